@@ -1,0 +1,60 @@
+"""The one application factory every service is built with."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from flask import Flask
+from flask_smorest import Api
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from common import config as cfg
+from common import db, errors, observability
+from common.logging import configure_logging
+
+
+def create_app(
+    service: str,
+    test_config: dict[str, Any] | None = None,
+    *,
+    blueprints: Iterable = (),
+    init: Callable[[Flask, Api], None] | None = None,
+    import_name: str | None = None,
+    settings: dict[str, Any] | None = None,
+) -> Flask:
+    """Build a service app: defaults -> ``XSN_*`` environment -> ``test_config``.
+
+    ``settings`` are the service's own defaults (every setting the service reads has one,
+    so the deployment files can be checked against them); ``init`` wires what is
+    particular to the service (OAuth server, pages, tasks) after the common parts exist.
+    """
+    app = Flask(import_name or service, instance_relative_config=False)
+    app.config.from_mapping(cfg.defaults(service))
+    app.config.from_mapping(settings or {})
+    app.config.from_prefixed_env(cfg.ENV_PREFIX)
+    if test_config:
+        app.config.from_mapping(test_config)
+    app.config["DATABASE_URL"] = cfg.service_setting(app.config, service, "DATABASE_URL")
+    app.config["SERVICE_URLS"] = cfg.service_urls(app.config)
+
+    configure_logging(app.config.get("LOG_LEVEL", "INFO"))
+    hops = int(app.config["PROXY_HOPS"])
+    if hops:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_prefix=hops)
+
+    db.init_app(app, app.config["DATABASE_URL"])
+    observability.init_app(app, service)
+
+    api = Api(app)
+    errors.init_app(app)  # after Api: ours replace flask-smorest's JSON error handlers
+    app.extensions["xsn_api"] = api
+
+    from common.health import blp as health_blp
+
+    api.register_blueprint(health_blp)
+    for blueprint in blueprints:
+        api.register_blueprint(blueprint)
+    if init is not None:
+        init(app, api)
+    return app

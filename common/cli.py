@@ -1,0 +1,115 @@
+"""The ``xsn`` command: run the suite, migrate, seed, export OpenAPI documents.
+
+Services add their own command groups in ``<service>/cli.py`` (a click group named ``cli``).
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import json
+import signal
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from common.config import DEFAULT_PORTS, SERVICES, var_dir
+from common.migrate import MIGRATING_SERVICES
+
+
+def load_app(service: str):
+    return importlib.import_module(service).create_app()
+
+
+@click.group()
+def main() -> None:
+    """Xi'an shared business-support nodes (西安市共性业务支撑节点)."""
+
+
+@main.command()
+@click.argument("services", nargs=-1, type=click.Choice(MIGRATING_SERVICES))
+def migrate(services: tuple[str, ...]) -> None:
+    """Upgrade each service's database to the newest schema (all by default)."""
+    from common.migrate import upgrade
+
+    for service in services or MIGRATING_SERVICES:
+        app = load_app(service)
+        upgrade(service, app.config["DATABASE_URL"])
+        click.echo(f"migrated {service}")
+
+
+@main.command()
+def seed() -> None:
+    """Load the demo data of every service that has any (idempotent)."""
+    for service in SERVICES:
+        module_name = f"{service}.seed"
+        if importlib.util.find_spec(module_name) is None:
+            continue
+        app = load_app(service)
+        with app.app_context():
+            importlib.import_module(module_name).seed(app)
+        click.echo(f"seeded {service}")
+
+
+@main.command()
+@click.option("--out", type=click.Path(path_type=Path), default=Path("docs/openapi"), show_default=True)
+def openapi(out: Path) -> None:
+    """Write every service's OpenAPI document, generated from the code."""
+    out.mkdir(parents=True, exist_ok=True)
+    for service in SERVICES:
+        app = load_app(service)
+        spec = app.extensions["xsn_api"].spec.to_dict()
+        (out / f"{service}.json").write_text(json.dumps(spec, indent=2, ensure_ascii=False, sort_keys=True) + "\n")
+        click.echo(f"wrote {out / (service + '.json')}")
+
+
+@main.command()
+@click.option("--workers", default=2, show_default=True, help="gunicorn workers per service")
+def run(workers: int) -> None:
+    """Start every service, the worker and the simulators; Ctrl-C stops them all."""
+    from common.launcher import Suite
+
+    suite = Suite(var_dir=var_dir(), workers=workers)
+    exit_code = 0
+    suite.prepare()
+    suite.start()
+
+    def _stop(_signum, _frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _stop)
+    try:
+        suite.wait_ready()
+        click.echo("\nThe suite is up (Ctrl-C stops every process):")
+        for service in ("gateway", *[s for s in SERVICES if s != "gateway"]):
+            click.echo(f"  {service:<10} http://127.0.0.1:{DEFAULT_PORTS[service]}   "
+                       f"docs: http://127.0.0.1:{DEFAULT_PORTS[service]}/docs")
+        click.echo("  through the gateway: http://127.0.0.1:8000/<service>/...  "
+                   "(e.g. http://127.0.0.1:8000/identity/info)")
+        while True:
+            dead = [name for name, proc in suite.processes.items() if proc.poll() is not None]
+            if dead:
+                click.echo(f"process exited: {', '.join(dead)}; stopping the suite", err=True)
+                exit_code = 1
+                break
+            time.sleep(1)
+    except KeyboardInterrupt:
+        click.echo("\nstopping...")
+    finally:
+        suite.stop()
+    sys.exit(exit_code)
+
+
+def _add_service_commands() -> None:
+    for service in SERVICES:
+        module_name = f"{service}.cli"
+        if importlib.util.find_spec(module_name) is not None:
+            main.add_command(importlib.import_module(module_name).cli, service)
+
+
+_add_service_commands()
+
+if __name__ == "__main__":
+    main()

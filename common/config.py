@@ -1,0 +1,74 @@
+"""Layered configuration: defaults -> ``XSN_*`` environment -> test override.
+
+The switch between the embedded run (SQLite, in-memory limits, SQLite-backed broker) and
+production (PostgreSQL, Redis) is configuration only.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+SERVICES = ("identity", "licenses", "seal", "payment", "messaging", "gateway")
+
+# Embedded ports (ARCHITECTURE.md "Suggested ports").
+DEFAULT_PORTS = {
+    "gateway": 8000,
+    "identity": 8001,
+    "licenses": 8002,
+    "seal": 8003,
+    "payment": 8004,
+    "messaging": 8005,
+}
+
+ENV_PREFIX = "XSN"
+
+
+def var_dir() -> Path:
+    """Where the embedded setup keeps its SQLite files, keys and run state."""
+    return Path(os.environ.get("XSN_VAR_DIR", "var")).resolve()
+
+
+def defaults(service: str) -> dict[str, Any]:
+    var = var_dir()
+    return {
+        "SERVICE_NAME": service,
+        "ENV": "embedded",  # "production" turns on fail-closed checks (e.g. XSN_KEK required)
+        "VAR_DIR": str(var),
+        "DATABASE_URL": f"sqlite:///{var / (service + '.db')}",
+        "BROKER_URL": f"sqla+sqlite:///{var / 'celery-broker.db'}",
+        "REDIS_URL": None,  # rate limits in memory when unset
+        "KEK": None,  # hex SM4 key-encryption key; generated under var/ in the embedded setup
+        "MAX_CONTENT_LENGTH": 1024 * 1024,
+        "JSON_SORT_KEYS": False,
+        "PUBLIC_BASE_URL": f"http://127.0.0.1:{DEFAULT_PORTS['gateway']}",
+        "SERVICE_URLS": {s: f"http://127.0.0.1:{p}" for s, p in DEFAULT_PORTS.items()},
+        "HTTP_TIMEOUT": 5.0,
+        "HTTP_RETRIES": 2,
+        "PROXY_HOPS": 1,  # the gateway is the one trusted proxy in front of each service
+        # flask-smorest / OpenAPI
+        "API_TITLE": f"xsn {service}",
+        "API_VERSION": "0.1.0",
+        "OPENAPI_VERSION": "3.1.0",
+        "OPENAPI_URL_PREFIX": "/",
+        "OPENAPI_JSON_PATH": "openapi.json",
+        "OPENAPI_SWAGGER_UI_PATH": "docs",
+        "OPENAPI_SWAGGER_UI_URL": "https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
+    }
+
+
+def service_setting(config: dict[str, Any], service: str, key: str) -> Any:
+    """``XSN_<SERVICE>_<KEY>`` wins over ``XSN_<KEY>`` (e.g. one database per service)."""
+    specific = config.get(f"{service.upper()}_{key}")
+    return specific if specific not in (None, "") else config.get(key)
+
+
+def service_urls(config: dict[str, Any]) -> dict[str, str]:
+    """Base URLs of the other services, each overridable by ``XSN_<SERVICE>_URL``."""
+    urls = dict(config["SERVICE_URLS"])
+    for name in urls:
+        override = config.get(f"{name.upper()}_URL")
+        if override:
+            urls[name] = str(override).rstrip("/")
+    return urls

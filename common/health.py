@@ -1,0 +1,78 @@
+"""Liveness, readiness and the node-info resource every service exposes."""
+
+from __future__ import annotations
+
+import platform
+
+from flask import current_app
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from marshmallow import Schema, fields
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
+
+from common.db import get_db, get_session
+from common.errors import ServiceUnavailable
+
+blp = Blueprint("health", __name__, description="Health and node information")
+
+
+class StatusSchema(Schema):
+    status = fields.String(required=True)
+
+
+class InfoSchema(Schema):
+    service = fields.String(required=True)
+    version = fields.String(required=True)
+    schema_revision = fields.String(
+        allow_none=True, metadata={"description": "Alembic revision of this service's database"})
+    database = fields.String(required=True, metadata={"description": "database dialect"})
+    python = fields.String(required=True)
+    gm_backend = fields.String(required=True, metadata={"description": "SM2 implementation in use"})
+
+
+@blp.route("/livez")
+class Liveness(MethodView):
+    @blp.response(200, StatusSchema)
+    def get(self):
+        """The process is up (no dependencies checked)."""
+        return {"status": "ok"}
+
+
+@blp.route("/readyz")
+class Readiness(MethodView):
+    @blp.response(200, StatusSchema)
+    @blp.alt_response(503, description="the database is unreachable")
+    def get(self):
+        """The service can reach its database."""
+        try:
+            get_db().ping()
+        except SQLAlchemyError as exc:
+            raise ServiceUnavailable("database unreachable", code="database_unavailable") from exc
+        return {"status": "ready"}
+
+
+def current_revision(session) -> str | None:
+    try:
+        return session.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    except SQLAlchemyError:
+        session.rollback()
+        return None
+
+
+@blp.route("/info")
+class Info(MethodView):
+    @blp.response(200, InfoSchema)
+    def get(self):
+        """What this node runs: service, version, database schema revision, crypto backend."""
+        from common.gm import backend_name
+
+        session = get_session()
+        return {
+            "service": current_app.config["SERVICE_NAME"],
+            "version": current_app.config["API_VERSION"],
+            "schema_revision": current_revision(session),
+            "database": session.get_bind().dialect.name,
+            "python": platform.python_version(),
+            "gm_backend": backend_name(),
+        }

@@ -1,0 +1,175 @@
+"""Signing keys kept encrypted at rest (SM4-GCM under a key-encryption key).
+
+Each service stores its own keys (token-signing, seal, log) in its own ``signing_keys``
+table, defined by mixing :class:`SigningKeyMixin` into the service's declarative base. A key
+has a key id, a purpose, an algorithm and a status; rotation retires the active key but
+keeps its public part so that what it signed stays verifiable.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import secrets
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from sqlalchemy import String, Text, select
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from common.db import UTCDateTime, utcnow
+from common.errors import Problem
+from common.gm import SM2PrivateKey, SM2PublicKey, sm4_gcm_decrypt, sm4_gcm_encrypt
+
+SM2 = "SM2"
+ES256 = "ES256"
+ALGORITHMS = (SM2, ES256)
+ACTIVE, RETIRED = "active", "retired"
+
+
+class KeyStoreError(Problem):
+    status, code, title = 500, "key_store_error", "Key store error"
+
+
+class SigningKeyMixin:
+    kid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    purpose: Mapped[str] = mapped_column(String(64), index=True)
+    algorithm: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), default=ACTIVE)
+    public_pem: Mapped[str] = mapped_column(Text)
+    encrypted_private: Mapped[str] = mapped_column(Text)  # base64(nonce || ct || tag)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+def load_kek(config: dict[str, Any]) -> bytes:
+    """The 16-byte SM4 key-encryption key.
+
+    Production must set ``XSN_KEK`` (fail closed); the embedded setup generates one under
+    ``var/`` on first start so a second ``make run`` can still read its keys.
+    """
+    value = config.get("KEK")
+    if value:
+        try:
+            kek = bytes.fromhex(str(value))
+        except ValueError as exc:
+            raise KeyStoreError("XSN_KEK is not hex", code="kek_invalid") from exc
+        if len(kek) != 16:
+            raise KeyStoreError("XSN_KEK must be 16 bytes (32 hex digits)", code="kek_invalid")
+        return kek
+    if config.get("ENV") == "production":
+        raise KeyStoreError("XSN_KEK must be set in production", code="kek_missing")
+    path = Path(config["VAR_DIR"]) / "kek.hex"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        # O_EXCL: two workers starting together must not each write a different KEK.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return bytes.fromhex(path.read_text().strip())
+    with os.fdopen(fd, "w") as handle:
+        handle.write(secrets.token_hex(16))
+    return bytes.fromhex(path.read_text().strip())
+
+
+def jwk_thumbprint(jwk: dict[str, str]) -> str:
+    """RFC 7638 thumbprint of an EC public JWK, used as its ``kid``."""
+    members = {k: jwk[k] for k in ("crv", "kty", "x", "y")}
+    digest = hashlib.sha256(json.dumps(members, separators=(",", ":"), sort_keys=True).encode()).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+def _b64url_int(value: int) -> str:
+    return base64.urlsafe_b64encode(value.to_bytes(32, "big")).rstrip(b"=").decode()
+
+
+def es256_public_jwk(public_key: ec.EllipticCurvePublicKey) -> dict[str, str]:
+    numbers = public_key.public_numbers()
+    return {"kty": "EC", "crv": "P-256", "x": _b64url_int(numbers.x), "y": _b64url_int(numbers.y)}
+
+
+class KeyStore:
+    """Keys of one service. ``model`` is that service's ``SigningKeyMixin`` table."""
+
+    def __init__(self, session: Session, model: type[SigningKeyMixin], kek: bytes) -> None:
+        self.session = session
+        self.model = model
+        self.kek = kek
+
+    # -- creating ---------------------------------------------------------------------
+    def generate(self, purpose: str, algorithm: str = SM2, *, status: str = ACTIVE) -> SigningKeyMixin:
+        """Create a key; the caller commits."""
+        if algorithm == SM2:
+            sm2_key = SM2PrivateKey.generate()
+            private_pem = sm2_key.to_pem()
+            public_pem = sm2_key.public_key().to_pem()
+            kid = sm2_key.public_key().fingerprint()[:32]
+        elif algorithm == ES256:
+            ec_key = ec.generate_private_key(ec.SECP256R1())
+            private_pem = ec_key.private_bytes(serialization.Encoding.PEM,
+                                               serialization.PrivateFormat.PKCS8,
+                                               serialization.NoEncryption())
+            public_pem = ec_key.public_key().public_bytes(serialization.Encoding.PEM,
+                                                          serialization.PublicFormat.SubjectPublicKeyInfo)
+            kid = jwk_thumbprint(es256_public_jwk(ec_key.public_key()))
+        else:
+            raise KeyStoreError(f"unsupported algorithm {algorithm}", code="key_algorithm_unsupported")
+        # The kid is bound as associated data: a ciphertext moved to another row fails.
+        sealed = sm4_gcm_encrypt(self.kek, private_pem, kid.encode())
+        row = self.model(kid=kid, purpose=purpose, algorithm=algorithm, status=status,
+                         public_pem=public_pem.decode(),
+                         encrypted_private=base64.b64encode(sealed).decode())
+        self.session.add(row)
+        self.session.flush()
+        return row
+
+    def rotate(self, purpose: str, algorithm: str | None = None) -> SigningKeyMixin:
+        """Retire the active key(s) of ``purpose`` and make a new active one; the caller commits."""
+        current = self.active(purpose, create=False)
+        for row in self._rows(purpose, ACTIVE):
+            row.status = RETIRED
+            row.retired_at = utcnow()
+        return self.generate(purpose, algorithm or (current.algorithm if current else SM2))
+
+    # -- reading ----------------------------------------------------------------------
+    def _rows(self, purpose: str, status: str | None = None) -> list[SigningKeyMixin]:
+        query = select(self.model).where(self.model.purpose == purpose)
+        if status:
+            query = query.where(self.model.status == status)
+        return list(self.session.scalars(query.order_by(self.model.created_at)))
+
+    def active(self, purpose: str, algorithm: str = SM2, *, create: bool = True) -> SigningKeyMixin | None:
+        """The newest active key of ``purpose``, generated on first use when ``create``."""
+        rows = self._rows(purpose, ACTIVE)
+        if rows:
+            return rows[-1]
+        if not create:
+            return None
+        return self.generate(purpose, algorithm)
+
+    def get(self, kid: str) -> SigningKeyMixin:
+        row = self.session.get(self.model, kid)
+        if row is None:
+            raise KeyStoreError(f"unknown key {kid}", code="key_not_found", status=404)
+        return row
+
+    def public_keys(self, purpose: str) -> list[SigningKeyMixin]:
+        """Active and retired keys: verifiers need the retired ones for older signatures."""
+        return self._rows(purpose)
+
+    def private_key(self, kid: str) -> SM2PrivateKey | ec.EllipticCurvePrivateKey:
+        row = self.get(kid)
+        pem = sm4_gcm_decrypt(self.kek, base64.b64decode(row.encrypted_private), row.kid.encode())
+        if row.algorithm == SM2:
+            return SM2PrivateKey.from_pem(pem)
+        return serialization.load_pem_private_key(pem, password=None)
+
+    @staticmethod
+    def public_key(row: SigningKeyMixin) -> SM2PublicKey | ec.EllipticCurvePublicKey:
+        if row.algorithm == SM2:
+            return SM2PublicKey.from_pem(row.public_pem.encode())
+        return serialization.load_pem_public_key(row.public_pem.encode())

@@ -1,0 +1,135 @@
+"""Starts the whole suite as separate processes: ``xsn run`` and the end-to-end tests.
+
+Each service runs under gunicorn on its own port with its own SQLite file (or the database
+its ``XSN_<SERVICE>_DATABASE_URL`` names); a Celery worker consumes the broker. The same
+class starts the suite on free ports in a temporary directory for end-to-end tests.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import importlib.util
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+
+from common.config import DEFAULT_PORTS, SERVICES
+
+# Start order: the gateway last, after what it routes to.
+START_ORDER = ("identity", "seal", "licenses", "payment", "messaging", "gateway")
+
+
+@dataclass
+class Suite:
+    var_dir: Path
+    ports: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_PORTS))
+    workers: int = 2
+    env: dict[str, str] = field(default_factory=dict)
+    log_dir: Path | None = None  # None: children inherit our stdout/stderr
+    processes: dict[str, subprocess.Popen] = field(default_factory=dict)
+
+    def base_url(self, service: str) -> str:
+        return f"http://127.0.0.1:{self.ports[service]}"
+
+    def child_env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env["XSN_VAR_DIR"] = str(self.var_dir)
+        env.setdefault("XSN_BROKER_URL", f"sqla+sqlite:///{self.var_dir / 'celery-broker.db'}")
+        for service in SERVICES:
+            env[f"XSN_{service.upper()}_URL"] = self.base_url(service)
+        env["XSN_PUBLIC_BASE_URL"] = self.base_url("gateway")
+        env.update(self.env)
+        return env
+
+    # -- preparing --------------------------------------------------------------------
+    def prepare(self) -> None:
+        """Migrate every service's database and seed the demo data (both idempotent)."""
+        self.var_dir.mkdir(parents=True, exist_ok=True)
+        subprocess.run([sys.executable, "-m", "common.cli", "migrate"], env=self.child_env(), check=True)
+        subprocess.run([sys.executable, "-m", "common.cli", "seed"], env=self.child_env(), check=True)
+
+    # -- running ----------------------------------------------------------------------
+    def _spawn(self, name: str, argv: list[str], env: dict[str, str]) -> None:
+        out = None
+        if self.log_dir is not None:
+            self.log_dir.mkdir(parents=True, exist_ok=True)
+            out = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - closed right after the fork
+        try:
+            # A new session per child so stop() can signal the whole process group.
+            self.processes[name] = subprocess.Popen(
+                argv, env=env, stdout=out, stderr=subprocess.STDOUT if out else None, start_new_session=True)
+        finally:
+            if out is not None:
+                out.close()  # the child holds its own descriptor
+
+    def start(self) -> None:
+        env = self.child_env()
+        for service in START_ORDER:
+            prom_dir = self.var_dir / "run" / "prometheus" / service
+            shutil.rmtree(prom_dir, ignore_errors=True)
+            prom_dir.mkdir(parents=True)
+            service_env = dict(env, PROMETHEUS_MULTIPROC_DIR=str(prom_dir))
+            argv = [sys.executable, "-m", "gunicorn", "--workers", str(self.workers),
+                    "--bind", f"127.0.0.1:{self.ports[service]}", "--graceful-timeout", "5",
+                    "--access-logfile", "-", "--error-logfile", "-", "--name", f"xsn-{service}",
+                    f"{service}:create_app()"]
+            self._spawn(service, argv, service_env)
+        self._spawn("worker", [sys.executable, "-m", "celery", "-A", "common.tasks", "worker",
+                               "--loglevel", "INFO", "--concurrency", "1", "--pool", "solo",
+                               "--hostname", f"xsn-worker-{os.getpid()}@%h"], env)
+        for name, argv in extra_processes(self).items():
+            self._spawn(name, argv, env)
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        """Block until every service answers ``/readyz``.
+
+        :raise RuntimeError: a process exited or a service did not become ready in time.
+        """
+        deadline = time.monotonic() + timeout
+        pending = set(START_ORDER)
+        while pending:
+            for name, proc in self.processes.items():
+                if proc.poll() is not None:
+                    raise RuntimeError(f"{name} exited with {proc.returncode} during start-up")
+            for service in sorted(pending):
+                try:
+                    if requests.get(f"{self.base_url(service)}/readyz", timeout=1).status_code == 200:
+                        pending.discard(service)
+                except requests.RequestException:
+                    pass
+            if pending and time.monotonic() > deadline:
+                raise RuntimeError(f"not ready after {timeout:.0f}s: {', '.join(sorted(pending))}")
+            if pending:
+                time.sleep(0.2)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        for proc in self.processes.values():
+            if proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        for proc in self.processes.values():
+            try:
+                proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        self.processes.clear()
+
+
+def extra_processes(suite: Suite) -> dict[str, list[str]]:
+    """Processes a service adds to the suite (simulators, sinks): ``<service>.processes``."""
+    extras: dict[str, list[str]] = {}
+    for service in SERVICES:
+        module_name = f"{service}.processes"
+        if importlib.util.find_spec(module_name) is not None:
+            extras.update(importlib.import_module(module_name).processes(suite))
+    return extras

@@ -1,0 +1,49 @@
+"""One Celery factory for the suite.
+
+Production uses Redis (``XSN_BROKER_URL=redis://...``); the embedded setup uses kombu's
+SQLAlchemy transport over a SQLite file, so a real worker process runs tasks without any
+server. Tasks are acknowledged late and must be idempotent; durable hand-off is the
+transactional outbox in each service (row first, enqueue after).
+"""
+
+from __future__ import annotations
+
+import os
+
+from celery import Celery
+
+from common.config import var_dir
+
+TASK_MODULES = ["common.tasks"]
+
+
+def broker_url() -> str:
+    return os.environ.get("XSN_BROKER_URL") or f"sqla+sqlite:///{var_dir() / 'celery-broker.db'}"
+
+
+def make_celery(name: str = "xsn", broker: str | None = None) -> Celery:
+    app = Celery(name, broker=broker or broker_url(), include=TASK_MODULES)
+    app.conf.update(
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_serializer="json",
+        accept_content=["json"],
+        timezone="Asia/Shanghai",
+        enable_utc=True,
+        broker_connection_retry_on_startup=True,
+        task_ignore_result=True,
+        worker_hijack_root_logger=False,
+    )
+    return app
+
+
+celery_app = make_celery()
+
+
+@celery_app.task(name="xsn.ping")
+def ping(marker_path: str) -> str:
+    """Health task: proves a worker process consumes the broker (writes a marker file)."""
+    with open(marker_path, "w", encoding="utf-8") as handle:
+        handle.write(f"pong {os.getpid()}\n")
+    return "pong"

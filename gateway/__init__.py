@@ -1,0 +1,20 @@
+"""API gateway (统一接入网关): the one front door that routes ``/<service>/...`` to each node."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask
+from flask_smorest import Api
+
+from common.app import create_app as build_app
+
+
+def _init(app: Flask, api: Api) -> None:
+    from gateway.proxy import init_proxy
+
+    init_proxy(app)
+
+
+def create_app(test_config: dict[str, Any] | None = None) -> Flask:
+    return build_app("gateway", test_config, import_name=__name__, init=_init)

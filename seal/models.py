@@ -1,0 +1,7 @@
+"""Database models of the seal service (its own database)."""
+
+from __future__ import annotations
+
+from common.db import make_base
+
+Base = make_base()

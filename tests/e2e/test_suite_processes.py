@@ -1,0 +1,46 @@
+"""The real processes: six services under gunicorn answer directly and through the gateway."""
+
+from __future__ import annotations
+
+import pytest
+import requests
+
+from common.config import SERVICES
+
+pytestmark = pytest.mark.e2e
+ROUTED = [s for s in SERVICES if s != "gateway"]
+
+
+@pytest.mark.parametrize("service", SERVICES)
+@pytest.mark.parametrize("path", ["/livez", "/readyz", "/metrics", "/openapi.json", "/info"])
+def test_endpoints_answer_directly(suite, service, path):
+    response = requests.get(suite.base_url(service) + path, timeout=5)
+    assert response.status_code == 200, response.text
+
+
+@pytest.mark.parametrize("service", ROUTED)
+@pytest.mark.parametrize("path", ["/livez", "/readyz", "/metrics", "/openapi.json", "/info"])
+def test_endpoints_answer_through_the_gateway(suite, service, path):
+    response = requests.get(f"{suite.base_url('gateway')}/{service}{path}", timeout=5)
+    assert response.status_code == 200, response.text
+
+
+def test_metrics_aggregate_gunicorn_workers(suite):
+    url = suite.base_url("seal")
+    for _ in range(6):
+        requests.get(url + "/livez", timeout=5)
+    text = requests.get(url + "/metrics", timeout=5).text
+    line = next(line for line in text.splitlines()
+                if line.startswith("xsn_http_requests_total") and 'route="/livez"' in line)
+    assert float(line.rsplit(" ", 1)[1]) >= 6
+
+
+def test_errors_are_problems_through_the_gateway(suite):
+    gateway = suite.base_url("gateway")
+    missing = requests.get(f"{gateway}/licenses/no/such/thing", timeout=5)
+    assert missing.status_code == 404
+    assert missing.headers["Content-Type"] == "application/problem+json"
+    wrong = requests.put(f"{gateway}/payment/livez", timeout=5)
+    assert wrong.status_code == 405 and wrong.json()["code"] == "method_not_allowed"
+    big = requests.post(f"{gateway}/messaging/info", data=b"x" * (2 * 1024 * 1024), timeout=10)
+    assert big.status_code == 413 and big.json()["code"] == "payload_too_large"

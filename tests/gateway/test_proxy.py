@@ -1,0 +1,53 @@
+"""The gateway forwards /<service>/... over real HTTP and speaks problem+json when it cannot."""
+
+from __future__ import annotations
+
+import pytest
+
+from common.testing import free_port
+
+
+@pytest.fixture
+def gateway(make_app, serve_app):
+    seal_url = serve_app(make_app("seal"))
+    app = make_app("gateway", SEAL_URL=seal_url, PAYMENT_URL=f"http://127.0.0.1:{free_port()}")
+    app.config["SERVICE_URLS"]["seal"] = seal_url
+    app.config["SERVICE_URLS"]["payment"] = f"http://127.0.0.1:{free_port()}"
+    return app.test_client()
+
+
+def test_forwards_and_keeps_request_id(gateway):
+    response = gateway.get("/seal/info", headers={"X-Request-ID": "trace-0001"})
+    assert response.status_code == 200
+    assert response.json["service"] == "seal"
+    assert response.headers["X-Request-ID"] == "trace-0001"
+
+
+def test_upstream_builds_urls_under_the_gateway_prefix(gateway):
+    response = gateway.get("/seal/docs")
+    assert response.status_code == 200
+    assert "/seal/openapi.json" in response.get_data(as_text=True)
+
+
+def test_upstream_problem_passes_through(gateway):
+    response = gateway.get("/seal/nothing-here")
+    assert response.status_code == 404
+    assert response.mimetype == "application/problem+json"
+    assert response.json["code"] == "not_found"
+
+
+def test_query_string_and_body_are_forwarded(gateway):
+    response = gateway.post("/seal/livez?x=1", json={"a": 1})
+    assert response.status_code == 405  # reached the seal service, which has GET only
+
+
+def test_unreachable_upstream_is_a_problem(gateway):
+    response = gateway.get("/payment/info")
+    assert response.status_code == 502
+    assert response.mimetype == "application/problem+json"
+    assert response.json["code"] == "upstream_unavailable"
+
+
+def test_gateway_own_routes(gateway):
+    assert gateway.get("/livez").json == {"status": "ok"}
+    assert gateway.get("/unknown-service/x").json["code"] == "not_found"
