@@ -7,10 +7,11 @@ from typing import Any
 
 from flask import Flask
 from flask_smorest import Api
+from jinja2 import ChoiceLoader, PackageLoader
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from common import auth, db, errors, i18n, observability, pages, ratelimit
 from common import config as cfg
-from common import db, errors, observability
 from common.logging import configure_logging
 
 
@@ -38,13 +39,20 @@ def create_app(
     app.config["DATABASE_URL"] = cfg.service_setting(app.config, service, "DATABASE_URL")
     app.config["SERVICE_URLS"] = cfg.service_urls(app.config)
 
+    if not app.config.get("SECRET_KEY"):
+        app.config["SECRET_KEY"] = cfg.local_secret(app.config, "secret_key", 32).hex()
     configure_logging(app.config.get("LOG_LEVEL", "INFO"))
+    # Service templates first, then the shared shell (base.html) from common/templates.
+    app.jinja_loader = ChoiceLoader([app.jinja_loader, PackageLoader("common", "templates")])
     hops = int(app.config["PROXY_HOPS"])
     if hops:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_prefix=hops)
 
     db.init_app(app, app.config["DATABASE_URL"])
     observability.init_app(app, service)
+    ratelimit.init_app(app)
+    pages.init_pages(app)
+    i18n.init_i18n(app, {})
 
     api = Api(app)
     errors.init_app(app)  # after Api: ours replace flask-smorest's JSON error handlers
@@ -53,6 +61,7 @@ def create_app(
     from common.health import blp as health_blp
 
     api.register_blueprint(health_blp)
+    auth.init_app(app, api)
     for blueprint in blueprints:
         api.register_blueprint(blueprint)
     if init is not None:

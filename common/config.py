@@ -40,6 +40,17 @@ def defaults(service: str) -> dict[str, Any]:
         "BROKER_URL": f"sqla+sqlite:///{var / 'celery-broker.db'}",
         "REDIS_URL": None,  # rate limits in memory when unset
         "KEK": None,  # hex SM4 key-encryption key; generated under var/ in the embedded setup
+        "SECRET_KEY": None,  # session cookies; generated under var/ in the embedded setup
+        "LOG_LEVEL": "INFO",
+        # Access tokens: None means derived (issuer through the gateway, audience xsn:<service>,
+        # JWKS from identity's internal URL); see common.auth.resolved_settings.
+        "OAUTH_ISSUER": None,
+        "OAUTH_AUDIENCE": None,
+        "OAUTH_JWKS_URL": None,
+        "RATELIMIT_ENABLED": True,
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "WTF_CSRF_CHECK_DEFAULT": False,  # CSRF is enforced on page blueprints only (common.pages)
         "MAX_CONTENT_LENGTH": 1024 * 1024,
         "JSON_SORT_KEYS": False,
         "PUBLIC_BASE_URL": f"http://127.0.0.1:{DEFAULT_PORTS['gateway']}",
@@ -72,3 +83,32 @@ def service_urls(config: dict[str, Any]) -> dict[str, str]:
         if override:
             urls[name] = str(override).rstrip("/")
     return urls
+
+
+def local_secret(config: dict[str, Any], name: str, nbytes: int) -> bytes:
+    """A secret kept in a file under ``var/`` for the embedded setup, made on first use.
+
+    Production must configure its secrets (``XSN_<NAME>``): this refuses to invent one there.
+    """
+    import os
+    import secrets
+
+    if config.get("ENV") == "production":
+        raise RuntimeError(f"XSN_{name.upper()} must be set in production")
+    path = Path(config["VAR_DIR"]) / f"{name.lower()}.hex"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        # O_EXCL: two workers starting together must not each write a different secret.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        for _ in range(50):  # the creator may not have written it yet
+            text = path.read_text().strip()
+            if text:
+                return bytes.fromhex(text)
+            import time
+
+            time.sleep(0.05)
+        raise RuntimeError(f"{path} is empty") from None
+    with os.fdopen(fd, "w") as handle:
+        handle.write(secrets.token_hex(nbytes))
+    return bytes.fromhex(path.read_text().strip())

@@ -159,7 +159,15 @@ def handle_http_exception(exc: HTTPException) -> Response:
 def handle_problem(exc: Problem) -> Response:
     if exc.status >= 500:
         log.error("problem", code=exc.code, detail=exc.detail)
-    return problem_response(exc.to_dict())
+    headers = {}
+    if exc.extra.get("retry_after"):
+        headers["Retry-After"] = str(int(exc.extra["retry_after"]))
+    if exc.status == 401:
+        # RFC 6750 §3: tell a client which scheme and why, without the detail text.
+        headers["WWW-Authenticate"] = 'Bearer error="invalid_token"'
+    elif exc.status == 403 and exc.code == "insufficient_scope":
+        headers["WWW-Authenticate"] = 'Bearer error="insufficient_scope"'
+    return problem_response(exc.to_dict(), headers)
 
 
 def handle_unexpected(exc: Exception) -> Response:

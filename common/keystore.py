@@ -11,10 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
-import secrets
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives import serialization
@@ -22,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import String, Text, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from common.config import local_secret
 from common.db import UTCDateTime, utcnow
 from common.errors import Problem
 from common.gm import SM2PrivateKey, SM2PublicKey, sm4_gcm_decrypt, sm4_gcm_encrypt
@@ -64,16 +62,7 @@ def load_kek(config: dict[str, Any]) -> bytes:
         return kek
     if config.get("ENV") == "production":
         raise KeyStoreError("XSN_KEK must be set in production", code="kek_missing")
-    path = Path(config["VAR_DIR"]) / "kek.hex"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        # O_EXCL: two workers starting together must not each write a different KEK.
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return bytes.fromhex(path.read_text().strip())
-    with os.fdopen(fd, "w") as handle:
-        handle.write(secrets.token_hex(16))
-    return bytes.fromhex(path.read_text().strip())
+    return local_secret(config, "kek", 16)
 
 
 def jwk_thumbprint(jwk: dict[str, str]) -> str:

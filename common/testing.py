@@ -30,3 +30,54 @@ def start_suite(var_dir: Path, env: dict[str, str] | None = None, workers: int =
         suite.stop()
         raise
     return suite
+
+
+class TokenFactory:
+    """Mints RFC 9068 access tokens with a local ES256 key, for tests and benchmarks.
+
+    ``install(app)`` makes the app's verifier trust this factory's JWKS instead of
+    identity's; ``write_jwks(path)`` pins the JWKS in a file for processes started with
+    ``XSN_OAUTH_JWKS_URL=file://...``.
+    """
+
+    def __init__(self, issuer: str = "http://127.0.0.1:8000/identity") -> None:
+        from joserfc.jwk import ECKey
+
+        self.issuer = issuer
+        self.key = ECKey.generate_key("P-256", parameters={"kid": "test-key-1", "use": "sig", "alg": "ES256"})
+
+    def jwks(self) -> dict:
+        return {"keys": [self.key.as_dict(private=False)]}
+
+    def write_jwks(self, path: Path) -> str:
+        import json
+
+        path.write_text(json.dumps(self.jwks()))
+        return f"file://{path}"
+
+    def install(self, app) -> None:
+        from common.auth import JWKSCache, TokenVerifier, resolved_settings
+
+        settings = resolved_settings(app)
+        app.extensions["xsn_token_verifier"] = TokenVerifier(
+            issuer=self.issuer, audience=settings["audience"], jwks=JWKSCache(self.jwks))
+
+    def token(self, *, sub: str = "person-1", scope: str = "", aud: str | list[str] = "xsn:seal",
+              client_id: str = "test-client", lifetime: int = 300, header: dict | None = None,
+              key=None, **claims) -> str:
+        import time
+        import uuid
+
+        from joserfc import jwt
+
+        now = int(time.time())
+        payload = {"iss": self.issuer, "sub": sub, "aud": aud, "client_id": client_id, "scope": scope,
+                   "iat": now, "exp": now + lifetime, "jti": uuid.uuid4().hex}
+        payload.update(claims)
+        payload = {k: v for k, v in payload.items() if v is not None}
+        protected = {"alg": "ES256", "typ": "at+jwt", "kid": self.key.kid}
+        protected.update(header or {})
+        return jwt.encode(protected, payload, key or self.key, algorithms=[protected["alg"]])
+
+    def bearer(self, **kwargs) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token(**kwargs)}"}

@@ -15,6 +15,7 @@ import importlib
 import os
 import secrets
 import shutil
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -26,6 +27,8 @@ from common.migrate import upgrade
 from common.testing import free_port
 
 REQUIRE_SERVICES = os.environ.get("XSN_TEST_REQUIRE_SERVICES") == "1"
+# Apps built without an explicit VAR_DIR must not write into the checkout's var/.
+os.environ.setdefault("XSN_VAR_DIR", tempfile.mkdtemp(prefix="xsn-test-var-"))
 TEST_KEK = "00112233445566778899aabbccddeeff"
 
 

@@ -1,0 +1,30 @@
+"""Server-rendered pages: CSRF protection (Flask-WTF) and the shared page shell.
+
+CSRF is not checked by default (the JSON APIs authenticate with bearer tokens, which a
+browser does not attach by itself); every page blueprint with forms opts in through
+:func:`protect`.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, Flask
+from flask_wtf.csrf import CSRFError, CSRFProtect
+
+from common.errors import Problem, handle_problem
+
+csrf = CSRFProtect()
+
+
+class CSRFFailed(Problem):
+    status, code, title = 400, "csrf_failed", "The form has expired or was not sent by this site"
+
+
+def protect(blueprint: Blueprint) -> Blueprint:
+    """Require a valid CSRF token on every unsafe request to ``blueprint``'s views."""
+    blueprint.before_request(csrf.protect)
+    return blueprint
+
+
+def init_pages(app: Flask) -> None:
+    csrf.init_app(app)
+    app.register_error_handler(CSRFError, lambda exc: handle_problem(CSRFFailed(exc.description)))

@@ -1,0 +1,87 @@
+"""Rate limits on the ``limits`` library (the engine under flask-limiter).
+
+Each app gets its own storage (Redis from ``REDIS_URL``, memory otherwise) rather than
+flask-limiter's one module-level ``Limiter``: several apps live in one test process, and
+domain code needs limits keyed by account as well as by route. The policy is fail-open:
+if Redis is down a request is let through and the failure is counted in a metric, while
+authentication itself stays fail-closed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+
+import structlog
+from flask import Flask, current_app, request
+from limits import parse
+from limits.storage import storage_from_string
+from limits.strategies import MovingWindowRateLimiter
+from prometheus_client import Counter
+
+from common.errors import Problem
+
+log = structlog.get_logger("xsn.ratelimit")
+STORAGE_FAILURES = Counter("xsn_ratelimit_storage_failures_total", "rate-limit checks let through on storage errors",
+                           registry=None)
+
+
+class RateLimited(Problem):
+    status, code, title = 429, "rate_limited", "Too many requests"
+
+
+class RateLimits:
+    def __init__(self, storage_uri: str, enabled: bool = True) -> None:
+        self.storage = storage_from_string(storage_uri)
+        self.limiter = MovingWindowRateLimiter(self.storage)
+        self.enabled = enabled
+
+    def hit(self, key: str, limit: str) -> bool:
+        """Count one event under ``key``; False when the limit is exceeded."""
+        if not self.enabled:
+            return True
+        item = parse(limit)
+        try:
+            return self.limiter.hit(item, key)
+        except Exception as exc:  # fail-open by policy, but visibly
+            STORAGE_FAILURES.inc()
+            log.warning("ratelimit_storage_failed", error=str(exc)[:200])
+            return True
+
+    def check(self, key: str, limit: str) -> None:
+        """:raise RateLimited: ``key`` exceeded ``limit`` (e.g. ``"5/minute"``)."""
+        if not self.hit(key, limit):
+            item = parse(limit)
+            raise RateLimited(f"too many requests; limit {limit}", retry_after=item.get_expiry())
+
+    def reset(self, key: str, limit: str) -> None:
+        try:
+            self.limiter.clear(parse(limit), key)
+        except Exception as exc:
+            log.warning("ratelimit_reset_failed", error=str(exc)[:200])
+
+
+def get_limits() -> RateLimits:
+    return current_app.extensions["xsn_ratelimits"]
+
+
+def rate_limit(limit: str, key: Callable[[], str] | None = None, scope: str | None = None):
+    """View decorator: at most ``limit`` requests per client IP (or per ``key()``)."""
+
+    def decorator(view):
+        name = scope or view.__qualname__
+
+        @wraps(view)
+        def wrapper(*args, **kwargs):
+            who = key() if key else (request.remote_addr or "unknown")
+            get_limits().check(f"{name}:{who}", limit)
+            return view(*args, **kwargs)
+
+        return wrapper
+
+    return decorator
+
+
+def init_app(app: Flask) -> None:
+    uri = app.config.get("REDIS_URL") or "memory://"
+    app.extensions["xsn_ratelimits"] = RateLimits(uri, enabled=bool(app.config.get("RATELIMIT_ENABLED", True)))
