@@ -75,3 +75,16 @@ def test_compose_databases_match_init_script():
     env = COMPOSE["services"]["identity"]["environment"]
     for service in MIGRATING_SERVICES:
         assert env[f"XSN_{service.upper()}_DATABASE_URL"].endswith(f"/{service}")
+
+
+def test_kubernetes_manifests_match_compose():
+    documents = list(yaml.safe_load_all((ROOT / "deploy" / "k8s" / "xsn.yaml").read_text()))
+    deployments = {d["metadata"]["name"]: d for d in documents if d["kind"] == "Deployment"}
+    assert set(SERVICES) | {"worker", "beat"} <= set(deployments)
+    for service in SERVICES:
+        container = deployments[service]["spec"]["template"]["spec"]["containers"][0]
+        assert container["command"] == COMPOSE["services"][service]["command"]
+    config = next(d for d in documents if d["kind"] == "ConfigMap")["data"]
+    known = known_settings("gateway")
+    for key in config:
+        assert key.removeprefix("XSN_") in known, key
