@@ -1,0 +1,97 @@
+"""Tables of the signature transparency log (on the seal service's ``Base``).
+
+``log_entries`` and ``log_nodes`` are append-only; ``log_head`` is the single row whose
+``size`` is the log's committed length and, being updated by every append, also the lock that
+orders concurrent appends. The search columns of ``log_entries`` are copied out of the leaf
+JSON for indexing only: the leaf is what the Merkle tree commits to.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, CheckConstraint, Index, Integer, LargeBinary, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from common.db import UTCDateTime, utcnow
+from seal.models import Base
+
+HEAD_ID = 1
+
+
+class LogHead(Base):
+    __tablename__ = "log_head"
+    __table_args__ = (CheckConstraint("id = 1", name="single_row"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    size: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class LogEntry(Base):
+    __tablename__ = "log_entries"
+    __table_args__ = (
+        Index("ix_log_entries_seal_code_leaf_index", "seal_code", "leaf_index"),
+        Index("ix_log_entries_org_code_leaf_index", "org_code", "leaf_index"),
+        Index("ix_log_entries_signer_leaf_index", "signer", "leaf_index"),
+        Index("ix_log_entries_document_digest", "document_digest"),
+        Index("ix_log_entries_seal_id", "seal_id"),
+        Index("ix_log_entries_time", "time"),
+        Index("ix_log_entries_leaf_hash", "leaf_hash"),
+    )
+
+    # The primary key is the unique constraint that makes a duplicate index impossible.
+    leaf_index: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    leaf: Mapped[str] = mapped_column(Text)  # RFC 8785 canonical JSON of the event
+    leaf_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    event_type: Mapped[str] = mapped_column(String(32))
+    time: Mapped[datetime] = mapped_column(UTCDateTime())
+    seal_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    seal_code: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    org_code: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    signer: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    client_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    document_digest: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    signature_digest: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    request_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    # base64 SES_Signature DER; not part of the leaf, which commits to it via signature_digest.
+    ses_signature: Mapped[str | None] = mapped_column(Text, nullable=True)
+    appended_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class LogNode(Base):
+    """Hash of the perfect subtree covering leaves ``[index * 2**level, (index + 1) * 2**level)``."""
+
+    __tablename__ = "log_nodes"
+
+    level: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    index: Mapped[int] = mapped_column("node_index", BigInteger, primary_key=True, autoincrement=False)
+    hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+
+
+class LogCheckpoint(Base):
+    """A signed tree head, kept forever (auditors compare consecutive ones)."""
+
+    __tablename__ = "log_checkpoints"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tree_size: Mapped[int] = mapped_column(BigInteger, unique=True)
+    root_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    note: Mapped[str] = mapped_column(Text)
+    key_id: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+
+
+class AuditQuery(Base):
+    """Who asked the log what, when, and how it went (GB/T 22239 audit record)."""
+
+    __tablename__ = "audit_queries"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    time: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+    subject: Mapped[str | None] = mapped_column(String(255), nullable=True, index=True)
+    client_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    action: Mapped[str] = mapped_column(String(64))
+    query: Mapped[str] = mapped_column(Text)  # JSON of the path and query parameters
+    status: Mapped[int] = mapped_column(Integer)
+    outcome: Mapped[str] = mapped_column(String(16))  # success | denied | failure
+    request_id: Mapped[str | None] = mapped_column(String(128), nullable=True)

@@ -1,0 +1,262 @@
+"""Offline verification of signature-log evidence: pure functions, no network, no database.
+
+Used by ``xsn seal log verify``, the auditor console and the tests. Input is a *bundle*: the
+JSON written by ``xsn seal log export``::
+
+    {"format": "xsn-seal-log-bundle/1",
+     "checkpoint": "<C2SP signed note>",
+     "public_key": {"pem": "...", "key_hint": "<hex>", "key_id": "..."},   # informational only
+     "entries": [{"index": 3, "leaf": "<canonical JSON>", "leaf_hash": "<hex>",
+                  "inclusion_proof": ["<hex>", ...], "ses_signature": "<base64 DER>|null"}],
+     "consistency": [{"first": 2, "second": 7, "proof": ["<hex>", ...]}]}
+
+or the auditor API's ``GET /log/entries/{index}`` response, which carries the same pieces. The
+log key is never taken from the bundle: the caller pins it (a PEM file obtained out of band).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import rfc8785
+
+from common import merkle
+from common.gm import GMError, SM2PublicKey, sm3
+from common.signed_note import Checkpoint, NoteError, parse_note, verify_note
+
+BUNDLE_FORMAT = "xsn-seal-log-bundle/1"
+HASH = merkle.sm3
+
+
+class BundleError(ValueError):
+    """The input is not a readable bundle, key or checkpoint (as opposed to failing a check)."""
+
+
+@dataclass
+class Step:
+    name: str
+    ok: bool
+    detail: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "ok": self.ok, "detail": self.detail}
+
+
+@dataclass
+class Report:
+    steps: list[Step] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.steps) and all(step.ok for step in self.steps)
+
+    def add(self, name: str, ok: bool, detail: str) -> bool:
+        self.steps.append(Step(name, ok, detail))
+        return ok
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"ok": self.ok, "steps": [step.to_dict() for step in self.steps]}
+
+
+# -- parsing inputs -------------------------------------------------------------------------
+
+
+def load_public_key(pem: bytes | str) -> SM2PublicKey:
+    """:raise BundleError: not an SM2 public key in PEM."""
+    data = pem.encode() if isinstance(pem, str) else pem
+    try:
+        return SM2PublicKey.from_pem(data)
+    except (GMError, ValueError) as exc:
+        raise BundleError(f"the pinned log key is not an SM2 public key PEM: {exc}") from None
+
+
+def _hex_hashes(values: Any, what: str) -> list[bytes]:
+    if not isinstance(values, list):
+        raise BundleError(f"{what} must be a list of hex hashes")
+    try:
+        return [bytes.fromhex(v) for v in values]
+    except (TypeError, ValueError):
+        raise BundleError(f"{what} contains something that is not hex") from None
+
+
+def normalise_bundle(data: Any) -> dict[str, Any]:
+    """Accept an export bundle or an API entry-with-proof response. :raise BundleError:"""
+    if not isinstance(data, dict):
+        raise BundleError("the bundle must be a JSON object")
+    if "entry" in data and isinstance(data.get("checkpoint"), dict):  # GET /log/entries/{index}
+        entry = dict(data["entry"])
+        entry["inclusion_proof"] = data.get("inclusion_proof", [])
+        data = {"format": BUNDLE_FORMAT, "checkpoint": data["checkpoint"].get("note"), "entries": [entry],
+                "consistency": []}
+    if data.get("format") != BUNDLE_FORMAT:
+        raise BundleError(f"not a signature-log bundle (format {data.get('format')!r}, want {BUNDLE_FORMAT!r})")
+    if not isinstance(data.get("checkpoint"), str):
+        raise BundleError("the bundle has no checkpoint note")
+    if not isinstance(data.get("entries", []), list) or not isinstance(data.get("consistency", []), list):
+        raise BundleError("entries and consistency must be lists")
+    for entry in data.get("entries", []):
+        if not isinstance(entry, dict) or not isinstance(entry.get("index"), int) or \
+                not isinstance(entry.get("leaf"), str):
+            raise BundleError("every entry needs an integer index and a leaf string")
+    return data
+
+
+def read_bundle(text: str | bytes) -> dict[str, Any]:
+    try:
+        return normalise_bundle(json.loads(text))
+    except json.JSONDecodeError as exc:
+        raise BundleError(f"the bundle is not JSON: {exc}") from None
+
+
+# -- the checks -----------------------------------------------------------------------------
+
+
+def check_checkpoint(report: Report, note: str, key: SM2PublicKey, *, label: str = "checkpoint signature",
+                     origin: str | None = None) -> Checkpoint | None:
+    """Verify a checkpoint note's SM2 signature by the pinned key (key name = the note's origin)."""
+    try:
+        claimed, _sigs = parse_note(note)
+        name = origin or claimed.origin
+        checkpoint = verify_note(note, name, key, key.to_der(), origin=name)
+    except NoteError as exc:
+        report.add(label, False, f"rejected: {exc}")
+        return None
+    report.add(label, True, f"signed by the pinned key: origin {checkpoint.origin}, size {checkpoint.size}, "
+               f"root {checkpoint.root_hash.hex()}")
+    return checkpoint
+
+
+def check_entry(report: Report, entry: dict[str, Any], checkpoint: Checkpoint) -> bytes | None:
+    """Leaf canonical form, leaf hash and inclusion proof of one entry; returns its leaf hash."""
+    index = entry["index"]
+    leaf = entry["leaf"].encode()
+    try:
+        canonical = rfc8785.dumps(json.loads(leaf)) == leaf
+    except (ValueError, TypeError, rfc8785.CanonicalizationError):
+        canonical = False
+    if not report.add(f"entry {index}: leaf", canonical,
+                      "canonical JSON (RFC 8785)" if canonical else "the leaf is not canonical JSON"):
+        return None
+    leaf_hash = merkle.leaf_hash(leaf, hash_fn=HASH)
+    if entry.get("leaf_hash") not in (None, leaf_hash.hex()):
+        report.add(f"entry {index}: leaf hash", False, "the stated leaf hash is not SM3(0x00 || leaf)")
+        return None
+    try:
+        proof = _hex_hashes(entry.get("inclusion_proof", []), "the inclusion proof")
+        merkle.verify_inclusion(leaf_hash, index, checkpoint.size, proof, checkpoint.root_hash, hash_fn=HASH)
+    except (merkle.ProofError, BundleError) as exc:
+        report.add(f"entry {index}: inclusion", False, f"not included in the checkpoint: {exc}")
+        return leaf_hash
+    report.add(f"entry {index}: inclusion", True,
+               f"audit path of {len(proof)} hashes leads to the checkpoint root (size {checkpoint.size})")
+    return leaf_hash
+
+
+def check_ses(report: Report, entry: dict[str, Any], *, trusted_root_cert_der: bytes | None = None) -> None:
+    """The entry's own SES_Signature: its SM3 matches the leaf, and it verifies (seal.ses)."""
+    index = entry["index"]
+    event = json.loads(entry["leaf"])
+    encoded = entry.get("ses_signature")
+    if not encoded:
+        report.add(f"entry {index}: SES signature", False, "the bundle carries no SES signature for this entry")
+        return
+    try:
+        der = base64.b64decode(encoded, validate=True)
+    except (binascii.Error, ValueError):
+        report.add(f"entry {index}: SES signature", False, "the SES signature is not base64")
+        return
+    if sm3(der).hex() != str(event.get("signature_digest", "")).lower():
+        report.add(f"entry {index}: signature digest", False,
+                   "SM3 of the SES signature differs from the logged signature_digest")
+        return
+    report.add(f"entry {index}: signature digest", True, "SM3 of the SES signature matches the logged digest")
+    from seal.ses import verify_ses_signature  # imported late: the log checks work without it
+
+    try:
+        digest = bytes.fromhex(str(event.get("document_digest", "")))
+    except ValueError:
+        digest = None
+    result = verify_ses_signature(der, digest, trusted_root_cert_der=trusted_root_cert_der)
+    failed = [name for name, check in _checks(result) if not check]
+    error = getattr(result, "error", None)
+    detail = ("all GB/T 38540 checks pass" if result.valid
+              else f"fails: {', '.join(failed) or (error or {}).get('detail') or 'invalid'}")
+    report.add(f"entry {index}: SES signature", bool(result.valid), detail)
+
+
+def _checks(result: Any) -> list[tuple[str, bool]]:
+    """(name, ok) of each check in a ``seal.ses.VerificationReport`` (an ordered name -> result map)."""
+    checks = getattr(result, "checks", None) or {}
+    return [(str(name), bool(getattr(check, "ok", False))) for name, check in checks.items()]
+
+
+def check_full_range(report: Report, leaf_hashes: dict[int, bytes], checkpoint: Checkpoint,
+                     older: Checkpoint | None) -> bool:
+    """With every leaf of the tree present, recompute its root (and the older root) directly."""
+    if set(leaf_hashes) != set(range(checkpoint.size)):
+        return False
+    ordered = [leaf_hashes[i] for i in range(checkpoint.size)]
+    ok = merkle.root_from_leaf_hashes(ordered, hash_fn=HASH) == checkpoint.root_hash
+    report.add("full range", ok, "the root recomputed from all entries matches the checkpoint" if ok
+               else "the root recomputed from all entries differs from the checkpoint")
+    if older is not None and older.size <= checkpoint.size:
+        ok_old = merkle.root_from_leaf_hashes(ordered[:older.size], hash_fn=HASH) == older.root_hash
+        report.add("consistency", ok_old, f"the first {older.size} entries reproduce the older checkpoint's root"
+                   if ok_old else f"the first {older.size} entries do not reproduce the older checkpoint's root")
+    return True
+
+
+def check_consistency(report: Report, older: Checkpoint, checkpoint: Checkpoint, bundle: dict[str, Any]) -> None:
+    if older.size > checkpoint.size:
+        report.add("consistency", False, f"the older checkpoint (size {older.size}) is larger than the "
+                   f"bundle's (size {checkpoint.size})")
+        return
+    proofs = [p for p in bundle.get("consistency", []) if isinstance(p, dict)
+              and p.get("first") == older.size and p.get("second") == checkpoint.size]
+    if not proofs and older.size not in (0, checkpoint.size):
+        report.add("consistency", False, f"the bundle has no consistency proof from size {older.size} "
+                   f"to {checkpoint.size} (export with --consistency-from {older.size})")
+        return
+    try:
+        proof = _hex_hashes(proofs[0]["proof"], "the consistency proof") if proofs else []
+        merkle.verify_consistency(older.size, checkpoint.size, older.root_hash, checkpoint.root_hash, proof,
+                                  hash_fn=HASH)
+    except (merkle.ProofError, BundleError) as exc:
+        report.add("consistency", False, f"the log is not an extension of the older checkpoint: {exc}")
+        return
+    report.add("consistency", True, f"size {checkpoint.size} extends the older checkpoint of size {older.size}")
+
+
+def verify_bundle(bundle: dict[str, Any], pinned_key_pem: bytes | str, *, saved_checkpoint: str | None = None,
+                  older_checkpoint: str | None = None, check_signatures: bool = True,
+                  trusted_root_cert_der: bytes | None = None) -> Report:
+    """Run every check the evidence allows and report each one.
+
+    ``saved_checkpoint`` replaces the bundle's checkpoint (proofs must be for its size);
+    ``older_checkpoint`` is checked for consistency with it. :raise BundleError: unreadable input.
+    """
+    bundle = normalise_bundle(bundle)
+    key = load_public_key(pinned_key_pem)
+    report = Report()
+    checkpoint = check_checkpoint(report, saved_checkpoint or bundle["checkpoint"], key)
+    if checkpoint is None:
+        return report
+    older = None
+    if older_checkpoint is not None:
+        older = check_checkpoint(report, older_checkpoint, key, label="older checkpoint signature",
+                                 origin=checkpoint.origin)
+    leaf_hashes: dict[int, bytes] = {}
+    for entry in bundle.get("entries", []):
+        leaf_hash = check_entry(report, entry, checkpoint)
+        if leaf_hash is not None:
+            leaf_hashes[entry["index"]] = leaf_hash
+        if check_signatures and leaf_hash is not None:
+            check_ses(report, entry, trusted_root_cert_der=trusted_root_cert_der)
+    full = check_full_range(report, leaf_hashes, checkpoint, older) if leaf_hashes else False
+    if older is not None and not full:
+        check_consistency(report, older, checkpoint, bundle)
+    return report
