@@ -1,0 +1,88 @@
+"""Request and response schemas of the identity admin/account REST API."""
+
+from __future__ import annotations
+
+from marshmallow import Schema, fields, validate
+
+from identity.organisations import MEMBER_ROLES, ROLE_SCOPES
+
+
+class PersonSearchSchema(Schema):
+    id_number = fields.String(required=True, validate=validate.Length(min=1, max=32),
+                              metadata={"description": "GB 11643 citizen ID number (sent in the body, not the URL)"})
+
+
+class PersonCreateSchema(Schema):
+    name = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    id_number = fields.String(required=True, validate=validate.Length(min=1, max=32))
+    mobile = fields.String(load_default=None, validate=validate.Length(max=20))
+    assurance_level = fields.Integer(load_default=1, validate=validate.Range(1, 4))
+
+
+class PersonSchema(Schema):
+    id = fields.String(required=True, metadata={"description": "opaque subject id (OIDC sub)"})
+    name = fields.String(required=True)
+    id_number = fields.String(required=True, metadata={"description": "masked unless the caller has idcard:full"})
+    mobile = fields.String(allow_none=True, metadata={"description": "masked unless the caller has phone:full"})
+    assurance_level = fields.Integer(required=True)
+    acr = fields.String(required=True)
+    totp_enabled = fields.Boolean(required=True)
+    created_at = fields.DateTime(required=True)
+
+
+class MemberSchema(Schema):
+    person_id = fields.String(required=True)
+    role = fields.String(required=True, validate=validate.OneOf(MEMBER_ROLES))
+
+
+class OrganisationCreateSchema(Schema):
+    credit_code = fields.String(required=True, validate=validate.Length(min=1, max=32))
+    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+
+
+class OrganisationSchema(Schema):
+    id = fields.String(required=True)
+    credit_code = fields.String(required=True)
+    name = fields.String(required=True)
+    members = fields.List(fields.Nested(MemberSchema), required=True)
+    created_at = fields.DateTime(required=True)
+
+
+class GrantCreateSchema(Schema):
+    department = fields.String(required=True, validate=validate.Length(min=1, max=128))
+    role = fields.String(required=True, validate=validate.OneOf(sorted(ROLE_SCOPES)))
+    params = fields.Dict(load_default=dict)
+    scopes = fields.List(fields.String(), load_default=None,
+                         metadata={"description": "subset of the role's scopes; all of them when omitted"})
+
+
+class GrantSchema(Schema):
+    id = fields.Integer(required=True)
+    person_id = fields.String(required=True)
+    department = fields.String(required=True)
+    role = fields.String(required=True)
+    params = fields.Dict(required=True)
+    scopes = fields.Method("scope_list", required=True)
+    created_at = fields.DateTime(required=True)
+    revoked_at = fields.DateTime(allow_none=True)
+
+    def scope_list(self, grant) -> list[str]:
+        return grant.scopes.split()
+
+
+class LoginSessionSchema(Schema):
+    id = fields.String(required=True)
+    auth_time = fields.DateTime(required=True)
+    last_seen_at = fields.DateTime(required=True)
+    expires_at = fields.DateTime(required=True)
+    acr = fields.Integer(required=True)
+    amr = fields.Method("amr_list", required=True)
+    ip = fields.String(allow_none=True)
+    user_agent = fields.String(allow_none=True)
+
+    def amr_list(self, row) -> list[str]:
+        return row.amr.split()
+
+
+class RevokedCountSchema(Schema):
+    revoked = fields.Integer(required=True)

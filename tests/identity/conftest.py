@@ -1,0 +1,77 @@
+"""Fixtures for the identity tests: an app with cheap argon2, a DB session, page helpers."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from common.db import get_db
+
+# argon2id at its minimum cost: the tests check behaviour, not the cost (defaults are ~100 ms/hash).
+FAST_HASH = {"PASSWORD_HASH_TIME_COST": 1, "PASSWORD_HASH_MEMORY_COST": 8, "PASSWORD_HASH_PARALLELISM": 1}
+CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+@pytest.fixture
+def identity_app(make_app):
+    def build(**overrides):
+        return make_app("identity", **{**FAST_HASH, "LOGIN_MAX_FAILURES": 3, **overrides})
+
+    return build
+
+
+@pytest.fixture
+def app(identity_app):
+    return identity_app()
+
+
+@pytest.fixture
+def db(app):
+    with app.app_context(), get_db(app).session() as session:
+        yield session
+
+
+@pytest.fixture
+def seeded(app):
+    from identity.seed import seed
+
+    with app.app_context():
+        seed(app)
+    return app
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+def csrf_token(client, path: str = "/login") -> str:
+    response = client.get(path)
+    match = CSRF_RE.search(response.get_data(as_text=True))
+    assert match, f"no CSRF token on {path} ({response.status_code})"
+    return match.group(1)
+
+
+class Pages:
+    """Drives the pages like a browser: fetches the CSRF token, then posts the form."""
+
+    def __init__(self, client) -> None:
+        self.client = client
+
+    def post(self, path: str, data: dict, *, token_from: str | None = None, **kwargs):
+        form = {"csrf_token": csrf_token(self.client, token_from or path), **data}
+        return self.client.post(path, data=form, **kwargs)
+
+    def login(self, login: str, password: str = "demo-password-1", **extra):
+        return self.post("/login", {"login": login, "password": password, **extra})
+
+
+@pytest.fixture
+def pages(client):
+    return Pages(client)
+
+
+@pytest.fixture
+def make_pages(app):
+    return lambda: Pages(app.test_client())
