@@ -1,0 +1,300 @@
+"""REST API of the seal node (thin views over :mod:`seal.service`).
+
+Authorisation (identity's access tokens, audience ``xsn:seal``):
+
+* ``seal:admin`` — seal management: register, list, suspend/resume/revoke, pictures, grants.
+* ``seal:sign`` — signing, *and* an explicit grant of the seal to the token's ``client_id``
+  (service clients) or ``sub`` (staff); every other caller is refused.
+* open — verification, the seal picture and ``SESeal`` export (both are embedded in every
+  signature anyway), the CA certificate and certificate status.
+"""
+
+from __future__ import annotations
+
+import base64
+
+from flask import Response, current_app, g, request, url_for
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from common.auth import current_claims, require_token, scopes_of
+from common.db import get_session
+from common.gm import sm3
+from common.keystore import load_kek
+
+from . import service
+from .asn1 import MAX_DER_SIZE
+from .schemas import (
+    CertificateStatusSchema,
+    GrantCreateSchema,
+    GrantSchema,
+    ImageSchema,
+    SealCreateSchema,
+    SealEventSchema,
+    SealQuerySchema,
+    SealSchema,
+    SignRequestSchema,
+    SignResponseSchema,
+    StatusChangeSchema,
+    VerifyRequestSchema,
+    VerifyResponseSchema,
+)
+
+blp = Blueprint("seals", __name__, url_prefix="/seals", description="Electronic seals (电子印章)")
+sign_blp = Blueprint("signing", __name__, url_prefix="/", description="Signing and verification (GB/T 38540)")
+ca_blp = Blueprint("ca", __name__, url_prefix="/ca", description="The node CA: seal maker and signer certificates")
+SECURITY = [{"bearerAuth": []}]
+
+
+def _kek() -> bytes:
+    kek = current_app.extensions.get("seal_kek")
+    if kek is None:
+        kek = current_app.extensions["seal_kek"] = load_kek(current_app.config)
+    return kek
+
+
+def _actor() -> service.Actor:
+    claims = current_claims()
+    return service.Actor(sub=str(claims["sub"]), client_id=claims.get("client_id"),
+                         scopes=frozenset(scopes_of(claims)))
+
+
+def _seal_dict(seal, usage: int | None = None) -> dict:
+    data = {column: getattr(seal, column) for column in (
+        "id", "es_id", "org_code", "org_name", "kind", "name", "status", "status_reason", "status_changed_at",
+        "valid_start", "valid_end", "image_width", "image_height", "image_generated", "signer_serial",
+        "created_at")}
+    data["image_url"] = url_for("seals.SealImage", seal_id=seal.id)
+    data["eseal_url"] = url_for("seals.SealDer", seal_id=seal.id)
+    if usage is not None:
+        data["usage_count"] = usage
+    return data
+
+
+def _png(value: str) -> bytes:
+    from .images import MAX_IMAGE_BYTES, InvalidImage
+
+    try:
+        return service.decode_base64(value, "image_base64", limit=MAX_IMAGE_BYTES)
+    except service.DocumentTooLarge as exc:
+        raise InvalidImage(exc.detail, code="image_too_large") from exc
+
+
+@blp.route("")
+class Seals(MethodView):
+    @blp.arguments(SealQuerySchema, location="query")
+    @blp.response(200, SealSchema(many=True))
+    @blp.doc(security=SECURITY)
+    @require_token("seal:admin")
+    def get(self, query):
+        """List seals (by organisation, by status), with usage counts."""
+        session = get_session()
+        seals = service.list_seals(session, org_code=query.get("org_code"), status=query.get("status"))
+        counts = service.usage_counts(session, [s.id for s in seals])
+        return [_seal_dict(s, counts[s.id]) for s in seals]
+
+    @blp.arguments(SealCreateSchema)
+    @blp.response(201, SealSchema)
+    @blp.doc(security=SECURITY)
+    @require_token("seal:admin")
+    def post(self, body):
+        """Register a seal: SM2 key, signer certificate, picture, SESeal signed by the maker."""
+        image = _png(body["image_base64"]) if body.get("image_base64") else None
+        seal = service.create_seal(get_session(), _kek(), org_code=body["org_code"], org_name=body["org_name"],
+                                   kind=body["kind"], name=body.get("name"), image_png=image,
+                                   years=body["years"], actor=_actor().sub)
+        return _seal_dict(seal, 0)
+
+
+@blp.route("/<seal_id>")
+class SealItem(MethodView):
+    @blp.response(200, SealSchema)
+    @blp.doc(security=SECURITY)
+    @require_token("seal:admin")
+    def get(self, seal_id):
+        session = get_session()
+        seal = service.get_seal(session, seal_id)
+        return _seal_dict(seal, service.usage_counts(session, [seal.id])[seal.id])
+
+
+@blp.route("/<seal_id>/status")
+class SealStatus(MethodView):
+    @blp.arguments(StatusChangeSchema)
+    @blp.response(200, SealSchema)
+    @blp.doc(security=SECURITY)
+    @require_token("seal:admin")
+    def post(self, body, seal_id):
+        """Suspend, resume or revoke (revocation is final and revokes the signer certificate)."""
+        seal = service.change_status(get_session(), seal_id, body["action"], reason=body.get("reason"),
+                                     actor=_actor().sub)
+        return _seal_dict(seal)
+
+
+@blp.route("/<seal_id>/history")
+class SealHistory(MethodView):
+    @blp.response(200, SealEventSchema(many=True))
+    @blp.doc(security=SECURITY)
+    @require_token("seal:admin")
+    def get(self, seal_id):
+        session = get_session()
+        service.get_seal(session, seal_id)
+        return service.history(session, seal_id)
+
+
+@blp.route("/<seal_id>/image")
+class SealImage(MethodView):
+    @blp.response(200, content_type="image/png")
+    def get(self, seal_id):
+        """The seal picture (PNG). Public: it is inside every signature made with the seal."""
+        seal = service.get_seal(get_session(), seal_id)
+        return Response(seal.image_png, mimetype="image/png",
+                        headers={"Cache-Control": "public, max-age=300", "ETag": sm3(seal.image_png).hex()[:32]})
+
+    @blp.arguments(ImageSchema)
+    @blp.response(200, SealSchema)
+    @blp.doc(security=SECURITY)
+    @require_token("seal:admin")
+    def put(self, body, seal_id):
+        """Replace the picture (PNG only, ≤ 256 KiB, 100–1000 px); the SESeal is re-made."""
+        seal = service.replace_image(get_session(), _kek(), seal_id, _png(body["image_base64"]), actor=_actor().sub)
+        return _seal_dict(seal)
+
+
+@blp.route("/<seal_id>/eseal")
+class SealDer(MethodView):
+    @blp.response(200, content_type="application/octet-stream")
+    def get(self, seal_id):
+        """The seal as DER ``SESeal`` (GB/T 38540 v4)."""
+        seal = service.get_seal(get_session(), seal_id)
+        return Response(seal.eseal_der, mimetype="application/octet-stream",
+                        headers={"Content-Disposition": f'attachment; filename="{seal.es_id}.seal"'})
+
+
+@blp.route("/<seal_id>/grants")
+class SealGrants(MethodView):
+    @blp.response(200, GrantSchema(many=True))
+    @blp.doc(security=SECURITY)
+    @require_token("seal:admin")
+    def get(self, seal_id):
+        session = get_session()
+        service.get_seal(session, seal_id)
+        return service.list_grants(session, seal_id)
+
+    @blp.arguments(GrantCreateSchema)
+    @blp.response(201, GrantSchema)
+    @blp.doc(security=SECURITY)
+    @require_token("seal:admin")
+    def post(self, body, seal_id):
+        """Allow an OAuth client or a staff subject to sign with this seal."""
+        return service.add_grant(get_session(), seal_id, body["grantee_type"], body["grantee"], actor=_actor().sub)
+
+
+@blp.route("/<seal_id>/grants/<int:grant_id>")
+class SealGrant(MethodView):
+    @blp.response(204)
+    @blp.doc(security=SECURITY)
+    @require_token("seal:admin")
+    def delete(self, seal_id, grant_id):
+        service.remove_grant(get_session(), seal_id, grant_id, actor=_actor().sub)
+
+
+def _digest_of(body: dict) -> bytes:
+    if body.get("digest"):
+        return bytes.fromhex(body["digest"])
+    limit = int(current_app.config["SEAL_MAX_DOCUMENT_BYTES"])
+    return sm3(service.decode_base64(body["document_base64"], "document_base64", limit=limit))
+
+
+def _append_event():
+    """S-B's ``seal.log.append_event`` when the signature log is installed (see ``seal._init``)."""
+    return current_app.extensions.get("seal_log_append")
+
+
+def _signature_payload(row, seal_code: str) -> dict:
+    return {"signature_id": row.id, "seal_id": row.seal_id, "seal_code": seal_code, "signed_at": row.signed_at,
+            "document_digest": row.document_digest, "signature_digest": row.signature_digest,
+            "signature_base64": base64.b64encode(row.signature_der).decode(), "log_index": row.log_index}
+
+
+@blp.route("/<seal_id>/sign")
+class SealSign(MethodView):
+    @blp.arguments(SignRequestSchema)
+    @blp.response(201, SignResponseSchema)
+    @blp.alt_response(200, schema=SignResponseSchema, description="replay of an earlier request (Idempotency-Key)")
+    @blp.doc(security=SECURITY, parameters=[{"in": "header", "name": "Idempotency-Key", "required": False,
+                                              "schema": {"type": "string", "maxLength": 255}}])
+    @require_token("seal:sign")
+    def post(self, body, seal_id):
+        """Sign a document (or its SM3 digest): a GB/T 38540 SES_Signature, logged."""
+        from .ses import DEFAULT_PROPERTY_INFO
+
+        result = service.sign(get_session(), _kek(), seal_id, actor=_actor(), digest=_digest_of(body),
+                              property_info=body.get("property_info") or DEFAULT_PROPERTY_INFO,
+                              idempotency_key=request.headers.get("Idempotency-Key"),
+                              request_id=g.get("request_id"), append_event=_append_event())
+        row = result.signature
+        payload = _signature_payload(row, service.seal_code(get_session(), row.seal_id))
+        if result.replayed:
+            return payload, 200, {"Idempotent-Replayed": "true"}
+        return payload
+
+
+@sign_blp.route("/signatures/<signature_id>")
+class SignatureItem(MethodView):
+    @sign_blp.response(200, SignResponseSchema)
+    @sign_blp.doc(security=SECURITY)
+    @require_token("seal:sign")
+    def get(self, signature_id):
+        """A signature this caller made (same client or subject)."""
+        session = get_session()
+        row = service.get_signature(session, signature_id)
+        actor = _actor()
+        if row.signer != actor.sub and (actor.client_id is None or row.client_id != actor.client_id):
+            raise service.NotFound(f"no signature {signature_id}", code="signature_not_found")
+        return _signature_payload(row, service.seal_code(session, row.seal_id))
+
+
+@sign_blp.route("/verify")
+class Verify(MethodView):
+    @sign_blp.arguments(VerifyRequestSchema)
+    @sign_blp.response(200, VerifyResponseSchema)
+    @sign_blp.alt_response(422, description="the signature is not an acceptable SES_Signature DER")
+    def post(self, body):
+        """Verify an SES_Signature: all five checks of GB/T 38540, each reported separately."""
+        der = service.decode_base64(body["signature_base64"], "signature_base64", limit=2 * MAX_DER_SIZE)
+        digest = _digest_of(body) if (body.get("digest") or body.get("document_base64")) else None
+        return service.verify(get_session(), der, document_digest=digest).to_dict()
+
+
+def _maker(session):
+    row = service.maker_certificate(session, _kek())
+    return row
+
+
+@ca_blp.route("/certificate")
+class CACertificate(MethodView):
+    @ca_blp.response(200, content_type="application/pkix-cert")
+    def get(self):
+        """The seal maker (root CA) certificate: DER, or PEM with ``?format=pem``."""
+        row = _maker(get_session())
+        if request.args.get("format") == "pem":
+            from asn1crypto import pem
+
+            return Response(pem.armor("CERTIFICATE", row.der), mimetype="application/x-pem-file")
+        return Response(row.der, mimetype="application/pkix-cert")
+
+
+@ca_blp.route("/certificates/<serial>")
+class CertificateStatus(MethodView):
+    @ca_blp.response(200, CertificateStatusSchema)
+    def get(self, serial):
+        """Status of a certificate issued by this node (active or revoked, with time and reason)."""
+        return service.certificate_status(get_session(), serial)
+
+
+@ca_blp.route("/certificates/<serial>/der")
+class CertificateDer(MethodView):
+    @ca_blp.response(200, content_type="application/pkix-cert")
+    def get(self, serial):
+        row = service.certificate_status(get_session(), serial)
+        return Response(row.der, mimetype="application/pkix-cert")
