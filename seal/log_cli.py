@@ -72,7 +72,7 @@ def export_command(out: Path, start: int, end: int | None, tree_size: int | None
     from common.errors import Problem
 
     app = _app()
-    with app.test_request_context(), get_db(app).session() as session:
+    with app.app_context(), get_db(app).session() as session:
         try:
             bundle = build_bundle(session, app, start=start, end=end, tree_size=tree_size,
                                   consistency_from=consistency_from)
@@ -89,7 +89,10 @@ def build_bundle(session, app, *, start: int = 0, end: int | None = None, tree_s
     """:raise Problem: a bad range or an unknown checkpoint size."""
     from seal import log, log_api
 
-    checkpoint = log_api.proof_checkpoint(session, tree_size)
+    if tree_size is None:  # the whole log as of now: sign a checkpoint for it if there is none yet
+        checkpoint = log.publish_checkpoint(session, log_api.signer_factory(session, app)())
+    else:
+        checkpoint = log.checkpoint_for_size(session, tree_size)
     size = checkpoint.tree_size
     end = size if end is None else end
     if not 0 <= start <= end <= size:
@@ -107,6 +110,7 @@ def build_bundle(session, app, *, start: int = 0, end: int | None = None, tree_s
         "format": BUNDLE_FORMAT,
         "origin": keys["origin"],
         "tree_size": size,
+        "range": {"start": start, "end": end},
         "checkpoint": checkpoint.note,
         "public_key": {"pem": key["public_key_pem"], "key_hint": key["key_hint"], "key_id": key["key_id"]},
         "entries": entries,

@@ -4,6 +4,7 @@ Used by ``xsn seal log verify``, the auditor console and the tests. Input is a *
 JSON written by ``xsn seal log export``::
 
     {"format": "xsn-seal-log-bundle/1",
+     "range": {"start": 0, "end": 7},          # which entries the bundle claims to hold
      "checkpoint": "<C2SP signed note>",
      "public_key": {"pem": "...", "key_hint": "<hex>", "key_id": "..."},   # informational only
      "entries": [{"index": 3, "leaf": "<canonical JSON>", "leaf_hash": "<hex>",
@@ -194,6 +195,25 @@ def _checks(result: Any) -> list[tuple[str, bool]]:
     return [(str(name), bool(getattr(check, "ok", False))) for name, check in checks.items()]
 
 
+def check_claimed_range(report: Report, bundle: dict[str, Any], checkpoint: Checkpoint) -> None:
+    """An export says which range it holds: every index of it, no other, exactly once."""
+    claimed = bundle.get("range")
+    if not isinstance(claimed, dict):
+        return
+    start, end = claimed.get("start"), claimed.get("end")
+    if not isinstance(start, int) or not isinstance(end, int) or not 0 <= start <= end <= checkpoint.size:
+        report.add("range", False, f"the claimed range {claimed} is not within the checkpoint's tree")
+        return
+    indexes = [e["index"] for e in bundle.get("entries", [])]
+    missing = sorted(set(range(start, end)) - set(indexes))
+    extra = sorted(set(indexes) - set(range(start, end)))
+    duplicated = len(indexes) != len(set(indexes))
+    ok = not missing and not extra and not duplicated
+    report.add("range", ok, f"entries [{start}, {end}) are all present, once each" if ok else
+               f"entries [{start}, {end}): missing {missing[:10]}, unexpected {extra[:10]}"
+               + (", duplicated indexes" if duplicated else ""))
+
+
 def check_full_range(report: Report, leaf_hashes: dict[int, bytes], checkpoint: Checkpoint,
                      older: Checkpoint | None) -> bool:
     """With every leaf of the tree present, recompute its root (and the older root) directly."""
@@ -256,6 +276,7 @@ def verify_bundle(bundle: dict[str, Any], pinned_key_pem: bytes | str, *, saved_
             leaf_hashes[entry["index"]] = leaf_hash
         if check_signatures and leaf_hash is not None:
             check_ses(report, entry, trusted_root_cert_der=trusted_root_cert_der)
+    check_claimed_range(report, bundle, checkpoint)
     full = check_full_range(report, leaf_hashes, checkpoint, older) if leaf_hashes else False
     if older is not None and not full:
         check_consistency(report, older, checkpoint, bundle)
