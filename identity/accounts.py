@@ -179,14 +179,9 @@ def validate_name(name: str) -> str:
     return name
 
 
-def create_person(session: Session, *, name: str, id_number: str, mobile: str | None = None,
-                  password: str | None = None, assurance_level: int = 1,
-                  level_method: str = "registration") -> Person:
-    """Add a person (flush, no commit).
-
-    :raise InvalidInput: bad name, ID number, mobile, password or level (all errors at once).
-    :raise PersonExists: the ID number is already registered.
-    """
+def person_field_errors(*, name: str, id_number: str, mobile: str | None,
+                        password: str | None) -> dict[str, list[str]]:
+    """Every field error of a would-be person at once (no database access)."""
     errors: dict[str, list[str]] = {}
     for check in (lambda: validate_name(name), lambda: parse_id_number(id_number),
                   lambda: parse_mobile(mobile) if mobile else None,
@@ -195,6 +190,18 @@ def create_person(session: Session, *, name: str, id_number: str, mobile: str | 
             check()
         except InvalidInput as exc:
             errors.update(exc.errors)
+    return errors
+
+
+def create_person(session: Session, *, name: str, id_number: str, mobile: str | None = None,
+                  password: str | None = None, assurance_level: int = 1,
+                  level_method: str = "registration") -> Person:
+    """Add a person (flush, no commit).
+
+    :raise InvalidInput: bad name, ID number, mobile, password or level (all errors at once).
+    :raise PersonExists: the ID number is already registered.
+    """
+    errors = person_field_errors(name=name, id_number=id_number, mobile=mobile, password=password)
     if assurance_level not in LEVELS:
         errors["assurance_level"] = ["invalid_level"]
     if errors:

@@ -158,6 +158,10 @@ def register():
     password = request.form.get("password", "")
     if password != request.form.get("password2", ""):
         errors["password2"] = _("err.password_mismatch")
+    domain_errors = accounts.person_field_errors(name=form["name"], id_number=form["id_number"],
+                                                 mobile=form["mobile"], password=password)
+    errors = {**{field: " ".join(_(f"err.{code}") for code in codes) for field, codes in domain_errors.items()},
+              **errors}
     for key in ("name", "id_number", "mobile", "password"):
         if not (request.form.get(key) or "").strip():
             errors[key] = _("err.required")
