@@ -154,3 +154,8 @@ class OutboxMessage(Base):
     subject: Mapped[str] = mapped_column(String(128))
     body: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# The OAuth part's tables (identity/oauth_models.py) share this Base: import them so that the
+# metadata (migrations, schema checks) is complete whichever module is imported first.
+from identity import oauth_models  # noqa: E402,F401

@@ -1,0 +1,87 @@
+"""Demo OAuth clients and signing keys (idempotent), run by ``xsn seed`` through identity.seed.
+
+Each of our services is a confidential client for service-to-service calls. In the embedded
+setup their secrets are derived from the KEK (deterministic, so a re-seed keeps them) and
+written to ``var/clients.json`` for the launcher and the end-to-end tests; no secret is in
+the source. In production no demo client is seeded: register clients with the CLI.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import structlog
+from flask import Flask
+
+from common.db import get_db
+from common.gm import hmac_sm3
+from common.keystore import load_kek
+from identity import clients, tokens
+from identity.oauth_models import OAuthClient
+
+log = structlog.get_logger("xsn.identity.oauth_seed")
+
+# client_id -> (scopes, audiences) of our own services' client-credentials clients.
+SERVICE_CLIENTS: dict[str, tuple[list[str], list[str]]] = {
+    "licenses": (["seal:sign", "seal:read", "messaging:send", "payment:read"],
+                 ["xsn:seal", "xsn:messaging", "xsn:payment"]),
+    "seal": (["messaging:send", "licenses:read"], ["xsn:messaging", "xsn:licenses"]),
+    "payment": (["seal:sign", "seal:read", "messaging:send", "licenses:read"],
+                ["xsn:seal", "xsn:messaging", "xsn:licenses"]),
+    "messaging": (["identity:read"], ["xsn:identity"]),
+    "gateway": (["identity:introspect"], ["xsn:identity", "xsn:licenses", "xsn:seal", "xsn:payment",
+                                          "xsn:messaging"]),
+}
+ADMIN_CLIENT = "xsn-admin"
+DEMO_APP = "xian-demo-app"
+DEMO_APP_PORT = 8765
+
+
+def demo_secret(kek: bytes, client_id: str) -> str:
+    """Deterministic per KEK, so re-seeding keeps the secrets the running suite knows."""
+    return hmac_sm3(kek, f"identity:demo-client-secret:{client_id}".encode()).hex()
+
+
+def _specs() -> list[clients.ClientSpec]:
+    specs = [clients.ClientSpec(name=f"xsn {service}", client_id=f"xsn-{service}", grant_types=["client_credentials"],
+                                scopes=scopes, audiences=audiences, access_token_lifetime=600)
+             for service, (scopes, audiences) in SERVICE_CLIENTS.items()]
+    specs.append(clients.ClientSpec(name="xsn admin (CLI and tests)", client_id=ADMIN_CLIENT,
+                                    grant_types=["client_credentials"], scopes=["identity:admin"],
+                                    audiences=["xsn:identity"], access_token_lifetime=300))
+    redirects = [f"http://127.0.0.1:{DEMO_APP_PORT}/callback", f"http://localhost:{DEMO_APP_PORT}/callback"]
+    specs.append(clients.ClientSpec(
+        name="西安政务 demo app", client_id=DEMO_APP, client_type="public", redirect_uris=redirects,
+        post_logout_redirect_uris=[f"http://127.0.0.1:{DEMO_APP_PORT}/", f"http://localhost:{DEMO_APP_PORT}/"],
+        grant_types=["authorization_code", "refresh_token"],
+        scopes=["openid", "profile", "phone", "idcard", "org", "offline_access"]))
+    return specs
+
+
+def seed(app: Flask) -> None:
+    kek = load_kek(app.config)
+    secrets_out: dict[str, dict[str, str]] = {}
+    with get_db(app).session() as session:
+        tokens.ensure_keys(session, kek)
+        if app.config.get("ENV") == "production" or not app.config.get("OAUTH_DEMO_CLIENT_SECRETS"):
+            session.commit()
+            return
+        key = clients.secret_hash_key(kek)
+        for spec in _specs():
+            secret = demo_secret(kek, spec.client_id) if spec.client_type == "confidential" else None
+            existing = session.get(OAuthClient, spec.client_id)
+            if existing is None:
+                clients.register_client(session, kek, spec, secret=secret)
+            elif secret and not clients.check_secret(key, existing.secret_hash, secret):
+                existing.secret_hash = clients.hash_secret(key, secret)  # the KEK changed since
+            if secret:
+                secrets_out[spec.client_id] = {"client_secret": secret}
+        session.commit()
+    path = Path(app.config["VAR_DIR"]) / "clients.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        json.dump(secrets_out, handle, indent=2, sort_keys=True)
+    log.info("oauth_clients_seeded", clients=len(secrets_out) + 1, secrets_file=str(path))
