@@ -106,6 +106,16 @@ class Seals(MethodView):
         return _seal_dict(seal, 0)
 
 
+@blp.route("/granted")
+class GrantedSeals(MethodView):
+    @blp.response(200, SealSchema(many=True))
+    @blp.doc(security=SECURITY)
+    @require_token("seal:sign")
+    def get(self):
+        """The seals the caller may sign with (granted to its client_id or its subject)."""
+        return [_seal_dict(s) for s in service.granted_seals(get_session(), _actor())]
+
+
 @blp.route("/<seal_id>")
 class SealItem(MethodView):
     @blp.response(200, SealSchema)

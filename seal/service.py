@@ -338,6 +338,18 @@ def list_grants(session: Session, seal_id: str) -> list[Grant]:
     return list(session.scalars(select(Grant).where(Grant.seal_id == seal_id).order_by(Grant.id)))
 
 
+def granted_seals(session: Session, actor: Actor) -> list[Seal]:
+    """Seals the caller may sign with (granted to its client or to its subject)."""
+    wanted = [(Grant.grantee_type == GRANT_SUBJECT) & (Grant.grantee == actor.sub)]
+    if actor.client_id:
+        wanted.append((Grant.grantee_type == GRANT_CLIENT) & (Grant.grantee == actor.client_id))
+    from sqlalchemy import or_
+
+    ids = select(Grant.seal_id).where(or_(*wanted))
+    return list(session.scalars(select(Seal).options(defer(Seal.image_png), defer(Seal.eseal_der))
+                                .where(Seal.id.in_(ids)).order_by(Seal.created_at)))
+
+
 def is_granted(session: Session, seal_id: str, actor: Actor) -> bool:
     wanted = [(GRANT_SUBJECT, actor.sub)]
     if actor.client_id:

@@ -180,3 +180,25 @@ def test_replace_image(client, admin, seal_id):
     after = client.get(f"/seals/{seal_id}/eseal").data
     assert after != before
     assert ses.parse_seal(after)["eSealInfo"]["picture"]["data"].native == png
+
+
+def test_granted_seals_listing(client, tokens, seal_id, signer_headers):
+    listed = client.get("/seals/granted", headers=signer_headers).get_json()
+    assert [s["id"] for s in listed] == [seal_id]
+    other = tokens.bearer(sub="x", scope="seal:sign", client_id="xsn-payment")
+    assert client.get("/seals/granted", headers=other).get_json() == []
+
+
+def test_seed_is_idempotent(app):
+    from seal import seed
+    from seal.models import Grant, Seal
+
+    seed.seed(app)
+    seed.seed(app)
+    from common.db import get_db
+
+    with get_db(app).session() as session:
+        seals = session.query(Seal).all()
+        assert sorted(s.kind for s in seals) == ["contract", "finance", "license", "official"]
+        assert {s.org_code for s in seals} == {seed.DEMO_ORG_CODE}
+        assert session.query(Grant).count() == 6

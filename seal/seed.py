@@ -1,0 +1,47 @@
+"""Demo seals (idempotent): the demo organisation's seals, granted to the demo service clients.
+
+The organisation is the one identity seeds (``identity.seed.DEMO_ORGANISATION``: 西安市示范科技有限公司,
+credit code ``CreditCode.build("91610113MA6TXX001")``); it is repeated here rather than imported
+because each service is deployed on its own. The grantees are the client-credentials clients
+identity's ``oauth_seed`` registers for the licences and payment nodes.
+"""
+
+from __future__ import annotations
+
+import structlog
+from flask import Flask
+from sqlalchemy import select
+
+from common.codes import CreditCode
+from common.db import get_db
+from common.keystore import load_kek
+from seal import service
+from seal.models import Seal
+
+log = structlog.get_logger("xsn.seal.seed")
+
+DEMO_ORG_NAME = "西安市示范科技有限公司"
+DEMO_ORG_CODE = CreditCode.build("91610113MA6TXX001").value
+LICENSES_CLIENT = "xsn-licenses"
+PAYMENT_CLIENT = "xsn-payment"
+# kind -> clients granted
+DEMO_SEALS: dict[str, tuple[str, ...]] = {
+    "official": (LICENSES_CLIENT, PAYMENT_CLIENT),
+    "contract": (LICENSES_CLIENT, PAYMENT_CLIENT),
+    "license": (LICENSES_CLIENT,),
+    "finance": (PAYMENT_CLIENT,),
+}
+
+
+def seed(app: Flask) -> None:
+    kek = load_kek(app.config)
+    with get_db(app).session() as session:
+        service.maker_certificate(session, kek)
+        for kind, grantees in DEMO_SEALS.items():
+            seal = session.scalars(select(Seal).where(Seal.org_code == DEMO_ORG_CODE, Seal.kind == kind)).first()
+            if seal is None:
+                seal = service.create_seal(session, kek, org_code=DEMO_ORG_CODE, org_name=DEMO_ORG_NAME, kind=kind,
+                                           actor="seed")
+            for client_id in grantees:
+                service.add_grant(session, seal.id, "client", client_id, actor="seed")
+    log.info("seal_seeded", seals=len(DEMO_SEALS), org_code=DEMO_ORG_CODE)

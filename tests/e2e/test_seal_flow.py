@@ -1,0 +1,62 @@
+"""A demo organisation's seal signs a document through the gateway with a real service token.
+
+The token comes from identity's token endpoint (client credentials of ``xsn-licenses``, whose
+secret identity's seed writes to ``<var_dir>/clients.json``); the seal is one the seal seed
+granted to that client. Verification through the gateway reports every check.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+import requests
+
+from common.gm import sm3
+
+pytestmark = pytest.mark.e2e
+
+
+def _service_token(gateway: str, suite, client_id: str) -> str:
+    secrets_file = suite.var_dir / "clients.json"
+    assert secrets_file.exists(), "identity's seed did not write clients.json"
+    secret = json.loads(secrets_file.read_text())[client_id]["client_secret"]
+    response = requests.post(f"{gateway}/identity/oauth/token", timeout=10, auth=(client_id, secret),
+                             data={"grant_type": "client_credentials", "scope": "seal:sign", "resource": "xsn:seal"})
+    assert response.status_code == 200, response.text
+    return response.json()["access_token"]
+
+
+def test_demo_seal_signs_and_verifies_through_gateway(suite):
+    gateway = suite.base_url("gateway")
+    token = _service_token(gateway, suite, "xsn-licenses")
+    headers = {"Authorization": f"Bearer {token}"}
+    seals = requests.get(f"{gateway}/seal/seals/granted", headers=headers, timeout=10)
+    assert seals.status_code == 200, seals.text
+    license_seal = next(s for s in seals.json() if s["kind"] == "license")
+    assert license_seal["org_name"] == "西安市示范科技有限公司"
+
+    document = "电子证照：西安市示范科技有限公司 营业执照 (e2e)".encode()
+    signed = requests.post(f"{gateway}/seal/seals/{license_seal['id']}/sign", headers=dict(
+        headers, **{"Idempotency-Key": "e2e-seal-flow-1"}), timeout=10,
+        json={"document_base64": base64.b64encode(document).decode()})
+    assert signed.status_code in (200, 201), signed.text
+    body = signed.json()
+    assert body["document_digest"] == sm3(document).hex()
+    assert isinstance(body["log_index"], int)
+
+    verified = requests.post(f"{gateway}/seal/verify", timeout=10, json={
+        "signature_base64": body["signature_base64"], "digest": sm3(document).hex()})
+    assert verified.status_code == 200, verified.text
+    report = verified.json()
+    assert report["valid"] and report["complete"], report
+    assert set(report["checks"]) == {"signature", "signer_in_seal", "seal", "signer_certificate", "document_digest"}
+    assert all(check["ok"] and not check["skipped"] for check in report["checks"].values())
+
+    # The payment client is not granted the licence seal.
+    payment = _service_token(gateway, suite, "xsn-payment")
+    refused = requests.post(f"{gateway}/seal/seals/{license_seal['id']}/sign", timeout=10,
+                            headers={"Authorization": f"Bearer {payment}"},
+                            json={"digest": sm3(document).hex()})
+    assert refused.status_code == 403 and refused.json()["code"] == "seal_not_granted"
