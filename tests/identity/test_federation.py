@@ -1,0 +1,183 @@
+"""Federation: two real identity nodes over HTTP, the provincial one upstream of the city one.
+
+The whole redirect chain runs through a ``requests.Session`` that follows every redirect by
+hand and posts the upstream login form with its CSRF token, as a browser would.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import threading
+import time
+from urllib.parse import urljoin
+
+import pytest
+import requests
+from joserfc import jwt
+from joserfc.jwk import ECKey, KeySet
+from werkzeug.serving import make_server
+
+from common.db import get_db
+from common.testing import free_port
+from identity.federation import FederationError, validate_id_token
+from identity.oauth_testing import CSRF_RE, REDIRECT, pkce_pair, query, register
+
+LI_ID = "610102198506154567"  # 李四, L2 in the demo data
+
+
+@pytest.fixture
+def serve():
+    servers = []
+
+    def start(app, port):
+        server = make_server("127.0.0.1", port, app, threaded=True)
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        servers.append((server, thread))
+
+    yield start
+    for server, thread in servers:
+        server.shutdown()
+        thread.join(5)
+
+
+@pytest.fixture
+def nodes(identity_app, serve):
+    """``build(seed_people)``: (provincial upstream URL, city node URL, city app, demo app id)."""
+    from identity.seed import seed
+
+    def build(seed_people: bool):
+        up_port, down_port = free_port(), free_port()
+        up_url, down_url = f"http://127.0.0.1:{up_port}", f"http://127.0.0.1:{down_port}"
+        # Same host, different ports: distinct cookie names keep the two nodes' sessions apart.
+        upstream = identity_app(OAUTH_ISSUER=up_url, SESSION_COOKIE_NAME="province_session", PROXY_HOPS=0)
+        with upstream.app_context():
+            seed(upstream)
+        fed_id, fed_secret = register(upstream, name="西安市节点", client_id="xian-node", skip_consent=True,
+                                      redirect_uris=[f"{down_url}/federation/callback"],
+                                      scopes=["openid", "profile", "idcard:full"])
+        city = identity_app(OAUTH_ISSUER=down_url, PROXY_HOPS=0, FEDERATION_UPSTREAM_ISSUER=up_url,
+                            FEDERATION_CLIENT_ID=fed_id, FEDERATION_CLIENT_SECRET=fed_secret)
+        if seed_people:
+            with city.app_context():
+                seed(city)
+        app_id, _ = register(city, client_type="public", skip_consent=True,
+                             scopes=["openid", "profile", "idcard", "offline_access"])
+        serve(upstream, up_port)
+        serve(city, down_port)
+        return up_url, down_url, city, app_id
+
+    return build
+
+
+def follow(http: requests.Session, url: str, *, stop_at: str, limit: int = 12) -> requests.Response:
+    """GET ``url`` and follow redirects by hand until one points at ``stop_at`` (not fetched)."""
+    for _ in range(limit):
+        response = http.get(url, allow_redirects=False, timeout=10)
+        if response.status_code not in (301, 302, 303):
+            return response
+        url = urljoin(url, response.headers["Location"])
+        if url.startswith(stop_at):
+            response.url = url
+            return response
+    raise AssertionError("too many redirects")
+
+
+def run_chain(up_url: str, down_url: str, app_id: str) -> dict:
+    http = requests.Session()
+    verifier, challenge = pkce_pair()
+    authorize = (f"{down_url}/oauth/authorize?response_type=code&client_id={app_id}&redirect_uri={REDIRECT}"
+                 f"&scope=openid+profile+idcard&state=city-state&nonce=city-nonce"
+                 f"&code_challenge={challenge}&code_challenge_method=S256")
+    # 1. The city node has no session: its login page offers the provincial login.
+    login_page = follow(http, authorize, stop_at="never")
+    assert login_page.status_code == 200 and "/login" in login_page.url
+    link = re.search(r'href="([^"]*federation/start[^"]*)"', login_page.text)
+    assert link, "the login page offers no provincial login"
+    # 2. Start federation: the browser lands on the provincial login page.
+    up_login = follow(http, urljoin(login_page.url, html.unescape(link.group(1))), stop_at="never")
+    assert up_login.url.startswith(f"{up_url}/login"), up_login.url
+    token = CSRF_RE.search(up_login.text).group(1)
+    # 3. Log in at the province; follow the redirects back through the city to the app.
+    posted = http.post(up_login.url, data={"csrf_token": token, "login": LI_ID, "password": "demo-password-1"},
+                       allow_redirects=False, timeout=10)
+    assert posted.status_code in (302, 303), posted.text[:300]
+    done = follow(http, urljoin(up_login.url, posted.headers["Location"]), stop_at=REDIRECT)
+    assert done.url.startswith(REDIRECT), (done.status_code, done.url, done.text[:300])
+    callback = query(done.url)
+    assert callback["state"] == "city-state"
+    tokens = requests.post(f"{down_url}/oauth/token", timeout=10, data={
+        "grant_type": "authorization_code", "code": callback["code"], "redirect_uri": REDIRECT,
+        "client_id": app_id, "code_verifier": verifier}).json()
+    keys = KeySet.import_key_set(requests.get(f"{down_url}/jwks.json", timeout=10).json())
+    claims = jwt.decode(tokens["id_token"], keys).claims
+    assert claims["iss"] == down_url and claims["nonce"] == "city-nonce"
+    return claims
+
+
+def test_federated_login_links_an_existing_person_by_id_number(nodes):
+    from identity.accounts import find_person_by_id_number
+
+    up_url, down_url, city, app_id = nodes(seed_people=True)
+    claims = run_chain(up_url, down_url, app_id)
+    with city.app_context(), get_db(city).session() as session:
+        local = find_person_by_id_number(session, LI_ID)
+    assert claims["sub"] == local.id and claims["name"] == "李四"
+    assert claims["amr"] == ["fed"]
+    # A second login reuses the link (same local subject).
+    assert run_chain(up_url, down_url, app_id)["sub"] == local.id
+
+
+def test_federated_login_creates_the_person_at_the_upstream_level(nodes):
+    from identity.accounts import find_person_by_id_number
+
+    up_url, down_url, city, app_id = nodes(seed_people=False)
+    claims = run_chain(up_url, down_url, app_id)
+    with city.app_context(), get_db(city).session() as session:
+        created = find_person_by_id_number(session, LI_ID)
+        assert created is not None and created.assurance_level == 2  # the upstream's L2, not more
+    assert claims["sub"] == created.id and claims["acr"] == "urn:xsn:acr:L2"
+    assert claims["id_number"] == "6101**********4567"
+
+
+def test_callback_with_a_forged_state_is_refused(nodes):
+    up_url, down_url, _, _ = nodes(seed_people=False)
+    http = requests.Session()
+    follow(http, f"{down_url}/federation/start?next=/account", stop_at=up_url)
+    response = http.get(f"{down_url}/federation/callback?code=x&state=forged", timeout=10)
+    assert response.status_code == 400 and "state mismatch" in response.text
+
+
+class FakeUpstream:
+    issuer = "https://province.example/identity"
+
+    def __init__(self, key):
+        self._key = key
+
+    def key(self, kid):
+        return self._key if kid == self._key.kid else None
+
+
+@pytest.mark.parametrize("change, problem", [
+    ({"nonce": "other"}, "nonce"), ({"aud": "someone-else"}, "aud"), ({"iss": "https://evil.example"}, "iss"),
+    ({"exp": 1000}, "exp"), ({"iat": 4_000_000_000}, "iat"),
+])
+def test_upstream_id_token_checks(change, problem):
+    key = ECKey.generate_key("P-256", parameters={"kid": "k1"})
+    now = int(time.time())
+    claims = {"iss": FakeUpstream.issuer, "aud": "xian-node", "sub": "u1", "iat": now, "exp": now + 300,
+              "nonce": "n1", **change}
+    token = jwt.encode({"alg": "ES256", "kid": "k1"}, claims, key, algorithms=["ES256"])
+    with pytest.raises(FederationError, match=problem):
+        validate_id_token(FakeUpstream(key), token, client_id="xian-node", nonce="n1")
+
+
+def test_upstream_id_token_signed_by_another_key_refused():
+    key, other = ECKey.generate_key("P-256", parameters={"kid": "k1"}), ECKey.generate_key("P-256")
+    now = int(time.time())
+    token = jwt.encode({"alg": "ES256", "kid": "k1"}, {"iss": FakeUpstream.issuer, "aud": "xian-node", "sub": "u",
+                                                       "iat": now, "exp": now + 60, "nonce": "n"},
+                       other, algorithms=["ES256"])
+    with pytest.raises(FederationError, match="signature"):
+        validate_id_token(FakeUpstream(key), token, client_id="xian-node", nonce="n")
