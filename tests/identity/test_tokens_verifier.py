@@ -1,0 +1,106 @@
+"""Tokens minted with identity's own keys, then bent: common.auth.TokenVerifier refuses each."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+
+import pytest
+from joserfc import jwt
+from joserfc.jwk import ECKey, OctKey
+
+from common.auth import InvalidToken, JWKSCache, TokenVerifier
+from common.db import get_db
+from identity import tokens
+from identity.oauth import state
+
+ISSUER = "https://gov.example/identity"
+
+
+@pytest.fixture
+def minted(app_factory):
+    app = app_factory
+    with app.app_context(), get_db(app).session() as session:
+        keys = state(app).keys
+        jwks = tokens.jwks_document(session) if tokens.published_keys(session) else None
+        if jwks is None:
+            tokens.ensure_keys(session, state(app).kek)
+            session.commit()
+            jwks = tokens.jwks_document(session)
+
+        def mint(header: dict | None = None, key=None, **changes) -> str:
+            claims = tokens.access_token_claims(issuer=ISSUER, subject="p1", audience=["xsn:seal"], client_id="c",
+                                                scope="seal:sign", lifetime=300)
+            claims.update(changes)
+            claims = {k: v for k, v in claims.items() if v is not None}
+            kid, signing = keys.signing_key(session, "ES256")
+            protected = {"alg": "ES256", "typ": "at+jwt", "kid": kid, **(header or {})}
+            return jwt.encode(protected, claims, key or signing, algorithms=[protected["alg"]])
+
+        verifier = TokenVerifier(issuer=ISSUER, audience="xsn:seal", jwks=JWKSCache(lambda: jwks))
+        yield mint, verifier, jwks
+
+
+@pytest.fixture
+def app_factory(identity_app):
+    return identity_app(OAUTH_ISSUER=ISSUER)
+
+
+def _b64(data: dict) -> str:
+    return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+
+
+def test_a_good_token_verifies(minted):
+    mint, verifier, _ = minted
+    assert verifier.verify(mint())["sub"] == "p1"
+
+
+@pytest.mark.parametrize("changes", [
+    {"exp": int(time.time()) - 3600},                       # expired
+    {"nbf": int(time.time()) + 3600},                       # not yet valid
+    {"iat": int(time.time()) + 3600, "nbf": None},          # issued in the future
+    {"aud": "xsn:payment"},                                 # wrong audience
+    {"iss": "https://evil.example/identity"},               # wrong issuer
+    {"client_id": None},                                    # required claim missing
+])
+def test_bad_claims_refused(minted, changes):
+    mint, verifier, _ = minted
+    with pytest.raises(InvalidToken):
+        verifier.verify(mint(**changes))
+
+
+def test_alg_none_refused(minted):
+    mint, verifier, _ = minted
+    header, payload, _ = mint().split(".")
+    kid = json.loads(base64.urlsafe_b64decode(header + "=="))["kid"]
+    unsigned = f"{_b64({'alg': 'none', 'typ': 'at+jwt', 'kid': kid})}.{payload}."
+    with pytest.raises(InvalidToken):
+        verifier.verify(unsigned)
+
+
+def test_hs256_signed_with_the_public_key_refused(minted):
+    mint, verifier, jwks = minted
+    public = next(k for k in jwks["keys"] if k["alg"] == "ES256")
+    secret = OctKey.import_key(json.dumps(public).encode())  # the classic key-confusion attack
+    forged = jwt.encode({"alg": "HS256", "typ": "at+jwt", "kid": public["kid"]},
+                        {"iss": ISSUER, "sub": "p1", "aud": "xsn:seal", "client_id": "c", "scope": "seal:sign",
+                         "iat": int(time.time()), "exp": int(time.time()) + 300, "jti": "x"},
+                        secret, algorithms=["HS256"])
+    with pytest.raises(InvalidToken):
+        verifier.verify(forged)
+
+
+def test_unknown_kid_and_foreign_key_refused(minted):
+    mint, verifier, _ = minted
+    stranger = ECKey.generate_key("P-256", parameters={"kid": "stranger"})
+    with pytest.raises(InvalidToken):
+        verifier.verify(mint(header={"kid": "stranger"}, key=stranger))
+    with pytest.raises(InvalidToken):  # our kid, someone else's signature
+        verifier.verify(mint(key=stranger))
+
+
+def test_wrong_typ_refused(minted):
+    mint, verifier, _ = minted
+    with pytest.raises(InvalidToken):
+        verifier.verify(mint(header={"typ": "JWT"}))  # e.g. an ID token presented as an access token
