@@ -351,15 +351,12 @@ def granted_seals(session: Session, actor: Actor) -> list[Seal]:
 
 
 def is_granted(session: Session, seal_id: str, actor: Actor) -> bool:
-    wanted = [(GRANT_SUBJECT, actor.sub)]
+    from sqlalchemy import or_
+
+    wanted = [(Grant.grantee_type == GRANT_SUBJECT) & (Grant.grantee == actor.sub)]
     if actor.client_id:
-        wanted.append((GRANT_CLIENT, actor.client_id))
-    for grantee_type, grantee in wanted:
-        found = session.scalar(select(Grant.id).where(Grant.seal_id == seal_id, Grant.grantee_type == grantee_type,
-                                                      Grant.grantee == grantee).limit(1))
-        if found is not None:
-            return True
-    return False
+        wanted.append((Grant.grantee_type == GRANT_CLIENT) & (Grant.grantee == actor.client_id))
+    return session.scalar(select(Grant.id).where(Grant.seal_id == seal_id, or_(*wanted)).limit(1)) is not None
 
 
 # -- signing ---------------------------------------------------------------------------------
