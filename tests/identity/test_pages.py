@@ -254,3 +254,31 @@ def test_pages_work_without_javascript(seeded, client):
     for path in ("/login", "/register", "/password/forgot"):
         page = client.get(path).get_data(as_text=True)
         assert "<script" not in page and 'method="post"' in page
+
+
+def test_linked_apps_are_listed_and_revocable(seeded, pages, app):
+    from identity.clients import ClientSpec, register_client
+    from identity.oauth_consents import list_consents, record_consent
+
+    with app.app_context(), app.extensions["xsn_db"].session() as db:
+        person = accounts.find_person_by_id_number(db, CITIZEN["id_number"])
+        client, _secret = register_client(db, bytes.fromhex(app.config["KEK"]),
+                                          ClientSpec(name="西安公积金", client_id="demo-fund",
+                                                     redirect_uris=["https://fund.example/cb"]))
+        record_consent(db, person.id, client.client_id, ["openid", "profile"])
+        db.commit()
+        person_id = person.id
+    pages.login(CITIZEN["id_number"])
+    page = pages.client.get("/account").get_data(as_text=True)
+    assert 'id="apps"' in page and "西安公积金" in page and "openid profile" in page
+    assert pages.post("/account/apps/demo-fund/revoke", {}, token_from="/account").status_code == 302
+    assert "西安公积金" not in pages.client.get("/account").get_data(as_text=True)
+    with app.app_context(), app.extensions["xsn_db"].session() as db:
+        assert list_consents(db, person_id) == []
+
+
+def test_federation_link_when_an_upstream_is_configured(identity_app):
+    app = identity_app(FEDERATION_UPSTREAM_ISSUER="http://127.0.0.1:9/identity", FEDERATION_CLIENT_ID="xian-node")
+    page = app.test_client().get("/login?next=/authorize%3Fclient_id%3Dx").get_data(as_text=True)
+    assert "使用陕西省统一身份认证登录" in page
+    assert 'href="/federation/' in page and "next=/authorize" in page
