@@ -57,6 +57,15 @@ def gettext(key: str, **values: Any) -> str:
 _ = gettext
 
 
+def switch_language_url() -> str:
+    """The current URL in the other language, keeping every other query parameter (e.g. ``next``)."""
+    from urllib.parse import urlencode
+
+    other = "en" if current_language() == "zh" else "zh"
+    params = [(k, v) for k, v in request.args.items(multi=True) if k != "lang"]
+    return f"{request.script_root}{request.path}?{urlencode([*params, ('lang', other)])}"
+
+
 def init_i18n(app: Flask, catalog: dict[str, dict[str, str]]) -> None:
     merged = app.extensions.setdefault("xsn_i18n", {lang: dict(COMMON_CATALOG[lang]) for lang in LANGUAGES})
     for lang in LANGUAGES:
@@ -64,10 +73,13 @@ def init_i18n(app: Flask, catalog: dict[str, dict[str, str]]) -> None:
     if app.extensions.get("xsn_i18n_wired"):
         return
     app.extensions["xsn_i18n_wired"] = True
-    app.jinja_env.globals.update(_=gettext, current_language=current_language)
+    app.jinja_env.globals.update(_=gettext, current_language=current_language,
+                                  switch_language_url=switch_language_url)
 
     @app.after_request
     def _remember_language(response: Response) -> Response:
+        if request.args.get("lang") in LANGUAGES:
+            current_language()
         if g.get("lang_chosen"):
             response.set_cookie(COOKIE, g.lang, max_age=365 * 24 * 3600, samesite="Lax", httponly=True)
         return response
