@@ -6,6 +6,7 @@ needs nothing but files (auditors): no network, no database.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -25,20 +26,26 @@ def log_group() -> None:
     """Signature transparency log (签章日志)."""
 
 
-def _app():
+@contextlib.contextmanager
+def _session():
+    """The seal app (configured from the environment) and a session; the engine is disposed after."""
+    from common.db import get_db
     from seal import create_app
 
-    return create_app()
+    app = create_app()
+    try:
+        with app.app_context(), get_db(app).session() as session:
+            yield app, session
+    finally:
+        get_db(app).dispose()
 
 
 @log_group.command("checkpoint")
 def checkpoint_command() -> None:
     """Sign and store a checkpoint now if the log grew (idempotent otherwise)."""
-    from common.db import get_db
     from seal import log, log_api
 
-    app = _app()
-    with app.app_context(), get_db(app).session() as session:
+    with _session() as (app, session):
         row = log.publish_checkpoint(session, log_api.signer_factory(session, app)())
         click.echo(row.note, nl=False)
 
@@ -46,11 +53,9 @@ def checkpoint_command() -> None:
 @log_group.command("self-check")
 def self_check_command() -> None:
     """Recompute the log from its entries and compare with nodes and checkpoints."""
-    from common.db import get_db
     from seal import log_api
 
-    app = _app()
-    with app.app_context(), get_db(app).session() as session:
+    with _session() as (app, session):
         report = log_api.run_self_check(session, app)
     click.echo(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
     sys.exit(0 if report.ok else 1)
@@ -68,11 +73,9 @@ def self_check_command() -> None:
 def export_command(out: Path, start: int, end: int | None, tree_size: int | None,
                    consistency_from: tuple[int, ...], key_out: Path | None) -> None:
     """Write a JSON bundle: checkpoint, entries with inclusion proofs and SES signatures, log key."""
-    from common.db import get_db
     from common.errors import Problem
 
-    app = _app()
-    with app.app_context(), get_db(app).session() as session:
+    with _session() as (app, session):
         try:
             bundle = build_bundle(session, app, start=start, end=end, tree_size=tree_size,
                                   consistency_from=consistency_from)

@@ -62,6 +62,8 @@ class LogNode(Base):
     """Hash of the perfect subtree covering leaves ``[index * 2**level, (index + 1) * 2**level)``."""
 
     __tablename__ = "log_nodes"
+    # SQLite: store rows in primary-key order, so a node lookup is one B-tree probe, not two.
+    __table_args__ = {"sqlite_with_rowid": False}
 
     level: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     index: Mapped[int] = mapped_column("node_index", BigInteger, primary_key=True, autoincrement=False)

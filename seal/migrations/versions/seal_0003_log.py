@@ -60,6 +60,7 @@ def upgrade() -> None:
         sa.Column("node_index", sa.BigInteger(), autoincrement=False, nullable=False),
         sa.Column("hash", sa.LargeBinary(length=32), nullable=False),
         sa.PrimaryKeyConstraint("level", "node_index", name=op.f("pk_log_nodes")),
+        sqlite_with_rowid=False,
     )
 
     op.create_table(

@@ -1,0 +1,118 @@
+"""Proof generation time of the signature log at 10^3, 10^5 and 10^6 leaves.
+
+Each size gets its own SQLite database whose ``log_nodes`` table is filled directly in bulk
+(nodes computed in memory with the same layout as ``common.merkle.MemoryTree``, inserted with
+``executemany`` in one transaction); entries are not needed for proofs and are left out. The
+timed calls are the service's own ``seal.log.inclusion_proof`` / ``consistency_proof`` on an
+ORM session, so what is measured is the production read path: one batched indexed query.
+
+Run alone: ``python -m bench.seal_log`` prints ``RESULT {json}`` with ``proof_growth``
+(inclusion proof time at 10^6 leaves / at 10^3; the issue's target is <= 2).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import sqlite3
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from cryptography.hazmat.primitives import hashes
+from sqlalchemy.orm import sessionmaker
+
+SIZES = (10**3, 10**5, 10**6)
+REPEAT = 400
+
+
+def _sm3_factory():
+    proto = hashes.Hash(hashes.SM3())
+
+    def sm3(data: bytes) -> bytes:
+        h = proto.copy()
+        h.update(data)
+        return h.finalize()
+
+    return sm3
+
+
+def build_nodes(size: int):
+    """Yield (level, index, hash) for every perfect subtree of a tree of ``size`` leaves."""
+    sm3 = _sm3_factory()
+    level_hashes = [sm3(b"\x00" + b"bench leaf %d" % i) for i in range(size)]
+    level = 0
+    while level_hashes:
+        yield from ((level, i, h) for i, h in enumerate(level_hashes))
+        level_hashes = [sm3(b"\x01" + level_hashes[i] + level_hashes[i + 1])
+                        for i in range(0, len(level_hashes) - 1, 2)]
+        level += 1
+
+
+def make_database(path: Path, size: int) -> str:
+    from common.db import make_engine
+    from seal.log_models import LogHead, LogNode
+
+    url = f"sqlite:///{path}"
+    engine = make_engine(url)
+    LogHead.__table__.create(engine)
+    LogNode.__table__.create(engine)
+    engine.dispose()
+    conn = sqlite3.connect(path)
+    with conn:
+        conn.execute("INSERT INTO log_head (id, size) VALUES (1, ?)", (size,))
+        conn.executemany("INSERT INTO log_nodes (level, node_index, hash) VALUES (?, ?, ?)", build_nodes(size))
+    conn.close()
+    return url
+
+
+def _time_calls(fn, args: list[tuple]) -> float:
+    for a in args[:20]:  # warm the page cache and statement cache
+        fn(*a)
+    samples = []
+    for a in args:
+        start = time.perf_counter()
+        fn(*a)
+        samples.append(time.perf_counter() - start)
+    return statistics.median(samples)
+
+
+def measure_proof_growth(sizes: tuple[int, ...] = SIZES, repeat: int = REPEAT) -> dict:
+    """Median inclusion and consistency proof times per size, and ``proof_growth``."""
+    import seal.models  # noqa: F401 - registers the log tables on the seal Base
+    from common.db import make_engine
+    from seal import log
+
+    rng = random.Random(6962)
+    result: dict = {"sizes": list(sizes), "inclusion_ms": {}, "consistency_ms": {}, "build_s": {}}
+    with tempfile.TemporaryDirectory() as tmp:
+        for size in sizes:
+            started = time.perf_counter()
+            url = make_database(Path(tmp) / f"log-{size}.db", size)
+            result["build_s"][str(size)] = round(time.perf_counter() - started, 2)
+            engine = make_engine(url)
+            with sessionmaker(engine)() as session:
+                # Proofs against the whole tree and against random older sizes, as auditors ask.
+                inclusion = [(session, rng.randrange(size), size) for _ in range(repeat)]
+                consistency = [(session, rng.randrange(1, size), size) for _ in range(repeat)]
+                result["inclusion_ms"][str(size)] = round(_time_calls(log.inclusion_proof, inclusion) * 1000, 4)
+                result["consistency_ms"][str(size)] = round(_time_calls(log.consistency_proof, consistency) * 1000, 4)
+            engine.dispose()
+    low, high = str(sizes[0]), str(sizes[-1])
+    result["proof_growth"] = round(result["inclusion_ms"][high] / result["inclusion_ms"][low], 3)
+    result["consistency_growth"] = round(result["consistency_ms"][high] / result["consistency_ms"][low], 3)
+    return result
+
+
+def main() -> None:
+    result = measure_proof_growth()
+    for size in result["sizes"]:
+        print(f"{size:>9} leaves: inclusion {result['inclusion_ms'][str(size)]:.3f} ms, "
+              f"consistency {result['consistency_ms'][str(size)]:.3f} ms (built in {result['build_s'][str(size)]} s)")
+    print(f"proof growth 10^6 / 10^3: {result['proof_growth']} (target <= 2)")
+    print("RESULT " + json.dumps(result, sort_keys=True))
+
+
+if __name__ == "__main__":
+    main()
