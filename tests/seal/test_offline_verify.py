@@ -13,7 +13,7 @@ from common.cli import main
 from common.db import get_db
 from common.gm import SM2PrivateKey, sm3
 from common.signed_note import Checkpoint, sign_note
-from seal import log, log_api
+from seal import ca, log, log_api
 from seal.verify_offline import BundleError, verify_bundle
 
 ORIGIN = "xsn.test/seal-log"
@@ -21,8 +21,10 @@ KEK = "00112233445566778899aabbccddeeff"
 
 
 @pytest.fixture
-def app(make_app, tmp_path):
-    return make_app("seal", SEAL_LOG_ORIGIN=ORIGIN, SEAL_LOG_CHECKPOINT_INTERVAL=0)
+def app(make_app, tokens):
+    app = make_app("seal", SEAL_LOG_ORIGIN=ORIGIN, SEAL_LOG_CHECKPOINT_INTERVAL=0)
+    tokens.install(app)  # the seal fixtures of conftest (seal_id, signer_headers) sign through the API
+    return app
 
 
 @pytest.fixture
@@ -222,3 +224,34 @@ def test_verify_bundle_needs_no_database_or_network(exported, monkeypatch):
     assert report.ok
     with pytest.raises(BundleError):
         verify_bundle([], key.read_bytes())
+
+
+def test_signatures_made_through_the_api_are_logged_and_verify_offline(app, client, seal_id, signer_headers,
+                                                                        tokens, env, tmp_path):
+    """The issue's "done when": sign, fetch the entry with proof as an auditor, verify offline."""
+    signed = []
+    for n in range(3):
+        response = client.post(f"/seals/{seal_id}/sign", json={"digest": sm3(b"contract %d" % n).hex()},
+                               headers=signer_headers)
+        assert response.status_code == 201, response.get_json()
+        signed.append(response.get_json())
+    assert [s["log_index"] for s in signed] == [0, 1, 2]
+    auditor = tokens.bearer(sub="auditor", scope="audit:read")
+    entry = client.get("/log/entries/1", headers=auditor).get_json()
+    assert entry["entry"]["event"]["signature_digest"] == signed[1]["signature_digest"]
+    assert entry["entry"]["event"]["seal_id"] == seal_id
+    assert entry["entry"]["ses_signature"] == signed[1]["signature_base64"]
+    (tmp_path / "entry.json").write_text(json.dumps(entry))
+    (tmp_path / "log.pem").write_text(client.get("/log/keys", headers=auditor).get_json()["keys"][0]["public_key_pem"])
+    (tmp_path / "maker.der").write_bytes(client.get("/ca/certificate").data)
+    result = run(env, "verify", "--bundle", tmp_path / "entry.json", "--key", tmp_path / "log.pem",
+                 "--trusted-root", tmp_path / "maker.der")
+    assert result.exit_code == 0, result.output
+    assert "OK   entry 1: SES signature: all GB/T 38540 checks pass" in result.output
+    # A root that did not make the seal is caught by the SES check.
+    (tmp_path / "other.der").write_bytes(ca.make_root(
+        SM2PrivateKey.generate(), common_name="other", not_before=datetime(2020, 1, 1, tzinfo=UTC),
+        not_after=datetime(2040, 1, 1, tzinfo=UTC)))
+    result = run(env, "verify", "--bundle", tmp_path / "entry.json", "--key", tmp_path / "log.pem",
+                 "--trusted-root", tmp_path / "other.der")
+    assert result.exit_code == 1 and "FAIL entry 1: SES signature" in result.output
