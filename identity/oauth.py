@@ -504,10 +504,12 @@ def _save_token(token, request):
 
 
 def _token_failure_keys() -> list[str]:
-    keys = [f"oauth-token-fail:ip:{request.remote_addr or 'unknown'}"]
+    # Namespaced by deployment (its database): nodes sharing one Redis count separately.
+    scope = "oauth-token-fail:" + hashlib.sha256(current_app.config["DATABASE_URL"].encode()).hexdigest()[:12]
+    keys = [f"{scope}:ip:{request.remote_addr or 'unknown'}"]
     client_id = request.form.get("client_id") or (request.authorization.username if request.authorization else None)
     if client_id:
-        keys.append(f"oauth-token-fail:client:{client_id[:64]}")
+        keys.append(f"{scope}:client:{client_id[:64]}")
     return keys
 
 
