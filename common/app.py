@@ -39,8 +39,9 @@ def create_app(
     app.config["DATABASE_URL"] = cfg.service_setting(app.config, service, "DATABASE_URL")
     app.config["SERVICE_URLS"] = cfg.service_urls(app.config)
 
-    if not app.config.get("SECRET_KEY"):
-        app.config["SECRET_KEY"] = cfg.local_secret(app.config, "secret_key", 32).hex()
+    app.config["SECRET_KEY"] = cfg.service_setting(app.config, service, "SECRET_KEY")
+    if not app.config["SECRET_KEY"]:
+        app.config["SECRET_KEY"] = cfg.local_secret(app.config, f"secret_key_{service}", 32).hex()
     configure_logging(app.config.get("LOG_LEVEL", "INFO"))
     # Service templates first, then the shared shell (base.html) from common/templates.
     app.jinja_loader = ChoiceLoader([app.jinja_loader, PackageLoader("common", "templates")])

@@ -48,6 +48,9 @@ def defaults(service: str) -> dict[str, Any]:
         "OAUTH_AUDIENCE": None,
         "OAUTH_JWKS_URL": None,
         "RATELIMIT_ENABLED": True,
+        # Behind the gateway every service shares one host: each needs its own cookie name
+        # (and its own secret) or one service would decode and re-send another's session.
+        "SESSION_COOKIE_NAME": f"xsn_{service}_session",
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "WTF_CSRF_CHECK_DEFAULT": False,  # CSRF is enforced on page blueprints only (common.pages)

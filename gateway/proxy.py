@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import requests
 import structlog
-from flask import Flask, Response, current_app, g, request, stream_with_context
+from flask import Flask, Response, current_app, g, request
 
 from common.errors import Problem
 from common.observability import REQUEST_ID_HEADER
@@ -63,8 +63,12 @@ def forward(service: str, path: str) -> Response:
         raise UpstreamUnavailable(f"{service} is not reachable") from exc
     headers = [(k, v) for k, v in upstream.raw.headers.items() if k.lower() not in HOP_BY_HOP]
     headers = [(k, v) for k, v in headers if k.lower() != REQUEST_ID_HEADER.lower()]
+    # The body streams without the request context (it needs none); the upstream connection
+    # goes back to the pool when the client has read it or gone away.
     body = upstream.raw.stream(64 * 1024, decode_content=False)
-    return Response(stream_with_context(body), status=upstream.status_code, headers=headers)
+    response = Response(body, status=upstream.status_code, headers=headers)
+    response.call_on_close(upstream.close)
+    return response
 
 
 def init_proxy(app: Flask) -> None:

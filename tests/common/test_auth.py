@@ -156,3 +156,26 @@ def test_unknown_kids_do_not_hammer_the_jwks_endpoint(tokens):
     cache.get("another")
     assert len(calls) == 2
     assert cache.get("test-key-1") is not None
+
+
+def test_rs256_and_pyjwt_signed_tokens_verify(tokens):
+    """Tokens signed by another JOSE library (PyJWT) verify: the signature check is standard."""
+    import jwt as pyjwt
+
+    rsa = RSAKey.generate_key(2048, parameters={"kid": "rsa-1"})
+    jwks = {"keys": [tokens.key.as_dict(private=False), rsa.as_dict(private=False)]}
+    verifier = TokenVerifier(issuer=tokens.issuer, audience="xsn:seal", jwks=JWKSCache(lambda: jwks))
+    now = int(time.time())
+    claims = {"iss": tokens.issuer, "sub": "s", "aud": "xsn:seal", "client_id": "c", "iat": now,
+              "exp": now + 60, "jti": "j1"}
+    es = pyjwt.encode(claims, tokens.key.as_pem(private=True), algorithm="ES256",
+                      headers={"kid": "test-key-1", "typ": "at+jwt"})
+    rs = pyjwt.encode(claims, rsa.as_pem(private=True), algorithm="RS256", headers={"kid": "rsa-1", "typ": "at+jwt"})
+    assert verifier.verify(es)["sub"] == "s"
+    assert verifier.verify(rs)["jti"] == "j1"
+    # An ES256 header naming the RSA key is refused (key type must match the algorithm).
+    mixed = pyjwt.encode(claims, tokens.key.as_pem(private=True), algorithm="ES256",
+                         headers={"kid": "rsa-1", "typ": "at+jwt"})
+    with pytest.raises(Exception) as info:
+        verifier.verify(mixed)
+    assert getattr(info.value, "code", None) == "invalid_token"

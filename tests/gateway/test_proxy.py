@@ -51,3 +51,30 @@ def test_unreachable_upstream_is_a_problem(gateway):
 def test_gateway_own_routes(gateway):
     assert gateway.get("/livez").json == {"status": "ok"}
     assert gateway.get("/unknown-service/x").json["code"] == "not_found"
+
+
+def test_gateway_never_touches_a_service_session_cookie(make_app, serve_app, tmp_path):
+    """Services share the gateway's host: the gateway must not decode and re-send their cookies."""
+    from flask import session
+
+    shared_var = str(tmp_path / "shared-var")
+    seal_app = make_app("seal", VAR_DIR=shared_var, SECRET_KEY=None)
+
+    @seal_app.get("/probe/login")
+    def probe_login():
+        session.permanent = True
+        session["who"] = "someone"
+        return {"ok": True}
+
+    seal_url = serve_app(seal_app)
+    gateway_app = make_app("gateway", VAR_DIR=shared_var, SECRET_KEY=None)
+    gateway_app.config["SERVICE_URLS"]["seal"] = seal_url
+    assert gateway_app.config["SECRET_KEY"] != seal_app.config["SECRET_KEY"]
+    client = gateway_app.test_client()
+    first = client.get("/seal/probe/login")
+    cookies = first.headers.getlist("Set-Cookie")
+    assert len(cookies) == 1 and cookies[0].startswith("xsn_seal_session=")
+    again = client.get("/seal/livez")  # the browser sends the cookie back
+    # Only the service's own refresh of its permanent session, never a gateway copy.
+    refreshed = again.headers.getlist("Set-Cookie")
+    assert len(refreshed) == 1 and refreshed[0].startswith("xsn_seal_session=")
