@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 
 import click
@@ -10,10 +11,17 @@ from common.db import get_db
 from common.keystore import load_kek
 
 
-def _app():
+@contextlib.contextmanager
+def _session():
+    """The identity app (configured from the environment) and a session; the engine is disposed after."""
     from identity import create_app
 
-    return create_app()
+    app = create_app()
+    try:
+        with app.app_context(), get_db(app).session() as session:
+            yield app, session
+    finally:
+        get_db(app).dispose()
 
 
 @click.group()
@@ -55,8 +63,7 @@ def create(as_json: bool, **options) -> None:
         scopes=list(options["scopes"]) or ["openid", "profile"], audiences=list(options["audiences"]),
         min_acr=options["min_acr"], id_token_alg=options["id_token_alg"],
         access_token_lifetime=options["access_token_lifetime"], skip_consent=options["skip_consent"])
-    app = _app()
-    with app.app_context(), get_db(app).session() as session:
+    with _session() as (app, session):
         try:
             client, secret = registry.register_client(session, load_kek(app.config), spec)
         except registry.InvalidClientMetadata as exc:
@@ -85,8 +92,7 @@ def list_() -> None:
     """Registered clients."""
     from identity import clients as registry
 
-    app = _app()
-    with app.app_context(), get_db(app).session() as session:
+    with _session() as (_app, session):
         for client in registry.list_clients(session):
             state = "disabled" if client.disabled_at else client.client_type
             click.echo(f"{client.client_id:<28} {state:<13} {' '.join(client.grant_types):<40} {client.name}")
@@ -107,8 +113,7 @@ def rotate(alg: str) -> None:
     """
     from identity import tokens
 
-    app = _app()
-    with app.app_context(), get_db(app).session() as session:
+    with _session() as (app, session):
         row = tokens.rotate_keys(session, load_kek(app.config), alg)
         session.commit()
         click.echo(f"active {alg} key: {row.kid}")

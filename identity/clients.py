@@ -78,13 +78,28 @@ class ClientSpec:
 
 
 def _check_redirect_uri(uri: str) -> None:
+    """Absolute ``https`` (``http`` only on a loopback host), no fragment, no userinfo.
+
+    RFC 6749 §3.1.2 and RFC 8252 §7.3/§8.3. The URI is later compared as an exact string, so
+    anything a browser or a URL parser could read two ways (spaces, control characters, an
+    empty ``#``, ``user@host``, an out-of-range port) is refused here rather than normalised.
+    """
+    def bad(reason: str) -> InvalidClientMetadata:
+        return InvalidClientMetadata(f"redirect URI {uri!r} {reason}", errors={"redirect_uris": [uri]})
+
+    if not uri or len(uri) > 2000 or any(c.isspace() or ord(c) < 0x21 or ord(c) == 0x7F for c in uri):
+        raise bad("must be a non-empty URL without spaces or control characters")
     parts = urlsplit(uri)
-    if parts.fragment or not parts.netloc or parts.scheme not in ("https", "http"):
-        raise InvalidClientMetadata(f"redirect URI {uri!r} must be an absolute http(s) URL without fragment",
-                                    errors={"redirect_uris": [uri]})
+    if "#" in uri or not parts.netloc or not parts.hostname or parts.scheme not in ("https", "http"):
+        raise bad("must be an absolute http(s) URL without fragment")
+    if "@" in parts.netloc:
+        raise bad("must not carry user information")
+    try:
+        parts.port  # noqa: B018 - raises on an out-of-range or non-numeric port
+    except ValueError as exc:
+        raise bad("has an invalid port") from exc
     if parts.scheme == "http" and parts.hostname not in LOOPBACK_HOSTS:
-        raise InvalidClientMetadata(f"redirect URI {uri!r}: plain http is allowed for loopback hosts only",
-                                    errors={"redirect_uris": [uri]})
+        raise bad("uses plain http, allowed for loopback hosts only")
 
 
 def validate_spec(spec: ClientSpec) -> None:

@@ -448,15 +448,24 @@ class OpenIDCode(_OpenIDCode):
 
 
 # -- endpoints -------------------------------------------------------------------------------
+def client_disabled(session, client_id: Any) -> bool:
+    """A token of a disabled (or unknown) client no longer works here."""
+    row = session.get(OAuthClient, client_id) if isinstance(client_id, str) else None
+    return row is None or row.disabled_at is not None
+
+
 def lookup_token(token_string: str, hint: str | None):
     session = get_session()
     if hint != "refresh_token" and token_string.count(".") == 2:
         try:
-            return AccessRecord(tokens.decode_access_token(state().keys, session, token_string, issuer=issuer()))
+            claims = tokens.decode_access_token(state().keys, session, token_string, issuer=issuer())
         except tokens.InvalidAccessToken:
             return None
+        return None if client_disabled(session, claims.get("client_id")) else AccessRecord(claims)
     row = session.get(RefreshToken, digest(token_string))
-    return RefreshRecord(row) if row is not None else None
+    if row is None or client_disabled(session, row.client_id):
+        return None
+    return RefreshRecord(row)
 
 
 class IntrospectionEndpoint(_IntrospectionEndpoint):
@@ -578,6 +587,8 @@ def userinfo_endpoint():
         claims = tokens.decode_access_token(state().keys, session, token.strip(), issuer=issuer())
     except tokens.InvalidAccessToken as exc:
         return _bearer_error("invalid_token", exc.detail)
+    if client_disabled(session, claims.get("client_id")):
+        return _bearer_error("invalid_token", "The token's client is disabled.")
     audiences = claims["aud"] if isinstance(claims["aud"], list) else [claims["aud"]]
     scopes = set(str(claims.get("scope", "")).split())
     if "xsn:identity" not in audiences or "openid" not in scopes:
