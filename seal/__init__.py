@@ -15,6 +15,9 @@ from common.app import create_app as build_app
 SETTINGS: dict[str, Any] = {
     # The document itself may be posted for signing/verification instead of its digest.
     "SEAL_MAX_DOCUMENT_BYTES": 512 * 1024,
+    # A font with Chinese glyphs for generated seal pictures; empty = look for one (fontconfig,
+    # Debian's CJK font packages). A path that is missing or has no Chinese glyphs = shape-only.
+    "SEAL_FONT_PATH": "",
 }
 
 
