@@ -13,9 +13,11 @@ whose claim is ``id_number``.
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 import threading
 import time
+from datetime import timedelta
 from typing import Any
 from urllib.parse import urlencode
 
@@ -26,13 +28,13 @@ from flask import Blueprint, Flask, abort, current_app, redirect, render_templat
 from joserfc import jws, jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from common.db import get_session, utcnow
 from common.errors import Problem
 from identity import tokens
 from identity.oauth import issuer
-from identity.oauth_models import FederatedIdentity
+from identity.oauth_models import FederatedIdentity, FederationPending
 
 log = structlog.get_logger("xsn.identity.federation")
 bp = Blueprint("federation", __name__, url_prefix="/federation")
@@ -170,21 +172,48 @@ def link_person(session, upstream_issuer: str, claims: dict[str, Any]):
     return person
 
 
+def _state_hash(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
 @bp.get("/start")
 def start():
+    """Begin a login at the upstream: the verifier and nonce stay in ``federation_pending``;
+    the cookie holds only the ``state`` (which the browser sees in the URL anyway), binding the
+    callback to the browser that started it."""
     from identity.login import safe_next
 
     config = current_app.config
     if not config.get("FEDERATION_UPSTREAM_ISSUER") or not config.get("FEDERATION_CLIENT_ID"):
         abort(404)
     metadata = provider().metadata()
-    pending = {"state": secrets.token_urlsafe(24), "nonce": secrets.token_urlsafe(24),
-               "verifier": secrets.token_urlsafe(48), "next": safe_next(request.args.get("next")), "at": time.time()}
-    session[PENDING_KEY] = pending
+    state, nonce, verifier = secrets.token_urlsafe(24), secrets.token_urlsafe(24), secrets.token_urlsafe(48)
+    db = get_session()
+    now = utcnow()
+    db.execute(delete(FederationPending).where(FederationPending.expires_at <= now))
+    db.add(FederationPending(state_hash=_state_hash(state), nonce=nonce, code_verifier=verifier,
+                             next_url=safe_next(request.args.get("next")), created_at=now,
+                             expires_at=now + timedelta(seconds=PENDING_SECONDS)))
+    db.commit()
+    session[PENDING_KEY] = state
     params = {"response_type": "code", "client_id": config["FEDERATION_CLIENT_ID"], "redirect_uri": callback_url(),
-              "scope": config["FEDERATION_SCOPE"], "state": pending["state"], "nonce": pending["nonce"],
-              "code_challenge": create_s256_code_challenge(pending["verifier"]), "code_challenge_method": "S256"}
+              "scope": config["FEDERATION_SCOPE"], "state": state, "nonce": nonce,
+              "code_challenge": create_s256_code_challenge(verifier), "code_challenge_method": "S256"}
     return redirect(f"{metadata['authorization_endpoint']}?{urlencode(params)}")
+
+
+def claim_pending(state: str) -> FederationPending | None:
+    """Take the pending login for ``state`` out of the table (single use); ``None`` if unknown,
+    already used or expired. Commits."""
+    db = get_session()
+    row = db.get(FederationPending, _state_hash(state))
+    if row is None:
+        return None
+    claimed = db.execute(delete(FederationPending).where(FederationPending.state_hash == row.state_hash)).rowcount
+    db.commit()
+    if claimed != 1 or row.expires_at <= utcnow():  # a concurrent callback won, or too late
+        return None
+    return row
 
 
 FAILED_PAGE = """{% extends "identity/layout.html" %}{% block content %}
@@ -205,11 +234,15 @@ def callback():
     from identity.login import start_login
 
     config = current_app.config
-    pending = session.pop(PENDING_KEY, None)
-    if not pending or time.time() - pending.get("at", 0) > PENDING_SECONDS:
+    expected = session.pop(PENDING_KEY, None)
+    state = request.args.get("state", "")
+    if not isinstance(expected, str) or not expected:
         return _failed("no federation login in progress (or it expired)")
-    if not secrets.compare_digest(request.args.get("state", ""), pending["state"]):
+    if not secrets.compare_digest(state, expected):
         return _failed("state mismatch")
+    pending = claim_pending(state)
+    if pending is None:
+        return _failed("no federation login in progress (or it expired)")
     if request.args.get("error"):
         return _failed(f"upstream: {request.args['error']}")
     code = request.args.get("code")
@@ -221,7 +254,7 @@ def callback():
         response = requests.post(metadata["token_endpoint"], timeout=upstream.timeout,
                                  auth=(config["FEDERATION_CLIENT_ID"], config["FEDERATION_CLIENT_SECRET"] or ""),
                                  data={"grant_type": "authorization_code", "code": code,
-                                       "redirect_uri": callback_url(), "code_verifier": pending["verifier"]})
+                                       "redirect_uri": callback_url(), "code_verifier": pending.code_verifier})
     except requests.RequestException:
         return _failed("the provincial node is unreachable", 502)
     if response.status_code != 200 or "id_token" not in response.json():
@@ -229,13 +262,13 @@ def callback():
         return _failed("the provincial node refused the code", 502)
     try:
         claims = validate_id_token(upstream, response.json()["id_token"], client_id=config["FEDERATION_CLIENT_ID"],
-                                   nonce=pending["nonce"])
+                                   nonce=pending.nonce)
         person = link_person(get_session(), upstream.issuer, claims)
     except FederationError as exc:
         log.warning("federation_rejected", code=exc.code, detail=exc.detail)
         return _failed(exc.detail, 502)
     start_login(person, ["fed"])
-    return redirect(pending["next"])
+    return redirect(pending.next_url)
 
 
 def init_app(app: Flask) -> None:

@@ -135,5 +135,22 @@ class FederatedIdentity(Base):
     last_login_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class FederationPending(Base):
+    """A login through the upstream node in progress, keyed by the SHA-256 of its ``state``.
+
+    Kept here rather than in the (signed, readable) session cookie so the browser never sees
+    the PKCE verifier or the nonce; consumed by the callback (single use), expires after minutes.
+    """
+
+    __tablename__ = "federation_pending"
+
+    state_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    nonce: Mapped[str] = mapped_column(String(64))
+    code_verifier: Mapped[str] = mapped_column(String(128))
+    next_url: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+
+
 def as_list(value: Any) -> list[str]:
     return list(value or [])

@@ -7,6 +7,7 @@ hand and posts the upstream login form with its CSRF token, as a browser would.
 from __future__ import annotations
 
 import html
+import json
 import re
 import threading
 import time
@@ -181,3 +182,75 @@ def test_upstream_id_token_signed_by_another_key_refused():
                        other, algorithms=["ES256"])
     with pytest.raises(FederationError, match="signature"):
         validate_id_token(FakeUpstream(key), token, client_id="xian-node", nonce="n")
+
+
+def _session_of(app, http: requests.Session) -> dict:
+    """The city node's session cookie, decoded (it is signed, not encrypted: the browser can read it)."""
+    serializer = app.session_interface.get_signing_serializer(app)
+    return serializer.loads(http.cookies.get(app.config["SESSION_COOKIE_NAME"]))
+
+
+def test_pending_federation_is_kept_server_side_not_in_the_cookie(nodes):
+    from identity.federation import PENDING_KEY, _state_hash
+    from identity.oauth_models import FederationPending
+
+    up_url, down_url, city, _ = nodes(seed_people=False)
+    http = requests.Session()
+    to_upstream = follow(http, f"{down_url}/federation/start?next=/account", stop_at=up_url)
+    sent = query(to_upstream.url)
+    cookie = _session_of(city, http)
+    assert cookie == {PENDING_KEY: sent["state"]}  # only the state, which the URL shows anyway
+    with city.app_context(), get_db(city).session() as session:
+        row = session.get(FederationPending, _state_hash(sent["state"]))
+        assert row is not None and row.nonce == sent["nonce"] and row.next_url == "/account"
+        verifier = row.code_verifier
+    raw = http.cookies.get(city.config["SESSION_COOKIE_NAME"])
+    for secret in (verifier, sent["nonce"]):
+        assert secret not in json.dumps(cookie) and secret not in raw
+
+
+def test_replayed_state_is_refused(nodes):
+    from identity.federation import _state_hash
+    from identity.oauth_models import FederationPending
+
+    up_url, down_url, city, _ = nodes(seed_people=False)
+    http = requests.Session()
+    up_login = follow(http, f"{down_url}/federation/start?next=/account", stop_at="never")
+    token = CSRF_RE.search(up_login.text).group(1)
+    posted = http.post(up_login.url, data={"csrf_token": token, "login": LI_ID, "password": "demo-password-1"},
+                       allow_redirects=False, timeout=10)
+    back = follow(http, urljoin(up_login.url, posted.headers["Location"]), stop_at=f"{down_url}/federation/callback")
+    callback_url = back.url
+    stolen = http.cookies.copy()  # the cookie as it was before the callback (holding the state)
+    first = http.get(callback_url, allow_redirects=False, timeout=10)
+    assert first.status_code == 302 and first.headers["Location"].endswith("/account")
+    with city.app_context(), get_db(city).session() as session:
+        assert session.get(FederationPending, _state_hash(query(callback_url)["state"])) is None  # consumed
+    replay = requests.Session()
+    replay.cookies.update(stolen)
+    again = replay.get(callback_url, allow_redirects=False, timeout=10)
+    assert again.status_code == 400 and "no federation login in progress" in again.text
+
+
+def test_unknown_or_expired_state_is_refused(identity_app):
+    from datetime import timedelta
+
+    from common.db import utcnow
+    from identity.federation import PENDING_KEY, _state_hash
+    from identity.oauth_models import FederationPending
+
+    app = identity_app(FEDERATION_UPSTREAM_ISSUER="http://127.0.0.1:9/never", FEDERATION_CLIENT_ID="x")
+    with app.app_context(), get_db(app).session() as session:
+        session.add(FederationPending(state_hash=_state_hash("old-state"), nonce="n", code_verifier="v",
+                                      next_url="/account", created_at=utcnow() - timedelta(hours=1),
+                                      expires_at=utcnow() - timedelta(minutes=1)))
+        session.commit()
+    http = app.test_client()
+    for value in ("never-issued", "old-state"):
+        with http.session_transaction() as cookie:  # the cookie agrees: only the table can refuse
+            cookie[PENDING_KEY] = value
+        response = http.get(f"/federation/callback?code=c&state={value}")
+        assert response.status_code == 400
+        assert "no federation login in progress" in response.get_data(as_text=True)
+    # Without any state in the cookie nothing is looked up at all.
+    assert http.get("/federation/callback?code=c&state=old-state").status_code == 400
