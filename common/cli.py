@@ -69,17 +69,23 @@ def openapi(out: Path) -> None:
 @click.option("--workers", default=2, show_default=True, help="gunicorn workers per service")
 def run(workers: int) -> None:
     """Start every service, the worker and the simulators; Ctrl-C stops them all."""
-    from common.launcher import Suite
+    from common.launcher import Suite, summaries
 
-    suite = Suite(var_dir=var_dir(), workers=workers)
+    suite = Suite(var_dir=var_dir(), workers=workers, demo_apps=True)
     exit_code = 0
+    try:
+        suite.check_ports_free()
+    except RuntimeError as exc:
+        raise click.ClickException(str(exc)) from exc
     suite.prepare()
     suite.start()
 
     def _stop(_signum, _frame):
         raise KeyboardInterrupt
 
+    # Also SIGINT explicitly: a shell starting us in the background would have it ignored.
     signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
     try:
         suite.wait_ready()
         click.echo("\nThe suite is up (Ctrl-C stops every process):")
@@ -88,6 +94,8 @@ def run(workers: int) -> None:
                        f"docs: http://127.0.0.1:{DEFAULT_PORTS[service]}/docs")
         click.echo("  through the gateway: http://127.0.0.1:8000/<service>/...  "
                    "(e.g. http://127.0.0.1:8000/identity/info)")
+        for line in summaries(suite):
+            click.echo(line)
         while True:
             dead = [name for name, proc in suite.processes.items() if proc.poll() is not None]
             if dead:

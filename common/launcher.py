@@ -34,6 +34,7 @@ class Suite:
     workers: int = 2
     env: dict[str, str] = field(default_factory=dict)
     log_dir: Path | None = None  # None: children inherit our stdout/stderr
+    demo_apps: bool = False  # `xsn run` also starts demo relying parties on fixed ports
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
 
     def base_url(self, service: str) -> str:
@@ -70,17 +71,24 @@ class Suite:
             if out is not None:
                 out.close()  # the child holds its own descriptor
 
+    def check_ports_free(self) -> None:
+        """:raise RuntimeError: a port is taken (another ``make run`` still running?)."""
+        import socket
+
+        for name, port in self.ports.items():
+            with socket.socket() as sock:
+                if sock.connect_ex(("127.0.0.1", port)) == 0:
+                    raise RuntimeError(f"port {port} for {name} is already in use: is another `make run` running?")
+
     def start(self) -> None:
+        self.check_ports_free()
         env = self.child_env()
         for service in START_ORDER:
             prom_dir = self.var_dir / "run" / "prometheus" / service
             shutil.rmtree(prom_dir, ignore_errors=True)
             prom_dir.mkdir(parents=True)
             service_env = dict(env, PROMETHEUS_MULTIPROC_DIR=str(prom_dir))
-            argv = [sys.executable, "-m", "gunicorn", "--workers", str(self.workers),
-                    "--bind", f"127.0.0.1:{self.ports[service]}", "--graceful-timeout", "5",
-                    "--access-logfile", "-", "--error-logfile", "-", "--name", f"xsn-{service}",
-                    f"{service}:create_app()"]
+            argv = gunicorn_argv(f"{service}:create_app()", self.ports[service], self.workers, f"xsn-{service}")
             self._spawn(service, argv, service_env)
         self._spawn("worker", [sys.executable, "-m", "celery", "-A", "common.tasks", "worker",
                                "--loglevel", "INFO", "--concurrency", "1", "--pool", "solo",
@@ -123,6 +131,29 @@ class Suite:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
         self.processes.clear()
+
+
+def gunicorn_argv(target: str, port: int, workers: int, name: str) -> list[str]:
+    """gunicorn for one app on loopback.
+
+    Each instance disables gunicorn's control socket: its default path is one per user, so
+    several instances (the suite, end-to-end tests, benchmarks) would fight over it.
+    """
+    return [sys.executable, "-m", "gunicorn", "--workers", str(workers), "--bind", f"127.0.0.1:{port}",
+            "--graceful-timeout", "5", "--no-control-socket", "--access-logfile", "-", "--error-logfile", "-",
+            "--name", name, target]
+
+
+def summaries(suite: Suite) -> list[str]:
+    """Lines each service wants a person to see once the suite is up (demo accounts, apps)."""
+    lines: list[str] = []
+    for service in SERVICES:
+        module_name = f"{service}.processes"
+        if importlib.util.find_spec(module_name) is not None:
+            module = importlib.import_module(module_name)
+            if hasattr(module, "summary"):
+                lines.extend(module.summary(suite))
+    return lines
 
 
 def extra_processes(suite: Suite) -> dict[str, list[str]]:
