@@ -384,8 +384,25 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         client: OAuthClient = self.client.model
         ctx = AuthContext(row.session_id, row.auth_time, row.acr, row.amr.split())
         refresh = {"family_id": row.family_id, "scope": row.scope, "expires_at": row.expires_at}
-        return _issue(self, subject=user.id, person_id=user.id, scope=scope or row.scope,
-                      audience=person_audiences(client, scope or row.scope), ctx=ctx, refresh=refresh)
+        granted = scope or row.scope
+        token = _issue(self, subject=user.id, person_id=user.id, scope=granted,
+                       audience=person_audiences(client, granted), ctx=ctx, refresh=refresh)
+        if "openid" in granted.split():
+            token["id_token"] = refreshed_id_token(client, user, row, granted, token["access_token"])
+        return token
+
+
+def refreshed_id_token(client: OAuthClient, person, row: RefreshToken, scope: str, access_token: str) -> str:
+    """OIDC Core §12.2: a new ID token at refresh, same ``iss``, ``sub``, ``aud``, the original
+    ``auth_time`` (and acr, amr, sid), a fresh ``iat``/``exp``, and no ``nonce``."""
+    from identity.accounts import person_claims
+
+    session = get_session()
+    claims = tokens.id_token_claims(
+        issuer=issuer(), subject=row.person_id, client_id=client.client_id, auth_time=row.auth_time, acr=row.acr,
+        amr=row.amr.split(), nonce=None, access_token=access_token, alg=client.id_token_alg,
+        session_id=row.session_id, user_claims=person_claims(session, person, set(scope_to_list(scope))))
+    return tokens.sign(state().keys, session, claims, alg=client.id_token_alg, typ="JWT")
 
 
 class ClientCredentialsGrant(grants.ClientCredentialsGrant):
@@ -429,7 +446,14 @@ class PkceS256(CodeChallenge):
 
 class OpenIDCode(_OpenIDCode):
     def exists_nonce(self, nonce, request):
-        return False  # a nonce binds one ID token to one RP session; the RP checks it
+        """A nonce already bound to a code of this client is a replayed authorization request
+        (OIDC Core §15.5.2): Authlib then answers ``invalid_request`` at the redirect URI.
+
+        Codes are kept after use (to detect code replays), at least for their lifetime, so a
+        reuse within that window is always caught."""
+        return get_session().scalar(
+            select(AuthorizationCode.code_hash).where(AuthorizationCode.client_id == request.payload.client_id,
+                                                      AuthorizationCode.nonce == nonce).limit(1)) is not None
 
     def generate_user_info(self, user, scope):
         from identity.accounts import person_claims

@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from common.db import utcnow
@@ -54,6 +54,8 @@ class OAuthClient(Base):
 
 class AuthorizationCode(Base):
     __tablename__ = "oauth_authorization_codes"
+    # exists_nonce: a nonce reused by the same client is a replayed authorization request.
+    __table_args__ = (Index("ix_oauth_authorization_codes_client_id_nonce", "client_id", "nonce"),)
 
     code_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
     client_id: Mapped[str] = mapped_column(ForeignKey("oauth_clients.client_id", ondelete="CASCADE"), index=True)

@@ -277,6 +277,53 @@ def test_confidential_client_rs256_id_token(app):
     assert token.header["alg"] == "RS256" and token.claims["nonce"] == "abc"
 
 
+def refresh(app, client_id, refresh_token, secret=None, **extra):
+    data = {"grant_type": "refresh_token", "refresh_token": refresh_token, **extra}
+    if secret is None:
+        return app.test_client().post("/oauth/token", data={**data, "client_id": client_id})
+    return app.test_client().post("/oauth/token", data=data, auth=(client_id, secret))
+
+
+def test_refresh_returns_a_new_id_token_for_an_openid_grant(app):
+    """OIDC Core §12.2: same iss, sub, aud; original auth_time; no nonce; a fresh iat and at_hash."""
+    from identity.tokens import half_hash
+
+    client_id, secret = register(app, id_token_alg="RS256", skip_consent=True)
+    browser = Browser(app)
+    browser.login(LI)
+    verifier, challenge = pkce_pair()
+    code, _ = browser.code(client_id, challenge, scope="openid profile offline_access", nonce="first-nonce")
+    first = exchange(app, client_id, code, verifier, secret=secret).get_json()
+    original = decode(app, first["id_token"])
+
+    response = refresh(app, client_id, first["refresh_token"], secret)
+    assert response.status_code == 200, response.get_json()
+    body = response.get_json()
+    token = jwt.decode(body["id_token"], jwks_of(app))
+    assert token.header["alg"] == "RS256" and token.header["typ"] == "JWT"
+    renewed = token.claims
+    for claim in ("iss", "sub", "aud", "azp", "auth_time", "acr", "amr", "sid", "name"):
+        assert renewed[claim] == original[claim], claim
+    assert "nonce" not in renewed and original["nonce"] == "first-nonce"
+    assert renewed["iat"] >= original["iat"] and renewed["exp"] > renewed["iat"]
+    assert renewed["at_hash"] == half_hash(body["access_token"], "RS256") != original["at_hash"]
+    # Narrowed to a scope without openid: no ID token.
+    narrowed = refresh(app, client_id, body["refresh_token"], secret, scope="profile").get_json()
+    assert "access_token" in narrowed and "id_token" not in narrowed
+
+
+def test_refresh_of_a_grant_without_openid_has_no_id_token(app):
+    client_id, _ = register(app, client_type="public", skip_consent=True)
+    browser = Browser(app)
+    browser.login(LI)
+    verifier, challenge = pkce_pair()
+    code, _ = browser.code(client_id, challenge, scope="profile offline_access")
+    first = exchange(app, client_id, code, verifier).get_json()
+    assert "id_token" not in first
+    body = refresh(app, client_id, first["refresh_token"]).get_json()
+    assert "access_token" in body and "id_token" not in body
+
+
 def test_client_credentials_token_verifies_with_common_verifier(app):
     from identity.oauth_seed import demo_secret
 

@@ -126,6 +126,23 @@ def test_state_is_echoed_exactly_and_nonce_bound_to_the_id_token(app, public, br
     assert jwt.decode(body["id_token"], keys).claims["nonce"] == "nonce-2"
 
 
+def test_nonce_reused_by_the_same_client_is_refused(app, public, browser):
+    """A second authorization request with a nonce already bound to a code of the client is a replay."""
+    verifier, challenge = pkce_pair()
+    code, _ = browser.code(public, challenge, nonce="once-only")
+    response = browser.client.get(browser.authorize_url(public, challenge=challenge, nonce="once-only",
+                                                        state="replayed"))
+    assert response.status_code == 302
+    got = query(response.headers["Location"])
+    assert response.headers["Location"].startswith(REDIRECT)
+    assert got["error"] == "invalid_request" and got["state"] == "replayed" and "code" not in got
+    # The first code is unaffected; another client may use the same value; a fresh nonce works.
+    assert "id_token" in code_exchange(app, public, code, code_verifier=verifier).get_json()
+    other = register(app, client_type="public", skip_consent=True)[0]
+    browser.code(other, challenge, nonce="once-only")
+    browser.code(public, challenge, nonce="another-one")
+
+
 def test_code_of_one_client_cannot_be_redeemed_by_another(app, public, browser):
     other = register(app, client_type="public", skip_consent=True)[0]
     verifier, challenge = pkce_pair()

@@ -1,4 +1,5 @@
-"""Federation logins in progress kept server-side (PKCE verifier and nonce out of the cookie).
+"""Federation logins in progress kept server-side (PKCE verifier and nonce out of the cookie);
+authorization codes findable by (client, nonce) for nonce-replay checks.
 
 Revision ID: identity_0004
 Revises: identity_0003
@@ -28,7 +29,10 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("state_hash", name="pk_federation_pending"),
     )
     op.create_index("ix_federation_pending_expires_at", "federation_pending", ["expires_at"])
+    op.create_index("ix_oauth_authorization_codes_client_id_nonce", "oauth_authorization_codes",
+                    ["client_id", "nonce"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_oauth_authorization_codes_client_id_nonce", table_name="oauth_authorization_codes")
     op.drop_table("federation_pending")
