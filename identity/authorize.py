@@ -40,6 +40,11 @@ CATALOG = {
         "consent.note": "您可以随时在“我的账户 · 已授权应用”中撤销授权。",
         "logout.title": "您已退出登录",
         "logout.body": "您已从西安统一身份认证平台退出。",
+        "logout.confirm.title": "退出登录",
+        "logout.confirm.body": "是否退出西安统一身份认证平台？",
+        "logout.confirm.client": "「{client}」请求您退出西安统一身份认证平台。是否退出？",
+        "logout.confirm.yes": "退出登录",
+        "logout.confirm.no": "保持登录",
     },
     "en": {
         "consent.title": "Authorise an application",
@@ -50,6 +55,11 @@ CATALOG = {
         "consent.note": "You can revoke this at any time under “My account · Linked apps”.",
         "logout.title": "You have signed out",
         "logout.body": "You have signed out of the Xi'an identity platform.",
+        "logout.confirm.title": "Sign out",
+        "logout.confirm.body": "Do you want to sign out of the Xi'an identity platform?",
+        "logout.confirm.client": "“{client}” asks you to sign out of the Xi'an identity platform. Sign out?",
+        "logout.confirm.yes": "Sign out",
+        "logout.confirm.no": "Stay signed in",
     },
 }
 

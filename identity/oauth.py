@@ -29,7 +29,7 @@ from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint as _IntrospectionEndpoint
 from authlib.oidc.core import AuthorizationCodeMixin
 from authlib.oidc.core.grants import OpenIDCode as _OpenIDCode
-from flask import Blueprint, Flask, current_app, jsonify, redirect, request
+from flask import Blueprint, Flask, current_app, jsonify, redirect, request, url_for
 from limits import parse as parse_limit
 from sqlalchemy import select, update
 
@@ -645,9 +645,16 @@ def _id_token_hint_claims(hint: str) -> dict[str, Any] | None:
 @bp.route("/oauth/logout", methods=["GET", "POST"])
 def end_session_endpoint():
     """RP-initiated logout: ends the login session, revokes its refresh tokens, and returns to
-    ``post_logout_redirect_uri`` only if it is registered (exactly) for the identified client."""
+    ``post_logout_redirect_uri`` only if it is registered (exactly) for the identified client.
+
+    With a valid ``id_token_hint`` naming the signed-in person the logout happens at once.
+    Without one anybody could have sent the browser here (a cross-site link or image), so the
+    person is asked first (RP-Initiated Logout 1.0 §2): a CSRF-protected form posted back here
+    with ``confirm=yes``.
+    """
     from flask import render_template
 
+    from common.pages import csrf
     from identity.login import current_login, end_login
 
     values = request.values
@@ -660,11 +667,18 @@ def end_session_endpoint():
         return oauth_error(400, "invalid_request", "client_id does not match the id_token_hint")
     target = values.get("post_logout_redirect_uri")
     session = get_session()
-    if target:
-        client = session.get(OAuthClient, client_id) if isinstance(client_id, str) else None
-        if client is None or target not in client.post_logout_redirect_uris:
-            return oauth_error(400, "invalid_request", "post_logout_redirect_uri is not registered for the client")
+    client = session.get(OAuthClient, client_id) if isinstance(client_id, str) else None
+    if target and (client is None or target not in client.post_logout_redirect_uris):
+        return oauth_error(400, "invalid_request", "post_logout_redirect_uri is not registered for the client")
     login = current_login()
+    if login is not None and claims is None:
+        decision = request.form.get("confirm") if request.method == "POST" else None
+        if decision is None:
+            return render_template("identity/logout_confirm.html", client=client, target=target,
+                                   client_id=client_id if client is not None else None, state=values.get("state"))
+        csrf.protect()  # 400 problem when the form was not ours
+        if decision != "yes":
+            return redirect(url_for("pages.account"))
     if login is not None and (claims is None or claims.get("sub") == login.person_id):
         families = set(session.scalars(select(RefreshToken.family_id).where(
             RefreshToken.session_id == login.session_id, RefreshToken.revoked_at.is_(None))))
