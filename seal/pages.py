@@ -10,17 +10,19 @@ form later without touching the views, which read and change data only through
 
 from __future__ import annotations
 
-from datetime import timedelta, timezone
+import functools
+from datetime import datetime, timedelta, timezone
 
-from flask import Blueprint, Flask, flash, redirect, render_template, request, session, url_for
+from flask import Blueprint, Flask, flash, g, redirect, render_template, request, session, url_for
 
 from common.auth import InvalidToken, get_verifier, scopes_of
-from common.db import get_session
+from common.db import get_session, utcnow
 from common.errors import Problem
 from common.i18n import _
 from common.pages import protect
 
 from . import service
+from .models import SEAL_STATUSES
 
 bp = protect(Blueprint("seal_pages", __name__, url_prefix="/manage", template_folder="templates"))
 TOKEN_KEY = "seal_admin_token"  # noqa: S105 - a session key name
@@ -33,6 +35,7 @@ def local_time(value) -> str:
 
 
 def _admin() -> dict | None:
+    """The signed-in administrator's verified claims (also in ``g.seal_admin``), or ``None``."""
     token = session.get(TOKEN_KEY)
     if not token:
         return None
@@ -44,6 +47,7 @@ def _admin() -> dict | None:
     if ADMIN_SCOPE not in scopes_of(claims):
         session.pop(TOKEN_KEY, None)
         return None
+    g.seal_admin = claims
     return claims
 
 
@@ -61,6 +65,8 @@ def login():
                 session[TOKEN_KEY] = token
                 return redirect(url_for("seal_pages.index"))
             error = _("seal.no_scope")
+    elif _admin() is not None:
+        return redirect(url_for("seal_pages.index"))
     return render_template("seal/login.html", error=error), 401 if error else 200
 
 
@@ -70,16 +76,23 @@ def logout():
     return redirect(url_for("seal_pages.login"))
 
 
+def _expired(seal, now: datetime) -> bool:
+    return not seal.valid_start <= now <= seal.valid_end
+
+
 @bp.route("")
 def index():
     if _admin() is None:
         return redirect(url_for("seal_pages.login"))
     db = get_session()
     org_code = request.args.get("org_code", "").strip() or None
-    seals = service.list_seals(db, org_code=org_code)
+    status = request.args.get("status", "").strip()
+    status = status if status in SEAL_STATUSES else ""
+    seals = service.list_seals(db, org_code=org_code, status=status or None)
     counts = service.usage_counts(db, [s.id for s in seals])
     return render_template("seal/index.html", seals=seals, counts=counts, org_code=org_code or "",
-                           local_time=local_time)
+                           status=status, statuses=SEAL_STATUSES, local_time=local_time,
+                           expired=functools.partial(_expired, now=utcnow()))
 
 
 @bp.route("/seals/<seal_id>")
@@ -90,7 +103,16 @@ def detail(seal_id: str):
     seal = service.get_seal(db, seal_id)
     return render_template("seal/detail.html", seal=seal, usage=service.usage_counts(db, [seal.id])[seal.id],
                            events=service.history(db, seal.id), grants=service.list_grants(db, seal.id),
-                           local_time=local_time)
+                           local_time=local_time, expired=_expired(seal, utcnow()))
+
+
+# Problems a staff member can cause from the forms, said in their language.
+_FORM_ERRORS = {
+    "reason_required": "seal.error.reason_required",
+    "seal_status_conflict": "seal.error.status_conflict",
+    "invalid_action": "seal.error.invalid_action",
+    "seal_not_found": "seal.error.not_found",
+}
 
 
 @bp.route("/seals/<seal_id>/status", methods=["POST"])
@@ -98,13 +120,18 @@ def change_status(seal_id: str):
     claims = _admin()
     if claims is None:
         return redirect(url_for("seal_pages.login"))
+    action = request.form.get("action", "")
+    if action == "revoke" and request.form.get("confirm") != "yes":
+        flash(_("seal.error", detail=_("seal.error.confirm_revoke")))
+        return redirect(url_for("seal_pages.detail", seal_id=seal_id))
     try:
-        service.change_status(get_session(), seal_id, request.form.get("action", ""),
-                              reason=request.form.get("reason"), actor=str(claims.get("sub")))
-        flash(_("seal.changed"))
+        service.change_status(get_session(), seal_id, action, reason=request.form.get("reason"),
+                              actor=str(claims.get("sub")))
+        flash(_(f"seal.changed.{action}"))
     except Problem as exc:
         get_session().rollback()
-        flash(_("seal.error", detail=exc.detail))
+        detail = _(_FORM_ERRORS[exc.code]) if exc.code in _FORM_ERRORS else exc.detail
+        flash(_("seal.error", detail=detail))
     return redirect(url_for("seal_pages.detail", seal_id=seal_id))
 
 
