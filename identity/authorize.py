@@ -18,7 +18,7 @@ from authlib.oauth2 import OAuth2Error
 from authlib.oauth2.rfc6749 import scope_to_list
 from authlib.oauth2.rfc6749.errors import InvalidRequestError
 from authlib.oidc.core.errors import ConsentRequiredError, LoginRequiredError
-from flask import Blueprint, Flask, redirect, render_template, request
+from flask import Blueprint, Flask, make_response, redirect, render_template, request
 from sqlalchemy import select
 
 from common.db import get_session, utcnow
@@ -40,6 +40,13 @@ CATALOG = {
         "consent.note": "您可以随时在“我的账户 · 已授权应用”中撤销授权。",
         "logout.title": "您已退出登录",
         "logout.body": "您已从西安统一身份认证平台退出。",
+        "autherror.title": "无法继续登录",
+        "autherror.client": "发起登录的应用未在西安统一身份认证平台登记，或已被停用。",
+        "autherror.redirect": "发起登录的应用提供的回调地址未经登记，为保护您的账户，登录已中止。",
+        "autherror.generic": "发起登录的应用发送的请求无效。",
+        "autherror.hint": "请返回原应用重试；如果问题持续存在，请联系该应用的提供方。",
+        "autherror.detail": "技术信息",
+        "autherror.account": "前往我的账户",
         "logout.confirm.title": "退出登录",
         "logout.confirm.body": "是否退出西安统一身份认证平台？",
         "logout.confirm.client": "「{client}」请求您退出西安统一身份认证平台。是否退出？",
@@ -55,6 +62,15 @@ CATALOG = {
         "consent.note": "You can revoke this at any time under “My account · Linked apps”.",
         "logout.title": "You have signed out",
         "logout.body": "You have signed out of the Xi'an identity platform.",
+        "autherror.title": "Sign-in cannot continue",
+        "autherror.client": "The application that sent you here is not registered with the Xi'an identity platform, "
+                            "or has been disabled.",
+        "autherror.redirect": "The application gave a return address that is not registered; to protect your "
+                              "account, sign-in was stopped.",
+        "autherror.generic": "The application that sent you here made an invalid request.",
+        "autherror.hint": "Go back to the application and try again; if the problem persists, contact its provider.",
+        "autherror.detail": "Technical details",
+        "autherror.account": "Go to my account",
         "logout.confirm.title": "Sign out",
         "logout.confirm.body": "Do you want to sign out of the Xi'an identity platform?",
         "logout.confirm.client": "“{client}” asks you to sign out of the Xi'an identity platform. Sign out?",
@@ -70,11 +86,40 @@ class UnmetAuthenticationRequirements(OAuth2Error):
     error = "unmet_authentication_requirements"
 
 
+def prefers_html() -> bool:
+    """A browser navigation (Accept ranks text/html above JSON), not an API client or a script."""
+    accept = request.accept_mimetypes
+    return accept.quality("text/html") > accept.quality("application/json")
+
+
+def unredirectable(status: int, error: str, description: str):
+    """An error we must not send to the redirect URI (RFC 6749 §4.1.2.1): the client or the
+    redirect URI is not (or no longer) registered. A person in a browser gets a page saying what
+    happened; anything else gets the RFC 6749 JSON."""
+    if not prefers_html():
+        return oauth_error(status, error, description)
+    from identity.oauth_models import OAuthClient
+
+    client_id, redirect_uri = request.values.get("client_id"), request.values.get("redirect_uri")
+    client = get_session().get(OAuthClient, client_id) if client_id else None
+    if client is None or client.disabled_at is not None:
+        reason = "autherror.client"
+    elif redirect_uri and redirect_uri not in client.redirect_uris:
+        reason = "autherror.redirect"
+    else:
+        reason = "autherror.generic"
+    # Only our own words on this page: the request's values (an unregistered URI, a description
+    # quoting it) could be an attacker's text shown under our name.
+    response = make_response(render_template("identity/authorize_error.html", reason=reason, error=error), status)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
 def _error(error: OAuth2Error):
     server = state().server
     if error.redirect_uri:
         return server.handle_error_response(None, error)
-    return oauth_error(error.status_code or 400, error.error, error.description or error.error)
+    return unredirectable(error.status_code or 400, error.error, error.description or error.error)
 
 
 def _redirect_error(grant, cls, description: str):
@@ -127,7 +172,7 @@ def authorize():
     prompts = set((data.get("prompt") or "").split())
     hint = data.get("login_hint") or None
     if not data.get("redirect_uri"):
-        return oauth_error(400, "invalid_request", "redirect_uri is required")
+        return unredirectable(400, "invalid_request", "redirect_uri is required")
 
     if person is None:
         if "none" in prompts:

@@ -105,6 +105,36 @@ def test_unknown_client_is_not_redirected(app, browser):
     assert response.status_code == 400 and "Location" not in response.headers
 
 
+BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8"
+
+
+@pytest.mark.parametrize("case", ["unknown client", "unregistered redirect_uri", "missing redirect_uri"])
+def test_unredirectable_errors_are_a_page_for_browsers_and_json_otherwise(app, public, browser, case):
+    _, challenge = pkce_pair()
+    evil = "https://evil.example/callback"
+    url = {"unknown client": browser.authorize_url("no-such-client", challenge=challenge),
+           "unregistered redirect_uri": browser.authorize_url(public, challenge=challenge, redirect_uri=evil),
+           "missing redirect_uri": browser.authorize_url(public, challenge=challenge).replace("redirect_uri=", "x=")
+           }[case]
+    expected = {"unknown client": ("未在西安统一身份认证平台登记", "not registered with"),
+                "unregistered redirect_uri": ("回调地址未经登记", "return address that is not registered"),
+                "missing redirect_uri": ("请求无效", "invalid request")}[case]
+
+    page = browser.client.get(url, headers={"Accept": BROWSER_ACCEPT})
+    html = page.get_data(as_text=True)
+    assert page.status_code == 400 and page.mimetype == "text/html" and "Location" not in page.headers
+    assert "无法继续登录" in html and expected[0] in html
+    main = html[html.index("<main"):html.index("</main>")]
+    assert "evil.example" not in main and 'href="https://evil' not in html  # no link to, or word of, the target
+    english = browser.client.get(url + "&lang=en", headers={"Accept": BROWSER_ACCEPT})
+    assert english.status_code == 400 and expected[1] in english.get_data(as_text=True)
+
+    for accept in (None, "application/json", "*/*", "application/json, text/html;q=0.5"):
+        response = browser.client.get(url, headers={"Accept": accept} if accept else {})
+        assert response.status_code == 400 and response.mimetype == "application/json", accept
+        assert response.get_json()["error"] in ("invalid_client", "invalid_request")
+
+
 def test_token_redirect_uri_must_match_the_authorization_request(app, public, browser):
     verifier, challenge = pkce_pair()
     code, _ = browser.code(public, challenge)
