@@ -243,7 +243,7 @@ class SealSign(MethodView):
                               idempotency_key=request.headers.get("Idempotency-Key"),
                               request_id=g.get("request_id"), append_event=_append_event())
         row = result.signature
-        payload = _signature_payload(row, service.seal_code(get_session(), row.seal_id))
+        payload = _signature_payload(row, result.seal_code or service.seal_code(get_session(), row.seal_id))
         if result.replayed:
             return payload, 200, {"Idempotent-Replayed": "true"}
         return payload

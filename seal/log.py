@@ -86,11 +86,22 @@ def _str_or_none(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
+_HEAD = LogHead.__table__
+# Prepared once: executing a built Core statement with parameters skips SQLAlchemy's per-call
+# statement construction, which cost more than the statements themselves.
+_ADVANCE_HEAD = (update(_HEAD).where(_HEAD.c.id == HEAD_ID).values(size=_HEAD.c.size + 1)
+                 .returning(_HEAD.c.size))
+_INSERT_ENTRY = insert(LogEntry.__table__)
+_INSERT_NODES = insert(LogNode.__table__)
+
+
 def append_event(session: Session, event: dict[str, Any], *, ses_der: bytes | None = None) -> int:
     """Append a signing event to the log inside the caller's transaction; returns its leaf index.
 
     The caller commits (the entry becomes visible and durable with the signature that caused
-    it) or rolls back (the index is released; no gap remains).
+    it) or rolls back (the index is released; no gap remains). Statements: the head
+    ``UPDATE ... RETURNING``, one read of the left siblings when the leaf completes subtrees
+    (every other append), the leaf ``INSERT`` and one ``executemany`` of the new nodes.
     :raise ValueError: the event has no ``type`` or no valid ``time``.
     """
     if not isinstance(event.get("type"), str) or not event["type"]:
@@ -99,20 +110,18 @@ def append_event(session: Session, event: dict[str, Any], *, ses_der: bytes | No
     leaf = canonical_leaf(event)
     leaf_hash = merkle.leaf_hash(leaf, hash_fn=HASH)
 
-    head = LogHead.__table__
-    size = session.execute(
-        update(head).where(head.c.id == HEAD_ID).values(size=head.c.size + 1).returning(head.c.size)
-    ).scalar_one_or_none()
+    connection = session.connection()
+    size = connection.execute(_ADVANCE_HEAD).scalar_one_or_none()
     if size is None:
         raise LogError("the log head row is missing (run the migrations)", code="log_head_missing", status=500)
     index = size - 1
 
-    session.execute(insert(LogEntry).values(
-        leaf_index=index, leaf=leaf.decode(), leaf_hash=leaf_hash, event_type=event["type"], time=when,
-        ses_signature=base64.b64encode(ses_der).decode() if ses_der is not None else None,
-        appended_at=utcnow(), **{name: _str_or_none(event.get(name)) for name in INDEXED_FIELDS},
-    ))
-    session.execute(insert(LogNode), _new_nodes(session, index, leaf_hash))
+    values = {name: _str_or_none(event.get(name)) for name in INDEXED_FIELDS}
+    values.update(leaf_index=index, leaf=leaf.decode(), leaf_hash=leaf_hash, event_type=event["type"], time=when,
+                  ses_signature=base64.b64encode(ses_der).decode() if ses_der is not None else None,
+                  appended_at=utcnow())
+    connection.execute(_INSERT_ENTRY, values)
+    connection.execute(_INSERT_NODES, _new_nodes(session, index, leaf_hash))
     return index
 
 
@@ -120,11 +129,11 @@ def _new_nodes(session: Session, index: int, leaf_hash: bytes) -> list[dict[str,
     """Rows for the leaf and every perfect subtree it completes (one per trailing 1 bit of index)."""
     completes = (~index & (index + 1)).bit_length() - 1  # number of trailing 1 bits
     lefts = _fetch_nodes(session, [(level, (index >> level) - 1) for level in range(completes)])
-    rows = [{"level": 0, "index": index, "hash": leaf_hash}]
+    rows = [{"level": 0, "node_index": index, "hash": leaf_hash}]
     h = leaf_hash
     for level in range(completes):
         h = merkle.node_hash(lefts[(level, (index >> level) - 1)], h, hash_fn=HASH)
-        rows.append({"level": level + 1, "index": index >> (level + 1), "hash": h})
+        rows.append({"level": level + 1, "node_index": index >> (level + 1), "hash": h})
     return rows
 
 

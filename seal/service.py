@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, bindparam, exists, func, insert, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, defer
 
@@ -43,6 +43,7 @@ from .models import (
     SealEvent,
     Signature,
     SigningKey,
+    new_id,
 )
 
 MAKER_PURPOSE = "seal-maker"
@@ -366,6 +367,7 @@ def is_granted(session: Session, seal_id: str, actor: Actor) -> bool:
 class SignResult:
     signature: Signature
     replayed: bool
+    seal_code: str | None = None  # the seal's esID, known to the signing path (saves a query)
 
 
 def _request_hash(seal_id: str, digest: bytes, property_info: str) -> str:
@@ -379,10 +381,46 @@ def _existing(session: Session, scope: str, key: str) -> Signature | None:
                                                    Signature.idempotency_key == key)).first()
 
 
-def _replay(existing: Signature, request_hash: str) -> SignResult:
+def _replay(existing: Signature, request_hash: str, seal_code: str | None = None) -> SignResult:
     if existing.request_hash != request_hash:
         raise IdempotencyConflict("this idempotency key was used for a different signing request")
-    return SignResult(existing, True)
+    return SignResult(existing, True, seal_code)
+
+
+# Everything the signing path reads, in one statement: the seal (without its picture), whether
+# it is granted to the caller's subject or client, and an earlier signature under the same
+# idempotency key (the unique (scope, key) constraint's index answers that). Built once:
+# executing a prepared Core statement skips SQLAlchemy's per-call construction.
+_SIGN_CONTEXT = (
+    select(Seal.id, Seal.es_id, Seal.org_code, Seal.status, Seal.status_reason, Seal.valid_start, Seal.valid_end,
+           Seal.kid, Seal.signer_serial, Seal.eseal_der,
+           exists().where(Grant.seal_id == Seal.id, or_(
+               and_(Grant.grantee_type == GRANT_SUBJECT, Grant.grantee == bindparam("sub")),
+               and_(Grant.grantee_type == GRANT_CLIENT, Grant.grantee == bindparam("client_id")),
+           )).label("granted"),
+           select(Signature.id).where(Signature.idempotency_scope == bindparam("scope"),
+                                      Signature.idempotency_key == bindparam("idempotency_key"))
+           .scalar_subquery().label("existing_id"))
+    .where(Seal.id == bindparam("seal_id"))
+)
+_INSERT_SIGNATURE = insert(Signature.__table__)
+
+# Per process: the SES_Signature material of each seal version (see ses.SigningMaterial), keyed
+# by the seal DER and the signer certificate DER themselves: a new SESeal is a new entry.
+_materials: dict[tuple[bytes, bytes], ses.SigningMaterial] = {}
+_MAX_MATERIALS = 256
+
+
+def _material(seal_der: bytes, signer_cert_der: bytes) -> ses.SigningMaterial:
+    key = (seal_der, signer_cert_der)
+    material = _materials.get(key)
+    if material is None:
+        material = ses.SigningMaterial(seal_der, signer_cert_der)
+        with _keys_lock:
+            if len(_materials) >= _MAX_MATERIALS:
+                _materials.clear()
+            _materials[key] = material
+    return material
 
 
 def sign(session: Session, kek: bytes, seal_id: str, *, actor: Actor, digest: bytes,
@@ -392,6 +430,10 @@ def sign(session: Session, kek: bytes, seal_id: str, *, actor: Actor, digest: by
 
     Same idempotency key (per client, or per subject without a client) with the same
     parameters returns the first result; with different parameters it is refused (409).
+
+    Statements: one read (seal, grant, idempotency), the log append (one UPDATE ... RETURNING,
+    one INSERT of the leaf, one executemany of the nodes, and one node read when the leaf
+    completes a subtree), one INSERT of the signature, the commit.
     """
     if len(digest) != 32:
         raise ValidationFailed("the digest is a 32-byte SM3 digest (64 hex digits)", code="invalid_digest",
@@ -404,15 +446,19 @@ def sign(session: Session, kek: bytes, seal_id: str, *, actor: Actor, digest: by
         raise ValidationFailed("Idempotency-Key is 1–255 characters", code="invalid_idempotency_key")
     request_hash = _request_hash(seal_id, digest, property_info)
     scope = f"client:{actor.client_id}" if actor.client_id else f"sub:{actor.sub}"
-    if idempotency_key is not None:
-        existing = _existing(session, scope, idempotency_key)
-        if existing is not None:
-            return _replay(existing, request_hash)
 
-    seal = session.scalars(select(Seal).options(defer(Seal.image_png)).where(Seal.id == seal_id)).first()
+    connection = session.connection()
+    seal = connection.execute(_SIGN_CONTEXT, {"seal_id": seal_id, "sub": actor.sub, "client_id": actor.client_id,
+                                              "scope": scope, "idempotency_key": idempotency_key}).first()
     if seal is None:
+        if idempotency_key is not None:  # a replay names its seal, but answer it as before
+            existing = _existing(session, scope, idempotency_key)
+            if existing is not None:
+                return _replay(existing, request_hash)
         raise SealNotFound(f"no seal {seal_id}")
-    if not is_granted(session, seal.id, actor):
+    if seal.existing_id is not None:
+        return _replay(session.get(Signature, seal.existing_id), request_hash, seal.es_id)
+    if not seal.granted:
         raise NotGranted(f"seal {seal.es_id} is not granted to client {actor.client_id!r} or subject {actor.sub!r}")
     now = utcnow().replace(microsecond=0)
     if seal.status != ACTIVE:
@@ -421,42 +467,45 @@ def sign(session: Session, kek: bytes, seal_id: str, *, actor: Actor, digest: by
     if not seal.valid_start <= now <= seal.valid_end:
         raise SealNotUsable("the seal is outside its validity window", code="seal_expired")
 
-    signer_cert = _signer_cert_der(session, seal)
-    signer_key = private_key(session, kek, seal.kid)
-    der = ses.build_signature(signer_key=signer_key, signer_cert_der=signer_cert, seal_der=seal.eseal_der,
-                              time_info=now, data_hash=digest, property_info=property_info)
-    signature_digest = sm3(der).hex()
-    row = Signature(seal_id=seal.id, signer=actor.sub, client_id=actor.client_id,
-                    idempotency_scope=scope if idempotency_key else None, idempotency_key=idempotency_key,
-                    request_hash=request_hash, document_digest=digest.hex(), property_info=property_info,
-                    signature_der=der, signature_digest=signature_digest, signed_at=now, request_id=request_id)
-    if append_event is not None:
-        event = {"type": "sign", "time": now.strftime("%Y-%m-%dT%H:%M:%SZ"), "seal_id": seal.id,
-                 "seal_code": seal.es_id, "org_code": seal.org_code, "signer": actor.sub,
-                 "client_id": actor.client_id, "document_digest": digest.hex(),
-                 "signature_digest": signature_digest, "request_id": request_id}
-        row.log_index = append_event(session, event, ses_der=der)
-    session.add(row)
+    material = _material(seal.eseal_der, _signer_cert_der(session, seal.signer_serial))
+    der, der_digest = material.sign(private_key(session, kek, seal.kid), time_info=now, data_hash=digest,
+                                    property_info=property_info)
+    signature_digest = der_digest.hex()
+    values = {"id": new_id(), "seal_id": seal.id, "signer": actor.sub, "client_id": actor.client_id,
+              "idempotency_scope": scope if idempotency_key else None, "idempotency_key": idempotency_key,
+              "request_hash": request_hash, "document_digest": digest.hex(), "property_info": property_info,
+              "signature_der": der, "signature_digest": signature_digest, "signed_at": now,
+              "log_index": None, "request_id": request_id, "note": None}
     try:
+        if append_event is not None:
+            event = {"type": "sign", "time": now.strftime("%Y-%m-%dT%H:%M:%SZ"), "seal_id": seal.id,
+                     "seal_code": seal.es_id, "org_code": seal.org_code, "signer": actor.sub,
+                     "client_id": actor.client_id, "document_digest": values["document_digest"],
+                     "signature_digest": signature_digest, "request_id": request_id}
+            values["log_index"] = append_event(session, event, ses_der=der)
+        connection.execute(_INSERT_SIGNATURE, values)
         session.commit()
     except IntegrityError:
         session.rollback()
         if idempotency_key is not None:
             existing = _existing(session, scope, idempotency_key)
             if existing is not None:  # a concurrent request with the same key won the race
-                return _replay(existing, request_hash)
+                return _replay(existing, request_hash, seal.es_id)
         raise
-    return SignResult(row, False)
+    return SignResult(Signature(**values), False, seal.es_id)
 
 
 _signer_certs: dict[str, bytes] = {}
 
 
-def _signer_cert_der(session: Session, seal: Seal) -> bytes:
-    der = _signer_certs.get(seal.signer_serial)
+def _signer_cert_der(session: Session, serial: str) -> bytes:
+    """A certificate's DER by serial (a certificate never changes under its serial)."""
+    der = _signer_certs.get(serial)
     if der is None:
-        der = session.scalar(select(Certificate.der).where(Certificate.serial == seal.signer_serial))
-        _signer_certs[seal.signer_serial] = der
+        der = session.scalar(select(Certificate.der).where(Certificate.serial == serial))
+        if der is None:
+            raise Problem(f"the signer certificate {serial} is missing", code="certificate_missing", status=500)
+        _signer_certs[serial] = der
     return der
 
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from common.gm import SM2_WITH_SM3_OID, GMError, SM2PrivateKey, sm3
+from common.gm import SM2_WITH_SM3_OID, GMError, SM2PrivateKey, SM3Hasher, sm3
 
 from . import ca
 from .asn1 import (
@@ -114,6 +114,87 @@ def build_signature(*, signer_key: SM2PrivateKey, signer_cert_der: bytes, seal_d
         "signature": signer_key.sign(tbs_der),
     })
     return signature.dump()
+
+
+# -- the signing hot path ------------------------------------------------------------------
+
+
+def _der_length(n: int) -> bytes:
+    if n < 0x80:
+        return bytes((n,))
+    body = n.to_bytes((n.bit_length() + 7) // 8, "big")
+    return bytes((0x80 | len(body),)) + body
+
+
+def _tlv(tag: int, content: bytes) -> bytes:
+    return bytes((tag,)) + _der_length(len(content)) + content
+
+
+_VERSION_DER = _tlv(0x02, bytes((SES_VERSION,)))
+_SM2_SM3_OID_DER = bytes.fromhex("06082a811ccf55018375")  # OBJECT IDENTIFIER 1.2.156.10197.1.501
+
+
+class SigningMaterial:
+    """One seal version's constant parts of every ``SES_Signature``, prepared once per process.
+
+    A ``TBS_Sign`` is ``SEQUENCE { version, eseal, timeInfo, dataHash, propertyInfo }`` and an
+    ``SES_Signature`` is ``SEQUENCE { toSign, cert, signatureAlgID, signature }``: the seal (tens
+    of KiB with its picture) and the signer certificate are the same bytes in every signature
+    made with this seal version. This builds the DER by concatenating the stored seal DER with
+    the few small per-signature fields (byte-identical to :func:`build_signature`, which the
+    tests check), and keeps the SM3 state after the constant prefix ``SEQUENCE header, toSign
+    SEQUENCE header, version, eseal`` so that the signature's own digest hashes only the tail.
+
+    Nothing here depends on a request: the material is keyed by the seal DER and the
+    certificate DER themselves, so a changed seal (a new picture, a new ``SESeal``) is a new
+    material, never a stale one.
+    """
+
+    def __init__(self, seal_der: bytes, signer_cert_der: bytes) -> None:
+        self.seal_der = bytes(seal_der)
+        self.signer_cert_der = bytes(signer_cert_der)
+        self._cert_tlv = _tlv(0x04, self.signer_cert_der) + _SM2_SM3_OID_DER
+        self._prefix_states: dict[bytes, SM3Hasher] = {}
+
+    def tbs_der(self, time_info: datetime, data_hash: bytes, property_info: str = DEFAULT_PROPERTY_INFO) -> bytes:
+        if len(data_hash) != 32:
+            raise ValueError("dataHash is a 32-byte SM3 digest")
+        when = _seconds(time_info)
+        tail = (_tlv(0x18, when.strftime("%Y%m%d%H%M%SZ").encode("ascii")) + _tlv(0x03, b"\x00" + data_hash)
+                + _tlv(0x16, property_info.encode("ascii")))
+        body_length = len(_VERSION_DER) + len(self.seal_der) + len(tail)
+        return b"".join((b"\x30", _der_length(body_length), _VERSION_DER, self.seal_der, tail))
+
+    def signature_der(self, tbs_der: bytes, signature: bytes) -> bytes:
+        body_length = len(tbs_der) + len(self._cert_tlv) + len(_tlv(0x03, b"\x00" + signature))
+        return b"".join((b"\x30", _der_length(body_length), tbs_der, self._cert_tlv,
+                         _tlv(0x03, b"\x00" + signature)))
+
+    def signature_digest(self, signature_der: bytes) -> bytes:
+        """SM3 of a DER made by :meth:`signature_der`, hashing the seal bytes only once per layout."""
+        # Outer header, then the TBS_Sign header, then version: all before the seal bytes.
+        if len(signature_der) < 8:
+            return sm3(signature_der)
+        outer = 2 + (signature_der[1] & 0x7F if signature_der[1] & 0x80 else 0)
+        inner = 2 + (signature_der[outer + 1] & 0x7F if signature_der[outer + 1] & 0x80 else 0)
+        start = outer + inner + len(_VERSION_DER)
+        end = start + len(self.seal_der)
+        if not signature_der.startswith(self.seal_der, start):  # not our layout: hash it all
+            return sm3(signature_der)
+        key = signature_der[:start]
+        state = self._prefix_states.get(key)
+        if state is None:
+            state = SM3Hasher(key).update(self.seal_der)
+            if len(self._prefix_states) < 64:
+                self._prefix_states[key] = state
+        return state.copy().update(memoryview(signature_der)[end:]).digest()
+
+    def sign(self, signer_key: SM2PrivateKey, *, time_info: datetime, data_hash: bytes,
+             property_info: str = DEFAULT_PROPERTY_INFO) -> tuple[bytes, bytes]:
+        """``(DER SES_Signature, its SM3 digest)``."""
+        tbs = self.tbs_der(time_info, data_hash, property_info)
+        der = self.signature_der(tbs, signer_key.sign(tbs))
+        return der, self.signature_digest(der)
 
 
 # -- parsing ---------------------------------------------------------------------------------
