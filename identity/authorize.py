@@ -143,12 +143,18 @@ def required_level(grant, client) -> int:
 
 
 def granted_scopes(session, grant, person) -> list[str]:
-    """Requested ∩ client's (Authlib did that) ∩, for staff scopes, what the person holds."""
+    """Requested ∩ client's (Authlib did that) ∩, for staff scopes, what the person holds.
+
+    A staff scope is any scope a role can grant (:data:`ROLE_SCOPES`) or a grant holds, whether
+    or not anybody holds it today: otherwise a role nobody has been given yet (``seal:admin`` on
+    a new node) would be handed to every person who signs in to a client allowed that scope.
+    """
     from identity.accounts import staff_scopes
     from identity.models import StaffGrant
+    from identity.organisations import ROLE_SCOPES
 
     requested = scope_to_list(grant.request.scope or "") or []
-    every_staff_scope: set[str] = set()
+    every_staff_scope: set[str] = {scope for scopes in ROLE_SCOPES.values() for scope in scopes}
     for scopes in session.scalars(select(StaffGrant.scopes)):
         every_staff_scope.update(scopes.split())
     held = staff_scopes(session, person)

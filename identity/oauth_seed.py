@@ -37,6 +37,14 @@ SERVICE_CLIENTS: dict[str, tuple[list[str], list[str]]] = {
 ADMIN_CLIENT = "xsn-admin"
 DEMO_APP = "xian-demo-app"
 DEMO_APP_PORT = 8765
+# The seal node's staff consoles sign people in here (common.console_login). A client of its
+# own, not the seal service's client-credentials client ``xsn-seal``: that one would then be
+# able to mint itself seal:admin / audit:read without any person, and people's console tokens
+# would carry the service's other audiences.
+SEAL_CONSOLE = "xsn-seal-console"
+SEAL_CONSOLE_PATHS = ("/seal/manage", "/seal/audit")
+# Audit tooling (scripts, the CLI against a running node): a machine client reading the log.
+AUDITOR_CLIENT = "xsn-auditor"
 
 
 def demo_secret(kek: bytes, client_id: str) -> str:
@@ -44,7 +52,7 @@ def demo_secret(kek: bytes, client_id: str) -> str:
     return hmac_sm3(kek, f"identity:demo-client-secret:{client_id}".encode()).hex()
 
 
-def _specs() -> list[clients.ClientSpec]:
+def _specs(public_base_url: str) -> list[clients.ClientSpec]:
     specs = [clients.ClientSpec(name=f"xsn {service}", client_id=f"xsn-{service}", grant_types=["client_credentials"],
                                 scopes=scopes, audiences=audiences, access_token_lifetime=600)
              for service, (scopes, audiences) in SERVICE_CLIENTS.items()]
@@ -57,6 +65,18 @@ def _specs() -> list[clients.ClientSpec]:
         post_logout_redirect_uris=[f"http://127.0.0.1:{DEMO_APP_PORT}/", f"http://localhost:{DEMO_APP_PORT}/"],
         grant_types=["authorization_code", "refresh_token"],
         scopes=["openid", "profile", "phone", "idcard", "org", "offline_access"]))
+    base = public_base_url.rstrip("/")
+    # No refresh_token grant: the console keeps no long-lived credential; an expired access
+    # token sends the person back through authorize, silent while their login here lasts.
+    specs.append(clients.ClientSpec(
+        name="电子印章管理与审计控制台", client_id=SEAL_CONSOLE, grant_types=["authorization_code"],
+        redirect_uris=[f"{base}{path}/callback" for path in SEAL_CONSOLE_PATHS],
+        post_logout_redirect_uris=[f"{base}{path}/signed-out" for path in SEAL_CONSOLE_PATHS],
+        scopes=["openid", "profile", "staff", "seal:admin", "audit:read"], audiences=["xsn:seal"],
+        access_token_lifetime=900, skip_consent=True))
+    specs.append(clients.ClientSpec(name="签章日志审计工具", client_id=AUDITOR_CLIENT,
+                                    grant_types=["client_credentials"], scopes=["audit:read"],
+                                    audiences=["xsn:seal"], access_token_lifetime=300))
     return specs
 
 
@@ -69,13 +89,22 @@ def seed(app: Flask) -> None:
             session.commit()
             return
         key = clients.secret_hash_key(kek)
-        for spec in _specs():
+        for spec in _specs(app.config["PUBLIC_BASE_URL"]):
+            try:
+                clients.validate_spec(spec)
+            except clients.InvalidClientMetadata as exc:  # e.g. a plain-http public URL off loopback
+                log.warning("demo_client_skipped", client_id=spec.client_id, reason=exc.detail)
+                continue
             secret = demo_secret(kek, spec.client_id) if spec.client_type == "confidential" else None
             existing = session.get(OAuthClient, spec.client_id)
             if existing is None:
                 clients.register_client(session, kek, spec, secret=secret)
-            elif secret and not clients.check_secret(key, existing.secret_hash, secret):
-                existing.secret_hash = clients.hash_secret(key, secret)  # the KEK changed since
+            else:
+                if secret and not clients.check_secret(key, existing.secret_hash, secret):
+                    existing.secret_hash = clients.hash_secret(key, secret)  # the KEK changed since
+                # The gateway's public URL may have changed since (another port): follow it.
+                existing.redirect_uris = list(spec.redirect_uris)
+                existing.post_logout_redirect_uris = list(spec.post_logout_redirect_uris)
             if secret:
                 secrets_out[spec.client_id] = {"client_secret": secret}
         session.commit()

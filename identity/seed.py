@@ -30,7 +30,7 @@ DEMO_PEOPLE: list[dict] = [
     {"name": "李四", "id_number": _id("610102", date(1985, 6, 15), 456), "mobile": "13900005678",
      "level": 2, "face_verified": False, "note": "citizen, register-verified (L2)"},
     {"name": "王五", "id_number": _id("610104", date(1978, 3, 20), 789), "mobile": "13700009012",
-     "level": 3, "face_verified": True, "note": "staff: licence issuer, payment window, auditor, identity admin (L3)"},
+     "level": 3, "face_verified": True, "note": "staff: licences, payment window, audit, identity and seal admin (L3)"},
     {"name": "赵六", "id_number": _id("610116", date(1970, 11, 2), 321), "mobile": "13600003456",
      "level": 2, "face_verified": False, "note": "legal representative of the demo organisation (L2)"},
 ]
@@ -51,6 +51,7 @@ DEMO_STAFF = {"person": "王五", "grants": [
     {"department": "西安市财政局", "role": "payment_window", "params": {"windows": ["雁塔区政务服务中心"]}},
     {"department": "西安市数据局", "role": "auditor", "params": {}},
     {"department": "西安市数据局", "role": "identity_admin", "params": {}},
+    {"department": "西安市数据局", "role": "seal_admin", "params": {}},
 ]}
 
 
