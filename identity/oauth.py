@@ -43,9 +43,6 @@ log = structlog.get_logger("xsn.identity.oauth")
 
 # Settings of the OAuth part; identity/__init__.py merges them into the service's SETTINGS.
 SETTINGS: dict[str, Any] = {
-    # Our own cookie name: the gateway in front is a Flask app too, and would otherwise re-send
-    # its idea of a "session" cookie for the same host over ours (losing the consent CSRF token).
-    "SESSION_COOKIE_NAME": "xsn_identity_session",
     "OAUTH_CODE_LIFETIME": 120,  # seconds an authorization code is valid
     "OAUTH_TOKEN_FAILURE_LIMIT": "20/minute",  # failed token requests per client IP and per client id
     "OAUTH_SCOPES_SUPPORTED": None,  # None: any scope a client is registered for

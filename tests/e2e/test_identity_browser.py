@@ -12,10 +12,12 @@ from urllib.parse import urlencode
 import pytest
 import requests
 
+from common.testing import free_port
 from identity.oauth_testing import pkce_pair, query
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
-APP = "http://127.0.0.1:8765"
+# The relying party this test plays: a port nothing listens on (`xsn run` has its demo app on 8765).
+APP = f"http://127.0.0.1:{free_port()}"
 
 
 def test_app_registered_with_the_cli_logs_a_citizen_in_through_the_gateway(suite, browser):
@@ -73,7 +75,8 @@ def test_app_registered_with_the_cli_logs_a_citizen_in_through_the_gateway(suite
         dead = requests.post(discovery["token_endpoint"], timeout=10, data={
             "grant_type": "refresh_token", "refresh_token": refreshed["refresh_token"], "client_id": client_id})
         assert dead.json()["error"] == "invalid_grant"
-        page.goto(authorize)
+        # A new authorization request (a nonce is single use per client: the old URL is refused).
+        page.goto(authorize.replace("nonce=browser-nonce", "nonce=browser-nonce-2"))
         assert "/identity/login" in page.url
     finally:
         context.close()

@@ -88,8 +88,9 @@ def follow(http: requests.Session, url: str, *, stop_at: str, limit: int = 12) -
 def run_chain(up_url: str, down_url: str, app_id: str) -> dict:
     http = requests.Session()
     verifier, challenge = pkce_pair()
+    nonce = f"city-nonce-{time.monotonic_ns()}"  # a nonce is single use per client (replay check)
     authorize = (f"{down_url}/oauth/authorize?response_type=code&client_id={app_id}&redirect_uri={REDIRECT}"
-                 f"&scope=openid+profile+idcard&state=city-state&nonce=city-nonce"
+                 f"&scope=openid+profile+idcard&state=city-state&nonce={nonce}"
                  f"&code_challenge={challenge}&code_challenge_method=S256")
     # 1. The city node has no session: its login page offers the provincial login.
     login_page = follow(http, authorize, stop_at="never")
@@ -113,7 +114,7 @@ def run_chain(up_url: str, down_url: str, app_id: str) -> dict:
         "client_id": app_id, "code_verifier": verifier}).json()
     keys = KeySet.import_key_set(requests.get(f"{down_url}/jwks.json", timeout=10).json())
     claims = jwt.decode(tokens["id_token"], keys).claims
-    assert claims["iss"] == down_url and claims["nonce"] == "city-nonce"
+    assert claims["iss"] == down_url and claims["nonce"] == nonce
     return claims
 
 

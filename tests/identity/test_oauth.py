@@ -51,6 +51,15 @@ def test_discovery_and_jwks(app):
     assert all("d" not in k and "p" not in k for k in keys)  # public parts only
 
 
+def test_session_cookie_is_identity_s_own(app):
+    """Behind the gateway all services share a host: identity's login cookie has its own name
+    (common's per-service default), so another service's session cannot overwrite it."""
+    assert app.config["SESSION_COOKIE_NAME"] == "xsn_identity_session"
+    browser = Browser(app)
+    response = browser.login(LI)
+    assert any(h.startswith("xsn_identity_session=") for h in response.headers.getlist("Set-Cookie"))
+
+
 def test_code_flow_with_pkce_userinfo_refresh_and_logout(app):
     client_id, _ = register(app, client_type="public", audiences=["xsn:licenses"])
     browser = Browser(app)
