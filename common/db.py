@@ -9,6 +9,7 @@ each use case.
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
@@ -64,20 +65,46 @@ class TimestampMixin:
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
-def _sqlite_pragmas(dbapi_connection, _record) -> None:
-    cursor = dbapi_connection.cursor()
-    # WAL lets gunicorn workers read while one writes; the busy timeout turns lock
-    # contention into waiting rather than "database is locked" errors.
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA busy_timeout=10000")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.close()
+SQLITE_SYNCHRONOUS_MODES = ("FULL", "NORMAL", "EXTRA")
+
+
+def sqlite_synchronous() -> str:
+    """``PRAGMA synchronous`` for SQLite databases, from ``XSN_SQLITE_SYNCHRONOUS`` (default FULL).
+
+    Decision (docs/ARCHITECTURE.md): FULL by default. In WAL mode FULL syncs the WAL at every
+    commit, so a commit that returned survives a power loss; NORMAL syncs only at checkpoints,
+    which survives a crash of the process (the WAL is in the OS cache) but may lose the last
+    commits on a power loss or kernel crash. Services here promise durable writes (a signature
+    the caller received is in the signature log, and a published checkpoint may cover it), so
+    the weaker mode is an explicit operator choice, never a silent default. OFF is not offered.
+    Read from the environment, not the app config, because the engine is made before, and
+    independently of, any one app (CLI, migrations, tests share this function).
+    """
+    value = os.environ.get("XSN_SQLITE_SYNCHRONOUS", "FULL").strip().upper()
+    if value not in SQLITE_SYNCHRONOUS_MODES:
+        raise ValueError(f"XSN_SQLITE_SYNCHRONOUS must be one of {', '.join(SQLITE_SYNCHRONOUS_MODES)}, "
+                         f"not {value!r}")
+    return value
+
+
+def _sqlite_pragmas(synchronous: str):
+    def on_connect(dbapi_connection, _record) -> None:
+        cursor = dbapi_connection.cursor()
+        # WAL lets gunicorn workers read while one writes; the busy timeout turns lock
+        # contention into waiting rather than "database is locked" errors.
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA synchronous={synchronous}")
+        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    return on_connect
 
 
 def make_engine(url: str, **kwargs) -> Engine:
     if url.startswith("sqlite"):
         engine = create_engine(url, **kwargs)
-        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "connect", _sqlite_pragmas(sqlite_synchronous()))
         return engine
     kwargs.setdefault("pool_pre_ping", True)
     if "poolclass" not in kwargs:

@@ -37,6 +37,7 @@ from common import merkle
 from common.db import utcnow
 from common.errors import NotFound, Problem
 from common.gm import SM2PrivateKey, SM2PublicKey, sm3
+from common.keystore import ACTIVE as KEY_ACTIVE
 from common.keystore import KeyStore
 from common.signed_note import Checkpoint, NoteError, compute_key_hint, sign_note, verify_note
 from seal.log_models import HEAD_ID, AuditQuery, LogCheckpoint, LogEntry, LogHead, LogNode
@@ -379,10 +380,35 @@ def key_store(session: Session, kek: bytes) -> KeyStore:
     return KeyStore(session, _signing_key_model(), kek)
 
 
+def serialise_first_use(session: Session) -> None:
+    """Take the log head's lock in the caller's transaction (held until it commits or rolls back).
+
+    For one-time creations that must not happen twice when two workers get there at the same
+    instant (the first log key, the first maker certificate): check, take this lock, check
+    again, create. The head row is the one row every such writer can lock by a fixed key.
+    """
+    _lock_head(session)
+
+
 def load_signer(session: Session, kek: bytes, origin: str) -> LogSigner:
-    """The active log key (generated on first use, committed by the caller)."""
+    """The active log key, generated on first use (committed by the caller).
+
+    Two publishers arriving together at an empty key store would each generate a key, leaving
+    two active log keys; the creation therefore happens under :func:`serialise_first_use`, and
+    the key store is read again once the lock is held, so the second publisher uses the key the
+    first one committed. Should several active keys exist anyway (a store from before this
+    rule), the oldest is used, so that every worker agrees.
+    """
     store = key_store(session, kek)
-    row = store.active(LOG_KEY_PURPOSE)
+    rows = store.public_keys(LOG_KEY_PURPOSE)
+    active = [row for row in rows if row.status == KEY_ACTIVE]
+    if not active:
+        serialise_first_use(session)
+        row = store.active(LOG_KEY_PURPOSE, create=False)
+        if row is None:
+            row = store.generate(LOG_KEY_PURPOSE)
+        active = [row]
+    row = active[0]
     return LogSigner(origin=origin, key_id=row.kid, private_key=store.private_key(row.kid))
 
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, bindparam, exists, func, insert, or_, select
+from sqlalchemy import and_, bindparam, exists, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, defer
 
@@ -110,10 +110,22 @@ def private_key(session: Session, kek: bytes, kid: str) -> SM2PrivateKey:
 
 
 def maker_certificate(session: Session, kek: bytes, *, create: bool = True) -> Certificate | None:
-    """The active maker (root) certificate, created with its key on first use (committed)."""
-    row = session.scalars(select(Certificate).where(Certificate.role == "maker", Certificate.status == ACTIVE)
-                          .order_by(Certificate.created_at.desc())).first()
+    """The active maker (root) certificate, created with its key on first use (committed).
+
+    First use is serialised (the seal log's head lock, then a second look), so two workers
+    registering the first seals at the same instant cannot make two makers.
+    """
+    query = (select(Certificate).where(Certificate.role == "maker", Certificate.status == ACTIVE)
+             .order_by(Certificate.created_at.desc()))
+    row = session.scalars(query).first()
     if row is not None or not create:
+        return row
+    from .log import serialise_first_use
+
+    serialise_first_use(session)
+    row = session.scalars(query).first()
+    if row is not None:
+        session.commit()  # release the lock
         return row
     store = KeyStore(session, SigningKey, kek)
     key_row = store.generate(MAKER_PURPOSE)
@@ -404,6 +416,9 @@ _SIGN_CONTEXT = (
     .where(Seal.id == bindparam("seal_id"))
 )
 _INSERT_SIGNATURE = insert(Signature.__table__)
+_SIGNATURES = Signature.__table__
+_SET_LOG_INDEX = (update(_SIGNATURES).where(_SIGNATURES.c.id == bindparam("row_id"))
+                  .values(log_index=bindparam("log_index")))
 
 # Per process: the SES_Signature material of each seal version (see ses.SigningMaterial), keyed
 # by the seal DER and the signer certificate DER themselves: a new SESeal is a new entry.
@@ -431,9 +446,10 @@ def sign(session: Session, kek: bytes, seal_id: str, *, actor: Actor, digest: by
     Same idempotency key (per client, or per subject without a client) with the same
     parameters returns the first result; with different parameters it is refused (409).
 
-    Statements: one read (seal, grant, idempotency), the log append (one UPDATE ... RETURNING,
-    one INSERT of the leaf, one executemany of the nodes, and one node read when the leaf
-    completes a subtree), one INSERT of the signature, the commit.
+    Statements: one read (seal, grant, idempotency), one INSERT of the signature, the log append
+    (one UPDATE ... RETURNING, one INSERT of the leaf, one executemany of the nodes, and one
+    node read when the leaf completes a subtree), one UPDATE of the signature's log index, the
+    commit.
     """
     if len(digest) != 32:
         raise ValidationFailed("the digest is a 32-byte SM3 digest (64 hex digits)", code="invalid_digest",
@@ -477,13 +493,17 @@ def sign(session: Session, kek: bytes, seal_id: str, *, actor: Actor, digest: by
               "signature_der": der, "signature_digest": signature_digest, "signed_at": now,
               "log_index": None, "request_id": request_id, "note": None}
     try:
+        # The signature row goes in before the log append: the append holds the log head's row
+        # lock (PostgreSQL) until the commit, so everything done before it is outside the one
+        # section that all signers take in turn; an idempotency race fails here, before it.
+        connection.execute(_INSERT_SIGNATURE, values)
         if append_event is not None:
             event = {"type": "sign", "time": now.strftime("%Y-%m-%dT%H:%M:%SZ"), "seal_id": seal.id,
                      "seal_code": seal.es_id, "org_code": seal.org_code, "signer": actor.sub,
                      "client_id": actor.client_id, "document_digest": values["document_digest"],
                      "signature_digest": signature_digest, "request_id": request_id}
             values["log_index"] = append_event(session, event, ses_der=der)
-        connection.execute(_INSERT_SIGNATURE, values)
+            connection.execute(_SET_LOG_INDEX, {"row_id": values["id"], "log_index": values["log_index"]})
         session.commit()
     except IntegrityError:
         session.rollback()

@@ -247,19 +247,21 @@ def test_replay_after_suspension_returns_the_first_signature(db, kek, seal):
                         idempotency_key="req-2").signature.id == first.signature.id
 
 
-def test_concurrent_double_submit_signs_once(app, kek, seal):
+def test_concurrent_double_submit_signs_once(app, kek, seal, monkeypatch):
     """Two threads, two sessions, one key: both pass the "seen before?" check, exactly one row.
 
-    The barrier sits in the log-append hook, which runs after the idempotency lookup and
-    before the commit, so the two requests are forced to overlap every time.
+    The barrier sits where the signing material is prepared, which is after the idempotency
+    lookup and before the first write, so the two requests are forced to overlap every time.
     """
-    real_append = app.extensions["seal_log_append"]
+    real_material = service._material
     barrier = threading.Barrier(2, timeout=20)
 
-    def append(session, event, **kwargs):
+    def material(*args, **kwargs):
         barrier.wait()
-        return real_append(session, event, **kwargs)
+        return real_material(*args, **kwargs)
 
+    monkeypatch.setattr(service, "_material", material)
+    append = app.extensions["seal_log_append"]
     results: list = []
     errors: list[BaseException] = []
 

@@ -1,0 +1,72 @@
+"""First-use creations under concurrency: one log key and one maker, however many workers race."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from sqlalchemy import select
+
+from common.db import get_db
+from common.keystore import load_kek
+from seal import log, service
+from seal.models import Certificate, SigningKey
+
+
+def _race(app, work) -> list:
+    """Run ``work(session)`` in two threads with their own sessions, started together; each holds
+    its transaction open a moment before committing, so the second arrives while the first has
+    created but not yet committed."""
+    barrier = threading.Barrier(2, timeout=20)
+    results: list = []
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            with get_db(app).session() as session:
+                barrier.wait()
+                result = work(session)
+                time.sleep(0.3)
+                session.commit()
+                results.append(result)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert not errors, errors
+    return results
+
+
+def test_two_first_publishers_create_one_log_key(app):
+    kek = load_kek(app.config)
+    kids = _race(app, lambda session: log.load_signer(session, kek, "xsn.test/seal-log").key_id)
+    assert len(kids) == 2 and kids[0] == kids[1]
+    with get_db(app).session() as session:
+        rows = session.scalars(select(SigningKey).where(SigningKey.purpose == log.LOG_KEY_PURPOSE)).all()
+        assert [(row.kid, row.status) for row in rows] == [(kids[0], "active")]
+
+
+def test_two_first_seal_registrations_create_one_maker(app):
+    kek = load_kek(app.config)
+    serials = _race(app, lambda session: service.maker_certificate(session, kek).serial)
+    assert len(serials) == 2 and serials[0] == serials[1]
+    with get_db(app).session() as session:
+        makers = session.scalars(select(Certificate.serial).where(Certificate.role == "maker")).all()
+        assert makers == [serials[0]]
+
+
+def test_the_oldest_of_several_active_log_keys_is_used(app):
+    """A store from before the rule may hold two active log keys: every worker picks the same one."""
+    kek = load_kek(app.config)
+    with get_db(app).session() as session:
+        store = log.key_store(session, kek)
+        first = store.generate(log.LOG_KEY_PURPOSE)
+        session.commit()
+        time.sleep(0.01)
+        store.generate(log.LOG_KEY_PURPOSE)
+        session.commit()
+        assert log.load_signer(session, kek, "xsn.test/seal-log").key_id == first.kid
