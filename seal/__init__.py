@@ -22,22 +22,27 @@ SETTINGS: dict[str, Any] = {
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
-    settings = dict(SETTINGS)
+    from common.console_login import SETTINGS as CONSOLE_SETTINGS
+
+    settings = {**SETTINGS, **CONSOLE_SETTINGS}
     if importlib.util.find_spec("seal.log_api") is not None:
         settings.update(getattr(importlib.import_module("seal.log_api"), "SETTINGS", {}))
     return build_app("seal", test_config, import_name=__name__, init=_init, settings=settings)
 
 
 def _init(app: Flask, api: Api) -> None:
+    from common.console_login import init_console_login
     from common.i18n import init_i18n
     from seal import api as seal_api
     from seal import pages
+    from seal.console_models import ConsoleLogin, ConsoleSession
     from seal.i18n import CATALOG
 
     api.register_blueprint(seal_api.blp)
     api.register_blueprint(seal_api.sign_blp)
     api.register_blueprint(seal_api.ca_blp)
     init_i18n(app, CATALOG)
+    init_console_login(app, ConsoleLogin, ConsoleSession)
     pages.init_app(app)
     if importlib.util.find_spec("seal.log") is not None:
         app.extensions["seal_log_append"] = importlib.import_module("seal.log").append_event

@@ -5,13 +5,7 @@ from __future__ import annotations
 CATALOG = {
     "zh": {
         "seal.title": "电子印章管理",
-        "seal.login": "印章管理员登录",
-        "seal.login_help": "请粘贴具有 seal:admin 权限的访问令牌（由统一身份认证节点签发）。令牌在每次访问时重新校验。",
-        "seal.token": "访问令牌",
-        "seal.sign_in": "登录",
         "seal.sign_out": "退出",
-        "seal.bad_token": "令牌无效或已过期。",
-        "seal.no_scope": "该令牌没有 seal:admin 权限。",
         "seal.filter": "按统一社会信用代码筛选",
         "seal.filter_button": "筛选",
         "seal.list": "印章列表（共 {total} 枚）",
@@ -91,14 +85,7 @@ CATALOG = {
     },
     "en": {
         "seal.title": "Electronic seal management",
-        "seal.login": "Seal administrator sign-in",
-        "seal.login_help": "Paste an access token with scope seal:admin (issued by the identity node). "
-                           "It is re-verified on every page view.",
-        "seal.token": "Access token",
-        "seal.sign_in": "Sign in",
         "seal.sign_out": "Sign out",
-        "seal.bad_token": "The token is invalid or has expired.",
-        "seal.no_scope": "The token lacks scope seal:admin.",
         "seal.filter": "Filter by unified social credit code",
         "seal.filter_button": "Filter",
         "seal.list": "Seals ({total})",

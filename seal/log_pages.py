@@ -1,41 +1,42 @@
 """Auditor console (审计控制台): search the signature log, open an entry, see its proof checked.
 
-Server-rendered, usable without JavaScript. The console runs on the same access tokens as
-the API: the auditor signs in by presenting an access token with scope ``audit:read`` (issued
-by identity), which is verified on every page view (fail closed: an expired or revoked key
-signs the auditor out). The proof shown on an entry page is checked server-side with the
-very functions the offline CLI uses (:mod:`seal.verify_offline`), each step listed. Every
-console view is recorded in ``audit_queries`` like an API call.
+Server-rendered, usable without JavaScript. Auditors sign in separately, with their own
+identity account (OpenID Connect, :mod:`common.console_login`); the console's access token
+must carry ``audit:read`` (identity grants it to the auditor role) and is re-verified on
+every page view (fail closed). The proof shown on an entry page is checked server-side with
+the very functions the offline CLI uses (:mod:`seal.verify_offline`), each step listed.
+Every console view is recorded in ``audit_queries`` like an API call, under the auditor's
+subject.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 
-from flask import Blueprint, Flask, flash, g, redirect, render_template, request, session, url_for
+from flask import Blueprint, Flask, flash, g, redirect, render_template, request, url_for
 
-from common.auth import InsufficientScope, InvalidToken, get_verifier, scopes_of
+from common.console_login import console_required, make_console_login
 from common.db import get_db, get_session
 from common.errors import Problem
 from common.i18n import _, init_i18n
 from common.pages import protect
 from seal import log, verify_offline
 from seal import log_api as api
+from seal.pages import CONSOLE_CLIENT_ID
 
 bp = protect(Blueprint("seal_audit", __name__, url_prefix="/audit"))
-TOKEN_KEY = "audit_token"  # noqa: S105 - the session key name, not a secret
+CONSOLE = "seal_audit_login"
+login_bp = make_console_login(CONSOLE, client_id=CONSOLE_CLIENT_ID, scopes=("openid", "profile", api.AUDIT_SCOPE),
+                              on_success_endpoint="seal_audit.index", url_prefix="/audit",
+                              base_template="seal/audit_base.html")
 SEARCH_FIELDS = ("seal_code", "org_code", "signer", "document_digest", "since", "until")
 
 CATALOG = {
     "zh": {
         "audit.title": "签章日志审计控制台",
-        "audit.login": "审计员登录",
-        "audit.login_help": "请粘贴具有 audit:read 权限的访问令牌（由统一身份认证节点签发）。",
-        "audit.token": "访问令牌",
-        "audit.sign_in": "登录",
         "audit.sign_out": "退出",
-        "audit.bad_token": "令牌无效或已过期。",
-        "audit.no_scope": "该令牌没有 audit:read 权限。",
+        "audit.signed_in_as": "审计员：",
         "audit.checkpoint": "最新检查点",
         "audit.size": "树大小",
         "audit.root": "根哈希",
@@ -65,13 +66,8 @@ CATALOG = {
     },
     "en": {
         "audit.title": "Signature log audit console",
-        "audit.login": "Auditor sign-in",
-        "audit.login_help": "Paste an access token with scope audit:read (issued by the identity node).",
-        "audit.token": "Access token",
-        "audit.sign_in": "Sign in",
         "audit.sign_out": "Sign out",
-        "audit.bad_token": "The token is invalid or has expired.",
-        "audit.no_scope": "This token lacks scope audit:read.",
+        "audit.signed_in_as": "Auditor:",
         "audit.checkpoint": "Latest checkpoint",
         "audit.size": "Tree size",
         "audit.root": "Root hash",
@@ -102,21 +98,16 @@ CATALOG = {
 }
 
 
-def _auditor() -> dict | None:
-    """Claims of the signed-in auditor, re-verified now; ``None`` signs them out."""
-    token = session.get(TOKEN_KEY)
-    if not token:
-        return None
-    try:
-        claims = get_verifier().verify(token)
-    except InvalidToken:
-        session.pop(TOKEN_KEY, None)
-        return None
-    if api.AUDIT_SCOPE not in scopes_of(claims):
-        session.pop(TOKEN_KEY, None)
-        return None
-    g.subject, g.client_id = claims.get("sub"), claims.get("client_id")
-    return claims
+def auditor_required(view):
+    """Signed in to the auditor console with ``audit:read``; the auditor is recorded as subject."""
+
+    @console_required(CONSOLE, api.AUDIT_SCOPE)
+    @functools.wraps(view)
+    def wrapper(*args, **kwargs):
+        g.subject, g.client_id = g.console_claims.get("sub"), g.console_claims.get("client_id")
+        return view(*args, **kwargs)
+
+    return wrapper
 
 
 @bp.after_request
@@ -129,31 +120,6 @@ def _record_view(response):
                              status=response.status_code, request_id=g.get("request_id"))
             db_session.commit()
     return response
-
-
-@bp.route("/login", methods=["GET", "POST"])
-def login():
-    error = None
-    if request.method == "POST":
-        token = request.form.get("token", "").strip()
-        try:
-            claims = get_verifier().verify(token)
-            if api.AUDIT_SCOPE not in scopes_of(claims):
-                raise InsufficientScope()
-        except InvalidToken:
-            error = _("audit.bad_token")
-        except InsufficientScope:
-            error = _("audit.no_scope")
-        else:
-            session[TOKEN_KEY] = token
-            return redirect(url_for("seal_audit.index"))
-    return render_template("seal/audit_login.html", error=error), 401 if error else 200
-
-
-@bp.route("/logout", methods=["POST"])
-def logout():
-    session.pop(TOKEN_KEY, None)
-    return redirect(url_for("seal_audit.login"))
 
 
 def _parse_search() -> tuple[dict, str | None]:
@@ -169,9 +135,8 @@ def _parse_search() -> tuple[dict, str | None]:
 
 
 @bp.route("/")
+@auditor_required
 def index():
-    if _auditor() is None:
-        return redirect(url_for("seal_audit.login"))
     db_session = get_session()
     checkpoint = api.latest(db_session)
     args, error = _parse_search()
@@ -187,9 +152,8 @@ def index():
 
 
 @bp.route("/entries/<int:index>")
+@auditor_required
 def entry(index: int):
-    if _auditor() is None:
-        return redirect(url_for("seal_audit.login"))
     db_session = get_session()
     try:
         bundle = api.entry_with_proof(db_session, index)
@@ -208,3 +172,4 @@ def entry(index: int):
 def init_pages(app: Flask) -> None:
     init_i18n(app, CATALOG)
     app.register_blueprint(bp)
+    app.register_blueprint(login_bp)

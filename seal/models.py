@@ -145,3 +145,4 @@ class Signature(Base):
 # The signature log's tables share this metadata (migrations and the schema check see them).
 if importlib.util.find_spec("seal.log_models") is not None:
     importlib.import_module("seal.log_models")
+importlib.import_module("seal.console_models")  # the staff consoles' sign-ins

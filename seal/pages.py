@@ -1,11 +1,11 @@
 """Seal-management pages (印章管理) for an organisation's staff: seals, pictures, status, usage.
 
-Sign-in: the staff member presents an access token with scope ``seal:admin`` issued by the
-identity node (pasted into the sign-in form, kept in the signed session cookie and
-re-verified on every page view, so an expired token signs them out). This is the same
-mechanism as the auditor console; a browser OIDC login through identity can replace the
-form later without touching the views, which read and change data only through
-:mod:`seal.service`. Forms carry CSRF tokens; the pages work without JavaScript.
+Sign-in: staff sign in with their identity account (OpenID Connect through the gateway,
+:mod:`common.console_login`); the console's access token must carry ``seal:admin`` and is
+re-verified on every page view, so an expired token means signing in again (silent while
+the identity login lasts) and a person without the role gets a 403 page. The views read and
+change data only through :mod:`seal.service`. Forms carry CSRF tokens; the pages work
+without JavaScript.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from __future__ import annotations
 import functools
 from datetime import datetime, timedelta, timezone
 
-from flask import Blueprint, Flask, flash, g, redirect, render_template, request, session, url_for
+from flask import Blueprint, Flask, flash, g, redirect, render_template, request, url_for
 
-from common.auth import InvalidToken, get_verifier, scopes_of
+from common.console_login import console_required, make_console_login
 from common.db import get_session, utcnow
 from common.errors import Problem
 from common.i18n import _
@@ -24,9 +24,13 @@ from common.pages import protect
 from . import service
 from .models import SEAL_STATUSES
 
-bp = protect(Blueprint("seal_pages", __name__, url_prefix="/manage", template_folder="templates"))
-TOKEN_KEY = "seal_admin_token"  # noqa: S105 - a session key name
 ADMIN_SCOPE = "seal:admin"
+CONSOLE_CLIENT_ID = "xsn-seal-console"  # seeded by identity (identity/oauth_seed.py)
+CONSOLE = "seal_manage_login"
+bp = protect(Blueprint("seal_pages", __name__, url_prefix="/manage", template_folder="templates"))
+login_bp = make_console_login(CONSOLE, client_id=CONSOLE_CLIENT_ID, scopes=("openid", "profile", ADMIN_SCOPE),
+                              on_success_endpoint="seal_pages.index", url_prefix="/manage")
+admin_required = console_required(CONSOLE, ADMIN_SCOPE)
 CHINA = timezone(timedelta(hours=8), "CST")
 
 
@@ -34,56 +38,13 @@ def local_time(value) -> str:
     return value.astimezone(CHINA).strftime("%Y-%m-%d %H:%M") if value else ""
 
 
-def _admin() -> dict | None:
-    """The signed-in administrator's verified claims (also in ``g.seal_admin``), or ``None``."""
-    token = session.get(TOKEN_KEY)
-    if not token:
-        return None
-    try:
-        claims = get_verifier().verify(token)
-    except InvalidToken:
-        session.pop(TOKEN_KEY, None)
-        return None
-    if ADMIN_SCOPE not in scopes_of(claims):
-        session.pop(TOKEN_KEY, None)
-        return None
-    g.seal_admin = claims
-    return claims
-
-
-@bp.route("/login", methods=["GET", "POST"])
-def login():
-    error = None
-    if request.method == "POST":
-        token = request.form.get("token", "").strip()
-        try:
-            claims = get_verifier().verify(token)
-        except InvalidToken:
-            error = _("seal.bad_token")
-        else:
-            if ADMIN_SCOPE in scopes_of(claims):
-                session[TOKEN_KEY] = token
-                return redirect(url_for("seal_pages.index"))
-            error = _("seal.no_scope")
-    elif _admin() is not None:
-        return redirect(url_for("seal_pages.index"))
-    return render_template("seal/login.html", error=error), 401 if error else 200
-
-
-@bp.route("/logout", methods=["POST"])
-def logout():
-    session.pop(TOKEN_KEY, None)
-    return redirect(url_for("seal_pages.login"))
-
-
 def _expired(seal, now: datetime) -> bool:
     return not seal.valid_start <= now <= seal.valid_end
 
 
 @bp.route("")
+@admin_required
 def index():
-    if _admin() is None:
-        return redirect(url_for("seal_pages.login"))
     db = get_session()
     org_code = request.args.get("org_code", "").strip() or None
     status = request.args.get("status", "").strip()
@@ -96,9 +57,8 @@ def index():
 
 
 @bp.route("/seals/<seal_id>")
+@admin_required
 def detail(seal_id: str):
-    if _admin() is None:
-        return redirect(url_for("seal_pages.login"))
     db = get_session()
     seal = service.get_seal(db, seal_id)
     return render_template("seal/detail.html", seal=seal, usage=service.usage_counts(db, [seal.id])[seal.id],
@@ -116,10 +76,9 @@ _FORM_ERRORS = {
 
 
 @bp.route("/seals/<seal_id>/status", methods=["POST"])
+@admin_required
 def change_status(seal_id: str):
-    claims = _admin()
-    if claims is None:
-        return redirect(url_for("seal_pages.login"))
+    claims = g.console_claims
     action = request.form.get("action", "")
     if action == "revoke" and request.form.get("confirm") != "yes":
         flash(_("seal.error", detail=_("seal.error.confirm_revoke")))
@@ -137,3 +96,4 @@ def change_status(seal_id: str):
 
 def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
+    app.register_blueprint(login_bp)

@@ -103,3 +103,64 @@ def material() -> Material:
 @pytest.fixture
 def make_material():
     return Material
+
+
+# -- staff consoles signed in through a real identity node (common.console_login) ---------------
+class Identity:
+    def __init__(self, app, url: str) -> None:
+        self.app, self.url = app, url
+
+    def machine_token(self, scope: str) -> str:
+        """A client-credentials token of a client registered for ``scope`` at ``xsn:seal``."""
+        import requests
+
+        from identity.oauth_testing import register
+
+        client_id, secret = register(self.app, name="测试工具", grant_types=["client_credentials"], scopes=[scope],
+                                     audiences=["xsn:seal"], redirect_uris=[], post_logout_redirect_uris=[])
+        response = requests.post(f"{self.url}/oauth/token", auth=(client_id, secret), timeout=10,
+                                 data={"grant_type": "client_credentials", "scope": scope})
+        assert response.status_code == 200, response.text
+        return response.json()["access_token"]
+
+
+@pytest.fixture
+def identity(make_app, serve_app) -> Identity:
+    """A seeded identity node over HTTP whose public URL is :data:`GATEWAY` ``/identity``."""
+    from common.console_testing import GATEWAY, IDENTITY_TEST_CONFIG
+    from identity.seed import seed
+
+    app = make_app("identity", PUBLIC_BASE_URL=GATEWAY, **IDENTITY_TEST_CONFIG)
+    with app.app_context():
+        seed(app)  # also writes var/clients.json with the console's secret, read by the seal app
+    return Identity(app, serve_app(app))
+
+
+@pytest.fixture
+def console_app(make_app, identity):
+    """The seal app trusting that identity node (no token factory: the real JWKS)."""
+    from common.console_testing import GATEWAY
+
+    return make_app("seal", PUBLIC_BASE_URL=GATEWAY, IDENTITY_URL=identity.url)
+
+
+@pytest.fixture
+def gateway_browser(console_app, identity):
+    from common.console_testing import GatewayBrowser
+
+    return lambda: GatewayBrowser(console_app, identity.url, service="seal")
+
+
+@pytest.fixture
+def console_seal_id(console_app, identity) -> str:
+    """A contract seal granted to xsn-licenses, made through the API with a token from identity."""
+    client = console_app.test_client()
+    admin = {"Authorization": f"Bearer {identity.machine_token('seal:admin')}"}
+    response = client.post("/seals", json={"org_code": ORG_CODE, "org_name": ORG_NAME, "kind": "contract"},
+                           headers=admin)
+    assert response.status_code == 201, response.get_json()
+    sid = response.get_json()["id"]
+    grant = client.post(f"/seals/{sid}/grants", json={"grantee_type": "client", "grantee": "xsn-licenses"},
+                        headers=admin)
+    assert grant.status_code == 201, grant.get_json()
+    return sid

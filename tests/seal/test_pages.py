@@ -1,66 +1,80 @@
-"""Seal-management pages: token sign-in, list with usage, detail, status change with CSRF."""
+"""Seal-management pages: sign-in through identity, list with usage, detail, status change with CSRF."""
 
 from __future__ import annotations
 
 import re
+
+import pytest
+from sqlalchemy import select
+
+from common.console_testing import GATEWAY, WANG
+from common.db import get_db
+from seal.console_models import ConsoleSession
 
 
 def _csrf(html: str) -> str:
     return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
 
 
-def _login(client, token):
-    page = client.get("/manage/login").get_data(as_text=True)
-    return client.post("/manage/login", data={"token": token, "csrf_token": _csrf(page)})
+class Staff:
+    """王五 signed in to the management console through identity; paths under ``/seal``."""
+
+    def __init__(self, browser, app) -> None:
+        self.browser = browser
+        status, _ = browser.sign_in("/manage", WANG)
+        assert status == 200
+        with get_db(app).session() as session:
+            self.sub = session.scalars(select(ConsoleSession.subject)).one()
+
+    def get(self, path: str) -> str:
+        return self.browser.go(f"{GATEWAY}/seal{path}")[1]
+
+    def post(self, path: str, data: dict) -> str:
+        return self.browser.go(f"{GATEWAY}/seal{path}", "POST", data)[1]
 
 
-def test_requires_admin_token(client, tokens, seal_id):
-    assert client.get("/manage").status_code == 302
-    refused = _login(client, tokens.token(sub="x", scope="seal:sign"))
-    assert refused.status_code == 401 and "seal:admin" in refused.get_data(as_text=True)
-    assert _login(client, "not-a-token").status_code == 401
-    no_csrf = client.post("/manage/login", data={"token": tokens.token(scope="seal:admin")})
-    assert no_csrf.status_code == 400
+@pytest.fixture
+def staff(gateway_browser, console_app):
+    return Staff(gateway_browser(), console_app)
 
 
-def test_list_detail_and_suspend(client, tokens, seal_id):
-    assert _login(client, tokens.token(sub="staff-1", scope="seal:admin")).status_code == 302
-    page = client.get("/manage").get_data(as_text=True)
-    assert "合同专用章" in page and "正常" in page and f"/seals/{seal_id}/image" in page
-    english = client.get("/manage?lang=en").get_data(as_text=True)
+def test_requires_sign_in(console_app):
+    response = console_app.test_client().get("/manage")
+    assert response.status_code == 302 and response.headers["Location"].startswith("/manage/login?next=")
+    assert console_app.test_client().post("/manage/seals/x/status", data={}).status_code == 400  # CSRF first
+
+
+def test_list_detail_and_suspend(staff, console_seal_id):
+    page = staff.get("/manage")
+    assert "合同专用章" in page and "正常" in page and f"/seals/{console_seal_id}/image" in page
+    english = staff.get("/manage?lang=en")
     assert "Contract seal" in english and "Active" in english
-    detail = client.get(f"/manage/seals/{seal_id}?lang=zh").get_data(as_text=True)
+    detail = staff.get(f"/manage/seals/{console_seal_id}?lang=zh")
     assert "应用" in detail and "xsn-licenses" in detail and "新增授权" in detail
     assert "grant_added" not in detail  # history events are shown in words, not codes
-    response = client.post(f"/manage/seals/{seal_id}/status",
-                           data={"action": "suspend", "reason": "年检", "csrf_token": _csrf(detail)})
-    assert response.status_code == 302
-    after = client.get(f"/manage/seals/{seal_id}").get_data(as_text=True)
-    assert "已暂停" in after and "年检" in after and "staff-1" in after
+    staff.post(f"/manage/seals/{console_seal_id}/status",
+               {"action": "suspend", "reason": "年检", "csrf_token": _csrf(detail)})
+    after = staff.get(f"/manage/seals/{console_seal_id}")
+    assert "已暂停" in after and "年检" in after and staff.sub in after and "王五" in after
 
 
-def test_status_forms_explain_refusals(client, tokens, seal_id):
-    assert _login(client, tokens.token(sub="staff-2", scope="seal:admin")).status_code == 302
-    detail = client.get(f"/manage/seals/{seal_id}?lang=zh").get_data(as_text=True)
+def test_status_forms_explain_refusals(staff, console_seal_id):
+    detail = staff.get(f"/manage/seals/{console_seal_id}?lang=zh")
     assert 'id="suspend-form"' in detail and 'id="revoke-form"' in detail and 'id="resume-form"' not in detail
     csrf = _csrf(detail)
-    path = f"/manage/seals/{seal_id}/status"
-    missing_reason = client.post(path, data={"action": "suspend", "reason": " ", "csrf_token": csrf},
-                                 follow_redirects=True).get_data(as_text=True)
+    path = f"/manage/seals/{console_seal_id}/status"
+    missing_reason = staff.post(path, {"action": "suspend", "reason": " ", "csrf_token": csrf})
     assert "请填写原因" in missing_reason and "正常" in missing_reason
-    unconfirmed = client.post(path, data={"action": "revoke", "reason": "遗失", "csrf_token": csrf},
-                              follow_redirects=True).get_data(as_text=True)
+    unconfirmed = staff.post(path, {"action": "revoke", "reason": "遗失", "csrf_token": csrf})
     assert "请勾选确认" in unconfirmed and 'id="revoke-form"' in unconfirmed  # still active
-    wrong = client.post(path, data={"action": "resume", "csrf_token": csrf},
-                        follow_redirects=True).get_data(as_text=True)
+    wrong = staff.post(path, {"action": "resume", "csrf_token": csrf})
     assert "印章当前状态不允许此操作" in wrong  # an active seal cannot be resumed
-    revoked = client.post(path, data={"action": "revoke", "reason": "遗失", "confirm": "yes", "csrf_token": csrf},
-                          follow_redirects=True).get_data(as_text=True)
+    revoked = staff.post(path, {"action": "revoke", "reason": "遗失", "confirm": "yes", "csrf_token": csrf})
     assert "印章已撤销" in revoked and "已撤销" in revoked and 'id="revoke-form"' not in revoked
-    assert "遗失" in revoked and "staff-2" in revoked
-    listed = client.get("/manage?status=revoked").get_data(as_text=True)
-    assert f'data-seal-id="{seal_id}"' in listed
-    assert f'data-seal-id="{seal_id}"' not in client.get("/manage?status=active").get_data(as_text=True)
-    assert "没有符合条件的印章" in client.get("/manage?status=active").get_data(as_text=True)
-    english = client.get(f"/manage/seals/{seal_id}?lang=en").get_data(as_text=True)
+    assert "遗失" in revoked and staff.sub in revoked
+    listed = staff.get("/manage?status=revoked")
+    assert f'data-seal-id="{console_seal_id}"' in listed
+    assert f'data-seal-id="{console_seal_id}"' not in staff.get("/manage?status=active")
+    assert "没有符合条件的印章" in staff.get("/manage?status=active")
+    english = staff.get(f"/manage/seals/{console_seal_id}?lang=en")
     assert "Revoked" in english and "can no longer sign" in english

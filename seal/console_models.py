@@ -1,0 +1,14 @@
+"""Sign-ins of the seal node's staff consoles (common.console_login), on the seal database."""
+
+from __future__ import annotations
+
+from common.console_login import ConsoleLoginMixin, ConsoleSessionMixin
+from seal.models import Base
+
+
+class ConsoleLogin(ConsoleLoginMixin, Base):
+    __tablename__ = "console_logins"
+
+
+class ConsoleSession(ConsoleSessionMixin, Base):
+    __tablename__ = "console_sessions"
