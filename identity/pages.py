@@ -52,7 +52,9 @@ def login_required(view):
     def wrapper(*args, **kwargs):
         state = current_login()
         if state is None:
-            return redirect(login_url(request.full_path if request.method == "GET" else url_for("pages.account")))
+            # script_root: behind the gateway the page lives under /identity.
+            here = request.script_root + request.full_path.rstrip("?")
+            return redirect(login_url(here if request.method == "GET" else url_for("pages.account")))
         g.person = accounts.get_person(get_session(), state.person_id)
         if g.person is None:
             end_login()

@@ -282,3 +282,15 @@ def test_federation_link_when_an_upstream_is_configured(identity_app):
     page = app.test_client().get("/login?next=/authorize%3Fclient_id%3Dx").get_data(as_text=True)
     assert "使用陕西省统一身份认证登录" in page
     assert 'href="/federation/' in page and "next=/authorize" in page
+
+
+def test_login_redirect_behind_the_gateway_keeps_the_prefix(identity_app):
+    """The gateway serves identity under /identity: the page to return to must keep it."""
+    from urllib.parse import parse_qs, urlsplit
+
+    client = identity_app.test_client()
+    response = client.get("/account", headers={"X-Forwarded-Prefix": "/identity"})
+    assert response.status_code == 302
+    location = urlsplit(response.headers["Location"])
+    assert location.path == "/identity/login"
+    assert parse_qs(location.query)["next"] == ["/identity/account"]
