@@ -284,11 +284,11 @@ def test_federation_link_when_an_upstream_is_configured(identity_app):
     assert 'href="/federation/' in page and "next=/authorize" in page
 
 
-def test_login_redirect_behind_the_gateway_keeps_the_prefix(identity_app):
+def test_login_redirect_behind_the_gateway_keeps_the_prefix(app):
     """The gateway serves identity under /identity: the page to return to must keep it."""
     from urllib.parse import parse_qs, urlsplit
 
-    client = identity_app.test_client()
+    client = app.test_client()
     response = client.get("/account", headers={"X-Forwarded-Prefix": "/identity"})
     assert response.status_code == 302
     location = urlsplit(response.headers["Location"])
