@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import contextlib
+import importlib
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from flask import Flask
@@ -68,3 +70,15 @@ def create_app(
     if init is not None:
         init(app, api)
     return app
+
+
+@contextlib.contextmanager
+def service_session(service: str) -> Iterator[tuple[Flask, object]]:
+    """A service's app (configured from the environment) with a database session, for CLI
+    commands; the session rolls back unless committed and the engine is disposed after."""
+    app = importlib.import_module(service).create_app()
+    try:
+        with app.app_context(), db.get_db(app).session() as session:
+            yield app, session
+    finally:
+        db.get_db(app).dispose()

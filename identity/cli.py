@@ -2,26 +2,16 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 
 import click
 
-from common.db import get_db
+from common.app import service_session
 from common.keystore import load_kek
 
 
-@contextlib.contextmanager
 def _session():
-    """The identity app (configured from the environment) and a session; the engine is disposed after."""
-    from identity import create_app
-
-    app = create_app()
-    try:
-        with app.app_context(), get_db(app).session() as session:
-            yield app, session
-    finally:
-        get_db(app).dispose()
+    return service_session("identity")
 
 
 @click.group()

@@ -6,13 +6,13 @@ needs nothing but files (auditors): no network, no database.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import sys
 from pathlib import Path
 
 import click
 
+from common.app import service_session
 from seal.verify_offline import BUNDLE_FORMAT, BundleError, read_bundle, verify_bundle
 
 
@@ -26,18 +26,8 @@ def log_group() -> None:
     """Signature transparency log (签章日志)."""
 
 
-@contextlib.contextmanager
 def _session():
-    """The seal app (configured from the environment) and a session; the engine is disposed after."""
-    from common.db import get_db
-    from seal import create_app
-
-    app = create_app()
-    try:
-        with app.app_context(), get_db(app).session() as session:
-            yield app, session
-    finally:
-        get_db(app).dispose()
+    return service_session("seal")
 
 
 @log_group.command("checkpoint")
