@@ -78,3 +78,25 @@ def test_gateway_never_touches_a_service_session_cookie(make_app, serve_app, tmp
     # Only the service's own refresh of its permanent session, never a gateway copy.
     refreshed = again.headers.getlist("Set-Cookie")
     assert len(refreshed) == 1 and refreshed[0].startswith("xsn_seal_session=")
+
+
+def test_one_browser_s_session_is_never_sent_for_another(make_app, serve_app):
+    """The gateway's upstream HTTP session is shared: it must not keep cookies between browsers."""
+    from flask import request, session
+
+    seal_app = make_app("seal")
+
+    @seal_app.get("/probe/login")
+    def probe_login():
+        session["who"] = "someone"
+        return {"ok": True}
+
+    @seal_app.get("/probe/who")
+    def probe_who():
+        return {"who": session.get("who"), "cookie": request.headers.get("Cookie")}
+
+    gateway_app = make_app("gateway")
+    gateway_app.config["SERVICE_URLS"]["seal"] = serve_app(seal_app)
+    assert gateway_app.test_client().get("/seal/probe/login").status_code == 200
+    stranger = gateway_app.test_client().get("/seal/probe/who").json  # another browser, no cookies
+    assert stranger == {"who": None, "cookie": None}
