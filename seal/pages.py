@@ -29,7 +29,8 @@ CONSOLE_CLIENT_ID = "xsn-seal-console"  # seeded by identity (identity/oauth_see
 CONSOLE = "seal_manage_login"
 bp = protect(Blueprint("seal_pages", __name__, url_prefix="/manage", template_folder="templates"))
 login_bp = make_console_login(CONSOLE, client_id=CONSOLE_CLIENT_ID, scopes=("openid", "profile", ADMIN_SCOPE),
-                              on_success_endpoint="seal_pages.index", url_prefix="/manage")
+                              on_success_endpoint="seal_pages.index", url_prefix="/manage",
+                              base_template="seal/manage_base.html")
 admin_required = console_required(CONSOLE, ADMIN_SCOPE)
 CHINA = timezone(timedelta(hours=8), "CST")
 

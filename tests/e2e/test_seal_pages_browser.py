@@ -1,28 +1,33 @@
-"""The seal-management pages in Chromium, on the real processes, through the gateway.
+"""The seal node's staff consoles in Chromium, on the real processes, through the gateway.
 
-An administrator's token comes from identity's token endpoint (client credentials). The
-demo ``xsn-admin`` client is only allowed ``identity:admin`` (identity/oauth_seed.py), so
-the test registers a seal-console client with the CLI, as an operator would, allowed
-``seal:admin`` for audience ``xsn:seal``. With that token the staff member signs in, sees the
-demo organisation's seals with their pictures, and suspends then resumes one with the forms.
+Staff sign in with their identity account: the console sends the browser to identity's
+login page (OpenID Connect, code + PKCE), 王五 (demo staff: seal administrator and auditor)
+signs in with the demo password and lands back in the console. A citizen without the roles
+(张三) gets the 403 page. The API checks and the clean-up use a seal:admin client registered
+with the CLI, as an operator's tooling would.
 """
 
 from __future__ import annotations
 
+import base64
 import json
+import os
 import subprocess
 import sys
 
 import pytest
 import requests
 
+from common.gm import sm3
+
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 DEMO_ORG = "西安市示范科技有限公司"
+WANG, ZHANG, PASSWORD = "13700009012", "13800001234", "demo-password-1"
 
 
 def _admin_token(suite) -> tuple[str, str]:
     created = subprocess.run(
-        [sys.executable, "-m", "common.cli", "identity", "clients", "create", "--name", "印章管理控制台（测试）",
+        [sys.executable, "-m", "common.cli", "identity", "clients", "create", "--name", "印章管理工具（测试）",
          "--grant-type", "client_credentials", "--scope", "seal:admin", "--audience", "xsn:seal",
          "--access-token-lifetime", "600", "--json"],
         env=suite.child_env(), capture_output=True, text=True, check=True, timeout=60)
@@ -34,9 +39,24 @@ def _admin_token(suite) -> tuple[str, str]:
     return client["client_id"], response.json()["access_token"]
 
 
+def _sign_in_at_identity(page, login: str) -> None:
+    """On identity's login page (through the gateway): the demo account and password."""
+    assert "/identity/login" in page.url, (page.url, page.inner_text("body")[:500])
+    page.fill("input[name=login]", login)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("form button[type=submit]")
+    page.wait_for_load_state()
+
+
+def _screenshot(page, name: str) -> None:
+    folder = os.environ.get("XSN_TEST_SCREENSHOTS")
+    if folder:
+        page.screenshot(path=os.path.join(folder, f"{name}.png"), full_page=True)
+
+
 def test_staff_signs_in_sees_the_demo_seals_and_suspends_then_resumes_one(suite, browser):
     gateway = suite.base_url("gateway")
-    client_id, token = _admin_token(suite)
+    _client_id, token = _admin_token(suite)
     api = {"Authorization": f"Bearer {token}"}
     seals = requests.get(f"{gateway}/seal/seals", headers=api, timeout=10)
     assert seals.status_code == 200, seals.text
@@ -46,13 +66,12 @@ def test_staff_signs_in_sees_the_demo_seals_and_suspends_then_resumes_one(suite,
     context = browser.new_context(locale="zh-CN")
     page = context.new_page()
     try:
-        page.goto(f"{gateway}/seal/manage")
-        assert "/seal/manage/login" in page.url  # not signed in yet
-        assert "印章管理员登录" in page.content()
-        page.fill("#token", token)
-        page.click("form button[type=submit]")
+        page.goto(f"{gateway}/seal/manage")  # not signed in: off to identity's login page
+        _sign_in_at_identity(page, WANG)
         page.wait_for_url(f"{gateway}/seal/manage")
-        assert client_id in page.inner_text("header")
+        assert "王五" in page.inner_text("#signed-in-user")
+        seal_cookie = next(c for c in context.cookies() if c["name"] == "xsn_seal_session")
+        assert len(seal_cookie["value"]) < 400 and seal_cookie["httpOnly"]  # a handle, not the tokens
 
         items = page.locator(".seal-item")
         names = items.locator(".seal-name").all_inner_texts()
@@ -84,10 +103,15 @@ def test_staff_signs_in_sees_the_demo_seals_and_suspends_then_resumes_one(suite,
         assert page.inner_text("#seal-status") == "正常"
         history = page.locator("table").last.inner_text()
         assert "暂停使用" in history and "恢复使用" in history and "浏览器测试：年度审计" in history
-        assert client_id in history  # the actor is the token's subject
+        _screenshot(page, "seal-manage-detail")
 
         page.goto(f"{gateway}/seal/manage?lang=en")
         assert "Electronic seal management" in page.inner_text("header")
+        _screenshot(page, "seal-manage-list")
+        page.click("header form button[type=submit]")  # sign out: the console, then identity's login
+        page.wait_for_url(f"{gateway}/seal/manage/signed-out")
+        page.goto(f"{gateway}/seal/manage")
+        assert "/identity/login" in page.url  # the password is asked for again
     finally:
         context.close()
         current = requests.get(f"{gateway}/seal/seals/{finance['id']}", headers=api, timeout=10).json()
@@ -96,3 +120,66 @@ def test_staff_signs_in_sees_the_demo_seals_and_suspends_then_resumes_one(suite,
                           json={"action": "resume"})
     final = requests.get(f"{gateway}/seal/seals/{finance['id']}", headers=api, timeout=10).json()
     assert final["status"] == "active"
+
+
+def test_auditor_signs_in_searches_the_log_and_sees_an_entry_s_proof_checked(suite, browser):
+    gateway = suite.base_url("gateway")
+    secrets = json.loads((suite.var_dir / "clients.json").read_text())
+    service = requests.post(f"{gateway}/identity/oauth/token", timeout=10,
+                            auth=("xsn-licenses", secrets["xsn-licenses"]["client_secret"]),
+                            data={"grant_type": "client_credentials", "scope": "seal:sign", "resource": "xsn:seal"})
+    headers = {"Authorization": f"Bearer {service.json()['access_token']}"}
+    seal = next(s for s in requests.get(f"{gateway}/seal/seals/granted", headers=headers, timeout=10).json()
+                if s["kind"] == "license")
+    document = "审计控制台浏览器测试文档".encode()
+    signed = requests.post(f"{gateway}/seal/seals/{seal['id']}/sign", timeout=10,
+                           headers={**headers, "Idempotency-Key": "e2e-audit-console-1"},
+                           json={"document_base64": base64.b64encode(document).decode()})
+    assert signed.status_code in (200, 201), signed.text
+    index = signed.json()["log_index"]
+
+    # Audit tooling has a machine client of its own (xsn-auditor, audit:read only).
+    tooling = requests.post(f"{gateway}/identity/oauth/token", timeout=10,
+                            auth=("xsn-auditor", secrets["xsn-auditor"]["client_secret"]),
+                            data={"grant_type": "client_credentials"}).json()
+    assert tooling["scope"] == "audit:read"
+    assert requests.get(f"{gateway}/seal/log/checkpoint", timeout=10,
+                        headers={"Authorization": f"Bearer {tooling['access_token']}"}).status_code == 200
+
+    context = browser.new_context(locale="zh-CN")
+    page = context.new_page()
+    try:
+        page.goto(f"{gateway}/seal/audit/")
+        _sign_in_at_identity(page, WANG)
+        page.wait_for_url(f"{gateway}/seal/audit/")
+        assert "王五" in page.inner_text("#signed-in-user")
+        page.fill("#document_digest", sm3(document).hex())
+        page.click("form[method=get] button[type=submit]")
+        page.wait_for_load_state()
+        assert "检索结果（共 1 条）" in page.content()
+        _screenshot(page, "seal-audit-search")
+        page.click(f'a[href$="/seal/audit/entries/{index}"]')
+        page.wait_for_url(f"**/seal/audit/entries/{index}")
+        assert page.inner_text("#verdict") == "全部校验通过"
+        steps = page.locator("tr.step").all_inner_texts()
+        assert steps and all(step.startswith("✔") for step in steps), steps
+        assert any("inclusion" in step for step in steps) and any("SES signature" in step for step in steps)
+        _screenshot(page, "seal-audit-entry")
+    finally:
+        context.close()
+
+
+def test_a_citizen_without_the_roles_is_refused_with_the_403_page(suite, browser):
+    gateway = suite.base_url("gateway")
+    context = browser.new_context(locale="zh-CN")
+    page = context.new_page()
+    try:
+        response = page.goto(f"{gateway}/seal/audit/")
+        _sign_in_at_identity(page, ZHANG)
+        assert page.url.startswith(f"{gateway}/seal/audit/")
+        assert "没有权限" in page.inner_text("#console-message") and "audit:read" in page.content()
+        response = page.goto(f"{gateway}/seal/manage")  # identity's login lasts: straight to the verdict
+        assert response.status == 403 and "seal:admin" in page.inner_text("#console-message")
+        _screenshot(page, "seal-console-forbidden")
+    finally:
+        context.close()
