@@ -63,6 +63,8 @@ class Seal(Base):
     kid: Mapped[str] = mapped_column(String(64))  # the seal's SM2 key in signing_keys
     signer_serial: Mapped[str] = mapped_column(String(40))
     eseal_der: Mapped[bytes] = mapped_column(LargeBinary)  # the SESeal, signed by the maker
+    # SM3 of eseal_der, hex: names the seal version (signers cache its DER by it, see service.sign).
+    eseal_sm3: Mapped[str] = mapped_column(String(64))
     created_by: Mapped[str | None] = mapped_column(String(255), nullable=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 

@@ -216,7 +216,8 @@ def create_seal(session: Session, kek: bytes, *, org_code: str, org_name: str, k
     seal = Seal(es_id=es_id, org_code=code, org_name=org_name, kind=kind, name=name, status=ACTIVE,
                 valid_start=now, valid_end=valid_end, image_png=image_png, image_width=width,
                 image_height=height, image_generated=generated, kid=key_row.kid,
-                signer_serial=signer.serial_hex, eseal_der=eseal, created_by=actor, created_at=now)
+                signer_serial=signer.serial_hex, eseal_der=eseal, eseal_sm3=sm3(eseal).hex(), created_by=actor,
+                created_at=now)
     session.add(seal)
     session.flush()
     session.add(Certificate(serial=signer.serial_hex, role="signer", seal_id=seal.id, kid=key_row.kid,
@@ -310,6 +311,7 @@ def replace_image(session: Session, kek: bytes, seal_id: str, image_png: bytes, 
                                     es_id=seal.es_id, name=seal.name, signer_cert_der=cert.der,
                                     picture_png=image_png, created=utcnow(), valid_start=seal.valid_start,
                                     valid_end=seal.valid_end, seal_type=seal_type)
+    seal.eseal_sm3 = sm3(seal.eseal_der).hex()
     seal.image_png, seal.image_width, seal.image_height, seal.image_generated = image_png, width, height, False
     _record(session, seal, "image_replaced", actor=actor)
     session.commit()
@@ -405,7 +407,7 @@ def _replay(existing: Signature, request_hash: str, seal_code: str | None = None
 # executing a prepared Core statement skips SQLAlchemy's per-call construction.
 _SIGN_CONTEXT = (
     select(Seal.id, Seal.es_id, Seal.org_code, Seal.status, Seal.status_reason, Seal.valid_start, Seal.valid_end,
-           Seal.kid, Seal.signer_serial, Seal.eseal_der,
+           Seal.kid, Seal.signer_serial, Seal.eseal_sm3,
            exists().where(Grant.seal_id == Seal.id, or_(
                and_(Grant.grantee_type == GRANT_SUBJECT, Grant.grantee == bindparam("sub")),
                and_(Grant.grantee_type == GRANT_CLIENT, Grant.grantee == bindparam("client_id")),
@@ -421,16 +423,23 @@ _SET_LOG_INDEX = (update(_SIGNATURES).where(_SIGNATURES.c.id == bindparam("row_i
                   .values(log_index=bindparam("log_index")))
 
 # Per process: the SES_Signature material of each seal version (see ses.SigningMaterial), keyed
-# by the seal DER and the signer certificate DER themselves: a new SESeal is a new entry.
-_materials: dict[tuple[bytes, bytes], ses.SigningMaterial] = {}
+# by the SM3 of the SESeal DER and the signer certificate's serial, so the seal DER (tens of KiB
+# with its picture) is read once per version, not per signature. A new SESeal (new picture) has
+# a new digest, hence a new entry; the DER read on a miss is checked against the digest.
+_materials: dict[tuple[str, str], ses.SigningMaterial] = {}
 _MAX_MATERIALS = 256
+_ESEAL_DER = select(Seal.eseal_der).where(Seal.id == bindparam("seal_id"))
 
 
-def _material(seal_der: bytes, signer_cert_der: bytes) -> ses.SigningMaterial:
-    key = (seal_der, signer_cert_der)
+def _material(session: Session, seal: Any) -> ses.SigningMaterial:
+    key = (seal.eseal_sm3, seal.signer_serial)
     material = _materials.get(key)
     if material is None:
-        material = ses.SigningMaterial(seal_der, signer_cert_der)
+        der = session.connection().execute(_ESEAL_DER, {"seal_id": seal.id}).scalar_one()
+        if sm3(der).hex() != seal.eseal_sm3:
+            raise Problem(f"the stored SESeal of seal {seal.es_id} does not match its digest",
+                          code="seal_integrity_error", status=500)
+        material = ses.SigningMaterial(der, _signer_cert_der(session, seal.signer_serial))
         with _keys_lock:
             if len(_materials) >= _MAX_MATERIALS:
                 _materials.clear()
@@ -483,7 +492,7 @@ def sign(session: Session, kek: bytes, seal_id: str, *, actor: Actor, digest: by
     if not seal.valid_start <= now <= seal.valid_end:
         raise SealNotUsable("the seal is outside its validity window", code="seal_expired")
 
-    material = _material(seal.eseal_der, _signer_cert_der(session, seal.signer_serial))
+    material = _material(session, seal)
     der, der_digest = material.sign(private_key(session, kek, seal.kid), time_info=now, data_hash=digest,
                                     property_info=property_info)
     signature_digest = der_digest.hex()
