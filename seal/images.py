@@ -264,8 +264,12 @@ def generate_seal_png(organisation: str, kind_label: str = "", code: str = "") -
     if code:
         _code_arc(image, code[:24], code_font, s)
     image = image.resize((SIZE, SIZE), Image.Resampling.LANCZOS)
+    # A one-colour picture needs no true colour: 32 palette entries (red at alpha levels, for
+    # the anti-aliased edges) keep it smooth at a fifth of the size (~15 KB instead of ~75 KB).
+    # The picture is inside every SESeal and so inside every signature the seal makes.
+    image = image.quantize(colors=32, method=Image.Quantize.FASTOCTREE)
     out = io.BytesIO()
-    image.save(out, format="PNG", optimize=False)
+    image.save(out, format="PNG", optimize=True)
     return out.getvalue()
 
 

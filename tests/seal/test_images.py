@@ -229,3 +229,12 @@ def test_png_bomb_is_refused_from_the_header():
     assert time.perf_counter() - started < 1.0
     # Within the limits but with too little pixel data: corrupt, not a crash or a hang.
     assert _refused(_declared_png(1000, 1000)).code == "image_corrupt"
+
+
+def test_generated_picture_is_small_and_keeps_transparency(cjk_font):
+    """The picture travels inside every signature: palette PNG, transparent background."""
+    png = images.generate_seal_png("西安市示范科技有限公司", "证照专用章", "6101260166554325")
+    assert len(png) <= 32 * 1024
+    picture = Image.open(io.BytesIO(png)).convert("RGBA")
+    assert picture.getpixel((0, 0))[3] == 0
+    assert picture.getpixel((200, 200))[0] > 180  # the red star in the middle
