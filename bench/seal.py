@@ -47,6 +47,7 @@ import requests
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from bench.result import print_result
 from common.gm import SM2PrivateKey, sm3
 from common.testing import TokenFactory, free_port
 
@@ -239,12 +240,12 @@ def main() -> None:
         "sign_server_cpu_ms": signing["server_cpu_ms"],
         "sign_client_cpu_ms": signing["client_cpu_ms"],
         "verify_server_cpu_ms": verifying["server_cpu_ms"],
-        "proofs": proofs,
+        "proofs": {k: v for k, v in (proofs or {}).items() if k != "proof_growth"},
         "database": database,
         "sqlite_synchronous": synchronous,
         "signature_bytes": figures["signature_bytes"],
     }
-    print("RESULT " + json.dumps(result))
+    print_result(result)
 
 
 def _run(args, tokens: TokenFactory, port: int, server_pid: int) -> dict:

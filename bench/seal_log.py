@@ -12,7 +12,6 @@ Run alone: ``python -m bench.seal_log`` prints ``RESULT {json}`` with ``proof_gr
 
 from __future__ import annotations
 
-import json
 import random
 import sqlite3
 import statistics
@@ -22,6 +21,8 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives import hashes
 from sqlalchemy.orm import sessionmaker
+
+from bench.result import print_result
 
 SIZES = (10**3, 10**5, 10**6)
 REPEAT = 400
@@ -111,7 +112,7 @@ def main() -> None:
         print(f"{size:>9} leaves: inclusion {result['inclusion_ms'][str(size)]:.3f} ms, "
               f"consistency {result['consistency_ms'][str(size)]:.3f} ms (built in {result['build_s'][str(size)]} s)")
     print(f"proof growth 10^6 / 10^3: {result['proof_growth']} (target <= 2)")
-    print("RESULT " + json.dumps(result, sort_keys=True))
+    print_result(result)
 
 
 if __name__ == "__main__":
