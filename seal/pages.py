@@ -43,6 +43,7 @@ def _expired(seal, now: datetime) -> bool:
     return not seal.valid_start <= now <= seal.valid_end
 
 
+@bp.route("/")  # /manage/ too: people type either (the inner rule, "", is what url_for builds)
 @bp.route("")
 @admin_required
 def index():

@@ -44,6 +44,13 @@ def test_requires_sign_in(console_app):
     assert console_app.test_client().post("/manage/seals/x/status", data={}).status_code == 400  # CSRF first
 
 
+def test_console_answers_with_and_without_trailing_slash(console_app):
+    client = console_app.test_client()
+    for path in ("/manage", "/manage/"):
+        response = client.get(path)
+        assert response.status_code == 302 and "/manage/login" in response.headers["Location"]
+
+
 def test_list_detail_and_suspend(staff, console_seal_id):
     page = staff.get("/manage")
     assert "合同专用章" in page and "正常" in page and f"/seals/{console_seal_id}/image" in page
