@@ -44,6 +44,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from common.auth import InvalidToken, get_verifier, resolved_settings, scopes_of
 from common.db import UTCDateTime, get_db, utcnow
+from common.http import ServiceClient
 from common.i18n import _, init_i18n
 from common.pages import protect
 
@@ -155,18 +156,25 @@ class Provider:
 
     def __init__(self, issuer: str, internal_base: str, timeout: float) -> None:
         self.issuer, self.internal_base, self.timeout = issuer.rstrip("/"), internal_base.rstrip("/"), timeout
+        # Server-to-server: timeouts, retries for the idempotent discovery GET, request ids.
+        self.client = ServiceClient(self.internal_base, timeout=timeout)
         self._metadata: dict[str, Any] | None = None
         self._lock = threading.Lock()
 
-    def internal(self, url: str) -> str:
-        return self.internal_base + url[len(self.issuer):] if url.startswith(self.issuer + "/") else url
+    def internal_path(self, url: str) -> str:
+        """The path of one of identity's public endpoint URLs, to call on its internal base.
+
+        :raise ValueError: the URL is not under the issuer (discovery named a foreign host).
+        """
+        if not url.startswith(self.issuer + "/"):
+            raise ValueError(f"{url} is not an endpoint of {self.issuer}")
+        return url[len(self.issuer):]
 
     def metadata(self, console: str) -> dict[str, Any]:
         with self._lock:
             if self._metadata is None:
                 try:
-                    response = requests.get(f"{self.internal_base}/.well-known/openid-configuration",
-                                            timeout=self.timeout)
+                    response = self.client.get("/.well-known/openid-configuration")
                     response.raise_for_status()
                     document = response.json()
                 except (requests.RequestException, ValueError) as exc:
@@ -354,9 +362,9 @@ def _exchange(console: Console, code: str, verifier: str) -> dict[str, Any]:
         log.error("console_client_secret_missing", client_id=console.client_id)
         raise ConsoleLoginFailed(console.name, "console.failed.exchange", 503)
     provider = _provider()
-    token_endpoint = provider.internal(provider.metadata(console.name)["token_endpoint"])
     try:
-        response = requests.post(token_endpoint, auth=(console.client_id, secret), timeout=provider.timeout, data={
+        token_path = provider.internal_path(provider.metadata(console.name)["token_endpoint"])
+        response = provider.client.post(token_path, auth=(console.client_id, secret), data={
             "grant_type": "authorization_code", "code": code, "redirect_uri": _callback_url(console.name),
             "code_verifier": verifier})
         body = response.json()

@@ -1,0 +1,52 @@
+"""The service-to-service client: request ids travel, only idempotent calls are retried."""
+
+from __future__ import annotations
+
+import pytest
+import requests
+import structlog
+from flask import Flask, request
+
+from common.http import ServiceClient
+from common.testing import free_port
+
+
+def peer_app():
+    app = Flask("peer")
+    app.calls = {"GET": 0, "POST": 0}
+
+    @app.route("/flaky", methods=["GET", "POST"])
+    def flaky():
+        app.calls[request.method] += 1
+        if app.calls[request.method] < 3:
+            return {"error": "busy"}, 503
+        return {"ok": True, "request_id": request.headers.get("X-Request-ID"),
+                "authorization": request.headers.get("Authorization")}
+
+    return app
+
+
+def test_get_is_retried_and_carries_request_id_and_token(serve_app):
+    app = peer_app()
+    client = ServiceClient(serve_app(app), retries=2, token_provider=lambda: "tok-1")
+    structlog.contextvars.bind_contextvars(request_id="req-12345678")
+    try:
+        response = client.get("/flaky")
+    finally:
+        structlog.contextvars.clear_contextvars()
+    assert response.status_code == 200
+    assert response.json() == {"ok": True, "request_id": "req-12345678", "authorization": "Bearer tok-1"}
+    assert app.calls["GET"] == 3
+
+
+def test_post_is_not_retried(serve_app):
+    app = peer_app()
+    response = ServiceClient(serve_app(app), retries=2).post("/flaky", json={})
+    assert response.status_code == 503
+    assert app.calls["POST"] == 1  # may have reached the peer: never sent twice behind the caller's back
+
+
+def test_unreachable_peer_raises_after_bounded_retries():
+    client = ServiceClient(f"http://127.0.0.1:{free_port()}", retries=1, timeout=1)
+    with pytest.raises(requests.ConnectionError):
+        client.get("/anything")
