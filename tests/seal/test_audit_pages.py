@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-
 import pytest
 from sqlalchemy import select, text
 
@@ -32,10 +30,6 @@ def console_app(make_app, identity, material):
 @pytest.fixture
 def app(console_app):
     return console_app
-
-
-def csrf(html: str) -> str:
-    return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
 
 
 class Auditor:
@@ -114,7 +108,8 @@ def test_unknown_entry_goes_back_to_the_search(browser):
 
 def test_sign_out(browser):
     html = browser.get("/audit/")
-    status, location, _ = browser.browser.request("POST", f"{GATEWAY}/seal/audit/logout", {"csrf_token": csrf(html)})
+    status, location, _ = browser.browser.request("POST", f"{GATEWAY}/seal/audit/logout",
+                                                  {"csrf_token": browser.browser.csrf(html)})
     assert status == 302 and "/identity/oauth/logout?" in location
     status, location, _ = browser.request("/audit/")
     assert status == 302 and location.startswith("/seal/audit/login")

@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-import re
-
 import pytest
 from sqlalchemy import select
 
-from common.console_testing import GATEWAY, WANG
+from common.console_testing import GATEWAY, WANG, GatewayBrowser
 from common.db import get_db
 from seal.console_models import ConsoleSession
-
-
-def _csrf(html: str) -> str:
-    return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
 
 
 class Staff:
@@ -60,7 +54,7 @@ def test_list_detail_and_suspend(staff, console_seal_id):
     assert "应用" in detail and "xsn-licenses" in detail and "新增授权" in detail
     assert "grant_added" not in detail  # history events are shown in words, not codes
     staff.post(f"/manage/seals/{console_seal_id}/status",
-               {"action": "suspend", "reason": "年检", "csrf_token": _csrf(detail)})
+               {"action": "suspend", "reason": "年检", "csrf_token": GatewayBrowser.csrf(detail)})
     after = staff.get(f"/manage/seals/{console_seal_id}")
     assert "已暂停" in after and "年检" in after and staff.sub in after and "王五" in after
 
@@ -68,7 +62,7 @@ def test_list_detail_and_suspend(staff, console_seal_id):
 def test_status_forms_explain_refusals(staff, console_seal_id):
     detail = staff.get(f"/manage/seals/{console_seal_id}?lang=zh")
     assert 'id="suspend-form"' in detail and 'id="revoke-form"' in detail and 'id="resume-form"' not in detail
-    csrf = _csrf(detail)
+    csrf = GatewayBrowser.csrf(detail)
     path = f"/manage/seals/{console_seal_id}/status"
     missing_reason = staff.post(path, {"action": "suspend", "reason": " ", "csrf_token": csrf})
     assert "请填写原因" in missing_reason and "正常" in missing_reason
