@@ -13,7 +13,6 @@ from common import merkle
 from common.db import get_db
 from common.gm import SM2PublicKey, sm3
 from common.signed_note import compute_key_hint, verify_note
-from common.testing import TokenFactory
 from seal import log
 
 ORIGIN = "xsn.test/seal-log"
@@ -27,21 +26,15 @@ def event(i: int) -> dict:
 
 
 @pytest.fixture
-def app(make_app):
+def app(make_app, tokens):
     app = make_app("seal", SEAL_LOG_ORIGIN=ORIGIN, SEAL_LOG_CHECKPOINT_INTERVAL=3600)
-    app.tokens = TokenFactory()
-    app.tokens.install(app)
+    tokens.install(app)
     return app
 
 
 @pytest.fixture
-def client(app):
-    return app.test_client()
-
-
-@pytest.fixture
-def auditor(app):
-    return app.tokens.bearer(sub="auditor-1", scope="audit:read", client_id="audit-console")
+def auditor(tokens):
+    return tokens.bearer(sub="auditor-1", scope="audit:read", client_id="audit-console")
 
 
 def append(app, n: int, start: int = 0) -> merkle.MemoryTree:
@@ -74,11 +67,11 @@ def checkpoint_of(client, auditor, note: str):
                                   "/log/entries/0", "/log/proof/inclusion?leaf_hash=" + "00" * 32,
                                   "/log/proof/consistency?first=0", "/log/search", "/log/keys",
                                   "/log/self-check", "/log/audit-queries"])
-def test_every_route_needs_an_audit_read_token(app, client, path):
+def test_every_route_needs_an_audit_read_token(tokens, client, path):
     response = client.get(path)
     assert response.status_code == 401
     assert response.mimetype == "application/problem+json"
-    other = app.tokens.bearer(scope="seal:sign")
+    other = tokens.bearer(scope="seal:sign")
     response = client.get(path, headers=other)
     assert response.status_code == 403
     assert response.get_json()["code"] == "insufficient_scope"
