@@ -49,8 +49,8 @@ def signer_headers(tokens):
     return tokens.bearer(sub="svc-licenses", scope="seal:sign", client_id="xsn-licenses")
 
 
-@pytest.fixture
-def seal_id(client, admin):
+def make_granted_seal(client, admin: dict[str, str]) -> str:
+    """A contract seal made through the API and granted to the client xsn-licenses; its id."""
     response = client.post("/seals", json={"org_code": ORG_CODE, "org_name": ORG_NAME, "kind": "contract"},
                            headers=admin)
     assert response.status_code == 201, response.get_json()
@@ -59,6 +59,11 @@ def seal_id(client, admin):
                         headers=admin)
     assert grant.status_code == 201, grant.get_json()
     return sid
+
+
+@pytest.fixture
+def seal_id(client, admin):
+    return make_granted_seal(client, admin)
 
 
 class Material:
@@ -156,11 +161,4 @@ def console_seal_id(console_app, identity) -> str:
     """A contract seal granted to xsn-licenses, made through the API with a token from identity."""
     client = console_app.test_client()
     admin = {"Authorization": f"Bearer {identity.machine_token('seal:admin')}"}
-    response = client.post("/seals", json={"org_code": ORG_CODE, "org_name": ORG_NAME, "kind": "contract"},
-                           headers=admin)
-    assert response.status_code == 201, response.get_json()
-    sid = response.get_json()["id"]
-    grant = client.post(f"/seals/{sid}/grants", json={"grantee_type": "client", "grantee": "xsn-licenses"},
-                        headers=admin)
-    assert grant.status_code == 201, grant.get_json()
-    return sid
+    return make_granted_seal(client, admin)
