@@ -16,7 +16,7 @@ import json
 import secrets
 import threading
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, bindparam, exists, func, insert, or_, select, update
@@ -586,8 +586,3 @@ def decode_base64(value: str, field_name: str, *, limit: int) -> bytes:
     if len(data) > limit:
         raise DocumentTooLarge(f"{field_name} is {len(data)} bytes; the limit is {limit}", limit=limit)
     return data
-
-
-def seal_is_usable_now(seal: Seal, now: datetime | None = None) -> bool:
-    now = now or datetime.now(UTC)
-    return seal.status == ACTIVE and seal.valid_start <= now <= seal.valid_end
