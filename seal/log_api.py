@@ -71,13 +71,18 @@ def proof_checkpoint(session, tree_size: int | None, covering: int | None = None
     return latest(session, covering=covering)
 
 
+def _inclusion(session, index: int, checkpoint: LogCheckpoint) -> dict[str, Any]:
+    """The inclusion proof of leaf ``index`` in the tree of ``checkpoint``, with that checkpoint."""
+    proof = log.inclusion_proof(session, index, checkpoint.tree_size)
+    return {"tree_size": checkpoint.tree_size, "inclusion_proof": [h.hex() for h in proof],
+            "checkpoint": checkpoint_dict(checkpoint)}
+
+
 def entry_with_proof(session, index: int, tree_size: int | None = None) -> dict[str, Any]:
     """:raise NotFound: no such entry or checkpoint. :raise BadRange: entry not in that tree."""
     entry = log.get_entry(session, index)
     checkpoint = proof_checkpoint(session, tree_size, covering=index)
-    proof = log.inclusion_proof(session, index, checkpoint.tree_size)
-    return {"entry": entry_dict(entry), "tree_size": checkpoint.tree_size,
-            "inclusion_proof": [h.hex() for h in proof], "checkpoint": checkpoint_dict(checkpoint)}
+    return {"entry": entry_dict(entry), **_inclusion(session, index, checkpoint)}
 
 
 def keys_document(session, app: Flask | None = None) -> dict[str, Any]:
@@ -172,9 +177,7 @@ class InclusionByHash(MethodView):
         session = get_session()
         checkpoint = proof_checkpoint(session, args.get("tree_size"))
         entry = log.find_by_leaf_hash(session, bytes.fromhex(args["leaf_hash"]), checkpoint.tree_size)
-        proof = log.inclusion_proof(session, entry.leaf_index, checkpoint.tree_size)
-        return {"leaf_index": entry.leaf_index, "tree_size": checkpoint.tree_size,
-                "inclusion_proof": [h.hex() for h in proof], "checkpoint": checkpoint_dict(checkpoint)}
+        return {"leaf_index": entry.leaf_index, **_inclusion(session, entry.leaf_index, checkpoint)}
 
 
 @blp.route("/proof/consistency")
