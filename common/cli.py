@@ -6,7 +6,6 @@ Services add their own command groups in ``<service>/cli.py`` (a click group nam
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import json
 import signal
 import sys
@@ -15,7 +14,7 @@ from pathlib import Path
 
 import click
 
-from common.config import DEFAULT_PORTS, SERVICES, var_dir
+from common.config import DEFAULT_PORTS, SERVICES, service_modules, var_dir
 from common.migrate import MIGRATING_SERVICES
 
 
@@ -43,13 +42,10 @@ def migrate(services: tuple[str, ...]) -> None:
 @main.command()
 def seed() -> None:
     """Load the demo data of every service that has any (idempotent)."""
-    for service in SERVICES:
-        module_name = f"{service}.seed"
-        if importlib.util.find_spec(module_name) is None:
-            continue
+    for service, module in service_modules("seed"):
         app = load_app(service)
         with app.app_context():
-            importlib.import_module(module_name).seed(app)
+            module.seed(app)
         click.echo(f"seeded {service}")
 
 
@@ -111,10 +107,8 @@ def run(workers: int) -> None:
 
 
 def _add_service_commands() -> None:
-    for service in SERVICES:
-        module_name = f"{service}.cli"
-        if importlib.util.find_spec(module_name) is not None:
-            main.add_command(importlib.import_module(module_name).cli, service)
+    for service, module in service_modules("cli"):
+        main.add_command(module.cli, service)
 
 
 _add_service_commands()

@@ -6,8 +6,14 @@ production (PostgreSQL, Redis) is configuration only.
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import os
+import secrets
+import time
+from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 SERVICES = ("identity", "licenses", "seal", "payment", "messaging", "gateway")
@@ -23,6 +29,15 @@ DEFAULT_PORTS = {
 }
 
 ENV_PREFIX = "XSN"
+
+
+def service_modules(part: str) -> Iterator[tuple[str, ModuleType]]:
+    """``(service, module)`` for each service that has a ``<service>.<part>`` module
+    (``seed``, ``cli``, ``processes``): how a service plugs into the CLI and the launcher."""
+    for service in SERVICES:
+        name = f"{service}.{part}"
+        if importlib.util.find_spec(name) is not None:
+            yield service, importlib.import_module(name)
 
 
 def var_dir() -> Path:
@@ -93,9 +108,6 @@ def local_secret(config: dict[str, Any], name: str, nbytes: int) -> bytes:
 
     Production must configure its secrets (``XSN_<NAME>``): this refuses to invent one there.
     """
-    import os
-    import secrets
-
     if config.get("ENV") == "production":
         raise RuntimeError(f"XSN_{name.upper()} must be set in production")
     path = Path(config["VAR_DIR"]) / f"{name.lower()}.hex"
@@ -108,8 +120,6 @@ def local_secret(config: dict[str, Any], name: str, nbytes: int) -> bytes:
             text = path.read_text().strip()
             if text:
                 return bytes.fromhex(text)
-            import time
-
             time.sleep(0.05)
         raise RuntimeError(f"{path} is empty") from None
     with os.fdopen(fd, "w") as handle:

@@ -13,6 +13,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from common.db import get_db, get_session
 from common.errors import ServiceUnavailable
+from common.gm import backend_name
 
 blp = Blueprint("health", __name__, description="Health and node information")
 
@@ -65,8 +66,6 @@ class Info(MethodView):
     @blp.response(200, InfoSchema)
     def get(self):
         """What this node runs: service, version, database schema revision, crypto backend."""
-        from common.gm import backend_name
-
         session = get_session()
         return {
             "service": current_app.config["SERVICE_NAME"],

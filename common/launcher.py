@@ -8,8 +8,6 @@ class starts the suite on free ports in a temporary directory for end-to-end tes
 from __future__ import annotations
 
 import contextlib
-import importlib
-import importlib.util
 import os
 import shutil
 import signal
@@ -21,7 +19,7 @@ from pathlib import Path
 
 import requests
 
-from common.config import DEFAULT_PORTS, SERVICES
+from common.config import DEFAULT_PORTS, SERVICES, service_modules
 
 # Start order: the gateway last, after what it routes to.
 START_ORDER = ("identity", "seal", "licenses", "payment", "messaging", "gateway")
@@ -147,20 +145,15 @@ def gunicorn_argv(target: str, port: int, workers: int, name: str) -> list[str]:
 def summaries(suite: Suite) -> list[str]:
     """Lines each service wants a person to see once the suite is up (demo accounts, apps)."""
     lines: list[str] = []
-    for service in SERVICES:
-        module_name = f"{service}.processes"
-        if importlib.util.find_spec(module_name) is not None:
-            module = importlib.import_module(module_name)
-            if hasattr(module, "summary"):
-                lines.extend(module.summary(suite))
+    for _service, module in service_modules("processes"):
+        if hasattr(module, "summary"):
+            lines.extend(module.summary(suite))
     return lines
 
 
 def extra_processes(suite: Suite) -> dict[str, list[str]]:
     """Processes a service adds to the suite (simulators, sinks): ``<service>.processes``."""
     extras: dict[str, list[str]] = {}
-    for service in SERVICES:
-        module_name = f"{service}.processes"
-        if importlib.util.find_spec(module_name) is not None:
-            extras.update(importlib.import_module(module_name).processes(suite))
+    for _service, module in service_modules("processes"):
+        extras.update(module.processes(suite))
     return extras
