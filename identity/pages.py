@@ -43,8 +43,8 @@ def problem_message(exc: Problem) -> str:
     return _(f"err.{exc.code}") if _(f"err.{exc.code}") != f"err.{exc.code}" else _("error.generic")
 
 
-def field_messages(exc: accounts.InvalidInput) -> dict[str, str]:
-    return {field: " ".join(_(f"err.{code}") for code in codes) for field, codes in exc.errors.items()}
+def field_messages(errors: dict[str, list[str]]) -> dict[str, str]:
+    return {field: " ".join(_(f"err.{code}") for code in codes) for field, codes in errors.items()}
 
 
 def login_required(view):
@@ -162,8 +162,7 @@ def register():
         errors["password2"] = _("err.password_mismatch")
     domain_errors = accounts.person_field_errors(name=form["name"], id_number=form["id_number"],
                                                  mobile=form["mobile"], password=password)
-    errors = {**{field: " ".join(_(f"err.{code}") for code in codes) for field, codes in domain_errors.items()},
-              **errors}
+    errors = {**field_messages(domain_errors), **errors}
     for key in ("name", "id_number", "mobile", "password"):
         if not (request.form.get(key) or "").strip():
             errors[key] = _("err.required")
@@ -173,7 +172,7 @@ def register():
             person = accounts.register(db, name=form["name"], id_number=form["id_number"], mobile=form["mobile"],
                                        password=password)
         except accounts.InvalidInput as exc:
-            errors = field_messages(exc)
+            errors = field_messages(exc.errors)
         except accounts.PersonExists as exc:
             errors = {"id_number": problem_message(exc)}
     if errors:
@@ -221,7 +220,7 @@ def change_password():
             raise accounts.InvalidInput({"password": ["password_mismatch"]})
         accounts.change_password(db, g.person, request.form.get("old_password", ""), new)
     except accounts.InvalidInput as exc:
-        flash(" ".join(field_messages(exc).values()))
+        flash(" ".join(field_messages(exc.errors).values()))
     except (accounts.InvalidCredentials, accounts.AccountLocked) as exc:
         flash(problem_message(exc))
     else:
@@ -325,7 +324,7 @@ def forgot_password():
             link_for=lambda token: url_for("pages.reset_password", token=token, _external=True),
             ttl=timedelta(minutes=float(config["PASSWORD_RESET_MINUTES"])))
     except accounts.InvalidInput as exc:
-        return render_template("identity/forgot.html", form=form, errors=field_messages(exc)), 422
+        return render_template("identity/forgot.html", form=form, errors=field_messages(exc.errors)), 422
     except RateLimited:
         return render_template("identity/forgot.html", form=form, errors={}, error=_("err.rate_limited")), 429
     flash(_("forgot.sent"))
@@ -348,7 +347,7 @@ def reset_password(token: str):
     try:
         recovery.reset_password(db, token, new)
     except accounts.InvalidInput as exc:
-        return render_template("identity/reset.html", token=token, errors=field_messages(exc)), 422
+        return render_template("identity/reset.html", token=token, errors=field_messages(exc.errors)), 422
     session.clear()
     flash(_("reset.done"))
     return redirect(url_for("pages.login"))
