@@ -15,6 +15,11 @@ blp = Blueprint("oauth_admin", __name__, url_prefix="/admin/clients",
                 description="OAuth client registration (scope identity:admin)")
 
 
+def _admin(view):
+    """Bearer token with scope ``identity:admin``, documented as such."""
+    return blp.doc(security=[{"bearerAuth": []}])(require_token("identity:admin")(view))
+
+
 class ClientInSchema(Schema):
     name = fields.String(required=True, validate=validate.Length(min=1, max=200))
     client_id = fields.String(load_default=None)
@@ -61,15 +66,13 @@ class SecretSchema(Schema):
 
 @blp.route("/")
 class Clients(MethodView):
-    @blp.doc(security=[{"bearerAuth": []}])
-    @require_token("identity:admin")
+    @_admin
     @blp.response(200, ClientOutSchema(many=True))
     def get(self):
         """Registered clients."""
         return clients.list_clients(get_session())
 
-    @blp.doc(security=[{"bearerAuth": []}])
-    @require_token("identity:admin")
+    @_admin
     @blp.arguments(ClientInSchema)
     @blp.response(201, ClientCreatedSchema)
     def post(self, body):
@@ -82,15 +85,13 @@ class Clients(MethodView):
 
 @blp.route("/<client_id>")
 class ClientResource(MethodView):
-    @blp.doc(security=[{"bearerAuth": []}])
-    @require_token("identity:admin")
+    @_admin
     @blp.response(200, ClientOutSchema)
     def get(self, client_id):
         """One client. :raise 404: unknown client."""
         return clients.get_client(get_session(), client_id)
 
-    @blp.doc(security=[{"bearerAuth": []}])
-    @require_token("identity:admin")
+    @_admin
     @blp.response(200, ClientOutSchema)
     def delete(self, client_id):
         """Disable a client and revoke its refresh tokens."""
@@ -102,8 +103,7 @@ class ClientResource(MethodView):
 
 @blp.route("/<client_id>/secret")
 class ClientSecret(MethodView):
-    @blp.doc(security=[{"bearerAuth": []}])
-    @require_token("identity:admin")
+    @_admin
     @blp.response(200, SecretSchema)
     def post(self, client_id):
         """Issue a new secret (the old one stops working); shown once."""
