@@ -7,6 +7,7 @@ import json
 import click
 
 from common.app import service_session
+from common.errors import Problem
 from common.keystore import load_kek
 
 
@@ -59,12 +60,8 @@ def create(as_json: bool, **options) -> None:
         except registry.InvalidClientMetadata as exc:
             errors = json.dumps(exc.extra.get("errors", {}), ensure_ascii=False)
             raise click.ClickException(f"{exc.detail}: {errors}") from exc
-        except Exception as exc:
-            from common.errors import Problem
-
-            if isinstance(exc, Problem):
-                raise click.ClickException(exc.detail) from exc
-            raise
+        except Problem as exc:
+            raise click.ClickException(exc.detail) from exc
         session.commit()
         result = {"client_id": client.client_id, "client_secret": secret, "client_type": client.client_type,
                   "token_endpoint_auth_method": client.token_endpoint_auth_method}
