@@ -9,6 +9,10 @@ from flask_smorest import Api
 
 from common.app import create_app as build_app
 
+SETTINGS: dict[str, Any] = {
+    "GATEWAY_UPSTREAM_TIMEOUT": 30.0,  # seconds to wait for a service's answer (504 after)
+}
+
 
 def _init(app: Flask, api: Api) -> None:
     from gateway.proxy import init_proxy
@@ -17,4 +21,4 @@ def _init(app: Flask, api: Api) -> None:
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
-    return build_app("gateway", test_config, import_name=__name__, init=_init)
+    return build_app("gateway", test_config, import_name=__name__, init=_init, settings=SETTINGS)

@@ -85,7 +85,6 @@ class _NoCookies(http.cookiejar.DefaultCookiePolicy):
 
 
 def init_proxy(app: Flask) -> None:
-    app.config.setdefault("GATEWAY_UPSTREAM_TIMEOUT", 30.0)
     upstream = requests.Session()
     upstream.cookies.set_policy(_NoCookies())
     app.extensions["xsn_gateway_http"] = upstream
