@@ -64,6 +64,11 @@ def login_required(view):
     return wrapper
 
 
+def _to_account(section: str):
+    """Back to a section (``#security``, ``#sessions``, ``#apps``) of the account page."""
+    return redirect(url_for("pages.account") + f"#{section}")
+
+
 def _federation_url(next_url: str) -> str | None:
     if current_app.config.get("FEDERATION_UPSTREAM_ISSUER") and "federation.start" in current_app.view_functions:
         return url_for("federation.start", next=next_url)
@@ -225,7 +230,7 @@ def change_password():
         flash(problem_message(exc))
     else:
         flash(_("account.password_changed"))
-    return redirect(url_for("pages.account") + "#security")
+    return _to_account("security")
 
 
 @blp.route("/account/totp", methods=["GET", "POST"])
@@ -245,7 +250,7 @@ def enrol_totp():
         else:
             session.pop(TOTP_ENROL_KEY, None)
             flash(_("account.totp_enabled"))
-            return redirect(url_for("pages.account") + "#security")
+            return _to_account("security")
     uri = accounts.totp_uri(db, g.person, secret)
     return render_template("identity/totp.html", secret=secret, uri=uri, qr=qr_svg(uri), error=error), \
         (401 if error else 200)
@@ -260,7 +265,7 @@ def disable_totp():
         flash(problem_message(exc))
     else:
         flash(_("account.totp_disabled"))
-    return redirect(url_for("pages.account") + "#security")
+    return _to_account("security")
 
 
 @blp.route("/account/realname", methods=["POST"])
@@ -286,7 +291,7 @@ def revoke_session(session_id: str):
         flash(problem_message(exc))
     else:
         flash(_("account.session_revoked"))
-    return redirect(url_for("pages.account") + "#sessions")
+    return _to_account("sessions")
 
 
 @blp.route("/account/sessions/revoke-others", methods=["POST"])
@@ -294,7 +299,7 @@ def revoke_session(session_id: str):
 def revoke_other_sessions():
     count = revoke_all_login_sessions(get_session(), g.person, keep=current_login().session_id)
     flash(_("account.sessions_revoked", count=count))
-    return redirect(url_for("pages.account") + "#sessions")
+    return _to_account("sessions")
 
 
 @blp.route("/account/apps/<client_id>/revoke", methods=["POST"])
@@ -305,7 +310,7 @@ def revoke_app(client_id: str):
         abort(404)
     consents.revoke_consent(get_session(), g.person.id, client_id)
     flash(_("account.app_revoked"))
-    return redirect(url_for("pages.account") + "#apps")
+    return _to_account("apps")
 
 
 # --- password reset ----------------------------------------------------------------------------
