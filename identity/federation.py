@@ -13,7 +13,6 @@ whose claim is ``id_number``.
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 import threading
 import time
@@ -33,7 +32,7 @@ from sqlalchemy import delete, select
 from common.db import get_session, utcnow
 from common.errors import Problem
 from identity import tokens
-from identity.oauth import issuer
+from identity.oauth import digest, issuer
 from identity.oauth_models import FederatedIdentity, FederationPending
 
 log = structlog.get_logger("xsn.identity.federation")
@@ -172,10 +171,6 @@ def link_person(session, upstream_issuer: str, claims: dict[str, Any]):
     return person
 
 
-def _state_hash(value: str) -> str:
-    return hashlib.sha256(value.encode()).hexdigest()
-
-
 @bp.get("/start")
 def start():
     """Begin a login at the upstream: the verifier and nonce stay in ``federation_pending``;
@@ -191,7 +186,7 @@ def start():
     db = get_session()
     now = utcnow()
     db.execute(delete(FederationPending).where(FederationPending.expires_at <= now))
-    db.add(FederationPending(state_hash=_state_hash(state), nonce=nonce, code_verifier=verifier,
+    db.add(FederationPending(state_hash=digest(state), nonce=nonce, code_verifier=verifier,
                              next_url=safe_next(request.args.get("next")), created_at=now,
                              expires_at=now + timedelta(seconds=PENDING_SECONDS)))
     db.commit()
@@ -206,7 +201,7 @@ def claim_pending(state: str) -> FederationPending | None:
     """Take the pending login for ``state`` out of the table (single use); ``None`` if unknown,
     already used or expired. Commits."""
     db = get_session()
-    row = db.get(FederationPending, _state_hash(state))
+    row = db.get(FederationPending, digest(state))
     if row is None:
         return None
     claimed = db.execute(delete(FederationPending).where(FederationPending.state_hash == row.state_hash)).rowcount

@@ -192,7 +192,8 @@ def _session_of(app, http: requests.Session) -> dict:
 
 
 def test_pending_federation_is_kept_server_side_not_in_the_cookie(nodes):
-    from identity.federation import PENDING_KEY, _state_hash
+    from identity.federation import PENDING_KEY
+    from identity.oauth import digest
     from identity.oauth_models import FederationPending
 
     up_url, down_url, city, _ = nodes(seed_people=False)
@@ -202,7 +203,7 @@ def test_pending_federation_is_kept_server_side_not_in_the_cookie(nodes):
     cookie = _session_of(city, http)
     assert cookie == {PENDING_KEY: sent["state"]}  # only the state, which the URL shows anyway
     with city.app_context(), get_db(city).session() as session:
-        row = session.get(FederationPending, _state_hash(sent["state"]))
+        row = session.get(FederationPending, digest(sent["state"]))
         assert row is not None and row.nonce == sent["nonce"] and row.next_url == "/account"
         verifier = row.code_verifier
     raw = http.cookies.get(city.config["SESSION_COOKIE_NAME"])
@@ -211,7 +212,7 @@ def test_pending_federation_is_kept_server_side_not_in_the_cookie(nodes):
 
 
 def test_replayed_state_is_refused(nodes):
-    from identity.federation import _state_hash
+    from identity.oauth import digest
     from identity.oauth_models import FederationPending
 
     up_url, down_url, city, _ = nodes(seed_people=False)
@@ -226,7 +227,7 @@ def test_replayed_state_is_refused(nodes):
     first = http.get(callback_url, allow_redirects=False, timeout=10)
     assert first.status_code == 302 and first.headers["Location"].endswith("/account")
     with city.app_context(), get_db(city).session() as session:
-        assert session.get(FederationPending, _state_hash(query(callback_url)["state"])) is None  # consumed
+        assert session.get(FederationPending, digest(query(callback_url)["state"])) is None  # consumed
     replay = requests.Session()
     replay.cookies.update(stolen)
     again = replay.get(callback_url, allow_redirects=False, timeout=10)
@@ -237,12 +238,13 @@ def test_unknown_or_expired_state_is_refused(identity_app):
     from datetime import timedelta
 
     from common.db import utcnow
-    from identity.federation import PENDING_KEY, _state_hash
+    from identity.federation import PENDING_KEY
+    from identity.oauth import digest
     from identity.oauth_models import FederationPending
 
     app = identity_app(FEDERATION_UPSTREAM_ISSUER="http://127.0.0.1:9/never", FEDERATION_CLIENT_ID="x")
     with app.app_context(), get_db(app).session() as session:
-        session.add(FederationPending(state_hash=_state_hash("old-state"), nonce="n", code_verifier="v",
+        session.add(FederationPending(state_hash=digest("old-state"), nonce="n", code_verifier="v",
                                       next_url="/account", created_at=utcnow() - timedelta(hours=1),
                                       expires_at=utcnow() - timedelta(minutes=1)))
         session.commit()
