@@ -262,6 +262,13 @@ def revoke_family(session, family_id: str, *, reason: str) -> int:
     return count
 
 
+def revoke_families(session, *where, reason: str) -> None:
+    """:func:`revoke_family` for every family with an unrevoked refresh token matching ``where``."""
+    families = set(session.scalars(select(RefreshToken.family_id).where(*where, RefreshToken.revoked_at.is_(None))))
+    for family_id in families:
+        revoke_family(session, family_id, reason=reason)
+
+
 def revoke_code_issue(session, row: AuthorizationCode) -> None:
     """A replayed code: revoke what its first use issued (OAuth 2.0 §4.1.2, RFC 9700 §4.5)."""
     if row.family_id:
@@ -677,10 +684,7 @@ def end_session_endpoint():
         if decision != "yes":
             return redirect(url_for("pages.account"))
     if login is not None and (claims is None or claims.get("sub") == login.person_id):
-        families = set(session.scalars(select(RefreshToken.family_id).where(
-            RefreshToken.session_id == login.session_id, RefreshToken.revoked_at.is_(None))))
-        for family_id in families:
-            revoke_family(session, family_id, reason="logout")
+        revoke_families(session, RefreshToken.session_id == login.session_id, reason="logout")
         session.commit()
         end_login()
     if target:

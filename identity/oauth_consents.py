@@ -85,13 +85,11 @@ def revoke_consent(session: Session, person_id: str, client_id: str) -> bool:
 
     Returns whether there was a consent.
     """
-    from identity.oauth import revoke_family
+    from identity.oauth import revoke_families
 
     deleted = session.execute(delete(Consent).where(Consent.person_id == person_id,
                                                     Consent.client_id == client_id)).rowcount
-    families = set(session.scalars(select(RefreshToken.family_id).where(
-        RefreshToken.person_id == person_id, RefreshToken.client_id == client_id, RefreshToken.revoked_at.is_(None))))
-    for family_id in families:
-        revoke_family(session, family_id, reason="consent_revoked")
+    revoke_families(session, RefreshToken.person_id == person_id, RefreshToken.client_id == client_id,
+                    reason="consent_revoked")
     session.commit()
     return bool(deleted)
