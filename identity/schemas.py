@@ -7,6 +7,11 @@ from marshmallow import Schema, fields, validate
 from identity.organisations import MEMBER_ROLES, ROLE_SCOPES
 
 
+def _words(attr: str) -> fields.Function:
+    """A space-separated column (``scopes``, ``amr``) as a list of words (read-only)."""
+    return fields.Function(lambda obj: getattr(obj, attr).split(), required=True)
+
+
 class PersonSearchSchema(Schema):
     id_number = fields.String(required=True, validate=validate.Length(min=1, max=32),
                               metadata={"description": "GB 11643 citizen ID number (sent in the body, not the URL)"})
@@ -62,12 +67,9 @@ class GrantSchema(Schema):
     department = fields.String(required=True)
     role = fields.String(required=True)
     params = fields.Dict(required=True)
-    scopes = fields.Method("scope_list", required=True)
+    scopes = _words("scopes")
     created_at = fields.DateTime(required=True)
     revoked_at = fields.DateTime(allow_none=True)
-
-    def scope_list(self, grant) -> list[str]:
-        return grant.scopes.split()
 
 
 class LoginSessionSchema(Schema):
@@ -76,12 +78,9 @@ class LoginSessionSchema(Schema):
     last_seen_at = fields.DateTime(required=True)
     expires_at = fields.DateTime(required=True)
     acr = fields.Integer(required=True)
-    amr = fields.Method("amr_list", required=True)
+    amr = _words("amr")
     ip = fields.String(allow_none=True)
     user_agent = fields.String(allow_none=True)
-
-    def amr_list(self, row) -> list[str]:
-        return row.amr.split()
 
 
 class RevokedCountSchema(Schema):
