@@ -10,7 +10,6 @@ Access tokens are self-contained JWTs and are not stored; revoking one records i
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
@@ -152,7 +151,3 @@ class FederationPending(Base):
     next_url: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(index=True)
-
-
-def as_list(value: Any) -> list[str]:
-    return list(value or [])
