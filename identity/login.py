@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 from flask import current_app, g, request, session, url_for
 
-from common.db import get_session
+from common.db import get_session, utcnow
 from identity.login_sessions import active_login_session, create_login_session
 from identity.models import LoginSession, Person
 
@@ -62,8 +62,6 @@ def end_login() -> None:
         db = get_session()
         row = db.get(LoginSession, state.session_id)
         if row is not None and row.revoked_at is None:
-            from common.db import utcnow
-
             row.revoked_at = utcnow()
             db.commit()
     session.clear()
