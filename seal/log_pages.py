@@ -112,9 +112,14 @@ def auditor_required(view):
 
 @bp.after_request
 def _record_view(response):
-    if request.endpoint in ("seal_audit.index", "seal_audit.entry") and g.get("subject"):
+    # A signed-in person refused for want of audit:read is recorded too (outcome "denied"):
+    # the refusal is raised before auditor_required sets g.subject, so the verified claims of
+    # the console session name them.
+    claims = g.get("console_claims") or {}
+    subject, client_id = g.get("subject") or claims.get("sub"), g.get("client_id") or claims.get("client_id")
+    if request.endpoint in ("seal_audit.index", "seal_audit.entry") and subject:
         with get_db().session() as db_session:
-            log.record_query(db_session, subject=g.get("subject"), client_id=g.get("client_id"),
+            log.record_query(db_session, subject=subject, client_id=client_id,
                              action=f"console.{request.endpoint.split('.')[-1]}",
                              query={"path": request.path, "args": request.args.to_dict(flat=True)},
                              status=response.status_code, request_id=g.get("request_id"))

@@ -10,6 +10,7 @@ from common.db import get_db
 from common.gm import sm3
 from seal import log
 from seal.console_models import ConsoleSession
+from seal.log_models import AuditQuery
 
 
 @pytest.fixture
@@ -60,11 +61,15 @@ def test_console_requires_sign_in(app):
     assert client.get("/audit/entries/0").headers["Location"].startswith("/audit/login?next=")
 
 
-def test_a_person_without_audit_read_is_refused(gateway_browser):
+def test_a_person_without_audit_read_is_refused_and_recorded(app, gateway_browser):
     from common.console_testing import ZHANG
 
     status, page = gateway_browser().sign_in("/audit/", ZHANG)
     assert status == 403 and "audit:read" in page and "没有权限" in page
+    with get_db(app).session() as session:
+        subject = session.scalars(select(ConsoleSession.subject)).one()
+        [row] = session.scalars(select(AuditQuery)).all()
+    assert (row.subject, row.action, row.status, row.outcome) == (subject, "console.index", 403, "denied")
 
 
 def test_search_and_open_an_entry_with_its_proof_checked(app, browser):
