@@ -26,6 +26,7 @@ from bench.result import print_result
 
 SIZES = (10**3, 10**5, 10**6)
 REPEAT = 400
+ROUNDS = 20
 
 
 def _sm3_factory():
@@ -68,38 +69,53 @@ def make_database(path: Path, size: int) -> str:
     return url
 
 
-def _time_calls(fn, args: list[tuple]) -> float:
-    for a in args[:20]:  # warm the page cache and statement cache
-        fn(*a)
+def _time_calls(fn, args: list[tuple]) -> list[float]:
     samples = []
     for a in args:
         start = time.perf_counter()
         fn(*a)
         samples.append(time.perf_counter() - start)
-    return statistics.median(samples)
+    return samples
 
 
-def measure_proof_growth(sizes: tuple[int, ...] = SIZES, repeat: int = REPEAT) -> dict:
-    """Median inclusion and consistency proof times per size, and ``proof_growth``."""
+def measure_proof_growth(sizes: tuple[int, ...] = SIZES, repeat: int = REPEAT, rounds: int = ROUNDS) -> dict:
+    """Median inclusion and consistency proof times per size, and ``proof_growth``.
+
+    The sizes are measured in interleaved rounds (every size once per round, ``repeat //
+    rounds`` proofs of each kind) rather than one after the other: this machine's speed drifts
+    by tens of percent over seconds, and timing 10^3 leaves in a fast second and 10^6 in a slow
+    one (or the reverse) moved the ratio between 1.3 and 2.4 from one run to the next.
+    """
     import seal.models  # noqa: F401 - registers the log tables on the seal Base
     from common.db import make_engine
     from seal import log
 
     rng = random.Random(6962)
     result: dict = {"sizes": list(sizes), "inclusion_ms": {}, "consistency_ms": {}, "build_s": {}}
+    per_round = max(1, repeat // rounds)
     with tempfile.TemporaryDirectory() as tmp:
+        engines, sessions = {}, {}
         for size in sizes:
             started = time.perf_counter()
-            url = make_database(Path(tmp) / f"log-{size}.db", size)
+            engines[size] = make_engine(make_database(Path(tmp) / f"log-{size}.db", size))
             result["build_s"][str(size)] = round(time.perf_counter() - started, 2)
-            engine = make_engine(url)
-            with sessionmaker(engine)() as session:
+            sessions[size] = sessionmaker(engines[size])()
+        samples = {size: {"inclusion": [], "consistency": []} for size in sizes}
+        for round_ in range(rounds + 1):  # round 0 warms the page and statement caches, untimed
+            for size in sizes:
+                session = sessions[size]
                 # Proofs against the whole tree and against random older sizes, as auditors ask.
-                inclusion = [(session, rng.randrange(size), size) for _ in range(repeat)]
-                consistency = [(session, rng.randrange(1, size), size) for _ in range(repeat)]
-                result["inclusion_ms"][str(size)] = round(_time_calls(log.inclusion_proof, inclusion) * 1000, 4)
-                result["consistency_ms"][str(size)] = round(_time_calls(log.consistency_proof, consistency) * 1000, 4)
-            engine.dispose()
+                inclusion = [(session, rng.randrange(size), size) for _ in range(per_round)]
+                consistency = [(session, rng.randrange(1, size), size) for _ in range(per_round)]
+                timed = (_time_calls(log.inclusion_proof, inclusion), _time_calls(log.consistency_proof, consistency))
+                if round_:
+                    samples[size]["inclusion"] += timed[0]
+                    samples[size]["consistency"] += timed[1]
+        for size in sizes:
+            for kind in ("inclusion", "consistency"):
+                result[f"{kind}_ms"][str(size)] = round(statistics.median(samples[size][kind]) * 1000, 4)
+            sessions[size].close()
+            engines[size].dispose()
     low, high = str(sizes[0]), str(sizes[-1])
     result["proof_growth"] = round(result["inclusion_ms"][high] / result["inclusion_ms"][low], 3)
     result["consistency_growth"] = round(result["consistency_ms"][high] / result["consistency_ms"][low], 3)
