@@ -225,6 +225,12 @@ def main() -> None:
         print(f"CPU per {name} request: server {phase['server_cpu_ms']} ms (workers), client "
               f"{phase['client_cpu_ms']} ms (bench threads); machine CPU busy {phase['cpu_busy']:.0%} "
               f"of {os.cpu_count()} cores")
+    # What the target allows: at 0.25 x raw, every signing request may use this much CPU of the
+    # machine (service and client together) before the cores run out, whatever the design.
+    budget_ms = (os.cpu_count() or 1) / (0.25 * raw) * 1000
+    used_ms = signing["server_cpu_ms"] + signing["client_cpu_ms"]
+    print(f"CPU per signing request allowed by the target on {os.cpu_count()} cores: {budget_ms:.2f} ms; "
+          f"used: {used_ms:.2f} ms ({used_ms / budget_ms:.1f}x)")
     print(f"sign_ratio: {signing['rate'] / raw:.3f} (target >= 0.25)")
     if proofs is not None:
         print(f"proofs: {json.dumps(proofs)}")
@@ -243,6 +249,7 @@ def main() -> None:
         "errors": signing["errors"] + verifying["errors"],
         "sign_server_cpu_ms": signing["server_cpu_ms"],
         "sign_client_cpu_ms": signing["client_cpu_ms"],
+        "sign_cpu_budget_ms": round(budget_ms, 2),
         "verify_server_cpu_ms": verifying["server_cpu_ms"],
         "proofs": {k: v for k, v in (proofs or {}).items() if k != "proof_growth"},
         "database": database,
