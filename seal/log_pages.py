@@ -36,7 +36,7 @@ CATALOG = {
     "zh": {
         "audit.title": "签章日志审计控制台",
         "audit.sign_out": "退出",
-        "audit.signed_in_as": "审计员：",
+        "audit.signed_in_as": "已登录：",
         "audit.checkpoint": "最新检查点",
         "audit.size": "树大小",
         "audit.root": "根哈希",
@@ -67,7 +67,7 @@ CATALOG = {
     "en": {
         "audit.title": "Signature log audit console",
         "audit.sign_out": "Sign out",
-        "audit.signed_in_as": "Auditor:",
+        "audit.signed_in_as": "Signed in:",
         "audit.checkpoint": "Latest checkpoint",
         "audit.size": "Tree size",
         "audit.root": "Root hash",

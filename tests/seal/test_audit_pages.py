@@ -66,6 +66,7 @@ def test_a_person_without_audit_read_is_refused_and_recorded(app, gateway_browse
 
     status, page = gateway_browser().sign_in("/audit/", ZHANG)
     assert status == 403 and "audit:read" in page and "没有权限" in page
+    assert "审计员" not in page  # the header does not call the refused person an auditor
     with get_db(app).session() as session:
         subject = session.scalars(select(ConsoleSession.subject)).one()
         [row] = session.scalars(select(AuditQuery)).all()
