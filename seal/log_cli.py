@@ -1,19 +1,21 @@
 """``xsn seal log ...``: publish checkpoints, export evidence bundles, verify them offline.
 
-``checkpoint``, ``export`` and ``self-check`` run next to the database (operators); ``verify``
-needs nothing but files (auditors): no network, no database.
+``checkpoint``, ``export`` and ``self-check`` run next to the database (operators); ``fetch``
+gathers the same bundle as ``export`` over the auditor API with an ``audit:read`` token
+(auditors); ``verify`` needs nothing but files: no network, no database.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
 import click
 
 from common.app import service_session
-from seal.verify_offline import BUNDLE_FORMAT, BundleError, read_bundle, verify_bundle
+from seal.verify_offline import BundleError, read_bundle, verify_bundle
 
 
 @click.group()
@@ -51,66 +53,68 @@ def self_check_command() -> None:
     sys.exit(0 if report.ok else 1)
 
 
-@log_group.command("export")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True, help="bundle file to write")
-@click.option("--start", type=int, default=0, show_default=True, help="first leaf index")
-@click.option("--end", type=int, default=None, help="last leaf index, exclusive (default: the checkpoint size)")
-@click.option("--tree-size", type=int, default=None, help="prove against this checkpoint (default: the latest)")
-@click.option("--consistency-from", "consistency_from", type=int, multiple=True,
-              help="also include a consistency proof from this older tree size (repeatable)")
-@click.option("--key-out", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="also write the log's public key PEM here")
-def export_command(out: Path, start: int, end: int | None, tree_size: int | None,
-                   consistency_from: tuple[int, ...], key_out: Path | None) -> None:
-    """Write a JSON bundle: checkpoint, entries with inclusion proofs and SES signatures, log key."""
-    from common.errors import Problem
+def _range_options(command):
+    options = [
+        click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
+                     help="bundle file to write"),
+        click.option("--start", type=int, default=0, show_default=True, help="first leaf index"),
+        click.option("--end", type=int, default=None, help="last leaf index, exclusive (default: the checkpoint size)"),
+        click.option("--tree-size", type=int, default=None, help="prove against this checkpoint (default: the latest)"),
+        click.option("--consistency-from", "consistency_from", type=int, multiple=True,
+                     help="also include a consistency proof from this older tree size (repeatable)"),
+        click.option("--key-out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+                     help="also write the log's public key PEM here (pin a key obtained out of band to verify)"),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
 
-    with _session() as (app, session):
-        try:
-            bundle = build_bundle(session, app, start=start, end=end, tree_size=tree_size,
-                                  consistency_from=consistency_from)
-        except Problem as exc:
-            raise click.ClickException(exc.detail) from None
+
+def _write_bundle(source, out: Path, key_out: Path | None, **selection) -> None:
+    from seal.log_bundle import BundleSourceError, assemble_bundle
+
+    try:
+        bundle = assemble_bundle(source, **selection)
+    except BundleSourceError as exc:
+        raise click.ClickException(str(exc)) from None
     out.write_text(json.dumps(bundle, indent=2, ensure_ascii=False) + "\n")
     if key_out is not None:
         key_out.write_text(bundle["public_key"]["pem"])
     click.echo(f"wrote {len(bundle['entries'])} entries at tree size {bundle['tree_size']} to {out}")
 
 
-def build_bundle(session, app, *, start: int = 0, end: int | None = None, tree_size: int | None = None,
-                 consistency_from: tuple[int, ...] = ()) -> dict:
-    """:raise Problem: a bad range or an unknown checkpoint size."""
-    from seal import log, log_api
+@log_group.command("export")
+@_range_options
+def export_command(out: Path, start: int, end: int | None, tree_size: int | None,
+                   consistency_from: tuple[int, ...], key_out: Path | None) -> None:
+    """Write a JSON bundle from the database: checkpoint, entries with proofs and SES signatures, log key."""
+    from seal.log_bundle import DatabaseSource
 
-    if tree_size is None:  # the whole log as of now: sign a checkpoint for it if there is none yet
-        checkpoint = log.publish_checkpoint(session, log_api.signer_factory(session, app)())
-    else:
-        checkpoint = log.checkpoint_for_size(session, tree_size)
-    size = checkpoint.tree_size
-    end = size if end is None else end
-    if not 0 <= start <= end <= size:
-        raise log.BadRange(f"range [{start}, {end}) is not within the checkpoint's tree [0, {size})")
-    entries = []
-    for first in range(start, end, log.MAX_RANGE):
-        for entry in log.entries_range(session, first, min(first + log.MAX_RANGE, end)):
-            item = log_api.entry_dict(entry)
-            item.pop("event")
-            item["inclusion_proof"] = [h.hex() for h in log.inclusion_proof(session, entry.leaf_index, size)]
-            entries.append(item)
-    keys = log_api.keys_document(session, app)
-    key = next(k for k in keys["keys"] if k["key_id"] == checkpoint.key_id)
-    return {
-        "format": BUNDLE_FORMAT,
-        "origin": keys["origin"],
-        "tree_size": size,
-        "range": {"start": start, "end": end},
-        "checkpoint": checkpoint.note,
-        "public_key": {"pem": key["public_key_pem"], "key_hint": key["key_hint"], "key_id": key["key_id"]},
-        "entries": entries,
-        "consistency": [{"first": m, "second": size,
-                         "proof": [h.hex() for h in log.consistency_proof(session, m, size)]}
-                        for m in consistency_from],
-    }
+    with _session() as (app, session):
+        _write_bundle(DatabaseSource(session, app), out, key_out, start=start, end=end, tree_size=tree_size,
+                      consistency_from=consistency_from)
+
+
+@log_group.command("fetch")
+@click.option("--url", required=True, help="the seal node, directly or through the gateway "
+                                           "(e.g. http://127.0.0.1:8000/seal)")
+@click.option("--token-file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="file holding an access token with audit:read (default: $XSN_AUDIT_TOKEN)")
+@_range_options
+def fetch_command(url: str, token_file: Path | None, out: Path, start: int, end: int | None, tree_size: int | None,
+                  consistency_from: tuple[int, ...], key_out: Path | None) -> None:
+    """Write the same JSON bundle as `export`, fetched over the auditor API (no database needed).
+
+    The token is read from a file or the environment, never from the command line, where other
+    users of the machine could see it.
+    """
+    from seal.log_bundle import AuditorApiSource
+
+    token = token_file.read_text(encoding="utf-8").strip() if token_file else os.environ.get("XSN_AUDIT_TOKEN", "")
+    if not token:
+        raise click.ClickException("no token: pass --token-file or set XSN_AUDIT_TOKEN (scope audit:read)")
+    _write_bundle(AuditorApiSource(url, token), out, key_out, start=start, end=end, tree_size=tree_size,
+                  consistency_from=consistency_from)
 
 
 @log_group.command("verify")
