@@ -88,8 +88,12 @@ class Suite:
             service_env = dict(env, PROMETHEUS_MULTIPROC_DIR=str(prom_dir))
             argv = gunicorn_argv(f"{service}:create_app()", self.ports[service], self.workers, f"xsn-{service}")
             self._spawn(service, argv, service_env)
+        # One worker with the beat scheduler embedded (-B): the periodic tasks (the seal log's
+        # checkpoints) need exactly one scheduler, and one process is enough on a laptop.
+        # Deployments run beat as its own process (docker-compose.yml, deploy/k8s).
         self._spawn("worker", [sys.executable, "-m", "celery", "-A", "common.tasks", "worker",
                                "--loglevel", "INFO", "--concurrency", "1", "--pool", "solo",
+                               "--beat", "--schedule", str(self.var_dir / "run" / "celerybeat-schedule"),
                                "--hostname", f"xsn-worker-{os.getpid()}@%h"], env)
         for name, argv in extra_processes(self).items():
             self._spawn(name, argv, env)

@@ -13,11 +13,12 @@ index is assigned and the leaf stored in the caller's transaction: a rollback re
 index with everything else, so there are no gaps, and the primary key on the leaf index makes a
 duplicate impossible even if that reasoning were wrong.
 
-Checkpoints are published lazily (see :func:`latest_checkpoint`) rather than by a beat task: the
-newest checkpoint is re-signed when someone asks for it, the log grew, and it is older than
-``SEAL_LOG_CHECKPOINT_INTERVAL`` seconds, or when a proof needs a checkpoint covering a newer
-entry. That needs no extra process in the embedded setup and can never fall behind what an
-auditor sees; ``xsn seal log checkpoint`` publishes one on demand (cron, deploy hooks).
+Checkpoints are published in two ways. The beat-scheduled task ``seal.tasks.publish_checkpoint``
+signs one every ``SEAL_LOG_CHECKPOINT_INTERVAL`` seconds when the log grew, so the log is
+committed to within seconds of every append whether or not anyone reads it. Readers are served
+by :func:`latest_checkpoint`, which re-signs when the newest checkpoint is stale and the log grew,
+or when a proof needs a checkpoint covering a newer entry: what an auditor sees never depends on
+the worker keeping up. ``xsn seal log checkpoint`` publishes one on demand.
 """
 
 from __future__ import annotations

@@ -30,8 +30,9 @@ SETTINGS: dict[str, Any] = {
 
 blp = Blueprint("seal_log", __name__, url_prefix="/log", description=(
     "Signature transparency log (RFC 9162 Merkle tree with SM3, C2SP signed-note checkpoints "
-    "signed with SM2). Hashes are lowercase hex; checkpoints are published lazily, at most "
-    "SEAL_LOG_CHECKPOINT_INTERVAL seconds stale when the log grew. Every call needs scope audit:read "
+    "signed with SM2). Hashes are lowercase hex. A checkpoint is signed every "
+    "SEAL_LOG_CHECKPOINT_INTERVAL seconds (5) when the log grew, and on demand when a reader finds "
+    "the newest one stale or a proof needs a newer one. Every call needs scope audit:read "
     "and is itself recorded in the audit query log."))
 AUTH_DOC = {"security": [{"bearerAuth": []}]}
 

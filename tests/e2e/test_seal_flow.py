@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 
 import pytest
 import requests
+from sqlalchemy import create_engine, text
 
 from common.gm import sm3
 
@@ -60,3 +62,33 @@ def test_demo_seal_signs_and_verifies_through_gateway(suite):
                             headers={"Authorization": f"Bearer {payment}"},
                             json={"digest": sm3(document).hex()})
     assert refused.status_code == 403 and refused.json()["code"] == "seal_not_granted"
+
+
+def test_the_worker_publishes_a_checkpoint_covering_a_new_signature_without_being_asked(suite):
+    """Beat (embedded in the suite's worker) sends the checkpoint task every 5 s; nobody reads the log here.
+
+    The seal database is watched directly: asking the API for a checkpoint would publish one
+    itself (the lazy path), which is not what this test is about.
+    """
+    gateway = suite.base_url("gateway")
+    headers = {"Authorization": f"Bearer {_service_token(gateway, suite, 'xsn-licenses')}"}
+    seal = next(s for s in requests.get(f"{gateway}/seal/seals/granted", headers=headers, timeout=10).json()
+                if s["kind"] == "license")
+    signed = requests.post(f"{gateway}/seal/seals/{seal['id']}/sign", headers=headers, timeout=10,
+                           json={"digest": sm3(f"beat {time.time_ns()}".encode()).hex()})
+    assert signed.status_code == 201, signed.text
+    index = signed.json()["log_index"]
+
+    url = suite.child_env().get("XSN_SEAL_DATABASE_URL") or f"sqlite:///{suite.var_dir / 'seal.db'}"
+    engine = create_engine(url)
+    try:
+        deadline, size = time.monotonic() + 45, None
+        while time.monotonic() < deadline:
+            with engine.connect() as conn:
+                size = conn.execute(text("SELECT max(tree_size) FROM log_checkpoints")).scalar()
+            if size is not None and size > index:
+                break
+            time.sleep(0.5)
+    finally:
+        engine.dispose()
+    assert size is not None and size > index, f"no checkpoint covers entry {index} (newest size {size})"

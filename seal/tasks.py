@@ -1,0 +1,62 @@
+"""Periodic work of the seal node: signed checkpoints of the signature log, every few seconds.
+
+The beat scheduler (``celery beat``; ``xsn run`` embeds it in its worker) sends
+``seal.log.publish_checkpoint`` every ``XSN_SEAL_LOG_CHECKPOINT_INTERVAL`` seconds (5 by
+default). The task signs a checkpoint when the log grew since the newest one and does nothing
+otherwise, so the log is committed to by a signed tree head within seconds of every append
+whether or not anyone is reading it. Readers still get a fresh one on demand (the lazy path in
+``seal.log.latest_checkpoint``) if the worker is behind or stopped.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+
+from flask import Flask
+
+from common.tasks import celery_app
+
+_app: Flask | None = None
+_app_lock = threading.Lock()
+
+
+def checkpoint_interval() -> float:
+    """Seconds between publications: the seal service's own setting, read the same way."""
+    from seal.log_api import SETTINGS
+
+    return float(os.environ.get("XSN_SEAL_LOG_CHECKPOINT_INTERVAL") or SETTINGS["SEAL_LOG_CHECKPOINT_INTERVAL"])
+
+
+def _seal_app() -> Flask:
+    # One app per worker process: building it (config, key store, blueprints) for every run
+    # of a task sent every few seconds would cost more than the task.
+    global _app
+    with _app_lock:
+        if _app is None:
+            import seal
+
+            _app = seal.create_app()
+        return _app
+
+
+@celery_app.task(name="seal.log.publish_checkpoint", ignore_result=True)
+def publish_checkpoint() -> int | None:
+    """Sign and store a checkpoint if the log grew; returns its tree size, or None if it did not grow."""
+    from common.db import get_db
+    from seal import log, log_api
+
+    app = _seal_app()
+    with app.app_context(), get_db(app).session() as session:
+        newest = log.newest_checkpoint(session)
+        if newest is not None and newest.tree_size >= log.log_size(session):
+            return None
+        return log.publish_checkpoint(session, log_api.signer_factory(session, app)()).tree_size
+
+
+@celery_app.on_after_finalize.connect
+def _schedule(sender, **_kwargs) -> None:
+    interval = checkpoint_interval()
+    # A run that waited longer than one interval in the queue is superseded by the next one.
+    sender.add_periodic_task(interval, publish_checkpoint.s().set(expires=interval),
+                             name="seal: publish a log checkpoint")
