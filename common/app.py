@@ -11,10 +11,23 @@ from flask import Flask
 from flask_smorest import Api
 from jinja2 import ChoiceLoader, PackageLoader
 from werkzeug.middleware.proxy_fix import ProxyFix
+from werkzeug.routing import IntegerConverter
 
 from common import auth, db, errors, i18n, observability, pages, ratelimit
 from common import config as cfg
 from common.logging import configure_logging
+
+
+class DatabaseIntConverter(IntegerConverter):
+    """``<int:...>`` in every service's routes: a non-negative integer a database can hold.
+
+    A path such as ``/log/entries/83275350671697018880`` names nothing, so it is a 404; left
+    to the database it was a 500 (SQLite cannot bind an integer beyond 64 bits).
+    """
+
+    def __init__(self, map, *args, **kwargs) -> None:  # noqa: A002 - werkzeug's parameter name
+        kwargs.setdefault("max", db.BIGINT_MAX)
+        super().__init__(map, *args, **kwargs)
 
 
 def create_app(
@@ -33,6 +46,7 @@ def create_app(
     particular to the service (OAuth server, pages, tasks) after the common parts exist.
     """
     app = Flask(import_name or service, instance_relative_config=False)
+    app.url_map.converters["int"] = DatabaseIntConverter  # before any route is added
     app.config.from_mapping(cfg.defaults(service))
     app.config.from_mapping(settings or {})
     app.config.from_prefixed_env(cfg.ENV_PREFIX)
@@ -57,7 +71,7 @@ def create_app(
     pages.init_pages(app)
     i18n.init_i18n(app, {})
 
-    api = Api(app)
+    api = errors.ProblemApi(app)
     errors.init_app(app)  # after Api: ours replace flask-smorest's JSON error handlers
     app.extensions["xsn_api"] = api
 

@@ -61,6 +61,11 @@ def make_base() -> type[DeclarativeBase]:
     return Base
 
 
+# The largest integer every database here holds (SQLite INTEGER, PostgreSQL bigint): numbers
+# from requests are bounded by it at the edge (path converter, schemas), or binding one fails.
+BIGINT_MAX = 2**63 - 1
+
+
 class TimestampMixin:
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 

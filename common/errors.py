@@ -10,8 +10,11 @@ from __future__ import annotations
 from http import HTTPStatus
 from typing import Any
 
+import marshmallow as ma
 import structlog
 from flask import Flask, Response, g, json
+from flask_smorest import Api
+from flask_smorest.utils import prepare_response
 from werkzeug.exceptions import HTTPException
 
 PROBLEM_MIME = "application/problem+json"
@@ -188,3 +191,41 @@ def init_app(app: Flask) -> None:
     app.register_error_handler(HTTPException, handle_http_exception)
     app.register_error_handler(Problem, handle_problem)
     app.register_error_handler(Exception, handle_unexpected)
+
+
+class ProblemSchema(ma.Schema):
+    """The error body every service sends, for the OpenAPI documents (RFC 9457 plus ``code``)."""
+
+    class Meta:
+        unknown = ma.INCLUDE  # RFC 9457 extension members (e.g. a domain error's own fields)
+
+    type = ma.fields.String(required=True, metadata={"description": "urn:xsn:problem:<code>"})
+    title = ma.fields.String(required=True)
+    status = ma.fields.Integer(required=True)
+    detail = ma.fields.String(required=True)
+    code = ma.fields.String(required=True, metadata={"description": "stable machine-readable error code"})
+    request_id = ma.fields.String(metadata={"description": "quote it when reporting a problem"})
+    errors = ma.fields.Dict(metadata={"description": "field errors of a rejected request: field -> messages"})
+
+
+class ProblemApi(Api):
+    """flask-smorest's ``Api``, documenting error responses as they are sent.
+
+    flask-smorest documents its own error format (``code``/``status``/``message``) as
+    ``application/json``; our handlers replace it with problem documents, so the shared
+    error responses are registered here with :class:`ProblemSchema` and ``application/problem+json``.
+    """
+
+    ERROR_SCHEMA = ProblemSchema
+
+    def _register_responses(self) -> None:
+        for status in HTTPStatus:
+            response: dict[str, Any] = {"description": status.phrase}
+            if not (100 <= status < 200) and status not in (204, 304):
+                response["schema"] = self.ERROR_SCHEMA
+            prepare_response(response, self.spec, PROBLEM_MIME)
+            self.spec.components.response(status.name, response, lazy=True)
+        response = {"description": "Default error response (a problem document)", "schema": self.ERROR_SCHEMA}
+        prepare_response(response, self.spec, PROBLEM_MIME)
+        self.spec.components.response("DEFAULT_ERROR", response, lazy=True)
+

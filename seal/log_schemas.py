@@ -6,6 +6,8 @@ import re
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
+from common.db import BIGINT_MAX
+
 HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
 
 
@@ -19,20 +21,26 @@ class HexHash(fields.String):
         return text.lower()
 
 
+# Leaf indexes and tree sizes are bigint columns; a larger number could never name anything.
+INDEX = validate.Range(min=0, max=BIGINT_MAX)
+SIZE = validate.Range(min=1, max=BIGINT_MAX)
+
+
 class PageArgs(Schema):
-    page = fields.Integer(load_default=1, validate=validate.Range(min=1))
+    # page * per_page must stay a valid OFFSET; a million pages is far beyond any real listing.
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=10**6))
     per_page = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
 
 
 class RangeArgs(Schema):
-    start = fields.Integer(required=True, validate=validate.Range(min=0),
+    start = fields.Integer(required=True, validate=INDEX,
                            metadata={"description": "first leaf index (inclusive)"})
-    end = fields.Integer(required=True, validate=validate.Range(min=1),
+    end = fields.Integer(required=True, validate=SIZE,
                          metadata={"description": "last leaf index (exclusive); at most 100 entries"})
 
 
 class TreeSizeArgs(Schema):
-    tree_size = fields.Integer(validate=validate.Range(min=1), metadata={
+    tree_size = fields.Integer(validate=SIZE, metadata={
         "description": "prove against the checkpoint of this size (default: the latest checkpoint)"})
 
 
@@ -41,8 +49,8 @@ class LeafHashArgs(TreeSizeArgs):
 
 
 class ConsistencyArgs(Schema):
-    first = fields.Integer(required=True, validate=validate.Range(min=0))
-    second = fields.Integer(validate=validate.Range(min=0),
+    first = fields.Integer(required=True, validate=INDEX)
+    second = fields.Integer(validate=INDEX,
                             metadata={"description": "default: the latest checkpoint's size"})
 
     @validates_schema

@@ -6,6 +6,7 @@ import importlib
 import json
 from pathlib import Path
 
+import jsonschema
 import pytest
 from openapi_spec_validator import validate
 
@@ -25,3 +26,25 @@ def test_committed_document_matches_the_code(service):
 @pytest.mark.parametrize("service", SERVICES)
 def test_document_is_valid_openapi(service):
     validate(json.loads((DOCS / f"{service}.json").read_text()))
+
+
+def _spec(app) -> dict:
+    return json.loads(json.dumps(app.extensions["xsn_api"].spec.to_dict()))
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_errors_are_documented_as_the_problem_documents_they_are(service):
+    app = importlib.import_module(service).create_app({"TESTING": True})
+    spec = _spec(app)
+    for name, response in spec["components"]["responses"].items():
+        assert set(response.get("content", {})) <= {"application/problem+json"}, name
+    response = app.test_client().get("/no/such/thing")
+    assert response.mimetype == "application/problem+json"
+    jsonschema.validate(response.get_json(), spec["components"]["schemas"]["Problem"])
+
+
+def test_a_validation_problem_with_field_errors_matches_the_documented_schema():
+    app = importlib.import_module("seal").create_app({"TESTING": True})
+    response = app.test_client().post("/verify", json={"signature_base64": 5})
+    assert response.status_code == 422 and response.get_json()["errors"]
+    jsonschema.validate(response.get_json(), _spec(app)["components"]["schemas"]["Problem"])
