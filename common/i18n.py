@@ -9,6 +9,7 @@ gettext compile step in ``make run``.
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 from flask import Flask, Response, current_app, g, has_request_context, request
 
@@ -38,7 +39,7 @@ def current_language() -> str:
     if "lang" not in g:
         asked = request.args.get("lang")
         if asked in LANGUAGES:
-            g.lang, g.lang_chosen = asked, True
+            g.lang = asked
         elif request.cookies.get(COOKIE) in LANGUAGES:
             g.lang = request.cookies[COOKIE]
         else:
@@ -59,8 +60,6 @@ _ = gettext
 
 def switch_language_url() -> str:
     """The current URL in the other language, keeping every other query parameter (e.g. ``next``)."""
-    from urllib.parse import urlencode
-
     other = "en" if current_language() == "zh" else "zh"
     params = [(k, v) for k, v in request.args.items(multi=True) if k != "lang"]
     return f"{request.script_root}{request.path}?{urlencode([*params, ('lang', other)])}"
@@ -78,8 +77,7 @@ def init_i18n(app: Flask, catalog: dict[str, dict[str, str]]) -> None:
 
     @app.after_request
     def _remember_language(response: Response) -> Response:
-        if request.args.get("lang") in LANGUAGES:
-            current_language()
-        if g.get("lang_chosen"):
-            response.set_cookie(COOKIE, g.lang, max_age=365 * 24 * 3600, samesite="Lax", httponly=True)
+        asked = request.args.get("lang")
+        if asked in LANGUAGES:  # an explicit choice wins over the cookie: keep it for next time
+            response.set_cookie(COOKIE, asked, max_age=365 * 24 * 3600, samesite="Lax", httponly=True)
         return response

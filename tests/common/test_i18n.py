@@ -38,3 +38,5 @@ def test_chosen_language_is_remembered_in_a_cookie(make_app):
     client = make_app("seal").test_client()
     response = client.get("/livez?lang=en")
     assert "xsn_lang=en" in response.headers.get("Set-Cookie", "")
+    assert "xsn_lang" not in client.get("/livez?lang=fr").headers.get("Set-Cookie", "")
+    assert "xsn_lang" not in client.get("/livez", headers={"Accept-Language": "en"}).headers.get("Set-Cookie", "")
