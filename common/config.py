@@ -31,13 +31,16 @@ DEFAULT_PORTS = {
 ENV_PREFIX = "XSN"
 
 
+def service_module_names(part: str) -> list[str]:
+    """``<service>.<part>`` for each service that has such a module, found without importing it."""
+    return [f"{service}.{part}" for service in SERVICES if importlib.util.find_spec(f"{service}.{part}") is not None]
+
+
 def service_modules(part: str) -> Iterator[tuple[str, ModuleType]]:
     """``(service, module)`` for each service that has a ``<service>.<part>`` module
     (``seed``, ``cli``, ``processes``): how a service plugs into the CLI and the launcher."""
-    for service in SERVICES:
-        name = f"{service}.{part}"
-        if importlib.util.find_spec(name) is not None:
-            yield service, importlib.import_module(name)
+    for name in service_module_names(part):
+        yield name.split(".", 1)[0], importlib.import_module(name)
 
 
 def var_dir() -> Path:

@@ -8,18 +8,16 @@ transactional outbox in each service (row first, enqueue after).
 
 from __future__ import annotations
 
-import importlib.util
 import os
 
 from celery import Celery
 
-from common.config import SERVICES, var_dir
+from common.config import service_module_names, var_dir
 
 # This module's tasks, and each service's ``<service>.tasks`` (found, not imported here: those
 # modules import ``celery_app`` from this one). A service module schedules its periodic tasks
 # itself (``on_after_finalize``), so beat runs whatever the installed services need.
-TASK_MODULES = ["common.tasks", *(f"{service}.tasks" for service in SERVICES
-                                  if importlib.util.find_spec(f"{service}.tasks") is not None)]
+TASK_MODULES = ["common.tasks", *service_module_names("tasks")]
 
 
 def broker_url() -> str:
