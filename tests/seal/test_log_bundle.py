@@ -109,13 +109,10 @@ def test_fetch_without_a_token_says_how_to_give_one(env, url, tmp_path):
     assert not (tmp_path / "b.json").exists()
 
 
-@pytest.mark.parametrize("scope, expected", [
-    ("seal:sign", "answered 403 (insufficient_scope)"),
-])
-def test_a_refused_token_is_reported_with_the_problem_code(env, url, tokens, tmp_path, scope, expected):
-    result = run({"XSN_AUDIT_TOKEN": auditor_token(tokens, scope=scope), "XSN_VAR_DIR": env["XSN_VAR_DIR"]},
+def test_a_refused_token_is_reported_with_the_problem_code(env, url, tokens, tmp_path):
+    result = run({"XSN_AUDIT_TOKEN": auditor_token(tokens, scope="seal:sign"), "XSN_VAR_DIR": env["XSN_VAR_DIR"]},
                  "fetch", "--url", url, "--out", tmp_path / "b.json")
-    assert result.exit_code == 1 and expected in result.output, result.output
+    assert result.exit_code == 1 and "answered 403 (insufficient_scope)" in result.output, result.output
     assert "Traceback" not in result.output and not (tmp_path / "b.json").exists()
 
 
