@@ -36,6 +36,7 @@ from sqlalchemy import select, update
 from common.db import get_db, get_session, utcnow
 from common.keystore import load_kek
 from identity import tokens
+from identity.accounts import acr_for
 from identity.clients import check_secret, secret_hash_key
 from identity.oauth_models import PUBLIC, AuthorizationCode, OAuthClient, RefreshToken
 
@@ -135,7 +136,7 @@ class CodeRecord(AuthorizationCodeMixin):
         return int(self.row.auth_time.timestamp())
 
     def get_acr(self):
-        return tokens.acr_value(self.row.acr)
+        return acr_for(self.row.acr)
 
     def get_amr(self):
         return self.row.amr.split()

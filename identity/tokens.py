@@ -32,6 +32,7 @@ from sqlalchemy.orm import Session
 from common.db import utcnow
 from common.errors import Problem
 from common.gm import sm4_gcm_decrypt, sm4_gcm_encrypt
+from identity.accounts import LEVELS, acr_for
 from identity.oauth_models import RevokedAccessToken, SigningKey
 
 ACTIVE, NEXT, RETIRED = "active", "next", "retired"
@@ -199,7 +200,7 @@ def access_token_claims(*, issuer: str, subject: str, audience: list[str], clien
     if auth_time is not None:
         claims["auth_time"] = _ts(auth_time)
     if acr is not None:
-        claims["acr"] = acr_value(acr)
+        claims["acr"] = acr_for(acr)
     if amr:
         claims["amr"] = list(amr)
     if extra:
@@ -225,7 +226,7 @@ def id_token_claims(*, issuer: str, subject: str, client_id: str, auth_time: dat
     now = int(time.time())
     claims = {k: v for k, v in user_claims.items() if k not in ("acr",)}
     claims.update({"iss": issuer, "sub": subject, "aud": client_id, "azp": client_id, "iat": now,
-                   "exp": now + ID_TOKEN_LIFETIME, "auth_time": _ts(auth_time), "acr": acr_value(acr)})
+                   "exp": now + ID_TOKEN_LIFETIME, "auth_time": _ts(auth_time), "acr": acr_for(acr)})
     if amr:
         claims["amr"] = list(amr)
     if nonce:
@@ -237,13 +238,8 @@ def id_token_claims(*, issuer: str, subject: str, client_id: str, auth_time: dat
     return claims
 
 
-# -- assurance levels as acr values -------------------------------------------------------
-def acr_value(level: int) -> str:
-    """The ``acr`` of assurance level L1..L4: ``urn:xsn:acr:L<n>`` (as in identity.accounts)."""
-    return f"urn:xsn:acr:L{int(level)}"
-
-
-ACR_VALUES = tuple(acr_value(level) for level in (1, 2, 3, 4))
+# -- assurance levels as acr values (written by identity.accounts.acr_for) ----------------
+ACR_VALUES = tuple(acr_for(level) for level in LEVELS)
 
 
 def acr_level(value: str | None) -> int | None:
