@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import socket
 from pathlib import Path
+
+import requests
 
 from common.config import SERVICES
 from common.launcher import Suite
@@ -32,6 +35,22 @@ def start_suite(var_dir: Path, env: dict[str, str] | None = None, workers: int =
     return suite
 
 
+def client_token(suite: Suite, client_id: str, secret: str | None = None, **data: str) -> dict:
+    """A client-credentials token response from the running suite's identity node, through the gateway.
+
+    ``secret`` defaults to the demo secret identity's seed wrote to ``<var_dir>/clients.json``;
+    ``data`` adds form fields (``scope``, ``resource``).
+
+    :raise AssertionError: identity refused.
+    """
+    if secret is None:
+        secret = json.loads((suite.var_dir / "clients.json").read_text())[client_id]["client_secret"]
+    response = requests.post(f"{suite.base_url('gateway')}/identity/oauth/token", timeout=10,
+                             auth=(client_id, secret), data={"grant_type": "client_credentials", **data})
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
 class TokenFactory:
     """Mints RFC 9068 access tokens with a local ES256 key, for tests and benchmarks.
 
@@ -50,8 +69,6 @@ class TokenFactory:
         return {"keys": [self.key.as_dict(private=False)]}
 
     def write_jwks(self, path: Path) -> str:
-        import json
-
         path.write_text(json.dumps(self.jwks()))
         return f"file://{path}"
 

@@ -12,7 +12,7 @@ from urllib.parse import urlencode
 import pytest
 import requests
 
-from common.testing import free_port
+from common.testing import client_token, free_port
 from identity.oauth_testing import pkce_pair, query
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
@@ -83,11 +83,7 @@ def test_app_registered_with_the_cli_logs_a_citizen_in_through_the_gateway(suite
 
 
 def test_client_credentials_token_of_one_service_is_accepted_by_another(suite):
-    secrets = json.loads((suite.var_dir / "clients.json").read_text())
-    identity = f"{suite.base_url('gateway')}/identity"
-    token = requests.post(f"{identity}/oauth/token", timeout=10, data={"grant_type": "client_credentials",
-                                                                      "resource": "xsn:seal"},
-                          auth=("xsn-licenses", secrets["xsn-licenses"]["client_secret"])).json()["access_token"]
+    token = client_token(suite, "xsn-licenses", resource="xsn:seal")["access_token"]
     whoami = requests.get(f"{suite.base_url('seal')}/auth/whoami", timeout=10,
                           headers={"Authorization": f"Bearer {token}"})
     assert whoami.status_code == 200, whoami.text

@@ -8,7 +8,6 @@ granted to that client. Verification through the gateway reports every check.
 from __future__ import annotations
 
 import base64
-import json
 import time
 
 import pytest
@@ -16,23 +15,19 @@ import requests
 from sqlalchemy import create_engine, text
 
 from common.gm import sm3
+from common.testing import client_token
 
 pytestmark = pytest.mark.e2e
 
 
-def _service_token(gateway: str, suite, client_id: str) -> str:
-    secrets_file = suite.var_dir / "clients.json"
-    assert secrets_file.exists(), "identity's seed did not write clients.json"
-    secret = json.loads(secrets_file.read_text())[client_id]["client_secret"]
-    response = requests.post(f"{gateway}/identity/oauth/token", timeout=10, auth=(client_id, secret),
-                             data={"grant_type": "client_credentials", "scope": "seal:sign", "resource": "xsn:seal"})
-    assert response.status_code == 200, response.text
-    return response.json()["access_token"]
+def _service_token(suite, client_id: str) -> str:
+    assert (suite.var_dir / "clients.json").exists(), "identity's seed did not write clients.json"
+    return client_token(suite, client_id, scope="seal:sign", resource="xsn:seal")["access_token"]
 
 
 def test_demo_seal_signs_and_verifies_through_gateway(suite):
     gateway = suite.base_url("gateway")
-    token = _service_token(gateway, suite, "xsn-licenses")
+    token = _service_token(suite, "xsn-licenses")
     headers = {"Authorization": f"Bearer {token}"}
     seals = requests.get(f"{gateway}/seal/seals/granted", headers=headers, timeout=10)
     assert seals.status_code == 200, seals.text
@@ -57,7 +52,7 @@ def test_demo_seal_signs_and_verifies_through_gateway(suite):
     assert all(check["ok"] and not check["skipped"] for check in report["checks"].values())
 
     # The payment client is not granted the licence seal.
-    payment = _service_token(gateway, suite, "xsn-payment")
+    payment = _service_token(suite, "xsn-payment")
     refused = requests.post(f"{gateway}/seal/seals/{license_seal['id']}/sign", timeout=10,
                             headers={"Authorization": f"Bearer {payment}"},
                             json={"digest": sm3(document).hex()})
@@ -71,7 +66,7 @@ def test_the_worker_publishes_a_checkpoint_covering_a_new_signature_without_bein
     itself (the lazy path), which is not what this test is about.
     """
     gateway = suite.base_url("gateway")
-    headers = {"Authorization": f"Bearer {_service_token(gateway, suite, 'xsn-licenses')}"}
+    headers = {"Authorization": f"Bearer {_service_token(suite, 'xsn-licenses')}"}
     seal = next(s for s in requests.get(f"{gateway}/seal/seals/granted", headers=headers, timeout=10).json()
                 if s["kind"] == "license")
     signed = requests.post(f"{gateway}/seal/seals/{seal['id']}/sign", headers=headers, timeout=10,

@@ -19,6 +19,7 @@ import pytest
 import requests
 
 from common.gm import sm3
+from common.testing import client_token
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 DEMO_ORG = "西安市示范科技有限公司"
@@ -32,11 +33,8 @@ def _admin_token(suite) -> tuple[str, str]:
          "--access-token-lifetime", "600", "--json"],
         env=suite.child_env(), capture_output=True, text=True, check=True, timeout=60)
     client = json.loads(created.stdout.strip().splitlines()[-1])
-    response = requests.post(f"{suite.base_url('gateway')}/identity/oauth/token", timeout=10,
-                             auth=(client["client_id"], client["client_secret"]),
-                             data={"grant_type": "client_credentials", "scope": "seal:admin", "resource": "xsn:seal"})
-    assert response.status_code == 200, response.text
-    return client["client_id"], response.json()["access_token"]
+    token = client_token(suite, client["client_id"], client["client_secret"], scope="seal:admin", resource="xsn:seal")
+    return client["client_id"], token["access_token"]
 
 
 def _sign_in_at_identity(page, login: str) -> None:
@@ -124,11 +122,8 @@ def test_staff_signs_in_sees_the_demo_seals_and_suspends_then_resumes_one(suite,
 
 def test_auditor_signs_in_searches_the_log_and_sees_an_entry_s_proof_checked(suite, browser):
     gateway = suite.base_url("gateway")
-    secrets = json.loads((suite.var_dir / "clients.json").read_text())
-    service = requests.post(f"{gateway}/identity/oauth/token", timeout=10,
-                            auth=("xsn-licenses", secrets["xsn-licenses"]["client_secret"]),
-                            data={"grant_type": "client_credentials", "scope": "seal:sign", "resource": "xsn:seal"})
-    headers = {"Authorization": f"Bearer {service.json()['access_token']}"}
+    service = client_token(suite, "xsn-licenses", scope="seal:sign", resource="xsn:seal")
+    headers = {"Authorization": f"Bearer {service['access_token']}"}
     seal = next(s for s in requests.get(f"{gateway}/seal/seals/granted", headers=headers, timeout=10).json()
                 if s["kind"] == "license")
     document = "审计控制台浏览器测试文档".encode()
@@ -139,9 +134,7 @@ def test_auditor_signs_in_searches_the_log_and_sees_an_entry_s_proof_checked(sui
     index = signed.json()["log_index"]
 
     # Audit tooling has a machine client of its own (xsn-auditor, audit:read only).
-    tooling = requests.post(f"{gateway}/identity/oauth/token", timeout=10,
-                            auth=("xsn-auditor", secrets["xsn-auditor"]["client_secret"]),
-                            data={"grant_type": "client_credentials"}).json()
+    tooling = client_token(suite, "xsn-auditor")
     assert tooling["scope"] == "audit:read"
     assert requests.get(f"{gateway}/seal/log/checkpoint", timeout=10,
                         headers={"Authorization": f"Bearer {tooling['access_token']}"}).status_code == 200
