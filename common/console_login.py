@@ -22,7 +22,6 @@ kept in the cookie: two consoles' access and ID tokens together overflow a 4 KB 
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import secrets
@@ -36,6 +35,8 @@ from urllib.parse import urlencode
 
 import requests
 import structlog
+from authlib.oauth2.rfc7636 import create_s256_code_challenge
+from authlib.oidc.core.util import create_half_hash
 from flask import Blueprint, Flask, current_app, g, redirect, render_template, request, session, url_for
 from joserfc import jws, jwt
 from joserfc.errors import JoseError
@@ -230,12 +231,6 @@ def _safe_next(value: str | None) -> str | None:
     return value
 
 
-def _half_hash(value: str, alg: str) -> str:
-    """OIDC Core §3.1.3.6 ``at_hash``: left half of the hash (SHA-256 for ES256/RS256), base64url."""
-    digest = hashlib.sha256(value.encode("ascii")).digest()
-    return base64.urlsafe_b64encode(digest[: len(digest) // 2]).rstrip(b"=").decode()
-
-
 def _pending(name: str) -> list[str]:
     return list(session.get(COOKIE_PENDING, {}).get(name, []))
 
@@ -279,7 +274,7 @@ def make_console_login(name: str, *, client_id: str, scopes: list[str] | tuple[s
                                expires_at=utcnow() + PENDING_LIFETIME))
             db.commit()
         _set_pending(name, [*_pending(name), state])
-        challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+        challenge = create_s256_code_challenge(verifier)
         query = {"response_type": "code", "client_id": client_id, "redirect_uri": _callback_url(name),
                  "scope": " ".join(scopes), "state": state, "nonce": nonce,
                  "code_challenge": challenge, "code_challenge_method": "S256"}
@@ -395,7 +390,9 @@ def _verify_tokens(console: Console, tokens: dict[str, Any], nonce: str) -> tupl
         ).validate(claims)
         if claims.get("azp", console.client_id) != console.client_id:
             raise ValueError("ID token for another party")
-        if "at_hash" in claims and claims["at_hash"] != _half_hash(tokens["access_token"], header["alg"]):
+        # OIDC Core §3.1.3.6: left half of the access token's hash (SHA-256 for ES256/RS256), base64url.
+        at_hash = create_half_hash(tokens["access_token"], header["alg"]).decode()
+        if "at_hash" in claims and claims["at_hash"] != at_hash:
             raise ValueError("at_hash does not match the access token")
         access = verifier.verify(tokens["access_token"])
         if access.get("sub") != claims["sub"] or access.get("client_id") != console.client_id:
