@@ -23,7 +23,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from joserfc import jwt
+from joserfc import jws, jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, RSAKey
 from sqlalchemy import select
@@ -251,6 +251,28 @@ def acr_level(value: str | None) -> int | None:
 
 
 # -- reading our own access tokens (introspection, userinfo, revocation) -----------------
+def verify_signature(keys: KeyCache, session: Session, token: str, *, typ: str | None = None) -> dict[str, Any]:
+    """Claims of a JWS signed by one of our keys (and of header ``typ``, when given); nothing
+    else is checked: not ``iss``, not time, not revocation.
+
+    :raise InvalidAccessToken: malformed, another ``alg``/``typ``, an unknown key, a bad signature.
+    """
+    try:
+        header = jws.extract_compact(token.encode("ascii")).protected
+    except (JoseError, ValueError, UnicodeError) as exc:
+        raise InvalidAccessToken("not a compact JWS") from exc
+    alg, kid = header.get("alg"), header.get("kid")
+    if alg not in PURPOSES or (typ is not None and header.get("typ") != typ) or not isinstance(kid, str):
+        raise InvalidAccessToken("not one of our access tokens")
+    key = keys.public_key(session, kid)
+    if key is None:
+        raise InvalidAccessToken("unknown signing key")
+    try:
+        return jwt.decode(token, key, algorithms=[alg]).claims
+    except (JoseError, ValueError) as exc:
+        raise InvalidAccessToken("bad signature") from exc
+
+
 def decode_access_token(keys: KeyCache, session: Session, token: str, *, issuer: str,
                         leeway: int = 0) -> dict[str, Any]:
     """Verify an access token we issued: signature by one of our keys, ``typ``, ``iss``, time,
@@ -258,22 +280,7 @@ def decode_access_token(keys: KeyCache, session: Session, token: str, *, issuer:
 
     :raise InvalidAccessToken: anything is wrong.
     """
-    from joserfc import jws
-
-    try:
-        header = jws.extract_compact(token.encode("ascii")).protected
-    except (JoseError, ValueError, UnicodeError) as exc:
-        raise InvalidAccessToken("not a compact JWS") from exc
-    alg, kid = header.get("alg"), header.get("kid")
-    if alg not in PURPOSES or header.get("typ") != "at+jwt" or not isinstance(kid, str):
-        raise InvalidAccessToken("not one of our access tokens")
-    key = keys.public_key(session, kid)
-    if key is None:
-        raise InvalidAccessToken("unknown signing key")
-    try:
-        claims = jwt.decode(token, key, algorithms=[alg]).claims
-    except (JoseError, ValueError) as exc:
-        raise InvalidAccessToken("bad signature") from exc
+    claims = verify_signature(keys, session, token, typ="at+jwt")
     now = time.time()
     if claims.get("iss") != issuer:
         raise InvalidAccessToken("wrong issuer")

@@ -120,6 +120,24 @@ def test_logout_refuses_unregistered_post_logout_redirect(app):
         assert response.status_code == 400 and "Location" not in response.headers
 
 
+def test_logout_refuses_an_id_token_hint_not_issued_here(app):
+    from joserfc.jwk import ECKey
+
+    client_id, _ = register(app, client_type="public")
+    browser = Browser(app)
+    browser.login(LI)
+    verifier, challenge = pkce_pair()
+    code, _ = browser.code(client_id, challenge)
+    genuine = exchange(app, client_id, code, verifier).get_json()["id_token"]
+    ours = jwt.decode(genuine, jwks_of(app))
+    # Our kid and our claims, signed by somebody else's key.
+    forged = jwt.encode(ours.header, ours.claims, ECKey.generate_key("P-256"), algorithms=["ES256"])
+    for hint in ("garbage", "a.b.c", forged):
+        response = browser.client.get("/oauth/logout", query_string={"id_token_hint": hint})
+        assert response.status_code == 400 and response.get_json()["error"] == "invalid_request", hint
+    assert browser.client.get("/account").status_code == 200  # still signed in
+
+
 def test_consent_is_remembered_forced_by_prompt_and_revocable(app):
     from common.db import get_db
     from identity.oauth_consents import list_consents, revoke_consent
