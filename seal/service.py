@@ -353,25 +353,24 @@ def list_grants(session: Session, seal_id: str) -> list[Grant]:
     return list(session.scalars(select(Grant).where(Grant.seal_id == seal_id).order_by(Grant.id)))
 
 
+def _granted_to(sub, client_id):
+    """The grant rows that let ``sub`` signing through ``client_id`` use a seal: a subject grant
+    for that person (whatever the client) or a client grant for that client. Values or bind
+    parameters; a missing client (None) matches no client grant, grantees being non-empty."""
+    return or_(and_(Grant.grantee_type == GRANT_SUBJECT, Grant.grantee == sub),
+               and_(Grant.grantee_type == GRANT_CLIENT, Grant.grantee == client_id))
+
+
 def granted_seals(session: Session, actor: Actor) -> list[Seal]:
     """Seals the caller may sign with (granted to its client or to its subject)."""
-    wanted = [(Grant.grantee_type == GRANT_SUBJECT) & (Grant.grantee == actor.sub)]
-    if actor.client_id:
-        wanted.append((Grant.grantee_type == GRANT_CLIENT) & (Grant.grantee == actor.client_id))
-    from sqlalchemy import or_
-
-    ids = select(Grant.seal_id).where(or_(*wanted))
+    ids = select(Grant.seal_id).where(_granted_to(actor.sub, actor.client_id))
     return list(session.scalars(select(Seal).options(defer(Seal.image_png), defer(Seal.eseal_der))
                                 .where(Seal.id.in_(ids)).order_by(Seal.created_at)))
 
 
 def is_granted(session: Session, seal_id: str, actor: Actor) -> bool:
-    from sqlalchemy import or_
-
-    wanted = [(Grant.grantee_type == GRANT_SUBJECT) & (Grant.grantee == actor.sub)]
-    if actor.client_id:
-        wanted.append((Grant.grantee_type == GRANT_CLIENT) & (Grant.grantee == actor.client_id))
-    return session.scalar(select(Grant.id).where(Grant.seal_id == seal_id, or_(*wanted)).limit(1)) is not None
+    query = select(Grant.id).where(Grant.seal_id == seal_id, _granted_to(actor.sub, actor.client_id)).limit(1)
+    return session.scalar(query) is not None
 
 
 # -- signing ---------------------------------------------------------------------------------
@@ -408,10 +407,8 @@ def _replay(existing: Signature, request_hash: str, seal_code: str | None = None
 _SIGN_CONTEXT = (
     select(Seal.id, Seal.es_id, Seal.org_code, Seal.status, Seal.status_reason, Seal.valid_start, Seal.valid_end,
            Seal.kid, Seal.signer_serial, Seal.eseal_sm3,
-           exists().where(Grant.seal_id == Seal.id, or_(
-               and_(Grant.grantee_type == GRANT_SUBJECT, Grant.grantee == bindparam("sub")),
-               and_(Grant.grantee_type == GRANT_CLIENT, Grant.grantee == bindparam("client_id")),
-           )).label("granted"),
+           exists().where(Grant.seal_id == Seal.id, _granted_to(bindparam("sub"), bindparam("client_id")))
+           .label("granted"),
            select(Signature.id).where(Signature.idempotency_scope == bindparam("scope"),
                                       Signature.idempotency_key == bindparam("idempotency_key"))
            .scalar_subquery().label("existing_id"))
