@@ -9,7 +9,7 @@ Starts the seal service under gunicorn (2 sync workers by default) on a temporar
   write and commit);
 * verification requests per second (all five checks);
 * proof generation time at 10^3, 10^5, 10^6 leaves through ``bench.seal_log.measure_proof_growth``
-  (owned by the signature-log engineer) when that module exists.
+  (unless ``--skip-proofs``).
 
 The client threads run on the same machine as the server, so they take CPU from it: the
 figures are conservative. The client is a plain ``http.client`` connection per thread (kept
@@ -24,7 +24,7 @@ created on that server (and dropped at the end) instead of SQLite. ``--worker-cl
 ``common.db``); the RESULT records the value used.
 
 The last line is ``RESULT {json}`` with ``sign_ratio`` (end-to-end signing ÷ raw SM2 signing)
-and ``proof_growth`` (proof time at 10^6 ÷ at 10^3, or null).
+and ``proof_growth`` (proof time at 10^6 ÷ at 10^3, or null with ``--skip-proofs``).
 """
 
 from __future__ import annotations
@@ -32,8 +32,6 @@ from __future__ import annotations
 import argparse
 import base64
 import http.client
-import importlib
-import importlib.util
 import json
 import os
 import subprocess
@@ -48,6 +46,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from bench.result import print_result
+from bench.seal_log import measure_proof_growth
 from common.gm import SM2PrivateKey, sm3
 from common.testing import TokenFactory, free_port
 
@@ -203,13 +202,8 @@ def main() -> None:
         if scratch is not None:
             scratch.drop()
 
-    proof_growth = None
-    proofs = None
-    if not args.skip_proofs and importlib.util.find_spec("bench.seal_log") is not None:
-        module = importlib.import_module("bench.seal_log")
-        if hasattr(module, "measure_proof_growth"):
-            proofs = module.measure_proof_growth()
-            proof_growth = proofs.get("proof_growth") if isinstance(proofs, dict) else None
+    proofs = None if args.skip_proofs else measure_proof_growth()
+    proof_growth = proofs["proof_growth"] if proofs is not None else None
     raw, signing, verifying = figures["raw"], figures["sign"], figures["verify"]
     database = "postgresql" if args.database_url else "sqlite"
     synchronous = None if args.database_url else os.environ.get("XSN_SQLITE_SYNCHRONOUS", "FULL").upper()
