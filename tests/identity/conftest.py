@@ -37,6 +37,20 @@ def db(app):
 
 
 @pytest.fixture
+def seeded_identity_app(identity_app):
+    """Build an identity app with ``overrides`` and seed it (demo people, clients, keys)."""
+    from identity.seed import seed
+
+    def build(**overrides):
+        app = identity_app(**overrides)
+        with app.app_context():
+            seed(app)
+        return app
+
+    return build
+
+
+@pytest.fixture
 def seeded(app):
     from identity.seed import seed
 

@@ -141,13 +141,8 @@ def test_rotated_secret_replaces_the_old_one_at_once(app):
 
 
 @pytest.fixture
-def seeded_app(identity_app):
-    from identity.seed import seed
-
-    app = identity_app(OAUTH_ISSUER="https://gov.example/identity")
-    with app.app_context():
-        seed(app)
-    return app
+def seeded_app(seeded_identity_app):
+    return seeded_identity_app(OAUTH_ISSUER="https://gov.example/identity")
 
 
 def introspect(app, token, hint=None):

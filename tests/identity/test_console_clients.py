@@ -21,13 +21,8 @@ ZHANG = "13800001234"  # a citizen without any staff grant
 
 
 @pytest.fixture
-def app(identity_app):
-    from identity.seed import seed
-
-    app = identity_app(PUBLIC_BASE_URL=PUBLIC)
-    with app.app_context():
-        seed(app)
-    return app
+def app(seeded_identity_app):
+    return seeded_identity_app(PUBLIC_BASE_URL=PUBLIC)
 
 
 def test_seal_console_and_auditor_clients_are_seeded(app):

@@ -12,13 +12,9 @@ from identity.oauth_testing import CSRF_RE, REDIRECT, register
 
 
 @pytest.fixture
-def provider(identity_app, serve_app, monkeypatch):
-    from identity.seed import seed
-
+def provider(seeded_identity_app, serve_app, monkeypatch):
     monkeypatch.setenv("OAUTHLIB_INSECURE_TRANSPORT", "1")  # plain http on loopback only
-    app = identity_app(PROXY_HOPS=0)
-    with app.app_context():
-        seed(app)
+    app = seeded_identity_app(PROXY_HOPS=0)
     url = serve_app(app)
     app.config["OAUTH_ISSUER"] = url
     return app, url

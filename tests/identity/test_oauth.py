@@ -14,13 +14,8 @@ ZHANG, LI, WANG = "13800001234", "13900005678", "13700009012"  # L1 citizen, L2 
 
 
 @pytest.fixture
-def app(identity_app):
-    from identity.seed import seed
-
-    app = identity_app(OAUTH_ISSUER=ISSUER)
-    with app.app_context():
-        seed(app)
-    return app
+def app(seeded_identity_app):
+    return seeded_identity_app(OAUTH_ISSUER=ISSUER)
 
 
 def jwks_of(app) -> KeySet:

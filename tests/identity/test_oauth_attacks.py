@@ -12,13 +12,8 @@ LI = "13900005678"
 
 
 @pytest.fixture
-def app(identity_app):
-    from identity.seed import seed
-
-    app = identity_app(OAUTH_ISSUER="https://gov.example/identity", OAUTH_TOKEN_FAILURE_LIMIT="5/minute")
-    with app.app_context():
-        seed(app)
-    return app
+def app(seeded_identity_app):
+    return seeded_identity_app(OAUTH_ISSUER="https://gov.example/identity", OAUTH_TOKEN_FAILURE_LIMIT="5/minute")
 
 
 @pytest.fixture
