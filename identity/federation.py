@@ -252,11 +252,15 @@ def callback():
                                        "redirect_uri": callback_url(), "code_verifier": pending.code_verifier})
     except requests.RequestException:
         return _failed("the provincial node is unreachable", 502)
-    if response.status_code != 200 or "id_token" not in response.json():
+    try:
+        body = response.json()
+    except ValueError:  # not JSON (an error page from a proxy, say): as much a refusal as a 4xx
+        body = None
+    if response.status_code != 200 or not isinstance(body, dict) or not isinstance(body.get("id_token"), str):
         log.warning("federation_token_failed", status=response.status_code, body=response.text[:200])
         return _failed("the provincial node refused the code", 502)
     try:
-        claims = validate_id_token(upstream, response.json()["id_token"], client_id=config["FEDERATION_CLIENT_ID"],
+        claims = validate_id_token(upstream, body["id_token"], client_id=config["FEDERATION_CLIENT_ID"],
                                    nonce=pending.nonce)
         person = link_person(get_session(), upstream.issuer, claims)
     except FederationError as exc:

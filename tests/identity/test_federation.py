@@ -234,6 +234,26 @@ def test_replayed_state_is_refused(nodes):
     assert again.status_code == 400 and "no federation login in progress" in again.text
 
 
+@pytest.mark.parametrize("status, body", [(200, "<html>proxy error</html>"), (200, '["id_token"]'),
+                                          (200, '{"id_token": 5}'), (400, '{"error": "invalid_grant"}')])
+def test_an_upstream_token_answer_without_an_id_token_is_a_refusal_page(nodes, monkeypatch, status, body):
+    """Anything but 200 with a JSON object holding an id_token string ends on the 502 page, never a 500."""
+    from identity import federation
+
+    up_url, down_url, _, _ = nodes(seed_people=False)
+    http = requests.Session()
+    up_login = follow(http, f"{down_url}/federation/start?next=/account", stop_at="never")
+    token = CSRF_RE.search(up_login.text).group(1)
+    posted = http.post(up_login.url, data={"csrf_token": token, "login": LI_ID, "password": "demo-password-1"},
+                       allow_redirects=False, timeout=10)
+    back = follow(http, urljoin(up_login.url, posted.headers["Location"]), stop_at=f"{down_url}/federation/callback")
+    answer = requests.Response()
+    answer.status_code, answer._content = status, body.encode()
+    monkeypatch.setattr(federation.requests, "post", lambda *args, **kwargs: answer)
+    response = http.get(back.url, allow_redirects=False, timeout=10)
+    assert response.status_code == 502 and "refused the code" in response.text
+
+
 def test_unknown_or_expired_state_is_refused(identity_app):
     from datetime import timedelta
 
