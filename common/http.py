@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.cookiejar
 from collections.abc import Callable
 
 import requests
@@ -12,6 +13,18 @@ from urllib3.util.retry import Retry
 from common.observability import REQUEST_ID_HEADER
 
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+
+
+class NoCookies(http.cookiejar.DefaultCookiePolicy):
+    """For sessions shared by every caller (the gateway's upstream session, a service client
+    held by an app): such a session must never keep a cookie, or the next caller would be
+    sent the previous one's."""
+
+    def set_ok(self, cookie, request) -> bool:
+        return False
+
+    def return_ok(self, cookie, request) -> bool:
+        return False
 
 
 class ServiceClient:
@@ -28,7 +41,10 @@ class ServiceClient:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
         self.token_provider = token_provider
-        self.session = session or requests.Session()
+        if session is None:
+            session = requests.Session()
+            session.cookies.set_policy(NoCookies())  # one client serves every request of its app
+        self.session = session
         retry = Retry(total=retries, connect=retries, read=retries, backoff_factor=0.2,
                       status_forcelist=(502, 503, 504), allowed_methods=IDEMPOTENT,
                       raise_on_status=False)

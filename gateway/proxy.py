@@ -6,13 +6,12 @@ own URLs (redirects, OpenAPI docs, pages) under the gateway's prefix.
 
 from __future__ import annotations
 
-import http.cookiejar
-
 import requests
 import structlog
 from flask import Flask, Response, current_app, g, request
 
 from common.errors import Problem
+from common.http import NoCookies
 from common.observability import REQUEST_ID_HEADER
 
 ROUTED_SERVICES = ("identity", "licenses", "seal", "payment", "messaging")
@@ -73,20 +72,9 @@ def forward(service: str, path: str) -> Response:
     return response
 
 
-class _NoCookies(http.cookiejar.DefaultCookiePolicy):
-    """The upstream session is shared by every browser: it must never keep a cookie, or the
-    next visitor without cookies of their own would be sent the previous one's session."""
-
-    def set_ok(self, cookie, request) -> bool:
-        return False
-
-    def return_ok(self, cookie, request) -> bool:
-        return False
-
-
 def init_proxy(app: Flask) -> None:
     upstream = requests.Session()
-    upstream.cookies.set_policy(_NoCookies())
+    upstream.cookies.set_policy(NoCookies())  # shared by every browser
     app.extensions["xsn_gateway_http"] = upstream
     for service in ROUTED_SERVICES:
         endpoint = f"forward_{service}"

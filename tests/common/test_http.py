@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import requests
 import structlog
-from flask import Flask, request
+from flask import Flask, jsonify, request
 
 from common.http import ServiceClient
 from common.testing import free_port
@@ -22,6 +22,12 @@ def peer_app():
             return {"error": "busy"}, 503
         return {"ok": True, "request_id": request.headers.get("X-Request-ID"),
                 "authorization": request.headers.get("Authorization")}
+
+    @app.route("/cookie")
+    def cookie():
+        response = jsonify(cookie=request.cookies.get("s"))
+        response.set_cookie("s", "first-callers-session")
+        return response
 
     return app
 
@@ -50,3 +56,11 @@ def test_unreachable_peer_raises_after_bounded_retries():
     client = ServiceClient(f"http://127.0.0.1:{free_port()}", retries=1, timeout=1)
     with pytest.raises(requests.ConnectionError):
         client.get("/anything")
+
+
+def test_a_client_keeps_no_cookie_from_one_call_to_the_next(serve_app):
+    """One client serves every request of its app: a cookie kept would go to the next caller."""
+    client = ServiceClient(serve_app(peer_app()))
+    assert client.get("/cookie").json() == {"cookie": None}
+    assert client.get("/cookie").json() == {"cookie": None}
+    assert not client.session.cookies
