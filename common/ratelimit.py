@@ -48,6 +48,18 @@ class RateLimits:
             log.warning("ratelimit_storage_failed", error=str(exc)[:200])
             return True
 
+    def allows(self, key: str, limit: str) -> bool:
+        """Whether one more event under ``key`` would be within ``limit``, without counting it
+        (for limits on failures, counted only once the outcome is known). Fail-open like hit()."""
+        if not self.enabled:
+            return True
+        try:
+            return self.limiter.test(parse(limit), key)
+        except Exception as exc:  # fail-open by policy, but visibly
+            STORAGE_FAILURES.inc()
+            log.warning("ratelimit_storage_failed", error=str(exc)[:200])
+            return True
+
     def check(self, key: str, limit: str) -> None:
         """:raise RateLimited: ``key`` exceeded ``limit`` (e.g. ``"5/minute"``)."""
         if not self.hit(key, limit):

@@ -570,16 +570,10 @@ def token_endpoint():
 
     limits = get_limits()
     limit = current_app.config["OAUTH_TOKEN_FAILURE_LIMIT"]
-    item = parse_limit(limit)
     keys = _token_failure_keys()
-    if limits.enabled:
-        try:
-            blocked = any(not limits.limiter.test(item, key) for key in keys)
-        except Exception:  # storage down: fail open (counted by common.ratelimit on hits)
-            blocked = False
-        if blocked:
-            return oauth_error(429, "invalid_request", "Too many failed token requests; try again later.",
-                               {"Retry-After": str(item.get_expiry())})
+    if not all(limits.allows(key, limit) for key in keys):
+        return oauth_error(429, "invalid_request", "Too many failed token requests; try again later.",
+                           {"Retry-After": str(parse_limit(limit).get_expiry())})
     response = state().server.create_token_response()
     if response.status_code in (400, 401):
         for key in keys:
