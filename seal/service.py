@@ -368,11 +368,6 @@ def granted_seals(session: Session, actor: Actor) -> list[Seal]:
                                 .where(Seal.id.in_(ids)).order_by(Seal.created_at)))
 
 
-def is_granted(session: Session, seal_id: str, actor: Actor) -> bool:
-    query = select(Grant.id).where(Grant.seal_id == seal_id, _granted_to(actor.sub, actor.client_id)).limit(1)
-    return session.scalar(query) is not None
-
-
 # -- signing ---------------------------------------------------------------------------------
 
 
