@@ -99,7 +99,7 @@ def main() -> None:
         base = f"http://127.0.0.1:{port}"
         server = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "--workers", str(args.workers), "--bind", f"127.0.0.1:{port}",
-             "--keep-alive", "30", "--log-level", "warning", "identity:create_app()"],
+             "--keep-alive", "30", "--log-level", "warning", "--no-control-socket", "identity:create_app()"],
             env=dict(env, XSN_PUBLIC_BASE_URL="http://127.0.0.1:8000"), stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL, start_new_session=True)
         try:

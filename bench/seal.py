@@ -189,7 +189,7 @@ def main() -> None:
         subprocess.run([sys.executable, "-c", seed], env=env, check=True, capture_output=True)
         port = free_port()
         gunicorn = [sys.executable, "-m", "gunicorn", "--workers", str(args.workers), "--worker-class",
-                    args.worker_class, "--bind", f"127.0.0.1:{port}", "--log-level", "warning"]
+                    args.worker_class, "--bind", f"127.0.0.1:{port}", "--log-level", "warning", "--no-control-socket"]
         if args.worker_class == "gthread":
             gunicorn += ["--threads", str(args.worker_threads)]
         server = subprocess.Popen([*gunicorn, "seal:create_app()"], env=env, stdout=subprocess.DEVNULL,
