@@ -1,4 +1,4 @@
-"""Benchmark common.gm against the OpenSSL CLI on the same machine, in the same run.
+"""Benchmark common.crypto.gm against the OpenSSL CLI on the same machine, in the same run.
 
 Run from the repository root::
 
@@ -19,7 +19,7 @@ import subprocess
 import time
 from collections.abc import Callable
 
-from common.gm import SM2PrivateKey, backend_name, sm3
+from common.crypto.gm import SM2PrivateKey, backend_name, sm3
 
 # `openssl speed sm2` signs a 20-byte buffer (with Z_A and the default ID); do the same.
 SM2_MESSAGE = bytes(range(20))
@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> None:
     def keep(name: str, value: float) -> None:
         best[name] = max(best.get(name, 0.0), value)
 
-    print(f"common.gm SM2 backend: {backend_name()}; {args.rounds} rounds, best of each kept")
+    print(f"common.crypto.gm SM2 backend: {backend_name()}; {args.rounds} rounds, best of each kept")
     started = time.perf_counter()
     for round_no in range(1, args.rounds + 1):
         ossl_sign, ossl_verify = openssl_sm2(args.seconds)

@@ -8,7 +8,7 @@ Starts the identity service under gunicorn (``--workers`` sync workers) in a tem
 directory with a migrated SQLite database and the seeded demo clients, then measures over
 HTTP with ``--threads`` concurrent keep-alive sessions: ``GET /livez`` (trivial JSON) and
 ``POST /oauth/token`` (client credentials, ES256 JWT), alternating rounds, best of each.
-Then measures ``common.auth.TokenVerifier.verify`` on one core. The last line is
+Then measures ``common.web.auth.TokenVerifier.verify`` on one core. The last line is
 ``RESULT {json}`` with ``token_ratio`` and ``jwt_verify_per_s``.
 """
 
@@ -26,7 +26,7 @@ from pathlib import Path
 
 import requests
 
-from common.testing import free_port
+from tests.support.suite import free_port
 
 KEK = "00112233445566778899aabbccddeeff"
 CLIENT = "xsn-licenses"
@@ -66,7 +66,7 @@ def _load(url: str, seconds: float, threads: int, request) -> float:
 
 
 def _verify_rate(token: str, jwks: dict, issuer: str, seconds: float) -> float:
-    from common.auth import JWKSCache, TokenVerifier
+    from common.web.auth import JWKSCache, TokenVerifier
 
     verifier = TokenVerifier(issuer=issuer, audience="xsn:seal", jwks=JWKSCache(lambda: jwks))
     verifier.verify(token)
@@ -89,9 +89,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="xsn-bench-identity-") as tmp:
         var = Path(tmp)
         env = _env(var)
-        subprocess.run([sys.executable, "-m", "common.cli", "migrate", "identity"], env=env, check=True,
+        subprocess.run([sys.executable, "-m", "common.ops.cli", "migrate", "identity"], env=env, check=True,
                        stdout=subprocess.DEVNULL)
-        subprocess.run([sys.executable, "-c", "from common.cli import load_app; from identity.oauth_seed import seed;"
+        subprocess.run([sys.executable, "-c", "from common.ops.cli import load_app; from identity.oauth_seed import seed;"
                         "app = load_app('identity'); ctx = app.app_context(); ctx.push(); seed(app)"],
                        env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         secret = json.loads((var / "clients.json").read_text())[CLIENT]["client_secret"]

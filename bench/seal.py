@@ -3,7 +3,7 @@
 Starts the seal service under gunicorn (2 sync workers by default) on a temporary var dir
 (migrated, seeded, trusting a local test JWKS pinned in a file), then measures in one run:
 
-* raw SM2 signing per second (``common.gm``, one thread, this process);
+* raw SM2 signing per second (``common.crypto.gm``, one thread, this process);
 * end-to-end signing requests per second with concurrent client threads (HTTP, token
   verification, grant check, SES_Signature build and SM2 signature, log append, database
   write and commit);
@@ -47,8 +47,8 @@ from sqlalchemy.engine import make_url
 
 from bench.result import print_result
 from bench.seal_log import measure_proof_growth
-from common.gm import SM2PrivateKey, sm3
-from common.testing import TokenFactory, free_port
+from common.crypto.gm import SM2PrivateKey, sm3
+from tests.support.suite import TokenFactory, free_port
 
 KEK = "00112233445566778899aabbccddeeff"
 
@@ -183,7 +183,7 @@ def main() -> None:
         env["XSN_SEAL_DATABASE_URL"] = scratch.url
     server = None
     try:
-        subprocess.run([sys.executable, "-m", "common.cli", "migrate", "seal"], env=env, check=True,
+        subprocess.run([sys.executable, "-m", "common.ops.cli", "migrate", "seal"], env=env, check=True,
                        capture_output=True)
         seed = ("import seal, seal.seed; app = seal.create_app()\nwith app.app_context(): seal.seed.seed(app)")
         subprocess.run([sys.executable, "-c", seed], env=env, check=True, capture_output=True)

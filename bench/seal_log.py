@@ -1,7 +1,7 @@
 """Proof generation time of the signature log at 10^3, 10^5 and 10^6 leaves.
 
 Each size gets its own SQLite database whose ``log_nodes`` table is filled directly in bulk
-(nodes computed in memory with the same layout as ``common.merkle.MemoryTree``, inserted with
+(nodes computed in memory with the same layout as ``common.crypto.merkle.MemoryTree``, inserted with
 ``executemany`` in one transaction); entries are not needed for proofs and are left out. The
 timed calls are the service's own ``seal.log.inclusion_proof`` / ``consistency_proof`` on an
 ORM session, so what is measured is the production read path: one batched indexed query.
@@ -22,8 +22,8 @@ from pathlib import Path
 from sqlalchemy.orm import sessionmaker
 
 from bench.result import print_result
-from common import merkle
-from common.gm import sm3  # the same SM3 as the log's (common.merkle.sm3), without a new hasher per call
+from common.crypto import merkle
+from common.crypto.gm import sm3  # the same SM3 as the log's (common.crypto.merkle.sm3), without a new hasher per call
 
 SIZES = (10**3, 10**5, 10**6)
 REPEAT = 400

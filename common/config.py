@@ -61,7 +61,7 @@ def defaults(service: str) -> dict[str, Any]:
         "SECRET_KEY": None,  # session cookies; generated under var/ in the embedded setup
         "LOG_LEVEL": "INFO",
         # Access tokens: None means derived (issuer through the gateway, audience xsn:<service>,
-        # JWKS from identity's internal URL); see common.auth.resolved_settings.
+        # JWKS from identity's internal URL); see common.web.auth.resolved_settings.
         "OAUTH_ISSUER": None,
         "OAUTH_AUDIENCE": None,
         "OAUTH_JWKS_URL": None,
@@ -71,7 +71,7 @@ def defaults(service: str) -> dict[str, Any]:
         "SESSION_COOKIE_NAME": f"xsn_{service}_session",
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
-        "WTF_CSRF_CHECK_DEFAULT": False,  # CSRF is enforced on page blueprints only (common.pages)
+        "WTF_CSRF_CHECK_DEFAULT": False,  # CSRF is enforced on page blueprints only (common.web.pages)
         "MAX_CONTENT_LENGTH": 1024 * 1024,
         "JSON_SORT_KEYS": False,
         "PUBLIC_BASE_URL": f"http://127.0.0.1:{DEFAULT_PORTS['gateway']}",

@@ -10,7 +10,7 @@ import structlog
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from common.observability import REQUEST_ID_HEADER
+from common.web.observability import REQUEST_ID_HEADER
 
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 

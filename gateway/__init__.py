@@ -7,7 +7,7 @@ from typing import Any
 from flask import Flask
 from flask_smorest import Api
 
-from common.app import create_app as build_app
+from common.web.app import create_app as build_app
 
 SETTINGS: dict[str, Any] = {
     "GATEWAY_UPSTREAM_TIMEOUT": 30.0,  # seconds to wait for a service's answer (504 after)

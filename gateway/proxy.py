@@ -12,7 +12,7 @@ from flask import Flask, Response, current_app, g, request
 
 from common.errors import Problem
 from common.http import NoCookies
-from common.observability import REQUEST_ID_HEADER
+from common.web.observability import REQUEST_ID_HEADER
 
 ROUTED_SERVICES = ("identity", "licenses", "seal", "payment", "messaging")
 # RFC 9110 §7.6.1 connection-specific headers are not forwarded.

@@ -11,9 +11,9 @@ from argon2 import PasswordHasher
 from flask import Flask
 from flask_smorest import Api
 
-from common.app import create_app as build_app
+from common.crypto.keystore import load_kek
 from common.db import get_db
-from common.keystore import load_kek
+from common.web.app import create_app as build_app
 
 SETTINGS: dict[str, Any] = {
     # argon2id parameters; None = argon2-cffi's defaults (RFC 9106 low-memory profile).
@@ -59,7 +59,7 @@ def password_hasher(config: dict[str, Any]) -> PasswordHasher:
 
 
 def _init(app: Flask, api: Api) -> None:
-    from common.i18n import init_i18n
+    from common.web.i18n import init_i18n
     from identity import api as identity_api
     from identity import pages
     from identity.accounts import AccountPolicy, install_policy

@@ -22,9 +22,9 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from common.codes import CitizenId, InvalidCode, MobileNumber
 from common.db import utcnow
 from common.errors import Conflict, Problem, ValidationFailed
+from common.values.codes import CitizenId, InvalidCode, MobileNumber
 from identity.models import AssuranceEvent, Person
 from identity.pii import PiiCipher, mask_id_number, mask_mobile
 

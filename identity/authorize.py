@@ -22,8 +22,8 @@ from flask import Blueprint, Flask, make_response, redirect, render_template, re
 from sqlalchemy import select
 
 from common.db import get_session, utcnow
-from common.i18n import current_language, init_i18n
-from common.pages import protect
+from common.web.i18n import current_language, init_i18n
+from common.web.pages import protect
 from identity import oauth_consents, tokens
 from identity.oauth import PERSON_SCOPES, AuthContext, oauth_error, state
 

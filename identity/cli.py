@@ -6,9 +6,9 @@ import json
 
 import click
 
-from common.app import service_session
+from common.crypto.keystore import load_kek
 from common.errors import Problem
-from common.keystore import load_kek
+from common.web.app import service_session
 
 
 def _session():

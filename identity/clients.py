@@ -17,9 +17,9 @@ from urllib.parse import urlsplit
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from common.crypto.gm import hmac_sm3, hmac_sm3_verify
 from common.db import utcnow
 from common.errors import Conflict, NotFound, ValidationFailed
-from common.gm import hmac_sm3, hmac_sm3_verify
 from identity.oauth_models import CONFIDENTIAL, PUBLIC, OAuthClient, RefreshToken
 
 GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")

@@ -23,7 +23,7 @@ from jinja2 import ChoiceLoader, PackageLoader
 from joserfc import jwt
 from joserfc.jwk import KeySet
 
-from common.i18n import init_i18n
+from common.web.i18n import init_i18n
 
 CLIENT_ID = "xian-demo-app"
 DEFAULT_PORT = 8765
@@ -83,7 +83,7 @@ def create_app() -> Flask:
     app = Flask(__name__)
     app.config["SECRET_KEY"] = os.environ.get("XSN_DEMO_APP_SECRET_KEY") or secrets.token_hex(32)
     app.config["SESSION_COOKIE_NAME"] = "xian_demo_app_session"
-    app.jinja_loader = ChoiceLoader([app.jinja_loader, PackageLoader("common", "templates")])
+    app.jinja_loader = ChoiceLoader([app.jinja_loader, PackageLoader("common.web", "templates")])
     init_i18n(app, CATALOG)
     public = os.environ.get("XSN_PUBLIC_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
     provider = Provider(os.environ.get("XSN_OAUTH_ISSUER") or f"{public}/identity")

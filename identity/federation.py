@@ -217,7 +217,7 @@ FAILED_PAGE = """{% extends "identity/layout.html" %}{% block content %}
 
 
 def _failed(detail: str, status: int = 400):
-    from common.i18n import current_language
+    from common.web.i18n import current_language
 
     en = current_language() == "en"
     return render_template_string(FAILED_PAGE, title="Provincial login failed" if en else "省级账号登录失败",

@@ -33,8 +33,8 @@ from flask import Blueprint, Flask, current_app, jsonify, redirect, request, url
 from limits import parse as parse_limit
 from sqlalchemy import select, update
 
+from common.crypto.keystore import load_kek
 from common.db import get_db, get_session, utcnow
-from common.keystore import load_kek
 from identity import tokens
 from identity.accounts import acr_for
 from identity.clients import check_secret, secret_hash_key
@@ -566,7 +566,7 @@ bp = Blueprint("oauth", __name__)
 
 @bp.post("/oauth/token")
 def token_endpoint():
-    from common.ratelimit import get_limits
+    from common.web.ratelimit import get_limits
 
     limits = get_limits()
     limit = current_app.config["OAUTH_TOKEN_FAILURE_LIMIT"]
@@ -645,7 +645,7 @@ def end_session_endpoint():
     """
     from flask import render_template
 
-    from common.pages import csrf
+    from common.web.pages import csrf
     from identity.login import current_login, end_login
 
     values = request.values
@@ -729,7 +729,7 @@ def discovery_endpoint():
 
 def _local_verifier(app: Flask):
     """identity verifies its own tokens from its own key table: no HTTP call to itself."""
-    from common.auth import JWKSCache, TokenVerifier
+    from common.web.auth import JWKSCache, TokenVerifier
 
     def fetch() -> dict:
         with get_db(app).session() as session:

@@ -6,8 +6,8 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
-from common.auth import require_token
 from common.db import get_session
+from common.web.auth import require_token
 from identity import clients
 from identity.oauth import state
 

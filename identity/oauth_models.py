@@ -14,8 +14,8 @@ from datetime import datetime
 from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
+from common.crypto.keystore import SigningKeyMixin
 from common.db import utcnow
-from common.keystore import SigningKeyMixin
 from identity.models import Base
 
 CONFIDENTIAL, PUBLIC = "confidential", "public"

@@ -15,9 +15,9 @@ from pathlib import Path
 import structlog
 from flask import Flask
 
+from common.crypto.gm import hmac_sm3
+from common.crypto.keystore import load_kek
 from common.db import get_db
-from common.gm import hmac_sm3
-from common.keystore import load_kek
 from identity import clients, tokens
 from identity.oauth_models import OAuthClient
 
@@ -37,7 +37,7 @@ SERVICE_CLIENTS: dict[str, tuple[list[str], list[str]]] = {
 ADMIN_CLIENT = "xsn-admin"
 DEMO_APP = "xian-demo-app"
 DEMO_APP_PORT = 8765
-# The seal node's staff consoles sign people in here (common.console_login). A client of its
+# The seal node's staff consoles sign people in here (common.web.console_login). A client of its
 # own, not the seal service's client-credentials client ``xsn-seal``: that one would then be
 # able to mint itself seal:admin / audit:read without any person, and people's console tokens
 # would carry the service's other audiences.

@@ -11,9 +11,9 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from common.codes import CreditCode, InvalidCode
 from common.db import utcnow
 from common.errors import Conflict, NotFound
+from common.values.codes import CreditCode, InvalidCode
 from identity.accounts import InvalidInput
 from identity.models import Organisation, OrganisationMember, Person, StaffGrant
 

@@ -16,9 +16,9 @@ from flask import Blueprint, Flask, abort, current_app, flash, g, redirect, rend
 
 from common.db import get_session
 from common.errors import Problem
-from common.i18n import gettext as _
-from common.pages import protect
-from common.ratelimit import RateLimited, get_limits
+from common.web.i18n import gettext as _
+from common.web.pages import protect
+from common.web.ratelimit import RateLimited, get_limits
 from identity import accounts, organisations, realname, recovery
 from identity.login import current_login, end_login, login_url, safe_next, start_login
 from identity.login_sessions import list_login_sessions, revoke_all_login_sessions, revoke_login_session

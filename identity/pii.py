@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 from dataclasses import dataclass
 
-from common.gm import hmac_sm3, sm4_gcm_decrypt, sm4_gcm_encrypt
+from common.crypto.gm import hmac_sm3, sm4_gcm_decrypt, sm4_gcm_encrypt
 
 
 @dataclass(frozen=True)
@@ -30,7 +30,7 @@ class PiiCipher:
         return base64.b64encode(blob).decode("ascii")
 
     def decrypt(self, field: str, value: str) -> str:
-        """:raise common.gm.GMError: the ciphertext was altered or belongs to another field."""
+        """:raise common.crypto.gm.GMError: the ciphertext was altered or belongs to another field."""
         return sm4_gcm_decrypt(self.data_key, base64.b64decode(value), aad=field.encode()).decode()
 
     def index(self, field: str, value: str) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from common.launcher import gunicorn_argv
+from common.ops.launcher import gunicorn_argv
 from identity.demo_app import DEFAULT_PORT
 
 

@@ -19,8 +19,8 @@ import requests
 import structlog
 from sqlalchemy.orm import Session
 
-from common.codes import CitizenId, InvalidCode
 from common.errors import Problem, ServiceUnavailable
+from common.values.codes import CitizenId, InvalidCode
 from identity import accounts
 from identity.models import Person
 

@@ -17,9 +17,9 @@ import structlog
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from common.crypto.gm import sm3
 from common.db import utcnow
 from common.errors import Problem
-from common.gm import sm3
 from identity import accounts
 from identity.login_sessions import revoke_all_login_sessions
 from identity.models import OutboxMessage, PasswordReset, Person

@@ -11,8 +11,8 @@ from datetime import date
 import structlog
 from flask import Flask
 
-from common.codes import CitizenId, CreditCode
 from common.db import get_db
+from common.values.codes import CitizenId, CreditCode
 
 log = structlog.get_logger("xsn.identity.seed")
 

@@ -1,7 +1,7 @@
 """Token-signing keys with rotation, RFC 9068 JWT access tokens and OIDC ID tokens.
 
 Keys live in the ``signing_keys`` table (SM4-GCM sealed under the KEK, as in
-:mod:`common.keystore`), one set per algorithm (``oauth-es256``, ``oauth-rs256``). Each set
+:mod:`common.crypto.keystore`), one set per algorithm (``oauth-es256``, ``oauth-rs256``). Each set
 has one ``active`` key that signs, one ``next`` key that is already published in the JWKS
 but not yet used, and ``retired`` keys kept published until every token they signed has
 expired. ``rotate`` promotes ``next`` to ``active``: verifiers that cached the JWKS since the
@@ -29,9 +29,9 @@ from joserfc.jwk import ECKey, RSAKey
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from common.crypto.gm import sm4_gcm_decrypt, sm4_gcm_encrypt
 from common.db import utcnow
 from common.errors import Problem
-from common.gm import sm4_gcm_decrypt, sm4_gcm_encrypt
 from identity.accounts import LEVELS, acr_for
 from identity.oauth_models import RevokedAccessToken, SigningKey
 
@@ -66,7 +66,7 @@ def _generate(session: Session, kek: bytes, alg: str, status: str) -> SigningKey
                                 serialization.NoEncryption())
     public_pem = private.public_key().public_bytes(serialization.Encoding.PEM,
                                                    serialization.PublicFormat.SubjectPublicKeyInfo)
-    # Same sealing as common.keystore: the kid is the GCM associated data.
+    # Same sealing as common.crypto.keystore: the kid is the GCM associated data.
     sealed = sm4_gcm_encrypt(kek, pem, kid.encode())
     row = SigningKey(kid=kid, purpose=PURPOSES[alg], algorithm=alg, status=status, public_pem=public_pem.decode(),
                      encrypted_private=base64.b64encode(sealed).decode(), created_at=utcnow())

@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import Flask
 
-from common.app import create_app as build_app
+from common.web.app import create_app as build_app
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:

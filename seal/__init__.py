@@ -10,7 +10,7 @@ from typing import Any
 from flask import Flask
 from flask_smorest import Api
 
-from common.app import create_app as build_app
+from common.web.app import create_app as build_app
 
 SETTINGS: dict[str, Any] = {
     # The document itself may be posted for signing/verification instead of its digest.
@@ -22,7 +22,7 @@ SETTINGS: dict[str, Any] = {
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
-    from common.console_login import SETTINGS as CONSOLE_SETTINGS
+    from common.web.console_login import SETTINGS as CONSOLE_SETTINGS
 
     settings = {**SETTINGS, **CONSOLE_SETTINGS}
     if importlib.util.find_spec("seal.log_api") is not None:
@@ -31,8 +31,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
 
 def _init(app: Flask, api: Api) -> None:
-    from common.console_login import init_console_login
-    from common.i18n import init_i18n
+    from common.web.console_login import init_console_login
+    from common.web.i18n import init_i18n
     from seal import api as seal_api
     from seal import pages
     from seal.console_models import ConsoleLogin, ConsoleSession

@@ -17,10 +17,10 @@ from flask import Response, current_app, g, request, url_for
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from common.auth import current_claims, require_token, scopes_of
+from common.crypto.gm import sm3
+from common.crypto.keystore import load_kek
 from common.db import get_session
-from common.gm import sm3
-from common.keystore import load_kek
+from common.web.auth import current_claims, require_token, scopes_of
 
 from . import service
 from .asn1 import MAX_DER_SIZE

@@ -34,11 +34,11 @@ from __future__ import annotations
 
 from asn1crypto import algos, core
 
+from common.crypto.gm import SM2_WITH_SM3_OID, SM3_OID
 from common.errors import Problem
-from common.gm import SM2_WITH_SM3_OID, SM3_OID
 
 # SM2-with-SM3 signatures (GM/T 0006). asn1crypto knows neither; register them process-wide
-# (``common.gm`` already registered the curve ``sm2p256v1`` = 1.2.156.10197.1.301).
+# (``common.crypto.gm`` already registered the curve ``sm2p256v1`` = 1.2.156.10197.1.301).
 SM2_SM3 = "sm2_sm3"
 
 

@@ -1,6 +1,6 @@
 """The node CA's X.509 structures: an SM2 root (the seal maker, 制章者) and signer certificates.
 
-Pure functions over asn1crypto and ``common.gm``; the key store and the database are the
+Pure functions over asn1crypto and ``common.crypto.gm``; the key store and the database are the
 service layer's business (``seal.service``). Certificates are signed with SM2-with-SM3
 (``1.2.156.10197.1.501``, no parameters) under the default ID of GM/T 0009/0015 over
 DER(TBSCertificate), which is what OpenSSL 3 and GmSSL produce and verify.
@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 
 from asn1crypto import keys, x509
 
-from common.gm import SM2_CURVE_OID, SM2_WITH_SM3_OID, GMError, SM2PrivateKey, SM2PublicKey, sm3
+from common.crypto.gm import SM2_CURVE_OID, SM2_WITH_SM3_OID, GMError, SM2PrivateKey, SM2PublicKey, sm3
 
 from .asn1 import SM2_SM3, SESFormatError, load_strict
 

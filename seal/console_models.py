@@ -1,8 +1,8 @@
-"""Sign-ins of the seal node's staff consoles (common.console_login), on the seal database."""
+"""Sign-ins of the seal node's staff consoles (common.web.console_login), on the seal database."""
 
 from __future__ import annotations
 
-from common.console_login import ConsoleLoginMixin, ConsoleSessionMixin
+from common.web.console_login import ConsoleLoginMixin, ConsoleSessionMixin
 from seal.models import Base
 
 

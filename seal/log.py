@@ -1,8 +1,8 @@
 """The signature transparency log: appends, stored tree nodes, proofs, checkpoints, search, self-check.
 
-RFC 6962 / RFC 9162 Merkle tree with SM3 (STANDARDS.md §5) built on :mod:`common.merkle`. Every
+RFC 6962 / RFC 9162 Merkle tree with SM3 (STANDARDS.md §5) built on :mod:`common.crypto.merkle`. Every
 append stores the leaf and the perfect-subtree nodes it completes (the layout of
-``common.merkle.MemoryTree``), so a root or proof is a handful of indexed reads, never a rebuild.
+``common.crypto.merkle.MemoryTree``), so a root or proof is a handful of indexed reads, never a rebuild.
 
 Ordering under concurrency: an append starts with ``UPDATE log_head SET size = size + 1 ...
 RETURNING size``. On PostgreSQL that takes the row lock of the single head row, so concurrent
@@ -34,13 +34,13 @@ import rfc8785
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
-from common import merkle
+from common.crypto import merkle
+from common.crypto.gm import SM2PrivateKey, SM2PublicKey, sm3
+from common.crypto.keystore import ACTIVE as KEY_ACTIVE
+from common.crypto.keystore import KeyStore
+from common.crypto.signed_note import Checkpoint, NoteError, compute_key_hint, sign_note, verify_note
 from common.db import utcnow
 from common.errors import NotFound, Problem
-from common.gm import SM2PrivateKey, SM2PublicKey, sm3
-from common.keystore import ACTIVE as KEY_ACTIVE
-from common.keystore import KeyStore
-from common.signed_note import Checkpoint, NoteError, compute_key_hint, sign_note, verify_note
 from seal.log_models import HEAD_ID, AuditQuery, LogCheckpoint, LogEntry, LogHead, LogNode
 from seal.models import Base
 
@@ -165,7 +165,7 @@ def _fetch_nodes(session: Session, keys: Iterable[tuple[int, int]]) -> dict[tupl
 
 
 def _with_prefetched_nodes(session: Session, compute: Callable[[merkle.GetNode], Any]) -> Any:
-    """Run a ``common.merkle`` computation with its nodes read in one query.
+    """Run a ``common.crypto.merkle`` computation with its nodes read in one query.
 
     Which nodes a root or proof touches depends only on the sizes, not on hash values, so a dry
     run with placeholder hashes lists them; the real run then reads from that one fetch.

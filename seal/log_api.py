@@ -14,10 +14,10 @@ from flask import Flask, current_app, g, request
 from flask.views import MethodView
 from flask_smorest import Api, Blueprint
 
-from common.auth import require_token
+from common.crypto.keystore import load_kek
+from common.crypto.signed_note import compute_key_hint
 from common.db import get_db, get_session
-from common.keystore import load_kek
-from common.signed_note import compute_key_hint
+from common.web.auth import require_token
 from seal import log
 from seal import log_schemas as s
 from seal.log_models import LogCheckpoint, LogEntry
@@ -92,7 +92,7 @@ def keys_document(session, app: Flask | None = None) -> dict[str, Any]:
     rows = log.public_keys(session, load_kek(app.config))
     keys = []
     for row in rows:
-        from common.gm import SM2PublicKey
+        from common.crypto.gm import SM2PublicKey
 
         der = SM2PublicKey.from_pem(row.public_pem.encode()).to_der()
         keys.append({"key_id": row.kid, "name": name, "key_hint": compute_key_hint(name, der).hex(),

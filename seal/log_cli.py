@@ -14,7 +14,7 @@ from pathlib import Path
 
 import click
 
-from common.app import service_session
+from common.web.app import service_session
 from seal.verify_offline import BundleError, read_bundle, verify_bundle
 
 

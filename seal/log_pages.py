@@ -1,7 +1,7 @@
 """Auditor console (审计控制台): search the signature log, open an entry, see its proof checked.
 
 Server-rendered, usable without JavaScript. Auditors sign in separately, with their own
-identity account (OpenID Connect, :mod:`common.console_login`); the console's access token
+identity account (OpenID Connect, :mod:`common.web.console_login`); the console's access token
 must carry ``audit:read`` (identity grants it to the auditor role) and is re-verified on
 every page view (fail closed). The proof shown on an entry page is checked server-side with
 the very functions the offline CLI uses (:mod:`seal.verify_offline`), each step listed.
@@ -16,11 +16,11 @@ import json
 
 from flask import Blueprint, Flask, flash, g, redirect, render_template, request, url_for
 
-from common.console_login import console_required, make_console_login
 from common.db import get_db, get_session
 from common.errors import Problem
-from common.i18n import _, init_i18n
-from common.pages import protect
+from common.web.console_login import console_required, make_console_login
+from common.web.i18n import _, init_i18n
+from common.web.pages import protect
 from seal import log, verify_offline
 from seal import log_api as api
 from seal.pages import CONSOLE_CLIENT_ID

@@ -15,8 +15,8 @@ from datetime import datetime
 from sqlalchemy import BigInteger, ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
+from common.crypto.keystore import SigningKeyMixin
 from common.db import make_base, utcnow
-from common.keystore import SigningKeyMixin
 
 Base = make_base()
 

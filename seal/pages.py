@@ -1,7 +1,7 @@
 """Seal-management pages (印章管理) for an organisation's staff: seals, pictures, status, usage.
 
 Sign-in: staff sign in with their identity account (OpenID Connect through the gateway,
-:mod:`common.console_login`); the console's access token must carry ``seal:admin`` and is
+:mod:`common.web.console_login`); the console's access token must carry ``seal:admin`` and is
 re-verified on every page view, so an expired token means signing in again (silent while
 the identity login lasts) and a person without the role gets a 403 page. The views read and
 change data only through :mod:`seal.service`. Forms carry CSRF tokens; the pages work
@@ -15,11 +15,11 @@ from datetime import datetime, timedelta, timezone
 
 from flask import Blueprint, Flask, flash, g, redirect, render_template, request, url_for
 
-from common.console_login import console_required, make_console_login
 from common.db import get_session, utcnow
 from common.errors import Problem
-from common.i18n import _
-from common.pages import protect
+from common.web.console_login import console_required, make_console_login
+from common.web.i18n import _
+from common.web.pages import protect
 
 from . import service
 from .models import SEAL_STATUSES

@@ -12,9 +12,9 @@ import structlog
 from flask import Flask
 from sqlalchemy import select
 
-from common.codes import CreditCode
+from common.crypto.keystore import load_kek
 from common.db import get_db
-from common.keystore import load_kek
+from common.values.codes import CreditCode
 from seal import service
 from seal.models import Seal
 

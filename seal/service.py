@@ -23,11 +23,11 @@ from sqlalchemy import and_, bindparam, exists, func, insert, or_, select, updat
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, defer
 
-from common.codes import CreditCode, InvalidCode
+from common.crypto.gm import SM2PrivateKey, sm3
+from common.crypto.keystore import KeyStore
 from common.db import utcnow
 from common.errors import Conflict, Forbidden, NotFound, Problem, ValidationFailed
-from common.gm import SM2PrivateKey, sm3
-from common.keystore import KeyStore
+from common.values.codes import CreditCode, InvalidCode
 
 from . import ca, images, ses
 from .models import (

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from common.gm import SM2_WITH_SM3_OID, GMError, SM2PrivateKey, SM3Hasher, sm3
+from common.crypto.gm import SM2_WITH_SM3_OID, GMError, SM2PrivateKey, SM3Hasher, sm3
 
 from . import ca
 from .asn1 import (

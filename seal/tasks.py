@@ -15,7 +15,7 @@ import threading
 
 from flask import Flask
 
-from common.tasks import celery_app
+from common.ops.tasks import celery_app
 
 _app: Flask | None = None
 _app_lock = threading.Lock()

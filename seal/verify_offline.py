@@ -25,9 +25,9 @@ from typing import Any
 
 import rfc8785
 
-from common import merkle
-from common.gm import GMError, SM2PublicKey, sm3
-from common.signed_note import Checkpoint, NoteError, parse_note, verify_note
+from common.crypto import merkle
+from common.crypto.gm import GMError, SM2PublicKey, sm3
+from common.crypto.signed_note import Checkpoint, NoteError, parse_note, verify_note
 
 BUNDLE_FORMAT = "xsn-seal-log-bundle/1"
 HASH = merkle.sm3

@@ -23,8 +23,8 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from common.migrate import upgrade
-from common.testing import free_port
+from common.ops.migrate import upgrade
+from tests.support.suite import free_port
 
 REQUIRE_SERVICES = os.environ.get("XSN_TEST_REQUIRE_SERVICES") == "1"
 # Apps built without an explicit VAR_DIR must not write into the checkout's var/.
@@ -173,7 +173,7 @@ def suite(databases, tmp_path_factory):
     On PostgreSQL/Redis runs the processes use fresh databases there and Redis as broker.
     """
     from common.config import SERVICES
-    from common.testing import start_suite
+    from tests.support.suite import start_suite
 
     env = {"XSN_KEK": TEST_KEK}
     if isinstance(databases, PostgresDatabases):

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from common.config import SERVICES
-from common.migrate import MIGRATING_SERVICES
+from common.ops.migrate import MIGRATING_SERVICES
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
@@ -57,13 +57,13 @@ def test_environment_variables_are_read_by_the_code(name):
 def test_worker_and_migrate_commands_exist():
     from click.testing import CliRunner
 
-    from common.cli import main
+    from common.ops.cli import main
 
     assert COMPOSE["services"]["migrate"]["command"] == ["xsn", "migrate"]
     assert "migrate" in main.commands
     worker = COMPOSE["services"]["worker"]["command"]
-    assert worker[:3] == ["celery", "-A", "common.tasks"]
-    importlib.import_module("common.tasks").celery_app  # noqa: B018 - the module must expose the app
+    assert worker[:3] == ["celery", "-A", "common.ops.tasks"]
+    importlib.import_module("common.ops.tasks").celery_app  # noqa: B018 - the module must expose the app
     result = CliRunner().invoke(main, ["migrate", "--help"])
     assert result.exit_code == 0
 

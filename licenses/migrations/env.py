@@ -1,6 +1,6 @@
 """Alembic environment of the licenses service."""
 
-from common.migrate import run_env
+from common.ops.migrate import run_env
 from licenses.models import Base
 
 run_env(Base.metadata)

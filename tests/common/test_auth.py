@@ -9,9 +9,9 @@ import time
 import pytest
 from joserfc.jwk import ECKey, RSAKey
 
-from common.auth import JWKSCache, TokenVerifier
 from common.errors import ServiceUnavailable
-from common.testing import TokenFactory
+from common.web.auth import JWKSCache, TokenVerifier
+from tests.support.suite import TokenFactory
 
 
 @pytest.fixture
@@ -105,7 +105,7 @@ def test_scope_check(make_app, tokens):
     from flask.views import MethodView
     from flask_smorest import Blueprint
 
-    from common.auth import require_token
+    from common.web.auth import require_token
 
     blp = Blueprint("scoped", __name__)
 

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from common.codes import (
+from common.values.codes import (
     CREDIT_ALPHABET,
     CitizenId,
     CreditCode,

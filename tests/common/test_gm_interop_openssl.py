@@ -10,7 +10,7 @@ import subprocess
 import pytest
 from asn1crypto import pem as asn1_pem
 
-from common.gm import InvalidSignature, SM2PrivateKey, SM2PublicKey, sm3, use_backend
+from common.crypto.gm import InvalidSignature, SM2PrivateKey, SM2PublicKey, sm3, use_backend
 
 OPENSSL = shutil.which("openssl")
 DISTID = "distid:1234567812345678"

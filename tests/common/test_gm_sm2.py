@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from common.gm import (
+from common.crypto.gm import (
     DEFAULT_SM2_ID,
     SM2_SPKI_DER_PREFIX,
     GMError,

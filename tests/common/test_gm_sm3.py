@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from common.gm import SM3Hasher, hmac_sm3, hmac_sm3_verify, sm3
+from common.crypto.gm import SM3Hasher, hmac_sm3, hmac_sm3_verify, sm3
 
 # GB/T 32905 examples; the empty-string digest is a widely reproduced value.
 KATS = [

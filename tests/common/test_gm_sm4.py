@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from common.gm import GMError, InvalidKey, sm4_gcm_decrypt, sm4_gcm_encrypt
+from common.crypto.gm import GMError, InvalidKey, sm4_gcm_decrypt, sm4_gcm_encrypt
 
 KEY = bytes(range(16))
 

@@ -8,7 +8,7 @@ import structlog
 from flask import Flask, jsonify, request
 
 from common.http import ServiceClient
-from common.testing import free_port
+from tests.support.suite import free_port
 
 
 def peer_app():

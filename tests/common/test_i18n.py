@@ -6,7 +6,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from flask import render_template_string
 
-from common.i18n import gettext, init_i18n, switch_language_url
+from common.web.i18n import gettext, init_i18n, switch_language_url
 
 
 def test_language_choice_order(make_app):

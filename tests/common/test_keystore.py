@@ -8,9 +8,9 @@ import pytest
 from sqlalchemy import String, create_engine
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from common.crypto.gm import GMError, SM2PrivateKey
+from common.crypto.keystore import ES256, RETIRED, SM2, KeyStore, KeyStoreError, SigningKeyMixin, load_kek
 from common.db import make_base
-from common.gm import GMError, SM2PrivateKey
-from common.keystore import ES256, RETIRED, SM2, KeyStore, KeyStoreError, SigningKeyMixin, load_kek
 
 Base = make_base()
 

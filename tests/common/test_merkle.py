@@ -2,7 +2,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from common.merkle import (
+from common.crypto.merkle import (
     MemoryTree,
     ProofError,
     consistency_proof,

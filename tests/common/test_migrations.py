@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import create_engine, inspect
 
-from common.migrate import MIGRATING_SERVICES, downgrade, upgrade
+from common.ops.migrate import MIGRATING_SERVICES, downgrade, upgrade
 
 
 @pytest.mark.parametrize("service", MIGRATING_SERVICES)

@@ -1,10 +1,10 @@
-"""common.ratelimit: counting, testing without counting, and failing open visibly."""
+"""common.web.ratelimit: counting, testing without counting, and failing open visibly."""
 
 from __future__ import annotations
 
 import pytest
 
-from common.ratelimit import STORAGE_FAILURES, RateLimited, RateLimits
+from common.web.ratelimit import STORAGE_FAILURES, RateLimited, RateLimits
 
 
 def test_allows_does_not_count_and_hit_does():

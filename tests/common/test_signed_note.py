@@ -3,8 +3,8 @@ import hashlib
 
 import pytest
 
-from common.merkle import MemoryTree
-from common.signed_note import (
+from common.crypto.merkle import MemoryTree
+from common.crypto.signed_note import (
     MAX_NOTE_BYTES,
     SIGNATURE_TYPE_SM2,
     Checkpoint,
@@ -24,8 +24,8 @@ class Key:
     """An SM2 key pair seen through the signer / verifier protocols of signed_note."""
 
     def __init__(self):
-        # Imported here so collecting this module does not depend on common.gm's import time.
-        from common.gm import SM2PrivateKey
+        # Imported here so collecting this module does not depend on common.crypto.gm's import time.
+        from common.crypto.gm import SM2PrivateKey
 
         self.private = SM2PrivateKey.generate()
         self.public = self.private.public_key()

@@ -9,13 +9,13 @@ import time
 
 import pytest
 
-from common.tasks import make_celery
+from common.ops.tasks import make_celery
 
 
 def run_worker_until(marker, broker, send):
     env = dict(os.environ, XSN_BROKER_URL=broker)
     worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "common.tasks", "worker", "--pool", "solo",
+        [sys.executable, "-m", "celery", "-A", "common.ops.tasks", "worker", "--pool", "solo",
          "--concurrency", "1", "--loglevel", "WARNING", "--without-heartbeat", "--without-gossip",
          "--without-mingle", "--hostname", f"t{os.getpid()}@%h"],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

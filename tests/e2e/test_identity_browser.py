@@ -12,8 +12,8 @@ from urllib.parse import urlencode
 import pytest
 import requests
 
-from common.testing import client_token, free_port
-from identity.oauth_testing import pkce_pair, query
+from tests.support.oauth import pkce_pair, query
+from tests.support.suite import client_token, free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 # The relying party this test plays: a port nothing listens on (`xsn run` has its demo app on 8765).
@@ -22,7 +22,7 @@ APP = f"http://127.0.0.1:{free_port()}"
 
 def test_app_registered_with_the_cli_logs_a_citizen_in_through_the_gateway(suite, browser):
     created = subprocess.run(
-        [sys.executable, "-m", "common.cli", "identity", "clients", "create", "--name", "浏览器测试应用",
+        [sys.executable, "-m", "common.ops.cli", "identity", "clients", "create", "--name", "浏览器测试应用",
          "--type", "public", "--redirect-uri", f"{APP}/callback", "--post-logout-redirect-uri", f"{APP}/",
          "--scope", "openid", "--scope", "profile", "--scope", "offline_access", "--json"],
         env=suite.child_env(), capture_output=True, text=True, check=True, timeout=60)

@@ -14,8 +14,8 @@ import pytest
 import requests
 from sqlalchemy import create_engine, text
 
-from common.gm import sm3
-from common.testing import client_token
+from common.crypto.gm import sm3
+from tests.support.suite import client_token
 
 pytestmark = pytest.mark.e2e
 

@@ -18,8 +18,8 @@ import sys
 import pytest
 import requests
 
-from common.gm import sm3
-from common.testing import client_token
+from common.crypto.gm import sm3
+from tests.support.suite import client_token
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 DEMO_ORG = "西安市示范科技有限公司"
@@ -28,7 +28,7 @@ WANG, ZHANG, PASSWORD = "13700009012", "13800001234", "demo-password-1"
 
 def _admin_token(suite) -> tuple[str, str]:
     created = subprocess.run(
-        [sys.executable, "-m", "common.cli", "identity", "clients", "create", "--name", "印章管理工具（测试）",
+        [sys.executable, "-m", "common.ops.cli", "identity", "clients", "create", "--name", "印章管理工具（测试）",
          "--grant-type", "client_credentials", "--scope", "seal:admin", "--audience", "xsn:seal",
          "--access-token-lifetime", "600", "--json"],
         env=suite.child_env(), capture_output=True, text=True, check=True, timeout=60)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from common.testing import free_port
+from tests.support.suite import free_port
 
 
 @pytest.fixture

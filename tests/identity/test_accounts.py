@@ -9,8 +9,8 @@ import pytest
 from freezegun import freeze_time
 from sqlalchemy import select, text
 
-from common.codes import CitizenId, CreditCode
 from common.db import utcnow
+from common.values.codes import CitizenId, CreditCode
 from identity import accounts, organisations
 from identity.models import AssuranceEvent, Person
 from identity.seed import DEMO_ORGANISATION, DEMO_PASSWORD, DEMO_PEOPLE
@@ -38,7 +38,7 @@ def test_id_number_and_mobile_are_encrypted_at_rest(db):
 
 
 def test_ciphertext_is_bound_to_its_column(db):
-    from common.gm import GMError
+    from common.crypto.gm import GMError
 
     person = make(db)
     pii = accounts.policy(db).pii

@@ -7,11 +7,11 @@ from datetime import date
 import pytest
 from sqlalchemy import func, select
 
-from common.codes import CitizenId, CreditCode
-from common.testing import TokenFactory
+from common.values.codes import CitizenId, CreditCode
 from identity import accounts
 from identity.models import Organisation, Person
 from identity.seed import DEMO_ORGANISATION, DEMO_PEOPLE
+from tests.support.suite import TokenFactory
 
 CITIZEN, STAFF = DEMO_PEOPLE[0], DEMO_PEOPLE[2]
 NEW_ID = CitizenId.build("610104", date(1988, 8, 18), 55).value

@@ -10,15 +10,15 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import select
 
-from common.cli import main
+from common.crypto.gm import hmac_sm3
+from common.crypto.keystore import load_kek
 from common.db import get_db
-from common.gm import hmac_sm3
-from common.keystore import load_kek
-from common.testing import TokenFactory
+from common.ops.cli import main
 from identity import clients
 from identity.oauth_models import OAuthClient, RefreshToken
 from identity.oauth_seed import demo_secret
-from identity.oauth_testing import REDIRECT, Browser, pkce_pair, register
+from tests.support.oauth import REDIRECT, Browser, pkce_pair, register
+from tests.support.suite import TokenFactory
 
 KEK = bytes.fromhex("00112233445566778899aabbccddeeff")
 LI = "13900005678"

@@ -13,8 +13,8 @@ from common.db import get_db
 from identity import accounts
 from identity.oauth_models import OAuthClient
 from identity.oauth_seed import AUDITOR_CLIENT, SEAL_CONSOLE
-from identity.oauth_testing import REDIRECT, Browser, pkce_pair, register
 from identity.seed import DEMO_PEOPLE
+from tests.support.oauth import REDIRECT, Browser, pkce_pair, register
 
 PUBLIC = "http://127.0.0.1:18000"
 ZHANG = "13800001234"  # a citizen without any staff grant

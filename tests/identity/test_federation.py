@@ -20,9 +20,9 @@ from joserfc.jwk import ECKey, KeySet
 from werkzeug.serving import make_server
 
 from common.db import get_db
-from common.testing import free_port
 from identity.federation import FederationError, validate_id_token
-from identity.oauth_testing import CSRF_RE, REDIRECT, pkce_pair, query, register
+from tests.support.oauth import CSRF_RE, REDIRECT, pkce_pair, query, register
+from tests.support.suite import free_port
 
 LI_ID = "610102198506154567"  # 李四, L2 in the demo data
 

@@ -8,7 +8,7 @@ import pytest
 import requests
 from requests_oauthlib import OAuth2Session
 
-from identity.oauth_testing import CSRF_RE, REDIRECT, register
+from tests.support.oauth import CSRF_RE, REDIRECT, register
 
 
 @pytest.fixture

@@ -6,8 +6,8 @@ import pytest
 from joserfc import jwt
 from joserfc.jwk import KeySet
 
-from common.auth import InvalidToken, JWKSCache, TokenVerifier
-from identity.oauth_testing import REDIRECT, Browser, pkce_pair, query, register
+from common.web.auth import InvalidToken, JWKSCache, TokenVerifier
+from tests.support.oauth import REDIRECT, Browser, pkce_pair, query, register
 
 ISSUER = "https://gov.example/identity"
 ZHANG, LI, WANG = "13800001234", "13900005678", "13700009012"  # L1 citizen, L2 citizen, L3 staff
@@ -350,7 +350,7 @@ def test_client_credentials_token_verifies_with_common_verifier(app):
     from identity.oauth_seed import demo_secret
 
     with app.app_context():
-        from common.keystore import load_kek
+        from common.crypto.keystore import load_kek
 
         secret = demo_secret(load_kek(app.config), "xsn-licenses")
     response = app.test_client().post("/oauth/token", data={"grant_type": "client_credentials", "resource": "xsn:seal"},
@@ -413,7 +413,7 @@ def test_userinfo_needs_openid_token(app):
     from identity.oauth_seed import demo_secret
 
     with app.app_context():
-        from common.keystore import load_kek
+        from common.crypto.keystore import load_kek
 
         secret = demo_secret(load_kek(app.config), "xsn-messaging")
     token = app.test_client().post("/oauth/token", data={"grant_type": "client_credentials"},
@@ -424,7 +424,7 @@ def test_userinfo_needs_openid_token(app):
 
 
 def test_logout_without_id_token_hint_asks_first(app):
-    from identity.oauth_testing import CSRF_RE
+    from tests.support.oauth import CSRF_RE
 
     client_id, _ = register(app, client_type="public", skip_consent=True)
     browser = Browser(app)

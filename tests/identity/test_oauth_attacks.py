@@ -6,7 +6,7 @@ import pytest
 from joserfc import jwt
 from joserfc.jwk import KeySet
 
-from identity.oauth_testing import REDIRECT, Browser, pkce_pair, query, register
+from tests.support.oauth import REDIRECT, Browser, pkce_pair, query, register
 
 LI = "13900005678"
 
@@ -273,7 +273,7 @@ def test_disabled_client_gets_nothing(app):
     with app.app_context(), get_db(app).session() as session:
         disable_client(session, "xsn-seal")
         session.commit()
-        from common.keystore import load_kek
+        from common.crypto.keystore import load_kek
 
         secret = demo_secret(load_kek(app.config), "xsn-seal")
     response = app.test_client().post("/oauth/token", data={"grant_type": "client_credentials"},

@@ -11,7 +11,7 @@ import pyotp
 import pytest
 from sqlalchemy import select
 
-from common.codes import CitizenId
+from common.values.codes import CitizenId
 from identity import accounts
 from identity.login import is_safe_next
 from identity.models import LoginSession, OutboxMessage

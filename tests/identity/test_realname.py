@@ -101,7 +101,7 @@ def test_http_adapter_fails_closed(db, population_register, mode):
 
 
 def test_http_adapter_unreachable_fails_closed(db):
-    from common.testing import free_port
+    from tests.support.suite import free_port
 
     verifier = realname.HttpPopulationRegister(f"http://127.0.0.1:{free_port()}", api_key=None, timeout=0.5)
     person = person_named(db, DEMO_RESIDENTS[0])

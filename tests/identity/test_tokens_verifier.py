@@ -1,4 +1,4 @@
-"""Tokens minted with identity's own keys, then bent: common.auth.TokenVerifier refuses each."""
+"""Tokens minted with identity's own keys, then bent: common.web.auth.TokenVerifier refuses each."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import pytest
 from joserfc import jwt
 from joserfc.jwk import ECKey, OctKey
 
-from common.auth import InvalidToken, JWKSCache, TokenVerifier
 from common.db import get_db
+from common.web.auth import InvalidToken, JWKSCache, TokenVerifier
 from identity import tokens
 from identity.oauth import state
 

@@ -7,13 +7,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from common.gm import SM2PrivateKey
-from common.testing import TokenFactory
+from common.crypto.gm import SM2PrivateKey
 from seal import ca, ses
+from tests.support.suite import TokenFactory
 
 
 def _valid_code() -> str:
-    from common.codes import CreditCode
+    from common.values.codes import CreditCode
 
     return CreditCode.build("91610113MA6TXX001").value
 
@@ -88,7 +88,7 @@ class Material:
                                        valid_start=self.now - timedelta(hours=1),
                                        valid_end=self.now + timedelta(days=seal_days))
         self.document = "合同正文".encode() * 10
-        from common.gm import sm3
+        from common.crypto.gm import sm3
 
         self.digest = sm3(self.document)
         self.signed_at = self.now + signed_offset
@@ -110,7 +110,7 @@ def make_material():
     return Material
 
 
-# -- staff consoles signed in through a real identity node (common.console_login) ---------------
+# -- staff consoles signed in through a real identity node (common.web.console_login) ---------------
 class Identity:
     def __init__(self, app, url: str) -> None:
         self.app, self.url = app, url
@@ -119,7 +119,7 @@ class Identity:
         """A client-credentials token of a client registered for ``scope`` at ``xsn:seal``."""
         import requests
 
-        from identity.oauth_testing import register
+        from tests.support.oauth import register
 
         client_id, secret = register(self.app, name="测试工具", grant_types=["client_credentials"], scopes=[scope],
                                      audiences=["xsn:seal"], redirect_uris=[], post_logout_redirect_uris=[])
@@ -132,8 +132,8 @@ class Identity:
 @pytest.fixture
 def identity(make_app, serve_app) -> Identity:
     """A seeded identity node over HTTP whose public URL is :data:`GATEWAY` ``/identity``."""
-    from common.console_testing import GATEWAY, IDENTITY_TEST_CONFIG
     from identity.seed import seed
+    from tests.support.console import GATEWAY, IDENTITY_TEST_CONFIG
 
     app = make_app("identity", PUBLIC_BASE_URL=GATEWAY, **IDENTITY_TEST_CONFIG)
     with app.app_context():
@@ -144,14 +144,14 @@ def identity(make_app, serve_app) -> Identity:
 @pytest.fixture
 def console_app(make_app, identity):
     """The seal app trusting that identity node (no token factory: the real JWKS)."""
-    from common.console_testing import GATEWAY
+    from tests.support.console import GATEWAY
 
     return make_app("seal", PUBLIC_BASE_URL=GATEWAY, IDENTITY_URL=identity.url)
 
 
 @pytest.fixture
 def gateway_browser(console_app, identity):
-    from common.console_testing import GatewayBrowser
+    from tests.support.console import GatewayBrowser
 
     return lambda: GatewayBrowser(console_app, identity.url, service="seal")
 

@@ -6,7 +6,7 @@ import base64
 
 from asn1crypto import x509
 
-from common.gm import sm3
+from common.crypto.gm import sm3
 from seal import ses
 
 DOC = "西安市某项行政许可决定书".encode() * 20

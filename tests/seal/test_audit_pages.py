@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select, text
 
-from common.console_testing import GATEWAY, WANG
+from common.crypto.gm import sm3
 from common.db import get_db
-from common.gm import sm3
 from seal import log
 from seal.console_models import ConsoleSession
 from seal.log_models import AuditQuery
+from tests.support.console import GATEWAY, WANG
 
 
 @pytest.fixture
@@ -62,7 +62,7 @@ def test_console_requires_sign_in(app):
 
 
 def test_a_person_without_audit_read_is_refused_and_recorded(app, gateway_browser):
-    from common.console_testing import ZHANG
+    from tests.support.console import ZHANG
 
     status, page = gateway_browser().sign_in("/audit/", ZHANG)
     assert status == 403 and "audit:read" in page and "没有权限" in page

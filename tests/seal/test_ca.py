@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from asn1crypto import x509
 
-from common.gm import SM2PrivateKey
+from common.crypto.gm import SM2PrivateKey
 from seal import ca
 from seal.asn1 import SESFormatError
 

@@ -1,4 +1,4 @@
-"""common.console_login on the seal consoles, against a real identity node served over HTTP.
+"""common.web.console_login on the seal consoles, against a real identity node served over HTTP.
 
 The browser is played by :class:`GatewayBrowser` (tests/seal/conftest.py): identity's pages
 over HTTP, the seal app behind the gateway's forwarding headers.
@@ -10,9 +10,9 @@ from urllib.parse import parse_qs, urlsplit
 
 from sqlalchemy import select, update
 
-from common.console_testing import GATEWAY, WANG, ZHANG
 from common.db import get_db
 from seal.console_models import ConsoleLogin, ConsoleSession
+from tests.support.console import GATEWAY, WANG, ZHANG
 
 
 def _rows(app, model):
@@ -68,7 +68,7 @@ def test_auditors_sign_in_separately_with_a_token_of_their_own(gateway_browser, 
     status, page = browser.go(f"{GATEWAY}/seal/audit/")  # identity's login still lasts: no password asked
     assert status == 200 and "签章日志审计控制台" in page and "王五" in page
     assert not any("/login?" in u for u in browser.visited[-6:] if u.startswith(browser.identity_url))
-    from common.auth import get_verifier
+    from common.web.auth import get_verifier
 
     with console_app.app_context():
         scopes = {row.console: get_verifier().verify(row.access_token)["scope"].split()
@@ -107,7 +107,7 @@ def test_id_token_nonce_and_audience_are_checked(gateway_browser, console_app, m
     assert status == 502 and "未通过校验" in page
     assert _rows(console_app, ConsoleSession) == []
 
-    from common import console_login
+    from common.web import console_login
 
     real = console_login._exchange
 
@@ -159,7 +159,7 @@ def test_login_by_post_needs_the_csrf_token(gateway_browser):
 
 
 def test_identity_unreachable_or_no_client_secret_is_a_clear_page(make_app, identity, gateway_browser, tmp_path):
-    from common.testing import free_port
+    from tests.support.suite import free_port
 
     dead = make_app("seal", PUBLIC_BASE_URL=GATEWAY, IDENTITY_URL=f"http://127.0.0.1:{free_port()}")
     response = dead.test_client().get("/manage/login", headers={"X-Forwarded-Prefix": "/seal"})

@@ -7,8 +7,8 @@ import time
 
 from sqlalchemy import select
 
+from common.crypto.keystore import load_kek
 from common.db import get_db
-from common.keystore import load_kek
 from seal import log, service
 from seal.models import Certificate, SigningKey
 

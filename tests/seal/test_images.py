@@ -152,8 +152,8 @@ def test_a_font_without_chinese_is_not_used(monkeypatch, warnings):
 
 def test_setting_from_the_app_config(make_app, tmp_path, no_font):
     """Inside the service the setting is read from the app config (``XSN_SEAL_FONT_PATH``)."""
+    from common.crypto.keystore import load_kek
     from common.db import get_db
-    from common.keystore import load_kek
     from seal import service
 
     missing = str(tmp_path / "configured-but-missing.ttf")

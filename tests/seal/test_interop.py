@@ -21,7 +21,7 @@ import subprocess
 import pytest
 from asn1crypto import pem, x509
 
-from common.gm import der_to_raw_signature
+from common.crypto.gm import der_to_raw_signature
 from seal.asn1 import SESSignature
 
 OPENSSL = shutil.which("openssl")

@@ -1,4 +1,4 @@
-"""The database-backed signature log against common.merkle's MemoryTree reference."""
+"""The database-backed signature log against common.crypto.merkle's MemoryTree reference."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
-from common import merkle
+from common.crypto import merkle
+from common.crypto.gm import SM2PrivateKey, sm3
+from common.crypto.signed_note import NoteError, verify_note
 from common.db import get_db
-from common.gm import SM2PrivateKey, sm3
-from common.signed_note import NoteError, verify_note
 from seal import log
 from seal.log_models import LogCheckpoint, LogEntry, LogNode
 

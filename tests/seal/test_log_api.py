@@ -1,4 +1,4 @@
-"""The auditor API: proofs verified with common.merkle, checkpoints with common.signed_note."""
+"""The auditor API: proofs verified with common.crypto.merkle, checkpoints with common.crypto.signed_note."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import rfc8785
 
-from common import merkle
+from common.crypto import merkle
+from common.crypto.gm import SM2PublicKey, sm3
+from common.crypto.signed_note import compute_key_hint, verify_note
 from common.db import get_db
-from common.gm import SM2PublicKey, sm3
-from common.signed_note import compute_key_hint, verify_note
 from seal import log
 
 ORIGIN = "xsn.test/seal-log"

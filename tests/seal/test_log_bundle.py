@@ -14,12 +14,12 @@ import requests
 from click.testing import CliRunner
 from sqlalchemy import select
 
-from common.cli import main
+from common.crypto.gm import sm3
 from common.db import get_db
-from common.gm import sm3
-from common.testing import free_port
+from common.ops.cli import main
 from seal import log, log_api
 from seal.log_models import AuditQuery
+from tests.support.suite import free_port
 
 ORIGIN = "xsn.test/seal-log"
 KEK = "00112233445566778899aabbccddeeff"

@@ -14,9 +14,9 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from common import merkle
+from common.crypto import merkle
+from common.crypto.gm import SM2PrivateKey
 from common.db import get_db
-from common.gm import SM2PrivateKey
 from seal import log
 from seal.log_models import LogCheckpoint, LogEntry, LogNode
 

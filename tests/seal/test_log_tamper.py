@@ -11,12 +11,12 @@ import rfc8785
 from click.testing import CliRunner
 from sqlalchemy import text
 
-from common import merkle
-from common.cli import main
+from common.crypto import merkle
+from common.crypto.gm import sm3
 from common.db import get_db
-from common.gm import sm3
-from common.testing import TokenFactory
+from common.ops.cli import main
 from seal import log
+from tests.support.suite import TokenFactory
 
 ORIGIN = "xsn.test/seal-log"
 KEK = "00112233445566778899aabbccddeeff"

@@ -9,10 +9,10 @@ from datetime import UTC, datetime
 import pytest
 from click.testing import CliRunner
 
-from common.cli import main
+from common.crypto.gm import SM2PrivateKey, sm3
+from common.crypto.signed_note import Checkpoint, sign_note
 from common.db import get_db
-from common.gm import SM2PrivateKey, sm3
-from common.signed_note import Checkpoint, sign_note
+from common.ops.cli import main
 from seal import ca, log, log_api
 from seal.verify_offline import BundleError, verify_bundle
 
@@ -161,7 +161,7 @@ def test_a_forked_older_checkpoint_is_detected(app, env, material, tmp_path):
 
 
 def test_a_saved_api_entry_response_verifies_against_a_saved_checkpoint(app, env, material, tmp_path):
-    from common.testing import TokenFactory
+    from tests.support.suite import TokenFactory
 
     append(app, material, 0, 4)
     tokens = TokenFactory()

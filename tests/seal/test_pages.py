@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from common.console_testing import GATEWAY, WANG, GatewayBrowser
 from common.db import get_db
 from seal.console_models import ConsoleSession
+from tests.support.console import GATEWAY, WANG, GatewayBrowser
 
 
 class Staff:

@@ -13,10 +13,10 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
+from common.crypto.gm import sm3
+from common.crypto.keystore import load_kek
 from common.db import get_db, utcnow
 from common.errors import Problem
-from common.gm import sm3
-from common.keystore import load_kek
 from seal import service
 from seal.log_models import LogEntry
 from seal.models import Certificate, Seal, Signature

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from common.gm import SM2PrivateKey, sm3
+from common.crypto.gm import SM2PrivateKey, sm3
 from seal import ca, ses
 from seal.asn1 import SESeal, SESSignature, TBSSign
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import update
 
+from common.crypto.gm import sm3
+from common.crypto.keystore import load_kek
 from common.db import get_db
 from common.errors import Problem
-from common.gm import sm3
-from common.keystore import load_kek
 from seal import service, ses
 from seal.images import generate_seal_png
 from seal.models import Seal

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from common.gm import SM2_WITH_SM3_OID, sm3
+from common.crypto.gm import SM2_WITH_SM3_OID, sm3
 from seal import ses
 from seal.asn1 import SESSignature, TBSSign
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from common.db import get_db
-from common.tasks import celery_app
+from common.ops.tasks import celery_app
 from seal import log, tasks
 
 

@@ -1,4 +1,4 @@
-"""Staff-console sign-ins (common.console_login): flows in progress and signed-in consoles.
+"""Staff-console sign-ins (common.web.console_login): flows in progress and signed-in consoles.
 
 Revision ID: seal_0004
 Revises: seal_0003

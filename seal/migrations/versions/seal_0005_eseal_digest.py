@@ -8,7 +8,7 @@ Create Date: 2026-11-29
 import sqlalchemy as sa
 from alembic import op
 
-from common.gm import sm3
+from common.crypto.gm import sm3
 
 revision = "seal_0005"
 down_revision = "seal_0004"

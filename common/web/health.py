@@ -11,9 +11,9 @@ from marshmallow import Schema, fields
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
+from common.crypto.gm import backend_name
 from common.db import get_db, get_session
 from common.errors import ServiceUnavailable
-from common.gm import backend_name
 
 blp = Blueprint("health", __name__, description="Health and node information")
 

@@ -13,9 +13,10 @@ from jinja2 import ChoiceLoader, PackageLoader
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter
 
-from common import auth, db, errors, i18n, observability, pages, ratelimit
 from common import config as cfg
-from common.logging import configure_logging
+from common import db, errors
+from common.web import auth, i18n, observability, pages, ratelimit
+from common.web.logging import configure_logging
 
 
 class DatabaseIntConverter(IntegerConverter):
@@ -59,8 +60,8 @@ def create_app(
     if not app.config["SECRET_KEY"]:
         app.config["SECRET_KEY"] = cfg.local_secret(app.config, f"secret_key_{service}", 32).hex()
     configure_logging(app.config.get("LOG_LEVEL", "INFO"))
-    # Service templates first, then the shared shell (base.html) from common/templates.
-    app.jinja_loader = ChoiceLoader([app.jinja_loader, PackageLoader("common", "templates")])
+    # Service templates first, then the shared shell (base.html) from common/web/templates.
+    app.jinja_loader = ChoiceLoader([app.jinja_loader, PackageLoader("common.web", "templates")])
     hops = int(app.config["PROXY_HOPS"])
     if hops:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_prefix=hops)
@@ -75,7 +76,7 @@ def create_app(
     errors.init_app(app)  # after Api: ours replace flask-smorest's JSON error handlers
     app.extensions["xsn_api"] = api
 
-    from common.health import blp as health_blp
+    from common.web.health import blp as health_blp
 
     api.register_blueprint(health_blp)
     auth.init_app(app, api)

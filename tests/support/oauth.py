@@ -8,8 +8,8 @@ import re
 import secrets
 from urllib.parse import parse_qs, urlencode, urlsplit
 
+from common.crypto.keystore import load_kek
 from common.db import get_db
-from common.keystore import load_kek
 from identity import clients
 
 CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')

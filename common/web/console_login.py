@@ -6,7 +6,7 @@ console: ``login`` starts the flow (state, nonce, PKCE verifier kept server-side
 browser signs in at identity through the gateway, ``callback`` checks the state (single use),
 exchanges the code server-to-server at identity's internal URL with the client secret,
 verifies the ID token (signature from identity's JWKS, ``iss``, ``aud``, ``exp``, ``nonce``,
-``at_hash``) and the access token (:func:`common.auth.get_verifier`, audience
+``at_hash``) and the access token (:func:`common.web.auth.get_verifier`, audience
 ``xsn:<service>``), and keeps both server-side; the browser's cookie holds only a random
 handle. ``logout`` ends the console session and identity's login (RP-initiated logout).
 
@@ -43,11 +43,11 @@ from joserfc.errors import JoseError
 from sqlalchemy import String, Text, delete
 from sqlalchemy.orm import Mapped, mapped_column
 
-from common.auth import InvalidToken, get_verifier, resolved_settings, scopes_of
 from common.db import UTCDateTime, get_db, utcnow
 from common.http import ServiceClient
-from common.i18n import _, init_i18n
-from common.pages import protect
+from common.web.auth import InvalidToken, get_verifier, resolved_settings, scopes_of
+from common.web.i18n import _, init_i18n
+from common.web.pages import protect
 
 log = structlog.get_logger("xsn.console_login")
 

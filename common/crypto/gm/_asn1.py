@@ -23,7 +23,7 @@ _SPKI_LEN = len(SM2_SPKI_DER_PREFIX) + 1 + 2 * _curve.COORD_LEN
 
 # asn1crypto does not know sm2p256v1; without this every SM2 key fails to
 # parse. Registration is process-wide, so other modules get it by importing
-# common.gm.
+# common.crypto.gm.
 keys.NamedCurve.register("sm2p256v1", SM2_CURVE_OID, _curve.COORD_LEN)
 
 

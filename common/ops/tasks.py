@@ -17,7 +17,7 @@ from common.config import service_module_names, var_dir
 # This module's tasks, and each service's ``<service>.tasks`` (found, not imported here: those
 # modules import ``celery_app`` from this one). A service module schedules its periodic tasks
 # itself (``on_after_finalize``), so beat runs whatever the installed services need.
-TASK_MODULES = ["common.tasks", *service_module_names("tasks")]
+TASK_MODULES = ["common.ops.tasks", *service_module_names("tasks")]
 
 
 def broker_url() -> str:

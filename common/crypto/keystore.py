@@ -20,9 +20,9 @@ from sqlalchemy import String, Text, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from common.config import local_secret
+from common.crypto.gm import SM2PrivateKey, SM2PublicKey, sm4_gcm_decrypt, sm4_gcm_encrypt
 from common.db import UTCDateTime, utcnow
 from common.errors import Problem
-from common.gm import SM2PrivateKey, SM2PublicKey, sm4_gcm_decrypt, sm4_gcm_encrypt
 
 SM2 = "SM2"
 ES256 = "ES256"

@@ -15,7 +15,7 @@ from pathlib import Path
 import click
 
 from common.config import DEFAULT_PORTS, SERVICES, service_modules, var_dir
-from common.migrate import MIGRATING_SERVICES
+from common.ops.migrate import MIGRATING_SERVICES
 
 
 def load_app(service: str):
@@ -31,7 +31,7 @@ def main() -> None:
 @click.argument("services", nargs=-1, type=click.Choice(MIGRATING_SERVICES))
 def migrate(services: tuple[str, ...]) -> None:
     """Upgrade each service's database to the newest schema (all by default)."""
-    from common.migrate import upgrade
+    from common.ops.migrate import upgrade
 
     for service in services or MIGRATING_SERVICES:
         app = load_app(service)
@@ -65,7 +65,7 @@ def openapi(out: Path) -> None:
 @click.option("--workers", default=2, show_default=True, help="gunicorn workers per service")
 def run(workers: int) -> None:
     """Start every service, the worker and the simulators; Ctrl-C stops them all."""
-    from common.launcher import Suite, summaries
+    from common.ops.launcher import Suite, summaries
 
     suite = Suite(var_dir=var_dir(), workers=workers, demo_apps=True)
     exit_code = 0

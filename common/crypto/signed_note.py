@@ -12,7 +12,7 @@ SM2 has no signature type byte assigned by the spec, so we use the escape byte 0
 spec reserves for unassigned types, followed by the key's SubjectPublicKeyInfo DER; the SPKI
 names the SM2 curve, which gives the "longer identifier" the spec recommends after 0xFF.
 Signing and verifying go through two tiny protocols so this module needs no particular SM2
-library (``common.gm`` keys fit them as they are).
+library (``common.crypto.gm`` keys fit them as they are).
 """
 
 from __future__ import annotations

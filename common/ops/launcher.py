@@ -52,8 +52,8 @@ class Suite:
     def prepare(self) -> None:
         """Migrate every service's database and seed the demo data (both idempotent)."""
         self.var_dir.mkdir(parents=True, exist_ok=True)
-        subprocess.run([sys.executable, "-m", "common.cli", "migrate"], env=self.child_env(), check=True)
-        subprocess.run([sys.executable, "-m", "common.cli", "seed"], env=self.child_env(), check=True)
+        subprocess.run([sys.executable, "-m", "common.ops.cli", "migrate"], env=self.child_env(), check=True)
+        subprocess.run([sys.executable, "-m", "common.ops.cli", "seed"], env=self.child_env(), check=True)
 
     # -- running ----------------------------------------------------------------------
     def _spawn(self, name: str, argv: list[str], env: dict[str, str]) -> None:
@@ -91,7 +91,7 @@ class Suite:
         # One worker with the beat scheduler embedded (-B): the periodic tasks (the seal log's
         # checkpoints) need exactly one scheduler, and one process is enough on a laptop.
         # Deployments run beat as its own process (docker-compose.yml, deploy/k8s).
-        self._spawn("worker", [sys.executable, "-m", "celery", "-A", "common.tasks", "worker",
+        self._spawn("worker", [sys.executable, "-m", "celery", "-A", "common.ops.tasks", "worker",
                                "--loglevel", "INFO", "--concurrency", "1", "--pool", "solo",
                                "--beat", "--schedule", str(self.var_dir / "run" / "celerybeat-schedule"),
                                "--hostname", f"xsn-worker-{os.getpid()}@%h"], env)

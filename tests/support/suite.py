@@ -9,7 +9,7 @@ from pathlib import Path
 import requests
 
 from common.config import SERVICES
-from common.launcher import Suite
+from common.ops.launcher import Suite
 
 
 def free_port() -> int:
@@ -73,7 +73,7 @@ class TokenFactory:
         return f"file://{path}"
 
     def install(self, app) -> None:
-        from common.auth import JWKSCache, TokenVerifier, resolved_settings
+        from common.web.auth import JWKSCache, TokenVerifier, resolved_settings
 
         settings = resolved_settings(app)
         app.extensions["xsn_token_verifier"] = TokenVerifier(

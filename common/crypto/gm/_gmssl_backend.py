@@ -13,7 +13,7 @@ leaves out is done here instead:
   which also eats leading ``0``/``4`` digits of X: we set the attribute
   directly.
 
-It is not constant-time; :mod:`common.gm._backend` logs a warning when it is used.
+It is not constant-time; :mod:`common.crypto.gm._backend` logs a warning when it is used.
 """
 
 from __future__ import annotations
@@ -98,6 +98,6 @@ def verify(handle, za: bytes, message: bytes, der: bytes, r: int, s: int) -> boo
 def _sign_with_fixed_k_for_tests(d: int, x: int, y: int, e: bytes, k: int) -> tuple[int, int] | None:
     """Known-answer tests only: sign digest ``e`` with a caller-chosen nonce.
 
-    Never called from :mod:`common.gm.sm2`; a chosen k reveals the private key.
+    Never called from :mod:`common.crypto.gm.sm2`; a chosen k reveals the private key.
     """
     return _sign_digest(_crypt(d, x, y), e, k)

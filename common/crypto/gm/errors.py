@@ -1,4 +1,4 @@
-"""Exceptions raised by :mod:`common.gm`.
+"""Exceptions raised by :mod:`common.crypto.gm`.
 
 Every exception carries a stable machine ``code`` so services can map it to a
 problem+json response without parsing messages.
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 
 class GMError(Exception):
-    """Base class for every failure reported by :mod:`common.gm`."""
+    """Base class for every failure reported by :mod:`common.crypto.gm`."""
 
     default_code = "gm_error"
 

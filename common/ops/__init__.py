@@ -1,0 +1,1 @@
+"""Operations: the launcher, the ``xsn`` CLI, Celery tasks and migrations."""

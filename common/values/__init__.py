@@ -1,0 +1,1 @@
+"""Codes and value types: identifiers with their check characters."""
