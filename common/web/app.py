@@ -14,8 +14,8 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter
 
 from common import config as cfg
-from common import db, errors
-from common.web import auth, i18n, observability, pages, ratelimit
+from common import db
+from common.web import auth, i18n, observability, pages, problems, ratelimit
 from common.web.logging import configure_logging
 
 
@@ -72,8 +72,8 @@ def create_app(
     pages.init_pages(app)
     i18n.init_i18n(app, {})
 
-    api = errors.ProblemApi(app)
-    errors.init_app(app)  # after Api: ours replace flask-smorest's JSON error handlers
+    api = problems.ProblemApi(app)
+    problems.init_app(app)  # after Api: ours replace flask-smorest's JSON error handlers
     app.extensions["xsn_api"] = api
 
     from common.web.health import blp as health_blp

@@ -10,7 +10,8 @@ from __future__ import annotations
 from flask import Blueprint, Flask
 from flask_wtf.csrf import CSRFError, CSRFProtect
 
-from common.errors import Problem, handle_problem
+from common.errors import Problem
+from common.web.problems import handle_problem
 
 csrf = CSRFProtect()
 
