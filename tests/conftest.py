@@ -155,7 +155,8 @@ def serve_app():
 
     def start(app) -> str:
         server = make_server("127.0.0.1", free_port(), app, threaded=True)
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        # A short poll interval: shutdown() waits for it, once per server at teardown.
+        thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         thread.start()
         servers.append((server, thread))
         return f"http://127.0.0.1:{server.server_port}"
