@@ -15,6 +15,7 @@ from werkzeug.routing import IntegerConverter
 
 from common import config as cfg
 from common import db
+from common.crypto import gm
 from common.web import auth, i18n, observability, pages, problems, ratelimit
 from common.web.logging import configure_logging
 
@@ -60,6 +61,7 @@ def create_app(
     if not app.config["SECRET_KEY"]:
         app.config["SECRET_KEY"] = cfg.local_secret(app.config, f"secret_key_{service}", 32).hex()
     configure_logging(app.config.get("LOG_LEVEL", "INFO"))
+    gm.check_backend(app.config["ENV"])  # production refuses the slow gmssl fallback unless named
     # Service templates first, then the shared shell (base.html) from common/web/templates.
     app.jinja_loader = ChoiceLoader([app.jinja_loader, PackageLoader("common.web", "templates")])
     hops = int(app.config["PROXY_HOPS"])
