@@ -16,7 +16,7 @@ from werkzeug.routing import IntegerConverter
 from common import config as cfg
 from common import db
 from common.crypto import gm
-from common.web import auth, i18n, observability, pages, problems, ratelimit
+from common.web import auth, database, i18n, observability, pages, problems, ratelimit
 from common.web.logging import configure_logging
 
 
@@ -68,7 +68,7 @@ def create_app(
     if hops:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_prefix=hops)
 
-    db.init_app(app, app.config["DATABASE_URL"])
+    database.init_app(app, app.config["DATABASE_URL"])
     observability.init_app(app, service)
     ratelimit.init_app(app)
     pages.init_pages(app)
