@@ -78,6 +78,7 @@ def defaults(service: str) -> dict[str, Any]:
         "SERVICE_URLS": {s: f"http://127.0.0.1:{p}" for s, p in DEFAULT_PORTS.items()},
         "HTTP_TIMEOUT": 5.0,
         "HTTP_RETRIES": 2,
+        "HTTP_RETRY_AFTER_MAX": 2.0,  # seconds a peer's Retry-After may hold a worker (common.http)
         "PROXY_HOPS": 1,  # the gateway is the one trusted proxy in front of each service
         # flask-smorest / OpenAPI
         "API_TITLE": f"xsn {service}",

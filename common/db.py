@@ -4,6 +4,10 @@ Each service owns its database; views get a request-scoped session through
 :func:`get_session`, which is rolled back and closed on teardown, so a request that fails
 half-way never leaves half-written rows: service functions commit explicitly at the end of
 each use case.
+
+Plain Python (no Flask), so models and domain modules import it freely: where the current
+app and the request's state live is a :class:`RequestScope` that the web layer binds
+(:mod:`common.web.database`, called by the app factory).
 """
 
 from __future__ import annotations
@@ -12,8 +16,8 @@ import contextlib
 import os
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from typing import Any, Protocol
 
-from flask import Flask, current_app, g
 from sqlalchemy import DateTime, MetaData, create_engine, event, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
@@ -146,13 +150,38 @@ class Database:
         self.engine.dispose()
 
 
-def init_app(app: Flask, url: str) -> Database:
+class RequestScope(Protocol):
+    """Where :func:`get_db` and :func:`get_session` find the current app and the state of the
+    request (or app context) being served; :mod:`common.web.database` binds Flask's."""
+
+    def current_app(self) -> Any: ...
+
+    def state(self) -> Any:  # supports ``in``, ``pop(name, default)`` and attributes (flask.g)
+        ...
+
+
+_scope: RequestScope | None = None
+
+
+def bind_request_scope(scope: RequestScope) -> None:
+    global _scope
+    _scope = scope
+
+
+def _bound_scope() -> RequestScope:
+    if _scope is None:
+        raise RuntimeError("no request scope is bound: build the app with common.web.app.create_app")
+    return _scope
+
+
+def init_app(app: Any, url: str) -> Database:
+    """Give ``app`` its database; the request's session is rolled back and closed on teardown."""
     database = Database(url)
     app.extensions["xsn_db"] = database
 
     @app.teardown_appcontext
     def _close_session(_exc: BaseException | None) -> None:
-        session: Session | None = g.pop("db_session", None)
+        session: Session | None = _bound_scope().state().pop("db_session", None)
         if session is not None:
             session.rollback()
             session.close()
@@ -160,12 +189,13 @@ def init_app(app: Flask, url: str) -> Database:
     return database
 
 
-def get_db(app: Flask | None = None) -> Database:
-    return (app or current_app).extensions["xsn_db"]
+def get_db(app: Any = None) -> Database:
+    return (app or _bound_scope().current_app()).extensions["xsn_db"]
 
 
 def get_session() -> Session:
     """The request's session, created on first use."""
-    if "db_session" not in g:
-        g.db_session = get_db().sessionmaker()
-    return g.db_session
+    state = _bound_scope().state()
+    if "db_session" not in state:
+        state.db_session = get_db().sessionmaker()
+    return state.db_session

@@ -32,6 +32,13 @@ os.environ.setdefault("XSN_VAR_DIR", tempfile.mkdtemp(prefix="xsn-test-var-"))
 TEST_KEK = "00112233445566778899aabbccddeeff"
 
 
+def pytest_configure(config) -> None:
+    # Registered here rather than in pyproject.toml: the suite's markers live with the suite.
+    config.addinivalue_line(
+        "markers", "slow: a long fuzz/property run; `make test PYTEST_ARGS='-m \"not slow\"'` skips them locally, "
+        "CI (`make test`) runs them")
+
+
 def need(what: str) -> None:
     """Skip (or fail, when CI requires the real services) a test whose dependency is missing."""
     if REQUIRE_SERVICES:
@@ -155,7 +162,8 @@ def serve_app():
 
     def start(app) -> str:
         server = make_server("127.0.0.1", free_port(), app, threaded=True)
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        # A short poll interval: shutdown() waits for it, once per server at teardown.
+        thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         thread.start()
         servers.append((server, thread))
         return f"http://127.0.0.1:{server.server_port}"

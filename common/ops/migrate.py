@@ -6,10 +6,12 @@ Tests build their schemas through these functions, so every migration is exercis
 from __future__ import annotations
 
 import importlib
+from functools import cache
 from pathlib import Path
 
 from alembic import command, context
 from alembic.config import Config
+from alembic.script import ScriptDirectory
 from sqlalchemy import MetaData, pool
 
 from common.db import make_engine
@@ -34,6 +36,29 @@ def upgrade(service: str, url: str, revision: str = "head") -> None:
 
 def downgrade(service: str, url: str, revision: str) -> None:
     command.downgrade(alembic_config(service, url), revision)
+
+
+@cache
+def _revisions(service: str) -> tuple[frozenset[str], frozenset[str]]:
+    """(the heads of ``service``'s migration history, every revision in it), read once."""
+    script = ScriptDirectory.from_config(alembic_config(service, "sqlite://"))
+    return frozenset(script.get_heads()), frozenset(rev.revision for rev in script.walk_revisions())
+
+
+def schema_state(service: str, database_revisions: set[str]) -> str:
+    """How a database's ``alembic_version`` rows compare with the code's migration heads.
+
+    ``"current"``: at the heads. ``"behind"``: unmigrated, or at a revision the code knows
+    but has moved past (this code needs ``xsn migrate``). ``"ahead"``: at a revision this
+    code does not know, i.e. a newer release migrated it; the old release keeps serving
+    during a rolling deployment (migrations are additive), so that is not a failure.
+    """
+    heads, known = _revisions(service)
+    if set(database_revisions) == heads:
+        return "current"
+    if not database_revisions or set(database_revisions) <= known:
+        return "behind"
+    return "ahead"
 
 
 def run_env(target_metadata: MetaData) -> None:

@@ -13,12 +13,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import date
 from typing import ClassVar, Self
 
-# Mainland China has no daylight saving time, so a fixed offset gives the local calendar
-# date without depending on the tz database being installed.
-_CHINA_TZ = timezone(timedelta(hours=8), "CST")
+from common.values.times import today as china_today
 
 _DIGITS = frozenset("0123456789")
 _ALNUM36 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -121,7 +119,7 @@ class CitizenId(_Code):
             born = date(int(value[6:10]), int(value[10:12]), int(value[12:14]))
         except ValueError:
             raise fail("the birth date is not a real date") from None
-        if not _EARLIEST_BIRTH <= born <= datetime.now(_CHINA_TZ).date():
+        if not _EARLIEST_BIRTH <= born <= china_today():
             raise fail("the birth date is out of range")
         if citizen_id_check(value[:17]) != value[17]:
             raise fail("the check character does not match")

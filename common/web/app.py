@@ -14,8 +14,9 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter
 
 from common import config as cfg
-from common import db, errors
-from common.web import auth, i18n, observability, pages, ratelimit
+from common import db
+from common.crypto import gm
+from common.web import auth, database, i18n, observability, pages, problems, ratelimit
 from common.web.logging import configure_logging
 
 
@@ -60,20 +61,21 @@ def create_app(
     if not app.config["SECRET_KEY"]:
         app.config["SECRET_KEY"] = cfg.local_secret(app.config, f"secret_key_{service}", 32).hex()
     configure_logging(app.config.get("LOG_LEVEL", "INFO"))
+    gm.check_backend(app.config["ENV"])  # production refuses the slow gmssl fallback unless named
     # Service templates first, then the shared shell (base.html) from common/web/templates.
     app.jinja_loader = ChoiceLoader([app.jinja_loader, PackageLoader("common.web", "templates")])
     hops = int(app.config["PROXY_HOPS"])
     if hops:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_prefix=hops)
 
-    db.init_app(app, app.config["DATABASE_URL"])
+    database.init_app(app, app.config["DATABASE_URL"])
     observability.init_app(app, service)
     ratelimit.init_app(app)
     pages.init_pages(app)
     i18n.init_i18n(app, {})
 
-    api = errors.ProblemApi(app)
-    errors.init_app(app)  # after Api: ours replace flask-smorest's JSON error handlers
+    api = problems.ProblemApi(app)
+    problems.init_app(app)  # after Api: ours replace flask-smorest's JSON error handlers
     app.extensions["xsn_api"] = api
 
     from common.web.health import blp as health_blp

@@ -14,6 +14,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from common.crypto.gm import backend_name
 from common.db import get_db, get_session
 from common.errors import ServiceUnavailable
+from common.ops.migrate import MIGRATING_SERVICES, schema_state
 
 blp = Blueprint("health", __name__, description="Health and node information")
 
@@ -43,14 +44,31 @@ class Liveness(MethodView):
 @blp.route("/readyz")
 class Readiness(MethodView):
     @blp.response(200, StatusSchema)
-    @blp.alt_response(503, description="the database is unreachable")
+    @blp.alt_response(503, description="the database is unreachable, or its schema is behind the code")
     def get(self):
-        """The service can reach its database."""
+        """The service can reach its database, and its schema is at the code's migration head."""
+        database = get_db()
         try:
-            get_db().ping()
+            database.ping()
         except SQLAlchemyError as exc:
             raise ServiceUnavailable("database unreachable", code="database_unavailable") from exc
+        service = current_app.config["SERVICE_NAME"]
+        if service in MIGRATING_SERVICES:
+            with database.engine.connect() as connection:
+                revisions = set(_database_revisions(connection))
+            if schema_state(service, revisions) == "behind":
+                # New code on an old schema fails at the first query that needs the new one.
+                raise ServiceUnavailable(
+                    f"the database schema ({', '.join(sorted(revisions)) or 'not migrated'}) is behind this "
+                    f"release; run `xsn migrate {service}`", code="schema_behind")
         return {"status": "ready"}
+
+
+def _database_revisions(connection) -> list[str]:
+    try:
+        return list(connection.execute(text("SELECT version_num FROM alembic_version")).scalars())
+    except SQLAlchemyError:
+        return []  # no alembic_version table: never migrated
 
 
 def current_revision(session) -> str | None:

@@ -18,7 +18,8 @@ from prometheus_client import (
     multiprocess,
 )
 
-REQUEST_ID_HEADER = "X-Request-ID"
+from common.http import REQUEST_ID_HEADER  # defined with the client that sends it
+
 # Accept a caller's id only if it is short and plain, so it cannot inject into logs.
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{8,128}$")
 access_log = structlog.get_logger("xsn.access")

@@ -1,4 +1,7 @@
-"""Server-rendered pages: CSRF protection (Flask-WTF) and the shared page shell.
+"""Server-rendered pages: CSRF protection (Flask-WTF), the shared page shell and its helpers.
+
+Every service's templates can call ``local_time(value)`` (or ``value|local_time``, and
+``local_date``): an instant in China time (:mod:`common.values.times`), registered here once.
 
 CSRF is not checked by default (the JSON APIs authenticate with bearer tokens, which a
 browser does not attach by itself); every page blueprint with forms opts in through
@@ -10,7 +13,9 @@ from __future__ import annotations
 from flask import Blueprint, Flask
 from flask_wtf.csrf import CSRFError, CSRFProtect
 
-from common.errors import Problem, handle_problem
+from common.errors import Problem
+from common.values.times import local_date, local_time
+from common.web.problems import handle_problem
 
 csrf = CSRFProtect()
 
@@ -27,4 +32,7 @@ def protect(blueprint: Blueprint) -> Blueprint:
 
 def init_pages(app: Flask) -> None:
     csrf.init_app(app)
+    for name, helper in (("local_time", local_time), ("local_date", local_date)):
+        app.add_template_global(helper, name)
+        app.add_template_filter(helper, name)
     app.register_error_handler(CSRFError, lambda exc: handle_problem(CSRFFailed(exc.description)))

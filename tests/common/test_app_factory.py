@@ -68,3 +68,48 @@ def test_environment_layer_overrides_defaults(monkeypatch, tmp_path):
     assert app.config["MAX_CONTENT_LENGTH"] == 2048
     overridden = seal.create_app({"MAX_CONTENT_LENGTH": 10})
     assert overridden.config["MAX_CONTENT_LENGTH"] == 10
+
+
+def _revision_rows(app) -> list[str]:
+    from sqlalchemy import text
+
+    with app.extensions["xsn_db"].engine.connect() as connection:
+        return list(connection.execute(text("SELECT version_num FROM alembic_version")).scalars())
+
+
+def test_readiness_fails_when_the_schema_is_behind_the_code(make_app):
+    """New code on an old schema would fail at its first query: not ready until migrated."""
+    from common.ops.migrate import downgrade, upgrade
+
+    app = make_app("seal")
+    url = app.config["DATABASE_URL"]
+    head = _revision_rows(app)
+    app.extensions["xsn_db"].dispose()
+    downgrade("seal", url, "-1")
+    response = app.test_client().get("/readyz")
+    assert response.status_code == 503 and response.mimetype == "application/problem+json"
+    assert response.json["code"] == "schema_behind" and "xsn migrate seal" in response.json["detail"]
+    upgrade("seal", url)
+    assert _revision_rows(app) == head
+    assert app.test_client().get("/readyz").json == {"status": "ready"}
+
+
+def test_readiness_fails_on_a_database_never_migrated(make_app, tmp_path):
+    app = make_app("payment", DATABASE_URL=f"sqlite:///{tmp_path}/empty.db")
+    response = app.test_client().get("/readyz")
+    assert response.status_code == 503 and response.json["code"] == "schema_behind"
+    assert "not migrated" in response.json["detail"]
+
+
+def test_a_schema_ahead_of_the_code_stays_ready(make_app):
+    """A newer release migrated the database; this one keeps serving during a rolling deployment."""
+    from sqlalchemy import text
+
+    from common.ops.migrate import schema_state
+
+    app = make_app("payment")
+    with app.extensions["xsn_db"].engine.begin() as connection:
+        connection.execute(text("UPDATE alembic_version SET version_num = 'payment_9999_from_the_future'"))
+    assert app.test_client().get("/readyz").json == {"status": "ready"}
+    assert schema_state("payment", {"payment_9999_from_the_future"}) == "ahead"
+    assert schema_state("payment", set()) == "behind"

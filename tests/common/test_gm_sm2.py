@@ -166,6 +166,7 @@ def test_gmssl_handles_x_with_leading_04_digits():
 # -- tampering ------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_every_tampered_byte_is_rejected(backend, key_pair):
     key, pub = key_pair
     message = b"pay 100"
@@ -488,6 +489,7 @@ def _reference_decode(der: bytes):
     s=st.integers(1, N - 1),
     edits=st.lists(st.tuples(st.sampled_from(["flip", "insert", "delete"]), st.integers(0, 80), st.integers(0, 255))),
 )
+@pytest.mark.slow
 def test_signature_decoder_matches_asn1crypto(r, s, edits):
     der = bytearray(_der(r, s))
     for op, pos, value in edits:

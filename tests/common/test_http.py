@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 import requests
 import structlog
@@ -22,6 +24,17 @@ def peer_app():
             return {"error": "busy"}, 503
         return {"ok": True, "request_id": request.headers.get("X-Request-ID"),
                 "authorization": request.headers.get("Authorization")}
+
+    @app.route("/busy/<int:seconds>")
+    def busy(seconds):
+        app.calls["GET"] += 1
+        if app.calls["GET"] == 1:
+            return {"error": "busy"}, 503, {"Retry-After": str(seconds)}
+        return {"ok": True}
+
+    @app.route("/whoami")
+    def whoami():
+        return {"authorization": request.headers.get("Authorization")}
 
     @app.route("/cookie")
     def cookie():
@@ -64,3 +77,39 @@ def test_a_client_keeps_no_cookie_from_one_call_to_the_next(serve_app):
     assert client.get("/cookie").json() == {"cookie": None}
     assert client.get("/cookie").json() == {"cookie": None}
     assert not client.session.cookies
+
+
+def test_a_retry_after_within_the_cap_is_honoured(serve_app):
+    app = peer_app()
+    client = ServiceClient(serve_app(app), retries=2, retry_after_max=2)
+    started = time.monotonic()
+    response = client.get("/busy/1")
+    assert response.status_code == 200 and app.calls["GET"] == 2
+    assert time.monotonic() - started >= 0.9  # it did wait as asked before the retry
+
+
+def test_a_retry_after_beyond_the_cap_does_not_hold_the_worker(serve_app):
+    """A peer asking for an hour's pause gets its answer passed back at once, not a sleeping worker."""
+    app = peer_app()
+    client = ServiceClient(serve_app(app), retries=2, retry_after_max=2)
+    started = time.monotonic()
+    response = client.get("/busy/3600")
+    assert time.monotonic() - started < 1.5
+    assert response.status_code == 503 and response.headers["Retry-After"] == "3600"
+    assert app.calls["GET"] == 1
+
+
+def test_the_cap_comes_from_configuration(serve_app):
+    app = peer_app()
+    client = ServiceClient.from_config(serve_app(app), {"HTTP_RETRY_AFTER_MAX": 0.5, "HTTP_RETRIES": 2})
+    assert client.get("/busy/1").status_code == 503 and app.calls["GET"] == 1
+    assert client.timeout == 5.0
+
+
+def test_the_token_is_sent_to_the_peer_only(serve_app):
+    """An absolute URL elsewhere (an upstream's endpoint from its discovery) never gets our token."""
+    peer, elsewhere = serve_app(peer_app()), serve_app(peer_app())
+    client = ServiceClient(peer, token_provider=lambda: "tok-1")
+    assert client.get("/whoami").json() == {"authorization": "Bearer tok-1"}
+    assert client.get(f"{peer}/whoami").json() == {"authorization": "Bearer tok-1"}
+    assert client.get(f"{elsewhere}/whoami").json() == {"authorization": None}

@@ -215,6 +215,7 @@ def _flips(proof):
         yield [*proof[:i], bytes([h[0] ^ 1]) + h[1:], *proof[i + 1 :]]
 
 
+@pytest.mark.slow
 @given(index_and_size(), st.data())
 def test_bad_inclusion_proofs_are_rejected(args, data):
     index, size = args
@@ -237,6 +238,7 @@ def test_bad_inclusion_proofs_are_rejected(args, data):
             verify_inclusion(*case)
 
 
+@pytest.mark.slow
 @given(two_sizes(), st.data())
 def test_bad_consistency_proofs_are_rejected(args, data):
     size1, size2 = args

@@ -27,8 +27,12 @@ def run_worker_until(marker, broker, send):
             time.sleep(0.2)
         return marker.read_text() if marker.exists() else None
     finally:
-        worker.terminate()
-        worker.wait(10)
+        worker.terminate()  # a warm shutdown takes seconds on a loaded machine: wait, then insist
+        try:
+            worker.wait(30)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait(10)
 
 
 def test_worker_runs_task_over_sqlite_broker(tmp_path):

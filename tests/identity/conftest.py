@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import re
-
 import pytest
 
 from common.db import get_db
+from tests.support.console import CSRF_RE
 
 # argon2id at its minimum cost: the tests check behaviour, not the cost (defaults are ~100 ms/hash).
 FAST_HASH = {"PASSWORD_HASH_TIME_COST": 1, "PASSWORD_HASH_MEMORY_COST": 8, "PASSWORD_HASH_PARALLELISM": 1}
@@ -14,7 +13,6 @@ FAST_HASH = {"PASSWORD_HASH_TIME_COST": 1, "PASSWORD_HASH_MEMORY_COST": 8, "PASS
 # tests that check a limit set a low one with keys of their own.
 GENEROUS_LIMITS = {"LOGIN_RATE_LIMIT": "10000/minute", "PASSWORD_RESET_RATE_LIMIT": "10000/minute",
                    "REALNAME_RATE_LIMIT": "10000/minute"}
-CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
 @pytest.fixture

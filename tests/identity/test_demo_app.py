@@ -11,7 +11,8 @@ from identity import demo_app
 
 @pytest.fixture
 def demo(make_app, serve_app, monkeypatch):
-    identity_url = serve_app(make_app("identity"))
+    identity = make_app("identity")
+    identity_url = identity.config["OAUTH_ISSUER"] = serve_app(identity)  # its discovery names this issuer
     monkeypatch.setenv("XSN_OAUTH_ISSUER", identity_url)
     app = demo_app.create_app()
     return app.test_client()
@@ -37,3 +38,9 @@ def test_callback_with_wrong_state_is_refused(demo):
     demo.post("/login")
     response = demo.get("/callback?code=x&state=forged")
     assert response.status_code == 400
+
+
+def test_a_provider_naming_another_issuer_is_an_error_page(make_app, serve_app, monkeypatch):
+    monkeypatch.setenv("XSN_OAUTH_ISSUER", serve_app(make_app("identity")))  # it says it is .../identity
+    response = demo_app.create_app().test_client().post("/login")
+    assert response.status_code == 503 and "oidc_issuer_mismatch" in response.get_data(as_text=True)

@@ -16,6 +16,7 @@ from identity import accounts
 from identity.login import is_safe_next
 from identity.models import LoginSession, OutboxMessage
 from identity.seed import DEMO_PEOPLE, DEMO_RESIDENTS
+from tests.support.console import CSRF_RE
 
 CITIZEN = DEMO_PEOPLE[0]
 NEW_ID = CitizenId.build("610113", date(1999, 9, 9), 77).value
@@ -61,7 +62,7 @@ def test_login_is_rate_limited_per_ip(seeded, identity_app):
         seed(app)
     client = app.test_client()
     net = f"10.{secrets.randbelow(250)}.{secrets.randbelow(250)}"  # fresh keys, also in a shared Redis
-    token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/login").get_data(as_text=True)).group(1)
+    token = CSRF_RE.search(client.get("/login").get_data(as_text=True)).group(1)
     statuses = [client.post("/login", data={"csrf_token": token, "login": f"1380000{i:04d}", "password": "x"},
                             environ_base={"REMOTE_ADDR": f"{net}.1"}).status_code for i in range(5)]
     assert statuses[:3] == [401, 401, 401] and statuses[3:] == [429, 429]

@@ -109,13 +109,13 @@ def test_id_token_nonce_and_audience_are_checked(gateway_browser, console_app, m
 
     from common.web import console_login
 
-    real = console_login._exchange
+    real = console_login.flow.exchange
 
     def access_token_as_id_token(*args):
         body = real(*args)
         return {**body, "id_token": body["access_token"]}  # aud is xsn:seal, not the client
 
-    monkeypatch.setattr(console_login, "_exchange", access_token_as_id_token)
+    monkeypatch.setattr(console_login.flow, "exchange", access_token_as_id_token)
     status, page = gateway_browser().sign_in("/manage", WANG)
     assert status == 502 and _rows(console_app, ConsoleSession) == []
 

@@ -64,6 +64,7 @@ def test_append_stores_the_memory_tree_layout(db):
     assert log.root_hash(db, 37) == tree.root()
 
 
+@pytest.mark.slow
 def test_proofs_match_the_reference_for_random_sizes(db):
     tree = fill(db, 70)
 

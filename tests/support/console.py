@@ -17,6 +17,7 @@ GATEWAY = "http://127.0.0.1:18000"  # the gateway the tests play; nothing listen
 IDENTITY_TEST_CONFIG = {"PASSWORD_HASH_TIME_COST": 1, "PASSWORD_HASH_MEMORY_COST": 8, "PASSWORD_HASH_PARALLELISM": 1,
                         "LOGIN_RATE_LIMIT": "10000/minute", "OAUTH_TOKEN_FAILURE_LIMIT": "10000/minute"}
 WANG, ZHANG = "13700009012", "13800001234"  # demo staff (seal admin, auditor); a citizen without staff roles
+# The hidden CSRF field of every form (Flask-WTF): the one definition every test imports.
 CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 

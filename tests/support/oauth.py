@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import re
 import secrets
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 from common.crypto.keystore import load_kek
 from common.db import get_db
 from identity import clients
+from tests.support.console import CSRF_RE
 
-CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
 REDIRECT = "http://127.0.0.1:8765/callback"
 
 

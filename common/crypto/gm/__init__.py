@@ -2,7 +2,8 @@
 
 * SM3 and SM4-GCM come from pyca/cryptography (native).
 * SM2 signatures come from tongsuopy; where it cannot be imported (no Linux
-  aarch64 wheel) a gmssl fallback is used with a logged warning. Set
+  aarch64 wheel) a gmssl fallback is used with a logged warning (in production only
+  when ``XSN_GM_BACKEND=gmssl`` asks for it: :func:`check_backend`). Set
   ``XSN_GM_BACKEND=tongsuopy|gmssl`` to force one; :func:`backend_name`
   reports the choice.
 * Only the default SM2 ID ``1234567812345678`` is supported for signatures.
@@ -13,7 +14,7 @@ another exception type.
 """
 
 from ._asn1 import SM2_CURVE_OID, SM2_SPKI_DER_PREFIX, SM2_WITH_SM3_OID, SM3_OID
-from ._backend import backend_name, use_backend
+from ._backend import backend_name, check_backend, use_backend
 from .errors import GMError, InvalidKey, InvalidSignature
 from .sm2 import (
     DEFAULT_SM2_ID,
@@ -40,6 +41,7 @@ __all__ = [
     "SM3Hasher",
     "SM3_OID",
     "backend_name",
+    "check_backend",
     "compute_za",
     "der_to_raw_signature",
     "hmac_sm3",

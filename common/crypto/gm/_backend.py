@@ -2,6 +2,11 @@
 
 The choice is made on first use, not at import, so ``XSN_GM_BACKEND`` set by a
 test or a service's environment is honoured; :func:`use_backend` overrides it.
+
+In production (``XSN_ENV=production``) the gmssl fallback is refused unless asked for by
+name (``XSN_GM_BACKEND=gmssl``): on an ARM server without tongsuopy's wheel a node must not
+silently sign at 1/20 of the speed with a non-constant-time implementation. Every app
+calls :func:`check_backend` at start-up, so such a node refuses to start, saying why.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import structlog
 from .errors import GMError
 
 ENV_VAR = "XSN_GM_BACKEND"
+DEPLOYMENT_ENV_VAR = "XSN_ENV"
 BACKENDS = ("tongsuopy", "gmssl")
 
 _MODULES = {"tongsuopy": "._tongsuopy_backend", "gmssl": "._gmssl_backend"}
@@ -48,11 +54,18 @@ def _load(name: str) -> ModuleType:
     return module
 
 
-def _auto() -> ModuleType:
+def _auto(production: bool) -> ModuleType:
     try:
         return _load("tongsuopy")
-    except GMError:
-        # tongsuopy has no Linux aarch64 wheel; degrade rather than refuse to start.
+    except GMError as exc:
+        if production:
+            raise GMError(
+                f"XSN_ENV=production and tongsuopy cannot be used ({exc.message}); refusing to sign with the "
+                "pure-Python gmssl fallback (about 20x slower, not constant-time). Install tongsuopy>=1.0.1, "
+                f"or set {ENV_VAR}=gmssl to run on gmssl knowingly.",
+                code="gm_backend_refused",
+            ) from exc
+        # tongsuopy has no Linux aarch64 wheel; outside production degrade rather than refuse to start.
         return _load("gmssl")
 
 
@@ -68,13 +81,30 @@ def current() -> ModuleType:
     return _choose()
 
 
-def _choose() -> ModuleType:
+def _choose(production: bool | None = None) -> ModuleType:
     global _current
+    if production is None:
+        production = os.environ.get(DEPLOYMENT_ENV_VAR, "").strip().lower() == "production"
     with _lock:
         if _current is None:
             forced = os.environ.get(ENV_VAR, "").strip().lower()
-            _current = _load(forced) if forced else _auto()
+            _current = _load(forced) if forced else _auto(production)
         return _current
+
+
+def check_backend(env: str | None) -> str:
+    """Choose the SM2 backend now (at start-up) and return its name.
+
+    ``env``: the deployment (config ``ENV``); in ``"production"`` the gmssl fallback is
+    refused unless ``XSN_GM_BACKEND=gmssl`` names it.
+
+    :raise GMError: code ``gm_backend_refused`` (production without tongsuopy), or
+        ``gm_backend_unavailable`` (``XSN_GM_BACKEND`` names an unknown or uninstalled one).
+    """
+    backend = _current
+    if backend is None:
+        backend = _choose(production=str(env or "").strip().lower() == "production")
+    return backend.name
 
 
 def use_backend(name: str | None) -> None:
