@@ -17,6 +17,9 @@ API (kept small and stable; the benchmarks of every service import it)::
     with gunicorn("identity:create_app()", env=env, workers=2) as server:
         server.url, server.pid, server.cpu_seconds()   # CPU of the workers so far
 
+    with gunicorn(BARE_FLASK, workers=2) as bare:      # the floor: Flask returning {"status": "ok"}
+        wrk(bare.url + "/livez", ...)
+
 ``lua`` takes a wrk script of your own (e.g. a ``request()`` function); the helper appends
 its own ``done()`` to read the figures, so the script must not define ``done``.
 """
@@ -180,6 +183,22 @@ def tree_cpu_seconds(pid: int) -> float:
         if int(entry) == pid or int(fields[1]) == pid:
             total += int(fields[11]) + int(fields[12])
     return total / os.sysconf("SC_CLK_TCK")
+
+
+def bare_flask_app():
+    """The floor every service is compared with: Flask alone, ``GET /livez`` -> ``{"status": "ok"}``."""
+    from flask import Flask
+
+    app = Flask("bare")
+
+    @app.get("/livez")
+    def livez():
+        return {"status": "ok"}
+
+    return app
+
+
+BARE_FLASK = "bench._load:bare_flask_app()"
 
 
 @dataclass
