@@ -12,7 +12,9 @@ clients. ``wrk`` (see ``bench._load``; Debian package ``wrk``) loads, in alterna
 ``common.web.app.create_app``) and ``POST /oauth/token`` (client credentials, ES256 JWT).
 Then ``common.web.auth.TokenVerifier.verify`` is timed on one core.
 
-wrk shares the machine with the servers: its own CPU seconds are printed per phase. The last
+wrk shares the machine with the servers: its own CPU share is printed per phase, and so is the
+servers' CPU per request (all gunicorn processes, user + system, from /proc), whose ratios
+are what the throughput ratios approach on an otherwise idle machine. The last
 line is ``RESULT {json}`` with ``bare_ratio`` (identity /livez ÷ bare Flask /livez, target
 ≥ 0.8), ``token_ratio`` (token issuance ÷ identity /livez, target ≥ 0.5) and ``jwt_verify_per_s``.
 """
@@ -116,18 +118,22 @@ def main() -> None:
         with gunicorn(BARE_FLASK, env=env, workers=args.workers) as bare, \
                 gunicorn("identity:create_app()", env=env, workers=args.workers, ready_path="/readyz") as identity:
             phases = {
-                "bare": lambda seconds: load(bare.url + "/livez", seconds),
-                "livez": lambda seconds: load(identity.url + "/livez", seconds),
-                "token": lambda seconds: load(identity.url + "/oauth/token", seconds, **token_request),
+                "bare": (bare, lambda seconds: load(bare.url + "/livez", seconds)),
+                "livez": (identity, lambda seconds: load(identity.url + "/livez", seconds)),
+                "token": (identity, lambda seconds: load(identity.url + "/oauth/token", seconds, **token_request)),
             }
-            for name, run in phases.items():  # warm every worker (imports, keys, connections)
+            for name, (_server, run) in phases.items():  # warm every worker (imports, keys, connections)
                 _checked(f"{name} warm-up", run(1))
             best: dict[str, WrkResult] = {}
+            cpu_us: dict[str, float] = {}  # server CPU (user + system, all workers) per request
             for _ in range(args.rounds):
-                for name, run in phases.items():
+                for name, (server, run) in phases.items():
+                    before = server.cpu_seconds()
                     result = _checked(name, run(args.seconds))
+                    per_request = (server.cpu_seconds() - before) / result.requests * 1e6
                     if name not in best or result.requests_per_s > best[name].requests_per_s:
                         best[name] = result
+                    cpu_us[name] = min(cpu_us.get(name, per_request), per_request)
             sample = requests.post(f"{identity.url}/oauth/token",
                                    data={"grant_type": "client_credentials", "resource": "xsn:seal"},
                                    auth=(CLIENT, secret), timeout=10).json()["access_token"]
@@ -140,11 +146,20 @@ def main() -> None:
     print(_line("client-credentials token", best["token"],
                 f"   token_ratio {token / livez:.3f} (target >= 0.5); {token / bare_rate:.3f} x bare"))
     print(f"{'JWT verifications (1 core)':28s} {verify:9.1f} /s")
+    print(f"server CPU per request (best round): bare {cpu_us['bare']:.0f} us, /livez {cpu_us['livez']:.0f} us, "
+          f"token {cpu_us['token']:.0f} us; CPU ratios (what an idle machine's throughput ratios approach): "
+          f"bare/livez {cpu_us['bare'] / cpu_us['livez']:.3f}, livez/token {cpu_us['livez'] / cpu_us['token']:.3f}")
+    print(f"machine load average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs "
+          "(other work on the machine squeezes every figure)")
     print_result({
         "bare_per_s": round(bare_rate, 1), "livez_per_s": round(livez, 1), "token_per_s": round(token, 1),
         "bare_ratio": round(livez / bare_rate, 3), "token_ratio": round(token / livez, 3),
         "token_bare_ratio": round(token / bare_rate, 3), "jwt_verify_per_s": round(verify, 1),
         "p99_ms": {name: round(result.p99_ms, 2) for name, result in best.items()},
+        "server_cpu_us": {name: round(value, 1) for name, value in cpu_us.items()},
+        "bare_cpu_ratio": round(cpu_us["bare"] / cpu_us["livez"], 3),
+        "token_cpu_ratio": round(cpu_us["livez"] / cpu_us["token"], 3),
+        "loadavg": round(os.getloadavg()[0], 2),
         "wrk_cpu_share": {name: round(result.wrk_cpu_s / result.duration_s, 3) for name, result in best.items()},
         "workers": args.workers, "connections": args.connections, "wrk_threads": args.threads,
         "cpus": os.cpu_count(),
