@@ -23,7 +23,8 @@ def known_settings(service: str) -> set[str]:
     app = importlib.import_module(service).create_app({"TESTING": True})
     keys = set(app.config)
     for other in SERVICES:
-        keys |= {f"{other.upper()}_DATABASE_URL", f"{other.upper()}_URL"}
+        # Per-service settings resolved by common.web.app.create_app (cfg.service_setting).
+        keys |= {f"{other.upper()}_{key}" for key in ("DATABASE_URL", "URL", "SECRET_KEY", "KEK")}
     return keys
 
 
@@ -88,3 +89,242 @@ def test_kubernetes_manifests_match_compose():
     known = known_settings("gateway")
     for key in config:
         assert key.removeprefix("XSN_") in known, key
+
+
+# --- production properties (issue 8): each true in compose and in the Kubernetes manifests ---
+
+K8S = list(yaml.safe_load_all((ROOT / "deploy" / "k8s" / "xsn.yaml").read_text()))
+DOCKERFILE = (ROOT / "deploy" / "Dockerfile").read_text()
+XSN_COMPOSE = {name: spec for name, spec in COMPOSE["services"].items() if name not in ("postgres", "redis")}
+XSN_UID = 10001
+
+
+def k8s(kind: str) -> dict[str, dict]:
+    return {d["metadata"]["name"]: d for d in K8S if d["kind"] == kind}
+
+
+def pod_specs() -> dict[str, dict]:
+    pods = {name: d["spec"]["template"]["spec"] for name, d in k8s("Deployment").items()}
+    pods.update({name: d["spec"]["template"]["spec"] for name, d in k8s("Job").items()})
+    return pods
+
+
+def secret_refs(container: dict) -> list[str]:
+    return [ref["secretRef"]["name"] for ref in container.get("envFrom", []) if "secretRef" in ref]
+
+
+def test_each_service_reads_its_own_session_secret_and_kek(monkeypatch, tmp_path):
+    import identity
+    import seal
+
+    monkeypatch.setenv("XSN_VAR_DIR", str(tmp_path))
+    monkeypatch.setenv("XSN_KEK", "ff" * 16)  # a shared value must lose to each service's own
+    for service, byte in (("identity", "1a"), ("seal", "2b")):
+        monkeypatch.setenv(f"XSN_{service.upper()}_SECRET_KEY", f"{service}-session-secret")
+        monkeypatch.setenv(f"XSN_{service.upper()}_KEK", byte * 16)
+    identity_app, seal_app = identity.create_app({"TESTING": True}), seal.create_app({"TESTING": True})
+    assert (identity_app.config["SECRET_KEY"], identity_app.config["KEK"]) == ("identity-session-secret", "1a" * 16)
+    assert (seal_app.config["SECRET_KEY"], seal_app.config["KEK"]) == ("seal-session-secret", "2b" * 16)
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_compose_gives_each_service_only_its_own_secrets(service):
+    env = COMPOSE["services"][service]["environment"]
+    secrets = {key for key in env if key.endswith(("_SECRET_KEY", "_KEK"))}
+    assert secrets == {f"XSN_{service.upper()}_SECRET_KEY", f"XSN_{service.upper()}_KEK"}
+    assert "XSN_SECRET_KEY" not in env and "XSN_KEK" not in env
+    for key in secrets:  # required from the operator, never a default shared by every installation
+        assert env[key] == f"${{{key}:?" + env[key].split(":?", 1)[1]
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_kubernetes_gives_each_service_only_its_own_secret(service):
+    spec = pod_specs()[service]
+    for container in spec["containers"] + spec.get("initContainers", []):
+        assert secret_refs(container) == [f"xsn-{service}"]
+    config = k8s("ConfigMap")["xsn-config"]["data"]
+    assert not [key for key in config if key.endswith(("SECRET_KEY", "KEK"))]
+
+
+def test_worker_and_migrate_get_every_services_secrets_and_beat_none():
+    for name in ("worker", "migrate"):
+        env = COMPOSE["services"][name]["environment"]
+        for service in SERVICES:
+            assert {f"XSN_{service.upper()}_SECRET_KEY", f"XSN_{service.upper()}_KEK"} <= set(env)
+    assert not [key for key in COMPOSE["services"]["beat"]["environment"] if key.endswith(("_SECRET_KEY", "_KEK"))]
+    pods = pod_specs()
+    job = next(name for name in pods if name.startswith("xsn-migrate"))
+    for name in ("worker", job):
+        assert set(secret_refs(pods[name]["containers"][0])) == {f"xsn-{service}" for service in SERVICES}
+    assert secret_refs(pods["beat"]["containers"][0]) == []
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_metrics_add_up_every_gunicorn_worker(service):
+    """PROMETHEUS_MULTIPROC_DIR on writable tmpfs and the gunicorn config that keeps it clean."""
+    compose = COMPOSE["services"][service]
+    directory = compose["environment"]["PROMETHEUS_MULTIPROC_DIR"]
+    assert any(directory.startswith(mount.split(":")[0] + "/") for mount in compose["tmpfs"])
+    assert compose["command"][:3] == ["gunicorn", "--config", "/app/gunicorn.conf.py"]
+    spec = pod_specs()[service]
+    container = spec["containers"][0]
+    assert container["command"][:3] == ["gunicorn", "--config", "/app/gunicorn.conf.py"]
+    env = {item["name"]: item["value"] for item in container["env"]}
+    mounts = {mount["mountPath"]: mount["name"] for mount in container["volumeMounts"]}
+    volumes = {volume["name"]: volume for volume in spec["volumes"]}
+    mount = next(path for path in mounts if env["PROMETHEUS_MULTIPROC_DIR"].startswith(path + "/"))
+    assert "emptyDir" in volumes[mounts[mount]]
+    assert "COPY deploy/gunicorn.conf.py ./gunicorn.conf.py" in DOCKERFILE and "WORKDIR /app" in DOCKERFILE
+
+
+def test_gunicorn_config_makes_metrics_count_requests_of_all_workers(tmp_path):
+    """Two real workers: /metrics, answered by one of them, counts the requests both served."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    import requests
+
+    from tests.support.suite import free_port
+
+    metrics_dir = tmp_path / "prometheus"
+    metrics_dir.mkdir()
+    (metrics_dir / "counter_999999.db").write_bytes(b"stale file of a previous run")
+    port = free_port()
+    env = dict(os.environ, PROMETHEUS_MULTIPROC_DIR=str(metrics_dir), XSN_VAR_DIR=str(tmp_path / "var"),
+               XSN_DATABASE_URL=f"sqlite:///{tmp_path / 'seal.db'}", XSN_LOG_LEVEL="WARNING")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "--config", str(ROOT / "deploy" / "gunicorn.conf.py"), "--workers", "2",
+         "--bind", f"127.0.0.1:{port}", "--no-control-socket", "seal:create_app()"],
+        env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                requests.get(f"{base}/readyz", timeout=1)
+                break
+            except requests.RequestException:
+                assert server.poll() is None and time.monotonic() < deadline, "gunicorn did not start"
+                time.sleep(0.2)
+        assert not (metrics_dir / "counter_999999.db").exists()  # emptied when the arbiter started
+        sent = 0
+        # Sync workers close each connection, so the kernel hands requests to both workers.
+        while sent < 20 or (len(list(metrics_dir.glob("counter_*.db"))) < 2 and sent < 2000):
+            assert requests.get(f"{base}/livez", timeout=5).status_code == 200
+            sent += 1
+        assert len(list(metrics_dir.glob("counter_*.db"))) == 2, "one worker served every request"
+        text = requests.get(f"{base}/metrics", timeout=5).text
+        line = next(line for line in text.splitlines()
+                    if line.startswith("xsn_http_requests_total{") and 'route="/livez"' in line)
+        assert float(line.rsplit(" ", 1)[1]) == sent
+    finally:
+        os.killpg(server.pid, 15)
+        server.wait(20)
+
+
+def test_beat_is_one_replica_replaced_with_recreate_and_writes_its_schedule_as_non_root():
+    beat = k8s("Deployment")["beat"]
+    assert beat["spec"]["replicas"] == 1 and beat["spec"]["strategy"] == {"type": "Recreate"}
+    spec = beat["spec"]["template"]["spec"]
+    command = spec["containers"][0]["command"]
+    schedule = command[command.index("--schedule") + 1]
+    mounts = {mount["mountPath"]: mount["name"] for mount in spec["containers"][0]["volumeMounts"]}
+    volumes = {volume["name"]: volume for volume in spec["volumes"]}
+    mount = next(path for path in mounts if schedule.startswith(path + "/"))
+    assert "emptyDir" in volumes[mounts[mount]] and spec["securityContext"]["fsGroup"] == XSN_UID
+    compose = COMPOSE["services"]["beat"]
+    schedule = compose["command"][compose["command"].index("--schedule") + 1]
+    volume = next(v for v in compose["volumes"] if schedule.startswith(v.split(":")[1] + "/"))
+    assert volume.split(":")[0] in COMPOSE["volumes"]  # a named volume: created from the image's directory
+    directory = volume.split(":")[1]
+    assert f"mkdir -p {directory}" in DOCKERFILE and "chown -R xsn:xsn /var/lib/xsn" in DOCKERFILE
+    assert "deploy" not in compose  # compose runs one beat unless someone scales it by hand
+
+
+def test_worker_concurrency_is_explicit_and_worker_and_beat_have_health_checks():
+    for command in (COMPOSE["services"]["worker"]["command"], pod_specs()["worker"]["containers"][0]["command"]):
+        assert int(command[command.index("--concurrency") + 1]) >= 1
+    for name in ("worker", "beat"):
+        assert COMPOSE["services"][name]["healthcheck"]["test"]
+        probe = pod_specs()[name]["containers"][0]["livenessProbe"]
+        assert probe["exec"]["command"]
+    assert "inspect ping" in COMPOSE["services"]["worker"]["healthcheck"]["test"][1]
+    assert "celerybeat-schedule" in " ".join(COMPOSE["services"]["beat"]["healthcheck"]["test"])
+
+
+def test_migrations_run_before_anything_that_uses_the_databases():
+    for name, spec in XSN_COMPOSE.items():
+        if name != "migrate":
+            assert spec["depends_on"]["migrate"] == {"condition": "service_completed_successfully"}, name
+    job = next(d for name, d in k8s("Job").items() if name.startswith("xsn-migrate"))
+    assert job["spec"]["template"]["spec"]["containers"][0]["command"] == ["xsn", "migrate"]
+    for name, deployment in k8s("Deployment").items():
+        if name == "beat":
+            continue  # sends messages only; touches no database
+        init = deployment["spec"]["template"]["spec"]["initContainers"]
+        command = init[0]["command"]
+        assert command[:2] == ["python", "/app/deploy/wait_for_schema.py"]
+        waited = set(command[2:command.index("--timeout")])
+        assert waited == ({name} if name in SERVICES else set(SERVICES)), name
+    assert "COPY deploy/wait_for_schema.py ./deploy/wait_for_schema.py" in DOCKERFILE
+
+
+def test_wait_for_schema_waits_until_the_database_is_at_head(tmp_path, monkeypatch):
+    import importlib.util
+
+    from common.ops.migrate import upgrade
+
+    spec = importlib.util.spec_from_file_location("wait_for_schema", ROOT / "deploy" / "wait_for_schema.py")
+    waiter = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(waiter)
+    url = f"sqlite:///{tmp_path / 'seal.db'}"
+    monkeypatch.setenv("XSN_SEAL_DATABASE_URL", url)
+    assert waiter.main(["seal", "--timeout", "0"]) == 1  # empty database: behind the code
+    upgrade("seal", url, "base")
+    assert waiter.main(["seal", "--timeout", "0"]) == 1
+    upgrade("seal", url)
+    assert waiter.main(["seal", "--timeout", "0"]) == 0
+
+
+def test_every_container_runs_restricted():
+    for name, spec in pod_specs().items():
+        assert spec["securityContext"]["runAsNonRoot"] is True and spec["automountServiceAccountToken"] is False
+        writable = {volume["name"] for volume in spec["volumes"] if "emptyDir" in volume}
+        for container in spec["containers"] + spec.get("initContainers", []):
+            context = container["securityContext"]
+            assert context["runAsNonRoot"] is True and context["runAsUser"] == XSN_UID, name
+            assert context["readOnlyRootFilesystem"] is True, name
+            assert context["allowPrivilegeEscalation"] is False, name
+            assert context["capabilities"]["drop"] == ["ALL"] and "add" not in context["capabilities"], name
+            assert context.get("privileged", False) is False, name
+            tmp = next(mount for mount in container["volumeMounts"] if mount["mountPath"] == "/tmp")
+            assert tmp["name"] in writable, name
+    for name, spec in XSN_COMPOSE.items():
+        assert spec["read_only"] is True and spec["user"] == f"{XSN_UID}:{XSN_UID}", name
+        assert spec["cap_drop"] == ["ALL"] and "no-new-privileges:true" in spec["security_opt"], name
+        assert any(mount.split(":")[0] == "/tmp" for mount in spec["tmpfs"]), name
+        assert "privileged" not in spec and "cap_add" not in spec, name
+    assert f"USER {XSN_UID}:{XSN_UID}" in DOCKERFILE
+
+
+def _pinned(image: str) -> bool:
+    name, _, tag = image.rpartition(":")
+    return bool(name) and "/" not in tag and tag not in ("", "latest") and any(ch.isdigit() for ch in tag)
+
+
+def test_every_image_is_pinned_by_tag():
+    images = [spec["image"] for spec in COMPOSE["services"].values()]
+    images += [c["image"] for spec in pod_specs().values() for c in spec["containers"] + spec.get("initContainers", [])]
+    assert images and all(_pinned(image) for image in images), [i for i in images if not _pinned(i)]
+    base = re.search(r"^FROM (\S+)", DOCKERFILE, re.M).group(1)
+    assert _pinned(base) and re.search(r":\d+\.\d+\.\d+", base), base  # a patch release, not a moving minor
+    xsn_images = {spec["image"] for spec in XSN_COMPOSE.values()}
+    assert len(xsn_images) == 1  # every process runs the one image that was built
+
+
+def test_image_installs_a_cjk_font_and_the_pinned_dependency_set():
+    assert re.search(r"apt-get install[^\n]*fonts-wqy-microhei", DOCKERFILE)
+    assert "pip install --no-cache-dir -c constraints.txt ." in DOCKERFILE
+    assert "COPY constraints.txt" in DOCKERFILE

@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import importlib
 from collections.abc import Callable, Iterable, Iterator
+from inspect import iscoroutinefunction
+from types import FunctionType
 from typing import Any
 
 from flask import Flask
@@ -18,6 +20,7 @@ from common import db
 from common.crypto import gm
 from common.web import auth, database, i18n, observability, pages, problems, ratelimit
 from common.web.logging import configure_logging
+from common.web.sessions import LazyCookieSessionInterface
 
 
 class DatabaseIntConverter(IntegerConverter):
@@ -30,6 +33,29 @@ class DatabaseIntConverter(IntegerConverter):
     def __init__(self, map, *args, **kwargs) -> None:  # noqa: A002 - werkzeug's parameter name
         kwargs.setdefault("max", db.BIGINT_MAX)
         super().__init__(map, *args, **kwargs)
+
+
+class ServiceFlask(Flask):
+    """Flask, minus a per-request cost nobody here needs.
+
+    Flask asks ``inspect.iscoroutinefunction`` of every hook and view on every request (nine
+    times for ``/livez``); whether a function is a coroutine function never changes, so the
+    answer is remembered per plain function (bound methods are made afresh per request, so
+    they are remembered by their underlying function).
+    """
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._is_async: dict[FunctionType, bool] = {}
+
+    def ensure_sync(self, func: Callable[..., Any]) -> Callable[..., Any]:
+        code = getattr(func, "__func__", func)
+        if type(code) is not FunctionType:  # partials, callable objects: ask every time
+            return super().ensure_sync(func)
+        is_async = self._is_async.get(code)
+        if is_async is None:
+            is_async = self._is_async[code] = iscoroutinefunction(func)
+        return self.async_to_sync(func) if is_async else func
 
 
 def create_app(
@@ -47,7 +73,8 @@ def create_app(
     so the deployment files can be checked against them); ``init`` wires what is
     particular to the service (OAuth server, pages, tasks) after the common parts exist.
     """
-    app = Flask(import_name or service, instance_relative_config=False)
+    app = ServiceFlask(import_name or service, instance_relative_config=False)
+    app.session_interface = LazyCookieSessionInterface()
     app.url_map.converters["int"] = DatabaseIntConverter  # before any route is added
     app.config.from_mapping(cfg.defaults(service))
     app.config.from_mapping(settings or {})
@@ -57,7 +84,11 @@ def create_app(
     app.config["DATABASE_URL"] = cfg.service_setting(app.config, service, "DATABASE_URL")
     app.config["SERVICE_URLS"] = cfg.service_urls(app.config)
 
+    # Each service its own session secret and key-encryption key (XSN_<SERVICE>_SECRET_KEY,
+    # XSN_<SERVICE>_KEK), so a process holding several services' settings (the worker, the
+    # migrate job) gives each app its own.
     app.config["SECRET_KEY"] = cfg.service_setting(app.config, service, "SECRET_KEY")
+    app.config["KEK"] = cfg.service_setting(app.config, service, "KEK")
     if not app.config["SECRET_KEY"]:
         app.config["SECRET_KEY"] = cfg.local_secret(app.config, f"secret_key_{service}", 32).hex()
     configure_logging(app.config.get("LOG_LEVEL", "INFO"))

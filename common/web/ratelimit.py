@@ -1,4 +1,5 @@
-"""Rate limits on the ``limits`` library (the engine under flask-limiter).
+"""Rate limits on the ``limits`` library (the engine flask-limiter is built on; flask-limiter
+itself is not used).
 
 Each app gets its own storage (Redis from ``REDIS_URL``, memory otherwise) rather than
 flask-limiter's one module-level ``Limiter``: several apps live in one test process, and

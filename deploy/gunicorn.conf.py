@@ -1,0 +1,38 @@
+"""gunicorn settings for the containers (docker-compose.yml, deploy/k8s): ``gunicorn --config /app/gunicorn.conf.py``.
+
+Prometheus in multiprocess mode: every worker writes its counters to files in
+``PROMETHEUS_MULTIPROC_DIR`` and ``/metrics`` (``common.web.observability``) adds up all of
+them, so a scrape sees the whole container, not whichever worker answered it. The directory
+is emptied when the arbiter starts (files from a previous run would be counted again), and
+a dead worker's live gauges are dropped.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+
+# The heartbeat file of each worker: on tmpfs, so a slow or read-only disk cannot make the
+# arbiter think a busy worker hung.
+worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None  # noqa: S108 - tmpfs by design
+# Access lines come from the application (one JSON line per request with request id, client and
+# subject); gunicorn's own would be a second, poorer line per request.
+accesslog = None
+errorlog = "-"
+graceful_timeout = 20
+timeout = 60
+
+
+def on_starting(server) -> None:
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if directory:
+        os.makedirs(directory, exist_ok=True)
+        for path in glob.glob(os.path.join(directory, "*.db")):
+            os.remove(path)
+
+
+def child_exit(server, worker) -> None:
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)

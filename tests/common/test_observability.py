@@ -1,0 +1,71 @@
+"""One JSON access line per request (request id, client, subject), rendered by orjson; metrics."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+from common.web.logging import render_json
+
+TEST_KEK = "00112233445566778899aabbccddeeff"
+
+
+def test_each_request_writes_one_json_access_line_with_request_id_client_and_subject(tmp_path):
+    # A fresh process: logging is configured once per process, to the real stderr.
+    script = textwrap.dedent("""
+        from flask import g
+        import seal
+
+        app = seal.create_app({"TESTING": True, "PROXY_HOPS": 1})
+
+        @app.get("/test/as-client")
+        def as_client():
+            g.client_id, g.subject = "xsn-licenses", "person-42"  # what common.web.auth sets
+            return {"ok": True}
+
+        client = app.test_client()
+        client.get("/test/as-client", headers={"X-Request-ID": "req-from-gateway-1"})
+        client.get("/nope")
+        client.get("/metrics")
+    """)
+    env = dict(os.environ, XSN_VAR_DIR=str(tmp_path), XSN_KEK=TEST_KEK, XSN_LOG_LEVEL="INFO",
+               XSN_DATABASE_URL=f"sqlite:///{tmp_path / 'seal.db'}")
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120,
+                          cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
+    assert done.returncode == 0, done.stderr
+    lines = [json.loads(line) for line in done.stderr.splitlines() if line.startswith("{")]
+    access = [line for line in lines if line.get("event") == "request"]
+    assert [(line["path"], line["status"]) for line in access] == [("/test/as-client", 200), ("/nope", 404)]
+    first, second = access
+    assert first["request_id"] == "req-from-gateway-1"
+    assert first["client_id"] == "xsn-licenses" and first["subject"] == "person-42"
+    assert first["service"] == "seal" and first["level"] == "info" and first["method"] == "GET"
+    assert first["timestamp"].endswith("Z") and isinstance(first["duration_ms"], float)
+    assert len(second["request_id"]) == 32 and second["client_id"] is None  # generated; nothing bound from before
+
+
+def test_json_rendering_never_loses_a_line():
+    class Thing:
+        def __repr__(self):
+            return "<thing>"
+
+    assert json.loads(render_json(None, "info", {"event": "x", "n": 1, "s": "中文"})) == {"event": "x", "n": 1,
+                                                                                       "s": "中文"}
+    assert json.loads(render_json(None, "info", {"event": "x", "obj": Thing()}))["obj"] == "<thing>"
+    assert json.loads(render_json(None, "info", {"event": "x", 3: "int key"}))["3"] == "int key"
+    # orjson refuses integers beyond 64 bits: the standard library takes the line instead.
+    assert json.loads(render_json(None, "info", {"event": "x", "big": 2**70}))["big"] == 2**70
+
+
+def test_metrics_count_each_route_once_per_request(make_app):
+    client = make_app("seal").test_client()
+    for _ in range(3):
+        client.get("/livez")
+    client.post("/livez")
+    text = client.get("/metrics").get_data(as_text=True)
+    assert 'xsn_http_requests_total{method="GET",route="/livez",service="seal",status="200"} 3.0' in text
+    assert 'xsn_http_requests_total{method="POST",route="<unmatched>",service="seal",status="405"} 1.0' in text
+    assert 'xsn_http_request_duration_seconds_count{method="GET",route="/livez",service="seal"} 3.0' in text
