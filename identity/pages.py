@@ -6,8 +6,6 @@ shown as friendly messages from the catalog (``err.<code>``). Every form carries
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import time
 from datetime import timedelta, timezone
 from functools import wraps
@@ -22,6 +20,7 @@ from common.web.ratelimit import RateLimited, get_limits
 from identity import accounts, organisations, realname, recovery
 from identity.login import current_login, end_login, login_url, safe_next, start_login
 from identity.login_sessions import list_login_sessions, revoke_all_login_sessions, revoke_login_session
+from identity.oauth import consents
 from identity.qr import qr_svg
 
 blp = protect(Blueprint("pages", __name__, template_folder="templates", static_folder="static",
@@ -190,12 +189,6 @@ def register():
 # --- account -----------------------------------------------------------------------------------
 
 
-def _consents_module():
-    if importlib.util.find_spec("identity.oauth_consents") is None:
-        return None
-    return importlib.import_module("identity.oauth_consents")
-
-
 @blp.route("/")
 def home():
     return redirect(url_for("pages.account"))
@@ -206,13 +199,12 @@ def home():
 def account():
     db = get_session()
     person = g.person
-    consents = _consents_module()
     return render_template(
         "identity/account.html", person=person,
         id_number=accounts.masked_id_number(db, person), mobile=accounts.masked_mobile(db, person),
         orgs=organisations.organisations_of(db, person), grants=organisations.active_grants(db, person),
         sessions=list_login_sessions(db, person), current_session=current_login().session_id,
-        apps=consents.list_consents(db, person.id) if consents else None, local_time=local_time)
+        apps=consents.list_consents(db, person.id), local_time=local_time)
 
 
 @blp.route("/account/password", methods=["POST"])
@@ -305,9 +297,6 @@ def revoke_other_sessions():
 @blp.route("/account/apps/<client_id>/revoke", methods=["POST"])
 @login_required
 def revoke_app(client_id: str):
-    consents = _consents_module()
-    if consents is None:
-        abort(404)
     consents.revoke_consent(get_session(), g.person.id, client_id)
     flash(_("account.app_revoked"))
     return _to_account("apps")

@@ -82,6 +82,6 @@ def seed(app: Flask) -> None:
                 organisations.grant_staff_role(session, staff, **grant)
         session.commit()
     log.info("identity_seeded", people=len(DEMO_PEOPLE))
-    from identity import oauth_seed  # demo OAuth clients and signing keys (the OAuth part)
+    from identity.oauth import seed as oauth_seed  # demo OAuth clients and signing keys (the OAuth part)
 
     oauth_seed.seed(app)

@@ -257,8 +257,8 @@ def test_pages_work_without_javascript(seeded, client):
 
 
 def test_linked_apps_are_listed_and_revocable(seeded, pages, app):
-    from identity.clients import ClientSpec, register_client
-    from identity.oauth_consents import list_consents, record_consent
+    from identity.oauth.clients import ClientSpec, register_client
+    from identity.oauth.consents import list_consents, record_consent
 
     with app.app_context(), app.extensions["xsn_db"].session() as db:
         person = accounts.find_person_by_id_number(db, CITIZEN["id_number"])

@@ -12,8 +12,8 @@ from joserfc.jwk import ECKey, OctKey
 
 from common.db import get_db
 from common.web.auth import InvalidToken, JWKSCache, TokenVerifier
-from identity import tokens
-from identity.oauth import state
+from identity.oauth import tokens
+from identity.oauth.context import state
 
 ISSUER = "https://gov.example/identity"
 
@@ -36,7 +36,7 @@ def minted(app_factory):
             claims = {k: v for k, v in claims.items() if v is not None}
             kid, signing = keys.signing_key(session, "ES256")
             protected = {"alg": "ES256", "typ": "at+jwt", "kid": kid, **(header or {})}
-            return jwt.encode(protected, claims, key or signing, algorithms=[protected["alg"]])
+            return jwt.encode(protected, claims, key or ECKey.import_key(signing), algorithms=[protected["alg"]])
 
         verifier = TokenVerifier(issuer=ISSUER, audience="xsn:seal", jwks=JWKSCache(lambda: jwks))
         yield mint, verifier, jwks

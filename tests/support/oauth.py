@@ -10,7 +10,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 from common.crypto.keystore import load_kek
 from common.db import get_db
-from identity import clients
+from identity.oauth import clients
 
 CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
 REDIRECT = "http://127.0.0.1:8765/callback"

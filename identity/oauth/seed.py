@@ -18,10 +18,10 @@ from flask import Flask
 from common.crypto.gm import hmac_sm3
 from common.crypto.keystore import load_kek
 from common.db import get_db
-from identity import clients, tokens
-from identity.oauth_models import OAuthClient
+from identity.oauth import clients, tokens
+from identity.oauth.models import OAuthClient
 
-log = structlog.get_logger("xsn.identity.oauth_seed")
+log = structlog.get_logger("xsn.identity.oauth.seed")
 
 # client_id -> (scopes, audiences) of our own services' client-credentials clients.
 SERVICE_CLIENTS: dict[str, tuple[list[str], list[str]]] = {

@@ -1,0 +1,125 @@
+"""Authlib's model interfaces over our rows: clients, codes, refresh and access tokens."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from authlib.oauth2.rfc6749 import ClientMixin, TokenMixin, scope_to_list
+from authlib.oidc.core import AuthorizationCodeMixin
+
+from common.db import utcnow
+from identity.accounts import acr_for
+from identity.oauth.clients import check_secret
+from identity.oauth.models import AuthorizationCode, OAuthClient, RefreshToken
+
+
+class ClientAdapter(ClientMixin):
+    def __init__(self, model: OAuthClient, secret_key: bytes) -> None:
+        self.model = model
+        self._secret_key = secret_key
+
+    @property
+    def client_id(self) -> str:
+        return self.model.client_id
+
+    def get_client_id(self):
+        return self.model.client_id
+
+    def get_default_redirect_uri(self):
+        return None  # redirect_uri is required on every request (exact match only)
+
+    def get_allowed_scope(self, scope):
+        allowed = [s for s in scope_to_list(scope or "") if s in self.model.scopes]
+        return " ".join(dict.fromkeys(allowed)) or None
+
+    def check_redirect_uri(self, redirect_uri):
+        return redirect_uri in self.model.redirect_uris  # exact string match, no prefix or pattern
+
+    def check_client_secret(self, client_secret):
+        return check_secret(self._secret_key, self.model.secret_hash, client_secret)
+
+    def check_endpoint_auth_method(self, method, endpoint):
+        return method == self.model.token_endpoint_auth_method
+
+    def check_response_type(self, response_type):
+        return response_type == "code" and "authorization_code" in self.model.grant_types
+
+    def check_grant_type(self, grant_type):
+        return grant_type in self.model.grant_types
+
+
+class CodeRecord(AuthorizationCodeMixin):
+    def __init__(self, row: AuthorizationCode) -> None:
+        self.row = row
+
+    def get_redirect_uri(self):
+        return self.row.redirect_uri
+
+    def get_scope(self):
+        return self.row.scope
+
+    def get_nonce(self):
+        return self.row.nonce
+
+    def get_auth_time(self):
+        return int(self.row.auth_time.timestamp())
+
+    def get_acr(self):
+        return acr_for(self.row.acr)
+
+    def get_amr(self):
+        return self.row.amr.split()
+
+
+class RefreshRecord(TokenMixin):
+    kind = "refresh_token"
+
+    def __init__(self, row: RefreshToken, issuer: str) -> None:
+        self.row = row
+        self.issuer = issuer
+
+    def check_client(self, client):
+        return self.row.client_id == client.get_client_id()
+
+    def get_scope(self):
+        return self.row.scope
+
+    def get_expires_in(self):
+        return max(0, int((self.row.expires_at - utcnow()).total_seconds()))
+
+    def is_expired(self):
+        return self.row.expires_at <= utcnow()
+
+    def is_revoked(self):
+        return self.row.revoked_at is not None or self.row.used_at is not None
+
+    def introspection(self) -> dict[str, Any]:
+        return {"active": True, "token_type": "refresh_token", "client_id": self.row.client_id,
+                "sub": self.row.person_id, "scope": self.row.scope, "iss": self.issuer,
+                "exp": int(self.row.expires_at.timestamp()), "iat": int(self.row.issued_at.timestamp())}
+
+
+class AccessRecord(TokenMixin):
+    kind = "access_token"
+
+    def __init__(self, claims: dict[str, Any]) -> None:
+        self.claims = claims
+
+    def check_client(self, client):
+        return self.claims.get("client_id") == client.get_client_id()
+
+    def get_scope(self):
+        return self.claims.get("scope", "")
+
+    def get_expires_in(self):
+        return max(0, int(self.claims["exp"] - utcnow().timestamp()))
+
+    def is_expired(self):
+        return self.claims["exp"] <= utcnow().timestamp()
+
+    def is_revoked(self):
+        return False  # the verifier already refused revoked ones
+
+    def introspection(self) -> dict[str, Any]:
+        keep = ("scope", "client_id", "sub", "aud", "iss", "exp", "iat", "nbf", "jti", "acr", "auth_time", "sid")
+        return {"active": True, "token_type": "Bearer", **{k: self.claims[k] for k in keep if k in self.claims}}
