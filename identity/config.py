@@ -41,3 +41,10 @@ SETTINGS: dict[str, Any] = {
     "FEDERATION_SCOPE": "openid profile idcard:full",
     "FEDERATION_TIMEOUT": 5.0,
 }
+
+
+def public_url(config: dict[str, Any]) -> str:
+    """Identity's public base URL (through the gateway), from configuration only: every
+    absolute URL identity emits (issuer, reset links, callbacks) starts with it, never with
+    the request's ``Host``, which a client chooses."""
+    return (config.get("OAUTH_ISSUER") or f"{config['PUBLIC_BASE_URL'].rstrip('/')}/identity").rstrip("/")

@@ -18,6 +18,7 @@ from common.web.i18n import gettext as _
 from common.web.pages import protect
 from common.web.ratelimit import RateLimited, get_limits
 from identity import accounts, organisations, realname, recovery
+from identity.config import public_url
 from identity.login import current_login, end_login, login_url, safe_next, start_login
 from identity.login_sessions import list_login_sessions, revoke_all_login_sessions, revoke_login_session
 from identity.oauth import consents
@@ -279,6 +280,7 @@ def verify_realname():
 def revoke_session(session_id: str):
     try:
         revoke_login_session(get_session(), g.person, session_id)
+        get_session().commit()
     except Problem as exc:
         flash(problem_message(exc))
     else:
@@ -290,6 +292,7 @@ def revoke_session(session_id: str):
 @login_required
 def revoke_other_sessions():
     count = revoke_all_login_sessions(get_session(), g.person, keep=current_login().session_id)
+    get_session().commit()
     flash(_("account.sessions_revoked", count=count))
     return _to_account("sessions")
 
@@ -315,7 +318,7 @@ def forgot_password():
         get_limits().check(f"reset-ip:{request.remote_addr}", config["PASSWORD_RESET_RATE_LIMIT"])
         recovery.request_password_reset(
             get_session(), id_number=form["id_number"], mobile=form["mobile"], notifier=recovery.OutboxNotifier(),
-            link_for=lambda token: url_for("pages.reset_password", token=token, _external=True),
+            link_for=lambda token: f"{public_url(config)}/password/reset/{token}",
             ttl=timedelta(minutes=float(config["PASSWORD_RESET_MINUTES"])))
     except accounts.InvalidInput as exc:
         return render_template("identity/forgot.html", form=form, errors=field_messages(exc.errors)), 422

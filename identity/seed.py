@@ -52,6 +52,9 @@ DEMO_STAFF = {"person": "王五", "grants": [
     {"department": "西安市数据局", "role": "auditor", "params": {}},
     {"department": "西安市数据局", "role": "identity_admin", "params": {}},
     {"department": "西安市数据局", "role": "seal_admin", "params": {}},
+    {"department": "西安市行政审批服务局", "role": "license_admin", "params": {}},
+    {"department": "西安市财政局", "role": "payment_admin", "params": {}},
+    {"department": "西安市数据局", "role": "messaging_admin", "params": {}},
 ]}
 
 

@@ -7,14 +7,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from identity.config import public_url
+
 # Scopes about a person: never granted to a client-credentials token (it has no person).
 PERSON_SCOPES = frozenset({"openid", "profile", "phone", "phone:full", "idcard", "idcard:full", "org", "staff",
                            "offline_access"})
 
 
 def issuer_url(config: dict[str, Any]) -> str:
-    """The issuer identifier, from configuration only (never from the request's ``Host``)."""
-    return (config.get("OAUTH_ISSUER") or f"{config['PUBLIC_BASE_URL'].rstrip('/')}/identity").rstrip("/")
+    """The issuer identifier: identity's public URL, from configuration only (never the ``Host``)."""
+    return public_url(config)
 
 
 def digest(value: str) -> str:
