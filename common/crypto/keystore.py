@@ -109,6 +109,15 @@ def public_jwk(row: SigningKeyMixin) -> dict[str, str]:
     return {**jwk, "kid": row.kid, "use": "sig", "alg": row.algorithm}
 
 
+def new_private_key(algorithm: str):
+    """A fresh private key (the one place keys are generated; tests may hand out pre-made ones)."""
+    if algorithm == SM2:
+        return SM2PrivateKey.generate()
+    if algorithm == ES256:
+        return ec.generate_private_key(ec.SECP256R1())
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
 class KeyStore:
     """Keys of one service. ``model`` is that service's ``SigningKeyMixin`` table."""
 
@@ -120,28 +129,20 @@ class KeyStore:
     # -- creating ---------------------------------------------------------------------
     def generate(self, purpose: str, algorithm: str = SM2, *, status: str = ACTIVE) -> SigningKeyMixin:
         """Create a key (flushed); the caller commits."""
-        if algorithm == RS256:
-            rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-            private_pem = rsa_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                                serialization.NoEncryption())
-            public_pem = rsa_key.public_key().public_bytes(serialization.Encoding.PEM,
-                                                           serialization.PublicFormat.SubjectPublicKeyInfo)
-            kid = jwk_thumbprint(rs256_public_jwk(rsa_key.public_key()))
-        elif algorithm == SM2:
-            sm2_key = SM2PrivateKey.generate()
-            private_pem = sm2_key.to_pem()
-            public_pem = sm2_key.public_key().to_pem()
-            kid = sm2_key.public_key().fingerprint()[:32]
-        elif algorithm == ES256:
-            ec_key = ec.generate_private_key(ec.SECP256R1())
-            private_pem = ec_key.private_bytes(serialization.Encoding.PEM,
-                                               serialization.PrivateFormat.PKCS8,
-                                               serialization.NoEncryption())
-            public_pem = ec_key.public_key().public_bytes(serialization.Encoding.PEM,
-                                                          serialization.PublicFormat.SubjectPublicKeyInfo)
-            kid = jwk_thumbprint(es256_public_jwk(ec_key.public_key()))
-        else:
+        if algorithm not in ALGORITHMS:
             raise KeyStoreError(f"unsupported algorithm {algorithm}", code="key_algorithm_unsupported")
+        private = new_private_key(algorithm)
+        if algorithm == SM2:
+            private_pem = private.to_pem()
+            public_pem = private.public_key().to_pem()
+            kid = private.public_key().fingerprint()[:32]
+        else:
+            private_pem = private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                serialization.NoEncryption())
+            public_pem = private.public_key().public_bytes(serialization.Encoding.PEM,
+                                                           serialization.PublicFormat.SubjectPublicKeyInfo)
+            jwk = (es256_public_jwk if algorithm == ES256 else rs256_public_jwk)(private.public_key())
+            kid = jwk_thumbprint(jwk)
         # The kid is bound as associated data: a ciphertext moved to another row fails.
         sealed = sm4_gcm_encrypt(self.kek, private_pem, kid.encode())
         row = self.model(kid=kid, purpose=purpose, algorithm=algorithm, status=status,
