@@ -15,7 +15,7 @@ from flask import Flask
 from common.crypto.keystore import load_kek
 from common.db import get_db, get_session
 from identity.oauth import revocations, tokens
-from identity.oauth.adapters import ClientAdapter
+from identity.oauth.adapters import ClientAdapter, load_client
 from identity.oauth.clients import secret_hash_key
 from identity.oauth.context import OAuthState, issuer, state
 from identity.oauth.endpoints import IntrospectionEndpoint, RevocationEndpoint
@@ -26,16 +26,13 @@ from identity.oauth.grants import (
     PkceS256,
     RefreshTokenGrant,
 )
-from identity.oauth.models import OAuthClient
 
 
 def _query_client(client_id):
-    if not client_id:
+    if not client_id or not isinstance(client_id, str):
         return None
-    row = get_session().get(OAuthClient, client_id)
-    if row is None or row.disabled_at is not None:
-        return None
-    return ClientAdapter(row, state().secret_key)
+    record = load_client(get_session(), client_id)
+    return ClientAdapter(record, state().secret_key) if record is not None else None
 
 
 def _save_token(token, request):
