@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 from datetime import timedelta
 from typing import Any
 
@@ -14,40 +12,11 @@ from flask_smorest import Api
 from common.crypto.keystore import load_kek
 from common.db import get_db
 from common.web.app import create_app as build_app
-
-SETTINGS: dict[str, Any] = {
-    # argon2id parameters; None = argon2-cffi's defaults (RFC 9106 low-memory profile).
-    # Tests set cheap values: a default hash costs ~50-200 ms.
-    "PASSWORD_HASH_TIME_COST": None,
-    "PASSWORD_HASH_MEMORY_COST": None,
-    "PASSWORD_HASH_PARALLELISM": None,
-    "LOGIN_MAX_FAILURES": 5,  # per account, then locked for LOGIN_LOCK_MINUTES
-    "LOGIN_LOCK_MINUTES": 15,
-    "LOGIN_RATE_LIMIT": "20/minute",  # login POSTs per client IP
-    "LOGIN_SESSION_HOURS": 12,
-    "PERMANENT_SESSION_LIFETIME": timedelta(hours=12),
-    "TOTP_ISSUER": "西安统一身份认证",
-    # RealNameVerifier: "embedded" (local demo register) or "http" (population-register service)
-    "REALNAME_VERIFIER": "embedded",
-    "REALNAME_URL": None,
-    "REALNAME_API_KEY": None,
-    "REALNAME_TIMEOUT": 3.0,
-    "REALNAME_RATE_LIMIT": "5/hour",  # verification attempts per person
-    "PASSWORD_RESET_MINUTES": 30,
-    "PASSWORD_RESET_RATE_LIMIT": "5/hour",  # reset requests per client IP
-    # The embedded notifier's outbox is readable at /dev/outbox (never in production).
-    "DEMO_OUTBOX_PAGE": True,
-    # Set by the federation part: the login page offers the provincial login when set.
-    "FEDERATION_UPSTREAM_ISSUER": None,
-}
+from identity.config import SETTINGS
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
-    settings = dict(SETTINGS)
-    if importlib.util.find_spec("identity.oauth") is not None:
-        # The OAuth part declares its own settings next to its code.
-        settings.update(getattr(importlib.import_module("identity.oauth"), "SETTINGS", {}))
-    return build_app("identity", test_config, import_name=__name__, init=_init, settings=settings)
+    return build_app("identity", test_config, import_name=__name__, init=_init, settings=dict(SETTINGS))
 
 
 def password_hasher(config: dict[str, Any]) -> PasswordHasher:
@@ -64,6 +33,7 @@ def _init(app: Flask, api: Api) -> None:
     from identity import pages
     from identity.accounts import AccountPolicy, install_policy
     from identity.i18n import CATALOG
+    from identity.oauth.server import init_oauth
     from identity.pii import PiiCipher
     from identity.realname import make_verifier
 
@@ -79,5 +49,4 @@ def _init(app: Flask, api: Api) -> None:
     init_i18n(app, CATALOG)
     pages.init_app(app)
     api.register_blueprint(identity_api.blp)
-    if importlib.util.find_spec("identity.oauth") is not None:
-        importlib.import_module("identity.oauth").init_oauth(app, api)
+    init_oauth(app, api)

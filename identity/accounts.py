@@ -18,7 +18,7 @@ from typing import Any
 import pyotp
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import select
+from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -415,13 +415,30 @@ def verify_totp(session: Session, person: Person, code: str) -> None:
     if person.totp_secret_enc is None:
         raise InvalidTotp()
     step = _totp_step(policy(session).pii.decrypt(TOTP, person.totp_secret_enc), code)
-    if step is None or (person.totp_last_step is not None and step <= person.totp_last_step):
+    if step is None or not _claim_totp_step(session, person, step):
         _record_failure(session, person)
         _check_lock(person)
         raise InvalidTotp()
-    person.totp_last_step = step
     person.failed_logins = 0
     session.commit()
+
+
+def _claim_totp_step(session: Session, person: Person, step: int) -> bool:
+    """Move ``totp_last_step`` forward to ``step`` in one conditional UPDATE: of two concurrent
+    uses of one code (each having read the old step) the database lets exactly one through,
+    because the second UPDATE's condition no longer holds once the first has written
+    (PostgreSQL re-checks it after waiting on the row lock)."""
+    claimed = session.execute(
+        update(Person)
+        .where(Person.id == person.id,
+               or_(Person.totp_last_step.is_(None), Person.totp_last_step < step))
+        .values(totp_last_step=step)
+        .execution_options(synchronize_session=False)).rowcount
+    if claimed != 1:
+        session.refresh(person)
+        return False
+    person.totp_last_step = step
+    return True
 
 
 # --- OIDC claims -------------------------------------------------------------------------------

@@ -212,7 +212,10 @@ class MySessions(MethodView):
     @_doc
     def delete(self):
         """Sign out everywhere: revoke every login session of the caller."""
-        return {"revoked": revoke_all_login_sessions(get_session(), _me())}
+        db = get_session()
+        count = revoke_all_login_sessions(db, _me())
+        db.commit()
+        return {"revoked": count}
 
 
 @blp.route("/me/sessions/<session_id>")
@@ -222,4 +225,6 @@ class MySession(MethodView):
     @_doc
     def delete(self, session_id):
         """Revoke one of the caller's login sessions."""
-        revoke_login_session(get_session(), _me(), session_id)
+        db = get_session()
+        revoke_login_session(db, _me(), session_id)
+        db.commit()

@@ -44,7 +44,7 @@ def clients() -> None:
 @click.option("--json", "as_json", is_flag=True, help="print the result as JSON")
 def create(as_json: bool, **options) -> None:
     """Register a client and print its secret (shown once; only a keyed hash is kept)."""
-    from identity import clients as registry
+    from identity.oauth import clients as registry
 
     spec = registry.ClientSpec(
         name=options["name"], client_id=options["client_id"], client_type=options["client_type"],
@@ -77,7 +77,7 @@ def create(as_json: bool, **options) -> None:
 @clients.command("list")
 def list_() -> None:
     """Registered clients."""
-    from identity import clients as registry
+    from identity.oauth import clients as registry
 
     with _session() as (_app, session):
         for client in registry.list_clients(session):
@@ -98,7 +98,7 @@ def rotate(alg: str) -> None:
     Workers pick up the new active key within 30 seconds; the old key stays in the JWKS until
     the tokens it signed have expired.
     """
-    from identity import tokens
+    from identity.oauth import tokens
 
     with _session() as (app, session):
         row = tokens.rotate_keys(session, load_kek(app.config), alg)

@@ -31,9 +31,10 @@ from sqlalchemy import delete, select
 
 from common.db import get_session, utcnow
 from common.errors import Problem
-from identity import tokens
-from identity.oauth import digest, issuer
-from identity.oauth_models import FederatedIdentity, FederationPending
+from identity.oauth import tokens
+from identity.oauth.context import issuer
+from identity.oauth.kernel import digest
+from identity.oauth.models import FederatedIdentity, FederationPending
 
 log = structlog.get_logger("xsn.identity.federation")
 bp = Blueprint("federation", __name__, url_prefix="/federation")

@@ -12,8 +12,8 @@ from urllib.parse import urlsplit
 
 from flask import current_app, g, request, session, url_for
 
-from common.db import get_session, utcnow
-from identity.login_sessions import active_login_session, create_login_session
+from common.db import get_session
+from identity.login_sessions import active_login_session, create_login_session, end_login_session, touch_login_session
 from identity.models import LoginSession, Person
 
 COOKIE_KEY = "identity_sid"
@@ -36,9 +36,12 @@ def _state(row: LoginSession) -> LoginState:
 def current_login() -> LoginState | None:
     """The browser's valid, unrevoked login, or None (cached for the request)."""
     if "identity_login" not in g:
-        row = active_login_session(get_session(), session.get(COOKIE_KEY))
+        db = get_session()
+        row = active_login_session(db, session.get(COOKIE_KEY))
         if row is None and COOKIE_KEY in session:
             session.pop(COOKIE_KEY)
+        if row is not None and touch_login_session(row):
+            db.commit()
         g.identity_login = _state(row) if row is not None else None
     return g.identity_login
 
@@ -46,8 +49,10 @@ def current_login() -> LoginState | None:
 def start_login(person: Person, amr: list[str]) -> LoginState:
     """Create the LoginSession row (committed) and point the browser's cookie at it."""
     lifetime = timedelta(hours=float(current_app.config["LOGIN_SESSION_HOURS"]))
-    row = create_login_session(get_session(), person, amr=amr, lifetime=lifetime,
+    db = get_session()
+    row = create_login_session(db, person, amr=amr, lifetime=lifetime,
                                ip=request.remote_addr, user_agent=request.headers.get("User-Agent"))
+    db.commit()
     session.clear()  # a fresh cookie at login: nothing carried over from before (fixation)
     session[COOKIE_KEY] = row.id
     session.permanent = True
@@ -61,8 +66,8 @@ def end_login() -> None:
     if state is not None:
         db = get_session()
         row = db.get(LoginSession, state.session_id)
-        if row is not None and row.revoked_at is None:
-            row.revoked_at = utcnow()
+        if row is not None:
+            end_login_session(db, row)
             db.commit()
     session.clear()
     g.identity_login = None

@@ -158,4 +158,4 @@ class OutboxMessage(Base):
 
 # The OAuth part's tables (identity/oauth_models.py) share this Base: import them so that the
 # metadata (migrations, schema checks) is complete whichever module is imported first.
-from identity import oauth_models  # noqa: E402,F401
+from identity.oauth import models as oauth_models  # noqa: E402,F401

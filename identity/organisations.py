@@ -31,6 +31,9 @@ ROLE_SCOPES: dict[str, tuple[str, ...]] = {
     "identity_admin": ("identity:admin", "identity:people:read"),
     "seal_admin": ("seal:admin", "seal:use"),
     "messaging_operator": ("messaging:send",),
+    "license_admin": ("licenses:admin", "licenses:read"),
+    "payment_admin": ("payment:admin", "payment:read"),
+    "messaging_admin": ("messaging:admin",),
 }
 
 

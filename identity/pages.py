@@ -6,8 +6,6 @@ shown as friendly messages from the catalog (``err.<code>``). Every form carries
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import time
 from datetime import timedelta, timezone
 from functools import wraps
@@ -20,8 +18,10 @@ from common.web.i18n import gettext as _
 from common.web.pages import protect
 from common.web.ratelimit import RateLimited, get_limits
 from identity import accounts, organisations, realname, recovery
+from identity.config import public_url
 from identity.login import current_login, end_login, login_url, safe_next, start_login
 from identity.login_sessions import list_login_sessions, revoke_all_login_sessions, revoke_login_session
+from identity.oauth import consents
 from identity.qr import qr_svg
 
 blp = protect(Blueprint("pages", __name__, template_folder="templates", static_folder="static",
@@ -190,12 +190,6 @@ def register():
 # --- account -----------------------------------------------------------------------------------
 
 
-def _consents_module():
-    if importlib.util.find_spec("identity.oauth_consents") is None:
-        return None
-    return importlib.import_module("identity.oauth_consents")
-
-
 @blp.route("/")
 def home():
     return redirect(url_for("pages.account"))
@@ -206,13 +200,12 @@ def home():
 def account():
     db = get_session()
     person = g.person
-    consents = _consents_module()
     return render_template(
         "identity/account.html", person=person,
         id_number=accounts.masked_id_number(db, person), mobile=accounts.masked_mobile(db, person),
         orgs=organisations.organisations_of(db, person), grants=organisations.active_grants(db, person),
         sessions=list_login_sessions(db, person), current_session=current_login().session_id,
-        apps=consents.list_consents(db, person.id) if consents else None, local_time=local_time)
+        apps=consents.list_consents(db, person.id), local_time=local_time)
 
 
 @blp.route("/account/password", methods=["POST"])
@@ -287,6 +280,7 @@ def verify_realname():
 def revoke_session(session_id: str):
     try:
         revoke_login_session(get_session(), g.person, session_id)
+        get_session().commit()
     except Problem as exc:
         flash(problem_message(exc))
     else:
@@ -298,6 +292,7 @@ def revoke_session(session_id: str):
 @login_required
 def revoke_other_sessions():
     count = revoke_all_login_sessions(get_session(), g.person, keep=current_login().session_id)
+    get_session().commit()
     flash(_("account.sessions_revoked", count=count))
     return _to_account("sessions")
 
@@ -305,9 +300,6 @@ def revoke_other_sessions():
 @blp.route("/account/apps/<client_id>/revoke", methods=["POST"])
 @login_required
 def revoke_app(client_id: str):
-    consents = _consents_module()
-    if consents is None:
-        abort(404)
     consents.revoke_consent(get_session(), g.person.id, client_id)
     flash(_("account.app_revoked"))
     return _to_account("apps")
@@ -326,7 +318,7 @@ def forgot_password():
         get_limits().check(f"reset-ip:{request.remote_addr}", config["PASSWORD_RESET_RATE_LIMIT"])
         recovery.request_password_reset(
             get_session(), id_number=form["id_number"], mobile=form["mobile"], notifier=recovery.OutboxNotifier(),
-            link_for=lambda token: url_for("pages.reset_password", token=token, _external=True),
+            link_for=lambda token: f"{public_url(config)}/password/reset/{token}",
             ttl=timedelta(minutes=float(config["PASSWORD_RESET_MINUTES"])))
     except accounts.InvalidInput as exc:
         return render_template("identity/forgot.html", form=form, errors=field_messages(exc.errors)), 422

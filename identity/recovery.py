@@ -97,7 +97,8 @@ def reset_password(session: Session, token: str, new_password: str) -> Person:
     person = session.get(Person, row.person_id)
     accounts.set_password(session, person, new_password)
     row.used_at = utcnow()
-    revoke_all_login_sessions(session, person)  # commits
+    revoke_all_login_sessions(session, person)
+    session.commit()
     return person
 
 

@@ -52,6 +52,9 @@ DEMO_STAFF = {"person": "王五", "grants": [
     {"department": "西安市数据局", "role": "auditor", "params": {}},
     {"department": "西安市数据局", "role": "identity_admin", "params": {}},
     {"department": "西安市数据局", "role": "seal_admin", "params": {}},
+    {"department": "西安市行政审批服务局", "role": "license_admin", "params": {}},
+    {"department": "西安市财政局", "role": "payment_admin", "params": {}},
+    {"department": "西安市数据局", "role": "messaging_admin", "params": {}},
 ]}
 
 
@@ -82,6 +85,6 @@ def seed(app: Flask) -> None:
                 organisations.grant_staff_role(session, staff, **grant)
         session.commit()
     log.info("identity_seeded", people=len(DEMO_PEOPLE))
-    from identity import oauth_seed  # demo OAuth clients and signing keys (the OAuth part)
+    from identity.oauth import seed as oauth_seed  # demo OAuth clients and signing keys (the OAuth part)
 
     oauth_seed.seed(app)

@@ -2,8 +2,16 @@
 
 Each service stores its own keys (token-signing, seal, log) in its own ``signing_keys``
 table, defined by mixing :class:`SigningKeyMixin` into the service's declarative base. A key
-has a key id, a purpose, an algorithm and a status; rotation retires the active key but
-keeps its public part so that what it signed stays verifiable.
+has a key id, a purpose, an algorithm (SM2, ES256, RS256) and a status:
+
+- ``active`` signs;
+- ``next`` is already published (e.g. in a JWKS) but does not sign yet, so that verifiers
+  which cached the published set since the last rotation know the key before it is used;
+- ``retired`` no longer signs; its public part stays so that what it signed stays verifiable.
+
+Decrypting a private key costs more than most signatures, so :meth:`KeyStore.private_key`
+keeps decrypted keys per process (:data:`_DECRYPTED`, keyed by KEK and kid: a kid's key never
+changes, so the cache never goes stale).
 """
 
 from __future__ import annotations
@@ -11,11 +19,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import threading
 from datetime import datetime
 from typing import Any
 
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from sqlalchemy import String, Text, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
@@ -26,8 +35,13 @@ from common.errors import Problem
 
 SM2 = "SM2"
 ES256 = "ES256"
-ALGORITHMS = (SM2, ES256)
-ACTIVE, RETIRED = "active", "retired"
+RS256 = "RS256"
+ALGORITHMS = (SM2, ES256, RS256)
+ACTIVE, NEXT, RETIRED = "active", "next", "retired"
+
+# (sha256(kek), kid) -> decrypted private key, for the life of the process.
+_DECRYPTED: dict[tuple[bytes, str], Any] = {}
+_DECRYPTED_LOCK = threading.Lock()
 
 
 class KeyStoreError(Problem):
@@ -66,19 +80,42 @@ def load_kek(config: dict[str, Any]) -> bytes:
 
 
 def jwk_thumbprint(jwk: dict[str, str]) -> str:
-    """RFC 7638 thumbprint of an EC public JWK, used as its ``kid``."""
-    members = {k: jwk[k] for k in ("crv", "kty", "x", "y")}
+    """RFC 7638 thumbprint of a public JWK (EC or RSA), used as its ``kid``."""
+    names = ("crv", "kty", "x", "y") if jwk["kty"] == "EC" else ("e", "kty", "n")
+    members = {k: jwk[k] for k in names}
     digest = hashlib.sha256(json.dumps(members, separators=(",", ":"), sort_keys=True).encode()).digest()
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
-def _b64url_int(value: int) -> str:
-    return base64.urlsafe_b64encode(value.to_bytes(32, "big")).rstrip(b"=").decode()
+def _b64url_int(value: int, length: int | None = None) -> str:
+    length = length or max(1, (value.bit_length() + 7) // 8)
+    return base64.urlsafe_b64encode(value.to_bytes(length, "big")).rstrip(b"=").decode()
 
 
 def es256_public_jwk(public_key: ec.EllipticCurvePublicKey) -> dict[str, str]:
     numbers = public_key.public_numbers()
-    return {"kty": "EC", "crv": "P-256", "x": _b64url_int(numbers.x), "y": _b64url_int(numbers.y)}
+    return {"kty": "EC", "crv": "P-256", "x": _b64url_int(numbers.x, 32), "y": _b64url_int(numbers.y, 32)}
+
+
+def rs256_public_jwk(public_key: rsa.RSAPublicKey) -> dict[str, str]:
+    numbers = public_key.public_numbers()
+    return {"kty": "RSA", "e": _b64url_int(numbers.e), "n": _b64url_int(numbers.n)}
+
+
+def public_jwk(row: SigningKeyMixin) -> dict[str, str]:
+    """The JWK of an ES256 or RS256 key row, with ``kid``, ``use`` and ``alg``."""
+    public = serialization.load_pem_public_key(row.public_pem.encode())
+    jwk = es256_public_jwk(public) if row.algorithm == ES256 else rs256_public_jwk(public)
+    return {**jwk, "kid": row.kid, "use": "sig", "alg": row.algorithm}
+
+
+def new_private_key(algorithm: str):
+    """A fresh private key (the one place keys are generated; tests may hand out pre-made ones)."""
+    if algorithm == SM2:
+        return SM2PrivateKey.generate()
+    if algorithm == ES256:
+        return ec.generate_private_key(ec.SECP256R1())
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
 
 class KeyStore:
@@ -91,22 +128,21 @@ class KeyStore:
 
     # -- creating ---------------------------------------------------------------------
     def generate(self, purpose: str, algorithm: str = SM2, *, status: str = ACTIVE) -> SigningKeyMixin:
-        """Create a key; the caller commits."""
-        if algorithm == SM2:
-            sm2_key = SM2PrivateKey.generate()
-            private_pem = sm2_key.to_pem()
-            public_pem = sm2_key.public_key().to_pem()
-            kid = sm2_key.public_key().fingerprint()[:32]
-        elif algorithm == ES256:
-            ec_key = ec.generate_private_key(ec.SECP256R1())
-            private_pem = ec_key.private_bytes(serialization.Encoding.PEM,
-                                               serialization.PrivateFormat.PKCS8,
-                                               serialization.NoEncryption())
-            public_pem = ec_key.public_key().public_bytes(serialization.Encoding.PEM,
-                                                          serialization.PublicFormat.SubjectPublicKeyInfo)
-            kid = jwk_thumbprint(es256_public_jwk(ec_key.public_key()))
-        else:
+        """Create a key (flushed); the caller commits."""
+        if algorithm not in ALGORITHMS:
             raise KeyStoreError(f"unsupported algorithm {algorithm}", code="key_algorithm_unsupported")
+        private = new_private_key(algorithm)
+        if algorithm == SM2:
+            private_pem = private.to_pem()
+            public_pem = private.public_key().to_pem()
+            kid = private.public_key().fingerprint()[:32]
+        else:
+            private_pem = private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                serialization.NoEncryption())
+            public_pem = private.public_key().public_bytes(serialization.Encoding.PEM,
+                                                           serialization.PublicFormat.SubjectPublicKeyInfo)
+            jwk = (es256_public_jwk if algorithm == ES256 else rs256_public_jwk)(private.public_key())
+            kid = jwk_thumbprint(jwk)
         # The kid is bound as associated data: a ciphertext moved to another row fails.
         sealed = sm4_gcm_encrypt(self.kek, private_pem, kid.encode())
         row = self.model(kid=kid, purpose=purpose, algorithm=algorithm, status=status,
@@ -116,13 +152,33 @@ class KeyStore:
         self.session.flush()
         return row
 
+    def ensure_next(self, purpose: str, algorithm: str) -> None:
+        """Make sure ``purpose`` has an active key and a published ``next`` one (flushed)."""
+        if not self._rows(purpose, ACTIVE):
+            self.generate(purpose, algorithm)
+        if not self._rows(purpose, NEXT):
+            self.generate(purpose, algorithm, status=NEXT)
+
     def rotate(self, purpose: str, algorithm: str | None = None) -> SigningKeyMixin:
-        """Retire the active key(s) of ``purpose`` and make a new active one; the caller commits."""
+        """Retire the active key(s) of ``purpose`` and return the new active one; the caller commits.
+
+        When a ``next`` key is published it becomes active and a new ``next`` is made, so no
+        signature is ever made by a key verifiers could not have seen; otherwise a new key is
+        generated and is active at once.
+        """
         current = self.active(purpose, create=False)
+        algorithm = algorithm or (current.algorithm if current else SM2)
         for row in self._rows(purpose, ACTIVE):
             row.status = RETIRED
             row.retired_at = utcnow()
-        return self.generate(purpose, algorithm or (current.algorithm if current else SM2))
+        waiting = self._rows(purpose, NEXT)
+        if not waiting:
+            return self.generate(purpose, algorithm)
+        promoted = waiting[0]
+        promoted.status = ACTIVE
+        self.session.flush()
+        self.generate(purpose, algorithm, status=NEXT)
+        return promoted
 
     # -- reading ----------------------------------------------------------------------
     def _rows(self, purpose: str, status: str | None = None) -> list[SigningKeyMixin]:
@@ -147,15 +203,24 @@ class KeyStore:
         return row
 
     def public_keys(self, purpose: str) -> list[SigningKeyMixin]:
-        """Active and retired keys: verifiers need the retired ones for older signatures."""
+        """Active, next and retired keys: verifiers need the retired ones for older signatures."""
         return self._rows(purpose)
 
-    def private_key(self, kid: str) -> SM2PrivateKey | ec.EllipticCurvePrivateKey:
+    def private_key(self, kid: str) -> SM2PrivateKey | ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey:
+        """The decrypted private key of ``kid`` (cached for the life of the process).
+
+        :raise KeyStoreError: unknown kid (404), or the KEK does not open it.
+        """
+        cache_key = (hashlib.sha256(self.kek).digest(), kid)
+        key = _DECRYPTED.get(cache_key)
+        if key is not None:
+            return key
         row = self.get(kid)
         pem = sm4_gcm_decrypt(self.kek, base64.b64decode(row.encrypted_private), row.kid.encode())
-        if row.algorithm == SM2:
-            return SM2PrivateKey.from_pem(pem)
-        return serialization.load_pem_private_key(pem, password=None)
+        key = SM2PrivateKey.from_pem(pem) if row.algorithm == SM2 else serialization.load_pem_private_key(pem, None)
+        with _DECRYPTED_LOCK:
+            _DECRYPTED[cache_key] = key
+        return key
 
     @staticmethod
     def public_key(row: SigningKeyMixin) -> SM2PublicKey | ec.EllipticCurvePublicKey:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from common.db import get_db
@@ -13,6 +15,26 @@ FAST_HASH = {"PASSWORD_HASH_TIME_COST": 1, "PASSWORD_HASH_MEMORY_COST": 8, "PASS
 # tests that check a limit set a low one with keys of their own.
 GENEROUS_LIMITS = {"LOGIN_RATE_LIMIT": "10000/minute", "PASSWORD_RESET_RATE_LIMIT": "10000/minute",
                    "REALNAME_RATE_LIMIT": "10000/minute"}
+POOL_SIZE = 8  # more keys than any one test's database holds (rotation tests make a few)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def premade_token_keys():
+    """Token-signing keys made once per test session, not per test: each seeded app needs two
+    RSA-2048 and two P-256 keys, and RSA generation dominated the identity tests' set-up.
+    Handed out in turn, so the keys within one test's database are still distinct."""
+    from common.crypto import keystore
+
+    made = keystore.new_private_key
+    pools = {alg: [made(alg) for _ in range(POOL_SIZE)] for alg in (keystore.ES256, keystore.RS256)}
+    turns = {alg: itertools.cycle(pool) for alg, pool in pools.items()}
+
+    def premade(algorithm: str):
+        return next(turns[algorithm]) if algorithm in turns else made(algorithm)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(keystore, "new_private_key", premade)
+        yield pools
 
 
 @pytest.fixture

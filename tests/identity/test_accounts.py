@@ -170,6 +170,26 @@ def test_totp_enrolment_verification_and_replay(db):
     assert not person.totp_enabled
 
 
+def test_one_totp_code_used_twice_at_once_passes_once(app, db):
+    """Two logins racing with one code: both read the old last step before either writes.
+    The claim is a conditional UPDATE, so the second finds the step taken and is refused."""
+    from common.db import get_db
+
+    person = make(db)
+    secret = accounts.new_totp_secret()
+    with freeze_time(utcnow()) as clock:
+        accounts.enable_totp(db, person, secret, pyotp.TOTP(secret).now())
+        clock.tick(timedelta(seconds=30))
+        code = pyotp.TOTP(secret).now()
+        with get_db(app).session() as first, get_db(app).session() as second:
+            one, two = first.get(Person, person.id), second.get(Person, person.id)
+            assert one.totp_last_step == two.totp_last_step  # both saw the same, old, step
+            accounts.verify_totp(first, one, code)
+            with pytest.raises(accounts.InvalidTotp):
+                accounts.verify_totp(second, two, code)
+            assert two.failed_logins == 1
+
+
 def test_wrong_totp_codes_lock_the_account(db):
     person = make(db)
     secret = accounts.new_totp_secret()

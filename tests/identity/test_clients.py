@@ -14,9 +14,9 @@ from common.crypto.gm import hmac_sm3
 from common.crypto.keystore import load_kek
 from common.db import get_db
 from common.ops.cli import main
-from identity import clients
-from identity.oauth_models import OAuthClient, RefreshToken
-from identity.oauth_seed import demo_secret
+from identity.oauth import clients
+from identity.oauth.models import OAuthClient, RefreshToken
+from identity.oauth.seed import demo_secret
 from tests.support.oauth import REDIRECT, Browser, pkce_pair, register
 from tests.support.suite import TokenFactory
 
@@ -331,13 +331,13 @@ def test_cli_creates_and_lists_clients(app, cli_env):
 
 
 def test_cli_rotates_the_signing_keys(app, cli_env):
-    from identity import tokens
+    from identity.oauth import tokens
 
     with app.app_context(), get_db(app).session() as session:
         tokens.ensure_keys(session, KEK)
         session.commit()
-        (next_key,) = tokens._rows(session, "ES256", tokens.NEXT)
-        (old_active,) = tokens._rows(session, "ES256", tokens.ACTIVE)
+        (next_key,) = tokens.key_rows(session, "ES256", tokens.NEXT)
+        (old_active,) = tokens.key_rows(session, "ES256", tokens.ACTIVE)
         next_kid, old_kid = next_key.kid, old_active.kid
     result = CliRunner().invoke(main, ["identity", "keys", "rotate"], env=cli_env)
     assert result.exit_code == 0, result.output
@@ -345,5 +345,5 @@ def test_cli_rotates_the_signing_keys(app, cli_env):
     published = {k["kid"] for k in app.test_client().get("/jwks.json").get_json()["keys"]}
     with app.app_context(), get_db(app).session() as session:
         assert session.get(tokens.SigningKey, old_kid).status == tokens.RETIRED
-        (new_next,) = tokens._rows(session, "ES256", tokens.NEXT)
+        (new_next,) = tokens.key_rows(session, "ES256", tokens.NEXT)
     assert {next_kid, old_kid, new_next.kid} <= published  # old kept, new next published before use

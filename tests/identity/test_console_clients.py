@@ -11,8 +11,8 @@ from joserfc.jwk import KeySet
 
 from common.db import get_db
 from identity import accounts
-from identity.oauth_models import OAuthClient
-from identity.oauth_seed import AUDITOR_CLIENT, SEAL_CONSOLE
+from identity.oauth.models import OAuthClient
+from identity.oauth.seed import AUDITOR_CLIENT, SEAL_CONSOLE
 from identity.seed import DEMO_PEOPLE
 from tests.support.oauth import REDIRECT, Browser, pkce_pair, register
 
@@ -46,7 +46,7 @@ def test_seal_console_and_auditor_clients_are_seeded(app):
 
 
 def test_reseeding_follows_a_new_public_url(app):
-    from identity.oauth_seed import seed
+    from identity.oauth.seed import seed
 
     app.config["PUBLIC_BASE_URL"] = "http://127.0.0.1:18001"
     with app.app_context():

@@ -193,8 +193,8 @@ def _session_of(app, http: requests.Session) -> dict:
 
 def test_pending_federation_is_kept_server_side_not_in_the_cookie(nodes):
     from identity.federation import PENDING_KEY
-    from identity.oauth import digest
-    from identity.oauth_models import FederationPending
+    from identity.oauth.kernel import digest
+    from identity.oauth.models import FederationPending
 
     up_url, down_url, city, _ = nodes(seed_people=False)
     http = requests.Session()
@@ -212,8 +212,8 @@ def test_pending_federation_is_kept_server_side_not_in_the_cookie(nodes):
 
 
 def test_replayed_state_is_refused(nodes):
-    from identity.oauth import digest
-    from identity.oauth_models import FederationPending
+    from identity.oauth.kernel import digest
+    from identity.oauth.models import FederationPending
 
     up_url, down_url, city, _ = nodes(seed_people=False)
     http = requests.Session()
@@ -259,8 +259,8 @@ def test_unknown_or_expired_state_is_refused(identity_app):
 
     from common.db import utcnow
     from identity.federation import PENDING_KEY
-    from identity.oauth import digest
-    from identity.oauth_models import FederationPending
+    from identity.oauth.kernel import digest
+    from identity.oauth.models import FederationPending
 
     app = identity_app(FEDERATION_UPSTREAM_ISSUER="http://127.0.0.1:9/never", FEDERATION_CLIENT_ID="x")
     with app.app_context(), get_db(app).session() as session:

@@ -57,7 +57,8 @@ def test_requests_oauthlib_code_flow_and_pyjwt_verification(provider):
     assert access_claims["sub"] == id_claims["sub"] and access_claims["client_id"] == client_id
 
     userinfo = oauth.get(discovery["userinfo_endpoint"], timeout=10)
-    assert userinfo.status_code == 200 and userinfo.json()["sub"] == id_claims["sub"]
+    assert userinfo.status_code == 200, userinfo.text
+    assert userinfo.json()["sub"] == id_claims["sub"]
 
     refreshed = oauth.refresh_token(discovery["token_endpoint"], client_id=client_id)
     assert refreshed["refresh_token"] != token["refresh_token"]

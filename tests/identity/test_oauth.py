@@ -135,7 +135,7 @@ def test_logout_refuses_an_id_token_hint_not_issued_here(app):
 
 def test_consent_is_remembered_forced_by_prompt_and_revocable(app):
     from common.db import get_db
-    from identity.oauth_consents import list_consents, revoke_consent
+    from identity.oauth.consents import list_consents, revoke_consent
 
     client_id, _ = register(app, client_type="public")
     browser = Browser(app)
@@ -308,7 +308,7 @@ def refresh(app, client_id, refresh_token, secret=None, **extra):
 
 def test_refresh_returns_a_new_id_token_for_an_openid_grant(app):
     """OIDC Core §12.2: same iss, sub, aud; original auth_time; no nonce; a fresh iat and at_hash."""
-    from identity.tokens import half_hash
+    from identity.oauth.tokens import half_hash
 
     client_id, secret = register(app, id_token_alg="RS256", skip_consent=True)
     browser = Browser(app)
@@ -347,7 +347,7 @@ def test_refresh_of_a_grant_without_openid_has_no_id_token(app):
 
 
 def test_client_credentials_token_verifies_with_common_verifier(app):
-    from identity.oauth_seed import demo_secret
+    from identity.oauth.seed import demo_secret
 
     with app.app_context():
         from common.crypto.keystore import load_kek
@@ -410,7 +410,7 @@ def test_introspection_and_revocation(app):
 
 
 def test_userinfo_needs_openid_token(app):
-    from identity.oauth_seed import demo_secret
+    from identity.oauth.seed import demo_secret
 
     with app.app_context():
         from common.crypto.keystore import load_kek

@@ -267,8 +267,8 @@ def test_brute_force_on_the_token_endpoint_is_rate_limited(app):
 
 def test_disabled_client_gets_nothing(app):
     from common.db import get_db
-    from identity.clients import disable_client
-    from identity.oauth_seed import demo_secret
+    from identity.oauth.clients import disable_client
+    from identity.oauth.seed import demo_secret
 
     with app.app_context(), get_db(app).session() as session:
         disable_client(session, "xsn-seal")

@@ -223,7 +223,8 @@ def test_password_reset_through_the_outbox(seeded, pages, app):
         messages = db.scalars(select(OutboxMessage)).all()
     assert len(messages) == 1 and messages[0].recipient_masked == "138****1234"
     outbox = pages.client.get("/dev/outbox").get_data(as_text=True)
-    link = re.search(r"http://localhost(/password/reset/[\w-]+)", outbox).group(1)
+    base = re.escape(app.config["PUBLIC_BASE_URL"].rstrip("/"))  # the configured public URL, not the Host
+    link = re.search(base + r"/identity(/password/reset/[\w-]+)", outbox).group(1)
 
     mismatch = pages.post(link, {"password": "brand-new-pass-2", "password2": "different-2"})
     assert mismatch.status_code == 422
@@ -232,6 +233,20 @@ def test_password_reset_through_the_outbox(seeded, pages, app):
     assert pages.login(CITIZEN["id_number"], "brand-new-pass-2").status_code == 302
     used = pages.client.get(link)
     assert used.status_code == 400 and "重置链接无效" in used.get_data(as_text=True)
+
+
+def test_reset_link_comes_from_configuration_not_the_host_header(seeded, pages, app):
+    """A client chooses ``Host``: a link built from it would hand the token to that host."""
+    evil = {"Host": "evil.example"}
+    form = pages.client.get("/password/forgot", headers=evil).get_data(as_text=True)
+    token = CSRF_RE.search(form).group(1)
+    response = pages.client.post("/password/forgot", headers=evil, data={
+        "csrf_token": token, "id_number": CITIZEN["id_number"], "mobile": CITIZEN["mobile"]})
+    assert response.status_code == 302
+    with app.app_context(), app.extensions["xsn_db"].session() as db:
+        body = db.scalars(select(OutboxMessage)).one().body
+    assert "evil.example" not in body
+    assert f"{app.config['PUBLIC_BASE_URL'].rstrip('/')}/identity/password/reset/" in body
 
 
 def test_forgot_password_validates_input(pages):
@@ -258,8 +273,8 @@ def test_pages_work_without_javascript(seeded, client):
 
 
 def test_linked_apps_are_listed_and_revocable(seeded, pages, app):
-    from identity.clients import ClientSpec, register_client
-    from identity.oauth_consents import list_consents, record_consent
+    from identity.oauth.clients import ClientSpec, register_client
+    from identity.oauth.consents import list_consents, record_consent
 
     with app.app_context(), app.extensions["xsn_db"].session() as db:
         person = accounts.find_person_by_id_number(db, CITIZEN["id_number"])

@@ -8,8 +8,8 @@ from joserfc import jwt
 from joserfc.jwk import KeySet
 
 from common.db import get_db, utcnow
-from identity import tokens
-from identity.oauth import state
+from identity.oauth import tokens
+from identity.oauth.context import state
 
 
 def test_rotation_uses_only_keys_already_published(app):
@@ -18,8 +18,8 @@ def test_rotation_uses_only_keys_already_published(app):
         tokens.ensure_keys(session, kek)
         session.commit()
         before = {k["kid"] for k in tokens.jwks_document(session)["keys"]}
-        next_kid = tokens._rows(session, "ES256", tokens.NEXT)[0].kid
-        old_kid = tokens._rows(session, "ES256", tokens.ACTIVE)[0].kid
+        next_kid = tokens.key_rows(session, "ES256", tokens.NEXT)[0].kid
+        old_kid = tokens.key_rows(session, "ES256", tokens.ACTIVE)[0].kid
         assert next_kid in before  # published while not yet used
 
         promoted = tokens.rotate_keys(session, kek, "ES256")
@@ -29,14 +29,14 @@ def test_rotation_uses_only_keys_already_published(app):
         assert old_kid in after and next_kid in after  # the retired key still verifies old tokens
         assert len(after) == len(before) + 1  # plus the new next key
 
-        cache = tokens.KeyCache(kek, ttl=0)
+        cache = tokens.SigningKeys(kek, ttl=0)
         kid, _ = cache.signing_key(session, "ES256")
         assert kid == next_kid
         token = tokens.sign(cache, session, {"sub": "x", "exp": 2_000_000_000})
         assert jwt.decode(token, KeySet.import_key_set(tokens.jwks_document(session))).header["kid"] == next_kid
 
         # Long after retirement the old key leaves the JWKS.
-        tokens._rows(session, "ES256", tokens.RETIRED)[0].retired_at = utcnow() - timedelta(days=3)
+        tokens.key_rows(session, "ES256", tokens.RETIRED)[0].retired_at = utcnow() - timedelta(days=3)
         session.flush()
         assert old_kid not in {k["kid"] for k in tokens.jwks_document(session)["keys"]}
 
@@ -46,7 +46,7 @@ def test_key_cache_decrypts_a_key_once_and_follows_rotation_after_ttl(app):
         kek = state(app).kek
         tokens.ensure_keys(session, kek)
         session.commit()
-        cache = tokens.KeyCache(kek, ttl=3600)
+        cache = tokens.SigningKeys(kek, ttl=3600)
         kid, key = cache.signing_key(session, "ES256")
         assert cache.signing_key(session, "ES256")[1] is key  # cached object, no decrypt per call
         tokens.rotate_keys(session, kek, "ES256")
@@ -57,7 +57,7 @@ def test_key_cache_decrypts_a_key_once_and_follows_rotation_after_ttl(app):
 
 
 def test_private_keys_are_sealed_at_rest(app):
-    from identity.oauth_models import SigningKey
+    from identity.oauth.models import SigningKey
 
     with app.app_context(), get_db(app).session() as session:
         tokens.ensure_keys(session, state(app).kek)

@@ -12,8 +12,8 @@ from joserfc.jwk import ECKey, OctKey
 
 from common.db import get_db
 from common.web.auth import InvalidToken, JWKSCache, TokenVerifier
-from identity import tokens
-from identity.oauth import state
+from identity.oauth import tokens
+from identity.oauth.context import state
 
 ISSUER = "https://gov.example/identity"
 
@@ -36,7 +36,7 @@ def minted(app_factory):
             claims = {k: v for k, v in claims.items() if v is not None}
             kid, signing = keys.signing_key(session, "ES256")
             protected = {"alg": "ES256", "typ": "at+jwt", "kid": kid, **(header or {})}
-            return jwt.encode(protected, claims, key or signing, algorithms=[protected["alg"]])
+            return jwt.encode(protected, claims, key or ECKey.import_key(signing), algorithms=[protected["alg"]])
 
         verifier = TokenVerifier(issuer=ISSUER, audience="xsn:seal", jwks=JWKSCache(lambda: jwks))
         yield mint, verifier, jwks
@@ -104,3 +104,27 @@ def test_wrong_typ_refused(minted):
     mint, verifier, _ = minted
     with pytest.raises(InvalidToken):
         verifier.verify(mint(header={"typ": "JWT"}))  # e.g. an ID token presented as an access token
+
+
+@pytest.mark.parametrize("stray", ["!", " ", "\n", "=", "+", "/", "%"])
+def test_a_stray_character_in_a_segment_is_refused_not_skipped(minted, stray):
+    """A lenient decoder drops characters outside the alphabet: the signature segment (not
+    covered by the signature) would then still verify with junk in it."""
+    mint, verifier, _ = minted
+    token = mint()
+    header, payload, signature = token.split(".")
+    assert verifier.verify(token)
+    middle = len(signature) // 2
+    with pytest.raises(InvalidToken):
+        verifier.verify(f"{header}.{payload}.{signature[:middle]}{stray}{signature[middle:]}")
+    with pytest.raises(InvalidToken):
+        verifier.verify(f"{header[:4]}{stray}{header[4:]}.{payload}.{signature}")
+
+
+def test_strict_base64url_decoder():
+    from common.crypto.access_tokens import b64url_decode
+
+    assert b64url_decode("aGk") == b"hi" and b64url_decode("") == b""
+    for bad in ("aGk=", "aG k", "aG+k", "a", "aGk\n", "aGk!"):
+        with pytest.raises(ValueError):
+            b64url_decode(bad)

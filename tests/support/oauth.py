@@ -9,7 +9,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 from common.crypto.keystore import load_kek
 from common.db import get_db
-from identity import clients
+from identity.oauth import clients
 from tests.support.console import CSRF_RE
 
 REDIRECT = "http://127.0.0.1:8765/callback"

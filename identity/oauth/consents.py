@@ -14,7 +14,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from common.db import utcnow
-from identity.oauth_models import Consent, OAuthClient, RefreshToken
+from identity.oauth.models import Consent, OAuthClient, RefreshToken
 
 # Scope -> (Chinese, English) description shown on the consent page.
 SCOPE_LABELS: dict[str, tuple[str, str]] = {
@@ -85,7 +85,7 @@ def revoke_consent(session: Session, person_id: str, client_id: str) -> bool:
 
     Returns whether there was a consent.
     """
-    from identity.oauth import revoke_families
+    from identity.oauth.refresh_tokens import revoke_families
 
     deleted = session.execute(delete(Consent).where(Consent.person_id == person_id,
                                                     Consent.client_id == client_id)).rowcount

@@ -1,33 +1,36 @@
-"""The authorization endpoint: login, re-login, step-up, consent, then the code.
-
-Authlib validates the request (client, exact redirect URI, response type, scope, PKCE).
-What it does not decide is ours: ``prompt``, ``max_age``, ``acr_values`` (the client's
-minimum level or the requested one; below it -> step-up, or
-``unmet_authentication_requirements`` with ``prompt=none``), ``login_hint``, staff scopes
-(granted only when requested, allowed for the client and held by the person), consent.
+"""The OAuth pages a browser sees: the authorization endpoint (login, step-up, consent, then
+the code) and RP-initiated logout. Views only translate HTTP: the decisions are
+:func:`identity.oauth.authorize.decide` and :func:`identity.oauth.logout.decide_logout`.
 
 Errors before the redirect URI is known to be registered are answered here (400, RFC 6749
-§5.2 JSON); after that they go back to the client's redirect URI with ``state``.
+§5.2 JSON, or a page for a person); after that they go back to the client's redirect URI
+with ``state``.
 """
 
 from __future__ import annotations
 
 from urllib.parse import urlencode
 
+from authlib.common.urls import add_params_to_uri
 from authlib.oauth2 import OAuth2Error
 from authlib.oauth2.rfc6749 import scope_to_list
 from authlib.oauth2.rfc6749.errors import InvalidRequestError
 from authlib.oidc.core.errors import ConsentRequiredError, LoginRequiredError
-from flask import Blueprint, Flask, make_response, redirect, render_template, request
-from sqlalchemy import select
+from flask import Blueprint, Flask, make_response, redirect, render_template, request, url_for
 
+from common.crypto.access_tokens import InvalidToken
 from common.db import get_session, utcnow
 from common.web.i18n import current_language, init_i18n
-from common.web.pages import protect
-from identity import oauth_consents, tokens
-from identity.oauth import PERSON_SCOPES, AuthContext, oauth_error, state
+from common.web.pages import csrf, protect
+from identity.oauth import authorize as rules
+from identity.oauth import consents
+from identity.oauth.context import issuer, state
+from identity.oauth.kernel import AuthContext
+from identity.oauth.logout import ASK, DECLINED, LogoutRefused, LogoutRequest, decide_logout, revoke_session_tokens
+from identity.oauth.models import OAuthClient
+from identity.oauth.responses import oauth_error
 
-bp = protect(Blueprint("oauth_authorize", __name__, template_folder="templates"))
+bp = protect(Blueprint("oauth_pages", __name__))
 AFTER = "xsn_after"  # marks the return from a forced login: its auth_time must be at least this
 
 CATALOG = {
@@ -98,8 +101,6 @@ def unredirectable(status: int, error: str, description: str):
     happened; anything else gets the RFC 6749 JSON."""
     if not prefers_html():
         return oauth_error(status, error, description)
-    from identity.oauth_models import OAuthClient
-
     client_id, redirect_uri = request.values.get("client_id"), request.values.get("redirect_uri")
     client = get_session().get(OAuthClient, client_id) if client_id else None
     if client is None or client.disabled_at is not None:
@@ -122,9 +123,13 @@ def _error(error: OAuth2Error):
     return unredirectable(error.status_code or 400, error.error, error.description or error.error)
 
 
-def _redirect_error(grant, cls, description: str):
-    return _error(cls(description=description, redirect_uri=grant.redirect_uri,
-                      state=grant.request.payload.state))
+_ERRORS = {rules.LOGIN_REQUIRED: LoginRequiredError, rules.INVALID_REQUEST: InvalidRequestError,
+           rules.UNMET_AUTHENTICATION: UnmetAuthenticationRequirements, rules.CONSENT_REQUIRED: ConsentRequiredError}
+
+
+def _redirect_error(grant, error: str, description: str):
+    return _error(_ERRORS[error](description=description, redirect_uri=grant.redirect_uri,
+                                state=grant.request.payload.state))
 
 
 def _return_url(*, forced: bool = False) -> str:
@@ -133,32 +138,6 @@ def _return_url(*, forced: bool = False) -> str:
     if forced:
         args.append((AFTER, str(int(utcnow().timestamp()))))
     return f"{request.script_root}{request.path}?{urlencode(args)}"
-
-
-def required_level(grant, client) -> int:
-    """The client's minimum, raised by the lowest of our levels the request names in ``acr_values``."""
-    requested = [tokens.acr_level(v) for v in (grant.request.payload.data.get("acr_values") or "").split()]
-    requested = [level for level in requested if level]
-    return max(client.min_acr, min(requested) if requested else 1)
-
-
-def granted_scopes(session, grant, person) -> list[str]:
-    """Requested ∩ client's (Authlib did that) ∩, for staff scopes, what the person holds.
-
-    A staff scope is any scope a role can grant (:data:`ROLE_SCOPES`) or a grant holds, whether
-    or not anybody holds it today: otherwise a role nobody has been given yet (``seal:admin`` on
-    a new node) would be handed to every person who signs in to a client allowed that scope.
-    """
-    from identity.accounts import staff_scopes
-    from identity.models import StaffGrant
-    from identity.organisations import ROLE_SCOPES
-
-    requested = scope_to_list(grant.request.scope or "") or []
-    every_staff_scope: set[str] = {scope for scopes in ROLE_SCOPES.values() for scope in scopes}
-    for scopes in session.scalars(select(StaffGrant.scopes)):
-        every_staff_scope.update(scopes.split())
-    held = staff_scopes(session, person)
-    return [s for s in requested if s in PERSON_SCOPES or s not in every_staff_scope or s in held]
 
 
 @bp.route("/oauth/authorize", methods=["GET", "POST"])
@@ -174,56 +153,81 @@ def authorize():
     except OAuth2Error as error:
         return _error(error)
     data = grant.request.payload.data
-    client = grant.client.model
-    prompts = set((data.get("prompt") or "").split())
-    hint = data.get("login_hint") or None
     if not data.get("redirect_uri"):
         return unredirectable(400, "invalid_request", "redirect_uri is required")
+    client = grant.client.model
+    hint = data.get("login_hint") or None
+    req = rules.AuthorizeRequest(
+        prompts=frozenset((data.get("prompt") or "").split()),
+        requested_scopes=scope_to_list(grant.request.scope or "") or [],
+        max_age=data.get("max_age"), acr_values=data.get("acr_values"), login_hint=hint,
+        returned_after=request.args.get(AFTER, ""),
+        decision=(request.form.get("decision") or "") if request.method == "POST" else None)
+    signed_in = rules.SignedIn(login.session_id, login.auth_time, login.amr) if login else None
+    decision = rules.decide(session, client=client, person=person, login=signed_in, req=req, now=utcnow())
 
-    if person is None:
-        if "none" in prompts:
-            return _redirect_error(grant, LoginRequiredError, "No one is logged in.")
-        return redirect(login_url(_return_url(), login_hint=hint))
-
-    max_age = data.get("max_age")
-    if max_age is not None and (not max_age.isdigit() or len(max_age) > 9):
-        return _redirect_error(grant, InvalidRequestError, "max_age must be a non-negative integer")
-    after = request.args.get(AFTER, "")
-    just_logged_in = after.isdigit() and login.auth_time.timestamp() >= int(after) - 1
-    age = (utcnow() - login.auth_time).total_seconds()
-    if not just_logged_in and ("login" in prompts or (max_age is not None and age > int(max_age))):
-        if "none" in prompts:
-            return _redirect_error(grant, LoginRequiredError, "A fresh login is required.")
-        return redirect(login_url(_return_url(forced=True), prompt="login", login_hint=hint))
-
-    level = required_level(grant, client)
-    if person.assurance_level < level:
-        if "none" in prompts:
-            return _redirect_error(grant, UnmetAuthenticationRequirements,
-                                   f"Assurance level {level} is required.")
-        return redirect(login_url(_return_url(), login_hint=hint, min_acr=level))
-
-    scopes = granted_scopes(session, grant, person)
-    if not scopes:
-        return _redirect_error(grant, InvalidRequestError, "None of the requested scopes can be granted.")
-    remembered = oauth_consents.has_consent(session, person.id, client.client_id, scopes)
-    needs_consent = not client.skip_consent and ("consent" in prompts or not remembered)
-
-    if request.method == "POST":
-        if request.form.get("decision") != "allow":
-            return state().server.create_authorization_response(grant=grant, grant_user=None)
-        oauth_consents.record_consent(session, person.id, client.client_id, scopes)
-        session.commit()
-    elif needs_consent:
-        if "none" in prompts:
-            return _redirect_error(grant, ConsentRequiredError, "The person has not consented yet.")
+    if decision.action == rules.LOGIN:
+        prompt = "login" if decision.forced else None
+        return redirect(login_url(_return_url(forced=decision.forced), prompt=prompt, login_hint=hint,
+                                  min_acr=decision.min_acr))
+    if decision.action == rules.ERROR:
+        return _redirect_error(grant, decision.error, decision.description)
+    if decision.action == rules.DENY:
+        return state().server.create_authorization_response(grant=grant, grant_user=None)
+    if decision.action == rules.CONSENT:
         return render_template("identity/consent.html", client=client, person=person,
-                               scopes=oauth_consents.describe_scopes(scopes, current_language()),
+                               scopes=consents.describe_scopes(decision.scopes, current_language()),
                                action=_return_url())
-
-    grant.request.xsn_scope = " ".join(scopes)
+    if decision.record_consent:
+        consents.record_consent(session, person.id, client.client_id, decision.scopes)
+        session.commit()
+    grant.request.xsn_scope = " ".join(decision.scopes)
     grant.request.xsn_auth = AuthContext(login.session_id, login.auth_time, person.assurance_level, login.amr)
     return state().server.create_authorization_response(grant=grant, grant_user=person)
+
+
+def _id_token_hint_claims(hint: str) -> dict | None:
+    """Claims of an ID token we issued (expired is fine for a logout hint), else ``None``."""
+    try:
+        claims = state().introspector.verify_signature(hint)
+    except InvalidToken:
+        return None
+    return claims if claims.get("iss") == issuer() else None
+
+
+@bp.route("/oauth/logout", methods=["GET", "POST"])
+def end_session_endpoint():
+    """RP-initiated logout (rules: :mod:`identity.oauth.logout`)."""
+    from identity.login import current_login, end_login
+
+    values = request.values
+    hint = values.get("id_token_hint")
+    login = current_login()
+    req = LogoutRequest(hint_given=bool(hint), hint_claims=_id_token_hint_claims(hint) if hint else None,
+                        client_id=values.get("client_id"), target=values.get("post_logout_redirect_uri"),
+                        signed_in_person=login.person_id if login else None,
+                        confirm=request.form.get("confirm") if request.method == "POST" else None)
+    session = get_session()
+    try:
+        decision = decide_logout(session, req)
+    except LogoutRefused as exc:
+        return oauth_error(400, "invalid_request", str(exc))
+    if decision.action == ASK:
+        return render_template("identity/logout_confirm.html", client=decision.client, target=req.target,
+                               client_id=decision.client.client_id if decision.client is not None else None,
+                               state=values.get("state"))
+    if decision.confirmed_by_form:
+        csrf.protect()  # 400 problem when the form was not ours
+    if decision.action == DECLINED:
+        return redirect(url_for("pages.account"))
+    if decision.end_login:
+        revoke_session_tokens(session, login.session_id)
+        session.commit()
+        end_login()
+    if req.target:
+        params = [("state", values["state"])] if values.get("state") else []
+        return redirect(add_params_to_uri(req.target, params) if params else req.target)
+    return render_template("identity/signed_out.html")
 
 
 def init_app(app: Flask) -> None:

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from common.crypto.gm import hmac_sm3, hmac_sm3_verify
 from common.db import utcnow
 from common.errors import Conflict, NotFound, ValidationFailed
-from identity.oauth_models import CONFIDENTIAL, PUBLIC, OAuthClient, RefreshToken
+from identity.oauth.models import CONFIDENTIAL, PUBLIC, OAuthClient, RefreshToken
 
 GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
 ID_TOKEN_ALGS = ("ES256", "RS256")

@@ -18,10 +18,10 @@ from flask import Flask
 from common.crypto.gm import hmac_sm3
 from common.crypto.keystore import load_kek
 from common.db import get_db
-from identity import clients, tokens
-from identity.oauth_models import OAuthClient
+from identity.oauth import clients, tokens
+from identity.oauth.models import OAuthClient
 
-log = structlog.get_logger("xsn.identity.oauth_seed")
+log = structlog.get_logger("xsn.identity.oauth.seed")
 
 # client_id -> (scopes, audiences) of our own services' client-credentials clients.
 SERVICE_CLIENTS: dict[str, tuple[list[str], list[str]]] = {
@@ -31,9 +31,23 @@ SERVICE_CLIENTS: dict[str, tuple[list[str], list[str]]] = {
     "payment": (["seal:sign", "seal:read", "messaging:send", "licenses:read"],
                 ["xsn:seal", "xsn:messaging", "xsn:licenses"]),
     "messaging": (["identity:read"], ["xsn:identity"]),
-    "gateway": (["identity:introspect"], ["xsn:identity", "xsn:licenses", "xsn:seal", "xsn:payment",
-                                          "xsn:messaging"]),
+    # tokens:revocations: the gateway polls GET /oauth/revocations (identity.oauth.revocations).
+    "gateway": (["identity:introspect", "tokens:revocations"],
+                ["xsn:identity", "xsn:licenses", "xsn:seal", "xsn:payment", "xsn:messaging"]),
 }
+# Demo callers of the new services (client credentials, no person): a department's own
+# system issuing licences and collecting fees, a service window checking licences, an app
+# sending messages through the hub.
+DEMO_MACHINE_CLIENTS: dict[str, tuple[str, list[str], list[str]]] = {
+    "xsn-dept-market": ("市场监管局业务系统 (demo)",
+                        ["licenses:issue", "licenses:read", "seal:sign", "payment:collect"],
+                        ["xsn:licenses", "xsn:seal", "xsn:payment"]),
+    "xsn-window-demo": ("政务服务窗口 (demo)", ["licenses:verify", "payment:read"], ["xsn:licenses", "xsn:payment"]),
+    "xsn-demo-sender": ("消息发送应用 (demo)", ["messaging:send"], ["xsn:messaging"]),
+}
+# The admin client (CLI and tests) administers every node.
+ADMIN_SCOPES = ["identity:admin", "licenses:admin", "payment:admin", "messaging:admin"]
+ADMIN_AUDIENCES = ["xsn:identity", "xsn:licenses", "xsn:payment", "xsn:messaging"]
 ADMIN_CLIENT = "xsn-admin"
 DEMO_APP = "xian-demo-app"
 DEMO_APP_PORT = 8765
@@ -57,8 +71,11 @@ def _specs(public_base_url: str) -> list[clients.ClientSpec]:
                                 scopes=scopes, audiences=audiences, access_token_lifetime=600)
              for service, (scopes, audiences) in SERVICE_CLIENTS.items()]
     specs.append(clients.ClientSpec(name="xsn admin (CLI and tests)", client_id=ADMIN_CLIENT,
-                                    grant_types=["client_credentials"], scopes=["identity:admin"],
-                                    audiences=["xsn:identity"], access_token_lifetime=300))
+                                    grant_types=["client_credentials"], scopes=list(ADMIN_SCOPES),
+                                    audiences=list(ADMIN_AUDIENCES), access_token_lifetime=300))
+    specs += [clients.ClientSpec(name=name, client_id=client_id, grant_types=["client_credentials"], scopes=scopes,
+                                 audiences=audiences, access_token_lifetime=600)
+              for client_id, (name, scopes, audiences) in DEMO_MACHINE_CLIENTS.items()]
     redirects = [f"http://127.0.0.1:{DEMO_APP_PORT}/callback", f"http://localhost:{DEMO_APP_PORT}/callback"]
     specs.append(clients.ClientSpec(
         name="西安政务 demo app", client_id=DEMO_APP, client_type="public", redirect_uris=redirects,
@@ -102,6 +119,9 @@ def seed(app: Flask) -> None:
             else:
                 if secret and not clients.check_secret(key, existing.secret_hash, secret):
                     existing.secret_hash = clients.hash_secret(key, secret)  # the KEK changed since
+                # Scopes grow with the node (a re-seed gives an existing client the new ones).
+                existing.scopes = list(dict.fromkeys([*existing.scopes, *spec.scopes]))
+                existing.audiences = list(dict.fromkeys([*existing.audiences, *spec.audiences]))
                 # The gateway's public URL may have changed since (another port): follow it.
                 existing.redirect_uris = list(spec.redirect_uris)
                 existing.post_logout_redirect_uris = list(spec.post_logout_redirect_uris)

@@ -8,8 +8,8 @@ from marshmallow import Schema, fields, validate
 
 from common.db import get_session
 from common.web.auth import require_token
-from identity import clients
-from identity.oauth import state
+from identity.oauth import clients
+from identity.oauth.context import state
 
 blp = Blueprint("oauth_admin", __name__, url_prefix="/admin/clients",
                 description="OAuth client registration (scope identity:admin)")

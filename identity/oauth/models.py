@@ -2,7 +2,7 @@
 revoked access-token ids, consents, federated links and the token-signing keys.
 
 Secrets and tokens are never stored in the clear: client secrets as HMAC-SM3 under a
-KEK-derived key (:mod:`identity.clients`), authorization codes and refresh tokens as
+KEK-derived key (:mod:`identity.oauth.clients`), authorization codes and refresh tokens as
 SHA-256 digests (they are 256-bit random values, so a fast unkeyed hash is enough).
 Access tokens are self-contained JWTs and are not stored; revoking one records its ``jti``.
 """
