@@ -20,8 +20,7 @@ from datetime import UTC, datetime
 from asn1crypto import keys, x509
 
 from common.crypto.gm import SM2_CURVE_OID, SM2_WITH_SM3_OID, GMError, SM2PrivateKey, SM2PublicKey, sm3
-
-from .asn1 import SM2_SM3, SESFormatError, load_strict
+from seal.asn1 import SM2_SM3, SESFormatError, load_strict
 
 MAX_CERT_SIZE = 16 * 1024
 EC_PUBLIC_KEY_OID = "1.2.840.10045.2.1"

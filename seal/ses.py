@@ -27,9 +27,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from common.crypto.gm import SM2_WITH_SM3_OID, GMError, SM2PrivateKey, SM3Hasher, sm3
-
-from . import ca
-from .asn1 import (
+from seal import ca
+from seal.asn1 import (
     CERT_LIST_CERTS,
     CERT_LIST_DIGESTS,
     SES_HEADER_ID,
