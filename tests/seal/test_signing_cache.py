@@ -6,8 +6,6 @@ import pytest
 from sqlalchemy import update
 
 from common.crypto.gm import sm3
-from common.crypto.keystore import load_kek
-from common.db import get_db
 from common.errors import Problem
 from seal import grants, seals, ses, signing, verification
 from seal.images import generate_seal_png
@@ -15,17 +13,6 @@ from seal.log.appends import SIGNATURE_LOG
 from seal.models import Seal
 
 LICENSES = grants.Actor(sub="svc-licenses", client_id="xsn-licenses", scopes=frozenset({"seal:sign"}))
-
-
-@pytest.fixture
-def db(app):
-    with get_db(app).session() as session:
-        yield session
-
-
-@pytest.fixture
-def kek(app) -> bytes:
-    return load_kek(app.config)
 
 
 def _seal_in(signature_der: bytes) -> bytes:

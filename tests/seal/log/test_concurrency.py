@@ -20,7 +20,7 @@ from common.db import get_db
 from seal.log import appends, checkpoints, proofs, tree
 from seal.log.models import LogCheckpoint, LogEntry, LogNode
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 WORKER = """
 import sys
 from sqlalchemy.orm import sessionmaker
