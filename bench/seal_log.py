@@ -3,7 +3,7 @@
 Each size gets its own SQLite database whose ``log_nodes`` table is filled directly in bulk
 (nodes computed in memory with the same layout as ``common.crypto.merkle.MemoryTree``, inserted with
 ``executemany`` in one transaction); entries are not needed for proofs and are left out. The
-timed calls are the service's own ``seal.log.inclusion_proof`` / ``consistency_proof`` on an
+timed calls are the service's own ``seal.log.proofs.inclusion_proof`` / ``consistency_proof`` on an
 ORM session, so what is measured is the production read path: one batched indexed query.
 
 Run alone: ``python -m bench.seal_log`` prints ``RESULT {json}`` with ``proof_growth``

@@ -16,6 +16,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from types import SimpleNamespace
 from typing import Any, Protocol
 
 from sqlalchemy import bindparam, exists, insert, select, update
@@ -153,6 +154,12 @@ def _row(seal: Any, actor: Actor, now: datetime, digest: bytes, property_info: s
     return values
 
 
+def _signed(row: dict[str, Any]) -> Signature:
+    """A new signature as callers read it: its columns by attribute. Not an ORM instance: building
+    a hundred of those per batch cost a tenth of the batch's CPU, for nothing."""
+    return SimpleNamespace(**row)  # type: ignore[return-value]
+
+
 def _event(seal: Any, row: dict[str, Any]) -> dict[str, Any]:
     """The log entry of a signature (the leaf commits to the DER through its digest)."""
     return {"type": "sign", "time": row["signed_at"].strftime("%Y-%m-%dT%H:%M:%SZ"), "seal_id": seal.id,
@@ -223,7 +230,7 @@ def sign(session: Session, kek: bytes, seal_id: str, *, actor: Actor, digest: by
             if existing is not None:  # a concurrent request with the same key won the race
                 return _replay(existing, request_hash, seal.es_id)
         raise
-    return SignResult(Signature(**values), False, seal.es_id)
+    return SignResult(_signed(values), False, seal.es_id)
 
 
 def get_signature(session: Session, signature_id: str) -> Signature:
@@ -314,4 +321,4 @@ def sign_batch(session: Session, kek: bytes, seal_id: str, *, actor: Actor, item
     except BaseException:
         session.rollback()
         raise
-    return BatchResult([Signature(**row) for row in rows], False, seal.es_id)
+    return BatchResult([_signed(row) for row in rows], False, seal.es_id)

@@ -8,6 +8,7 @@ reserving every index, one read of the left siblings it needs from the store, on
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -31,8 +32,21 @@ _INSERT_ENTRY = insert(LogEntry.__table__)
 _INSERT_NODES = insert(LogNode.__table__)
 
 
+def _plain(value: Any) -> bool:
+    return value is None or (type(value) is str and value.isascii())
+
+
 def canonical_leaf(event: dict[str, Any]) -> bytes:
-    """RFC 8785 canonical JSON of an event: the bytes the tree commits to."""
+    """RFC 8785 canonical JSON of an event: the bytes the tree commits to.
+
+    A signing event is a flat object of ASCII strings (or nulls); for those, sorted compact
+    ``json.dumps`` writes the very bytes RFC 8785 prescribes (same key order, same escapes:
+    ``\\"``, ``\\\\``, ``\\b \\f \\n \\r \\t`` and lowercase ``\\u00xx`` for the other control
+    characters) at a fifth of the pure-Python serializer's cost, which every signature pays
+    (the tests compare both on arbitrary such events). Anything else goes through ``rfc8785``.
+    """
+    if all(type(key) is str and key.isascii() and _plain(value) for key, value in event.items()):
+        return json.dumps(event, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
     return rfc8785.dumps(event)
 
 

@@ -7,6 +7,8 @@ import json
 
 import pytest
 import rfc8785
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from common.crypto import merkle
@@ -52,3 +54,18 @@ def test_a_rolled_back_append_leaves_no_gap(db):
 def test_append_rejects_events_without_type_or_aware_time(db, bad):
     with pytest.raises(ValueError):
         appends.append_event(db, event(0, **bad))
+
+
+_ascii = st.text(alphabet=st.characters(max_codepoint=127), max_size=40)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(_ascii, st.none() | _ascii, max_size=12))
+def test_the_fast_canonical_form_is_rfc8785(flat):
+    """Flat ASCII events take the json.dumps path: it must write RFC 8785's bytes exactly."""
+    assert appends.canonical_leaf(flat) == rfc8785.dumps(flat)
+
+
+def test_other_events_go_through_rfc8785():
+    for other in ({"signer": "王小明", "type": "sign"}, {"n": 1.5, "t": True}, {"nested": {"b": 1, "a": None}}):
+        assert appends.canonical_leaf(other) == rfc8785.dumps(other)
