@@ -1,7 +1,7 @@
 """The node CA's X.509 structures: an SM2 root (the seal maker, 制章者) and signer certificates.
 
 Pure functions over asn1crypto and ``common.crypto.gm``; the key store and the database are the
-service layer's business (``seal.service``). Certificates are signed with SM2-with-SM3
+business of :mod:`seal.certificates` and :mod:`seal.seals`. Certificates are signed with SM2-with-SM3
 (``1.2.156.10197.1.501``, no parameters) under the default ID of GM/T 0009/0015 over
 DER(TBSCertificate), which is what OpenSSL 3 and GmSSL produce and verify.
 

@@ -1,6 +1,6 @@
 """Evidence bundles of the signature log: one format, gathered from the database or the auditor API.
 
-A bundle (read by :mod:`seal.verify_offline`) holds a signed checkpoint, a range of entries
+A bundle (read by :mod:`seal.log.verify_offline`) holds a signed checkpoint, a range of entries
 with their inclusion proofs and SES signatures, optional consistency proofs from older tree
 sizes, and the log key the checkpoint names. Operators export one next to the database
 (:class:`DatabaseSource`); auditors, who have a token with ``audit:read`` and no database,

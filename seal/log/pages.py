@@ -4,7 +4,7 @@ Server-rendered, usable without JavaScript. Auditors sign in separately, with th
 identity account (OpenID Connect, :mod:`common.web.console_login`); the console's access token
 must carry ``audit:read`` (identity grants it to the auditor role) and is re-verified on
 every page view (fail closed). The proof shown on an entry page is checked server-side with
-the very functions the offline CLI uses (:mod:`seal.verify_offline`), each step listed.
+the very functions the offline CLI uses (:mod:`seal.log.verify_offline`), each step listed.
 Every console view is recorded in ``audit_queries`` like an API call, under the auditor's
 subject.
 """
