@@ -7,13 +7,13 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session, defer
 
-from seal import ca, ses
+from seal import ca, ses, ses_verify
 from seal.certificates import trusted_roots
 from seal.models import Certificate, Seal
 
 
 def verify(session: Session, ses_der: bytes, *, document_digest: bytes | None,
-           at: datetime | None = None) -> ses.VerificationReport:
+           at: datetime | None = None) -> ses_verify.VerificationReport:
     """All five checks, with this node's makers as trust anchors and its status records.
 
     :raise SESFormatError: the DER is not an acceptable ``SES_Signature`` (problem+json).
@@ -28,11 +28,11 @@ def verify(session: Session, ses_der: bytes, *, document_digest: bytes | None,
     seal = session.scalars(select(Seal).options(defer(Seal.image_png), defer(Seal.eseal_der))
                            .where(Seal.es_id == es_id)).first()
     if seal is not None:
-        seal_fact = ses.StatusFact(seal.status, seal.status_changed_at, seal.status_reason)
+        seal_fact = ses_verify.StatusFact(seal.status, seal.status_changed_at, seal.status_reason)
     cert = session.get(Certificate, signer_serial)
     if cert is not None:
-        cert_fact = ses.StatusFact(cert.status, cert.revoked_at, cert.revocation_reason)
-    report = ses.verify_ses_signature(ses_der, document_digest, trusted_root_cert_der=root, at=at,
+        cert_fact = ses_verify.StatusFact(cert.status, cert.revoked_at, cert.revocation_reason)
+    report = ses_verify.verify_ses_signature(ses_der, document_digest, trusted_root_cert_der=root, at=at,
                                       seal_status=seal_fact, signer_cert_status=cert_fact)
     if root is None:
         report.notes.append("this node has no maker certificate yet: nothing to anchor trust")
