@@ -1,43 +1,46 @@
 """Benchmark the seal node end to end: ``python -m bench.seal``.
 
 Starts the seal service under gunicorn (2 sync workers by default) on a temporary var dir
-(migrated, seeded, trusting a local test JWKS pinned in a file), then measures in one run:
+(migrated, seeded, trusting a local test JWKS pinned in a file) and drives it with Debian
+``wrk`` (a compiled, event-driven load generator; ``apt-get install wrk``, or ``XSN_WRK``),
+whose Lua script gives every request its own document digests and ``Idempotency-Key``. In one
+run it measures:
 
-* raw SM2 signing per second (``common.crypto.gm``, one thread, this process);
-* end-to-end signing requests per second with concurrent client threads (HTTP, token
-  verification, grant check, SES_Signature build and SM2 signature, log append, database
-  write and commit);
+* raw SM2 signing per second (``common.crypto.gm``, one thread, this process, before and after);
+* single signatures per second end to end (``POST /seals/<id>/sign``: HTTP, token verification,
+  grant check, SES_Signature build and SM2 signature, log append, database write and commit);
+* signatures per second through the batch API (``POST /seals/<id>/sign-batch``, 100 digests
+  per request, each its own SES_Signature and log entry);
 * verification requests per second (all five checks);
-* proof generation time at 10^3, 10^5, 10^6 leaves through ``bench.seal_log.measure_proof_growth``
-  (unless ``--skip-proofs``).
+* proof generation time at 10^3, 10^5, 10^6 leaves (``bench.seal_log.measure_proof_growth``,
+  unless ``--skip-proofs``).
 
-The client threads run on the same machine as the server, so they take CPU from it: the
-figures are conservative. The client is a plain ``http.client`` connection per thread (kept
-alive when the worker class allows it), lighter than ``requests``; it still reads every
-response in full. The CPU time of the gunicorn workers and of this process during each phase
-is printed per request, so that the service's cost and the client's are seen apart.
+wrk shares the machine with the server, so each phase prints the CPU seconds wrk used, the CPU
+of the gunicorn workers per signature, and how busy the machine was. Only 2xx answers count, and
+the signatures counted are checked against the growth of the signature log.
 
 ``--database-url postgresql+psycopg://user@host/db`` runs the service on a scratch database
-created on that server (and dropped at the end) instead of SQLite. ``--worker-class`` and
-``--worker-threads`` pick gunicorn's worker model (default: 2 sync workers, as ``xsn run``).
-``XSN_SQLITE_SYNCHRONOUS`` in the environment is passed on to the service (see
-``common.db``); the RESULT records the value used.
+created on that server (and dropped at the end) instead of SQLite. ``XSN_SQLITE_SYNCHRONOUS`` in
+the environment is passed on to the service (see ``common.db``).
 
-The last line is ``RESULT {json}`` with ``sign_ratio`` (end-to-end signing ÷ raw SM2 signing)
-and ``proof_growth`` (proof time at 10^6 ÷ at 10^3, or null with ``--skip-proofs``).
+The last line is ``RESULT {json}`` with ``sign_ratio`` (single signatures ÷ raw SM2 signing),
+``batch_sign_ratio`` (batch signatures ÷ raw SM2 signing) and ``proof_growth`` (proof time at
+10^6 ÷ at 10^3, or null with ``--skip-proofs``). Targets: 0.15, 0.6, 2.
+
+The wrk driver is written here because the shared one (``bench._load``) was not on main yet.
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
-import http.client
 import json
 import os
+import resource
+import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -47,49 +50,79 @@ from sqlalchemy.engine import make_url
 
 from bench.result import print_result
 from bench.seal_log import measure_proof_growth
-from common.crypto.gm import SM2PrivateKey, sm3
+from common.crypto import gm
 from tests.support.suite import TokenFactory, free_port
 
 KEK = "00112233445566778899aabbccddeeff"
+BATCH = 100
+TARGETS = {"sign_ratio": 0.15, "batch_sign_ratio": 0.6, "proof_growth": 2.0}
+INSTALL_HINT = "wrk is not installed: `apt-get install wrk` (Debian/Ubuntu), or set XSN_WRK to its path"
+
+# wrk calls done() once, after every thread finished: its summary as one JSON line (durations in
+# microseconds; "status" errors are answers outside 2xx/3xx).
+DONE = """
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format('XSN_WRK {"requests": %d, "duration_us": %d, "p50_us": %d, "p99_us": %d, '
+    .. '"socket_errors": %d, "status_errors": %d}\\n', summary.requests, summary.duration,
+    latency:percentile(50), latency:percentile(99), e.connect + e.read + e.write + e.timeout, e.status))
+end
+"""
+# Every request signs anew: a fresh Idempotency-Key and fresh digests (a run prefix, the wrk
+# thread's number, a counter). BATCH = 0 sends {"digest"}, otherwise {"items": [BATCH digests]}.
+SIGNING = """
+local prefix, path, batch = "PREFIX", "PATH", BATCHSIZE
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "AUTH"
+local threads_started = 0
+function setup(thread)
+  threads_started = threads_started + 1
+  thread:set("xsn_thread", threads_started)
+end
+local counter = 0
+local function digest(n)
+  return string.format('{"digest":"%s%08x%08x"}', prefix, xsn_thread or 0, n)
+end
+function request()
+  counter = counter + 1
+  wrk.headers["Idempotency-Key"] = string.format("%s-%d-%d", prefix, xsn_thread or 0, counter)
+  local body
+  if batch == 0 then
+    body = digest(counter)
+  else
+    local parts = {}
+    for i = 1, batch do parts[i] = digest(counter * batch + i) end
+    body = '{"items":[' .. table.concat(parts, ",") .. ']}'
+  end
+  return wrk.format(nil, path, nil, body)
+end
+""" + DONE
+# The same body every time (verification changes nothing).
+STATIC = """
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = BODY
+""" + DONE
 
 
-def raw_sm2_rate(seconds: float) -> float:
-    key = SM2PrivateKey.generate()
+def wrk_binary() -> str:
+    found = os.environ.get("XSN_WRK") or shutil.which("wrk")
+    if not found:
+        raise SystemExit(INSTALL_HINT)
+    return found
+
+
+def raw_sm2(seconds: float) -> tuple[float, float]:
+    """SM2 signatures per second on one thread, and CPU milliseconds per signature."""
+    key = gm.SM2PrivateKey.generate()
     message = bytes(range(20))
     key.sign(message)
-    count, start = 0, time.perf_counter()
+    count, start, cpu = 0, time.perf_counter(), time.process_time()
     while time.perf_counter() - start < seconds:
         key.sign(message)
         count += 1
-    return count / (time.perf_counter() - start)
-
-
-class Client:
-    """One keep-alive HTTP/1.1 connection; reconnects when the server closes it (sync workers)."""
-
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.conn: http.client.HTTPConnection | None = None
-
-    def post(self, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
-        for attempt in (1, 2):
-            if self.conn is None:
-                self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
-            try:
-                self.conn.request("POST", path, body=body, headers=headers)
-                response = self.conn.getresponse()
-                data = response.read()
-            except (ConnectionError, http.client.HTTPException):
-                self.conn.close()
-                self.conn = None
-                if attempt == 2:
-                    raise
-                continue
-            if response.will_close:
-                self.conn.close()
-                self.conn = None
-            return response.status, data
-        raise AssertionError("unreachable")
+    return count / (time.perf_counter() - start), (time.process_time() - cpu) / count * 1000
 
 
 def _children_cpu(pid: int) -> float:
@@ -108,40 +141,38 @@ def _children_cpu(pid: int) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
-def _hammer(make_request, threads: int, seconds: float, port: int, server_pid: int, ok: int = 200) -> dict:
-    """Requests per second over ``threads`` client threads, errors, and CPU per request.
+def _waited_children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
-    Only responses with status ``ok`` count: for signing that is 201, so a replayed request
-    (200, no new signature) would show as an error rather than inflate the rate.
-    """
-    stop = time.perf_counter() + seconds
-    counts = [0] * threads
-    errors = [0] * threads
 
-    def worker(i: int) -> None:
-        client = Client(port)
-        n = 0
-        while time.perf_counter() < stop:
-            status, _body = make_request(client, i, n)
-            n += 1
-            if status == ok:
-                counts[i] += 1
-            else:
-                errors[i] += 1
+def run_wrk(url: str, script: str, *, seconds: float, connections: int, threads: int, server_pid: int) -> dict:
+    """One wrk run: its summary, the CPU wrk used and the CPU of the server's workers."""
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as handle:
+        handle.write(script)
+    server_cpu, wrk_cpu, started = _children_cpu(server_pid), _waited_children_cpu(), time.perf_counter()
+    try:
+        out = subprocess.run([wrk_binary(), "-t", str(threads), "-c", str(connections), "-d", f"{seconds:g}s",
+                              "--timeout", "30s", "-s", handle.name, url], capture_output=True, text=True,
+                             check=True).stdout
+    finally:
+        os.unlink(handle.name)
+    elapsed = time.perf_counter() - started
+    server_cpu, wrk_cpu = _children_cpu(server_pid) - server_cpu, _waited_children_cpu() - wrk_cpu
+    line = next(line for line in out.splitlines() if line.startswith("XSN_WRK "))
+    summary = json.loads(line.removeprefix("XSN_WRK "))
+    ok = summary["requests"] - summary["status_errors"]
+    duration = summary["duration_us"] / 1e6
+    return {"rate": ok / duration, "ok": ok, "errors": summary["status_errors"] + summary["socket_errors"],
+            "duration_s": duration, "p50_ms": summary["p50_us"] / 1000, "p99_ms": summary["p99_us"] / 1000,
+            "server_cpu_s": server_cpu, "wrk_cpu_s": wrk_cpu,
+            "cpu_busy": (server_cpu + wrk_cpu) / (elapsed * (os.cpu_count() or 1))}
 
-    server_cpu, client_cpu = _children_cpu(server_pid), time.process_time()
-    start = time.perf_counter()
-    pool = [threading.Thread(target=worker, args=(i,)) for i in range(threads)]
-    for thread in pool:
-        thread.start()
-    for thread in pool:
-        thread.join()
-    elapsed = time.perf_counter() - start
-    server_cpu, client_cpu = _children_cpu(server_pid) - server_cpu, time.process_time() - client_cpu
-    done = max(sum(counts), 1)
-    return {"rate": sum(counts) / elapsed, "errors": sum(errors), "requests": sum(counts),
-            "server_cpu_ms": round(server_cpu / done * 1000, 2), "client_cpu_ms": round(client_cpu / done * 1000, 2),
-            "cpu_busy": round((server_cpu + client_cpu) / (elapsed * (os.cpu_count() or 1)), 2)}
+
+def signing_script(path: str, token: str, batch: int) -> str:
+    prefix = os.urandom(24).hex()  # 48 hex digits, + 16 per request = a 64-digit SM3-shaped digest
+    return (SIGNING.replace("PREFIX", prefix).replace("PATH", path).replace("BATCHSIZE", str(batch))
+            .replace("AUTH", f"Bearer {token}"))
 
 
 class ScratchPostgres:
@@ -164,19 +195,19 @@ class ScratchPostgres:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--worker-class", default="sync", choices=["sync", "gthread"])
-    parser.add_argument("--worker-threads", type=int, default=1, help="threads per gthread worker")
-    parser.add_argument("--threads", type=int, default=8, help="client threads")
+    parser.add_argument("--connections", type=int, default=16, help="wrk connections for single requests")
+    parser.add_argument("--batch-connections", type=int, default=4, help="wrk connections for batches")
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--database-url", default=None,
                         help="a PostgreSQL server URL: run on a scratch database there (default: SQLite)")
     parser.add_argument("--skip-proofs", action="store_true")
     args = parser.parse_args()
+    wrk_binary()  # fail early, with the install hint
 
     var = Path(tempfile.mkdtemp(prefix="xsn-bench-seal-"))
     tokens = TokenFactory()
     env = dict(os.environ, XSN_VAR_DIR=str(var), XSN_KEK=KEK, XSN_OAUTH_JWKS_URL=tokens.write_jwks(var / "jwks.json"),
-               XSN_OAUTH_ISSUER=tokens.issuer, XSN_LOG_LEVEL="WARNING")
+               XSN_OAUTH_ISSUER=tokens.issuer, XSN_LOG_LEVEL="WARNING", XSN_SEAL_SIGN_BATCH_MAX=str(BATCH))
     env.pop("XSN_SEAL_DATABASE_URL", None)
     scratch = ScratchPostgres(args.database_url) if args.database_url else None
     if scratch is not None:
@@ -188,10 +219,8 @@ def main() -> None:
         seed = ("import seal, seal.seed; app = seal.create_app()\nwith app.app_context(): seal.seed.seed(app)")
         subprocess.run([sys.executable, "-c", seed], env=env, check=True, capture_output=True)
         port = free_port()
-        gunicorn = [sys.executable, "-m", "gunicorn", "--workers", str(args.workers), "--worker-class",
-                    args.worker_class, "--bind", f"127.0.0.1:{port}", "--log-level", "warning", "--no-control-socket"]
-        if args.worker_class == "gthread":
-            gunicorn += ["--threads", str(args.worker_threads)]
+        gunicorn = [sys.executable, "-m", "gunicorn", "--workers", str(args.workers), "--worker-class", "sync",
+                    "--bind", f"127.0.0.1:{port}", "--log-level", "warning", "--no-control-socket"]
         server = subprocess.Popen([*gunicorn, "seal:create_app()"], env=env, stdout=subprocess.DEVNULL,
                                   stderr=subprocess.DEVNULL, start_new_session=True)
         figures = _run(args, tokens, port, server.pid)
@@ -203,98 +232,126 @@ def main() -> None:
             scratch.drop()
 
     proofs = None if args.skip_proofs else measure_proof_growth()
-    proof_growth = proofs["proof_growth"] if proofs is not None else None
-    raw, signing, verifying = figures["raw"], figures["sign"], figures["verify"]
-    database = "postgresql" if args.database_url else "sqlite"
-    synchronous = None if args.database_url else os.environ.get("XSN_SQLITE_SYNCHRONOUS", "FULL").upper()
-    model = f"{args.workers} {args.worker_class} workers" + (
-        f" x {args.worker_threads} threads" if args.worker_class == "gthread" else "")
-    print(f"database: {database}" + (f" (synchronous={synchronous})" if synchronous else ""))
-    print(f"raw SM2 sign/s (1 thread): {raw:,.0f} (before {figures['raw_before']:,.0f}, "
-          f"after {figures['raw_after']:,.0f})")
-    print(f"end-to-end sign req/s: {signing['rate']:,.0f} ({model}, {args.threads} client threads, "
-          f"{signing['errors']} errors)")
-    print(f"verify req/s: {verifying['rate']:,.0f} ({verifying['errors']} errors)")
-    for name, phase in (("sign", signing), ("verify", verifying)):
-        print(f"CPU per {name} request: server {phase['server_cpu_ms']} ms (workers), client "
-              f"{phase['client_cpu_ms']} ms (bench threads); machine CPU busy {phase['cpu_busy']:.0%} "
-              f"of {os.cpu_count()} cores")
-    # What the target allows: at 0.25 x raw, every signing request may use this much CPU of the
-    # machine (service and client together) before the cores run out, whatever the design.
-    budget_ms = (os.cpu_count() or 1) / (0.25 * raw) * 1000
-    used_ms = signing["server_cpu_ms"] + signing["client_cpu_ms"]
-    print(f"CPU per signing request allowed by the target on {os.cpu_count()} cores: {budget_ms:.2f} ms; "
-          f"used: {used_ms:.2f} ms ({used_ms / budget_ms:.1f}x)")
-    print(f"sign_ratio: {signing['rate'] / raw:.3f} (target >= 0.25)")
-    if proofs is not None:
-        print(f"proofs: {json.dumps(proofs)}")
-    else:
-        print("proof growth: bench.seal_log.measure_proof_growth not run")
-    result = {
-        "sign_ratio": round(signing["rate"] / raw, 4),
-        "proof_growth": proof_growth,
-        "sign_per_s": round(signing["rate"], 1),
-        "verify_per_s": round(verifying["rate"], 1),
-        "raw_sm2_sign_per_s": round(raw, 1),
-        "workers": args.workers,
-        "worker_class": args.worker_class,
-        "worker_threads": args.worker_threads if args.worker_class == "gthread" else 1,
-        "client_threads": args.threads,
-        "errors": signing["errors"] + verifying["errors"],
-        "sign_server_cpu_ms": signing["server_cpu_ms"],
-        "sign_client_cpu_ms": signing["client_cpu_ms"],
-        "sign_cpu_budget_ms": round(budget_ms, 2),
-        "verify_server_cpu_ms": verifying["server_cpu_ms"],
-        "proofs": {k: v for k, v in (proofs or {}).items() if k != "proof_growth"},
-        "database": database,
-        "sqlite_synchronous": synchronous,
-        "signature_bytes": figures["signature_bytes"],
-    }
-    print_result(result)
+    _report(args, figures, proofs)
+
+
+def _logged(base: str, auditor: dict[str, str], seal_id: str) -> int:
+    """Entries of the seal in the signature log (the search counts up to the log's head)."""
+    answer = requests.get(f"{base}/log/search", params={"seal_id": seal_id, "per_page": 1}, headers=auditor,
+                          timeout=30)
+    return int(answer.json()["total"])
 
 
 def _run(args, tokens: TokenFactory, port: int, server_pid: int) -> dict:
     base = f"http://127.0.0.1:{port}"
-    for _ in range(200):
+    for _ in range(300):
         try:
             if requests.get(f"{base}/readyz", timeout=1).status_code == 200:
                 break
         except requests.RequestException:
             pass
         time.sleep(0.1)
-    headers = tokens.bearer(sub="bench", scope="seal:sign", client_id="xsn-licenses", lifetime=3600)
+    token = tokens.token(sub="bench", scope="seal:sign", client_id="xsn-licenses", lifetime=3600)
+    headers = {"Authorization": f"Bearer {token}"}
+    auditor = tokens.bearer(sub="bench-auditor", scope="audit:read", client_id="bench", lifetime=3600)
     seals = requests.get(f"{base}/seals/granted", headers=headers, timeout=5).json()
     seal_id = next(s["id"] for s in seals if s["kind"] == "license")
-    json_headers = dict(headers, **{"Content-Type": "application/json"})
+    single, many = f"/seals/{seal_id}/sign", f"/seals/{seal_id}/sign-batch"
 
-    def signer(run_id: str):
-        def sign(client, i, n):
-            # A distinct document digest and idempotency key per request, so every request signs
-            # anew: the measured phase has its own run id, or its first requests would replay
-            # the warm-up's keys (a replay is a read, much cheaper than a signature).
-            digest = sm3(f"{run_id}-{i}-{n}".encode()).hex()
-            return client.post(f"/seals/{seal_id}/sign", json.dumps({"digest": digest}).encode(),
-                               dict(json_headers, **{"Idempotency-Key": f"{run_id}-{i}-{n}"}))
-        return sign
+    def phase(path: str, batch: int, seconds: float, connections: int) -> dict:
+        before = _logged(base, auditor, seal_id)
+        result = run_wrk(base + path, signing_script(path, token, batch), seconds=seconds, connections=connections,
+                         threads=2, server_pid=server_pid)
+        result["signatures"] = result["ok"] * max(batch, 1)
+        result["signatures_per_s"] = result["rate"] * max(batch, 1)
+        result["log_growth"] = _logged(base, auditor, seal_id) - before
+        # Requests still in flight when wrk stopped may complete after it: the log grows by at
+        # least what wrk counted, never less (a lost or replayed signature would show here).
+        assert result["log_growth"] >= result["signatures"], result
+        return result
 
-    # Warm up every worker's caches (keys, certificates, JWKS).
-    _hammer(signer(f"warm-up-{os.urandom(4).hex()}"), args.threads, 1.0, port, server_pid, ok=201)
-    sample = requests.post(f"{base}/seals/{seal_id}/sign", json={"digest": "11" * 32}, headers=headers,
-                           timeout=10).json()
-    raw_before = raw_sm2_rate(3.0)
-    signing = _hammer(signer(f"measured-{os.urandom(4).hex()}"), args.threads, args.seconds, port, server_pid, ok=201)
-    raw_after = raw_sm2_rate(3.0)
-    check = requests.post(f"{base}/verify", json={"signature_base64": sample["signature_base64"],
-                                                  "digest": "11" * 32}, timeout=10).json()
-    assert check["valid"], check
-    body = json.dumps({"signature_base64": sample["signature_base64"], "digest": "11" * 32}).encode()
+    # Warm up every worker's caches (keys, certificates, signing material, JWKS) on both paths.
+    phase(single, 0, 2.0, args.connections)
+    phase(many, BATCH, 2.0, args.batch_connections)
+    sample = requests.post(f"{base}{single}", json={"digest": "11" * 32}, headers=headers, timeout=10).json()
+    raw_before, raw_cpu_before = raw_sm2(3.0)
+    signing = phase(single, 0, args.seconds, args.connections)
+    batching = phase(many, BATCH, args.seconds, args.batch_connections)
+    raw_after, raw_cpu_after = raw_sm2(3.0)
+    body = json.dumps({"signature_base64": sample["signature_base64"], "digest": "11" * 32})
+    assert requests.post(f"{base}/verify", data=body, headers={"Content-Type": "application/json"},
+                         timeout=10).json()["valid"]
+    verifying = run_wrk(f"{base}/verify", STATIC.replace("BODY", json.dumps(body)), seconds=args.seconds,
+                        connections=args.connections, threads=2, server_pid=server_pid)
+    return {"raw": max(raw_before, raw_after), "raw_before": raw_before, "raw_after": raw_after,
+            "raw_cpu_ms": min(raw_cpu_before, raw_cpu_after), "sign": signing,
+            "batch": batching, "verify": verifying,
+            "signature_bytes": len(base64.b64decode(sample["signature_base64"]))}
 
-    def verify(client, i, n):
-        return client.post("/verify", body, {"Content-Type": "application/json"})
 
-    verifying = _hammer(verify, args.threads, args.seconds, port, server_pid)
-    return {"raw": max(raw_before, raw_after), "raw_before": raw_before, "raw_after": raw_after, "sign": signing,
-            "verify": verifying, "signature_bytes": len(base64.b64decode(sample["signature_base64"]))}
+def _report(args, figures: dict, proofs: dict | None) -> None:
+    raw, signing, batching, verifying = figures["raw"], figures["sign"], figures["batch"], figures["verify"]
+    database = "postgresql" if args.database_url else "sqlite"
+    synchronous = None if args.database_url else os.environ.get("XSN_SQLITE_SYNCHRONOUS", "FULL").upper()
+    cores = os.cpu_count() or 1
+    print(f"database: {database}" + (f" (synchronous={synchronous})" if synchronous else "")
+          + f"; SM2 backend: {gm.backend_name()}; {args.workers} sync gunicorn workers; {cores} cores")
+    print(f"raw SM2 sign/s (1 thread): {raw:,.0f} (before {figures['raw_before']:,.0f}, "
+          f"after {figures['raw_after']:,.0f})")
+    rows = (("single sign", signing, args.connections), (f"batch sign ({BATCH}/request)", batching,
+                                                          args.batch_connections),
+            ("verify", verifying, args.connections))
+    for name, phase, connections in rows:
+        per = phase.get("signatures", phase["ok"]) or 1
+        unit = "signatures" if "signatures" in phase else "requests"
+        print(f"{name}: {phase.get('signatures_per_s', phase['rate']):,.0f} {unit}/s, {phase['rate']:,.1f} req/s "
+              f"(wrk -t2 -c{connections}, {phase['errors']} errors, p50 {phase['p50_ms']:.1f} ms, "
+              f"p99 {phase['p99_ms']:.1f} ms); server CPU {phase['server_cpu_s'] / per * 1000:.3f} ms per "
+              f"{unit[:-1]}; wrk used {phase['wrk_cpu_s']:.2f} CPU s in {phase['duration_s']:.1f} s; "
+              f"machine busy {phase['cpu_busy']:.0%}")
+    sign_ratio = signing["signatures_per_s"] / raw
+    batch_ratio = batching["signatures_per_s"] / raw
+    # What the ratios would be if the server had every core to itself: SM2 CPU per raw signature
+    # over the workers' CPU per signature. On a shared machine the wall-clock ratios above depend
+    # on what else runs; these do not (they still include nothing of wrk's own CPU).
+    sign_cpu = signing["server_cpu_s"] / max(signing["signatures"], 1) * 1000
+    batch_cpu = batching["server_cpu_s"] / max(batching["signatures"], 1) * 1000
+    cpu_ratios = {"sign": figures["raw_cpu_ms"] / sign_cpu, "batch": figures["raw_cpu_ms"] / batch_cpu}
+    print(f"raw SM2 CPU per signature: {figures['raw_cpu_ms']:.3f} ms; CPU-bound ratios (raw CPU / server CPU "
+          f"per signature): single {cpu_ratios['sign']:.3f}, batch {cpu_ratios['batch']:.3f}")
+    proof_growth = proofs["proof_growth"] if proofs is not None else None
+    print(f"sign_ratio: {sign_ratio:.3f} (target >= {TARGETS['sign_ratio']})")
+    print(f"batch_sign_ratio: {batch_ratio:.3f} (target >= {TARGETS['batch_sign_ratio']})")
+    print(f"proof_growth: {proof_growth} (target <= {TARGETS['proof_growth']})" if proofs is not None
+          else "proof growth: not run (--skip-proofs)")
+    if proofs is not None:
+        print(f"proofs: {json.dumps(proofs)}")
+    result = {
+        "sign_ratio": round(sign_ratio, 4),
+        "batch_sign_ratio": round(batch_ratio, 4),
+        "proof_growth": proof_growth,
+        "sign_per_s": round(signing["signatures_per_s"], 1),
+        "batch_sign_per_s": round(batching["signatures_per_s"], 1),
+        "verify_per_s": round(verifying["rate"], 1),
+        "raw_sm2_sign_per_s": round(raw, 1),
+        "raw_sm2_cpu_ms": round(figures["raw_cpu_ms"], 4),
+        "cpu_ratio": {"sign": round(cpu_ratios["sign"], 4), "batch": round(cpu_ratios["batch"], 4)},
+        "sm2_backend": gm.backend_name(),
+        "workers": args.workers,
+        "batch_size": BATCH,
+        "errors": signing["errors"] + batching["errors"] + verifying["errors"],
+        "sign_server_cpu_ms": round(signing["server_cpu_s"] / max(signing["signatures"], 1) * 1000, 3),
+        "batch_server_cpu_ms_per_signature": round(batching["server_cpu_s"] / max(batching["signatures"], 1) * 1000,
+                                                   3),
+        "wrk_cpu_s": {"sign": round(signing["wrk_cpu_s"], 2), "batch": round(batching["wrk_cpu_s"], 2),
+                      "verify": round(verifying["wrk_cpu_s"], 2)},
+        "cpu_busy": {"sign": round(signing["cpu_busy"], 2), "batch": round(batching["cpu_busy"], 2)},
+        "proofs": {k: v for k, v in (proofs or {}).items() if k != "proof_growth"},
+        "database": database,
+        "sqlite_synchronous": synchronous,
+        "signature_bytes": figures["signature_bytes"],
+    }
+    print_result(result)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@
 Each size gets its own SQLite database whose ``log_nodes`` table is filled directly in bulk
 (nodes computed in memory with the same layout as ``common.crypto.merkle.MemoryTree``, inserted with
 ``executemany`` in one transaction); entries are not needed for proofs and are left out. The
-timed calls are the service's own ``seal.log.inclusion_proof`` / ``consistency_proof`` on an
+timed calls are the service's own ``seal.log.proofs.inclusion_proof`` / ``consistency_proof`` on an
 ORM session, so what is measured is the production read path: one batched indexed query.
 
 Run alone: ``python -m bench.seal_log`` prints ``RESULT {json}`` with ``proof_growth``
@@ -43,7 +43,7 @@ def build_nodes(size: int):
 
 def make_database(path: Path, size: int) -> str:
     from common.db import make_engine
-    from seal.log_models import LogHead, LogNode
+    from seal.log.models import LogHead, LogNode
 
     url = f"sqlite:///{path}"
     engine = make_engine(url)
@@ -77,7 +77,7 @@ def measure_proof_growth(sizes: tuple[int, ...] = SIZES, repeat: int = REPEAT, r
     """
     import seal.models  # noqa: F401 - registers the log tables on the seal Base
     from common.db import make_engine
-    from seal import log
+    from seal.log import proofs
 
     rng = random.Random(6962)
     result: dict = {"sizes": list(sizes), "inclusion_ms": {}, "consistency_ms": {}, "build_s": {}}
@@ -96,7 +96,8 @@ def measure_proof_growth(sizes: tuple[int, ...] = SIZES, repeat: int = REPEAT, r
                 # Proofs against the whole tree and against random older sizes, as auditors ask.
                 inclusion = [(session, rng.randrange(size), size) for _ in range(per_round)]
                 consistency = [(session, rng.randrange(1, size), size) for _ in range(per_round)]
-                timed = (_time_calls(log.inclusion_proof, inclusion), _time_calls(log.consistency_proof, consistency))
+                timed = (_time_calls(proofs.inclusion_proof, inclusion),
+                         _time_calls(proofs.consistency_proof, consistency))
                 if round_:
                     samples[size]["inclusion"] += timed[0]
                     samples[size]["consistency"] += timed[1]

@@ -1,10 +1,8 @@
 """Electronic seal node (电子印章): seal registry, SM2/SM3 signing and verification (GB/T 38540),
-the node CA, and the signature transparency log."""
+the node CA, and the signature transparency log (:mod:`seal.log`)."""
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 from typing import Any
 
 from flask import Flask
@@ -12,22 +10,13 @@ from flask_smorest import Api
 
 from common.web.app import create_app as build_app
 
-SETTINGS: dict[str, Any] = {
-    # The document itself may be posted for signing/verification instead of its digest.
-    "SEAL_MAX_DOCUMENT_BYTES": 512 * 1024,
-    # A font with Chinese glyphs for generated seal pictures; empty = look for one (fontconfig,
-    # Debian's CJK font packages). A path that is missing or has no Chinese glyphs = shape-only.
-    "SEAL_FONT_PATH": "",
-}
-
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from common.web.console_login import SETTINGS as CONSOLE_SETTINGS
+    from seal.config import SETTINGS
 
-    settings = {**SETTINGS, **CONSOLE_SETTINGS}
-    if importlib.util.find_spec("seal.log_api") is not None:
-        settings.update(getattr(importlib.import_module("seal.log_api"), "SETTINGS", {}))
-    return build_app("seal", test_config, import_name=__name__, init=_init, settings=settings)
+    return build_app("seal", test_config, import_name=__name__, init=_init,
+                     settings={**SETTINGS, **CONSOLE_SETTINGS})
 
 
 def _init(app: Flask, api: Api) -> None:
@@ -37,14 +26,17 @@ def _init(app: Flask, api: Api) -> None:
     from seal import pages
     from seal.console_models import ConsoleLogin, ConsoleSession
     from seal.i18n import CATALOG
+    from seal.log import api as log_api
+    from seal.log import pages as log_pages
+    from seal.log.appends import SIGNATURE_LOG
 
     api.register_blueprint(seal_api.blp)
     api.register_blueprint(seal_api.sign_blp)
     api.register_blueprint(seal_api.ca_blp)
+    api.register_blueprint(log_api.blp)
     init_i18n(app, CATALOG)
     init_console_login(app, ConsoleLogin, ConsoleSession)
     pages.init_app(app)
-    if importlib.util.find_spec("seal.log") is not None:
-        app.extensions["seal_log_append"] = importlib.import_module("seal.log").append_event
-    if importlib.util.find_spec("seal.log_api") is not None:
-        importlib.import_module("seal.log_api").init_log(app, api)
+    log_pages.init_pages(app)
+    # Where signatures are logged (seal.signing.SignatureLog): the database log.
+    app.extensions["seal_signature_log"] = SIGNATURE_LOG

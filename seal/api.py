@@ -1,4 +1,5 @@
-"""REST API of the seal node (thin views over :mod:`seal.service`).
+"""REST API of the seal node: thin views over the domain modules (:mod:`seal.seals`,
+:mod:`seal.grants`, :mod:`seal.signing`, :mod:`seal.verification`, :mod:`seal.certificates`).
 
 Authorisation (identity's access tokens, audience ``xsn:seal``):
 
@@ -20,11 +21,12 @@ from flask_smorest import Blueprint
 from common.crypto.gm import sm3
 from common.crypto.keystore import load_kek
 from common.db import get_session
+from common.errors import NotFound
 from common.web.auth import current_claims, require_token, scopes_of
-
-from . import service
-from .asn1 import MAX_DER_SIZE
-from .schemas import (
+from seal import certificates, grants, seals, signing, verification
+from seal.asn1 import MAX_DER_SIZE
+from seal.images import MAX_IMAGE_BYTES, InvalidImage
+from seal.schemas import (
     CertificateStatusSchema,
     GrantCreateSchema,
     GrantSchema,
@@ -33,12 +35,16 @@ from .schemas import (
     SealEventSchema,
     SealQuerySchema,
     SealSchema,
+    SignBatchRequestSchema,
+    SignBatchResponseSchema,
     SignRequestSchema,
     SignResponseSchema,
     StatusChangeSchema,
     VerifyRequestSchema,
     VerifyResponseSchema,
 )
+from seal.ses import DEFAULT_PROPERTY_INFO
+from seal.uploads import DocumentTooLarge, decode_base64
 
 blp = Blueprint("seals", __name__, url_prefix="/seals", description="Electronic seals (电子印章)")
 sign_blp = Blueprint("signing", __name__, url_prefix="/", description="Signing and verification (GB/T 38540)")
@@ -53,9 +59,9 @@ def _kek() -> bytes:
     return kek
 
 
-def _actor() -> service.Actor:
+def _actor() -> grants.Actor:
     claims = current_claims()
-    return service.Actor(sub=str(claims["sub"]), client_id=claims.get("client_id"),
+    return grants.Actor(sub=str(claims["sub"]), client_id=claims.get("client_id"),
                          scopes=frozenset(scopes_of(claims)))
 
 
@@ -72,11 +78,9 @@ def _seal_dict(seal, usage: int | None = None) -> dict:
 
 
 def _png(value: str) -> bytes:
-    from .images import MAX_IMAGE_BYTES, InvalidImage
-
     try:
-        return service.decode_base64(value, "image_base64", limit=MAX_IMAGE_BYTES)
-    except service.DocumentTooLarge as exc:
+        return decode_base64(value, "image_base64", limit=MAX_IMAGE_BYTES)
+    except DocumentTooLarge as exc:
         raise InvalidImage(exc.detail, code="image_too_large") from exc
 
 
@@ -89,9 +93,9 @@ class Seals(MethodView):
     def get(self, query):
         """List seals (by organisation, by status), with usage counts."""
         session = get_session()
-        seals = service.list_seals(session, org_code=query.get("org_code"), status=query.get("status"))
-        counts = service.usage_counts(session, [s.id for s in seals])
-        return [_seal_dict(s, counts[s.id]) for s in seals]
+        found = seals.list_seals(session, org_code=query.get("org_code"), status=query.get("status"))
+        counts = seals.usage_counts(session, [s.id for s in found])
+        return [_seal_dict(s, counts[s.id]) for s in found]
 
     @blp.arguments(SealCreateSchema)
     @blp.response(201, SealSchema)
@@ -100,9 +104,9 @@ class Seals(MethodView):
     def post(self, body):
         """Register a seal: SM2 key, signer certificate, picture, SESeal signed by the maker."""
         image = _png(body["image_base64"]) if body.get("image_base64") else None
-        seal = service.create_seal(get_session(), _kek(), org_code=body["org_code"], org_name=body["org_name"],
-                                   kind=body["kind"], name=body.get("name"), image_png=image,
-                                   years=body["years"], actor=_actor().sub)
+        seal = seals.create_seal(get_session(), _kek(), org_code=body["org_code"], org_name=body["org_name"],
+                                 kind=body["kind"], name=body.get("name"), image_png=image, years=body["years"],
+                                 actor=_actor().sub, font_path=str(current_app.config["SEAL_FONT_PATH"] or ""))
         return _seal_dict(seal, 0)
 
 
@@ -113,7 +117,7 @@ class GrantedSeals(MethodView):
     @require_token("seal:sign")
     def get(self):
         """The seals the caller may sign with (granted to its client_id or its subject)."""
-        return [_seal_dict(s) for s in service.granted_seals(get_session(), _actor())]
+        return [_seal_dict(s) for s in grants.granted_seals(get_session(), _actor())]
 
 
 @blp.route("/<seal_id>")
@@ -123,8 +127,8 @@ class SealItem(MethodView):
     @require_token("seal:admin")
     def get(self, seal_id):
         session = get_session()
-        seal = service.get_seal(session, seal_id)
-        return _seal_dict(seal, service.usage_counts(session, [seal.id])[seal.id])
+        seal = seals.get_seal(session, seal_id)
+        return _seal_dict(seal, seals.usage_counts(session, [seal.id])[seal.id])
 
 
 @blp.route("/<seal_id>/status")
@@ -135,8 +139,8 @@ class SealStatus(MethodView):
     @require_token("seal:admin")
     def post(self, body, seal_id):
         """Suspend, resume or revoke (revocation is final and revokes the signer certificate)."""
-        seal = service.change_status(get_session(), seal_id, body["action"], reason=body.get("reason"),
-                                     actor=_actor().sub)
+        seal = seals.change_status(get_session(), seal_id, body["action"], reason=body.get("reason"),
+                                   actor=_actor().sub)
         return _seal_dict(seal)
 
 
@@ -147,8 +151,8 @@ class SealHistory(MethodView):
     @require_token("seal:admin")
     def get(self, seal_id):
         session = get_session()
-        service.get_seal(session, seal_id)
-        return service.history(session, seal_id)
+        seals.get_seal(session, seal_id)
+        return seals.history(session, seal_id)
 
 
 @blp.route("/<seal_id>/image")
@@ -156,7 +160,7 @@ class SealImage(MethodView):
     @blp.response(200, content_type="image/png")
     def get(self, seal_id):
         """The seal picture (PNG). Public: it is inside every signature made with the seal."""
-        seal = service.get_seal(get_session(), seal_id)
+        seal = seals.get_seal(get_session(), seal_id)
         return Response(seal.image_png, mimetype="image/png",
                         headers={"Cache-Control": "public, max-age=300", "ETag": sm3(seal.image_png).hex()[:32]})
 
@@ -166,7 +170,7 @@ class SealImage(MethodView):
     @require_token("seal:admin")
     def put(self, body, seal_id):
         """Replace the picture (PNG only, ≤ 256 KiB, 100–1000 px); the SESeal is re-made."""
-        seal = service.replace_image(get_session(), _kek(), seal_id, _png(body["image_base64"]), actor=_actor().sub)
+        seal = seals.replace_image(get_session(), _kek(), seal_id, _png(body["image_base64"]), actor=_actor().sub)
         return _seal_dict(seal)
 
 
@@ -175,7 +179,7 @@ class SealDer(MethodView):
     @blp.response(200, content_type="application/octet-stream")
     def get(self, seal_id):
         """The seal as DER ``SESeal`` (GB/T 38540 v4)."""
-        seal = service.get_seal(get_session(), seal_id)
+        seal = seals.get_seal(get_session(), seal_id)
         return Response(seal.eseal_der, mimetype="application/octet-stream",
                         headers={"Content-Disposition": f'attachment; filename="{seal.es_id}.seal"'})
 
@@ -187,8 +191,8 @@ class SealGrants(MethodView):
     @require_token("seal:admin")
     def get(self, seal_id):
         session = get_session()
-        service.get_seal(session, seal_id)
-        return service.list_grants(session, seal_id)
+        seals.get_seal(session, seal_id)
+        return grants.list_grants(session, seal_id)
 
     @blp.arguments(GrantCreateSchema)
     @blp.response(201, GrantSchema)
@@ -196,7 +200,7 @@ class SealGrants(MethodView):
     @require_token("seal:admin")
     def post(self, body, seal_id):
         """Allow an OAuth client or a staff subject to sign with this seal."""
-        return service.add_grant(get_session(), seal_id, body["grantee_type"], body["grantee"], actor=_actor().sub)
+        return grants.add_grant(get_session(), seal_id, body["grantee_type"], body["grantee"], actor=_actor().sub)
 
 
 @blp.route("/<seal_id>/grants/<int:grant_id>")
@@ -205,19 +209,19 @@ class SealGrant(MethodView):
     @blp.doc(security=SECURITY)
     @require_token("seal:admin")
     def delete(self, seal_id, grant_id):
-        service.remove_grant(get_session(), seal_id, grant_id, actor=_actor().sub)
+        grants.remove_grant(get_session(), seal_id, grant_id, actor=_actor().sub)
 
 
 def _digest_of(body: dict) -> bytes:
     if body.get("digest"):
         return bytes.fromhex(body["digest"])
     limit = int(current_app.config["SEAL_MAX_DOCUMENT_BYTES"])
-    return sm3(service.decode_base64(body["document_base64"], "document_base64", limit=limit))
+    return sm3(decode_base64(body["document_base64"], "document_base64", limit=limit))
 
 
-def _append_event():
-    """S-B's ``seal.log.append_event`` when the signature log is installed (see ``seal._init``)."""
-    return current_app.extensions.get("seal_log_append")
+def _signature_log() -> signing.SignatureLog:
+    """Where signatures are logged (the database log; see ``seal._init``)."""
+    return current_app.extensions["seal_signature_log"]
 
 
 def _signature_payload(row, seal_code: str) -> dict:
@@ -236,14 +240,41 @@ class SealSign(MethodView):
     @require_token("seal:sign")
     def post(self, body, seal_id):
         """Sign a document (or its SM3 digest): a GB/T 38540 SES_Signature, logged."""
-        from .ses import DEFAULT_PROPERTY_INFO
-
-        result = service.sign(get_session(), _kek(), seal_id, actor=_actor(), digest=_digest_of(body),
+        result = signing.sign(get_session(), _kek(), seal_id, actor=_actor(), digest=_digest_of(body),
                               property_info=body.get("property_info") or DEFAULT_PROPERTY_INFO,
                               idempotency_key=request.headers.get("Idempotency-Key"),
-                              request_id=g.get("request_id"), append_event=_append_event())
+                              request_id=g.get("request_id"), log=_signature_log())
         row = result.signature
-        payload = _signature_payload(row, result.seal_code or service.seal_code(get_session(), row.seal_id))
+        payload = _signature_payload(row, result.seal_code or seals.seal_code(get_session(), row.seal_id))
+        if result.replayed:
+            return payload, 200, {"Idempotent-Replayed": "true"}
+        return payload
+
+
+@blp.route("/<seal_id>/sign-batch")
+class SealSignBatch(MethodView):
+    @blp.arguments(SignBatchRequestSchema)
+    @blp.response(201, SignBatchResponseSchema)
+    @blp.alt_response(200, schema=SignBatchResponseSchema,
+                      description="replay of an earlier batch (Idempotency-Key): the same signatures")
+    @blp.doc(security=SECURITY, parameters=[{"in": "header", "name": "Idempotency-Key", "required": False,
+                                              "schema": {"type": "string", "maxLength": 255}}])
+    @require_token("seal:sign")
+    def post(self, body, seal_id):
+        """Sign up to SEAL_SIGN_BATCH_MAX digests (100) in one request: all or none, in order.
+
+        Each digest becomes its own SES_Signature and its own log entry, in request order, with
+        the checks of a single signature. One Idempotency-Key names the whole batch: a replay
+        answers 200 with the same signatures; the same key with other items is refused (422).
+        """
+        items = [(bytes.fromhex(item["digest"]), item.get("property_info") or DEFAULT_PROPERTY_INFO)
+                 for item in body["items"]]
+        result = signing.sign_batch(get_session(), _kek(), seal_id, actor=_actor(), items=items,
+                                    max_items=int(current_app.config["SEAL_SIGN_BATCH_MAX"]),
+                                    idempotency_key=request.headers.get("Idempotency-Key"),
+                                    request_id=g.get("request_id"), log=_signature_log())
+        code = result.seal_code or seals.seal_code(get_session(), seal_id)
+        payload = {"signatures": [_signature_payload(row, code) for row in result.signatures]}
         if result.replayed:
             return payload, 200, {"Idempotent-Replayed": "true"}
         return payload
@@ -257,11 +288,11 @@ class SignatureItem(MethodView):
     def get(self, signature_id):
         """A signature this caller made (same client or subject)."""
         session = get_session()
-        row = service.get_signature(session, signature_id)
+        row = signing.get_signature(session, signature_id)
         actor = _actor()
         if row.signer != actor.sub and (actor.client_id is None or row.client_id != actor.client_id):
-            raise service.NotFound(f"no signature {signature_id}", code="signature_not_found")
-        return _signature_payload(row, service.seal_code(session, row.seal_id))
+            raise NotFound(f"no signature {signature_id}", code="signature_not_found")
+        return _signature_payload(row, seals.seal_code(session, row.seal_id))
 
 
 @sign_blp.route("/verify")
@@ -271,14 +302,13 @@ class Verify(MethodView):
     @sign_blp.alt_response(422, description="the signature is not an acceptable SES_Signature DER")
     def post(self, body):
         """Verify an SES_Signature: all five checks of GB/T 38540, each reported separately."""
-        der = service.decode_base64(body["signature_base64"], "signature_base64", limit=2 * MAX_DER_SIZE)
+        der = decode_base64(body["signature_base64"], "signature_base64", limit=2 * MAX_DER_SIZE)
         digest = _digest_of(body) if (body.get("digest") or body.get("document_base64")) else None
-        return service.verify(get_session(), der, document_digest=digest).to_dict()
+        return verification.verify(get_session(), der, document_digest=digest).to_dict()
 
 
 def _maker(session):
-    row = service.maker_certificate(session, _kek())
-    return row
+    return certificates.maker_certificate(session, _kek())
 
 
 @ca_blp.route("/certificate")
@@ -299,12 +329,12 @@ class CertificateStatus(MethodView):
     @ca_blp.response(200, CertificateStatusSchema)
     def get(self, serial):
         """Status of a certificate issued by this node (active or revoked, with time and reason)."""
-        return service.certificate_status(get_session(), serial)
+        return certificates.certificate_status(get_session(), serial)
 
 
 @ca_blp.route("/certificates/<serial>/der")
 class CertificateDer(MethodView):
     @ca_blp.response(200, content_type="application/pkix-cert")
     def get(self, serial):
-        row = service.certificate_status(get_session(), serial)
+        row = certificates.certificate_status(get_session(), serial)
         return Response(row.der, mimetype="application/pkix-cert")

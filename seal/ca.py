@@ -1,7 +1,7 @@
 """The node CA's X.509 structures: an SM2 root (the seal maker, 制章者) and signer certificates.
 
 Pure functions over asn1crypto and ``common.crypto.gm``; the key store and the database are the
-service layer's business (``seal.service``). Certificates are signed with SM2-with-SM3
+business of :mod:`seal.certificates` and :mod:`seal.seals`. Certificates are signed with SM2-with-SM3
 (``1.2.156.10197.1.501``, no parameters) under the default ID of GM/T 0009/0015 over
 DER(TBSCertificate), which is what OpenSSL 3 and GmSSL produce and verify.
 
@@ -20,8 +20,7 @@ from datetime import UTC, datetime
 from asn1crypto import keys, x509
 
 from common.crypto.gm import SM2_CURVE_OID, SM2_WITH_SM3_OID, GMError, SM2PrivateKey, SM2PublicKey, sm3
-
-from .asn1 import SM2_SM3, SESFormatError, load_strict
+from seal.asn1 import SM2_SM3, SESFormatError, load_strict
 
 MAX_CERT_SIZE = 16 * 1024
 EC_PUBLIC_KEY_OID = "1.2.840.10045.2.1"

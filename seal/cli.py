@@ -1,5 +1,15 @@
-"""``xsn seal ...`` commands (the log commands live in :mod:`seal.log_cli`)."""
+"""``xsn seal ...`` commands: the signature log's (:mod:`seal.log.cli`) under ``xsn seal log``."""
 
-from seal.log_cli import cli
+from __future__ import annotations
 
-__all__ = ["cli"]
+import click
+
+from seal.log.cli import log_group
+
+
+@click.group()
+def cli() -> None:
+    """Electronic seal node (电子印章)."""
+
+
+cli.add_command(log_group)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from common.web.console_login import ConsoleLoginMixin, ConsoleSessionMixin
-from seal.models import Base
+from seal.base import Base
 
 
 class ConsoleLogin(ConsoleLoginMixin, Base):

@@ -7,8 +7,9 @@ star and the seal code along the lower arc.
 
 Chinese text needs a CJK font, looked for at run time, first usable one wins:
 
-1. the setting ``SEAL_FONT_PATH`` (``XSN_SEAL_FONT_PATH``); when it is set it is the only
-   candidate, so pointing it at a missing file turns the text off;
+1. the setting ``SEAL_FONT_PATH`` (``XSN_SEAL_FONT_PATH``), passed in by the caller as
+   ``font_path``; when it is set it is the only candidate, so pointing it at a missing file
+   turns the text off;
 2. fontconfig: ``fc-match -f '%{file}' ':lang=zh'`` (checked: fontconfig answers with its
    best match even when that font has no Chinese), then ``fc-list :lang=zh``;
 3. the well-known paths of Debian's ``fonts-arphic-*``, ``fonts-noto-cjk``,
@@ -36,7 +37,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from common.errors import Problem
 
-log = structlog.get_logger("xsn.seal.images")
+logger = structlog.get_logger("xsn.seal.images")
 
 MAX_IMAGE_BYTES = 256 * 1024
 MIN_SIDE, MAX_SIDE = 100, 1000
@@ -70,18 +71,6 @@ class InvalidImage(Problem):
 
 
 # -- finding a font ----------------------------------------------------------------------------
-
-
-def configured_font_path() -> str:
-    """The ``SEAL_FONT_PATH`` setting: from the Flask app when there is one, else the environment."""
-    try:
-        from flask import current_app, has_app_context
-
-        if has_app_context():
-            return str(current_app.config.get(FONT_SETTING) or "")
-    except ImportError:  # pragma: no cover - flask is a dependency of the service
-        pass
-    return os.environ.get(f"XSN_{FONT_SETTING}", "")
 
 
 def draws_chinese(path: str) -> bool:
@@ -131,9 +120,11 @@ _warned: set[str] = set()
 _warned_lock = threading.Lock()
 
 
-def cjk_font_path() -> str | None:
-    """Path of a font that renders Chinese, or ``None`` (warned once per setting)."""
-    configured = configured_font_path()
+def cjk_font_path(configured: str = "") -> str | None:
+    """Path of a font that renders Chinese, or ``None`` (warned once per setting).
+
+    ``configured``: the ``SEAL_FONT_PATH`` setting; empty = look for one.
+    """
     path = _find_font(configured)
     if path is None:
         with _warned_lock:
@@ -141,10 +132,10 @@ def cjk_font_path() -> str | None:
             _warned.add(configured)
         if first:
             if configured:
-                log.warning("seal_font_unusable", path=configured, setting=f"XSN_{FONT_SETTING}",
+                logger.warning("seal_font_unusable", path=configured, setting=f"XSN_{FONT_SETTING}",
                             effect="generated seal pictures are drawn shape-only, without text")
             else:
-                log.warning("seal_font_missing", hint="apt-get install fonts-wqy-microhei, or set "
+                logger.warning("seal_font_missing", hint="apt-get install fonts-wqy-microhei, or set "
                             f"XSN_{FONT_SETTING}", effect="generated seal pictures are drawn shape-only, without text")
     return path
 
@@ -243,8 +234,11 @@ def _marks(draw: ImageDraw.ImageDraw, count: int, s: float) -> None:
         draw.ellipse((x - dot, y - dot, x + dot, y + dot), outline=RED, width=round(3 * s))
 
 
-def generate_seal_png(organisation: str, kind_label: str = "", code: str = "") -> bytes:
-    """A 400×400 transparent PNG of a red round seal (see the module docstring)."""
+def generate_seal_png(organisation: str, kind_label: str = "", code: str = "", *, font_path: str = "") -> bytes:
+    """A 400×400 transparent PNG of a red round seal (see the module docstring).
+
+    ``font_path``: the ``SEAL_FONT_PATH`` setting (empty: look for a CJK font).
+    """
     s = SCALE
     image = Image.new("RGBA", (SIZE * s, SIZE * s), (0, 0, 0, 0))
     draw = ImageDraw.Draw(image)
@@ -252,12 +246,12 @@ def generate_seal_png(organisation: str, kind_label: str = "", code: str = "") -
     draw.ellipse((inset, inset, SIZE * s - inset, SIZE * s - inset), outline=RED, width=RING_WIDTH * s)
     _star(draw, SIZE * s / 2, SIZE * s / 2, STAR_RADIUS * s)
     name = " ".join(organisation.split())[:32]
-    font_path = cjk_font_path()
-    if font_path:
-        _name_arc(image, name, font_path, s)
+    usable = cjk_font_path(font_path)
+    if usable:
+        _name_arc(image, name, usable, s)
         if kind_label:
-            _kind_line(image, kind_label[:10], font_path, s)
-        code_font = _font(font_path, round(15 * s))
+            _kind_line(image, kind_label[:10], usable, s)
+        code_font = _font(usable, round(15 * s))
     else:
         _marks(draw, len(name), s)
         code_font = ImageFont.load_default(size=15 * s)

@@ -3,12 +3,13 @@
 Seals (电子印章) with their history, the node CA's certificates (the maker root and one
 signer certificate per seal), grants of a seal to OAuth clients and staff subjects, the
 signatures made (with their idempotency keys) and the key store's ``signing_keys``.
-The signature transparency log's tables live in :mod:`seal.log_models` on the same ``Base``.
+The signature transparency log's tables live in :mod:`seal.log.models` and the consoles'
+sign-ins in :mod:`seal.console_models`, all on :data:`seal.base.Base`; importing this module
+registers every table (the migrations and the schema check read ``seal.models.Base.metadata``).
 """
 
 from __future__ import annotations
 
-import importlib.util
 import uuid
 from datetime import datetime
 
@@ -16,9 +17,8 @@ from sqlalchemy import BigInteger, ForeignKey, Index, Integer, LargeBinary, Stri
 from sqlalchemy.orm import Mapped, mapped_column
 
 from common.crypto.keystore import SigningKeyMixin
-from common.db import make_base, utcnow
-
-Base = make_base()
+from common.db import utcnow
+from seal.base import Base
 
 # Seal kinds: stable code -> (GB/T 38540 property type, Chinese label, English label).
 SEAL_KINDS: dict[str, tuple[int, str, str]] = {
@@ -125,6 +125,7 @@ class Signature(Base):
     __table_args__ = (
         UniqueConstraint("idempotency_scope", "idempotency_key", name="uq_signatures_idempotency"),
         Index("ix_signatures_seal_id_signed_at", "seal_id", "signed_at"),
+        Index("ix_signatures_batch_id_batch_position", "batch_id", "batch_position"),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
@@ -142,9 +143,31 @@ class Signature(Base):
     log_index: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     request_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
     note: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # A signature made in a batch (POST /seals/<id>/sign-batch): the batch and its place in it.
+    batch_id: Mapped[str | None] = mapped_column(ForeignKey("signature_batches.id", ondelete="CASCADE"),
+                                                 nullable=True)
+    batch_position: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
-# The signature log's tables share this metadata (migrations and the schema check see them).
-if importlib.util.find_spec("seal.log_models") is not None:
-    importlib.import_module("seal.log_models")
-importlib.import_module("seal.console_models")  # the staff consoles' sign-ins
+class SignatureBatch(Base):
+    """One batch signing request: its idempotency key names the whole batch, in order."""
+
+    __tablename__ = "signature_batches"
+    __table_args__ = (
+        UniqueConstraint("idempotency_scope", "idempotency_key", name="uq_signature_batches_idempotency"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    seal_id: Mapped[str] = mapped_column(ForeignKey("seals.id", ondelete="CASCADE"))
+    signer: Mapped[str] = mapped_column(String(255))
+    client_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    idempotency_scope: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    idempotency_key: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    request_hash: Mapped[str] = mapped_column(String(64))  # SM3 of the seal and every item, in order
+    size: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column()
+
+
+# The other tables on the same metadata: the signature log's and the consoles' sign-ins.
+import seal.console_models  # noqa: E402, F401
+import seal.log.models  # noqa: E402, F401

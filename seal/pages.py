@@ -4,8 +4,8 @@ Sign-in: staff sign in with their identity account (OpenID Connect through the g
 :mod:`common.web.console_login`); the console's access token must carry ``seal:admin`` and is
 re-verified on every page view, so an expired token means signing in again (silent while
 the identity login lasts) and a person without the role gets a 403 page. The views read and
-change data only through :mod:`seal.service`. Forms carry CSRF tokens; the pages work
-without JavaScript.
+change data only through the domain modules (:mod:`seal.seals`, :mod:`seal.grants`). Forms
+carry CSRF tokens; the pages work without JavaScript.
 """
 
 from __future__ import annotations
@@ -20,9 +20,8 @@ from common.errors import Problem
 from common.web.console_login import console_required, make_console_login
 from common.web.i18n import _
 from common.web.pages import protect
-
-from . import service
-from .models import SEAL_STATUSES
+from seal import grants, seals
+from seal.models import SEAL_STATUSES
 
 ADMIN_SCOPE = "seal:admin"
 CONSOLE_CLIENT_ID = "xsn-seal-console"  # seeded by identity (identity/oauth_seed.py)
@@ -51,9 +50,9 @@ def index():
     org_code = request.args.get("org_code", "").strip() or None
     status = request.args.get("status", "").strip()
     status = status if status in SEAL_STATUSES else ""
-    seals = service.list_seals(db, org_code=org_code, status=status or None)
-    counts = service.usage_counts(db, [s.id for s in seals])
-    return render_template("seal/index.html", seals=seals, counts=counts, org_code=org_code or "",
+    found = seals.list_seals(db, org_code=org_code, status=status or None)
+    counts = seals.usage_counts(db, [s.id for s in found])
+    return render_template("seal/index.html", seals=found, counts=counts, org_code=org_code or "",
                            status=status, statuses=SEAL_STATUSES, local_time=local_time,
                            expired=functools.partial(_expired, now=utcnow()))
 
@@ -62,9 +61,9 @@ def index():
 @admin_required
 def detail(seal_id: str):
     db = get_session()
-    seal = service.get_seal(db, seal_id)
-    return render_template("seal/detail.html", seal=seal, usage=service.usage_counts(db, [seal.id])[seal.id],
-                           events=service.history(db, seal.id), grants=service.list_grants(db, seal.id),
+    seal = seals.get_seal(db, seal_id)
+    return render_template("seal/detail.html", seal=seal, usage=seals.usage_counts(db, [seal.id])[seal.id],
+                           events=seals.history(db, seal.id), grants=grants.list_grants(db, seal.id),
                            local_time=local_time, expired=_expired(seal, utcnow()))
 
 
@@ -86,7 +85,7 @@ def change_status(seal_id: str):
         flash(_("seal.error", detail=_("seal.error.confirm_revoke")))
         return redirect(url_for("seal_pages.detail", seal_id=seal_id))
     try:
-        service.change_status(get_session(), seal_id, action, reason=request.form.get("reason"),
+        seals.change_status(get_session(), seal_id, action, reason=request.form.get("reason"),
                               actor=str(claims.get("sub")))
         flash(_(f"seal.changed.{action}"))
     except Problem as exc:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from .models import GRANT_CLIENT, GRANT_SUBJECT, SEAL_KINDS, SEAL_STATUSES
+from seal.models import GRANT_CLIENT, GRANT_SUBJECT, SEAL_KINDS, SEAL_STATUSES
 
 HEX64 = validate.Regexp(r"^[0-9a-fA-F]{64}$", error="64 hexadecimal digits (an SM3 digest)")
 
@@ -102,6 +102,21 @@ class SignResponseSchema(Schema):
     signature_digest = fields.String()
     signature_base64 = fields.String(metadata={"description": "DER SES_Signature (GB/T 38540 v4)"})
     log_index = fields.Integer(allow_none=True)
+
+
+class SignBatchItemSchema(Schema):
+    digest = fields.String(required=True, validate=HEX64, metadata={"description": "hex SM3 digest of the document"})
+    property_info = fields.String(validate=validate.Length(1, 255),
+                                  metadata={"description": "TBS_Sign propertyInfo (printable ASCII)"})
+
+
+class SignBatchRequestSchema(Schema):
+    items = fields.List(fields.Nested(SignBatchItemSchema), required=True,
+                        metadata={"description": "1..SEAL_SIGN_BATCH_MAX (100) digests, signed in this order"})
+
+
+class SignBatchResponseSchema(Schema):
+    signatures = fields.List(fields.Nested(SignResponseSchema), metadata={"description": "in request order"})
 
 
 class VerifyRequestSchema(_DigestOrDocument):

@@ -15,10 +15,10 @@ from sqlalchemy import select
 from common.crypto.keystore import load_kek
 from common.db import get_db
 from common.values.codes import CreditCode
-from seal import service
+from seal import certificates, grants, seals
 from seal.models import Seal
 
-log = structlog.get_logger("xsn.seal.seed")
+logger = structlog.get_logger("xsn.seal.seed")
 
 DEMO_ORG_NAME = "西安市示范科技有限公司"
 DEMO_ORG_CODE = CreditCode.build("91610113MA6TXX001").value
@@ -36,12 +36,12 @@ DEMO_SEALS: dict[str, tuple[str, ...]] = {
 def seed(app: Flask) -> None:
     kek = load_kek(app.config)
     with get_db(app).session() as session:
-        service.maker_certificate(session, kek)
+        certificates.maker_certificate(session, kek)
         for kind, grantees in DEMO_SEALS.items():
             seal = session.scalars(select(Seal).where(Seal.org_code == DEMO_ORG_CODE, Seal.kind == kind)).first()
             if seal is None:
-                seal = service.create_seal(session, kek, org_code=DEMO_ORG_CODE, org_name=DEMO_ORG_NAME, kind=kind,
-                                           actor="seed")
+                seal = seals.create_seal(session, kek, org_code=DEMO_ORG_CODE, org_name=DEMO_ORG_NAME, kind=kind,
+                                         actor="seed", font_path=str(app.config["SEAL_FONT_PATH"] or ""))
             for client_id in grantees:
-                service.add_grant(session, seal.id, "client", client_id, actor="seed")
-    log.info("seal_seeded", seals=len(DEMO_SEALS), org_code=DEMO_ORG_CODE)
+                grants.add_grant(session, seal.id, "client", client_id, actor="seed")
+    logger.info("seal_seeded", seals=len(DEMO_SEALS), org_code=DEMO_ORG_CODE)

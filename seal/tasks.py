@@ -1,11 +1,11 @@
 """Periodic work of the seal node: signed checkpoints of the signature log, every few seconds.
 
 The beat scheduler (``celery beat``; ``xsn run`` embeds it in its worker) sends
-``seal.log.publish_checkpoint`` every ``XSN_SEAL_LOG_CHECKPOINT_INTERVAL`` seconds (5 by
+``seal.log.publish_checkpoint`` (the task's name) every ``XSN_SEAL_LOG_CHECKPOINT_INTERVAL`` seconds (5 by
 default). The task signs a checkpoint when the log grew since the newest one and does nothing
 otherwise, so the log is committed to by a signed tree head within seconds of every append
 whether or not anyone is reading it. Readers still get a fresh one on demand (the lazy path in
-``seal.log.latest_checkpoint``) if the worker is behind or stopped.
+``seal.log.checkpoints.latest_checkpoint``) if the worker is behind or stopped.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ _app_lock = threading.Lock()
 
 def checkpoint_interval() -> float:
     """Seconds between publications: the seal service's own setting, read the same way."""
-    from seal.log_api import SETTINGS
+    from seal.config import SETTINGS
 
     return float(os.environ.get("XSN_SEAL_LOG_CHECKPOINT_INTERVAL") or SETTINGS["SEAL_LOG_CHECKPOINT_INTERVAL"])
 
@@ -44,14 +44,16 @@ def _seal_app() -> Flask:
 def publish_checkpoint() -> int | None:
     """Sign and store a checkpoint if the log grew; returns its tree size, or None if it did not grow."""
     from common.db import get_db
-    from seal import log, log_api
+    from seal.log.checkpoints import newest_checkpoint
+    from seal.log.service import LogSettings, publish
+    from seal.log.tree import log_size
 
     app = _seal_app()
     with app.app_context(), get_db(app).session() as session:
-        newest = log.newest_checkpoint(session)
-        if newest is not None and newest.tree_size >= log.log_size(session):
+        newest = newest_checkpoint(session)
+        if newest is not None and newest.tree_size >= log_size(session):
             return None
-        return log.publish_checkpoint(session, log_api.signer_factory(session, app)()).tree_size
+        return publish(session, LogSettings.from_config(app.config)).tree_size
 
 
 @celery_app.on_after_finalize.connect

@@ -110,6 +110,37 @@ def make_material():
     return Material
 
 
+# -- the domain modules called directly: a session, the KEK, a granted seal -------------------
+
+
+@pytest.fixture
+def kek(app) -> bytes:
+    from common.crypto.keystore import load_kek
+
+    return load_kek(app.config)
+
+
+@pytest.fixture
+def db(app):
+    from common.db import get_db
+
+    with get_db(app).session() as session:
+        yield session
+
+
+@pytest.fixture
+def seal(db, kek):
+    """An active contract seal granted to the licences node's client."""
+    from seal import grants, seals
+    from tests.seal.domain import LICENSES
+    from tests.seal.domain import ORG_CODE as DOMAIN_ORG_CODE
+
+    created = seals.create_seal(db, kek, org_code=DOMAIN_ORG_CODE, org_name=ORG_NAME, kind="contract",
+                                actor="admin-1")
+    grants.add_grant(db, created.id, "client", LICENSES.client_id, actor="admin-1")
+    return created
+
+
 # -- staff consoles signed in through a real identity node (common.web.console_login) ---------------
 class Identity:
     def __init__(self, app, url: str) -> None:

@@ -9,7 +9,8 @@ from sqlalchemy import select
 
 from common.crypto.keystore import load_kek
 from common.db import get_db
-from seal import log, service
+from seal import certificates
+from seal.log import keys
 from seal.models import Certificate, SigningKey
 
 
@@ -43,16 +44,16 @@ def _race(app, work) -> list:
 
 def test_two_first_publishers_create_one_log_key(app):
     kek = load_kek(app.config)
-    kids = _race(app, lambda session: log.load_signer(session, kek, "xsn.test/seal-log").key_id)
+    kids = _race(app, lambda session: keys.load_signer(session, kek, "xsn.test/seal-log").key_id)
     assert len(kids) == 2 and kids[0] == kids[1]
     with get_db(app).session() as session:
-        rows = session.scalars(select(SigningKey).where(SigningKey.purpose == log.LOG_KEY_PURPOSE)).all()
+        rows = session.scalars(select(SigningKey).where(SigningKey.purpose == keys.LOG_KEY_PURPOSE)).all()
         assert [(row.kid, row.status) for row in rows] == [(kids[0], "active")]
 
 
 def test_two_first_seal_registrations_create_one_maker(app):
     kek = load_kek(app.config)
-    serials = _race(app, lambda session: service.maker_certificate(session, kek).serial)
+    serials = _race(app, lambda session: certificates.maker_certificate(session, kek).serial)
     assert len(serials) == 2 and serials[0] == serials[1]
     with get_db(app).session() as session:
         makers = session.scalars(select(Certificate.serial).where(Certificate.role == "maker")).all()
@@ -63,10 +64,10 @@ def test_the_oldest_of_several_active_log_keys_is_used(app):
     """A store from before the rule may hold two active log keys: every worker picks the same one."""
     kek = load_kek(app.config)
     with get_db(app).session() as session:
-        store = log.key_store(session, kek)
-        first = store.generate(log.LOG_KEY_PURPOSE)
+        store = keys.key_store(session, kek)
+        first = store.generate(keys.LOG_KEY_PURPOSE)
         session.commit()
         time.sleep(0.01)
-        store.generate(log.LOG_KEY_PURPOSE)
+        store.generate(keys.LOG_KEY_PURPOSE)
         session.commit()
-        assert log.load_signer(session, kek, "xsn.test/seal-log").key_id == first.kid
+        assert keys.load_signer(session, kek, "xsn.test/seal-log").key_id == first.kid

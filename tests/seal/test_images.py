@@ -86,21 +86,19 @@ def warnings(monkeypatch) -> list[tuple[str, dict]]:
         def warning(self, event, **fields):
             logged.append((event, fields))
 
-    monkeypatch.setattr(images, "log", Recorder())
+    monkeypatch.setattr(images, "logger", Recorder())
     return logged
 
 
 @pytest.fixture
-def no_font(monkeypatch, tmp_path, warnings):
-    """``XSN_SEAL_FONT_PATH`` pointing to a missing file: the shape-only fallback."""
-    monkeypatch.setenv("XSN_SEAL_FONT_PATH", str(tmp_path / "no-such-font.ttc"))
-    return warnings
+def no_font(tmp_path, warnings) -> tuple[str, list[tuple[str, dict]]]:
+    """A ``SEAL_FONT_PATH`` setting naming a missing file (the shape-only fallback), and the warnings."""
+    return str(tmp_path / "no-such-font.ttc"), warnings
 
 
-def test_generated_with_font_draws_name_and_kind(cjk_font, warnings, monkeypatch, tmp_path):
+def test_generated_with_font_draws_name_and_kind(cjk_font, warnings, tmp_path):
     assert images.draws_chinese(cjk_font)
-    monkeypatch.setenv("XSN_SEAL_FONT_PATH", cjk_font)
-    with_text = generate_seal_png(ORG, KIND, CODE)
+    with_text = generate_seal_png(ORG, KIND, CODE, font_path=cjk_font)
     assert validate_png(with_text) == (images.SIZE, images.SIZE)
     image = _pixels(with_text)
     assert image.size == (400, 400) and image.mode == "RGBA"
@@ -109,8 +107,7 @@ def test_generated_with_font_draws_name_and_kind(cjk_font, warnings, monkeypatch
     assert len(opaque) > 400 * 400 * 0.12
     assert sum(map(_is_red, opaque)) / len(opaque) > 0.98  # red dominates: nothing else is drawn
 
-    monkeypatch.setenv("XSN_SEAL_FONT_PATH", str(tmp_path / "missing.ttc"))
-    shape_only = _pixels(generate_seal_png(ORG, KIND, CODE))
+    shape_only = _pixels(generate_seal_png(ORG, KIND, CODE, font_path=str(tmp_path / "missing.ttc")))
     # The name fills the upper band far more than the fallback's small rings do ...
     assert _name_band_ink(image) > 2 * _name_band_ink(shape_only)
     # ... and the kind is written under the star (the fallback leaves that area empty).
@@ -127,17 +124,18 @@ def test_generation_is_deterministic_and_handles_long_names(cjk_font):
 
 
 def test_fallback_without_font_is_shape_only_and_warns_once(no_font):
-    assert images.cjk_font_path() is None
-    first = generate_seal_png(ORG, KIND, CODE)
-    second = generate_seal_png("另一家单位", "公章", "6101260100000002")
+    missing, warned = no_font
+    assert images.cjk_font_path(missing) is None
+    first = generate_seal_png(ORG, KIND, CODE, font_path=missing)
+    second = generate_seal_png("另一家单位", "公章", "6101260100000002", font_path=missing)
     for png in (first, second):
         assert validate_png(png) == (400, 400)
         image = _pixels(png)
         opaque = [pixel for pixel in image.get_flattened_data() if pixel[3] > 128]
         assert len(opaque) > 400 * 400 * 0.08
         assert sum(map(_is_red, opaque)) / len(opaque) > 0.98
-    assert [event for event, _ in no_font] == ["seal_font_unusable"]
-    assert no_font[0][1]["path"].endswith("no-such-font.ttc")
+    assert [event for event, _ in warned] == ["seal_font_unusable"]
+    assert warned[0][1]["path"].endswith("no-such-font.ttc")
 
 
 def test_a_font_without_chinese_is_not_used(monkeypatch, warnings):
@@ -145,29 +143,25 @@ def test_a_font_without_chinese_is_not_used(monkeypatch, warnings):
     if not os.path.exists(latin):
         pytest.skip("no DejaVu font to stand for a Latin-only font")
     assert not images.draws_chinese(latin)
-    monkeypatch.setenv("XSN_SEAL_FONT_PATH", latin)
-    assert images.cjk_font_path() is None
+    assert images.cjk_font_path(latin) is None
     assert not images.draws_chinese("/nonexistent/font.ttf")
 
 
-def test_setting_from_the_app_config(make_app, tmp_path, no_font):
-    """Inside the service the setting is read from the app config (``XSN_SEAL_FONT_PATH``)."""
-    from common.crypto.keystore import load_kek
-    from common.db import get_db
-    from seal import service
-
-    missing = str(tmp_path / "configured-but-missing.ttf")
+def test_setting_from_the_app_config(make_app, tokens, no_font):
+    """Inside the service the setting comes from the app config (``XSN_SEAL_FONT_PATH``): the API
+    passes it to seal registration, which draws a shape-only picture for a missing font."""
+    missing, warned = no_font
     app = make_app("seal", SEAL_FONT_PATH=missing)
     assert app.config["SEAL_FONT_PATH"] == missing
-    with app.app_context():
-        assert images.configured_font_path() == missing
-        assert images.cjk_font_path() is None
-        with get_db(app).session() as session:
-            seal = service.create_seal(session, load_kek(app.config), org_code="91110000600037341L",
-                                       org_name=ORG, kind="license", actor="test")
-            assert seal.image_generated and (seal.image_width, seal.image_height) == (400, 400)
-            assert validate_png(seal.image_png) == (400, 400)
-    assert any(fields.get("path") == missing for _, fields in no_font)
+    tokens.install(app)
+    admin = tokens.bearer(sub="admin-1", scope="seal:admin", client_id="xsn-console")
+    response = app.test_client().post("/seals", json={"org_code": "91110000600037341L", "org_name": ORG,
+                                                      "kind": "license"}, headers=admin)
+    assert response.status_code == 201, response.get_json()
+    body = response.get_json()
+    assert body["image_generated"] and (body["image_width"], body["image_height"]) == (400, 400)
+    assert validate_png(app.test_client().get(body["image_url"]).data) == (400, 400)
+    assert any(fields.get("path") == missing for _, fields in warned)
 
 
 # -- upload validation -------------------------------------------------------------------------------

@@ -6,25 +6,13 @@ import pytest
 from sqlalchemy import update
 
 from common.crypto.gm import sm3
-from common.crypto.keystore import load_kek
-from common.db import get_db
 from common.errors import Problem
-from seal import service, ses
+from seal import grants, seals, ses, signing, verification
 from seal.images import generate_seal_png
+from seal.log.appends import SIGNATURE_LOG
 from seal.models import Seal
 
-LICENSES = service.Actor(sub="svc-licenses", client_id="xsn-licenses", scopes=frozenset({"seal:sign"}))
-
-
-@pytest.fixture
-def db(app):
-    with get_db(app).session() as session:
-        yield session
-
-
-@pytest.fixture
-def kek(app) -> bytes:
-    return load_kek(app.config)
+LICENSES = grants.Actor(sub="svc-licenses", client_id="xsn-licenses", scopes=frozenset({"seal:sign"}))
 
 
 def _seal_in(signature_der: bytes) -> bytes:
@@ -34,29 +22,29 @@ def _seal_in(signature_der: bytes) -> bytes:
 def test_a_new_picture_is_a_new_seal_version_for_signing(db, kek):
     from seal.seed import DEMO_ORG_CODE, DEMO_ORG_NAME
 
-    seal = service.create_seal(db, kek, org_code=DEMO_ORG_CODE, org_name=DEMO_ORG_NAME, kind="contract", actor="t")
-    service.add_grant(db, seal.id, "client", LICENSES.client_id, actor="t")
+    seal = seals.create_seal(db, kek, org_code=DEMO_ORG_CODE, org_name=DEMO_ORG_NAME, kind="contract", actor="t")
+    grants.add_grant(db, seal.id, "client", LICENSES.client_id, actor="t")
     assert seal.eseal_sm3 == sm3(seal.eseal_der).hex()
-    first = service.sign(db, kek, seal.id, actor=LICENSES, digest=sm3(b"one")).signature
+    first = signing.sign(db, kek, seal.id, actor=LICENSES, digest=sm3(b"one"), log=SIGNATURE_LOG).signature
     assert _seal_in(first.signature_der) == seal.eseal_der
 
     old_der = seal.eseal_der
-    service.replace_image(db, kek, seal.id, generate_seal_png("另一个单位", "合同专用章"), actor="t")
+    seals.replace_image(db, kek, seal.id, generate_seal_png("另一个单位", "合同专用章"), actor="t")
     replaced = db.get(Seal, seal.id)
     assert replaced.eseal_der != old_der and replaced.eseal_sm3 == sm3(replaced.eseal_der).hex()
-    second = service.sign(db, kek, seal.id, actor=LICENSES, digest=sm3(b"two")).signature
+    second = signing.sign(db, kek, seal.id, actor=LICENSES, digest=sm3(b"two"), log=SIGNATURE_LOG).signature
     assert _seal_in(second.signature_der) == replaced.eseal_der
-    assert service.verify(db, second.signature_der, document_digest=sm3(b"two")).valid
+    assert verification.verify(db, second.signature_der, document_digest=sm3(b"two")).valid
 
 
 def test_a_stored_seal_that_does_not_match_its_digest_is_not_used(db, kek):
     from seal.seed import DEMO_ORG_CODE, DEMO_ORG_NAME
 
-    seal = service.create_seal(db, kek, org_code=DEMO_ORG_CODE, org_name=DEMO_ORG_NAME, kind="finance", actor="t")
-    service.add_grant(db, seal.id, "client", LICENSES.client_id, actor="t")
+    seal = seals.create_seal(db, kek, org_code=DEMO_ORG_CODE, org_name=DEMO_ORG_NAME, kind="finance", actor="t")
+    grants.add_grant(db, seal.id, "client", LICENSES.client_id, actor="t")
     forged = bytes(seal.eseal_der[:-1]) + bytes([seal.eseal_der[-1] ^ 1])
     db.execute(update(Seal).where(Seal.id == seal.id).values(eseal_der=forged, eseal_sm3="00" * 32))
     db.commit()
     with pytest.raises(Problem) as caught:
-        service.sign(db, kek, seal.id, actor=LICENSES, digest=sm3(b"x"))
+        signing.sign(db, kek, seal.id, actor=LICENSES, digest=sm3(b"x"), log=SIGNATURE_LOG)
     assert caught.value.code == "seal_integrity_error"

@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 
 from common.crypto.gm import SM2_WITH_SM3_OID, sm3
-from seal import ses
+from seal import ses, ses_verify
 from seal.asn1 import SESSignature, TBSSign
 
 
@@ -27,7 +27,7 @@ def test_material_matches_the_reference_builder(material, property_info):
                                   "signatureAlgID": SM2_WITH_SM3_OID,
                                   "signature": signature["signature"].native}).dump()
         assert der == reference
-        report = ses.verify_ses_signature(der, material.digest)
+        report = ses_verify.verify_ses_signature(der, material.digest)
         assert report.valid, report.to_dict()
 
 

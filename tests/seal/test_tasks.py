@@ -6,7 +6,8 @@ import pytest
 
 from common.db import get_db
 from common.ops.tasks import celery_app
-from seal import log, tasks
+from seal import tasks
+from seal.log import appends, checkpoints, proofs
 
 
 @pytest.fixture
@@ -19,7 +20,7 @@ def app(make_app, monkeypatch):
 def append(app, count: int) -> None:
     with get_db(app).session() as session:
         for i in range(count):
-            log.append_event(session, {"type": "sign", "time": "2026-07-01T00:00:00Z", "request_id": f"r{i}"})
+            appends.append_event(session, {"type": "sign", "time": "2026-07-01T00:00:00Z", "request_id": f"r{i}"})
         session.commit()
 
 
@@ -32,8 +33,8 @@ def test_the_task_signs_a_checkpoint_when_the_log_grew_and_only_then(app):
     append(app, 2)
     assert tasks.publish_checkpoint() == 5
     with get_db(app).session() as session:
-        newest = log.newest_checkpoint(session)
-        assert newest.tree_size == 5 and bytes(newest.root_hash) == log.root_hash(session, 5)
+        newest = checkpoints.newest_checkpoint(session)
+        assert newest.tree_size == 5 and bytes(newest.root_hash) == proofs.root_hash(session, 5)
         assert newest.note.startswith("xsn.test/seal-log\n5\n")
 
 

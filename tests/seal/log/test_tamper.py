@@ -15,7 +15,7 @@ from common.crypto import merkle
 from common.crypto.gm import sm3
 from common.db import get_db
 from common.ops.cli import main
-from seal import log
+from seal.log import appends
 from tests.support.suite import TokenFactory
 
 ORIGIN = "xsn.test/seal-log"
@@ -32,7 +32,7 @@ def app(make_app, material):
     for batch in (range(0, 6), range(6, 10)):
         with get_db(app).session() as session:
             for i in batch:
-                log.append_event(session, leaf_event(material, i), ses_der=material.signature_der)
+                appends.append_event(session, leaf_event(material, i), ses_der=material.signature_der)
             session.commit()
         assert client.get("/log/checkpoint", headers=app.auditor).status_code == 200
     return app

@@ -13,8 +13,10 @@ from common.crypto.gm import SM2PrivateKey, sm3
 from common.crypto.signed_note import Checkpoint, sign_note
 from common.db import get_db
 from common.ops.cli import main
-from seal import ca, log, log_api
-from seal.verify_offline import BundleError, verify_bundle
+from seal import ca
+from seal.log import appends
+from seal.log.service import LogSettings, signer_factory
+from seal.log.verify_offline import BundleError, verify_bundle
 
 ORIGIN = "xsn.test/seal-log"
 KEK = "00112233445566778899aabbccddeeff"
@@ -46,7 +48,7 @@ def signed_event(material, i: int, **overrides) -> dict:
 def append(app, material, start: int, n: int, **overrides) -> None:
     with get_db(app).session() as session:
         for i in range(start, start + n):
-            log.append_event(session, signed_event(material, i, **overrides), ses_der=material.signature_der)
+            appends.append_event(session, signed_event(material, i, **overrides), ses_der=material.signature_der)
         session.commit()
 
 
@@ -150,7 +152,7 @@ def test_a_forked_older_checkpoint_is_detected(app, env, material, tmp_path):
     assert run(env, "export", "--out", tmp_path / "b.json", "--key-out", tmp_path / "k.pem",
                "--consistency-from", 3).exit_code == 0
     with app.app_context(), get_db(app).session() as session:
-        key = log_api.signer_factory(session, app)()
+        key = signer_factory(session, LogSettings.from_config(app.config))()
         forged = sign_note(Checkpoint(ORIGIN, 3, sm3(b"fork")).body(), ORIGIN, key.private_key, key.public_der)
     (tmp_path / "forged.txt").write_text(forged)
     result = run(env, "verify", "--bundle", tmp_path / "b.json", "--key", tmp_path / "k.pem",

@@ -17,22 +17,22 @@ from sqlalchemy import select
 from common.crypto import merkle
 from common.crypto.gm import SM2PrivateKey
 from common.db import get_db
-from seal import log
-from seal.log_models import LogCheckpoint, LogEntry, LogNode
+from seal.log import appends, checkpoints, proofs, tree
+from seal.log.models import LogCheckpoint, LogEntry, LogNode
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 WORKER = """
 import sys
 from sqlalchemy.orm import sessionmaker
 from common.db import make_engine
 import seal.models  # registers the log tables too
-from seal import log
+from seal.log import appends
 url, worker, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
 engine = make_engine(url)
 Session = sessionmaker(engine)
 for i in range(count):
     with Session() as session:
-        log.append_event(session, {"type": "sign", "time": "2026-07-01T00:00:00Z", "request_id": f"{worker}-{i}"})
+        appends.append_event(session, {"type": "sign", "time": "2026-07-01T00:00:00Z", "request_id": f"{worker}-{i}"})
         session.commit()
 print("done")
 """
@@ -42,23 +42,23 @@ def check_log(app, expected: int) -> None:
     with get_db(app).session() as session:
         rows = session.execute(select(LogEntry.leaf_index, LogEntry.leaf).order_by(LogEntry.leaf_index)).all()
         assert [r.leaf_index for r in rows] == list(range(expected))
-        assert log.log_size(session) == expected
+        assert tree.log_size(session) == expected
         assert len({r.leaf for r in rows}) == expected  # every event once (request ids differ)
-        tree = merkle.MemoryTree()
+        memory = merkle.MemoryTree()
         for row in rows:
-            tree.append(row.leaf.encode())
+            memory.append(row.leaf.encode())
         stored = {(lvl, idx): bytes(h) for lvl, idx, h in session.execute(
             select(LogNode.level, LogNode.index, LogNode.hash))}
-        assert stored == tree._nodes
-        assert log.root_hash(session, expected) == tree.root()
+        assert stored == memory._nodes
+        assert proofs.root_hash(session, expected) == memory.root()
         for checkpoint in session.scalars(select(LogCheckpoint)):
-            assert bytes(checkpoint.root_hash) == tree.root(checkpoint.tree_size)
+            assert bytes(checkpoint.root_hash) == memory.root(checkpoint.tree_size)
 
 
 def test_threads_append_concurrently(make_app):
     app = make_app("seal")
     threads, per_thread = 8, 15
-    signer = log.LogSigner(origin="xsn.test/seal-log", key_id="k", private_key=SM2PrivateKey.generate())
+    signer = checkpoints.LogSigner(origin="xsn.test/seal-log", key_id="k", private_key=SM2PrivateKey.generate())
     errors: list[BaseException] = []
     start = threading.Barrier(threads + 1)
 
@@ -67,7 +67,7 @@ def test_threads_append_concurrently(make_app):
             start.wait()
             for i in range(per_thread):
                 with get_db(app).session() as session:
-                    log.append_event(session, {"type": "sign", "time": "2026-07-01T00:00:00Z",
+                    appends.append_event(session, {"type": "sign", "time": "2026-07-01T00:00:00Z",
                                                "request_id": f"t{worker}-{i}"})
                     if i == 3 and worker % 2:
                         session.rollback()  # an abandoned signing request must not leave a gap
@@ -81,7 +81,7 @@ def test_threads_append_concurrently(make_app):
             start.wait()
             for _ in range(10):
                 with get_db(app).session() as session:
-                    log.publish_checkpoint(session, signer)
+                    checkpoints.publish_checkpoint(session, signer)
         except BaseException as exc:
             errors.append(exc)
 

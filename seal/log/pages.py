@@ -4,7 +4,7 @@ Server-rendered, usable without JavaScript. Auditors sign in separately, with th
 identity account (OpenID Connect, :mod:`common.web.console_login`); the console's access token
 must carry ``audit:read`` (identity grants it to the auditor role) and is re-verified on
 every page view (fail closed). The proof shown on an entry page is checked server-side with
-the very functions the offline CLI uses (:mod:`seal.verify_offline`), each step listed.
+the very functions the offline CLI uses (:mod:`seal.log.verify_offline`), each step listed.
 Every console view is recorded in ``audit_queries`` like an API call, under the auditor's
 subject.
 """
@@ -18,16 +18,20 @@ from flask import Blueprint, Flask, flash, g, redirect, render_template, request
 
 from common.db import get_db, get_session
 from common.errors import Problem
+from common.web.audit import audit_requests
 from common.web.console_login import console_required, make_console_login
 from common.web.i18n import _, init_i18n
 from common.web.pages import protect
-from seal import log, verify_offline
-from seal import log_api as api
+from seal.log import entries, verify_offline
+from seal.log.api import AUDIT_SCOPE, settings
+from seal.log.audit_queries import AuditQueryStore
+from seal.log.schemas import SearchArgs
+from seal.log.service import checkpoint_dict, entry_dict, entry_with_proof, keys_document, latest
 from seal.pages import CONSOLE_CLIENT_ID
 
 bp = protect(Blueprint("seal_audit", __name__, url_prefix="/audit"))
 CONSOLE = "seal_audit_login"
-login_bp = make_console_login(CONSOLE, client_id=CONSOLE_CLIENT_ID, scopes=("openid", "profile", api.AUDIT_SCOPE),
+login_bp = make_console_login(CONSOLE, client_id=CONSOLE_CLIENT_ID, scopes=("openid", "profile", AUDIT_SCOPE),
                               on_success_endpoint="seal_audit.index", url_prefix="/audit",
                               base_template="seal/audit_base.html")
 SEARCH_FIELDS = ("seal_code", "org_code", "signer", "document_digest", "since", "until")
@@ -101,7 +105,7 @@ CATALOG = {
 def auditor_required(view):
     """Signed in to the auditor console with ``audit:read``; the auditor is recorded as subject."""
 
-    @console_required(CONSOLE, api.AUDIT_SCOPE)
+    @console_required(CONSOLE, AUDIT_SCOPE)
     @functools.wraps(view)
     def wrapper(*args, **kwargs):
         g.subject, g.client_id = g.console_claims.get("sub"), g.console_claims.get("client_id")
@@ -110,21 +114,22 @@ def auditor_required(view):
     return wrapper
 
 
-@bp.after_request
-def _record_view(response):
+def _console_caller() -> tuple[str | None, str | None]:
     # A signed-in person refused for want of audit:read is recorded too (outcome "denied"):
     # the refusal is raised before auditor_required sets g.subject, so the verified claims of
     # the console session name them.
     claims = g.get("console_claims") or {}
-    subject, client_id = g.get("subject") or claims.get("sub"), g.get("client_id") or claims.get("client_id")
-    if request.endpoint in ("seal_audit.index", "seal_audit.entry") and subject:
-        with get_db().session() as db_session:
-            log.record_query(db_session, subject=subject, client_id=client_id,
-                             action=f"console.{request.endpoint.split('.')[-1]}",
-                             query={"path": request.path, "args": request.args.to_dict(flat=True)},
-                             status=response.status_code, request_id=g.get("request_id"))
-            db_session.commit()
-    return response
+    return g.get("subject") or claims.get("sub"), g.get("client_id") or claims.get("client_id")
+
+
+def _audited_view() -> str | None:
+    """The search and entry views of a signed-in person are audited; sign-in and assets are not."""
+    if request.endpoint in ("seal_audit.index", "seal_audit.entry") and _console_caller()[0]:
+        return f"console.{request.endpoint.split('.')[-1]}"
+    return None
+
+
+audit_requests(bp, lambda: AuditQueryStore(get_db()), event_type=_audited_view, caller=_console_caller)
 
 
 def _parse_search() -> tuple[dict, str | None]:
@@ -133,25 +138,25 @@ def _parse_search() -> tuple[dict, str | None]:
     for name in ("since", "until"):  # a time typed without an offset is Beijing time
         if name in raw and len(raw[name]) <= 19:
             raw[name] += "+08:00"
-    errors = api.s.SearchArgs().validate(raw)
+    errors = SearchArgs().validate(raw)
     if errors:
         return {}, _("audit.bad_query", detail="; ".join(f"{k}: {' '.join(map(str, v))}" for k, v in errors.items()))
-    return api.s.SearchArgs().load(raw), None
+    return SearchArgs().load(raw), None
 
 
 @bp.route("/")
 @auditor_required
 def index():
     db_session = get_session()
-    checkpoint = api.latest(db_session)
+    checkpoint = latest(db_session, settings())
     args, error = _parse_search()
     rows, total = [], 0
     if not error:
-        query = log.SearchQuery(**{k: args.get(k) for k in SEARCH_FIELDS})
-        rows, total = log.search_entries(db_session, query, page=args["page"], per_page=args["per_page"])
-    entries = [api.entry_dict(e) for e in rows]
+        query = entries.SearchQuery(**{k: args.get(k) for k in SEARCH_FIELDS})
+        rows, total = entries.search_entries(db_session, query, page=args["page"], per_page=args["per_page"])
+    found = [entry_dict(e) for e in rows]
     page = args.get("page", 1)
-    return render_template("seal/audit_index.html", checkpoint=api.checkpoint_dict(checkpoint), entries=entries,
+    return render_template("seal/audit_index.html", checkpoint=checkpoint_dict(checkpoint), entries=found,
                            total=total, page=page, has_next=page * args.get("per_page", 20) < total,
                            form=request.args, error=error, fields=SEARCH_FIELDS)
 
@@ -161,13 +166,13 @@ def index():
 def entry(index: int):
     db_session = get_session()
     try:
-        bundle = api.entry_with_proof(db_session, index)
+        bundle = entry_with_proof(db_session, settings(), index)
     except Problem as exc:
         flash(exc.detail)
         return redirect(url_for("seal_audit.index"))
     # Check it as an auditor would offline: against every published log key, pinned here
     # from the key store rather than taken from the evidence.
-    keys = api.keys_document(db_session)["keys"]
+    keys = keys_document(db_session, settings())["keys"]
     key = next(k for k in keys if k["key_id"] == bundle["checkpoint"]["key_id"])
     report = verify_offline.verify_bundle(bundle, key["public_key_pem"])
     return render_template("seal/audit_entry.html", bundle=bundle, report=report.to_dict(),

@@ -14,7 +14,7 @@ from sqlalchemy import BigInteger, CheckConstraint, Index, Integer, LargeBinary,
 from sqlalchemy.orm import Mapped, mapped_column
 
 from common.db import UTCDateTime, utcnow
-from seal.models import Base
+from seal.base import Base
 
 HEAD_ID = 1
 

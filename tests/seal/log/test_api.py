@@ -13,7 +13,7 @@ from common.crypto import merkle
 from common.crypto.gm import SM2PublicKey, sm3
 from common.crypto.signed_note import compute_key_hint, verify_note
 from common.db import get_db
-from seal import log
+from seal.log import appends
 
 ORIGIN = "xsn.test/seal-log"
 
@@ -42,7 +42,7 @@ def append(app, n: int, start: int = 0) -> merkle.MemoryTree:
     with get_db(app).session() as session:
         for i in range(start + n):
             if i >= start:
-                log.append_event(session, event(i))
+                appends.append_event(session, event(i))
         session.commit()
     for i in range(start + n):
         tree.append(rfc8785.dumps(event(i)))
@@ -214,7 +214,7 @@ def test_ses_signature_travels_with_the_entry(app, client, auditor):
     der = b"\x30\x00"
     ev = dict(event(0), signature_digest=sm3(der).hex())
     with get_db(app).session() as session:
-        log.append_event(session, ev, ses_der=der)
+        appends.append_event(session, ev, ses_der=der)
         session.commit()
     body = client.get("/log/entries/0", headers=auditor).get_json()
     assert base64.b64decode(body["entry"]["ses_signature"]) == der

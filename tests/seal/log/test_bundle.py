@@ -17,8 +17,9 @@ from sqlalchemy import select
 from common.crypto.gm import sm3
 from common.db import get_db
 from common.ops.cli import main
-from seal import log, log_api
-from seal.log_models import AuditQuery
+from seal.log import appends
+from seal.log.models import AuditQuery
+from seal.log.service import LogSettings, publish
 from tests.support.suite import free_port
 
 ORIGIN = "xsn.test/seal-log"
@@ -32,7 +33,7 @@ def app(make_app, tokens, material):
     tokens.install(app)
     with get_db(app).session() as session:
         for i in range(5):
-            log.append_event(session, {
+            appends.append_event(session, {
                 "type": "sign", "time": datetime(2026, 5, 1, 8, i, tzinfo=UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
                 "seal_id": "seal-1", "seal_code": "6101260200000001", "org_code": "91610113MA6TXX0010",
                 "signer": "svc-licenses", "client_id": "xsn-licenses", "document_digest": material.digest.hex(),
@@ -40,7 +41,7 @@ def app(make_app, tokens, material):
                 ses_der=material.signature_der)
             if i == 1:
                 session.flush()
-                log.publish_checkpoint(session, log_api.signer_factory(session, app)())
+                publish(session, LogSettings.from_config(app.config))
         session.commit()
     return app
 

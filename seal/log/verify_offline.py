@@ -175,7 +175,7 @@ def check_ses(report: Report, entry: dict[str, Any], *, trusted_root_cert_der: b
                    "SM3 of the SES signature differs from the logged signature_digest")
         return
     report.add(f"entry {index}: signature digest", True, "SM3 of the SES signature matches the logged digest")
-    from seal.ses import verify_ses_signature  # imported late: the log checks work without it
+    from seal.ses_verify import verify_ses_signature  # imported late: the log checks work without it
 
     try:
         digest = bytes.fromhex(str(event.get("document_digest", "")))
@@ -190,7 +190,7 @@ def check_ses(report: Report, entry: dict[str, Any], *, trusted_root_cert_der: b
 
 
 def _checks(result: Any) -> list[tuple[str, bool]]:
-    """(name, ok) of each check in a ``seal.ses.VerificationReport`` (an ordered name -> result map)."""
+    """(name, ok) of each check in a ``seal.ses_verify.VerificationReport`` (an ordered name -> result map)."""
     checks = getattr(result, "checks", None) or {}
     return [(str(name), bool(getattr(check, "ok", False))) for name, check in checks.items()]
 

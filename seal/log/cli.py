@@ -10,45 +10,42 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
+from sqlalchemy.orm import Session
 
 from common.web.app import service_session
-from seal.verify_offline import BundleError, read_bundle, verify_bundle
+from seal.log.service import LogSettings, publish, run_self_check
+from seal.log.verify_offline import BundleError, read_bundle, verify_bundle
 
 
-@click.group()
-def cli() -> None:
-    """Electronic seal node (电子印章)."""
-
-
-@cli.group("log")
+@click.group("log")
 def log_group() -> None:
     """Signature transparency log (签章日志)."""
 
 
-def _session():
-    return service_session("seal")
+@contextmanager
+def _session() -> Iterator[tuple[Session, LogSettings]]:
+    with service_session("seal") as (app, session):
+        yield session, LogSettings.from_config(app.config)
 
 
 @log_group.command("checkpoint")
 def checkpoint_command() -> None:
     """Sign and store a checkpoint now if the log grew (idempotent otherwise)."""
-    from seal import log, log_api
-
-    with _session() as (app, session):
-        row = log.publish_checkpoint(session, log_api.signer_factory(session, app)())
+    with _session() as (session, settings):
+        row = publish(session, settings)
         click.echo(row.note, nl=False)
 
 
 @log_group.command("self-check")
 def self_check_command() -> None:
     """Recompute the log from its entries and compare with nodes and checkpoints."""
-    from seal import log_api
-
-    with _session() as (app, session):
-        report = log_api.run_self_check(session, app)
+    with _session() as (session, settings):
+        report = run_self_check(session, settings)
     click.echo(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
     sys.exit(0 if report.ok else 1)
 
@@ -71,7 +68,7 @@ def _range_options(command):
 
 
 def _write_bundle(source, out: Path, key_out: Path | None, **selection) -> None:
-    from seal.log_bundle import BundleSourceError, assemble_bundle
+    from seal.log.bundle import BundleSourceError, assemble_bundle
 
     try:
         bundle = assemble_bundle(source, **selection)
@@ -88,10 +85,10 @@ def _write_bundle(source, out: Path, key_out: Path | None, **selection) -> None:
 def export_command(out: Path, start: int, end: int | None, tree_size: int | None,
                    consistency_from: tuple[int, ...], key_out: Path | None) -> None:
     """Write a JSON bundle from the database: checkpoint, entries with proofs and SES signatures, log key."""
-    from seal.log_bundle import DatabaseSource
+    from seal.log.bundle import DatabaseSource
 
-    with _session() as (app, session):
-        _write_bundle(DatabaseSource(session, app), out, key_out, start=start, end=end, tree_size=tree_size,
+    with _session() as (session, settings):
+        _write_bundle(DatabaseSource(session, settings), out, key_out, start=start, end=end, tree_size=tree_size,
                       consistency_from=consistency_from)
 
 
@@ -108,7 +105,7 @@ def fetch_command(url: str, token_file: Path | None, out: Path, start: int, end:
     The token is read from a file or the environment, never from the command line, where other
     users of the machine could see it.
     """
-    from seal.log_bundle import AuditorApiSource
+    from seal.log.bundle import AuditorApiSource
 
     token = token_file.read_text(encoding="utf-8").strip() if token_file else os.environ.get("XSN_AUDIT_TOKEN", "")
     if not token:

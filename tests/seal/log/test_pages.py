@@ -7,9 +7,9 @@ from sqlalchemy import select, text
 
 from common.crypto.gm import sm3
 from common.db import get_db
-from seal import log
 from seal.console_models import ConsoleSession
-from seal.log_models import AuditQuery
+from seal.log import appends
+from seal.log.models import AuditQuery
 from tests.support.console import GATEWAY, WANG
 
 
@@ -18,7 +18,7 @@ def console_app(make_app, identity, material):
     app = make_app("seal", PUBLIC_BASE_URL=GATEWAY, IDENTITY_URL=identity.url, SEAL_LOG_CHECKPOINT_INTERVAL=0)
     with get_db(app).session() as session:
         for i in range(4):
-            log.append_event(session, {
+            appends.append_event(session, {
                 "type": "sign", "time": f"2026-08-01T02:00:0{i}Z", "seal_id": "s1",
                 "seal_code": "6101260200000001" if i % 2 else "6101260200000002", "org_code": "91610113MA6TXX0010",
                 "signer": "svc-licenses", "client_id": "xsn-licenses", "document_digest": material.digest.hex(),

@@ -1,6 +1,6 @@
 """Evidence bundles of the signature log: one format, gathered from the database or the auditor API.
 
-A bundle (read by :mod:`seal.verify_offline`) holds a signed checkpoint, a range of entries
+A bundle (read by :mod:`seal.log.verify_offline`) holds a signed checkpoint, a range of entries
 with their inclusion proofs and SES signatures, optional consistency proofs from older tree
 sizes, and the log key the checkpoint names. Operators export one next to the database
 (:class:`DatabaseSource`); auditors, who have a token with ``audit:read`` and no database,
@@ -13,10 +13,13 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 import requests
+from sqlalchemy.orm import Session
 
 from common.errors import Problem
 from common.http import ServiceClient
-from seal.verify_offline import BUNDLE_FORMAT
+from seal.log import checkpoints, entries, proofs
+from seal.log.service import LogSettings, entry_dict, keys_document, publish
+from seal.log.verify_offline import BUNDLE_FORMAT
 
 
 class BundleSource(Protocol):
@@ -64,46 +67,38 @@ def assemble_bundle(source: BundleSource, *, start: int = 0, end: int | None = N
 class DatabaseSource:
     """Next to the database (operators): the latest checkpoint is signed first if the log grew."""
 
-    def __init__(self, session, app) -> None:
-        self.session, self.app = session, app
+    def __init__(self, session: Session, settings: LogSettings) -> None:
+        self.session, self.settings = session, settings
 
     def checkpoint(self, tree_size: int | None) -> dict[str, Any]:
-        from seal import log, log_api
-
         try:
             if tree_size is None:
-                row = log.publish_checkpoint(self.session, log_api.signer_factory(self.session, self.app)())
+                row = publish(self.session, self.settings)
             else:
-                row = log.checkpoint_for_size(self.session, tree_size)
+                row = checkpoints.checkpoint_for_size(self.session, tree_size)
         except Problem as exc:
             raise BundleSourceError(exc.detail) from None
         return {"tree_size": row.tree_size, "note": row.note, "key_id": row.key_id}
 
     def entries(self, start: int, end: int, tree_size: int) -> list[dict[str, Any]]:
-        from seal import log, log_api
-
         items = []
-        for first in range(start, end, log.MAX_RANGE):
-            for entry in log.entries_range(self.session, first, min(first + log.MAX_RANGE, end)):
-                item = log_api.entry_dict(entry)
+        for first in range(start, end, entries.MAX_RANGE):
+            for entry in entries.entries_range(self.session, first, min(first + entries.MAX_RANGE, end)):
+                item = entry_dict(entry)
                 item.pop("event")
-                item["inclusion_proof"] = [h.hex() for h in log.inclusion_proof(self.session, entry.leaf_index,
-                                                                                 tree_size)]
+                item["inclusion_proof"] = [h.hex() for h in proofs.inclusion_proof(self.session, entry.leaf_index,
+                                                                                    tree_size)]
                 items.append(item)
         return items
 
     def consistency(self, first: int, second: int) -> list[str]:
-        from seal import log
-
         try:
-            return [h.hex() for h in log.consistency_proof(self.session, first, second)]
+            return [h.hex() for h in proofs.consistency_proof(self.session, first, second)]
         except Problem as exc:
             raise BundleSourceError(exc.detail) from None
 
     def keys(self) -> dict[str, Any]:
-        from seal import log_api
-
-        return log_api.keys_document(self.session, self.app)
+        return keys_document(self.session, self.settings)
 
 
 class AuditorApiSource:
