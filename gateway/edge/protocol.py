@@ -39,7 +39,8 @@ def parse_problem(exc: BaseException | None, message: str | None) -> EdgeProblem
             return MalformedRequest("the request line is too long", code="uri_too_long", status=414,
                                     title="URI too long")
         return HeadersTooLarge("the request head is too large")
-    return MalformedRequest(f"the request could not be parsed: {text[:120]}")
+    # The parser's first line only: the rest quotes the client's bytes back.
+    return MalformedRequest(f"the request could not be parsed: {text.splitlines()[0][:120]}")
 
 
 class EdgeProtocol(RequestHandler):

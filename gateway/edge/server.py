@@ -267,6 +267,7 @@ class Gateway:
         response.headers["X-Request-ID"] = exchange.request_id
         if problem.status in (400, 408, 413, 431) or problem.status >= 500 and problem.code == "internal_error":
             response.force_close()  # the rest of what the client sent cannot be trusted or is unread
+            response.headers["Connection"] = "close"
         return response
 
     async def _audit(self, exchange: Exchange) -> None:
