@@ -14,9 +14,11 @@ expiry are still checked); ``/readyz`` shows how old the list is.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import time
 from typing import Any
+from urllib.parse import quote_plus
 
 import aiohttp
 import structlog
@@ -47,8 +49,9 @@ class RevocationFeed:
             return self._token
         if not self.client_secret:
             raise RuntimeError(f"no client secret for {self.client_id} (XSN_GATEWAY_CLIENT_SECRET)")
-        async with self.session.post(f"{self.identity_url}/oauth/token",
-                                     auth=aiohttp.BasicAuth(self.client_id, self.client_secret),
+        # RFC 6749 §2.3.1: id and secret form-encoded, then HTTP Basic.
+        basic = base64.b64encode(f"{quote_plus(self.client_id)}:{quote_plus(self.client_secret)}".encode()).decode()
+        async with self.session.post(f"{self.identity_url}/oauth/token", headers={"Authorization": f"Basic {basic}"},
                                      data={"grant_type": "client_credentials", "scope": SCOPE},
                                      timeout=aiohttp.ClientTimeout(total=5)) as response:
             body = await response.json(content_type=None)

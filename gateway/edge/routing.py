@@ -13,10 +13,12 @@ routes:                      # first match (path and method) wins; path relative
   - {path: /password/reset/*, methods: [GET, POST], auth: public, redact: true}
 ```
 
-``*`` matches one path segment, ``**`` the rest of the path (zero or more segments). A path
-no route lists needs a valid token with any scope (the service checks its scopes too): the
-table lists what is public, never what is protected. ``redact: true`` puts the route's
-pattern instead of the path into the audit record (for paths that carry a secret).
+``*`` matches one path segment, ``**`` the rest of the path (zero or more segments). The
+routes whose path matches define the methods of that path: another method is answered 405
+(``GET`` implies ``HEAD``). A path no route lists needs a valid token with any scope (the
+service checks its scopes too): the table lists what is public, never what is protected.
+``redact: true`` puts the route's pattern instead of the path into the audit record (for
+paths that carry a secret).
 
 A service in ``common.config.SERVICES`` without a file is still routed under ``/<service>``
 to its upstream with :data:`DEFAULT_PUBLIC` only: its health and API documents are public,
@@ -33,9 +35,11 @@ from typing import Any
 
 import yaml
 
+from gateway.edge.problems import MethodNotAllowed
+
 ROUTES_DIR = Path(__file__).resolve().parent.parent / "routes"
 FORWARDED_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
-DEFAULT_PUBLIC = ("/livez", "/readyz", "/info", "/openapi.json", "/docs")
+DEFAULT_PUBLIC = ("/livez", "/readyz", "/info", "/metrics", "/openapi.json", "/docs")
 _SERVICE_KEYS = {"prefix", "upstream", "timeout_s", "max_body_bytes", "audience", "routes"}
 _ROUTE_KEYS = {"path", "methods", "auth", "scopes", "rate_limit", "redact"}
 
@@ -108,7 +112,10 @@ def _route(raw: Any, source: str) -> Route:
     path = str(raw["path"])
     if not path.startswith("/") or "**" in path[:-2]:
         raise RouteTableError(f"{source}: path {path!r} must start with / and may end with /**")
-    methods = frozenset(str(m).upper() for m in raw.get("methods") or sorted(FORWARDED_METHODS))
+    methods = {str(m).upper() for m in raw.get("methods") or sorted(FORWARDED_METHODS)}
+    if "GET" in methods:
+        methods.add("HEAD")  # RFC 9110 §9.3.2: HEAD is GET without the body
+    methods = frozenset(methods)
     if not methods <= FORWARDED_METHODS:
         raise RouteTableError(f"{source}: unknown methods in {sorted(methods)}")
     auth = raw.get("auth", "token")
@@ -188,16 +195,23 @@ class RouteTable:
         return (service, rest) if service is not None else None
 
     def match(self, path: str, method: str) -> Match | None:
-        """The first route of the path's service allowing ``method``, or ``None`` (no such prefix).
+        """The first route of the path's service whose path and method match, or ``None`` (no
+        service has that prefix). ``path`` must already be checked by ``paths.check_path``.
 
-        ``path`` must already be checked by :func:`gateway.edge.paths.check_path`.
+        :raise MethodNotAllowed: listed routes match the path, none of them the method.
         """
         found = self.service_for(path)
         if found is None:
             return None
         service, rest = found
         segments = rest.split("/")[1:]
-        for route in service.routes:
-            if route.matches(segments, method):
-                return Match(service, route, rest)
-        return None  # only for a method outside FORWARDED_METHODS (the default route takes the rest)
+        *listed, default = service.routes
+        allowed: set[str] = set()
+        for route in listed:
+            if _match(route.segments, segments):
+                if method in route.methods:
+                    return Match(service, route, rest)
+                allowed |= route.methods
+        if allowed:
+            raise MethodNotAllowed(f"{method} is not allowed here", headers={"Allow": ", ".join(sorted(allowed))})
+        return Match(service, default, rest)

@@ -137,9 +137,14 @@ class Gateway:
         if request.method not in FORWARDED_METHODS:
             raise MethodNotAllowed(f"{request.method} is not forwarded",
                                    headers={"Allow": ", ".join(sorted(FORWARDED_METHODS))})
-        match = self.routes.match(exchange.path, request.method)
-        if match is None:
+        found = self.routes.service_for(exchange.path)
+        if found is None:
             raise NoRoute("no service is routed at this path")
+        exchange.upstream = found[0].upstream
+        if request.content_length is not None and request.content_length > found[0].max_body_bytes:
+            raise PayloadTooLarge(f"the body may be at most {found[0].max_body_bytes} bytes")
+        match = self.routes.match(exchange.path, request.method)
+        assert match is not None
         exchange.route, exchange.upstream = match.pattern, match.service.upstream
         if match.route.redact:
             exchange.path = match.pattern
