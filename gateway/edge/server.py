@@ -53,6 +53,8 @@ log = structlog.get_logger("xsn.gateway")
 REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{8,128}$")
 BUFFER_LIMIT = 256 * 1024  # responses up to this size (with a length) are read whole; larger stream
 CHUNK = 64 * 1024
+# The gateway's own documents at the root, as every service has them, served by its admin app.
+ROOT_ALIASES = frozenset({"/info", "/openapi.json", "/docs"})
 AUDIT_PAUSE_S = 1.0  # after a failed audit write, refuse to forward for this long before trying again
 REQUESTS = Counter("xsn_gateway_requests_total", "requests answered by the gateway", ["route", "status", "outcome"])
 LATENCY = Histogram("xsn_gateway_request_duration_seconds", "time to answer, upstream included", ["route"])
@@ -109,6 +111,8 @@ class Gateway:
         raw_path = request.raw_path.split("?", 1)[0]
         if raw_path in ("/livez", "/readyz", "/metrics") and request.method in ("GET", "HEAD"):
             return self._local(raw_path)
+        if raw_path in ROOT_ALIASES:
+            raw_path = "/gateway" + raw_path
         incoming_id = request.headers.get("X-Request-ID", "")
         exchange = Exchange(request_id=incoming_id if REQUEST_ID_RE.match(incoming_id) else uuid.uuid4().hex,
                             source=request.remote or "", method=request.method, path=raw_path[:1024])

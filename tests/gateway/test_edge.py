@@ -354,3 +354,9 @@ def test_concurrent_requests_each_get_one_record(edge):
         thread.join()
     for request_id in ids:
         assert len(edge.records(request_id)) == 1
+
+
+def test_root_documents_come_from_the_admin_app(edge):
+    body = requests.get(f"{edge.url}/openapi.json").json()
+    assert body["path"] == "/openapi.json"
+    assert headers_of(body)["x-forwarded-prefix"] == ["/gateway"]
