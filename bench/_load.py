@@ -1,0 +1,226 @@
+"""HTTP load for the benchmarks: Debian ``wrk`` driven from Python, and gunicorn to serve an app.
+
+Python client threads cannot load a gunicorn server on the same machine: they reach a
+fraction of what the server can do, and every ratio between two endpoints is squeezed
+toward 1. ``wrk`` is compiled, event-driven and cheap; it still shares the machine, so each
+run reports the CPU seconds wrk itself used (``wrk_cpu_s``) for a reader to see what the
+server had.
+
+API (kept small and stable; the benchmarks of every service import it)::
+
+    result = wrk(url, duration=5, connections=16, threads=2, method="POST",
+                 body=b"...", headers={"Content-Type": "application/json"},
+                 unique_header="Idempotency-Key")
+    result.requests_per_s, result.p50_ms, result.p90_ms, result.p99_ms, result.errors,
+    result.non2xx, result.wrk_cpu_s, result.requests, result.duration_s
+
+    with gunicorn("identity:create_app()", env=env, workers=2) as server:
+        server.url, server.pid, server.cpu_seconds()   # CPU of the workers so far
+
+``lua`` takes a wrk script of your own (e.g. a ``request()`` function); the helper appends
+its own ``done()`` to read the figures, so the script must not define ``done``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+INSTALL_HINT = ("wrk (the HTTP load generator) is not installed: `apt-get install wrk` on Debian/Ubuntu, "
+                "`brew install wrk` on macOS, or set XSN_WRK to its path")
+_MARK = "XSN_WRK_RESULT "
+
+# Appended to every script: wrk calls done() once, after all threads finish, with the
+# summary (durations in microseconds). "status" errors are responses outside 2xx/3xx.
+_DONE = """
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    'MARK{"requests": %d, "duration_us": %d, "p50_us": %d, "p90_us": %d, "p99_us": %d, '
+    .. '"connect": %d, "read": %d, "write": %d, "timeout": %d, "status": %d}\\n',
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(90),
+    latency:percentile(99), e.connect, e.read, e.write, e.timeout, e.status))
+end
+""".replace("MARK", _MARK)
+
+# A value unique to each request for ``unique_header`` (e.g. Idempotency-Key): a random
+# prefix per run, the wrk thread's number (set by setup() in each thread's globals) and a counter.
+_UNIQUE = """
+local threads_started = 0
+function setup(thread)
+  threads_started = threads_started + 1
+  thread:set("xsn_thread", threads_started)
+end
+local counter = 0
+function request()
+  counter = counter + 1
+  wrk.headers[HEADER] = string.format("%s-%d-%d", PREFIX, xsn_thread or 0, counter)
+  return wrk.format()
+end
+"""
+
+
+@dataclass(frozen=True)
+class WrkResult:
+    requests_per_s: float
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    errors: int  # socket errors: connect, read, write, timeout
+    non2xx: int  # responses outside 2xx/3xx
+    wrk_cpu_s: float  # user + system CPU seconds wrk itself used
+    requests: int
+    duration_s: float
+
+    @property
+    def ok(self) -> bool:
+        return self.errors == 0 and self.non2xx == 0 and self.requests > 0
+
+
+def wrk_path() -> str:
+    """:raise SystemExit: wrk is missing, saying how to install it."""
+    path = os.environ.get("XSN_WRK") or shutil.which("wrk")
+    if not path:
+        raise SystemExit(INSTALL_HINT)
+    return path
+
+
+def lua_string(value: str | bytes) -> str:
+    """A Lua string literal holding ``value`` byte for byte."""
+    data = value.encode() if isinstance(value, str) else value
+    out = []
+    for byte in data:
+        char = chr(byte)
+        if char in '"\\' or not (32 <= byte < 127):
+            out.append(f"\\{byte:03d}")
+        else:
+            out.append(char)
+    return '"' + "".join(out) + '"'
+
+
+def _script(method: str, body: str | bytes | None, headers: Mapping[str, str] | None,
+            unique_header: str | None, lua: str | None) -> str:
+    lines = [f"wrk.method = {lua_string(method)}"]
+    if body is not None:
+        lines.append(f"wrk.body = {lua_string(body)}")
+    for name, value in (headers or {}).items():
+        lines.append(f"wrk.headers[{lua_string(name)}] = {lua_string(value)}")
+    if unique_header:
+        lines.append(_UNIQUE.replace("HEADER", lua_string(unique_header))
+                     .replace("PREFIX", lua_string(os.urandom(6).hex())))
+    if lua:
+        lines.append(lua)
+    lines.append(_DONE)
+    return "\n".join(lines)
+
+
+def wrk(url: str, *, duration: float, connections: int, threads: int = 2, method: str = "GET",
+        body: str | bytes | None = None, headers: Mapping[str, str] | None = None,
+        unique_header: str | None = None, lua: str | None = None, timeout_s: int = 10) -> WrkResult:
+    """Load ``url`` for ``duration`` seconds (whole seconds, at least 1) over ``connections``
+    keep-alive connections from ``threads`` wrk threads."""
+    threads = max(1, min(threads, connections))
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as handle:
+        handle.write(_script(method, body, headers, unique_header, lua))
+        script = handle.name
+    try:
+        argv = [wrk_path(), f"-t{threads}", f"-c{connections}", f"-d{max(1, round(duration))}s",
+                f"--timeout={timeout_s}s", "-s", script, url]
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        with proc.stdout:
+            output = proc.stdout.read().decode(errors="replace")
+        # wait4 gives this child's own CPU, whatever else this process has running.
+        _pid, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+    finally:
+        os.unlink(script)
+    line = next((ln for ln in output.splitlines() if ln.startswith(_MARK)), None)
+    if proc.returncode != 0 or line is None:
+        raise RuntimeError(f"wrk failed ({proc.returncode}): {output[-2000:]}")
+    raw = json.loads(line.removeprefix(_MARK))
+    seconds = raw["duration_us"] / 1e6
+    return WrkResult(
+        requests_per_s=raw["requests"] / seconds if seconds else 0.0,
+        p50_ms=raw["p50_us"] / 1000, p90_ms=raw["p90_us"] / 1000, p99_ms=raw["p99_us"] / 1000,
+        errors=raw["connect"] + raw["read"] + raw["write"] + raw["timeout"], non2xx=raw["status"],
+        wrk_cpu_s=usage.ru_utime + usage.ru_stime, requests=raw["requests"], duration_s=seconds)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU seconds (user + system) used so far by ``pid`` and its direct children (a gunicorn
+    arbiter and its workers), from ``/proc``; 0 where ``/proc`` does not exist."""
+    total = 0
+    if not os.path.isdir("/proc"):
+        return 0.0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(entry) == pid or int(fields[1]) == pid:
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Server:
+    url: str
+    pid: int
+
+    def cpu_seconds(self) -> float:
+        return tree_cpu_seconds(self.pid)
+
+
+@contextlib.contextmanager
+def gunicorn(target: str, *, env: Mapping[str, str] | None = None, workers: int = 2, ready_path: str = "/livez",
+             cwd: str | Path | None = None, timeout_s: float = 60.0) -> Iterator[Server]:
+    """``target`` (``module:callable()``) under gunicorn with ``workers`` sync workers on a
+    free loopback port, without access logs (the same way for every app a benchmark compares);
+    stopped on exit."""
+    port = free_port()
+    argv = [sys.executable, "-m", "gunicorn", "--workers", str(workers), "--bind", f"127.0.0.1:{port}",
+            "--keep-alive", "30", "--log-level", "warning", "--no-control-socket", target]
+    server = subprocess.Popen(argv, env=dict(env if env is not None else os.environ), cwd=cwd,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                with urllib.request.urlopen(url + ready_path, timeout=1) as response:  # noqa: S310 - loopback
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{target} did not start (exit code {server.poll()})")
+            time.sleep(0.2)
+        yield Server(url, server.pid)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(server.pid, 15)
+        try:
+            server.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, 9)
+            server.wait(5)
