@@ -16,6 +16,7 @@ from common.web.app import create_app as build_app
 
 SETTINGS: dict[str, Any] = {
     "GATEWAY_UPSTREAM_TIMEOUT": 30.0,  # seconds to wait for a service's answer (504 after); routes may set their own
+    "GATEWAY_ROUTES_DIR": None,  # the route files (gateway/edge/routing.py); None: gateway/routes in the package
     # The trusted boundary (gateway.edge.boundary).
     "GATEWAY_PUBLIC_HOSTS": "",  # more Host values served besides PUBLIC_BASE_URL's (comma separated)
     "GATEWAY_TRUSTED_PROXIES": "",  # CIDRs of front proxies (load balancers) whose X-Forwarded-For counts

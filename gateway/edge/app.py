@@ -18,7 +18,7 @@ from gateway.edge.boundary import Boundary
 from gateway.edge.limits import MemoryLimiter, Policy, RateLimits, RedisLimiter
 from gateway.edge.protocol import EdgeServer
 from gateway.edge.revocations import RevocationFeed, subscribe_forever
-from gateway.edge.routing import RouteTable
+from gateway.edge.routing import ROUTES_DIR, RouteTable
 from gateway.edge.server import Gateway
 from gateway.edge.tokens import AccessTokens, RevocationList
 from gateway.edge.upstreams import Breaker, Upstream
@@ -80,7 +80,9 @@ class Edge:
         if config.get("GATEWAY_ADMIN_URL"):
             urls["gateway_admin"] = str(config["GATEWAY_ADMIN_URL"]).rstrip("/")
         services = [s for s in cfg.SERVICES if s != "gateway"]
-        self.routes = RouteTable.load(services=services, default_timeout=float(config["GATEWAY_UPSTREAM_TIMEOUT"]),
+        directory = Path(config["GATEWAY_ROUTES_DIR"]) if config.get("GATEWAY_ROUTES_DIR") else ROUTES_DIR
+        self.routes = RouteTable.load(directory, services=services,
+                                      default_timeout=float(config["GATEWAY_UPSTREAM_TIMEOUT"]),
                                       default_max_body=int(config["GATEWAY_MAX_BODY_BYTES"]))
         missing = self.routes.upstreams() - set(urls)
         if missing:

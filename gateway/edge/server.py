@@ -40,6 +40,7 @@ from gateway.edge.problems import (
     PayloadTooLarge,
     RateLimited,
     RequestTimeout,
+    UpstreamUnavailable,
     outcome_of,
     problem_body,
     problem_headers,
@@ -47,12 +48,12 @@ from gateway.edge.problems import (
 from gateway.edge.protocol import raw_problem_response
 from gateway.edge.routing import FORWARDED_METHODS, Match, RouteTable
 from gateway.edge.tokens import AccessTokens, bearer, check_scopes
+from gateway.edge.upstream_http import Response, UpstreamError
 from gateway.edge.upstreams import Upstream
 
 log = structlog.get_logger("xsn.gateway")
 REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{8,128}$")
 BUFFER_LIMIT = 256 * 1024  # responses up to this size (with a length) are read whole; larger stream
-CHUNK = 64 * 1024
 # The gateway's own documents at the root, as every service has them, served by its admin app.
 ROOT_ALIASES = frozenset({"/info", "/openapi.json", "/docs"})
 AUDIT_PAUSE_S = 1.0  # after a failed audit write, refuse to forward for this long before trying again
@@ -177,7 +178,7 @@ class Gateway:
         response = await upstream.send(request.method, match.rest + (f"?{query}" if query else ""), out_headers,
                                        body, match.service.timeout_s)
         try:
-            return await self._relay(request, response, exchange, limit_headers)
+            return await self._relay(request, response, exchange, limit_headers, match.service.timeout_s)
         except BaseException:
             upstream.breaker.release()
             raise
@@ -224,9 +225,9 @@ class Gateway:
         exchange.bytes_in = size
         return b"".join(chunks)
 
-    async def _relay(self, request: web.BaseRequest, upstream, exchange: Exchange,
-                     limit_headers: dict[str, str]) -> web.StreamResponse:
-        headers = CIMultiDict(response_headers(upstream.headers.items(), upstream.headers.getall("Connection", [])))
+    async def _relay(self, request: web.BaseRequest, upstream: Response, exchange: Exchange,
+                     limit_headers: dict[str, str], timeout: float) -> web.StreamResponse:
+        headers = CIMultiDict(response_headers(upstream.headers, upstream.header_values("Connection")))
         headers["X-Request-ID"] = exchange.request_id
         for name, value in limit_headers.items():
             headers[name] = value
@@ -236,7 +237,10 @@ class Gateway:
         length = upstream.content_length
         no_body = request.method == "HEAD" or upstream.status in (204, 304) or 100 <= upstream.status < 200
         if no_body or (length is not None and length <= BUFFER_LIMIT):
-            data = b"" if no_body else await upstream.read()
+            try:
+                data = b"" if no_body else await upstream.read(timeout)
+            except UpstreamError as exc:
+                raise UpstreamUnavailable(f"{exchange.upstream} broke off its answer") from exc
             exchange.bytes_out = len(data)
             await self._audit(exchange)
             response = web.Response(status=upstream.status, body=data if not no_body else None, headers=headers)
@@ -248,9 +252,16 @@ class Gateway:
         if length is not None:
             response.content_length = length
         await response.prepare(request)
-        async for chunk in upstream.content.iter_chunked(CHUNK):
-            exchange.bytes_out += len(chunk)
-            await response.write(chunk)
+        try:
+            async for chunk in upstream.iter_chunks(timeout):
+                exchange.bytes_out += len(chunk)
+                await response.write(chunk)
+        except UpstreamError:
+            exchange.status, exchange.outcome, exchange.reason = 502, "error", "upstream_broke_off"
+            await self._audit(exchange)
+            if request.transport is not None:
+                request.transport.abort()  # the client must not take a cut-off body for a whole one
+            raise ConnectionResetError("upstream broke off mid-stream") from None
         try:
             await self._audit(exchange)
         except AuditUnavailable:

@@ -1,5 +1,5 @@
-"""Connections to the services: a pooled keep-alive client per upstream, bounded retries of
-idempotent methods, and a circuit breaker per upstream.
+"""Connections to the services: a pool of keep-alive connections per upstream
+(``upstream_http``), bounded retries of idempotent methods, and a circuit breaker per upstream.
 
 Breaker: after ``failures`` consecutive failures (no connection, timeout, or a 502/503/504
 from the service) the upstream is *open* and requests are answered 503 at once for
@@ -13,11 +13,12 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
-import aiohttp
 import structlog
 
 from gateway.edge.problems import CircuitOpen, UpstreamTimeout, UpstreamUnavailable
+from gateway.edge.upstream_http import Pool, Response, UpstreamError
 
 log = structlog.get_logger("xsn.gateway.upstreams")
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
@@ -65,54 +66,51 @@ class Upstream:
     def __init__(self, name: str, base_url: str, *, connections: int = 256, retries: int = 2,
                  breaker: Breaker | None = None) -> None:
         self.name = name
-        self.base_url = base_url.rstrip("/")
+        parts = urlsplit(base_url)
+        if parts.scheme != "http" or not parts.hostname:
+            raise ValueError(f"upstream {name}: only http://host:port URLs are supported, not {base_url!r}")
+        self.base_path = parts.path.rstrip("/")
+        self.pool = Pool(parts.hostname, parts.port or 80, size=connections)
         self.retries = retries
         self.breaker = breaker or Breaker()
-        self.connections = connections
-        self.session: aiohttp.ClientSession | None = None
         self.healthy: bool | None = None  # last health probe; None before the first
 
     def start(self) -> None:
-        connector = aiohttp.TCPConnector(limit=self.connections, keepalive_timeout=30, ttl_dns_cache=300,
-                                         enable_cleanup_closed=False)
-        # No cookie jar: one client serves every browser; no decompression: bytes pass as sent.
-        self.session = aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar(),
-                                             auto_decompress=False, skip_auto_headers=("User-Agent",),
-                                             timeout=aiohttp.ClientTimeout(total=None))
+        pass  # connections are made on demand
 
     async def close(self) -> None:
-        if self.session is not None:
-            await self.session.close()
+        self.pool.close()
 
     async def send(self, method: str, path_qs: str, headers: list[tuple[str, str]], body: bytes,
-                   timeout_s: float) -> aiohttp.ClientResponse:
-        """The service's response, headers read, body not yet (the caller streams and releases it).
+                   timeout_s: float) -> Response:
+        """The service's response, head read, body not yet (the caller reads or streams it,
+        then ``release()``s it).
 
         :raise CircuitOpen: the breaker is open. :raise UpstreamUnavailable: no connection
             (after retries for idempotent methods). :raise UpstreamTimeout: no answer in time.
         """
-        assert self.session is not None, "start() first"
         self.breaker.before()
-        attempts = 1 + (self.retries if method in IDEMPOTENT else 0)
-        url = self.base_url + path_qs
-        timeout = aiohttp.ClientTimeout(total=None, sock_connect=min(2.0, timeout_s), sock_read=timeout_s)
-        for attempt in range(attempts):
+        idempotent = method in IDEMPOTENT
+        attempts = 1 + (self.retries if idempotent else 0)
+        target = self.base_path + path_qs
+        fresh = False
+        for attempt in range(attempts + 1):
             try:
-                response = await self.session.request(method, url, headers=headers, data=body or None,
-                                                      allow_redirects=False, timeout=timeout, compress=False,
-                                                      skip_auto_headers=("Content-Type", "Accept-Encoding", "Accept"))
-            except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
+                response = await self.pool.request(method, target, headers, body, timeout_s=timeout_s, fresh=fresh)
+            except TimeoutError as exc:
                 self.breaker.failure()
                 raise UpstreamTimeout(f"{self.name} did not answer in time") from exc
-            except aiohttp.ClientError as exc:
-                # A pooled connection the service closed, or no connection at all.
-                if attempt + 1 < attempts:
+            except UpstreamError as exc:
+                if exc.reused and not exc.answered and idempotent:
+                    fresh = True  # a pooled connection the service had closed: not a failure of the service
+                    continue
+                if attempt + 1 < attempts and not exc.answered:
                     await asyncio.sleep(0.05 * (attempt + 1))
                     continue
                 self.breaker.failure()
                 log.warning("upstream_unavailable", upstream=self.name, error=str(exc)[:200])
                 raise UpstreamUnavailable(f"{self.name} is not reachable") from exc
-            if response.status in FAILURE_STATUSES and method in IDEMPOTENT and attempt + 1 < attempts:
+            if response.status in FAILURE_STATUSES and idempotent and attempt + 1 < attempts:
                 response.release()
                 await asyncio.sleep(0.05 * (attempt + 1))
                 continue
@@ -121,15 +119,19 @@ class Upstream:
             else:
                 self.breaker.success()
             return response
-        raise AssertionError("unreachable")  # pragma: no cover
+        self.breaker.failure()
+        raise UpstreamUnavailable(f"{self.name} is not reachable")
 
     async def probe(self, timeout_s: float = 2.0) -> bool:
         """``GET /livez`` of the service, for ``/readyz`` (not counted by the breaker)."""
-        assert self.session is not None
         try:
-            async with self.session.get(self.base_url + "/livez", timeout=aiohttp.ClientTimeout(total=timeout_s)) as r:
-                self.healthy = r.status == 200
-        except (TimeoutError, aiohttp.ClientError):
+            response = await self.pool.request("GET", self.base_path + "/livez", [], b"", timeout_s=timeout_s)
+            try:
+                await response.read(timeout_s)
+            finally:
+                response.release()
+            self.healthy = response.status == 200
+        except (UpstreamError, TimeoutError):
             self.healthy = False
         return self.healthy
 
