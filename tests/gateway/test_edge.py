@@ -360,3 +360,20 @@ def test_root_documents_come_from_the_admin_app(edge):
     body = requests.get(f"{edge.url}/openapi.json").json()
     assert body["path"] == "/openapi.json"
     assert headers_of(body)["x-forwarded-prefix"] == ["/gateway"]
+
+
+def test_expect_100_continue_after_the_checks(edge):
+    with socket.create_connection(("127.0.0.1", edge.port), timeout=5) as sock:
+        sock.sendall(f"POST /seal/verify HTTP/1.1\r\nHost: {_host(edge)}\r\nContent-Length: 4\r\n"
+                     f"Expect: 100-continue\r\nConnection: close\r\n\r\n".encode())
+        assert sock.recv(1024).startswith(b"HTTP/1.1 100 Continue\r\n\r\n")
+        sock.sendall(b"abcd")
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    status, _, body = parse_raw(answer)
+    assert status == 200 and json.loads(body)["body_length"] == 4
+    # Refused before the body is sent: no 100 Continue for a request the gateway will not take.
+    status, _, _ = parse_raw(edge.raw(f"POST /seal/seals HTTP/1.1\r\nHost: {_host(edge)}\r\nContent-Length: 4\r\n"
+                                      f"Expect: 100-continue\r\n\r\n".encode()))
+    assert status == 401
