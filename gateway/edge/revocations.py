@@ -28,6 +28,7 @@ from gateway.edge.tokens import RevocationList
 log = structlog.get_logger("xsn.gateway.revocations")
 CHANNEL = "xsn:revocations"
 SCOPE = "tokens:revocations"
+TOKEN_BACKOFF_MIN_S, TOKEN_BACKOFF_MAX_S = 5.0, 60.0
 
 
 class RevocationFeed:
@@ -42,13 +43,30 @@ class RevocationFeed:
         self.cursor = ""
         self._token: str | None = None
         self._token_expires = 0.0
+        self._token_retry_at = 0.0
+        self._token_backoff = 0.0
         self._last_warning = 0.0
 
     async def _access_token(self) -> str:
+        """A client-credentials token, asked for again only after a growing pause once refused:
+        identity counts failed token requests per address, and every gateway request shares ours.
+
+        :raise RuntimeError: no secret, refused, or still waiting after a refusal.
+        """
         if self._token and time.monotonic() < self._token_expires - 30:
             return self._token
         if not self.client_secret:
             raise RuntimeError(f"no client secret for {self.client_id} (XSN_GATEWAY_CLIENT_SECRET)")
+        if time.monotonic() < self._token_retry_at:
+            raise RuntimeError("waiting before asking identity for a token again")
+        try:
+            return await self._fetch_token()
+        except Exception:
+            self._token_backoff = min(TOKEN_BACKOFF_MAX_S, self._token_backoff * 2 or TOKEN_BACKOFF_MIN_S)
+            self._token_retry_at = time.monotonic() + self._token_backoff
+            raise
+
+    async def _fetch_token(self) -> str:
         # RFC 6749 §2.3.1: id and secret form-encoded, then HTTP Basic.
         basic = base64.b64encode(f"{quote_plus(self.client_id)}:{quote_plus(self.client_secret)}".encode()).decode()
         async with self.session.post(f"{self.identity_url}/oauth/token", headers={"Authorization": f"Basic {basic}"},
@@ -59,6 +77,7 @@ class RevocationFeed:
                 raise RuntimeError(f"token endpoint answered {response.status}: {str(body)[:200]}")
         self._token = body["access_token"]
         self._token_expires = time.monotonic() + float(body.get("expires_in", 300))
+        self._token_backoff = 0.0
         return self._token
 
     async def poll_once(self) -> int:

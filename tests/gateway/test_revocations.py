@@ -98,3 +98,24 @@ def test_redis_subscription_applies_published_items(redis_url):
 
     asyncio.run(scenario())
     assert revocations.is_revoked({"jti": "pushed"})
+
+
+def test_a_refused_token_request_is_not_repeated_every_second(serve_app):
+    """identity counts failed token requests per address (20/minute): a gateway asking once a
+    second with a wrong secret would lock every client behind it out of the token endpoint."""
+    calls: list = []
+    app = identity_stub(calls)
+    token_requests = []
+    app.before_request(lambda: token_requests.append(1) if request.path == "/oauth/token" else None)
+    url = serve_app(app)
+
+    async def scenario():
+        async with aiohttp.ClientSession() as session:
+            feed = RevocationFeed(RevocationList(), identity_url=url, client_id="xsn-gateway", client_secret="wrong",
+                                  session=session)
+            for _ in range(10):
+                with pytest.raises(Exception):  # noqa: B017 - refused, then waiting
+                    await feed.poll_once()
+
+    asyncio.run(scenario())
+    assert len(token_requests) == 1
