@@ -85,3 +85,9 @@ def test_two_files_claiming_one_prefix_are_refused(tmp_path):
     (tmp_path / "b.yaml").write_text("prefix: /same\n")
     with pytest.raises(RouteTableError):
         RouteTable.load(tmp_path)
+
+
+def test_a_path_may_be_public_for_one_method_and_protected_for_another(table):
+    assert table.match("/seal/seals/s1/image", "GET").route.public
+    put = table.match("/seal/seals/s1/image", "PUT")
+    assert not put.route.public and put.route.scopes == ("seal:admin",)
