@@ -23,6 +23,7 @@ from typing import Any
 import structlog
 from aiohttp import web
 from aiohttp.web_exceptions import HTTPException
+from aiohttp.web_protocol import RequestPayloadError
 from multidict import CIMultiDict
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
 
@@ -218,9 +219,7 @@ class Gateway:
             await asyncio.wait_for(read(), self.body_timeout_s)
         except TimeoutError:
             raise RequestTimeout("the request body was not sent in time") from None
-        except web.HTTPException:
-            raise
-        except (ValueError, OSError) as exc:  # RequestPayloadError: bad chunk sizes, short body
+        except (RequestPayloadError, ValueError, OSError) as exc:  # bad chunk sizes, a body cut short
             raise MalformedRequest("the request body is not framed correctly") from exc
         exchange.bytes_in = size
         return b"".join(chunks)

@@ -90,6 +90,14 @@ class Upstream:
             (after retries for idempotent methods). :raise UpstreamTimeout: no answer in time.
         """
         self.breaker.before()
+        try:
+            return await self._send(method, path_qs, headers, body, timeout_s)
+        except BaseException:
+            self.breaker.release()  # cancelled or failed: a half-open probe slot must not stay taken
+            raise
+
+    async def _send(self, method: str, path_qs: str, headers: list[tuple[str, str]], body: bytes,
+                    timeout_s: float) -> Response:
         idempotent = method in IDEMPOTENT
         attempts = 1 + (self.retries if idempotent else 0)
         target = self.base_path + path_qs
