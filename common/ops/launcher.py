@@ -90,6 +90,8 @@ class Suite:
             prom_dir.mkdir(parents=True)
             service_env = dict(env, PROMETHEUS_MULTIPROC_DIR=str(prom_dir))
             argv = gunicorn_argv(f"{service}:create_app()", self.ports[service], self.workers, f"xsn-{service}")
+            if service == "gateway":  # the asyncio edge; it starts the gateway's Flask app behind itself
+                argv = [sys.executable, "-m", "gateway.edge", "--port", str(self.ports[service])]
             self._spawn(service, argv, service_env)
         # One worker with the beat scheduler embedded (-B): the periodic tasks (the seal log's
         # checkpoints) need exactly one scheduler, and one process is enough on a laptop.

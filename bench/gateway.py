@@ -1,0 +1,257 @@
+"""Benchmark the gateway: one small upstream endpoint called directly, through nginx as a
+plain reverse proxy, and through the gateway with JWT verification, rate limiting and audit on.
+
+Run from the repository root::
+
+    python -m bench.gateway [--seconds 5] [--connections 32] [--workers 2] [--idle 1000]
+
+The upstream is a bare Flask app (``GET /item`` → small JSON) under gunicorn with 2 sync
+workers. nginx (Debian ``nginx-light``, ``/usr/sbin/nginx``) runs unprivileged on a free
+port with a keep-alive upstream and no access log, from a configuration this benchmark
+writes. The gateway (``python -m gateway.edge``, ``--workers`` processes on SO_REUSEPORT)
+routes ``/bench/item`` with ``auth: token`` and a required scope, so every request is an
+ES256 access token verified (then served from the gateway's verified-token cache), a
+token-bucket limit taken (in memory, limit high enough never to refuse) and an audit
+record written (the JSON-lines sink, ``GATEWAY_AUDIT_SINK=jsonl``). Load comes from
+``wrk`` (``bench/_load.py``), in alternating rounds; the best round of each counts.
+
+Then ``--idle`` connections are opened to the gateway, each sending half a request head,
+and a normal request is timed while they are held. The last line is ``RESULT {json}`` with
+``nginx_ratio`` (gateway req/s ÷ nginx req/s), ``added_p50_ms`` (gateway p50 − direct p50)
+and ``idle_connections_held``. Targets (issue 10): ≥ 0.5, ≤ 3 ms, 1,000 with the normal
+request < 100 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import resource
+import select
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+from bench._load import free_port, gunicorn, tree_cpu_seconds, wrk
+from bench.result import print_result
+
+ROOT = Path(__file__).resolve().parent.parent
+NGINX = os.environ.get("XSN_NGINX", "/usr/sbin/nginx")
+NGINX_HINT = "nginx is not installed: `apt-get install nginx-light` (Debian), or set XSN_NGINX to its path"
+ROUTE_FILE = """prefix: /bench
+upstream: bench
+routes:
+  - {path: /item, methods: [GET], auth: token, scopes: ["bench:read"]}
+"""
+
+
+def upstream_app():
+    """The small upstream endpoint: a bare Flask app, the same behind every front."""
+    from flask import Flask
+
+    app = Flask("bench_upstream")
+
+    @app.get("/item")
+    def item():
+        return {"id": 1, "status": "ok"}
+
+    @app.get("/livez")
+    def livez():
+        return {"status": "ok"}
+
+    return app
+
+
+def _wait(url: str, timeout_s: float = 60.0, proc: subprocess.Popen | None = None) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=1) as response:  # noqa: S310 - loopback
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        if (proc is not None and proc.poll() is not None) or time.monotonic() > deadline:
+            raise RuntimeError(f"{url} did not come up")
+        time.sleep(0.2)
+
+
+@contextlib.contextmanager
+def _process(argv: list[str], *, env: dict | None = None, log: Path | None = None) -> Iterator[subprocess.Popen]:
+    out = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115 - closed below
+    proc = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        yield proc
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, 15)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, 9)
+            proc.wait(5)
+        if log:
+            out.close()
+
+
+@contextlib.contextmanager
+def nginx(upstream: str, work: Path) -> Iterator[str]:
+    if not shutil.which(NGINX) and not os.path.exists(NGINX):
+        raise SystemExit(NGINX_HINT)
+    port = free_port()
+    host_port = upstream.removeprefix("http://")
+    temp = work / "nginx"
+    temp.mkdir()
+    (temp / "nginx.conf").write_text(f"""
+worker_processes auto;
+pid {temp}/nginx.pid;
+error_log {temp}/error.log warn;
+events {{ worker_connections 8192; }}
+http {{
+  access_log off;
+  client_body_temp_path {temp}/body;
+  proxy_temp_path {temp}/proxy;
+  fastcgi_temp_path {temp}/fastcgi;
+  uwsgi_temp_path {temp}/uwsgi;
+  scgi_temp_path {temp}/scgi;
+  upstream app {{ server {host_port}; keepalive 64; }}
+  server {{
+    listen 127.0.0.1:{port};
+    location / {{
+      proxy_pass http://app;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+    }}
+  }}
+}}
+""")
+    argv = [NGINX, "-p", str(temp), "-e", f"{temp}/error.log", "-c", str(temp / "nginx.conf"), "-g", "daemon off;"]
+    with _process(argv) as proc:
+        url = f"http://127.0.0.1:{port}"
+        _wait(url + "/item", proc=proc)
+        yield url
+
+
+@contextlib.contextmanager
+def gateway(upstream: str, work: Path, workers: int) -> Iterator[tuple[str, dict, subprocess.Popen]]:
+    """The gateway in front of ``upstream``; yields its URL, the headers of a valid token, the process."""
+    from tests.support.suite import TokenFactory
+
+    port = free_port()
+    issuer = f"http://127.0.0.1:{port}/identity"
+    tokens = TokenFactory(issuer=issuer)
+    routes = work / "routes"
+    routes.mkdir()
+    (routes / "bench.yaml").write_text(ROUTE_FILE)
+    var = work / "var"
+    urls = {name: upstream for name in ("identity", "licenses", "seal", "payment", "messaging")}
+    urls.update(bench=upstream, gateway=f"http://127.0.0.1:{port}")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("XSN_")}
+    env.update(XSN_VAR_DIR=str(var), XSN_PUBLIC_BASE_URL=f"http://127.0.0.1:{port}", XSN_LOG_LEVEL="WARNING",
+               XSN_SERVICE_URLS=json.dumps(urls), XSN_GATEWAY_ROUTES_DIR=str(routes),
+               XSN_OAUTH_ISSUER=issuer, XSN_OAUTH_JWKS_URL=tokens.write_jwks(work / "jwks.json"),
+               XSN_GATEWAY_ADMIN_URL=upstream, XSN_GATEWAY_AUDIT_SINK="jsonl", XSN_KEK="00" * 16,
+               XSN_GATEWAY_RATE_LIMITS=json.dumps({"default": {"rate": 10_000_000, "burst": 10_000_000}}))
+    argv = [sys.executable, "-m", "gateway.edge", "--port", str(port), "--workers", str(workers)]
+    with _process(argv, env=env, log=work / "gateway.log") as proc:
+        url = f"http://127.0.0.1:{port}"
+        _wait(url + "/readyz", proc=proc)
+        token = tokens.token(aud="xsn:bench", scope="bench:read", client_id="bench-client", lifetime=3600)
+        yield url, {"Authorization": f"Bearer {token}"}, proc
+
+
+def _check(url: str, headers: dict) -> None:
+    request = urllib.request.Request(url, headers=headers)
+    with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310 - loopback
+        assert response.status == 200, response.status
+
+
+def idle_connections(url: str, headers: dict, count: int) -> dict:
+    """Hold ``count`` half-sent request heads open and time a normal request meanwhile."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    host, port = url.removeprefix("http://").split(":")
+    held: list[socket.socket] = []
+    baseline = []
+    for _ in range(5):  # the same request without idle connections: what the machine gives anyway
+        started = time.perf_counter()
+        _check(url + "/bench/item", headers)
+        baseline.append((time.perf_counter() - started) * 1000)
+    try:
+        for _ in range(count):
+            sock = socket.create_connection((host, int(port)), timeout=5)
+            sock.sendall(f"GET /bench/item HTTP/1.1\r\nHost: {host}:{port}\r\nX-Partial: ".encode())
+            held.append(sock)
+        time.sleep(0.5)
+        timings = []
+        for _ in range(5):
+            started = time.perf_counter()
+            _check(url + "/bench/item", headers)
+            timings.append((time.perf_counter() - started) * 1000)
+        readable, _, _ = select.select(held, [], [], 0)  # a closed (or answered) connection is readable
+        return {"held": count - len(readable), "normal_request_ms": round(max(timings), 2),
+                "normal_request_ms_without_idle": round(max(baseline), 2)}
+    finally:
+        for sock in held:
+            sock.close()
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="gateway processes")
+    parser.add_argument("--idle", type=int, default=1000)
+    args = parser.parse_args(argv)
+    figures: dict = {"connections": args.connections, "gateway_workers": args.workers, "cores": os.cpu_count()}
+    with tempfile.TemporaryDirectory(prefix="xsn-bench-gw-") as tmp:
+        work = Path(tmp)
+        with gunicorn("bench.gateway:upstream_app()", workers=2, cwd=ROOT, ready_path="/livez") as upstream, \
+                nginx(upstream.url, work) as nginx_url, gateway(upstream.url, work, args.workers) as (gw_url, auth, gw):
+            _check(gw_url + "/bench/item", auth)
+            targets = {"direct": (upstream.url + "/item", {}), "nginx": (nginx_url + "/item", {}),
+                       "gateway": (gw_url + "/bench/item", auth)}
+            best: dict[str, dict] = {}
+            for _round in range(args.rounds):
+                for name, (url, headers) in targets.items():
+                    cpu_before = tree_cpu_seconds(gw.pid)
+                    result = wrk(url, duration=args.seconds, connections=args.connections, headers=headers)
+                    if not result.ok:
+                        raise RuntimeError(f"{name}: {result}")
+                    entry = {"rps": round(result.requests_per_s), "p50_ms": round(result.p50_ms, 2),
+                             "p99_ms": round(result.p99_ms, 2), "wrk_cpu_s": round(result.wrk_cpu_s, 2)}
+                    if name == "gateway":
+                        entry["gateway_cpu_ms_per_request"] = round(
+                            (tree_cpu_seconds(gw.pid) - cpu_before) * 1000 / max(1, result.requests), 3)
+                    print(f"{name:8s} round {_round + 1}: {entry}", flush=True)
+                    if name not in best or entry["rps"] > best[name]["rps"]:
+                        best[name] = entry
+            idle = idle_connections(gw_url, auth, args.idle)
+            print(f"idle: {idle}", flush=True)
+            audited = sum(1 for path in (work / "var" / "run").glob("gateway-audit-*.jsonl")
+                          for _ in path.open())
+    figures.update(best)
+    figures["audit_records"] = audited
+    figures["nginx_ratio"] = round(best["gateway"]["rps"] / best["nginx"]["rps"], 3)
+    figures["direct_ratio"] = round(best["gateway"]["rps"] / best["direct"]["rps"], 3)
+    figures["added_p50_ms"] = round(best["gateway"]["p50_ms"] - best["direct"]["p50_ms"], 2)
+    figures["nginx_added_p50_ms"] = round(best["nginx"]["p50_ms"] - best["direct"]["p50_ms"], 2)
+    figures["idle_connections_held"] = idle["held"]
+    figures["idle_normal_request_ms"] = idle["normal_request_ms"]
+    figures["normal_request_ms_without_idle"] = idle["normal_request_ms_without_idle"]
+    figures["load_average_1m"] = round(os.getloadavg()[0], 2)  # others' work on the machine skews every figure
+    print_result(figures)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,120 @@
+"""aiohttp's HTTP/1.1 server, with what a front door needs and aiohttp leaves out.
+
+- a header timeout: a connection that has sent part of a request head and not the rest
+  within ``header_timeout`` gets 408 and is closed (aiohttp alone would only close it at
+  the idle timeout, silently);
+- a limit on open connections (per process): beyond it a new connection gets 503;
+- parse errors (malformed requests, smuggling shapes such as Content-Length with
+  Transfer-Encoding, duplicate Content-Length, obs-fold, bad chunk sizes, oversized heads)
+  answered as problem documents, 431 for heads too large, each audited.
+
+This leans on two of aiohttp's internals (``RequestHandler._make_error_handler`` and the
+handler's ``_current_request``/``_messages``); pyproject pins aiohttp below the next
+minor version, and tests/gateway/test_edge_protocol.py exercises each.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError, LineTooLong
+from aiohttp.web_protocol import RequestHandler
+
+from gateway.edge.problems import EdgeProblem, HeadersTooLarge, MalformedRequest, Overloaded, RequestTimeout
+
+# (peer, problem) -> response for a request aiohttp could not parse; audited by the gateway.
+ErrorResponder = Callable[[web.BaseRequest, EdgeProblem], Awaitable[web.StreamResponse]]
+# (peer, problem) -> raw response bytes for a connection refused before any request.
+RawResponder = Callable[[str | None, EdgeProblem], bytes]
+
+
+def parse_problem(exc: BaseException | None, message: str | None) -> EdgeProblem:
+    text = str(message or getattr(exc, "message", "") or "malformed request")
+    lower = text.lower()
+    if isinstance(exc, LineTooLong) or "too many headers" in lower or ("header" in lower and "long" in lower):
+        if "status line" in lower or "request line" in lower:
+            return MalformedRequest("the request line is too long", code="uri_too_long", status=414,
+                                    title="URI too long")
+        return HeadersTooLarge("the request head is too large")
+    # The parser's first line only: the rest quotes the client's bytes back.
+    return MalformedRequest(f"the request could not be parsed: {text.splitlines()[0][:120]}")
+
+
+class EdgeProtocol(RequestHandler):
+    def __init__(self, manager: EdgeServer, *, header_timeout: float, **kwargs: Any) -> None:
+        super().__init__(manager, **kwargs)
+        self._edge = manager
+        self._header_timeout = header_timeout
+        self._head_timer: asyncio.TimerHandle | None = None
+
+    def data_received(self, data: bytes) -> None:
+        before = self._request_count
+        super().data_received(data)
+        if self._request_count != before:
+            self._cancel_head_timer()
+        elif (self._head_timer is None and self._current_request is None and not self._messages
+              and not self._force_close and self.transport is not None):
+            self._head_timer = self._loop.call_later(self._header_timeout, self._head_timed_out)
+
+    def _cancel_head_timer(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_timed_out(self) -> None:
+        self._head_timer = None
+        if self._current_request is None and not self._messages and self.transport is not None:
+            peer = self.transport.get_extra_info("peername")
+            self.transport.write(self._edge.raw_responder(peer[0] if peer else None,
+                                                          RequestTimeout("the request head was not sent in time")))
+            self.force_close()
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self._cancel_head_timer()
+        super().connection_lost(exc)
+
+    def _make_error_handler(self, err_info):  # aiohttp internal, see the module docstring
+        async def handler(request: web.BaseRequest) -> web.StreamResponse:
+            return await self._edge.error_responder(request, parse_problem(err_info.exc, err_info.message))
+
+        return handler
+
+
+class EdgeServer(web.Server):
+    def __init__(self, handler, *, error_responder: ErrorResponder, raw_responder: RawResponder,
+                 max_connections: int, header_timeout: float, **kwargs: Any) -> None:
+        super().__init__(handler, **kwargs)
+        self.error_responder = error_responder
+        self.raw_responder = raw_responder
+        self.max_connections = max_connections
+        self.header_timeout = header_timeout
+        self.refused_connections = 0
+
+    def __call__(self) -> EdgeProtocol:
+        return EdgeProtocol(self, loop=self._loop, header_timeout=self.header_timeout, **self._kwargs)
+
+    def connection_made(self, handler: RequestHandler, transport: asyncio.Transport) -> None:
+        super().connection_made(handler, transport)
+        if len(self._connections) > self.max_connections:
+            self.refused_connections += 1
+            peer = transport.get_extra_info("peername")
+            transport.write(self.raw_responder(peer[0] if peer else None,
+                                               Overloaded("the gateway has too many open connections")))
+            handler.force_close()
+
+    @property
+    def open_connections(self) -> int:
+        return len(self._connections)
+
+
+def raw_problem_response(problem: EdgeProblem, body: bytes, headers: dict[str, str]) -> bytes:
+    lines = [f"HTTP/1.1 {problem.status} {problem.title}"]
+    lines += [f"{name}: {value}" for name, value in headers.items()]
+    lines += [f"Content-Length: {len(body)}", "Connection: close", "", ""]
+    return "\r\n".join(lines).encode("latin-1") + body
+
+
+__all__ = ["EdgeProtocol", "EdgeServer", "HttpProcessingError", "parse_problem", "raw_problem_response"]

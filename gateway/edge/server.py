@@ -1,0 +1,370 @@
+"""The request path of the gateway: one ``Gateway.handle`` per request.
+
+In order: the gateway's own endpoints (``/livez``, ``/readyz``, ``/metrics``); the ``Host``
+(421 unless configured); the request's framing (smuggling shapes, 400); the path (400 for
+traversal); the route (404); the token and scopes (401/403); the rate limit (429); the body,
+read whole within its timeout and limit (408/413); then the service over a pooled
+connection (502/503/504 when it fails). Every request through a route, and every error the
+gateway itself answers, leaves one audit record before its response completes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from aiohttp import web
+from aiohttp.web_exceptions import HTTPException
+from aiohttp.web_protocol import RequestPayloadError
+from multidict import CIMultiDict
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
+
+from gateway.edge.audit_sink import AuditSink
+from gateway.edge.boundary import Boundary, caller_headers, forwarding_headers, response_headers, upstream_headers
+from gateway.edge.limits import RateLimits
+from gateway.edge.paths import check_path
+from gateway.edge.problems import (
+    AuditUnavailable,
+    EdgeProblem,
+    InternalError,
+    MalformedRequest,
+    MethodNotAllowed,
+    NoRoute,
+    PayloadTooLarge,
+    RateLimited,
+    RequestTimeout,
+    UpstreamUnavailable,
+    outcome_of,
+    problem_body,
+    problem_headers,
+)
+from gateway.edge.protocol import raw_problem_response
+from gateway.edge.routing import FORWARDED_METHODS, Match, RouteTable
+from gateway.edge.tokens import AccessTokens, bearer, check_scopes
+from gateway.edge.upstream_http import Response, UpstreamError
+from gateway.edge.upstreams import Upstream
+
+log = structlog.get_logger("xsn.gateway")
+REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{8,128}$")
+BUFFER_LIMIT = 256 * 1024  # responses up to this size (with a length) are read whole; larger stream
+# The gateway's own documents at the root, as every service has them, served by its admin app.
+ROOT_ALIASES = frozenset({"/info", "/openapi.json", "/docs"})
+AUDIT_PAUSE_S = 1.0  # after a failed audit write, refuse to forward for this long before trying again
+REQUESTS = Counter("xsn_gateway_requests_total", "requests answered by the gateway", ["route", "status", "outcome"])
+LATENCY = Histogram("xsn_gateway_request_duration_seconds", "time to answer, upstream included", ["route"])
+AUDIT_FAILURES = Counter("xsn_gateway_audit_failures_total", "audit records the sink refused")
+
+
+@dataclass
+class Exchange:
+    """What the audit record and the access metrics need about one request."""
+
+    request_id: str
+    source: str
+    method: str
+    path: str
+    started: float = field(default_factory=time.perf_counter)
+    route: str = "<unmatched>"
+    upstream: str | None = None
+    claims: dict[str, Any] | None = None
+    status: int = 0
+    outcome: str = "ok"
+    reason: str = "ok"
+    bytes_in: int = 0
+    bytes_out: int = 0
+
+    def record(self) -> dict[str, Any]:
+        claims = self.claims or {}
+        return {"time": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+                "request_id": self.request_id, "client_id": claims.get("client_id"), "subject": claims.get("sub"),
+                "acr": claims.get("acr"), "source": self.source, "method": self.method, "route": self.route,
+                "path": self.path, "status": self.status,
+                "latency_ms": round((time.perf_counter() - self.started) * 1000, 3), "bytes_in": self.bytes_in,
+                "bytes_out": self.bytes_out, "outcome": self.outcome, "reason": self.reason,
+                "upstream": self.upstream}
+
+
+class Gateway:
+    def __init__(self, *, routes: RouteTable, boundary: Boundary, tokens: AccessTokens, limits: RateLimits,
+                 upstreams: dict[str, Upstream], sink: AuditSink, body_timeout_s: float = 30.0,
+                 revocation_max_age_s: float = 5.0) -> None:
+        self.routes = routes
+        self.boundary = boundary
+        self.tokens = tokens
+        self.limits = limits
+        self.upstreams = upstreams
+        self.sink = sink
+        self.body_timeout_s = body_timeout_s
+        self.revocation_max_age_s = revocation_max_age_s
+        self.audit_down_until = 0.0
+        self.server = None  # the EdgeServer, for /readyz
+        self._background: set[asyncio.Task] = set()
+
+    # -- the request path --------------------------------------------------------------------
+    async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
+        raw_path = request.raw_path.split("?", 1)[0]
+        if raw_path in ("/livez", "/readyz", "/metrics") and request.method in ("GET", "HEAD"):
+            return self._local(raw_path)
+        if raw_path in ROOT_ALIASES:
+            raw_path = "/gateway" + raw_path
+        incoming_id = request.headers.get("X-Request-ID", "")
+        exchange = Exchange(request_id=incoming_id if REQUEST_ID_RE.match(incoming_id) else uuid.uuid4().hex,
+                            source=request.remote or "", method=request.method, path=raw_path[:1024])
+        try:
+            exchange.source = self.boundary.client_address(request.remote or "",
+                                                           request.headers.getall("X-Forwarded-For", []))
+            return await self._forward(request, exchange)
+        except EdgeProblem as problem:
+            return await self._problem_response(request, exchange, problem)
+        except (asyncio.CancelledError, ConnectionError):
+            raise
+        except HTTPException:
+            raise
+        except Exception:
+            log.exception("gateway_internal_error", request_id=exchange.request_id)
+            return await self._problem_response(request, exchange, InternalError("the gateway failed"))
+
+    async def _forward(self, request: web.BaseRequest, exchange: Exchange) -> web.StreamResponse:
+        headers = request.headers
+        hosts = headers.getall("Host", [])
+        if len(hosts) > 1:
+            raise MalformedRequest("more than one Host header")
+        self.boundary.check_host(hosts[0] if hosts else None)
+        _check_framing(headers)
+        check_path(exchange.path)
+        if request.method not in FORWARDED_METHODS:
+            raise MethodNotAllowed(f"{request.method} is not forwarded",
+                                   headers={"Allow": ", ".join(sorted(FORWARDED_METHODS))})
+        found = self.routes.service_for(exchange.path)
+        if found is None:
+            raise NoRoute("no service is routed at this path")
+        exchange.upstream = found[0].upstream
+        if request.content_length is not None and request.content_length > found[0].max_body_bytes:
+            raise PayloadTooLarge(f"the body may be at most {found[0].max_body_bytes} bytes")
+        match = self.routes.match(exchange.path, request.method)
+        assert match is not None
+        exchange.route, exchange.upstream = match.pattern, match.service.upstream
+        if match.route.redact:
+            exchange.path = match.pattern
+        authorization = headers.getall("Authorization", [])
+        if not match.route.public:
+            token = bearer(authorization)
+            exchange.claims = await self.tokens.verify(token, match.service.audience)
+            check_scopes(exchange.claims, match.route.scopes)
+        elif len(authorization) > 1:
+            bearer(authorization)  # raises MultipleAuthorization
+        who = (exchange.claims or {}).get("client_id") or exchange.source
+        kind = "client" if exchange.claims else "ip"
+        decision = await self.limits.take(match.route.rate_limit, match.pattern, f"{kind}:{who}")
+        limit_headers = decision.headers() if decision else {}
+        if decision and not decision.allowed:
+            raise RateLimited("too many requests; slow down", headers=limit_headers)
+        if time.monotonic() < self.audit_down_until:
+            raise AuditUnavailable("the audit log cannot be written; nothing is forwarded until it can")
+        body = await self._read_body(request, match, exchange)
+        upstream = self.upstreams[match.service.upstream]
+        out_headers = upstream_headers(headers.items(), headers.getall("Connection", []))
+        out_headers += forwarding_headers(client=exchange.source, boundary=self.boundary,
+                                          prefix=match.service.prefix, request_id=exchange.request_id)
+        out_headers += caller_headers(exchange.claims)
+        query = request.raw_path.partition("?")[2]
+        response = await upstream.send(request.method, match.rest + (f"?{query}" if query else ""), out_headers,
+                                       body, match.service.timeout_s)
+        try:
+            return await self._relay(request, response, exchange, limit_headers, match.service.timeout_s)
+        except BaseException:
+            upstream.breaker.release()
+            raise
+        finally:
+            response.release()
+
+    async def _read_body(self, request: web.BaseRequest, match: Match, exchange: Exchange) -> bytes:
+        """The whole body, before anything is forwarded (a slow client costs the service nothing).
+
+        :raise PayloadTooLarge: over the route's limit. :raise RequestTimeout: not sent in time.
+        :raise MalformedRequest: broken chunked framing.
+        """
+        if not request.body_exists:
+            return b""
+        limit = match.service.max_body_bytes
+        length = request.content_length
+        if length is not None and length > limit:
+            raise PayloadTooLarge(f"the body may be at most {limit} bytes")
+        if request.headers.get("Expect", "").lower() == "100-continue":
+            # Checked and authorised: now the client may send its body (RFC 9110 §10.1.1).
+            await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        chunks: list[bytes] = []
+        size = 0
+
+        async def read() -> None:
+            nonlocal size
+            while True:
+                chunk = await request.content.readany()
+                if not chunk:
+                    return
+                size += len(chunk)
+                if size > limit:
+                    raise PayloadTooLarge(f"the body may be at most {limit} bytes")
+                chunks.append(chunk)
+
+        try:
+            await asyncio.wait_for(read(), self.body_timeout_s)
+        except TimeoutError:
+            raise RequestTimeout("the request body was not sent in time") from None
+        except (RequestPayloadError, ValueError, OSError) as exc:  # bad chunk sizes, a body cut short
+            raise MalformedRequest("the request body is not framed correctly") from exc
+        exchange.bytes_in = size
+        return b"".join(chunks)
+
+    async def _relay(self, request: web.BaseRequest, upstream: Response, exchange: Exchange,
+                     limit_headers: dict[str, str], timeout: float) -> web.StreamResponse:
+        headers = CIMultiDict(response_headers(upstream.headers, upstream.header_values("Connection")))
+        headers["X-Request-ID"] = exchange.request_id
+        for name, value in limit_headers.items():
+            headers[name] = value
+        exchange.status = upstream.status
+        if upstream.status >= 500:
+            exchange.outcome, exchange.reason = "error", f"upstream_{upstream.status}"
+        length = upstream.content_length
+        no_body = request.method == "HEAD" or upstream.status in (204, 304) or 100 <= upstream.status < 200
+        if no_body or (length is not None and length <= BUFFER_LIMIT):
+            try:
+                data = b"" if no_body else await upstream.read(timeout)
+            except UpstreamError as exc:
+                raise UpstreamUnavailable(f"{exchange.upstream} broke off its answer") from exc
+            exchange.bytes_out = len(data)
+            await self._audit(exchange)
+            response = web.Response(status=upstream.status, body=data if not no_body else None, headers=headers)
+            if no_body and length is not None and request.method == "HEAD":
+                response.headers["Content-Length"] = str(length)
+            return response
+        # Large or unknown length: stream it, never holding it whole.
+        response = web.StreamResponse(status=upstream.status, headers=headers)
+        if length is not None:
+            response.content_length = length
+        await response.prepare(request)
+        try:
+            async for chunk in upstream.iter_chunks(timeout):
+                exchange.bytes_out += len(chunk)
+                await response.write(chunk)
+        except UpstreamError:
+            exchange.status, exchange.outcome, exchange.reason = 502, "error", "upstream_broke_off"
+            await self._audit(exchange)
+            if request.transport is not None:
+                request.transport.abort()  # the client must not take a cut-off body for a whole one
+            raise ConnectionResetError("upstream broke off mid-stream") from None
+        try:
+            await self._audit(exchange)
+        except AuditUnavailable:
+            # Headers are gone already: end the connection without completing the response.
+            if request.transport is not None:
+                request.transport.abort()
+            raise ConnectionResetError("audit failed mid-stream") from None
+        await response.write_eof()
+        return response
+
+    # -- errors and audit ----------------------------------------------------------------------
+    async def _problem_response(self, request: web.BaseRequest, exchange: Exchange,
+                                problem: EdgeProblem) -> web.StreamResponse:
+        exchange.status, exchange.outcome, exchange.reason = problem.status, outcome_of(problem), problem.code
+        try:
+            await self._audit(exchange)
+        except AuditUnavailable as failed:
+            if problem.code != failed.code:
+                problem = failed
+                exchange.status, exchange.outcome, exchange.reason = problem.status, "error", problem.code
+        response = web.Response(status=problem.status, body=problem_body(problem, exchange.request_id),
+                                headers=problem_headers(problem))
+        response.headers["X-Request-ID"] = exchange.request_id
+        if problem.status in (400, 408, 413, 431) or problem.status >= 500 and problem.code == "internal_error":
+            response.force_close()  # the rest of what the client sent cannot be trusted or is unread
+            response.headers["Connection"] = "close"
+        return response
+
+    async def _audit(self, exchange: Exchange) -> None:
+        """:raise AuditUnavailable: the sink refused the record (the response must not complete)."""
+        REQUESTS.labels(exchange.route, str(exchange.status), exchange.outcome).inc()
+        LATENCY.labels(exchange.route).observe(time.perf_counter() - exchange.started)
+        try:
+            await self.sink.record(exchange.record())
+        except Exception as exc:
+            AUDIT_FAILURES.inc()
+            self.audit_down_until = time.monotonic() + AUDIT_PAUSE_S
+            log.error("audit_record_failed", request_id=exchange.request_id, error=str(exc)[:200])
+            raise AuditUnavailable("the audit log cannot be written") from exc
+
+    async def parse_error_response(self, request: web.BaseRequest, problem: EdgeProblem) -> web.StreamResponse:
+        """For requests aiohttp could not parse (see ``protocol``)."""
+        exchange = Exchange(request_id=uuid.uuid4().hex, source=request.remote or "", method="-", path="-")
+        response = await self._problem_response(request, exchange, problem)
+        response.force_close()
+        return response
+
+    def raw_error(self, peer: str | None, problem: EdgeProblem) -> bytes:
+        """A response written straight to a connection (header timeout, too many connections);
+        its audit record is written in the background (there is no request to hold)."""
+        exchange = Exchange(request_id=uuid.uuid4().hex, source=peer or "", method="-", path="-",
+                            status=problem.status, outcome=outcome_of(problem), reason=problem.code)
+        task = asyncio.get_running_loop().create_task(self._audit_quietly(exchange))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        return raw_problem_response(problem, problem_body(problem, exchange.request_id), problem_headers(problem))
+
+    async def _audit_quietly(self, exchange: Exchange) -> None:
+        with contextlib.suppress(AuditUnavailable):  # logged and counted; the connection closes anyway
+            await self._audit(exchange)
+
+    # -- the gateway's own endpoints -------------------------------------------------------------
+    def readiness(self) -> tuple[int, dict[str, Any]]:
+        synced = self.tokens.revocations.updated_at
+        age = None if synced is None else round(time.time() - synced, 1)
+        audit_ok = time.monotonic() >= self.audit_down_until
+        body = {"status": "ready", "token_keys": self.tokens.ready, "audit": "ok" if audit_ok else "failing",
+                "revocations_age_s": age,
+                "upstreams": {name: up.health() for name, up in sorted(self.upstreams.items())}}
+        if self.server is not None:
+            body["connections"] = self.server.open_connections
+        # Not ready without keys (every token would be refused) or without audit; an upstream
+        # that is down is reported, not fatal: the gateway still serves the others.
+        if not self.tokens.ready or not audit_ok:
+            body["status"] = "not_ready"
+            return 503, body
+        return 200, body
+
+    def _local(self, path: str) -> web.Response:
+        if path == "/livez":
+            return web.json_response({"status": "ok"})
+        if path == "/readyz":
+            status, body = self.readiness()
+            return web.json_response(body, status=status)
+        registry = REGISTRY
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            from prometheus_client import multiprocess
+
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)
+        return web.Response(body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+def _check_framing(headers) -> None:
+    """Request-smuggling shapes, refused even if the parser let them through (RFC 9112 §6.3).
+
+    :raise MalformedRequest: two Content-Length headers, Content-Length with
+        Transfer-Encoding, or a Transfer-Encoding other than plain ``chunked``.
+    """
+    lengths = headers.getall("Content-Length", [])
+    encodings = headers.getall("Transfer-Encoding", [])
+    if len(lengths) > 1:
+        raise MalformedRequest("more than one Content-Length", code="ambiguous_framing")
+    if lengths and encodings:
+        raise MalformedRequest("both Content-Length and Transfer-Encoding", code="ambiguous_framing")
+    if encodings and (len(encodings) > 1 or encodings[0].strip().lower() != "chunked"):
+        raise MalformedRequest("only Transfer-Encoding: chunked is accepted", code="ambiguous_framing")

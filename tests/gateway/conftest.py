@@ -1,0 +1,180 @@
+"""A real edge on a free port in a thread, in front of real HTTP upstreams (Flask under werkzeug).
+
+``edge = start_edge(seal=url, ...)`` returns an :class:`EdgeHandle`: its ``url``, the
+in-memory audit ``sink``, the ``tokens`` factory whose JWKS it trusts, and ``gateway``
+(the handler object, for tests that reach into revocations or breakers).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import threading
+import time
+from dataclasses import dataclass
+
+import pytest
+from flask import Flask, Response, request, stream_with_context
+
+from gateway.edge.app import Edge, listening_socket, load_config
+from gateway.edge.audit_sink import MemoryAuditSink
+from tests.support.suite import TokenFactory, free_port
+
+ISSUER = "http://127.0.0.1:8000/identity"
+
+
+def echo_app() -> Flask:
+    """An upstream that tells what it received."""
+    app = Flask("echo")
+
+    @app.route("/", defaults={"path": ""}, methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"])
+    @app.route("/<path:path>", methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"])
+    def echo(path: str):
+        if path == "livez":
+            return {"status": "ok"}
+        if path.startswith("status/"):
+            return Response("{}", status=int(path.split("/")[1]), mimetype="application/json")
+        if path == "big":
+            size = int(request.args.get("size", 1024 * 1024))
+
+            def body():
+                for _ in range(size // 65536):
+                    yield b"x" * 65536
+
+            return Response(stream_with_context(body()), mimetype="application/octet-stream")
+        if path == "hop":
+            response = Response("ok")
+            response.headers["Connection"] = "X-Secret-Hop"
+            response.headers["X-Secret-Hop"] = "leak"
+            response.headers["Set-Cookie"] = "a=1"
+            return response
+        return {"method": request.method, "path": request.full_path if request.query_string else request.path,
+                "headers": [[k, v] for k, v in request.headers.items()], "body_length": len(request.get_data()),
+                "remote_addr": request.remote_addr}
+
+    return app
+
+
+@dataclass
+class EdgeHandle:
+    url: str
+    port: int
+    sink: MemoryAuditSink
+    tokens: TokenFactory
+    edge: Edge
+    loop: asyncio.AbstractEventLoop
+    thread: threading.Thread
+
+    @property
+    def gateway(self):
+        return self.edge.gateway
+
+    def call(self, fn, *args):
+        """Run ``fn(*args)`` on the edge's loop (for tests that poke its state) and return the result."""
+        return asyncio.run_coroutine_threadsafe(_acall(fn, *args), self.loop).result(5)
+
+    def raw(self, data: bytes, *, read_timeout: float = 5.0) -> bytes:
+        """Send raw bytes on a fresh connection; everything the edge answers until it closes."""
+        with socket.create_connection(("127.0.0.1", self.port), timeout=read_timeout) as sock:
+            sock.sendall(data)
+            chunks = []
+            try:
+                while chunk := sock.recv(65536):
+                    chunks.append(chunk)
+            except TimeoutError:
+                pass
+            return b"".join(chunks)
+
+    def records(self, request_id: str | None = None, *, wait: float = 2.0) -> list[dict]:
+        deadline = time.monotonic() + wait
+        while True:
+            found = [r for r in self.sink.records if request_id is None or r["request_id"] == request_id]
+            if found or time.monotonic() > deadline:
+                return found
+            time.sleep(0.02)
+
+
+async def _acall(fn, *args):
+    result = fn(*args)
+    if asyncio.iscoroutine(result):
+        result = await result
+    return result
+
+
+def parse_raw(response: bytes) -> tuple[int, dict[str, str], bytes]:
+    head, _, body = response.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split()[1])
+    headers = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    return status, headers, body
+
+
+@pytest.fixture
+def echo_url(serve_app) -> str:
+    return serve_app(echo_app())
+
+
+@pytest.fixture
+def start_edge(tmp_path, echo_url):
+    """``start_edge(**config)``: an edge whose identity, seal and admin upstreams are the echo app."""
+    handles: list[EdgeHandle] = []
+
+    def start(sink: MemoryAuditSink | None = None, **overrides) -> EdgeHandle:
+        port = free_port()
+        tokens = TokenFactory(issuer=ISSUER)
+        closed = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+        urls = {"identity": echo_url, "seal": echo_url, "licenses": closed, "payment": closed, "messaging": closed,
+                "gateway": f"http://127.0.0.1:{port}"}
+        config = load_config({
+            "VAR_DIR": str(tmp_path / "var"), "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}", "SERVICE_URLS": urls,
+            "OAUTH_ISSUER": ISSUER, "OAUTH_JWKS_URL": tokens.write_jwks(tmp_path / f"jwks-{port}.json"),
+            "GATEWAY_ADMIN_URL": echo_url, "REDIS_URL": None, "GATEWAY_CLIENT_SECRET": None,
+            **{k.replace("XSN_", ""): v for k, v in overrides.items()},
+        })
+        for name in ("IDENTITY", "SEAL", "LICENSES", "PAYMENT", "MESSAGING", "GATEWAY"):
+            config.pop(f"{name}_URL", None)
+        sink = sink or MemoryAuditSink()
+        edge = Edge(config, listen_port=port, sink=sink)
+        loop = asyncio.new_event_loop()
+        ready = threading.Event()
+
+        def run() -> None:
+            asyncio.set_event_loop(loop)
+            server = loop.run_until_complete(edge.serve(listening_socket("127.0.0.1", port, reuse_port=False)))
+            ready.set()
+            loop.run_forever()
+            server.close()
+            loop.run_until_complete(server.wait_closed())
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
+
+        thread = threading.Thread(target=run, daemon=True)
+        thread.start()
+        assert ready.wait(10)
+        handle = EdgeHandle(f"http://127.0.0.1:{port}", port, sink, tokens, edge, loop, thread)
+        deadline = time.monotonic() + 5
+        while not edge.gateway.tokens.ready and time.monotonic() < deadline:
+            time.sleep(0.02)
+        handles.append(handle)
+        return handle
+
+    yield start
+    for handle in handles:
+        asyncio.run_coroutine_threadsafe(handle.edge.close(), handle.loop).result(10)
+        handle.loop.call_soon_threadsafe(handle.loop.stop)
+        handle.thread.join(10)
+
+
+def headers_of(body: dict) -> dict[str, list[str]]:
+    """The echo app's received headers, by lower-case name."""
+    seen: dict[str, list[str]] = {}
+    for name, value in body["headers"]:
+        seen.setdefault(name.lower(), []).append(value)
+    return seen
+
+
+__all__ = ["headers_of", "json", "parse_raw"]

@@ -1,0 +1,141 @@
+"""The upstream HTTP/1.1 client against scripted servers: framing, keep-alive, stale connections."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from gateway.edge.problems import UpstreamUnavailable
+from gateway.edge.upstream_http import Pool, UpstreamError
+from gateway.edge.upstreams import Upstream
+
+
+async def _serve(answers: list[bytes], *, close_after: bool = False):
+    """A server answering each request head with the next scripted bytes; records what it got."""
+    received: list[bytes] = []
+    connections = []
+
+    async def handle(reader, writer):
+        connections.append(writer)
+        while answers:
+            try:
+                head = await reader.readuntil(b"\r\n\r\n")
+            except asyncio.IncompleteReadError:
+                break
+            length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                           if line.lower().startswith(b"content-length:")), 0)
+            received.append(head + (await reader.readexactly(length) if length else b""))
+            writer.write(answers.pop(0))
+            await writer.drain()
+            if close_after:
+                break
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    return server, server.sockets[0].getsockname()[1], received, connections
+
+
+def test_content_length_chunked_and_close_delimited_bodies():
+    async def scenario():
+        server, port, received, _ = await _serve([
+            b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-A: 1\r\n\r\nhello",
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3;ext=1\r\nabc\r\n2\r\nde\r\n0\r\nT: x\r\n\r\n",
+            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.0 201 Created\r\n\r\nuntil close",
+        ])
+        pool = Pool("127.0.0.1", port)
+        bodies, statuses = [], []
+        for method in ("GET", "GET", "POST"):
+            response = await pool.request(method, "/x?y=1", [("X-Req", "1")], b"body" if method == "POST" else b"",
+                                          timeout_s=5)
+            statuses.append(response.status)
+            bodies.append(await response.read(5))
+            response.release()
+        pool.close()
+        server.close()
+        return statuses, bodies, received, len(pool.idle)
+
+    statuses, bodies, received, idle = asyncio.run(scenario())
+    assert statuses == [200, 200, 201]
+    assert bodies == [b"hello", b"abcde", b"until close"]
+    assert received[0].startswith(b"GET /x?y=1 HTTP/1.1\r\n") and b"X-Req: 1" in received[0]
+    assert received[2].endswith(b"Content-Length: 4\r\n\r\nbody")
+
+
+def test_keep_alive_connections_are_reused():
+    async def scenario():
+        server, port, _, connections = await _serve([b"HTTP/1.1 204 No Content\r\n\r\n"] * 3)
+        pool = Pool("127.0.0.1", port)
+        for _ in range(3):
+            response = await pool.request("GET", "/", [], b"", timeout_s=5)
+            response.release()
+        pool.close()
+        server.close()
+        return len(connections)
+
+    assert asyncio.run(scenario()) == 1
+
+
+def test_a_stale_pooled_connection_is_retried_for_idempotent_methods():
+    async def scenario():
+        server, port, _, connections = await _serve([b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\na"],
+                                                    close_after=True)
+        upstream = Upstream("x", f"http://127.0.0.1:{port}", retries=0)
+        first = await upstream.send("GET", "/", [], b"", 5)
+        await first.read(5)
+        first.release()  # pooled, but the server closes it
+        await asyncio.sleep(0.05)
+        server_answers = [b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nb"]
+        server2, port2, *_ = await _serve(server_answers)
+        upstream.pool.port, upstream.pool._resolved = port2, None  # same pool, the service restarted elsewhere
+        second = await upstream.send("GET", "/", [], b"", 5)
+        body = await second.read(5)
+        second.release()
+        await upstream.close()
+        server.close()
+        server2.close()
+        return body, upstream.breaker.state
+
+    assert asyncio.run(scenario()) == (b"b", "closed")
+
+
+@pytest.mark.parametrize("answer", [b"SSH-2.0-OpenSSH\r\n\r\n", b"HTTP/1.1 200 OK\r\nBad Header\r\n\r\n", b""])
+def test_garbage_or_nothing_is_an_upstream_error(answer):
+    async def scenario():
+        server, port, *_ = await _serve([answer], close_after=True)
+        try:
+            await Pool("127.0.0.1", port).request("GET", "/", [], b"", timeout_s=5)
+        finally:
+            server.close()
+
+    with pytest.raises(UpstreamError):
+        asyncio.run(scenario())
+
+
+def test_post_is_not_retried():
+    async def scenario():
+        server, port, received, _ = await _serve([b""], close_after=True)  # closes without answering
+        upstream = Upstream("x", f"http://127.0.0.1:{port}", retries=2)
+        try:
+            with pytest.raises(UpstreamUnavailable):
+                await upstream.send("POST", "/pay", [], b"{}", 5)
+        finally:
+            server.close()
+            await upstream.close()
+        return received
+
+    assert len(asyncio.run(scenario())) == 1  # the service saw the payment request once
+
+
+def test_header_values_with_line_breaks_are_never_sent():
+    async def scenario():
+        server, port, received, _ = await _serve([b"HTTP/1.1 204 No Content\r\n\r\n"])
+        pool = Pool("127.0.0.1", port)
+        response = await pool.request("GET", "/", [("X-Evil", "a\r\nX-Injected: 1"), ("X-Ok", "1")], b"", timeout_s=5)
+        response.release()
+        pool.close()
+        server.close()
+        return received[0]
+
+    head = asyncio.run(scenario())
+    assert b"X-Injected" not in head and b"X-Ok: 1" in head
