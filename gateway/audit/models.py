@@ -18,6 +18,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from common.crypto.keystore import SigningKeyMixin
 from common.db import UTCDateTime, utcnow
+from common.web.console_login import ConsoleLoginMixin, ConsoleSessionMixin
 from gateway.models import Base
 
 HEAD_ID = 1
@@ -109,3 +110,13 @@ class AuditArchive(Base):
     path: Mapped[str] = mapped_column(Text)
     file_sm3: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class ConsoleLogin(ConsoleLoginMixin, Base):
+    """Sign-ins in progress of the auditor console (common.web.console_login)."""
+
+    __tablename__ = "console_logins"
+
+
+class ConsoleSession(ConsoleSessionMixin, Base):
+    __tablename__ = "console_sessions"

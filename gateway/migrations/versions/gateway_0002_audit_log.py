@@ -1,5 +1,5 @@
 """Audit log of every call: head, records, perfect-subtree nodes, checkpoints, spool positions,
-archives, and the gateway's key store (the checkpoint key).
+archives, the auditor console's sign-ins, and the gateway's key store (the checkpoint key).
 
 Revision ID: gateway_0002
 Revises: gateway_0001
@@ -108,8 +108,38 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_audit_archives")),
     )
 
+    # The auditor console's sign-ins (common.web.console_login).
+    op.create_table(
+        "console_logins",
+        sa.Column("state_hash", sa.String(length=64), nullable=False),
+        sa.Column("console", sa.String(length=64), nullable=False),
+        sa.Column("nonce", sa.String(length=128), nullable=False),
+        sa.Column("code_verifier", sa.String(length=128), nullable=False),
+        sa.Column("next_path", sa.String(length=1024), nullable=True),
+        sa.Column("expires_at", UTCDateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("state_hash", name=op.f("pk_console_logins")),
+    )
+    op.create_index(op.f("ix_console_logins_expires_at"), "console_logins", ["expires_at"])
+    op.create_table(
+        "console_sessions",
+        sa.Column("handle_hash", sa.String(length=64), nullable=False),
+        sa.Column("console", sa.String(length=64), nullable=False),
+        sa.Column("subject", sa.String(length=255), nullable=False),
+        sa.Column("name", sa.String(length=255), nullable=True),
+        sa.Column("access_token", sa.Text(), nullable=False),
+        sa.Column("id_token", sa.Text(), nullable=False),
+        sa.Column("created_at", UTCDateTime(), nullable=False),
+        sa.Column("expires_at", UTCDateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("handle_hash", name=op.f("pk_console_sessions")),
+    )
+    op.create_index(op.f("ix_console_sessions_expires_at"), "console_sessions", ["expires_at"])
+
 
 def downgrade() -> None:
+    op.drop_index(op.f("ix_console_sessions_expires_at"), table_name="console_sessions")
+    op.drop_table("console_sessions")
+    op.drop_index(op.f("ix_console_logins_expires_at"), table_name="console_logins")
+    op.drop_table("console_logins")
     op.drop_table("audit_archives")
     op.drop_table("audit_spool_state")
     op.drop_index(op.f("ix_audit_checkpoints_created_at"), table_name="audit_checkpoints")
