@@ -44,6 +44,8 @@ log = structlog.get_logger("xsn.gateway.audit.spool")
 HEADER = struct.Struct(">II")  # payload length, CRC-32 of the payload
 MAX_RECORD_BYTES = 64 * 1024  # an audit record is a few hundred bytes; a larger length is damage
 SEGMENT_SUFFIX = ".seg"
+MAX_FRAME = HEADER.size + MAX_RECORD_BYTES
+READ_BYTES_PER_RECORD = 1024  # a typical frame is 300-600 bytes
 
 
 class AuditUnavailable(ServiceUnavailable):
@@ -70,15 +72,15 @@ def encode_frame(record: Mapping[str, Any]) -> bytes:
     return HEADER.pack(len(payload), zlib.crc32(payload)) + payload
 
 
-def decode_frames(data: bytes) -> tuple[list[tuple[dict[str, Any], int]], int]:
-    """Whole, valid frames at the start of ``data``: ``([(record, frame length)], bytes used)``.
+def decode_frames(data: bytes, limit: int | None = None) -> tuple[list[tuple[dict[str, Any], int]], int]:
+    """Whole, valid frames at the start of ``data`` (at most ``limit``): ``([(record, frame length)], bytes used)``.
 
     Stops at the first incomplete or damaged frame; the caller decides whether that is a torn
     tail (the newest segment at open) or corruption (anything before the durable end).
     """
     out: list[tuple[dict[str, Any], int]] = []
     offset = 0
-    while offset + HEADER.size <= len(data):
+    while offset + HEADER.size <= len(data) and (limit is None or len(out) < limit):
         length, crc = HEADER.unpack_from(data, offset)
         end = offset + HEADER.size + length
         if length > MAX_RECORD_BYTES or end > len(data):
@@ -317,15 +319,18 @@ class AuditSpool:
             if position >= end or len(records) >= max_records:
                 continue
             with open(self._segment_path(start), "rb") as handle:
-                handle.seek(position - start)
-                data = handle.read(end - position)
-            frames, used = decode_frames(data)
-            taken = frames[:max_records - len(records)]
-            for record, length in taken:
-                records.append(record)
-                position += length
-            if len(taken) == len(frames) and used < len(data):
-                raise SpoolCorrupt(f"a damaged frame at position {position} in segment {start}")
+                while position < end and len(records) < max_records:
+                    room = max_records - len(records)
+                    # Read about what the batch needs, not the whole segment; a frame cut by the
+                    # chunk's end is read again whole with the next chunk.
+                    handle.seek(position - start)
+                    data = handle.read(min(end - position, max(room * READ_BYTES_PER_RECORD, MAX_FRAME)))
+                    frames, used = decode_frames(data, room)
+                    for record, length in frames:
+                        records.append(record)
+                        position += length
+                    if not frames and (len(data) >= MAX_FRAME or position + len(data) >= end):
+                        raise SpoolCorrupt(f"a damaged frame at position {position} in segment {start}")
         return records, position
 
     def release(self, position: int) -> None:
