@@ -14,6 +14,7 @@ After moving records it publishes a signed checkpoint when the newest is older t
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
@@ -52,17 +53,25 @@ class AuditWriter:
         self.kek, self.origin, self.checkpoint_interval = kek, origin, float(checkpoint_interval)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        # The saved position as of the last pass: while the spool has nothing beyond it, a pass
+        # costs no database round trip (an idle edge polls its spool, not the database).
+        self._known_position: int | None = None
+        self._last_publish_check = 0.0
         self.moved = 0
         self.last_error: str | None = None
 
     def move_once(self) -> int:
         """Move one batch; returns how many records moved. :raise SpoolCorrupt: damaged spool."""
+        if self._known_position is not None and self.spool.durable_end <= self._known_position:
+            return 0
+        self._known_position = None  # unknown until this pass commits (a failure must re-read it)
         with self.database.session() as session:
             state = session.get(AuditSpoolState, self.spool.spool_id)
             position = state.position if state is not None else self.spool.first_position()
             records, after = self.spool.read(position, max_records=self.batch)
             if not records:
                 self.spool.release(position)
+                self._known_position = position
                 return 0
             log.append_records(session, [as_leaf(r) for r in records])
             if state is None:
@@ -70,6 +79,7 @@ class AuditWriter:
             else:
                 state.position, state.updated_at = after, utcnow()
             session.commit()
+        self._known_position = after
         self.spool.release(after)
         self.moved += len(records)
         return len(records)
@@ -82,9 +92,12 @@ class AuditWriter:
         return total
 
     def maybe_publish(self) -> None:
-        """Sign a checkpoint if the log grew and the newest is older than the interval."""
-        if self.kek is None:
+        """Sign a checkpoint if the log grew and the newest is older than the interval (looked at
+        no more than once per interval: the auditor API's own records grow the log too)."""
+        now = time.monotonic()
+        if self.kek is None or now - self._last_publish_check < self.checkpoint_interval:
             return
+        self._last_publish_check = now
         with self.database.session() as session:
             newest = checkpoints.newest(session)
             size = log.log_size(session)
@@ -115,6 +128,10 @@ class AuditWriter:
         self._thread.start()
         return self
 
+    @property
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
         if self._thread is not None:
@@ -128,7 +145,14 @@ class AuditPipeline:
         self.spool, self.writer, self.database = spool, writer, database
 
     async def record(self, record: dict[str, Any]) -> None:
+        """:raise AuditUnavailable: the edge answers 503 (see :meth:`AuditSpool.record`)."""
         await self.spool.record(record)
+
+    def status(self) -> dict[str, Any]:
+        """For the edge's ``/readyz`` and metrics: ready while records reach the database."""
+        return {"ready": self.writer.last_error is None and self.writer.alive,
+                "backlog_bytes": self.spool.backlog_bytes, "moved": self.writer.moved,
+                "writer_error": self.writer.last_error}
 
     def close(self) -> None:
         self.writer.stop()

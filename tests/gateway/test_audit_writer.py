@@ -130,7 +130,9 @@ def test_start_audit_runs_the_writer_and_publishes_checkpoints(app, tmp_path):
             if newest is not None and newest.tree_size == 20:
                 break
         time.sleep(0.05)
+    status = pipeline.status()
     pipeline.writer.stop()
     pipeline.spool.close()
+    assert status["ready"] and status["backlog_bytes"] == 0 and status["moved"] == 20
     assert count_records(app) == 20
     assert newest is not None and newest.tree_size == 20
