@@ -10,6 +10,8 @@ from the gateway's database; the signature log from the seal node's auditor API
 from __future__ import annotations
 
 import functools
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from flask import Blueprint, Flask, current_app, g, render_template, request
 
@@ -30,6 +32,7 @@ bp = protect(Blueprint("gateway_audit_console", __name__, url_prefix="/audit/con
 login_bp = make_console_login(CONSOLE, client_id=CONSOLE_CLIENT_ID, scopes=("openid", "profile", api.AUDIT_SCOPE),
                               on_success_endpoint="gateway_audit_console.index", url_prefix="/audit/console",
                               base_template="gateway_audit/base.html")
+SHANGHAI = ZoneInfo("Asia/Shanghai")
 FIELDS = ("request_id", "client_id", "subject", "route", "status", "since", "until")
 
 CATALOG = {
@@ -40,7 +43,8 @@ CATALOG = {
         "ga.search": "检索", "ga.find_note": "按请求编号可直接找到一次调用。检索基于索引；每条记录的证明见导出。",
         "ga.request_id": "请求编号", "ga.client_id": "客户端", "ga.subject": "用户标识", "ga.route": "路由",
         "ga.status": "状态码", "ga.since": "起始时间", "ga.until": "截止时间",
-        "ga.results": "检索结果（共 {total} 条）", "ga.index": "序号", "ga.time": "时间", "ga.method": "方法",
+        "ga.results": "检索结果（共 {total} 条）", "ga.index": "序号", "ga.time": "时间（北京时间）",
+        "ga.method": "方法",
         "ga.path": "路径", "ga.outcome": "结果", "ga.none": "没有匹配的记录。",
         "ga.bad_query": "检索条件有误：{detail}",
         "ga.seal_unavailable": "暂时无法读取签章日志：{detail}", "ga.seal_signer": "签章人",
@@ -54,7 +58,8 @@ CATALOG = {
                                              "each record's proof comes with an export.",
         "ga.request_id": "Request id", "ga.client_id": "Client", "ga.subject": "Subject", "ga.route": "Route",
         "ga.status": "Status", "ga.since": "From", "ga.until": "Until",
-        "ga.results": "Results ({total} in all)", "ga.index": "Index", "ga.time": "Time", "ga.method": "Method",
+        "ga.results": "Results ({total} in all)", "ga.index": "Index", "ga.time": "Time (Beijing)",
+        "ga.method": "Method",
         "ga.path": "Path", "ga.outcome": "Outcome", "ga.none": "No matching records.",
         "ga.bad_query": "Invalid search: {detail}",
         "ga.seal_unavailable": "The signature log cannot be read right now: {detail}", "ga.seal_signer": "Signer",
@@ -120,7 +125,19 @@ def index():
                            fields=FIELDS, seal=seal, seal_error=seal_error)
 
 
+def beijing_time(value: str | None) -> str:
+    """An ISO 8601 time shown in Asia/Shanghai (stored in UTC); unreadable text is shown as is."""
+    try:
+        when = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return str(value or "")
+    if when.tzinfo is None:
+        return str(value)
+    return when.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M:%S")
+
+
 def init_pages(app: Flask) -> None:
+    app.add_template_filter(beijing_time, "beijing_time")
     init_console_login(app, ConsoleLogin, ConsoleSession)
     init_i18n(app, CATALOG)
     app.register_blueprint(bp)

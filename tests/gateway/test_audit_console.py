@@ -79,6 +79,7 @@ def test_auditor_finds_a_request_by_request_id_and_sees_the_seal_log(app, identi
     status, found = person.go(f"{GATEWAY}/gateway{CONSOLE}?request_id=edge-3")
     assert status == 200 and "检索结果（共 1 条）" in found
     assert "/licenses/licenses/3" in found and "edge-2" not in found
+    assert "2026-12-01 11:00:03" in found  # 03:00:03 UTC, shown in Beijing time
     status, english = person.go(f"{GATEWAY}/gateway{CONSOLE}?request_id=edge-3&lang=en")
     assert "Results (1 in all)" in english and "Seal signature log" in english
     status, bad = person.go(f"{GATEWAY}/gateway{CONSOLE}?status=abc&lang=zh")
