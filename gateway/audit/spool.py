@@ -227,7 +227,9 @@ class AuditSpool:
                 batch, self._pending = self._pending[:self.max_batch], self._pending[self.max_batch:]
                 try:
                     await loop.run_in_executor(self._executor, self._write, [frame for frame, _ in batch])
-                except OSError as exc:
+                # Whatever failed (the disk, a closed spool, a shut-down executor), every waiting
+                # caller must hear of it: an unresolved future would hang its request forever.
+                except Exception as exc:
                     log.error("audit_spool_write_failed", error=str(exc), records=len(batch))
                     for _frame, future in batch:
                         if not future.done():
@@ -253,7 +255,7 @@ class AuditSpool:
             self._accepted_end += len(frame)
         try:
             self._executor.submit(self._write, [frame]).result()
-        except OSError as exc:
+        except (OSError, RuntimeError, ValueError) as exc:  # disk, shut-down executor, closed file
             raise AuditUnavailable("the audit spool cannot be written") from exc
 
     def _write(self, frames: list[bytes]) -> None:

@@ -13,6 +13,7 @@ After moving records it publishes a signed checkpoint when the newest is older t
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Mapping
@@ -34,13 +35,21 @@ logger = structlog.get_logger("xsn.gateway.audit.writer")
 
 def as_leaf(record: Mapping[str, Any]) -> dict[str, Any]:
     """The edge's record as a leaf (kind ``request``). A record whose time cannot be read is
-    kept, not dropped: it is stamped with the writer's time and keeps what it said."""
+    kept, not dropped: it is stamped with the writer's time and keeps what it said; one that has
+    no canonical JSON form is kept as a string."""
     leaf = {**record, "kind": "request"}
     try:
         log.record_time(leaf)
     except log.BadRecord:
         leaf["spooled_time"] = str(record.get("time"))[:64]
         leaf["time"] = utcnow().isoformat()
+    try:
+        log.canonical_leaf(leaf)
+    except (TypeError, ValueError):
+        # Not canonicalisable (an integer beyond 2**53, say): keep it whole as a string rather
+        # than let one record stop the writer (and, through the bound, the gateway).
+        leaf = {"kind": "request", "time": leaf["time"], "request_id": str(record.get("request_id"))[:128],
+                "unencodable": json.dumps(record, sort_keys=True, default=str)}
     return leaf
 
 

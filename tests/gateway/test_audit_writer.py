@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from common.db import get_db
 from gateway.audit import checkpoints, log
 from gateway.audit.models import AuditRecord, AuditSpoolState
-from gateway.audit.spool import AuditSpool
+from gateway.audit.spool import AuditSpool, AuditUnavailable
 from gateway.audit.writer import AuditWriter, as_leaf, start_audit
 from tests.conftest import TEST_KEK
 
@@ -110,6 +110,23 @@ def test_crash_before_commit_moves_the_batch_again(app, tmp_path, monkeypatch):
 def test_a_record_with_a_bad_time_is_kept_not_dropped():
     leaf = as_leaf({"time": "yesterday", "request_id": "x"})
     assert leaf["spooled_time"] == "yesterday" and log.record_time(leaf)
+
+
+def test_a_record_without_canonical_json_is_kept_as_a_string(app, tmp_path):
+    spool = AuditSpool(tmp_path / "spool")
+    spool_records(spool, [edge_record(0, bytes_out=2**60), edge_record(1)])
+    assert AuditWriter(spool, get_db(app)).drain() == 2
+    with get_db(app).session() as session:
+        first = log.get_record(session, 0)
+    assert first.request_id == "req-0" and str(2**60) in first.leaf
+    spool.close()
+
+
+def test_callers_hear_of_any_spool_failure(tmp_path):
+    spool = AuditSpool(tmp_path / "spool")
+    spool.close()  # the executor is shut down: the write cannot even be scheduled
+    with pytest.raises(AuditUnavailable):
+        spool_records(spool, [edge_record(0)])
 
 
 def test_start_audit_runs_the_writer_and_publishes_checkpoints(app, tmp_path):
