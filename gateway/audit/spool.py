@@ -99,6 +99,16 @@ def decode_frames(data: bytes, limit: int | None = None) -> tuple[list[tuple[dic
     return out, offset
 
 
+def _open_segment(path: Path) -> int:
+    return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -136,7 +146,7 @@ class AuditSpool:
         self._segments: list[int] = []  # start positions, ascending
         self._durable_end = 0
         self._moved = 0
-        self._file: Any = None
+        self._fd: int | None = None  # the newest segment, unbuffered: no bytes linger after a failed write
         self._recover()
         self._accepted_end = self._durable_end  # bytes accepted (pending included)
         self._pending: list[tuple[bytes, asyncio.Future[None]]] = []
@@ -182,7 +192,7 @@ class AuditSpool:
                 os.fsync(handle.fileno())
         self._durable_end = starts[-1] + used
         self._moved = starts[0]
-        self._file = open(last, "ab")  # noqa: SIM115 - held open for the spool's life
+        self._fd = _open_segment(last)
 
     # -- writing ------------------------------------------------------------------------------
 
@@ -271,15 +281,14 @@ class AuditSpool:
         try:
             if rotate:
                 self._rotate(start_end)
-            self._file.write(b"".join(frames))
-            self._file.flush()
-            os.fsync(self._file.fileno())
+            _write_all(self._fd, b"".join(frames))
+            os.fsync(self._fd)
         except OSError:
             with self._state:
                 self._accepted_end -= size
                 segment_start = self._segments[-1]
             try:
-                self._file.truncate(start_end - segment_start)
+                os.ftruncate(self._fd, start_end - segment_start)
             except (OSError, ValueError):
                 # Half a frame may stay in the file: nothing more may be appended after it
                 # (reopening the spool cuts it as a torn tail).
@@ -292,10 +301,10 @@ class AuditSpool:
     def _rotate(self, start: int) -> None:
         """Seal the current segment (it is already fsynced) and start one at ``start``."""
         path = self._segment_path(start)
-        new_file = open(path, "ab")  # noqa: SIM115 - replaces the held segment file
+        new_fd = _open_segment(path)
         _fsync_dir(self.directory)
-        self._file.close()
-        self._file = new_file
+        os.close(self._fd)
+        self._fd = new_fd
         with self._state:
             self._segments.append(start)
 
@@ -348,7 +357,7 @@ class AuditSpool:
 
     def close(self) -> None:
         self._executor.shutdown(wait=True)
-        if self._file is not None:
-            self._file.close()
-            self._file = None
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
         os.close(self._lock_fd)
