@@ -51,7 +51,7 @@ def app(make_app, identity, seal_url):
                          redirect_uris=[f"{GATEWAY}/gateway/audit/console/callback"],
                          post_logout_redirect_uris=[f"{GATEWAY}/gateway/audit/console/signed-out"])
     app = make_app("gateway", PUBLIC_BASE_URL=GATEWAY, IDENTITY_URL=identity_url, SEAL_URL=seal_url,
-                   CONSOLE_CLIENT_SECRET=secret)
+                   CONSOLE_CLIENT_SECRET=secret, HTTP_TIMEOUT=30)  # calls to identity and seal on a busy machine
     with get_db(app).session() as session:
         log.append_records(session, [
             {"kind": "request", "time": f"2026-12-01T03:00:0{i}+00:00", "request_id": f"edge-{i}",

@@ -52,7 +52,7 @@ def site(make_app):
                                         "client_id": "xsn-licenses", "document_digest": "ab" * 32,
                                         "signature_digest": "cd" * 32, "request_id": "seal-request-1"})
         session.commit()
-    gateway = make_app("gateway", **urls, CONSOLE_CLIENT_SECRET=secret)
+    gateway = make_app("gateway", **urls, CONSOLE_CLIENT_SECRET=secret, HTTP_TIMEOUT=30)  # a busy test machine
     with get_db(gateway).session() as session:
         log.append_records(session, [
             {"kind": "request", "time": f"2026-12-01T03:00:0{i}+00:00", "request_id": f"edge-{i}",

@@ -4,10 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import os
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from gateway.audit.spool import HEADER, AuditSpool, AuditUnavailable, SpoolCorrupt, encode_frame
+
+
+def run_async(make_coroutine):
+    """``asyncio.run`` on a fresh thread: the session's Playwright browser keeps an event loop
+    running on the main thread of a test worker, where ``asyncio.run`` would refuse."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(lambda: asyncio.run(make_coroutine())).result()
 
 
 def _record(i: int) -> dict:
@@ -18,7 +26,7 @@ def _write_many(spool: AuditSpool, n: int) -> None:
     async def main():
         await asyncio.gather(*(spool.record(_record(i)) for i in range(n)))
 
-    asyncio.run(main())
+    run_async(main)
 
 
 def test_concurrent_records_share_fsyncs_and_come_back_in_order(tmp_path):
@@ -53,7 +61,7 @@ def test_callers_are_released_only_after_their_fsync(tmp_path, monkeypatch):
         await spool.record(_record(1))
         return len(synced)
 
-    assert asyncio.run(main()) >= 1
+    assert run_async(main) >= 1
     spool.close()
 
 
@@ -162,6 +170,6 @@ def test_damaged_frame_before_the_end_is_corruption(tmp_path):
 def test_non_json_record_is_a_caller_bug(tmp_path):
     spool = AuditSpool(tmp_path)
     with pytest.raises(TypeError):
-        asyncio.run(spool.record({"latency_ms": float("nan")}))
+        run_async(lambda: spool.record({"latency_ms": float("nan")}))
     assert spool.backlog_bytes == 0
     spool.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from sqlalchemy import func, select
@@ -17,6 +18,13 @@ from tests.conftest import TEST_KEK
 KEK = bytes.fromhex(TEST_KEK)
 
 
+def run_async(make_coroutine):
+    """``asyncio.run`` on a fresh thread: the session's Playwright browser keeps an event loop
+    running on the main thread of a test worker, where ``asyncio.run`` would refuse."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(lambda: asyncio.run(make_coroutine())).result()
+
+
 def edge_record(i: int, **extra) -> dict:
     return {"time": f"2026-12-01T10:00:{i % 60:02d}+00:00", "request_id": f"req-{i}", "client_id": "xsn-licenses",
             "subject": "person-1", "acr": "urn:xsn:acr:L2", "source": "203.0.113.9", "method": "GET",
@@ -28,7 +36,7 @@ def spool_records(spool: AuditSpool, records: list[dict]) -> None:
     async def main():
         await asyncio.gather(*(spool.record(r) for r in records))
 
-    asyncio.run(main())
+    run_async(main)
 
 
 @pytest.fixture
@@ -137,7 +145,7 @@ def test_start_audit_runs_the_writer_and_publishes_checkpoints(app, tmp_path):
     async def main():
         await asyncio.gather(*(pipeline.record(edge_record(i)) for i in range(20)))
 
-    asyncio.run(main())
+    run_async(main)
     import time
 
     deadline = time.monotonic() + 10
