@@ -54,8 +54,14 @@ SETTINGS: dict[str, Any] = {
 
 
 def _init(app: Flask, api: Api) -> None:
-    pass
+    from gateway.audit.api import init_audit
+
+    init_audit(app, api)
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
-    return build_app("gateway", test_config, import_name=__name__, init=_init, settings=SETTINGS)
+    from common.web.console_login import SETTINGS as CONSOLE_SETTINGS
+    from gateway.audit.config import SETTINGS as AUDIT_SETTINGS
+
+    settings = {**SETTINGS, **AUDIT_SETTINGS, **CONSOLE_SETTINGS}
+    return build_app("gateway", test_config, import_name=__name__, init=_init, settings=settings)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import importlib
+
 from common.db import make_base
 
 Base = make_base()
+
+importlib.import_module("gateway.audit.models")  # the audit log's tables, on this Base

@@ -1,0 +1,363 @@
+"""The audit spool: an append-only, fsynced file of audit records on the edge's own disk.
+
+Every request's audit record is written here, and made durable, before its response completes;
+the background writer (:mod:`gateway.audit.writer`) later moves the records into the database's
+Merkle log. The spool is what makes "never silently dropped" cheap: one fsync of a local file
+covers every record that arrived while the previous fsync ran (group commit), where a database
+commit per request would cost a transaction each.
+
+On disk: a directory holding ``spool.id`` (a random id, so the writer can tell a new spool from
+the one its saved position belongs to), ``lock`` (``flock``: one process per spool) and segment
+files ``<start>.seg``, where ``<start>`` is the global byte position of the segment's first
+frame. A frame is ``>II`` (payload length, CRC-32 of the payload) followed by the payload,
+compact JSON of one record. Positions are global byte offsets across segments, so "everything
+before position P has reached the database" is one integer, saved by the writer in the same
+transaction as the records (exactly once).
+
+Crash safety: a frame is acknowledged only after the fsync that covers it returned. A crash in
+the middle of a write leaves a torn frame at the end of the newest segment; reopening the spool
+finds the first frame whose length or CRC does not check and cuts the segment there. Nobody was
+told that record was kept: its request never got a response.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import json
+import os
+import secrets
+import struct
+import threading
+import zlib
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from common.errors import ServiceUnavailable
+
+log = structlog.get_logger("xsn.gateway.audit.spool")
+
+HEADER = struct.Struct(">II")  # payload length, CRC-32 of the payload
+MAX_RECORD_BYTES = 64 * 1024  # an audit record is a few hundred bytes; a larger length is damage
+SEGMENT_SUFFIX = ".seg"
+MAX_FRAME = HEADER.size + MAX_RECORD_BYTES
+READ_BYTES_PER_RECORD = 1024  # a typical frame is 300-600 bytes
+
+
+class AuditUnavailable(ServiceUnavailable):
+    """The spool cannot take a record (write failed, or the backlog passed its bound): answer 503."""
+
+    code, title = "audit_unavailable", "Audit log unavailable"
+
+
+class SpoolCorrupt(RuntimeError):
+    """A frame before the durable end does not check: the spool was damaged, not torn by a crash."""
+
+
+def encode_frame(record: Mapping[str, Any]) -> bytes:
+    """One frame. :raise TypeError: the record is not a JSON object of plain values."""
+    if not isinstance(record, Mapping):
+        raise TypeError("an audit record is a mapping")
+    try:
+        payload = json.dumps(dict(record), separators=(",", ":"), ensure_ascii=False, sort_keys=True,
+                             allow_nan=False).encode()
+    except ValueError as exc:  # NaN or infinity: JSON has no spelling for them
+        raise TypeError(f"an audit record must be plain JSON: {exc}") from None
+    if len(payload) > MAX_RECORD_BYTES:
+        raise TypeError(f"an audit record must be at most {MAX_RECORD_BYTES} bytes of JSON")
+    return HEADER.pack(len(payload), zlib.crc32(payload)) + payload
+
+
+def decode_frames(data: bytes, limit: int | None = None) -> tuple[list[tuple[dict[str, Any], int]], int]:
+    """Whole, valid frames at the start of ``data`` (at most ``limit``): ``([(record, frame length)], bytes used)``.
+
+    Stops at the first incomplete or damaged frame; the caller decides whether that is a torn
+    tail (the newest segment at open) or corruption (anything before the durable end).
+    """
+    out: list[tuple[dict[str, Any], int]] = []
+    offset = 0
+    while offset + HEADER.size <= len(data) and (limit is None or len(out) < limit):
+        length, crc = HEADER.unpack_from(data, offset)
+        end = offset + HEADER.size + length
+        if length > MAX_RECORD_BYTES or end > len(data):
+            break
+        payload = data[offset + HEADER.size:end]
+        if zlib.crc32(payload) != crc:
+            break
+        try:
+            record = json.loads(payload)
+        except ValueError:
+            break
+        if not isinstance(record, dict):
+            break
+        out.append((record, end - offset))
+        offset = end
+    return out, offset
+
+
+def _open_segment(path: Path) -> int:
+    return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class AuditSpool:
+    """Append-only spool with group commit, usable from asyncio (``await spool.record(r)``).
+
+    ``max_backlog_bytes``: bytes written but not yet moved to the database beyond which a new
+    record is refused (:class:`AuditUnavailable`), so a stalled writer or database shows as 503s
+    rather than as a disk filling up. ``group_window``: seconds to wait for more records before
+    an fsync (0: the records that arrive while one fsync runs share the next; that alone batches
+    under load without adding latency when idle). ``max_batch``: records per fsync at most (1
+    gives fsync per record, for comparison). One executor thread does every write and fsync, so
+    frames reach the file in the order they were accepted.
+    """
+
+    def __init__(self, directory: str | os.PathLike[str], *, max_backlog_bytes: int = 64 * 1024 * 1024,
+                 segment_bytes: int = 16 * 1024 * 1024, group_window: float = 0.0, max_batch: int = 512) -> None:
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.max_backlog_bytes, self.segment_bytes = int(max_backlog_bytes), int(segment_bytes)
+        self.group_window, self.max_batch = float(group_window), max(1, int(max_batch))
+        self._lock_fd = os.open(self.directory / "lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self._lock_fd)
+            raise RuntimeError(f"the audit spool {self.directory} is in use by another process") from None
+        self.spool_id = self._read_or_create_id()
+        self._state = threading.Lock()  # segments, durable end, moved position
+        self._segments: list[int] = []  # start positions, ascending
+        self._durable_end = 0
+        self._moved = 0
+        self._fd: int | None = None  # the newest segment, unbuffered: no bytes linger after a failed write
+        self._recover()
+        self._accepted_end = self._durable_end  # bytes accepted (pending included)
+        self._pending: list[tuple[bytes, asyncio.Future[None]]] = []
+        self._flushing = False
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="audit-spool")
+        self._broken = False
+        self.fsyncs = 0  # how many fsyncs the spool made (for the benchmark and tests)
+
+    # -- opening ------------------------------------------------------------------------------
+
+    def _read_or_create_id(self) -> str:
+        path = self.directory / "spool.id"
+        if path.exists():
+            return path.read_text().strip()
+        spool_id = secrets.token_hex(8)
+        tmp = self.directory / "spool.id.tmp"
+        tmp.write_text(spool_id + "\n")
+        with open(tmp, "rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+        _fsync_dir(self.directory)
+        return spool_id
+
+    def _segment_path(self, start: int) -> Path:
+        return self.directory / f"{start:020d}{SEGMENT_SUFFIX}"
+
+    def _recover(self) -> None:
+        starts = sorted(int(p.name.removesuffix(SEGMENT_SUFFIX)) for p in self.directory.glob(f"*{SEGMENT_SUFFIX}"))
+        if not starts:
+            starts = [0]
+            self._segment_path(0).touch()
+            _fsync_dir(self.directory)
+        self._segments = starts
+        last = self._segment_path(starts[-1])
+        data = last.read_bytes()
+        _frames, used = decode_frames(data)
+        if used < len(data):
+            # A torn tail: the write that was under way when the process died. Its caller was
+            # never released, so its response never completed; cut it off.
+            log.warning("audit_spool_torn_tail", segment=last.name, dropped_bytes=len(data) - used)
+            with open(last, "r+b") as handle:
+                handle.truncate(used)
+                os.fsync(handle.fileno())
+        self._durable_end = starts[-1] + used
+        self._moved = starts[0]
+        self._fd = _open_segment(last)
+
+    # -- writing ------------------------------------------------------------------------------
+
+    @property
+    def backlog_bytes(self) -> int:
+        """Bytes accepted but not yet moved to the database."""
+        with self._state:
+            return self._accepted_end - self._moved
+
+    @property
+    def durable_end(self) -> int:
+        with self._state:
+            return self._durable_end
+
+    async def record(self, record: Mapping[str, Any]) -> None:
+        """Return once the record is on disk (fsynced).
+
+        :raise AuditUnavailable: the backlog is past its bound, or the write or fsync failed.
+        :raise TypeError: the record is not a JSON object of plain values (a caller's bug).
+        """
+        frame = encode_frame(record)
+        with self._state:
+            if self._broken:
+                raise AuditUnavailable("the audit spool failed a write and must be reopened")
+            if self._accepted_end + len(frame) - self._moved > self.max_backlog_bytes:
+                raise AuditUnavailable("the audit spool is full: records are not reaching the database")
+            self._accepted_end += len(frame)
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        self._pending.append((frame, future))
+        if not self._flushing:
+            self._flushing = True
+            loop.create_task(self._flush_loop())
+        await future
+
+    async def _flush_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            while self._pending:
+                if self.group_window > 0:
+                    await asyncio.sleep(self.group_window)
+                batch, self._pending = self._pending[:self.max_batch], self._pending[self.max_batch:]
+                try:
+                    await loop.run_in_executor(self._executor, self._write, [frame for frame, _ in batch])
+                # Whatever failed (the disk, a closed spool, a shut-down executor), every waiting
+                # caller must hear of it: an unresolved future would hang its request forever.
+                except Exception as exc:
+                    log.error("audit_spool_write_failed", error=str(exc), records=len(batch))
+                    for _frame, future in batch:
+                        if not future.done():
+                            future.set_exception(AuditUnavailable("the audit spool cannot be written"))
+                    continue
+                for _frame, future in batch:
+                    if not future.done():
+                        future.set_result(None)
+        finally:
+            self._flushing = False
+
+    def write_sync(self, record: Mapping[str, Any]) -> None:
+        """Blocking append with its own fsync (tools and tests; the edge uses :meth:`record`).
+
+        :raise AuditUnavailable: as :meth:`record`.
+        """
+        frame = encode_frame(record)
+        with self._state:
+            if self._broken:
+                raise AuditUnavailable("the audit spool failed a write and must be reopened")
+            if self._accepted_end + len(frame) - self._moved > self.max_backlog_bytes:
+                raise AuditUnavailable("the audit spool is full: records are not reaching the database")
+            self._accepted_end += len(frame)
+        try:
+            self._executor.submit(self._write, [frame]).result()
+        except (OSError, RuntimeError, ValueError) as exc:  # disk, shut-down executor, closed file
+            raise AuditUnavailable("the audit spool cannot be written") from exc
+
+    def _write(self, frames: list[bytes]) -> None:
+        """Executor thread: append frames, fsync, publish the new durable end.
+
+        On failure the segment is cut back to its last durable length, so a later write does
+        not land after half a frame; the frames' bytes are released from the backlog.
+        """
+        size = sum(len(f) for f in frames)
+        with self._state:
+            start_end = self._durable_end
+            rotate = start_end - self._segments[-1] >= self.segment_bytes
+        try:
+            if rotate:
+                self._rotate(start_end)
+            _write_all(self._fd, b"".join(frames))
+            os.fsync(self._fd)
+        except OSError:
+            with self._state:
+                self._accepted_end -= size
+                segment_start = self._segments[-1]
+            try:
+                os.ftruncate(self._fd, start_end - segment_start)
+            except (OSError, ValueError):
+                # Half a frame may stay in the file: nothing more may be appended after it
+                # (reopening the spool cuts it as a torn tail).
+                self._broken = True
+            raise
+        self.fsyncs += 1
+        with self._state:
+            self._durable_end = start_end + size
+
+    def _rotate(self, start: int) -> None:
+        """Seal the current segment (it is already fsynced) and start one at ``start``."""
+        path = self._segment_path(start)
+        new_fd = _open_segment(path)
+        _fsync_dir(self.directory)
+        os.close(self._fd)
+        self._fd = new_fd
+        with self._state:
+            self._segments.append(start)
+
+    # -- reading and releasing (the writer's side) --------------------------------------------
+
+    def first_position(self) -> int:
+        with self._state:
+            return self._segments[0]
+
+    def read(self, position: int, *, max_records: int = 1000) -> tuple[list[dict[str, Any]], int]:
+        """Durable records from ``position`` on: ``(records, position after the last one)``.
+
+        :raise SpoolCorrupt: ``position`` is before the spool's oldest segment (records lost) or
+            a frame before the durable end does not check.
+        """
+        with self._state:
+            segments, durable_end = list(self._segments), self._durable_end
+        if position < segments[0] or position > durable_end:
+            raise SpoolCorrupt(f"position {position} is outside the spool [{segments[0]}, {durable_end}]")
+        records: list[dict[str, Any]] = []
+        for i, start in enumerate(segments):
+            end = segments[i + 1] if i + 1 < len(segments) else durable_end
+            if position >= end or len(records) >= max_records:
+                continue
+            with open(self._segment_path(start), "rb") as handle:
+                while position < end and len(records) < max_records:
+                    room = max_records - len(records)
+                    # Read about what the batch needs, not the whole segment; a frame cut by the
+                    # chunk's end is read again whole with the next chunk.
+                    handle.seek(position - start)
+                    data = handle.read(min(end - position, max(room * READ_BYTES_PER_RECORD, MAX_FRAME)))
+                    frames, used = decode_frames(data, room)
+                    for record, length in frames:
+                        records.append(record)
+                        position += length
+                    if not frames and (len(data) >= MAX_FRAME or position + len(data) >= end):
+                        raise SpoolCorrupt(f"a damaged frame at position {position} in segment {start}")
+        return records, position
+
+    def release(self, position: int) -> None:
+        """Everything before ``position`` is in the database: drop the segments wholly before it."""
+        with self._state:
+            self._moved = max(self._moved, position)
+            doomed = [s for i, s in enumerate(self._segments[:-1]) if self._segments[i + 1] <= position]
+            self._segments = self._segments[len(doomed):]
+        for start in doomed:
+            self._segment_path(start).unlink(missing_ok=True)
+        if doomed:
+            _fsync_dir(self.directory)
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True)
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+        os.close(self._lock_fd)

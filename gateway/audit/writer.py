@@ -1,0 +1,193 @@
+"""The background writer: moves spooled records into the audit log, exactly once.
+
+A thread in the edge process, not a Celery task: the spool is a file on the edge's own disk,
+locked by that process, so the reader must run where the file is; a thread started and stopped
+with the edge drains it within milliseconds, needs no broker, and keeps one owner per spool.
+Each pass reads a batch from the spool at the position saved in ``audit_spool_state``, appends
+it to the Merkle log and saves the new position *in the same transaction*; only after the commit
+are the spool's consumed segments deleted. A crash before the commit redoes the batch (nothing
+of it was kept); a crash after it finds the position already past the batch: no duplicates.
+After moving records it publishes a signed checkpoint when the newest is older than
+``AUDIT_CHECKPOINT_INTERVAL``.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any
+
+import structlog
+from sqlalchemy import select
+
+from common.crypto.keystore import load_kek
+from common.db import Database, utcnow
+from gateway.audit import checkpoints, log
+from gateway.audit.config import setting, spool_dir
+from gateway.audit.models import AuditSpoolState
+from gateway.audit.spool import AuditSpool
+
+logger = structlog.get_logger("xsn.gateway.audit.writer")
+
+
+def as_leaf(record: Mapping[str, Any]) -> dict[str, Any]:
+    """The edge's record as a leaf (kind ``request``). A record whose time cannot be read is
+    kept, not dropped: it is stamped with the writer's time and keeps what it said; one that has
+    no canonical JSON form is kept as a string."""
+    leaf = {**record, "kind": "request"}
+    try:
+        log.record_time(leaf)
+    except log.BadRecord:
+        leaf["spooled_time"] = str(record.get("time"))[:64]
+        leaf["time"] = utcnow().isoformat()
+    try:
+        log.canonical_leaf(leaf)
+    except (TypeError, ValueError):
+        # Not canonicalisable (an integer beyond 2**53, say): keep it whole as a string rather
+        # than let one record stop the writer (and, through the bound, the gateway).
+        leaf = {"kind": "request", "time": leaf["time"], "request_id": str(record.get("request_id"))[:128],
+                "unencodable": json.dumps(record, sort_keys=True, default=str)}
+    return leaf
+
+
+class AuditWriter:
+    def __init__(self, spool: AuditSpool, database: Database, *, batch: int = 500, interval: float = 0.05,
+                 kek: bytes | None = None, origin: str = "xsn.xian/gateway-audit-log",
+                 checkpoint_interval: float = 5.0) -> None:
+        self.spool, self.database = spool, database
+        self.batch, self.interval = int(batch), float(interval)
+        self.kek, self.origin, self.checkpoint_interval = kek, origin, float(checkpoint_interval)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        # The saved position as of the last pass: while the spool has nothing beyond it, a pass
+        # costs no database round trip (an idle edge polls its spool, not the database).
+        self._known_position: int | None = None
+        self._last_publish_check = 0.0
+        self.moved = 0
+        self.last_error: str | None = None
+
+    def move_once(self) -> int:
+        """Move one batch; returns how many records moved. :raise SpoolCorrupt: damaged spool."""
+        if self._known_position is not None and self.spool.durable_end <= self._known_position:
+            return 0
+        self._known_position = None  # unknown until this pass commits (a failure must re-read it)
+        with self.database.session() as session:
+            state = session.get(AuditSpoolState, self.spool.spool_id)
+            position = state.position if state is not None else self.spool.first_position()
+            records, after = self.spool.read(position, max_records=self.batch)
+            if not records:
+                self.spool.release(position)
+                self._known_position = position
+                return 0
+            log.append_records(session, [as_leaf(r) for r in records])
+            if state is None:
+                session.add(AuditSpoolState(spool_id=self.spool.spool_id, position=after, updated_at=utcnow()))
+            else:
+                state.position, state.updated_at = after, utcnow()
+            session.commit()
+        self._known_position = after
+        self.spool.release(after)
+        self.moved += len(records)
+        return len(records)
+
+    def drain(self) -> int:
+        """Move everything durable now (tools, tests, shutdown)."""
+        total = 0
+        while moved := self.move_once():
+            total += moved
+        return total
+
+    def maybe_publish(self) -> None:
+        """Sign a checkpoint if the log grew and the newest is older than the interval (looked at
+        no more than once per interval: the auditor API's own records grow the log too)."""
+        now = time.monotonic()
+        if self.kek is None or now - self._last_publish_check < self.checkpoint_interval:
+            return
+        self._last_publish_check = now
+        with self.database.session() as session:
+            newest = checkpoints.newest(session)
+            size = log.log_size(session)
+            if newest is not None and (newest.tree_size >= size or utcnow() - newest.created_at
+                                       < timedelta(seconds=self.checkpoint_interval)):
+                return
+            checkpoints.publish(session, checkpoints.load_signer(session, self.kek, self.origin))
+
+    def _run(self) -> None:
+        wait = 0.0
+        while not self._stop.wait(wait):
+            try:
+                moved = self.move_once()
+                self.maybe_publish()
+                self.last_error = None
+                wait = 0.0 if moved >= self.batch else self.interval
+            except Exception as exc:  # the writer must outlive a database outage; the bound shows it
+                self.last_error = f"{exc.__class__.__name__}: {exc}"[:300]
+                logger.error("audit_writer_failed", error=self.last_error)
+                wait = 1.0
+        try:
+            self.drain()
+        except Exception as exc:  # shutting down: what is left stays in the spool for next time
+            logger.error("audit_writer_final_drain_failed", error=str(exc)[:300])
+
+    def start(self) -> AuditWriter:
+        self._thread = threading.Thread(target=self._run, name="audit-writer", daemon=True)
+        self._thread.start()
+        return self
+
+    @property
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+
+class AuditPipeline:
+    """What the edge holds: the spool it awaits and the writer thread draining it."""
+
+    def __init__(self, spool: AuditSpool, writer: AuditWriter, database: Database) -> None:
+        self.spool, self.writer, self.database = spool, writer, database
+
+    async def record(self, record: dict[str, Any]) -> None:
+        """:raise AuditUnavailable: the edge answers 503 (see :meth:`AuditSpool.record`)."""
+        await self.spool.record(record)
+
+    def status(self) -> dict[str, Any]:
+        """For the edge's ``/readyz`` and metrics: ready while records reach the database."""
+        return {"ready": self.writer.last_error is None and self.writer.alive,
+                "backlog_bytes": self.spool.backlog_bytes, "moved": self.writer.moved,
+                "writer_error": self.writer.last_error}
+
+    def close(self) -> None:
+        self.writer.stop()
+        self.spool.close()
+        self.database.dispose()
+
+
+def start_audit(config: Mapping[str, Any], *, worker: str = "0", database: Database | None = None) -> AuditPipeline:
+    """Open this edge process's spool and start its writer thread.
+
+    ``config``: the gateway's configuration (``gateway.create_app().config`` has every key with
+    its default and the ``XSN_*`` overrides). ``worker``: this process's stable name among the
+    edge processes (``0``, ``1``, ...), so a restarted process takes over its own spool.
+    """
+    spool = AuditSpool(spool_dir(config, worker),
+                       max_backlog_bytes=int(setting(config, "AUDIT_SPOOL_MAX_BYTES")),
+                       segment_bytes=int(setting(config, "AUDIT_SPOOL_SEGMENT_BYTES")),
+                       group_window=float(setting(config, "AUDIT_SPOOL_GROUP_WINDOW_MS")) / 1000)
+    database = database or Database(config["DATABASE_URL"])
+    writer = AuditWriter(spool, database, batch=int(setting(config, "AUDIT_WRITER_BATCH")),
+                         interval=float(setting(config, "AUDIT_WRITER_INTERVAL")), kek=load_kek(config),
+                         origin=str(setting(config, "AUDIT_LOG_ORIGIN")),
+                         checkpoint_interval=float(setting(config, "AUDIT_CHECKPOINT_INTERVAL")))
+    return AuditPipeline(spool, writer.start(), database)
+
+
+def spool_positions(database: Database) -> dict[str, int]:
+    with database.session() as session:
+        return dict(session.execute(select(AuditSpoolState.spool_id, AuditSpoolState.position)).all())

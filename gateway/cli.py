@@ -1,0 +1,15 @@
+"""``xsn gateway ...`` commands (the audit log's live in :mod:`gateway.audit.cli`)."""
+
+from __future__ import annotations
+
+import click
+
+from gateway.audit.cli import audit
+
+
+@click.group()
+def cli() -> None:
+    """API gateway (统一接入网关)."""
+
+
+cli.add_command(audit)

@@ -1,0 +1,175 @@
+"""The audit spool: group commit, torn-tail recovery, the backlog bound, segments and release."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from gateway.audit.spool import HEADER, AuditSpool, AuditUnavailable, SpoolCorrupt, encode_frame
+
+
+def run_async(make_coroutine):
+    """``asyncio.run`` on a fresh thread: the session's Playwright browser keeps an event loop
+    running on the main thread of a test worker, where ``asyncio.run`` would refuse."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(lambda: asyncio.run(make_coroutine())).result()
+
+
+def _record(i: int) -> dict:
+    return {"time": "2026-12-01T10:00:00+00:00", "request_id": f"r{i}", "status": 200, "outcome": "ok"}
+
+
+def _write_many(spool: AuditSpool, n: int) -> None:
+    async def main():
+        await asyncio.gather(*(spool.record(_record(i)) for i in range(n)))
+
+    run_async(main)
+
+
+def test_concurrent_records_share_fsyncs_and_come_back_in_order(tmp_path):
+    spool = AuditSpool(tmp_path)
+    _write_many(spool, 200)
+    assert spool.fsyncs < 20  # 200 records arriving together: a handful of group commits
+    records, position = spool.read(0, max_records=1000)
+    assert [r["request_id"] for r in records] == [f"r{i}" for i in range(200)]
+    assert position == spool.durable_end
+    spool.close()
+
+
+def test_max_batch_one_is_one_fsync_per_record(tmp_path):
+    spool = AuditSpool(tmp_path, max_batch=1)
+    _write_many(spool, 20)
+    assert spool.fsyncs == 20
+    spool.close()
+
+
+def test_callers_are_released_only_after_their_fsync(tmp_path, monkeypatch):
+    spool = AuditSpool(tmp_path)
+    synced: list[int] = []
+    real_fsync = os.fsync
+
+    def slow_fsync(fd):
+        real_fsync(fd)
+        synced.append(fd)
+
+    monkeypatch.setattr(os, "fsync", slow_fsync)
+
+    async def main():
+        await spool.record(_record(1))
+        return len(synced)
+
+    assert run_async(main) >= 1
+    spool.close()
+
+
+def test_torn_tail_is_cut_on_reopen(tmp_path):
+    spool = AuditSpool(tmp_path)
+    _write_many(spool, 3)
+    end = spool.durable_end
+    spool.close()
+    segment = next(tmp_path.glob("*.seg"))
+    with open(segment, "ab") as handle:  # a crash half-way through writing the fourth frame
+        handle.write(encode_frame(_record(3))[:HEADER.size + 5])
+    reopened = AuditSpool(tmp_path)
+    assert reopened.durable_end == end
+    assert segment.stat().st_size == end
+    records, _ = reopened.read(0)
+    assert [r["request_id"] for r in records] == ["r0", "r1", "r2"]
+    _write_many(reopened, 1)  # appends after the cut, readable again
+    assert [r["request_id"] for r in reopened.read(0)[0]] == ["r0", "r1", "r2", "r0"]
+    reopened.close()
+
+
+def test_bad_crc_in_the_tail_is_also_cut(tmp_path):
+    spool = AuditSpool(tmp_path)
+    _write_many(spool, 2)
+    end = spool.durable_end
+    spool.close()
+    segment = next(tmp_path.glob("*.seg"))
+    frame = bytearray(encode_frame(_record(9)))
+    frame[-1] ^= 0xFF
+    with open(segment, "ab") as handle:
+        handle.write(bytes(frame))
+    reopened = AuditSpool(tmp_path)
+    assert reopened.durable_end == end
+    reopened.close()
+
+
+def test_backlog_bound_refuses_with_audit_unavailable(tmp_path):
+    one = len(encode_frame(_record(0)))
+    spool = AuditSpool(tmp_path, max_backlog_bytes=3 * one)
+    _write_many(spool, 3)
+    with pytest.raises(AuditUnavailable) as caught:
+        _write_many(spool, 1)
+    assert caught.value.status == 503 and caught.value.code == "audit_unavailable"
+    spool.release(spool.durable_end)  # the writer moved them: room again
+    _write_many(spool, 1)
+    spool.close()
+
+
+def test_write_failure_refuses_and_recovers(tmp_path, monkeypatch):
+    spool = AuditSpool(tmp_path)
+    _write_many(spool, 1)
+    end = spool.durable_end
+
+    def broken(_fd):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", broken)
+    with pytest.raises(AuditUnavailable):
+        _write_many(spool, 1)
+    monkeypatch.undo()
+    assert spool.durable_end == end and spool.backlog_bytes == end
+    _write_many(spool, 1)
+    assert [r["request_id"] for r in spool.read(0)[0]] == ["r0", "r0"]
+    spool.close()
+
+
+def test_segments_rotate_and_release_deletes_consumed_ones(tmp_path):
+    spool = AuditSpool(tmp_path, segment_bytes=200)
+    for _ in range(6):
+        _write_many(spool, 2)
+    segments = sorted(tmp_path.glob("*.seg"))
+    assert len(segments) > 2
+    records, position = spool.read(0, max_records=5)
+    assert len(records) == 5
+    rest, end = spool.read(position, max_records=100)
+    assert len(rest) == 7 and end == spool.durable_end
+    spool.release(end)
+    assert len(list(tmp_path.glob("*.seg"))) == 1
+    with pytest.raises(SpoolCorrupt):
+        spool.read(0)
+    spool.close()
+
+
+def test_one_process_per_spool(tmp_path):
+    spool = AuditSpool(tmp_path)
+    with pytest.raises(RuntimeError, match="in use"):
+        AuditSpool(tmp_path)
+    spool.close()
+    again = AuditSpool(tmp_path)
+    assert again.spool_id == spool.spool_id
+    again.close()
+
+
+def test_damaged_frame_before_the_end_is_corruption(tmp_path):
+    spool = AuditSpool(tmp_path)
+    _write_many(spool, 3)
+    segment = next(tmp_path.glob("*.seg"))
+    data = bytearray(segment.read_bytes())
+    data[HEADER.size + 2] ^= 0xFF  # inside the first payload
+    segment.write_bytes(bytes(data))
+    with pytest.raises(SpoolCorrupt):
+        spool.read(0)
+    spool.close()
+
+
+def test_non_json_record_is_a_caller_bug(tmp_path):
+    spool = AuditSpool(tmp_path)
+    with pytest.raises(TypeError):
+        run_async(lambda: spool.record({"latency_ms": float("nan")}))
+    assert spool.backlog_bytes == 0
+    spool.close()

@@ -1,0 +1,163 @@
+"""The writer moves spooled records into the Merkle log exactly once, crash or not."""
+
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from sqlalchemy import func, select
+
+from common.db import get_db
+from gateway.audit import checkpoints, log
+from gateway.audit.models import AuditRecord, AuditSpoolState
+from gateway.audit.spool import AuditSpool, AuditUnavailable
+from gateway.audit.writer import AuditWriter, as_leaf, start_audit
+from tests.conftest import TEST_KEK
+
+KEK = bytes.fromhex(TEST_KEK)
+
+
+def run_async(make_coroutine):
+    """``asyncio.run`` on a fresh thread: the session's Playwright browser keeps an event loop
+    running on the main thread of a test worker, where ``asyncio.run`` would refuse."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(lambda: asyncio.run(make_coroutine())).result()
+
+
+def edge_record(i: int, **extra) -> dict:
+    return {"time": f"2026-12-01T10:00:{i % 60:02d}+00:00", "request_id": f"req-{i}", "client_id": "xsn-licenses",
+            "subject": "person-1", "acr": "urn:xsn:acr:L2", "source": "203.0.113.9", "method": "GET",
+            "route": "/licenses/licenses/*", "path": f"/licenses/licenses/{i}", "status": 200, "latency_ms": 1.5,
+            "bytes_in": 0, "bytes_out": 120, "outcome": "ok", "reason": None, "upstream": "licenses", **extra}
+
+
+def spool_records(spool: AuditSpool, records: list[dict]) -> None:
+    async def main():
+        await asyncio.gather(*(spool.record(r) for r in records))
+
+    run_async(main)
+
+
+@pytest.fixture
+def app(make_app):
+    return make_app("gateway")
+
+
+def count_records(app) -> int:
+    with get_db(app).session() as session:
+        return session.scalar(select(func.count()).select_from(AuditRecord))
+
+
+def test_records_reach_the_log_in_spool_order(app, tmp_path):
+    spool = AuditSpool(tmp_path / "spool")
+    spool_records(spool, [edge_record(i) for i in range(30)])
+    writer = AuditWriter(spool, get_db(app), batch=7, kek=KEK)
+    assert writer.drain() == 30
+    with get_db(app).session() as session:
+        rows = session.scalars(select(AuditRecord).order_by(AuditRecord.leaf_index)).all()
+        assert [r.request_id for r in rows] == [f"req-{i}" for i in range(30)]
+        assert rows[3].kind == "request" and rows[3].route == "/licenses/licenses/*" and rows[3].status == 200
+        assert log.log_size(session) == 30
+        # The stored nodes give the same root as a tree built from the leaves directly.
+        leaves = [bytes(r.leaf_hash) for r in rows]
+        from common.crypto import merkle
+
+        for size in (1, 7, 16, 30):
+            assert log.root_hash(session, size) == merkle.root_from_leaf_hashes(leaves[:size])
+    assert spool.backlog_bytes == 0
+    spool.close()
+
+
+def test_crash_after_commit_before_release_does_not_duplicate(app, tmp_path, monkeypatch):
+    spool = AuditSpool(tmp_path / "spool")
+    spool_records(spool, [edge_record(i) for i in range(10)])
+    writer = AuditWriter(spool, get_db(app), batch=100)
+
+    def crash(_position):
+        raise SystemExit("killed between the database commit and the spool truncation")
+
+    monkeypatch.setattr(spool, "release", crash)
+    with pytest.raises(SystemExit):
+        writer.move_once()
+    monkeypatch.undo()
+    spool.close()
+    assert count_records(app) == 10
+
+    reopened = AuditSpool(tmp_path / "spool")  # the restarted edge process
+    spool_records(reopened, [edge_record(10)])
+    assert AuditWriter(reopened, get_db(app)).drain() == 1
+    with get_db(app).session() as session:
+        ids = session.scalars(select(AuditRecord.request_id).order_by(AuditRecord.leaf_index)).all()
+        state = session.get(AuditSpoolState, reopened.spool_id)
+    assert ids == [f"req-{i}" for i in range(11)]
+    assert state.position == reopened.durable_end
+    reopened.close()
+
+
+def test_crash_before_commit_moves_the_batch_again(app, tmp_path, monkeypatch):
+    spool = AuditSpool(tmp_path / "spool")
+    spool_records(spool, [edge_record(i) for i in range(5)])
+    writer = AuditWriter(spool, get_db(app))
+    real_append = log.append_records
+
+    def append_then_die(session, records):
+        real_append(session, records)
+        raise SystemExit("killed before the commit")
+
+    monkeypatch.setattr(log, "append_records", append_then_die)
+    with pytest.raises(SystemExit):
+        writer.move_once()
+    monkeypatch.undo()
+    assert count_records(app) == 0
+    assert writer.drain() == 5
+    assert count_records(app) == 5
+    spool.close()
+
+
+def test_a_record_with_a_bad_time_is_kept_not_dropped():
+    leaf = as_leaf({"time": "yesterday", "request_id": "x"})
+    assert leaf["spooled_time"] == "yesterday" and log.record_time(leaf)
+
+
+def test_a_record_without_canonical_json_is_kept_as_a_string(app, tmp_path):
+    spool = AuditSpool(tmp_path / "spool")
+    spool_records(spool, [edge_record(0, bytes_out=2**60), edge_record(1)])
+    assert AuditWriter(spool, get_db(app)).drain() == 2
+    with get_db(app).session() as session:
+        first = log.get_record(session, 0)
+    assert first.request_id == "req-0" and str(2**60) in first.leaf
+    spool.close()
+
+
+def test_callers_hear_of_any_spool_failure(tmp_path):
+    spool = AuditSpool(tmp_path / "spool")
+    spool.close()  # the executor is shut down: the write cannot even be scheduled
+    with pytest.raises(AuditUnavailable):
+        spool_records(spool, [edge_record(0)])
+
+
+def test_start_audit_runs_the_writer_and_publishes_checkpoints(app, tmp_path):
+    config = {**app.config, "AUDIT_SPOOL_DIR": str(tmp_path / "spools"), "AUDIT_WRITER_INTERVAL": 0.01,
+              "AUDIT_CHECKPOINT_INTERVAL": 0}
+    pipeline = start_audit(config, worker="0", database=get_db(app))
+
+    async def main():
+        await asyncio.gather(*(pipeline.record(edge_record(i)) for i in range(20)))
+
+    run_async(main)
+    import time
+
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with get_db(app).session() as session:
+            newest = checkpoints.newest(session)
+            if newest is not None and newest.tree_size == 20:
+                break
+        time.sleep(0.05)
+    status = pipeline.status()
+    pipeline.writer.stop()
+    pipeline.spool.close()
+    assert status["ready"] and status["backlog_bytes"] == 0 and status["moved"] == 20
+    assert count_records(app) == 20
+    assert newest is not None and newest.tree_size == 20
