@@ -30,9 +30,12 @@ def keystore(session: Session, kek: bytes) -> KeyStore:
 
 def signing_key(session: Session, kek: bytes):
     store = keystore(session, kek)
-    row = store.active(PURPOSE)
-    if session.new:
-        session.commit()  # first use made the key: keep it (concurrent first uses: the newest wins later)
+    row = store.active(PURPOSE, create=False)
+    if row is None:
+        # First use: keep the key. Two first uses at once make two active keys; both are in the
+        # trust list (public_keys lists every key) and the newest signs from then on.
+        row = store.generate(PURPOSE)
+        session.commit()
     return store.private_key(row.kid)
 
 
