@@ -149,14 +149,16 @@ def run_job(session: Session, deps: Deps, job: BulkJob, *, batch: int = 100, max
     seal_id = deps.seal.seal_for(job.issuer_code, licence_type.seal_kind)
     job.status = "running"
     session.commit()
-    while time.monotonic() - started < max_seconds:
+    while True:  # at least one batch per call, then until max_seconds have passed
         rows = list(session.scalars(select(BulkRow).where(BulkRow.job_id == job.id, BulkRow.status == "pending")
                                     .order_by(BulkRow.line).limit(batch)))
         if not rows:
             job.status, job.finished_at = "done", utcnow()
             session.commit()
             break
-        licences = _pending_licences(session, deps, issuer, job, rows)
+        rows, licences = _pending_licences(session, deps, issuer, job, rows)
+        if not rows:
+            continue
         ids = ",".join(lic.id for lic in licences)
         try:
             signatures = deps.seal.sign_batch(seal_id, [(lic.document_sm3, lic.identifier) for lic in licences],
@@ -172,23 +174,34 @@ def run_job(session: Session, deps: Deps, job: BulkJob, *, batch: int = 100, max
         job.issued += len(rows)
         job.last_error = None
         session.commit()
+        if time.monotonic() - started >= max_seconds:
+            break
     return job
 
 
 def _pending_licences(session: Session, deps: Deps, issuer: Issuer, job: BulkJob,
-                      rows: list[BulkRow]) -> list[Licence]:
-    licences = []
+                      rows: list[BulkRow]) -> tuple[list[BulkRow], list[Licence]]:
+    """The rows' pending licences, made now unless a previous run made them (committed).
+
+    A row that no longer passes (the type was retired since the upload) becomes invalid."""
+    kept, licences = [], []
     for row in rows:
         licence = session.get(Licence, row.licence_id) if row.licence_id else None
         if licence is None:
             item = json.loads(deps.cipher.decrypt("bulk_row", row.payload["enc"]))
-            checked = issuing.check_request(session, issuer, _request(job.type_code, item))
+            try:
+                checked = issuing.check_request(session, issuer, _request(job.type_code, item))
+            except Problem as exc:
+                row.status, row.error = "invalid", f"{exc.code}: {exc.detail}"[:255]
+                job.invalid += 1
+                continue
             licence = issuing.new_pending(session, deps, issuer, checked,
                                           idempotency_key=f"bulk:{job.id}:{row.line}")
             row.licence_id = licence.id
+        kept.append(row)
         licences.append(licence)
     session.commit()
-    return licences
+    return kept, licences
 
 
 def job_view(session: Session, job: BulkJob) -> dict[str, Any]:
