@@ -167,9 +167,10 @@ def run_job(session: Session, deps: Deps, job: BulkJob, *, batch: int = 100, max
             job.last_error = exc.detail[:255]
             session.commit()
             raise
+        known = issuing.recipients_by_index(session, [lic.holder_index for lic in licences])
         for row, licence, signature in zip(rows, licences, signatures, strict=True):
             issuing.mark_sealed(session, licence, signature, actor=job.created_by, client_id=job.client_id,
-                                action="bulk_issue")
+                                action="bulk_issue", known=known.get(licence.holder_index, []))
             row.status = "issued"
         job.issued += len(rows)
         job.last_error = None
@@ -184,24 +185,34 @@ def _pending_licences(session: Session, deps: Deps, issuer: Issuer, job: BulkJob
     """The rows' pending licences, made now unless a previous run made them (committed).
 
     A row that no longer passes (the type was retired since the upload) becomes invalid."""
-    kept, licences = [], []
-    for row in rows:
-        licence = session.get(Licence, row.licence_id) if row.licence_id else None
-        if licence is None:
+    kept: list[BulkRow] = []
+    made: dict[int, Licence] = {}
+    fresh: list[tuple[BulkRow, issuing.Checked]] = []
+    with session.no_autoflush:
+        existing = {lic.id: lic for lic in session.scalars(select(Licence).where(
+            Licence.id.in_([r.licence_id for r in rows if r.licence_id])))}
+        for row in rows:
+            if row.licence_id in existing:
+                made[row.line] = existing[row.licence_id]
+                kept.append(row)
+                continue
             item = json.loads(deps.cipher.decrypt("bulk_row", row.payload["enc"]))
             try:
-                checked = issuing.check_request(session, issuer, _request(job.type_code, item))
+                fresh.append((row, issuing.check_request(session, issuer, _request(job.type_code, item))))
             except Problem as exc:
                 row.status, row.error = "invalid", f"{exc.code}: {exc.detail}"[:255]
                 job.invalid += 1
                 continue
-            licence = issuing.new_pending(session, deps, issuer, checked,
-                                          idempotency_key=f"bulk:{job.id}:{row.line}")
-            row.licence_id = licence.id
-        kept.append(row)
-        licences.append(licence)
+            kept.append(row)
+        if fresh:
+            numbers = issuing.take_numbers(session, fresh[0][1].licence_type, issuer.code, len(fresh))
+            for (row, checked), taken in zip(fresh, numbers, strict=True):
+                licence = issuing.new_pending(session, deps, issuer, checked, numbers=taken,
+                                              idempotency_key=f"bulk:{job.id}:{row.line}")
+                row.licence_id = licence.id
+                made[row.line] = licence
     session.commit()
-    return kept, licences
+    return kept, [made[row.line] for row in kept]
 
 
 def job_view(session: Session, job: BulkJob) -> dict[str, Any]:

@@ -31,6 +31,8 @@ SETTINGS: dict[str, Any] = {
     "LICENSES_DEPARTMENTS": DEMO_DEPARTMENTS,
     # service client id -> the department credit code it issues for
     "LICENSES_ISSUER_CLIENTS": {"xsn-licenses-demo-issuer": APPROVAL_BUREAU[1]},
+    # verifying service client id -> the organisation (credit code) it verifies for
+    "LICENSES_VERIFIER_CLIENTS": {},
     # how this node reaches its peers: "http" (the seal node, the message hub, identity) or
     # "memory" (in-process implementations: tests and a node run on its own)
     "LICENSES_SEAL_CLIENT": "http",

@@ -40,7 +40,7 @@ from common.values.codes import InvalidCode, LicenseIdentifier
 
 from . import catalogue, notifier
 from .holders import holder_index, parse_holder_code, protect_code
-from .models import PENDING, PERSON, VALID, Counter, HolderLink, Licence, LicenceEvent, LicenceType
+from .models import PENDING, PERSON, VALID, Counter, HolderLink, Licence, LicenceEvent, LicenceType, new_id
 from .seal_client import SealClient
 
 CHINA = timezone(timedelta(hours=8), "CST")
@@ -139,20 +139,41 @@ def check_issuer(issuer: Issuer, licence_type: LicenceType) -> None:
         raise NotAnIssuer(f"the staff grant does not cover {licence_type.slug}")
 
 
-def next_value(session: Session, name: str) -> int:
-    """Increment a named counter inside the caller's transaction (row lock orders concurrent callers)."""
+def next_values(session: Session, name: str, count: int = 1) -> int:
+    """Take ``count`` values of a named counter inside the caller's transaction (its row lock
+    orders concurrent callers); the first of them (values start at 1)."""
+    statement = (update(Counter).where(Counter.name == name).values(value=Counter.value + count)
+                 .returning(Counter.value).execution_options(synchronize_session=False))
     for _ in range(3):
-        value = session.execute(update(Counter).where(Counter.name == name).values(value=Counter.value + 1)
-                                .returning(Counter.value)).scalar()
+        value = session.execute(statement).scalar()
         if value is not None:
-            return int(value)
+            return int(value) - count + 1
         try:
             with session.begin_nested():
-                session.add(Counter(name=name, value=1))
+                session.add(Counter(name=name, value=count))
             return 1
         except IntegrityError:
-            continue  # another transaction created it first: increment theirs
+            continue  # another transaction created it first: take from theirs
     raise RuntimeError(f"counter {name} could not be incremented")
+
+
+def serial_counter(licence_type: LicenceType, issuer_code: str, year: int) -> str:
+    return f"serial:{licence_type.code}:{issuer_code}:{year}"
+
+
+@dataclass(frozen=True)
+class Numbers:
+    """A new licence's serial number and status-list index, taken from the counters."""
+
+    serial: str
+    status_index: int
+
+
+def take_numbers(session: Session, licence_type: LicenceType, issuer_code: str, count: int) -> list[Numbers]:
+    year = today().year
+    first_serial = next_values(session, serial_counter(licence_type, issuer_code, year), count)
+    first_index = next_values(session, "status_index", count) - 1
+    return [Numbers(f"{year}{first_serial + i:08d}", first_index + i) for i in range(count)]
 
 
 def canonical(document: dict[str, Any]) -> bytes:
@@ -194,7 +215,10 @@ def check_request(session: Session, issuer: Issuer, req: IssueRequest) -> Checke
                                errors={"valid_until": ["before valid_from"]})
     digest_input = {"type": licence_type.code, "holder": code, "name": name, "fields": face,
                     "valid_from": valid_from.isoformat(), "valid_until": valid_until and valid_until.isoformat()}
-    return Checked(licence_type, code, name, face, valid_from, valid_until, sm3(canonical(digest_input)).hex())
+    # The request hash is internal (idempotency), so plain sorted JSON will do; RFC 8785 is
+    # kept for the published document.
+    request_hash = sm3(json.dumps(digest_input, sort_keys=True, ensure_ascii=False).encode()).hex()
+    return Checked(licence_type, code, name, face, valid_from, valid_until, request_hash)
 
 
 def build_document(row: Licence, licence_type: LicenceType, holder_code: str, face: dict[str, Any],
@@ -210,30 +234,31 @@ def build_document(row: Licence, licence_type: LicenceType, holder_code: str, fa
 
 
 def new_pending(session: Session, deps: Deps, issuer: Issuer, checked: Checked, *,
-                idempotency_key: str | None = None, previous: Licence | None = None) -> Licence:
-    """A pending licence row (identifier, face number, document); flushed, not committed."""
+                idempotency_key: str | None = None, previous: Licence | None = None,
+                numbers: Numbers | None = None) -> Licence:
+    """A pending licence row (identifier, face number, document), added; the caller commits.
+
+    ``numbers`` were taken beforehand (bulk issuance takes a batch's at once)."""
     licence_type = checked.licence_type
+    numbers = numbers or take_numbers(session, licence_type, issuer.code, 1)[0]
     if previous is None:
-        year = today().year
-        serial = f"{year}{next_value(session, f'serial:{licence_type.code}:{issuer.code}:{year}'):08d}"
-        identifier = LicenseIdentifier.build(licence_type.code, issuer.code, serial, 1)
-        face_number = f"{licence_type.face_prefix}{serial}"
+        identifier = LicenseIdentifier.build(licence_type.code, issuer.code, numbers.serial, 1)
+        face_number = f"{licence_type.face_prefix}{numbers.serial}"
     else:
         identifier = LicenseIdentifier(previous.identifier).next_version()
         face_number = previous.face_number
     index, code_enc, masked = protect_code(deps.cipher, licence_type.holder_kind, checked.holder_code)
-    row = Licence(identifier=identifier.value, type_code=licence_type.code, version=identifier.version,
+    row = Licence(id=new_id(), identifier=identifier.value, type_code=licence_type.code, version=identifier.version,
                   face_number=face_number, issuer_code=issuer.code, issuer_name=issuer.name,
                   holder_kind=licence_type.holder_kind, holder_name=checked.holder_name, holder_index=index,
                   holder_code_enc=code_enc, holder_code_masked=masked,
                   fields_enc=deps.cipher.encrypt("fields", json.dumps(checked.face, ensure_ascii=False)),
                   valid_from=checked.valid_from, valid_until=checked.valid_until, status=PENDING,
-                  status_index=next_value(session, "status_index") - 1, document_enc="", document_sm3="",
+                  status_index=numbers.status_index, document_enc="", document_sm3="",
                   previous_id=previous.id if previous else None, request_hash=checked.request_hash,
                   idempotency_scope=f"{issuer.code}:{issuer.actor}" if idempotency_key else None,
                   idempotency_key=idempotency_key, issued_by=issuer.actor)
     session.add(row)
-    session.flush()
     document = canonical(build_document(row, licence_type, checked.holder_code, checked.face,
                                         previous.identifier if previous else None))
     row.document_enc = deps.cipher.encrypt("document", document.decode())
@@ -242,7 +267,8 @@ def new_pending(session: Session, deps: Deps, issuer: Issuer, checked: Checked, 
 
 
 def mark_sealed(session: Session, row: Licence, signature, *, actor: str, client_id: str | None,
-                action: str = "issue", contact: list[dict[str, str]] | None = None) -> None:
+                action: str = "issue", contact: list[dict[str, str]] | None = None,
+                known: list[dict[str, str]] | None = None) -> None:
     """Store the seal's signature and make the licence visible (the caller commits)."""
     row.seal_id, row.signature_id = signature.seal_id, signature.signature_id
     row.signature_b64, row.signed_at = signature.signature_b64, signature.signed_at
@@ -253,12 +279,20 @@ def mark_sealed(session: Session, row: Licence, signature, *, actor: str, client
     notifier.enqueue(session, "licence_issued",
                      {"licence_name": licence_type.name if licence_type else row.type_code,
                       "face_number": row.face_number, "issuer": row.issuer_name},
-                     recipients_for(session, row.holder_index) + list(contact or []))
+                     (recipients_for(session, row.holder_index) if known is None else known) + list(contact or []))
 
 
 def recipients_for(session: Session, index: str) -> list[dict[str, str]]:
-    subs = session.scalars(select(HolderLink.sub).where(HolderLink.holder_index == index)).all()
-    return [{"subject": sub} for sub in subs]
+    return recipients_by_index(session, [index]).get(index, [])
+
+
+def recipients_by_index(session: Session, indexes: list[str]) -> dict[str, list[dict[str, str]]]:
+    """The people known to hold each blind index (one query for a whole batch)."""
+    found: dict[str, list[dict[str, str]]] = {}
+    for sub, index in session.execute(select(HolderLink.sub, HolderLink.holder_index)
+                                      .where(HolderLink.holder_index.in_(set(indexes)))):
+        found.setdefault(index, []).append({"subject": sub})
+    return found
 
 
 def seal_pending(session: Session, deps: Deps, row: Licence, *, actor: str, client_id: str | None,

@@ -86,6 +86,7 @@ def init_peers(app: Flask) -> None:
     else:
         seal = HttpSealClient(ServiceClient(urls["seal"], timeout=timeout,
                                             token_provider=credentials.provider("xsn:seal", "seal:sign")),
+                              public=ServiceClient(urls["seal"], timeout=timeout),
                               verify_cache_seconds=float(config["LICENSES_SEAL_VERIFY_CACHE_SECONDS"]))
     if config["LICENSES_NOTIFIER"] == "memory":
         notifier = MemoryNotifier()

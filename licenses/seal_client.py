@@ -21,7 +21,7 @@ from typing import Any, Protocol
 
 import requests
 
-from common.crypto.gm import GMError, SM2PrivateKey
+from common.crypto.gm import GMError, SM2PrivateKey, sm3
 from common.errors import Problem, ServiceUnavailable
 from common.http import ServiceClient
 
@@ -68,16 +68,19 @@ def _parse_signature(data: dict[str, Any]) -> SealSignature:
 
 
 class HttpSealClient:
-    def __init__(self, client: ServiceClient, *, verify_cache_seconds: float = 60.0) -> None:
+    def __init__(self, client: ServiceClient, *, public: ServiceClient | None = None,
+                 verify_cache_seconds: float = 60.0) -> None:
         self.client = client
+        # /verify is open at the seal node: no token is spent (or needed) on it
+        self.public = public or client
         self.verify_cache_seconds = verify_cache_seconds
         self._seals: dict[tuple[str, str], tuple[float, str]] = {}
         self._verified: dict[tuple[str, str], tuple[float, SealCheck]] = {}
         self._lock = threading.Lock()
 
-    def _call(self, method: str, path: str, **kwargs) -> requests.Response:
+    def _call(self, method: str, path: str, *, public: bool = False, **kwargs) -> requests.Response:
         try:
-            response = self.client.request(method, path, **kwargs)
+            response = (self.public if public else self.client).request(method, path, **kwargs)
         except requests.RequestException as exc:
             raise SealUnavailable(f"the seal node did not answer: {type(exc).__name__}") from None
         if response.status_code >= 500 or response.status_code in (401, 429):
@@ -126,11 +129,12 @@ class HttpSealClient:
         return signatures
 
     def verify(self, signature_b64: str, digest_hex: str) -> SealCheck:
-        key, now = (signature_b64[-64:], digest_hex), time.monotonic()
+        key, now = (sm3(signature_b64.encode()).hex(), digest_hex), time.monotonic()
         cached = self._verified.get(key)
         if cached and cached[0] > now and cached[1].valid:
             return cached[1]
-        response = self._call("POST", "/verify", json={"signature_base64": signature_b64, "digest": digest_hex})
+        response = self._call("POST", "/verify", public=True,
+                              json={"signature_base64": signature_b64, "digest": digest_hex})
         if response.status_code == 422:
             return SealCheck(False, {"format": {"ok": False, "detail": "not an SES_Signature"}})
         if response.status_code != 200:

@@ -146,7 +146,7 @@ def verify_code(session: Session, deps: Deps, verifier: Verifier, raw_code: str,
         raise refuse(refusal, f"the licence failed verification: {refusal}", checks, row.id)
     taken = session.execute(update(Authorisation).where(
         Authorisation.id == auth.id, Authorisation.status == "active", Authorisation.uses < Authorisation.max_uses)
-        .values(uses=Authorisation.uses + 1)).rowcount
+        .values(uses=Authorisation.uses + 1).execution_options(synchronize_session=False)).rowcount
     if taken != 1:
         session.rollback()
         raise refuse("authorisation_used_up", "the authorisation has no uses left", checks, row.id)
