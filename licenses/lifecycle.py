@@ -9,12 +9,13 @@ the old licence valid and the new one pending and invisible.
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from common.db import utcnow
 from common.errors import NotFound, Problem, ValidationFailed
 
 from . import issuing, notifier
@@ -145,6 +146,18 @@ def expire_due(session: Session, on: date | None = None) -> int:
     for row in rows:
         _record(session, row, "expire", EXPIRED, actor="system", client_id=None,
                 reason=f"valid until {row.valid_until.isoformat()}")
+    session.commit()
+    return len(rows)
+
+
+def purge_abandoned(session: Session, older_than: timedelta = timedelta(days=1)) -> int:
+    """Delete pending licences that no retry can complete: made without an idempotency key (so
+    never resumed) and older than ``older_than``. Never visible, so nothing else refers to them
+    except a bulk row, which keeps its key and is therefore never purged. Commits; how many."""
+    rows = session.scalars(select(Licence).where(Licence.status == PENDING, Licence.idempotency_key.is_(None),
+                                                 Licence.created_at < utcnow() - older_than)).all()
+    for row in rows:
+        session.delete(row)
     session.commit()
     return len(rows)
 

@@ -3,6 +3,8 @@
 * ``licenses.expire`` (hourly): licences whose validity ended become ``expired``.
 * ``licenses.deliver_notifications`` (every 30 s): the outbox sweeper, sending what the
   after-response delivery could not (hub down, process killed).
+* ``licenses.purge_abandoned`` (hourly): pending licences left by a seal-node failure of a
+  request without an idempotency key (no retry can complete them) are deleted after a day.
 * ``licenses.run_bulk_job``: runs a bulk job to the end (sent by ``xsn licenses bulk run``).
 """
 
@@ -38,6 +40,16 @@ def expire() -> int:
         return expire_due(session)
 
 
+@celery_app.task(name="licenses.purge_abandoned", ignore_result=True)
+def purge_abandoned() -> int:
+    from common.db import get_db
+    from licenses.lifecycle import purge_abandoned as purge
+
+    app = _licenses_app()
+    with app.app_context(), get_db(app).session() as session:
+        return purge(session)
+
+
 @celery_app.task(name="licenses.deliver_notifications", ignore_result=True)
 def deliver_notifications() -> int:
     import licenses
@@ -63,4 +75,5 @@ def run_bulk_job(job_id: str) -> str:
 @celery_app.on_after_finalize.connect
 def _schedule(sender, **_kwargs) -> None:
     sender.add_periodic_task(3600.0, expire.s().set(expires=3600), name="licenses: expire licences")
+    sender.add_periodic_task(3600.0, purge_abandoned.s().set(expires=3600), name="licenses: purge abandoned")
     sender.add_periodic_task(30.0, deliver_notifications.s().set(expires=30), name="licenses: deliver notifications")

@@ -103,3 +103,17 @@ def test_licence_list_is_the_departments_own(h):
     h.issue_residence()
     assert [lic["type_code"] for lic in h.client.get("/licences", headers=h.issuer).get_json()] == [h.FOOD]
     assert [lic["type_code"] for lic in h.client.get("/licences", headers=h.police).get_json()] == [h.RESIDENCE]
+
+
+def test_abandoned_pending_licences_are_purged_but_resumable_ones_kept(h, app, node):
+    from common.db import get_db
+    from licenses.lifecycle import purge_abandoned
+
+    node["deps"].seal.fail_next = 2
+    assert h.issue_food().status_code == 503  # no key: nobody can resume it
+    assert h.issue_food(key="resumable").status_code == 503
+    with get_db(app).session() as session:
+        assert purge_abandoned(session, older_than=timedelta(days=1)) == 0  # too young
+        assert purge_abandoned(session, older_than=timedelta(0)) == 1
+    assert h.count(Licence) == 1
+    assert h.issue_food(key="resumable").status_code == 201
