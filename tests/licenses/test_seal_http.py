@@ -81,3 +81,28 @@ def test_seal_node_down_is_503_and_nothing_visible(h, app):
     response = h.issue_food(key="down")
     assert response.status_code == 503 and response.get_json()["code"] == SealUnavailable.code
     assert h.client.get("/licences", headers=h.issuer).get_json() == []
+
+
+def test_batch_signing_speaks_the_contract(serve_app):
+    """``POST /seals/<id>/sign-batch`` (contract 5): items in, signatures in the same order,
+    the Idempotency-Key sent; a replay (200) is accepted like a first answer (201)."""
+    from flask import Flask, jsonify, request
+
+    seen = []
+    fake = Flask("seal-batch")
+
+    @fake.post("/seals/<seal_id>/sign-batch")
+    def sign_batch(seal_id):
+        seen.append((seal_id, request.headers.get("Idempotency-Key"), request.get_json()))
+        items = request.get_json()["items"]
+        signatures = [{"signature_id": f"s{i}", "seal_id": seal_id, "signature_base64": item["digest"],
+                       "signed_at": "2026-12-01T00:00:00+00:00"} for i, item in enumerate(items)]
+        return jsonify(signatures=signatures), 201 if len(seen) == 1 else 200
+
+    seal = HttpSealClient(ServiceClient(serve_app(fake), token_provider=lambda: "t"))
+    items = [("aa" * 32, "id-1"), ("bb" * 32, "id-2")]
+    first = seal.sign_batch("seal-1", items, idempotency_key="k1")
+    again = seal.sign_batch("seal-1", items, idempotency_key="k1")
+    assert [s.signature_b64 for s in first] == ["aa" * 32, "bb" * 32] == [s.signature_b64 for s in again]
+    assert seen[0] == ("seal-1", "k1", {"items": [{"digest": "aa" * 32, "property_info": "id-1"},
+                                                   {"digest": "bb" * 32, "property_info": "id-2"}]})
