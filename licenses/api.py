@@ -18,6 +18,7 @@ from flask_smorest import Blueprint
 from sqlalchemy import select
 
 from common.db import get_session
+from common.errors import ValidationFailed
 from common.web.auth import current_claims, require_token
 
 from . import bulk, catalogue, issuing, lifecycle
@@ -88,8 +89,6 @@ def licence_view(row: Licence, *, face: bool = True, history: bool = False) -> d
 def _idempotency_key() -> str | None:
     key = request.headers.get("Idempotency-Key")
     if key is not None and not 1 <= len(key) <= 255:
-        from common.errors import ValidationFailed
-
         raise ValidationFailed("Idempotency-Key is 1..255 characters", code="invalid_idempotency_key")
     return key
 

@@ -187,7 +187,9 @@ def check_definition(data: dict[str, Any]) -> dict[str, Any]:
     raw_fields = data.get("fields") or []
     if not isinstance(raw_fields, list) or not 1 <= len(raw_fields) <= MAX_FIELDS:
         raise InvalidType(f"a type has 1..{MAX_FIELDS} fields")
-    specs = [FieldSpec.from_dict(raw) if isinstance(raw, dict) else FieldSpec.from_dict({}) for raw in raw_fields]
+    if not all(isinstance(raw, dict) for raw in raw_fields):
+        raise InvalidType("each field is an object with at least name and label")
+    specs = [FieldSpec.from_dict(raw) for raw in raw_fields]
     if len({s.name for s in specs}) != len(specs):
         raise InvalidType("field names must be unique")
     validity = data.get("validity_days")

@@ -7,21 +7,28 @@ and status lists they signed still verify until they expire.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from common.crypto.keystore import KeyStore
+from common.db import utcnow
+from common.errors import Problem
 
-from . import offline_codes
-from .authorisations import get_own
+from . import issuing, offline_codes
+from .authorisations import LicenceNotUsable, get_own
 from .holders import Holder
 from .issuing import Deps
 from .models import VALID, Counter, Licence, LicenceType, SigningKey
 from .verification import licence_summary
 
 PURPOSE = "offline-code"
+
+
+class AuthorisationNotUsable(Problem):
+    status, code, title = 409, "authorisation_not_usable", "The authorisation can no longer be used"
 
 
 def keystore(session: Session, kek: bytes) -> KeyStore:
@@ -60,10 +67,12 @@ def code_for(session: Session, deps: Deps, kek: bytes, holder: Holder, authorisa
 
     The code lives at most ``lifetime`` seconds and never beyond the authorisation.
     """
-    from . import issuing
-
     auth = get_own(session, deps, holder, authorisation_id)
     row = session.get(Licence, auth.licence_id)
+    if auth.status != "active" or auth.expires_at <= utcnow() or auth.uses >= auth.max_uses:
+        raise AuthorisationNotUsable("the authorisation is revoked, expired or used up")
+    if row.status != VALID:
+        raise LicenceNotUsable(f"a {row.status} licence gets no offline code")
     licence_type = session.get(LicenceType, row.type_code)
     summary = licence_summary(row, licence_type)
     face = issuing.face_of(deps, row)
@@ -72,8 +81,6 @@ def code_for(session: Session, deps: Deps, kek: bytes, holder: Holder, authorisa
               "vf": row.valid_from.isoformat(), "vu": row.valid_until.isoformat() if row.valid_until else None,
               "f": {name: face[name] for name in auth.fields if name in face}, "p": auth.purpose,
               "s": row.status_index}
-    import time
-
     remaining = int(auth.expires_at.timestamp() - time.time())
     life = max(1, min(lifetime, remaining))
     code = offline_codes.make_code(claims, signing_key(session, kek), issuer=issuer, lifetime=life)

@@ -127,3 +127,15 @@ def test_node_end_to_end_with_the_cli(h, tmp_path):
     status_path.write_text(json.dumps(h.client.get("/offline/status-list").get_json()))
     result = runner.invoke(cli, args)
     assert result.exit_code == 1 and json.loads(result.output)["code"] == "licence_not_valid"
+
+
+def test_no_offline_code_for_a_revoked_authorisation_or_licence(h):
+    permit = h.issue_residence().get_json()
+    auth = h.authorise(permit["id"], fields=["name"]).get_json()
+    h.client.delete(f"/my/authorisations/{auth['id']}", headers=h.holder("p-zhang"))
+    response = h.client.post(f"/my/authorisations/{auth['id']}/offline-code", headers=h.holder("p-zhang"))
+    assert response.status_code == 409 and response.get_json()["code"] == "authorisation_not_usable"
+    other = h.authorise(permit["id"], fields=["name"]).get_json()
+    h.client.post(f"/licences/{permit['id']}/status", json={"action": "suspend", "reason": "核查"}, headers=h.police)
+    response = h.client.post(f"/my/authorisations/{other['id']}/offline-code", headers=h.holder("p-zhang"))
+    assert response.status_code == 409 and response.get_json()["code"] == "licence_not_usable"
