@@ -4,10 +4,42 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask
+from flask import Flask, g
+from flask_smorest import Api
 
 from common.web.app import create_app as build_app
+from licenses.config import SETTINGS
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
-    return build_app("licenses", test_config, import_name=__name__)
+    return build_app("licenses", test_config, import_name=__name__, init=_init, settings=SETTINGS)
+
+
+def _init(app: Flask, api: Api) -> None:
+    from licenses import api as licenses_api
+    from licenses import holder_api, pages
+    from licenses.peers import init_peers
+
+    init_peers(app)
+    api.register_blueprint(licenses_api.types_blp)
+    api.register_blueprint(licenses_api.issue_blp)
+    api.register_blueprint(licenses_api.bulk_blp)
+    api.register_blueprint(holder_api.holder_blp)
+    api.register_blueprint(holder_api.verify_blp)
+    pages.init_app(app)
+
+    @app.after_request
+    def _deliver_after_response(response):
+        # A change that wrote to the notification outbox is delivered once the response has
+        # been sent (the caller does not wait for the hub); the sweeper in tasks.py retries.
+        if g.get("licenses_deliver") and response.status_code < 400:
+            response.call_on_close(lambda: deliver_notifications(app))
+        return response
+
+
+def deliver_notifications(app: Flask) -> int:
+    from common.db import get_db
+    from licenses.notifier import deliver_pending
+
+    with app.app_context(), get_db(app).session() as session:
+        return deliver_pending(session, app.extensions["licenses"]["notifier"])

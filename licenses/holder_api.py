@@ -1,0 +1,223 @@
+"""REST API for holders (亮证, 授权用证), service windows (核验) and offline verifiers.
+
+* ``licenses:holder`` — a person's token (see :mod:`licenses.holders` for how the person's ID
+  number and organisations are resolved): their licences, documents, use records,
+  authorisations, offline codes.
+* ``licenses:verify`` — a service window verifying an authorisation code online.
+* open — the trust list and the status list for offline verification.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+
+from flask import Response, current_app, g, url_for
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from common.db import get_session
+from common.web.auth import bearer_token, current_claims, require_token
+from common.web.ratelimit import get_limits
+
+from . import authorisations, issuing, offline_keys, verification
+from .api import deps, licence_view, node
+from .authorisations import Limits
+from .holders import Holder
+from .schemas import (
+    AuthorisationSchema,
+    AuthoriseSchema,
+    LicenceSchema,
+    OfflineCodeSchema,
+    UseRecordSchema,
+    VerifyRequestSchema,
+    VerifyResultSchema,
+)
+
+holder_blp = Blueprint("holder", __name__, url_prefix="/my", description="Holders: licences, authorisations")
+verify_blp = Blueprint("verify", __name__, url_prefix="/", description="Verification (核验), online and offline")
+SECURITY = [{"bearerAuth": []}]
+
+
+def holder() -> Holder:
+    claims = current_claims()
+    person = node()["directory"].resolve(str(claims["sub"]), bearer_token())
+    issuing.link_holder(get_session(), deps().cipher, person.sub, person.codes())
+    return person
+
+
+def limits() -> Limits:
+    config = current_app.config
+    return Limits(int(config["LICENSES_AUTH_MIN_MINUTES"]), int(config["LICENSES_AUTH_MAX_MINUTES"]),
+                  int(config["LICENSES_AUTH_MAX_USES"]))
+
+
+def authorisation_view(auth) -> dict:
+    data = {c: getattr(auth, c) for c in ("id", "code", "licence_id", "purpose", "audience", "expires_at",
+                                          "max_uses", "uses", "status", "created_at", "revoked_at")}
+    data["face"] = auth.fields
+    data["qr_url"] = url_for("holder.AuthorisationQr", authorisation_id=auth.id)
+    return data
+
+
+def png(data: str) -> Response:
+    import qrcode
+
+    image = qrcode.make(data, error_correction=qrcode.constants.ERROR_CORRECT_M, box_size=6, border=2)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return Response(buffer.getvalue(), mimetype="image/png", headers={"Cache-Control": "no-store"})
+
+
+@holder_blp.route("/licences")
+class MyLicences(MethodView):
+    @holder_blp.response(200, LicenceSchema(many=True))
+    @holder_blp.doc(security=SECURITY)
+    @require_token("licenses:holder")
+    def get(self):
+        """The licences of the person and of the organisations they represent or act for."""
+        return [licence_view(r) for r in authorisations.holders_licences(get_session(), deps(), holder())]
+
+
+@holder_blp.route("/licences/<licence_id>")
+class MyLicence(MethodView):
+    @holder_blp.response(200, LicenceSchema)
+    @holder_blp.doc(security=SECURITY)
+    @require_token("licenses:holder")
+    def get(self, licence_id):
+        """One licence with its face (照面信息)."""
+        return licence_view(authorisations.holders_licence(get_session(), deps(), holder(), licence_id))
+
+
+@holder_blp.route("/licences/<licence_id>/document")
+class MyDocument(MethodView):
+    @holder_blp.response(200, content_type="application/json")
+    @holder_blp.doc(security=SECURITY)
+    @require_token("licenses:holder")
+    def get(self, licence_id):
+        """The sealed canonical document (RFC 8785 JSON; its SM3 is the signature's dataHash)."""
+        row = authorisations.holders_licence(get_session(), deps(), holder(), licence_id)
+        return Response(issuing.document_of(deps(), row), mimetype="application/json", headers={
+            "Content-Disposition": f'attachment; filename="{row.face_number}.json"'})
+
+
+@holder_blp.route("/licences/<licence_id>/signature")
+class MySignature(MethodView):
+    @holder_blp.response(200, content_type="application/octet-stream")
+    @holder_blp.doc(security=SECURITY)
+    @require_token("licenses:holder")
+    def get(self, licence_id):
+        """The seal's DER ``SES_Signature`` (GB/T 38540) over the document."""
+        row = authorisations.holders_licence(get_session(), deps(), holder(), licence_id)
+        return Response(base64.b64decode(row.signature_b64 or ""), mimetype="application/octet-stream", headers={
+            "Content-Disposition": f'attachment; filename="{row.face_number}.ses"'})
+
+
+@holder_blp.route("/licences/<licence_id>/uses")
+class MyUses(MethodView):
+    @holder_blp.response(200, UseRecordSchema(many=True))
+    @holder_blp.doc(security=SECURITY)
+    @require_token("licenses:holder")
+    def get(self, licence_id):
+        """Every verification of the licence (用证记录): who, when, purpose, outcome."""
+        session = get_session()
+        row = authorisations.holders_licence(session, deps(), holder(), licence_id)
+        return authorisations.use_records(session, row.id)
+
+
+@holder_blp.route("/licences/<licence_id>/authorisations")
+class MyLicenceAuthorisations(MethodView):
+    @holder_blp.response(200, AuthorisationSchema(many=True))
+    @holder_blp.doc(security=SECURITY)
+    @require_token("licenses:holder")
+    def get(self, licence_id):
+        session = get_session()
+        row = authorisations.holders_licence(session, deps(), holder(), licence_id)
+        return [authorisation_view(a) for a in authorisations.list_for(session, row.id)]
+
+
+@holder_blp.route("/authorisations")
+class MyAuthorisations(MethodView):
+    @holder_blp.arguments(AuthoriseSchema)
+    @holder_blp.response(201, AuthorisationSchema)
+    @holder_blp.doc(security=SECURITY)
+    @require_token("licenses:holder")
+    def post(self, body):
+        """Authorise one use: fields, purpose, audience, minutes, uses → a short code and a QR code."""
+        auth = authorisations.create(get_session(), deps(), holder(), body["licence_id"], fields=body["face"],
+                                     purpose=body["purpose"], audience=body["audience"], minutes=body["minutes"],
+                                     max_uses=body["max_uses"], limits=limits())
+        return authorisation_view(auth)
+
+
+@holder_blp.route("/authorisations/<authorisation_id>")
+class MyAuthorisation(MethodView):
+    @holder_blp.response(200, AuthorisationSchema)
+    @holder_blp.doc(security=SECURITY)
+    @require_token("licenses:holder")
+    def delete(self, authorisation_id):
+        """Revoke an authorisation (idempotent)."""
+        return authorisation_view(authorisations.revoke(get_session(), deps(), holder(), authorisation_id))
+
+
+@holder_blp.route("/authorisations/<authorisation_id>/qr.png")
+class AuthorisationQr(MethodView):
+    @holder_blp.response(200, content_type="image/png")
+    @holder_blp.doc(security=SECURITY)
+    @require_token("licenses:holder")
+    def get(self, authorisation_id):
+        """The authorisation's short code as a QR code."""
+        return png(authorisations.get_own(get_session(), deps(), holder(), authorisation_id).code)
+
+
+@holder_blp.route("/authorisations/<authorisation_id>/offline-code")
+class MyOfflineCode(MethodView):
+    @holder_blp.response(201, OfflineCodeSchema)
+    @holder_blp.doc(security=SECURITY)
+    @require_token("licenses:holder")
+    def post(self, authorisation_id):
+        """A signed offline code (``XL1:…``) of what the authorisation allows, short-lived."""
+        config = current_app.config
+        code, expires = offline_keys.code_for(get_session(), deps(), node()["kek"], holder(), authorisation_id,
+                                              issuer=f"{config['PUBLIC_BASE_URL'].rstrip('/')}/licenses",
+                                              lifetime=int(config["LICENSES_OFFLINE_CODE_SECONDS"]))
+        return {"code": code, "expires_at": expires}
+
+
+@verify_blp.route("/verify")
+class Verify(MethodView):
+    @verify_blp.arguments(VerifyRequestSchema)
+    @verify_blp.response(200, VerifyResultSchema)
+    @verify_blp.doc(security=SECURITY)
+    @require_token("licenses:verify")
+    def post(self, body):
+        """Verify an authorisation code: authorisation, licence status and validity, document, seal
+        signature; records the use; returns only the authorised fields. Refusals are problems with
+        ``checks`` and are recorded too."""
+        claims = current_claims()
+        # Codes carry 50 bits, and guessing is also bounded per window.
+        get_limits().check(f"licenses:verify:{claims.get('client_id')}:{claims.get('sub')}", "600/minute")
+        result = verification.verify_code(get_session(), deps(),
+                                          verification.verifier_from_claims(claims, current_app.config),
+                                          body["code"], request_id=g.get("request_id"))
+        result["face"] = result.pop("fields")
+        return result
+
+
+@verify_blp.route("/offline/trust-list")
+class TrustList(MethodView):
+    @verify_blp.response(200, content_type="application/json")
+    def get(self):
+        """The node's offline-code keys (save it for ``xsn licenses verify-qr``)."""
+        config = current_app.config
+        return offline_keys.trust_list(get_session(), node()["kek"],
+                                       f"{config['PUBLIC_BASE_URL'].rstrip('/')}/licenses")
+
+
+@verify_blp.route("/offline/status-list")
+class StatusList(MethodView):
+    @verify_blp.response(200, content_type="application/json")
+    def get(self):
+        """The signed status bitstring: bit set = the licence is not valid (revoked, suspended, ...)."""
+        return offline_keys.status_list(get_session(), node()["kek"],
+                                        int(current_app.config["LICENSES_STATUS_LIST_BITS"]))

@@ -1,0 +1,167 @@
+"""A licence's life after issue: amend, suspend, resume, revoke, expire.
+
+Only the issuing department changes a licence. Every change is a :class:`LicenceEvent` with
+who (token subject and client), when and why. An amendment is a new licence with the next
+identifier version (GB/T 36904 ``version``), sealed like a first issue; only once it is
+sealed is the old one marked ``superseded`` (same transaction), so a seal-node failure leaves
+the old licence valid and the new one pending and invisible.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from common.db import utcnow
+from common.errors import NotFound, Problem, ValidationFailed
+
+from . import issuing, notifier
+from .issuing import Deps, Issuer, IssueRequest
+from .models import EXPIRED, PENDING, REVOCATION_KINDS, REVOKED, SUPERSEDED, SUSPENDED, VALID, Licence, LicenceEvent
+
+TRANSITIONS: dict[str, tuple[tuple[str, ...], str]] = {
+    "suspend": ((VALID,), SUSPENDED),
+    "resume": ((SUSPENDED,), VALID),
+    "revoke": ((VALID, SUSPENDED), REVOKED),
+}
+
+
+class LicenceNotFound(NotFound):
+    code, title = "licence_not_found", "No such licence"
+
+
+class InvalidTransition(Problem):
+    status, code, title = 409, "invalid_status_change", "The licence cannot make this change in its state"
+
+
+def get_licence(session: Session, licence_id: str, *, visible: bool = True) -> Licence:
+    """By id or identifier; pending licences do not exist for callers. :raise LicenceNotFound:"""
+    row = session.get(Licence, licence_id)
+    if row is None:
+        row = session.scalars(select(Licence).where(Licence.identifier == licence_id)).first()
+    if row is None or (visible and row.status == PENDING):
+        raise LicenceNotFound(f"no licence {licence_id}")
+    return row
+
+
+def issued_by(session: Session, issuer: Issuer, licence_id: str) -> Licence:
+    """A licence of this department. :raise LicenceNotFound: (also for another department's)"""
+    row = get_licence(session, licence_id)
+    if row.issuer_code != issuer.code:
+        raise LicenceNotFound(f"no licence {licence_id} of {issuer.code}")
+    return row
+
+
+def _record(session: Session, row: Licence, action: str, to_status: str, *, actor: str,
+            client_id: str | None, reason: str | None) -> None:
+    session.add(LicenceEvent(licence_id=row.id, action=action, from_status=row.status, to_status=to_status,
+                             reason=reason, actor=actor, client_id=client_id))
+    row.status, row.status_reason = to_status, reason
+
+
+def change_status(session: Session, issuer: Issuer, licence_id: str, action: str, *, reason: str | None,
+                  kind: str | None = None) -> Licence:
+    """Suspend, resume or revoke (注销 ``cancelled`` / 吊销 ``withdrawn``); commits.
+
+    :raise LicenceNotFound: :raise InvalidTransition: :raise ValidationFailed: revocation without reason/kind.
+    """
+    if action not in TRANSITIONS:
+        raise ValidationFailed(f"action is one of {', '.join(TRANSITIONS)}", errors={"action": ["unknown"]})
+    row = issued_by(session, issuer, licence_id)
+    allowed, target = TRANSITIONS[action]
+    if row.status not in allowed:
+        raise InvalidTransition(f"a {row.status} licence cannot {action}")
+    if action in ("suspend", "revoke") and not (reason or "").strip():
+        raise ValidationFailed(f"{action} needs a reason", code="reason_required", errors={"reason": ["required"]})
+    if action == "revoke" and kind not in REVOCATION_KINDS:
+        raise ValidationFailed(f"kind is one of {', '.join(REVOCATION_KINDS)}", code="invalid_revocation_kind",
+                               errors={"kind": ["cancelled (注销) or withdrawn (吊销)"]})
+    text = f"{kind}: {reason.strip()}" if action == "revoke" and reason else (reason or None)
+    _record(session, row, action, target, actor=issuer.actor, client_id=issuer.client_id, reason=text)
+    if action == "revoke":
+        from .models import LicenceType
+
+        licence_type = session.get(LicenceType, row.type_code)
+        notifier.enqueue(session, "licence_revoked",
+                         {"licence_name": licence_type.name, "face_number": row.face_number, "reason": text},
+                         issuing.recipients_for(session, row.holder_index))
+    session.commit()
+    return row
+
+
+def amend(session: Session, deps: Deps, issuer: Issuer, licence_id: str, *, fields: dict[str, Any] | None,
+          holder_name: str | None, valid_until: date | None, reason: str,
+          idempotency_key: str | None = None) -> tuple[Licence, bool]:
+    """Issue the next version of a licence and supersede the old one; ``(new licence, replayed)``.
+
+    ``fields`` are merged into the current face (a field set to ``None`` is removed).
+    :raise LicenceNotFound: :raise InvalidTransition: :raise Problem: as :func:`issuing.issue`.
+    """
+    old = issued_by(session, issuer, licence_id)
+    if not (reason or "").strip():
+        raise ValidationFailed("an amendment needs a reason", code="reason_required", errors={"reason": ["required"]})
+    if idempotency_key:
+        done = session.scalars(select(Licence).where(
+            Licence.previous_id == old.id, Licence.idempotency_key == idempotency_key,
+            Licence.idempotency_scope == f"{issuer.code}:{issuer.actor}")).first()
+        if done is not None and done.status != PENDING:
+            return done, True
+    else:
+        done = None
+    if old.status not in (VALID, SUSPENDED):
+        raise InvalidTransition(f"a {old.status} licence cannot be amended")
+    face = issuing.face_of(deps, old)
+    for name, value in (fields or {}).items():
+        if value is None:
+            face.pop(name, None)
+        else:
+            face[name] = value
+    req = IssueRequest(type_code=old.type_code, holder_code=issuing.holder_code_of(deps, old),
+                       holder_name=holder_name or old.holder_name, fields=face, valid_from=old.valid_from,
+                       valid_until=valid_until or old.valid_until)
+    checked = issuing.check_request(session, issuer, req)
+    licence_type = checked.licence_type
+    deps.seal.seal_for(issuer.code, licence_type.seal_kind)
+    new = done
+    if new is None:
+        new = issuing.new_pending(session, deps, issuer, checked, idempotency_key=idempotency_key, previous=old)
+        session.commit()
+    signature = deps.seal.sign(deps.seal.seal_for(issuer.code, licence_type.seal_kind), new.document_sm3,
+                               idempotency_key=f"licence:{new.id}", property_info=new.identifier)
+    issuing.mark_sealed(session, new, signature, actor=issuer.actor, client_id=issuer.client_id, action="amend")
+    _record(session, old, "supersede", SUPERSEDED, actor=issuer.actor, client_id=issuer.client_id,
+            reason=f"{reason.strip()} → {new.identifier}")
+    session.commit()
+    return new, False
+
+
+def expire_due(session: Session, on: date | None = None) -> int:
+    """Mark licences whose validity ended before ``on`` as expired; commits; how many."""
+    on = on or issuing.today()
+    rows = session.scalars(select(Licence).where(Licence.status.in_((VALID, SUSPENDED)),
+                                                 Licence.valid_until.is_not(None), Licence.valid_until < on)).all()
+    for row in rows:
+        _record(session, row, "expire", EXPIRED, actor="system", client_id=None,
+                reason=f"valid until {row.valid_until.isoformat()}")
+    session.commit()
+    return len(rows)
+
+
+def purge_abandoned(session: Session, older_than: timedelta = timedelta(days=1)) -> int:
+    """Delete pending licences that no retry can complete: made without an idempotency key (so
+    never resumed) and older than ``older_than``. Never visible, so nothing else refers to them
+    except a bulk row, which keeps its key and is therefore never purged. Commits; how many."""
+    rows = session.scalars(select(Licence).where(Licence.status == PENDING, Licence.idempotency_key.is_(None),
+                                                 Licence.created_at < utcnow() - older_than)).all()
+    for row in rows:
+        session.delete(row)
+    session.commit()
+    return len(rows)
+
+
+def history(session: Session, licence_id: str) -> list[LicenceEvent]:
+    return list(session.scalars(select(LicenceEvent).where(LicenceEvent.licence_id == licence_id)
+                                .order_by(LicenceEvent.id)))

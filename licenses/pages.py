@@ -1,0 +1,76 @@
+"""Public pages: the verification page for service windows (核验) and the holder's QR page (亮证).
+
+The verification page checks an offline code (``XL1:…``) against this node's own trust list
+and current status list, and shows the result with each check and the fields the holder put
+in the code. Short authorisation codes are verified by a window's system through ``POST
+/verify`` with its ``licenses:verify`` token (they are bound to that window), so the page
+says so instead of checking them anonymously. The QR page draws the code it is given and
+looks nothing up. Chinese by default, English with ``?lang=en``; no JavaScript needed.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+
+from flask import Blueprint, Flask, current_app, render_template, request
+
+from common.db import get_session
+from common.web.i18n import _
+from common.web.i18n import init_i18n as _init_i18n
+from common.web.pages import protect
+
+from . import offline_codes, offline_keys
+from .i18n import CATALOG
+
+bp = protect(Blueprint("licenses_pages", __name__, template_folder="templates"))
+
+
+def _issuer() -> str:
+    return f"{current_app.config['PUBLIC_BASE_URL'].rstrip('/')}/licenses"
+
+
+def check_offline(text: str) -> tuple[offline_codes.OfflineResult | None, str | None]:
+    session = get_session()
+    kek = current_app.extensions["licenses"]["kek"]
+    trust = offline_codes.TrustList.from_json(offline_keys.trust_list(session, kek, _issuer()))
+    status = offline_codes.StatusList.from_json(
+        offline_keys.status_list(session, kek, int(current_app.config["LICENSES_STATUS_LIST_BITS"])), trust)
+    try:
+        return offline_codes.verify_code(text, trust, status), None
+    except offline_codes.OfflineCodeInvalid as exc:
+        return None, exc.code
+
+
+@bp.route("/check", methods=["GET", "POST"])
+def check():
+    code = (request.form.get("code") or "").strip()
+    result = refusal = None
+    short = False
+    if request.method == "POST" and code:
+        if code.upper().startswith(offline_codes.PREFIX):
+            result, refusal = check_offline(code)
+        else:
+            short = True
+    return render_template("licenses/check.html", code=code, result=result, refusal=refusal, short=short,
+                           refusal_text=_(f"refusal.{refusal}") if refusal else None)
+
+
+def qr_data_uri(data: str) -> str:
+    import qrcode
+
+    image = qrcode.make(data, error_correction=qrcode.constants.ERROR_CORRECT_M, box_size=5, border=2)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+@bp.route("/show", methods=["GET", "POST"])
+def show():
+    code = (request.values.get("code") or "").strip()[: offline_codes.MAX_CODE_CHARS]
+    return render_template("licenses/show.html", code=code, qr=qr_data_uri(code) if code else None)
+
+
+def init_app(app: Flask) -> None:
+    _init_i18n(app, CATALOG)
+    app.register_blueprint(bp)

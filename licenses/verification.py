@@ -1,0 +1,176 @@
+"""Online verification (核验) of an authorisation code by a service window.
+
+Checks, each reported with its outcome: the authorisation (exists, not revoked, not expired,
+uses left, presented by its audience), the licence (status, validity dates), the document
+(stored digest recomputed) and the seal signature (the seal node's verification of the
+``SES_Signature`` over the document's SM3). Every attempt is a :class:`UseRecord`, accepted or
+refused with its reason; a refusal changes nothing else. An accepted use increments the
+authorisation's count with a conditional update, so two windows racing for the last use
+cannot both get it. Only the authorised face fields are returned.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from common.crypto.gm import sm3
+from common.db import utcnow
+from common.errors import Problem
+
+from . import issuing
+from .authorisations import normalise_code
+from .issuing import Deps
+from .models import VALID, Authorisation, Licence, LicenceType, UseRecord
+
+# refusal code -> HTTP status
+REFUSALS = {
+    "authorisation_not_found": 404,
+    "authorisation_revoked": 410,
+    "authorisation_expired": 410,
+    "authorisation_used_up": 410,
+    "wrong_audience": 403,
+    "licence_revoked": 409,
+    "licence_suspended": 409,
+    "licence_superseded": 409,
+    "licence_expired": 409,
+    "licence_not_yet_valid": 409,
+    "document_altered": 409,
+    "seal_signature_invalid": 409,
+}
+
+
+class VerificationRefused(Problem):
+    title = "Verification refused"
+
+    def __init__(self, code: str, detail: str, checks: dict[str, Any]) -> None:
+        super().__init__(detail, code=code, status=REFUSALS[code], checks=checks)
+
+
+@dataclass(frozen=True)
+class Verifier:
+    """The window: token subject and client, and the organisations (credit codes) it acts for."""
+
+    sub: str
+    client_id: str | None
+    organisations: frozenset[str] = field(default_factory=frozenset)
+
+    def names(self) -> set[str]:
+        return {n for n in (self.sub, self.client_id, *self.organisations) if n}
+
+
+def verifier_from_claims(claims: dict[str, Any], config: dict[str, Any]) -> Verifier:
+    """Organisations: the departments of the person's staff grants (``roles``) and the
+    organisation mapped to a verifying service client (``LICENSES_VERIFIER_CLIENTS``)."""
+    departments: dict[str, str] = config["LICENSES_DEPARTMENTS"]
+    orgs = {departments[r["department"]] for r in claims.get("roles") or []
+            if isinstance(r, dict) and r.get("department") in departments}
+    mapped = config.get("LICENSES_VERIFIER_CLIENTS", {}).get(claims.get("client_id"))
+    if mapped and claims.get("sub") == claims.get("client_id"):
+        orgs.add(mapped)
+    return Verifier(str(claims.get("sub", "")), claims.get("client_id"), frozenset(orgs))
+
+
+def _record(session: Session, verifier: Verifier, *, licence_id: str | None, auth: Authorisation | None,
+            outcome: str, reason: str | None, request_id: str | None) -> None:
+    session.add(UseRecord(licence_id=licence_id, authorisation_id=auth.id if auth else None, verifier=verifier.sub,
+                          verifier_client=verifier.client_id,
+                          verifier_org=",".join(sorted(verifier.organisations))[:64] or None,
+                          purpose=auth.purpose if auth else None, outcome=outcome, reason=reason,
+                          request_id=request_id))
+
+
+def licence_checks(deps: Deps, row: Licence, today) -> tuple[dict[str, dict], str | None]:
+    """The licence's own checks; ``(checks, first refusal code or None)``."""
+    checks: dict[str, dict] = {}
+    refusal = None
+    status_ok = row.status == VALID
+    checks["status"] = {"ok": status_ok, "detail": row.status}
+    if not status_ok:
+        refusal = f"licence_{row.status}"
+    in_window = row.valid_from <= today and (row.valid_until is None or today <= row.valid_until)
+    checks["validity"] = {"ok": in_window, "detail": f"{row.valid_from} – {row.valid_until or '长期'}"}
+    if not in_window and refusal is None:
+        refusal = "licence_not_yet_valid" if today < row.valid_from else "licence_expired"
+    document_ok = sm3(issuing.document_of(deps, row)).hex() == row.document_sm3
+    checks["document"] = {"ok": document_ok, "detail": "SM3 of the canonical document"}
+    if not document_ok and refusal is None:
+        refusal = "document_altered"
+    if refusal is None:
+        seal = deps.seal.verify(row.signature_b64 or "", row.document_sm3)
+        checks["seal"] = {"ok": seal.valid, "detail": "SES_Signature verified by the seal node",
+                          "checks": seal.checks}
+        if not seal.valid:
+            refusal = "seal_signature_invalid"
+    else:
+        checks["seal"] = {"ok": False, "skipped": True, "detail": "not checked: the licence is not usable"}
+    return checks, refusal
+
+
+def verify_code(session: Session, deps: Deps, verifier: Verifier, raw_code: str, *,
+                request_id: str | None = None) -> dict[str, Any]:
+    """Verify and record one use. :raise VerificationRefused: (the refusal is recorded first)"""
+    code = normalise_code(raw_code)
+    auth = session.scalars(select(Authorisation).where(Authorisation.code == code)).first() if code else None
+    now = utcnow()
+
+    def refuse(reason: str, detail: str, checks: dict[str, Any], licence_id: str | None) -> VerificationRefused:
+        _record(session, verifier, licence_id=licence_id, auth=auth, outcome="refused", reason=reason,
+                request_id=request_id)
+        session.commit()
+        return VerificationRefused(reason, detail, checks)
+
+    if auth is None:
+        raise refuse("authorisation_not_found", "no authorisation has this code", {}, None)
+    checks: dict[str, Any] = {}
+    auth_refusal = None
+    if auth.status != "active":
+        auth_refusal = ("authorisation_revoked", "the holder revoked this authorisation")
+    elif auth.expires_at <= now:
+        auth_refusal = ("authorisation_expired", "the authorisation has expired")
+    elif auth.uses >= auth.max_uses:
+        auth_refusal = ("authorisation_used_up", "the authorisation has no uses left")
+    elif auth.audience not in verifier.names():
+        auth_refusal = ("wrong_audience", "this authorisation is for another organisation or window")
+    checks["authorisation"] = {"ok": auth_refusal is None, "detail": auth_refusal[1] if auth_refusal else
+                               f"{auth.uses + 1} of {auth.max_uses} uses, until {auth.expires_at.isoformat()}"}
+    if auth_refusal:
+        raise refuse(auth_refusal[0], auth_refusal[1], checks, auth.licence_id)
+    row = session.get(Licence, auth.licence_id)
+    licence_result, refusal = licence_checks(deps, row, issuing.today())
+    checks.update(licence_result)
+    if refusal:
+        raise refuse(refusal, f"the licence failed verification: {refusal}", checks, row.id)
+    taken = session.execute(update(Authorisation).where(
+        Authorisation.id == auth.id, Authorisation.status == "active", Authorisation.uses < Authorisation.max_uses)
+        .values(uses=Authorisation.uses + 1).execution_options(synchronize_session=False)).rowcount
+    if taken != 1:
+        session.rollback()
+        raise refuse("authorisation_used_up", "the authorisation has no uses left", checks, row.id)
+    _record(session, verifier, licence_id=row.id, auth=auth, outcome="accepted", reason=None, request_id=request_id)
+    session.commit()
+    return result_body(deps, session, row, auth, checks)
+
+
+def result_body(deps: Deps, session: Session, row: Licence, auth: Authorisation, checks: dict) -> dict[str, Any]:
+    face = issuing.face_of(deps, row)
+    licence_type = session.get(LicenceType, row.type_code)
+    return {"valid": True, "checks": checks, "purpose": auth.purpose,
+            "licence": licence_summary(row, licence_type),
+            "fields": {name: face[name] for name in auth.fields if name in face},
+            "labels": {spec["name"]: spec["label"] for spec in licence_type.fields if spec["name"] in auth.fields},
+            "authorisation": {"expires_at": auth.expires_at, "uses": auth.uses, "max_uses": auth.max_uses}}
+
+
+def licence_summary(row: Licence, licence_type: LicenceType) -> dict[str, Any]:
+    """What any verifier may see without a field authorisation."""
+    name = row.holder_name
+    return {"identifier": row.identifier, "type_code": row.type_code, "type_name": licence_type.name,
+            "face_number": row.face_number, "version": row.version, "status": row.status,
+            "issuer": {"code": row.issuer_code, "name": row.issuer_name},
+            "holder": {"kind": row.holder_kind, "name": name[:1] + "*" * (len(name) - 1),
+                       "code": row.holder_code_masked},
+            "valid_from": row.valid_from, "valid_until": row.valid_until, "issued_at": row.issued_at}

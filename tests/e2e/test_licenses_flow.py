@@ -1,0 +1,154 @@
+"""The licences flow on the real processes, through the gateway (issue 11 "done when", part).
+
+A department's system (client credentials, ``licenses:issue``) issues a sealed food-business
+licence to the demo organisation; the seal is the real seal node's (a licence seal of the
+approval bureau, registered here with a ``seal:admin`` tool client and granted to
+``xsn-licenses``, as the seal seed should do). 赵六, the organisation's legal representative,
+signs in at identity in Chromium (code + PKCE) and, with his own token, sees the licence and
+authorises a window for two fields for ten minutes; the window verifies online and sees only
+those fields; the use appears in his record; his offline code verifies with the CLI; after
+revocation both online and offline (refreshed status list) say so.
+
+The clients are registered with ``xsn identity clients create``, as an operator would, until
+identity's seed has them (see docs/notes/licenses.md).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import secrets
+import subprocess
+import sys
+from urllib.parse import parse_qs, urlencode, urlparse
+
+import pytest
+import requests
+
+from common.values.codes import CreditCode
+from tests.support.suite import client_token
+
+pytestmark = [pytest.mark.e2e, pytest.mark.browser]
+BUREAU = ("西安市行政审批服务局", CreditCode.build("11610100MB0X00001").value)
+ORG = CreditCode.build("91610113MA6TXX001").value
+ZHAO, PASSWORD = "13600003456", "demo-password-1"
+WINDOW = "xsn-window-e2e"
+REDIRECT = "http://127.0.0.1:9/callback"
+
+
+def _create_client(suite, client_id: str, *args: str) -> dict:
+    created = subprocess.run(
+        [sys.executable, "-m", "common.ops.cli", "identity", "clients", "create", "--name", client_id,
+         "--client-id", client_id, *args, "--json"],
+        env=suite.child_env(), capture_output=True, text=True, timeout=60)
+    assert created.returncode == 0, created.stderr[-2000:]
+    return json.loads(created.stdout.strip().splitlines()[-1])
+
+
+def _service_token(suite, client_id: str, scope: str, audience: str) -> str:
+    client = _create_client(suite, client_id, "--grant-type", "client_credentials", "--scope", scope,
+                            "--audience", audience)
+    return client_token(suite, client_id, client["client_secret"], scope=scope, resource=audience)["access_token"]
+
+
+def _person_token(suite, browser, login: str) -> str:
+    """Sign in at identity in Chromium (code + PKCE) and exchange the code for a token."""
+    gateway = suite.base_url("gateway")
+    client = _create_client(suite, "xsn-holder-e2e", "--redirect-uri", REDIRECT, "--skip-consent",
+                            "--scope", "openid", "--scope", "licenses:holder", "--scope", "idcard:full",
+                            "--scope", "org", "--audience", "xsn:licenses")
+    verifier = secrets.token_urlsafe(48)
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+    query = {"response_type": "code", "client_id": "xsn-holder-e2e", "redirect_uri": REDIRECT,
+             "scope": "openid licenses:holder idcard:full org", "state": "s1", "code_challenge": challenge,
+             "code_challenge_method": "S256", "nonce": "n1"}
+    context = browser.new_context(locale="zh-CN")
+    page = context.new_page()
+    captured: list[str] = []
+    page.route("http://127.0.0.1:9/**", lambda route: (captured.append(route.request.url),
+                                                       route.fulfill(status=200, body="ok")))
+    try:
+        page.goto(f"{gateway}/identity/oauth/authorize?{urlencode(query)}")
+        assert "/identity/login" in page.url, page.url
+        page.fill("input[name=login]", login)
+        page.fill("input[name=password]", PASSWORD)
+        page.click("form button[type=submit]")
+        page.wait_for_load_state()
+        for _ in range(50):
+            if captured:
+                break
+            page.wait_for_timeout(100)
+    finally:
+        context.close()
+    assert captured, "identity did not redirect back with a code"
+    code = parse_qs(urlparse(captured[0]).query)["code"][0]
+    token = requests.post(f"{gateway}/identity/oauth/token", timeout=10,
+                          auth=("xsn-holder-e2e", client["client_secret"]),
+                          data={"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT,
+                                "code_verifier": verifier})
+    assert token.status_code == 200, token.text
+    return token.json()["access_token"]
+
+
+def test_issue_authorise_verify_online_and_offline_then_revoke(suite, browser, tmp_path):
+    gateway = suite.base_url("gateway")
+    lic = f"{gateway}/licenses"
+    seal_admin = {"Authorization": f"Bearer {_service_token(suite, 'xsn-seal-tool-e2e', 'seal:admin', 'xsn:seal')}"}
+    made = requests.post(f"{gateway}/seal/seals", headers=seal_admin, timeout=30,
+                         json={"org_code": BUREAU[1], "org_name": BUREAU[0], "kind": "license"})
+    assert made.status_code == 201, made.text
+    granted = requests.post(f"{gateway}/seal/seals/{made.json()['id']}/grants", headers=seal_admin, timeout=10,
+                            json={"grantee_type": "client", "grantee": "xsn-licenses"})
+    assert granted.status_code == 201, granted.text
+
+    issuer = {"Authorization": "Bearer " + _service_token(suite, "xsn-licenses-demo-issuer", "licenses:issue",
+                                                          "xsn:licenses")}
+    fields = {"operator_name": "西安市示范科技有限公司", "legal_representative": "赵六",
+              "address": "西安市雁塔区科技路1号", "premises": "西安市雁塔区科技路1号一层",
+              "business_type": "餐饮服务经营者", "business_scope": "热食类食品制售"}
+    issued = requests.post(f"{lic}/licences", headers={**issuer, "Idempotency-Key": "e2e-1"}, timeout=60, json={
+        "type_code": "food_business_license", "holder_code": ORG, "holder_name": "西安市示范科技有限公司",
+        "fields": fields})
+    assert issued.status_code == 201, issued.text
+    licence = issued.json()
+
+    holder = {"Authorization": f"Bearer {_person_token(suite, browser, ZHAO)}"}
+    mine = requests.get(f"{lic}/my/licences", headers=holder, timeout=30)
+    assert mine.status_code == 200, mine.text
+    assert [m["identifier"] for m in mine.json()] == [licence["identifier"]]
+    document = requests.get(f"{lic}/my/licences/{licence['id']}/document", headers=holder, timeout=10).content
+    signature = requests.get(f"{lic}/my/licences/{licence['id']}/signature", headers=holder, timeout=10).content
+    check = requests.post(f"{gateway}/seal/verify", timeout=30, json={
+        "signature_base64": base64.b64encode(signature).decode(),
+        "document_base64": base64.b64encode(document).decode()})
+    assert check.json()["valid"] is True, check.text
+
+    auth = requests.post(f"{lic}/my/authorisations", headers=holder, timeout=10, json={
+        "licence_id": licence["id"], "fields": ["operator_name", "business_scope"], "purpose": "招投标资格审查",
+        "audience": WINDOW, "minutes": 10, "max_uses": 3})
+    assert auth.status_code == 201, auth.text
+    window = {"Authorization": f"Bearer {_service_token(suite, WINDOW, 'licenses:verify', 'xsn:licenses')}"}
+    verified = requests.post(f"{lic}/verify", headers=window, json={"code": auth.json()["code"]}, timeout=30)
+    assert verified.status_code == 200, verified.text
+    assert set(verified.json()["fields"]) == {"operator_name", "business_scope"}
+    uses = requests.get(f"{lic}/my/licences/{licence['id']}/uses", headers=holder, timeout=10).json()
+    assert [(u["verifier"], u["outcome"]) for u in uses] == [(WINDOW, "accepted")]
+
+    offline = requests.post(f"{lic}/my/authorisations/{auth.json()['id']}/offline-code", headers=holder, timeout=10)
+    assert offline.status_code == 201, offline.text
+    trust, status = tmp_path / "trust.json", tmp_path / "status.json"
+    trust.write_text(requests.get(f"{lic}/offline/trust-list", timeout=10).text)
+    status.write_text(requests.get(f"{lic}/offline/status-list", timeout=10).text)
+    command = [sys.executable, "-m", "common.ops.cli", "licenses", "verify-qr", offline.json()["code"],
+               "--trust-list", str(trust), "--status-list", str(status)]
+    assert subprocess.run(command, capture_output=True, timeout=60).returncode == 0
+
+    revoked = requests.post(f"{lic}/licences/{licence['id']}/status", headers=issuer, timeout=10,
+                            json={"action": "revoke", "reason": "申请注销", "kind": "cancelled"})
+    assert revoked.status_code == 200, revoked.text
+    refused = requests.post(f"{lic}/verify", headers=window, json={"code": auth.json()["code"]}, timeout=30)
+    assert refused.status_code == 409 and refused.json()["code"] == "licence_revoked"
+    status.write_text(requests.get(f"{lic}/offline/status-list", timeout=10).text)
+    result = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1 and json.loads(result.stdout)["code"] == "licence_not_valid"

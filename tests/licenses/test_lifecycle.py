@@ -1,0 +1,119 @@
+"""Lifecycle: suspend, resume, revoke, amend, expire; every change recorded; only the issuer."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from common.values.codes import LicenseIdentifier
+from licenses.models import Licence, LicenceEvent
+
+
+def _status(h, licence_id, action, **body):
+    return h.client.post(f"/licences/{licence_id}/status", json={"action": action, **body}, headers=h.issuer)
+
+
+def test_suspend_resume_revoke_with_history(h, node):
+    licence = h.issue_food().get_json()
+    assert _status(h, licence["id"], "suspend", reason="整改").get_json()["status"] == "suspended"
+    assert _status(h, licence["id"], "resume").get_json()["status"] == "valid"
+    revoked = _status(h, licence["id"], "revoke", reason="以欺骗手段取得", kind="withdrawn").get_json()
+    assert revoked["status"] == "revoked" and revoked["status_reason"] == "withdrawn: 以欺骗手段取得"
+    assert {e["actor"] for e in revoked["history"]} == {"xsn-licenses-demo-issuer"}
+    actions = [(e["action"], e["to_status"]) for e in revoked["history"]]
+    assert actions == [("issue", "valid"), ("suspend", "suspended"), ("resume", "valid"), ("revoke", "revoked")]
+    # revocation is final
+    response = _status(h, licence["id"], "resume")
+    assert response.status_code == 409 and response.get_json()["code"] == "invalid_status_change"
+
+
+def test_revocation_needs_a_reason_and_a_kind_and_writes_nothing_otherwise(h):
+    licence = h.issue_food().get_json()
+    before = h.count(LicenceEvent)
+    assert _status(h, licence["id"], "revoke", kind="cancelled").get_json()["code"] == "reason_required"
+    assert _status(h, licence["id"], "revoke", reason="x", kind="nope").get_json()["code"] == "invalid_revocation_kind"
+    assert h.count(LicenceEvent) == before
+
+
+def test_another_department_cannot_see_or_change_the_licence(h):
+    licence = h.issue_food().get_json()
+    response = h.client.post(f"/licences/{licence['id']}/status", json={"action": "suspend", "reason": "x"},
+                             headers=h.police)
+    assert response.status_code == 404 and response.get_json()["code"] == "licence_not_found"
+    assert h.client.get(f"/licences/{licence['id']}", headers=h.police).status_code == 404
+
+
+def test_amend_issues_the_next_version_and_supersedes_the_old(h, node):
+    old = h.issue_food(key="first").get_json()
+    response = h.client.post(f"/licences/{old['id']}/amend", headers={**h.issuer, "Idempotency-Key": "amend-1"},
+                             json={"fields": {"premises": "西安市雁塔区科技路2号"}, "reason": "经营场所变更"})
+    assert response.status_code == 201, response.get_json()
+    new = response.get_json()
+    old_id, new_id = LicenseIdentifier(old["identifier"]), LicenseIdentifier(new["identifier"])
+    assert new_id.serial == old_id.serial and new_id.version == 2 and new["face_number"] == old["face_number"]
+    assert new["fields"]["premises"] == "西安市雁塔区科技路2号" and new["supersedes"] == old["identifier"]
+    assert h.client.get(f"/licences/{old['id']}", headers=h.issuer).get_json()["status"] == "superseded"
+    replay = h.client.post(f"/licences/{old['id']}/amend", headers={**h.issuer, "Idempotency-Key": "amend-1"},
+                           json={"fields": {"premises": "西安市雁塔区科技路2号"}, "reason": "经营场所变更"})
+    assert replay.status_code == 200 and replay.get_json()["id"] == new["id"]
+    assert h.count(Licence) == 2
+    # a superseded licence cannot be amended again
+    again = h.client.post(f"/licences/{old['id']}/amend", headers=h.issuer, json={"reason": "x"})
+    assert again.status_code == 409
+
+
+def test_amend_with_bad_fields_changes_nothing(h):
+    old = h.issue_food().get_json()
+    response = h.client.post(f"/licences/{old['id']}/amend", headers=h.issuer,
+                             json={"fields": {"business_type": "超市"}, "reason": "x"})
+    assert response.status_code == 422 and response.get_json()["code"] == "invalid_fields"
+    assert h.client.get(f"/licences/{old['id']}", headers=h.issuer).get_json()["status"] == "valid"
+    assert h.count(Licence) == 1
+
+
+def test_amend_when_the_seal_node_fails_keeps_the_old_licence_valid(h, node):
+    old = h.issue_food().get_json()
+    node["deps"].seal.fail_next = 1
+    response = h.client.post(f"/licences/{old['id']}/amend", headers={**h.issuer, "Idempotency-Key": "a"},
+                             json={"fields": {"premises": "新址"}, "reason": "变更"})
+    assert response.status_code == 503
+    assert h.client.get(f"/licences/{old['id']}", headers=h.issuer).get_json()["status"] == "valid"
+    response = h.client.post(f"/licences/{old['id']}/amend", headers={**h.issuer, "Idempotency-Key": "a"},
+                             json={"fields": {"premises": "新址"}, "reason": "变更"})
+    assert response.status_code == 201 and response.get_json()["version"] == 2
+    assert h.count(Licence) == 2
+
+
+def test_expiry_task_marks_licences_past_their_validity(h, app):
+    from common.db import get_db
+    from licenses.issuing import today
+    from licenses.lifecycle import expire_due
+
+    short = h.issue_food(valid_from=(today() - timedelta(days=10)).isoformat(),
+                         valid_until=(today() - timedelta(days=1)).isoformat()).get_json()
+    current = h.issue_food().get_json()
+    with get_db(app).session() as session:
+        assert expire_due(session) == 1
+        assert expire_due(session) == 0
+    assert h.client.get(f"/licences/{short['id']}", headers=h.issuer).get_json()["status"] == "expired"
+    assert h.client.get(f"/licences/{current['id']}", headers=h.issuer).get_json()["status"] == "valid"
+
+
+def test_licence_list_is_the_departments_own(h):
+    h.issue_food()
+    h.issue_residence()
+    assert [lic["type_code"] for lic in h.client.get("/licences", headers=h.issuer).get_json()] == [h.FOOD]
+    assert [lic["type_code"] for lic in h.client.get("/licences", headers=h.police).get_json()] == [h.RESIDENCE]
+
+
+def test_abandoned_pending_licences_are_purged_but_resumable_ones_kept(h, app, node):
+    from common.db import get_db
+    from licenses.lifecycle import purge_abandoned
+
+    node["deps"].seal.fail_next = 2
+    assert h.issue_food().status_code == 503  # no key: nobody can resume it
+    assert h.issue_food(key="resumable").status_code == 503
+    with get_db(app).session() as session:
+        assert purge_abandoned(session, older_than=timedelta(days=1)) == 0  # too young
+        assert purge_abandoned(session, older_than=timedelta(0)) == 1
+    assert h.count(Licence) == 1
+    assert h.issue_food(key="resumable").status_code == 201

@@ -1,0 +1,49 @@
+"""The public verification page and the holder's QR page (Chinese; English with ?lang=en)."""
+
+from __future__ import annotations
+
+import re
+
+
+def _csrf(client, path="/check") -> str:
+    return re.search(r'name="csrf_token" value="([^"]+)"', client.get(path).get_data(as_text=True)).group(1)
+
+
+def _offline_code(h) -> tuple[dict, str]:
+    permit = h.issue_residence().get_json()
+    auth = h.authorise(permit["id"], fields=["name"]).get_json()
+    code = h.client.post(f"/my/authorisations/{auth['id']}/offline-code", headers=h.holder("p-zhang"))
+    return permit, code.get_json()["code"]
+
+
+def test_check_page_verifies_an_offline_code(h):
+    permit, code = _offline_code(h)
+    page = h.client.post("/check", data={"code": code, "csrf_token": _csrf(h.client)}).get_data(as_text=True)
+    assert "核验通过" in page and "居住证" in page and "张三" in page and permit["identifier"] in page
+    assert "西安市雁塔区长安南路100号" not in page  # the address was not authorised
+    english = h.client.get("/check?lang=en").get_data(as_text=True)
+    assert "Verify an electronic licence" in english
+
+
+def test_check_page_refuses_after_revocation_and_tampering(h):
+    permit, code = _offline_code(h)
+    h.client.post(f"/licences/{permit['id']}/status", json={"action": "revoke", "reason": "迁出", "kind": "cancelled"},
+                  headers=h.police)
+    page = h.client.post("/check", data={"code": code, "csrf_token": _csrf(h.client)}).get_data(as_text=True)
+    assert "核验未通过" in page and "licence_not_valid" in page
+    forged = code[:-6] + ("A" if code[-6] != "A" else "B") + code[-5:]
+    page = h.client.post("/check", data={"code": forged, "csrf_token": _csrf(h.client)}).get_data(as_text=True)
+    assert "核验未通过" in page
+
+
+def test_check_page_explains_short_codes_and_needs_csrf(h):
+    page = h.client.post("/check", data={"code": "ABCDEFGH23", "csrf_token": _csrf(h.client)})
+    assert "licenses:verify" in page.get_data(as_text=True)
+    refused = h.client.post("/check", data={"code": "x"})
+    assert refused.status_code == 400 and refused.get_json()["code"] == "csrf_failed"
+
+
+def test_show_page_draws_the_code(h):
+    page = h.client.get("/show?code=ABCDEFGH23").get_data(as_text=True)
+    assert "出示证照" in page and "data:image/png;base64," in page and "ABCDEFGH23" in page
+    assert "没有要出示的码" in h.client.get("/show").get_data(as_text=True)

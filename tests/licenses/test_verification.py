@@ -1,0 +1,156 @@
+"""Holding, authorising and verifying online: only authorised fields, every use recorded, refusals."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from common.db import get_db, utcnow
+from licenses.models import Authorisation, UseRecord
+
+
+@pytest.fixture
+def permit(h):
+    return h.issue_residence().get_json()
+
+
+def _verify(h, code, headers=None):
+    return h.client.post("/verify", json={"code": code}, headers=headers or h.window)
+
+
+def test_holder_sees_own_licences_and_organisation_ones(h, permit):
+    food = h.issue_food().get_json()
+    mine = h.client.get("/my/licences", headers=h.holder("p-zhang")).get_json()
+    assert [lic["id"] for lic in mine] == [permit["id"]]
+    assert mine[0]["fields"]["address"] == "西安市雁塔区长安南路100号" and mine[0]["labels"]["address"] == "居住地址"
+    # 李四 is an agent of the organisation: he sees its licence, not 张三's
+    assert [lic["id"] for lic in h.client.get("/my/licences", headers=h.holder("p-li")).get_json()] == [food["id"]]
+    assert h.client.get(f"/my/licences/{permit['id']}", headers=h.holder("p-li")).status_code == 404
+
+
+def test_authorise_verify_only_the_fields_and_the_use_is_recorded(h, permit):
+    auth = h.authorise(permit["id"]).get_json()
+    assert len(auth["code"]) == 10 and auth["fields"] == ["address", "name"]
+    result = _verify(h, auth["code"].lower())  # typed in lower case at the window
+    assert result.status_code == 200, result.get_json()
+    body = result.get_json()
+    assert body["valid"] is True and set(body["fields"]) == {"name", "address"}
+    assert "birth_date" not in body["fields"] and "id_number" not in body["fields"]
+    assert all(check["ok"] for check in body["checks"].values()), body["checks"]
+    assert body["licence"]["holder"]["name"] == "张*" and h.ZHANG not in str(body)
+    uses = h.client.get(f"/my/licences/{permit['id']}/uses", headers=h.holder("p-zhang")).get_json()
+    assert [(u["verifier"], u["outcome"], u["purpose"]) for u in uses] == [("window-app", "accepted", "办理居住登记")]
+
+
+def test_a_replayed_code_is_used_up_and_the_refusal_is_recorded(h, permit):
+    code = h.authorise(permit["id"]).get_json()["code"]
+    assert _verify(h, code).status_code == 200
+    again = _verify(h, code)
+    assert again.status_code == 410 and again.get_json()["code"] == "authorisation_used_up"
+    assert again.headers["Content-Type"] == "application/problem+json"
+    assert [u.outcome for u in _uses(h)] == ["accepted", "refused"]
+
+
+def _uses(h):
+    from sqlalchemy import select
+
+    with get_db(h.app).session() as session:
+        return list(session.scalars(select(UseRecord).order_by(UseRecord.id)))
+
+
+def test_wrong_window_revoked_and_expired_authorisations(h, permit):
+    code = h.authorise(permit["id"]).get_json()["code"]
+    other = h.bearer(sub="other-window", client_id="other-window", scope="licenses:verify")
+    response = _verify(h, code, other)
+    assert response.status_code == 403 and response.get_json()["code"] == "wrong_audience"
+    assert response.get_json()["checks"]["authorisation"]["ok"] is False
+    # the wrong window did not consume the use
+    assert _verify(h, code).status_code == 200
+
+    revoked = h.authorise(permit["id"]).get_json()
+    assert h.client.delete(f"/my/authorisations/{revoked['id']}", headers=h.holder("p-zhang")).status_code == 200
+    assert _verify(h, revoked["code"]).get_json()["code"] == "authorisation_revoked"
+
+    expired = h.authorise(permit["id"]).get_json()
+    with get_db(h.app).session() as session:
+        session.get(Authorisation, expired["id"]).expires_at = utcnow() - timedelta(seconds=1)
+        session.commit()
+    assert _verify(h, expired["code"]).get_json()["code"] == "authorisation_expired"
+    unknown = _verify(h, "ZZZZZZZZZZ")
+    assert unknown.status_code == 404 and unknown.get_json()["code"] == "authorisation_not_found"
+
+
+def test_audience_by_department_of_a_staff_window(h, permit):
+    code = h.authorise(permit["id"], audience=h.CIVIL).get_json()["code"]
+    staff = h.bearer(sub="p-wang", client_id="window-console", scope="licenses:verify staff",
+                     roles=[{"department": "西安市民政局", "role": "window", "params": {}}])
+    assert _verify(h, code, staff).status_code == 200
+
+
+@pytest.mark.parametrize(("action", "body", "refusal"), [
+    ("revoke", {"reason": "迁出", "kind": "cancelled"}, "licence_revoked"),
+    ("suspend", {"reason": "核查"}, "licence_suspended"),
+])
+def test_a_revoked_or_suspended_licence_never_verifies(h, permit, action, body, refusal):
+    code = h.authorise(permit["id"], max_uses=5).get_json()["code"]
+    h.client.post(f"/licences/{permit['id']}/status", json={"action": action, **body}, headers=h.police)
+    response = _verify(h, code)
+    assert response.status_code == 409 and response.get_json()["code"] == refusal
+    assert response.get_json()["checks"]["seal"]["skipped"] is True
+    with get_db(h.app).session() as session:
+        assert session.get(Authorisation, h.client.get(
+            f"/my/licences/{permit['id']}/authorisations", headers=h.holder("p-zhang")).get_json()[0]["id"]).uses == 0
+
+
+def test_a_superseded_licence_never_verifies(h, permit):
+    code = h.authorise(permit["id"]).get_json()["code"]
+    h.client.post(f"/licences/{permit['id']}/amend", json={"fields": {"address": "新地址"}, "reason": "搬家"},
+                  headers=h.police)
+    assert _verify(h, code).get_json()["code"] == "licence_superseded"
+
+
+def test_a_forged_seal_signature_is_refused(h, app, permit):
+    from licenses.models import Licence
+
+    code = h.authorise(permit["id"]).get_json()["code"]
+    with get_db(app).session() as session:
+        session.get(Licence, permit["id"]).signature_b64 = "MEUCIQ" + "A" * 90
+        session.commit()
+    response = _verify(h, code)
+    assert response.status_code == 409 and response.get_json()["code"] == "seal_signature_invalid"
+
+
+BAD_AUTH = [
+    ({"fields": ["colour"]}, "invalid_authorisation"),
+    ({"fields": []}, "invalid_authorisation"),
+    ({"minutes": 0}, "invalid_authorisation"),
+    ({"minutes": 60 * 24 * 365}, "invalid_authorisation"),
+    ({"max_uses": 0}, "invalid_authorisation"),
+    ({"purpose": " "}, "invalid_authorisation"),
+]
+
+
+@pytest.mark.parametrize(("change", "code"), BAD_AUTH)
+def test_bad_authorisations_write_nothing(h, permit, change, code):
+    response = h.authorise(permit["id"], **change)
+    assert response.status_code == 422 and response.get_json()["code"] == code
+    assert h.count(Authorisation) == 0
+
+
+def test_someone_elses_licence_cannot_be_authorised(h, permit):
+    response = h.authorise(permit["id"], sub="p-li")
+    assert response.status_code == 404 and h.count(Authorisation) == 0
+    assert h.client.get("/my/licences", headers=h.bearer(sub="stranger", scope="licenses:holder")).status_code == 403
+
+
+def test_verify_needs_the_verify_scope(h, permit):
+    code = h.authorise(permit["id"]).get_json()["code"]
+    assert _verify(h, code, h.holder("p-zhang")).status_code == 403
+    assert h.count(UseRecord) == 0
+
+
+def test_qr_png_of_an_authorisation(h, permit):
+    auth = h.authorise(permit["id"]).get_json()
+    response = h.client.get(auth["qr_url"], headers=h.holder("p-zhang"))
+    assert response.status_code == 200 and response.data[:8] == b"\x89PNG\r\n\x1a\n"
