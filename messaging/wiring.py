@@ -26,15 +26,15 @@ from messaging.directory import Directory, IdentityDirectory, MemoryDirectory
 from messaging.sending import SendLimits
 
 
-def _floats(value: Any) -> tuple[float, ...]:
+def floats(value: Any) -> tuple[float, ...]:
     if isinstance(value, list | tuple):
         return tuple(float(v) for v in value)
     return tuple(float(v) for v in str(value).split(",") if v.strip())
 
 
 def delivery_settings(config: Mapping[str, Any]) -> DeliverySettings:
-    return DeliverySettings(retry_schedule=_floats(config["MESSAGING_RETRY_SCHEDULE"]),
-                            webhook_schedule=_floats(config["MESSAGING_WEBHOOK_RETRY_SCHEDULE"]),
+    return DeliverySettings(retry_schedule=floats(config["MESSAGING_RETRY_SCHEDULE"]),
+                            webhook_schedule=floats(config["MESSAGING_WEBHOOK_RETRY_SCHEDULE"]),
                             batch_size=int(config["MESSAGING_BATCH_SIZE"]),
                             stuck_after=float(config["MESSAGING_STUCK_AFTER"]),
                             webhook_disable_after=int(config["MESSAGING_WEBHOOK_DISABLE_AFTER"]))
