@@ -73,12 +73,12 @@ def _message_view(message, offset: int = 0, limit: int = 100) -> dict:
 
 @blp.route("/messages")
 class Messages(MethodView):
+    @require_token(SEND)
     @blp.arguments(SendSchema)
     @blp.response(202, AcceptedSchema)
     @blp.alt_response(200, schema=AcceptedSchema, description="replay of an earlier request (Idempotency-Key)")
     @blp.doc(security=SECURITY, parameters=[{"in": "header", "name": "Idempotency-Key", "required": False,
                                              "schema": {"type": "string", "maxLength": 255}}])
-    @require_token(SEND)
     def post(self, body):
         """Send a templated message to people (identity subjects) or raw addresses."""
         hub = _hub()
@@ -95,10 +95,10 @@ class Messages(MethodView):
 
 @blp.route("/messages/<message_id>")
 class MessageStatus(MethodView):
+    @require_token(SEND)
     @blp.arguments(PageSchema, location="query")
     @blp.response(200, MessageStatusSchema)
     @blp.doc(security=SECURITY)
-    @require_token(SEND)
     def get(self, page, message_id):
         """A message's status and its recipients' (paged by ``offset``/``limit``)."""
         return _message_view(sending.get_message(get_session(), _app(), message_id), page["offset"], page["limit"])
@@ -106,10 +106,10 @@ class MessageStatus(MethodView):
 
 @blp.route("/dead-letters")
 class DeadLetters(MethodView):
+    @require_token(SEND)
     @blp.arguments(PageSchema, location="query")
     @blp.response(200, DeadLetterSchema(many=True))
     @blp.doc(security=SECURITY)
-    @require_token(SEND)
     def get(self, page):
         """Deliveries that ran out of retries and channels (this app's)."""
         return delivery.dead_letters(get_session(), _app(), offset=page["offset"], limit=page["limit"])
@@ -117,9 +117,9 @@ class DeadLetters(MethodView):
 
 @blp.route("/dead-letters/<int:delivery_id>/replay")
 class Replay(MethodView):
+    @require_token(SEND)
     @blp.response(202, DeadLetterSchema)
     @blp.doc(security=SECURITY)
-    @require_token(SEND)
     def post(self, delivery_id):
         """Queue a dead delivery once more."""
         row = delivery.replay(get_session(), _app(), delivery_id)
@@ -129,17 +129,17 @@ class Replay(MethodView):
 
 @blp.route("/templates")
 class Templates(MethodView):
+    @require_token(SEND)
     @blp.response(200, TemplateSchema(many=True))
     @blp.doc(security=SECURITY)
-    @require_token(SEND)
     def get(self):
         """The app's templates, every version."""
         return catalogue.list_templates(get_session(), _app())
 
+    @require_token(SEND)
     @blp.arguments(TemplateCreateSchema)
     @blp.response(201, TemplateSchema)
     @blp.doc(security=SECURITY)
-    @require_token(SEND)
     def post(self, body):
         """A new version of a template (its SMS text then awaits approval)."""
         return catalogue.create_template(get_session(), _app(), body)
@@ -147,9 +147,9 @@ class Templates(MethodView):
 
 @blp.route("/apps/<app>/templates/<code>/versions/<int:version>/approve-sms")
 class ApproveSms(MethodView):
+    @require_token(ADMIN)
     @blp.response(200, TemplateSchema)
     @blp.doc(security=SECURITY)
-    @require_token(ADMIN)
     def post(self, app, code, version):
         """Approve a template version's SMS text (operators)."""
         return catalogue.approve_sms(get_session(), app, code, version)
@@ -177,16 +177,16 @@ class SmsReceipts(MethodView):
 # -- webhooks ---------------------------------------------------------------------------------------
 @hooks_blp.route("")
 class Endpoints(MethodView):
+    @require_token(SEND)
     @hooks_blp.response(200, EndpointSchema(many=True))
     @hooks_blp.doc(security=SECURITY)
-    @require_token(SEND)
     def get(self):
         return webhooks.list_endpoints(get_session(), _app())
 
+    @require_token(SEND)
     @hooks_blp.arguments(EndpointCreateSchema)
     @hooks_blp.response(201, EndpointSecretSchema)
     @hooks_blp.doc(security=SECURITY)
-    @require_token(SEND)
     def post(self, body):
         """Register an endpoint for the app's events; the answer carries its whsec_ secret."""
         return webhooks.create_endpoint(get_session(), _app(), body["url"], body["event_types"],
@@ -195,9 +195,9 @@ class Endpoints(MethodView):
 
 @hooks_blp.route("/<endpoint_id>/rotate-secret")
 class RotateSecret(MethodView):
+    @require_token(SEND)
     @hooks_blp.response(200, EndpointSecretSchema)
     @hooks_blp.doc(security=SECURITY)
-    @require_token(SEND)
     def post(self, endpoint_id):
         """A new secret; the old one also signs for 24 hours."""
         session = get_session()
@@ -206,9 +206,9 @@ class RotateSecret(MethodView):
 
 @hooks_blp.route("/<endpoint_id>/enable")
 class EnableEndpoint(MethodView):
+    @require_token(SEND)
     @hooks_blp.response(200, EndpointSchema)
     @hooks_blp.doc(security=SECURITY)
-    @require_token(SEND)
     def post(self, endpoint_id):
         """Enable a disabled endpoint again (its failure streak starts over)."""
         session = get_session()
@@ -218,10 +218,10 @@ class EnableEndpoint(MethodView):
 # -- a person's inbox and preferences ---------------------------------------------------------------
 @inbox_blp.route("")
 class Inbox(MethodView):
+    @require_token(INBOX)
     @inbox_blp.arguments(InboxQuerySchema, location="query")
     @inbox_blp.response(200, InboxItemSchema(many=True))
     @inbox_blp.doc(security=SECURITY)
-    @require_token(INBOX)
     def get(self, query):
         return inapp.list_items(get_session(), _me(), unread_only=query["unread"], offset=query["offset"],
                                 limit=query["limit"])
@@ -229,49 +229,49 @@ class Inbox(MethodView):
 
 @inbox_blp.route("/unread-count")
 class Unread(MethodView):
+    @require_token(INBOX)
     @inbox_blp.response(200, UnreadSchema)
     @inbox_blp.doc(security=SECURITY)
-    @require_token(INBOX)
     def get(self):
         return {"unread": inapp.unread_count(get_session(), _me())}
 
 
 @inbox_blp.route("/<int:item_id>")
 class InboxEntry(MethodView):
+    @require_token(INBOX)
     @inbox_blp.response(200, InboxItemSchema)
     @inbox_blp.doc(security=SECURITY)
-    @require_token(INBOX)
     def get(self, item_id):
         return inapp.get_item(get_session(), _me(), item_id)
 
+    @require_token(INBOX)
     @inbox_blp.response(204)
     @inbox_blp.doc(security=SECURITY)
-    @require_token(INBOX)
     def delete(self, item_id):
         inapp.delete_item(get_session(), _me(), item_id)
 
 
 @inbox_blp.route("/<int:item_id>/read")
 class InboxRead(MethodView):
+    @require_token(INBOX)
     @inbox_blp.response(200, InboxItemSchema)
     @inbox_blp.doc(security=SECURITY)
-    @require_token(INBOX)
     def post(self, item_id):
         return inapp.mark_read(get_session(), _me(), item_id)
 
 
 @inbox_blp.route("/preferences")
 class Preferences(MethodView):
+    @require_token(INBOX)
     @inbox_blp.response(200, PreferenceSchema(many=True))
     @inbox_blp.doc(security=SECURITY)
-    @require_token(INBOX)
     def get(self):
         return policy.preferences(get_session(), _me())
 
+    @require_token(INBOX)
     @inbox_blp.arguments(PreferenceSchema)
     @inbox_blp.response(200, PreferenceSchema)
     @inbox_blp.doc(security=SECURITY)
-    @require_token(INBOX)
     def put(self, body):
         """Turn one category on one channel on or off (critical messages ignore it)."""
         return policy.set_preference(get_session(), _me(), body["category"], body["channel"], body["enabled"])
@@ -279,10 +279,10 @@ class Preferences(MethodView):
 
 @inbox_blp.route("/quiet-hours")
 class Quiet(MethodView):
+    @require_token(INBOX)
     @inbox_blp.arguments(QuietHoursSchema)
     @inbox_blp.response(200, QuietHoursSchema)
     @inbox_blp.doc(security=SECURITY)
-    @require_token(INBOX)
     def put(self, body):
         """SMS and e-mail wait until the window ends (critical messages do not)."""
         policy.set_quiet_hours(get_session(), _me(), body.get("start"), body.get("end"))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateError
+from jinja2 import StrictUndefined, TemplateError, nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
 from common.errors import ValidationFailed
@@ -19,8 +19,20 @@ MAX_SMS_CHARS = 500  # carriers split long texts; 500 is about 7 parts
 MAX_TEXT_CHARS = 20_000
 MAX_HTML_CHARS = 200_000
 
+MAX_RANGE = 200  # jinja2 allows 100,000 per range(); nested loops of that would pin a worker
+
+
+def _small_range(*args: int) -> range:
+    result = range(*args)
+    if len(result) > MAX_RANGE:
+        raise OverflowError(f"range() is limited to {MAX_RANGE} items in templates")
+    return result
+
+
 _text = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
 _html = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=True)
+for _env in (_text, _html):
+    _env.globals["range"] = _small_range
 
 
 class TemplateUnsafe(ValidationFailed):
@@ -75,16 +87,32 @@ def render(source: str, values: dict[str, str], *, html: bool = False, limit: in
         text = env.from_string(source).render(**values)
     except SecurityError as exc:
         raise TemplateUnsafe(f"the template was refused by the sandbox: {str(exc)[:200]}") from exc
-    except TemplateError as exc:
+    except (TemplateError, ArithmeticError, TypeError, ValueError, LookupError) as exc:
+        # Runtime errors of template code (1/0, a range too big, a bad index): the template's fault.
         raise TemplateUnsafe(f"the template cannot be rendered: {str(exc)[:200]}") from exc
     if len(text) > limit:
         raise ContentTooLarge(f"the rendered content has {len(text)} characters; at most {limit}")
     return text
 
 
+MAX_LOOP_DEPTH = 2  # with MAX_RANGE, at most 40,000 iterations per render
+
+
+def _loop_depth(node: nodes.Node) -> int:
+    inner = max((_loop_depth(child) for child in node.iter_child_nodes()), default=0)
+    return inner + 1 if isinstance(node, nodes.For) else inner
+
+
 def check_source(source: str, declared: list[str], *, html: bool = False, limit: int = MAX_TEXT_CHARS) -> None:
-    """A template is accepted only if it renders with sample values of its declared variables.
+    """A template is accepted only if it renders with sample values of its declared variables
+    and nests loops at most :data:`MAX_LOOP_DEPTH` deep.
 
     :raise TemplateUnsafe: :raise ContentTooLarge:
     """
+    try:
+        depth = _loop_depth(_text.parse(source))
+    except TemplateError as exc:
+        raise TemplateUnsafe(f"the template does not compile: {str(exc)[:200]}") from exc
+    if depth > MAX_LOOP_DEPTH:
+        raise TemplateUnsafe(f"loops nest {depth} deep; at most {MAX_LOOP_DEPTH}")
     render(source, {name: "x" for name in declared}, html=html, limit=limit)
