@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from common.db import utcnow
 from common.errors import Conflict, NotFound
-from messaging import events
+from messaging import digest, events
 from messaging.channels import Channel, Outcome, Outgoing
 from messaging.models import App, Delivery, Message, Recipient, WebhookEvent
 
@@ -126,15 +126,23 @@ def deliver_one(session: Session, delivery_id: int, attempt: int, channels: dict
     recipient = session.get(Recipient, delivery.recipient_id)
     message = session.get(Message, delivery.message_id)
     app = session.get(App, message.app)
+    group = digest.take_group(session, delivery, message, recipient)
+    members = [(d, session.get(Recipient, d.recipient_id), session.get(Message, d.message_id)) for d in group]
+    content = digest.combine(delivery.channel, [m.contents[d.channel] for d, _r, m in members]
+                             + [message.contents[delivery.channel]])
     item = Outgoing(delivery_id=delivery.id, attempt=attempt, message_id=message.id, app=message.app,
                     category=message.category, subject=recipient.subject, phone=recipient.phone,
-                    email=recipient.email, content=message.contents[delivery.channel],
-                    sign_name=app.sms_sign_name if app else "西安政务")
+                    email=recipient.email, content=content, sign_name=app.sms_sign_name if app else "西安政务")
     try:
         outcome = channels[delivery.channel].send(session, item)
     except Exception as exc:  # an adapter bug must not lose the row: retry it like a transient failure
         outcome = Outcome("retry", error=f"{type(exc).__name__}: {str(exc)[:150]}")
     apply_outcome(session, delivery, recipient, message, outcome, settings, now=now)
+    for member, member_recipient, member_message in members:
+        # The group shares the one send's fate; a retry puts every member back in the queue.
+        if outcome.status == "delivered":
+            member.provider_id = f"digest:{delivery.id}"
+        apply_outcome(session, member, member_recipient, member_message, outcome, settings, now=now)
     return delivery.status
 
 

@@ -13,14 +13,14 @@ import math
 import re
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from common.db import utcnow
-from common.errors import Forbidden, NotFound, Problem, ValidationFailed
+from common.errors import Forbidden, NotFound, ValidationFailed
 from messaging import policy, rendering
 from messaging.directory import Directory
 from messaging.models import App, Delivery, Job, Message, Recipient, Template
@@ -66,6 +66,7 @@ class SendLimits:
     batch_size: int = 100
     app_limit: str = "600/minute"  # requests per app
     recipient_limit: str = "30/hour"  # non-critical messages per person or address
+    digest_window: float = 600.0  # seconds a low-priority message with a digest key is held
 
 
 @dataclass
@@ -207,6 +208,8 @@ def accept_message(session: Session, *, client_id: str, body: dict[str, Any], id
     opt_outs = policy.opt_outs(session, subjects, category) if not critical else {}
     quiet = policy.quiet_hours(session, subjects) if not critical else {}
     digest_key = body.get("digest_key") if priority == "low" else None
+    if digest_key:
+        due += timedelta(seconds=limits.digest_window)
 
     message = Message(id=f"msg_{uuid.uuid4().hex}", app=client_id, idempotency_key=idempotency_key,
                       request_hash=digest, template_id=template.id, category=category, priority=priority,
@@ -272,5 +275,3 @@ def recipients_page(session: Session, message_id: str, offset: int, limit: int) 
     return list(session.scalars(select(Recipient).where(Recipient.message_id == message_id)
                                 .order_by(Recipient.seq).offset(offset).limit(limit)))
 
-
-__all__ = ["Accepted", "Problem", "SendLimits", "accept_message"]

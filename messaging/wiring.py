@@ -44,7 +44,8 @@ def send_limits(config: Mapping[str, Any]) -> SendLimits:
     return SendLimits(max_recipients=int(config["MESSAGING_MAX_RECIPIENTS"]),
                       batch_size=int(config["MESSAGING_BATCH_SIZE"]),
                       app_limit=str(config["MESSAGING_APP_RATE_LIMIT"]),
-                      recipient_limit=str(config["MESSAGING_RECIPIENT_RATE_LIMIT"]))
+                      recipient_limit=str(config["MESSAGING_RECIPIENT_RATE_LIMIT"]),
+                      digest_window=float(config["MESSAGING_DIGEST_WINDOW"]))
 
 
 def allow_private_webhooks(config: Mapping[str, Any]) -> bool:
