@@ -102,27 +102,84 @@ def sweep(session: Session, settings: DeliverySettings, *, now: datetime | None 
 
 
 # -- attempts ---------------------------------------------------------------------------------------
+@dataclass
+class _Attempt:
+    delivery: Delivery
+    recipient: Recipient
+    message: Message
+    members: list[tuple[Delivery, Recipient, Message]]  # digest companions sharing this send
+    item: Outgoing
+
+
 def deliver_batch(session: Session, batch: list[tuple[int, int]], channels: dict[str, Channel],
                   settings: DeliverySettings, *, now: Callable[[], datetime] = utcnow) -> dict[str, int]:
-    """Run one attempt for each (delivery id, attempt), committing after each. Counts by outcome."""
+    """Run one attempt for each (delivery id, attempt); counts by outcome.
+
+    Reads first, then sends with no write transaction open (on SQLite a write holds the one
+    write lock, and the API must not wait for a batch of SMTP sends), then records the outcomes
+    in one transaction, or one per item on channels that ask for it (``commit_each``).
+    """
     counts: dict[str, int] = {}
     try:
+        loaded = _load(session, [delivery_id for delivery_id, _attempt in batch])  # noqa: F841 - held
+        attempts = []
         for delivery_id, attempt in batch:
-            outcome = deliver_one(session, delivery_id, attempt, channels, settings, now=now())
-            session.commit()
-            counts[outcome] = counts.get(outcome, 0) + 1
+            prepared = _prepare(session, delivery_id, attempt)
+            if prepared is None:
+                counts["skipped"] = counts.get("skipped", 0) + 1
+            else:
+                attempts.append(prepared)
+        session.commit()
+        done = []
+        batched = _send_batches(session, channels, attempts)
+        for prepared in attempts:
+            outcome = batched.get(prepared.delivery.id) or _send(session, channels, prepared)
+            if getattr(channels.get(prepared.delivery.channel), "commit_each", True):
+                _record(session, prepared, outcome, settings, now())
+                settle(session, now())
+                session.commit()
+            else:
+                done.append((prepared, outcome))
+        for prepared, outcome in done:
+            _record(session, prepared, outcome, settings, now())
+        settle(session, now())
+        session.commit()
+        for prepared in attempts:
+            counts[prepared.delivery.status] = counts.get(prepared.delivery.status, 0) + 1
     finally:
         for channel in channels.values():
             channel.close()
     return counts
 
 
+def _load(session: Session, ids: list[int]) -> list:
+    """Bring a batch's rows into the session in four queries (the loop then finds them there).
+
+    The caller holds the returned list: the session's identity map keeps rows only while
+    something references them.
+    """
+    deliveries = session.scalars(select(Delivery).where(Delivery.id.in_(ids))).all()
+    recipients = session.scalars(select(Recipient).where(Recipient.id.in_({d.recipient_id for d in deliveries})))
+    messages = session.scalars(select(Message).where(Message.id.in_({d.message_id for d in deliveries}))).all()
+    apps = session.scalars(select(App).where(App.client_id.in_({m.app for m in messages}))).all()
+    return [*deliveries, *recipients.all(), *messages, *apps]
+
+
 def deliver_one(session: Session, delivery_id: int, attempt: int, channels: dict[str, Channel],
                 settings: DeliverySettings, *, now: datetime) -> str:
     """One attempt (not committed). Returns the delivery's new status, or ``skipped``."""
+    prepared = _prepare(session, delivery_id, attempt)
+    if prepared is None:
+        return "skipped"
+    _record(session, prepared, _send(session, channels, prepared), settings, now)
+    settle(session, now)
+    return prepared.delivery.status
+
+
+def _prepare(session: Session, delivery_id: int, attempt: int) -> _Attempt | None:
     delivery = session.get(Delivery, delivery_id)
     if delivery is None or delivery.status != "dispatched" or delivery.attempt != attempt:
-        return "skipped"  # a duplicate or late task: the row has moved on
+        return None  # a duplicate or late task: the row has moved on
     recipient = session.get(Recipient, delivery.recipient_id)
     message = session.get(Message, delivery.message_id)
     app = session.get(App, message.app)
@@ -133,17 +190,37 @@ def deliver_one(session: Session, delivery_id: int, attempt: int, channels: dict
     item = Outgoing(delivery_id=delivery.id, attempt=attempt, message_id=message.id, app=message.app,
                     category=message.category, subject=recipient.subject, phone=recipient.phone,
                     email=recipient.email, content=content, sign_name=app.sms_sign_name if app else "西安政务")
+    return _Attempt(delivery, recipient, message, members, item)
+
+
+def _send_batches(session: Session, channels: dict[str, Channel], attempts: list[_Attempt]) -> dict[int, Outcome]:
+    """Outcomes by delivery id from channels that send many items at once (``send_batch``)."""
+    outcomes: dict[int, Outcome] = {}
+    for name, channel in channels.items():
+        items = [a.item for a in attempts if a.delivery.channel == name]
+        if items and hasattr(channel, "send_batch"):
+            try:
+                outcomes.update(zip([i.delivery_id for i in items], channel.send_batch(session, items), strict=True))
+            except Exception as exc:  # an adapter bug must not lose the rows: retry them
+                outcomes.update({i.delivery_id: Outcome("retry", error=f"{type(exc).__name__}") for i in items})
+    return outcomes
+
+
+def _send(session: Session, channels: dict[str, Channel], prepared: _Attempt) -> Outcome:
     try:
-        outcome = channels[delivery.channel].send(session, item)
+        return channels[prepared.delivery.channel].send(session, prepared.item)
     except Exception as exc:  # an adapter bug must not lose the row: retry it like a transient failure
-        outcome = Outcome("retry", error=f"{type(exc).__name__}: {str(exc)[:150]}")
-    apply_outcome(session, delivery, recipient, message, outcome, settings, now=now)
-    for member, member_recipient, member_message in members:
+        return Outcome("retry", error=f"{type(exc).__name__}: {str(exc)[:150]}")
+
+
+def _record(session: Session, prepared: _Attempt, outcome: Outcome, settings: DeliverySettings,
+            now: datetime) -> None:
+    apply_outcome(session, prepared.delivery, prepared.recipient, prepared.message, outcome, settings, now=now)
+    for member, member_recipient, member_message in prepared.members:
         # The group shares the one send's fate; a retry puts every member back in the queue.
         if outcome.status == "delivered":
-            member.provider_id = f"digest:{delivery.id}"
+            member.provider_id = f"digest:{prepared.delivery.id}"
         apply_outcome(session, member, member_recipient, member_message, outcome, settings, now=now)
-    return delivery.status
 
 
 def apply_outcome(session: Session, delivery: Delivery, recipient: Recipient, message: Message, outcome: Outcome,
@@ -182,21 +259,37 @@ def fail_delivery(session: Session, delivery: Delivery, recipient: Recipient, me
 
 def _finish_recipient(session: Session, message: Message, recipient: Recipient, status: str, reason: str | None,
                       now: datetime) -> None:
+    """Make the recipient final; the message's countdown is settled at the next :func:`settle`."""
     recipient.status, recipient.reason = status, reason
-    session.flush()
-    # One statement: concurrent workers finishing recipients of one message count down exactly.
-    left = session.execute(update(Message).where(Message.id == message.id)
-                           .values(pending_count=Message.pending_count - 1)
-                           .returning(Message.pending_count)).scalar_one()
+    finished = session.info.setdefault("xsn_finished", {})
+    finished[message.id] = finished.get(message.id, 0) + 1
     if status == "failed":
         events.emit(session, message.app, "message.failed", f"{message.id}:{recipient.id}:failed",
                     {"message_id": message.id, "recipient": recipient.seq, "reason": reason}, now=now)
-    if left == 0:
-        session.execute(update(Message).where(Message.id == message.id)
-                        .values(status="completed", completed_at=now))
-        events.emit(session, message.app, "message.completed", f"{message.id}:completed",
-                    events.completion_payload(session, message.id), now=now)
-    session.refresh(message)
+
+
+def settle(session: Session, now: datetime) -> None:
+    """Count finished recipients off their messages, one UPDATE per message (before a commit).
+
+    One statement per message: concurrent workers finishing recipients of one message count
+    down exactly; the one that reaches zero completes it and queues the completion event.
+    """
+    finished = session.info.pop("xsn_finished", {})
+    if not finished:
+        return
+    session.flush()
+    for message_id, count in finished.items():
+        left, app = session.execute(update(Message).where(Message.id == message_id)
+                                    .values(pending_count=Message.pending_count - count)
+                                    .returning(Message.pending_count, Message.app)).one()
+        if left == 0:
+            session.execute(update(Message).where(Message.id == message_id)
+                            .values(status="completed", completed_at=now))
+            events.emit(session, app, "message.completed", f"{message_id}:completed",
+                        events.completion_payload(session, message_id), now=now)
+        message = session.get(Message, message_id)
+        if message is not None:
+            session.expire(message)
 
 
 # -- receipts ---------------------------------------------------------------------------------------
@@ -218,6 +311,7 @@ def apply_receipt(session: Session, provider_id: str, success: bool, error: str 
         _finish_recipient(session, message, recipient, "delivered", None, now)
     else:
         fail_delivery(session, delivery, recipient, message, error or "receipt_failed", now)
+    settle(session, now)
     session.commit()
     return True
 

@@ -52,7 +52,7 @@ def completion_payload(session: Session, message_id: str) -> dict[str, Any]:
 
 def deliver_events(session: Session, batch: list[tuple[str, int]], post: Callable, settings, *,
                    now: Callable[[], datetime] = utcnow, rand=None) -> dict[str, int]:
-    """One attempt per (event id, attempt); ``post(endpoint, id, body, now) -> (status, error)``."""
+    """One attempt per (event id, attempt); ``post(endpoint, id, body, now) -> (status, error)`` (commit)."""
     from messaging.delivery import jittered
 
     counts: dict[str, int] = {}
@@ -84,6 +84,8 @@ def deliver_events(session: Session, batch: list[tuple[str, int]], post: Callabl
                     event.next_attempt_at = at + (jittered(delay, rand) if rand else jittered(delay))
                 else:
                     event.status = "failed"
-        session.commit()
         counts[event.status] = counts.get(event.status, 0) + 1
+    # One commit per batch: a crash repeats the batch's posts with their same webhook-ids,
+    # which receivers deduplicate by (that is what the id is for).
+    session.commit()
     return counts

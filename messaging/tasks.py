@@ -95,3 +95,8 @@ def _schedule(sender, **_kwargs) -> None:
     sender.add_periodic_task(every, relay.s().set(expires=every), name="messaging: relay the outbox")
     sweep_every = _interval("MESSAGING_SWEEP_INTERVAL")
     sender.add_periodic_task(sweep_every, sweep.s().set(expires=sweep_every), name="messaging: sweep stuck rows")
+
+
+@celery_app.task(name="messaging.noop", ignore_result=True)
+def noop() -> None:
+    """Does nothing: the benchmark's baseline of raw task throughput (bench.messaging)."""

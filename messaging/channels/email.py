@@ -11,8 +11,11 @@ import contextlib
 import smtplib
 import ssl
 from dataclasses import dataclass
-from email.message import EmailMessage
-from email.utils import formatdate
+from email.header import Header
+from email.message import Message
+from email.mime.multipart import MIMEMultipart
+from email.mime.text import MIMEText
+from email.utils import formataddr, formatdate, parseaddr
 
 from sqlalchemy.orm import Session
 
@@ -30,21 +33,32 @@ class SmtpSettings:
     timeout: float = 10.0
 
 
-def build_email(settings: SmtpSettings, item: Outgoing) -> EmailMessage:
-    mail = EmailMessage()
-    mail["From"] = settings.sender
-    mail["To"] = item.email
-    mail["Subject"] = item.content["subject"]
+def build_email(settings: SmtpSettings, item: Outgoing, to: str | None = None) -> Message:
+    """The mail for ``item`` (``to`` overrides the To header: a group shares one mail).
+
+    Built with the compat32 classes (``email.mime``): the modern ``EmailMessage`` parses every
+    header it is given again, which cost more than the SMTP exchange itself.
+    """
+    content = item.content
+    plain = MIMEText(content["text"], "plain", "utf-8")
+    if content.get("html"):
+        mail: Message = MIMEMultipart("alternative")
+        mail.attach(plain)
+        mail.attach(MIMEText(content["html"], "html", "utf-8"))
+    else:
+        mail = plain
+    name, address = parseaddr(settings.sender)
+    mail["From"] = formataddr((str(Header(name, "utf-8")), address)) if name else address
+    mail["To"] = to or item.email
+    mail["Subject"] = Header(content["subject"], "utf-8")
     mail["Date"] = formatdate(localtime=False)
     mail["Message-ID"] = f"<{item.dedupe_id}@xsn-messaging>"
     mail["X-XSN-Message-Id"] = item.message_id
-    mail.set_content(item.content["text"])
-    if item.content.get("html"):
-        mail.add_alternative(item.content["html"], subtype="html")
     return mail
 
 
 class EmailChannel:
+    commit_each = False
     name = "email"
 
     def __init__(self, settings: SmtpSettings) -> None:
@@ -65,7 +79,7 @@ class EmailChannel:
         if not item.email:
             return Outcome("failed", error="no_email")
         try:
-            self._connection().send_message(build_email(self.settings, item))
+            self._connection().send_message(build_email(self.settings, item), to_addrs=[item.email])
         except smtplib.SMTPRecipientsRefused as exc:
             code = next(iter(exc.recipients.values()))[0] if exc.recipients else 550
             self.close()
@@ -78,6 +92,48 @@ class EmailChannel:
             return Outcome("retry", error=f"SMTP unavailable: {type(exc).__name__}")
         # Accepted by the configured relay: the hub's last word on e-mail (no bounce handling).
         return Outcome("delivered")
+
+    def send_batch(self, session: Session, items: list[Outgoing]) -> list[Outcome]:
+        """Items of one message with the same content go as one mail with many recipients
+        (``To: undisclosed-recipients``, one RCPT each): SMTP's own batching. Outcomes in order."""
+        outcomes: dict[int, Outcome] = {}
+        groups: dict[tuple, list[Outgoing]] = {}
+        for item in items:
+            if not item.email:
+                outcomes[item.delivery_id] = Outcome("failed", error="no_email")
+                continue
+            key = (item.message_id, item.content["subject"], item.content["text"], item.content.get("html"))
+            groups.setdefault(key, []).append(item)
+        for group in groups.values():
+            if len(group) == 1:
+                outcomes[group[0].delivery_id] = self.send(session, group[0])
+                continue
+            outcomes.update(self._send_group(group))
+        return [outcomes[item.delivery_id] for item in items]
+
+    def _send_group(self, group: list[Outgoing]) -> dict[int, Outcome]:
+        mail = build_email(self.settings, group[0], to="undisclosed-recipients:;")
+        sender = parseaddr(self.settings.sender)[1]
+        try:
+            refused = self._connection().sendmail(sender, [i.email for i in group], mail.as_bytes())
+        except smtplib.SMTPRecipientsRefused as exc:
+            refused = exc.recipients
+        except smtplib.SMTPResponseException as exc:
+            self.close()
+            status = "failed" if exc.smtp_code >= 500 else "retry"
+            return {i.delivery_id: Outcome(status, error=f"SMTP {exc.smtp_code}") for i in group}
+        except (smtplib.SMTPException, OSError) as exc:
+            self.close()
+            return {i.delivery_id: Outcome("retry", error=f"SMTP unavailable: {type(exc).__name__}") for i in group}
+        outcomes = {}
+        for item in group:
+            if item.email in refused:
+                code = refused[item.email][0]
+                outcomes[item.delivery_id] = Outcome("failed" if code >= 500 else "retry",
+                                                     error=f"recipient refused ({code})")
+            else:
+                outcomes[item.delivery_id] = Outcome("delivered")
+        return outcomes
 
     def close(self) -> None:
         if self._smtp is not None:

@@ -16,6 +16,7 @@ class InboxItemNotFound(NotFound):
 
 
 class InboxChannel:
+    commit_each = False
     name = "inapp"
 
     def send(self, session: Session, item: Outgoing) -> Outcome:

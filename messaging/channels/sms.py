@@ -56,6 +56,7 @@ def send_sms_params(access_key_id: str, secret: str, *, phone: str, sign_name: s
 
 
 class SmsChannel:
+    commit_each = True
     name = "sms"
 
     def __init__(self, endpoint: str, access_key_id: str, access_key_secret: str, timeout: float = 10.0) -> None:
