@@ -1,0 +1,352 @@
+"""Delivery you can trust: relay, attempts, retries, fallback, receipts, sweeper, dead letters.
+
+The outbox rows are the truth. The relay claims due ``queued`` deliveries (``FOR UPDATE SKIP
+LOCKED`` on PostgreSQL, so several relays never claim the same row), marks them
+``dispatched`` with the next attempt number, commits, and only then hands their ids to the
+workers in batches. A worker runs an attempt only if the row still says ``dispatched`` with
+that attempt number, so a duplicate or late task does nothing; a task lost with its worker is
+redelivered by the broker (``acks_late``, ``reject_on_worker_lost``) or, failing that, the
+sweeper puts the row back to ``queued`` once it is stuck past a deadline.
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from common.db import utcnow
+from common.errors import Conflict, NotFound
+from messaging import digest, events
+from messaging.channels import Channel, Outcome, Outgoing
+from messaging.models import App, Delivery, Message, Recipient, WebhookEvent
+
+
+class Dispatcher(Protocol):
+    """Hands claimed ids to workers: Celery in the services, inline in tests."""
+
+    def deliveries(self, batch: list[tuple[int, int]]) -> None: ...
+
+    def events(self, batch: list[tuple[str, int]]) -> None: ...
+
+
+@dataclass(frozen=True)
+class DeliverySettings:
+    retry_schedule: tuple[float, ...] = (5, 30, 120, 600, 1800)  # seconds after attempt 1, 2, ...
+    webhook_schedule: tuple[float, ...] = (0, 5, 300, 1800, 7200, 18000, 36000, 36000)  # Svix
+    batch_size: int = 100
+    stuck_after: float = 120.0  # a dispatched row older than this was lost with its worker
+    webhook_disable_after: int = 100  # consecutive failures
+
+
+def jittered(seconds: float, rand: Callable[[], float] = random.random) -> timedelta:
+    """±10 % so that many retries due at once do not arrive at once."""
+    return timedelta(seconds=seconds * (0.9 + 0.2 * rand()))
+
+
+# -- relay ------------------------------------------------------------------------------------------
+def _chunks(items: list, size: int) -> Iterable[list]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def relay(session: Session, dispatcher: Dispatcher, settings: DeliverySettings, *, now: datetime | None = None,
+          limit: int = 2000) -> int:
+    """Claim due deliveries and webhook events, commit, then dispatch them in batches."""
+    now = now or utcnow()
+    rows = session.execute(select(Delivery.id, Delivery.channel, Delivery.attempt)
+                           .where(Delivery.status == "queued", Delivery.next_attempt_at <= now)
+                           .order_by(Delivery.next_attempt_at).limit(limit)
+                           .with_for_update(skip_locked=True)).all()
+    ids = [row.id for row in rows]
+    for chunk in _chunks(ids, 500):
+        session.execute(update(Delivery).where(Delivery.id.in_(chunk))
+                        .values(status="dispatched", attempt=Delivery.attempt + 1, dispatched_at=now))
+    event_rows = session.execute(select(WebhookEvent.id, WebhookEvent.attempt)
+                                 .where(WebhookEvent.status == "queued", WebhookEvent.next_attempt_at <= now)
+                                 .order_by(WebhookEvent.next_attempt_at).limit(limit)
+                                 .with_for_update(skip_locked=True)).all()
+    event_ids = [row.id for row in event_rows]
+    for chunk in _chunks(event_ids, 500):
+        session.execute(update(WebhookEvent).where(WebhookEvent.id.in_(chunk))
+                        .values(status="dispatched", attempt=WebhookEvent.attempt + 1, dispatched_at=now))
+    session.commit()
+    by_channel: dict[str, list[tuple[int, int]]] = {}
+    for row in rows:
+        by_channel.setdefault(row.channel, []).append((row.id, row.attempt + 1))
+    for batch in by_channel.values():
+        for chunk in _chunks(batch, settings.batch_size):
+            dispatcher.deliveries(chunk)
+    for chunk in _chunks([(row.id, row.attempt + 1) for row in event_rows], settings.batch_size):
+        dispatcher.events(chunk)
+    return len(rows) + len(event_rows)
+
+
+def sweep(session: Session, settings: DeliverySettings, *, now: datetime | None = None) -> int:
+    """Put rows dispatched longer than ``stuck_after`` ago back to ``queued`` (commit)."""
+    now = now or utcnow()
+    deadline = now - timedelta(seconds=settings.stuck_after)
+    count = session.execute(update(Delivery).where(Delivery.status == "dispatched", Delivery.dispatched_at < deadline)
+                            .values(status="queued", next_attempt_at=now)).rowcount
+    count += session.execute(update(WebhookEvent).where(WebhookEvent.status == "dispatched",
+                                                        WebhookEvent.dispatched_at < deadline)
+                             .values(status="queued", next_attempt_at=now)).rowcount
+    session.commit()
+    return count
+
+
+# -- attempts ---------------------------------------------------------------------------------------
+@dataclass
+class _Attempt:
+    delivery: Delivery
+    recipient: Recipient
+    message: Message
+    members: list[tuple[Delivery, Recipient, Message]]  # digest companions sharing this send
+    item: Outgoing
+
+
+def deliver_batch(session: Session, batch: list[tuple[int, int]], channels: dict[str, Channel],
+                  settings: DeliverySettings, *, now: Callable[[], datetime] = utcnow) -> dict[str, int]:
+    """Run one attempt for each (delivery id, attempt); counts by outcome.
+
+    Reads first, then sends with no write transaction open (on SQLite a write holds the one
+    write lock, and the API must not wait for a batch of SMTP sends), then records the outcomes
+    in one transaction, or one per item on channels that ask for it (``commit_each``).
+    """
+    counts: dict[str, int] = {}
+    try:
+        loaded = _load(session, [delivery_id for delivery_id, _attempt in batch])  # noqa: F841 - held
+        attempts = []
+        for delivery_id, attempt in batch:
+            prepared = _prepare(session, delivery_id, attempt)
+            if prepared is None:
+                counts["skipped"] = counts.get("skipped", 0) + 1
+            else:
+                attempts.append(prepared)
+        session.commit()
+        done = []
+        batched = _send_batches(session, channels, attempts)
+        for prepared in attempts:
+            outcome = batched.get(prepared.delivery.id) or _send(session, channels, prepared)
+            if getattr(channels.get(prepared.delivery.channel), "commit_each", True):
+                _record(session, prepared, outcome, settings, now())
+                settle(session, now())
+                session.commit()
+            else:
+                done.append((prepared, outcome))
+        for prepared, outcome in done:
+            _record(session, prepared, outcome, settings, now())
+        settle(session, now())
+        session.commit()
+        for prepared in attempts:
+            counts[prepared.delivery.status] = counts.get(prepared.delivery.status, 0) + 1
+    finally:
+        for channel in channels.values():
+            channel.close()
+    return counts
+
+
+def _load(session: Session, ids: list[int]) -> list:
+    """Bring a batch's rows into the session in four queries (the loop then finds them there).
+
+    The caller holds the returned list: the session's identity map keeps rows only while
+    something references them.
+    """
+    deliveries = session.scalars(select(Delivery).where(Delivery.id.in_(ids))).all()
+    recipients = session.scalars(select(Recipient).where(Recipient.id.in_({d.recipient_id for d in deliveries})))
+    messages = session.scalars(select(Message).where(Message.id.in_({d.message_id for d in deliveries}))).all()
+    apps = session.scalars(select(App).where(App.client_id.in_({m.app for m in messages}))).all()
+    return [*deliveries, *recipients.all(), *messages, *apps]
+
+
+def deliver_one(session: Session, delivery_id: int, attempt: int, channels: dict[str, Channel],
+                settings: DeliverySettings, *, now: datetime) -> str:
+    """One attempt (not committed). Returns the delivery's new status, or ``skipped``."""
+    prepared = _prepare(session, delivery_id, attempt)
+    if prepared is None:
+        return "skipped"
+    _record(session, prepared, _send(session, channels, prepared), settings, now)
+    settle(session, now)
+    return prepared.delivery.status
+
+
+def _prepare(session: Session, delivery_id: int, attempt: int) -> _Attempt | None:
+    delivery = session.get(Delivery, delivery_id)
+    if delivery is None or delivery.status != "dispatched" or delivery.attempt != attempt:
+        return None  # a duplicate or late task: the row has moved on
+    recipient = session.get(Recipient, delivery.recipient_id)
+    message = session.get(Message, delivery.message_id)
+    app = session.get(App, message.app)
+    group = digest.take_group(session, delivery, message, recipient)
+    members = [(d, session.get(Recipient, d.recipient_id), session.get(Message, d.message_id)) for d in group]
+    content = digest.combine(delivery.channel, [m.contents[d.channel] for d, _r, m in members]
+                             + [message.contents[delivery.channel]])
+    item = Outgoing(delivery_id=delivery.id, attempt=attempt, message_id=message.id, app=message.app,
+                    category=message.category, subject=recipient.subject, phone=recipient.phone,
+                    email=recipient.email, content=content, sign_name=app.sms_sign_name if app else "西安政务")
+    return _Attempt(delivery, recipient, message, members, item)
+
+
+def _send_batches(session: Session, channels: dict[str, Channel], attempts: list[_Attempt]) -> dict[int, Outcome]:
+    """Outcomes by delivery id from channels that send many items at once (``send_batch``)."""
+    outcomes: dict[int, Outcome] = {}
+    for name, channel in channels.items():
+        items = [a.item for a in attempts if a.delivery.channel == name]
+        if items and hasattr(channel, "send_batch"):
+            try:
+                outcomes.update(zip([i.delivery_id for i in items], channel.send_batch(session, items), strict=True))
+            except Exception as exc:  # an adapter bug must not lose the rows: retry them
+                outcomes.update({i.delivery_id: Outcome("retry", error=f"{type(exc).__name__}") for i in items})
+    return outcomes
+
+
+def _send(session: Session, channels: dict[str, Channel], prepared: _Attempt) -> Outcome:
+    try:
+        return channels[prepared.delivery.channel].send(session, prepared.item)
+    except Exception as exc:  # an adapter bug must not lose the row: retry it like a transient failure
+        return Outcome("retry", error=f"{type(exc).__name__}: {str(exc)[:150]}")
+
+
+def _record(session: Session, prepared: _Attempt, outcome: Outcome, settings: DeliverySettings,
+            now: datetime) -> None:
+    apply_outcome(session, prepared.delivery, prepared.recipient, prepared.message, outcome, settings, now=now)
+    for member, member_recipient, member_message in prepared.members:
+        # The group shares the one send's fate; a retry puts every member back in the queue.
+        if outcome.status == "delivered":
+            member.provider_id = f"digest:{prepared.delivery.id}"
+        apply_outcome(session, member, member_recipient, member_message, outcome, settings, now=now)
+
+
+def apply_outcome(session: Session, delivery: Delivery, recipient: Recipient, message: Message, outcome: Outcome,
+                  settings: DeliverySettings, *, now: datetime) -> None:
+    delivery.updated_at = recipient.updated_at = now
+    if outcome.provider_id:
+        delivery.provider_id = outcome.provider_id
+    if outcome.status == "delivered":
+        delivery.status = "delivered"
+        recipient.channel = delivery.channel
+        _finish_recipient(session, message, recipient, "delivered", None, now)
+    elif outcome.status == "sent":
+        delivery.status = recipient.status = "sent"
+        recipient.channel = delivery.channel
+    elif outcome.status == "retry" and delivery.attempt <= len(settings.retry_schedule):
+        delivery.status, delivery.last_error = "queued", (outcome.error or "")[:255]
+        delivery.next_attempt_at = now + jittered(settings.retry_schedule[delivery.attempt - 1])
+    else:
+        fail_delivery(session, delivery, recipient, message, outcome.error or "failed", now)
+
+
+def fail_delivery(session: Session, delivery: Delivery, recipient: Recipient, message: Message, reason: str,
+                  now: datetime) -> None:
+    """Fall back to the recipient's next channel, or give up: dead letter, recipient failed."""
+    delivery.status, delivery.last_error = "failed", reason[:255]
+    remaining = recipient.channels[recipient.channels.index(delivery.channel) + 1:] \
+        if delivery.channel in recipient.channels else []
+    if remaining:
+        session.add(Delivery(message_id=message.id, recipient_id=recipient.id, channel=remaining[0],
+                             next_attempt_at=now, updated_at=now))
+        recipient.status = "queued"
+        return
+    delivery.dead = True
+    _finish_recipient(session, message, recipient, "failed", reason[:255], now)
+
+
+def _finish_recipient(session: Session, message: Message, recipient: Recipient, status: str, reason: str | None,
+                      now: datetime) -> None:
+    """Make the recipient final; the message's countdown is settled at the next :func:`settle`."""
+    recipient.status, recipient.reason = status, reason
+    finished = session.info.setdefault("xsn_finished", {})
+    finished[message.id] = finished.get(message.id, 0) + 1
+    if status == "failed":
+        events.emit(session, message.app, "message.failed", f"{message.id}:{recipient.id}:failed",
+                    {"message_id": message.id, "recipient": recipient.seq, "reason": reason}, now=now)
+
+
+def settle(session: Session, now: datetime) -> None:
+    """Count finished recipients off their messages, one UPDATE per message (before a commit).
+
+    One statement per message: concurrent workers finishing recipients of one message count
+    down exactly; the one that reaches zero completes it and queues the completion event.
+    """
+    finished = session.info.pop("xsn_finished", {})
+    if not finished:
+        return
+    session.flush()
+    for message_id, count in finished.items():
+        left, app = session.execute(update(Message).where(Message.id == message_id)
+                                    .values(pending_count=Message.pending_count - count)
+                                    .returning(Message.pending_count, Message.app)).one()
+        if left == 0:
+            session.execute(update(Message).where(Message.id == message_id)
+                            .values(status="completed", completed_at=now))
+            events.emit(session, app, "message.completed", f"{message_id}:completed",
+                        events.completion_payload(session, message_id), now=now)
+        message = session.get(Message, message_id)
+        if message is not None:
+            session.expire(message)
+
+
+# -- receipts ---------------------------------------------------------------------------------------
+def apply_receipt(session: Session, provider_id: str, success: bool, error: str | None, *,
+                  now: datetime | None = None) -> bool:
+    """A channel's delivery receipt (e.g. an SMS report) for the attempt it names (commit).
+
+    Returns False for an unknown id or a delivery already final (receipts repeat).
+    """
+    now = now or utcnow()
+    delivery = session.scalars(select(Delivery).where(Delivery.provider_id == provider_id)).first()
+    if delivery is None or delivery.status not in ("sent", "dispatched"):
+        return False
+    recipient = session.get(Recipient, delivery.recipient_id)
+    message = session.get(Message, delivery.message_id)
+    delivery.updated_at = recipient.updated_at = now
+    if success:
+        delivery.status = "delivered"
+        _finish_recipient(session, message, recipient, "delivered", None, now)
+    else:
+        fail_delivery(session, delivery, recipient, message, error or "receipt_failed", now)
+    settle(session, now)
+    session.commit()
+    return True
+
+
+# -- dead letters -----------------------------------------------------------------------------------
+class NotDeadLetter(Conflict):
+    code, title = "not_dead_letter", "The delivery is not on the dead-letter list"
+
+
+def dead_letters(session: Session, app: str, *, offset: int = 0, limit: int = 100) -> list[Delivery]:
+    return list(session.scalars(select(Delivery).join(Message, Message.id == Delivery.message_id)
+                                .where(Delivery.dead.is_(True), Message.app == app)
+                                .order_by(Delivery.id.desc()).offset(offset).limit(limit)))
+
+
+def replay(session: Session, app: str, delivery_id: int, *, now: datetime | None = None) -> Delivery:
+    """Queue a dead delivery once more, with the next attempt number (commit).
+
+    :raise NotFound: not this app's delivery. :raise NotDeadLetter:
+    """
+    now = now or utcnow()
+    delivery = session.get(Delivery, delivery_id)
+    message = session.get(Message, delivery.message_id) if delivery else None
+    if delivery is None or message.app != app:
+        raise NotFound("no such delivery", code="delivery_not_found")
+    if not delivery.dead:
+        raise NotDeadLetter()
+    recipient = session.get(Recipient, delivery.recipient_id)
+    delivery.dead, delivery.status, delivery.next_attempt_at, delivery.updated_at = False, "queued", now, now
+    recipient.status, recipient.reason, recipient.updated_at = "queued", None, now
+    session.execute(update(Message).where(Message.id == message.id)
+                    .values(pending_count=Message.pending_count + 1, status="queued", completed_at=None))
+    session.commit()
+    return delivery
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex}"

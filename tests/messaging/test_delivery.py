@@ -1,0 +1,172 @@
+"""The outbox's guarantees: stale and duplicate tasks do nothing, the sweeper recovers lost
+ones, dead letters replay; and the people's rules: opt-outs, quiet hours, limits, digests."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select
+
+from common.db import get_db, utcnow
+from messaging import delivery, policy, wiring
+from messaging.channels.inapp import InboxChannel
+from messaging.models import Delivery, InboxItem, Preference, QuietHours
+
+ISSUED = {"licence_name": "营业执照", "face_number": "61010020260001", "issuer": "西安市市场监督管理局"}
+
+
+class Recorder:
+    """A dispatcher that only records what it was handed (a worker that has not run yet)."""
+
+    def __init__(self) -> None:
+        self.batches: list = []
+
+    def deliveries(self, batch) -> None:
+        self.batches.append(batch)
+
+    def events(self, batch) -> None:
+        pass
+
+
+def queued_message(app, caller, monkeypatch, **extra):
+    monkeypatch.setattr(app.extensions["messaging"], "kick", lambda: None)  # nothing dispatched yet
+    body = {"template": "licence_issued", "variables": ISSUED, "recipients": [{"subject": "person-zhang"}], **extra}
+    response = caller.send(body)
+    assert response.status_code == 202, response.get_json()
+    return response.get_json()["message_id"]
+
+
+def test_duplicate_and_stale_tasks_deliver_once(hub_app, licenses, monkeypatch):
+    queued_message(hub_app, licenses, monkeypatch)
+    settings = wiring.delivery_settings(hub_app.config)
+    recorder = Recorder()
+    with get_db(hub_app).session() as session:
+        assert delivery.relay(session, recorder, settings) == 1
+        batch = recorder.batches[0]
+        channels = {"inapp": InboxChannel()}
+        assert delivery.deliver_batch(session, batch, channels, settings) == {"delivered": 1}
+        assert delivery.deliver_batch(session, batch, channels, settings) == {"skipped": 1}  # broker redelivery
+        assert delivery.deliver_batch(session, [(batch[0][0], 99)], channels, settings) == {"skipped": 1}
+        assert session.scalar(select(func.count()).select_from(InboxItem)) == 1
+
+
+def test_the_sweeper_requeues_what_a_dead_worker_held(hub_app, licenses, monkeypatch):
+    message_id = queued_message(hub_app, licenses, monkeypatch)
+    settings = wiring.delivery_settings(hub_app.config)
+    lost = Recorder()
+    with get_db(hub_app).session() as session:
+        delivery.relay(session, lost, settings)  # the tasks are lost with their worker
+        assert delivery.sweep(session, settings) == 0  # not stuck yet
+        later = utcnow() + timedelta(seconds=settings.stuck_after + 1)
+        assert delivery.sweep(session, settings, now=later) == 1
+        retry = Recorder()
+        assert delivery.relay(session, retry, settings, now=later) == 1
+        (delivery_id, attempt), = retry.batches[0]
+        assert attempt == 2
+        channels = {"inapp": InboxChannel()}
+        # The lost attempt's task turns up after all: it is stale and does nothing.
+        assert delivery.deliver_batch(session, lost.batches[0], channels, settings) == {"skipped": 1}
+        assert delivery.deliver_batch(session, retry.batches[0], channels, settings) == {"delivered": 1}
+    assert licenses.get(f"/messages/{message_id}").get_json()["recipients"][0]["status"] == "delivered"
+
+
+def test_dead_letters_can_be_replayed(hub_app, payment):
+    hub_app.config["MESSAGING_RETRY_SCHEDULE"] = ""  # no retries: the first failure is final
+    response = payment.send({"template": "payment_receipt", "channels": ["sms"],
+                             "recipients": [{"phone": "13800001234"}],
+                             "variables": {"payment_code": "1", "amount_yuan": "2", "receipt_number": "3"}})
+    message_id = response.get_json()["message_id"]
+    dead = payment.get("/dead-letters").get_json()
+    assert len(dead) == 1 and dead[0]["message_id"] == message_id and "unreachable" in dead[0]["last_error"]
+    assert payment.get(f"/messages/{message_id}").get_json()["status"] == "completed"
+    replayed = payment.post(f"/dead-letters/{dead[0]['delivery_id']}/replay")
+    assert replayed.status_code == 202
+    # The carrier is still unreachable: it is dead again, after one more attempt.
+    again = payment.get("/dead-letters").get_json()
+    assert again[0]["attempt"] == dead[0]["attempt"] + 1
+    assert payment.post(f"/dead-letters/{dead[0]['delivery_id'] + 100}/replay").status_code == 404
+
+
+def test_opt_outs_are_honoured_except_for_critical(hub_app, licenses, person):
+    zhang = person("person-zhang")
+    assert zhang.client.put("/inbox/preferences", json={"category": "notice", "channel": "inapp", "enabled": False},
+                            headers=zhang.headers()).status_code == 200
+    body = {"template": "licence_issued", "variables": ISSUED, "recipients": [{"subject": "person-zhang"}]}
+    skipped = licenses.get(f"/messages/{licenses.send(body).get_json()['message_id']}").get_json()
+    assert skipped["recipients"][0] | {"updated_at": None} == {"seq": 0, "subject": "person-zhang", "phone":
+                                                              "13800001234", "email": "zhang@example.cn",
+                                                              "status": "suppressed", "channel": None,
+                                                              "reason": "opted_out", "updated_at": None}
+    critical = licenses.send({**body, "priority": "critical"}).get_json()
+    assert licenses.get(f"/messages/{critical['message_id']}").get_json()["counts"] == {"delivered": 1}
+
+
+def test_quiet_hours_hold_sms_until_morning(hub_app):
+    window = (22 * 60, 7 * 60)
+    late = datetime.fromisoformat("2026-12-01T23:30:00+08:00")
+    assert policy.after_quiet_hours(late, window, "sms") == datetime.fromisoformat("2026-12-02T07:00:00+08:00")
+    early = datetime.fromisoformat("2026-12-02T06:59:00+08:00")
+    assert policy.after_quiet_hours(early, window, "email") == datetime.fromisoformat("2026-12-02T07:00:00+08:00")
+    assert policy.after_quiet_hours(late, window, "inapp") == late  # the inbox is silent
+    noon = datetime.fromisoformat("2026-12-02T12:00:00+08:00")
+    assert policy.after_quiet_hours(noon, window, "sms") == noon
+    assert policy.after_quiet_hours(noon, (11 * 60, 13 * 60), "sms") == datetime.fromisoformat(
+        "2026-12-02T13:00:00+08:00")
+
+
+def test_quiet_hours_apply_through_the_api(hub_app, licenses, person, monkeypatch):
+    zhang = person("person-zhang")
+    response = zhang.client.put("/inbox/quiet-hours", json={"start": "00:00", "end": "23:59"}, headers=zhang.headers())
+    assert response.status_code == 200
+    assert zhang.client.put("/inbox/quiet-hours", json={"start": "25:00", "end": "07:00"},
+                            headers=zhang.headers()).get_json()["code"] == "invalid_quiet_hours"
+    message_id = queued_message(hub_app, licenses, monkeypatch, channels=["sms"])
+    with get_db(hub_app).session() as session:
+        row = session.scalars(select(Delivery).where(Delivery.message_id == message_id)).one()
+        assert row.next_attempt_at > utcnow()  # held (unless it is 23:59 China time right now)
+        assert session.get(QuietHours, "person-zhang").end_minute == 23 * 60 + 59
+
+
+def test_per_recipient_limit_is_a_429_for_one_recipient(hub_app, licenses):
+    hub_app.extensions["messaging"].limits = type(hub_app.extensions["messaging"].limits)(recipient_limit="2/hour")
+    body = {"template": "licence_issued", "variables": ISSUED, "recipients": [{"subject": "person-li"}]}
+    assert [licenses.send(body).status_code for _ in range(3)] == [202, 202, 429]
+    refused = licenses.send(body)
+    assert refused.get_json()["code"] == "recipient_rate_limited" and refused.headers["Retry-After"]
+    assert licenses.send({**body, "priority": "critical"}).status_code == 202
+
+
+def test_per_app_limit_is_a_429(hub_app, licenses):
+    hub_app.extensions["messaging"].limits = type(hub_app.extensions["messaging"].limits)(app_limit="1/minute")
+    body = {"template": "licence_issued", "variables": ISSUED, "recipients": [{"subject": "person-li"}]}
+    assert licenses.send(body).status_code == 202
+    assert licenses.send(body).get_json()["code"] == "rate_limited"
+
+
+def test_low_priority_messages_with_one_digest_key_arrive_as_one(hub_app, licenses, person, monkeypatch):
+    for n in range(3):
+        queued_message(hub_app, licenses, monkeypatch, priority="low", digest_key="daily",
+                       variables={**ISSUED, "face_number": f"F{n}"})
+    queued_message(hub_app, licenses, monkeypatch, priority="low", digest_key="other")
+    settings = wiring.delivery_settings(hub_app.config)
+    with get_db(hub_app).session() as session:
+        assert delivery.relay(session, Recorder(), settings) == 0  # held for the window
+        later = utcnow() + timedelta(seconds=601)
+        recorder = Recorder()
+        assert delivery.relay(session, recorder, settings, now=later, limit=1) == 1  # the first of the group
+        counts = delivery.deliver_batch(session, recorder.batches[0], {"inapp": InboxChannel()}, settings)
+        assert counts == {"delivered": 1}
+        assert session.scalar(select(func.count()).where(Delivery.status == "delivered")) == 3
+    items = person("person-zhang").get("/inbox").get_json()
+    assert len(items) == 1 and items[0]["title"].startswith("3 条通知")
+    assert all(f"F{n}" in items[0]["body"] for n in range(3))
+
+
+def test_preferences_are_listed(hub_app, person):
+    li = person("person-li")
+    li.client.put("/inbox/preferences", json={"category": "transaction", "channel": "sms", "enabled": False},
+                  headers=li.headers())
+    assert li.get("/inbox/preferences").get_json() == [{"category": "transaction", "channel": "sms",
+                                                         "enabled": False}]
+    with get_db(hub_app).session() as session:
+        assert session.scalar(select(func.count()).select_from(Preference)) == 1

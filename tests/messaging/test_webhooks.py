@@ -1,0 +1,166 @@
+"""Webhooks per Standard Webhooks: signatures an independent verifier accepts, rotation,
+retries, 410 and failure streaks, URL validation."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+from werkzeug.serving import make_server
+from werkzeug.wrappers import Request, Response
+
+from common.db import get_db, utcnow
+from messaging import delivery, events, wiring
+from messaging.channels import webhooks
+from messaging.dispatch import InlineDispatcher
+from messaging.models import WebhookEndpoint, WebhookEvent
+from tests.support.suite import free_port
+
+ISSUED = {"licence_name": "营业执照", "face_number": "61010020260001", "issuer": "西安市市场监督管理局"}
+
+
+class Receiver:
+    """A webhook receiver over HTTP that answers what it is told to and keeps what it got."""
+
+    def __init__(self) -> None:
+        self.answers: list[int] = []
+        self.received: list[tuple[dict, bytes]] = []
+        self.server = make_server("127.0.0.1", free_port(), self.app, threaded=True)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
+
+    def app(self, environ, start_response):
+        request = Request(environ)
+        self.received.append(({k.lower(): v for k, v in request.headers.items()}, request.get_data()))
+        status = self.answers.pop(0) if self.answers else 204
+        return Response(status=status)(environ, start_response)
+
+
+@pytest.fixture
+def receiver():
+    receiver = Receiver()
+    yield receiver
+    receiver.server.shutdown()
+
+
+def register(caller, url, events=("message.completed",)):
+    response = caller.post("/webhooks", json={"url": url, "event_types": list(events)})
+    assert response.status_code == 201, response.get_json()
+    return response.get_json()
+
+
+def drain(app, times=3):
+    inline = InlineDispatcher(get_db(app).sessionmaker, app.config)
+    with get_db(app).session() as session:
+        for _ in range(times):
+            delivery.relay(session, inline, wiring.delivery_settings(app.config))
+
+
+def test_events_are_signed_so_a_standard_verifier_accepts_them(licenses, hub_app, receiver):
+    endpoint = register(licenses, receiver.url)
+    assert endpoint["secret"].startswith("whsec_")
+    sent = licenses.send({"template": "licence_issued", "variables": ISSUED,
+                          "recipients": [{"subject": "person-zhang"}]}, key="evt-1").get_json()
+    assert len(receiver.received) == 1
+    headers, body = receiver.received[0]
+    payload = Webhook(endpoint["secret"]).verify(body, headers)  # raises if the signature is wrong
+    assert payload["type"] == "message.completed"
+    assert payload["data"]["message_id"] == sent["message_id"] and payload["data"]["idempotency_key"] == "evt-1"
+    assert payload["data"]["recipients"] == {"delivered": 1}
+    assert headers["webhook-id"].startswith("msg_")
+    with pytest.raises(WebhookVerificationError):
+        Webhook(webhooks.new_secret()).verify(body, headers)
+    with pytest.raises(WebhookVerificationError):
+        Webhook(endpoint["secret"]).verify(body.replace(b"delivered", b"failed"), headers)
+
+
+def test_rotation_signs_with_both_secrets_for_a_while(licenses, hub_app, receiver):
+    endpoint = register(licenses, receiver.url)
+    rotated = licenses.post(f"/webhooks/{endpoint['id']}/rotate-secret").get_json()
+    assert rotated["secret"] != endpoint["secret"]
+    licenses.send({"template": "licence_issued", "variables": ISSUED, "recipients": [{"subject": "person-li"}]})
+    headers, body = receiver.received[0]
+    assert len(headers["webhook-signature"].split(" ")) == 2
+    Webhook(endpoint["secret"]).verify(body, headers)
+    Webhook(rotated["secret"]).verify(body, headers)
+
+
+def test_a_failing_receiver_gets_the_same_webhook_id_until_it_recovers(licenses, hub_app, receiver):
+    hub_app.config["MESSAGING_WEBHOOK_RETRY_SCHEDULE"] = "0,0,0,0"
+    register(licenses, receiver.url)
+    receiver.answers = [500, 503]
+    licenses.send({"template": "licence_issued", "variables": ISSUED, "recipients": [{"subject": "person-li"}]})
+    drain(hub_app)
+    ids = {headers["webhook-id"] for headers, _ in receiver.received}
+    assert len(receiver.received) == 3 and len(ids) == 1
+    with get_db(hub_app).session() as session:
+        event = session.scalars(select(WebhookEvent)).one()
+        assert event.status == "delivered" and event.attempt == 3
+        assert session.scalars(select(WebhookEndpoint)).one().failure_streak == 0
+
+
+def test_410_disables_the_endpoint(licenses, hub_app, receiver):
+    endpoint = register(licenses, receiver.url)
+    receiver.answers = [410]
+    licenses.send({"template": "licence_issued", "variables": ISSUED, "recipients": [{"subject": "person-li"}]})
+    listed = licenses.get("/webhooks").get_json()[0]
+    assert listed["enabled"] is False and "410" in listed["disabled_reason"]
+    licenses.send({"template": "licence_issued", "variables": ISSUED, "recipients": [{"subject": "person-zhang"}]})
+    assert len(receiver.received) == 1  # nothing more goes to a disabled endpoint
+    assert licenses.post(f"/webhooks/{endpoint['id']}/enable").get_json()["enabled"] is True
+
+
+def test_a_long_failure_streak_disables_the_endpoint(hub_app):
+    settings = wiring.delivery_settings(hub_app.config)
+    settings = type(settings)(**{**settings.__dict__, "webhook_disable_after": 3, "webhook_schedule": (0,) * 10})
+    with get_db(hub_app).session() as session:
+        endpoint = webhooks.create_endpoint(session, "xsn-licenses", "http://127.0.0.1:9/x", ["*"],
+                                            allow_private=True)
+        for n in range(3):
+            events.emit(session, "xsn-licenses", "message.completed", f"k{n}", {"n": n})
+        session.commit()
+        ids = session.scalars(select(WebhookEvent.id)).all()
+        for event_id in ids:
+            session.get(WebhookEvent, event_id).status = "dispatched"
+            session.get(WebhookEvent, event_id).attempt = 1
+        session.commit()
+        events.deliver_events(session, [(i, 1) for i in ids], lambda *a: (500, "HTTP 500"), settings)
+        session.refresh(endpoint)
+        assert endpoint.enabled is False and "3 failures" in endpoint.disabled_reason
+
+
+def test_retry_schedule_has_jitter():
+    delays = {delivery.jittered(300, rand=lambda v=v: v).total_seconds() for v in (0.0, 0.5, 1.0)}
+    assert delays == {270.0, 300.0, 330.0}
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1/hook", "https://127.0.0.1/hook", "https://10.1.2.3/x",
+                                 "https://192.168.0.5/x", "https://169.254.169.254/latest", "https://[::1]/x",
+                                 "https://internal.example/x", "ftp://example.cn/x", "https://user:pw@example.cn/x",
+                                 "https://example.cn/a b", ""])
+def test_private_or_malformed_urls_are_refused_in_production(url):
+    resolve = {"internal.example": ["10.0.0.8"]}.get
+    with pytest.raises(webhooks.InvalidWebhookUrl):
+        webhooks.check_url(url, allow_private=False, resolve=lambda host: resolve(host) or [host.strip("[]")])
+
+
+def test_a_public_https_url_is_accepted_in_production():
+    assert webhooks.check_url("https://hooks.example.cn/x", allow_private=False,
+                              resolve=lambda host: ["1.12.0.1", "2400:3200::1"]) == "https://hooks.example.cn/x"
+
+
+def test_production_config_refuses_a_loopback_endpoint_over_the_api(licenses, hub_app, receiver):
+    hub_app.config["ENV"] = "production"
+    response = licenses.post("/webhooks", json={"url": receiver.url})
+    assert response.status_code == 422 and response.get_json()["code"] == "invalid_webhook_url"
+    with get_db(hub_app).session() as session:
+        assert session.scalars(select(WebhookEndpoint)).all() == []
+
+
+def test_rotation_grace_ends():
+    endpoint = WebhookEndpoint(secret=webhooks.new_secret(), previous_secret=webhooks.new_secret(),
+                               previous_secret_until=utcnow() - timedelta(seconds=1))
+    assert len(webhooks.signature_header(endpoint, "msg_1", 1, b"{}", utcnow()).split(" ")) == 1
