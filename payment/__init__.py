@@ -5,9 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Flask
+from flask_smorest import Api
 
 from common.web.app import create_app as build_app
+from payment.config import SETTINGS
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
-    return build_app("payment", test_config, import_name=__name__)
+    return build_app("payment", test_config, import_name=__name__, init=_init, settings=SETTINGS)
+
+
+def _init(app: Flask, api: Api) -> None:
+    from payment import api as payment_api
+
+    api.register_blueprint(payment_api.notices_blp)
+    api.register_blueprint(payment_api.ledger_blp)
