@@ -117,8 +117,8 @@ def _move(session: Session, spec: TransferSpec, changes: dict[str, dict[str, int
             with session.begin_nested():
                 result = session.execute(update(LedgerAccount).where(LedgerAccount.id == account_id).values(**values))
         except IntegrityError as exc:
-            constraint = "credits_within_debits" if "credits_within_debits" in str(exc.orig) else "debits_within_credits"
-            code = "exceeds_debits" if constraint == "credits_within_debits" else "exceeds_credits"
+            # Which CHECK failed decides the code (both databases name the constraint).
+            code = "exceeds_debits" if "credits_within_debits" in str(exc.orig) else "exceeds_credits"
             raise LedgerError(f"transfer {spec.id} would break the limit of account {account_id}", code=code,
                               account=account_id) from None
         if result.rowcount != 1:
@@ -148,7 +148,8 @@ def _resolve_pending(session: Session, spec: TransferSpec) -> LedgerTransfer:
         raise LedgerError(f"pending transfer {spec.pending_id} is already {pending.status}",
                           code=f"pending_transfer_already_{pending.status}")
     if (pending.debit_account_id, pending.credit_account_id) != (spec.debit_account_id, spec.credit_account_id):
-        raise LedgerError("a post or void moves between the pending transfer's accounts", code="pending_accounts_differ")
+        raise LedgerError("a post or void moves between the pending transfer's accounts",
+                          code="pending_accounts_differ")
     if spec.kind == "post" and spec.amount > pending.amount:
         raise LedgerError("cannot post more than the pending amount", code="exceeds_pending_amount")
     if spec.kind == "void" and spec.amount != pending.amount:
