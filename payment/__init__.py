@@ -16,7 +16,19 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
 
 def _init(app: Flask, api: Api) -> None:
+    from common.http import ServiceClient
+    from common.web.i18n import init_i18n
     from payment import api as payment_api
+    from payment import pages
+    from payment.channels.institution import InstitutionClient
+    from payment.channels.registry import build_channels
+    from payment.i18n import CATALOG
 
     api.register_blueprint(payment_api.notices_blp)
     api.register_blueprint(payment_api.ledger_blp)
+    api.register_blueprint(payment_api.channels_blp)
+    app.register_blueprint(pages.bp)
+    init_i18n(app, CATALOG)
+    app.extensions["payment_channels"] = build_channels(app.config)
+    app.extensions["payment_institution"] = InstitutionClient(
+        ServiceClient(app.config["PAYMENT_CHANNEL_SIM_URL"], timeout=float(app.config["HTTP_TIMEOUT"])))

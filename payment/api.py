@@ -10,9 +10,10 @@ Authorisation (identity's access tokens, audience ``xsn:payment``):
 
 from __future__ import annotations
 
+import time
 from datetime import date
 
-from flask import current_app, request
+from flask import Response, current_app, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from sqlalchemy import select
@@ -23,7 +24,7 @@ from common.db import get_session
 from common.errors import Forbidden, ValidationFailed
 from common.web.auth import current_claims, require_token
 from common.web.ratelimit import rate_limit
-from payment import notices, payments
+from payment import callbacks, notices, payments
 from payment.ledger.models import LedgerAccount
 from payment.ledger.transfers import TransferSpec, create_transfers
 from payment.models import NoticeEvent
@@ -46,6 +47,8 @@ IDEMPOTENCY = {"in": "header", "name": "Idempotency-Key", "schema": {"type": "st
 
 notices_blp = Blueprint("notices", __name__, url_prefix="/notices", description="Payment notices (缴款通知书)")
 ledger_blp = Blueprint("ledger", __name__, url_prefix="/ledger", description="The double-entry ledger")
+channels_blp = Blueprint("channels", __name__, url_prefix="/channels",
+                         description="Notifications from the payment institutions (signed; no token)")
 
 
 def _cipher() -> PiiCipher:
@@ -200,3 +203,17 @@ def _transfer_dict(row) -> dict:
     return {column: getattr(row, column) for column in ("id", "debit_account_id", "credit_account_id", "amount",
                                                          "code", "kind", "pending_id", "status", "reference",
                                                          "created_at")}
+
+
+@channels_blp.route("/<channel>/notify")
+class ChannelNotify(MethodView):
+    @channels_blp.response(200, content_type="text/plain",
+                           description="the channel's acknowledgement (204 for WeChat, 'success' for Alipay)")
+    def post(self, channel):
+        """A payment institution's signed notification: verified, posted once, acknowledged."""
+        adapter = current_app.extensions["payment_channels"].get(channel)
+        if adapter is None:
+            raise notices.NotFound(f"no channel {channel}", code="unknown_channel")
+        outcome = callbacks.handle_callback(get_session(), adapter, dict(request.headers), request.get_data(),
+                                            now=time.time(), source=request.remote_addr)
+        return Response(outcome.ack.body, status=outcome.ack.status, content_type=outcome.ack.content_type)

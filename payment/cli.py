@@ -28,6 +28,23 @@ def expire() -> None:
     click.echo(f"expired {count} notice(s)")
 
 
+@cli.command("channel-sim")
+@click.option("--port", default=8009, show_default=True)
+@click.option("--retry-scale", default=0.02, show_default=True,
+              help="multiplies the institutions' retry ladder (1.0 = real: 15 s, 15 s, 30 s, 3 min, ...)")
+def channel_sim(port: int, retry_scale: float) -> None:
+    """Run the payment channel simulator (the institutions) on 127.0.0.1:PORT."""
+    from werkzeug.serving import run_simple
+
+    from common.config import var_dir
+    from payment.channel_sim.app import create_sim_app
+    from payment.config import SETTINGS
+
+    app = create_sim_app(var_dir(), merchant_id=SETTINGS["PAYMENT_WECHAT_MERCHANT_ID"],
+                         app_id=SETTINGS["PAYMENT_ALIPAY_APP_ID"], retry_scale=retry_scale)
+    run_simple("127.0.0.1", port, app, threaded=True)
+
+
 @click.group("ledger")
 def ledger_cli() -> None:
     """The payment node's double-entry ledger."""

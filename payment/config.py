@@ -13,6 +13,14 @@ SETTINGS: dict[str, Any] = {
     },
     # The channels a notice can be paid through (each has its ledger accounts).
     "PAYMENT_CHANNELS": ["wechat", "alipay", "bank"],
+    # The institutions (production sets keys and URLs; embedded: the simulator's, under var/).
+    "PAYMENT_WECHAT_MERCHANT_ID": "1900000109",
+    "PAYMENT_WECHAT_PLATFORM_KEYS": None,  # {serial: PEM public key}, several during a rotation
+    "PAYMENT_WECHAT_API_V3_KEY": None,  # hex, 32 bytes
+    "PAYMENT_ALIPAY_APP_ID": "2021000000000001",
+    "PAYMENT_ALIPAY_PUBLIC_KEY": None,  # PEM
+    "PAYMENT_BANK_SECRET": None,  # hex HMAC-SM3 key shared with the partner bank
+    "PAYMENT_CHANNEL_SIM_URL": "http://127.0.0.1:8009",
     # Expiry of unpaid notices past their due date, by the beat task payment.expire_notices.
     "PAYMENT_EXPIRY_INTERVAL": 3600.0,
 }

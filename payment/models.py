@@ -16,8 +16,8 @@ from common.db import UTCDateTime, utcnow
 from payment.base import Base
 from payment.ledger.models import LedgerAccount, LedgerTransfer
 
-__all__ = ["Base", "Fee", "LedgerAccount", "LedgerTransfer", "Notice", "NoticeEvent", "NoticeItem", "PaymentOrder",
-           "Refund"]
+__all__ = ["Base", "ChannelCallback", "Fee", "LedgerAccount", "LedgerTransfer", "Notice", "NoticeEvent", "NoticeItem",
+           "PaymentOrder", "Refund"]
 
 
 def _uuid() -> str:
@@ -141,3 +141,19 @@ class Refund(Base):
     idempotency_key: Mapped[str] = mapped_column(String(255))
     created_by: Mapped[str] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class ChannelCallback(Base):
+    """Every notification a channel sent, kept whatever became of it (posted, duplicate, rejected)."""
+
+    __tablename__ = "channel_callbacks"
+    __table_args__ = (Index("ix_channel_callbacks_order", "order_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    notification_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    order_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    outcome: Mapped[str] = mapped_column(String(16))  # posted | duplicate | rejected
+    reason: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    source: Mapped[str | None] = mapped_column(String(64), nullable=True)

@@ -1,4 +1,4 @@
-"""Payment notices, fee catalogue, orders, refunds and the double-entry ledger.
+"""Payment notices, fee catalogue, orders, refunds, channel callbacks and the double-entry ledger.
 
 Revision ID: payment_0002
 Revises: payment_0001
@@ -18,6 +18,20 @@ depends_on = None
 
 
 def upgrade() -> None:
+    op.create_table('channel_callbacks',
+    sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
+    sa.Column('channel', sa.String(length=16), nullable=False),
+    sa.Column('received_at', UTCDateTime(timezone=True), nullable=False),
+    sa.Column('notification_id', sa.String(length=64), nullable=True),
+    sa.Column('order_id', sa.String(length=64), nullable=True),
+    sa.Column('outcome', sa.String(length=16), nullable=False),
+    sa.Column('reason', sa.String(length=64), nullable=True),
+    sa.Column('source', sa.String(length=64), nullable=True),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_channel_callbacks'))
+    )
+    with op.batch_alter_table('channel_callbacks', schema=None) as batch_op:
+        batch_op.create_index('ix_channel_callbacks_order', ['order_id'], unique=False)
+
     op.create_table('fees',
     sa.Column('code', sa.String(length=32), nullable=False),
     sa.Column('name', sa.String(length=255), nullable=False),
@@ -193,3 +207,7 @@ def downgrade() -> None:
     op.drop_table('notices')
     op.drop_table('ledger_accounts')
     op.drop_table('fees')
+    with op.batch_alter_table('channel_callbacks', schema=None) as batch_op:
+        batch_op.drop_index('ix_channel_callbacks_order')
+
+    op.drop_table('channel_callbacks')
