@@ -19,7 +19,7 @@ def _init(app: Flask, api: Api) -> None:
     from common.http import ServiceClient
     from common.web.i18n import init_i18n
     from payment import api as payment_api
-    from payment import pages
+    from payment import finance_api, pages
     from payment.channels.institution import InstitutionClient
     from payment.channels.registry import build_channels
     from payment.i18n import CATALOG
@@ -27,6 +27,8 @@ def _init(app: Flask, api: Api) -> None:
     api.register_blueprint(payment_api.notices_blp)
     api.register_blueprint(payment_api.ledger_blp)
     api.register_blueprint(payment_api.channels_blp)
+    api.register_blueprint(finance_api.recon_blp)
+    api.register_blueprint(finance_api.receipts_blp)
     app.register_blueprint(pages.bp)
     init_i18n(app, CATALOG)
     app.extensions["payment_channels"] = build_channels(app.config)

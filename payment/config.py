@@ -23,4 +23,6 @@ SETTINGS: dict[str, Any] = {
     "PAYMENT_CHANNEL_SIM_URL": "http://127.0.0.1:8009",
     # Expiry of unpaid notices past their due date, by the beat task payment.expire_notices.
     "PAYMENT_EXPIRY_INTERVAL": 3600.0,
+    # Sealing pending e-receipts through the seal node's batch API, by payment.seal_receipts.
+    "PAYMENT_RECEIPT_INTERVAL": 5.0,
 }

@@ -16,8 +16,22 @@ from common.db import UTCDateTime, utcnow
 from payment.base import Base
 from payment.ledger.models import LedgerAccount, LedgerTransfer
 
-__all__ = ["Base", "ChannelCallback", "Fee", "LedgerAccount", "LedgerTransfer", "Notice", "NoticeEvent", "NoticeItem",
-           "PaymentOrder", "Refund"]
+__all__ = [
+    "Base",
+    "ChannelCallback",
+    "Fee",
+    "LedgerAccount",
+    "LedgerTransfer",
+    "Notice",
+    "NoticeEvent",
+    "NoticeItem",
+    "PaymentOrder",
+    "Receipt",
+    "ReconDifference",
+    "Refund",
+    "Statement",
+    "StatementLineRow",
+]
 
 
 def _uuid() -> str:
@@ -157,3 +171,80 @@ class ChannelCallback(Base):
     outcome: Mapped[str] = mapped_column(String(16))  # posted | duplicate | rejected
     reason: Mapped[str | None] = mapped_column(String(64), nullable=True)
     source: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+
+class Statement(Base):
+    """A channel's daily statement (对账单) as imported: its digest, and what was matched."""
+
+    __tablename__ = "statements"
+    __table_args__ = (UniqueConstraint("channel", "day", name="uq_statements_channel_day"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=_uuid)
+    channel: Mapped[str] = mapped_column(String(16))
+    day: Mapped[date] = mapped_column(Date)
+    sha256: Mapped[str] = mapped_column(String(64))
+    lines: Mapped[int] = mapped_column(Integer)
+    total_amount: Mapped[int] = mapped_column(BigInteger)
+    matched: Mapped[int] = mapped_column(Integer, default=0)
+    imported_by: Mapped[str] = mapped_column(String(255))
+    imported_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class StatementLineRow(Base):
+    __tablename__ = "statement_lines"
+
+    statement_id: Mapped[str] = mapped_column(ForeignKey("statements.id"), primary_key=True)
+    line: Mapped[int] = mapped_column(Integer, primary_key=True)
+    order_id: Mapped[str] = mapped_column(String(64))
+    channel_transaction_id: Mapped[str] = mapped_column(String(64))
+    amount: Mapped[int] = mapped_column(BigInteger)
+    outcome: Mapped[str] = mapped_column(String(24))  # matched | difference
+
+
+class ReconDifference(Base):
+    """A difference between a statement and our postings; open until a recorded, authorised action."""
+
+    __tablename__ = "recon_differences"
+    __table_args__ = (Index("ix_recon_differences_statement", "statement_id"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=_uuid)
+    statement_id: Mapped[str] = mapped_column(ForeignKey("statements.id"))
+    # missing_here | missing_at_channel | amount_mismatch | duplicate | unknown_order
+    kind: Mapped[str] = mapped_column(String(24))
+    order_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    line: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    amount_here: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    amount_at_channel: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    status: Mapped[str] = mapped_column(String(16), default="open")  # open | resolved
+    resolution: Mapped[str | None] = mapped_column(String(24), nullable=True)
+    resolved_by: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class Receipt(Base):
+    """A fiscal e-receipt (财政电子票据) for a paid notice, sealed through the seal node.
+
+    Written in the transaction that marks the notice paid (``pending_seal``), sealed afterwards
+    by a task (an outbox: a seal node that is down delays the seal, never loses the receipt).
+    """
+
+    __tablename__ = "receipts"
+    __table_args__ = (
+        UniqueConstraint("code", "number", name="uq_receipts_code_number"),
+        Index("ix_receipts_status", "status"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=_uuid)
+    notice_id: Mapped[str] = mapped_column(ForeignKey("notices.id"), unique=True)
+    code: Mapped[str] = mapped_column(String(8))  # EInvoiceCode
+    number: Mapped[str] = mapped_column(String(10))  # EInvoiceNumber
+    check_code: Mapped[str] = mapped_column(String(6))  # RandomNumber
+    department_code: Mapped[str] = mapped_column(String(18))
+    document: Mapped[str] = mapped_column(Text)  # RFC 8785 canonical JSON: what the seal signs
+    digest: Mapped[str] = mapped_column(String(64))  # SM3 of the document, hex
+    status: Mapped[str] = mapped_column(String(16), default="pending_seal")  # pending_seal | sealed
+    seal_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    signature: Mapped[str | None] = mapped_column(Text, nullable=True)  # base64 SES_Signature
+    issued_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    sealed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)

@@ -149,3 +149,65 @@ class AccountSchema(Schema):
     debits_posted = fields.Integer()
     credits_pending = fields.Integer()
     credits_posted = fields.Integer()
+
+
+class StatementSchema(Schema):
+    id = fields.String()
+    channel = fields.String()
+    day = fields.Date()
+    sha256 = fields.String()
+    lines = fields.Integer()
+    total_amount = fields.Integer()
+    matched = fields.Integer()
+    imported_by = fields.String()
+    imported_at = fields.DateTime()
+
+
+class DifferenceSchema(Schema):
+    id = fields.String()
+    kind = fields.String(metadata={"description": "missing_here | missing_at_channel | amount_mismatch | duplicate "
+                                                  "| unknown_order"})
+    order_id = fields.String(allow_none=True)
+    line = fields.Integer(allow_none=True)
+    amount_here = fields.Integer(allow_none=True)
+    amount_at_channel = fields.Integer(allow_none=True)
+    status = fields.String()
+    resolution = fields.String(allow_none=True)
+    resolved_by = fields.String(allow_none=True)
+    resolved_at = fields.DateTime(allow_none=True)
+    reason = fields.String(allow_none=True)
+
+
+class ReconReportSchema(Schema):
+    statement = fields.Nested(StatementSchema)
+    differences = fields.List(fields.Nested(DifferenceSchema))
+
+
+class ResolveSchema(Schema):
+    action = fields.String(required=True, validate=validate.OneOf(["post", "acknowledge"]))
+    reason = fields.String(required=True, validate=validate.Length(1, 500))
+
+
+class SettlementSchema(Schema):
+    transfer_id = fields.String()
+    department_code = fields.String()
+    amount = fields.Integer()
+    created = fields.Boolean()
+
+
+class ReceiptQuerySchema(Schema):
+    code = fields.String(required=True, validate=validate.Regexp(r"^\d{8}$", error="8 digits"))
+    number = fields.String(required=True, validate=validate.Regexp(r"^\d{10}$", error="10 digits"))
+    check_code = fields.String(required=True, validate=validate.Regexp(r"^\d{6}$", error="6 digits"))
+
+
+class ReceiptSchema(Schema):
+    code = fields.String()
+    number = fields.String()
+    status = fields.String(metadata={"description": "pending_seal | sealed"})
+    digest = fields.String(metadata={"description": "SM3 of the canonical document (RFC 8785), hex"})
+    seal_id = fields.String(allow_none=True)
+    signature = fields.String(allow_none=True, metadata={"description": "base64 GB/T 38540 SES_Signature"})
+    issued_at = fields.DateTime()
+    sealed_at = fields.DateTime(allow_none=True)
+    document = fields.Dict()

@@ -43,3 +43,17 @@ class InstitutionClient:
             raise ServiceUnavailable(f"the {channel} channel answered {response.status_code}",
                                      code="channel_unavailable")
         return dict(response.headers), response.content
+
+    def statement(self, channel: str, day: str) -> tuple[bytes, str | None]:
+        """The day's statement file and the SHA-256 the institution published for it.
+
+        :raise ServiceUnavailable: the institution did not answer.
+        """
+        try:
+            response = self._client.get(f"/{channel}/statements/{day}")
+        except OSError as exc:
+            raise ServiceUnavailable(f"the {channel} channel is unreachable", code="channel_unavailable") from exc
+        if response.status_code != 200:
+            raise ServiceUnavailable(f"the {channel} channel answered {response.status_code}",
+                                     code="channel_unavailable")
+        return response.content, response.headers.get("X-Statement-SHA256")

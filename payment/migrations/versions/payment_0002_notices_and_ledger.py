@@ -1,4 +1,5 @@
-"""Payment notices, fee catalogue, orders, refunds, channel callbacks and the double-entry ledger.
+"""Payment notices, fees, orders, refunds, channel callbacks, statements, differences, e-receipts and
+the double-entry ledger.
 
 Revision ID: payment_0002
 Revises: payment_0001
@@ -90,6 +91,19 @@ def upgrade() -> None:
         batch_op.create_index('ix_notices_payer_index', ['payer_index'], unique=False)
         batch_op.create_index('ix_notices_status_due', ['status', 'due_date'], unique=False)
 
+    op.create_table('statements',
+    sa.Column('id', sa.String(length=32), nullable=False),
+    sa.Column('channel', sa.String(length=16), nullable=False),
+    sa.Column('day', sa.Date(), nullable=False),
+    sa.Column('sha256', sa.String(length=64), nullable=False),
+    sa.Column('lines', sa.Integer(), nullable=False),
+    sa.Column('total_amount', sa.BigInteger(), nullable=False),
+    sa.Column('matched', sa.Integer(), nullable=False),
+    sa.Column('imported_by', sa.String(length=255), nullable=False),
+    sa.Column('imported_at', UTCDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_statements')),
+    sa.UniqueConstraint('channel', 'day', name='uq_statements_channel_day')
+    )
     op.create_table('ledger_transfers',
     sa.Column('id', sa.String(length=64), nullable=False),
     sa.Column('debit_account_id', sa.String(length=128), nullable=False),
@@ -162,6 +176,47 @@ def upgrade() -> None:
     with op.batch_alter_table('payment_orders', schema=None) as batch_op:
         batch_op.create_index('ix_payment_orders_notice', ['notice_id'], unique=False)
 
+    op.create_table('receipts',
+    sa.Column('id', sa.String(length=32), nullable=False),
+    sa.Column('notice_id', sa.String(length=32), nullable=False),
+    sa.Column('code', sa.String(length=8), nullable=False),
+    sa.Column('number', sa.String(length=10), nullable=False),
+    sa.Column('check_code', sa.String(length=6), nullable=False),
+    sa.Column('department_code', sa.String(length=18), nullable=False),
+    sa.Column('document', sa.Text(), nullable=False),
+    sa.Column('digest', sa.String(length=64), nullable=False),
+    sa.Column('status', sa.String(length=16), nullable=False),
+    sa.Column('seal_id', sa.String(length=64), nullable=True),
+    sa.Column('signature', sa.Text(), nullable=True),
+    sa.Column('issued_at', UTCDateTime(timezone=True), nullable=False),
+    sa.Column('sealed_at', UTCDateTime(timezone=True), nullable=True),
+    sa.ForeignKeyConstraint(['notice_id'], ['notices.id'], name=op.f('fk_receipts_notice_id_notices')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_receipts')),
+    sa.UniqueConstraint('code', 'number', name='uq_receipts_code_number'),
+    sa.UniqueConstraint('notice_id', name=op.f('uq_receipts_notice_id'))
+    )
+    with op.batch_alter_table('receipts', schema=None) as batch_op:
+        batch_op.create_index('ix_receipts_status', ['status'], unique=False)
+
+    op.create_table('recon_differences',
+    sa.Column('id', sa.String(length=32), nullable=False),
+    sa.Column('statement_id', sa.String(length=32), nullable=False),
+    sa.Column('kind', sa.String(length=24), nullable=False),
+    sa.Column('order_id', sa.String(length=64), nullable=True),
+    sa.Column('line', sa.Integer(), nullable=True),
+    sa.Column('amount_here', sa.BigInteger(), nullable=True),
+    sa.Column('amount_at_channel', sa.BigInteger(), nullable=True),
+    sa.Column('status', sa.String(length=16), nullable=False),
+    sa.Column('resolution', sa.String(length=24), nullable=True),
+    sa.Column('resolved_by', sa.String(length=255), nullable=True),
+    sa.Column('resolved_at', UTCDateTime(timezone=True), nullable=True),
+    sa.Column('reason', sa.Text(), nullable=True),
+    sa.ForeignKeyConstraint(['statement_id'], ['statements.id'], name=op.f('fk_recon_differences_statement_id_statements')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_recon_differences'))
+    )
+    with op.batch_alter_table('recon_differences', schema=None) as batch_op:
+        batch_op.create_index('ix_recon_differences_statement', ['statement_id'], unique=False)
+
     op.create_table('refunds',
     sa.Column('id', sa.String(length=32), nullable=False),
     sa.Column('notice_id', sa.String(length=32), nullable=False),
@@ -178,13 +233,32 @@ def upgrade() -> None:
     with op.batch_alter_table('refunds', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_refunds_notice_id'), ['notice_id'], unique=False)
 
+    op.create_table('statement_lines',
+    sa.Column('statement_id', sa.String(length=32), nullable=False),
+    sa.Column('line', sa.Integer(), nullable=False),
+    sa.Column('order_id', sa.String(length=64), nullable=False),
+    sa.Column('channel_transaction_id', sa.String(length=64), nullable=False),
+    sa.Column('amount', sa.BigInteger(), nullable=False),
+    sa.Column('outcome', sa.String(length=24), nullable=False),
+    sa.ForeignKeyConstraint(['statement_id'], ['statements.id'], name=op.f('fk_statement_lines_statement_id_statements')),
+    sa.PrimaryKeyConstraint('statement_id', 'line', name=op.f('pk_statement_lines'))
+    )
 
 
 def downgrade() -> None:
+    op.drop_table('statement_lines')
     with op.batch_alter_table('refunds', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_refunds_notice_id'))
 
     op.drop_table('refunds')
+    with op.batch_alter_table('recon_differences', schema=None) as batch_op:
+        batch_op.drop_index('ix_recon_differences_statement')
+
+    op.drop_table('recon_differences')
+    with op.batch_alter_table('receipts', schema=None) as batch_op:
+        batch_op.drop_index('ix_receipts_status')
+
+    op.drop_table('receipts')
     with op.batch_alter_table('payment_orders', schema=None) as batch_op:
         batch_op.drop_index('ix_payment_orders_notice')
 
@@ -200,6 +274,7 @@ def downgrade() -> None:
         batch_op.drop_index('ix_ledger_transfers_credit')
 
     op.drop_table('ledger_transfers')
+    op.drop_table('statements')
     with op.batch_alter_table('notices', schema=None) as batch_op:
         batch_op.drop_index('ix_notices_status_due')
         batch_op.drop_index('ix_notices_payer_index')
