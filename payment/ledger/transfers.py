@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
-from sqlalchemy import insert, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -185,9 +185,92 @@ def _create_one(session: Session, spec: TransferSpec, batch_id: str | None) -> T
     return TransferResult(row, created=True)
 
 
+def _lock_accounts(session: Session, account_ids: set[str]) -> dict[str, LedgerAccount]:
+    """Lock the accounts in id order (so concurrent batches cannot deadlock) and read their sums.
+
+    :raise NotFound: an account is missing.
+    """
+    rows = session.scalars(select(LedgerAccount).where(LedgerAccount.id.in_(account_ids))
+                           .order_by(LedgerAccount.id).with_for_update().execution_options(populate_existing=True))
+    accounts = {row.id: row for row in rows}
+    missing = sorted(account_ids - set(accounts))
+    if missing:
+        raise NotFound(f"no ledger account {missing[0]}", code="account_not_found", account=missing[0])
+    return accounts
+
+
+def _simulate(accounts: dict[str, LedgerAccount], specs: Sequence[TransferSpec]) -> dict[str, dict[str, int]]:
+    """Apply the batch to copies of the locked sums in order, checking every limit after each
+    transfer exactly as the database would; returns the net change per account.
+
+    :raise LedgerError: a transfer breaks a limit (``index`` says which; nothing was written).
+    """
+    sums = {aid: {c: getattr(a, c) for c in ("debits_pending", "debits_posted", "credits_pending", "credits_posted")}
+            for aid, a in accounts.items()}
+    net: dict[str, dict[str, int]] = {aid: dict.fromkeys(sums[aid], 0) for aid in sums}
+    for index, spec in enumerate(specs):
+        for account_id, deltas in _deltas(spec, None).items():
+            for column, delta in deltas.items():
+                sums[account_id][column] += delta
+                net[account_id][column] += delta
+            s, account = sums[account_id], accounts[account_id]
+            debits, credits = s["debits_pending"] + s["debits_posted"], s["credits_pending"] + s["credits_posted"]
+            code = ("exceeds_credits" if account.debits_must_not_exceed_credits and debits > s["credits_posted"]
+                    else "exceeds_debits" if account.credits_must_not_exceed_debits and credits > s["debits_posted"]
+                    else None)
+            if code:
+                raise LedgerError(f"transfer {spec.id} would break the limit of account {account_id}", code=code,
+                                  account=account_id, index=index)
+    return net
+
+
+def _create_new(session: Session, specs: Sequence[TransferSpec], batch_id: str | None) -> list[TransferResult]:
+    """The common case, in a few statements: new single or pending transfers. Accounts locked in
+    order and checked in Python, all rows in one INSERT, each account updated once.
+
+    :raise IntegrityError: an id already exists (the caller falls back to :func:`_create_exact`).
+    """
+    for index, spec in enumerate(specs):
+        try:
+            _check_shape(spec)
+        except Problem as problem:
+            problem.extra.setdefault("index", index)
+            raise
+    accounts = _lock_accounts(session, {s.debit_account_id for s in specs} | {s.credit_account_id for s in specs})
+    now = utcnow()
+    rows = [{"id": s.id, "debit_account_id": s.debit_account_id, "credit_account_id": s.credit_account_id,
+             "amount": s.amount, "code": s.code, "kind": s.kind, "pending_id": None,
+             "status": "pending" if s.kind == "pending" else "posted", "reference": s.reference,
+             "batch_id": batch_id, "created_at": now} for s in specs]
+    session.execute(insert(LedgerTransfer), rows)  # first: a taken id means a replay, not a limit
+    net = _simulate(accounts, specs)
+    changes = [{"aid": aid, **deltas} for aid, deltas in sorted(net.items()) if any(deltas.values())]
+    if changes:
+        session.connection().execute(
+            update(LedgerAccount.__table__).where(LedgerAccount.__table__.c.id == bindparam("aid"))
+            .values({c: LedgerAccount.__table__.c[c] + bindparam(c) for c in
+                     ("debits_pending", "debits_posted", "credits_pending", "credits_posted")}), changes)
+    return [TransferResult(LedgerTransfer(**row), created=True) for row in rows]
+
+
+def _create_exact(session: Session, specs: Sequence[TransferSpec], batch_id: str | None) -> list[TransferResult]:
+    """One transfer at a time, each id claimed first: replays, conflicts, post and void."""
+    results: list[TransferResult] = []
+    if len(specs) > 1:
+        _lock_accounts(session, {s.debit_account_id for s in specs} | {s.credit_account_id for s in specs})
+    for index, spec in enumerate(specs):
+        try:
+            results.append(_create_one(session, spec, batch_id))
+        except Problem as problem:
+            problem.extra.setdefault("index", index)
+            raise
+    return results
+
+
 def create_transfers(session: Session, specs: Sequence[TransferSpec], *, batch_id: str | None = None
                      ) -> list[TransferResult]:
     """Write transfers all-or-nothing (TigerBeetle's linked chain): if one is refused, none is.
+    Limits are checked after each transfer in order, as if they were written one by one.
 
     A transfer whose id already exists with the same fields is a replay: it is returned with
     ``created=False`` and moves nothing again.
@@ -196,15 +279,14 @@ def create_transfers(session: Session, specs: Sequence[TransferSpec], *, batch_i
     :raise TransferConflict: an id exists with different fields.
     :raise NotFound: an account or pending transfer is missing.
     """
-    results: list[TransferResult] = []
+    if specs and all(s.kind in ("single", "pending") for s in specs) and len({s.id for s in specs}) == len(specs):
+        try:
+            with session.begin_nested():
+                return _create_new(session, specs, batch_id)
+        except IntegrityError:
+            pass  # an id is taken (a replay or a conflict): the exact path tells which
     with session.begin_nested():
-        for index, spec in enumerate(specs):
-            try:
-                results.append(_create_one(session, spec, batch_id))
-            except Problem as problem:
-                problem.extra.setdefault("index", index)
-                raise
-    return results
+        return _create_exact(session, specs, batch_id)
 
 
 def create_transfer(session: Session, spec: TransferSpec) -> TransferResult:
