@@ -5,9 +5,32 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Flask
+from flask_smorest import Api
 
 from common.web.app import create_app as build_app
+from payment.config import SETTINGS
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
-    return build_app("payment", test_config, import_name=__name__)
+    return build_app("payment", test_config, import_name=__name__, init=_init, settings=SETTINGS)
+
+
+def _init(app: Flask, api: Api) -> None:
+    from common.http import ServiceClient
+    from common.web.i18n import init_i18n
+    from payment import api as payment_api
+    from payment import finance_api, pages
+    from payment.channels.institution import InstitutionClient
+    from payment.channels.registry import build_channels
+    from payment.i18n import CATALOG
+
+    api.register_blueprint(payment_api.notices_blp)
+    api.register_blueprint(payment_api.ledger_blp)
+    api.register_blueprint(payment_api.channels_blp)
+    api.register_blueprint(finance_api.recon_blp)
+    api.register_blueprint(finance_api.receipts_blp)
+    app.register_blueprint(pages.bp)
+    init_i18n(app, CATALOG)
+    app.extensions["payment_channels"] = build_channels(app.config)
+    app.extensions["payment_institution"] = InstitutionClient(
+        ServiceClient(app.config["PAYMENT_CHANNEL_SIM_URL"], timeout=float(app.config["HTTP_TIMEOUT"])))

@@ -1,0 +1,189 @@
+"""Benchmark the payment node's ledger on PostgreSQL against pgbench, in one run.
+
+Run from the repository root (needs PostgreSQL and Debian's ``wrk`` and ``pgbench``)::
+
+    python -m bench.payment [--url postgresql+psycopg://postgres@127.0.0.1:5432/postgres]
+                            [--seconds 5] [--clients 8] [--batch 100]
+
+Phases, each measured in this run:
+
+1. ``pgbench`` TPC-B (``-c clients -j clients``) on a scratch database: the baseline.
+2. The ledger's own Python API (:func:`payment.ledger.transfers.create_transfer`, what a view
+   calls) from ``clients`` threads, one transfer per transaction, between 1,000 accounts.
+3. The same API in its batch form: ``--batch`` transfers per transaction.
+4. ``POST /ledger/transfers`` (one transfer a request, unique ids from a wrk Lua script) against
+   the service's own ``GET /livez``, under gunicorn (2 sync workers), driven by wrk.
+5. ``xsn ledger check`` over everything the run wrote.
+
+Ends with ``RESULT {json}``: ``single_ratio`` and ``batch_ratio`` (transfers/s ÷ pgbench TPC-B
+tps; targets ≥ 0.5 and ≥ 5), ``http_ratio`` (HTTP transfers/s ÷ /livez req/s; target ≥ 0.4) and
+``ledger_check_ok``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import re
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+from sqlalchemy import create_engine, text
+from sqlalchemy.orm import sessionmaker
+
+from bench._load import gunicorn, wrk
+from bench.result import print_result
+
+ACCOUNTS = 1000
+KEK = "00112233445566778899aabbccddeeff"
+
+
+def _scratch(url: str, name: str) -> str:
+    """A fresh database ``name`` on the server of ``url``; returns its URL."""
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return url.rsplit("/", 1)[0] + f"/{name}"
+
+
+def pgbench_tps(url: str, clients: int, seconds: int) -> float:
+    dsn = url.replace("postgresql+psycopg://", "postgresql://")
+    subprocess.run(["pgbench", "-i", "-q", "-s", "1", dsn], check=True, capture_output=True)
+    out = subprocess.run(["pgbench", "-n", "-c", str(clients), "-j", str(clients), "-T", str(seconds), dsn],
+                         check=True, capture_output=True, text=True).stdout
+    return float(re.search(r"tps = ([0-9.]+)", out).group(1))
+
+
+def _open_accounts(session) -> None:
+    from payment.ledger.transfers import AccountSpec, open_account
+
+    for i in range(ACCOUNTS):
+        open_account(session, AccountSpec(f"bench:{i}", "suspense", f"bench {i}"))
+    session.commit()
+
+
+def _run_threads(factory, clients: int, seconds: float, batch: int) -> float:
+    """Transfers per second from ``clients`` threads, each committing ``batch`` transfers at a time."""
+    from payment.ledger.transfers import TransferSpec, create_transfers
+
+    done, stop = [0] * clients, time.monotonic() + seconds
+    start = threading.Barrier(clients + 1)
+
+    def work(index: int) -> None:
+        rng = random.Random(index)
+        with factory() as session:
+            start.wait()
+            while time.monotonic() < stop:
+                specs = []
+                for _ in range(batch):
+                    debit, credit = rng.sample(range(ACCOUNTS), 2)
+                    specs.append(TransferSpec(uuid.uuid4().hex, f"bench:{debit}", f"bench:{credit}",
+                                              rng.randint(1, 10_000), "adjustment"))
+                create_transfers(session, specs)
+                session.commit()
+                done[index] += batch
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(clients)]
+    for thread in threads:
+        thread.start()
+    start.wait()
+    began = time.monotonic()
+    for thread in threads:
+        thread.join()
+    return sum(done) / (time.monotonic() - began)
+
+
+TRANSFER_LUA = """
+local counter = 0
+local threads_started = 0
+function setup(thread)
+  threads_started = threads_started + 1
+  thread:set("xsn_thread", threads_started)
+end
+function request()
+  counter = counter + 1
+  local a = math.random(0, 999)
+  local b = (a + math.random(1, 998)) % 1000
+  local body = string.format('{"transfers": [{"id": "w-%s-%d-%d", "debit_account_id": "bench:%d", '
+    .. '"credit_account_id": "bench:%d", "amount": %d, "code": "adjustment"}]}', PREFIX, xsn_thread or 0, counter,
+    a, b, math.random(1, 10000))
+  return wrk.format("POST", nil, nil, body)
+end
+"""
+
+
+def http_phase(db_url: str, seconds: float, connections: int) -> tuple[float, float, object, object]:
+    from tests.support.suite import TokenFactory
+
+    var = Path(tempfile.mkdtemp(prefix="xsn-bench-payment-"))
+    tokens = TokenFactory()
+    env = dict(os.environ, XSN_VAR_DIR=str(var), XSN_KEK=KEK, XSN_LOG_LEVEL="WARNING",
+               XSN_PAYMENT_DATABASE_URL=db_url, XSN_OAUTH_JWKS_URL=tokens.write_jwks(var / "jwks.json"),
+               XSN_OAUTH_ISSUER=tokens.issuer, XSN_RATELIMIT_ENABLED="false")
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    token = tokens.token(sub="bench", scope="payment:admin", aud="xsn:payment", client_id="xsn-finance",
+                         lifetime=3600)
+    with gunicorn("payment:create_app()", env=env, workers=2) as server:
+        livez = wrk(f"{server.url}/livez", duration=seconds, connections=connections)
+        transfers = wrk(f"{server.url}/ledger/transfers", duration=seconds, connections=connections,
+                        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+                        lua=TRANSFER_LUA.replace("PREFIX", json.dumps(uuid.uuid4().hex[:8])))
+    return livez.requests_per_s, transfers.requests_per_s, livez, transfers
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--url", default=os.environ.get("XSN_TEST_DATABASE_URL",
+                                                        "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"))
+    parser.add_argument("--seconds", type=int, default=5)
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--batch", type=int, default=100)
+    args = parser.parse_args()
+
+    from common.db import make_engine
+    from common.ops.migrate import upgrade
+
+    tps = pgbench_tps(_scratch(args.url, "xsn_bench_pgbench"), args.clients, args.seconds)
+    print(f"pgbench TPC-B, {args.clients} clients: {tps:,.0f} tps")
+
+    db_url = _scratch(args.url, "xsn_bench_payment")
+    upgrade("payment", db_url)
+    engine = make_engine(db_url, pool_size=args.clients + 2)
+    factory = sessionmaker(engine, expire_on_commit=False)
+    with factory() as session:
+        _open_accounts(session)
+    single = _run_threads(factory, args.clients, args.seconds, 1)
+    print(f"ledger API, one transfer per transaction, {args.clients} threads: {single:,.0f} transfers/s "
+          f"({single / tps:.2f}x pgbench)")
+    batch = _run_threads(factory, args.clients, args.seconds, args.batch)
+    print(f"ledger API, {args.batch} transfers per transaction, {args.clients} threads: {batch:,.0f} transfers/s "
+          f"({batch / tps:.2f}x pgbench)")
+
+    livez, http, livez_run, http_run = http_phase(db_url, args.seconds, 16)
+    print(f"HTTP (gunicorn 2 workers, wrk 16 connections): /livez {livez:,.0f} req/s (wrk CPU "
+          f"{livez_run.wrk_cpu_s:.1f} s), POST /ledger/transfers {http:,.0f} req/s (wrk CPU "
+          f"{http_run.wrk_cpu_s:.1f} s, non-2xx {http_run.non2xx}, p50 {http_run.p50_ms:.1f} ms)")
+
+    engine.dispose()
+    check = subprocess.run([sys.executable, "-m", "common.ops.cli", "ledger", "check"], capture_output=True, text=True,
+                           env=dict(os.environ, XSN_PAYMENT_DATABASE_URL=db_url, XSN_KEK=KEK, XSN_LOG_LEVEL="WARNING"))
+    print(f"xsn ledger check: exit {check.returncode}: {check.stdout.strip().splitlines()[-1] if check.stdout else ''}")
+    ledger_ok = check.returncode == 0
+    print_result({"pgbench_tps": round(tps, 1), "single_per_s": round(single, 1), "batch_per_s": round(batch, 1),
+                  "single_ratio": round(single / tps, 3), "batch_ratio": round(batch / tps, 3),
+                  "http_transfers_per_s": round(http, 1), "livez_per_s": round(livez, 1),
+                  "http_ratio": round(http / livez, 3) if livez else 0.0,
+                  "http_non2xx": http_run.non2xx, "ledger_check_ok": ledger_ok})
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,219 @@
+"""REST API of the payment node (thin views over the domain modules).
+
+Authorisation (identity's access tokens, audience ``xsn:payment``):
+
+* ``payment:collect`` — a collecting department's system: issue, read, cancel and refund its
+  own notices. The department is the one ``PAYMENT_DEPARTMENTS`` names for the token's client.
+* ``payment:admin`` — the ledger: accounts and transfers.
+* open — a payer's lookup by payment code and name (rate limited per address).
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import date
+
+from flask import Response, current_app, request
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from sqlalchemy import select
+
+from common.crypto.keystore import load_kek
+from common.crypto.pii import PiiCipher
+from common.db import get_session
+from common.errors import Forbidden, ValidationFailed
+from common.web.auth import current_claims, require_token
+from common.web.ratelimit import rate_limit
+from payment import callbacks, notices, payments
+from payment.ledger.models import LedgerAccount
+from payment.ledger.transfers import TransferSpec, create_transfers
+from payment.models import NoticeEvent
+from payment.schemas import (
+    AccountSchema,
+    CancelSchema,
+    LookupSchema,
+    NoticeCreateSchema,
+    NoticeEventSchema,
+    NoticeForPayerSchema,
+    NoticeSchema,
+    RefundCreateSchema,
+    RefundSchema,
+    TransferBatchResultSchema,
+    TransferBatchSchema,
+)
+
+SECURITY = [{"bearerAuth": []}]
+IDEMPOTENCY = {"in": "header", "name": "Idempotency-Key", "schema": {"type": "string", "maxLength": 255}}
+
+notices_blp = Blueprint("notices", __name__, url_prefix="/notices", description="Payment notices (缴款通知书)")
+ledger_blp = Blueprint("ledger", __name__, url_prefix="/ledger", description="The double-entry ledger")
+channels_blp = Blueprint("channels", __name__, url_prefix="/channels",
+                         description="Notifications from the payment institutions (signed; no token)")
+
+
+def _cipher() -> PiiCipher:
+    cipher = current_app.extensions.get("payment_pii")
+    if cipher is None:
+        cipher = current_app.extensions["payment_pii"] = PiiCipher.from_kek(load_kek(current_app.config), "payment")
+    return cipher
+
+
+def _department() -> tuple[str, str, str]:
+    """``(department code, name, actor)`` of the calling department system.
+
+    :raise Forbidden: the client acts for no configured department (fail closed).
+    """
+    claims = current_claims()
+    client_id = str(claims.get("client_id") or "")
+    department = current_app.config["PAYMENT_DEPARTMENTS"].get(client_id)
+    if not department:
+        raise Forbidden("this client collects for no department", code="not_a_collecting_department")
+    return department["code"], department["name"], f"client:{client_id}"
+
+
+def _idempotency_key(required: bool = False) -> str | None:
+    key = request.headers.get("Idempotency-Key")
+    if key is not None and not 1 <= len(key) <= 255:
+        raise ValidationFailed("Idempotency-Key is 1-255 characters", code="invalid_idempotency_key")
+    if required and not key:
+        raise ValidationFailed("this request needs an Idempotency-Key header", code="idempotency_key_required")
+    return key
+
+
+def _own_notice(notice_id: str):
+    code, _name, _actor = _department()
+    notice = notices.get_notice(get_session(), notice_id)
+    if notice.department_code != code:  # the same answer as a missing one: ids are not disclosed
+        raise notices.NotFound(f"no notice {notice_id}", code="notice_not_found")
+    return notice
+
+
+@notices_blp.route("")
+class Notices(MethodView):
+    @notices_blp.arguments(NoticeCreateSchema)
+    @notices_blp.response(201, NoticeSchema)
+    @notices_blp.alt_response(200, schema=NoticeSchema, description="replay of an earlier request (Idempotency-Key)")
+    @notices_blp.doc(security=SECURITY, parameters=[IDEMPOTENCY])
+    @require_token("payment:collect")
+    def post(self, body):
+        """Issue a payment notice with a payment code (缴款码)."""
+        code, name, actor = _department()
+        items = tuple(notices.ItemRequest(**item) for item in body.pop("items"))
+        request_ = notices.NoticeRequest(items=items, **body)
+        session = get_session()
+        notice, created = notices.issue_notice(session, _cipher(), request_, department_code=code,
+                                               department_name=name, actor=actor,
+                                               idempotency_key=_idempotency_key(), today=date.today())
+        session.commit()
+        if not created:
+            return notice, 200, {"Idempotent-Replayed": "true"}
+        return notice
+
+
+@notices_blp.route("/<notice_id>")
+class NoticeItem(MethodView):
+    @notices_blp.response(200, NoticeSchema)
+    @notices_blp.doc(security=SECURITY)
+    @require_token("payment:collect")
+    def get(self, notice_id):
+        """One of the calling department's notices."""
+        return _own_notice(notice_id)
+
+
+@notices_blp.route("/<notice_id>/events")
+class NoticeEvents(MethodView):
+    @notices_blp.response(200, NoticeEventSchema(many=True))
+    @notices_blp.doc(security=SECURITY)
+    @require_token("payment:collect")
+    def get(self, notice_id):
+        """Every state change of the notice: who, when, why."""
+        notice = _own_notice(notice_id)
+        return get_session().scalars(select(NoticeEvent).where(NoticeEvent.notice_id == notice.id)
+                                     .order_by(NoticeEvent.id))
+
+
+@notices_blp.route("/<notice_id>/cancel")
+class NoticeCancel(MethodView):
+    @notices_blp.arguments(CancelSchema)
+    @notices_blp.response(200, NoticeSchema)
+    @notices_blp.doc(security=SECURITY)
+    @require_token("payment:collect")
+    def post(self, body, notice_id):
+        """Cancel an unpaid notice."""
+        notice = _own_notice(notice_id)
+        notices.cancel_notice(get_session(), notice, actor=_department()[2], reason=body["reason"])
+        get_session().commit()
+        return notice
+
+
+@notices_blp.route("/<notice_id>/refunds")
+class NoticeRefunds(MethodView):
+    @notices_blp.arguments(RefundCreateSchema)
+    @notices_blp.response(201, RefundSchema)
+    @notices_blp.alt_response(200, schema=RefundSchema, description="replay of an earlier request (Idempotency-Key)")
+    @notices_blp.doc(security=SECURITY, parameters=[dict(IDEMPOTENCY, required=True)])
+    @require_token("payment:collect")
+    def post(self, body, notice_id):
+        """Refund part or all of a paid notice (never more than was paid)."""
+        notice = _own_notice(notice_id)
+        session = get_session()
+        refund, created = payments.refund(session, notice, body["amount"], reason=body["reason"],
+                                          idempotency_key=_idempotency_key(required=True), actor=_department()[2])
+        session.commit()
+        if not created:
+            return refund, 200, {"Idempotent-Replayed": "true"}
+        return refund
+
+
+@notices_blp.route("/lookup")
+class NoticeLookup(MethodView):
+    @notices_blp.arguments(LookupSchema)
+    @notices_blp.response(200, NoticeForPayerSchema)
+    @rate_limit("30/minute", scope="notice_lookup")
+    def post(self, body):
+        """A payer finds a notice by its payment code and their name (no sign-in)."""
+        return notices.find_by_payment_code(get_session(), body["payment_code"], body["payer_name"])
+
+
+@ledger_blp.route("/accounts")
+class Accounts(MethodView):
+    @ledger_blp.response(200, AccountSchema(many=True))
+    @ledger_blp.doc(security=SECURITY)
+    @require_token("payment:admin")
+    def get(self):
+        """Every ledger account with its four running sums."""
+        return get_session().scalars(select(LedgerAccount).order_by(LedgerAccount.id))
+
+
+@ledger_blp.route("/transfers")
+class Transfers(MethodView):
+    @ledger_blp.arguments(TransferBatchSchema)
+    @ledger_blp.response(201, TransferBatchResultSchema)
+    @ledger_blp.doc(security=SECURITY)
+    @require_token("payment:admin")
+    def post(self, body):
+        """Write transfers all-or-nothing; an id already written with the same fields is a replay."""
+        session = get_session()
+        results = create_transfers(session, [TransferSpec(**spec) for spec in body["transfers"]])
+        session.commit()
+        return {"transfers": [{**_transfer_dict(r.transfer), "created": r.created} for r in results]}
+
+
+def _transfer_dict(row) -> dict:
+    return {column: getattr(row, column) for column in ("id", "debit_account_id", "credit_account_id", "amount",
+                                                         "code", "kind", "pending_id", "status", "reference",
+                                                         "created_at")}
+
+
+@channels_blp.route("/<channel>/notify")
+class ChannelNotify(MethodView):
+    @channels_blp.response(200, content_type="text/plain",
+                           description="the channel's acknowledgement (204 for WeChat, 'success' for Alipay)")
+    def post(self, channel):
+        """A payment institution's signed notification: verified, posted once, acknowledged."""
+        adapter = current_app.extensions["payment_channels"].get(channel)
+        if adapter is None:
+            raise notices.NotFound(f"no channel {channel}", code="unknown_channel")
+        outcome = callbacks.handle_callback(get_session(), adapter, dict(request.headers), request.get_data(),
+                                            now=time.time(), source=request.remote_addr)
+        return Response(outcome.ack.body, status=outcome.ack.status, content_type=outcome.ack.content_type)

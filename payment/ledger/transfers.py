@@ -1,0 +1,302 @@
+"""Writing to the ledger: accounts, transfers (single, pending, post, void), all-or-nothing batches.
+
+Every function takes the session and leaves committing to its caller's use case, so a notice's
+state change and its postings commit together or not at all.
+
+Concurrency: a transfer first claims its id (INSERT; a concurrent twin blocks on the primary key
+and then sees the row), then moves the balances with ``UPDATE ... SET x = x + :amount`` in
+account-id order. The UPDATE takes the row lock on PostgreSQL (SQLite's single writer lock does
+the same), so two requests on the same account serialise instead of losing an update, and the
+fixed order means two transfers in opposite directions cannot deadlock. The account limits are
+CHECK constraints (models.py), so the database itself refuses a balance that breaks one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from common.db import utcnow
+from common.errors import Conflict, NotFound, Problem
+from payment.ledger.models import ACCOUNT_KINDS, TRANSFER_CODES, LedgerAccount, LedgerTransfer
+
+KINDS = ("single", "pending", "post", "void")
+MAX_ID = 64
+
+
+class LedgerError(Problem):
+    status, code, title = 422, "ledger_refused", "The ledger refused the transfer"
+
+
+class TransferConflict(Conflict):
+    """The id names an existing transfer whose fields differ (an idempotency-key reuse)."""
+
+    code = "transfer_exists_with_different_fields"
+
+
+@dataclass(frozen=True)
+class TransferSpec:
+    id: str
+    debit_account_id: str
+    credit_account_id: str
+    amount: int
+    code: str
+    kind: str = "single"
+    pending_id: str | None = None
+    reference: str | None = None
+
+
+@dataclass(frozen=True)
+class TransferResult:
+    transfer: LedgerTransfer
+    created: bool  # False: the same transfer had already been written (a replay)
+
+
+@dataclass(frozen=True)
+class AccountSpec:
+    id: str
+    kind: str
+    name: str
+    debits_must_not_exceed_credits: bool = False
+    credits_must_not_exceed_debits: bool = False
+
+
+def open_account(session: Session, spec: AccountSpec) -> LedgerAccount:
+    """Create an account, or return it when one with the same id and flags exists.
+
+    :raise LedgerError: unknown kind, or the id exists with other flags.
+    """
+    if spec.kind not in ACCOUNT_KINDS:
+        raise LedgerError(f"unknown account kind {spec.kind!r}", code="unknown_account_kind")
+    existing = session.get(LedgerAccount, spec.id)
+    if existing is not None:
+        same = (existing.kind, existing.debits_must_not_exceed_credits, existing.credits_must_not_exceed_debits) == (
+            spec.kind, spec.debits_must_not_exceed_credits, spec.credits_must_not_exceed_debits)
+        if not same:
+            raise LedgerError(f"account {spec.id} exists with other flags", code="account_exists_with_different_fields")
+        return existing
+    account = LedgerAccount(**asdict(spec), debits_pending=0, debits_posted=0, credits_pending=0, credits_posted=0)
+    session.add(account)
+    session.flush()
+    return account
+
+
+def _check_shape(spec: TransferSpec) -> None:
+    if not spec.id or len(spec.id) > MAX_ID:
+        raise LedgerError(f"a transfer id is 1-{MAX_ID} characters", code="invalid_transfer_id")
+    if type(spec.amount) is not int or spec.amount <= 0:
+        raise LedgerError("the amount is a positive integer number of fen", code="invalid_amount")
+    if spec.code not in TRANSFER_CODES:
+        raise LedgerError(f"unknown transfer code {spec.code!r}", code="unknown_transfer_code")
+    if spec.kind not in KINDS:
+        raise LedgerError(f"unknown transfer kind {spec.kind!r}", code="unknown_transfer_kind")
+    if spec.debit_account_id == spec.credit_account_id:
+        raise LedgerError("debit and credit accounts must differ", code="same_account")
+    if (spec.kind in ("post", "void")) != (spec.pending_id is not None):
+        raise LedgerError("post and void name a pending_id; other kinds do not", code="invalid_pending_id")
+
+
+def _same(row: LedgerTransfer, spec: TransferSpec) -> bool:
+    return (row.debit_account_id, row.credit_account_id, row.amount, row.code, row.kind, row.pending_id,
+            row.reference) == (spec.debit_account_id, spec.credit_account_id, spec.amount, spec.code, spec.kind,
+                               spec.pending_id, spec.reference)
+
+
+def _move(session: Session, spec: TransferSpec, changes: dict[str, dict[str, int]]) -> None:
+    """Apply balance deltas in account-id order. :raise LedgerError: a limit or an account is missing."""
+    for account_id in sorted(changes):
+        deltas = changes[account_id]
+        values = {column: getattr(LedgerAccount, column) + delta for column, delta in deltas.items() if delta}
+        if not values:
+            continue
+        try:
+            with session.begin_nested():
+                result = session.execute(update(LedgerAccount).where(LedgerAccount.id == account_id).values(**values))
+        except IntegrityError as exc:
+            # Which CHECK failed decides the code (both databases name the constraint).
+            code = "exceeds_debits" if "credits_within_debits" in str(exc.orig) else "exceeds_credits"
+            raise LedgerError(f"transfer {spec.id} would break the limit of account {account_id}", code=code,
+                              account=account_id) from None
+        if result.rowcount != 1:
+            raise NotFound(f"no ledger account {account_id}", code="account_not_found", account=account_id)
+
+
+def _deltas(spec: TransferSpec, pending: LedgerTransfer | None) -> dict[str, dict[str, int]]:
+    debit, credit, amount = spec.debit_account_id, spec.credit_account_id, spec.amount
+    if spec.kind == "single":
+        return {debit: {"debits_posted": amount}, credit: {"credits_posted": amount}}
+    if spec.kind == "pending":
+        return {debit: {"debits_pending": amount}, credit: {"credits_pending": amount}}
+    assert pending is not None
+    # Post or void releases the whole reservation; a post may post less than was reserved.
+    changes = {debit: {"debits_pending": -pending.amount}, credit: {"credits_pending": -pending.amount}}
+    if spec.kind == "post":
+        changes[debit]["debits_posted"] = amount
+        changes[credit]["credits_posted"] = amount
+    return changes
+
+
+def _resolve_pending(session: Session, spec: TransferSpec) -> LedgerTransfer:
+    pending = session.get(LedgerTransfer, spec.pending_id, with_for_update=True)
+    if pending is None or pending.kind != "pending":
+        raise NotFound(f"no pending transfer {spec.pending_id}", code="pending_transfer_not_found")
+    if pending.status != "pending":
+        raise LedgerError(f"pending transfer {spec.pending_id} is already {pending.status}",
+                          code=f"pending_transfer_already_{pending.status}")
+    if (pending.debit_account_id, pending.credit_account_id) != (spec.debit_account_id, spec.credit_account_id):
+        raise LedgerError("a post or void moves between the pending transfer's accounts",
+                          code="pending_accounts_differ")
+    if spec.kind == "post" and spec.amount > pending.amount:
+        raise LedgerError("cannot post more than the pending amount", code="exceeds_pending_amount")
+    if spec.kind == "void" and spec.amount != pending.amount:
+        raise LedgerError("a void names the pending amount", code="void_amount_differs")
+    pending.status = "posted" if spec.kind == "post" else "voided"
+    return pending
+
+
+def _create_one(session: Session, spec: TransferSpec, batch_id: str | None) -> TransferResult:
+    _check_shape(spec)
+    values = {"id": spec.id, "debit_account_id": spec.debit_account_id, "credit_account_id": spec.credit_account_id,
+              "amount": spec.amount, "code": spec.code, "kind": spec.kind, "pending_id": spec.pending_id,
+              "status": "pending" if spec.kind == "pending" else "posted", "reference": spec.reference,
+              "batch_id": batch_id, "created_at": utcnow()}
+    try:
+        with session.begin_nested():
+            # A statement, not session.add: the id may already be in this session (a replay in
+            # the same batch), and the INSERT claims it first: a concurrent twin waits here.
+            row = session.scalars(insert(LedgerTransfer).returning(LedgerTransfer), [values]).one()
+    except IntegrityError:
+        existing = session.get(LedgerTransfer, spec.id, populate_existing=True)
+        if existing is None:
+            # Not the id: a missing account or pending transfer (foreign keys), or a pending
+            # transfer that another transfer already resolved (the unique pending_id).
+            if spec.pending_id is not None:
+                _resolve_pending(session, spec)  # raises the precise reason
+            raise NotFound("a ledger account of the transfer does not exist", code="account_not_found") from None
+        if not _same(existing, spec):
+            raise TransferConflict(f"transfer {spec.id} exists with different fields") from None
+        return TransferResult(existing, created=False)
+    pending = _resolve_pending(session, spec) if spec.kind in ("post", "void") else None
+    _move(session, spec, _deltas(spec, pending))
+    return TransferResult(row, created=True)
+
+
+def _lock_accounts(session: Session, account_ids: set[str]) -> dict[str, LedgerAccount]:
+    """Lock the accounts in id order (so concurrent batches cannot deadlock) and read their sums.
+
+    :raise NotFound: an account is missing.
+    """
+    rows = session.scalars(select(LedgerAccount).where(LedgerAccount.id.in_(account_ids))
+                           .order_by(LedgerAccount.id).with_for_update().execution_options(populate_existing=True))
+    accounts = {row.id: row for row in rows}
+    missing = sorted(account_ids - set(accounts))
+    if missing:
+        raise NotFound(f"no ledger account {missing[0]}", code="account_not_found", account=missing[0])
+    return accounts
+
+
+def _simulate(accounts: dict[str, LedgerAccount], specs: Sequence[TransferSpec]) -> dict[str, dict[str, int]]:
+    """Apply the batch to copies of the locked sums in order, checking every limit after each
+    transfer exactly as the database would; returns the net change per account.
+
+    :raise LedgerError: a transfer breaks a limit (``index`` says which; nothing was written).
+    """
+    sums = {aid: {c: getattr(a, c) for c in ("debits_pending", "debits_posted", "credits_pending", "credits_posted")}
+            for aid, a in accounts.items()}
+    net: dict[str, dict[str, int]] = {aid: dict.fromkeys(sums[aid], 0) for aid in sums}
+    for index, spec in enumerate(specs):
+        for account_id, deltas in _deltas(spec, None).items():
+            for column, delta in deltas.items():
+                sums[account_id][column] += delta
+                net[account_id][column] += delta
+            s, account = sums[account_id], accounts[account_id]
+            debits, credits = s["debits_pending"] + s["debits_posted"], s["credits_pending"] + s["credits_posted"]
+            code = ("exceeds_credits" if account.debits_must_not_exceed_credits and debits > s["credits_posted"]
+                    else "exceeds_debits" if account.credits_must_not_exceed_debits and credits > s["debits_posted"]
+                    else None)
+            if code:
+                raise LedgerError(f"transfer {spec.id} would break the limit of account {account_id}", code=code,
+                                  account=account_id, index=index)
+    return net
+
+
+def _create_new(session: Session, specs: Sequence[TransferSpec], batch_id: str | None) -> list[TransferResult]:
+    """The common case, in a few statements: new single or pending transfers. Accounts locked in
+    order and checked in Python, all rows in one INSERT, each account updated once.
+
+    :raise IntegrityError: an id already exists (the caller falls back to :func:`_create_exact`).
+    """
+    for index, spec in enumerate(specs):
+        try:
+            _check_shape(spec)
+        except Problem as problem:
+            problem.extra.setdefault("index", index)
+            raise
+    accounts = _lock_accounts(session, {s.debit_account_id for s in specs} | {s.credit_account_id for s in specs})
+    now = utcnow()
+    rows = [{"id": s.id, "debit_account_id": s.debit_account_id, "credit_account_id": s.credit_account_id,
+             "amount": s.amount, "code": s.code, "kind": s.kind, "pending_id": None,
+             "status": "pending" if s.kind == "pending" else "posted", "reference": s.reference,
+             "batch_id": batch_id, "created_at": now} for s in specs]
+    session.execute(insert(LedgerTransfer), rows)  # first: a taken id means a replay, not a limit
+    net = _simulate(accounts, specs)
+    changes = [{"aid": aid, **deltas} for aid, deltas in sorted(net.items()) if any(deltas.values())]
+    if changes:
+        session.connection().execute(
+            update(LedgerAccount.__table__).where(LedgerAccount.__table__.c.id == bindparam("aid"))
+            .values({c: LedgerAccount.__table__.c[c] + bindparam(c) for c in
+                     ("debits_pending", "debits_posted", "credits_pending", "credits_posted")}), changes)
+    return [TransferResult(LedgerTransfer(**row), created=True) for row in rows]
+
+
+def _create_exact(session: Session, specs: Sequence[TransferSpec], batch_id: str | None) -> list[TransferResult]:
+    """One transfer at a time, each id claimed first: replays, conflicts, post and void."""
+    results: list[TransferResult] = []
+    if len(specs) > 1:
+        _lock_accounts(session, {s.debit_account_id for s in specs} | {s.credit_account_id for s in specs})
+    for index, spec in enumerate(specs):
+        try:
+            results.append(_create_one(session, spec, batch_id))
+        except Problem as problem:
+            problem.extra.setdefault("index", index)
+            raise
+    return results
+
+
+def create_transfers(session: Session, specs: Sequence[TransferSpec], *, batch_id: str | None = None
+                     ) -> list[TransferResult]:
+    """Write transfers all-or-nothing (TigerBeetle's linked chain): if one is refused, none is.
+    Limits are checked after each transfer in order, as if they were written one by one.
+
+    A transfer whose id already exists with the same fields is a replay: it is returned with
+    ``created=False`` and moves nothing again.
+
+    :raise LedgerError: a transfer is malformed or breaks an account limit (``index`` says which).
+    :raise TransferConflict: an id exists with different fields.
+    :raise NotFound: an account or pending transfer is missing.
+    """
+    if specs and all(s.kind in ("single", "pending") for s in specs) and len({s.id for s in specs}) == len(specs):
+        try:
+            with session.begin_nested():
+                return _create_new(session, specs, batch_id)
+        except IntegrityError:
+            pass  # an id is taken (a replay or a conflict): the exact path tells which
+    with session.begin_nested():
+        return _create_exact(session, specs, batch_id)
+
+
+def create_transfer(session: Session, spec: TransferSpec) -> TransferResult:
+    """One transfer; see :func:`create_transfers`."""
+    return create_transfers(session, [spec])[0]
+
+
+def balance(account: LedgerAccount) -> dict[str, int]:
+    """The four sums and the two derived balances of an account."""
+    return {"debits_pending": account.debits_pending, "debits_posted": account.debits_posted,
+            "credits_pending": account.credits_pending, "credits_posted": account.credits_posted,
+            "credit_balance": account.credits_posted - account.debits_posted,
+            "debit_balance": account.debits_posted - account.credits_posted}

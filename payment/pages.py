@@ -1,0 +1,87 @@
+"""The cashier (收银台): a payer finds a notice by payment code and name, picks a channel and pays.
+
+No sign-in: the payment code and the payer's name are what a notice on paper gives a payer.
+The lookup is rate limited per address, answers a wrong code and a wrong name alike, and
+shows no payer identifiers. Paying opens an order at the chosen institution and sends the
+payer there; the institution sends them back to the result page, which asks the institution
+(the query fallback) while its notification has not arrived.
+"""
+
+from __future__ import annotations
+
+import time
+
+from flask import Blueprint, current_app, redirect, render_template, request
+
+from common.db import get_session
+from common.errors import NotFound
+from common.web.pages import protect
+from common.web.ratelimit import get_limits
+from payment import callbacks, notices, payments, states
+from payment.models import Notice, PaymentOrder
+
+bp = protect(Blueprint("payment_pages", __name__, url_prefix="/cashier", template_folder="templates"))
+LOOKUP_LIMIT = "30/minute"
+
+
+def yuan(fen: int) -> str:
+    return f"{fen // 100}.{fen % 100:02d}"
+
+
+def _find(code: str, name: str) -> Notice | None:
+    get_limits().check(f"cashier_lookup:{request.remote_addr or 'unknown'}", LOOKUP_LIMIT)
+    try:
+        return notices.find_by_payment_code(get_session(), code, name)
+    except NotFound:
+        return None
+
+
+def _page(**context):
+    return render_template("payment/cashier.html", yuan=yuan, channels=current_app.config["PAYMENT_CHANNELS"],
+                           **context)
+
+
+@bp.get("")
+def cashier_form():
+    return _page()
+
+
+@bp.post("")
+def cashier():
+    code, name = request.form.get("payment_code", "").strip(), request.form.get("payer_name", "").strip()
+    notice = _find(code, name)
+    if notice is None:
+        return _page(error="cashier.not_found", code=code, name=name), 404
+    return _page(notice=notice, payable=notice.status in states.PAYABLE, code=code, name=name)
+
+
+@bp.post("/pay")
+def pay():
+    code, name = request.form.get("payment_code", "").strip(), request.form.get("payer_name", "").strip()
+    channel = request.form.get("channel", "")
+    notice = _find(code, name)
+    if notice is None:
+        return _page(error="cashier.not_found", code=code, name=name), 404
+    session = get_session()
+    order = payments.start_payment(session, notice, channel, actor="payer:cashier")
+    session.commit()
+    base = current_app.config["PUBLIC_BASE_URL"].rstrip("/") + "/payment"  # never from the request's Host
+    pay_url = current_app.extensions["payment_institution"].open_order(
+        channel, order.id, order.amount, notify_url=f"{base}/channels/{channel}/notify",
+        return_url=f"{base}/cashier/result/{order.id}")
+    return redirect(pay_url)
+
+
+@bp.get("/result/<order_id>")
+def result(order_id: str):
+    session = get_session()
+    order = session.get(PaymentOrder, order_id)
+    if order is None:
+        raise NotFound("no such order", code="order_not_found")
+    if order.status == "open":  # the notification may be on its way, or lost: ask the institution
+        adapter = current_app.extensions["payment_channels"][order.channel]
+        callbacks.resolve_by_query(session, adapter, current_app.extensions["payment_institution"], order.id,
+                                   now=time.time())
+        session.expire_all()
+        order = session.get(PaymentOrder, order_id)
+    return render_template("payment/result.html", yuan=yuan, order=order, notice=session.get(Notice, order.notice_id))

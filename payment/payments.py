@@ -1,0 +1,150 @@
+"""Paying and refunding a notice: orders, confirmations (posted exactly once), refunds.
+
+:func:`confirm_payment` is what a verified channel callback, a query-order fallback and a
+reconciliation decision all call. It locks the order row first, so duplicated, late and
+concurrent confirmations of one order serialise and only the first posts; the ledger's
+transfer ids (``pay:<order>``) would refuse a second posting anyway.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from common.db import utcnow
+from common.errors import Conflict, NotFound, Problem
+from payment import postings, receipts, states
+from payment.models import Notice, PaymentOrder, Refund
+
+CHANNELS = ("wechat", "alipay", "bank")
+
+
+class PaymentRefused(Problem):
+    status, code, title = 422, "payment_refused", "The payment was refused"
+
+
+@dataclass(frozen=True)
+class Confirmation:
+    order: PaymentOrder
+    posted: bool  # False: this order had been confirmed before (a duplicate or late callback)
+
+
+def start_payment(session: Session, notice: Notice, channel: str, *, actor: str) -> PaymentOrder:
+    """Open an order to pay the whole notice through ``channel``.
+
+    :raise PaymentRefused: unknown channel.
+    :raise InvalidTransition: the notice is paid, cancelled, expired or refunded.
+    """
+    if channel not in CHANNELS:
+        raise PaymentRefused(f"unknown channel {channel!r}", code="unknown_channel")
+    notice = session.get(Notice, notice.id, with_for_update=True, populate_existing=True)
+    if notice.status not in states.PAYABLE:
+        raise states.InvalidTransition(f"a {notice.status} notice cannot be paid", status_now=notice.status)
+    if notice.status == "created":
+        states.transition(session, notice, "paying", actor=actor, reason=f"order through {channel}")
+    order = PaymentOrder(notice_id=notice.id, channel=channel, amount=notice.total_amount, status="open",
+                         created_at=utcnow())
+    session.add(order)
+    session.flush()
+    return order
+
+
+def confirm_payment(session: Session, order_id: str, *, channel: str, channel_transaction_id: str, amount: int,
+                    paid_at: datetime, actor: str) -> Confirmation:
+    """The channel says ``order_id`` was paid: post it once and mark the notice paid.
+
+    A confirmation for a notice that can no longer take it (already paid through another order,
+    cancelled, expired) still books the money, into suspense, so nothing received is lost.
+
+    :raise NotFound: no such order (the callback is recorded as rejected by the caller).
+    :raise PaymentRefused: channel or amount does not match the order (nothing is posted).
+    """
+    order = session.get(PaymentOrder, order_id, with_for_update=True, populate_existing=True)
+    if order is None:
+        raise NotFound(f"no order {order_id}", code="order_not_found")
+    if order.channel != channel:
+        raise PaymentRefused("the order was opened for another channel", code="channel_mismatch")
+    if amount != order.amount:
+        raise PaymentRefused(f"paid {amount} fen for an order of {order.amount}", code="amount_mismatch")
+    if order.status == "paid":
+        if order.channel_transaction_id != channel_transaction_id:
+            raise PaymentRefused("the order was paid by another transaction", code="transaction_mismatch")
+        return Confirmation(order, posted=False)
+    notice = session.get(Notice, order.notice_id, with_for_update=True, populate_existing=True)
+    order.status, order.channel_transaction_id, order.paid_at = "paid", channel_transaction_id, paid_at
+    if notice.status in states.PAYABLE:
+        postings.post_payment(session, notice, order)
+        notice.paid_amount, notice.paid_at = order.amount, paid_at
+        states.transition(session, notice, "paid", actor=actor, reason=f"{channel} {channel_transaction_id}")
+        receipts.issue_receipt(session, notice)  # sealed later by the task: the payment never waits on it
+    else:
+        postings.post_unclaimed_payment(session, notice, order)
+    session.flush()
+    return Confirmation(order, posted=True)
+
+
+def close_order(session: Session, order: PaymentOrder, *, actor: str, reason: str) -> None:
+    """The payer gave up (or the channel closed the order): the notice is payable again."""
+    if order.status != "open":
+        raise Conflict(f"the order is {order.status}", code="order_not_open")
+    order.status = "closed"
+    notice = session.get(Notice, order.notice_id, with_for_update=True, populate_existing=True)
+    still_open = session.scalar(select(PaymentOrder.id).where(PaymentOrder.notice_id == notice.id,
+                                                             PaymentOrder.status == "open",
+                                                             PaymentOrder.id != order.id))
+    if notice.status == "paying" and still_open is None:
+        states.transition(session, notice, "created", actor=actor, reason=reason)
+
+
+def _allocate(notice: Notice, amount: int) -> dict[int, int]:
+    """Spread a refund over the items, in line order, each up to what is left of it."""
+    allocation, left = {}, amount
+    for item in notice.items:
+        take = min(left, item.amount - item.refunded_amount)
+        if take > 0:
+            allocation[item.line] = take
+            left -= take
+    return allocation
+
+
+def refund(session: Session, notice: Notice, amount: int, *, reason: str, idempotency_key: str,
+           actor: str) -> tuple[Refund, bool]:
+    """Refund part or all of a paid notice, never more than was paid.
+
+    :return: ``(refund, created)``; the same key again returns the first refund.
+    :raise PaymentRefused: the amount is not a positive integer or exceeds what is left.
+    :raise InvalidTransition: the notice is not paid.
+    """
+    notice = session.get(Notice, notice.id, with_for_update=True, populate_existing=True)
+    earlier = session.scalar(select(Refund).where(Refund.notice_id == notice.id,
+                                                  Refund.idempotency_key == idempotency_key))
+    if earlier is not None:
+        if (earlier.amount, earlier.reason) != (amount, reason):
+            raise PaymentRefused("this Idempotency-Key was used for another refund", code="idempotency_key_reused")
+        return earlier, False
+    if type(amount) is not int or amount <= 0:
+        raise PaymentRefused("the amount is a positive integer of fen", code="invalid_amount")
+    if notice.status not in ("paid", "partially_refunded"):
+        raise states.InvalidTransition(f"a {notice.status} notice cannot be refunded", status_now=notice.status)
+    left = notice.paid_amount - notice.refunded_amount
+    if amount > left:
+        raise PaymentRefused(f"only {left} fen can still be refunded", code="refund_exceeds_paid")
+    order = session.scalar(select(PaymentOrder).where(PaymentOrder.notice_id == notice.id,
+                                                      PaymentOrder.status == "paid").order_by(PaymentOrder.paid_at))
+    row = Refund(notice_id=notice.id, amount=amount, reason=reason, idempotency_key=idempotency_key,
+                 created_by=actor, created_at=utcnow())
+    session.add(row)
+    session.flush()
+    allocation = _allocate(notice, amount)
+    postings.post_refund(session, notice, row, order.channel, allocation)
+    items = {item.line: item for item in notice.items}
+    for line, part in allocation.items():
+        items[line].refunded_amount += part
+    notice.refunded_amount += amount
+    to_status = "refunded" if notice.refunded_amount == notice.paid_amount else "partially_refunded"
+    states.transition(session, notice, to_status, actor=actor, reason=reason)
+    session.flush()
+    return row, True

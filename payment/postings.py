@@ -1,0 +1,93 @@
+"""How business events become ledger transfers (记账规则).
+
+Accounts (ids are readable; flags keep impossible balances impossible):
+
+- ``channel_receivable:<channel>``: what a payment channel owes us; credits (settled, refunded)
+  may never exceed debits (collected).
+- ``payer_clearing``: money received and not yet allocated to a fee; never allocates more
+  than it received.
+- ``department_revenue:<department>:<fee>``: revenue per collecting department and fee; a
+  refund can never take more than was collected.
+- ``refunds_payable:<channel>``: refunds granted, to be paid back through the channel.
+- ``treasury_settlement:<department>``: what was settled to the treasury for a department.
+- ``suspense``: money that arrived without a notice to take it (a second payment of a paid
+  notice), held until a recorded decision moves it.
+
+Transfer ids are derived from the business event (``pay:<order>``, ``refund:<refund>:<line>``),
+so posting the same event twice is a replay the ledger answers with the first result.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy.orm import Session
+
+from payment.ledger.transfers import AccountSpec, TransferSpec, create_transfers, open_account
+from payment.models import Fee, Notice, PaymentOrder, Refund
+
+PAYER_CLEARING = "payer_clearing"
+SUSPENSE = "suspense"
+
+
+def channel_receivable(channel: str) -> str:
+    return f"channel_receivable:{channel}"
+
+
+def refunds_payable(channel: str) -> str:
+    return f"refunds_payable:{channel}"
+
+
+def department_revenue(department_code: str, fee_code: str) -> str:
+    return f"department_revenue:{department_code}:{fee_code}"
+
+
+def treasury_settlement(department_code: str) -> str:
+    return f"treasury_settlement:{department_code}"
+
+
+def open_core_accounts(session: Session, channels: list[str]) -> None:
+    open_account(session, AccountSpec(PAYER_CLEARING, "payer_clearing", "缴款人清算",
+                                      debits_must_not_exceed_credits=True))
+    open_account(session, AccountSpec(SUSPENSE, "suspense", "待处理款项", debits_must_not_exceed_credits=True))
+    for channel in channels:
+        open_account(session, AccountSpec(channel_receivable(channel), "channel_receivable", f"{channel} 渠道应收",
+                                          credits_must_not_exceed_debits=True))
+        open_account(session, AccountSpec(refunds_payable(channel), "refunds_payable", f"{channel} 应退款",
+                                          debits_must_not_exceed_credits=True))
+
+
+def open_fee_accounts(session: Session, fee: Fee) -> None:
+    open_account(session, AccountSpec(department_revenue(fee.department_code, fee.code), "department_revenue",
+                                      f"{fee.department_name} {fee.name}", debits_must_not_exceed_credits=True))
+    open_account(session, AccountSpec(treasury_settlement(fee.department_code), "treasury_settlement",
+                                      f"{fee.department_name} 国库"))
+
+
+def post_payment(session: Session, notice: Notice, order: PaymentOrder) -> None:
+    """The channel collected ``order.amount`` for ``notice``: receivable, then each fee's revenue."""
+    specs = [TransferSpec(f"pay:{order.id}", channel_receivable(order.channel), PAYER_CLEARING, order.amount,
+                          "payment", reference=notice.id)]
+    specs += [TransferSpec(f"alloc:{order.id}:{item.line}", PAYER_CLEARING,
+                           department_revenue(notice.department_code, item.fee_code), item.amount, "payment",
+                           reference=notice.id)
+              for item in notice.items]
+    create_transfers(session, specs, batch_id=f"pay:{order.id}")
+
+
+def post_unclaimed_payment(session: Session, notice: Notice, order: PaymentOrder) -> None:
+    """Money for a notice that is no longer payable (already paid, cancelled): into suspense."""
+    create_transfers(session, [TransferSpec(f"pay:{order.id}", channel_receivable(order.channel), SUSPENSE,
+                                            order.amount, "payment", reference=notice.id)],
+                     batch_id=f"pay:{order.id}")
+
+
+def post_refund(session: Session, notice: Notice, refund: Refund, channel: str, allocation: dict[int, int]) -> None:
+    """A granted refund: out of each fee's revenue (``allocation``: line -> fen) into refunds payable,
+    then paid back through the channel, as one all-or-nothing batch."""
+    items = {item.line: item for item in notice.items}
+    specs = [TransferSpec(f"refund:{refund.id}:{line}", department_revenue(notice.department_code,
+                                                                          items[line].fee_code),
+                          refunds_payable(channel), amount, "refund", reference=notice.id)
+             for line, amount in sorted(allocation.items())]
+    specs.append(TransferSpec(f"refund-paid:{refund.id}", refunds_payable(channel), channel_receivable(channel),
+                              refund.amount, "refund", reference=notice.id))
+    create_transfers(session, specs, batch_id=f"refund:{refund.id}")

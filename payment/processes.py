@@ -1,0 +1,22 @@
+"""What the payment node adds to ``xsn run``: the channel simulator (the payment institutions)."""
+
+from __future__ import annotations
+
+import sys
+
+PORTS = {"channel-sim": 8009}
+
+
+def processes(suite) -> dict[str, list[str]]:
+    return {"channel-sim": [sys.executable, "-m", "common.ops.cli", "payment", "channel-sim",
+                            "--port", str(suite.ports["channel-sim"])]}
+
+
+def env(suite) -> dict[str, str]:
+    return {"XSN_PAYMENT_CHANNEL_SIM_URL": f"http://127.0.0.1:{suite.ports['channel-sim']}"}
+
+
+def summary(suite) -> list[str]:
+    return ["", f"Payment channel simulator (微信支付 / 支付宝 / 银行, simulated): "
+                f"http://127.0.0.1:{suite.ports['channel-sim']}",
+            "Cashier (收银台): http://127.0.0.1:8000/payment/cashier"]

@@ -1,0 +1,124 @@
+"""A payment notice paid through the gateway and the channel simulator, end to end.
+
+A department's system (client ``xsn-dept-market``) issues a notice through the gateway; the
+payer finds it at the cashier and pays through the simulated WeChat Pay, which sends its
+signed notification three times (and a second order's out of order); the notice is posted
+once; a partial refund posts; the day's statement is fetched from the simulator and reconciles
+with one injected difference (a payment whose notification never came), resolved by a recorded
+action; ``xsn ledger check`` passes on the node's database.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+import requests
+
+from tests.support.console import CSRF_RE
+from tests.support.suite import client_token
+
+pytestmark = pytest.mark.e2e
+
+BODY = {"payer_kind": "person", "payer_name": "张三", "payer_id": "11010519491231002X",
+        "items": [{"fee_code": "MKT-001", "quantity": 1}, {"fee_code": "MKT-002", "quantity": 1}],
+        "total_amount": 6000}
+
+
+def _token(suite, client_id: str, scope: str) -> dict[str, str]:
+    token = client_token(suite, client_id, scope=scope, resource="xsn:payment")["access_token"]
+    return {"Authorization": f"Bearer {token}"}
+
+
+def _issue(gateway: str, collector: dict, key: str) -> dict:
+    body = dict(BODY, due_date=(date.today() + timedelta(days=7)).isoformat())
+    answer = requests.post(f"{gateway}/payment/notices", json=body, timeout=10,
+                           headers={**collector, "Idempotency-Key": key})
+    assert answer.status_code == 201, answer.text
+    return answer.json()
+
+
+def _pay_at_cashier(gateway: str, notice: dict, channel: str) -> str:
+    """The payer's steps at the cashier; returns the institution's pay page URL."""
+    browser = requests.Session()
+    page = browser.get(f"{gateway}/payment/cashier", timeout=10)
+    csrf = CSRF_RE.search(page.text).group(1)
+    answer = browser.post(f"{gateway}/payment/cashier/pay", allow_redirects=False, timeout=10,
+                          data={"csrf_token": csrf, "payment_code": notice["payment_code"], "payer_name": "张三",
+                                "channel": channel})
+    assert answer.status_code == 302, answer.text
+    return answer.headers["Location"]
+
+
+def _wait_for(check, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.3)
+    raise AssertionError("timed out")
+
+
+def test_pay_refund_and_reconcile_through_the_gateway(suite):
+    gateway = suite.base_url("gateway")
+    collector = _token(suite, "xsn-dept-market", "payment:collect")
+    finance = _token(suite, "xsn-finance", "payment:admin")
+
+    notice = _issue(gateway, collector, "e2e-pay-1")
+    pay_url = _pay_at_cashier(gateway, notice, "wechat")
+    assert pay_url.startswith(suite.base_url("channel-sim"))
+    paid = requests.post(f"{pay_url}?duplicates=2&redirect=0", timeout=10)
+    assert paid.status_code == 200, paid.text
+
+    def notice_paid():
+        answer = requests.get(f"{gateway}/payment/notices/{notice['id']}", headers=collector, timeout=10)
+        return answer.json()["status"] == "paid" and answer.json()
+
+    assert _wait_for(notice_paid)["paid_amount"] == 6000
+    time.sleep(2)  # let the duplicates arrive: they must change nothing
+    revenue = {a["id"]: a for a in requests.get(f"{gateway}/payment/ledger/accounts", headers=finance,
+                                                  timeout=10).json()}
+    assert revenue["channel_receivable:wechat"]["debits_posted"] == 6000
+
+    # A second payment whose notification never comes: the statement will show it.
+    lost = _issue(gateway, collector, "e2e-pay-2")
+    lost_pay_url = _pay_at_cashier(gateway, lost, "wechat")
+    assert requests.post(f"{lost_pay_url}?drop=1&redirect=0", timeout=10).status_code == 200
+
+    refund = requests.post(f"{gateway}/payment/notices/{notice['id']}/refunds", timeout=10,
+                           headers={**collector, "Idempotency-Key": "e2e-refund-1"},
+                           json={"amount": 1000, "reason": "部分退费"})
+    assert refund.status_code == 201, refund.text
+    assert requests.get(f"{gateway}/payment/notices/{notice['id']}", headers=collector,
+                        timeout=10).json()["status"] == "partially_refunded"
+
+    day = datetime.now(ZoneInfo("Asia/Shanghai")).date().isoformat()
+    report = requests.post(f"{gateway}/payment/reconciliation/wechat/{day}/fetch", headers=finance, timeout=30)
+    assert report.status_code == 201, report.text
+    differences = report.json()["differences"]
+    assert [(d["kind"], d["order_id"] is not None) for d in differences] == [("missing_here", True)]
+    resolved = requests.post(f"{gateway}/payment/reconciliation/differences/{differences[0]['id']}/resolve",
+                             headers=finance, timeout=30, json={"action": "post", "reason": "回调丢失，按渠道查询补记"})
+    assert resolved.status_code == 200 and resolved.json()["status"] == "resolved", resolved.text
+    assert requests.get(f"{gateway}/payment/notices/{lost['id']}", headers=collector,
+                        timeout=10).json()["status"] == "paid"
+
+    check = subprocess.run([sys.executable, "-m", "common.ops.cli", "ledger", "check"], capture_output=True, text=True,
+                           env={**os.environ, **suite.child_env()}, timeout=60)
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert "OK" in check.stdout
+
+
+def test_a_forged_notification_through_the_gateway_is_refused(suite):
+    gateway = suite.base_url("gateway")
+    answer = requests.post(f"{gateway}/payment/channels/wechat/notify", timeout=10, data=b"{}",
+                           headers={"Wechatpay-Timestamp": str(int(time.time())), "Wechatpay-Nonce": "n",
+                                    "Wechatpay-Signature": "AAAA", "Wechatpay-Serial": "x",
+                                    "X-Forwarded-For": "10.9.9.9"})
+    assert answer.status_code == 500 and answer.json()["code"] == "FAIL"

@@ -1,0 +1,118 @@
+"""The payment API over HTTP (test client): tokens, problem+json errors, idempotency, the cashier."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from payment.ledger.models import LedgerTransfer
+from payment.models import Notice
+from tests.support.console import CSRF_RE
+
+DUE = (date.today() + timedelta(days=10)).isoformat()
+BODY = {"payer_kind": "person", "payer_name": "张三", "payer_id": "11010519491231002X",
+        "items": [{"fee_code": "MKT-001", "quantity": 2}], "total_amount": 2000, "due_date": DUE}
+
+
+def _count(session, model):
+    session.expire_all()
+    return session.scalar(select(func.count()).select_from(model))
+
+
+def test_issue_read_and_replay_a_notice(client, collector, session):
+    created = client.post("/notices", json=BODY, headers={**collector, "Idempotency-Key": "k1"})
+    assert created.status_code == 201, created.get_json()
+    notice = created.get_json()
+    assert notice["payer_id_masked"] == "1101**********002X" and "payer_id" not in notice
+    replay = client.post("/notices", json=BODY, headers={**collector, "Idempotency-Key": "k1"})
+    assert replay.status_code == 200 and replay.get_json()["id"] == notice["id"]
+    assert replay.headers["Idempotent-Replayed"] == "true"
+    other = client.post("/notices", json={**BODY, "payer_name": "李四"}, headers={**collector, "Idempotency-Key": "k1"})
+    assert other.status_code == 422 and other.get_json()["code"] == "idempotency_key_reused"
+    assert client.get(f"/notices/{notice['id']}", headers=collector).get_json()["status"] == "created"
+    events = client.get(f"/notices/{notice['id']}/events", headers=collector).get_json()
+    assert [e["to_status"] for e in events] == ["created"]
+    assert _count(session, Notice) == 1
+
+
+@pytest.mark.parametrize(("change", "status", "code"), [
+    ({"total_amount": 1999}, 422, "total_mismatch"),
+    ({"total_amount": "2000"}, 422, "validation_failed"),
+    ({"total_amount": 20.5}, 422, "validation_failed"),
+    ({"items": [{"fee_code": "MKT-001", "quantity": -1}]}, 422, "validation_failed"),
+    ({"items": [{"fee_code": "NOPE", "quantity": 1}], "total_amount": 1}, 422, "unknown_fee_code"),
+    ({"payer_id": "123"}, 422, "invalid_citizen_id"),
+    ({"payer_kind": "alien"}, 422, "validation_failed"),
+    ({"due_date": "2001-01-01"}, 422, "validation_failed"),
+    ({"total_amount": 2**70}, 422, "validation_failed"),
+])
+def test_bad_notices_are_problem_documents_and_write_nothing(client, collector, session, change, status, code):
+    answer = client.post("/notices", json={**BODY, **change}, headers=collector)
+    assert answer.status_code == status and answer.content_type == "application/problem+json"
+    assert answer.get_json()["code"] == code
+    assert _count(session, Notice) == 0
+
+
+def test_malformed_json_is_a_problem(client, collector):
+    answer = client.post("/notices", data=b'{"payer_kind": ', headers={**collector, "Content-Type": "application/json"})
+    assert answer.status_code == 400 and answer.get_json()["code"] == "malformed_json"
+
+
+def test_tokens_and_scopes(client, tokens):
+    assert client.post("/notices", json=BODY).status_code == 401
+    wrong_scope = tokens.bearer(sub="x", scope="payment:read", aud="xsn:payment", client_id="xsn-dept-market")
+    assert client.post("/notices", json=BODY, headers=wrong_scope).status_code == 403
+    stranger = tokens.bearer(sub="x", scope="payment:collect", aud="xsn:payment", client_id="xsn-somebody")
+    answer = client.post("/notices", json=BODY, headers=stranger)
+    assert answer.status_code == 403 and answer.get_json()["code"] == "not_a_collecting_department"
+
+
+def test_another_departments_notice_is_not_found(client, collector, tokens, app):
+    notice = client.post("/notices", json=BODY, headers=collector).get_json()
+    app.config["PAYMENT_DEPARTMENTS"]["xsn-dept-other"] = {"code": "91110000600037341L", "name": "其他"}
+    other = tokens.bearer(sub="o", scope="payment:collect", aud="xsn:payment", client_id="xsn-dept-other")
+    assert client.get(f"/notices/{notice['id']}", headers=other).status_code == 404
+
+
+def test_the_public_lookup_needs_code_and_name(client, collector):
+    notice = client.post("/notices", json=BODY, headers=collector).get_json()
+    found = client.post("/notices/lookup", json={"payment_code": notice["payment_code"], "payer_name": "张三"})
+    assert found.status_code == 200 and set(found.get_json()) >= {"total_amount", "items", "status"}
+    assert "id" not in found.get_json() and "payer_id_masked" not in found.get_json()
+    assert client.post("/notices/lookup", json={"payment_code": notice["payment_code"],
+                                                "payer_name": "李四"}).status_code == 404
+
+
+def test_ledger_transfers_over_http_are_all_or_nothing(client, tokens, session):
+    admin = tokens.bearer(sub="fin", scope="payment:admin", aud="xsn:payment", client_id="xsn-finance")
+    good = {"id": "h1", "debit_account_id": "channel_receivable:bank", "credit_account_id": "payer_clearing",
+            "amount": 100, "code": "payment"}
+    bad = {"id": "h2", "debit_account_id": "payer_clearing", "credit_account_id": "suspense", "amount": 500,
+           "code": "payment"}
+    refused = client.post("/ledger/transfers", json={"transfers": [good, bad]}, headers=admin)
+    assert refused.status_code == 422 and refused.get_json()["code"] == "exceeds_credits"
+    assert refused.get_json()["index"] == 1
+    assert _count(session, LedgerTransfer) == 0
+    written = client.post("/ledger/transfers", json={"transfers": [good]}, headers=admin)
+    assert written.status_code == 201 and written.get_json()["transfers"][0]["created"] is True
+    again = client.post("/ledger/transfers", json={"transfers": [good]}, headers=admin)
+    assert again.get_json()["transfers"][0]["created"] is False
+    conflict = client.post("/ledger/transfers", json={"transfers": [{**good, "amount": 101}]}, headers=admin)
+    assert conflict.status_code == 409 and conflict.get_json()["code"] == "transfer_exists_with_different_fields"
+
+
+def test_the_cashier_page_finds_a_notice_in_chinese_and_english(client, collector):
+    notice = client.post("/notices", json=BODY, headers=collector).get_json()
+    page = client.get("/cashier")
+    assert page.status_code == 200 and "收银台" in page.text
+    token = CSRF_RE.search(page.text).group(1)
+    found = client.post("/cashier", data={"csrf_token": token, "payment_code": notice["payment_code"],
+                                          "payer_name": "张三"})
+    assert found.status_code == 200 and "营业执照副本补领工本费" in found.text and "20.00" in found.text
+    assert 'id="pay-wechat"' in found.text
+    missing = client.post("/cashier", data={"csrf_token": token, "payment_code": "0" * 20, "payer_name": "张三"})
+    assert missing.status_code == 404 and "未找到" in missing.text
+    assert "Cashier" in client.get("/cashier?lang=en").text
+    assert client.post("/cashier", data={"payment_code": "1", "payer_name": "x"}).status_code == 400  # no CSRF
