@@ -28,17 +28,17 @@ def password_hasher(config: dict[str, Any]) -> PasswordHasher:
 
 
 def _init(app: Flask, api: Api) -> None:
+    from common.crypto.pii import PiiCipher
     from common.web.i18n import init_i18n
     from identity import api as identity_api
     from identity import pages
     from identity.accounts import AccountPolicy, install_policy
     from identity.i18n import CATALOG
     from identity.oauth.server import init_oauth
-    from identity.pii import PiiCipher
     from identity.realname import make_verifier
 
     policy = AccountPolicy(
-        pii=PiiCipher.from_kek(load_kek(app.config)),
+        pii=PiiCipher.from_kek(load_kek(app.config), "identity"),
         hasher=password_hasher(app.config),
         max_failures=int(app.config["LOGIN_MAX_FAILURES"]),
         lock_window=timedelta(minutes=float(app.config["LOGIN_LOCK_MINUTES"])),

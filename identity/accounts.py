@@ -22,11 +22,11 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from common.crypto.pii import PiiCipher, mask_id_number, mask_mobile
 from common.db import utcnow
 from common.errors import Conflict, Problem, ValidationFailed
 from common.values.codes import CitizenId, InvalidCode, MobileNumber
 from identity.models import AssuranceEvent, Person
-from identity.pii import PiiCipher, mask_id_number, mask_mobile
 
 LEVELS = (1, 2, 3, 4)
 ID_NUMBER, MOBILE, TOTP = "id_number", "mobile", "totp"

@@ -11,13 +11,13 @@ from __future__ import annotations
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
+from common.crypto.pii import mask_id_number, mask_mobile
 from common.db import get_session
 from common.errors import Forbidden, NotFound
 from common.web.auth import current_claims, require_token, scopes_of
 from identity import accounts, organisations
 from identity.login_sessions import list_login_sessions, revoke_all_login_sessions, revoke_login_session
 from identity.models import Person
-from identity.pii import mask_id_number, mask_mobile
 from identity.schemas import (
     GrantCreateSchema,
     GrantSchema,

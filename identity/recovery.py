@@ -18,12 +18,12 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from common.crypto.gm import sm3
+from common.crypto.pii import mask_mobile
 from common.db import utcnow
 from common.errors import Problem
 from identity import accounts
 from identity.login_sessions import revoke_all_login_sessions
 from identity.models import OutboxMessage, PasswordReset, Person
-from identity.pii import mask_mobile
 
 log = structlog.get_logger("xsn.identity.recovery")
 

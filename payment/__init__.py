@@ -31,6 +31,11 @@ def _init(app: Flask, api: Api) -> None:
     api.register_blueprint(finance_api.receipts_blp)
     app.register_blueprint(pages.bp)
     init_i18n(app, CATALOG)
-    app.extensions["payment_channels"] = build_channels(app.config)
+    embedded = None
+    if app.config.get("ENV") != "production" and not app.config.get("PAYMENT_BANK_SECRET"):
+        from payment.channel_sim.keys import institution_keys
+
+        embedded = institution_keys(app.config["VAR_DIR"])  # the simulator's public halves (embedded run)
+    app.extensions["payment_channels"] = build_channels(app.config, embedded_keys=embedded)
     app.extensions["payment_institution"] = InstitutionClient(
         ServiceClient(app.config["PAYMENT_CHANNEL_SIM_URL"], timeout=float(app.config["HTTP_TIMEOUT"])))

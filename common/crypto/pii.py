@@ -42,3 +42,13 @@ class PiiCipher:
 def mask_code(value: str) -> str:
     """``6101**********1234``: first four and last four visible (ID numbers, credit codes)."""
     return value[:4] + "*" * (len(value) - 8) + value[-4:] if len(value) > 8 else "*" * len(value)
+
+
+def mask_id_number(value: str) -> str:
+    """``6101**********1234``: region prefix and last four visible."""
+    return value[:4] + "*" * (len(value) - 8) + value[-4:] if len(value) > 8 else "*" * len(value)
+
+
+def mask_mobile(value: str) -> str:
+    """``138****1234``."""
+    return f"{value[:3]}****{value[-4:]}" if len(value) >= 7 else "*" * len(value)

@@ -16,8 +16,8 @@ from flask_smorest import Api, Blueprint
 
 from common.crypto.keystore import load_kek
 from common.db import get_db, get_session, utcnow
-from common.errors import problem_response
 from common.web.auth import require_token
+from common.web.problems import problem_response
 from gateway.audit import checkpoints, evidence, log
 from gateway.audit import schemas as s
 from gateway.audit.config import SETTINGS, setting

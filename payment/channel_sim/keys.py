@@ -26,6 +26,7 @@ class InstitutionKeys:
     alipay_private: rsa.RSAPrivateKey
     wechat_api_v3_key: bytes
     bank_secret: bytes
+    wechat_serial: str = WECHAT_SERIAL
 
     def public_pem(self, key: rsa.RSAPrivateKey) -> bytes:
         return key.public_key().public_bytes(serialization.Encoding.PEM,

@@ -68,7 +68,7 @@ def _wait_for(check, timeout=30.0):
 def test_pay_refund_and_reconcile_through_the_gateway(suite):
     gateway = suite.base_url("gateway")
     collector = _token(suite, "xsn-dept-market", "payment:collect")
-    finance = _token(suite, "xsn-finance", "payment:admin")
+    finance = _token(suite, "xsn-admin", "payment:admin")
 
     notice = _issue(gateway, collector, "e2e-pay-1")
     pay_url = _pay_at_cashier(gateway, notice, "wechat")

@@ -27,7 +27,7 @@ def identity(make_app, serve_app):
 
 @pytest.fixture
 def seal_url(make_app, serve_app, identity):
-    from seal import log as seal_log
+    from seal.log import appends as seal_log
 
     app = make_app("seal", PUBLIC_BASE_URL=GATEWAY, IDENTITY_URL=identity[1])
     with get_db(app).session() as session:

@@ -31,7 +31,7 @@ def site(make_app):
     import threading
 
     from identity.seed import seed
-    from seal import log as seal_log
+    from seal.log import appends as seal_log
 
     port = free_port()
     base = f"http://127.0.0.1:{port}"

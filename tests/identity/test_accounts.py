@@ -55,9 +55,9 @@ def test_blind_index_lookup_normalises_input(db):
 
 
 def test_blind_index_depends_on_the_kek():
-    from identity.pii import PiiCipher
+    from common.crypto.pii import PiiCipher
 
-    one, two = PiiCipher.from_kek(b"\x01" * 16), PiiCipher.from_kek(b"\x02" * 16)
+    one, two = PiiCipher.from_kek(b"\x01" * 16, "identity"), PiiCipher.from_kek(b"\x02" * 16, "identity")
     assert one.index("id_number", ID) != two.index("id_number", ID)
     assert one.index("id_number", ID) != one.index("mobile", ID)  # per-field domain separation
 

@@ -21,8 +21,8 @@ ORDER = SimOrder("wechat", "o-1", 4550, "WX123", datetime(2026, 12, 1, 8, 0, tzi
 
 
 def _adapters(var_dir):
-    return build_channels({"VAR_DIR": str(var_dir), "ENV": "embedded", "PAYMENT_WECHAT_MERCHANT_ID": MCH,
-                           "PAYMENT_ALIPAY_APP_ID": APP})
+    return build_channels({"ENV": "embedded", "PAYMENT_WECHAT_MERCHANT_ID": MCH, "PAYMENT_ALIPAY_APP_ID": APP},
+                          embedded_keys=institution_keys(var_dir))
 
 
 @pytest.fixture(scope="module")
@@ -114,8 +114,8 @@ def test_bank_notification_hmac_sm3(env):
 
 def test_production_refuses_to_build_channels_without_keys(tmp_path):
     with pytest.raises(RuntimeError, match="must be set in production"):
-        build_channels({"VAR_DIR": str(tmp_path), "ENV": "production", "PAYMENT_WECHAT_MERCHANT_ID": MCH,
-                        "PAYMENT_ALIPAY_APP_ID": APP})
+        build_channels({"ENV": "production", "PAYMENT_WECHAT_MERCHANT_ID": MCH, "PAYMENT_ALIPAY_APP_ID": APP},
+                       embedded_keys=institution_keys(tmp_path))
 
 
 @pytest.mark.parametrize("channel", ["wechat", "alipay", "bank"])
