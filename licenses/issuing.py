@@ -314,22 +314,36 @@ def issue(session: Session, deps: Deps, issuer: Issuer, req: IssueRequest) -> tu
         pending and invisible, the same request with the same idempotency key completes it.
     """
     checked = check_request(session, issuer, req)
-    row = None
-    if req.idempotency_key:
-        row = session.scalars(select(Licence).where(
-            Licence.idempotency_scope == f"{issuer.code}:{issuer.actor}",
-            Licence.idempotency_key == req.idempotency_key)).first()
-        if row is not None and row.request_hash != checked.request_hash:
-            raise IdempotencyKeyReused("this Idempotency-Key was used for a different licence")
-        if row is not None and row.status != PENDING:
-            return row, True
+    row = _earlier(session, issuer, req, checked)
+    if row is not None and row.status != PENDING:
+        return row, True
     # Find the seal before writing anything: a department without a seal is a refusal, not a pending row.
     deps.seal.seal_for(issuer.code, checked.licence_type.seal_kind)
     if row is None:
         row = new_pending(session, deps, issuer, checked, idempotency_key=req.idempotency_key)
-        session.commit()
+        try:
+            session.commit()
+        except IntegrityError:
+            # A concurrent request with the same key committed first: continue with its licence.
+            session.rollback()
+            row = _earlier(session, issuer, req, checked)
+            if row is None:
+                raise
+            if row.status != PENDING:
+                return row, True
     return seal_pending(session, deps, row, actor=issuer.actor, client_id=issuer.client_id,
                         contact=req.contact), False
+
+
+def _earlier(session: Session, issuer: Issuer, req: IssueRequest, checked: Checked) -> Licence | None:
+    """The licence an earlier request with this idempotency key made. :raise IdempotencyKeyReused:"""
+    if not req.idempotency_key:
+        return None
+    row = session.scalars(select(Licence).where(Licence.idempotency_scope == f"{issuer.code}:{issuer.actor}",
+                                                Licence.idempotency_key == req.idempotency_key)).first()
+    if row is not None and row.request_hash != checked.request_hash:
+        raise IdempotencyKeyReused("this Idempotency-Key was used for a different licence")
+    return row
 
 
 def link_holder(session: Session, cipher: PiiCipher, sub: str, codes: list[tuple[str, str]]) -> list[str]:

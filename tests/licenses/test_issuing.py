@@ -164,3 +164,26 @@ def test_a_department_without_a_seal_is_refused_before_anything_is_written(h, no
     response = h.issue_food(key="no-seal")
     assert response.status_code == 409 and response.get_json()["code"] == "no_seal_for_issuer"
     assert h.count(Licence) == 0
+
+
+def test_concurrent_requests_with_one_key_make_one_licence(h, app, node, monkeypatch):
+    """Two requests race past the idempotency lookup; the loser's insert fails on the unique key
+    and it continues with the winner's licence instead of answering 500."""
+    from common.db import get_db
+    from licenses import issuing
+
+    real = issuing._earlier
+    calls = []
+
+    def first_sees_nothing(session, issuer, req, checked):
+        calls.append(1)
+        if len(calls) == 1:  # as if the other request had not committed yet
+            with get_db(app).session() as other:
+                issuing.issue(other, node["deps"], issuer, req)
+            return None
+        return real(session, issuer, req, checked)
+
+    monkeypatch.setattr(issuing, "_earlier", first_sees_nothing)
+    response = h.issue_food(key="race")
+    assert response.status_code == 200, response.get_json()
+    assert h.count(Licence) == 1 and len(node["deps"].seal.signed) == 1

@@ -154,3 +154,16 @@ def test_qr_png_of_an_authorisation(h, permit):
     auth = h.authorise(permit["id"]).get_json()
     response = h.client.get(auth["qr_url"], headers=h.holder("p-zhang"))
     assert response.status_code == 200 and response.data[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_oversized_and_malformed_requests_are_problems_and_record_nothing(h, permit):
+    huge = h.client.post("/verify", data=b'{"code": "' + b"A" * (2 * 1024 * 1024) + b'"}', headers=h.window,
+                         content_type="application/json")
+    assert huge.status_code == 413 and huge.get_json()["code"] == "payload_too_large"
+    long_code = _verify(h, "A" * 65)
+    assert long_code.status_code == 422 and long_code.get_json()["code"] == "validation_failed"
+    broken = h.client.post("/verify", data=b"{not json", headers=h.window, content_type="application/json")
+    assert broken.status_code == 400 and broken.get_json()["code"] == "malformed_json"
+    big_field = h.issue_food(fields=h.food_fields(business_scope="经" * 2001))
+    assert big_field.status_code == 422 and big_field.get_json()["code"] == "invalid_fields"
+    assert h.count(UseRecord) == 0
