@@ -13,7 +13,8 @@ routes ``/bench/item`` with ``auth: token`` and a required scope, so every reque
 ES256 access token verified (then served from the gateway's verified-token cache), a
 token-bucket limit taken (in memory, limit high enough never to refuse) and an audit
 record written (the JSON-lines sink, ``GATEWAY_AUDIT_SINK=jsonl``). Load comes from
-``wrk`` (``bench/_load.py``), in alternating rounds; the best round of each counts.
+``wrk`` (``bench/_load.py``), in rounds of direct, nginx, gateway back to back; ratios and
+added latency are the median over rounds of each round's own figures.
 
 Then ``--idle`` connections are opened to the gateway, each sending half a request head,
 and a normal request is timed while they are held. The last line is ``RESULT {json}`` with
@@ -32,6 +33,7 @@ import resource
 import select
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -205,6 +207,10 @@ def idle_connections(url: str, headers: dict, count: int) -> dict:
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
+def _median(values: list[float], digits: int) -> float:
+    return round(statistics.median(values), digits)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=5.0)
@@ -222,7 +228,9 @@ def main(argv: list[str] | None = None) -> None:
             targets = {"direct": (upstream.url + "/item", {}), "nginx": (nginx_url + "/item", {}),
                        "gateway": (gw_url + "/bench/item", auth)}
             best: dict[str, dict] = {}
+            paired: list[dict[str, dict]] = []  # each round's three measurements, taken back to back
             for _round in range(args.rounds):
+                paired.append({})
                 for name, (url, headers) in targets.items():
                     cpu_before = tree_cpu_seconds(gw.pid)
                     result = wrk(url, duration=args.seconds, connections=args.connections, headers=headers)
@@ -234,6 +242,7 @@ def main(argv: list[str] | None = None) -> None:
                         entry["gateway_cpu_ms_per_request"] = round(
                             (tree_cpu_seconds(gw.pid) - cpu_before) * 1000 / max(1, result.requests), 3)
                     print(f"{name:8s} round {_round + 1}: {entry}", flush=True)
+                    paired[-1][name] = entry
                     if name not in best or entry["rps"] > best[name]["rps"]:
                         best[name] = entry
             idle = idle_connections(gw_url, auth, args.idle)
@@ -242,10 +251,13 @@ def main(argv: list[str] | None = None) -> None:
                           for _ in path.open())
     figures.update(best)
     figures["audit_records"] = audited
-    figures["nginx_ratio"] = round(best["gateway"]["rps"] / best["nginx"]["rps"], 3)
-    figures["direct_ratio"] = round(best["gateway"]["rps"] / best["direct"]["rps"], 3)
-    figures["added_p50_ms"] = round(best["gateway"]["p50_ms"] - best["direct"]["p50_ms"], 2)
-    figures["nginx_added_p50_ms"] = round(best["nginx"]["p50_ms"] - best["direct"]["p50_ms"], 2)
+    # Ratios and added latency from measurements of the same round (back to back), the median
+    # over rounds: on a shared machine the load moves between rounds, and a best-of-each would
+    # compare a quiet moment of one front with a busy moment of another.
+    figures["nginx_ratio"] = _median([r["gateway"]["rps"] / r["nginx"]["rps"] for r in paired], 3)
+    figures["direct_ratio"] = _median([r["gateway"]["rps"] / r["direct"]["rps"] for r in paired], 3)
+    figures["added_p50_ms"] = _median([r["gateway"]["p50_ms"] - r["direct"]["p50_ms"] for r in paired], 2)
+    figures["nginx_added_p50_ms"] = _median([r["nginx"]["p50_ms"] - r["direct"]["p50_ms"] for r in paired], 2)
     figures["idle_connections_held"] = idle["held"]
     figures["idle_normal_request_ms"] = idle["normal_request_ms"]
     figures["normal_request_ms_without_idle"] = idle["normal_request_ms_without_idle"]
