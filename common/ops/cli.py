@@ -107,8 +107,13 @@ def run(workers: int) -> None:
 
 
 def _add_service_commands() -> None:
+    """``xsn <service> ...`` from each ``<service>/cli.py``'s ``cli`` group, plus the top-level
+    groups it lists in ``TOP_LEVEL`` (e.g. ``xsn ledger check``, ``xsn audit verify``): commands
+    named after what an operator works on rather than which node holds it."""
     for service, module in service_modules("cli"):
         main.add_command(module.cli, service)
+        for group in getattr(module, "TOP_LEVEL", ()):
+            main.add_command(group)
 
 
 _add_service_commands()

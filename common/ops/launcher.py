@@ -28,7 +28,8 @@ START_ORDER = ("identity", "seal", "licenses", "payment", "messaging", "gateway"
 @dataclass
 class Suite:
     var_dir: Path
-    ports: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_PORTS))
+    # Services and the extra processes services declare (simulators, sinks): name -> port.
+    ports: dict[str, int] = field(default_factory=lambda: dict(all_default_ports()))
     workers: int = 2
     env: dict[str, str] = field(default_factory=dict)
     log_dir: Path | None = None  # None: children inherit our stdout/stderr
@@ -45,6 +46,8 @@ class Suite:
         for service in SERVICES:
             env[f"XSN_{service.upper()}_URL"] = self.base_url(service)
         env["XSN_PUBLIC_BASE_URL"] = self.base_url("gateway")
+        for _service, module in service_modules("processes"):
+            env.update(getattr(module, "env", lambda _suite: {})(self))
         env.update(self.env)
         return env
 
@@ -153,6 +156,15 @@ def summaries(suite: Suite) -> list[str]:
         if hasattr(module, "summary"):
             lines.extend(module.summary(suite))
     return lines
+
+
+def all_default_ports() -> dict[str, int]:
+    """The services' ports and those of the extra processes services declare in their
+    ``<service>.processes.PORTS`` (e.g. the payment channel simulator's 8009)."""
+    ports = dict(DEFAULT_PORTS)
+    for _service, module in service_modules("processes"):
+        ports.update(getattr(module, "PORTS", {}))
+    return ports
 
 
 def extra_processes(suite: Suite) -> dict[str, list[str]]:

@@ -8,8 +8,7 @@ from pathlib import Path
 
 import requests
 
-from common.config import SERVICES
-from common.ops.launcher import Suite
+from common.ops.launcher import Suite, all_default_ports
 
 
 def free_port() -> int:
@@ -23,7 +22,7 @@ def start_suite(var_dir: Path, env: dict[str, str] | None = None, workers: int =
 
     :raise RuntimeError: a process died or the suite was not ready in time.
     """
-    suite = Suite(var_dir=var_dir, ports={s: free_port() for s in SERVICES}, workers=workers,
+    suite = Suite(var_dir=var_dir, ports={name: free_port() for name in all_default_ports()}, workers=workers,
                   env=env or {}, log_dir=var_dir / "logs")
     suite.prepare()
     suite.start()
