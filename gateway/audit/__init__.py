@@ -4,5 +4,5 @@
 process moving records into the database exactly once) -> ``log`` (SM3 Merkle log with SM2-signed
 checkpoints) -> ``evidence`` (export bundles, offline verification), ``retention`` (archive before
 prune), ``api`` (auditor API, scope ``audit:read``), ``pages`` (auditor console), ``cli``
-(``xsn gateway audit ...``).
+(``xsn audit ...``).
 """

@@ -152,7 +152,7 @@ class Export(MethodView):
     def get(self, args):
         """Records ``[start, end)`` with a signed checkpoint, a range proof and consistency proofs.
 
-        Save it and check it offline: ``xsn gateway audit verify --bundle FILE --key KEY.pem``.
+        Save it and check it offline: ``xsn audit verify --bundle FILE --key KEY.pem``.
         """
         session = get_session()
         if "tree_size" in args:

@@ -1,4 +1,4 @@
-"""``xsn gateway audit ...``: verify the audit log, export and check evidence, archive and prune.
+"""``xsn audit ...`` (also ``xsn gateway audit``): verify the log, export and check evidence, archive, prune.
 
 ``verify`` (no ``--bundle``), ``checkpoint``, ``export``, ``archive`` and ``prune`` run next to
 the gateway's database (operators); ``verify --bundle`` needs nothing but files.

@@ -14,7 +14,7 @@ that the range is complete: no record of it can be left out or added. Format::
      "consistency": [{"first": m, "second": N, "proof": ["<hex>", ...]}]}
 
 :func:`verify_bundle` needs nothing but the bundle and a log key pinned out of band: no network,
-no database (``xsn gateway audit verify --bundle``).
+no database (``xsn audit verify --bundle``).
 """
 
 from __future__ import annotations

@@ -89,7 +89,7 @@ def prune(session: Session, *, before: datetime) -> int:
     reach = archived_reach(session)
     if reach < end:
         raise NotArchived(f"records [{max(pruned, reach)}, {end}) are older than the retention period but not "
-                          "archived: run `xsn gateway audit archive` first")
+                          "archived: run `xsn audit archive` first")
     _check_archive_files(session, end)
     head = AuditHead.__table__
     session.execute(update(head).where(head.c.id == HEAD_ID).values(pruned_below=end))

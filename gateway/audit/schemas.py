@@ -65,7 +65,7 @@ class BundleSchema(Schema):
 
 class RecordProofSchema(RecordSchema):
     bundle = fields.Nested(BundleSchema, required=True, metadata={
-        "description": "the record as a one-record bundle: verify with `xsn gateway audit verify --bundle`"})
+        "description": "the record as a one-record bundle: verify with `xsn audit verify --bundle`"})
 
 
 class ExportArgs(Schema):

@@ -24,7 +24,8 @@ class SealLogUnavailable(Exception):
     """Seal's auditor API (or identity's token endpoint) did not answer as expected."""
 
 
-_tokens: dict[str, tuple[str, float]] = {}
+# Keyed by identity's URL and the client: a token is only good with the identity that issued it.
+_tokens: dict[tuple[str, str], tuple[str, float]] = {}
 _lock = threading.Lock()
 
 
@@ -39,11 +40,21 @@ def _client_secret(config: Mapping[str, Any], client_id: str) -> str | None:
         return None
 
 
+def _cache_key(config: Mapping[str, Any]) -> tuple[str, str]:
+    return config["SERVICE_URLS"]["identity"], str(config.get("AUDIT_SEAL_CLIENT_ID") or "xsn-auditor")
+
+
+def forget_token(config: Mapping[str, Any]) -> None:
+    with _lock:
+        _tokens.pop(_cache_key(config), None)
+
+
 def client_token(config: Mapping[str, Any]) -> str:
     """:raise SealLogUnavailable: no secret configured, or identity refused."""
-    client_id = str(config.get("AUDIT_SEAL_CLIENT_ID") or "xsn-auditor")
+    key = _cache_key(config)
+    client_id = key[1]
     with _lock:
-        cached = _tokens.get(client_id)
+        cached = _tokens.get(key)
         if cached and cached[1] > time.monotonic():
             return cached[0]
     secret = _client_secret(config, client_id)
@@ -59,7 +70,7 @@ def client_token(config: Mapping[str, Any]) -> str:
     if response.status_code != 200 or "access_token" not in body:
         raise SealLogUnavailable(f"identity refused a token for {client_id} ({response.status_code})")
     with _lock:
-        _tokens[client_id] = (body["access_token"], time.monotonic() + max(0, int(body.get("expires_in", 60)) - 30))
+        _tokens[key] = (body["access_token"], time.monotonic() + max(0, int(body.get("expires_in", 60)) - 30))
     return body["access_token"]
 
 
@@ -68,11 +79,13 @@ def seal_log_summary(config: Mapping[str, Any], *, limit: int = 10) -> dict[str,
 
     :raise SealLogUnavailable: seal or identity cannot be reached or refused.
     """
-    token = client_token(config)
     seal = ServiceClient(config["SERVICE_URLS"]["seal"], timeout=float(config.get("HTTP_TIMEOUT", 5.0)),
-                         token_provider=lambda: token)
+                         token_provider=lambda: client_token(config))
     try:
         checkpoint = seal.get("/log/checkpoint")
+        if checkpoint.status_code == 401:  # revoked, or identity's keys rotated: one fresh token
+            forget_token(config)
+            checkpoint = seal.get("/log/checkpoint")
         search = seal.get("/log/search", params={"per_page": limit})
     except requests.RequestException as exc:
         raise SealLogUnavailable(f"the seal node: {exc.__class__.__name__}") from None

@@ -1,4 +1,4 @@
-"""Tamper check of the stored audit log (``xsn gateway audit verify``).
+"""Tamper check of the stored audit log (``xsn audit verify``).
 
 Recomputes every leaf from the stored records, rebuilds the tree in memory and compares it with
 the stored nodes and with every signed checkpoint; optionally proves that the log extends an

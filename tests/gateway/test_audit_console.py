@@ -103,3 +103,14 @@ def test_the_seal_log_being_unreachable_does_not_hide_the_gateway_log(app, ident
     app.config["SERVICE_URLS"] = {**app.config["SERVICE_URLS"], "seal": "http://127.0.0.1:9"}
     status, page = browser(app, identity).sign_in(CONSOLE, WANG)
     assert status == 200 and "暂时无法读取签章日志" in page and "edge-4" in page
+
+
+def test_a_stale_cached_seal_token_is_replaced(app, identity):
+    """A token cached from an earlier identity (or revoked since) answers 401 at seal: fetch a new one."""
+    import time
+
+    from gateway.audit import seal_log
+
+    seal_log._tokens[seal_log._cache_key(app.config)] = ("not-a-token", time.monotonic() + 600)
+    status, page = browser(app, identity).sign_in(CONSOLE, WANG)
+    assert status == 200 and "seal-r2" in page
