@@ -41,8 +41,8 @@ KEK = "00112233445566778899aabbccddeeff"
 CLIENT = "xsn-licenses"
 
 
-def _env(var: Path) -> dict[str, str]:
-    env = dict(os.environ, XSN_VAR_DIR=str(var), XSN_KEK=KEK, XSN_LOG_LEVEL="WARNING",
+def _env(var: Path, log_level: str = "INFO") -> dict[str, str]:
+    env = dict(os.environ, XSN_VAR_DIR=str(var), XSN_KEK=KEK, XSN_LOG_LEVEL=log_level,
                XSN_DATABASE_URL=f"sqlite:///{var / 'identity.db'}", XSN_PUBLIC_BASE_URL="http://127.0.0.1:8000")
     for name in ("XSN_IDENTITY_DATABASE_URL", "PROMETHEUS_MULTIPROC_DIR"):
         env.pop(name, None)
@@ -100,6 +100,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="wrk threads")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn sync workers per app")
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--log-level", default="INFO",
+                        help="the service's XSN_LOG_LEVEL; INFO (production's) writes the JSON access line of "
+                             "every request, which is part of the request path measured (to /dev/null here)")
     args = parser.parse_args()
     wrk_path()  # fail now, saying what to install, rather than after the set-up
 
@@ -108,7 +111,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="xsn-bench-identity-") as tmp:
         var = Path(tmp)
-        env = _env(var)
+        env = _env(var, args.log_level)
         _prepare(env)
         secret = json.loads((var / "clients.json").read_text())[CLIENT]["client_secret"]
         basic = base64.b64encode(f"{CLIENT}:{secret}".encode()).decode()
@@ -162,6 +165,7 @@ def main() -> None:
         "loadavg": round(os.getloadavg()[0], 2),
         "wrk_cpu_share": {name: round(result.wrk_cpu_s / result.duration_s, 3) for name, result in best.items()},
         "workers": args.workers, "connections": args.connections, "wrk_threads": args.threads,
+        "log_level": args.log_level,
         "cpus": os.cpu_count(),
     })
 
