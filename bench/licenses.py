@@ -164,13 +164,13 @@ def _run(args, tokens: TokenFactory, base: str, seal_url: str, var: Path) -> dic
     import licenses
     from common.db import get_db
     from common.http import ServiceClient
+    from common.peers.seal_client import HttpSealClient, MemorySealClient, NoSealForIssuer, SealUnavailable
     from common.values.codes import CreditCode
     from licenses import bulk, offline_codes
     from licenses.config import APPROVAL_BUREAU
     from licenses.holders import Holder
     from licenses.issuing import Deps
     from licenses.models import BulkJob
-    from licenses.seal_client import HttpSealClient, MemorySealClient, NoSealForIssuer, SealUnavailable
     from licenses.seed import DEMO_PEOPLE, seed
 
     app = licenses.create_app({"LICENSES_HOLDER_DIRECTORY": "memory", "LICENSES_NOTIFIER": "memory"})

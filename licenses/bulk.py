@@ -141,7 +141,7 @@ def run_job(session: Session, deps: Deps, job: BulkJob, *, batch: int = 100, max
 
     :raise SealUnavailable: the job stays resumable; ``last_error`` says why.
     """
-    from .seal_client import SealUnavailable
+    from common.peers.seal_client import SealUnavailable
 
     started = time.monotonic()
     issuer = Issuer(job.issuer_code, job.issuer_name, job.created_by, job.client_id)

@@ -36,12 +36,12 @@ from common.crypto.gm import sm3
 from common.crypto.pii import PiiCipher
 from common.db import utcnow
 from common.errors import Forbidden, Problem, ValidationFailed
+from common.peers.seal_client import SealClient
 from common.values.codes import InvalidCode, LicenseIdentifier
 
 from . import catalogue, notifier
 from .holders import holder_index, parse_holder_code, protect_code
 from .models import PENDING, PERSON, VALID, Counter, HolderLink, Licence, LicenceEvent, LicenceType, new_id
-from .seal_client import SealClient
 
 CHINA = timezone(timedelta(hours=8), "CST")
 DOCUMENT_FORMAT = "urn:xsn:licence:v1"

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from common.crypto.keystore import SigningKeyMixin
 from common.db import make_base, utcnow
+from common.peers.outbox import NotificationOutboxMixin
 
 Base = make_base()
 
@@ -178,21 +179,10 @@ class UseRecord(Base):
     at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
-class Notification(Base):
+class Notification(NotificationOutboxMixin, Base):
     """Outbox of messages to holders: written with the change, delivered by the notifier."""
 
     __tablename__ = "notifications"
-
-    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
-    template: Mapped[str] = mapped_column(String(64))
-    variables: Mapped[dict[str, Any]] = mapped_column(JSON)
-    recipients: Mapped[list[dict[str, str]]] = mapped_column(JSON)
-    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)  # pending | sent | failed
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
-    last_error: Mapped[str | None] = mapped_column(String(255), nullable=True)
-    message_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    sent_at: Mapped[datetime | None] = mapped_column(nullable=True)
 
 
 class BulkJob(Base):

@@ -51,7 +51,7 @@ def test_bad_rows_are_reported_and_the_rest_issued(h, node):
 
 def test_a_crash_mid_job_resumes_without_issuing_twice(h, app, node):
     from common.db import get_db
-    from licenses.seal_client import SealUnavailable
+    from common.peers.seal_client import SealUnavailable
 
     job_id = _upload(h, _csv(25)).get_json()["id"]
     seal = node["deps"].seal

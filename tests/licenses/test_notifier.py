@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from common.http import ServiceClient
-from licenses.notifier import HubNotifier, NotifyFailed
+from common.peers.notifier import HubNotifier, NotifyFailed
 
 
 def test_hub_notifier_speaks_the_contract(serve_app):

@@ -13,8 +13,8 @@ import pytest
 import requests
 
 from common.http import ServiceClient
+from common.peers.seal_client import HttpSealClient, SealUnavailable
 from licenses.issuing import Deps
-from licenses.seal_client import HttpSealClient, SealUnavailable
 
 
 @pytest.fixture

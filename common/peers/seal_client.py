@@ -1,8 +1,8 @@
-"""The seal node, as the licences node sees it: find a department's seal, sign, verify.
+"""The seal node, as the nodes that seal documents see it: find a department's seal, sign, verify.
 
 :class:`HttpSealClient` talks to the seal node's API (``/seals/granted``, ``/seals/<id>/sign``,
-``/seals/<id>/sign-batch``, ``/verify``) with this node's client-credentials token (client
-``xsn-licenses``, scope ``seal:sign``). :class:`MemorySealClient` signs in process with real SM2
+``/seals/<id>/sign-batch``, ``/verify``) with the calling node's client-credentials token (e.g.
+``xsn-licenses`` or ``xsn-payment``, scope ``seal:sign``). :class:`MemorySealClient` signs in process with real SM2
 keys, for unit tests and a node run without a seal node; its signatures are plain SM2 DER over
 the digest, not ``SES_Signature``, and only it verifies them.
 
