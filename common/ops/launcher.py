@@ -20,6 +20,7 @@ from pathlib import Path
 import requests
 
 from common.config import DEFAULT_PORTS, SERVICES, service_modules
+from common.http import ServiceClient
 
 # Start order: the gateway last, after what it routes to.
 START_ORDER = ("identity", "seal", "licenses", "payment", "messaging", "gateway")
@@ -110,13 +111,15 @@ class Suite:
         """
         deadline = time.monotonic() + timeout
         pending = set(START_ORDER)
+        # Polled every 0.2 s: no retries of its own, and a short timeout.
+        clients = {service: ServiceClient(self.base_url(service), timeout=1, retries=0) for service in pending}
         while pending:
             for name, proc in self.processes.items():
                 if proc.poll() is not None:
                     raise RuntimeError(f"{name} exited with {proc.returncode} during start-up")
             for service in sorted(pending):
                 try:
-                    if requests.get(f"{self.base_url(service)}/readyz", timeout=1).status_code == 200:
+                    if clients[service].get("/readyz").status_code == 200:
                         pending.discard(service)
                 except requests.RequestException:
                     pass

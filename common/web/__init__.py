@@ -1,2 +1,4 @@
-"""Web plumbing every service app shares: the factory, errors on the wire, logs and metrics,
-health, pages, i18n, rate limits, token checks and the staff-console login."""
+"""Web plumbing every service app shares: the factory, problem documents on the wire, the
+database bound to Flask, logs and metrics, health, pages, i18n, rate limits, token checks and
+the staff-console login. What needs no Flask lives outside this package (``common.errors``,
+``common.db``, ``common.http``, ``common.oidc_client``, ``common.values``, ``common.crypto``)."""

@@ -44,3 +44,46 @@ def test_a_provider_naming_another_issuer_is_an_error_page(make_app, serve_app, 
     monkeypatch.setenv("XSN_OAUTH_ISSUER", serve_app(make_app("identity")))  # it says it is .../identity
     response = demo_app.create_app().test_client().post("/login")
     assert response.status_code == 503 and "oidc_issuer_mismatch" in response.get_data(as_text=True)
+
+
+def test_a_citizen_logs_in_refreshes_and_logs_out(seeded_identity_app, serve_app, monkeypatch):
+    """The whole flow against a real identity node over HTTP: the code is exchanged, the ID
+    token passes every check of common.oidc_client, userinfo and refresh work."""
+    from common.oidc_client import OpenIDProvider
+    from tests.support.oauth import Browser
+
+    refreshed = []
+    real_refresh = OpenIDProvider.refresh
+
+    def refresh(self, *args):
+        refreshed.append(real_refresh(self, *args))
+        return refreshed[-1]
+
+    monkeypatch.setattr(OpenIDProvider, "refresh", refresh)
+    identity = seeded_identity_app()
+    identity_url = identity.config["OAUTH_ISSUER"] = serve_app(identity)
+    monkeypatch.setenv("XSN_OAUTH_ISSUER", identity_url)
+    demo = demo_app.create_app().test_client()
+    demo_host = "http://127.0.0.1:8765"  # the redirect URI identity's seed registers for the demo app
+    start = demo.post("/login", base_url=demo_host)
+    assert start.headers["Location"].startswith(f"{identity_url}/oauth/authorize?")
+
+    browser = Browser(identity)
+    browser.login("13800001234")  # 张三
+    authorize = start.headers["Location"][len(identity_url):]
+    answer = browser.client.get(authorize)
+    if answer.status_code == 200:
+        answer = browser.consent(authorize)
+    callback = answer.headers["Location"]
+    assert callback.startswith(f"{demo_host}/callback?")
+    landed = demo.get(callback[len(demo_host):], base_url=demo_host)
+    assert landed.status_code == 302 and landed.headers["Location"] == "/"
+    home = demo.get("/", base_url=demo_host).get_data(as_text=True)
+    assert "您好，张三" in home and 'role="alert"' not in home
+
+    assert demo.post("/refresh", base_url=demo_host).headers["Location"] == "/"
+    assert len(refreshed) == 1 and refreshed[0]["access_token"]
+    assert "您好，张三" in demo.get("/", base_url=demo_host).get_data(as_text=True)
+    logout = demo.post("/logout", base_url=demo_host)
+    assert logout.headers["Location"].startswith(f"{identity_url}/oauth/logout?")
+    assert "使用西安统一身份认证登录" in demo.get("/", base_url=demo_host).get_data(as_text=True)
