@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from common.web.console_login import ConsoleLoginMixin, ConsoleSessionMixin
+from common.web.console_login.models import ConsoleLoginMixin, ConsoleSessionMixin
 from messaging.models import Base
 
 

@@ -11,7 +11,7 @@ carry CSRF tokens; the pages work without JavaScript.
 from __future__ import annotations
 
 import functools
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 
 from flask import Blueprint, Flask, flash, g, redirect, render_template, request, url_for
 
@@ -31,11 +31,7 @@ login_bp = make_console_login(CONSOLE, client_id=CONSOLE_CLIENT_ID, scopes=("ope
                               on_success_endpoint="seal_pages.index", url_prefix="/manage",
                               base_template="seal/manage_base.html")
 admin_required = console_required(CONSOLE, ADMIN_SCOPE)
-CHINA = timezone(timedelta(hours=8), "CST")
 
-
-def local_time(value) -> str:
-    return value.astimezone(CHINA).strftime("%Y-%m-%d %H:%M") if value else ""
 
 
 def _expired(seal, now: datetime) -> bool:
@@ -53,7 +49,7 @@ def index():
     found = seals.list_seals(db, org_code=org_code, status=status or None)
     counts = seals.usage_counts(db, [s.id for s in found])
     return render_template("seal/index.html", seals=found, counts=counts, org_code=org_code or "",
-                           status=status, statuses=SEAL_STATUSES, local_time=local_time,
+                           status=status, statuses=SEAL_STATUSES,
                            expired=functools.partial(_expired, now=utcnow()))
 
 
@@ -64,7 +60,7 @@ def detail(seal_id: str):
     seal = seals.get_seal(db, seal_id)
     return render_template("seal/detail.html", seal=seal, usage=seals.usage_counts(db, [seal.id])[seal.id],
                            events=seals.history(db, seal.id), grants=grants.list_grants(db, seal.id),
-                           local_time=local_time, expired=_expired(seal, utcnow()))
+                           expired=_expired(seal, utcnow()))
 
 
 # Problems a staff member can cause from the forms, said in their language.

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from common.crypto.keystore import SigningKeyMixin
 from common.db import UTCDateTime, utcnow
-from common.web.console_login import ConsoleLoginMixin, ConsoleSessionMixin
+from common.web.console_login.models import ConsoleLoginMixin, ConsoleSessionMixin
 from gateway.models import Base
 
 HEAD_ID = 1
