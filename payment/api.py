@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from datetime import date
 
-from flask import Response, current_app, request
+from flask import Response, current_app, g, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from sqlalchemy import select
@@ -107,6 +107,7 @@ class Notices(MethodView):
         session.commit()
         if not created:
             return notice, 200, {"Idempotent-Replayed": "true"}
+        g.payment_outbox = True  # the payer's notice: sent after the response
         return notice
 
 
@@ -216,4 +217,5 @@ class ChannelNotify(MethodView):
             raise notices.NotFound(f"no channel {channel}", code="unknown_channel")
         outcome = callbacks.handle_callback(get_session(), adapter, dict(request.headers), request.get_data(),
                                             now=time.time(), source=request.remote_addr)
+        g.payment_outbox = outcome.outcome == "posted"  # the payer's receipt message
         return Response(outcome.ack.body, status=outcome.ack.status, content_type=outcome.ack.content_type)

@@ -21,6 +21,13 @@ SETTINGS: dict[str, Any] = {
     "PAYMENT_ALIPAY_PUBLIC_KEY": None,  # PEM
     "PAYMENT_BANK_SECRET": None,  # hex HMAC-SM3 key shared with the partner bank
     "PAYMENT_CHANNEL_SIM_URL": "http://127.0.0.1:8009",
+    # This node's client at identity (seal node, message hub); the secret comes from
+    # XSN_PAYMENT_CLIENT_SECRET, or in the embedded setup from var/clients.json (identity's seed).
+    "PAYMENT_CLIENT_ID": "xsn-payment",
+    "PAYMENT_CLIENT_SECRET": None,
+    # "http" (the seal node, the message hub) or "memory" (in-process: tests, a node on its own)
+    "PAYMENT_SEAL_CLIENT": "http",
+    "PAYMENT_NOTIFIER": "hub",
     # Expiry of unpaid notices past their due date, by the beat task payment.expire_notices.
     "PAYMENT_EXPIRY_INTERVAL": 3600.0,
     # Sealing pending e-receipts through the seal node's batch API, by payment.seal_receipts.

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from flask import current_app, request
+from flask import current_app, g, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from sqlalchemy import select
@@ -120,6 +120,7 @@ class Resolve(MethodView):
                                       adapter=current_app.extensions["payment_channels"][statement.channel],
                                       institution=current_app.extensions["payment_institution"])
         session.commit()
+        g.payment_outbox = body["action"] == "post"
         return diff
 
 

@@ -13,6 +13,7 @@ from sqlalchemy import BigInteger, CheckConstraint, Date, ForeignKey, Index, Int
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from common.db import UTCDateTime, utcnow
+from common.peers.outbox import NotificationOutboxMixin
 from payment.base import Base
 from payment.ledger.models import LedgerAccount, LedgerTransfer
 
@@ -25,6 +26,7 @@ __all__ = [
     "Notice",
     "NoticeEvent",
     "NoticeItem",
+    "Notification",
     "PaymentOrder",
     "Receipt",
     "ReconDifference",
@@ -220,6 +222,12 @@ class ReconDifference(Base):
     resolved_by: Mapped[str | None] = mapped_column(String(255), nullable=True)
     resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class Notification(NotificationOutboxMixin, Base):
+    """Outbox of messages to payers (notice issued, receipt ready): written with the change."""
+
+    __tablename__ = "notifications"
 
 
 class Receipt(Base):

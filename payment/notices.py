@@ -21,7 +21,7 @@ from common.crypto.pii import PiiCipher, mask_id_number
 from common.db import utcnow
 from common.errors import Forbidden, NotFound, Problem, ValidationFailed
 from common.values.codes import CitizenId, CreditCode, InvalidCode, PaymentCode
-from payment import states
+from payment import notify, states
 from payment.models import Fee, Notice, NoticeItem
 
 MAX_ITEMS = 50
@@ -154,6 +154,7 @@ def issue_notice(session: Session, cipher: PiiCipher, request: NoticeRequest, *,
                             department_name=department_name, actor=actor, idempotency_key=idempotency_key,
                             today=today)
     states.record_issue(session, notice, actor=actor)
+    notify.notice_issued(session, notice)
     return notice, True
 
 

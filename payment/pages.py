@@ -80,8 +80,9 @@ def result(order_id: str):
         raise NotFound("no such order", code="order_not_found")
     if order.status == "open":  # the notification may be on its way, or lost: ask the institution
         adapter = current_app.extensions["payment_channels"][order.channel]
-        callbacks.resolve_by_query(session, adapter, current_app.extensions["payment_institution"], order.id,
-                                   now=time.time())
+        outcome = callbacks.resolve_by_query(session, adapter, current_app.extensions["payment_institution"],
+                                             order.id, now=time.time())
+        g.payment_outbox = outcome is not None and outcome.outcome == "posted"
         session.expire_all()
         order = session.get(PaymentOrder, order_id)
     return render_template("payment/result.html", yuan=yuan, order=order, notice=session.get(Notice, order.notice_id))

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from common.db import utcnow
 from common.errors import Conflict, NotFound, Problem
-from payment import postings, receipts, states
+from payment import notify, postings, receipts, states
 from payment.models import Notice, PaymentOrder, Refund
 
 CHANNELS = ("wechat", "alipay", "bank")
@@ -79,7 +79,8 @@ def confirm_payment(session: Session, order_id: str, *, channel: str, channel_tr
         postings.post_payment(session, notice, order)
         notice.paid_amount, notice.paid_at = order.amount, paid_at
         states.transition(session, notice, "paid", actor=actor, reason=f"{channel} {channel_transaction_id}")
-        receipts.issue_receipt(session, notice)  # sealed later by the task: the payment never waits on it
+        receipt = receipts.issue_receipt(session, notice)  # sealed later by a task: payment never waits on it
+        notify.notice_paid(session, notice, receipt)
     else:
         postings.post_unclaimed_payment(session, notice, order)
     session.flush()

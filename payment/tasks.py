@@ -58,8 +58,17 @@ def seal_receipts() -> int:
         return seal_pending(session, app.extensions["payment_sealer"])
 
 
+@celery_app.task(name="payment.deliver_notifications", ignore_result=True)
+def deliver_notifications() -> int:
+    """The outbox sweeper: sends what the after-response delivery could not (hub down, crash)."""
+    import payment
+
+    return payment.deliver_notifications(_payment_app())
+
+
 @celery_app.on_after_finalize.connect
 def _schedule(sender, **_kwargs) -> None:
     expiry, receipts = _setting("PAYMENT_EXPIRY_INTERVAL"), _setting("PAYMENT_RECEIPT_INTERVAL")
     sender.add_periodic_task(expiry, expire_notices.s().set(expires=expiry), name="payment: expire notices")
     sender.add_periodic_task(receipts, seal_receipts.s().set(expires=receipts), name="payment: seal receipts")
+    sender.add_periodic_task(30.0, deliver_notifications.s().set(expires=30), name="payment: deliver notifications")

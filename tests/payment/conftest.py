@@ -23,7 +23,7 @@ def tokens() -> TokenFactory:
 
 @pytest.fixture
 def app(make_app, tokens):
-    app = make_app("payment")
+    app = make_app("payment", PAYMENT_SEAL_CLIENT="memory", PAYMENT_NOTIFIER="memory")
     tokens.install(app)
     seed(app)
     return app

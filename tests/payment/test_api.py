@@ -116,3 +116,11 @@ def test_the_cashier_page_finds_a_notice_in_chinese_and_english(client, collecto
     assert missing.status_code == 404 and "未找到" in missing.text
     assert "Cashier" in client.get("/cashier?lang=en").text
     assert client.post("/cashier", data={"payment_code": "1", "payer_name": "x"}).status_code == 400  # no CSRF
+
+
+def test_the_payer_is_told_through_the_hub_after_the_response(client, collector, app):
+    body = dict(BODY, payer_subject="person-zhangsan")
+    assert client.post("/notices", json=body, headers=collector).status_code == 201
+    sent = app.extensions["payment_notifier"].sent
+    assert [(m["template"], m["recipients"]) for m in sent] == [("payment_notice", [{"subject": "person-zhangsan"}])]
+    assert sent[0]["variables"]["amount_yuan"] == "20.00"

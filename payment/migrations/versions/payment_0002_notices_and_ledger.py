@@ -91,6 +91,22 @@ def upgrade() -> None:
         batch_op.create_index('ix_notices_payer_index', ['payer_index'], unique=False)
         batch_op.create_index('ix_notices_status_due', ['status', 'due_date'], unique=False)
 
+    op.create_table('notifications',
+    sa.Column('id', sa.String(length=32), nullable=False),
+    sa.Column('template', sa.String(length=64), nullable=False),
+    sa.Column('variables', sa.JSON(), nullable=False),
+    sa.Column('recipients', sa.JSON(), nullable=False),
+    sa.Column('status', sa.String(length=16), nullable=False),
+    sa.Column('attempts', sa.Integer(), nullable=False),
+    sa.Column('last_error', sa.String(length=255), nullable=True),
+    sa.Column('message_id', sa.String(length=64), nullable=True),
+    sa.Column('created_at', UTCDateTime(timezone=True), nullable=False),
+    sa.Column('sent_at', UTCDateTime(timezone=True), nullable=True),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_notifications'))
+    )
+    with op.batch_alter_table('notifications', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_notifications_status'), ['status'], unique=False)
+
     op.create_table('statements',
     sa.Column('id', sa.String(length=32), nullable=False),
     sa.Column('channel', sa.String(length=16), nullable=False),
@@ -275,6 +291,10 @@ def downgrade() -> None:
 
     op.drop_table('ledger_transfers')
     op.drop_table('statements')
+    with op.batch_alter_table('notifications', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_notifications_status'))
+
+    op.drop_table('notifications')
     with op.batch_alter_table('notices', schema=None) as batch_op:
         batch_op.drop_index('ix_notices_status_due')
         batch_op.drop_index('ix_notices_payer_index')
