@@ -23,8 +23,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from common.db import utcnow
-from common.errors import Conflict, Problem, ValidationFailed
+from common.errors import Conflict, Problem
 from common.values.codes import CitizenId, InvalidCode, MobileNumber
+from identity.errors import InvalidInput
 from identity.models import AssuranceEvent, Person
 from identity.pii import PiiCipher, mask_id_number, mask_mobile
 
@@ -62,14 +63,6 @@ def policy(session: Session) -> AccountPolicy:
 
 
 # --- errors ------------------------------------------------------------------------------------
-
-
-class InvalidInput(ValidationFailed):
-    """Field errors: ``errors = {field: [message]}``, messages are stable codes."""
-
-    def __init__(self, errors: dict[str, list[str]], detail: str = "One or more fields are invalid.") -> None:
-        super().__init__(detail, errors=errors)
-        self.errors = errors
 
 
 class PersonExists(Conflict):
