@@ -91,7 +91,7 @@ def main() -> None:
         env = _env(var)
         subprocess.run([sys.executable, "-m", "common.ops.cli", "migrate", "identity"], env=env, check=True,
                        stdout=subprocess.DEVNULL)
-        subprocess.run([sys.executable, "-c", "from common.ops.cli import load_app; from identity.oauth_seed import seed;"
+        subprocess.run([sys.executable, "-c", "from common.ops.cli import load_app; from identity.oauth.seed import seed;"
                         "app = load_app('identity'); ctx = app.app_context(); ctx.push(); seed(app)"],
                        env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         secret = json.loads((var / "clients.json").read_text())[CLIENT]["client_secret"]
