@@ -9,23 +9,21 @@ a whole use case (``register``, ``change_password``, ``authenticate``...) commit
 from __future__ import annotations
 
 import contextlib
-import hmac
 import secrets
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
 
-import pyotp
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import or_, select, update
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from common.crypto.pii import PiiCipher, mask_id_number, mask_mobile
 from common.db import utcnow
-from common.errors import Conflict, Problem, ValidationFailed
+from common.errors import Conflict, Problem
 from common.values.codes import CitizenId, InvalidCode, MobileNumber
+from identity.errors import InvalidInput
 from identity.models import AssuranceEvent, Person
 
 LEVELS = (1, 2, 3, 4)
@@ -62,14 +60,6 @@ def policy(session: Session) -> AccountPolicy:
 
 
 # --- errors ------------------------------------------------------------------------------------
-
-
-class InvalidInput(ValidationFailed):
-    """Field errors: ``errors = {field: [message]}``, messages are stable codes."""
-
-    def __init__(self, errors: dict[str, list[str]], detail: str = "One or more fields are invalid.") -> None:
-        super().__init__(detail, errors=errors)
-        self.errors = errors
 
 
 class PersonExists(Conflict):
@@ -272,12 +262,12 @@ def assurance_history(session: Session, person: Person) -> list[AssuranceEvent]:
 # --- passwords and lockout ---------------------------------------------------------------------
 
 
-def _check_lock(person: Person) -> None:
+def check_lock(person: Person) -> None:
     if person.locked_until is not None and person.locked_until > utcnow():
         raise AccountLocked(person.locked_until)
 
 
-def _record_failure(session: Session, person: Person) -> None:
+def record_failure(session: Session, person: Person) -> None:
     rules = policy(session)
     if person.locked_until is not None and person.locked_until <= utcnow():
         person.locked_until = None
@@ -331,10 +321,10 @@ def authenticate(session: Session, login: str, password: str) -> Person:
     if person is None:
         _burn_time(session, password)
         raise InvalidCredentials()
-    _check_lock(person)
+    check_lock(person)
     if not verify_password(session, person, password or ""):
-        _record_failure(session, person)
-        _check_lock(person)
+        record_failure(session, person)
+        check_lock(person)
         raise InvalidCredentials()
     person.failed_logins = 0
     person.locked_until = None
@@ -345,7 +335,7 @@ def authenticate(session: Session, login: str, password: str) -> Person:
 def change_password(session: Session, person: Person, old: str, new: str) -> None:
     """:raise InvalidCredentials: wrong current password. :raise InvalidInput: weak new one."""
     if not verify_password(session, person, old or ""):
-        _record_failure(session, person)
+        record_failure(session, person)
         raise InvalidCredentials()
     set_password(session, person, new)
     session.commit()
@@ -358,126 +348,3 @@ def set_password(session: Session, person: Person, new: str) -> None:
     person.failed_logins = 0
     person.locked_until = None
     session.flush()
-
-
-# --- TOTP second factor ------------------------------------------------------------------------
-
-
-def new_totp_secret() -> str:
-    return pyotp.random_base32()
-
-
-def totp_uri(session: Session, person: Person, secret: str) -> str:
-    label = masked_mobile(session, person) or masked_id_number(session, person)
-    return pyotp.TOTP(secret).provisioning_uri(name=label, issuer_name=policy(session).totp_issuer)
-
-
-def _totp_step(secret: str, code: str) -> int | None:
-    """The matching time step (±1 step of clock skew), or None."""
-    code = (code or "").strip().replace(" ", "")
-    if not (code.isdigit() and len(code) == 6):
-        return None
-    totp = pyotp.TOTP(secret)
-    now = utcnow()
-    for skew in (0, -1, 1):
-        when = now + timedelta(seconds=30 * skew)
-        if hmac.compare_digest(totp.at(when), code):
-            return totp.timecode(when)
-    return None
-
-
-def enable_totp(session: Session, person: Person, secret: str, code: str) -> None:
-    """Confirm enrolment with a first code. :raise InvalidTotp:"""
-    step = _totp_step(secret, code)
-    if step is None:
-        raise InvalidTotp()
-    person.totp_secret_enc = policy(session).pii.encrypt(TOTP, secret)
-    person.totp_last_step = step
-    session.commit()
-
-
-def disable_totp(session: Session, person: Person, password: str) -> None:
-    """:raise InvalidCredentials: wrong password."""
-    if not verify_password(session, person, password or ""):
-        _record_failure(session, person)
-        raise InvalidCredentials()
-    person.totp_secret_enc = None
-    person.totp_last_step = None
-    session.commit()
-
-
-def verify_totp(session: Session, person: Person, code: str) -> None:
-    """Second factor: a code is accepted once (replay refused); failures count toward the lock.
-
-    :raise AccountLocked: :raise InvalidTotp:
-    """
-    _check_lock(person)
-    if person.totp_secret_enc is None:
-        raise InvalidTotp()
-    step = _totp_step(policy(session).pii.decrypt(TOTP, person.totp_secret_enc), code)
-    if step is None or not _claim_totp_step(session, person, step):
-        _record_failure(session, person)
-        _check_lock(person)
-        raise InvalidTotp()
-    person.failed_logins = 0
-    session.commit()
-
-
-def _claim_totp_step(session: Session, person: Person, step: int) -> bool:
-    """Move ``totp_last_step`` forward to ``step`` in one conditional UPDATE: of two concurrent
-    uses of one code (each having read the old step) the database lets exactly one through,
-    because the second UPDATE's condition no longer holds once the first has written
-    (PostgreSQL re-checks it after waiting on the row lock)."""
-    claimed = session.execute(
-        update(Person)
-        .where(Person.id == person.id,
-               or_(Person.totp_last_step.is_(None), Person.totp_last_step < step))
-        .values(totp_last_step=step)
-        .execution_options(synchronize_session=False)).rowcount
-    if claimed != 1:
-        session.refresh(person)
-        return False
-    person.totp_last_step = step
-    return True
-
-
-# --- OIDC claims -------------------------------------------------------------------------------
-
-
-def acr_for(level: int) -> str:
-    return f"urn:xsn:acr:L{level}"
-
-
-def person_claims(session: Session, person: Person, scopes: set[str]) -> dict[str, Any]:
-    """Claims for userinfo and ID tokens, by scope; personal data masked unless ``*:full``."""
-    from identity.organisations import organisations_of, staff_roles
-
-    claims: dict[str, Any] = {"sub": person.id, "acr": acr_for(person.assurance_level),
-                              "assurance_level": person.assurance_level}
-    if "profile" in scopes:
-        claims["name"] = person.name
-        claims["updated_at"] = int(person.updated_at.timestamp())
-    if "phone" in scopes or "phone:full" in scopes:
-        mobile = decrypt_mobile(session, person)
-        if mobile:
-            claims["phone_number"] = mobile if "phone:full" in scopes else mask_mobile(mobile)
-            claims["phone_number_verified"] = False
-    if "idcard" in scopes or "idcard:full" in scopes:
-        number = decrypt_id_number(session, person)
-        claims["id_number"] = number if "idcard:full" in scopes else mask_id_number(number)
-    if "org" in scopes:
-        claims["organisations"] = [{"credit_code": org.credit_code, "name": org.name, "role": role}
-                                   for org, role in organisations_of(session, person)]
-    if "staff" in scopes:
-        claims["staff"] = staff_roles(session, person)
-    return claims
-
-
-def staff_scopes(session: Session, person: Person) -> set[str]:
-    """Scopes granted by the person's active staff roles (empty for non-staff)."""
-    from identity.organisations import active_grants
-
-    scopes: set[str] = set()
-    for grant in active_grants(session, person):
-        scopes.update(grant.scopes.split())
-    return scopes

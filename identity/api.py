@@ -16,6 +16,7 @@ from common.db import get_session
 from common.errors import Forbidden, NotFound
 from common.web.auth import current_claims, require_token, scopes_of
 from identity import accounts, organisations
+from identity import claims as claim_rules
 from identity.login_sessions import list_login_sessions, revoke_all_login_sessions, revoke_login_session
 from identity.models import Person
 from identity.schemas import (
@@ -53,7 +54,7 @@ def _person_view(person: Person) -> dict:
     return {"id": person.id, "name": person.name,
             "id_number": id_number if "idcard:full" in scopes else mask_id_number(id_number),
             "mobile": (mobile if "phone:full" in scopes else mask_mobile(mobile)) if mobile else None,
-            "assurance_level": person.assurance_level, "acr": accounts.acr_for(person.assurance_level),
+            "assurance_level": person.assurance_level, "acr": claim_rules.acr_for(person.assurance_level),
             "totp_enabled": person.totp_enabled, "created_at": person.created_at}
 
 

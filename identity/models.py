@@ -13,9 +13,8 @@ from typing import Any
 from sqlalchemy import JSON, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from common.db import make_base, utcnow
-
-Base = make_base()
+from common.db import utcnow
+from identity.base import Base
 
 
 def new_id() -> str:
@@ -156,6 +155,6 @@ class OutboxMessage(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
-# The OAuth part's tables (identity/oauth_models.py) share this Base: import them so that the
+# The OAuth tables (identity/oauth/models.py) share this Base: import them so that the
 # metadata (migrations, schema checks) is complete whichever module is imported first.
 from identity.oauth import models as oauth_models  # noqa: E402,F401

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from common.db import utcnow
 from common.errors import Conflict, NotFound
 from common.values.codes import CreditCode, InvalidCode
-from identity.accounts import InvalidInput
+from identity.errors import InvalidInput
 from identity.models import Organisation, OrganisationMember, Person, StaffGrant
 
 LEGAL_REPRESENTATIVE, AGENT = "legal_representative", "agent"  # 法定代表人, 经办人

@@ -17,7 +17,7 @@ from common.errors import Problem
 from common.web.i18n import gettext as _
 from common.web.pages import protect
 from common.web.ratelimit import RateLimited, get_limits
-from identity import accounts, organisations, realname, recovery
+from identity import accounts, organisations, realname, recovery, totp
 from identity.config import public_url
 from identity.login import current_login, end_login, login_url, safe_next, start_login
 from identity.login_sessions import list_login_sessions, revoke_all_login_sessions, revoke_login_session
@@ -133,7 +133,7 @@ def login_otp():
     person = accounts.get_person(db, pending["person_id"])
     try:
         get_limits().check(f"login-ip:{request.remote_addr}", current_app.config["LOGIN_RATE_LIMIT"])
-        accounts.verify_totp(db, person, request.form.get("code", ""))
+        totp.verify_totp(db, person, request.form.get("code", ""))
     except RateLimited:
         return render_template("identity/login_otp.html", error=_("err.rate_limited")), 429
     except accounts.AccountLocked as exc:
@@ -232,19 +232,19 @@ def enrol_totp():
     db = get_session()
     secret = session.get(TOTP_ENROL_KEY)
     if request.method == "GET" or not secret:
-        secret = accounts.new_totp_secret()
+        secret = totp.new_totp_secret()
         session[TOTP_ENROL_KEY] = secret
         error = None
     else:
         try:
-            accounts.enable_totp(db, g.person, secret, request.form.get("code", ""))
+            totp.enable_totp(db, g.person, secret, request.form.get("code", ""))
         except accounts.InvalidTotp as exc:
             error = problem_message(exc)
         else:
             session.pop(TOTP_ENROL_KEY, None)
             flash(_("account.totp_enabled"))
             return _to_account("security")
-    uri = accounts.totp_uri(db, g.person, secret)
+    uri = totp.totp_uri(db, g.person, secret)
     return render_template("identity/totp.html", secret=secret, uri=uri, qr=qr_svg(uri), error=error), \
         (401 if error else 200)
 
@@ -253,7 +253,7 @@ def enrol_totp():
 @login_required
 def disable_totp():
     try:
-        accounts.disable_totp(get_session(), g.person, request.form.get("password", ""))
+        totp.disable_totp(get_session(), g.person, request.form.get("password", ""))
     except (accounts.InvalidCredentials, accounts.AccountLocked) as exc:
         flash(problem_message(exc))
     else:

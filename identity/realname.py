@@ -20,11 +20,13 @@ import structlog
 from sqlalchemy.orm import Session
 
 from common.errors import Problem, ServiceUnavailable
+from common.http import ServiceClient
 from common.values.codes import CitizenId, InvalidCode
 from identity import accounts
 from identity.models import Person
 
-log = structlog.get_logger("xsn.identity.realname")
+logger = structlog.get_logger("xsn.identity.realname")
+VERIFICATIONS_PATH = "/v1/verifications"
 
 
 @dataclass(frozen=True)
@@ -102,28 +104,27 @@ class HttpPopulationRegister:
 
     name = "http"
 
-    def __init__(self, url: str, *, api_key: str | None, timeout: float = 3.0,
-                 session: requests.Session | None = None) -> None:
+    def __init__(self, url: str, *, api_key: str | None, timeout: float = 3.0) -> None:
         if not url:
             raise ValueError("REALNAME_URL is required for the http verifier")
-        self.url = url.rstrip("/") + "/v1/verifications"
         self.api_key = api_key
         self.timeout = timeout
-        self.session = session or requests.Session()
+        # Not retried (POST): the register may bill or rate-limit per query; the person can retry.
+        self.client = ServiceClient(url, timeout=timeout)
+        self.url = f"{self.client.base_url}{VERIFICATIONS_PATH}"
 
     def verify(self, name: str, id_number: str) -> RealNameResult:
         headers = {"Accept": "application/json"}
         if self.api_key:
             headers["Authorization"] = f"Bearer {self.api_key}"
         try:
-            # Not retried: the register may bill or rate-limit per query; the person can retry.
-            response = self.session.post(self.url, json={"name": name, "id_number": id_number, "face_check": True},
-                                         headers=headers, timeout=self.timeout, allow_redirects=False)
+            response = self.client.post(VERIFICATIONS_PATH, headers=headers, allow_redirects=False,
+                                        json={"name": name, "id_number": id_number, "face_check": True})
         except requests.RequestException as exc:
-            log.warning("realname_unreachable", error=type(exc).__name__)
+            logger.warning("realname_unreachable", error=type(exc).__name__)
             raise RealNameUnavailable() from None
         if response.status_code != 200:
-            log.warning("realname_bad_status", status=response.status_code)
+            logger.warning("realname_bad_status", status=response.status_code)
             raise RealNameUnavailable()
         try:
             body: Any = response.json()
@@ -164,11 +165,11 @@ def verify_person(session: Session, person: Person, verifier: RealNameVerifier) 
         raise RealNameMismatch() from None
     result = verifier.verify(person.name, id_number)
     if not result.matched:
-        log.info("realname_mismatch", subject=person.id, verifier=verifier.name)
+        logger.info("realname_mismatch", subject=person.id, verifier=verifier.name)
         raise RealNameMismatch()
     method = "realname_face" if result.real_person else "realname_register"
     accounts.raise_assurance_level(session, person, result.level, method=method,
                                    detail=f"{verifier.name}:{result.reference or '-'}")
     session.commit()
-    log.info("realname_verified", subject=person.id, level=person.assurance_level, verifier=verifier.name)
+    logger.info("realname_verified", subject=person.id, level=person.assurance_level, verifier=verifier.name)
     return person.assurance_level

@@ -25,7 +25,7 @@ from identity import accounts
 from identity.login_sessions import revoke_all_login_sessions
 from identity.models import OutboxMessage, PasswordReset, Person
 
-log = structlog.get_logger("xsn.identity.recovery")
+logger = structlog.get_logger("xsn.identity.recovery")
 
 
 class InvalidResetToken(Problem):
@@ -45,7 +45,7 @@ class OutboxNotifier:
                                   subject="password_reset",
                                   body=f"【西安统一身份认证】您正在重置密码，请打开链接完成操作"
                                        f"（30分钟内有效）：{link} / Reset your password: {link}"))
-        log.info("password_reset_link_outboxed", subject=person.id)
+        logger.info("password_reset_link_outboxed", subject=person.id)
 
 
 def _token_hash(token: str) -> str:

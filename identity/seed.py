@@ -14,7 +14,7 @@ from flask import Flask
 from common.db import get_db
 from common.values.codes import CitizenId, CreditCode
 
-log = structlog.get_logger("xsn.identity.seed")
+logger = structlog.get_logger("xsn.identity.seed")
 
 DEMO_PASSWORD = "demo-password-1"  # noqa: S105 - published demo credential (README)
 
@@ -84,7 +84,7 @@ def seed(app: Flask) -> None:
             if grant["role"] not in held:
                 organisations.grant_staff_role(session, staff, **grant)
         session.commit()
-    log.info("identity_seeded", people=len(DEMO_PEOPLE))
+    logger.info("identity_seeded", people=len(DEMO_PEOPLE))
     from identity.oauth import seed as oauth_seed  # demo OAuth clients and signing keys (the OAuth part)
 
     oauth_seed.seed(app)

@@ -35,7 +35,7 @@ ACCESS_TOKEN_TYPES = ("at+jwt", "application/at+jwt")
 REQUIRED_CLAIMS = ("iss", "sub", "aud", "exp", "iat", "jti", "client_id")
 MAX_TOKEN_LENGTH = 16384
 _B64URL = re.compile(r"[A-Za-z0-9_-]*")
-log = structlog.get_logger("xsn.crypto.access_tokens")
+logger = structlog.get_logger("xsn.crypto.access_tokens")
 
 
 class InvalidToken(Problem):
@@ -83,7 +83,7 @@ class JWKSCache:
                 try:
                     self._refresh()
                 except Exception as exc:  # network, JSON or key errors alike
-                    log.warning("jwks_fetch_failed", error=str(exc)[:200])
+                    logger.warning("jwks_fetch_failed", error=str(exc)[:200])
                     if self._fetched_at is None:
                         raise ServiceUnavailable("the token signing keys cannot be fetched",
                                                  code="token_keys_unavailable") from exc

@@ -12,7 +12,7 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from common.db import utcnow
-from identity.accounts import acr_for
+from identity.claims import acr_for
 from identity.oauth.clients import check_secret
 from identity.oauth.models import AuthorizationCode, OAuthClient, RefreshToken
 

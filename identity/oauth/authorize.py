@@ -73,7 +73,7 @@ def granted_scopes(session: Session, requested: list[str], person) -> list[str]:
     or not anybody holds it today: otherwise a role nobody has been given yet (``seal:admin`` on
     a new node) would be handed to every person who signs in to a client allowed that scope.
     """
-    from identity.accounts import staff_scopes
+    from identity.claims import staff_scopes
     from identity.models import StaffGrant
     from identity.organisations import ROLE_SCOPES
 

@@ -188,7 +188,7 @@ class OpenIDCode(_OpenIDCode):
                                                       AuthorizationCode.nonce == nonce).limit(1)) is not None
 
     def generate_user_info(self, user, scope):
-        from identity.accounts import person_claims
+        from identity.claims import person_claims
 
         return person_claims(get_session(), user, set(scope_to_list(scope)))
 

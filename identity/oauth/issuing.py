@@ -52,7 +52,8 @@ def issue_tokens(session: Session, keys: Any, *, issuer: str, client: OAuthClien
     """
     extra: dict[str, Any] = {}
     if person_id and "staff" in scope.split():
-        from identity.accounts import get_person, person_claims
+        from identity.accounts import get_person
+        from identity.claims import person_claims
 
         person = get_person(session, person_id)
         if person is not None:
@@ -82,7 +83,7 @@ def refreshed_id_token(session: Session, keys: Any, *, issuer: str, client: OAut
                        row: RefreshToken, scope: str, access_token: str) -> str:
     """OIDC Core §12.2: a new ID token at refresh, same ``iss``, ``sub``, ``aud``, the original
     ``auth_time`` (and acr, amr, sid), a fresh ``iat``/``exp``, and no ``nonce``."""
-    from identity.accounts import person_claims
+    from identity.claims import person_claims
 
     claims = tokens.id_token_claims(
         issuer=issuer, subject=row.person_id, client_id=client.client_id, auth_time=row.auth_time, acr=row.acr,

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from common.crypto.keystore import SigningKeyMixin
 from common.db import utcnow
-from identity.models import Base
+from identity.base import Base
 
 CONFIDENTIAL, PUBLIC = "confidential", "public"
 

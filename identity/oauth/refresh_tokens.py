@@ -19,7 +19,7 @@ from identity.oauth.issuing import RefreshPlan
 from identity.oauth.models import AuthorizationCode, RefreshToken
 from identity.oauth.revocations import revoke_access_jti
 
-log = structlog.get_logger("xsn.identity.oauth.refresh_tokens")
+logger = structlog.get_logger("xsn.identity.oauth.refresh_tokens")
 
 
 def rotate(session: Session, row: RefreshToken) -> bool:
@@ -60,7 +60,7 @@ def revoke_family(session: Session, family_id: str, *, reason: str) -> int:
             count += 1
         revoke_access_jti(session, row.access_jti, row.access_expires_at)
     session.flush()
-    log.warning("refresh_family_revoked", family_id=family_id, reason=reason, tokens=count)
+    logger.warning("refresh_family_revoked", family_id=family_id, reason=reason, tokens=count)
     return count
 
 
@@ -77,7 +77,7 @@ def revoke_code_issue(session: Session, row: AuthorizationCode) -> None:
         revoke_family(session, row.family_id, reason="authorization_code_replayed")
     if row.access_jti:
         revoke_access_jti(session, row.access_jti, utcnow() + timedelta(days=1))
-    log.warning("authorization_code_replayed", client_id=row.client_id)
+    logger.warning("authorization_code_replayed", client_id=row.client_id)
 
 
 def successor(row: RefreshToken) -> RefreshPlan:

@@ -26,7 +26,7 @@ from common.db import utcnow
 from identity.models import LoginSession
 from identity.oauth.models import RevokedAccessToken
 
-log = structlog.get_logger("xsn.identity.oauth.revocations")
+logger = structlog.get_logger("xsn.identity.oauth.revocations")
 
 CHANNEL = "xsn:revocations"
 # A session's tokens live at most as long as the longest access token (clients: <= 24 h).
@@ -123,7 +123,7 @@ def redis_publisher(url: str) -> Callable[[list[dict[str, Any]]], None]:
             for item in items:
                 client.publish(CHANNEL, json.dumps(item, separators=(",", ":")))
         except redis.RedisError as exc:
-            log.warning("revocation_publish_failed", error=str(exc)[:200], items=len(items))
+            logger.warning("revocation_publish_failed", error=str(exc)[:200], items=len(items))
 
     return publish
 

@@ -21,7 +21,7 @@ from common.db import get_db
 from identity.oauth import clients, tokens
 from identity.oauth.models import OAuthClient
 
-log = structlog.get_logger("xsn.identity.oauth.seed")
+logger = structlog.get_logger("xsn.identity.oauth.seed")
 
 # client_id -> (scopes, audiences) of our own services' client-credentials clients.
 SERVICE_CLIENTS: dict[str, tuple[list[str], list[str]]] = {
@@ -110,7 +110,7 @@ def seed(app: Flask) -> None:
             try:
                 clients.validate_spec(spec)
             except clients.InvalidClientMetadata as exc:  # e.g. a plain-http public URL off loopback
-                log.warning("demo_client_skipped", client_id=spec.client_id, reason=exc.detail)
+                logger.warning("demo_client_skipped", client_id=spec.client_id, reason=exc.detail)
                 continue
             secret = demo_secret(kek, spec.client_id) if spec.client_type == "confidential" else None
             existing = session.get(OAuthClient, spec.client_id)
@@ -133,4 +133,4 @@ def seed(app: Flask) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as handle:
         json.dump(secrets_out, handle, indent=2, sort_keys=True)
-    log.info("oauth_clients_seeded", clients=len(secrets_out) + 1, secrets_file=str(path))
+    logger.info("oauth_clients_seeded", clients=len(secrets_out) + 1, secrets_file=str(path))

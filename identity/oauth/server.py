@@ -41,7 +41,7 @@ def _save_token(token, request):
 
 def init_oauth(app: Flask, api) -> None:
     """Wire the authorization server, its endpoints, the pages and the admin API into ``app``."""
-    from identity import federation
+    from identity.federation import pages as federation
     from identity.oauth import admin_api, pages
     from identity.oauth.api import bp
 

@@ -31,7 +31,8 @@ from common.crypto.access_tokens import InvalidToken, TokenVerifier, sign_compac
 from common.crypto.keystore import ACTIVE, ES256, NEXT, RETIRED, RS256, KeyStore, public_jwk  # noqa: F401 - statuses re-exported
 from common.db import utcnow
 from common.errors import Problem
-from identity.accounts import LEVELS, acr_for
+from identity.accounts import LEVELS
+from identity.claims import acr_for
 from identity.oauth.models import SigningKey
 from identity.oauth.revocations import is_revoked
 

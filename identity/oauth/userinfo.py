@@ -23,7 +23,8 @@ def userinfo_claims(session: Session, claims: dict[str, Any]) -> dict[str, Any]:
     :raise UserinfoRefused: the token's client is disabled, the token is not for userinfo
         (audience ``xsn:identity`` and scope ``openid``), or its subject is gone.
     """
-    from identity.accounts import get_person, person_claims
+    from identity.accounts import get_person
+    from identity.claims import person_claims
 
     client = session.get(OAuthClient, claims.get("client_id")) if isinstance(claims.get("client_id"), str) else None
     if client is None or client.disabled_at is not None:

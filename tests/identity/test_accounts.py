@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-import pyotp
 import pytest
 from freezegun import freeze_time
 from sqlalchemy import select, text
@@ -12,6 +11,7 @@ from sqlalchemy import select, text
 from common.db import utcnow
 from common.values.codes import CitizenId, CreditCode
 from identity import accounts, organisations
+from identity import claims as claim_rules
 from identity.models import AssuranceEvent, Person
 from identity.seed import DEMO_ORGANISATION, DEMO_PASSWORD, DEMO_PEOPLE
 
@@ -148,63 +148,6 @@ def test_change_password(db):
     assert accounts.authenticate(db, ID, "another-pass-2").id == person.id
 
 
-def test_totp_enrolment_verification_and_replay(db):
-    person = make(db)
-    secret = accounts.new_totp_secret()
-    with pytest.raises(accounts.InvalidTotp):
-        accounts.enable_totp(db, person, secret, "000000" if pyotp.TOTP(secret).now() != "000000" else "111111")
-    with freeze_time(utcnow()) as clock:
-        accounts.enable_totp(db, person, secret, pyotp.TOTP(secret).now())
-        assert person.totp_enabled and secret not in person.totp_secret_enc
-        # The enrolment code cannot be replayed as a login code.
-        with pytest.raises(accounts.InvalidTotp):
-            accounts.verify_totp(db, person, pyotp.TOTP(secret).now())
-        clock.tick(timedelta(seconds=30))
-        code = pyotp.TOTP(secret).now()
-        accounts.verify_totp(db, person, code)
-        with pytest.raises(accounts.InvalidTotp):
-            accounts.verify_totp(db, person, code)
-    with pytest.raises(accounts.InvalidCredentials):
-        accounts.disable_totp(db, person, "wrong-pass-1")
-    accounts.disable_totp(db, person, "secret-pass-1")
-    assert not person.totp_enabled
-
-
-def test_one_totp_code_used_twice_at_once_passes_once(app, db):
-    """Two logins racing with one code: both read the old last step before either writes.
-    The claim is a conditional UPDATE, so the second finds the step taken and is refused."""
-    from common.db import get_db
-
-    person = make(db)
-    secret = accounts.new_totp_secret()
-    with freeze_time(utcnow()) as clock:
-        accounts.enable_totp(db, person, secret, pyotp.TOTP(secret).now())
-        clock.tick(timedelta(seconds=30))
-        code = pyotp.TOTP(secret).now()
-        with get_db(app).session() as first, get_db(app).session() as second:
-            one, two = first.get(Person, person.id), second.get(Person, person.id)
-            assert one.totp_last_step == two.totp_last_step  # both saw the same, old, step
-            accounts.verify_totp(first, one, code)
-            with pytest.raises(accounts.InvalidTotp):
-                accounts.verify_totp(second, two, code)
-            assert two.failed_logins == 1
-
-
-def test_wrong_totp_codes_lock_the_account(db):
-    person = make(db)
-    secret = accounts.new_totp_secret()
-    with freeze_time(utcnow()) as clock:
-        accounts.enable_totp(db, person, secret, pyotp.TOTP(secret).now())
-        for _ in range(accounts.policy(db).max_failures - 1):
-            with pytest.raises(accounts.InvalidTotp):
-                accounts.verify_totp(db, person, "abcdef")
-        with pytest.raises(accounts.AccountLocked):
-            accounts.verify_totp(db, person, "12345")
-        clock.tick(timedelta(seconds=30))
-        with pytest.raises(accounts.AccountLocked):  # the right code does not help while locked
-            accounts.verify_totp(db, person, pyotp.TOTP(secret).now())
-
-
 def test_assurance_levels_are_recorded(db):
     person = make(db)
     assert person.assurance_level == 1
@@ -223,33 +166,6 @@ def test_created_above_l1_records_the_level(db):
     db.commit()
     events = db.scalars(select(AssuranceEvent).where(AssuranceEvent.person_id == person.id)).all()
     assert [(e.from_level, e.to_level, e.method) for e in events] == [(1, 3, "counter")]
-
-
-def test_claims_by_scope_and_masking(db):
-    person = make(db)
-    base = accounts.person_claims(db, person, {"openid"})
-    assert base == {"sub": person.id, "acr": "urn:xsn:acr:L1", "assurance_level": 1}
-    claims = accounts.person_claims(db, person, {"openid", "profile", "phone", "idcard"})
-    assert claims["name"] == "测试"
-    assert claims["phone_number"] == "138****5678"
-    assert claims["id_number"] == ID[:4] + "*" * 10 + ID[-4:]
-    full = accounts.person_claims(db, person, {"phone:full", "idcard:full"})
-    assert full["phone_number"] == MOBILE and full["id_number"] == ID
-
-
-def test_staff_scopes_and_claims(seeded, db):
-    staff = accounts.find_person_by_id_number(db, DEMO_PEOPLE[2]["id_number"])
-    assert accounts.staff_scopes(db, staff) >= {"licenses:issue", "payment:window", "audit:read", "seal:use"}
-    claims = accounts.person_claims(db, staff, {"staff"})
-    issuer = next(s for s in claims["staff"] if s["role"] == "license_issuer")
-    assert issuer["params"]["license_types"] == ["business_license", "food_business_license"]
-    citizen = accounts.find_person_by_id_number(db, DEMO_PEOPLE[0]["id_number"])
-    assert accounts.staff_scopes(db, citizen) == set()
-
-    grant = next(g for g in organisations.active_grants(db, staff) if g.role == "payment_window")
-    organisations.revoke_grant(db, grant.id)
-    db.commit()
-    assert "payment:window" not in accounts.staff_scopes(db, staff)
 
 
 def test_grant_validation(db):
@@ -273,7 +189,7 @@ def test_organisations_and_representatives(seeded, db):
     agent = accounts.find_person_by_id_number(db, DEMO_PEOPLE[1]["id_number"])
     assert [(o.credit_code, role) for o, role in organisations.organisations_of(db, rep)] == [
         (org.credit_code, "legal_representative")]
-    claims = accounts.person_claims(db, agent, {"org"})
+    claims = claim_rules.person_claims(db, agent, {"org"})
     assert claims["organisations"] == [{"credit_code": org.credit_code, "name": org.name, "role": "agent"}]
 
     # One legal representative: linking another replaces the first.

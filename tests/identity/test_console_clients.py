@@ -11,6 +11,7 @@ from joserfc.jwk import KeySet
 
 from common.db import get_db
 from identity import accounts
+from identity import claims as claim_rules
 from identity.oauth.models import OAuthClient
 from identity.oauth.seed import AUDITOR_CLIENT, SEAL_CONSOLE
 from identity.seed import DEMO_PEOPLE
@@ -36,7 +37,7 @@ def test_seal_console_and_auditor_clients_are_seeded(app):
         auditor = session.get(OAuthClient, AUDITOR_CLIENT)
         assert auditor.grant_types == ["client_credentials"] and auditor.scopes == ["audit:read"]
         staff = accounts.find_person_by_id_number(session, DEMO_PEOPLE[2]["id_number"])
-        assert {"seal:admin", "audit:read"} <= accounts.staff_scopes(session, staff)
+        assert {"seal:admin", "audit:read"} <= claim_rules.staff_scopes(session, staff)
     secrets = json.loads((Path(app.config["VAR_DIR"]) / "clients.json").read_text())
     assert {SEAL_CONSOLE, AUDITOR_CLIENT} <= set(secrets)
     response = app.test_client().post("/oauth/token", auth=(AUDITOR_CLIENT, secrets[AUDITOR_CLIENT]["client_secret"]),

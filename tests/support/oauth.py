@@ -7,12 +7,17 @@ import hashlib
 import secrets
 from urllib.parse import parse_qs, urlencode, urlsplit
 
+from joserfc import jwt
+from joserfc.jwk import KeySet
+
 from common.crypto.keystore import load_kek
 from common.db import get_db
 from identity.oauth import clients
 from tests.support.console import CSRF_RE
 
 REDIRECT = "http://127.0.0.1:8765/callback"
+ISSUER = "https://gov.example/identity"
+ZHANG, LI, WANG = "13800001234", "13900005678", "13700009012"  # L1 citizen, L2 citizen, L3 staff
 
 
 def pkce_pair() -> tuple[str, str]:
@@ -78,3 +83,28 @@ class Browser:
         got = query(response.headers["Location"])
         assert "code" in got, got
         return got["code"], got
+
+
+def jwks_of(app) -> KeySet:
+    return KeySet.import_key_set(app.test_client().get("/jwks.json").get_json())
+
+
+def decode(app, token: str) -> dict:
+    return jwt.decode(token, jwks_of(app)).claims
+
+
+def exchange(app, client_id, code, verifier, secret=None, **extra):
+    """The authorization-code grant at the token endpoint (public client, or Basic auth with ``secret``)."""
+    data = {"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT, "code_verifier": verifier,
+            **extra}
+    if secret is None:
+        data["client_id"] = client_id
+        return app.test_client().post("/oauth/token", data=data)
+    return app.test_client().post("/oauth/token", data=data, auth=(client_id, secret))
+
+
+def refresh(app, client_id, refresh_token, secret=None, **extra):
+    data = {"grant_type": "refresh_token", "refresh_token": refresh_token, **extra}
+    if secret is None:
+        return app.test_client().post("/oauth/token", data={**data, "client_id": client_id})
+    return app.test_client().post("/oauth/token", data=data, auth=(client_id, secret))

@@ -1,4 +1,5 @@
 """Federation with the provincial node (身份认证服务互联互通): this node as an OIDC client.
+Flask-free; the browser side is :mod:`identity.federation.pages`.
 
 "Log in with the provincial account" sends the browser to the upstream OpenID provider
 (authorization code + PKCE S256, ``state`` and ``nonce``); the callback exchanges the code,
@@ -16,6 +17,7 @@ from __future__ import annotations
 import secrets
 import threading
 import time
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 from urllib.parse import urlencode
@@ -23,22 +25,20 @@ from urllib.parse import urlencode
 import requests
 import structlog
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
-from flask import Blueprint, Flask, abort, current_app, redirect, render_template_string, request, session
 from joserfc import jws, jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
 
-from common.db import get_session, utcnow
+from common.db import utcnow
 from common.errors import Problem
+from common.http import ServiceClient
 from identity.oauth import tokens
-from identity.oauth.context import issuer
 from identity.oauth.kernel import digest
 from identity.oauth.models import FederatedIdentity, FederationPending
 
-log = structlog.get_logger("xsn.identity.federation")
-bp = Blueprint("federation", __name__, url_prefix="/federation")
-PENDING_KEY = "identity_federation"
+logger = structlog.get_logger("xsn.identity.federation.upstream")
 PENDING_SECONDS = 600
 DISCOVERY_TTL = 300.0
 
@@ -53,6 +53,10 @@ class UpstreamProvider:
     def __init__(self, issuer_url: str, timeout: float) -> None:
         self.issuer = issuer_url.rstrip("/")
         self.timeout = timeout
+        # Endpoints come from the discovery document as absolute URLs (they may be on other
+        # hosts), so the client has no base URL of its own. GETs are retried, the code
+        # exchange (a POST) is not.
+        self.http = ServiceClient("", timeout=timeout)
         self._metadata: dict[str, Any] | None = None
         self._keys: KeySet | None = None
         self._fetched = 0.0
@@ -60,7 +64,7 @@ class UpstreamProvider:
 
     def _get(self, url: str) -> dict[str, Any]:
         try:
-            response = requests.get(url, timeout=self.timeout)
+            response = self.http.get(url)
             response.raise_for_status()
             return response.json()
         except (requests.RequestException, ValueError) as exc:
@@ -88,19 +92,6 @@ class UpstreamProvider:
             if attempt == 0:
                 self.metadata(refresh=True)  # rotated upstream key: refetch once
         return None
-
-
-def provider() -> UpstreamProvider:
-    config = current_app.config
-    cached = current_app.extensions.get("identity_federation")
-    if cached is None or cached.issuer != str(config["FEDERATION_UPSTREAM_ISSUER"]).rstrip("/"):
-        cached = UpstreamProvider(str(config["FEDERATION_UPSTREAM_ISSUER"]), float(config["FEDERATION_TIMEOUT"]))
-        current_app.extensions["identity_federation"] = cached
-    return cached
-
-
-def callback_url() -> str:
-    return f"{issuer()}/federation/callback"
 
 
 def validate_id_token(upstream: UpstreamProvider, id_token: str, *, client_id: str, nonce: str,
@@ -162,114 +153,78 @@ def link_person(session, upstream_issuer: str, claims: dict[str, Any]):
         if person is None:
             person = create_person(session, name=str(claims.get("name") or "—"), id_number=str(id_number),
                                    assurance_level=upstream_level)
-            log.info("federation_person_created", level=upstream_level)
+            logger.info("federation_person_created", level=upstream_level)
         link = FederatedIdentity(issuer=upstream_issuer, subject=str(claims["sub"]), person_id=person.id,
                                  upstream_acr=upstream_level, created_at=utcnow(), last_login_at=utcnow())
         session.add(link)
     link.upstream_acr = upstream_level
     link.last_login_at = utcnow()
-    session.commit()
+    session.flush()
     return person
 
 
-@bp.get("/start")
-def start():
-    """Begin a login at the upstream: the verifier and nonce stay in ``federation_pending``;
-    the cookie holds only the ``state`` (which the browser sees in the URL anyway), binding the
-    callback to the browser that started it."""
-    from identity.login import safe_next
 
-    config = current_app.config
-    if not config.get("FEDERATION_UPSTREAM_ISSUER") or not config.get("FEDERATION_CLIENT_ID"):
-        abort(404)
-    metadata = provider().metadata()
+
+@dataclass(frozen=True)
+class Settings:
+    """The federation client's registration at the upstream."""
+
+    client_id: str
+    client_secret: str
+    scope: str
+    redirect_uri: str  # our callback, under identity's configured public URL
+
+
+def begin_login(session: Session, upstream: UpstreamProvider, settings: Settings, next_url: str) -> tuple[str, str]:
+    """Record a pending login (PKCE verifier and nonce stay server-side; flushed) and return
+    ``(state, the upstream authorization URL)``."""
+    metadata = upstream.metadata()
     state, nonce, verifier = secrets.token_urlsafe(24), secrets.token_urlsafe(24), secrets.token_urlsafe(48)
-    db = get_session()
     now = utcnow()
-    db.execute(delete(FederationPending).where(FederationPending.expires_at <= now))
-    db.add(FederationPending(state_hash=digest(state), nonce=nonce, code_verifier=verifier,
-                             next_url=safe_next(request.args.get("next")), created_at=now,
-                             expires_at=now + timedelta(seconds=PENDING_SECONDS)))
-    db.commit()
-    session[PENDING_KEY] = state
-    params = {"response_type": "code", "client_id": config["FEDERATION_CLIENT_ID"], "redirect_uri": callback_url(),
-              "scope": config["FEDERATION_SCOPE"], "state": state, "nonce": nonce,
+    session.execute(delete(FederationPending).where(FederationPending.expires_at <= now))
+    session.add(FederationPending(state_hash=digest(state), nonce=nonce, code_verifier=verifier, next_url=next_url,
+                                  created_at=now, expires_at=now + timedelta(seconds=PENDING_SECONDS)))
+    session.flush()
+    params = {"response_type": "code", "client_id": settings.client_id, "redirect_uri": settings.redirect_uri,
+              "scope": settings.scope, "state": state, "nonce": nonce,
               "code_challenge": create_s256_code_challenge(verifier), "code_challenge_method": "S256"}
-    return redirect(f"{metadata['authorization_endpoint']}?{urlencode(params)}")
+    return state, f"{metadata['authorization_endpoint']}?{urlencode(params)}"
 
 
-def claim_pending(state: str) -> FederationPending | None:
+def claim_pending(session: Session, state: str) -> FederationPending | None:
     """Take the pending login for ``state`` out of the table (single use); ``None`` if unknown,
-    already used or expired. Commits."""
-    db = get_session()
-    row = db.get(FederationPending, digest(state))
+    already used or expired. Commits: the claim holds even if what follows fails."""
+    row = session.get(FederationPending, digest(state))
     if row is None:
         return None
-    claimed = db.execute(delete(FederationPending).where(FederationPending.state_hash == row.state_hash)).rowcount
-    db.commit()
+    claimed = session.execute(delete(FederationPending)
+                              .where(FederationPending.state_hash == row.state_hash)).rowcount
+    session.commit()
     if claimed != 1 or row.expires_at <= utcnow():  # a concurrent callback won, or too late
         return None
     return row
 
 
-FAILED_PAGE = """{% extends "identity/layout.html" %}{% block content %}
-<section class="card narrow"><h1>{{ title }}</h1><p class="alert">{{ detail }}</p>
-<a class="button" href="{{ url_for('pages.login') }}">{{ back }}</a></section>{% endblock %}"""
+def exchange_code(upstream: UpstreamProvider, settings: Settings, pending: FederationPending,
+                  code: str) -> dict[str, Any]:
+    """Exchange the code at the upstream and return the validated ID token's claims.
 
-
-def _failed(detail: str, status: int = 400):
-    from common.web.i18n import current_language
-
-    en = current_language() == "en"
-    return render_template_string(FAILED_PAGE, title="Provincial login failed" if en else "省级账号登录失败",
-                                  detail=detail, back="Back to login" if en else "返回登录"), status
-
-
-@bp.get("/callback")
-def callback():
-    from identity.login import start_login
-
-    config = current_app.config
-    expected = session.pop(PENDING_KEY, None)
-    state = request.args.get("state", "")
-    if not isinstance(expected, str) or not expected:
-        return _failed("no federation login in progress (or it expired)")
-    if not secrets.compare_digest(state, expected):
-        return _failed("state mismatch")
-    pending = claim_pending(state)
-    if pending is None:
-        return _failed("no federation login in progress (or it expired)")
-    if request.args.get("error"):
-        return _failed(f"upstream: {request.args['error']}")
-    code = request.args.get("code")
-    if not code:
-        return _failed("no code")
-    upstream = provider()
+    :raise FederationError: unreachable (``federation_upstream_unavailable``), refused
+        (``federation_code_refused``), or a bad ID token (``federation_bad_id_token``).
+    """
     metadata = upstream.metadata()
     try:
-        response = requests.post(metadata["token_endpoint"], timeout=upstream.timeout,
-                                 auth=(config["FEDERATION_CLIENT_ID"], config["FEDERATION_CLIENT_SECRET"] or ""),
-                                 data={"grant_type": "authorization_code", "code": code,
-                                       "redirect_uri": callback_url(), "code_verifier": pending.code_verifier})
-    except requests.RequestException:
-        return _failed("the provincial node is unreachable", 502)
+        response = upstream.http.post(metadata["token_endpoint"], auth=(settings.client_id, settings.client_secret),
+                                      data={"grant_type": "authorization_code", "code": code,
+                                            "redirect_uri": settings.redirect_uri,
+                                            "code_verifier": pending.code_verifier})
+    except requests.RequestException as exc:
+        raise FederationError("the provincial node is unreachable", code="federation_upstream_unavailable") from exc
     try:
         body = response.json()
     except ValueError:  # not JSON (an error page from a proxy, say): as much a refusal as a 4xx
         body = None
     if response.status_code != 200 or not isinstance(body, dict) or not isinstance(body.get("id_token"), str):
-        log.warning("federation_token_failed", status=response.status_code, body=response.text[:200])
-        return _failed("the provincial node refused the code", 502)
-    try:
-        claims = validate_id_token(upstream, body["id_token"], client_id=config["FEDERATION_CLIENT_ID"],
-                                   nonce=pending.nonce)
-        person = link_person(get_session(), upstream.issuer, claims)
-    except FederationError as exc:
-        log.warning("federation_rejected", code=exc.code, detail=exc.detail)
-        return _failed(exc.detail, 502)
-    start_login(person, ["fed"])
-    return redirect(pending.next_url)
-
-
-def init_app(app: Flask) -> None:
-    app.register_blueprint(bp)
+        logger.warning("federation_token_failed", status=response.status_code, body=response.text[:200])
+        raise FederationError("the provincial node refused the code", code="federation_code_refused")
+    return validate_id_token(upstream, body["id_token"], client_id=settings.client_id, nonce=pending.nonce)

@@ -20,7 +20,7 @@ from joserfc.jwk import ECKey, KeySet
 from werkzeug.serving import make_server
 
 from common.db import get_db
-from identity.federation import FederationError, validate_id_token
+from identity.federation.upstream import FederationError, validate_id_token
 from tests.support.oauth import CSRF_RE, REDIRECT, pkce_pair, query, register
 from tests.support.suite import free_port
 
@@ -192,7 +192,7 @@ def _session_of(app, http: requests.Session) -> dict:
 
 
 def test_pending_federation_is_kept_server_side_not_in_the_cookie(nodes):
-    from identity.federation import PENDING_KEY
+    from identity.federation.pages import PENDING_KEY
     from identity.oauth.kernel import digest
     from identity.oauth.models import FederationPending
 
@@ -238,7 +238,7 @@ def test_replayed_state_is_refused(nodes):
                                           (200, '{"id_token": 5}'), (400, '{"error": "invalid_grant"}')])
 def test_an_upstream_token_answer_without_an_id_token_is_a_refusal_page(nodes, monkeypatch, status, body):
     """Anything but 200 with a JSON object holding an id_token string ends on the 502 page, never a 500."""
-    from identity import federation
+    from identity.federation import upstream
 
     up_url, down_url, _, _ = nodes(seed_people=False)
     http = requests.Session()
@@ -249,7 +249,7 @@ def test_an_upstream_token_answer_without_an_id_token_is_a_refusal_page(nodes, m
     back = follow(http, urljoin(up_login.url, posted.headers["Location"]), stop_at=f"{down_url}/federation/callback")
     answer = requests.Response()
     answer.status_code, answer._content = status, body.encode()
-    monkeypatch.setattr(federation.requests, "post", lambda *args, **kwargs: answer)
+    monkeypatch.setattr(upstream.ServiceClient, "post", lambda *args, **kwargs: answer)
     response = http.get(back.url, allow_redirects=False, timeout=10)
     assert response.status_code == 502 and "refused the code" in response.text
 
@@ -258,7 +258,7 @@ def test_unknown_or_expired_state_is_refused(identity_app):
     from datetime import timedelta
 
     from common.db import utcnow
-    from identity.federation import PENDING_KEY
+    from identity.federation.pages import PENDING_KEY
     from identity.oauth.kernel import digest
     from identity.oauth.models import FederationPending
 

@@ -1,0 +1,48 @@
+"""What identity says about a person in tokens and userinfo: ``acr`` values, OIDC claims per
+scope, staff scopes. Plain Python, takes a session."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from identity.accounts import decrypt_id_number, decrypt_mobile
+from identity.models import Person
+from identity.organisations import active_grants, organisations_of, staff_roles
+from identity.pii import mask_id_number, mask_mobile
+
+
+def acr_for(level: int) -> str:
+    return f"urn:xsn:acr:L{level}"
+
+
+def person_claims(session: Session, person: Person, scopes: set[str]) -> dict[str, Any]:
+    """Claims for userinfo and ID tokens, by scope; personal data masked unless ``*:full``."""
+    claims: dict[str, Any] = {"sub": person.id, "acr": acr_for(person.assurance_level),
+                              "assurance_level": person.assurance_level}
+    if "profile" in scopes:
+        claims["name"] = person.name
+        claims["updated_at"] = int(person.updated_at.timestamp())
+    if "phone" in scopes or "phone:full" in scopes:
+        mobile = decrypt_mobile(session, person)
+        if mobile:
+            claims["phone_number"] = mobile if "phone:full" in scopes else mask_mobile(mobile)
+            claims["phone_number_verified"] = False
+    if "idcard" in scopes or "idcard:full" in scopes:
+        number = decrypt_id_number(session, person)
+        claims["id_number"] = number if "idcard:full" in scopes else mask_id_number(number)
+    if "org" in scopes:
+        claims["organisations"] = [{"credit_code": org.credit_code, "name": org.name, "role": role}
+                                   for org, role in organisations_of(session, person)]
+    if "staff" in scopes:
+        claims["staff"] = staff_roles(session, person)
+    return claims
+
+
+def staff_scopes(session: Session, person: Person) -> set[str]:
+    """Scopes granted by the person's active staff roles (empty for non-staff)."""
+    scopes: set[str] = set()
+    for grant in active_grants(session, person):
+        scopes.update(grant.scopes.split())
+    return scopes

@@ -1,0 +1,35 @@
+"""OIDC claims and staff scopes (identity.claims)."""
+
+from __future__ import annotations
+
+from identity import accounts, organisations
+from identity import claims as claim_rules
+from identity.seed import DEMO_PEOPLE
+from tests.identity.test_accounts import ID, MOBILE, make
+
+
+def test_claims_by_scope_and_masking(db):
+    person = make(db)
+    base = claim_rules.person_claims(db, person, {"openid"})
+    assert base == {"sub": person.id, "acr": "urn:xsn:acr:L1", "assurance_level": 1}
+    claims = claim_rules.person_claims(db, person, {"openid", "profile", "phone", "idcard"})
+    assert claims["name"] == "测试"
+    assert claims["phone_number"] == "138****5678"
+    assert claims["id_number"] == ID[:4] + "*" * 10 + ID[-4:]
+    full = claim_rules.person_claims(db, person, {"phone:full", "idcard:full"})
+    assert full["phone_number"] == MOBILE and full["id_number"] == ID
+
+
+def test_staff_scopes_and_claims(seeded, db):
+    staff = accounts.find_person_by_id_number(db, DEMO_PEOPLE[2]["id_number"])
+    assert claim_rules.staff_scopes(db, staff) >= {"licenses:issue", "payment:window", "audit:read", "seal:use"}
+    claims = claim_rules.person_claims(db, staff, {"staff"})
+    issuer = next(s for s in claims["staff"] if s["role"] == "license_issuer")
+    assert issuer["params"]["license_types"] == ["business_license", "food_business_license"]
+    citizen = accounts.find_person_by_id_number(db, DEMO_PEOPLE[0]["id_number"])
+    assert claim_rules.staff_scopes(db, citizen) == set()
+
+    grant = next(g for g in organisations.active_grants(db, staff) if g.role == "payment_window")
+    organisations.revoke_grant(db, grant.id)
+    db.commit()
+    assert "payment:window" not in claim_rules.staff_scopes(db, staff)
