@@ -300,15 +300,19 @@ def settle(session: Session, now: datetime) -> None:
 
 # -- receipts ---------------------------------------------------------------------------------------
 def apply_receipt(session: Session, provider_id: str, success: bool, error: str | None, *,
-                  now: datetime | None = None) -> bool:
+                  now: datetime | None = None) -> str:
     """A channel's delivery receipt (e.g. an SMS report) for the attempt it names (commit).
 
-    Returns False for an unknown id or a delivery already final (receipts repeat).
+    Returns ``applied``, ``duplicate`` (the delivery is past ``sent``: receipts repeat) or
+    ``unknown``: no delivery has that id yet, which happens when the receipt overtakes the
+    worker's commit of the send; the caller asks the carrier to push it again later.
     """
     now = now or utcnow()
     delivery = session.scalars(select(Delivery).where(Delivery.provider_id == provider_id)).first()
-    if delivery is None or delivery.status not in ("sent", "dispatched"):
-        return False
+    if delivery is None:
+        return "unknown"
+    if delivery.status not in ("sent", "dispatched"):
+        return "duplicate"
     recipient = session.get(Recipient, delivery.recipient_id)
     message = session.get(Message, delivery.message_id)
     delivery.updated_at = recipient.updated_at = now
@@ -319,7 +323,7 @@ def apply_receipt(session: Session, provider_id: str, success: bool, error: str 
         fail_delivery(session, delivery, recipient, message, error or "receipt_failed", now)
     settle(session, now)
     session.commit()
-    return True
+    return "applied"
 
 
 # -- dead letters -----------------------------------------------------------------------------------

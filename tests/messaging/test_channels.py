@@ -138,3 +138,12 @@ def test_many_recipients_of_one_message_share_one_smtp_transaction(payment, hub_
     assert mails[0]["X-Envelope-To"] == "p0@example.cn, p1@example.cn, p2@example.cn"
     assert mails[0]["To"] == "undisclosed-recipients:;" and long_name in mails[0].get_body(("plain",)).get_content()
     assert payment.get(f"/messages/{message_id}").get_json()["counts"] == {"delivered": 3}
+
+
+def test_a_receipt_that_overtakes_the_send_is_asked_again(hub_app):
+    from messaging.wiring import receipt_token
+
+    client = hub_app.test_client()
+    report = [{"biz_id": "123^456", "success": True, "err_code": "DELIVERED", "phone_number": "13800001234"}]
+    response = client.post("/receipts/sms", json=report, headers={"X-XSN-Receipt-Token": receipt_token(hub_app.config)})
+    assert response.status_code == 200 and response.get_json()["code"] == 1  # not yet known: push again
