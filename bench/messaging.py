@@ -170,7 +170,10 @@ def main() -> None:
     print(f"ratio end-to-end / raw Celery: {e2e / rate:.2f}")
     print(f"latency POST -> signed completion event: p50 {p50:,.0f} ms, p99 {p99:,.0f} ms")
     print(f"mails in the sink: {mails} of {total}")
-    shutil.rmtree(var, ignore_errors=True)
+    if mails >= total:
+        shutil.rmtree(var, ignore_errors=True)
+    else:
+        print(f"kept {var} to look at")
     print_result({"raw_celery_per_s": round(rate), "e2e_per_s": round(e2e), "e2e_ratio": round(e2e / rate, 3),
                   "lost": total - min(mails, total), "duplicates": max(0, mails - total), "p50_ms": round(p50),
                   "p99_ms": round(p99), "recipients_per_request": args.recipients, "requests": args.requests})

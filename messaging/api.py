@@ -168,9 +168,10 @@ class SmsReceipts(MethodView):
         except ValueError as exc:
             raise ValidationFailed(str(exc), code="invalid_receipts") from exc
         session = get_session()
-        for biz_id, success, error in reports:
-            delivery.apply_receipt(session, biz_id, success, error)
+        results = [delivery.apply_receipt(session, biz_id, success, error) for biz_id, success, error in reports]
         _hub().kick()
+        if "unknown" in results:  # the carrier pushes the report again later (1, 5, 10 minutes)
+            return {"code": 1, "msg": "部分回执未匹配，请稍后重推 / unknown BizId, push again later"}
         return {"code": 0, "msg": "成功"}
 
 

@@ -58,34 +58,40 @@ def _chunks(items: list, size: int) -> Iterable[list]:
 
 def relay(session: Session, dispatcher: Dispatcher, settings: DeliverySettings, *, now: datetime | None = None,
           limit: int = 2000) -> int:
-    """Claim due deliveries and webhook events, commit, then dispatch them in batches."""
+    """Claim due deliveries and webhook events, commit, then dispatch them in batches.
+
+    The claim is conditional (``status = 'queued'``) and returns the rows it changed with
+    their new attempt numbers: on SQLite, where ``FOR UPDATE SKIP LOCKED`` does not exist, two
+    relays may select the same rows, but only one of them changes each.
+    """
     now = now or utcnow()
-    rows = session.execute(select(Delivery.id, Delivery.channel, Delivery.attempt)
-                           .where(Delivery.status == "queued", Delivery.next_attempt_at <= now)
-                           .order_by(Delivery.next_attempt_at).limit(limit)
-                           .with_for_update(skip_locked=True)).all()
-    ids = [row.id for row in rows]
-    for chunk in _chunks(ids, 500):
-        session.execute(update(Delivery).where(Delivery.id.in_(chunk))
-                        .values(status="dispatched", attempt=Delivery.attempt + 1, dispatched_at=now))
-    event_rows = session.execute(select(WebhookEvent.id, WebhookEvent.attempt)
-                                 .where(WebhookEvent.status == "queued", WebhookEvent.next_attempt_at <= now)
-                                 .order_by(WebhookEvent.next_attempt_at).limit(limit)
-                                 .with_for_update(skip_locked=True)).all()
-    event_ids = [row.id for row in event_rows]
-    for chunk in _chunks(event_ids, 500):
-        session.execute(update(WebhookEvent).where(WebhookEvent.id.in_(chunk))
-                        .values(status="dispatched", attempt=WebhookEvent.attempt + 1, dispatched_at=now))
+    ids = session.scalars(select(Delivery.id).where(Delivery.status == "queued", Delivery.next_attempt_at <= now)
+                          .order_by(Delivery.next_attempt_at).limit(limit).with_for_update(skip_locked=True)).all()
+    claimed: list = []
+    for chunk in _chunks(list(ids), 500):
+        claimed += session.execute(update(Delivery).where(Delivery.id.in_(chunk), Delivery.status == "queued")
+                                   .values(status="dispatched", attempt=Delivery.attempt + 1, dispatched_at=now)
+                                   .returning(Delivery.id, Delivery.channel, Delivery.attempt)).all()
+    event_ids = session.scalars(select(WebhookEvent.id)
+                                .where(WebhookEvent.status == "queued", WebhookEvent.next_attempt_at <= now)
+                                .order_by(WebhookEvent.next_attempt_at).limit(limit)
+                                .with_for_update(skip_locked=True)).all()
+    events_claimed: list = []
+    for chunk in _chunks(list(event_ids), 500):
+        events_claimed += session.execute(
+            update(WebhookEvent).where(WebhookEvent.id.in_(chunk), WebhookEvent.status == "queued")
+            .values(status="dispatched", attempt=WebhookEvent.attempt + 1, dispatched_at=now)
+            .returning(WebhookEvent.id, WebhookEvent.attempt)).all()
     session.commit()
     by_channel: dict[str, list[tuple[int, int]]] = {}
-    for row in rows:
-        by_channel.setdefault(row.channel, []).append((row.id, row.attempt + 1))
+    for row in sorted(claimed):
+        by_channel.setdefault(row.channel, []).append((row.id, row.attempt))
     for batch in by_channel.values():
         for chunk in _chunks(batch, settings.batch_size):
             dispatcher.deliveries(chunk)
-    for chunk in _chunks([(row.id, row.attempt + 1) for row in event_rows], settings.batch_size):
+    for chunk in _chunks(sorted((row.id, row.attempt) for row in events_claimed), settings.batch_size):
         dispatcher.events(chunk)
-    return len(rows) + len(event_rows)
+    return len(claimed) + len(events_claimed)
 
 
 def sweep(session: Session, settings: DeliverySettings, *, now: datetime | None = None) -> int:
@@ -294,15 +300,19 @@ def settle(session: Session, now: datetime) -> None:
 
 # -- receipts ---------------------------------------------------------------------------------------
 def apply_receipt(session: Session, provider_id: str, success: bool, error: str | None, *,
-                  now: datetime | None = None) -> bool:
+                  now: datetime | None = None) -> str:
     """A channel's delivery receipt (e.g. an SMS report) for the attempt it names (commit).
 
-    Returns False for an unknown id or a delivery already final (receipts repeat).
+    Returns ``applied``, ``duplicate`` (the delivery is past ``sent``: receipts repeat) or
+    ``unknown``: no delivery has that id yet, which happens when the receipt overtakes the
+    worker's commit of the send; the caller asks the carrier to push it again later.
     """
     now = now or utcnow()
     delivery = session.scalars(select(Delivery).where(Delivery.provider_id == provider_id)).first()
-    if delivery is None or delivery.status not in ("sent", "dispatched"):
-        return False
+    if delivery is None:
+        return "unknown"
+    if delivery.status not in ("sent", "dispatched"):
+        return "duplicate"
     recipient = session.get(Recipient, delivery.recipient_id)
     message = session.get(Message, delivery.message_id)
     delivery.updated_at = recipient.updated_at = now
@@ -313,7 +323,7 @@ def apply_receipt(session: Session, provider_id: str, success: bool, error: str 
         fail_delivery(session, delivery, recipient, message, error or "receipt_failed", now)
     settle(session, now)
     session.commit()
-    return True
+    return "applied"
 
 
 # -- dead letters -----------------------------------------------------------------------------------

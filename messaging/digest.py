@@ -35,11 +35,14 @@ def take_group(session: Session, delivery: Delivery, message: Message, recipient
         .order_by(Delivery.id).limit(MAX_DIGEST)).all()
     if not candidates:
         return []
-    session.execute(update(Delivery).where(Delivery.id.in_(candidates), Delivery.status == "queued")
-                    .values(status="dispatched", attempt=Delivery.attempt + 1))
-    session.flush()
-    session.expire_all()
-    return [d for d in (session.get(Delivery, i) for i in candidates) if d.status == "dispatched"]
+    # Only the rows this UPDATE changed (RETURNING) are ours: a concurrent relay may claim others.
+    taken = session.scalars(update(Delivery).where(Delivery.id.in_(candidates), Delivery.status == "queued")
+                            .values(status="dispatched", attempt=Delivery.attempt + 1)
+                            .returning(Delivery.id)).all()
+    rows = [session.get(Delivery, i) for i in taken]
+    for row in rows:
+        session.refresh(row)
+    return rows
 
 
 def combine(channel: str, contents: list[dict[str, Any]]) -> dict[str, Any]:

@@ -115,7 +115,9 @@ class EmailChannel:
         mail = build_email(self.settings, group[0], to="undisclosed-recipients:;")
         sender = parseaddr(self.settings.sender)[1]
         try:
-            refused = self._connection().sendmail(sender, [i.email for i in group], mail.as_bytes())
+            # CRLF line ends: sendmail() sends bytes as given, and a bare-LF mail is one long line.
+            data = mail.as_bytes(policy=mail.policy.clone(linesep="\r\n"))
+            refused = self._connection().sendmail(sender, [i.email for i in group], data)
         except smtplib.SMTPRecipientsRefused as exc:
             refused = exc.recipients
         except smtplib.SMTPResponseException as exc:

@@ -117,3 +117,33 @@ def test_email_to_a_closed_port_is_retried_not_lost(payment, hub_app):
                              "recipients": [{"email": "a@example.cn"}]})
     row = delivery_rows(hub_app, response.get_json()["message_id"])[0]
     assert row.status == "queued" and row.attempt == 1 and "SMTP unavailable" in row.last_error
+
+
+def test_many_recipients_of_one_message_share_one_smtp_transaction(payment, hub_app, tmp_path):
+    port = free_port()
+    sink = start_sink(port, tmp_path / "mail")
+    try:
+        hub_app.config["MESSAGING_SMTP_PORT"] = port
+        long_name = "西安市" + "交通运输局" * 150  # a mail far longer than SMTP's 1,000-byte line limit
+        response = payment.send({"template": "payment_receipt", "variables": {"payment_code": "6101", "amount_yuan":
+                                                                              "1.00", "receipt_number": long_name},
+                                 "channels": ["email"],
+                                 "recipients": [{"email": f"p{i}@example.cn"} for i in range(3)]})
+        assert response.status_code == 202, response.get_json()
+        message_id = response.get_json()["message_id"]
+        mails = wait_for(lambda: read_mailbox(tmp_path / "mail"))
+    finally:
+        sink.stop()
+    assert len(mails) == 1
+    assert mails[0]["X-Envelope-To"] == "p0@example.cn, p1@example.cn, p2@example.cn"
+    assert mails[0]["To"] == "undisclosed-recipients:;" and long_name in mails[0].get_body(("plain",)).get_content()
+    assert payment.get(f"/messages/{message_id}").get_json()["counts"] == {"delivered": 3}
+
+
+def test_a_receipt_that_overtakes_the_send_is_asked_again(hub_app):
+    from messaging.wiring import receipt_token
+
+    client = hub_app.test_client()
+    report = [{"biz_id": "123^456", "success": True, "err_code": "DELIVERED", "phone_number": "13800001234"}]
+    response = client.post("/receipts/sms", json=report, headers={"X-XSN-Receipt-Token": receipt_token(hub_app.config)})
+    assert response.status_code == 200 and response.get_json()["code"] == 1  # not yet known: push again

@@ -170,3 +170,46 @@ def test_preferences_are_listed(hub_app, person):
                                                          "enabled": False}]
     with get_db(hub_app).session() as session:
         assert session.scalar(select(func.count()).select_from(Preference)) == 1
+
+
+def test_concurrent_relays_never_both_claim_a_row(hub_app, payment, monkeypatch):
+    """SQLite has no SKIP LOCKED: the conditional claim with RETURNING is what keeps two relays apart."""
+    import threading
+
+    monkeypatch.setattr(hub_app.extensions["messaging"], "kick", lambda: None)
+    payment.send({"template": "payment_receipt", "channels": ["email"],
+                  "variables": {"payment_code": "1", "amount_yuan": "2", "receipt_number": "3"},
+                  "recipients": [{"email": f"p{i}@example.cn"} for i in range(300)]})
+    settings = wiring.delivery_settings(hub_app.config)
+    recorders = [Recorder(), Recorder()]
+    barrier = threading.Barrier(2)
+
+    def run(recorder):
+        barrier.wait()
+        for _ in range(3):
+            with get_db(hub_app).session() as session:
+                delivery.relay(session, recorder, settings, limit=120)
+
+    threads = [threading.Thread(target=run, args=(r,)) for r in recorders]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    handed = [pair for r in recorders for batch in r.batches for pair in batch]
+    assert len(handed) == len({d for d, _a in handed}) == 300
+    with get_db(hub_app).session() as session:
+        assert {(d.id, d.attempt) for d in session.scalars(select(Delivery))} == set(handed)
+
+
+def test_a_scheduled_message_waits_for_its_time(hub_app, licenses, monkeypatch):
+    at = utcnow() + timedelta(hours=2)
+    message_id = queued_message(hub_app, licenses, monkeypatch, scheduled_at=at.isoformat())
+    settings = wiring.delivery_settings(hub_app.config)
+    with get_db(hub_app).session() as session:
+        row = session.scalars(select(Delivery).where(Delivery.message_id == message_id)).one()
+        assert abs((row.next_attempt_at - at).total_seconds()) < 1
+        assert delivery.relay(session, Recorder(), settings) == 0
+        assert delivery.relay(session, Recorder(), settings, now=at + timedelta(seconds=1)) == 1
+    naive = licenses.send({"template": "licence_issued", "variables": ISSUED, "scheduled_at": "2026-12-31T08:00:00",
+                           "recipients": [{"subject": "person-zhang"}]})
+    assert naive.status_code == 422  # a time without its zone is ambiguous

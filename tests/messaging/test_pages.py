@@ -1,0 +1,67 @@
+"""The inbox page: signed-in person only, Chinese by default, read and delete without JavaScript."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from datetime import timedelta
+
+from common.db import get_db, utcnow
+from messaging.console_models import ConsoleSession
+from messaging.pages import CONSOLE
+
+ISSUED = {"licence_name": "营业执照", "face_number": "61010020260001", "issuer": "西安市市场监督管理局"}
+
+
+def signed_in(app, tokens, sub: str, scope: str = "openid profile messaging:inbox"):
+    """A browser whose console session was made as the sign-in callback makes it."""
+    handle = f"handle-{sub}"
+    token = tokens.token(sub=sub, scope=scope, aud="xsn:messaging", client_id="xsn-messaging-inbox")
+    with get_db(app).session() as session:
+        session.add(ConsoleSession(handle_hash=hashlib.sha256(handle.encode()).hexdigest(), console=CONSOLE,
+                                   subject=sub, name="张三", access_token=token, id_token="unused",
+                                   expires_at=utcnow() + timedelta(minutes=5)))
+        session.commit()
+    client = app.test_client()
+    with client.session_transaction() as cookie:
+        cookie["xsn_console"] = {CONSOLE: handle}
+    return client
+
+
+def csrf(body: str) -> str:
+    return re.search(r'name="csrf_token" value="([^"]+)"', body).group(1)
+
+
+def test_the_inbox_page_lists_marks_read_and_deletes(hub_app, tokens, licenses):
+    for n in range(2):
+        licenses.send({"template": "licence_issued", "variables": {**ISSUED, "face_number": f"F-{n}"},
+                       "recipients": [{"subject": "person-zhang"}]})
+    browser = signed_in(hub_app, tokens, "person-zhang")
+    page = browser.get("/me/inbox")
+    body = page.get_data(as_text=True)
+    assert page.status_code == 200 and "我的消息" in body and "未读 2 条" in body and "F-1" in body
+    item = re.search(r'data-item="(\d+)"', body).group(1)
+    response = browser.post(f"/me/inbox/{item}/read", data={"csrf_token": csrf(body)})
+    assert response.status_code == 302
+    body = browser.get("/me/inbox").get_data(as_text=True)
+    assert "未读 1 条" in body
+    assert browser.post(f"/me/inbox/{item}/delete", data={}).status_code == 400  # no CSRF token
+    browser.post(f"/me/inbox/{item}/delete", data={"csrf_token": csrf(body)})
+    body = browser.get("/me/inbox?lang=en").get_data(as_text=True)
+    assert "My messages" in body and "1 unread" in body and body.count("data-item=") == 1
+
+
+def test_someone_elses_item_is_not_found_and_strangers_are_sent_to_sign_in(hub_app, tokens, licenses):
+    licenses.send({"template": "licence_issued", "variables": ISSUED, "recipients": [{"subject": "person-zhang"}]})
+    li = signed_in(hub_app, tokens, "person-li")
+    body = li.get("/me/inbox").get_data(as_text=True)
+    assert "暂无消息" in body
+    assert li.post("/me/inbox/1/read", data={"csrf_token": csrf(body)}).status_code == 404
+    anonymous = hub_app.test_client().get("/me/inbox")
+    assert anonymous.status_code == 302 and "/me/login" in anonymous.headers["Location"]
+
+
+def test_a_token_without_the_inbox_scope_gets_a_403_page(hub_app, tokens):
+    browser = signed_in(hub_app, tokens, "person-zhang", scope="openid profile")
+    response = browser.get("/me/inbox")
+    assert response.status_code == 403 and "messaging:inbox" in response.get_data(as_text=True)
