@@ -7,10 +7,10 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from common.crypto.pii import mask_id_number, mask_mobile
 from identity.accounts import decrypt_id_number, decrypt_mobile
 from identity.models import Person
 from identity.organisations import active_grants, organisations_of, staff_roles
-from identity.pii import mask_id_number, mask_mobile
 
 
 def acr_for(level: int) -> str:

@@ -1,7 +1,7 @@
 """Database models of the identity service (its own database).
 
 Personal data (ID numbers, mobile numbers) is stored only as SM4-GCM ciphertext plus a keyed
-blind index (HMAC-SM3) for exact-match lookup; see :mod:`identity.pii`.
+blind index (HMAC-SM3) for exact-match lookup; see :mod:`common.crypto.pii`.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 
-from flask import Blueprint, current_app, redirect, render_template, request
+from flask import Blueprint, current_app, g, redirect, render_template, request
 
 from common.db import get_session
 from common.errors import NotFound
