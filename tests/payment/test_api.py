@@ -120,7 +120,10 @@ def test_the_cashier_page_finds_a_notice_in_chinese_and_english(client, collecto
 
 def test_the_payer_is_told_through_the_hub_after_the_response(client, collector, app):
     body = dict(BODY, payer_subject="person-zhangsan")
-    assert client.post("/notices", json=body, headers=collector).status_code == 201
+    response = client.post("/notices", json=body, headers=collector)
+    assert response.status_code == 201
+    assert app.extensions["payment_notifier"].sent == []  # sent once the response has gone out
+    response.close()  # as a server does after sending it
     sent = app.extensions["payment_notifier"].sent
     assert [(m["template"], m["recipients"]) for m in sent] == [("payment_notice", [{"subject": "person-zhangsan"}])]
     assert sent[0]["variables"]["amount_yuan"] == "20.00"
