@@ -53,10 +53,10 @@ def _use_uvloop() -> None:
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
 
-async def _serve(config: dict, host: str, port: int, reuse_port: bool) -> None:
+async def _serve(config: dict, host: str, port: int, reuse_port: bool, worker: str) -> None:
     from gateway.edge.app import Edge, listening_socket
 
-    edge = Edge(config, listen_port=port)
+    edge = Edge(config, listen_port=port, worker=worker)
     server = await edge.serve(listening_socket(host, port, reuse_port=reuse_port))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -67,9 +67,9 @@ async def _serve(config: dict, host: str, port: int, reuse_port: bool) -> None:
     await edge.close()
 
 
-def _run_worker(config: dict, host: str, port: int, reuse_port: bool) -> None:
+def _run_worker(config: dict, host: str, port: int, reuse_port: bool, worker: str = "0") -> None:
     _use_uvloop()
-    asyncio.run(_serve(config, host, port, reuse_port))
+    asyncio.run(_serve(config, host, port, reuse_port, worker))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -94,11 +94,12 @@ def main(argv: list[str] | None = None) -> int:
             _run_worker(config, args.host, port, reuse_port=False)
             return 0
         children = []
-        for _ in range(workers):
+        for index in range(workers):
             pid = os.fork()
             if pid == 0:
                 try:
-                    _run_worker(config, args.host, port, reuse_port=True)
+                    # The fork index names the worker's audit spool: a restart reopens the same one.
+                    _run_worker(config, args.host, port, reuse_port=True, worker=str(index))
                 finally:
                     os._exit(0)
             children.append(pid)

@@ -137,8 +137,9 @@ def start_edge(tmp_path, echo_url):
         })
         for name in ("IDENTITY", "SEAL", "LICENSES", "PAYMENT", "MESSAGING", "GATEWAY"):
             config.pop(f"{name}_URL", None)
-        sink = sink or MemoryAuditSink()
-        edge = Edge(config, listen_port=port, sink=sink)
+        if sink is None and "GATEWAY_AUDIT_SINK" not in overrides:
+            sink = MemoryAuditSink()
+        edge = Edge(config, listen_port=port, sink=sink)  # None: the sink GATEWAY_AUDIT_SINK names
         loop = asyncio.new_event_loop()
         ready = threading.Event()
 
@@ -155,7 +156,7 @@ def start_edge(tmp_path, echo_url):
         thread = threading.Thread(target=run, daemon=True)
         thread.start()
         assert ready.wait(10)
-        handle = EdgeHandle(f"http://127.0.0.1:{port}", port, sink, tokens, edge, loop, thread)
+        handle = EdgeHandle(f"http://127.0.0.1:{port}", port, edge.gateway.sink, tokens, edge, loop, thread)
         deadline = time.monotonic() + 5
         while not edge.gateway.tokens.ready and time.monotonic() < deadline:
             time.sleep(0.02)
