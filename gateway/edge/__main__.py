@@ -72,15 +72,19 @@ def _run_worker(config: dict, host: str, port: int, reuse_port: bool, worker: st
     asyncio.run(_serve(config, host, port, reuse_port, worker))
 
 
-def main(argv: list[str] | None = None) -> int:
-    from common.web.logging import configure_logging
-    from gateway.edge.app import load_config
-
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m gateway.edge")
     parser.add_argument("--host", default=os.environ.get("XSN_GATEWAY_BIND", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=None)
     parser.add_argument("--workers", type=int, default=None)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from common.web.logging import configure_logging
+    from gateway.edge.app import load_config
+
+    args = build_parser().parse_args(argv)
     config = load_config()
     configure_logging(config.get("LOG_LEVEL", "INFO"))
     from common.config import DEFAULT_PORTS
