@@ -145,7 +145,8 @@ http {{
 
 
 @contextlib.contextmanager
-def gateway(upstream: str, work: Path, workers: int) -> Iterator[tuple[str, dict, subprocess.Popen]]:
+def gateway(upstream: str, work: Path, workers: int,
+            audit_sink: str = "audit") -> Iterator[tuple[str, dict, subprocess.Popen]]:
     """The gateway in front of ``upstream``; yields its URL, the headers of a valid token, the process."""
     from tests.support.suite import TokenFactory
 
@@ -167,7 +168,8 @@ def gateway(upstream: str, work: Path, workers: int) -> Iterator[tuple[str, dict
     env.update(XSN_VAR_DIR=str(var), XSN_PUBLIC_BASE_URL=f"http://127.0.0.1:{port}", XSN_LOG_LEVEL="WARNING",
                XSN_SERVICE_URLS=json.dumps(urls), XSN_GATEWAY_ROUTES_DIR=str(routes),
                XSN_OAUTH_ISSUER=issuer, XSN_OAUTH_JWKS_URL=tokens.write_jwks(work / "jwks.json"),
-               XSN_GATEWAY_ADMIN_URL=upstream, XSN_DATABASE_URL=database_url, XSN_KEK="00" * 16,
+               XSN_GATEWAY_ADMIN_URL=upstream, XSN_DATABASE_URL=database_url, XSN_GATEWAY_AUDIT_SINK=audit_sink,
+               XSN_KEK="00" * 16,
                XSN_GATEWAY_RATE_LIMITS=json.dumps({"default": {"rate": 10_000_000, "burst": 10_000_000}}))
     argv = [sys.executable, "-m", "gateway.edge", "--port", str(port), "--workers", str(workers)]
     with _process(argv, env=env, log=work / "gateway.log") as proc:
@@ -239,12 +241,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="gateway processes")
     parser.add_argument("--idle", type=int, default=1000)
+    parser.add_argument("--audit-sink", default="audit", choices=["audit", "memory"],
+                        help="memory: audit records kept in a list, to measure what the durable log costs")
     args = parser.parse_args(argv)
-    figures: dict = {"connections": args.connections, "gateway_workers": args.workers, "cores": os.cpu_count()}
+    figures: dict = {"audit_sink": args.audit_sink, "connections": args.connections,
+                     "gateway_workers": args.workers, "cores": os.cpu_count()}
     with tempfile.TemporaryDirectory(prefix="xsn-bench-gw-") as tmp:
         work = Path(tmp)
         with gunicorn("bench.gateway:upstream_app()", workers=2, cwd=ROOT, ready_path="/livez") as upstream, \
-                nginx(upstream.url, work) as nginx_url, gateway(upstream.url, work, args.workers) as (gw_url, auth, gw):
+                nginx(upstream.url, work) as nginx_url, \
+                gateway(upstream.url, work, args.workers, args.audit_sink) as (gw_url, auth, gw):
             _check(gw_url + "/bench/item", auth)
             targets = {"direct": (upstream.url + "/item", {}), "nginx": (nginx_url + "/item", {}),
                        "gateway": (gw_url + "/bench/item", auth)}
@@ -268,7 +274,7 @@ def main(argv: list[str] | None = None) -> None:
                         best[name] = entry
             idle = idle_connections(gw_url, auth, args.idle)
             print(f"idle: {idle}", flush=True)
-            audited = _audit_records(work / "var" / "gateway.db", wait_s=30)
+            audited = _audit_records(work / "var" / "gateway.db", wait_s=30) if args.audit_sink == "audit" else None
     figures.update(best)
     figures["audit_records"] = audited
     # Ratios and added latency from measurements of the same round (back to back), the median
