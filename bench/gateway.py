@@ -12,7 +12,9 @@ writes. The gateway (``python -m gateway.edge``, ``--workers`` processes on SO_R
 routes ``/bench/item`` with ``auth: token`` and a required scope, so every request is an
 ES256 access token verified (then served from the gateway's verified-token cache), a
 token-bucket limit taken (in memory, limit high enough never to refuse) and an audit
-record written (the JSON-lines sink, ``GATEWAY_AUDIT_SINK=jsonl``). Load comes from
+record written durably (the default sink: each worker's fsync'd spool, group-committed, moved
+by its writer thread into the SM3 Merkle log in a SQLite gateway database; the count of
+records in that log is reported as ``audit_records``). Load comes from
 ``wrk`` (``bench/_load.py``), in rounds of direct, nginx, gateway back to back; ratios and
 added latency are the median over rounds of each round's own figures.
 
@@ -143,7 +145,8 @@ http {{
 
 
 @contextlib.contextmanager
-def gateway(upstream: str, work: Path, workers: int) -> Iterator[tuple[str, dict, subprocess.Popen]]:
+def gateway(upstream: str, work: Path, workers: int,
+            audit_sink: str = "audit") -> Iterator[tuple[str, dict, subprocess.Popen]]:
     """The gateway in front of ``upstream``; yields its URL, the headers of a valid token, the process."""
     from tests.support.suite import TokenFactory
 
@@ -154,13 +157,19 @@ def gateway(upstream: str, work: Path, workers: int) -> Iterator[tuple[str, dict
     routes.mkdir()
     (routes / "bench.yaml").write_text(ROUTE_FILE)
     var = work / "var"
+    from common.ops.migrate import upgrade
+
+    database_url = f"sqlite:///{var / 'gateway.db'}"
+    var.mkdir(parents=True, exist_ok=True)
+    upgrade("gateway", database_url)  # the audit log's tables
     urls = {name: upstream for name in ("identity", "licenses", "seal", "payment", "messaging")}
     urls.update(bench=upstream, gateway=f"http://127.0.0.1:{port}")
     env = {k: v for k, v in os.environ.items() if not k.startswith("XSN_")}
     env.update(XSN_VAR_DIR=str(var), XSN_PUBLIC_BASE_URL=f"http://127.0.0.1:{port}", XSN_LOG_LEVEL="WARNING",
                XSN_SERVICE_URLS=json.dumps(urls), XSN_GATEWAY_ROUTES_DIR=str(routes),
                XSN_OAUTH_ISSUER=issuer, XSN_OAUTH_JWKS_URL=tokens.write_jwks(work / "jwks.json"),
-               XSN_GATEWAY_ADMIN_URL=upstream, XSN_GATEWAY_AUDIT_SINK="jsonl", XSN_KEK="00" * 16,
+               XSN_GATEWAY_ADMIN_URL=upstream, XSN_DATABASE_URL=database_url, XSN_GATEWAY_AUDIT_SINK=audit_sink,
+               XSN_KEK="00" * 16,
                XSN_GATEWAY_RATE_LIMITS=json.dumps({"default": {"rate": 10_000_000, "burst": 10_000_000}}))
     argv = [sys.executable, "-m", "gateway.edge", "--port", str(port), "--workers", str(workers)]
     with _process(argv, env=env, log=work / "gateway.log") as proc:
@@ -207,6 +216,20 @@ def idle_connections(url: str, headers: dict, count: int) -> dict:
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
+def _audit_records(database: Path, *, wait_s: float) -> int:
+    """Records in the gateway's audit log once its writers have caught up (count stops growing)."""
+    import sqlite3
+
+    deadline, last = time.monotonic() + wait_s, -1
+    while True:
+        with contextlib.closing(sqlite3.connect(database, timeout=10)) as connection:
+            count = connection.execute("SELECT count(*) FROM audit_records").fetchone()[0]
+        if count == last or time.monotonic() > deadline:
+            return count
+        last = count
+        time.sleep(1.0)
+
+
 def _median(values: list[float], digits: int) -> float:
     return round(statistics.median(values), digits)
 
@@ -218,12 +241,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="gateway processes")
     parser.add_argument("--idle", type=int, default=1000)
+    parser.add_argument("--audit-sink", default="audit", choices=["audit", "memory"],
+                        help="memory: audit records kept in a list, to measure what the durable log costs")
     args = parser.parse_args(argv)
-    figures: dict = {"connections": args.connections, "gateway_workers": args.workers, "cores": os.cpu_count()}
+    figures: dict = {"audit_sink": args.audit_sink, "connections": args.connections,
+                     "gateway_workers": args.workers, "cores": os.cpu_count()}
     with tempfile.TemporaryDirectory(prefix="xsn-bench-gw-") as tmp:
         work = Path(tmp)
         with gunicorn("bench.gateway:upstream_app()", workers=2, cwd=ROOT, ready_path="/livez") as upstream, \
-                nginx(upstream.url, work) as nginx_url, gateway(upstream.url, work, args.workers) as (gw_url, auth, gw):
+                nginx(upstream.url, work) as nginx_url, \
+                gateway(upstream.url, work, args.workers, args.audit_sink) as (gw_url, auth, gw):
             _check(gw_url + "/bench/item", auth)
             targets = {"direct": (upstream.url + "/item", {}), "nginx": (nginx_url + "/item", {}),
                        "gateway": (gw_url + "/bench/item", auth)}
@@ -247,8 +274,7 @@ def main(argv: list[str] | None = None) -> None:
                         best[name] = entry
             idle = idle_connections(gw_url, auth, args.idle)
             print(f"idle: {idle}", flush=True)
-            audited = sum(1 for path in (work / "var" / "run").glob("gateway-audit-*.jsonl")
-                          for _ in path.open())
+            audited = _audit_records(work / "var" / "gateway.db", wait_s=30) if args.audit_sink == "audit" else None
     figures.update(best)
     figures["audit_records"] = audited
     # Ratios and added latency from measurements of the same round (back to back), the median

@@ -48,8 +48,9 @@ SETTINGS: dict[str, Any] = {
     "GATEWAY_CLIENT_ID": "xsn-gateway",
     "GATEWAY_CLIENT_SECRET": None,  # embedded: identity's seed writes it to var/clients.json
     "GATEWAY_REVOCATION_POLL": 1.0,  # seconds between polls of identity's revocation feed
-    # Audit (gateway.edge.audit_sink): "jsonl" (embedded), "memory", or "module:factory".
-    "GATEWAY_AUDIT_SINK": "jsonl",
+    # Audit (gateway.edge.audit_sink): "audit" (the durable log, gateway/audit/), "memory"
+    # (unit tests only: lost with the process), or "module:factory".
+    "GATEWAY_AUDIT_SINK": "audit",
 }
 
 

@@ -33,9 +33,15 @@ def test_every_service_is_in_compose():
     assert {"postgres", "redis", "worker", "migrate"} <= set(COMPOSE["services"])
 
 
+# The gateway runs as two containers: its asyncio edge (the front door) and its Flask app
+# (gunicorn, "gateway-admin") behind it; every other service is one gunicorn container.
+WEB = {service: "gateway-admin" if service == "gateway" else service for service in SERVICES}
+ADMIN_PORT = 8010
+
+
 @pytest.mark.parametrize("service", SERVICES)
 def test_service_command_names_its_factory(service):
-    command = COMPOSE["services"][service]["command"]
+    command = COMPOSE["services"][WEB[service]]["command"]
     target = command[-1]
     module, _, call = target.partition(":")
     assert module == service and call == "create_app()"
@@ -43,7 +49,7 @@ def test_service_command_names_its_factory(service):
     port = int(command[command.index("--bind") + 1].rsplit(":", 1)[1])
     from common.config import DEFAULT_PORTS
 
-    assert port == DEFAULT_PORTS[service]
+    assert port == (ADMIN_PORT if service == "gateway" else DEFAULT_PORTS[service])
 
 
 @pytest.mark.parametrize("name", sorted(COMPOSE["services"]))
@@ -80,11 +86,11 @@ def test_compose_databases_match_init_script():
 
 def test_kubernetes_manifests_match_compose():
     documents = list(yaml.safe_load_all((ROOT / "deploy" / "k8s" / "xsn.yaml").read_text()))
-    deployments = {d["metadata"]["name"]: d for d in documents if d["kind"] == "Deployment"}
-    assert set(SERVICES) | {"worker", "beat"} <= set(deployments)
-    for service in SERVICES:
-        container = deployments[service]["spec"]["template"]["spec"]["containers"][0]
-        assert container["command"] == COMPOSE["services"][service]["command"]
+    deployments = {d["metadata"]["name"]: d for d in documents if d["kind"] in ("Deployment", "StatefulSet")}
+    assert set(SERVICES) | {"worker", "beat", "gateway-admin"} <= set(deployments)
+    for name in [*SERVICES, "gateway-admin"]:
+        container = deployments[name]["spec"]["template"]["spec"]["containers"][0]
+        assert container["command"] == COMPOSE["services"][name]["command"]
     config = next(d for d in documents if d["kind"] == "ConfigMap")["data"]
     known = known_settings("gateway")
     for key in config:
@@ -105,6 +111,7 @@ def k8s(kind: str) -> dict[str, dict]:
 
 def pod_specs() -> dict[str, dict]:
     pods = {name: d["spec"]["template"]["spec"] for name, d in k8s("Deployment").items()}
+    pods.update({name: d["spec"]["template"]["spec"] for name, d in k8s("StatefulSet").items()})
     pods.update({name: d["spec"]["template"]["spec"] for name, d in k8s("Job").items()})
     return pods
 
@@ -127,9 +134,10 @@ def test_each_service_reads_its_own_session_secret_and_kek(monkeypatch, tmp_path
     assert (seal_app.config["SECRET_KEY"], seal_app.config["KEK"]) == ("seal-session-secret", "2b" * 16)
 
 
-@pytest.mark.parametrize("service", SERVICES)
+@pytest.mark.parametrize("service", [*SERVICES, "gateway-admin"])
 def test_compose_gives_each_service_only_its_own_secrets(service):
     env = COMPOSE["services"][service]["environment"]
+    service = service.removesuffix("-admin")
     secrets = {key for key in env if key.endswith(("_SECRET_KEY", "_KEK"))}
     assert secrets == {f"XSN_{service.upper()}_SECRET_KEY", f"XSN_{service.upper()}_KEK"}
     assert "XSN_SECRET_KEY" not in env and "XSN_KEK" not in env
@@ -137,9 +145,10 @@ def test_compose_gives_each_service_only_its_own_secrets(service):
         assert env[key] == f"${{{key}:?" + env[key].split(":?", 1)[1]
 
 
-@pytest.mark.parametrize("service", SERVICES)
+@pytest.mark.parametrize("service", [*SERVICES, "gateway-admin"])
 def test_kubernetes_gives_each_service_only_its_own_secret(service):
     spec = pod_specs()[service]
+    service = service.removesuffix("-admin")
     for container in spec["containers"] + spec.get("initContainers", []):
         assert secret_refs(container) == [f"xsn-{service}"]
     config = k8s("ConfigMap")["xsn-config"]["data"]
@@ -162,6 +171,7 @@ def test_worker_and_migrate_get_every_services_secrets_and_beat_none():
 @pytest.mark.parametrize("service", SERVICES)
 def test_metrics_add_up_every_gunicorn_worker(service):
     """PROMETHEUS_MULTIPROC_DIR on writable tmpfs and the gunicorn config that keeps it clean."""
+    service = WEB[service]
     compose = COMPOSE["services"][service]
     directory = compose["environment"]["PROMETHEUS_MULTIPROC_DIR"]
     assert any(directory.startswith(mount.split(":")[0] + "/") for mount in compose["tmpfs"])
@@ -260,14 +270,15 @@ def test_migrations_run_before_anything_that_uses_the_databases():
             assert spec["depends_on"]["migrate"] == {"condition": "service_completed_successfully"}, name
     job = next(d for name, d in k8s("Job").items() if name.startswith("xsn-migrate"))
     assert job["spec"]["template"]["spec"]["containers"][0]["command"] == ["xsn", "migrate"]
-    for name, deployment in k8s("Deployment").items():
+    for name, deployment in {**k8s("Deployment"), **k8s("StatefulSet")}.items():
         if name == "beat":
             continue  # sends messages only; touches no database
         init = deployment["spec"]["template"]["spec"]["initContainers"]
         command = init[0]["command"]
         assert command[:2] == ["python", "/app/deploy/wait_for_schema.py"]
         waited = set(command[2:command.index("--timeout")])
-        assert waited == ({name} if name in SERVICES else set(SERVICES)), name
+        own = name.removesuffix("-admin")
+        assert waited == ({own} if own in SERVICES else set(SERVICES)), name
     assert "COPY deploy/wait_for_schema.py ./deploy/wait_for_schema.py" in DOCKERFILE
 
 
@@ -328,3 +339,60 @@ def test_image_installs_a_cjk_font_and_the_pinned_dependency_set():
     assert re.search(r"apt-get install[^\n]*fonts-wqy-microhei", DOCKERFILE)
     assert "pip install --no-cache-dir -c constraints.txt ." in DOCKERFILE
     assert "COPY constraints.txt" in DOCKERFILE
+
+
+# --- the gateway (issue 10): the edge in front, its admin app behind, the audit spool kept ---
+
+
+def _edge_arguments(command: list[str]):
+    from gateway.edge.__main__ import build_parser
+
+    assert command[:3] == ["python", "-m", "gateway.edge"]
+    return build_parser().parse_args(command[3:])
+
+
+def test_the_gateway_runs_the_edge_with_its_admin_app_behind_it():
+    compose = COMPOSE["services"]["gateway"]
+    arguments = _edge_arguments(compose["command"])
+    assert (arguments.host, arguments.port) == ("0.0.0.0", 8000) and arguments.workers >= 2
+    assert compose["environment"]["XSN_GATEWAY_ADMIN_URL"] == f"http://gateway-admin:{ADMIN_PORT}"
+    pod = pod_specs()["gateway"]["containers"][0]
+    assert _edge_arguments(pod["command"]) == arguments
+    env = {item["name"]: item["value"] for item in pod["env"]}
+    assert env["XSN_GATEWAY_ADMIN_URL"] == f"http://gateway-admin:{ADMIN_PORT}"
+    assert k8s("Service")["gateway-admin"]["spec"]["ports"][0]["port"] == ADMIN_PORT
+    # The edge reads identity's revocation feed as client xsn-gateway: its secret from the operator.
+    assert compose["environment"]["XSN_GATEWAY_CLIENT_SECRET"].startswith("${XSN_GATEWAY_CLIENT_SECRET:?")
+
+
+def test_each_edge_replica_keeps_its_audit_spool_on_a_persistent_volume():
+    compose = COMPOSE["services"]["gateway"]
+    spool = compose["environment"]["XSN_AUDIT_SPOOL_DIR"]
+    volume, _, mount = next(v for v in compose["volumes"] if v.split(":")[1] == spool).partition(":")
+    assert volume in COMPOSE["volumes"] and mount == spool  # a named volume, not the container's tmpfs
+    assert spool == "/var/lib/xsn/audit-spool" and "/var/lib/xsn/audit-spool" in DOCKERFILE
+    edge = k8s("StatefulSet")["gateway"]
+    container = edge["spec"]["template"]["spec"]["containers"][0]
+    env = {item["name"]: item["value"] for item in container["env"]}
+    claim = next(m["name"] for m in container["volumeMounts"] if m["mountPath"] == env["XSN_AUDIT_SPOOL_DIR"])
+    templates = {t["metadata"]["name"]: t for t in edge["spec"]["volumeClaimTemplates"]}
+    assert "ReadWriteOnce" in templates[claim]["spec"]["accessModes"]  # one claim per replica
+    assert claim not in {v["name"] for v in edge["spec"]["template"]["spec"]["volumes"]}  # no emptyDir
+
+
+def test_only_the_gateway_is_reachable_from_outside():
+    published = {name for name, spec in COMPOSE["services"].items() if spec.get("ports")}
+    assert published == {"gateway"}
+    for name, service in k8s("Service").items():
+        assert service["spec"].get("type", "ClusterIP") == "ClusterIP", name
+    policies = k8s("NetworkPolicy")
+    internal = policies["services-internal-only"]["spec"]
+    excluded = set(internal["podSelector"]["matchExpressions"][0]["values"])
+    assert internal["podSelector"]["matchExpressions"][0]["operator"] == "NotIn" and excluded == {"gateway",
+                                                                                                 "gateway-admin"}
+    assert internal["ingress"] == [{"from": [{"podSelector": {}}]}]  # the namespace's own pods only
+    admin = policies["gateway-admin-from-gateway"]["spec"]
+    assert admin["ingress"][0]["from"] == [{"podSelector": {"matchLabels": {"app": "gateway"}}}]
+    labelled = {d["spec"]["template"]["metadata"]["labels"]["app"] for d in [*k8s("Deployment").values(),
+                                                                           *k8s("StatefulSet").values()]}
+    assert labelled - excluded  # the policy selects the services' pods

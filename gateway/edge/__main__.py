@@ -53,10 +53,10 @@ def _use_uvloop() -> None:
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
 
-async def _serve(config: dict, host: str, port: int, reuse_port: bool) -> None:
+async def _serve(config: dict, host: str, port: int, reuse_port: bool, worker: str) -> None:
     from gateway.edge.app import Edge, listening_socket
 
-    edge = Edge(config, listen_port=port)
+    edge = Edge(config, listen_port=port, worker=worker)
     server = await edge.serve(listening_socket(host, port, reuse_port=reuse_port))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -67,20 +67,24 @@ async def _serve(config: dict, host: str, port: int, reuse_port: bool) -> None:
     await edge.close()
 
 
-def _run_worker(config: dict, host: str, port: int, reuse_port: bool) -> None:
+def _run_worker(config: dict, host: str, port: int, reuse_port: bool, worker: str = "0") -> None:
     _use_uvloop()
-    asyncio.run(_serve(config, host, port, reuse_port))
+    asyncio.run(_serve(config, host, port, reuse_port, worker))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m gateway.edge")
+    parser.add_argument("--host", default=os.environ.get("XSN_GATEWAY_BIND", "127.0.0.1"))
+    parser.add_argument("--port", type=int, default=None)
+    parser.add_argument("--workers", type=int, default=None)
+    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     from common.web.logging import configure_logging
     from gateway.edge.app import load_config
 
-    parser = argparse.ArgumentParser(prog="python -m gateway.edge")
-    parser.add_argument("--host", default=os.environ.get("XSN_GATEWAY_BIND", "127.0.0.1"))
-    parser.add_argument("--port", type=int, default=None)
-    parser.add_argument("--workers", type=int, default=None)
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
     config = load_config()
     configure_logging(config.get("LOG_LEVEL", "INFO"))
     from common.config import DEFAULT_PORTS
@@ -94,11 +98,12 @@ def main(argv: list[str] | None = None) -> int:
             _run_worker(config, args.host, port, reuse_port=False)
             return 0
         children = []
-        for _ in range(workers):
+        for index in range(workers):
             pid = os.fork()
             if pid == 0:
                 try:
-                    _run_worker(config, args.host, port, reuse_port=True)
+                    # The fork index names the worker's audit spool: a restart reopens the same one.
+                    _run_worker(config, args.host, port, reuse_port=True, worker=str(index))
                 finally:
                     os._exit(0)
             children.append(pid)

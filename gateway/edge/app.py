@@ -73,8 +73,10 @@ def jwks_fetcher(url: str, session: aiohttp.ClientSession):
 class Edge:
     """One process's gateway: the handler, its background tasks, its listening server."""
 
-    def __init__(self, config: dict[str, Any], *, listen_port: int, sink: AuditSink | None = None) -> None:
+    def __init__(self, config: dict[str, Any], *, listen_port: int, sink: AuditSink | None = None,
+                 worker: str = "0") -> None:
         self.config = config
+        self.worker = worker  # this process's stable name among the edge's processes (its audit spool)
         self.listen_port = listen_port
         urls = dict(config["SERVICE_URLS"])
         if config.get("GATEWAY_ADMIN_URL"):
@@ -124,7 +126,7 @@ class Edge:
                                                 open_s=float(config["GATEWAY_BREAKER_OPEN"])))
             upstream.start()
             upstreams[name] = upstream
-        self.sink = self.sink or load_sink(config)
+        self.sink = self.sink or load_sink(config, worker=self.worker)
         self.gateway = Gateway(routes=self.routes, boundary=self.boundary, tokens=tokens, limits=limits,
                                upstreams=upstreams, sink=self.sink,
                                body_timeout_s=float(config["GATEWAY_BODY_TIMEOUT"]))
@@ -198,7 +200,9 @@ class Edge:
             await self._redis.aclose()
         close = getattr(self.sink, "close", None)
         if close is not None:
-            await close()
+            result = close()
+            if asyncio.iscoroutine(result):
+                await result
 
 
 def listening_socket(host: str, port: int, *, reuse_port: bool) -> socket.socket:

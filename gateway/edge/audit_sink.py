@@ -16,15 +16,14 @@ from __future__ import annotations
 
 import asyncio
 import importlib
-import json
-import os
-from pathlib import Path
 from typing import Any, Protocol
 
 
 class AuditSink(Protocol):
     async def record(self, record: dict[str, Any]) -> None:
         """Keep ``record`` durably, or raise."""
+
+    # Optional: ``status() -> {"ready": bool, ...}`` for /readyz, ``async close()`` on shutdown.
 
 
 class MemoryAuditSink:
@@ -40,31 +39,37 @@ class MemoryAuditSink:
         self.records.append(record)
 
 
-class JsonLinesAuditSink:
-    """One JSON line per record, appended to a file and flushed (not fsync'd).
+class DurableAuditSink:
+    """The audit log's pipeline (``gateway.audit.writer.start_audit``): an fsync'd spool on this
+    process's disk, moved by a writer thread into the tamper-evident log in the gateway's database.
 
-    A stand-in until the audit log's spool is configured (``GATEWAY_AUDIT_SINK``): it keeps
-    records across a gateway crash but not across a power loss.
+    ``worker`` names this edge process among its siblings (``0``, ``1``, ... by fork index), so a
+    restarted process reopens its own spool and the records it left there still reach the log.
     """
 
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.handle = open(path, "a", encoding="utf-8", buffering=1)  # noqa: SIM115 - held open for the process
+    def __init__(self, config: dict[str, Any], worker: str) -> None:
+        from gateway.audit.writer import start_audit
+
+        self.pipeline = start_audit(config, worker=worker)
 
     async def record(self, record: dict[str, Any]) -> None:
-        self.handle.write(json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n")
+        await self.pipeline.record(record)  # AuditUnavailable: the edge answers 503
+
+    def status(self) -> dict[str, Any]:
+        return self.pipeline.status()
 
     async def close(self) -> None:
-        await asyncio.to_thread(self.handle.close)
+        await asyncio.to_thread(self.pipeline.close)  # joins the writer thread: off the loop
 
 
-def load_sink(config: dict[str, Any]) -> AuditSink:
-    """The sink ``GATEWAY_AUDIT_SINK`` names: ``memory``, ``jsonl`` (file under var/, the
-    embedded default), or ``package.module:factory`` called with the gateway's configuration."""
-    spec = str(config.get("GATEWAY_AUDIT_SINK") or "jsonl")
+def load_sink(config: dict[str, Any], *, worker: str = "0") -> AuditSink:
+    """The sink ``GATEWAY_AUDIT_SINK`` names: ``audit`` (the durable audit log, the default),
+    ``memory`` (unit tests), or ``package.module:factory`` called with the configuration and
+    ``worker=``."""
+    spec = str(config.get("GATEWAY_AUDIT_SINK") or "audit")
     if spec == "memory":
         return MemoryAuditSink()
-    if spec == "jsonl":
-        return JsonLinesAuditSink(Path(config["VAR_DIR"]) / "run" / f"gateway-audit-{os.getpid()}.jsonl")
+    if spec == "audit":
+        return DurableAuditSink(config, worker)
     module, _, factory = spec.partition(":")
-    return getattr(importlib.import_module(module), factory or "create_sink")(config)
+    return getattr(importlib.import_module(module), factory or "create_sink")(config, worker=worker)

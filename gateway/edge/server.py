@@ -147,6 +147,11 @@ class Gateway:
         if found is None:
             raise NoRoute("no service is routed at this path")
         exchange.upstream = found[0].upstream
+        # Size before tokens when the head declares it (as nginx does): an oversized request is
+        # refused from its head alone, whatever its route's rules. A chunked body's size is
+        # known only by reading it, and bodies are read only for requests that will be
+        # forwarded (after tokens, scopes and limits), so an unauthorised client never makes
+        # the gateway buffer anything: 401/403 first, 413 while reading.
         if request.content_length is not None and request.content_length > found[0].max_body_bytes:
             raise PayloadTooLarge(f"the body may be at most {found[0].max_body_bytes} bytes")
         match = self.routes.match(exchange.path, request.method)
@@ -327,9 +332,15 @@ class Gateway:
         synced = self.tokens.revocations.updated_at
         age = None if synced is None else round(time.time() - synced, 1)
         audit_ok = time.monotonic() >= self.audit_down_until
+        status = getattr(self.sink, "status", None)
+        audit_log = status() if status is not None else None
+        if audit_log is not None and not audit_log.get("ready", True):
+            audit_ok = False  # the writer cannot reach the log: the spool's bound will soon answer 503
         body = {"status": "ready", "token_keys": self.tokens.ready, "audit": "ok" if audit_ok else "failing",
                 "revocations_age_s": age,
                 "upstreams": {name: up.health() for name, up in sorted(self.upstreams.items())}}
+        if audit_log is not None:
+            body["audit_log"] = audit_log
         if self.server is not None:
             body["connections"] = self.server.open_connections
         # Not ready without keys (every token would be refused) or without audit; an upstream

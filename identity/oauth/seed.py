@@ -59,6 +59,7 @@ SEAL_CONSOLE = "xsn-seal-console"
 SEAL_CONSOLE_PATHS = ("/seal/manage", "/seal/audit")
 # Audit tooling (scripts, the CLI against a running node): a machine client reading the log.
 AUDITOR_CLIENT = "xsn-auditor"
+GATEWAY_CONSOLE = "xsn-gateway-console"
 
 
 def demo_secret(kek: bytes, client_id: str) -> str:
@@ -91,9 +92,17 @@ def _specs(public_base_url: str) -> list[clients.ClientSpec]:
         post_logout_redirect_uris=[f"{base}{path}/signed-out" for path in SEAL_CONSOLE_PATHS],
         scopes=["openid", "profile", "staff", "seal:admin", "audit:read"], audiences=["xsn:seal"],
         access_token_lifetime=900, skip_consent=True))
+    # The gateway's auditor console (gateway/audit/pages.py): people sign in, read the audit log.
+    specs.append(clients.ClientSpec(
+        name="统一审计控制台", client_id=GATEWAY_CONSOLE, grant_types=["authorization_code"],
+        redirect_uris=[f"{base}/gateway/audit/console/callback"],
+        post_logout_redirect_uris=[f"{base}/gateway/audit/console/signed-out"],
+        scopes=["openid", "profile", "staff", "audit:read"], audiences=["xsn:gateway"],
+        access_token_lifetime=900, skip_consent=True))
+    # xsn:gateway: audit tooling also reads the gateway's auditor API (/gateway/audit/...).
     specs.append(clients.ClientSpec(name="签章日志审计工具", client_id=AUDITOR_CLIENT,
                                     grant_types=["client_credentials"], scopes=["audit:read"],
-                                    audiences=["xsn:seal"], access_token_lifetime=300))
+                                    audiences=["xsn:seal", "xsn:gateway"], access_token_lifetime=300))
     return specs
 
 

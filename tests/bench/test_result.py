@@ -19,6 +19,6 @@ def test_nested_figures_become_flat_scalar_keys(capsys):
     assert all(not isinstance(v, dict | list) for v in flatten({"a": {"b": {"c": [1]}}}).values())
 
 
-@pytest.mark.parametrize("name", ["gm", "identity", "seal", "seal_log"])
+@pytest.mark.parametrize("name", ["gm", "identity", "seal", "seal_log", "gateway", "audit_spool"])
 def test_every_benchmark_has_a_main(name):
     assert callable(importlib.import_module(f"bench.{name}").main)

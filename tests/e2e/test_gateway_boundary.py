@@ -123,31 +123,9 @@ def test_tokens_scopes_and_caller_reach_the_service(suite):
     assert wrong.status_code == 401
 
 
-def test_every_request_leaves_an_audit_record(suite):
-    gateway = suite.base_url("gateway")
-    ids = {"ok": "audit-e2e-ok-0001", "denied": "audit-e2e-denied-0001", "rejected": "audit-e2e-rejected-0001"}
-    requests.get(f"{gateway}/seal/livez", headers={"X-Request-ID": ids["ok"]}, timeout=10)
-    requests.get(f"{gateway}/seal/seals", headers={"X-Request-ID": ids["denied"]}, timeout=10)
-    requests.get(f"{gateway}/seal/x/%2e%2e/y", headers={"X-Request-ID": ids["rejected"]}, timeout=10)
-    deadline = time.monotonic() + 5
-    found: dict[str, dict] = {}
-    while time.monotonic() < deadline and len(found) < 3:
-        for path in (suite.var_dir / "run").glob("gateway-audit-*.jsonl"):
-            for line in path.read_text().splitlines():
-                record = json.loads(line)
-                if record["request_id"] in ids.values():
-                    found[record["request_id"]] = record
-        time.sleep(0.1)
-    assert {found[request_id]["outcome"] for request_id in found} == {"ok", "denied", "rejected"}
-    assert found[ids["rejected"]]["reason"] == "path_traversal"
-
-
 def test_revoked_token_is_refused_within_five_seconds(suite):
     """Contract 2: identity's feed reaches the gateway by polling (embedded)."""
     gateway = suite.base_url("gateway")
-    feed = requests.get(f"{suite.base_url('identity')}/oauth/revocations", timeout=10)
-    if feed.status_code == 404:
-        pytest.skip("identity's revocation feed (GET /oauth/revocations) is not on this branch yet")
     secret = json.loads((suite.var_dir / "clients.json").read_text())["xsn-admin"]["client_secret"]
     token = client_token(suite, "xsn-admin")["access_token"]
     headers = {"Authorization": f"Bearer {token}"}

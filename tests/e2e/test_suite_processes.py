@@ -6,6 +6,7 @@ import pytest
 import requests
 
 from common.config import SERVICES
+from tests.support.suite import client_token
 
 pytestmark = pytest.mark.e2e
 ROUTED = [s for s in SERVICES if s != "gateway"]
@@ -37,7 +38,14 @@ def test_metrics_aggregate_gunicorn_workers(suite):
 
 def test_errors_are_problems_through_the_gateway(suite):
     gateway = suite.base_url("gateway")
-    missing = requests.get(f"{gateway}/licenses/no/such/thing", timeout=5)
+    # A path no route lists needs a token at the gateway (issue 10): without one, 401 there;
+    # with one, the service's own 404, both problem documents.
+    anonymous = requests.get(f"{gateway}/licenses/no/such/thing", timeout=5)
+    assert anonymous.status_code == 401 and anonymous.headers["Content-Type"] == "application/problem+json"
+    assert anonymous.headers["WWW-Authenticate"].startswith("Bearer")
+    token = client_token(suite, "xsn-admin")["access_token"]
+    missing = requests.get(f"{gateway}/licenses/no/such/thing", headers={"Authorization": f"Bearer {token}"},
+                           timeout=5)
     assert missing.status_code == 404
     assert missing.headers["Content-Type"] == "application/problem+json"
     wrong = requests.put(f"{gateway}/payment/livez", timeout=5)

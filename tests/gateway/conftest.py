@@ -137,8 +137,9 @@ def start_edge(tmp_path, echo_url):
         })
         for name in ("IDENTITY", "SEAL", "LICENSES", "PAYMENT", "MESSAGING", "GATEWAY"):
             config.pop(f"{name}_URL", None)
-        sink = sink or MemoryAuditSink()
-        edge = Edge(config, listen_port=port, sink=sink)
+        if sink is None and "GATEWAY_AUDIT_SINK" not in overrides:
+            sink = MemoryAuditSink()
+        edge = Edge(config, listen_port=port, sink=sink)  # None: the sink GATEWAY_AUDIT_SINK names
         loop = asyncio.new_event_loop()
         ready = threading.Event()
 
@@ -155,7 +156,7 @@ def start_edge(tmp_path, echo_url):
         thread = threading.Thread(target=run, daemon=True)
         thread.start()
         assert ready.wait(10)
-        handle = EdgeHandle(f"http://127.0.0.1:{port}", port, sink, tokens, edge, loop, thread)
+        handle = EdgeHandle(f"http://127.0.0.1:{port}", port, edge.gateway.sink, tokens, edge, loop, thread)
         deadline = time.monotonic() + 5
         while not edge.gateway.tokens.ready and time.monotonic() < deadline:
             time.sleep(0.02)
@@ -178,3 +179,33 @@ def headers_of(body: dict) -> dict[str, list[str]]:
 
 
 __all__ = ["headers_of", "json", "parse_raw"]
+
+
+def console_client(identity_app, base: str) -> str:
+    """The seeded ``xsn-gateway-console`` client pointed at ``base`` (the gateway as the test
+    serves it) with a fresh secret, which is returned. Identity's seed creates the client."""
+    import secrets
+
+    from common.crypto.keystore import load_kek
+    from common.db import get_db as _get_db
+    from identity.oauth import clients
+    from identity.oauth.models import OAuthClient
+
+    secret = secrets.token_urlsafe(32)
+    with identity_app.app_context(), _get_db(identity_app).session() as session:
+        client = session.get(OAuthClient, "xsn-gateway-console")
+        assert client is not None, "identity's seed did not create xsn-gateway-console"
+        client.secret_hash = clients.hash_secret(clients.secret_hash_key(load_kek(identity_app.config)), secret)
+        client.redirect_uris = [f"{base}/gateway/audit/console/callback"]
+        client.post_logout_redirect_uris = [f"{base}/gateway/audit/console/signed-out"]
+        session.commit()
+    return secret
+
+
+def run_async(coroutine):
+    """``asyncio.run`` on a fresh thread: the session's Playwright browser (the console's
+    Chromium test) keeps an event loop running on the main thread, where ``asyncio.run`` refuses."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()

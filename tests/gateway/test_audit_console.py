@@ -9,6 +9,7 @@ import pytest
 
 from common.db import get_db
 from gateway.audit import log
+from tests.gateway.conftest import console_client
 from tests.support.console import GATEWAY, WANG, ZHANG, GatewayBrowser
 
 CONSOLE = "/audit/console/"
@@ -42,14 +43,8 @@ def seal_url(make_app, serve_app, identity):
 
 @pytest.fixture
 def app(make_app, identity, seal_url):
-    from tests.support.oauth import register
-
     identity_app, identity_url = identity
-    _, secret = register(identity_app, name="统一审计控制台", client_id="xsn-gateway-console",
-                         grant_types=["authorization_code"], audiences=["xsn:gateway"], skip_consent=True,
-                         scopes=["openid", "profile", "staff", "audit:read"],
-                         redirect_uris=[f"{GATEWAY}/gateway/audit/console/callback"],
-                         post_logout_redirect_uris=[f"{GATEWAY}/gateway/audit/console/signed-out"])
+    secret = console_client(identity_app, GATEWAY)  # seeded by identity; pointed at this test's gateway
     app = make_app("gateway", PUBLIC_BASE_URL=GATEWAY, IDENTITY_URL=identity_url, SEAL_URL=seal_url,
                    CONSOLE_CLIENT_SECRET=secret, HTTP_TIMEOUT=30)  # calls to identity and seal on a busy machine
     with get_db(app).session() as session:

@@ -17,8 +17,8 @@ from werkzeug.serving import make_server
 
 from common.db import get_db
 from gateway.audit import log
+from tests.gateway.conftest import console_client
 from tests.support.console import IDENTITY_TEST_CONFIG, WANG
-from tests.support.oauth import register
 from tests.support.suite import free_port
 
 pytestmark = [pytest.mark.browser]
@@ -40,11 +40,7 @@ def site(make_app):
     identity = make_app("identity", **urls, **IDENTITY_TEST_CONFIG)
     with identity.app_context():
         seed(identity)
-    _, secret = register(identity, name="统一审计控制台", client_id="xsn-gateway-console",
-                         grant_types=["authorization_code"], audiences=["xsn:gateway"], skip_consent=True,
-                         scopes=["openid", "profile", "staff", "audit:read"],
-                         redirect_uris=[f"{base}/gateway/audit/console/callback"],
-                         post_logout_redirect_uris=[f"{base}/gateway/audit/console/signed-out"])
+    secret = console_client(identity, base)  # seeded by identity; pointed at this test's gateway
     seal = make_app("seal", **urls)
     with get_db(seal).session() as session:
         seal_log.append_event(session, {"type": "sign", "time": "2026-12-01T02:00:00Z", "seal_id": "s1",

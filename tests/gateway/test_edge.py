@@ -188,18 +188,48 @@ def test_oversized_body_is_413_before_reading(edge):
     assert response.status_code == 413 and response.json()["code"] == "payload_too_large"
 
 
-def test_chunked_body_over_the_limit_is_413(start_edge):
-    edge = start_edge(GATEWAY_MAX_BODY_BYTES=1000)
+@pytest.fixture
+def edge_without_payment_routes(start_edge, tmp_path):
+    """payment without a route file: only the default body limit and "any token" apply."""
+    import shutil
 
-    def chunks():
-        for _ in range(10):
-            yield b"y" * 500
+    from gateway.edge.routing import ROUTES_DIR
 
-    # payment has no route file here: the default limit applies (and it is never reached).
+    routes = tmp_path / "routes"
+    shutil.copytree(ROUTES_DIR, routes)
+    (routes / "payment.yaml").unlink()
+    return start_edge(GATEWAY_MAX_BODY_BYTES=1000, GATEWAY_ROUTES_DIR=str(routes))
+
+
+def _chunks():
+    for _ in range(10):
+        yield b"y" * 500
+
+
+def test_chunked_body_over_the_limit_is_413(edge_without_payment_routes):
+    edge = edge_without_payment_routes
     token = edge.tokens.bearer(aud="xsn:payment")
-    response = requests.post(f"{edge.url}/payment/notices", data=chunks(), headers=token)
+    response = requests.post(f"{edge.url}/payment/notices", data=_chunks(), headers=token)
     assert response.status_code == 413
     assert edge.records(response.headers["X-Request-ID"])[0]["reason"] == "payload_too_large"
+
+
+def test_declared_oversized_body_is_413_before_any_token_check(edge_without_payment_routes):
+    # A Content-Length over the limit is refused from the head alone, as nginx does: the client
+    # learns nothing about the route's token rules and nothing of the body is read.
+    edge = edge_without_payment_routes
+    response = requests.post(f"{edge.url}/payment/notices", data=b"y" * 5000)
+    assert response.status_code == 413 and response.json()["code"] == "payload_too_large"
+
+
+def test_chunked_body_of_an_unauthorised_request_is_not_read(edge_without_payment_routes):
+    # A chunked body's size is known only by reading it; the gateway reads bodies only of
+    # requests it will forward, so a request without a token is refused 401 first.
+    edge = edge_without_payment_routes
+    response = requests.post(f"{edge.url}/payment/notices", data=_chunks())
+    assert response.status_code == 401
+    record = edge.records(response.headers["X-Request-ID"])[0]
+    assert record["bytes_in"] == 0 and record["upstream"] == "payment"
 
 
 def test_body_is_read_whole_and_forwarded(edge):

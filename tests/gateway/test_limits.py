@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 
 from gateway.edge.limits import STORAGE_FAILURES, MemoryLimiter, Policy, RateLimits, RedisLimiter
+from tests.gateway.conftest import run_async
 
 
 class Clock:
@@ -26,7 +25,7 @@ def test_memory_bucket_refills_at_its_rate():
     clock = Clock()
     limiter = MemoryLimiter(clock)
     policy = Policy(rate=1.0, burst=2)
-    take = lambda: asyncio.run(limiter.take("k", policy))  # noqa: E731
+    take = lambda: run_async(limiter.take("k", policy))  # noqa: E731
     first, second, third = take(), take(), take()
     assert (first.allowed, second.allowed, third.allowed) == (True, True, False)
     assert third.retry_after_s == 1 and third.headers()["Retry-After"] == "1"
@@ -37,7 +36,7 @@ def test_memory_bucket_refills_at_its_rate():
 
 def test_keys_are_per_policy_route_and_client():
     limits = RateLimits(MemoryLimiter(Clock()), {"default": Policy(0.001, 1)})
-    run = asyncio.run
+    run = run_async
     assert run(limits.take("default", "/a", "ip:1")).allowed
     assert not run(limits.take("default", "/a", "ip:1")).allowed
     assert run(limits.take("default", "/b", "ip:1")).allowed
@@ -57,7 +56,7 @@ def test_redis_down_fails_open_and_is_counted():
             await client.aclose()
 
     before = STORAGE_FAILURES._value.get()
-    decision = asyncio.run(scenario())
+    decision = run_async(scenario())
     assert decision.allowed
     assert STORAGE_FAILURES._value.get() == before + 1
 
@@ -80,6 +79,6 @@ def test_redis_bucket_is_shared(redis_url):
             await one.aclose()
             await two.aclose()
 
-    first, second, third = asyncio.run(scenario())
+    first, second, third = run_async(scenario())
     assert first.allowed and second.allowed and not third.allowed
     assert third.retry_after_s >= 1 and second.remaining == 0

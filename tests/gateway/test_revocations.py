@@ -13,6 +13,7 @@ from flask import Flask, request
 
 from gateway.edge.revocations import CHANNEL, RevocationFeed, subscribe_forever
 from gateway.edge.tokens import RevocationList
+from tests.gateway.conftest import run_async
 
 
 def identity_stub(calls: list) -> Flask:
@@ -56,7 +57,7 @@ def test_feed_follows_the_cursor(serve_app):
             assert await feed.poll_once() == 0
             return feed
 
-    feed = asyncio.run(scenario())
+    feed = run_async(scenario())
     assert calls == ["", "c1", "c2"] and feed.cursor == "c2"
     assert revocations.is_revoked({"jti": "j-1"}) and revocations.is_revoked({"jti": "x", "sid": "s-9"})
     assert revocations.updated_at is not None
@@ -73,7 +74,7 @@ def test_feed_without_secret_or_with_errors_raises(serve_app):
 
     for secret in (None, "wrong"):
         with pytest.raises(Exception):  # noqa: B017 - either is a failed poll the loop logs and retries
-            asyncio.run(scenario(secret))
+            run_async(scenario(secret))
     assert revocations.updated_at is None
 
 
@@ -96,7 +97,7 @@ def test_redis_subscription_applies_published_items(redis_url):
             await asyncio.gather(task, return_exceptions=True)
             await client.aclose()
 
-    asyncio.run(scenario())
+    run_async(scenario())
     assert revocations.is_revoked({"jti": "pushed"})
 
 
@@ -117,5 +118,5 @@ def test_a_refused_token_request_is_not_repeated_every_second(serve_app):
                 with pytest.raises(Exception):  # noqa: B017 - refused, then waiting
                     await feed.poll_once()
 
-    asyncio.run(scenario())
+    run_async(scenario())
     assert len(token_requests) == 1

@@ -91,3 +91,21 @@ def test_a_path_may_be_public_for_one_method_and_protected_for_another(table):
     assert table.match("/seal/seals/s1/image", "GET").route.public
     put = table.match("/seal/seals/s1/image", "PUT")
     assert not put.route.public and put.route.scopes == ("seal:admin",)
+
+
+def test_every_audit_path_the_gateway_app_registers_is_routed_as_intended(table):
+    """The route file and gateway/audit's blueprints agree: the console public, the API audit:read."""
+    from gateway import create_app
+
+    app = create_app({"TESTING": True, "DATABASE_URL": "sqlite://"})
+    rules = [rule for rule in app.url_map.iter_rules() if rule.rule.startswith("/audit/")]
+    assert {"/audit/records", "/audit/export", "/audit/console/", "/audit/console/callback"} <= {r.rule for r in rules}
+    for rule in rules:
+        path = "/gateway" + rule.rule.replace("<int:index>", "7")
+        for method in sorted(rule.methods - {"OPTIONS"}):
+            match = table.match(path, method)
+            assert match is not None and match.service.audience == "xsn:gateway", (path, method)
+            if rule.rule.startswith("/audit/console/"):
+                assert match.route.public, (path, method)
+            else:
+                assert not match.route.public and set(match.route.scopes) == {"audit:read"}, (path, method)

@@ -3,7 +3,6 @@ an unknown kid, revoked tokens and sessions refused, Authorization parsed strict
 
 from __future__ import annotations
 
-import asyncio
 import time
 
 import pytest
@@ -11,6 +10,7 @@ from joserfc.jwk import ECKey
 
 from gateway.edge.problems import MultipleAuthorization, ScopeProblem, TokenProblem
 from gateway.edge.tokens import AccessTokens, RevocationList, bearer, check_scopes
+from tests.gateway.conftest import run_async
 from tests.support.suite import TokenFactory
 
 ISSUER = "http://127.0.0.1:8000/identity"
@@ -53,17 +53,17 @@ def test_valid_token_and_cache(factory):
     keys = Keys(factory)
     tokens = _tokens(keys)
     token = factory.token(aud="xsn:seal", scope="seal:sign")
-    claims = asyncio.run(tokens.verify(token, "xsn:seal"))
+    claims = run_async(tokens.verify(token, "xsn:seal"))
     assert claims["scope"] == "seal:sign"
     with pytest.raises(TokenProblem):
-        asyncio.run(tokens.verify(token, "xsn:payment"))  # the audience is checked per service
+        run_async(tokens.verify(token, "xsn:payment"))  # the audience is checked per service
     assert keys.fetches == 1
 
 
 def test_unknown_kid_refreshes_at_a_bounded_rate(factory):
     keys, clock = Keys(factory), Clock()
     tokens = _tokens(keys, clock)
-    asyncio.run(tokens.verify(factory.token(aud="xsn:seal"), "xsn:seal"))
+    run_async(tokens.verify(factory.token(aud="xsn:seal"), "xsn:seal"))
     stranger = ECKey.generate_key("P-256", parameters={"kid": "rotated-2", "alg": "ES256"})
 
     async def flood():
@@ -73,30 +73,30 @@ def test_unknown_kid_refreshes_at_a_bounded_rate(factory):
                                     "xsn:seal")
 
     clock.now += 11
-    asyncio.run(flood())
+    run_async(flood())
     assert keys.fetches == 2  # one refresh for twenty unknown-kid tokens
     # identity rotates: the new key is published, and after min_refresh a token under it passes.
     keys.documents.append({"keys": [factory.key.as_dict(private=False), stranger.as_dict(private=False)]})
     clock.now += 11
     token = factory.token(aud="xsn:seal", header={"kid": "rotated-2"}, key=stranger)
-    assert asyncio.run(tokens.verify(token, "xsn:seal"))["aud"] == "xsn:seal"
+    assert run_async(tokens.verify(token, "xsn:seal"))["aud"] == "xsn:seal"
 
 
 def test_no_keys_fails_closed(factory):
     keys = Keys(factory)
     keys.fail = True
     with pytest.raises(TokenProblem) as caught:
-        asyncio.run(_tokens(keys).verify(factory.token(aud="xsn:seal"), "xsn:seal"))
+        run_async(_tokens(keys).verify(factory.token(aud="xsn:seal"), "xsn:seal"))
     assert caught.value.code == "token_keys_unavailable"
 
 
 def test_failed_refresh_keeps_the_keys(factory):
     keys, clock = Keys(factory), Clock()
     tokens = _tokens(keys, clock)
-    asyncio.run(tokens.refresh())
+    run_async(tokens.refresh())
     keys.fail = True
     clock.now += 400  # past the TTL: a refresh is tried and fails
-    assert asyncio.run(tokens.verify(factory.token(aud="xsn:seal"), "xsn:seal"))
+    assert run_async(tokens.verify(factory.token(aud="xsn:seal"), "xsn:seal"))
 
 
 def test_revoked_tokens_and_sessions(factory):
@@ -104,12 +104,12 @@ def test_revoked_tokens_and_sessions(factory):
     tokens = _tokens(Keys(factory), revocations=revocations)
     token = factory.token(aud="xsn:seal", jti="j-1")
     in_session = factory.token(aud="xsn:seal", sid="s-1")
-    assert asyncio.run(tokens.verify(token, "xsn:seal"))
+    assert run_async(tokens.verify(token, "xsn:seal"))
     revocations.add({"jti": "j-1", "exp": time.time() + 60})
     revocations.add({"kind": "session", "sid": "s-1", "revoked_at": time.time()})
     for revoked in (token, in_session):
         with pytest.raises(TokenProblem) as caught:
-            asyncio.run(tokens.verify(revoked, "xsn:seal"))
+            run_async(tokens.verify(revoked, "xsn:seal"))
         assert caught.value.code == "token_revoked"
 
 
@@ -127,11 +127,11 @@ def test_revocation_list_forgets_what_expired():
 def test_cached_token_still_expires(factory, monkeypatch):
     tokens = _tokens(Keys(factory))
     token = factory.token(aud="xsn:seal", lifetime=5)
-    assert asyncio.run(tokens.verify(token, "xsn:seal"))
+    assert run_async(tokens.verify(token, "xsn:seal"))
     real = time.time
     monkeypatch.setattr(time, "time", lambda: real() + 60)
     with pytest.raises(TokenProblem) as caught:
-        asyncio.run(tokens.verify(token, "xsn:seal"))
+        run_async(tokens.verify(token, "xsn:seal"))
     assert caught.value.code == "token_expired"
 
 

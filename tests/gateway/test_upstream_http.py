@@ -9,6 +9,7 @@ import pytest
 from gateway.edge.problems import UpstreamUnavailable
 from gateway.edge.upstream_http import Pool, UpstreamError
 from gateway.edge.upstreams import Upstream
+from tests.gateway.conftest import run_async
 
 
 async def _serve(answers: list[bytes], *, close_after: bool = False):
@@ -55,7 +56,7 @@ def test_content_length_chunked_and_close_delimited_bodies():
         server.close()
         return statuses, bodies, received, len(pool.idle)
 
-    statuses, bodies, received, idle = asyncio.run(scenario())
+    statuses, bodies, received, idle = run_async(scenario())
     assert statuses == [200, 200, 201]
     assert bodies == [b"hello", b"abcde", b"until close"]
     assert received[0].startswith(b"GET /x?y=1 HTTP/1.1\r\n") and b"X-Req: 1" in received[0]
@@ -73,7 +74,7 @@ def test_keep_alive_connections_are_reused():
         server.close()
         return len(connections)
 
-    assert asyncio.run(scenario()) == 1
+    assert run_async(scenario()) == 1
 
 
 def test_a_stale_pooled_connection_is_retried_for_idempotent_methods():
@@ -96,7 +97,7 @@ def test_a_stale_pooled_connection_is_retried_for_idempotent_methods():
         server2.close()
         return body, upstream.breaker.state
 
-    assert asyncio.run(scenario()) == (b"b", "closed")
+    assert run_async(scenario()) == (b"b", "closed")
 
 
 @pytest.mark.parametrize("answer", [b"SSH-2.0-OpenSSH\r\n\r\n", b"HTTP/1.1 200 OK\r\nBad Header\r\n\r\n", b""])
@@ -109,7 +110,7 @@ def test_garbage_or_nothing_is_an_upstream_error(answer):
             server.close()
 
     with pytest.raises(UpstreamError):
-        asyncio.run(scenario())
+        run_async(scenario())
 
 
 def test_post_is_not_retried():
@@ -124,7 +125,7 @@ def test_post_is_not_retried():
             await upstream.close()
         return received
 
-    assert len(asyncio.run(scenario())) == 1  # the service saw the payment request once
+    assert len(run_async(scenario())) == 1  # the service saw the payment request once
 
 
 def test_header_values_with_line_breaks_are_never_sent():
@@ -137,5 +138,5 @@ def test_header_values_with_line_breaks_are_never_sent():
         server.close()
         return received[0]
 
-    head = asyncio.run(scenario())
+    head = run_async(scenario())
     assert b"X-Injected" not in head and b"X-Ok: 1" in head
