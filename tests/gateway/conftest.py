@@ -204,8 +204,9 @@ def console_client(identity_app, base: str) -> str:
 
 def run_async(coroutine):
     """``asyncio.run`` on a fresh thread: the session's Playwright browser (the console's
-    Chromium test) keeps an event loop running on the main thread, where ``asyncio.run`` refuses."""
+    Chromium test) keeps an event loop running on the main thread, where ``asyncio.run`` refuses.
+    ``coroutine`` is a coroutine, or a function making one (made on that thread)."""
     from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(asyncio.run, coroutine).result()
+        return pool.submit(lambda: asyncio.run(coroutine() if callable(coroutine) else coroutine)).result()

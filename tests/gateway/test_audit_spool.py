@@ -4,18 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import os
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from gateway.audit.spool import HEADER, AuditSpool, AuditUnavailable, SpoolCorrupt, encode_frame
-
-
-def run_async(make_coroutine):
-    """``asyncio.run`` on a fresh thread: the session's Playwright browser keeps an event loop
-    running on the main thread of a test worker, where ``asyncio.run`` would refuse."""
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(lambda: asyncio.run(make_coroutine())).result()
+from tests.gateway.conftest import run_async
 
 
 def _record(i: int) -> dict:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from sqlalchemy import func, select
@@ -14,15 +13,10 @@ from gateway.audit.models import AuditRecord, AuditSpoolState
 from gateway.audit.spool import AuditSpool, AuditUnavailable
 from gateway.audit.writer import AuditWriter, as_leaf, start_audit
 from tests.conftest import TEST_KEK
+from tests.gateway.conftest import run_async
 
 KEK = bytes.fromhex(TEST_KEK)
 
-
-def run_async(make_coroutine):
-    """``asyncio.run`` on a fresh thread: the session's Playwright browser keeps an event loop
-    running on the main thread of a test worker, where ``asyncio.run`` would refuse."""
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(lambda: asyncio.run(make_coroutine())).result()
 
 
 def edge_record(i: int, **extra) -> dict:
