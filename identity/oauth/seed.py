@@ -90,7 +90,8 @@ def _specs(public_base_url: str) -> list[clients.ClientSpec]:
         name="西安政务 demo app", client_id=DEMO_APP, client_type="public", redirect_uris=redirects,
         post_logout_redirect_uris=[f"http://127.0.0.1:{DEMO_APP_PORT}/", f"http://localhost:{DEMO_APP_PORT}/"],
         grant_types=["authorization_code", "refresh_token"],
-        scopes=["openid", "profile", "phone", "idcard", "org", "offline_access", "licenses:holder"],
+        # licenses:holder with idcard:full: the licences node finds what a person holds by ID number.
+        scopes=["openid", "profile", "phone", "idcard", "idcard:full", "org", "offline_access", "licenses:holder"],
         audiences=["xsn:licenses"]))
     base = public_base_url.rstrip("/")
     # No refresh_token grant: the console keeps no long-lived credential; an expired access
