@@ -55,7 +55,7 @@ SETTINGS: dict[str, Any] = {
 
 
 def _init(app: Flask, api: Api) -> None:
-    from gateway.audit.api import init_audit
+    from gateway.audit.pages import init_audit
 
     init_audit(app, api)
 

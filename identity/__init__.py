@@ -9,6 +9,11 @@ from argon2 import PasswordHasher
 from flask import Flask
 from flask_smorest import Api
 
+# Every table shares identity.base.Base: loading both table modules here (every import of an
+# identity module runs this first) keeps the metadata (migrations, schema checks) complete
+# whichever module is imported first, without the two modules importing each other.
+import identity.models  # noqa: F401
+import identity.oauth.models  # noqa: F401
 from common.crypto.keystore import load_kek
 from common.db import get_db
 from common.web.app import create_app as build_app
@@ -33,6 +38,7 @@ def _init(app: Flask, api: Api) -> None:
     from identity import api as identity_api
     from identity import pages
     from identity.accounts import AccountPolicy, install_policy
+    from identity.federation import pages as federation
     from identity.i18n import CATALOG
     from identity.oauth.server import init_oauth
     from identity.realname import make_verifier
@@ -50,3 +56,4 @@ def _init(app: Flask, api: Api) -> None:
     pages.init_app(app)
     api.register_blueprint(identity_api.blp)
     init_oauth(app, api)
+    federation.init_app(app)  # after init_oauth: the federation pages resume its flows

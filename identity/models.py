@@ -153,8 +153,3 @@ class OutboxMessage(Base):
     subject: Mapped[str] = mapped_column(String(128))
     body: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
-
-
-# The OAuth tables (identity/oauth/models.py) share this Base: import them so that the
-# metadata (migrations, schema checks) is complete whichever module is imported first.
-from identity.oauth import models as oauth_models  # noqa: E402,F401

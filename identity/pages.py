@@ -7,13 +7,14 @@ shown as friendly messages from the catalog (``err.<code>``). Every form carries
 from __future__ import annotations
 
 import time
-from datetime import timedelta, timezone
+from datetime import timedelta
 from functools import wraps
 
 from flask import Blueprint, Flask, abort, current_app, flash, g, redirect, render_template, request, session, url_for
 
 from common.db import get_session
 from common.errors import Problem
+from common.values.times import local_time
 from common.web.i18n import gettext as _
 from common.web.pages import protect
 from common.web.ratelimit import RateLimited, get_limits
@@ -27,14 +28,9 @@ from identity.qr import qr_svg
 blp = protect(Blueprint("pages", __name__, template_folder="templates", static_folder="static",
                         static_url_path="/static/identity"))
 
-CHINA = timezone(timedelta(hours=8), "CST")
 PENDING_KEY = "identity_pending"  # first factor passed, TOTP pending
 PENDING_SECONDS = 300
 TOTP_ENROL_KEY = "identity_totp_enrol"
-
-
-def local_time(value) -> str:
-    return value.astimezone(CHINA).strftime("%Y-%m-%d %H:%M") if value else ""
 
 
 def problem_message(exc: Problem) -> str:
@@ -205,7 +201,7 @@ def account():
         id_number=accounts.masked_id_number(db, person), mobile=accounts.masked_mobile(db, person),
         orgs=organisations.organisations_of(db, person), grants=organisations.active_grants(db, person),
         sessions=list_login_sessions(db, person), current_session=current_login().session_id,
-        apps=consents.list_consents(db, person.id), local_time=local_time)
+        apps=consents.list_consents(db, person.id))
 
 
 @blp.route("/account/password", methods=["POST"])
@@ -355,7 +351,7 @@ def dev_outbox():
     """The embedded notifier's messages: demo only, never in production."""
     if not current_app.config["DEMO_OUTBOX_PAGE"] or current_app.config.get("ENV") == "production":
         abort(404)
-    return render_template("identity/outbox.html", messages=recovery.outbox(get_session()), local_time=local_time)
+    return render_template("identity/outbox.html", messages=recovery.outbox(get_session()))
 
 
 def init_app(app: Flask) -> None:

@@ -11,7 +11,6 @@ sweeper puts the row back to ``queued`` once it is stuck past a deadline.
 
 from __future__ import annotations
 
-import random
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from common.db import utcnow
 from common.errors import Conflict, NotFound
 from messaging import digest, events
 from messaging.channels import Channel, Outcome, Outgoing
+from messaging.events import jittered
 from messaging.models import App, Delivery, Message, Recipient, WebhookEvent
 
 
@@ -43,11 +43,6 @@ class DeliverySettings:
     batch_size: int = 100
     stuck_after: float = 120.0  # a dispatched row older than this was lost with its worker
     webhook_disable_after: int = 100  # consecutive failures
-
-
-def jittered(seconds: float, rand: Callable[[], float] = random.random) -> timedelta:
-    """±10 % so that many retries due at once do not arrive at once."""
-    return timedelta(seconds=seconds * (0.9 + 0.2 * rand()))
 
 
 # -- relay ------------------------------------------------------------------------------------------

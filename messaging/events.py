@@ -9,9 +9,10 @@ too, and an event whose retries run out ends ``failed``.
 from __future__ import annotations
 
 import json
+import random
 import uuid
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
@@ -50,11 +51,14 @@ def completion_payload(session: Session, message_id: str) -> dict[str, Any]:
             "recipients": counts}
 
 
+def jittered(seconds: float, rand: Callable[[], float] = random.random) -> timedelta:
+    """±10 % so that many retries due at once do not arrive at once."""
+    return timedelta(seconds=seconds * (0.9 + 0.2 * rand()))
+
+
 def deliver_events(session: Session, batch: list[tuple[str, int]], post: Callable, settings, *,
                    now: Callable[[], datetime] = utcnow, rand=None) -> dict[str, int]:
     """One attempt per (event id, attempt); ``post(endpoint, id, body, now) -> (status, error)`` (commit)."""
-    from messaging.delivery import jittered
-
     counts: dict[str, int] = {}
     for event_id, attempt in batch:
         event = session.get(WebhookEvent, event_id)

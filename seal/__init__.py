@@ -8,6 +8,9 @@ from typing import Any
 from flask import Flask
 from flask_smorest import Api
 
+# The signature log's tables share seal.base.Base: loaded here (every import of a seal module
+# runs this first) so the metadata is complete whichever module is imported first.
+import seal.log.models  # noqa: F401
 from common.web.app import create_app as build_app
 
 

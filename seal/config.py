@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+# The staff consoles' (manage, audit) identity client, seeded by identity (identity/oauth/seed.py).
+CONSOLE_CLIENT_ID = "xsn-seal-console"
+
 SETTINGS: dict[str, Any] = {
     # The document itself may be posted for signing/verification instead of its digest.
     "SEAL_MAX_DOCUMENT_BYTES": 512 * 1024,

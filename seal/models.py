@@ -168,6 +168,6 @@ class SignatureBatch(Base):
     created_at: Mapped[datetime] = mapped_column()
 
 
-# The other tables on the same metadata: the signature log's and the consoles' sign-ins.
+# The consoles' sign-ins share this metadata (the signature log's tables are loaded by the
+# package, seal/__init__.py: seal.log imports this module, so this module cannot import it).
 import seal.console_models  # noqa: E402, F401
-import seal.log.models  # noqa: E402, F401

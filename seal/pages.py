@@ -21,10 +21,10 @@ from common.web.console_login import console_required, make_console_login
 from common.web.i18n import _
 from common.web.pages import protect
 from seal import grants, seals
+from seal.config import CONSOLE_CLIENT_ID
 from seal.models import SEAL_STATUSES
 
 ADMIN_SCOPE = "seal:admin"
-CONSOLE_CLIENT_ID = "xsn-seal-console"  # seeded by identity (identity/oauth_seed.py)
 CONSOLE = "seal_manage_login"
 bp = protect(Blueprint("seal_pages", __name__, url_prefix="/manage", template_folder="templates"))
 login_bp = make_console_login(CONSOLE, client_id=CONSOLE_CLIENT_ID, scopes=("openid", "profile", ADMIN_SCOPE),

@@ -3,7 +3,7 @@
 Every request to this blueprint, refused ones included, is itself appended to the audit log
 (kind ``audit_query``: who asked what, and how it went) in its own transaction before the
 response leaves; if that cannot be written the answer is a 503, never an unaudited answer.
-:func:`init_audit` is the one place the audit log is wired into the gateway app.
+:func:`gateway.audit.pages.init_audit` is the one place the audit log is wired into the gateway app.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any
 
 from flask import Flask, current_app, g, request
 from flask.views import MethodView
-from flask_smorest import Api, Blueprint
+from flask_smorest import Blueprint
 
 from common.crypto.keystore import load_kek
 from common.db import get_db, get_session, utcnow
@@ -20,7 +20,7 @@ from common.web.auth import require_token
 from common.web.problems import problem_response
 from gateway.audit import checkpoints, evidence, log
 from gateway.audit import schemas as s
-from gateway.audit.config import SETTINGS, setting
+from gateway.audit.config import setting
 from gateway.audit.models import AuditRecord
 from gateway.audit.spool import AuditUnavailable
 
@@ -189,13 +189,3 @@ class Keys(MethodView):
         session = get_session()
         latest(session)  # a key exists once a checkpoint does
         return keys_document(session)
-
-
-def init_audit(app: Flask, api: Api) -> None:
-    """Wire the audit log into the gateway app: settings, the auditor API, the auditor console."""
-    for key, value in SETTINGS.items():
-        app.config.setdefault(key, value)
-    api.register_blueprint(blp)
-    from gateway.audit.pages import init_pages
-
-    init_pages(app)

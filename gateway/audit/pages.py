@@ -14,6 +14,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from flask import Blueprint, Flask, current_app, g, render_template, request
+from flask_smorest import Api
 
 from common.db import get_session
 from common.web.console_login import console_required, init_console_login, make_console_login
@@ -21,6 +22,7 @@ from common.web.i18n import _, init_i18n
 from common.web.pages import protect
 from gateway.audit import api, log
 from gateway.audit import schemas as s
+from gateway.audit.config import SETTINGS
 from gateway.audit.models import ConsoleLogin, ConsoleSession
 from gateway.audit.seal_log import SealLogUnavailable, seal_log_summary
 from gateway.audit.spool import AuditUnavailable
@@ -142,3 +144,15 @@ def init_pages(app: Flask) -> None:
     init_i18n(app, CATALOG)
     app.register_blueprint(bp)
     app.register_blueprint(login_bp)
+
+
+def init_audit(app: Flask, rest_api: Api) -> None:
+    """Wire the audit log into the gateway app: settings, the auditor API, the auditor console.
+
+    Here rather than in :mod:`gateway.audit.api` because the console depends on the API module,
+    not the other way round (no import cycle between the two).
+    """
+    for key, value in SETTINGS.items():
+        app.config.setdefault(key, value)
+    rest_api.register_blueprint(api.blp)
+    init_pages(app)

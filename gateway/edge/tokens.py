@@ -2,7 +2,7 @@
 verified tokens cached, revoked tokens and sessions refused.
 
 The claim checks (``alg`` allow-list, ``typ``, ``iss``, ``aud``, ``exp``, ``nbf``) are the
-shared verifier's (``common.web.auth.TokenVerifier``); this module only feeds it keys. The
+shared verifier's (``common.crypto.access_tokens.TokenVerifier``); this module only feeds it keys. The
 verifier's own key cache fetches synchronously, which would stall the event loop, so the
 gateway fetches the JWKS here asynchronously (on start, every ``ttl`` seconds, and on an
 unknown ``kid`` at most every ``min_refresh`` seconds, so a flood of made-up ``kid`` values
@@ -20,8 +20,8 @@ from typing import Any
 
 import structlog
 
+from common.crypto.access_tokens import InvalidToken, JWKSCache, TokenVerifier, scopes_of
 from common.errors import Problem
-from common.web.auth import InvalidToken, JWKSCache, TokenVerifier, scopes_of
 from gateway.edge.problems import MultipleAuthorization, ScopeProblem, TokenProblem
 
 log = structlog.get_logger("xsn.gateway.tokens")

@@ -11,10 +11,10 @@ import structlog
 from flask import Blueprint, Flask, abort, current_app, redirect, render_template_string, request, session
 
 from common.db import get_session
+from common.http import ServiceClient
+from common.oidc_client import Client, OpenIDProvider
 from identity.federation.upstream import (
     FederationError,
-    Settings,
-    UpstreamProvider,
     begin_login,
     claim_pending,
     exchange_code,
@@ -27,11 +27,14 @@ bp = Blueprint("federation", __name__, url_prefix="/federation")
 PENDING_KEY = "identity_federation"
 
 
-def provider() -> UpstreamProvider:
+def provider() -> OpenIDProvider:
+    """The upstream provider (discovery and keys cached), one per app and configured issuer."""
     config = current_app.config
+    issuer_url = str(config["FEDERATION_UPSTREAM_ISSUER"]).rstrip("/")
     cached = current_app.extensions.get("identity_federation")
-    if cached is None or cached.issuer != str(config["FEDERATION_UPSTREAM_ISSUER"]).rstrip("/"):
-        cached = UpstreamProvider(str(config["FEDERATION_UPSTREAM_ISSUER"]), float(config["FEDERATION_TIMEOUT"]))
+    if cached is None or cached.issuer != issuer_url:
+        http = ServiceClient.from_config(issuer_url, config, timeout=float(config["FEDERATION_TIMEOUT"]))
+        cached = OpenIDProvider(issuer_url, http=http)
         current_app.extensions["identity_federation"] = cached
     return cached
 
@@ -40,10 +43,11 @@ def callback_url() -> str:
     return f"{issuer()}/federation/callback"
 
 
-def settings() -> Settings:
+def settings() -> Client:
+    """This node as registered at the upstream."""
     config = current_app.config
-    return Settings(client_id=config["FEDERATION_CLIENT_ID"], client_secret=config["FEDERATION_CLIENT_SECRET"] or "",
-                    scope=config["FEDERATION_SCOPE"], redirect_uri=callback_url())
+    return Client(config["FEDERATION_CLIENT_ID"], callback_url(), config["FEDERATION_SCOPE"],
+                  client_secret=config["FEDERATION_CLIENT_SECRET"] or None)
 
 
 @bp.get("/start")

@@ -27,6 +27,8 @@ SCOPE_LABELS: dict[str, tuple[str, str]] = {
     "org": ("您所代表的单位（法人）", "The organisations you act for"),
     "staff": ("您的工作人员身份与岗位", "Your staff roles and departments"),
     "offline_access": ("在您离开后继续访问（刷新令牌）", "Keep access while you are away (refresh tokens)"),
+    "licenses:holder": ("您持有的电子证照及其授权使用", "Your electronic licences and who may use them"),
+    "messaging:inbox": ("您的消息与通知偏好", "Your messages and notification preferences"),
 }
 
 

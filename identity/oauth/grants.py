@@ -20,7 +20,7 @@ from identity.oauth import refresh_tokens, tokens
 from identity.oauth.adapters import CodeRecord, RefreshRecord
 from identity.oauth.context import issuer, state
 from identity.oauth.issuing import issue_tokens, new_family, person_audiences, refreshed_id_token
-from identity.oauth.kernel import PERSON_SCOPES, AuthContext, digest
+from identity.oauth.kernel import PERSON_SCOPES, SERVICE_DISCLOSURE_SCOPES, AuthContext, digest
 from identity.oauth.models import PUBLIC, AuthorizationCode, OAuthClient, RefreshToken
 
 CLIENT_AUTH_ANY = ["client_secret_basic", "client_secret_post", "none"]
@@ -142,7 +142,7 @@ class ClientCredentialsGrant(grants.ClientCredentialsGrant):
 
     def generate_token(self, user=None, scope=None, grant_type=None, expires_in=None, include_refresh_token=False):
         client: OAuthClient = self.client.model
-        allowed = [s for s in client.scopes if s not in PERSON_SCOPES]
+        allowed = [s for s in client.scopes if s not in PERSON_SCOPES or s in SERVICE_DISCLOSURE_SCOPES]
         requested = scope_to_list(scope or "") or []
         if not set(requested) <= set(allowed):
             raise InvalidScopeError("The client may not request these scopes.")

@@ -30,7 +30,10 @@ SERVICE_CLIENTS: dict[str, tuple[list[str], list[str]]] = {
     "seal": (["messaging:send", "licenses:read"], ["xsn:messaging", "xsn:licenses"]),
     "payment": (["seal:sign", "seal:read", "messaging:send", "licenses:read"],
                 ["xsn:seal", "xsn:messaging", "xsn:licenses"]),
-    "messaging": (["identity:read"], ["xsn:identity"]),
+    # The hub's directory reads people (GET /api/v1/people/<sub>) with the mobile unmasked.
+    "messaging": (["identity:people:read", "phone:full"], ["xsn:identity"]),
+    # Identity itself sends password-reset SMS through the hub (template password_reset).
+    "identity": (["messaging:send"], ["xsn:messaging"]),
     # tokens:revocations: the gateway polls GET /oauth/revocations (identity.oauth.revocations).
     "gateway": (["identity:introspect", "tokens:revocations"],
                 ["xsn:identity", "xsn:licenses", "xsn:seal", "xsn:payment", "xsn:messaging"]),
@@ -44,6 +47,8 @@ DEMO_MACHINE_CLIENTS: dict[str, tuple[str, list[str], list[str]]] = {
                         ["xsn:licenses", "xsn:seal", "xsn:payment"]),
     "xsn-window-demo": ("政务服务窗口 (demo)", ["licenses:verify", "payment:read"], ["xsn:licenses", "xsn:payment"]),
     "xsn-demo-sender": ("消息发送应用 (demo)", ["messaging:send"], ["xsn:messaging"]),
+    # The approval bureau's own system (licenses.config LICENSES_ISSUER_CLIENTS maps it to the bureau).
+    "xsn-licenses-demo-issuer": ("行政审批服务局证照系统 (demo)", ["licenses:issue"], ["xsn:licenses"]),
 }
 # The admin client (CLI and tests) administers every node.
 ADMIN_SCOPES = ["identity:admin", "licenses:admin", "payment:admin", "messaging:admin"]
@@ -57,9 +62,12 @@ DEMO_APP_PORT = 8765
 # would carry the service's other audiences.
 SEAL_CONSOLE = "xsn-seal-console"
 SEAL_CONSOLE_PATHS = ("/seal/manage", "/seal/audit")
+# A person's own message inbox (messaging.pages), signed in like the seal consoles.
+MESSAGING_INBOX = "xsn-messaging-inbox"
+# The gateway's auditor console (gateway.audit.pages): the gateway's audit log and seal's signature log.
+GATEWAY_CONSOLE = "xsn-gateway-console"
 # Audit tooling (scripts, the CLI against a running node): a machine client reading the log.
 AUDITOR_CLIENT = "xsn-auditor"
-GATEWAY_CONSOLE = "xsn-gateway-console"
 
 
 def demo_secret(kek: bytes, client_id: str) -> str:
@@ -82,7 +90,9 @@ def _specs(public_base_url: str) -> list[clients.ClientSpec]:
         name="西安政务 demo app", client_id=DEMO_APP, client_type="public", redirect_uris=redirects,
         post_logout_redirect_uris=[f"http://127.0.0.1:{DEMO_APP_PORT}/", f"http://localhost:{DEMO_APP_PORT}/"],
         grant_types=["authorization_code", "refresh_token"],
-        scopes=["openid", "profile", "phone", "idcard", "org", "offline_access"]))
+        # licenses:holder with idcard:full: the licences node finds what a person holds by ID number.
+        scopes=["openid", "profile", "phone", "idcard", "idcard:full", "org", "offline_access", "licenses:holder"],
+        audiences=["xsn:licenses"]))
     base = public_base_url.rstrip("/")
     # No refresh_token grant: the console keeps no long-lived credential; an expired access
     # token sends the person back through authorize, silent while their login here lasts.
@@ -92,6 +102,11 @@ def _specs(public_base_url: str) -> list[clients.ClientSpec]:
         post_logout_redirect_uris=[f"{base}{path}/signed-out" for path in SEAL_CONSOLE_PATHS],
         scopes=["openid", "profile", "staff", "seal:admin", "audit:read"], audiences=["xsn:seal"],
         access_token_lifetime=900, skip_consent=True))
+    specs.append(clients.ClientSpec(
+        name="我的消息", client_id=MESSAGING_INBOX, grant_types=["authorization_code"],
+        redirect_uris=[f"{base}/messaging/me/callback"], post_logout_redirect_uris=[f"{base}/messaging/me/signed-out"],
+        scopes=["openid", "profile", "messaging:inbox"], audiences=["xsn:messaging"], access_token_lifetime=900,
+        skip_consent=True))
     # The gateway's auditor console (gateway/audit/pages.py): people sign in, read the audit log.
     specs.append(clients.ClientSpec(
         name="统一审计控制台", client_id=GATEWAY_CONSOLE, grant_types=["authorization_code"],
@@ -99,7 +114,7 @@ def _specs(public_base_url: str) -> list[clients.ClientSpec]:
         post_logout_redirect_uris=[f"{base}/gateway/audit/console/signed-out"],
         scopes=["openid", "profile", "staff", "audit:read"], audiences=["xsn:gateway"],
         access_token_lifetime=900, skip_consent=True))
-    # xsn:gateway: audit tooling also reads the gateway's auditor API (/gateway/audit/...).
+    # xsn:gateway: audit tooling reads the gateway's auditor API; the gateway's console reads seal's log with it.
     specs.append(clients.ClientSpec(name="签章日志审计工具", client_id=AUDITOR_CLIENT,
                                     grant_types=["client_credentials"], scopes=["audit:read"],
                                     audiences=["xsn:seal", "xsn:gateway"], access_token_lifetime=300))

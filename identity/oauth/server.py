@@ -41,7 +41,6 @@ def _save_token(token, request):
 
 def init_oauth(app: Flask, api) -> None:
     """Wire the authorization server, its endpoints, the pages and the admin API into ``app``."""
-    from identity.federation import pages as federation
     from identity.oauth import admin_api, pages
     from identity.oauth.api import bp
 
@@ -65,5 +64,4 @@ def init_oauth(app: Flask, api) -> None:
         revocations.install_publisher(factory, revocations.redis_publisher(app.config["REDIS_URL"]))
     app.register_blueprint(bp)
     pages.init_app(app)
-    federation.init_app(app)
     api.register_blueprint(admin_api.blp)

@@ -22,12 +22,12 @@ from common.web.audit import audit_requests
 from common.web.console_login import console_required, make_console_login
 from common.web.i18n import _, init_i18n
 from common.web.pages import protect
+from seal.config import CONSOLE_CLIENT_ID
 from seal.log import entries, verify_offline
 from seal.log.api import AUDIT_SCOPE, settings
 from seal.log.audit_queries import AuditQueryStore
 from seal.log.schemas import SearchArgs
 from seal.log.service import checkpoint_dict, entry_dict, entry_with_proof, keys_document, latest
-from seal.pages import CONSOLE_CLIENT_ID
 
 bp = protect(Blueprint("seal_audit", __name__, url_prefix="/audit"))
 CONSOLE = "seal_audit_login"

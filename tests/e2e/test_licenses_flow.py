@@ -1,16 +1,15 @@
 """The licences flow on the real processes, through the gateway (issue 11 "done when", part).
 
 A department's system (client credentials, ``licenses:issue``) issues a sealed food-business
-licence to the demo organisation; the seal is the real seal node's (a licence seal of the
-approval bureau, registered here with a ``seal:admin`` tool client and granted to
-``xsn-licenses``, as the seal seed should do). 赵六, the organisation's legal representative,
-signs in at identity in Chromium (code + PKCE) and, with his own token, sees the licence and
+licence to the demo organisation; the seal is the real seal node's (the approval bureau's
+licence seal, which the seal seed grants to ``xsn-licenses``). 赵六, the organisation's legal
+representative, signs in at identity in Chromium (code + PKCE, through the demo app's public
+client, which identity's seed allows ``licenses:holder``) and, with his own token, sees the licence and
 authorises a window for two fields for ten minutes; the window verifies online and sees only
 those fields; the use appears in his record; his offline code verifies with the CLI; after
 revocation both online and offline (refreshed status list) say so.
 
-The clients are registered with ``xsn identity clients create``, as an operator would, until
-identity's seed has them (see docs/notes/licenses.md).
+Every client is one identity's seed registers (secrets from ``<var_dir>/clients.json``).
 """
 
 from __future__ import annotations
@@ -27,47 +26,35 @@ import pytest
 import requests
 
 from common.values.codes import CreditCode
+from identity.oauth.seed import DEMO_APP, DEMO_APP_PORT
 from tests.support.suite import client_token
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
-BUREAU = ("西安市行政审批服务局", CreditCode.build("11610100MB0X00001").value)
 ORG = CreditCode.build("91610113MA6TXX001").value
 ZHAO, PASSWORD = "13600003456", "demo-password-1"
-WINDOW = "xsn-window-e2e"
-REDIRECT = "http://127.0.0.1:9/callback"
-
-
-def _create_client(suite, client_id: str, *args: str) -> dict:
-    created = subprocess.run(
-        [sys.executable, "-m", "common.ops.cli", "identity", "clients", "create", "--name", client_id,
-         "--client-id", client_id, *args, "--json"],
-        env=suite.child_env(), capture_output=True, text=True, timeout=60)
-    assert created.returncode == 0, created.stderr[-2000:]
-    return json.loads(created.stdout.strip().splitlines()[-1])
+WINDOW = "xsn-window-demo"  # a service window's system (licenses:verify)
+ISSUER = "xsn-licenses-demo-issuer"  # the approval bureau's system (licenses.config LICENSES_ISSUER_CLIENTS)
+# The demo app's callback: Chromium never reaches it (the route below answers in its place).
+REDIRECT = f"http://127.0.0.1:{DEMO_APP_PORT}/callback"
 
 
 def _service_token(suite, client_id: str, scope: str, audience: str) -> str:
-    client = _create_client(suite, client_id, "--grant-type", "client_credentials", "--scope", scope,
-                            "--audience", audience)
-    return client_token(suite, client_id, client["client_secret"], scope=scope, resource=audience)["access_token"]
+    return client_token(suite, client_id, scope=scope, resource=audience)["access_token"]
 
 
 def _person_token(suite, browser, login: str) -> str:
     """Sign in at identity in Chromium (code + PKCE) and exchange the code for a token."""
     gateway = suite.base_url("gateway")
-    client = _create_client(suite, "xsn-holder-e2e", "--redirect-uri", REDIRECT, "--skip-consent",
-                            "--scope", "openid", "--scope", "licenses:holder", "--scope", "idcard:full",
-                            "--scope", "org", "--audience", "xsn:licenses")
     verifier = secrets.token_urlsafe(48)
     challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
-    query = {"response_type": "code", "client_id": "xsn-holder-e2e", "redirect_uri": REDIRECT,
+    query = {"response_type": "code", "client_id": DEMO_APP, "redirect_uri": REDIRECT,
              "scope": "openid licenses:holder idcard:full org", "state": "s1", "code_challenge": challenge,
              "code_challenge_method": "S256", "nonce": "n1"}
     context = browser.new_context(locale="zh-CN")
     page = context.new_page()
     captured: list[str] = []
-    page.route("http://127.0.0.1:9/**", lambda route: (captured.append(route.request.url),
-                                                       route.fulfill(status=200, body="ok")))
+    page.route(f"http://127.0.0.1:{DEMO_APP_PORT}/**",
+               lambda route: (captured.append(route.request.url), route.fulfill(status=200, body="ok")))
     try:
         page.goto(f"{gateway}/identity/oauth/authorize?{urlencode(query)}")
         assert "/identity/login" in page.url, page.url
@@ -75,6 +62,10 @@ def _person_token(suite, browser, login: str) -> str:
         page.fill("input[name=password]", PASSWORD)
         page.click("form button[type=submit]")
         page.wait_for_load_state()
+        allow = page.locator("button[name=decision][value=allow]")
+        if not captured and allow.count():  # the demo app (no skip_consent) asks 赵六's consent
+            allow.click()
+            page.wait_for_load_state()
         for _ in range(50):
             if captured:
                 break
@@ -84,9 +75,8 @@ def _person_token(suite, browser, login: str) -> str:
     assert captured, "identity did not redirect back with a code"
     code = parse_qs(urlparse(captured[0]).query)["code"][0]
     token = requests.post(f"{gateway}/identity/oauth/token", timeout=10,
-                          auth=("xsn-holder-e2e", client["client_secret"]),
                           data={"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT,
-                                "code_verifier": verifier})
+                                "client_id": DEMO_APP, "code_verifier": verifier})
     assert token.status_code == 200, token.text
     return token.json()["access_token"]
 
@@ -94,16 +84,7 @@ def _person_token(suite, browser, login: str) -> str:
 def test_issue_authorise_verify_online_and_offline_then_revoke(suite, browser, tmp_path):
     gateway = suite.base_url("gateway")
     lic = f"{gateway}/licenses"
-    seal_admin = {"Authorization": f"Bearer {_service_token(suite, 'xsn-seal-tool-e2e', 'seal:admin', 'xsn:seal')}"}
-    made = requests.post(f"{gateway}/seal/seals", headers=seal_admin, timeout=30,
-                         json={"org_code": BUREAU[1], "org_name": BUREAU[0], "kind": "license"})
-    assert made.status_code == 201, made.text
-    granted = requests.post(f"{gateway}/seal/seals/{made.json()['id']}/grants", headers=seal_admin, timeout=10,
-                            json={"grantee_type": "client", "grantee": "xsn-licenses"})
-    assert granted.status_code == 201, granted.text
-
-    issuer = {"Authorization": "Bearer " + _service_token(suite, "xsn-licenses-demo-issuer", "licenses:issue",
-                                                          "xsn:licenses")}
+    issuer = {"Authorization": "Bearer " + _service_token(suite, ISSUER, "licenses:issue", "xsn:licenses")}
     fields = {"operator_name": "西安市示范科技有限公司", "legal_representative": "赵六",
               "address": "西安市雁塔区科技路1号", "premises": "西安市雁塔区科技路1号一层",
               "business_type": "餐饮服务经营者", "business_scope": "热食类食品制售"}

@@ -67,3 +67,48 @@ def test_a_staff_scope_no_one_holds_yet_is_not_given_to_everyone(app):
         "grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT, "code_verifier": verifier})
     keys = KeySet.import_key_set(app.test_client().get("/jwks.json").get_json())
     assert jwt.decode(body.get_json()["access_token"], keys).claims["scope"] == "openid"
+
+
+def _client_token(app, client_id: str, **data) -> object:
+    secrets = json.loads((Path(app.config["VAR_DIR"]) / "clients.json").read_text())
+    return app.test_client().post("/oauth/token", auth=(client_id, secrets[client_id]["client_secret"]),
+                                  data={"grant_type": "client_credentials", **data})
+
+
+def test_clients_of_the_new_nodes_are_seeded(app):
+    """messaging.md, licenses.md and audit.md: the clients and scopes those nodes rely on."""
+    from identity.oauth.seed import DEMO_APP, GATEWAY_CONSOLE, MESSAGING_INBOX
+
+    with app.app_context(), get_db(app).session() as session:
+        inbox = session.get(OAuthClient, MESSAGING_INBOX)
+        assert inbox.redirect_uris == [f"{PUBLIC}/messaging/me/callback"]
+        assert inbox.post_logout_redirect_uris == [f"{PUBLIC}/messaging/me/signed-out"]
+        assert inbox.scopes == ["messaging:inbox", "openid", "profile"] and inbox.audiences == ["xsn:messaging"]
+        console = session.get(OAuthClient, GATEWAY_CONSOLE)
+        assert console.redirect_uris == [f"{PUBLIC}/gateway/audit/console/callback"]
+        assert console.scopes == ["audit:read", "openid", "profile", "staff"] and console.audiences == ["xsn:gateway"]
+        assert session.get(OAuthClient, AUDITOR_CLIENT).audiences == ["xsn:gateway", "xsn:seal"]
+        demo = session.get(OAuthClient, DEMO_APP)
+        assert "licenses:holder" in demo.scopes and demo.audiences == ["xsn:licenses"]
+    issuer = _client_token(app, "xsn-licenses-demo-issuer", scope="licenses:issue", resource="xsn:licenses")
+    assert issuer.status_code == 200, issuer.get_json()
+    sender = _client_token(app, "xsn-identity", scope="messaging:send", resource="xsn:messaging")
+    assert sender.status_code == 200, sender.get_json()
+
+
+def test_the_hub_reads_a_mobile_unmasked_but_gets_no_person_scope(app):
+    """The hub's directory: ``identity:people:read phone:full`` by client credentials."""
+    with app.app_context(), get_db(app).session() as session:
+        person_id = accounts.find_person_by_id_number(session, DEMO_PEOPLE[0]["id_number"]).id
+    granted = _client_token(app, "xsn-messaging", scope="identity:people:read phone:full")
+    assert granted.status_code == 200, granted.get_json()
+    token = granted.get_json()["access_token"]
+    person = app.test_client().get(f"/api/v1/people/{person_id}", headers={"Authorization": f"Bearer {token}"})
+    assert person.status_code == 200, person.get_json()
+    assert person.get_json()["mobile"] == DEMO_PEOPLE[0]["mobile"]
+    masked = _client_token(app, "xsn-messaging", scope="identity:people:read").get_json()["access_token"]
+    person = app.test_client().get(f"/api/v1/people/{person_id}", headers={"Authorization": f"Bearer {masked}"})
+    assert person.get_json()["mobile"] != DEMO_PEOPLE[0]["mobile"]
+    # a scope it is not registered for stays refused (phone:full is the one person scope let through).
+    refused = _client_token(app, "xsn-messaging", scope="identity:people:read openid")
+    assert refused.status_code == 400 and refused.get_json()["error"] == "invalid_scope"

@@ -199,6 +199,14 @@ def test_seed_is_idempotent(app):
 
     with get_db(app).session() as session:
         seals = session.query(Seal).all()
-        assert sorted(s.kind for s in seals) == ["contract", "finance", "license", "official"]
-        assert {s.org_code for s in seals} == {seed.DEMO_ORG_CODE}
-        assert session.query(Grant).count() == 6
+        assert sorted((s.org_code, s.kind) for s in seals) == sorted([
+            *((seed.DEMO_ORG_CODE, kind) for kind in ("contract", "finance", "license", "official")),
+            ("11610100MB0X00001G", "license"),  # 西安市行政审批服务局 (licences)
+            ("11610100MB0X00002K", "license"),  # 西安市公安局 (licences)
+            ("11610100MB29613528", "finance"),  # 西安市市场监督管理局 (payment's e-receipts)
+        ])
+        grants = {(s.org_code, s.kind, g.grantee) for s in seals
+                  for g in session.query(Grant).filter_by(seal_id=s.id)}
+        assert session.query(Grant).count() == 9
+        assert {("11610100MB0X00001G", "license", "xsn-licenses"), ("11610100MB0X00002K", "license", "xsn-licenses"),
+                ("11610100MB29613528", "finance", "xsn-payment")} <= grants
