@@ -17,8 +17,8 @@ from common.errors import Forbidden, NotFound
 from common.web.auth import current_claims, require_token, scopes_of
 from identity import accounts, organisations
 from identity import claims as claim_rules
-from identity.login_sessions import list_login_sessions, revoke_all_login_sessions, revoke_login_session
 from identity.models import Person
+from identity.oauth.login_sessions import list_login_sessions, revoke_all_login_sessions, revoke_login_session
 from identity.schemas import (
     GrantCreateSchema,
     GrantSchema,

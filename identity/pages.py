@@ -20,9 +20,9 @@ from common.web.pages import protect
 from common.web.ratelimit import RateLimited, get_limits
 from identity import accounts, organisations, realname, recovery, totp
 from identity.config import public_url
-from identity.login import current_login, end_login, login_url, safe_next, start_login
-from identity.login_sessions import list_login_sessions, revoke_all_login_sessions, revoke_login_session
 from identity.oauth import consents
+from identity.oauth.login import current_login, end_login, login_url, safe_next, start_login
+from identity.oauth.login_sessions import list_login_sessions, revoke_all_login_sessions, revoke_login_session
 from identity.qr import qr_svg
 
 blp = protect(Blueprint("pages", __name__, template_folder="templates", static_folder="static",

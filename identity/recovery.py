@@ -22,8 +22,8 @@ from common.crypto.pii import mask_mobile
 from common.db import utcnow
 from common.errors import Problem
 from identity import accounts
-from identity.login_sessions import revoke_all_login_sessions
 from identity.models import OutboxMessage, PasswordReset, Person
+from identity.oauth.login_sessions import revoke_all_login_sessions
 
 logger = structlog.get_logger("xsn.identity.recovery")
 

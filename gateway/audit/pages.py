@@ -28,7 +28,7 @@ from gateway.audit.seal_log import SealLogUnavailable, seal_log_summary
 from gateway.audit.spool import AuditUnavailable
 
 CONSOLE = "gateway_audit_login"
-CONSOLE_CLIENT_ID = "xsn-gateway-console"  # to be seeded by identity (see docs/notes/audit.md)
+CONSOLE_CLIENT_ID = "xsn-gateway-console"  # seeded by identity (identity/oauth/seed.py)
 bp = protect(Blueprint("gateway_audit_console", __name__, url_prefix="/audit/console",
                        template_folder="templates"))
 login_bp = make_console_login(CONSOLE, client_id=CONSOLE_CLIENT_ID, scopes=("openid", "profile", api.AUDIT_SCOPE),

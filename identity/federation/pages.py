@@ -55,7 +55,7 @@ def start():
     """Begin a login at the upstream: the verifier and nonce stay in ``federation_pending``;
     the cookie holds only the ``state`` (which the browser sees in the URL anyway), binding the
     callback to the browser that started it."""
-    from identity.login import safe_next
+    from identity.oauth.login import safe_next
 
     config = current_app.config
     if not config.get("FEDERATION_UPSTREAM_ISSUER") or not config.get("FEDERATION_CLIENT_ID"):
@@ -82,7 +82,7 @@ def _failed(detail: str, status: int = 400):
 
 @bp.get("/callback")
 def callback():
-    from identity.login import start_login
+    from identity.oauth.login import start_login
 
     expected = session.pop(PENDING_KEY, None)
     state = request.args.get("state", "")

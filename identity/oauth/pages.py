@@ -143,7 +143,7 @@ def _return_url(*, forced: bool = False) -> str:
 @bp.route("/oauth/authorize", methods=["GET", "POST"])
 def authorize():
     from identity.accounts import get_person
-    from identity.login import current_login, login_url
+    from identity.oauth.login import current_login, login_url
 
     session = get_session()
     login = current_login()
@@ -198,7 +198,7 @@ def _id_token_hint_claims(hint: str) -> dict | None:
 @bp.route("/oauth/logout", methods=["GET", "POST"])
 def end_session_endpoint():
     """RP-initiated logout (rules: :mod:`identity.oauth.logout`)."""
-    from identity.login import current_login, end_login
+    from identity.oauth.login import current_login, end_login
 
     values = request.values
     hint = values.get("id_token_hint")

@@ -13,8 +13,8 @@ from sqlalchemy import select
 
 from common.values.codes import CitizenId
 from identity import accounts
-from identity.login import is_safe_next
 from identity.models import LoginSession, OutboxMessage
+from identity.oauth.login import is_safe_next
 from identity.seed import DEMO_PEOPLE, DEMO_RESIDENTS
 from tests.support.console import CSRF_RE
 

@@ -24,8 +24,8 @@ def app(seeded_identity_app):
 
 
 def _sub_of(app, browser) -> str:
-    from identity.login import COOKIE_KEY
     from identity.models import LoginSession
+    from identity.oauth.login import COOKIE_KEY
 
     with browser.client.session_transaction() as flask_session:
         sid = flask_session[COOKIE_KEY]

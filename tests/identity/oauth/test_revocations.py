@@ -110,8 +110,8 @@ def test_tokens_issued_in_a_login_session_carry_sid_and_die_with_it(app):
     assert "sid" not in claims_of(app, gateway)  # no person, no session
     # Sign out everywhere (the account API), as the person.
     with app.app_context(), get_db(app).session() as session:
-        from identity.login_sessions import revoke_all_login_sessions
         from identity.models import Person
+        from identity.oauth.login_sessions import revoke_all_login_sessions
 
         person = session.get(Person, claims["sub"])
         assert revoke_all_login_sessions(session, person) == 1

@@ -13,8 +13,13 @@ from urllib.parse import urlsplit
 from flask import current_app, g, request, session, url_for
 
 from common.db import get_session
-from identity.login_sessions import active_login_session, create_login_session, end_login_session, touch_login_session
 from identity.models import LoginSession, Person
+from identity.oauth.login_sessions import (
+    active_login_session,
+    create_login_session,
+    end_login_session,
+    touch_login_session,
+)
 
 COOKIE_KEY = "identity_sid"
 
