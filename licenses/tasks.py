@@ -10,24 +10,7 @@
 
 from __future__ import annotations
 
-import threading
-
-from flask import Flask
-
-from common.ops.tasks import celery_app
-
-_app: Flask | None = None
-_app_lock = threading.Lock()
-
-
-def _licenses_app() -> Flask:
-    global _app
-    with _app_lock:
-        if _app is None:
-            import licenses
-
-            _app = licenses.create_app()
-        return _app
+from common.ops.tasks import celery_app, service_app
 
 
 @celery_app.task(name="licenses.expire", ignore_result=True)
@@ -35,7 +18,7 @@ def expire() -> int:
     from common.db import get_db
     from licenses.lifecycle import expire_due
 
-    app = _licenses_app()
+    app = service_app("licenses")
     with app.app_context(), get_db(app).session() as session:
         return expire_due(session)
 
@@ -45,7 +28,7 @@ def purge_abandoned() -> int:
     from common.db import get_db
     from licenses.lifecycle import purge_abandoned as purge
 
-    app = _licenses_app()
+    app = service_app("licenses")
     with app.app_context(), get_db(app).session() as session:
         return purge(session)
 
@@ -54,7 +37,7 @@ def purge_abandoned() -> int:
 def deliver_notifications() -> int:
     import licenses
 
-    return licenses.deliver_notifications(_licenses_app())
+    return licenses.deliver_notifications(service_app("licenses"))
 
 
 @celery_app.task(name="licenses.run_bulk_job", ignore_result=True, acks_late=True)
@@ -63,7 +46,7 @@ def run_bulk_job(job_id: str) -> str:
     from licenses import bulk
     from licenses.models import BulkJob
 
-    app = _licenses_app()
+    app = service_app("licenses")
     with app.app_context(), get_db(app).session() as session:
         job = session.get(BulkJob, job_id)
         while job is not None and job.status in ("validated", "running"):

@@ -12,13 +12,14 @@ from __future__ import annotations
 import time
 
 from flask import Blueprint, current_app, g, redirect, render_template, request
+from sqlalchemy import select
 
 from common.db import get_session
 from common.errors import NotFound
 from common.web.pages import protect
 from common.web.ratelimit import get_limits
-from payment import callbacks, notices, payments, states
-from payment.models import Notice, PaymentOrder
+from payment import callbacks, notices, payments, receipts, states
+from payment.models import Notice, PaymentOrder, Receipt
 
 bp = protect(Blueprint("payment_pages", __name__, url_prefix="/cashier", template_folder="templates"))
 LOOKUP_LIMIT = "30/minute"
@@ -85,4 +86,25 @@ def result(order_id: str):
         g.payment_outbox = outcome is not None and outcome.outcome == "posted"
         session.expire_all()
         order = session.get(PaymentOrder, order_id)
-    return render_template("payment/result.html", yuan=yuan, order=order, notice=session.get(Notice, order.notice_id))
+    notice = session.get(Notice, order.notice_id)
+    receipt = session.scalar(select(Receipt).where(Receipt.notice_id == notice.id)) if order.status == "paid" else None
+    return render_template("payment/result.html", yuan=yuan, order=order, notice=notice, receipt=receipt)
+
+
+@bp.get("/receipt")
+def receipt():
+    """Anyone holding a receipt checks it: the stored document and the seal node's verdict on its seal."""
+    code, number, check = (request.args.get(k, "").strip() for k in ("code", "number", "check_code"))
+    context = {"code": code, "number": number, "check_code": check, "yuan": yuan}
+    if not (code and number and check):
+        return render_template("payment/receipt.html", **context)
+    get_limits().check(f"receipt_check:{request.remote_addr or 'unknown'}", LOOKUP_LIMIT)
+    try:
+        row = receipts.find_receipt(get_session(), code, number, check)
+    except NotFound:
+        return render_template("payment/receipt.html", error="receipt.not_found", **context), 404
+    verdict = None
+    if row.status == "sealed":
+        verdict = current_app.extensions["payment_sealer"].verify(row.signature, row.digest)
+    return render_template("payment/receipt.html", document=receipts.receipt_fields(row), status=row.status,
+                           check=verdict, **context)

@@ -8,15 +8,9 @@ a run that overlaps another, or repeats after a crash, finds nothing left to do.
 from __future__ import annotations
 
 import os
-import threading
 from datetime import date
 
-from flask import Flask
-
-from common.ops.tasks import celery_app
-
-_app: Flask | None = None
-_app_lock = threading.Lock()
+from common.ops.tasks import celery_app, service_app
 
 
 def _setting(name: str) -> float:
@@ -25,15 +19,6 @@ def _setting(name: str) -> float:
     return float(os.environ.get(f"XSN_{name}") or SETTINGS[name])
 
 
-def _payment_app() -> Flask:
-    # One app per worker process, as seal.tasks does: building it per run would cost more than the run.
-    global _app
-    with _app_lock:
-        if _app is None:
-            import payment
-
-            _app = payment.create_app()
-        return _app
 
 
 @celery_app.task(name="payment.expire_notices", ignore_result=True)
@@ -41,7 +26,7 @@ def expire_notices() -> int:
     from common.db import get_db
     from payment.notices import expire_due_notices
 
-    app = _payment_app()
+    app = service_app("payment")
     with app.app_context(), get_db(app).session() as session:
         count = expire_due_notices(session, date.today())
         session.commit()
@@ -53,7 +38,7 @@ def seal_receipts() -> int:
     from common.db import get_db
     from payment.receipts import seal_pending
 
-    app = _payment_app()
+    app = service_app("payment")
     with app.app_context(), get_db(app).session() as session:
         return seal_pending(session, app.extensions["payment_sealer"])
 
@@ -63,7 +48,7 @@ def deliver_notifications() -> int:
     """The outbox sweeper: sends what the after-response delivery could not (hub down, crash)."""
     import payment
 
-    return payment.deliver_notifications(_payment_app())
+    return payment.deliver_notifications(service_app("payment"))
 
 
 @celery_app.on_after_finalize.connect

@@ -11,14 +11,8 @@ whether or not anyone is reading it. Readers still get a fresh one on demand (th
 from __future__ import annotations
 
 import os
-import threading
 
-from flask import Flask
-
-from common.ops.tasks import celery_app
-
-_app: Flask | None = None
-_app_lock = threading.Lock()
+from common.ops.tasks import celery_app, service_app
 
 
 def checkpoint_interval() -> float:
@@ -28,16 +22,6 @@ def checkpoint_interval() -> float:
     return float(os.environ.get("XSN_SEAL_LOG_CHECKPOINT_INTERVAL") or SETTINGS["SEAL_LOG_CHECKPOINT_INTERVAL"])
 
 
-def _seal_app() -> Flask:
-    # One app per worker process: building it (config, key store, blueprints) for every run
-    # of a task sent every few seconds would cost more than the task.
-    global _app
-    with _app_lock:
-        if _app is None:
-            import seal
-
-            _app = seal.create_app()
-        return _app
 
 
 @celery_app.task(name="seal.log.publish_checkpoint", ignore_result=True)
@@ -48,7 +32,7 @@ def publish_checkpoint() -> int | None:
     from seal.log.service import LogSettings, publish
     from seal.log.tree import log_size
 
-    app = _seal_app()
+    app = service_app("seal")
     with app.app_context(), get_db(app).session() as session:
         newest = newest_checkpoint(session)
         if newest is not None and newest.tree_size >= log_size(session):

@@ -8,9 +8,12 @@ transactional outbox in each service (row first, enqueue after).
 
 from __future__ import annotations
 
+import importlib
 import os
+import threading
 
 from celery import Celery
+from flask import Flask
 
 from common.config import service_module_names, var_dir
 
@@ -50,3 +53,18 @@ def ping(marker_path: str) -> str:
     with open(marker_path, "w", encoding="utf-8") as handle:
         handle.write(f"pong {os.getpid()}\n")
     return "pong"
+
+
+_apps: dict[str, Flask] = {}
+_apps_lock = threading.Lock()
+
+
+def service_app(service: str) -> Flask:
+    """The service's app in this worker process, built on first use and kept: building one
+    (configuration, key store, blueprints) for every run of a task sent every few seconds would
+    cost more than the task. Tests put their own app in ``_apps``."""
+    with _apps_lock:
+        app = _apps.get(service)
+        if app is None:
+            app = _apps[service] = importlib.import_module(service).create_app()
+        return app

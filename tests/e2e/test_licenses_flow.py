@@ -61,14 +61,14 @@ def _person_token(suite, browser, login: str) -> str:
         page.fill("input[name=login]", login)
         page.fill("input[name=password]", PASSWORD)
         page.click("form button[type=submit]")
-        page.wait_for_load_state()
         allow = page.locator("button[name=decision][value=allow]")
-        if not captured and allow.count():  # the demo app (no skip_consent) asks 赵六's consent
-            allow.click()
-            page.wait_for_load_state()
-        for _ in range(50):
+        consented = False
+        for _ in range(200):  # up to 20 s on a busy machine: the consent page, then the redirect
             if captured:
                 break
+            if not consented and allow.count():  # the demo app (no skip_consent) asks 赵六's consent
+                allow.click()
+                consented = True
             page.wait_for_timeout(100)
     finally:
         context.close()

@@ -6,6 +6,7 @@ from datetime import timedelta
 
 import pytest
 
+from common.ops import tasks as common_tasks
 from common.ops.tasks import celery_app
 from licenses import tasks
 from licenses.issuing import today
@@ -13,7 +14,7 @@ from licenses.issuing import today
 
 @pytest.fixture
 def worker_app(app, monkeypatch):
-    monkeypatch.setattr(tasks, "_app", app)  # the worker's app, on this test's database
+    monkeypatch.setitem(common_tasks._apps, "licenses", app)  # the worker's app, on this test's database
     return app
 
 

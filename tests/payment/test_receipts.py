@@ -84,3 +84,17 @@ def test_the_verify_api_answers_without_a_token(client, session, issue):
     assert answer.status_code == 200 and answer.get_json()["document"]["TotalAmount"] == 4550
     bad = client.get(f"/receipts/verify?code={receipt.code}&number={receipt.number}&check_code=12345")
     assert bad.status_code == 422 and bad.content_type == "application/problem+json"
+
+
+def test_the_receipt_page_shows_the_receipt_and_the_seals_verdict(client, session, issue, app):
+    _pay(session, issue)
+    receipt = session.query(Receipt).one()
+    query = f"code={receipt.code}&number={receipt.number}&check_code={receipt.check_code}"
+    pending = client.get(f"/cashier/receipt?{query}")
+    assert pending.status_code == 200 and "加盖中" in pending.text
+    assert receipts.seal_pending(session, app.extensions["payment_sealer"]) == 1  # real SM2, in memory
+    sealed = client.get(f"/cashier/receipt?{query}")
+    assert sealed.status_code == 200 and 'data-valid="true"' in sealed.text and "营业执照副本补领工本费" in sealed.text
+    other = f"{(int(receipt.check_code) + 1) % 10**6:06d}"
+    wrong = client.get(f"/cashier/receipt?code={receipt.code}&number={receipt.number}&check_code={other}")
+    assert wrong.status_code == 404 and "未找到" in wrong.text

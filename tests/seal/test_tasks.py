@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from common.db import get_db
+from common.ops import tasks as common_tasks
 from common.ops.tasks import celery_app
 from seal import tasks
 from seal.log import appends, checkpoints, proofs
@@ -13,7 +14,7 @@ from seal.log import appends, checkpoints, proofs
 @pytest.fixture
 def app(make_app, monkeypatch):
     app = make_app("seal", SEAL_LOG_ORIGIN="xsn.test/seal-log")
-    monkeypatch.setattr(tasks, "_app", app)  # the worker's app, on this test's database
+    monkeypatch.setitem(common_tasks._apps, "seal", app)  # the worker's app, on this test's database
     return app
 
 
