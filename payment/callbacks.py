@@ -26,6 +26,16 @@ class CallbackOutcome:
     reason: str | None = None
 
 
+def _check_fields(paid) -> None:
+    """What every channel's notification must satisfy beyond its signature: ids that fit the
+    columns, a time with its zone. :raise CallbackRejected:"""
+    ids = (paid.order_id, paid.channel_transaction_id, paid.notification_id)
+    if any(not value or len(value) > 64 for value in ids):
+        raise CallbackRejected("an id is empty or longer than 64 characters", code="callback_malformed")
+    if paid.paid_at.tzinfo is None:
+        raise CallbackRejected("the payment time has no time zone", code="callback_malformed")
+
+
 def _record(session: Session, channel: str, outcome: str, *, reason: str | None = None,
             notification_id: str | None = None, order_id: str | None = None, source: str | None = None) -> None:
     session.add(ChannelCallback(channel=channel, received_at=utcnow(), notification_id=notification_id,
@@ -42,6 +52,7 @@ def handle_callback(session: Session, adapter: ChannelAdapter, headers: dict[str
     """
     try:
         paid = adapter.parse_callback(headers, body, now)
+        _check_fields(paid)
     except CallbackRejected as rejected:
         session.rollback()
         _record(session, adapter.name, "rejected", reason=rejected.code, source=source)

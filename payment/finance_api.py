@@ -6,7 +6,7 @@ verified by anyone holding one (code, number and check code), without a token.
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 
 from flask import current_app, g, request
 from flask.views import MethodView
@@ -133,7 +133,8 @@ class Settle(MethodView):
         """Settle the day's collections through a channel to each department's treasury account."""
         wanted = _day_and_channel(channel, day)
         session = get_session()
-        results = settlement.settle_day(session, channel, wanted)
+        results = settlement.settle_day(session, channel, wanted,
+                                        today=datetime.now(reconciliation.SHANGHAI).date())
         session.commit()
         return [{"transfer_id": r.transfer.id, "department_code": r.transfer.debit_account_id.split(":", 1)[1],
                  "amount": r.transfer.amount, "created": r.created} for r in results]

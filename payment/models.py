@@ -88,6 +88,9 @@ class Notice(Base):
     created_by: Mapped[str] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # The order whose payment the notice took (a second paid order went to suspense): refunds go
+    # back through this one.
+    paid_order_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
 
     items: Mapped[list[NoticeItem]] = relationship(order_by="NoticeItem.line", lazy="selectin")
 

@@ -185,7 +185,12 @@ def notices_of_payer(session: Session, cipher: PiiCipher, payer_id: str, *, limi
 
 
 def cancel_notice(session: Session, notice: Notice, *, actor: str, reason: str) -> None:
-    """:raise InvalidTransition: paid, refunded, expired or already cancelled."""
+    """:raise InvalidTransition: paid, refunded, expired or already cancelled.
+
+    Re-read under the row lock: a payment confirmed since ``notice`` was loaded must win, not be
+    overwritten by a stale "paying" turned "cancelled".
+    """
+    notice = session.get(Notice, notice.id, with_for_update=True, populate_existing=True)
     states.transition(session, notice, "cancelled", actor=actor, reason=reason)
 
 

@@ -77,7 +77,7 @@ def confirm_payment(session: Session, order_id: str, *, channel: str, channel_tr
     order.status, order.channel_transaction_id, order.paid_at = "paid", channel_transaction_id, paid_at
     if notice.status in states.PAYABLE:
         postings.post_payment(session, notice, order)
-        notice.paid_amount, notice.paid_at = order.amount, paid_at
+        notice.paid_amount, notice.paid_at, notice.paid_order_id = order.amount, paid_at, order.id
         states.transition(session, notice, "paid", actor=actor, reason=f"{channel} {channel_transaction_id}")
         receipt = receipts.issue_receipt(session, notice)  # sealed later by a task: payment never waits on it
         notify.notice_paid(session, notice, receipt)
@@ -133,8 +133,7 @@ def refund(session: Session, notice: Notice, amount: int, *, reason: str, idempo
     left = notice.paid_amount - notice.refunded_amount
     if amount > left:
         raise PaymentRefused(f"only {left} fen can still be refunded", code="refund_exceeds_paid")
-    order = session.scalar(select(PaymentOrder).where(PaymentOrder.notice_id == notice.id,
-                                                      PaymentOrder.status == "paid").order_by(PaymentOrder.paid_at))
+    order = session.get(PaymentOrder, notice.paid_order_id)  # the order that paid it, not one in suspense
     row = Refund(notice_id=notice.id, amount=amount, reason=reason, idempotency_key=idempotency_key,
                  created_by=actor, created_at=utcnow())
     session.add(row)

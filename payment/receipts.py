@@ -19,6 +19,7 @@ from typing import Protocol
 
 import rfc8785
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from common.crypto.gm import sm3
@@ -58,17 +59,23 @@ def issue_receipt(session: Session, notice: Notice) -> Receipt:
     existing = session.scalar(select(Receipt).where(Receipt.notice_id == notice.id))
     if existing is not None:
         return existing
-    last = session.scalar(select(func.max(Receipt.number)).where(Receipt.code == RECEIPT_CODE))
-    number = f"{int(last or 0) + 1:010d}"  # the (code, number) unique key settles a race: one retries
-    check_code = f"{secrets.randbelow(10**6):06d}"
-    issued_at = utcnow()
-    document = rfc8785.dumps(_document(notice, RECEIPT_CODE, number, check_code, issued_at)).decode()
-    receipt = Receipt(notice_id=notice.id, code=RECEIPT_CODE, number=number, check_code=check_code,
-                      department_code=notice.department_code, document=document,
-                      digest=sm3(document.encode()).hex(), status="pending_seal", issued_at=issued_at)
-    session.add(receipt)
-    session.flush()
-    return receipt
+    for _ in range(10):
+        last = session.scalar(select(func.max(Receipt.number)).where(Receipt.code == RECEIPT_CODE))
+        number = f"{int(last or 0) + 1:010d}"
+        check_code = f"{secrets.randbelow(10**6):06d}"
+        issued_at = utcnow()
+        document = rfc8785.dumps(_document(notice, RECEIPT_CODE, number, check_code, issued_at)).decode()
+        receipt = Receipt(notice_id=notice.id, code=RECEIPT_CODE, number=number, check_code=check_code,
+                          department_code=notice.department_code, document=document,
+                          digest=sm3(document.encode()).hex(), status="pending_seal", issued_at=issued_at)
+        try:
+            with session.begin_nested():  # a concurrent payment took this number: take the next
+                session.add(receipt)
+                session.flush()
+            return receipt
+        except IntegrityError:
+            continue
+    raise RuntimeError("no free receipt number after 10 tries")
 
 
 def seal_pending(session: Session, sealer: ReceiptSealer, *, limit: int = 1000) -> int:

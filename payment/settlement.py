@@ -17,6 +17,7 @@ from datetime import date
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from common.errors import Problem
 from payment import postings
 from payment.ledger.models import LedgerTransfer
 from payment.ledger.transfers import TransferResult, TransferSpec, create_transfers
@@ -46,11 +47,19 @@ def _net_by_department(session: Session, channel: str, day: date) -> dict[str, i
     return {department: amount for department, amount in net.items() if amount > 0}
 
 
-def settle_day(session: Session, channel: str, day: date) -> list[TransferResult]:
+class DayNotClosed(Problem):
+    status, code, title = 422, "day_not_closed", "A day is settled once it has closed"
+
+
+def settle_day(session: Session, channel: str, day: date, *, today: date) -> list[TransferResult]:
     """Post the day's settlement for ``channel``; running it again changes nothing.
 
+    :raise DayNotClosed: ``day`` is not before ``today`` (Beijing time): a later payment of the
+        same day would make the settlement's amount wrong and a second run a refused conflict.
     :raise LedgerError: the receivable would go below zero (nothing is posted).
     """
+    if day >= today:
+        raise DayNotClosed(f"{day} has not closed yet (today is {today})")
     specs = [TransferSpec(f"settle:{day.isoformat()}:{channel}:{department}", postings.treasury_settlement(department),
                           postings.channel_receivable(channel), amount, "settlement")
              for department, amount in sorted(_net_by_department(session, channel, day).items())]

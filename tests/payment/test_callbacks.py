@@ -106,3 +106,21 @@ def test_the_query_fallback_finds_a_payment_whose_notification_never_came(sessio
     session.expire_all()
     assert session.get(type(notice), notice.id).status == "paid"
     assert _outcomes(session) == [("bank", "posted", None)]
+
+
+def test_a_signed_notification_with_a_zoneless_time_or_an_overlong_id_is_refused_and_recorded(client, session, keys,
+                                                                                               open_order):
+    import json
+
+    from payment.channels import bank
+
+    notice, order = open_order("bank")
+    for change in ({"paid_at": "2026-12-02T09:00:00"}, {"bank_txn_id": "x" * 65}):
+        body = json.dumps({"notify_id": "n1", "order_id": order.order_id, "bank_txn_id": "BK1", "amount": order.amount,
+                           "paid_at": "2026-12-02T01:00:00+00:00", **change}).encode()
+        timestamp = str(int(time.time()))
+        answer = client.post("/channels/bank/notify", data=body, headers={
+            "X-Bank-Timestamp": timestamp, "X-Bank-Signature": bank.sign(keys.bank_secret, timestamp, body)})
+        assert answer.status_code == 500 and answer.get_json()["result"] == "FAIL"
+    assert _outcomes(session) == [("bank", "rejected", "callback_malformed")] * 2
+    assert _transfers(session) == 0

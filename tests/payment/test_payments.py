@@ -157,3 +157,22 @@ def test_concurrent_duplicate_confirmations_post_once(app, issue, session, postg
     assert _transfers(session) == 3
     assert session.get(PaymentOrder, order.id).status == "paid"
     assert check_ledger(session).ok
+
+
+def test_a_refund_goes_back_through_the_order_that_paid_not_the_one_in_suspense(session, issue):
+    notice = issue()
+    wechat = payments.start_payment(session, notice, "wechat", actor="payer")
+    alipay = payments.start_payment(session, notice, "alipay", actor="payer")
+    session.commit()
+    # Alipay's payment happened first at the channel, but WeChat's notification arrived first.
+    payments.confirm_payment(session, wechat.id, channel="wechat", channel_transaction_id="wx-1",
+                             amount=wechat.amount, paid_at=NOW, actor="callback")
+    payments.confirm_payment(session, alipay.id, channel="alipay", channel_transaction_id="ali-1",
+                             amount=alipay.amount, paid_at=NOW.replace(hour=7), actor="callback")
+    session.commit()
+    payments.refund(session, notice, 1000, reason="部分退费", idempotency_key="r1", actor="dept")
+    session.commit()
+    assert session.get(LedgerAccount, "refunds_payable:wechat").credits_posted == 1000
+    assert session.get(LedgerAccount, "refunds_payable:alipay").credits_posted == 0
+    assert session.get(LedgerAccount, "suspense").credits_posted == alipay.amount
+    assert check_ledger(session).ok

@@ -4,7 +4,7 @@ difference; differences are resolved by recorded actions; settlement posts once 
 from __future__ import annotations
 
 import hashlib
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import select
@@ -124,12 +124,15 @@ def test_a_statement_with_a_wrong_digest_or_imported_twice_is_refused(session, p
         _import(session, paid_orders[:2])
 
 
-def test_settlement_moves_the_days_net_once(session, paid_orders, department):
+def test_settlement_moves_a_closed_days_net_once(session, paid_orders, department):
     day = datetime.now(reconciliation.SHANGHAI).date()
-    first = settlement.settle_day(session, "wechat", day)
+    with pytest.raises(settlement.DayNotClosed):  # a later payment today would change the amount
+        settlement.settle_day(session, "wechat", day, today=day)
+    tomorrow = day + timedelta(days=1)
+    first = settlement.settle_day(session, "wechat", day, today=tomorrow)
     session.commit()
     assert [r.transfer.amount for r in first] == [2 * 4550]
-    again = settlement.settle_day(session, "wechat", day)
+    again = settlement.settle_day(session, "wechat", day, today=tomorrow)
     session.commit()
     assert [r.created for r in again] == [False]
     session.expire_all()

@@ -81,6 +81,7 @@ def upgrade() -> None:
     sa.Column('created_by', sa.String(length=255), nullable=False),
     sa.Column('created_at', UTCDateTime(timezone=True), nullable=False),
     sa.Column('paid_at', UTCDateTime(timezone=True), nullable=True),
+    sa.Column('paid_order_id', sa.String(length=32), nullable=True),
     sa.CheckConstraint('paid_amount >= 0 AND refunded_amount >= 0 AND refunded_amount <= paid_amount', name=op.f('ck_notices_refunds_within_paid')),
     sa.CheckConstraint('total_amount > 0', name=op.f('ck_notices_total_positive')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_notices')),
