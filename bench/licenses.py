@@ -86,19 +86,11 @@ def _gunicorn(app: str, port: int, env: dict, workers: int) -> subprocess.Popen:
                             start_new_session=True)
 
 
+# The seal node's seed makes the departments' licence seals and grants them to xsn-licenses.
 SEAL_SETUP = """
 import seal
-from common.crypto.keystore import load_kek
-from common.db import get_db
-from seal import service
-from licenses.config import APPROVAL_BUREAU
-app = seal.create_app()
-with app.app_context(), get_db(app).session() as session:
-    kek = load_kek(app.config)
-    service.maker_certificate(session, kek)
-    s = service.create_seal(session, kek, org_code=APPROVAL_BUREAU[1], org_name=APPROVAL_BUREAU[0], kind="license",
-                            actor="bench")
-    service.add_grant(session, s.id, "client", "xsn-licenses", actor="bench")
+from seal.seed import seed
+seed(seal.create_app())
 """
 
 
