@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import base64
-import importlib
 import json
 import os
 import subprocess
@@ -49,20 +48,10 @@ def _env(var: Path, log_level: str = "INFO") -> dict[str, str]:
     return env
 
 
-def _seed_module() -> str:
-    for name in ("identity.oauth.seed", "identity.oauth_seed"):  # before and after identity's split
-        try:
-            importlib.import_module(name)
-            return name
-        except ImportError:
-            continue
-    raise RuntimeError("identity's OAuth seed module was not found")
-
-
 def _prepare(env: dict[str, str]) -> None:
     subprocess.run([sys.executable, "-m", "common.ops.cli", "migrate", "identity"], env=env, check=True,
                    stdout=subprocess.DEVNULL)
-    code = (f"from common.ops.cli import load_app; from {_seed_module()} import seed;"
+    code = ("from common.ops.cli import load_app; from identity.oauth.seed import seed;"
             "app = load_app('identity'); ctx = app.app_context(); ctx.push(); seed(app)")
     subprocess.run([sys.executable, "-c", code], env=env, check=True, stdout=subprocess.DEVNULL,
                    stderr=subprocess.DEVNULL)
