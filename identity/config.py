@@ -26,8 +26,13 @@ SETTINGS: dict[str, Any] = {
     "REALNAME_RATE_LIMIT": "5/hour",  # verification attempts per person
     "PASSWORD_RESET_MINUTES": 30,
     "PASSWORD_RESET_RATE_LIMIT": "5/hour",  # reset requests per client IP
-    # The embedded notifier's outbox is readable at /dev/outbox (never in production).
-    "DEMO_OUTBOX_PAGE": True,
+    # Reset links go to the message hub as this client (scope messaging:send; the hub lets it
+    # send to raw numbers); "memory" keeps them in process (tests). The secret: configured, or in
+    # the embedded run var/clients.json (common.peers.credentials).
+    "IDENTITY_NOTIFIER": "hub",
+    "IDENTITY_CLIENT_ID": "xsn-identity",
+    "IDENTITY_CLIENT_SECRET": None,
+    "IDENTITY_NOTIFY_SWEEP_SECONDS": 30,  # the beat sweeper (identity.tasks) re-sends what is pending
     # -- the OAuth 2.0 / OIDC server --
     "OAUTH_CODE_LIFETIME": 120,  # seconds an authorization code is valid
     "OAUTH_TOKEN_FAILURE_LIMIT": "20/minute",  # failed token requests per client IP and per client id

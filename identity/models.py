@@ -14,6 +14,7 @@ from sqlalchemy import JSON, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from common.db import utcnow
+from common.peers.outbox import NotificationOutboxMixin
 from identity.base import Base
 
 
@@ -140,16 +141,8 @@ class PasswordReset(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
-class OutboxMessage(Base):
-    """Messages the embedded notifier would send (the message hub does not exist yet)."""
+class Notification(NotificationOutboxMixin, Base):
+    """What identity tells people through the message hub (password-reset links), written in
+    the transaction of the change it reports and relayed by the worker (identity.notify)."""
 
-    __tablename__ = "outbox_messages"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    person_id: Mapped[str | None] = mapped_column(ForeignKey("people.id", ondelete="SET NULL"),
-                                                  nullable=True, index=True)
-    channel: Mapped[str] = mapped_column(String(16))
-    recipient_masked: Mapped[str] = mapped_column(String(64))
-    subject: Mapped[str] = mapped_column(String(128))
-    body: Mapped[str] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    __tablename__ = "notifications"

@@ -10,7 +10,7 @@ import time
 from datetime import timedelta
 from functools import wraps
 
-from flask import Blueprint, Flask, abort, current_app, flash, g, redirect, render_template, request, session, url_for
+from flask import Blueprint, Flask, current_app, flash, g, redirect, render_template, request, session, url_for
 
 from common.db import get_session
 from common.errors import Problem
@@ -312,14 +312,16 @@ def forgot_password():
     config = current_app.config
     try:
         get_limits().check(f"reset-ip:{request.remote_addr}", config["PASSWORD_RESET_RATE_LIMIT"])
-        recovery.request_password_reset(
-            get_session(), id_number=form["id_number"], mobile=form["mobile"], notifier=recovery.OutboxNotifier(),
+        queued = recovery.request_password_reset(
+            get_session(), id_number=form["id_number"], mobile=form["mobile"],
             link_for=lambda token: f"{public_url(config)}/password/reset/{token}",
             ttl=timedelta(minutes=float(config["PASSWORD_RESET_MINUTES"])))
     except accounts.InvalidInput as exc:
         return render_template("identity/forgot.html", form=form, errors=field_messages(exc.errors)), 422
     except RateLimited:
         return render_template("identity/forgot.html", form=form, errors={}, error=_("err.rate_limited")), 429
+    if queued:
+        current_app.extensions["identity_relay"]()
     flash(_("forgot.sent"))
     return redirect(url_for("pages.login"))
 
@@ -344,14 +346,6 @@ def reset_password(token: str):
     session.clear()
     flash(_("reset.done"))
     return redirect(url_for("pages.login"))
-
-
-@blp.route("/dev/outbox")
-def dev_outbox():
-    """The embedded notifier's messages: demo only, never in production."""
-    if not current_app.config["DEMO_OUTBOX_PAGE"] or current_app.config.get("ENV") == "production":
-        abort(404)
-    return render_template("identity/outbox.html", messages=recovery.outbox(get_session()))
 
 
 def init_app(app: Flask) -> None:

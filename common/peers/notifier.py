@@ -44,14 +44,19 @@ class MemoryNotifier:
 
 
 class HubNotifier:
-    """``POST /messages`` on the message hub (client-credentials token with ``messaging:send``)."""
+    """``POST /messages`` on the message hub (client-credentials token with ``messaging:send``).
 
-    def __init__(self, client: ServiceClient) -> None:
+    ``category``, ``priority`` and ``channels`` are the sending node's: holders' notices go in-app
+    then by SMS; identity's reset links are critical security SMS to a raw number.
+    """
+
+    def __init__(self, client: ServiceClient, *, category: str = "notice", priority: str = "normal",
+                 channels: tuple[str, ...] = ("inapp", "sms")) -> None:
         self.client = client
+        self.options = {"category": category, "priority": priority, "channels": list(channels)}
 
     def send(self, template, variables, recipients, *, idempotency_key):
-        body = {"template": template, "variables": variables, "recipients": recipients, "category": "notice",
-                "priority": "normal", "channels": ["inapp", "sms"]}
+        body = {"template": template, "variables": variables, "recipients": recipients, **self.options}
         try:
             response = self.client.post("/messages", json=body, headers={"Idempotency-Key": idempotency_key})
         except NotifyFailed:

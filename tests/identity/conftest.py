@@ -40,7 +40,10 @@ def premade_token_keys():
 @pytest.fixture
 def identity_app(make_app):
     def build(**overrides):
-        return make_app("identity", **{**FAST_HASH, **GENEROUS_LIMITS, "LOGIN_MAX_FAILURES": 3, **overrides})
+        # The in-memory notifier: what the hub would be asked to send (tests/identity/test_recovery.py
+        # checks the hub notifier and the worker's relay).
+        return make_app("identity", **{**FAST_HASH, **GENEROUS_LIMITS, "LOGIN_MAX_FAILURES": 3,
+                                       "IDENTITY_NOTIFIER": "memory", **overrides})
 
     return build
 

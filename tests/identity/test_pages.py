@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from common.values.codes import CitizenId
 from identity import accounts
-from identity.models import LoginSession, OutboxMessage
+from identity.models import LoginSession, Notification
 from identity.oauth.login import is_safe_next
 from identity.seed import DEMO_PEOPLE, DEMO_RESIDENTS
 from tests.support.console import CSRF_RE
@@ -214,17 +214,23 @@ def test_revoke_one_session_and_logout(seeded, make_pages, app):
     assert laptop.client.get("/account").status_code == 302
 
 
-def test_password_reset_through_the_outbox(seeded, pages, app):
+def test_password_reset_by_sms_through_the_hub(seeded, pages, app):
+    hub = app.extensions["identity_notifier"]  # the in-memory notifier: what the hub was asked to send
     unknown = pages.post("/password/forgot", {"id_number": CITIZEN["id_number"], "mobile": "13999999999"})
     assert unknown.status_code == 302  # same answer whether or not the details match
+    assert hub.sent == []
     assert pages.post("/password/forgot", {"id_number": CITIZEN["id_number"],
                                            "mobile": CITIZEN["mobile"]}).status_code == 302
+    [sms] = hub.sent
+    assert sms["template"] == "password_reset" and sms["recipients"] == [{"phone": CITIZEN["mobile"]}]
+    assert sms["variables"]["minutes"] == str(app.config["PASSWORD_RESET_MINUTES"])
     with app.app_context(), app.extensions["xsn_db"].session() as db:
-        messages = db.scalars(select(OutboxMessage)).all()
-    assert len(messages) == 1 and messages[0].recipient_masked == "138****1234"
-    outbox = pages.client.get("/dev/outbox").get_data(as_text=True)
+        row = db.scalars(select(Notification)).one()
+        # Sent: the row keeps the hub's message id, not the link or the number.
+        assert (row.status, row.message_id, row.id) == ("sent", sms["message_id"], sms["idempotency_key"])
+        assert row.variables == {} and row.recipients == []
     base = re.escape(app.config["PUBLIC_BASE_URL"].rstrip("/"))  # the configured public URL, not the Host
-    link = re.search(base + r"/identity(/password/reset/[\w-]+)", outbox).group(1)
+    link = re.fullmatch(base + r"/identity(/password/reset/[\w-]+)", sms["variables"]["link"]).group(1)
 
     mismatch = pages.post(link, {"password": "brand-new-pass-2", "password2": "different-2"})
     assert mismatch.status_code == 422
@@ -243,10 +249,9 @@ def test_reset_link_comes_from_configuration_not_the_host_header(seeded, pages, 
     response = pages.client.post("/password/forgot", headers=evil, data={
         "csrf_token": token, "id_number": CITIZEN["id_number"], "mobile": CITIZEN["mobile"]})
     assert response.status_code == 302
-    with app.app_context(), app.extensions["xsn_db"].session() as db:
-        body = db.scalars(select(OutboxMessage)).one().body
-    assert "evil.example" not in body
-    assert f"{app.config['PUBLIC_BASE_URL'].rstrip('/')}/identity/password/reset/" in body
+    [sms] = app.extensions["identity_notifier"].sent
+    assert "evil.example" not in str(sms)
+    assert sms["variables"]["link"].startswith(f"{app.config['PUBLIC_BASE_URL'].rstrip('/')}/identity/password/reset/")
 
 
 def test_forgot_password_validates_input(pages):
@@ -256,9 +261,9 @@ def test_forgot_password_validates_input(pages):
     assert "citizen ID number is malformed" in response.get_data(as_text=True)
 
 
-def test_outbox_page_is_hidden_in_production_style_config(identity_app):
-    app = identity_app(DEMO_OUTBOX_PAGE=False)
-    assert app.test_client().get("/dev/outbox").status_code == 404
+def test_the_development_outbox_is_gone(client):
+    """Reset links go through the hub; identity no longer shows messages it would have sent."""
+    assert client.get("/dev/outbox").status_code == 404
 
 
 def test_federation_link_only_when_configured(seeded, client):
