@@ -20,6 +20,8 @@ APPS = {
     "xsn-licenses": ("电子证照", False, "西安电子证照"),
     "xsn-payment": ("统一公共支付", True, "西安公共支付"),
     "xsn-identity": ("统一身份认证", True, "西安统一身份认证"),
+    # A department's app as a newcomer tries it (docs/DEMO.md): identity's seed registers the client.
+    "xsn-demo-sender": ("消息发送应用 (demo)", True, "西安政务服务"),
 }
 
 _HTML = "<p>{body}</p><p style=\"color:#57606a\">西安市共性业务支撑平台 · 统一消息</p>"
@@ -59,6 +61,13 @@ TEMPLATES: dict[str, list[dict]] = {
                   "如非本人操作，请忽略。"),
          "sms_text": "您正在重置密码，请在{{ minutes }}分钟内打开链接完成操作：{{ link }}。如非本人操作请忽略。",
          "sms_template_code": "SMS_XSN_PASSWORD_RESET"},
+    ],
+    "xsn-demo-sender": [
+        {"code": "appointment_reminder", "variables": ["name", "hall", "time"],
+         "title": "办事预约提醒",
+         "body": "{{ name }}您好，您预约的{{ hall }}业务办理时间为 {{ time }}，请携带身份证按时到场。",
+         "sms_text": "{{ name }}您好，您预约的{{ hall }}办理时间为{{ time }}，请携带身份证按时到场。",
+         "sms_template_code": "SMS_XSN_APPOINTMENT_REMINDER"},
     ],
 }
 

@@ -10,15 +10,10 @@ still names that attempt.
 from __future__ import annotations
 
 import os
-import threading
 
 from flask import Flask
 
-from common.ops.tasks import celery_app
-
-_app: Flask | None = None
-_sender = None
-_app_lock = threading.Lock()
+from common.ops.tasks import celery_app, service_app
 
 
 def _interval(name: str) -> float:
@@ -28,17 +23,19 @@ def _interval(name: str) -> float:
 
 
 def _hub_app() -> Flask:
-    # One app per worker process (config, engine); building one per task would cost more than the task.
-    global _app, _sender
-    with _app_lock:
-        if _app is None:
-            import messaging
-            from messaging import wiring
-            from messaging.channels.webhooks import WebhookSender
+    return service_app("messaging")  # one per worker process (common.ops.tasks)
 
-            _app = messaging.create_app()
-            _sender = WebhookSender(allow_private=wiring.allow_private_webhooks(_app.config))
-        return _app
+
+def _webhook_sender(app: Flask):
+    # One per app, like the app itself: it keeps its HTTP connections between batches.
+    sender = app.extensions.get("messaging_webhook_sender")
+    if sender is None:
+        from messaging import wiring
+        from messaging.channels.webhooks import WebhookSender
+
+        sender = app.extensions["messaging_webhook_sender"] = WebhookSender(
+            allow_private=wiring.allow_private_webhooks(app.config))
+    return sender
 
 
 @celery_app.task(name="messaging.relay", ignore_result=True)
@@ -74,7 +71,7 @@ def deliver_events(batch: list[list]) -> dict[str, int]:
 
     app = _hub_app()
     with get_db(app).session() as session:
-        return events.deliver_events(session, [(str(i), int(a)) for i, a in batch], _sender.post,
+        return events.deliver_events(session, [(str(i), int(a)) for i, a in batch], _webhook_sender(app).post,
                                      wiring.delivery_settings(app.config))
 
 
