@@ -320,10 +320,13 @@ def forgot_password():
         return render_template("identity/forgot.html", form=form, errors=field_messages(exc.errors)), 422
     except RateLimited:
         return render_template("identity/forgot.html", form=form, errors={}, error=_("err.rate_limited")), 429
-    if queued:
-        current_app.extensions["identity_relay"]()
     flash(_("forgot.sent"))
-    return redirect(url_for("pages.login"))
+    response = redirect(url_for("pages.login"))
+    if queued:
+        # Once the answer has gone out: a request that matched a person answers as fast as one
+        # that did not (the page must not tell which ID numbers are registered).
+        response.call_on_close(current_app.extensions["identity_relay"])
+    return response
 
 
 @blp.route("/password/reset/<token>", methods=["GET", "POST"])
