@@ -82,7 +82,7 @@ def _rows(text: str, fmt: str, licence_type: LicenceType) -> list[tuple[int, dic
                     raise ValueError("not an object")
                 out.append((number, item, None))
             except ValueError as exc:
-                out.append((number, None, f"not a JSON object: {exc}"))
+                out.append((number, None, f"invalid_row: not a JSON object: {exc}"))
         return out
     if fmt != "csv":
         raise ValidationFailed("format is csv or jsonl", code="invalid_format")
@@ -99,7 +99,7 @@ def _rows(text: str, fmt: str, licence_type: LicenceType) -> list[tuple[int, dic
         if not any(v.strip() for v in values):
             continue
         if len(values) != len(header):
-            out.append((number, None, f"{len(values)} columns, the header has {len(header)}"))
+            out.append((number, None, f"invalid_row: {len(values)} columns, the header has {len(header)}"))
             continue
         row = dict(zip(header, values, strict=True))
         out.append((number, {"holder_code": row.get("holder_code"), "holder_name": row.get("holder_name"),
