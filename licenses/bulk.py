@@ -31,6 +31,8 @@ import csv
 import io
 import json
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -193,25 +195,37 @@ def run_job(session: Session, deps: Deps, job: BulkJob, *, batch: int = 100, max
     session.refresh(job)
     issuer = Issuer(job.issuer_code, job.issuer_name, job.created_by, job.client_id)
     licence_type = session.get(LicenceType, job.type_code)
+    signer = ThreadPoolExecutor(1, thread_name_prefix="bulk-seal")
     try:
         seal_id = deps.seal.seal_for(job.issuer_code, licence_type.seal_kind)
+        # Pipelined: while the seal node signs one batch (a call on the signer thread), this
+        # thread prepares the next (step 1), then marks the signed one (step 3).
+        inflight: _Batch | None = None
         while True:  # at least one batch per call, then until max_seconds have passed
-            rows = _next_rows(session, job, batch)
-            if not rows:
-                job.status, job.finished_at = "done", utcnow()
-                break
-            rows, licences = _pending_licences(session, deps, issuer, job, licence_type, rows, lease)
-            if not rows:
-                continue
-            signatures = deps.seal.sign_batch(seal_id, [(lic.document_sm3, lic.identifier) for lic in licences],
-                                              idempotency_key=f"bulk:{job.id}:{rows[0].batch}")
-            if not lease.renew():  # a runner that took over after our lease lapsed finishes the batch
-                session.rollback()
-                return job
-            _mark_issued(session, job, rows, licences, signatures)
-            session.commit()
-            if time.monotonic() - started >= max_seconds:
-                break
+            prepared: _Batch | None = None
+            if time.monotonic() - started < max_seconds or inflight is None:
+                rows = _next_rows(session, job, batch, busy=inflight.key if inflight else None)
+                if rows:
+                    rows, licences = _pending_licences(session, deps, issuer, job, licence_type, rows, lease)
+                    if not rows:
+                        continue  # every row of this batch turned out invalid
+                    items = [(lic.document_sm3, lic.identifier) for lic in licences]
+                    prepared = _Batch(rows, licences, signer.submit(
+                        deps.seal.sign_batch, seal_id, items, idempotency_key=f"bulk:{job.id}:{rows[0].batch}"))
+            if inflight is not None:
+                signatures = inflight.signing.result()
+                if not lease.renew():  # a runner that took over after our lease lapsed finishes the batch
+                    session.rollback()
+                    return job
+                _mark_issued(session, job, inflight.rows, inflight.licences, signatures)
+                session.commit()
+            if prepared is None:
+                if inflight is None or not _next_rows(session, job, 1):
+                    job.status, job.finished_at = "done", utcnow()
+                    break
+                if time.monotonic() - started >= max_seconds:
+                    break
+            inflight = prepared
     except SealUnavailable as exc:
         session.rollback()
         job.last_error = exc.detail[:255]
@@ -221,9 +235,22 @@ def run_job(session: Session, deps: Deps, job: BulkJob, *, batch: int = 100, max
     except BaseException:
         session.rollback()  # a crash: the lease lapses on its own
         raise
+    finally:
+        signer.shutdown(wait=True)
     lease.release()
     session.commit()
     return job
+
+
+@dataclass
+class _Batch:
+    rows: list[BulkRow]
+    licences: list[Licence]
+    signing: Future
+
+    @property
+    def key(self) -> str | None:
+        return self.rows[0].batch
 
 
 def resume_abandoned(session: Session, deps: Deps, *, batch: int, lease_seconds: float,
@@ -244,11 +271,13 @@ def resume_abandoned(session: Session, deps: Deps, *, batch: int, lease_seconds:
     return finished
 
 
-def _next_rows(session: Session, job: BulkJob, size: int) -> list[BulkRow]:
-    """A batch interrupted after step (1), exactly as it was; otherwise the next ``size`` rows."""
+def _next_rows(session: Session, job: BulkJob, size: int, busy: str | None = None) -> list[BulkRow]:
+    """A batch interrupted after step (1), exactly as it was; otherwise the next ``size`` rows.
+    ``busy``: the batch being signed now (not interrupted)."""
     pending = select(BulkRow).where(BulkRow.job_id == job.id, BulkRow.status == "pending")
     interrupted = session.scalar(select(BulkRow.batch).where(BulkRow.job_id == job.id, BulkRow.status == "pending",
-                                                             BulkRow.batch.is_not(None)).limit(1))
+                                                             BulkRow.batch.is_not(None), BulkRow.batch != (busy or ""))
+                                 .limit(1))
     if interrupted is not None:
         return list(session.scalars(pending.where(BulkRow.batch == interrupted).order_by(BulkRow.line)))
     return list(session.scalars(pending.where(BulkRow.batch.is_(None)).order_by(BulkRow.line).limit(size)))
