@@ -255,9 +255,11 @@ class BulkJobRun(MethodView):
     @bulk_blp.doc(security=SECURITY)
     @require_token("licenses:issue")
     def post(self, job_id):
-        """Issue the job's valid rows in sealed batches for up to ``LICENSES_BULK_RUN_SECONDS``;
-        call again until ``status`` is ``done``. Safe to repeat after a crash (resumes); 409
-        ``bulk_job_running`` while another runner holds the job."""
+        """Issue the job's valid rows in sealed batches; call again until ``status`` is ``done``.
+
+        Each call works for up to ``LICENSES_BULK_RUN_SECONDS``. Safe to repeat after a crash
+        (resumes without issuing or sealing anything twice); 409 ``bulk_job_running`` while
+        another runner holds the job."""
         session, config = get_session(), current_app.config
         job = bulk.get_job(session, issuer(request.args.get("issuer_code")), job_id)
         bulk.run_job(session, deps(), job, batch=int(config["LICENSES_BULK_BATCH"]),
