@@ -255,8 +255,14 @@ class BulkJobRun(MethodView):
     @bulk_blp.doc(security=SECURITY)
     @require_token("licenses:issue")
     def post(self, job_id):
-        """Issue the job's valid rows in sealed batches; safe to repeat after a crash (resumes)."""
-        session = get_session()
+        """Issue the job's valid rows in sealed batches; call again until ``status`` is ``done``.
+
+        Each call works for up to ``LICENSES_BULK_RUN_SECONDS``. Safe to repeat after a crash
+        (resumes without issuing or sealing anything twice); 409 ``bulk_job_running`` while
+        another runner holds the job."""
+        session, config = get_session(), current_app.config
         job = bulk.get_job(session, issuer(request.args.get("issuer_code")), job_id)
-        bulk.run_job(session, deps(), job, batch=int(current_app.config["LICENSES_BULK_BATCH"]))
+        bulk.run_job(session, deps(), job, batch=int(config["LICENSES_BULK_BATCH"]),
+                     max_seconds=float(config["LICENSES_BULK_RUN_SECONDS"]),
+                     lease_seconds=float(config["LICENSES_BULK_LEASE_SECONDS"]))
         return bulk.job_view(session, job)

@@ -1,17 +1,28 @@
 """Bulk issuance (批量发证): validate every row first, then issue in sealed batches, resumably.
 
 A job is created from CSV (a header line naming ``holder_code``, ``holder_name``, optional
-``valid_from``/``valid_until`` and the type's face fields) or JSON lines (objects with
-``holder_code``, ``holder_name``, ``fields`` and the optional dates). Every row is checked
-exactly as a single issuance would be; bad rows are kept with their line number and reason
-and never issued. Rows are stored encrypted (they hold ID numbers).
+``type_code``, ``valid_from``/``valid_until`` and the type's face fields) or JSON lines (objects
+with ``holder_code``, ``holder_name``, ``fields`` and the optional ``type_code`` and dates).
+Every row is checked exactly as a single issuance would be, plus: a row naming a type names
+the job's (a job issues one type), and a row asking for the same licence as an earlier row
+(same holder, name, face and validity) is a duplicate. Bad rows are kept with their line
+number and reason (``<code>: <detail>``) and never issued. Rows are stored encrypted (they
+hold ID numbers).
 
 Running a job takes the pending rows in line order, a batch at a time: (1) a pending licence
 per row, committed, with the row pointing at it; (2) one call to the seal node's batch
 signing API, whose idempotency key is derived from the batch's licence ids; (3) the licences
 marked valid and the rows issued, committed. A crash anywhere repeats at most the step that
-was interrupted: (1) finds the licences already made, (2) is replayed by the seal node, so
-nothing is issued or signed twice.
+was interrupted: (1) finds the licences already made (their idempotency key
+``bulk:<job>:<line>`` is unique), (2) is replayed by the seal node, (3) marks only licences
+still pending, so nothing is issued or signed twice.
+
+**One runner at a time**: a runner leases the job (``runner``, ``lease_until``, taken by a
+conditional UPDATE) and renews the lease in the same transaction as steps (1) and (3), so two
+runners never write the same batch; a second runner is refused (409 ``bulk_job_running``)
+while the lease is live. A runner that stops on its own releases the lease; a killed one's
+lapses after ``lease_seconds`` and the next run (the API, the CLI, or the beat task
+``licenses.resume_bulk_jobs``) carries on where it stopped.
 """
 
 from __future__ import annotations
@@ -20,20 +31,24 @@ import csv
 import io
 import json
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from common.crypto.gm import sm3
 from common.db import utcnow
-from common.errors import NotFound, Problem, ValidationFailed
+from common.errors import Conflict, NotFound, Problem, ValidationFailed
 
 from . import catalogue, issuing
 from .issuing import Deps, Issuer, IssueRequest
-from .models import BulkJob, BulkRow, Licence, LicenceType
+from .models import PENDING, BulkJob, BulkRow, Licence, LicenceType, new_id
 
-BASE_COLUMNS = ("holder_code", "holder_name", "valid_from", "valid_until")
+BASE_COLUMNS = ("holder_code", "holder_name", "type_code", "valid_from", "valid_until")
+RUNNABLE = ("validated", "running")
 
 
 class JobNotFound(NotFound):
@@ -42,6 +57,18 @@ class JobNotFound(NotFound):
 
 class TooManyRows(Problem):
     status, code, title = 413, "too_many_rows", "The job has too many rows"
+
+
+class JobBusy(Conflict):
+    code, title = "bulk_job_running", "Another runner is working on this bulk job"
+
+
+class TypeMismatch(ValidationFailed):
+    code, title = "type_mismatch", "The row names another licence type than the job's"
+
+
+class DuplicateRow(ValidationFailed):
+    code, title = "duplicate_row", "The row asks for the same licence as an earlier row"
 
 
 def _rows(text: str, fmt: str, licence_type: LicenceType) -> list[tuple[int, dict[str, Any] | None, str | None]]:
@@ -57,7 +84,7 @@ def _rows(text: str, fmt: str, licence_type: LicenceType) -> list[tuple[int, dic
                     raise ValueError("not an object")
                 out.append((number, item, None))
             except ValueError as exc:
-                out.append((number, None, f"not a JSON object: {exc}"))
+                out.append((number, None, f"invalid_row: not a JSON object: {exc}"))
         return out
     if fmt != "csv":
         raise ValidationFailed("format is csv or jsonl", code="invalid_format")
@@ -74,16 +101,18 @@ def _rows(text: str, fmt: str, licence_type: LicenceType) -> list[tuple[int, dic
         if not any(v.strip() for v in values):
             continue
         if len(values) != len(header):
-            out.append((number, None, f"{len(values)} columns, the header has {len(header)}"))
+            out.append((number, None, f"invalid_row: {len(values)} columns, the header has {len(header)}"))
             continue
         row = dict(zip(header, values, strict=True))
         out.append((number, {"holder_code": row.get("holder_code"), "holder_name": row.get("holder_name"),
-                             "valid_from": row.get("valid_from") or None, "valid_until": row.get("valid_until") or None,
+                             "type_code": row.get("type_code") or None, "valid_from": row.get("valid_from") or None,
+                             "valid_until": row.get("valid_until") or None,
                              "fields": {k: v for k, v in row.items() if k in names and v != ""}}, None))
     return out
 
 
-def _request(type_code: str, item: dict[str, Any]) -> IssueRequest:
+def _request(session: Session, licence_type: LicenceType, item: dict[str, Any]) -> IssueRequest:
+    """The issuance a row asks for. :raise UnknownType: :raise TypeMismatch: :raise ValidationFailed:"""
     from datetime import date
 
     def day(value: Any):
@@ -94,9 +123,13 @@ def _request(type_code: str, item: dict[str, Any]) -> IssueRequest:
         except ValueError:
             raise ValidationFailed(f"{value!r} is not a date YYYY-MM-DD", code="invalid_validity") from None
 
-    return IssueRequest(type_code=type_code, holder_code=item.get("holder_code"), holder_name=item.get("holder_name"),
-                        fields=item.get("fields"), valid_from=day(item.get("valid_from")),
-                        valid_until=day(item.get("valid_until")))
+    named = item.get("type_code")
+    if named not in (None, "", licence_type.code, licence_type.slug):
+        other = catalogue.get_type(session, str(named)[:64])
+        raise TypeMismatch(f"the row names {other.slug}; this job issues {licence_type.slug}")
+    return IssueRequest(type_code=licence_type.code, holder_code=item.get("holder_code"),
+                        holder_name=item.get("holder_name"), fields=item.get("fields"),
+                        valid_from=day(item.get("valid_from")), valid_until=day(item.get("valid_until")))
 
 
 def create_job(session: Session, deps: Deps, issuer: Issuer, type_code: str, text: str, fmt: str, *,
@@ -113,10 +146,14 @@ def create_job(session: Session, deps: Deps, issuer: Issuer, type_code: str, tex
                   created_by=issuer.actor, client_id=issuer.client_id, total=len(parsed))
     session.add(job)
     session.flush()
+    first_line: dict[str, int] = {}  # request hash -> the line that asked for it first
     for line, item, error in parsed:
         if error is None:
             try:
-                issuing.check_request(session, issuer, _request(licence_type.code, item))
+                checked = issuing.check_request(session, issuer, _request(session, licence_type, item))
+                if checked.request_hash in first_line:
+                    raise DuplicateRow(f"the same licence as line {first_line[checked.request_hash]}")
+                first_line[checked.request_hash] = line
             except Problem as exc:
                 error = f"{exc.code}: {exc.detail}"
         payload = {"enc": deps.cipher.encrypt("bulk_row", json.dumps(item, ensure_ascii=False))} if item else {}
@@ -136,55 +173,159 @@ def get_job(session: Session, issuer: Issuer, job_id: str) -> BulkJob:
     return job
 
 
-def run_job(session: Session, deps: Deps, job: BulkJob, *, batch: int = 100, max_seconds: float = 20.0) -> BulkJob:
+def run_job(session: Session, deps: Deps, job: BulkJob, *, batch: int = 100, max_seconds: float = 20.0,
+            lease_seconds: float = 60.0) -> BulkJob:
     """Issue pending rows until done or ``max_seconds`` pass (call again to continue).
 
+    :raise JobBusy: another runner holds the job's lease.
     :raise SealUnavailable: the job stays resumable; ``last_error`` says why.
     """
     from common.peers.seal_client import SealUnavailable
 
     started = time.monotonic()
+    runner = new_id()
+    lease = _Lease(session, job, runner, lease_seconds)
+    if not lease.renew():
+        session.rollback()
+        session.refresh(job)
+        if job.status not in RUNNABLE:
+            return job
+        raise JobBusy(f"another runner holds bulk job {job.id} until {job.lease_until:%Y-%m-%dT%H:%M:%SZ}")
+    session.commit()
+    session.refresh(job)
     issuer = Issuer(job.issuer_code, job.issuer_name, job.created_by, job.client_id)
     licence_type = session.get(LicenceType, job.type_code)
-    seal_id = deps.seal.seal_for(job.issuer_code, licence_type.seal_kind)
-    job.status = "running"
-    session.commit()
-    while True:  # at least one batch per call, then until max_seconds have passed
-        rows = list(session.scalars(select(BulkRow).where(BulkRow.job_id == job.id, BulkRow.status == "pending")
-                                    .order_by(BulkRow.line).limit(batch)))
-        if not rows:
-            job.status, job.finished_at = "done", utcnow()
-            session.commit()
-            break
-        rows, licences = _pending_licences(session, deps, issuer, job, rows)
-        if not rows:
-            continue
-        ids = ",".join(lic.id for lic in licences)
-        try:
-            signatures = deps.seal.sign_batch(seal_id, [(lic.document_sm3, lic.identifier) for lic in licences],
-                                              idempotency_key=f"bulk:{job.id}:{sm3(ids.encode()).hex()[:32]}")
-        except SealUnavailable as exc:
-            job.last_error = exc.detail[:255]
-            session.commit()
-            raise
-        known = issuing.recipients_by_index(session, [lic.holder_index for lic in licences])
-        for row, licence, signature in zip(rows, licences, signatures, strict=True):
-            issuing.mark_sealed(session, licence, signature, actor=job.created_by, client_id=job.client_id,
-                                action="bulk_issue", known=known.get(licence.holder_index, []))
-            row.status = "issued"
-        job.issued += len(rows)
-        job.last_error = None
+    signer = ThreadPoolExecutor(1, thread_name_prefix="bulk-seal")
+    try:
+        seal_id = deps.seal.seal_for(job.issuer_code, licence_type.seal_kind)
+        # Pipelined: while the seal node signs one batch (a call on the signer thread), this
+        # thread prepares the next (step 1), then marks the signed one (step 3).
+        inflight: _Batch | None = None
+        while True:  # at least one batch per call, then until max_seconds have passed
+            prepared: _Batch | None = None
+            if time.monotonic() - started < max_seconds or inflight is None:
+                rows = _next_rows(session, job, batch, busy=inflight.key if inflight else None)
+                if rows:
+                    rows, licences = _pending_licences(session, deps, issuer, job, licence_type, rows, lease)
+                    if not rows:
+                        continue  # every row of this batch turned out invalid
+                    items = [(lic.document_sm3, lic.identifier) for lic in licences]
+                    prepared = _Batch(rows, licences, signer.submit(
+                        deps.seal.sign_batch, seal_id, items, idempotency_key=f"bulk:{job.id}:{rows[0].batch}"))
+            if inflight is not None:
+                signatures = inflight.signing.result()
+                if not lease.renew():  # a runner that took over after our lease lapsed finishes the batch
+                    session.rollback()
+                    return job
+                _mark_issued(session, job, inflight.rows, inflight.licences, signatures)
+                session.commit()
+            if prepared is None:
+                if inflight is None or not _next_rows(session, job, 1):
+                    job.status, job.finished_at = "done", utcnow()
+                    break
+                if time.monotonic() - started >= max_seconds:
+                    break
+            inflight = prepared
+    except SealUnavailable as exc:
+        session.rollback()
+        job.last_error = exc.detail[:255]
+        lease.release()
         session.commit()
-        if time.monotonic() - started >= max_seconds:
-            break
+        raise
+    except BaseException:
+        session.rollback()  # a crash: the lease lapses on its own
+        raise
+    finally:
+        signer.shutdown(wait=True)
+    lease.release()
+    session.commit()
     return job
 
 
-def _pending_licences(session: Session, deps: Deps, issuer: Issuer, job: BulkJob,
-                      rows: list[BulkRow]) -> tuple[list[BulkRow], list[Licence]]:
-    """The rows' pending licences, made now unless a previous run made them (committed).
+@dataclass
+class _Batch:
+    rows: list[BulkRow]
+    licences: list[Licence]
+    signing: Future
 
-    A row that no longer passes (the type was retired since the upload) becomes invalid."""
+    @property
+    def key(self) -> str | None:
+        return self.rows[0].batch
+
+
+def resume_abandoned(session: Session, deps: Deps, *, batch: int, lease_seconds: float,
+                     idle_seconds: float = 60.0) -> int:
+    """Run to the end every job left ``running`` with no live lease for ``idle_seconds``; how
+    many were finished. A job that fails again (seal node down) is left for the next sweep."""
+    from common.peers.seal_client import SealUnavailable
+
+    idle = utcnow() - timedelta(seconds=idle_seconds)
+    finished = 0
+    for job in list(session.scalars(select(BulkJob).where(BulkJob.status == "running", BulkJob.lease_until < idle))):
+        try:
+            while job.status in RUNNABLE:
+                run_job(session, deps, job, batch=batch, max_seconds=60, lease_seconds=lease_seconds)
+        except (JobBusy, SealUnavailable):
+            continue
+        finished += 1
+    return finished
+
+
+def _next_rows(session: Session, job: BulkJob, size: int, busy: str | None = None) -> list[BulkRow]:
+    """A batch interrupted after step (1), exactly as it was; otherwise the next ``size`` rows.
+    ``busy``: the batch being signed now (not interrupted)."""
+    pending = select(BulkRow).where(BulkRow.job_id == job.id, BulkRow.status == "pending")
+    interrupted = session.scalar(select(BulkRow.batch).where(BulkRow.job_id == job.id, BulkRow.status == "pending",
+                                                             BulkRow.batch.is_not(None), BulkRow.batch != (busy or ""))
+                                 .limit(1))
+    if interrupted is not None:
+        return list(session.scalars(pending.where(BulkRow.batch == interrupted).order_by(BulkRow.line)))
+    return list(session.scalars(pending.where(BulkRow.batch.is_(None)).order_by(BulkRow.line).limit(size)))
+
+
+class _Lease:
+    """The job's lease, renewed inside the caller's transaction (the caller commits)."""
+
+    def __init__(self, session: Session, job: BulkJob, runner: str, seconds: float) -> None:
+        self.session, self.job, self.runner, self.seconds = session, job, runner, seconds
+
+    def renew(self) -> bool:
+        """Take or extend the lease; False when another runner holds it (or the job is finished)."""
+        now = utcnow()
+        result = self.session.execute(
+            update(BulkJob).where(BulkJob.id == self.job.id, BulkJob.status.in_(RUNNABLE),
+                                  or_(BulkJob.runner.is_(None), BulkJob.runner == self.runner,
+                                      BulkJob.lease_until < now))
+            .values(runner=self.runner, status="running", lease_until=now + timedelta(seconds=self.seconds))
+            .execution_options(synchronize_session=False))
+        return result.rowcount == 1
+
+    def release(self) -> None:
+        self.job.runner, self.job.lease_until = None, utcnow()
+
+
+def _mark_issued(session: Session, job: BulkJob, rows: list[BulkRow], licences: list[Licence], signatures) -> None:
+    """Step (3): the batch's licences valid, its rows issued. Only licences still pending are
+    marked (locked first), so a batch finished by someone else is not marked twice."""
+    still_pending = set(session.scalars(select(Licence.id).where(
+        Licence.id.in_([lic.id for lic in licences]), Licence.status == PENDING).with_for_update()))
+    known = issuing.recipients_by_index(session, [lic.holder_index for lic in licences])
+    for row, licence, signature in zip(rows, licences, signatures, strict=True):
+        if licence.id in still_pending:
+            issuing.mark_sealed(session, licence, signature, actor=job.created_by, client_id=job.client_id,
+                                action="bulk_issue", known=known.get(licence.holder_index, []))
+            job.issued += 1
+        row.status = "issued"
+    job.last_error = None
+
+
+def _pending_licences(session: Session, deps: Deps, issuer: Issuer, job: BulkJob, licence_type: LicenceType,
+                      rows: list[BulkRow], lease: _Lease) -> tuple[list[BulkRow], list[Licence]]:
+    """Step (1): the rows' pending licences, made now unless a previous run made them (committed
+    with the lease renewed). A row that no longer passes (the type was retired since the upload)
+    becomes invalid.
+
+    :raise JobBusy: the lease was lost (another runner took over after it lapsed)."""
     kept: list[BulkRow] = []
     made: dict[int, Licence] = {}
     fresh: list[tuple[BulkRow, issuing.Checked]] = []
@@ -198,25 +339,32 @@ def _pending_licences(session: Session, deps: Deps, issuer: Issuer, job: BulkJob
                 continue
             item = json.loads(deps.cipher.decrypt("bulk_row", row.payload["enc"]))
             try:
-                fresh.append((row, issuing.check_request(session, issuer, _request(job.type_code, item))))
+                fresh.append((row, issuing.check_request(session, issuer, _request(session, licence_type, item))))
             except Problem as exc:
                 row.status, row.error = "invalid", f"{exc.code}: {exc.detail}"[:255]
                 job.invalid += 1
                 continue
             kept.append(row)
         if fresh:
-            numbers = issuing.take_numbers(session, fresh[0][1].licence_type, issuer.code, len(fresh))
+            numbers = issuing.take_numbers(session, licence_type, issuer.code, len(fresh))
             for (row, checked), taken in zip(fresh, numbers, strict=True):
                 licence = issuing.new_pending(session, deps, issuer, checked, numbers=taken,
                                               idempotency_key=f"bulk:{job.id}:{row.line}")
                 row.licence_id = licence.id
                 made[row.line] = licence
+        if kept and any(row.batch is None for row in kept):
+            key = sm3(",".join(made[row.line].id for row in kept).encode()).hex()[:32]
+            for row in kept:
+                row.batch = key
+    if not lease.renew():
+        session.rollback()
+        raise JobBusy(f"bulk job {job.id} was taken over by another runner")
     session.commit()
     return kept, [made[row.line] for row in kept]
 
 
 def job_view(session: Session, job: BulkJob) -> dict[str, Any]:
-    errors = [{"line": r.line, "reason": r.error} for r in session.scalars(
+    errors = [{"line": r.line, "code": r.error.split(":", 1)[0], "reason": r.error} for r in session.scalars(
         select(BulkRow).where(BulkRow.job_id == job.id, BulkRow.status == "invalid").order_by(BulkRow.line))]
     pending = session.scalar(select(func.count()).select_from(BulkRow).where(BulkRow.job_id == job.id,
                                                                                BulkRow.status == "pending"))

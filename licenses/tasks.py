@@ -5,7 +5,9 @@
   after-response delivery could not (hub down, process killed).
 * ``licenses.purge_abandoned`` (hourly): pending licences left by a seal-node failure of a
   request without an idempotency key (no retry can complete them) are deleted after a day.
-* ``licenses.run_bulk_job``: runs a bulk job to the end (sent by ``xsn licenses bulk run``).
+* ``licenses.resume_bulk_jobs`` (every 60 s): bulk jobs left running by a runner that was
+  killed (its lease lapsed) or stopped (a ``/run`` call that reached its time limit and was not
+  called again) are carried on to the end.
 """
 
 from __future__ import annotations
@@ -40,19 +42,17 @@ def deliver_notifications() -> int:
     return licenses.deliver_notifications(service_app("licenses"))
 
 
-@celery_app.task(name="licenses.run_bulk_job", ignore_result=True, acks_late=True)
-def run_bulk_job(job_id: str) -> str:
+@celery_app.task(name="licenses.resume_bulk_jobs", ignore_result=True)
+def resume_bulk_jobs() -> int:
     from common.db import get_db
     from licenses import bulk
-    from licenses.models import BulkJob
 
     app = service_app("licenses")
+    config = app.config
     with app.app_context(), get_db(app).session() as session:
-        job = session.get(BulkJob, job_id)
-        while job is not None and job.status in ("validated", "running"):
-            bulk.run_job(session, app.extensions["licenses"]["deps"], job,
-                         batch=int(app.config["LICENSES_BULK_BATCH"]), max_seconds=60)
-        return job.status if job else "missing"
+        return bulk.resume_abandoned(session, app.extensions["licenses"]["deps"],
+                                     batch=int(config["LICENSES_BULK_BATCH"]),
+                                     lease_seconds=float(config["LICENSES_BULK_LEASE_SECONDS"]))
 
 
 @celery_app.on_after_finalize.connect
@@ -60,3 +60,4 @@ def _schedule(sender, **_kwargs) -> None:
     sender.add_periodic_task(3600.0, expire.s().set(expires=3600), name="licenses: expire licences")
     sender.add_periodic_task(3600.0, purge_abandoned.s().set(expires=3600), name="licenses: purge abandoned")
     sender.add_periodic_task(30.0, deliver_notifications.s().set(expires=30), name="licenses: deliver notifications")
+    sender.add_periodic_task(60.0, resume_bulk_jobs.s().set(expires=60), name="licenses: resume bulk jobs")

@@ -94,3 +94,99 @@ def test_other_departments_do_not_see_a_job(h):
     job_id = _upload(h, _csv(2)).get_json()["id"]
     assert h.client.get(f"/bulk-jobs/{job_id}", headers=h.issuer).status_code == 404
     assert h.client.get(f"/bulk-jobs/{job_id}", headers=h.police).status_code == 200
+
+
+def test_each_kind_of_bad_row_is_reported_with_its_line_and_code(h):
+    rows = list(csv.DictReader(io.StringIO(_csv(12, {
+        1: {"holder_code": "610113198001010000"},  # ID number check digit
+        2: {"address": ""},  # a required field missing
+        3: {"birth_date": "1980-02-30"},  # not a date
+        4: {"sex": "X"},  # not one of the choices
+        5: {"holder_name": ""}}))))
+    for row in rows:
+        row["type_code"] = "residence_permit"
+    rows[7] = dict(rows[6])  # a duplicate of the row before
+    rows[8]["type_code"], rows[9]["type_code"] = "no_such_type", "food_business_license"
+    out = io.StringIO()
+    writer = csv.DictWriter(out, ["type_code", *HEADER])
+    writer.writeheader()
+    writer.writerows(rows)
+    job = _upload(h, out.getvalue()).get_json()
+    assert [(e["line"], e["code"]) for e in job["errors"]] == [
+        (3, "invalid_citizen_id"), (4, "invalid_fields"), (5, "invalid_fields"), (6, "invalid_fields"),
+        (7, "invalid_holder"), (9, "duplicate_row"), (10, "unknown_licence_type"), (11, "type_mismatch")]
+    assert "line 8" in job["errors"][5]["reason"]
+    assert (job["invalid"], job["pending"]) == (8, 4)
+
+
+def _job(app, job_id):
+    from common.db import get_db
+
+    session = get_db(app).sessionmaker()
+    return session, session.get(BulkJob, job_id)
+
+
+def test_a_killed_runner_holds_the_job_until_its_lease_lapses_then_it_resumes(h, app, node, monkeypatch):
+    from datetime import timedelta
+
+    from common.db import utcnow
+
+    job_id = _upload(h, _csv(25)).get_json()["id"]
+    seal = node["deps"].seal
+    original = seal.sign_batch
+    calls = []
+
+    def dies_after_signing(*args, **kwargs):  # the process is killed once the seal node has signed
+        calls.append(original(*args, **kwargs))
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return calls[-1]
+
+    monkeypatch.setattr(seal, "sign_batch", dies_after_signing)
+    session, job = _job(app, job_id)
+    with pytest.raises(KeyboardInterrupt):
+        bulk.run_job(session, node["deps"], job, batch=10)
+    session.close()
+    monkeypatch.setattr(seal, "sign_batch", original)
+    busy = h.client.post(f"/bulk-jobs/{job_id}/run", headers=h.police)
+    assert busy.status_code == 409 and busy.get_json()["code"] == "bulk_job_running"
+    session, job = _job(app, job_id)
+    assert (job.issued, job.status) == (10, "running")
+    job.lease_until = utcnow() - timedelta(seconds=1)  # the dead runner's lease lapses
+    session.commit()
+    session.close()
+    resumed = h.client.post(f"/bulk-jobs/{job_id}/run", headers=h.police).get_json()
+    assert (resumed["status"], resumed["issued"], resumed["pending"]) == ("done", 25, 0)
+    assert h.count(Licence) == 25
+    assert len(seal.signed) == 25  # the interrupted batch was replayed by the seal node, not signed again
+    from licenses.models import LicenceEvent, Notification
+    assert h.count(LicenceEvent) == 25 and h.count(Notification) <= 25
+
+
+def test_a_runner_that_lost_its_lease_does_not_mark_the_batch_again(h, app, node, monkeypatch):
+    """A runner paused past its lease: another runner finished the job meanwhile."""
+    from datetime import timedelta
+
+    from common.db import utcnow
+    from licenses.models import LicenceEvent
+
+    job_id = _upload(h, _csv(5)).get_json()["id"]
+    seal = node["deps"].seal
+    original = seal.sign_batch
+
+    def paused_while_another_runs(*args, **kwargs):
+        signatures = original(*args, **kwargs)
+        monkeypatch.setattr(seal, "sign_batch", original)
+        other, other_job = _job(app, job_id)
+        other_job.lease_until = utcnow() - timedelta(seconds=1)
+        other.commit()
+        bulk.run_job(other, node["deps"], other_job, batch=10)  # takes the lapsed lease, finishes
+        other.close()
+        return signatures
+
+    monkeypatch.setattr(seal, "sign_batch", paused_while_another_runs)
+    session, job = _job(app, job_id)
+    bulk.run_job(session, node["deps"], job, batch=10)
+    session.close()
+    assert h.count(Licence) == 5 and h.count(LicenceEvent) == 5
+    assert h.client.get(f"/bulk-jobs/{job_id}", headers=h.police).get_json()["issued"] == 5

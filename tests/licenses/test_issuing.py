@@ -187,3 +187,57 @@ def test_concurrent_requests_with_one_key_make_one_licence(h, app, node, monkeyp
     response = h.issue_food(key="race")
     assert response.status_code == 200, response.get_json()
     assert h.count(Licence) == 1 and len(node["deps"].seal.signed) == 1
+
+
+@pytest.mark.parametrize("document", [
+    {"b": "西安市", "a": 1, "c": None, "d": [True, False, {"z": "\u2028\u007f"}], "e": -(2**53 - 1)},
+    {"controls": "".join(chr(c) for c in range(32)) + "\"\\/", "emoji": "证照\U0001F600", "": "empty key"},
+    {"€": 1, "a": 2, "\ue000": 3, "ÿ": 4},  # non-ASCII keys below U+D800 and one above (rfc8785 path)
+    {"big": 2**53},  # beyond the safe integers: the rfc8785 package decides (it refuses)
+    {"lone": "\ud800"},  # a lone surrogate: the rfc8785 package decides
+    {"fields": {"registered_capital": 500, "name": "示范\t公司\n"}, "version": 1},
+])
+def test_canonical_is_rfc8785(document):
+    import rfc8785
+
+    from licenses.issuing import canonical
+
+    try:
+        expected = rfc8785.dumps(document)
+    except Exception as exc:  # noqa: BLE001 - whatever the reference refuses, ours refuses alike
+        with pytest.raises(type(exc)):
+            canonical(document)
+        return
+    assert canonical(document) == expected
+
+
+def test_canonical_random_documents_match_rfc8785():
+    import random
+
+    import rfc8785
+
+    from licenses.issuing import canonical
+
+    rng = random.Random(11)
+    alphabet = [chr(c) for c in (*range(0, 0x80), 0x7f, 0x2028, 0x897f, 0x5b89, 0xe000, 0xffff, 0x1f600)]
+
+    def text() -> str:
+        return "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 12)))
+
+    def value(depth: int):
+        kind = rng.randint(0, 6 if depth < 3 else 3)
+        if kind == 0:
+            return text()
+        if kind == 1:
+            return rng.randint(-(2**53 - 1), 2**53 - 1)
+        if kind == 2:
+            return rng.choice([None, True, False])
+        if kind == 3:
+            return rng.randint(-1000, 1000)
+        if kind in (4, 5):
+            return {text(): value(depth + 1) for _ in range(rng.randint(0, 5))}
+        return [value(depth + 1) for _ in range(rng.randint(0, 4))]
+
+    for _ in range(500):
+        document = {text(): value(0) for _ in range(rng.randint(1, 8))}
+        assert canonical(document) == rfc8785.dumps(document)

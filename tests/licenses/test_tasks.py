@@ -28,13 +28,22 @@ def test_expire_and_deliver(worker_app, h, node):
     assert [m["template"] for m in node["notifier"].sent] == ["licence_issued"]
 
 
-def test_run_bulk_job_runs_to_the_end(worker_app, h):
+def test_resume_bulk_jobs_finishes_an_abandoned_job(worker_app, h):
+    from common.db import get_db, utcnow
+    from licenses.models import BulkJob
+
     rows = "holder_code,holder_name,name,sex,birth_date,id_number,address\n" + \
         f"{h.ZHANG},张三,张三,男,1990-01-01,{h.ZHANG},西安\n"
     job = h.client.post("/bulk-jobs?type_code=residence_permit", data=rows, headers=h.police,
                         content_type="text/csv").get_json()
-    assert tasks.run_bulk_job(job["id"]) == "done"
-    assert tasks.run_bulk_job("nope") == "missing"
+    assert tasks.resume_bulk_jobs() == 0  # never started: not the sweeper's
+    with get_db(worker_app).session() as session:  # as a runner killed two minutes ago leaves it
+        row = session.get(BulkJob, job["id"])
+        row.status, row.runner, row.lease_until = "running", "dead-runner", utcnow() - timedelta(minutes=2)
+        session.commit()
+    assert tasks.resume_bulk_jobs() == 1 and tasks.resume_bulk_jobs() == 0
+    done = h.client.get(f"/bulk-jobs/{job['id']}", headers=h.police).get_json()
+    assert (done["status"], done["issued"]) == ("done", 1)
 
 
 def test_beat_schedule():
@@ -44,3 +53,4 @@ def test_beat_schedule():
     assert schedule["licenses: expire licences"]["task"] == "licenses.expire"
     assert schedule["licenses: deliver notifications"]["schedule"] == 30.0
     assert schedule["licenses: purge abandoned"]["task"] == "licenses.purge_abandoned"
+    assert schedule["licenses: resume bulk jobs"]["task"] == "licenses.resume_bulk_jobs"
