@@ -16,7 +16,9 @@ from sqlalchemy.orm import Session
 
 from common.db import utcnow
 from common.errors import Conflict, NotFound, Problem
+from common.values.times import CHINA
 from payment import notify, postings, receipts, states
+from payment.ledger.models import LedgerAccount, LedgerTransfer
 from payment.models import Notice, PaymentOrder, Refund
 
 CHANNELS = ("wechat", "alipay", "bank")
@@ -111,6 +113,19 @@ def _allocate(notice: Notice, amount: int) -> dict[int, int]:
     return allocation
 
 
+def _funded_by_treasury(session: Session, order: PaymentOrder) -> bool:
+    """Whether a refund of ``order`` posted now is a refund from the treasury (a later day than the
+    payment, Beijing time) rather than out of the channel's collections of the day (postings.py).
+
+    The channel's receivable is locked first, and the clock read after: settlement locks it too
+    before it reads a day's refunds, so a same-day refund committing just after midnight is
+    either seen by that day's settlement or, waiting behind it, is decided on the new day.
+    """
+    session.get(LedgerAccount, postings.channel_receivable(order.channel), with_for_update=True)
+    paid = session.get(LedgerTransfer, f"pay:{order.id}")
+    return paid.created_at.astimezone(CHINA).date() < utcnow().astimezone(CHINA).date()
+
+
 def refund(session: Session, notice: Notice, amount: int, *, reason: str, idempotency_key: str,
            actor: str) -> tuple[Refund, bool]:
     """Refund part or all of a paid notice, never more than was paid.
@@ -134,12 +149,13 @@ def refund(session: Session, notice: Notice, amount: int, *, reason: str, idempo
     if amount > left:
         raise PaymentRefused(f"only {left} fen can still be refunded", code="refund_exceeds_paid")
     order = session.get(PaymentOrder, notice.paid_order_id)  # the order that paid it, not one in suspense
+    from_treasury = _funded_by_treasury(session, order)
     row = Refund(notice_id=notice.id, amount=amount, reason=reason, idempotency_key=idempotency_key,
                  created_by=actor, created_at=utcnow())
     session.add(row)
     session.flush()
     allocation = _allocate(notice, amount)
-    postings.post_refund(session, notice, row, order.channel, allocation)
+    postings.post_refund(session, notice, row, order.channel, allocation, from_treasury=from_treasury)
     items = {item.line: item for item in notice.items}
     for line, part in allocation.items():
         items[line].refunded_amount += part
