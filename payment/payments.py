@@ -59,7 +59,9 @@ def confirm_payment(session: Session, order_id: str, *, channel: str, channel_tr
     """The channel says ``order_id`` was paid: post it once and mark the notice paid.
 
     A confirmation for a notice that can no longer take it (already paid through another order,
-    cancelled, expired) still books the money, into suspense, so nothing received is lost.
+    cancelled, expired) still books the money, into suspense, so nothing received is lost; when
+    the order was one we had closed as stale, the money is returned to the payer at once
+    (order ``returned``).
 
     :raise NotFound: no such order (the callback is recorded as rejected by the caller).
     :raise PaymentRefused: channel or amount does not match the order (nothing is posted).
@@ -75,9 +77,16 @@ def confirm_payment(session: Session, order_id: str, *, channel: str, channel_tr
         if order.channel_transaction_id != channel_transaction_id:
             raise PaymentRefused("the order was paid by another transaction", code="transaction_mismatch")
         return Confirmation(order, posted=False)
+    if order.status == "returned":  # a late payment of a closed order, already sent back
+        if order.channel_transaction_id != channel_transaction_id:
+            raise PaymentRefused("the order was paid by another transaction", code="transaction_mismatch")
+        return Confirmation(order, posted=False)
     notice = session.get(Notice, order.notice_id, with_for_update=True, populate_existing=True)
+    was_closed = order.status == "closed"
     order.status, order.channel_transaction_id, order.paid_at = "paid", channel_transaction_id, paid_at
     if notice.status in states.PAYABLE:
+        # Also for an order we had closed (stale_orders.py): the payer meant this notice and it
+        # still takes payment, so the late money pays it.
         postings.post_payment(session, notice, order)
         notice.paid_amount, notice.paid_at, notice.paid_order_id = order.amount, paid_at, order.id
         states.transition(session, notice, "paid", actor=actor, reason=f"{channel} {channel_transaction_id}")
@@ -85,6 +94,11 @@ def confirm_payment(session: Session, order_id: str, *, channel: str, channel_tr
         notify.notice_paid(session, notice, receipt)
     else:
         postings.post_unclaimed_payment(session, notice, order)
+        if was_closed:
+            # We closed the order and the notice has moved on (expired, cancelled, paid another
+            # way): nobody decides to keep this money, so it goes straight back to the payer.
+            postings.post_returned_payment(session, notice, order)
+            order.status = "returned"
     session.flush()
     return Confirmation(order, posted=True)
 

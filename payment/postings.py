@@ -101,6 +101,17 @@ def post_unclaimed_payment(session: Session, notice: Notice, order: PaymentOrder
                      batch_id=f"pay:{order.id}")
 
 
+def post_returned_payment(session: Session, notice: Notice, order: PaymentOrder) -> None:
+    """A payment of an order we had closed, for a notice that can no longer take it: out of
+    suspense, back to the payer through the channel (the money never left the channel's
+    receivable: suspense is not settled)."""
+    create_transfers(session, [
+        TransferSpec(f"return:{order.id}", SUSPENSE, refunds_payable(order.channel), order.amount, "refund",
+                     reference=notice.id),
+        TransferSpec(f"return-paid:{order.id}", refunds_payable(order.channel), channel_receivable(order.channel),
+                     order.amount, "refund", reference=notice.id)], batch_id=f"return:{order.id}")
+
+
 def post_refund(session: Session, notice: Notice, refund: Refund, channel: str, allocation: dict[int, int], *,
                 from_treasury: bool) -> None:
     """A granted refund: out of each fee's revenue (``allocation``: line -> fen) into refunds payable,
