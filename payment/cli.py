@@ -28,6 +28,23 @@ def expire() -> None:
     click.echo(f"expired {count} notice(s)")
 
 
+@cli.command("close-stale-orders")
+@click.option("--older-than", type=float, default=None,
+              help="seconds an order may stay open (default: PAYMENT_ORDER_TIMEOUT)")
+def close_stale(older_than: float | None) -> None:
+    """Resolve orders left open with their institution now (what payment.close_stale_orders does)."""
+    from datetime import timedelta
+
+    from common.db import utcnow
+    from payment.stale_orders import close_stale_orders
+
+    with service_session("payment") as (app, session):
+        timeout = older_than if older_than is not None else float(app.config["PAYMENT_ORDER_TIMEOUT"])
+        counts = close_stale_orders(session, app.extensions["payment_channels"], app.extensions["payment_institution"],
+                                    now=utcnow(), timeout=timedelta(seconds=timeout))
+    click.echo(", ".join(f"{outcome} {n}" for outcome, n in sorted(counts.items())) or "no stale orders")
+
+
 @cli.command("channel-sim")
 @click.option("--port", default=8009, show_default=True)
 @click.option("--retry-scale", default=0.02, show_default=True,

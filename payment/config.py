@@ -30,6 +30,11 @@ SETTINGS: dict[str, Any] = {
     "PAYMENT_NOTIFIER": "hub",
     # Expiry of unpaid notices past their due date, by the beat task payment.expire_notices.
     "PAYMENT_EXPIRY_INTERVAL": 3600.0,
+    # Orders left open (the payer walked away from the channel's page) are resolved with the
+    # institution once this old, in seconds, by the beat task payment.close_stale_orders
+    # (stale_orders.py), which runs every PAYMENT_STALE_ORDER_INTERVAL seconds.
+    "PAYMENT_ORDER_TIMEOUT": 1800.0,
+    "PAYMENT_STALE_ORDER_INTERVAL": 300.0,
     # Sealing pending e-receipts through the seal node's batch API, by payment.seal_receipts.
     "PAYMENT_RECEIPT_INTERVAL": 5.0,
 }

@@ -133,6 +133,7 @@ class PaymentOrder(Base):
     __table_args__ = (
         CheckConstraint("amount > 0", name="order_amount_positive"),
         Index("ix_payment_orders_notice", "notice_id"),
+        Index("ix_payment_orders_status_created", "status", "created_at"),  # the stale-order sweep
         UniqueConstraint("channel", "channel_transaction_id", name="uq_payment_orders_channel_txn"),
     )
 
@@ -140,7 +141,7 @@ class PaymentOrder(Base):
     notice_id: Mapped[str] = mapped_column(ForeignKey("notices.id"))
     channel: Mapped[str] = mapped_column(String(16))
     amount: Mapped[int] = mapped_column(BigInteger)
-    status: Mapped[str] = mapped_column(String(16), default="open")  # open | paid | closed
+    status: Mapped[str] = mapped_column(String(16), default="open")  # open | paid | closed | returned
     channel_transaction_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)

@@ -16,7 +16,9 @@ from sqlalchemy.orm import Session
 
 from common.db import utcnow
 from common.errors import Conflict, NotFound, Problem
+from common.values.times import CHINA
 from payment import notify, postings, receipts, states
+from payment.ledger.models import LedgerAccount, LedgerTransfer
 from payment.models import Notice, PaymentOrder, Refund
 
 CHANNELS = ("wechat", "alipay", "bank")
@@ -57,7 +59,9 @@ def confirm_payment(session: Session, order_id: str, *, channel: str, channel_tr
     """The channel says ``order_id`` was paid: post it once and mark the notice paid.
 
     A confirmation for a notice that can no longer take it (already paid through another order,
-    cancelled, expired) still books the money, into suspense, so nothing received is lost.
+    cancelled, expired) still books the money, into suspense, so nothing received is lost; when
+    the order was one we had closed as stale, the money is returned to the payer at once
+    (order ``returned``).
 
     :raise NotFound: no such order (the callback is recorded as rejected by the caller).
     :raise PaymentRefused: channel or amount does not match the order (nothing is posted).
@@ -73,9 +77,16 @@ def confirm_payment(session: Session, order_id: str, *, channel: str, channel_tr
         if order.channel_transaction_id != channel_transaction_id:
             raise PaymentRefused("the order was paid by another transaction", code="transaction_mismatch")
         return Confirmation(order, posted=False)
+    if order.status == "returned":  # a late payment of a closed order, already sent back
+        if order.channel_transaction_id != channel_transaction_id:
+            raise PaymentRefused("the order was paid by another transaction", code="transaction_mismatch")
+        return Confirmation(order, posted=False)
     notice = session.get(Notice, order.notice_id, with_for_update=True, populate_existing=True)
+    was_closed = order.status == "closed"
     order.status, order.channel_transaction_id, order.paid_at = "paid", channel_transaction_id, paid_at
     if notice.status in states.PAYABLE:
+        # Also for an order we had closed (stale_orders.py): the payer meant this notice and it
+        # still takes payment, so the late money pays it.
         postings.post_payment(session, notice, order)
         notice.paid_amount, notice.paid_at, notice.paid_order_id = order.amount, paid_at, order.id
         states.transition(session, notice, "paid", actor=actor, reason=f"{channel} {channel_transaction_id}")
@@ -83,6 +94,11 @@ def confirm_payment(session: Session, order_id: str, *, channel: str, channel_tr
         notify.notice_paid(session, notice, receipt)
     else:
         postings.post_unclaimed_payment(session, notice, order)
+        if was_closed:
+            # We closed the order and the notice has moved on (expired, cancelled, paid another
+            # way): nobody decides to keep this money, so it goes straight back to the payer.
+            postings.post_returned_payment(session, notice, order)
+            order.status = "returned"
     session.flush()
     return Confirmation(order, posted=True)
 
@@ -111,6 +127,19 @@ def _allocate(notice: Notice, amount: int) -> dict[int, int]:
     return allocation
 
 
+def _funded_by_treasury(session: Session, order: PaymentOrder) -> bool:
+    """Whether a refund of ``order`` posted now is a refund from the treasury (a later day than the
+    payment, Beijing time) rather than out of the channel's collections of the day (postings.py).
+
+    The channel's receivable is locked first, and the clock read after: settlement locks it too
+    before it reads a day's refunds, so a same-day refund committing just after midnight is
+    either seen by that day's settlement or, waiting behind it, is decided on the new day.
+    """
+    session.get(LedgerAccount, postings.channel_receivable(order.channel), with_for_update=True)
+    paid = session.get(LedgerTransfer, f"pay:{order.id}")
+    return paid.created_at.astimezone(CHINA).date() < utcnow().astimezone(CHINA).date()
+
+
 def refund(session: Session, notice: Notice, amount: int, *, reason: str, idempotency_key: str,
            actor: str) -> tuple[Refund, bool]:
     """Refund part or all of a paid notice, never more than was paid.
@@ -134,12 +163,13 @@ def refund(session: Session, notice: Notice, amount: int, *, reason: str, idempo
     if amount > left:
         raise PaymentRefused(f"only {left} fen can still be refunded", code="refund_exceeds_paid")
     order = session.get(PaymentOrder, notice.paid_order_id)  # the order that paid it, not one in suspense
+    from_treasury = _funded_by_treasury(session, order)
     row = Refund(notice_id=notice.id, amount=amount, reason=reason, idempotency_key=idempotency_key,
                  created_by=actor, created_at=utcnow())
     session.add(row)
     session.flush()
     allocation = _allocate(notice, amount)
-    postings.post_refund(session, notice, row, order.channel, allocation)
+    postings.post_refund(session, notice, row, order.channel, allocation, from_treasury=from_treasury)
     items = {item.line: item for item in notice.items}
     for line, part in allocation.items():
         items[line].refunded_amount += part

@@ -1,14 +1,15 @@
-"""Periodic work of the payment node: expiring unpaid notices, sealing e-receipts.
+"""Periodic work of the payment node: expiring unpaid notices, closing stale orders, sealing e-receipts.
 
-Beat sends ``payment.expire_notices`` every ``XSN_PAYMENT_EXPIRY_INTERVAL`` seconds and
-``payment.seal_receipts`` every ``XSN_PAYMENT_RECEIPT_INTERVAL`` seconds. Both are idempotent:
+Beat sends ``payment.expire_notices`` every ``XSN_PAYMENT_EXPIRY_INTERVAL`` seconds,
+``payment.close_stale_orders`` every ``XSN_PAYMENT_STALE_ORDER_INTERVAL`` seconds and
+``payment.seal_receipts`` every ``XSN_PAYMENT_RECEIPT_INTERVAL`` seconds. All are idempotent:
 a run that overlaps another, or repeats after a crash, finds nothing left to do.
 """
 
 from __future__ import annotations
 
 import os
-from datetime import date
+from datetime import date, timedelta
 
 from common.ops.tasks import celery_app, service_app
 
@@ -17,8 +18,6 @@ def _setting(name: str) -> float:
     from payment.config import SETTINGS
 
     return float(os.environ.get(f"XSN_{name}") or SETTINGS[name])
-
-
 
 
 @celery_app.task(name="payment.expire_notices", ignore_result=True)
@@ -31,6 +30,17 @@ def expire_notices() -> int:
         count = expire_due_notices(session, date.today())
         session.commit()
         return count
+
+
+@celery_app.task(name="payment.close_stale_orders", ignore_result=True)
+def close_stale_orders() -> dict[str, int]:
+    from common.db import get_db, utcnow
+    from payment.stale_orders import close_stale_orders as close
+
+    app = service_app("payment")
+    with app.app_context(), get_db(app).session() as session:
+        return dict(close(session, app.extensions["payment_channels"], app.extensions["payment_institution"],
+                          now=utcnow(), timeout=timedelta(seconds=_setting("PAYMENT_ORDER_TIMEOUT"))))
 
 
 @celery_app.task(name="payment.seal_receipts", ignore_result=True)
@@ -55,5 +65,7 @@ def deliver_notifications() -> int:
 def _schedule(sender, **_kwargs) -> None:
     expiry, receipts = _setting("PAYMENT_EXPIRY_INTERVAL"), _setting("PAYMENT_RECEIPT_INTERVAL")
     sender.add_periodic_task(expiry, expire_notices.s().set(expires=expiry), name="payment: expire notices")
+    stale = _setting("PAYMENT_STALE_ORDER_INTERVAL")
+    sender.add_periodic_task(stale, close_stale_orders.s().set(expires=stale), name="payment: close stale orders")
     sender.add_periodic_task(receipts, seal_receipts.s().set(expires=receipts), name="payment: seal receipts")
     sender.add_periodic_task(30.0, deliver_notifications.s().set(expires=30), name="payment: deliver notifications")

@@ -19,7 +19,7 @@ from flask import Flask, Response, abort, jsonify, redirect, render_template_str
 from payment.channel_sim.delivery import Deliverer
 from payment.channel_sim.keys import institution_keys
 from payment.channel_sim.notifications import SimOrder, notification
-from payment.channel_sim.statements import statement_file
+from payment.channel_sim.statements import SHANGHAI, statement_file
 from payment.payments import CHANNELS
 
 SCHEMA = """
@@ -34,7 +34,8 @@ PAY_PAGE = """<!doctype html><html lang="zh-CN"><meta charset="utf-8"><title>{{ 
 <h1>{{ names[channel] }}（模拟）</h1>
 <p>商户订单号 <code>{{ order.order_id }}</code></p>
 <p>应付金额 <strong id="amount">¥{{ "%d.%02d"|format(order.amount // 100, order.amount % 100) }}</strong></p>
-{% if order.status == "paid" %}<p id="status">已支付</p>{% else %}
+{% if order.status == "paid" %}<p id="status">已支付</p>{% elif order.status == "closed" %}<p id="status">订单已关闭</p>
+{% else %}
 <form method="post"><button id="pay" type="submit">确认支付 / Pay</button></form>{% endif %}
 </body></html>"""
 NAMES = {"wechat": "微信支付", "alipay": "支付宝", "bank": "银行柜台"}
@@ -96,19 +97,31 @@ def create_sim_app(var_dir: str | Path, *, merchant_id: str, app_id: str, retry_
         row = load(channel, order_id)
         if request.method == "GET":
             return render_template_string(PAY_PAGE, channel=channel, order=row, names=NAMES)
-        with lock, db() as conn:
-            if row["status"] != "paid":
-                conn.execute("UPDATE orders SET status = 'paid', transaction_id = ?, paid_at = ? "
-                             "WHERE channel = ? AND order_id = ?",
-                             (f"{channel[:2].upper()}{secrets.token_hex(10)}", datetime.now(UTC).isoformat(),
-                              channel, order_id))
+        with lock, db() as conn:  # only an open order is paid: a closed one takes no payment
+            conn.execute("UPDATE orders SET status = 'paid', transaction_id = ?, paid_at = ? "
+                         "WHERE channel = ? AND order_id = ? AND status = 'open'",
+                         (f"{channel[:2].upper()}{secrets.token_hex(10)}", datetime.now(UTC).isoformat(),
+                          channel, order_id))
         row = load(channel, order_id)
+        if row["status"] == "closed":
+            return jsonify(code="ORDER_CLOSED", message="the order was closed"), 409
         if request.args.get("drop") != "1":
             deliverer.schedule(sim_order(row), row["notify_url"], copies=1 + int(request.args.get("duplicates", 0)),
                                delay=float(request.args.get("delay", 0)))
         if row["return_url"] and request.args.get("redirect", "1") == "1":
             return redirect(row["return_url"])
         return jsonify(status="paid", transaction_id=row["transaction_id"])
+
+    @app.post("/<channel>/orders/<order_id>/close")
+    def close(channel: str, order_id: str):
+        """Close-order: an unpaid order takes no payment afterwards; a paid one answers ORDERPAID."""
+        load(channel, order_id)
+        with lock, db() as conn:
+            closed = conn.execute("UPDATE orders SET status = 'closed' WHERE channel = ? AND order_id = ? "
+                                  "AND status != 'paid'", (channel, order_id)).rowcount
+        if not closed:
+            return jsonify(code="ORDERPAID", message="the order is paid"), 409
+        return "", 204
 
     @app.get("/<channel>/orders/<order_id>/notification")
     def query(channel: str, order_id: str):
@@ -128,8 +141,8 @@ def create_sim_app(var_dir: str | Path, *, merchant_id: str, app_id: str, retry_
             rows = [sim_order(r) for r in conn.execute(
                 "SELECT * FROM orders WHERE channel = ? AND status = 'paid' ORDER BY paid_at", (channel,))]
         wanted = date.fromisoformat(day)
-        data, content_type = statement_file(channel, [r for r in rows if r.paid_at.date() == wanted],
-                                            merchant_id=merchant_id)
+        of_day = [r for r in rows if r.paid_at.astimezone(SHANGHAI).date() == wanted]  # a Beijing day
+        data, content_type = statement_file(channel, of_day, merchant_id=merchant_id)
         return Response(data, content_type=content_type,
                         headers={"X-Statement-SHA256": hashlib.sha256(data).hexdigest()})
 

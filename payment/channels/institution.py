@@ -44,6 +44,24 @@ class InstitutionClient:
                                      code="channel_unavailable")
         return dict(response.headers), response.content
 
+    def close_order(self, channel: str, order_id: str) -> str:
+        """Close an unpaid order at the institution (WeChat's close-order, Alipay's trade.close):
+        no payment is taken for it afterwards. ``"closed"`` (also when the institution never had
+        it: the order was not opened there), or ``"paid"`` when the payer paid first.
+
+        :raise ServiceUnavailable: the institution did not answer.
+        """
+        try:
+            response = self._client.post(f"/{channel}/orders/{order_id}/close")
+        except OSError as exc:
+            raise ServiceUnavailable(f"the {channel} channel is unreachable", code="channel_unavailable") from exc
+        if response.status_code in (204, 404):
+            return "closed"
+        if response.status_code == 409:  # ORDERPAID
+            return "paid"
+        raise ServiceUnavailable(f"the {channel} channel answered {response.status_code}",
+                                 code="channel_unavailable")
+
     def statement(self, channel: str, day: str) -> tuple[bytes, str | None]:
         """The day's statement file and the SHA-256 the institution published for it.
 

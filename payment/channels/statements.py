@@ -64,7 +64,10 @@ def parse_statement(channel: str, data: bytes) -> list[StatementLine]:
                 raise MalformedStatement("the summary lines are missing")
             lines = [StatementLine(n, r[3].lstrip("`"), r[2].lstrip("`"), _amount(r[5].lstrip("`"), n, True))
                      for n, r in enumerate(body, start=2) if _width(r, 6, n)]
-            total = _amount(rows[-1][1].lstrip("`"), len(rows) + 1, True) if len(rows[-1]) == 2 else -1
+            raw_total = rows[-1][1].lstrip("`") if len(rows[-1]) == 2 else None
+            # A day without payments is a statement too: no lines, a total of 0.00.
+            total = (-1 if raw_total is None else 0 if raw_total == "0.00" and not lines
+                     else _amount(raw_total, len(rows) + 1, True))
             if int(rows[-1][0].lstrip("`")) != len(lines) or total != sum(x.amount for x in lines):
                 raise MalformedStatement("the summary does not match the lines")
             return lines

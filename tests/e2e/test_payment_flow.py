@@ -70,6 +70,11 @@ def test_pay_refund_and_reconcile_through_the_gateway(suite):
     collector = _token(suite, "xsn-dept-market", "payment:collect")
     finance = _token(suite, "xsn-admin", "payment:admin")
 
+    def received() -> int:  # the suite is shared: other tests pay through WeChat too
+        accounts = requests.get(f"{gateway}/payment/ledger/accounts", headers=finance, timeout=10).json()
+        return next(a for a in accounts if a["id"] == "channel_receivable:wechat")["debits_posted"]
+
+    before = received()
     notice = _issue(gateway, collector, "e2e-pay-1")
     pay_url = _pay_at_cashier(gateway, notice, "wechat")
     assert pay_url.startswith(suite.base_url("channel-sim"))
@@ -82,9 +87,7 @@ def test_pay_refund_and_reconcile_through_the_gateway(suite):
 
     assert _wait_for(notice_paid)["paid_amount"] == 6000
     time.sleep(2)  # let the duplicates arrive: they must change nothing
-    revenue = {a["id"]: a for a in requests.get(f"{gateway}/payment/ledger/accounts", headers=finance,
-                                                  timeout=10).json()}
-    assert revenue["channel_receivable:wechat"]["debits_posted"] == 6000
+    assert received() - before == 6000
 
     # A second payment whose notification never comes: the statement will show it.
     lost = _issue(gateway, collector, "e2e-pay-2")
@@ -122,3 +125,24 @@ def test_a_forged_notification_through_the_gateway_is_refused(suite):
                                     "Wechatpay-Signature": "AAAA", "Wechatpay-Serial": "x",
                                     "X-Forwarded-For": "10.9.9.9"})
     assert answer.status_code == 500 and answer.json()["code"] == "FAIL"
+
+
+def test_an_order_the_payer_walked_away_from_is_closed_and_the_notice_is_payable_again(suite):
+    gateway = suite.base_url("gateway")
+    collector = _token(suite, "xsn-dept-market", "payment:collect")
+    notice = _issue(gateway, collector, "e2e-stale-1")
+    pay_url = _pay_at_cashier(gateway, notice, "wechat")  # the payer opens WeChat Pay's page and leaves
+    status = requests.get(f"{gateway}/payment/notices/{notice['id']}", headers=collector, timeout=10).json()["status"]
+    assert status == "paying"
+
+    swept = subprocess.run([sys.executable, "-m", "common.ops.cli", "payment", "close-stale-orders", "--older-than",
+                            "0"], capture_output=True, text=True, env={**os.environ, **suite.child_env()}, timeout=60)
+    assert swept.returncode == 0 and "closed" in swept.stdout, swept.stdout + swept.stderr
+    assert requests.get(f"{gateway}/payment/notices/{notice['id']}", headers=collector,
+                        timeout=10).json()["status"] == "created"
+    late = requests.post(f"{pay_url}?redirect=0", timeout=10)  # the institution takes no payment for it now
+    assert late.status_code == 409 and late.json()["code"] == "ORDER_CLOSED"
+    again = _pay_at_cashier(gateway, notice, "wechat")  # a new order, paid this time
+    assert requests.post(f"{again}?redirect=0", timeout=10).status_code == 200
+    assert _wait_for(lambda: requests.get(f"{gateway}/payment/notices/{notice['id']}", headers=collector,
+                                          timeout=10).json()["status"] == "paid")

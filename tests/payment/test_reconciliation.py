@@ -139,3 +139,13 @@ def test_settlement_moves_a_closed_days_net_once(session, paid_orders, departmen
     treasury = session.get(LedgerAccount, f"treasury_settlement:{department[0]}")
     assert treasury.debits_posted == 2 * 4550
     assert check_ledger(session).ok
+
+
+def test_a_day_without_payments_is_an_empty_statement_not_a_malformed_one():
+    from payment.channels.statements import parse_statement
+
+    data, _type = statement_file("wechat", [], merchant_id=MCH)
+    assert parse_statement("wechat", data) == []
+    forged = data.replace(b"`0.00", b"`1.00")  # a total without lines is still refused
+    with pytest.raises(MalformedStatement):
+        parse_statement("wechat", forged)
