@@ -76,11 +76,14 @@ def _writer(directory: Path, records: int) -> dict[str, float]:
         await asyncio.gather(*(spool.record({**RECORD, "request_id": f"{i:032x}"}) for i in range(records)))
 
     asyncio.run(fill())
+    from gateway.audit.spool_reader import SpoolReader
+
     database = Database(url)
-    writer = AuditWriter(spool, database, batch=500)
+    writer = AuditWriter(SpoolReader(directory / "spool"), database, batch=500)
     started = time.perf_counter()
     moved = writer.drain()
     elapsed = time.perf_counter() - started
+    writer.spool.close()
     spool.close()
     database.dispose()
     return {"records_per_s": round(moved / elapsed), "us_per_record": round(elapsed / moved * 1e6, 1)}
