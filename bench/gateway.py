@@ -145,8 +145,8 @@ http {{
 
 
 @contextlib.contextmanager
-def gateway(upstream: str, work: Path, workers: int, audit_sink: str = "audit",
-            profile: Path | None = None) -> Iterator[tuple[str, dict, subprocess.Popen]]:
+def gateway(upstream: str, work: Path, workers: int, audit_sink: str = "audit", profile: Path | None = None,
+            settings: dict[str, str] | None = None) -> Iterator[tuple[str, dict, subprocess.Popen]]:
     """The gateway in front of ``upstream``; yields its URL, the headers of a valid token, the process."""
     from tests.support.suite import TokenFactory
 
@@ -171,6 +171,7 @@ def gateway(upstream: str, work: Path, workers: int, audit_sink: str = "audit",
                XSN_GATEWAY_ADMIN_URL=upstream, XSN_DATABASE_URL=database_url, XSN_GATEWAY_AUDIT_SINK=audit_sink,
                XSN_KEK="00" * 16,
                XSN_GATEWAY_RATE_LIMITS=json.dumps({"default": {"rate": 10_000_000, "burst": 10_000_000}}))
+    env.update({f"XSN_{key}": value for key, value in (settings or {}).items()})
     argv = [sys.executable, "-m", "gateway.edge", "--port", str(port), "--workers", str(workers)]
     if profile is not None:
         # One edge process under cProfile timed by the CPU its event loop's thread uses (wall
@@ -264,6 +265,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="gateway processes")
     parser.add_argument("--idle", type=int, default=1000)
+    parser.add_argument("--setting", action="append", default=[], metavar="KEY=VALUE",
+                        help="a gateway setting for the edge and its writers (XSN_KEY=VALUE), e.g. "
+                             "AUDIT_SPOOL_GROUP_WINDOW_MS=1")
     parser.add_argument("--profile", type=Path, default=None,
                         help="run the gateway (use --workers 1) under cProfile and write its stats here")
     parser.add_argument("--upstream-threads", type=int, default=4,
@@ -272,7 +276,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--audit-sink", default="audit", choices=["audit", "memory"],
                         help="memory: audit records kept in a list, to measure what the durable log costs")
     args = parser.parse_args(argv)
-    figures: dict = {"audit_sink": args.audit_sink, "connections": args.connections,
+    figures: dict = {"audit_sink": args.audit_sink, "settings": args.setting, "connections": args.connections,
                      "gateway_workers": args.workers, "cores": os.cpu_count(),
                      "upstream": f"gunicorn 2 x gthread {args.upstream_threads} threads" if args.upstream_threads
                      else "gunicorn 2 sync workers", "load_generator": f"wrk ({wrk_version()}), 2 threads"}
@@ -281,7 +285,8 @@ def main(argv: list[str] | None = None) -> None:
         with gunicorn("bench.gateway:upstream_app()", workers=2, cwd=ROOT, ready_path="/livez",
                       threads=args.upstream_threads) as upstream, \
                 nginx(upstream.url, work) as (nginx_url, nginx_pid), \
-                gateway(upstream.url, work, args.workers, args.audit_sink, args.profile) as (gw_url, auth, gw):
+                gateway(upstream.url, work, args.workers, args.audit_sink, args.profile,
+                        dict(item.split("=", 1) for item in args.setting)) as (gw_url, auth, gw):
             _check(gw_url + "/bench/item", auth)
             targets = {"direct": (upstream.url + "/item", {}), "nginx": (nginx_url + "/item", {}),
                        "gateway": (gw_url + "/bench/item", auth)}
