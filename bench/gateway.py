@@ -4,19 +4,26 @@ plain reverse proxy, and through the gateway with JWT verification, rate limitin
 Run from the repository root::
 
     python -m bench.gateway [--seconds 5] [--connections 32] [--workers 2] [--idle 1000]
+        [--rounds 2] [--upstream-threads 4] [--audit-sink audit|memory] [--setting KEY=VALUE]
+        [--profile edge.prof]
 
-The upstream is a bare Flask app (``GET /item`` → small JSON) under gunicorn with 2 sync
-workers. nginx (Debian ``nginx-light``, ``/usr/sbin/nginx``) runs unprivileged on a free
-port with a keep-alive upstream and no access log, from a configuration this benchmark
-writes. The gateway (``python -m gateway.edge``, ``--workers`` processes on SO_REUSEPORT)
-routes ``/bench/item`` with ``auth: token`` and a required scope, so every request is an
-ES256 access token verified (then served from the gateway's verified-token cache), a
-token-bucket limit taken (in memory, limit high enough never to refuse) and an audit
-record written durably (the default sink: each worker's fsync'd spool, group-committed, moved
-by its writer thread into the SM3 Merkle log in a SQLite gateway database; the count of
-records in that log is reported as ``audit_records``). Load comes from
-``wrk`` (``bench/_load.py``), in rounds of direct, nginx, gateway back to back; ratios and
-added latency are the median over rounds of each round's own figures.
+The upstream is a bare Flask app (``GET /item`` → small JSON) under gunicorn, 2 gthread
+workers × ``--upstream-threads`` (4; they keep connections alive; 0: sync workers, which close
+each connection after one answer), the same behind every front. nginx (Debian ``nginx-light``,
+``/usr/sbin/nginx``) runs unprivileged on a free port with a keep-alive upstream
+(``keepalive 64``) and no access log, from a configuration this benchmark writes. The gateway
+(``python -m gateway.edge``, ``--workers`` processes on SO_REUSEPORT) routes ``/bench/item``
+with ``auth: token`` and a required scope, so every request is an ES256 access token verified
+(then served from the gateway's verified-token cache), a token-bucket limit taken (in memory,
+limit high enough never to refuse) and an audit record written durably (the default sink:
+each edge process's fsync'd spool, group-committed; ``python -m gateway.audit_writer`` runs
+beside it, one process per spool, moving the records into the SM3 Merkle log in a SQLite
+gateway database; the count of records in that log is reported as ``audit_records``). Load
+comes from ``wrk`` (``bench/_load.py``; its version is in the result), 2 threads, in rounds of
+direct, nginx, gateway back to back; ratios and added latency are the median over rounds of
+each round's own figures. Each round also reports the CPU per request of the front's own
+processes (nginx; the edge and its writers, and the writers alone) and of the upstream, and
+the result has one edge process's spool figures (records per fsync, fsync time).
 
 Then ``--idle`` connections are opened to the gateway, each sending half a request head,
 and a normal request is timed while they are held. The last line is ``RESULT {json}`` with
@@ -276,7 +283,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--audit-sink", default="audit", choices=["audit", "memory"],
                         help="memory: audit records kept in a list, to measure what the durable log costs")
     args = parser.parse_args(argv)
-    figures: dict = {"audit_sink": args.audit_sink, "settings": args.setting, "connections": args.connections,
+    figures: dict = {"audit_sink": args.audit_sink, "settings": " ".join(args.setting) or "defaults",
+                     "connections": args.connections,
                      "gateway_workers": args.workers, "cores": os.cpu_count(),
                      "upstream": f"gunicorn 2 x gthread {args.upstream_threads} threads" if args.upstream_threads
                      else "gunicorn 2 sync workers", "load_generator": f"wrk ({wrk_version()}), 2 threads"}
