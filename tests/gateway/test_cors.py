@@ -74,6 +74,15 @@ def test_a_route_policy_overrides_the_service_default(edge):
     assert "Access-Control-Allow-Origin" not in service_default.headers
 
 
+def test_the_services_own_cors_headers_are_dropped(edge):
+    token = edge.tokens.bearer(aud="xsn:seal")
+    plain = requests.get(f"{edge.url}/seal/cors", headers=token, timeout=5)
+    assert plain.status_code == 200 and not [h for h in plain.headers if h.lower().startswith("access-control-")]
+    allowed = requests.get(f"{edge.url}/seal/cors", headers={**token, "Origin": APP}, timeout=5)
+    assert allowed.headers["Access-Control-Allow-Origin"] == APP  # the route's policy, not the service's *
+    assert "Access-Control-Allow-Credentials" not in allowed.headers
+
+
 def test_routes_without_cors_behave_as_before(edge):
     # identity's file has no cors: a preflight is an OPTIONS like any other (here 401 or 405, not 204).
     response = _preflight(edge, "/identity/jwks.json", APP, method="GET")
