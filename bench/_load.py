@@ -99,6 +99,13 @@ def wrk_path() -> str:
     return path
 
 
+def wrk_version() -> str:
+    """The first line ``wrk -v`` prints (e.g. ``wrk 4.1.0 [epoll] ...``), for the record."""
+    proc = subprocess.run([wrk_path(), "-v"], capture_output=True, text=True, check=False)
+    lines = (proc.stdout or proc.stderr).strip().splitlines()
+    return lines[0] if lines else "wrk"
+
+
 def lua_string(value: str | bytes) -> str:
     """A Lua string literal holding ``value`` byte for byte."""
     data = value.encode() if isinstance(value, str) else value
@@ -212,13 +219,16 @@ class Server:
 
 @contextlib.contextmanager
 def gunicorn(target: str, *, env: Mapping[str, str] | None = None, workers: int = 2, ready_path: str = "/livez",
-             cwd: str | Path | None = None, timeout_s: float = 60.0) -> Iterator[Server]:
+             cwd: str | Path | None = None, timeout_s: float = 60.0, threads: int = 0) -> Iterator[Server]:
     """``target`` (``module:callable()``) under gunicorn with ``workers`` sync workers on a
     free loopback port, without access logs (the same way for every app a benchmark compares);
-    stopped on exit."""
+    stopped on exit. ``threads`` > 0: gthread workers with that many threads each, which keep
+    client connections alive (sync workers close each after one answer)."""
     port = free_port()
     argv = [sys.executable, "-m", "gunicorn", "--workers", str(workers), "--bind", f"127.0.0.1:{port}",
             "--keep-alive", "30", "--log-level", "warning", "--no-control-socket", target]
+    if threads > 0:
+        argv[-1:-1] = ["--worker-class", "gthread", "--threads", str(threads)]
     server = subprocess.Popen(argv, env=dict(env if env is not None else os.environ), cwd=cwd,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     url = f"http://127.0.0.1:{port}"

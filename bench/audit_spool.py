@@ -8,7 +8,9 @@ The spool directory must be on the disk the edge would use (a tmpfs makes fsync 
 figures meaningless). Measured, in one run: one caller at a time (each record waits for its own
 fsync: the latency an idle edge adds), ``--concurrency`` callers with ``max_batch=1`` (fsync per
 record), the same callers with group commit (the records arriving during one fsync share the
-next), and the writer moving the spooled records into a SQLite audit log (FULL sync, as shipped).
+next; and with 16 callers, as one edge process has at bench.gateway's 32 connections), and the
+writer moving the spooled records into a SQLite audit log (FULL sync, as shipped) in batches of
+500 and of 20. CPU per record is this process's (the fsync's kernel time included).
 Ends with ``RESULT {json}``.
 """
 
@@ -47,20 +49,21 @@ def _run(directory: Path, records: int, concurrency: int, **options) -> dict[str
         per = records // concurrency
         await asyncio.gather(*(caller(per) for _ in range(concurrency)))
 
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     asyncio.run(main())
-    elapsed = time.perf_counter() - started
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
     fsyncs = spool.fsyncs
     spool.close()
     latencies.sort()
     done = len(latencies)
     return {"records_per_s": round(done / elapsed), "us_per_record": round(elapsed / done * 1e6, 1),
-            "fsyncs": fsyncs, "records_per_fsync": round(done / max(1, fsyncs), 1),
+            "cpu_us_per_record": round(cpu / done * 1e6, 1), "fsyncs": fsyncs,
+            "records_per_fsync": round(done / max(1, fsyncs), 1),
             "p50_ms": round(statistics.median(latencies) * 1000, 3),
             "p99_ms": round(latencies[int(done * 0.99) - 1] * 1000, 3)}
 
 
-def _writer(directory: Path, records: int) -> dict[str, float]:
+def _writer(directory: Path, records: int, batch: int = 500) -> dict[str, float]:
     """Spool ``records``, then time the writer moving them into a migrated SQLite database."""
     from common.db import Database
     from common.ops.migrate import upgrade
@@ -76,14 +79,18 @@ def _writer(directory: Path, records: int) -> dict[str, float]:
         await asyncio.gather(*(spool.record({**RECORD, "request_id": f"{i:032x}"}) for i in range(records)))
 
     asyncio.run(fill())
+    from gateway.audit.spool_reader import SpoolReader
+
     database = Database(url)
-    writer = AuditWriter(spool, database, batch=500)
-    started = time.perf_counter()
+    writer = AuditWriter(SpoolReader(directory / "spool"), database, batch=batch)
+    started, cpu_started = time.perf_counter(), time.process_time()
     moved = writer.drain()
-    elapsed = time.perf_counter() - started
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+    writer.spool.close()
     spool.close()
     database.dispose()
-    return {"records_per_s": round(moved / elapsed), "us_per_record": round(elapsed / moved * 1e6, 1)}
+    return {"records_per_s": round(moved / elapsed), "us_per_record": round(elapsed / moved * 1e6, 1),
+            "cpu_us_per_record": round(cpu / moved * 1e6, 1)}
 
 
 def main() -> None:
@@ -98,17 +105,20 @@ def main() -> None:
         sequential = _run(base / "one", min(args.records, 500), 1)
         per_record = _run(base / "per-record", args.records, args.concurrency, max_batch=1)
         grouped = _run(base / "grouped", args.records, args.concurrency)
+        edge_like = _run(base / "edge-like", args.records, 16)  # a bench.gateway edge process's callers
         writer = _writer(base / "writer", args.records)
+        writer_small = _writer(base / "writer-20", min(args.records, 2000), batch=20)
     finally:
         if args.dir is None:
             shutil.rmtree(base, ignore_errors=True)
     for name, figures in (("one caller (fsync each)", sequential), ("fsync per record", per_record),
-                          ("group commit", grouped), ("writer to SQLite", writer)):
+                          ("group commit", grouped), ("group commit, 16 callers", edge_like),
+                          ("writer, batches of 500", writer), ("writer, batches of 20", writer_small)):
         print(f"{name:<26} " + "  ".join(f"{k}={v}" for k, v in figures.items()))
     print_result({"concurrency": args.concurrency, "sequential": sequential, "fsync_per_record": per_record,
                   "group_commit": grouped, "group_speedup": round(grouped["records_per_s"]
                                                                   / max(1, per_record["records_per_s"]), 1),
-                  "writer": writer})
+                  "group_commit_16_callers": edge_like, "writer": writer, "writer_batch_20": writer_small})
 
 
 if __name__ == "__main__":

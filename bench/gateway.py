@@ -4,19 +4,26 @@ plain reverse proxy, and through the gateway with JWT verification, rate limitin
 Run from the repository root::
 
     python -m bench.gateway [--seconds 5] [--connections 32] [--workers 2] [--idle 1000]
+        [--rounds 2] [--upstream-threads 4] [--audit-sink audit|memory] [--setting KEY=VALUE]
+        [--profile edge.prof]
 
-The upstream is a bare Flask app (``GET /item`` → small JSON) under gunicorn with 2 sync
-workers. nginx (Debian ``nginx-light``, ``/usr/sbin/nginx``) runs unprivileged on a free
-port with a keep-alive upstream and no access log, from a configuration this benchmark
-writes. The gateway (``python -m gateway.edge``, ``--workers`` processes on SO_REUSEPORT)
-routes ``/bench/item`` with ``auth: token`` and a required scope, so every request is an
-ES256 access token verified (then served from the gateway's verified-token cache), a
-token-bucket limit taken (in memory, limit high enough never to refuse) and an audit
-record written durably (the default sink: each worker's fsync'd spool, group-committed, moved
-by its writer thread into the SM3 Merkle log in a SQLite gateway database; the count of
-records in that log is reported as ``audit_records``). Load comes from
-``wrk`` (``bench/_load.py``), in rounds of direct, nginx, gateway back to back; ratios and
-added latency are the median over rounds of each round's own figures.
+The upstream is a bare Flask app (``GET /item`` → small JSON) under gunicorn, 2 gthread
+workers × ``--upstream-threads`` (4; they keep connections alive; 0: sync workers, which close
+each connection after one answer), the same behind every front. nginx (Debian ``nginx-light``,
+``/usr/sbin/nginx``) runs unprivileged on a free port with a keep-alive upstream
+(``keepalive 64``) and no access log, from a configuration this benchmark writes. The gateway
+(``python -m gateway.edge``, ``--workers`` processes on SO_REUSEPORT) routes ``/bench/item``
+with ``auth: token`` and a required scope, so every request is an ES256 access token verified
+(then served from the gateway's verified-token cache), a token-bucket limit taken (in memory,
+limit high enough never to refuse) and an audit record written durably (the default sink:
+each edge process's fsync'd spool, group-committed; ``python -m gateway.audit_writer`` runs
+beside it, one process per spool, moving the records into the SM3 Merkle log in a SQLite
+gateway database; the count of records in that log is reported as ``audit_records``). Load
+comes from ``wrk`` (``bench/_load.py``; its version is in the result), 2 threads, in rounds of
+direct, nginx, gateway back to back; ratios and added latency are the median over rounds of
+each round's own figures. Each round also reports the CPU per request of the front's own
+processes (nginx; the edge and its writers, and the writers alone) and of the upstream, and
+the result has one edge process's spool figures (records per fsync, fsync time).
 
 Then ``--idle`` connections are opened to the gateway, each sending half a request head,
 and a normal request is timed while they are held. The last line is ``RESULT {json}`` with
@@ -44,7 +51,7 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
-from bench._load import free_port, gunicorn, tree_cpu_seconds, wrk
+from bench._load import free_port, gunicorn, tree_cpu_seconds, wrk, wrk_version
 from bench.result import print_result
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -107,7 +114,7 @@ def _process(argv: list[str], *, env: dict | None = None, log: Path | None = Non
 
 
 @contextlib.contextmanager
-def nginx(upstream: str, work: Path) -> Iterator[str]:
+def nginx(upstream: str, work: Path) -> Iterator[tuple[str, int]]:
     if not shutil.which(NGINX) and not os.path.exists(NGINX):
         raise SystemExit(NGINX_HINT)
     port = free_port()
@@ -141,12 +148,12 @@ http {{
     with _process(argv) as proc:
         url = f"http://127.0.0.1:{port}"
         _wait(url + "/item", proc=proc)
-        yield url
+        yield url, proc.pid
 
 
 @contextlib.contextmanager
-def gateway(upstream: str, work: Path, workers: int,
-            audit_sink: str = "audit") -> Iterator[tuple[str, dict, subprocess.Popen]]:
+def gateway(upstream: str, work: Path, workers: int, audit_sink: str = "audit", profile: Path | None = None,
+            settings: dict[str, str] | None = None) -> Iterator[tuple[str, dict, subprocess.Popen]]:
     """The gateway in front of ``upstream``; yields its URL, the headers of a valid token, the process."""
     from tests.support.suite import TokenFactory
 
@@ -171,10 +178,23 @@ def gateway(upstream: str, work: Path, workers: int,
                XSN_GATEWAY_ADMIN_URL=upstream, XSN_DATABASE_URL=database_url, XSN_GATEWAY_AUDIT_SINK=audit_sink,
                XSN_KEK="00" * 16,
                XSN_GATEWAY_RATE_LIMITS=json.dumps({"default": {"rate": 10_000_000, "burst": 10_000_000}}))
+    env.update({f"XSN_{key}": value for key, value in (settings or {}).items()})
     argv = [sys.executable, "-m", "gateway.edge", "--port", str(port), "--workers", str(workers)]
-    with _process(argv, env=env, log=work / "gateway.log") as proc:
+    if profile is not None:
+        # One edge process under cProfile timed by the CPU its event loop's thread uses (wall
+        # time on a loaded machine would charge other processes' turns to whatever was running);
+        # the stats are written when it stops.
+        argv[1:3] = ["-c", "import cProfile, sys, time; from gateway.edge.__main__ import main; "
+                           "p = cProfile.Profile(time.thread_time); sys.argv[0] = 'gateway.edge'; "
+                           f"p.runcall(main, sys.argv[1:]); p.dump_stats({str(profile)!r})"]
+    # The audit writer processes (one per edge worker's spool), as `xsn run` starts them.
+    writer_argv = [sys.executable, "-m", "gateway.audit_writer", "--workers", str(workers)]
+    with _process(argv, env=env, log=work / "gateway.log") as proc, \
+            (_process(writer_argv, env=env, log=work / "audit-writer.log") if audit_sink == "audit"
+             else contextlib.nullcontext()) as writer:
         url = f"http://127.0.0.1:{port}"
         _wait(url + "/readyz", proc=proc)
+        proc.writer = writer
         token = tokens.token(aud="xsn:bench", scope="bench:read", client_id="bench-client", lifetime=3600)
         yield url, {"Authorization": f"Bearer {token}"}, proc
 
@@ -230,6 +250,17 @@ def _audit_records(database: Path, *, wait_s: float) -> int:
         time.sleep(1.0)
 
 
+def _readyz_audit(url: str) -> dict | None:
+    """One edge process's view of its spool: group size and fsync time (``/readyz``'s ``audit_log``)."""
+    try:
+        with urllib.request.urlopen(url + "/readyz", timeout=5) as response:  # noqa: S310 - loopback
+            return json.loads(response.read()).get("audit_log")
+    except OSError as exc:
+        if hasattr(exc, "read"):
+            return json.loads(exc.read()).get("audit_log")
+        return None
+
+
 def _median(values: list[float], digits: int) -> float:
     return round(statistics.median(values), digits)
 
@@ -241,16 +272,29 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="gateway processes")
     parser.add_argument("--idle", type=int, default=1000)
+    parser.add_argument("--setting", action="append", default=[], metavar="KEY=VALUE",
+                        help="a gateway setting for the edge and its writers (XSN_KEY=VALUE), e.g. "
+                             "AUDIT_SPOOL_GROUP_WINDOW_MS=1")
+    parser.add_argument("--profile", type=Path, default=None,
+                        help="run the gateway (use --workers 1) under cProfile and write its stats here")
+    parser.add_argument("--upstream-threads", type=int, default=4,
+                        help="threads per gunicorn gthread worker of the upstream (keep-alive); 0: sync workers, "
+                             "which close each connection after one answer")
     parser.add_argument("--audit-sink", default="audit", choices=["audit", "memory"],
                         help="memory: audit records kept in a list, to measure what the durable log costs")
     args = parser.parse_args(argv)
-    figures: dict = {"audit_sink": args.audit_sink, "connections": args.connections,
-                     "gateway_workers": args.workers, "cores": os.cpu_count()}
+    figures: dict = {"audit_sink": args.audit_sink, "settings": " ".join(args.setting) or "defaults",
+                     "connections": args.connections,
+                     "gateway_workers": args.workers, "cores": os.cpu_count(),
+                     "upstream": f"gunicorn 2 x gthread {args.upstream_threads} threads" if args.upstream_threads
+                     else "gunicorn 2 sync workers", "load_generator": f"wrk ({wrk_version()}), 2 threads"}
     with tempfile.TemporaryDirectory(prefix="xsn-bench-gw-") as tmp:
         work = Path(tmp)
-        with gunicorn("bench.gateway:upstream_app()", workers=2, cwd=ROOT, ready_path="/livez") as upstream, \
-                nginx(upstream.url, work) as nginx_url, \
-                gateway(upstream.url, work, args.workers, args.audit_sink) as (gw_url, auth, gw):
+        with gunicorn("bench.gateway:upstream_app()", workers=2, cwd=ROOT, ready_path="/livez",
+                      threads=args.upstream_threads) as upstream, \
+                nginx(upstream.url, work) as (nginx_url, nginx_pid), \
+                gateway(upstream.url, work, args.workers, args.audit_sink, args.profile,
+                        dict(item.split("=", 1) for item in args.setting)) as (gw_url, auth, gw):
             _check(gw_url + "/bench/item", auth)
             targets = {"direct": (upstream.url + "/item", {}), "nginx": (nginx_url + "/item", {}),
                        "gateway": (gw_url + "/bench/item", auth)}
@@ -259,19 +303,30 @@ def main(argv: list[str] | None = None) -> None:
             for _round in range(args.rounds):
                 paired.append({})
                 for name, (url, headers) in targets.items():
-                    cpu_before = tree_cpu_seconds(gw.pid)
+                    # CPU of the front's own processes (nginx; the edge and its audit writers) and of the upstream.
+                    fronts = {"direct": [], "nginx": [nginx_pid],
+                              "gateway": [gw.pid] + ([gw.writer.pid] if gw.writer else [])}[name]
+                    front_before = sum(tree_cpu_seconds(pid) for pid in fronts)
+                    upstream_before = upstream.cpu_seconds()
+                    writer_before = tree_cpu_seconds(gw.writer.pid) if gw.writer else 0.0
                     result = wrk(url, duration=args.seconds, connections=args.connections, headers=headers)
                     if not result.ok:
                         raise RuntimeError(f"{name}: {result}")
+                    per = 1000 / max(1, result.requests)
                     entry = {"rps": round(result.requests_per_s), "p50_ms": round(result.p50_ms, 2),
-                             "p99_ms": round(result.p99_ms, 2), "wrk_cpu_s": round(result.wrk_cpu_s, 2)}
-                    if name == "gateway":
-                        entry["gateway_cpu_ms_per_request"] = round(
-                            (tree_cpu_seconds(gw.pid) - cpu_before) * 1000 / max(1, result.requests), 3)
+                             "p99_ms": round(result.p99_ms, 2), "wrk_cpu_s": round(result.wrk_cpu_s, 2),
+                             "upstream_cpu_ms_per_request": round((upstream.cpu_seconds() - upstream_before) * per, 3)}
+                    if fronts:
+                        entry["front_cpu_ms_per_request"] = round(
+                            (sum(tree_cpu_seconds(pid) for pid in fronts) - front_before) * per, 3)
+                    if name == "gateway" and gw.writer:
+                        entry["writer_cpu_ms_per_request"] = round(
+                            (tree_cpu_seconds(gw.writer.pid) - writer_before) * per, 3)
                     print(f"{name:8s} round {_round + 1}: {entry}", flush=True)
                     paired[-1][name] = entry
                     if name not in best or entry["rps"] > best[name]["rps"]:
                         best[name] = entry
+            figures["gateway_audit_log"] = _readyz_audit(gw_url)
             idle = idle_connections(gw_url, auth, args.idle)
             print(f"idle: {idle}", flush=True)
             audited = _audit_records(work / "var" / "gateway.db", wait_s=30) if args.audit_sink == "audit" else None

@@ -14,7 +14,11 @@ SETTINGS: dict[str, Any] = {
     "AUDIT_SPOOL_SEGMENT_BYTES": 16 * 1024 * 1024,
     "AUDIT_SPOOL_GROUP_WINDOW_MS": 0.0,  # extra wait before an fsync to gather records (0: none)
     "AUDIT_WRITER_BATCH": 500,  # records per database transaction at most
-    "AUDIT_WRITER_INTERVAL": 0.05,  # seconds the writer sleeps when the spool is drained
+    # Seconds the writer waits after a pass that found less than a batch. Longer = bigger batches,
+    # less writer CPU per record (measured: 555 µs at 5 records a transaction, 205 at 20, 132 at
+    # 100, 63 at 500); records reach the database within about this long. The backlog bound
+    # (AUDIT_SPOOL_MAX_BYTES) is what protects the edge, not this.
+    "AUDIT_WRITER_INTERVAL": 0.5,
     "AUDIT_CHECKPOINT_INTERVAL": 5,  # seconds: a grown log gets a new signed checkpoint at most this stale
     "AUDIT_LOG_ORIGIN": "xsn.xian/gateway-audit-log",  # checkpoint origin and signed-note key name
     "AUDIT_RETENTION_DAYS": 180,  # GB/T 22239 level 3 asks for at least 6 months

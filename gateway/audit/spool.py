@@ -6,13 +6,18 @@ Merkle log. The spool is what makes "never silently dropped" cheap: one fsync of
 covers every record that arrived while the previous fsync ran (group commit), where a database
 commit per request would cost a transaction each.
 
+The edge process only appends (:class:`AuditSpool`); the writer is its own process
+(``python -m gateway.audit_writer``, reading through :mod:`gateway.audit.spool_reader`),
+so moving records into the database costs the edge nothing.
+
 On disk: a directory holding ``spool.id`` (a random id, so the writer can tell a new spool from
-the one its saved position belongs to), ``lock`` (``flock``: one process per spool) and segment
-files ``<start>.seg``, where ``<start>`` is the global byte position of the segment's first
-frame. A frame is ``>II`` (payload length, CRC-32 of the payload) followed by the payload,
-compact JSON of one record. Positions are global byte offsets across segments, so "everything
-before position P has reached the database" is one integer, saved by the writer in the same
-transaction as the records (exactly once).
+the one its saved position belongs to), ``lock`` (``flock``: one edge process per spool),
+``writer.lock`` (one writer process per spool), ``state`` (what the two tell each other:
+:mod:`gateway.audit.spool_state`) and segment files ``<start>.seg``, where ``<start>`` is the
+global byte position of the segment's first frame. A frame is ``>II`` (payload length, CRC-32
+of the payload) followed by the payload, compact JSON of one record. Positions are global byte
+offsets across segments, so "everything before position P has reached the database" is one
+integer, saved by the writer in the same transaction as the records (exactly once).
 
 Crash safety: a frame is acknowledged only after the fsync that covers it returned. A crash in
 the middle of a write leaves a torn frame at the end of the newest segment; reopening the spool
@@ -29,6 +34,7 @@ import os
 import secrets
 import struct
 import threading
+import time
 import zlib
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -38,6 +44,7 @@ from typing import Any
 import structlog
 
 from common.errors import ServiceUnavailable
+from gateway.audit.spool_state import SpoolState
 
 log = structlog.get_logger("xsn.gateway.audit.spool")
 
@@ -109,7 +116,46 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view):]
 
 
-def _fsync_dir(path: Path) -> None:
+def segment_path(directory: Path, start: int) -> Path:
+    return directory / f"{start:020d}{SEGMENT_SUFFIX}"
+
+
+def segment_starts(directory: Path) -> list[int]:
+    return sorted(int(p.name.removesuffix(SEGMENT_SUFFIX)) for p in directory.glob(f"*{SEGMENT_SUFFIX}"))
+
+
+def read_or_create_id(directory: Path) -> str:
+    """The spool's id; created by whichever of the edge and the writer opens the spool first."""
+    lock_fd = os.open(directory / "id.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(lock_fd, fcntl.LOCK_EX)  # both may start at once: only one id may be written
+        path = directory / "spool.id"
+        if path.exists():
+            return path.read_text().strip()
+        spool_id = secrets.token_hex(8)
+        tmp = directory / "spool.id.tmp"
+        tmp.write_text(spool_id + "\n")
+        with open(tmp, "rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+        fsync_dir(directory)
+        return spool_id
+    finally:
+        os.close(lock_fd)
+
+
+def lock_exclusively(path: Path, what: str) -> int:
+    """An open descriptor holding ``flock`` on ``path``. :raise RuntimeError: another process holds it."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise RuntimeError(f"the audit spool {path.parent} is in use by another {what}") from None
+    return fd
+
+
+def fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -118,15 +164,16 @@ def _fsync_dir(path: Path) -> None:
 
 
 class AuditSpool:
-    """Append-only spool with group commit, usable from asyncio (``await spool.record(r)``).
+    """The edge's side of the spool: append with group commit, from asyncio (``await spool.record(r)``).
 
-    ``max_backlog_bytes``: bytes written but not yet moved to the database beyond which a new
-    record is refused (:class:`AuditUnavailable`), so a stalled writer or database shows as 503s
-    rather than as a disk filling up. ``group_window``: seconds to wait for more records before
-    an fsync (0: the records that arrive while one fsync runs share the next; that alone batches
-    under load without adding latency when idle). ``max_batch``: records per fsync at most (1
-    gives fsync per record, for comparison). One executor thread does every write and fsync, so
-    frames reach the file in the order they were accepted.
+    ``max_backlog_bytes``: bytes written but not yet moved to the database (as the writer
+    process reports in the shared state) beyond which a new record is refused
+    (:class:`AuditUnavailable`), so a stalled writer or database shows as 503s rather than as a
+    disk filling up. ``group_window``: seconds to wait for more records before an fsync (0: the
+    records that arrive while one fsync runs share the next; that alone batches under load
+    without adding latency when idle). ``max_batch``: records per fsync at most (1 gives fsync
+    per record, for comparison). One executor thread does every write and fsync, so frames
+    reach the file in the order they were accepted, and the event loop keeps serving meanwhile.
     """
 
     def __init__(self, directory: str | os.PathLike[str], *, max_backlog_bytes: int = 64 * 1024 * 1024,
@@ -135,77 +182,68 @@ class AuditSpool:
         self.directory.mkdir(parents=True, exist_ok=True)
         self.max_backlog_bytes, self.segment_bytes = int(max_backlog_bytes), int(segment_bytes)
         self.group_window, self.max_batch = float(group_window), max(1, int(max_batch))
-        self._lock_fd = os.open(self.directory / "lock", os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(self._lock_fd)
-            raise RuntimeError(f"the audit spool {self.directory} is in use by another process") from None
-        self.spool_id = self._read_or_create_id()
-        self._state = threading.Lock()  # segments, durable end, moved position
-        self._segments: list[int] = []  # start positions, ascending
-        self._durable_end = 0
-        self._moved = 0
+        self._lock_fd = lock_exclusively(self.directory / "lock", "edge process")
+        self.spool_id = read_or_create_id(self.directory)
+        self.shared = SpoolState(self.directory)
+        self._state = threading.Lock()  # current segment, durable end (the executor thread writes them)
         self._fd: int | None = None  # the newest segment, unbuffered: no bytes linger after a failed write
-        self._recover()
+        self._segment_start, self._durable_end, self._moved_floor = self._recover()
+        self.shared.durable_end = self._durable_end
         self._accepted_end = self._durable_end  # bytes accepted (pending included)
         self._pending: list[tuple[bytes, asyncio.Future[None]]] = []
         self._flushing = False
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="audit-spool")
         self._broken = False
+        self._closed = False
         self.fsyncs = 0  # how many fsyncs the spool made (for the benchmark and tests)
+        self.records_synced = 0  # records those fsyncs covered (records per fsync = the group size)
+        self.fsync_seconds = 0.0  # wall time spent in write + fsync
 
-    # -- opening ------------------------------------------------------------------------------
+    def _recover(self) -> tuple[int, int, int]:
+        """Open the newest segment, cut a torn tail, make what a crashed process wrote durable.
 
-    def _read_or_create_id(self) -> str:
-        path = self.directory / "spool.id"
-        if path.exists():
-            return path.read_text().strip()
-        spool_id = secrets.token_hex(8)
-        tmp = self.directory / "spool.id.tmp"
-        tmp.write_text(spool_id + "\n")
-        with open(tmp, "rb") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-        _fsync_dir(self.directory)
-        return spool_id
-
-    def _segment_path(self, start: int) -> Path:
-        return self.directory / f"{start:020d}{SEGMENT_SUFFIX}"
-
-    def _recover(self) -> None:
-        starts = sorted(int(p.name.removesuffix(SEGMENT_SUFFIX)) for p in self.directory.glob(f"*{SEGMENT_SUFFIX}"))
+        Returns (newest segment's start, durable end, oldest segment's start).
+        """
+        starts = segment_starts(self.directory)
         if not starts:
             starts = [0]
-            self._segment_path(0).touch()
-            _fsync_dir(self.directory)
-        self._segments = starts
-        last = self._segment_path(starts[-1])
+            segment_path(self.directory, 0).touch()
+            fsync_dir(self.directory)
+        last = segment_path(self.directory, starts[-1])
         data = last.read_bytes()
         _frames, used = decode_frames(data)
-        if used < len(data):
-            # A torn tail: the write that was under way when the process died. Its caller was
-            # never released, so its response never completed; cut it off.
-            log.warning("audit_spool_torn_tail", segment=last.name, dropped_bytes=len(data) - used)
-            with open(last, "r+b") as handle:
+        with open(last, "r+b") as handle:
+            if used < len(data):
+                # A torn tail: the write that was under way when the process died. Its caller was
+                # never released, so its response never completed; cut it off.
+                log.warning("audit_spool_torn_tail", segment=last.name, dropped_bytes=len(data) - used)
                 handle.truncate(used)
-                os.fsync(handle.fileno())
-        self._durable_end = starts[-1] + used
-        self._moved = starts[0]
+            # Whole frames a killed process wrote but never fsynced are still in the page cache:
+            # made durable now, before the writer may read them.
+            os.fsync(handle.fileno())
         self._fd = _open_segment(last)
+        return starts[-1], starts[-1] + used, starts[0]
 
     # -- writing ------------------------------------------------------------------------------
 
     @property
     def backlog_bytes(self) -> int:
         """Bytes accepted but not yet moved to the database."""
-        with self._state:
-            return self._accepted_end - self._moved
+        return self._accepted_end - max(self.shared.moved, self._moved_floor)
 
     @property
     def durable_end(self) -> int:
         with self._state:
             return self._durable_end
+
+    def _accept(self, frame: bytes) -> None:
+        if self._closed:
+            raise AuditUnavailable("the audit spool is closed")
+        if self._broken:
+            raise AuditUnavailable("the audit spool failed a write and must be reopened")
+        if self._accepted_end + len(frame) - max(self.shared.moved, self._moved_floor) > self.max_backlog_bytes:
+            raise AuditUnavailable("the audit spool is full: records are not reaching the database")
+        self._accepted_end += len(frame)
 
     async def record(self, record: Mapping[str, Any]) -> None:
         """Return once the record is on disk (fsynced).
@@ -214,12 +252,7 @@ class AuditSpool:
         :raise TypeError: the record is not a JSON object of plain values (a caller's bug).
         """
         frame = encode_frame(record)
-        with self._state:
-            if self._broken:
-                raise AuditUnavailable("the audit spool failed a write and must be reopened")
-            if self._accepted_end + len(frame) - self._moved > self.max_backlog_bytes:
-                raise AuditUnavailable("the audit spool is full: records are not reaching the database")
-            self._accepted_end += len(frame)
+        self._accept(frame)  # only the loop's thread accepts: no lock needed
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
         self._pending.append((frame, future))
@@ -240,6 +273,7 @@ class AuditSpool:
                 # Whatever failed (the disk, a closed spool, a shut-down executor), every waiting
                 # caller must hear of it: an unresolved future would hang its request forever.
                 except Exception as exc:
+                    self._accepted_end -= sum(len(frame) for frame, _ in batch)
                     log.error("audit_spool_write_failed", error=str(exc), records=len(batch))
                     for _frame, future in batch:
                         if not future.done():
@@ -257,107 +291,62 @@ class AuditSpool:
         :raise AuditUnavailable: as :meth:`record`.
         """
         frame = encode_frame(record)
-        with self._state:
-            if self._broken:
-                raise AuditUnavailable("the audit spool failed a write and must be reopened")
-            if self._accepted_end + len(frame) - self._moved > self.max_backlog_bytes:
-                raise AuditUnavailable("the audit spool is full: records are not reaching the database")
-            self._accepted_end += len(frame)
+        self._accept(frame)
         try:
             self._executor.submit(self._write, [frame]).result()
         except (OSError, RuntimeError, ValueError) as exc:  # disk, shut-down executor, closed file
+            self._accepted_end -= len(frame)
             raise AuditUnavailable("the audit spool cannot be written") from exc
 
     def _write(self, frames: list[bytes]) -> None:
         """Executor thread: append frames, fsync, publish the new durable end.
 
         On failure the segment is cut back to its last durable length, so a later write does
-        not land after half a frame; the frames' bytes are released from the backlog.
+        not land after half a frame.
         """
+        started = time.perf_counter()
         size = sum(len(f) for f in frames)
         with self._state:
             start_end = self._durable_end
-            rotate = start_end - self._segments[-1] >= self.segment_bytes
+            rotate = start_end - self._segment_start >= self.segment_bytes
         try:
             if rotate:
                 self._rotate(start_end)
             _write_all(self._fd, b"".join(frames))
             os.fsync(self._fd)
         except OSError:
-            with self._state:
-                self._accepted_end -= size
-                segment_start = self._segments[-1]
             try:
-                os.ftruncate(self._fd, start_end - segment_start)
-            except (OSError, ValueError):
+                os.ftruncate(self._fd, start_end - self._segment_start)
+            except (OSError, ValueError, TypeError):
                 # Half a frame may stay in the file: nothing more may be appended after it
                 # (reopening the spool cuts it as a torn tail).
                 self._broken = True
             raise
         self.fsyncs += 1
+        self.records_synced += len(frames)
+        self.fsync_seconds += time.perf_counter() - started
         with self._state:
             self._durable_end = start_end + size
+        self.shared.durable_end = start_end + size  # now the writer process may read them
 
     def _rotate(self, start: int) -> None:
         """Seal the current segment (it is already fsynced) and start one at ``start``."""
-        path = self._segment_path(start)
-        new_fd = _open_segment(path)
-        _fsync_dir(self.directory)
+        new_fd = _open_segment(segment_path(self.directory, start))
+        fsync_dir(self.directory)
         os.close(self._fd)
         self._fd = new_fd
         with self._state:
-            self._segments.append(start)
+            self._segment_start = start
 
-    # -- reading and releasing (the writer's side) --------------------------------------------
-
-    def first_position(self) -> int:
-        with self._state:
-            return self._segments[0]
-
-    def read(self, position: int, *, max_records: int = 1000) -> tuple[list[dict[str, Any]], int]:
-        """Durable records from ``position`` on: ``(records, position after the last one)``.
-
-        :raise SpoolCorrupt: ``position`` is before the spool's oldest segment (records lost) or
-            a frame before the durable end does not check.
-        """
-        with self._state:
-            segments, durable_end = list(self._segments), self._durable_end
-        if position < segments[0] or position > durable_end:
-            raise SpoolCorrupt(f"position {position} is outside the spool [{segments[0]}, {durable_end}]")
-        records: list[dict[str, Any]] = []
-        for i, start in enumerate(segments):
-            end = segments[i + 1] if i + 1 < len(segments) else durable_end
-            if position >= end or len(records) >= max_records:
-                continue
-            with open(self._segment_path(start), "rb") as handle:
-                while position < end and len(records) < max_records:
-                    room = max_records - len(records)
-                    # Read about what the batch needs, not the whole segment; a frame cut by the
-                    # chunk's end is read again whole with the next chunk.
-                    handle.seek(position - start)
-                    data = handle.read(min(end - position, max(room * READ_BYTES_PER_RECORD, MAX_FRAME)))
-                    frames, used = decode_frames(data, room)
-                    for record, length in frames:
-                        records.append(record)
-                        position += length
-                    if not frames and (len(data) >= MAX_FRAME or position + len(data) >= end):
-                        raise SpoolCorrupt(f"a damaged frame at position {position} in segment {start}")
-        return records, position
-
-    def release(self, position: int) -> None:
-        """Everything before ``position`` is in the database: drop the segments wholly before it."""
-        with self._state:
-            self._moved = max(self._moved, position)
-            doomed = [s for i, s in enumerate(self._segments[:-1]) if self._segments[i + 1] <= position]
-            self._segments = self._segments[len(doomed):]
-        for start in doomed:
-            self._segment_path(start).unlink(missing_ok=True)
-        if doomed:
-            _fsync_dir(self.directory)
+    def stats(self) -> dict[str, Any]:
+        return {"fsyncs": self.fsyncs, "records_per_fsync": round(self.records_synced / max(1, self.fsyncs), 2),
+                "fsync_ms_mean": round(self.fsync_seconds * 1000 / max(1, self.fsyncs), 3)}
 
     def close(self) -> None:
+        self._closed = True
         self._executor.shutdown(wait=True)
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+        self.shared.close()
         os.close(self._lock_fd)

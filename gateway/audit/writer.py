@@ -1,8 +1,10 @@
-"""The background writer: moves spooled records into the audit log, exactly once.
+"""The writer: moves spooled records into the audit log, exactly once.
 
-A thread in the edge process, not a Celery task: the spool is a file on the edge's own disk,
-locked by that process, so the reader must run where the file is; a thread started and stopped
-with the edge drains it within milliseconds, needs no broker, and keeps one owner per spool.
+Its own process per spool (``python -m gateway.audit_writer``), beside the edge, not a thread
+in it: the leaf hashing and the SQL cost 150-500 µs of CPU per record, which under the edge's
+GIL came straight off its request rate. Not a Celery task either: the spool is a file on the
+edge's own disk, so the reader must run where the file is; a process polling it drains it
+within milliseconds, needs no broker, and keeps one owner per spool (``writer.lock``).
 Each pass reads a batch from the spool at the position saved in ``audit_spool_state``, appends
 it to the Merkle log and saves the new position *in the same transaction*; only after the commit
 are the spool's consumed segments deleted. A crash before the commit redoes the batch (nothing
@@ -28,7 +30,7 @@ from common.db import Database, utcnow
 from gateway.audit import checkpoints, log
 from gateway.audit.config import setting, spool_dir
 from gateway.audit.models import AuditSpoolState
-from gateway.audit.spool import AuditSpool
+from gateway.audit.spool_reader import SpoolReader
 
 logger = structlog.get_logger("xsn.gateway.audit.writer")
 
@@ -54,7 +56,7 @@ def as_leaf(record: Mapping[str, Any]) -> dict[str, Any]:
 
 
 class AuditWriter:
-    def __init__(self, spool: AuditSpool, database: Database, *, batch: int = 500, interval: float = 0.05,
+    def __init__(self, spool: SpoolReader, database: Database, *, batch: int = 500, interval: float = 0.05,
                  kek: bytes | None = None, origin: str = "xsn.xian/gateway-audit-log",
                  checkpoint_interval: float = 5.0) -> None:
         self.spool, self.database = spool, database
@@ -115,9 +117,11 @@ class AuditWriter:
                 return
             checkpoints.publish(session, checkpoints.load_signer(session, self.kek, self.origin))
 
-    def _run(self) -> None:
+    def run(self, stop: threading.Event) -> None:
+        """Move records until ``stop`` is set, then drain what is durable. Each pass is
+        reported in the spool's shared state (the edge's ``/readyz``)."""
         wait = 0.0
-        while not self._stop.wait(wait):
+        while not stop.wait(wait):
             try:
                 moved = self.move_once()
                 self.maybe_publish()
@@ -127,19 +131,17 @@ class AuditWriter:
                 self.last_error = f"{exc.__class__.__name__}: {exc}"[:300]
                 logger.error("audit_writer_failed", error=self.last_error)
                 wait = 1.0
+            self.spool.shared.beat(self.moved, self.last_error)
         try:
             self.drain()
         except Exception as exc:  # shutting down: what is left stays in the spool for next time
             logger.error("audit_writer_final_drain_failed", error=str(exc)[:300])
 
     def start(self) -> AuditWriter:
-        self._thread = threading.Thread(target=self._run, name="audit-writer", daemon=True)
+        """Run in a thread (tests and tools; the shipped writer runs :meth:`run` in its own process)."""
+        self._thread = threading.Thread(target=self.run, args=(self._stop,), name="audit-writer", daemon=True)
         self._thread.start()
         return self
-
-    @property
-    def alive(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
@@ -147,45 +149,15 @@ class AuditWriter:
             self._thread.join(timeout)
 
 
-class AuditPipeline:
-    """What the edge holds: the spool it awaits and the writer thread draining it."""
-
-    def __init__(self, spool: AuditSpool, writer: AuditWriter, database: Database) -> None:
-        self.spool, self.writer, self.database = spool, writer, database
-
-    async def record(self, record: dict[str, Any]) -> None:
-        """:raise AuditUnavailable: the edge answers 503 (see :meth:`AuditSpool.record`)."""
-        await self.spool.record(record)
-
-    def status(self) -> dict[str, Any]:
-        """For the edge's ``/readyz`` and metrics: ready while records reach the database."""
-        return {"ready": self.writer.last_error is None and self.writer.alive,
-                "backlog_bytes": self.spool.backlog_bytes, "moved": self.writer.moved,
-                "writer_error": self.writer.last_error}
-
-    def close(self) -> None:
-        self.writer.stop()
-        self.spool.close()
-        self.database.dispose()
-
-
-def start_audit(config: Mapping[str, Any], *, worker: str = "0", database: Database | None = None) -> AuditPipeline:
-    """Open this edge process's spool and start its writer thread.
-
-    ``config``: the gateway's configuration (``gateway.create_app().config`` has every key with
-    its default and the ``XSN_*`` overrides). ``worker``: this process's stable name among the
-    edge processes (``0``, ``1``, ...), so a restarted process takes over its own spool.
-    """
-    spool = AuditSpool(spool_dir(config, worker),
-                       max_backlog_bytes=int(setting(config, "AUDIT_SPOOL_MAX_BYTES")),
-                       segment_bytes=int(setting(config, "AUDIT_SPOOL_SEGMENT_BYTES")),
-                       group_window=float(setting(config, "AUDIT_SPOOL_GROUP_WINDOW_MS")) / 1000)
-    database = database or Database(config["DATABASE_URL"])
-    writer = AuditWriter(spool, database, batch=int(setting(config, "AUDIT_WRITER_BATCH")),
-                         interval=float(setting(config, "AUDIT_WRITER_INTERVAL")), kek=load_kek(config),
-                         origin=str(setting(config, "AUDIT_LOG_ORIGIN")),
-                         checkpoint_interval=float(setting(config, "AUDIT_CHECKPOINT_INTERVAL")))
-    return AuditPipeline(spool, writer.start(), database)
+def open_writer(config: Mapping[str, Any], *, worker: str = "0", database: Database | None = None) -> AuditWriter:
+    """The writer for one edge process's spool (``worker``: that process's stable name, ``0``,
+    ``1``, ...), with the settings in ``config`` (the gateway's configuration)."""
+    spool = SpoolReader(spool_dir(config, worker))
+    return AuditWriter(spool, database or Database(config["DATABASE_URL"]),
+                       batch=int(setting(config, "AUDIT_WRITER_BATCH")),
+                       interval=float(setting(config, "AUDIT_WRITER_INTERVAL")), kek=load_kek(config),
+                       origin=str(setting(config, "AUDIT_LOG_ORIGIN")),
+                       checkpoint_interval=float(setting(config, "AUDIT_CHECKPOINT_INTERVAL")))
 
 
 def spool_positions(database: Database) -> dict[str, int]:

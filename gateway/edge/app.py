@@ -10,9 +10,9 @@ from typing import Any
 
 import aiohttp
 import structlog
-from flask import Config
 
 from common import config as cfg
+from gateway.config import load_config  # noqa: F401 - where the edge's callers find it
 from gateway.edge.audit_sink import AuditSink, load_sink
 from gateway.edge.boundary import Boundary
 from gateway.edge.limits import MemoryLimiter, Policy, RateLimits, RedisLimiter
@@ -25,24 +25,6 @@ from gateway.edge.upstreams import Breaker, Upstream
 
 log = structlog.get_logger("xsn.gateway")
 HEALTH_INTERVAL_S = 5.0
-
-
-def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-    """defaults -> gateway SETTINGS -> ``XSN_*`` environment -> ``overrides``, as ``create_app``."""
-    from gateway import SETTINGS
-    from gateway.audit.config import SETTINGS as AUDIT_SETTINGS
-
-    config = Config(".")
-    config.from_mapping(cfg.defaults("gateway"))
-    config.from_mapping({**SETTINGS, **AUDIT_SETTINGS})
-    config.from_prefixed_env(cfg.ENV_PREFIX)
-    config.from_mapping(overrides or {})
-    # The per-service settings resolve as in common.web.app.create_app: the audit writer in this
-    # process must use the same database (XSN_GATEWAY_DATABASE_URL) and KEK as the admin app.
-    for key in ("DATABASE_URL", "SECRET_KEY", "KEK"):
-        config[key] = cfg.service_setting(config, "gateway", key)
-    config["SERVICE_URLS"] = cfg.service_urls(config)
-    return dict(config)
 
 
 def _csv(value: Any) -> list[str]:

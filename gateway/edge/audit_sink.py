@@ -39,27 +39,39 @@ class MemoryAuditSink:
         self.records.append(record)
 
 
+WRITER_STALE_S = 10.0  # a writer that has not reported for this long is taken as stopped
+
+
 class DurableAuditSink:
-    """The audit log's pipeline (``gateway.audit.writer.start_audit``): an fsync'd spool on this
-    process's disk, moved by a writer thread into the tamper-evident log in the gateway's database.
+    """The audit log's spool on this process's disk, fsync'd before each response completes; the
+    writer process (``python -m gateway.audit_writer``) moves it into the tamper-evident log.
 
     ``worker`` names this edge process among its siblings (``0``, ``1``, ... by fork index), so a
     restarted process reopens its own spool and the records it left there still reach the log.
     """
 
     def __init__(self, config: dict[str, Any], worker: str) -> None:
-        from gateway.audit.writer import start_audit
+        from gateway.audit.config import setting, spool_dir
+        from gateway.audit.spool import AuditSpool
 
-        self.pipeline = start_audit(config, worker=worker)
+        self.spool = AuditSpool(spool_dir(config, worker),
+                                max_backlog_bytes=int(setting(config, "AUDIT_SPOOL_MAX_BYTES")),
+                                segment_bytes=int(setting(config, "AUDIT_SPOOL_SEGMENT_BYTES")),
+                                group_window=float(setting(config, "AUDIT_SPOOL_GROUP_WINDOW_MS")) / 1000)
 
     async def record(self, record: dict[str, Any]) -> None:
-        await self.pipeline.record(record)  # AuditUnavailable: the edge answers 503
+        await self.spool.record(record)  # AuditUnavailable: the edge answers 503
 
     def status(self) -> dict[str, Any]:
-        return self.pipeline.status()
+        """For ``/readyz``: ready while the spool's writer process reports passes without errors."""
+        writer = self.spool.shared.writer()
+        alive = writer["age_s"] is not None and writer["age_s"] < WRITER_STALE_S
+        return {"ready": alive and writer["error"] is None, "backlog_bytes": self.spool.backlog_bytes,
+                "moved": writer["moved"], "writer_error": writer["error"] if alive else "no writer process",
+                "writer_age_s": writer["age_s"], **self.spool.stats()}
 
     async def close(self) -> None:
-        await asyncio.to_thread(self.pipeline.close)  # joins the writer thread: off the loop
+        await asyncio.to_thread(self.spool.close)  # waits for the executor's last fsync: off the loop
 
 
 def load_sink(config: dict[str, Any], *, worker: str = "0") -> AuditSink:

@@ -72,6 +72,11 @@ class ScopeProblem(EdgeProblem):
     status, code, title = 403, "insufficient_scope", "Insufficient scope"
 
 
+class CorsRefused(EdgeProblem):
+    outcome = "denied"
+    status, code, title = 403, "cors_refused", "Cross-origin request not allowed"
+
+
 class RateLimited(EdgeProblem):
     outcome = "denied"
     status, code, title = 429, "rate_limited", "Too many requests"

@@ -18,7 +18,8 @@ routes whose path matches define the methods of that path: another method is ans
 (``GET`` implies ``HEAD``). A path no route lists needs a valid token with any scope (the
 service checks its scopes too): the table lists what is public, never what is protected.
 ``redact: true`` puts the route's pattern instead of the path into the audit record (for
-paths that carry a secret).
+paths that carry a secret). ``cors`` (on a route, or on the service as its routes' default)
+lists the browser origins that may call it (:mod:`gateway.edge.cors`).
 
 A service in ``common.config.SERVICES`` without a file is still routed under ``/<service>``
 to its upstream with :data:`DEFAULT_PUBLIC` only: its health and API documents are public,
@@ -35,13 +36,14 @@ from typing import Any
 
 import yaml
 
+from gateway.edge import cors
 from gateway.edge.problems import MethodNotAllowed
 
 ROUTES_DIR = Path(__file__).resolve().parent.parent / "routes"
 FORWARDED_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 DEFAULT_PUBLIC = ("/livez", "/readyz", "/info", "/metrics", "/openapi.json", "/docs")
-_SERVICE_KEYS = {"prefix", "upstream", "timeout_s", "max_body_bytes", "audience", "routes"}
-_ROUTE_KEYS = {"path", "methods", "auth", "scopes", "rate_limit", "redact"}
+_SERVICE_KEYS = {"prefix", "upstream", "timeout_s", "max_body_bytes", "audience", "routes", "cors"}
+_ROUTE_KEYS = {"path", "methods", "auth", "scopes", "rate_limit", "redact", "cors"}
 
 
 class RouteTableError(ValueError):
@@ -57,6 +59,7 @@ class Route:
     rate_limit: str = "default"
     redact: bool = False
     segments: tuple[str, ...] = field(default=(), compare=False, repr=False)
+    cors: cors.CorsPolicy | None = None
 
     @property
     def public(self) -> bool:
@@ -106,7 +109,14 @@ def _match(pattern: tuple[str, ...], segments: list[str]) -> bool:
     return len(segments) == len(pattern)
 
 
-def _route(raw: Any, source: str) -> Route:
+def _cors(raw: Any, source: str) -> cors.CorsPolicy | None:
+    try:
+        return cors.parse(raw, source)
+    except (cors.CorsError, TypeError, ValueError) as exc:
+        raise RouteTableError(str(exc)) from exc
+
+
+def _route(raw: Any, source: str, default_cors: cors.CorsPolicy | None = None) -> Route:
     if not isinstance(raw, Mapping) or not set(raw) <= _ROUTE_KEYS or "path" not in raw:
         raise RouteTableError(f"{source}: a route is a mapping with keys from {sorted(_ROUTE_KEYS)}: {raw!r}")
     path = str(raw["path"])
@@ -126,11 +136,11 @@ def _route(raw: Any, source: str) -> Route:
         raise RouteTableError(f"{source}: a public route cannot require scopes ({path})")
     return Route(path=path, methods=methods, auth=auth, scopes=scopes,
                  rate_limit=str(raw.get("rate_limit") or "default"), redact=bool(raw.get("redact", False)),
-                 segments=_split(path))
+                 segments=_split(path), cors=_cors(raw["cors"], source) if "cors" in raw else default_cors)
 
 
-def _default_route() -> Route:
-    return Route(path="/**", methods=FORWARDED_METHODS, segments=("**",))
+def _default_route(default_cors: cors.CorsPolicy | None = None) -> Route:
+    return Route(path="/**", methods=FORWARDED_METHODS, segments=("**",), cors=default_cors)
 
 
 def service_from_mapping(name: str, raw: Any, *, default_timeout: float, default_max_body: int,
@@ -141,12 +151,13 @@ def service_from_mapping(name: str, raw: Any, *, default_timeout: float, default
     prefix = str(raw.get("prefix") or f"/{name}").rstrip("/")
     if not prefix.startswith("/") or prefix.count("/") != 1:
         raise RouteTableError(f"{source}: prefix must be one segment such as /{name}, not {prefix!r}")
-    routes = tuple(_route(item, source) for item in raw.get("routes") or ())
+    service_cors = _cors(raw.get("cors"), source)
+    routes = tuple(_route(item, source, service_cors) for item in raw.get("routes") or ())
     return Service(name=name, prefix=prefix, upstream=str(raw.get("upstream") or name),
                    audience=str(raw.get("audience") or f"xsn:{name}"),
                    timeout_s=float(raw.get("timeout_s") or default_timeout),
                    max_body_bytes=int(raw.get("max_body_bytes") or default_max_body),
-                   routes=routes + (_default_route(),))
+                   routes=routes + (_default_route(service_cors),))
 
 
 def default_service(name: str, *, default_timeout: float, default_max_body: int) -> Service:

@@ -27,12 +27,14 @@ from aiohttp.web_protocol import RequestPayloadError
 from multidict import CIMultiDict
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
 
+from gateway.edge import cors
 from gateway.edge.audit_sink import AuditSink
 from gateway.edge.boundary import Boundary, caller_headers, forwarding_headers, response_headers, upstream_headers
 from gateway.edge.limits import RateLimits
 from gateway.edge.paths import check_path
 from gateway.edge.problems import (
     AuditUnavailable,
+    CorsRefused,
     EdgeProblem,
     InternalError,
     MalformedRequest,
@@ -80,6 +82,7 @@ class Exchange:
     reason: str = "ok"
     bytes_in: int = 0
     bytes_out: int = 0
+    cors: dict[str, str] | None = None  # CORS headers for this answer (an allowed origin on a CORS route)
 
     def record(self) -> dict[str, Any]:
         claims = self.claims or {}
@@ -154,9 +157,16 @@ class Gateway:
         # the gateway buffer anything: 401/403 first, 413 while reading.
         if request.content_length is not None and request.content_length > found[0].max_body_bytes:
             raise PayloadTooLarge(f"the body may be at most {found[0].max_body_bytes} bytes")
+        origin = headers.get("Origin")
+        if origin is not None and cors.is_preflight(request.method, headers):
+            preflight = await self._preflight(request, exchange, origin)
+            if preflight is not None:
+                return preflight
         match = self.routes.match(exchange.path, request.method)
         assert match is not None
         exchange.route, exchange.upstream = match.pattern, match.service.upstream
+        if origin is not None and match.route.cors is not None and match.route.cors.allows(origin):
+            exchange.cors = match.route.cors.response_headers(origin)  # before tokens: a page may read a 401
         if match.route.redact:
             exchange.path = match.pattern
         authorization = headers.getall("Authorization", [])
@@ -190,6 +200,28 @@ class Gateway:
             raise
         finally:
             response.release()
+
+    async def _preflight(self, request: web.BaseRequest, exchange: Exchange, origin: str) -> web.StreamResponse | None:
+        """A CORS preflight for a route with a CORS policy, answered here without a token (browsers
+        send none); ``None``: the route has no policy, the request goes on as any ``OPTIONS``.
+
+        :raise CorsRefused: the origin, or a requested header, is not allowed.
+        """
+        try:
+            match = self.routes.match(exchange.path, request.headers["Access-Control-Request-Method"].upper())
+        except MethodNotAllowed:
+            return None
+        if match is None or match.route.cors is None:
+            return None
+        exchange.route, exchange.upstream = match.pattern, None
+        policy = match.route.cors
+        answer = policy.preflight_headers(origin, match.route.methods,
+                                          request.headers.get("Access-Control-Request-Headers", ""))
+        if not policy.allows(origin) or answer is None:
+            raise CorsRefused("this origin, method or header may not call this route")
+        exchange.status, exchange.reason = 204, "cors_preflight"
+        await self._audit(exchange)
+        return web.Response(status=204, headers={**answer, "X-Request-ID": exchange.request_id})
 
     async def _read_body(self, request: web.BaseRequest, match: Match, exchange: Exchange) -> bytes:
         """The whole body, before anything is forwarded (a slow client costs the service nothing).
@@ -231,8 +263,9 @@ class Gateway:
 
     async def _relay(self, request: web.BaseRequest, upstream: Response, exchange: Exchange,
                      limit_headers: dict[str, str], timeout: float) -> web.StreamResponse:
-        headers = CIMultiDict(response_headers(upstream.headers, upstream.header_values("Connection")))
+        headers = CIMultiDict(response_headers(cors.strip(upstream.headers), upstream.header_values("Connection")))
         headers["X-Request-ID"] = exchange.request_id
+        cors.add_headers(headers, exchange.cors)
         for name, value in limit_headers.items():
             headers[name] = value
         exchange.status = upstream.status
@@ -289,6 +322,7 @@ class Gateway:
         response = web.Response(status=problem.status, body=problem_body(problem, exchange.request_id),
                                 headers=problem_headers(problem))
         response.headers["X-Request-ID"] = exchange.request_id
+        cors.add_headers(response.headers, exchange.cors)
         if problem.status in (400, 408, 413, 431) or problem.status >= 500 and problem.code == "internal_error":
             response.force_close()  # the rest of what the client sent cannot be trusted or is unread
             response.headers["Connection"] = "close"
@@ -379,3 +413,4 @@ def _check_framing(headers) -> None:
         raise MalformedRequest("both Content-Length and Transfer-Encoding", code="ambiguous_framing")
     if encodings and (len(encodings) > 1 or encodings[0].strip().lower() != "chunked"):
         raise MalformedRequest("only Transfer-Encoding: chunked is accepted", code="ambiguous_framing")
+

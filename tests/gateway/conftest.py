@@ -43,6 +43,11 @@ def echo_app() -> Flask:
                     yield b"x" * 65536
 
             return Response(stream_with_context(body()), mimetype="application/octet-stream")
+        if path == "cors":  # a service that sets its own CORS headers (the gateway drops them)
+            response = Response("{}", mimetype="application/json")
+            response.headers["Access-Control-Allow-Origin"] = "*"
+            response.headers["Access-Control-Allow-Credentials"] = "true"
+            return response
         if path == "hop":
             response = Response("ok")
             response.headers["Connection"] = "X-Secret-Hop"

@@ -1,4 +1,7 @@
-"""The audit spool: group commit, torn-tail recovery, the backlog bound, segments and release."""
+"""The audit spool: group commit, torn-tail recovery, the backlog bound, segments and release.
+
+The edge appends (``AuditSpool``); the writer process reads and releases (``SpoolReader``).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ import os
 import pytest
 
 from gateway.audit.spool import HEADER, AuditSpool, AuditUnavailable, SpoolCorrupt, encode_frame
+from gateway.audit.spool_reader import SpoolReader
 from tests.gateway.conftest import run_async
 
 
@@ -22,14 +26,49 @@ def _write_many(spool: AuditSpool, n: int) -> None:
     run_async(main)
 
 
+def _ids(reader: SpoolReader, position: int = 0) -> list[str]:
+    return [r["request_id"] for r in reader.read(position)[0]]
+
+
 def test_concurrent_records_share_fsyncs_and_come_back_in_order(tmp_path):
     spool = AuditSpool(tmp_path)
     _write_many(spool, 200)
     assert spool.fsyncs < 20  # 200 records arriving together: a handful of group commits
-    records, position = spool.read(0, max_records=1000)
+    assert spool.stats()["records_per_fsync"] >= 10
+    reader = SpoolReader(tmp_path)
+    records, position = reader.read(0, max_records=1000)
     assert [r["request_id"] for r in records] == [f"r{i}" for i in range(200)]
-    assert position == spool.durable_end
+    assert position == spool.durable_end == reader.durable_end
+    reader.close()
     spool.close()
+
+
+def test_the_reader_sees_only_what_the_edge_fsynced(tmp_path):
+    spool = AuditSpool(tmp_path)
+    _write_many(spool, 2)
+    reader = SpoolReader(tmp_path)
+    segment = next(tmp_path.glob("*.seg"))
+    with open(segment, "ab") as handle:  # written, not yet covered by an fsync the edge published
+        handle.write(encode_frame(_record(7)))
+    records, position = reader.read(0)
+    assert [r["request_id"] for r in records] == ["r0", "r1"] and position == spool.durable_end
+    assert reader.read(position) == ([], position)
+    reader.close()
+    spool.close()
+
+
+def test_a_restarted_edge_keeps_what_its_predecessor_wrote(tmp_path):
+    spool = AuditSpool(tmp_path)
+    _write_many(spool, 2)
+    spool.close()
+    segment = next(tmp_path.glob("*.seg"))
+    with open(segment, "ab") as handle:  # a whole frame the killed process wrote but never fsynced
+        handle.write(encode_frame(_record(2)))
+    reopened = AuditSpool(tmp_path)  # fsyncs it and publishes the new durable end
+    reader = SpoolReader(tmp_path)
+    assert _ids(reader) == ["r0", "r1", "r2"]
+    reader.close()
+    reopened.close()
 
 
 def test_max_batch_one_is_one_fsync_per_record(tmp_path):
@@ -69,10 +108,11 @@ def test_torn_tail_is_cut_on_reopen(tmp_path):
     reopened = AuditSpool(tmp_path)
     assert reopened.durable_end == end
     assert segment.stat().st_size == end
-    records, _ = reopened.read(0)
-    assert [r["request_id"] for r in records] == ["r0", "r1", "r2"]
+    reader = SpoolReader(tmp_path)
+    assert _ids(reader) == ["r0", "r1", "r2"]
     _write_many(reopened, 1)  # appends after the cut, readable again
-    assert [r["request_id"] for r in reopened.read(0)[0]] == ["r0", "r1", "r2", "r0"]
+    assert _ids(reader) == ["r0", "r1", "r2", "r0"]
+    reader.close()
     reopened.close()
 
 
@@ -98,8 +138,11 @@ def test_backlog_bound_refuses_with_audit_unavailable(tmp_path):
     with pytest.raises(AuditUnavailable) as caught:
         _write_many(spool, 1)
     assert caught.value.status == 503 and caught.value.code == "audit_unavailable"
-    spool.release(spool.durable_end)  # the writer moved them: room again
+    reader = SpoolReader(tmp_path)
+    reader.release(spool.durable_end)  # the writer process moved them: room again
+    assert spool.backlog_bytes == 0
     _write_many(spool, 1)
+    reader.close()
     spool.close()
 
 
@@ -117,7 +160,9 @@ def test_write_failure_refuses_and_recovers(tmp_path, monkeypatch):
     monkeypatch.undo()
     assert spool.durable_end == end and spool.backlog_bytes == end
     _write_many(spool, 1)
-    assert [r["request_id"] for r in spool.read(0)[0]] == ["r0", "r0"]
+    reader = SpoolReader(tmp_path)
+    assert _ids(reader) == ["r0", "r0"]
+    reader.close()
     spool.close()
 
 
@@ -127,14 +172,18 @@ def test_segments_rotate_and_release_deletes_consumed_ones(tmp_path):
         _write_many(spool, 2)
     segments = sorted(tmp_path.glob("*.seg"))
     assert len(segments) > 2
-    records, position = spool.read(0, max_records=5)
+    reader = SpoolReader(tmp_path)
+    records, position = reader.read(0, max_records=5)
     assert len(records) == 5
-    rest, end = spool.read(position, max_records=100)
+    rest, end = reader.read(position, max_records=100)
     assert len(rest) == 7 and end == spool.durable_end
-    spool.release(end)
+    reader.release(end)
     assert len(list(tmp_path.glob("*.seg"))) == 1
     with pytest.raises(SpoolCorrupt):
-        spool.read(0)
+        reader.read(0)
+    _write_many(spool, 2)  # the edge goes on appending to the segment it kept
+    assert len(reader.read(end)[0]) == 2
+    reader.close()
     spool.close()
 
 
@@ -148,6 +197,16 @@ def test_one_process_per_spool(tmp_path):
     again.close()
 
 
+def test_one_writer_per_spool_beside_its_edge(tmp_path):
+    reader = SpoolReader(tmp_path)  # the writer may start before the edge: same spool id
+    spool = AuditSpool(tmp_path)
+    assert reader.spool_id == spool.spool_id
+    with pytest.raises(RuntimeError, match="in use"):
+        SpoolReader(tmp_path)
+    reader.close()
+    spool.close()
+
+
 def test_damaged_frame_before_the_end_is_corruption(tmp_path):
     spool = AuditSpool(tmp_path)
     _write_many(spool, 3)
@@ -155,8 +214,10 @@ def test_damaged_frame_before_the_end_is_corruption(tmp_path):
     data = bytearray(segment.read_bytes())
     data[HEADER.size + 2] ^= 0xFF  # inside the first payload
     segment.write_bytes(bytes(data))
+    reader = SpoolReader(tmp_path)
     with pytest.raises(SpoolCorrupt):
-        spool.read(0)
+        reader.read(0)
+    reader.close()
     spool.close()
 
 

@@ -11,7 +11,8 @@ from common.db import get_db
 from gateway.audit import checkpoints, log
 from gateway.audit.models import AuditRecord, AuditSpoolState
 from gateway.audit.spool import AuditSpool, AuditUnavailable
-from gateway.audit.writer import AuditWriter, as_leaf, start_audit
+from gateway.audit.spool_reader import SpoolReader
+from gateway.audit.writer import AuditWriter, as_leaf, open_writer
 from tests.conftest import TEST_KEK
 from tests.gateway.conftest import run_async
 
@@ -46,7 +47,7 @@ def count_records(app) -> int:
 def test_records_reach_the_log_in_spool_order(app, tmp_path):
     spool = AuditSpool(tmp_path / "spool")
     spool_records(spool, [edge_record(i) for i in range(30)])
-    writer = AuditWriter(spool, get_db(app), batch=7, kek=KEK)
+    writer = AuditWriter(SpoolReader(tmp_path / "spool"), get_db(app), batch=7, kek=KEK)
     assert writer.drain() == 30
     with get_db(app).session() as session:
         rows = session.scalars(select(AuditRecord).order_by(AuditRecord.leaf_index)).all()
@@ -60,27 +61,32 @@ def test_records_reach_the_log_in_spool_order(app, tmp_path):
         for size in (1, 7, 16, 30):
             assert log.root_hash(session, size) == merkle.root_from_leaf_hashes(leaves[:size])
     assert spool.backlog_bytes == 0
+    writer.spool.close()
     spool.close()
 
 
 def test_crash_after_commit_before_release_does_not_duplicate(app, tmp_path, monkeypatch):
     spool = AuditSpool(tmp_path / "spool")
     spool_records(spool, [edge_record(i) for i in range(10)])
-    writer = AuditWriter(spool, get_db(app), batch=100)
+    reader = SpoolReader(tmp_path / "spool")
+    writer = AuditWriter(reader, get_db(app), batch=100)
 
     def crash(_position):
         raise SystemExit("killed between the database commit and the spool truncation")
 
-    monkeypatch.setattr(spool, "release", crash)
+    monkeypatch.setattr(reader, "release", crash)
     with pytest.raises(SystemExit):
         writer.move_once()
     monkeypatch.undo()
-    spool.close()
+    reader.close()  # the writer process died
+    spool.close()  # and so did the edge
     assert count_records(app) == 10
 
     reopened = AuditSpool(tmp_path / "spool")  # the restarted edge process
     spool_records(reopened, [edge_record(10)])
-    assert AuditWriter(reopened, get_db(app)).drain() == 1
+    restarted = SpoolReader(tmp_path / "spool")  # the restarted writer process
+    assert AuditWriter(restarted, get_db(app)).drain() == 1
+    restarted.close()
     with get_db(app).session() as session:
         ids = session.scalars(select(AuditRecord.request_id).order_by(AuditRecord.leaf_index)).all()
         state = session.get(AuditSpoolState, reopened.spool_id)
@@ -92,7 +98,7 @@ def test_crash_after_commit_before_release_does_not_duplicate(app, tmp_path, mon
 def test_crash_before_commit_moves_the_batch_again(app, tmp_path, monkeypatch):
     spool = AuditSpool(tmp_path / "spool")
     spool_records(spool, [edge_record(i) for i in range(5)])
-    writer = AuditWriter(spool, get_db(app))
+    writer = AuditWriter(SpoolReader(tmp_path / "spool"), get_db(app))
     real_append = log.append_records
 
     def append_then_die(session, records):
@@ -106,6 +112,7 @@ def test_crash_before_commit_moves_the_batch_again(app, tmp_path, monkeypatch):
     assert count_records(app) == 0
     assert writer.drain() == 5
     assert count_records(app) == 5
+    writer.spool.close()
     spool.close()
 
 
@@ -117,7 +124,9 @@ def test_a_record_with_a_bad_time_is_kept_not_dropped():
 def test_a_record_without_canonical_json_is_kept_as_a_string(app, tmp_path):
     spool = AuditSpool(tmp_path / "spool")
     spool_records(spool, [edge_record(0, bytes_out=2**60), edge_record(1)])
-    assert AuditWriter(spool, get_db(app)).drain() == 2
+    reader = SpoolReader(tmp_path / "spool")
+    assert AuditWriter(reader, get_db(app)).drain() == 2
+    reader.close()
     with get_db(app).session() as session:
         first = log.get_record(session, 0)
     assert first.request_id == "req-0" and str(2**60) in first.leaf
@@ -131,27 +140,44 @@ def test_callers_hear_of_any_spool_failure(tmp_path):
         spool_records(spool, [edge_record(0)])
 
 
-def test_start_audit_runs_the_writer_and_publishes_checkpoints(app, tmp_path):
+def test_the_writer_publishes_checkpoints_and_reports_to_the_edge(app, tmp_path):
     config = {**app.config, "AUDIT_SPOOL_DIR": str(tmp_path / "spools"), "AUDIT_WRITER_INTERVAL": 0.01,
               "AUDIT_CHECKPOINT_INTERVAL": 0}
-    pipeline = start_audit(config, worker="0", database=get_db(app))
-
-    async def main():
-        await asyncio.gather(*(pipeline.record(edge_record(i)) for i in range(20)))
-
-    run_async(main)
+    spool = AuditSpool(tmp_path / "spools" / "0")  # the edge process's side
+    writer = open_writer(config, worker="0", database=get_db(app)).start()
+    spool_records(spool, [edge_record(i) for i in range(20)])
     import time
 
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         with get_db(app).session() as session:
             newest = checkpoints.newest(session)
-            if newest is not None and newest.tree_size == 20:
+            if newest is not None and newest.tree_size == 20 and spool.backlog_bytes == 0:
                 break
         time.sleep(0.05)
-    status = pipeline.status()
-    pipeline.writer.stop()
-    pipeline.spool.close()
-    assert status["ready"] and status["backlog_bytes"] == 0 and status["moved"] == 20
+    report = spool.shared.writer()
+    writer.stop()
+    writer.spool.close()
+    spool.close()
+    assert report["moved"] == 20 and report["error"] is None and report["age_s"] < 5
     assert count_records(app) == 20
     assert newest is not None and newest.tree_size == 20
+
+
+def test_a_writer_that_cannot_reach_the_database_says_so(app, tmp_path):
+    from common.db import Database
+
+    spool = AuditSpool(tmp_path / "spool")
+    spool_records(spool, [edge_record(0)])
+    broken = Database(f"sqlite:///{tmp_path / 'missing' / 'nowhere.db'}")
+    writer = AuditWriter(SpoolReader(tmp_path / "spool"), broken, interval=0.01).start()
+    import time
+
+    deadline = time.monotonic() + 10
+    while spool.shared.writer()["error"] is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    report, backlog = spool.shared.writer(), spool.backlog_bytes
+    writer.stop()
+    writer.spool.close()
+    spool.close()
+    assert report["error"] and backlog > 0
