@@ -6,8 +6,10 @@ production (PostgreSQL, Redis) is configuration only.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
+import json
 import os
 import secrets
 import time
@@ -89,6 +91,37 @@ def defaults(service: str) -> dict[str, Any]:
         "OPENAPI_SWAGGER_UI_PATH": "docs",
         "OPENAPI_SWAGGER_UI_URL": "https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
     }
+
+
+def layered(service: str, settings: dict[str, Any] | None = None, overrides: dict[str, Any] | None = None,
+            environ: dict[str, str] | None = None) -> dict[str, Any]:
+    """One service's configuration: defaults -> its ``settings`` -> ``XSN_*`` -> ``overrides``.
+
+    The one layering every process uses: ``create_app`` for the Flask apps, and the processes
+    outside Flask (the gateway's edge and audit writer). The environment layer reads as
+    Flask's ``Config.from_prefixed_env`` does (a value that parses as JSON is taken as such,
+    ``__`` reaches into a nested dict), so moving a setting between the two changes nothing.
+    The per-service keys (``XSN_<SERVICE>_DATABASE_URL``, ``_SECRET_KEY``, ``_KEK``) are resolved.
+    """
+    config: dict[str, Any] = {**defaults(service), **(settings or {})}
+    env = os.environ if environ is None else environ
+    prefix = f"{ENV_PREFIX}_"
+    for key in sorted(env):
+        if not key.startswith(prefix):
+            continue
+        value: Any = env[key]
+        with contextlib.suppress(ValueError):  # not JSON: the string itself
+            value = json.loads(value)
+        *parents, leaf = key[len(prefix):].split("__")
+        target = config
+        for part in parents:
+            target = target.setdefault(part, {})
+        target[leaf] = value
+    config.update(overrides or {})
+    for key in ("DATABASE_URL", "SECRET_KEY", "KEK"):
+        config[key] = service_setting(config, service, key)
+    config["SERVICE_URLS"] = service_urls(config)
+    return config
 
 
 def service_setting(config: dict[str, Any], service: str, key: str) -> Any:

@@ -13,45 +13,7 @@ from flask import Flask
 from flask_smorest import Api
 
 from common.web.app import create_app as build_app
-
-SETTINGS: dict[str, Any] = {
-    "GATEWAY_UPSTREAM_TIMEOUT": 30.0,  # seconds to wait for a service's answer (504 after); routes may set their own
-    "GATEWAY_ROUTES_DIR": None,  # the route files (gateway/edge/routing.py); None: gateway/routes in the package
-    # The trusted boundary (gateway.edge.boundary).
-    "GATEWAY_PUBLIC_HOSTS": "",  # more Host values served besides PUBLIC_BASE_URL's (comma separated)
-    "GATEWAY_TRUSTED_PROXIES": "",  # CIDRs of front proxies (load balancers) whose X-Forwarded-For counts
-    "GATEWAY_TRUSTED_HOPS": 0,  # how many such proxies in a row (0: one when any are listed)
-    # Connections (gateway.edge.protocol).
-    "GATEWAY_WORKERS": 1,  # processes sharing the port (SO_REUSEPORT); production: one per core
-    "GATEWAY_HEADER_TIMEOUT": 10.0,  # seconds to send a whole request head (408 after)
-    "GATEWAY_BODY_TIMEOUT": 30.0,  # seconds to send a whole request body (408 after)
-    "GATEWAY_IDLE_TIMEOUT": 60.0,  # seconds a keep-alive connection may wait for its next request
-    "GATEWAY_MAX_CONNECTIONS": 10000,  # open connections per process (503 beyond)
-    "GATEWAY_MAX_HEADER_BYTES": 8190,  # request line and each header field (431 beyond)
-    "GATEWAY_MAX_HEADERS": 100,  # header fields per request (431 beyond)
-    "GATEWAY_MAX_BODY_BYTES": 1048576,  # default for routes that set none (413 beyond)
-    # Upstreams (gateway.edge.upstreams).
-    "GATEWAY_UPSTREAM_CONNECTIONS": 256,  # pooled keep-alive connections per upstream per process
-    "GATEWAY_RETRIES": 2,  # extra attempts for idempotent methods
-    "GATEWAY_BREAKER_FAILURES": 5,  # consecutive failures that open an upstream's circuit
-    "GATEWAY_BREAKER_OPEN": 5.0,  # seconds an open circuit refuses before a probe
-    "GATEWAY_ADMIN_URL": None,  # this Flask app; None: the edge starts it on a free loopback port
-    # Rate limits per client and route (gateway.edge.limits): name -> {rate per s, burst}.
-    "GATEWAY_RATE_LIMITS": {
-        "default": {"rate": 50, "burst": 200},
-        "login": {"rate": 1, "burst": 60},  # identity keeps its own, stricter per-account limits
-        "token_endpoint": {"rate": 20, "burst": 100},
-        "public_verify": {"rate": 20, "burst": 100},
-    },
-    # Access tokens and revocation (gateway.edge.tokens, gateway.edge.revocations).
-    "GATEWAY_JWKS_MIN_REFRESH": 10.0,  # seconds between JWKS fetches on an unknown kid
-    "GATEWAY_CLIENT_ID": "xsn-gateway",
-    "GATEWAY_CLIENT_SECRET": None,  # embedded: identity's seed writes it to var/clients.json
-    "GATEWAY_REVOCATION_POLL": 1.0,  # seconds between polls of identity's revocation feed
-    # Audit (gateway.edge.audit_sink): "audit" (the durable log, gateway/audit/), "memory"
-    # (unit tests only: lost with the process), or "module:factory".
-    "GATEWAY_AUDIT_SINK": "audit",
-}
+from gateway.config import SETTINGS
 
 
 def _init(app: Flask, api: Api) -> None:

@@ -76,19 +76,10 @@ def create_app(
     app = ServiceFlask(import_name or service, instance_relative_config=False)
     app.session_interface = LazyCookieSessionInterface()
     app.url_map.converters["int"] = DatabaseIntConverter  # before any route is added
-    app.config.from_mapping(cfg.defaults(service))
-    app.config.from_mapping(settings or {})
-    app.config.from_prefixed_env(cfg.ENV_PREFIX)
-    if test_config:
-        app.config.from_mapping(test_config)
-    app.config["DATABASE_URL"] = cfg.service_setting(app.config, service, "DATABASE_URL")
-    app.config["SERVICE_URLS"] = cfg.service_urls(app.config)
-
-    # Each service its own session secret and key-encryption key (XSN_<SERVICE>_SECRET_KEY,
-    # XSN_<SERVICE>_KEK), so a process holding several services' settings (the worker, the
-    # migrate job) gives each app its own.
-    app.config["SECRET_KEY"] = cfg.service_setting(app.config, service, "SECRET_KEY")
-    app.config["KEK"] = cfg.service_setting(app.config, service, "KEK")
+    # Each service its own database, session secret and key-encryption key
+    # (XSN_<SERVICE>_DATABASE_URL, _SECRET_KEY, _KEK), so a process holding several services'
+    # settings (the worker, the migrate job) gives each app its own: resolved by the layering.
+    app.config.from_mapping(cfg.layered(service, settings, test_config))
     if not app.config["SECRET_KEY"]:
         app.config["SECRET_KEY"] = cfg.local_secret(app.config, f"secret_key_{service}", 32).hex()
     configure_logging(app.config.get("LOG_LEVEL", "INFO"))
