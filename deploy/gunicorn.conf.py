@@ -20,6 +20,13 @@ worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None  # noqa: S108
 accesslog = None
 errorlog = "-"
 graceful_timeout = 20
+# Threaded workers keep the gateway's pooled connections alive (sync workers close each after
+# one answer, and the edge then pays a new connection per request: 1.4-1.6 ms of its CPU against
+# 0.3-0.5 ms, docs/ARCHITECTURE.md "Measured: the edge"); as `xsn run` serves them
+# (common.ops.launcher.gunicorn_argv). Keep-alive outlasts the edge's idle pooled connection (15 s).
+worker_class = "gthread"
+threads = 4
+keepalive = 20
 timeout = 60
 
 
