@@ -193,6 +193,11 @@ def get_db(app: Any = None) -> Database:
     return (app or _bound_scope().current_app()).extensions["xsn_db"]
 
 
+def request_session_open() -> bool:
+    """Whether the current request (or app context) has opened its session already."""
+    return "db_session" in _bound_scope().state()
+
+
 def get_session() -> Session:
     """The request's session, created on first use."""
     state = _bound_scope().state()

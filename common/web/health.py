@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import inspect
 import platform
+from collections.abc import Callable
 
 from flask import current_app
 from flask.views import MethodView
@@ -33,12 +35,25 @@ class InfoSchema(Schema):
     gm_backend = fields.String(required=True, metadata={"description": "SM2 implementation in use"})
 
 
+def documented_only(decorated: Callable) -> Callable:
+    """The view beneath flask-smorest's decorators, carrying the documentation they made.
+
+    ``@blp.response`` wraps a view in a serialiser (schema dump, ``jsonify``, status and
+    headers) that costs a trivial endpoint a tenth of its time (issue 9). A view whose
+    return value already is the documented body (a constant, as for ``/livez``) needs none
+    of it: the OpenAPI document is the same, and Flask turns the dict into the same JSON.
+    """
+    view = inspect.unwrap(decorated)
+    view._apidoc = decorated._apidoc  # type: ignore[attr-defined] - what flask-smorest reads
+    return view
+
+
 @blp.route("/livez")
-class Liveness(MethodView):
-    @blp.response(200, StatusSchema)
-    def get(self):
-        """The process is up (no dependencies checked)."""
-        return {"status": "ok"}
+@documented_only
+@blp.response(200, StatusSchema)
+def livez():
+    """The process is up (no dependencies checked)."""
+    return {"status": "ok"}
 
 
 @blp.route("/readyz")

@@ -25,6 +25,7 @@ from prometheus_client import (
 )
 
 from common.http import REQUEST_ID_HEADER  # defined with the client that sends it
+from common.web.logging import log_access
 
 _REQUEST_ID_ENVIRON = "HTTP_" + REQUEST_ID_HEADER.upper().replace("-", "_")
 # Accept a caller's id only if it is short and plain, so it cannot inject into logs.
@@ -94,9 +95,10 @@ def init_app(app: Flask, service: str) -> None:
         requests_total[service, method, route, str(status)].inc()
         latency[service, method, route].observe(elapsed)
         if route != "/metrics":
-            access_log.info("request", method=method, path=req.path, status=status,
-                            duration_ms=round(elapsed * 1000, 2), client_id=getattr(ctx, "client_id", None),
-                            subject=getattr(ctx, "subject", None))
+            log_access(access_log, {"method": method, "path": req.path, "status": status,
+                                    "duration_ms": round(elapsed * 1000, 2),
+                                    "client_id": getattr(ctx, "client_id", None),
+                                    "subject": getattr(ctx, "subject", None)})
         return response
 
     @app.get("/metrics")

@@ -32,6 +32,11 @@ def protect(blueprint: Blueprint) -> Blueprint:
 
 def init_pages(app: Flask) -> None:
     csrf.init_app(app)
+    if not app.config.get("WTF_CSRF_CHECK_DEFAULT", True):
+        # Flask-WTF's app-wide hook does nothing but read this setting on every request;
+        # protection is per blueprint (protect()), so the hook is dropped (issue 9).
+        hooks = app.before_request_funcs[None]
+        hooks[:] = [hook for hook in hooks if getattr(hook, "__name__", None) != "csrf_protect"]
     for name, helper in (("local_time", local_time), ("local_date", local_date)):
         app.add_template_global(helper, name)
         app.add_template_filter(helper, name)

@@ -15,7 +15,7 @@ from functools import wraps
 
 import structlog
 from flask import Flask, current_app, request
-from limits import parse
+from limits import RateLimitItem, parse
 from limits.storage import storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 from prometheus_client import Counter
@@ -36,12 +36,21 @@ class RateLimits:
         self.storage = storage_from_string(storage_uri)
         self.limiter = MovingWindowRateLimiter(self.storage)
         self.enabled = enabled
+        self._items: dict[str, RateLimitItem] = {}
+
+    def item(self, limit: str) -> RateLimitItem:
+        """``limit`` (e.g. ``"5/minute"``) parsed once: the parser's regular expressions cost
+        more than a memory-storage check."""
+        item = self._items.get(limit)
+        if item is None:
+            item = self._items[limit] = parse(limit)
+        return item
 
     def hit(self, key: str, limit: str) -> bool:
         """Count one event under ``key``; False when the limit is exceeded."""
         if not self.enabled:
             return True
-        item = parse(limit)
+        item = self.item(limit)  # a malformed limit is a bug, not a storage failure: raise
         try:
             return self.limiter.hit(item, key)
         except Exception as exc:  # fail-open by policy, but visibly
@@ -54,8 +63,9 @@ class RateLimits:
         (for limits on failures, counted only once the outcome is known). Fail-open like hit()."""
         if not self.enabled:
             return True
+        item = self.item(limit)
         try:
-            return self.limiter.test(parse(limit), key)
+            return self.limiter.test(item, key)
         except Exception as exc:  # fail-open by policy, but visibly
             STORAGE_FAILURES.inc()
             log.warning("ratelimit_storage_failed", error=str(exc)[:200])
@@ -64,12 +74,11 @@ class RateLimits:
     def check(self, key: str, limit: str) -> None:
         """:raise RateLimited: ``key`` exceeded ``limit`` (e.g. ``"5/minute"``)."""
         if not self.hit(key, limit):
-            item = parse(limit)
-            raise RateLimited(f"too many requests; limit {limit}", retry_after=item.get_expiry())
+            raise RateLimited(f"too many requests; limit {limit}", retry_after=self.item(limit).get_expiry())
 
     def reset(self, key: str, limit: str) -> None:
         try:
-            self.limiter.clear(parse(limit), key)
+            self.limiter.clear(self.item(limit), key)
         except Exception as exc:
             log.warning("ratelimit_reset_failed", error=str(exc)[:200])
 

@@ -18,6 +18,7 @@ class OAuthState:
     kek: bytes
     secret_key: bytes  # keys the client-secret hashes (identity.oauth.clients)
     introspector: Any  # identity.oauth.tokens.LocalVerifier for tokens of any of our audiences
+    clients: Any  # identity.oauth.adapters.ClientDirectory: client rows read fresh, records reused
 
 
 def state(app: Flask | None = None) -> OAuthState:

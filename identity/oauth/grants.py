@@ -7,9 +7,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from authlib.oauth2 import OAuth2Error
 from authlib.oauth2.rfc6749 import grants, scope_to_list
-from authlib.oauth2.rfc6749.errors import InvalidGrantError, InvalidRequestError, InvalidScopeError
+from authlib.oauth2.rfc6749.errors import InvalidGrantError, InvalidRequestError
 from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oidc.core.grants import OpenIDCode as _OpenIDCode
 from flask import current_app
@@ -18,22 +17,17 @@ from sqlalchemy import select
 from common.db import get_session, utcnow
 from identity.oauth import refresh_tokens, tokens
 from identity.oauth.adapters import CodeRecord, RefreshRecord
+from identity.oauth.client_credentials import scope_and_audience
 from identity.oauth.context import issuer, state
 from identity.oauth.issuing import issue_tokens, new_family, person_audiences, refreshed_id_token
-from identity.oauth.kernel import PERSON_SCOPES, SERVICE_DISCLOSURE_SCOPES, AuthContext, digest
+from identity.oauth.kernel import AuthContext, digest
 from identity.oauth.models import PUBLIC, AuthorizationCode, OAuthClient, RefreshToken
 
 CLIENT_AUTH_ANY = ["client_secret_basic", "client_secret_post", "none"]
 
 
-class InvalidTargetError(OAuth2Error):
-    """RFC 8707 §2: the requested resource (audience) is not allowed for the client."""
-
-    error = "invalid_target"
-
-
 def _issue(grant, **kwargs) -> dict:
-    token, claims = issue_tokens(get_session(), state().keys, issuer=issuer(), client=grant.client.model, **kwargs)
+    token, claims = issue_tokens(get_session, state().keys, issuer=issuer(), client=grant.client.model, **kwargs)
     grant.request.xsn_access_claims = claims
     return token
 
@@ -141,18 +135,12 @@ class ClientCredentialsGrant(grants.ClientCredentialsGrant):
     TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
 
     def generate_token(self, user=None, scope=None, grant_type=None, expires_in=None, include_refresh_token=False):
+        # The same rule as the direct path (identity.oauth.client_credentials), which serves
+        # the valid requests; the rest end here, and so do their errors.
         client: OAuthClient = self.client.model
-        allowed = [s for s in client.scopes if s not in PERSON_SCOPES or s in SERVICE_DISCLOSURE_SCOPES]
-        requested = scope_to_list(scope or "") or []
-        if not set(requested) <= set(allowed):
-            raise InvalidScopeError("The client may not request these scopes.")
         form = self.request.form
-        targets = [*form.getlist("resource"), *form.getlist("audience")]
-        if targets and not set(targets) <= set(client.audiences):
-            raise InvalidTargetError(description="The client may not ask for this audience.")
-        audience = list(dict.fromkeys(targets)) or list(client.audiences) or ["xsn:identity"]
-        return _issue(self, subject=client.client_id, person_id=None, scope=" ".join(requested or allowed),
-                      audience=audience, ctx=None)
+        granted, audience = scope_and_audience(client, scope, [*form.getlist("resource"), *form.getlist("audience")])
+        return _issue(self, subject=client.client_id, person_id=None, scope=granted, audience=audience, ctx=None)
 
 
 class PkceS256(CodeChallenge):

@@ -42,14 +42,18 @@ def new_family(client: OAuthClient, scope: str) -> RefreshPlan:
                        expires_at=utcnow() + timedelta(seconds=client.refresh_token_lifetime))
 
 
-def issue_tokens(session: Session, keys: Any, *, issuer: str, client: OAuthClient, subject: str,
+def issue_tokens(session: tokens.SessionSource, keys: Any, *, issuer: str, client: OAuthClient, subject: str,
                  person_id: str | None, scope: str, audience: list[str], ctx: AuthContext | None,
                  refresh: RefreshPlan | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
     """Sign an access token (and add a refresh token row when ``refresh`` says so).
 
     Returns the token response and the access token's claims. Nothing is written for a token
-    without a refresh token: access tokens are self-contained.
+    without a refresh token: access tokens are self-contained. ``session`` may be a function
+    giving the session (see :meth:`tokens.SigningKeys.signing_key`): a token for a client alone
+    then opens none.
     """
+    if person_id and callable(session):  # a person's token reads (and may write) rows
+        session = session()
     extra: dict[str, Any] = {}
     if person_id and "staff" in scope.split():
         from identity.accounts import get_person

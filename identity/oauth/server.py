@@ -13,9 +13,9 @@ from authlib.integrations.flask_oauth2 import AuthorizationServer
 from flask import Flask
 
 from common.crypto.keystore import load_kek
-from common.db import get_db, get_session
+from common.db import get_db, get_session, request_session_open
 from identity.oauth import revocations, tokens
-from identity.oauth.adapters import ClientAdapter, load_client
+from identity.oauth.adapters import ClientAdapter, ClientDirectory
 from identity.oauth.clients import secret_hash_key
 from identity.oauth.context import OAuthState, issuer, state
 from identity.oauth.endpoints import IntrospectionEndpoint, RevocationEndpoint
@@ -31,12 +31,16 @@ from identity.oauth.grants import (
 def _query_client(client_id):
     if not client_id or not isinstance(client_id, str):
         return None
-    record = load_client(get_session(), client_id)
-    return ClientAdapter(record, state().secret_key) if record is not None else None
+    oauth = state()
+    record = oauth.clients.get(client_id)
+    return ClientAdapter(record, oauth.secret_key) if record is not None else None
 
 
 def _save_token(token, request):
-    get_session().commit()
+    # A client-credentials token writes nothing (and may not have opened a session at all);
+    # the grants that add rows (codes, refresh tokens) commit them here.
+    if request_session_open():
+        get_session().commit()
 
 
 def init_oauth(app: Flask, api) -> None:
@@ -57,7 +61,8 @@ def init_oauth(app: Flask, api) -> None:
     introspector = tokens.LocalVerifier(issuer=lambda: issuer(app), audience=None, keys=tokens.LocalKeys(factory),
                                         current_session=get_session)
     app.extensions["identity_oauth"] = OAuthState(server=server, keys=tokens.SigningKeys(kek), kek=kek,
-                                                  secret_key=secret_hash_key(kek), introspector=introspector)
+                                                  secret_key=secret_hash_key(kek), introspector=introspector,
+                                                  clients=ClientDirectory(get_db(app).engine, factory))
     app.extensions.setdefault("xsn_token_verifier", introspector.for_audience(
         app.config.get("OAUTH_AUDIENCE") or "xsn:identity", leeway=30))
     if app.config.get("REDIS_URL"):

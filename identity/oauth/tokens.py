@@ -37,6 +37,8 @@ from identity.oauth.models import SigningKey
 from identity.oauth.revocations import is_revoked
 
 PURPOSES = {ES256: "oauth-es256", RS256: "oauth-rs256"}
+# A session, or a function returning one when it is first needed (the request's get_session).
+SessionSource = Session | Callable[[], Session]
 ACTIVE_KEY_TTL = 30.0
 # Retired keys stay in the JWKS this long: longer than any access or ID token lives.
 RETIRED_KEY_RETENTION = timedelta(days=2)
@@ -101,11 +103,13 @@ class SigningKeys:
         self._active: dict[str, tuple[float, str, Any]] = {}
         self._lock = threading.Lock()
 
-    def signing_key(self, session: Session, alg: str) -> tuple[str, Any]:
+    def signing_key(self, session: SessionSource, alg: str) -> tuple[str, Any]:
         """``(kid, cryptography private key)`` of the active key for ``alg``.
 
         On a database without keys, makes the key set in ``session`` (flushed: it is committed
-        with the caller's transaction, and not cached until then).
+        with the caller's transaction, and not cached until then). ``session`` may be a function
+        giving the session, called only when the key is read (at most every ``ttl`` seconds):
+        a client-credentials token then opens no database session at all.
 
         :raise TokenKeyError: the algorithm is not ours.
         """
@@ -115,6 +119,8 @@ class SigningKeys:
         cached = self._active.get(alg)
         if cached is not None and now - cached[0] <= self.ttl:
             return cached[1], cached[2]
+        if callable(session):
+            session = session()
         store = key_store(session, self.kek)
         row = store.active(PURPOSES[alg], create=False)
         if row is None:  # a fresh database: make the key set (and its next key)
@@ -159,7 +165,7 @@ def access_token_claims(*, issuer: str, subject: str, audience: list[str], clien
     return claims
 
 
-def sign(keys: SigningKeys, session: Session, claims: dict[str, Any], *, alg: str = ES256,
+def sign(keys: SigningKeys, session: SessionSource, claims: dict[str, Any], *, alg: str = ES256,
          typ: str = "at+jwt") -> str:
     kid, key = keys.signing_key(session, alg)
     return sign_compact({"alg": alg, "typ": typ, "kid": kid}, claims, key)

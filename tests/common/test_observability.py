@@ -69,3 +69,44 @@ def test_metrics_count_each_route_once_per_request(make_app):
     assert 'xsn_http_requests_total{method="GET",route="/livez",service="seal",status="200"} 3.0' in text
     assert 'xsn_http_requests_total{method="POST",route="<unmatched>",service="seal",status="405"} 1.0' in text
     assert 'xsn_http_request_duration_seconds_count{method="GET",route="/livez",service="seal"} 3.0' in text
+
+
+def test_the_direct_access_line_is_what_structlog_writes(tmp_path):
+    # log_access skips structlog's processor chain (issue 9): its line must be the same bytes
+    # (but for the time), under the same configuration, and go through structlog otherwise.
+    script = textwrap.dedent("""
+        import structlog
+        from structlog.testing import capture_logs
+        from common.web.logging import configure_logging, log_access
+
+        configure_logging("INFO")
+        log = structlog.get_logger("xsn.access")
+        structlog.contextvars.bind_contextvars(request_id="r-1234567", service="seal", client_id="bound")
+        fields = {"method": "GET", "path": "/x", "status": 200, "duration_ms": 1.5, "client_id": None,
+                  "subject": "中文 \\u2028"}
+        log.info("request", **dict(fields))
+        log_access(log, dict(fields))
+        with capture_logs() as captured:  # another configuration: the line goes through structlog
+            log_access(structlog.get_logger("xsn.access.fresh"), dict(fields))
+        assert captured == [{**fields, "event": "request", "log_level": "info"}], captured
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=120,
+                          cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
+    assert done.returncode == 0, done.stderr.decode()
+    by_structlog, direct = (json.loads(line) for line in done.stderr.splitlines())
+    assert list(direct) == list(by_structlog)  # same keys in the same order
+    assert {**direct, "timestamp": None} == {**by_structlog, "timestamp": None}
+    assert direct["client_id"] is None and direct["request_id"] == "r-1234567" and direct["timestamp"].endswith("Z")
+
+
+def test_no_access_line_above_info(tmp_path):
+    script = textwrap.dedent("""
+        import structlog
+        from common.web.logging import configure_logging, log_access
+
+        configure_logging("WARNING")
+        log_access(structlog.get_logger("xsn.access"), {"method": "GET", "path": "/x", "status": 200})
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=120,
+                          cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
+    assert done.returncode == 0 and done.stderr == b"", done.stderr.decode()
