@@ -215,7 +215,10 @@ def _ledger_writer() -> LedgerWriter:
         with _writer_lock:
             committer = current_app.extensions.get("payment_ledger_committer")
             if committer is None:
-                committer = current_app.extensions["payment_ledger_committer"] = GroupCommitter(get_db().session)
+                db = get_db()
+                # SQLite has one writer: a second committer would only wait for the first one's lock.
+                committer = GroupCommitter(db.session, committers=1 if db.engine.dialect.name == "sqlite" else 2)
+                current_app.extensions["payment_ledger_committer"] = committer
     return committer
 
 
