@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -247,11 +247,28 @@ def add_to_balances(session: Session, net: dict[str, dict[str, int]]) -> None:
     """Add each account's net change in one statement, in account-id order (the rows are
     locked already; the CHECK constraints still guard every limit)."""
     changes = [{"aid": aid, **deltas} for aid, deltas in sorted(net.items()) if any(deltas.values())]
-    if changes:
-        table = LedgerAccount.__table__
-        session.connection().execute(
-            update(table).where(table.c.id == bindparam("aid"))
-            .values({c: table.c[c] + bindparam(c) for c in SUMS}), changes)
+    if not changes:
+        return
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        # One statement for every account: psycopg runs an executemany as a pipeline of one
+        # statement per row, which costs this process more CPU than the whole rest of a group.
+        connection.execute(_ADD_FROM_ARRAYS, {"aid": [c["aid"] for c in changes],
+                                              **{column: [c[column] for c in changes] for column in SUMS}})
+        return
+    table = LedgerAccount.__table__
+    connection.execute(update(table).where(table.c.id == bindparam("aid"))
+                       .values({c: table.c[c] + bindparam(c) for c in SUMS}), changes)
+
+
+_ADD_FROM_ARRAYS = text("""
+UPDATE ledger_accounts AS a
+   SET debits_pending = a.debits_pending + v.debits_pending, debits_posted = a.debits_posted + v.debits_posted,
+       credits_pending = a.credits_pending + v.credits_pending, credits_posted = a.credits_posted + v.credits_posted
+  FROM unnest(CAST(:aid AS varchar[]), CAST(:debits_pending AS bigint[]), CAST(:debits_posted AS bigint[]),
+              CAST(:credits_pending AS bigint[]), CAST(:credits_posted AS bigint[]))
+       AS v(aid, debits_pending, debits_posted, credits_pending, credits_posted)
+ WHERE a.id = v.aid""")
 
 
 def _create_new(session: Session, specs: Sequence[TransferSpec], batch_id: str | None) -> list[TransferResult]:
