@@ -12,12 +12,18 @@ Phases, each measured in this run:
    calls) from ``clients`` threads, one transfer per transaction, between 1,000 accounts.
 3. The same API in its batch form: ``--batch`` transfers per transaction.
 4. ``POST /ledger/transfers`` (one transfer a request, unique ids from a wrk Lua script) against
-   the service's own ``GET /livez``, under gunicorn (2 sync workers), driven by wrk.
+   the service's own ``GET /livez``, on one server set up as ``xsn run`` serves payment: gunicorn,
+   2 workers, with ``payment.processes.GUNICORN_ARGS`` (threaded workers, whose concurrent
+   transfer requests share commits: ``payment.ledger.group_commit``), driven by wrk at each of
+   ``--connections`` (both endpoints at each count). The server's CPU per request and wrk's
+   own CPU are printed beside each figure.
 5. ``xsn ledger check`` over everything the run wrote.
 
 Ends with ``RESULT {json}``: ``single_ratio`` and ``batch_ratio`` (transfers/s ÷ pgbench TPC-B
-tps; targets ≥ 0.5 and ≥ 5), ``http_ratio`` (HTTP transfers/s ÷ /livez req/s; target ≥ 0.4) and
-``ledger_check_ok``.
+tps; targets ≥ 0.5 and ≥ 5), ``http_ratio`` (HTTP transfers/s ÷ /livez req/s at the last of
+``--connections``, the median over ``--rounds`` paired rounds; target ≥ 0.4; ``http_ratios``
+has every count, ``http_cpu_ratio`` the server's CPU per /livez request ÷ per transfer request)
+and ``ledger_check_ok``.
 """
 
 from __future__ import annotations
@@ -27,21 +33,24 @@ import json
 import os
 import random
 import re
+import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import create_engine, text
 from sqlalchemy.orm import sessionmaker
 
-from bench._load import gunicorn, wrk
+from bench._load import WrkResult, gunicorn, wrk
 from bench.result import print_result
 
 ACCOUNTS = 1000
+WORKERS = 2
 KEK = "00112233445566778899aabbccddeeff"
 
 
@@ -121,23 +130,52 @@ end
 """
 
 
-def http_phase(db_url: str, seconds: float, connections: int) -> tuple[float, float, object, object]:
+@dataclass
+class HttpRun:
+    """One round at one connection count: /livez then the transfers, back to back."""
+
+    connections: int
+    livez: WrkResult
+    transfers: WrkResult
+    livez_cpu_ms: float  # the server's CPU (all its processes) per request
+    transfer_cpu_ms: float
+
+    @property
+    def ratio(self) -> float:
+        return self.transfers.requests_per_s / self.livez.requests_per_s if self.livez.requests_per_s else 0.0
+
+
+def http_phase(db_url: str, seconds: float, connections: list[int], rounds: int) -> list[HttpRun]:
+    """``rounds`` rounds per connection count, each /livez then transfers back to back: on a
+    shared machine a burst of someone else's load then spoils one round's pair, not the
+    figure (the median of the rounds' ratios)."""
+    from payment.processes import GUNICORN_ARGS
     from tests.support.suite import TokenFactory
 
     var = Path(tempfile.mkdtemp(prefix="xsn-bench-payment-"))
     tokens = TokenFactory()
+    # GUNICORN_CMD_ARGS: gunicorn's own way to take options from the environment, so the server
+    # gets the same worker class and threads as `xsn run` gives payment.
     env = dict(os.environ, XSN_VAR_DIR=str(var), XSN_KEK=KEK, XSN_LOG_LEVEL="WARNING",
                XSN_PAYMENT_DATABASE_URL=db_url, XSN_OAUTH_JWKS_URL=tokens.write_jwks(var / "jwks.json"),
-               XSN_OAUTH_ISSUER=tokens.issuer, XSN_RATELIMIT_ENABLED="false")
+               XSN_OAUTH_ISSUER=tokens.issuer, XSN_RATELIMIT_ENABLED="false",
+               GUNICORN_CMD_ARGS=" ".join(GUNICORN_ARGS))
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     token = tokens.token(sub="bench", scope="payment:admin", aud="xsn:payment", client_id="xsn-finance",
                          lifetime=3600)
-    with gunicorn("payment:create_app()", env=env, workers=2) as server:
-        livez = wrk(f"{server.url}/livez", duration=seconds, connections=connections)
-        transfers = wrk(f"{server.url}/ledger/transfers", duration=seconds, connections=connections,
-                        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
-                        lua=TRANSFER_LUA.replace("PREFIX", json.dumps(uuid.uuid4().hex[:8])))
-    return livez.requests_per_s, transfers.requests_per_s, livez, transfers
+    runs = []
+    with gunicorn("payment:create_app()", env=env, workers=WORKERS) as server:
+        for count in [c for c in connections for _ in range(rounds)]:
+            cpu = server.cpu_seconds()
+            livez = wrk(f"{server.url}/livez", duration=seconds, connections=count)
+            livez_cpu = server.cpu_seconds() - cpu
+            transfers = wrk(f"{server.url}/ledger/transfers", duration=seconds, connections=count,
+                            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+                            lua=TRANSFER_LUA.replace("PREFIX", json.dumps(uuid.uuid4().hex[:8])))
+            transfer_cpu = server.cpu_seconds() - cpu - livez_cpu
+            runs.append(HttpRun(count, livez, transfers, livez_cpu / max(livez.requests, 1) * 1000,
+                                transfer_cpu / max(transfers.requests, 1) * 1000))
+    return runs
 
 
 def main() -> None:
@@ -147,6 +185,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--batch", type=int, default=100)
+    parser.add_argument("--connections", default="16,64", help="wrk connection counts, comma-separated")
+    parser.add_argument("--rounds", type=int, default=3, help="HTTP rounds per connection count (median ratio)")
     args = parser.parse_args()
 
     from common.db import make_engine
@@ -168,10 +208,24 @@ def main() -> None:
     print(f"ledger API, {args.batch} transfers per transaction, {args.clients} threads: {batch:,.0f} transfers/s "
           f"({batch / tps:.2f}x pgbench)")
 
-    livez, http, livez_run, http_run = http_phase(db_url, args.seconds, 16)
-    print(f"HTTP (gunicorn 2 workers, wrk 16 connections): /livez {livez:,.0f} req/s (wrk CPU "
-          f"{livez_run.wrk_cpu_s:.1f} s), POST /ledger/transfers {http:,.0f} req/s (wrk CPU "
-          f"{http_run.wrk_cpu_s:.1f} s, non-2xx {http_run.non2xx}, p50 {http_run.p50_ms:.1f} ms)")
+    from payment.processes import GUNICORN_ARGS
+
+    counts = [int(c) for c in args.connections.split(",")]
+    runs = http_phase(db_url, args.seconds, counts, args.rounds)
+    print(f"HTTP: gunicorn {WORKERS} workers {' '.join(GUNICORN_ARGS)}, wrk 2 threads, {args.rounds} rounds of "
+          f"{args.seconds} s per endpoint; load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    for run in runs:
+        print(f"  wrk {run.connections} connections: /livez {run.livez.requests_per_s:,.0f} req/s "
+              f"(server CPU {run.livez_cpu_ms:.2f} ms/req, wrk CPU {run.livez.wrk_cpu_s:.1f} s), "
+              f"POST /ledger/transfers {run.transfers.requests_per_s:,.0f} req/s (server CPU "
+              f"{run.transfer_cpu_ms:.2f} ms/req, wrk CPU {run.transfers.wrk_cpu_s:.1f} s, non-2xx "
+              f"{run.transfers.non2xx}, errors {run.transfers.errors}, p50 {run.transfers.p50_ms:.1f} ms): "
+              f"ratio {run.ratio:.3f}")
+    ratios = {count: statistics.median(r.ratio for r in runs if r.connections == count) for count in counts}
+    final = [r for r in runs if r.connections == counts[-1]]
+    cpu_ratio = statistics.median(r.livez_cpu_ms / r.transfer_cpu_ms for r in final if r.transfer_cpu_ms)
+    print(f"median ratio per connection count: {', '.join(f'{c}: {v:.3f}' for c, v in ratios.items())}; server "
+          f"CPU per /livez request ÷ per transfer request at {counts[-1]}: {cpu_ratio:.3f}")
 
     engine.dispose()
     check = subprocess.run([sys.executable, "-m", "common.ops.cli", "ledger", "check"], capture_output=True, text=True,
@@ -180,9 +234,13 @@ def main() -> None:
     ledger_ok = check.returncode == 0
     print_result({"pgbench_tps": round(tps, 1), "single_per_s": round(single, 1), "batch_per_s": round(batch, 1),
                   "single_ratio": round(single / tps, 3), "batch_ratio": round(batch / tps, 3),
-                  "http_transfers_per_s": round(http, 1), "livez_per_s": round(livez, 1),
-                  "http_ratio": round(http / livez, 3) if livez else 0.0,
-                  "http_non2xx": http_run.non2xx, "ledger_check_ok": ledger_ok})
+                  "http_transfers_per_s": round(statistics.median(r.transfers.requests_per_s for r in final), 1),
+                  "livez_per_s": round(statistics.median(r.livez.requests_per_s for r in final), 1),
+                  "http_ratio": round(ratios[counts[-1]], 3), "http_connections": counts[-1],
+                  "http_ratios": {str(c): round(v, 3) for c, v in ratios.items()},
+                  "http_cpu_ratio": round(cpu_ratio, 3),
+                  "http_non2xx": sum(run.transfers.non2xx + run.transfers.errors for run in runs),
+                  "load_average": round(os.getloadavg()[0], 2), "ledger_check_ok": ledger_ok})
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ Authorisation (identity's access tokens, audience ``xsn:payment``):
 
 from __future__ import annotations
 
+import threading
 import time
 from datetime import date
 
@@ -20,13 +21,14 @@ from sqlalchemy import select
 
 from common.crypto.keystore import load_kek
 from common.crypto.pii import PiiCipher
-from common.db import get_session
+from common.db import get_db, get_session
 from common.errors import Forbidden, ValidationFailed
 from common.web.auth import current_claims, require_token
 from common.web.ratelimit import rate_limit
 from payment import callbacks, notices, payments
+from payment.ledger.group_commit import GroupCommitter, InlineWriter, LedgerWriter
 from payment.ledger.models import LedgerAccount
-from payment.ledger.transfers import TransferSpec, create_transfers
+from payment.ledger.transfers import TransferSpec
 from payment.models import NoticeEvent
 from payment.schemas import (
     AccountSchema,
@@ -188,16 +190,36 @@ class Accounts(MethodView):
 
 @ledger_blp.route("/transfers")
 class Transfers(MethodView):
-    @ledger_blp.arguments(TransferBatchSchema)
+    @ledger_blp.arguments(TransferBatchSchema())  # an instance: a class is instantiated per request
     @ledger_blp.response(201, TransferBatchResultSchema)
     @ledger_blp.doc(security=SECURITY)
     @require_token("payment:admin")
     def post(self, body):
         """Write transfers all-or-nothing; an id already written with the same fields is a replay."""
-        session = get_session()
-        results = create_transfers(session, [TransferSpec(**spec) for spec in body["transfers"]])
-        session.commit()
+        results = _ledger_writer().submit([TransferSpec(**spec) for spec in body["transfers"]])
         return {"transfers": [{**_transfer_dict(r.transfer), "created": r.created} for r in results]}
+
+
+_writer_lock = threading.Lock()
+
+
+def _ledger_writer() -> LedgerWriter:
+    """The process's group committer when this server runs requests in threads (gunicorn
+    gthread: concurrent requests share commits); in a server with one request at a time per
+    process (a sync worker) there is nobody to share with, so the request writes inline."""
+    if not request.environ.get("wsgi.multithread"):
+        return current_app.extensions.get("payment_ledger_inline") or current_app.extensions.setdefault(
+            "payment_ledger_inline", InlineWriter(get_db().session))
+    committer = current_app.extensions.get("payment_ledger_committer")
+    if committer is None:
+        with _writer_lock:
+            committer = current_app.extensions.get("payment_ledger_committer")
+            if committer is None:
+                db = get_db()
+                # SQLite has one writer: a second committer would only wait for the first one's lock.
+                committer = GroupCommitter(db.session, committers=1 if db.engine.dialect.name == "sqlite" else 2)
+                current_app.extensions["payment_ledger_committer"] = committer
+    return committer
 
 
 def _transfer_dict(row) -> dict:

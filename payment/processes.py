@@ -1,10 +1,17 @@
-"""What the payment node adds to ``xsn run``: the channel simulator (the payment institutions)."""
+"""What the payment node adds to ``xsn run``: the channel simulator (the payment institutions),
+and how its own gunicorn serves it."""
 
 from __future__ import annotations
 
 import sys
 
 PORTS = {"channel-sim": 8009}
+
+# Threaded workers: the ``POST /ledger/transfers`` requests one process serves at once share one
+# transaction and one commit (payment.ledger.group_commit); a sync worker serves one request at
+# a time, so each would wait for its own WAL flush. 16 threads per worker: enough requests in
+# flight to fill a group, few enough for the database pool (the other views' sessions).
+GUNICORN_ARGS = ["--worker-class", "gthread", "--threads", "16"]
 
 
 def processes(suite) -> dict[str, list[str]]:

@@ -90,7 +90,8 @@ class Suite:
             shutil.rmtree(prom_dir, ignore_errors=True)
             prom_dir.mkdir(parents=True)
             service_env = dict(env, PROMETHEUS_MULTIPROC_DIR=str(prom_dir))
-            argv = gunicorn_argv(f"{service}:create_app()", self.ports[service], self.workers, f"xsn-{service}")
+            argv = gunicorn_argv(f"{service}:create_app()", self.ports[service], self.workers, f"xsn-{service}",
+                                 service_gunicorn_args(service))
             if service == "gateway":  # the asyncio edge; it starts the gateway's Flask app behind itself
                 argv = [sys.executable, "-m", "gateway.edge", "--port", str(self.ports[service])]
             self._spawn(service, argv, service_env)
@@ -143,8 +144,9 @@ class Suite:
         self.processes.clear()
 
 
-def gunicorn_argv(target: str, port: int, workers: int, name: str) -> list[str]:
-    """gunicorn for one app on loopback.
+def gunicorn_argv(target: str, port: int, workers: int, name: str, extra: list[str] | tuple[str, ...] = ()
+                  ) -> list[str]:
+    """gunicorn for one app on loopback (``extra``: the service's own options, before the app).
 
     Each instance disables gunicorn's control socket: its default path is one per user, so
     several instances (the suite, end-to-end tests, benchmarks) would fight over it.
@@ -156,7 +158,16 @@ def gunicorn_argv(target: str, port: int, workers: int, name: str) -> list[str]:
     return [sys.executable, "-m", "gunicorn", "--workers", str(workers), "--worker-class", "gthread",
             "--threads", "4", "--keep-alive", "20", "--bind", f"127.0.0.1:{port}",
             "--graceful-timeout", "5", "--no-control-socket", "--access-logfile", "-", "--error-logfile", "-",
-            "--name", name, target]
+            "--name", name, *extra, target]
+
+
+def service_gunicorn_args(service: str) -> list[str]:
+    """The gunicorn options a service declares in ``<service>.processes.GUNICORN_ARGS`` (e.g.
+    payment's threaded workers, which let concurrent ledger transfers share a commit)."""
+    for name, module in service_modules("processes"):
+        if name == service:
+            return list(getattr(module, "GUNICORN_ARGS", ()))
+    return []
 
 
 def summaries(suite: Suite) -> list[str]:

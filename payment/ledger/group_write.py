@@ -1,0 +1,150 @@
+"""Many independent transfer requests written in one database transaction, each all-or-nothing.
+
+This is what lets one commit (one WAL flush) carry the transfers of many HTTP requests
+(:mod:`payment.ledger.group_commit` gathers them) without changing what any one request is
+told. Each request's outcome is exactly what :func:`~payment.ledger.transfers.create_transfers`
+would have given it alone, as if the requests of the group had run one after another:
+
+* The fast path takes the requests that are plainly new single or pending transfers on
+  existing accounts and within every limit: one SELECT of the ids already taken, one
+  ``SELECT ... FOR UPDATE`` of all their accounts (in id order, so groups in other processes
+  cannot deadlock with it), the limits checked in Python request by request on the locked
+  sums (a request that would break one is not applied to the running sums), one INSERT of all
+  their rows, one UPDATE per account.
+* Every other request (a replay, an id reused with other fields, a post or void, a missing
+  account, a malformed transfer, one that breaks a limit) then runs through ``create_transfers``
+  itself, inside its own savepoint, after the fast ones: it gets the precise answer and code
+  that path gives, and its refusal rolls back only its own savepoint.
+
+A database error (a lost connection, a deadlock, an id taken by another process between the
+SELECT and the INSERT) is not a request's fault: it propagates, and the caller rolls the whole
+transaction back and retries the requests (:class:`payment.ledger.group_commit.GroupCommitter`
+retries each one alone).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+
+from sqlalchemy import bindparam, insert, select
+from sqlalchemy.orm import Session
+
+from common.db import utcnow
+from common.errors import Problem
+from payment.ledger.models import LedgerAccount, LedgerTransfer
+from payment.ledger.transfers import (
+    SUMS,
+    TransferResult,
+    TransferSpec,
+    add_to_balances,
+    balance_changes,
+    check_shape,
+    create_transfers,
+    limit_broken,
+    transfer_row,
+)
+
+# What each request gets: its results, or the refusal it alone would have got.
+Outcome = list[TransferResult] | Problem
+
+_TRANSFERS, _ACCOUNTS = LedgerTransfer.__table__, LedgerAccount.__table__
+# Built once: constructing a statement costs about as much CPU as running it.
+_TAKEN_IDS = select(_TRANSFERS.c.id).where(_TRANSFERS.c.id.in_(bindparam("ids", expanding=True)))
+_LOCK_ACCOUNTS = (select(_ACCOUNTS.c.id, _ACCOUNTS.c.debits_must_not_exceed_credits,
+                         _ACCOUNTS.c.credits_must_not_exceed_debits, *(_ACCOUNTS.c[c] for c in SUMS))
+                  .where(_ACCOUNTS.c.id.in_(bindparam("ids", expanding=True))).order_by(_ACCOUNTS.c.id)
+                  .with_for_update())
+
+
+def write_requests(session: Session, requests: Sequence[Sequence[TransferSpec]]) -> list[Outcome]:
+    """Write every request's transfers in the session's transaction; commit is the caller's.
+
+    A refused request leaves nothing behind and does not affect the others.
+
+    :raise SQLAlchemyError: a database error; the transaction must be rolled back (no request
+        was written).
+    """
+    outcomes: list[Outcome | None] = [None] * len(requests)
+    fast = _plain_new_requests(requests)
+    for index, results in _write_fast(session, requests, fast).items():
+        outcomes[index] = results
+    for index, specs in enumerate(requests):
+        if outcomes[index] is None:
+            try:
+                outcomes[index] = create_transfers(session, specs)  # all-or-nothing in its own savepoint
+            except Problem as problem:
+                outcomes[index] = problem
+    return outcomes  # type: ignore[return-value] - every slot is filled above
+
+
+def _plain_new_requests(requests: Sequence[Sequence[TransferSpec]]) -> list[int]:
+    """The requests the fast path may take: well-formed single or pending transfers whose ids
+    appear nowhere else in the group (a second use of an id is a replay or a conflict)."""
+    seen = Counter(spec.id for specs in requests for spec in specs)
+    plain = []
+    for index, specs in enumerate(requests):
+        if not specs or any(spec.kind not in ("single", "pending") or seen[spec.id] > 1 for spec in specs):
+            continue
+        try:
+            for spec in specs:
+                check_shape(spec)
+        except Problem:
+            continue  # create_transfers says which transfer and why
+        plain.append(index)
+    return plain
+
+
+def _write_fast(session: Session, requests: Sequence[Sequence[TransferSpec]], candidates: list[int]
+                ) -> dict[int, list[TransferResult]]:
+    """Write the candidates that are new and within every limit; returns their results by index."""
+    if not candidates:
+        return {}
+    # Core statements on the session's connection: the ORM's execution layer would cost more CPU
+    # than the database spends on them, and nothing here needs the identity map.
+    connection = session.connection()
+    ids = [spec.id for index in candidates for spec in requests[index]]
+    taken = set(connection.scalars(_TAKEN_IDS, {"ids": ids}))
+    candidates = [i for i in candidates if not any(spec.id in taken for spec in requests[i])]
+    account_ids = {aid for i in candidates for spec in requests[i] for aid in (spec.debit_account_id,
+                                                                               spec.credit_account_id)}
+    if not account_ids:
+        return {}
+    locked = connection.execute(_LOCK_ACCOUNTS, {"ids": sorted(account_ids)}).all()
+    limits = {row.id: (row.debits_must_not_exceed_credits, row.credits_must_not_exceed_debits) for row in locked}
+    before = {row.id: {c: getattr(row, c) for c in SUMS} for row in locked}
+    sums = {aid: dict(s) for aid, s in before.items()}
+
+    accepted: list[int] = []
+    for index in candidates:
+        trial = _apply(requests[index], sums, limits)
+        if trial is not None:  # else: a missing account or a broken limit; create_transfers says which
+            sums.update(trial)
+            accepted.append(index)
+    if not accepted:
+        return {}
+    now = utcnow()
+    rows = {index: [transfer_row(spec, None, now) for spec in requests[index]] for index in accepted}
+    connection.execute(insert(_TRANSFERS), [row for index in accepted for row in rows[index]])
+    add_to_balances(session, {aid: {c: sums[aid][c] - before[aid][c] for c in SUMS} for aid in before})
+    return {index: [TransferResult(LedgerTransfer(**row), created=True) for row in rows[index]]
+            for index in accepted}
+
+
+def _apply(specs: Sequence[TransferSpec], sums: dict[str, dict[str, int]],
+           limits: dict[str, tuple[bool, bool]]) -> dict[str, dict[str, int]] | None:
+    """The sums of the request's accounts after its transfers, each limit checked after each
+    transfer as the database would; None when an account is missing or a limit breaks."""
+    trial: dict[str, dict[str, int]] = {}
+    for spec in specs:
+        for account_id, deltas in balance_changes(spec, None).items():
+            if account_id not in limits:
+                return None
+            current = trial.get(account_id)
+            if current is None:
+                current = trial[account_id] = dict(sums[account_id])
+            for column, delta in deltas.items():
+                current[column] += delta
+            if limit_broken(current, *limits[account_id]):
+                return None
+    return trial
