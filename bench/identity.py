@@ -60,7 +60,8 @@ def _prepare(env: dict[str, str]) -> None:
 def _verify_rate(token: str, jwks: dict, issuer: str, seconds: float) -> float:
     from common.web.auth import JWKSCache, TokenVerifier
 
-    verifier = TokenVerifier(issuer=issuer, audience="xsn:seal", jwks=JWKSCache(lambda: jwks))
+    # cache_size=0: the full check (signature included) each call, not the verified-token cache
+    verifier = TokenVerifier(issuer=issuer, audience="xsn:seal", jwks=JWKSCache(lambda: jwks), cache_size=0)
     verifier.verify(token)
     calls, start = 0, time.perf_counter()
     while time.perf_counter() - start < seconds:

@@ -173,3 +173,40 @@ def test_rs256_and_pyjwt_signed_tokens_verify(tokens):
     with pytest.raises(Exception) as info:
         verifier.verify(mixed)
     assert getattr(info.value, "code", None) == "invalid_token"
+
+
+def test_a_verified_token_skips_only_the_signature_check_while_its_key_stays(tokens, monkeypatch):
+    from common.crypto import access_tokens
+
+    document = {"keys": [tokens.key.as_dict(private=False)]}
+    clock = [0.0]
+    jwks = JWKSCache(lambda: document, clock=lambda: clock[0], ttl=300, min_refresh=10)
+    now = [time.time()]
+    verifier = TokenVerifier(issuer=tokens.issuer, audience="xsn:seal", jwks=jwks, leeway=0, clock=lambda: now[0])
+    checks = []
+    real = access_tokens.verify_jws_signature
+    monkeypatch.setattr(access_tokens, "verify_jws_signature", lambda *a: checks.append(1) or real(*a))
+    token = tokens.token(aud="xsn:seal", exp=int(now[0]) + 60)
+    first = verifier.verify(token)
+    first["sub"] = "changed by the caller"
+    assert verifier.verify(token)["sub"] != "changed by the caller"  # a copy each time
+    assert len(checks) == 1  # the second call did not redo the signature math
+    # Expiry is still judged on every call.
+    now[0] += 120
+    with pytest.raises(access_tokens.InvalidToken) as info:
+        verifier.verify(token)
+    assert info.value.code == "token_expired"
+    # The key leaves the JWKS (rotated out after a compromise): the cached verdict no longer counts.
+    now[0] -= 120
+    document = {"keys": [ECKey.generate_key("P-256", parameters={"kid": "rotated-in"}).as_dict(private=False)]}
+    clock[0] = 400  # past the JWKS ttl: the next lookup refetches
+    with pytest.raises(access_tokens.InvalidToken):
+        verifier.verify(token)
+    # A token that fails is never cached: a bad signature fails every time.
+    document = {"keys": [tokens.key.as_dict(private=False)]}
+    clock[0] = 800
+    head, body, signature = token.split(".")
+    forged = f"{head}.{body}.{signature[:-4]}AAAA"
+    for _ in range(2):
+        with pytest.raises(access_tokens.InvalidToken):
+            verifier.verify(forged)
