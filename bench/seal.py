@@ -1,7 +1,11 @@
 """Benchmark the seal node end to end: ``python -m bench.seal``.
 
-Starts the seal service under gunicorn (2 sync workers by default) on a temporary var dir
-(migrated, seeded, trusting a local test JWKS pinned in a file) and drives it with Debian
+Starts the seal service the way ``xsn run`` and the containers serve it (gunicorn gthread
+workers, 4 threads each, keep-alive: ``common.ops.launcher.gunicorn_argv``; 2 workers by default)
+on a scratch PostgreSQL database, as production runs the seal node (created on the server of
+``--database-url``, default ``postgresql://postgres@127.0.0.1:5432`` or ``XSN_BENCH_POSTGRES_URL``,
+and dropped at the end; ``--sqlite`` runs on a SQLite file instead) and a temporary var dir
+(migrated, seeded, trusting a local test JWKS pinned in a file), and drives it with Debian
 ``wrk`` (a compiled, event-driven load generator; ``apt-get install wrk``, or ``XSN_WRK``),
 whose Lua script gives every request its own document digests and ``Idempotency-Key``. In one
 run it measures:
@@ -19,9 +23,10 @@ wrk shares the machine with the server, so each phase prints the CPU seconds wrk
 of the gunicorn workers per signature, and how busy the machine was. Only 2xx answers count, and
 the signatures counted are checked against the growth of the signature log.
 
-``--database-url postgresql+psycopg://user@host/db`` runs the service on a scratch database
-created on that server (and dropped at the end) instead of SQLite. ``XSN_SQLITE_SYNCHRONOUS`` in
-the environment is passed on to the service (see ``common.db``).
+The log keeps its durability on either database: every signature and its log entry are
+committed before the answer (PostgreSQL's ``synchronous_commit`` stays on; concurrent commits
+share WAL flushes, which is why the threaded workers matter). With ``--sqlite``,
+``XSN_SQLITE_SYNCHRONOUS`` in the environment is passed on to the service (see ``common.db``).
 
 The last line is ``RESULT {json}`` with ``sign_ratio`` (single signatures ÷ raw SM2 signing),
 ``batch_sign_ratio`` (batch signatures ÷ raw SM2 signing) and ``proof_growth`` (proof time at
@@ -51,11 +56,14 @@ from sqlalchemy.engine import make_url
 from bench.result import print_result
 from bench.seal_log import measure_proof_growth
 from common.crypto import gm
+from common.ops.launcher import gunicorn_argv
 from tests.support.suite import TokenFactory, free_port
 
 KEK = "00112233445566778899aabbccddeeff"
 BATCH = 100
 TARGETS = {"sign_ratio": 0.15, "batch_sign_ratio": 0.6, "proof_growth": 2.0}
+DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432"
+THREADS = 4  # per gunicorn worker, as gunicorn_argv serves every service
 INSTALL_HINT = "wrk is not installed: `apt-get install wrk` (Debian/Ubuntu), or set XSN_WRK to its path"
 
 # wrk calls done() once, after every thread finished: its summary as one JSON line (durations in
@@ -180,6 +188,8 @@ class ScratchPostgres:
 
     def __init__(self, url: str) -> None:
         self.admin_url = make_url(url)
+        if self.admin_url.drivername == "postgresql":  # the driver the services use
+            self.admin_url = self.admin_url.set(drivername="postgresql+psycopg")
         self.name = f"xsn_bench_seal_{os.urandom(4).hex()}"
         self.admin = create_engine(self.admin_url, isolation_level="AUTOCOMMIT")
         with self.admin.connect() as conn:
@@ -195,11 +205,14 @@ class ScratchPostgres:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--connections", type=int, default=16, help="wrk connections for single requests")
-    parser.add_argument("--batch-connections", type=int, default=4, help="wrk connections for batches")
+    # Enough connections to keep every worker thread busy (2 x 4 = 8 at a time) with requests
+    # queued behind them, so commits can share WAL flushes as they do under production load.
+    parser.add_argument("--connections", type=int, default=32, help="wrk connections for single requests")
+    parser.add_argument("--batch-connections", type=int, default=8, help="wrk connections for batches")
     parser.add_argument("--seconds", type=float, default=10.0)
-    parser.add_argument("--database-url", default=None,
-                        help="a PostgreSQL server URL: run on a scratch database there (default: SQLite)")
+    parser.add_argument("--database-url", default=os.environ.get("XSN_BENCH_POSTGRES_URL", DEFAULT_POSTGRES),
+                        help="the PostgreSQL server to make the scratch database on (default: %(default)s)")
+    parser.add_argument("--sqlite", action="store_true", help="run the service on SQLite instead of PostgreSQL")
     parser.add_argument("--skip-proofs", action="store_true")
     args = parser.parse_args()
     wrk_binary()  # fail early, with the install hint
@@ -209,7 +222,7 @@ def main() -> None:
     env = dict(os.environ, XSN_VAR_DIR=str(var), XSN_KEK=KEK, XSN_OAUTH_JWKS_URL=tokens.write_jwks(var / "jwks.json"),
                XSN_OAUTH_ISSUER=tokens.issuer, XSN_LOG_LEVEL="WARNING", XSN_SEAL_SIGN_BATCH_MAX=str(BATCH))
     env.pop("XSN_SEAL_DATABASE_URL", None)
-    scratch = ScratchPostgres(args.database_url) if args.database_url else None
+    scratch = None if args.sqlite else ScratchPostgres(args.database_url)
     if scratch is not None:
         env["XSN_SEAL_DATABASE_URL"] = scratch.url
     server = None
@@ -219,10 +232,10 @@ def main() -> None:
         seed = ("import seal, seal.seed; app = seal.create_app()\nwith app.app_context(): seal.seed.seed(app)")
         subprocess.run([sys.executable, "-c", seed], env=env, check=True, capture_output=True)
         port = free_port()
-        gunicorn = [sys.executable, "-m", "gunicorn", "--workers", str(args.workers), "--worker-class", "sync",
-                    "--bind", f"127.0.0.1:{port}", "--log-level", "warning", "--no-control-socket"]
-        server = subprocess.Popen([*gunicorn, "seal:create_app()"], env=env, stdout=subprocess.DEVNULL,
-                                  stderr=subprocess.DEVNULL, start_new_session=True)
+        # Served exactly as `xsn run` serves it (access log included, here thrown away).
+        argv = gunicorn_argv("seal:create_app()", port, args.workers, "xsn-bench-seal")
+        server = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                  start_new_session=True)
         figures = _run(args, tokens, port, server.pid)
     finally:
         if server is not None:
@@ -291,11 +304,12 @@ def _run(args, tokens: TokenFactory, port: int, server_pid: int) -> dict:
 
 def _report(args, figures: dict, proofs: dict | None) -> None:
     raw, signing, batching, verifying = figures["raw"], figures["sign"], figures["batch"], figures["verify"]
-    database = "postgresql" if args.database_url else "sqlite"
-    synchronous = None if args.database_url else os.environ.get("XSN_SQLITE_SYNCHRONOUS", "FULL").upper()
+    database = "sqlite" if args.sqlite else "postgresql"
+    synchronous = os.environ.get("XSN_SQLITE_SYNCHRONOUS", "FULL").upper() if args.sqlite else None
     cores = os.cpu_count() or 1
     print(f"database: {database}" + (f" (synchronous={synchronous})" if synchronous else "")
-          + f"; SM2 backend: {gm.backend_name()}; {args.workers} sync gunicorn workers; {cores} cores")
+          + f"; SM2 backend: {gm.backend_name()}; {args.workers} gunicorn gthread workers x {THREADS} threads "
+          f"(keep-alive); {cores} cores")
     print(f"raw SM2 sign/s (1 thread): {raw:,.0f} (before {figures['raw_before']:,.0f}, "
           f"after {figures['raw_after']:,.0f})")
     rows = (("single sign", signing, args.connections), (f"batch sign ({BATCH}/request)", batching,
@@ -345,6 +359,8 @@ def _report(args, figures: dict, proofs: dict | None) -> None:
         "projected_ratio": {"sign": round(projected["sign"], 4), "batch": round(projected["batch"], 4)},
         "sm2_backend": gm.backend_name(),
         "workers": args.workers,
+        "threads": THREADS,
+        "wrk_connections": {"sign": args.connections, "batch": args.batch_connections},
         "batch_size": BATCH,
         "errors": signing["errors"] + batching["errors"] + verifying["errors"],
         "sign_server_cpu_ms": round(signing["server_cpu_s"] / max(signing["signatures"], 1) * 1000, 3),
