@@ -133,8 +133,8 @@ def raw_sm2(seconds: float) -> tuple[float, float]:
     return count / (time.perf_counter() - start), (time.process_time() - cpu) / count * 1000
 
 
-def _children_cpu(pid: int) -> float:
-    """CPU seconds (user + system) of the direct children of ``pid`` (the gunicorn workers)."""
+def _proc_cpu(wanted) -> float:
+    """CPU seconds (user + system) of the processes ``wanted(pid, parent pid)`` picks."""
     total = 0
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -144,9 +144,14 @@ def _children_cpu(pid: int) -> float:
                 fields = handle.read().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        if int(fields[1]) == pid:
+        if wanted(int(entry), int(fields[1])):
             total += int(fields[11]) + int(fields[12])
     return total / os.sysconf("SC_CLK_TCK")
+
+
+def _children_cpu(pid: int) -> float:
+    """CPU seconds of the direct children of ``pid`` (the gunicorn workers)."""
+    return _proc_cpu(lambda _pid, parent: parent == pid)
 
 
 def _waited_children_cpu() -> float:
@@ -154,10 +159,13 @@ def _waited_children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def run_wrk(url: str, script: str, *, seconds: float, connections: int, threads: int, server_pid: int) -> dict:
-    """One wrk run: its summary, the CPU wrk used and the CPU of the server's workers."""
+def run_wrk(url: str, script: str, *, seconds: float, connections: int, threads: int, server_pid: int,
+            database_cpu=lambda: 0.0) -> dict:
+    """One wrk run: its summary, the CPU wrk used, the CPU of the server's workers and of the
+    database's backends serving them (``database_cpu``: CPU seconds so far)."""
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as handle:
         handle.write(script)
+    db_cpu = database_cpu()
     server_cpu, wrk_cpu, started = _children_cpu(server_pid), _waited_children_cpu(), time.perf_counter()
     try:
         out = subprocess.run([wrk_binary(), "-t", str(threads), "-c", str(connections), "-d", f"{seconds:g}s",
@@ -167,14 +175,15 @@ def run_wrk(url: str, script: str, *, seconds: float, connections: int, threads:
         os.unlink(handle.name)
     elapsed = time.perf_counter() - started
     server_cpu, wrk_cpu = _children_cpu(server_pid) - server_cpu, _waited_children_cpu() - wrk_cpu
+    db_cpu = database_cpu() - db_cpu
     line = next(line for line in out.splitlines() if line.startswith("XSN_WRK "))
     summary = json.loads(line.removeprefix("XSN_WRK "))
     ok = summary["requests"] - summary["status_errors"]
     duration = summary["duration_us"] / 1e6
     return {"rate": ok / duration, "ok": ok, "errors": summary["status_errors"] + summary["socket_errors"],
             "duration_s": duration, "p50_ms": summary["p50_us"] / 1000, "p99_ms": summary["p99_us"] / 1000,
-            "server_cpu_s": server_cpu, "wrk_cpu_s": wrk_cpu,
-            "cpu_busy": (server_cpu + wrk_cpu) / (elapsed * (os.cpu_count() or 1))}
+            "server_cpu_s": server_cpu, "wrk_cpu_s": wrk_cpu, "db_cpu_s": db_cpu,
+            "cpu_busy": (server_cpu + wrk_cpu + db_cpu) / (elapsed * (os.cpu_count() or 1))}
 
 
 def signing_script(path: str, token: str, batch: int) -> str:
@@ -195,6 +204,14 @@ class ScratchPostgres:
         with self.admin.connect() as conn:
             conn.execute(text(f'CREATE DATABASE "{self.name}"'))
         self.url = self.admin_url.set(database=self.name).render_as_string(hide_password=False)
+
+    def backend_cpu(self) -> float:
+        """CPU seconds so far of the server's backends connected to this database (when the
+        server runs on this machine: its processes are read from ``/proc``)."""
+        with self.admin.connect() as conn:
+            pids = set(conn.execute(text("SELECT pid FROM pg_stat_activity WHERE datname = :name"),
+                                    {"name": self.name}).scalars())
+        return _proc_cpu(lambda pid, _parent: pid in pids)
 
     def drop(self) -> None:
         with self.admin.connect() as conn:
@@ -236,7 +253,7 @@ def main() -> None:
         argv = gunicorn_argv("seal:create_app()", port, args.workers, "xsn-bench-seal")
         server = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                   start_new_session=True)
-        figures = _run(args, tokens, port, server.pid)
+        figures = _run(args, tokens, port, server.pid, scratch.backend_cpu if scratch else lambda: 0.0)
     finally:
         if server is not None:
             os.killpg(server.pid, 15)
@@ -255,7 +272,7 @@ def _logged(base: str, auditor: dict[str, str], seal_id: str) -> int:
     return int(answer.json()["total"])
 
 
-def _run(args, tokens: TokenFactory, port: int, server_pid: int) -> dict:
+def _run(args, tokens: TokenFactory, port: int, server_pid: int, database_cpu) -> dict:
     base = f"http://127.0.0.1:{port}"
     for _ in range(300):
         try:
@@ -274,7 +291,7 @@ def _run(args, tokens: TokenFactory, port: int, server_pid: int) -> dict:
     def phase(path: str, batch: int, seconds: float, connections: int) -> dict:
         before = _logged(base, auditor, seal_id)
         result = run_wrk(base + path, signing_script(path, token, batch), seconds=seconds, connections=connections,
-                         threads=2, server_pid=server_pid)
+                         threads=2, server_pid=server_pid, database_cpu=database_cpu)
         result["signatures"] = result["ok"] * max(batch, 1)
         result["signatures_per_s"] = result["rate"] * max(batch, 1)
         result["log_growth"] = _logged(base, auditor, seal_id) - before
@@ -295,7 +312,7 @@ def _run(args, tokens: TokenFactory, port: int, server_pid: int) -> dict:
     assert requests.post(f"{base}/verify", data=body, headers={"Content-Type": "application/json"},
                          timeout=10).json()["valid"]
     verifying = run_wrk(f"{base}/verify", STATIC.replace("BODY", json.dumps(body)), seconds=args.seconds,
-                        connections=args.connections, threads=2, server_pid=server_pid)
+                        connections=args.connections, threads=2, server_pid=server_pid, database_cpu=database_cpu)
     return {"raw": max(raw_before, raw_after), "raw_before": raw_before, "raw_after": raw_after,
             "raw_cpu_ms": min(raw_cpu_before, raw_cpu_after), "sign": signing,
             "batch": batching, "verify": verifying,
@@ -321,24 +338,30 @@ def _report(args, figures: dict, proofs: dict | None) -> None:
         print(f"{name}: {phase.get('signatures_per_s', phase['rate']):,.0f} {unit}/s, {phase['rate']:,.1f} req/s "
               f"(wrk -t2 -c{connections}, {phase['errors']} errors, p50 {phase['p50_ms']:.1f} ms, "
               f"p99 {phase['p99_ms']:.1f} ms); server CPU {phase['server_cpu_s'] / per * 1000:.3f} ms per "
-              f"{unit[:-1]}; wrk used {phase['wrk_cpu_s']:.2f} CPU s in {phase['duration_s']:.1f} s; "
+              f"{unit[:-1]} (+ database backends {phase['db_cpu_s'] / per * 1000:.3f} ms); "
+              f"wrk used {phase['wrk_cpu_s']:.2f} CPU s in {phase['duration_s']:.1f} s; "
               f"machine busy {phase['cpu_busy']:.0%}")
     sign_ratio = signing["signatures_per_s"] / raw
     batch_ratio = batching["signatures_per_s"] / raw
     # What the ratios would be if the server had every core to itself: SM2 CPU per raw signature
-    # over the workers' CPU per signature. On a shared machine the wall-clock ratios above depend
-    # on what else runs; these do not (they still include nothing of wrk's own CPU).
-    sign_cpu = signing["server_cpu_s"] / max(signing["signatures"], 1) * 1000
-    batch_cpu = batching["server_cpu_s"] / max(batching["signatures"], 1) * 1000
+    # over the CPU per signature of the workers and the database backends serving them (the
+    # database shares the cores on this machine). On a shared machine the wall-clock ratios above
+    # depend on what else runs; these do not (they include nothing of wrk's own CPU, nor the
+    # database's background writers).
+    def per_signature(phase: dict) -> float:
+        return (phase["server_cpu_s"] + phase["db_cpu_s"]) / max(phase["signatures"], 1) * 1000
+
+    sign_cpu, batch_cpu = per_signature(signing), per_signature(batching)
     cpu_ratios = {"sign": figures["raw_cpu_ms"] / sign_cpu, "batch": figures["raw_cpu_ms"] / batch_cpu}
-    print(f"raw SM2 CPU per signature: {figures['raw_cpu_ms']:.3f} ms; CPU-bound ratios (raw CPU / server CPU "
-          f"per signature): single {cpu_ratios['sign']:.3f}, batch {cpu_ratios['batch']:.3f}")
-    # With the cores to itself, the workers (one core each) would sign this many times the
-    # one-thread raw rate: a projection from CPU accounting, not the measured target figure.
-    busy = min(args.workers, cores)
-    projected = {name: busy * ratio for name, ratio in cpu_ratios.items()}
-    print(f"projected ratios with {busy} cores to the server (workers x CPU-bound ratio): single "
-          f"{projected['sign']:.3f}, batch {projected['batch']:.3f}")
+    print(f"raw SM2 CPU per signature: {figures['raw_cpu_ms']:.3f} ms; CPU-bound ratios (raw CPU / workers' + "
+          f"database CPU per signature: {sign_cpu:.3f} and {batch_cpu:.3f} ms): single {cpu_ratios['sign']:.3f}, "
+          f"batch {cpu_ratios['batch']:.3f}")
+    # With the machine to itself, its cores would sign this many times the one-thread raw rate
+    # (a projection from CPU accounting, not the measured target figure; it assumes the workers
+    # and the database can keep every core busy).
+    projected = {name: cores * ratio for name, ratio in cpu_ratios.items()}
+    print(f"projected ratios with the {cores} cores to the server and its database (cores x CPU-bound "
+          f"ratio): single {projected['sign']:.3f}, batch {projected['batch']:.3f}")
     proof_growth = proofs["proof_growth"] if proofs is not None else None
     print(f"sign_ratio: {sign_ratio:.3f} (target >= {TARGETS['sign_ratio']})")
     print(f"batch_sign_ratio: {batch_ratio:.3f} (target >= {TARGETS['batch_sign_ratio']})")
@@ -364,6 +387,9 @@ def _report(args, figures: dict, proofs: dict | None) -> None:
         "batch_size": BATCH,
         "errors": signing["errors"] + batching["errors"] + verifying["errors"],
         "sign_server_cpu_ms": round(signing["server_cpu_s"] / max(signing["signatures"], 1) * 1000, 3),
+        "sign_database_cpu_ms": round(signing["db_cpu_s"] / max(signing["signatures"], 1) * 1000, 3),
+        "batch_database_cpu_ms_per_signature": round(batching["db_cpu_s"] / max(batching["signatures"], 1) * 1000,
+                                                     3),
         "batch_server_cpu_ms_per_signature": round(batching["server_cpu_s"] / max(batching["signatures"], 1) * 1000,
                                                    3),
         "wrk_cpu_s": {"sign": round(signing["wrk_cpu_s"], 2), "batch": round(batching["wrk_cpu_s"], 2),
