@@ -20,7 +20,8 @@ run it measures:
   unless ``--skip-proofs``).
 
 wrk shares the machine with the server, so each phase prints the CPU seconds wrk used, the CPU
-of the gunicorn workers per signature, and how busy the machine was. Only 2xx answers count, and
+of the gunicorn workers and of the PostgreSQL backends serving them per signature, and how busy
+the machine was. Only 2xx answers count, and
 the signatures counted are checked against the growth of the signature log.
 
 The log keeps its durability on either database: every signature and its log entry are
