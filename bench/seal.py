@@ -1,7 +1,11 @@
 """Benchmark the seal node end to end: ``python -m bench.seal``.
 
-Starts the seal service under gunicorn (2 sync workers by default) on a temporary var dir
-(migrated, seeded, trusting a local test JWKS pinned in a file) and drives it with Debian
+Starts the seal service the way ``xsn run`` and the containers serve it (gunicorn gthread
+workers, 4 threads each, keep-alive: ``common.ops.launcher.gunicorn_argv``; 2 workers by default)
+on a scratch PostgreSQL database, as production runs the seal node (created on the server of
+``--database-url``, default ``postgresql://postgres@127.0.0.1:5432`` or ``XSN_BENCH_POSTGRES_URL``,
+and dropped at the end; ``--sqlite`` runs on a SQLite file instead) and a temporary var dir
+(migrated, seeded, trusting a local test JWKS pinned in a file), and drives it with Debian
 ``wrk`` (a compiled, event-driven load generator; ``apt-get install wrk``, or ``XSN_WRK``),
 whose Lua script gives every request its own document digests and ``Idempotency-Key``. In one
 run it measures:
@@ -16,12 +20,14 @@ run it measures:
   unless ``--skip-proofs``).
 
 wrk shares the machine with the server, so each phase prints the CPU seconds wrk used, the CPU
-of the gunicorn workers per signature, and how busy the machine was. Only 2xx answers count, and
+of the gunicorn workers and of the PostgreSQL backends serving them per signature, and how busy
+the machine was. Only 2xx answers count, and
 the signatures counted are checked against the growth of the signature log.
 
-``--database-url postgresql+psycopg://user@host/db`` runs the service on a scratch database
-created on that server (and dropped at the end) instead of SQLite. ``XSN_SQLITE_SYNCHRONOUS`` in
-the environment is passed on to the service (see ``common.db``).
+The log keeps its durability on either database: every signature and its log entry are
+committed before the answer (PostgreSQL's ``synchronous_commit`` stays on; concurrent commits
+share WAL flushes, which is why the threaded workers matter). With ``--sqlite``,
+``XSN_SQLITE_SYNCHRONOUS`` in the environment is passed on to the service (see ``common.db``).
 
 The last line is ``RESULT {json}`` with ``sign_ratio`` (single signatures ÷ raw SM2 signing),
 ``batch_sign_ratio`` (batch signatures ÷ raw SM2 signing) and ``proof_growth`` (proof time at
@@ -51,11 +57,14 @@ from sqlalchemy.engine import make_url
 from bench.result import print_result
 from bench.seal_log import measure_proof_growth
 from common.crypto import gm
+from common.ops.launcher import gunicorn_argv
 from tests.support.suite import TokenFactory, free_port
 
 KEK = "00112233445566778899aabbccddeeff"
 BATCH = 100
 TARGETS = {"sign_ratio": 0.15, "batch_sign_ratio": 0.6, "proof_growth": 2.0}
+DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432"
+THREADS = 4  # per gunicorn worker, as gunicorn_argv serves every service
 INSTALL_HINT = "wrk is not installed: `apt-get install wrk` (Debian/Ubuntu), or set XSN_WRK to its path"
 
 # wrk calls done() once, after every thread finished: its summary as one JSON line (durations in
@@ -125,8 +134,8 @@ def raw_sm2(seconds: float) -> tuple[float, float]:
     return count / (time.perf_counter() - start), (time.process_time() - cpu) / count * 1000
 
 
-def _children_cpu(pid: int) -> float:
-    """CPU seconds (user + system) of the direct children of ``pid`` (the gunicorn workers)."""
+def _proc_cpu(wanted) -> float:
+    """CPU seconds (user + system) of the processes ``wanted(pid, parent pid)`` picks."""
     total = 0
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -136,9 +145,14 @@ def _children_cpu(pid: int) -> float:
                 fields = handle.read().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        if int(fields[1]) == pid:
+        if wanted(int(entry), int(fields[1])):
             total += int(fields[11]) + int(fields[12])
     return total / os.sysconf("SC_CLK_TCK")
+
+
+def _children_cpu(pid: int) -> float:
+    """CPU seconds of the direct children of ``pid`` (the gunicorn workers)."""
+    return _proc_cpu(lambda _pid, parent: parent == pid)
 
 
 def _waited_children_cpu() -> float:
@@ -146,10 +160,13 @@ def _waited_children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def run_wrk(url: str, script: str, *, seconds: float, connections: int, threads: int, server_pid: int) -> dict:
-    """One wrk run: its summary, the CPU wrk used and the CPU of the server's workers."""
+def run_wrk(url: str, script: str, *, seconds: float, connections: int, threads: int, server_pid: int,
+            database_cpu=lambda: 0.0) -> dict:
+    """One wrk run: its summary, the CPU wrk used, the CPU of the server's workers and of the
+    database's backends serving them (``database_cpu``: CPU seconds so far)."""
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as handle:
         handle.write(script)
+    db_cpu = database_cpu()
     server_cpu, wrk_cpu, started = _children_cpu(server_pid), _waited_children_cpu(), time.perf_counter()
     try:
         out = subprocess.run([wrk_binary(), "-t", str(threads), "-c", str(connections), "-d", f"{seconds:g}s",
@@ -159,14 +176,15 @@ def run_wrk(url: str, script: str, *, seconds: float, connections: int, threads:
         os.unlink(handle.name)
     elapsed = time.perf_counter() - started
     server_cpu, wrk_cpu = _children_cpu(server_pid) - server_cpu, _waited_children_cpu() - wrk_cpu
+    db_cpu = database_cpu() - db_cpu
     line = next(line for line in out.splitlines() if line.startswith("XSN_WRK "))
     summary = json.loads(line.removeprefix("XSN_WRK "))
     ok = summary["requests"] - summary["status_errors"]
     duration = summary["duration_us"] / 1e6
     return {"rate": ok / duration, "ok": ok, "errors": summary["status_errors"] + summary["socket_errors"],
             "duration_s": duration, "p50_ms": summary["p50_us"] / 1000, "p99_ms": summary["p99_us"] / 1000,
-            "server_cpu_s": server_cpu, "wrk_cpu_s": wrk_cpu,
-            "cpu_busy": (server_cpu + wrk_cpu) / (elapsed * (os.cpu_count() or 1))}
+            "server_cpu_s": server_cpu, "wrk_cpu_s": wrk_cpu, "db_cpu_s": db_cpu,
+            "cpu_busy": (server_cpu + wrk_cpu + db_cpu) / (elapsed * (os.cpu_count() or 1))}
 
 
 def signing_script(path: str, token: str, batch: int) -> str:
@@ -180,11 +198,21 @@ class ScratchPostgres:
 
     def __init__(self, url: str) -> None:
         self.admin_url = make_url(url)
+        if self.admin_url.drivername == "postgresql":  # the driver the services use
+            self.admin_url = self.admin_url.set(drivername="postgresql+psycopg")
         self.name = f"xsn_bench_seal_{os.urandom(4).hex()}"
         self.admin = create_engine(self.admin_url, isolation_level="AUTOCOMMIT")
         with self.admin.connect() as conn:
             conn.execute(text(f'CREATE DATABASE "{self.name}"'))
         self.url = self.admin_url.set(database=self.name).render_as_string(hide_password=False)
+
+    def backend_cpu(self) -> float:
+        """CPU seconds so far of the server's backends connected to this database (when the
+        server runs on this machine: its processes are read from ``/proc``)."""
+        with self.admin.connect() as conn:
+            pids = set(conn.execute(text("SELECT pid FROM pg_stat_activity WHERE datname = :name"),
+                                    {"name": self.name}).scalars())
+        return _proc_cpu(lambda pid, _parent: pid in pids)
 
     def drop(self) -> None:
         with self.admin.connect() as conn:
@@ -195,11 +223,14 @@ class ScratchPostgres:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--connections", type=int, default=16, help="wrk connections for single requests")
-    parser.add_argument("--batch-connections", type=int, default=4, help="wrk connections for batches")
+    # Enough connections to keep every worker thread busy (2 x 4 = 8 at a time) with requests
+    # queued behind them, so commits can share WAL flushes as they do under production load.
+    parser.add_argument("--connections", type=int, default=32, help="wrk connections for single requests")
+    parser.add_argument("--batch-connections", type=int, default=8, help="wrk connections for batches")
     parser.add_argument("--seconds", type=float, default=10.0)
-    parser.add_argument("--database-url", default=None,
-                        help="a PostgreSQL server URL: run on a scratch database there (default: SQLite)")
+    parser.add_argument("--database-url", default=os.environ.get("XSN_BENCH_POSTGRES_URL", DEFAULT_POSTGRES),
+                        help="the PostgreSQL server to make the scratch database on (default: %(default)s)")
+    parser.add_argument("--sqlite", action="store_true", help="run the service on SQLite instead of PostgreSQL")
     parser.add_argument("--skip-proofs", action="store_true")
     args = parser.parse_args()
     wrk_binary()  # fail early, with the install hint
@@ -209,7 +240,7 @@ def main() -> None:
     env = dict(os.environ, XSN_VAR_DIR=str(var), XSN_KEK=KEK, XSN_OAUTH_JWKS_URL=tokens.write_jwks(var / "jwks.json"),
                XSN_OAUTH_ISSUER=tokens.issuer, XSN_LOG_LEVEL="WARNING", XSN_SEAL_SIGN_BATCH_MAX=str(BATCH))
     env.pop("XSN_SEAL_DATABASE_URL", None)
-    scratch = ScratchPostgres(args.database_url) if args.database_url else None
+    scratch = None if args.sqlite else ScratchPostgres(args.database_url)
     if scratch is not None:
         env["XSN_SEAL_DATABASE_URL"] = scratch.url
     server = None
@@ -219,11 +250,11 @@ def main() -> None:
         seed = ("import seal, seal.seed; app = seal.create_app()\nwith app.app_context(): seal.seed.seed(app)")
         subprocess.run([sys.executable, "-c", seed], env=env, check=True, capture_output=True)
         port = free_port()
-        gunicorn = [sys.executable, "-m", "gunicorn", "--workers", str(args.workers), "--worker-class", "sync",
-                    "--bind", f"127.0.0.1:{port}", "--log-level", "warning", "--no-control-socket"]
-        server = subprocess.Popen([*gunicorn, "seal:create_app()"], env=env, stdout=subprocess.DEVNULL,
-                                  stderr=subprocess.DEVNULL, start_new_session=True)
-        figures = _run(args, tokens, port, server.pid)
+        # Served exactly as `xsn run` serves it (access log included, here thrown away).
+        argv = gunicorn_argv("seal:create_app()", port, args.workers, "xsn-bench-seal")
+        server = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                  start_new_session=True)
+        figures = _run(args, tokens, port, server.pid, scratch.backend_cpu if scratch else lambda: 0.0)
     finally:
         if server is not None:
             os.killpg(server.pid, 15)
@@ -242,7 +273,7 @@ def _logged(base: str, auditor: dict[str, str], seal_id: str) -> int:
     return int(answer.json()["total"])
 
 
-def _run(args, tokens: TokenFactory, port: int, server_pid: int) -> dict:
+def _run(args, tokens: TokenFactory, port: int, server_pid: int, database_cpu) -> dict:
     base = f"http://127.0.0.1:{port}"
     for _ in range(300):
         try:
@@ -261,7 +292,7 @@ def _run(args, tokens: TokenFactory, port: int, server_pid: int) -> dict:
     def phase(path: str, batch: int, seconds: float, connections: int) -> dict:
         before = _logged(base, auditor, seal_id)
         result = run_wrk(base + path, signing_script(path, token, batch), seconds=seconds, connections=connections,
-                         threads=2, server_pid=server_pid)
+                         threads=2, server_pid=server_pid, database_cpu=database_cpu)
         result["signatures"] = result["ok"] * max(batch, 1)
         result["signatures_per_s"] = result["rate"] * max(batch, 1)
         result["log_growth"] = _logged(base, auditor, seal_id) - before
@@ -282,7 +313,7 @@ def _run(args, tokens: TokenFactory, port: int, server_pid: int) -> dict:
     assert requests.post(f"{base}/verify", data=body, headers={"Content-Type": "application/json"},
                          timeout=10).json()["valid"]
     verifying = run_wrk(f"{base}/verify", STATIC.replace("BODY", json.dumps(body)), seconds=args.seconds,
-                        connections=args.connections, threads=2, server_pid=server_pid)
+                        connections=args.connections, threads=2, server_pid=server_pid, database_cpu=database_cpu)
     return {"raw": max(raw_before, raw_after), "raw_before": raw_before, "raw_after": raw_after,
             "raw_cpu_ms": min(raw_cpu_before, raw_cpu_after), "sign": signing,
             "batch": batching, "verify": verifying,
@@ -291,11 +322,12 @@ def _run(args, tokens: TokenFactory, port: int, server_pid: int) -> dict:
 
 def _report(args, figures: dict, proofs: dict | None) -> None:
     raw, signing, batching, verifying = figures["raw"], figures["sign"], figures["batch"], figures["verify"]
-    database = "postgresql" if args.database_url else "sqlite"
-    synchronous = None if args.database_url else os.environ.get("XSN_SQLITE_SYNCHRONOUS", "FULL").upper()
+    database = "sqlite" if args.sqlite else "postgresql"
+    synchronous = os.environ.get("XSN_SQLITE_SYNCHRONOUS", "FULL").upper() if args.sqlite else None
     cores = os.cpu_count() or 1
     print(f"database: {database}" + (f" (synchronous={synchronous})" if synchronous else "")
-          + f"; SM2 backend: {gm.backend_name()}; {args.workers} sync gunicorn workers; {cores} cores")
+          + f"; SM2 backend: {gm.backend_name()}; {args.workers} gunicorn gthread workers x {THREADS} threads "
+          f"(keep-alive); {cores} cores")
     print(f"raw SM2 sign/s (1 thread): {raw:,.0f} (before {figures['raw_before']:,.0f}, "
           f"after {figures['raw_after']:,.0f})")
     rows = (("single sign", signing, args.connections), (f"batch sign ({BATCH}/request)", batching,
@@ -307,24 +339,30 @@ def _report(args, figures: dict, proofs: dict | None) -> None:
         print(f"{name}: {phase.get('signatures_per_s', phase['rate']):,.0f} {unit}/s, {phase['rate']:,.1f} req/s "
               f"(wrk -t2 -c{connections}, {phase['errors']} errors, p50 {phase['p50_ms']:.1f} ms, "
               f"p99 {phase['p99_ms']:.1f} ms); server CPU {phase['server_cpu_s'] / per * 1000:.3f} ms per "
-              f"{unit[:-1]}; wrk used {phase['wrk_cpu_s']:.2f} CPU s in {phase['duration_s']:.1f} s; "
+              f"{unit[:-1]} (+ database backends {phase['db_cpu_s'] / per * 1000:.3f} ms); "
+              f"wrk used {phase['wrk_cpu_s']:.2f} CPU s in {phase['duration_s']:.1f} s; "
               f"machine busy {phase['cpu_busy']:.0%}")
     sign_ratio = signing["signatures_per_s"] / raw
     batch_ratio = batching["signatures_per_s"] / raw
     # What the ratios would be if the server had every core to itself: SM2 CPU per raw signature
-    # over the workers' CPU per signature. On a shared machine the wall-clock ratios above depend
-    # on what else runs; these do not (they still include nothing of wrk's own CPU).
-    sign_cpu = signing["server_cpu_s"] / max(signing["signatures"], 1) * 1000
-    batch_cpu = batching["server_cpu_s"] / max(batching["signatures"], 1) * 1000
+    # over the CPU per signature of the workers and the database backends serving them (the
+    # database shares the cores on this machine). On a shared machine the wall-clock ratios above
+    # depend on what else runs; these do not (they include nothing of wrk's own CPU, nor the
+    # database's background writers).
+    def per_signature(phase: dict) -> float:
+        return (phase["server_cpu_s"] + phase["db_cpu_s"]) / max(phase["signatures"], 1) * 1000
+
+    sign_cpu, batch_cpu = per_signature(signing), per_signature(batching)
     cpu_ratios = {"sign": figures["raw_cpu_ms"] / sign_cpu, "batch": figures["raw_cpu_ms"] / batch_cpu}
-    print(f"raw SM2 CPU per signature: {figures['raw_cpu_ms']:.3f} ms; CPU-bound ratios (raw CPU / server CPU "
-          f"per signature): single {cpu_ratios['sign']:.3f}, batch {cpu_ratios['batch']:.3f}")
-    # With the cores to itself, the workers (one core each) would sign this many times the
-    # one-thread raw rate: a projection from CPU accounting, not the measured target figure.
-    busy = min(args.workers, cores)
-    projected = {name: busy * ratio for name, ratio in cpu_ratios.items()}
-    print(f"projected ratios with {busy} cores to the server (workers x CPU-bound ratio): single "
-          f"{projected['sign']:.3f}, batch {projected['batch']:.3f}")
+    print(f"raw SM2 CPU per signature: {figures['raw_cpu_ms']:.3f} ms; CPU-bound ratios (raw CPU / workers' + "
+          f"database CPU per signature: {sign_cpu:.3f} and {batch_cpu:.3f} ms): single {cpu_ratios['sign']:.3f}, "
+          f"batch {cpu_ratios['batch']:.3f}")
+    # With the machine to itself, its cores would sign this many times the one-thread raw rate
+    # (a projection from CPU accounting, not the measured target figure; it assumes the workers
+    # and the database can keep every core busy).
+    projected = {name: cores * ratio for name, ratio in cpu_ratios.items()}
+    print(f"projected ratios with the {cores} cores to the server and its database (cores x CPU-bound "
+          f"ratio): single {projected['sign']:.3f}, batch {projected['batch']:.3f}")
     proof_growth = proofs["proof_growth"] if proofs is not None else None
     print(f"sign_ratio: {sign_ratio:.3f} (target >= {TARGETS['sign_ratio']})")
     print(f"batch_sign_ratio: {batch_ratio:.3f} (target >= {TARGETS['batch_sign_ratio']})")
@@ -345,9 +383,14 @@ def _report(args, figures: dict, proofs: dict | None) -> None:
         "projected_ratio": {"sign": round(projected["sign"], 4), "batch": round(projected["batch"], 4)},
         "sm2_backend": gm.backend_name(),
         "workers": args.workers,
+        "threads": THREADS,
+        "wrk_connections": {"sign": args.connections, "batch": args.batch_connections},
         "batch_size": BATCH,
         "errors": signing["errors"] + batching["errors"] + verifying["errors"],
         "sign_server_cpu_ms": round(signing["server_cpu_s"] / max(signing["signatures"], 1) * 1000, 3),
+        "sign_database_cpu_ms": round(signing["db_cpu_s"] / max(signing["signatures"], 1) * 1000, 3),
+        "batch_database_cpu_ms_per_signature": round(batching["db_cpu_s"] / max(batching["signatures"], 1) * 1000,
+                                                     3),
         "batch_server_cpu_ms_per_signature": round(batching["server_cpu_s"] / max(batching["signatures"], 1) * 1000,
                                                    3),
         "wrk_cpu_s": {"sign": round(signing["wrk_cpu_s"], 2), "batch": round(batching["wrk_cpu_s"], 2),

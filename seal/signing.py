@@ -19,7 +19,7 @@ from datetime import datetime
 from types import SimpleNamespace
 from typing import Any, Protocol
 
-from sqlalchemy import bindparam, exists, insert, select, update
+from sqlalchemy import bindparam, exists, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -122,8 +122,6 @@ _BATCH_CONTEXT = _context(SignatureBatch.__table__.c.id)
 _SIGNATURES = Signature.__table__
 _INSERT_SIGNATURE = insert(_SIGNATURES)
 _INSERT_BATCH = insert(SignatureBatch.__table__)
-_SET_LOG_INDEX = (update(_SIGNATURES).where(_SIGNATURES.c.id == bindparam("row_id"))
-                  .values(log_index=bindparam("log_index")))
 
 
 def _read_context(session: Session, statement, seal_id: str, actor: Actor, scope: str, key: str | None):
@@ -187,10 +185,9 @@ def sign(session: Session, kek: bytes, seal_id: str, *, actor: Actor, digest: by
          request_id: str | None = None) -> SignResult:
     """Sign a document digest with a seal, log it and store the signature (committed).
 
-    Statements: one read (seal, grant, idempotency), one INSERT of the signature, the log append
-    (one UPDATE ... RETURNING, one INSERT of the leaf, one executemany of the nodes, and one
-    node read when the leaf completes a subtree), one UPDATE of the signature's log index, the
-    commit.
+    Statements: one read (seal, grant, idempotency), the log append (one UPDATE ... RETURNING,
+    one INSERT of the leaf, one executemany of the nodes, and one node read when the leaf
+    completes a subtree), one INSERT of the signature with its log index, the commit.
     :raise ValidationFailed: :raise SealNotFound: :raise NotGranted: :raise SealNotUsable:
     :raise IdempotencyConflict: (409) the key was used for other parameters.
     """
@@ -216,12 +213,12 @@ def sign(session: Session, kek: bytes, seal_id: str, *, actor: Actor, digest: by
                   idempotency_scope=scope if idempotency_key else None, idempotency_key=idempotency_key)
     connection = session.connection()
     try:
-        # The signature row goes in before the log append: the append holds the log head's row
-        # lock (PostgreSQL) until the commit, so everything done before it is outside the one
-        # section that all signers take in turn; an idempotency race fails here, before it.
-        connection.execute(_INSERT_SIGNATURE, values)
+        # The log append first, then the signature row with its index, as for a batch: one
+        # statement fewer than inserting the row first and setting its index afterwards (an
+        # UPDATE inside the log head's lock all the same). An idempotency race fails at the
+        # INSERT and rolls the append back with it (no gap: the indexes are released).
         values["log_index"] = log.append_events(session, [(_event(seal, values), der)])[0]
-        connection.execute(_SET_LOG_INDEX, {"row_id": values["id"], "log_index": values["log_index"]})
+        connection.execute(_INSERT_SIGNATURE, values)
         session.commit()
     except IntegrityError:
         session.rollback()
