@@ -1,38 +1,48 @@
 """Benchmark the licences node: ``python -m bench.licenses``.
 
-Starts the seal node and the licences node under gunicorn (2 sync workers each) on a temporary
-var dir (migrated, seeded, trusting a local test JWKS pinned in a file; a licence seal of the
-demo approval bureau granted to ``xsn-licenses``), issues licences sealed by the real seal
-node, then measures in one run:
+Run from the repository root (needs PostgreSQL and Debian's ``wrk``)::
 
-* a trivial endpoint of the licences node (``/livez``) with ``wrk``;
-* online verification (``POST /verify``: token, authorisation with its conditional use
-  count, licence status and validity, document digest, seal signature through the seal
-  node's ``/verify`` with the node's cache, use record, commit) with ``wrk`` and the same
-  connections; the ratio of the two is ``verify_ratio`` (target ≥ 0.4);
-* the same online verification against a second licences server on the same database whose
-  SQLite commits are ``PRAGMA synchronous=NORMAL`` (``XSN_SQLITE_SYNCHRONOUS``; the WAL is
-  synced at checkpoints, not at every commit): ``verify_ratio_sync_normal``, to show how much
-  of a verification is the durable commit of its use record (the headline figure keeps the
-  default FULL);
+    python -m bench.licenses [--postgres postgresql+psycopg://postgres@127.0.0.1:5432/postgres]
+                             [--seconds 10] [--connections 32] [--workers 2] [--threads 4] [--no-sqlite]
+
+The licences node runs as production runs it: on PostgreSQL (a fresh database
+``xsn_bench_licenses_<pid>`` this run creates, migrates, seeds and drops; ``--postgres`` names the
+server, default ``XSN_TEST_DATABASE_URL`` or the local one), served the way ``xsn run`` serves
+every service (gunicorn gthread workers, ``--workers`` × ``--threads``, keep-alive), with the
+server's own durability settings (``synchronous_commit`` is reported, and must be ``on``: a use
+record is on disk before the answer). The seal node runs beside it the same way (SQLite; the
+licences node caches its verifications). Licences are issued sealed by the real seal node, then
+one run measures:
+
+* the licences server's trivial endpoint (``/livez``) with ``wrk``;
+* online verification on the same server (``POST /verify``: token, authorisation with its
+  conditional use count, licence status and validity, document digest, seal signature through
+  the seal node's ``/verify`` with the node's cache, use record, commit) with ``wrk`` and the
+  same connections; the ratio of the two is ``verify_ratio`` (target ≥ 0.4). The accepted use
+  records in the database are counted afterwards (``use_records_ok``: at least one per answered
+  verification);
+* unless ``--no-sqlite``, the same two measurements against a licences server of the same shape
+  on SQLite (``PRAGMA synchronous=FULL``, the development default): ``verify_ratio_sqlite``, a
+  side figure (SQLite commits one writer at a time, each waiting for its own disk sync);
 * offline verification of a QR code in this process, one thread (``offline_verify_per_s``,
   target ≥ 2,000 per core);
-* bulk issuance of a job of ``--bulk-rows`` (default 5,000) rows in this process, sealed through
-  the seal node's batch API when it has one (``POST /seals/<id>/sign-batch``), otherwise with
-  the in-process seal (said in ``bulk_seal``); ``bulk_issue_ratio`` = licences per second ÷
-  raw SM2 signatures per second (target ≥ 0.3).
+* bulk issuance (on PostgreSQL) of a job of ``--bulk-rows`` (default 5,000) rows in this process,
+  sealed through the seal node's batch API when it has one (``POST /seals/<id>/sign-batch``),
+  otherwise with the in-process seal (said in ``bulk_seal``); ``bulk_issue_ratio`` = licences per
+  second ÷ raw SM2 signatures per second (target ≥ 0.3).
 
-wrk and the services share the machine's cores, so the figures are conservative. The last line
-is ``RESULT {json}``.
+wrk and the services share the machine's cores (wrk's own CPU seconds are reported), so the
+figures are conservative. The last line is ``RESULT {json}``.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import io
 import os
-import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -40,15 +50,18 @@ import time
 from datetime import date
 from pathlib import Path
 
-import requests
+from sqlalchemy import create_engine, text
 
+from bench._load import gunicorn, wrk, wrk_version
+from bench.payment import _scratch
 from bench.result import print_result
 from common.crypto.gm import SM2PrivateKey
-from tests.support.suite import TokenFactory, free_port
+from tests.support.suite import TokenFactory
 
 KEK = "00112233445566778899aabbccddeeff"
 ISSUER_CLIENT = "xsn-licenses-demo-issuer"
 WINDOW = "bench-window"
+DATABASE = f"xsn_bench_licenses_{os.getpid()}"  # created and dropped by each run
 
 
 def raw_sm2_rate(seconds: float) -> float:
@@ -61,41 +74,21 @@ def raw_sm2_rate(seconds: float) -> float:
     return count / (time.perf_counter() - start)
 
 
-def wrk(url: str, seconds: float, connections: int, script: Path | None = None) -> dict:
-    command = ["wrk", "-t2", f"-c{connections}", f"-d{int(seconds)}s", "--latency"]
-    if script:
-        command += ["-s", str(script)]
-    output = subprocess.run([*command, url], capture_output=True, text=True, check=True).stdout
-    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
-    bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
-    p50 = re.search(r"50%\s+([\d.]+)(\w+)", output)
-    return {"rate": rate, "non_2xx": int(bad.group(1)) if bad else 0,
-            "p50": f"{p50.group(1)}{p50.group(2)}" if p50 else None}
-
-
-def _wait(url: str) -> None:
-    for _ in range(300):
-        try:
-            if requests.get(url, timeout=1).status_code == 200:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"{url} did not come up")
-
-
-def _gunicorn(app: str, port: int, env: dict, workers: int) -> subprocess.Popen:
-    command = [sys.executable, "-m", "gunicorn", "--workers", str(workers), "--bind", f"127.0.0.1:{port}",
-               "--log-level", "warning", "--no-control-socket", app]
-    return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
-
-
 # The seal node's seed makes the departments' licence seals and grants them to xsn-licenses.
 SEAL_SETUP = """
 import seal
 from seal.seed import seed
 seed(seal.create_app())
+"""
+
+# One authorisation code per request in turn (each wrk thread runs its own copy of the script).
+VERIFY_LUA = """
+local codes = {CODES}
+local n = 0
+request = function()
+  n = n + 1
+  return wrk.format(nil, nil, nil, '{"code": "' .. codes[n % #codes + 1] .. '"}')
+end
 """
 
 
@@ -113,68 +106,25 @@ def _rows(n: int) -> str:
     return out.getvalue()
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=10.0)
-    parser.add_argument("--connections", type=int, default=16)
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--bulk-rows", type=int, default=5000)
-    args = parser.parse_args()
-
-    var = Path(tempfile.mkdtemp(prefix="xsn-bench-licenses-"))
-    tokens = TokenFactory()
-    seal_port, licenses_port = free_port(), free_port()
-    env = dict(os.environ, XSN_VAR_DIR=str(var), XSN_KEK=KEK, XSN_OAUTH_JWKS_URL=tokens.write_jwks(var / "jwks.json"),
-               XSN_OAUTH_ISSUER=tokens.issuer, XSN_LOG_LEVEL="WARNING", XSN_SEAL_URL=f"http://127.0.0.1:{seal_port}",
-               XSN_LICENSES_AUTH_MAX_USES="1000000000", XSN_RATELIMIT_ENABLED="false")
-    for key in ("XSN_SEAL_DATABASE_URL", "XSN_LICENSES_DATABASE_URL"):
-        env.pop(key, None)
-    os.environ.update({k: v for k, v in env.items() if k.startswith("XSN_")})
-    servers: list[subprocess.Popen] = []
-    try:
-        for service in ("seal", "licenses"):
-            subprocess.run([sys.executable, "-m", "common.ops.cli", "migrate", service], env=env, check=True,
-                           capture_output=True)
-        subprocess.run([sys.executable, "-c", SEAL_SETUP], env=env, check=True, capture_output=True)
-        servers.append(_gunicorn("seal:create_app()", seal_port, env, args.workers))
-        servers.append(_gunicorn("licenses:create_app()", licenses_port, env, args.workers))
-        normal_port = free_port()
-        servers.append(_gunicorn("licenses:create_app()", normal_port, dict(env, XSN_SQLITE_SYNCHRONOUS="NORMAL"),
-                                 args.workers))
-        base = f"http://127.0.0.1:{licenses_port}"
-        _wait(f"http://127.0.0.1:{seal_port}/readyz")
-        _wait(f"{base}/readyz")
-        _wait(f"http://127.0.0.1:{normal_port}/readyz")
-        figures = _run(args, tokens, base, f"http://127.0.0.1:{seal_port}", var, f"http://127.0.0.1:{normal_port}")
-    finally:
-        for server in servers:
-            os.killpg(server.pid, 15)
-            server.wait(10)
-    print(f"raw SM2 sign/s (1 thread): {figures['raw_sm2_sign_per_s']:,.0f}")
-    print(f"/livez req/s: {figures['trivial_per_s']:,.0f}; online verify req/s: {figures['verify_per_s']:,.0f} "
-          f"(non-2xx {figures['verify_non_2xx']}, p50 {figures['verify_p50']})")
-    print(f"verify_ratio: {figures['verify_ratio']:.3f} (target >= 0.4); with SQLite synchronous=NORMAL: "
-          f"{figures['verify_normal_per_s']:,.0f} req/s, {figures['verify_ratio_sync_normal']:.3f}")
-    print(f"offline verifications/s (1 thread): {figures['offline_verify_per_s']:,.0f} (target >= 2,000 per core)")
-    print(f"bulk: {figures['bulk_rows']} rows, validated in {figures['bulk_validate_s']:.1f} s, issued at "
-          f"{figures['bulk_issue_per_s']:,.0f}/s with the {figures['bulk_seal']} seal; "
-          f"bulk_issue_ratio {figures['bulk_issue_ratio']:.3f} (target >= 0.3)")
-    print_result(figures)
+def _migrate(service: str, env: dict) -> None:
+    subprocess.run([sys.executable, "-m", "common.ops.cli", "migrate", service], env=env, check=True,
+                   capture_output=True)
 
 
-def _run(args, tokens: TokenFactory, base: str, seal_url: str, var: Path, normal_base: str) -> dict:
+def _prepare(env: dict, tokens: TokenFactory, seal_url: str, count: int):
+    """The licences database of ``env`` migrated and seeded, with ``count`` licences issued in this
+    process (sealed by the seal node) and a window's authorisation for each; returns
+    ``(app, codes, issuer bearer, holder bearer)``."""
     import licenses
-    from common.db import get_db
     from common.http import ServiceClient
-    from common.peers.seal_client import HttpSealClient, MemorySealClient, NoSealForIssuer, SealUnavailable
+    from common.peers.seal_client import HttpSealClient
     from common.values.codes import CreditCode
-    from licenses import bulk, offline_codes
-    from licenses.config import APPROVAL_BUREAU
     from licenses.holders import Holder
     from licenses.issuing import Deps
-    from licenses.models import BulkJob
     from licenses.seed import DEMO_PEOPLE, seed
 
+    _migrate("licenses", env)
+    os.environ.update({k: v for k, v in env.items() if k.startswith("XSN_")})
     app = licenses.create_app({"LICENSES_HOLDER_DIRECTORY": "memory", "LICENSES_NOTIFIER": "memory"})
     tokens.install(app)
     seed(app)
@@ -189,7 +139,7 @@ def _run(args, tokens: TokenFactory, base: str, seal_url: str, var: Path, normal
                            lifetime=3600)
     holder = tokens.bearer(sub="p-zhao", scope="licenses:holder", aud="xsn:licenses", lifetime=3600)
     codes = []
-    for i in range(args.connections):
+    for i in range(count):
         issued = client.post("/licences", headers=issuer, json={
             "type_code": "food_business_license", "holder_code": org, "holder_name": "西安市示范科技有限公司",
             "fields": {"operator_name": "西安市示范科技有限公司", "legal_representative": "赵六", "address": "雁塔区",
@@ -200,21 +150,127 @@ def _run(args, tokens: TokenFactory, base: str, seal_url: str, var: Path, normal
             "audience": WINDOW, "minutes": 60, "max_uses": 1_000_000_000})
         assert auth.status_code == 201, auth.get_json()
         codes.append(auth.get_json()["code"])
+    return app, codes, issuer, holder
+
+
+ACCEPTED = "SELECT count(*) FROM use_records WHERE outcome = 'accepted'"
+
+
+def _scalar(db_url: str, query: str):
+    engine = create_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            return conn.execute(text(query)).scalar_one()
+    finally:
+        engine.dispose()
+
+
+def _measure(env: dict, args, tokens: TokenFactory, codes: list[str]) -> dict:
+    """``/livez`` then ``POST /verify`` on one licences server served like ``xsn run``'s."""
     window = tokens.token(sub=WINDOW, client_id=WINDOW, scope="licenses:verify", aud="xsn:licenses", lifetime=3600)
-    check = requests.post(f"{base}/verify", json={"code": codes[0]}, headers={"Authorization": f"Bearer {window}"},
-                          timeout=10)
-    assert check.status_code == 200, check.text
-    script = var / "verify.lua"
-    script.write_text(
-        "local codes = {" + ",".join(f'"{c}"' for c in codes) + "}\n"
-        "local n = 0\n"
-        "request = function()\n  n = n + 1\n"
-        "  return wrk.format('POST', '/verify', {['Content-Type'] = 'application/json', "
-        f"['Authorization'] = 'Bearer {window}'}}, '{{\"code\": \"' .. codes[n % #codes + 1] .. '\"}}')\nend\n")
+    headers = {"Authorization": f"Bearer {window}", "Content-Type": "application/json"}
+    lua = VERIFY_LUA.replace("CODES", ",".join(f'"{c}"' for c in codes))
+    with gunicorn("licenses:create_app()", env=env, workers=args.workers, threads=args.threads,
+                  ready_path="/readyz") as server:
+        cpu_start = server.cpu_seconds()
+        trivial = wrk(f"{server.url}/livez", duration=args.seconds, connections=args.connections)
+        cpu_between = server.cpu_seconds()
+        verify = wrk(f"{server.url}/verify", duration=args.seconds, connections=args.connections, method="POST",
+                     headers=headers, lua=lua)
+        cpu_end = server.cpu_seconds()
+    return {"trivial": trivial, "verify": verify, "ratio": verify.requests_per_s / trivial.requests_per_s,
+            "server_cpu_ms_per_livez": _per_request(cpu_between - cpu_start, trivial.requests),
+            "server_cpu_ms_per_verify": _per_request(cpu_end - cpu_between, verify.requests)}
+
+
+def _per_request(cpu_s: float, requests: int) -> float | None:
+    """Milliseconds of the server's CPU (arbiter and workers, from /proc) per answered request."""
+    return round(1000 * cpu_s / requests, 3) if requests else None
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--postgres", default=os.environ.get(
+        "XSN_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"),
+        help="a PostgreSQL server's URL (any database on it); the bench creates and drops its own there")
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--connections", type=int, default=32, help="wrk's keep-alive connections (2 wrk threads)")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=4, help="gthread threads per worker (xsn run: 4)")
+    parser.add_argument("--bulk-rows", type=int, default=5000)
+    parser.add_argument("--no-sqlite", action="store_true", help="skip the SQLite side figure")
+    args = parser.parse_args()
+    if not args.postgres.startswith("postgresql"):
+        raise SystemExit("--postgres must be a PostgreSQL URL")
+
+    var = Path(tempfile.mkdtemp(prefix="xsn-bench-licenses-"))
+    tokens = TokenFactory()
+    env = dict(os.environ, XSN_VAR_DIR=str(var), XSN_KEK=KEK, XSN_OAUTH_JWKS_URL=tokens.write_jwks(var / "jwks.json"),
+               XSN_OAUTH_ISSUER=tokens.issuer, XSN_LOG_LEVEL="WARNING", XSN_LICENSES_AUTH_MAX_USES="1000000000",
+               XSN_RATELIMIT_ENABLED="false")
+    for key in ("XSN_SEAL_DATABASE_URL", "XSN_LICENSES_DATABASE_URL", "XSN_SQLITE_SYNCHRONOUS",
+                "PROMETHEUS_MULTIPROC_DIR"):
+        env.pop(key, None)
+        os.environ.pop(key, None)
+    os.environ.update({k: v for k, v in env.items() if k.startswith("XSN_")})
+    db_url = _scratch(args.postgres, DATABASE)
+    pg_env = dict(env, XSN_LICENSES_DATABASE_URL=db_url)
+    try:
+        _migrate("seal", env)
+        subprocess.run([sys.executable, "-c", SEAL_SETUP], env=env, check=True, capture_output=True)
+        with gunicorn("seal:create_app()", env=env, workers=args.workers, threads=args.threads,
+                      ready_path="/readyz") as seal_server:
+            env["XSN_SEAL_URL"] = pg_env["XSN_SEAL_URL"] = seal_server.url
+            figures = _run(args, tokens, seal_server.url, env, pg_env, db_url)
+    finally:
+        admin = create_engine(args.postgres, isolation_level="AUTOCOMMIT")
+        with contextlib.suppress(Exception), admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)'))
+        admin.dispose()
+        shutil.rmtree(var, ignore_errors=True)
+    print(f"wrk: {figures['wrk']}, {args.connections} connections, 2 threads, {args.seconds:.0f} s a run; "
+          f"gunicorn {args.workers} gthread workers x {args.threads} threads")
+    print(f"raw SM2 sign/s (1 thread): {figures['raw_sm2_sign_per_s']:,.0f}")
+    print(f"PostgreSQL (synchronous_commit={figures['pg_synchronous_commit']}, fsync={figures['pg_fsync']}): "
+          f"/livez {figures['trivial_per_s']:,.0f} req/s; online verify {figures['verify_per_s']:,.0f} req/s "
+          f"(non-2xx {figures['verify_non_2xx']}, errors {figures['verify_errors']}, "
+          f"p50 {figures['verify_p50_ms']} ms, "
+          f"server CPU {figures['server_cpu_ms_per_verify']} ms/verify, "
+          f"{figures['server_cpu_ms_per_livez']} ms/livez); "
+          f"use records ok: {figures['use_records_ok']}")
+    print(f"verify_ratio: {figures['verify_ratio']:.3f} (target >= 0.4)")
+    if "verify_ratio_sqlite" in figures:
+        print(f"SQLite synchronous=FULL, same server shape: /livez {figures['sqlite_trivial_per_s']:,.0f} req/s, "
+              f"verify {figures['sqlite_verify_per_s']:,.0f} req/s, ratio {figures['verify_ratio_sqlite']:.3f}")
+    print(f"offline verifications/s (1 thread): {figures['offline_verify_per_s']:,.0f} (target >= 2,000 per core)")
+    print(f"bulk: {figures['bulk_rows']} rows, validated in {figures['bulk_validate_s']:.1f} s, issued at "
+          f"{figures['bulk_issue_per_s']:,.0f}/s with the {figures['bulk_seal']} seal; "
+          f"bulk_issue_ratio {figures['bulk_issue_ratio']:.3f} (target >= 0.3)")
+    print(f"load average (1, 5, 15 min): {figures['loadavg']}")
+    print_result(figures)
+
+
+def _run(args, tokens: TokenFactory, seal_url: str, env: dict, pg_env: dict, db_url: str) -> dict:
+    from common.db import get_db
+    from common.peers.seal_client import MemorySealClient, NoSealForIssuer, SealUnavailable
+    from licenses import bulk, offline_codes
+    from licenses.config import APPROVAL_BUREAU
+    from licenses.issuing import Deps
+    from licenses.models import BulkJob
+
+    figures: dict = {}
     raw_before = raw_sm2_rate(2.0)
-    trivial = wrk(f"{base}/livez", args.seconds, args.connections)
-    verify = wrk(f"{base}/verify", args.seconds, args.connections, script)
-    verify_normal = wrk(f"{normal_base}/verify", args.seconds, args.connections, script)
+    if not args.no_sqlite:
+        _app, sqlite_codes, _issuer, _holder = _prepare(env, tokens, seal_url, args.connections)
+        sqlite = _measure(env, args, tokens, sqlite_codes)
+        figures["sqlite"] = sqlite
+    app, codes, issuer, holder = _prepare(pg_env, tokens, seal_url, args.connections)
+    sync_commit, fsync = _scalar(db_url, "SHOW synchronous_commit"), _scalar(db_url, "SHOW fsync")
+    before = _scalar(db_url, ACCEPTED)
+    pg = _measure(pg_env, args, tokens, codes)
+    uses_ok = _scalar(db_url, ACCEPTED) - before >= pg["verify"].requests - pg["verify"].non2xx
+    node = app.extensions["licenses"]
+    client = app.test_client()
 
     # offline: one code, verified repeatedly against the node's lists
     auth_id = client.get(f"/my/licences/{client.get('/my/licences', headers=holder).get_json()[0]['id']}"
@@ -229,14 +285,15 @@ def _run(args, tokens: TokenFactory, base: str, seal_url: str, var: Path, normal
     offline_rate = count / (time.perf_counter() - start)
 
     # bulk
-    text = _rows(args.bulk_rows)
+    text_rows = _rows(args.bulk_rows)
     started = time.perf_counter()
-    made = client.post("/bulk-jobs?type_code=food_business_license&format=csv", data=text.encode(), headers=issuer,
-                       content_type="text/csv")
+    made = client.post("/bulk-jobs?type_code=food_business_license&format=csv", data=text_rows.encode(),
+                       headers=issuer, content_type="text/csv")
     assert made.status_code == 201, made.get_json()
     validate_s = time.perf_counter() - started
     job_id = made.get_json()["id"]
     bulk_seal = "seal node batch API"
+    seal = node["deps"].seal
     try:
         seal.sign_batch(seal.seal_for(APPROVAL_BUREAU[1], "license"), [("00" * 32, "probe")],
                         idempotency_key=f"probe-{time.time()}")
@@ -250,18 +307,34 @@ def _run(args, tokens: TokenFactory, base: str, seal_url: str, var: Path, normal
             bulk.run_job(session, node["deps"], job, batch=100, max_seconds=600)
         issued = job.issued
     issue_s = time.perf_counter() - started
-    raw_after = raw_sm2_rate(2.0)
-    raw = (raw_before + raw_after) / 2
+    get_db(app).engine.dispose()
+    raw = (raw_before + raw_sm2_rate(2.0)) / 2
     bulk_rate = issued / issue_s
-    return {"verify_ratio": round(verify["rate"] / trivial["rate"], 4), "offline_verify_per_s": round(offline_rate, 1),
-            "bulk_issue_ratio": round(bulk_rate / raw, 4), "trivial_per_s": trivial["rate"],
-            "verify_per_s": verify["rate"], "verify_non_2xx": verify["non_2xx"],
-            "verify_normal_per_s": verify_normal["rate"], "verify_normal_non_2xx": verify_normal["non_2xx"],
-            "verify_ratio_sync_normal": round(verify_normal["rate"] / trivial["rate"], 4), "verify_p50": verify["p50"],
-            "trivial_p50": trivial["p50"], "raw_sm2_sign_per_s": round(raw, 1), "bulk_rows": args.bulk_rows,
-            "bulk_issued": issued, "bulk_validate_s": round(validate_s, 2), "bulk_issue_per_s": round(bulk_rate, 1),
-            "bulk_seal": bulk_seal, "workers": args.workers, "connections": args.connections,
-            "date": date.today().isoformat()}
+    trivial, verify = pg["trivial"], pg["verify"]
+    figures = {
+        "verify_ratio": round(pg["ratio"], 4), "offline_verify_per_s": round(offline_rate, 1),
+        "bulk_issue_ratio": round(bulk_rate / raw, 4), "trivial_per_s": round(trivial.requests_per_s, 1),
+        "verify_per_s": round(verify.requests_per_s, 1), "verify_non_2xx": verify.non2xx,
+        "verify_errors": verify.errors, "verify_p50_ms": verify.p50_ms, "verify_p99_ms": verify.p99_ms,
+        "trivial_p50_ms": trivial.p50_ms, "server_cpu_ms_per_livez": pg["server_cpu_ms_per_livez"],
+        "server_cpu_ms_per_verify": pg["server_cpu_ms_per_verify"],
+        "wrk_cpu_s_verify": round(verify.wrk_cpu_s, 2), "use_records_ok": uses_ok,
+        "pg_synchronous_commit": sync_commit, "pg_fsync": fsync, **_sqlite_figures(figures.get("sqlite")),
+        "raw_sm2_sign_per_s": round(raw, 1), "bulk_rows": args.bulk_rows, "bulk_issued": issued,
+        "bulk_validate_s": round(validate_s, 2), "bulk_issue_per_s": round(bulk_rate, 1), "bulk_seal": bulk_seal,
+        "workers": args.workers, "threads": args.threads, "connections": args.connections, "wrk": wrk_version(),
+        "loadavg": " ".join(f"{x:.2f}" for x in os.getloadavg()), "date": date.today().isoformat()}
+    return figures
+
+
+def _sqlite_figures(sqlite: dict | None) -> dict:
+    if sqlite is None:
+        return {}
+    return {"verify_ratio_sqlite": round(sqlite["ratio"], 4),
+            "sqlite_trivial_per_s": round(sqlite["trivial"].requests_per_s, 1),
+            "sqlite_verify_per_s": round(sqlite["verify"].requests_per_s, 1),
+            "sqlite_verify_non_2xx": sqlite["verify"].non2xx,
+            "sqlite_server_cpu_ms_per_verify": sqlite["server_cpu_ms_per_verify"]}
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import bindparam, insert, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, load_only
 
 from common.crypto.gm import sm3
 from common.db import utcnow
@@ -78,8 +78,18 @@ def verifier_from_claims(claims: dict[str, Any], config: dict[str, Any]) -> Veri
 # The hot path's statements, built once: SQLAlchemy then reuses their compiled form, and the
 # writes go to the connection as Core statements on the tables (nothing is read back, so the
 # ORM's bookkeeping would only add cost; it was most of a verification's CPU time).
+# The lookup loads only the columns a verification reads (29 of the three tables' 59): the
+# driver builds a column description per column and the ORM populates each one, per request.
 _LOOKUP = (select(Authorisation, Licence, LicenceType).join(Licence, Licence.id == Authorisation.licence_id)
-           .join(LicenceType, LicenceType.code == Licence.type_code).where(Authorisation.code == bindparam("code")))
+           .join(LicenceType, LicenceType.code == Licence.type_code).where(Authorisation.code == bindparam("code"))
+           .options(load_only(Authorisation.id, Authorisation.licence_id, Authorisation.fields, Authorisation.purpose,
+                              Authorisation.audience, Authorisation.expires_at, Authorisation.max_uses,
+                              Authorisation.uses, Authorisation.status),
+                    load_only(Licence.id, Licence.identifier, Licence.type_code, Licence.version, Licence.face_number,
+                              Licence.issuer_code, Licence.issuer_name, Licence.holder_kind, Licence.holder_name,
+                              Licence.holder_code_masked, Licence.valid_from, Licence.valid_until, Licence.status,
+                              Licence.document_enc, Licence.document_sm3, Licence.signature_b64, Licence.issued_at),
+                    load_only(LicenceType.code, LicenceType.name, LicenceType.fields)))
 _auths = Authorisation.__table__
 _TAKE_USE = (update(_auths).where(_auths.c.id == bindparam("auth_id"), _auths.c.status == "active",
                                   _auths.c.uses < _auths.c.max_uses).values(uses=_auths.c.uses + 1))
