@@ -149,7 +149,9 @@ def gunicorn_argv(target: str, port: int, workers: int, name: str, extra: list[s
     """gunicorn for one app on loopback (``extra``: the service's own options, before the app).
 
     Each instance disables gunicorn's control socket: its default path is one per user, so
-    several instances (the suite, end-to-end tests, benchmarks) would fight over it.
+    several instances (the suite, end-to-end tests, benchmarks) would fight over it. No gunicorn
+    access log: each request's line comes from the app (JSON with request id, client and
+    subject; common.web.observability), as in the containers (deploy/gunicorn.conf.py).
     gthread workers keep the gateway's connections alive (sync workers close each after one
     answer, and a new connection per request cost the gateway's edge ~1.5 ms of CPU: 2.0-2.1
     against 0.46-0.56 ms per request measured through the suite); keep-alive longer than the
@@ -157,7 +159,7 @@ def gunicorn_argv(target: str, port: int, workers: int, name: str, extra: list[s
     """
     return [sys.executable, "-m", "gunicorn", "--workers", str(workers), "--worker-class", "gthread",
             "--threads", "4", "--keep-alive", "20", "--bind", f"127.0.0.1:{port}",
-            "--graceful-timeout", "5", "--no-control-socket", "--access-logfile", "-", "--error-logfile", "-",
+            "--graceful-timeout", "5", "--no-control-socket", "--error-logfile", "-",
             "--name", name, *extra, target]
 
 
