@@ -8,7 +8,8 @@ whole node and checkpoint tables: O(n).
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -22,11 +23,21 @@ from common.merkle_log.store import HASH
 Verifiers = dict[str, tuple[SM2PublicKey, str]]
 
 
-class CheckReport(Protocol):
-    nodes_checked: int
-    checkpoints_checked: int
+@dataclass
+class CheckReport:
+    """What a tamper check found; a service adds its own leaf count and ``to_dict``."""
 
-    def add(self, code: str, detail: str, **where: Any) -> None: ...
+    size: int = 0
+    nodes_checked: int = 0
+    checkpoints_checked: int = 0
+    problems: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def add(self, code: str, detail: str, **where: Any) -> None:
+        self.problems.append({"code": code, "detail": detail, **where})
 
 
 def compare_nodes(session: Session, report: CheckReport, node_model: Any, tree: merkle.MemoryTree) -> None:

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from common.crypto import merkle
 from common.crypto.gm import SM2PublicKey
 from common.crypto.signed_note import Checkpoint, NoteError, parse_note
-from common.merkle_log.self_check import check_checkpoints, compare_nodes, verify_checkpoint_note
+from common.merkle_log.self_check import CheckReport, check_checkpoints, compare_nodes, verify_checkpoint_note
 from gateway.audit import log
 from gateway.audit.models import AuditArchive, AuditCheckpoint, AuditNode, AuditRecord
 
@@ -31,20 +31,9 @@ HASH = log.HASH
 
 
 @dataclass
-class VerifyReport:
-    size: int = 0
+class VerifyReport(CheckReport):
     records_checked: int = 0
-    nodes_checked: int = 0
-    checkpoints_checked: int = 0
-    problems: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
-
-    def add(self, code: str, detail: str, **where: Any) -> None:
-        self.problems.append({"code": code, "detail": detail, **where})
 
     def to_dict(self) -> dict[str, Any]:
         return {"ok": self.ok, "size": self.size, "records_checked": self.records_checked,

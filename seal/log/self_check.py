@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
@@ -18,26 +18,15 @@ from sqlalchemy.orm import Session
 
 from common.crypto import merkle
 from common.crypto.gm import SM2PublicKey, sm3
-from common.merkle_log.self_check import check_checkpoints, compare_nodes
+from common.merkle_log.self_check import CheckReport, check_checkpoints, compare_nodes
 from seal.log.appends import INDEXED_FIELDS, canonical_leaf, str_or_none
 from seal.log.models import LogCheckpoint, LogEntry, LogNode
 from seal.log.tree import HASH, HASH_SIZE, log_size
 
 
 @dataclass
-class SelfCheckReport:
-    size: int = 0
+class SelfCheckReport(CheckReport):
     entries_checked: int = 0
-    nodes_checked: int = 0
-    checkpoints_checked: int = 0
-    problems: list[dict[str, Any]] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
-
-    def add(self, code: str, detail: str, **where: Any) -> None:
-        self.problems.append({"code": code, "detail": detail, **where})
 
     def to_dict(self) -> dict[str, Any]:
         return {"ok": self.ok, "size": self.size, "entries_checked": self.entries_checked,
