@@ -65,13 +65,13 @@ class AuditRecord(Base):
 
 
 class AuditNode(MerkleNodeMixin, Base):
-    """Hash of the perfect subtree covering leaves ``[index * 2**level, (index + 1) * 2**level)``."""
+    """The audit log's stored tree: one row per perfect subtree (common.merkle_log.tables)."""
 
     __tablename__ = "audit_nodes"
 
 
 class AuditCheckpoint(CheckpointMixin, Base):
-    """A signed tree head, kept forever (auditors compare consecutive ones)."""
+    """The audit log's signed tree heads, kept forever."""
 
     __tablename__ = "audit_checkpoints"
 

@@ -56,13 +56,13 @@ class LogEntry(Base):
 
 
 class LogNode(MerkleNodeMixin, Base):
-    """Hash of the perfect subtree covering leaves ``[index * 2**level, (index + 1) * 2**level)``."""
+    """The signature log's stored tree: one row per perfect subtree (common.merkle_log.tables)."""
 
     __tablename__ = "log_nodes"
 
 
 class LogCheckpoint(CheckpointMixin, Base):
-    """A signed tree head, kept forever (auditors compare consecutive ones)."""
+    """The signature log's signed tree heads, kept forever."""
 
     __tablename__ = "log_checkpoints"
 
