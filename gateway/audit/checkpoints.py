@@ -8,22 +8,18 @@ get one on demand when they need a newer one, so what an auditor sees never wait
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from common.crypto.gm import SM2PrivateKey, SM2PublicKey
+from common.crypto.gm import SM2PublicKey
 from common.crypto.keystore import ACTIVE as KEY_ACTIVE
 from common.crypto.keystore import KeyStore
-from common.crypto.signed_note import Checkpoint, compute_key_hint, sign_note
-from common.db import utcnow
+from common.crypto.signed_note import compute_key_hint
 from common.errors import NotFound
+from common.merkle_log.checkpoints import CheckpointBook, LogSigner
 from gateway.audit import log
-from gateway.audit.models import HEAD_ID, AuditCheckpoint, AuditHead, SigningKey
+from gateway.audit.models import AuditCheckpoint, SigningKey
 
 KEY_PURPOSE = "audit-log"
 
@@ -32,28 +28,15 @@ class NoCheckpoint(NotFound):
     code, title = "audit_checkpoint_not_found", "No checkpoint"
 
 
-@dataclass
-class LogSigner:
-    """The log's SM2 key as a signed-note signer; ``origin`` doubles as the key name."""
+# Publishing, the lazy publisher and lookups are common.merkle_log.checkpoints (shared with the
+# seal node's signature log); these names are the audit log's.
+BOOK = CheckpointBook(AuditCheckpoint, log.STORE, NoCheckpoint)
 
-    origin: str
-    key_id: str
-    private_key: SM2PrivateKey
-
-    @property
-    def public_der(self) -> bytes:
-        return self.private_key.public_key().to_der()
-
-
-def _lock_head(session: Session) -> int:
-    """A no-op UPDATE of the head row: the portable ``SELECT ... FOR UPDATE``; returns the size."""
-    head = AuditHead.__table__
-    size = session.execute(update(head).where(head.c.id == HEAD_ID).values(size=head.c.size)
-                           .returning(head.c.size)).scalar_one_or_none()
-    if size is None:
-        raise log.LogError("the audit head row is missing (run the migrations)", code="audit_head_missing",
-                           status=500)
-    return int(size)
+newest = BOOK.newest
+publish = BOOK.publish
+latest = BOOK.latest
+for_size = BOOK.for_size
+count = BOOK.count
 
 
 def load_signer(session: Session, kek: bytes, origin: str) -> LogSigner:
@@ -62,7 +45,7 @@ def load_signer(session: Session, kek: bytes, origin: str) -> LogSigner:
     store = KeyStore(session, SigningKey, kek)
     active = [row for row in store.public_keys(KEY_PURPOSE) if row.status == KEY_ACTIVE]
     if not active:
-        _lock_head(session)
+        log.STORE.lock_head(session)
         row = store.active(KEY_PURPOSE, create=False) or store.generate(KEY_PURPOSE)
         active = [row]
     row = active[0]
@@ -85,51 +68,6 @@ def keys_document(session: Session, kek: bytes, origin: str) -> dict[str, Any]:
         keys.append({"key_id": row.kid, "name": origin, "key_hint": compute_key_hint(origin, der).hex(),
                      "algorithm": row.algorithm, "status": row.status, "public_key_pem": row.public_pem})
     return {"origin": origin, "keys": keys}
-
-
-def newest(session: Session) -> AuditCheckpoint | None:
-    return session.scalars(select(AuditCheckpoint).order_by(AuditCheckpoint.tree_size.desc()).limit(1)).first()
-
-
-def publish(session: Session, signer: LogSigner) -> AuditCheckpoint:
-    """Sign and store a checkpoint of the current log unless one of this size exists; commits."""
-    size = _lock_head(session)
-    latest = newest(session)
-    if latest is not None and latest.tree_size >= size:
-        session.commit()  # release the lock
-        return latest
-    root = log.root_hash(session, size)
-    note = sign_note(Checkpoint(signer.origin, size, root).body(), signer.origin, signer.private_key,
-                     signer.public_der)
-    row = AuditCheckpoint(tree_size=size, root_hash=root, note=note, key_id=signer.key_id, created_at=utcnow())
-    session.add(row)
-    session.commit()
-    return row
-
-
-def latest(session: Session, get_signer: Callable[[], LogSigner], *, max_age: float,
-           covering: int | None = None) -> AuditCheckpoint:
-    """The newest checkpoint, re-published when stale and the log grew, or when it does not
-    cover leaf ``covering``. ``get_signer`` (which decrypts the key) is called only to sign."""
-    row = newest(session)
-    size = log.log_size(session)
-    stale = row is None or (row.tree_size < size and utcnow() - row.created_at >= timedelta(seconds=max_age))
-    uncovered = covering is not None and (row is None or row.tree_size <= covering)
-    if stale or uncovered:
-        row = publish(session, get_signer())
-    return row
-
-
-def for_size(session: Session, size: int) -> AuditCheckpoint:
-    """:raise NoCheckpoint: none was published at that size."""
-    row = session.scalars(select(AuditCheckpoint).where(AuditCheckpoint.tree_size == size)).first()
-    if row is None:
-        raise NoCheckpoint(f"no checkpoint was published at tree size {size}")
-    return row
-
-
-def count(session: Session) -> int:
-    return int(session.scalar(select(func.count()).select_from(AuditCheckpoint)) or 0)
 
 
 def as_dict(row: AuditCheckpoint) -> dict[str, Any]:

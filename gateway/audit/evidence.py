@@ -112,7 +112,7 @@ def assemble(session: Session, checkpoint_row: Any, keys: dict[str, Any], *, sta
     if [r.leaf_index for r in records] != list(range(start, end)):
         raise log.BadRange(f"records of [{start}, {end}) are missing (pruned after archiving?)",
                            code="audit_records_missing")
-    proof = log._with_nodes(session, lambda get: range_proof(  # noqa: SLF001 - the module's own node reader
+    proof = log.with_prefetched_nodes(session, lambda get: range_proof(
         start, end, size, lambda lo, hi: merkle.subtree_root(lo, hi, get, hash_fn=HASH)))
     key = next((k for k in keys["keys"] if k["key_id"] == checkpoint_row.key_id), None)
     return {

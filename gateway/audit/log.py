@@ -8,28 +8,29 @@ indexed reads. The writer appends a batch of spooled records in one transaction:
 row lock; SQLite's write lock), assigns ``k`` consecutive indexes, and a rollback releases them
 with everything else. A batch needs only the stored nodes of the old tree's "frontier" (the
 perfect subtrees that ``size`` decomposes into): every left sibling a new leaf completes is
-either one of those or a node made earlier in the same batch.
+either one of those or a node made earlier in the same batch. The node store (head, nodes,
+roots, proofs) is :mod:`common.merkle_log.store`, shared with the seal node's signature log.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import rfc8785
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from common.crypto import merkle
 from common.errors import NotFound, Problem
+from common.merkle_log.store import HASH, MerkleNodeStore, StoreProblems
+from common.merkle_log.store import HASH_SIZE as HASH_SIZE  # re-exported: verify reads it here
 from gateway.audit.models import HEAD_ID, AuditHead, AuditNode, AuditRecord
 
-HASH = merkle.sm3
-HASH_SIZE = 32
 KINDS = ("request", "audit_query")
 INDEXED_FIELDS = ("request_id", "client_id", "subject", "method", "route", "status", "outcome")
 MAX_RANGE = 1000
@@ -46,6 +47,19 @@ class BadRange(LogError):
 
 class BadRecord(ValueError):
     """A record cannot be a leaf (no kind, no time with an offset, not JSON)."""
+
+
+def _head_missing() -> LogError:
+    return LogError("the audit head row is missing (run the migrations)", code="audit_head_missing", status=500)
+
+
+def _node_missing(key: tuple[int, int]) -> LogError:
+    return LogError(f"audit node {key} is missing from the store", code="audit_node_missing", status=500)
+
+
+_HEAD = AuditHead.__table__
+STORE = MerkleNodeStore(_HEAD, "audit_nodes",
+                        StoreProblems(bad_range=BadRange, head_missing=_head_missing, node_missing=_node_missing))
 
 
 # -- leaves ---------------------------------------------------------------------------------
@@ -132,18 +146,8 @@ def row_values(record: Mapping[str, Any], index: int) -> dict[str, Any]:
 
 # -- appends --------------------------------------------------------------------------------
 
-_HEAD = AuditHead.__table__
 _INSERT_RECORDS = insert(AuditRecord.__table__)
 _INSERT_NODES = insert(AuditNode.__table__)
-
-
-def _advance_head(session: Session, count: int) -> int:
-    """Lock the head and add ``count``; returns the new size. :raise LogError: no head row."""
-    size = session.execute(update(_HEAD).where(_HEAD.c.id == HEAD_ID).values(size=_HEAD.c.size + count)
-                           .returning(_HEAD.c.size)).scalar_one_or_none()
-    if size is None:
-        raise LogError("the audit head row is missing (run the migrations)", code="audit_head_missing", status=500)
-    return int(size)
 
 
 def frontier(size: int) -> list[tuple[int, int]]:
@@ -163,86 +167,28 @@ def append_records(session: Session, records: list[Mapping[str, Any]]) -> list[i
     """
     if not records:
         return []
-    size = _advance_head(session, len(records))
-    start = size - len(records)
+    start = STORE.advance_head(session, len(records))
     rows = [row_values(record, start + i) for i, record in enumerate(records)]
-    nodes = fetch_nodes(session, frontier(start))
-    new_nodes: list[dict[str, Any]] = []
-    for row in rows:
-        index, h = row["leaf_index"], row["leaf_hash"]
-        level, i = 0, index
-        nodes[(0, i)] = h
-        new_nodes.append({"level": 0, "node_index": i, "hash": h})
-        while i & 1:  # leaf i completes one perfect subtree per trailing 1 bit
-            h = merkle.node_hash(nodes[(level, i - 1)], h, hash_fn=HASH)
-            level, i = level + 1, i >> 1
-            nodes[(level, i)] = h
-            new_nodes.append({"level": level, "node_index": i, "hash": h})
+    new_nodes = STORE.new_nodes(session, start, [row["leaf_hash"] for row in rows])
     connection = session.connection()
     connection.execute(_INSERT_RECORDS, rows)
     connection.execute(_INSERT_NODES, new_nodes)
     return [row["leaf_index"] for row in rows]
 
 
-# -- the node store: roots and proofs -------------------------------------------------------
-
-
-def fetch_nodes(session: Session, keys: Iterable[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
-    """Read the given nodes in one query. :raise LogError: a node the tree must have is missing."""
-    keys = list(dict.fromkeys(keys))
-    if not keys:
-        return {}
-    # Integers computed here (int() makes sure) are inlined: one OR of primary-key probes is
-    # what both SQLite and PostgreSQL answer fastest, and bind parameters would cost more.
-    terms = " OR ".join(f"(level = {int(level)} AND node_index = {int(idx)})" for level, idx in keys)
-    rows = session.connection().exec_driver_sql(f"SELECT level, node_index, hash FROM audit_nodes WHERE {terms}")  # noqa: S608
-    found = {(level, idx): bytes(h) for level, idx, h in rows}
-    missing = [key for key in keys if key not in found]
-    if missing:
-        raise LogError(f"audit node {missing[0]} is missing from the store", code="audit_node_missing", status=500)
-    return found
-
-
-def _with_nodes(session: Session, compute: Callable[[merkle.GetNode], Any]) -> Any:
-    """Run a :mod:`common.crypto.merkle` computation with its nodes read in one query (a dry
-    run with placeholder hashes lists them: which nodes are touched depends on sizes only)."""
-    wanted: list[tuple[int, int]] = []
-    compute(lambda level, index: wanted.append((level, index)) or bytes(HASH_SIZE))
-    nodes = fetch_nodes(session, wanted)
-    return compute(lambda level, index: nodes[(level, index)])
-
-
-def log_size(session: Session) -> int:
-    return int(session.execute(select(_HEAD.c.size).where(_HEAD.c.id == HEAD_ID)).scalar() or 0)
+# -- the node store: roots and proofs (common.merkle_log.store, shared with the seal log) -----
 
 
 def pruned_below(session: Session) -> int:
     return int(session.execute(select(_HEAD.c.pruned_below).where(_HEAD.c.id == HEAD_ID)).scalar() or 0)
 
 
-def _check_size(session: Session, size: int) -> None:
-    current = log_size(session)
-    if not 0 <= size <= current:
-        raise BadRange(f"tree size {size} is outside the log (size {current})")
-
-
-def root_hash(session: Session, size: int) -> bytes:
-    _check_size(session, size)
-    return _with_nodes(session, lambda get: merkle.subtree_root(0, size, get, hash_fn=HASH))
-
-
-def inclusion_proof(session: Session, index: int, size: int) -> list[bytes]:
-    _check_size(session, size)
-    if not 0 <= index < size:
-        raise BadRange(f"leaf index {index} is outside a tree of size {size}")
-    return _with_nodes(session, lambda get: merkle.inclusion_proof(index, size, get, hash_fn=HASH))
-
-
-def consistency_proof(session: Session, size1: int, size2: int) -> list[bytes]:
-    _check_size(session, size2)
-    if not 0 <= size1 <= size2:
-        raise BadRange(f"no consistency proof from size {size1} to size {size2}")
-    return _with_nodes(session, lambda get: merkle.consistency_proof(size1, size2, get, hash_fn=HASH))
+log_size = STORE.log_size
+fetch_nodes = STORE.fetch_nodes
+with_prefetched_nodes = STORE.with_prefetched_nodes
+root_hash = STORE.root_hash
+inclusion_proof = STORE.inclusion_proof
+consistency_proof = STORE.consistency_proof
 
 
 # -- records and search ---------------------------------------------------------------------

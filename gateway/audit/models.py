@@ -13,15 +13,17 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, CheckConstraint, Index, Integer, LargeBinary, String, Text
+from sqlalchemy import BigInteger, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from common.crypto.keystore import SigningKeyMixin
 from common.db import UTCDateTime, utcnow
+from common.merkle_log.tables import HEAD_ID, CheckpointMixin, LogHeadMixin, MerkleNodeMixin
 from common.web.console_login.models import ConsoleLoginMixin, ConsoleSessionMixin
 from gateway.models import Base
 
-HEAD_ID = 1
+__all__ = ["HEAD_ID", "AuditArchive", "AuditCheckpoint", "AuditHead", "AuditNode", "AuditRecord", "AuditSpoolState",
+           "ConsoleLogin", "ConsoleSession", "SigningKey"]
 
 
 class SigningKey(SigningKeyMixin, Base):
@@ -30,13 +32,11 @@ class SigningKey(SigningKeyMixin, Base):
     __tablename__ = "signing_keys"
 
 
-class AuditHead(Base):
+class AuditHead(LogHeadMixin, Base):
     __tablename__ = "audit_head"
-    __table_args__ = (CheckConstraint("id = 1", name="single_row"),)
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
-    size: Mapped[int] = mapped_column(BigInteger, default=0)
-    pruned_below: Mapped[int] = mapped_column(BigInteger, default=0)
+    # sort_order: after the mixin's columns, where the table has it (a class's own columns come first).
+    pruned_below: Mapped[int] = mapped_column(BigInteger, default=0, sort_order=1)
 
 
 class AuditRecord(Base):
@@ -64,28 +64,16 @@ class AuditRecord(Base):
     outcome: Mapped[str | None] = mapped_column(String(16), nullable=True)
 
 
-class AuditNode(Base):
-    """Hash of the perfect subtree covering leaves ``[index * 2**level, (index + 1) * 2**level)``."""
+class AuditNode(MerkleNodeMixin, Base):
+    """The audit log's stored tree: one row per perfect subtree (common.merkle_log.tables)."""
 
     __tablename__ = "audit_nodes"
-    __table_args__ = {"sqlite_with_rowid": False}
-
-    level: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
-    index: Mapped[int] = mapped_column("node_index", BigInteger, primary_key=True, autoincrement=False)
-    hash: Mapped[bytes] = mapped_column(LargeBinary(32))
 
 
-class AuditCheckpoint(Base):
-    """A signed tree head, kept forever (auditors compare consecutive ones)."""
+class AuditCheckpoint(CheckpointMixin, Base):
+    """The audit log's signed tree heads, kept forever."""
 
     __tablename__ = "audit_checkpoints"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    tree_size: Mapped[int] = mapped_column(BigInteger, unique=True)
-    root_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
-    note: Mapped[str] = mapped_column(Text)
-    key_id: Mapped[str] = mapped_column(String(64))
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
 
 
 class AuditSpoolState(Base):

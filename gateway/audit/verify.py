@@ -6,7 +6,8 @@ older checkpoint an auditor saved. A record changed, deleted or inserted by a di
 edit shows up as a leaf-hash mismatch, a missing or unexpected record, a node mismatch or, when
 the editor rewrote the nodes too, as checkpoints whose signed roots the log no longer has.
 Records pruned after archiving count by their stored leaf hashes (level-0 nodes), and every
-pruned index must be covered by an archive row.
+pruned index must be covered by an archive row. The records are the audit log's own; the
+node and checkpoint checks are :mod:`common.merkle_log.self_check`, shared with the seal log.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from sqlalchemy.orm import Session
 
 from common.crypto import merkle
 from common.crypto.gm import SM2PublicKey
-from common.crypto.signed_note import Checkpoint, NoteError, parse_note, verify_note
+from common.crypto.signed_note import Checkpoint, NoteError, parse_note
+from common.merkle_log.self_check import CheckReport, check_checkpoints, compare_nodes, verify_checkpoint_note
 from gateway.audit import log
 from gateway.audit.models import AuditArchive, AuditCheckpoint, AuditNode, AuditRecord
 
@@ -29,20 +31,9 @@ HASH = log.HASH
 
 
 @dataclass
-class VerifyReport:
-    size: int = 0
+class VerifyReport(CheckReport):
     records_checked: int = 0
-    nodes_checked: int = 0
-    checkpoints_checked: int = 0
-    problems: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
-
-    def add(self, code: str, detail: str, **where: Any) -> None:
-        self.problems.append({"code": code, "detail": detail, **where})
 
     def to_dict(self) -> dict[str, Any]:
         return {"ok": self.ok, "size": self.size, "records_checked": self.records_checked,
@@ -114,65 +105,12 @@ def verify_log(session: Session, verifiers: dict[str, tuple[SM2PublicKey, str]],
         expected += 1
     fill_to(report.size)
 
-    seen: set[tuple[int, int]] = set()
-    for level, index, h in session.execute(select(AuditNode.level, AuditNode.index, AuditNode.hash)).yield_per(5000):
-        report.nodes_checked += 1
-        seen.add((level, index))
-        try:
-            want = tree.get_node(level, index)
-        except KeyError:
-            report.add("node_unexpected", "a node exists that the log does not have", level=level, node=index)
-            continue
-        if bytes(h) != want:
-            report.add("node_mismatch", "a stored node differs from the recomputed tree", level=level, node=index)
-    for level, index in tree._nodes.keys() - seen:  # noqa: SLF001 - the reference tree's own layout
-        report.add("node_missing", "a node of the tree is missing from the store", level=level, node=index)
+    compare_nodes(session, report, AuditNode, tree)
 
-    newest = _check_checkpoints(session, report, tree, verifiers)
+    newest = check_checkpoints(session, report, AuditCheckpoint, tree, verifiers)
     if older_note is not None:
         check_older(report, tree, older_note, verifiers, newest)
     return report
-
-
-def _verify_row_note(report: VerifyReport, note: str, key_id: str | None,
-                     verifiers: dict[str, tuple[SM2PublicKey, str]], size: int | None) -> Checkpoint | None:
-    candidates = [verifiers[key_id]] if key_id in verifiers else list(verifiers.values()) if key_id is None else []
-    if not candidates:
-        report.add("checkpoint_key_unknown", "a checkpoint names a key the log does not have", size=size)
-        return None
-    for public, origin in candidates:
-        try:
-            return verify_note(note, origin, public, public.to_der(), origin=origin)
-        except NoteError as exc:
-            error = str(exc)
-    report.add("checkpoint_signature_invalid", error, size=size)
-    return None
-
-
-def _check_checkpoints(session: Session, report: VerifyReport, tree: merkle.MemoryTree,
-                       verifiers: dict[str, tuple[SM2PublicKey, str]]) -> Checkpoint | None:
-    previous: Checkpoint | None = None
-    for row in session.scalars(select(AuditCheckpoint).order_by(AuditCheckpoint.tree_size)):
-        report.checkpoints_checked += 1
-        checkpoint = _verify_row_note(report, row.note, row.key_id, verifiers, row.tree_size)
-        if checkpoint is None:
-            continue
-        if checkpoint.size != row.tree_size or checkpoint.root_hash != bytes(row.root_hash):
-            report.add("checkpoint_row_mismatch", "the checkpoint row differs from its signed note", size=row.tree_size)
-        if checkpoint.size > tree.size:
-            report.add("checkpoint_beyond_log", "a checkpoint is larger than the stored log", size=checkpoint.size)
-        elif checkpoint.root_hash != tree.root(checkpoint.size):
-            report.add("checkpoint_root_mismatch", "the log no longer has the root this checkpoint signed",
-                       size=checkpoint.size)
-        if previous is not None and checkpoint.size <= tree.size:
-            try:
-                merkle.verify_consistency(previous.size, checkpoint.size, previous.root_hash, checkpoint.root_hash,
-                                          tree.consistency_proof(previous.size, checkpoint.size), hash_fn=HASH)
-            except (merkle.ProofError, ValueError) as exc:
-                report.add("checkpoints_inconsistent", f"checkpoints {previous.size} and {checkpoint.size} are not "
-                           f"consistent: {exc}", size=checkpoint.size)
-        previous = checkpoint
-    return previous
 
 
 def check_older(report: VerifyReport, tree: merkle.MemoryTree, note: str,
@@ -183,7 +121,7 @@ def check_older(report: VerifyReport, tree: merkle.MemoryTree, note: str,
     except NoteError as exc:
         report.add("older_checkpoint_unreadable", str(exc))
         return
-    older = _verify_row_note(report, note, None, verifiers, None)
+    older = verify_checkpoint_note(report, note, None, verifiers, None)
     if older is None:
         return
     if older.size > tree.size:

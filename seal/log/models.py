@@ -10,21 +10,18 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, CheckConstraint, Index, Integer, LargeBinary, String, Text
+from sqlalchemy import BigInteger, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from common.db import UTCDateTime, utcnow
+from common.merkle_log.tables import HEAD_ID, CheckpointMixin, LogHeadMixin, MerkleNodeMixin
 from seal.base import Base
 
-HEAD_ID = 1
+__all__ = ["HEAD_ID", "AuditQuery", "LogCheckpoint", "LogEntry", "LogHead", "LogNode"]
 
 
-class LogHead(Base):
+class LogHead(LogHeadMixin, Base):
     __tablename__ = "log_head"
-    __table_args__ = (CheckConstraint("id = 1", name="single_row"),)
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
-    size: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
 class LogEntry(Base):
@@ -58,29 +55,16 @@ class LogEntry(Base):
     appended_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
-class LogNode(Base):
-    """Hash of the perfect subtree covering leaves ``[index * 2**level, (index + 1) * 2**level)``."""
+class LogNode(MerkleNodeMixin, Base):
+    """The signature log's stored tree: one row per perfect subtree (common.merkle_log.tables)."""
 
     __tablename__ = "log_nodes"
-    # SQLite: store rows in primary-key order, so a node lookup is one B-tree probe, not two.
-    __table_args__ = {"sqlite_with_rowid": False}
-
-    level: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
-    index: Mapped[int] = mapped_column("node_index", BigInteger, primary_key=True, autoincrement=False)
-    hash: Mapped[bytes] = mapped_column(LargeBinary(32))
 
 
-class LogCheckpoint(Base):
-    """A signed tree head, kept forever (auditors compare consecutive ones)."""
+class LogCheckpoint(CheckpointMixin, Base):
+    """The signature log's signed tree heads, kept forever."""
 
     __tablename__ = "log_checkpoints"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    tree_size: Mapped[int] = mapped_column(BigInteger, unique=True)
-    root_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
-    note: Mapped[str] = mapped_column(Text)
-    key_id: Mapped[str] = mapped_column(String(64))
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
 
 
 class AuditQuery(Base):

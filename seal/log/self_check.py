@@ -2,14 +2,15 @@
 
 Reports changed, deleted and inserted entries and nodes, search columns that differ from their
 leaves, stored signatures that do not hash to their leaf's digest, and checkpoints whose roots,
-signatures or mutual consistency fail. Reads the whole log: O(n).
+signatures or mutual consistency fail. Reads the whole log: O(n). The entries are the seal log's
+own; the node and checkpoint checks are :mod:`common.merkle_log.self_check`.
 """
 
 from __future__ import annotations
 
 import base64
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
@@ -17,26 +18,15 @@ from sqlalchemy.orm import Session
 
 from common.crypto import merkle
 from common.crypto.gm import SM2PublicKey, sm3
-from common.crypto.signed_note import Checkpoint, NoteError, verify_note
+from common.merkle_log.self_check import CheckReport, check_checkpoints, compare_nodes
 from seal.log.appends import INDEXED_FIELDS, canonical_leaf, str_or_none
 from seal.log.models import LogCheckpoint, LogEntry, LogNode
 from seal.log.tree import HASH, HASH_SIZE, log_size
 
 
 @dataclass
-class SelfCheckReport:
-    size: int = 0
+class SelfCheckReport(CheckReport):
     entries_checked: int = 0
-    nodes_checked: int = 0
-    checkpoints_checked: int = 0
-    problems: list[dict[str, Any]] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
-
-    def add(self, code: str, detail: str, **where: Any) -> None:
-        self.problems.append({"code": code, "detail": detail, **where})
 
     def to_dict(self) -> dict[str, Any]:
         return {"ok": self.ok, "size": self.size, "entries_checked": self.entries_checked,
@@ -97,55 +87,7 @@ def self_check(session: Session, verifiers: dict[str, tuple[SM2PublicKey, str]])
         tree.append_leaf_hash(bytes(HASH_SIZE))
         expected += 1
 
-    seen: set[tuple[int, int]] = set()
-    for level, index, h in session.execute(select(LogNode.level, LogNode.index, LogNode.hash)).yield_per(5000):
-        report.nodes_checked += 1
-        seen.add((level, index))
-        try:
-            want = tree.get_node(level, index)
-        except KeyError:
-            report.add("node_unexpected", "a node exists that the log does not have", level=level, node=index)
-            continue
-        if bytes(h) != want:
-            report.add("node_mismatch", "a stored node differs from the recomputed tree", level=level, node=index)
-    for level, index in tree._nodes.keys() - seen:  # noqa: SLF001 - the reference tree's own layout
-        report.add("node_missing", "a node of the tree is missing from the store", level=level, node=index)
-
-    previous: Checkpoint | None = None
-    for row in session.scalars(select(LogCheckpoint).order_by(LogCheckpoint.tree_size)):
-        report.checkpoints_checked += 1
-        checkpoint = _check_checkpoint(report, row, verifiers)
-        if checkpoint is None:
-            continue
-        if checkpoint.size > tree.size:
-            report.add("checkpoint_beyond_log", "a checkpoint is larger than the stored log", size=checkpoint.size)
-        elif checkpoint.root_hash != tree.root(checkpoint.size):
-            report.add("checkpoint_root_mismatch", "the log no longer has the root this checkpoint signed",
-                       size=checkpoint.size)
-        if previous is not None and checkpoint.size <= tree.size:
-            try:
-                proof = tree.consistency_proof(previous.size, checkpoint.size)
-                merkle.verify_consistency(previous.size, checkpoint.size, previous.root_hash,
-                                          checkpoint.root_hash, proof, hash_fn=HASH)
-            except (merkle.ProofError, ValueError) as exc:
-                report.add("checkpoints_inconsistent", f"checkpoints {previous.size} and {checkpoint.size} "
-                           f"are not consistent: {exc}", size=checkpoint.size)
-        previous = checkpoint
+    compare_nodes(session, report, LogNode, tree)
+    check_checkpoints(session, report, LogCheckpoint, tree, verifiers)
     return report
 
-
-def _check_checkpoint(report: SelfCheckReport, row: LogCheckpoint,
-                      verifiers: dict[str, tuple[SM2PublicKey, str]]) -> Checkpoint | None:
-    key = verifiers.get(row.key_id)
-    if key is None:
-        report.add("checkpoint_key_unknown", "a checkpoint names a key the log does not have", size=row.tree_size)
-        return None
-    public, origin = key
-    try:
-        checkpoint = verify_note(row.note, origin, public, public.to_der(), origin=origin)
-    except NoteError as exc:
-        report.add("checkpoint_signature_invalid", str(exc), size=row.tree_size)
-        return None
-    if checkpoint.size != row.tree_size or checkpoint.root_hash != bytes(row.root_hash):
-        report.add("checkpoint_row_mismatch", "the checkpoint row differs from its signed note", size=row.tree_size)
-    return checkpoint

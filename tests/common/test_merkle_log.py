@@ -1,0 +1,164 @@
+"""The shared stored Merkle log (common.merkle_log): appends, roots and proofs against the
+in-memory reference tree, checkpoint publishing, and the node/checkpoint tamper checks."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import create_engine, insert, text
+from sqlalchemy.orm import Session
+
+from common.crypto import merkle
+from common.crypto.gm import SM2PrivateKey
+from common.db import make_base
+from common.merkle_log.checkpoints import CheckpointBook, LogSigner
+from common.merkle_log.self_check import CheckReport, check_checkpoints, compare_nodes
+from common.merkle_log.store import HASH, MerkleNodeStore, StoreProblems
+from common.merkle_log.tables import HEAD_ID, CheckpointMixin, LogHeadMixin, MerkleNodeMixin
+
+Base = make_base()
+
+
+class Head(LogHeadMixin, Base):
+    __tablename__ = "t_head"
+
+
+class Node(MerkleNodeMixin, Base):
+    __tablename__ = "t_nodes"
+
+
+class Point(CheckpointMixin, Base):
+    __tablename__ = "t_checkpoints"
+
+
+class Refused(Exception):
+    pass
+
+
+class NodeMissing(Exception):
+    pass
+
+
+class HeadMissing(Exception):
+    pass
+
+
+STORE = MerkleNodeStore(Head.__table__, "t_nodes", StoreProblems(
+    bad_range=Refused, head_missing=HeadMissing, node_missing=lambda key: NodeMissing(key),
+    consistency_hint=" (hint)"))
+BOOK = CheckpointBook(Point, STORE, Refused)
+ORIGIN = "xsn.test/merkle-log"
+
+
+@pytest.fixture
+def session():
+    engine = create_engine("sqlite://")
+    Base.metadata.create_all(engine)
+    with Session(engine) as session:
+        session.execute(insert(Head.__table__).values(id=HEAD_ID, size=0))
+        session.commit()
+        yield session
+
+
+def leaf(i: int) -> bytes:
+    return merkle.leaf_hash(f"leaf {i}".encode(), hash_fn=HASH)
+
+
+def append(session: Session, count: int) -> None:
+    first = STORE.advance_head(session, count)
+    rows = STORE.new_nodes(session, first, [leaf(first + i) for i in range(count)])
+    session.execute(insert(Node.__table__), rows)
+    session.commit()
+
+
+def reference(size: int) -> merkle.MemoryTree:
+    tree = merkle.MemoryTree(hash_fn=HASH)
+    for i in range(size):
+        tree.append_leaf_hash(leaf(i))
+    return tree
+
+
+@pytest.fixture
+def signer():
+    return LogSigner(origin=ORIGIN, key_id="k1", private_key=SM2PrivateKey.generate())
+
+
+def verifiers_of(signer: LogSigner):
+    return {signer.key_id: (signer.private_key.public_key(), ORIGIN)}
+
+
+def test_batched_appends_store_the_reference_tree(session):
+    for batch in (1, 2, 5, 1, 8, 3, 13):  # 33 leaves, batches crossing subtree boundaries
+        append(session, batch)
+    tree = reference(33)
+    assert STORE.log_size(session) == 33
+    stored = {(lv, ix): bytes(h) for lv, ix, h in session.execute(text("SELECT level, node_index, hash FROM t_nodes"))}
+    assert stored == {key: tree.get_node(*key) for key in tree._nodes}  # noqa: SLF001 - the reference layout
+    for size in (1, 2, 7, 16, 33):
+        assert STORE.root_hash(session, size) == tree.root(size)
+    assert STORE.root_hash(session, 0) == tree.root(0)
+    assert STORE.inclusion_proof(session, 13, 33) == tree.inclusion_proof(13, 33)
+    assert STORE.consistency_proof(session, 5, 33) == tree.consistency_proof(5, 33)
+
+
+def test_bad_sizes_and_missing_rows_raise_the_services_problems(session):
+    append(session, 4)
+    with pytest.raises(Refused, match="tree size 5 is outside the log"):
+        STORE.root_hash(session, 5)
+    with pytest.raises(Refused, match="leaf index 4 is outside a tree of size 4"):
+        STORE.inclusion_proof(session, 4, 4)
+    with pytest.raises(Refused, match=r"no consistency proof from size 3 to size 2 \(hint\)"):
+        STORE.consistency_proof(session, 3, 2)
+    session.execute(text("DELETE FROM t_nodes WHERE level = 1 AND node_index = 0"))
+    with pytest.raises(NodeMissing):
+        STORE.inclusion_proof(session, 2, 4)
+    session.execute(text("DELETE FROM t_head"))
+    with pytest.raises(HeadMissing):
+        STORE.advance_head(session, 1)
+    with pytest.raises(HeadMissing):
+        STORE.lock_head(session)
+
+
+def test_checkpoints_are_published_once_per_size_and_on_demand(session, signer):
+    append(session, 3)
+    first = BOOK.publish(session, signer)
+    assert (first.tree_size, bytes(first.root_hash)) == (3, reference(3).root())
+    assert BOOK.publish(session, signer).id == first.id  # the log did not grow
+    append(session, 2)
+    calls = []
+
+    def get_signer():
+        calls.append(1)
+        return signer
+
+    assert BOOK.latest(session, get_signer, max_age=3600).tree_size == 3  # fresh enough: no signing
+    assert calls == []
+    assert BOOK.latest(session, get_signer, max_age=3600, covering=4).tree_size == 5
+    assert BOOK.for_size(session, 3).id == first.id
+    with pytest.raises(Refused, match="no checkpoint was published at tree size 4"):
+        BOOK.for_size(session, 4)
+    rows, total = BOOK.page(session, page=1, per_page=1)
+    assert ([r.tree_size for r in rows], total) == ([5], 2)
+
+
+def test_self_check_passes_an_intact_log_and_finds_tampering(session, signer):
+    append(session, 6)
+    BOOK.publish(session, signer)
+    append(session, 3)
+    BOOK.publish(session, signer)
+    tree = reference(9)
+    report = CheckReport(size=9)
+    compare_nodes(session, report, Node, tree)
+    newest = check_checkpoints(session, report, Point, tree, verifiers_of(signer))
+    assert report.ok, report.problems
+    assert (report.nodes_checked, report.checkpoints_checked, newest.size) == (len(tree._nodes), 2, 9)  # noqa: SLF001
+
+    session.execute(text("UPDATE t_nodes SET hash = :h WHERE level = 0 AND node_index = 4"), {"h": bytes(32)})
+    session.execute(text("DELETE FROM t_nodes WHERE level = 1 AND node_index = 0"))
+    session.execute(insert(Node.__table__).values(level=5, node_index=0, hash=bytes(32)))
+    session.execute(text("UPDATE t_checkpoints SET key_id = 'gone' WHERE tree_size = 6"))
+    report = CheckReport(size=9)
+    compare_nodes(session, report, Node, tree)
+    check_checkpoints(session, report, Point, reference(8), verifiers_of(signer))  # a leaf was removed
+    codes = sorted(p["code"] for p in report.problems)
+    assert codes == ["checkpoint_beyond_log", "checkpoint_key_unknown", "node_mismatch", "node_missing",
+                     "node_unexpected"]
