@@ -27,7 +27,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 
-from sqlalchemy import bindparam, insert, select
+from sqlalchemy import bindparam, insert, select, text
 from sqlalchemy.orm import Session
 
 from common.db import utcnow
@@ -55,6 +55,37 @@ _LOCK_ACCOUNTS = (select(_ACCOUNTS.c.id, _ACCOUNTS.c.debits_must_not_exceed_cred
                          _ACCOUNTS.c.credits_must_not_exceed_debits, *(_ACCOUNTS.c[c] for c in SUMS))
                   .where(_ACCOUNTS.c.id.in_(bindparam("ids", expanding=True))).order_by(_ACCOUNTS.c.id)
                   .with_for_update())
+
+# PostgreSQL: fixed statements over arrays (one text whatever the group's size, so psycopg
+# prepares it once), each doing in one round trip what would otherwise take two: per statement
+# this process spends about as much CPU as on a request's whole view.
+_PG_LOCK_AND_TAKEN = text("""
+SELECT a.id, a.debits_must_not_exceed_credits, a.credits_must_not_exceed_debits,
+       a.debits_pending, a.debits_posted, a.credits_pending, a.credits_posted,
+       ARRAY(SELECT t.id FROM ledger_transfers AS t WHERE t.id = ANY(CAST(:tids AS varchar[]))) AS taken
+  FROM ledger_accounts AS a
+ WHERE a.id = ANY(CAST(:aids AS varchar[]))
+ ORDER BY a.id
+   FOR UPDATE OF a""")
+_NEW_COLUMNS = ("id", "debit_account_id", "credit_account_id", "amount", "code", "kind", "status", "reference")
+_PG_INSERT_AND_ADD = text("""
+WITH new AS (
+  INSERT INTO ledger_transfers (id, debit_account_id, credit_account_id, amount, code, kind, pending_id, status,
+                                reference, batch_id, created_at)
+  SELECT v.id, v.debit_account_id, v.credit_account_id, v.amount, v.code, v.kind, NULL, v.status, v.reference,
+         NULL, CAST(:now AS timestamptz)
+    FROM unnest(CAST(:id AS varchar[]), CAST(:debit_account_id AS varchar[]), CAST(:credit_account_id AS varchar[]),
+                CAST(:amount AS bigint[]), CAST(:code AS varchar[]), CAST(:kind AS varchar[]),
+                CAST(:status AS varchar[]), CAST(:reference AS varchar[]))
+         AS v(id, debit_account_id, credit_account_id, amount, code, kind, status, reference)
+)
+UPDATE ledger_accounts AS a
+   SET debits_pending = a.debits_pending + v.debits_pending, debits_posted = a.debits_posted + v.debits_posted,
+       credits_pending = a.credits_pending + v.credits_pending, credits_posted = a.credits_posted + v.credits_posted
+  FROM unnest(CAST(:aid AS varchar[]), CAST(:debits_pending AS bigint[]), CAST(:debits_posted AS bigint[]),
+              CAST(:credits_pending AS bigint[]), CAST(:credits_posted AS bigint[]))
+       AS v(aid, debits_pending, debits_posted, credits_pending, credits_posted)
+ WHERE a.id = v.aid""")
 
 
 def write_requests(session: Session, requests: Sequence[Sequence[TransferSpec]]) -> list[Outcome]:
@@ -103,14 +134,22 @@ def _write_fast(session: Session, requests: Sequence[Sequence[TransferSpec]], ca
     # Core statements on the session's connection: the ORM's execution layer would cost more CPU
     # than the database spends on them, and nothing here needs the identity map.
     connection = session.connection()
+    postgresql = connection.dialect.name == "postgresql"
     ids = [spec.id for index in candidates for spec in requests[index]]
-    taken = set(connection.scalars(_TAKEN_IDS, {"ids": ids}))
+    if postgresql:  # one round trip: the taken ids with the locked accounts of every candidate
+        account_ids = {aid for i in candidates for spec in requests[i] for aid in (spec.debit_account_id,
+                                                                                   spec.credit_account_id)}
+        locked = connection.execute(_PG_LOCK_AND_TAKEN, {"aids": sorted(account_ids), "tids": ids}).all()
+        taken = set(locked[0].taken) if locked else set()
+    else:
+        taken = set(connection.scalars(_TAKEN_IDS, {"ids": ids}))
     candidates = [i for i in candidates if not any(spec.id in taken for spec in requests[i])]
-    account_ids = {aid for i in candidates for spec in requests[i] for aid in (spec.debit_account_id,
-                                                                               spec.credit_account_id)}
-    if not account_ids:
-        return {}
-    locked = connection.execute(_LOCK_ACCOUNTS, {"ids": sorted(account_ids)}).all()
+    if not postgresql:
+        account_ids = {aid for i in candidates for spec in requests[i] for aid in (spec.debit_account_id,
+                                                                                   spec.credit_account_id)}
+        if not account_ids:
+            return {}
+        locked = connection.execute(_LOCK_ACCOUNTS, {"ids": sorted(account_ids)}).all()
     limits = {row.id: (row.debits_must_not_exceed_credits, row.credits_must_not_exceed_debits) for row in locked}
     before = {row.id: {c: getattr(row, c) for c in SUMS} for row in locked}
     sums = {aid: dict(s) for aid, s in before.items()}
@@ -125,10 +164,23 @@ def _write_fast(session: Session, requests: Sequence[Sequence[TransferSpec]], ca
         return {}
     now = utcnow()
     rows = {index: [transfer_row(spec, None, now) for spec in requests[index]] for index in accepted}
-    connection.execute(insert(_TRANSFERS), [row for index in accepted for row in rows[index]])
-    add_to_balances(session, {aid: {c: sums[aid][c] - before[aid][c] for c in SUMS} for aid in before})
+    _write_rows(session, [row for index in accepted for row in rows[index]], now,
+                {aid: {c: sums[aid][c] - before[aid][c] for c in SUMS} for aid in before})
     return {index: [TransferResult(LedgerTransfer(**row), created=True) for row in rows[index]]
             for index in accepted}
+
+
+def _write_rows(session: Session, rows: list[dict], now, net: dict[str, dict[str, int]]) -> None:
+    """Insert the new transfers' rows (all created at ``now``) and add each account's net change."""
+    connection = session.connection()
+    if connection.dialect.name != "postgresql":
+        connection.execute(insert(_TRANSFERS), rows)
+        add_to_balances(session, net)
+        return
+    changes = [(aid, deltas) for aid, deltas in sorted(net.items()) if any(deltas.values())]
+    connection.execute(_PG_INSERT_AND_ADD, {
+        "now": now, **{column: [row[column] for row in rows] for column in _NEW_COLUMNS},
+        "aid": [aid for aid, _ in changes], **{c: [deltas[c] for _, deltas in changes] for c in SUMS}})
 
 
 def _apply(specs: Sequence[TransferSpec], sums: dict[str, dict[str, int]],

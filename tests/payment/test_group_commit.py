@@ -111,10 +111,14 @@ def test_one_transaction_answers_each_request_as_if_alone(ledger):
 def test_a_database_error_rolls_the_whole_group_back(ledger, monkeypatch):
     import payment.ledger.group_write as group_write
 
-    def broken_update(session, net):
+    write_rows = group_write._write_rows
+
+    def lost_after_writing(*args):  # the rows are written, then the connection fails
+        write_rows(*args)
+        assert _ids(ledger) == {"old", "a"}
         raise OperationalError("UPDATE", {}, Exception("connection lost"))
 
-    monkeypatch.setattr(group_write, "add_to_balances", broken_update)
+    monkeypatch.setattr(group_write, "_write_rows", lost_after_writing)
     with pytest.raises(OperationalError):
         write_requests(ledger, [[TransferSpec("a", "bank", "clearing", 100, "payment")]])
     ledger.rollback()
