@@ -13,6 +13,7 @@ kill), and a sample verifies at the seal node.
 from __future__ import annotations
 
 import base64
+import contextlib
 import csv
 import io
 import os
@@ -74,9 +75,18 @@ def _upload_text() -> tuple[str, dict[int, str]]:
     return "\n".join(lines) + "\n", expected
 
 
+@contextlib.contextmanager
 def _database(suite, service: str):
+    """A connection to a service's database; the engine is disposed after (an engine left to the
+    garbage collector closes its pooled PostgreSQL connection with a ResourceWarning, which
+    pytest reports in whichever later test the collector happens to run)."""
     url = suite.env.get(f"XSN_{service.upper()}_DATABASE_URL") or f"sqlite:///{suite.var_dir / (service + '.db')}"
-    return create_engine(url)
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            yield connection
+    finally:
+        engine.dispose()
 
 
 def test_a_bulk_job_of_5000_rows_with_ten_bad_ones(suite):
@@ -128,7 +138,7 @@ def test_a_bulk_job_of_5000_rows_with_ten_bad_ones(suite):
     assert (done["issued"], done["invalid"], done["pending"], done["last_error"]) == (ROWS - 10, 10, 0, None)
     assert {e["line"]: e["code"] for e in done["errors"]} == expected
 
-    with _database(suite, "licenses").connect() as db:
+    with _database(suite, "licenses") as db:
         licences = db.execute(text("SELECT identifier, status, signature_id, document_sm3 FROM licences "
                                    "WHERE type_code = :t"), {"t": TYPE["code"]}).all()
         made_rows = db.execute(text("SELECT count(*), count(DISTINCT licence_id) FROM bulk_rows "
@@ -137,7 +147,7 @@ def test_a_bulk_job_of_5000_rows_with_ten_bad_ones(suite):
     assert len({row.identifier for row in licences}) == len({row.signature_id for row in licences}) == ROWS - 10
     assert tuple(made_rows) == (ROWS - 10, ROWS - 10)
     identifiers = {row.identifier for row in licences}
-    with _database(suite, "seal").connect() as db:
+    with _database(suite, "seal") as db:
         signed = db.execute(text("SELECT property_info, batch_id FROM signatures WHERE property_info LIKE :p"),
                             {"p": f"%.{TYPE['code']}.%"}).all()
         sample = db.execute(text("SELECT signature_der FROM signatures WHERE id = :id"),
