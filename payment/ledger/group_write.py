@@ -34,6 +34,7 @@ from common.db import utcnow
 from common.errors import Problem
 from payment.ledger.models import LedgerAccount, LedgerTransfer
 from payment.ledger.transfers import (
+    ADD_FROM_ARRAYS_SQL,
     SUMS,
     TransferResult,
     TransferSpec,
@@ -68,7 +69,7 @@ SELECT a.id, a.debits_must_not_exceed_credits, a.credits_must_not_exceed_debits,
  ORDER BY a.id
    FOR UPDATE OF a""")
 _NEW_COLUMNS = ("id", "debit_account_id", "credit_account_id", "amount", "code", "kind", "status", "reference")
-_PG_INSERT_AND_ADD = text("""
+_PG_INSERT = """
 WITH new AS (
   INSERT INTO ledger_transfers (id, debit_account_id, credit_account_id, amount, code, kind, pending_id, status,
                                 reference, batch_id, created_at)
@@ -79,13 +80,9 @@ WITH new AS (
                 CAST(:status AS varchar[]), CAST(:reference AS varchar[]))
          AS v(id, debit_account_id, credit_account_id, amount, code, kind, status, reference)
 )
-UPDATE ledger_accounts AS a
-   SET debits_pending = a.debits_pending + v.debits_pending, debits_posted = a.debits_posted + v.debits_posted,
-       credits_pending = a.credits_pending + v.credits_pending, credits_posted = a.credits_posted + v.credits_posted
-  FROM unnest(CAST(:aid AS varchar[]), CAST(:debits_pending AS bigint[]), CAST(:debits_posted AS bigint[]),
-              CAST(:credits_pending AS bigint[]), CAST(:credits_posted AS bigint[]))
-       AS v(aid, debits_pending, debits_posted, credits_pending, credits_posted)
- WHERE a.id = v.aid""")
+"""
+# Two constants of this package, no input: the INSERT, then the UPDATE shared with transfers.py.
+_PG_INSERT_AND_ADD = text(_PG_INSERT + ADD_FROM_ARRAYS_SQL.lstrip("\n"))
 
 
 def write_requests(session: Session, requests: Sequence[Sequence[TransferSpec]]) -> list[Outcome]:

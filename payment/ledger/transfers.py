@@ -261,14 +261,17 @@ def add_to_balances(session: Session, net: dict[str, dict[str, int]]) -> None:
                        .values({c: table.c[c] + bindparam(c) for c in SUMS}), changes)
 
 
-_ADD_FROM_ARRAYS = text("""
+# The balance changes of many accounts in one statement (PostgreSQL); group_write.py runs the
+# same UPDATE after its INSERT in one round trip.
+ADD_FROM_ARRAYS_SQL = """
 UPDATE ledger_accounts AS a
    SET debits_pending = a.debits_pending + v.debits_pending, debits_posted = a.debits_posted + v.debits_posted,
        credits_pending = a.credits_pending + v.credits_pending, credits_posted = a.credits_posted + v.credits_posted
   FROM unnest(CAST(:aid AS varchar[]), CAST(:debits_pending AS bigint[]), CAST(:debits_posted AS bigint[]),
               CAST(:credits_pending AS bigint[]), CAST(:credits_posted AS bigint[]))
        AS v(aid, debits_pending, debits_posted, credits_pending, credits_posted)
- WHERE a.id = v.aid""")
+ WHERE a.id = v.aid"""
+_ADD_FROM_ARRAYS = text(ADD_FROM_ARRAYS_SQL)
 
 
 def _create_new(session: Session, specs: Sequence[TransferSpec], batch_id: str | None) -> list[TransferResult]:
