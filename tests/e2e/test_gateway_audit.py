@@ -14,9 +14,9 @@ import time
 
 import pytest
 import requests
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 
-from tests.support.suite import client_token
+from tests.support.suite import client_token, service_database
 
 pytestmark = pytest.mark.e2e
 
@@ -90,10 +90,6 @@ def _audit_cli(suite, *args: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=120)
 
 
-def _gateway_database_url(suite) -> str:
-    return suite.child_env().get("XSN_GATEWAY_DATABASE_URL") or f"sqlite:///{suite.var_dir / 'gateway.db'}"
-
-
 def test_audit_verify_passes_then_catches_a_direct_database_edit(suite):
     gateway = suite.base_url("gateway")
     requests.get(f"{gateway}/seal/livez", headers={"X-Request-ID": "audit-e2e-tamper"}, timeout=10)
@@ -101,21 +97,20 @@ def test_audit_verify_passes_then_catches_a_direct_database_edit(suite):
     clean = _audit_cli(suite, "verify")
     assert clean.returncode == 0 and "VERIFIED" in clean.stdout, clean.stdout + clean.stderr
 
-    engine = create_engine(_gateway_database_url(suite))
-    try:
-        with engine.begin() as connection:
-            leaf = connection.execute(text("SELECT leaf FROM audit_records WHERE leaf_index = :i"),
-                                      {"i": index}).scalar_one()
-            edited = leaf.replace('"status":200', '"status":201')
-            assert edited != leaf
-            connection.execute(text("UPDATE audit_records SET leaf = :leaf WHERE leaf_index = :i"),
-                               {"leaf": edited, "i": index})
-        tampered = _audit_cli(suite, "verify", "--json")
-        assert tampered.returncode == 1, tampered.stdout + tampered.stderr
-        assert "leaf_hash_mismatch" in tampered.stdout
-    finally:  # the suite is shared by the session's other tests: put the record back
-        with engine.begin() as connection:
-            connection.execute(text("UPDATE audit_records SET leaf = :leaf WHERE leaf_index = :i"),
-                               {"leaf": leaf, "i": index})
-        engine.dispose()
+    with service_database(suite, "gateway") as engine:
+        try:
+            with engine.begin() as connection:
+                leaf = connection.execute(text("SELECT leaf FROM audit_records WHERE leaf_index = :i"),
+                                          {"i": index}).scalar_one()
+                edited = leaf.replace('"status":200', '"status":201')
+                assert edited != leaf
+                connection.execute(text("UPDATE audit_records SET leaf = :leaf WHERE leaf_index = :i"),
+                                   {"leaf": edited, "i": index})
+            tampered = _audit_cli(suite, "verify", "--json")
+            assert tampered.returncode == 1, tampered.stdout + tampered.stderr
+            assert "leaf_hash_mismatch" in tampered.stdout
+        finally:  # the suite is shared by the session's other tests: put the record back
+            with engine.begin() as connection:
+                connection.execute(text("UPDATE audit_records SET leaf = :leaf WHERE leaf_index = :i"),
+                                   {"leaf": leaf, "i": index})
     assert _audit_cli(suite, "verify").returncode == 0

@@ -13,7 +13,6 @@ kill), and a sample verifies at the seal node.
 from __future__ import annotations
 
 import base64
-import contextlib
 import csv
 import io
 import os
@@ -25,12 +24,12 @@ from datetime import date
 
 import pytest
 import requests
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 
 from common.values.codes import CitizenId
 from licenses.config import APPROVAL_BUREAU
 from licenses.seed import MPS
-from tests.support.suite import client_token
+from tests.support.suite import client_token, service_database
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 ISSUER = "xsn-licenses-demo-issuer"
@@ -73,20 +72,6 @@ def _upload_text() -> tuple[str, dict[int, str]]:
                 1902: "type_mismatch", 2502: "duplicate_row", 3102: "invalid_holder", 3702: "invalid_fields",
                 4202: "invalid_validity", 4602: "invalid_validity", 4802: "invalid_row"}
     return "\n".join(lines) + "\n", expected
-
-
-@contextlib.contextmanager
-def _database(suite, service: str):
-    """A connection to a service's database; the engine is disposed after (an engine left to the
-    garbage collector closes its pooled PostgreSQL connection with a ResourceWarning, which
-    pytest reports in whichever later test the collector happens to run)."""
-    url = suite.env.get(f"XSN_{service.upper()}_DATABASE_URL") or f"sqlite:///{suite.var_dir / (service + '.db')}"
-    engine = create_engine(url)
-    try:
-        with engine.connect() as connection:
-            yield connection
-    finally:
-        engine.dispose()
 
 
 def test_a_bulk_job_of_5000_rows_with_ten_bad_ones(suite):
@@ -138,7 +123,7 @@ def test_a_bulk_job_of_5000_rows_with_ten_bad_ones(suite):
     assert (done["issued"], done["invalid"], done["pending"], done["last_error"]) == (ROWS - 10, 10, 0, None)
     assert {e["line"]: e["code"] for e in done["errors"]} == expected
 
-    with _database(suite, "licenses") as db:
+    with service_database(suite, "licenses") as engine, engine.connect() as db:
         licences = db.execute(text("SELECT identifier, status, signature_id, document_sm3 FROM licences "
                                    "WHERE type_code = :t"), {"t": TYPE["code"]}).all()
         made_rows = db.execute(text("SELECT count(*), count(DISTINCT licence_id) FROM bulk_rows "
@@ -147,7 +132,7 @@ def test_a_bulk_job_of_5000_rows_with_ten_bad_ones(suite):
     assert len({row.identifier for row in licences}) == len({row.signature_id for row in licences}) == ROWS - 10
     assert tuple(made_rows) == (ROWS - 10, ROWS - 10)
     identifiers = {row.identifier for row in licences}
-    with _database(suite, "seal") as db:
+    with service_database(suite, "seal") as engine, engine.connect() as db:
         signed = db.execute(text("SELECT property_info, batch_id FROM signatures WHERE property_info LIKE :p"),
                             {"p": f"%.{TYPE['code']}.%"}).all()
         sample = db.execute(text("SELECT signature_der FROM signatures WHERE id = :id"),

@@ -12,10 +12,10 @@ import time
 
 import pytest
 import requests
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 
 from common.crypto.gm import sm3
-from tests.support.suite import client_token
+from tests.support.suite import client_token, service_database
 
 pytestmark = pytest.mark.e2e
 
@@ -74,9 +74,7 @@ def test_the_worker_publishes_a_checkpoint_covering_a_new_signature_without_bein
     assert signed.status_code == 201, signed.text
     index = signed.json()["log_index"]
 
-    url = suite.child_env().get("XSN_SEAL_DATABASE_URL") or f"sqlite:///{suite.var_dir / 'seal.db'}"
-    engine = create_engine(url)
-    try:
+    with service_database(suite, "seal") as engine:
         deadline, size = time.monotonic() + 45, None
         while time.monotonic() < deadline:
             with engine.connect() as conn:
@@ -84,6 +82,4 @@ def test_the_worker_publishes_a_checkpoint_covering_a_new_signature_without_bein
             if size is not None and size > index:
                 break
             time.sleep(0.5)
-    finally:
-        engine.dispose()
     assert size is not None and size > index, f"no checkpoint covers entry {index} (newest size {size})"

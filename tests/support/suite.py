@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
+from collections.abc import Iterator
 from pathlib import Path
 
 import requests
+from sqlalchemy import Engine, create_engine
 
 from common.ops.launcher import Suite, all_default_ports
 
@@ -32,6 +35,20 @@ def start_suite(var_dir: Path, env: dict[str, str] | None = None, workers: int =
         suite.stop()
         raise
     return suite
+
+
+@contextlib.contextmanager
+def service_database(suite: Suite, service: str) -> Iterator[Engine]:
+    """An engine on one started service's database, disposed after: an engine left to the
+    garbage collector closes its pooled PostgreSQL connection with a ResourceWarning, which
+    pytest reports in whichever later test the collector happens to run."""
+    url = (suite.child_env().get(f"XSN_{service.upper()}_DATABASE_URL")
+           or f"sqlite:///{suite.var_dir / (service + '.db')}")
+    engine = create_engine(url)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
 
 
 def client_token(suite: Suite, client_id: str, secret: str | None = None, **data: str) -> dict:
