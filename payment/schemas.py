@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
-from marshmallow import RAISE, Schema, fields, validate
+from marshmallow import Schema, fields, validate
 
 from common.db import BIGINT_MAX
 from payment.ledger.models import TRANSFER_CODES
@@ -122,58 +120,6 @@ class TransferInSchema(Schema):
 class TransferBatchSchema(Schema):
     transfers = fields.List(fields.Nested(TransferInSchema), required=True, validate=validate.Length(1, 1000))
 
-    def load(self, data, *, many=None, partial=None, unknown=None):
-        """The ledger's hot path (``POST /ledger/transfers``, one request per transfer): a body
-        that is plainly valid is checked by :func:`_plain_transfer_batch` at a fraction of
-        marshmallow's CPU; anything else (any doubt) goes through marshmallow, so every refusal
-        and its messages are marshmallow's own (tests/payment/test_transfer_schema.py)."""
-        if not (many or partial or unknown or self.many or self.partial) and self.unknown == RAISE:
-            plain = _plain_transfer_batch(data)
-            if plain is not None:
-                return plain
-        return super().load(data, many=many, partial=partial, unknown=unknown)
-
-
-_TRANSFER_REQUIRED = ("id", "debit_account_id", "credit_account_id", "amount", "code")
-_TRANSFER_KEYS = frozenset((*_TRANSFER_REQUIRED, "kind", "pending_id", "reference"))
-_CODES, _KINDS = frozenset(TRANSFER_CODES), frozenset(KINDS)
-
-
-def _plain_transfer_batch(data) -> dict | None:
-    """What ``TransferBatchSchema`` loads from ``data`` when every rule of TransferInSchema
-    plainly holds (exact JSON types, no unknown or null field); None otherwise (then
-    marshmallow judges it). Mirrors the field declarations above: a rule changed there must
-    change here (the equivalence test compares both on valid and invalid bodies)."""
-    if type(data) is not dict or data.keys() != {"transfers"}:
-        return None
-    items = data["transfers"]
-    if type(items) is not list or not 1 <= len(items) <= 1000:
-        return None
-    loaded = []
-    for item in items:
-        if type(item) is not dict or not item.keys() <= _TRANSFER_KEYS:
-            return None
-        try:
-            id_, debit, credit, amount, code = (item[key] for key in _TRANSFER_REQUIRED)
-        except KeyError:
-            return None
-        if not (type(id_) is str and 1 <= len(id_) <= MAX_ID and type(debit) is str and 1 <= len(debit) <= 128
-                and type(credit) is str and 1 <= len(credit) <= 128 and type(amount) is int
-                and 1 <= amount <= BIGINT_MAX and type(code) is str and code in _CODES):
-            return None
-        out = {"id": id_, "debit_account_id": debit, "credit_account_id": credit, "amount": amount, "code": code,
-               "kind": item.get("kind", "single")}
-        if type(out["kind"]) is not str or out["kind"] not in _KINDS:
-            return None
-        for key, longest in (("pending_id", MAX_ID), ("reference", 64)):
-            if key in item:
-                value = item[key]
-                if type(value) is not str or not 1 <= len(value) <= longest:
-                    return None
-                out[key] = value
-        loaded.append(out)
-    return {"transfers": loaded}
-
 
 class TransferSchema(Schema):
     id = fields.String()
@@ -191,36 +137,6 @@ class TransferSchema(Schema):
 
 class TransferBatchResultSchema(Schema):
     transfers = fields.List(fields.Nested(TransferSchema))
-
-    def dump(self, obj, *, many=None):
-        """The ledger's hot path: the view's own plain dicts (exact types) are written as
-        marshmallow writes them, in its field order, without its per-field machinery; anything
-        else goes through marshmallow (tests/payment/test_transfer_schema.py compares both)."""
-        if not (many or self.many or self.only or self.exclude) and type(obj) is dict and obj.keys() == {"transfers"}:
-            plain = _plain_transfers_dump(obj["transfers"])
-            if plain is not None:
-                return {"transfers": plain}
-        return super().dump(obj, many=many)
-
-
-_TRANSFER_OUT = ("id", "debit_account_id", "credit_account_id", "amount", "code", "kind", "pending_id", "status",
-                 "reference", "created_at", "created")
-_OUT_TYPES = {"amount": (int,), "created_at": (datetime,), "created": (bool,)}
-_STRING_OR_NONE = (str, type(None))
-
-
-def _plain_transfers_dump(transfers) -> list | None:
-    if type(transfers) is not list:
-        return None
-    dumped = []
-    for transfer in transfers:
-        if type(transfer) is not dict or transfer.keys() != set(_TRANSFER_OUT) or any(
-                type(transfer[key]) not in _OUT_TYPES.get(key, _STRING_OR_NONE) for key in _TRANSFER_OUT):
-            return None
-        out = {key: transfer[key] for key in _TRANSFER_OUT}
-        out["created_at"] = out["created_at"].isoformat()
-        dumped.append(out)
-    return dumped
 
 
 class AccountSchema(Schema):
