@@ -7,9 +7,7 @@
 
 from __future__ import annotations
 
-import os
-
-from common.ops.tasks import celery_app, service_app
+from common.ops.tasks import celery_app, numeric_setting, service_app
 
 
 @celery_app.task(name="identity.deliver_notifications", ignore_result=True)
@@ -23,6 +21,6 @@ def deliver_notifications() -> int:
 def _schedule(sender, **_kwargs) -> None:
     from identity.config import SETTINGS
 
-    every = float(os.environ.get("XSN_IDENTITY_NOTIFY_SWEEP_SECONDS") or SETTINGS["IDENTITY_NOTIFY_SWEEP_SECONDS"])
+    every = numeric_setting("identity", SETTINGS, "IDENTITY_NOTIFY_SWEEP_SECONDS")
     sender.add_periodic_task(every, deliver_notifications.s().set(expires=every),
                              name="identity: deliver notifications")

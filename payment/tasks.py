@@ -8,16 +8,15 @@ a run that overlaps another, or repeats after a crash, finds nothing left to do.
 
 from __future__ import annotations
 
-import os
 from datetime import date, timedelta
 
-from common.ops.tasks import celery_app, service_app
+from common.ops.tasks import celery_app, numeric_setting, service_app
 
 
 def _setting(name: str) -> float:
     from payment.config import SETTINGS
 
-    return float(os.environ.get(f"XSN_{name}") or SETTINGS[name])
+    return numeric_setting("payment", SETTINGS, name)
 
 
 @celery_app.task(name="payment.expire_notices", ignore_result=True)

@@ -10,16 +10,14 @@ whether or not anyone is reading it. Readers still get a fresh one on demand (th
 
 from __future__ import annotations
 
-import os
-
-from common.ops.tasks import celery_app, service_app
+from common.ops.tasks import celery_app, numeric_setting, service_app
 
 
 def checkpoint_interval() -> float:
     """Seconds between publications: the seal service's own setting, read the same way."""
     from seal.config import SETTINGS
 
-    return float(os.environ.get("XSN_SEAL_LOG_CHECKPOINT_INTERVAL") or SETTINGS["SEAL_LOG_CHECKPOINT_INTERVAL"])
+    return numeric_setting("seal", SETTINGS, "SEAL_LOG_CHECKPOINT_INTERVAL")
 
 
 

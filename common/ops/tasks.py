@@ -15,7 +15,7 @@ import threading
 from celery import Celery
 from flask import Flask
 
-from common.config import service_module_names, var_dir
+from common.config import layered, service_module_names, var_dir
 
 # This module's tasks, and each service's ``<service>.tasks`` (found, not imported here: those
 # modules import ``celery_app`` from this one). A service module schedules its periodic tasks
@@ -68,3 +68,9 @@ def service_app(service: str) -> Flask:
         if app is None:
             app = _apps[service] = importlib.import_module(service).create_app()
         return app
+
+
+def numeric_setting(service: str, settings: dict, name: str) -> float:
+    """A service's numeric setting (a beat interval, a timeout) read outside its app, layered
+    as the app reads it (``common.config.layered``: defaults, ``settings``, ``XSN_*``)."""
+    return float(layered(service, settings)[name])
