@@ -6,26 +6,25 @@ shared verifier's (``common.crypto.access_tokens.TokenVerifier``); this module o
 verifier's own key cache fetches synchronously, which would stall the event loop, so the
 gateway fetches the JWKS here asynchronously (on start, every ``ttl`` seconds, and on an
 unknown ``kid`` at most every ``min_refresh`` seconds, so a flood of made-up ``kid`` values
-cannot become a flood of fetches) and hands each document to a fresh ``JWKSCache``.
+cannot become a flood of fetches) and hands each document to a fresh ``JWKSCache``. Verified
+tokens are cached by the shared verifier (one verifier per audience), as in every service.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import time
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import structlog
 
-from common.crypto.access_tokens import InvalidToken, JWKSCache, TokenVerifier, scopes_of
+from common.crypto.access_tokens import InvalidToken, JWKSCache, TokenVerifier, peek_header, scopes_of
 from common.errors import Problem
 from gateway.edge.problems import MultipleAuthorization, ScopeProblem, TokenProblem
 
 log = structlog.get_logger("xsn.gateway.tokens")
-CACHE_SIZE = 10_000
+CACHE_SIZE = 10_000  # verified tokens kept per audience (the shared verifier's cache)
 LEEWAY = 30  # seconds of clock skew allowed on exp/nbf, as every service's verifier
 
 
@@ -60,13 +59,15 @@ class RevocationList:
 
 class AccessTokens:
     def __init__(self, *, issuer: str, fetch_jwks: Callable[[], Awaitable[dict]], revocations: RevocationList,
-                 ttl: float = 300.0, min_refresh: float = 10.0, clock: Callable[[], float] = time.monotonic) -> None:
+                 ttl: float = 300.0, min_refresh: float = 10.0, clock: Callable[[], float] = time.monotonic,
+                 wall_clock: Callable[[], float] = time.time) -> None:
         self.issuer = issuer
         self.fetch_jwks = fetch_jwks
         self.revocations = revocations
         self.ttl = ttl
         self.min_refresh = min_refresh
         self.clock = clock
+        self.wall_clock = wall_clock  # the verifier's: exp, nbf, iat
         self.kids: frozenset[str] = frozenset()
         self._document: dict | None = None
         self._jwks: JWKSCache | None = None
@@ -74,7 +75,6 @@ class AccessTokens:
         self._fetched_at: float | None = None
         self._attempted_at: float | None = None
         self._lock = asyncio.Lock()
-        self._cache: OrderedDict[tuple[str, str], dict[str, Any]] = OrderedDict()
 
     @property
     def ready(self) -> bool:
@@ -98,18 +98,21 @@ class AccessTokens:
                 return
             self._document, self.kids, self._fetched_at = document, kids, now
             self._jwks = cache
-            self._verifiers = {}
-            self._cache.clear()
+            self._verifiers = {}  # and with them their verified-token caches
 
     def _verifier(self, audience: str) -> TokenVerifier:
         verifier = self._verifiers.get(audience)
         if verifier is None:
-            verifier = TokenVerifier(issuer=self.issuer, audience=audience, jwks=self._jwks, leeway=LEEWAY)
+            verifier = TokenVerifier(issuer=self.issuer, audience=audience, jwks=self._jwks, leeway=LEEWAY,
+                                     clock=self.wall_clock, cache_size=CACHE_SIZE)
             self._verifiers[audience] = verifier
         return verifier
 
     async def verify(self, token: str, audience: str) -> dict[str, Any]:
         """The claims of a valid, unrevoked token meant for ``audience``.
+
+        The shared verifier keeps the verified-token cache (a hit skips only the signature; every
+        claim, expiry included, is checked on each call).
 
         :raise TokenProblem: missing keys, bad token (the verifier's reason as the code), revoked.
         """
@@ -117,38 +120,34 @@ class AccessTokens:
             await self.refresh()
         if self._document is None:
             raise TokenProblem("the token signing keys cannot be fetched", code="token_keys_unavailable")
-        key = (audience, token)
-        claims = self._cache.get(key)
-        if claims is None:
+        try:
+            claims = self._verifier(audience).verify(token)
+        except InvalidToken as exc:
             kid = _peek_kid(token)
-            if kid is not None and kid not in self.kids:
-                await self.refresh()  # a rotated key: bounded by min_refresh
-            try:
-                claims = self._verifier(audience).verify(token)
-            except InvalidToken as exc:
+            if kid is None or kid in self.kids:
                 raise TokenProblem(exc.detail, code=exc.code) from exc
-            except Problem as exc:  # e.g. the verifier's own key fetch failing
-                raise TokenProblem(exc.detail, code="invalid_token") from exc
-            self._cache[key] = claims
-            if len(self._cache) > CACHE_SIZE:
-                self._cache.popitem(last=False)
-        elif claims["exp"] <= time.time() - LEEWAY:  # a cached token still expires, as the verifier judges
-            self._cache.pop(key, None)
-            raise TokenProblem("the token has expired", code="token_expired")
+            await self.refresh()  # an unknown kid may be a rotated key: bounded by min_refresh
+            claims = self._verify_again(token, audience)
+        except Problem as exc:  # e.g. the verifier's own key fetch failing
+            raise TokenProblem(exc.detail, code="invalid_token") from exc
         if self.revocations.is_revoked(claims):
             raise TokenProblem("the token has been revoked", code="token_revoked")
         return claims
 
+    def _verify_again(self, token: str, audience: str) -> dict[str, Any]:
+        try:
+            return self._verifier(audience).verify(token)
+        except InvalidToken as exc:
+            raise TokenProblem(exc.detail, code=exc.code) from exc
+        except Problem as exc:
+            raise TokenProblem(exc.detail, code="invalid_token") from exc
+
 
 def _peek_kid(token: str) -> str | None:
-    import base64
-
-    head = token.split(".", 1)[0]
     try:
-        header = json.loads(base64.urlsafe_b64decode(head + "=" * (-len(head) % 4)))
-    except (ValueError, UnicodeError):
+        kid = peek_header(token).get("kid")
+    except InvalidToken:
         return None
-    kid = header.get("kid") if isinstance(header, dict) else None
     return kid if isinstance(kid, str) else None
 
 

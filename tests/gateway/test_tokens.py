@@ -124,15 +124,36 @@ def test_revocation_list_forgets_what_expired():
     assert set(revocations.tokens) == {"new"} and not revocations.sessions
 
 
-def test_cached_token_still_expires(factory, monkeypatch):
-    tokens = _tokens(Keys(factory))
+def test_cached_token_still_expires(factory):
+    now = [time.time()]
+    tokens = AccessTokens(issuer=ISSUER, fetch_jwks=Keys(factory), revocations=RevocationList(), clock=Clock(),
+                          wall_clock=lambda: now[0])
     token = factory.token(aud="xsn:seal", lifetime=5)
     assert run_async(tokens.verify(token, "xsn:seal"))
-    real = time.time
-    monkeypatch.setattr(time, "time", lambda: real() + 60)
+    verifier = tokens._verifiers["xsn:seal"]
+    assert token in verifier._verified  # the shared verifier's cache holds it: the next call skips the signature
+    now[0] += 60
     with pytest.raises(TokenProblem) as caught:
         run_async(tokens.verify(token, "xsn:seal"))
     assert caught.value.code == "token_expired"
+
+
+def test_the_verified_token_cache_is_the_shared_verifiers(factory, monkeypatch):
+    """One cache: a second call does not check the signature again, and a refresh drops it."""
+    keys = Keys(factory)
+    tokens = _tokens(keys)
+    token = factory.token(aud="xsn:seal")
+    run_async(tokens.verify(token, "xsn:seal"))
+    calls = []
+    import common.crypto.access_tokens as shared
+
+    real = shared.verify_jws_signature
+    monkeypatch.setattr(shared, "verify_jws_signature", lambda *a: calls.append(1) or real(*a))
+    run_async(tokens.verify(token, "xsn:seal"))
+    assert calls == []
+    run_async(tokens.refresh(bounded=False))
+    run_async(tokens.verify(token, "xsn:seal"))
+    assert calls == [1]
 
 
 def test_authorization_header_parsing():
