@@ -53,6 +53,8 @@ MAX_RECORD_BYTES = 64 * 1024  # an audit record is a few hundred bytes; a larger
 SEGMENT_SUFFIX = ".seg"
 MAX_FRAME = HEADER.size + MAX_RECORD_BYTES
 READ_BYTES_PER_RECORD = 1024  # a typical frame is 300-600 bytes
+# One encoder for every frame: ``json.dumps`` with options builds a new one per call.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, sort_keys=True, allow_nan=False)
 
 
 class AuditUnavailable(ServiceUnavailable):
@@ -70,8 +72,7 @@ def encode_frame(record: Mapping[str, Any]) -> bytes:
     if not isinstance(record, Mapping):
         raise TypeError("an audit record is a mapping")
     try:
-        payload = json.dumps(dict(record), separators=(",", ":"), ensure_ascii=False, sort_keys=True,
-                             allow_nan=False).encode()
+        payload = _ENCODER.encode(record if type(record) is dict else dict(record)).encode()
     except ValueError as exc:  # NaN or infinity: JSON has no spelling for them
         raise TypeError(f"an audit record must be plain JSON: {exc}") from None
     if len(payload) > MAX_RECORD_BYTES:

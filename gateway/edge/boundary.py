@@ -24,6 +24,8 @@ GATEWAY_SET = frozenset({"host", "content-length", "forwarded", "x-forwarded-for
                          "x-forwarded-host", "x-forwarded-prefix", "x-forwarded-port", "x-real-ip",
                          "x-request-id", "expect"})
 CALLER_PREFIX = "x-xsn-"
+_NOT_FORWARDED = HOP_BY_HOP | GATEWAY_SET
+_NOT_RETURNED = HOP_BY_HOP | {"content-length", "x-request-id"}
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
@@ -97,9 +99,14 @@ class Boundary:
 
 def upstream_headers(incoming: Iterable[tuple[str, str]], connection_values: Iterable[str]) -> list[tuple[str, str]]:
     """Client headers that may go on: no hop-by-hop, nothing the gateway sets, no ``X-XSN-*``."""
-    dropped = HOP_BY_HOP | GATEWAY_SET | connection_named(connection_values)
-    return [(name, value) for name, value in incoming
-            if name.lower() not in dropped and not name.lower().startswith(CALLER_PREFIX)]
+    named = connection_named(connection_values)
+    dropped = _NOT_FORWARDED | named if named else _NOT_FORWARDED
+    kept = []
+    for name, value in incoming:
+        lower = name.lower()
+        if lower not in dropped and not lower.startswith(CALLER_PREFIX):
+            kept.append((name, value))
+    return kept
 
 
 def forwarding_headers(*, client: str, boundary: Boundary, prefix: str, request_id: str) -> list[tuple[str, str]]:
@@ -122,5 +129,6 @@ def caller_headers(claims: Mapping | None) -> list[tuple[str, str]]:
 
 def response_headers(incoming: Iterable[tuple[str, str]], connection_values: Iterable[str]) -> list[tuple[str, str]]:
     """Upstream response headers that go back to the client (framing is the gateway's)."""
-    dropped = HOP_BY_HOP | {"content-length", "x-request-id"} | connection_named(connection_values)
+    named = connection_named(connection_values)
+    dropped = _NOT_RETURNED | named if named else _NOT_RETURNED
     return [(name, value) for name, value in incoming if name.lower() not in dropped]

@@ -13,11 +13,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import random
 import re
 import time
-import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import structlog
@@ -49,7 +48,7 @@ from gateway.edge.problems import (
     problem_headers,
 )
 from gateway.edge.protocol import raw_problem_response
-from gateway.edge.routing import FORWARDED_METHODS, Match, RouteTable
+from gateway.edge.routing import FORWARDED_METHODS, Match, RouteTable, Service
 from gateway.edge.tokens import AccessTokens, bearer, check_scopes
 from gateway.edge.upstream_http import Response, UpstreamError
 from gateway.edge.upstreams import Upstream
@@ -63,6 +62,26 @@ AUDIT_PAUSE_S = 1.0  # after a failed audit write, refuse to forward for this lo
 REQUESTS = Counter("xsn_gateway_requests_total", "requests answered by the gateway", ["route", "status", "outcome"])
 LATENCY = Histogram("xsn_gateway_request_duration_seconds", "time to answer, upstream included", ["route"])
 AUDIT_FAILURES = Counter("xsn_gateway_audit_failures_total", "audit records the sink refused")
+RESOLVED_MAX = 4096  # (path, method) pairs whose route is remembered; the table is static
+
+
+def new_request_id() -> str:
+    """128 random bits as hex: unique, not secret. ``uuid4`` reads ``os.urandom`` (a system call
+    per request); ``random`` is seeded from it once per process (again after each fork)."""
+    return f"{random.getrandbits(128):032x}"
+
+
+_second_stamp: tuple[int, str] = (0, "")
+
+
+def utc_stamp(now: float) -> str:
+    """RFC 3339 UTC with milliseconds (``2026-12-06T23:06:01.123Z``); the part up to the second
+    is formatted once a second, not per record."""
+    global _second_stamp
+    second = int(now)
+    if _second_stamp[0] != second:
+        _second_stamp = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
+    return f"{_second_stamp[1]}.{int((now - second) * 1000):03d}Z"
 
 
 @dataclass
@@ -86,7 +105,7 @@ class Exchange:
 
     def record(self) -> dict[str, Any]:
         claims = self.claims or {}
-        return {"time": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        return {"time": utc_stamp(time.time()),
                 "request_id": self.request_id, "client_id": claims.get("client_id"), "subject": claims.get("sub"),
                 "acr": claims.get("acr"), "source": self.source, "method": self.method, "route": self.route,
                 "path": self.path, "status": self.status,
@@ -110,6 +129,12 @@ class Gateway:
         self.audit_down_until = 0.0
         self.server = None  # the EdgeServer, for /readyz
         self._background: set[asyncio.Task] = set()
+        # (path, method) -> its Match: the path checked, the route found, once (bounded: paths
+        # carry ids). Only what passed is kept; a refused path is checked again each time.
+        self._resolved: dict[tuple[str, str], Match] = {}
+        # Metric children by label values: ``labels()`` costs a lock and a lookup per call.
+        self._counted: dict[tuple[str, str, str], Any] = {}
+        self._timed: dict[str, Any] = {}
 
     # -- the request path --------------------------------------------------------------------
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
@@ -119,11 +144,12 @@ class Gateway:
         if raw_path in ROOT_ALIASES:
             raw_path = "/gateway" + raw_path
         incoming_id = request.headers.get("X-Request-ID", "")
-        exchange = Exchange(request_id=incoming_id if REQUEST_ID_RE.match(incoming_id) else uuid.uuid4().hex,
+        exchange = Exchange(request_id=incoming_id if REQUEST_ID_RE.match(incoming_id) else new_request_id(),
                             source=request.remote or "", method=request.method, path=raw_path[:1024])
         try:
-            exchange.source = self.boundary.client_address(request.remote or "",
-                                                           request.headers.getall("X-Forwarded-For", []))
+            if self.boundary.trusted_proxies:
+                exchange.source = self.boundary.client_address(exchange.source,
+                                                               request.headers.getall("X-Forwarded-For", []))
             return await self._forward(request, exchange)
         except EdgeProblem as problem:
             return await self._problem_response(request, exchange, problem)
@@ -142,28 +168,28 @@ class Gateway:
             raise MalformedRequest("more than one Host header")
         self.boundary.check_host(hosts[0] if hosts else None)
         _check_framing(headers)
-        check_path(exchange.path)
-        if request.method not in FORWARDED_METHODS:
-            raise MethodNotAllowed(f"{request.method} is not forwarded",
-                                   headers={"Allow": ", ".join(sorted(FORWARDED_METHODS))})
-        found = self.routes.service_for(exchange.path)
-        if found is None:
-            raise NoRoute("no service is routed at this path")
-        exchange.upstream = found[0].upstream
+        match = self._resolved.get((exchange.path, request.method))
+        service = match.service if match is not None else self._service(exchange.path, request.method)
+        exchange.upstream = service.upstream
         # Size before tokens when the head declares it (as nginx does): an oversized request is
         # refused from its head alone, whatever its route's rules. A chunked body's size is
         # known only by reading it, and bodies are read only for requests that will be
         # forwarded (after tokens, scopes and limits), so an unauthorised client never makes
         # the gateway buffer anything: 401/403 first, 413 while reading.
-        if request.content_length is not None and request.content_length > found[0].max_body_bytes:
-            raise PayloadTooLarge(f"the body may be at most {found[0].max_body_bytes} bytes")
+        length = request.content_length
+        if length is not None and length > service.max_body_bytes:
+            raise PayloadTooLarge(f"the body may be at most {service.max_body_bytes} bytes")
         origin = headers.get("Origin")
         if origin is not None and cors.is_preflight(request.method, headers):
             preflight = await self._preflight(request, exchange, origin)
             if preflight is not None:
                 return preflight
-        match = self.routes.match(exchange.path, request.method)
-        assert match is not None
+        if match is None:
+            match = self.routes.match(exchange.path, request.method)
+            assert match is not None
+            if len(self._resolved) >= RESOLVED_MAX:
+                self._resolved.clear()
+            self._resolved[(exchange.path, request.method)] = match
         exchange.route, exchange.upstream = match.pattern, match.service.upstream
         if origin is not None and match.route.cors is not None and match.route.cors.allows(origin):
             exchange.cors = match.route.cors.response_headers(origin)  # before tokens: a page may read a 401
@@ -173,7 +199,8 @@ class Gateway:
         if not match.route.public:
             token = bearer(authorization)
             exchange.claims = await self.tokens.verify(token, match.service.audience)
-            check_scopes(exchange.claims, match.route.scopes)
+            if match.route.scopes:
+                check_scopes(exchange.claims, match.route.scopes)
         elif len(authorization) > 1:
             bearer(authorization)  # raises MultipleAuthorization
         who = (exchange.claims or {}).get("client_id") or exchange.source
@@ -200,6 +227,21 @@ class Gateway:
             raise
         finally:
             response.release()
+
+    def _service(self, path: str, method: str) -> Service:
+        """The service a path not resolved before goes to.
+
+        :raise PathTraversal, BadPath: see ``paths.check_path``. :raise MethodNotAllowed: a
+            method the gateway never forwards. :raise NoRoute: no service at this prefix.
+        """
+        check_path(path)
+        if method not in FORWARDED_METHODS:
+            raise MethodNotAllowed(f"{method} is not forwarded",
+                                   headers={"Allow": ", ".join(sorted(FORWARDED_METHODS))})
+        found = self.routes.service_for(path)
+        if found is None:
+            raise NoRoute("no service is routed at this path")
+        return found[0]
 
     async def _preflight(self, request: web.BaseRequest, exchange: Exchange, origin: str) -> web.StreamResponse | None:
         """A CORS preflight for a route with a CORS policy, answered here without a token (browsers
@@ -263,11 +305,12 @@ class Gateway:
 
     async def _relay(self, request: web.BaseRequest, upstream: Response, exchange: Exchange,
                      limit_headers: dict[str, str], timeout: float) -> web.StreamResponse:
-        headers = CIMultiDict(response_headers(cors.strip(upstream.headers), upstream.header_values("Connection")))
-        headers["X-Request-ID"] = exchange.request_id
-        cors.add_headers(headers, exchange.cors)
-        for name, value in limit_headers.items():
-            headers[name] = value
+        headers = response_headers(cors.strip(upstream.headers), upstream.header_values("Connection"))
+        headers.append(("X-Request-ID", exchange.request_id))
+        headers.extend(limit_headers.items())
+        if exchange.cors:
+            headers = CIMultiDict(headers)
+            cors.add_headers(headers, exchange.cors)
         exchange.status = upstream.status
         if upstream.status >= 500:
             exchange.outcome, exchange.reason = "error", f"upstream_{upstream.status}"
@@ -330,8 +373,15 @@ class Gateway:
 
     async def _audit(self, exchange: Exchange) -> None:
         """:raise AuditUnavailable: the sink refused the record (the response must not complete)."""
-        REQUESTS.labels(exchange.route, str(exchange.status), exchange.outcome).inc()
-        LATENCY.labels(exchange.route).observe(time.perf_counter() - exchange.started)
+        key = (exchange.route, str(exchange.status), exchange.outcome)
+        counter = self._counted.get(key)
+        if counter is None:
+            counter = self._counted[key] = REQUESTS.labels(*key)
+        counter.inc()
+        histogram = self._timed.get(exchange.route)
+        if histogram is None:
+            histogram = self._timed[exchange.route] = LATENCY.labels(exchange.route)
+        histogram.observe(time.perf_counter() - exchange.started)
         try:
             await self.sink.record(exchange.record())
         except Exception as exc:
@@ -342,7 +392,7 @@ class Gateway:
 
     async def parse_error_response(self, request: web.BaseRequest, problem: EdgeProblem) -> web.StreamResponse:
         """For requests aiohttp could not parse (see ``protocol``)."""
-        exchange = Exchange(request_id=uuid.uuid4().hex, source=request.remote or "", method="-", path="-")
+        exchange = Exchange(request_id=new_request_id(), source=request.remote or "", method="-", path="-")
         response = await self._problem_response(request, exchange, problem)
         response.force_close()
         return response
@@ -350,7 +400,7 @@ class Gateway:
     def raw_error(self, peer: str | None, problem: EdgeProblem) -> bytes:
         """A response written straight to a connection (header timeout, too many connections);
         its audit record is written in the background (there is no request to hold)."""
-        exchange = Exchange(request_id=uuid.uuid4().hex, source=peer or "", method="-", path="-",
+        exchange = Exchange(request_id=new_request_id(), source=peer or "", method="-", path="-",
                             status=problem.status, outcome=outcome_of(problem), reason=problem.code)
         task = asyncio.get_running_loop().create_task(self._audit_quietly(exchange))
         self._background.add(task)
