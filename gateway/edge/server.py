@@ -305,7 +305,7 @@ class Gateway:
 
     async def _relay(self, request: web.BaseRequest, upstream: Response, exchange: Exchange,
                      limit_headers: dict[str, str], timeout: float) -> web.StreamResponse:
-        headers = response_headers(cors.strip(upstream.headers), upstream.header_values("Connection"))
+        headers = response_headers(cors.strip(upstream.headers), upstream.connection_values)
         headers.append(("X-Request-ID", exchange.request_id))
         headers.extend(limit_headers.items())
         if exchange.cors:

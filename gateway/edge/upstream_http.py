@@ -171,6 +171,7 @@ class Response:
         self.status = status
         self.headers = headers
         transfer_encoding = length = connection_value = None
+        self.connection_values: list[str] = []  # every Connection header (the fields it names are hop-by-hop)
         for name, value in headers:
             lower = name.lower()
             if lower == "content-length":
@@ -179,6 +180,7 @@ class Response:
                 transfer_encoding = value
             elif lower == "connection":
                 connection_value = value
+                self.connection_values.append(value)
         self._chunked = transfer_encoding is not None and "chunked" in transfer_encoding.lower()
         self.content_length = int(length) if length is not None and length.isdigit() and not self._chunked else None
         connection_tokens = ({t.strip().lower() for t in connection_value.split(",")} if connection_value
