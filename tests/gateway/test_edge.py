@@ -116,6 +116,22 @@ def test_missing_scope_is_403(edge):
     assert 'scope="seal:sign"' in response.headers["WWW-Authenticate"]
 
 
+def test_a_route_resolved_before_still_checks_every_request(edge):
+    """The (path, method) -> route memo skips only the path and route lookup: the token, its
+    scopes, the method, the host and the body size are checked on every request."""
+    url = f"{edge.url}/seal/seals/s-1/sign"
+    good = edge.tokens.bearer(aud="xsn:seal", scope="seal:sign")
+    assert requests.post(url, json={}, headers=good).status_code == 200
+    assert (edge.gateway._resolved[("/seal/seals/s-1/sign", "POST")].route.scopes) == ("seal:sign",)
+    assert requests.post(url, json={}).json()["code"] == "token_missing"
+    assert requests.post(url, json={}, headers=edge.tokens.bearer(aud="xsn:seal", scope="seal:read")).status_code == 403
+    assert requests.post(url, json={}, headers=edge.tokens.bearer(aud="xsn:payment", scope="seal:sign")).status_code == 401
+    assert requests.post(url, json={}, headers={**good, "Host": "evil.example"}).status_code == 421
+    assert requests.post(url, data=b"x" * (4 * 1024 * 1024 + 1), headers=good).status_code == 413
+    assert requests.put(url, json={}, headers=good).status_code == 405
+    assert requests.post(url, json={}, headers=good).status_code == 200
+
+
 def test_two_authorization_headers_are_refused(edge):
     token = edge.tokens.token(aud="xsn:seal")
     raw = (f"GET /seal/seals HTTP/1.1\r\nHost: {_host(edge)}\r\nAuthorization: Bearer {token}\r\n"

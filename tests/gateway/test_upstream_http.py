@@ -140,3 +140,66 @@ def test_header_values_with_line_breaks_are_never_sent():
 
     head = run_async(scenario())
     assert b"X-Injected" not in head and b"X-Ok: 1" in head
+
+
+def test_a_large_body_is_not_buffered_whole_while_the_reader_is_slow():
+    """Past HIGH_WATER buffered bytes the connection stops reading from the service until the
+    buffer drains: a slow client downstream makes the edge hold a bounded amount, not the body."""
+    from gateway.edge.upstream_http import CHUNK, HIGH_WATER
+
+    size = 4 * 1024 * 1024
+    body = bytes(range(256)) * (size // 256)
+
+    async def scenario():
+        server, port, _, _ = await _serve([b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % size + body])
+        pool = Pool("127.0.0.1", port)
+        response = await pool.request("GET", "/big", [], b"", timeout_s=5)
+        connection = response._connection
+        received, largest = [], 0
+        async for chunk in response.iter_chunks(5):
+            received.append(chunk)
+            largest = max(largest, len(connection.buffer))
+            await asyncio.sleep(0.002)  # the slow client
+        response.release()
+        pooled = len(pool.idle)
+        pool.close()
+        server.close()
+        return b"".join(received), largest, pooled
+
+    data, largest, idle = run_async(scenario())
+    assert data == body
+    assert largest <= HIGH_WATER + 4 * CHUNK  # bounded by the mark (plus what one read may bring), not 4 MiB
+    assert idle == 1  # read whole: the connection goes back to the pool
+
+
+def test_a_trickling_head_times_out_in_total():
+    """The head's timeout is for the whole head: a service sending a byte at a time cannot stretch it."""
+
+    async def scenario():
+        stop = asyncio.Event()
+        done = asyncio.Event()
+
+        async def trickle(reader, writer):
+            await reader.readuntil(b"\r\n\r\n")
+            for byte in b"HTTP/1.1 200 OK\r\nX-Slow: " + b"a" * 100:
+                if stop.is_set():
+                    break
+                writer.write(bytes([byte]))
+                await asyncio.sleep(0.02)
+            writer.close()
+            done.set()
+
+        server = await asyncio.start_server(trickle, "127.0.0.1", 0)
+        pool = Pool("127.0.0.1", server.sockets[0].getsockname()[1])
+        started = asyncio.get_running_loop().time()
+        try:
+            with pytest.raises(TimeoutError):
+                await pool.request("GET", "/", [], b"", timeout_s=0.3)
+            return asyncio.get_running_loop().time() - started
+        finally:
+            stop.set()
+            await done.wait()
+            server.close()
+            await server.wait_closed()
+
+    assert run_async(scenario()) < 1.0
