@@ -124,8 +124,10 @@ def test_a_route_resolved_before_still_checks_every_request(edge):
     assert requests.post(url, json={}, headers=good).status_code == 200
     assert (edge.gateway._resolved[("/seal/seals/s-1/sign", "POST")].route.scopes) == ("seal:sign",)
     assert requests.post(url, json={}).json()["code"] == "token_missing"
-    assert requests.post(url, json={}, headers=edge.tokens.bearer(aud="xsn:seal", scope="seal:read")).status_code == 403
-    assert requests.post(url, json={}, headers=edge.tokens.bearer(aud="xsn:payment", scope="seal:sign")).status_code == 401
+    reader = edge.tokens.bearer(aud="xsn:seal", scope="seal:read")
+    assert requests.post(url, json={}, headers=reader).status_code == 403
+    elsewhere = edge.tokens.bearer(aud="xsn:payment", scope="seal:sign")
+    assert requests.post(url, json={}, headers=elsewhere).status_code == 401
     assert requests.post(url, json={}, headers={**good, "Host": "evil.example"}).status_code == 421
     assert requests.post(url, data=b"x" * (4 * 1024 * 1024 + 1), headers=good).status_code == 413
     assert requests.put(url, json={}, headers=good).status_code == 405
