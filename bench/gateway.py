@@ -14,7 +14,7 @@ each connection after one answer), the same behind every front. nginx (Debian ``
 (``keepalive 64``) and no access log, from a configuration this benchmark writes. The gateway
 (``python -m gateway.edge``, ``--workers`` processes on SO_REUSEPORT) routes ``/bench/item``
 with ``auth: token`` and a required scope, so every request is an ES256 access token verified
-(then served from the gateway's verified-token cache), a token-bucket limit taken (in memory,
+(then served from the shared verifier's verified-token cache), a token-bucket limit taken (in memory,
 limit high enough never to refuse) and an audit record written durably (the default sink:
 each edge process's fsync'd spool, group-committed; ``python -m gateway.audit_writer`` runs
 beside it, one process per spool, moving the records into the SM3 Merkle log in a SQLite
