@@ -322,6 +322,9 @@ def main(argv: list[str] | None = None) -> None:
                     if name == "gateway" and gw.writer:
                         entry["writer_cpu_ms_per_request"] = round(
                             (tree_cpu_seconds(gw.writer.pid) - writer_before) * per, 3)
+                        # The edge processes alone (the front's figure includes the writers).
+                        entry["edge_cpu_ms_per_request"] = round(
+                            entry["front_cpu_ms_per_request"] - entry["writer_cpu_ms_per_request"], 3)
                     print(f"{name:8s} round {_round + 1}: {entry}", flush=True)
                     paired[-1][name] = entry
                     if name not in best or entry["rps"] > best[name]["rps"]:
