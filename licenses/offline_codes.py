@@ -84,7 +84,8 @@ def b45decode(text: str) -> bytes:
     if 255 in values or len(values) % 3 == 1:
         raise ValueError("not Base45")
     full = len(values) - len(values) % 3
-    groups = [c + 45 * d + 2025 * e for c, d, e in zip(values[0:full:3], values[1:full:3], values[2:full:3])]
+    groups = [c + 45 * d + 2025 * e
+              for c, d, e in zip(values[0:full:3], values[1:full:3], values[2:full:3], strict=True)]
     try:
         out = struct.pack(f">{len(groups)}H", *groups)
     except struct.error:  # a triple above 0xFFFF
