@@ -186,7 +186,7 @@ class MyOfflineCode(MethodView):
 
 @verify_blp.route("/verify")
 class Verify(MethodView):
-    @verify_blp.arguments(VerifyRequestSchema)
+    @verify_blp.arguments(VerifyRequestSchema())  # one instance: webargs would build one per request
     @verify_blp.response(200, VerifyResultSchema)
     @verify_blp.doc(security=SECURITY)
     @require_token("licenses:verify")
