@@ -307,7 +307,8 @@ def _run(args, tokens: TokenFactory, seal_url: str, env: dict, pg_env: dict, db_
     with app.app_context(), get_db(app).session() as session:
         job = session.get(BulkJob, job_id)
         while job.status in ("validated", "running"):
-            bulk.run_job(session, node["deps"], job, batch=100, max_seconds=600)
+            bulk.run_job(session, node["deps"], job, batch=int(app.config["LICENSES_BULK_BATCH"]), max_seconds=600,
+                         inflight=int(app.config["LICENSES_BULK_INFLIGHT"]))
         issued = job.issued
     issue_s = time.perf_counter() - started
     get_db(app).engine.dispose()
