@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
 
+import psycopg
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
@@ -101,6 +102,8 @@ class PostgresStore:
     def close(self) -> None:
         try:
             self._conn.autocommit = False
+        except psycopg.Error:  # broken meanwhile: not given back to the pool
+            self._fairy.invalidate()
         finally:
             self._fairy.close()
 
