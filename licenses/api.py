@@ -264,5 +264,6 @@ class BulkJobRun(MethodView):
         job = bulk.get_job(session, issuer(request.args.get("issuer_code")), job_id)
         bulk.run_job(session, deps(), job, batch=int(config["LICENSES_BULK_BATCH"]),
                      max_seconds=float(config["LICENSES_BULK_RUN_SECONDS"]),
-                     lease_seconds=float(config["LICENSES_BULK_LEASE_SECONDS"]))
+                     lease_seconds=float(config["LICENSES_BULK_LEASE_SECONDS"]),
+                     inflight=int(config["LICENSES_BULK_INFLIGHT"]))
         return bulk.job_view(session, job)

@@ -31,6 +31,7 @@ import csv
 import io
 import json
 import time
+from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
@@ -174,8 +175,11 @@ def get_job(session: Session, issuer: Issuer, job_id: str) -> BulkJob:
 
 
 def run_job(session: Session, deps: Deps, job: BulkJob, *, batch: int = 100, max_seconds: float = 20.0,
-            lease_seconds: float = 60.0) -> BulkJob:
+            lease_seconds: float = 60.0, inflight: int = 1) -> BulkJob:
     """Issue pending rows until done or ``max_seconds`` pass (call again to continue).
+
+    ``inflight``: how many batches the seal node may be signing at once (its workers sign
+    batches in parallel; one batch at a time leaves all but one of them idle).
 
     :raise JobBusy: another runner holds the job's lease.
     :raise SealUnavailable: the job stays resumable; ``last_error`` says why.
@@ -195,37 +199,37 @@ def run_job(session: Session, deps: Deps, job: BulkJob, *, batch: int = 100, max
     session.refresh(job)
     issuer = Issuer(job.issuer_code, job.issuer_name, job.created_by, job.client_id)
     licence_type = session.get(LicenceType, job.type_code)
-    signer = ThreadPoolExecutor(1, thread_name_prefix="bulk-seal")
+    signer = ThreadPoolExecutor(inflight, thread_name_prefix="bulk-seal")
     try:
         seal_id = deps.seal.seal_for(job.issuer_code, licence_type.seal_kind)
-        # Pipelined: while the seal node signs one batch (a call on the signer thread), this
-        # thread prepares the next (step 1), then marks the signed one (step 3).
-        inflight: _Batch | None = None
+        # Pipelined: the seal node signs up to ``inflight`` batches at once (calls on the signer
+        # threads) with one more queued behind them, while this thread prepares the next batch
+        # (step 1) and marks the oldest signed one (step 3), in order.
+        signing: deque[_Batch] = deque()
+        submitted = False
         while True:  # at least one batch per call, then until max_seconds have passed
-            prepared: _Batch | None = None
-            if time.monotonic() - started < max_seconds or inflight is None:
-                rows = _next_rows(session, job, batch, busy=inflight.key if inflight else None)
-                if rows:
-                    rows, licences = _pending_licences(session, deps, issuer, job, licence_type, rows, lease)
-                    if not rows:
-                        continue  # every row of this batch turned out invalid
-                    items = [(lic.document_sm3, lic.identifier) for lic in licences]
-                    prepared = _Batch(rows, licences, signer.submit(
-                        deps.seal.sign_batch, seal_id, items, idempotency_key=f"bulk:{job.id}:{rows[0].batch}"))
-            if inflight is not None:
-                signatures = inflight.signing.result()
-                if not lease.renew():  # a runner that took over after our lease lapsed finishes the batch
-                    session.rollback()
-                    return job
-                _mark_issued(session, job, inflight.rows, inflight.licences, signatures)
-                session.commit()
-            if prepared is None:
-                if inflight is None or not _next_rows(session, job, 1):
+            while len(signing) <= inflight and (not submitted or time.monotonic() - started < max_seconds):
+                rows = _next_rows(session, job, batch, busy={b.key for b in signing})
+                if not rows:
+                    break
+                rows, licences = _pending_licences(session, deps, issuer, job, licence_type, rows, lease)
+                if not rows:
+                    continue  # every row of this batch turned out invalid
+                items = [(lic.document_sm3, lic.identifier) for lic in licences]
+                signing.append(_Batch(rows, licences, signer.submit(
+                    deps.seal.sign_batch, seal_id, items, idempotency_key=f"bulk:{job.id}:{rows[0].batch}")))
+                submitted = True
+            if not signing:  # nothing left, or the time is up
+                if not _next_rows(session, job, 1):
                     job.status, job.finished_at = "done", utcnow()
-                    break
-                if time.monotonic() - started >= max_seconds:
-                    break
-            inflight = prepared
+                break
+            oldest = signing.popleft()
+            signatures = oldest.signing.result()
+            if not lease.renew():  # a runner that took over after our lease lapsed finishes the batch
+                session.rollback()
+                return job
+            _mark_issued(session, job, oldest.rows, oldest.licences, signatures)
+            session.commit()
     except SealUnavailable as exc:
         session.rollback()
         job.last_error = exc.detail[:255]
@@ -254,7 +258,7 @@ class _Batch:
 
 
 def resume_abandoned(session: Session, deps: Deps, *, batch: int, lease_seconds: float,
-                     idle_seconds: float = 60.0) -> int:
+                     idle_seconds: float = 60.0, inflight: int = 1) -> int:
     """Run to the end every job left ``running`` with no live lease for ``idle_seconds``; how
     many were finished. A job that fails again (seal node down) is left for the next sweep."""
     from common.peers.seal_client import SealUnavailable
@@ -264,19 +268,21 @@ def resume_abandoned(session: Session, deps: Deps, *, batch: int, lease_seconds:
     for job in list(session.scalars(select(BulkJob).where(BulkJob.status == "running", BulkJob.lease_until < idle))):
         try:
             while job.status in RUNNABLE:
-                run_job(session, deps, job, batch=batch, max_seconds=60, lease_seconds=lease_seconds)
+                run_job(session, deps, job, batch=batch, max_seconds=60, lease_seconds=lease_seconds,
+                        inflight=inflight)
         except (JobBusy, SealUnavailable):
             continue
         finished += 1
     return finished
 
 
-def _next_rows(session: Session, job: BulkJob, size: int, busy: str | None = None) -> list[BulkRow]:
+def _next_rows(session: Session, job: BulkJob, size: int, busy: set[str | None] | None = None) -> list[BulkRow]:
     """A batch interrupted after step (1), exactly as it was; otherwise the next ``size`` rows.
-    ``busy``: the batch being signed now (not interrupted)."""
+    ``busy``: the batches being signed now (not interrupted)."""
     pending = select(BulkRow).where(BulkRow.job_id == job.id, BulkRow.status == "pending")
     interrupted = session.scalar(select(BulkRow.batch).where(BulkRow.job_id == job.id, BulkRow.status == "pending",
-                                                             BulkRow.batch.is_not(None), BulkRow.batch != (busy or ""))
+                                                             BulkRow.batch.is_not(None),
+                                                             BulkRow.batch.not_in({b for b in busy or () if b}))
                                  .limit(1))
     if interrupted is not None:
         return list(session.scalars(pending.where(BulkRow.batch == interrupted).order_by(BulkRow.line)))

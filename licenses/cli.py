@@ -125,5 +125,6 @@ def run_bulk_job(job_id: str) -> None:
             raise click.ClickException(f"no bulk job {job_id}")
         while job.status in bulk.RUNNABLE:
             bulk.run_job(session, app.extensions["licenses"]["deps"], job, batch=int(app.config["LICENSES_BULK_BATCH"]),
-                         max_seconds=60, lease_seconds=float(app.config["LICENSES_BULK_LEASE_SECONDS"]))
+                         max_seconds=60, lease_seconds=float(app.config["LICENSES_BULK_LEASE_SECONDS"]),
+                         inflight=int(app.config["LICENSES_BULK_INFLIGHT"]))
             click.echo(f"{job.issued} issued, {job.invalid} invalid of {job.total}")

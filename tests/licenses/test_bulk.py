@@ -190,3 +190,41 @@ def test_a_runner_that_lost_its_lease_does_not_mark_the_batch_again(h, app, node
     session.close()
     assert h.count(Licence) == 5 and h.count(LicenceEvent) == 5
     assert h.client.get(f"/bulk-jobs/{job_id}", headers=h.police).get_json()["issued"] == 5
+
+
+def test_with_two_batches_in_flight_a_killed_runner_resumes_without_issuing_or_signing_twice(h, app, node,
+                                                                                              monkeypatch):
+    """Batches signed in parallel: the runner dies while two are at the seal node; the next run
+    sends both again (the seal node replays them) and each licence is issued and signed once."""
+    from datetime import timedelta
+
+    from common.db import utcnow
+    from licenses.models import LicenceEvent
+
+    job_id = _upload(h, _csv(45)).get_json()["id"]
+    seal = node["deps"].seal
+    original = seal.sign_batch
+    calls = []
+
+    def dies_after_the_first(*args, **kwargs):  # signed at the seal node, then the runner is killed
+        signatures = original(*args, **kwargs)
+        calls.append(kwargs["idempotency_key"])
+        if len(calls) > 1:
+            raise KeyboardInterrupt
+        return signatures
+
+    monkeypatch.setattr(seal, "sign_batch", dies_after_the_first)
+    session, job = _job(app, job_id)
+    with pytest.raises(KeyboardInterrupt):
+        bulk.run_job(session, node["deps"], job, batch=10, inflight=2)
+    session.close()
+    monkeypatch.setattr(seal, "sign_batch", original)
+    session, job = _job(app, job_id)
+    assert job.issued <= 10 and len(calls) >= 2
+    job.lease_until = utcnow() - timedelta(seconds=1)
+    session.commit()
+    bulk.run_job(session, node["deps"], job, batch=10, inflight=2)
+    assert (job.status, job.issued) == ("done", 45)
+    session.close()
+    assert h.count(Licence) == 45 and h.count(LicenceEvent) == 45
+    assert len(seal.signed) == 45  # the interrupted batches were replayed by the seal node, not signed again

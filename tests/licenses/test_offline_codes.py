@@ -81,6 +81,23 @@ def test_malformed_codes(trust, text, code):
     assert caught.value.code == code
 
 
+def test_base45_decoding_agrees_with_the_package():
+    import random
+
+    rng = random.Random(45)
+    for size in [0, 1, 2, 3, 4, 5, 64, 255, *(rng.randrange(1, 700) for _ in range(300))]:
+        data = rng.randbytes(size)
+        assert oc.b45decode(base45.b45encode(data).decode()) == data
+    assert oc.b45decode("BB8") == b"AB" and oc.b45decode("%69 VD92EX0") == b"Hello!!"  # RFC 9285 examples
+    # refused: outside the alphabet, lower case, a dangling character, a triple above 0xFFFF, a
+    # trailing pair above 0xFF, non-ASCII
+    for bad in ["GGW", "bb8", "BB8A", "::::", "BB8::", "BB8é"]:
+        with pytest.raises(ValueError):
+            oc.b45decode(bad)
+        with pytest.raises(ValueError):
+            base45.b45decode(bad)
+
+
 def test_a_zip_bomb_is_refused_without_inflating_it(trust):
     bomb = "XL1:" + base45.b45encode(zlib.compress(b"\x00" * 1_000_000, 9)).decode()
     assert len(bomb) < oc.MAX_CODE_CHARS

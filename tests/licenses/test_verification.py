@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import select
 
 from common.db import get_db, utcnow
 from licenses.models import Authorisation, UseRecord
@@ -53,8 +54,6 @@ def test_a_replayed_code_is_used_up_and_the_refusal_is_recorded(h, permit):
 
 
 def _uses(h):
-    from sqlalchemy import select
-
     with get_db(h.app).session() as session:
         return list(session.scalars(select(UseRecord).order_by(UseRecord.id)))
 
@@ -119,6 +118,10 @@ def test_a_forged_seal_signature_is_refused(h, app, permit):
         session.commit()
     response = _verify(h, code)
     assert response.status_code == 409 and response.get_json()["code"] == "seal_signature_invalid"
+    # the refusal took no use: on PostgreSQL the claim's taken use and accepted record are undone
+    with get_db(app).session() as session:
+        assert session.scalar(select(Authorisation.uses).where(Authorisation.code == code)) == 0
+    assert [u.outcome for u in _uses(h)] == ["refused"]
 
 
 BAD_AUTH = [

@@ -1,0 +1,77 @@
+"""Uses are counted exactly when windows verify the same authorisation at once (PostgreSQL)."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from sqlalchemy import select
+
+from common.db import get_db
+from licenses.models import Authorisation, UseRecord
+
+
+@pytest.mark.services
+def test_concurrent_verifications_never_over_use_an_authorisation(postgres_url, h):
+    """Twelve windows race for an authorisation of three uses: three are answered valid, nine are
+    refused as used up, and the count and the use records say exactly that."""
+    permit = h.issue_residence().get_json()
+    auth = h.authorise(permit["id"], max_uses=3).get_json()
+    barrier = threading.Barrier(12)
+    answers: list[tuple[int, str | None]] = []
+
+    def window() -> None:
+        client = h.app.test_client()
+        barrier.wait()
+        response = client.post("/verify", json={"code": auth["code"]}, headers=h.window)
+        answers.append((response.status_code, response.get_json().get("code")))
+
+    threads = [threading.Thread(target=window) for _ in range(12)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert sorted(answers, key=str) == sorted([(200, None)] * 3 + [(410, "authorisation_used_up")] * 9, key=str)
+    with get_db(h.app).session() as session:
+        assert session.get(Authorisation, auth["id"]).uses == 3
+        outcomes = list(session.scalars(select(UseRecord.outcome).where(UseRecord.authorisation_id == auth["id"])))
+    assert sorted(outcomes) == ["accepted"] * 3 + ["refused"] * 9
+    holder_view = h.client.get(f"/my/licences/{permit['id']}/uses", headers=h.holder("p-zhang")).get_json()
+    assert sorted(u["outcome"] for u in holder_view) == ["accepted"] * 3 + ["refused"] * 9
+
+
+def test_a_licence_revoked_between_lookup_and_use_is_refused_and_takes_nothing(h):
+    """The use is taken only if the licence is still valid when the UPDATE runs; the refusal
+    then names the licence's new state (on PostgreSQL and on SQLite alike)."""
+    from common.db import get_session
+    from licenses import verification, verification_store
+    from licenses.models import Licence
+
+    permit = h.issue_residence().get_json()
+    auth = h.authorise(permit["id"], max_uses=2).get_json()
+    node = h.app.extensions["licenses"]
+    with h.app.test_request_context():
+        store = verification_store.open_store(get_db(h.app).engine, get_session)
+        lookup = store.lookup
+
+        def lookup_then_revoke(code):
+            found = lookup(code)
+            with get_db(h.app).session() as other:
+                if other.get(Licence, permit["id"]).status == "valid":
+                    other.get(Licence, permit["id"]).status = "revoked"
+                    other.commit()
+            return found
+
+        store.lookup = lookup_then_revoke
+        window = verification.Verifier(h.WINDOW_CLIENT, h.WINDOW_CLIENT)
+        try:
+            with pytest.raises(verification.VerificationRefused) as refused:
+                verification.verify_code(store, node["deps"], window, auth["code"])
+        finally:
+            store.close()
+    assert refused.value.code == "licence_revoked"
+    with get_db(h.app).session() as session:
+        assert session.get(Authorisation, auth["id"]).uses == 0
+        records = list(session.execute(select(UseRecord.outcome, UseRecord.reason)
+                                       .where(UseRecord.authorisation_id == auth["id"])))
+    assert [tuple(r) for r in records] == [("refused", "licence_revoked")]
