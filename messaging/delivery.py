@@ -235,7 +235,7 @@ def apply_outcome(session: Session, delivery: Delivery, recipient: Recipient, me
         _finish_recipient(session, message, recipient, "delivered", None, now)
     elif outcome.status == "sent":
         delivery.status = recipient.status = "sent"
-        recipient.channel = delivery.channel
+        recipient.channel, recipient.reason = delivery.channel, None
     elif outcome.status == "retry" and delivery.attempt <= len(settings.retry_schedule):
         delivery.status, delivery.last_error = "queued", (outcome.error or "")[:255]
         delivery.next_attempt_at = now + jittered(settings.retry_schedule[delivery.attempt - 1])

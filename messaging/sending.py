@@ -242,8 +242,10 @@ def accept_message(session: Session, *, client_id: str, body: dict[str, Any], id
             recipient.status, recipient.reason = "suppressed", "rate_limited"
             suppressed += 1
         session.add(recipient)
-        rows.append((recipient, policy.after_quiet_hours(due, quiet.get(address.subject), usable[0])
-                     if usable else due))
+        at = policy.after_quiet_hours(due, quiet.get(address.subject), usable[0]) if usable else due
+        if at > due and recipient.status is None:  # queued (the column's default), not suppressed
+            recipient.reason = "quiet_hours"  # cleared when the held delivery goes out
+        rows.append((recipient, at))
     session.flush()
     session.add_all(Delivery(message_id=message.id, recipient_id=r.id, channel=r.channels[0], next_attempt_at=at,
                              updated_at=now)
@@ -271,7 +273,15 @@ def recipient_counts(session: Session, message_id: str) -> dict[str, int]:
     return {status: count for status, count in rows}
 
 
-def recipients_page(session: Session, message_id: str, offset: int, limit: int) -> list[Recipient]:
-    return list(session.scalars(select(Recipient).where(Recipient.message_id == message_id)
-                                .order_by(Recipient.seq).offset(offset).limit(limit)))
+def recipients_page(session: Session, message_id: str, offset: int, limit: int) -> list[dict[str, Any]]:
+    """Recipients by ``seq``, each with ``next_attempt_at``: when its queued delivery is due (the
+    end of quiet hours, a scheduled time, a retry), else None."""
+    recipients = list(session.scalars(select(Recipient).where(Recipient.message_id == message_id)
+                                      .order_by(Recipient.seq).offset(offset).limit(limit)))
+    due = dict(session.execute(select(Delivery.recipient_id, Delivery.next_attempt_at)
+                               .where(Delivery.recipient_id.in_([r.id for r in recipients]),
+                                      Delivery.status == "queued")).all()) if recipients else {}
+    return [{"seq": r.seq, "subject": r.subject, "phone": r.phone, "email": r.email, "status": r.status,
+             "channel": r.channel, "reason": r.reason, "updated_at": r.updated_at, "next_attempt_at": due.get(r.id)}
+            for r in recipients]
 
