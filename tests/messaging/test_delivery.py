@@ -96,7 +96,8 @@ def test_opt_outs_are_honoured_except_for_critical(hub_app, licenses, person):
     assert skipped["recipients"][0] | {"updated_at": None} == {"seq": 0, "subject": "person-zhang", "phone":
                                                               "13800001234", "email": "zhang@example.cn",
                                                               "status": "suppressed", "channel": None,
-                                                              "reason": "opted_out", "updated_at": None}
+                                                              "reason": "opted_out", "updated_at": None,
+                                                              "next_attempt_at": None}
     critical = licenses.send({**body, "priority": "critical"}).get_json()
     assert licenses.get(f"/messages/{critical['message_id']}").get_json()["counts"] == {"delivered": 1}
 
@@ -169,7 +170,8 @@ def test_preferences_are_listed(hub_app, person):
     assert li.get("/inbox/preferences").get_json() == [{"category": "transaction", "channel": "sms",
                                                          "enabled": False}]
     with get_db(hub_app).session() as session:
-        assert session.scalar(select(func.count()).select_from(Preference)) == 1
+        assert session.scalar(select(func.count()).select_from(Preference)
+                              .where(Preference.subject == "person-li")) == 1
 
 
 def test_concurrent_relays_never_both_claim_a_row(hub_app, payment, monkeypatch):
