@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from common.db import get_db, utcnow
 from messaging import delivery, policy, wiring
 from messaging.channels.inapp import InboxChannel
-from messaging.models import Delivery, InboxItem, Preference, QuietHours
+from messaging.models import Delivery, InboxItem, Message, Preference, QuietHours, Recipient
 
 ISSUED = {"licence_name": "营业执照", "face_number": "61010020260001", "issuer": "西安市市场监督管理局"}
 
@@ -215,3 +215,22 @@ def test_a_scheduled_message_waits_for_its_time(hub_app, licenses, monkeypatch):
     naive = licenses.send({"template": "licence_issued", "variables": ISSUED, "scheduled_at": "2026-12-31T08:00:00",
                            "recipients": [{"subject": "person-zhang"}]})
     assert naive.status_code == 422  # a time without its zone is ambiguous
+
+
+def test_a_fallback_channel_waits_for_the_end_of_quiet_hours_unless_critical(hub_app, licenses, monkeypatch):
+    with get_db(hub_app).session() as session:
+        session.add(QuietHours(subject="person-zhang", start_minute=22 * 60, end_minute=7 * 60))
+        session.commit()
+    late = datetime.fromisoformat("2026-12-01T23:00:00+08:00")
+    for priority, due in (("normal", datetime.fromisoformat("2026-12-02T07:00:00+08:00")), ("critical", late)):
+        message_id = queued_message(hub_app, licenses, monkeypatch, channels=["inapp", "sms"], priority=priority)
+        with get_db(hub_app).session() as session:
+            first = session.scalars(select(Delivery).where(Delivery.message_id == message_id)).one()
+            recipient = session.get(Recipient, first.recipient_id)
+            delivery.fail_delivery(session, first, recipient, session.get(Message, message_id), "gone", late)
+            session.commit()
+            sms = session.scalars(select(Delivery).where(Delivery.message_id == message_id,
+                                                         Delivery.channel == "sms")).one()
+            assert sms.next_attempt_at == due, priority  # the SMS is not sent at 23:00
+            assert (recipient.status, recipient.reason) == (
+                "queued", "quiet_hours" if priority == "normal" else None)
