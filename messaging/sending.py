@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from common.db import utcnow
@@ -179,8 +180,7 @@ def accept_message(session: Session, *, client_id: str, body: dict[str, Any], id
     if idempotency_key is not None:
         if not 1 <= len(idempotency_key) <= MAX_IDEMPOTENCY_KEY:
             raise ValidationFailed("Idempotency-Key is 1–255 characters", code="invalid_idempotency_key")
-        existing = session.scalars(select(Message).where(Message.app == client_id,
-                                                         Message.idempotency_key == idempotency_key)).first()
+        existing = _by_key(session, client_id, idempotency_key)
         if existing is not None:
             if existing.request_hash != digest:
                 raise IdempotencyConflict("this Idempotency-Key was used for a different message")
@@ -246,15 +246,33 @@ def accept_message(session: Session, *, client_id: str, body: dict[str, Any], id
         if at > due and recipient.status is None:  # queued (the column's default), not suppressed
             recipient.reason = "quiet_hours"  # cleared when the held delivery goes out
         rows.append((recipient, at))
-    session.flush()
-    session.add_all(Delivery(message_id=message.id, recipient_id=r.id, channel=r.channels[0], next_attempt_at=at,
-                             updated_at=now)
-                    for r, at in rows if r.status == "queued")
     message.pending_count -= suppressed
     if message.pending_count == 0:
         message.status, message.completed_at = "completed", now
-    session.commit()
+    try:
+        session.flush()  # the message row first: a key taken meanwhile fails here (PostgreSQL waits for it)
+        session.add_all(Delivery(message_id=message.id, recipient_id=r.id, channel=r.channels[0],
+                                 next_attempt_at=at, updated_at=now)
+                        for r, at in rows if r.status == "queued")
+        session.commit()
+    except IntegrityError:
+        # The same key's other request committed while this one was checking (a client that
+        # repeats after a gateway timeout while the first is still being accepted): one message.
+        session.rollback()
+        winner = _by_key(session, client_id, idempotency_key)
+        if winner is None:
+            raise
+        if winner.request_hash != digest:
+            raise IdempotencyConflict("this Idempotency-Key was used for a different message") from None
+        return Accepted(winner, replay=True)
     return Accepted(message, replay=False)
+
+
+def _by_key(session: Session, client_id: str, idempotency_key: str | None) -> Message | None:
+    if idempotency_key is None:
+        return None
+    return session.scalars(select(Message).where(Message.app == client_id,
+                                                 Message.idempotency_key == idempotency_key)).first()
 
 
 def get_message(session: Session, client_id: str, message_id: str) -> Message:
