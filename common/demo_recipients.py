@@ -9,7 +9,8 @@ the index, so every run, every machine and every test gets the same people:
 * ``id_number``: a valid GB 11643 number (check digit computed by ``CitizenId.build``), region
   610103 碑林区, one birth date per index (1950-01-01 + 17·index days), sequence 9xx: no other
   demo or test person uses that region;
-* ``mobile``: ``199`` + the index in eight digits (199 00000 000 … 199 00000 999).
+* ``mobile``: ``199`` + the index in eight digits (199 00000 000 … 199 00000 999);
+* no e-mail address: identity keeps none for a person, so the hub reaches them by SMS and in-app.
 
 The preference mix (``kind``), by ``index % 10`` (category ``notice``, what the demo template
 sends):
