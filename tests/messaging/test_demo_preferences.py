@@ -70,3 +70,19 @@ def test_a_bulk_send_to_the_demo_recipients_as_a_job(hub_app):
                 assert (row["status"], row["reason"], row["next_attempt_at"]) == ("suppressed", "opted_out", None)
             else:
                 assert (row["status"], row["reason"], row["next_attempt_at"]) == ("queued", None, now)
+
+
+def test_the_demo_bulk_body_names_every_demo_recipient_once():
+    import json
+
+    from click.testing import CliRunner
+
+    from messaging.cli import cli
+
+    result = CliRunner().invoke(cli, ["demo-bulk-body", "--channels", "sms, inapp"])
+    assert result.exit_code == 0, result.output
+    body = json.loads(result.stdout)
+    assert (body["template"], body["category"], body["channels"]) == ("appointment_reminder", "notice",
+                                                                       ["sms", "inapp"])
+    assert body["recipients"] == [{"subject": p.subject} for p in PEOPLE]
+    assert "inside quiet hours: the quiet_" in result.stderr
