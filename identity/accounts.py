@@ -17,7 +17,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, lazyload
 
 from common.crypto.pii import PiiCipher, mask_id_number, mask_mobile
 from common.db import utcnow
@@ -131,6 +131,14 @@ def _set_mobile(session: Session, person: Person, mobile: str | None) -> None:
 
 def get_person(session: Session, person_id: str) -> Person | None:
     return session.get(Person, person_id)
+
+
+def get_people(session: Session, person_ids: list[str]) -> list[Person]:
+    """The people among ``person_ids`` that exist, in one query (order not kept; the caller maps
+    by id). Staff grants are not loaded unless asked for (a contact lookup needs none)."""
+    if not person_ids:
+        return []
+    return list(session.scalars(select(Person).where(Person.id.in_(set(person_ids))).options(lazyload(Person.grants))))
 
 
 def find_person_by_id_number(session: Session, id_number: str) -> Person | None:

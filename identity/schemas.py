@@ -17,6 +17,26 @@ class PersonSearchSchema(Schema):
                               metadata={"description": "GB 11643 citizen ID number (sent in the body, not the URL)"})
 
 
+class PeopleLookupSchema(Schema):
+    subjects = fields.List(fields.String(validate=validate.Length(min=1, max=64)), required=True,
+                           validate=validate.Length(min=1),
+                           metadata={"description": "subject ids (OIDC sub); at most PEOPLE_LOOKUP_MAX "
+                                                    "(500 by default), else 413 too_many_subjects"})
+
+
+class PersonContactSchema(Schema):
+    id = fields.String(required=True, metadata={"description": "opaque subject id (OIDC sub)"})
+    name = fields.String(required=True)
+    mobile = fields.String(allow_none=True, metadata={"description": "masked unless the caller has phone:full"})
+
+
+class PeopleLookupResultSchema(Schema):
+    people = fields.List(fields.Nested(PersonContactSchema), required=True,
+                         metadata={"description": "the subjects found, in the order asked, each once"})
+    unknown = fields.List(fields.String(), required=True,
+                          metadata={"description": "the subjects asked for that are no person here"})
+
+
 class PersonCreateSchema(Schema):
     name = fields.String(required=True, validate=validate.Length(min=1, max=64))
     id_number = fields.String(required=True, validate=validate.Length(min=1, max=32))

@@ -125,4 +125,5 @@ def directory(config: Mapping[str, Any]) -> Directory:
     tokens = ClientCredentials(f"{identity}/oauth/token", client_id, _client_secret(config, client_id),
                                "identity:people:read phone:full", timeout=float(config["HTTP_TIMEOUT"]))
     return IdentityDirectory(ServiceClient(identity, timeout=float(config["HTTP_TIMEOUT"]), token_provider=tokens),
-                             concurrency=int(config["MESSAGING_DIRECTORY_CONCURRENCY"]))
+                             concurrency=int(config["MESSAGING_DIRECTORY_CONCURRENCY"]),
+                             batch_size=int(config["MESSAGING_DIRECTORY_BATCH"]))

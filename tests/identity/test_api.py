@@ -7,6 +7,7 @@ from datetime import date
 import pytest
 from sqlalchemy import func, select
 
+from common import demo_recipients
 from common.values.codes import CitizenId, CreditCode
 from identity import accounts
 from identity.models import Organisation, Person
@@ -78,6 +79,49 @@ def test_lookup_errors(api):
                     content_type="application/json")
     is_problem(malformed, 400, "malformed_json")
     is_problem(api("GET", "/api/v1/people/nope", scope="identity:people:read"), 404, "person_not_found")
+
+
+def test_batch_lookup_finds_many_people_at_once_and_lists_the_unknown(seeded, api):
+    citizen = person_id(seeded, CITIZEN)
+    asked = [citizen, "nobody", citizen, "no-one-either"]
+    masked = api("POST", "/api/v1/people/lookup", scope="identity:people:read", json={"subjects": asked})
+    assert masked.status_code == 200, masked.get_data(as_text=True)
+    assert masked.json == {"people": [{"id": citizen, "name": CITIZEN["name"], "mobile": "138****1234"}],
+                           "unknown": ["nobody", "no-one-either"]}  # each once, in the order asked
+    full = api("POST", "/api/v1/people/lookup", scope="identity:people:read phone:full", json={"subjects": asked})
+    assert full.json["people"][0]["mobile"] == CITIZEN["mobile"]
+    assert "id_number" not in full.json["people"][0]  # contacts only, whatever else the token may read
+
+    people = demo_recipients.recipients()[:500]  # a whole chunk as the hub asks for it
+    found = api("POST", "/api/v1/people/lookup", scope="identity:people:read phone:full",
+                json={"subjects": [p.subject for p in reversed(people)]}).json
+    assert found["unknown"] == []
+    assert [(c["id"], c["name"], c["mobile"]) for c in found["people"]] == \
+        [(p.subject, p.name, p.mobile) for p in reversed(people)]
+    everyone_unknown = api("POST", "/api/v1/people/lookup", scope="identity:people:read",
+                           json={"subjects": ["a", "b"]})
+    assert everyone_unknown.status_code == 200 and everyone_unknown.json == {"people": [], "unknown": ["a", "b"]}
+
+
+def test_batch_lookup_errors(seeded, api):
+    subjects = {"subjects": [person_id(seeded, CITIZEN)]}
+    is_problem(api("POST", "/api/v1/people/lookup", scope="identity:admin", json=subjects), 403, "insufficient_scope")
+    is_problem(api.client.post("/api/v1/people/lookup", json=subjects), 401, "token_missing")
+    for bad in ({}, {"subjects": []}, {"subjects": "p1"}, {"subjects": [""]}, {"subjects": [7]},
+                {"subjects": ["x" * 65]}):
+        refused = api("POST", "/api/v1/people/lookup", scope="identity:people:read", json=bad)
+        is_problem(refused, 422, "validation_failed")
+        assert "subjects" in refused.json["errors"], bad
+    malformed = api("POST", "/api/v1/people/lookup", scope="identity:people:read", data="[",
+                    content_type="application/json")
+    is_problem(malformed, 400, "malformed_json")
+    seeded.config["PEOPLE_LOOKUP_MAX"] = 3
+    assert api("POST", "/api/v1/people/lookup", scope="identity:people:read",
+               json={"subjects": ["a", "b", "c", "a"]}).status_code == 200  # three distinct subjects
+    oversized = api("POST", "/api/v1/people/lookup", scope="identity:people:read",
+                    json={"subjects": ["a", "b", "c", "d"]})
+    is_problem(oversized, 413, "too_many_subjects")
+    assert oversized.json["max"] == 3
 
 
 def test_create_person_and_refuse_bad_input_without_writing(seeded, api):
@@ -158,4 +202,5 @@ def test_my_sessions_and_sign_out_everywhere(seeded, api, make_pages):
 
 def test_openapi_documents_the_api(app):
     paths = app.test_client().get("/openapi.json").json["paths"]
-    assert {"/api/v1/people/search", "/api/v1/organisations", "/api/v1/me/sessions"} <= set(paths)
+    assert {"/api/v1/people/search", "/api/v1/people/lookup", "/api/v1/organisations",
+            "/api/v1/me/sessions"} <= set(paths)
