@@ -1,6 +1,7 @@
 """Admin and account REST API (bearer tokens; errors as problem+json).
 
-Scopes: ``identity:people:read`` (look people and organisations up), ``identity:admin``
+Scopes: ``identity:people:read`` (look people and organisations up, many people at once with
+``POST /people/lookup``), ``identity:admin``
 (create people and organisations, link members, grant staff roles), ``account`` (a person
 managing their own login sessions). Personal data is masked unless the token also carries
 ``idcard:full`` / ``phone:full``.

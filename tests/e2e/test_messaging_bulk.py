@@ -61,9 +61,9 @@ def _wait_for(check, timeout: float, what: str):
 
 
 def _send(gateway: str, body: dict, headers: dict) -> dict:
-    """POST the send as an app should: on a gateway timeout (the hub looks 1,000 people up one by one
-    at identity, which on a loaded machine can outlast the gateway's 30 s), repeat it with the same
-    ``Idempotency-Key``; the hub answers the repeat with the one message, however the two overlap."""
+    """POST the send as an app should: on a gateway timeout (a big send on a loaded machine can
+    outlast the gateway's 30 s), repeat it with the same ``Idempotency-Key``; the hub answers the
+    repeat with the one message, however the two overlap."""
     for _attempt in range(4):
         answer = requests.post(f"{gateway}/messaging/messages", json=body, headers=headers, timeout=60)
         if answer.status_code != 504:
