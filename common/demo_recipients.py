@@ -10,7 +10,7 @@ the index, so every run, every machine and every test gets the same people:
   610103 碑林区, one birth date per index (1950-01-01 + 17·index days), sequence 9xx: no other
   demo or test person uses that region;
 * ``mobile``: ``199`` + the index in eight digits (199 00000 000 … 199 00000 999);
-* no e-mail address: identity keeps none for a person, so the hub reaches them by SMS and in-app.
+* ``email``: ``demo-<index in four digits>@example.test`` (RFC 2606's reserved test domain).
 
 The preference mix (``kind``), by ``index % 10`` (category ``notice``, what the demo template
 sends):
@@ -57,6 +57,7 @@ class DemoRecipient:
     name: str
     id_number: str
     mobile: str
+    email: str
     kind: str
 
 
@@ -66,7 +67,8 @@ def recipient(index: int) -> DemoRecipient:
         + _GIVEN[index % len(_GIVEN)]
     return DemoRecipient(index=index, subject=uuid.uuid5(DEMO_NAMESPACE, f"recipient-{index}").hex, name=name,
                          id_number=CitizenId.build(REGION, born, 900 + index % 100).value,
-                         mobile=f"199{index:08d}", kind=KINDS[index % len(KINDS)])
+                         mobile=f"199{index:08d}", email=f"demo-{index:04d}@example.test",
+                         kind=KINDS[index % len(KINDS)])
 
 
 @cache

@@ -4,7 +4,7 @@ Scopes: ``identity:people:read`` (look people and organisations up, many people 
 ``POST /people/lookup``), ``identity:admin``
 (create people and organisations, link members, grant staff roles), ``account`` (a person
 managing their own login sessions). Personal data is masked unless the token also carries
-``idcard:full`` / ``phone:full``.
+``idcard:full`` / ``phone:full`` / ``email:full``.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from flask import current_app
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from common.crypto.pii import mask_id_number, mask_mobile
+from common.crypto.pii import mask_email, mask_id_number, mask_mobile
 from common.db import get_session
 from common.errors import Forbidden, NotFound, ValidationFailed
 from common.web.auth import current_claims, require_token, scopes_of
@@ -59,19 +59,23 @@ def _person_view(person: Person) -> dict:
     scopes = scopes_of(current_claims())
     id_number = accounts.decrypt_id_number(db, person)
     mobile = accounts.decrypt_mobile(db, person)
+    email = accounts.decrypt_email(db, person)
     return {"id": person.id, "name": person.name,
             "id_number": id_number if "idcard:full" in scopes else mask_id_number(id_number),
             "mobile": (mobile if "phone:full" in scopes else mask_mobile(mobile)) if mobile else None,
+            "email": (email if "email:full" in scopes else mask_email(email)) if email else None,
             "assurance_level": person.assurance_level, "acr": claim_rules.acr_for(person.assurance_level),
             "totp_enabled": person.totp_enabled, "created_at": person.created_at}
 
 
-def _contact_view(person: Person, phone_full: bool) -> dict:
+def _contact_view(person: Person, scopes: set[str]) -> dict:
     """What a sender needs to reach a person; no ID number (the batch lookup is for messaging,
     and leaving it out also saves one SM4 decryption a person)."""
-    mobile = accounts.decrypt_mobile(get_session(), person)
+    db = get_session()
+    mobile, email = accounts.decrypt_mobile(db, person), accounts.decrypt_email(db, person)
     return {"id": person.id, "name": person.name,
-            "mobile": (mobile if phone_full else mask_mobile(mobile)) if mobile else None}
+            "mobile": (mobile if "phone:full" in scopes else mask_mobile(mobile)) if mobile else None,
+            "email": (email if "email:full" in scopes else mask_email(email)) if email else None}
 
 
 def _person(person_id: str) -> Person:
@@ -112,7 +116,8 @@ class People(MethodView):
         """Register a person on behalf of a counter (no password: they set one by reset)."""
         db = get_session()
         person = accounts.create_person(db, name=data["name"], id_number=data["id_number"], mobile=data["mobile"],
-                                        assurance_level=data["assurance_level"], level_method="admin")
+                                        assurance_level=data["assurance_level"], level_method="admin",
+                                        email=data["email"])
         db.commit()
         return _person_view(person)
 
@@ -145,8 +150,8 @@ class PeopleLookup(MethodView):
         if len(subjects) > limit:
             raise TooManySubjects(f"at most {limit} subjects per lookup", max=limit)
         found = {p.id: p for p in accounts.get_people(get_session(), subjects)}
-        phone_full = "phone:full" in scopes_of(current_claims())
-        return {"people": [_contact_view(found[s], phone_full) for s in subjects if s in found],
+        scopes = set(scopes_of(current_claims()))
+        return {"people": [_contact_view(found[s], scopes) for s in subjects if s in found],
                 "unknown": [s for s in subjects if s not in found]}
 
 

@@ -28,6 +28,7 @@ class PersonContactSchema(Schema):
     id = fields.String(required=True, metadata={"description": "opaque subject id (OIDC sub)"})
     name = fields.String(required=True)
     mobile = fields.String(allow_none=True, metadata={"description": "masked unless the caller has phone:full"})
+    email = fields.String(allow_none=True, metadata={"description": "masked unless the caller has email:full"})
 
 
 class PeopleLookupResultSchema(Schema):
@@ -41,6 +42,7 @@ class PersonCreateSchema(Schema):
     name = fields.String(required=True, validate=validate.Length(min=1, max=64))
     id_number = fields.String(required=True, validate=validate.Length(min=1, max=32))
     mobile = fields.String(load_default=None, validate=validate.Length(max=20))
+    email = fields.String(load_default=None, validate=validate.Length(max=254))
     assurance_level = fields.Integer(load_default=1, validate=validate.Range(1, 4))
 
 
@@ -49,6 +51,7 @@ class PersonSchema(Schema):
     name = fields.String(required=True)
     id_number = fields.String(required=True, metadata={"description": "masked unless the caller has idcard:full"})
     mobile = fields.String(allow_none=True, metadata={"description": "masked unless the caller has phone:full"})
+    email = fields.String(allow_none=True, metadata={"description": "masked unless the caller has email:full"})
     assurance_level = fields.Integer(required=True)
     acr = fields.String(required=True)
     totp_enabled = fields.Boolean(required=True)

@@ -10,7 +10,7 @@ from datetime import date
 
 import structlog
 from flask import Flask
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from common import demo_recipients
@@ -101,7 +101,7 @@ _DEMO_ROWS: dict[str, list[dict]] = {}
 
 
 def _demo_rows(session: Session) -> list[dict]:
-    from identity.accounts import ID_NUMBER, MOBILE, policy
+    from identity.accounts import EMAIL, ID_NUMBER, MOBILE, policy
 
     pii = policy(session).pii
     wanted = demo_recipients.recipients()
@@ -110,6 +110,7 @@ def _demo_rows(session: Session) -> list[dict]:
         _DEMO_ROWS[key] = [{"id": r.subject, "name": r.name, "id_number_enc": pii.encrypt(ID_NUMBER, r.id_number),
                             "id_number_index": pii.index(ID_NUMBER, r.id_number),
                             "mobile_enc": pii.encrypt(MOBILE, r.mobile), "mobile_index": pii.index(MOBILE, r.mobile),
+                            "email_enc": pii.encrypt(EMAIL, r.email),
                             "assurance_level": 1, "failed_logins": 0} for r in wanted]
     return _DEMO_ROWS[key]
 
@@ -127,9 +128,14 @@ def seed_demo_recipients(session: Session) -> int:
 
     rows = _demo_rows(session)
     present: set[str] = set()
+    no_email: set[str] = set()
     for start in range(0, len(rows), 500):
         chunk = rows[start:start + 500]
-        present.update(session.scalars(select(Person.id).where(Person.id.in_([r["id"] for r in chunk]))))
+        for person_id, email_enc in session.execute(select(Person.id, Person.email_enc)
+                                                    .where(Person.id.in_([r["id"] for r in chunk]))):
+            present.add(person_id)
+            if email_enc is None:  # seeded before identity kept e-mail addresses (identity_0006)
+                no_email.add(person_id)
         # Someone registered one of these ID numbers by hand: keep that person, skip the demo row.
         taken = set(session.scalars(select(Person.id_number_index)
                                     .where(Person.id_number_index.in_([r["id_number_index"] for r in chunk]))))
@@ -138,5 +144,8 @@ def seed_demo_recipients(session: Session) -> int:
     missing = [{**r, "created_at": now, "updated_at": now} for r in rows if r["id"] not in present]
     if missing:
         session.execute(insert(Person), missing)
+    if no_email:  # one executemany UPDATE by primary key, once per database
+        session.execute(update(Person), [{"id": r["id"], "email_enc": r["email_enc"]} for r in rows
+                                         if r["id"] in no_email])
     session.commit()
     return len(missing)

@@ -34,6 +34,7 @@ def test_seeded_people_are_found_by_id_number_and_mobile_without_a_password(seed
         found = accounts.find_person_by_id_number(db, person.id_number)
         assert (found.id, found.name) == (person.subject, person.name)
         assert accounts.decrypt_mobile(db, found) == person.mobile
+        assert accounts.decrypt_email(db, found) == person.email == f"demo-{person.index:04d}@example.test"
         assert found.password_hash is None  # recipients, not accounts: nobody signs in as them
         assert [p.id for p in accounts.find_people_by_mobile(db, person.mobile)] == [person.subject]
 
@@ -54,3 +55,14 @@ def test_a_reseed_adds_nobody_and_keeps_a_hand_registered_id_number(seeded, db):
     assert seed_demo_recipients(db) == 999
     assert accounts.find_person_by_id_number(db, mine.id_number).name == "自己"
     assert db.get(Person, mine.subject) is None
+
+
+def test_a_reseed_gives_demo_people_seeded_before_identity_kept_e_mail_their_address(seeded, db):
+    people = demo_recipients.recipients()
+    db.query(Person).filter(Person.id.in_([p.subject for p in people[:10]])).update(
+        {Person.email_enc: None}, synchronize_session=False)
+    db.commit()
+    assert seed_demo_recipients(db) == 0  # nobody added ...
+    db.expire_all()
+    assert [accounts.decrypt_email(db, db.get(Person, p.subject)) for p in people[:10]] == \
+        [p.email for p in people[:10]]  # ... and the ten without an address have theirs back
