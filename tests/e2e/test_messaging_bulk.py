@@ -24,6 +24,7 @@ from sqlalchemy import text
 
 from common import demo_recipients
 from common.demo_recipients import CHINA, QUIET_HOURS
+from messaging.smtp_sink import read_mailbox
 from tests.support.suite import client_token, service_database
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -170,3 +171,49 @@ def test_a_templated_bulk_send_honours_preferences_and_quiet_hours(suite):
     after = _sms_by_phone(simulator)
     assert after == sms + Counter({sleeper.mobile: 1})  # the critical one only; still nothing doubled
     print(f"bulk send: accepted in {accept_seconds:.1f}s, job settled in {time.monotonic() - started:.1f}s")
+
+
+def _mail_by_address(suite) -> Counter:
+    """Each demo address as often as the SMTP sink received a mail for it (one stored mail may
+    carry many recipients: the hub sends identical content in one SMTP transaction)."""
+    found: Counter = Counter()
+    mailbox = suite.var_dir / "mail"
+    for mail in read_mailbox(mailbox) if mailbox.exists() else []:
+        found.update(a.strip() for a in str(mail["X-Envelope-To"]).split(",") if a.strip().startswith("demo-"))
+    return found
+
+
+def test_a_bulk_send_by_subject_reaches_the_demo_recipients_by_e_mail(suite):
+    """Identity holds an e-mail address for each demo recipient, so a send by subject on the e-mail
+    channel reaches them at the SMTP sink: everyone once, except the quiet-hours group asleep now
+    (held, as for SMS); the ``notice`` opt-outs are for SMS and in-app only, so they get it."""
+    gateway = suite.base_url("gateway")
+    people = demo_recipients.recipients()
+    token = client_token(suite, "xsn-demo-sender", scope="messaging:send", resource="xsn:messaging")
+    auth = {"Authorization": f"Bearer {token['access_token']}"}
+    assert not _mail_by_address(suite)
+
+    sent_at = _clear_of_quiet_hours_boundaries()
+    held = demo_recipients.quiet_kind_at(sent_at)
+    body = {"template": "appointment_reminder", "variables": VARIABLES, "category": "notice",
+            "channels": ["email"], "recipients": [{"subject": p.subject} for p in people]}
+    started = time.monotonic()
+    accepted = _send(gateway, body, {**auth, "Idempotency-Key": f"bulk-mail-e2e-{secrets.token_hex(4)}"})
+    accept_seconds = time.monotonic() - started
+
+    def settled():
+        job = requests.get(f"{gateway}/messaging/jobs/{accepted['job_id']}", headers=auth, timeout=30)
+        assert job.status_code == 200, job.text
+        return job.json() if job.json()["status"] != "running" else None
+
+    job = _wait_for(settled, timeout=240, what="the e-mail job leaving 'running'")
+    awake = [p for p in people if p.kind != held]
+    assert job["counts"] == {"delivered": len(awake), "queued": len(people) - len(awake)}, job
+    mail = _wait_for(lambda: (found := _mail_by_address(suite)) and sum(found.values()) >= len(awake) and found,
+                     timeout=60, what="every awake recipient's mail at the sink")
+    assert mail == Counter({p.email: 1 for p in awake})  # each once, nobody asleep, nothing else
+    page = requests.get(f"{gateway}/messaging/messages/{accepted['message_id']}", headers=auth, timeout=30,
+                        params={"offset": 0, "limit": 10}).json()["recipients"]
+    assert {(r["channel"], r["email"]) for r in page if r["status"] == "delivered"} == \
+        {("email", p.email) for p in people[:10] if p.kind != held}
+    print(f"bulk e-mail send: accepted in {accept_seconds:.1f}s, job settled in {time.monotonic() - started:.1f}s")
