@@ -206,6 +206,20 @@ def account():
         apps=consents.list_consents(db, person.id))
 
 
+@blp.route("/account/email", methods=["POST"])
+@login_required
+def change_email():
+    # The sign-in is enough (no step-up): the address only receives notices, it neither logs in
+    # nor resets a password (resets go by SMS to the registered mobile).
+    try:
+        accounts.update_email(get_session(), g.person, request.form.get("email", "").strip() or None)
+    except accounts.InvalidInput as exc:
+        flash(" ".join(field_messages(exc.errors).values()))
+    else:
+        flash(_("account.email_saved"))
+    return _to_account("profile")
+
+
 @blp.route("/account/password", methods=["POST"])
 @login_required
 def change_password():

@@ -322,3 +322,27 @@ def test_login_redirect_behind_the_gateway_keeps_the_prefix(app):
     location = urlsplit(response.headers["Location"])
     assert location.path == "/identity/login"
     assert parse_qs(location.query)["next"] == ["/identity/account"]
+
+
+def test_the_account_page_sets_changes_and_removes_the_e_mail_address(pages, app):
+    resident = DEMO_RESIDENTS[1]
+    pages.post("/register", {"name": resident["name"], "id_number": resident["id_number"], "mobile": "13811114444",
+                              "password": "good-pass-1", "password2": "good-pass-1"})
+
+    def stored():
+        with app.app_context(), app.extensions["xsn_db"].session() as db:
+            return accounts.decrypt_email(db, accounts.find_person_by_id_number(db, resident["id_number"]))
+
+    assert stored() is None
+    bad = pages.post("/account/email", {"email": "me@example.test\r\nBcc: x@example.test"}, token_from="/account")
+    assert bad.status_code == 302 and bad.headers["Location"] == "/account#profile"
+    assert "电子邮箱格式不正确" in pages.client.get("/account").get_data(as_text=True)
+    assert stored() is None  # nothing written
+    pages.post("/account/email", {"email": " Me@Example.TEST "}, token_from="/account")
+    page = pages.client.get("/account").get_data(as_text=True)
+    assert "电子邮箱已保存" in page and "m***@example.test" in page
+    assert stored() == "me@example.test"
+    pages.post("/account/email", {"email": ""}, token_from="/account")
+    assert stored() is None
+    forged = pages.client.post("/account/email", data={"csrf_token": "forged", "email": "x@example.test"})
+    assert forged.status_code == 400 and stored() is None
