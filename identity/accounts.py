@@ -17,17 +17,18 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, lazyload
 
-from common.crypto.pii import PiiCipher, mask_id_number, mask_mobile
+from common.crypto.pii import PiiCipher, mask_email, mask_id_number, mask_mobile
 from common.db import utcnow
 from common.errors import Conflict, Problem
 from common.values.codes import CitizenId, InvalidCode, MobileNumber
+from common.values.email import parse_email as _parse_email
 from identity.errors import InvalidInput
 from identity.models import AssuranceEvent, Person
 
 LEVELS = (1, 2, 3, 4)
-ID_NUMBER, MOBILE, TOTP = "id_number", "mobile", "totp"
+ID_NUMBER, MOBILE, EMAIL, TOTP = "id_number", "mobile", "email", "totp"
 MIN_PASSWORD, MAX_PASSWORD = 8, 128
 
 
@@ -101,6 +102,14 @@ def parse_mobile(raw: str) -> str:
         raise InvalidInput({MOBILE: [exc.code]}) from None
 
 
+def parse_email(raw: str) -> str:
+    """:raise InvalidInput: not one plain e-mail address."""
+    try:
+        return _parse_email(raw)
+    except InvalidCode as exc:
+        raise InvalidInput({EMAIL: [exc.code]}) from None
+
+
 def decrypt_id_number(session: Session, person: Person) -> str:
     return policy(session).pii.decrypt(ID_NUMBER, person.id_number_enc)
 
@@ -109,6 +118,21 @@ def decrypt_mobile(session: Session, person: Person) -> str | None:
     if person.mobile_enc is None:
         return None
     return policy(session).pii.decrypt(MOBILE, person.mobile_enc)
+
+
+def decrypt_email(session: Session, person: Person) -> str | None:
+    if person.email_enc is None:
+        return None
+    return policy(session).pii.decrypt(EMAIL, person.email_enc)
+
+
+def masked_email(session: Session, person: Person) -> str | None:
+    address = decrypt_email(session, person)
+    return mask_email(address) if address else None
+
+
+def _set_email(session: Session, person: Person, email: str | None) -> None:
+    person.email_enc = policy(session).pii.encrypt(EMAIL, email) if email else None
 
 
 def masked_id_number(session: Session, person: Person) -> str:
@@ -131,6 +155,14 @@ def _set_mobile(session: Session, person: Person, mobile: str | None) -> None:
 
 def get_person(session: Session, person_id: str) -> Person | None:
     return session.get(Person, person_id)
+
+
+def get_people(session: Session, person_ids: list[str]) -> list[Person]:
+    """The people among ``person_ids`` that exist, in one query (order not kept; the caller maps
+    by id). Staff grants are not loaded unless asked for (a contact lookup needs none)."""
+    if not person_ids:
+        return []
+    return list(session.scalars(select(Person).where(Person.id.in_(set(person_ids))).options(lazyload(Person.grants))))
 
 
 def find_person_by_id_number(session: Session, id_number: str) -> Person | None:
@@ -170,11 +202,12 @@ def validate_name(name: str) -> str:
 
 
 def person_field_errors(*, name: str, id_number: str, mobile: str | None,
-                        password: str | None) -> dict[str, list[str]]:
+                        password: str | None, email: str | None = None) -> dict[str, list[str]]:
     """Every field error of a would-be person at once (no database access)."""
     errors: dict[str, list[str]] = {}
     for check in (lambda: validate_name(name), lambda: parse_id_number(id_number),
                   lambda: parse_mobile(mobile) if mobile else None,
+                  lambda: parse_email(email) if email else None,
                   lambda: check_password_policy(password) if password is not None else None):
         try:
             check()
@@ -185,13 +218,13 @@ def person_field_errors(*, name: str, id_number: str, mobile: str | None,
 
 def create_person(session: Session, *, name: str, id_number: str, mobile: str | None = None,
                   password: str | None = None, assurance_level: int = 1,
-                  level_method: str = "registration") -> Person:
+                  level_method: str = "registration", email: str | None = None) -> Person:
     """Add a person (flush, no commit).
 
-    :raise InvalidInput: bad name, ID number, mobile, password or level (all errors at once).
+    :raise InvalidInput: bad name, ID number, mobile, e-mail, password or level (all errors at once).
     :raise PersonExists: the ID number is already registered.
     """
-    errors = person_field_errors(name=name, id_number=id_number, mobile=mobile, password=password)
+    errors = person_field_errors(name=name, id_number=id_number, mobile=mobile, password=password, email=email)
     if assurance_level not in LEVELS:
         errors["assurance_level"] = ["invalid_level"]
     if errors:
@@ -203,6 +236,7 @@ def create_person(session: Session, *, name: str, id_number: str, mobile: str | 
     person = Person(name=validate_name(name), id_number_enc=pii.encrypt(ID_NUMBER, canonical),
                     id_number_index=pii.index(ID_NUMBER, canonical), assurance_level=1, failed_logins=0)
     _set_mobile(session, person, parse_mobile(mobile) if mobile else None)
+    _set_email(session, person, parse_email(email) if email else None)
     if password is not None:
         person.password_hash = policy(session).hasher.hash(password)
     session.add(person)
@@ -216,9 +250,10 @@ def create_person(session: Session, *, name: str, id_number: str, mobile: str | 
     return person
 
 
-def register(session: Session, *, name: str, id_number: str, mobile: str | None, password: str) -> Person:
+def register(session: Session, *, name: str, id_number: str, mobile: str | None, password: str,
+             email: str | None = None) -> Person:
     """Self-registration at L1. :raise InvalidInput: :raise PersonExists:"""
-    person = create_person(session, name=name, id_number=id_number, mobile=mobile, password=password)
+    person = create_person(session, name=name, id_number=id_number, mobile=mobile, password=password, email=email)
     session.commit()
     return person
 
@@ -226,6 +261,12 @@ def register(session: Session, *, name: str, id_number: str, mobile: str | None,
 def update_mobile(session: Session, person: Person, mobile: str | None) -> None:
     """:raise InvalidInput:"""
     _set_mobile(session, person, parse_mobile(mobile) if mobile else None)
+    session.commit()
+
+
+def update_email(session: Session, person: Person, email: str | None) -> None:
+    """Set, change or (empty) clear the address; not verified (no verification flow yet). :raise InvalidInput:"""
+    _set_email(session, person, parse_email(email) if email else None)
     session.commit()
 
 

@@ -7,8 +7,8 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from common.crypto.pii import mask_id_number, mask_mobile
-from identity.accounts import decrypt_id_number, decrypt_mobile
+from common.crypto.pii import mask_email, mask_id_number, mask_mobile
+from identity.accounts import decrypt_email, decrypt_id_number, decrypt_mobile
 from identity.models import Person
 from identity.organisations import active_grants, organisations_of, staff_roles
 
@@ -29,6 +29,11 @@ def person_claims(session: Session, person: Person, scopes: set[str]) -> dict[st
         if mobile:
             claims["phone_number"] = mobile if "phone:full" in scopes else mask_mobile(mobile)
             claims["phone_number_verified"] = False
+    if "email" in scopes or "email:full" in scopes:
+        address = decrypt_email(session, person)
+        if address:
+            claims["email"] = address if "email:full" in scopes else mask_email(address)
+            claims["email_verified"] = False  # as for the phone: identity has no verification flow yet
     if "idcard" in scopes or "idcard:full" in scopes:
         number = decrypt_id_number(session, person)
         claims["id_number"] = number if "idcard:full" in scopes else mask_id_number(number)

@@ -24,6 +24,8 @@ SETTINGS: dict[str, Any] = {
     "REALNAME_API_KEY": None,
     "REALNAME_TIMEOUT": 3.0,
     "REALNAME_RATE_LIMIT": "5/hour",  # verification attempts per person
+    # Subjects one POST /api/v1/people/lookup may name (the hub asks in chunks of at most this).
+    "PEOPLE_LOOKUP_MAX": 500,
     "PASSWORD_RESET_MINUTES": 30,
     "PASSWORD_RESET_RATE_LIMIT": "5/hour",  # reset requests per client IP
     # Reset links go to the message hub as this client (scope messaging:send; the hub lets it

@@ -1,6 +1,6 @@
 """Database models of the identity service (its own database).
 
-Personal data (ID numbers, mobile numbers) is stored only as SM4-GCM ciphertext plus a keyed
+Personal data (ID numbers, mobile numbers, e-mail addresses) is stored only as SM4-GCM ciphertext plus a keyed
 blind index (HMAC-SM3) for exact-match lookup; see :mod:`common.crypto.pii`.
 """
 
@@ -33,6 +33,8 @@ class Person(Base):
     id_number_index: Mapped[str] = mapped_column(String(64), unique=True)
     mobile_enc: Mapped[str | None] = mapped_column(Text, nullable=True)
     mobile_index: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    # Optional, for the message hub's e-mail channel; not a login name, so no blind index.
+    email_enc: Mapped[str | None] = mapped_column(Text, nullable=True)
     # 可信等级 L1..L4; changes are recorded in AssuranceEvent.
     assurance_level: Mapped[int] = mapped_column(Integer, default=1)
     password_hash: Mapped[str | None] = mapped_column(String(255), nullable=True)

@@ -156,13 +156,14 @@ def logout():
 def register():
     if request.method == "GET":
         return render_template("identity/register.html", form={}, errors={})
-    form = {k: request.form.get(k, "") for k in ("name", "id_number", "mobile")}
+    form = {k: request.form.get(k, "") for k in ("name", "id_number", "mobile", "email")}
     errors: dict[str, str] = {}
     password = request.form.get("password", "")
     if password != request.form.get("password2", ""):
         errors["password2"] = _("err.password_mismatch")
     domain_errors = accounts.person_field_errors(name=form["name"], id_number=form["id_number"],
-                                                 mobile=form["mobile"], password=password)
+                                                 mobile=form["mobile"], password=password,
+                                                 email=form["email"].strip() or None)
     errors = {**field_messages(domain_errors), **errors}
     for key in ("name", "id_number", "mobile", "password"):
         if not (request.form.get(key) or "").strip():
@@ -171,7 +172,7 @@ def register():
     if not errors:
         try:
             person = accounts.register(db, name=form["name"], id_number=form["id_number"], mobile=form["mobile"],
-                                       password=password)
+                                       password=password, email=form["email"].strip() or None)
         except accounts.InvalidInput as exc:
             errors = field_messages(exc.errors)
         except accounts.PersonExists as exc:
@@ -199,9 +200,24 @@ def account():
     return render_template(
         "identity/account.html", person=person,
         id_number=accounts.masked_id_number(db, person), mobile=accounts.masked_mobile(db, person),
+        email=accounts.masked_email(db, person),
         orgs=organisations.organisations_of(db, person), grants=organisations.active_grants(db, person),
         sessions=list_login_sessions(db, person), current_session=current_login().session_id,
         apps=consents.list_consents(db, person.id))
+
+
+@blp.route("/account/email", methods=["POST"])
+@login_required
+def change_email():
+    # The sign-in is enough (no step-up): the address only receives notices, it neither logs in
+    # nor resets a password (resets go by SMS to the registered mobile).
+    try:
+        accounts.update_email(get_session(), g.person, request.form.get("email", "").strip() or None)
+    except accounts.InvalidInput as exc:
+        flash(" ".join(field_messages(exc.errors).values()))
+    else:
+        flash(_("account.email_saved"))
+    return _to_account("profile")
 
 
 @blp.route("/account/password", methods=["POST"])

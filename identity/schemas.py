@@ -17,10 +17,32 @@ class PersonSearchSchema(Schema):
                               metadata={"description": "GB 11643 citizen ID number (sent in the body, not the URL)"})
 
 
+class PeopleLookupSchema(Schema):
+    subjects = fields.List(fields.String(validate=validate.Length(min=1, max=64)), required=True,
+                           validate=validate.Length(min=1),
+                           metadata={"description": "subject ids (OIDC sub); at most PEOPLE_LOOKUP_MAX "
+                                                    "(500 by default), else 413 too_many_subjects"})
+
+
+class PersonContactSchema(Schema):
+    id = fields.String(required=True, metadata={"description": "opaque subject id (OIDC sub)"})
+    name = fields.String(required=True)
+    mobile = fields.String(allow_none=True, metadata={"description": "masked unless the caller has phone:full"})
+    email = fields.String(allow_none=True, metadata={"description": "masked unless the caller has email:full"})
+
+
+class PeopleLookupResultSchema(Schema):
+    people = fields.List(fields.Nested(PersonContactSchema), required=True,
+                         metadata={"description": "the subjects found, in the order asked, each once"})
+    unknown = fields.List(fields.String(), required=True,
+                          metadata={"description": "the subjects asked for that are no person here"})
+
+
 class PersonCreateSchema(Schema):
     name = fields.String(required=True, validate=validate.Length(min=1, max=64))
     id_number = fields.String(required=True, validate=validate.Length(min=1, max=32))
     mobile = fields.String(load_default=None, validate=validate.Length(max=20))
+    email = fields.String(load_default=None, validate=validate.Length(max=254))
     assurance_level = fields.Integer(load_default=1, validate=validate.Range(1, 4))
 
 
@@ -29,6 +51,7 @@ class PersonSchema(Schema):
     name = fields.String(required=True)
     id_number = fields.String(required=True, metadata={"description": "masked unless the caller has idcard:full"})
     mobile = fields.String(allow_none=True, metadata={"description": "masked unless the caller has phone:full"})
+    email = fields.String(allow_none=True, metadata={"description": "masked unless the caller has email:full"})
     assurance_level = fields.Integer(required=True)
     acr = fields.String(required=True)
     totp_enabled = fields.Boolean(required=True)

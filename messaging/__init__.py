@@ -16,6 +16,8 @@ SETTINGS: dict[str, Any] = {
     "MESSAGING_DIRECTORY": "identity",
     "MESSAGING_IDENTITY_CLIENT_ID": "xsn-messaging",
     "MESSAGING_IDENTITY_CLIENT_SECRET": None,  # embedded: var/clients.json
+    "MESSAGING_DIRECTORY_CONCURRENCY": 8,  # identity lookups in flight at once for one bulk send
+    "MESSAGING_DIRECTORY_BATCH": 500,  # subjects per identity lookup; at most identity's PEOPLE_LOOKUP_MAX
     # celery: a worker delivers; inline: the request delivers at once (tests without a worker).
     "MESSAGING_DISPATCH": "celery",
     "MESSAGING_MAX_RECIPIENTS": 10_000,

@@ -19,7 +19,7 @@ from common.db import get_session
 from common.errors import Unauthorized, ValidationFailed
 from common.web.auth import current_claims, require_token
 from common.web.ratelimit import get_limits
-from messaging import catalogue, delivery, policy, sending, wiring
+from messaging import catalogue, delivery, jobs, policy, sending, wiring
 from messaging.channels import inapp, sms, webhooks
 from messaging.models import Template
 from messaging.schemas import (
@@ -30,6 +30,7 @@ from messaging.schemas import (
     EndpointSecretSchema,
     InboxItemSchema,
     InboxQuerySchema,
+    JobStatusSchema,
     MessageStatusSchema,
     PageSchema,
     PreferenceSchema,
@@ -102,6 +103,16 @@ class MessageStatus(MethodView):
     def get(self, page, message_id):
         """A message's status and its recipients' (paged by ``offset``/``limit``)."""
         return _message_view(sending.get_message(get_session(), _app(), message_id), page["offset"], page["limit"])
+
+
+@blp.route("/jobs/<job_id>")
+class JobStatus(MethodView):
+    @require_token(SEND)
+    @blp.response(200, JobStatusSchema)
+    @blp.doc(security=SECURITY)
+    def get(self, job_id):
+        """A bulk send's progress: running, waiting (only later deliveries left) or completed."""
+        return jobs.job_status(get_session(), _app(), job_id)
 
 
 @blp.route("/dead-letters")

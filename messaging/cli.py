@@ -1,6 +1,9 @@
-"""``xsn messaging ...``: read the SMTP sink's mail, run the relay and sweeper by hand."""
+"""``xsn messaging ...``: read the SMTP sink's mail, run the relay and sweeper by hand, the demo's bulk body."""
 
 from __future__ import annotations
+
+import json
+from datetime import datetime
 
 import click
 
@@ -49,3 +52,24 @@ def sweep_once() -> None:
 
     with service_session("messaging") as (app, session):
         click.echo(f"{delivery.sweep(session, wiring.delivery_settings(app.config))} re-queued")
+
+
+@cli.command("demo-bulk-body")
+@click.option("--channels", default="sms,inapp", show_default=True, help="channel order")
+def demo_bulk_body(channels: str) -> None:
+    """The body of one templated send to the 1,000 demo recipients (docs/DEMO.md), as JSON.
+
+    Which seeded quiet-hours group is asleep right now goes to stderr.
+    """
+    from common import demo_recipients
+
+    body = {"template": "appointment_reminder", "category": "notice",
+            "channels": [c.strip() for c in channels.split(",") if c.strip()],
+            "variables": {"name": "市民", "hall": "雁塔区政务服务中心", "time": "12月8日 09:30"},
+            "recipients": [{"subject": r.subject} for r in demo_recipients.recipients()]}
+    click.echo(json.dumps(body, ensure_ascii=False))
+    held = demo_recipients.quiet_kind_at(datetime.now(demo_recipients.CHINA))
+    start, end = demo_recipients.QUIET_HOURS[held]
+    click.echo(f"now inside quiet hours: the {held} group ({start // 60:02d}:{start % 60:02d}-"
+               f"{end // 60:02d}:{end % 60:02d} Beijing time, index % 10 == "
+               f"{demo_recipients.KINDS.index(held)})", err=True)

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from common.db import utcnow
 from common.errors import Conflict, NotFound
-from messaging import digest, events
+from messaging import digest, events, policy
 from messaging.channels import Channel, Outcome, Outgoing
 from messaging.events import jittered
 from messaging.models import App, Delivery, Message, Recipient, WebhookEvent
@@ -235,7 +235,7 @@ def apply_outcome(session: Session, delivery: Delivery, recipient: Recipient, me
         _finish_recipient(session, message, recipient, "delivered", None, now)
     elif outcome.status == "sent":
         delivery.status = recipient.status = "sent"
-        recipient.channel = delivery.channel
+        recipient.channel, recipient.reason = delivery.channel, None
     elif outcome.status == "retry" and delivery.attempt <= len(settings.retry_schedule):
         delivery.status, delivery.last_error = "queued", (outcome.error or "")[:255]
         delivery.next_attempt_at = now + jittered(settings.retry_schedule[delivery.attempt - 1])
@@ -245,14 +245,21 @@ def apply_outcome(session: Session, delivery: Delivery, recipient: Recipient, me
 
 def fail_delivery(session: Session, delivery: Delivery, recipient: Recipient, message: Message, reason: str,
                   now: datetime) -> None:
-    """Fall back to the recipient's next channel, or give up: dead letter, recipient failed."""
+    """Fall back to the recipient's next channel, or give up: dead letter, recipient failed.
+
+    The next channel honours the person's quiet hours as the first one did at acceptance: an
+    e-mail that bounced for good at 23:00 does not become an SMS at 23:00.
+    """
     delivery.status, delivery.last_error = "failed", reason[:255]
     remaining = recipient.channels[recipient.channels.index(delivery.channel) + 1:] \
         if delivery.channel in recipient.channels else []
     if remaining:
+        window = policy.quiet_hours(session, [recipient.subject]).get(recipient.subject) \
+            if recipient.subject and message.priority != "critical" else None
+        due = policy.after_quiet_hours(now, window, remaining[0])
         session.add(Delivery(message_id=message.id, recipient_id=recipient.id, channel=remaining[0],
-                             next_attempt_at=now, updated_at=now))
-        recipient.status = "queued"
+                             next_attempt_at=due, updated_at=now))
+        recipient.status, recipient.reason = "queued", "quiet_hours" if due > now else None
         return
     delivery.dead = True
     _finish_recipient(session, message, recipient, "failed", reason[:255], now)

@@ -47,8 +47,11 @@ class RecipientStatusSchema(Schema):
     email = fields.String(allow_none=True)
     status = fields.String(metadata={"description": "queued, sent, delivered, read, failed, suppressed"})
     channel = fields.String(allow_none=True)
-    reason = fields.String(allow_none=True)
+    reason = fields.String(allow_none=True, metadata={"description": "why suppressed or failed; quiet_hours "
+                                                                   "while held"})
     updated_at = fields.DateTime()
+    next_attempt_at = fields.DateTime(allow_none=True, metadata={
+        "description": "when a queued recipient's delivery is due (end of quiet hours, scheduled time, retry)"})
 
 
 class MessageStatusSchema(Schema):
@@ -64,6 +67,21 @@ class MessageStatusSchema(Schema):
     completed_at = fields.DateTime(allow_none=True)
     counts = fields.Dict(keys=fields.String(), values=fields.Integer())
     recipients = fields.List(fields.Nested(RecipientStatusSchema))
+
+
+class JobStatusSchema(Schema):
+    job_id = fields.String()
+    message_id = fields.String()
+    status = fields.String(metadata={"description": "running; waiting (every recipient left is due later: quiet "
+                                                    "hours, schedule, retry); completed"})
+    total = fields.Integer(metadata={"description": "recipients in the request"})
+    batches = fields.Integer(metadata={"description": "batches of MESSAGING_BATCH_SIZE the relay hands out"})
+    counts = fields.Dict(keys=fields.String(), values=fields.Integer(),
+                         metadata={"description": "recipients by status; they add up to total"})
+    waiting = fields.Integer(metadata={"description": "recipients whose delivery is due later"})
+    next_attempt_at = fields.DateTime(allow_none=True)
+    created_at = fields.DateTime()
+    completed_at = fields.DateTime(allow_none=True)
 
 
 class PageSchema(Schema):

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import structlog
 from flask import Flask
-from sqlalchemy import select
+from sqlalchemy import insert, select
+from sqlalchemy.orm import Session
 
+from common import demo_recipients
 from common.db import get_db
 from messaging import catalogue
-from messaging.models import Template
+from messaging.models import Preference, QuietHours, Template
 
 log = structlog.get_logger("xsn.messaging.seed")
 
@@ -88,4 +90,32 @@ def seed(app: Flask) -> None:
                         body=body)})
                     catalogue.approve_sms(session, client_id, template.code, template.version)
                     created += 1
-    log.info("messaging_seeded", apps=len(APPS), templates_created=created)
+        preferences = seed_demo_preferences(session)
+    log.info("messaging_seeded", apps=len(APPS), templates_created=created, demo_preferences_added=preferences)
+
+
+def seed_demo_preferences(session: Session) -> int:
+    """The demo recipients' opt-outs and quiet hours (``common.demo_recipients``), those missing (commit).
+
+    Identity's seed registers the same people under the same subjects. Two SELECTs and at most
+    two multi-row INSERTs, so a re-seed costs two queries.
+    """
+    people = demo_recipients.recipients()
+    opted = [r for r in people if r.kind in demo_recipients.OPT_OUTS]
+    quiet = [r for r in people if r.kind in demo_recipients.QUIET_HOURS]
+    have = set(session.execute(select(Preference.subject, Preference.category, Preference.channel)
+                               .where(Preference.subject.in_([r.subject for r in opted]))).all())
+    preferences = [{"subject": r.subject, "category": category, "channel": channel, "enabled": False}
+                   for r in opted for category, channels in [demo_recipients.OPT_OUTS[r.kind]]
+                   for channel in channels if (r.subject, category, channel) not in have]
+    have_quiet = set(session.scalars(select(QuietHours.subject)
+                                     .where(QuietHours.subject.in_([r.subject for r in quiet]))))
+    windows = [{"subject": r.subject, "start_minute": demo_recipients.QUIET_HOURS[r.kind][0],
+                "end_minute": demo_recipients.QUIET_HOURS[r.kind][1]}
+               for r in quiet if r.subject not in have_quiet]
+    if preferences:
+        session.execute(insert(Preference), preferences)
+    if windows:
+        session.execute(insert(QuietHours), windows)
+    session.commit()
+    return len(preferences) + len(windows)

@@ -17,19 +17,18 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from common.db import utcnow
 from common.errors import Forbidden, NotFound, ValidationFailed
+from common.values.email import parse_email
 from messaging import policy, rendering
 from messaging.directory import Directory
 from messaging.models import App, Delivery, Job, Message, Recipient, Template
 
 MAX_IDEMPOTENCY_KEY = 255
 MOBILE = re.compile(r"^1[3-9]\d{9}$")
-# Deliberately narrow: one address, no display name, no spaces or line breaks (header injection).
-EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-                   r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$")
 
 
 class IdempotencyConflict(ValidationFailed):
@@ -85,10 +84,8 @@ def normalise_phone(raw: str) -> str:
 
 
 def check_email(raw: str) -> str:
-    """:raise ValueError: not a plain e-mail address."""
-    if len(raw) > 254 or not EMAIL.match(raw):
-        raise ValueError("not an e-mail address")
-    return raw.lower()
+    """:raise ValueError: not a plain e-mail address (``common.values.email``, as identity checks it)."""
+    return parse_email(raw)
 
 
 def request_hash(body: dict[str, Any]) -> str:
@@ -179,8 +176,7 @@ def accept_message(session: Session, *, client_id: str, body: dict[str, Any], id
     if idempotency_key is not None:
         if not 1 <= len(idempotency_key) <= MAX_IDEMPOTENCY_KEY:
             raise ValidationFailed("Idempotency-Key is 1–255 characters", code="invalid_idempotency_key")
-        existing = session.scalars(select(Message).where(Message.app == client_id,
-                                                         Message.idempotency_key == idempotency_key)).first()
+        existing = _by_key(session, client_id, idempotency_key)
         if existing is not None:
             if existing.request_hash != digest:
                 raise IdempotencyConflict("this Idempotency-Key was used for a different message")
@@ -242,17 +238,37 @@ def accept_message(session: Session, *, client_id: str, body: dict[str, Any], id
             recipient.status, recipient.reason = "suppressed", "rate_limited"
             suppressed += 1
         session.add(recipient)
-        rows.append((recipient, policy.after_quiet_hours(due, quiet.get(address.subject), usable[0])
-                     if usable else due))
-    session.flush()
-    session.add_all(Delivery(message_id=message.id, recipient_id=r.id, channel=r.channels[0], next_attempt_at=at,
-                             updated_at=now)
-                    for r, at in rows if r.status == "queued")
+        at = policy.after_quiet_hours(due, quiet.get(address.subject), usable[0]) if usable else due
+        if at > due and recipient.status is None:  # queued (the column's default), not suppressed
+            recipient.reason = "quiet_hours"  # cleared when the held delivery goes out
+        rows.append((recipient, at))
     message.pending_count -= suppressed
     if message.pending_count == 0:
         message.status, message.completed_at = "completed", now
-    session.commit()
+    try:
+        session.flush()  # the message row first: a key taken meanwhile fails here (PostgreSQL waits for it)
+        session.add_all(Delivery(message_id=message.id, recipient_id=r.id, channel=r.channels[0],
+                                 next_attempt_at=at, updated_at=now)
+                        for r, at in rows if r.status == "queued")
+        session.commit()
+    except IntegrityError:
+        # The same key's other request committed while this one was checking (a client that
+        # repeats after a gateway timeout while the first is still being accepted): one message.
+        session.rollback()
+        winner = _by_key(session, client_id, idempotency_key)
+        if winner is None:
+            raise
+        if winner.request_hash != digest:
+            raise IdempotencyConflict("this Idempotency-Key was used for a different message") from None
+        return Accepted(winner, replay=True)
     return Accepted(message, replay=False)
+
+
+def _by_key(session: Session, client_id: str, idempotency_key: str | None) -> Message | None:
+    if idempotency_key is None:
+        return None
+    return session.scalars(select(Message).where(Message.app == client_id,
+                                                 Message.idempotency_key == idempotency_key)).first()
 
 
 def get_message(session: Session, client_id: str, message_id: str) -> Message:
@@ -271,7 +287,15 @@ def recipient_counts(session: Session, message_id: str) -> dict[str, int]:
     return {status: count for status, count in rows}
 
 
-def recipients_page(session: Session, message_id: str, offset: int, limit: int) -> list[Recipient]:
-    return list(session.scalars(select(Recipient).where(Recipient.message_id == message_id)
-                                .order_by(Recipient.seq).offset(offset).limit(limit)))
+def recipients_page(session: Session, message_id: str, offset: int, limit: int) -> list[dict[str, Any]]:
+    """Recipients by ``seq``, each with ``next_attempt_at``: when its queued delivery is due (the
+    end of quiet hours, a scheduled time, a retry), else None."""
+    recipients = list(session.scalars(select(Recipient).where(Recipient.message_id == message_id)
+                                      .order_by(Recipient.seq).offset(offset).limit(limit)))
+    due = dict(session.execute(select(Delivery.recipient_id, Delivery.next_attempt_at)
+                               .where(Delivery.recipient_id.in_([r.id for r in recipients]),
+                                      Delivery.status == "queued")).all()) if recipients else {}
+    return [{"seq": r.seq, "subject": r.subject, "phone": r.phone, "email": r.email, "status": r.status,
+             "channel": r.channel, "reason": r.reason, "updated_at": r.updated_at, "next_attempt_at": due.get(r.id)}
+            for r in recipients]
 

@@ -123,5 +123,7 @@ def directory(config: Mapping[str, Any]) -> Directory:
     identity = config["SERVICE_URLS"]["identity"]
     client_id = str(config["MESSAGING_IDENTITY_CLIENT_ID"])
     tokens = ClientCredentials(f"{identity}/oauth/token", client_id, _client_secret(config, client_id),
-                               "identity:people:read phone:full", timeout=float(config["HTTP_TIMEOUT"]))
-    return IdentityDirectory(ServiceClient(identity, timeout=float(config["HTTP_TIMEOUT"]), token_provider=tokens))
+                               "identity:people:read phone:full email:full", timeout=float(config["HTTP_TIMEOUT"]))
+    return IdentityDirectory(ServiceClient(identity, timeout=float(config["HTTP_TIMEOUT"]), token_provider=tokens),
+                             concurrency=int(config["MESSAGING_DIRECTORY_CONCURRENCY"]),
+                             batch_size=int(config["MESSAGING_DIRECTORY_BATCH"]))

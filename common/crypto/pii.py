@@ -52,3 +52,9 @@ def mask_id_number(value: str) -> str:
 def mask_mobile(value: str) -> str:
     """``138****1234``."""
     return f"{value[:3]}****{value[-4:]}" if len(value) >= 7 else "*" * len(value)
+
+
+def mask_email(value: str) -> str:
+    """``d***@example.test``: the first character of the local part and the domain."""
+    local, _, domain = value.partition("@")
+    return f"{local[:1]}***@{domain}"

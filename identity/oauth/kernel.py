@@ -10,11 +10,11 @@ from typing import Any
 from identity.config import public_url
 
 # Scopes about a person: never granted to a client-credentials token (it has no person).
-PERSON_SCOPES = frozenset({"openid", "profile", "phone", "phone:full", "idcard", "idcard:full", "org", "staff",
-                           "offline_access"})
+PERSON_SCOPES = frozenset({"openid", "profile", "phone", "phone:full", "email", "email:full", "idcard",
+                           "idcard:full", "org", "staff", "offline_access"})
 # ... except these: for a service they mean "may read it unmasked through the people API"
 # (identity.api), e.g. the message hub's directory resolving a subject to a mobile number.
-SERVICE_DISCLOSURE_SCOPES = frozenset({"phone:full", "idcard:full"})
+SERVICE_DISCLOSURE_SCOPES = frozenset({"phone:full", "email:full", "idcard:full"})
 
 
 def issuer_url(config: dict[str, Any]) -> str:

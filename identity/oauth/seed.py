@@ -30,8 +30,8 @@ SERVICE_CLIENTS: dict[str, tuple[list[str], list[str]]] = {
     "seal": (["messaging:send", "licenses:read"], ["xsn:messaging", "xsn:licenses"]),
     "payment": (["seal:sign", "seal:read", "messaging:send", "licenses:read"],
                 ["xsn:seal", "xsn:messaging", "xsn:licenses"]),
-    # The hub's directory reads people (GET /api/v1/people/<sub>) with the mobile unmasked.
-    "messaging": (["identity:people:read", "phone:full"], ["xsn:identity"]),
+    # The hub's directory reads people (POST /api/v1/people/lookup) with mobile and e-mail unmasked.
+    "messaging": (["identity:people:read", "phone:full", "email:full"], ["xsn:identity"]),
     # Identity itself sends password-reset SMS through the hub (template password_reset).
     "identity": (["messaging:send"], ["xsn:messaging"]),
     # tokens:revocations: the gateway polls GET /oauth/revocations (identity.oauth.revocations).

@@ -8,6 +8,7 @@ import pytest
 from freezegun import freeze_time
 from sqlalchemy import select, text
 
+from common import demo_recipients
 from common.db import utcnow
 from common.values.codes import CitizenId, CreditCode
 from identity import accounts, organisations
@@ -215,7 +216,7 @@ def test_seed_is_idempotent_and_demo_passwords_work(seeded, db):
 
     with seeded.app_context():
         seed(seeded)
-    assert len(db.scalars(select(Person)).all()) == len(DEMO_PEOPLE)
+    assert len(db.scalars(select(Person)).all()) == len(DEMO_PEOPLE) + demo_recipients.COUNT
     for entry in DEMO_PEOPLE:
         person = accounts.authenticate(db, entry["id_number"], DEMO_PASSWORD)
         assert person.assurance_level == entry["level"]

@@ -7,6 +7,7 @@ from datetime import date
 import pytest
 from sqlalchemy import func, select
 
+from common import demo_recipients
 from common.values.codes import CitizenId, CreditCode
 from identity import accounts
 from identity.models import Organisation, Person
@@ -80,16 +81,70 @@ def test_lookup_errors(api):
     is_problem(api("GET", "/api/v1/people/nope", scope="identity:people:read"), 404, "person_not_found")
 
 
+def test_batch_lookup_finds_many_people_at_once_and_lists_the_unknown(seeded, api):
+    citizen = person_id(seeded, CITIZEN)
+    asked = [citizen, "nobody", citizen, "no-one-either"]
+    masked = api("POST", "/api/v1/people/lookup", scope="identity:people:read", json={"subjects": asked})
+    assert masked.status_code == 200, masked.get_data(as_text=True)
+    assert masked.json == {"people": [{"id": citizen, "name": CITIZEN["name"], "mobile": "138****1234",
+                                       "email": None}],
+                           "unknown": ["nobody", "no-one-either"]}  # each once, in the order asked
+    full = api("POST", "/api/v1/people/lookup", scope="identity:people:read phone:full", json={"subjects": asked})
+    assert full.json["people"][0]["mobile"] == CITIZEN["mobile"]
+    assert "id_number" not in full.json["people"][0]  # contacts only, whatever else the token may read
+
+    people = demo_recipients.recipients()[:500]  # a whole chunk as the hub asks for it
+    found = api("POST", "/api/v1/people/lookup", scope="identity:people:read phone:full email:full",
+                json={"subjects": [p.subject for p in reversed(people)]}).json
+    assert found["unknown"] == []
+    assert [(c["id"], c["name"], c["mobile"], c["email"]) for c in found["people"]] == \
+        [(p.subject, p.name, p.mobile, p.email) for p in reversed(people)]
+    first = demo_recipients.recipient(0)
+    masked = api("POST", "/api/v1/people/lookup", scope="identity:people:read phone:full",
+                 json={"subjects": [first.subject]}).json["people"][0]
+    assert (masked["mobile"], masked["email"]) == (first.mobile, "d***@example.test")  # e-mail needs email:full
+    everyone_unknown = api("POST", "/api/v1/people/lookup", scope="identity:people:read",
+                           json={"subjects": ["a", "b"]})
+    assert everyone_unknown.status_code == 200 and everyone_unknown.json == {"people": [], "unknown": ["a", "b"]}
+
+
+def test_batch_lookup_errors(seeded, api):
+    subjects = {"subjects": [person_id(seeded, CITIZEN)]}
+    is_problem(api("POST", "/api/v1/people/lookup", scope="identity:admin", json=subjects), 403, "insufficient_scope")
+    is_problem(api.client.post("/api/v1/people/lookup", json=subjects), 401, "token_missing")
+    for bad in ({}, {"subjects": []}, {"subjects": "p1"}, {"subjects": [""]}, {"subjects": [7]},
+                {"subjects": ["x" * 65]}):
+        refused = api("POST", "/api/v1/people/lookup", scope="identity:people:read", json=bad)
+        is_problem(refused, 422, "validation_failed")
+        assert "subjects" in refused.json["errors"], bad
+    malformed = api("POST", "/api/v1/people/lookup", scope="identity:people:read", data="[",
+                    content_type="application/json")
+    is_problem(malformed, 400, "malformed_json")
+    seeded.config["PEOPLE_LOOKUP_MAX"] = 3
+    assert api("POST", "/api/v1/people/lookup", scope="identity:people:read",
+               json={"subjects": ["a", "b", "c", "a"]}).status_code == 200  # three distinct subjects
+    oversized = api("POST", "/api/v1/people/lookup", scope="identity:people:read",
+                    json={"subjects": ["a", "b", "c", "d"]})
+    is_problem(oversized, 413, "too_many_subjects")
+    assert oversized.json["max"] == 3
+
+
 def test_create_person_and_refuse_bad_input_without_writing(seeded, api):
     before = count(seeded, Person)
     bad = api("POST", "/api/v1/people", scope="identity:admin",
-              json={"name": "新人", "id_number": NEW_ID[:-1] + "Y", "mobile": "999"})
+              json={"name": "新人", "id_number": NEW_ID[:-1] + "Y", "mobile": "999",
+                    "email": "x@example.test\r\nBcc: y@example.test"})
     is_problem(bad, 422, "validation_failed")
-    assert set(bad.json["errors"]) == {"id_number", "mobile"}
+    assert set(bad.json["errors"]) == {"id_number", "mobile", "email"}
+    assert bad.json["errors"]["email"] == ["invalid_email"]
     assert count(seeded, Person) == before
     created = api("POST", "/api/v1/people", scope="identity:admin",
-                  json={"name": "新人", "id_number": NEW_ID, "mobile": "13512345678", "assurance_level": 4})
+                  json={"name": "新人", "id_number": NEW_ID, "mobile": "13512345678", "assurance_level": 4,
+                        "email": "Xin.Ren@Example.TEST"})
     assert created.status_code == 201 and created.json["assurance_level"] == 4
+    assert created.json["email"] == "x***@example.test"  # masked: the admin token has no email:full
+    full = api("GET", f"/api/v1/people/{created.json['id']}", scope="identity:people:read email:full").json
+    assert full["email"] == "xin.ren@example.test" and full["mobile"] == "135****5678"
     is_problem(api("POST", "/api/v1/people", scope="identity:admin", json={"name": "重复", "id_number": NEW_ID}),
                409, "person_exists")
     assert count(seeded, Person) == before + 1
@@ -158,4 +213,5 @@ def test_my_sessions_and_sign_out_everywhere(seeded, api, make_pages):
 
 def test_openapi_documents_the_api(app):
     paths = app.test_client().get("/openapi.json").json["paths"]
-    assert {"/api/v1/people/search", "/api/v1/organisations", "/api/v1/me/sessions"} <= set(paths)
+    assert {"/api/v1/people/search", "/api/v1/people/lookup", "/api/v1/organisations",
+            "/api/v1/me/sessions"} <= set(paths)

@@ -18,6 +18,18 @@ def test_claims_by_scope_and_masking(db):
     assert claims["id_number"] == ID[:4] + "*" * 10 + ID[-4:]
     full = claim_rules.person_claims(db, person, {"phone:full", "idcard:full"})
     assert full["phone_number"] == MOBILE and full["id_number"] == ID
+    assert "email" not in claims and "email" not in claim_rules.person_claims(db, person, {"email"})  # none set
+
+
+def test_email_claim_is_masked_unless_full_and_never_verified(db):
+    person = make(db)
+    accounts.update_email(db, person, "Ce.Shi@Example.TEST")
+    claims = claim_rules.person_claims(db, person, {"openid", "email"})
+    assert (claims["email"], claims["email_verified"]) == ("c***@example.test", False)
+    full = claim_rules.person_claims(db, person, {"email:full"})
+    assert (full["email"], full["email_verified"]) == ("ce.shi@example.test", False)
+    accounts.update_email(db, person, None)
+    assert "email" not in claim_rules.person_claims(db, person, {"email:full"})
 
 
 def test_staff_scopes_and_claims(seeded, db):

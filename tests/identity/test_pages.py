@@ -143,12 +143,14 @@ def test_totp_login_flow(seeded, pages, app):
 
 
 @pytest.mark.parametrize("lang, expected", [
-    ("zh", ["公民身份号码格式或校验位不正确", "手机号码格式不正确", "两次输入的密码不一致"]),
-    ("en", ["check character is wrong", "mobile number is not valid", "The two passwords differ"]),
+    ("zh", ["公民身份号码格式或校验位不正确", "手机号码格式不正确", "电子邮箱格式不正确", "两次输入的密码不一致"]),
+    ("en", ["check character is wrong", "mobile number is not valid", "e-mail address is not valid",
+            "The two passwords differ"]),
 ])
 def test_registration_errors_are_shown_in_the_language(pages, app, lang, expected):
     bad_id = NEW_ID[:-1] + ("0" if NEW_ID[-1] != "0" else "1")
     response = pages.post(f"/register?lang={lang}", {"name": "新用户", "id_number": bad_id, "mobile": "12345",
+                                                     "email": "not an address",
                                                      "password": "good-pass-1", "password2": "other-pass-1"},
                           token_from=f"/register?lang={lang}")
     assert response.status_code == 422
@@ -171,11 +173,12 @@ def test_registration_field_errors_from_the_domain(pages, app):
 def test_registration_then_verification(pages, app):
     resident = DEMO_RESIDENTS[0]
     response = pages.post("/register", {"name": resident["name"], "id_number": resident["id_number"],
-                                        "mobile": "13811112222", "password": "good-pass-1",
-                                        "password2": "good-pass-1"})
+                                        "mobile": "13811112222", "email": "resident@example.test",
+                                        "password": "good-pass-1", "password2": "good-pass-1"})
     assert response.status_code == 302 and response.headers["Location"] == "/account"
     page = pages.client.get("/account").get_data(as_text=True)
     assert "L1" in page and "注册成功" in page
+    assert "r***@example.test" in page  # the optional e-mail address, masked like the mobile
     pages.post("/account/realname", {"next": "/account"}, token_from="/account")
     assert "L2 · 已通过人口库实名核验" in pages.client.get("/account").get_data(as_text=True)
     # The same ID number cannot register twice.
@@ -319,3 +322,27 @@ def test_login_redirect_behind_the_gateway_keeps_the_prefix(app):
     location = urlsplit(response.headers["Location"])
     assert location.path == "/identity/login"
     assert parse_qs(location.query)["next"] == ["/identity/account"]
+
+
+def test_the_account_page_sets_changes_and_removes_the_e_mail_address(pages, app):
+    resident = DEMO_RESIDENTS[1]
+    pages.post("/register", {"name": resident["name"], "id_number": resident["id_number"], "mobile": "13811114444",
+                              "password": "good-pass-1", "password2": "good-pass-1"})
+
+    def stored():
+        with app.app_context(), app.extensions["xsn_db"].session() as db:
+            return accounts.decrypt_email(db, accounts.find_person_by_id_number(db, resident["id_number"]))
+
+    assert stored() is None
+    bad = pages.post("/account/email", {"email": "me@example.test\r\nBcc: x@example.test"}, token_from="/account")
+    assert bad.status_code == 302 and bad.headers["Location"] == "/account#profile"
+    assert "电子邮箱格式不正确" in pages.client.get("/account").get_data(as_text=True)
+    assert stored() is None  # nothing written
+    pages.post("/account/email", {"email": " Me@Example.TEST "}, token_from="/account")
+    page = pages.client.get("/account").get_data(as_text=True)
+    assert "电子邮箱已保存" in page and "m***@example.test" in page
+    assert stored() == "me@example.test"
+    pages.post("/account/email", {"email": ""}, token_from="/account")
+    assert stored() is None
+    forged = pages.client.post("/account/email", data={"csrf_token": "forged", "email": "x@example.test"})
+    assert forged.status_code == 400 and stored() is None

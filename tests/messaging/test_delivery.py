@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from common.db import get_db, utcnow
 from messaging import delivery, policy, wiring
 from messaging.channels.inapp import InboxChannel
-from messaging.models import Delivery, InboxItem, Preference, QuietHours
+from messaging.models import Delivery, InboxItem, Message, Preference, QuietHours, Recipient
 
 ISSUED = {"licence_name": "营业执照", "face_number": "61010020260001", "issuer": "西安市市场监督管理局"}
 
@@ -96,7 +96,8 @@ def test_opt_outs_are_honoured_except_for_critical(hub_app, licenses, person):
     assert skipped["recipients"][0] | {"updated_at": None} == {"seq": 0, "subject": "person-zhang", "phone":
                                                               "13800001234", "email": "zhang@example.cn",
                                                               "status": "suppressed", "channel": None,
-                                                              "reason": "opted_out", "updated_at": None}
+                                                              "reason": "opted_out", "updated_at": None,
+                                                              "next_attempt_at": None}
     critical = licenses.send({**body, "priority": "critical"}).get_json()
     assert licenses.get(f"/messages/{critical['message_id']}").get_json()["counts"] == {"delivered": 1}
 
@@ -169,7 +170,8 @@ def test_preferences_are_listed(hub_app, person):
     assert li.get("/inbox/preferences").get_json() == [{"category": "transaction", "channel": "sms",
                                                          "enabled": False}]
     with get_db(hub_app).session() as session:
-        assert session.scalar(select(func.count()).select_from(Preference)) == 1
+        assert session.scalar(select(func.count()).select_from(Preference)
+                              .where(Preference.subject == "person-li")) == 1
 
 
 def test_concurrent_relays_never_both_claim_a_row(hub_app, payment, monkeypatch):
@@ -213,3 +215,22 @@ def test_a_scheduled_message_waits_for_its_time(hub_app, licenses, monkeypatch):
     naive = licenses.send({"template": "licence_issued", "variables": ISSUED, "scheduled_at": "2026-12-31T08:00:00",
                            "recipients": [{"subject": "person-zhang"}]})
     assert naive.status_code == 422  # a time without its zone is ambiguous
+
+
+def test_a_fallback_channel_waits_for_the_end_of_quiet_hours_unless_critical(hub_app, licenses, monkeypatch):
+    with get_db(hub_app).session() as session:
+        session.add(QuietHours(subject="person-zhang", start_minute=22 * 60, end_minute=7 * 60))
+        session.commit()
+    late = datetime.fromisoformat("2026-12-01T23:00:00+08:00")
+    for priority, due in (("normal", datetime.fromisoformat("2026-12-02T07:00:00+08:00")), ("critical", late)):
+        message_id = queued_message(hub_app, licenses, monkeypatch, channels=["inapp", "sms"], priority=priority)
+        with get_db(hub_app).session() as session:
+            first = session.scalars(select(Delivery).where(Delivery.message_id == message_id)).one()
+            recipient = session.get(Recipient, first.recipient_id)
+            delivery.fail_delivery(session, first, recipient, session.get(Message, message_id), "gone", late)
+            session.commit()
+            sms = session.scalars(select(Delivery).where(Delivery.message_id == message_id,
+                                                         Delivery.channel == "sms")).one()
+            assert sms.next_attempt_at == due, priority  # the SMS is not sent at 23:00
+            assert (recipient.status, recipient.reason) == (
+                "queued", "quiet_hours" if priority == "normal" else None)

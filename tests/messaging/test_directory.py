@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
+import structlog
 from flask import Flask, jsonify, request
 from sqlalchemy import func, select
 
@@ -12,33 +16,108 @@ from common.http import ServiceClient
 from messaging.directory import Contact, IdentityDirectory
 from messaging.models import Message
 
+PEOPLE = {"p1": {"name": "张三", "mobile": "13800001234"}, "p2": {"name": "李四", "mobile": "139****5678"},
+          "p3": {"name": "王五", "mobile": None}}
+
 
 @pytest.fixture
 def identity(serve_app):
+    """Identity's two people endpoints; ``calls`` records (method, subjects, Authorization)."""
     app = Flask("fake-identity")
     calls = []
 
     @app.get("/api/v1/people/<sub>")
     def person(sub):
-        calls.append((sub, request.headers.get("Authorization")))
+        calls.append(("GET", [sub], request.headers.get("Authorization")))
         if sub == "broken":
             return jsonify({"code": "internal_error"}), 500
-        people = {"p1": {"name": "张三", "mobile": "13800001234"}, "p2": {"name": "李四", "mobile": "139****5678"}}
-        return (jsonify(people[sub]), 200) if sub in people else (jsonify({"code": "person_not_found"}), 404)
+        return (jsonify({"id": sub, **PEOPLE[sub]}), 200) if sub in PEOPLE else \
+            (jsonify({"code": "person_not_found"}), 404)
+
+    @app.post("/api/v1/people/lookup")
+    def lookup():
+        subjects = request.get_json()["subjects"]
+        calls.append(("POST", subjects, request.headers.get("Authorization")))
+        if "broken" in subjects:
+            return jsonify({"code": "internal_error"}), 500
+        if "garbled" in subjects:
+            return jsonify({"persons": []}), 200
+        return jsonify({"people": [{"id": s, **PEOPLE[s]} for s in reversed(subjects) if s in PEOPLE],
+                        "unknown": [s for s in subjects if s not in PEOPLE]}), 200
 
     return serve_app(app), calls
 
 
-def test_lookup_through_identity(identity):
+def test_many_people_are_one_batch_lookup_and_one_person_a_get(identity):
     url, calls = identity
     directory = IdentityDirectory(ServiceClient(url, token_provider=lambda: "t0k"))
     found = directory.lookup(["p1", "p2", "nobody", "p1"])
     assert found == {"p1": Contact("p1", "张三", "13800001234", None), "p2": Contact("p2", "李四", None, None)}
-    assert calls[0] == ("p1", "Bearer t0k")
-    directory.lookup(["p1"])
-    assert len(calls) == 3  # p1 came from the cache the second time
+    assert calls == [("POST", ["p1", "p2", "nobody"], "Bearer t0k")]  # once each, masked mobile dropped
+    assert directory.lookup(["p1", "nobody"]) == {"p1": found["p1"]}
+    assert len(calls) == 1  # both came from the cache, the unknown one too
+    assert directory.lookup(["p3"]) == {"p3": Contact("p3", "王五", None, None)}
+    assert calls[-1] == ("GET", ["p3"], "Bearer t0k")
+    for bad in (["broken"], ["broken", "p9"], ["garbled", "p8"]):
+        with pytest.raises(ServiceUnavailable):
+            directory.lookup(bad)
+
+
+def test_a_big_send_is_looked_up_in_chunks(identity):
+    url, calls = identity
+    directory = IdentityDirectory(ServiceClient(url), concurrency=1, batch_size=2)
+    found = directory.lookup(["p1", "p2", "x1", "p3", "x2"])
+    assert list(found) == ["p1", "p2", "p3"]
+    assert [subjects for _m, subjects, _a in calls] == [["p1", "p2"], ["x1", "p3"], ["x2"]]
+    assert [method for method, _s, _a in calls] == ["POST", "POST", "GET"]  # a chunk of one is a GET
+
+
+@pytest.fixture
+def slow_identity(serve_app):
+    """Identity taking 20 ms a lookup; records how many lookups were in flight at once."""
+    app = Flask("slow-identity")
+    state = {"now": 0, "most": 0, "calls": 0, "request_ids": set()}
+    lock = threading.Lock()
+
+    @app.post("/api/v1/people/lookup")
+    def lookup():
+        subjects = request.get_json()["subjects"]
+        with lock:
+            state["now"] += 1
+            state["calls"] += 1
+            state["most"] = max(state["most"], state["now"])
+            state["request_ids"].add(request.headers.get("X-Request-ID"))
+        time.sleep(0.02)
+        with lock:
+            state["now"] -= 1
+        if subjects[0].startswith("down"):
+            return jsonify({"code": "overloaded"}), 500
+        return jsonify({"people": [{"id": s, "name": s, "mobile": "13800001234"} for s in subjects],
+                        "unknown": []}), 200
+
+    return serve_app(app), state
+
+
+def test_a_bulk_lookup_runs_its_chunks_concurrently_in_the_requests_context(slow_identity):
+    url, state = slow_identity
+    directory = IdentityDirectory(ServiceClient(url), concurrency=4, batch_size=10)
+    subjects = [f"p{i}" for i in range(80)]
+    structlog.contextvars.bind_contextvars(request_id="req-bulk-1")
+    try:
+        found = directory.lookup(subjects + subjects[:10])
+    finally:
+        structlog.contextvars.unbind_contextvars("request_id")
+    assert list(found) == subjects and found["p7"] == Contact("p7", "p7", "13800001234", None)
+    assert state["calls"] == 8 and 1 < state["most"] <= 4
+    assert state["request_ids"] == {"req-bulk-1"}  # every lookup carries the send's request id
+
+
+def test_a_failed_bulk_lookup_is_a_503_and_stops_asking(slow_identity):
+    url, state = slow_identity
+    directory = IdentityDirectory(ServiceClient(url, retries=0), concurrency=4, batch_size=5)
     with pytest.raises(ServiceUnavailable):
-        directory.lookup(["broken"])
+        directory.lookup([f"down{i}" for i in range(400)])
+    assert state["calls"] < 40  # of 80 chunks: the lookups not yet started were cancelled
 
 
 def test_unreachable_identity_is_a_503_and_nothing_is_written(licenses, hub_app):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 from sqlalchemy import func, select
 
@@ -127,3 +129,36 @@ def test_bulk_send_is_one_job_in_batches(payment, hub_app):
     # Raw phone numbers cannot be reached in-app: each is suppressed, none is lost.
     assert status["counts"] == {"suppressed": 250} and len(status["recipients"]) == 10
     assert count(hub_app, Recipient) == 250
+
+
+def test_a_repeat_that_overtakes_the_first_request_is_one_message(licenses, hub_app, monkeypatch):
+    """A client repeats after a gateway timeout while the hub is still accepting the first (its
+    identity lookups take long for a big send): whichever commits second answers with the first."""
+    from messaging import sending
+
+    body = {"template": "licence_issued", "variables": ISSUED, "recipients": [{"subject": "person-zhang"}],
+            "category": "notice", "priority": "normal", "channels": ["inapp"]}
+    hub = hub_app.extensions["messaging"]
+    real, repeats = hub.directory.lookup, []
+    directory = SimpleNamespace(lookup=real)  # the repeat's own lookups are quick
+
+    def slow_lookup(subjects):
+        if not repeats:  # the repeat arrives and commits while the first is still looking people up
+            with get_db(hub_app).session() as other:
+                repeats.append(sending.accept_message(
+                    other, client_id="xsn-licenses", body=body, idempotency_key=key, directory=directory,
+                    limiter=hub_app.extensions["xsn_ratelimits"], limits=hub.limits).message.id)
+        return real(subjects)
+
+    monkeypatch.setattr(hub.directory, "lookup", slow_lookup)
+    key = "overtaken"
+    first = licenses.send(body, key=key)
+    assert first.status_code == 200 and first.headers["Idempotent-Replayed"] == "true"
+    assert first.get_json()["message_id"] == repeats[0]
+    assert count(hub_app, Message) == 1
+
+    repeats.clear()  # a different body under a key that was taken meanwhile: the usual 422
+    key = "overtaken-2"
+    other = licenses.send({**body, "variables": {**ISSUED, "issuer": "别人"}}, key=key)
+    assert (other.status_code, other.get_json()["code"]) == (422, "idempotency_key_reused")
+    assert count(hub_app, Message) == 2
