@@ -221,9 +221,7 @@ def _ledger_writer() -> LedgerWriter:
             committer = current_app.extensions.get("payment_ledger_committer")
             if committer is None:
                 db = get_db()
-                # SQLite has one writer: a second committer would only wait for the first one's lock.
-                committer = GroupCommitter(db.session, write_committed=OneStatementWriter(db.engine),
-                                           committers=1 if db.engine.dialect.name == "sqlite" else 2)
+                committer = GroupCommitter(db.session, write_committed=OneStatementWriter(db.engine))
                 current_app.extensions["payment_ledger_committer"] = committer
     return committer
 

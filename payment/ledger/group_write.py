@@ -32,6 +32,7 @@ retries each one alone).
 from __future__ import annotations
 
 import threading
+import weakref
 from collections import Counter
 from collections.abc import Sequence
 
@@ -215,14 +216,18 @@ def _apply(specs: Sequence[TransferSpec], sums: dict[str, dict[str, int]],
 class OneStatementWriter:
     """Writes a whole group in one PostgreSQL statement that commits on its own, or nothing.
 
-    Each thread that calls it (a committer thread, or a request thread of a sync worker) keeps
-    one autocommit connection of ``engine``: no pool checkout, pre-ping, BEGIN or COMMIT per
-    group, and the accounts stay locked only while the statement runs and its commit flushes.
+    It keeps its own idle autocommit connections of ``engine`` (as many as were ever in use at
+    once: one per committer thread): no BEGIN or COMMIT round trip, and no pool checkout with
+    its pre-ping round trip per group (measured: ≈ 0.1 ms of CPU per group and the committer's
+    throughput halved). A connection that fails is dropped; the usual path, with a pre-pinged
+    session, then takes the group. They are closed by :meth:`close` or when the writer goes.
     """
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self._local = threading.local()
+        self._idle: list[Connection] = []
+        self._lock = threading.Lock()
+        self.close = weakref.finalize(self, _close_all, self._idle, self._lock)
 
     def __call__(self, requests: Sequence[Sequence[TransferSpec]]) -> list[Outcome] | None:
         """Every request's results, committed; None when nothing was written (a request is not
@@ -232,17 +237,19 @@ class OneStatementWriter:
         specs = [spec for request in requests for spec in request]
         if self.engine.dialect.name != "postgresql" or not all(requests) or not one_statement.plainly_new(specs):
             return None
-        connection = self._connection()
+        connection = self._take()
         try:
             outcome = one_statement.write_new(connection, specs)
         except Problem:
+            self._give(connection)
             return None  # a malformed transfer: the usual path says which request and why
         except SQLAlchemyError as exc:
             log.warning("ledger_one_statement_failed", requests=len(requests),
                         error=f"{type(exc).__name__}: {exc}"[:300])
-            self._local.connection = None
             connection.invalidate()
+            connection.close()
             return None
+        self._give(connection)
         if isinstance(outcome, one_statement.Refusal):
             return None
         outcomes: list[Outcome] = []
@@ -252,9 +259,20 @@ class OneStatementWriter:
             start += len(request)
         return outcomes
 
-    def _connection(self) -> Connection:
-        connection = getattr(self._local, "connection", None)
-        if connection is None or connection.invalidated or connection.closed:
-            connection = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
-            self._local.connection = connection
-        return connection
+    def _take(self) -> Connection:
+        with self._lock:
+            if self._idle:
+                return self._idle.pop()
+        return self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+
+    def _give(self, connection: Connection) -> None:
+        with self._lock:
+            self._idle.append(connection)
+
+
+def _close_all(idle: list[Connection], lock: threading.Lock) -> None:
+    with lock:
+        connections, idle[:] = list(idle), []
+    for connection in connections:
+        connection.detach()  # closed for good, not handed to a pool the engine may have disposed of
+        connection.close()
