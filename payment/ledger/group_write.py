@@ -239,7 +239,7 @@ class OneStatementWriter:
             return None
         connection = self._take()
         try:
-            outcome = one_statement.write_new(connection, specs)
+            outcome = one_statement.write_new(connection, specs, now=utcnow())
         except Problem:
             self._give(connection)
             return None  # a malformed transfer: the usual path says which request and why

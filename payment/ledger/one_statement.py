@@ -37,7 +37,6 @@ from datetime import datetime
 
 from sqlalchemy import Connection, text
 
-from common.db import utcnow
 from common.errors import Problem
 from payment.ledger.rules import (
     SUMS,
@@ -118,10 +117,10 @@ def plainly_new(specs: Sequence[TransferSpec]) -> bool:
         len({s.id for s in specs}) == len(specs)
 
 
-def write_new(connection: Connection, specs: Sequence[TransferSpec], *, batch_id: str | None = None
-              ) -> list[TransferResult] | Refusal:
+def write_new(connection: Connection, specs: Sequence[TransferSpec], *, now: datetime,
+              batch_id: str | None = None) -> list[TransferResult] | Refusal:
     """Write ``specs`` (see :func:`plainly_new`) all-or-nothing in one statement, in the
-    connection's transaction (or as its own, on an autocommit connection).
+    connection's transaction (or as its own, on an autocommit connection), created at ``now``.
 
     :raise LedgerError: a transfer is malformed (``index`` says which; nothing was sent).
     :raise SQLAlchemyError: a database error (an id taken by a concurrent transaction among
@@ -150,7 +149,6 @@ def write_new(connection: Connection, specs: Sequence[TransferSpec], *, batch_id
                 peaks[account_id] = list(over)
             else:
                 peak[0], peak[1] = max(peak[0], over[0]), max(peak[1], over[1])
-    now = utcnow()
     missing, broken, taken, written = connection.execute(_WRITE_NEW, {
         "transfers": json.dumps(rows, ensure_ascii=False),
         "accounts": json.dumps([[aid, *(sums[c] for c in SUMS), *peaks[aid]] for aid, sums in sorted(net.items())],

@@ -226,9 +226,11 @@ def _create_new(session: Session, specs: Sequence[TransferSpec], batch_id: str |
     :raise IntegrityError: an id was taken meanwhile (the caller rolls back to its savepoint).
     """
     if session.connection().dialect.name == "postgresql":
-        outcome = one_statement.write_new(session.connection(), specs, batch_id=batch_id)
+        outcome = one_statement.write_new(session.connection(), specs, now=utcnow(), batch_id=batch_id)
         if not isinstance(outcome, one_statement.Refusal):
             return outcome
+        if outcome.taken:
+            return None  # a replay or a conflict comes before any limit: the exact path tells which
         if outcome.missing:
             raise NotFound(f"no ledger account {outcome.missing[0]}", code="account_not_found",
                            account=outcome.missing[0])

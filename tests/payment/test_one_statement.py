@@ -85,6 +85,15 @@ def test_the_refusal_names_the_first_transfer_past_the_limit(ledger):
     assert _sums(ledger, "bank")["debits_posted"] == 600 and check_ledger(ledger).ok
 
 
+def test_a_replay_is_a_replay_even_when_writing_it_again_would_break_a_limit(ledger):
+    spend_all = TransferSpec("all", "clearing", "revenue", 100, "payment")
+    create_transfers(ledger, [spend_all])
+    ledger.commit()
+    again = create_transfers(ledger, [spend_all])
+    assert [r.created for r in again] == [False]
+    assert _count(ledger) == 2 and _sums(ledger, "clearing")["debits_posted"] == 100
+
+
 def test_a_plainly_new_group_is_one_committed_statement(postgresql, ledger):
     writer = OneStatementWriter(postgresql.engine)
     requests = [[TransferSpec("a", "bank", "clearing", 10, "payment")],
