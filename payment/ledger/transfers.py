@@ -226,6 +226,7 @@ def _create_new(session: Session, specs: Sequence[TransferSpec], batch_id: str |
     :raise IntegrityError: an id was taken meanwhile (the caller rolls back to its savepoint).
     """
     if session.connection().dialect.name == "postgresql":
+        session.flush()  # a Core statement on the connection does not autoflush the session's changes
         outcome = one_statement.write_new(session.connection(), specs, now=utcnow(), batch_id=batch_id)
         if not isinstance(outcome, one_statement.Refusal):
             return outcome
