@@ -75,6 +75,7 @@ verdict AS MATERIALIZED (
                   WHERE (l.dl AND l.debits_pending + l.debits_posted - l.credits_posted + v.peak_d > 0)
                      OR (l.cl AND l.credits_pending + l.credits_posted - l.debits_posted + v.peak_c > 0)) AS broken,
          ARRAY(SELECT t.id FROM ledger_transfers AS t WHERE t.id IN (SELECT id FROM r)) AS taken,
+         -- reads every row of "locked": all the accounts are locked before anything is written
          (SELECT count(*) FROM locked) AS locked
 ),
 ok AS MATERIALIZED (
