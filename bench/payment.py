@@ -8,9 +8,13 @@ Run from the repository root (needs PostgreSQL and Debian's ``wrk`` and ``pgbenc
 Phases, each measured in this run:
 
 1. ``pgbench`` TPC-B (``-c clients -j clients``) on a scratch database: the baseline.
-2. The ledger's own Python API (:func:`payment.ledger.transfers.create_transfer`, what a view
-   calls) from ``clients`` threads, one transfer per transaction, between 1,000 accounts.
-3. The same API in its batch form: ``--batch`` transfers per transaction.
+2. The ledger's own Python API, the call ``POST /ledger/transfers`` makes: ``submit`` of the
+   ledger writer (``payment.ledger.group_commit``), from ``clients`` threads, one transfer per
+   call, between 1,000 accounts. As in a threaded server, the calls go to the process's
+   ``GroupCommitter``: each returns once the commit holding its transfer has returned, and
+   concurrent calls share commits.
+3. The same API in its batch form: ``--batch`` transfers per call, each call one transaction of
+   its own (``InlineWriter``: no sharing of commits between calls).
 4. ``POST /ledger/transfers`` (one transfer a request, unique ids from a wrk Lua script) against
    the service's own ``GET /livez``, on one server set up as ``xsn run`` serves payment: gunicorn,
    2 workers, with ``payment.processes.GUNICORN_ARGS`` (threaded workers, whose concurrent
@@ -29,6 +33,7 @@ and ``ledger_check_ok``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import random
@@ -80,26 +85,25 @@ def _open_accounts(session) -> None:
     session.commit()
 
 
-def _run_threads(factory, clients: int, seconds: float, batch: int) -> float:
-    """Transfers per second from ``clients`` threads, each committing ``batch`` transfers at a time."""
-    from payment.ledger.transfers import TransferSpec, create_transfers
+def _run_threads(writer, clients: int, seconds: float, batch: int) -> float:
+    """Transfers per second from ``clients`` threads, each submitting ``batch`` transfers at a time."""
+    from payment.ledger.transfers import TransferSpec
 
     done, stop = [0] * clients, time.monotonic() + seconds
     start = threading.Barrier(clients + 1)
 
     def work(index: int) -> None:
         rng = random.Random(index)
-        with factory() as session:
-            start.wait()
-            while time.monotonic() < stop:
-                specs = []
-                for _ in range(batch):
-                    debit, credit = rng.sample(range(ACCOUNTS), 2)
-                    specs.append(TransferSpec(uuid.uuid4().hex, f"bench:{debit}", f"bench:{credit}",
-                                              rng.randint(1, 10_000), "adjustment"))
-                create_transfers(session, specs)
-                session.commit()
-                done[index] += batch
+        start.wait()
+        while time.monotonic() < stop:
+            specs = []
+            for _ in range(batch):
+                debit, credit = rng.sample(range(ACCOUNTS), 2)
+                specs.append(TransferSpec(uuid.uuid4().hex, f"bench:{debit}", f"bench:{credit}",
+                                          rng.randint(1, 10_000), "adjustment"))
+            results = writer.submit(specs)
+            assert all(r.created for r in results)  # fresh ids: each one written now
+            done[index] += batch
 
     threads = [threading.Thread(target=work, args=(i,)) for i in range(clients)]
     for thread in threads:
@@ -201,12 +205,24 @@ def main() -> None:
     factory = sessionmaker(engine, expire_on_commit=False)
     with factory() as session:
         _open_accounts(session)
-    single = _run_threads(factory, args.clients, args.seconds, 1)
-    print(f"ledger API, one transfer per transaction, {args.clients} threads: {single:,.0f} transfers/s "
+
+    @contextlib.contextmanager
+    def sessions():
+        with factory() as session:
+            yield session
+
+    from payment.ledger.group_commit import GroupCommitter, InlineWriter
+    from payment.ledger.group_write import OneStatementWriter
+
+    # Built as payment.api._ledger_writer builds them for a threaded and for a sync worker.
+    committer = GroupCommitter(sessions, write_committed=OneStatementWriter(engine))
+    single = _run_threads(committer, args.clients, args.seconds, 1)
+    print(f"ledger API, one transfer per call (group commit), {args.clients} threads: {single:,.0f} transfers/s "
           f"({single / tps:.2f}x pgbench)")
-    batch = _run_threads(factory, args.clients, args.seconds, args.batch)
-    print(f"ledger API, {args.batch} transfers per transaction, {args.clients} threads: {batch:,.0f} transfers/s "
-          f"({batch / tps:.2f}x pgbench)")
+    batch = _run_threads(InlineWriter(sessions, write_committed=OneStatementWriter(engine)), args.clients,
+                         args.seconds, args.batch)
+    print(f"ledger API, {args.batch} transfers per call and transaction, {args.clients} threads: {batch:,.0f} "
+          f"transfers/s ({batch / tps:.2f}x pgbench)")
 
     from payment.processes import GUNICORN_ARGS
 

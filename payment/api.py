@@ -27,6 +27,7 @@ from common.web.auth import current_claims, require_token
 from common.web.ratelimit import rate_limit
 from payment import callbacks, notices, payments
 from payment.ledger.group_commit import GroupCommitter, InlineWriter, LedgerWriter
+from payment.ledger.group_write import OneStatementWriter
 from payment.ledger.models import LedgerAccount
 from payment.ledger.transfers import TransferSpec
 from payment.models import NoticeEvent
@@ -208,16 +209,19 @@ def _ledger_writer() -> LedgerWriter:
     gthread: concurrent requests share commits); in a server with one request at a time per
     process (a sync worker) there is nobody to share with, so the request writes inline."""
     if not request.environ.get("wsgi.multithread"):
-        return current_app.extensions.get("payment_ledger_inline") or current_app.extensions.setdefault(
-            "payment_ledger_inline", InlineWriter(get_db().session))
+        inline = current_app.extensions.get("payment_ledger_inline")
+        if inline is None:
+            db = get_db()
+            inline = current_app.extensions.setdefault(
+                "payment_ledger_inline", InlineWriter(db.session, write_committed=OneStatementWriter(db.engine)))
+        return inline
     committer = current_app.extensions.get("payment_ledger_committer")
     if committer is None:
         with _writer_lock:
             committer = current_app.extensions.get("payment_ledger_committer")
             if committer is None:
                 db = get_db()
-                # SQLite has one writer: a second committer would only wait for the first one's lock.
-                committer = GroupCommitter(db.session, committers=1 if db.engine.dialect.name == "sqlite" else 2)
+                committer = GroupCommitter(db.session, write_committed=OneStatementWriter(db.engine))
                 current_app.extensions["payment_ledger_committer"] = committer
     return committer
 

@@ -6,7 +6,7 @@ from marshmallow import Schema, fields, validate
 
 from common.db import BIGINT_MAX
 from payment.ledger.models import TRANSFER_CODES
-from payment.ledger.transfers import KINDS, MAX_ID
+from payment.ledger.rules import KINDS, MAX_ID
 
 FEN = fields.Integer(strict=True, required=True, validate=validate.Range(1, BIGINT_MAX),
                      metadata={"description": "integer fen (分)"})

@@ -16,6 +16,13 @@ would have given it alone, as if the requests of the group had run one after ano
   itself, inside its own savepoint, after the fast ones: it gets the precise answer and code
   that path gives, and its refusal rolls back only its own savepoint.
 
+Before all that, :class:`OneStatementWriter` offers the whole group to one PostgreSQL statement
+that is its own transaction (:mod:`payment.ledger.one_statement` on an autocommit connection):
+when every request is plainly new and the whole run keeps every limit, which is the usual case,
+that one statement writes and commits the group; otherwise it writes nothing and the group
+goes the way above. The requests' answers are the same either way: a run of requests that keeps
+every limit in order, with no id taken, is exactly what the request-by-request path accepts.
+
 A database error (a lost connection, a deadlock, an id taken by another process between the
 SELECT and the INSERT) is not a request's fault: it propagates, and the caller rolls the whole
 transaction back and retries the requests (:class:`payment.ledger.group_commit.GroupCommitter`
@@ -24,14 +31,19 @@ retries each one alone).
 
 from __future__ import annotations
 
+import threading
+import weakref
 from collections import Counter
 from collections.abc import Sequence
 
-from sqlalchemy import bindparam, insert, select, text
+import structlog
+from sqlalchemy import Connection, Engine, bindparam, insert, select, text
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from common.db import utcnow
 from common.errors import Problem
+from payment.ledger import one_statement
 from payment.ledger.models import LedgerAccount, LedgerTransfer
 from payment.ledger.transfers import (
     ADD_FROM_ARRAYS_SQL,
@@ -48,6 +60,8 @@ from payment.ledger.transfers import (
 
 # What each request gets: its results, or the refusal it alone would have got.
 Outcome = list[TransferResult] | Problem
+
+log = structlog.get_logger("xsn.payment.ledger")
 
 _TRANSFERS, _ACCOUNTS = LedgerTransfer.__table__, LedgerAccount.__table__
 # Built once: constructing a statement costs about as much CPU as running it.
@@ -197,3 +211,68 @@ def _apply(specs: Sequence[TransferSpec], sums: dict[str, dict[str, int]],
             if limit_broken(current, *limits[account_id]):
                 return None
     return trial
+
+
+class OneStatementWriter:
+    """Writes a whole group in one PostgreSQL statement that commits on its own, or nothing.
+
+    It keeps its own idle autocommit connections of ``engine`` (as many as were ever in use at
+    once: one per committer thread): no BEGIN or COMMIT round trip, and no pool checkout with
+    its pre-ping round trip per group (measured: ≈ 0.1 ms of CPU per group and the committer's
+    throughput halved). A connection that fails is dropped; the usual path, with a pre-pinged
+    session, then takes the group. They are closed by :meth:`close` or when the writer goes.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._idle: list[Connection] = []
+        self._lock = threading.Lock()
+        self.close = weakref.finalize(self, _close_all, self._idle, self._lock)
+
+    def __call__(self, requests: Sequence[Sequence[TransferSpec]]) -> list[Outcome] | None:
+        """Every request's results, committed; None when nothing was written (a request is not
+        plainly new, breaks a limit or names a missing account or a taken id; not PostgreSQL;
+        a database error, after which the usual path finds out what, if anything, was written).
+        """
+        specs = [spec for request in requests for spec in request]
+        if self.engine.dialect.name != "postgresql" or not all(requests) or not one_statement.plainly_new(specs):
+            return None
+        connection = self._take()
+        try:
+            outcome = one_statement.write_new(connection, specs, now=utcnow())
+        except Problem:
+            self._give(connection)
+            return None  # a malformed transfer: the usual path says which request and why
+        except SQLAlchemyError as exc:
+            log.warning("ledger_one_statement_failed", requests=len(requests),
+                        error=f"{type(exc).__name__}: {exc}"[:300])
+            connection.invalidate()
+            connection.close()
+            return None
+        self._give(connection)
+        if isinstance(outcome, one_statement.Refusal):
+            return None
+        outcomes: list[Outcome] = []
+        start = 0
+        for request in requests:
+            outcomes.append(outcome[start:start + len(request)])
+            start += len(request)
+        return outcomes
+
+    def _take(self) -> Connection:
+        with self._lock:
+            if self._idle:
+                return self._idle.pop()
+        return self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+
+    def _give(self, connection: Connection) -> None:
+        with self._lock:
+            self._idle.append(connection)
+
+
+def _close_all(idle: list[Connection], lock: threading.Lock) -> None:
+    with lock:
+        connections, idle[:] = list(idle), []
+    for connection in connections:
+        connection.detach()  # closed for good, not handed to a pool the engine may have disposed of
+        connection.close()

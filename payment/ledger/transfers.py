@@ -22,40 +22,24 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from common.db import utcnow
-from common.errors import Conflict, NotFound, Problem
-from payment.ledger.models import ACCOUNT_KINDS, TRANSFER_CODES, LedgerAccount, LedgerTransfer
+from common.errors import NotFound, Problem
+from payment.ledger import one_statement
+from payment.ledger.models import ACCOUNT_KINDS, LedgerAccount, LedgerTransfer
+from payment.ledger.rules import (
+    SUMS,
+    LedgerError,
+    TransferConflict,
+    TransferRecord,
+    TransferResult,
+    TransferSpec,
+    balance_changes,
+    check_shape,
+    limit_broken,
+    new_status,
+)
 
-KINDS = ("single", "pending", "post", "void")
-MAX_ID = 64
-SUMS = ("debits_pending", "debits_posted", "credits_pending", "credits_posted")
-
-
-class LedgerError(Problem):
-    status, code, title = 422, "ledger_refused", "The ledger refused the transfer"
-
-
-class TransferConflict(Conflict):
-    """The id names an existing transfer whose fields differ (an idempotency-key reuse)."""
-
-    code = "transfer_exists_with_different_fields"
-
-
-@dataclass(frozen=True)
-class TransferSpec:
-    id: str
-    debit_account_id: str
-    credit_account_id: str
-    amount: int
-    code: str
-    kind: str = "single"
-    pending_id: str | None = None
-    reference: str | None = None
-
-
-@dataclass(frozen=True)
-class TransferResult:
-    transfer: LedgerTransfer
-    created: bool  # False: the same transfer had already been written (a replay)
+__all__ = ["AccountSpec", "LedgerError", "TransferConflict", "TransferRecord", "TransferResult", "TransferSpec",
+           "balance", "create_transfer", "create_transfers", "open_account"]
 
 
 @dataclass(frozen=True)
@@ -87,22 +71,6 @@ def open_account(session: Session, spec: AccountSpec) -> LedgerAccount:
     return account
 
 
-def check_shape(spec: TransferSpec) -> None:
-    """:raise LedgerError: the transfer is malformed whatever the ledger holds."""
-    if not spec.id or len(spec.id) > MAX_ID:
-        raise LedgerError(f"a transfer id is 1-{MAX_ID} characters", code="invalid_transfer_id")
-    if type(spec.amount) is not int or spec.amount <= 0:
-        raise LedgerError("the amount is a positive integer number of fen", code="invalid_amount")
-    if spec.code not in TRANSFER_CODES:
-        raise LedgerError(f"unknown transfer code {spec.code!r}", code="unknown_transfer_code")
-    if spec.kind not in KINDS:
-        raise LedgerError(f"unknown transfer kind {spec.kind!r}", code="unknown_transfer_kind")
-    if spec.debit_account_id == spec.credit_account_id:
-        raise LedgerError("debit and credit accounts must differ", code="same_account")
-    if (spec.kind in ("post", "void")) != (spec.pending_id is not None):
-        raise LedgerError("post and void name a pending_id; other kinds do not", code="invalid_pending_id")
-
-
 def _same(row: LedgerTransfer, spec: TransferSpec) -> bool:
     return (row.debit_account_id, row.credit_account_id, row.amount, row.code, row.kind, row.pending_id,
             row.reference) == (spec.debit_account_id, spec.credit_account_id, spec.amount, spec.code, spec.kind,
@@ -128,22 +96,6 @@ def _move(session: Session, spec: TransferSpec, changes: dict[str, dict[str, int
             raise NotFound(f"no ledger account {account_id}", code="account_not_found", account=account_id)
 
 
-def balance_changes(spec: TransferSpec, pending: LedgerTransfer | None) -> dict[str, dict[str, int]]:
-    """What the transfer adds to each of its two accounts' sums (``pending``: the one it resolves)."""
-    debit, credit, amount = spec.debit_account_id, spec.credit_account_id, spec.amount
-    if spec.kind == "single":
-        return {debit: {"debits_posted": amount}, credit: {"credits_posted": amount}}
-    if spec.kind == "pending":
-        return {debit: {"debits_pending": amount}, credit: {"credits_pending": amount}}
-    assert pending is not None
-    # Post or void releases the whole reservation; a post may post less than was reserved.
-    changes = {debit: {"debits_pending": -pending.amount}, credit: {"credits_pending": -pending.amount}}
-    if spec.kind == "post":
-        changes[debit]["debits_posted"] = amount
-        changes[credit]["credits_posted"] = amount
-    return changes
-
-
 def _resolve_pending(session: Session, spec: TransferSpec) -> LedgerTransfer:
     pending = session.get(LedgerTransfer, spec.pending_id, with_for_update=True)
     if pending is None or pending.kind != "pending":
@@ -166,7 +118,7 @@ def _create_one(session: Session, spec: TransferSpec, batch_id: str | None) -> T
     check_shape(spec)
     values = {"id": spec.id, "debit_account_id": spec.debit_account_id, "credit_account_id": spec.credit_account_id,
               "amount": spec.amount, "code": spec.code, "kind": spec.kind, "pending_id": spec.pending_id,
-              "status": "pending" if spec.kind == "pending" else "posted", "reference": spec.reference,
+              "status": new_status(spec), "reference": spec.reference,
               "batch_id": batch_id, "created_at": utcnow()}
     try:
         with session.begin_nested():
@@ -183,10 +135,10 @@ def _create_one(session: Session, spec: TransferSpec, batch_id: str | None) -> T
             raise NotFound("a ledger account of the transfer does not exist", code="account_not_found") from None
         if not _same(existing, spec):
             raise TransferConflict(f"transfer {spec.id} exists with different fields") from None
-        return TransferResult(existing, created=False)
+        return TransferResult(TransferRecord.of(existing), created=False)
     pending = _resolve_pending(session, spec) if spec.kind in ("post", "void") else None
     _move(session, spec, balance_changes(spec, pending))
-    return TransferResult(row, created=True)
+    return TransferResult(TransferRecord.of(row), created=True)
 
 
 def _lock_accounts(session: Session, account_ids: set[str]) -> dict[str, LedgerAccount]:
@@ -201,16 +153,6 @@ def _lock_accounts(session: Session, account_ids: set[str]) -> dict[str, LedgerA
     if missing:
         raise NotFound(f"no ledger account {missing[0]}", code="account_not_found", account=missing[0])
     return accounts
-
-
-def limit_broken(sums: dict[str, int], debits_must_not_exceed_credits: bool,
-                 credits_must_not_exceed_debits: bool) -> str | None:
-    """The code of the account limit that ``sums`` break (the CHECK constraints of models.py), or None."""
-    if debits_must_not_exceed_credits and sums["debits_pending"] + sums["debits_posted"] > sums["credits_posted"]:
-        return "exceeds_credits"
-    if credits_must_not_exceed_debits and sums["credits_pending"] + sums["credits_posted"] > sums["debits_posted"]:
-        return "exceeds_debits"
-    return None
 
 
 def _simulate(accounts: dict[str, LedgerAccount], specs: Sequence[TransferSpec]) -> dict[str, dict[str, int]]:
@@ -239,7 +181,7 @@ def transfer_row(spec: TransferSpec, batch_id: str | None, now: datetime) -> dic
     """The ``ledger_transfers`` row of a new single or pending transfer."""
     return {"id": spec.id, "debit_account_id": spec.debit_account_id, "credit_account_id": spec.credit_account_id,
             "amount": spec.amount, "code": spec.code, "kind": spec.kind, "pending_id": None,
-            "status": "pending" if spec.kind == "pending" else "posted", "reference": spec.reference,
+            "status": new_status(spec), "reference": spec.reference,
             "batch_id": batch_id, "created_at": now}
 
 
@@ -274,12 +216,29 @@ UPDATE ledger_accounts AS a
 _ADD_FROM_ARRAYS = text(ADD_FROM_ARRAYS_SQL)
 
 
-def _create_new(session: Session, specs: Sequence[TransferSpec], batch_id: str | None) -> list[TransferResult]:
-    """The common case, in a few statements: new single or pending transfers. Accounts locked in
-    order and checked in Python, all rows in one INSERT, each account updated once.
+def _create_new(session: Session, specs: Sequence[TransferSpec], batch_id: str | None
+                ) -> list[TransferResult] | None:
+    """The common case: new single or pending transfers. On PostgreSQL one statement
+    (one_statement.py); elsewhere the accounts locked in order and checked in Python, all rows
+    in one INSERT, each account updated once. None: an id is taken (nothing was written).
 
-    :raise IntegrityError: an id already exists (the caller falls back to :func:`_create_exact`).
+    :raise LedgerError, NotFound: as :func:`create_transfers`; nothing was written.
+    :raise IntegrityError: an id was taken meanwhile (the caller rolls back to its savepoint).
     """
+    if session.connection().dialect.name == "postgresql":
+        session.flush()  # a Core statement on the connection does not autoflush the session's changes
+        outcome = one_statement.write_new(session.connection(), specs, now=utcnow(), batch_id=batch_id)
+        if not isinstance(outcome, one_statement.Refusal):
+            return outcome
+        if outcome.taken:
+            return None  # a replay or a conflict comes before any limit: the exact path tells which
+        if outcome.missing:
+            raise NotFound(f"no ledger account {outcome.missing[0]}", code="account_not_found",
+                           account=outcome.missing[0])
+        if outcome.broken:  # the accounts stay locked: the Python check finds the same transfer
+            _simulate(_lock_accounts(session, {s.debit_account_id for s in specs} |
+                                     {s.credit_account_id for s in specs}), specs)
+        return None
     for index, spec in enumerate(specs):
         try:
             check_shape(spec)
@@ -291,7 +250,7 @@ def _create_new(session: Session, specs: Sequence[TransferSpec], batch_id: str |
     rows = [transfer_row(s, batch_id, now) for s in specs]
     session.execute(insert(LedgerTransfer), rows)  # first: a taken id means a replay, not a limit
     add_to_balances(session, _simulate(accounts, specs))
-    return [TransferResult(LedgerTransfer(**row), created=True) for row in rows]
+    return [TransferResult(TransferRecord(**row), created=True) for row in rows]
 
 
 def _create_exact(session: Session, specs: Sequence[TransferSpec], batch_id: str | None) -> list[TransferResult]:
@@ -320,10 +279,12 @@ def create_transfers(session: Session, specs: Sequence[TransferSpec], *, batch_i
     :raise TransferConflict: an id exists with different fields.
     :raise NotFound: an account or pending transfer is missing.
     """
-    if specs and all(s.kind in ("single", "pending") for s in specs) and len({s.id for s in specs}) == len(specs):
+    if one_statement.plainly_new(specs):
         try:
             with session.begin_nested():
-                return _create_new(session, specs, batch_id)
+                written = _create_new(session, specs, batch_id)
+            if written is not None:
+                return written
         except IntegrityError:
             pass  # an id is taken (a replay or a conflict): the exact path tells which
     with session.begin_nested():

@@ -1,0 +1,165 @@
+"""New transfers written by one PostgreSQL statement: lock, check, insert, move, or nothing.
+
+Why: the common write is a run of plainly new single or pending transfers between existing
+accounts within their limits. Done statement by statement (lock the accounts, look for taken
+ids, insert, update the sums) it costs a round trip and SQLAlchemy's per-statement CPU each,
+and the accounts stay locked across every Python wake-up in between (with many threads in a
+process that is a wait for the GIL each time). Here the rules stay in Python and the database
+does one statement:
+
+* Python checks each transfer's shape (:func:`~payment.ledger.transfers.check_shape`) and
+  works out, from :func:`~payment.ledger.transfers.balance_changes`, each account's net change
+  and the *peak* its limit expression reaches along the run (``debits_pending + debits_posted -
+  credits_posted`` for debits-must-not-exceed-credits, the mirror for the other flag), relative
+  to where it starts. A limit holds after every transfer in order exactly when it holds at the
+  peak, so the database checks one inequality per account instead of replaying the run.
+* The statement locks the accounts in id order (``FOR NO KEY UPDATE``: the foreign-key checks
+  of other inserts, which take ``KEY SHARE``, are not blocked), and only if every account
+  exists, every limit holds at its peak on the locked sums and no id is taken does it insert
+  every row and add every account's net change. Otherwise it writes nothing and says why.
+* The CHECK constraints (models.py) stay the last word.
+
+An id taken by a transaction that commits while this statement runs (a concurrent twin) is not
+seen by its snapshot: the INSERT then fails on the primary key, a database error, with nothing
+written by this statement.
+
+The batch travels as two JSON texts: psycopg dumps a Python list into a PostgreSQL array one
+element at a time in Python (≈ 2 µs each, more than the rest of a transfer's work here), a JSON
+text is written by the C encoder.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Connection, text
+
+from common.errors import Problem
+from payment.ledger.rules import (
+    SUMS,
+    TransferRecord,
+    TransferResult,
+    TransferSpec,
+    balance_changes,
+    check_shape,
+    new_status,
+    over_limits,
+)
+
+_WRITE_NEW = text("""
+WITH v AS MATERIALIZED (
+  SELECT e->>0 AS aid, (e->>1)::bigint AS debits_pending, (e->>2)::bigint AS debits_posted,
+         (e->>3)::bigint AS credits_pending, (e->>4)::bigint AS credits_posted,
+         (e->>5)::bigint AS peak_d, (e->>6)::bigint AS peak_c
+    FROM jsonb_array_elements(CAST(:accounts AS jsonb)) AS e
+),
+locked AS MATERIALIZED (
+  SELECT a.id, a.debits_must_not_exceed_credits AS dl, a.credits_must_not_exceed_debits AS cl,
+         a.debits_pending, a.debits_posted, a.credits_pending, a.credits_posted
+    FROM ledger_accounts AS a
+   WHERE a.id = ANY(ARRAY(SELECT aid FROM v))
+   ORDER BY a.id
+     FOR NO KEY UPDATE OF a
+),
+r AS MATERIALIZED (
+  SELECT e->>0 AS id, e->>1 AS debit_account_id, e->>2 AS credit_account_id, (e->>3)::bigint AS amount,
+         e->>4 AS code, e->>5 AS kind, e->>6 AS status, e->>7 AS reference
+    FROM jsonb_array_elements(CAST(:transfers AS jsonb)) AS e
+),
+verdict AS MATERIALIZED (
+  SELECT ARRAY(SELECT v.aid FROM v WHERE NOT EXISTS (SELECT FROM locked AS l WHERE l.id = v.aid)) AS missing,
+         EXISTS (SELECT FROM v JOIN locked AS l ON l.id = v.aid
+                  WHERE (l.dl AND l.debits_pending + l.debits_posted - l.credits_posted + v.peak_d > 0)
+                     OR (l.cl AND l.credits_pending + l.credits_posted - l.debits_posted + v.peak_c > 0)) AS broken,
+         ARRAY(SELECT t.id FROM ledger_transfers AS t WHERE t.id IN (SELECT id FROM r)) AS taken,
+         -- reads every row of "locked": all the accounts are locked before anything is written
+         (SELECT count(*) FROM locked) AS locked
+),
+ok AS MATERIALIZED (
+  SELECT cardinality(missing) = 0 AND NOT broken AND cardinality(taken) = 0 AS ok FROM verdict
+),
+new AS (
+  INSERT INTO ledger_transfers (id, debit_account_id, credit_account_id, amount, code, kind, pending_id, status,
+                                reference, batch_id, created_at)
+  SELECT r.id, r.debit_account_id, r.credit_account_id, r.amount, r.code, r.kind, NULL, r.status, r.reference,
+         CAST(:batch_id AS varchar), CAST(:now AS timestamptz)
+    FROM r
+   WHERE (SELECT ok FROM ok)
+  RETURNING 1
+),
+moved AS (
+  UPDATE ledger_accounts AS a
+     SET debits_pending = a.debits_pending + v.debits_pending, debits_posted = a.debits_posted + v.debits_posted,
+         credits_pending = a.credits_pending + v.credits_pending, credits_posted = a.credits_posted + v.credits_posted
+    FROM v
+   WHERE a.id = ANY(ARRAY(SELECT aid FROM v)) AND a.id = v.aid AND (SELECT ok FROM ok)
+  RETURNING 1
+)
+SELECT verdict.missing, verdict.broken, verdict.taken, (SELECT count(*) FROM new) AS written
+  FROM verdict""")
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why the statement wrote nothing: the accounts that do not exist, whether a limit would
+    break, the ids already taken."""
+
+    missing: list[str]
+    broken: bool
+    taken: list[str]
+
+
+def plainly_new(specs: Sequence[TransferSpec]) -> bool:
+    """Whether the one statement may take ``specs``: single or pending transfers, ids distinct."""
+    return bool(specs) and all(s.kind in ("single", "pending") for s in specs) and \
+        len({s.id for s in specs}) == len(specs)
+
+
+def write_new(connection: Connection, specs: Sequence[TransferSpec], *, now: datetime,
+              batch_id: str | None = None) -> list[TransferResult] | Refusal:
+    """Write ``specs`` (see :func:`plainly_new`) all-or-nothing in one statement, in the
+    connection's transaction (or as its own, on an autocommit connection), created at ``now``.
+
+    :raise LedgerError: a transfer is malformed (``index`` says which; nothing was sent).
+    :raise SQLAlchemyError: a database error (an id taken by a concurrent transaction among
+        them); this statement wrote nothing.
+    """
+    net: dict[str, dict[str, int]] = {}  # per account: its four sums' changes so far
+    peaks: dict[str, list[int]] = {}  # per account: the highest (over debits, over credits) so far
+    rows = []
+    for index, spec in enumerate(specs):
+        try:
+            check_shape(spec)
+        except Problem as problem:
+            problem.extra.setdefault("index", index)
+            raise
+        rows.append((spec.id, spec.debit_account_id, spec.credit_account_id, spec.amount, spec.code, spec.kind,
+                     new_status(spec), spec.reference))
+        for account_id, deltas in balance_changes(spec, None).items():
+            sums = net.get(account_id)
+            if sums is None:
+                sums = net[account_id] = dict.fromkeys(SUMS, 0)
+            for column, delta in deltas.items():
+                sums[column] += delta
+            over = over_limits(sums)
+            peak = peaks.get(account_id)
+            if peak is None:
+                peaks[account_id] = list(over)
+            else:
+                peak[0], peak[1] = max(peak[0], over[0]), max(peak[1], over[1])
+    missing, broken, taken, written = connection.execute(_WRITE_NEW, {
+        "transfers": json.dumps(rows, ensure_ascii=False),
+        "accounts": json.dumps([[aid, *(sums[c] for c in SUMS), *peaks[aid]] for aid, sums in sorted(net.items())],
+                               ensure_ascii=False),
+        "batch_id": batch_id, "now": now}).one()
+    if written != len(rows):
+        return Refusal(sorted(missing), broken, sorted(taken))
+    return [TransferResult(_record(row, batch_id, now), created=True) for row in rows]
+
+
+def _record(row: tuple, batch_id: str | None, now: datetime) -> TransferRecord:
+    tid, debit, credit, amount, code, kind, status, reference = row
+    return TransferRecord(tid, debit, credit, amount, code, kind, None, status, reference, batch_id, now)

@@ -1,0 +1,184 @@
+"""New transfers in one statement (PostgreSQL): limits checked along the run, all or nothing,
+and the writers' use of it; concurrent writers through every path never break a limit.
+
+The limit and all-or-nothing tests run on SQLite too (there the statement-by-statement path
+must give the same answers); the rest need PostgreSQL (XSN_TEST_DATABASE_URL).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+
+import pytest
+from sqlalchemy import func, select
+
+from common.db import get_db
+from common.errors import Problem
+from payment.ledger.checks import check_ledger
+from payment.ledger.group_commit import GroupCommitter, InlineWriter
+from payment.ledger.group_write import OneStatementWriter
+from payment.ledger.models import LedgerAccount, LedgerTransfer
+from payment.ledger.transfers import (
+    AccountSpec,
+    LedgerError,
+    TransferSpec,
+    balance,
+    create_transfer,
+    create_transfers,
+    open_account,
+)
+
+
+@pytest.fixture
+def ledger(session):
+    open_account(session, AccountSpec("bank", "channel_receivable", "bank", credits_must_not_exceed_debits=True))
+    open_account(session, AccountSpec("clearing", "payer_clearing", "clearing", debits_must_not_exceed_credits=True))
+    open_account(session, AccountSpec("revenue", "department_revenue", "revenue"))
+    create_transfer(session, TransferSpec("seed", "bank", "clearing", 100, "payment"))  # clearing holds 100
+    session.commit()
+    return session
+
+
+@pytest.fixture
+def postgresql(app):
+    if get_db(app).engine.dialect.name != "postgresql":
+        pytest.skip("the one statement is PostgreSQL's (XSN_TEST_DATABASE_URL)")
+    return get_db(app)
+
+
+def _sums(session, account_id):
+    session.expire_all()
+    return balance(session.get(LedgerAccount, account_id))
+
+
+def _count(session) -> int:
+    session.expire_all()
+    return session.scalar(select(func.count()).select_from(LedgerTransfer))
+
+
+def test_a_run_that_dips_past_a_limit_midway_is_refused_at_the_transfer_that_dips(ledger):
+    # clearing holds 100: out 150 then in 100 ends within the limit (50 left) but is past it after the first.
+    dip = [TransferSpec("out", "clearing", "revenue", 150, "payment"),
+           TransferSpec("in", "bank", "clearing", 100, "payment")]
+    with pytest.raises(LedgerError) as refused:
+        create_transfers(ledger, dip)
+    assert refused.value.code == "exceeds_credits" and refused.value.extra["index"] == 0
+    assert _count(ledger) == 1 and _sums(ledger, "clearing")["credit_balance"] == 100
+
+    # The same two the other way round never pass the limit.
+    create_transfers(ledger, list(reversed(dip)))
+    ledger.commit()
+    assert _sums(ledger, "clearing")["credit_balance"] == 50
+    assert check_ledger(ledger).ok
+
+
+def test_the_refusal_names_the_first_transfer_past_the_limit(ledger):
+    # bank (credits <= debits, 100 debited): credited 60 (within), 50 (past it), then debited 500.
+    run = [TransferSpec("r1", "revenue", "bank", 60, "payment"), TransferSpec("r2", "revenue", "bank", 50, "payment"),
+           TransferSpec("r3", "bank", "revenue", 500, "payment")]
+    with pytest.raises(LedgerError) as refused:
+        create_transfers(ledger, run)
+    assert refused.value.code == "exceeds_debits" and refused.value.extra["index"] == 1
+    create_transfers(ledger, [run[2], run[0], run[1]])
+    ledger.commit()
+    assert _sums(ledger, "bank")["debits_posted"] == 600 and check_ledger(ledger).ok
+
+
+def test_a_replay_is_a_replay_even_when_writing_it_again_would_break_a_limit(ledger):
+    spend_all = TransferSpec("all", "clearing", "revenue", 100, "payment")
+    create_transfers(ledger, [spend_all])
+    ledger.commit()
+    again = create_transfers(ledger, [spend_all])
+    assert [r.created for r in again] == [False]
+    assert _count(ledger) == 2 and _sums(ledger, "clearing")["debits_posted"] == 100
+
+
+def test_a_plainly_new_group_is_one_committed_statement(postgresql, ledger):
+    writer = OneStatementWriter(postgresql.engine)
+    requests = [[TransferSpec("a", "bank", "clearing", 10, "payment")],
+                [TransferSpec("b", "clearing", "revenue", 110, "payment", reference="n1"),
+                 TransferSpec("c", "revenue", "clearing", 5, "payment", kind="pending")]]
+    outcomes = writer(requests)
+    assert [[(r.transfer.id, r.created) for r in outcome] for outcome in outcomes] == [
+        [("a", True)], [("b", True), ("c", True)]]
+    assert outcomes[1][0].transfer.reference == "n1" and outcomes[1][1].transfer.status == "pending"
+    with postgresql.session() as other:  # committed: another connection sees it
+        assert _count(other) == 4
+        assert _sums(other, "clearing")["credits_posted"] == 110 and _sums(other, "clearing")["credits_pending"] == 5
+        assert _sums(other, "clearing")["debits_posted"] == 110
+        stored = other.get(LedgerTransfer, "b")
+        assert (stored.reference, stored.status, stored.kind) == ("n1", "posted", "single")
+        assert stored.created_at == outcomes[1][0].transfer.created_at
+        assert check_ledger(other).ok
+
+
+X = TransferSpec("x", "bank", "clearing", 10, "payment")  # fine on its own
+
+
+@pytest.mark.parametrize("second", [
+    TransferSpec("seed", "bank", "clearing", 100, "payment"),
+    TransferSpec("y", "clearing", "revenue", 111, "payment"),
+    TransferSpec("y", "bank", "nowhere", 1, "payment"),
+    TransferSpec("y", "bank", "clearing", 0, "payment"),
+    TransferSpec("y", "bank", "clearing", 1, "payment", kind="void", pending_id="x"),
+], ids=["replay", "limit", "missing-account", "malformed", "not-new"])
+def test_a_group_that_is_not_plainly_new_writes_nothing_in_one_statement(postgresql, ledger, second):
+    assert OneStatementWriter(postgresql.engine)([[X], [second]]) is None
+    assert _count(ledger) == 1 and _sums(ledger, "clearing")["credits_posted"] == 100
+
+
+def test_elsewhere_than_postgresql_the_one_statement_declines(app, ledger):
+    if get_db(app).engine.dialect.name == "postgresql":
+        pytest.skip("SQLite's side of the same test")
+    assert OneStatementWriter(get_db(app).engine)([[TransferSpec("x", "bank", "clearing", 10, "payment")]]) is None
+    assert _count(ledger) == 1
+
+
+def test_concurrent_writers_never_overdraw_and_write_each_id_once(postgresql, ledger):
+    """Sixteen threads spend clearing's 100 fen (debits must not exceed credits) 3 fen at a time
+    through every path at once: the group committer with its one statement, the inline writer
+    with it, and create_transfers in sessions. Each id is sent by two threads."""
+    committer = GroupCommitter(postgresql.session, write_committed=OneStatementWriter(postgresql.engine))
+    inline = InlineWriter(postgresql.session, write_committed=OneStatementWriter(postgresql.engine))
+
+    def in_session(specs):
+        with postgresql.session() as session:
+            results = create_transfers(session, specs)
+            session.commit()
+            return results
+
+    paths = [committer.submit, inline.submit, in_session]
+    answers: Counter = Counter()
+    created: Counter = Counter()  # id -> how many answers said "created"
+    lock = threading.Lock()
+
+    def client(number: int) -> None:
+        submit = paths[number % len(paths)]
+        for n in range(12):
+            transfer_id = f"spend-{(number // 2) * 100 + n}"  # threads 2k and 2k+1 send the same ids
+            try:
+                results = submit([TransferSpec(transfer_id, "clearing", "revenue", 3, "payment")])
+            except Problem as problem:
+                with lock:
+                    answers[problem.code] += 1
+                continue
+            with lock:
+                answers["created" if results[0].created else "replayed"] += 1
+                if results[0].created:
+                    created[transfer_id] += 1
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert not any(thread.is_alive() for thread in threads)
+
+    sums = _sums(ledger, "clearing")
+    spent = _count(ledger) - 1
+    assert spent == 33 and sums["debits_posted"] == 99 and sums["credits_posted"] == 100  # 33 x 3 fen, no more
+    assert len(created) == 33 and set(created.values()) == {1}, "an id was created twice"
+    assert answers["created"] == 33 and answers["created"] + answers["replayed"] + answers["exceeds_credits"] == 192
+    assert set(answers) <= {"created", "replayed", "exceeds_credits"}
+    assert check_ledger(ledger).ok
