@@ -155,3 +155,14 @@ def test_a_threaded_server_signs_through_the_group_writer(app, client, seal_id, 
     assert replay.status_code == 200 and replay.json() == first
     assert sorted(answer.json()["log_index"] for answer in answers) == list(range(8))
     check_log(app, 8)
+
+
+def test_postgresql_stores_the_der_without_trying_to_compress_it(make_app, postgres_url):
+    """seal_0008: the DER (mostly the seal's PNG) is stored EXTERNAL, not EXTENDED (pglz)."""
+    from sqlalchemy import text
+
+    app = make_app("seal")
+    with get_db(app).engine.connect() as conn:
+        storage = conn.execute(text("SELECT attstorage FROM pg_attribute WHERE attrelid = 'signatures'::regclass "
+                                    "AND attname = 'signature_der'")).scalar_one()
+    assert storage == "e"
