@@ -13,6 +13,7 @@ Authorisation (identity's access tokens, audience ``xsn:seal``):
 from __future__ import annotations
 
 import base64
+import threading
 from datetime import datetime
 
 import orjson
@@ -22,7 +23,7 @@ from flask_smorest import Blueprint
 
 from common.crypto.gm import sm3
 from common.crypto.keystore import load_kek
-from common.db import get_session
+from common.db import get_db, get_session
 from common.errors import NotFound
 from common.web.auth import current_claims, require_token, scopes_of
 from seal import certificates, grants, seals, signing, verification
@@ -46,6 +47,7 @@ from seal.schemas import (
     VerifyResponseSchema,
 )
 from seal.ses import DEFAULT_PROPERTY_INFO
+from seal.signature_writer import SignatureWriter, group_writer
 from seal.uploads import DocumentTooLarge, decode_base64
 
 blp = Blueprint("seals", __name__, url_prefix="/seals", description="Electronic seals (电子印章)")
@@ -226,6 +228,25 @@ def _signature_log() -> signing.SignatureLog:
     return current_app.extensions["seal_signature_log"]
 
 
+_writer_lock = threading.Lock()
+
+
+def _signature_writer() -> SignatureWriter | None:
+    """The process's grouped writer when this server runs requests in threads (gunicorn gthread:
+    concurrent signers share a commit and the log head's lock); a server with one request at a
+    time per process (a sync worker, the test client) writes in the request's own transaction."""
+    if not request.environ.get("wsgi.multithread"):
+        return None
+    writer = current_app.extensions.get("seal_signature_writer")
+    if writer is None:
+        with _writer_lock:
+            writer = current_app.extensions.get("seal_signature_writer")
+            if writer is None:
+                writer = current_app.extensions["seal_signature_writer"] = group_writer(get_db().session,
+                                                                                        _signature_log())
+    return writer
+
+
 def _signature_payload(row, seal_code: str) -> dict:
     return {"signature_id": row.id, "seal_id": row.seal_id, "seal_code": seal_code, "signed_at": row.signed_at,
             "document_digest": row.document_digest, "signature_digest": row.signature_digest,
@@ -252,7 +273,7 @@ def _iso(value):
 
 @blp.route("/<seal_id>/sign")
 class SealSign(MethodView):
-    @blp.arguments(SignRequestSchema)
+    @blp.arguments(SignRequestSchema())  # an instance: webargs instantiates a class on every request
     @blp.response(201, SignResponseSchema)
     @blp.alt_response(200, schema=SignResponseSchema, description="replay of an earlier request (Idempotency-Key)")
     @blp.doc(security=SECURITY, parameters=[{"in": "header", "name": "Idempotency-Key", "required": False,
@@ -263,7 +284,8 @@ class SealSign(MethodView):
         result = signing.sign(get_session(), _kek(), seal_id, actor=_actor(), digest=_digest_of(body),
                               property_info=body.get("property_info") or DEFAULT_PROPERTY_INFO,
                               idempotency_key=request.headers.get("Idempotency-Key"),
-                              request_id=g.get("request_id"), log=_signature_log())
+                              request_id=g.get("request_id"), log=_signature_log(),
+                              writer=_signature_writer())
         row = result.signature
         return _signing_response(_signature_payload(row, result.seal_code or seals.seal_code(get_session(),
                                                                                               row.seal_id)),
@@ -272,7 +294,7 @@ class SealSign(MethodView):
 
 @blp.route("/<seal_id>/sign-batch")
 class SealSignBatch(MethodView):
-    @blp.arguments(SignBatchRequestSchema)
+    @blp.arguments(SignBatchRequestSchema())
     @blp.response(201, SignBatchResponseSchema)
     @blp.alt_response(200, schema=SignBatchResponseSchema,
                       description="replay of an earlier batch (Idempotency-Key): the same signatures")
@@ -314,7 +336,7 @@ class SignatureItem(MethodView):
 
 @sign_blp.route("/verify")
 class Verify(MethodView):
-    @sign_blp.arguments(VerifyRequestSchema)
+    @sign_blp.arguments(VerifyRequestSchema())
     @sign_blp.response(200, VerifyResponseSchema)
     @sign_blp.alt_response(422, description="the signature is not an acceptable SES_Signature DER")
     def post(self, body):

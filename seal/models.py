@@ -126,6 +126,8 @@ class Signature(Base):
         UniqueConstraint("idempotency_scope", "idempotency_key", name="uq_signatures_idempotency"),
         Index("ix_signatures_seal_id_signed_at", "seal_id", "signed_at"),
         Index("ix_signatures_batch_id_batch_position", "batch_id", "batch_position"),
+        # The log entry of a signature reads its DER here (seal.log.models.LogEntry.signature_der).
+        Index("ix_signatures_log_index", "log_index", unique=True),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)

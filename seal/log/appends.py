@@ -103,10 +103,17 @@ def append_event(session: Session, event: dict[str, Any], *, ses_der: bytes | No
 
 
 class DatabaseLog:
-    """The log as signing writes to it (the ``seal.signing.SignatureLog`` interface)."""
+    """The log as signing writes to it (the ``seal.signing.SignatureLog`` interface).
+
+    The entries leave ``ses_signature`` empty: signing stores each DER once, in the signature's
+    row with the entry's index, where the entry reads it (``LogEntry.signature_der``). A second,
+    base64 copy in the entry doubled what a signature writes (~41 KB instead of ~18 KB) and
+    cost the database about as much CPU per batch signature again (docs/ARCHITECTURE.md, seal).
+    The leaf commits to the DER through its ``signature_digest`` either way.
+    """
 
     def append_events(self, session: Session, items: Sequence[tuple[dict[str, Any], bytes | None]]) -> list[int]:
-        return append_events(session, items)
+        return append_events(session, [(event, None) for event, _der in items])
 
 
 SIGNATURE_LOG = DatabaseLog()

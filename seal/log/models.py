@@ -8,14 +8,16 @@ JSON for indexing only: the leaf is what the Merkle tree commits to.
 
 from __future__ import annotations
 
+import base64
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Index, Integer, LargeBinary, String, Text
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import BigInteger, Index, Integer, LargeBinary, String, Text, select
+from sqlalchemy.orm import Mapped, column_property, mapped_column
 
 from common.db import UTCDateTime, utcnow
 from common.merkle_log.tables import HEAD_ID, CheckpointMixin, LogHeadMixin, MerkleNodeMixin
 from seal.base import Base
+from seal.models import Signature
 
 __all__ = ["HEAD_ID", "AuditQuery", "LogCheckpoint", "LogEntry", "LogHead", "LogNode"]
 
@@ -51,8 +53,22 @@ class LogEntry(Base):
     signature_digest: Mapped[str | None] = mapped_column(String(128), nullable=True)
     request_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
     # base64 SES_Signature DER; not part of the leaf, which commits to it via signature_digest.
+    # Signing entries since seal_0007 leave it null: their DER is stored once, in the signature's
+    # row (``signature_der`` below); events logged with their DER otherwise keep it here.
     ses_signature: Mapped[str | None] = mapped_column(Text, nullable=True)
     appended_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    def signature_b64(self) -> str | None:
+        """The entry's SES_Signature DER, base64, from wherever it is stored (or None)."""
+        if self.ses_signature is not None:
+            return self.ses_signature
+        return base64.b64encode(self.signature_der).decode() if self.signature_der is not None else None
+
+
+# The DER of the signature whose entry this is (signatures.log_index, unique), read with the entry.
+LogEntry.signature_der = column_property(  # type: ignore[attr-defined]
+    select(Signature.signature_der).where(Signature.log_index == LogEntry.leaf_index)
+    .correlate_except(Signature).scalar_subquery())
 
 
 class LogNode(MerkleNodeMixin, Base):

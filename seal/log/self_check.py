@@ -50,9 +50,10 @@ def _check_entry(report: SelfCheckReport, entry: LogEntry) -> bytes:
     for name in INDEXED_FIELDS:
         if str_or_none(event.get(name)) != getattr(entry, name):
             report.add("index_mismatch", f"the search column {name} differs from the leaf", index=index)
-    if entry.ses_signature is not None:
-        try:
-            der = base64.b64decode(entry.ses_signature, validate=True)
+    if entry.ses_signature is not None or entry.signature_der is not None:
+        try:  # the entry's own copy, or (since seal_0007) the signature row's DER
+            der = (base64.b64decode(entry.ses_signature, validate=True) if entry.ses_signature is not None
+                   else bytes(entry.signature_der))
         except ValueError:
             der = b""
         if sm3(der).hex() != str(event.get("signature_digest", "")).lower():

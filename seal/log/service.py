@@ -55,7 +55,7 @@ def checkpoint_dict(row: LogCheckpoint) -> dict[str, Any]:
 
 def entry_dict(entry: LogEntry) -> dict[str, Any]:
     return {"index": entry.leaf_index, "leaf": entry.leaf, "leaf_hash": bytes(entry.leaf_hash).hex(),
-            "event": json.loads(entry.leaf), "ses_signature": entry.ses_signature}
+            "event": json.loads(entry.leaf), "ses_signature": entry.signature_b64()}
 
 
 def proof_checkpoint(session: Session, settings: LogSettings, tree_size: int | None,

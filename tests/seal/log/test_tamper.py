@@ -158,3 +158,38 @@ def test_the_offline_verifier_reports_tampering(app, material, tmp_path, name):
         assert "FAIL range: entries [0, 10): missing [4]" in result.output
     bundle = json.loads((tmp_path / "b.json").read_text())
     assert bundle["tree_size"] == 10
+
+
+def test_a_signature_stored_once_is_checked_where_it_is_stored(make_app, tmp_path):
+    """Signing stores a DER once, in its ``signatures`` row; the entry reads it from there (the
+    API, the export) and the self-check and the offline verifier check that copy."""
+    from tests.seal.conftest import make_granted_seal
+
+    app = make_app("seal", SEAL_LOG_ORIGIN=ORIGIN, SEAL_LOG_CHECKPOINT_INTERVAL=0)
+    app.tokens = TokenFactory()
+    app.tokens.install(app)
+    app.auditor = app.tokens.bearer(sub="auditor", scope="audit:read")
+    client = app.test_client()
+    seal_id = make_granted_seal(client, app.tokens.bearer(sub="admin-1", scope="seal:admin", client_id="x"))
+    signer = app.tokens.bearer(sub="svc", scope="seal:sign", client_id="xsn-licenses")
+    signed = [client.post(f"/seals/{seal_id}/sign", json={"digest": sm3(bytes([n])).hex()}, headers=signer)
+              for n in range(3)]
+    assert [answer.status_code for answer in signed] == [201] * 3
+    with get_db(app).engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM log_entries WHERE ses_signature IS NOT NULL")).scalar() == 0
+    entry = client.get("/log/entries/1", headers=app.auditor).get_json()["entry"]
+    assert entry["ses_signature"] == signed[1].get_json()["signature_base64"]
+    assert self_check(app)["ok"]
+
+    sql(app, "UPDATE signatures SET signature_der = :der WHERE log_index = 1",
+        der=base64.b64decode(signed[0].get_json()["signature_base64"]))
+    assert "signature_digest_mismatch" in codes(self_check(app))
+    env = {"XSN_SEAL_DATABASE_URL": app.config["DATABASE_URL"], "XSN_KEK": KEK, "XSN_SEAL_LOG_ORIGIN": ORIGIN,
+           "XSN_VAR_DIR": str(tmp_path / "var")}
+    runner = CliRunner()
+    export = runner.invoke(main, ["seal", "log", "export", "--out", str(tmp_path / "b.json"),
+                                  "--key-out", str(tmp_path / "k.pem")], env=env)
+    assert export.exit_code == 0, export.output
+    result = runner.invoke(main, ["seal", "log", "verify", "--bundle", str(tmp_path / "b.json"),
+                                  "--key", str(tmp_path / "k.pem")], env=env)
+    assert result.exit_code == 1 and "FAIL" in result.output, result.output

@@ -1,0 +1,168 @@
+"""The grouped signature writer (:mod:`seal.signature_writer`): concurrent signers share a commit
+and the log head's lock, each answered with its own committed signature and log entry.
+
+Runs on SQLite in ``make test`` and on PostgreSQL under XSN_TEST_DATABASE_URL.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from sqlalchemy import select
+
+from common.crypto.gm import sm3
+from common.db import get_db
+from seal import signing
+from seal.log import tree
+from seal.log.appends import SIGNATURE_LOG
+from seal.log.models import LogEntry
+from seal.models import Signature
+from seal.signature_writer import group_writer
+from tests.seal.domain import LICENSES
+from tests.seal.log.test_concurrency import check_log
+
+
+def _sign_concurrently(app, kek, seal_id, writer, keys: list[str | None], digests: list[bytes]) -> list:
+    """``signing.sign`` from one thread per request, each on its own session."""
+    results: list = [None] * len(keys)
+
+    def one(position: int) -> None:
+        with get_db(app).session() as session:
+            try:
+                results[position] = signing.sign(session, kek, seal_id, actor=LICENSES, digest=digests[position],
+                                                  idempotency_key=keys[position], log=SIGNATURE_LOG, writer=writer)
+            except BaseException as exc:  # reported by the assertion below
+                results[position] = exc
+
+    threads = [threading.Thread(target=one, args=(n,)) for n in range(len(keys))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    return results
+
+
+def _held_head(app):
+    """A session holding the log head's lock (as a signer inside its append would)."""
+    holder = get_db(app).sessionmaker()
+    tree.lock_head(holder)
+    return holder
+
+
+def _wait_taken(writer) -> None:
+    """Until the committer has taken the one request submitted (and waits on the head lock)."""
+    deadline = time.monotonic() + 30
+    while writer._queue.qsize() or not writer._threads:
+        assert time.monotonic() < deadline, "nothing was submitted"
+        time.sleep(0.01)
+    time.sleep(0.2)  # the committer thread, just started, takes it from the queue
+
+
+def _wait_queued(writer, count: int) -> None:
+    deadline = time.monotonic() + 30
+    while writer._queue.qsize() < count:
+        assert time.monotonic() < deadline, "the requests did not queue"
+        time.sleep(0.01)
+
+
+def test_signers_queued_behind_the_head_share_one_commit(app, kek, seal):
+    writer = group_writer(get_db(app).session, SIGNATURE_LOG)
+    holder = _held_head(app)
+    count = 6
+    digests = [sm3(f"文书 {n}".encode()) for n in range(count)]
+    done: list = []
+    first = threading.Thread(target=lambda: done.extend(_sign_concurrently(app, kek, seal.id, writer, [None],
+                                                                           digests[:1])))
+    first.start()
+    _wait_taken(writer)  # the committer took the first one: it waits on the lock
+    rest = threading.Thread(target=lambda: done.extend(_sign_concurrently(app, kek, seal.id, writer,
+                                                                          [None] * (count - 1), digests[1:])))
+    rest.start()
+    _wait_queued(writer, count - 1)
+    holder.rollback()
+    holder.close()
+    first.join(60)
+    rest.join(60)
+
+    assert all(isinstance(result, signing.SignResult) for result in done), done
+    assert (writer.groups, writer.requests) == (2, count)  # the first alone, then the five queued behind it
+    with get_db(app).session() as session:
+        rows = {row.id: row for row in session.scalars(select(Signature))}
+        entries = {entry.leaf_index: entry for entry in session.scalars(select(LogEntry))}
+    assert sorted(result.signature.log_index for result in done) == list(range(count))
+    for result in done:  # each answer is its committed row, whose entry commits to its DER
+        row = rows[result.signature.id]
+        assert row.log_index == result.signature.log_index
+        assert entries[row.log_index].signature_digest == row.signature_digest == sm3(row.signature_der).hex()
+        assert row.document_digest == result.signature.document_digest
+    check_log(app, count)
+
+
+def test_an_idempotency_race_inside_a_group_answers_one_signature_twice(app, kek, seal):
+    writer = group_writer(get_db(app).session, SIGNATURE_LOG)
+    holder = _held_head(app)
+    warm = threading.Thread(target=_sign_concurrently, args=(app, kek, seal.id, writer, ["warm"], [sm3(b"w")]))
+    warm.start()
+    _wait_taken(writer)
+    # Three requests queue behind it: two with the same key (both read "no such key" before
+    # either was written), and an unrelated one that must not pay for their conflict.
+    keys, digests = ["twin", "twin", "other"], [DIGEST_A, DIGEST_A, sm3(b"other")]
+    results: list = []
+    queued = threading.Thread(target=lambda: results.extend(_sign_concurrently(app, kek, seal.id, writer, keys,
+                                                                              digests)))
+    queued.start()
+    _wait_queued(writer, 3)
+    holder.rollback()
+    holder.close()
+    warm.join(60)
+    queued.join(60)
+
+    assert all(isinstance(result, signing.SignResult) for result in results), results
+    twins = results[:2]
+    assert twins[0].signature.id == twins[1].signature.id
+    assert sorted(result.replayed for result in twins) == [False, True]
+    assert not results[2].replayed
+    with get_db(app).session() as session:
+        assert len(session.scalars(select(Signature)).all()) == 3
+    check_log(app, 3)  # the failed group left no entry and no gap
+
+
+DIGEST_A = sm3("合同 A".encode())
+
+
+def test_a_threaded_server_signs_through_the_group_writer(app, client, seal_id, signer_headers, serve_app):
+    import requests
+
+    url = serve_app(app)
+    answers: list = []
+
+    def post(n: int) -> None:
+        answers.append(requests.post(f"{url}/seals/{seal_id}/sign", json={"digest": sm3(str(n).encode()).hex()},
+                                     headers={**signer_headers, "Idempotency-Key": f"k{n}"}, timeout=30))
+
+    threads = [threading.Thread(target=post, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert [answer.status_code for answer in answers] == [201] * 8
+    writer = app.extensions["seal_signature_writer"]
+    assert writer.requests == 8 and 1 <= writer.groups <= 8
+    replay = requests.post(f"{url}/seals/{seal_id}/sign", json={"digest": sm3(b"0").hex()},
+                           headers={**signer_headers, "Idempotency-Key": "k0"}, timeout=30)
+    first = next(answer.json() for answer in answers if answer.json()["document_digest"] == sm3(b"0").hex())
+    assert replay.status_code == 200 and replay.json() == first
+    assert sorted(answer.json()["log_index"] for answer in answers) == list(range(8))
+    check_log(app, 8)
+
+
+def test_postgresql_stores_the_der_without_trying_to_compress_it(make_app, postgres_url):
+    """seal_0008: the DER (mostly the seal's PNG) is stored EXTERNAL, not EXTENDED (pglz)."""
+    from sqlalchemy import text
+
+    app = make_app("seal")
+    with get_db(app).engine.connect() as conn:
+        storage = conn.execute(text("SELECT attstorage FROM pg_attribute WHERE attrelid = 'signatures'::regclass "
+                                    "AND attname = 'signature_der'")).scalar_one()
+    assert storage == "e"
