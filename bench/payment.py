@@ -26,10 +26,10 @@ Phases, each measured in this run:
 5. ``xsn ledger check`` over everything the run wrote.
 
 Ends with ``RESULT {json}``: ``single_ratio`` and ``batch_ratio`` (transfers/s ÷ pgbench TPC-B
-tps; targets ≥ 0.5 and ≥ 5; ``single_grouped_ratio`` beside them, not a target), ``http_ratio`` (HTTP transfers/s ÷ /livez req/s at the last of
-``--connections``, the median over ``--rounds`` paired rounds; target ≥ 0.4; ``http_ratios``
-has every count, ``http_cpu_ratio`` the server's CPU per /livez request ÷ per transfer request)
-and ``ledger_check_ok``.
+tps; targets ≥ 0.5 and ≥ 5; ``single_grouped_ratio`` beside them, not a target), ``http_ratio``
+(HTTP transfers/s ÷ /livez req/s at the last of ``--connections``, the median over ``--rounds``
+paired rounds; target ≥ 0.4; ``http_ratios`` has every count, ``http_cpu_ratio`` the server's
+CPU per /livez request ÷ per transfer request) and ``ledger_check_ok``.
 """
 
 from __future__ import annotations

@@ -118,8 +118,8 @@ class GroupCommitter(Generic[Item, Result]):
     def __init__(self, sessions: SessionFactory, *,
                  write_group: Callable[[Session, Sequence[Sequence[Item]]], list[Outcome]],
                  write_one: Callable[[Session, Sequence[Item]], Result], timeout: Callable[[], Exception],
-                 write_committed: CommittedWriter | None = None, committers: int = COMMITTERS, max_items: int = MAX_GROUP_ITEMS,
-                 wait_seconds: float = WAIT_SECONDS, name: str = "group-commit",
+                 write_committed: CommittedWriter | None = None, committers: int = COMMITTERS,
+                 max_items: int = MAX_GROUP_ITEMS, wait_seconds: float = WAIT_SECONDS, name: str = "group-commit",
                  logger: Any = None, failed_event: str = "group_commit_failed") -> None:
         self.sessions, self.write_group, self.write_one = sessions, write_group, write_one
         self.write_committed = write_committed

@@ -65,10 +65,11 @@ class GroupCommitter(group_commit.GroupCommitter[TransferSpec, list[TransferResu
     """
 
     def __init__(self, sessions: SessionFactory, *, write_group=write_requests, write_one=create_transfers,
-                 write_committed: CommittedWriter | None = None, committers: int = COMMITTERS, max_transfers: int = MAX_GROUP_TRANSFERS,
-                 wait_seconds: float = WAIT_SECONDS) -> None:
+                 write_committed: CommittedWriter | None = None, committers: int = COMMITTERS,
+                 max_transfers: int = MAX_GROUP_TRANSFERS, wait_seconds: float = WAIT_SECONDS) -> None:
         super().__init__(sessions, write_group=write_group, write_one=write_one, timeout=_timeout,
-                         write_committed=write_committed, committers=committers, max_items=max_transfers, wait_seconds=wait_seconds,
+                         write_committed=write_committed, committers=committers, max_items=max_transfers,
+                         wait_seconds=wait_seconds,
                          name="ledger-group-commit", logger=log, failed_event="ledger_group_failed")
 
 
