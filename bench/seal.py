@@ -232,6 +232,7 @@ def main() -> None:
                         help="the PostgreSQL server to make the scratch database on (default: %(default)s)")
     parser.add_argument("--sqlite", action="store_true", help="run the service on SQLite instead of PostgreSQL")
     parser.add_argument("--skip-proofs", action="store_true")
+    parser.add_argument("--threads", type=int, default=THREADS, help="threads per gthread worker")
     args = parser.parse_args()
     wrk_binary()  # fail early, with the install hint
 
@@ -251,7 +252,8 @@ def main() -> None:
         subprocess.run([sys.executable, "-c", seed], env=env, check=True, capture_output=True)
         port = free_port()
         # Served exactly as `xsn run` serves it (access log included, here thrown away).
-        argv = gunicorn_argv("seal:create_app()", port, args.workers, "xsn-bench-seal")
+        argv = gunicorn_argv("seal:create_app()", port, args.workers, "xsn-bench-seal",
+                             ["--threads", str(args.threads)] if args.threads != THREADS else [])
         server = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                   start_new_session=True)
         figures = _run(args, tokens, port, server.pid, scratch.backend_cpu if scratch else lambda: 0.0)
@@ -326,7 +328,7 @@ def _report(args, figures: dict, proofs: dict | None) -> None:
     synchronous = os.environ.get("XSN_SQLITE_SYNCHRONOUS", "FULL").upper() if args.sqlite else None
     cores = os.cpu_count() or 1
     print(f"database: {database}" + (f" (synchronous={synchronous})" if synchronous else "")
-          + f"; SM2 backend: {gm.backend_name()}; {args.workers} gunicorn gthread workers x {THREADS} threads "
+          + f"; SM2 backend: {gm.backend_name()}; {args.workers} gunicorn gthread workers x {args.threads} threads "
           f"(keep-alive); {cores} cores")
     print(f"raw SM2 sign/s (1 thread): {raw:,.0f} (before {figures['raw_before']:,.0f}, "
           f"after {figures['raw_after']:,.0f})")
@@ -383,7 +385,7 @@ def _report(args, figures: dict, proofs: dict | None) -> None:
         "projected_ratio": {"sign": round(projected["sign"], 4), "batch": round(projected["batch"], 4)},
         "sm2_backend": gm.backend_name(),
         "workers": args.workers,
-        "threads": THREADS,
+        "threads": args.threads,
         "wrk_connections": {"sign": args.connections, "batch": args.batch_connections},
         "batch_size": BATCH,
         "errors": signing["errors"] + batching["errors"] + verifying["errors"],
