@@ -37,8 +37,10 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import bindparam, func, insert, or_, select, update
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from common.crypto.gm import sm3
 from common.db import utcnow
@@ -46,7 +48,7 @@ from common.errors import Conflict, NotFound, Problem, ValidationFailed
 
 from . import catalogue, issuing
 from .issuing import Deps, Issuer, IssueRequest
-from .models import PENDING, BulkJob, BulkRow, Licence, LicenceType, new_id
+from .models import PENDING, VALID, BulkJob, BulkRow, Licence, LicenceEvent, LicenceType, Notification, new_id
 
 BASE_COLUMNS = ("holder_code", "holder_name", "type_code", "valid_from", "valid_until")
 RUNNABLE = ("validated", "running")
@@ -228,7 +230,7 @@ def run_job(session: Session, deps: Deps, job: BulkJob, *, batch: int = 100, max
             if not lease.renew():  # a runner that took over after our lease lapsed finishes the batch
                 session.rollback()
                 return job
-            _mark_issued(session, job, oldest.rows, oldest.licences, signatures)
+            _mark_issued(session, job, licence_type, oldest.rows, oldest.licences, signatures)
             session.commit()
     except SealUnavailable as exc:
         session.rollback()
@@ -310,18 +312,40 @@ class _Lease:
         self.job.runner, self.job.lease_until = None, utcnow()
 
 
-def _mark_issued(session: Session, job: BulkJob, rows: list[BulkRow], licences: list[Licence], signatures) -> None:
+def _mark_issued(session: Session, job: BulkJob, licence_type: LicenceType, rows: list[BulkRow],
+                 licences: list[Licence], signatures) -> None:
     """Step (3): the batch's licences valid, its rows issued. Only licences still pending are
-    marked (locked first), so a batch finished by someone else is not marked twice."""
+    marked (locked first), so a batch finished by someone else is not marked twice.
+
+    What :func:`issuing.mark_sealed` does for one licence, as a few statements for the whole
+    batch (one UPDATE of the licences with a parameter set each, one multi-row INSERT each of
+    events and notifications, one UPDATE of the rows): the ORM's unit of work cost about a
+    third of the licences side's CPU per bulk licence."""
     still_pending = set(session.scalars(select(Licence.id).where(
         Licence.id.in_([lic.id for lic in licences]), Licence.status == PENDING).with_for_update()))
     known = issuing.recipients_by_index(session, [lic.holder_index for lic in licences])
-    for row, licence, signature in zip(rows, licences, signatures, strict=True):
-        if licence.id in still_pending:
-            issuing.mark_sealed(session, licence, signature, actor=job.created_by, client_id=job.client_id,
-                                action="bulk_issue", known=known.get(licence.holder_index, []))
-            job.issued += 1
-        row.status = "issued"
+    now = utcnow()
+    marked = [(lic, sig) for lic, sig in zip(licences, signatures, strict=True) if lic.id in still_pending]
+    if marked:
+        table = Licence.__table__
+        session.execute(table.update().where(table.c.id == bindparam("licence")).values(
+            seal_id=bindparam("seal"), signature_id=bindparam("signature"), signature_b64=bindparam("b64"),
+            signed_at=bindparam("signed"), status=VALID, issued_at=now),
+            [{"licence": lic.id, "seal": sig.seal_id, "signature": sig.signature_id, "b64": sig.signature_b64,
+              "signed": sig.signed_at} for lic, sig in marked])
+        session.execute(insert(LicenceEvent), [
+            {"licence_id": lic.id, "action": "bulk_issue", "from_status": PENDING, "to_status": VALID,
+             "actor": job.created_by, "client_id": job.client_id} for lic, _ in marked])
+        notes = [{"template": "licence_issued", "recipients": known[lic.holder_index],
+                  "variables": {"licence_name": licence_type.name, "face_number": lic.face_number,
+                                "issuer": lic.issuer_name}} for lic, _ in marked if known.get(lic.holder_index)]
+        if notes:
+            session.execute(insert(Notification), notes)
+        job.issued += len(marked)
+    session.execute(update(BulkRow).where(BulkRow.job_id == job.id, BulkRow.line.in_([row.line for row in rows]))
+                    .values(status="issued").execution_options(synchronize_session=False))
+    for row in rows:
+        set_committed_value(row, "status", "issued")
     job.last_error = None
 
 
@@ -330,6 +354,9 @@ def _pending_licences(session: Session, deps: Deps, issuer: Issuer, job: BulkJob
     """Step (1): the rows' pending licences, made now unless a previous run made them (committed
     with the lease renewed). A row that no longer passes (the type was retired since the upload)
     becomes invalid.
+
+    The new licences are inserted with one multi-row INSERT and the rows pointed at them with one
+    UPDATE (a parameter set per row), not through the ORM's unit of work (see :func:`_mark_issued`).
 
     :raise JobBusy: the lease was lost (another runner took over after it lapsed)."""
     kept: list[BulkRow] = []
@@ -351,17 +378,29 @@ def _pending_licences(session: Session, deps: Deps, issuer: Issuer, job: BulkJob
                 job.invalid += 1
                 continue
             kept.append(row)
+        new: list[Licence] = []
         if fresh:
             numbers = issuing.take_numbers(session, licence_type, issuer.code, len(fresh))
             for (row, checked), taken in zip(fresh, numbers, strict=True):
-                licence = issuing.new_pending(session, deps, issuer, checked, numbers=taken,
-                                              idempotency_key=f"bulk:{job.id}:{row.line}")
-                row.licence_id = licence.id
+                licence = issuing.build_pending(deps, issuer, checked, taken,
+                                                idempotency_key=f"bulk:{job.id}:{row.line}")
                 made[row.line] = licence
-        if kept and any(row.batch is None for row in kept):
-            key = sm3(",".join(made[row.line].id for row in kept).encode()).hex()[:32]
-            for row in kept:
-                row.batch = key
+                new.append(licence)
+        if new:
+            columns = [attr.key for attr in sa_inspect(Licence).column_attrs if attr.key in vars(new[0])]
+            session.execute(insert(Licence), [{key: getattr(lic, key) for key in columns} for lic in new])
+        # A batch is keyed once, when its licences are first made; an interrupted batch keeps its key.
+        key = (kept[0].batch if kept and all(row.batch for row in kept)
+               else sm3(",".join(made[row.line].id for row in kept).encode()).hex()[:32])
+        changed = [row for row in kept if row.batch != key or row.licence_id != made[row.line].id]
+        if changed:
+            table = BulkRow.__table__
+            session.execute(table.update().where(table.c.job_id == job.id, table.c.line == bindparam("row"))
+                            .values(licence_id=bindparam("licence"), batch=key),
+                            [{"row": row.line, "licence": made[row.line].id} for row in changed])
+            for row in changed:
+                set_committed_value(row, "licence_id", made[row.line].id)
+                set_committed_value(row, "batch", key)
     if not lease.renew():
         session.rollback()
         raise JobBusy(f"bulk job {job.id} was taken over by another runner")

@@ -267,13 +267,19 @@ def build_document(row: Licence, licence_type: LicenceType, holder_code: str, fa
 
 
 def new_pending(session: Session, deps: Deps, issuer: Issuer, checked: Checked, *,
-                idempotency_key: str | None = None, previous: Licence | None = None,
-                numbers: Numbers | None = None) -> Licence:
-    """A pending licence row (identifier, face number, document), added; the caller commits.
+                idempotency_key: str | None = None, previous: Licence | None = None) -> Licence:
+    """A pending licence row (identifier, face number, document), added; the caller commits."""
+    numbers = take_numbers(session, checked.licence_type, issuer.code, 1)[0]
+    row = build_pending(deps, issuer, checked, numbers, idempotency_key=idempotency_key, previous=previous)
+    session.add(row)
+    return row
 
-    ``numbers`` were taken beforehand (bulk issuance takes a batch's at once)."""
+
+def build_pending(deps: Deps, issuer: Issuer, checked: Checked, numbers: Numbers, *,
+                  idempotency_key: str | None = None, previous: Licence | None = None) -> Licence:
+    """A pending licence with its numbers, identifier and document, not yet in any session (bulk
+    issuance inserts a batch's in one statement)."""
     licence_type = checked.licence_type
-    numbers = numbers or take_numbers(session, licence_type, issuer.code, 1)[0]
     if previous is None:
         identifier = LicenseIdentifier.build(licence_type.code, issuer.code, numbers.serial, 1)
         face_number = f"{licence_type.face_prefix}{numbers.serial}"
@@ -291,7 +297,6 @@ def new_pending(session: Session, deps: Deps, issuer: Issuer, checked: Checked, 
                   previous_id=previous.id if previous else None, request_hash=checked.request_hash,
                   idempotency_scope=f"{issuer.code}:{issuer.actor}" if idempotency_key else None,
                   idempotency_key=idempotency_key, issued_by=issuer.actor)
-    session.add(row)
     document = canonical(build_document(row, licence_type, checked.holder_code, checked.face,
                                         previous.identifier if previous else None))
     row.document_enc = deps.cipher.encrypt("document", document.decode())

@@ -228,3 +228,36 @@ def test_with_two_batches_in_flight_a_killed_runner_resumes_without_issuing_or_s
     session.close()
     assert h.count(Licence) == 45 and h.count(LicenceEvent) == 45
     assert len(seal.signed) == 45  # the interrupted batches were replayed by the seal node, not signed again
+
+
+def test_each_bulk_licence_is_sealed_recorded_and_its_known_holder_told(h, app, node):
+    """Step (3) writes a batch with a few statements: each licence gets its own signature and
+    one ``bulk_issue`` event, and a holder the node knows is told of their licence (and only of
+    theirs) through the outbox."""
+    from sqlalchemy import select
+
+    from common.db import get_db
+    from licenses import issuing
+    from licenses.models import LicenceEvent, Notification
+
+    text = _csv(12)
+    known_code = next(csv.DictReader(io.StringIO(text)))["holder_code"]
+    with get_db(app).session() as session:
+        issuing.link_holder(session, node["deps"].cipher, "p-known", [("person", known_code)])
+    job_id = _upload(h, text).get_json()["id"]
+    with get_db(app).session() as session:
+        bulk.run_job(session, node["deps"], session.get(BulkJob, job_id), batch=5, inflight=2)
+    with get_db(app).session() as session:
+        licences = list(session.scalars(select(Licence)))
+        assert len(licences) == 12 and {lic.status for lic in licences} == {"valid"}
+        assert all(lic.signature_b64 and lic.signed_at and lic.issued_at and lic.seal_id for lic in licences)
+        assert len({lic.signature_id for lic in licences}) == 12  # each its own signature
+        events = list(session.scalars(select(LicenceEvent)))
+        assert sorted(e.licence_id for e in events) == sorted(lic.id for lic in licences)
+        assert {(e.action, e.from_status, e.to_status) for e in events} == {("bulk_issue", "pending", "valid")}
+        notes = list(session.scalars(select(Notification)))
+        told = [lic for lic in licences if lic.holder_index == issuing.holder_index(node["deps"].cipher, "person",
+                                                                                     known_code)]
+        assert len(notes) == len(told) >= 1
+        assert notes[0].recipients == [{"subject": "p-known"}] and notes[0].template == "licence_issued"
+        assert notes[0].variables["face_number"] in {lic.face_number for lic in told}
