@@ -21,11 +21,16 @@ from typing import Any
 import psycopg
 from psycopg.rows import namedtuple_row
 from sqlalchemy.dialects.postgresql.psycopg import dialect as psycopg_dialect
+from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import ClauseElement
 
 _DIALECT = psycopg_dialect()
+
+
+def on_psycopg(engine: Engine) -> bool:
+    return engine.dialect.driver == "psycopg"
 
 
 def driver_connection(session: Session) -> psycopg.Connection | None:
@@ -59,6 +64,25 @@ class DriverStatement:
         """The first row as a named tuple (columns by attribute, like a SQLAlchemy row), or ``None``."""
         with _as_sqlalchemy_errors(self.sql, params), connection.cursor(row_factory=namedtuple_row) as cursor:
             return cursor.execute(self.sql, self._params(params)).fetchone()
+
+    def named_autocommit(self, engine: Engine, params: Mapping[str, Any]) -> Any | None:
+        """:meth:`named` as a statement of its own (autocommit, no BEGIN/ROLLBACK) on a pooled
+        connection taken for it alone: no SQLAlchemy ``Connection`` or session transaction is set
+        up and torn down around it (the pool still pre-pings it, as every checkout). The connection
+        goes back as it came (not in autocommit), or is invalidated if that fails."""
+        fairy = engine.raw_connection()
+        try:
+            connection = fairy.driver_connection
+            connection.autocommit = True
+            try:
+                return self.named(connection, params)
+            finally:
+                try:
+                    connection.autocommit = False
+                except psycopg.Error:  # broken meanwhile: not given back to the pool
+                    fairy.invalidate()
+        finally:
+            fairy.close()
 
     def execute_many(self, connection: psycopg.Connection, rows: Sequence[Mapping[str, Any]]) -> None:
         """One execution per row, pipelined by psycopg (one round trip for all of them)."""
