@@ -26,11 +26,13 @@ from sqlalchemy.orm import Session
 
 from common.errors import ServiceUnavailable
 from common.group_commit import GroupCommitter, SessionFactory
+from common.merkle_log.driver import DriverStatement, driver_connection
 from seal.models import Signature
 
 log = structlog.get_logger("xsn.seal.signing")
 
 _INSERT_SIGNATURE = insert(Signature.__table__)
+_DRIVER_INSERT_SIGNATURE = DriverStatement(_INSERT_SIGNATURE, [column.key for column in Signature.__table__.c])
 MAX_GROUP_SIGNATURES = 500  # one group's statements stay well inside PostgreSQL's 65,535 parameters
 
 
@@ -73,7 +75,11 @@ def write_signatures(session: Session, signature_log: SignatureLog, items: Seque
     indexes = signature_log.append_events(session, [(item.event, item.der) for item in items])
     for item, index in zip(items, indexes, strict=True):
         item.row["log_index"] = index
-    session.connection().execute(_INSERT_SIGNATURE, [item.row for item in items])
+    driver = driver_connection(session)
+    if driver is not None:  # PostgreSQL: the fixed text on psycopg (common.merkle_log.driver)
+        _DRIVER_INSERT_SIGNATURE.execute_many(driver, [item.row for item in items])
+    else:
+        session.connection().execute(_INSERT_SIGNATURE, [item.row for item in items])
     return indexes
 
 

@@ -26,6 +26,7 @@ from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from common.crypto import merkle
+from common.merkle_log.driver import DriverStatement, driver_connection
 from common.merkle_log.tables import HEAD_ID
 
 HASH = merkle.sm3
@@ -60,6 +61,7 @@ class MerkleNodeStore:
                          .returning(head.c.size))
         self._lock = update(head).where(head.c.id == HEAD_ID).values(size=head.c.size).returning(head.c.size)
         self._size = select(head.c.size).where(head.c.id == HEAD_ID)
+        self._driver_advance = DriverStatement(self._advance)
 
     # -- the head ---------------------------------------------------------------------------
 
@@ -68,7 +70,12 @@ class MerkleNodeStore:
 
         Takes the head's row lock (held until the caller commits or rolls back).
         """
-        size = session.connection().execute(self._advance, {"count": count}).scalar_one_or_none()
+        connection = driver_connection(session)
+        if connection is not None:  # PostgreSQL: every append pays this (common.merkle_log.driver)
+            row = self._driver_advance.first(connection, {"count": count})
+            size = None if row is None else row[0]
+        else:
+            size = session.connection().execute(self._advance, {"count": count}).scalar_one_or_none()
         if size is None:
             raise self.problems.head_missing()
         return int(size) - count

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from common.crypto import merkle
 from common.db import utcnow
+from common.merkle_log.driver import DriverStatement, driver_connection
 from seal.log.models import LogEntry, LogNode
 from seal.log.tree import HASH, advance_head, new_nodes
 
@@ -30,6 +31,9 @@ INDEXED_FIELDS = ("seal_id", "seal_code", "org_code", "signer", "client_id", "do
 
 _INSERT_ENTRY = insert(LogEntry.__table__)
 _INSERT_NODES = insert(LogNode.__table__)
+# On PostgreSQL the same inserts as fixed driver text (every column given: no defaults to fill).
+_DRIVER_INSERT_ENTRY = DriverStatement(_INSERT_ENTRY, [column.key for column in LogEntry.__table__.c])
+_DRIVER_INSERT_NODES = DriverStatement(_INSERT_NODES, [column.key for column in LogNode.__table__.c])
 
 
 def _plain(value: Any) -> bool:
@@ -91,9 +95,15 @@ def append_events(session: Session, items: Sequence[tuple[dict[str, Any], bytes 
     first = advance_head(session, len(rows))
     for offset, row in enumerate(rows):
         row["leaf_index"] = first + offset
-    connection = session.connection()
-    connection.execute(_INSERT_ENTRY, rows)
-    connection.execute(_INSERT_NODES, new_nodes(session, first, [row["leaf_hash"] for row in rows]))
+    nodes = new_nodes(session, first, [row["leaf_hash"] for row in rows])
+    driver = driver_connection(session)
+    if driver is not None:  # PostgreSQL: without SQLAlchemy's per-statement work (common.merkle_log.driver)
+        _DRIVER_INSERT_ENTRY.execute_many(driver, rows)
+        _DRIVER_INSERT_NODES.execute_many(driver, nodes)
+    else:
+        connection = session.connection()
+        connection.execute(_INSERT_ENTRY, rows)
+        connection.execute(_INSERT_NODES, nodes)
     return [row["leaf_index"] for row in rows]
 
 

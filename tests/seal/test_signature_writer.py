@@ -166,3 +166,37 @@ def test_postgresql_stores_the_der_without_trying_to_compress_it(make_app, postg
         storage = conn.execute(text("SELECT attstorage FROM pg_attribute WHERE attrelid = 'signatures'::regclass "
                                     "AND attname = 'signature_der'")).scalar_one()
     assert storage == "e"
+
+
+def test_postgresql_writes_through_the_driver_and_reports_a_taken_key_as_sqlalchemy_does(app, kek, seal,
+                                                                                          postgres_url):
+    """common.merkle_log.driver: on PostgreSQL the read, the head update and the inserts run as
+    fixed text on psycopg (SQLAlchemy's cursor execution sees none of them), the signature and its
+    entry are committed as before, and a unique violation is still an ``IntegrityError``."""
+    import pytest
+    from sqlalchemy import event as sa_event
+    from sqlalchemy.exc import IntegrityError
+
+    from seal.signature_writer import PendingSignature, write_signatures
+
+    statements: list[str] = []
+    engine = get_db(app).engine
+    listener = lambda *args: statements.append(args[2])  # noqa: E731
+    sa_event.listen(engine, "before_cursor_execute", listener)
+    try:
+        with get_db(app).session() as session:
+            result = signing.sign(session, kek, seal.id, actor=LICENSES, digest=sm3(b"driver"), idempotency_key="k1",
+                                  log=SIGNATURE_LOG)
+    finally:
+        sa_event.remove(engine, "before_cursor_execute", listener)
+    assert not [s for s in statements if "signatures" in s or "log_entries" in s or "log_head" in s], statements
+    with get_db(app).session() as session:
+        stored = session.get(Signature, result.signature.id)
+        assert stored.log_index == 0 and stored.idempotency_key == "k1"
+        assert session.scalars(select(LogEntry.signature_digest)).all() == [stored.signature_digest]
+        row = {column.key: getattr(stored, column.key) for column in Signature.__table__.c}
+        row.update(id="another", signature_digest="00" * 32)  # the same idempotency key
+        event = {"type": "sign", "time": "2026-12-07T00:00:00Z"}
+        with pytest.raises(IntegrityError):
+            write_signatures(session, SIGNATURE_LOG, [PendingSignature(row, event, stored.signature_der)])
+    check_log(app, 1)
