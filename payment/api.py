@@ -10,7 +10,6 @@ Authorisation (identity's access tokens, audience ``xsn:payment``):
 
 from __future__ import annotations
 
-import threading
 import time
 from datetime import date
 
@@ -24,6 +23,7 @@ from common.crypto.pii import PiiCipher
 from common.db import get_db, get_session
 from common.errors import Forbidden, ValidationFailed
 from common.web.auth import current_claims, require_token
+from common.web.extensions import app_singleton
 from common.web.ratelimit import rate_limit
 from payment import callbacks, notices, payments
 from payment.ledger.group_commit import GroupCommitter, InlineWriter, LedgerWriter
@@ -201,29 +201,16 @@ class Transfers(MethodView):
         return {"transfers": [{**_transfer_dict(r.transfer), "created": r.created} for r in results]}
 
 
-_writer_lock = threading.Lock()
-
-
 def _ledger_writer() -> LedgerWriter:
     """The process's group committer when this server runs requests in threads (gunicorn
     gthread: concurrent requests share commits); in a server with one request at a time per
     process (a sync worker) there is nobody to share with, so the request writes inline."""
+    db = get_db()
     if not request.environ.get("wsgi.multithread"):
-        inline = current_app.extensions.get("payment_ledger_inline")
-        if inline is None:
-            db = get_db()
-            inline = current_app.extensions.setdefault(
-                "payment_ledger_inline", InlineWriter(db.session, write_committed=OneStatementWriter(db.engine)))
-        return inline
-    committer = current_app.extensions.get("payment_ledger_committer")
-    if committer is None:
-        with _writer_lock:
-            committer = current_app.extensions.get("payment_ledger_committer")
-            if committer is None:
-                db = get_db()
-                committer = GroupCommitter(db.session, write_committed=OneStatementWriter(db.engine))
-                current_app.extensions["payment_ledger_committer"] = committer
-    return committer
+        return app_singleton("payment_ledger_inline",
+                             lambda: InlineWriter(db.session, write_committed=OneStatementWriter(db.engine)))
+    return app_singleton("payment_ledger_committer",
+                         lambda: GroupCommitter(db.session, write_committed=OneStatementWriter(db.engine)))
 
 
 def _transfer_dict(row) -> dict:

@@ -13,7 +13,6 @@ Authorisation (identity's access tokens, audience ``xsn:seal``):
 from __future__ import annotations
 
 import base64
-import threading
 from datetime import datetime
 
 import orjson
@@ -26,6 +25,7 @@ from common.crypto.keystore import load_kek
 from common.db import get_db, get_session
 from common.errors import NotFound
 from common.web.auth import current_claims, require_token, scopes_of
+from common.web.extensions import app_singleton
 from seal import certificates, grants, seals, signing, verification
 from seal.asn1 import MAX_DER_SIZE
 from seal.images import MAX_IMAGE_BYTES, InvalidImage
@@ -228,23 +228,13 @@ def _signature_log() -> signing.SignatureLog:
     return current_app.extensions["seal_signature_log"]
 
 
-_writer_lock = threading.Lock()
-
-
 def _signature_writer() -> SignatureWriter | None:
     """The process's grouped writer when this server runs requests in threads (gunicorn gthread:
     concurrent signers share a commit and the log head's lock); a server with one request at a
     time per process (a sync worker, the test client) writes in the request's own transaction."""
     if not request.environ.get("wsgi.multithread"):
         return None
-    writer = current_app.extensions.get("seal_signature_writer")
-    if writer is None:
-        with _writer_lock:
-            writer = current_app.extensions.get("seal_signature_writer")
-            if writer is None:
-                writer = current_app.extensions["seal_signature_writer"] = group_writer(get_db().session,
-                                                                                        _signature_log())
-    return writer
+    return app_singleton("seal_signature_writer", lambda: group_writer(get_db().session, _signature_log()))
 
 
 def _signature_payload(row, seal_code: str) -> dict:

@@ -7,7 +7,7 @@ and the accounts stay locked across every Python wake-up in between (with many t
 process that is a wait for the GIL each time). Here the rules stay in Python and the database
 does one statement:
 
-* Python checks each transfer's shape (:func:`~payment.ledger.transfers.check_shape`) and
+* Python checks each transfer's shape (:func:`~payment.ledger.rules.check_shape`) and
   works out, from :func:`~payment.ledger.transfers.balance_changes`, each account's net change
   and the *peak* its limit expression reaches along the run (``debits_pending + debits_posted -
   credits_posted`` for debits-must-not-exceed-credits, the mirror for the other flag), relative
@@ -37,14 +37,13 @@ from datetime import datetime
 
 from sqlalchemy import Connection, text
 
-from common.errors import Problem
 from payment.ledger.rules import (
     SUMS,
     TransferRecord,
     TransferResult,
     TransferSpec,
     balance_changes,
-    check_shape,
+    check_shapes,
     new_status,
     over_limits,
 )
@@ -129,13 +128,9 @@ def write_new(connection: Connection, specs: Sequence[TransferSpec], *, now: dat
     """
     net: dict[str, dict[str, int]] = {}  # per account: its four sums' changes so far
     peaks: dict[str, list[int]] = {}  # per account: the highest (over debits, over credits) so far
+    check_shapes(specs)
     rows = []
-    for index, spec in enumerate(specs):
-        try:
-            check_shape(spec)
-        except Problem as problem:
-            problem.extra.setdefault("index", index)
-            raise
+    for spec in specs:
         rows.append((spec.id, spec.debit_account_id, spec.credit_account_id, spec.amount, spec.code, spec.kind,
                      new_status(spec), spec.reference))
         for account_id, deltas in balance_changes(spec, None).items():

@@ -6,6 +6,7 @@ one PostgreSQL statement, ``group_write.py`` for many requests) so they share on
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -82,6 +83,16 @@ def check_shape(spec: TransferSpec) -> None:
         raise LedgerError("debit and credit accounts must differ", code="same_account")
     if (spec.kind in ("post", "void")) != (spec.pending_id is not None):
         raise LedgerError("post and void name a pending_id; other kinds do not", code="invalid_pending_id")
+
+
+def check_shapes(specs: Sequence[TransferSpec]) -> None:
+    """:raise LedgerError: a transfer is malformed; ``index`` says which."""
+    for index, spec in enumerate(specs):
+        try:
+            check_shape(spec)
+        except Problem as problem:
+            problem.extra.setdefault("index", index)
+            raise
 
 
 def new_status(spec: TransferSpec) -> str:

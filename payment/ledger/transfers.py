@@ -34,6 +34,7 @@ from payment.ledger.rules import (
     TransferSpec,
     balance_changes,
     check_shape,
+    check_shapes,
     limit_broken,
     new_status,
 )
@@ -239,12 +240,7 @@ def _create_new(session: Session, specs: Sequence[TransferSpec], batch_id: str |
             _simulate(_lock_accounts(session, {s.debit_account_id for s in specs} |
                                      {s.credit_account_id for s in specs}), specs)
         return None
-    for index, spec in enumerate(specs):
-        try:
-            check_shape(spec)
-        except Problem as problem:
-            problem.extra.setdefault("index", index)
-            raise
+    check_shapes(specs)
     accounts = _lock_accounts(session, {s.debit_account_id for s in specs} | {s.credit_account_id for s in specs})
     now = utcnow()
     rows = [transfer_row(s, batch_id, now) for s in specs]
