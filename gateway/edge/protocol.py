@@ -118,3 +118,19 @@ def raw_problem_response(problem: EdgeProblem, body: bytes, headers: dict[str, s
 
 
 __all__ = ["EdgeProtocol", "EdgeServer", "HttpProcessingError", "parse_problem", "raw_problem_response"]
+
+
+def check_framing(headers) -> None:
+    """Request-smuggling shapes, refused even if the parser let them through (RFC 9112 §6.3).
+
+    :raise MalformedRequest: two Content-Length headers, Content-Length with
+        Transfer-Encoding, or a Transfer-Encoding other than plain ``chunked``.
+    """
+    lengths = headers.getall("Content-Length", [])
+    encodings = headers.getall("Transfer-Encoding", [])
+    if len(lengths) > 1:
+        raise MalformedRequest("more than one Content-Length", code="ambiguous_framing")
+    if lengths and encodings:
+        raise MalformedRequest("both Content-Length and Transfer-Encoding", code="ambiguous_framing")
+    if encodings and (len(encodings) > 1 or encodings[0].strip().lower() != "chunked"):
+        raise MalformedRequest("only Transfer-Encoding: chunked is accepted", code="ambiguous_framing")

@@ -13,10 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import random
-import re
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
@@ -29,6 +26,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, 
 from gateway.edge import cors
 from gateway.edge.audit_sink import AuditSink
 from gateway.edge.boundary import Boundary, caller_headers, forwarding_headers, response_headers, upstream_headers
+from gateway.edge.exchange import REQUEST_ID_RE, Exchange, new_request_id
 from gateway.edge.limits import RateLimits
 from gateway.edge.paths import check_path
 from gateway.edge.problems import (
@@ -47,14 +45,13 @@ from gateway.edge.problems import (
     problem_body,
     problem_headers,
 )
-from gateway.edge.protocol import raw_problem_response
+from gateway.edge.protocol import check_framing, raw_problem_response
 from gateway.edge.routing import FORWARDED_METHODS, Match, RouteTable, Service
 from gateway.edge.tokens import AccessTokens, bearer, check_scopes
 from gateway.edge.upstream_http import Response, UpstreamError
 from gateway.edge.upstreams import Upstream
 
 log = structlog.get_logger("xsn.gateway")
-REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{8,128}$")
 BUFFER_LIMIT = 256 * 1024  # responses up to this size (with a length) are read whole; larger stream
 # The gateway's own documents at the root, as every service has them, served by its admin app.
 ROOT_ALIASES = frozenset({"/info", "/openapi.json", "/docs"})
@@ -63,55 +60,6 @@ REQUESTS = Counter("xsn_gateway_requests_total", "requests answered by the gatew
 LATENCY = Histogram("xsn_gateway_request_duration_seconds", "time to answer, upstream included", ["route"])
 AUDIT_FAILURES = Counter("xsn_gateway_audit_failures_total", "audit records the sink refused")
 RESOLVED_MAX = 4096  # (path, method) pairs whose route is remembered; the table is static
-
-
-def new_request_id() -> str:
-    """128 random bits as hex: unique, not secret. ``uuid4`` reads ``os.urandom`` (a system call
-    per request); ``random`` is seeded from it once per process (again after each fork)."""
-    return f"{random.getrandbits(128):032x}"
-
-
-_second_stamp: tuple[int, str] = (0, "")
-
-
-def utc_stamp(now: float) -> str:
-    """RFC 3339 UTC with milliseconds (``2026-12-06T23:06:01.123Z``); the part up to the second
-    is formatted once a second, not per record."""
-    global _second_stamp
-    second = int(now)
-    if _second_stamp[0] != second:
-        _second_stamp = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
-    return f"{_second_stamp[1]}.{int((now - second) * 1000):03d}Z"
-
-
-@dataclass
-class Exchange:
-    """What the audit record and the access metrics need about one request."""
-
-    request_id: str
-    source: str
-    method: str
-    path: str
-    started: float = field(default_factory=time.perf_counter)
-    route: str = "<unmatched>"
-    upstream: str | None = None
-    claims: dict[str, Any] | None = None
-    status: int = 0
-    outcome: str = "ok"
-    reason: str = "ok"
-    bytes_in: int = 0
-    bytes_out: int = 0
-    cors: dict[str, str] | None = None  # CORS headers for this answer (an allowed origin on a CORS route)
-
-    def record(self) -> dict[str, Any]:
-        claims = self.claims or {}
-        return {"time": utc_stamp(time.time()),
-                "request_id": self.request_id, "client_id": claims.get("client_id"), "subject": claims.get("sub"),
-                "acr": claims.get("acr"), "source": self.source, "method": self.method, "route": self.route,
-                "path": self.path, "status": self.status,
-                "latency_ms": round((time.perf_counter() - self.started) * 1000, 3), "bytes_in": self.bytes_in,
-                "bytes_out": self.bytes_out, "outcome": self.outcome, "reason": self.reason,
-                "upstream": self.upstream}
 
 
 class Gateway:
@@ -167,7 +115,7 @@ class Gateway:
         if len(hosts) > 1:
             raise MalformedRequest("more than one Host header")
         self.boundary.check_host(hosts[0] if hosts else None)
-        _check_framing(headers)
+        check_framing(headers)
         match = self._resolved.get((exchange.path, request.method))
         service = match.service if match is not None else self._service(exchange.path, request.method)
         exchange.upstream = service.upstream
@@ -447,20 +395,3 @@ class Gateway:
             registry = CollectorRegistry()
             multiprocess.MultiProcessCollector(registry)
         return web.Response(body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
-
-
-def _check_framing(headers) -> None:
-    """Request-smuggling shapes, refused even if the parser let them through (RFC 9112 §6.3).
-
-    :raise MalformedRequest: two Content-Length headers, Content-Length with
-        Transfer-Encoding, or a Transfer-Encoding other than plain ``chunked``.
-    """
-    lengths = headers.getall("Content-Length", [])
-    encodings = headers.getall("Transfer-Encoding", [])
-    if len(lengths) > 1:
-        raise MalformedRequest("more than one Content-Length", code="ambiguous_framing")
-    if lengths and encodings:
-        raise MalformedRequest("both Content-Length and Transfer-Encoding", code="ambiguous_framing")
-    if encodings and (len(encodings) > 1 or encodings[0].strip().lower() != "chunked"):
-        raise MalformedRequest("only Transfer-Encoding: chunked is accepted", code="ambiguous_framing")
-
