@@ -40,6 +40,20 @@ def session(app):
         yield session
 
 
+def open_test_accounts(session, *, clearing_holds: int = 0) -> None:
+    """The three accounts the ledger tests share: a channel receivable (credits never exceed
+    debits), a payer clearing account (debits never exceed credits) and a revenue account;
+    ``clearing_holds`` fen paid into clearing by one transfer, ``seed``."""
+    from payment.ledger.transfers import AccountSpec, TransferSpec, create_transfer, open_account
+
+    open_account(session, AccountSpec("bank", "channel_receivable", "bank", credits_must_not_exceed_debits=True))
+    open_account(session, AccountSpec("clearing", "payer_clearing", "clearing", debits_must_not_exceed_credits=True))
+    open_account(session, AccountSpec("revenue", "department_revenue", "revenue"))
+    if clearing_holds:
+        create_transfer(session, TransferSpec("seed", "bank", "clearing", clearing_holds, "payment"))
+    session.commit()
+
+
 @pytest.fixture
 def department(app):
     entry = app.config["PAYMENT_DEPARTMENTS"][DEPARTMENT_CLIENT]

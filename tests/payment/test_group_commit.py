@@ -29,21 +29,17 @@ from payment.ledger.transfers import (
     LedgerError,
     TransferConflict,
     TransferSpec,
-    create_transfer,
     open_account,
 )
 from payment.processes import GUNICORN_ARGS
 from tests.conftest import TEST_KEK
+from tests.payment.conftest import open_test_accounts
 from tests.support.suite import free_port
 
 
 @pytest.fixture
 def ledger(session):
-    open_account(session, AccountSpec("bank", "channel_receivable", "bank", credits_must_not_exceed_debits=True))
-    open_account(session, AccountSpec("clearing", "payer_clearing", "clearing", debits_must_not_exceed_credits=True))
-    open_account(session, AccountSpec("revenue", "department_revenue", "revenue"))
-    create_transfer(session, TransferSpec("old", "bank", "clearing", 200, "payment"))
-    session.commit()
+    open_test_accounts(session, clearing_holds=200)
     return session
 
 
@@ -64,8 +60,8 @@ MIXED = [
     ([TransferSpec("a", "bank", "clearing", 100, "payment")], "created"),
     ([TransferSpec("b", "clearing", "revenue", 500, "payment")], "exceeds_credits"),  # 300 in at most
     ([TransferSpec("c", "clearing", "revenue", 60, "payment")], "created"),
-    ([TransferSpec("old", "bank", "clearing", 200, "payment")], "replayed"),
-    ([TransferSpec("old", "bank", "clearing", 201, "payment")], "transfer_exists_with_different_fields"),
+    ([TransferSpec("seed", "bank", "clearing", 200, "payment")], "replayed"),
+    ([TransferSpec("seed", "bank", "clearing", 201, "payment")], "transfer_exists_with_different_fields"),
     ([TransferSpec("d", "bank", "nowhere", 5, "payment")], "account_not_found"),
     ([TransferSpec("a", "bank", "clearing", 100, "payment")], "replayed"),  # a twin of the first, same group
     ([TransferSpec("e", "bank", "clearing", 0, "payment")], "invalid_amount"),
@@ -93,7 +89,7 @@ def _check_all(outcomes, *, in_order: bool) -> None:
 
 
 def _check_written(session) -> None:
-    assert _ids(session) == {"old", "a", "c", "h"}
+    assert _ids(session) == {"seed", "a", "c", "h"}
     assert _sums(session, "bank") == (300, 0, 0, 0)
     assert _sums(session, "clearing") == (60, 300, 0, 7)
     assert _sums(session, "revenue") == (0, 60, 7, 0)
@@ -115,14 +111,14 @@ def test_a_database_error_rolls_the_whole_group_back(ledger, monkeypatch):
 
     def lost_after_writing(*args):  # the rows are written, then the connection fails
         write_rows(*args)
-        assert _ids(ledger) == {"old", "a"}
+        assert _ids(ledger) == {"seed", "a"}
         raise OperationalError("UPDATE", {}, Exception("connection lost"))
 
     monkeypatch.setattr(group_write, "_write_rows", lost_after_writing)
     with pytest.raises(OperationalError):
         write_requests(ledger, [[TransferSpec("a", "bank", "clearing", 100, "payment")]])
     ledger.rollback()
-    assert _ids(ledger) == {"old"}
+    assert _ids(ledger) == {"seed"}
 
 
 def _concurrently(submit, requests):
@@ -185,7 +181,7 @@ def test_concurrent_requests_share_a_commit_and_each_gets_its_own_answer(app, le
     assert writer.groups == [1, len(MIXED)] and committer.groups == 2
     _check_all(results, in_order=False)
     ledger.expire_all()
-    assert _ids(ledger) == {"old", "a", "c", "h", "z"}
+    assert _ids(ledger) == {"seed", "a", "c", "h", "z"}
     assert check_ledger(ledger).ok
 
 
@@ -269,7 +265,7 @@ def test_a_caller_waits_no_longer_than_its_limit(app, ledger):
 
 
 def test_refusals_keep_their_types(ledger):
-    outcomes = write_requests(ledger, [[TransferSpec("old", "bank", "clearing", 201, "payment")],
+    outcomes = write_requests(ledger, [[TransferSpec("seed", "bank", "clearing", 201, "payment")],
                                        [TransferSpec("d", "bank", "nowhere", 5, "payment")],
                                        [TransferSpec("e", "bank", "clearing", -1, "payment")]])
     assert isinstance(outcomes[0], TransferConflict) and outcomes[0].status == 409

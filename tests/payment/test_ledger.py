@@ -18,14 +18,12 @@ from payment.ledger.transfers import (
     create_transfers,
     open_account,
 )
+from tests.payment.conftest import open_test_accounts
 
 
 @pytest.fixture
 def ledger(session):
-    open_account(session, AccountSpec("bank", "channel_receivable", "bank", credits_must_not_exceed_debits=True))
-    open_account(session, AccountSpec("clearing", "payer_clearing", "clearing", debits_must_not_exceed_credits=True))
-    open_account(session, AccountSpec("revenue", "department_revenue", "revenue"))
-    session.commit()
+    open_test_accounts(session)
     return session
 
 

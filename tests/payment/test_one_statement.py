@@ -20,23 +20,17 @@ from payment.ledger.group_commit import GroupCommitter, InlineWriter
 from payment.ledger.group_write import OneStatementWriter
 from payment.ledger.models import LedgerAccount, LedgerTransfer
 from payment.ledger.transfers import (
-    AccountSpec,
     LedgerError,
     TransferSpec,
     balance,
-    create_transfer,
     create_transfers,
-    open_account,
 )
+from tests.payment.conftest import open_test_accounts
 
 
 @pytest.fixture
 def ledger(session):
-    open_account(session, AccountSpec("bank", "channel_receivable", "bank", credits_must_not_exceed_debits=True))
-    open_account(session, AccountSpec("clearing", "payer_clearing", "clearing", debits_must_not_exceed_credits=True))
-    open_account(session, AccountSpec("revenue", "department_revenue", "revenue"))
-    create_transfer(session, TransferSpec("seed", "bank", "clearing", 100, "payment"))  # clearing holds 100
-    session.commit()
+    open_test_accounts(session, clearing_holds=100)
     return session
 
 
