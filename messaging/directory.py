@@ -123,8 +123,12 @@ def _expect_ok(response: requests.Response) -> None:
                                  code="directory_unavailable")
 
 
+def _unmasked(value: str | None) -> str | None:
+    """A contact identity masked (the token lacked ``phone:full`` / ``email:full``) reaches no
+    one: ``139****5678`` or ``d***@example.test`` is dropped, never sent to."""
+    return None if not value or "*" in value else value
+
+
 def _contact(subject: str, body: dict) -> Contact:
-    mobile = body.get("mobile")
-    if mobile and "*" in mobile:  # masked: the token lacked phone:full; SMS cannot reach it
-        mobile = None
-    return Contact(subject=subject, name=body.get("name"), mobile=mobile, email=body.get("email"))
+    return Contact(subject=subject, name=body.get("name"), mobile=_unmasked(body.get("mobile")),
+                   email=_unmasked(body.get("email")))
