@@ -35,7 +35,6 @@ CPU per /livez request ÷ per transfer request) and ``ledger_check_ok``.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import random
@@ -220,25 +219,20 @@ def main() -> None:
     with factory() as session:
         _open_accounts(session)
 
-    @contextlib.contextmanager
-    def sessions():
-        with factory() as session:
-            yield session
-
     from payment.ledger.group_commit import GroupCommitter, InlineWriter
     from payment.ledger.group_write import OneStatementWriter
 
     # Built as payment.api._ledger_writer builds them for a threaded and for a sync worker.
     # One transfer per transaction (the reading of "single"): no commit is shared.
-    single = _run_threads(InlineWriter(sessions, write_committed=OneStatementWriter(engine)), args.clients,
+    single = _run_threads(InlineWriter(factory, write_committed=OneStatementWriter(engine)), args.clients,
                           args.seconds, 1)
     print(f"ledger API, one transfer per call and transaction, {args.clients} threads: {single:,.0f} transfers/s "
           f"({single / tps:.2f}x pgbench)")
-    committer = GroupCommitter(sessions, write_committed=OneStatementWriter(engine))
+    committer = GroupCommitter(factory, write_committed=OneStatementWriter(engine))
     grouped = _run_threads(committer, args.clients, args.seconds, 1)
     print(f"ledger API, one transfer per call, concurrent calls sharing commits (group commit), {args.clients} "
           f"threads: {grouped:,.0f} transfers/s ({grouped / tps:.2f}x pgbench)")
-    batch = _run_threads(InlineWriter(sessions, write_committed=OneStatementWriter(engine)), args.clients,
+    batch = _run_threads(InlineWriter(factory, write_committed=OneStatementWriter(engine)), args.clients,
                          args.seconds, args.batch)
     print(f"ledger API, {args.batch} transfers per call and transaction, {args.clients} threads: {batch:,.0f} "
           f"transfers/s ({batch / tps:.2f}x pgbench)")

@@ -33,15 +33,15 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta
 from functools import cache
 
 from common.values.codes import CitizenId
+from common.values.times import CHINA
 
 COUNT = 1000
 DEMO_NAMESPACE = uuid.UUID("5b0e7d2a-4c1f-5e8b-9a3d-7f6c2e1b0a94")
 REGION = "610103"  # 碑林区 (GB/T 2260)
-CHINA = timezone(timedelta(hours=8), "Asia/Shanghai")
 KINDS = ("plain",) * 6 + ("no_sms", "no_notice", "quiet_night", "quiet_day")
 # kind -> (category, channels turned off); kind -> (start minute, end minute), Beijing time
 OPT_OUTS = {"no_sms": ("notice", ("sms",)), "no_notice": ("notice", ("sms", "inapp"))}

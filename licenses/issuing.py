@@ -305,8 +305,7 @@ def build_pending(deps: Deps, issuer: Issuer, checked: Checked, numbers: Numbers
 
 
 def mark_sealed(session: Session, row: Licence, signature, *, actor: str, client_id: str | None,
-                action: str = "issue", contact: list[dict[str, str]] | None = None,
-                known: list[dict[str, str]] | None = None) -> None:
+                action: str = "issue", contact: list[dict[str, str]] | None = None) -> None:
     """Store the seal's signature and make the licence visible (the caller commits)."""
     row.seal_id, row.signature_id = signature.seal_id, signature.signature_id
     row.signature_b64, row.signed_at = signature.signature_b64, signature.signed_at
@@ -317,7 +316,7 @@ def mark_sealed(session: Session, row: Licence, signature, *, actor: str, client
     notifier.enqueue(session, "licence_issued",
                      {"licence_name": licence_type.name if licence_type else row.type_code,
                       "face_number": row.face_number, "issuer": row.issuer_name},
-                     (recipients_for(session, row.holder_index) if known is None else known) + list(contact or []))
+                     recipients_for(session, row.holder_index) + list(contact or []))
 
 
 def recipients_for(session: Session, index: str) -> list[dict[str, str]]:

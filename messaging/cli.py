@@ -62,13 +62,14 @@ def demo_bulk_body(channels: str) -> None:
     Which seeded quiet-hours group is asleep right now goes to stderr.
     """
     from common import demo_recipients
+    from common.values.times import CHINA
 
     body = {"template": "appointment_reminder", "category": "notice",
             "channels": [c.strip() for c in channels.split(",") if c.strip()],
             "variables": {"name": "市民", "hall": "雁塔区政务服务中心", "time": "12月8日 09:30"},
             "recipients": [{"subject": r.subject} for r in demo_recipients.recipients()]}
     click.echo(json.dumps(body, ensure_ascii=False))
-    held = demo_recipients.quiet_kind_at(datetime.now(demo_recipients.CHINA))
+    held = demo_recipients.quiet_kind_at(datetime.now(CHINA))
     start, end = demo_recipients.QUIET_HOURS[held]
     click.echo(f"now inside quiet hours: the {held} group ({start // 60:02d}:{start % 60:02d}-"
                f"{end // 60:02d}:{end % 60:02d} Beijing time, index % 10 == "

@@ -250,24 +250,22 @@ class TokenVerifier:
             wrong issuer or audience, expired, not yet valid.
         """
         entry = self._verified.get(token)
+        used: list[tuple[str, Any]] = []
         if entry is not None and self.jwks.get(entry[0]) is entry[1]:
             claims = entry[2]
         else:
-            used: list[tuple[str, Any]] = []
-
             def key_for(kid: str):
                 key = self.jwks.get(kid)
                 used.append((kid, key))
                 return key
 
             claims = verify_compact(token, key_for, algorithms=self.algorithms)
-            self._check_claims(claims)
-            if self.cache_size > 0:  # 0: every call checks the signature (bench.identity's rate)
-                if len(self._verified) >= self.cache_size:
-                    self._verified.clear()  # bounded; a clear costs one signature check per live token
-                (kid, key), = used
-                self._verified[token] = (kid, key, claims)
-        self._check_claims(claims)
+        self._check_claims(claims)  # on every call: expiry and audience are judged now, cached or not
+        if used and self.cache_size > 0:  # verified just now and good: cached (0: never, bench.identity)
+            if len(self._verified) >= self.cache_size:
+                self._verified.clear()  # bounded; a clear costs one signature check per live token
+            (kid, key), = used
+            self._verified[token] = (kid, key, claims)
         return dict(claims)
 
     def _check_claims(self, claims: dict[str, Any]) -> None:

@@ -45,6 +45,7 @@ from common.db import utcnow
 from common.errors import Problem
 from payment.ledger import one_statement
 from payment.ledger.models import LedgerAccount, LedgerTransfer
+from payment.ledger.rules import TransferRecord
 from payment.ledger.transfers import (
     ADD_FROM_ARRAYS_SQL,
     SUMS,
@@ -177,7 +178,7 @@ def _write_fast(session: Session, requests: Sequence[Sequence[TransferSpec]], ca
     rows = {index: [transfer_row(spec, None, now) for spec in requests[index]] for index in accepted}
     _write_rows(session, [row for index in accepted for row in rows[index]], now,
                 {aid: {c: sums[aid][c] - before[aid][c] for c in SUMS} for aid in before})
-    return {index: [TransferResult(LedgerTransfer(**row), created=True) for row in rows[index]]
+    return {index: [TransferResult(TransferRecord(**row), created=True) for row in rows[index]]
             for index in accepted}
 
 

@@ -13,8 +13,7 @@ from common.merkle_log.store import HASH, HASH_SIZE, MerkleNodeStore, StoreProbl
 from seal.log.errors import BadRange, LogError, head_missing
 from seal.log.models import LogHead
 
-__all__ = ["HASH", "HASH_SIZE", "STORE", "advance_head", "check_size", "fetch_nodes", "lock_head", "log_size",
-           "new_nodes", "serialise_first_use", "with_prefetched_nodes"]
+__all__ = ["HASH", "HASH_SIZE", "STORE", "advance_head", "lock_head", "log_size", "new_nodes", "serialise_first_use"]
 
 
 def _node_missing(key: tuple[int, int]) -> LogError:
@@ -28,10 +27,7 @@ STORE = MerkleNodeStore(LogHead.__table__, "log_nodes",
 advance_head = STORE.advance_head
 lock_head = STORE.lock_head
 log_size = STORE.log_size
-check_size = STORE.check_size
-fetch_nodes = STORE.fetch_nodes
 new_nodes = STORE.new_nodes
-with_prefetched_nodes = STORE.with_prefetched_nodes
 
 
 def serialise_first_use(session: Session) -> None:

@@ -210,3 +210,11 @@ def test_a_verified_token_skips_only_the_signature_check_while_its_key_stays(tok
     for _ in range(2):
         with pytest.raises(access_tokens.InvalidToken):
             verifier.verify(forged)
+    # Nor is a well-signed token whose claims fail (another audience): its signature is checked
+    # again on every call, so a later change of the audience rule could not be skipped by a cache.
+    elsewhere = tokens.token(aud="xsn:payment", exp=int(now[0]) + 60)
+    before = len(checks)
+    for _ in range(2):
+        with pytest.raises(access_tokens.InvalidToken):
+            verifier.verify(elsewhere)
+    assert len(checks) == before + 2

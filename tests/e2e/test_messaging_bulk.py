@@ -23,7 +23,8 @@ import requests
 from sqlalchemy import text
 
 from common import demo_recipients
-from common.demo_recipients import CHINA, QUIET_HOURS
+from common.demo_recipients import QUIET_HOURS
+from common.values.times import CHINA
 from messaging.smtp_sink import read_mailbox
 from tests.support.suite import client_token, service_database
 

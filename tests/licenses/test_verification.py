@@ -118,7 +118,7 @@ def test_a_forged_seal_signature_is_refused(h, app, permit):
         session.commit()
     response = _verify(h, code)
     assert response.status_code == 409 and response.get_json()["code"] == "seal_signature_invalid"
-    # the refusal took no use: on PostgreSQL the claim's taken use and accepted record are undone
+    # the refusal took no use: a use is taken only once every check has passed
     with get_db(app).session() as session:
         assert session.scalar(select(Authorisation.uses).where(Authorisation.code == code)) == 0
     assert [u.outcome for u in _uses(h)] == ["refused"]
