@@ -29,7 +29,8 @@ Then ``--idle`` connections are opened to the gateway, each sending half a reque
 and a normal request is timed while they are held. The last line is ``RESULT {json}`` with
 ``nginx_ratio`` (gateway req/s ÷ nginx req/s), ``added_p50_ms`` (gateway p50 − direct p50)
 and ``idle_connections_held``. Targets (issue 10): ≥ 0.5, ≤ 3 ms, 1,000 with the normal
-request < 100 ms.
+request < 100 ms. A side figure, not a target: ``one_connection_added_p50_ms`` (and nginx's), the
+same difference over a single connection, where nothing queues: what one request pays for the hop.
 """
 
 from __future__ import annotations
@@ -329,6 +330,16 @@ def main(argv: list[str] | None = None) -> None:
                     paired[-1][name] = entry
                     if name not in best or entry["rps"] > best[name]["rps"]:
                         best[name] = entry
+            # Side figure (not the target's): p50 over one connection, nothing queued, so what
+            # a single request pays for each hop itself; at 32 saturating connections the added
+            # p50 is mostly queueing behind the front's CPU per request.
+            single = {name: wrk(url, duration=max(2, args.seconds / 2), connections=1, threads=1, headers=headers)
+                      for name, (url, headers) in targets.items()}
+            failed = {name: r for name, r in single.items() if not r.ok}
+            if failed:
+                raise RuntimeError(f"one connection: {failed}")
+            print("one connection: " + ", ".join(f"{name} p50 {r.p50_ms:.3f} ms" for name, r in single.items()),
+                  flush=True)
             figures["gateway_audit_log"] = _readyz_audit(gw_url)
             idle = idle_connections(gw_url, auth, args.idle)
             print(f"idle: {idle}", flush=True)
@@ -342,6 +353,8 @@ def main(argv: list[str] | None = None) -> None:
     figures["direct_ratio"] = _median([r["gateway"]["rps"] / r["direct"]["rps"] for r in paired], 3)
     figures["added_p50_ms"] = _median([r["gateway"]["p50_ms"] - r["direct"]["p50_ms"] for r in paired], 2)
     figures["nginx_added_p50_ms"] = _median([r["nginx"]["p50_ms"] - r["direct"]["p50_ms"] for r in paired], 2)
+    figures["one_connection_added_p50_ms"] = round(single["gateway"].p50_ms - single["direct"].p50_ms, 3)
+    figures["one_connection_nginx_added_p50_ms"] = round(single["nginx"].p50_ms - single["direct"].p50_ms, 3)
     figures["idle_connections_held"] = idle["held"]
     figures["idle_normal_request_ms"] = idle["normal_request_ms"]
     figures["normal_request_ms_without_idle"] = idle["normal_request_ms_without_idle"]
