@@ -9,7 +9,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{8,128}$")  # an incoming X-Request-Id kept as it is
+# An incoming X-Request-Id kept as it is. The same rule as common.web.observability's private
+# _REQUEST_ID_RE (every service's): one copy once common exposes it.
+REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{8,128}$")
 
 
 def new_request_id() -> str:
