@@ -135,16 +135,18 @@ def _indexed(record: Mapping[str, Any], name: str) -> Any:
     return None if value is None else str(value)[:255]
 
 
-def row_values(record: Mapping[str, Any], index: int) -> dict[str, Any]:
-    """The ``audit_records`` row of ``record`` at ``index``. :raise BadRecord:"""
+def row_values(record: Mapping[str, Any], index: int, canonical: bytes | None = None) -> dict[str, Any]:
+    """The ``audit_records`` row of ``record`` at ``index``; ``canonical``: its
+    ``canonical_leaf`` bytes when the caller has them already. :raise BadRecord:"""
     if record.get("kind") not in KINDS:
         raise BadRecord(f"record kind must be one of {KINDS}")
-    try:
-        leaf = canonical_leaf(record)
-    except (TypeError, ValueError, rfc8785.CanonicalizationError) as exc:
-        raise BadRecord(f"record is not canonicalisable JSON: {exc}") from None
+    if canonical is None:
+        try:
+            canonical = canonical_leaf(record)
+        except (TypeError, ValueError, rfc8785.CanonicalizationError) as exc:
+            raise BadRecord(f"record is not canonicalisable JSON: {exc}") from None
     values = {name: _indexed(record, name) for name in INDEXED_FIELDS}
-    values.update(leaf_index=index, leaf=leaf.decode(), leaf_hash=merkle.leaf_hash(leaf, hash_fn=HASH),
+    values.update(leaf_index=index, leaf=canonical.decode(), leaf_hash=merkle.leaf_hash(canonical, hash_fn=HASH),
                   kind=record["kind"], time=record_time(record))
     return values
 
@@ -165,15 +167,20 @@ def frontier(size: int) -> list[tuple[int, int]]:
     return keys
 
 
-def append_records(session: Session, records: list[Mapping[str, Any]]) -> list[int]:
+def append_records(session: Session, records: list[Mapping[str, Any]],
+                   *, canonical: list[bytes] | None = None) -> list[int]:
     """Append records in the caller's transaction; returns their leaf indexes (the caller commits).
+    ``canonical``: each record's ``canonical_leaf`` bytes, when the caller made them already.
 
     :raise BadRecord: a record cannot be a leaf (nothing is written: the caller rolls back).
     """
     if not records:
         return []
+    if canonical is not None and len(canonical) != len(records):
+        raise ValueError("one canonical form per record")
     start = STORE.advance_head(session, len(records))
-    rows = [row_values(record, start + i) for i, record in enumerate(records)]
+    rows = [row_values(record, start + i, canonical[i] if canonical is not None else None)
+            for i, record in enumerate(records)]
     new_nodes = STORE.new_nodes(session, start, [row["leaf_hash"] for row in rows])
     connection = session.connection()
     connection.execute(_INSERT_RECORDS, rows)

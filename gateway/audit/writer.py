@@ -35,10 +35,11 @@ from gateway.audit.spool_reader import SpoolReader
 logger = structlog.get_logger("xsn.gateway.audit.writer")
 
 
-def as_leaf(record: Mapping[str, Any]) -> dict[str, Any]:
-    """The edge's record as a leaf (kind ``request``). A record whose time cannot be read is
-    kept, not dropped: it is stamped with the writer's time and keeps what it said; one that has
-    no canonical JSON form is kept as a string."""
+def as_leaf(record: Mapping[str, Any]) -> tuple[dict[str, Any], bytes]:
+    """The edge's record as a leaf (kind ``request``) and its canonical bytes (made once: they
+    decide whether it can be kept as it is, and are what the log stores). A record whose time
+    cannot be read is kept, not dropped: it is stamped with the writer's time and keeps what it
+    said; one that has no canonical JSON form is kept as a string."""
     leaf = {**record, "kind": "request"}
     try:
         log.record_time(leaf)
@@ -46,13 +47,13 @@ def as_leaf(record: Mapping[str, Any]) -> dict[str, Any]:
         leaf["spooled_time"] = str(record.get("time"))[:64]
         leaf["time"] = utcnow().isoformat()
     try:
-        log.canonical_leaf(leaf)
+        return leaf, log.canonical_leaf(leaf)
     except (TypeError, ValueError):
         # Not canonicalisable (an integer beyond 2**53, say): keep it whole as a string rather
         # than let one record stop the writer (and, through the bound, the gateway).
         leaf = {"kind": "request", "time": leaf["time"], "request_id": str(record.get("request_id"))[:128],
                 "unencodable": json.dumps(record, sort_keys=True, default=str)}
-    return leaf
+        return leaf, log.canonical_leaf(leaf)
 
 
 class AuditWriter:
@@ -84,7 +85,8 @@ class AuditWriter:
                 self.spool.release(position)
                 self._known_position = position
                 return 0
-            log.append_records(session, [as_leaf(r) for r in records])
+            leaves, canonical = zip(*(as_leaf(r) for r in records), strict=True)
+            log.append_records(session, list(leaves), canonical=list(canonical))
             if state is None:
                 session.add(AuditSpoolState(spool_id=self.spool.spool_id, position=after, updated_at=utcnow()))
             else:

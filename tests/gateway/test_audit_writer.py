@@ -101,8 +101,8 @@ def test_crash_before_commit_moves_the_batch_again(app, tmp_path, monkeypatch):
     writer = AuditWriter(SpoolReader(tmp_path / "spool"), get_db(app))
     real_append = log.append_records
 
-    def append_then_die(session, records):
-        real_append(session, records)
+    def append_then_die(session, records, **kwargs):
+        real_append(session, records, **kwargs)
         raise SystemExit("killed before the commit")
 
     monkeypatch.setattr(log, "append_records", append_then_die)
@@ -117,8 +117,9 @@ def test_crash_before_commit_moves_the_batch_again(app, tmp_path, monkeypatch):
 
 
 def test_a_record_with_a_bad_time_is_kept_not_dropped():
-    leaf = as_leaf({"time": "yesterday", "request_id": "x"})
+    leaf, canonical = as_leaf({"time": "yesterday", "request_id": "x"})
     assert leaf["spooled_time"] == "yesterday" and log.record_time(leaf)
+    assert canonical == log.canonical_leaf(leaf)  # the bytes the log stores, made once
 
 
 def test_a_record_without_canonical_json_is_kept_as_a_string(app, tmp_path):
