@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import requests
+import structlog
 
 from common.config import local_secret
 from common.http import ServiceClient
@@ -83,26 +84,56 @@ def channels(config: Mapping[str, Any]) -> dict[str, Channel]:
             "email": EmailChannel(smtp_settings(config))}
 
 
+BASE_SCOPE = "identity:people:read"  # what the people endpoints need; contacts come masked without *:full
+
+log = structlog.get_logger("xsn.messaging.directory")
+
+
 class ClientCredentials:
-    """A cached client-credentials access token from identity (renewed 30 s before it expires)."""
+    """A cached client-credentials access token from identity (renewed 30 s before it expires).
+
+    With a ``fallback_scope``, a request identity refuses as ``invalid_scope`` (the client is
+    registered without one of the scopes asked for, e.g. ``email:full``) is asked again with
+    the fallback, and a warning names both: the hub keeps working with masked contacts, which
+    the directory drops (in-app messages still go; SMS / e-mail to those people fail as having
+    no contact). Each renewal asks for the full scope first, so a corrected registration heals
+    without a restart.
+    """
 
     def __init__(self, token_url: str, client_id: str, secret: Callable[[], str | None], scope: str,
-                 timeout: float = 5.0) -> None:
+                 timeout: float = 5.0, fallback_scope: str | None = None) -> None:
         self.token_url, self.client_id, self.secret, self.scope, self.timeout = \
             token_url, client_id, secret, scope, timeout
+        self.fallback_scope = fallback_scope if fallback_scope != scope else None
         self._token: tuple[str, float] | None = None
         self._lock = threading.Lock()
+
+    def _request(self, scope: str) -> requests.Response:
+        return requests.post(self.token_url, auth=(self.client_id, self.secret() or ""), timeout=self.timeout,
+                             data={"grant_type": "client_credentials", "scope": scope})
 
     def __call__(self) -> str:
         with self._lock:
             if self._token is None or self._token[1] < time.time() + 30:
-                response = requests.post(self.token_url, auth=(self.client_id, self.secret() or ""),
-                                         timeout=self.timeout,
-                                         data={"grant_type": "client_credentials", "scope": self.scope})
+                response = self._request(self.scope)
+                if self.fallback_scope and _invalid_scope(response):
+                    log.warning("identity_scope_refused", client_id=self.client_id, scope=self.scope,
+                                fallback=self.fallback_scope, effect="contacts come masked and are dropped",
+                                fix="set MESSAGING_IDENTITY_SCOPE to the scopes the client is registered for")
+                    response = self._request(self.fallback_scope)
                 response.raise_for_status()
                 body = response.json()
                 self._token = (body["access_token"], time.time() + float(body.get("expires_in", 300)))
             return self._token[0]
+
+
+def _invalid_scope(response: requests.Response) -> bool:
+    if response.status_code != 400:
+        return False
+    try:
+        return response.json().get("error") == "invalid_scope"
+    except (ValueError, AttributeError):
+        return False
 
 
 def _client_secret(config: Mapping[str, Any], client_id: str) -> Callable[[], str | None]:
@@ -123,7 +154,8 @@ def directory(config: Mapping[str, Any]) -> Directory:
     identity = config["SERVICE_URLS"]["identity"]
     client_id = str(config["MESSAGING_IDENTITY_CLIENT_ID"])
     tokens = ClientCredentials(f"{identity}/oauth/token", client_id, _client_secret(config, client_id),
-                               "identity:people:read phone:full email:full", timeout=float(config["HTTP_TIMEOUT"]))
+                               str(config["MESSAGING_IDENTITY_SCOPE"]), timeout=float(config["HTTP_TIMEOUT"]),
+                               fallback_scope=BASE_SCOPE)
     return IdentityDirectory(ServiceClient(identity, timeout=float(config["HTTP_TIMEOUT"]), token_provider=tokens),
                              concurrency=int(config["MESSAGING_DIRECTORY_CONCURRENCY"]),
                              batch_size=int(config["MESSAGING_DIRECTORY_BATCH"]))

@@ -6,6 +6,7 @@ import threading
 import time
 
 import pytest
+import requests
 import structlog
 from flask import Flask, jsonify, request
 from sqlalchemy import func, select
@@ -133,3 +134,76 @@ def test_unreachable_identity_is_a_503_and_nothing_is_written(licenses, hub_app)
     assert response.status_code == 503 and response.get_json()["code"] == "directory_unavailable"
     with get_db(hub_app).session() as session:
         assert session.scalar(select(func.count()).select_from(Message)) == 0
+
+
+@pytest.fixture
+def registered_identity(serve_app):
+    """Identity whose hub client is registered for ``identity:people:read phone:full`` only:
+    a token request for more is refused ``invalid_scope``; people come masked by the token's scope."""
+    app = Flask("identity-without-email-full")
+    registered, asked = {"identity:people:read", "phone:full"}, []
+
+    @app.post("/oauth/token")
+    def token():
+        scope = request.form["scope"]
+        asked.append(scope)
+        if not set(scope.split()) <= registered:
+            return jsonify({"error": "invalid_scope"}), 400
+        return jsonify({"access_token": scope.replace(" ", "+"), "token_type": "Bearer", "expires_in": 300})
+
+    @app.post("/api/v1/people/lookup")
+    def lookup():
+        scopes = request.headers["Authorization"].removeprefix("Bearer ").split("+")
+        return jsonify({"people": [{"id": s, "name": s,
+                                    "mobile": "13800001234" if "phone:full" in scopes else "138****1234",
+                                    "email": f"{s}@example.test" if "email:full" in scopes else "x***@example.test"}
+                                   for s in request.get_json()["subjects"]], "unknown": []})
+
+    return serve_app(app), asked
+
+
+def _hub_config(url: str, **settings) -> dict:
+    from messaging import SETTINGS
+    return {**SETTINGS, "SERVICE_URLS": {"identity": url}, "HTTP_TIMEOUT": 5.0,
+            "MESSAGING_IDENTITY_CLIENT_SECRET": "s3cret", **settings}
+
+
+def test_the_directory_asks_for_the_configured_scope(registered_identity):
+    from messaging import wiring
+
+    url, asked = registered_identity
+    directory = wiring.directory(_hub_config(url, MESSAGING_IDENTITY_SCOPE="identity:people:read phone:full"))
+    assert directory.lookup(["p1", "p2"])["p1"] == Contact("p1", "p1", "13800001234", None)
+    assert asked == ["identity:people:read phone:full"]
+
+
+def test_a_refused_scope_falls_back_to_the_base_scope_with_a_warning(registered_identity):
+    from structlog.testing import capture_logs
+
+    from messaging import wiring
+
+    url, asked = registered_identity
+    directory = wiring.directory(_hub_config(url))  # the default asks for email:full too
+    with capture_logs() as logs:
+        found = directory.lookup(["p1", "p2"])
+    assert found == {"p1": Contact("p1", "p1", None, None), "p2": Contact("p2", "p2", None, None)}  # masked: dropped
+    assert asked == ["identity:people:read phone:full email:full", "identity:people:read"]
+    assert [(e["event"], e["log_level"], e["scope"], e["fallback"]) for e in logs] == \
+        [("identity_scope_refused", "warning", "identity:people:read phone:full email:full", "identity:people:read")]
+
+
+def test_a_token_refused_for_another_reason_is_not_retried(serve_app):
+    from messaging.wiring import ClientCredentials
+
+    app, asked = Flask("identity-refusing-the-client"), []
+
+    @app.post("/oauth/token")
+    def token():
+        asked.append(request.form["scope"])
+        return jsonify({"error": "invalid_client"}), 401
+
+    tokens = ClientCredentials(f"{serve_app(app)}/oauth/token", "xsn-messaging", lambda: "wrong",
+                               "identity:people:read phone:full", fallback_scope="identity:people:read")
+    with pytest.raises(requests.HTTPError):
+        tokens()
+    assert asked == ["identity:people:read phone:full"]
