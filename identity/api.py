@@ -9,11 +9,12 @@ managing their own login sessions). Personal data is masked unless the token als
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from flask import current_app
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from common.crypto.pii import mask_email, mask_id_number, mask_mobile
 from common.db import get_session
 from common.errors import Forbidden, NotFound, ValidationFailed
 from common.web.auth import current_claims, require_token, scopes_of
@@ -57,25 +58,19 @@ class TooManySubjects(ValidationFailed):
 def _person_view(person: Person) -> dict:
     db = get_session()
     scopes = scopes_of(current_claims())
-    id_number = accounts.decrypt_id_number(db, person)
-    mobile = accounts.decrypt_mobile(db, person)
-    email = accounts.decrypt_email(db, person)
-    return {"id": person.id, "name": person.name,
-            "id_number": id_number if "idcard:full" in scopes else mask_id_number(id_number),
-            "mobile": (mobile if "phone:full" in scopes else mask_mobile(mobile)) if mobile else None,
-            "email": (email if "email:full" in scopes else mask_email(email)) if email else None,
+    return {**_contact_view(person, scopes),
+            "id_number": claim_rules.disclosed("id_number", accounts.decrypt_id_number(db, person), scopes),
             "assurance_level": person.assurance_level, "acr": claim_rules.acr_for(person.assurance_level),
             "totp_enabled": person.totp_enabled, "created_at": person.created_at}
 
 
-def _contact_view(person: Person, scopes: set[str]) -> dict:
+def _contact_view(person: Person, scopes: Collection[str]) -> dict:
     """What a sender needs to reach a person; no ID number (the batch lookup is for messaging,
     and leaving it out also saves one SM4 decryption a person)."""
     db = get_session()
-    mobile, email = accounts.decrypt_mobile(db, person), accounts.decrypt_email(db, person)
     return {"id": person.id, "name": person.name,
-            "mobile": (mobile if "phone:full" in scopes else mask_mobile(mobile)) if mobile else None,
-            "email": (email if "email:full" in scopes else mask_email(email)) if email else None}
+            "mobile": claim_rules.disclosed("mobile", accounts.decrypt_mobile(db, person), scopes),
+            "email": claim_rules.disclosed("email", accounts.decrypt_email(db, person), scopes)}
 
 
 def _person(person_id: str) -> Person:
