@@ -6,18 +6,13 @@ the domain modules get the built parts as arguments.
 
 from __future__ import annotations
 
-import json
-import threading
-import time
-from collections.abc import Callable, Mapping
-from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
-import requests
-import structlog
-
 from common.config import local_secret
+from common.errors import ServiceUnavailable
 from common.http import ServiceClient
+from common.peers.credentials import ClientCredentials, client_secret_source
 from messaging.channels import Channel
 from messaging.channels.email import EmailChannel, SmtpSettings
 from messaging.channels.inapp import InboxChannel
@@ -85,67 +80,11 @@ def channels(config: Mapping[str, Any]) -> dict[str, Channel]:
 
 
 BASE_SCOPE = "identity:people:read"  # what the people endpoints need; contacts come masked without *:full
-
-log = structlog.get_logger("xsn.messaging.directory")
-
-
-class ClientCredentials:
-    """A cached client-credentials access token from identity (renewed 30 s before it expires).
-
-    With a ``fallback_scope``, a request identity refuses as ``invalid_scope`` (the client is
-    registered without one of the scopes asked for, e.g. ``email:full``) is asked again with
-    the fallback, and a warning names both: the hub keeps working with masked contacts, which
-    the directory drops (in-app messages still go; SMS / e-mail to those people fail as having
-    no contact). Each renewal asks for the full scope first, so a corrected registration heals
-    without a restart.
-    """
-
-    def __init__(self, token_url: str, client_id: str, secret: Callable[[], str | None], scope: str,
-                 timeout: float = 5.0, fallback_scope: str | None = None) -> None:
-        self.token_url, self.client_id, self.secret, self.scope, self.timeout = \
-            token_url, client_id, secret, scope, timeout
-        self.fallback_scope = fallback_scope if fallback_scope != scope else None
-        self._token: tuple[str, float] | None = None
-        self._lock = threading.Lock()
-
-    def _request(self, scope: str) -> requests.Response:
-        return requests.post(self.token_url, auth=(self.client_id, self.secret() or ""), timeout=self.timeout,
-                             data={"grant_type": "client_credentials", "scope": scope})
-
-    def __call__(self) -> str:
-        with self._lock:
-            if self._token is None or self._token[1] < time.time() + 30:
-                response = self._request(self.scope)
-                if self.fallback_scope and _invalid_scope(response):
-                    log.warning("identity_scope_refused", client_id=self.client_id, scope=self.scope,
-                                fallback=self.fallback_scope, effect="contacts come masked and are dropped",
-                                fix="set MESSAGING_IDENTITY_SCOPE to the scopes the client is registered for")
-                    response = self._request(self.fallback_scope)
-                response.raise_for_status()
-                body = response.json()
-                self._token = (body["access_token"], time.time() + float(body.get("expires_in", 300)))
-            return self._token[0]
+IDENTITY_AUDIENCE = "xsn:identity"  # the audience identity's people API accepts (its OAUTH_AUDIENCE)
 
 
-def _invalid_scope(response: requests.Response) -> bool:
-    if response.status_code != 400:
-        return False
-    try:
-        return response.json().get("error") == "invalid_scope"
-    except (ValueError, AttributeError):
-        return False
-
-
-def _client_secret(config: Mapping[str, Any], client_id: str) -> Callable[[], str | None]:
-    def read() -> str | None:
-        if config.get("MESSAGING_IDENTITY_CLIENT_SECRET"):
-            return str(config["MESSAGING_IDENTITY_CLIENT_SECRET"])
-        try:  # embedded: the demo secret identity's seed wrote
-            return json.loads((Path(config["VAR_DIR"]) / "clients.json").read_text())[client_id]["client_secret"]
-        except (OSError, ValueError, KeyError):
-            return None
-
-    return read
+def directory_unavailable(detail: str) -> ServiceUnavailable:
+    return ServiceUnavailable(detail, code="directory_unavailable")
 
 
 def directory(config: Mapping[str, Any]) -> Directory:
@@ -153,9 +92,14 @@ def directory(config: Mapping[str, Any]) -> Directory:
         return MemoryDirectory()
     identity = config["SERVICE_URLS"]["identity"]
     client_id = str(config["MESSAGING_IDENTITY_CLIENT_ID"])
-    tokens = ClientCredentials(f"{identity}/oauth/token", client_id, _client_secret(config, client_id),
-                               str(config["MESSAGING_IDENTITY_SCOPE"]), timeout=float(config["HTTP_TIMEOUT"]),
-                               fallback_scope=BASE_SCOPE)
+    # Production without MESSAGING_IDENTITY_CLIENT_SECRET has no secret: lookups fail closed (503).
+    credentials = ClientCredentials(f"{identity}/oauth/token", client_id,
+                                    client_secret_source(config, client_id, "MESSAGING_IDENTITY_CLIENT_SECRET"),
+                                    timeout=float(config["HTTP_TIMEOUT"]))
+    # A scope identity refuses (a client registered without email:full, say) falls back to the
+    # base scope with a warning: contacts come masked and are dropped, in-app messages still go.
+    tokens = credentials.provider(IDENTITY_AUDIENCE, str(config["MESSAGING_IDENTITY_SCOPE"]),
+                                  unavailable=directory_unavailable, fallback_scope=BASE_SCOPE)
     return IdentityDirectory(ServiceClient(identity, timeout=float(config["HTTP_TIMEOUT"]), token_provider=tokens),
                              concurrency=int(config["MESSAGING_DIRECTORY_CONCURRENCY"]),
                              batch_size=int(config["MESSAGING_DIRECTORY_BATCH"]))
