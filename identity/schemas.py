@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from marshmallow import Schema, fields, validate
+from flask import current_app
+from marshmallow import Schema, fields, pre_load, validate
 
+from common.errors import ValidationFailed
 from identity.organisations import MEMBER_ROLES, ROLE_SCOPES
 
 
@@ -17,11 +19,32 @@ class PersonSearchSchema(Schema):
                               metadata={"description": "GB 11643 citizen ID number (sent in the body, not the URL)"})
 
 
+class TooManySubjects(ValidationFailed):
+    status, code, title = 413, "too_many_subjects", "Too many subjects in one lookup"
+
+
 class PeopleLookupSchema(Schema):
     subjects = fields.List(fields.String(validate=validate.Length(min=1, max=64)), required=True,
                            validate=validate.Length(min=1),
                            metadata={"description": "subject ids (OIDC sub); at most PEOPLE_LOOKUP_MAX "
-                                                    "(500 by default), else 413 too_many_subjects"})
+                                                    "(500 by default) distinct ones, else 413 too_many_subjects"})
+
+    @pre_load
+    def _at_most_the_limit(self, data, **_kwargs):
+        """Counted on the raw JSON list, before any subject is deserialised or validated.
+
+        :raise TooManySubjects: more than ``PEOPLE_LOOKUP_MAX`` distinct subjects.
+        """
+        raw = data.get("subjects") if isinstance(data, dict) else None
+        limit = int(current_app.config["PEOPLE_LOOKUP_MAX"])
+        if isinstance(raw, list) and len(raw) > limit:
+            try:
+                distinct = len(set(raw))
+            except TypeError:  # an object or a list among the subjects: malformed, counted as given
+                distinct = len(raw)
+            if distinct > limit:
+                raise TooManySubjects(f"at most {limit} subjects per lookup", max=limit)
+        return data
 
 
 class PersonContactSchema(Schema):

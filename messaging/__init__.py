@@ -15,7 +15,12 @@ SETTINGS: dict[str, Any] = {
     # identity: people's channels from identity's admin API; memory: an empty in-process directory.
     "MESSAGING_DIRECTORY": "identity",
     "MESSAGING_IDENTITY_CLIENT_ID": "xsn-messaging",
-    "MESSAGING_IDENTITY_CLIENT_SECRET": None,  # embedded: var/clients.json
+    # XSN_MESSAGING_IDENTITY_CLIENT_SECRET, or in the embedded setup from var/clients.json (identity's
+    # seed); production without it looks nobody up (503 directory_unavailable: fails closed).
+    "MESSAGING_IDENTITY_CLIENT_SECRET": None,
+    # Asked of identity for the directory's token. If identity refuses it (invalid_scope), the hub
+    # asks for identity:people:read alone and warns: contacts come masked and are dropped.
+    "MESSAGING_IDENTITY_SCOPE": "identity:people:read phone:full email:full",
     "MESSAGING_DIRECTORY_CONCURRENCY": 8,  # identity lookups in flight at once for one bulk send
     "MESSAGING_DIRECTORY_BATCH": 500,  # subjects per identity lookup; at most identity's PEOPLE_LOOKUP_MAX
     # celery: a worker delivers; inline: the request delivers at once (tests without a worker).

@@ -2,9 +2,9 @@
 
 Two implementations of one seam: :class:`IdentityDirectory` calls identity's admin API
 (``GET /api/v1/people/<sub>`` for one person, ``POST /api/v1/people/lookup`` for many, a
-client-credentials token with ``identity:people:read`` and ``phone:full``, so the mobile number
-comes unmasked); :class:`MemoryDirectory` holds contacts
-given to it (tests, benchmarks).
+client-credentials token with ``MESSAGING_IDENTITY_SCOPE``, by default ``identity:people:read
+phone:full email:full`` so mobile and e-mail come unmasked); :class:`MemoryDirectory` holds
+contacts given to it (tests, benchmarks).
 """
 
 from __future__ import annotations

@@ -6,17 +6,13 @@ the domain modules get the built parts as arguments.
 
 from __future__ import annotations
 
-import json
-import threading
-import time
-from collections.abc import Callable, Mapping
-from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
-import requests
-
 from common.config import local_secret
+from common.errors import ServiceUnavailable
 from common.http import ServiceClient
+from common.peers.credentials import ClientCredentials, client_secret_source
 from messaging.channels import Channel
 from messaging.channels.email import EmailChannel, SmtpSettings
 from messaging.channels.inapp import InboxChannel
@@ -83,38 +79,12 @@ def channels(config: Mapping[str, Any]) -> dict[str, Channel]:
             "email": EmailChannel(smtp_settings(config))}
 
 
-class ClientCredentials:
-    """A cached client-credentials access token from identity (renewed 30 s before it expires)."""
-
-    def __init__(self, token_url: str, client_id: str, secret: Callable[[], str | None], scope: str,
-                 timeout: float = 5.0) -> None:
-        self.token_url, self.client_id, self.secret, self.scope, self.timeout = \
-            token_url, client_id, secret, scope, timeout
-        self._token: tuple[str, float] | None = None
-        self._lock = threading.Lock()
-
-    def __call__(self) -> str:
-        with self._lock:
-            if self._token is None or self._token[1] < time.time() + 30:
-                response = requests.post(self.token_url, auth=(self.client_id, self.secret() or ""),
-                                         timeout=self.timeout,
-                                         data={"grant_type": "client_credentials", "scope": self.scope})
-                response.raise_for_status()
-                body = response.json()
-                self._token = (body["access_token"], time.time() + float(body.get("expires_in", 300)))
-            return self._token[0]
+BASE_SCOPE = "identity:people:read"  # what the people endpoints need; contacts come masked without *:full
+IDENTITY_AUDIENCE = "xsn:identity"  # the audience identity's people API accepts (its OAUTH_AUDIENCE)
 
 
-def _client_secret(config: Mapping[str, Any], client_id: str) -> Callable[[], str | None]:
-    def read() -> str | None:
-        if config.get("MESSAGING_IDENTITY_CLIENT_SECRET"):
-            return str(config["MESSAGING_IDENTITY_CLIENT_SECRET"])
-        try:  # embedded: the demo secret identity's seed wrote
-            return json.loads((Path(config["VAR_DIR"]) / "clients.json").read_text())[client_id]["client_secret"]
-        except (OSError, ValueError, KeyError):
-            return None
-
-    return read
+def directory_unavailable(detail: str) -> ServiceUnavailable:
+    return ServiceUnavailable(detail, code="directory_unavailable")
 
 
 def directory(config: Mapping[str, Any]) -> Directory:
@@ -122,8 +92,14 @@ def directory(config: Mapping[str, Any]) -> Directory:
         return MemoryDirectory()
     identity = config["SERVICE_URLS"]["identity"]
     client_id = str(config["MESSAGING_IDENTITY_CLIENT_ID"])
-    tokens = ClientCredentials(f"{identity}/oauth/token", client_id, _client_secret(config, client_id),
-                               "identity:people:read phone:full email:full", timeout=float(config["HTTP_TIMEOUT"]))
+    # Production without MESSAGING_IDENTITY_CLIENT_SECRET has no secret: lookups fail closed (503).
+    credentials = ClientCredentials(f"{identity}/oauth/token", client_id,
+                                    client_secret_source(config, client_id, "MESSAGING_IDENTITY_CLIENT_SECRET"),
+                                    timeout=float(config["HTTP_TIMEOUT"]))
+    # A scope identity refuses (a client registered without email:full, say) falls back to the
+    # base scope with a warning: contacts come masked and are dropped, in-app messages still go.
+    tokens = credentials.provider(IDENTITY_AUDIENCE, str(config["MESSAGING_IDENTITY_SCOPE"]),
+                                  unavailable=directory_unavailable, fallback_scope=BASE_SCOPE)
     return IdentityDirectory(ServiceClient(identity, timeout=float(config["HTTP_TIMEOUT"]), token_provider=tokens),
                              concurrency=int(config["MESSAGING_DIRECTORY_CONCURRENCY"]),
                              batch_size=int(config["MESSAGING_DIRECTORY_BATCH"]))

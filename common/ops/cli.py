@@ -62,12 +62,15 @@ def openapi(out: Path) -> None:
 
 
 @main.command()
-@click.option("--workers", default=2, show_default=True, help="gunicorn workers per service")
-def run(workers: int) -> None:
+@click.option("--workers", default=2, show_default=True,
+              help="gunicorn workers per service (one service: XSN_<SERVICE>_GUNICORN_WORKERS)")
+@click.option("--threads", default=4, show_default=True,
+              help="threads per gunicorn worker (one service: XSN_<SERVICE>_GUNICORN_THREADS)")
+def run(workers: int, threads: int) -> None:
     """Start every service, the worker and the simulators; Ctrl-C stops them all."""
     from common.ops.launcher import Suite, summaries
 
-    suite = Suite(var_dir=var_dir(), workers=workers, demo_apps=True)
+    suite = Suite(var_dir=var_dir(), workers=workers, threads=threads, demo_apps=True)
     exit_code = 0
     try:
         suite.check_ports_free()

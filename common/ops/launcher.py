@@ -24,6 +24,7 @@ from common.http import ServiceClient
 
 # Start order: the gateway last, after what it routes to.
 START_ORDER = ("identity", "seal", "licenses", "payment", "messaging", "gateway")
+THREADS = 4  # gthread threads per gunicorn worker, as deploy/gunicorn.conf.py
 
 
 @dataclass
@@ -31,7 +32,8 @@ class Suite:
     var_dir: Path
     # Services and the extra processes services declare (simulators, sinks): name -> port.
     ports: dict[str, int] = field(default_factory=lambda: dict(all_default_ports()))
-    workers: int = 2
+    workers: int = 2  # gunicorn workers per service, unless the service sets its own (service_concurrency)
+    threads: int = THREADS  # threads per worker, likewise
     env: dict[str, str] = field(default_factory=dict)
     log_dir: Path | None = None  # None: children inherit our stdout/stderr
     demo_apps: bool = False  # `xsn run` also starts demo relying parties on fixed ports
@@ -90,8 +92,9 @@ class Suite:
             shutil.rmtree(prom_dir, ignore_errors=True)
             prom_dir.mkdir(parents=True)
             service_env = dict(env, PROMETHEUS_MULTIPROC_DIR=str(prom_dir))
-            argv = gunicorn_argv(f"{service}:create_app()", self.ports[service], self.workers, f"xsn-{service}",
-                                 service_gunicorn_args(service))
+            workers, threads = service_concurrency(service, env, self.workers, self.threads)
+            argv = gunicorn_argv(f"{service}:create_app()", self.ports[service], workers, f"xsn-{service}",
+                                 service_gunicorn_args(service), threads=threads)
             if service == "gateway":  # the asyncio edge; it starts the gateway's Flask app behind itself
                 argv = [sys.executable, "-m", "gateway.edge", "--port", str(self.ports[service])]
             self._spawn(service, argv, service_env)
@@ -144,9 +147,10 @@ class Suite:
         self.processes.clear()
 
 
-def gunicorn_argv(target: str, port: int, workers: int, name: str, extra: list[str] | tuple[str, ...] = ()
-                  ) -> list[str]:
-    """gunicorn for one app on loopback (``extra``: the service's own options, before the app).
+def gunicorn_argv(target: str, port: int, workers: int, name: str, extra: list[str] | tuple[str, ...] = (),
+                  *, threads: int = THREADS) -> list[str]:
+    """gunicorn for one app on loopback, ``workers`` gthread workers of ``threads`` threads
+    (``extra``: the service's own options, before the app).
 
     Each instance disables gunicorn's control socket: its default path is one per user, so
     several instances (the suite, end-to-end tests, benchmarks) would fight over it. No gunicorn
@@ -158,7 +162,7 @@ def gunicorn_argv(target: str, port: int, workers: int, name: str, extra: list[s
     edge keeps an idle pooled connection (15 s), so the service does not close one under it.
     """
     return [sys.executable, "-m", "gunicorn", "--workers", str(workers), "--worker-class", "gthread",
-            "--threads", "4", "--keep-alive", "20", "--bind", f"127.0.0.1:{port}",
+            "--threads", str(threads), "--keep-alive", "20", "--bind", f"127.0.0.1:{port}",
             "--graceful-timeout", "5", "--no-control-socket", "--error-logfile", "-",
             "--name", name, *extra, target]
 
@@ -170,6 +174,23 @@ def service_gunicorn_args(service: str) -> list[str]:
         if name == service:
             return list(getattr(module, "GUNICORN_ARGS", ()))
     return []
+
+
+def service_concurrency(service: str, env: dict[str, str], workers: int, threads: int) -> tuple[int, int]:
+    """A service's gunicorn workers and threads per worker: ``XSN_<SERVICE>_GUNICORN_WORKERS`` /
+    ``XSN_<SERVICE>_GUNICORN_THREADS`` in ``env``, else ``GUNICORN_WORKERS`` / ``GUNICORN_THREADS``
+    in ``<service>.processes``, else the suite's ``workers`` / ``threads``.
+
+    :raise ValueError: a setting that is not a positive integer.
+    """
+    module = dict(service_modules("processes")).get(service)
+    chosen = []
+    for setting, default in (("WORKERS", workers), ("THREADS", threads)):
+        value = env.get(f"XSN_{service.upper()}_GUNICORN_{setting}") or getattr(module, f"GUNICORN_{setting}", default)
+        if int(value) < 1:
+            raise ValueError(f"{service}: gunicorn {setting.lower()} must be at least 1, not {value!r}")
+        chosen.append(int(value))
+    return chosen[0], chosen[1]
 
 
 def summaries(suite: Suite) -> list[str]:

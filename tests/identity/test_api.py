@@ -127,6 +127,12 @@ def test_batch_lookup_errors(seeded, api):
                     json={"subjects": ["a", "b", "c", "d"]})
     is_problem(oversized, 413, "too_many_subjects")
     assert oversized.json["max"] == 3
+    for counted_first in (["a", "b", "c", 7], ["a", "b", "c", {"sub": "d"}], ["a", "b", "c", ""]):
+        # the size is judged on the raw list, before any subject is parsed or validated
+        is_problem(api("POST", "/api/v1/people/lookup", scope="identity:people:read",
+                       json={"subjects": counted_first}), 413, "too_many_subjects")
+    is_problem(api("POST", "/api/v1/people/lookup", scope="identity:people:read", json={"subjects": ["a", 7]}),
+               422, "validation_failed")  # within the limit, a malformed list is still a 422
 
 
 def test_create_person_and_refuse_bad_input_without_writing(seeded, api):

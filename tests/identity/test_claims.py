@@ -8,6 +8,16 @@ from identity.seed import DEMO_PEOPLE
 from tests.identity.test_accounts import ID, MOBILE, make
 
 
+def test_one_disclosure_rule_for_every_kind_of_personal_data():
+    for kind, value, full, masked in (("mobile", "13812345678", "phone:full", "138****5678"),
+                                      ("email", "dora@example.test", "email:full", "d***@example.test"),
+                                      ("id_number", ID, "idcard:full", ID[:4] + "*" * 10 + ID[-4:])):
+        assert claim_rules.disclosed(kind, value, {full, "openid"}) == value
+        assert claim_rules.disclosed(kind, value, ["identity:people:read", kind]) == masked
+        assert claim_rules.disclosed(kind, None, {full}) is None and claim_rules.disclosed(kind, "", set()) is None
+    assert claim_rules.disclosed("mobile", "13812345678", {"email:full", "idcard:full"}) == "138****5678"
+
+
 def test_claims_by_scope_and_masking(db):
     person = make(db)
     base = claim_rules.person_claims(db, person, {"openid"})

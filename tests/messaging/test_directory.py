@@ -133,3 +133,123 @@ def test_unreachable_identity_is_a_503_and_nothing_is_written(licenses, hub_app)
     assert response.status_code == 503 and response.get_json()["code"] == "directory_unavailable"
     with get_db(hub_app).session() as session:
         assert session.scalar(select(func.count()).select_from(Message)) == 0
+
+
+@pytest.fixture
+def registered_identity(serve_app):
+    """Identity whose hub client is registered for ``identity:people:read phone:full`` only:
+    a token request for more is refused ``invalid_scope``; people come masked by the token's scope.
+    ``asked`` records each token request's scope, ``audiences`` its audience."""
+    app = Flask("identity-without-email-full")
+    registered, asked, audiences = {"identity:people:read", "phone:full"}, [], []
+
+    @app.post("/oauth/token")
+    def token():
+        scope = request.form["scope"]
+        asked.append(scope)
+        audiences.append(request.form.get("audience"))
+        if request.authorization is None or request.authorization.password != "s3cret":
+            return jsonify({"error": "invalid_client"}), 401
+        if not set(scope.split()) <= registered:
+            return jsonify({"error": "invalid_scope"}), 400
+        time.sleep(0.02)  # long enough for concurrent lookups to meet here
+        return jsonify({"access_token": scope.replace(" ", "+"), "token_type": "Bearer", "expires_in": 300})
+
+    @app.post("/api/v1/people/lookup")
+    def lookup():
+        scopes = request.headers["Authorization"].removeprefix("Bearer ").split("+")
+        return jsonify({"people": [{"id": s, "name": s,
+                                    "mobile": "13800001234" if "phone:full" in scopes else "138****1234",
+                                    "email": f"{s}@example.test" if "email:full" in scopes else "x***@example.test"}
+                                   for s in request.get_json()["subjects"]], "unknown": []})
+
+    return serve_app(app), asked, audiences
+
+
+def _hub_config(url: str, **settings) -> dict:
+    from messaging import SETTINGS
+    return {**SETTINGS, "SERVICE_URLS": {"identity": url}, "HTTP_TIMEOUT": 5.0,
+            "MESSAGING_IDENTITY_CLIENT_SECRET": "s3cret", **settings}
+
+
+def test_the_directory_asks_for_the_configured_scope_for_identitys_audience(registered_identity):
+    from messaging import wiring
+
+    url, asked, audiences = registered_identity
+    directory = wiring.directory(_hub_config(url, MESSAGING_IDENTITY_SCOPE="identity:people:read phone:full"))
+    assert directory.lookup(["p1", "p2"])["p1"] == Contact("p1", "p1", "13800001234", None)
+    assert asked == ["identity:people:read phone:full"] and audiences == ["xsn:identity"]
+
+
+def test_a_refused_scope_falls_back_to_the_base_scope_with_a_warning(registered_identity):
+    from structlog.testing import capture_logs
+
+    from messaging import wiring
+
+    url, asked, _audiences = registered_identity
+    directory = wiring.directory(_hub_config(url))  # the default asks for email:full too
+    with capture_logs() as logs:
+        found = directory.lookup(["p1", "p2"])
+    assert found == {"p1": Contact("p1", "p1", None, None), "p2": Contact("p2", "p2", None, None)}  # masked: dropped
+    assert asked == ["identity:people:read phone:full email:full", "identity:people:read"]
+    assert [(e["event"], e["log_level"], e["client_id"], e["scope"], e["fallback"]) for e in logs] == \
+        [("identity_scope_refused", "warning", "xsn-messaging", "identity:people:read phone:full email:full",
+          "identity:people:read")]
+
+
+def test_chunks_in_flight_share_one_token_request_and_one_warning(registered_identity):
+    from structlog.testing import capture_logs
+
+    from messaging import wiring
+
+    url, asked, _audiences = registered_identity
+    directory = wiring.directory(_hub_config(url, MESSAGING_DIRECTORY_BATCH=2, MESSAGING_DIRECTORY_CONCURRENCY=4))
+    with capture_logs() as logs:
+        assert len(directory.lookup([f"p{i}" for i in range(8)])) == 8  # four chunks at once
+    assert asked == ["identity:people:read phone:full email:full", "identity:people:read"]
+    assert [e["event"] for e in logs] == ["identity_scope_refused"]
+
+
+def test_each_renewal_asks_for_the_full_scope_first(registered_identity, monkeypatch):
+    from types import SimpleNamespace
+
+    from common.peers import credentials
+
+    url, asked, _audiences = registered_identity
+    clock = SimpleNamespace(monotonic=lambda: 1000.0)
+    monkeypatch.setattr(credentials, "time", clock)
+    token = credentials.ClientCredentials(f"{url}/oauth/token", "xsn-messaging", lambda: "s3cret").provider(
+        "xsn:identity", "identity:people:read email:full", fallback_scope="identity:people:read")
+    assert token() == token() == "identity:people:read"  # cached
+    assert asked == ["identity:people:read email:full", "identity:people:read"]
+    clock.monotonic = lambda: 1000.0 + 300  # expired (renewed a minute early)
+    assert token() == "identity:people:read"
+    assert asked == ["identity:people:read email:full", "identity:people:read"] * 2
+
+
+def test_a_token_refused_for_another_reason_is_not_retried(registered_identity):
+    from messaging import wiring
+
+    url, asked, _audiences = registered_identity
+    directory = wiring.directory(_hub_config(url, MESSAGING_IDENTITY_CLIENT_SECRET="wrong"))
+    with pytest.raises(ServiceUnavailable) as refused:
+        directory.lookup(["p1", "p2"])
+    assert refused.value.code == "directory_unavailable"
+    assert asked == ["identity:people:read phone:full email:full"]  # invalid_client: asked once, not again
+
+
+def test_the_secret_comes_from_identitys_seed_embedded_and_only_from_configuration_in_production(
+        registered_identity, tmp_path):
+    import json
+
+    from messaging import wiring
+
+    url, asked, _audiences = registered_identity
+    (tmp_path / "clients.json").write_text(json.dumps({"xsn-messaging": {"client_secret": "s3cret"}}))
+    embedded = _hub_config(url, MESSAGING_IDENTITY_CLIENT_SECRET=None, VAR_DIR=str(tmp_path), ENV="embedded",
+                           MESSAGING_IDENTITY_SCOPE="identity:people:read")
+    assert wiring.directory(embedded).lookup(["p1", "p2"])["p1"] == Contact("p1", "p1", None, None)
+    assert asked == ["identity:people:read"]
+    with pytest.raises(ServiceUnavailable) as refused:  # fails closed: the demo file is not read
+        wiring.directory({**embedded, "ENV": "production"}).lookup(["p1", "p2"])
+    assert refused.value.code == "directory_unavailable" and asked == ["identity:people:read"]
