@@ -75,6 +75,11 @@ class ClientCredentials:
 
         return token
 
+    def forget(self, audience: str, scope: str) -> None:
+        """Drop the cached token for ``audience`` and ``scope`` (a peer answered 401 with it: revoked,
+        or identity's keys rotated); the next call asks identity for a fresh one."""
+        self._tokens.pop((audience, scope), None)
+
     def _request(self, secret: str, audience: str, scope: str, unavailable) -> requests.Response:
         try:
             return requests.post(self.token_url, auth=(self.client_id, secret), timeout=self.timeout,

@@ -8,70 +8,46 @@ URL. Seal records each query in its own auditor-query log under that client.
 
 from __future__ import annotations
 
-import json
 import threading
-import time
-from collections.abc import Mapping
-from pathlib import Path
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import requests
 
 from common.http import ServiceClient
+from common.peers.credentials import ClientCredentials, client_secret_source
 
 
 class SealLogUnavailable(Exception):
     """Seal's auditor API (or identity's token endpoint) did not answer as expected."""
 
 
-# Keyed by identity's URL and the client: a token is only good with the identity that issued it.
-_tokens: dict[tuple[str, str], tuple[str, float]] = {}
+SCOPE, AUDIENCE = "audit:read", "xsn:seal"
+# One token provider per identity, client and secret: a token is only good with the identity that
+# issued it, and a test suite runs several apps (each with its own var/clients.json) in one process.
+_credentials: dict[tuple, tuple[ClientCredentials, Callable[[], str]]] = {}
 _lock = threading.Lock()
 
 
-def _client_secret(config: Mapping[str, Any], client_id: str) -> str | None:
-    if config.get("AUDIT_SEAL_CLIENT_SECRET"):
-        return str(config["AUDIT_SEAL_CLIENT_SECRET"])
-    if config.get("ENV") == "production":
-        return None
-    try:  # the embedded run: identity's seed wrote the demo secrets here
-        return json.loads((Path(config["VAR_DIR"]) / "clients.json").read_text())[client_id]["client_secret"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-
-
-def _cache_key(config: Mapping[str, Any]) -> tuple[str, str]:
-    return config["SERVICE_URLS"]["identity"], str(config.get("AUDIT_SEAL_CLIENT_ID") or "xsn-auditor")
+def _client(config: Mapping[str, Any]) -> tuple[ClientCredentials, Callable[[], str]]:
+    identity, client_id = config["SERVICE_URLS"]["identity"], str(config.get("AUDIT_SEAL_CLIENT_ID") or "xsn-auditor")
+    key = (identity, client_id, str(config.get("VAR_DIR")), config.get("AUDIT_SEAL_CLIENT_SECRET"))
+    with _lock:
+        if key not in _credentials:
+            credentials = ClientCredentials(f"{identity}/oauth/token", client_id,
+                                            client_secret_source(config, client_id, "AUDIT_SEAL_CLIENT_SECRET"),
+                                            timeout=float(config.get("HTTP_TIMEOUT", 5.0)))
+            _credentials[key] = (credentials, credentials.provider(AUDIENCE, SCOPE, SealLogUnavailable))
+        return _credentials[key]
 
 
 def forget_token(config: Mapping[str, Any]) -> None:
-    with _lock:
-        _tokens.pop(_cache_key(config), None)
+    _client(config)[0].forget(AUDIENCE, SCOPE)
 
 
 def client_token(config: Mapping[str, Any]) -> str:
-    """:raise SealLogUnavailable: no secret configured, or identity refused."""
-    key = _cache_key(config)
-    client_id = key[1]
-    with _lock:
-        cached = _tokens.get(key)
-        if cached and cached[1] > time.monotonic():
-            return cached[0]
-    secret = _client_secret(config, client_id)
-    if not secret:
-        raise SealLogUnavailable(f"no client secret for {client_id} (XSN_AUDIT_SEAL_CLIENT_SECRET)")
-    identity = ServiceClient(config["SERVICE_URLS"]["identity"], timeout=float(config.get("HTTP_TIMEOUT", 5.0)))
-    try:
-        response = identity.post("/oauth/token", auth=(client_id, secret),
-                                 data={"grant_type": "client_credentials", "scope": "audit:read"})
-        body = response.json()
-    except (requests.RequestException, ValueError) as exc:
-        raise SealLogUnavailable(f"identity's token endpoint: {exc.__class__.__name__}") from None
-    if response.status_code != 200 or "access_token" not in body:
-        raise SealLogUnavailable(f"identity refused a token for {client_id} ({response.status_code})")
-    with _lock:
-        _tokens[key] = (body["access_token"], time.monotonic() + max(0, int(body.get("expires_in", 60)) - 30))
-    return body["access_token"]
+    """:raise SealLogUnavailable: no secret configured, or identity refused or did not answer."""
+    return _client(config)[1]()
 
 
 def seal_log_summary(config: Mapping[str, Any], *, limit: int = 10) -> dict[str, Any]:

@@ -106,6 +106,7 @@ def test_a_stale_cached_seal_token_is_replaced(app, identity):
 
     from gateway.audit import seal_log
 
-    seal_log._tokens[seal_log._cache_key(app.config)] = ("not-a-token", time.monotonic() + 600)
+    credentials, _ = seal_log._client(app.config)
+    credentials._tokens[(seal_log.AUDIENCE, seal_log.SCOPE)] = (time.monotonic() + 600, "not-a-token")
     status, page = browser(app, identity).sign_in(CONSOLE, WANG)
     assert status == 200 and "seal-r2" in page
