@@ -25,7 +25,6 @@ from common.crypto.access_tokens import (  # noqa: F401 - re-exported for the se
     scopes_of,
 )
 
-
 _bind_contextvars = structlog.contextvars.bind_contextvars
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import decimal
-import json
 import uuid
 from datetime import UTC, date, datetime, timedelta, timezone
 
@@ -40,7 +39,8 @@ VALUES = [
     ({"b": 1, "a": [1, 2.5, None, True, -0.1, 1e16], "名称": "西安市示范科技有限公司",
       "nested": {"z": "\u2028\t", "y": "\"q\"\n"}}, "utf8"),
     ({"day": date(2026, 12, 7), "at": datetime(2026, 12, 7, 3, 1, 41, 282473, tzinfo=UTC),
-      "naive": datetime(2026, 1, 1, 8, 0), "east": datetime(2026, 3, 1, 7, 59, 59, tzinfo=timezone(timedelta(hours=8)))},
+      "naive": datetime(2026, 1, 1, 8, 0),
+      "east": datetime(2026, 3, 1, 7, 59, 59, tzinfo=timezone(timedelta(hours=8)))},
      "utf8"),
     ({"amount": decimal.Decimal("12.50"), "id": uuid.UUID(int=5), "point": Point(1, date(2026, 1, 2)),
       "html": Html()}, "utf8"),
