@@ -19,6 +19,7 @@ from common import config as cfg
 from common import db
 from common.crypto import gm
 from common.web import auth, database, i18n, observability, pages, problems, ratelimit
+from common.web.json_provider import OrjsonProvider
 from common.web.logging import configure_logging
 from common.web.sessions import LazyCookieSessionInterface
 
@@ -41,8 +42,11 @@ class ServiceFlask(Flask):
     Flask asks ``inspect.iscoroutinefunction`` of every hook and view on every request (nine
     times for ``/livez``); whether a function is a coroutine function never changes, so the
     answer is remembered per plain function (bound methods are made afresh per request, so
-    they are remembered by their underlying function).
+    they are remembered by their underlying function). JSON answers are encoded by orjson
+    (:mod:`common.web.json_provider`).
     """
+
+    json_provider_class = OrjsonProvider
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)

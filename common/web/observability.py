@@ -28,8 +28,10 @@ from common.http import REQUEST_ID_HEADER  # defined with the client that sends 
 from common.web.logging import log_access
 
 _REQUEST_ID_ENVIRON = "HTTP_" + REQUEST_ID_HEADER.upper().replace("-", "_")
-# Accept a caller's id only if it is short and plain, so it cannot inject into logs.
-_REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{8,128}$")
+# A caller's (or the gateway's) request id is kept only if it is short and plain, so it cannot
+# inject into logs. The one definition: the gateway checks incoming ids with it too. \A and \Z,
+# not ^ and $: ``$`` also matches before a final newline, so ``match`` alone is exact.
+REQUEST_ID_RE = re.compile(r"\A[A-Za-z0-9._:-]{8,128}\Z")
 access_log = structlog.get_logger("xsn.access")
 
 
@@ -78,7 +80,7 @@ def init_app(app: Flask, service: str) -> None:
         ctx = g._get_current_object()
         ctx.request_started = time.perf_counter()
         incoming = request.environ.get(_REQUEST_ID_ENVIRON)
-        ctx.request_id = incoming if incoming and _REQUEST_ID_RE.match(incoming) else new_request_id()
+        ctx.request_id = incoming if incoming and REQUEST_ID_RE.match(incoming) else new_request_id()
         # Under sync workers one thread serves request after request: start each one clean.
         clear_contextvars()
         bind_contextvars(request_id=ctx.request_id, service=service)

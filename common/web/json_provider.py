@@ -1,0 +1,37 @@
+"""JSON responses rendered by orjson, with the values Flask's default provider gives.
+
+Every JSON answer (``jsonify``, a view returning a dict, flask-smorest's ``@blp.response``)
+is encoded by :meth:`OrjsonProvider.response`. Measured in process, encoding and response
+object: ``/livez`` 9.8 → 6.5 µs, licences' ``/verify`` 58 → 37, a ledger transfer 33 → 18
+(docs/ARCHITECTURE.md, the shared request path). The output is
+the same JSON: keys sorted, compact, one trailing newline, dates as RFC 822 (HTTP) dates and
+Decimal, UUID, dataclasses and ``__html__`` objects as Flask renders them (Flask's own
+``default`` is called for them). What differs is only the bytes of non-ASCII text: UTF-8
+instead of ``\\uXXXX`` escapes (RFC 8259 §8.1; every client reads both). Anything orjson
+refuses (an integer beyond 64 bits, a lone surrogate) goes through Flask's encoder as before,
+so no answer is lost to its encoding. ``dumps``/``loads`` (templates' ``tojson``, problem
+documents, request bodies) stay the standard library's.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from flask import Response
+from flask.json.provider import DefaultJSONProvider
+
+_OPTIONS = (orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS | orjson.OPT_APPEND_NEWLINE
+            | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS)
+
+
+class OrjsonProvider(DefaultJSONProvider):
+    def response(self, *args: Any, **kwargs: Any) -> Response:
+        if (self.compact is None and self._app.debug) or self.compact is False:
+            return super().response(*args, **kwargs)  # indented for a human: the slow path is fine
+        obj = self._prepare_response_obj(args, kwargs)
+        try:
+            body = orjson.dumps(obj, default=self.default, option=_OPTIONS)
+        except TypeError:  # orjson.JSONEncodeError; the standard encoder decides (and may raise)
+            return super().response(*args, **kwargs)
+        return self._app.response_class(body, mimetype=self.mimetype)

@@ -1,0 +1,138 @@
+"""The shared request path's shortcuts keep its answers: JSON by orjson, argument schemas built
+once per route, the request-id pattern, the token on ``g`` and in the log context."""
+
+from __future__ import annotations
+
+import dataclasses
+import decimal
+import uuid
+from datetime import UTC, date, datetime, timedelta, timezone
+
+import marshmallow as ma
+import pytest
+import structlog
+from flask import Flask, g
+from flask.json.provider import DefaultJSONProvider
+from flask_smorest import Api, Blueprint
+
+from common.web import arguments
+from common.web.app import ServiceFlask
+from common.web.json_provider import OrjsonProvider
+from common.web.observability import REQUEST_ID_RE
+from tests.support.suite import TokenFactory
+
+
+@dataclasses.dataclass
+class Point:
+    x: int
+    when: date
+
+
+class Html:
+    def __html__(self) -> str:
+        return "<b>bold</b>"
+
+
+# (value, whose bytes): "utf8" is Flask's own output with ensure_ascii off (what orjson writes),
+# "flask" Flask's output as it is (what orjson refuses goes through Flask's encoder).
+VALUES = [
+    ({"b": 1, "a": [1, 2.5, None, True, -0.1, 1e16], "名称": "西安市示范科技有限公司",
+      "nested": {"z": "\u2028\t", "y": "\"q\"\n"}}, "utf8"),
+    ({"day": date(2026, 12, 7), "at": datetime(2026, 12, 7, 3, 1, 41, 282473, tzinfo=UTC),
+      "naive": datetime(2026, 1, 1, 8, 0),
+      "east": datetime(2026, 3, 1, 7, 59, 59, tzinfo=timezone(timedelta(hours=8)))},
+     "utf8"),
+    ({"amount": decimal.Decimal("12.50"), "id": uuid.UUID(int=5), "point": Point(1, date(2026, 1, 2)),
+      "html": Html()}, "utf8"),
+    ({2: "int keys", 1: "sorted"}, "utf8"),
+    ([], "utf8"),
+    (None, "utf8"),
+    ([2**70, "an integer beyond 64 bits"], "flask"),
+    ("\ud800 a lone surrogate", "flask"),
+]
+
+
+@pytest.mark.parametrize(("value", "whose"), VALUES)
+def test_orjson_answers_are_the_json_flask_gives(value, whose):
+    app = Flask(__name__)
+    utf8 = DefaultJSONProvider(app)
+    utf8.ensure_ascii = False
+    with app.app_context():
+        ours = OrjsonProvider(app).response(value)
+        expected = (utf8 if whose == "utf8" else DefaultJSONProvider(app)).response(value)
+    assert ours.mimetype == "application/json"
+    assert ours.get_data() == expected.get_data()  # sorted keys, compact, RFC 822 dates, one newline
+
+
+def test_orjson_answers_refuse_what_flask_refuses_and_indent_in_debug():
+    app = ServiceFlask(__name__)
+    assert isinstance(app.json, OrjsonProvider)
+    with app.app_context(), pytest.raises(TypeError):
+        app.json.response({"a set": {1, 2}})
+    app.debug = True
+    with app.app_context():
+        assert app.json.response({"a": 1}).get_data() == b'{\n  "a": 1\n}\n'
+
+
+class CountedSchema(ma.Schema):  # counts its instances
+    built = 0
+    name = ma.fields.String(required=True)
+
+    def __init__(self, *args, **kwargs) -> None:
+        type(self).built += 1
+        super().__init__(*args, **kwargs)
+
+
+def test_an_argument_schema_class_is_built_once_per_route_not_per_request():
+    arguments.install()
+    assert isinstance(Blueprint.ARGUMENTS_PARSER, arguments.SchemaOnceParser)
+    app = ServiceFlask(__name__)
+    app.config.update(API_TITLE="t", API_VERSION="1", OPENAPI_VERSION="3.1.0")
+    api = Api(app)
+    blp = Blueprint("counted", __name__)
+
+    @blp.route("/echo", methods=["POST"])
+    @blp.arguments(CountedSchema)
+    def echo(body):
+        return body
+
+    assert CountedSchema.built == 1  # when decorated
+    api.register_blueprint(blp)  # the OpenAPI document resolves the class by itself
+    built = CountedSchema.built
+    client = app.test_client()
+    assert client.post("/echo", json={"name": "张三"}).json == {"name": "张三"}
+    assert client.post("/echo", json={"name": "李四"}).json == {"name": "李四"}
+    assert client.post("/echo", json={}).status_code == 422  # still validated
+    assert CountedSchema.built == built  # none per request
+    body = api.spec.to_dict()["paths"]["/echo"]["post"]["requestBody"]
+    assert body["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Counted"}
+
+
+@pytest.mark.parametrize(("value", "kept"), [
+    ("req-from-gateway-1", True), ("a" * 128, True), ("abc.def:gh_ij-k", True),
+    ("short", False), ("a" * 129, False), ("bad value; drop", False), ("abcdefgh\n", False), ("", False),
+])
+def test_request_id_pattern(value, kept):
+    assert bool(REQUEST_ID_RE.match(value)) is kept
+
+
+def test_the_caller_lands_on_g_and_in_the_log_context(make_app):
+    from common.web.auth import authenticate
+
+    tokens = TokenFactory()
+    app = make_app("seal")
+    tokens.install(app)
+    token = tokens.token(sub="person-7", client_id="xsn-licenses", scope="seal:sign seal:verify")
+    with app.test_request_context("/", headers={"Authorization": f"Bearer {token}"}):
+        structlog.contextvars.clear_contextvars()
+        claims = authenticate("seal:sign")
+        assert claims["sub"] == "person-7" and g.token_claims is claims
+        assert (g.client_id, g.subject) == ("xsn-licenses", "person-7")
+        assert structlog.contextvars.get_contextvars() == {"client_id": "xsn-licenses", "subject": "person-7"}
+        assert authenticate()["sub"] == "person-7"  # no scope asked: any valid token
+        with pytest.raises(Exception) as refused:
+            authenticate("seal:admin")
+        assert refused.value.code == "insufficient_scope"
+    with app.test_request_context("/", headers={"Authorization": f"Basic {token}"}), pytest.raises(Exception) as none:
+        authenticate()
+    assert none.value.code == "token_missing"
