@@ -10,7 +10,6 @@ id is 16 random bytes in hex, and the access line is rendered by orjson (see
 from __future__ import annotations
 
 import os
-import re
 import time
 
 import structlog
@@ -25,19 +24,11 @@ from prometheus_client import (
 )
 
 from common.http import REQUEST_ID_HEADER  # defined with the client that sends it
+from common.request_ids import REQUEST_ID_RE, new_request_id
 from common.web.logging import log_access
 
 _REQUEST_ID_ENVIRON = "HTTP_" + REQUEST_ID_HEADER.upper().replace("-", "_")
-# A caller's (or the gateway's) request id is kept only if it is short and plain, so it cannot
-# inject into logs. The one definition: the gateway checks incoming ids with it too. \A and \Z,
-# not ^ and $: ``$`` also matches before a final newline, so ``match`` alone is exact.
-REQUEST_ID_RE = re.compile(r"\A[A-Za-z0-9._:-]{8,128}\Z")
 access_log = structlog.get_logger("xsn.access")
-
-
-def new_request_id() -> str:
-    """32 hex digits, like ``uuid4().hex`` without building a UUID."""
-    return os.urandom(16).hex()
 
 
 def _registry() -> CollectorRegistry:

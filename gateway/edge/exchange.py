@@ -3,22 +3,9 @@ record made from it: the request id, the caller, the route, the outcome and the 
 
 from __future__ import annotations
 
-import random
-import re
 import time
 from dataclasses import dataclass, field
 from typing import Any
-
-# An incoming X-Request-Id kept as it is. The same rule as common.web.observability's private
-# _REQUEST_ID_RE (every service's): one copy once common exposes it.
-REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{8,128}$")
-
-
-def new_request_id() -> str:
-    """128 random bits as hex: unique, not secret. ``uuid4`` reads ``os.urandom`` (a system call
-    per request); ``random`` is seeded from it once per process (again after each fork)."""
-    return f"{random.getrandbits(128):032x}"
-
 
 _second_stamp: tuple[int, str] = (0, "")
 

@@ -23,10 +23,11 @@ from aiohttp.web_protocol import RequestPayloadError
 from multidict import CIMultiDict
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
 
+from common.request_ids import REQUEST_ID_RE, new_request_id
 from gateway.edge import cors
 from gateway.edge.audit_sink import AuditSink
 from gateway.edge.boundary import Boundary, caller_headers, forwarding_headers, response_headers, upstream_headers
-from gateway.edge.exchange import REQUEST_ID_RE, Exchange, new_request_id
+from gateway.edge.exchange import Exchange
 from gateway.edge.limits import RateLimits
 from gateway.edge.paths import check_path
 from gateway.edge.problems import (

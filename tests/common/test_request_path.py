@@ -15,10 +15,10 @@ from flask import Flask, g
 from flask.json.provider import DefaultJSONProvider
 from flask_smorest import Api, Blueprint
 
+from common.request_ids import REQUEST_ID_RE
 from common.web import arguments
 from common.web.app import ServiceFlask
 from common.web.json_provider import OrjsonProvider
-from common.web.observability import REQUEST_ID_RE
 from tests.support.suite import TokenFactory
 
 
