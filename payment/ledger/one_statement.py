@@ -7,12 +7,13 @@ and the accounts stay locked across every Python wake-up in between (with many t
 process that is a wait for the GIL each time). Here the rules stay in Python and the database
 does one statement:
 
-* Python checks each transfer's shape (:func:`~payment.ledger.rules.check_shape`) and
-  works out, from :func:`~payment.ledger.transfers.balance_changes`, each account's net change
-  and the *peak* its limit expression reaches along the run (``debits_pending + debits_posted -
-  credits_posted`` for debits-must-not-exceed-credits, the mirror for the other flag), relative
-  to where it starts. A limit holds after every transfer in order exactly when it holds at the
-  peak, so the database checks one inequality per account instead of replaying the run.
+* Python checks each transfer's shape (:func:`~payment.ledger.rules.check_shapes`) and
+  works out, with :func:`~payment.ledger.rules.walk` (the one limit walk), each account's net
+  change and the *peak* its limit expression reaches along the run (``debits_pending +
+  debits_posted - credits_posted`` for debits-must-not-exceed-credits, the mirror for the other
+  flag), relative to where it starts. A limit holds after every transfer in order exactly when
+  it holds at the peak, so the database checks one inequality per account instead of replaying
+  the run.
 * The statement locks the accounts in id order (``FOR NO KEY UPDATE``: the foreign-key checks
   of other inserts, which take ``KEY SHARE``, are not blocked), and only if every account
   exists, every limit holds at its peak on the locked sums and no id is taken does it insert
@@ -42,10 +43,9 @@ from payment.ledger.rules import (
     TransferRecord,
     TransferResult,
     TransferSpec,
-    balance_changes,
     check_shapes,
     new_status,
-    over_limits,
+    walk,
 )
 
 _WRITE_NEW = text("""
@@ -126,29 +126,14 @@ def write_new(connection: Connection, specs: Sequence[TransferSpec], *, now: dat
     :raise SQLAlchemyError: a database error (an id taken by a concurrent transaction among
         them); this statement wrote nothing.
     """
-    net: dict[str, dict[str, int]] = {}  # per account: its four sums' changes so far
-    peaks: dict[str, list[int]] = {}  # per account: the highest (over debits, over credits) so far
     check_shapes(specs)
-    rows = []
-    for spec in specs:
-        rows.append((spec.id, spec.debit_account_id, spec.credit_account_id, spec.amount, spec.code, spec.kind,
-                     new_status(spec), spec.reference))
-        for account_id, deltas in balance_changes(spec, None).items():
-            sums = net.get(account_id)
-            if sums is None:
-                sums = net[account_id] = dict.fromkeys(SUMS, 0)
-            for column, delta in deltas.items():
-                sums[column] += delta
-            over = over_limits(sums)
-            peak = peaks.get(account_id)
-            if peak is None:
-                peaks[account_id] = list(over)
-            else:
-                peak[0], peak[1] = max(peak[0], over[0]), max(peak[1], over[1])
+    rows = [(spec.id, spec.debit_account_id, spec.credit_account_id, spec.amount, spec.code, spec.kind,
+             new_status(spec), spec.reference) for spec in specs]
+    run = walk(specs)
     missing, broken, taken, written = connection.execute(_WRITE_NEW, {
         "transfers": json.dumps(rows, ensure_ascii=False),
-        "accounts": json.dumps([[aid, *(sums[c] for c in SUMS), *peaks[aid]] for aid, sums in sorted(net.items())],
-                               ensure_ascii=False),
+        "accounts": json.dumps([[aid, *(sums[c] for c in SUMS), *run.peaks[aid]]
+                                for aid, sums in sorted(run.net.items())], ensure_ascii=False),
         "batch_id": batch_id, "now": now}).one()
     if written != len(rows):
         return Refusal(sorted(missing), broken, sorted(taken))
