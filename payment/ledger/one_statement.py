@@ -55,27 +55,35 @@ WITH v AS MATERIALIZED (
          (e->>5)::bigint AS peak_d, (e->>6)::bigint AS peak_c
     FROM jsonb_array_elements(CAST(:accounts AS jsonb)) AS e
 ),
-locked AS MATERIALIZED (
-  SELECT a.id, a.debits_must_not_exceed_credits AS dl, a.credits_must_not_exceed_debits AS cl,
-         a.debits_pending, a.debits_posted, a.credits_pending, a.credits_posted
-    FROM ledger_accounts AS a
-   WHERE a.id = ANY(ARRAY(SELECT aid FROM v))
-   ORDER BY a.id
-     FOR NO KEY UPDATE OF a
-),
 r AS MATERIALIZED (
   SELECT e->>0 AS id, e->>1 AS debit_account_id, e->>2 AS credit_account_id, (e->>3)::bigint AS amount,
          e->>4 AS code, e->>5 AS kind, e->>6 AS status, e->>7 AS reference
     FROM jsonb_array_elements(CAST(:transfers AS jsonb)) AS e
 ),
+-- Before any lock: the accounts stay locked from here to the commit, and a taken id (a replay
+-- or a conflict: the exact path decides) needs no lock at all.
+taken AS MATERIALIZED (
+  SELECT ARRAY(SELECT t.id FROM ledger_transfers AS t WHERE t.id IN (SELECT id FROM r)) AS ids
+),
+locked AS MATERIALIZED (
+  SELECT a.id, a.debits_must_not_exceed_credits AS dl, a.credits_must_not_exceed_debits AS cl,
+         a.debits_pending, a.debits_posted, a.credits_pending, a.credits_posted
+    FROM ledger_accounts AS a
+   WHERE a.id = ANY(ARRAY(SELECT aid FROM v)) AND (SELECT cardinality(ids) FROM taken) = 0
+   ORDER BY a.id
+     FOR NO KEY UPDATE OF a
+),
 verdict AS MATERIALIZED (
-  SELECT ARRAY(SELECT v.aid FROM v WHERE NOT EXISTS (SELECT FROM locked AS l WHERE l.id = v.aid)) AS missing,
+  SELECT CASE WHEN cardinality(taken.ids) = 0
+              THEN ARRAY(SELECT v.aid FROM v WHERE NOT EXISTS (SELECT FROM locked AS l WHERE l.id = v.aid))
+              ELSE '{}' END AS missing,
          EXISTS (SELECT FROM v JOIN locked AS l ON l.id = v.aid
                   WHERE (l.dl AND l.debits_pending + l.debits_posted - l.credits_posted + v.peak_d > 0)
                      OR (l.cl AND l.credits_pending + l.credits_posted - l.debits_posted + v.peak_c > 0)) AS broken,
-         ARRAY(SELECT t.id FROM ledger_transfers AS t WHERE t.id IN (SELECT id FROM r)) AS taken,
+         taken.ids AS taken,
          -- reads every row of "locked": all the accounts are locked before anything is written
          (SELECT count(*) FROM locked) AS locked
+    FROM taken
 ),
 ok AS MATERIALIZED (
   SELECT cardinality(missing) = 0 AND NOT broken AND cardinality(taken) = 0 AS ok FROM verdict
