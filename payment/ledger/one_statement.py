@@ -68,8 +68,8 @@ taken AS MATERIALIZED (
 locked AS MATERIALIZED (
   SELECT a.id, a.debits_must_not_exceed_credits AS dl, a.credits_must_not_exceed_debits AS cl,
          a.debits_pending, a.debits_posted, a.credits_pending, a.credits_posted
-    FROM ledger_accounts AS a
-   WHERE a.id = ANY(ARRAY(SELECT aid FROM v)) AND (SELECT cardinality(ids) FROM taken) = 0
+    FROM v JOIN ledger_accounts AS a ON a.id = v.aid
+   WHERE (SELECT cardinality(ids) FROM taken) = 0
    ORDER BY a.id
      FOR NO KEY UPDATE OF a
 ),
@@ -102,7 +102,7 @@ moved AS (
      SET debits_pending = a.debits_pending + v.debits_pending, debits_posted = a.debits_posted + v.debits_posted,
          credits_pending = a.credits_pending + v.credits_pending, credits_posted = a.credits_posted + v.credits_posted
     FROM v
-   WHERE a.id = ANY(ARRAY(SELECT aid FROM v)) AND a.id = v.aid AND (SELECT ok FROM ok)
+   WHERE a.id = v.aid AND (SELECT ok FROM ok)
   RETURNING 1
 )
 SELECT verdict.missing, verdict.broken, verdict.taken, (SELECT count(*) FROM new) AS written
