@@ -9,9 +9,12 @@ PORTS = {"channel-sim": 8009}
 
 # Threaded workers: the ``POST /ledger/transfers`` requests one process serves at once share one
 # transaction and one commit (payment.ledger.group_commit); a sync worker serves one request at
-# a time, so each would wait for its own WAL flush. 16 threads per worker: enough requests in
-# flight to fill a group, few enough for the database pool (the other views' sessions).
-GUNICORN_ARGS = ["--worker-class", "gthread", "--threads", "16"]
+# a time, so each would wait for its own WAL flush. 32 threads per worker: a transfer request
+# spends most of its time waiting for its group's commit, holding its thread; with 16 the
+# server sat idle while every thread waited (measured, docs/ARCHITECTURE.md payment: CPU ratio
+# 0.38 -> 0.44, /livez no dearer). The other views wait for the database pool (common.db:
+# 5 + 10 per process) rather than a thread beyond that.
+GUNICORN_ARGS = ["--worker-class", "gthread", "--threads", "32"]
 
 
 def processes(suite) -> dict[str, list[str]]:

@@ -7,12 +7,13 @@ and the accounts stay locked across every Python wake-up in between (with many t
 process that is a wait for the GIL each time). Here the rules stay in Python and the database
 does one statement:
 
-* Python checks each transfer's shape (:func:`~payment.ledger.rules.check_shape`) and
-  works out, from :func:`~payment.ledger.transfers.balance_changes`, each account's net change
-  and the *peak* its limit expression reaches along the run (``debits_pending + debits_posted -
-  credits_posted`` for debits-must-not-exceed-credits, the mirror for the other flag), relative
-  to where it starts. A limit holds after every transfer in order exactly when it holds at the
-  peak, so the database checks one inequality per account instead of replaying the run.
+* Python checks each transfer's shape (:func:`~payment.ledger.rules.check_shapes`) and
+  works out, with :func:`~payment.ledger.rules.walk` (the one limit walk), each account's net
+  change and the *peak* its limit expression reaches along the run (``debits_pending +
+  debits_posted - credits_posted`` for debits-must-not-exceed-credits, the mirror for the other
+  flag), relative to where it starts. A limit holds after every transfer in order exactly when
+  it holds at the peak, so the database checks one inequality per account instead of replaying
+  the run.
 * The statement locks the accounts in id order (``FOR NO KEY UPDATE``: the foreign-key checks
   of other inserts, which take ``KEY SHARE``, are not blocked), and only if every account
   exists, every limit holds at its peak on the locked sums and no id is taken does it insert
@@ -42,10 +43,9 @@ from payment.ledger.rules import (
     TransferRecord,
     TransferResult,
     TransferSpec,
-    balance_changes,
     check_shapes,
     new_status,
-    over_limits,
+    walk,
 )
 
 _WRITE_NEW = text("""
@@ -55,27 +55,35 @@ WITH v AS MATERIALIZED (
          (e->>5)::bigint AS peak_d, (e->>6)::bigint AS peak_c
     FROM jsonb_array_elements(CAST(:accounts AS jsonb)) AS e
 ),
-locked AS MATERIALIZED (
-  SELECT a.id, a.debits_must_not_exceed_credits AS dl, a.credits_must_not_exceed_debits AS cl,
-         a.debits_pending, a.debits_posted, a.credits_pending, a.credits_posted
-    FROM ledger_accounts AS a
-   WHERE a.id = ANY(ARRAY(SELECT aid FROM v))
-   ORDER BY a.id
-     FOR NO KEY UPDATE OF a
-),
 r AS MATERIALIZED (
   SELECT e->>0 AS id, e->>1 AS debit_account_id, e->>2 AS credit_account_id, (e->>3)::bigint AS amount,
          e->>4 AS code, e->>5 AS kind, e->>6 AS status, e->>7 AS reference
     FROM jsonb_array_elements(CAST(:transfers AS jsonb)) AS e
 ),
+-- Before any lock: the accounts stay locked from here to the commit, and a taken id (a replay
+-- or a conflict: the exact path decides) needs no lock at all.
+taken AS MATERIALIZED (
+  SELECT ARRAY(SELECT t.id FROM ledger_transfers AS t WHERE t.id IN (SELECT id FROM r)) AS ids
+),
+locked AS MATERIALIZED (
+  SELECT a.id, a.debits_must_not_exceed_credits AS dl, a.credits_must_not_exceed_debits AS cl,
+         a.debits_pending, a.debits_posted, a.credits_pending, a.credits_posted
+    FROM v JOIN ledger_accounts AS a ON a.id = v.aid
+   WHERE (SELECT cardinality(ids) FROM taken) = 0
+   ORDER BY a.id
+     FOR NO KEY UPDATE OF a
+),
 verdict AS MATERIALIZED (
-  SELECT ARRAY(SELECT v.aid FROM v WHERE NOT EXISTS (SELECT FROM locked AS l WHERE l.id = v.aid)) AS missing,
+  SELECT CASE WHEN cardinality(taken.ids) = 0
+              THEN ARRAY(SELECT v.aid FROM v WHERE NOT EXISTS (SELECT FROM locked AS l WHERE l.id = v.aid))
+              ELSE '{}' END AS missing,
          EXISTS (SELECT FROM v JOIN locked AS l ON l.id = v.aid
                   WHERE (l.dl AND l.debits_pending + l.debits_posted - l.credits_posted + v.peak_d > 0)
                      OR (l.cl AND l.credits_pending + l.credits_posted - l.debits_posted + v.peak_c > 0)) AS broken,
-         ARRAY(SELECT t.id FROM ledger_transfers AS t WHERE t.id IN (SELECT id FROM r)) AS taken,
+         taken.ids AS taken,
          -- reads every row of "locked": all the accounts are locked before anything is written
          (SELECT count(*) FROM locked) AS locked
+    FROM taken
 ),
 ok AS MATERIALIZED (
   SELECT cardinality(missing) = 0 AND NOT broken AND cardinality(taken) = 0 AS ok FROM verdict
@@ -94,7 +102,7 @@ moved AS (
      SET debits_pending = a.debits_pending + v.debits_pending, debits_posted = a.debits_posted + v.debits_posted,
          credits_pending = a.credits_pending + v.credits_pending, credits_posted = a.credits_posted + v.credits_posted
     FROM v
-   WHERE a.id = ANY(ARRAY(SELECT aid FROM v)) AND a.id = v.aid AND (SELECT ok FROM ok)
+   WHERE a.id = v.aid AND (SELECT ok FROM ok)
   RETURNING 1
 )
 SELECT verdict.missing, verdict.broken, verdict.taken, (SELECT count(*) FROM new) AS written
@@ -126,29 +134,14 @@ def write_new(connection: Connection, specs: Sequence[TransferSpec], *, now: dat
     :raise SQLAlchemyError: a database error (an id taken by a concurrent transaction among
         them); this statement wrote nothing.
     """
-    net: dict[str, dict[str, int]] = {}  # per account: its four sums' changes so far
-    peaks: dict[str, list[int]] = {}  # per account: the highest (over debits, over credits) so far
     check_shapes(specs)
-    rows = []
-    for spec in specs:
-        rows.append((spec.id, spec.debit_account_id, spec.credit_account_id, spec.amount, spec.code, spec.kind,
-                     new_status(spec), spec.reference))
-        for account_id, deltas in balance_changes(spec, None).items():
-            sums = net.get(account_id)
-            if sums is None:
-                sums = net[account_id] = dict.fromkeys(SUMS, 0)
-            for column, delta in deltas.items():
-                sums[column] += delta
-            over = over_limits(sums)
-            peak = peaks.get(account_id)
-            if peak is None:
-                peaks[account_id] = list(over)
-            else:
-                peak[0], peak[1] = max(peak[0], over[0]), max(peak[1], over[1])
+    rows = [(spec.id, spec.debit_account_id, spec.credit_account_id, spec.amount, spec.code, spec.kind,
+             new_status(spec), spec.reference) for spec in specs]
+    run = walk(specs)
     missing, broken, taken, written = connection.execute(_WRITE_NEW, {
         "transfers": json.dumps(rows, ensure_ascii=False),
-        "accounts": json.dumps([[aid, *(sums[c] for c in SUMS), *peaks[aid]] for aid, sums in sorted(net.items())],
-                               ensure_ascii=False),
+        "accounts": json.dumps([[aid, *(sums[c] for c in SUMS), *run.peaks[aid]]
+                                for aid, sums in sorted(run.net.items())], ensure_ascii=False),
         "batch_id": batch_id, "now": now}).one()
     if written != len(rows):
         return Refusal(sorted(missing), broken, sorted(taken))

@@ -132,3 +132,45 @@ def over_limits(sums: dict[str, int]) -> tuple[int, int]:
     limit holds while its figure is ≤ 0."""
     return (sums["debits_pending"] + sums["debits_posted"] - sums["credits_posted"],
             sums["credits_pending"] + sums["credits_posted"] - sums["debits_posted"])
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    """What a run of new transfers does to its accounts: each account's net change to its four
+    sums, and the highest value each of its two limit figures (:func:`over_limits`) reaches along
+    the run, relative to where the account starts. A limit holds after every transfer in order
+    exactly when it holds at that peak: the one statement checks one inequality per account."""
+
+    net: dict[str, dict[str, int]]
+    peaks: dict[str, tuple[int, int]]
+
+
+def walk(specs: Sequence[TransferSpec], locked: dict[str, tuple[dict[str, int], bool, bool]] | None = None) -> Run:
+    """Walk the new single or pending transfers ``specs`` in order: the one copy of the limit walk.
+
+    ``locked``, when given (the accounts' locked sums and their two limit flags, by id), is
+    checked after each transfer as the database would check it.
+
+    :raise LedgerError: with ``locked``: a transfer breaks a limit (``index`` and ``account``
+        say which; the first one in order).
+    """
+    net: dict[str, dict[str, int]] = {}
+    peaks: dict[str, tuple[int, int]] = {}
+    for index, spec in enumerate(specs):
+        for account_id, deltas in balance_changes(spec, None).items():
+            moved = net.get(account_id)
+            if moved is None:
+                moved = net[account_id] = dict.fromkeys(SUMS, 0)
+            for column, delta in deltas.items():
+                moved[column] += delta
+            over_debits, over_credits = over_limits(moved)
+            peak = peaks.get(account_id)
+            peaks[account_id] = (over_debits, over_credits) if peak is None else \
+                (max(peak[0], over_debits), max(peak[1], over_credits))
+            if locked is not None:
+                sums, debits_limited, credits_limited = locked[account_id]
+                code = limit_broken({c: sums[c] + moved[c] for c in SUMS}, debits_limited, credits_limited)
+                if code:
+                    raise LedgerError(f"transfer {spec.id} would break the limit of account {account_id}",
+                                      code=code, account=account_id, index=index)
+    return Run(net, peaks)

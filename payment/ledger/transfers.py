@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 
-from sqlalchemy import bindparam, insert, select, text, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -35,8 +35,8 @@ from payment.ledger.rules import (
     balance_changes,
     check_shape,
     check_shapes,
-    limit_broken,
     new_status,
+    walk,
 )
 
 __all__ = ["AccountSpec", "LedgerError", "TransferConflict", "TransferRecord", "TransferResult", "TransferSpec",
@@ -156,29 +156,18 @@ def _lock_accounts(session: Session, account_ids: set[str]) -> dict[str, LedgerA
     return accounts
 
 
-def _simulate(accounts: dict[str, LedgerAccount], specs: Sequence[TransferSpec]) -> dict[str, dict[str, int]]:
-    """Apply the batch to copies of the locked sums in order, checking every limit after each
-    transfer exactly as the database would; returns the net change per account.
+def _check_limits(accounts: dict[str, LedgerAccount], specs: Sequence[TransferSpec]) -> dict[str, dict[str, int]]:
+    """Walk the batch on the locked accounts' sums in order (:func:`~payment.ledger.rules.walk`);
+    returns the net change per account.
 
     :raise LedgerError: a transfer breaks a limit (``index`` says which; nothing was written).
     """
-    sums = {aid: {c: getattr(a, c) for c in SUMS} for aid, a in accounts.items()}
-    net: dict[str, dict[str, int]] = {aid: dict.fromkeys(sums[aid], 0) for aid in sums}
-    for index, spec in enumerate(specs):
-        for account_id, deltas in balance_changes(spec, None).items():
-            for column, delta in deltas.items():
-                sums[account_id][column] += delta
-                net[account_id][column] += delta
-            account = accounts[account_id]
-            code = limit_broken(sums[account_id], account.debits_must_not_exceed_credits,
-                                account.credits_must_not_exceed_debits)
-            if code:
-                raise LedgerError(f"transfer {spec.id} would break the limit of account {account_id}", code=code,
-                                  account=account_id, index=index)
-    return net
+    locked = {aid: ({c: getattr(a, c) for c in SUMS}, a.debits_must_not_exceed_credits,
+                    a.credits_must_not_exceed_debits) for aid, a in accounts.items()}
+    return walk(specs, locked).net
 
 
-def transfer_row(spec: TransferSpec, batch_id: str | None, now: datetime) -> dict:
+def _transfer_row(spec: TransferSpec, batch_id: str | None, now: datetime) -> dict:
     """The ``ledger_transfers`` row of a new single or pending transfer."""
     return {"id": spec.id, "debit_account_id": spec.debit_account_id, "credit_account_id": spec.credit_account_id,
             "amount": spec.amount, "code": spec.code, "kind": spec.kind, "pending_id": None,
@@ -186,35 +175,14 @@ def transfer_row(spec: TransferSpec, batch_id: str | None, now: datetime) -> dic
             "batch_id": batch_id, "created_at": now}
 
 
-def add_to_balances(session: Session, net: dict[str, dict[str, int]]) -> None:
-    """Add each account's net change in one statement, in account-id order (the rows are
-    locked already; the CHECK constraints still guard every limit)."""
+def _add_to_balances(session: Session, net: dict[str, dict[str, int]]) -> None:
+    """Add each account's net change, in account-id order (the rows are locked already; the
+    CHECK constraints still guard every limit). PostgreSQL does this inside the one statement."""
     changes = [{"aid": aid, **deltas} for aid, deltas in sorted(net.items()) if any(deltas.values())]
-    if not changes:
-        return
-    connection = session.connection()
-    if connection.dialect.name == "postgresql":
-        # One statement for every account: psycopg runs an executemany as a pipeline of one
-        # statement per row, which costs this process more CPU than the whole rest of a group.
-        connection.execute(_ADD_FROM_ARRAYS, {"aid": [c["aid"] for c in changes],
-                                              **{column: [c[column] for c in changes] for column in SUMS}})
-        return
-    table = LedgerAccount.__table__
-    connection.execute(update(table).where(table.c.id == bindparam("aid"))
-                       .values({c: table.c[c] + bindparam(c) for c in SUMS}), changes)
-
-
-# The balance changes of many accounts in one statement (PostgreSQL); group_write.py runs the
-# same UPDATE after its INSERT in one round trip.
-ADD_FROM_ARRAYS_SQL = """
-UPDATE ledger_accounts AS a
-   SET debits_pending = a.debits_pending + v.debits_pending, debits_posted = a.debits_posted + v.debits_posted,
-       credits_pending = a.credits_pending + v.credits_pending, credits_posted = a.credits_posted + v.credits_posted
-  FROM unnest(CAST(:aid AS varchar[]), CAST(:debits_pending AS bigint[]), CAST(:debits_posted AS bigint[]),
-              CAST(:credits_pending AS bigint[]), CAST(:credits_posted AS bigint[]))
-       AS v(aid, debits_pending, debits_posted, credits_pending, credits_posted)
- WHERE a.id = v.aid"""
-_ADD_FROM_ARRAYS = text(ADD_FROM_ARRAYS_SQL)
+    if changes:
+        table = LedgerAccount.__table__
+        session.connection().execute(update(table).where(table.c.id == bindparam("aid"))
+                                     .values({c: table.c[c] + bindparam(c) for c in SUMS}), changes)
 
 
 def _create_new(session: Session, specs: Sequence[TransferSpec], batch_id: str | None
@@ -237,15 +205,15 @@ def _create_new(session: Session, specs: Sequence[TransferSpec], batch_id: str |
             raise NotFound(f"no ledger account {outcome.missing[0]}", code="account_not_found",
                            account=outcome.missing[0])
         if outcome.broken:  # the accounts stay locked: the Python check finds the same transfer
-            _simulate(_lock_accounts(session, {s.debit_account_id for s in specs} |
-                                     {s.credit_account_id for s in specs}), specs)
+            _check_limits(_lock_accounts(session, {s.debit_account_id for s in specs} |
+                                         {s.credit_account_id for s in specs}), specs)
         return None
     check_shapes(specs)
     accounts = _lock_accounts(session, {s.debit_account_id for s in specs} | {s.credit_account_id for s in specs})
     now = utcnow()
-    rows = [transfer_row(s, batch_id, now) for s in specs]
+    rows = [_transfer_row(s, batch_id, now) for s in specs]
     session.execute(insert(LedgerTransfer), rows)  # first: a taken id means a replay, not a limit
-    add_to_balances(session, _simulate(accounts, specs))
+    _add_to_balances(session, _check_limits(accounts, specs))
     return [TransferResult(TransferRecord(**row), created=True) for row in rows]
 
 

@@ -107,16 +107,19 @@ def test_one_transaction_answers_each_request_as_if_alone(ledger):
 def test_a_database_error_rolls_the_whole_group_back(ledger, monkeypatch):
     import payment.ledger.group_write as group_write
 
-    write_rows = group_write._write_rows
+    create = group_write.create_transfers
 
-    def lost_after_writing(*args):  # the rows are written, then the connection fails
-        write_rows(*args)
-        assert _ids(ledger) == {"seed", "a"}
-        raise OperationalError("UPDATE", {}, Exception("connection lost"))
+    def lost_after_writing(session, specs):  # the second request is written, then the connection fails
+        results = create(session, specs)
+        if specs[0].id == "b":
+            assert _ids(ledger) == {"seed", "a", "b"}
+            raise OperationalError("UPDATE", {}, Exception("connection lost"))
+        return results
 
-    monkeypatch.setattr(group_write, "_write_rows", lost_after_writing)
+    monkeypatch.setattr(group_write, "create_transfers", lost_after_writing)
     with pytest.raises(OperationalError):
-        write_requests(ledger, [[TransferSpec("a", "bank", "clearing", 100, "payment")]])
+        write_requests(ledger, [[TransferSpec("a", "bank", "clearing", 100, "payment")],
+                                [TransferSpec("b", "clearing", "revenue", 50, "payment")]])
     ledger.rollback()
     assert _ids(ledger) == {"seed"}
 
