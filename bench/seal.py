@@ -322,6 +322,12 @@ def _run(args, tokens: TokenFactory, port: int, server_pid: int, database_cpu) -
             "signature_bytes": len(base64.b64decode(sample["signature_base64"]))}
 
 
+def per_unit_ms(phase: dict, key: str) -> float:
+    """CPU milliseconds of ``phase[key]`` (``server_cpu_s``, ``db_cpu_s``) per signature (per
+    request in a phase without signatures)."""
+    return phase[key] / max(phase.get("signatures", phase["ok"]), 1) * 1000
+
+
 def _report(args, figures: dict, proofs: dict | None) -> None:
     raw, signing, batching, verifying = figures["raw"], figures["sign"], figures["batch"], figures["verify"]
     database = "sqlite" if args.sqlite else "postgresql"
@@ -336,12 +342,11 @@ def _report(args, figures: dict, proofs: dict | None) -> None:
                                                           args.batch_connections),
             ("verify", verifying, args.connections))
     for name, phase, connections in rows:
-        per = phase.get("signatures", phase["ok"]) or 1
         unit = "signatures" if "signatures" in phase else "requests"
         print(f"{name}: {phase.get('signatures_per_s', phase['rate']):,.0f} {unit}/s, {phase['rate']:,.1f} req/s "
               f"(wrk -t2 -c{connections}, {phase['errors']} errors, p50 {phase['p50_ms']:.1f} ms, "
-              f"p99 {phase['p99_ms']:.1f} ms); server CPU {phase['server_cpu_s'] / per * 1000:.3f} ms per "
-              f"{unit[:-1]} (+ database backends {phase['db_cpu_s'] / per * 1000:.3f} ms); "
+              f"p99 {phase['p99_ms']:.1f} ms); server CPU {per_unit_ms(phase, 'server_cpu_s'):.3f} ms per "
+              f"{unit[:-1]} (+ database backends {per_unit_ms(phase, 'db_cpu_s'):.3f} ms); "
               f"wrk used {phase['wrk_cpu_s']:.2f} CPU s in {phase['duration_s']:.1f} s; "
               f"machine busy {phase['cpu_busy']:.0%}")
     sign_ratio = signing["signatures_per_s"] / raw
@@ -351,10 +356,8 @@ def _report(args, figures: dict, proofs: dict | None) -> None:
     # database shares the cores on this machine). On a shared machine the wall-clock ratios above
     # depend on what else runs; these do not (they include nothing of wrk's own CPU, nor the
     # database's background writers).
-    def per_signature(phase: dict) -> float:
-        return (phase["server_cpu_s"] + phase["db_cpu_s"]) / max(phase["signatures"], 1) * 1000
-
-    sign_cpu, batch_cpu = per_signature(signing), per_signature(batching)
+    sign_cpu, batch_cpu = (per_unit_ms(phase, "server_cpu_s") + per_unit_ms(phase, "db_cpu_s")
+                           for phase in (signing, batching))
     cpu_ratios = {"sign": figures["raw_cpu_ms"] / sign_cpu, "batch": figures["raw_cpu_ms"] / batch_cpu}
     print(f"raw SM2 CPU per signature: {figures['raw_cpu_ms']:.3f} ms; CPU-bound ratios (raw CPU / workers' + "
           f"database CPU per signature: {sign_cpu:.3f} and {batch_cpu:.3f} ms): single {cpu_ratios['sign']:.3f}, "
@@ -389,12 +392,10 @@ def _report(args, figures: dict, proofs: dict | None) -> None:
         "wrk_connections": {"sign": args.connections, "batch": args.batch_connections},
         "batch_size": BATCH,
         "errors": signing["errors"] + batching["errors"] + verifying["errors"],
-        "sign_server_cpu_ms": round(signing["server_cpu_s"] / max(signing["signatures"], 1) * 1000, 3),
-        "sign_database_cpu_ms": round(signing["db_cpu_s"] / max(signing["signatures"], 1) * 1000, 3),
-        "batch_database_cpu_ms_per_signature": round(batching["db_cpu_s"] / max(batching["signatures"], 1) * 1000,
-                                                     3),
-        "batch_server_cpu_ms_per_signature": round(batching["server_cpu_s"] / max(batching["signatures"], 1) * 1000,
-                                                   3),
+        "sign_server_cpu_ms": round(per_unit_ms(signing, "server_cpu_s"), 3),
+        "sign_database_cpu_ms": round(per_unit_ms(signing, "db_cpu_s"), 3),
+        "batch_database_cpu_ms_per_signature": round(per_unit_ms(batching, "db_cpu_s"), 3),
+        "batch_server_cpu_ms_per_signature": round(per_unit_ms(batching, "server_cpu_s"), 3),
         "wrk_cpu_s": {"sign": round(signing["wrk_cpu_s"], 2), "batch": round(batching["wrk_cpu_s"], 2),
                       "verify": round(verifying["wrk_cpu_s"], 2)},
         "cpu_busy": {"sign": round(signing["cpu_busy"], 2), "batch": round(batching["cpu_busy"], 2)},

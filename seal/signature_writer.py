@@ -26,31 +26,31 @@ from sqlalchemy.orm import Session
 
 from common.errors import ServiceUnavailable
 from common.group_commit import GroupCommitter, SessionFactory
-from common.merkle_log.driver import DriverStatement, driver_connection
+from common.merkle_log.driver import DriverStatement, pipelined
 from seal.models import Signature
 
 log = structlog.get_logger("xsn.seal.signing")
 
-_INSERT_SIGNATURE = insert(Signature.__table__)
-_DRIVER_INSERT_SIGNATURE = DriverStatement(_INSERT_SIGNATURE, [column.key for column in Signature.__table__.c])
+_INSERT_SIGNATURE = DriverStatement(insert(Signature.__table__), [column.key for column in Signature.__table__.c])
 MAX_GROUP_SIGNATURES = 500  # one group's statements stay well inside PostgreSQL's 65,535 parameters
 
 
 @dataclass
 class PendingSignature:
     """A signature made but not yet written: its ``signatures`` row (``log_index`` filled in by
-    the write), its log event and its DER."""
+    the write; it carries the DER, stored there once) and its log event."""
 
     row: dict[str, Any]
     event: dict[str, Any]
-    der: bytes
 
 
 class SignatureLog(Protocol):
-    """Where every signature is logged, inside the writer's transaction."""
+    """Where every signature is logged, inside the writer's transaction. The log gets each
+    signature's event, which commits to its DER through ``signature_digest``; the DER itself is
+    stored once, in the ``signatures`` row, where the log's entry reads it."""
 
-    def append_events(self, session: Session, items: Sequence[tuple[dict[str, Any], bytes | None]]) -> list[int]:
-        """Append ``(event, SES_Signature DER)`` pairs in order; their leaf indexes."""
+    def append_events(self, session: Session, events: Sequence[dict[str, Any]]) -> list[int]:
+        """Append the events in order; their leaf indexes."""
 
 
 class SignatureWriter(Protocol):
@@ -72,14 +72,11 @@ def write_signatures(session: Session, signature_log: SignatureLog, items: Seque
 
     :raise IntegrityError: a row breaks a constraint (nothing of the transaction may be kept).
     """
-    indexes = signature_log.append_events(session, [(item.event, item.der) for item in items])
-    for item, index in zip(items, indexes, strict=True):
-        item.row["log_index"] = index
-    driver = driver_connection(session)
-    if driver is not None:  # PostgreSQL: the fixed text on psycopg (common.merkle_log.driver)
-        _DRIVER_INSERT_SIGNATURE.execute_many(driver, [item.row for item in items])
-    else:
-        session.connection().execute(_INSERT_SIGNATURE, [item.row for item in items])
+    with pipelined(session):  # on PostgreSQL the log's inserts and these in one round trip
+        indexes = signature_log.append_events(session, [item.event for item in items])
+        for item, index in zip(items, indexes, strict=True):
+            item.row["log_index"] = index
+        _INSERT_SIGNATURE.execute_many(session, [item.row for item in items])
     return indexes
 
 

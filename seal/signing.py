@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 from common.crypto.gm import sm3
 from common.db import utcnow
 from common.errors import Conflict, NotFound, Problem, ValidationFailed
-from common.merkle_log.driver import DriverStatement, driver_connection, on_psycopg
+from common.merkle_log.driver import DriverStatement
 from seal import ses
 from seal.grants import Actor, NotGranted, granted_to
 from seal.models import ACTIVE, Grant, Seal, Signature, SignatureBatch, new_id
@@ -100,8 +100,8 @@ def _hash(body: dict[str, Any]) -> str:
 def _context(existing_id):
     """Everything signing reads, in one statement: the seal (without its picture), whether it is
     granted to the caller's subject or client, and an earlier request under the same idempotency
-    key (the unique (scope, key) constraint's index answers that). Built once per kind: executing
-    a prepared Core statement skips SQLAlchemy's per-call construction."""
+    key (the unique (scope, key) constraint's index answers that). Built once per kind, and run
+    as fixed driver text on PostgreSQL (``common.merkle_log.driver``)."""
     return (select(Seal.id, Seal.es_id, Seal.org_code, Seal.status, Seal.status_reason, Seal.valid_start,
                    Seal.valid_end, Seal.kid, Seal.signer_serial, Seal.eseal_sm3,
                    exists().where(Grant.seal_id == Seal.id, granted_to(bindparam("sub"), bindparam("client_id")))
@@ -112,20 +112,13 @@ def _context(existing_id):
             .where(Seal.id == bindparam("seal_id")))
 
 
-_SIGN_CONTEXT = _context(Signature.__table__.c.id)
-_BATCH_CONTEXT = _context(SignatureBatch.__table__.c.id)
-_DRIVER_SIGN_CONTEXT = DriverStatement(_SIGN_CONTEXT)  # the same read as fixed text on psycopg
+_SIGN_CONTEXT = DriverStatement(_context(Signature.__table__.c.id))
+_BATCH_CONTEXT = DriverStatement(_context(SignatureBatch.__table__.c.id))
 _INSERT_BATCH = insert(SignatureBatch.__table__)
 
 
-def _read_context(session: Session, statement, seal_id: str, actor: Actor, scope: str, key: str | None,
-                  driver_statement: DriverStatement | None = None):
-    params = {"seal_id": seal_id, "sub": actor.sub, "client_id": actor.client_id, "scope": scope, "key": key}
-    if driver_statement is not None:
-        connection = driver_connection(session)
-        if connection is not None:  # PostgreSQL: without SQLAlchemy's execution layer (common.merkle_log.driver)
-            return driver_statement.named(connection, params)
-    return session.connection().execute(statement, params).first()
+def _context_params(seal_id: str, actor: Actor, scope: str, key: str | None) -> dict[str, Any]:
+    return {"seal_id": seal_id, "sub": actor.sub, "client_id": actor.client_id, "scope": scope, "key": key}
 
 
 def _check_usable(seal: Any, actor: Actor, now: datetime) -> None:
@@ -196,23 +189,17 @@ def sign(session: Session, kek: bytes, seal_id: str, *, actor: Actor, digest: by
     _check_key(idempotency_key)
     request_hash = _hash({"seal_id": seal_id, "digest": digest.hex(), "property_info": property_info})
     scope = _scope(actor)
-    params = {"seal_id": seal_id, "sub": actor.sub, "client_id": actor.client_id, "scope": scope,
-              "key": idempotency_key}
+    params = _context_params(seal_id, actor, scope, idempotency_key)
     if writer is not None and not session.in_transaction():
         # The writer commits in its own transaction, so this one only reads, in one statement
         # (a snapshot by itself): no BEGIN and ROLLBACK around it, two round trips and the
         # backend's work for them (measured: the grouped path cost more database CPU per
-        # signature than writing inline until then). On PostgreSQL the statement runs on a
-        # pooled psycopg connection of its own, without the session's connection and
-        # transaction set-up, which cost more worker CPU than the statement (issue 9).
-        engine = session.get_bind()
-        if on_psycopg(engine):
-            seal = _DRIVER_SIGN_CONTEXT.named_autocommit(engine, params)
-        else:
-            session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
-            seal = session.connection().execute(_SIGN_CONTEXT, params).first()
+        # signature than writing inline until then); on PostgreSQL without the session's
+        # connection and transaction set-up either, which cost more worker CPU than the
+        # statement (issue 9).
+        seal = _SIGN_CONTEXT.first_alone(session, params)
     else:
-        seal = _read_context(session, _SIGN_CONTEXT, seal_id, actor, scope, idempotency_key, _DRIVER_SIGN_CONTEXT)
+        seal = _SIGN_CONTEXT.first(session, params)
     if seal is None:
         if idempotency_key is not None:  # a replay names its seal, but answer it as before
             existing = _existing(session, scope, idempotency_key)
@@ -228,7 +215,7 @@ def sign(session: Session, kek: bytes, seal_id: str, *, actor: Actor, digest: by
                                                            data_hash=digest, property_info=property_info)
     values = _row(seal, actor, now, digest, property_info, der, der_digest, request_hash, request_id,
                   idempotency_scope=scope if idempotency_key else None, idempotency_key=idempotency_key)
-    pending = [PendingSignature(values, _event(seal, values), der)]
+    pending = [PendingSignature(values, _event(seal, values))]
     try:
         # The log append first, then the signature row with its index (write_signatures). An
         # idempotency race fails at the INSERT and rolls the append back with it (no gap: the
@@ -296,7 +283,7 @@ def sign_batch(session: Session, kek: bytes, seal_id: str, *, actor: Actor, item
     _check_key(idempotency_key)
     request_hash = _hash({"seal_id": seal_id, "items": [[digest.hex(), info] for digest, info in items]})
     scope = _scope(actor)
-    seal = _read_context(session, _BATCH_CONTEXT, seal_id, actor, scope, idempotency_key)
+    seal = _BATCH_CONTEXT.first(session, _context_params(seal_id, actor, scope, idempotency_key))
     if seal is None:
         existing = _existing_batch(session, scope, idempotency_key) if idempotency_key is not None else None
         if existing is not None:
@@ -323,8 +310,7 @@ def sign_batch(session: Session, kek: bytes, seal_id: str, *, actor: Actor, item
                                            "idempotency_scope": scope if idempotency_key else None,
                                            "idempotency_key": idempotency_key, "request_hash": request_hash,
                                            "size": len(rows), "created_at": now})
-        write_signatures(session, log, [PendingSignature(row, _event(seal, row), row["signature_der"])
-                                        for row in rows])
+        write_signatures(session, log, [PendingSignature(row, _event(seal, row)) for row in rows])
         session.commit()
     except IntegrityError:
         session.rollback()

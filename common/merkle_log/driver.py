@@ -1,12 +1,15 @@
-"""Statements of a hot write path run on PostgreSQL's psycopg connection directly.
+"""Statements of a hot write path, run on PostgreSQL's psycopg connection directly.
 
 Why: SQLAlchemy's per-statement execution (parameter construction, type processing, result
 set-up) cost more CPU than the statements of a signature's write themselves (issue 9,
-docs/ARCHITECTURE.md, seal). A :class:`DriverStatement` is a Core statement compiled once, for
-PostgreSQL's psycopg dialect, to fixed text that psycopg prepares per connection after a few
-uses; it runs on the driver connection under the session's own transaction, so the session still
-begins, commits and rolls back as before. Any other database (SQLite: development and most
-tests) keeps the Core path; :func:`driver_connection` says which one applies.
+docs/ARCHITECTURE.md, seal). A :class:`DriverStatement` holds a Core statement and the same
+statement compiled once, for PostgreSQL's psycopg dialect, to fixed text that psycopg prepares per
+connection after a few uses; it is the one place that chooses how to run it: on a session on
+psycopg, the fixed text on the driver connection under the session's own transaction (the
+session still begins, commits and rolls back as before); on any other database (SQLite:
+development and most tests), the Core statement through SQLAlchemy. Callers pass the session
+and never choose. Driver errors are raised as SQLAlchemy would raise them (``IntegrityError``
+for a unique violation), so callers catch the same exceptions either way.
 
 Only for statements whose parameters need no SQLAlchemy type processing: strings, integers,
 bytes and aware datetimes (what ``common.db.UTCDateTime`` would pass on unchanged on PostgreSQL).
@@ -21,16 +24,11 @@ from typing import Any
 import psycopg
 from psycopg.rows import namedtuple_row
 from sqlalchemy.dialects.postgresql.psycopg import dialect as psycopg_dialect
-from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import ClauseElement
 
 _DIALECT = psycopg_dialect()
-
-
-def on_psycopg(engine: Engine) -> bool:
-    return engine.dialect.driver == "psycopg"
 
 
 def driver_connection(session: Session) -> psycopg.Connection | None:
@@ -42,11 +40,37 @@ def driver_connection(session: Session) -> psycopg.Connection | None:
     return connection.connection.driver_connection  # type: ignore[return-value]
 
 
+@contextmanager
+def pipelined(session: Session) -> Iterator[None]:
+    """The session's driver statements run inside as one round trip (psycopg pipeline mode: one
+    Sync for all of them instead of one per statement); nothing changes on another database.
+    An error of any statement inside is raised when the block ends, as SQLAlchemy's."""
+    connection = driver_connection(session)
+    if connection is None:
+        yield
+        return
+    with _as_sqlalchemy_errors("(pipeline)", None), connection.pipeline():
+        yield
+
+
+def plain_rows(session: Session, sql: str) -> list[tuple]:
+    """The rows of a plain SQL text without parameters (no ``%`` in it), in the session's
+    transaction: on psycopg on the driver connection (also inside :func:`pipelined`), elsewhere
+    through SQLAlchemy's ``exec_driver_sql``."""
+    connection = driver_connection(session)
+    if connection is None:
+        return [tuple(row) for row in session.connection().exec_driver_sql(sql)]
+    with _as_sqlalchemy_errors(sql, None), connection.cursor() as cursor:
+        return cursor.execute(sql).fetchall()
+
+
 class DriverStatement:
-    """A Core statement as fixed psycopg text, with its constant parameters (literals of the
-    expression) merged under the ones given at execution."""
+    """A Core statement, run as fixed psycopg text on PostgreSQL and through SQLAlchemy Core
+    elsewhere (see the module's doc). The literals of the expression are merged under the
+    parameters given at execution on the driver path, as Core does."""
 
     def __init__(self, statement: ClauseElement, column_keys: Sequence[str] | None = None) -> None:
+        self.statement = statement
         compiled = statement.compile(dialect=_DIALECT, column_keys=list(column_keys) if column_keys else None)
         self.sql = str(compiled)
         self.constants = {compiled.bind_names[bind]: bind.value for bind in compiled.binds.values()
@@ -55,27 +79,33 @@ class DriverStatement:
     def _params(self, params: Mapping[str, Any]) -> Mapping[str, Any]:
         return {**self.constants, **params} if self.constants else params
 
-    def first(self, connection: psycopg.Connection, params: Mapping[str, Any]) -> tuple | None:
-        """The first row (``None`` without one)."""
-        with _as_sqlalchemy_errors(self.sql, params):
-            return connection.execute(self.sql, self._params(params)).fetchone()
+    def first(self, session: Session, params: Mapping[str, Any]) -> Any | None:
+        """The first row (columns by attribute and by position), or ``None``, in the session's transaction."""
+        connection = driver_connection(session)
+        if connection is None:
+            return session.connection().execute(self.statement, params).first()
+        return self._first(connection, params)
 
-    def named(self, connection: psycopg.Connection, params: Mapping[str, Any]) -> Any | None:
-        """The first row as a named tuple (columns by attribute, like a SQLAlchemy row), or ``None``."""
-        with _as_sqlalchemy_errors(self.sql, params), connection.cursor(row_factory=namedtuple_row) as cursor:
-            return cursor.execute(self.sql, self._params(params)).fetchone()
+    def first_alone(self, session: Session, params: Mapping[str, Any]) -> Any | None:
+        """:meth:`first` as a statement of its own, outside any transaction of the session's (one
+        statement is a snapshot by itself; no ``BEGIN``/``ROLLBACK`` around it).
 
-    def named_autocommit(self, engine: Engine, params: Mapping[str, Any]) -> Any | None:
-        """:meth:`named` as a statement of its own (autocommit, no BEGIN/ROLLBACK) on a pooled
-        connection taken for it alone: no SQLAlchemy ``Connection`` or session transaction is set
-        up and torn down around it (the pool still pre-pings it, as every checkout). The connection
-        goes back as it came (not in autocommit), or is invalidated if that fails."""
+        On psycopg it runs on a pooled connection taken for it alone, in autocommit: no SQLAlchemy
+        ``Connection`` or session transaction is set up and torn down around it (the pool still
+        pre-pings it, as every checkout); the connection goes back as it came (not in
+        autocommit), or is invalidated if that fails. Elsewhere it runs on the session's
+        connection in autocommit. The session must not be in a transaction.
+        """
+        engine = session.get_bind()
+        if engine.dialect.driver != "psycopg":
+            connection = session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+            return connection.execute(self.statement, params).first()
         fairy = engine.raw_connection()
         try:
             connection = fairy.driver_connection
             connection.autocommit = True
             try:
-                return self.named(connection, params)
+                return self._first(connection, params)
             finally:
                 try:
                     connection.autocommit = False
@@ -84,12 +114,21 @@ class DriverStatement:
         finally:
             fairy.close()
 
-    def execute_many(self, connection: psycopg.Connection, rows: Sequence[Mapping[str, Any]]) -> None:
-        """One execution per row, pipelined by psycopg (one round trip for all of them)."""
+    def execute_many(self, session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
+        """One execution per row in the session's transaction (on psycopg pipelined: one round
+        trip for all of them, or none of its own inside :func:`pipelined`)."""
         if not rows:
+            return
+        connection = driver_connection(session)
+        if connection is None:
+            session.connection().execute(self.statement, list(rows))
             return
         with _as_sqlalchemy_errors(self.sql, rows), connection.cursor() as cursor:
             cursor.executemany(self.sql, [self._params(row) for row in rows] if self.constants else rows)
+
+    def _first(self, connection: psycopg.Connection, params: Mapping[str, Any]) -> Any | None:
+        with _as_sqlalchemy_errors(self.sql, params), connection.cursor(row_factory=namedtuple_row) as cursor:
+            return cursor.execute(self.sql, self._params(params)).fetchone()
 
 
 @contextmanager

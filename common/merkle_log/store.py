@@ -26,7 +26,7 @@ from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from common.crypto import merkle
-from common.merkle_log.driver import DriverStatement, driver_connection
+from common.merkle_log.driver import DriverStatement, plain_rows
 from common.merkle_log.tables import HEAD_ID
 
 HASH = merkle.sm3
@@ -57,11 +57,11 @@ class MerkleNodeStore:
         self.problems = problems
         # Prepared once: executing a built Core statement with parameters skips SQLAlchemy's
         # per-call statement construction, which cost more than the statements themselves.
-        self._advance = (update(head).where(head.c.id == HEAD_ID).values(size=head.c.size + bindparam("count"))
-                         .returning(head.c.size))
+        # Run on the driver connection on PostgreSQL (every append pays it: common.merkle_log.driver).
+        self._advance = DriverStatement(update(head).where(head.c.id == HEAD_ID)
+                                        .values(size=head.c.size + bindparam("count")).returning(head.c.size))
         self._lock = update(head).where(head.c.id == HEAD_ID).values(size=head.c.size).returning(head.c.size)
         self._size = select(head.c.size).where(head.c.id == HEAD_ID)
-        self._driver_advance = DriverStatement(self._advance)
 
     # -- the head ---------------------------------------------------------------------------
 
@@ -70,15 +70,10 @@ class MerkleNodeStore:
 
         Takes the head's row lock (held until the caller commits or rolls back).
         """
-        connection = driver_connection(session)
-        if connection is not None:  # PostgreSQL: every append pays this (common.merkle_log.driver)
-            row = self._driver_advance.first(connection, {"count": count})
-            size = None if row is None else row[0]
-        else:
-            size = session.connection().execute(self._advance, {"count": count}).scalar_one_or_none()
-        if size is None:
+        row = self._advance.first(session, {"count": count})
+        if row is None:
             raise self.problems.head_missing()
-        return int(size) - count
+        return int(row[0]) - count
 
     def lock_head(self, session: Session) -> int:
         """Serialise with appends and other publishers; returns the committed log size.
@@ -102,8 +97,10 @@ class MerkleNodeStore:
 
     # -- nodes ------------------------------------------------------------------------------
 
-    def fetch_nodes(self, session: Session, keys: Iterable[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
-        """Read the given nodes in one query: an OR of primary-key lookups.
+    def fetch_nodes(self, session: Session, keys: Iterable[tuple[int, int]], *,
+                    on_driver: bool = False) -> dict[tuple[int, int], bytes]:
+        """Read the given nodes in one query: an OR of primary-key lookups (``on_driver``: on
+        PostgreSQL on the driver connection, as the rest of an append, ``common.merkle_log.driver``).
 
         Written as plain SQL because building ~40 SQLAlchemy expressions per proof cost more than
         the query; both SQLite (OR-by-union optimisation) and PostgreSQL (BitmapOr) answer it with
@@ -116,8 +113,8 @@ class MerkleNodeStore:
         # The values are integers computed here (int() makes sure), so they are inlined: bind
         # parameters for ~40 values cost more to process than the query takes to run.
         terms = " OR ".join(f"(level = {int(level)} AND node_index = {int(idx)})" for level, idx in keys)
-        rows = session.connection().exec_driver_sql(
-            f"SELECT level, node_index, hash FROM {self.nodes_table} WHERE {terms}")  # noqa: S608
+        sql = f"SELECT level, node_index, hash FROM {self.nodes_table} WHERE {terms}"  # noqa: S608
+        rows = plain_rows(session, sql) if on_driver else session.connection().exec_driver_sql(sql)
         found = {(level, idx): bytes(h) for level, idx, h in rows}
         missing = [key for key in keys if key not in found]
         if missing:
@@ -138,7 +135,7 @@ class MerkleNodeStore:
                 sibling = (index >> level) - 1
                 if ((sibling + 1) << level) - 1 < first:
                     wanted.append((level, sibling))
-        nodes = self.fetch_nodes(session, wanted)
+        nodes = self.fetch_nodes(session, wanted, on_driver=True)
         rows = []
         for offset, leaf_hash in enumerate(leaf_hashes):
             index = first + offset

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from common.crypto import merkle
 from common.db import utcnow
-from common.merkle_log.driver import DriverStatement, driver_connection
+from common.merkle_log.driver import DriverStatement
 from seal.log.models import LogEntry, LogNode
 from seal.log.tree import HASH, advance_head, new_nodes
 
@@ -29,11 +29,9 @@ EVENT_FIELDS = ("type", "time", "seal_id", "seal_code", "org_code", "signer", "c
 INDEXED_FIELDS = ("seal_id", "seal_code", "org_code", "signer", "client_id", "document_digest",
                   "signature_digest", "request_id")
 
-_INSERT_ENTRY = insert(LogEntry.__table__)
-_INSERT_NODES = insert(LogNode.__table__)
-# On PostgreSQL the same inserts as fixed driver text (every column given: no defaults to fill).
-_DRIVER_INSERT_ENTRY = DriverStatement(_INSERT_ENTRY, [column.key for column in LogEntry.__table__.c])
-_DRIVER_INSERT_NODES = DriverStatement(_INSERT_NODES, [column.key for column in LogNode.__table__.c])
+# On PostgreSQL run as fixed driver text (every column given: no defaults to fill).
+_INSERT_ENTRY = DriverStatement(insert(LogEntry.__table__), [column.key for column in LogEntry.__table__.c])
+_INSERT_NODES = DriverStatement(insert(LogNode.__table__), [column.key for column in LogNode.__table__.c])
 
 
 def _plain(value: Any) -> bool:
@@ -96,14 +94,8 @@ def append_events(session: Session, items: Sequence[tuple[dict[str, Any], bytes 
     for offset, row in enumerate(rows):
         row["leaf_index"] = first + offset
     nodes = new_nodes(session, first, [row["leaf_hash"] for row in rows])
-    driver = driver_connection(session)
-    if driver is not None:  # PostgreSQL: without SQLAlchemy's per-statement work (common.merkle_log.driver)
-        _DRIVER_INSERT_ENTRY.execute_many(driver, rows)
-        _DRIVER_INSERT_NODES.execute_many(driver, nodes)
-    else:
-        connection = session.connection()
-        connection.execute(_INSERT_ENTRY, rows)
-        connection.execute(_INSERT_NODES, nodes)
+    _INSERT_ENTRY.execute_many(session, rows)
+    _INSERT_NODES.execute_many(session, nodes)
     return [row["leaf_index"] for row in rows]
 
 
@@ -122,8 +114,8 @@ class DatabaseLog:
     The leaf commits to the DER through its ``signature_digest`` either way.
     """
 
-    def append_events(self, session: Session, items: Sequence[tuple[dict[str, Any], bytes | None]]) -> list[int]:
-        return append_events(session, [(event, None) for event, _der in items])
+    def append_events(self, session: Session, events: Sequence[dict[str, Any]]) -> list[int]:
+        return append_events(session, [(event, None) for event in events])
 
 
 SIGNATURE_LOG = DatabaseLog()

@@ -1,7 +1,8 @@
 """Self-check (tamper evidence): recompute the whole log from its entries and compare.
 
 Reports changed, deleted and inserted entries and nodes, search columns that differ from their
-leaves, stored signatures that do not hash to their leaf's digest, and checkpoints whose roots,
+leaves, stored signatures that do not hash to their leaf's digest, ``sign`` entries whose
+signature is not stored, and checkpoints whose roots,
 signatures or mutual consistency fail. Reads the whole log: O(n). The entries are the seal log's
 own; the node and checkpoint checks are :mod:`common.merkle_log.self_check`.
 """
@@ -59,6 +60,8 @@ def _check_entry(report: SelfCheckReport, entry: LogEntry) -> bytes:
         if sm3(der).hex() != str(event.get("signature_digest", "")).lower():
             report.add("signature_digest_mismatch",
                        "the stored SES signature does not hash to the leaf's signature_digest", index=index)
+    elif event.get("type") == "sign":  # every signature is stored with its entry: its row was removed
+        report.add("signature_missing", "the signature this sign entry logs is not stored", index=index)
     return recomputed
 
 
@@ -66,8 +69,8 @@ def self_check(session: Session, verifiers: dict[str, tuple[SM2PublicKey, str]])
     """Recompute the whole log from its stored entries and compare with nodes and checkpoints.
 
     ``verifiers`` maps a key id to (public key, origin) for checkpoint signatures. Reports
-    changed, deleted and inserted entries and nodes, changed search columns and signature rows,
-    checkpoints whose roots, signatures or mutual consistency fail. Reads the whole log: O(n).
+    changed, deleted and inserted entries and nodes, changed search columns, changed and missing
+    signature rows, checkpoints whose roots, signatures or mutual consistency fail. Reads the whole log: O(n).
     """
     report = SelfCheckReport(size=log_size(session))
     tree = merkle.MemoryTree(hash_fn=HASH)

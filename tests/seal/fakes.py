@@ -18,11 +18,11 @@ class InMemoryLog:
 
     def __init__(self) -> None:
         self.tree = merkle.MemoryTree(hash_fn=merkle.sm3)
-        self.entries: list[tuple[dict[str, Any], bytes | None]] = []
+        self.entries: list[dict[str, Any]] = []
 
-    def append_events(self, session: Any, items: Sequence[tuple[dict[str, Any], bytes | None]]) -> list[int]:
+    def append_events(self, session: Any, events: Sequence[dict[str, Any]]) -> list[int]:
         indexes = []
-        for event, ses_der in items:
+        for event in events:
             indexes.append(self.tree.append(canonical_leaf(event)))
-            self.entries.append((dict(event), ses_der))
+            self.entries.append(dict(event))
         return indexes

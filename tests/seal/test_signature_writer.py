@@ -198,5 +198,5 @@ def test_postgresql_writes_through_the_driver_and_reports_a_taken_key_as_sqlalch
         row.update(id="another", signature_digest="00" * 32)  # the same idempotency key
         event = {"type": "sign", "time": "2026-12-07T00:00:00Z"}
         with pytest.raises(IntegrityError):
-            write_signatures(session, SIGNATURE_LOG, [PendingSignature(row, event, stored.signature_der)])
+            write_signatures(session, SIGNATURE_LOG, [PendingSignature(row, event)])
     check_log(app, 1)

@@ -22,10 +22,17 @@ def event(i: int, **overrides) -> dict:
     return base
 
 
+def append_sample(session, i: int) -> int:
+    """Append ``event(i)`` with the stand-in signature its ``signature_digest`` is the SM3 of,
+    stored with the entry as signatures logged before seal_0007 were (the self-check wants the
+    signature of every sign entry); its leaf index."""
+    return appends.append_event(session, event(i), ses_der=b"sig %d" % i)
+
+
 def fill(session, n: int, start: int = 0) -> merkle.MemoryTree:
     tree = merkle.MemoryTree()
     for i in range(start, start + n):
-        index = appends.append_event(session, event(i))
+        index = append_sample(session, i)
         assert index == i
         tree.append(rfc8785.dumps(event(i)))
     session.commit()

@@ -193,3 +193,9 @@ def test_a_signature_stored_once_is_checked_where_it_is_stored(make_app, tmp_pat
     result = runner.invoke(main, ["seal", "log", "verify", "--bundle", str(tmp_path / "b.json"),
                                   "--key", str(tmp_path / "k.pem")], env=env)
     assert result.exit_code == 1 and "FAIL" in result.output, result.output
+
+    # A signature row removed behind the log: its sign entry has no signature left to check.
+    sql(app, "DELETE FROM signatures WHERE log_index = 2")
+    report = self_check(app)
+    assert [p for p in report["problems"] if p["code"] == "signature_missing"] == [
+        {"code": "signature_missing", "detail": "the signature this sign entry logs is not stored", "index": 2}]
