@@ -19,7 +19,7 @@ Phases, each measured in this run:
    its own (``InlineWriter``: no sharing of commits between calls).
 4. ``POST /ledger/transfers`` (one transfer a request, unique ids from a wrk Lua script) against
    the service's own ``GET /livez``, on one server set up as ``xsn run`` serves payment: gunicorn,
-   2 workers, with ``payment.processes.GUNICORN_ARGS`` (threaded workers, whose concurrent
+   2 gthread workers of ``payment.processes.GUNICORN_THREADS`` threads (whose concurrent
    transfer requests share commits: ``payment.ledger.group_commit``), driven by wrk at each of
    ``--connections`` (both endpoints at each count). The server's CPU per request and wrk's
    own CPU are printed beside each figure.
@@ -166,22 +166,20 @@ def http_phase(db_url: str, seconds: float, connections: list[int], rounds: int)
     """``rounds`` rounds per connection count, each /livez then transfers back to back: on a
     shared machine a burst of someone else's load then spoils one round's pair, not the
     figure (the median of the rounds' ratios)."""
-    from payment.processes import GUNICORN_ARGS
+    from payment.processes import GUNICORN_THREADS
     from tests.support.suite import TokenFactory
 
     var = Path(tempfile.mkdtemp(prefix="xsn-bench-payment-"))
     tokens = TokenFactory()
-    # GUNICORN_CMD_ARGS: gunicorn's own way to take options from the environment, so the server
-    # gets the same worker class and threads as `xsn run` gives payment.
     env = dict(os.environ, XSN_VAR_DIR=str(var), XSN_KEK=KEK, XSN_LOG_LEVEL="WARNING",
                XSN_PAYMENT_DATABASE_URL=db_url, XSN_OAUTH_JWKS_URL=tokens.write_jwks(var / "jwks.json"),
-               XSN_OAUTH_ISSUER=tokens.issuer, XSN_RATELIMIT_ENABLED="false",
-               GUNICORN_CMD_ARGS=" ".join(GUNICORN_ARGS))
+               XSN_OAUTH_ISSUER=tokens.issuer, XSN_RATELIMIT_ENABLED="false")
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     token = tokens.token(sub="bench", scope="payment:admin", aud="xsn:payment", client_id="xsn-finance",
                          lifetime=3600)
     runs = []
-    with gunicorn("payment:create_app()", env=env, workers=WORKERS) as server:
+    # The same gthread workers and threads as `xsn run` gives payment (payment.processes).
+    with gunicorn("payment:create_app()", env=env, workers=WORKERS, threads=GUNICORN_THREADS) as server:
         for count in [c for c in connections for _ in range(rounds)]:
             cpu = server.cpu_seconds()
             livez = wrk(f"{server.url}/livez", duration=seconds, connections=count)
@@ -237,12 +235,13 @@ def main() -> None:
     print(f"ledger API, {args.batch} transfers per call and transaction, {args.clients} threads: {batch:,.0f} "
           f"transfers/s ({batch / tps:.2f}x pgbench)")
 
-    from payment.processes import GUNICORN_ARGS
+    from payment.processes import GUNICORN_THREADS
 
     counts = [int(c) for c in args.connections.split(",")]
     runs = http_phase(db_url, args.seconds, counts, args.rounds)
-    print(f"HTTP: gunicorn {WORKERS} workers {' '.join(GUNICORN_ARGS)}, wrk 2 threads, {args.rounds} rounds of "
-          f"{args.seconds} s per endpoint; load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(f"HTTP: gunicorn {WORKERS} gthread workers x {GUNICORN_THREADS} threads, wrk 2 threads, "
+          f"{args.rounds} rounds of {args.seconds} s per endpoint; "
+          f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     for run in runs:
         print(f"  wrk {run.connections} connections: /livez {run.livez.requests_per_s:,.0f} req/s "
               f"(server CPU {run.livez_cpu_ms:.2f} ms/req = {run.livez_cores:.2f} cores, wrk CPU "

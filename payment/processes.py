@@ -13,8 +13,9 @@ PORTS = {"channel-sim": 8009}
 # spends most of its time waiting for its group's commit, holding its thread; with 16 the
 # server sat idle while every thread waited (measured, docs/ARCHITECTURE.md payment: CPU ratio
 # 0.38 -> 0.44, /livez no dearer). The other views wait for the database pool (common.db:
-# 5 + 10 per process) rather than a thread beyond that.
-GUNICORN_ARGS = ["--worker-class", "gthread", "--threads", "32"]
+# 5 + 10 per process) rather than a thread beyond that. Read by common.ops.launcher
+# (service_concurrency), which serves every service with gthread workers.
+GUNICORN_THREADS = 32
 
 
 def processes(suite) -> dict[str, list[str]]:

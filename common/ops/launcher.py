@@ -94,7 +94,7 @@ class Suite:
             service_env = dict(env, PROMETHEUS_MULTIPROC_DIR=str(prom_dir))
             workers, threads = service_concurrency(service, env, self.workers, self.threads)
             argv = gunicorn_argv(f"{service}:create_app()", self.ports[service], workers, f"xsn-{service}",
-                                 service_gunicorn_args(service), threads=threads)
+                                 threads=threads)
             if service == "gateway":  # the asyncio edge; it starts the gateway's Flask app behind itself
                 argv = [sys.executable, "-m", "gateway.edge", "--port", str(self.ports[service])]
             self._spawn(service, argv, service_env)
@@ -165,15 +165,6 @@ def gunicorn_argv(target: str, port: int, workers: int, name: str, extra: list[s
             "--threads", str(threads), "--keep-alive", "20", "--bind", f"127.0.0.1:{port}",
             "--graceful-timeout", "5", "--no-control-socket", "--error-logfile", "-",
             "--name", name, *extra, target]
-
-
-def service_gunicorn_args(service: str) -> list[str]:
-    """The gunicorn options a service declares in ``<service>.processes.GUNICORN_ARGS`` (e.g.
-    payment's threaded workers, which let concurrent ledger transfers share a commit)."""
-    for name, module in service_modules("processes"):
-        if name == service:
-            return list(getattr(module, "GUNICORN_ARGS", ()))
-    return []
 
 
 def service_concurrency(service: str, env: dict[str, str], workers: int, threads: int) -> tuple[int, int]:

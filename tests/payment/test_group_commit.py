@@ -31,7 +31,7 @@ from payment.ledger.transfers import (
     TransferSpec,
     open_account,
 )
-from payment.processes import GUNICORN_ARGS
+from payment.processes import GUNICORN_THREADS
 from tests.conftest import TEST_KEK
 from tests.payment.conftest import open_test_accounts
 from tests.support.suite import free_port
@@ -337,8 +337,9 @@ def served_ledger(databases, tokens, tmp_path):
                XSN_PAYMENT_DATABASE_URL=url, XSN_OAUTH_JWKS_URL=tokens.write_jwks(tmp_path / "jwks.json"),
                XSN_OAUTH_ISSUER=tokens.issuer, XSN_RATELIMIT_ENABLED="false")
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    server = subprocess.Popen(gunicorn_argv("payment:create_app()", port, 1, "xsn-payment-kill-test", GUNICORN_ARGS),
-                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    argv = gunicorn_argv("payment:create_app()", port, 1, "xsn-payment-kill-test", threads=GUNICORN_THREADS)
+    server = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     try:
         _wait_ready(base, server)
