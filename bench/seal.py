@@ -57,14 +57,13 @@ from sqlalchemy.engine import make_url
 from bench.result import print_result
 from bench.seal_log import measure_proof_growth
 from common.crypto import gm
-from common.ops.launcher import gunicorn_argv
+from common.ops.launcher import THREADS, gunicorn_argv, service_concurrency
 from tests.support.suite import TokenFactory, free_port
 
 KEK = "00112233445566778899aabbccddeeff"
 BATCH = 100
 TARGETS = {"sign_ratio": 0.15, "batch_sign_ratio": 0.6, "proof_growth": 2.0}
 DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432"
-THREADS = 4  # per gunicorn worker, as gunicorn_argv serves every service
 INSTALL_HINT = "wrk is not installed: `apt-get install wrk` (Debian/Ubuntu), or set XSN_WRK to its path"
 
 # wrk calls done() once, after every thread finished: its summary as one JSON line (durations in
@@ -232,7 +231,9 @@ def main() -> None:
                         help="the PostgreSQL server to make the scratch database on (default: %(default)s)")
     parser.add_argument("--sqlite", action="store_true", help="run the service on SQLite instead of PostgreSQL")
     parser.add_argument("--skip-proofs", action="store_true")
-    parser.add_argument("--threads", type=int, default=THREADS, help="threads per gthread worker")
+    # As `xsn run` serves seal (seal.processes may set its own; else the launcher's default).
+    parser.add_argument("--threads", type=int, default=service_concurrency("seal", {}, 2, THREADS)[1],
+                        help="threads per gthread worker (default: as xsn run serves seal, %(default)s)")
     args = parser.parse_args()
     wrk_binary()  # fail early, with the install hint
 
@@ -252,8 +253,7 @@ def main() -> None:
         subprocess.run([sys.executable, "-c", seed], env=env, check=True, capture_output=True)
         port = free_port()
         # Served exactly as `xsn run` serves it (access log included, here thrown away).
-        argv = gunicorn_argv("seal:create_app()", port, args.workers, "xsn-bench-seal",
-                             ["--threads", str(args.threads)] if args.threads != THREADS else [])
+        argv = gunicorn_argv("seal:create_app()", port, args.workers, "xsn-bench-seal", threads=args.threads)
         server = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                   start_new_session=True)
         figures = _run(args, tokens, port, server.pid, scratch.backend_cpu if scratch else lambda: 0.0)
