@@ -48,7 +48,7 @@ from common.errors import Conflict, NotFound, Problem, ValidationFailed
 
 from . import catalogue, issuing
 from .issuing import Deps, Issuer, IssueRequest
-from .models import PENDING, VALID, BulkJob, BulkRow, Licence, LicenceEvent, LicenceType, Notification, new_id
+from .models import PENDING, VALID, BulkJob, BulkRow, Licence, LicenceEvent, LicenceType, new_id
 
 BASE_COLUMNS = ("holder_code", "holder_name", "type_code", "valid_from", "valid_until")
 RUNNABLE = ("validated", "running")
@@ -318,9 +318,10 @@ def _mark_issued(session: Session, job: BulkJob, licence_type: LicenceType, rows
     marked (locked first), so a batch finished by someone else is not marked twice.
 
     What :func:`issuing.mark_sealed` does for one licence, as a few statements for the whole
-    batch (one UPDATE of the licences with a parameter set each, one multi-row INSERT each of
-    events and notifications, one UPDATE of the rows): the ORM's unit of work cost about a
-    third of the licences side's CPU per bulk licence."""
+    batch (one UPDATE of the licences with a parameter set each, one multi-row INSERT of events,
+    one UPDATE of the rows): the ORM's unit of work cost about a third of the licences side's CPU
+    per bulk licence. Holders the node knows are told through the outbox's one rule
+    (:func:`issuing.tell_issued`), flushed with the batch."""
     still_pending = set(session.scalars(select(Licence.id).where(
         Licence.id.in_([lic.id for lic in licences]), Licence.status == PENDING).with_for_update()))
     known = issuing.recipients_by_index(session, [lic.holder_index for lic in licences])
@@ -336,11 +337,8 @@ def _mark_issued(session: Session, job: BulkJob, licence_type: LicenceType, rows
         session.execute(insert(LicenceEvent), [
             {"licence_id": lic.id, "action": "bulk_issue", "from_status": PENDING, "to_status": VALID,
              "actor": job.created_by, "client_id": job.client_id} for lic, _ in marked])
-        notes = [{"template": "licence_issued", "recipients": known[lic.holder_index],
-                  "variables": {"licence_name": licence_type.name, "face_number": lic.face_number,
-                                "issuer": lic.issuer_name}} for lic, _ in marked if known.get(lic.holder_index)]
-        if notes:
-            session.execute(insert(Notification), notes)
+        for lic, _ in marked:
+            issuing.tell_issued(session, licence_type.name, lic, known.get(lic.holder_index, []))
         job.issued += len(marked)
     session.execute(update(BulkRow).where(BulkRow.job_id == job.id, BulkRow.line.in_([row.line for row in rows]))
                     .values(status="issued").execution_options(synchronize_session=False))

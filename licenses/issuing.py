@@ -354,10 +354,15 @@ def mark_sealed(session: Session, row: Licence, signature, *, actor: str, client
     session.add(LicenceEvent(licence_id=row.id, action=action, from_status=PENDING, to_status=VALID,
                              actor=actor, client_id=client_id))
     licence_type = session.get(LicenceType, row.type_code)
-    notifier.enqueue(session, "licence_issued",
-                     {"licence_name": licence_type.name if licence_type else row.type_code,
-                      "face_number": row.face_number, "issuer": row.issuer_name},
-                     recipients_for(session, row.holder_index) + list(contact or []))
+    tell_issued(session, licence_type.name if licence_type else row.type_code, row,
+                recipients_for(session, row.holder_index) + list(contact or []))
+
+
+def tell_issued(session: Session, licence_name: str, row: Licence, recipients: list[dict[str, str]]) -> None:
+    """The holders' "licence issued" message, into the outbox with the change (the caller
+    commits); nothing when nobody is known to hold the licence."""
+    notifier.enqueue(session, "licence_issued", {"licence_name": licence_name, "face_number": row.face_number,
+                                                 "issuer": row.issuer_name}, recipients)
 
 
 def recipients_for(session: Session, index: str) -> list[dict[str, str]]:
