@@ -27,6 +27,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
+from types import SimpleNamespace
 from typing import Any
 
 import rfc8785
@@ -318,8 +319,15 @@ def new_pending(session: Session, deps: Deps, issuer: Issuer, checked: Checked, 
 
 def build_pending(deps: Deps, issuer: Issuer, checked: Checked, numbers: Numbers, *,
                   idempotency_key: str | None = None, previous: Licence | None = None) -> Licence:
-    """A pending licence with its numbers, identifier and document, not yet in any session (bulk
-    issuance inserts a batch's in one statement)."""
+    """A pending licence with its numbers, identifier and document, not yet in any session."""
+    return Licence(**pending_values(deps, issuer, checked, numbers, idempotency_key=idempotency_key,
+                                    previous=previous))
+
+
+def pending_values(deps: Deps, issuer: Issuer, checked: Checked, numbers: Numbers, *,
+                   idempotency_key: str | None = None, previous: Licence | None = None) -> dict[str, Any]:
+    """A pending licence's columns (bulk issuance inserts a batch's in one statement, without
+    building ORM objects)."""
     licence_type = checked.licence_type
     if previous is None:
         identifier = LicenseIdentifier.build(licence_type.code, issuer.code, numbers.serial, 1)
@@ -328,21 +336,21 @@ def build_pending(deps: Deps, issuer: Issuer, checked: Checked, numbers: Numbers
         identifier = LicenseIdentifier(previous.identifier).next_version()
         face_number = previous.face_number
     index, code_enc, masked = protect_code(deps.cipher, licence_type.holder_kind, checked.holder_code)
-    row = Licence(id=new_id(), identifier=identifier.value, type_code=licence_type.code, version=identifier.version,
+    values = dict(id=new_id(), identifier=identifier.value, type_code=licence_type.code, version=identifier.version,
                   face_number=face_number, issuer_code=issuer.code, issuer_name=issuer.name,
                   holder_kind=licence_type.holder_kind, holder_name=checked.holder_name, holder_index=index,
                   holder_code_enc=code_enc, holder_code_masked=masked,
                   fields_enc=deps.cipher.encrypt("fields", json.dumps(checked.face, ensure_ascii=False)),
                   valid_from=checked.valid_from, valid_until=checked.valid_until, status=PENDING,
-                  status_index=numbers.status_index, document_enc="", document_sm3="",
-                  previous_id=previous.id if previous else None, request_hash=checked.request_hash,
+                  status_index=numbers.status_index, previous_id=previous.id if previous else None,
+                  request_hash=checked.request_hash,
                   idempotency_scope=f"{issuer.code}:{issuer.actor}" if idempotency_key else None,
                   idempotency_key=idempotency_key, issued_by=issuer.actor)
-    document = canonical(build_document(row, licence_type, checked.holder_code, checked.face,
+    document = canonical(build_document(SimpleNamespace(**values), licence_type, checked.holder_code, checked.face,
                                         previous.identifier if previous else None))
-    row.document_enc = deps.cipher.encrypt("document", document.decode())
-    row.document_sm3 = sm3(document).hex()
-    return row
+    values["document_enc"] = deps.cipher.encrypt("document", document.decode())
+    values["document_sm3"] = sm3(document).hex()
+    return values
 
 
 def mark_sealed(session: Session, row: Licence, signature, *, actor: str, client_id: str | None,
