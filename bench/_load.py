@@ -20,6 +20,9 @@ API (kept small and stable; the benchmarks of every service import it)::
     with gunicorn(BARE_FLASK, workers=2) as bare:      # the floor: Flask returning {"status": "ok"}
         wrk(bare.url + "/livez", ...)
 
+    url = scratch_database(server_url, "xsn_bench_x")  # a fresh PostgreSQL database; its URL
+    drop_database(server_url, "xsn_bench_x")           # and gone again (connections closed)
+
 ``lua`` takes a wrk script of your own (e.g. a ``request()`` function); the helper appends
 its own ``done()`` to read the figures, so the script must not define ``done``.
 """
@@ -253,3 +256,31 @@ def gunicorn(target: str, *, env: Mapping[str, str] | None = None, workers: int 
         except subprocess.TimeoutExpired:
             os.killpg(server.pid, 9)
             server.wait(5)
+
+
+def scratch_database(url: str, name: str) -> str:
+    """A fresh, empty database ``name`` on the PostgreSQL server of ``url`` (any database there;
+    an existing ``name`` is dropped first); returns its URL."""
+    from sqlalchemy import create_engine, text
+
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    finally:
+        admin.dispose()
+    return url.rsplit("/", 1)[0] + f"/{name}"
+
+
+def drop_database(url: str, name: str) -> None:
+    """Drop database ``name`` on the server of ``url``, closing its connections (no error when
+    it is gone already)."""
+    from sqlalchemy import create_engine, text
+
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        admin.dispose()

@@ -52,8 +52,7 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, text
 
-from bench._load import gunicorn, wrk, wrk_version
-from bench.payment import _scratch
+from bench._load import drop_database, gunicorn, scratch_database, wrk, wrk_version
 from bench.result import print_result
 from common.crypto.gm import SM2PrivateKey
 from tests.support.suite import TokenFactory
@@ -213,7 +212,7 @@ def main() -> None:
         env.pop(key, None)
         os.environ.pop(key, None)
     os.environ.update({k: v for k, v in env.items() if k.startswith("XSN_")})
-    db_url = _scratch(args.postgres, DATABASE)
+    db_url = scratch_database(args.postgres, DATABASE)
     pg_env = dict(env, XSN_LICENSES_DATABASE_URL=db_url)
     try:
         _migrate("seal", env)
@@ -223,10 +222,8 @@ def main() -> None:
             env["XSN_SEAL_URL"] = pg_env["XSN_SEAL_URL"] = seal_server.url
             figures = _run(args, tokens, seal_server.url, env, pg_env, db_url)
     finally:
-        admin = create_engine(args.postgres, isolation_level="AUTOCOMMIT")
-        with contextlib.suppress(Exception), admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)'))
-        admin.dispose()
+        with contextlib.suppress(Exception):
+            drop_database(args.postgres, DATABASE)
         shutil.rmtree(var, ignore_errors=True)
     print(f"wrk: {figures['wrk']}, {args.connections} connections, 2 threads, {args.seconds:.0f} s a run; "
           f"gunicorn {args.workers} gthread workers x {args.threads} threads")

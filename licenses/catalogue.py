@@ -9,9 +9,11 @@ built from them is the same whichever way a caller spelled a value.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from datetime import date
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import select
@@ -129,7 +131,15 @@ class FieldSpec:
 
 
 def field_specs(licence_type: LicenceType) -> list[FieldSpec]:
-    return [FieldSpec.from_dict(raw) for raw in licence_type.fields]
+    """:raise InvalidType: a malformed specification."""
+    # Parsed once per definition (bulk issuance checks thousands of rows against one): keyed by
+    # the definition's JSON, so a changed definition is parsed again.
+    return list(_parsed_specs(json.dumps(licence_type.fields, sort_keys=True, ensure_ascii=False)))
+
+
+@lru_cache(maxsize=256)
+def _parsed_specs(definition: str) -> tuple[FieldSpec, ...]:
+    return tuple(FieldSpec.from_dict(raw) for raw in json.loads(definition))
 
 
 def validate_face(licence_type: LicenceType, fields: Any) -> dict[str, str | int]:

@@ -23,8 +23,11 @@ resumes it (same identifier, same signing key, so never two signatures or two li
 from __future__ import annotations
 
 import json
+import threading
+import time
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
+from types import SimpleNamespace
 from typing import Any
 
 import rfc8785
@@ -76,9 +79,48 @@ class Issuer:
 
 
 @dataclass(frozen=True)
+class StoredDocument:
+    """A licence's canonical document as its row holds it: the SM3 of its bytes, and its face."""
+
+    sm3: str
+    fields: dict[str, Any]
+
+
+class DocumentCache:
+    """Documents read by online verification, by their exact stored ciphertext.
+
+    A ciphertext decrypts to one plaintext only (SM4-GCM under this node's key, the tag checked
+    on the first read), so the SM3 and the face read once stand for every later read of the same
+    ciphertext: each verification still compares the SM3 of the document its row holds now with
+    the digest the seal signed, and a changed document is a different key. Entries last
+    ``seconds`` (decrypted faces do not linger) and the cache is emptied when it reaches ``size``.
+    """
+
+    def __init__(self, seconds: float = 60.0, size: int = 4096) -> None:
+        self.seconds, self.size = seconds, size
+        self._entries: dict[str, tuple[float, StoredDocument]] = {}
+        self._lock = threading.Lock()
+
+    def read(self, cipher: PiiCipher, document_enc: str) -> StoredDocument:
+        """:raise common.crypto.gm.GMError: the ciphertext was altered (never cached)."""
+        now = time.monotonic()
+        hit = self._entries.get(document_enc)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        document = cipher.decrypt("document", document_enc).encode()
+        read = StoredDocument(sm3(document).hex(), json.loads(document)["fields"])
+        with self._lock:
+            if len(self._entries) >= self.size:
+                self._entries.clear()
+            self._entries[document_enc] = (now + self.seconds, read)
+        return read
+
+
+@dataclass(frozen=True)
 class Deps:
     cipher: PiiCipher
     seal: SealClient
+    documents: DocumentCache = field(default_factory=DocumentCache)  # online verification's reads
 
 
 @dataclass
@@ -277,8 +319,15 @@ def new_pending(session: Session, deps: Deps, issuer: Issuer, checked: Checked, 
 
 def build_pending(deps: Deps, issuer: Issuer, checked: Checked, numbers: Numbers, *,
                   idempotency_key: str | None = None, previous: Licence | None = None) -> Licence:
-    """A pending licence with its numbers, identifier and document, not yet in any session (bulk
-    issuance inserts a batch's in one statement)."""
+    """A pending licence with its numbers, identifier and document, not yet in any session."""
+    return Licence(**pending_values(deps, issuer, checked, numbers, idempotency_key=idempotency_key,
+                                    previous=previous))
+
+
+def pending_values(deps: Deps, issuer: Issuer, checked: Checked, numbers: Numbers, *,
+                   idempotency_key: str | None = None, previous: Licence | None = None) -> dict[str, Any]:
+    """A pending licence's columns (bulk issuance inserts a batch's in one statement, without
+    building ORM objects)."""
     licence_type = checked.licence_type
     if previous is None:
         identifier = LicenseIdentifier.build(licence_type.code, issuer.code, numbers.serial, 1)
@@ -287,21 +336,21 @@ def build_pending(deps: Deps, issuer: Issuer, checked: Checked, numbers: Numbers
         identifier = LicenseIdentifier(previous.identifier).next_version()
         face_number = previous.face_number
     index, code_enc, masked = protect_code(deps.cipher, licence_type.holder_kind, checked.holder_code)
-    row = Licence(id=new_id(), identifier=identifier.value, type_code=licence_type.code, version=identifier.version,
+    values = dict(id=new_id(), identifier=identifier.value, type_code=licence_type.code, version=identifier.version,
                   face_number=face_number, issuer_code=issuer.code, issuer_name=issuer.name,
                   holder_kind=licence_type.holder_kind, holder_name=checked.holder_name, holder_index=index,
                   holder_code_enc=code_enc, holder_code_masked=masked,
                   fields_enc=deps.cipher.encrypt("fields", json.dumps(checked.face, ensure_ascii=False)),
                   valid_from=checked.valid_from, valid_until=checked.valid_until, status=PENDING,
-                  status_index=numbers.status_index, document_enc="", document_sm3="",
-                  previous_id=previous.id if previous else None, request_hash=checked.request_hash,
+                  status_index=numbers.status_index, previous_id=previous.id if previous else None,
+                  request_hash=checked.request_hash,
                   idempotency_scope=f"{issuer.code}:{issuer.actor}" if idempotency_key else None,
                   idempotency_key=idempotency_key, issued_by=issuer.actor)
-    document = canonical(build_document(row, licence_type, checked.holder_code, checked.face,
+    document = canonical(build_document(SimpleNamespace(**values), licence_type, checked.holder_code, checked.face,
                                         previous.identifier if previous else None))
-    row.document_enc = deps.cipher.encrypt("document", document.decode())
-    row.document_sm3 = sm3(document).hex()
-    return row
+    values["document_enc"] = deps.cipher.encrypt("document", document.decode())
+    values["document_sm3"] = sm3(document).hex()
+    return values
 
 
 def mark_sealed(session: Session, row: Licence, signature, *, actor: str, client_id: str | None,
@@ -313,10 +362,15 @@ def mark_sealed(session: Session, row: Licence, signature, *, actor: str, client
     session.add(LicenceEvent(licence_id=row.id, action=action, from_status=PENDING, to_status=VALID,
                              actor=actor, client_id=client_id))
     licence_type = session.get(LicenceType, row.type_code)
-    notifier.enqueue(session, "licence_issued",
-                     {"licence_name": licence_type.name if licence_type else row.type_code,
-                      "face_number": row.face_number, "issuer": row.issuer_name},
-                     recipients_for(session, row.holder_index) + list(contact or []))
+    tell_issued(session, licence_type.name if licence_type else row.type_code, row,
+                recipients_for(session, row.holder_index) + list(contact or []))
+
+
+def tell_issued(session: Session, licence_name: str, row: Licence, recipients: list[dict[str, str]]) -> None:
+    """The holders' "licence issued" message, into the outbox with the change (the caller
+    commits); nothing when nobody is known to hold the licence."""
+    notifier.enqueue(session, "licence_issued", {"licence_name": licence_name, "face_number": row.face_number,
+                                                 "issuer": row.issuer_name}, recipients)
 
 
 def recipients_for(session: Session, index: str) -> list[dict[str, str]]:

@@ -11,6 +11,7 @@ from flask import Flask
 
 from common.crypto.keystore import load_kek
 from common.crypto.pii import PiiCipher
+from common.db import get_db
 from common.http import ServiceClient
 from common.peers.credentials import ClientCredentials, client_secret_source
 from common.peers.notifier import HubNotifier, MemoryNotifier, NotifyFailed
@@ -18,10 +19,12 @@ from common.peers.seal_client import HttpSealClient, MemorySealClient, SealUnava
 
 from .holders import IdentityHolderDirectory, MemoryHolderDirectory
 from .issuing import Deps
+from .verification_store import Stores
 
 
 def init_peers(app: Flask) -> None:
-    """Build the seams once per app: ``app.extensions["licenses"]`` holds them."""
+    """Build the seams once per app: ``app.extensions["licenses"]`` holds them (and where online
+    verification reads and writes, :class:`~licenses.verification_store.Stores`)."""
     config = app.config
     urls = config["SERVICE_URLS"]
     timeout = float(config.get("HTTP_TIMEOUT", 5.0))
@@ -47,4 +50,5 @@ def init_peers(app: Flask) -> None:
     else:
         directory = IdentityHolderDirectory(ServiceClient(urls["identity"], timeout=timeout))
     app.extensions["licenses"] = {"deps": Deps(cipher=PiiCipher.from_kek(kek, "licenses"), seal=seal),
-                                  "kek": kek, "notifier": notifier, "directory": directory}
+                                  "kek": kek, "notifier": notifier, "directory": directory,
+                                  "stores": Stores(get_db(app).engine)}

@@ -12,17 +12,15 @@ the authorised face fields are returned.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from common.crypto.gm import sm3
 from common.db import utcnow
 from common.errors import Problem
 
 from . import issuing
 from .authorisations import normalise_code
-from .issuing import Deps
+from .issuing import Deps, StoredDocument
 from .models import VALID, Licence, LicenceType
 from .verification_store import Found, PostgresStore, SessionStore
 
@@ -77,9 +75,9 @@ def verifier_from_claims(claims: dict[str, Any], config: dict[str, Any]) -> Veri
 
 
 def licence_checks(deps: Deps, row: Licence, today,
-                   document: bytes | None = None) -> tuple[dict[str, dict], str | None]:
+                   document: StoredDocument | None = None) -> tuple[dict[str, dict], str | None]:
     """The licence's own checks; ``(checks, first refusal code or None)``. ``document``: the
-    licence's decrypted canonical document when the caller has it already."""
+    licence's canonical document as read from ``row`` when the caller has read it already."""
     checks: dict[str, dict] = {}
     refusal = None
     status_ok = row.status == VALID
@@ -90,8 +88,8 @@ def licence_checks(deps: Deps, row: Licence, today,
     checks["validity"] = {"ok": in_window, "detail": f"{row.valid_from} – {row.valid_until or '长期'}"}
     if not in_window and refusal is None:
         refusal = "licence_not_yet_valid" if today < row.valid_from else "licence_expired"
-    document = issuing.document_of(deps, row) if document is None else document
-    document_ok = sm3(document).hex() == row.document_sm3
+    document = deps.documents.read(deps.cipher, row.document_enc) if document is None else document
+    document_ok = document.sm3 == row.document_sm3
     checks["document"] = {"ok": document_ok, "detail": "SM3 of the canonical document"}
     if not document_ok and refusal is None:
         refusal = "document_altered"
@@ -107,9 +105,9 @@ def licence_checks(deps: Deps, row: Licence, today,
 
 
 def _decide(deps: Deps, verifier: Verifier, found: Found, now) -> tuple[dict[str, Any], tuple[str, str] | None,
-                                                                         bytes | None]:
+                                                                         StoredDocument | None]:
     """Every check of one authorisation and its licence: ``(checks, (refusal code, detail) or
-    None, the decrypted document when it was read)``."""
+    None, the document when it was read)``."""
     auth, licence, _type = found
     checks: dict[str, Any] = {}
     refusal = None
@@ -125,9 +123,9 @@ def _decide(deps: Deps, verifier: Verifier, found: Found, now) -> tuple[dict[str
                                f"{auth.uses + 1} of {auth.max_uses} uses, until {auth.expires_at.isoformat()}"}
     if refusal:
         return checks, refusal, None
-    # The face is read from the document whose digest is checked here (one decryption, and the
-    # fields released are exactly the sealed ones).
-    document = issuing.document_of(deps, licence)
+    # The face is read from the document whose digest is checked here (the fields released are
+    # exactly the sealed ones).
+    document = deps.documents.read(deps.cipher, licence.document_enc)
     licence_result, code = licence_checks(deps, licence, issuing.today(), document)
     checks.update(licence_result)
     return checks, (code, f"the licence failed verification: {code}") if code else None, document
@@ -166,7 +164,7 @@ def verify_code(store: Store, deps: Deps, verifier: Verifier, raw_code: str, *,
             raise refuse(None, ("authorisation_not_found", "no authorisation has this code"), {})
         checks, refusal, _ = _decide(deps, verifier, again, utcnow())
         raise refuse(again, refusal or ("authorisation_used_up", "the authorisation has no uses left"), checks)
-    face = json.loads(document)["fields"]
+    face = document.fields
     return {"valid": True, "checks": checks, "purpose": auth.purpose,
             "licence": licence_summary(licence, licence_type),
             "fields": {name: face[name] for name in auth.fields if name in face},

@@ -46,7 +46,8 @@ def app(make_app, tokens):
         "p-zhang": Holder("p-zhang", ZHANG), "p-li": Holder("p-li", LI, (ORG,)),
         "p-zhao": Holder("p-zhao", ZHAO, (ORG,)),
     })
-    return app
+    yield app
+    app.extensions["licenses"]["stores"].dispose()  # online verification's own pool (PostgreSQL)
 
 
 @pytest.fixture

@@ -44,6 +44,30 @@ def test_authorise_verify_only_the_fields_and_the_use_is_recorded(h, permit):
     assert [(u["verifier"], u["outcome"], u["purpose"]) for u in uses] == [("window-app", "accepted", "办理居住登记")]
 
 
+def test_the_answer_is_what_the_documented_schema_dumps(h, permit):
+    """/verify renders its answer without the response schema's dump: it must be exactly what the
+    schema would produce (no member outside it, the face under "fields")."""
+    from licenses.schemas import VerifyResultSchema
+
+    body = _verify(h, h.authorise(permit["id"]).get_json()["code"]).get_json()
+    assert set(body) == {"valid", "checks", "purpose", "licence", "fields", "labels", "authorisation"}
+    as_dumped = {**{k: v for k, v in body.items() if k != "fields"}, "face": body["fields"]}
+    assert VerifyResultSchema().dump(as_dumped) == body
+
+
+@pytest.mark.parametrize(("payload", "status", "code"), [
+    ({"code": "ABCDE-12345", "extra": 1}, 422, "validation_failed"),  # webargs: unknown member
+    ({"code": ""}, 422, "validation_failed"),
+    ({"code": 12345}, 422, "validation_failed"),
+    ({}, 422, "validation_failed"),
+    (["ABCDE-12345"], 422, "validation_failed"),
+])
+def test_a_body_off_the_fast_path_gets_the_schemas_errors(h, permit, payload, status, code):
+    response = h.client.post("/verify", json=payload, headers=h.window)
+    assert response.status_code == status and response.get_json()["code"] == code, response.get_json()
+    assert h.count(UseRecord) == 0
+
+
 def test_a_replayed_code_is_used_up_and_the_refusal_is_recorded(h, permit):
     code = h.authorise(permit["id"]).get_json()["code"]
     assert _verify(h, code).status_code == 200
@@ -122,6 +146,26 @@ def test_a_forged_seal_signature_is_refused(h, app, permit):
     with get_db(app).session() as session:
         assert session.scalar(select(Authorisation.uses).where(Authorisation.code == code)) == 0
     assert [u.outcome for u in _uses(h)] == ["refused"]
+
+
+@pytest.mark.parametrize("column", ["document_enc", "document_sm3"])
+def test_an_altered_document_is_refused_after_it_verified(h, app, permit, column):
+    """Documents read once are remembered by their ciphertext, not by licence: a row whose
+    document (or stored digest) changed afterwards fails the document check."""
+    from licenses.models import Licence
+
+    other = h.issue_residence(fields=h.residence_fields(address="西安市碑林区1号")).get_json()
+    code = h.authorise(permit["id"], max_uses=3).get_json()["code"]
+    assert _verify(h, code).status_code == 200
+    with get_db(app).session() as session:
+        row = session.get(Licence, permit["id"])
+        setattr(row, column, getattr(session.get(Licence, other["id"]), column))
+        session.commit()
+    response = _verify(h, code)
+    assert response.status_code == 409 and response.get_json()["code"] == "document_altered"
+    assert response.get_json()["checks"]["document"]["ok"] is False
+    with get_db(app).session() as session:
+        assert session.scalar(select(Authorisation.uses).where(Authorisation.code == code)) == 1
 
 
 BAD_AUTH = [

@@ -44,14 +44,14 @@ def test_a_licence_revoked_between_lookup_and_use_is_refused_and_takes_nothing(h
     """The use is taken only if the licence is still valid when the UPDATE runs; the refusal
     then names the licence's new state (on PostgreSQL and on SQLite alike)."""
     from common.db import get_session
-    from licenses import verification, verification_store
+    from licenses import verification
     from licenses.models import Licence
 
     permit = h.issue_residence().get_json()
     auth = h.authorise(permit["id"], max_uses=2).get_json()
     node = h.app.extensions["licenses"]
     with h.app.test_request_context():
-        store = verification_store.open_store(get_db(h.app).engine, get_session)
+        store = node["stores"].open(get_session)
         lookup = store.lookup
 
         def lookup_then_revoke(code):
@@ -75,3 +75,25 @@ def test_a_licence_revoked_between_lookup_and_use_is_refused_and_takes_nothing(h
         records = list(session.execute(select(UseRecord.outcome, UseRecord.reason)
                                        .where(UseRecord.authorisation_id == auth["id"])))
     assert [tuple(r) for r in records] == [("refused", "licence_revoked")]
+
+
+@pytest.mark.services
+def test_a_pooled_connection_the_server_closed_is_replaced(postgres_url, h):
+    """Online verification's pool does not ping at checkout: a connection the server ended
+    meanwhile (restart, idle timeout) fails the lookup, which is sent again on a new connection."""
+    from sqlalchemy import text
+
+    from common.db import get_session
+
+    permit = h.issue_residence().get_json()
+    auth = h.authorise(permit["id"], max_uses=2).get_json()
+    assert h.client.post("/verify", json={"code": auth["code"]}, headers=h.window).status_code == 200
+    stores = h.app.extensions["licenses"]["stores"]
+    store = stores.open(get_session)
+    pid = store._conn.info.backend_pid
+    store.close()
+    with get_db(h.app).engine.connect() as conn:
+        assert conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid}).scalar() is True
+    response = h.client.post("/verify", json={"code": auth["code"]}, headers=h.window)
+    assert response.status_code == 200, response.get_json()
+    assert response.get_json()["authorisation"]["uses"] == 2
