@@ -261,7 +261,7 @@ def gunicorn(target: str, *, env: Mapping[str, str] | None = None, workers: int 
 def scratch_database(url: str, name: str) -> str:
     """A fresh, empty database ``name`` on the PostgreSQL server of ``url`` (any database there;
     an existing ``name`` is dropped first); returns its URL."""
-    from sqlalchemy import create_engine, text
+    from sqlalchemy import create_engine, make_url, text
 
     admin = create_engine(url, isolation_level="AUTOCOMMIT")
     try:
@@ -270,7 +270,7 @@ def scratch_database(url: str, name: str) -> str:
             conn.execute(text(f'CREATE DATABASE "{name}"'))
     finally:
         admin.dispose()
-    return url.rsplit("/", 1)[0] + f"/{name}"
+    return make_url(url).set(database=name).render_as_string(hide_password=False)
 
 
 def drop_database(url: str, name: str) -> None:

@@ -49,25 +49,14 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import create_engine, text
 from sqlalchemy.orm import sessionmaker
 
-from bench._load import WrkResult, gunicorn, wrk
+from bench._load import WrkResult, gunicorn, scratch_database, wrk
 from bench.result import print_result
 
 ACCOUNTS = 1000
 WORKERS = 2
 KEK = "00112233445566778899aabbccddeeff"
-
-
-def _scratch(url: str, name: str) -> str:
-    """A fresh database ``name`` on the server of ``url``; returns its URL."""
-    admin = create_engine(url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    return url.rsplit("/", 1)[0] + f"/{name}"
 
 
 def pgbench_tps(url: str, clients: int, seconds: int) -> float:
@@ -207,10 +196,10 @@ def main() -> None:
     from common.db import make_engine
     from common.ops.migrate import upgrade
 
-    tps = pgbench_tps(_scratch(args.url, "xsn_bench_pgbench"), args.clients, args.seconds)
+    tps = pgbench_tps(scratch_database(args.url, "xsn_bench_pgbench"), args.clients, args.seconds)
     print(f"pgbench TPC-B, {args.clients} clients: {tps:,.0f} tps")
 
-    db_url = _scratch(args.url, "xsn_bench_payment")
+    db_url = scratch_database(args.url, "xsn_bench_payment")
     upgrade("payment", db_url)
     engine = make_engine(db_url, pool_size=args.clients + 2)
     factory = sessionmaker(engine, expire_on_commit=False)

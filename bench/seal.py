@@ -54,6 +54,7 @@ import requests
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from bench._load import drop_database, scratch_database
 from bench.result import print_result
 from bench.seal_log import measure_proof_growth
 from common.crypto import gm
@@ -200,10 +201,8 @@ class ScratchPostgres:
         if self.admin_url.drivername == "postgresql":  # the driver the services use
             self.admin_url = self.admin_url.set(drivername="postgresql+psycopg")
         self.name = f"xsn_bench_seal_{os.urandom(4).hex()}"
-        self.admin = create_engine(self.admin_url, isolation_level="AUTOCOMMIT")
-        with self.admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{self.name}"'))
-        self.url = self.admin_url.set(database=self.name).render_as_string(hide_password=False)
+        self.url = scratch_database(self.admin_url.render_as_string(hide_password=False), self.name)
+        self.admin = create_engine(self.admin_url, isolation_level="AUTOCOMMIT")  # reads backends' pids
 
     def backend_cpu(self) -> float:
         """CPU seconds so far of the server's backends connected to this database (when the
@@ -214,9 +213,8 @@ class ScratchPostgres:
         return _proc_cpu(lambda pid, _parent: pid in pids)
 
     def drop(self) -> None:
-        with self.admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)'))
         self.admin.dispose()
+        drop_database(self.admin_url.render_as_string(hide_password=False), self.name)
 
 
 def main() -> None:
