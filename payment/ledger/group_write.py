@@ -51,7 +51,6 @@ def write_requests(session: Session, requests: Sequence[Sequence[TransferSpec]])
     :raise SQLAlchemyError: a database error; the transaction must be rolled back (no request
         was written).
     """
-    _open_transaction(session)
     outcomes: list[Outcome] = []
     for specs in requests:
         try:
@@ -59,16 +58,6 @@ def write_requests(session: Session, requests: Sequence[Sequence[TransferSpec]])
         except Problem as problem:
             outcomes.append(problem)
     return outcomes
-
-
-def _open_transaction(session: Session) -> None:
-    """Make sure the group's transaction is open before its first savepoint: Python's sqlite3
-    begins one only before a data-changing statement, so a SAVEPOINT would start one of its own
-    and its RELEASE would commit the first request before the group is done (the fix belongs in
-    common/db.py's SQLite engine; proposed there)."""
-    connection = session.connection()
-    if connection.dialect.name == "sqlite" and not connection.connection.dbapi_connection.in_transaction:
-        connection.exec_driver_sql("BEGIN")
 
 
 class OneStatementWriter:
