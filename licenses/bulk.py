@@ -9,7 +9,8 @@ the job's (a job issues one type), and a row asking for the same licence as an e
 number and reason (``<code>: <detail>``) and never issued. Rows are stored encrypted (they
 hold ID numbers).
 
-Running a job takes the pending rows in line order, a batch at a time: (1) a pending licence
+Running a job takes the pending rows in line order (each with the values it passed its check
+with at the upload, :mod:`licenses.bulk_rows`), a batch at a time: (1) a pending licence
 per row, committed, with the row pointing at it; (2) one call to the seal node's batch
 signing API, whose idempotency key is derived from the batch's licence ids; (3) the licences
 marked valid and the rows issued, committed. A crash anywhere repeats at most the step that
@@ -27,8 +28,6 @@ lapses after ``lease_seconds`` and the next run (the API, the CLI, or the beat t
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import time
 from collections import deque
@@ -45,12 +44,12 @@ from sqlalchemy.orm.attributes import set_committed_value
 from common.crypto.gm import sm3
 from common.db import utcnow
 from common.errors import Conflict, NotFound, Problem, ValidationFailed
+from common.values.codes import LicenseIdentifiers
 
-from . import catalogue, issuing
-from .issuing import Deps, Issuer, IssueRequest
+from . import bulk_rows, catalogue, issuing
+from .issuing import Deps, Issuer
 from .models import PENDING, VALID, BulkJob, BulkRow, Licence, LicenceEvent, LicenceType, new_id
 
-BASE_COLUMNS = ("holder_code", "holder_name", "type_code", "valid_from", "valid_until")
 RUNNABLE = ("validated", "running")
 
 
@@ -66,73 +65,8 @@ class JobBusy(Conflict):
     code, title = "bulk_job_running", "Another runner is working on this bulk job"
 
 
-class TypeMismatch(ValidationFailed):
-    code, title = "type_mismatch", "The row names another licence type than the job's"
-
-
 class DuplicateRow(ValidationFailed):
     code, title = "duplicate_row", "The row asks for the same licence as an earlier row"
-
-
-def _rows(text: str, fmt: str, licence_type: LicenceType) -> list[tuple[int, dict[str, Any] | None, str | None]]:
-    """``(line, request fields or None, parse error or None)`` for each data line."""
-    out: list[tuple[int, dict[str, Any] | None, str | None]] = []
-    if fmt == "jsonl":
-        for number, line in enumerate(text.splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                item = json.loads(line)
-                if not isinstance(item, dict):
-                    raise ValueError("not an object")
-                out.append((number, item, None))
-            except ValueError as exc:
-                out.append((number, None, f"invalid_row: not a JSON object: {exc}"))
-        return out
-    if fmt != "csv":
-        raise ValidationFailed("format is csv or jsonl", code="invalid_format")
-    reader = csv.reader(io.StringIO(text))
-    header = next(reader, None)
-    names = {spec.name for spec in catalogue.field_specs(licence_type)}
-    if not header or not {"holder_code", "holder_name"} <= set(header):
-        raise ValidationFailed("the CSV header must name holder_code and holder_name", code="invalid_header")
-    unknown = set(header) - names - set(BASE_COLUMNS)
-    if unknown:
-        raise ValidationFailed(f"unknown columns: {', '.join(sorted(unknown))}", code="invalid_header")
-    for values in reader:
-        number = reader.line_num
-        if not any(v.strip() for v in values):
-            continue
-        if len(values) != len(header):
-            out.append((number, None, f"invalid_row: {len(values)} columns, the header has {len(header)}"))
-            continue
-        row = dict(zip(header, values, strict=True))
-        out.append((number, {"holder_code": row.get("holder_code"), "holder_name": row.get("holder_name"),
-                             "type_code": row.get("type_code") or None, "valid_from": row.get("valid_from") or None,
-                             "valid_until": row.get("valid_until") or None,
-                             "fields": {k: v for k, v in row.items() if k in names and v != ""}}, None))
-    return out
-
-
-def _request(session: Session, licence_type: LicenceType, item: dict[str, Any]) -> IssueRequest:
-    """The issuance a row asks for. :raise UnknownType: :raise TypeMismatch: :raise ValidationFailed:"""
-    from datetime import date
-
-    def day(value: Any):
-        if value in (None, ""):
-            return None
-        try:
-            return date.fromisoformat(str(value))
-        except ValueError:
-            raise ValidationFailed(f"{value!r} is not a date YYYY-MM-DD", code="invalid_validity") from None
-
-    named = item.get("type_code")
-    if named not in (None, "", licence_type.code, licence_type.slug):
-        other = catalogue.get_type(session, str(named)[:64])
-        raise TypeMismatch(f"the row names {other.slug}; this job issues {licence_type.slug}")
-    return IssueRequest(type_code=licence_type.code, holder_code=item.get("holder_code"),
-                        holder_name=item.get("holder_name"), fields=item.get("fields"),
-                        valid_from=day(item.get("valid_from")), valid_until=day(item.get("valid_until")))
 
 
 def create_job(session: Session, deps: Deps, issuer: Issuer, type_code: str, text: str, fmt: str, *,
@@ -140,7 +74,7 @@ def create_job(session: Session, deps: Deps, issuer: Issuer, type_code: str, tex
     """Validate every row and store the job. :raise Problem: a job-level error (nothing stored)."""
     licence_type = catalogue.get_type(session, type_code)
     issuing.check_issuer(issuer, licence_type)
-    parsed = _rows(text, fmt, licence_type)
+    parsed = bulk_rows.parse_rows(text, fmt, licence_type)
     if not parsed:
         raise ValidationFailed("the upload has no rows", code="no_rows")
     if len(parsed) > max_rows:
@@ -150,16 +84,22 @@ def create_job(session: Session, deps: Deps, issuer: Issuer, type_code: str, tex
     session.add(job)
     session.flush()
     first_line: dict[str, int] = {}  # request hash -> the line that asked for it first
+    definition = bulk_rows.definition_of(licence_type)
     for line, item, error in parsed:
+        passed = None
         if error is None:
             try:
-                checked = issuing.check_request(session, issuer, _request(session, licence_type, item))
+                request = bulk_rows.row_request(session, licence_type, item)
+                checked = issuing.check_request(session, issuer, request)
                 if checked.request_hash in first_line:
                     raise DuplicateRow(f"the same licence as line {first_line[checked.request_hash]}")
                 first_line[checked.request_hash] = line
+                passed = bulk_rows.passed_values(checked, request, definition)
             except Problem as exc:
                 error = f"{exc.code}: {exc.detail}"
         payload = {"enc": deps.cipher.encrypt("bulk_row", json.dumps(item, ensure_ascii=False))} if item else {}
+        if passed:
+            payload["checked"] = deps.cipher.encrypt(bulk_rows.CHECKED_FIELD, json.dumps(passed, ensure_ascii=False))
         session.add(BulkRow(job_id=job.id, line=line, payload=payload, status="invalid" if error else "pending",
                             error=error[:255] if error else None))
         job.invalid += bool(error)
@@ -360,6 +300,12 @@ def _pending_licences(session: Session, deps: Deps, issuer: Issuer, job: BulkJob
     kept: list[BulkRow] = []
     made: dict[int, Licence | SimpleNamespace] = {}
     fresh: list[tuple[BulkRow, issuing.Checked]] = []
+    definition = bulk_rows.definition_of(licence_type)
+    try:  # the type and issuer, once for the batch (every row of a job has the job's)
+        issuing.check_issuer(issuer, licence_type)
+        identifiers, refused = LicenseIdentifiers(licence_type.code, issuer.code), None
+    except Problem as exc:
+        identifiers, refused = None, exc
     with session.no_autoflush:
         existing = {lic.id: lic for lic in session.scalars(select(Licence).where(
             Licence.id.in_([r.licence_id for r in rows if r.licence_id])))}
@@ -368,9 +314,10 @@ def _pending_licences(session: Session, deps: Deps, issuer: Issuer, job: BulkJob
                 made[row.line] = existing[row.licence_id]
                 kept.append(row)
                 continue
-            item = json.loads(deps.cipher.decrypt("bulk_row", row.payload["enc"]))
             try:
-                fresh.append((row, issuing.check_request(session, issuer, _request(session, licence_type, item))))
+                if refused is not None:
+                    raise refused
+                fresh.append((row, bulk_rows.check_row(session, deps, issuer, licence_type, row, definition)))
             except Problem as exc:
                 row.status, row.error = "invalid", f"{exc.code}: {exc.detail}"[:255]
                 job.invalid += 1
@@ -380,7 +327,7 @@ def _pending_licences(session: Session, deps: Deps, issuer: Issuer, job: BulkJob
         if fresh:
             numbers = issuing.take_numbers(session, licence_type, issuer.code, len(fresh))
             for (row, checked), taken in zip(fresh, numbers, strict=True):
-                values = issuing.pending_values(deps, issuer, checked, taken,
+                values = issuing.pending_values(deps, issuer, checked, taken, identifiers=identifiers,
                                                 idempotency_key=f"bulk:{job.id}:{row.line}")
                 made[row.line] = SimpleNamespace(**values)  # what steps (2) and (3) read of it
                 new.append(values)

@@ -218,7 +218,7 @@ def plain_verify_request() -> dict | None:
 
 @verify_blp.route("/verify")
 class Verify(MethodView):
-    @arguments_or(plain_verify_request, VerifyRequestSchema())  # one instance: webargs would build one per request
+    @arguments_or(plain_verify_request, VerifyRequestSchema)
     @verify_blp.response(200, VerifyResultSchema)
     @verify_blp.doc(security=SECURITY)
     @require_token("licenses:verify")

@@ -40,7 +40,7 @@ from common.crypto.pii import PiiCipher
 from common.db import utcnow
 from common.errors import Forbidden, Problem, ValidationFailed
 from common.peers.seal_client import SealClient
-from common.values.codes import InvalidCode, LicenseIdentifier
+from common.values.codes import InvalidCode, LicenseIdentifier, LicenseIdentifiers
 
 from . import catalogue, notifier
 from .holders import holder_index, parse_holder_code, protect_code
@@ -281,19 +281,26 @@ def check_request(session: Session, issuer: Issuer, req: IssueRequest) -> Checke
     if not 1 <= len(name) <= 128:
         raise InvalidHolder("holder_name is 1..128 characters", errors={"holder_name": ["1..128 characters"]})
     face = catalogue.validate_face(licence_type, req.fields)
-    valid_from = req.valid_from or today()
-    valid_until = req.valid_until
+    return complete(licence_type, code, name, face, req.valid_from, req.valid_until)
+
+
+def complete(licence_type: LicenceType, holder_code: str, holder_name: str, face: dict[str, Any],
+             valid_from: date | None, valid_until: date | None) -> Checked:
+    """The rest of a check, from a holder code, name and face already checked against this type:
+    the validity (from the day the licence is issued unless the request names a day; the type's
+    term unless it names an end) and the request hash. :raise ValidationFailed: invalid_validity"""
+    valid_from = valid_from or today()
     if valid_until is None and licence_type.validity_days:
         valid_until = valid_from + timedelta(days=licence_type.validity_days - 1)
     if valid_until is not None and valid_until < valid_from:
         raise ValidationFailed("valid_until is before valid_from", code="invalid_validity",
                                errors={"valid_until": ["before valid_from"]})
-    digest_input = {"type": licence_type.code, "holder": code, "name": name, "fields": face,
+    digest_input = {"type": licence_type.code, "holder": holder_code, "name": holder_name, "fields": face,
                     "valid_from": valid_from.isoformat(), "valid_until": valid_until and valid_until.isoformat()}
     # The request hash is internal (idempotency), so plain sorted JSON will do; RFC 8785 is
     # kept for the published document.
     request_hash = sm3(json.dumps(digest_input, sort_keys=True, ensure_ascii=False).encode()).hex()
-    return Checked(licence_type, code, name, face, valid_from, valid_until, request_hash)
+    return Checked(licence_type, holder_code, holder_name, face, valid_from, valid_until, request_hash)
 
 
 def build_document(row: Licence, licence_type: LicenceType, holder_code: str, face: dict[str, Any],
@@ -325,12 +332,14 @@ def build_pending(deps: Deps, issuer: Issuer, checked: Checked, numbers: Numbers
 
 
 def pending_values(deps: Deps, issuer: Issuer, checked: Checked, numbers: Numbers, *,
-                   idempotency_key: str | None = None, previous: Licence | None = None) -> dict[str, Any]:
+                   idempotency_key: str | None = None, previous: Licence | None = None,
+                   identifiers: LicenseIdentifiers | None = None) -> dict[str, Any]:
     """A pending licence's columns (bulk issuance inserts a batch's in one statement, without
-    building ORM objects)."""
+    building ORM objects). ``identifiers``: of this type and issuer, when the caller makes many."""
     licence_type = checked.licence_type
     if previous is None:
-        identifier = LicenseIdentifier.build(licence_type.code, issuer.code, numbers.serial, 1)
+        identifiers = identifiers or LicenseIdentifiers(licence_type.code, issuer.code)
+        identifier = identifiers.build(numbers.serial, 1)
         face_number = f"{licence_type.face_prefix}{numbers.serial}"
     else:
         identifier = LicenseIdentifier(previous.identifier).next_version()

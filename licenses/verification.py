@@ -22,7 +22,7 @@ from . import issuing
 from .authorisations import normalise_code
 from .issuing import Deps, StoredDocument
 from .models import VALID, Licence, LicenceType
-from .verification_store import Found, PostgresStore, SessionStore
+from .verification_store import Found, PostgresStore, SessionStore, Verified
 
 Store = PostgresStore | SessionStore
 
@@ -74,10 +74,11 @@ def verifier_from_claims(claims: dict[str, Any], config: dict[str, Any]) -> Veri
     return Verifier(str(claims.get("sub", "")), claims.get("client_id"), frozenset(orgs))
 
 
-def licence_checks(deps: Deps, row: Licence, today,
-                   document: StoredDocument | None = None) -> tuple[dict[str, dict], str | None]:
+def licence_checks(deps: Deps, row: Licence, today, document: StoredDocument | None = None,
+                   seal=None) -> tuple[dict[str, dict], str | None]:
     """The licence's own checks; ``(checks, first refusal code or None)``. ``document``: the
-    licence's canonical document as read from ``row`` when the caller has read it already."""
+    licence's canonical document as read from ``row`` when the caller has read it already;
+    ``seal``: the seal node's verdict of ``row``'s signature over its digest, when asked already."""
     checks: dict[str, dict] = {}
     refusal = None
     status_ok = row.status == VALID
@@ -94,7 +95,7 @@ def licence_checks(deps: Deps, row: Licence, today,
     if not document_ok and refusal is None:
         refusal = "document_altered"
     if refusal is None:
-        seal = deps.seal.verify(row.signature_b64 or "", row.document_sm3)
+        seal = seal or deps.seal.verify(row.signature_b64 or "", row.document_sm3)
         checks["seal"] = {"ok": seal.valid, "detail": "SES_Signature verified by the seal node",
                           "checks": seal.checks}
         if not seal.valid:
@@ -104,10 +105,11 @@ def licence_checks(deps: Deps, row: Licence, today,
     return checks, refusal
 
 
-def _decide(deps: Deps, verifier: Verifier, found: Found, now) -> tuple[dict[str, Any], tuple[str, str] | None,
-                                                                         StoredDocument | None]:
+def _decide(deps: Deps, verifier: Verifier, found: Found, now, *, known: Verified | None = None,
+            seal=None, today=None) -> tuple[dict[str, Any], tuple[str, str] | None, StoredDocument | None]:
     """Every check of one authorisation and its licence: ``(checks, (refusal code, detail) or
-    None, the document when it was read)``."""
+    None, the document when it was read)``. ``known``, ``seal``, ``today``: the document read, the
+    seal's verdict and the day a verification of a known code was judged on."""
     auth, licence, _type = found
     checks: dict[str, Any] = {}
     refusal = None
@@ -125,8 +127,8 @@ def _decide(deps: Deps, verifier: Verifier, found: Found, now) -> tuple[dict[str
         return checks, refusal, None
     # The face is read from the document whose digest is checked here (the fields released are
     # exactly the sealed ones).
-    document = deps.documents.read(deps.cipher, licence.document_enc)
-    licence_result, code = licence_checks(deps, licence, issuing.today(), document)
+    document = known.document if known else deps.documents.read(deps.cipher, licence.document_enc)
+    licence_result, code = licence_checks(deps, licence, today or issuing.today(), document, seal)
     checks.update(licence_result)
     return checks, (code, f"the licence failed verification: {code}") if code else None, document
 
@@ -148,14 +150,24 @@ def verify_code(store: Store, deps: Deps, verifier: Verifier, raw_code: str, *,
                       "purpose": auth.purpose if auth else None, "reason": refusal[0]}, now)
         return VerificationRefused(refusal[0], refusal[1], checks)
 
+    known = store.verified.get(code) if code and store.verified is not None else None
+    if known is not None:
+        answer = _verify_known(store, deps, verifier, code, known, record, now)
+        if answer is not None:
+            return answer
     found = store.lookup(code) if code else None
     if found is None:
         raise refuse(None, ("authorisation_not_found", "no authorisation has this code"), {})
     checks, refusal, document = _decide(deps, verifier, found, now)
     if refusal:
+        if store.verified is not None:
+            store.verified.forget(code)
         raise refuse(found, refusal, checks)
     auth, licence, licence_type = found
     uses = store.take(auth, record, now)
+    if uses is not None and store.verified is not None and getattr(licence, "row_version", None):
+        store.verified.put(code, Verified(licence.id, licence.row_version, licence.document_sm3,
+                                          licence.signature_b64, document))
     if uses is None:
         # The authorisation or the licence changed since it was read (another window took the
         # last use, the holder revoked it, the licence was revoked): judged again as it is now.
@@ -164,6 +176,34 @@ def verify_code(store: Store, deps: Deps, verifier: Verifier, raw_code: str, *,
             raise refuse(None, ("authorisation_not_found", "no authorisation has this code"), {})
         checks, refusal, _ = _decide(deps, verifier, again, utcnow())
         raise refuse(again, refusal or ("authorisation_used_up", "the authorisation has no uses left"), checks)
+    return _answer(found, document, checks, uses)
+
+
+def _verify_known(store: Store, deps: Deps, verifier: Verifier, code: str, known: Verified,
+                  record: dict[str, Any], now) -> dict[str, Any] | None:
+    """A code whose licence passed every check lately, in one round trip: the document's digest
+    and the seal's verdict (cached by the seal client as for any verification) are checked first
+    on what that verification read; the statement then takes the use only if every other check
+    passes on the rows as they are and the licence row is still that version (so its document,
+    digest and signature are the ones just checked). ``None``, nothing written: something
+    changed, and the caller verifies the code from the start."""
+    today = issuing.today()
+    seal = deps.seal.verify(known.signature_b64, known.document_sm3)
+    taken = None
+    if known.document.sm3 == known.document_sm3 and seal.valid:
+        taken = store.take_known(code, known, sorted(verifier.names()), record, now, today)
+    if taken is None:
+        store.verified.forget(code)
+        return None
+    found, uses = taken
+    checks, refusal, document = _decide(deps, verifier, found, now, known=known, seal=seal, today=today)
+    if refusal:  # the statement's conditions are these checks: a difference is a bug, never an answer
+        raise RuntimeError(f"verification of a known code disagrees with its statement: {refusal[0]}")
+    return _answer(found, document, checks, uses)
+
+
+def _answer(found: Found, document: StoredDocument, checks: dict[str, Any], uses: int) -> dict[str, Any]:
+    auth, licence, licence_type = found
     face = document.fields
     return {"valid": True, "checks": checks, "purpose": auth.purpose,
             "licence": licence_summary(licence, licence_type),

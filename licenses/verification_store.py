@@ -7,7 +7,10 @@ the licence still allow it, judged on the rows as they are when it runs) and wri
 use record, and commits as it ends. Two round trips and no BEGIN/COMMIT; SQLAlchemy's execution
 layer and session were about half of a verification's CPU time, so this path speaks to the
 driver directly (the statements are fixed text with positional parameters, which psycopg
-prepares on each connection after a few uses).
+prepares on each connection after a few uses). A code that passed every check in the last
+minute (:class:`VerifiedCodes`, per app) is verified in one round trip: the statement that takes
+the use also makes the database's checks and returns what the lookup would have read, and takes
+nothing when anything changed (:meth:`PostgresStore.take_known`).
 
 :class:`SessionStore` (SQLite, development and most tests) does the same through Core
 statements on the request's session: lookup, conditional UPDATE, INSERT, commit.
@@ -19,9 +22,12 @@ windows racing for the last use cannot both get it (tests/licenses/test_verifica
 from __future__ import annotations
 
 import json
+import select as select_module
 import threading
+import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from functools import lru_cache
 from types import SimpleNamespace
 from typing import Any
@@ -59,14 +65,41 @@ def _type_fields(text: str) -> list[dict[str, Any]]:
 
 # -- PostgreSQL ----------------------------------------------------------------------------------
 # Fixed text with positional parameters (psycopg reorders named ones on every call). The
-# lookup's columns are in the order of AUTH_COLUMNS, LICENCE_COLUMNS, then the type's two.
+# lookup's columns are in the order of AUTH_COLUMNS, LICENCE_COLUMNS, the type's two, then the
+# licence row's version.
 _PG_LOOKUP = """
 SELECT a.id, a.licence_id, a.fields, a.purpose, a.audience, a.expires_at, a.max_uses, a.uses, a.status,
        l.id, l.identifier, l.type_code, l.version, l.face_number, l.issuer_code, l.issuer_name, l.holder_kind,
        l.holder_name, l.holder_code_masked, l.valid_from, l.valid_until, l.status, l.document_enc, l.document_sm3,
-       l.signature_b64, l.issued_at, t.name, t.fields::text
+       l.signature_b64, l.issued_at, t.name, t.fields::text, l.xmin::text
 FROM authorisations a JOIN licences l ON l.id = a.licence_id JOIN licence_types t ON t.code = l.type_code
 WHERE a.code = %s"""
+# A code whose licence was verified before (:class:`Verified`): one statement takes the use and
+# records it only while every check the database can make still passes (the authorisation's
+# state, time, count and audience; the licence's status, validity and digest) and the licence
+# row is the version verified (``xmin``: any UPDATE of the row makes a new one), and returns
+# what the lookup would have read but the document and signature. $1 code, $2 licence,
+# $3 its xmin, $4 now, $5 the window's names, $6 the valid status, $7 the signed digest, $8-$9
+# today, $10-$12 the record's verifier, client and organisation, $13 request id, $14 now.
+_PG_TAKE_KNOWN = """
+WITH taken AS (
+    UPDATE authorisations a SET uses = a.uses + 1
+    FROM licences l
+    WHERE a.code = %s AND l.id = a.licence_id AND l.id = %s AND l.xmin = %s::xid
+      AND a.status = 'active' AND a.uses < a.max_uses AND a.expires_at > %s AND a.audience = ANY(%s)
+      AND l.status = %s AND l.document_sm3 = %s AND l.valid_from <= %s
+      AND (l.valid_until IS NULL OR l.valid_until >= %s)
+    RETURNING a.id AS a_id, a.licence_id AS a_licence, a.fields AS a_fields, a.purpose AS a_purpose,
+              a.audience AS a_audience, a.expires_at AS a_expires, a.max_uses AS a_max, a.uses AS a_uses,
+              a.status AS a_status, l.id AS l_id, l.identifier, l.type_code, l.version, l.face_number,
+              l.issuer_code, l.issuer_name, l.holder_kind, l.holder_name, l.holder_code_masked, l.valid_from,
+              l.valid_until, l.status AS l_status, l.document_sm3, l.issued_at),
+recorded AS (
+    INSERT INTO use_records (licence_id, authorisation_id, verifier, verifier_client, verifier_org, purpose,
+                             outcome, reason, request_id, at)
+    SELECT a_licence, a_id, %s, %s, %s, a_purpose, 'accepted', NULL, %s, %s FROM taken)
+SELECT taken.*, t.name, t.fields::text FROM taken JOIN licence_types t ON t.code = taken.type_code"""
+_KNOWN_LICENCE_COLUMNS = tuple(c for c in LICENCE_COLUMNS if c not in ("document_enc", "signature_b64"))
 # $1 authorisation, $2 licence, $3 now, $4 the valid status, $5-$9 the record's verifier, client,
 # organisation, purpose and request id.
 _PG_TAKE = """
@@ -86,13 +119,56 @@ INSERT INTO use_records (licence_id, authorisation_id, verifier, verifier_client
 VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"""
 
 
+@dataclass(frozen=True)
+class Verified:
+    """What a verification of a code that passed every check read: the licence row's version
+    (``xmin``), the digest the seal signed, the signature, and the document read (its SM3 and
+    face). Kept by :class:`VerifiedCodes`."""
+
+    licence_id: str
+    row_version: str
+    document_sm3: str
+    signature_b64: str
+    document: Any
+
+
+class VerifiedCodes:
+    """Codes verified lately (``seconds``, as long as the seal's verdicts are cached; emptied at
+    ``size``). A version of a row names it for a few billion transactions, far beyond a minute."""
+
+    def __init__(self, seconds: float = 60.0, size: int = 4096) -> None:
+        self.seconds, self.size = seconds, size
+        self._entries: dict[str, tuple[float, Verified]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, code: str) -> Verified | None:
+        hit = self._entries.get(code)
+        return hit[1] if hit is not None and hit[0] > time.monotonic() else None
+
+    def put(self, code: str, verified: Verified) -> None:
+        with self._lock:
+            if len(self._entries) >= self.size:
+                self._entries.clear()
+            self._entries[code] = (time.monotonic() + self.seconds, verified)
+
+    def forget(self, code: str) -> None:
+        self._entries.pop(code, None)
+
+
 class PostgresStore:
     """One request's use of a connection of :class:`Stores`' pool (autocommit: each statement
     commits, durably with ``synchronous_commit``, as it ends)."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, verified: VerifiedCodes | None = None) -> None:
         self._engine = engine
+        self.verified = verified
         self._fairy = engine.raw_connection()
+        self._conn = self._fairy.driver_connection
+
+    def _reconnect(self) -> None:
+        self._fairy.invalidate()
+        self._fairy.close()
+        self._fairy = self._engine.raw_connection()
         self._conn = self._fairy.driver_connection
 
     def lookup(self, code: str) -> Found | None:
@@ -101,18 +177,46 @@ class PostgresStore:
         except psycopg.OperationalError:
             # The pool does not ping: a connection the server closed meanwhile (restart, idle
             # timeout) fails here. This statement only reads, so it is sent once more on a new one.
-            self._fairy.invalidate()
-            self._fairy.close()
-            self._fairy = self._engine.raw_connection()
-            self._conn = self._fairy.driver_connection
+            self._reconnect()
             row = self._conn.execute(_PG_LOOKUP, (code,)).fetchone()
         if row is None:
             return None
         auth, licence, licence_type = _found(row)
+        licence.row_version = row[28]
         auth.expires_at = auth.expires_at.astimezone(UTC)
         if licence.issued_at is not None:
             licence.issued_at = licence.issued_at.astimezone(UTC)
         return auth, licence, licence_type
+
+    def take_known(self, code: str, known: Verified, names: list[str], record: dict[str, Any], now: datetime,
+                   today: date) -> tuple[Found, int] | None:
+        """Take a use of a code verified before, and record it, in one committed statement, if
+        every check the database can make passes and the licence row is still the version
+        verified; ``(what the lookup would have read, uses after this one)``, or ``None`` with
+        nothing written. The caller has checked the document and the seal's verdict of ``known``.
+
+        A write is never sent twice: a connection the server closed meanwhile (which the pool
+        does not ping) has something to read (the server's goodbye, or its end) and is replaced
+        before the statement is sent; one that breaks during it fails the request."""
+        waiting = select_module.poll()
+        waiting.register(self._conn.fileno(), select_module.POLLIN)
+        if waiting.poll(0):
+            self._reconnect()
+        row = self._conn.execute(_PG_TAKE_KNOWN, (
+            code, known.licence_id, known.row_version, now, names, VALID, known.document_sm3, today, today,
+            record["verifier"], record["verifier_client"], record["verifier_org"], record["request_id"],
+            now)).fetchone()
+        if row is None:
+            return None
+        auth = SimpleNamespace(**dict(zip(AUTH_COLUMNS, row[:9], strict=True)))
+        licence = SimpleNamespace(**dict(zip(_KNOWN_LICENCE_COLUMNS, row[9:24], strict=True)))
+        licence.signature_b64, licence.document_enc, licence.row_version = known.signature_b64, None, known.row_version
+        uses = auth.uses
+        auth.uses -= 1  # as the lookup would have read it before this use
+        auth.expires_at = auth.expires_at.astimezone(UTC)
+        if licence.issued_at is not None:
+            licence.issued_at = licence.issued_at.astimezone(UTC)
+        return (auth, licence, SimpleNamespace(name=row[24], fields=_type_fields(row[25]))), uses
 
     def take(self, auth: SimpleNamespace, record: dict[str, Any], now: datetime) -> int | None:
         """Take one use and record it, committed; ``None`` (nothing written) when no use is left
@@ -150,7 +254,10 @@ _RECORD = insert(UseRecord.__table__)
 
 
 class SessionStore:
-    """The same on the request's session (SQLite: a conditional UPDATE … RETURNING, SQLite ≥ 3.35)."""
+    """The same on the request's session (SQLite: a conditional UPDATE … RETURNING, SQLite ≥ 3.35).
+    It keeps no verified codes: every verification is a lookup and a take."""
+
+    verified = None
 
     def __init__(self, session: Session) -> None:
         self.session = session
@@ -199,6 +306,7 @@ class Stores:
         self._engine, self._pool_size = engine, pool_size
         self._direct: Engine | None = None
         self._lock = threading.Lock()
+        self.verified = VerifiedCodes()
 
     def open(self, session: Callable[[], Session]) -> PostgresStore | SessionStore:
         """The store for one verification; ``session`` gives the request's session (not opened
@@ -211,7 +319,7 @@ class Stores:
                     self._direct = make_engine(self._engine.url.render_as_string(hide_password=False),
                                                isolation_level="AUTOCOMMIT", pool_pre_ping=False,
                                                pool_reset_on_return=None, pool_size=self._pool_size)
-        return PostgresStore(self._direct)
+        return PostgresStore(self._direct, self.verified)
 
     def dispose(self) -> None:
         """Close the pool's connections (tests, shutdown)."""

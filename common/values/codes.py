@@ -185,15 +185,19 @@ class CreditCode(_Code):
 # --- ISO/IEC 7064 hybrid check characters ------------------------------------------------------
 
 
-def mod37_36_check(s: str) -> str:
-    """ISO/IEC 7064 MOD 37,36 hybrid check character over ``[0-9A-Z]``. :raise InvalidCode:"""
-    p = 36
+def _mod37_36_state(s: str, p: int = 36) -> int:
+    """The MOD 37,36 running value after ``s``, from ``p`` (36 at the start). :raise InvalidCode:"""
     for c in s:
         i = _ALNUM36.find(c)
         if i < 0:
             raise InvalidCode("invalid_license_identifier", f"{c!r} is not in [0-9A-Z]")
         p = (2 * ((p + i) % 36 or 36)) % 37
-    return _ALNUM36[(37 - p) % 36]
+    return p
+
+
+def mod37_36_check(s: str) -> str:
+    """ISO/IEC 7064 MOD 37,36 hybrid check character over ``[0-9A-Z]``. :raise InvalidCode:"""
+    return _ALNUM36[(37 - _mod37_36_state(s)) % 36]
 
 
 def mod11_10_check(s: str) -> str:
@@ -250,13 +254,7 @@ class LicenseIdentifier(_Code):
     def build(cls, type_code: str, issuer_code: str | CreditCode, serial: str,
               version: int = 1) -> LicenseIdentifier:
         """Assemble and check-sum an identifier. :raise InvalidCode: on malformed parts."""
-        if not 1 <= version <= 999:
-            raise InvalidCode(cls.error_code, "the version is between 1 and 999")
-        body = [type_code, str(issuer_code), serial, f"{version:03d}"]
-        for part in body:
-            if not _ALNUM_RE.fullmatch(part):
-                raise InvalidCode(cls.error_code, f"{part!r} must be non-empty [0-9A-Z]")
-        return cls(".".join([LICENSE_ROOT, *body, mod37_36_check("".join(body))]))
+        return LicenseIdentifiers(type_code, issuer_code).build(serial, version)
 
     def _part(self, i: int) -> str:
         return self.value[len(LICENSE_ROOT) + 1 :].split(".")[i]
@@ -280,6 +278,41 @@ class LicenseIdentifier(_Code):
     def next_version(self) -> LicenseIdentifier:
         """The identifier of the re-issued licence. :raise InvalidCode: after version 999."""
         return self.build(self.type_code, self.issuer_code, self.serial, self.version + 1)
+
+
+class LicenseIdentifiers:
+    """Identifiers of one licence type and issuer: both checked once, here, and the check
+    sum's running value after them kept, so each :meth:`build` checks and sums only the serial
+    and version (bulk issuance builds thousands for one type and issuer).
+
+    :raise InvalidCode: the type code is not non-empty ``[0-9A-Z]`` or the issuer code is not
+        shaped as a credit code (what :class:`LicenseIdentifier` requires of them).
+    """
+
+    __slots__ = ("_head", "_state")
+
+    def __init__(self, type_code: str, issuer_code: str | CreditCode) -> None:
+        issuer = str(issuer_code)
+        if not isinstance(type_code, str) or not _ALNUM_RE.fullmatch(type_code):
+            raise InvalidCode(LicenseIdentifier.error_code, f"{type_code!r} must be non-empty [0-9A-Z]")
+        if len(issuer) != 18 or any(c not in _CREDIT_INDEX for c in issuer):
+            raise InvalidCode(LicenseIdentifier.error_code, "the issuer code must be an 18-character credit code")
+        self._head = f"{LICENSE_ROOT}.{type_code}.{issuer}."
+        self._state = _mod37_36_state(type_code + issuer)
+
+    def build(self, serial: str, version: int = 1) -> LicenseIdentifier:
+        """The identifier of ``serial`` at ``version``. :raise InvalidCode: on a malformed part."""
+        if not isinstance(version, int) or not 1 <= version <= 999:
+            raise InvalidCode(LicenseIdentifier.error_code, "the version is between 1 and 999")
+        if not isinstance(serial, str) or not _ALNUM_RE.fullmatch(serial):
+            raise InvalidCode(LicenseIdentifier.error_code, f"{serial!r} must be non-empty [0-9A-Z]")
+        tail = f"{serial}{version:03d}"
+        check = _ALNUM36[(37 - _mod37_36_state(tail, self._state)) % 36]
+        # Every part was checked above (type and issuer in __init__) and the check character is
+        # computed, not given: the value is valid by construction, so it is not parsed again.
+        identifier = object.__new__(LicenseIdentifier)
+        object.__setattr__(identifier, "value", f"{self._head}{serial}.{version:03d}.{check}")
+        return identifier
 
 
 # --- Mainland mobile number --------------------------------------------------------------------

@@ -12,6 +12,7 @@ from common.values.codes import (
     CreditCode,
     InvalidCode,
     LicenseIdentifier,
+    LicenseIdentifiers,
     MobileNumber,
     PaymentCode,
     citizen_id_check,
@@ -179,6 +180,35 @@ def test_license_identifier_build_rejects_bad_parts(kwargs):
         LicenseIdentifier.build(**args)
 
 
+@pytest.mark.parametrize(
+    ("type_code", "issuer_code"),
+    [
+        ("", "11430000006122244L"),
+        ("a1", "11430000006122244L"),
+        ("11100000000013338W011", "1143000000612224"),  # 16 characters
+        ("11100000000013338W011", "11430000006122244I"),  # I is not in the credit alphabet
+        (None, "11430000006122244L"),
+    ],
+)
+def test_license_identifiers_check_type_and_issuer_once(type_code, issuer_code):
+    with pytest.raises(InvalidCode) as raised:
+        LicenseIdentifiers(type_code, issuer_code)
+    assert raised.value.code == "invalid_license_identifier"
+
+
+@pytest.mark.parametrize(("serial", "version"), [("", 1), ("a1", 1), ("1.2", 1), (None, 1), ("1", 0), ("1", 1000)])
+def test_license_identifiers_check_serial_and_version_each_time(serial, version):
+    identifiers = LicenseIdentifiers("11100000000013338W011", "11430000006122244L")
+    with pytest.raises(InvalidCode):
+        identifiers.build(serial, version)
+
+
+def test_license_identifiers_match_the_samples():
+    identifiers = LicenseIdentifiers("11100000000013338W011", "11430000006122244L")
+    assert identifiers.build("20230000403", 1) == LicenseIdentifier.parse(SAMPLES[3][1])
+    assert str(identifiers.build("20230000403", 1)) == SAMPLES[3][1]
+
+
 def test_payment_code_layout():
     code = PaymentCode.build(12345, year=2025, channel=7)
     assert code.value[:19] == "6101002507000012345"
@@ -228,6 +258,9 @@ def test_license_identifier_round_trip(type_body, issuer_body, seq, serial, vers
     lid = LicenseIdentifier.build(type_code, issuer, serial, version)
     parsed = LicenseIdentifier.parse(str(lid))
     assert parsed == lid
+    # Built from the checked type and issuer: the same identifier, and one that validates.
+    many = LicenseIdentifiers(type_code, issuer)
+    assert many.build(serial, version) == lid == LicenseIdentifier(many.build(serial, version).value)
     assert (parsed.type_code, parsed.issuer_code, parsed.serial, parsed.version) == (
         type_code, issuer.value, serial, version)
 

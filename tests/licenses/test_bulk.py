@@ -261,3 +261,54 @@ def test_each_bulk_licence_is_sealed_recorded_and_its_known_holder_told(h, app, 
         assert len(notes) == len(told) >= 1
         assert notes[0].recipients == [{"subject": "p-known"}] and notes[0].template == "licence_issued"
         assert notes[0].variables["face_number"] in {lic.face_number for lic in told}
+
+
+def test_rows_are_issued_from_their_values_checked_at_upload_starting_on_the_day_of_issue(h, app, node, monkeypatch):
+    """The runner does not check a row again (its values were checked and sealed at the upload),
+    and a row naming no start date starts on the day it is issued, not on the day of the upload."""
+    from datetime import timedelta
+
+    from sqlalchemy import select
+
+    from common.db import get_db
+    from licenses import issuing
+
+    job_id = _upload(h, _csv(4)).get_json()["id"]
+    later = date(2031, 3, 1)
+    monkeypatch.setattr(issuing, "today", lambda: later)
+
+    def no_second_check(*args, **kwargs):
+        raise AssertionError("a row checked at upload was checked again")
+
+    monkeypatch.setattr(issuing, "check_request", no_second_check)
+    ran = h.client.post(f"/bulk-jobs/{job_id}/run", headers=h.police).get_json()
+    assert (ran["status"], ran["issued"]) == ("done", 4)
+    with get_db(app).session() as session:
+        licences = list(session.scalars(select(Licence)))
+    assert {(lic.valid_from, lic.valid_until) for lic in licences} == {(later, later + timedelta(days=364))}
+    documents = [json.loads(issuing.document_of(node["deps"], lic)) for lic in licences]
+    assert {d["issue_date"] for d in documents} == {later.isoformat()}
+    assert sorted(d["fields"]["address"] for d in documents) == [f"西安市雁塔区{i}号" for i in range(4)]
+
+
+def test_rows_are_checked_again_when_the_type_changed_since_the_upload_or_have_no_checked_values(h, app, node):
+    from common.db import get_db
+    from licenses.models import BulkRow, LicenceType
+
+    changed = _upload(h, _csv(3)).get_json()["id"]
+    older = _upload(h, _csv(2)).get_json()["id"]
+    with get_db(app).session() as session:
+        for row in session.query(BulkRow).filter_by(job_id=older):
+            row.payload = {"enc": row.payload["enc"]}  # as an upload before checked values were kept
+        licence_type = session.get(LicenceType, session.get(BulkJob, changed).type_code)
+        licence_type.fields = [*licence_type.fields, {"name": "permit_class", "label": "类别", "required": True}]
+        session.commit()
+    ran = h.client.post(f"/bulk-jobs/{changed}/run", headers=h.police).get_json()
+    assert (ran["status"], ran["issued"], ran["invalid"]) == ("done", 0, 3)
+    assert {e["code"] for e in ran["errors"]} == {"invalid_fields"} and "permit_class" in ran["errors"][0]["reason"]
+    with get_db(app).session() as session:  # the type as it was: the older rows pass their full check
+        licence_type = session.get(LicenceType, session.get(BulkJob, older).type_code)
+        licence_type.fields = [f for f in licence_type.fields if f["name"] != "permit_class"]
+        session.commit()
+    ran = h.client.post(f"/bulk-jobs/{older}/run", headers=h.police).get_json()
+    assert (ran["status"], ran["issued"], ran["invalid"]) == ("done", 2, 0)

@@ -1,0 +1,123 @@
+"""A bulk job's rows: parsed from the upload (CSV or JSON lines), the issuance each asks for,
+and the values a row passed its check with, stored with it (encrypted) at the upload so the
+runner does not check it all again (:mod:`licenses.bulk`)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import date
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from common.crypto.gm import sm3
+from common.errors import ValidationFailed
+
+from . import catalogue, issuing
+from .issuing import Deps, Issuer, IssueRequest
+from .models import BulkRow, LicenceType
+
+BASE_COLUMNS = ("holder_code", "holder_name", "type_code", "valid_from", "valid_until")
+
+
+class TypeMismatch(ValidationFailed):
+    code, title = "type_mismatch", "The row names another licence type than the job's"
+
+
+def parse_rows(text: str, fmt: str, licence_type: LicenceType) -> list[tuple[int, dict[str, Any] | None, str | None]]:
+    """``(line, request fields or None, parse error or None)`` for each data line."""
+    out: list[tuple[int, dict[str, Any] | None, str | None]] = []
+    if fmt == "jsonl":
+        for number, line in enumerate(text.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                item = json.loads(line)
+                if not isinstance(item, dict):
+                    raise ValueError("not an object")
+                out.append((number, item, None))
+            except ValueError as exc:
+                out.append((number, None, f"invalid_row: not a JSON object: {exc}"))
+        return out
+    if fmt != "csv":
+        raise ValidationFailed("format is csv or jsonl", code="invalid_format")
+    reader = csv.reader(io.StringIO(text))
+    header = next(reader, None)
+    names = {spec.name for spec in catalogue.field_specs(licence_type)}
+    if not header or not {"holder_code", "holder_name"} <= set(header):
+        raise ValidationFailed("the CSV header must name holder_code and holder_name", code="invalid_header")
+    unknown = set(header) - names - set(BASE_COLUMNS)
+    if unknown:
+        raise ValidationFailed(f"unknown columns: {', '.join(sorted(unknown))}", code="invalid_header")
+    for values in reader:
+        number = reader.line_num
+        if not any(v.strip() for v in values):
+            continue
+        if len(values) != len(header):
+            out.append((number, None, f"invalid_row: {len(values)} columns, the header has {len(header)}"))
+            continue
+        row = dict(zip(header, values, strict=True))
+        out.append((number, {"holder_code": row.get("holder_code"), "holder_name": row.get("holder_name"),
+                             "type_code": row.get("type_code") or None, "valid_from": row.get("valid_from") or None,
+                             "valid_until": row.get("valid_until") or None,
+                             "fields": {k: v for k, v in row.items() if k in names and v != ""}}, None))
+    return out
+
+
+def row_request(session: Session, licence_type: LicenceType, item: dict[str, Any]) -> IssueRequest:
+    """The issuance a row asks for. :raise UnknownType: :raise TypeMismatch: :raise ValidationFailed:"""
+
+    def day(value: Any):
+        if value in (None, ""):
+            return None
+        try:
+            return date.fromisoformat(str(value))
+        except ValueError:
+            raise ValidationFailed(f"{value!r} is not a date YYYY-MM-DD", code="invalid_validity") from None
+
+    named = item.get("type_code")
+    if named not in (None, "", licence_type.code, licence_type.slug):
+        other = catalogue.get_type(session, str(named)[:64])
+        raise TypeMismatch(f"the row names {other.slug}; this job issues {licence_type.slug}")
+    return IssueRequest(type_code=licence_type.code, holder_code=item.get("holder_code"),
+                        holder_name=item.get("holder_name"), fields=item.get("fields"),
+                        valid_from=day(item.get("valid_from")), valid_until=day(item.get("valid_until")))
+
+
+CHECKED_FIELD = "bulk_row_checked"  # the AEAD context of a row's checked values
+
+
+def definition_of(licence_type: LicenceType) -> str:
+    """What a row's check depends on in its type: the holder kind and the face's specification."""
+    text = json.dumps([licence_type.holder_kind, licence_type.fields], sort_keys=True, ensure_ascii=False)
+    return sm3(text.encode()).hex()[:32]
+
+
+def passed_values(checked: issuing.Checked, request: IssueRequest, definition: str) -> dict[str, Any]:
+    """A row's checked values as stored at upload. The dates are the row's own (``None`` when it
+    names none): the default start is the day the licence is issued, not the day of the upload."""
+    return {"definition": definition, "holder_code": checked.holder_code, "holder_name": checked.holder_name,
+            "face": checked.face, "valid_from": request.valid_from and request.valid_from.isoformat(),
+            "valid_until": request.valid_until and request.valid_until.isoformat()}
+
+
+def check_row(session: Session, deps: Deps, issuer: Issuer, licence_type: LicenceType, row: BulkRow,
+               definition: str) -> issuing.Checked:
+    """A pending row's issuance, checked. Values checked at upload against the type's present
+    definition are taken as they are (the node's AEAD key sealed them, so nobody else wrote
+    them), completed with today's defaults; a row of an older upload, or of a type whose
+    definition changed since, is checked again in full. :raise Problem: the row no longer passes."""
+    sealed = row.payload.get("checked")
+    if sealed:
+        passed = json.loads(deps.cipher.decrypt(CHECKED_FIELD, sealed))
+        if passed["definition"] == definition:
+            return issuing.complete(licence_type, passed["holder_code"], passed["holder_name"], passed["face"],
+                                    _day(passed["valid_from"]), _day(passed["valid_until"]))
+    item = json.loads(deps.cipher.decrypt("bulk_row", row.payload["enc"]))
+    return issuing.check_request(session, issuer, row_request(session, licence_type, item))
+
+
+def _day(value: str | None) -> date | None:
+    return date.fromisoformat(value) if value else None

@@ -1,0 +1,129 @@
+"""A code whose licence was verified lately is verified in one statement on PostgreSQL, with
+every check still made on each call (licenses.verification._verify_known)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import date
+
+import pytest
+from sqlalchemy import select
+
+from common.db import get_db
+from common.peers.seal_client import SealCheck
+from licenses import issuing, verification_store
+from licenses.models import Authorisation, Licence, UseRecord
+
+pytestmark = pytest.mark.services
+
+
+@pytest.fixture
+def calls(postgres_url, monkeypatch):
+    """How many times each of the store's statements was sent."""
+    sent: Counter[str] = Counter()
+    for name in ("lookup", "take", "take_known", "refuse"):
+        original = getattr(verification_store.PostgresStore, name)
+
+        def counted(self, *args, _original=original, _name=name, **kwargs):
+            sent[_name] += 1
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(verification_store.PostgresStore, name, counted)
+    return sent
+
+
+def _verify(h, code, headers=None):
+    return h.client.post("/verify", json={"code": code}, headers=headers or h.window)
+
+
+def _state(h, code):
+    with get_db(h.app).session() as session:
+        uses = session.scalar(select(Authorisation.uses).where(Authorisation.code == code))
+        auth_id = session.scalar(select(Authorisation.id).where(Authorisation.code == code))
+        records = [tuple(r) for r in session.execute(select(UseRecord.outcome, UseRecord.reason)
+                                                     .where(UseRecord.authorisation_id == auth_id)
+                                                     .order_by(UseRecord.id))]
+    return uses, records
+
+
+def test_a_known_code_takes_one_statement_and_answers_as_the_first_verification(h, calls):
+    permit = h.issue_residence().get_json()
+    code = h.authorise(permit["id"], max_uses=3).get_json()["code"]
+    first = _verify(h, code)
+    assert first.status_code == 200 and calls == {"lookup": 1, "take": 1}
+    calls.clear()
+    second = _verify(h, code)
+    assert second.status_code == 200, second.get_json()
+    assert calls == {"take_known": 1}
+    one, two = first.get_json(), second.get_json()
+    assert two["authorisation"]["uses"] == 2 and one["authorisation"]["uses"] == 1
+    one["authorisation"]["uses"] = two["authorisation"]["uses"]
+    one["checks"]["authorisation"]["detail"] = two["checks"]["authorisation"]["detail"]
+    assert two == one
+    assert two["checks"]["authorisation"]["detail"].startswith("2 of 3 uses")
+    assert _state(h, code) == (2, [("accepted", None), ("accepted", None)])
+    assert _verify(h, code).status_code == 200
+    used_up = _verify(h, code)  # the count is judged by the statement: no fourth use
+    assert used_up.status_code == 410 and used_up.get_json()["code"] == "authorisation_used_up"
+    assert _state(h, code) == (3, [("accepted", None)] * 3 + [("refused", "authorisation_used_up")])
+
+
+def test_a_known_code_from_another_window_is_refused_and_takes_nothing(h, calls):
+    permit = h.issue_residence().get_json()
+    code = h.authorise(permit["id"], max_uses=3).get_json()["code"]
+    assert _verify(h, code).status_code == 200
+    other = h.bearer(sub="other-window", client_id="other-window", scope="licenses:verify")
+    refused = _verify(h, code, other)
+    assert refused.status_code == 403 and refused.get_json()["code"] == "wrong_audience"
+    assert _state(h, code) == (1, [("accepted", None), ("refused", "wrong_audience")])
+    assert _verify(h, code).status_code == 200
+
+
+def test_a_known_code_whose_seal_verdict_turned_is_refused_and_takes_nothing(h, calls, monkeypatch):
+    permit = h.issue_residence().get_json()
+    code = h.authorise(permit["id"], max_uses=3).get_json()["code"]
+    assert _verify(h, code).status_code == 200
+    seal = h.app.extensions["licenses"]["deps"].seal
+    monkeypatch.setattr(seal, "verify", lambda *args: SealCheck(False, {"seal": {"ok": False, "detail": "revoked"}}))
+    calls.clear()
+    refused = _verify(h, code)
+    assert refused.status_code == 409 and refused.get_json()["code"] == "seal_signature_invalid"
+    assert "take_known" not in calls and "take" not in calls
+    assert _state(h, code) == (1, [("accepted", None), ("refused", "seal_signature_invalid")])
+
+
+@pytest.mark.parametrize(("change", "refusal"), [
+    ({"status": "suspended"}, "licence_suspended"),
+    ({"valid_until": date(2000, 1, 1), "valid_from": date(1999, 1, 1)}, "licence_expired"),
+    ({"issuer_name": "another name"}, None),  # another version of the row: verified from the start
+])
+def test_a_known_code_whose_licence_changed_is_verified_from_the_start(h, calls, change, refusal):
+    permit = h.issue_residence().get_json()
+    code = h.authorise(permit["id"], max_uses=3).get_json()["code"]
+    assert _verify(h, code).status_code == 200
+    with get_db(h.app).session() as session:
+        row = session.get(Licence, permit["id"])
+        for column, value in change.items():
+            setattr(row, column, value)
+        session.commit()
+    calls.clear()
+    response = _verify(h, code)
+    assert calls["take_known"] == 1 and calls["lookup"] == 1  # the statement wrote nothing; then the full path
+    if refusal:
+        assert response.status_code == 409 and response.get_json()["code"] == refusal
+        assert _state(h, code) == (1, [("accepted", None), ("refused", refusal)])
+    else:
+        assert response.status_code == 200 and response.get_json()["licence"]["issuer"]["name"] == "another name"
+        assert _state(h, code) == (2, [("accepted", None)] * 2)
+
+
+def test_a_known_code_is_judged_on_todays_date(h, calls, monkeypatch):
+    """Validity is a condition of the statement, on the day the process judges by."""
+    permit = h.issue_residence().get_json()
+    code = h.authorise(permit["id"], max_uses=3).get_json()["code"]
+    assert _verify(h, code).status_code == 200
+    monkeypatch.setattr(issuing, "today", lambda: date(2999, 1, 1))
+    calls.clear()
+    response = _verify(h, code)
+    assert response.status_code == 409 and response.get_json()["code"] == "licence_expired"
+    assert calls["take_known"] == 1 and _state(h, code)[0] == 1
