@@ -191,7 +191,7 @@ class Accounts(MethodView):
 
 @ledger_blp.route("/transfers")
 class Transfers(MethodView):
-    @ledger_blp.arguments(TransferBatchSchema())  # an instance: a class is instantiated per request
+    @ledger_blp.arguments(TransferBatchSchema)
     @ledger_blp.response(201, TransferBatchResultSchema)
     @ledger_blp.doc(security=SECURITY)
     @require_token("payment:admin")
