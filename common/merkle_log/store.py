@@ -75,15 +75,18 @@ class MerkleNodeStore:
                                         .values(size=head.c.size + bindparam("count")).returning(head.c.size))
         self._lock = update(head).where(head.c.id == HEAD_ID).values(size=head.c.size).returning(head.c.size)
         self._size = select(head.c.size).where(head.c.id == HEAD_ID)
-        # The nodes an append at index ``first = size - count`` can need: the roots of the perfect
-        # subtrees that make up the tree of ``first`` leaves, node (b, (first >> b) - 1) for every
-        # set bit b of ``first``. Computed from the head as this transaction sees it (after its own
-        # advance), so on PostgreSQL it can be sent with the advance in one round trip.
+        # The stored nodes appending ``count`` leaves at ``first = size - count`` hashes with
+        # (``_stored_siblings``, computed from the head as this transaction sees it after its own
+        # advance, so on PostgreSQL it can go with the advance): the roots of the perfect subtrees
+        # making up the tree of ``first`` leaves, node (b, (first >> b) - 1) for a set bit b of
+        # ``first``, whose right sibling (b, first >> b) the new leaves complete, that is
+        # ((first >> b) + 1) << b <= size. A primary-key probe per node.
         self._edge_sql = (f"SELECT n.level, n.node_index, n.hash FROM {head.name} h"  # noqa: S608 - table names
                           " CROSS JOIN generate_series(0, 62) AS b(level)"
                           f" JOIN {nodes_table} n ON n.level = b.level"
                           " AND n.node_index = ((h.size - %(count)s) >> b.level) - 1"
-                          f" WHERE h.id = {HEAD_ID} AND ((h.size - %(count)s) >> b.level) & 1 = 1")
+                          f" WHERE h.id = {HEAD_ID} AND ((h.size - %(count)s) >> b.level) & 1 = 1"
+                          " AND (((h.size - %(count)s) >> b.level) + 1) << b.level <= h.size")
 
     # -- the head ---------------------------------------------------------------------------
 
