@@ -110,7 +110,10 @@ class GroupCommitter(Generic[Item, Result]):
 
     ``write_group(session, [items of each request])`` writes every request in the caller's
     transaction and returns one outcome per request (its results or its refusal, a Problem);
-    it raises on a database error. ``write_one(session, items)`` writes one request (raising
+    it raises on a database error. It may commit that transaction itself (the seal node sends
+    the ``COMMIT`` in the round trip of its last statements, ``common.merkle_log.driver.pipelined``),
+    as long as it has returned only once the commit did; the committer's own commit then finds
+    nothing left to do. ``write_one(session, items)`` writes one request (raising
     its refusal). ``timeout()`` builds the error a caller gets after ``wait_seconds``.
     ``write_committed``, when given, is offered each group first (see the module's doc).
     """

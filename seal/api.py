@@ -263,7 +263,7 @@ def _iso(value):
 
 @blp.route("/<seal_id>/sign")
 class SealSign(MethodView):
-    @blp.arguments(SignRequestSchema())  # an instance: webargs instantiates a class on every request
+    @blp.arguments(SignRequestSchema)
     @blp.response(201, SignResponseSchema)
     @blp.alt_response(200, schema=SignResponseSchema, description="replay of an earlier request (Idempotency-Key)")
     @blp.doc(security=SECURITY, parameters=[{"in": "header", "name": "Idempotency-Key", "required": False,
@@ -284,7 +284,7 @@ class SealSign(MethodView):
 
 @blp.route("/<seal_id>/sign-batch")
 class SealSignBatch(MethodView):
-    @blp.arguments(SignBatchRequestSchema())
+    @blp.arguments(SignBatchRequestSchema)
     @blp.response(201, SignBatchResponseSchema)
     @blp.alt_response(200, schema=SignBatchResponseSchema,
                       description="replay of an earlier batch (Idempotency-Key): the same signatures")
@@ -326,7 +326,7 @@ class SignatureItem(MethodView):
 
 @sign_blp.route("/verify")
 class Verify(MethodView):
-    @sign_blp.arguments(VerifyRequestSchema())
+    @sign_blp.arguments(VerifyRequestSchema)
     @sign_blp.response(200, VerifyResponseSchema)
     @sign_blp.alt_response(422, description="the signature is not an acceptable SES_Signature DER")
     def post(self, body):

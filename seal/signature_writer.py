@@ -66,13 +66,18 @@ class SignatureWriterTimeout(ServiceUnavailable):
     code, title = "signing_timeout", "The signature could not be written in time"
 
 
-def write_signatures(session: Session, signature_log: SignatureLog, items: Sequence[PendingSignature]) -> list[int]:
+def write_signatures(session: Session, signature_log: SignatureLog, items: Sequence[PendingSignature], *,
+                     commit: bool = False) -> list[int]:
     """Append the items' events to the log, then insert their rows with the entries' indexes, in
-    the caller's transaction (the caller commits). Their log indexes, in order.
+    the caller's transaction (the caller commits, or with ``commit`` this does). Their log
+    indexes, in order.
 
+    On PostgreSQL the head's advance goes with the read of the nodes the append needs (one round
+    trip), and the log's inserts, these and (``commit``) the ``COMMIT`` in a second one: the log
+    head's lock is held for those two exchanges and the commit's flush.
     :raise IntegrityError: a row breaks a constraint (nothing of the transaction may be kept).
     """
-    with pipelined(session):  # on PostgreSQL the log's inserts and these in one round trip
+    with pipelined(session, commit=commit):
         indexes = signature_log.append_events(session, [item.event for item in items])
         for item, index in zip(items, indexes, strict=True):
             item.row["log_index"] = index
@@ -87,7 +92,9 @@ def group_writer(sessions: SessionFactory, signature_log: SignatureLog) -> Group
         return write_signatures(session, signature_log, items)
 
     def write_group(session: Session, requests: Sequence[Sequence[PendingSignature]]) -> list[list[int]]:
-        indexes = iter(write_signatures(session, signature_log, [item for items in requests for item in items]))
+        # The COMMIT goes with the inserts: the group's session has nothing left to commit.
+        indexes = iter(write_signatures(session, signature_log, [item for items in requests for item in items],
+                                        commit=True))
         return [[next(indexes) for _ in items] for items in requests]
 
     return GroupCommitter(sessions, write_group=write_group, write_one=write_one, timeout=_timeout, committers=1,

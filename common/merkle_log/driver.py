@@ -41,16 +41,30 @@ def driver_connection(session: Session) -> psycopg.Connection | None:
 
 
 @contextmanager
-def pipelined(session: Session) -> Iterator[None]:
+def pipelined(session: Session, *, commit: bool = False) -> Iterator[None]:
     """The session's driver statements run inside as one round trip (psycopg pipeline mode: one
     Sync for all of them instead of one per statement); nothing changes on another database.
-    An error of any statement inside is raised when the block ends, as SQLAlchemy's."""
+    An error of any statement inside is raised when the block ends, as SQLAlchemy's.
+
+    ``commit``: when the block ends without an error, the session's transaction is committed
+    too. On psycopg the ``COMMIT`` is queued behind the block's statements and goes with their
+    Sync, so the block's last statements, the commit and its WAL flush are one round trip (a
+    lock taken inside is released as soon as the flush is done, with no exchange in between);
+    the block returns once the commit's answer came back, or raises its error (after an error of
+    any statement inside, the ``COMMIT`` is skipped with the rest and the transaction is left to
+    roll back). The session's own ``commit()`` afterwards finds nothing left to commit (psycopg
+    sends nothing for a connection outside a transaction). Elsewhere ``session.commit()``.
+    """
     connection = driver_connection(session)
     if connection is None:
         yield
+        if commit:
+            session.commit()
         return
-    with _as_sqlalchemy_errors("(pipeline)", None), connection.pipeline():
+    with sqlalchemy_errors("(pipeline)", None), connection.pipeline():
         yield
+        if commit:
+            connection.execute("COMMIT")
 
 
 def plain_rows(session: Session, sql: str) -> list[tuple]:
@@ -60,7 +74,7 @@ def plain_rows(session: Session, sql: str) -> list[tuple]:
     connection = driver_connection(session)
     if connection is None:
         return [tuple(row) for row in session.connection().exec_driver_sql(sql)]
-    with _as_sqlalchemy_errors(sql, None), connection.cursor() as cursor:
+    with sqlalchemy_errors(sql, None), connection.cursor() as cursor:
         return cursor.execute(sql).fetchall()
 
 
@@ -76,7 +90,8 @@ class DriverStatement:
         self.constants = {compiled.bind_names[bind]: bind.value for bind in compiled.binds.values()
                           if not bind.required and bind.value is not None}
 
-    def _params(self, params: Mapping[str, Any]) -> Mapping[str, Any]:
+    def bound_params(self, params: Mapping[str, Any]) -> Mapping[str, Any]:
+        """``params`` with the statement's own literals under them, as the driver text takes them."""
         return {**self.constants, **params} if self.constants else params
 
     def first(self, session: Session, params: Mapping[str, Any]) -> Any | None:
@@ -123,16 +138,16 @@ class DriverStatement:
         if connection is None:
             session.connection().execute(self.statement, list(rows))
             return
-        with _as_sqlalchemy_errors(self.sql, rows), connection.cursor() as cursor:
-            cursor.executemany(self.sql, [self._params(row) for row in rows] if self.constants else rows)
+        with sqlalchemy_errors(self.sql, rows), connection.cursor() as cursor:
+            cursor.executemany(self.sql, [self.bound_params(row) for row in rows] if self.constants else rows)
 
     def _first(self, connection: psycopg.Connection, params: Mapping[str, Any]) -> Any | None:
-        with _as_sqlalchemy_errors(self.sql, params), connection.cursor(row_factory=namedtuple_row) as cursor:
-            return cursor.execute(self.sql, self._params(params)).fetchone()
+        with sqlalchemy_errors(self.sql, params), connection.cursor(row_factory=namedtuple_row) as cursor:
+            return cursor.execute(self.sql, self.bound_params(params)).fetchone()
 
 
 @contextmanager
-def _as_sqlalchemy_errors(sql: str, params: Any) -> Iterator[None]:
+def sqlalchemy_errors(sql: str, params: Any) -> Iterator[None]:
     """A driver error as SQLAlchemy would raise it (``IntegrityError`` for a unique violation,
     and so on), so callers catch the same exceptions on either path."""
     try:

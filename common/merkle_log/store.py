@@ -26,7 +26,7 @@ from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from common.crypto import merkle
-from common.merkle_log.driver import DriverStatement, plain_rows
+from common.merkle_log.driver import DriverStatement, driver_connection, plain_rows, sqlalchemy_errors
 from common.merkle_log.tables import HEAD_ID
 
 HASH = merkle.sm3
@@ -49,6 +49,19 @@ def completed_subtrees(index: int) -> int:
     return (~index & (index + 1)).bit_length() - 1
 
 
+def _stored_siblings(first: int, count: int) -> list[tuple[int, int]]:
+    """The stored nodes that appending ``count`` leaves at ``first`` hashes with: left siblings
+    whose last leaf comes before ``first`` (node ``(level, k)`` is completed by leaf
+    ``(k + 1) * 2**level - 1``); the others are computed in the same append."""
+    wanted = []
+    for index in range(first, first + count):
+        for level in range(completed_subtrees(index)):
+            sibling = (index >> level) - 1
+            if ((sibling + 1) << level) - 1 < first:
+                wanted.append((level, sibling))
+    return wanted
+
+
 class MerkleNodeStore:
     """Roots, proofs and appends of a Merkle tree stored in ``head`` and the ``nodes_table`` table."""
 
@@ -62,6 +75,18 @@ class MerkleNodeStore:
                                         .values(size=head.c.size + bindparam("count")).returning(head.c.size))
         self._lock = update(head).where(head.c.id == HEAD_ID).values(size=head.c.size).returning(head.c.size)
         self._size = select(head.c.size).where(head.c.id == HEAD_ID)
+        # The stored nodes appending ``count`` leaves at ``first = size - count`` hashes with
+        # (``_stored_siblings``, computed from the head as this transaction sees it after its own
+        # advance, so on PostgreSQL it can go with the advance): the roots of the perfect subtrees
+        # making up the tree of ``first`` leaves, node (b, (first >> b) - 1) for a set bit b of
+        # ``first``, whose right sibling (b, first >> b) the new leaves complete, that is
+        # ((first >> b) + 1) << b <= size. A primary-key probe per node.
+        self._edge_sql = (f"SELECT n.level, n.node_index, n.hash FROM {head.name} h"  # noqa: S608 - table names
+                          " CROSS JOIN generate_series(0, 62) AS b(level)"
+                          f" JOIN {nodes_table} n ON n.level = b.level"
+                          " AND n.node_index = ((h.size - %(count)s) >> b.level) - 1"
+                          f" WHERE h.id = {HEAD_ID} AND ((h.size - %(count)s) >> b.level) & 1 = 1"
+                          " AND (((h.size - %(count)s) >> b.level) + 1) << b.level <= h.size")
 
     # -- the head ---------------------------------------------------------------------------
 
@@ -74,6 +99,34 @@ class MerkleNodeStore:
         if row is None:
             raise self.problems.head_missing()
         return int(row[0]) - count
+
+    def append_nodes(self, session: Session, leaf_hashes: list[bytes]) -> tuple[int, list[dict[str, Any]]]:
+        """Reserve ``len(leaf_hashes)`` leaf indexes (:meth:`advance_head`, taking the head's row
+        lock) and build the node rows of those leaves (:meth:`new_nodes`): the first index, the rows.
+
+        On PostgreSQL the head's advance and the read of the stored nodes the new ones hang from
+        go out together, one round trip (inside :func:`common.merkle_log.driver.pipelined`) where
+        the advance and then the read took two, both under the lock. The read is its own statement
+        after the advance: under READ COMMITTED its snapshot is taken once the lock is held, so it
+        sees every node the previous holder committed (a join inside the ``UPDATE`` would read
+        with the snapshot from before the wait). Elsewhere: :meth:`advance_head`, :meth:`new_nodes`.
+        """
+        count = len(leaf_hashes)
+        connection = driver_connection(session)
+        if connection is None:
+            first = self.advance_head(session, count)
+            return first, self.new_nodes(session, first, leaf_hashes)
+        params = {"count": count}
+        with sqlalchemy_errors(self._edge_sql, params), connection.cursor() as advance, \
+                connection.cursor() as edge:
+            advance.execute(self._advance.sql, self._advance.bound_params(params))
+            edge.execute(self._edge_sql, params)
+            row = advance.fetchone()
+            stored = {(level, idx): bytes(h) for level, idx, h in edge.fetchall()}
+        if row is None:
+            raise self.problems.head_missing()
+        first = int(row[0]) - count
+        return first, self._node_rows(first, leaf_hashes, stored)
 
     def lock_head(self, session: Session) -> int:
         """Serialise with appends and other publishers; returns the committed log size.
@@ -128,14 +181,19 @@ class MerkleNodeStore:
         last leaf comes before ``first`` is in the store (read in one query), any other one was
         computed earlier in this same batch.
         """
-        wanted = []
-        for offset in range(len(leaf_hashes)):
-            index = first + offset
-            for level in range(completed_subtrees(index)):
-                sibling = (index >> level) - 1
-                if ((sibling + 1) << level) - 1 < first:
-                    wanted.append((level, sibling))
-        nodes = self.fetch_nodes(session, wanted, on_driver=True)
+        return self._node_rows(first, leaf_hashes,
+                               self.fetch_nodes(session, _stored_siblings(first, len(leaf_hashes)), on_driver=True))
+
+    def _node_rows(self, first: int, leaf_hashes: list[bytes],
+                   stored: dict[tuple[int, int], bytes]) -> list[dict[str, Any]]:
+        """The rows of :meth:`new_nodes`, given (at least) the stored siblings they need.
+
+        :raise: the service's node-missing problem when one of those is not in ``stored``.
+        """
+        for key in _stored_siblings(first, len(leaf_hashes)):
+            if key not in stored:
+                raise self.problems.node_missing(key)
+        nodes = dict(stored)
         rows = []
         for offset, leaf_hash in enumerate(leaf_hashes):
             index = first + offset

@@ -1,8 +1,9 @@
 """Appending events to the log, inside the signer's transaction: one event or a batch in one go.
 
 A batch costs what one append costs, give or take its rows: one head ``UPDATE ... RETURNING``
-reserving every index, one read of the left siblings it needs from the store, one
-``executemany`` of the entries and one of the nodes (see :mod:`seal.log.tree` for ordering).
+reserving every index with one read of the left siblings it needs from the store (on PostgreSQL
+sent together, ``MerkleNodeStore.append_nodes``), one ``executemany`` of the entries and one of
+the nodes (see :mod:`seal.log.tree` for ordering).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from common.crypto import merkle
 from common.db import utcnow
 from common.merkle_log.driver import DriverStatement
 from seal.log.models import LogEntry, LogNode
-from seal.log.tree import HASH, advance_head, new_nodes
+from seal.log.tree import HASH, append_nodes
 
 EVENT_FIELDS = ("type", "time", "seal_id", "seal_code", "org_code", "signer", "client_id",
                 "document_digest", "signature_digest", "request_id")
@@ -90,10 +91,9 @@ def append_events(session: Session, items: Sequence[tuple[dict[str, Any], bytes 
         return []
     now = utcnow()
     rows = [_entry_values(event, ses_der, now) for event, ses_der in items]
-    first = advance_head(session, len(rows))
+    first, nodes = append_nodes(session, [row["leaf_hash"] for row in rows])
     for offset, row in enumerate(rows):
         row["leaf_index"] = first + offset
-    nodes = new_nodes(session, first, [row["leaf_hash"] for row in rows])
     _INSERT_ENTRY.execute_many(session, rows)
     _INSERT_NODES.execute_many(session, nodes)
     return [row["leaf_index"] for row in rows]

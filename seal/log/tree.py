@@ -13,7 +13,8 @@ from common.merkle_log.store import HASH, HASH_SIZE, MerkleNodeStore, StoreProbl
 from seal.log.errors import BadRange, LogError, head_missing
 from seal.log.models import LogHead
 
-__all__ = ["HASH", "HASH_SIZE", "STORE", "advance_head", "lock_head", "log_size", "new_nodes", "serialise_first_use"]
+__all__ = ["HASH", "HASH_SIZE", "STORE", "advance_head", "append_nodes", "lock_head", "log_size", "new_nodes",
+           "serialise_first_use"]
 
 
 def _node_missing(key: tuple[int, int]) -> LogError:
@@ -25,6 +26,7 @@ STORE = MerkleNodeStore(LogHead.__table__, "log_nodes",
                                       consistency_hint=": need 0 <= first <= second"))
 
 advance_head = STORE.advance_head
+append_nodes = STORE.append_nodes
 lock_head = STORE.lock_head
 log_size = STORE.log_size
 new_nodes = STORE.new_nodes

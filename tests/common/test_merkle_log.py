@@ -3,14 +3,17 @@ in-memory reference tree, checkpoint publishing, and the node/checkpoint tamper 
 
 from __future__ import annotations
 
+import secrets
+
 import pytest
-from sqlalchemy import create_engine, insert, text
+from sqlalchemy import create_engine, insert, make_url, text
 from sqlalchemy.orm import Session
 
 from common.crypto import merkle
 from common.crypto.gm import SM2PrivateKey
 from common.db import make_base
 from common.merkle_log.checkpoints import CheckpointBook, LogSigner
+from common.merkle_log.driver import DriverStatement, pipelined
 from common.merkle_log.self_check import CheckReport, check_checkpoints, compare_nodes
 from common.merkle_log.store import HASH, MerkleNodeStore, StoreProblems
 from common.merkle_log.tables import HEAD_ID, CheckpointMixin, LogHeadMixin, MerkleNodeMixin
@@ -46,6 +49,7 @@ STORE = MerkleNodeStore(Head.__table__, "t_nodes", StoreProblems(
     bad_range=Refused, head_missing=HeadMissing, node_missing=lambda key: NodeMissing(key),
     consistency_hint=" (hint)"))
 BOOK = CheckpointBook(Point, STORE, Refused)
+_INSERT_NODES = DriverStatement(insert(Node.__table__), ["level", "node_index", "hash"])
 ORIGIN = "xsn.test/merkle-log"
 
 
@@ -162,3 +166,52 @@ def test_self_check_passes_an_intact_log_and_finds_tampering(session, signer):
     codes = sorted(p["code"] for p in report.problems)
     assert codes == ["checkpoint_beyond_log", "checkpoint_key_unknown", "node_mismatch", "node_missing",
                      "node_unexpected"]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_session(request):
+    """A session on SQLite, or on a scratch PostgreSQL database (``append_nodes`` takes its
+    driver path there: the advance and the node read in one round trip)."""
+    if request.param == "sqlite":
+        engine = create_engine("sqlite://")
+    else:
+        server = request.getfixturevalue("postgres_url")
+        name = f"xsn_test_merkle_{secrets.token_hex(4)}"
+        admin = create_engine(server, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        engine = create_engine(make_url(server).set(database=name))
+    try:
+        Base.metadata.create_all(engine)
+        with Session(engine) as session:
+            session.execute(insert(Head.__table__).values(id=HEAD_ID, size=0))
+            session.commit()
+            yield session
+    finally:
+        engine.dispose()
+        if request.param == "postgresql":
+            with admin.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            admin.dispose()
+
+
+def test_append_nodes_with_a_pipelined_commit_stores_the_reference_tree(any_session):
+    session = any_session
+    size = 0
+    for batch in (1, 1, 2, 5, 1, 8, 3, 13, 1, 1, 1, 27):  # 64 leaves, batches crossing subtree boundaries
+        with pipelined(session, commit=True):
+            first, rows = STORE.append_nodes(session, [leaf(size + i) for i in range(batch)])
+            _INSERT_NODES.execute_many(session, rows)
+        session.commit()  # nothing left to commit on PostgreSQL
+        assert first == size
+        size += batch
+    tree = reference(size)
+    stored = {(lv, ix): bytes(h) for lv, ix, h in session.execute(text("SELECT level, node_index, hash FROM t_nodes"))}
+    assert stored == {key: tree.get_node(*key) for key in tree._nodes}  # noqa: SLF001 - the reference layout
+    assert STORE.root_hash(session, size) == tree.root(size)
+    session.commit()
+    session.execute(text("DELETE FROM t_nodes WHERE level = 6 AND node_index = 0"))
+    with pytest.raises(NodeMissing):  # leaf 127 would hash with the subtree of leaves 0-63
+        STORE.append_nodes(session, [leaf(size + i) for i in range(64)])
+    session.rollback()
+    assert STORE.log_size(session) == size
