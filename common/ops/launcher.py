@@ -167,10 +167,13 @@ def gunicorn_argv(target: str, port: int, workers: int, name: str, extra: list[s
     wrk's 32) mostly landed on one worker (32/0 in 8 of 10 runs), where they stay while kept
     alive: one process, one GIL, and the service's throughput halved at random
     (docs/ARCHITECTURE.md "How a service is served"). The caller makes sure the port is free:
-    a second instance of the same user would share it (``Suite.check_ports_free``).
+    a second instance of the same user would share it (``Suite.check_ports_free``). One worker
+    has nobody to share with and keeps the arbiter's socket, which holds new connections while
+    a dead worker is replaced.
     """
+    spread = ["--reuse-port"] if workers > 1 else []
     return [sys.executable, "-m", "gunicorn", "--workers", str(workers), "--worker-class", "gthread",
-            "--threads", str(threads), "--keep-alive", "20", "--reuse-port", "--bind", f"127.0.0.1:{port}",
+            "--threads", str(threads), "--keep-alive", "20", *spread, "--bind", f"127.0.0.1:{port}",
             "--graceful-timeout", "5", "--no-control-socket", "--error-logfile", "-",
             "--name", name, *extra, target]
 

@@ -18,6 +18,8 @@ def test_gunicorn_argv_defaults_to_four_threads_and_takes_others():
     assert (_option(argv, "--workers"), _option(argv, "--threads"), argv[-1]) == ("2", "4", "seal:create_app()")
     assert THREADS == 4
     assert _option(gunicorn_argv("seal:create_app()", 8002, 3, "xsn-seal", threads=8), "--threads") == "8"
+    assert "--reuse-port" in argv  # a socket per worker (see the burst test below)
+    assert "--reuse-port" not in gunicorn_argv("seal:create_app()", 8002, 1, "xsn-seal")  # one worker: the arbiter's
 
 
 def test_a_service_takes_the_suites_settings_unless_it_or_the_environment_says_otherwise(monkeypatch):
