@@ -43,6 +43,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from common.ops.launcher import gunicorn_argv
+
 INSTALL_HINT = ("wrk (the HTTP load generator) is not installed: `apt-get install wrk` on Debian/Ubuntu, "
                 "`brew install wrk` on macOS, or set XSN_WRK to its path")
 _MARK = "XSN_WRK_RESULT "
@@ -226,12 +228,15 @@ def gunicorn(target: str, *, env: Mapping[str, str] | None = None, workers: int 
     """``target`` (``module:callable()``) under gunicorn with ``workers`` sync workers on a
     free loopback port, without access logs (the same way for every app a benchmark compares);
     stopped on exit. ``threads`` > 0: gthread workers with that many threads each, which keep
-    client connections alive (sync workers close each after one answer)."""
+    client connections alive (sync workers close each after one answer), served exactly as
+    ``xsn run`` serves a service (``common.ops.launcher.gunicorn_argv``: keep-alive, a
+    ``SO_REUSEPORT`` socket per worker so wrk's connections are spread over the workers)."""
     port = free_port()
-    argv = [sys.executable, "-m", "gunicorn", "--workers", str(workers), "--bind", f"127.0.0.1:{port}",
-            "--keep-alive", "30", "--log-level", "warning", "--no-control-socket", target]
     if threads > 0:
-        argv[-1:-1] = ["--worker-class", "gthread", "--threads", str(threads)]
+        argv = gunicorn_argv(target, port, workers, "xsn-bench", ("--log-level", "warning"), threads=threads)
+    else:
+        argv = [sys.executable, "-m", "gunicorn", "--workers", str(workers), "--bind", f"127.0.0.1:{port}",
+                "--keep-alive", "30", "--log-level", "warning", "--no-control-socket", target]
     server = subprocess.Popen(argv, env=dict(env if env is not None else os.environ), cwd=cwd,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     url = f"http://127.0.0.1:{port}"

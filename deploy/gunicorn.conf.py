@@ -27,6 +27,10 @@ graceful_timeout = 20
 worker_class = "gthread"
 threads = 4
 keepalive = 20
+# Each worker its own SO_REUSEPORT socket: the kernel spreads new connections over the workers.
+# On one shared socket a burst of kept-alive connections mostly went to one worker (one GIL),
+# halving a service's throughput at random (docs/ARCHITECTURE.md "How a service is served").
+reuse_port = True
 timeout = 60
 
 

@@ -160,9 +160,20 @@ def gunicorn_argv(target: str, port: int, workers: int, name: str, extra: list[s
     answer, and a new connection per request cost the gateway's edge ~1.5 ms of CPU: 2.0-2.1
     against 0.46-0.56 ms per request measured through the suite); keep-alive longer than the
     edge keeps an idle pooled connection (15 s), so the service does not close one under it.
+
+    ``--reuse-port``: each worker listens on its own ``SO_REUSEPORT`` socket and the kernel
+    spreads new connections over them by their addresses. On the arbiter's one shared socket,
+    whichever worker is awake accepts, and a burst of new connections (the edge's pool filling,
+    wrk's 32) mostly landed on one worker (32/0 in 8 of 10 runs), where they stay while kept
+    alive: one process, one GIL, and the service's throughput halved at random
+    (docs/ARCHITECTURE.md "How a service is served"). The caller makes sure the port is free:
+    a second instance of the same user would share it (``Suite.check_ports_free``). One worker
+    has nobody to share with and keeps the arbiter's socket, which holds new connections while
+    a dead worker is replaced.
     """
+    spread = ["--reuse-port"] if workers > 1 else []
     return [sys.executable, "-m", "gunicorn", "--workers", str(workers), "--worker-class", "gthread",
-            "--threads", str(threads), "--keep-alive", "20", "--bind", f"127.0.0.1:{port}",
+            "--threads", str(threads), "--keep-alive", "20", *spread, "--bind", f"127.0.0.1:{port}",
             "--graceful-timeout", "5", "--no-control-socket", "--error-logfile", "-",
             "--name", name, *extra, target]
 

@@ -18,6 +18,8 @@ def test_gunicorn_argv_defaults_to_four_threads_and_takes_others():
     assert (_option(argv, "--workers"), _option(argv, "--threads"), argv[-1]) == ("2", "4", "seal:create_app()")
     assert THREADS == 4
     assert _option(gunicorn_argv("seal:create_app()", 8002, 3, "xsn-seal", threads=8), "--threads") == "8"
+    assert "--reuse-port" in argv  # a socket per worker (see the burst test below)
+    assert "--reuse-port" not in gunicorn_argv("seal:create_app()", 8002, 1, "xsn-seal")  # one worker: the arbiter's
 
 
 def test_a_service_takes_the_suites_settings_unless_it_or_the_environment_says_otherwise(monkeypatch):
@@ -50,3 +52,66 @@ def test_the_suite_starts_each_service_with_its_workers_and_threads(tmp_path, mo
     Suite(var_dir=tmp_path, workers=1, threads=2, env={"XSN_SEAL_GUNICORN_THREADS": "8"}).start()
     assert (_option(spawned["identity"], "--workers"), _option(spawned["identity"], "--threads")) == ("1", "2")
     assert (_option(spawned["seal"], "--workers"), _option(spawned["seal"], "--threads")) == ("1", "8")
+
+
+PID_APP = '''
+import os
+
+
+def app(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(str(os.getpid()))))])
+    return [str(os.getpid()).encode()]
+'''
+
+
+def test_a_burst_of_kept_alive_connections_is_spread_over_the_workers(tmp_path):
+    """Each worker listens on its own SO_REUSEPORT socket: 16 connections opened at once reach
+    both workers. On gunicorn's one shared socket such a burst mostly went to one worker, where
+    the connections stay while kept alive (docs/ARCHITECTURE.md "How a service is served")."""
+    import http.client
+    import os
+    import signal
+    import subprocess
+    import time
+
+    from tests.support.suite import free_port
+
+    (tmp_path / "pid_app.py").write_text(PID_APP)
+    port = free_port()
+    argv = gunicorn_argv("pid_app:app", port, 2, "xsn-spread-test", ("--chdir", str(tmp_path)))
+    server = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 30
+        while len(_children(server.pid)) < 2 or _listeners(port) == 0:
+            assert server.poll() is None and time.monotonic() < deadline, "gunicorn did not start"
+            time.sleep(0.1)
+        deadline = time.monotonic() + 10
+        while _listeners(port) < 2 and time.monotonic() < deadline:  # the second worker binding its own
+            time.sleep(0.1)
+        assert _listeners(port) == 2  # one per worker, not the arbiter's one shared by both
+        connections = [http.client.HTTPConnection("127.0.0.1", port, timeout=10) for _ in range(16)]
+        for connection in connections:  # all open before the first request
+            connection.connect()
+        answered_by = set()
+        for connection in connections:
+            connection.request("GET", "/")
+            answered_by.add(connection.getresponse().read())
+            connection.close()
+        assert len(answered_by) == 2  # all 16 on one of two sockets: probability 2 in 65,536
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(15)
+
+
+def _children(pid: int) -> list[int]:
+    import subprocess
+
+    found = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True, check=False).stdout
+    return [int(word) for word in found.split()]
+
+
+def _listeners(port: int) -> int:
+    """How many sockets listen on ``port`` on loopback (from ``/proc/net/tcp``)."""
+    with open("/proc/net/tcp") as handle:
+        rows = [line.split() for line in handle.readlines()[1:]]
+    return sum(1 for row in rows if row[1] == f"0100007F:{port:04X}" and row[3] == "0A")
