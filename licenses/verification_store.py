@@ -278,6 +278,13 @@ class Stores:
     server closed meanwhile fails the lookup, which is tried again on a new one
     (:meth:`PostgresStore.lookup`); a broken one is dropped when the store is closed.
 
+    Connection budget: a verification holds one connection of this pool while it runs, and a
+    worker runs at most its thread count of requests at once (4: ``deploy/gunicorn.conf.py``,
+    ``xsn run``), so ``pool_size`` (8) connections are never short and there is no overflow:
+    this pool opens at most 8 connections per worker, beside the app engine's 5 + 10 overflow
+    (:func:`common.db.make_engine`), so at most 23 PostgreSQL connections per licences worker.
+    With more threads than ``pool_size`` (``XSN_LICENSES_GUNICORN_THREADS``) a verification
+    waits for a connection (``pool_timeout``, 30 s) instead of opening another.
     """
 
     def __init__(self, engine: Engine, *, pool_size: int = 8) -> None:
@@ -298,7 +305,8 @@ class Stores:
                 if self._direct is None:
                     self._direct = make_engine(self._engine.url.render_as_string(hide_password=False),
                                                isolation_level="AUTOCOMMIT", pool_pre_ping=False,
-                                               pool_reset_on_return=None, pool_size=self._pool_size)
+                                               pool_reset_on_return=None, pool_size=self._pool_size,
+                                               max_overflow=0)
         return PostgresStore(self._direct, self.verified)
 
     def dispose(self) -> None:
