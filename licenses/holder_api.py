@@ -10,14 +10,16 @@
 from __future__ import annotations
 
 import base64
-import functools
 import io
 
 from flask import Response, current_app, g, request, url_for
 from flask.views import MethodView
 from flask_smorest import Blueprint
+from marshmallow import fields as mf
+from marshmallow import validate
 
 from common.db import get_session
+from common.web.arguments import arguments_or
 from common.web.auth import bearer_token, current_claims, require_token
 from common.web.ratelimit import get_limits
 
@@ -185,40 +187,40 @@ class MyOfflineCode(MethodView):
         return {"code": code, "expires_at": expires}
 
 
-def arguments_or(fast, schema):
-    """``verify_blp.arguments(schema)`` (the same OpenAPI document, the same errors) with a fast
-    path: a body ``fast()`` returns is passed to the view as it is; for anything else (``None``)
-    webargs parses the request against ``schema``. On the hot path webargs and marshmallow cost
-    more than the request's own parsing."""
+def _code_length() -> tuple[int, int]:
+    """The length bounds of :class:`VerifyRequestSchema`'s ``code``, read from its Length
+    validator, so that :func:`plain_verify_request` cannot drift from the schema.
 
-    def decorator(view):
-        parsed = verify_blp.arguments(schema)(view)
+    :raise RuntimeError: the schema is no longer one string member ``code`` whose only validator
+        is a Length with both bounds (update :func:`plain_verify_request` with it)."""
+    fields = VerifyRequestSchema().fields
+    code = fields.get("code")
+    length = code.validators[0] if code is not None and len(code.validators) == 1 else None
+    if (set(fields) != {"code"} or type(code) is not mf.String or code.data_key not in (None, "code")
+            or not isinstance(length, validate.Length) or length.equal is not None
+            or length.min is None or length.max is None):
+        raise RuntimeError("VerifyRequestSchema changed: update plain_verify_request with it")
+    return length.min, length.max
 
-        @functools.wraps(view)
-        def wrapper(*args, **kwargs):
-            body = fast()
-            return parsed(*args, **kwargs) if body is None else view(*args, body, **kwargs)
 
-        wrapper._apidoc = parsed._apidoc
-        return wrapper
-
-    return decorator
+CODE_MIN, CODE_MAX = _code_length()
 
 
 def plain_verify_request() -> dict | None:
     """A body that :class:`~licenses.schemas.VerifyRequestSchema` accepts as it is: a JSON object
-    whose only member is a ``code`` string of 1..64 characters; ``None`` for anything else."""
+    whose only member is a ``code`` string within the schema's length bounds; ``None`` for
+    anything else."""
     body = request.get_json(silent=True)
     if type(body) is dict and len(body) == 1:
         code = body.get("code")
-        if type(code) is str and 1 <= len(code) <= 64:
+        if type(code) is str and CODE_MIN <= len(code) <= CODE_MAX:
             return body
     return None
 
 
 @verify_blp.route("/verify")
 class Verify(MethodView):
-    @arguments_or(plain_verify_request, VerifyRequestSchema)
+    @arguments_or(verify_blp, VerifyRequestSchema, plain_verify_request)
     @verify_blp.response(200, VerifyResultSchema)
     @verify_blp.doc(security=SECURITY)
     @require_token("licenses:verify")

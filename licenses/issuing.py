@@ -23,8 +23,6 @@ resumes it (same identifier, same signing key, so never two signatures or two li
 from __future__ import annotations
 
 import json
-import threading
-import time
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from types import SimpleNamespace
@@ -43,6 +41,7 @@ from common.peers.seal_client import SealClient
 from common.values.codes import InvalidCode, LicenseIdentifier, LicenseIdentifiers
 
 from . import catalogue, notifier
+from .documents import DocumentCache, StoredDocument  # StoredDocument: still importable from here
 from .holders import holder_index, parse_holder_code, protect_code
 from .models import PENDING, PERSON, VALID, Counter, HolderLink, Licence, LicenceEvent, LicenceType, new_id
 
@@ -76,44 +75,6 @@ class Issuer:
     actor: str
     client_id: str | None = None
     slugs: frozenset[str] | None = None  # a staff grant may limit the types; None = any
-
-
-@dataclass(frozen=True)
-class StoredDocument:
-    """A licence's canonical document as its row holds it: the SM3 of its bytes, and its face."""
-
-    sm3: str
-    fields: dict[str, Any]
-
-
-class DocumentCache:
-    """Documents read by online verification, by their exact stored ciphertext.
-
-    A ciphertext decrypts to one plaintext only (SM4-GCM under this node's key, the tag checked
-    on the first read), so the SM3 and the face read once stand for every later read of the same
-    ciphertext: each verification still compares the SM3 of the document its row holds now with
-    the digest the seal signed, and a changed document is a different key. Entries last
-    ``seconds`` (decrypted faces do not linger) and the cache is emptied when it reaches ``size``.
-    """
-
-    def __init__(self, seconds: float = 60.0, size: int = 4096) -> None:
-        self.seconds, self.size = seconds, size
-        self._entries: dict[str, tuple[float, StoredDocument]] = {}
-        self._lock = threading.Lock()
-
-    def read(self, cipher: PiiCipher, document_enc: str) -> StoredDocument:
-        """:raise common.crypto.gm.GMError: the ciphertext was altered (never cached)."""
-        now = time.monotonic()
-        hit = self._entries.get(document_enc)
-        if hit is not None and hit[0] > now:
-            return hit[1]
-        document = cipher.decrypt("document", document_enc).encode()
-        read = StoredDocument(sm3(document).hex(), json.loads(document)["fields"])
-        with self._lock:
-            if len(self._entries) >= self.size:
-                self._entries.clear()
-            self._entries[document_enc] = (now + self.seconds, read)
-        return read
 
 
 @dataclass(frozen=True)
@@ -470,4 +431,4 @@ def holder_code_of(deps: Deps, row: Licence) -> str:
     return deps.cipher.decrypt("holder_code", row.holder_code_enc)
 
 
-__all__ = ["PERSON", "Deps", "IssueRequest", "Issuer", "issue"]
+__all__ = ["PERSON", "Deps", "IssueRequest", "Issuer", "StoredDocument", "issue"]

@@ -8,7 +8,7 @@ use record, and commits as it ends. Two round trips and no BEGIN/COMMIT; SQLAlch
 layer and session were about half of a verification's CPU time, so this path speaks to the
 driver directly (the statements are fixed text with positional parameters, which psycopg
 prepares on each connection after a few uses). A code that passed every check in the last
-minute (:class:`VerifiedCodes`, per app) is verified in one round trip: the statement that takes
+minute (:attr:`Stores.verified`, per app) is verified in one round trip: the statement that takes
 the use also makes the database's checks and returns what the lookup would have read, and takes
 nothing when anything changed (:meth:`PostgresStore.take_known`).
 
@@ -24,7 +24,6 @@ from __future__ import annotations
 import json
 import select as select_module
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -39,6 +38,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from common.db import make_engine
+from common.ttl_cache import TtlCache
 
 from .models import VALID, Authorisation, Licence, LicenceType, UseRecord
 
@@ -123,7 +123,7 @@ VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"""
 class Verified:
     """What a verification of a code that passed every check read: the licence row's version
     (``xmin``), the digest the seal signed, the signature, and the document read (its SM3 and
-    face). Kept by :class:`VerifiedCodes`."""
+    face). Kept by :attr:`Stores.verified`."""
 
     licence_id: str
     row_version: str
@@ -132,34 +132,11 @@ class Verified:
     document: Any
 
 
-class VerifiedCodes:
-    """Codes verified lately (``seconds``, as long as the seal's verdicts are cached; emptied at
-    ``size``). A version of a row names it for a few billion transactions, far beyond a minute."""
-
-    def __init__(self, seconds: float = 60.0, size: int = 4096) -> None:
-        self.seconds, self.size = seconds, size
-        self._entries: dict[str, tuple[float, Verified]] = {}
-        self._lock = threading.Lock()
-
-    def get(self, code: str) -> Verified | None:
-        hit = self._entries.get(code)
-        return hit[1] if hit is not None and hit[0] > time.monotonic() else None
-
-    def put(self, code: str, verified: Verified) -> None:
-        with self._lock:
-            if len(self._entries) >= self.size:
-                self._entries.clear()
-            self._entries[code] = (time.monotonic() + self.seconds, verified)
-
-    def forget(self, code: str) -> None:
-        self._entries.pop(code, None)
-
-
 class PostgresStore:
     """One request's use of a connection of :class:`Stores`' pool (autocommit: each statement
     commits, durably with ``synchronous_commit``, as it ends)."""
 
-    def __init__(self, engine: Engine, verified: VerifiedCodes | None = None) -> None:
+    def __init__(self, engine: Engine, verified: TtlCache[str, Verified] | None = None) -> None:
         self._engine = engine
         self.verified = verified
         self._fairy = engine.raw_connection()
@@ -300,13 +277,23 @@ class Stores:
     pre-ping every other checkout pays (a ``SELECT 1`` round trip per request). A connection the
     server closed meanwhile fails the lookup, which is tried again on a new one
     (:meth:`PostgresStore.lookup`); a broken one is dropped when the store is closed.
+
+    Connection budget: a verification holds one connection of this pool while it runs, and a
+    worker runs at most its thread count of requests at once (4: ``deploy/gunicorn.conf.py``,
+    ``xsn run``), so ``pool_size`` (8) connections are never short and there is no overflow:
+    this pool opens at most 8 connections per worker, beside the app engine's 5 + 10 overflow
+    (:func:`common.db.make_engine`), so at most 23 PostgreSQL connections per licences worker.
+    With more threads than ``pool_size`` (``XSN_LICENSES_GUNICORN_THREADS``) a verification
+    waits for a connection (``pool_timeout``, 30 s) instead of opening another.
     """
 
     def __init__(self, engine: Engine, *, pool_size: int = 8) -> None:
         self._engine, self._pool_size = engine, pool_size
         self._direct: Engine | None = None
         self._lock = threading.Lock()
-        self.verified = VerifiedCodes()
+        # Codes verified lately: a minute, as long as the seal's verdicts are cached. A version of
+        # a row (xmin) names it for a few billion transactions, far beyond a minute.
+        self.verified: TtlCache[str, Verified] = TtlCache(seconds=60.0, size=4096)
 
     def open(self, session: Callable[[], Session]) -> PostgresStore | SessionStore:
         """The store for one verification; ``session`` gives the request's session (not opened
@@ -318,7 +305,8 @@ class Stores:
                 if self._direct is None:
                     self._direct = make_engine(self._engine.url.render_as_string(hide_password=False),
                                                isolation_level="AUTOCOMMIT", pool_pre_ping=False,
-                                               pool_reset_on_return=None, pool_size=self._pool_size)
+                                               pool_reset_on_return=None, pool_size=self._pool_size,
+                                               max_overflow=0)
         return PostgresStore(self._direct, self.verified)
 
     def dispose(self) -> None:

@@ -13,8 +13,6 @@ timeout never makes a second signature.
 from __future__ import annotations
 
 import base64
-import threading
-import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -24,6 +22,7 @@ import requests
 from common.crypto.gm import GMError, SM2PrivateKey, sm3
 from common.errors import Problem, ServiceUnavailable
 from common.http import ServiceClient
+from common.ttl_cache import TtlCache
 
 
 class SealUnavailable(ServiceUnavailable):
@@ -73,10 +72,9 @@ class HttpSealClient:
         self.client = client
         # /verify is open at the seal node: no token is spent (or needed) on it
         self.public = public or client
-        self.verify_cache_seconds = verify_cache_seconds
-        self._seals: dict[tuple[str, str], tuple[float, str]] = {}
-        self._verified: dict[tuple[str, str], tuple[float, SealCheck]] = {}
-        self._lock = threading.Lock()
+        # A department's seal for a minute (a node is granted a handful); valid verdicts only.
+        self._seals: TtlCache[tuple[str, str], str] = TtlCache(60.0, 1024)
+        self._verified: TtlCache[tuple[str, str], SealCheck] = TtlCache(verify_cache_seconds, 10_000)
 
     def _call(self, method: str, path: str, *, public: bool = False, **kwargs) -> requests.Response:
         try:
@@ -88,17 +86,15 @@ class HttpSealClient:
         return response
 
     def seal_for(self, org_code: str, kind: str) -> str:
-        now = time.monotonic()
         cached = self._seals.get((org_code, kind))
-        if cached and cached[0] > now:
-            return cached[1]
+        if cached is not None:
+            return cached
         response = self._call("GET", "/seals/granted")
         if response.status_code != 200:
             raise SealUnavailable(f"the seal node answered {response.status_code} listing granted seals")
         for seal in response.json():
             if seal.get("org_code") == org_code and seal.get("kind") == kind and seal.get("status") == "active":
-                with self._lock:
-                    self._seals[(org_code, kind)] = (now + 60.0, seal["id"])
+                self._seals.put((org_code, kind), seal["id"])
                 return seal["id"]
         raise NoSealForIssuer(f"no active {kind} seal of {org_code} is granted to this node")
 
@@ -129,10 +125,10 @@ class HttpSealClient:
         return signatures
 
     def verify(self, signature_b64: str, digest_hex: str) -> SealCheck:
-        key, now = (sm3(signature_b64.encode()).hex(), digest_hex), time.monotonic()
+        key = (sm3(signature_b64.encode()).hex(), digest_hex)
         cached = self._verified.get(key)
-        if cached and cached[0] > now and cached[1].valid:
-            return cached[1]
+        if cached is not None:
+            return cached
         response = self._call("POST", "/verify", public=True,
                               json={"signature_base64": signature_b64, "digest": digest_hex})
         if response.status_code == 422:
@@ -141,10 +137,8 @@ class HttpSealClient:
             raise SealUnavailable(f"the seal node answered {response.status_code} to a verification")
         body = response.json()
         result = SealCheck(bool(body.get("valid")), body.get("checks") or {})
-        with self._lock:
-            if len(self._verified) > 10000:
-                self._verified.clear()
-            self._verified[key] = (now + self.verify_cache_seconds, result)
+        if result.valid:  # an invalid verdict is asked again every time
+            self._verified.put(key, result)
         return result
 
 

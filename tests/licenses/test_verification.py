@@ -58,6 +58,7 @@ def test_the_answer_is_what_the_documented_schema_dumps(h, permit):
 @pytest.mark.parametrize(("payload", "status", "code"), [
     ({"code": "ABCDE-12345", "extra": 1}, 422, "validation_failed"),  # webargs: unknown member
     ({"code": ""}, 422, "validation_failed"),
+    ({"code": "A" * 65}, 422, "validation_failed"),  # one past the schema's Length(max=64)
     ({"code": 12345}, 422, "validation_failed"),
     ({}, 422, "validation_failed"),
     (["ABCDE-12345"], 422, "validation_failed"),
