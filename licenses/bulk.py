@@ -99,7 +99,7 @@ def create_job(session: Session, deps: Deps, issuer: Issuer, type_code: str, tex
                 error = f"{exc.code}: {exc.detail}"
         payload = {"enc": deps.cipher.encrypt("bulk_row", json.dumps(item, ensure_ascii=False))} if item else {}
         if passed:
-            payload["checked"] = deps.cipher.encrypt(bulk_rows.CHECKED_FIELD, json.dumps(passed, ensure_ascii=False))
+            payload["checked"] = bulk_rows.seal_passed(deps, job.id, line, passed)
         session.add(BulkRow(job_id=job.id, line=line, payload=payload, status="invalid" if error else "pending",
                             error=error[:255] if error else None))
         job.invalid += bool(error)

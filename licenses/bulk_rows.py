@@ -1,6 +1,6 @@
 """A bulk job's rows: parsed from the upload (CSV or JSON lines), the issuance each asks for,
-and the values a row passed its check with, stored with it (encrypted) at the upload so the
-runner does not check it all again (:mod:`licenses.bulk`)."""
+and the values a row passed its check with, stored with it at the upload (encrypted, bound to
+its job and line) so the runner does not check it all again (:mod:`licenses.bulk`)."""
 
 from __future__ import annotations
 
@@ -10,14 +10,17 @@ import json
 from datetime import date
 from typing import Any
 
+import structlog
 from sqlalchemy.orm import Session
 
-from common.crypto.gm import sm3
+from common.crypto.gm import GMError, sm3
 from common.errors import ValidationFailed
 
 from . import catalogue, issuing
 from .issuing import Deps, Issuer, IssueRequest
 from .models import BulkRow, LicenceType
+
+log = structlog.get_logger("xsn.licenses.bulk")
 
 BASE_COLUMNS = ("holder_code", "holder_name", "type_code", "valid_from", "valid_until")
 
@@ -86,12 +89,17 @@ def row_request(session: Session, licence_type: LicenceType, item: dict[str, Any
                         valid_from=day(item.get("valid_from")), valid_until=day(item.get("valid_until")))
 
 
-CHECKED_FIELD = "bulk_row_checked"  # the AEAD context of a row's checked values
+def checked_label(job_id: str, line: int) -> str:
+    """The AEAD context (GCM additional data) of a row's checked values: its job and line, so a
+    blob copied into another row or job does not decrypt there (and is not trusted)."""
+    return f"bulk_row_checked:{job_id}:{line}"
 
 
 def definition_of(licence_type: LicenceType) -> str:
-    """What a row's check depends on in its type: the holder kind and the face's specification."""
-    text = json.dumps([licence_type.holder_kind, licence_type.fields], sort_keys=True, ensure_ascii=False)
+    """What a row's check depends on in its type: its code, the holder kind and the face's
+    specification."""
+    text = json.dumps([licence_type.code, licence_type.holder_kind, licence_type.fields], sort_keys=True,
+                      ensure_ascii=False)
     return sm3(text.encode()).hex()[:32]
 
 
@@ -103,16 +111,27 @@ def passed_values(checked: issuing.Checked, request: IssueRequest, definition: s
             "valid_until": request.valid_until and request.valid_until.isoformat()}
 
 
+def seal_passed(deps: Deps, job_id: str, line: int, passed: dict[str, Any]) -> str:
+    """``passed`` encrypted for the row ``line`` of job ``job_id`` (:func:`checked_label`)."""
+    return deps.cipher.encrypt(checked_label(job_id, line), json.dumps(passed, ensure_ascii=False))
+
+
 def check_row(session: Session, deps: Deps, issuer: Issuer, licence_type: LicenceType, row: BulkRow,
-               definition: str) -> issuing.Checked:
+              definition: str) -> issuing.Checked:
     """A pending row's issuance, checked. Values checked at upload against the type's present
-    definition are taken as they are (the node's AEAD key sealed them, so nobody else wrote
-    them), completed with today's defaults; a row of an older upload, or of a type whose
-    definition changed since, is checked again in full. :raise Problem: the row no longer passes."""
+    definition are taken as they are (the node's AEAD key sealed them for this job and line, so
+    nobody else wrote them and they were not copied from another row), completed with today's
+    defaults; a row of an older upload, of a type whose definition changed since, or whose
+    checked values do not decrypt as this row's (moved from another row or job, or altered) is
+    checked again in full from its own payload. :raise Problem: the row no longer passes."""
     sealed = row.payload.get("checked")
     if sealed:
-        passed = json.loads(deps.cipher.decrypt(CHECKED_FIELD, sealed))
-        if passed["definition"] == definition:
+        try:
+            passed = json.loads(deps.cipher.decrypt(checked_label(row.job_id, row.line), sealed))
+        except (GMError, ValueError):  # fail closed: not trusted, the row's own payload is checked
+            log.warning("bulk_row_checked_values_not_trusted", job_id=row.job_id, line=row.line)
+            passed = None
+        if passed is not None and passed["definition"] == definition:
             return issuing.complete(licence_type, passed["holder_code"], passed["holder_name"], passed["face"],
                                     _day(passed["valid_from"]), _day(passed["valid_until"]))
     item = json.loads(deps.cipher.decrypt("bulk_row", row.payload["enc"]))

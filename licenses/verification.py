@@ -12,8 +12,11 @@ the authorised face fields are returned.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+import structlog
 
 from common.db import utcnow
 from common.errors import Problem
@@ -25,6 +28,7 @@ from .models import VALID, Licence, LicenceType
 from .verification_store import Found, PostgresStore, SessionStore, Verified
 
 Store = PostgresStore | SessionStore
+log = structlog.get_logger("xsn.licenses.verification")
 
 # refusal code -> HTTP status
 REFUSALS = {
@@ -78,7 +82,12 @@ def licence_checks(deps: Deps, row: Licence, today, document: StoredDocument | N
                    seal=None) -> tuple[dict[str, dict], str | None]:
     """The licence's own checks; ``(checks, first refusal code or None)``. ``document``: the
     licence's canonical document as read from ``row`` when the caller has read it already;
-    ``seal``: the seal node's verdict of ``row``'s signature over its digest, when asked already."""
+    ``seal``: the seal node's verdict of ``row``'s signature over its digest, when asked already.
+
+    A check added here (or to :func:`_decide`) must also be added to the statement that verifies
+    a known code in one round trip (``verification_store._PG_TAKE_KNOWN``, or to what
+    :func:`_verify_known` checks before sending it): that statement takes the use only when every
+    check passes, and a check it does not make would refuse only after the use was taken."""
     checks: dict[str, dict] = {}
     refusal = None
     status_ok = row.status == VALID
@@ -95,7 +104,8 @@ def licence_checks(deps: Deps, row: Licence, today, document: StoredDocument | N
     if not document_ok and refusal is None:
         refusal = "document_altered"
     if refusal is None:
-        seal = seal or deps.seal.verify(row.signature_b64 or "", row.document_sm3)
+        if seal is None:
+            seal = deps.seal.verify(row.signature_b64 or "", row.document_sm3)
         checks["seal"] = {"ok": seal.valid, "detail": "SES_Signature verified by the seal node",
                           "checks": seal.checks}
         if not seal.valid:
@@ -152,7 +162,7 @@ def verify_code(store: Store, deps: Deps, verifier: Verifier, raw_code: str, *,
 
     known = store.verified.get(code) if code and store.verified is not None else None
     if known is not None:
-        answer = _verify_known(store, deps, verifier, code, known, record, now)
+        answer = _verify_known(store, deps, verifier, code, known, record, now, refuse)
         if answer is not None:
             return answer
     found = store.lookup(code) if code else None
@@ -180,13 +190,19 @@ def verify_code(store: Store, deps: Deps, verifier: Verifier, raw_code: str, *,
 
 
 def _verify_known(store: Store, deps: Deps, verifier: Verifier, code: str, known: Verified,
-                  record: dict[str, Any], now) -> dict[str, Any] | None:
+                  record: dict[str, Any], now,
+                  refuse: Callable[[Found, tuple[str, str], dict[str, Any]], VerificationRefused]
+                  ) -> dict[str, Any] | None:
     """A code whose licence passed every check lately, in one round trip: the document's digest
     and the seal's verdict (cached by the seal client as for any verification) are checked first
     on what that verification read; the statement then takes the use only if every other check
     passes on the rows as they are and the licence row is still that version (so its document,
     digest and signature are the ones just checked). ``None``, nothing written: something
-    changed, and the caller verifies the code from the start."""
+    changed, and the caller verifies the code from the start.
+
+    :raise VerificationRefused: the checks, made again on what the statement returned, refuse
+        what it accepted (a check missing from the statement: a bug, logged as an error). The
+        use it took stays taken and recorded; the refusal is recorded too and is the answer."""
     today = issuing.today()
     seal = deps.seal.verify(known.signature_b64, known.document_sm3)
     taken = None
@@ -197,8 +213,13 @@ def _verify_known(store: Store, deps: Deps, verifier: Verifier, code: str, known
         return None
     found, uses = taken
     checks, refusal, document = _decide(deps, verifier, found, now, known=known, seal=seal, today=today)
-    if refusal:  # the statement's conditions are these checks: a difference is a bug, never an answer
-        raise RuntimeError(f"verification of a known code disagrees with its statement: {refusal[0]}")
+    if refusal:  # the statement's conditions are these checks: a difference is a bug, never a 200
+        auth, licence, _type = found
+        log.error("known_code_check_disagrees_with_statement", refusal=refusal[0], authorisation_id=auth.id,
+                  licence_id=licence.id, uses=uses, verifier=verifier.sub, client_id=verifier.client_id,
+                  request_id=record["request_id"])
+        store.verified.forget(code)
+        raise refuse(found, refusal, checks)
     return _answer(found, document, checks, uses)
 
 

@@ -312,3 +312,41 @@ def test_rows_are_checked_again_when_the_type_changed_since_the_upload_or_have_n
         session.commit()
     ran = h.client.post(f"/bulk-jobs/{older}/run", headers=h.police).get_json()
     assert (ran["status"], ran["issued"], ran["invalid"]) == ("done", 2, 0)
+
+
+@pytest.mark.parametrize("source", ["another_job", "another_line"])
+def test_checked_values_copied_from_another_row_are_not_trusted(h, app, node, source):
+    """A row's checked values are bound to its job and line: a blob copied into another row (of
+    another job, or another line of the same job) does not decrypt there, and the row is checked
+    in full from its own payload, which here does not pass, so nothing unchecked is issued."""
+    from common.db import get_db
+    from licenses.models import BulkRow
+
+    cipher = node["deps"].cipher
+    donor = _upload(h, _csv(2)).get_json()["id"]
+    target, line = (donor, 3) if source == "another_line" else (_upload(h, _csv(2)).get_json()["id"], 2)
+    with get_db(app).session() as session:
+        row = session.get(BulkRow, (target, line))
+        item = json.loads(cipher.decrypt("bulk_row", row.payload["enc"]))
+        item["holder_code"] = "610113198001010000"  # a wrong check digit: this row's own request fails
+        row.payload = {"enc": cipher.encrypt("bulk_row", json.dumps(item, ensure_ascii=False)),
+                       "checked": session.get(BulkRow, (donor, 2)).payload["checked"]}
+        session.commit()
+    ran = h.client.post(f"/bulk-jobs/{target}/run", headers=h.police).get_json()
+    assert (ran["status"], ran["issued"], ran["invalid"]) == ("done", 1, 1)
+    assert [(e["line"], e["code"]) for e in ran["errors"]] == [(line, "invalid_citizen_id")]
+    assert h.count(Licence) == 1
+
+
+def test_a_rows_checked_values_depend_on_the_type_code():
+    """Two types alike but for their code have different definitions: values checked for one
+    are not taken for the other (:func:`licenses.bulk_rows.definition_of`)."""
+    from types import SimpleNamespace
+
+    from licenses.bulk_rows import definition_of
+
+    fields = [{"name": "address", "label": "住址", "required": True}]
+    one = SimpleNamespace(code="residence_permit", holder_kind="person", fields=fields)
+    other = SimpleNamespace(code="residence_permit_copy", holder_kind="person", fields=fields)
+    assert definition_of(one) != definition_of(other)
+    assert definition_of(one) == definition_of(SimpleNamespace(**vars(one)))

@@ -77,23 +77,62 @@ def test_a_licence_revoked_between_lookup_and_use_is_refused_and_takes_nothing(h
     assert [tuple(r) for r in records] == [("refused", "licence_revoked")]
 
 
-@pytest.mark.services
-def test_a_pooled_connection_the_server_closed_is_replaced(postgres_url, h):
-    """Online verification's pool does not ping at checkout: a connection the server ended
-    meanwhile (restart, idle timeout) fails the lookup, which is sent again on a new connection."""
+def _kill_the_pooled_connection(h) -> None:
+    """End, on the server, the one connection of online verification's pool (made now if the
+    pool has none), and wait until its backend has gone."""
     from sqlalchemy import text
 
     from common.db import get_session
 
-    permit = h.issue_residence().get_json()
-    auth = h.authorise(permit["id"], max_uses=2).get_json()
-    assert h.client.post("/verify", json={"code": auth["code"]}, headers=h.window).status_code == 200
-    stores = h.app.extensions["licenses"]["stores"]
-    store = stores.open(get_session)
+    store = h.app.extensions["licenses"]["stores"].open(get_session)
     pid = store._conn.info.backend_pid
     store.close()
     with get_db(h.app).engine.connect() as conn:
-        assert conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid}).scalar() is True
+        assert conn.execute(text("SELECT pg_terminate_backend(:pid, 10000)"), {"pid": pid}).scalar() is True
+
+
+@pytest.fixture
+def sent(postgres_url, monkeypatch):
+    """The store's statements and reconnections, in the order they were made."""
+    from licenses import verification_store
+
+    calls: list[str] = []
+    for name in ("lookup", "take", "take_known", "_reconnect"):
+        original = getattr(verification_store.PostgresStore, name)
+
+        def spied(self, *args, _original=original, _name=name, **kwargs):
+            calls.append(_name)
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(verification_store.PostgresStore, name, spied)
+    return calls
+
+
+@pytest.mark.services
+def test_a_pooled_connection_the_server_closed_is_replaced_by_the_lookup(postgres_url, h, sent):
+    """Online verification's pool does not ping at checkout: a connection the server ended
+    meanwhile (restart, idle timeout) fails the lookup of a code never verified, which is sent
+    again on a new connection."""
+    permit = h.issue_residence().get_json()
+    auth = h.authorise(permit["id"], max_uses=2).get_json()
+    _kill_the_pooled_connection(h)
+    response = h.client.post("/verify", json={"code": auth["code"]}, headers=h.window)
+    assert response.status_code == 200, response.get_json()
+    assert response.get_json()["authorisation"]["uses"] == 1
+    assert sent == ["lookup", "_reconnect", "take"]
+
+
+@pytest.mark.services
+def test_a_pooled_connection_the_server_closed_is_replaced_before_a_known_codes_statement(postgres_url, h, sent):
+    """A code verified lately is verified with one write and no lookup: a connection the server
+    ended meanwhile is seen (it has the server's goodbye to read) and replaced before the write
+    is sent."""
+    permit = h.issue_residence().get_json()
+    auth = h.authorise(permit["id"], max_uses=2).get_json()
+    assert h.client.post("/verify", json={"code": auth["code"]}, headers=h.window).status_code == 200
+    _kill_the_pooled_connection(h)
+    sent.clear()
     response = h.client.post("/verify", json={"code": auth["code"]}, headers=h.window)
     assert response.status_code == 200, response.get_json()
     assert response.get_json()["authorisation"]["uses"] == 2
+    assert sent == ["take_known", "_reconnect"]
