@@ -41,7 +41,7 @@ from common.peers.seal_client import SealClient
 from common.values.codes import InvalidCode, LicenseIdentifier, LicenseIdentifiers
 
 from . import catalogue, notifier
-from .documents import DocumentCache, StoredDocument  # StoredDocument: still importable from here
+from .documents import DocumentCache
 from .holders import holder_index, parse_holder_code, protect_code
 from .models import PENDING, PERSON, VALID, Counter, HolderLink, Licence, LicenceEvent, LicenceType, new_id
 
@@ -431,4 +431,4 @@ def holder_code_of(deps: Deps, row: Licence) -> str:
     return deps.cipher.decrypt("holder_code", row.holder_code_enc)
 
 
-__all__ = ["PERSON", "Deps", "IssueRequest", "Issuer", "StoredDocument", "issue"]
+__all__ = ["PERSON", "Deps", "IssueRequest", "Issuer", "issue"]

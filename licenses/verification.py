@@ -23,7 +23,8 @@ from common.errors import Problem
 
 from . import issuing
 from .authorisations import normalise_code
-from .issuing import Deps, StoredDocument
+from .documents import StoredDocument
+from .issuing import Deps
 from .models import VALID, Licence, LicenceType
 from .verification_store import Found, PostgresStore, SessionStore, Verified
 

@@ -81,6 +81,8 @@ WHERE a.code = %s"""
 # what the lookup would have read but the document and signature. $1 code, $2 licence,
 # $3 its xmin, $4 now, $5 the window's names, $6 the valid status, $7 the signed digest, $8-$9
 # today, $10-$12 the record's verifier, client and organisation, $13 request id, $14 now.
+# Its conditions must stay those of verification._decide / licence_checks: a check added there
+# is added here too (verification answers a disagreement with the refusal and logs an error).
 _PG_TAKE_KNOWN = """
 WITH taken AS (
     UPDATE authorisations a SET uses = a.uses + 1
