@@ -234,6 +234,20 @@ def test_gunicorn_config_makes_metrics_count_requests_of_all_workers(tmp_path):
         server.wait(20)
 
 
+def test_containers_serve_a_service_with_the_threads_it_chose():
+    """``GUNICORN_THREADS`` in ``<service>.processes`` is a measured choice (``xsn run`` serves
+    with it: common.ops.launcher.service_concurrency); the containers use the same (compose here,
+    the Kubernetes manifests through test_kubernetes_manifests_match_compose)."""
+    from common.config import service_modules
+
+    chosen = {service: module.GUNICORN_THREADS for service, module in service_modules("processes")
+              if hasattr(module, "GUNICORN_THREADS")}
+    assert "payment" in chosen
+    for service, threads in chosen.items():
+        command = COMPOSE["services"][WEB[service]]["command"]
+        assert command[command.index("--threads") + 1] == str(threads), service
+
+
 def test_beat_is_one_replica_replaced_with_recreate_and_writes_its_schedule_as_non_root():
     beat = k8s("Deployment")["beat"]
     assert beat["spec"]["replicas"] == 1 and beat["spec"]["strategy"] == {"type": "Recreate"}
