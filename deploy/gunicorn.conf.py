@@ -27,14 +27,26 @@ graceful_timeout = 20
 worker_class = "gthread"
 threads = 4
 keepalive = 20
-# Each worker its own SO_REUSEPORT socket: the kernel spreads new connections over the workers.
-# On one shared socket a burst of kept-alive connections mostly went to one worker (one GIL),
-# halving a service's throughput at random (docs/ARCHITECTURE.md "How a service is served").
-reuse_port = True
 timeout = 60
 
 
+def spread_connections(server) -> None:
+    """Each worker its own SO_REUSEPORT socket when there are two or more, as ``xsn run`` serves
+    (common.ops.launcher.gunicorn_argv says why): the kernel spreads new connections over the
+    workers, where on one shared socket a burst of kept-alive connections mostly went to one
+    worker (one GIL), halving a service's throughput at random (docs/ARCHITECTURE.md "How a
+    service is served"). One worker keeps the arbiter's socket, which holds new connections
+    while a dead worker is replaced. Decided here, from the workers the command line gives
+    (``--workers``), before the arbiter opens its socket, and again when a reload re-reads it."""
+    server.cfg.set("reuse_port", server.cfg.workers > 1)
+
+
+def on_reload(server) -> None:
+    spread_connections(server)
+
+
 def on_starting(server) -> None:
+    spread_connections(server)
     directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     if directory:
         os.makedirs(directory, exist_ok=True)

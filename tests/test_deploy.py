@@ -234,6 +234,47 @@ def test_gunicorn_config_makes_metrics_count_requests_of_all_workers(tmp_path):
         server.wait(20)
 
 
+@pytest.mark.parametrize("workers", [1, 2, 4])
+def test_gunicorn_config_gives_each_worker_its_own_socket_only_when_there_are_two(workers, monkeypatch):
+    """The rule of ``xsn run`` (common.ops.launcher.gunicorn_argv): SO_REUSEPORT sockets for two
+    or more workers, the arbiter's socket for one; from ``--workers`` (set after the file, as
+    gunicorn applies the command line), at start and again at a reload (which re-reads the file)."""
+    import runpy
+    from types import SimpleNamespace
+
+    from gunicorn.config import Config
+
+    from common.ops.launcher import gunicorn_argv
+
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    cfg = Config()
+    for name, value in runpy.run_path(str(ROOT / "deploy" / "gunicorn.conf.py")).items():
+        if name in cfg.settings:
+            cfg.set(name, value)
+    cfg.set("workers", workers)
+    server = SimpleNamespace(cfg=cfg)
+    cfg.on_starting(server)
+    assert cfg.reuse_port is (workers > 1)
+    assert ("--reuse-port" in gunicorn_argv("seal:create_app()", 8003, workers, "xsn-seal")) is cfg.reuse_port
+    cfg.set("reuse_port", not cfg.reuse_port)  # a reload puts back the file's own setting
+    cfg.on_reload(server)
+    assert cfg.reuse_port is (workers > 1)
+
+
+def test_containers_serve_a_service_with_the_threads_it_chose():
+    """``GUNICORN_THREADS`` in ``<service>.processes`` is a measured choice (``xsn run`` serves
+    with it: common.ops.launcher.service_concurrency); the containers use the same (compose here,
+    the Kubernetes manifests through test_kubernetes_manifests_match_compose)."""
+    from common.config import service_modules
+
+    chosen = {service: module.GUNICORN_THREADS for service, module in service_modules("processes")
+              if hasattr(module, "GUNICORN_THREADS")}
+    assert "payment" in chosen
+    for service, threads in chosen.items():
+        command = COMPOSE["services"][WEB[service]]["command"]
+        assert command[command.index("--threads") + 1] == str(threads), service
+
+
 def test_beat_is_one_replica_replaced_with_recreate_and_writes_its_schedule_as_non_root():
     beat = k8s("Deployment")["beat"]
     assert beat["spec"]["replicas"] == 1 and beat["spec"]["strategy"] == {"type": "Recreate"}

@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 
 from common.crypto import merkle
 from common.errors import NotFound, Problem
+from common.merkle_log.driver import pipelined
 from common.merkle_log.store import HASH, MerkleNodeStore, StoreProblems
 from common.merkle_log.store import HASH_SIZE as HASH_SIZE  # re-exported: verify reads it here
 from gateway.audit.models import HEAD_ID, AuditHead, AuditNode, AuditRecord
@@ -171,17 +172,21 @@ def append_records(session: Session, records: list[Mapping[str, Any]],
                    *, canonical: list[bytes] | None = None) -> list[int]:
     """Append records in the caller's transaction; returns their leaf indexes (the caller commits).
     ``canonical``: each record's ``canonical_leaf`` bytes, when the caller made them already.
+    The indexes and node rows come from ``MerkleNodeStore.append_nodes``, the seal log's append too.
 
-    :raise BadRecord: a record cannot be a leaf (nothing is written: the caller rolls back).
+    :raise BadRecord: a record cannot be a leaf (raised before anything is written or locked).
     """
     if not records:
         return []
     if canonical is not None and len(canonical) != len(records):
         raise ValueError("one canonical form per record")
-    start = STORE.advance_head(session, len(records))
-    rows = [row_values(record, start + i, canonical[i] if canonical is not None else None)
+    # Every record is checked and hashed before the head's lock is taken; its index comes after.
+    rows = [row_values(record, -1, canonical[i] if canonical is not None else None)
             for i, record in enumerate(records)]
-    new_nodes = STORE.new_nodes(session, start, [row["leaf_hash"] for row in rows])
+    with pipelined(session):  # on PostgreSQL the head's advance and the node read: one round trip
+        start, new_nodes = STORE.append_nodes(session, [row["leaf_hash"] for row in rows])
+    for offset, row in enumerate(rows):
+        row["leaf_index"] = start + offset
     connection = session.connection()
     connection.execute(_INSERT_RECORDS, rows)
     connection.execute(_INSERT_NODES, new_nodes)

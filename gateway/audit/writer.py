@@ -39,7 +39,10 @@ def as_leaf(record: Mapping[str, Any]) -> tuple[dict[str, Any], bytes]:
     """The edge's record as a leaf (kind ``request``) and its canonical bytes (made once: they
     decide whether it can be kept as it is, and are what the log stores). A record whose time
     cannot be read is kept, not dropped: it is stamped with the writer's time and keeps what it
-    said; one that has no canonical JSON form is kept as a string."""
+    said; one that has no canonical JSON form is kept as a string.
+
+    :raise log.BadRecord: not even that has a canonical form (a lone surrogate in its request id).
+    """
     leaf = {**record, "kind": "request"}
     try:
         log.record_time(leaf)
@@ -51,9 +54,12 @@ def as_leaf(record: Mapping[str, Any]) -> tuple[dict[str, Any], bytes]:
     except (TypeError, ValueError):
         # Not canonicalisable (an integer beyond 2**53, say): keep it whole as a string rather
         # than let one record stop the writer (and, through the bound, the gateway).
-        leaf = {"kind": "request", "time": leaf["time"], "request_id": str(record.get("request_id"))[:128],
-                "unencodable": json.dumps(record, sort_keys=True, default=str)}
-        return leaf, log.canonical_leaf(leaf)
+        try:
+            leaf = {"kind": "request", "time": leaf["time"], "request_id": str(record.get("request_id"))[:128],
+                    "unencodable": json.dumps(record, sort_keys=True, default=str)}
+            return leaf, log.canonical_leaf(leaf)
+        except (TypeError, ValueError) as exc:  # as log.row_values reports it
+            raise log.BadRecord(f"record is not canonicalisable JSON: {exc}") from None
 
 
 class AuditWriter:

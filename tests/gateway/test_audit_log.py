@@ -67,5 +67,6 @@ def test_a_bad_record_writes_nothing(make_app):
         with pytest.raises(log.BadRecord):
             log.append_records(session, [{"kind": "request", "time": "2026-12-01T10:00:00+00:00"},
                                          {"kind": "request", "time": "no time"}])
+        assert log.log_size(session) == 0  # refused before the head's advance, not only rolled back
         session.rollback()
         assert log.log_size(session) == 0

@@ -134,6 +134,16 @@ def test_a_record_without_canonical_json_is_kept_as_a_string(app, tmp_path):
     spool.close()
 
 
+def test_a_record_that_cannot_be_kept_even_as_a_string_is_a_bad_record():
+    # A lone surrogate in the request id, which the string form copies as it is: the edge's
+    # spool refuses such a record, so only a damaged or foreign spool can hold one.
+    record = edge_record(0, request_id="req-\ud800")
+    with pytest.raises(log.BadRecord, match="not canonicalisable"):
+        as_leaf(record)
+    with pytest.raises(log.BadRecord):  # as the log itself refuses it
+        log.row_values({**record, "kind": "request"}, 0)
+
+
 def test_callers_hear_of_any_spool_failure(tmp_path):
     spool = AuditSpool(tmp_path / "spool")
     spool.close()  # the executor is shut down: the write cannot even be scheduled
