@@ -15,8 +15,6 @@ Holder codes are stored encrypted with a blind index (:class:`common.crypto.pii.
 
 from __future__ import annotations
 
-import threading
-import time
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -25,6 +23,7 @@ import requests
 from common.crypto.pii import PiiCipher, mask_code
 from common.errors import Forbidden, ServiceUnavailable
 from common.http import ServiceClient
+from common.ttl_cache import TtlCache
 from common.values.codes import CitizenId, CreditCode, InvalidCode
 
 from .models import ORGANISATION, PERSON
@@ -76,15 +75,12 @@ class IdentityHolderDirectory:
 
     def __init__(self, client: ServiceClient, *, ttl: float = 60.0) -> None:
         self.client = client
-        self.ttl = ttl
-        self._cache: dict[str, tuple[float, Holder]] = {}
-        self._lock = threading.Lock()
+        self._cache: TtlCache[str, Holder] = TtlCache(ttl, 10_000)
 
     def resolve(self, sub: str, bearer_token: str) -> Holder:
-        now = time.monotonic()
         cached = self._cache.get(bearer_token)
-        if cached and cached[0] > now:
-            return cached[1]
+        if cached is not None:
+            return cached
         try:
             response = self.client.get("/oauth/userinfo", headers={"Authorization": f"Bearer {bearer_token}"})
         except requests.RequestException as exc:
@@ -95,10 +91,7 @@ class IdentityHolderDirectory:
         if response.status_code != 200:
             raise DirectoryUnavailable(f"identity answered {response.status_code}")
         holder = holder_from_userinfo(sub, response.json())
-        with self._lock:
-            if len(self._cache) > 10000:
-                self._cache.clear()
-            self._cache[bearer_token] = (now + self.ttl, holder)
+        self._cache.put(bearer_token, holder)
         return holder
 
 
