@@ -113,8 +113,18 @@ def test_issue_authorise_verify_online_and_offline_then_revoke(suite, browser, t
     verified = requests.post(f"{lic}/verify", headers=window, json={"code": auth.json()["code"]}, timeout=30)
     assert verified.status_code == 200, verified.text
     assert set(verified.json()["fields"]) == {"operator_name", "business_scope"}
+    # Bodies off /verify's fast path get the schema's errors through the door too, and use nothing.
+    for body in ({"code": "A" * 65}, {"code": auth.json()["code"], "extra": 1}, ["x"]):
+        bad = requests.post(f"{lic}/verify", headers=window, json=body, timeout=30)
+        assert bad.status_code == 422 and bad.json()["code"] == "validation_failed", bad.text
+        assert bad.headers["Content-Type"].startswith("application/problem+json")
+    # A second verification of the now known code takes the one-round-trip path; a forged
+    # X-Forwarded-For does not change who the gateway says the caller is, and the use is recorded.
+    again = requests.post(f"{lic}/verify", headers={**window, "X-Forwarded-For": "203.0.113.9"},
+                          json={"code": auth.json()["code"]}, timeout=30)
+    assert again.status_code == 200 and again.json()["fields"] == verified.json()["fields"], again.text
     uses = requests.get(f"{lic}/my/licences/{licence['id']}/uses", headers=holder, timeout=10).json()
-    assert [(u["verifier"], u["outcome"]) for u in uses] == [(WINDOW, "accepted")]
+    assert [(u["verifier"], u["outcome"]) for u in uses] == [(WINDOW, "accepted")] * 2
 
     offline = requests.post(f"{lic}/my/authorisations/{auth.json()['id']}/offline-code", headers=holder, timeout=10)
     assert offline.status_code == 201, offline.text
