@@ -48,7 +48,7 @@ from common.values.codes import LicenseIdentifiers
 
 from . import bulk_rows, catalogue, issuing
 from .issuing import Deps, Issuer
-from .models import PENDING, VALID, BulkJob, BulkRow, Licence, LicenceEvent, LicenceType, new_id
+from .models import PENDING, BulkJob, BulkRow, Licence, LicenceEvent, LicenceType, new_id
 
 RUNNABLE = ("validated", "running")
 
@@ -269,14 +269,13 @@ def _mark_issued(session: Session, job: BulkJob, licence_type: LicenceType, rows
     marked = [(lic, sig) for lic, sig in zip(licences, signatures, strict=True) if lic.id in still_pending]
     if marked:
         table = Licence.__table__
-        session.execute(table.update().where(table.c.id == bindparam("licence")).values(
-            seal_id=bindparam("seal"), signature_id=bindparam("signature"), signature_b64=bindparam("b64"),
-            signed_at=bindparam("signed"), status=VALID, issued_at=now),
-            [{"licence": lic.id, "seal": sig.seal_id, "signature": sig.signature_id, "b64": sig.signature_b64,
-              "signed": sig.signed_at} for lic, sig in marked])
+        # One parameter set per licence; bind names must differ from the columns they SET.
+        params = [{"_licence": lic.id, **{f"_{c}": v for c, v in issuing.sealed_values(sig, now).items()}}
+                  for lic, sig in marked]
+        session.execute(table.update().where(table.c.id == bindparam("_licence"))
+                        .values({c: bindparam(f"_{c}") for c in issuing.sealed_values(marked[0][1], now)}), params)
         session.execute(insert(LicenceEvent.__table__), [
-            {"licence_id": lic.id, "action": "bulk_issue", "from_status": PENDING, "to_status": VALID,
-             "actor": job.created_by, "client_id": job.client_id} for lic, _ in marked])
+            issuing.issued_event(lic.id, "bulk_issue", job.created_by, job.client_id) for lic, _ in marked])
         for lic, _ in marked:
             issuing.tell_issued(session, licence_type.name, lic, known.get(lic.holder_index, []))
         job.issued += len(marked)

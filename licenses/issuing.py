@@ -280,16 +280,10 @@ def new_pending(session: Session, deps: Deps, issuer: Issuer, checked: Checked, 
                 idempotency_key: str | None = None, previous: Licence | None = None) -> Licence:
     """A pending licence row (identifier, face number, document), added; the caller commits."""
     numbers = take_numbers(session, checked.licence_type, issuer.code, 1)[0]
-    row = build_pending(deps, issuer, checked, numbers, idempotency_key=idempotency_key, previous=previous)
+    row = Licence(**pending_values(deps, issuer, checked, numbers, idempotency_key=idempotency_key,
+                                   previous=previous))
     session.add(row)
     return row
-
-
-def build_pending(deps: Deps, issuer: Issuer, checked: Checked, numbers: Numbers, *,
-                  idempotency_key: str | None = None, previous: Licence | None = None) -> Licence:
-    """A pending licence with its numbers, identifier and document, not yet in any session."""
-    return Licence(**pending_values(deps, issuer, checked, numbers, idempotency_key=idempotency_key,
-                                    previous=previous))
 
 
 def pending_values(deps: Deps, issuer: Issuer, checked: Checked, numbers: Numbers, *,
@@ -326,14 +320,25 @@ def pending_values(deps: Deps, issuer: Issuer, checked: Checked, numbers: Number
 def mark_sealed(session: Session, row: Licence, signature, *, actor: str, client_id: str | None,
                 action: str = "issue", contact: list[dict[str, str]] | None = None) -> None:
     """Store the seal's signature and make the licence visible (the caller commits)."""
-    row.seal_id, row.signature_id = signature.seal_id, signature.signature_id
-    row.signature_b64, row.signed_at = signature.signature_b64, signature.signed_at
-    row.status, row.issued_at = VALID, utcnow()
-    session.add(LicenceEvent(licence_id=row.id, action=action, from_status=PENDING, to_status=VALID,
-                             actor=actor, client_id=client_id))
+    for column, value in sealed_values(signature, utcnow()).items():
+        setattr(row, column, value)
+    session.add(LicenceEvent(**issued_event(row.id, action, actor, client_id)))
     licence_type = session.get(LicenceType, row.type_code)
     tell_issued(session, licence_type.name if licence_type else row.type_code, row,
                 recipients_for(session, row.holder_index) + list(contact or []))
+
+
+def sealed_values(signature, now) -> dict[str, Any]:
+    """The columns a pending licence gets once sealed: its signature, and visible (valid)."""
+    return {"seal_id": signature.seal_id, "signature_id": signature.signature_id,
+            "signature_b64": signature.signature_b64, "signed_at": signature.signed_at,
+            "status": VALID, "issued_at": now}
+
+
+def issued_event(licence_id: str, action: str, actor: str, client_id: str | None) -> dict[str, Any]:
+    """The lifecycle event of a licence made valid by its seal (pending -> valid)."""
+    return {"licence_id": licence_id, "action": action, "from_status": PENDING, "to_status": VALID,
+            "actor": actor, "client_id": client_id}
 
 
 def tell_issued(session: Session, licence_name: str, row: Licence, recipients: list[dict[str, str]]) -> None:
