@@ -52,14 +52,14 @@ def as_leaf(record: Mapping[str, Any]) -> tuple[dict[str, Any], bytes]:
     try:
         return leaf, log.canonical_leaf(leaf)
     except (TypeError, ValueError):
-        # Not canonicalisable (an integer beyond 2**53, say): keep it whole as a string rather
-        # than let one record stop the writer (and, through the bound, the gateway).
-        try:
-            leaf = {"kind": "request", "time": leaf["time"], "request_id": str(record.get("request_id"))[:128],
-                    "unencodable": json.dumps(record, sort_keys=True, default=str)}
-            return leaf, log.canonical_leaf(leaf)
-        except (TypeError, ValueError) as exc:  # as log.row_values reports it
-            raise log.BadRecord(f"record is not canonicalisable JSON: {exc}") from None
+        # Not canonicalisable (an integer beyond 2**53, a lone surrogate, say): keep it whole as
+        # a string rather than let one record stop the writer (and, through the bound, the
+        # gateway). Every part of this form is encodable: json.dumps escapes to ASCII, and the
+        # request id is made plain UTF-8 (a lone surrogate becomes a backslash escape).
+        request_id = str(record.get("request_id"))[:128].encode("utf-8", "backslashreplace").decode()
+        leaf = {"kind": "request", "time": leaf["time"], "request_id": request_id,
+                "unencodable": json.dumps(record, sort_keys=True, default=str)}
+        return leaf, log.canonical_leaf(leaf)
 
 
 class AuditWriter:

@@ -134,14 +134,17 @@ def test_a_record_without_canonical_json_is_kept_as_a_string(app, tmp_path):
     spool.close()
 
 
-def test_a_record_that_cannot_be_kept_even_as_a_string_is_a_bad_record():
-    # A lone surrogate in the request id, which the string form copies as it is: the edge's
-    # spool refuses such a record, so only a damaged or foreign spool can hold one.
+def test_a_record_with_a_lone_surrogate_is_kept_as_a_string_not_refused():
+    # A lone surrogate in the request id (only a damaged or foreign spool can hold one: the
+    # edge's spool refuses it): the log itself refuses the record as it is, so the writer keeps
+    # it in its string form rather than retry the batch for ever.
     record = edge_record(0, request_id="req-\ud800")
-    with pytest.raises(log.BadRecord, match="not canonicalisable"):
-        as_leaf(record)
-    with pytest.raises(log.BadRecord):  # as the log itself refuses it
+    with pytest.raises(log.BadRecord):
         log.row_values({**record, "kind": "request"}, 0)
+    leaf, canonical = as_leaf(record)
+    assert leaf["request_id"] == "req-\\ud800" and "unencodable" in leaf
+    assert canonical == log.canonical_leaf(leaf)
+    log.row_values(leaf, 0)  # stored without complaint
 
 
 def test_callers_hear_of_any_spool_failure(tmp_path):
