@@ -230,7 +230,7 @@ def main() -> None:
     parser.add_argument("--sqlite", action="store_true", help="run the service on SQLite instead of PostgreSQL")
     parser.add_argument("--skip-proofs", action="store_true")
     # As `xsn run` serves seal (seal.processes may set its own; else the launcher's default).
-    parser.add_argument("--threads", type=int, default=service_concurrency("seal", {}, 2, THREADS)[1],
+    parser.add_argument("--threads", type=int, default=service_concurrency("seal", dict(os.environ), 2, THREADS)[1],
                         help="threads per gthread worker (default: as xsn run serves seal, %(default)s)")
     args = parser.parse_args()
     wrk_binary()  # fail early, with the install hint

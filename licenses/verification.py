@@ -176,7 +176,7 @@ def verify_code(store: Store, deps: Deps, verifier: Verifier, raw_code: str, *,
         raise refuse(found, refusal, checks)
     auth, licence, licence_type = found
     uses = store.take(auth, record, now)
-    if uses is not None and store.verified is not None and getattr(licence, "row_version", None):
+    if uses is not None and store.verified is not None and licence.row_version:
         store.verified.put(code, Verified(licence.id, licence.row_version, licence.document_sm3,
                                           licence.signature_b64, document))
     if uses is None:
