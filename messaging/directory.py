@@ -19,6 +19,7 @@ from typing import Protocol
 
 import requests
 
+from common.crypto.pii import mask_email, mask_mobile
 from common.errors import ServiceUnavailable
 from common.http import ServiceClient
 
@@ -123,12 +124,14 @@ def _expect_ok(response: requests.Response) -> None:
                                  code="directory_unavailable")
 
 
-def _unmasked(value: str | None) -> str | None:
+def _unmasked(value: str | None, mask) -> str | None:
     """A contact identity masked (the token lacked ``phone:full`` / ``email:full``) reaches no
-    one: ``139****5678`` or ``d***@example.test`` is dropped, never sent to."""
-    return None if not value or "*" in value else value
+    one: ``139****5678`` or ``d***@example.test`` is dropped, never sent to. Masked means what
+    identity's own mask makes (a mask is its own mask), not "has a ``*``": an e-mail address
+    may hold one (``a*b@example.cn``) and is sent in full under ``email:full``."""
+    return None if not value or mask(value) == value else value
 
 
 def _contact(subject: str, body: dict) -> Contact:
-    return Contact(subject=subject, name=body.get("name"), mobile=_unmasked(body.get("mobile")),
-                   email=_unmasked(body.get("email")))
+    return Contact(subject=subject, name=body.get("name"), mobile=_unmasked(body.get("mobile"), mask_mobile),
+                   email=_unmasked(body.get("email"), mask_email))

@@ -18,7 +18,8 @@ from messaging.models import Message
 
 PEOPLE = {"p1": {"name": "张三", "mobile": "13800001234", "email": "zhangsan@example.test"},
           "p2": {"name": "李四", "mobile": "139****5678", "email": "l***@example.test"},
-          "p3": {"name": "王五", "mobile": None}}
+          "p3": {"name": "王五", "mobile": None},
+          "p4": {"name": "赵六", "mobile": "13700001111", "email": "zhao*liu@example.test"}}  # "*" is legal there
 
 
 @pytest.fixture
@@ -52,10 +53,11 @@ def identity(serve_app):
 def test_many_people_are_one_batch_lookup_and_one_person_a_get(identity):
     url, calls = identity
     directory = IdentityDirectory(ServiceClient(url, token_provider=lambda: "t0k"))
-    found = directory.lookup(["p1", "p2", "nobody", "p1"])
+    found = directory.lookup(["p1", "p2", "nobody", "p1", "p4"])
     assert found == {"p1": Contact("p1", "张三", "13800001234", "zhangsan@example.test"),
-                     "p2": Contact("p2", "李四", None, None)}  # masked mobile and e-mail dropped
-    assert calls == [("POST", ["p1", "p2", "nobody"], "Bearer t0k")]  # once each
+                     "p2": Contact("p2", "李四", None, None),  # masked mobile and e-mail dropped
+                     "p4": Contact("p4", "赵六", "13700001111", "zhao*liu@example.test")}  # a real "*" kept
+    assert calls == [("POST", ["p1", "p2", "nobody", "p4"], "Bearer t0k")]  # once each
     assert directory.lookup(["p1", "nobody"]) == {"p1": found["p1"]}
     assert len(calls) == 1  # both came from the cache, the unknown one too
     assert directory.lookup(["p3"]) == {"p3": Contact("p3", "王五", None, None)}
