@@ -239,12 +239,9 @@ class LicenseIdentifier(_Code):
         if len(parts) != 5:
             raise fail("expected type, issuer, serial, version and check after the root")
         type_code, issuer, serial, version, check = parts
-        if not _ALNUM_RE.fullmatch(type_code):
-            raise fail("the type code must be non-empty [0-9A-Z]")
-        if len(issuer) != 18 or any(c not in _CREDIT_INDEX for c in issuer):
-            raise fail("the issuer code must be an 18-character credit code")
-        if not _ALNUM_RE.fullmatch(serial):
-            raise fail("the serial must be non-empty [0-9A-Z]")
+        problem = _licence_head_problem(type_code, issuer) or _serial_problem(serial)
+        if problem:
+            raise fail(problem)
         if len(version) != 3 or not set(version) <= _DIGITS or version == "000":
             raise fail("the version is three digits from 001")
         if len(check) != 1 or mod37_36_check(type_code + issuer + serial + version) != check:
@@ -280,6 +277,22 @@ class LicenseIdentifier(_Code):
         return self.build(self.type_code, self.issuer_code, self.serial, self.version + 1)
 
 
+def _licence_head_problem(type_code: object, issuer: str) -> str | None:
+    """What is wrong with an identifier's type and issuer codes (the rules parsing and building
+    share), or None."""
+    if not isinstance(type_code, str) or not _ALNUM_RE.fullmatch(type_code):
+        return "the type code must be non-empty [0-9A-Z]"
+    if len(issuer) != 18 or any(c not in _CREDIT_INDEX for c in issuer):
+        return "the issuer code must be an 18-character credit code"
+    return None
+
+
+def _serial_problem(serial: object) -> str | None:
+    if not isinstance(serial, str) or not _ALNUM_RE.fullmatch(serial):
+        return "the serial must be non-empty [0-9A-Z]"
+    return None
+
+
 class LicenseIdentifiers:
     """Identifiers of one licence type and issuer: both checked once, here, and the check
     sum's running value after them kept, so each :meth:`build` checks and sums only the serial
@@ -293,10 +306,8 @@ class LicenseIdentifiers:
 
     def __init__(self, type_code: str, issuer_code: str | CreditCode) -> None:
         issuer = str(issuer_code)
-        if not isinstance(type_code, str) or not _ALNUM_RE.fullmatch(type_code):
-            raise InvalidCode(LicenseIdentifier.error_code, f"{type_code!r} must be non-empty [0-9A-Z]")
-        if len(issuer) != 18 or any(c not in _CREDIT_INDEX for c in issuer):
-            raise InvalidCode(LicenseIdentifier.error_code, "the issuer code must be an 18-character credit code")
+        if problem := _licence_head_problem(type_code, issuer):
+            raise InvalidCode(LicenseIdentifier.error_code, problem)
         self._head = f"{LICENSE_ROOT}.{type_code}.{issuer}."
         self._state = _mod37_36_state(type_code + issuer)
 
@@ -304,8 +315,8 @@ class LicenseIdentifiers:
         """The identifier of ``serial`` at ``version``. :raise InvalidCode: on a malformed part."""
         if not isinstance(version, int) or not 1 <= version <= 999:
             raise InvalidCode(LicenseIdentifier.error_code, "the version is between 1 and 999")
-        if not isinstance(serial, str) or not _ALNUM_RE.fullmatch(serial):
-            raise InvalidCode(LicenseIdentifier.error_code, f"{serial!r} must be non-empty [0-9A-Z]")
+        if problem := _serial_problem(serial):
+            raise InvalidCode(LicenseIdentifier.error_code, problem)
         tail = f"{serial}{version:03d}"
         check = _ALNUM36[(37 - _mod37_36_state(tail, self._state)) % 36]
         # Every part was checked above (type and issuer in __init__) and the check character is
