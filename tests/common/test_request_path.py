@@ -83,9 +83,17 @@ class CountedSchema(ma.Schema):  # counts its instances
         super().__init__(*args, **kwargs)
 
 
+def test_importing_common_web_gives_every_services_blueprints_the_parser():
+    # No install() here: importing a service's API module (which imports common.web first)
+    # must be enough, before its routes are decorated.
+    from payment import api as payment_api
+    from seal import api as seal_api
+
+    for blueprint in (payment_api.ledger_blp, seal_api.blp, Blueprint("any", __name__)):
+        assert isinstance(blueprint.ARGUMENTS_PARSER, arguments.SchemaOnceParser)
+
+
 def test_an_argument_schema_class_is_built_once_per_route_not_per_request():
-    arguments.install()
-    assert isinstance(Blueprint.ARGUMENTS_PARSER, arguments.SchemaOnceParser)
     app = ServiceFlask(__name__)
     app.config.update(API_TITLE="t", API_VERSION="1", OPENAPI_VERSION="3.1.0")
     api = Api(app)
