@@ -15,8 +15,6 @@ import io
 from flask import Response, current_app, g, request, url_for
 from flask.views import MethodView
 from flask_smorest import Blueprint
-from marshmallow import fields as mf
-from marshmallow import validate
 
 from common.db import get_session
 from common.web.arguments import arguments_or
@@ -28,6 +26,8 @@ from .api import deps, licence_view, node
 from .authorisations import Limits
 from .holders import Holder
 from .schemas import (
+    CODE_MAX,
+    CODE_MIN,
     AuthorisationSchema,
     AuthoriseSchema,
     LicenceSchema,
@@ -185,25 +185,6 @@ class MyOfflineCode(MethodView):
                                               issuer=f"{config['PUBLIC_BASE_URL'].rstrip('/')}/licenses",
                                               lifetime=int(config["LICENSES_OFFLINE_CODE_SECONDS"]))
         return {"code": code, "expires_at": expires}
-
-
-def _code_length() -> tuple[int, int]:
-    """The length bounds of :class:`VerifyRequestSchema`'s ``code``, read from its Length
-    validator, so that :func:`plain_verify_request` cannot drift from the schema.
-
-    :raise RuntimeError: the schema is no longer one string member ``code`` whose only validator
-        is a Length with both bounds (update :func:`plain_verify_request` with it)."""
-    fields = VerifyRequestSchema().fields
-    code = fields.get("code")
-    length = code.validators[0] if code is not None and len(code.validators) == 1 else None
-    if (set(fields) != {"code"} or type(code) is not mf.String or code.data_key not in (None, "code")
-            or not isinstance(length, validate.Length) or length.equal is not None
-            or length.min is None or length.max is None):
-        raise RuntimeError("VerifyRequestSchema changed: update plain_verify_request with it")
-    return length.min, length.max
-
-
-CODE_MIN, CODE_MAX = _code_length()
 
 
 def plain_verify_request() -> dict | None:

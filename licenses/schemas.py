@@ -160,8 +160,13 @@ class OfflineCodeSchema(Schema):
     qr_url = mf.String()
 
 
+# An authorisation code's length as /verify accepts it; holder_api's plain-body fast path uses
+# the same bounds (tests/licenses/test_verification.py checks the two answer alike).
+CODE_MIN, CODE_MAX = 1, 64
+
+
 class VerifyRequestSchema(Schema):
-    code = mf.String(required=True, validate=validate.Length(min=1, max=64))
+    code = mf.String(required=True, validate=validate.Length(min=CODE_MIN, max=CODE_MAX))
 
 
 class VerifyResultSchema(Schema):
