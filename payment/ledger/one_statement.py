@@ -27,6 +27,14 @@ written by this statement.
 The batch travels as two JSON texts: psycopg dumps a Python list into a PostgreSQL array one
 element at a time in Python (≈ 2 µs each, more than the rest of a transfer's work here), a JSON
 text is written by the C encoder.
+
+The statement goes to the driver's own cursor on the caller's connection (same connection, same
+transaction), not through SQLAlchemy's ``Connection.execute``: that cost ≈ 0.15–0.25 ms of CPU
+per statement (0.45–0.63 against 0.30–0.37 ms for one transfer, 0.69–0.81 against 0.49–0.57 for
+ten, measured alternately on one connection), and on PostgreSQL this statement is the ledger
+committer's whole round trip, so its CPU sits on the path every waiting request is queued
+behind. A driver error is raised as SQLAlchemy raises it (``IntegrityError`` for a taken id...),
+so callers see no difference.
 """
 
 from __future__ import annotations
@@ -36,7 +44,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, text
+import psycopg
+from sqlalchemy import Connection
+from sqlalchemy.exc import DBAPIError
 
 from payment.ledger.rules import (
     SUMS,
@@ -48,17 +58,18 @@ from payment.ledger.rules import (
     walk,
 )
 
-_WRITE_NEW = text("""
+# psycopg's own placeholders: the text goes to the driver's cursor (see the module's doc).
+_WRITE_NEW = """
 WITH v AS MATERIALIZED (
   SELECT e->>0 AS aid, (e->>1)::bigint AS debits_pending, (e->>2)::bigint AS debits_posted,
          (e->>3)::bigint AS credits_pending, (e->>4)::bigint AS credits_posted,
          (e->>5)::bigint AS peak_d, (e->>6)::bigint AS peak_c
-    FROM jsonb_array_elements(CAST(:accounts AS jsonb)) AS e
+    FROM jsonb_array_elements(CAST(%(accounts)s AS jsonb)) AS e
 ),
 r AS MATERIALIZED (
   SELECT e->>0 AS id, e->>1 AS debit_account_id, e->>2 AS credit_account_id, (e->>3)::bigint AS amount,
          e->>4 AS code, e->>5 AS kind, e->>6 AS status, e->>7 AS reference
-    FROM jsonb_array_elements(CAST(:transfers AS jsonb)) AS e
+    FROM jsonb_array_elements(CAST(%(transfers)s AS jsonb)) AS e
 ),
 -- Before any lock: the accounts stay locked from here to the commit, and a taken id (a replay
 -- or a conflict: the exact path decides) needs no lock at all.
@@ -92,7 +103,7 @@ new AS (
   INSERT INTO ledger_transfers (id, debit_account_id, credit_account_id, amount, code, kind, pending_id, status,
                                 reference, batch_id, created_at)
   SELECT r.id, r.debit_account_id, r.credit_account_id, r.amount, r.code, r.kind, NULL, r.status, r.reference,
-         CAST(:batch_id AS varchar), CAST(:now AS timestamptz)
+         CAST(%(batch_id)s AS varchar), CAST(%(now)s AS timestamptz)
     FROM r
    WHERE (SELECT ok FROM ok)
   RETURNING 1
@@ -106,7 +117,7 @@ moved AS (
   RETURNING 1
 )
 SELECT verdict.missing, verdict.broken, verdict.taken, (SELECT count(*) FROM new) AS written
-  FROM verdict""")
+  FROM verdict"""
 
 
 @dataclass(frozen=True)
@@ -138,14 +149,27 @@ def write_new(connection: Connection, specs: Sequence[TransferSpec], *, now: dat
     rows = [(spec.id, spec.debit_account_id, spec.credit_account_id, spec.amount, spec.code, spec.kind,
              new_status(spec), spec.reference) for spec in specs]
     run = walk(specs)
-    missing, broken, taken, written = connection.execute(_WRITE_NEW, {
+    missing, broken, taken, written = _execute(connection, {
         "transfers": json.dumps(rows, ensure_ascii=False),
         "accounts": json.dumps([[aid, *(sums[c] for c in SUMS), *run.peaks[aid]]
                                 for aid, sums in sorted(run.net.items())], ensure_ascii=False),
-        "batch_id": batch_id, "now": now}).one()
+        "batch_id": batch_id, "now": now})
     if written != len(rows):
         return Refusal(sorted(missing), broken, sorted(taken))
     return [TransferResult(_record(row, batch_id, now), created=True) for row in rows]
+
+
+def _execute(connection: Connection, params: dict) -> tuple:
+    """The statement's one row, run on ``connection``'s driver connection in its transaction.
+
+    :raise SQLAlchemyError: the driver's error as SQLAlchemy's ``execute`` would raise it.
+    """
+    try:
+        with connection.connection.driver_connection.cursor() as cursor:
+            cursor.execute(_WRITE_NEW, params)
+            return cursor.fetchone()
+    except psycopg.Error as exc:
+        raise DBAPIError.instance(_WRITE_NEW, params, exc, psycopg.Error, dialect=connection.dialect) from exc
 
 
 def _record(row: tuple, batch_id: str | None, now: datetime) -> TransferRecord:
