@@ -204,13 +204,16 @@ class Transfers(MethodView):
 def _ledger_writer() -> LedgerWriter:
     """The process's group committer when this server runs requests in threads (gunicorn
     gthread: concurrent requests share commits); in a server with one request at a time per
-    process (a sync worker) there is nobody to share with, so the request writes inline."""
-    db = get_db()
+    process (a sync worker) there is nobody to share with, so the request writes inline. The
+    database is looked up only when the writer is built, once per process."""
     if not request.environ.get("wsgi.multithread"):
-        return app_singleton("payment_ledger_inline",
-                             lambda: InlineWriter(db.session, write_committed=OneStatementWriter(db.engine)))
-    return app_singleton("payment_ledger_committer",
-                         lambda: GroupCommitter(db.session, write_committed=OneStatementWriter(db.engine)))
+        return app_singleton("payment_ledger_inline", lambda: _build_writer(InlineWriter))
+    return app_singleton("payment_ledger_committer", lambda: _build_writer(GroupCommitter))
+
+
+def _build_writer(kind):
+    db = get_db()
+    return kind(db.session, write_committed=OneStatementWriter(db.engine))
 
 
 def _transfer_dict(row) -> dict:

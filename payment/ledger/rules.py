@@ -149,7 +149,8 @@ def walk(specs: Sequence[TransferSpec], locked: dict[str, tuple[dict[str, int], 
     """Walk the new single or pending transfers ``specs`` in order: the one copy of the limit walk.
 
     ``locked``, when given (the accounts' locked sums and their two limit flags, by id), is
-    checked after each transfer as the database would check it.
+    checked after each transfer as the database would check it; the peaks are then left empty
+    (only the one statement, which walks without ``locked``, uses them).
 
     :raise LedgerError: with ``locked``: a transfer breaks a limit (``index`` and ``account``
         say which; the first one in order).
@@ -163,11 +164,12 @@ def walk(specs: Sequence[TransferSpec], locked: dict[str, tuple[dict[str, int], 
                 moved = net[account_id] = dict.fromkeys(SUMS, 0)
             for column, delta in deltas.items():
                 moved[column] += delta
-            over_debits, over_credits = over_limits(moved)
-            peak = peaks.get(account_id)
-            peaks[account_id] = (over_debits, over_credits) if peak is None else \
-                (max(peak[0], over_debits), max(peak[1], over_credits))
-            if locked is not None:
+            if locked is None:
+                over_debits, over_credits = over_limits(moved)
+                peak = peaks.get(account_id)
+                peaks[account_id] = (over_debits, over_credits) if peak is None else \
+                    (max(peak[0], over_debits), max(peak[1], over_credits))
+            else:
                 sums, debits_limited, credits_limited = locked[account_id]
                 code = limit_broken({c: sums[c] + moved[c] for c in SUMS}, debits_limited, credits_limited)
                 if code:
