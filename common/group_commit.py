@@ -16,8 +16,10 @@ written while the last one waits for its flush; each takes whatever is queued wh
 (a service whose group is one self-committing statement does better with one: payment).
 
 ``write_committed``, when given, is offered each group first, outside any session: it writes
-and commits the whole group in one go (one statement that commits itself), or writes nothing
-and answers None, and then the session path runs as usual (payment's ``OneStatementWriter``).
+and commits the group in one go (one statement that commits itself) and answers each request's
+outcome, or None for a request it left alone (or None for the whole group: it wrote nothing);
+the requests it left take the session path as usual (payment's ``OneStatementWriter``). The
+ones it wrote are answered at once: their commit has returned.
 
 When the group's transaction fails (a database error, not a request's refusal), it is rolled
 back and each of its requests is retried alone in its own transaction with ``write_one``, so
@@ -51,9 +53,9 @@ Result = TypeVar("Result")
 SessionFactory = Callable[[], contextlib.AbstractContextManager[Session]]
 # A request's outcome: its results, or the Problem that refused it (the other requests go on).
 Outcome = Any
-# Tried first, outside any session: writes and commits the whole group (one outcome per
-# request), or writes nothing and answers None.
-CommittedWriter = Callable[[Sequence[Sequence[Any]]], "list[Outcome] | None"]
+# Tried first, outside any session: writes and commits the group; one outcome per request, None
+# for a request it did not write (left to the session path), or None when it wrote nothing.
+CommittedWriter = Callable[[Sequence[Sequence[Any]]], "list[Outcome | None] | None"]
 
 COMMITTERS = 2
 MAX_GROUP_ITEMS = 2000  # keeps one group's statements well inside PostgreSQL's 65,535 parameters
@@ -87,7 +89,7 @@ class InlineWriter(Generic[Item, Result]):
         """:raise Problem: the request's refusal. :raise SQLAlchemyError: a database error."""
         if self.write_committed is not None:
             outcomes = self.write_committed([items])
-            if outcomes is not None:
+            if outcomes is not None and outcomes[0] is not None:
                 return _unwrap(outcomes[0])
         return _unwrap(write_alone(self.sessions, items, self.write_one))
 
@@ -204,8 +206,13 @@ class GroupCommitter(Generic[Item, Result]):
         if self.write_committed is not None:
             outcomes = self.write_committed([waiting.items for waiting in group])
             if outcomes is not None:
-                self._answer(group, outcomes)
-                return
+                written = [(waiting, outcome) for waiting, outcome in zip(group, outcomes, strict=True)
+                           if outcome is not None]
+                if written:
+                    self._answer([waiting for waiting, _ in written], [outcome for _, outcome in written])
+                group = [waiting for waiting, outcome in zip(group, outcomes, strict=True) if outcome is None]
+                if not group:
+                    return
         try:
             with self.sessions() as session:
                 outcomes = self.write_group(session, [waiting.items for waiting in group])

@@ -12,6 +12,13 @@ One path, two steps:
   request is plainly new and the whole run keeps every limit, which is the usual case, that one
   statement writes and commits the group: a run of requests that keeps every limit in order,
   with no id taken, is exactly what the request-by-request path accepts.
+* When the statement found ids already taken (a client's retry: a replay or a conflict), the
+  requests that name none of them are offered to the statement once more, without the others,
+  and only the requests naming a taken id go on to the next step. Measured before this: a group
+  of ten with one replay in it cost the committer 1.14-1.33 ms of CPU and 3.8 statements per
+  request, 51-66 ms per group, against 0.05 ms, 0.1 and 7-9 ms for a plainly new group, all on
+  the one committer every request of the process waits behind; so one retrying client slowed
+  every other.
 * Otherwise it wrote nothing, and :func:`write_requests` runs each request through
   ``create_transfers`` in its own savepoint of one transaction (a plainly new request is again
   one statement there; a replay, a conflict, a post or void goes the exact path): each gets the
@@ -76,14 +83,35 @@ class OneStatementWriter:
         self._lock = threading.Lock()
         self.close = weakref.finalize(self, _close_all, self._idle, self._lock)
 
-    def __call__(self, requests: Sequence[Sequence[TransferSpec]]) -> list[Outcome] | None:
-        """Every request's results, committed; None when nothing was written (a request is not
-        plainly new, breaks a limit or names a missing account or a taken id; not PostgreSQL;
-        a database error, after which the usual path finds out what, if anything, was written).
+    def __call__(self, requests: Sequence[Sequence[TransferSpec]]) -> list[Outcome | None] | None:
+        """Every request's results, committed, and None for each request naming an id already
+        taken when the others were written without it; None when nothing was written (a
+        request is not plainly new, breaks a limit or names a missing account; every request
+        names a taken id; not PostgreSQL; a database error, after which the usual path finds
+        out what, if anything, was written).
         """
         specs = [spec for request in requests for spec in request]
         if self.engine.dialect.name != "postgresql" or not all(requests) or not one_statement.plainly_new(specs):
             return None
+        outcome = self._write(requests)
+        if not isinstance(outcome, one_statement.Refusal):
+            return outcome
+        if not outcome.taken:
+            return None
+        taken = set(outcome.taken)
+        untouched = [not any(spec.id in taken for spec in request) for request in requests]
+        if not any(untouched):
+            return None
+        written = self._write([request for request, keep in zip(requests, untouched, strict=True) if keep])
+        if written is None or isinstance(written, one_statement.Refusal):
+            return None
+        results = iter(written)
+        return [next(results) if keep else None for keep in untouched]
+
+    def _write(self, requests: Sequence[Sequence[TransferSpec]]) -> list[Outcome] | one_statement.Refusal | None:
+        """The one statement over ``requests``: their results, why it wrote nothing, or None
+        (a malformed transfer or a database error)."""
+        specs = [spec for request in requests for spec in request]
         connection = self._take()
         try:
             outcome = one_statement.write_new(connection, specs, now=utcnow())
@@ -98,7 +126,7 @@ class OneStatementWriter:
             return None
         self._give(connection)
         if isinstance(outcome, one_statement.Refusal):
-            return None
+            return outcome
         outcomes: list[Outcome] = []
         start = 0
         for request in requests:

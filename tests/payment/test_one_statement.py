@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 
 from common.db import get_db
 from common.errors import Problem
+from common.group_commit import _Waiting
 from payment.ledger.checks import check_ledger
 from payment.ledger.group_commit import GroupCommitter, InlineWriter
 from payment.ledger.group_write import OneStatementWriter
@@ -111,15 +112,47 @@ X = TransferSpec("x", "bank", "clearing", 10, "payment")  # fine on its own
 
 
 @pytest.mark.parametrize("second", [
-    TransferSpec("seed", "bank", "clearing", 100, "payment"),
     TransferSpec("y", "clearing", "revenue", 111, "payment"),
     TransferSpec("y", "bank", "nowhere", 1, "payment"),
     TransferSpec("y", "bank", "clearing", 0, "payment"),
     TransferSpec("y", "bank", "clearing", 1, "payment", kind="void", pending_id="x"),
-], ids=["replay", "limit", "missing-account", "malformed", "not-new"])
+], ids=["limit", "missing-account", "malformed", "not-new"])
 def test_a_group_that_is_not_plainly_new_writes_nothing_in_one_statement(postgresql, ledger, second):
     assert OneStatementWriter(postgresql.engine)([[X], [second]]) is None
     assert _count(ledger) == 1 and _sums(ledger, "clearing")["credits_posted"] == 100
+
+
+@pytest.mark.parametrize("taken", [
+    [TransferSpec("seed", "bank", "clearing", 100, "payment")],
+    [TransferSpec("seed", "bank", "clearing", 7, "payment")],
+    [TransferSpec("z", "bank", "clearing", 1, "payment"), TransferSpec("seed", "bank", "clearing", 100, "payment")],
+], ids=["replay", "conflict", "replay-beside-a-new-transfer"])
+def test_the_requests_beside_one_naming_a_taken_id_are_written_without_it(postgresql, ledger, taken):
+    writer = OneStatementWriter(postgresql.engine)
+    outcomes = writer([[X], taken, [TransferSpec("w", "clearing", "revenue", 50, "payment")]])
+    assert outcomes[1] is None  # left to the exact path, which tells a replay from a conflict
+    assert [[(r.transfer.id, r.created) for r in outcomes[i]] for i in (0, 2)] == [[("x", True)], [("w", True)]]
+    with postgresql.session() as other:  # committed; nothing of the request left alone
+        assert _count(other) == 3 and other.get(LedgerTransfer, "z") is None
+        assert _sums(other, "clearing")["credits_posted"] == 110 and _sums(other, "clearing")["debits_posted"] == 50
+    assert writer([taken]) is None  # every request names a taken id: nothing written
+
+
+def test_a_group_with_a_replay_and_a_conflict_answers_every_request_as_if_alone(postgresql, ledger):
+    create_transfers(ledger, [TransferSpec("old", "bank", "clearing", 5, "payment")])
+    ledger.commit()
+    committer = GroupCommitter(postgresql.session, write_committed=OneStatementWriter(postgresql.engine))
+    group = [_Waiting(items) for items in ([X], [TransferSpec("seed", "bank", "clearing", 100, "payment")],
+                                           [TransferSpec("old", "bank", "clearing", 7, "payment")],
+                                           [TransferSpec("z", "bank", "clearing", 1, "payment")])]
+    committer._commit(group)  # the committer thread's step, on one group as the queue gave it
+    answers = [waiting.outcome for waiting in group]
+    assert [[(r.transfer.id, r.created) for r in answers[i]] for i in (0, 1, 3)] == [
+        [("x", True)], [("seed", False)], [("z", True)]]
+    assert isinstance(answers[2], Problem) and answers[2].code == "transfer_exists_with_different_fields"
+    with postgresql.session() as other:
+        assert _count(other) == 4 and _sums(other, "clearing")["credits_posted"] == 116
+        assert check_ledger(other).ok
 
 
 def test_elsewhere_than_postgresql_the_one_statement_declines(app, ledger):
