@@ -21,15 +21,18 @@ Phases, each measured in this run:
    the service's own ``GET /livez``, on one server set up as ``xsn run`` serves payment: gunicorn,
    2 gthread workers of ``payment.processes.GUNICORN_THREADS`` threads (whose concurrent
    transfer requests share commits: ``payment.ledger.group_commit``), driven by wrk at each of
-   ``--connections`` (both endpoints at each count). The server's CPU per request and wrk's
-   own CPU are printed beside each figure.
+   ``--connections`` (both endpoints at each count). The server's CPU per request, the
+   database backends' CPU per transfer and wrk's own CPU are printed beside each figure. Before
+   it the ledger's tables are vacuumed and analysed (``_vacuum_analyze``: the state of a ledger
+   in service, and what ``pgbench -i`` does to its own tables).
 5. ``xsn ledger check`` over everything the run wrote.
 
 Ends with ``RESULT {json}``: ``single_ratio`` and ``batch_ratio`` (transfers/s ÷ pgbench TPC-B
 tps; targets ≥ 0.5 and ≥ 5; ``single_grouped_ratio`` beside them, not a target), ``http_ratio``
 (HTTP transfers/s ÷ /livez req/s at the last of ``--connections``, the median over ``--rounds``
 paired rounds; target ≥ 0.4; ``http_ratios`` has every count, ``http_cpu_ratio`` the server's
-CPU per /livez request ÷ per transfer request) and ``ledger_check_ok``.
+CPU per /livez request ÷ per transfer request, ``http_db_cpu_ms`` the database's per transfer
+request) and ``ledger_check_ok``.
 """
 
 from __future__ import annotations
@@ -73,6 +76,23 @@ def _open_accounts(session) -> None:
     for i in range(ACCOUNTS):
         open_account(session, AccountSpec(f"bench:{i}", "suspense", f"bench {i}"))
     session.commit()
+
+
+def _vacuum_analyze(engine) -> None:
+    """VACUUM ANALYZE the ledger's tables, as ``pgbench -i`` does to its own after loading them.
+
+    Why: the database is minutes old, so autovacuum (a pass a minute) has not yet given it
+    statistics or cleared the dead versions of the 1,000 account rows the previous phase updated
+    tens of thousands of times. The ledger's statement is prepared by each connection and keeps
+    its generic plan until the statistics change: prepared while ``ledger_transfers`` was empty,
+    it looked for taken ids by a sequential scan of the whole table, and after 50,000 transfers
+    it cost the database 8.4 ms of CPU for a group of four, against 1.1 fresh and 1.05 once
+    analysed (index scans). A ledger in service is in the analysed state; so is pgbench.
+    """
+    from sqlalchemy import text
+
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        connection.execute(text("VACUUM ANALYZE ledger_accounts, ledger_transfers"))
 
 
 def _run_threads(writer, clients: int, seconds: float, batch: int) -> float:
@@ -133,6 +153,7 @@ class HttpRun:
     transfers: WrkResult
     livez_cpu_ms: float  # the server's CPU (all its processes) per request
     transfer_cpu_ms: float
+    transfer_db_cpu_ms: float  # the CPU of the database's backends serving the bench's database, per transfer
 
     @property
     def ratio(self) -> float:
@@ -173,13 +194,42 @@ def http_phase(db_url: str, seconds: float, connections: list[int], rounds: int)
             cpu = server.cpu_seconds()
             livez = wrk(f"{server.url}/livez", duration=seconds, connections=count)
             livez_cpu = server.cpu_seconds() - cpu
+            db_cpu = _database_cpu_seconds(db_url)
             transfers = wrk(f"{server.url}/ledger/transfers", duration=seconds, connections=count,
                             headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
                             lua=TRANSFER_LUA.replace("PREFIX", json.dumps(uuid.uuid4().hex[:8])))
             transfer_cpu = server.cpu_seconds() - cpu - livez_cpu
+            db_cpu = _database_cpu_seconds(db_url) - db_cpu
             runs.append(HttpRun(count, livez, transfers, livez_cpu / max(livez.requests, 1) * 1000,
-                                transfer_cpu / max(transfers.requests, 1) * 1000))
+                                transfer_cpu / max(transfers.requests, 1) * 1000,
+                                db_cpu / max(transfers.requests, 1) * 1000))
     return runs
+
+
+def _database_cpu_seconds(db_url: str) -> float:
+    """CPU seconds used so far by the PostgreSQL backends connected to ``db_url``'s database
+    (the server's; 0 when PostgreSQL runs on another machine: its processes are not in /proc).
+    A transfer's cost on a shared machine includes them: they compete with the server for the
+    same cores, which /livez never asks for."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(db_url)
+    try:
+        with engine.connect() as connection:
+            pids = connection.execute(text("SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                                           "AND pid <> pg_backend_pid()")).scalars().all()
+    finally:
+        engine.dispose()
+    return sum(_own_cpu_seconds(pid) for pid in pids)
+
+
+def _own_cpu_seconds(pid: int) -> float:
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+    except OSError:  # gone since, or not on this machine
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def main() -> None:
@@ -227,6 +277,7 @@ def main() -> None:
     from payment.processes import GUNICORN_THREADS
 
     counts = [int(c) for c in args.connections.split(",")]
+    _vacuum_analyze(engine)  # after the phases above, before the servers prepare their statements
     runs = http_phase(db_url, args.seconds, counts, args.rounds)
     print(f"HTTP: gunicorn {WORKERS} gthread workers x {GUNICORN_THREADS} threads, wrk 2 threads, "
           f"{args.rounds} rounds of {args.seconds} s per endpoint; "
@@ -235,7 +286,8 @@ def main() -> None:
         print(f"  wrk {run.connections} connections: /livez {run.livez.requests_per_s:,.0f} req/s "
               f"(server CPU {run.livez_cpu_ms:.2f} ms/req = {run.livez_cores:.2f} cores, wrk CPU "
               f"{run.livez.wrk_cpu_s:.1f} s), POST /ledger/transfers {run.transfers.requests_per_s:,.0f} req/s "
-              f"(server CPU {run.transfer_cpu_ms:.2f} ms/req = {run.transfer_cores:.2f} cores, wrk CPU "
+              f"(server CPU {run.transfer_cpu_ms:.2f} ms/req = {run.transfer_cores:.2f} cores, database CPU "
+              f"{run.transfer_db_cpu_ms:.2f} ms/req, wrk CPU "
               f"{run.transfers.wrk_cpu_s:.1f} s, non-2xx "
               f"{run.transfers.non2xx}, errors {run.transfers.errors}, p50 {run.transfers.p50_ms:.1f} ms): "
               f"ratio {run.ratio:.3f}")
@@ -258,6 +310,7 @@ def main() -> None:
                   "http_ratio": round(ratios[counts[-1]], 3), "http_connections": counts[-1],
                   "http_ratios": {str(c): round(v, 3) for c, v in ratios.items()},
                   "http_cpu_ratio": round(cpu_ratio, 3),
+                  "http_db_cpu_ms": round(statistics.median(r.transfer_db_cpu_ms for r in final), 3),
                   "http_non2xx": sum(run.transfers.non2xx + run.transfers.errors for run in runs),
                   "load_average": round(os.getloadavg()[0], 2), "ledger_check_ok": ledger_ok})
 
