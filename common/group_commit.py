@@ -99,9 +99,9 @@ class _Waiting:
 
     The wake-up is a bare lock, taken here and released by the committer, not a
     ``threading.Event``: an Event's wait and set run Python's ``Condition`` (a new lock per
-    wait, a waiter list, ``notify_all``), and with a wake-up per request that was ≈ 10 % of a
-    payment worker's GIL time under load (py-spy). Only the committer thread that took the
-    request answers it, so ``answered`` needs no lock of its own.
+    wait, a waiter list, ``notify_all``) on every request (measured: 14-20 against 22-24 µs of
+    CPU per submit, 32 threads). Only the committer thread that took the request answers it,
+    so ``answered`` needs no lock of its own.
     """
 
     __slots__ = ("items", "outcome", "answered", "_ready")
