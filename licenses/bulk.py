@@ -149,7 +149,7 @@ def run_job(session: Session, deps: Deps, job: BulkJob, *, batch: int = 100, max
                 if reserved:
                     chunk = reserved.popleft()
                 else:
-                    rows = _unreserved_rows(session, job, after, batch)
+                    rows = bulk_chunks.unreserved_rows(session, job, after, batch)
                     if not rows:
                         break
                     after = rows[-1].line
@@ -161,7 +161,7 @@ def run_job(session: Session, deps: Deps, job: BulkJob, *, batch: int = 100, max
                                                      idempotency_key=chunk.key)))
                 submitted = True
             if not signing:  # nothing left, or the time is up
-                if not reserved and not _unreserved_rows(session, job, after, 1):
+                if not reserved and not bulk_chunks.unreserved_rows(session, job, after, 1):
                     job.status, job.finished_at = "done", utcnow()
                 break
             chunk, signed = signing.popleft()
@@ -204,14 +204,6 @@ def resume_abandoned(session: Session, deps: Deps, *, batch: int, lease_seconds:
             continue
         finished += 1
     return finished
-
-
-def _unreserved_rows(session: Session, job: BulkJob, after: int, size: int) -> list[BulkRow]:
-    """The next ``size`` pending rows after line ``after`` (the last line reserved): chunks are
-    reserved in line order, so a pending row before it belongs to a chunk not yet issued."""
-    return list(session.scalars(select(BulkRow).where(BulkRow.job_id == job.id, BulkRow.line > after,
-                                                      BulkRow.status == "pending")
-                                .order_by(BulkRow.line).limit(size)))
 
 
 def _finish_legacy(session: Session, deps: Deps, job: BulkJob, seal_id: str, lease: _Lease) -> bool:

@@ -18,7 +18,7 @@ from common.errors import ValidationFailed
 
 from . import catalogue, issuing
 from .issuing import Deps, Issuer, IssueRequest
-from .models import BulkRow, LicenceType
+from .models import LicenceType
 
 log = structlog.get_logger("xsn.licenses.bulk")
 
@@ -116,10 +116,11 @@ def seal_passed(deps: Deps, job_id: str, line: int, passed: dict[str, Any]) -> s
     return deps.cipher.encrypt(checked_label(job_id, line), json.dumps(passed, ensure_ascii=False))
 
 
-def trusted_passed(deps: Deps, row: BulkRow, definition: str) -> dict[str, Any] | None:
-    """The values ``row`` passed its check with, if they can be taken as they are: sealed by the
-    node's AEAD key for this job and line (so nobody else wrote them and they were not copied from
-    another row) and checked against ``definition``. None for a row of an older upload, of a type
+def trusted_passed(deps: Deps, row: Any, definition: str) -> dict[str, Any] | None:
+    """The values ``row`` (a bulk row, or a row of its ``job_id``, ``line`` and ``payload``)
+    passed its check with, if they can be taken as they are: sealed by the node's AEAD key for
+    this job and line (so nobody else wrote them and they were not copied from another row) and
+    checked against ``definition``. None for a row of an older upload, of a type
     whose definition changed since, or whose values do not decrypt as this row's (fail closed:
     the row is then checked again in full, :func:`recheck`)."""
     sealed = row.payload.get("checked")
@@ -133,7 +134,7 @@ def trusted_passed(deps: Deps, row: BulkRow, definition: str) -> dict[str, Any] 
     return passed if passed["definition"] == definition else None
 
 
-def recheck(session: Session, deps: Deps, issuer: Issuer, licence_type: LicenceType, row: BulkRow,
+def recheck(session: Session, deps: Deps, issuer: Issuer, licence_type: LicenceType, row: Any,
             definition: str) -> dict[str, Any]:
     """The row checked again in full from its own payload: the values it passes with now.
     :raise Problem: the row no longer passes."""
