@@ -1,6 +1,6 @@
 """A bulk job's rows: parsed from the upload (CSV or JSON lines), the issuance each asks for,
 and the values a row passed its check with, stored with it at the upload (encrypted, bound to
-its job and line) so the runner does not check it all again (:mod:`licenses.bulk`)."""
+its job and line) so the runner does not check it all again (:mod:`licenses.bulk_chunks`)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from common.errors import ValidationFailed
 
 from . import catalogue, issuing
 from .issuing import Deps, Issuer, IssueRequest
-from .models import BulkRow, LicenceType
+from .models import LicenceType
 
 log = structlog.get_logger("xsn.licenses.bulk")
 
@@ -116,26 +116,38 @@ def seal_passed(deps: Deps, job_id: str, line: int, passed: dict[str, Any]) -> s
     return deps.cipher.encrypt(checked_label(job_id, line), json.dumps(passed, ensure_ascii=False))
 
 
-def check_row(session: Session, deps: Deps, issuer: Issuer, licence_type: LicenceType, row: BulkRow,
-              definition: str) -> issuing.Checked:
-    """A pending row's issuance, checked. Values checked at upload against the type's present
-    definition are taken as they are (the node's AEAD key sealed them for this job and line, so
-    nobody else wrote them and they were not copied from another row), completed with today's
-    defaults; a row of an older upload, of a type whose definition changed since, or whose
-    checked values do not decrypt as this row's (moved from another row or job, or altered) is
-    checked again in full from its own payload. :raise Problem: the row no longer passes."""
+def trusted_passed(deps: Deps, row: Any, definition: str) -> dict[str, Any] | None:
+    """The values ``row`` (a bulk row, or a row of its ``job_id``, ``line`` and ``payload``)
+    passed its check with, if they can be taken as they are: sealed by the node's AEAD key for
+    this job and line (so nobody else wrote them and they were not copied from another row) and
+    checked against ``definition``. None for a row of an older upload, of a type
+    whose definition changed since, or whose values do not decrypt as this row's (fail closed:
+    the row is then checked again in full, :func:`recheck`)."""
     sealed = row.payload.get("checked")
-    if sealed:
-        try:
-            passed = json.loads(deps.cipher.decrypt(checked_label(row.job_id, row.line), sealed))
-        except (GMError, ValueError):  # fail closed: not trusted, the row's own payload is checked
-            log.warning("bulk_row_checked_values_not_trusted", job_id=row.job_id, line=row.line)
-            passed = None
-        if passed is not None and passed["definition"] == definition:
-            return issuing.complete(licence_type, passed["holder_code"], passed["holder_name"], passed["face"],
-                                    _day(passed["valid_from"]), _day(passed["valid_until"]))
+    if not sealed:
+        return None
+    try:
+        passed = json.loads(deps.cipher.decrypt(checked_label(row.job_id, row.line), sealed))
+    except (GMError, ValueError):
+        log.warning("bulk_row_checked_values_not_trusted", job_id=row.job_id, line=row.line)
+        return None
+    return passed if passed["definition"] == definition else None
+
+
+def recheck(session: Session, deps: Deps, issuer: Issuer, licence_type: LicenceType, row: Any,
+            definition: str) -> dict[str, Any]:
+    """The row checked again in full from its own payload: the values it passes with now.
+    :raise Problem: the row no longer passes."""
     item = json.loads(deps.cipher.decrypt("bulk_row", row.payload["enc"]))
-    return issuing.check_request(session, issuer, row_request(session, licence_type, item))
+    request = row_request(session, licence_type, item)
+    return passed_values(issuing.check_request(session, issuer, request), request, definition)
+
+
+def complete(licence_type: Any, passed: dict[str, Any], day: date) -> issuing.Checked:
+    """A row's issuance from the values it passed with, completed for a licence issued on ``day``.
+    :raise ValidationFailed: invalid_validity (its own end date is before ``day``)."""
+    return issuing.complete(licence_type, passed["holder_code"], passed["holder_name"], passed["face"],
+                            _day(passed["valid_from"]), _day(passed["valid_until"]), day=day)
 
 
 def _day(value: str | None) -> date | None:

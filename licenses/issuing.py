@@ -171,12 +171,17 @@ class Numbers:
     serial: str
     status_index: int
 
+    def following(self, count: int) -> list[Numbers]:
+        """This and the next ``count - 1`` numbers (what :func:`take_numbers` took together)."""
+        year, first = self.serial[:4], int(self.serial[4:])
+        return [Numbers(f"{year}{first + i:08d}", self.status_index + i) for i in range(count)]
+
 
 def take_numbers(session: Session, licence_type: LicenceType, issuer_code: str, count: int) -> list[Numbers]:
     year = today().year
     first_serial = next_values(session, serial_counter(licence_type, issuer_code, year), count)
     first_index = next_values(session, "status_index", count) - 1
-    return [Numbers(f"{year}{first_serial + i:08d}", first_index + i) for i in range(count)]
+    return Numbers(f"{year}{first_serial:08d}", first_index).following(count)
 
 
 def canonical(document: dict[str, Any]) -> bytes:
@@ -246,11 +251,12 @@ def check_request(session: Session, issuer: Issuer, req: IssueRequest) -> Checke
 
 
 def complete(licence_type: LicenceType, holder_code: str, holder_name: str, face: dict[str, Any],
-             valid_from: date | None, valid_until: date | None) -> Checked:
+             valid_from: date | None, valid_until: date | None, *, day: date | None = None) -> Checked:
     """The rest of a check, from a holder code, name and face already checked against this type:
-    the validity (from the day the licence is issued unless the request names a day; the type's
-    term unless it names an end) and the request hash. :raise ValidationFailed: invalid_validity"""
-    valid_from = valid_from or today()
+    the validity (from the day the licence is issued, ``day`` or today, unless the request names a
+    day; the type's term unless it names an end) and the request hash.
+    :raise ValidationFailed: invalid_validity"""
+    valid_from = valid_from or day or today()
     if valid_until is None and licence_type.validity_days:
         valid_until = valid_from + timedelta(days=licence_type.validity_days - 1)
     if valid_until is not None and valid_until < valid_from:
@@ -265,14 +271,14 @@ def complete(licence_type: LicenceType, holder_code: str, holder_name: str, face
 
 
 def build_document(row: Licence, licence_type: LicenceType, holder_code: str, face: dict[str, Any],
-                   supersedes: str | None) -> dict[str, Any]:
+                   supersedes: str | None, issue_date: date | None = None) -> dict[str, Any]:
     return {"format": DOCUMENT_FORMAT, "identifier": row.identifier, "type_code": licence_type.code,
             "type_name": licence_type.name, "face_number": row.face_number, "version": row.version,
             "supersedes": supersedes,
             "holder": {"kind": row.holder_kind, "name": row.holder_name, "code": holder_code,
                        "code_type": CODE_TYPES[row.holder_kind]},
             "issuer": {"code": row.issuer_code, "name": row.issuer_name},
-            "issue_date": today().isoformat(), "valid_from": row.valid_from.isoformat(),
+            "issue_date": (issue_date or today()).isoformat(), "valid_from": row.valid_from.isoformat(),
             "valid_until": row.valid_until.isoformat() if row.valid_until else None, "fields": face}
 
 
@@ -288,9 +294,11 @@ def new_pending(session: Session, deps: Deps, issuer: Issuer, checked: Checked, 
 
 def pending_values(deps: Deps, issuer: Issuer, checked: Checked, numbers: Numbers, *,
                    idempotency_key: str | None = None, previous: Licence | None = None,
-                   identifiers: LicenseIdentifiers | None = None) -> dict[str, Any]:
-    """A pending licence's columns (bulk issuance inserts a batch's in one statement, without
-    building ORM objects). ``identifiers``: of this type and issuer, when the caller makes many."""
+                   identifiers: LicenseIdentifiers | None = None, issue_date: date | None = None) -> dict[str, Any]:
+    """A pending licence's columns (bulk issuance inserts a chunk's in one statement, without
+    building ORM objects). ``identifiers``: of this type and issuer, when the caller makes many;
+    ``issue_date``: the document's (today unless given: bulk issuance rebuilds a chunk's documents
+    exactly as they were first signed)."""
     licence_type = checked.licence_type
     if previous is None:
         identifiers = identifiers or LicenseIdentifiers(licence_type.code, issuer.code)
@@ -311,7 +319,7 @@ def pending_values(deps: Deps, issuer: Issuer, checked: Checked, numbers: Number
                   idempotency_scope=f"{issuer.code}:{issuer.actor}" if idempotency_key else None,
                   idempotency_key=idempotency_key, issued_by=issuer.actor)
     document = canonical(build_document(SimpleNamespace(**values), licence_type, checked.holder_code, checked.face,
-                                        previous.identifier if previous else None))
+                                        previous.identifier if previous else None, issue_date))
     values["document_enc"] = deps.cipher.encrypt("document", document.decode())
     values["document_sm3"] = sm3(document).hex()
     return values

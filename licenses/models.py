@@ -207,6 +207,9 @@ class BulkJob(Base):
     # runner is refused meanwhile; a killed runner's lease lapses and the job can be resumed.
     runner: Mapped[str | None] = mapped_column(String(32), nullable=True)
     lease_until: Mapped[datetime | None] = mapped_column(nullable=True)
+    # The chunks of rows reserved and being sealed, each a small frame (licenses.bulk_chunks): a
+    # chunk interrupted before its licences were written is rebuilt from it exactly as it was.
+    chunks: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, nullable=True)
 
 
 class BulkRow(Base):

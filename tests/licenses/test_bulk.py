@@ -350,3 +350,139 @@ def test_a_rows_checked_values_depend_on_the_type_code():
     other = SimpleNamespace(code="residence_permit_copy", holder_kind="person", fields=fields)
     assert definition_of(one) != definition_of(other)
     assert definition_of(one) == definition_of(SimpleNamespace(**vars(one)))
+
+
+def test_no_licence_exists_unsealed_while_its_chunk_is_at_the_seal_node(h, app, node, monkeypatch):
+    """Each licence is written once, sealed and valid: while a chunk is being signed, none of its
+    licences exists, and no licence of the job ever exists pending."""
+    from sqlalchemy import func, select
+
+    from common.db import get_db
+    from licenses.models import LicenceEvent
+
+    job_id = _upload(h, _csv(30)).get_json()["id"]
+    seal = node["deps"].seal
+    original = seal.sign_batch
+    seen = []
+
+    def looks_at_the_database(*args, **kwargs):
+        with get_db(app).session() as other:
+            seen.append((other.scalar(select(func.count()).select_from(Licence)),
+                         other.scalar(select(func.count()).select_from(Licence).where(Licence.status != "valid"))))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(seal, "sign_batch", looks_at_the_database)
+    session, job = _job(app, job_id)
+    bulk.run_job(session, node["deps"], job, batch=10, inflight=1)
+    session.close()
+    assert seen[0] == (0, 0) and all(pending == 0 for _, pending in seen) and len(seen) == 3
+    assert h.count(Licence) == 30 and h.count(LicenceEvent) == 30
+
+
+def test_a_chunk_killed_after_signing_is_rebuilt_exactly_even_if_the_type_changed_meanwhile(h, app, node,
+                                                                                             monkeypatch):
+    """The runner dies once the seal node has signed a chunk; before the next run the type is
+    renamed and its term changed. The chunk is rebuilt from its frame into the same documents
+    (same digests under the same key, so the seal node replays them) and its licences carry the
+    signatures first made; chunks reserved after it follow the type as it is now."""
+    from datetime import timedelta
+
+    from sqlalchemy import select
+
+    from common.db import get_db, utcnow
+    from licenses import issuing
+    from licenses.models import LicenceType
+
+    job_id = _upload(h, _csv(25)).get_json()["id"]
+    seal = node["deps"].seal
+    original = seal.sign_batch
+    sent: dict[str, list] = {}
+
+    def dies_after_the_first(seal_id, items, *, idempotency_key):
+        signatures = original(seal_id, items, idempotency_key=idempotency_key)
+        first = idempotency_key not in sent
+        sent.setdefault(idempotency_key, []).append((items, signatures))
+        if first and len(sent) == 1:
+            raise KeyboardInterrupt
+        return signatures
+
+    monkeypatch.setattr(seal, "sign_batch", dies_after_the_first)
+    session, job = _job(app, job_id)
+    with pytest.raises(KeyboardInterrupt):
+        bulk.run_job(session, node["deps"], job, batch=10, inflight=1)
+    session.close()
+    session, job = _job(app, job_id)
+    assert job.issued == 0 and len(job.chunks) == 2 and h.count(Licence) == 0  # two chunks were at the seal node
+    before = {identifier for calls in sent.values() for _, identifier in calls[0][0]}
+    licence_type = session.get(LicenceType, job.type_code)
+    old_name, licence_type.name, licence_type.validity_days = licence_type.name, "居住证（新）", 30
+    job.lease_until = utcnow() - timedelta(seconds=1)
+    session.commit()
+    bulk.run_job(session, node["deps"], job, batch=10, inflight=1)
+    assert (job.status, job.issued, job.chunks) == ("done", 25, [])
+    session.close()
+    killed = next(iter(sent))
+    (first_items, first_signatures), (replayed_items, _) = sent[killed]
+    assert replayed_items == first_items
+    assert len(seal.signed) == 25
+    with get_db(app).session() as session:
+        licences = {lic.identifier: lic for lic in session.scalars(select(Licence))}
+    documents = {i: json.loads(issuing.document_of(node["deps"], lic)) for i, lic in licences.items()}
+    chunk = {identifier for _, identifier in first_items}
+    assert {licences[i].signature_id for i in chunk} == {s.signature_id for s in first_signatures}
+    assert {documents[i]["type_name"] for i in chunk} == {old_name}
+    later = [d for d in documents.values() if d["identifier"] not in before]
+    assert len(later) == 5 and {d["type_name"] for d in later} == {"居住证（新）"}
+    assert all(licences[i].document_sm3 == digest for digest, i in first_items)
+
+
+def test_rows_of_a_retired_type_are_refused_each_with_its_line(h, app):
+    from common.db import get_db
+    from licenses.models import LicenceType
+
+    job_id = _upload(h, _csv(3)).get_json()["id"]
+    with get_db(app).session() as session:
+        session.get(LicenceType, session.get(BulkJob, job_id).type_code).status = "retired"
+        session.commit()
+    ran = h.client.post(f"/bulk-jobs/{job_id}/run", headers=h.police).get_json()
+    assert (ran["status"], ran["issued"], ran["invalid"]) == ("done", 0, 3)
+    assert [(e["line"], e["code"]) for e in ran["errors"]] == [(2, "licence_type_retired"), (3, "licence_type_retired"),
+                                                              (4, "licence_type_retired")]
+
+
+def test_a_job_left_with_pending_licences_by_an_earlier_version_is_finished_without_signing_again(h, app, node):
+    """Before chunks, a runner inserted a batch's licences pending (rows pointing at them, keyed
+    by the batch) before signing them: such a batch is sent again under its key (the seal node
+    replays it) and its licences are made valid."""
+    from sqlalchemy import select
+
+    from common.db import get_db
+    from licenses import bulk_rows, issuing
+    from licenses.issuing import Issuer
+    from licenses.models import BulkRow, LicenceEvent, LicenceType
+
+    job_id = _upload(h, _csv(5)).get_json()["id"]
+    seal, deps = node["deps"].seal, node["deps"]
+    with get_db(app).session() as session:  # what the earlier runner's step (1) and (2) did for 3 rows
+        job = session.get(BulkJob, job_id)
+        licence_type = session.get(LicenceType, job.type_code)
+        issuer = Issuer(job.issuer_code, job.issuer_name, job.created_by, job.client_id)
+        definition = bulk_rows.definition_of(licence_type)
+        rows = list(session.scalars(select(BulkRow).where(BulkRow.job_id == job_id).order_by(BulkRow.line)))[:3]
+        numbers = issuing.take_numbers(session, licence_type, issuer.code, 3)
+        made = []
+        for row, taken in zip(rows, numbers, strict=True):
+            checked = bulk_rows.complete(licence_type, bulk_rows.trusted_passed(deps, row, definition), issuing.today())
+            values = issuing.pending_values(deps, issuer, checked, taken, idempotency_key=f"bulk:{job_id}:{row.line}")
+            session.add(Licence(**values))
+            row.licence_id, row.batch = values["id"], "a" * 32
+            made.append(values)
+        session.commit()
+        seal.sign_batch(seal.seal_for(job.issuer_code, licence_type.seal_kind),
+                        [(v["document_sm3"], v["identifier"]) for v in made],
+                        idempotency_key=f"bulk:{job_id}:{'a' * 32}")
+    ran = h.client.post(f"/bulk-jobs/{job_id}/run", headers=h.police).get_json()
+    assert (ran["status"], ran["issued"], ran["pending"]) == ("done", 5, 0)
+    assert h.count(Licence) == 5 and h.count(LicenceEvent) == 5 and len(seal.signed) == 5
+    with get_db(app).session() as session:
+        assert {lic.status for lic in session.scalars(select(Licence))} == {"valid"}
