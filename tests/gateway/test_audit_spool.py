@@ -11,7 +11,8 @@ import time
 
 import pytest
 
-from gateway.audit.spool import HEADER, AuditSpool, AuditUnavailable, SpoolCorrupt, encode_frame
+from gateway.audit.spool import AuditSpool, AuditUnavailable
+from gateway.audit.spool_files import HEADER, SpoolCorrupt, encode_frame
 from gateway.audit.spool_reader import SpoolReader
 from tests.gateway.conftest import run_async
 
