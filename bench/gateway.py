@@ -275,7 +275,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--idle", type=int, default=1000)
     parser.add_argument("--setting", action="append", default=[], metavar="KEY=VALUE",
                         help="a gateway setting for the edge and its writers (XSN_KEY=VALUE), e.g. "
-                             "AUDIT_SPOOL_GROUP_WINDOW_MS=1")
+                             "AUDIT_SPOOL_SYNC_INTERVAL_MS=0 (an fsync whenever the last one ends, as before)")
     parser.add_argument("--profile", type=Path, default=None,
                         help="run the gateway (use --workers 1) under cProfile and write its stats here")
     parser.add_argument("--upstream-threads", type=int, default=4,

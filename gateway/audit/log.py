@@ -36,6 +36,8 @@ KINDS = ("request", "audit_query")
 INDEXED_FIELDS = ("request_id", "client_id", "subject", "method", "route", "status", "outcome")
 MAX_RANGE = 1000
 SAFE_INTEGER = 2**53 - 1  # RFC 8785 numbers are IEEE doubles
+# One encoder for every leaf: ``json.dumps`` with options builds a new one per call.
+_CANONICAL = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False)
 
 
 class LogError(Problem):
@@ -85,10 +87,15 @@ def _plain(value: Any) -> bool:
         for key, item in value.items():
             if type(key) is not str or not key.isascii():
                 return False
-            # Strings and None (most of a record) are decided here: a call per value was most
-            # of the writer's time for the edge's flat records.
+            # Strings, None and integers (all of a record but one float) are decided here: a
+            # call per value was most of the writer's time for the edge's flat records.
             item_kind = type(item)
-            if item_kind is not str and item is not None and not _plain(item):
+            if item_kind is str or item is None:
+                continue
+            if item_kind is int:
+                if not -SAFE_INTEGER <= item <= SAFE_INTEGER:
+                    return False
+            elif not _plain(item):
                 return False
         return True
     if kind is list or kind is tuple:
@@ -107,11 +114,10 @@ def canonical_leaf(record: Mapping[str, Any]) -> bytes:
     the same bytes for them (tested against ``rfc8785`` on generated records), anything else the
     reference encoder. ``verify`` re-checks every stored leaf with ``rfc8785``.
     """
-    record = dict(record)
+    record = record if type(record) is dict else dict(record)
     if _plain(record):
         try:
-            return json.dumps(record, ensure_ascii=False, sort_keys=True, separators=(",", ":"),
-                              allow_nan=False).encode()
+            return _CANONICAL.encode(record).encode()
         except UnicodeEncodeError:  # a lone surrogate: the reference encoder says why it is refused
             pass
     return rfc8785.dumps(record)

@@ -18,13 +18,14 @@ from flask_smorest import Api
 
 from common.db import get_session
 from common.web.console_login import console_required, init_console_login, make_console_login
+from common.web.extensions import app_singleton
 from common.web.i18n import _, init_i18n
 from common.web.pages import protect
 from gateway.audit import api, log
 from gateway.audit import schemas as s
 from gateway.audit.config import SETTINGS
 from gateway.audit.models import ConsoleLogin, ConsoleSession
-from gateway.audit.seal_log import SealLogUnavailable, seal_log_summary
+from gateway.audit.seal_log import SealLog, SealLogUnavailable
 from gateway.audit.spool import AuditUnavailable
 
 CONSOLE = "gateway_audit_login"
@@ -105,6 +106,11 @@ def _parse_search() -> tuple[dict, str | None]:
     return s.SearchArgs().load(raw), None
 
 
+def seal_log() -> SealLog:
+    """This app's reader of the seal signature log (one per app: its token is this app's identity's)."""
+    return app_singleton("gateway_seal_log", lambda: SealLog(current_app.config))
+
+
 @bp.route("/")
 @auditor_required
 def index():
@@ -117,7 +123,7 @@ def index():
         rows, total = log.search(session, query, page=args["page"], per_page=args["per_page"])
     checkpoint = api.latest(session)
     try:
-        seal, seal_error = seal_log_summary(current_app.config), None
+        seal, seal_error = seal_log().summary(), None
     except SealLogUnavailable as exc:
         seal, seal_error = None, str(exc)
     page = args.get("page", 1)

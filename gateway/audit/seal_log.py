@@ -3,12 +3,12 @@
 A client-credentials token of ``AUDIT_SEAL_CLIENT_ID`` (``xsn-auditor``, scope ``audit:read``,
 audience ``xsn:seal``) from identity's token endpoint at its internal URL, cached until shortly
 before it expires; the calls go through :class:`common.http.ServiceClient` to seal's internal
-URL. Seal records each query in its own auditor-query log under that client.
+URL. Seal records each query in its own auditor-query log under that client. Flask-free: the
+console keeps one :class:`SealLog` per app.
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -23,52 +23,52 @@ class SealLogUnavailable(Exception):
 
 
 SCOPE, AUDIENCE = "audit:read", "xsn:seal"
-# One token provider per identity, client and secret: a token is only good with the identity that
-# issued it, and a test suite runs several apps (each with its own var/clients.json) in one process.
-_credentials: dict[tuple, tuple[ClientCredentials, Callable[[], str]]] = {}
-_lock = threading.Lock()
 
 
-def _client(config: Mapping[str, Any]) -> tuple[ClientCredentials, Callable[[], str]]:
-    identity, client_id = config["SERVICE_URLS"]["identity"], str(config.get("AUDIT_SEAL_CLIENT_ID") or "xsn-auditor")
-    key = (identity, client_id, str(config.get("VAR_DIR")), config.get("AUDIT_SEAL_CLIENT_SECRET"))
-    with _lock:
-        if key not in _credentials:
-            credentials = ClientCredentials(f"{identity}/oauth/token", client_id,
-                                            client_secret_source(config, client_id, "AUDIT_SEAL_CLIENT_SECRET"),
-                                            timeout=float(config.get("HTTP_TIMEOUT", 5.0)))
-            _credentials[key] = (credentials, credentials.provider(AUDIENCE, SCOPE, SealLogUnavailable))
-        return _credentials[key]
+class SealLog:
+    """Seal's auditor API as the console reads it, with one app's client-credentials token.
 
-
-def forget_token(config: Mapping[str, Any]) -> None:
-    _client(config)[0].forget(AUDIENCE, SCOPE)
-
-
-def client_token(config: Mapping[str, Any]) -> str:
-    """:raise SealLogUnavailable: no secret configured, or identity refused or did not answer."""
-    return _client(config)[1]()
-
-
-def seal_log_summary(config: Mapping[str, Any], *, limit: int = 10) -> dict[str, Any]:
-    """``{"checkpoint": {...}, "entries": [...], "total": n}`` from seal's auditor API.
-
-    :raise SealLogUnavailable: seal or identity cannot be reached or refused.
+    One per app (the console's pages keep it with ``app_singleton``): a token is only good with the
+    identity that issued it, and a test suite runs several apps (each with its own identity and
+    var/clients.json) in one process.
     """
-    seal = ServiceClient(config["SERVICE_URLS"]["seal"], timeout=float(config.get("HTTP_TIMEOUT", 5.0)),
-                         token_provider=lambda: client_token(config))
-    try:
-        checkpoint = seal.get("/log/checkpoint")
-        if checkpoint.status_code == 401:  # revoked, or identity's keys rotated: one fresh token
-            forget_token(config)
+
+    def __init__(self, config: Mapping[str, Any]) -> None:
+        self.config = config
+        identity = config["SERVICE_URLS"]["identity"]
+        client_id = str(config.get("AUDIT_SEAL_CLIENT_ID") or "xsn-auditor")
+        self.credentials = ClientCredentials(f"{identity}/oauth/token", client_id,
+                                             client_secret_source(config, client_id, "AUDIT_SEAL_CLIENT_SECRET"),
+                                             timeout=float(config.get("HTTP_TIMEOUT", 5.0)))
+        self._token: Callable[[], str] = self.credentials.provider(AUDIENCE, SCOPE, SealLogUnavailable)
+
+    def token(self) -> str:
+        """:raise SealLogUnavailable: no secret configured, or identity refused or did not answer."""
+        return self._token()
+
+    def forget_token(self) -> None:
+        self.credentials.forget(AUDIENCE, SCOPE)
+
+    def summary(self, *, limit: int = 10) -> dict[str, Any]:
+        """``{"checkpoint": {...}, "entries": [...], "total": n}`` from seal's auditor API.
+
+        :raise SealLogUnavailable: seal or identity cannot be reached or refused.
+        """
+        config = self.config
+        seal = ServiceClient(config["SERVICE_URLS"]["seal"], timeout=float(config.get("HTTP_TIMEOUT", 5.0)),
+                             token_provider=self.token)
+        try:
             checkpoint = seal.get("/log/checkpoint")
-        search = seal.get("/log/search", params={"per_page": limit})
-    except requests.RequestException as exc:
-        raise SealLogUnavailable(f"the seal node: {exc.__class__.__name__}") from None
-    if checkpoint.status_code != 200 or search.status_code != 200:
-        raise SealLogUnavailable(f"the seal node answered {checkpoint.status_code}/{search.status_code}")
-    try:
-        found = search.json()
-        return {"checkpoint": checkpoint.json(), "entries": found["items"], "total": found["total"]}
-    except (ValueError, KeyError, TypeError):
-        raise SealLogUnavailable("the seal node's answer does not fit its auditor API") from None
+            if checkpoint.status_code == 401:  # revoked, or identity's keys rotated: one fresh token
+                self.forget_token()
+                checkpoint = seal.get("/log/checkpoint")
+            search = seal.get("/log/search", params={"per_page": limit})
+        except requests.RequestException as exc:
+            raise SealLogUnavailable(f"the seal node: {exc.__class__.__name__}") from None
+        if checkpoint.status_code != 200 or search.status_code != 200:
+            raise SealLogUnavailable(f"the seal node answered {checkpoint.status_code}/{search.status_code}")
+        try:
+            found = search.json()
+            return {"checkpoint": checkpoint.json(), "entries": found["items"], "total": found["total"]}
+        except (ValueError, KeyError, TypeError):
+            raise SealLogUnavailable("the seal node's answer does not fit its auditor API") from None

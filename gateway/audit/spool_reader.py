@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from gateway.audit.spool import (
+from gateway.audit.spool_files import (
     MAX_FRAME,
     READ_BYTES_PER_RECORD,
     SpoolCorrupt,

@@ -57,7 +57,8 @@ class DurableAuditSink:
         self.spool = AuditSpool(spool_dir(config, worker),
                                 max_backlog_bytes=int(setting(config, "AUDIT_SPOOL_MAX_BYTES")),
                                 segment_bytes=int(setting(config, "AUDIT_SPOOL_SEGMENT_BYTES")),
-                                group_window=float(setting(config, "AUDIT_SPOOL_GROUP_WINDOW_MS")) / 1000)
+                                group_window=float(setting(config, "AUDIT_SPOOL_GROUP_WINDOW_MS")) / 1000,
+                                sync_interval=float(setting(config, "AUDIT_SPOOL_SYNC_INTERVAL_MS")) / 1000)
 
     async def record(self, record: dict[str, Any]) -> None:
         await self.spool.record(record)  # AuditUnavailable: the edge answers 503

@@ -18,7 +18,7 @@ import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import structlog
 from prometheus_client import Counter
@@ -43,8 +43,10 @@ class Policy:
         return cls(rate=float(count) / seconds, burst=int(count))
 
 
-@dataclass(frozen=True)
-class Decision:
+class Decision(NamedTuple):
+    """One request's verdict (a named tuple: made on every request, where a frozen dataclass's
+    ``__init__`` cost more than the bucket arithmetic)."""
+
     allowed: bool
     limit: int
     remaining: int

@@ -121,12 +121,14 @@ class AccessTokens:
         if self._document is None:
             raise TokenProblem("the token signing keys cannot be fetched", code="token_keys_unavailable")
         try:
-            claims = self._verify_claims(token, audience)
-        except TokenProblem as problem:
-            if not isinstance(problem.__cause__, InvalidToken) or not self._kid_unknown(token):
-                raise
+            claims = self._verifier(audience).verify(token)
+        except InvalidToken as exc:
+            if not self._kid_unknown(token):
+                raise _token_problem(exc) from exc
             await self.refresh()  # an unknown kid may be a rotated key: bounded by min_refresh
             claims = self._verify_claims(token, audience)
+        except Problem as exc:
+            raise _token_problem(exc) from exc
         if self.revocations.is_revoked(claims):
             raise TokenProblem("the token has been revoked", code="token_revoked")
         return claims
@@ -134,20 +136,26 @@ class AccessTokens:
     def _verify_claims(self, token: str, audience: str) -> dict[str, Any]:
         """The shared verifier's verdict, its errors as the gateway's one ``TokenProblem``.
 
-        :raise TokenProblem: a bad token (the verifier's reason as the code; the
-            ``InvalidToken`` as its cause), or the verifier failing otherwise (``invalid_token``).
+        :raise TokenProblem: see ``_token_problem``.
         """
         try:
             return self._verifier(audience).verify(token)
-        except InvalidToken as exc:
-            raise TokenProblem(exc.detail, code=exc.code) from exc
-        except Problem as exc:  # e.g. the verifier's own key fetch failing
-            raise TokenProblem(exc.detail, code="invalid_token") from exc
+        except Problem as exc:  # InvalidToken included
+            raise _token_problem(exc) from exc
 
     def _kid_unknown(self, token: str) -> bool:
         """A ``kid`` not among the keys fetched: perhaps a key rotated in since the last fetch."""
         kid = _peek_kid(token)
         return kid is not None and kid not in self.kids
+
+
+def _token_problem(exc: Problem) -> TokenProblem:
+    """The shared verifier's errors as the gateway's: a bad token (``InvalidToken``) keeps the
+    verifier's reason as its code; anything else it raised (its own key fetch failing, say) is
+    ``invalid_token``."""
+    if isinstance(exc, InvalidToken):
+        return TokenProblem(exc.detail, code=exc.code)
+    return TokenProblem(exc.detail, code="invalid_token")
 
 
 def _peek_kid(token: str) -> str | None:

@@ -104,9 +104,10 @@ def test_a_stale_cached_seal_token_is_replaced(app, identity):
     """A token cached from an earlier identity (or revoked since) answers 401 at seal: fetch a new one."""
     import time
 
-    from gateway.audit import seal_log
+    from gateway.audit import pages, seal_log
 
-    credentials, _ = seal_log._client(app.config)
+    with app.app_context():
+        credentials = pages.seal_log().credentials
     credentials._tokens[(seal_log.AUDIENCE, seal_log.SCOPE)] = (time.monotonic() + 600, "not-a-token")
     status, page = browser(app, identity).sign_in(CONSOLE, WANG)
     assert status == 200 and "seal-r2" in page

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 
 import pytest
 
-from gateway.audit.spool import HEADER, AuditSpool, AuditUnavailable, SpoolCorrupt, encode_frame
+from gateway.audit.spool import AuditSpool, AuditUnavailable
+from gateway.audit.spool_files import HEADER, SpoolCorrupt, encode_frame
 from gateway.audit.spool_reader import SpoolReader
 from tests.gateway.conftest import run_async
 
@@ -227,3 +229,72 @@ def test_non_json_record_is_a_caller_bug(tmp_path):
         run_async(lambda: spool.record({"latency_ms": float("nan")}))
     assert spool.backlog_bytes == 0
     spool.close()
+
+
+@pytest.mark.parametrize("record", [{"when": object()}, {"nested": {"x": float("inf")}}, {"id": "\ud800"}])
+def test_records_the_fast_encoder_does_not_take_are_judged_by_json(record):
+    with pytest.raises(TypeError):
+        encode_frame(record)
+
+
+def test_flat_and_nested_records_read_back_the_same(tmp_path):
+    spool = AuditSpool(tmp_path)
+    records = [{"request_id": "é-1", "latency_ms": 0.125, "acr": None, "ok": True, "big": 2**70},
+               {"request_id": "n-2", "extra": {"b": [1, 2], "a": None}}]
+
+    async def main():
+        for record in records:
+            await spool.record(record)
+
+    run_async(main)
+    reader = SpoolReader(tmp_path)
+    assert reader.read(0)[0] == records
+    reader.close()
+    spool.close()
+
+
+def _timed_writes(spool: AuditSpool) -> list[tuple[float, int]]:
+    """(time, records) of each fsync the spool makes from now on."""
+    writes: list[tuple[float, int]] = []
+    write = spool._write
+
+    def timed(frames):
+        writes.append((time.monotonic(), len(frames)))
+        write(frames)
+
+    spool._write = timed
+    return writes
+
+
+def test_under_load_fsyncs_are_spaced_by_the_sync_interval(tmp_path):
+    spool = AuditSpool(tmp_path, sync_interval=0.05)
+    writes = _timed_writes(spool)
+
+    async def caller(i):
+        for j in range(4):
+            await spool.record(_record(i * 10 + j))
+
+    async def main():
+        await asyncio.gather(*(caller(i) for i in range(50)))
+
+    run_async(main)
+    spool.close()
+    assert sum(n for _t, n in writes) == 200
+    gaps = [later[0] - earlier[0] for earlier, later in zip(writes, writes[1:], strict=False) if earlier[1] > 1]
+    assert gaps and min(gaps) >= 0.045  # after a group, the next fsync waited for the interval
+    assert len(writes) <= 8  # 50 callers x 4: a few large groups, not one fsync per wake-up
+
+
+def test_a_lone_caller_does_not_wait_for_the_sync_interval(tmp_path):
+    spool = AuditSpool(tmp_path, sync_interval=5.0)
+    writes = _timed_writes(spool)
+    started = time.monotonic()
+
+    async def main():
+        for i in range(10):
+            await spool.record(_record(i))
+
+    run_async(main)
+    spool.close()
+    assert [n for _t, n in writes] == [1] * 10
+    assert time.monotonic() - started < 5.0  # no record waited for the interval
