@@ -1,7 +1,8 @@
 """Benchmark the seal node end to end: ``python -m bench.seal``.
 
-Starts the seal service the way ``xsn run`` and the containers serve it (gunicorn gthread
-workers, 4 threads each, keep-alive: ``common.ops.launcher.gunicorn_argv``; 2 workers by default)
+Starts the seal service the way ``xsn run`` serves it (gunicorn gthread workers with the seal
+node's own thread count, 16: ``seal.processes``; keep-alive: ``common.ops.launcher.gunicorn_argv``;
+2 workers by default)
 on a scratch PostgreSQL database, as production runs the seal node (created on the server of
 ``--database-url``, default ``postgresql://postgres@127.0.0.1:5432`` or ``XSN_BENCH_POSTGRES_URL``,
 and dropped at the end; ``--sqlite`` runs on a SQLite file instead) and a temporary var dir

@@ -333,7 +333,7 @@ class Verify(MethodView):
         """Verify an SES_Signature: all five checks of GB/T 38540, each reported separately."""
         der = decode_base64(body["signature_base64"], "signature_base64", limit=2 * MAX_DER_SIZE)
         digest = _digest_of(body) if (body.get("digest") or body.get("document_base64")) else None
-        return verification.verify(get_session(), der, document_digest=digest).to_dict()
+        return verification.verify(get_session(), der, document_digest=digest, end_reads=True).to_dict()
 
 
 def _maker(session):

@@ -17,12 +17,16 @@ bytes and aware datetimes (what ``common.db.UTCDateTime`` would pass on unchange
 
 from __future__ import annotations
 
+import os
+import threading
+import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 import psycopg
 from psycopg.rows import namedtuple_row
+from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.dialects.postgresql.psycopg import dialect as psycopg_dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
@@ -105,29 +109,29 @@ class DriverStatement:
         """:meth:`first` as a statement of its own, outside any transaction of the session's (one
         statement is a snapshot by itself; no ``BEGIN``/``ROLLBACK`` around it).
 
-        On psycopg it runs on a pooled connection taken for it alone, in autocommit: no SQLAlchemy
-        ``Connection`` or session transaction is set up and torn down around it (the pool still
-        pre-pings it, as every checkout); the connection goes back as it came (not in
-        autocommit), or is invalidated if that fails. Elsewhere it runs on the session's
+        On psycopg it runs on a connection of the engine's :func:`autocommit_engine`: no
+        SQLAlchemy ``Connection`` or session transaction set up and torn down around it, no
+        isolation-level switch and no pre-ping round trip. Elsewhere it runs on the session's
         connection in autocommit. The session must not be in a transaction.
         """
         engine = session.get_bind()
         if engine.dialect.driver != "psycopg":
             connection = session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
             return connection.execute(self.statement, params).first()
-        fairy = engine.raw_connection()
-        try:
-            connection = fairy.driver_connection
-            connection.autocommit = True
+        readers = autocommit_engine(engine)
+        for attempt in (1, 2):
+            fairy = readers.raw_connection()
             try:
-                return self._first(connection, params)
+                return self._first(fairy.driver_connection, params)
+            except DBAPIError:
+                # Without a pre-ping, a connection the server closed meanwhile (a restart, an
+                # idle timeout) is found here: dropped, and the read tried once on a new one.
+                if attempt == 2 or not fairy.driver_connection.broken:
+                    raise
+                fairy.invalidate()
             finally:
-                try:
-                    connection.autocommit = False
-                except psycopg.Error:  # broken meanwhile: not given back to the pool
-                    fairy.invalidate()
-        finally:
-            fairy.close()
+                fairy.close()
+        raise AssertionError("unreachable")
 
     def execute_many(self, session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
         """One execution per row in the session's transaction (on psycopg pipelined: one round
@@ -144,6 +148,47 @@ class DriverStatement:
     def _first(self, connection: psycopg.Connection, params: Mapping[str, Any]) -> Any | None:
         with sqlalchemy_errors(self.sql, params), connection.cursor(row_factory=namedtuple_row) as cursor:
             return cursor.execute(self.sql, self.bound_params(params)).fetchone()
+
+
+# engine -> (the process that built it, its autocommit engine)
+_autocommit_engines: weakref.WeakKeyDictionary[Engine, tuple[int, Engine]] = weakref.WeakKeyDictionary()
+_autocommit_lock = threading.Lock()
+AUTOCOMMIT_POOL_SIZE = 8
+
+
+def autocommit_engine(engine: Engine) -> Engine:
+    """A second engine on ``engine``'s database, for one-statement reads on the hot path
+    (:meth:`DriverStatement.first_alone`): its connections stay in autocommit, with no pre-ping
+    on checkout and no reset on return.
+
+    Why: the pre-ping is a round trip of its own before every read (psycopg's ``SELECT 1``,
+    with autocommit switched on and off around it), about a sixth of the worker CPU a single
+    signature's read cost, and a backend's work too; for a read that can simply be tried again
+    on a new connection, it buys nothing. One per engine and process (a forked worker builds its
+    own), disposed with ``engine``. ``AUTOCOMMIT_POOL_SIZE`` connections at most (no overflow,
+    so no connection is opened and closed per request): a gunicorn worker runs at most its
+    thread count of requests at once (4, ``common.ops.launcher``); with more threads a read
+    waits for a connection (``pool_timeout``) instead of opening another.
+    """
+    found = _autocommit_engines.get(engine)
+    if found is not None and found[0] == os.getpid():
+        return found[1]
+    with _autocommit_lock:
+        found = _autocommit_engines.get(engine)
+        if found is None or found[0] != os.getpid():
+            if found is None:
+                event.listen(engine, "engine_disposed", _dispose_autocommit)
+            readers = create_engine(engine.url, isolation_level="AUTOCOMMIT", pool_pre_ping=False,
+                                    pool_reset_on_return=None, pool_size=AUTOCOMMIT_POOL_SIZE, max_overflow=0)
+            found = _autocommit_engines[engine] = (os.getpid(), readers)
+    return found[1]
+
+
+def _dispose_autocommit(engine: Engine) -> None:
+    with _autocommit_lock:
+        found = _autocommit_engines.pop(engine, None)
+    if found is not None and found[0] == os.getpid():
+        found[1].dispose()
 
 
 @contextmanager

@@ -66,7 +66,7 @@ def _event_time(value: Any) -> datetime:
     return parsed
 
 
-def _entry_values(event: dict[str, Any], ses_der: bytes | None, appended_at: datetime) -> dict[str, Any]:
+def _entry_values(event: dict[str, Any], appended_at: datetime) -> dict[str, Any]:
     """The entry row of one event, without its index. :raise ValueError: no type or no valid time."""
     if not isinstance(event.get("type"), str) or not event["type"]:
         raise ValueError("a log event needs a 'type'")
@@ -74,34 +74,44 @@ def _entry_values(event: dict[str, Any], ses_der: bytes | None, appended_at: dat
     leaf = canonical_leaf(event)
     values = {name: str_or_none(event.get(name)) for name in INDEXED_FIELDS}
     values.update(leaf=leaf.decode(), leaf_hash=merkle.leaf_hash(leaf, hash_fn=HASH), event_type=event["type"],
-                  time=when, ses_signature=base64.b64encode(ses_der).decode() if ses_der is not None else None,
-                  appended_at=appended_at)
+                  time=when, ses_signature=None, appended_at=appended_at)
     return values
 
 
-def append_events(session: Session, items: Sequence[tuple[dict[str, Any], bytes | None]]) -> list[int]:
-    """Append ``(event, SES signature DER or None)`` pairs in order; returns their leaf indexes.
+def append_events(session: Session, events: Sequence[dict[str, Any]]) -> list[int]:
+    """Append ``events`` in order; returns their leaf indexes.
 
     The caller commits (the entries become visible and durable with the signatures that caused
     them) or rolls back (the indexes are released; no gap remains). Every event is checked
     before anything is written.
     :raise ValueError: an event has no ``type`` or no valid ``time``.
     """
-    if not items:
-        return []
     now = utcnow()
-    rows = [_entry_values(event, ses_der, now) for event, ses_der in items]
+    return _append(session, [_entry_values(event, now) for event in events])
+
+
+def append_event(session: Session, event: dict[str, Any], *, ses_der: bytes | None = None) -> int:
+    """Append one event (see :func:`append_events`); returns its leaf index.
+
+    ``ses_der``: the entry carries its own base64 copy of the signature, as entries written
+    before ``seal_0007`` do (signing stores the DER in its ``signatures`` row only); for the
+    tests of the readers, the export and the self-check, which still accept such entries.
+    """
+    row = _entry_values(event, utcnow())
+    if ses_der is not None:
+        row["ses_signature"] = base64.b64encode(ses_der).decode()
+    return _append(session, [row])[0]
+
+
+def _append(session: Session, rows: list[dict[str, Any]]) -> list[int]:
+    if not rows:
+        return []
     first, nodes = append_nodes(session, [row["leaf_hash"] for row in rows])
     for offset, row in enumerate(rows):
         row["leaf_index"] = first + offset
     _INSERT_ENTRY.execute_many(session, rows)
     _INSERT_NODES.execute_many(session, nodes)
     return [row["leaf_index"] for row in rows]
-
-
-def append_event(session: Session, event: dict[str, Any], *, ses_der: bytes | None = None) -> int:
-    """Append one event (see :func:`append_events`); returns its leaf index."""
-    return append_events(session, [(event, ses_der)])[0]
 
 
 class DatabaseLog:
@@ -115,7 +125,7 @@ class DatabaseLog:
     """
 
     def append_events(self, session: Session, events: Sequence[dict[str, Any]]) -> list[int]:
-        return append_events(session, [(event, None) for event in events])
+        return append_events(session, events)
 
 
 SIGNATURE_LOG = DatabaseLog()

@@ -3,10 +3,8 @@ in-memory reference tree, checkpoint publishing, and the node/checkpoint tamper 
 
 from __future__ import annotations
 
-import secrets
-
 import pytest
-from sqlalchemy import create_engine, insert, make_url, text
+from sqlalchemy import create_engine, insert, text
 from sqlalchemy.orm import Session
 
 from common.crypto import merkle
@@ -170,17 +168,15 @@ def test_self_check_passes_an_intact_log_and_finds_tampering(session, signer):
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def any_session(request):
-    """A session on SQLite, or on a scratch PostgreSQL database (``append_nodes`` takes its
-    driver path there: the advance and the node read in one round trip)."""
+    """A session on SQLite, or on a fresh PostgreSQL database of the suite's (``databases``,
+    dropped with the others at the end; ``append_nodes`` takes its driver path there: the
+    advance and the node read in one round trip). The test's tables sit beside the seal
+    schema there, under names of their own."""
     if request.param == "sqlite":
         engine = create_engine("sqlite://")
     else:
-        server = request.getfixturevalue("postgres_url")
-        name = f"xsn_test_merkle_{secrets.token_hex(4)}"
-        admin = create_engine(server, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        engine = create_engine(make_url(server).set(database=name))
+        request.getfixturevalue("postgres_url")  # skips without PostgreSQL
+        engine = create_engine(request.getfixturevalue("databases").fresh("seal"))
     try:
         Base.metadata.create_all(engine)
         with Session(engine) as session:
@@ -189,10 +185,6 @@ def any_session(request):
             yield session
     finally:
         engine.dispose()
-        if request.param == "postgresql":
-            with admin.connect() as conn:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            admin.dispose()
 
 
 def test_append_nodes_with_a_pipelined_commit_stores_the_reference_tree(any_session):

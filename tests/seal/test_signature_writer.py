@@ -200,3 +200,29 @@ def test_postgresql_writes_through_the_driver_and_reports_a_taken_key_as_sqlalch
         with pytest.raises(IntegrityError):
             write_signatures(session, SIGNATURE_LOG, [PendingSignature(row, event)])
     check_log(app, 1)
+
+
+def test_postgresql_reads_without_a_ping_and_retries_on_a_connection_the_server_closed(app, kek, seal,
+                                                                                      postgres_url):
+    """common.merkle_log.driver.autocommit_engine: the grouped path's read runs on an autocommit
+    pool of its own with no pre-ping; a pooled connection the server closed meanwhile fails the
+    read once, which is tried again on a new connection, and the signature goes through."""
+    from sqlalchemy import text
+
+    from common.merkle_log.driver import autocommit_engine
+
+    engine = get_db(app).engine
+    readers = autocommit_engine(engine)
+    assert autocommit_engine(engine) is readers and readers.pool._pre_ping is False
+    writer = group_writer(get_db(app).session, SIGNATURE_LOG)
+    first = _sign_concurrently(app, kek, seal.id, writer, ["r1"], [sm3(b"read 1")])
+    assert first[0].signature.log_index == 0
+    with readers.connect() as conn:  # the connection the read used, idle in the pool again
+        pid = conn.connection.driver_connection.info.backend_pid
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid}).scalar_one()
+    second = _sign_concurrently(app, kek, seal.id, writer, ["r2"], [sm3(b"read 2")])
+    assert second[0].signature.log_index == 1, second
+    engine.dispose()  # the autocommit pool goes with its engine
+    assert autocommit_engine(engine) is not readers
+    check_log(app, 2)

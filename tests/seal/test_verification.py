@@ -46,3 +46,15 @@ def test_signature_made_while_suspended_is_not_valid(db, kek, seal):
     report = verification.verify(db, signed.signature_der, document_digest=DIGEST)
     assert not report.valid and not report.checks["seal"].ok
     assert "suspended at signing time" in report.checks["seal"].detail
+
+
+def test_end_reads_gives_the_connection_back_before_the_checks(db, kek, seal):
+    """The /verify view's session only reads: with end_reads its transaction (and pooled
+    connection) is over once the status records are read; the report is the same."""
+    signed = sign(db, kek, seal.id, actor=LICENSES, digest=DIGEST).signature
+    seals.change_status(db, seal.id, "revoke", reason="单位注销", actor="a")
+    held = verification.verify(db, signed.signature_der, document_digest=DIGEST)
+    assert db.in_transaction()
+    ended = verification.verify(db, signed.signature_der, document_digest=DIGEST, end_reads=True)
+    assert not db.in_transaction()
+    assert ended.to_dict() == held.to_dict() and ended.valid and "单位注销" in ended.checks["seal"].detail
