@@ -30,7 +30,7 @@ def test_a_service_takes_the_suites_settings_unless_it_or_the_environment_says_o
     assert service_concurrency("identity", {}, 2, 4) == (2, 12)
     env = {"XSN_IDENTITY_GUNICORN_WORKERS": "3", "XSN_IDENTITY_GUNICORN_THREADS": "6"}
     assert service_concurrency("identity", env, 2, 4) == (3, 6)  # the environment wins
-    assert service_concurrency("seal", env, 2, 4) == (2, 4)  # only the service named
+    assert service_concurrency("messaging", env, 2, 4) == (2, 4)  # only the service named
     for bad in ("0", "many"):
         with pytest.raises(ValueError):
             service_concurrency("identity", {"XSN_IDENTITY_GUNICORN_THREADS": bad}, 2, 4)
@@ -44,8 +44,9 @@ def test_the_suite_starts_each_service_with_its_workers_and_threads(tmp_path, mo
 
     Suite(var_dir=tmp_path).start()
     assert {s: (_option(spawned[s], "--workers"), _option(spawned[s], "--threads"))
-            for s in ("identity", "seal", "licenses", "messaging")} == {s: ("2", "4") for s in
-                                                                      ("identity", "seal", "licenses", "messaging")}
+            for s in ("identity", "licenses", "messaging")} == {s: ("2", "4") for s in
+                                                              ("identity", "licenses", "messaging")}
+    assert (_option(spawned["seal"], "--workers"), _option(spawned["seal"], "--threads")) == ("2", "16")
     assert spawned["gateway"][1:3] == ["-m", "gateway.edge"]  # the edge, not gunicorn
 
     spawned.clear()
