@@ -3,13 +3,14 @@
 Run from the repository root (needs PostgreSQL and Debian's ``wrk``)::
 
     python -m bench.licenses [--postgres postgresql+psycopg://postgres@127.0.0.1:5432/postgres]
-                             [--seconds 10] [--connections 32] [--workers 2] [--threads 4] [--no-sqlite]
+                             [--seconds 10] [--connections 32] [--workers 2] [--threads N] [--no-sqlite]
                              [--verify-only]
 
 The licences node runs as production runs it: on PostgreSQL (a fresh database
 ``xsn_bench_licenses_<pid>`` this run creates, migrates, seeds and drops; ``--postgres`` names the
 server, default ``XSN_TEST_DATABASE_URL`` or the local one), served the way ``xsn run`` serves
-every service (gunicorn gthread workers, ``--workers`` × ``--threads``, keep-alive), with the
+every service (gunicorn gthread workers, ``--workers`` × the threads ``xsn run`` gives the
+licences node, ``licenses.processes.GUNICORN_THREADS``, unless ``--threads``; keep-alive), with the
 server's own durability settings (``synchronous_commit`` is reported, and must be ``on``: a use
 record is on disk before the answer). The seal node runs beside it the same way (SQLite; the
 licences node caches its verifications). Licences are issued sealed by the real seal node, then
@@ -59,6 +60,7 @@ from sqlalchemy import create_engine, text
 from bench._load import drop_database, gunicorn, scratch_database, wrk, wrk_version
 from bench.result import print_result
 from common.crypto.gm import SM2PrivateKey
+from common.ops.launcher import service_concurrency
 from tests.support.suite import TokenFactory
 
 KEK = "00112233445566778899aabbccddeeff"
@@ -173,7 +175,7 @@ def _measure(env: dict, args, tokens: TokenFactory, codes: list[str]) -> dict:
     window = tokens.token(sub=WINDOW, client_id=WINDOW, scope="licenses:verify", aud="xsn:licenses", lifetime=3600)
     headers = {"Authorization": f"Bearer {window}", "Content-Type": "application/json"}
     lua = VERIFY_LUA.replace("CODES", ",".join(f'"{c}"' for c in codes))
-    with gunicorn("licenses:create_app()", env=env, workers=args.workers, threads=args.threads,
+    with gunicorn("licenses:create_app()", env=env, workers=args.workers, threads=args.licences_threads,
                   ready_path="/readyz") as server:
         cpu_start, busy_start = server.cpu_seconds(), machine_busy_seconds()
         trivial = wrk(f"{server.url}/livez", duration=args.seconds, connections=args.connections)
@@ -216,12 +218,16 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--connections", type=int, default=32, help="wrk's keep-alive connections (2 wrk threads)")
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=4, help="gthread threads per worker (xsn run: 4)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="gthread threads per licences worker (default: what xsn run uses, "
+                             "licenses.processes.GUNICORN_THREADS)")
     parser.add_argument("--bulk-rows", type=int, default=5000)
     parser.add_argument("--no-sqlite", action="store_true", help="skip the SQLite side figure")
     parser.add_argument("--verify-only", action="store_true",
                         help="only /livez and online verification on PostgreSQL (no SQLite, offline or bulk)")
     args = parser.parse_args()
+    # as xsn run chooses: XSN_LICENSES_GUNICORN_THREADS, else licenses.processes.GUNICORN_THREADS
+    args.licences_threads = args.threads or service_concurrency("licenses", dict(os.environ), args.workers, 4)[1]
     if not args.postgres.startswith("postgresql"):
         raise SystemExit("--postgres must be a PostgreSQL URL")
 
@@ -240,7 +246,7 @@ def main() -> None:
     try:
         _migrate("seal", env)
         subprocess.run([sys.executable, "-c", SEAL_SETUP], env=env, check=True, capture_output=True)
-        with gunicorn("seal:create_app()", env=env, workers=args.workers, threads=args.threads,
+        with gunicorn("seal:create_app()", env=env, workers=args.workers, threads=args.threads or 4,
                       ready_path="/readyz") as seal_server:
             env["XSN_SEAL_URL"] = pg_env["XSN_SEAL_URL"] = seal_server.url
             figures = _run(args, tokens, seal_server.url, env, pg_env, db_url)
@@ -249,7 +255,7 @@ def main() -> None:
             drop_database(args.postgres, DATABASE)
         shutil.rmtree(var, ignore_errors=True)
     print(f"wrk: {figures['wrk']}, {args.connections} connections, 2 threads, {args.seconds:.0f} s a run; "
-          f"gunicorn {args.workers} gthread workers x {args.threads} threads")
+          f"gunicorn {args.workers} gthread workers x {args.licences_threads} threads")
     if "raw_sm2_sign_per_s" in figures:
         print(f"raw SM2 sign/s (1 thread): {figures['raw_sm2_sign_per_s']:,.0f}")
     print(f"PostgreSQL (synchronous_commit={figures['pg_synchronous_commit']}, fsync={figures['pg_fsync']}): "
@@ -301,7 +307,8 @@ def _run(args, tokens: TokenFactory, seal_url: str, env: dict, pg_env: dict, db_
         figures.update(_offline(app, holder))
         figures.update(_bulk(args, app, issuer, raw_before))
     figures.update({
-        "workers": args.workers, "threads": args.threads, "connections": args.connections, "wrk": wrk_version(),
+        "workers": args.workers, "threads": args.licences_threads, "connections": args.connections,
+        "wrk": wrk_version(),
         "loadavg": " ".join(f"{x:.2f}" for x in os.getloadavg()), "date": date.today().isoformat()})
     return figures
 
