@@ -3,12 +3,14 @@
 Run from the repository root (needs PostgreSQL and Debian's ``wrk``)::
 
     python -m bench.licenses [--postgres postgresql+psycopg://postgres@127.0.0.1:5432/postgres]
-                             [--seconds 10] [--connections 32] [--workers 2] [--threads 4] [--no-sqlite]
+                             [--seconds 10] [--connections 32] [--workers 2] [--threads N] [--no-sqlite]
+                             [--verify-only]
 
 The licences node runs as production runs it: on PostgreSQL (a fresh database
 ``xsn_bench_licenses_<pid>`` this run creates, migrates, seeds and drops; ``--postgres`` names the
 server, default ``XSN_TEST_DATABASE_URL`` or the local one), served the way ``xsn run`` serves
-every service (gunicorn gthread workers, ``--workers`` × ``--threads``, keep-alive), with the
+every service (gunicorn gthread workers, ``--workers`` × the threads ``xsn run`` gives the
+licences node, ``licenses.processes.GUNICORN_THREADS``, unless ``--threads``; keep-alive), with the
 server's own durability settings (``synchronous_commit`` is reported, and must be ``on``: a use
 record is on disk before the answer). The seal node runs beside it the same way (SQLite; the
 licences node caches its verifications). Licences are issued sealed by the real seal node, then
@@ -30,6 +32,9 @@ one run measures:
   sealed through the seal node's batch API when it has one (``POST /seals/<id>/sign-batch``),
   otherwise with the in-process seal (said in ``bulk_seal``); ``bulk_issue_ratio`` = licences per
   second ÷ raw SM2 signatures per second (target ≥ 0.3).
+
+``--verify-only`` measures the PostgreSQL ``/livez`` and online verification only (no SQLite side
+figure, offline or bulk): the quick A/B of a change to the verification path.
 
 wrk and the services share the machine's cores (wrk's own CPU seconds are reported), so the
 figures are conservative. The last line is ``RESULT {json}``.
@@ -55,6 +60,7 @@ from sqlalchemy import create_engine, text
 from bench._load import drop_database, gunicorn, scratch_database, wrk, wrk_version
 from bench.result import print_result
 from common.crypto.gm import SM2PrivateKey
+from common.ops.launcher import service_concurrency
 from tests.support.suite import TokenFactory
 
 KEK = "00112233445566778899aabbccddeeff"
@@ -169,17 +175,34 @@ def _measure(env: dict, args, tokens: TokenFactory, codes: list[str]) -> dict:
     window = tokens.token(sub=WINDOW, client_id=WINDOW, scope="licenses:verify", aud="xsn:licenses", lifetime=3600)
     headers = {"Authorization": f"Bearer {window}", "Content-Type": "application/json"}
     lua = VERIFY_LUA.replace("CODES", ",".join(f'"{c}"' for c in codes))
-    with gunicorn("licenses:create_app()", env=env, workers=args.workers, threads=args.threads,
+    with gunicorn("licenses:create_app()", env=env, workers=args.workers, threads=args.licences_threads,
                   ready_path="/readyz") as server:
-        cpu_start = server.cpu_seconds()
+        cpu_start, busy_start = server.cpu_seconds(), machine_busy_seconds()
         trivial = wrk(f"{server.url}/livez", duration=args.seconds, connections=args.connections)
-        cpu_between = server.cpu_seconds()
+        cpu_between, busy_between = server.cpu_seconds(), machine_busy_seconds()
         verify = wrk(f"{server.url}/verify", duration=args.seconds, connections=args.connections, method="POST",
                      headers=headers, lua=lua)
-        cpu_end = server.cpu_seconds()
+        cpu_end, busy_end = server.cpu_seconds(), machine_busy_seconds()
     return {"trivial": trivial, "verify": verify, "ratio": verify.requests_per_s / trivial.requests_per_s,
             "server_cpu_ms_per_livez": _per_request(cpu_between - cpu_start, trivial.requests),
-            "server_cpu_ms_per_verify": _per_request(cpu_end - cpu_between, verify.requests)}
+            "server_cpu_ms_per_verify": _per_request(cpu_end - cpu_between, verify.requests),
+            # cores: CPU seconds per second of the phase (the server's; the whole machine's, which
+            # adds wrk, PostgreSQL, the seal node and whatever else runs)
+            "server_cores_livez": round((cpu_between - cpu_start) / trivial.duration_s, 2),
+            "server_cores_verify": round((cpu_end - cpu_between) / verify.duration_s, 2),
+            "machine_cores_livez": round((busy_between - busy_start) / trivial.duration_s, 2),
+            "machine_cores_verify": round((busy_end - busy_between) / verify.duration_s, 2)}
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds all of the machine's cores have spent busy (not idle or waiting on I/O) since
+    boot, from ``/proc/stat``; 0 where it does not exist."""
+    try:
+        with open("/proc/stat") as handle:
+            ticks = [int(x) for x in handle.readline().split()[1:]]
+    except OSError:
+        return 0.0
+    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
 
 
 def _per_request(cpu_s: float, requests: int) -> float | None:
@@ -195,10 +218,16 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--connections", type=int, default=32, help="wrk's keep-alive connections (2 wrk threads)")
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=4, help="gthread threads per worker (xsn run: 4)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="gthread threads per licences worker (default: what xsn run uses, "
+                             "licenses.processes.GUNICORN_THREADS)")
     parser.add_argument("--bulk-rows", type=int, default=5000)
     parser.add_argument("--no-sqlite", action="store_true", help="skip the SQLite side figure")
+    parser.add_argument("--verify-only", action="store_true",
+                        help="only /livez and online verification on PostgreSQL (no SQLite, offline or bulk)")
     args = parser.parse_args()
+    # as xsn run chooses: XSN_LICENSES_GUNICORN_THREADS, else licenses.processes.GUNICORN_THREADS
+    args.licences_threads = args.threads or service_concurrency("licenses", dict(os.environ), args.workers, 4)[1]
     if not args.postgres.startswith("postgresql"):
         raise SystemExit("--postgres must be a PostgreSQL URL")
 
@@ -217,7 +246,7 @@ def main() -> None:
     try:
         _migrate("seal", env)
         subprocess.run([sys.executable, "-c", SEAL_SETUP], env=env, check=True, capture_output=True)
-        with gunicorn("seal:create_app()", env=env, workers=args.workers, threads=args.threads,
+        with gunicorn("seal:create_app()", env=env, workers=args.workers, threads=args.threads or 4,
                       ready_path="/readyz") as seal_server:
             env["XSN_SEAL_URL"] = pg_env["XSN_SEAL_URL"] = seal_server.url
             figures = _run(args, tokens, seal_server.url, env, pg_env, db_url)
@@ -226,8 +255,9 @@ def main() -> None:
             drop_database(args.postgres, DATABASE)
         shutil.rmtree(var, ignore_errors=True)
     print(f"wrk: {figures['wrk']}, {args.connections} connections, 2 threads, {args.seconds:.0f} s a run; "
-          f"gunicorn {args.workers} gthread workers x {args.threads} threads")
-    print(f"raw SM2 sign/s (1 thread): {figures['raw_sm2_sign_per_s']:,.0f}")
+          f"gunicorn {args.workers} gthread workers x {args.licences_threads} threads")
+    if "raw_sm2_sign_per_s" in figures:
+        print(f"raw SM2 sign/s (1 thread): {figures['raw_sm2_sign_per_s']:,.0f}")
     print(f"PostgreSQL (synchronous_commit={figures['pg_synchronous_commit']}, fsync={figures['pg_fsync']}): "
           f"/livez {figures['trivial_per_s']:,.0f} req/s; online verify {figures['verify_per_s']:,.0f} req/s "
           f"(non-2xx {figures['verify_non_2xx']}, errors {figures['verify_errors']}, "
@@ -235,42 +265,59 @@ def main() -> None:
           f"server CPU {figures['server_cpu_ms_per_verify']} ms/verify, "
           f"{figures['server_cpu_ms_per_livez']} ms/livez); "
           f"use records ok: {figures['use_records_ok']}")
+    print(f"cores busy, /livez then verify: server {figures['server_cores_livez']} / {figures['server_cores_verify']}, "
+          f"whole machine {figures['machine_cores_livez']} / {figures['machine_cores_verify']} "
+          f"(of {os.cpu_count()})")
     print(f"verify_ratio: {figures['verify_ratio']:.3f} (target >= 0.4)")
     if "verify_ratio_sqlite" in figures:
         print(f"SQLite synchronous=FULL, same server shape: /livez {figures['sqlite_trivial_per_s']:,.0f} req/s, "
               f"verify {figures['sqlite_verify_per_s']:,.0f} req/s, ratio {figures['verify_ratio_sqlite']:.3f}")
-    print(f"offline verifications/s (1 thread): {figures['offline_verify_per_s']:,.0f} (target >= 2,000 per core); "
-          f"{figures['offline_cpu_us_per_verify']:.0f} us of CPU each")
-    print(f"bulk: {figures['bulk_rows']} rows, validated in {figures['bulk_validate_s']:.1f} s, issued at "
-          f"{figures['bulk_issue_per_s']:,.0f}/s with the {figures['bulk_seal']} seal; "
-          f"bulk_issue_ratio {figures['bulk_issue_ratio']:.3f} (target >= 0.3)")
+    if "offline_verify_per_s" in figures:
+        print(f"offline verifications/s (1 thread): {figures['offline_verify_per_s']:,.0f} "
+              f"(target >= 2,000 per core); {figures['offline_cpu_us_per_verify']:.0f} us of CPU each")
+    if "bulk_issue_ratio" in figures:
+        print(f"bulk: {figures['bulk_rows']} rows, validated in {figures['bulk_validate_s']:.1f} s, issued at "
+              f"{figures['bulk_issue_per_s']:,.0f}/s with the {figures['bulk_seal']} seal; "
+              f"bulk_issue_ratio {figures['bulk_issue_ratio']:.3f} (target >= 0.3)")
     print(f"load average (1, 5, 15 min): {figures['loadavg']}")
     print_result(figures)
 
 
 def _run(args, tokens: TokenFactory, seal_url: str, env: dict, pg_env: dict, db_url: str) -> dict:
-    from common.db import get_db
-    from common.peers.seal_client import MemorySealClient, NoSealForIssuer, SealUnavailable
-    from licenses import bulk, offline_codes
-    from licenses.config import APPROVAL_BUREAU
-    from licenses.issuing import Deps
-    from licenses.models import BulkJob
-
     figures: dict = {}
-    raw_before = raw_sm2_rate(2.0)
-    if not args.no_sqlite:
+    raw_before = None if args.verify_only else raw_sm2_rate(2.0)
+    if not (args.no_sqlite or args.verify_only):
         _app, sqlite_codes, _issuer, _holder = _prepare(env, tokens, seal_url, args.connections)
-        sqlite = _measure(env, args, tokens, sqlite_codes)
-        figures["sqlite"] = sqlite
+        figures["sqlite"] = _measure(env, args, tokens, sqlite_codes)
     app, codes, issuer, holder = _prepare(pg_env, tokens, seal_url, args.connections)
     sync_commit, fsync = _scalar(db_url, "SHOW synchronous_commit"), _scalar(db_url, "SHOW fsync")
     before = _scalar(db_url, ACCEPTED)
     pg = _measure(pg_env, args, tokens, codes)
     uses_ok = _scalar(db_url, ACCEPTED) - before >= pg["verify"].requests - pg["verify"].non2xx
-    node = app.extensions["licenses"]
-    client = app.test_client()
+    trivial, verify = pg["trivial"], pg["verify"]
+    figures = {
+        "verify_ratio": round(pg["ratio"], 4), "trivial_per_s": round(trivial.requests_per_s, 1),
+        "verify_per_s": round(verify.requests_per_s, 1), "verify_non_2xx": verify.non2xx,
+        "verify_errors": verify.errors, "verify_p50_ms": verify.p50_ms, "verify_p99_ms": verify.p99_ms,
+        "trivial_p50_ms": trivial.p50_ms,
+        **{k: v for k, v in pg.items() if k.startswith(("server_", "machine_"))},
+        "wrk_cpu_s_verify": round(verify.wrk_cpu_s, 2), "use_records_ok": uses_ok,
+        "pg_synchronous_commit": sync_commit, "pg_fsync": fsync, **_sqlite_figures(figures.get("sqlite"))}
+    if not args.verify_only:
+        figures.update(_offline(app, holder))
+        figures.update(_bulk(args, app, issuer, raw_before))
+    figures.update({
+        "workers": args.workers, "threads": args.licences_threads, "connections": args.connections,
+        "wrk": wrk_version(),
+        "loadavg": " ".join(f"{x:.2f}" for x in os.getloadavg()), "date": date.today().isoformat()})
+    return figures
 
-    # offline: one code, verified repeatedly against the node's lists
+
+def _offline(app, holder: dict) -> dict:
+    """One offline code, verified repeatedly against the node's lists in this thread."""
+    from licenses import offline_codes
+
+    client = app.test_client()
     auth_id = client.get(f"/my/licences/{client.get('/my/licences', headers=holder).get_json()[0]['id']}"
                          "/authorisations", headers=holder).get_json()[0]["id"]
     code = client.post(f"/my/authorisations/{auth_id}/offline-code", headers=holder).get_json()["code"]
@@ -283,8 +330,20 @@ def _run(args, tokens: TokenFactory, seal_url: str, env: dict, pg_env: dict, db_
     offline_rate = count / (time.perf_counter() - start)
     # the thread's own CPU per verification: steadier than the rate when other work shares the cores
     offline_cpu_us = 1e6 * (time.thread_time() - cpu_start) / count
+    return {"offline_verify_per_s": round(offline_rate, 1), "offline_cpu_us_per_verify": round(offline_cpu_us, 1)}
 
-    # bulk
+
+def _bulk(args, app, issuer: dict, raw_before: float) -> dict:
+    """A bulk job of ``--bulk-rows`` rows uploaded, then run in this process."""
+    from common.db import get_db
+    from common.peers.seal_client import MemorySealClient, NoSealForIssuer, SealUnavailable
+    from licenses import bulk
+    from licenses.config import APPROVAL_BUREAU
+    from licenses.issuing import Deps
+    from licenses.models import BulkJob
+
+    node = app.extensions["licenses"]
+    client = app.test_client()
     text_rows = _rows(args.bulk_rows)
     started = time.perf_counter()
     made = client.post("/bulk-jobs?type_code=food_business_license&format=csv", data=text_rows.encode(),
@@ -311,22 +370,9 @@ def _run(args, tokens: TokenFactory, seal_url: str, env: dict, pg_env: dict, db_
     get_db(app).engine.dispose()
     raw = (raw_before + raw_sm2_rate(2.0)) / 2
     bulk_rate = issued / issue_s
-    trivial, verify = pg["trivial"], pg["verify"]
-    figures = {
-        "verify_ratio": round(pg["ratio"], 4), "offline_verify_per_s": round(offline_rate, 1),
-        "offline_cpu_us_per_verify": round(offline_cpu_us, 1),
-        "bulk_issue_ratio": round(bulk_rate / raw, 4), "trivial_per_s": round(trivial.requests_per_s, 1),
-        "verify_per_s": round(verify.requests_per_s, 1), "verify_non_2xx": verify.non2xx,
-        "verify_errors": verify.errors, "verify_p50_ms": verify.p50_ms, "verify_p99_ms": verify.p99_ms,
-        "trivial_p50_ms": trivial.p50_ms, "server_cpu_ms_per_livez": pg["server_cpu_ms_per_livez"],
-        "server_cpu_ms_per_verify": pg["server_cpu_ms_per_verify"],
-        "wrk_cpu_s_verify": round(verify.wrk_cpu_s, 2), "use_records_ok": uses_ok,
-        "pg_synchronous_commit": sync_commit, "pg_fsync": fsync, **_sqlite_figures(figures.get("sqlite")),
-        "raw_sm2_sign_per_s": round(raw, 1), "bulk_rows": args.bulk_rows, "bulk_issued": issued,
-        "bulk_validate_s": round(validate_s, 2), "bulk_issue_per_s": round(bulk_rate, 1), "bulk_seal": bulk_seal,
-        "workers": args.workers, "threads": args.threads, "connections": args.connections, "wrk": wrk_version(),
-        "loadavg": " ".join(f"{x:.2f}" for x in os.getloadavg()), "date": date.today().isoformat()}
-    return figures
+    return {"bulk_issue_ratio": round(bulk_rate / raw, 4), "raw_sm2_sign_per_s": round(raw, 1),
+            "bulk_rows": args.bulk_rows, "bulk_issued": issued, "bulk_validate_s": round(validate_s, 2),
+            "bulk_issue_per_s": round(bulk_rate, 1), "bulk_seal": bulk_seal}
 
 
 def _sqlite_figures(sqlite: dict | None) -> dict:

@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from sqlalchemy import DateTime, MetaData, create_engine, event, text
+from sqlalchemy import DateTime, MetaData, create_engine, event, make_url, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 from sqlalchemy.types import TypeDecorator
@@ -148,6 +149,112 @@ def make_engine(url: str, **kwargs) -> Engine:
         kwargs.setdefault("pool_size", 5)
         kwargs.setdefault("max_overflow", 10)
     return create_engine(url, **kwargs)
+
+
+class PoolTimeout(Exception):
+    """No connection of a :class:`DriverPool` came free in time."""
+
+
+class Pooled:
+    """A connection of a :class:`DriverPool` and the one cursor every statement on it uses."""
+
+    __slots__ = ("conn", "cursor")
+
+    def __init__(self, conn) -> None:
+        self.conn = conn
+        self.cursor = conn.cursor()
+
+
+class DriverPool:
+    """Connections of the PostgreSQL driver itself (psycopg), for a hot path that sends a few
+    fixed statements: autocommit (each statement commits as it ends), no pre-ping, and no
+    SQLAlchemy pool, connection wrapper or per-call cursor in the way.
+
+    Why: through SQLAlchemy's pool a checkout and return cost more than a prepared statement's
+    own client work (the pool's bookkeeping, the connection fairy, the reset on return; with
+    ``pool_pre_ping`` a ``SELECT 1`` round trip too). Here a checkout is a list pop under a
+    lock. Each connection comes with one cursor (:class:`Pooled`), reused for every statement
+    sent on it (psycopg builds a cursor, with its adapters map, per ``connection.execute``).
+
+    A connection the server closed meanwhile (restart, idle timeout) is not detected at
+    checkout: its next statement fails (``psycopg.OperationalError``) and the caller decides
+    whether that statement may be sent again on a :meth:`replace`-ment (a read may; a write
+    whose outcome is unknown may not). :meth:`put` drops a connection that is broken or was
+    left inside a transaction. At most ``size`` connections are open; a caller beyond that
+    waits up to ``timeout`` seconds (:class:`PoolTimeout`). Build it in the process that uses
+    it (a gunicorn worker, after the fork): connections are not shared across a fork.
+    """
+
+    def __init__(self, url: str, *, size: int, timeout: float = 30.0) -> None:
+        parsed = make_url(url)
+        if parsed.get_backend_name() != "postgresql":
+            raise ValueError(f"DriverPool needs a PostgreSQL URL, not {parsed.get_backend_name()}")
+        _args, self._connect_kwargs = parsed.get_dialect()().create_connect_args(parsed)
+        self.size, self.timeout = size, timeout
+        self._idle: list[Pooled] = []
+        self._open = 0
+        self._free = threading.Condition(threading.Lock())
+
+    def get(self) -> Pooled:
+        """A connection (``psycopg.Connection``, autocommit) with its cursor; give it back with
+        :meth:`put`.
+
+        :raise PoolTimeout: ``size`` connections are in use for ``timeout`` seconds.
+        :raise psycopg.OperationalError: a new connection could not be made.
+        """
+        with self._free:
+            if self._idle:
+                return self._idle.pop()
+            if self._open >= self.size and not self._free.wait_for(
+                    lambda: self._idle or self._open < self.size, self.timeout):
+                raise PoolTimeout(f"no database connection came free in {self.timeout:g} s")
+            if self._idle:
+                return self._idle.pop()
+            self._open += 1
+        try:
+            return self._connect()
+        except BaseException:
+            self._closed()
+            raise
+
+    def put(self, pooled: Pooled) -> None:
+        """Give a connection back; one that is broken or inside a transaction is closed instead."""
+        from psycopg.pq import TransactionStatus
+
+        if pooled.conn.broken or pooled.conn.info.transaction_status != TransactionStatus.IDLE:
+            self.discard(pooled)
+            return
+        with self._free:
+            self._idle.append(pooled)
+            self._free.notify()
+
+    def discard(self, pooled: Pooled) -> None:
+        """Close a connection taken with :meth:`get` for good."""
+        with contextlib.suppress(Exception):
+            pooled.conn.close()
+        self._closed()
+
+    def replace(self, pooled: Pooled) -> Pooled:
+        """``pooled`` discarded and a new connection in its place."""
+        self.discard(pooled)
+        return self.get()
+
+    def dispose(self) -> None:
+        """Close the idle connections (tests, shutdown); those in use close when put back."""
+        with self._free:
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            self.discard(conn)
+
+    def _connect(self) -> Pooled:
+        import psycopg  # here: a service on SQLite never needs the driver
+
+        return Pooled(psycopg.connect(autocommit=True, **self._connect_kwargs))
+
+    def _closed(self) -> None:
+        with self._free:
+            self._open -= 1
+            self._free.notify()
 
 
 class Database:

@@ -42,6 +42,10 @@ SETTINGS: dict[str, Any] = {
     # XSN_LICENSES_CLIENT_SECRET, or in the embedded setup from var/clients.json (identity's seed)
     "LICENSES_CLIENT_ID": "xsn-licenses",
     "LICENSES_CLIENT_SECRET": None,
+    # online verification's own PostgreSQL connections per worker process, at most (opened as
+    # requests need them: one per request being verified, so as many as the worker's threads;
+    # more threads than this wait for a connection). See verification_store.Stores.
+    "LICENSES_VERIFY_POOL_SIZE": 16,
     # a seal's verification result is cached this long (seconds): a seal revoked at the seal
     # node is refused by online verification at most this much later
     "LICENSES_SEAL_VERIFY_CACHE_SECONDS": 60,

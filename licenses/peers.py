@@ -51,4 +51,5 @@ def init_peers(app: Flask) -> None:
         directory = IdentityHolderDirectory(ServiceClient(urls["identity"], timeout=timeout))
     app.extensions["licenses"] = {"deps": Deps(cipher=PiiCipher.from_kek(kek, "licenses"), seal=seal),
                                   "kek": kek, "notifier": notifier, "directory": directory,
-                                  "stores": Stores(get_db(app).engine)}
+                                  "stores": Stores(get_db(app).engine,
+                                                   pool_size=int(config["LICENSES_VERIFY_POOL_SIZE"]))}

@@ -178,7 +178,7 @@ def verify_code(store: Store, deps: Deps, verifier: Verifier, raw_code: str, *,
     uses = store.take(auth, record, now)
     if uses is not None and store.verified is not None and licence.row_version:
         store.verified.put(code, Verified(licence.id, licence.row_version, licence.document_sm3,
-                                          licence.signature_b64, document))
+                                          licence.signature_b64, document, auth.audience))
     if uses is None:
         # The authorisation or the licence changed since it was read (another window took the
         # last use, the holder revoked it, the licence was revoked): judged again as it is now.
@@ -207,8 +207,9 @@ def _verify_known(store: Store, deps: Deps, verifier: Verifier, code: str, known
     today = issuing.today()
     seal = deps.seal.verify(known.signature_b64, known.document_sm3)
     taken = None
-    if known.document.sm3 == known.document_sm3 and seal.valid:
-        taken = store.take_known(code, known, sorted(verifier.names()), record, now, today)
+    # The audience is checked here against the one the statement requires the row to still have.
+    if known.document.sm3 == known.document_sm3 and seal.valid and known.audience in verifier.names():
+        taken = store.take_known(code, known, record, now, today)
     if taken is None:
         store.verified.forget(code)
         return None

@@ -32,12 +32,11 @@ from types import SimpleNamespace
 from typing import Any
 
 import psycopg
-from psycopg.pq import TransactionStatus
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from common.db import make_engine
+from common.db import DriverPool
 from common.ttl_cache import TtlCache
 
 from .models import VALID, Authorisation, Licence, LicenceType, UseRecord
@@ -79,8 +78,9 @@ WHERE a.code = %s"""
 # state, time, count and audience; the licence's status, validity and digest) and the licence
 # row is the version verified (``xmin``: any UPDATE of the row makes a new one), and returns
 # what the lookup would have read but the document and signature. $1 code, $2 licence,
-# $3 its xmin, $4 now, $5 the window's names, $6 the valid status, $7 the signed digest, $8-$9
-# today, $10-$12 the record's verifier, client and organisation, $13 request id, $14 now.
+# $3 its xmin, $4 now, $5 the audience verified before (the caller has checked it is one of this
+# window's names: the row must still name it), $6 the valid status, $7 the signed digest,
+# $8-$9 today, $10-$12 the record's verifier, client and organisation, $13 request id, $14 now.
 # Its conditions must stay those of verification._decide / licence_checks: a check added there
 # is added here too (verification answers a disagreement with the refusal and logs an error).
 _PG_TAKE_KNOWN = """
@@ -88,7 +88,7 @@ WITH taken AS (
     UPDATE authorisations a SET uses = a.uses + 1
     FROM licences l
     WHERE a.code = %s AND l.id = a.licence_id AND l.id = %s AND l.xmin = %s::xid
-      AND a.status = 'active' AND a.uses < a.max_uses AND a.expires_at > %s AND a.audience = ANY(%s)
+      AND a.status = 'active' AND a.uses < a.max_uses AND a.expires_at > %s AND a.audience = %s
       AND l.status = %s AND l.document_sm3 = %s AND l.valid_from <= %s
       AND (l.valid_until IS NULL OR l.valid_until >= %s)
     RETURNING a.id AS a_id, a.licence_id AS a_licence, a.fields AS a_fields, a.purpose AS a_purpose,
@@ -124,40 +124,42 @@ VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"""
 @dataclass(frozen=True)
 class Verified:
     """What a verification of a code that passed every check read: the licence row's version
-    (``xmin``), the digest the seal signed, the signature, and the document read (its SM3 and
-    face). Kept by :attr:`Stores.verified`."""
+    (``xmin``), the digest the seal signed, the signature, the document read (its SM3 and
+    face), and the authorisation's audience. Kept by :attr:`Stores.verified`."""
 
     licence_id: str
     row_version: str
     document_sm3: str
     signature_b64: str
     document: Any
+    audience: str
 
 
 class PostgresStore:
     """One request's use of a connection of :class:`Stores`' pool (autocommit: each statement
     commits, durably with ``synchronous_commit``, as it ends)."""
 
-    def __init__(self, engine: Engine, verified: TtlCache[str, Verified] | None = None) -> None:
-        self._engine = engine
+    def __init__(self, pool: DriverPool, verified: TtlCache[str, Verified] | None = None) -> None:
+        self._pool = pool
         self.verified = verified
-        self._fairy = engine.raw_connection()
-        self._conn = self._fairy.driver_connection
+        self._pooled = pool.get()
 
     def _reconnect(self) -> None:
-        self._fairy.invalidate()
-        self._fairy.close()
-        self._fairy = self._engine.raw_connection()
-        self._conn = self._fairy.driver_connection
+        self._pooled = self._pool.replace(self._pooled)
+
+    def _execute(self, statement: str, params: tuple):
+        cursor = self._pooled.cursor
+        cursor.execute(statement, params)
+        return cursor.fetchone()
 
     def lookup(self, code: str) -> Found | None:
         try:
-            row = self._conn.execute(_PG_LOOKUP, (code,)).fetchone()
+            row = self._execute(_PG_LOOKUP, (code,))
         except psycopg.OperationalError:
             # The pool does not ping: a connection the server closed meanwhile (restart, idle
             # timeout) fails here. This statement only reads, so it is sent once more on a new one.
             self._reconnect()
-            row = self._conn.execute(_PG_LOOKUP, (code,)).fetchone()
+            row = self._execute(_PG_LOOKUP, (code,))
         if row is None:
             return None
         auth, licence, licence_type = _found(row)
@@ -167,7 +169,7 @@ class PostgresStore:
             licence.issued_at = licence.issued_at.astimezone(UTC)
         return auth, licence, licence_type
 
-    def take_known(self, code: str, known: Verified, names: list[str], record: dict[str, Any], now: datetime,
+    def take_known(self, code: str, known: Verified, record: dict[str, Any], now: datetime,
                    today: date) -> tuple[Found, int] | None:
         """Take a use of a code verified before, and record it, in one committed statement, if
         every check the database can make passes and the licence row is still the version
@@ -178,13 +180,12 @@ class PostgresStore:
         does not ping) has something to read (the server's goodbye, or its end) and is replaced
         before the statement is sent; one that breaks during it fails the request."""
         waiting = select_module.poll()
-        waiting.register(self._conn.fileno(), select_module.POLLIN)
+        waiting.register(self._pooled.conn.fileno(), select_module.POLLIN)
         if waiting.poll(0):
             self._reconnect()
-        row = self._conn.execute(_PG_TAKE_KNOWN, (
-            code, known.licence_id, known.row_version, now, names, VALID, known.document_sm3, today, today,
-            record["verifier"], record["verifier_client"], record["verifier_org"], record["request_id"],
-            now)).fetchone()
+        row = self._execute(_PG_TAKE_KNOWN, (
+            code, known.licence_id, known.row_version, now, known.audience, VALID, known.document_sm3, today, today,
+            record["verifier"], record["verifier_client"], record["verifier_org"], record["request_id"], now))
         if row is None:
             return None
         auth = SimpleNamespace(**dict(zip(AUTH_COLUMNS, row[:9], strict=True)))
@@ -200,21 +201,20 @@ class PostgresStore:
     def take(self, auth: SimpleNamespace, record: dict[str, Any], now: datetime) -> int | None:
         """Take one use and record it, committed; ``None`` (nothing written) when no use is left
         or the authorisation or the licence changed since the lookup."""
-        row = self._conn.execute(_PG_TAKE, (auth.id, now, auth.licence_id, VALID, record["verifier"],
-                                            record["verifier_client"], record["verifier_org"], auth.purpose,
-                                            record["request_id"], now)).fetchone()
+        row = self._execute(_PG_TAKE, (auth.id, now, auth.licence_id, VALID, record["verifier"],
+                                       record["verifier_client"], record["verifier_org"], auth.purpose,
+                                       record["request_id"], now))
         return None if row is None else row[0]
 
     def refuse(self, record: dict[str, Any], now: datetime) -> None:
-        self._conn.execute(_PG_RECORD, (record["licence_id"], record["auth_id"], record["verifier"],
-                                        record["verifier_client"], record["verifier_org"], record["purpose"],
-                                        "refused", record["reason"], record["request_id"], now))
+        self._pooled.cursor.execute(_PG_RECORD, (record["licence_id"], record["auth_id"], record["verifier"],
+                                                 record["verifier_client"], record["verifier_org"],
+                                                 record["purpose"], "refused", record["reason"],
+                                                 record["request_id"], now))
 
     def close(self) -> None:
         """Give the connection back; one that broke or was left inside a statement is dropped."""
-        if self._conn.broken or self._conn.info.transaction_status != TransactionStatus.IDLE:
-            self._fairy.invalidate()
-        self._fairy.close()
+        self._pool.put(self._pooled)
 
 
 # -- any other database, through the session -----------------------------------------------------
@@ -274,24 +274,25 @@ class SessionStore:
 class Stores:
     """Where each verification of one app gets its store.
 
-    On PostgreSQL a pool of its own, built on first use (after a server's workers fork): in
-    autocommit mode, so no connection is switched in and out of it per request, and without the
-    pre-ping every other checkout pays (a ``SELECT 1`` round trip per request). A connection the
-    server closed meanwhile fails the lookup, which is tried again on a new one
-    (:meth:`PostgresStore.lookup`); a broken one is dropped when the store is closed.
+    On PostgreSQL a :class:`common.db.DriverPool` of its own, built on first use (after a
+    server's workers fork): autocommit psycopg connections without SQLAlchemy's pool and
+    without the pre-ping every other checkout pays (a ``SELECT 1`` round trip per request). A
+    connection the server closed meanwhile fails the lookup, which is tried again on a new one
+    (:meth:`PostgresStore.lookup`), or is seen before a known code's write
+    (:meth:`PostgresStore.take_known`); a broken one is dropped when the store is closed.
 
     Connection budget: a verification holds one connection of this pool while it runs, and a
-    worker runs at most its thread count of requests at once (4: ``deploy/gunicorn.conf.py``,
-    ``xsn run``), so ``pool_size`` (8) connections are never short and there is no overflow:
-    this pool opens at most 8 connections per worker, beside the app engine's 5 + 10 overflow
-    (:func:`common.db.make_engine`), so at most 23 PostgreSQL connections per licences worker.
-    With more threads than ``pool_size`` (``XSN_LICENSES_GUNICORN_THREADS``) a verification
-    waits for a connection (``pool_timeout``, 30 s) instead of opening another.
+    worker runs at most its thread count of requests at once, so a pool as large as the
+    worker's threads is never short; its connections are opened as verifications need them, so
+    ``pool_size`` (``LICENSES_VERIFY_POOL_SIZE``, 16) is only a ceiling: at most that many per
+    worker, beside the app engine's 5 + 10 overflow (:func:`common.db.make_engine`). With more
+    threads than ``pool_size`` a verification waits for a connection (up to 30 s) instead of
+    opening another.
     """
 
-    def __init__(self, engine: Engine, *, pool_size: int = 8) -> None:
+    def __init__(self, engine: Engine, *, pool_size: int = 16) -> None:
         self._engine, self._pool_size = engine, pool_size
-        self._direct: Engine | None = None
+        self._pool: DriverPool | None = None
         self._lock = threading.Lock()
         # Codes verified lately: a minute, as long as the seal's verdicts are cached. A version of
         # a row (xmin) names it for a few billion transactions, far beyond a minute.
@@ -302,16 +303,14 @@ class Stores:
         on PostgreSQL). Close it after use."""
         if self._engine.dialect.name != "postgresql":
             return SessionStore(session())
-        if self._direct is None:
+        if self._pool is None:
             with self._lock:
-                if self._direct is None:
-                    self._direct = make_engine(self._engine.url.render_as_string(hide_password=False),
-                                               isolation_level="AUTOCOMMIT", pool_pre_ping=False,
-                                               pool_reset_on_return=None, pool_size=self._pool_size,
-                                               max_overflow=0)
-        return PostgresStore(self._direct, self.verified)
+                if self._pool is None:
+                    self._pool = DriverPool(self._engine.url.render_as_string(hide_password=False),
+                                            size=self._pool_size)
+        return PostgresStore(self._pool, self.verified)
 
     def dispose(self) -> None:
         """Close the pool's connections (tests, shutdown)."""
-        if self._direct is not None:
-            self._direct.dispose()
+        if self._pool is not None:
+            self._pool.dispose()

@@ -85,7 +85,7 @@ def _kill_the_pooled_connection(h) -> None:
     from common.db import get_session
 
     store = h.app.extensions["licenses"]["stores"].open(get_session)
-    pid = store._conn.info.backend_pid
+    pid = store._pooled.conn.info.backend_pid
     store.close()
     with get_db(h.app).engine.connect() as conn:
         assert conn.execute(text("SELECT pg_terminate_backend(:pid, 10000)"), {"pid": pid}).scalar() is True

@@ -1,0 +1,92 @@
+"""common.db.DriverPool: psycopg connections without SQLAlchemy's pool (online verification's)."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import psycopg
+import pytest
+from sqlalchemy import create_engine, text
+
+from common.db import DriverPool, PoolTimeout
+
+pytestmark = pytest.mark.services
+
+
+@pytest.fixture
+def pool(postgres_url):
+    pool = DriverPool(postgres_url, size=2, timeout=0.5)
+    yield pool
+    pool.dispose()
+
+
+def _backend(pooled) -> int:
+    pooled.cursor.execute("SELECT pg_backend_pid()")
+    return pooled.cursor.fetchone()[0]
+
+
+def test_a_connection_given_back_is_handed_out_again_in_autocommit_with_its_cursor(pool):
+    first = pool.get()
+    backend, cursor = _backend(first), first.cursor
+    assert first.conn.autocommit
+    pool.put(first)
+    again = pool.get()
+    assert _backend(again) == backend and again.cursor is cursor
+    pool.put(again)
+
+
+def test_no_more_than_size_connections_and_a_waiter_gets_the_next_one_given_back(pool):
+    held = [pool.get(), pool.get()]
+    started = time.monotonic()
+    with pytest.raises(PoolTimeout):
+        pool.get()
+    assert time.monotonic() - started >= 0.4
+    got = []
+    waiter = threading.Thread(target=lambda: got.append(pool.get()))
+    waiter.start()
+    time.sleep(0.1)
+    pool.put(held.pop())
+    waiter.join(2)
+    assert len(got) == 1
+    for pooled in (*held, *got):
+        pool.put(pooled)
+
+
+def test_a_connection_left_in_a_transaction_or_broken_is_closed_not_reused(pool, postgres_url):
+    pooled = pool.get()
+    pooled.cursor.execute("BEGIN")
+    backend = _backend(pooled)
+    pool.put(pooled)
+    assert pooled.conn.closed
+    other = pool.get()
+    assert _backend(other) != backend
+    engine = create_engine(postgres_url)
+    try:
+        with engine.connect() as conn:  # the server ends it: its next statement fails
+            conn.execute(text("SELECT pg_terminate_backend(:pid, 10000)"), {"pid": _backend(other)})
+    finally:
+        engine.dispose()
+    with pytest.raises(psycopg.OperationalError):
+        _backend(other)
+    assert other.conn.broken
+    pool.put(other)
+    fresh = pool.get()
+    assert not fresh.conn.broken and _backend(fresh)
+    pool.put(fresh)
+
+
+def test_replace_gives_a_new_connection_and_keeps_the_count(pool):
+    first, second = pool.get(), pool.get()
+    backend = _backend(first)
+    first = pool.replace(first)
+    assert first.conn is not None and _backend(first) != backend
+    with pytest.raises(PoolTimeout):
+        pool.get()
+    pool.put(first)
+    pool.put(second)
+
+
+def test_only_postgresql():
+    with pytest.raises(ValueError, match="PostgreSQL"):
+        DriverPool("sqlite:///x.db", size=1)
