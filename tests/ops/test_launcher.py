@@ -44,9 +44,9 @@ def test_the_suite_starts_each_service_with_its_workers_and_threads(tmp_path, mo
 
     Suite(var_dir=tmp_path).start()
     assert {s: (_option(spawned[s], "--workers"), _option(spawned[s], "--threads"))
-            for s in ("identity", "licenses", "messaging")} == {s: ("2", "4") for s in
-                                                              ("identity", "licenses", "messaging")}
-    assert (_option(spawned["seal"], "--workers"), _option(spawned["seal"], "--threads")) == ("2", "16")
+            for s in ("identity", "messaging")} == {s: ("2", "4") for s in ("identity", "messaging")}
+    assert {s: (_option(spawned[s], "--workers"), _option(spawned[s], "--threads"))
+            for s in ("seal", "licenses")} == {s: ("2", "16") for s in ("seal", "licenses")}
     assert spawned["gateway"][1:3] == ["-m", "gateway.edge"]  # the edge, not gunicorn
 
     spawned.clear()
