@@ -18,6 +18,7 @@ bytes and aware datetimes (what ``common.db.UTCDateTime`` would pass on unchange
 from __future__ import annotations
 
 import os
+import struct
 import threading
 import weakref
 from collections.abc import Iterator, Mapping, Sequence
@@ -25,6 +26,8 @@ from contextlib import contextmanager
 from typing import Any
 
 import psycopg
+from psycopg import pq
+from psycopg.adapt import Dumper
 from psycopg.rows import namedtuple_row
 from sqlalchemy import Engine, Table, create_engine, event, insert
 from sqlalchemy.dialects.postgresql.psycopg import dialect as psycopg_dialect
@@ -166,7 +169,9 @@ class RowsInsert:
     def __init__(self, table: Table) -> None:
         self.statement = insert(table)
         self.columns = [column.key for column in table.c]
-        arrays = ", ".join(f"%b::{_array_type(column.type.compile(dialect=_DIALECT))}[]" for column in table.c)
+        types = [_array_type(column.type.compile(dialect=_DIALECT)) for column in table.c]
+        self.bytea_positions = [position for position, name in enumerate(types) if name == "BYTEA"]
+        arrays = ", ".join(f"%b::{name}[]" for name in types)
         quote = _DIALECT.identifier_preparer
         names = ", ".join(quote.quote(column.name) for column in table.c)
         # Built from the table's own metadata (quoted names, compiled types): no input in it.
@@ -180,9 +185,48 @@ class RowsInsert:
         if connection is None:
             session.connection().execute(self.statement, list(rows))
             return
-        params = [[row[key] for row in rows] for key in self.columns]
+        params: list[Any] = [[row[key] for row in rows] for key in self.columns]
+        for position in self.bytea_positions:
+            params[position] = _bytea_array(params[position])
         with sqlalchemy_errors(self.sql, None), connection.cursor() as cursor:
+            cursor.adapters.register_dumper(_ByteaArray, _ByteaArrayDumper)
             cursor.execute(self.sql, params)
+
+
+BYTEA_OID, BYTEA_ARRAY_OID = 17, 1001
+_HEADER = struct.Struct("!iiI")  # dimensions, has nulls, element type
+_DIMENSION = struct.Struct("!ii")  # length, lower bound
+_LENGTH = struct.Struct("!i")
+
+
+class _ByteaArray(bytes):
+    """A ``bytea[]`` parameter already in PostgreSQL's binary array format (:func:`_bytea_array`)."""
+
+
+class _ByteaArrayDumper(Dumper):
+    format = pq.Format.BINARY
+    oid = BYTEA_ARRAY_OID
+
+    def dump(self, obj: Any) -> bytes:
+        return obj
+
+
+def _bytea_array(values: Sequence[bytes | None]) -> _ByteaArray:
+    """``values`` as PostgreSQL's binary ``bytea[]``: psycopg's list dumper copies each element
+    through its bytes dumper in Python, ~33 us for a 23 KB DER (a signature's), where this
+    only joins them (~1 us): header (1 dimension, has-null flag, element type ``bytea``),
+    dimension (length, lower bound 1), then each element's length (-1 for NULL) and bytes."""
+    parts = [b"", _DIMENSION.pack(len(values), 1)]
+    nulls = 0
+    for value in values:
+        if value is None:
+            nulls = 1
+            parts.append(_LENGTH.pack(-1))
+        else:
+            parts.append(_LENGTH.pack(len(value)))
+            parts.append(value)
+    parts[0] = _HEADER.pack(1, nulls, BYTEA_OID)
+    return _ByteaArray(b"".join(parts))
 
 
 def _array_type(sql_type: str) -> str:
