@@ -237,10 +237,11 @@ def _signature_writer() -> SignatureWriter | None:
     return app_singleton("seal_signature_writer", lambda: group_writer(get_db().session, _signature_log()))
 
 
-def _signature_payload(row, seal_code: str) -> dict:
+def _signature_payload(row, seal_code: str, encoded: str | None = None) -> dict:
+    """``encoded``: the DER's base64 when the signing path made it (``ses.SigningMaterial``)."""
     return {"signature_id": row.id, "seal_id": row.seal_id, "seal_code": seal_code, "signed_at": row.signed_at,
             "document_digest": row.document_digest, "signature_digest": row.signature_digest,
-            "signature_base64": base64.b64encode(row.signature_der).decode(), "log_index": row.log_index}
+            "signature_base64": encoded or base64.b64encode(row.signature_der).decode(), "log_index": row.log_index}
 
 
 def _signing_response(payload: dict, replayed: bool) -> Response:
@@ -278,7 +279,8 @@ class SealSign(MethodView):
                               writer=_signature_writer())
         row = result.signature
         return _signing_response(_signature_payload(row, result.seal_code or seals.seal_code(get_session(),
-                                                                                              row.seal_id)),
+                                                                                              row.seal_id),
+                                                    result.signature_base64),
                                  result.replayed)
 
 
@@ -305,7 +307,9 @@ class SealSignBatch(MethodView):
                                     idempotency_key=request.headers.get("Idempotency-Key"),
                                     request_id=g.get("request_id"), log=_signature_log())
         code = result.seal_code or seals.seal_code(get_session(), seal_id)
-        return _signing_response({"signatures": [_signature_payload(row, code) for row in result.signatures]},
+        encoded = result.signatures_base64 or [None] * len(result.signatures)
+        return _signing_response({"signatures": [_signature_payload(row, code, text)
+                                                 for row, text in zip(result.signatures, encoded, strict=True)]},
                                  result.replayed)
 
 

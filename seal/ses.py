@@ -7,6 +7,7 @@ STANDARDS.md §3) is :mod:`seal.ses_verify`.
 
 from __future__ import annotations
 
+import base64
 from datetime import UTC, datetime
 from typing import Any
 
@@ -138,6 +139,7 @@ class SigningMaterial:
         self.signer_cert_der = bytes(signer_cert_der)
         self._cert_tlv = _tlv(0x04, self.signer_cert_der) + _SM2_SM3_OID_DER
         self._prefix_states: dict[bytes, SM3Hasher] = {}
+        self._prefix_base64: dict[bytes, str] = {}
 
     def tbs_der(self, time_info: datetime, data_hash: bytes, property_info: str = DEFAULT_PROPERTY_INFO) -> bytes:
         if len(data_hash) != 32:
@@ -153,16 +155,21 @@ class SigningMaterial:
         return b"".join((b"\x30", _der_length(body_length), tbs_der, self._cert_tlv,
                          _tlv(0x03, b"\x00" + signature)))
 
-    def signature_digest(self, signature_der: bytes) -> bytes:
-        """SM3 of a DER made by :meth:`signature_der`, hashing the seal bytes only once per layout."""
-        # Outer header, then the TBS_Sign header, then version: all before the seal bytes.
+    def _seal_start(self, signature_der: bytes) -> int | None:
+        """Where the seal's bytes start in a DER made by :meth:`signature_der`, or ``None`` when
+        it is not laid out that way. Before the seal: the outer header, the ``TBS_Sign`` header,
+        ``version``; those bytes vary with the lengths only (a handful of layouts per seal)."""
         if len(signature_der) < 8:
-            return sm3(signature_der)
+            return None
         outer = 2 + (signature_der[1] & 0x7F if signature_der[1] & 0x80 else 0)
         inner = 2 + (signature_der[outer + 1] & 0x7F if signature_der[outer + 1] & 0x80 else 0)
         start = outer + inner + len(_VERSION_DER)
-        end = start + len(self.seal_der)
-        if not signature_der.startswith(self.seal_der, start):  # not our layout: hash it all
+        return start if signature_der.startswith(self.seal_der, start) else None
+
+    def signature_digest(self, signature_der: bytes) -> bytes:
+        """SM3 of a DER made by :meth:`signature_der`, hashing the seal bytes only once per layout."""
+        start = self._seal_start(signature_der)
+        if start is None:  # not our layout: hash it all
             return sm3(signature_der)
         key = signature_der[:start]
         state = self._prefix_states.get(key)
@@ -170,7 +177,28 @@ class SigningMaterial:
             state = SM3Hasher(key).update(self.seal_der)
             if len(self._prefix_states) < 64:
                 self._prefix_states[key] = state
-        return state.copy().update(memoryview(signature_der)[end:]).digest()
+        return state.copy().update(memoryview(signature_der)[start + len(self.seal_der):]).digest()
+
+    def signature_base64(self, signature_der: bytes) -> str:
+        """``base64(signature_der)``, encoding the seal bytes only once per layout.
+
+        Why: every signing answer carries its DER in base64, and the seal is nearly all of it
+        (~23 KB; about 5 % of a batch signature's worker CPU). Base64 maps each 3 bytes to 4
+        characters on their own, so the encoding of the DER up to a multiple of 3 bytes inside
+        the seal, kept per layout, followed by the encoding of the rest is the very same text.
+        """
+        start = self._seal_start(signature_der)
+        if start is None:
+            return base64.b64encode(signature_der).decode("ascii")
+        cut = start + len(self.seal_der)
+        cut -= cut % 3
+        key = signature_der[:start]
+        head = self._prefix_base64.get(key)
+        if head is None:
+            head = base64.b64encode(signature_der[:cut]).decode("ascii")
+            if len(self._prefix_base64) < 64:
+                self._prefix_base64[key] = head
+        return head + base64.b64encode(memoryview(signature_der)[cut:]).decode("ascii")
 
     def sign(self, signer_key: SM2PrivateKey, *, time_info: datetime, data_hash: bytes,
              property_info: str = DEFAULT_PROPERTY_INFO) -> tuple[bytes, bytes]:

@@ -21,17 +21,16 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import structlog
-from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from common.errors import ServiceUnavailable
 from common.group_commit import GroupCommitter, SessionFactory
-from common.merkle_log.driver import DriverStatement, pipelined
+from common.merkle_log.driver import RowsInsert, pipelined
 from seal.models import Signature
 
 log = structlog.get_logger("xsn.seal.signing")
 
-_INSERT_SIGNATURE = DriverStatement(insert(Signature.__table__), [column.key for column in Signature.__table__.c])
+_INSERT_SIGNATURE = RowsInsert(Signature.__table__)
 MAX_GROUP_SIGNATURES = 500  # one group's statements stay well inside PostgreSQL's 65,535 parameters
 
 

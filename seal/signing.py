@@ -59,6 +59,7 @@ class SignResult:
     signature: Signature
     replayed: bool
     seal_code: str | None = None  # the seal's esID, known to the signing path (saves a query)
+    signature_base64: str | None = None  # of a new signature, encoded by its material (ses.SigningMaterial)
 
 
 @dataclass
@@ -66,6 +67,7 @@ class BatchResult:
     signatures: list[Signature]  # in request order
     replayed: bool
     seal_code: str | None = None
+    signatures_base64: list[str] | None = None  # of new signatures, as in SignResult
 
 
 # -- inputs ----------------------------------------------------------------------------------
@@ -211,8 +213,9 @@ def sign(session: Session, kek: bytes, seal_id: str, *, actor: Actor, digest: by
     now = utcnow().replace(microsecond=0)
     _check_usable(seal, actor, now)
 
-    der, der_digest = signing_material(session, seal).sign(private_key(session, kek, seal.kid), time_info=now,
-                                                           data_hash=digest, property_info=property_info)
+    material = signing_material(session, seal)
+    der, der_digest = material.sign(private_key(session, kek, seal.kid), time_info=now, data_hash=digest,
+                                    property_info=property_info)
     values = _row(seal, actor, now, digest, property_info, der, der_digest, request_hash, request_id,
                   idempotency_scope=scope if idempotency_key else None, idempotency_key=idempotency_key)
     pending = [PendingSignature(values, _event(seal, values))]
@@ -233,7 +236,7 @@ def sign(session: Session, kek: bytes, seal_id: str, *, actor: Actor, digest: by
             if existing is not None:  # a concurrent request with the same key won the race
                 return _replay(existing, request_hash, seal.es_id)
         raise
-    return SignResult(_signed(values), False, seal.es_id)
+    return SignResult(_signed(values), False, seal.es_id, material.signature_base64(der))
 
 
 def get_signature(session: Session, signature_id: str) -> Signature:
@@ -321,4 +324,5 @@ def sign_batch(session: Session, kek: bytes, seal_id: str, *, actor: Actor, item
     except BaseException:
         session.rollback()
         raise
-    return BatchResult([_signed(row) for row in rows], False, seal.es_id)
+    return BatchResult([_signed(row) for row in rows], False, seal.es_id,
+                       [material.signature_base64(row["signature_der"]) for row in rows])

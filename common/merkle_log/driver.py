@@ -18,6 +18,7 @@ bytes and aware datetimes (what ``common.db.UTCDateTime`` would pass on unchange
 from __future__ import annotations
 
 import os
+import struct
 import threading
 import weakref
 from collections.abc import Iterator, Mapping, Sequence
@@ -25,8 +26,10 @@ from contextlib import contextmanager
 from typing import Any
 
 import psycopg
+from psycopg import pq
+from psycopg.adapt import Dumper
 from psycopg.rows import namedtuple_row
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, Table, create_engine, event, insert
 from sqlalchemy.dialects.postgresql.psycopg import dialect as psycopg_dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
@@ -148,6 +151,107 @@ class DriverStatement:
     def _first(self, connection: psycopg.Connection, params: Mapping[str, Any]) -> Any | None:
         with sqlalchemy_errors(self.sql, params), connection.cursor(row_factory=namedtuple_row) as cursor:
             return cursor.execute(self.sql, self.bound_params(params)).fetchone()
+
+
+class RowsInsert:
+    """An ``INSERT`` of many rows of ``table`` (every column given), as one statement on PostgreSQL.
+
+    Why: psycopg's ``executemany`` binds, dumps and executes every row on its own, in Python
+    (about a tenth of a batch signature's worker CPU for its entry, node and signature rows),
+    and the backend runs one execution per row. Here each column goes as one array parameter
+    and ``unnest`` turns them back into rows: ``INSERT INTO t (a, b) SELECT * FROM
+    unnest(%b::bigint[], %b::text[])``, one fixed text (prepared per connection like the rest)
+    whatever the number of rows. Same rows, same constraints (the column types still check
+    lengths on assignment; a unique violation is an ``IntegrityError``). Elsewhere (SQLite) the
+    Core ``INSERT`` with the rows, as :meth:`DriverStatement.execute_many` runs it.
+    """
+
+    def __init__(self, table: Table) -> None:
+        self.statement = insert(table)
+        self.columns = [column.key for column in table.c]
+        types = [_array_type(column.type.compile(dialect=_DIALECT)) for column in table.c]
+        self.prepared = [(position, name) for position, name in enumerate(types) if name in _PREPARED_KINDS]
+        arrays = ", ".join(f"%b::{name}[]" for name in types)
+        quote = _DIALECT.identifier_preparer
+        names = ", ".join(quote.quote(column.name) for column in table.c)
+        # Built from the table's own metadata (quoted names, compiled types): no input in it.
+        self.sql = f"INSERT INTO {quote.format_table(table)} ({names}) SELECT * FROM unnest({arrays})"  # noqa: S608
+
+    def execute_many(self, session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Insert ``rows`` (each with every column) in the session's transaction."""
+        if not rows:
+            return
+        connection = driver_connection(session)
+        if connection is None:
+            session.connection().execute(self.statement, list(rows))
+            return
+        params: list[Any] = [[row[key] for row in rows] for key in self.columns]
+        for position, kind in self.prepared:
+            params[position] = _binary_array(params[position], kind)
+        with sqlalchemy_errors(self.sql, None), connection.cursor() as cursor:
+            cursor.adapters.register_dumper(_ByteaArray, _ByteaArrayDumper)
+            cursor.adapters.register_dumper(_TextArray, _TextArrayDumper)
+            cursor.execute(self.sql, params)
+
+
+_HEADER = struct.Struct("!iiI")  # dimensions, has nulls, element type
+_DIMENSION = struct.Struct("!ii")  # length, lower bound
+_LENGTH = struct.Struct("!i")
+
+
+class _ByteaArray(bytes):
+    """A ``bytea[]`` parameter already in PostgreSQL's binary array format (:func:`_binary_array`)."""
+
+
+class _TextArray(bytes):
+    """A ``text[]`` parameter already in PostgreSQL's binary array format."""
+
+
+class _ByteaArrayDumper(Dumper):
+    format = pq.Format.BINARY
+    oid = 1001  # bytea[]
+
+    def dump(self, obj: Any) -> bytes:
+        return obj
+
+
+class _TextArrayDumper(_ByteaArrayDumper):
+    oid = 1009  # text[]
+
+
+def _binary_array(values: Sequence[Any], kind: str) -> bytes | list[Any]:
+    """``values`` of a ``BYTEA`` or text column as PostgreSQL's binary array, or the list as it
+    is when a value is neither ``None`` nor of the column's Python type (psycopg dumps it then).
+
+    Why: psycopg's list dumper copies each element through its dumper in Python: ~33 us for a
+    23 KB DER (a signature's) where this only joins it (~1 us), and ~0.4 us per short string.
+    The format: header (1 dimension, has-null flag, element type), dimension (length, lower
+    bound 1), then each element's length (-1 for NULL) and bytes (UTF-8 for text).
+    """
+    text = kind != "BYTEA"
+    parts = [b"", _DIMENSION.pack(len(values), 1)]
+    nulls = 0
+    for value in values:
+        if value is None:
+            nulls = 1
+            parts.append(_LENGTH.pack(-1))
+            continue
+        if type(value) is not (str if text else bytes):
+            return list(values)
+        data = value.encode() if text else value
+        parts.append(_LENGTH.pack(len(data)))
+        parts.append(data)
+    parts[0] = _HEADER.pack(1, nulls, 25 if text else 17)  # text, bytea
+    return (_TextArray if text else _ByteaArray)(b"".join(parts))
+
+
+_PREPARED_KINDS = frozenset(("BYTEA", "TEXT", "VARCHAR"))
+
+
+def _array_type(sql_type: str) -> str:
+    """The element type of a column's array parameter: its type without a length (``VARCHAR(64)``
+    is ``VARCHAR``; the column's own type still checks the length on assignment)."""
+    return sql_type.split("(", 1)[0]
 
 
 # engine -> (the process that built it, its autocommit engine)

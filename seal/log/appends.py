@@ -15,12 +15,11 @@ from datetime import datetime
 from typing import Any
 
 import rfc8785
-from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from common.crypto import merkle
 from common.db import utcnow
-from common.merkle_log.driver import DriverStatement
+from common.merkle_log.driver import RowsInsert
 from seal.log.models import LogEntry, LogNode
 from seal.log.tree import HASH, append_nodes
 
@@ -31,8 +30,8 @@ INDEXED_FIELDS = ("seal_id", "seal_code", "org_code", "signer", "client_id", "do
                   "signature_digest", "request_id")
 
 # On PostgreSQL run as fixed driver text (every column given: no defaults to fill).
-_INSERT_ENTRY = DriverStatement(insert(LogEntry.__table__), [column.key for column in LogEntry.__table__.c])
-_INSERT_NODES = DriverStatement(insert(LogNode.__table__), [column.key for column in LogNode.__table__.c])
+_INSERT_ENTRY = RowsInsert(LogEntry.__table__)
+_INSERT_NODES = RowsInsert(LogNode.__table__)
 
 
 def _plain(value: Any) -> bool:

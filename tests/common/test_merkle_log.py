@@ -207,3 +207,26 @@ def test_append_nodes_with_a_pipelined_commit_stores_the_reference_tree(any_sess
         STORE.append_nodes(session, [leaf(size + i) for i in range(64)])
     session.rollback()
     assert STORE.log_size(session) == size
+
+
+def test_rows_insert_keeps_every_value_nulls_and_large_bytes_included(any_session):
+    """``RowsInsert``: one ``INSERT ... unnest`` of arrays on PostgreSQL (the ``bytea[]`` built by
+    hand), the Core insert on SQLite; the rows read back as given either way."""
+    from sqlalchemy import Column, Integer, LargeBinary, MetaData, String, Table
+
+    from common.merkle_log.driver import RowsInsert
+
+    table = Table("t_rows", MetaData(), Column("n", Integer, primary_key=True), Column("name", String(8)),
+                  Column("blob", LargeBinary), Column("other", LargeBinary))
+    session = any_session
+    table.create(session.connection())
+    rows = [{"n": n, "name": None if n % 2 else f"r{n}\u00e9", "blob": bytes([n]) * (23_000 if n == 1 else n),
+             "other": None if n == 2 else b""} for n in range(4)]
+    insert_rows = RowsInsert(table)
+    assert insert_rows.prepared == [(1, "VARCHAR"), (2, "BYTEA"), (3, "BYTEA")]
+    insert_rows.execute_many(session, rows)
+    insert_rows.execute_many(session, [])
+    session.commit()
+    stored = [dict(row._mapping) for row in session.execute(table.select().order_by(table.c.n))]
+    assert [{**row, "blob": bytes(row["blob"]), "other": row["other"] if row["other"] is None else bytes(row["other"])}
+            for row in stored] == rows

@@ -226,3 +226,26 @@ def test_postgresql_reads_without_a_ping_and_retries_on_a_connection_the_server_
     engine.dispose()  # the autocommit pool goes with its engine
     assert autocommit_engine(engine) is not readers
     check_log(app, 2)
+
+
+def test_postgresql_inserts_a_batch_column_by_column_with_every_value_kept(app, kek, seal, postgres_url):
+    """common.merkle_log.driver.RowsInsert: a batch's signatures, entries and nodes go as one
+    ``INSERT ... SELECT FROM unnest(arrays)`` per table (binary arrays); every column reads back
+    as it was given, the always-NULL ones (``note``, ``ses_signature``) and the ~20 KB DER too."""
+    from seal.log.appends import _INSERT_ENTRY, _INSERT_NODES
+    from seal.signature_writer import _INSERT_SIGNATURE
+
+    assert all("unnest(%b::" in insert.sql for insert in (_INSERT_ENTRY, _INSERT_NODES, _INSERT_SIGNATURE))
+    items = [(sm3(f"rows {n}".encode()), f"info-{n}") for n in range(5)]
+    with get_db(app).session() as session:
+        made = signing.sign_batch(session, kek, seal.id, actor=LICENSES, items=items, idempotency_key="rows",
+                                  log=SIGNATURE_LOG).signatures
+    with get_db(app).session() as session:
+        for expected in made:
+            stored = session.get(Signature, expected.id)
+            for column in Signature.__table__.c:
+                assert getattr(stored, column.key) == getattr(expected, column.key), column.key
+        entries = session.scalars(select(LogEntry).order_by(LogEntry.leaf_index)).all()
+        assert [entry.signature_digest for entry in entries] == [row.signature_digest for row in made]
+        assert [entry.ses_signature for entry in entries] == [None] * 5
+    check_log(app, 5)

@@ -43,3 +43,18 @@ def test_digest_of_a_foreign_layout_is_still_the_plain_sm3(material):
 def test_bad_digest_length_is_refused(material):
     with pytest.raises(ValueError):
         ses.SigningMaterial(material.seal_der, material.signer_der).tbs_der(material.now, b"short")
+
+
+def test_base64_is_the_plain_encoding_for_every_layout(material):
+    """The base64 kept per layout, then the rest's: the same text as encoding the whole DER,
+    whatever the lengths (property_info moves where the seal ends against 3-byte groups)."""
+    import base64
+
+    prepared = ses.SigningMaterial(material.seal_der, material.signer_der)
+    for info in ("a", "ab", "abc", "x" * 200):
+        for _ in range(3):
+            der, _digest = prepared.sign(material.signer_key, time_info=material.now, data_hash=material.digest,
+                                         property_info=info)
+            assert prepared.signature_base64(der) == base64.b64encode(der).decode()
+    for foreign in (material.signature_der, b"", b"\x30\x03abc"):
+        assert prepared.signature_base64(foreign) == base64.b64encode(foreign).decode()
