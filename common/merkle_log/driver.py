@@ -128,10 +128,16 @@ class DriverStatement:
                 return self._first(fairy.driver_connection, params)
             except DBAPIError:
                 # Without a pre-ping, a connection the server closed meanwhile (a restart, an
-                # idle timeout) is found here: dropped, and the read tried once on a new one.
+                # idle timeout) is found here. After a restart or failover every idle connection
+                # of the pool is dead too, and the pool hands them out in turn (first in, first out): dropping
+                # only this one would fail the retry on the next. So the whole pool is disposed
+                # and replaced (``Engine.dispose``: its idle connections closed; the ones other
+                # threads hold stay theirs and go with the old pool once given back), and the
+                # read is tried once on a connection the new pool opens for it.
                 if attempt == 2 or not fairy.driver_connection.broken:
                     raise
                 fairy.invalidate()
+                readers.dispose()
             finally:
                 fairy.close()
         raise AssertionError("unreachable")
