@@ -230,3 +230,30 @@ def test_rows_insert_keeps_every_value_nulls_and_large_bytes_included(any_sessio
     stored = [dict(row._mapping) for row in session.execute(table.select().order_by(table.c.n))]
     assert [{**row, "blob": bytes(row["blob"]), "other": row["other"] if row["other"] is None else bytes(row["other"])}
             for row in stored] == rows
+
+
+def test_rows_insert_leaves_text_to_psycopg_on_a_client_encoding_other_than_utf8(databases, postgres_url):
+    """The hand-built text arrays are UTF-8, which PostgreSQL would read in the connection's
+    client_encoding: on LATIN1 the text columns go as lists psycopg encodes in LATIN1, and a
+    non-ASCII name reads back as it was given (not as its UTF-8 bytes taken for LATIN1)."""
+    from sqlalchemy import Column, Integer, LargeBinary, MetaData, String, Table
+
+    from common.merkle_log.driver import RowsInsert
+
+    table = Table("t_latin1", MetaData(), Column("n", Integer, primary_key=True), Column("name", String(8)),
+                  Column("blob", LargeBinary))
+    engine = create_engine(databases.fresh("seal"))
+    try:
+        with Session(engine) as session:
+            table.create(session.connection())
+            session.execute(text("SET client_encoding TO 'LATIN1'"))
+            rows = [{"n": 1, "name": "caf\u00e9", "blob": b"\xff" * 3}, {"n": 2, "name": None, "blob": b""}]
+            RowsInsert(table).execute_many(session, rows)
+            session.commit()
+            session.execute(text("SET client_encoding TO 'UTF8'"))
+            stored = session.execute(text("SELECT n, name, blob FROM t_latin1 ORDER BY n")).all()
+            assert [(n, name, bytes(blob)) for n, name, blob in stored] == [(1, "caf\u00e9", b"\xff" * 3),
+                                                                         (2, None, b"")]
+            session.commit()
+    finally:
+        engine.dispose()
