@@ -45,16 +45,22 @@ def test_bad_digest_length_is_refused(material):
         ses.SigningMaterial(material.seal_der, material.signer_der).tbs_der(material.now, b"short")
 
 
-def test_base64_is_the_plain_encoding_for_every_layout(material):
-    """The base64 kept per layout, then the rest's: the same text as encoding the whole DER,
-    whatever the lengths (property_info moves where the seal ends against 3-byte groups)."""
+@pytest.mark.parametrize("seal_length", [23_000, 23_001, 23_002, 50, 70_000])
+def test_base64_and_digest_are_the_plain_ones_for_every_layout(material, seal_length):
+    """The base64 and SM3 state kept per layout, then the rest's: the same as encoding and hashing
+    the whole DER. The seal's length (three alignments against base64's 3-byte groups, one
+    small enough that ``TBS_Sign``'s length fits the one-byte form, one past 64 KiB for the
+    three-byte form) and property_info's (which moves the headers' lengths) vary the layout;
+    the seal bytes are arbitrary, only their place in the DER matters here."""
     import base64
 
-    prepared = ses.SigningMaterial(material.seal_der, material.signer_der)
+    seal_bytes = bytes(range(251)) * (seal_length // 251) + bytes(seal_length % 251)
+    prepared = ses.SigningMaterial(seal_bytes, material.signer_der)
     for info in ("a", "ab", "abc", "x" * 200):
-        for _ in range(3):
-            der, _digest = prepared.sign(material.signer_key, time_info=material.now, data_hash=material.digest,
-                                         property_info=info)
+        for _ in range(2):  # the second time from what the first kept
+            der = prepared.signature_der(prepared.tbs_der(material.now, material.digest, info), b"sig")
+            assert prepared._seal_start(der) is not None  # noqa: SLF001 - the per-layout path is taken
             assert prepared.signature_base64(der) == base64.b64encode(der).decode()
+            assert prepared.signature_digest(der) == sm3(der)
     for foreign in (material.signature_der, b"", b"\x30\x03abc"):
         assert prepared.signature_base64(foreign) == base64.b64encode(foreign).decode()
