@@ -162,6 +162,8 @@ class SigningMaterial:
         if len(signature_der) < 8:
             return None
         outer = 2 + (signature_der[1] & 0x7F if signature_der[1] & 0x80 else 0)
+        if outer + 1 >= len(signature_der):  # a long-form length running past the end
+            return None
         inner = 2 + (signature_der[outer + 1] & 0x7F if signature_der[outer + 1] & 0x80 else 0)
         start = outer + inner + len(_VERSION_DER)
         return start if signature_der.startswith(self.seal_der, start) else None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from datetime import timedelta
 
 import pytest
@@ -36,8 +37,10 @@ def test_digest_of_a_foreign_layout_is_still_the_plain_sm3(material):
     assert prepared.signature_digest(material.signature_der) == sm3(material.signature_der)
     other = bytes(material.signature_der[:-1]) + bytes([material.signature_der[-1] ^ 1])
     assert prepared.signature_digest(other) == sm3(other)
-    for junk in (b"\x30\x03abc", b"\x30\x85" + bytes(10)):
+    # The last two: a long-form first length whose bytes run up to or past the end.
+    for junk in (b"\x30\x03abc", b"\x30\x85" + bytes(10), b"\x30\x86" + bytes(6), b"\x30\xff" + bytes(6)):
         assert prepared.signature_digest(junk) == sm3(junk)
+        assert prepared.signature_base64(junk) == base64.b64encode(junk).decode()
 
 
 def test_bad_digest_length_is_refused(material):
@@ -52,8 +55,6 @@ def test_base64_and_digest_are_the_plain_ones_for_every_layout(material, seal_le
     small enough that ``TBS_Sign``'s length fits the one-byte form, one past 64 KiB for the
     three-byte form) and property_info's (which moves the headers' lengths) vary the layout;
     the seal bytes are arbitrary, only their place in the DER matters here."""
-    import base64
-
     seal_bytes = bytes(range(251)) * (seal_length // 251) + bytes(seal_length % 251)
     prepared = ses.SigningMaterial(seal_bytes, material.signer_der)
     for info in ("a", "ab", "abc", "x" * 200):
