@@ -48,13 +48,14 @@ def test_bad_digest_length_is_refused(material):
         ses.SigningMaterial(material.seal_der, material.signer_der).tbs_der(material.now, b"short")
 
 
-@pytest.mark.parametrize("seal_length", [23_000, 23_001, 23_002, 50, 70_000])
+@pytest.mark.parametrize("seal_length", [23_000, 23_001, 23_002, 50, 70_000, 1, 0])
 def test_base64_and_digest_are_the_plain_ones_for_every_layout(material, seal_length):
     """The base64 and SM3 state kept per layout, then the rest's: the same as encoding and hashing
     the whole DER. The seal's length (three alignments against base64's 3-byte groups, one
     small enough that ``TBS_Sign``'s length fits the one-byte form, one past 64 KiB for the
-    three-byte form) and property_info's (which moves the headers' lengths) vary the layout;
-    the seal bytes are arbitrary, only their place in the DER matters here."""
+    three-byte form, and seals too short to hold a 3-byte group) and property_info's (which
+    moves the headers' lengths) vary the layout; the seal bytes are arbitrary, only their place
+    in the DER matters here. The base64 of the seal is kept per place, whatever the headers say."""
     seal_bytes = bytes(range(251)) * (seal_length // 251) + bytes(seal_length % 251)
     prepared = ses.SigningMaterial(seal_bytes, material.signer_der)
     for info in ("a", "ab", "abc", "x" * 200):
@@ -63,5 +64,6 @@ def test_base64_and_digest_are_the_plain_ones_for_every_layout(material, seal_le
             assert prepared._seal_start(der) is not None  # noqa: SLF001 - the per-layout path is taken
             assert prepared.signature_base64(der) == base64.b64encode(der).decode()
             assert prepared.signature_digest(der) == sm3(der)
+    assert len(prepared._seal_base64) <= 3  # noqa: SLF001 - one per seal offset met, not per header
     for foreign in (material.signature_der, b"", b"\x30\x03abc"):
         assert prepared.signature_base64(foreign) == base64.b64encode(foreign).decode()
