@@ -176,7 +176,8 @@ class RowsInsert:
         self.statement = insert(table)
         self.columns = [column.key for column in table.c]
         types = [_array_type(column.type.compile(dialect=_DIALECT)) for column in table.c]
-        self.prepared = [(position, name) for position, name in enumerate(types) if name in _PREPARED_KINDS]
+        # The columns whose arrays are built by hand (:func:`_binary_array`): position, type.
+        self.hand_built = [(position, name) for position, name in enumerate(types) if name in _HAND_BUILT_KINDS]
         arrays = ", ".join(f"%b::{name}[]" for name in types)
         quote = _DIALECT.identifier_preparer
         names = ", ".join(quote.quote(column.name) for column in table.c)
@@ -196,7 +197,7 @@ class RowsInsert:
         # hand-built text arrays are UTF-8 ("utf-8" is psycopg's name for UTF8): on any other
         # client encoding the text columns go as lists, which psycopg encodes in it.
         utf8 = connection.info.encoding == "utf-8"
-        for position, kind in self.prepared:
+        for position, kind in self.hand_built:
             if utf8 or kind == "BYTEA":
                 params[position] = _binary_array(params[position], kind)
         with sqlalchemy_errors(self.sql, None), connection.cursor() as cursor:
@@ -257,7 +258,7 @@ def _binary_array(values: Sequence[Any], kind: str) -> bytes | list[Any]:
     return (_TextArray if text else _ByteaArray)(b"".join(parts))
 
 
-_PREPARED_KINDS = frozenset(("BYTEA", "TEXT", "VARCHAR"))
+_HAND_BUILT_KINDS = frozenset(("BYTEA", "TEXT", "VARCHAR"))
 
 
 def _array_type(sql_type: str) -> str:

@@ -210,8 +210,9 @@ def test_append_nodes_with_a_pipelined_commit_stores_the_reference_tree(any_sess
 
 
 def test_rows_insert_keeps_every_value_nulls_and_large_bytes_included(any_session):
-    """``RowsInsert``: one ``INSERT ... unnest`` of arrays on PostgreSQL (the ``bytea[]`` built by
-    hand), the Core insert on SQLite; the rows read back as given either way."""
+    """``RowsInsert``: one ``INSERT ... unnest`` of arrays on PostgreSQL (the ``bytea[]`` and
+    ``text[]`` built by hand, or psycopg's own for a column holding a ``memoryview`` or
+    ``bytearray``), the Core insert on SQLite; the rows read back as given either way."""
     from sqlalchemy import Column, Integer, LargeBinary, MetaData, String, Table
 
     from common.merkle_log.driver import RowsInsert
@@ -223,8 +224,14 @@ def test_rows_insert_keeps_every_value_nulls_and_large_bytes_included(any_sessio
     rows = [{"n": n, "name": None if n % 2 else f"r{n}\u00e9", "blob": bytes([n]) * (23_000 if n == 1 else n),
              "other": None if n == 2 else b""} for n in range(4)]
     insert_rows = RowsInsert(table)
-    assert insert_rows.prepared == [(1, "VARCHAR"), (2, "BYTEA"), (3, "BYTEA")]
+    assert insert_rows.hand_built == [(1, "VARCHAR"), (2, "BYTEA"), (3, "BYTEA")]
     insert_rows.execute_many(session, rows)
+    # Bytes of another type than ``bytes`` in a column: that column goes as a list psycopg dumps,
+    # beside the hand-built arrays of the others, in the same statement.
+    mixed = [{"n": 4, "name": "m", "blob": memoryview(b"view"), "other": b"plain"},
+             {"n": 5, "name": "b", "blob": b"bytes", "other": bytearray(b"array")}]
+    insert_rows.execute_many(session, mixed)
+    rows += mixed
     insert_rows.execute_many(session, [])
     session.commit()
     stored = [dict(row._mapping) for row in session.execute(table.select().order_by(table.c.n))]
