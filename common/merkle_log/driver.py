@@ -170,6 +170,12 @@ class RowsInsert:
     whatever the number of rows. Same rows, same constraints (the column types still check
     lengths on assignment; a unique violation is an ``IntegrityError``). Elsewhere (SQLite) the
     Core ``INSERT`` with the rows, as :meth:`DriverStatement.execute_many` runs it.
+
+    Why not psycopg's binary ``COPY``: the signature writer sends these inserts inside
+    :func:`pipelined`, with the log head's lock held, so that they and the ``COMMIT`` go in one
+    round trip; psycopg refuses ``COPY`` in pipeline mode (``NotSupportedError``), and outside
+    one it is an exchange of its own per table (the statement, the server's go-ahead, the data),
+    each while the lock is held.
     """
 
     def __init__(self, table: Table) -> None:
