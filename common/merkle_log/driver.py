@@ -290,8 +290,11 @@ def autocommit_engine(engine: Engine) -> Engine:
     on a new connection, it buys nothing. One per engine and process (a forked worker builds its
     own), disposed with ``engine``. ``AUTOCOMMIT_POOL_SIZE`` connections at most (no overflow,
     so no connection is opened and closed per request): a gunicorn worker runs at most its
-    thread count of requests at once (4, ``common.ops.launcher``); with more threads a read
-    waits for a connection (``pool_timeout``) instead of opening another.
+    thread count of requests at once, and the seal's run 16 threads (``seal/processes.py``), so
+    up to 8 of them may wait for a connection (``pool_timeout``, SQLAlchemy's 30 s) instead of
+    opening another; a read is one short statement, so the wait is short. (After a broken read
+    disposes the pool, connections other threads still hold of the old one count beside the
+    new pool's until given back.)
     """
     found = _autocommit_engines.get(engine)
     if found is not None and found[0] == os.getpid():
