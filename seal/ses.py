@@ -139,7 +139,7 @@ class SigningMaterial:
         self.signer_cert_der = bytes(signer_cert_der)
         self._cert_tlv = _tlv(0x04, self.signer_cert_der) + _SM2_SM3_OID_DER
         self._prefix_states: dict[bytes, SM3Hasher] = {}
-        self._prefix_base64: dict[bytes, str] = {}
+        self._seal_base64: dict[int, str] = {}
 
     def tbs_der(self, time_info: datetime, data_hash: bytes, property_info: str = DEFAULT_PROPERTY_INFO) -> bytes:
         if len(data_hash) != 32:
@@ -162,6 +162,8 @@ class SigningMaterial:
         if len(signature_der) < 8:
             return None
         outer = 2 + (signature_der[1] & 0x7F if signature_der[1] & 0x80 else 0)
+        if outer + 1 >= len(signature_der):  # a long-form length running past the end
+            return None
         inner = 2 + (signature_der[outer + 1] & 0x7F if signature_der[outer + 1] & 0x80 else 0)
         start = outer + inner + len(_VERSION_DER)
         return start if signature_der.startswith(self.seal_der, start) else None
@@ -180,25 +182,31 @@ class SigningMaterial:
         return state.copy().update(memoryview(signature_der)[start + len(self.seal_der):]).digest()
 
     def signature_base64(self, signature_der: bytes) -> str:
-        """``base64(signature_der)``, encoding the seal bytes only once per layout.
+        """``base64(signature_der)``, encoding the seal bytes only once per place of the seal.
 
         Why: every signing answer carries its DER in base64, and the seal is nearly all of it
         (~23 KB; about 5 % of a batch signature's worker CPU). Base64 maps each 3 bytes to 4
-        characters on their own, so the encoding of the DER up to a multiple of 3 bytes inside
-        the seal, kept per layout, followed by the encoding of the rest is the very same text.
+        characters on their own, so the DER cut at multiples of 3 encodes piece by piece to the
+        very same text: the short header up to the first multiple of 3 at or after the seal's
+        start, the seal from there to the last multiple of 3 inside it (kept per start: the
+        headers' sizes give a handful of starts, whatever their length values), and the rest.
         """
         start = self._seal_start(signature_der)
         if start is None:
             return base64.b64encode(signature_der).decode("ascii")
+        head = start + (-start) % 3
         cut = start + len(self.seal_der)
         cut -= cut % 3
-        key = signature_der[:start]
-        head = self._prefix_base64.get(key)
-        if head is None:
-            head = base64.b64encode(signature_der[:cut]).decode("ascii")
-            if len(self._prefix_base64) < 64:
-                self._prefix_base64[key] = head
-        return head + base64.b64encode(memoryview(signature_der)[cut:]).decode("ascii")
+        if head > cut:  # a seal shorter than a 3-byte group: nothing to keep
+            return base64.b64encode(signature_der).decode("ascii")
+        middle = self._seal_base64.get(start)
+        if middle is None:
+            middle = base64.b64encode(memoryview(self.seal_der)[head - start:cut - start]).decode("ascii")
+            if len(self._seal_base64) < 64:
+                self._seal_base64[start] = middle
+        view = memoryview(signature_der)
+        return (base64.b64encode(view[:head]).decode("ascii") + middle
+                + base64.b64encode(view[cut:]).decode("ascii"))
 
     def sign(self, signer_key: SM2PrivateKey, *, time_info: datetime, data_hash: bytes,
              property_info: str = DEFAULT_PROPERTY_INFO) -> tuple[bytes, bytes]:

@@ -128,10 +128,16 @@ class DriverStatement:
                 return self._first(fairy.driver_connection, params)
             except DBAPIError:
                 # Without a pre-ping, a connection the server closed meanwhile (a restart, an
-                # idle timeout) is found here: dropped, and the read tried once on a new one.
+                # idle timeout) is found here. After a restart or failover every idle connection
+                # of the pool is dead too, and the pool hands them out in turn (first in, first out): dropping
+                # only this one would fail the retry on the next. So the whole pool is disposed
+                # and replaced (``Engine.dispose``: its idle connections closed; the ones other
+                # threads hold stay theirs and go with the old pool once given back), and the
+                # read is tried once on a connection the new pool opens for it.
                 if attempt == 2 or not fairy.driver_connection.broken:
                     raise
                 fairy.invalidate()
+                readers.dispose()
             finally:
                 fairy.close()
         raise AssertionError("unreachable")
@@ -164,13 +170,20 @@ class RowsInsert:
     whatever the number of rows. Same rows, same constraints (the column types still check
     lengths on assignment; a unique violation is an ``IntegrityError``). Elsewhere (SQLite) the
     Core ``INSERT`` with the rows, as :meth:`DriverStatement.execute_many` runs it.
+
+    Why not psycopg's binary ``COPY``: the signature writer sends these inserts inside
+    :func:`pipelined`, with the log head's lock held, so that they and the ``COMMIT`` go in one
+    round trip; psycopg refuses ``COPY`` in pipeline mode (``NotSupportedError``), and outside
+    one it is an exchange of its own per table (the statement, the server's go-ahead, the data),
+    each while the lock is held.
     """
 
     def __init__(self, table: Table) -> None:
         self.statement = insert(table)
         self.columns = [column.key for column in table.c]
         types = [_array_type(column.type.compile(dialect=_DIALECT)) for column in table.c]
-        self.prepared = [(position, name) for position, name in enumerate(types) if name in _PREPARED_KINDS]
+        # The columns whose arrays are built by hand (:func:`_binary_array`): position, type.
+        self.hand_built = [(position, name) for position, name in enumerate(types) if name in _HAND_BUILT_KINDS]
         arrays = ", ".join(f"%b::{name}[]" for name in types)
         quote = _DIALECT.identifier_preparer
         names = ", ".join(quote.quote(column.name) for column in table.c)
@@ -186,8 +199,13 @@ class RowsInsert:
             session.connection().execute(self.statement, list(rows))
             return
         params: list[Any] = [[row[key] for row in rows] for key in self.columns]
-        for position, kind in self.prepared:
-            params[position] = _binary_array(params[position], kind)
+        # PostgreSQL reads a binary text value in the connection's client_encoding, and the
+        # hand-built text arrays are UTF-8 ("utf-8" is psycopg's name for UTF8): on any other
+        # client encoding the text columns go as lists, which psycopg encodes in it.
+        utf8 = connection.info.encoding == "utf-8"
+        for position, kind in self.hand_built:
+            if utf8 or kind == "BYTEA":
+                params[position] = _binary_array(params[position], kind)
         with sqlalchemy_errors(self.sql, None), connection.cursor() as cursor:
             cursor.adapters.register_dumper(_ByteaArray, _ByteaArrayDumper)
             cursor.adapters.register_dumper(_TextArray, _TextArrayDumper)
@@ -226,7 +244,8 @@ def _binary_array(values: Sequence[Any], kind: str) -> bytes | list[Any]:
     Why: psycopg's list dumper copies each element through its dumper in Python: ~33 us for a
     23 KB DER (a signature's) where this only joins it (~1 us), and ~0.4 us per short string.
     The format: header (1 dimension, has-null flag, element type), dimension (length, lower
-    bound 1), then each element's length (-1 for NULL) and bytes (UTF-8 for text).
+    bound 1), then each element's length (-1 for NULL) and bytes (UTF-8 for text: only for a
+    connection whose client_encoding is UTF8, :meth:`RowsInsert.execute_many`).
     """
     text = kind != "BYTEA"
     parts = [b"", _DIMENSION.pack(len(values), 1)]
@@ -245,7 +264,7 @@ def _binary_array(values: Sequence[Any], kind: str) -> bytes | list[Any]:
     return (_TextArray if text else _ByteaArray)(b"".join(parts))
 
 
-_PREPARED_KINDS = frozenset(("BYTEA", "TEXT", "VARCHAR"))
+_HAND_BUILT_KINDS = frozenset(("BYTEA", "TEXT", "VARCHAR"))
 
 
 def _array_type(sql_type: str) -> str:
@@ -271,8 +290,11 @@ def autocommit_engine(engine: Engine) -> Engine:
     on a new connection, it buys nothing. One per engine and process (a forked worker builds its
     own), disposed with ``engine``. ``AUTOCOMMIT_POOL_SIZE`` connections at most (no overflow,
     so no connection is opened and closed per request): a gunicorn worker runs at most its
-    thread count of requests at once (4, ``common.ops.launcher``); with more threads a read
-    waits for a connection (``pool_timeout``) instead of opening another.
+    thread count of requests at once, and the seal's run 16 threads (``seal/processes.py``), so
+    up to 8 of them may wait for a connection (``pool_timeout``, SQLAlchemy's 30 s) instead of
+    opening another; a read is one short statement, so the wait is short. (After a broken read
+    disposes the pool, connections other threads still hold of the old one count beside the
+    new pool's until given back.)
     """
     found = _autocommit_engines.get(engine)
     if found is not None and found[0] == os.getpid():

@@ -210,8 +210,9 @@ def test_append_nodes_with_a_pipelined_commit_stores_the_reference_tree(any_sess
 
 
 def test_rows_insert_keeps_every_value_nulls_and_large_bytes_included(any_session):
-    """``RowsInsert``: one ``INSERT ... unnest`` of arrays on PostgreSQL (the ``bytea[]`` built by
-    hand), the Core insert on SQLite; the rows read back as given either way."""
+    """``RowsInsert``: one ``INSERT ... unnest`` of arrays on PostgreSQL (the ``bytea[]`` and
+    ``text[]`` built by hand, or psycopg's own for a column holding a ``memoryview`` or
+    ``bytearray``), the Core insert on SQLite; the rows read back as given either way."""
     from sqlalchemy import Column, Integer, LargeBinary, MetaData, String, Table
 
     from common.merkle_log.driver import RowsInsert
@@ -223,10 +224,43 @@ def test_rows_insert_keeps_every_value_nulls_and_large_bytes_included(any_sessio
     rows = [{"n": n, "name": None if n % 2 else f"r{n}\u00e9", "blob": bytes([n]) * (23_000 if n == 1 else n),
              "other": None if n == 2 else b""} for n in range(4)]
     insert_rows = RowsInsert(table)
-    assert insert_rows.prepared == [(1, "VARCHAR"), (2, "BYTEA"), (3, "BYTEA")]
+    assert insert_rows.hand_built == [(1, "VARCHAR"), (2, "BYTEA"), (3, "BYTEA")]
     insert_rows.execute_many(session, rows)
+    # Bytes of another type than ``bytes`` in a column: that column goes as a list psycopg dumps,
+    # beside the hand-built arrays of the others, in the same statement.
+    mixed = [{"n": 4, "name": "m", "blob": memoryview(b"view"), "other": b"plain"},
+             {"n": 5, "name": "b", "blob": b"bytes", "other": bytearray(b"array")}]
+    insert_rows.execute_many(session, mixed)
+    rows += mixed
     insert_rows.execute_many(session, [])
     session.commit()
     stored = [dict(row._mapping) for row in session.execute(table.select().order_by(table.c.n))]
     assert [{**row, "blob": bytes(row["blob"]), "other": row["other"] if row["other"] is None else bytes(row["other"])}
             for row in stored] == rows
+
+
+def test_rows_insert_leaves_text_to_psycopg_on_a_client_encoding_other_than_utf8(databases, postgres_url):
+    """The hand-built text arrays are UTF-8, which PostgreSQL would read in the connection's
+    client_encoding: on LATIN1 the text columns go as lists psycopg encodes in LATIN1, and a
+    non-ASCII name reads back as it was given (not as its UTF-8 bytes taken for LATIN1)."""
+    from sqlalchemy import Column, Integer, LargeBinary, MetaData, String, Table
+
+    from common.merkle_log.driver import RowsInsert
+
+    table = Table("t_latin1", MetaData(), Column("n", Integer, primary_key=True), Column("name", String(8)),
+                  Column("blob", LargeBinary))
+    engine = create_engine(databases.fresh("seal"))
+    try:
+        with Session(engine) as session:
+            table.create(session.connection())
+            session.execute(text("SET client_encoding TO 'LATIN1'"))
+            rows = [{"n": 1, "name": "caf\u00e9", "blob": b"\xff" * 3}, {"n": 2, "name": None, "blob": b""}]
+            RowsInsert(table).execute_many(session, rows)
+            session.commit()
+            session.execute(text("SET client_encoding TO 'UTF8'"))
+            stored = session.execute(text("SELECT n, name, blob FROM t_latin1 ORDER BY n")).all()
+            assert [(n, name, bytes(blob)) for n, name, blob in stored] == [(1, "caf\u00e9", b"\xff" * 3),
+                                                                         (2, None, b"")]
+            session.commit()
+    finally:
+        engine.dispose()

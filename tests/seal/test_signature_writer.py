@@ -228,6 +228,34 @@ def test_postgresql_reads_without_a_ping_and_retries_on_a_connection_the_server_
     check_log(app, 2)
 
 
+def test_postgresql_reads_on_a_new_connection_after_every_backend_was_closed(app, kek, seal, postgres_url):
+    """After a restart or failover every idle connection of the read's pool is dead, and the pool
+    hands them out in turn: the read's one retry must not take the next of them. Several reader
+    connections idle, every backend of the test's database but the test's own terminated, then
+    one signature: it goes through (the broken read disposes the pool, the retry opens a new one)."""
+    from sqlalchemy import text
+
+    from common.merkle_log.driver import autocommit_engine
+
+    engine = get_db(app).engine
+    readers = autocommit_engine(engine)
+    writer = group_writer(get_db(app).session, SIGNATURE_LOG)
+    first = _sign_concurrently(app, kek, seal.id, writer, ["t1"], [sm3(b"terminated 1")])
+    assert first[0].signature.log_index == 0
+    held = [readers.connect() for _ in range(3)]  # three connections open at once, then idle
+    for conn in held:
+        conn.close()
+    assert readers.pool.checkedin() >= 3
+    with engine.connect() as conn:
+        terminated = conn.execute(text(
+            "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid, 10000)) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()")).scalar_one()
+    assert terminated >= 3
+    second = _sign_concurrently(app, kek, seal.id, writer, ["t2"], [sm3(b"terminated 2")])
+    assert second[0].signature.log_index == 1, second
+    check_log(app, 2)
+
+
 def test_postgresql_inserts_a_batch_column_by_column_with_every_value_kept(app, kek, seal, postgres_url):
     """common.merkle_log.driver.RowsInsert: a batch's signatures, entries and nodes go as one
     ``INSERT ... SELECT FROM unnest(arrays)`` per table (binary arrays); every column reads back
