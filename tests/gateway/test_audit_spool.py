@@ -168,6 +168,36 @@ def test_write_failure_refuses_and_recovers(tmp_path, monkeypatch):
     spool.close()
 
 
+def test_a_callback_that_raises_does_not_stop_the_sync_thread(tmp_path):
+    spool = AuditSpool(tmp_path)
+
+    def raising(_error):
+        raise RuntimeError("a bug in a caller's callback")
+
+    spool._submit([], raising)  # an empty batch: written, fsynced, then the callback raises
+    spool.write_sync(_record(1))  # served after it: the thread went on
+    assert spool._syncer.is_alive()
+    spool.close()
+
+
+def test_a_dead_sync_thread_refuses_records_instead_of_hanging(tmp_path):
+    spool = AuditSpool(tmp_path)
+    _write_many(spool, 1)
+    end = spool.durable_end
+    spool._jobs.put(None)  # the thread ends as if it had died: nobody left to write
+    spool._syncer.join()
+
+    async def main():
+        await asyncio.wait_for(spool.record(_record(2)), 5)
+
+    with pytest.raises(AuditUnavailable):
+        run_async(main)
+    with pytest.raises(AuditUnavailable):
+        spool.write_sync(_record(3))
+    assert spool.durable_end == end and spool.backlog_bytes == end  # nothing counted as accepted
+    spool.close()
+
+
 def test_segments_rotate_and_release_deletes_consumed_ones(tmp_path):
     spool = AuditSpool(tmp_path, segment_bytes=200)
     for _ in range(6):
