@@ -43,7 +43,7 @@ from sqlalchemy.orm import Session
 
 from common.db import utcnow
 from common.errors import Problem
-from common.group_commit import Outcome
+from common.group_commit import NOT_WRITTEN, Outcome
 from payment.ledger import one_statement
 from payment.ledger.transfers import TransferSpec, create_transfers
 
@@ -83,9 +83,9 @@ class OneStatementWriter:
         self._lock = threading.Lock()
         self.close = weakref.finalize(self, _close_all, self._idle, self._lock)
 
-    def __call__(self, requests: Sequence[Sequence[TransferSpec]]) -> list[Outcome | None] | None:
-        """Every request's results, committed, and None for each request naming an id already
-        taken when the others were written without it; None when nothing was written (a
+    def __call__(self, requests: Sequence[Sequence[TransferSpec]]) -> list[Outcome] | None:
+        """Every request's results, committed, and ``NOT_WRITTEN`` for each request naming an id
+        already taken when the others were written without it; None when nothing was written (a
         request is not plainly new, breaks a limit or names a missing account; every request
         names a taken id; not PostgreSQL; a database error, after which the usual path finds
         out what, if anything, was written).
@@ -106,7 +106,7 @@ class OneStatementWriter:
         if written is None or isinstance(written, one_statement.Refusal):
             return None
         results = iter(written)
-        return [next(results) if keep else None for keep in untouched]
+        return [next(results) if keep else NOT_WRITTEN for keep in untouched]
 
     def _write(self, requests: Sequence[Sequence[TransferSpec]]) -> list[Outcome] | one_statement.Refusal | None:
         """The one statement over ``requests``: their results, why it wrote nothing, or None

@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 
 from common.db import get_db
 from common.errors import Problem
-from common.group_commit import _Waiting
+from common.group_commit import NOT_WRITTEN, _Waiting
 from payment.ledger.checks import check_ledger
 from payment.ledger.group_commit import GroupCommitter, InlineWriter
 from payment.ledger.group_write import OneStatementWriter
@@ -130,7 +130,7 @@ def test_a_group_that_is_not_plainly_new_writes_nothing_in_one_statement(postgre
 def test_the_requests_beside_one_naming_a_taken_id_are_written_without_it(postgresql, ledger, taken):
     writer = OneStatementWriter(postgresql.engine)
     outcomes = writer([[X], taken, [TransferSpec("w", "clearing", "revenue", 50, "payment")]])
-    assert outcomes[1] is None  # left to the exact path, which tells a replay from a conflict
+    assert outcomes[1] is NOT_WRITTEN  # left to the exact path, which tells a replay from a conflict
     assert [[(r.transfer.id, r.created) for r in outcomes[i]] for i in (0, 2)] == [[("x", True)], [("w", True)]]
     with postgresql.session() as other:  # committed; nothing of the request left alone
         assert _count(other) == 3 and other.get(LedgerTransfer, "z") is None
