@@ -6,6 +6,7 @@ The edge appends (``AuditSpool``); the writer process reads and releases (``Spoo
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import time
 
@@ -270,7 +271,10 @@ def test_records_the_fast_encoder_does_not_take_are_judged_by_json(record):
 def test_flat_and_nested_records_read_back_the_same(tmp_path):
     spool = AuditSpool(tmp_path)
     records = [{"request_id": "é-1", "latency_ms": 0.125, "acr": None, "ok": True, "big": 2**70},
-               {"request_id": "n-2", "extra": {"b": [1, 2], "a": None}}]
+               {"request_id": "n-2", "extra": {"b": [1, 2], "a": None}},
+               # floats both encoders spell differently (1e-07 / 1e-7) or could lose (-0.0, 5.0)
+               {"request_id": "f-3", "tiny": 1e-7, "huge": 1.5e300, "negzero": -0.0, "whole": 5.0},
+               {"request_id": "f-4", "nested": {"tiny": 1e-7, "negzero": -0.0, "whole": 5.0}}]
 
     async def main():
         for record in records:
@@ -278,7 +282,10 @@ def test_flat_and_nested_records_read_back_the_same(tmp_path):
 
     run_async(main)
     reader = SpoolReader(tmp_path)
-    assert reader.read(0)[0] == records
+    read = reader.read(0)[0]
+    assert read == records
+    assert [{k: type(v) for k, v in r.items()} for r in read] == [{k: type(v) for k, v in r.items()} for r in records]
+    assert math.copysign(1, read[2]["negzero"]) == -1 and math.copysign(1, read[3]["nested"]["negzero"]) == -1
     reader.close()
     spool.close()
 
