@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import math
 import os
+import threading
 import time
 
 import pytest
@@ -197,6 +198,41 @@ def test_a_dead_sync_thread_refuses_records_instead_of_hanging(tmp_path):
         spool.write_sync(_record(3))
     assert spool.durable_end == end and spool.backlog_bytes == end  # nothing counted as accepted
     spool.close()
+
+
+def test_closing_while_a_batch_is_in_flight_answers_it_and_refuses_the_rest(tmp_path):
+    spool = AuditSpool(tmp_path)
+    write, entered, release = spool._write, threading.Event(), threading.Event()
+
+    def held(frames):
+        entered.set()
+        assert release.wait(10)
+        write(frames)
+
+    spool._write = held
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        first = asyncio.ensure_future(spool.record(_record(1)))
+        while not entered.is_set():  # its batch is with the sync thread, held there
+            await asyncio.sleep(0.001)
+        second = asyncio.ensure_future(spool.record(_record(2)))  # accepted, queued behind it
+        await asyncio.sleep(0)
+        closing = loop.run_in_executor(None, spool.close)
+        while not spool._stopping:
+            await asyncio.sleep(0.001)
+        with pytest.raises(AuditUnavailable):  # after close() began: refused at once
+            await spool.record(_record(3))
+        release.set()
+        await asyncio.wait_for(first, 5)  # the batch in flight was written and answered
+        with pytest.raises(AuditUnavailable):
+            await asyncio.wait_for(second, 5)
+        await asyncio.wait_for(closing, 5)
+
+    run_async(main)
+    reader = SpoolReader(tmp_path)
+    assert _ids(reader) == ["r1"]
+    reader.close()
 
 
 def test_segments_rotate_and_release_deletes_consumed_ones(tmp_path):
