@@ -17,9 +17,11 @@ written while the last one waits for its flush; each takes whatever is queued wh
 
 ``write_committed``, when given, is offered each group first, outside any session: it writes
 and commits the group in one go (one statement that commits itself) and answers each request's
-outcome, or None for a request it left alone (or None for the whole group: it wrote nothing);
-the requests it left take the session path as usual (payment's ``OneStatementWriter``). The
-ones it wrote are answered at once: their commit has returned.
+outcome, or :data:`NOT_WRITTEN` for a request it left alone (or None for the whole group: it
+wrote nothing); the requests it left take the session path as usual (payment's
+``OneStatementWriter``). The ones it wrote are answered at once: their commit has returned. A
+sentinel, not None, marks a request left alone, so a request whose results are None is not
+written a second time.
 
 When the group's transaction fails (a database error, not a request's refusal), it is rolled
 back and each of its requests is retried alone in its own transaction with ``write_one``, so
@@ -53,9 +55,11 @@ Result = TypeVar("Result")
 SessionFactory = Callable[[], contextlib.AbstractContextManager[Session]]
 # A request's outcome: its results, or the Problem that refused it (the other requests go on).
 Outcome = Any
-# Tried first, outside any session: writes and commits the group; one outcome per request, None
-# for a request it did not write (left to the session path), or None when it wrote nothing.
-CommittedWriter = Callable[[Sequence[Sequence[Any]]], "list[Outcome | None] | None"]
+# A CommittedWriter's answer for a request it did not write (left to the session path).
+NOT_WRITTEN: Any = object()
+# Tried first, outside any session: writes and commits the group; one outcome per request
+# (NOT_WRITTEN for a request it did not write), or None when it wrote nothing.
+CommittedWriter = Callable[[Sequence[Sequence[Any]]], "list[Outcome] | None"]
 
 COMMITTERS = 2
 MAX_GROUP_ITEMS = 2000  # keeps one group's statements well inside PostgreSQL's 65,535 parameters
@@ -89,7 +93,7 @@ class InlineWriter(Generic[Item, Result]):
         """:raise Problem: the request's refusal. :raise SQLAlchemyError: a database error."""
         if self.write_committed is not None:
             outcomes = self.write_committed([items])
-            if outcomes is not None and outcomes[0] is not None:
+            if outcomes is not None and outcomes[0] is not NOT_WRITTEN:
                 return _unwrap(outcomes[0])
         return _unwrap(write_alone(self.sessions, items, self.write_one))
 
@@ -207,10 +211,10 @@ class GroupCommitter(Generic[Item, Result]):
             outcomes = self.write_committed([waiting.items for waiting in group])
             if outcomes is not None:
                 written = [(waiting, outcome) for waiting, outcome in zip(group, outcomes, strict=True)
-                           if outcome is not None]
+                           if outcome is not NOT_WRITTEN]
                 if written:
                     self._answer([waiting for waiting, _ in written], [outcome for _, outcome in written])
-                group = [waiting for waiting, outcome in zip(group, outcomes, strict=True) if outcome is None]
+                group = [waiting for waiting, outcome in zip(group, outcomes, strict=True) if outcome is NOT_WRITTEN]
                 if not group:
                     return
         try:

@@ -230,23 +230,32 @@ class AuditSpool:
     def _submit(self, frames: list[bytes], done: Callable[[BaseException | None], None]) -> None:
         """Hand ``frames`` to the sync thread; ``done(error or None)`` is called there after the fsync.
 
-        :raise RuntimeError: the spool is closed (its thread has stopped or is stopping).
+        :raise RuntimeError: the spool is closed (its thread has stopped or is stopping), or its
+            thread died: a job handed to it now would never be answered.
         """
         with self._submitting:
             if self._stopping:
                 raise RuntimeError("the audit spool is closed")
+            if not self._syncer.is_alive():
+                raise RuntimeError("the audit spool's sync thread is not running")
             self._jobs.put((frames, done))
 
     def _sync_forever(self) -> None:
         """The sync thread: every write and fsync, in the order submitted, until ``close``."""
         while (job := self._jobs.get()) is not None:
             frames, done = job
+            error: BaseException | None = None
             try:
                 self._write(frames)
             except BaseException as exc:  # noqa: BLE001 - handed to the waiting caller
-                done(exc)
-            else:
-                done(None)
+                error = exc
+            # A callback that raises must not end this thread: every later record would then
+            # wait forever for a write nobody makes.
+            try:
+                done(error)
+            except Exception as exc:  # logged; the thread goes on to the next batch
+                log.error("audit_spool_callback_failed", error=f"{type(exc).__name__}: {exc}"[:300],
+                          records=len(frames))
 
     def write_sync(self, record: Mapping[str, Any]) -> None:
         """Blocking append with its own fsync (tools and tests; the edge uses :meth:`record`).

@@ -72,7 +72,7 @@ class DurableAuditSink:
                 "writer_age_s": writer["age_s"], **self.spool.stats()}
 
     async def close(self) -> None:
-        await asyncio.to_thread(self.spool.close)  # waits for the executor's last fsync: off the loop
+        await asyncio.to_thread(self.spool.close)  # waits for the sync thread's last fsync: off the loop
 
 
 def load_sink(config: dict[str, Any], *, worker: str = "0") -> AuditSink:

@@ -5,25 +5,27 @@ This is what lets one commit (one WAL flush) carry the transfers of many HTTP re
 told. Each request's outcome is exactly what :func:`~payment.ledger.transfers.create_transfers`
 would have given it alone, as if the requests of the group had run one after another.
 
-One path, two steps:
+Up to three steps:
 
 * :class:`OneStatementWriter` offers the whole group to one PostgreSQL statement that is its
   own transaction (:mod:`payment.ledger.one_statement` on an autocommit connection). When every
   request is plainly new and the whole run keeps every limit, which is the usual case, that one
   statement writes and commits the group: a run of requests that keeps every limit in order,
   with no id taken, is exactly what the request-by-request path accepts.
-* When the statement found ids already taken (a client's retry: a replay or a conflict), the
-  requests that name none of them are offered to the statement once more, without the others,
-  and only the requests naming a taken id go on to the next step. Measured before this: a group
-  of ten with one replay in it cost the committer 1.14-1.33 ms of CPU and 3.8 statements per
-  request, 51-66 ms per group, against 0.05 ms, 0.1 and 7-9 ms for a plainly new group, all on
-  the one committer every request of the process waits behind; so one retrying client slowed
-  every other.
-* Otherwise it wrote nothing, and :func:`write_requests` runs each request through
-  ``create_transfers`` in its own savepoint of one transaction (a plainly new request is again
-  one statement there; a replay, a conflict, a post or void goes the exact path): each gets the
-  precise answer and code, and a refusal rolls back only its own savepoint. No third path sits
-  between the two.
+* When the statement found ids already taken (a client's retry: a replay or a conflict), it
+  re-offers the requests that reuse none of those ids, without the others, to the same
+  statement once more; that one statement writes and commits them all or none of them, and the
+  requests naming a taken id (and, if the re-offer wrote nothing, the others too) go on to the
+  next step. Measured before this step existed: a group of ten with one replay in it cost the
+  committer 1.14-1.33 ms of CPU and 3.8 statements per request, 51-66 ms per group, against
+  0.05 ms, 0.1 and 7-9 ms for a plainly new group, all on the one committer every request of
+  the process waits behind; so one retrying client slowed every other.
+* Every request the statement did not write (the whole group when it refused for another
+  reason: a limit, a missing account, a request not plainly new) goes to
+  :func:`write_requests`, which runs each through ``create_transfers`` in its own savepoint of
+  one transaction (a plainly new request is again one statement there; a replay, a conflict, a
+  post or void goes the exact path): each gets the precise answer and code, and a refusal rolls
+  back only its own savepoint. A request is written by exactly one of these steps.
 
 A database error (a lost connection, a deadlock) is not a request's fault: it propagates, and
 the caller rolls the whole transaction back and retries the requests
@@ -43,7 +45,7 @@ from sqlalchemy.orm import Session
 
 from common.db import utcnow
 from common.errors import Problem
-from common.group_commit import Outcome
+from common.group_commit import NOT_WRITTEN, Outcome
 from payment.ledger import one_statement
 from payment.ledger.transfers import TransferSpec, create_transfers
 
@@ -68,7 +70,8 @@ def write_requests(session: Session, requests: Sequence[Sequence[TransferSpec]])
 
 
 class OneStatementWriter:
-    """Writes a whole group in one PostgreSQL statement that commits on its own, or nothing.
+    """Writes a group in one PostgreSQL statement that commits on its own: every request, or,
+    when some name ids already taken, every other request in a second such statement, or nothing.
 
     It keeps its own idle autocommit connections of ``engine`` (as many as were ever in use at
     once: one per committer thread): no BEGIN or COMMIT round trip, and no pool checkout with
@@ -83,9 +86,9 @@ class OneStatementWriter:
         self._lock = threading.Lock()
         self.close = weakref.finalize(self, _close_all, self._idle, self._lock)
 
-    def __call__(self, requests: Sequence[Sequence[TransferSpec]]) -> list[Outcome | None] | None:
-        """Every request's results, committed, and None for each request naming an id already
-        taken when the others were written without it; None when nothing was written (a
+    def __call__(self, requests: Sequence[Sequence[TransferSpec]]) -> list[Outcome] | None:
+        """Every request's results, committed, and ``NOT_WRITTEN`` for each request naming an id
+        already taken when the others were written without it; None when nothing was written (a
         request is not plainly new, breaks a limit or names a missing account; every request
         names a taken id; not PostgreSQL; a database error, after which the usual path finds
         out what, if anything, was written).
@@ -106,7 +109,7 @@ class OneStatementWriter:
         if written is None or isinstance(written, one_statement.Refusal):
             return None
         results = iter(written)
-        return [next(results) if keep else None for keep in untouched]
+        return [next(results) if keep else NOT_WRITTEN for keep in untouched]
 
     def _write(self, requests: Sequence[Sequence[TransferSpec]]) -> list[Outcome] | one_statement.Refusal | None:
         """The one statement over ``requests``: their results, why it wrote nothing, or None

@@ -6,7 +6,9 @@ The edge appends (``AuditSpool``); the writer process reads and releases (``Spoo
 from __future__ import annotations
 
 import asyncio
+import math
 import os
+import threading
 import time
 
 import pytest
@@ -168,6 +170,71 @@ def test_write_failure_refuses_and_recovers(tmp_path, monkeypatch):
     spool.close()
 
 
+def test_a_callback_that_raises_does_not_stop_the_sync_thread(tmp_path):
+    spool = AuditSpool(tmp_path)
+
+    def raising(_error):
+        raise RuntimeError("a bug in a caller's callback")
+
+    spool._submit([], raising)  # an empty batch: written, fsynced, then the callback raises
+    spool.write_sync(_record(1))  # served after it: the thread went on
+    assert spool._syncer.is_alive()
+    spool.close()
+
+
+def test_a_dead_sync_thread_refuses_records_instead_of_hanging(tmp_path):
+    spool = AuditSpool(tmp_path)
+    _write_many(spool, 1)
+    end = spool.durable_end
+    spool._jobs.put(None)  # the thread ends as if it had died: nobody left to write
+    spool._syncer.join()
+
+    async def main():
+        await asyncio.wait_for(spool.record(_record(2)), 5)
+
+    with pytest.raises(AuditUnavailable):
+        run_async(main)
+    with pytest.raises(AuditUnavailable):
+        spool.write_sync(_record(3))
+    assert spool.durable_end == end and spool.backlog_bytes == end  # nothing counted as accepted
+    spool.close()
+
+
+def test_closing_while_a_batch_is_in_flight_answers_it_and_refuses_the_rest(tmp_path):
+    spool = AuditSpool(tmp_path)
+    write, entered, release = spool._write, threading.Event(), threading.Event()
+
+    def held(frames):
+        entered.set()
+        assert release.wait(10)
+        write(frames)
+
+    spool._write = held
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        first = asyncio.ensure_future(spool.record(_record(1)))
+        while not entered.is_set():  # its batch is with the sync thread, held there
+            await asyncio.sleep(0.001)
+        second = asyncio.ensure_future(spool.record(_record(2)))  # accepted, queued behind it
+        await asyncio.sleep(0)
+        closing = loop.run_in_executor(None, spool.close)
+        while not spool._stopping:
+            await asyncio.sleep(0.001)
+        with pytest.raises(AuditUnavailable):  # after close() began: refused at once
+            await spool.record(_record(3))
+        release.set()
+        await asyncio.wait_for(first, 5)  # the batch in flight was written and answered
+        with pytest.raises(AuditUnavailable):
+            await asyncio.wait_for(second, 5)
+        await asyncio.wait_for(closing, 5)
+
+    run_async(main)
+    reader = SpoolReader(tmp_path)
+    assert _ids(reader) == ["r1"]
+    reader.close()
+
+
 def test_segments_rotate_and_release_deletes_consumed_ones(tmp_path):
     spool = AuditSpool(tmp_path, segment_bytes=200)
     for _ in range(6):
@@ -240,7 +307,10 @@ def test_records_the_fast_encoder_does_not_take_are_judged_by_json(record):
 def test_flat_and_nested_records_read_back_the_same(tmp_path):
     spool = AuditSpool(tmp_path)
     records = [{"request_id": "é-1", "latency_ms": 0.125, "acr": None, "ok": True, "big": 2**70},
-               {"request_id": "n-2", "extra": {"b": [1, 2], "a": None}}]
+               {"request_id": "n-2", "extra": {"b": [1, 2], "a": None}},
+               # floats both encoders spell differently (1e-07 / 1e-7) or could lose (-0.0, 5.0)
+               {"request_id": "f-3", "tiny": 1e-7, "huge": 1.5e300, "negzero": -0.0, "whole": 5.0},
+               {"request_id": "f-4", "nested": {"tiny": 1e-7, "negzero": -0.0, "whole": 5.0}}]
 
     async def main():
         for record in records:
@@ -248,21 +318,29 @@ def test_flat_and_nested_records_read_back_the_same(tmp_path):
 
     run_async(main)
     reader = SpoolReader(tmp_path)
-    assert reader.read(0)[0] == records
+    read = reader.read(0)[0]
+    assert read == records
+    assert [{k: type(v) for k, v in r.items()} for r in read] == [{k: type(v) for k, v in r.items()} for r in records]
+    assert math.copysign(1, read[2]["negzero"]) == -1 and math.copysign(1, read[3]["nested"]["negzero"]) == -1
     reader.close()
     spool.close()
 
 
 def _timed_writes(spool: AuditSpool) -> list[tuple[float, int]]:
-    """(time, records) of each fsync the spool makes from now on."""
+    """(start, records) of each batch the spool hands to its sync thread from now on.
+
+    The start is ``_last_sync``, read as the batch is submitted on the loop's thread: the time
+    the interval is measured from. When the sync thread begins the write depends on how soon
+    it gets a core, so timing that would fail under load while the interval was kept.
+    """
     writes: list[tuple[float, int]] = []
-    write = spool._write
+    submit = spool._submit
 
-    def timed(frames):
-        writes.append((time.monotonic(), len(frames)))
-        write(frames)
+    def timed(frames, done):
+        writes.append((spool._last_sync, len(frames)))
+        submit(frames, done)
 
-    spool._write = timed
+    spool._submit = timed
     return writes
 
 
@@ -281,7 +359,7 @@ def test_under_load_fsyncs_are_spaced_by_the_sync_interval(tmp_path):
     spool.close()
     assert sum(n for _t, n in writes) == 200
     gaps = [later[0] - earlier[0] for earlier, later in zip(writes, writes[1:], strict=False) if earlier[1] > 1]
-    assert gaps and min(gaps) >= 0.045  # after a group, the next fsync waited for the interval
+    assert gaps and min(gaps) >= 0.049  # after a group, the next batch waited for the interval
     assert len(writes) <= 8  # 50 callers x 4: a few large groups, not one fsync per wake-up
 
 

@@ -10,12 +10,15 @@ from __future__ import annotations
 import threading
 from collections import Counter
 
+import psycopg
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 
-from common.db import get_db
+from common.db import get_db, utcnow
 from common.errors import Problem
-from common.group_commit import _Waiting
+from common.group_commit import NOT_WRITTEN, _Waiting
+from payment.ledger import one_statement
 from payment.ledger.checks import check_ledger
 from payment.ledger.group_commit import GroupCommitter, InlineWriter
 from payment.ledger.group_write import OneStatementWriter
@@ -130,7 +133,7 @@ def test_a_group_that_is_not_plainly_new_writes_nothing_in_one_statement(postgre
 def test_the_requests_beside_one_naming_a_taken_id_are_written_without_it(postgresql, ledger, taken):
     writer = OneStatementWriter(postgresql.engine)
     outcomes = writer([[X], taken, [TransferSpec("w", "clearing", "revenue", 50, "payment")]])
-    assert outcomes[1] is None  # left to the exact path, which tells a replay from a conflict
+    assert outcomes[1] is NOT_WRITTEN  # left to the exact path, which tells a replay from a conflict
     assert [[(r.transfer.id, r.created) for r in outcomes[i]] for i in (0, 2)] == [[("x", True)], [("w", True)]]
     with postgresql.session() as other:  # committed; nothing of the request left alone
         assert _count(other) == 3 and other.get(LedgerTransfer, "z") is None
@@ -153,6 +156,47 @@ def test_a_group_with_a_replay_and_a_conflict_answers_every_request_as_if_alone(
     with postgresql.session() as other:
         assert _count(other) == 4 and _sums(other, "clearing")["credits_posted"] == 116
         assert check_ledger(other).ok
+
+
+def test_when_the_re_offer_is_refused_too_the_whole_group_takes_the_session_path(postgresql, ledger):
+    seed = TransferSpec("seed", "bank", "clearing", 100, "payment")  # taken: a replay
+    missing = TransferSpec("m", "bank", "nowhere", 1, "payment")
+    assert OneStatementWriter(postgresql.engine)([[seed], [missing], [X]]) is None  # the re-offer wrote nothing
+    assert _count(ledger) == 1
+
+    committer = GroupCommitter(postgresql.session, write_committed=OneStatementWriter(postgresql.engine))
+    group = [_Waiting(items) for items in ([seed], [missing], [X])]
+    committer._commit(group)
+    answers = [waiting.outcome for waiting in group]
+    assert [(r.transfer.id, r.created) for r in answers[0]] == [("seed", False)]
+    assert isinstance(answers[1], Problem) and answers[1].code == "account_not_found"
+    assert [(r.transfer.id, r.created) for r in answers[2]] == [("x", True)]
+    with postgresql.session() as other:  # each written once: seed and x, 110 into clearing
+        assert _count(other) == 2 and _sums(other, "clearing")["credits_posted"] == 110
+        assert check_ledger(other).ok
+
+
+def test_a_unique_violation_on_the_driver_cursor_is_an_integrity_error(postgresql, ledger, monkeypatch):
+    """A twin committed while the statement ran: the driver's UniqueViolation must reach
+    create_transfers as SQLAlchemy's IntegrityError, which sends it to the exact path."""
+    real_execute = psycopg.Cursor.execute
+    raised: list[str] = []
+
+    def execute(cursor, query, params=None, **kwargs):
+        if query is one_statement._WRITE_NEW and not raised:
+            raised.append(query)
+            raise psycopg.errors.UniqueViolation("duplicate key value violates unique constraint")
+        return real_execute(cursor, query, params, **kwargs)
+
+    monkeypatch.setattr(psycopg.Cursor, "execute", execute)
+    with pytest.raises(IntegrityError):
+        one_statement.write_new(ledger.connection(), [X], now=utcnow())
+    ledger.rollback()
+    raised.clear()
+    results = create_transfers(ledger, [X])  # the one statement fails; the exact path writes it
+    ledger.commit()
+    assert raised and [(r.transfer.id, r.created) for r in results] == [("x", True)]
+    assert _count(ledger) == 2 and _sums(ledger, "clearing")["credits_posted"] == 110
 
 
 def test_elsewhere_than_postgresql_the_one_statement_declines(app, ledger):
