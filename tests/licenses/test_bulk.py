@@ -486,3 +486,54 @@ def test_a_job_left_with_pending_licences_by_an_earlier_version_is_finished_with
     assert h.count(Licence) == 5 and h.count(LicenceEvent) == 5 and len(seal.signed) == 5
     with get_db(app).session() as session:
         assert {lic.status for lic in session.scalars(select(Licence))} == {"valid"}
+
+
+def test_a_runner_that_lapsed_does_not_take_the_job_back_once_the_next_one_released_it(h, app, node, monkeypatch):
+    """Runner A is paused inside the seal call of its first chunk (its second reserved behind
+    it) past its lease; B takes the job over, issues one chunk, stops (time is up) and releases.
+    A must not take the released job back: it writes nothing and stops, and B's frame is kept."""
+    import threading
+    from datetime import timedelta
+
+    from common.db import utcnow
+    from licenses.models import LicenceEvent
+
+    job_id = _upload(h, _csv(25)).get_json()["id"]
+    seal = node["deps"].seal
+    original, commit = seal.sign_batch, bulk._Lease.commit
+    reserved, both = [], threading.Event()
+
+    def counts_reservations(self):
+        commit(self)
+        reserved.append(self.runner)
+        if len(reserved) == 2:
+            both.set()
+
+    first: list = []
+
+    def paused_while_another_runs(*args, **kwargs):
+        signatures = original(*args, **kwargs)
+        if first:
+            return signatures
+        first.append(kwargs["idempotency_key"])
+        assert both.wait(10)  # A has reserved (and committed) its second chunk, and waits on this one
+        other, other_job = _job(app, job_id)
+        assert len(other_job.chunks) == 2
+        other_job.lease_until = utcnow() - timedelta(seconds=1)
+        other.commit()
+        bulk.run_job(other, node["deps"], other_job, batch=5, max_seconds=0.0001)  # one chunk, then releases
+        assert (other_job.issued, other_job.runner, len(other_job.chunks)) == (5, None, 1)
+        other.close()
+        return signatures
+
+    monkeypatch.setattr(bulk._Lease, "commit", counts_reservations)
+    monkeypatch.setattr(seal, "sign_batch", paused_while_another_runs)
+    session, job = _job(app, job_id)
+    ran = bulk.run_job(session, node["deps"], job, batch=5, inflight=1)
+    assert (ran.status, ran.issued, ran.runner, len(ran.chunks)) == ("running", 5, None, 1)  # as B left it
+    session.close()
+    assert h.count(Licence) == 5 and h.count(LicenceEvent) == 5
+    monkeypatch.setattr(seal, "sign_batch", original)
+    resumed = h.client.post(f"/bulk-jobs/{job_id}/run", headers=h.police).get_json()
+    assert (resumed["status"], resumed["issued"], resumed["pending"]) == ("done", 25, 0)
+    assert h.count(Licence) == 25 and len(seal.signed) == 25
