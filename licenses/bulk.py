@@ -25,6 +25,7 @@ lapses after ``lease_seconds`` and the next run (the API, the CLI, or the beat t
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -42,6 +43,8 @@ from .issuing import Deps, Issuer
 from .models import BulkJob, BulkRow, LicenceType, new_id
 
 RUNNABLE = ("validated", "running")
+
+log = logging.getLogger(__name__)
 
 
 class JobNotFound(NotFound):
@@ -114,7 +117,9 @@ def run_job(session: Session, deps: Deps, job: BulkJob, *, batch: int = 100, max
     ``batch``: rows per chunk (one seal batch); ``inflight``: how many chunks the seal node may be
     signing at once (its workers sign batches in parallel; one at a time leaves all but one idle).
 
-    A runner whose lease was taken over (it lapsed) stops, writing nothing more.
+    A runner whose lease was taken over (it lapsed) stops, writing nothing more. A job that
+    cannot go on (a reserved chunk's rows altered, the seal node refusing) is left ``failed``,
+    ``last_error`` saying why.
 
     :raise JobBusy: another runner holds the job's lease.
     :raise SealUnavailable: the job stays resumable; ``last_error`` says why.
@@ -178,6 +183,12 @@ def run_job(session: Session, deps: Deps, job: BulkJob, *, batch: int = 100, max
         session.rollback()
         _release_quietly(lease, last_error=exc.detail[:255])
         raise
+    except (bulk_chunks.ChunkLost, Problem) as exc:
+        # not resumable as it stands (a chunk's rows altered, the seal refused, even a replay):
+        # the job fails, saying why, rather than being retried by every sweep
+        session.rollback()
+        reason = f"{type(exc).__name__}: {exc.detail if isinstance(exc, Problem) else exc}"
+        _release_quietly(lease, status="failed", finished_at=utcnow(), last_error=reason[:255])
     except BaseException:
         session.rollback()  # a crash: the lease lapses on its own
         raise
@@ -198,9 +209,8 @@ def _release_quietly(lease: _Lease, **values: Any) -> None:
 def resume_abandoned(session: Session, deps: Deps, *, batch: int, lease_seconds: float,
                      idle_seconds: float = 60.0, inflight: int = 1) -> int:
     """Run to the end every job left ``running`` with no live lease for ``idle_seconds``; how
-    many were finished. A job that fails again (seal node down) is left for the next sweep."""
-    from common.peers.seal_client import SealUnavailable
-
+    many were finished. A job that fails again (seal node down) is left for the next sweep; one
+    that cannot go on (``failed``) or breaks otherwise does not stop the sweep for the others."""
     idle = utcnow() - timedelta(seconds=idle_seconds)
     finished = 0
     for job in list(session.scalars(select(BulkJob).where(BulkJob.status == "running", BulkJob.lease_until < idle))):
@@ -208,9 +218,17 @@ def resume_abandoned(session: Session, deps: Deps, *, batch: int, lease_seconds:
             while job.status in RUNNABLE:
                 run_job(session, deps, job, batch=batch, max_seconds=60, lease_seconds=lease_seconds,
                         inflight=inflight)
-        except (JobBusy, SealUnavailable):
+        except Problem as exc:  # busy (another runner), or the seal node down: the next sweep
+            log.warning("bulk job %s left for the next sweep: %s: %s", job.id, exc.code, exc.detail)
             continue
-        finished += 1
+        except Exception:
+            session.rollback()
+            log.exception("bulk job %s could not be resumed", job.id)
+            continue
+        if job.status == "failed":
+            log.error("bulk job %s failed: %s", job.id, job.last_error)
+        else:
+            finished += 1
     return finished
 
 

@@ -537,3 +537,55 @@ def test_a_runner_that_lapsed_does_not_take_the_job_back_once_the_next_one_relea
     resumed = h.client.post(f"/bulk-jobs/{job_id}/run", headers=h.police).get_json()
     assert (resumed["status"], resumed["issued"], resumed["pending"]) == ("done", 25, 0)
     assert h.count(Licence) == 25 and len(seal.signed) == 25
+
+def _killed_after_signing(app, node, monkeypatch, job_id, batch=5):
+    """Run the job until the seal node has signed its first chunk, then kill the runner; its
+    lease lapsed, as if long ago."""
+    from datetime import timedelta
+
+    from common.db import utcnow
+
+    seal = node["deps"].seal
+    original = seal.sign_batch
+
+    def dies_once_signed(*args, **kwargs):
+        original(*args, **kwargs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(seal, "sign_batch", dies_once_signed)
+    session, job = _job(app, job_id)
+    with pytest.raises(KeyboardInterrupt):
+        bulk.run_job(session, node["deps"], job, batch=batch, inflight=1)
+    session.close()
+    monkeypatch.setattr(seal, "sign_batch", original)
+    session, job = _job(app, job_id)
+    job.lease_until = utcnow() - timedelta(hours=1)
+    session.commit()
+    return session, job
+
+
+def test_a_chunk_that_cannot_be_rebuilt_fails_its_job_and_the_sweep_goes_on(h, app, node, monkeypatch):
+    """A reserved chunk whose rows lost their checked values cannot give back the documents the
+    seal node signed: its job fails (saying why, lease released) and the sweep of abandoned jobs
+    still resumes the others."""
+    from licenses.models import BulkRow
+
+    lost = _upload(h, _csv(8)).get_json()["id"]
+    fine = _upload(h, _csv(8)).get_json()["id"]
+    for job_id in (lost, fine):
+        session, job = _killed_after_signing(app, node, monkeypatch, job_id)
+        assert job.chunks and job.issued == 0
+        if job_id == lost:
+            row = session.get(BulkRow, (job_id, job.chunks[0]["lines"][0]))
+            row.payload = {"enc": row.payload["enc"]}
+            session.commit()
+        session.close()
+    session, job = _job(app, lost)
+    assert bulk.resume_abandoned(session, node["deps"], batch=5, lease_seconds=60, idle_seconds=0) == 1
+    session.close()
+    session, job = _job(app, lost)
+    assert (job.status, job.runner, job.issued) == ("failed", None, 0) and "ChunkLost" in job.last_error
+    session.close()
+    assert h.client.get(f"/bulk-jobs/{fine}", headers=h.police).get_json()["status"] == "done"
+    assert h.count(Licence) == 8
+
