@@ -418,6 +418,8 @@ def test_a_chunk_killed_after_signing_is_rebuilt_exactly_even_if_the_type_change
     old_name, licence_type.name, licence_type.validity_days = licence_type.name, "居住证（新）", 30
     job.lease_until = utcnow() - timedelta(seconds=1)
     session.commit()
+    first_day = issuing.today()
+    monkeypatch.setattr(issuing, "today", lambda: first_day + timedelta(days=1))  # resumed the next day
     bulk.run_job(session, node["deps"], job, batch=10, inflight=1)
     assert (job.status, job.issued, job.chunks) == ("done", 25, [])
     session.close()
@@ -431,8 +433,11 @@ def test_a_chunk_killed_after_signing_is_rebuilt_exactly_even_if_the_type_change
     chunk = {identifier for _, identifier in first_items}
     assert {licences[i].signature_id for i in chunk} == {s.signature_id for s in first_signatures}
     assert {documents[i]["type_name"] for i in chunk} == {old_name}
+    assert {documents[i]["issue_date"] for i in before} == {first_day.isoformat()}  # the frame's day
+    assert {licences[i].valid_from for i in before} == {first_day}
     later = [d for d in documents.values() if d["identifier"] not in before]
     assert len(later) == 5 and {d["type_name"] for d in later} == {"居住证（新）"}
+    assert {d["issue_date"] for d in later} == {(first_day + timedelta(days=1)).isoformat()}
     assert all(licences[i].document_sm3 == digest for digest, i in first_items)
 
 
