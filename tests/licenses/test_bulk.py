@@ -594,3 +594,18 @@ def test_a_chunk_that_cannot_be_rebuilt_fails_its_job_and_the_sweep_goes_on(h, a
     assert h.client.get(f"/bulk-jobs/{fine}", headers=h.police).get_json()["status"] == "done"
     assert h.count(Licence) == 8
 
+def test_a_replay_the_seal_node_refuses_fails_the_job(h, app, node, monkeypatch):
+    """A chunk rebuilt into other documents than those signed (here its frame's day altered) is
+    refused by the seal node (same key, other items): the job fails, saying why, and nothing of
+    the chunk is issued."""
+    job_id = _upload(h, _csv(8)).get_json()["id"]
+    session, job = _killed_after_signing(app, node, monkeypatch, job_id)
+    job.chunks = [{**job.chunks[0], "day": "2020-01-01"}, *job.chunks[1:]]
+    session.commit()
+    session.close()
+    ran = h.client.post(f"/bulk-jobs/{job_id}/run", headers=h.police).get_json()
+    assert (ran["status"], ran["issued"]) == ("failed", 0) and "idempotency_mismatch" in ran["last_error"]
+    assert h.count(Licence) == 0
+    again = h.client.post(f"/bulk-jobs/{job_id}/run", headers=h.police)
+    assert again.status_code == 200 and again.get_json()["status"] == "failed"  # not retried
+
