@@ -609,3 +609,25 @@ def test_a_replay_the_seal_node_refuses_fails_the_job(h, app, node, monkeypatch)
     again = h.client.post(f"/bulk-jobs/{job_id}/run", headers=h.police)
     assert again.status_code == 200 and again.get_json()["status"] == "failed"  # not retried
 
+
+
+def test_downgrading_below_chunks_is_refused_while_a_job_has_chunks_being_sealed(tmp_path):
+    """The older runner would reserve a frame's lines again: the downgrade waits for the job."""
+    from sqlalchemy import create_engine, inspect, text
+
+    from common.ops.migrate import downgrade, upgrade
+
+    url = f"sqlite:///{tmp_path / 'licenses'}.db"
+    upgrade("licenses", url)
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO bulk_jobs (id, type_code, issuer_code, issuer_name, created_by, status, total,"
+                          " invalid, issued, created_at, chunks) VALUES ('j1', 't', 'o', 'n', 'a', 'running', 1, 0, 0,"
+                          " '2026-12-07 00:00:00', :chunks)"), {"chunks": json.dumps([{"lines": [2]}])})
+    with pytest.raises(RuntimeError, match="j1"):
+        downgrade("licenses", url, "licenses_0003")
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM bulk_jobs"))  # (its type does not exist: the downgrade copies the table)
+    downgrade("licenses", url, "licenses_0003")
+    assert "chunks" not in {c["name"] for c in inspect(engine).get_columns("bulk_jobs")}
+    engine.dispose()
