@@ -64,7 +64,7 @@ def test_a_crash_mid_job_resumes_without_issuing_twice(h, app, node):
         with pytest.raises(SealUnavailable):
             bulk.run_job(session, node["deps"], job, batch=10)
         assert job.issued == 10 and job.last_error
-    # the failed batch left pending (invisible) licences; resuming reuses them
+    # the failed chunk wrote no licence (its frame is kept in the job): resuming rebuilds it
     resumed = h.client.post(f"/bulk-jobs/{job_id}/run", headers=h.police).get_json()
     assert (resumed["status"], resumed["issued"]) == ("done", 25)
     assert h.count(Licence) == 25
