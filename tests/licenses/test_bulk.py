@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from datetime import date
+from datetime import date, datetime
 
 import pytest
 
@@ -631,3 +631,23 @@ def test_downgrading_below_chunks_is_refused_while_a_job_has_chunks_being_sealed
     downgrade("licenses", url, "licenses_0003")
     assert "chunks" not in {c["name"] for c in inspect(engine).get_columns("bulk_jobs")}
     engine.dispose()
+
+
+def test_copy_keeps_tabs_backslashes_and_newlines_in_a_holder_name(h, app, postgres_url):
+    """On PostgreSQL a chunk's licences go in by COPY (text format, where a tab, a backslash and
+    a newline are syntax): a holder name holding them is stored as it was given."""
+    from sqlalchemy import select
+
+    from common.db import get_db
+    from licenses import bulk_chunks
+    from licenses.models import LicenceEvent
+
+    name = "居民\t甲\\乙\n丙"
+    job = _upload(h, _csv(2, {0: {"holder_name": name}})).get_json()
+    assert job["invalid"] == 0, job["errors"]
+    ran = h.client.post(f"/bulk-jobs/{job['id']}/run", headers=h.police).get_json()
+    assert (ran["status"], ran["issued"]) == ("done", 2)
+    with get_db(app).session() as session:
+        assert name in set(session.scalars(select(Licence.holder_name)))
+        with pytest.raises(ValueError, match="naive"):  # COPY would take it in the session's time zone
+            bulk_chunks._insert(session, LicenceEvent.__table__, [{"at": datetime(2026, 12, 7, 8, 0)}])
