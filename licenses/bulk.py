@@ -17,7 +17,9 @@ or signed twice and nothing is visible unsealed (:mod:`licenses.bulk_chunks`).
 **One runner at a time**: a runner leases the job (``runner``, ``lease_until``, taken by a
 conditional UPDATE) and renews the lease in the same transaction as each chunk's reservation
 and issue, so two runners never write the same chunk; a second runner is refused (409 ``bulk_job_running``)
-while the lease is live. A runner that stops on its own releases the lease; a killed one's
+while the lease is live. A renewal requires the lease still be the runner's own: a runner whose
+lease lapsed and was taken over stops (:class:`_Lease`). A job that cannot go on is left
+``failed``. A runner that stops on its own releases the lease; a killed one's
 lapses after ``lease_seconds`` and the next run (the API, the CLI, or the beat task
 ``licenses.resume_bulk_jobs``) carries on where it stopped.
 """
@@ -25,6 +27,7 @@ lapses after ``lease_seconds`` and the next run (the API, the CLI, or the beat t
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -42,6 +45,8 @@ from .issuing import Deps, Issuer
 from .models import BulkJob, BulkRow, LicenceType, new_id
 
 RUNNABLE = ("validated", "running")
+
+log = logging.getLogger(__name__)
 
 
 class JobNotFound(NotFound):
@@ -114,6 +119,10 @@ def run_job(session: Session, deps: Deps, job: BulkJob, *, batch: int = 100, max
     ``batch``: rows per chunk (one seal batch); ``inflight``: how many chunks the seal node may be
     signing at once (its workers sign batches in parallel; one at a time leaves all but one idle).
 
+    A runner whose lease was taken over (it lapsed) stops, writing nothing more. A job that
+    cannot go on (a reserved chunk's rows altered, the seal node refusing) is left ``failed``,
+    ``last_error`` saying why.
+
     :raise JobBusy: another runner holds the job's lease.
     :raise SealUnavailable: the job stays resumable; ``last_error`` says why.
     """
@@ -121,21 +130,20 @@ def run_job(session: Session, deps: Deps, job: BulkJob, *, batch: int = 100, max
 
     started = time.monotonic()
     lease = _Lease(session, job, new_id(), lease_seconds)
-    if not lease.renew():
+    if not lease.take():
         session.rollback()
         session.refresh(job)
         if job.status not in RUNNABLE:
             return job
         raise JobBusy(f"another runner holds bulk job {job.id} until {job.lease_until:%Y-%m-%dT%H:%M:%SZ}")
     session.commit()
-    session.refresh(job)
+    session.refresh(job)  # from here on only this runner writes the job, while its lease holds
     issuer = Issuer(job.issuer_code, job.issuer_name, job.created_by, job.client_id)
     licence_type = session.get(LicenceType, job.type_code)
     signer = ThreadPoolExecutor(inflight, thread_name_prefix="bulk-seal")
     try:
         seal_id = deps.seal.seal_for(job.issuer_code, licence_type.seal_kind)
-        if not _finish_legacy(session, deps, job, seal_id, lease):
-            return job
+        _finish_legacy(session, deps, job, seal_id, lease)
         # Chunks an earlier run reserved, rebuilt as they were; then new ones after their lines.
         reserved = deque(bulk_chunks.rebuild(session, deps, issuer, job, frame) for frame in job.chunks or [])
         after = max((frame["lines"][-1] for frame in job.chunks or []), default=0)
@@ -161,38 +169,50 @@ def run_job(session: Session, deps: Deps, job: BulkJob, *, batch: int = 100, max
                                                      idempotency_key=chunk.key)))
                 submitted = True
             if not signing:  # nothing left, or the time is up
-                if not reserved and not bulk_chunks.unreserved_rows(session, job, after, 1):
-                    job.status, job.finished_at = "done", utcnow()
                 break
             chunk, signed = signing.popleft()
             signatures = signed.result()
-            if not lease.renew():  # a runner that took over after our lease lapsed finishes the chunk
-                session.rollback()
-                return job
+            lease.renew()  # before the chunk's writes, in their transaction
             bulk_chunks.issue(session, job, chunk, signatures)
             session.commit()
-    except SealUnavailable as exc:
+        # done: no chunk reserved and no row pending (a row of a reserved chunk is pending too)
+        done = not job.chunks and not bulk_chunks.unreserved_rows(session, job, 0, 1)
+        lease.release(**({"status": "done", "finished_at": utcnow()} if done else {}))
+    except LeaseLost:  # another runner took the job over: it carries on from the database
         session.rollback()
-        job.last_error = exc.detail[:255]
-        lease.release()
-        session.commit()
+        session.refresh(job)
+    except SealUnavailable as exc:  # resumable: the next run carries on
+        session.rollback()
+        _release_quietly(lease, last_error=exc.detail[:255])
         raise
+    except (bulk_chunks.ChunkLost, Problem) as exc:
+        # not resumable as it stands (a chunk's rows altered, the seal refused, even a replay):
+        # the job fails, saying why, rather than being retried by every sweep
+        session.rollback()
+        reason = f"{type(exc).__name__}: {exc.detail if isinstance(exc, Problem) else exc}"
+        _release_quietly(lease, status="failed", finished_at=utcnow(), last_error=reason[:255])
     except BaseException:
         session.rollback()  # a crash: the lease lapses on its own
         raise
     finally:
         signer.shutdown(wait=True)
-    lease.release()
-    session.commit()
     return job
+
+
+def _release_quietly(lease: _Lease, **values: Any) -> None:
+    """Release after a failure; a lease lost meanwhile leaves the job to its new runner."""
+    try:
+        lease.release(**values)
+    except LeaseLost:
+        lease.session.rollback()
+        lease.session.refresh(lease.job)
 
 
 def resume_abandoned(session: Session, deps: Deps, *, batch: int, lease_seconds: float,
                      idle_seconds: float = 60.0, inflight: int = 1) -> int:
     """Run to the end every job left ``running`` with no live lease for ``idle_seconds``; how
-    many were finished. A job that fails again (seal node down) is left for the next sweep."""
-    from common.peers.seal_client import SealUnavailable
-
+    many were finished. A job that fails again (seal node down) is left for the next sweep; one
+    that cannot go on (``failed``) or breaks otherwise does not stop the sweep for the others."""
     idle = utcnow() - timedelta(seconds=idle_seconds)
     finished = 0
     for job in list(session.scalars(select(BulkJob).where(BulkJob.status == "running", BulkJob.lease_until < idle))):
@@ -200,54 +220,79 @@ def resume_abandoned(session: Session, deps: Deps, *, batch: int, lease_seconds:
             while job.status in RUNNABLE:
                 run_job(session, deps, job, batch=batch, max_seconds=60, lease_seconds=lease_seconds,
                         inflight=inflight)
-        except (JobBusy, SealUnavailable):
+        except Problem as exc:  # busy (another runner), or the seal node down: the next sweep
+            log.warning("bulk job %s left for the next sweep: %s: %s", job.id, exc.code, exc.detail)
             continue
-        finished += 1
+        except Exception:
+            session.rollback()
+            log.exception("bulk job %s could not be resumed", job.id)
+            continue
+        if job.status == "failed":
+            log.error("bulk job %s failed: %s", job.id, job.last_error)
+        else:
+            finished += 1
     return finished
 
 
-def _finish_legacy(session: Session, deps: Deps, job: BulkJob, seal_id: str, lease: _Lease) -> bool:
+def _finish_legacy(session: Session, deps: Deps, job: BulkJob, seal_id: str, lease: _Lease) -> None:
     """Batches an earlier version's runner left with pending licences, signed (replayed by the
-    seal node under their key) and issued; False when the lease was lost meanwhile."""
+    seal node under their key) and issued. :raise LeaseLost:"""
     for rows in bulk_chunks.legacy_batches(session, job):
         licences = bulk_chunks.legacy_licences(session, rows)
         signatures = deps.seal.sign_batch(seal_id, [(lic.document_sm3, lic.identifier) for lic in licences],
                                           idempotency_key=f"bulk:{job.id}:{rows[0].batch}")
-        if not lease.renew():
-            session.rollback()
-            return False
+        lease.renew()
         bulk_chunks.issue_legacy(session, job, rows, licences, signatures)
         session.commit()
-    return True
+
+
+class LeaseLost(Exception):
+    """The runner's lease was taken over (it lapsed): the runner stops and writes nothing more."""
 
 
 class _Lease:
-    """The job's lease, renewed inside the caller's transaction (the caller commits)."""
+    """The job's lease, renewed inside the caller's transaction (the caller commits).
+
+    Only :meth:`take` may claim a job with no runner or a lapsed lease; every later renewal
+    requires the lease still be this runner's. A runner that lapsed and was taken over must not
+    take the job back (even once the other runner released it): its frames and counts in memory
+    are stale, and writing them would drop another's frame or re-reserve lines under a key the
+    seal node already signed other documents under."""
 
     def __init__(self, session: Session, job: BulkJob, runner: str, seconds: float) -> None:
         self.session, self.job, self.runner, self.seconds = session, job, runner, seconds
 
-    def renew(self) -> bool:
-        """Take or extend the lease; False when another runner holds it (or the job is finished)."""
+    def take(self) -> bool:
+        """Claim the job; False when another runner holds it (or the job is finished)."""
         now = utcnow()
-        result = self.session.execute(
-            update(BulkJob).where(BulkJob.id == self.job.id, BulkJob.status.in_(RUNNABLE),
-                                  or_(BulkJob.runner.is_(None), BulkJob.runner == self.runner,
-                                      BulkJob.lease_until < now))
-            .values(runner=self.runner, status="running", lease_until=now + timedelta(seconds=self.seconds))
-            .execution_options(synchronize_session=False))
-        return result.rowcount == 1
+        return self._update(or_(BulkJob.runner.is_(None), BulkJob.lease_until < now), runner=self.runner,
+                            status="running", lease_until=now + timedelta(seconds=self.seconds))
+
+    def renew(self) -> None:
+        """Extend the lease (flushing the caller's work first). :raise LeaseLost:"""
+        if not self._update(BulkJob.runner == self.runner, lease_until=utcnow() + timedelta(seconds=self.seconds)):
+            raise LeaseLost(f"bulk job {self.job.id} was taken over by another runner")
 
     def commit(self) -> None:
-        """Renew the lease and commit the caller's work with it. :raise JobBusy: the lease was lost
-        (another runner took over after it lapsed); nothing of the work is kept."""
-        if not self.renew():
-            self.session.rollback()
-            raise JobBusy(f"bulk job {self.job.id} was taken over by another runner")
+        """Renew the lease and commit the caller's work with it. :raise LeaseLost: (nothing of
+        the work is kept once the caller rolls back)"""
+        self.renew()
         self.session.commit()
 
-    def release(self) -> None:
-        self.job.runner, self.job.lease_until = None, utcnow()
+    def release(self, **values: Any) -> None:
+        """Give the lease up with the job's final ``values`` (status, last_error...), only if it
+        is still this runner's; committed, and the job read again. :raise LeaseLost:"""
+        if not self._update(BulkJob.runner == self.runner, runner=None, lease_until=utcnow(), **values):
+            raise LeaseLost(f"bulk job {self.job.id} was taken over by another runner")
+        self.session.commit()
+        self.session.refresh(self.job)
+
+    def _update(self, condition, **values: Any) -> bool:
+        self.session.flush()  # the caller's changes to the job go first, in the same transaction
+        result = self.session.execute(
+            update(BulkJob).where(BulkJob.id == self.job.id, BulkJob.status.in_(RUNNABLE), condition)
+            .values(**values).execution_options(synchronize_session=False))
+        return result.rowcount == 1
 
 
 def job_view(session: Session, job: BulkJob) -> dict[str, Any]:

@@ -30,7 +30,7 @@ finished as they were (:func:`legacy_batches`, :func:`issue_legacy`).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from types import SimpleNamespace
 from typing import Any
 
@@ -171,6 +171,10 @@ def _insert(session: Session, table: Table, rows: list[dict[str, Any]]) -> None:
         session.execute(insert(table), rows)
         return
     columns = list(rows[0])
+    # COPY takes each value as text, past the columns' types: UTCDateTime's refusal of a naive
+    # datetime (which PostgreSQL would read as the session's time zone) is checked here instead.
+    if any(value.tzinfo is None for row in rows for value in row.values() if isinstance(value, datetime)):
+        raise ValueError(f"naive datetime given for {table.name}; store aware UTC datetimes only")
     with connection.connection.driver_connection.cursor() as cursor, cursor.copy(
             f"COPY {table.name} ({', '.join(columns)}) FROM STDIN") as copy:
         for row in rows:

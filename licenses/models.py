@@ -221,6 +221,8 @@ class BulkRow(Base):
     status: Mapped[str] = mapped_column(String(16))  # invalid | pending | issued
     error: Mapped[str | None] = mapped_column(String(255), nullable=True)
     licence_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
-    # the seal batch the row's licence was sent in (SM3 of the batch's licence ids, 32 hex): a
-    # batch interrupted after step (1) is sent again with the same rows and the same key
+    # Kept only for rows left by the previous version of the runner (licences inserted pending
+    # before sealing): the seal batch the row's licence was sent in (SM3 of the batch's licence
+    # ids, 32 hex), sent again under that key (licenses.bulk_chunks.legacy_batches). The current
+    # runner keeps its chunks' frames in BulkJob.chunks and never sets it.
     batch: Mapped[str | None] = mapped_column(String(32), nullable=True)

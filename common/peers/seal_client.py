@@ -151,6 +151,7 @@ class MemorySealClient:
         self.fail_next = 0  # tests: this many signing calls fail as if the seal node were down
         self.refuse: set[str] = set()  # tests: org codes whose seals are suspended
         self.batches = 0
+        self.batch_items: dict[str, list[tuple[str, str]]] = {}  # idempotency key -> the batch first sent
 
     def seal_for(self, org_code: str, kind: str) -> str:
         if org_code in self.refuse:
@@ -178,6 +179,12 @@ class MemorySealClient:
         if self.fail_next > 0:
             self.fail_next -= 1
             raise SealUnavailable("the seal node did not answer: simulated")
+        # Like the seal node: a batch sent again under its key is replayed only if it asks for
+        # the very same signatures (422 otherwise, which HttpSealClient raises as NoSealForIssuer).
+        first = self.batch_items.setdefault(idempotency_key, list(items))
+        if first != list(items):
+            raise NoSealForIssuer("the seal node refused: idempotency_mismatch: "
+                                  f"the batch {idempotency_key} was first sent with other items")
         self.batches += 1
         return [self._sign_one(seal_id, digest, f"{idempotency_key}/{i}") for i, (digest, _) in enumerate(items)]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from datetime import date
+from datetime import date, datetime
 
 import pytest
 
@@ -64,7 +64,7 @@ def test_a_crash_mid_job_resumes_without_issuing_twice(h, app, node):
         with pytest.raises(SealUnavailable):
             bulk.run_job(session, node["deps"], job, batch=10)
         assert job.issued == 10 and job.last_error
-    # the failed batch left pending (invisible) licences; resuming reuses them
+    # the failed chunk wrote no licence (its frame is kept in the job): resuming rebuilds it
     resumed = h.client.post(f"/bulk-jobs/{job_id}/run", headers=h.police).get_json()
     assert (resumed["status"], resumed["issued"]) == ("done", 25)
     assert h.count(Licence) == 25
@@ -418,6 +418,8 @@ def test_a_chunk_killed_after_signing_is_rebuilt_exactly_even_if_the_type_change
     old_name, licence_type.name, licence_type.validity_days = licence_type.name, "居住证（新）", 30
     job.lease_until = utcnow() - timedelta(seconds=1)
     session.commit()
+    first_day = issuing.today()
+    monkeypatch.setattr(issuing, "today", lambda: first_day + timedelta(days=1))  # resumed the next day
     bulk.run_job(session, node["deps"], job, batch=10, inflight=1)
     assert (job.status, job.issued, job.chunks) == ("done", 25, [])
     session.close()
@@ -431,8 +433,11 @@ def test_a_chunk_killed_after_signing_is_rebuilt_exactly_even_if_the_type_change
     chunk = {identifier for _, identifier in first_items}
     assert {licences[i].signature_id for i in chunk} == {s.signature_id for s in first_signatures}
     assert {documents[i]["type_name"] for i in chunk} == {old_name}
+    assert {documents[i]["issue_date"] for i in before} == {first_day.isoformat()}  # the frame's day
+    assert {licences[i].valid_from for i in before} == {first_day}
     later = [d for d in documents.values() if d["identifier"] not in before]
     assert len(later) == 5 and {d["type_name"] for d in later} == {"居住证（新）"}
+    assert {d["issue_date"] for d in later} == {(first_day + timedelta(days=1)).isoformat()}
     assert all(licences[i].document_sm3 == digest for digest, i in first_items)
 
 
@@ -486,3 +491,169 @@ def test_a_job_left_with_pending_licences_by_an_earlier_version_is_finished_with
     assert h.count(Licence) == 5 and h.count(LicenceEvent) == 5 and len(seal.signed) == 5
     with get_db(app).session() as session:
         assert {lic.status for lic in session.scalars(select(Licence))} == {"valid"}
+
+
+def test_a_runner_that_lapsed_does_not_take_the_job_back_once_the_next_one_released_it(h, app, node, monkeypatch):
+    """Runner A is paused inside the seal call of its first chunk (its second reserved behind
+    it) past its lease; B takes the job over, issues one chunk, stops (time is up) and releases.
+    A must not take the released job back: it writes nothing and stops, and B's frame is kept."""
+    import threading
+    from datetime import timedelta
+
+    from common.db import utcnow
+    from licenses.models import LicenceEvent
+
+    job_id = _upload(h, _csv(25)).get_json()["id"]
+    seal = node["deps"].seal
+    original, commit = seal.sign_batch, bulk._Lease.commit
+    reserved, both = [], threading.Event()
+
+    def counts_reservations(self):
+        commit(self)
+        reserved.append(self.runner)
+        if len(reserved) == 2:
+            both.set()
+
+    first: list = []
+
+    def paused_while_another_runs(*args, **kwargs):
+        signatures = original(*args, **kwargs)
+        if first:
+            return signatures
+        first.append(kwargs["idempotency_key"])
+        assert both.wait(10)  # A has reserved (and committed) its second chunk, and waits on this one
+        other, other_job = _job(app, job_id)
+        assert len(other_job.chunks) == 2
+        other_job.lease_until = utcnow() - timedelta(seconds=1)
+        other.commit()
+        bulk.run_job(other, node["deps"], other_job, batch=5, max_seconds=0.0001)  # one chunk, then releases
+        assert (other_job.issued, other_job.runner, len(other_job.chunks)) == (5, None, 1)
+        other.close()
+        return signatures
+
+    monkeypatch.setattr(bulk._Lease, "commit", counts_reservations)
+    monkeypatch.setattr(seal, "sign_batch", paused_while_another_runs)
+    session, job = _job(app, job_id)
+    ran = bulk.run_job(session, node["deps"], job, batch=5, inflight=1)
+    assert (ran.status, ran.issued, ran.runner, len(ran.chunks)) == ("running", 5, None, 1)  # as B left it
+    session.close()
+    assert h.count(Licence) == 5 and h.count(LicenceEvent) == 5
+    monkeypatch.setattr(seal, "sign_batch", original)
+    resumed = h.client.post(f"/bulk-jobs/{job_id}/run", headers=h.police).get_json()
+    assert (resumed["status"], resumed["issued"], resumed["pending"]) == ("done", 25, 0)
+    assert h.count(Licence) == 25 and len(seal.signed) == 25
+
+def _killed_after_signing(app, node, monkeypatch, job_id, batch=5):
+    """Run the job until the seal node has signed its first chunk, then kill the runner; its
+    lease lapsed, as if long ago."""
+    from datetime import timedelta
+
+    from common.db import utcnow
+
+    seal = node["deps"].seal
+    original = seal.sign_batch
+
+    def dies_once_signed(*args, **kwargs):
+        original(*args, **kwargs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(seal, "sign_batch", dies_once_signed)
+    session, job = _job(app, job_id)
+    with pytest.raises(KeyboardInterrupt):
+        bulk.run_job(session, node["deps"], job, batch=batch, inflight=1)
+    session.close()
+    monkeypatch.setattr(seal, "sign_batch", original)
+    session, job = _job(app, job_id)
+    job.lease_until = utcnow() - timedelta(hours=1)
+    session.commit()
+    return session, job
+
+
+def test_a_chunk_that_cannot_be_rebuilt_fails_its_job_and_the_sweep_goes_on(h, app, node, monkeypatch):
+    """A reserved chunk whose rows lost their checked values cannot give back the documents the
+    seal node signed: its job fails (saying why, lease released) and the sweep of abandoned jobs
+    still resumes the others."""
+    from licenses.models import BulkRow
+
+    lost = _upload(h, _csv(8)).get_json()["id"]
+    fine = _upload(h, _csv(8)).get_json()["id"]
+    for job_id in (lost, fine):
+        session, job = _killed_after_signing(app, node, monkeypatch, job_id)
+        assert job.chunks and job.issued == 0
+        if job_id == lost:
+            row = session.get(BulkRow, (job_id, job.chunks[0]["lines"][0]))
+            row.payload = {"enc": row.payload["enc"]}
+            session.commit()
+        session.close()
+    session, job = _job(app, lost)
+    assert bulk.resume_abandoned(session, node["deps"], batch=5, lease_seconds=60, idle_seconds=0) == 1
+    session.close()
+    session, job = _job(app, lost)
+    assert (job.status, job.runner, job.issued) == ("failed", None, 0) and "ChunkLost" in job.last_error
+    session.close()
+    assert h.client.get(f"/bulk-jobs/{fine}", headers=h.police).get_json()["status"] == "done"
+    assert h.count(Licence) == 8
+
+def test_a_replay_the_seal_node_refuses_fails_the_job(h, app, node, monkeypatch):
+    """A chunk rebuilt into other documents than those signed (here its frame's day altered) is
+    refused by the seal node (same key, other items): the job fails, saying why, and nothing of
+    the chunk is issued."""
+    job_id = _upload(h, _csv(8)).get_json()["id"]
+    session, job = _killed_after_signing(app, node, monkeypatch, job_id)
+    job.chunks = [{**job.chunks[0], "day": "2020-01-01"}, *job.chunks[1:]]
+    session.commit()
+    session.close()
+    ran = h.client.post(f"/bulk-jobs/{job_id}/run", headers=h.police).get_json()
+    assert (ran["status"], ran["issued"]) == ("failed", 0) and "idempotency_mismatch" in ran["last_error"]
+    assert h.count(Licence) == 0
+    again = h.client.post(f"/bulk-jobs/{job_id}/run", headers=h.police)
+    assert again.status_code == 200 and again.get_json()["status"] == "failed"  # not retried
+
+
+
+def test_downgrading_below_chunks_is_refused_while_a_job_has_chunks_being_sealed(tmp_path):
+    """The older runner would reserve a frame's lines again: the downgrade waits for the job."""
+    from sqlalchemy import create_engine, inspect, text
+
+    from common.ops.migrate import downgrade, upgrade
+
+    url = f"sqlite:///{tmp_path / 'licenses'}.db"
+    upgrade("licenses", url)
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO bulk_jobs (id, type_code, issuer_code, issuer_name, created_by, status, total,"
+                          " invalid, issued, created_at, chunks) VALUES ('j1', 't', 'o', 'n', 'a', 'running', 1, 0, 0,"
+                          " '2026-12-07 00:00:00', :chunks)"), {"chunks": json.dumps([{"lines": [2]}])})
+    with pytest.raises(RuntimeError, match="j1"):
+        downgrade("licenses", url, "licenses_0003")
+    with engine.begin() as conn:  # a failed job is never run again: its frames do not hold the downgrade
+        # (the downgrade copies bulk_jobs, so the job's type must exist: a stand-in with its required columns)
+        conn.execute(text("UPDATE bulk_jobs SET status = 'failed'"))
+        required = [c for c in inspect(conn).get_columns("licence_types") if not c["nullable"]]
+        conn.execute(text(f"INSERT INTO licence_types ({', '.join(c['name'] for c in required)}) VALUES "
+                          f"({', '.join(':' + c['name'] for c in required)})"),
+                     {c["name"]: "t" if c["name"] == "code" else 0 if "INT" in str(c["type"]) else "[]"
+                      for c in required})
+    downgrade("licenses", url, "licenses_0003")
+    assert "chunks" not in {c["name"] for c in inspect(engine).get_columns("bulk_jobs")}
+    engine.dispose()
+
+
+def test_copy_keeps_tabs_backslashes_and_newlines_in_a_holder_name(h, app, postgres_url):
+    """On PostgreSQL a chunk's licences go in by COPY (text format, where a tab, a backslash and
+    a newline are syntax): a holder name holding them is stored as it was given."""
+    from sqlalchemy import select
+
+    from common.db import get_db
+    from licenses import bulk_chunks
+    from licenses.models import LicenceEvent
+
+    name = "居民\t甲\\乙\n丙"
+    job = _upload(h, _csv(2, {0: {"holder_name": name}})).get_json()
+    assert job["invalid"] == 0, job["errors"]
+    ran = h.client.post(f"/bulk-jobs/{job['id']}/run", headers=h.police).get_json()
+    assert (ran["status"], ran["issued"]) == ("done", 2)
+    with get_db(app).session() as session:
+        assert name in set(session.scalars(select(Licence.holder_name)))
+        with pytest.raises(ValueError, match="naive"):  # COPY would take it in the session's time zone
+            bulk_chunks._insert(session, LicenceEvent.__table__, [{"at": datetime(2026, 12, 7, 8, 0)}])

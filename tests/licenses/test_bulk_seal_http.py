@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import csv
 import io
+import json
 from datetime import timedelta
 
 import pytest
@@ -31,7 +32,8 @@ def _food_rows(n: int) -> str:
     return out.getvalue()
 
 
-def test_a_killed_chunk_is_replayed_by_the_seal_node_and_verifies(h, app, http_seal, seal_url):  # noqa: F811
+def test_a_killed_chunk_is_replayed_by_the_seal_node_and_verifies(h, app, http_seal, seal_url,  # noqa: F811
+                                                                   monkeypatch):
     made = h.client.post(f"/bulk-jobs?type_code={h.FOOD}", data=_food_rows(12).encode(), headers=h.issuer,
                          content_type="text/csv")
     assert made.status_code == 201, made.get_json()
@@ -57,6 +59,8 @@ def test_a_killed_chunk_is_replayed_by_the_seal_node_and_verifies(h, app, http_s
     job = session.get(BulkJob, job_id)
     job.lease_until = utcnow() - timedelta(seconds=1)
     session.commit()
+    first_day = issuing.today()
+    monkeypatch.setattr(issuing, "today", lambda: first_day + timedelta(days=1))  # resumed the next day
     bulk.run_job(session, deps, job, batch=5, inflight=1)
     assert (job.status, job.issued) == ("done", 12)
     licences = list(session.scalars(select(Licence)))
@@ -64,6 +68,9 @@ def test_a_killed_chunk_is_replayed_by_the_seal_node_and_verifies(h, app, http_s
     (signatures,) = first.values()
     assert {s.signature_id for s in signatures} <= {lic.signature_id for lic in licences}
     assert len({lic.signature_id for lic in licences}) == 12
+    first_lines = {lic.identifier for lic in licences if lic.signature_id in {s.signature_id for s in signatures}}
+    days = {lic.identifier: json.loads(issuing.document_of(deps, lic))["issue_date"] for lic in licences}
+    assert {days[i] for i in first_lines} == {first_day.isoformat()}  # replayed as first built, the day before
     for lic in licences[:3]:
         document = issuing.document_of(deps, lic)
         check = requests.post(f"{seal_url}/verify", timeout=10, json={

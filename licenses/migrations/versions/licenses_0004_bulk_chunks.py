@@ -21,5 +21,17 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    # A chunk's frame is all that says its lines were signed under their key: the older runner
+    # would reserve those lines again under other keys (signing them twice) or, with the same
+    # key, send the seal node other documents. Finish such jobs first (a failed job, never run
+    # again, may keep its frames).
+    jobs = sa.table("bulk_jobs", sa.column("id", sa.String), sa.column("status", sa.String),
+                    sa.column("chunks", sa.JSON))
+    busy = [job_id for job_id, chunks in op.get_bind().execute(
+        sa.select(jobs.c.id, jobs.c.chunks).where(jobs.c.chunks.is_not(None),
+                                                  jobs.c.status.in_(("validated", "running")))) if chunks]
+    if busy:
+        raise RuntimeError(f"bulk jobs {', '.join(busy)} have chunks being sealed: run them to the end "
+                           "before downgrading below licenses_0004")
     with op.batch_alter_table("bulk_jobs") as batch:
         batch.drop_column("chunks")
