@@ -125,6 +125,8 @@ def run_job(session: Session, deps: Deps, job: BulkJob, *, batch: int = 100, max
 
     :raise JobBusy: another runner holds the job's lease.
     :raise SealUnavailable: the job stays resumable; ``last_error`` says why.
+    :raise Problem: the issuing department has no usable seal (``seal_for`` refused): nothing
+        was signed, the job stays resumable.
     """
     from common.peers.seal_client import SealUnavailable
 
@@ -141,6 +143,7 @@ def run_job(session: Session, deps: Deps, job: BulkJob, *, batch: int = 100, max
     issuer = Issuer(job.issuer_code, job.issuer_name, job.created_by, job.client_id)
     licence_type = session.get(LicenceType, job.type_code)
     signer = ThreadPoolExecutor(inflight, thread_name_prefix="bulk-seal")
+    seal_id = None
     try:
         seal_id = deps.seal.seal_for(job.issuer_code, licence_type.seal_kind)
         _finish_legacy(session, deps, job, seal_id, lease)
@@ -186,9 +189,14 @@ def run_job(session: Session, deps: Deps, job: BulkJob, *, batch: int = 100, max
         _release_quietly(lease, last_error=exc.detail[:255])
         raise
     except (bulk_chunks.ChunkLost, Problem) as exc:
+        session.rollback()
+        if seal_id is None:
+            # refused before anything was signed (the department has no usable seal yet, e.g.
+            # it is suspended): nothing to replay, so the job stays resumable once it has one
+            _release_quietly(lease, last_error=f"{type(exc).__name__}: {exc}"[:255])
+            raise
         # not resumable as it stands (a chunk's rows altered, the seal refused, even a replay):
         # the job fails, saying why, rather than being retried by every sweep
-        session.rollback()
         reason = f"{type(exc).__name__}: {exc.detail if isinstance(exc, Problem) else exc}"
         _release_quietly(lease, status="failed", finished_at=utcnow(), last_error=reason[:255])
     except BaseException:

@@ -611,6 +611,24 @@ def test_a_replay_the_seal_node_refuses_fails_the_job(h, app, node, monkeypatch)
 
 
 
+def test_a_job_whose_department_has_no_usable_seal_yet_stays_resumable(h, app, node):
+    """The seal node refusing the department's seal (suspended) before anything is signed is
+    not a lost chunk: the run answers the refusal, the job keeps its rows and no runner, and it
+    finishes once the seal is usable again."""
+    job_id = _upload(h, _csv(6)).get_json()["id"]
+    issuer = _job(app, job_id)[1].issuer_code
+    seal = node["deps"].seal
+    seal.refuse.add(issuer)
+    refused = h.client.post(f"/bulk-jobs/{job_id}/run", headers=h.police)
+    assert refused.status_code == 409 and refused.get_json()["code"] == "no_seal_for_issuer"
+    shown = h.client.get(f"/bulk-jobs/{job_id}", headers=h.police).get_json()
+    assert shown["status"] != "failed" and shown["issued"] == 0 and "suspended" in shown["last_error"]
+    assert h.count(Licence) == 0
+    seal.refuse.discard(issuer)
+    ran = h.client.post(f"/bulk-jobs/{job_id}/run", headers=h.police).get_json()
+    assert (ran["status"], ran["issued"]) == ("done", 6)
+
+
 def test_downgrading_below_chunks_is_refused_while_a_job_has_chunks_being_sealed(tmp_path):
     """The older runner would reserve a frame's lines again: the downgrade waits for the job."""
     from sqlalchemy import create_engine, inspect, text
