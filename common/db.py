@@ -156,13 +156,15 @@ class PoolTimeout(Exception):
 
 
 class Pooled:
-    """A connection of a :class:`DriverPool` and the one cursor every statement on it uses."""
+    """A connection of a :class:`DriverPool` and the one cursor every statement on it uses;
+    ``discarded`` once the pool has closed it and given back its place (only once)."""
 
-    __slots__ = ("conn", "cursor")
+    __slots__ = ("conn", "cursor", "discarded")
 
     def __init__(self, conn) -> None:
         self.conn = conn
         self.cursor = conn.cursor()
+        self.discarded = False
 
 
 class DriverPool:
@@ -218,9 +220,12 @@ class DriverPool:
             raise
 
     def put(self, pooled: Pooled) -> None:
-        """Give a connection back; one that is broken or inside a transaction is closed instead."""
+        """Give a connection back; one that is broken or inside a transaction is closed instead,
+        and one discarded already (a failed :meth:`replace`) is left as it is."""
         from psycopg.pq import TransactionStatus
 
+        if pooled.discarded:
+            return
         if pooled.conn.broken or pooled.conn.info.transaction_status != TransactionStatus.IDLE:
             self.discard(pooled)
             return
@@ -229,18 +234,31 @@ class DriverPool:
             self._free.notify()
 
     def discard(self, pooled: Pooled) -> None:
-        """Close a connection taken with :meth:`get` for good."""
+        """Close a connection taken with :meth:`get` for good and give back its place; a second
+        discard of the same one does nothing (its place was given back once)."""
+        with self._free:
+            if pooled.discarded:
+                return
+            pooled.discarded = True
         with contextlib.suppress(Exception):
             pooled.conn.close()
         self._closed()
 
     def replace(self, pooled: Pooled) -> Pooled:
-        """``pooled`` discarded and a new connection in its place."""
+        """A new connection in place of ``pooled``, which the caller found closed by the server.
+
+        ``pooled`` is discarded first (if making the new one fails, giving ``pooled`` back
+        afterwards changes nothing), and so are the idle connections: what closed one (a server
+        restart, an idle timeout) closed those too, and a retry on one of them would fail again.
+
+        :raise PoolTimeout, psycopg.OperationalError: as :meth:`get`.
+        """
         self.discard(pooled)
+        self.dispose()
         return self.get()
 
     def dispose(self) -> None:
-        """Close the idle connections (tests, shutdown); those in use close when put back."""
+        """Close the idle connections (tests, shutdown, :meth:`replace`); those in use close when put back."""
         with self._free:
             idle, self._idle = self._idle, []
         for conn in idle:

@@ -87,6 +87,24 @@ def test_replace_gives_a_new_connection_and_keeps_the_count(pool):
     pool.put(second)
 
 
+def test_replace_closes_the_idle_connections_and_a_failed_one_gives_its_place_back_once(pool):
+    idle, held = pool.get(), pool.get()
+    pool.put(idle)
+    fresh = pool.replace(held)
+    assert idle.conn.closed and held.conn.closed and pool._open == 1 and pool._idle == []
+
+    def down():
+        raise psycopg.OperationalError("connection refused")
+
+    pool._connect = down
+    with pytest.raises(psycopg.OperationalError):
+        pool.replace(fresh)
+    del pool._connect
+    pool.put(fresh)  # what a caller still holding it does on the way out
+    pool.discard(fresh)
+    assert pool._open == 0 and pool._idle == []
+
+
 def test_only_postgresql():
     with pytest.raises(ValueError, match="PostgreSQL"):
         DriverPool("sqlite:///x.db", size=1)
