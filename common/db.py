@@ -178,6 +178,13 @@ class DriverPool:
     lock. Each connection comes with one cursor (:class:`Pooled`), reused for every statement
     sent on it (psycopg builds a cursor, with its adapters map, per ``connection.execute``).
 
+    Why not ``psycopg_pool`` (maintained with psycopg; not a dependency here): it would not be
+    cheaper. Measured in one process (20,000 checkouts and returns of an autocommit connection,
+    thread CPU, best of 5, psycopg-pool 3.3.3): 2.25 µs here against 2.48 µs for its
+    ``getconn``/``putconn``, 21.7 against 22.2 µs with a ``SELECT 1`` on a kept cursor. It would
+    add a package, four threads per pool (three connection workers, a scheduler) in every
+    gunicorn worker, and this pool's cursor per connection would still have to be kept beside it.
+
     A connection the server closed meanwhile (restart, idle timeout) is not detected at
     checkout: its next statement fails (``psycopg.OperationalError``) and the caller decides
     whether that statement may be sent again on a :meth:`replace`-ment (a read may; a write
