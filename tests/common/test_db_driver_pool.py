@@ -105,6 +105,18 @@ def test_replace_closes_the_idle_connections_and_a_failed_one_gives_its_place_ba
     assert pool._open == 0 and pool._idle == []
 
 
+def test_a_connection_in_use_when_the_pool_is_disposed_is_closed_when_put_back(pool):
+    kept, idle = pool.get(), pool.get()
+    pool.put(idle)
+    pool.dispose()
+    assert idle.conn.closed and pool._open == 1
+    pool.put(kept)
+    assert kept.conn.closed and pool._open == 0 and pool._idle == []
+    fresh = pool.get()  # the pool still works after a dispose
+    pool.put(fresh)
+    assert pool._idle == [fresh] and not fresh.conn.closed
+
+
 def test_only_postgresql():
     with pytest.raises(ValueError, match="PostgreSQL"):
         DriverPool("sqlite:///x.db", size=1)
