@@ -288,10 +288,10 @@ class Stores:
     Connection budget: a verification holds one connection of this pool while it runs, and a
     worker runs at most its thread count of requests at once, so a pool as large as the
     worker's threads is never short; its connections are opened as verifications need them, so
-    ``pool_size`` (``LICENSES_VERIFY_POOL_SIZE``, 16) is only a ceiling: at most that many per
-    worker, beside the app engine's 5 + 10 overflow (:func:`common.db.make_engine`). With more
-    threads than ``pool_size`` a verification waits for a connection (up to 30 s) instead of
-    opening another.
+    ``pool_size`` (``LICENSES_VERIFY_POOL_SIZE``, by default ``processes.GUNICORN_THREADS``, 16)
+    is only a ceiling: at most that many per worker, beside the app engine's 5 + 10 overflow
+    (:func:`common.db.make_engine`). With more threads than ``pool_size`` a verification waits
+    for a connection (up to 30 s) instead of opening another.
     """
 
     def __init__(self, engine: Engine, *, pool_size: int = 16) -> None:
