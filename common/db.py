@@ -191,9 +191,10 @@ class DriverPool:
     checkout: its next statement fails (``psycopg.OperationalError``) and the caller decides
     whether that statement may be sent again on a :meth:`replace`-ment (a read may; a write
     whose outcome is unknown may not). :meth:`put` drops a connection that is broken, was
-    left inside a transaction, or was opened before a :meth:`dispose`. At most ``size`` connections are open; a caller beyond that
-    waits up to ``timeout`` seconds (:class:`PoolTimeout`). Build it in the process that uses
-    it (a gunicorn worker, after the fork): connections are not shared across a fork.
+    left inside a transaction, or was opened before a :meth:`dispose`. At most ``size``
+    connections are open; a caller beyond that waits up to ``timeout`` seconds
+    (:class:`PoolTimeout`). Build it in the process that uses it (a gunicorn worker, after the
+    fork): connections are not shared across a fork.
     """
 
     def __init__(self, url: str, *, size: int, timeout: float = 30.0) -> None:
