@@ -12,7 +12,8 @@ server, default ``XSN_TEST_DATABASE_URL`` or the local one), served the way ``xs
 every service (gunicorn gthread workers, ``--workers`` × the threads ``xsn run`` gives the
 licences node, ``licenses.processes.GUNICORN_THREADS``, unless ``--threads``; keep-alive), with the
 server's own durability settings (``synchronous_commit`` is reported, and must be ``on``: a use
-record is on disk before the answer). The seal node runs beside it the same way (SQLite; the
+record is on disk before the answer). The seal node runs beside it the same way (SQLite, the
+threads ``xsn run`` gives it, ``seal.processes.GUNICORN_THREADS``, whatever ``--threads`` says; the
 licences node caches its verifications). Licences are issued sealed by the real seal node, then
 one run measures:
 
@@ -60,7 +61,7 @@ from sqlalchemy import create_engine, text
 from bench._load import drop_database, gunicorn, scratch_database, wrk, wrk_version
 from bench.result import print_result
 from common.crypto.gm import SM2PrivateKey
-from common.ops.launcher import service_concurrency
+from common.ops.launcher import THREADS, service_concurrency
 from tests.support.suite import TokenFactory
 
 KEK = "00112233445566778899aabbccddeeff"
@@ -190,19 +191,27 @@ def _measure(env: dict, args, tokens: TokenFactory, codes: list[str]) -> dict:
             # adds wrk, PostgreSQL, the seal node and whatever else runs)
             "server_cores_livez": round((cpu_between - cpu_start) / trivial.duration_s, 2),
             "server_cores_verify": round((cpu_end - cpu_between) / verify.duration_s, 2),
-            "machine_cores_livez": round((busy_between - busy_start) / trivial.duration_s, 2),
-            "machine_cores_verify": round((busy_end - busy_between) / verify.duration_s, 2)}
+            "machine_cores_livez": _cores(busy_start, busy_between, trivial.duration_s),
+            "machine_cores_verify": _cores(busy_between, busy_end, verify.duration_s)}
 
 
-def machine_busy_seconds() -> float:
+def machine_busy_seconds() -> float | None:
     """CPU seconds all of the machine's cores have spent busy (not idle or waiting on I/O) since
-    boot, from ``/proc/stat``; 0 where it does not exist."""
+    boot, from ``/proc/stat``; ``None`` where it does not exist."""
     try:
         with open("/proc/stat") as handle:
             ticks = [int(x) for x in handle.readline().split()[1:]]
     except OSError:
-        return 0.0
+        return None
+    # user nice system idle iowait irq softirq steal: guest and guest_nice (after these) are
+    # already counted in user and nice.
+    ticks = ticks[:8]
     return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def _cores(busy_start: float | None, busy_end: float | None, seconds: float) -> float | None:
+    """The machine's busy cores over a phase; ``None`` without ``/proc/stat``."""
+    return None if busy_start is None or busy_end is None else round((busy_end - busy_start) / seconds, 2)
 
 
 def _per_request(cpu_s: float, requests: int) -> float | None:
@@ -227,7 +236,7 @@ def main() -> None:
                         help="only /livez and online verification on PostgreSQL (no SQLite, offline or bulk)")
     args = parser.parse_args()
     # as xsn run chooses: XSN_LICENSES_GUNICORN_THREADS, else licenses.processes.GUNICORN_THREADS
-    args.licences_threads = args.threads or service_concurrency("licenses", dict(os.environ), args.workers, 4)[1]
+    args.licences_threads = args.threads or service_concurrency("licenses", dict(os.environ), args.workers, THREADS)[1]
     if not args.postgres.startswith("postgresql"):
         raise SystemExit("--postgres must be a PostgreSQL URL")
 
@@ -246,7 +255,9 @@ def main() -> None:
     try:
         _migrate("seal", env)
         subprocess.run([sys.executable, "-c", SEAL_SETUP], env=env, check=True, capture_output=True)
-        with gunicorn("seal:create_app()", env=env, workers=args.workers, threads=args.threads or 4,
+        # the seal node as xsn run serves it (seal.processes.GUNICORN_THREADS), whatever --threads says
+        seal_workers, args.seal_threads = service_concurrency("seal", dict(os.environ), args.workers, THREADS)
+        with gunicorn("seal:create_app()", env=env, workers=seal_workers, threads=args.seal_threads,
                       ready_path="/readyz") as seal_server:
             env["XSN_SEAL_URL"] = pg_env["XSN_SEAL_URL"] = seal_server.url
             figures = _run(args, tokens, seal_server.url, env, pg_env, db_url)
@@ -255,7 +266,8 @@ def main() -> None:
             drop_database(args.postgres, DATABASE)
         shutil.rmtree(var, ignore_errors=True)
     print(f"wrk: {figures['wrk']}, {args.connections} connections, 2 threads, {args.seconds:.0f} s a run; "
-          f"gunicorn {args.workers} gthread workers x {args.licences_threads} threads")
+          f"gunicorn {args.workers} gthread workers x {args.licences_threads} threads "
+          f"(the seal node's: x {args.seal_threads})")
     if "raw_sm2_sign_per_s" in figures:
         print(f"raw SM2 sign/s (1 thread): {figures['raw_sm2_sign_per_s']:,.0f}")
     print(f"PostgreSQL (synchronous_commit={figures['pg_synchronous_commit']}, fsync={figures['pg_fsync']}): "
@@ -307,7 +319,8 @@ def _run(args, tokens: TokenFactory, seal_url: str, env: dict, pg_env: dict, db_
         figures.update(_offline(app, holder))
         figures.update(_bulk(args, app, issuer, raw_before))
     figures.update({
-        "workers": args.workers, "threads": args.licences_threads, "connections": args.connections,
+        "workers": args.workers, "threads": args.licences_threads, "seal_threads": args.seal_threads,
+        "connections": args.connections,
         "wrk": wrk_version(),
         "loadavg": " ".join(f"{x:.2f}" for x in os.getloadavg()), "date": date.today().isoformat()})
     return figures

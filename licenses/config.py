@@ -20,6 +20,8 @@ from typing import Any
 
 from common.values.codes import CreditCode
 
+from .processes import GUNICORN_THREADS
+
 # Demo departments (credit codes of government bodies start with 11: 机关).
 APPROVAL_BUREAU = ("西安市行政审批服务局", CreditCode.build("11610100MB0X00001").value)
 PUBLIC_SECURITY = ("西安市公安局", CreditCode.build("11610100MB0X00002").value)
@@ -44,8 +46,10 @@ SETTINGS: dict[str, Any] = {
     "LICENSES_CLIENT_SECRET": None,
     # online verification's own PostgreSQL connections per worker process, at most (opened as
     # requests need them: one per request being verified, so as many as the worker's threads;
-    # more threads than this wait for a connection). See verification_store.Stores.
-    "LICENSES_VERIFY_POOL_SIZE": 16,
+    # more threads than this wait for a connection). See verification_store.Stores. By default
+    # the threads xsn run gives a worker (processes.GUNICORN_THREADS, 16); a deployment that sets
+    # other threads (XSN_LICENSES_GUNICORN_THREADS, gunicorn --threads) sets this to match.
+    "LICENSES_VERIFY_POOL_SIZE": GUNICORN_THREADS,
     # a seal's verification result is cached this long (seconds): a seal revoked at the seal
     # node is refused by online verification at most this much later
     "LICENSES_SEAL_VERIFY_CACHE_SECONDS": 60,

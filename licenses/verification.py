@@ -171,7 +171,7 @@ def verify_code(store: Store, deps: Deps, verifier: Verifier, raw_code: str, *,
         raise refuse(None, ("authorisation_not_found", "no authorisation has this code"), {})
     checks, refusal, document = _decide(deps, verifier, found, now)
     if refusal:
-        if store.verified is not None:
+        if store.verified is not None and refusal[0] != "wrong_audience":  # see _verify_known
             store.verified.forget(code)
         raise refuse(found, refusal, checks)
     auth, licence, licence_type = found
@@ -199,16 +199,20 @@ def _verify_known(store: Store, deps: Deps, verifier: Verifier, code: str, known
     on what that verification read; the statement then takes the use only if every other check
     passes on the rows as they are and the licence row is still that version (so its document,
     digest and signature are the ones just checked). ``None``, nothing written: something
-    changed, and the caller verifies the code from the start.
+    changed, or the code is not for this verifier, and the caller verifies it from the start.
 
     :raise VerificationRefused: the checks, made again on what the statement returned, refuse
         what it accepted (a check missing from the statement: a bug, logged as an error). The
         use it took stays taken and recorded; the refusal is recorded too and is the answer."""
+    # The audience is checked here against the one the statement requires the row to still have.
+    # A verifier it is not for says nothing about the code: the entry stays for the one it is for
+    # (forgetting it would let any window evict it), and the verification from the start refuses.
+    if known.audience not in verifier.names():
+        return None
     today = issuing.today()
     seal = deps.seal.verify(known.signature_b64, known.document_sm3)
     taken = None
-    # The audience is checked here against the one the statement requires the row to still have.
-    if known.document.sm3 == known.document_sm3 and seal.valid and known.audience in verifier.names():
+    if known.document.sm3 == known.document_sm3 and seal.valid:
         taken = store.take_known(code, known, record, now, today)
     if taken is None:
         store.verified.forget(code)

@@ -36,7 +36,7 @@ from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from common.db import DriverPool
+from common.db import DriverPool, Pooled
 from common.ttl_cache import TtlCache
 
 from .models import VALID, Authorisation, Licence, LicenceType, UseRecord
@@ -142,10 +142,12 @@ class PostgresStore:
     def __init__(self, pool: DriverPool, verified: TtlCache[str, Verified] | None = None) -> None:
         self._pool = pool
         self.verified = verified
-        self._pooled = pool.get()
+        self._pooled: Pooled | None = pool.get()
 
     def _reconnect(self) -> None:
-        self._pooled = self._pool.replace(self._pooled)
+        # Let go of the old connection first: if no new one can be had, close() has none to give back.
+        pooled, self._pooled = self._pooled, None
+        self._pooled = self._pool.replace(pooled)
 
     def _execute(self, statement: str, params: tuple):
         cursor = self._pooled.cursor
@@ -214,7 +216,9 @@ class PostgresStore:
 
     def close(self) -> None:
         """Give the connection back; one that broke or was left inside a statement is dropped."""
-        self._pool.put(self._pooled)
+        if self._pooled is not None:
+            self._pool.put(self._pooled)
+            self._pooled = None
 
 
 # -- any other database, through the session -----------------------------------------------------
@@ -284,10 +288,10 @@ class Stores:
     Connection budget: a verification holds one connection of this pool while it runs, and a
     worker runs at most its thread count of requests at once, so a pool as large as the
     worker's threads is never short; its connections are opened as verifications need them, so
-    ``pool_size`` (``LICENSES_VERIFY_POOL_SIZE``, 16) is only a ceiling: at most that many per
-    worker, beside the app engine's 5 + 10 overflow (:func:`common.db.make_engine`). With more
-    threads than ``pool_size`` a verification waits for a connection (up to 30 s) instead of
-    opening another.
+    ``pool_size`` (``LICENSES_VERIFY_POOL_SIZE``, by default ``processes.GUNICORN_THREADS``, 16)
+    is only a ceiling: at most that many per worker, beside the app engine's 5 + 10 overflow
+    (:func:`common.db.make_engine`). With more threads than ``pool_size`` a verification waits
+    for a connection (up to 30 s) instead of opening another.
     """
 
     def __init__(self, engine: Engine, *, pool_size: int = 16) -> None:

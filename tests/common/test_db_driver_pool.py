@@ -36,20 +36,56 @@ def test_a_connection_given_back_is_handed_out_again_in_autocommit_with_its_curs
     pool.put(again)
 
 
+def _blocked_waiter(pool) -> tuple[threading.Thread, list]:
+    """A thread blocked in ``pool.get()`` (seen waiting on the pool's condition), and what it got."""
+    got: list = []
+    waiter = threading.Thread(target=lambda: got.append(pool.get()))
+    waiter.start()
+    deadline = time.monotonic() + 2
+    while not pool._free._waiters and time.monotonic() < deadline:  # CPython's Condition
+        time.sleep(0.005)
+    assert pool._free._waiters and waiter.is_alive() and got == []
+    return waiter, got
+
+
 def test_no_more_than_size_connections_and_a_waiter_gets_the_next_one_given_back(pool):
     held = [pool.get(), pool.get()]
     started = time.monotonic()
     with pytest.raises(PoolTimeout):
         pool.get()
     assert time.monotonic() - started >= 0.4
-    got = []
-    waiter = threading.Thread(target=lambda: got.append(pool.get()))
-    waiter.start()
-    time.sleep(0.1)
-    pool.put(held.pop())
+    waiter, got = _blocked_waiter(pool)
+    given_back = held.pop()
+    pool.put(given_back)
     waiter.join(2)
-    assert len(got) == 1
+    assert got == [given_back]
     for pooled in (*held, *got):
+        pool.put(pooled)
+
+
+def test_a_waiter_is_woken_by_a_discard_and_gets_a_new_connection(pool):
+    held = [pool.get(), pool.get()]
+    waiter, got = _blocked_waiter(pool)
+    pool.discard(held.pop())
+    waiter.join(2)
+    assert len(got) == 1 and not got[0].conn.closed and pool._open == 2
+    for pooled in (*held, *got):
+        pool.put(pooled)
+
+
+def test_a_connection_that_cannot_be_made_gives_its_place_back(pool):
+    def down():
+        raise psycopg.OperationalError("connection refused")
+
+    pool._connect = down
+    for _ in range(3):  # more failures than the pool's size: no place is lost
+        with pytest.raises(psycopg.OperationalError):
+            pool.get()
+    del pool._connect
+    assert pool._open == 0
+    both = [pool.get(), pool.get()]
+    assert pool._open == 2
+    for pooled in both:
         pool.put(pooled)
 
 
@@ -85,6 +121,36 @@ def test_replace_gives_a_new_connection_and_keeps_the_count(pool):
         pool.get()
     pool.put(first)
     pool.put(second)
+
+
+def test_replace_closes_the_idle_connections_and_a_failed_one_gives_its_place_back_once(pool):
+    idle, held = pool.get(), pool.get()
+    pool.put(idle)
+    fresh = pool.replace(held)
+    assert idle.conn.closed and held.conn.closed and pool._open == 1 and pool._idle == []
+
+    def down():
+        raise psycopg.OperationalError("connection refused")
+
+    pool._connect = down
+    with pytest.raises(psycopg.OperationalError):
+        pool.replace(fresh)
+    del pool._connect
+    pool.put(fresh)  # what a caller still holding it does on the way out
+    pool.discard(fresh)
+    assert pool._open == 0 and pool._idle == []
+
+
+def test_a_connection_in_use_when_the_pool_is_disposed_is_closed_when_put_back(pool):
+    kept, idle = pool.get(), pool.get()
+    pool.put(idle)
+    pool.dispose()
+    assert idle.conn.closed and pool._open == 1
+    pool.put(kept)
+    assert kept.conn.closed and pool._open == 0 and pool._idle == []
+    fresh = pool.get()  # the pool still works after a dispose
+    pool.put(fresh)
+    assert pool._idle == [fresh] and not fresh.conn.closed
 
 
 def test_only_postgresql():

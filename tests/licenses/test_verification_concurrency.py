@@ -136,3 +136,61 @@ def test_a_pooled_connection_the_server_closed_is_replaced_before_a_known_codes_
     assert response.status_code == 200, response.get_json()
     assert response.get_json()["authorisation"]["uses"] == 2
     assert sent == ["take_known", "_reconnect"]
+
+
+def _pool(h):
+    from common.db import get_session
+
+    store = h.app.extensions["licenses"]["stores"].open(get_session)  # builds the pool on first use
+    store.close()
+    return h.app.extensions["licenses"]["stores"]._pool
+
+
+@pytest.mark.services
+def test_after_every_idle_connection_was_closed_the_lookups_retry_gets_a_new_one(postgres_url, h, sent):
+    """After a server restart every idle connection of the pool is dead: the retry is made on a
+    new connection, not on another of them."""
+    from sqlalchemy import text
+
+    permit = h.issue_residence().get_json()
+    auth = h.authorise(permit["id"], max_uses=2).get_json()
+    pool = _pool(h)
+    held = [pool.get() for _ in range(3)]
+    pids = [pooled.conn.info.backend_pid for pooled in held]
+    for pooled in held:
+        pool.put(pooled)
+    with get_db(h.app).engine.connect() as conn:
+        for pid in pids:
+            assert conn.execute(text("SELECT pg_terminate_backend(:pid, 10000)"), {"pid": pid}).scalar() is True
+    response = h.client.post("/verify", json={"code": auth["code"]}, headers=h.window)
+    assert response.status_code == 200, response.get_json()
+    assert sent == ["lookup", "_reconnect", "take"]
+    assert pool._open == 1 and len(pool._idle) == 1  # the dead ones' places were given back
+
+
+@pytest.mark.services
+def test_a_reconnection_that_fails_gives_the_connections_place_back_once(postgres_url, h):
+    """No new connection can be made (the server is still down): the request fails, and closing
+    its store afterwards does not give the discarded connection's place back a second time."""
+    import psycopg
+
+    from common.db import get_session
+
+    pool = _pool(h)
+    assert pool._open == 1
+    store = h.app.extensions["licenses"]["stores"].open(get_session)
+
+    def down():
+        raise psycopg.OperationalError("connection refused")
+
+    pool._connect = down
+    try:
+        with pytest.raises(psycopg.OperationalError):
+            store._reconnect()
+    finally:
+        del pool._connect
+    store.close()
+    assert pool._open == 0 and pool._idle == []
+    again = h.app.extensions["licenses"]["stores"].open(get_session)
+    again.close()
+    assert pool._open == 1

@@ -76,7 +76,9 @@ def test_a_known_code_from_another_window_is_refused_and_takes_nothing(h, calls)
     refused = _verify(h, code, other)
     assert refused.status_code == 403 and refused.get_json()["code"] == "wrong_audience"
     assert _state(h, code) == (1, [("accepted", None), ("refused", "wrong_audience")])
+    calls.clear()
     assert _verify(h, code).status_code == 200
+    assert calls == {"take_known": 1}  # the other window's try left the code's entry in place
 
 
 def test_a_known_code_whose_seal_verdict_turned_is_refused_and_takes_nothing(h, calls, monkeypatch):
