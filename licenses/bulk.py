@@ -19,7 +19,8 @@ conditional UPDATE) and renews the lease in the same transaction as each chunk's
 and issue, so two runners never write the same chunk; a second runner is refused (409 ``bulk_job_running``)
 while the lease is live. A renewal requires the lease still be the runner's own: a runner whose
 lease lapsed and was taken over stops (:class:`_Lease`). A job that cannot go on is left
-``failed``. A runner that stops on its own releases the lease; a killed one's
+``failed`` (a department without a usable seal is not that: nothing was signed, it stays
+resumable). A runner that stops on its own releases the lease; a killed one's
 lapses after ``lease_seconds`` and the next run (the API, the CLI, or the beat task
 ``licenses.resume_bulk_jobs``) carries on where it stopped.
 """
