@@ -169,6 +169,21 @@ class Pooled:
         self.generation = generation
 
 
+@contextlib.contextmanager
+def driver_errors(sql: str, params: Any) -> Iterator[None]:
+    """An error of psycopg, raised by a statement sent to the driver itself (a hot path that
+    skips SQLAlchemy's execute), as SQLAlchemy would raise it (``IntegrityError`` for a unique
+    violation, and so on), so callers catch the same exceptions on either path. One mapping for
+    every such path (the Merkle log's driver statements, payment's one-statement writer).
+    No dialect is passed: it only adds the dialect's translation map, empty for psycopg."""
+    import psycopg  # here: a service on SQLite never needs the driver
+    from sqlalchemy.exc import DBAPIError
+
+    try:
+        yield
+    except psycopg.Error as error:
+        raise DBAPIError.instance(sql, params, error, psycopg.Error) from error
+
 class DriverPool:
     """Connections of the PostgreSQL driver itself (psycopg), for a hot path that sends a few
     fixed statements: autocommit (each statement commits as it ends), no pre-ping, and no

@@ -35,6 +35,8 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import ClauseElement
 
+from common.db import driver_errors
+
 _DIALECT = psycopg_dialect()
 
 
@@ -68,7 +70,7 @@ def pipelined(session: Session, *, commit: bool = False) -> Iterator[None]:
         if commit:
             session.commit()
         return
-    with sqlalchemy_errors("(pipeline)", None), connection.pipeline():
+    with driver_errors("(pipeline)", None), connection.pipeline():
         yield
         if commit:
             connection.execute("COMMIT")
@@ -81,7 +83,7 @@ def plain_rows(session: Session, sql: str) -> list[tuple]:
     connection = driver_connection(session)
     if connection is None:
         return [tuple(row) for row in session.connection().exec_driver_sql(sql)]
-    with sqlalchemy_errors(sql, None), connection.cursor() as cursor:
+    with driver_errors(sql, None), connection.cursor() as cursor:
         return cursor.execute(sql).fetchall()
 
 
@@ -151,11 +153,11 @@ class DriverStatement:
         if connection is None:
             session.connection().execute(self.statement, list(rows))
             return
-        with sqlalchemy_errors(self.sql, rows), connection.cursor() as cursor:
+        with driver_errors(self.sql, rows), connection.cursor() as cursor:
             cursor.executemany(self.sql, [self.bound_params(row) for row in rows] if self.constants else rows)
 
     def _first(self, connection: psycopg.Connection, params: Mapping[str, Any]) -> Any | None:
-        with sqlalchemy_errors(self.sql, params), connection.cursor(row_factory=namedtuple_row) as cursor:
+        with driver_errors(self.sql, params), connection.cursor(row_factory=namedtuple_row) as cursor:
             return cursor.execute(self.sql, self.bound_params(params)).fetchone()
 
 
@@ -206,7 +208,7 @@ class RowsInsert:
         for position, kind in self.hand_built:
             if utf8 or kind == "BYTEA":
                 params[position] = _binary_array(params[position], kind)
-        with sqlalchemy_errors(self.sql, None), connection.cursor() as cursor:
+        with driver_errors(self.sql, None), connection.cursor() as cursor:
             cursor.adapters.register_dumper(_ByteaArray, _ByteaArrayDumper)
             cursor.adapters.register_dumper(_TextArray, _TextArrayDumper)
             cursor.execute(self.sql, params)
@@ -316,12 +318,3 @@ def _dispose_autocommit(engine: Engine) -> None:
     if found is not None and found[0] == os.getpid():
         found[1].dispose()
 
-
-@contextmanager
-def sqlalchemy_errors(sql: str, params: Any) -> Iterator[None]:
-    """A driver error as SQLAlchemy would raise it (``IntegrityError`` for a unique violation,
-    and so on), so callers catch the same exceptions on either path."""
-    try:
-        yield
-    except psycopg.Error as error:
-        raise DBAPIError.instance(sql, params, error, psycopg.Error, dialect=_DIALECT) from error

@@ -26,7 +26,8 @@ from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from common.crypto import merkle
-from common.merkle_log.driver import DriverStatement, driver_connection, plain_rows, sqlalchemy_errors
+from common.db import driver_errors
+from common.merkle_log.driver import DriverStatement, driver_connection, plain_rows
 from common.merkle_log.tables import HEAD_ID
 
 HASH = merkle.sm3
@@ -117,7 +118,7 @@ class MerkleNodeStore:
             first = self.advance_head(session, count)
             return first, self.new_nodes(session, first, leaf_hashes)
         params = {"count": count}
-        with sqlalchemy_errors(self._edge_sql, params), connection.cursor() as advance, \
+        with driver_errors(self._edge_sql, params), connection.cursor() as advance, \
                 connection.cursor() as edge:
             advance.execute(self._advance.sql, self._advance.bound_params(params))
             edge.execute(self._edge_sql, params)

@@ -44,10 +44,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-import psycopg
 from sqlalchemy import Connection
-from sqlalchemy.exc import DBAPIError
 
+from common.db import driver_errors
 from payment.ledger.rules import (
     SUMS,
     TransferRecord,
@@ -164,12 +163,9 @@ def _execute(connection: Connection, params: dict) -> tuple:
 
     :raise SQLAlchemyError: the driver's error as SQLAlchemy's ``execute`` would raise it.
     """
-    try:
-        with connection.connection.driver_connection.cursor() as cursor:
-            cursor.execute(_WRITE_NEW, params)
-            return cursor.fetchone()
-    except psycopg.Error as exc:
-        raise DBAPIError.instance(_WRITE_NEW, params, exc, psycopg.Error, dialect=connection.dialect) from exc
+    with driver_errors(_WRITE_NEW, params), connection.connection.driver_connection.cursor() as cursor:
+        cursor.execute(_WRITE_NEW, params)
+        return cursor.fetchone()
 
 
 def _record(row: tuple, batch_id: str | None, now: datetime) -> TransferRecord:
