@@ -49,6 +49,18 @@ def driver_connection(session: Session) -> psycopg.Connection | None:
     return connection.connection.driver_connection  # type: ignore[return-value]
 
 
+def _driver_for_rows(session: Session, statement: ClauseElement, rows: Sequence[Mapping[str, Any]]
+                     ) -> psycopg.Connection | None:
+    """The driver connection to insert ``rows`` on, or ``None`` when there is nothing left to do:
+    no rows, or not on psycopg, where ``statement`` (Core) has just run with them."""
+    if not rows:
+        return None
+    connection = driver_connection(session)
+    if connection is None:
+        session.connection().execute(statement, list(rows))
+    return connection
+
+
 @contextmanager
 def pipelined(session: Session, *, commit: bool = False) -> Iterator[None]:
     """The session's driver statements run inside as one round trip (psycopg pipeline mode: one
@@ -147,11 +159,8 @@ class DriverStatement:
     def execute_many(self, session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
         """One execution per row in the session's transaction (on psycopg pipelined: one round
         trip for all of them, or none of its own inside :func:`pipelined`)."""
-        if not rows:
-            return
-        connection = driver_connection(session)
+        connection = _driver_for_rows(session, self.statement, rows)
         if connection is None:
-            session.connection().execute(self.statement, list(rows))
             return
         with driver_errors(self.sql, rows), connection.cursor() as cursor:
             cursor.executemany(self.sql, [self.bound_params(row) for row in rows] if self.constants else rows)
@@ -194,11 +203,8 @@ class RowsInsert:
 
     def execute_many(self, session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
         """Insert ``rows`` (each with every column) in the session's transaction."""
-        if not rows:
-            return
-        connection = driver_connection(session)
+        connection = _driver_for_rows(session, self.statement, rows)
         if connection is None:
-            session.connection().execute(self.statement, list(rows))
             return
         params: list[Any] = [[row[key] for row in rows] for key in self.columns]
         # PostgreSQL reads a binary text value in the connection's client_encoding, and the
