@@ -45,8 +45,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import csv
-import io
 import os
 import shutil
 import subprocess
@@ -62,6 +60,7 @@ from bench._load import drop_database, gunicorn, scratch_database, wrk, wrk_vers
 from bench.result import print_result
 from common.crypto.gm import SM2PrivateKey
 from common.ops.launcher import THREADS, service_concurrency
+from licenses.seed import demo_food_bulk_csv
 from tests.support.suite import TokenFactory
 
 KEK = "00112233445566778899aabbccddeeff"
@@ -96,20 +95,6 @@ request = function()
   return wrk.format(nil, nil, nil, '{"code": "' .. codes[n % #codes + 1] .. '"}')
 end
 """
-
-
-def _rows(n: int) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(["holder_code", "holder_name", "operator_name", "legal_representative", "address", "premises",
-                     "business_type", "business_scope"])
-    from common.values.codes import CreditCode
-
-    for i in range(n):
-        code = CreditCode.build(f"91610113MA6T{i:05d}").value
-        writer.writerow([code, f"示范企业{i}", f"示范企业{i}", "赵六", "西安市雁塔区", f"科技路{i}号", "餐饮服务经营者",
-                         "热食类食品制售"])
-    return out.getvalue()
 
 
 def _migrate(service: str, env: dict) -> None:
@@ -357,7 +342,7 @@ def _bulk(args, app, issuer: dict, raw_before: float) -> dict:
 
     node = app.extensions["licenses"]
     client = app.test_client()
-    text_rows = _rows(args.bulk_rows)
+    text_rows = demo_food_bulk_csv(args.bulk_rows)
     started = time.perf_counter()
     made = client.post("/bulk-jobs?type_code=food_business_license&format=csv", data=text_rows.encode(),
                        headers=issuer, content_type="text/csv")

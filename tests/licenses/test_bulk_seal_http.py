@@ -5,8 +5,6 @@ first request's and refuses any difference), and its licences carry the first si
 from __future__ import annotations
 
 import base64
-import csv
-import io
 import json
 from datetime import timedelta
 
@@ -15,26 +13,15 @@ import requests
 from sqlalchemy import select
 
 from common.db import get_db, utcnow
-from common.values.codes import CreditCode
 from licenses import bulk, issuing
 from licenses.models import BulkJob, Licence
+from licenses.seed import demo_food_bulk_csv
 from tests.licenses.test_seal_http import http_seal, seal_url  # noqa: F401 (fixtures)
-
-
-def _food_rows(n: int) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(["holder_code", "holder_name", "operator_name", "legal_representative", "address", "premises",
-                     "business_type", "business_scope"])
-    for i in range(n):
-        writer.writerow([CreditCode.build(f"91610113MA6T{i:05d}").value, f"示范企业{i}", f"示范企业{i}", "赵六",
-                         "西安市雁塔区", f"科技路{i}号", "餐饮服务经营者", "热食类食品制售"])
-    return out.getvalue()
 
 
 def test_a_killed_chunk_is_replayed_by_the_seal_node_and_verifies(h, app, http_seal, seal_url,  # noqa: F811
                                                                    monkeypatch):
-    made = h.client.post(f"/bulk-jobs?type_code={h.FOOD}", data=_food_rows(12).encode(), headers=h.issuer,
+    made = h.client.post(f"/bulk-jobs?type_code={h.FOOD}", data=demo_food_bulk_csv(12).encode(), headers=h.issuer,
                          content_type="text/csv")
     assert made.status_code == 201, made.get_json()
     job_id = made.get_json()["id"]
