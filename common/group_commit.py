@@ -210,11 +210,16 @@ class GroupCommitter(Generic[Item, Result]):
         if self.write_committed is not None:
             outcomes = self.write_committed([waiting.items for waiting in group])
             if outcomes is not None:
-                written = [(waiting, outcome) for waiting, outcome in zip(group, outcomes, strict=True)
-                           if outcome is not NOT_WRITTEN]
-                if written:
-                    self._answer([waiting for waiting, _ in written], [outcome for _, outcome in written])
-                group = [waiting for waiting, outcome in zip(group, outcomes, strict=True) if outcome is NOT_WRITTEN]
+                done, answers, left = [], [], []
+                for waiting, outcome in zip(group, outcomes, strict=True):
+                    if outcome is NOT_WRITTEN:
+                        left.append(waiting)
+                    else:
+                        done.append(waiting)
+                        answers.append(outcome)
+                if done:
+                    self._answer(done, answers)
+                group = left
                 if not group:
                     return
         try:

@@ -41,8 +41,7 @@ def spread_connections(server) -> None:
     server.cfg.set("reuse_port", server.cfg.workers > 1)
 
 
-def on_reload(server) -> None:
-    spread_connections(server)
+on_reload = spread_connections
 
 
 def on_starting(server) -> None:

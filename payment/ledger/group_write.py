@@ -96,7 +96,7 @@ class OneStatementWriter:
         specs = [spec for request in requests for spec in request]
         if self.engine.dialect.name != "postgresql" or not all(requests) or not one_statement.plainly_new(specs):
             return None
-        outcome = self._write(requests)
+        outcome = self._write(requests, specs)
         if not isinstance(outcome, one_statement.Refusal):
             return outcome
         if not outcome.taken:
@@ -111,10 +111,13 @@ class OneStatementWriter:
         results = iter(written)
         return [next(results) if keep else NOT_WRITTEN for keep in untouched]
 
-    def _write(self, requests: Sequence[Sequence[TransferSpec]]) -> list[Outcome] | one_statement.Refusal | None:
-        """The one statement over ``requests``: their results, why it wrote nothing, or None
-        (a malformed transfer or a database error)."""
-        specs = [spec for request in requests for spec in request]
+    def _write(self, requests: Sequence[Sequence[TransferSpec]], specs: Sequence[TransferSpec] | None = None,
+               ) -> list[Outcome] | one_statement.Refusal | None:
+        """The one statement over ``requests`` (``specs``: their transfers in order, when the
+        caller has them already): their results, why it wrote nothing, or None (a malformed
+        transfer or a database error)."""
+        if specs is None:
+            specs = [spec for request in requests for spec in request]
         connection = self._take()
         try:
             outcome = one_statement.write_new(connection, specs, now=utcnow())
