@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -183,6 +183,27 @@ def driver_errors(sql: str, params: Any) -> Iterator[None]:
         yield
     except psycopg.Error as error:
         raise DBAPIError.instance(sql, params, error, psycopg.Error) from error
+
+
+def driver_connection(session: Session) -> Any:
+    """The psycopg connection under ``session``'s transaction (begun if it was not), or ``None``
+    when the session is not on PostgreSQL through psycopg: for a hot path that sends its
+    statements to the driver itself."""
+    connection = session.connection()
+    if connection.dialect.driver != "psycopg":
+        return None
+    return connection.connection.driver_connection
+
+
+def driver_for_rows(session: Session, statement: Any, rows: Sequence[Any]) -> Any:
+    """The driver connection to insert ``rows`` on, or ``None`` when there is nothing left to do:
+    no rows, or not on psycopg, where ``statement`` (a Core INSERT) has just run with them."""
+    if not rows:
+        return None
+    connection = driver_connection(session)
+    if connection is None:
+        session.connection().execute(statement, list(rows))
+    return connection
 
 class DriverPool:
     """Connections of the PostgreSQL driver itself (psycopg), for a hot path that sends a few

@@ -38,7 +38,7 @@ from sqlalchemy import Table, bindparam, case, insert, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session
 
-from common.db import utcnow
+from common.db import driver_errors, driver_for_rows, utcnow
 from common.errors import Problem
 from common.values.codes import LicenseIdentifiers
 
@@ -165,18 +165,18 @@ def issue(session: Session, job: BulkJob, chunk: Chunk, signatures) -> None:
 
 def _insert(session: Session, table: Table, rows: list[dict[str, Any]]) -> None:
     """``rows`` (each with every column it sets: COPY applies no Python-side default) into
-    ``table``: on PostgreSQL as one COPY stream, elsewhere with one executemany INSERT."""
-    connection = session.connection()
-    if connection.dialect.name != "postgresql":
-        session.execute(insert(table), rows)
+    ``table``: on PostgreSQL as one COPY stream, elsewhere with one executemany INSERT; a
+    driver error raised as SQLAlchemy's, as on the other path."""
+    connection = driver_for_rows(session, insert(table), rows)
+    if connection is None:
         return
     columns = list(rows[0])
     # COPY takes each value as text, past the columns' types: UTCDateTime's refusal of a naive
     # datetime (which PostgreSQL would read as the session's time zone) is checked here instead.
     if any(value.tzinfo is None for row in rows for value in row.values() if isinstance(value, datetime)):
         raise ValueError(f"naive datetime given for {table.name}; store aware UTC datetimes only")
-    with connection.connection.driver_connection.cursor() as cursor, cursor.copy(
-            f"COPY {table.name} ({', '.join(columns)}) FROM STDIN") as copy:
+    sql = f"COPY {table.name} ({', '.join(columns)}) FROM STDIN"
+    with driver_errors(sql, None), connection.cursor() as cursor, cursor.copy(sql) as copy:
         for row in rows:
             copy.write_row([row[column] for column in columns])
 

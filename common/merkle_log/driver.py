@@ -35,30 +35,9 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import ClauseElement
 
-from common.db import driver_errors
+from common.db import driver_connection, driver_errors, driver_for_rows
 
 _DIALECT = psycopg_dialect()
-
-
-def driver_connection(session: Session) -> psycopg.Connection | None:
-    """The psycopg connection under ``session``'s transaction (begun if it was not), or ``None``
-    when the session is not on PostgreSQL through psycopg."""
-    connection = session.connection()
-    if connection.dialect.driver != "psycopg":
-        return None
-    return connection.connection.driver_connection  # type: ignore[return-value]
-
-
-def _driver_for_rows(session: Session, statement: ClauseElement, rows: Sequence[Mapping[str, Any]]
-                     ) -> psycopg.Connection | None:
-    """The driver connection to insert ``rows`` on, or ``None`` when there is nothing left to do:
-    no rows, or not on psycopg, where ``statement`` (Core) has just run with them."""
-    if not rows:
-        return None
-    connection = driver_connection(session)
-    if connection is None:
-        session.connection().execute(statement, list(rows))
-    return connection
 
 
 @contextmanager
@@ -104,9 +83,9 @@ class DriverStatement:
     elsewhere (see the module's doc). The literals of the expression are merged under the
     parameters given at execution on the driver path, as Core does."""
 
-    def __init__(self, statement: ClauseElement, column_keys: Sequence[str] | None = None) -> None:
+    def __init__(self, statement: ClauseElement) -> None:
         self.statement = statement
-        compiled = statement.compile(dialect=_DIALECT, column_keys=list(column_keys) if column_keys else None)
+        compiled = statement.compile(dialect=_DIALECT)
         self.sql = str(compiled)
         self.constants = {compiled.bind_names[bind]: bind.value for bind in compiled.binds.values()
                           if not bind.required and bind.value is not None}
@@ -156,15 +135,6 @@ class DriverStatement:
                 fairy.close()
         raise AssertionError("unreachable")
 
-    def execute_many(self, session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
-        """One execution per row in the session's transaction (on psycopg pipelined: one round
-        trip for all of them, or none of its own inside :func:`pipelined`)."""
-        connection = _driver_for_rows(session, self.statement, rows)
-        if connection is None:
-            return
-        with driver_errors(self.sql, rows), connection.cursor() as cursor:
-            cursor.executemany(self.sql, [self.bound_params(row) for row in rows] if self.constants else rows)
-
     def _first(self, connection: psycopg.Connection, params: Mapping[str, Any]) -> Any | None:
         with driver_errors(self.sql, params), connection.cursor(row_factory=namedtuple_row) as cursor:
             return cursor.execute(self.sql, self.bound_params(params)).fetchone()
@@ -180,7 +150,7 @@ class RowsInsert:
     unnest(%b::bigint[], %b::text[])``, one fixed text (prepared per connection like the rest)
     whatever the number of rows. Same rows, same constraints (the column types still check
     lengths on assignment; a unique violation is an ``IntegrityError``). Elsewhere (SQLite) the
-    Core ``INSERT`` with the rows, as :meth:`DriverStatement.execute_many` runs it.
+    Core ``INSERT`` with the rows.
 
     Why not psycopg's binary ``COPY``: the signature writer sends these inserts inside
     :func:`pipelined`, with the log head's lock held, so that they and the ``COMMIT`` go in one
@@ -203,7 +173,7 @@ class RowsInsert:
 
     def execute_many(self, session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
         """Insert ``rows`` (each with every column) in the session's transaction."""
-        connection = _driver_for_rows(session, self.statement, rows)
+        connection = driver_for_rows(session, self.statement, rows)
         if connection is None:
             return
         params: list[Any] = [[row[key] for row in rows] for key in self.columns]

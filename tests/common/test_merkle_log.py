@@ -11,7 +11,7 @@ from common.crypto import merkle
 from common.crypto.gm import SM2PrivateKey
 from common.db import make_base
 from common.merkle_log.checkpoints import CheckpointBook, LogSigner
-from common.merkle_log.driver import DriverStatement, pipelined
+from common.merkle_log.driver import RowsInsert, pipelined
 from common.merkle_log.self_check import CheckReport, check_checkpoints, compare_nodes
 from common.merkle_log.store import HASH, MerkleNodeStore, StoreProblems
 from common.merkle_log.tables import HEAD_ID, CheckpointMixin, LogHeadMixin, MerkleNodeMixin
@@ -47,7 +47,7 @@ STORE = MerkleNodeStore(Head.__table__, "t_nodes", StoreProblems(
     bad_range=Refused, head_missing=HeadMissing, node_missing=lambda key: NodeMissing(key),
     consistency_hint=" (hint)"))
 BOOK = CheckpointBook(Point, STORE, Refused)
-_INSERT_NODES = DriverStatement(insert(Node.__table__), ["level", "node_index", "hash"])
+_INSERT_NODES = RowsInsert(Node.__table__)
 ORIGIN = "xsn.test/merkle-log"
 
 
@@ -215,7 +215,6 @@ def test_rows_insert_keeps_every_value_nulls_and_large_bytes_included(any_sessio
     ``bytearray``), the Core insert on SQLite; the rows read back as given either way."""
     from sqlalchemy import Column, Integer, LargeBinary, MetaData, String, Table
 
-    from common.merkle_log.driver import RowsInsert
 
     table = Table("t_rows", MetaData(), Column("n", Integer, primary_key=True), Column("name", String(8)),
                   Column("blob", LargeBinary), Column("other", LargeBinary))
