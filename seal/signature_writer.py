@@ -7,7 +7,7 @@ that each commit alone queue on it one flush at a time (docs/ARCHITECTURE.md, se
 backends waiting on average). :func:`group_writer` lets the concurrent signing requests of one
 server process share that work (``common.group_commit``): one committer thread per process takes
 every signature queued behind it, appends them to the log in one go (one head update, one
-``executemany`` each of entries, nodes and signatures) and commits once; each request is
+``INSERT ... unnest`` each of entries, nodes and signatures: ``RowsInsert``) and commits once; each request is
 answered only after the commit that holds its signature and entry.
 
 One committer per process, not several: every group takes the same head lock, so a second

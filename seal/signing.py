@@ -179,9 +179,9 @@ def sign(session: Session, kek: bytes, seal_id: str, *, actor: Actor, digest: by
     """Sign a document digest with a seal, log it and store the signature (committed).
 
     Statements: one read (seal, grant, idempotency), then the write
-    (:func:`seal.signature_writer.write_signatures`: the log append, one UPDATE ... RETURNING,
-    one INSERT of the leaf, one executemany of the nodes, and one node read when the leaf
-    completes a subtree; one INSERT of the signature with its log index; the commit), in this
+    (:func:`seal.signature_writer.write_signatures`: the head's advance with the node read it
+    needs, sent together; one ``INSERT ... unnest`` each of the entry, the nodes and the
+    signature with its log index; the commit), in this
     session, or, with a ``writer`` (a server's concurrent requests), in the writer's
     transaction shared with the other signatures queued at the same moment.
     :raise ValidationFailed: :raise SealNotFound: :raise NotGranted: :raise SealNotUsable:

@@ -2,8 +2,8 @@
 
 A batch costs what one append costs, give or take its rows: one head ``UPDATE ... RETURNING``
 reserving every index with one read of the left siblings it needs from the store (on PostgreSQL
-sent together, ``MerkleNodeStore.append_nodes``), one ``executemany`` of the entries and one of
-the nodes (see :mod:`seal.log.tree` for ordering).
+sent together, ``MerkleNodeStore.append_nodes``), one ``INSERT ... unnest`` of the entries and one
+of the nodes (``RowsInsert``) (see :mod:`seal.log.tree` for ordering).
 """
 
 from __future__ import annotations
