@@ -125,6 +125,16 @@ def test_issue_authorise_verify_online_and_offline_then_revoke(suite, browser, t
     assert again.status_code == 200 and again.json()["fields"] == verified.json()["fields"], again.text
     uses = requests.get(f"{lic}/my/licences/{licence['id']}/uses", headers=holder, timeout=10).json()
     assert [(u["verifier"], u["outcome"]) for u in uses] == [(WINDOW, "accepted")] * 2
+    # A code the holder gave another organisation is refused to this window through the door too
+    # (problem+json, nothing disclosed), whatever X-Forwarded-For the window sends.
+    other = requests.post(f"{lic}/my/authorisations", headers=holder, timeout=10, json={
+        "licence_id": licence["id"], "fields": ["operator_name"], "purpose": "招投标资格审查",
+        "audience": "xsn-dept-market", "minutes": 10, "max_uses": 3})
+    assert other.status_code == 201, other.text
+    refused = requests.post(f"{lic}/verify", headers={**window, "X-Forwarded-For": "203.0.113.9"},
+                            json={"code": other.json()["code"]}, timeout=30)
+    assert refused.status_code == 403 and refused.json()["code"] == "wrong_audience", refused.text
+    assert refused.headers["Content-Type"].startswith("application/problem+json") and "fields" not in refused.json()
 
     offline = requests.post(f"{lic}/my/authorisations/{auth.json()['id']}/offline-code", headers=holder, timeout=10)
     assert offline.status_code == 201, offline.text
