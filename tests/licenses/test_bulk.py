@@ -616,7 +616,9 @@ def test_a_job_whose_department_has_no_usable_seal_yet_stays_resumable(h, app, n
     not a lost chunk: the run answers the refusal, the job keeps its rows and no runner, and it
     finishes once the seal is usable again."""
     job_id = _upload(h, _csv(6)).get_json()["id"]
-    issuer = _job(app, job_id)[1].issuer_code
+    session, job = _job(app, job_id)
+    issuer = job.issuer_code
+    session.close()
     seal = node["deps"].seal
     seal.refuse.add(issuer)
     refused = h.client.post(f"/bulk-jobs/{job_id}/run", headers=h.police)
