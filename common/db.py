@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
+import weakref
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -308,6 +309,11 @@ class DriverPool:
         self.dispose()
         return self.get()
 
+    @property
+    def idle_count(self) -> int:
+        """Connections open and waiting in the pool (not in use)."""
+        return len(self._idle)
+
     def dispose(self) -> None:
         """Close the idle connections (tests, shutdown, :meth:`replace`); those in use now are
         closed when put back (they belong to an older generation)."""
@@ -327,6 +333,36 @@ class DriverPool:
         with self._free:
             self._open -= 1
             self._free.notify()
+
+
+# engine -> (the process that built it, its DriverPool)
+_engine_pools: weakref.WeakKeyDictionary[Engine, tuple[int, DriverPool]] = weakref.WeakKeyDictionary()
+_engine_pools_lock = threading.Lock()
+
+
+def engine_driver_pool(engine: Engine, *, size: int) -> DriverPool:
+    """The :class:`DriverPool` on ``engine``'s database for this process, beside the engine's
+    own pool: one per engine and process (a forked worker builds its own, as connections are not
+    shared across a fork), disposed with ``engine`` (``Engine.dispose``). ``size`` is the first
+    caller's; every caller of one engine passes the same."""
+    found = _engine_pools.get(engine)
+    if found is not None and found[0] == os.getpid():
+        return found[1]
+    with _engine_pools_lock:
+        found = _engine_pools.get(engine)
+        if found is None or found[0] != os.getpid():
+            if found is None:
+                event.listen(engine, "engine_disposed", _dispose_engine_pool)
+            pool = DriverPool(engine.url.render_as_string(hide_password=False), size=size)
+            found = _engine_pools[engine] = (os.getpid(), pool)
+    return found[1]
+
+
+def _dispose_engine_pool(engine: Engine) -> None:
+    with _engine_pools_lock:
+        found = _engine_pools.pop(engine, None)
+    if found is not None and found[0] == os.getpid():
+        found[1].dispose()
 
 
 class Database:

@@ -9,7 +9,7 @@ the log head's lock, each holding it through its commit's WAL flush. Measured wi
 ARCHITECTURE.md seal): 4 → 8 threads 130–173 → 217–290 signatures/s, 8 → 16 threads 232–280 →
 261–394/s, CPU per signature no higher. A thread waiting for its group costs no CPU; the
 request's read takes one of 8 autocommit connections for one statement
-(``common.merkle_log.driver.autocommit_engine``), and other views use the app's pool
+(``common.merkle_log.driver.READ_POOL_SIZE``), and other views use the app's pool
 (``common.db``: 5 + 10 per process).
 """
 

@@ -17,10 +17,7 @@ bytes and aware datetimes (what ``common.db.UTCDateTime`` would pass on unchange
 
 from __future__ import annotations
 
-import os
 import struct
-import threading
-import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -29,15 +26,20 @@ import psycopg
 from psycopg import pq
 from psycopg.adapt import Dumper
 from psycopg.rows import namedtuple_row
-from sqlalchemy import Engine, Table, create_engine, event, insert
+from sqlalchemy import Table, insert
 from sqlalchemy.dialects.postgresql.psycopg import dialect as psycopg_dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import ClauseElement
 
-from common.db import driver_connection, driver_errors, driver_for_rows
+from common.db import driver_connection, driver_errors, driver_for_rows, engine_driver_pool
 
 _DIALECT = psycopg_dialect()
+# Connections of an engine's read pool (:meth:`DriverStatement.first_alone`) in one process. A
+# gunicorn worker runs at most its thread count of requests at once, and the seal's run 16
+# threads (``seal/processes.py``), so up to 8 of them may wait for a connection (30 s at most)
+# instead of opening another; a read is one short statement, so the wait is short.
+READ_POOL_SIZE = 8
 
 
 @contextmanager
@@ -105,8 +107,9 @@ class DriverStatement:
         """:meth:`first` as a statement of its own, outside any transaction of the session's (one
         statement is a snapshot by itself; no ``BEGIN``/``ROLLBACK`` around it).
 
-        On psycopg it runs on a connection of the engine's :func:`autocommit_engine`: no
-        SQLAlchemy ``Connection`` or session transaction set up and torn down around it, no
+        On psycopg it runs on a connection of the engine's read pool
+        (:func:`common.db.engine_driver_pool`, ``READ_POOL_SIZE`` connections at most): autocommit,
+        no SQLAlchemy ``Connection`` or session transaction set up and torn down around it, no
         isolation-level switch and no pre-ping round trip. Elsewhere it runs on the session's
         connection in autocommit. The session must not be in a transaction.
         """
@@ -114,26 +117,22 @@ class DriverStatement:
         if engine.dialect.driver != "psycopg":
             connection = session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
             return connection.execute(self.statement, params).first()
-        readers = autocommit_engine(engine)
-        for attempt in (1, 2):
-            fairy = readers.raw_connection()
+        readers = engine_driver_pool(engine, size=READ_POOL_SIZE)
+        pooled = readers.get()
+        try:
             try:
-                return self._first(fairy.driver_connection, params)
+                return self._first(pooled.conn, params)
             except DBAPIError:
                 # Without a pre-ping, a connection the server closed meanwhile (a restart, an
                 # idle timeout) is found here. After a restart or failover every idle connection
-                # of the pool is dead too, and the pool hands them out in turn (first in, first out): dropping
-                # only this one would fail the retry on the next. So the whole pool is disposed
-                # and replaced (``Engine.dispose``: its idle connections closed; the ones other
-                # threads hold stay theirs and go with the old pool once given back), and the
-                # read is tried once on a connection the new pool opens for it.
-                if attempt == 2 or not fairy.driver_connection.broken:
+                # of the pool is dead too: ``replace`` closes them all with this one, and the read
+                # is tried once on a connection opened for it.
+                if not pooled.conn.broken:
                     raise
-                fairy.invalidate()
-                readers.dispose()
-            finally:
-                fairy.close()
-        raise AssertionError("unreachable")
+                pooled = readers.replace(pooled)
+                return self._first(pooled.conn, params)
+        finally:
+            readers.put(pooled)  # a discarded one (a failed replace) is left as it is
 
     def _first(self, connection: psycopg.Connection, params: Mapping[str, Any]) -> Any | None:
         with driver_errors(self.sql, params), connection.cursor(row_factory=namedtuple_row) as cursor:
@@ -249,48 +248,4 @@ def _array_type(sql_type: str) -> str:
     """The element type of a column's array parameter: its type without a length (``VARCHAR(64)``
     is ``VARCHAR``; the column's own type still checks the length on assignment)."""
     return sql_type.split("(", 1)[0]
-
-
-# engine -> (the process that built it, its autocommit engine)
-_autocommit_engines: weakref.WeakKeyDictionary[Engine, tuple[int, Engine]] = weakref.WeakKeyDictionary()
-_autocommit_lock = threading.Lock()
-AUTOCOMMIT_POOL_SIZE = 8
-
-
-def autocommit_engine(engine: Engine) -> Engine:
-    """A second engine on ``engine``'s database, for one-statement reads on the hot path
-    (:meth:`DriverStatement.first_alone`): its connections stay in autocommit, with no pre-ping
-    on checkout and no reset on return.
-
-    Why: the pre-ping is a round trip of its own before every read (psycopg's ``SELECT 1``,
-    with autocommit switched on and off around it), about a sixth of the worker CPU a single
-    signature's read cost, and a backend's work too; for a read that can simply be tried again
-    on a new connection, it buys nothing. One per engine and process (a forked worker builds its
-    own), disposed with ``engine``. ``AUTOCOMMIT_POOL_SIZE`` connections at most (no overflow,
-    so no connection is opened and closed per request): a gunicorn worker runs at most its
-    thread count of requests at once, and the seal's run 16 threads (``seal/processes.py``), so
-    up to 8 of them may wait for a connection (``pool_timeout``, SQLAlchemy's 30 s) instead of
-    opening another; a read is one short statement, so the wait is short. (After a broken read
-    disposes the pool, connections other threads still hold of the old one count beside the
-    new pool's until given back.)
-    """
-    found = _autocommit_engines.get(engine)
-    if found is not None and found[0] == os.getpid():
-        return found[1]
-    with _autocommit_lock:
-        found = _autocommit_engines.get(engine)
-        if found is None or found[0] != os.getpid():
-            if found is None:
-                event.listen(engine, "engine_disposed", _dispose_autocommit)
-            readers = create_engine(engine.url, isolation_level="AUTOCOMMIT", pool_pre_ping=False,
-                                    pool_reset_on_return=None, pool_size=AUTOCOMMIT_POOL_SIZE, max_overflow=0)
-            found = _autocommit_engines[engine] = (os.getpid(), readers)
-    return found[1]
-
-
-def _dispose_autocommit(engine: Engine) -> None:
-    with _autocommit_lock:
-        found = _autocommit_engines.pop(engine, None)
-    if found is not None and found[0] == os.getpid():
-        found[1].dispose()
 

@@ -204,27 +204,29 @@ def test_postgresql_writes_through_the_driver_and_reports_a_taken_key_as_sqlalch
 
 def test_postgresql_reads_without_a_ping_and_retries_on_a_connection_the_server_closed(app, kek, seal,
                                                                                       postgres_url):
-    """common.merkle_log.driver.autocommit_engine: the grouped path's read runs on an autocommit
-    pool of its own with no pre-ping; a pooled connection the server closed meanwhile fails the
-    read once, which is tried again on a new connection, and the signature goes through."""
+    """common.db.engine_driver_pool: the grouped path's read runs on a driver pool of its own
+    (autocommit, no pre-ping); a pooled connection the server closed meanwhile fails the read
+    once, which is tried again on a new connection, and the signature goes through."""
     from sqlalchemy import text
 
-    from common.merkle_log.driver import autocommit_engine
+    from common.db import engine_driver_pool
+    from common.merkle_log.driver import READ_POOL_SIZE
 
     engine = get_db(app).engine
-    readers = autocommit_engine(engine)
-    assert autocommit_engine(engine) is readers and readers.pool._pre_ping is False
+    readers = engine_driver_pool(engine, size=READ_POOL_SIZE)
+    assert engine_driver_pool(engine, size=READ_POOL_SIZE) is readers
     writer = group_writer(get_db(app).session, SIGNATURE_LOG)
     first = _sign_concurrently(app, kek, seal.id, writer, ["r1"], [sm3(b"read 1")])
     assert first[0].signature.log_index == 0
-    with readers.connect() as conn:  # the connection the read used, idle in the pool again
-        pid = conn.connection.driver_connection.info.backend_pid
+    pooled = readers.get()  # the connection the read used, idle in the pool again
+    pid = pooled.conn.info.backend_pid
+    readers.put(pooled)
     with engine.connect() as conn:
         assert conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid}).scalar_one()
     second = _sign_concurrently(app, kek, seal.id, writer, ["r2"], [sm3(b"read 2")])
     assert second[0].signature.log_index == 1, second
-    engine.dispose()  # the autocommit pool goes with its engine
-    assert autocommit_engine(engine) is not readers
+    engine.dispose()  # the read pool goes with its engine
+    assert readers.idle_count == 0 and engine_driver_pool(engine, size=READ_POOL_SIZE) is not readers
     check_log(app, 2)
 
 
@@ -235,17 +237,18 @@ def test_postgresql_reads_on_a_new_connection_after_every_backend_was_closed(app
     one signature: it goes through (the broken read disposes the pool, the retry opens a new one)."""
     from sqlalchemy import text
 
-    from common.merkle_log.driver import autocommit_engine
+    from common.db import engine_driver_pool
+    from common.merkle_log.driver import READ_POOL_SIZE
 
     engine = get_db(app).engine
-    readers = autocommit_engine(engine)
+    readers = engine_driver_pool(engine, size=READ_POOL_SIZE)
     writer = group_writer(get_db(app).session, SIGNATURE_LOG)
     first = _sign_concurrently(app, kek, seal.id, writer, ["t1"], [sm3(b"terminated 1")])
     assert first[0].signature.log_index == 0
-    held = [readers.connect() for _ in range(3)]  # three connections open at once, then idle
-    for conn in held:
-        conn.close()
-    assert readers.pool.checkedin() >= 3
+    held = [readers.get() for _ in range(3)]  # three connections open at once, then idle
+    for pooled in held:
+        readers.put(pooled)
+    assert readers.idle_count >= 3
     with engine.connect() as conn:
         terminated = conn.execute(text(
             "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid, 10000)) FROM pg_stat_activity"
