@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
@@ -31,6 +32,10 @@ REQUIRE_SERVICES = os.environ.get("XSN_TEST_REQUIRE_SERVICES") == "1"
 # Apps built without an explicit VAR_DIR must not write into the checkout's var/.
 os.environ.setdefault("XSN_VAR_DIR", tempfile.mkdtemp(prefix="xsn-test-var-"))
 TEST_KEK = "00112233445566778899aabbccddeeff"
+# Property tests judge what code returns, not how fast: hypothesis's default 200 ms deadline per
+# example fails them at random on a loaded machine (CI runs the suite twice beside other work).
+settings.register_profile("xsn", deadline=None)
+settings.load_profile("xsn")
 
 
 def pytest_configure(config) -> None:
