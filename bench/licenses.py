@@ -335,7 +335,7 @@ def _bulk(args, app, issuer: dict, raw_before: float) -> dict:
     """A bulk job of ``--bulk-rows`` rows uploaded, then run in this process."""
     from common.db import get_db
     from common.peers.seal_client import MemorySealClient, NoSealForIssuer, SealUnavailable
-    from licenses import bulk
+    from licenses.bulk import jobs
     from licenses.config import APPROVAL_BUREAU
     from licenses.issuing import Deps
     from licenses.models import BulkJob
@@ -361,7 +361,7 @@ def _bulk(args, app, issuer: dict, raw_before: float) -> dict:
     with app.app_context(), get_db(app).session() as session:
         job = session.get(BulkJob, job_id)
         while job.status in ("validated", "running"):
-            bulk.run_job(session, node["deps"], job, batch=int(app.config["LICENSES_BULK_BATCH"]), max_seconds=600,
+            jobs.run_job(session, node["deps"], job, batch=int(app.config["LICENSES_BULK_BATCH"]), max_seconds=600,
                          inflight=int(app.config["LICENSES_BULK_INFLIGHT"]))
         issued = job.issued
     issue_s = time.perf_counter() - started

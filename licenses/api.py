@@ -21,7 +21,8 @@ from common.db import get_session
 from common.errors import ValidationFailed
 from common.web.auth import current_claims, require_token
 
-from . import bulk, catalogue, issuing, lifecycle
+from . import catalogue, issuing, lifecycle
+from .bulk import jobs
 from .issuing import Deps, Issuer, IssueRequest
 from .models import PENDING, Licence, LicenceType
 from .schemas import (
@@ -232,10 +233,10 @@ class BulkJobs(MethodView):
         each bad one reported with its line and reason; nothing is issued until the job is run."""
         text = request.get_data(cache=False, as_text=True)
         fmt = request.args.get("format") or ("jsonl" if "json" in (request.content_type or "") else "csv")
-        job = bulk.create_job(get_session(), deps(), issuer(request.args.get("issuer_code")),
+        job = jobs.create_job(get_session(), deps(), issuer(request.args.get("issuer_code")),
                               request.args.get("type_code", ""), text, fmt,
                               max_rows=int(current_app.config["LICENSES_BULK_MAX_ROWS"]))
-        return bulk.job_view(get_session(), job)
+        return jobs.job_view(get_session(), job)
 
 
 @bulk_blp.route("/<job_id>")
@@ -246,7 +247,7 @@ class BulkJobItem(MethodView):
     def get(self, job_id):
         """Progress, counts and every bad row with its line and reason."""
         session = get_session()
-        return bulk.job_view(session, bulk.get_job(session, issuer(request.args.get("issuer_code")), job_id))
+        return jobs.job_view(session, jobs.get_job(session, issuer(request.args.get("issuer_code")), job_id))
 
 
 @bulk_blp.route("/<job_id>/run")
@@ -261,9 +262,9 @@ class BulkJobRun(MethodView):
         (resumes without issuing or sealing anything twice); 409 ``bulk_job_running`` while
         another runner holds the job."""
         session, config = get_session(), current_app.config
-        job = bulk.get_job(session, issuer(request.args.get("issuer_code")), job_id)
-        bulk.run_job(session, deps(), job, batch=int(config["LICENSES_BULK_BATCH"]),
+        job = jobs.get_job(session, issuer(request.args.get("issuer_code")), job_id)
+        jobs.run_job(session, deps(), job, batch=int(config["LICENSES_BULK_BATCH"]),
                      max_seconds=float(config["LICENSES_BULK_RUN_SECONDS"]),
                      lease_seconds=float(config["LICENSES_BULK_LEASE_SECONDS"]),
                      inflight=int(config["LICENSES_BULK_INFLIGHT"]))
-        return bulk.job_view(session, job)
+        return jobs.job_view(session, job)

@@ -116,15 +116,15 @@ def rotate_offline_key() -> None:
 def run_bulk_job(job_id: str) -> None:
     """Run (or resume) a bulk job to the end in this process."""
     from common.web.app import service_session
-    from licenses import bulk
+    from licenses.bulk import jobs
     from licenses.models import BulkJob
 
     with service_session("licenses") as (app, session):
         job = session.get(BulkJob, job_id)
         if job is None:
             raise click.ClickException(f"no bulk job {job_id}")
-        while job.status in bulk.RUNNABLE:
-            bulk.run_job(session, app.extensions["licenses"]["deps"], job, batch=int(app.config["LICENSES_BULK_BATCH"]),
+        while job.status in jobs.RUNNABLE:
+            jobs.run_job(session, app.extensions["licenses"]["deps"], job, batch=int(app.config["LICENSES_BULK_BATCH"]),
                          max_seconds=60, lease_seconds=float(app.config["LICENSES_BULK_LEASE_SECONDS"]),
                          inflight=int(app.config["LICENSES_BULK_INFLIGHT"]))
             click.echo(f"{job.issued} issued, {job.invalid} invalid of {job.total}")

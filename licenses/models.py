@@ -207,7 +207,7 @@ class BulkJob(Base):
     # runner is refused meanwhile; a killed runner's lease lapses and the job can be resumed.
     runner: Mapped[str | None] = mapped_column(String(32), nullable=True)
     lease_until: Mapped[datetime | None] = mapped_column(nullable=True)
-    # The chunks of rows reserved and being sealed, each a small frame (licenses.bulk_chunks): a
+    # The chunks of rows reserved and being sealed, each a small frame (licenses.bulk.chunks): a
     # chunk interrupted before its licences were written is rebuilt from it exactly as it was.
     chunks: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, nullable=True)
 
@@ -223,6 +223,6 @@ class BulkRow(Base):
     licence_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
     # Kept only for rows left by the previous version of the runner (licences inserted pending
     # before sealing): the seal batch the row's licence was sent in (SM3 of the batch's licence
-    # ids, 32 hex), sent again under that key (licenses.bulk_chunks.legacy_batches). The current
+    # ids, 32 hex), sent again under that key (licenses.bulk.chunks.legacy_batches). The current
     # runner keeps its chunks' frames in BulkJob.chunks and never sets it.
     batch: Mapped[str | None] = mapped_column(String(32), nullable=True)

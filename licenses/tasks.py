@@ -45,12 +45,12 @@ def deliver_notifications() -> int:
 @celery_app.task(name="licenses.resume_bulk_jobs", ignore_result=True)
 def resume_bulk_jobs() -> int:
     from common.db import get_db
-    from licenses import bulk
+    from licenses.bulk import jobs
 
     app = service_app("licenses")
     config = app.config
     with app.app_context(), get_db(app).session() as session:
-        return bulk.resume_abandoned(session, app.extensions["licenses"]["deps"],
+        return jobs.resume_abandoned(session, app.extensions["licenses"]["deps"],
                                      batch=int(config["LICENSES_BULK_BATCH"]),
                                      lease_seconds=float(config["LICENSES_BULK_LEASE_SECONDS"]),
                                      inflight=int(config["LICENSES_BULK_INFLIGHT"]))

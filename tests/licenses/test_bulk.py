@@ -10,7 +10,7 @@ from datetime import date, datetime
 import pytest
 
 from common.values.codes import CitizenId
-from licenses import bulk
+from licenses.bulk import jobs
 from licenses.models import BulkJob, Licence
 
 HEADER = ["holder_code", "holder_name", "name", "sex", "birth_date", "id_number", "address"]
@@ -58,11 +58,11 @@ def test_a_crash_mid_job_resumes_without_issuing_twice(h, app, node):
     seal.fail_next = 0
     with get_db(app).session() as session:
         job = session.get(BulkJob, job_id)
-        bulk.run_job(session, node["deps"], job, batch=10, max_seconds=0.0001)  # stops after one batch
+        jobs.run_job(session, node["deps"], job, batch=10, max_seconds=0.0001)  # stops after one batch
         assert job.issued == 10 and job.status == "running"
         seal.fail_next = 1
         with pytest.raises(SealUnavailable):
-            bulk.run_job(session, node["deps"], job, batch=10)
+            jobs.run_job(session, node["deps"], job, batch=10)
         assert job.issued == 10 and job.last_error
     # the failed chunk wrote no licence (its frame is kept in the job): resuming rebuilds it
     resumed = h.client.post(f"/bulk-jobs/{job_id}/run", headers=h.police).get_json()
@@ -145,7 +145,7 @@ def test_a_killed_runner_holds_the_job_until_its_lease_lapses_then_it_resumes(h,
     monkeypatch.setattr(seal, "sign_batch", dies_after_signing)
     session, job = _job(app, job_id)
     with pytest.raises(KeyboardInterrupt):
-        bulk.run_job(session, node["deps"], job, batch=10)
+        jobs.run_job(session, node["deps"], job, batch=10)
     session.close()
     monkeypatch.setattr(seal, "sign_batch", original)
     busy = h.client.post(f"/bulk-jobs/{job_id}/run", headers=h.police)
@@ -180,13 +180,13 @@ def test_a_runner_that_lost_its_lease_does_not_mark_the_batch_again(h, app, node
         other, other_job = _job(app, job_id)
         other_job.lease_until = utcnow() - timedelta(seconds=1)
         other.commit()
-        bulk.run_job(other, node["deps"], other_job, batch=10)  # takes the lapsed lease, finishes
+        jobs.run_job(other, node["deps"], other_job, batch=10)  # takes the lapsed lease, finishes
         other.close()
         return signatures
 
     monkeypatch.setattr(seal, "sign_batch", paused_while_another_runs)
     session, job = _job(app, job_id)
-    bulk.run_job(session, node["deps"], job, batch=10)
+    jobs.run_job(session, node["deps"], job, batch=10)
     session.close()
     assert h.count(Licence) == 5 and h.count(LicenceEvent) == 5
     assert h.client.get(f"/bulk-jobs/{job_id}", headers=h.police).get_json()["issued"] == 5
@@ -216,14 +216,14 @@ def test_with_two_batches_in_flight_a_killed_runner_resumes_without_issuing_or_s
     monkeypatch.setattr(seal, "sign_batch", dies_after_the_first)
     session, job = _job(app, job_id)
     with pytest.raises(KeyboardInterrupt):
-        bulk.run_job(session, node["deps"], job, batch=10, inflight=2)
+        jobs.run_job(session, node["deps"], job, batch=10, inflight=2)
     session.close()
     monkeypatch.setattr(seal, "sign_batch", original)
     session, job = _job(app, job_id)
     assert job.issued <= 10 and len(calls) >= 2
     job.lease_until = utcnow() - timedelta(seconds=1)
     session.commit()
-    bulk.run_job(session, node["deps"], job, batch=10, inflight=2)
+    jobs.run_job(session, node["deps"], job, batch=10, inflight=2)
     assert (job.status, job.issued) == ("done", 45)
     session.close()
     assert h.count(Licence) == 45 and h.count(LicenceEvent) == 45
@@ -246,7 +246,7 @@ def test_each_bulk_licence_is_sealed_recorded_and_its_known_holder_told(h, app, 
         issuing.link_holder(session, node["deps"].cipher, "p-known", [("person", known_code)])
     job_id = _upload(h, text).get_json()["id"]
     with get_db(app).session() as session:
-        bulk.run_job(session, node["deps"], session.get(BulkJob, job_id), batch=5, inflight=2)
+        jobs.run_job(session, node["deps"], session.get(BulkJob, job_id), batch=5, inflight=2)
     with get_db(app).session() as session:
         licences = list(session.scalars(select(Licence)))
         assert len(licences) == 12 and {lic.status for lic in licences} == {"valid"}
@@ -340,10 +340,10 @@ def test_checked_values_copied_from_another_row_are_not_trusted(h, app, node, so
 
 def test_a_rows_checked_values_depend_on_the_type_code():
     """Two types alike but for their code have different definitions: values checked for one
-    are not taken for the other (:func:`licenses.bulk_rows.definition_of`)."""
+    are not taken for the other (:func:`licenses.bulk.checked_rows.definition_of`)."""
     from types import SimpleNamespace
 
-    from licenses.bulk_rows import definition_of
+    from licenses.bulk.checked_rows import definition_of
 
     fields = [{"name": "address", "label": "住址", "required": True}]
     one = SimpleNamespace(code="residence_permit", holder_kind="person", fields=fields)
@@ -373,7 +373,7 @@ def test_no_licence_exists_unsealed_while_its_chunk_is_at_the_seal_node(h, app, 
 
     monkeypatch.setattr(seal, "sign_batch", looks_at_the_database)
     session, job = _job(app, job_id)
-    bulk.run_job(session, node["deps"], job, batch=10, inflight=1)
+    jobs.run_job(session, node["deps"], job, batch=10, inflight=1)
     session.close()
     assert seen[0] == (0, 0) and all(pending == 0 for _, pending in seen) and len(seen) == 3
     assert h.count(Licence) == 30 and h.count(LicenceEvent) == 30
@@ -409,7 +409,7 @@ def test_a_chunk_killed_after_signing_is_rebuilt_exactly_even_if_the_type_change
     monkeypatch.setattr(seal, "sign_batch", dies_after_the_first)
     session, job = _job(app, job_id)
     with pytest.raises(KeyboardInterrupt):
-        bulk.run_job(session, node["deps"], job, batch=10, inflight=1)
+        jobs.run_job(session, node["deps"], job, batch=10, inflight=1)
     session.close()
     session, job = _job(app, job_id)
     assert job.issued == 0 and len(job.chunks) == 2 and h.count(Licence) == 0  # two chunks were at the seal node
@@ -420,7 +420,7 @@ def test_a_chunk_killed_after_signing_is_rebuilt_exactly_even_if_the_type_change
     session.commit()
     first_day = issuing.today()
     monkeypatch.setattr(issuing, "today", lambda: first_day + timedelta(days=1))  # resumed the next day
-    bulk.run_job(session, node["deps"], job, batch=10, inflight=1)
+    jobs.run_job(session, node["deps"], job, batch=10, inflight=1)
     assert (job.status, job.issued, job.chunks) == ("done", 25, [])
     session.close()
     killed = next(iter(sent))
@@ -462,7 +462,8 @@ def test_a_job_left_with_pending_licences_by_an_earlier_version_is_finished_with
     from sqlalchemy import select
 
     from common.db import get_db
-    from licenses import bulk_rows, issuing
+    from licenses import issuing
+    from licenses.bulk import checked_rows
     from licenses.issuing import Issuer
     from licenses.models import BulkRow, LicenceEvent, LicenceType
 
@@ -472,12 +473,13 @@ def test_a_job_left_with_pending_licences_by_an_earlier_version_is_finished_with
         job = session.get(BulkJob, job_id)
         licence_type = session.get(LicenceType, job.type_code)
         issuer = Issuer(job.issuer_code, job.issuer_name, job.created_by, job.client_id)
-        definition = bulk_rows.definition_of(licence_type)
+        definition = checked_rows.definition_of(licence_type)
         rows = list(session.scalars(select(BulkRow).where(BulkRow.job_id == job_id).order_by(BulkRow.line)))[:3]
         numbers = issuing.take_numbers(session, licence_type, issuer.code, 3)
         made = []
         for row, taken in zip(rows, numbers, strict=True):
-            checked = bulk_rows.complete(licence_type, bulk_rows.trusted_passed(deps, row, definition), issuing.today())
+            passed = checked_rows.trusted_passed(deps, row, definition)
+            checked = checked_rows.complete(licence_type, passed, issuing.today())
             values = issuing.pending_values(deps, issuer, checked, taken, idempotency_key=f"bulk:{job_id}:{row.line}")
             session.add(Licence(**values))
             row.licence_id, row.batch = values["id"], "a" * 32
@@ -505,7 +507,7 @@ def test_a_runner_that_lapsed_does_not_take_the_job_back_once_the_next_one_relea
 
     job_id = _upload(h, _csv(25)).get_json()["id"]
     seal = node["deps"].seal
-    original, commit = seal.sign_batch, bulk._Lease.commit
+    original, commit = seal.sign_batch, jobs._Lease.commit
     reserved, both = [], threading.Event()
 
     def counts_reservations(self):
@@ -526,15 +528,15 @@ def test_a_runner_that_lapsed_does_not_take_the_job_back_once_the_next_one_relea
         assert len(other_job.chunks) == 2
         other_job.lease_until = utcnow() - timedelta(seconds=1)
         other.commit()
-        bulk.run_job(other, node["deps"], other_job, batch=5, max_seconds=0.0001)  # one chunk, then releases
+        jobs.run_job(other, node["deps"], other_job, batch=5, max_seconds=0.0001)  # one chunk, then releases
         assert (other_job.issued, other_job.runner, len(other_job.chunks)) == (5, None, 1)
         other.close()
         return signatures
 
-    monkeypatch.setattr(bulk._Lease, "commit", counts_reservations)
+    monkeypatch.setattr(jobs._Lease, "commit", counts_reservations)
     monkeypatch.setattr(seal, "sign_batch", paused_while_another_runs)
     session, job = _job(app, job_id)
-    ran = bulk.run_job(session, node["deps"], job, batch=5, inflight=1)
+    ran = jobs.run_job(session, node["deps"], job, batch=5, inflight=1)
     assert (ran.status, ran.issued, ran.runner, len(ran.chunks)) == ("running", 5, None, 1)  # as B left it
     session.close()
     assert h.count(Licence) == 5 and h.count(LicenceEvent) == 5
@@ -560,7 +562,7 @@ def _killed_after_signing(app, node, monkeypatch, job_id, batch=5):
     monkeypatch.setattr(seal, "sign_batch", dies_once_signed)
     session, job = _job(app, job_id)
     with pytest.raises(KeyboardInterrupt):
-        bulk.run_job(session, node["deps"], job, batch=batch, inflight=1)
+        jobs.run_job(session, node["deps"], job, batch=batch, inflight=1)
     session.close()
     monkeypatch.setattr(seal, "sign_batch", original)
     session, job = _job(app, job_id)
@@ -586,7 +588,7 @@ def test_a_chunk_that_cannot_be_rebuilt_fails_its_job_and_the_sweep_goes_on(h, a
             session.commit()
         session.close()
     session, job = _job(app, lost)
-    assert bulk.resume_abandoned(session, node["deps"], batch=5, lease_seconds=60, idle_seconds=0) == 1
+    assert jobs.resume_abandoned(session, node["deps"], batch=5, lease_seconds=60, idle_seconds=0) == 1
     session.close()
     session, job = _job(app, lost)
     assert (job.status, job.runner, job.issued) == ("failed", None, 0) and "ChunkLost" in job.last_error
@@ -665,7 +667,7 @@ def test_copy_keeps_tabs_backslashes_and_newlines_in_a_holder_name(h, app, postg
     from sqlalchemy import select
 
     from common.db import get_db
-    from licenses import bulk_chunks
+    from licenses.bulk import chunks
     from licenses.models import LicenceEvent
 
     name = "居民\t甲\\乙\n丙"
@@ -676,4 +678,4 @@ def test_copy_keeps_tabs_backslashes_and_newlines_in_a_holder_name(h, app, postg
     with get_db(app).session() as session:
         assert name in set(session.scalars(select(Licence.holder_name)))
         with pytest.raises(ValueError, match="naive"):  # COPY would take it in the session's time zone
-            bulk_chunks._insert(session, LicenceEvent.__table__, [{"at": datetime(2026, 12, 7, 8, 0)}])
+            chunks._insert(session, LicenceEvent.__table__, [{"at": datetime(2026, 12, 7, 8, 0)}])

@@ -13,7 +13,8 @@ import requests
 from sqlalchemy import select
 
 from common.db import get_db, utcnow
-from licenses import bulk, issuing
+from licenses import issuing
+from licenses.bulk import jobs
 from licenses.models import BulkJob, Licence
 from licenses.seed import demo_food_bulk_csv
 from tests.licenses.test_seal_http import http_seal, seal_url  # noqa: F401 (fixtures)
@@ -40,7 +41,7 @@ def test_a_killed_chunk_is_replayed_by_the_seal_node_and_verifies(h, app, http_s
     session = get_db(app).sessionmaker()
     job = session.get(BulkJob, job_id)
     with pytest.raises(KeyboardInterrupt):
-        bulk.run_job(session, deps, job, batch=5, inflight=1)
+        jobs.run_job(session, deps, job, batch=5, inflight=1)
     session.close()
     session = get_db(app).sessionmaker()
     job = session.get(BulkJob, job_id)
@@ -48,7 +49,7 @@ def test_a_killed_chunk_is_replayed_by_the_seal_node_and_verifies(h, app, http_s
     session.commit()
     first_day = issuing.today()
     monkeypatch.setattr(issuing, "today", lambda: first_day + timedelta(days=1))  # resumed the next day
-    bulk.run_job(session, deps, job, batch=5, inflight=1)
+    jobs.run_job(session, deps, job, batch=5, inflight=1)
     assert (job.status, job.issued) == ("done", 12)
     licences = list(session.scalars(select(Licence)))
     session.close()

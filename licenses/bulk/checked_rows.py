@@ -1,6 +1,6 @@
 """A bulk job's rows: parsed from the upload (CSV or JSON lines), the issuance each asks for,
 and the values a row passed its check with, stored with it at the upload (encrypted, bound to
-its job and line) so the runner does not check it all again (:mod:`licenses.bulk_chunks`)."""
+its job and line) so the runner does not check it all again (:mod:`licenses.bulk.chunks`)."""
 
 from __future__ import annotations
 
@@ -16,9 +16,9 @@ from sqlalchemy.orm import Session
 from common.crypto.gm import GMError, sm3
 from common.errors import ValidationFailed
 
-from . import catalogue, issuing
-from .issuing import Deps, Issuer, IssueRequest
-from .models import LicenceType
+from .. import catalogue, issuing
+from ..issuing import Deps, Issuer, IssueRequest
+from ..models import LicenceType
 
 log = structlog.get_logger("xsn.licenses.bulk")
 

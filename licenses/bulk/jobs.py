@@ -12,7 +12,7 @@ hold ID numbers).
 Running a job issues the pending rows in line order, a chunk (one seal batch) at a time, each
 licence written once, sealed and valid, in the transaction that marks its row issued; a chunk
 interrupted by a crash is rebuilt exactly and replayed by the seal node, so nothing is issued
-or signed twice and nothing is visible unsealed (:mod:`licenses.bulk_chunks`).
+or signed twice and nothing is visible unsealed (:mod:`licenses.bulk.chunks`).
 
 **One runner at a time**: a runner leases the job (``runner``, ``lease_until``, taken by a
 conditional UPDATE) and renews the lease in the same transaction as each chunk's reservation
@@ -41,9 +41,10 @@ from sqlalchemy.orm import Session
 from common.db import utcnow
 from common.errors import Conflict, NotFound, Problem, ValidationFailed
 
-from . import bulk_chunks, bulk_rows, catalogue, issuing
-from .issuing import Deps, Issuer
-from .models import BulkJob, BulkRow, LicenceType, new_id
+from .. import catalogue, issuing
+from ..issuing import Deps, Issuer
+from ..models import BulkJob, BulkRow, LicenceType, new_id
+from . import checked_rows, chunks
 
 RUNNABLE = ("validated", "running")
 
@@ -71,7 +72,7 @@ def create_job(session: Session, deps: Deps, issuer: Issuer, type_code: str, tex
     """Validate every row and store the job. :raise Problem: a job-level error (nothing stored)."""
     licence_type = catalogue.get_type(session, type_code)
     issuing.check_issuer(issuer, licence_type)
-    parsed = bulk_rows.parse_rows(text, fmt, licence_type)
+    parsed = checked_rows.parse_rows(text, fmt, licence_type)
     if not parsed:
         raise ValidationFailed("the upload has no rows", code="no_rows")
     if len(parsed) > max_rows:
@@ -81,22 +82,22 @@ def create_job(session: Session, deps: Deps, issuer: Issuer, type_code: str, tex
     session.add(job)
     session.flush()
     first_line: dict[str, int] = {}  # request hash -> the line that asked for it first
-    definition = bulk_rows.definition_of(licence_type)
+    definition = checked_rows.definition_of(licence_type)
     for line, item, error in parsed:
         passed = None
         if error is None:
             try:
-                request = bulk_rows.row_request(session, licence_type, item)
+                request = checked_rows.row_request(session, licence_type, item)
                 checked = issuing.check_request(session, issuer, request)
                 if checked.request_hash in first_line:
                     raise DuplicateRow(f"the same licence as line {first_line[checked.request_hash]}")
                 first_line[checked.request_hash] = line
-                passed = bulk_rows.passed_values(checked, request, definition)
+                passed = checked_rows.passed_values(checked, request, definition)
             except Problem as exc:
                 error = f"{exc.code}: {exc.detail}"
         payload = {"enc": deps.cipher.encrypt("bulk_row", json.dumps(item, ensure_ascii=False))} if item else {}
         if passed:
-            payload["checked"] = bulk_rows.seal_passed(deps, job.id, line, passed)
+            payload["checked"] = checked_rows.seal_passed(deps, job.id, line, passed)
         session.add(BulkRow(job_id=job.id, line=line, payload=payload, status="invalid" if error else "pending",
                             error=error[:255] if error else None))
         job.invalid += bool(error)
@@ -149,23 +150,23 @@ def run_job(session: Session, deps: Deps, job: BulkJob, *, batch: int = 100, max
         seal_id = deps.seal.seal_for(job.issuer_code, licence_type.seal_kind)
         _finish_legacy(session, deps, job, seal_id, lease)
         # Chunks an earlier run reserved, rebuilt as they were; then new ones after their lines.
-        reserved = deque(bulk_chunks.rebuild(session, deps, issuer, job, frame) for frame in job.chunks or [])
+        reserved = deque(chunks.rebuild(session, deps, issuer, job, frame) for frame in job.chunks or [])
         after = max((frame["lines"][-1] for frame in job.chunks or []), default=0)
         # Pipelined: the seal node signs up to ``inflight`` chunks at once (calls on the signer
         # threads) with one more queued behind them, while this thread reserves the next chunk
         # (step 1) and issues the oldest signed one (step 3), in order.
-        signing: deque[tuple[bulk_chunks.Chunk, Future]] = deque()
+        signing: deque[tuple[chunks.Chunk, Future]] = deque()
         submitted = False
         while True:  # at least one chunk per call, then until max_seconds have passed
             while len(signing) <= inflight and (not submitted or time.monotonic() - started < max_seconds):
                 if reserved:
                     chunk = reserved.popleft()
                 else:
-                    rows = bulk_chunks.unreserved_rows(session, job, after, batch)
+                    rows = chunks.unreserved_rows(session, job, after, batch)
                     if not rows:
                         break
                     after = rows[-1].line
-                    chunk = bulk_chunks.reserve(session, deps, issuer, job, licence_type, rows)
+                    chunk = chunks.reserve(session, deps, issuer, job, licence_type, rows)
                     lease.commit()
                     if chunk is None:
                         continue  # every row of this chunk turned out invalid
@@ -177,10 +178,10 @@ def run_job(session: Session, deps: Deps, job: BulkJob, *, batch: int = 100, max
             chunk, signed = signing.popleft()
             signatures = signed.result()
             lease.renew()  # before the chunk's writes, in their transaction
-            bulk_chunks.issue(session, job, chunk, signatures)
+            chunks.issue(session, job, chunk, signatures)
             session.commit()
         # done: no chunk reserved and no row pending (a row of a reserved chunk is pending too)
-        done = not job.chunks and not bulk_chunks.unreserved_rows(session, job, 0, 1)
+        done = not job.chunks and not chunks.unreserved_rows(session, job, 0, 1)
         lease.release(**({"status": "done", "finished_at": utcnow()} if done else {}))
     except LeaseLost:  # another runner took the job over: it carries on from the database
         session.rollback()
@@ -189,7 +190,7 @@ def run_job(session: Session, deps: Deps, job: BulkJob, *, batch: int = 100, max
         session.rollback()
         _release_quietly(lease, last_error=exc.detail[:255])
         raise
-    except (bulk_chunks.ChunkLost, Problem) as exc:
+    except (chunks.ChunkLost, Problem) as exc:
         session.rollback()
         if seal_id is None:
             # refused before anything was signed (the department has no usable seal yet, e.g.
@@ -246,12 +247,12 @@ def resume_abandoned(session: Session, deps: Deps, *, batch: int, lease_seconds:
 def _finish_legacy(session: Session, deps: Deps, job: BulkJob, seal_id: str, lease: _Lease) -> None:
     """Batches an earlier version's runner left with pending licences, signed (replayed by the
     seal node under their key) and issued. :raise LeaseLost:"""
-    for rows in bulk_chunks.legacy_batches(session, job):
-        licences = bulk_chunks.legacy_licences(session, rows)
+    for rows in chunks.legacy_batches(session, job):
+        licences = chunks.legacy_licences(session, rows)
         signatures = deps.seal.sign_batch(seal_id, [(lic.document_sm3, lic.identifier) for lic in licences],
                                           idempotency_key=f"bulk:{job.id}:{rows[0].batch}")
         lease.renew()
-        bulk_chunks.issue_legacy(session, job, rows, licences, signatures)
+        chunks.issue_legacy(session, job, rows, licences, signatures)
         session.commit()
 
 

@@ -1,4 +1,4 @@
-"""A bulk job's chunks (:mod:`licenses.bulk`): each licence is written once, sealed and valid.
+"""A bulk job's chunks (:mod:`licenses.bulk.jobs`): each licence is written once, sealed and valid.
 
 A runner issues a job's pending rows a chunk at a time, in line order:
 
@@ -42,9 +42,10 @@ from common.db import driver_errors, driver_for_rows, utcnow
 from common.errors import Problem
 from common.values.codes import LicenseIdentifiers
 
-from . import bulk_rows, issuing
-from .issuing import Deps, Issuer
-from .models import PENDING, BulkJob, BulkRow, Licence, LicenceEvent, LicenceType
+from .. import issuing
+from ..issuing import Deps, Issuer
+from ..models import PENDING, BulkJob, BulkRow, Licence, LicenceEvent, LicenceType
+from . import checked_rows
 
 # What the runner reads of a row (its payload holds the values it passed its check with).
 ROW_COLUMNS = (BulkRow.job_id, BulkRow.line, BulkRow.payload, BulkRow.status)
@@ -91,7 +92,7 @@ def reserve(session: Session, deps: Deps, issuer: Issuer, job: BulkJob, licence_
     except Problem as exc:
         _refuse(session, job, [(row, exc) for row in rows])
         return None
-    definition = bulk_rows.definition_of(licence_type)
+    definition = checked_rows.definition_of(licence_type)
     day = issuing.today()
     frame_type = {"name": licence_type.name, "face_prefix": licence_type.face_prefix,
                   "validity_days": licence_type.validity_days, "holder_kind": licence_type.holder_kind}
@@ -101,12 +102,12 @@ def reserve(session: Session, deps: Deps, issuer: Issuer, job: BulkJob, licence_
     refreshed: list[dict[str, Any]] = []
     for row in rows:
         try:
-            passed = bulk_rows.trusted_passed(deps, row, definition)
+            passed = checked_rows.trusted_passed(deps, row, definition)
             if passed is None:  # kept with the row, so that a rebuild finds the values signed
-                passed = bulk_rows.recheck(session, deps, issuer, licence_type, row, definition)
-                payload = {**row.payload, "checked": bulk_rows.seal_passed(deps, job.id, row.line, passed)}
+                passed = checked_rows.recheck(session, deps, issuer, licence_type, row, definition)
+                payload = {**row.payload, "checked": checked_rows.seal_passed(deps, job.id, row.line, passed)}
                 refreshed.append({"_line": row.line, "_payload": payload})
-            kept.append((row.line, bulk_rows.complete(as_issued, passed, day)))
+            kept.append((row.line, checked_rows.complete(as_issued, passed, day)))
         except Problem as exc:
             refused.append((row, exc))
     _refuse(session, job, refused)
@@ -131,10 +132,11 @@ def rebuild(session: Session, deps: Deps, issuer: Issuer, job: BulkJob, frame: d
     checked = []
     for line in frame["lines"]:
         row = rows.get(line)
-        passed = bulk_rows.trusted_passed(deps, row, frame["definition"]) if row and row.status == "pending" else None
+        pending = row is not None and row.status == "pending"
+        passed = checked_rows.trusted_passed(deps, row, frame["definition"]) if pending else None
         if passed is None:
             raise ChunkLost(f"bulk job {job.id}: line {line} no longer holds the values its licence was signed with")
-        checked.append(bulk_rows.complete(as_issued, passed, day))
+        checked.append(checked_rows.complete(as_issued, passed, day))
     return Chunk(job.id, frame, _licences(deps, issuer, job, frame, checked))
 
 
