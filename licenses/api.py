@@ -23,7 +23,8 @@ from common.web.auth import current_claims, require_token
 
 from . import catalogue, issuing, lifecycle
 from .bulk import jobs
-from .issuing import Deps, Issuer, IssueRequest
+from .issuers import Issuer, choose_issuer, issuers_for
+from .issuing import Deps, IssueRequest
 from .models import PENDING, Licence, LicenceType
 from .schemas import (
     AmendSchema,
@@ -58,7 +59,7 @@ def actor() -> str:
 
 
 def issuer(requested: str | None = None) -> Issuer:
-    return issuing.choose_issuer(issuing.issuers_for(current_claims(), current_app.config), requested)
+    return choose_issuer(issuers_for(current_claims(), current_app.config), requested)
 
 
 def type_view(row: LicenceType) -> dict[str, Any]:

@@ -19,7 +19,8 @@ from common.db import utcnow
 from common.errors import NotFound, Problem, ValidationFailed
 
 from . import issuing, notifier
-from .issuing import Deps, Issuer, IssueRequest
+from .issuers import Issuer
+from .issuing import Deps, IssueRequest
 from .models import EXPIRED, PENDING, REVOCATION_KINDS, REVOKED, SUPERSEDED, SUSPENDED, VALID, Licence, LicenceEvent
 
 TRANSITIONS: dict[str, tuple[tuple[str, ...], str]] = {

@@ -17,7 +17,8 @@ from common.crypto.gm import GMError, sm3
 from common.errors import ValidationFailed
 
 from .. import catalogue, issuing
-from ..issuing import Deps, Issuer, IssueRequest
+from ..issuers import Issuer
+from ..issuing import Deps, IssueRequest
 from ..models import LicenceType
 
 log = structlog.get_logger("xsn.licenses.bulk")

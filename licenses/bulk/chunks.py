@@ -43,7 +43,8 @@ from common.errors import Problem
 from common.values.codes import LicenseIdentifiers
 
 from .. import issuing
-from ..issuing import Deps, Issuer
+from ..issuers import Issuer, check_issuer
+from ..issuing import Deps
 from ..models import PENDING, BulkJob, BulkRow, Licence, LicenceEvent, LicenceType
 from . import checked_rows
 
@@ -88,7 +89,7 @@ def reserve(session: Session, deps: Deps, issuer: Issuer, job: BulkJob, licence_
     """Step (1) for ``rows`` (:func:`unreserved_rows`); the caller renews the lease and commits.
     None when every row turned out invalid (each marked so, with its reason)."""
     try:  # the type and issuer, once for the chunk (every row of a job has the job's)
-        issuing.check_issuer(issuer, licence_type)
+        check_issuer(issuer, licence_type)
     except Problem as exc:
         _refuse(session, job, [(row, exc) for row in rows])
         return None

@@ -42,7 +42,8 @@ from common.db import utcnow
 from common.errors import Conflict, NotFound, Problem, ValidationFailed
 
 from .. import catalogue, issuing
-from ..issuing import Deps, Issuer
+from ..issuers import Issuer, check_issuer
+from ..issuing import Deps
 from ..models import BulkJob, BulkRow, LicenceType, new_id
 from . import checked_rows, chunks
 
@@ -71,7 +72,7 @@ def create_job(session: Session, deps: Deps, issuer: Issuer, type_code: str, tex
                max_rows: int) -> BulkJob:
     """Validate every row and store the job. :raise Problem: a job-level error (nothing stored)."""
     licence_type = catalogue.get_type(session, type_code)
-    issuing.check_issuer(issuer, licence_type)
+    check_issuer(issuer, licence_type)
     parsed = checked_rows.parse_rows(text, fmt, licence_type)
     if not parsed:
         raise ValidationFailed("the upload has no rows", code="no_rows")

@@ -464,7 +464,7 @@ def test_a_job_left_with_pending_licences_by_an_earlier_version_is_finished_with
     from common.db import get_db
     from licenses import issuing
     from licenses.bulk import checked_rows
-    from licenses.issuing import Issuer
+    from licenses.issuers import Issuer
     from licenses.models import BulkRow, LicenceEvent, LicenceType
 
     job_id = _upload(h, _csv(5)).get_json()["id"]
