@@ -36,7 +36,7 @@ from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from common.db import DriverPool, Pooled
+from common.db_driver import DriverPool, Pooled
 from common.ttl_cache import TtlCache
 
 from .models import VALID, Authorisation, Licence, LicenceType, UseRecord
@@ -278,7 +278,7 @@ class SessionStore:
 class Stores:
     """Where each verification of one app gets its store.
 
-    On PostgreSQL a :class:`common.db.DriverPool` of its own, built on first use (after a
+    On PostgreSQL a :class:`common.db_driver.DriverPool` of its own, built on first use (after a
     server's workers fork): autocommit psycopg connections without SQLAlchemy's pool and
     without the pre-ping every other checkout pays (a ``SELECT 1`` round trip per request). A
     connection the server closed meanwhile fails the lookup, which is tried again on a new one

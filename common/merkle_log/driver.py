@@ -32,7 +32,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import ClauseElement
 
-from common.db import driver_connection, driver_errors, driver_for_rows, engine_driver_pool
+from common.db_driver import driver_connection, driver_errors, driver_for_rows, engine_driver_pool
 
 _DIALECT = psycopg_dialect()
 # Connections of an engine's read pool (:meth:`DriverStatement.first_alone`) in one process. A
@@ -108,7 +108,7 @@ class DriverStatement:
         statement is a snapshot by itself; no ``BEGIN``/``ROLLBACK`` around it).
 
         On psycopg it runs on a connection of the engine's read pool
-        (:func:`common.db.engine_driver_pool`, ``READ_POOL_SIZE`` connections at most): autocommit,
+        (:func:`common.db_driver.engine_driver_pool`, ``READ_POOL_SIZE`` connections at most): autocommit,
         no SQLAlchemy ``Connection`` or session transaction set up and torn down around it, no
         isolation-level switch and no pre-ping round trip. Elsewhere it runs on the session's
         connection in autocommit. The session must not be in a transaction.

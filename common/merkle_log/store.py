@@ -26,7 +26,7 @@ from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from common.crypto import merkle
-from common.db import driver_connection, driver_errors
+from common.db_driver import driver_connection, driver_errors
 from common.merkle_log.driver import DriverStatement, plain_rows
 from common.merkle_log.tables import HEAD_ID
 

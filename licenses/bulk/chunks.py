@@ -38,7 +38,8 @@ from sqlalchemy import Table, bindparam, case, insert, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session
 
-from common.db import driver_errors, driver_for_rows, utcnow
+from common.db import utcnow
+from common.db_driver import driver_errors, driver_for_rows
 from common.errors import Problem
 from common.values.codes import LicenseIdentifiers
 

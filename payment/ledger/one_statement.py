@@ -46,7 +46,7 @@ from datetime import datetime
 
 from sqlalchemy import Connection
 
-from common.db import driver_errors
+from common.db_driver import driver_errors
 from payment.ledger.rules import (
     SUMS,
     TransferRecord,

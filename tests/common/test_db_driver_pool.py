@@ -1,4 +1,4 @@
-"""common.db.DriverPool: psycopg connections without SQLAlchemy's pool (online verification's)."""
+"""common.db_driver.DriverPool: psycopg connections without SQLAlchemy's pool (online verification's)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import psycopg
 import pytest
 from sqlalchemy import create_engine, text
 
-from common.db import DriverPool, PoolTimeout
+from common.db_driver import DriverPool, PoolTimeout
 
 pytestmark = pytest.mark.services
 

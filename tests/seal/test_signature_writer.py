@@ -204,12 +204,12 @@ def test_postgresql_writes_through_the_driver_and_reports_a_taken_key_as_sqlalch
 
 def test_postgresql_reads_without_a_ping_and_retries_on_a_connection_the_server_closed(app, kek, seal,
                                                                                       postgres_url):
-    """common.db.engine_driver_pool: the grouped path's read runs on a driver pool of its own
+    """common.db_driver.engine_driver_pool: the grouped path's read runs on a driver pool of its own
     (autocommit, no pre-ping); a pooled connection the server closed meanwhile fails the read
     once, which is tried again on a new connection, and the signature goes through."""
     from sqlalchemy import text
 
-    from common.db import engine_driver_pool
+    from common.db_driver import engine_driver_pool
     from common.merkle_log.driver import READ_POOL_SIZE
 
     engine = get_db(app).engine
@@ -237,7 +237,7 @@ def test_postgresql_reads_on_a_new_connection_after_every_backend_was_closed(app
     one signature: it goes through (the broken read disposes the pool, the retry opens a new one)."""
     from sqlalchemy import text
 
-    from common.db import engine_driver_pool
+    from common.db_driver import engine_driver_pool
     from common.merkle_log.driver import READ_POOL_SIZE
 
     engine = get_db(app).engine
