@@ -53,14 +53,15 @@ Found = tuple[SimpleNamespace, SimpleNamespace, SimpleNamespace]  # authorisatio
 def _found(row) -> Found:
     auth = SimpleNamespace(**dict(zip(AUTH_COLUMNS, row[:9], strict=True)))
     licence = SimpleNamespace(**dict(zip(LICENCE_COLUMNS, row[9:26], strict=True)))
-    fields = _type_fields(row[27]) if isinstance(row[27], str) else row[27]
+    fields = _json_list(row[27]) if isinstance(row[27], str) else row[27]
     return auth, licence, SimpleNamespace(name=row[26], fields=fields)
 
 
-@lru_cache(maxsize=256)
-def _type_fields(text: str) -> list[dict[str, Any]]:
-    """A type's field specs from their stored JSON text (PostgreSQL sends the text; a type's
-    specs are the same few hundred bytes on every verification). Callers only read the list."""
+@lru_cache(maxsize=4096)
+def _json_list(text: str) -> list[Any]:
+    """A type's field specs, or an authorisation's field names, from their stored JSON text
+    (PostgreSQL sends the text: the same few hundred bytes on every verification of a licence,
+    parsed once). Callers only read the list."""
     return json.loads(text)
 
 
@@ -103,7 +104,7 @@ taken AS (
       AND a.status = 'active' AND a.uses < a.max_uses AND a.expires_at > b.now AND a.audience = b.audience
       AND l.status = %s AND l.document_sm3 = b.document_sm3 AND l.valid_from <= b.today
       AND (l.valid_until IS NULL OR l.valid_until >= b.today)
-    RETURNING b.i, a.id AS a_id, a.licence_id AS a_licence, a.fields AS a_fields, a.purpose AS a_purpose,
+    RETURNING b.i, a.id AS a_id, a.licence_id AS a_licence, a.fields::text AS a_fields, a.purpose AS a_purpose,
               a.audience AS a_audience, a.expires_at AS a_expires, a.max_uses AS a_max, a.uses AS a_uses,
               a.status AS a_status, l.id AS l_id, l.identifier, l.type_code, l.version, l.face_number,
               l.issuer_code, l.issuer_name, l.holder_kind, l.holder_name, l.holder_code_masked, l.valid_from,
@@ -230,6 +231,7 @@ class PostgresStore:
         if row is None:
             return None
         auth = SimpleNamespace(**dict(zip(AUTH_COLUMNS, row[1:10], strict=True)))
+        auth.fields = _json_list(auth.fields)
         licence = SimpleNamespace(**dict(zip(_KNOWN_LICENCE_COLUMNS, row[10:25], strict=True)))
         licence.signature_b64, licence.document_enc, licence.row_version = known.signature_b64, None, known.row_version
         uses = auth.uses
@@ -237,7 +239,7 @@ class PostgresStore:
         auth.expires_at = auth.expires_at.astimezone(UTC)
         if licence.issued_at is not None:
             licence.issued_at = licence.issued_at.astimezone(UTC)
-        return (auth, licence, SimpleNamespace(name=row[25], fields=_type_fields(row[26]))), uses
+        return (auth, licence, SimpleNamespace(name=row[25], fields=_json_list(row[26]))), uses
 
     def take(self, auth: SimpleNamespace, record: dict[str, Any], now: datetime) -> int | None:
         """Take one use and record it, committed; ``None`` (nothing written) when no use is left
