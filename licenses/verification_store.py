@@ -10,7 +10,9 @@ driver directly (the statements are fixed text with positional parameters, which
 prepares on each connection after a few uses). A code that passed every check in the last
 minute (:attr:`Stores.verified`, per app) is verified in one round trip: the statement that takes
 the use also makes the database's checks and returns what the lookup would have read, and takes
-nothing when anything changed (:meth:`PostgresStore.take_known`).
+nothing when anything changed (:meth:`PostgresStore.take_known`); the takes of the process's
+concurrent verifications of such codes go in one statement and one commit
+(:attr:`Stores.takes`, :mod:`licenses.take_groups`).
 
 :class:`SessionStore` (SQLite, development and most tests) does the same through Core
 statements on the request's session: lookup, conditional UPDATE, INSERT, commit.
@@ -158,22 +160,6 @@ def _take_key(take) -> str:
     return take[0]  # the code: one take of an authorisation per statement
 
 
-def _write_known(store: PostgresStore, takes) -> list[tuple | None]:
-    """Known codes' takes (``(code, known, record, now, today)``, distinct codes) in one
-    committed statement, on ``store``'s connection: each take's row, or None (nothing written
-    for it)."""
-    batch = orjson.dumps([
-        (i, code, known.licence_id, known.row_version, known.audience, known.document_sm3, record["verifier"],
-         record["verifier_client"], record["verifier_org"], record["request_id"], now, today)
-        for i, (code, known, record, now, today) in enumerate(takes)])
-    cursor = store._pooled.cursor
-    cursor.execute(_PG_TAKE_KNOWN, (batch.decode(), VALID))
-    rows: list[tuple | None] = [None] * len(takes)
-    for row in cursor.fetchall():
-        rows[row[0]] = row
-    return rows
-
-
 class PostgresStore:
     """One request's use of a connection of :class:`Stores`' pool (autocommit: each statement
     commits, durably with ``synchronous_commit``, as it ends)."""
@@ -227,7 +213,7 @@ class PostgresStore:
         if waiting.poll(0):
             self._reconnect()
         take = (code, known, record, now, today)
-        row = _write_known(self, [take])[0] if self._groups is None else self._groups.run(self, take)
+        row = self.write_known([take])[0] if self._groups is None else self._groups.run(self, take)
         if row is None:
             return None
         auth = SimpleNamespace(**dict(zip(AUTH_COLUMNS, row[1:10], strict=True)))
@@ -240,6 +226,21 @@ class PostgresStore:
         if licence.issued_at is not None:
             licence.issued_at = licence.issued_at.astimezone(UTC)
         return (auth, licence, SimpleNamespace(name=row[25], fields=_json_list(row[26]))), uses
+
+    def write_known(self, takes) -> list[tuple | None]:
+        """Known codes' takes (``(code, known, record, now, today)``, distinct codes: one group of
+        :class:`~licenses.take_groups.TakeGroups`) in one committed statement on this store's
+        connection: each take's row, or None (nothing written for it)."""
+        batch = orjson.dumps([
+            (i, code, known.licence_id, known.row_version, known.audience, known.document_sm3, record["verifier"],
+             record["verifier_client"], record["verifier_org"], record["request_id"], now, today)
+            for i, (code, known, record, now, today) in enumerate(takes)])
+        cursor = self._pooled.cursor
+        cursor.execute(_PG_TAKE_KNOWN, (batch.decode(), VALID))
+        rows: list[tuple | None] = [None] * len(takes)
+        for row in cursor.fetchall():
+            rows[row[0]] = row
+        return rows
 
     def take(self, auth: SimpleNamespace, record: dict[str, Any], now: datetime) -> int | None:
         """Take one use and record it, committed; ``None`` (nothing written) when no use is left
@@ -339,7 +340,7 @@ class Stores:
         self._engine, self._pool_size = engine, pool_size
         self._pool: DriverPool | None = None
         # Known codes' takes of this process's concurrent verifications, written together.
-        self.takes: TakeGroups | None = TakeGroups(_write_known, key=_take_key) if group_takes else None
+        self.takes: TakeGroups | None = TakeGroups(PostgresStore.write_known, key=_take_key) if group_takes else None
         self._lock = threading.Lock()
         # Codes verified lately: a minute, as long as the seal's verdicts are cached. A version of
         # a row (xmin) names it for a few billion transactions, far beyond a minute.
