@@ -116,6 +116,8 @@ class TakeGroups(Generic[Item, Outcome]):
                 group = self._take_group(me)
             try:
                 outcomes = self._write(context, [w.item for w in group])
+                if len(outcomes) != len(group):  # every follower must be woken, whatever happened
+                    raise RuntimeError(f"a group of {len(group)} takes got {len(outcomes)} outcomes")
             except BaseException as error:
                 for waiting in group[1:]:
                     waiting.error = error

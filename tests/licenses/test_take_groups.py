@@ -123,6 +123,23 @@ def test_a_failed_write_fails_every_take_of_its_group_and_the_next_group_is_stil
     assert groups._leading is False
 
 
+def test_a_write_answering_the_wrong_number_of_outcomes_fails_the_group_and_wakes_everyone():
+    writer = Writer()
+    groups = TakeGroups(lambda context, items: writer(context, items)[:1], key)
+    results: dict = {}
+    writer.hold.clear()
+    first = _start(groups, "t0", "a", results)
+    assert writer.entered.wait(10)
+    others = _queue(groups, ["b", "c"], results)
+    writer.hold.set()
+    for thread in [first, *others]:
+        thread.join(10)
+        assert not thread.is_alive()
+    assert results["a"] == "a!"  # a group of one: one outcome
+    assert isinstance(results["b"], RuntimeError) and "2 takes got 1" in str(results["b"])
+    assert isinstance(results["c"], GroupWriteFailed)
+
+
 def test_a_take_no_write_came_for_leaves_the_queue_unwritten():
     writer = Writer()
     groups = TakeGroups(writer, key, wait_seconds=0.05)
