@@ -23,7 +23,9 @@ one run measures:
   the seal node's ``/verify`` with the node's cache, use record, commit) with ``wrk`` and the
   same connections; the ratio of the two is ``verify_ratio`` (target ≥ 0.4). The accepted use
   records in the database are counted afterwards (``use_records_ok``: at least one per answered
-  verification);
+  verification). Beside the server's CPU per request, the CPU of the PostgreSQL backends serving
+  the bench's database per verification (``database_cpu_ms_per_verify``, from ``/proc`` when the
+  server is local): they share the cores with the server, which ``/livez`` never asks of them;
 * unless ``--no-sqlite``, the same two measurements against a licences server of the same shape
   on SQLite (``PRAGMA synchronous=FULL``, the development default): ``verify_ratio_sqlite``, a
   side figure (SQLite commits one writer at a time, each waiting for its own disk sync);
@@ -161,15 +163,19 @@ def _measure(env: dict, args, tokens: TokenFactory, codes: list[str]) -> dict:
     window = tokens.token(sub=WINDOW, client_id=WINDOW, scope="licenses:verify", aud="xsn:licenses", lifetime=3600)
     headers = {"Authorization": f"Bearer {window}", "Content-Type": "application/json"}
     lua = VERIFY_LUA.replace("CODES", ",".join(f'"{c}"' for c in codes))
+    db_url = env.get("XSN_LICENSES_DATABASE_URL")
     with gunicorn("licenses:create_app()", env=env, workers=args.workers, threads=args.licences_threads,
                   ready_path="/readyz") as server:
         cpu_start, busy_start = server.cpu_seconds(), machine_busy_seconds()
         trivial = wrk(f"{server.url}/livez", duration=args.seconds, connections=args.connections)
         cpu_between, busy_between = server.cpu_seconds(), machine_busy_seconds()
+        db_before = database_cpu(db_url)
         verify = wrk(f"{server.url}/verify", duration=args.seconds, connections=args.connections, method="POST",
                      headers=headers, lua=lua)
         cpu_end, busy_end = server.cpu_seconds(), machine_busy_seconds()
-    return {"trivial": trivial, "verify": verify, "ratio": verify.requests_per_s / trivial.requests_per_s,
+        db_cpu = None if db_before is None else _cpu_between(db_before, database_cpu(db_url))
+    return {"database_cpu_ms_per_verify": None if db_cpu is None else _per_request(db_cpu, verify.requests),
+            "trivial": trivial, "verify": verify, "ratio": verify.requests_per_s / trivial.requests_per_s,
             "server_cpu_ms_per_livez": _per_request(cpu_between - cpu_start, trivial.requests),
             "server_cpu_ms_per_verify": _per_request(cpu_end - cpu_between, verify.requests),
             # cores: CPU seconds per second of the phase (the server's; the whole machine's, which
@@ -178,6 +184,39 @@ def _measure(env: dict, args, tokens: TokenFactory, codes: list[str]) -> dict:
             "server_cores_verify": round((cpu_end - cpu_between) / verify.duration_s, 2),
             "machine_cores_livez": _cores(busy_start, busy_between, trivial.duration_s),
             "machine_cores_verify": _cores(busy_between, busy_end, verify.duration_s)}
+
+
+def database_cpu(db_url: str | None) -> dict[tuple[int, int], float] | None:
+    """CPU seconds used so far by each PostgreSQL backend connected to ``db_url``'s database,
+    keyed by (pid, start time) so that a reused pid is another backend; ``None`` for SQLite or a
+    server on another machine (its processes are not in ``/proc``). A verification's own cost
+    includes them: they share the cores with the server, which ``/livez`` never asks of them.
+    The cluster's WAL writer and checkpointer are not counted."""
+    if not db_url or not db_url.startswith("postgresql"):
+        return None
+    engine = create_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            pids = conn.execute(text("SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                                     "AND pid <> pg_backend_pid()")).scalars().all()
+    finally:
+        engine.dispose()
+    cpu = {}
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+        except OSError:  # gone since, or not on this machine
+            continue
+        cpu[(pid, int(fields[19]))] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return cpu if cpu or not pids else None
+
+
+def _cpu_between(before: dict[tuple[int, int], float], after: dict[tuple[int, int], float] | None) -> float:
+    """The backends' CPU seconds between two samples: each one's growth, and the whole of one
+    that started meanwhile (the pool opening a connection); one that closed is not counted, so a
+    phase reads low, never high."""
+    return sum(cpu - before.get(key, 0.0) for key, cpu in (after or {}).items())
 
 
 def machine_busy_seconds() -> float | None:
@@ -260,7 +299,8 @@ def main() -> None:
           f"(non-2xx {figures['verify_non_2xx']}, errors {figures['verify_errors']}, "
           f"p50 {figures['verify_p50_ms']} ms, "
           f"server CPU {figures['server_cpu_ms_per_verify']} ms/verify, "
-          f"{figures['server_cpu_ms_per_livez']} ms/livez); "
+          f"{figures['server_cpu_ms_per_livez']} ms/livez; database backends "
+          f"{figures['database_cpu_ms_per_verify']} ms/verify); "
           f"use records ok: {figures['use_records_ok']}")
     print(f"cores busy, /livez then verify: server {figures['server_cores_livez']} / {figures['server_cores_verify']}, "
           f"whole machine {figures['machine_cores_livez']} / {figures['machine_cores_verify']} "
@@ -297,7 +337,7 @@ def _run(args, tokens: TokenFactory, seal_url: str, env: dict, pg_env: dict, db_
         "verify_per_s": round(verify.requests_per_s, 1), "verify_non_2xx": verify.non2xx,
         "verify_errors": verify.errors, "verify_p50_ms": verify.p50_ms, "verify_p99_ms": verify.p99_ms,
         "trivial_p50_ms": trivial.p50_ms,
-        **{k: v for k, v in pg.items() if k.startswith(("server_", "machine_"))},
+        **{k: v for k, v in pg.items() if k.startswith(("server_", "machine_", "database_"))},
         "wrk_cpu_s_verify": round(verify.wrk_cpu_s, 2), "use_records_ok": uses_ok,
         "pg_synchronous_commit": sync_commit, "pg_fsync": fsync, **_sqlite_figures(figures.get("sqlite"))}
     if not args.verify_only:

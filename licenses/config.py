@@ -50,6 +50,9 @@ SETTINGS: dict[str, Any] = {
     # the threads xsn run gives a worker (processes.GUNICORN_THREADS, 16); a deployment that sets
     # other threads (XSN_LICENSES_GUNICORN_THREADS, gunicorn --threads) sets this to match.
     "LICENSES_VERIFY_POOL_SIZE": GUNICORN_THREADS,
+    # known codes' takes of concurrent verifications share one statement and commit
+    # (licenses.take_groups); false: each its own
+    "LICENSES_VERIFY_GROUP_TAKES": True,
     # a seal's verification result is cached this long (seconds): a seal revoked at the seal
     # node is refused by online verification at most this much later
     "LICENSES_SEAL_VERIFY_CACHE_SECONDS": 60,

@@ -52,4 +52,5 @@ def init_peers(app: Flask) -> None:
     app.extensions["licenses"] = {"deps": Deps(cipher=PiiCipher.from_kek(kek, "licenses"), seal=seal),
                                   "kek": kek, "notifier": notifier, "directory": directory,
                                   "stores": Stores(get_db(app).engine,
-                                                   pool_size=int(config["LICENSES_VERIFY_POOL_SIZE"]))}
+                                                   pool_size=int(config["LICENSES_VERIFY_POOL_SIZE"]),
+                                                   group_takes=bool(config["LICENSES_VERIFY_GROUP_TAKES"]))}

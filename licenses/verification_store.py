@@ -10,7 +10,9 @@ driver directly (the statements are fixed text with positional parameters, which
 prepares on each connection after a few uses). A code that passed every check in the last
 minute (:attr:`Stores.verified`, per app) is verified in one round trip: the statement that takes
 the use also makes the database's checks and returns what the lookup would have read, and takes
-nothing when anything changed (:meth:`PostgresStore.take_known`).
+nothing when anything changed (:meth:`PostgresStore.take_known`); the takes of the process's
+concurrent verifications of such codes go in one statement and one commit
+(:attr:`Stores.takes`, :mod:`licenses.take_groups`).
 
 :class:`SessionStore` (SQLite, development and most tests) does the same through Core
 statements on the request's session: lookup, conditional UPDATE, INSERT, commit.
@@ -31,6 +33,7 @@ from functools import lru_cache
 from types import SimpleNamespace
 from typing import Any
 
+import orjson
 import psycopg
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.engine import Engine
@@ -40,6 +43,7 @@ from common.db_driver import DriverPool, Pooled
 from common.ttl_cache import TtlCache
 
 from .models import VALID, Authorisation, Licence, LicenceType, UseRecord
+from .take_groups import TakeGroups
 
 AUTH_COLUMNS = ("id", "licence_id", "fields", "purpose", "audience", "expires_at", "max_uses", "uses", "status")
 LICENCE_COLUMNS = ("id", "identifier", "type_code", "version", "face_number", "issuer_code", "issuer_name",
@@ -51,14 +55,15 @@ Found = tuple[SimpleNamespace, SimpleNamespace, SimpleNamespace]  # authorisatio
 def _found(row) -> Found:
     auth = SimpleNamespace(**dict(zip(AUTH_COLUMNS, row[:9], strict=True)))
     licence = SimpleNamespace(**dict(zip(LICENCE_COLUMNS, row[9:26], strict=True)))
-    fields = _type_fields(row[27]) if isinstance(row[27], str) else row[27]
+    fields = _json_list(row[27]) if isinstance(row[27], str) else row[27]
     return auth, licence, SimpleNamespace(name=row[26], fields=fields)
 
 
-@lru_cache(maxsize=256)
-def _type_fields(text: str) -> list[dict[str, Any]]:
-    """A type's field specs from their stored JSON text (PostgreSQL sends the text; a type's
-    specs are the same few hundred bytes on every verification). Callers only read the list."""
+@lru_cache(maxsize=4096)
+def _json_list(text: str) -> list[Any]:
+    """A type's field specs, or an authorisation's field names, from their stored JSON text
+    (PostgreSQL sends the text: the same few hundred bytes on every verification of a licence,
+    parsed once). Callers only read the list."""
     return json.loads(text)
 
 
@@ -73,34 +78,50 @@ SELECT a.id, a.licence_id, a.fields, a.purpose, a.audience, a.expires_at, a.max_
        l.signature_b64, l.issued_at, t.name, t.fields::text, l.xmin::text
 FROM authorisations a JOIN licences l ON l.id = a.licence_id JOIN licence_types t ON t.code = l.type_code
 WHERE a.code = %s"""
-# A code whose licence was verified before (:class:`Verified`): one statement takes the use and
-# records it only while every check the database can make still passes (the authorisation's
-# state, time, count and audience; the licence's status, validity and digest) and the licence
-# row is the version verified (``xmin``: any UPDATE of the row makes a new one), and returns
-# what the lookup would have read but the document and signature. $1 code, $2 licence,
-# $3 its xmin, $4 now, $5 the audience verified before (the caller has checked it is one of this
-# window's names: the row must still name it), $6 the valid status, $7 the signed digest,
-# $8-$9 today, $10-$12 the record's verifier, client and organisation, $13 request id, $14 now.
-# Its conditions must stay those of verification._decide / licence_checks: a check added there
-# is added here too (verification answers a disagreement with the refusal and logs an error).
+# Codes whose licences were verified before (:class:`Verified`), several requests' at once
+# (:mod:`licenses.take_groups`): one statement takes each use and records it only while every
+# check the database can make still passes (the authorisation's state, time, count and audience;
+# the licence's status, validity and digest) and the licence row is the version verified
+# (``xmin``: any UPDATE of the row makes a new one), and returns, for each take it made, what the
+# lookup would have read but the document and signature. $1 the takes as a JSON array, each
+# [index, code, licence, its xmin, the audience verified before (the caller has checked it is one
+# of the window's names: the row must still name it), the signed digest, the record's verifier,
+# client, organisation and request id, now, today]; $2 the valid status. The authorisations are
+# locked in id order before any is written, so two groups sharing codes wait for each other,
+# never deadlock. Its conditions must stay those of verification._decide / licence_checks: a
+# check added there is added here too (verification answers a disagreement with the refusal and
+# logs an error).
 _PG_TAKE_KNOWN = """
-WITH taken AS (
+WITH b AS MATERIALIZED (
+    SELECT (e->>0)::int AS i, e->>1 AS code, e->>2 AS licence_id, (e->>3)::xid AS row_version, e->>4 AS audience,
+           e->>5 AS document_sm3, e->>6 AS verifier, e->>7 AS verifier_client, e->>8 AS verifier_org,
+           e->>9 AS request_id, (e->>10)::timestamptz AS now, (e->>11)::date AS today
+    FROM jsonb_array_elements(CAST(%s AS jsonb)) AS e),
+locked AS MATERIALIZED (
+    SELECT a.id, b.i FROM b JOIN authorisations a ON a.code = b.code ORDER BY a.id FOR NO KEY UPDATE OF a),
+taken AS (
     UPDATE authorisations a SET uses = a.uses + 1
-    FROM licences l
-    WHERE a.code = %s AND l.id = a.licence_id AND l.id = %s AND l.xmin = %s::xid
-      AND a.status = 'active' AND a.uses < a.max_uses AND a.expires_at > %s AND a.audience = %s
-      AND l.status = %s AND l.document_sm3 = %s AND l.valid_from <= %s
-      AND (l.valid_until IS NULL OR l.valid_until >= %s)
-    RETURNING a.id AS a_id, a.licence_id AS a_licence, a.fields AS a_fields, a.purpose AS a_purpose,
+    FROM locked k, b, licences l
+    WHERE a.id = k.id AND b.i = k.i AND l.id = a.licence_id AND l.id = b.licence_id AND l.xmin = b.row_version
+      AND a.status = 'active' AND a.uses < a.max_uses AND a.expires_at > b.now AND a.audience = b.audience
+      AND l.status = %s AND l.document_sm3 = b.document_sm3 AND l.valid_from <= b.today
+      AND (l.valid_until IS NULL OR l.valid_until >= b.today)
+    RETURNING b.i, a.id AS a_id, a.licence_id AS a_licence, a.fields::text AS a_fields, a.purpose AS a_purpose,
               a.audience AS a_audience, a.expires_at AS a_expires, a.max_uses AS a_max, a.uses AS a_uses,
               a.status AS a_status, l.id AS l_id, l.identifier, l.type_code, l.version, l.face_number,
               l.issuer_code, l.issuer_name, l.holder_kind, l.holder_name, l.holder_code_masked, l.valid_from,
-              l.valid_until, l.status AS l_status, l.document_sm3, l.issued_at),
+              l.valid_until, l.status AS l_status, l.document_sm3, l.issued_at,
+              b.verifier, b.verifier_client, b.verifier_org, b.request_id, b.now),
 recorded AS (
     INSERT INTO use_records (licence_id, authorisation_id, verifier, verifier_client, verifier_org, purpose,
                              outcome, reason, request_id, at)
-    SELECT a_licence, a_id, %s, %s, %s, a_purpose, 'accepted', NULL, %s, %s FROM taken)
-SELECT taken.*, t.name, t.fields::text FROM taken JOIN licence_types t ON t.code = taken.type_code"""
+    SELECT a_licence, a_id, verifier, verifier_client, verifier_org, a_purpose, 'accepted', NULL, request_id, now
+    FROM taken)
+SELECT k.i, k.a_id, k.a_licence, k.a_fields, k.a_purpose, k.a_audience, k.a_expires, k.a_max, k.a_uses, k.a_status,
+       k.l_id, k.identifier, k.type_code, k.version, k.face_number, k.issuer_code, k.issuer_name, k.holder_kind,
+       k.holder_name, k.holder_code_masked, k.valid_from, k.valid_until, k.l_status, k.document_sm3, k.issued_at,
+       t.name, t.fields::text
+FROM taken k JOIN licence_types t ON t.code = k.type_code"""
 _KNOWN_LICENCE_COLUMNS = tuple(c for c in LICENCE_COLUMNS if c not in ("document_enc", "signature_b64"))
 # $1 authorisation, $2 licence, $3 now, $4 the valid status, $5-$9 the record's verifier, client,
 # organisation, purpose and request id.
@@ -135,13 +156,19 @@ class Verified:
     audience: str
 
 
+def _take_key(take) -> str:
+    return take[0]  # the code: one take of an authorisation per statement
+
+
 class PostgresStore:
     """One request's use of a connection of :class:`Stores`' pool (autocommit: each statement
     commits, durably with ``synchronous_commit``, as it ends)."""
 
-    def __init__(self, pool: DriverPool, verified: TtlCache[str, Verified] | None = None) -> None:
+    def __init__(self, pool: DriverPool, verified: TtlCache[str, Verified] | None = None,
+                 groups: TakeGroups | None = None) -> None:
         self._pool = pool
         self.verified = verified
+        self._groups = groups
         self._pooled: Pooled | None = pool.get()
 
     def _reconnect(self) -> None:
@@ -185,20 +212,35 @@ class PostgresStore:
         waiting.register(self._pooled.conn.fileno(), select_module.POLLIN)
         if waiting.poll(0):
             self._reconnect()
-        row = self._execute(_PG_TAKE_KNOWN, (
-            code, known.licence_id, known.row_version, now, known.audience, VALID, known.document_sm3, today, today,
-            record["verifier"], record["verifier_client"], record["verifier_org"], record["request_id"], now))
+        take = (code, known, record, now, today)
+        row = self.write_known([take])[0] if self._groups is None else self._groups.run(self, take)
         if row is None:
             return None
-        auth = SimpleNamespace(**dict(zip(AUTH_COLUMNS, row[:9], strict=True)))
-        licence = SimpleNamespace(**dict(zip(_KNOWN_LICENCE_COLUMNS, row[9:24], strict=True)))
+        auth = SimpleNamespace(**dict(zip(AUTH_COLUMNS, row[1:10], strict=True)))
+        auth.fields = _json_list(auth.fields)
+        licence = SimpleNamespace(**dict(zip(_KNOWN_LICENCE_COLUMNS, row[10:25], strict=True)))
         licence.signature_b64, licence.document_enc, licence.row_version = known.signature_b64, None, known.row_version
         uses = auth.uses
         auth.uses -= 1  # as the lookup would have read it before this use
         auth.expires_at = auth.expires_at.astimezone(UTC)
         if licence.issued_at is not None:
             licence.issued_at = licence.issued_at.astimezone(UTC)
-        return (auth, licence, SimpleNamespace(name=row[24], fields=_type_fields(row[25]))), uses
+        return (auth, licence, SimpleNamespace(name=row[25], fields=_json_list(row[26]))), uses
+
+    def write_known(self, takes) -> list[tuple | None]:
+        """Known codes' takes (``(code, known, record, now, today)``, distinct codes: one group of
+        :class:`~licenses.take_groups.TakeGroups`) in one committed statement on this store's
+        connection: each take's row, or None (nothing written for it)."""
+        batch = orjson.dumps([
+            (i, code, known.licence_id, known.row_version, known.audience, known.document_sm3, record["verifier"],
+             record["verifier_client"], record["verifier_org"], record["request_id"], now, today)
+            for i, (code, known, record, now, today) in enumerate(takes)])
+        cursor = self._pooled.cursor
+        cursor.execute(_PG_TAKE_KNOWN, (batch.decode(), VALID))
+        rows: list[tuple | None] = [None] * len(takes)
+        for row in cursor.fetchall():
+            rows[row[0]] = row
+        return rows
 
     def take(self, auth: SimpleNamespace, record: dict[str, Any], now: datetime) -> int | None:
         """Take one use and record it, committed; ``None`` (nothing written) when no use is left
@@ -294,9 +336,11 @@ class Stores:
     for a connection (up to 30 s) instead of opening another.
     """
 
-    def __init__(self, engine: Engine, *, pool_size: int = 16) -> None:
+    def __init__(self, engine: Engine, *, pool_size: int = 16, group_takes: bool = True) -> None:
         self._engine, self._pool_size = engine, pool_size
         self._pool: DriverPool | None = None
+        # Known codes' takes of this process's concurrent verifications, written together.
+        self.takes: TakeGroups | None = TakeGroups(PostgresStore.write_known, key=_take_key) if group_takes else None
         self._lock = threading.Lock()
         # Codes verified lately: a minute, as long as the seal's verdicts are cached. A version of
         # a row (xmin) names it for a few billion transactions, far beyond a minute.
@@ -312,7 +356,7 @@ class Stores:
                 if self._pool is None:
                     self._pool = DriverPool(self._engine.url.render_as_string(hide_password=False),
                                             size=self._pool_size)
-        return PostgresStore(self._pool, self.verified)
+        return PostgresStore(self._pool, self.verified, self.takes)
 
     def dispose(self) -> None:
         """Close the pool's connections (tests, shutdown)."""

@@ -1,0 +1,197 @@
+"""Concurrent takes written together (licenses.take_groups): who writes, what goes together,
+what each caller gets back."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from licenses.take_groups import GroupWaitTimeout, GroupWriteFailed, TakeGroups
+
+
+class Writer:
+    """Records each group it is asked to write; ``hold`` keeps the next write waiting until set."""
+
+    def __init__(self) -> None:
+        self.groups: list[tuple[str, list[str]]] = []  # (the leader's context, the group's items)
+        self.hold = threading.Event()
+        self.hold.set()
+        self.entered = threading.Event()
+        self.fail: Exception | None = None
+        self.fail_group: int | None = None  # the index of the group that fails
+
+    def __call__(self, context, items):
+        self.groups.append((context, list(items)))
+        self.entered.set()
+        self.hold.wait(10)
+        if self.fail_group == len(self.groups) - 1:
+            raise self.fail
+        return [f"{item}!" for item in items]
+
+
+def key(item: str) -> str:
+    return item.split("#")[0]
+
+
+def _start(groups: TakeGroups, context: str, item: str, results: dict) -> threading.Thread:
+    def run() -> None:
+        try:
+            results[item] = groups.run(context, item)
+        except Exception as error:  # noqa: BLE001 - the test reads it
+            results[item] = error
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread
+
+
+def _queue(groups: TakeGroups, items: list[str], results: dict) -> list[threading.Thread]:
+    """Threads taking ``items``, started one at a time so that they queue in this order."""
+    threads = []
+    for n, item in enumerate(items, 1):
+        threads.append(_start(groups, f"t{n}", item, results))
+        _queued(groups, n)
+    return threads
+
+
+def _queued(groups: TakeGroups, count: int) -> None:
+    deadline = time.monotonic() + 10
+    while len(groups._queue) < count:
+        assert time.monotonic() < deadline, "the takes never queued"
+        time.sleep(0.001)
+
+
+def test_a_lone_take_is_written_at_once_by_its_own_thread():
+    writer = Writer()
+    groups = TakeGroups(writer, key)
+    assert groups.run("mine", "a") == "a!"
+    assert writer.groups == [("mine", ["a"])]
+    assert (groups.groups, groups.items) == (1, 1)
+
+
+def test_takes_arriving_during_a_write_go_together_in_the_next_one_one_per_key():
+    """While one statement is out, the takes queue; the oldest leads the next group with every
+    other key once, and a second take of a key waits for the group after."""
+    writer = Writer()
+    groups = TakeGroups(writer, key)
+    results: dict = {}
+    writer.hold.clear()
+    first = _start(groups, "t0", "a", results)
+    assert writer.entered.wait(10)
+    others = _queue(groups, ["b", "c", "b#2", "d"], results)
+    writer.hold.set()
+    for thread in [first, *others]:
+        thread.join(10)
+    assert results == {"a": "a!", "b": "b!", "c": "c!", "b#2": "b#2!", "d": "d!"}
+    assert writer.groups == [("t0", ["a"]), ("t1", ["b", "c", "d"]), ("t3", ["b#2"])]
+    assert (groups.groups, groups.items) == (3, 5)
+
+
+def test_a_group_is_at_most_max_items():
+    writer = Writer()
+    groups = TakeGroups(writer, key, max_items=2)
+    results: dict = {}
+    writer.hold.clear()
+    first = _start(groups, "t0", "a", results)
+    assert writer.entered.wait(10)
+    others = _queue(groups, ["b", "c", "d"], results)
+    writer.hold.set()
+    for thread in [first, *others]:
+        thread.join(10)
+    assert [items for _context, items in writer.groups] == [["a"], ["b", "c"], ["d"]]
+
+
+def test_a_failed_write_fails_every_take_of_its_group_and_the_next_group_is_still_written():
+    writer = Writer()
+    groups = TakeGroups(writer, key)
+    results: dict = {}
+    writer.hold.clear()
+    first = _start(groups, "t0", "a", results)
+    assert writer.entered.wait(10)
+    others = _queue(groups, ["b", "c"], results)
+    writer.fail, writer.fail_group = RuntimeError("connection lost"), 1
+    writer.hold.set()
+    for thread in [first, *others]:
+        thread.join(10)
+    assert writer.groups[1] == ("t1", ["b", "c"])
+    assert results["a"] == "a!"
+    assert results["b"] is writer.fail  # the leader's own statement: its own error
+    assert isinstance(results["c"], GroupWriteFailed) and results["c"].__cause__ is writer.fail
+    assert groups.run("t3", "d") == "d!"  # nobody kept the lead
+    assert groups._leading is False
+
+
+def test_a_write_answering_the_wrong_number_of_outcomes_fails_the_group_and_wakes_everyone():
+    writer = Writer()
+    groups = TakeGroups(lambda context, items: writer(context, items)[:1], key)
+    results: dict = {}
+    writer.hold.clear()
+    first = _start(groups, "t0", "a", results)
+    assert writer.entered.wait(10)
+    others = _queue(groups, ["b", "c"], results)
+    writer.hold.set()
+    for thread in [first, *others]:
+        thread.join(10)
+        assert not thread.is_alive()
+    assert results["a"] == "a!"  # a group of one: one outcome
+    assert isinstance(results["b"], RuntimeError) and "2 takes got 1" in str(results["b"])
+    assert isinstance(results["c"], GroupWriteFailed)
+
+
+def test_a_take_no_write_came_for_leaves_the_queue_unwritten():
+    writer = Writer()
+    groups = TakeGroups(writer, key, wait_seconds=0.05)
+    results: dict = {}
+    writer.hold.clear()
+    first = _start(groups, "t0", "a", results)
+    assert writer.entered.wait(10)
+    late = _start(groups, "t1", "b", results)
+    late.join(10)
+    assert isinstance(results["b"], GroupWaitTimeout)
+    writer.hold.set()
+    first.join(10)
+    assert results["a"] == "a!"
+    assert writer.groups == [("t0", ["a"])]
+
+
+@pytest.mark.services
+def test_known_codes_verified_at_once_are_each_taken_and_recorded_once(postgres_url, h):
+    """Sixteen windows verify known codes at once, several on the same authorisation: every use
+    is counted and recorded once, whichever statement carried it, and an authorisation is never
+    used beyond its count."""
+    from sqlalchemy import func, select
+
+    from common.db import get_db
+    from licenses.models import Authorisation, UseRecord
+
+    permits = [h.issue_residence().get_json() for _ in range(4)]
+    codes = [h.authorise(p["id"], max_uses=5).get_json()["code"] for p in permits]
+    for code in codes:  # each is a known code from here on
+        assert h.client.post("/verify", json={"code": code}, headers=h.window).status_code == 200
+    takes = h.app.extensions["licenses"]["stores"].takes
+    before = takes.items
+    barrier = threading.Barrier(16)
+    answers: list[tuple[str, int, int | None]] = []
+
+    def window(code: str) -> None:
+        client = h.app.test_client()
+        barrier.wait()
+        response = client.post("/verify", json={"code": code}, headers=h.window)
+        answers.append((code, response.status_code, response.get_json().get("authorisation", {}).get("uses")))
+
+    threads = [threading.Thread(target=window, args=(codes[n % 4],)) for n in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    for code in codes:  # four windows each, four uses left each: all answered, each use number once
+        assert sorted(uses for c, status, uses in answers if c == code and status == 200) == [2, 3, 4, 5]
+    assert takes.items - before == 16
+    with get_db(h.app).session() as session:
+        for permit in permits:
+            auth = session.scalars(select(Authorisation).where(Authorisation.licence_id == permit["id"])).one()
+            assert auth.uses == 5
+            assert session.scalar(select(func.count()).select_from(UseRecord).where(
+                UseRecord.authorisation_id == auth.id, UseRecord.outcome == "accepted")) == 5
