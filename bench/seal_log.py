@@ -23,7 +23,7 @@ from sqlalchemy.orm import sessionmaker
 
 from bench.result import print_result
 from common.crypto import merkle
-from common.crypto.gm import sm3  # the same SM3 as the log's (common.crypto.merkle.sm3), without a new hasher per call
+from common.crypto.gm import sm3  # the log's SM3 (common.crypto.merkle.sm3 is this one)
 
 SIZES = (10**3, 10**5, 10**6)
 REPEAT = 400

@@ -20,6 +20,7 @@ import structlog
 
 from common.db import utcnow
 from common.errors import Problem
+from common.peers.seal_client import signature_digest
 
 from . import issuing
 from .authorisations import normalise_code
@@ -177,8 +178,8 @@ def verify_code(store: Store, deps: Deps, verifier: Verifier, raw_code: str, *,
     auth, licence, licence_type = found
     uses = store.take(auth, record, now)
     if uses is not None and store.verified is not None and licence.row_version:
-        store.verified.put(code, Verified(licence.id, licence.row_version, licence.document_sm3,
-                                          licence.signature_b64, document, auth.audience))
+        store.verified.put(code, Verified(licence.id, licence.row_version, licence.document_sm3, licence.signature_b64,
+                                          signature_digest(licence.signature_b64), document, auth.audience))
     if uses is None:
         # The authorisation or the licence changed since it was read (another window took the
         # last use, the holder revoked it, the licence was revoked): judged again as it is now.
@@ -210,7 +211,7 @@ def _verify_known(store: Store, deps: Deps, verifier: Verifier, code: str, known
     if known.audience not in verifier.names():
         return None
     today = issuing.today()
-    seal = deps.seal.verify(known.signature_b64, known.document_sm3)
+    seal = deps.seal.verify(known.signature_b64, known.document_sm3, signature_sm3=known.signature_sm3)
     taken = None
     if known.document.sm3 == known.document_sm3 and seal.valid:
         taken = store.take_known(code, known, record, now, today)

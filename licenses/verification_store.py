@@ -145,13 +145,15 @@ VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"""
 @dataclass(frozen=True)
 class Verified:
     """What a verification of a code that passed every check read: the licence row's version
-    (``xmin``), the digest the seal signed, the signature, the document read (its SM3 and
-    face), and the authorisation's audience. Kept by :attr:`Stores.verified`."""
+    (``xmin``), the digest the seal signed, the signature and its own SM3 (the seal client's
+    verdict key, computed once here rather than on every verification), the document read (its
+    SM3 and face), and the authorisation's audience. Kept by :attr:`Stores.verified`."""
 
     licence_id: str
     row_version: str
     document_sm3: str
     signature_b64: str
+    signature_sm3: str
     document: Any
     audience: str
 
