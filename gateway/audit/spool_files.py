@@ -2,7 +2,9 @@
 and read by the writer (:mod:`gateway.audit.spool_reader`).
 
 A frame is ``>II`` (payload length, CRC-32 of the payload) followed by the payload, compact JSON
-of one record; a segment ``<start>.seg`` holds frames from global byte position ``<start>``.
+of one record; a segment ``<start>.seg`` holds frames from global byte position ``<start>``. The
+newest segment may end in zeros (filled ahead of the frames, see :mod:`gateway.audit.spool`); a
+frame is never empty, so a zero length ends the frames.
 """
 
 from __future__ import annotations
@@ -79,7 +81,7 @@ def decode_frames(data: bytes, limit: int | None = None) -> tuple[list[tuple[dic
     while offset + HEADER.size <= len(data) and (limit is None or len(out) < limit):
         length, crc = HEADER.unpack_from(data, offset)
         end = offset + HEADER.size + length
-        if length > MAX_RECORD_BYTES or end > len(data):
+        if length == 0 or length > MAX_RECORD_BYTES or end > len(data):  # 0: the zeros filled ahead
             break
         payload = data[offset + HEADER.size:end]
         if zlib.crc32(payload) != crc:
@@ -96,13 +98,20 @@ def decode_frames(data: bytes, limit: int | None = None) -> tuple[list[tuple[dic
 
 
 def open_segment(path: Path) -> int:
-    return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    """For writing at explicit offsets (``pwrite_all``), not appending: frames go into zeros filled ahead."""
+    return os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
 
 
-def write_all(fd: int, data: bytes) -> None:
+def pwrite_all(fd: int, data: bytes, offset: int) -> None:
     view = memoryview(data)
     while view:
-        view = view[os.write(fd, view):]
+        written = os.pwrite(fd, view, offset)
+        view, offset = view[written:], offset + written
+
+
+def datasync(fd: int) -> None:
+    """``fdatasync`` where there is one (Linux), else ``fsync``; looked up per call (tests replace them)."""
+    getattr(os, "fdatasync", os.fsync)(fd)
 
 
 def segment_path(directory: Path, start: int) -> Path:

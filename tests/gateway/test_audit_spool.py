@@ -92,6 +92,7 @@ def test_callers_are_released_only_after_their_fsync(tmp_path, monkeypatch):
         synced.append(fd)
 
     monkeypatch.setattr(os, "fsync", slow_fsync)
+    monkeypatch.setattr(os, "fdatasync", slow_fsync)
 
     async def main():
         await spool.record(_record(1))
@@ -159,6 +160,7 @@ def test_write_failure_refuses_and_recovers(tmp_path, monkeypatch):
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(os, "fsync", broken)
+    monkeypatch.setattr(os, "fdatasync", broken)
     with pytest.raises(AuditUnavailable):
         _write_many(spool, 1)
     monkeypatch.undo()
@@ -168,6 +170,61 @@ def test_write_failure_refuses_and_recovers(tmp_path, monkeypatch):
     assert _ids(reader) == ["r0", "r0"]
     reader.close()
     spool.close()
+
+
+def test_frames_go_into_zeros_filled_ahead_and_a_clean_close_cuts_them(tmp_path):
+    spool = AuditSpool(tmp_path)
+    _write_many(spool, 3)
+    segment = next(tmp_path.glob("*.seg"))
+    assert segment.stat().st_size > spool.durable_end  # filled ahead: fdatasync flushes data only
+    assert segment.read_bytes()[spool.durable_end:].count(0) == segment.stat().st_size - spool.durable_end
+    reader = SpoolReader(tmp_path)
+    assert _ids(reader) == ["r0", "r1", "r2"]
+    end = spool.durable_end
+    spool.close()
+    assert segment.stat().st_size == end
+    reader.close()
+
+
+def test_a_killed_edge_leaves_zeros_after_its_frames_and_nothing_is_lost_or_warned(tmp_path, monkeypatch):
+    spool = AuditSpool(tmp_path)
+    _write_many(spool, 3)
+    end = spool.durable_end
+    os.close(spool._fd)  # as if killed: no clean close, the zeros stay
+    spool._fd = None
+    spool._stopping = True
+    spool._jobs.put(None)
+    spool._syncer.join()
+    spool.shared.close()
+    os.close(spool._lock_fd)
+    warnings = []
+    monkeypatch.setattr("gateway.audit.spool.log.warning", lambda event, **kw: warnings.append(event))
+    reopened = AuditSpool(tmp_path)
+    assert reopened.durable_end == end and warnings == []
+    _write_many(reopened, 1)
+    reader = SpoolReader(tmp_path)
+    assert _ids(reader) == ["r0", "r1", "r2", "r0"]
+    reader.close()
+    reopened.close()
+
+
+def test_a_failed_batch_is_zeroed_and_never_read_back_after_a_restart(tmp_path, monkeypatch):
+    spool = AuditSpool(tmp_path)
+    _write_many(spool, 1)
+
+    def broken(_fd):
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(os, "fdatasync", broken)
+    with pytest.raises(AuditUnavailable):
+        _write_many(spool, 5)  # written into the file, then the sync failed: these callers got 503
+    monkeypatch.undo()
+    spool.close()
+    reopened = AuditSpool(tmp_path)
+    reader = SpoolReader(tmp_path)
+    assert _ids(reader) == ["r0"]
+    reader.close()
+    reopened.close()
 
 
 def test_a_callback_that_raises_does_not_stop_the_sync_thread(tmp_path):
