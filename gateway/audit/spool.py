@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import os
 import queue
 import threading
@@ -325,9 +326,17 @@ class AuditSpool:
 
     def _fill(self, needed: int) -> None:
         """Zeros in the newest segment up to at least ``needed`` bytes (``PREFILL_BYTES`` more than
-        it has), fsynced: the file's new size and blocks are on disk before a frame lands in them."""
+        it has), fsynced: the file's new size and blocks are on disk before a frame lands in them.
+        A disk without room for the zeros ahead still takes the frames (only ``needed``), as
+        appending did. :raise OSError: not even that fits, or the fsync failed."""
         end = max(needed, self._filled + PREFILL_BYTES)
-        pwrite_all(self._fd, bytes(end - self._filled), self._filled)
+        try:
+            pwrite_all(self._fd, bytes(end - self._filled), self._filled)
+        except OSError as exc:
+            if exc.errno != errno.ENOSPC or end == needed:
+                raise
+            end = needed  # some zeros past it may have been written: harmless, frames overwrite them
+            pwrite_all(self._fd, bytes(end - self._filled), self._filled)
         os.fsync(self._fd)
         self._filled = end
 

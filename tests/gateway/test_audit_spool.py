@@ -6,6 +6,7 @@ The edge appends (``AuditSpool``); the writer process reads and releases (``Spoo
 from __future__ import annotations
 
 import asyncio
+import errno
 import math
 import os
 import threading
@@ -435,3 +436,24 @@ def test_a_lone_caller_does_not_wait_for_the_sync_interval(tmp_path):
     spool.close()
     assert [n for _t, n in writes] == [1] * 10
     assert time.monotonic() - started < 5.0  # no record waited for the interval
+
+
+def test_a_disk_without_room_for_the_zeros_ahead_still_takes_the_frames(tmp_path, monkeypatch):
+    spool = AuditSpool(tmp_path)
+    real_pwrite = os.pwrite
+
+    def small_disk(fd, data, offset):
+        if len(data) > 64 * 1024:  # the zeros filled ahead do not fit; a batch of frames does
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_pwrite(fd, data, offset)
+
+    monkeypatch.setattr(os, "pwrite", small_disk)
+    _write_many(spool, 3)
+    _write_many(spool, 2)
+    monkeypatch.undo()
+    segment = next(tmp_path.glob("*.seg"))
+    assert segment.stat().st_size == spool.durable_end  # no zeros ahead: each batch filled only what it needed
+    reader = SpoolReader(tmp_path)
+    assert _ids(reader) == ["r0", "r1", "r2", "r0", "r1"]
+    reader.close()
+    spool.close()
