@@ -335,7 +335,9 @@ class AuditSpool:
         except OSError as exc:
             if exc.errno != errno.ENOSPC or end == needed:
                 raise
-            end = needed  # some zeros past it may have been written: harmless, frames overwrite them
+            # Zeros the failed attempt wrote past ``needed`` may stay: harmless (a zero length ends
+            # the frames; the next fill writes over them, a reopen cuts them).
+            end = needed
             pwrite_all(self._fd, bytes(end - self._filled), self._filled)
         os.fsync(self._fd)
         self._filled = end
