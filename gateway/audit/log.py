@@ -14,13 +14,13 @@ roots, proofs) is :mod:`common.merkle_log.store`, shared with the seal node's si
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import orjson
 import rfc8785
 from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
@@ -36,8 +36,6 @@ KINDS = ("request", "audit_query")
 INDEXED_FIELDS = ("request_id", "client_id", "subject", "method", "route", "status", "outcome")
 MAX_RANGE = 1000
 SAFE_INTEGER = 2**53 - 1  # RFC 8785 numbers are IEEE doubles
-# One encoder for every leaf: ``json.dumps`` with options builds a new one per call.
-_CANONICAL = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False)
 
 
 class LogError(Problem):
@@ -69,7 +67,7 @@ STORE = MerkleNodeStore(_HEAD, "audit_nodes",
 
 
 def _plain(value: Any) -> bool:
-    """True when ``json.dumps`` writes ``value`` exactly as RFC 8785 does.
+    """True when ``orjson`` (``OPT_SORT_KEYS``; and ``json.dumps``) writes ``value`` exactly as RFC 8785 does.
 
     That holds for ASCII object keys (code-point order = UTF-16 order), strings (both escape the
     same characters, lowercase ``\\u00xx``; lone surrogates fail to encode), safe integers, and
@@ -84,9 +82,14 @@ def _plain(value: Any) -> bool:
     if kind is float:
         return math.isfinite(value) and not value.is_integer() and 1e-4 <= abs(value) < 1e16
     if kind is dict:
-        for key, item in value.items():
-            if type(key) is not str or not key.isascii():
+        # Every key a str (``join`` refuses anything else) and ASCII, in two C calls rather than
+        # two checks per key (a record has 17 keys; this was the writer's largest Python cost).
+        try:
+            if not "".join(value).isascii():
                 return False
+        except TypeError:
+            return False
+        for item in value.values():
             # Strings, None and integers (all of a record but one float) are decided here: a
             # call per value was most of the writer's time for the edge's flat records.
             item_kind = type(item)
@@ -110,15 +113,18 @@ def canonical_leaf(record: Mapping[str, Any]) -> bytes:
     """RFC 8785 canonical JSON of a record: the bytes the tree commits to.
 
     The ``rfc8785`` package is pure Python and cost ~0.6 ms per record, the writer's largest
-    cost; records of plain values (all the edge writes) take the C ``json`` encoder, which gives
-    the same bytes for them (tested against ``rfc8785`` on generated records), anything else the
+    cost; records of plain values (all the edge writes) take ``orjson``, which gives the same
+    bytes for them (tested against ``rfc8785`` on generated records), anything else the
     reference encoder. ``verify`` re-checks every stored leaf with ``rfc8785``.
     """
     record = record if type(record) is dict else dict(record)
     if _plain(record):
+        # Keys sorted by code point, the same escapes, shortest round-trip floats (checked against
+        # rfc8785 on 400,000 floats of the plain range, none differed): ~1 µs against ~5 for the
+        # json encoder per record.
         try:
-            return _CANONICAL.encode(record).encode()
-        except UnicodeEncodeError:  # a lone surrogate: the reference encoder says why it is refused
+            return orjson.dumps(record, option=orjson.OPT_SORT_KEYS)
+        except orjson.JSONEncodeError:  # a lone surrogate: the reference encoder says why it is refused
             pass
     return rfc8785.dumps(record)
 
@@ -135,11 +141,16 @@ def record_time(record: Mapping[str, Any]) -> datetime:
     return parsed
 
 
-def _indexed(record: Mapping[str, Any], name: str) -> Any:
-    value = record.get(name)
-    if name == "status":
-        return value if isinstance(value, int) and not isinstance(value, bool) else None
-    return None if value is None else str(value)[:255]
+_INDEXED_TEXT = tuple(name for name in INDEXED_FIELDS if name != "status")
+
+
+def _indexed(record: Mapping[str, Any]) -> dict[str, Any]:
+    """The search columns copied from a record: text cut to 255 characters, ``status`` an integer or nothing."""
+    get = record.get
+    values = {name: None if (value := get(name)) is None else str(value)[:255] for name in _INDEXED_TEXT}
+    status = get("status")
+    values["status"] = status if isinstance(status, int) and not isinstance(status, bool) else None
+    return values
 
 
 def row_values(record: Mapping[str, Any], index: int, canonical: bytes | None = None) -> dict[str, Any]:
@@ -152,7 +163,7 @@ def row_values(record: Mapping[str, Any], index: int, canonical: bytes | None = 
             canonical = canonical_leaf(record)
         except (TypeError, ValueError, rfc8785.CanonicalizationError) as exc:
             raise BadRecord(f"record is not canonicalisable JSON: {exc}") from None
-    values = {name: _indexed(record, name) for name in INDEXED_FIELDS}
+    values = _indexed(record)
     values.update(leaf_index=index, leaf=canonical.decode(), leaf_hash=merkle.leaf_hash(canonical, hash_fn=HASH),
                   kind=record["kind"], time=record_time(record))
     return values

@@ -23,12 +23,21 @@ Crash safety: a frame is acknowledged only after the fsync that covers it return
 the middle of a write leaves a torn frame at the end of the newest segment; reopening the spool
 finds the first frame whose length or CRC does not check and cuts the segment there. Nobody was
 told that record was kept: its request never got a response.
+
+Why the newest segment is filled with zeros ahead of its frames (``PREFILL_BYTES`` at a time,
+each fill fsynced): frames then overwrite blocks that are already allocated and written, so the
+file's size and extents do not change and ``fdatasync`` has only the data to flush, no journal
+commit. Measured on the bench machine's ext4 (2,000 syncs of a 300-byte record): 53-74 µs of the
+caller's CPU and 140-184 µs wall per appended ``fsync``, 30-34 µs and 81-93 µs per ``fdatasync``
+into zeros. A zero length ends the frames (no frame is empty); a cleanly closed spool cuts the
+zeros off, and reopening one cuts whatever follows the last whole frame, as before.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import os
 import queue
 import threading
@@ -42,19 +51,21 @@ import structlog
 
 from common.errors import ServiceUnavailable
 from gateway.audit.spool_files import (
+    datasync,
     decode_frames,
     encode_frame,
     fsync_dir,
     lock_exclusively,
     open_segment,
+    pwrite_all,
     read_or_create_id,
     segment_path,
     segment_starts,
-    write_all,
 )
 from gateway.audit.spool_state import SpoolState
 
 log = structlog.get_logger("xsn.gateway.audit.spool")
+PREFILL_BYTES = 1024 * 1024  # zeros written ahead of the frames at a time (module docstring): ~2,000 records
 
 
 class AuditUnavailable(ServiceUnavailable):
@@ -111,6 +122,7 @@ class AuditSpool:
         self.shared = SpoolState(self.directory)
         self._state = threading.Lock()  # current segment, durable end (the sync thread writes them)
         self._fd: int | None = None  # the newest segment, unbuffered: no bytes linger after a failed write
+        self._filled = 0  # bytes of the newest segment that exist on disk (frames, then zeros); the sync thread's
         self._segment_start, self._durable_end, self._moved_floor = self._recover()
         self.shared.durable_end = self._durable_end
         self._accepted_end = self._durable_end  # bytes accepted (pending included)
@@ -146,14 +158,16 @@ class AuditSpool:
         _frames, used = decode_frames(data)
         with open(last, "r+b") as handle:
             if used < len(data):
-                # A torn tail: the write that was under way when the process died. Its caller was
-                # never released, so its response never completed; cut it off.
-                log.warning("audit_spool_torn_tail", segment=last.name, dropped_bytes=len(data) - used)
-                handle.truncate(used)
+                if data.count(0, used) != len(data) - used:
+                    # A torn tail: the write that was under way when the process died. Its caller
+                    # was never released, so its response never completed; cut it off.
+                    log.warning("audit_spool_torn_tail", segment=last.name, dropped_bytes=len(data) - used)
+                handle.truncate(used)  # and the zeros filled ahead: filled again on the next write
             # Whole frames a killed process wrote but never fsynced are still in the page cache:
             # made durable now, before the writer may read them.
             os.fsync(handle.fileno())
         self._fd = open_segment(last)
+        self._filled = used
         return starts[-1], starts[-1] + used, starts[0]
 
     # -- writing ------------------------------------------------------------------------------
@@ -273,26 +287,33 @@ class AuditSpool:
             raise AuditUnavailable("the audit spool cannot be written") from exc
 
     def _write(self, frames: list[bytes]) -> None:
-        """The sync thread: append frames, fsync, publish the new durable end.
+        """The sync thread: write frames after the durable end, sync, publish the new durable end.
 
-        On failure the segment is cut back to its last durable length, so a later write does
-        not land after half a frame.
+        On failure the batch's bytes are zeroed again, so a later write does not land after half
+        a frame and a failed batch is never read back.
         """
         started = time.perf_counter()
-        size = sum(len(f) for f in frames)
+        data = b"".join(frames)
+        size = len(data)
         with self._state:
             start_end = self._durable_end
             rotate = start_end - self._segment_start >= self.segment_bytes
+        offset = start_end - self._segment_start
         try:
             if rotate:
                 self._rotate(start_end)
-            write_all(self._fd, b"".join(frames))
-            os.fsync(self._fd)
+                offset = 0
+            if offset + size > self._filled:
+                self._fill(offset + size)
+            pwrite_all(self._fd, data, offset)
+            datasync(self._fd)  # the blocks were filled and fsynced before: only the data to flush
         except OSError:
             try:
-                os.ftruncate(self._fd, start_end - self._segment_start)
+                # Zeros again where this batch went: the next batch is written at the same offset,
+                # and no frame of this one (its callers are told it failed) may be read back.
+                pwrite_all(self._fd, bytes(size), offset)
             except (OSError, ValueError, TypeError):
-                # Half a frame may stay in the file: nothing more may be appended after it
+                # Half a frame may stay in the file: nothing more may be written after it
                 # (reopening the spool cuts it as a torn tail).
                 self._broken = True
             raise
@@ -303,12 +324,38 @@ class AuditSpool:
             self._durable_end = start_end + size
         self.shared.durable_end = start_end + size  # now the writer process may read them
 
+    def _fill(self, needed: int) -> None:
+        """Zeros in the newest segment up to at least ``needed`` bytes (``PREFILL_BYTES`` more than
+        it has), fsynced: the file's new size and blocks are on disk before a frame lands in them.
+        A disk without room for the zeros ahead still takes the frames (only ``needed``), as
+        appending did. :raise OSError: not even that fits, or the fsync failed."""
+        end = max(needed, self._filled + PREFILL_BYTES)
+        try:
+            pwrite_all(self._fd, bytes(end - self._filled), self._filled)
+        except OSError as exc:
+            if exc.errno != errno.ENOSPC or end == needed:
+                raise
+            # Zeros the failed attempt wrote past ``needed`` may stay: harmless (a zero length ends
+            # the frames; the next fill writes over them, a reopen cuts them).
+            end = needed
+            pwrite_all(self._fd, bytes(end - self._filled), self._filled)
+        os.fsync(self._fd)
+        self._filled = end
+
+    def _trim(self, length: int) -> None:
+        """Cut the newest segment's zeros after its last frame (``length`` bytes), durably."""
+        if self._filled > length:
+            os.ftruncate(self._fd, length)
+            os.fsync(self._fd)
+            self._filled = length
+
     def _rotate(self, start: int) -> None:
-        """Seal the current segment (it is already fsynced) and start one at ``start``."""
+        """Seal the current segment (it is already fsynced; its zeros are cut) and start one at ``start``."""
+        self._trim(start - self._segment_start)
         new_fd = open_segment(segment_path(self.directory, start))
         fsync_dir(self.directory)
         os.close(self._fd)
-        self._fd = new_fd
+        self._fd, self._filled = new_fd, 0
         with self._state:
             self._segment_start = start
 
@@ -324,6 +371,8 @@ class AuditSpool:
                 self._jobs.put(None)  # after every batch already handed over: they are written first
         self._syncer.join()
         if self._fd is not None:
+            with contextlib.suppress(OSError):  # reopening the spool cuts the zeros as well
+                self._trim(self._durable_end - self._segment_start)
             os.close(self._fd)
             self._fd = None
         self.shared.close()

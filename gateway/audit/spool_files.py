@@ -2,7 +2,9 @@
 and read by the writer (:mod:`gateway.audit.spool_reader`).
 
 A frame is ``>II`` (payload length, CRC-32 of the payload) followed by the payload, compact JSON
-of one record; a segment ``<start>.seg`` holds frames from global byte position ``<start>``.
+of one record; a segment ``<start>.seg`` holds frames from global byte position ``<start>``. The
+newest segment may end in zeros (filled ahead of the frames, see :mod:`gateway.audit.spool`); a
+frame is never empty, so a zero length ends the frames.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ SEGMENT_SUFFIX = ".seg"
 MAX_FRAME = HEADER.size + MAX_RECORD_BYTES
 READ_BYTES_PER_RECORD = 1024  # a typical frame is 300-600 bytes
 _SCALARS = frozenset({str, int, bool, type(None)})
+_INT64 = 2.0**63  # orjson reads integers in 64 bits exactly; beyond, as floats
 # One encoder for every frame: ``json.dumps`` with options builds a new one per call.
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, sort_keys=True, allow_nan=False)
 
@@ -68,6 +71,26 @@ def _flat_payload(record: dict[str, Any]) -> bytes | None:
         return None
 
 
+def _decode(payload: bytes) -> Any:
+    """A frame's record: ``orjson`` (~0.9 µs against ~4.3 for ``json`` on an edge record, a cost
+    the writer pays per record) for a flat record, giving what ``json`` gives; ``json`` for the
+    rest. Where the two differ: ``orjson`` reads an integer beyond 64 bits as a float (so a
+    float at least that large sends the payload to ``json``, which tells them apart), and what it
+    refuses (a lone surrogate's escape, ``NaN``) ``json`` decodes as before or raises ``ValueError``.
+    """
+    try:
+        record = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        return json.loads(payload)
+    if type(record) is not dict:
+        return json.loads(payload)
+    for value in record.values():
+        kind = type(value)
+        if (kind is float and not -_INT64 < value < _INT64) or kind is dict or kind is list:
+            return json.loads(payload)  # perhaps a big integer read as a float; nested values: json judges
+    return record
+
+
 def decode_frames(data: bytes, limit: int | None = None) -> tuple[list[tuple[dict[str, Any], int]], int]:
     """Whole, valid frames at the start of ``data`` (at most ``limit``): ``([(record, frame length)], bytes used)``.
 
@@ -79,13 +102,13 @@ def decode_frames(data: bytes, limit: int | None = None) -> tuple[list[tuple[dic
     while offset + HEADER.size <= len(data) and (limit is None or len(out) < limit):
         length, crc = HEADER.unpack_from(data, offset)
         end = offset + HEADER.size + length
-        if length > MAX_RECORD_BYTES or end > len(data):
+        if length == 0 or length > MAX_RECORD_BYTES or end > len(data):  # 0: the zeros filled ahead
             break
         payload = data[offset + HEADER.size:end]
         if zlib.crc32(payload) != crc:
             break
         try:
-            record = json.loads(payload)
+            record = _decode(payload)
         except ValueError:
             break
         if not isinstance(record, dict):
@@ -96,13 +119,20 @@ def decode_frames(data: bytes, limit: int | None = None) -> tuple[list[tuple[dic
 
 
 def open_segment(path: Path) -> int:
-    return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    """For writing at explicit offsets (``pwrite_all``), not appending: frames go into zeros filled ahead."""
+    return os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
 
 
-def write_all(fd: int, data: bytes) -> None:
+def pwrite_all(fd: int, data: bytes, offset: int) -> None:
     view = memoryview(data)
     while view:
-        view = view[os.write(fd, view):]
+        written = os.pwrite(fd, view, offset)
+        view, offset = view[written:], offset + written
+
+
+def datasync(fd: int) -> None:
+    """``fdatasync`` where there is one (Linux), else ``fsync``; looked up per call (tests replace them)."""
+    getattr(os, "fdatasync", os.fsync)(fd)
 
 
 def segment_path(directory: Path, start: int) -> Path:

@@ -31,6 +31,8 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 def connection_named(values: Iterable[str]) -> set[str]:
     """Field names listed in ``Connection`` headers: hop-by-hop too (RFC 9110 §7.6.1)."""
+    if not values:  # the usual case (a list or tuple), without building a set
+        return set()
     return {name.strip().lower() for value in values for name in value.split(",") if name.strip()}
 
 
@@ -127,8 +129,13 @@ def caller_headers(claims: Mapping | None) -> list[tuple[str, str]]:
     return [(k, v) for k, v in headers if v and "\r" not in v and "\n" not in v]
 
 
-def response_headers(incoming: Iterable[tuple[str, str]], connection_values: Iterable[str]) -> list[tuple[str, str]]:
-    """Upstream response headers that go back to the client (framing is the gateway's)."""
+def response_headers(incoming: Iterable[tuple[str, str]], connection_values: Iterable[str], *,
+                     drop_prefix: str | None = None) -> list[tuple[str, str]]:
+    """Upstream response headers that go back to the client (framing is the gateway's); also
+    without those starting with ``drop_prefix`` (lowercase), in the same pass."""
     named = connection_named(connection_values)
     dropped = _NOT_RETURNED | named if named else _NOT_RETURNED
-    return [(name, value) for name, value in incoming if name.lower() not in dropped]
+    if drop_prefix is None:
+        return [(name, value) for name, value in incoming if name.lower() not in dropped]
+    return [(name, value) for name, value in incoming
+            if (lower := name.lower()) not in dropped and not lower.startswith(drop_prefix)]

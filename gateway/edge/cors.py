@@ -93,9 +93,9 @@ def is_preflight(method: str, headers: Mapping[str, str]) -> bool:
     return method == "OPTIONS" and "Origin" in headers and "Access-Control-Request-Method" in headers
 
 
-def strip(headers: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
-    """An upstream's answer without its own ``Access-Control-*`` headers (the gateway decides)."""
-    return [(name, value) for name, value in headers if not name.lower().startswith("access-control-")]
+# A service's own CORS headers (a lowercase prefix) are dropped from its answers: the gateway
+# decides (``boundary.response_headers(..., drop_prefix=)``, in the pass that drops hop-by-hop fields).
+SERVICE_HEADERS_DROPPED = "access-control-"
 
 
 def add_headers(headers: Any, added: Mapping[str, str] | None) -> None:

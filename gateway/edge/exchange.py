@@ -20,7 +20,7 @@ def utc_stamp(now: float) -> str:
     return f"{_second_stamp[1]}.{int((now - second) * 1000):03d}Z"
 
 
-@dataclass
+@dataclass(slots=True)  # made and read on every request: slots make both cheaper
 class Exchange:
     """What the audit record and the access metrics need about one request."""
 

@@ -254,7 +254,9 @@ class Gateway:
 
     async def _relay(self, request: web.BaseRequest, upstream: Response, exchange: Exchange,
                      limit_headers: dict[str, str], timeout: float) -> web.StreamResponse:
-        headers = response_headers(cors.strip(upstream.headers), upstream.connection_values)
+        # Hop-by-hop and framing fields and the service's own CORS headers dropped in one pass.
+        headers = response_headers(upstream.headers, upstream.connection_values,
+                                   drop_prefix=cors.SERVICE_HEADERS_DROPPED)
         headers.append(("X-Request-ID", exchange.request_id))
         headers.extend(limit_headers.items())
         if exchange.cors:

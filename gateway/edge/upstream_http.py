@@ -166,15 +166,22 @@ def _expire(waiter: asyncio.Future[None]) -> None:
 
 
 class Response:
-    def __init__(self, pool: Pool, connection: Connection, method: str, status: int, headers: list[tuple[str, str]],
+    def __init__(self, pool: Pool, connection: Connection, method: str, status: int, header_lines: list[str],
                  version: str) -> None:
+        """:raise ValueError: a header line that is not ``name: value`` (a name with no spaces around it)."""
         self._pool = pool
         self._connection: Connection | None = connection
         self.status = status
-        self.headers = headers
+        self.headers: list[tuple[str, str]] = []
         transfer_encoding = length = connection_value = None
         self.connection_values: list[str] = []  # every Connection header (the fields it names are hop-by-hop)
-        for name, value in headers:
+        # One pass: each line split, checked, and the framing fields picked out.
+        for line in header_lines:
+            name, sep, value = line.partition(":")
+            if not sep or not name or name != name.strip():
+                raise ValueError(line)
+            value = value.strip()
+            self.headers.append((name, value))
             lower = name.lower()
             if lower == "content-length":
                 length = value
@@ -346,13 +353,7 @@ class Pool:
             version, status, _reason = (status_line.split(" ", 2) + [""])[:3]
             if version not in ("HTTP/1.1", "HTTP/1.0"):
                 raise ValueError(status_line)
-            parsed = []
-            for line in header_lines:
-                name, sep, value = line.partition(":")
-                if not sep or not name or name != name.strip():
-                    raise ValueError(line)
-                parsed.append((name, value.strip()))
-            return Response(self, connection, method, int(status), parsed, version)
+            return Response(self, connection, method, int(status), header_lines, version)
         except ValueError as exc:
             connection.close()
             raise UpstreamError(f"{self.host_header} answered something other than HTTP/1.1", answered=True) from exc

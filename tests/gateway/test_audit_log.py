@@ -29,6 +29,21 @@ def test_canonical_leaf_is_rfc8785(record):
     assert log.canonical_leaf(record) == expected
 
 
+@settings(max_examples=2000, deadline=None)
+@given(st.floats(min_value=1e-4, max_value=1e16, exclude_max=True) | st.floats(min_value=-1e16, max_value=-1e-4,
+                                                                               exclude_min=True),
+       st.text(max_size=12))
+def test_plain_floats_and_strings_are_written_as_rfc8785_writes_them(number, text):
+    record = {"latency_ms": number, "path": text}
+    try:
+        expected = rfc8785.dumps(record)
+    except (rfc8785.CanonicalizationError, ValueError, TypeError):  # a lone surrogate in the text
+        with pytest.raises((rfc8785.CanonicalizationError, ValueError, TypeError)):
+            log.canonical_leaf(record)
+        return
+    assert log.canonical_leaf(record) == expected
+
+
 def test_edge_records_take_the_fast_path_and_match():
     record = {"time": "2026-12-01T10:00:00.5+00:00", "request_id": "r\u2028\x01\"\\", "status": 200,
               "latency_ms": 3.25, "bytes_in": 0, "reason": None, "subject": "张三", "kind": "request"}

@@ -6,6 +6,7 @@ The edge appends (``AuditSpool``); the writer process reads and releases (``Spoo
 from __future__ import annotations
 
 import asyncio
+import errno
 import math
 import os
 import threading
@@ -92,6 +93,7 @@ def test_callers_are_released_only_after_their_fsync(tmp_path, monkeypatch):
         synced.append(fd)
 
     monkeypatch.setattr(os, "fsync", slow_fsync)
+    monkeypatch.setattr(os, "fdatasync", slow_fsync)
 
     async def main():
         await spool.record(_record(1))
@@ -159,6 +161,7 @@ def test_write_failure_refuses_and_recovers(tmp_path, monkeypatch):
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(os, "fsync", broken)
+    monkeypatch.setattr(os, "fdatasync", broken)
     with pytest.raises(AuditUnavailable):
         _write_many(spool, 1)
     monkeypatch.undo()
@@ -168,6 +171,61 @@ def test_write_failure_refuses_and_recovers(tmp_path, monkeypatch):
     assert _ids(reader) == ["r0", "r0"]
     reader.close()
     spool.close()
+
+
+def test_frames_go_into_zeros_filled_ahead_and_a_clean_close_cuts_them(tmp_path):
+    spool = AuditSpool(tmp_path)
+    _write_many(spool, 3)
+    segment = next(tmp_path.glob("*.seg"))
+    assert segment.stat().st_size > spool.durable_end  # filled ahead: fdatasync flushes data only
+    assert segment.read_bytes()[spool.durable_end:].count(0) == segment.stat().st_size - spool.durable_end
+    reader = SpoolReader(tmp_path)
+    assert _ids(reader) == ["r0", "r1", "r2"]
+    end = spool.durable_end
+    spool.close()
+    assert segment.stat().st_size == end
+    reader.close()
+
+
+def test_a_killed_edge_leaves_zeros_after_its_frames_and_nothing_is_lost_or_warned(tmp_path, monkeypatch):
+    spool = AuditSpool(tmp_path)
+    _write_many(spool, 3)
+    end = spool.durable_end
+    os.close(spool._fd)  # as if killed: no clean close, the zeros stay
+    spool._fd = None
+    spool._stopping = True
+    spool._jobs.put(None)
+    spool._syncer.join()
+    spool.shared.close()
+    os.close(spool._lock_fd)
+    warnings = []
+    monkeypatch.setattr("gateway.audit.spool.log.warning", lambda event, **kw: warnings.append(event))
+    reopened = AuditSpool(tmp_path)
+    assert reopened.durable_end == end and warnings == []
+    _write_many(reopened, 1)
+    reader = SpoolReader(tmp_path)
+    assert _ids(reader) == ["r0", "r1", "r2", "r0"]
+    reader.close()
+    reopened.close()
+
+
+def test_a_failed_batch_is_zeroed_and_never_read_back_after_a_restart(tmp_path, monkeypatch):
+    spool = AuditSpool(tmp_path)
+    _write_many(spool, 1)
+
+    def broken(_fd):
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(os, "fdatasync", broken)
+    with pytest.raises(AuditUnavailable):
+        _write_many(spool, 5)  # written into the file, then the sync failed: these callers got 503
+    monkeypatch.undo()
+    spool.close()
+    reopened = AuditSpool(tmp_path)
+    reader = SpoolReader(tmp_path)
+    assert _ids(reader) == ["r0"]
+    reader.close()
+    reopened.close()
 
 
 def test_a_callback_that_raises_does_not_stop_the_sync_thread(tmp_path):
@@ -307,6 +365,8 @@ def test_records_the_fast_encoder_does_not_take_are_judged_by_json(record):
 def test_flat_and_nested_records_read_back_the_same(tmp_path):
     spool = AuditSpool(tmp_path)
     records = [{"request_id": "é-1", "latency_ms": 0.125, "acr": None, "ok": True, "big": 2**70},
+               # integers at the edges of 64 bits (orjson writes them, and would read 2**70 as a float)
+               {"request_id": "i-1", "u64": 2**64 - 1, "i64": -(2**63), "below": -(2**63) - 1, "e17": 10**17},
                {"request_id": "n-2", "extra": {"b": [1, 2], "a": None}},
                # floats both encoders spell differently (1e-07 / 1e-7) or could lose (-0.0, 5.0)
                {"request_id": "f-3", "tiny": 1e-7, "huge": 1.5e300, "negzero": -0.0, "whole": 5.0},
@@ -321,7 +381,7 @@ def test_flat_and_nested_records_read_back_the_same(tmp_path):
     read = reader.read(0)[0]
     assert read == records
     assert [{k: type(v) for k, v in r.items()} for r in read] == [{k: type(v) for k, v in r.items()} for r in records]
-    assert math.copysign(1, read[2]["negzero"]) == -1 and math.copysign(1, read[3]["nested"]["negzero"]) == -1
+    assert math.copysign(1, read[3]["negzero"]) == -1 and math.copysign(1, read[4]["nested"]["negzero"]) == -1
     reader.close()
     spool.close()
 
@@ -376,3 +436,24 @@ def test_a_lone_caller_does_not_wait_for_the_sync_interval(tmp_path):
     spool.close()
     assert [n for _t, n in writes] == [1] * 10
     assert time.monotonic() - started < 5.0  # no record waited for the interval
+
+
+def test_a_disk_without_room_for_the_zeros_ahead_still_takes_the_frames(tmp_path, monkeypatch):
+    spool = AuditSpool(tmp_path)
+    real_pwrite = os.pwrite
+
+    def small_disk(fd, data, offset):
+        if len(data) > 64 * 1024:  # the zeros filled ahead do not fit; a batch of frames does
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_pwrite(fd, data, offset)
+
+    monkeypatch.setattr(os, "pwrite", small_disk)
+    _write_many(spool, 3)
+    _write_many(spool, 2)
+    monkeypatch.undo()
+    segment = next(tmp_path.glob("*.seg"))
+    assert segment.stat().st_size == spool.durable_end  # no zeros ahead: each batch filled only what it needed
+    reader = SpoolReader(tmp_path)
+    assert _ids(reader) == ["r0", "r1", "r2", "r0", "r1"]
+    reader.close()
+    spool.close()

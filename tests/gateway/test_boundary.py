@@ -63,3 +63,10 @@ def test_response_headers_drop_connection_named():
     kept = response_headers([("Connection", "X-A"), ("X-A", "1"), ("Set-Cookie", "a"), ("Set-Cookie", "b"),
                              ("Content-Length", "3")], ["X-A"])
     assert kept == [("Set-Cookie", "a"), ("Set-Cookie", "b")]
+
+
+def test_response_headers_drop_a_prefix_in_the_same_pass():
+    kept = response_headers([("Access-Control-Allow-Origin", "*"), ("access-control-max-age", "9"), ("Vary", "Origin"),
+                             ("Keep-Alive", "timeout=5"), ("X-Request-ID", "theirs")], [],
+                            drop_prefix="access-control-")
+    assert kept == [("Vary", "Origin")]
