@@ -23,9 +23,14 @@ from sqlalchemy import event, make_url
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
+from common.errors import ServiceUnavailable
 
-class PoolTimeout(Exception):
-    """No connection of a :class:`DriverPool` came free in time."""
+
+class PoolTimeout(ServiceUnavailable):
+    """No connection of a :class:`DriverPool` came free in time: the client is told 503
+    ``database_busy`` (a Problem, so every service answers it the same way)."""
+
+    code, title = "database_busy", "No database connection came free in time"
 
 
 class Pooled:
@@ -78,6 +83,7 @@ def driver_for_rows(session: Session, statement: Any, rows: Sequence[Any]) -> An
         session.connection().execute(statement, list(rows))
     return connection
 
+
 class DriverPool:
     """Connections of the PostgreSQL driver itself (psycopg), for a hot path that sends a few
     fixed statements: autocommit (each statement commits as it ends), no pre-ping, and no
@@ -116,6 +122,7 @@ class DriverPool:
 
         self._idle_status = TransactionStatus.IDLE
         self._generation = 0  # one more at each dispose
+        self._retired = False  # its engine was disposed: every connection given back is closed
         self.size, self.timeout = size, timeout
         self._idle: list[Pooled] = []
         self._open = 0
@@ -148,13 +155,13 @@ class DriverPool:
         and one discarded already (a failed :meth:`replace`) is left as it is."""
         if pooled.discarded:
             return
-        if (pooled.conn.broken or pooled.conn.info.transaction_status != self._idle_status
-                or pooled.generation != self._generation):
-            self.discard(pooled)
-            return
-        with self._free:
-            self._idle.append(pooled)
-            self._free.notify()
+        usable = not pooled.conn.broken and pooled.conn.info.transaction_status == self._idle_status
+        with self._free:  # the generation is compared under the lock a dispose takes to change it
+            if usable and pooled.generation == self._generation and not self._retired:
+                self._idle.append(pooled)
+                self._free.notify()
+                return
+        self.discard(pooled)
 
     def discard(self, pooled: Pooled) -> None:
         """Close a connection taken with :meth:`get` for good and give back its place; a second
@@ -195,6 +202,14 @@ class DriverPool:
         for conn in idle:
             self.discard(conn)
 
+    def retire(self) -> None:
+        """Close this pool for good (its engine was disposed): the idle connections now, those in
+        use when given back. A :meth:`get` still works, for a thread that held the pool already;
+        what it gets is closed when given back."""
+        with self._free:
+            self._retired = True
+        self.dispose()
+
     def _connect(self) -> Pooled:
         import psycopg  # here: a service on SQLite never needs the driver
 
@@ -215,18 +230,22 @@ _engine_pools_lock = threading.Lock()
 def engine_driver_pool(engine: Engine, *, size: int) -> DriverPool:
     """The :class:`DriverPool` on ``engine``'s database for this process, beside the engine's
     own pool: one per engine and process (a forked worker builds its own, as connections are not
-    shared across a fork), disposed with ``engine`` (``Engine.dispose``). ``size`` is the first
-    caller's; every caller of one engine passes the same."""
+    shared across a fork), retired with ``engine`` (``Engine.dispose``; the next call builds a
+    new one). Every caller of one engine passes the same ``size``.
+
+    :raise ValueError: ``size`` differs from the pool's (two callers would each count on theirs).
+    """
     found = _engine_pools.get(engine)
-    if found is not None and found[0] == os.getpid():
-        return found[1]
-    with _engine_pools_lock:
-        found = _engine_pools.get(engine)
-        if found is None or found[0] != os.getpid():
-            if found is None:
-                event.listen(engine, "engine_disposed", _dispose_engine_pool)
-            pool = DriverPool(engine.url.render_as_string(hide_password=False), size=size)
-            found = _engine_pools[engine] = (os.getpid(), pool)
+    if found is None or found[0] != os.getpid():
+        with _engine_pools_lock:
+            found = _engine_pools.get(engine)
+            if found is None or found[0] != os.getpid():
+                if not event.contains(engine, "engine_disposed", _dispose_engine_pool):
+                    event.listen(engine, "engine_disposed", _dispose_engine_pool)
+                pool = DriverPool(engine.url.render_as_string(hide_password=False), size=size)
+                found = _engine_pools[engine] = (os.getpid(), pool)
+    if found[1].size != size:
+        raise ValueError(f"the driver pool of this engine holds {found[1].size} connections, not {size}")
     return found[1]
 
 
@@ -234,4 +253,4 @@ def _dispose_engine_pool(engine: Engine) -> None:
     with _engine_pools_lock:
         found = _engine_pools.pop(engine, None)
     if found is not None and found[0] == os.getpid():
-        found[1].dispose()
+        found[1].retire()

@@ -34,7 +34,8 @@ os.environ.setdefault("XSN_VAR_DIR", tempfile.mkdtemp(prefix="xsn-test-var-"))
 TEST_KEK = "00112233445566778899aabbccddeeff"
 # Property tests judge what code returns, not how fast: hypothesis's default 200 ms deadline per
 # example fails them at random on a loaded machine (CI runs the suite twice beside other work).
-settings.register_profile("xsn", deadline=None)
+# Built on the profile hypothesis chose (its "ci" one under CI: derandomised, no example database).
+settings.register_profile("xsn", settings.get_profile(settings.get_current_profile_name()), deadline=None)
 settings.load_profile("xsn")
 
 

@@ -118,7 +118,8 @@ class DriverStatement:
             connection = session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
             return connection.execute(self.statement, params).first()
         readers = engine_driver_pool(engine, size=READ_POOL_SIZE)
-        pooled = readers.get()
+        with driver_errors("(connect)", None):  # a connection that cannot be made: as SQLAlchemy raises it
+            pooled = readers.get()  # a full pool: PoolTimeout, 503 database_busy
         try:
             try:
                 return self._first(pooled.conn, params)
@@ -129,7 +130,8 @@ class DriverStatement:
                 # is tried once on a connection opened for it.
                 if not pooled.conn.broken:
                     raise
-                pooled = readers.replace(pooled)
+                with driver_errors("(connect)", None):
+                    pooled = readers.replace(pooled)
                 return self._first(pooled.conn, params)
         finally:
             readers.put(pooled)  # a discarded one (a failed replace) is left as it is

@@ -153,6 +153,41 @@ def test_a_connection_in_use_when_the_pool_is_disposed_is_closed_when_put_back(p
     assert pool._idle == [fresh] and not fresh.conn.closed
 
 
+def test_an_engines_pool_is_retired_with_it_and_closes_what_comes_back(postgres_url):
+    """common.db_driver.engine_driver_pool: one pool per engine and process, of one size; an
+    Engine.dispose retires it (a connection in use then is closed when given back, not pooled)
+    and the next call builds a new one."""
+    from common.db_driver import engine_driver_pool
+
+    engine = create_engine(postgres_url)
+    readers = engine_driver_pool(engine, size=2)
+    assert engine_driver_pool(engine, size=2) is readers
+    with pytest.raises(ValueError, match="holds 2 connections"):
+        engine_driver_pool(engine, size=3)
+    held, idle = readers.get(), readers.get()
+    readers.put(idle)
+    engine.dispose()
+    assert idle.conn.closed
+    readers.put(held)
+    assert held.conn.closed and readers.idle_count == 0 and readers._open == 0
+    again = engine_driver_pool(engine, size=2)
+    assert again is not readers
+    pooled = again.get()
+    again.put(pooled)
+    assert again.idle_count == 1
+    engine.dispose()
+    assert pooled.conn.closed
+
+
+def test_a_full_pool_is_a_503_problem(pool):
+    taken = [pool.get(), pool.get()]
+    with pytest.raises(PoolTimeout) as raised:
+        pool.get()
+    assert (raised.value.status, raised.value.code) == (503, "database_busy")
+    for pooled in taken:
+        pool.put(pooled)
+
+
 def test_only_postgresql():
     with pytest.raises(ValueError, match="PostgreSQL"):
         DriverPool("sqlite:///x.db", size=1)
