@@ -3,7 +3,7 @@
 Run from the repository root (needs PostgreSQL and Debian's ``wrk`` and ``pgbench``)::
 
     python -m bench.payment [--url postgresql+psycopg://postgres@127.0.0.1:5432/postgres]
-                            [--seconds 5] [--clients 8] [--batch 100]
+                            [--seconds 5] [--clients 8] [--batch 100] [--http-only]
 
 Phases, each measured in this run:
 
@@ -26,6 +26,9 @@ Phases, each measured in this run:
    it the ledger's tables are vacuumed and analysed (``_vacuum_analyze``: the state of a ledger
    in service, and what ``pgbench -i`` does to its own tables).
 5. ``xsn ledger check`` over everything the run wrote.
+
+``--http-only`` runs phase 4 alone (on a fresh ledger of the same accounts, vacuumed and
+analysed) and the check: the HTTP figure without the other phases' minutes.
 
 Ends with ``RESULT {json}``: ``single_ratio`` and ``batch_ratio`` (transfers/s ÷ pgbench TPC-B
 tps; targets ≥ 0.5 and ≥ 5; ``single_grouped_ratio`` beside them, not a target), ``http_ratio``
@@ -244,6 +247,63 @@ def _own_cpu_seconds(pid: int) -> tuple[int | None, float]:
     return int(fields[19]), (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def http_only(args) -> None:
+    """Phase 4 alone, on a fresh ledger of the same accounts, vacuumed and analysed as in a full
+    run: the issue's HTTP figure without the minutes the other phases take (their ``RESULT``
+    members are left out, not reported as zero)."""
+    from common.db import make_engine
+    from common.ops.migrate import upgrade
+
+    db_url = scratch_database(args.url, "xsn_bench_payment")
+    upgrade("payment", db_url)
+    engine = make_engine(db_url)
+    with sessionmaker(engine, expire_on_commit=False)() as session:
+        _open_accounts(session)
+    _vacuum_analyze(engine)
+    engine.dispose()
+    counts = [int(c) for c in args.connections.split(",")]
+    runs = http_phase(db_url, args.seconds, counts, args.rounds)
+    print_result({**_report_http(runs, counts, args.rounds), "ledger_check_ok": _ledger_check(db_url)})
+
+
+def _report_http(runs: list[HttpRun], counts: list[int], rounds: int) -> dict:
+    """Prints phase 4's rounds and medians; returns its ``RESULT`` members."""
+    from payment.processes import GUNICORN_THREADS
+
+    print(f"HTTP: gunicorn {WORKERS} gthread workers x {GUNICORN_THREADS} threads, wrk 2 threads, "
+          f"{rounds} rounds per endpoint; load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    for run in runs:
+        print(f"  wrk {run.connections} connections: /livez {run.livez.requests_per_s:,.0f} req/s "
+              f"(server CPU {run.livez_cpu_ms:.2f} ms/req = {run.livez_cores:.2f} cores, wrk CPU "
+              f"{run.livez.wrk_cpu_s:.1f} s), POST /ledger/transfers {run.transfers.requests_per_s:,.0f} req/s "
+              f"(server CPU {run.transfer_cpu_ms:.2f} ms/req = {run.transfer_cores:.2f} cores, database CPU "
+              f"{run.transfer_db_cpu_ms:.2f} ms/req, wrk CPU "
+              f"{run.transfers.wrk_cpu_s:.1f} s, non-2xx "
+              f"{run.transfers.non2xx}, errors {run.transfers.errors}, p50 {run.transfers.p50_ms:.1f} ms): "
+              f"ratio {run.ratio:.3f}")
+    ratios = {count: statistics.median(r.ratio for r in runs if r.connections == count) for count in counts}
+    final = [r for r in runs if r.connections == counts[-1]]
+    cpu_ratio = statistics.median(r.livez_cpu_ms / r.transfer_cpu_ms for r in final if r.transfer_cpu_ms)
+    print(f"median ratio per connection count: {', '.join(f'{c}: {v:.3f}' for c, v in ratios.items())}; server "
+          f"CPU per /livez request ÷ per transfer request at {counts[-1]}: {cpu_ratio:.3f}")
+    return {"http_transfers_per_s": round(statistics.median(r.transfers.requests_per_s for r in final), 1),
+            "livez_per_s": round(statistics.median(r.livez.requests_per_s for r in final), 1),
+            "http_ratio": round(ratios[counts[-1]], 3), "http_connections": counts[-1],
+            "http_ratios": {str(c): round(v, 3) for c, v in ratios.items()},
+            "http_cpu_ratio": round(cpu_ratio, 3),
+            "http_db_cpu_ms": round(statistics.median(r.transfer_db_cpu_ms for r in final), 3),
+            "http_non2xx": sum(run.transfers.non2xx + run.transfers.errors for run in runs),
+            "load_average": round(os.getloadavg()[0], 2)}
+
+
+def _ledger_check(db_url: str) -> bool:
+    """``xsn ledger check`` over everything the run wrote (printed); whether it passed."""
+    check = subprocess.run([sys.executable, "-m", "common.ops.cli", "ledger", "check"], capture_output=True, text=True,
+                           env=dict(os.environ, XSN_PAYMENT_DATABASE_URL=db_url, XSN_KEK=KEK, XSN_LOG_LEVEL="WARNING"))
+    print(f"xsn ledger check: exit {check.returncode}: {check.stdout.strip().splitlines()[-1] if check.stdout else ''}")
+    return check.returncode == 0
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--url", default=os.environ.get("XSN_TEST_DATABASE_URL",
@@ -253,7 +313,11 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=100)
     parser.add_argument("--connections", default="16,64", help="wrk connection counts, comma-separated")
     parser.add_argument("--rounds", type=int, default=3, help="HTTP rounds per connection count (median ratio)")
+    parser.add_argument("--http-only", action="store_true",
+                        help="only phase 4 (and the ledger check): no pgbench, no ledger API phases")
     args = parser.parse_args()
+    if args.http_only:
+        return http_only(args)
 
     from common.db import make_engine
     from common.ops.migrate import upgrade
@@ -286,45 +350,15 @@ def main() -> None:
     print(f"ledger API, {args.batch} transfers per call and transaction, {args.clients} threads: {batch:,.0f} "
           f"transfers/s ({batch / tps:.2f}x pgbench)")
 
-    from payment.processes import GUNICORN_THREADS
-
     counts = [int(c) for c in args.connections.split(",")]
     _vacuum_analyze(engine)  # after the phases above, before the servers prepare their statements
     runs = http_phase(db_url, args.seconds, counts, args.rounds)
-    print(f"HTTP: gunicorn {WORKERS} gthread workers x {GUNICORN_THREADS} threads, wrk 2 threads, "
-          f"{args.rounds} rounds of {args.seconds} s per endpoint; "
-          f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    for run in runs:
-        print(f"  wrk {run.connections} connections: /livez {run.livez.requests_per_s:,.0f} req/s "
-              f"(server CPU {run.livez_cpu_ms:.2f} ms/req = {run.livez_cores:.2f} cores, wrk CPU "
-              f"{run.livez.wrk_cpu_s:.1f} s), POST /ledger/transfers {run.transfers.requests_per_s:,.0f} req/s "
-              f"(server CPU {run.transfer_cpu_ms:.2f} ms/req = {run.transfer_cores:.2f} cores, database CPU "
-              f"{run.transfer_db_cpu_ms:.2f} ms/req, wrk CPU "
-              f"{run.transfers.wrk_cpu_s:.1f} s, non-2xx "
-              f"{run.transfers.non2xx}, errors {run.transfers.errors}, p50 {run.transfers.p50_ms:.1f} ms): "
-              f"ratio {run.ratio:.3f}")
-    ratios = {count: statistics.median(r.ratio for r in runs if r.connections == count) for count in counts}
-    final = [r for r in runs if r.connections == counts[-1]]
-    cpu_ratio = statistics.median(r.livez_cpu_ms / r.transfer_cpu_ms for r in final if r.transfer_cpu_ms)
-    print(f"median ratio per connection count: {', '.join(f'{c}: {v:.3f}' for c, v in ratios.items())}; server "
-          f"CPU per /livez request ÷ per transfer request at {counts[-1]}: {cpu_ratio:.3f}")
-
+    http = _report_http(runs, counts, args.rounds)
     engine.dispose()
-    check = subprocess.run([sys.executable, "-m", "common.ops.cli", "ledger", "check"], capture_output=True, text=True,
-                           env=dict(os.environ, XSN_PAYMENT_DATABASE_URL=db_url, XSN_KEK=KEK, XSN_LOG_LEVEL="WARNING"))
-    print(f"xsn ledger check: exit {check.returncode}: {check.stdout.strip().splitlines()[-1] if check.stdout else ''}")
-    ledger_ok = check.returncode == 0
     print_result({"pgbench_tps": round(tps, 1), "single_per_s": round(single, 1), "batch_per_s": round(batch, 1),
                   "single_ratio": round(single / tps, 3), "single_grouped_per_s": round(grouped, 1),
                   "single_grouped_ratio": round(grouped / tps, 3), "batch_ratio": round(batch / tps, 3),
-                  "http_transfers_per_s": round(statistics.median(r.transfers.requests_per_s for r in final), 1),
-                  "livez_per_s": round(statistics.median(r.livez.requests_per_s for r in final), 1),
-                  "http_ratio": round(ratios[counts[-1]], 3), "http_connections": counts[-1],
-                  "http_ratios": {str(c): round(v, 3) for c, v in ratios.items()},
-                  "http_cpu_ratio": round(cpu_ratio, 3),
-                  "http_db_cpu_ms": round(statistics.median(r.transfer_db_cpu_ms for r in final), 3),
-                  "http_non2xx": sum(run.transfers.non2xx + run.transfers.errors for run in runs),
-                  "load_average": round(os.getloadavg()[0], 2), "ledger_check_ok": ledger_ok})
+                  **http, "ledger_check_ok": _ledger_check(db_url)})
 
 
 if __name__ == "__main__":

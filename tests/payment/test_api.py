@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
@@ -127,3 +127,58 @@ def test_the_payer_is_told_through_the_hub_after_the_response(client, collector,
     sent = app.extensions["payment_notifier"].sent
     assert [(m["template"], m["recipients"]) for m in sent] == [("payment_notice", [{"subject": "person-zhangsan"}])]
     assert sent[0]["variables"]["amount_yuan"] == "20.00"
+
+
+def test_a_transfer_answer_is_what_the_documented_schema_dumps(client, tokens):
+    """POST /ledger/transfers renders its answer without the response schema's dump: it must be
+    exactly what TransferBatchResultSchema would produce, replays included."""
+    from payment.schemas import TransferBatchResultSchema
+
+    admin = tokens.bearer(sub="fin", scope="payment:admin", aud="xsn:payment", client_id="xsn-finance")
+    transfers = [{"id": "d1", "debit_account_id": "channel_receivable:bank", "credit_account_id": "payer_clearing",
+                  "amount": 100, "code": "payment", "reference": "r-1"},
+                 {"id": "d2", "debit_account_id": "channel_receivable:bank", "credit_account_id": "payer_clearing",
+                  "amount": 50, "code": "payment", "kind": "pending"}]
+    for expected_status in (201, 201):  # written, then replayed (created: false)
+        answer = client.post("/ledger/transfers", json={"transfers": transfers}, headers=admin)
+        assert answer.status_code == expected_status and answer.content_type == "application/json"
+        body = answer.get_json()
+        dumped = TransferBatchResultSchema().dump(
+            {"transfers": [{**t, "created_at": datetime.fromisoformat(t["created_at"])} for t in body["transfers"]]})
+        assert body == dumped and answer.data == current_json(client.application, dumped)
+    assert [t["created"] for t in body["transfers"]] == [False, False]
+    assert [t["status"] for t in body["transfers"]] == ["posted", "pending"]
+
+
+def current_json(app, value) -> bytes:
+    with app.app_context():
+        return app.json.response(value).data
+
+
+@pytest.mark.parametrize(("body", "field"), [
+    ({"transfers": [{"id": "x", "debit_account_id": "a", "credit_account_id": "b", "amount": True,
+                     "code": "payment"}]}, "transfers"),
+    ({"transfers": [{"id": "x", "debit_account_id": "a", "credit_account_id": "b", "amount": 1, "code": "payment",
+                     "pending_id": None}]}, "transfers"),
+    ({"transfers": []}, "transfers"),
+    ({"transfers": [], "more": 1}, "more"),
+    ([], "_schema"),
+])
+def test_a_transfer_body_off_the_fast_path_gets_the_schemas_errors(client, tokens, session, body, field):
+    admin = tokens.bearer(sub="fin", scope="payment:admin", aud="xsn:payment", client_id="xsn-finance")
+    answer = client.post("/ledger/transfers", json=body, headers=admin)
+    assert answer.status_code == 422 and answer.content_type == "application/problem+json"
+    assert answer.get_json()["code"] == "validation_failed" and field in answer.get_json()["errors"]
+    assert _count(session, LedgerTransfer) == 0
+
+
+def test_a_transfer_body_that_is_not_json_is_refused_as_before(client, tokens):
+    admin = tokens.bearer(sub="fin", scope="payment:admin", aud="xsn:payment", client_id="xsn-finance")
+    malformed = client.post("/ledger/transfers", data=b'{"transfers": [', headers={**admin,
+                                                                                   "Content-Type": "application/json"})
+    assert malformed.status_code == 400 and malformed.get_json()["code"] == "malformed_json"
+    utf16 = client.post("/ledger/transfers", data='{"transfers": []}'.encode("utf-16"),
+                        headers={**admin, "Content-Type": "application/json"})
+    assert utf16.status_code == 400 and utf16.get_json()["code"] == "malformed_json"  # webargs reads UTF-8 only
+    form = client.post("/ledger/transfers", data={"transfers": "x"}, headers=admin)
+    assert form.status_code == 422 and "transfers" in form.get_json()["errors"]
