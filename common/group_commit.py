@@ -208,7 +208,15 @@ class GroupCommitter(Generic[Item, Result]):
 
     def _commit(self, group: list[_Waiting]) -> None:
         if self.write_committed is not None:
-            outcomes = self.write_committed([waiting.items for waiting in group])
+            try:
+                outcomes = self.write_committed([waiting.items for waiting in group])
+            except Exception as exc:
+                # One request's value the driver cannot send (or any other error) must not be
+                # every request's answer: the group takes the session path below, where a
+                # failing group is retried request by request (what the one statement may have
+                # committed before failing is recognised there: ids are idempotent).
+                self.log.warning(self.failed_event, requests=len(group), error=f"{type(exc).__name__}: {exc}"[:300])
+                outcomes = None
             if outcomes is not None:
                 done, answers, left = [], [], []
                 for waiting, outcome in zip(group, outcomes, strict=True):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from marshmallow import Schema, fields, validate
+import re
+
+from marshmallow import Schema, ValidationError, fields, validate
 
 from common.db import BIGINT_MAX
 from payment.ledger.models import TRANSFER_CODES
@@ -12,6 +14,24 @@ from payment.ledger.rules import KINDS, MAX_ID
 ACCOUNT_ID_MAX = 128
 REFERENCE_MAX = 64
 BATCH_MAX = 1000
+
+# PostgreSQL's text holds neither NUL nor a lone surrogate (UTF-8 has no encoding for one): such
+# a value is refused with the request's other field errors (422) instead of failing the statement
+# that writes it, and with it the other requests of a group commit.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+class Storable(validate.Validator):
+    """Text a database can store: no NUL, no unpaired surrogate. (A validator of its own rather
+    than ``validate.Regexp``, which would put the pattern, surrogates and all, into OpenAPI.)"""
+
+    error = "Must contain neither NUL nor an unpaired surrogate."
+
+    def __call__(self, value: str) -> str:
+        if _UNSTORABLE.search(value) is not None:
+            raise ValidationError(self.error)
+        return value
+
 
 FEN = fields.Integer(strict=True, required=True, validate=validate.Range(1, BIGINT_MAX),
                      metadata={"description": "integer fen (分)"})
@@ -112,14 +132,14 @@ class RefundSchema(Schema):
 
 
 class TransferInSchema(Schema):
-    id = fields.String(required=True, validate=validate.Length(1, MAX_ID))
-    debit_account_id = fields.String(required=True, validate=validate.Length(1, ACCOUNT_ID_MAX))
-    credit_account_id = fields.String(required=True, validate=validate.Length(1, ACCOUNT_ID_MAX))
+    id = fields.String(required=True, validate=[validate.Length(1, MAX_ID), Storable()])
+    debit_account_id = fields.String(required=True, validate=[validate.Length(1, ACCOUNT_ID_MAX), Storable()])
+    credit_account_id = fields.String(required=True, validate=[validate.Length(1, ACCOUNT_ID_MAX), Storable()])
     amount = FEN
     code = fields.String(required=True, validate=validate.OneOf(TRANSFER_CODES))
     kind = fields.String(load_default="single", validate=validate.OneOf(KINDS))
-    pending_id = fields.String(validate=validate.Length(1, MAX_ID))
-    reference = fields.String(validate=validate.Length(1, REFERENCE_MAX))
+    pending_id = fields.String(validate=[validate.Length(1, MAX_ID), Storable()])
+    reference = fields.String(validate=[validate.Length(1, REFERENCE_MAX), Storable()])
 
 
 class TransferBatchSchema(Schema):
@@ -167,7 +187,7 @@ def _plain_transfer(transfer: object) -> bool:
 
 
 def _text(value: object, most: int) -> bool:
-    return type(value) is str and 1 <= len(value) <= most
+    return type(value) is str and 1 <= len(value) <= most and _UNSTORABLE.search(value) is None
 
 
 def _one_of(value: object, allowed: frozenset[str]) -> bool:

@@ -1,0 +1,50 @@
+"""Text a database cannot store (a NUL, an unpaired surrogate) in a transfer is bad input: 422
+with the field named, nothing written, on both the plain-body fast path and the schema's path.
+And whatever one request's values make the one-statement writer raise, the other requests of
+its group are still answered as if alone (common.group_commit)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from sqlalchemy import func, select
+
+from common.db import get_db
+from payment.ledger.group_commit import GroupCommitter
+from payment.ledger.models import LedgerTransfer
+from payment.ledger.transfers import TransferSpec
+from tests.payment.conftest import open_test_accounts
+
+GOOD = {"id": "t1", "debit_account_id": "channel_receivable:bank", "credit_account_id": "payer_clearing",
+        "amount": 100, "code": "payment"}
+
+
+@pytest.mark.parametrize(("member", "value"), [
+    ("reference", "a\u0000b"), ("id", "\ud800"), ("debit_account_id", "x\udfff"), ("pending_id", "\u0000"),
+])
+def test_a_nul_or_an_unpaired_surrogate_is_refused_with_its_field(client, tokens, session, member, value):
+    admin = tokens.bearer(sub="fin", scope="payment:admin", aud="xsn:payment", client_id="xsn-finance")
+    # json.dumps writes the surrogate as its \\ud800 escape, as a client's JSON would carry it
+    body = json.dumps({"transfers": [{**GOOD, member: value}]})
+    refused = client.post("/ledger/transfers", data=body, content_type="application/json", headers=admin)
+    assert refused.status_code == 422, refused.get_json()
+    problem = refused.get_json()
+    assert refused.mimetype == "application/problem+json" and problem["code"] == "validation_failed"
+    assert member in json.dumps(problem["errors"])
+    assert session.scalar(select(func.count()).select_from(LedgerTransfer)) == 0
+
+
+def test_a_group_whose_one_statement_raises_is_answered_request_by_request(app, session):
+    open_test_accounts(session)
+    session.commit()
+
+    def unsendable(groups):
+        raise UnicodeEncodeError("utf-8", "\ud800", 0, 1, "surrogates not allowed")
+
+    committer = GroupCommitter(get_db(app).session, write_committed=unsendable, committers=1)
+    results = [committer.submit([TransferSpec(f"g{i}", "channel_receivable:bank", "payer_clearing", 10, "payment")])
+               for i in range(3)]
+    assert all(result[0].created for result in results)
+    session.expire_all()
+    assert session.scalar(select(func.count()).select_from(LedgerTransfer)) == 3
