@@ -35,6 +35,15 @@ class SchemaOnceParser(FlaskParser):
             argmap = argmap()  # once per route; webargs would build one per request
         return super().use_args(argmap, *args, **kwargs)
 
+    def load_json(self, req: Any, schema: ma.Schema) -> Any:
+        """As webargs, and a body Python's ``json`` refuses otherwise than by a syntax error is
+        malformed too (400), not a 500: an integer of more than 4,300 digits (``ValueError``),
+        nesting deeper than the interpreter's recursion limit (``RecursionError``)."""
+        try:
+            return super().load_json(req, schema)
+        except (ValueError, RecursionError) as exc:  # JSONDecodeError was handled above
+            return self._handle_invalid_json_error(exc, req)
+
 
 def install() -> None:
     """Make every flask-smorest blueprint parse with :class:`SchemaOnceParser` (idempotent)."""

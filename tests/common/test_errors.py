@@ -79,6 +79,15 @@ def test_malformed_json(client):
     assert_problem(response, 400, "malformed_json")
 
 
+@pytest.mark.parametrize("body", ["1" * 5000, "[" * 100_000 + "]" * 100_000],
+                         ids=["an integer of 5,000 digits", "nesting 100,000 deep"])
+def test_json_that_python_refuses_beyond_its_syntax_is_malformed(make_app, body):
+    app = make_app("payment", MAX_CONTENT_LENGTH=1024 * 1024)
+    app.extensions["xsn_api"].register_blueprint(probe_blueprint())
+    response = app.test_client().post("/probe/echo", data=body, content_type="application/json")
+    assert_problem(response, 400, "malformed_json")
+
+
 def test_invalid_fields_are_listed(client):
     response = client.post("/probe/echo", json={"name": "", "amount_fen": "lots", "extra": 1})
     body = assert_problem(response, 422, "validation_failed")
