@@ -225,3 +225,10 @@ def test_oversized_and_malformed_requests_are_problems_and_record_nothing(h, per
     big_field = h.issue_food(fields=h.food_fields(business_scope="经" * 2001))
     assert big_field.status_code == 422 and big_field.get_json()["code"] == "invalid_fields"
     assert h.count(UseRecord) == 0
+
+
+@pytest.mark.parametrize("raw", ["K7M2QXW9RT", "k7m2-qxw9 rt", "ǰ2345", "straße", "", "  ", "A" * 80, "AB\u00b2C"])
+def test_a_code_is_normalised_as_its_letters_and_digits_upper_cased(raw):
+    from licenses.authorisations import normalise_code
+
+    assert normalise_code(raw) == "".join(ch for ch in raw.upper() if ch.isalnum())[:64]
