@@ -86,7 +86,8 @@ def test_a_known_code_whose_seal_verdict_turned_is_refused_and_takes_nothing(h, 
     code = h.authorise(permit["id"], max_uses=3).get_json()["code"]
     assert _verify(h, code).status_code == 200
     seal = h.app.extensions["licenses"]["deps"].seal
-    monkeypatch.setattr(seal, "verify", lambda *args: SealCheck(False, {"seal": {"ok": False, "detail": "revoked"}}))
+    turned = SealCheck(False, {"seal": {"ok": False, "detail": "revoked"}})
+    monkeypatch.setattr(seal, "verify", lambda *args, **kwargs: turned)
     calls.clear()
     refused = _verify(h, code)
     assert refused.status_code == 409 and refused.get_json()["code"] == "seal_signature_invalid"
