@@ -69,6 +69,16 @@ def test_a_body_off_the_fast_path_gets_the_schemas_errors(h, permit, payload, st
     assert h.count(UseRecord) == 0
 
 
+@pytest.mark.parametrize(("data", "content_type", "status", "code"), [
+    (b'{"code": NaN}', "application/json", 422, "validation_failed"),  # orjson refuses, json reads a float
+    (b'{"code": "ABCDE-12345"}', "application/json; charset=utf-8", 404, "authorisation_not_found"),
+    (b'{"code": "ABCDE-12345"} ', "application/json", 404, "authorisation_not_found"),
+])
+def test_a_body_read_off_the_input_is_judged_as_werkzeug_reads_it(h, data, content_type, status, code):
+    response = h.client.post("/verify", data=data, headers=h.window, content_type=content_type)
+    assert response.status_code == status and response.get_json()["code"] == code, response.get_json()
+
+
 def test_a_replayed_code_is_used_up_and_the_refusal_is_recorded(h, permit):
     code = h.authorise(permit["id"]).get_json()["code"]
     assert _verify(h, code).status_code == 200
@@ -215,3 +225,10 @@ def test_oversized_and_malformed_requests_are_problems_and_record_nothing(h, per
     big_field = h.issue_food(fields=h.food_fields(business_scope="经" * 2001))
     assert big_field.status_code == 422 and big_field.get_json()["code"] == "invalid_fields"
     assert h.count(UseRecord) == 0
+
+
+@pytest.mark.parametrize("raw", ["K7M2QXW9RT", "k7m2-qxw9 rt", "ǰ2345", "straße", "", "  ", "A" * 80, "AB\u00b2C"])
+def test_a_code_is_normalised_as_its_letters_and_digits_upper_cased(raw):
+    from licenses.authorisations import normalise_code
+
+    assert normalise_code(raw) == "".join(ch for ch in raw.upper() if ch.isalnum())[:64]
