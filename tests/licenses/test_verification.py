@@ -69,6 +69,16 @@ def test_a_body_off_the_fast_path_gets_the_schemas_errors(h, permit, payload, st
     assert h.count(UseRecord) == 0
 
 
+@pytest.mark.parametrize(("data", "content_type", "status", "code"), [
+    (b'{"code": NaN}', "application/json", 422, "validation_failed"),  # Python's json reads a float
+    (b'{"code": "ABCDE-12345"}', "application/json; charset=utf-8", 404, "authorisation_not_found"),
+    (b'{"code": "ABCDE-12345"} ', "application/json", 404, "authorisation_not_found"),
+])
+def test_a_body_is_judged_as_werkzeug_reads_it(h, data, content_type, status, code):
+    response = h.client.post("/verify", data=data, headers=h.window, content_type=content_type)
+    assert response.status_code == status and response.get_json()["code"] == code, response.get_json()
+
+
 def test_a_replayed_code_is_used_up_and_the_refusal_is_recorded(h, permit):
     code = h.authorise(permit["id"]).get_json()["code"]
     assert _verify(h, code).status_code == 200
