@@ -29,21 +29,31 @@ import threading
 from collections.abc import Callable, Hashable, Sequence
 from typing import Any, Generic, TypeVar
 
+from common.errors import ServiceUnavailable
+
 Item = TypeVar("Item")
 Outcome = TypeVar("Outcome")
 
 _QUEUED, _TAKEN, _LEAD, _ANSWERED = range(4)
+# At most this many takes a statement: a worker holds at most its threads' worth (16 by default)
+# at once, so this only bounds one statement's JSON and locks if a deployment runs many more.
 MAX_ITEMS = 64
+# How long a take waits for a statement to carry it: as long as a DriverPool checkout may wait
+# (common.db_driver), so a verification gives up on the database after the same time either way.
 WAIT_SECONDS = 30.0
 
 
-class GroupWriteFailed(RuntimeError):
+class GroupWriteFailed(ServiceUnavailable):
     """The statement of the group a take was in failed (the cause is its error); the take
-    may or may not have been written."""
+    may or may not have been written. The client is told 503, as for its own statement's failure."""
+
+    code, title = "verification_write_failed", "The verification could not be recorded"
 
 
-class GroupWaitTimeout(RuntimeError):
-    """No statement took this take within the wait (nothing of it was written)."""
+class GroupWaitTimeout(ServiceUnavailable):
+    """No statement took this take within the wait (nothing of it was written): 503."""
+
+    code, title = "database_busy", "No database write came free in time"
 
 
 class _Waiting:
@@ -102,8 +112,19 @@ class TakeGroups(Generic[Item, Outcome]):
         return self._lead(context, me)
 
     def _wait(self, me: _Waiting) -> None:
-        if me._ready.acquire(timeout=self.wait_seconds):
-            return
+        try:
+            if me._ready.acquire(timeout=self.wait_seconds):
+                return
+        except BaseException:
+            # Interrupted while waiting (an asynchronous exception): leave the queue, or, if
+            # just told to lead, pass the lead on, so the process's grouping never stalls.
+            with self._lock:
+                if me.state == _QUEUED:
+                    self._queue.remove(me)
+                    raise
+            if me.state == _LEAD:
+                self._hand_on()
+            raise
         with self._lock:
             if me.state == _QUEUED:  # still in the queue: leave it, nothing was written
                 self._queue.remove(me)
@@ -130,11 +151,15 @@ class TakeGroups(Generic[Item, Outcome]):
                 waiting.wake(_ANSWERED)
             return outcomes[0]
         finally:
-            with self._lock:
-                if self._queue:
-                    self._queue[0].wake(_LEAD)
-                else:
-                    self._leading = False
+            self._hand_on()
+
+    def _hand_on(self) -> None:
+        """The lead to the oldest take still queued, or to nobody (the next take leads)."""
+        with self._lock:
+            if self._queue:
+                self._queue[0].wake(_LEAD)
+            else:
+                self._leading = False
 
     def _take_group(self, me: _Waiting) -> list[_Waiting]:
         """``me`` and the queued takes whose keys differ from each other and from its own, oldest

@@ -207,13 +207,8 @@ class PostgresStore:
         verified; ``(what the lookup would have read, uses after this one)``, or ``None`` with
         nothing written. The caller has checked the document and the seal's verdict of ``known``.
 
-        A write is never sent twice: a connection the server closed meanwhile (which the pool
-        does not ping) has something to read (the server's goodbye, or its end) and is replaced
-        before the statement is sent; one that breaks during it fails the request."""
-        waiting = select_module.poll()
-        waiting.register(self._pooled.conn.fileno(), select_module.POLLIN)
-        if waiting.poll(0):
-            self._reconnect()
+        A write is never sent twice (see :meth:`write_known`); one that breaks during it fails
+        the request, and every request of its group."""
         take = (code, known, record, now, today)
         row = self.write_known([take])[0] if self._groups is None else self._groups.run(self, take)
         if row is None:
@@ -232,7 +227,16 @@ class PostgresStore:
     def write_known(self, takes) -> list[tuple | None]:
         """Known codes' takes (``(code, known, record, now, today)``, distinct codes: one group of
         :class:`~licenses.take_groups.TakeGroups`) in one committed statement on this store's
-        connection: each take's row, or None (nothing written for it)."""
+        connection: each take's row, or None (nothing written for it).
+
+        The connection is looked at just before the statement goes (the leader's, which may have
+        waited in the queue since its request began): one the server closed meanwhile (the pool
+        does not ping) has something to read, the server's goodbye or its end, and is replaced
+        first, so the statement is sent once, on a live connection."""
+        waiting = select_module.poll()
+        waiting.register(self._pooled.conn.fileno(), select_module.POLLIN)
+        if waiting.poll(0):
+            self._reconnect()
         batch = orjson.dumps([
             (i, code, known.licence_id, known.row_version, known.audience, known.document_sm3, record["verifier"],
              record["verifier_client"], record["verifier_org"], record["request_id"], now, today)

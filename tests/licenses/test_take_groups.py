@@ -195,3 +195,43 @@ def test_known_codes_verified_at_once_are_each_taken_and_recorded_once(postgres_
             assert auth.uses == 5
             assert session.scalar(select(func.count()).select_from(UseRecord).where(
                 UseRecord.authorisation_id == auth.id, UseRecord.outcome == "accepted")) == 5
+
+
+def test_a_take_interrupted_while_queued_leaves_the_queue_and_the_rest_go_on(monkeypatch):
+    """An exception raised in a waiting thread (an asynchronous one, here from its wake-up lock)
+    takes its take off the queue: nothing of it is written, and the next take still leads."""
+    from licenses import take_groups
+
+    class Interrupted:
+        def __init__(self) -> None:
+            self._lock = threading.Lock()
+            self._lock.acquire()
+
+        def acquire(self, timeout: float = -1) -> bool:
+            raise KeyboardInterrupt
+
+        def release(self) -> None:
+            self._lock.release()
+
+    writer = Writer()
+    groups = TakeGroups(writer, key)
+    writer.hold.clear()
+    results: dict = {}
+    first = _start(groups, "t1", "a", results)
+    assert writer.entered.wait(10)
+    real = take_groups._Waiting.__init__
+
+    def interrupted_init(self, item, item_key):
+        real(self, item, item_key)
+        self._ready = Interrupted()
+
+    monkeypatch.setattr(take_groups._Waiting, "__init__", interrupted_init)
+    with pytest.raises(KeyboardInterrupt):
+        groups.run("t2", "b")
+    monkeypatch.undo()
+    assert groups._queue == []
+    writer.hold.set()
+    first.join(10)
+    assert results == {"a": "a!"}
+    assert groups.run("t3", "c") == "c!"  # the lead was not lost
+    assert [items for _, items in writer.groups] == [["a"], ["c"]]
