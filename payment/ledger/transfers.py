@@ -142,13 +142,25 @@ def _create_one(session: Session, spec: TransferSpec, batch_id: str | None) -> T
     return TransferResult(TransferRecord.of(row), created=True)
 
 
+def account_order(session: Session):
+    """The order every path locks accounts in: by id, code point by code point, as Python's
+    ``sorted`` (:func:`_move`) does. On PostgreSQL a plain ``ORDER BY id`` follows the database's
+    collation (en_US.utf8 in the image), which puts ``payer:x`` and ``payer_clearing`` the other
+    way round: two transactions locking the same accounts in the two orders could deadlock.
+    SQLite compares code points already and locks the whole database anyway."""
+    if session.get_bind().dialect.name == "postgresql":
+        return LedgerAccount.id.collate("C")
+    return LedgerAccount.id
+
+
 def _lock_accounts(session: Session, account_ids: set[str]) -> dict[str, LedgerAccount]:
     """Lock the accounts in id order (so concurrent batches cannot deadlock) and read their sums.
 
     :raise NotFound: an account is missing.
     """
     rows = session.scalars(select(LedgerAccount).where(LedgerAccount.id.in_(account_ids))
-                           .order_by(LedgerAccount.id).with_for_update().execution_options(populate_existing=True))
+                           .order_by(account_order(session)).with_for_update()
+                           .execution_options(populate_existing=True))
     accounts = {row.id: row for row in rows}
     missing = sorted(account_ids - set(accounts))
     if missing:

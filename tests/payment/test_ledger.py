@@ -147,3 +147,18 @@ def test_open_account_is_idempotent_but_refuses_other_flags(ledger):
     assert open_account(ledger, AccountSpec("bank", "channel_receivable", "bank", credits_must_not_exceed_debits=True))
     with pytest.raises(LedgerError):
         open_account(ledger, AccountSpec("bank", "channel_receivable", "bank"))
+
+
+def test_accounts_are_locked_in_code_point_order_as_python_sorts_them(ledger):
+    """payment.ledger.transfers.account_order: on PostgreSQL the locking reads order ids by code
+    point (``COLLATE "C"``), as ``sorted`` does on the exact path, whatever the database's own
+    collation (under en_US.utf8 ``payer:x`` and ``payer_clearing`` sort the other way round; CI's
+    database is C.UTF-8, where the two agree anyway, so the statement itself is checked)."""
+    from payment.ledger.transfers import account_order
+
+    dialect = ledger.get_bind().dialect
+    compiled = str(account_order(ledger).compile(dialect=dialect))
+    if dialect.name == "postgresql":
+        assert compiled == 'ledger_accounts.id COLLATE "C"'
+    else:  # SQLite compares code points (BINARY) and has no collation named C
+        assert compiled == "ledger_accounts.id"
