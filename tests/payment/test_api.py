@@ -132,7 +132,7 @@ def test_the_payer_is_told_through_the_hub_after_the_response(client, collector,
 def test_a_transfer_answer_is_what_the_documented_schema_dumps(client, tokens):
     """POST /ledger/transfers renders its answer without the response schema's dump: it must be
     exactly what TransferBatchResultSchema would produce, replays included."""
-    from payment.schemas import TransferBatchResultSchema
+    from payment.schemas import TransferBatchResultSchema, TransferSchema
 
     admin = tokens.bearer(sub="fin", scope="payment:admin", aud="xsn:payment", client_id="xsn-finance")
     transfers = [{"id": "d1", "debit_account_id": "channel_receivable:bank", "credit_account_id": "payer_clearing",
@@ -146,6 +146,8 @@ def test_a_transfer_answer_is_what_the_documented_schema_dumps(client, tokens):
         dumped = TransferBatchResultSchema().dump(
             {"transfers": [{**t, "created_at": datetime.fromisoformat(t["created_at"])} for t in body["transfers"]]})
         assert body == dumped and answer.data == current_json(client.application, dumped)
+        # a dump leaves out what it is not given: every documented member must be there
+        assert all(set(t) == set(TransferSchema().fields) for t in body["transfers"]), body
     assert [t["created"] for t in body["transfers"]] == [False, False]
     assert [t["status"] for t in body["transfers"]] == ["posted", "pending"]
 
