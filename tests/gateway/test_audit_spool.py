@@ -35,6 +35,17 @@ def _ids(reader: SpoolReader, position: int = 0) -> list[str]:
     return [r["request_id"] for r in reader.read(position)[0]]
 
 
+def _abandon(spool: AuditSpool) -> None:
+    """As if the edge were killed: no clean close, so the zeros (and whatever else) after its frames stay."""
+    os.close(spool._fd)
+    spool._fd = None
+    spool._stopping = True
+    spool._jobs.put(None)
+    spool._syncer.join()
+    spool.shared.close()
+    os.close(spool._lock_fd)
+
+
 def test_concurrent_records_share_fsyncs_and_come_back_in_order(tmp_path):
     spool = AuditSpool(tmp_path)
     _write_many(spool, 200)
@@ -191,13 +202,7 @@ def test_a_killed_edge_leaves_zeros_after_its_frames_and_nothing_is_lost_or_warn
     spool = AuditSpool(tmp_path)
     _write_many(spool, 3)
     end = spool.durable_end
-    os.close(spool._fd)  # as if killed: no clean close, the zeros stay
-    spool._fd = None
-    spool._stopping = True
-    spool._jobs.put(None)
-    spool._syncer.join()
-    spool.shared.close()
-    os.close(spool._lock_fd)
+    _abandon(spool)
     warnings = []
     monkeypatch.setattr("gateway.audit.spool.log.warning", lambda event, **kw: warnings.append(event))
     reopened = AuditSpool(tmp_path)
@@ -209,21 +214,33 @@ def test_a_killed_edge_leaves_zeros_after_its_frames_and_nothing_is_lost_or_warn
     reopened.close()
 
 
+def _failing_once(error: int):
+    """An ``fdatasync`` that fails with ``error`` the first time, then syncs."""
+    real, calls = os.fdatasync, []
+
+    def sync(fd):
+        calls.append(fd)
+        if len(calls) == 1:
+            raise OSError(error, os.strerror(error))
+        real(fd)
+
+    return sync
+
+
 def test_a_failed_batch_is_zeroed_and_never_read_back_after_a_restart(tmp_path, monkeypatch):
     spool = AuditSpool(tmp_path)
     _write_many(spool, 1)
-
-    def broken(_fd):
-        raise OSError(5, "Input/output error")
-
-    monkeypatch.setattr(os, "fdatasync", broken)
+    end = spool.durable_end
+    monkeypatch.setattr(os, "fdatasync", _failing_once(errno.EIO))
     with pytest.raises(AuditUnavailable):
         _write_many(spool, 5)  # written into the file, then the sync failed: these callers got 503
     monkeypatch.undo()
-    spool.close()
+    assert not spool._broken and spool.durable_end == end
+    spool.write_sync(_record(9))  # at the same offset, over the first failed frame only
+    _abandon(spool)  # no clean close: nothing cuts at the durable end, only the zeros keep r1..r4 out
     reopened = AuditSpool(tmp_path)
     reader = SpoolReader(tmp_path)
-    assert _ids(reader) == ["r0"]
+    assert _ids(reader) == ["r0", "r9"]
     reader.close()
     reopened.close()
 
