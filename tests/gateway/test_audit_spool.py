@@ -245,6 +245,58 @@ def test_a_failed_batch_is_zeroed_and_never_read_back_after_a_restart(tmp_path, 
     reopened.close()
 
 
+def test_a_failed_batch_whose_zeros_cannot_be_synced_is_cut_off(tmp_path, monkeypatch):
+    spool = AuditSpool(tmp_path)
+    _write_many(spool, 1)
+    end = spool.durable_end
+    segment = next(tmp_path.glob("*.seg"))
+
+    def broken(_fd):
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(os, "fdatasync", broken)  # the batch's sync and the zeros' sync both fail
+    with pytest.raises(AuditUnavailable):
+        _write_many(spool, 5)
+    monkeypatch.undo()
+    assert not spool._broken and segment.stat().st_size == end  # cut where the batch began
+    spool.write_sync(_record(9))
+    _abandon(spool)
+    reopened = AuditSpool(tmp_path)
+    reader = SpoolReader(tmp_path)
+    assert _ids(reader) == ["r0", "r9"]
+    reader.close()
+    reopened.close()
+
+
+@pytest.mark.parametrize("segment_bytes", [16 * 1024 * 1024, 200], ids=["fill", "rotate"])
+def test_a_full_disk_refuses_records_until_space_comes_back(tmp_path, monkeypatch, segment_bytes):
+    spool = AuditSpool(tmp_path, segment_bytes=segment_bytes)
+    _write_many(spool, 3)
+    spool.close()  # cut at its frames: the next batch must grow the file
+    spool = AuditSpool(tmp_path, segment_bytes=segment_bytes)
+    real_pwrite, full = os.pwrite, [True]
+
+    def full_disk(fd, data, offset):
+        if full[0] and offset + len(data) > os.fstat(fd).st_size:  # new blocks: none left
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_pwrite(fd, data, offset)
+
+    monkeypatch.setattr(os, "pwrite", full_disk)
+    for _ in range(2):
+        with pytest.raises(AuditUnavailable):
+            _write_many(spool, 2)
+    assert not spool._broken
+    full[0] = False  # space freed
+    spool.write_sync(_record(9))
+    monkeypatch.undo()
+    _abandon(spool)
+    reopened = AuditSpool(tmp_path)
+    reader = SpoolReader(tmp_path)
+    assert _ids(reader) == ["r0", "r1", "r2", "r9"]  # exactly the acknowledged records
+    reader.close()
+    reopened.close()
+
+
 def test_a_callback_that_raises_does_not_stop_the_sync_thread(tmp_path):
     spool = AuditSpool(tmp_path)
 
