@@ -122,7 +122,9 @@ class AuditSpool:
         self.shared = SpoolState(self.directory)
         self._state = threading.Lock()  # current segment, durable end (the sync thread writes them)
         self._fd: int | None = None  # the newest segment, unbuffered: no bytes linger after a failed write
-        self._filled = 0  # bytes of the newest segment that exist on disk (frames, then zeros); the sync thread's
+        # Bytes of the newest segment known to be allocated and fsynced (frames, then zeros); the
+        # file may be longer (a fill that ran out of room wrote part of its zeros). The sync thread's.
+        self._filled = 0
         self._segment_start, self._durable_end, self._moved_floor = self._recover()
         self.shared.durable_end = self._durable_end
         self._accepted_end = self._durable_end  # bytes accepted (pending included)
@@ -365,7 +367,8 @@ class AuditSpool:
 
     def _trim(self, length: int) -> None:
         """Cut the newest segment's zeros after its last frame (``length`` bytes), durably."""
-        if self._filled > length:
+        # The file's size, not ``_filled``: a fill that ran out of room may have left zeros past it.
+        if os.fstat(self._fd).st_size > length:
             os.ftruncate(self._fd, length)
             os.fsync(self._fd)
             self._filled = length

@@ -526,3 +526,24 @@ def test_a_disk_without_room_for_the_zeros_ahead_still_takes_the_frames(tmp_path
     assert _ids(reader) == ["r0", "r1", "r2", "r0", "r1"]
     reader.close()
     spool.close()
+
+
+def test_zeros_a_fill_left_past_what_it_kept_are_cut_on_close(tmp_path, monkeypatch):
+    spool = AuditSpool(tmp_path)
+    real_pwrite = os.pwrite
+
+    def filling_up(fd, data, offset):
+        if len(data) > 64 * 1024:  # the zeros ahead: the first 100 KiB fit, then the disk is full
+            if offset == 0:
+                return real_pwrite(fd, bytes(data[:100 * 1024]), offset)
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_pwrite(fd, data, offset)
+
+    monkeypatch.setattr(os, "pwrite", filling_up)
+    _write_many(spool, 2)
+    monkeypatch.undo()
+    segment = next(tmp_path.glob("*.seg"))
+    assert segment.stat().st_size == 100 * 1024 > spool.durable_end  # longer than the fill kept
+    end = spool.durable_end
+    spool.close()
+    assert segment.stat().st_size == end
