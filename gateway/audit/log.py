@@ -67,7 +67,7 @@ STORE = MerkleNodeStore(_HEAD, "audit_nodes",
 
 
 def _plain(value: Any) -> bool:
-    """True when ``orjson`` (``OPT_SORT_KEYS``; and ``json.dumps``) writes ``value`` exactly as RFC 8785 does.
+    """True when ``orjson`` (``OPT_SORT_KEYS``) writes ``value`` exactly as RFC 8785 does.
 
     That holds for ASCII object keys (code-point order = UTF-16 order), strings (both escape the
     same characters, lowercase ``\\u00xx``; lone surrogates fail to encode), safe integers, and

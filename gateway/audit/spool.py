@@ -122,7 +122,9 @@ class AuditSpool:
         self.shared = SpoolState(self.directory)
         self._state = threading.Lock()  # current segment, durable end (the sync thread writes them)
         self._fd: int | None = None  # the newest segment, unbuffered: no bytes linger after a failed write
-        self._filled = 0  # bytes of the newest segment that exist on disk (frames, then zeros); the sync thread's
+        # Bytes of the newest segment known to be allocated and fsynced (frames, then zeros); the
+        # file may be longer (a fill that ran out of room wrote part of its zeros). The sync thread's.
+        self._filled = 0
         self._segment_start, self._durable_end, self._moved_floor = self._recover()
         self.shared.durable_end = self._durable_end
         self._accepted_end = self._durable_end  # bytes accepted (pending included)
@@ -289,8 +291,8 @@ class AuditSpool:
     def _write(self, frames: list[bytes]) -> None:
         """The sync thread: write frames after the durable end, sync, publish the new durable end.
 
-        On failure the batch's bytes are zeroed again, so a later write does not land after half
-        a frame and a failed batch is never read back.
+        On failure (:meth:`_undo`) a batch that reached the file is zeroed again and synced, so a
+        later write does not land after half a frame and a failed batch is not read back.
         """
         started = time.perf_counter()
         data = b"".join(frames)
@@ -299,23 +301,21 @@ class AuditSpool:
             start_end = self._durable_end
             rotate = start_end - self._segment_start >= self.segment_bytes
         offset = start_end - self._segment_start
+        reached = False  # whether any of the batch's bytes may be in the file
         try:
             if rotate:
                 self._rotate(start_end)
                 offset = 0
             if offset + size > self._filled:
                 self._fill(offset + size)
+            reached = True
             pwrite_all(self._fd, data, offset)
             datasync(self._fd)  # the blocks were filled and fsynced before: only the data to flush
         except OSError:
-            try:
-                # Zeros again where this batch went: the next batch is written at the same offset,
-                # and no frame of this one (its callers are told it failed) may be read back.
-                pwrite_all(self._fd, bytes(size), offset)
-            except (OSError, ValueError, TypeError):
-                # Half a frame may stay in the file: nothing more may be written after it
-                # (reopening the spool cuts it as a torn tail).
-                self._broken = True
+            # A failed fill or rotation wrote none of the batch (a full disk is not a broken spool:
+            # the next batch tries again once there is room).
+            if reached:
+                self._undo(offset, size)
             raise
         self.fsyncs += 1
         self.records_synced += len(frames)
@@ -323,6 +323,29 @@ class AuditSpool:
         with self._state:
             self._durable_end = start_end + size
         self.shared.durable_end = start_end + size  # now the writer process may read them
+
+    def _undo(self, offset: int, size: int) -> None:
+        """After a batch at ``offset`` failed: none of its frames (its callers got 503) may be read
+        back, and the next batch goes to the same offset. Zeros over it, synced (its blocks were
+        filled: no room needed); failing that, a cut at ``offset`` (``ftruncate`` needs no room
+        either), durable by this fsync or else the next batch's fill (the frames could come back
+        only if power fails before). If even the cut fails the spool is broken: half a frame may
+        stay, nothing may follow it, and reopening the spool cuts it as a torn tail."""
+        try:
+            pwrite_all(self._fd, bytes(max(0, min(offset + size, self._filled) - offset)), offset)
+            datasync(self._fd)
+            return
+        except (OSError, ValueError, TypeError) as exc:
+            log.error("audit_spool_zeroing_failed", error=str(exc))
+        try:
+            os.ftruncate(self._fd, offset)
+        except (OSError, ValueError, TypeError) as exc:
+            log.error("audit_spool_broken", error=str(exc))
+            self._broken = True
+            return
+        self._filled = offset
+        with contextlib.suppress(OSError):
+            os.fsync(self._fd)
 
     def _fill(self, needed: int) -> None:
         """Zeros in the newest segment up to at least ``needed`` bytes (``PREFILL_BYTES`` more than
@@ -344,7 +367,8 @@ class AuditSpool:
 
     def _trim(self, length: int) -> None:
         """Cut the newest segment's zeros after its last frame (``length`` bytes), durably."""
-        if self._filled > length:
+        # The file's size, not ``_filled``: a fill that ran out of room may have left zeros past it.
+        if os.fstat(self._fd).st_size > length:
             os.ftruncate(self._fd, length)
             os.fsync(self._fd)
             self._filled = length

@@ -168,12 +168,15 @@ def _expire(waiter: asyncio.Future[None]) -> None:
 class Response:
     def __init__(self, pool: Pool, connection: Connection, method: str, status: int, header_lines: list[str],
                  version: str) -> None:
-        """:raise ValueError: a header line that is not ``name: value`` (a name with no spaces around it)."""
+        """:raise ValueError: a header line that is not ``name: value`` (a name with no spaces around
+            it), or Content-Length values that are not one decimal length (RFC 9112 §6.3: several
+            lengths would let two readers of the answer frame it differently: refused, not picked)."""
         self._pool = pool
         self._connection: Connection | None = connection
         self.status = status
         self.headers: list[tuple[str, str]] = []
-        transfer_encoding = length = connection_value = None
+        transfer_encoding = None
+        lengths: set[str] = set()  # every Content-Length value ("5, 5" and two headers saying 5 are one)
         self.connection_values: list[str] = []  # every Connection header (the fields it names are hop-by-hop)
         # One pass: each line split, checked, and the framing fields picked out.
         for line in header_lines:
@@ -184,18 +187,19 @@ class Response:
             self.headers.append((name, value))
             lower = name.lower()
             if lower == "content-length":
-                length = value
+                lengths.update(v.strip() for v in value.split(","))
             elif lower == "transfer-encoding":
                 transfer_encoding = value
             elif lower == "connection":
-                connection_value = value
                 self.connection_values.append(value)
+        if len(lengths) > 1 or any(not (v.isascii() and v.isdigit()) for v in lengths):
+            raise ValueError(f"Content-Length {sorted(lengths)!r}"[:100])
         self._chunked = transfer_encoding is not None and "chunked" in transfer_encoding.lower()
-        self.content_length = int(length) if length is not None and length.isdigit() and not self._chunked else None
-        connection_tokens = ({t.strip().lower() for t in connection_value.split(",")} if connection_value
-                             else frozenset())
-        self._keep_alive = ((version == "HTTP/1.1" and "close" not in connection_tokens)
-                            or "keep-alive" in connection_tokens)
+        self.content_length = int(next(iter(lengths))) if lengths and not self._chunked else None
+        # The tokens of every Connection header: "close" in any of them ends the connection.
+        connection_tokens = {t.strip().lower() for v in self.connection_values for t in v.split(",")}
+        self._keep_alive = "close" not in connection_tokens and (version == "HTTP/1.1"
+                                                                  or "keep-alive" in connection_tokens)
         self._no_body = method == "HEAD" or status in (204, 304) or 100 <= status < 200
         if self._no_body:
             self.content_length = self.content_length if method == "HEAD" else 0
@@ -356,7 +360,8 @@ class Pool:
             return Response(self, connection, method, int(status), header_lines, version)
         except ValueError as exc:
             connection.close()
-            raise UpstreamError(f"{self.host_header} answered something other than HTTP/1.1", answered=True) from exc
+            raise UpstreamError(f"{self.host_header} answered something other than valid HTTP/1.1",
+                                answered=True) from exc
 
     def close(self) -> None:
         while self.idle:

@@ -35,6 +35,17 @@ def _ids(reader: SpoolReader, position: int = 0) -> list[str]:
     return [r["request_id"] for r in reader.read(position)[0]]
 
 
+def _abandon(spool: AuditSpool) -> None:
+    """As if the edge were killed: no clean close, so the zeros (and whatever else) after its frames stay."""
+    os.close(spool._fd)
+    spool._fd = None
+    spool._stopping = True
+    spool._jobs.put(None)
+    spool._syncer.join()
+    spool.shared.close()
+    os.close(spool._lock_fd)
+
+
 def test_concurrent_records_share_fsyncs_and_come_back_in_order(tmp_path):
     spool = AuditSpool(tmp_path)
     _write_many(spool, 200)
@@ -191,13 +202,7 @@ def test_a_killed_edge_leaves_zeros_after_its_frames_and_nothing_is_lost_or_warn
     spool = AuditSpool(tmp_path)
     _write_many(spool, 3)
     end = spool.durable_end
-    os.close(spool._fd)  # as if killed: no clean close, the zeros stay
-    spool._fd = None
-    spool._stopping = True
-    spool._jobs.put(None)
-    spool._syncer.join()
-    spool.shared.close()
-    os.close(spool._lock_fd)
+    _abandon(spool)
     warnings = []
     monkeypatch.setattr("gateway.audit.spool.log.warning", lambda event, **kw: warnings.append(event))
     reopened = AuditSpool(tmp_path)
@@ -209,21 +214,85 @@ def test_a_killed_edge_leaves_zeros_after_its_frames_and_nothing_is_lost_or_warn
     reopened.close()
 
 
+def _failing_once(error: int):
+    """An ``fdatasync`` that fails with ``error`` the first time, then syncs."""
+    real, calls = os.fdatasync, []
+
+    def sync(fd):
+        calls.append(fd)
+        if len(calls) == 1:
+            raise OSError(error, os.strerror(error))
+        real(fd)
+
+    return sync
+
+
 def test_a_failed_batch_is_zeroed_and_never_read_back_after_a_restart(tmp_path, monkeypatch):
     spool = AuditSpool(tmp_path)
     _write_many(spool, 1)
-
-    def broken(_fd):
-        raise OSError(5, "Input/output error")
-
-    monkeypatch.setattr(os, "fdatasync", broken)
+    end = spool.durable_end
+    monkeypatch.setattr(os, "fdatasync", _failing_once(errno.EIO))
     with pytest.raises(AuditUnavailable):
         _write_many(spool, 5)  # written into the file, then the sync failed: these callers got 503
     monkeypatch.undo()
-    spool.close()
+    assert not spool._broken and spool.durable_end == end
+    spool.write_sync(_record(9))  # at the same offset, over the first failed frame only
+    _abandon(spool)  # no clean close: nothing cuts at the durable end, only the zeros keep r1..r4 out
     reopened = AuditSpool(tmp_path)
     reader = SpoolReader(tmp_path)
-    assert _ids(reader) == ["r0"]
+    assert _ids(reader) == ["r0", "r9"]
+    reader.close()
+    reopened.close()
+
+
+def test_a_failed_batch_whose_zeros_cannot_be_synced_is_cut_off(tmp_path, monkeypatch):
+    spool = AuditSpool(tmp_path)
+    _write_many(spool, 1)
+    end = spool.durable_end
+    segment = next(tmp_path.glob("*.seg"))
+
+    def broken(_fd):
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(os, "fdatasync", broken)  # the batch's sync and the zeros' sync both fail
+    with pytest.raises(AuditUnavailable):
+        _write_many(spool, 5)
+    monkeypatch.undo()
+    assert not spool._broken and segment.stat().st_size == end  # cut where the batch began
+    spool.write_sync(_record(9))
+    _abandon(spool)
+    reopened = AuditSpool(tmp_path)
+    reader = SpoolReader(tmp_path)
+    assert _ids(reader) == ["r0", "r9"]
+    reader.close()
+    reopened.close()
+
+
+@pytest.mark.parametrize("segment_bytes", [16 * 1024 * 1024, 200], ids=["fill", "rotate"])
+def test_a_full_disk_refuses_records_until_space_comes_back(tmp_path, monkeypatch, segment_bytes):
+    spool = AuditSpool(tmp_path, segment_bytes=segment_bytes)
+    _write_many(spool, 3)
+    spool.close()  # cut at its frames: the next batch must grow the file
+    spool = AuditSpool(tmp_path, segment_bytes=segment_bytes)
+    real_pwrite, full = os.pwrite, [True]
+
+    def full_disk(fd, data, offset):
+        if full[0] and offset + len(data) > os.fstat(fd).st_size:  # new blocks: none left
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_pwrite(fd, data, offset)
+
+    monkeypatch.setattr(os, "pwrite", full_disk)
+    for _ in range(2):
+        with pytest.raises(AuditUnavailable):
+            _write_many(spool, 2)
+    assert not spool._broken
+    full[0] = False  # space freed
+    spool.write_sync(_record(9))
+    monkeypatch.undo()
+    _abandon(spool)
+    reopened = AuditSpool(tmp_path)
+    reader = SpoolReader(tmp_path)
+    assert _ids(reader) == ["r0", "r1", "r2", "r9"]  # exactly the acknowledged records
     reader.close()
     reopened.close()
 
@@ -457,3 +526,24 @@ def test_a_disk_without_room_for_the_zeros_ahead_still_takes_the_frames(tmp_path
     assert _ids(reader) == ["r0", "r1", "r2", "r0", "r1"]
     reader.close()
     spool.close()
+
+
+def test_zeros_a_fill_left_past_what_it_kept_are_cut_on_close(tmp_path, monkeypatch):
+    spool = AuditSpool(tmp_path)
+    real_pwrite = os.pwrite
+
+    def filling_up(fd, data, offset):
+        if len(data) > 64 * 1024:  # the zeros ahead: the first 100 KiB fit, then the disk is full
+            if offset == 0:
+                return real_pwrite(fd, bytes(data[:100 * 1024]), offset)
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_pwrite(fd, data, offset)
+
+    monkeypatch.setattr(os, "pwrite", filling_up)
+    _write_many(spool, 2)
+    monkeypatch.undo()
+    segment = next(tmp_path.glob("*.seg"))
+    assert segment.stat().st_size == 100 * 1024 > spool.durable_end  # longer than the fill kept
+    end = spool.durable_end
+    spool.close()
+    assert segment.stat().st_size == end

@@ -113,6 +113,58 @@ def test_garbage_or_nothing_is_an_upstream_error(answer):
         run_async(scenario())
 
 
+@pytest.mark.parametrize("lengths", [b"Content-Length: 1\r\nContent-Length: 5", b"Content-Length: 1, 5",
+                                     b"Content-Length: +1", b"Content-Length: 1,"])
+def test_conflicting_or_invalid_content_lengths_are_refused(lengths):
+    """RFC 9112 §6.3: framing two readers could take differently is an error, not last-wins."""
+    async def scenario():
+        server, port, *_ = await _serve([b"HTTP/1.1 200 OK\r\n" + lengths + b"\r\n\r\nhello"])
+        upstream = Upstream("x", f"http://127.0.0.1:{port}", retries=0)
+        try:
+            await upstream.send("GET", "/", [], b"", 5)
+        finally:
+            server.close()
+            await upstream.close()
+
+    with pytest.raises(UpstreamUnavailable) as caught:  # the edge answers 502
+        run_async(scenario())
+    assert caught.value.status == 502
+
+
+def test_repeated_equal_content_lengths_are_one():
+    async def scenario():
+        server, port, *_ = await _serve([b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 5, 5\r\n\r\nhello"])
+        pool = Pool("127.0.0.1", port)
+        response = await pool.request("GET", "/", [], b"", timeout_s=5)
+        body = await response.read(5)
+        response.release()
+        pool.close()
+        server.close()
+        return body
+
+    assert run_async(scenario()) == b"hello"
+
+
+@pytest.mark.parametrize("connection", [b"Connection: close\r\nConnection: X-Foo", b"Connection: X-Foo, close",
+                                        b"Connection: keep-alive\r\nConnection: close",
+                                        b"Connection: close, keep-alive"])
+def test_close_in_any_connection_header_closes(connection):
+    async def scenario():
+        server, port, _, connections = await _serve(
+            [b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n" + connection + b"\r\n\r\na"] * 2)
+        pool = Pool("127.0.0.1", port)
+        for _ in range(2):
+            response = await pool.request("GET", "/", [], b"", timeout_s=5)
+            await response.read(5)
+            response.release()
+        idle = len(pool.idle)
+        pool.close()
+        server.close()
+        return len(connections), idle
+
+    assert run_async(scenario()) == (2, 0)  # a new connection each time; none pooled
+
+
 def test_post_is_not_retried():
     async def scenario():
         server, port, received, _ = await _serve([b""], close_after=True)  # closes without answering
