@@ -98,7 +98,7 @@ locked AS MATERIALIZED (
          a.debits_pending, a.debits_posted, a.credits_pending, a.credits_posted
     FROM v JOIN ledger_accounts AS a ON a.id = ANY (ARRAY[v.aid])
    WHERE (SELECT cardinality(ids) FROM taken) = 0
-   ORDER BY a.id
+   ORDER BY a.id COLLATE "C"
      FOR NO KEY UPDATE OF a
 ),
 verdict AS MATERIALIZED (
