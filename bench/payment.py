@@ -28,7 +28,10 @@ Phases, each measured in this run:
 5. ``xsn ledger check`` over everything the run wrote.
 
 ``--http-only`` runs phase 4 alone (on a fresh ledger of the same accounts, vacuumed and
-analysed) and the check: the HTTP figure without the other phases' minutes.
+analysed while ``ledger_transfers`` is still empty, unlike a full run's, which has the earlier
+phases' transfers; the ledger statement is planned at each execution, so this only shifts what
+the first plans see) and the check: the HTTP figure without the other phases' minutes. Its
+``RESULT`` says ``"mode": "http_only"``.
 
 Ends with ``RESULT {json}``: ``single_ratio`` and ``batch_ratio`` (transfers/s ÷ pgbench TPC-B
 tps; targets ≥ 0.5 and ≥ 5; ``single_grouped_ratio`` beside them, not a target), ``http_ratio``
@@ -248,9 +251,9 @@ def _own_cpu_seconds(pid: int) -> tuple[int | None, float]:
 
 
 def http_only(args) -> None:
-    """Phase 4 alone, on a fresh ledger of the same accounts, vacuumed and analysed as in a full
-    run: the issue's HTTP figure without the minutes the other phases take (their ``RESULT``
-    members are left out, not reported as zero)."""
+    """Phase 4 alone, on a fresh ledger of the same accounts, vacuumed and analysed (with no
+    transfers yet): the issue's HTTP figure without the minutes the other phases take (their
+    ``RESULT`` members are left out, not reported as zero)."""
     from common.db import make_engine
     from common.ops.migrate import upgrade
 
@@ -263,15 +266,16 @@ def http_only(args) -> None:
     engine.dispose()
     counts = [int(c) for c in args.connections.split(",")]
     runs = http_phase(db_url, args.seconds, counts, args.rounds)
-    print_result({**_report_http(runs, counts, args.rounds), "ledger_check_ok": _ledger_check(db_url)})
+    print_result({"mode": "http_only", "seconds": args.seconds, "rounds": args.rounds,
+                  **_report_http(runs, counts, args.rounds, args.seconds), "ledger_check_ok": _ledger_check(db_url)})
 
 
-def _report_http(runs: list[HttpRun], counts: list[int], rounds: int) -> dict:
+def _report_http(runs: list[HttpRun], counts: list[int], rounds: int, seconds: float) -> dict:
     """Prints phase 4's rounds and medians; returns its ``RESULT`` members."""
     from payment.processes import GUNICORN_THREADS
 
     print(f"HTTP: gunicorn {WORKERS} gthread workers x {GUNICORN_THREADS} threads, wrk 2 threads, "
-          f"{rounds} rounds per endpoint; load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+          f"{rounds} rounds per endpoint of {seconds:g} s; load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     for run in runs:
         print(f"  wrk {run.connections} connections: /livez {run.livez.requests_per_s:,.0f} req/s "
               f"(server CPU {run.livez_cpu_ms:.2f} ms/req = {run.livez_cores:.2f} cores, wrk CPU "
@@ -353,7 +357,7 @@ def main() -> None:
     counts = [int(c) for c in args.connections.split(",")]
     _vacuum_analyze(engine)  # after the phases above, before the servers prepare their statements
     runs = http_phase(db_url, args.seconds, counts, args.rounds)
-    http = _report_http(runs, counts, args.rounds)
+    http = _report_http(runs, counts, args.rounds, args.seconds)
     engine.dispose()
     print_result({"pgbench_tps": round(tps, 1), "single_per_s": round(single, 1), "batch_per_s": round(batch, 1),
                   "single_ratio": round(single / tps, 3), "single_grouped_per_s": round(grouped, 1),
