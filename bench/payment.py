@@ -275,7 +275,8 @@ def _report_http(runs: list[HttpRun], counts: list[int], rounds: int, seconds: f
     from payment.processes import GUNICORN_THREADS
 
     print(f"HTTP: gunicorn {WORKERS} gthread workers x {GUNICORN_THREADS} threads, wrk 2 threads, "
-          f"{rounds} rounds per endpoint of {seconds:g} s; load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+          f"{rounds} rounds per endpoint of {seconds:g} s; "
+          f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     for run in runs:
         print(f"  wrk {run.connections} connections: /livez {run.livez.requests_per_s:,.0f} req/s "
               f"(server CPU {run.livez_cpu_ms:.2f} ms/req = {run.livez_cores:.2f} cores, wrk CPU "
