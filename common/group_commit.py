@@ -92,7 +92,10 @@ class InlineWriter(Generic[Item, Result]):
     def submit(self, items: Sequence[Item]) -> Result:
         """:raise Problem: the request's refusal. :raise SQLAlchemyError: a database error."""
         if self.write_committed is not None:
-            outcomes = self.write_committed([items])
+            try:
+                outcomes = self.write_committed([items])
+            except Exception:  # as GroupCommitter._commit: the session path says what is wrong
+                outcomes = None
             if outcomes is not None and outcomes[0] is not NOT_WRITTEN:
                 return _unwrap(outcomes[0])
         return _unwrap(write_alone(self.sessions, items, self.write_one))

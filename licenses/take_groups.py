@@ -29,7 +29,7 @@ import threading
 from collections.abc import Callable, Hashable, Sequence
 from typing import Any, Generic, TypeVar
 
-from common.errors import ServiceUnavailable
+from common.errors import Problem, ServiceUnavailable
 
 Item = TypeVar("Item")
 Outcome = TypeVar("Outcome")
@@ -116,14 +116,14 @@ class TakeGroups(Generic[Item, Outcome]):
             if me._ready.acquire(timeout=self.wait_seconds):
                 return
         except BaseException:
-            # Interrupted while waiting (an asynchronous exception): leave the queue, or, if
-            # just told to lead, pass the lead on, so the process's grouping never stalls.
+            # Interrupted while waiting (an asynchronous exception): leave the queue (a take told
+            # to lead is still at its head) and, if told to lead, pass the lead on, so the
+            # process's grouping never stalls. A take already in a group is its leader's.
             with self._lock:
-                if me.state == _QUEUED:
+                if me.state in (_QUEUED, _LEAD):
                     self._queue.remove(me)
-                    raise
-            if me.state == _LEAD:
-                self._hand_on()
+                    if me.state == _LEAD:
+                        self._hand_on_locked()
             raise
         with self._lock:
             if me.state == _QUEUED:  # still in the queue: leave it, nothing was written
@@ -143,6 +143,9 @@ class TakeGroups(Generic[Item, Outcome]):
                 for waiting in group[1:]:
                     waiting.error = error
                     waiting.wake(_ANSWERED)
+                if isinstance(error, Exception) and not isinstance(error, Problem):
+                    # the leader's own request is told what its followers are (503), not a 500
+                    raise GroupWriteFailed("the statement of this verification's group failed") from error
                 raise
             self.groups += 1
             self.items += len(group)
@@ -154,12 +157,16 @@ class TakeGroups(Generic[Item, Outcome]):
             self._hand_on()
 
     def _hand_on(self) -> None:
-        """The lead to the oldest take still queued, or to nobody (the next take leads)."""
         with self._lock:
-            if self._queue:
-                self._queue[0].wake(_LEAD)
-            else:
-                self._leading = False
+            self._hand_on_locked()
+
+    def _hand_on_locked(self) -> None:
+        """The lead to the oldest take still queued, or to nobody (the next take leads); the
+        caller holds the lock."""
+        if self._queue:
+            self._queue[0].wake(_LEAD)
+        else:
+            self._leading = False
 
     def _take_group(self, me: _Waiting) -> list[_Waiting]:
         """``me`` and the queued takes whose keys differ from each other and from its own, oldest

@@ -40,7 +40,6 @@ from collections.abc import Sequence
 
 import structlog
 from sqlalchemy import Connection, Engine
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from common.db import utcnow
@@ -124,7 +123,9 @@ class OneStatementWriter:
         except Problem:
             self._give(connection)
             return None  # a malformed transfer: the usual path says which request and why
-        except SQLAlchemyError as exc:
+        except Exception as exc:  # a database error, or a value the driver cannot send at all
+            # (UnicodeEncodeError for an unpaired surrogate is not the driver's error class):
+            # the connection's state is unknown either way, so it is closed, not given back
             log.warning("ledger_one_statement_failed", requests=len(requests),
                         error=f"{type(exc).__name__}: {exc}"[:300])
             connection.invalidate()

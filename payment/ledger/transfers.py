@@ -159,7 +159,10 @@ def _lock_accounts(session: Session, account_ids: set[str]) -> dict[str, LedgerA
     :raise NotFound: an account is missing.
     """
     rows = session.scalars(select(LedgerAccount).where(LedgerAccount.id.in_(account_ids))
-                           .order_by(account_order(session)).with_for_update()
+                           # NO KEY UPDATE, as the one statement: a transfer's INSERT takes KEY
+                           # SHARE locks on its accounts (the foreign keys), which FOR UPDATE would
+                           # wait for, in the constraint's order rather than this one
+                           .order_by(account_order(session)).with_for_update(key_share=True)
                            .execution_options(populate_existing=True))
     accounts = {row.id: row for row in rows}
     missing = sorted(account_ids - set(accounts))

@@ -117,7 +117,8 @@ def test_a_failed_write_fails_every_take_of_its_group_and_the_next_group_is_stil
         thread.join(10)
     assert writer.groups[1] == ("t1", ["b", "c"])
     assert results["a"] == "a!"
-    assert results["b"] is writer.fail  # the leader's own statement: its own error
+    # the leader's own request is told what its followers are (a 503), its error the cause
+    assert isinstance(results["b"], GroupWriteFailed) and results["b"].__cause__ is writer.fail
     assert isinstance(results["c"], GroupWriteFailed) and results["c"].__cause__ is writer.fail
     assert groups.run("t3", "d") == "d!"  # nobody kept the lead
     assert groups._leading is False
@@ -136,7 +137,7 @@ def test_a_write_answering_the_wrong_number_of_outcomes_fails_the_group_and_wake
         thread.join(10)
         assert not thread.is_alive()
     assert results["a"] == "a!"  # a group of one: one outcome
-    assert isinstance(results["b"], RuntimeError) and "2 takes got 1" in str(results["b"])
+    assert isinstance(results["b"], GroupWriteFailed) and "2 takes got 1" in str(results["b"].__cause__)
     assert isinstance(results["c"], GroupWriteFailed)
 
 
@@ -235,3 +236,63 @@ def test_a_take_interrupted_while_queued_leaves_the_queue_and_the_rest_go_on(mon
     assert results == {"a": "a!"}
     assert groups.run("t3", "c") == "c!"  # the lead was not lost
     assert [items for _, items in writer.groups] == [["a"], ["c"]]
+
+
+def test_a_take_interrupted_just_after_being_told_to_lead_passes_the_lead_on(monkeypatch):
+    """Woken to lead (still at the queue's head), then interrupted before it leads: it leaves
+    the queue and the next queued take leads; nothing of it is written."""
+    from licenses import take_groups
+
+    class WokenThenInterrupted:
+        def __init__(self) -> None:
+            self._lock = threading.Lock()
+            self._lock.acquire()
+
+        def acquire(self, timeout: float = -1) -> bool:
+            self._lock.acquire()  # woken for real, then the interruption
+            raise KeyboardInterrupt
+
+        def release(self) -> None:
+            self._lock.release()
+
+    writer = Writer()
+    groups = TakeGroups(writer, key, max_items=1)  # one take a group: b would lead the next
+    writer.hold.clear()
+    results: dict = {}
+    first = _start(groups, "t0", "a", results)
+    assert writer.entered.wait(10)
+    real = take_groups._Waiting.__init__
+
+    def interrupted_init(self, item, item_key):
+        real(self, item, item_key)
+        self._ready = WokenThenInterrupted()
+
+    monkeypatch.setattr(take_groups._Waiting, "__init__", interrupted_init)
+    interrupted: list = []
+
+    def run_b() -> None:
+        try:
+            groups.run("t1", "b")
+        except KeyboardInterrupt as exc:
+            interrupted.append(exc)
+
+    b = threading.Thread(target=run_b)
+    b.start()
+    _queued(groups, 1)
+    monkeypatch.undo()
+    (c,) = _queue_more(groups, ["c"], results, already=1)
+    writer.hold.set()
+    for thread in (first, b, c):
+        thread.join(10)
+        assert not thread.is_alive()
+    assert interrupted and results == {"a": "a!", "c": "c!"}
+    assert [items for _, items in writer.groups] == [["a"], ["c"]]
+    assert groups._queue == [] and groups._leading is False
+
+
+def _queue_more(groups: TakeGroups, items: list[str], results: dict, *, already: int) -> list[threading.Thread]:
+    threads = []
+    for n, item in enumerate(items, already + 1):
+        threads.append(_start(groups, f"t{n}", item, results))
+        _queued(groups, n)
+    return threads

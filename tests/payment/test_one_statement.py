@@ -125,6 +125,18 @@ def test_a_group_that_is_not_plainly_new_writes_nothing_in_one_statement(postgre
     assert _count(ledger) == 1 and _sums(ledger, "clearing")["credits_posted"] == 100
 
 
+def test_a_value_the_driver_cannot_send_writes_nothing_and_keeps_no_connection(postgresql, ledger):
+    """An unpaired surrogate is refused by psycopg's text dumper (UnicodeEncodeError, not a
+    driver error) before anything is sent: the writer answers None (the usual path then says
+    why) and closes the connection instead of keeping it in an unknown state."""
+    writer = OneStatementWriter(postgresql.engine)
+    before = postgresql.engine.pool.checkedout()
+    assert writer([[X], [TransferSpec("y\ud800", "bank", "clearing", 1, "payment")]]) is None
+    assert writer._idle == [] and postgresql.engine.pool.checkedout() == before
+    assert _count(ledger) == 1
+    assert [[r.created for r in outcome] for outcome in writer([[X]])] == [[True]]  # the writer goes on
+
+
 @pytest.mark.parametrize("taken", [
     [TransferSpec("seed", "bank", "clearing", 100, "payment")],
     [TransferSpec("seed", "bank", "clearing", 7, "payment")],
