@@ -377,7 +377,11 @@ class AuditSpool:
         """Seal the current segment (it is already fsynced; its zeros are cut) and start one at ``start``."""
         self._trim(start - self._segment_start)
         new_fd = open_segment(segment_path(self.directory, start))
-        fsync_dir(self.directory)
+        try:
+            fsync_dir(self.directory)
+        except BaseException:
+            os.close(new_fd)  # the rotation is tried again with the next batch (the file reopened)
+            raise
         os.close(self._fd)
         self._fd, self._filled = new_fd, 0
         with self._state:

@@ -297,6 +297,33 @@ def test_a_full_disk_refuses_records_until_space_comes_back(tmp_path, monkeypatc
     reopened.close()
 
 
+def test_a_failed_rotation_refuses_the_batch_leaks_no_descriptor_and_is_tried_again(tmp_path, monkeypatch):
+    from gateway.audit import spool as spool_module
+
+    spool = AuditSpool(tmp_path, segment_bytes=200)
+    _write_many(spool, 3)  # past 200 bytes: the next batch starts a segment
+    real = spool_module.fsync_dir
+    failing = [True]
+
+    def fsync_dir(directory):
+        if failing[0]:
+            raise OSError(errno.EIO, "Input/output error")
+        return real(directory)
+
+    monkeypatch.setattr(spool_module, "fsync_dir", fsync_dir)
+    descriptors = len(os.listdir("/proc/self/fd"))
+    for _ in range(3):
+        with pytest.raises(AuditUnavailable):
+            spool.write_sync(_record(5))
+    assert len(os.listdir("/proc/self/fd")) == descriptors  # no segment left open per try
+    failing[0] = False
+    spool.write_sync(_record(9))
+    spool.close()
+    reader = SpoolReader(tmp_path)
+    assert _ids(reader) == ["r0", "r1", "r2", "r9"]
+    reader.close()
+
+
 def test_a_callback_that_raises_does_not_stop_the_sync_thread(tmp_path):
     spool = AuditSpool(tmp_path)
 
