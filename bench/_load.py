@@ -289,3 +289,40 @@ def drop_database(url: str, name: str) -> None:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     finally:
         admin.dispose()
+
+
+def database_cpu(db_url: str | None) -> dict[tuple[int, int], float] | None:
+    """CPU seconds used so far by each PostgreSQL backend connected to ``db_url``'s database,
+    keyed by (pid, start time), so that a pid reused by a new backend is another key; ``None``
+    for SQLite or for a server on another machine (its processes are not in ``/proc``). A
+    request's cost on a shared machine includes them: they take the same cores as the server,
+    which ``/livez`` never asks of them. The cluster's WAL writer and checkpointer are not
+    counted. :func:`cpu_between` turns two samples into a phase's CPU."""
+    if not db_url or not db_url.startswith("postgresql"):
+        return None
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(db_url)
+    try:
+        with engine.connect() as connection:
+            pids = connection.execute(text("SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                                           "AND pid <> pg_backend_pid()")).scalars().all()
+    finally:
+        engine.dispose()
+    cpu = {}
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+        except OSError:  # gone since, or not on this machine
+            continue
+        cpu[(pid, int(fields[19]))] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return cpu if cpu or not pids else None
+
+
+def cpu_between(before: dict[tuple[int, int], float], after: dict[tuple[int, int], float] | None) -> float:
+    """The backends' CPU seconds between two :func:`database_cpu` samples: each one's growth, and
+    the whole of one that started meanwhile (a pool opening a connection). One that closed before
+    the second sample is not counted (its CPU since the first is unknown), so a phase in which
+    backends close reads low, never high."""
+    return sum(cpu - before.get(key, 0.0) for key, cpu in (after or {}).items())

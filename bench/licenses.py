@@ -58,7 +58,7 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, text
 
-from bench._load import drop_database, gunicorn, scratch_database, wrk, wrk_version
+from bench._load import database_cpu, drop_database, gunicorn, scratch_database, wrk, wrk_version
 from bench.result import print_result
 from common.crypto.gm import SM2PrivateKey
 from common.ops.launcher import THREADS, service_concurrency
@@ -173,7 +173,7 @@ def _measure(env: dict, args, tokens: TokenFactory, codes: list[str]) -> dict:
         verify = wrk(f"{server.url}/verify", duration=args.seconds, connections=args.connections, method="POST",
                      headers=headers, lua=lua)
         cpu_end, busy_end = server.cpu_seconds(), machine_busy_seconds()
-        db_cpu = None if db_before is None else _cpu_between(db_before, database_cpu(db_url))
+        db_cpu = None if db_before is None else cpu_between(db_before, database_cpu(db_url))
     return {"database_cpu_ms_per_verify": None if db_cpu is None else _per_request(db_cpu, verify.requests),
             "trivial": trivial, "verify": verify, "ratio": verify.requests_per_s / trivial.requests_per_s,
             "server_cpu_ms_per_livez": _per_request(cpu_between - cpu_start, trivial.requests),
@@ -184,39 +184,6 @@ def _measure(env: dict, args, tokens: TokenFactory, codes: list[str]) -> dict:
             "server_cores_verify": round((cpu_end - cpu_between) / verify.duration_s, 2),
             "machine_cores_livez": _cores(busy_start, busy_between, trivial.duration_s),
             "machine_cores_verify": _cores(busy_between, busy_end, verify.duration_s)}
-
-
-def database_cpu(db_url: str | None) -> dict[tuple[int, int], float] | None:
-    """CPU seconds used so far by each PostgreSQL backend connected to ``db_url``'s database,
-    keyed by (pid, start time) so that a reused pid is another backend; ``None`` for SQLite or a
-    server on another machine (its processes are not in ``/proc``). A verification's own cost
-    includes them: they share the cores with the server, which ``/livez`` never asks of them.
-    The cluster's WAL writer and checkpointer are not counted."""
-    if not db_url or not db_url.startswith("postgresql"):
-        return None
-    engine = create_engine(db_url)
-    try:
-        with engine.connect() as conn:
-            pids = conn.execute(text("SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
-                                     "AND pid <> pg_backend_pid()")).scalars().all()
-    finally:
-        engine.dispose()
-    cpu = {}
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/stat") as handle:
-                fields = handle.read().rsplit(")", 1)[1].split()
-        except OSError:  # gone since, or not on this machine
-            continue
-        cpu[(pid, int(fields[19]))] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return cpu if cpu or not pids else None
-
-
-def _cpu_between(before: dict[tuple[int, int], float], after: dict[tuple[int, int], float] | None) -> float:
-    """The backends' CPU seconds between two samples: each one's growth, and the whole of one
-    that started meanwhile (the pool opening a connection); one that closed is not counted, so a
-    phase reads low, never high."""
-    return sum(cpu - before.get(key, 0.0) for key, cpu in (after or {}).items())
 
 
 def machine_busy_seconds() -> float | None:

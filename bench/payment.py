@@ -60,7 +60,7 @@ from pathlib import Path
 
 from sqlalchemy.orm import sessionmaker
 
-from bench._load import WrkResult, gunicorn, scratch_database, wrk
+from bench._load import WrkResult, cpu_between, database_cpu, gunicorn, scratch_database, wrk
 from bench.result import print_result
 
 ACCOUNTS = 1000
@@ -200,54 +200,16 @@ def http_phase(db_url: str, seconds: float, connections: list[int], rounds: int)
             cpu = server.cpu_seconds()
             livez = wrk(f"{server.url}/livez", duration=seconds, connections=count)
             livez_cpu = server.cpu_seconds() - cpu
-            db_before = _database_cpu(db_url)
+            db_before = database_cpu(db_url) or {}
             transfers = wrk(f"{server.url}/ledger/transfers", duration=seconds, connections=count,
                             headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
                             lua=TRANSFER_LUA.replace("PREFIX", json.dumps(uuid.uuid4().hex[:8])))
             transfer_cpu = server.cpu_seconds() - cpu - livez_cpu
-            db_cpu = _cpu_between(db_before, _database_cpu(db_url))
+            db_cpu = cpu_between(db_before, database_cpu(db_url))
             runs.append(HttpRun(count, livez, transfers, livez_cpu / max(livez.requests, 1) * 1000,
                                 transfer_cpu / max(transfers.requests, 1) * 1000,
                                 db_cpu / max(transfers.requests, 1) * 1000))
     return runs
-
-
-def _database_cpu(db_url: str) -> dict[tuple[int, int], float]:
-    """CPU seconds used so far by each PostgreSQL backend connected to ``db_url``'s database,
-    keyed by (pid, start time): a pid reused by a new backend is another key (empty when
-    PostgreSQL runs on another machine: its processes are not in /proc). A transfer's cost on a
-    shared machine includes them: they compete with the server for the same cores, which /livez
-    never asks for. :func:`_cpu_between` turns two samples into a phase's CPU."""
-    from sqlalchemy import create_engine, text
-
-    engine = create_engine(db_url)
-    try:
-        with engine.connect() as connection:
-            pids = connection.execute(text("SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
-                                           "AND pid <> pg_backend_pid()")).scalars().all()
-    finally:
-        engine.dispose()
-    samples = (_own_cpu_seconds(pid) for pid in pids)
-    return {(pid, started): cpu for pid, (started, cpu) in zip(pids, samples, strict=True) if started is not None}
-
-
-def _cpu_between(before: dict[tuple[int, int], float], after: dict[tuple[int, int], float]) -> float:
-    """The backends' CPU seconds between two samples: the growth of each backend in both, and
-    the whole of each one that started meanwhile (the server's pool opening a connection).
-    A backend that closed before the second sample is not counted at all (its CPU since the
-    first is unknown), so a phase in which backends close reads low, never high."""
-    return sum(cpu - before.get(key, 0.0) for key, cpu in after.items())
-
-
-def _own_cpu_seconds(pid: int) -> tuple[int | None, float]:
-    """(start time in clock ticks since boot, CPU seconds) of ``pid``; (None, 0) when it is gone
-    or not on this machine."""
-    try:
-        with open(f"/proc/{pid}/stat") as handle:
-            fields = handle.read().rsplit(")", 1)[1].split()
-    except OSError:  # gone since, or not on this machine
-        return None, 0.0
-    return int(fields[19]), (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def http_only(args) -> None:

@@ -201,32 +201,13 @@ def test_known_codes_verified_at_once_are_each_taken_and_recorded_once(postgres_
 def test_a_take_interrupted_while_queued_leaves_the_queue_and_the_rest_go_on(monkeypatch):
     """An exception raised in a waiting thread (an asynchronous one, here from its wake-up lock)
     takes its take off the queue: nothing of it is written, and the next take still leads."""
-    from licenses import take_groups
-
-    class Interrupted:
-        def __init__(self) -> None:
-            self._lock = threading.Lock()
-            self._lock.acquire()
-
-        def acquire(self, timeout: float = -1) -> bool:
-            raise KeyboardInterrupt
-
-        def release(self) -> None:
-            self._lock.release()
-
     writer = Writer()
     groups = TakeGroups(writer, key)
     writer.hold.clear()
     results: dict = {}
     first = _start(groups, "t1", "a", results)
     assert writer.entered.wait(10)
-    real = take_groups._Waiting.__init__
-
-    def interrupted_init(self, item, item_key):
-        real(self, item, item_key)
-        self._ready = Interrupted()
-
-    monkeypatch.setattr(take_groups._Waiting, "__init__", interrupted_init)
+    _interrupt_next_take(monkeypatch, after_wake=False)
     with pytest.raises(KeyboardInterrupt):
         groups.run("t2", "b")
     monkeypatch.undo()
@@ -241,33 +222,13 @@ def test_a_take_interrupted_while_queued_leaves_the_queue_and_the_rest_go_on(mon
 def test_a_take_interrupted_just_after_being_told_to_lead_passes_the_lead_on(monkeypatch):
     """Woken to lead (still at the queue's head), then interrupted before it leads: it leaves
     the queue and the next queued take leads; nothing of it is written."""
-    from licenses import take_groups
-
-    class WokenThenInterrupted:
-        def __init__(self) -> None:
-            self._lock = threading.Lock()
-            self._lock.acquire()
-
-        def acquire(self, timeout: float = -1) -> bool:
-            self._lock.acquire()  # woken for real, then the interruption
-            raise KeyboardInterrupt
-
-        def release(self) -> None:
-            self._lock.release()
-
     writer = Writer()
     groups = TakeGroups(writer, key, max_items=1)  # one take a group: b would lead the next
     writer.hold.clear()
     results: dict = {}
     first = _start(groups, "t0", "a", results)
     assert writer.entered.wait(10)
-    real = take_groups._Waiting.__init__
-
-    def interrupted_init(self, item, item_key):
-        real(self, item, item_key)
-        self._ready = WokenThenInterrupted()
-
-    monkeypatch.setattr(take_groups._Waiting, "__init__", interrupted_init)
+    _interrupt_next_take(monkeypatch, after_wake=True)
     interrupted: list = []
 
     def run_b() -> None:
@@ -296,3 +257,34 @@ def _queue_more(groups: TakeGroups, items: list[str], results: dict, *, already:
         threads.append(_start(groups, f"t{n}", item, results))
         _queued(groups, n)
     return threads
+
+
+class _InterruptedWakeup:
+    """A take's wake-up lock whose waiter is interrupted (an asynchronous exception): at once, or
+    (``after_wake``) only once it has really been woken."""
+
+    def __init__(self, after_wake: bool) -> None:
+        self.after_wake = after_wake
+        self._lock = threading.Lock()
+        self._lock.acquire()
+
+    def acquire(self, timeout: float = -1) -> bool:
+        if self.after_wake:
+            self._lock.acquire()
+        raise KeyboardInterrupt
+
+    def release(self) -> None:
+        self._lock.release()
+
+
+def _interrupt_next_take(monkeypatch, *, after_wake: bool) -> None:
+    """The next take made waits on an :class:`_InterruptedWakeup` (``monkeypatch.undo()`` ends it)."""
+    from licenses import take_groups
+
+    real = take_groups._Waiting.__init__
+
+    def interrupted_init(self, item, item_key):
+        real(self, item, item_key)
+        self._ready = _InterruptedWakeup(after_wake)
+
+    monkeypatch.setattr(take_groups._Waiting, "__init__", interrupted_init)
