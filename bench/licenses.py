@@ -58,7 +58,7 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, text
 
-from bench._load import database_cpu, drop_database, gunicorn, scratch_database, wrk, wrk_version
+from bench._load import cpu_between, database_cpu, drop_database, gunicorn, scratch_database, wrk, wrk_version
 from bench.result import print_result
 from common.crypto.gm import SM2PrivateKey
 from common.ops.launcher import THREADS, service_concurrency
@@ -168,7 +168,7 @@ def _measure(env: dict, args, tokens: TokenFactory, codes: list[str]) -> dict:
                   ready_path="/readyz") as server:
         cpu_start, busy_start = server.cpu_seconds(), machine_busy_seconds()
         trivial = wrk(f"{server.url}/livez", duration=args.seconds, connections=args.connections)
-        cpu_between, busy_between = server.cpu_seconds(), machine_busy_seconds()
+        cpu_mid, busy_between = server.cpu_seconds(), machine_busy_seconds()
         db_before = database_cpu(db_url)
         verify = wrk(f"{server.url}/verify", duration=args.seconds, connections=args.connections, method="POST",
                      headers=headers, lua=lua)
@@ -176,12 +176,12 @@ def _measure(env: dict, args, tokens: TokenFactory, codes: list[str]) -> dict:
         db_cpu = None if db_before is None else cpu_between(db_before, database_cpu(db_url))
     return {"database_cpu_ms_per_verify": None if db_cpu is None else _per_request(db_cpu, verify.requests),
             "trivial": trivial, "verify": verify, "ratio": verify.requests_per_s / trivial.requests_per_s,
-            "server_cpu_ms_per_livez": _per_request(cpu_between - cpu_start, trivial.requests),
-            "server_cpu_ms_per_verify": _per_request(cpu_end - cpu_between, verify.requests),
+            "server_cpu_ms_per_livez": _per_request(cpu_mid - cpu_start, trivial.requests),
+            "server_cpu_ms_per_verify": _per_request(cpu_end - cpu_mid, verify.requests),
             # cores: CPU seconds per second of the phase (the server's; the whole machine's, which
             # adds wrk, PostgreSQL, the seal node and whatever else runs)
-            "server_cores_livez": round((cpu_between - cpu_start) / trivial.duration_s, 2),
-            "server_cores_verify": round((cpu_end - cpu_between) / verify.duration_s, 2),
+            "server_cores_livez": round((cpu_mid - cpu_start) / trivial.duration_s, 2),
+            "server_cores_verify": round((cpu_end - cpu_mid) / verify.duration_s, 2),
             "machine_cores_livez": _cores(busy_start, busy_between, trivial.duration_s),
             "machine_cores_verify": _cores(busy_between, busy_end, verify.duration_s)}
 
