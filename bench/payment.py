@@ -87,13 +87,13 @@ def _open_accounts(session) -> None:
 def _vacuum_analyze(engine) -> None:
     """VACUUM ANALYZE the ledger's tables, as ``pgbench -i`` does to its own after loading them.
 
-    Why: the database is minutes old, so autovacuum (a pass a minute) has not yet given it
-    statistics or cleared the dead versions of the 1,000 account rows the previous phase updated
-    tens of thousands of times. The ledger's statement is prepared by each connection and keeps
-    its generic plan until the statistics change: prepared while ``ledger_transfers`` was empty,
-    it looked for taken ids by a sequential scan of the whole table, and after 50,000 transfers
-    it cost the database 8.4 ms of CPU for a group of four, against 1.1 fresh and 1.05 once
-    analysed (index scans). A ledger in service is in the analysed state; so is pgbench.
+    Why: the database is minutes old, so autovacuum (a pass a minute where it runs; this
+    machine's server has it off) has not given it statistics or cleared the dead versions of the
+    1,000 account rows the previous phase updated tens of thousands of times. (The ledger's
+    statement is planned at each execution since the fourth session of 2026-12-07; before, a
+    generic plan made while ``ledger_transfers`` was empty scanned the whole table for taken ids:
+    8.4 ms of database CPU for a group of four after 50,000 transfers, against 1.05 analysed.)
+    A ledger in service is in the analysed state; so is pgbench.
     """
     from sqlalchemy import text
 

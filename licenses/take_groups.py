@@ -94,9 +94,11 @@ class TakeGroups(Generic[Item, Outcome]):
     def run(self, context: Any, item: Item) -> Outcome:
         """Write ``item`` with whatever else is waiting; its outcome once the statement returned.
 
-        :raise GroupWriteFailed: another thread's statement holding ``item`` failed.
+        :raise GroupWriteFailed: the statement of the group holding ``item`` failed (this
+            thread's or another's; the cause is its error).
         :raise GroupWaitTimeout: ``item`` waited ``wait_seconds`` without being written.
-        :raise: what ``write`` raises, when this thread's own statement failed.
+        :raise: a :class:`~common.errors.Problem` (or a non-``Exception``) that ``write`` raised
+            in this thread's own statement, as it was raised.
         """
         me = _Waiting(item, self._key(item))
         with self._lock:

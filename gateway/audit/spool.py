@@ -1,8 +1,8 @@
-"""The audit spool: an append-only, fsynced file of audit records on the edge's own disk.
+"""The audit spool: a log of framed audit records on the edge's own disk, made durable by ``fdatasync``.
 
 Every request's audit record is written here, and made durable, before its response completes;
 the background writer (:mod:`gateway.audit.writer`) later moves the records into the database's
-Merkle log. The spool is what makes "never silently dropped" cheap: one fsync of a local file
+Merkle log. The spool is what makes "never silently dropped" cheap: one sync of a local file
 covers every record that arrived while the previous fsync ran (group commit), where a database
 commit per request would cost a transaction each.
 

@@ -14,7 +14,8 @@ does one statement:
   flag), relative to where it starts. A limit holds after every transfer in order exactly when
   it holds at the peak, so the database checks one inequality per account instead of replaying
   the run.
-* The statement locks the accounts in id order (``FOR NO KEY UPDATE``: the foreign-key checks
+* The statement locks the accounts in id order, code point by code point (``COLLATE "C"``, as
+  ``transfers.account_order``; ``FOR NO KEY UPDATE``: the foreign-key checks
   of other inserts, which take ``KEY SHARE``, are not blocked), and only if every account
   exists, every limit holds at its peak on the locked sums and no id is taken does it insert
   every row and add every account's net change. Otherwise it writes nothing and says why.

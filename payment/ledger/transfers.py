@@ -154,7 +154,8 @@ def account_order(session: Session):
 
 
 def _lock_accounts(session: Session, account_ids: set[str]) -> dict[str, LedgerAccount]:
-    """Lock the accounts in id order (so concurrent batches cannot deadlock) and read their sums.
+    """Lock the accounts in the one order the transfer writers lock in (:func:`account_order`)
+    and read their sums.
 
     :raise NotFound: an account is missing.
     """

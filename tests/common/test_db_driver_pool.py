@@ -165,27 +165,34 @@ def test_an_engines_pool_is_retired_with_it_and_closes_what_comes_back(postgres_
     with pytest.raises(ValueError, match="holds 2 connections"):
         engine_driver_pool(engine, size=3)
     held, idle = readers.get(), readers.get()
-    readers.put(idle)
-    engine.dispose()
-    assert idle.conn.closed
-    readers.put(held)
-    assert held.conn.closed and readers.idle_count == 0 and readers._open == 0
-    again = engine_driver_pool(engine, size=2)
-    assert again is not readers
-    pooled = again.get()
-    again.put(pooled)
-    assert again.idle_count == 1
-    engine.dispose()
-    assert pooled.conn.closed
+    try:
+        readers.put(idle)
+        engine.dispose()
+        assert idle.conn.closed
+        readers.put(held)
+        assert held.conn.closed and readers.idle_count == 0 and readers._open == 0
+        again = engine_driver_pool(engine, size=2)
+        assert again is not readers
+        pooled = again.get()
+        again.put(pooled)
+        assert again.idle_count == 1
+        engine.dispose()
+        assert pooled.conn.closed
+    finally:  # nothing left open for a later test's garbage collection to warn about
+        for pooled_ in (held, idle):
+            pooled_.conn.close()
+        engine.dispose()
 
 
 def test_a_full_pool_is_a_503_problem(pool):
     taken = [pool.get(), pool.get()]
-    with pytest.raises(PoolTimeout) as raised:
-        pool.get()
-    assert (raised.value.status, raised.value.code) == (503, "database_busy")
-    for pooled in taken:
-        pool.put(pooled)
+    try:
+        with pytest.raises(PoolTimeout) as raised:
+            pool.get()
+        assert (raised.value.status, raised.value.code) == (503, "database_busy")
+    finally:
+        for pooled in taken:
+            pool.put(pooled)
 
 
 def test_only_postgresql():

@@ -6,6 +6,7 @@ The edge appends (``AuditSpool``); the writer process reads and releases (``Spoo
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import math
 import os
@@ -37,11 +38,11 @@ def _ids(reader: SpoolReader, position: int = 0) -> list[str]:
 
 def _abandon(spool: AuditSpool) -> None:
     """As if the edge were killed: no clean close, so the zeros (and whatever else) after its frames stay."""
-    os.close(spool._fd)
-    spool._fd = None
     spool._stopping = True
     spool._jobs.put(None)
     spool._syncer.join()
+    os.close(spool._fd)
+    spool._fd = None
     spool.shared.close()
     os.close(spool._lock_fd)
 
@@ -97,14 +98,13 @@ def test_max_batch_one_is_one_fsync_per_record(tmp_path):
 def test_callers_are_released_only_after_their_fsync(tmp_path, monkeypatch):
     spool = AuditSpool(tmp_path)
     synced: list[int] = []
-    real_fsync = os.fsync
+    real_fdatasync = os.fdatasync
 
-    def slow_fsync(fd):
-        real_fsync(fd)
+    def slow_fdatasync(fd):  # the frames' sync (os.fsync only makes the zeros filled ahead durable)
+        real_fdatasync(fd)
         synced.append(fd)
 
-    monkeypatch.setattr(os, "fsync", slow_fsync)
-    monkeypatch.setattr(os, "fdatasync", slow_fsync)
+    monkeypatch.setattr(os, "fdatasync", slow_fdatasync)
 
     async def main():
         await spool.record(_record(1))
@@ -311,11 +311,18 @@ def test_a_failed_rotation_refuses_the_batch_leaks_no_descriptor_and_is_tried_ag
         return real(directory)
 
     monkeypatch.setattr(spool_module, "fsync_dir", fsync_dir)
-    descriptors = len(os.listdir("/proc/self/fd"))
+    def segments_open() -> int:  # this spool's files only: other tests' objects may be collected meanwhile
+        found = 0
+        for fd in os.listdir("/proc/self/fd"):
+            with contextlib.suppress(OSError):
+                found += os.readlink(f"/proc/self/fd/{fd}").startswith(str(tmp_path))
+        return found
+
+    descriptors = segments_open()
     for _ in range(3):
         with pytest.raises(AuditUnavailable):
             spool.write_sync(_record(5))
-    assert len(os.listdir("/proc/self/fd")) == descriptors  # no segment left open per try
+    assert segments_open() == descriptors  # no segment left open per try
     failing[0] = False
     spool.write_sync(_record(9))
     spool.close()

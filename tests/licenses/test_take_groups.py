@@ -42,7 +42,7 @@ def _start(groups: TakeGroups, context: str, item: str, results: dict) -> thread
         except Exception as error:  # noqa: BLE001 - the test reads it
             results[item] = error
 
-    thread = threading.Thread(target=run)
+    thread = threading.Thread(target=run, daemon=True)  # a stuck take must not hang pytest's exit
     thread.start()
     return thread
 
@@ -237,7 +237,7 @@ def test_a_take_interrupted_just_after_being_told_to_lead_passes_the_lead_on(mon
         except KeyboardInterrupt as exc:
             interrupted.append(exc)
 
-    b = threading.Thread(target=run_b)
+    b = threading.Thread(target=run_b, daemon=True)
     b.start()
     _queued(groups, 1)
     monkeypatch.undo()
@@ -269,8 +269,8 @@ class _InterruptedWakeup:
         self._lock.acquire()
 
     def acquire(self, timeout: float = -1) -> bool:
-        if self.after_wake:
-            self._lock.acquire()
+        if self.after_wake:  # bounded: a regression fails the test instead of hanging the run
+            assert self._lock.acquire(timeout=10), "never woken"
         raise KeyboardInterrupt
 
     def release(self) -> None:

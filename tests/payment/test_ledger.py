@@ -150,15 +150,30 @@ def test_open_account_is_idempotent_but_refuses_other_flags(ledger):
 
 
 def test_accounts_are_locked_in_code_point_order_as_python_sorts_them(ledger):
-    """payment.ledger.transfers.account_order: on PostgreSQL the locking reads order ids by code
-    point (``COLLATE "C"``), as ``sorted`` does on the exact path, whatever the database's own
-    collation (under en_US.utf8 ``payer:x`` and ``payer_clearing`` sort the other way round; CI's
-    database is C.UTF-8, where the two agree anyway, so the statement itself is checked)."""
-    from payment.ledger.transfers import account_order
+    """payment.ledger.transfers.account_order: on PostgreSQL every locking read of the accounts
+    orders ids by code point (``COLLATE "C"``), as ``sorted`` does on the exact path, whatever the
+    database's own collation (under en_US.utf8 ``payer:x`` and ``payer_clearing`` sort the other way
+    round; CI's database is C.UTF-8, where the two agree anyway, so the statements sent are checked:
+    the session path's locking read (``_lock_accounts``), caught as it is sent, and the one
+    statement's text)."""
+    from sqlalchemy import event
 
-    dialect = ledger.get_bind().dialect
-    compiled = str(account_order(ledger).compile(dialect=dialect))
-    if dialect.name == "postgresql":
-        assert compiled == 'ledger_accounts.id COLLATE "C"'
-    else:  # SQLite compares code points (BINARY) and has no collation named C
-        assert compiled == "ledger_accounts.id"
+    from payment.ledger import one_statement, transfers
+
+    engine = ledger.get_bind()
+    sent: list[str] = []
+
+    def catch(conn, cursor, statement, parameters, context, executemany):
+        sent.append(statement)
+
+    event.listen(engine, "before_cursor_execute", catch)
+    try:
+        assert set(transfers._lock_accounts(ledger, {"bank", "clearing", "revenue"})) == {"bank", "clearing", "revenue"}
+        ledger.rollback()
+    finally:
+        event.remove(engine, "before_cursor_execute", catch)
+    locking = [s for s in sent if "FOR NO KEY UPDATE" in s or "FOR UPDATE" in s]
+    if engine.dialect.name == "postgresql":  # SQLite has no locking reads (it locks the database)
+        assert locking, sent
+        assert all('ORDER BY ledger_accounts.id COLLATE "C" FOR NO KEY UPDATE' in s for s in locking), locking
+        assert 'ORDER BY a.id COLLATE "C"' in one_statement._WRITE_NEW

@@ -29,6 +29,7 @@ from payment.ledger.transfers import (
     balance,
     create_transfers,
 )
+from tests.conftest import need
 from tests.payment.conftest import open_test_accounts
 
 
@@ -41,7 +42,7 @@ def ledger(session):
 @pytest.fixture
 def postgresql(app):
     if get_db(app).engine.dialect.name != "postgresql":
-        pytest.skip("the one statement is PostgreSQL's (XSN_TEST_DATABASE_URL)")
+        need("XSN_TEST_DATABASE_URL (PostgreSQL): the one statement is PostgreSQL's")
     return get_db(app)
 
 

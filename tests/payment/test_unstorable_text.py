@@ -31,7 +31,7 @@ def test_a_nul_or_an_unpaired_surrogate_is_refused_with_its_field(client, tokens
     assert refused.status_code == 422, refused.get_json()
     problem = refused.get_json()
     assert refused.mimetype == "application/problem+json" and problem["code"] == "validation_failed"
-    assert member in json.dumps(problem["errors"])
+    assert member in problem["errors"]["transfers"]["0"], problem["errors"]
     assert session.scalar(select(func.count()).select_from(LedgerTransfer)) == 0
 
 
