@@ -13,7 +13,7 @@ import base64
 import io
 from functools import lru_cache
 
-from flask import Response, current_app, g, request, url_for
+from flask import Response, current_app, g, url_for
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from werkzeug.http import http_date
@@ -189,11 +189,10 @@ class MyOfflineCode(MethodView):
         return {"code": code, "expires_at": expires}
 
 
-def plain_verify_request() -> dict | None:
-    """A body that :class:`~licenses.schemas.VerifyRequestSchema` accepts as it is: a JSON object
-    whose only member is a ``code`` string within the schema's length bounds; ``None`` for
-    anything else."""
-    body = request.get_json(silent=True)
+def plain_verify_request(body: object) -> dict | None:
+    """``body`` when :class:`~licenses.schemas.VerifyRequestSchema` accepts it as it is: a JSON
+    object whose only member is a ``code`` string within the schema's length bounds; ``None``
+    for anything else."""
     if type(body) is dict and len(body) == 1:
         code = body.get("code")
         if type(code) is str and CODE_MIN <= len(code) <= CODE_MAX:

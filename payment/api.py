@@ -17,8 +17,6 @@ from flask import Response, current_app, g, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from sqlalchemy import select
-from webargs.core import parse_json
-from webargs.flaskparser import is_json_request
 
 from common.crypto.keystore import load_kek
 from common.crypto.pii import PiiCipher
@@ -193,21 +191,9 @@ class Accounts(MethodView):
         return get_session().scalars(select(LedgerAccount).order_by(LedgerAccount.id))
 
 
-def _plain_transfers() -> dict | None:
-    """The body, read as webargs reads it, when :func:`~payment.schemas.plain_transfer_batch`
-    finds it plain; None otherwise (webargs then parses it against the schema)."""
-    if not is_json_request(request):
-        return None
-    try:
-        body = parse_json(request.get_data(cache=True))
-    except (ValueError, RecursionError):  # malformed: webargs answers it as before
-        return None
-    return plain_transfer_batch(body)
-
-
 @ledger_blp.route("/transfers")
 class Transfers(MethodView):
-    @arguments_or(ledger_blp, TransferBatchSchema, _plain_transfers)
+    @arguments_or(ledger_blp, TransferBatchSchema, plain_transfer_batch)
     @ledger_blp.response(201, TransferBatchResultSchema)
     @ledger_blp.doc(security=SECURITY)
     @require_token("payment:admin")
