@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import json
 import select as select_module
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -39,7 +38,7 @@ from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from common.db_driver import DriverPool, Pooled
+from common.db_driver import DriverPool, Pooled, engine_driver_pool
 from common.ttl_cache import TtlCache
 
 from .models import VALID, Authorisation, Licence, LicenceType, UseRecord
@@ -326,8 +325,8 @@ class SessionStore:
 class Stores:
     """Where each verification of one app gets its store.
 
-    On PostgreSQL a :class:`common.db_driver.DriverPool` of its own, built on first use (after a
-    server's workers fork): autocommit psycopg connections without SQLAlchemy's pool and
+    On PostgreSQL the engine's :class:`common.db_driver.DriverPool` (``engine_driver_pool``, built
+    on first use, after a server's workers fork): autocommit psycopg connections without SQLAlchemy's pool and
     without the pre-ping every other checkout pays (a ``SELECT 1`` round trip per request). A
     connection the server closed meanwhile fails the lookup, which is tried again on a new one
     (:meth:`PostgresStore.lookup`), or is seen before a known code's write
@@ -344,10 +343,8 @@ class Stores:
 
     def __init__(self, engine: Engine, *, pool_size: int = 16, group_takes: bool = True) -> None:
         self._engine, self._pool_size = engine, pool_size
-        self._pool: DriverPool | None = None
         # Known codes' takes of this process's concurrent verifications, written together.
         self.takes: TakeGroups | None = TakeGroups(PostgresStore.write_known, key=_take_key) if group_takes else None
-        self._lock = threading.Lock()
         # Codes verified lately: a minute, as long as the seal's verdicts are cached. A version of
         # a row (xmin) names it for a few billion transactions, far beyond a minute.
         self.verified: TtlCache[str, Verified] = TtlCache(seconds=60.0, size=4096)
@@ -357,14 +354,14 @@ class Stores:
         on PostgreSQL). Close it after use."""
         if self._engine.dialect.name != "postgresql":
             return SessionStore(session())
-        if self._pool is None:
-            with self._lock:
-                if self._pool is None:
-                    self._pool = DriverPool(self._engine.url.render_as_string(hide_password=False),
-                                            size=self._pool_size)
-        return PostgresStore(self._pool, self.verified, self.takes)
+        return PostgresStore(self.pool(), self.verified, self.takes)
+
+    def pool(self) -> DriverPool:
+        """The engine's driver pool in this process (:func:`common.db_driver.engine_driver_pool`:
+        built on first use, after a server's workers fork, and retired with the engine)."""
+        return engine_driver_pool(self._engine, size=self._pool_size)
 
     def dispose(self) -> None:
-        """Close the pool's connections (tests, shutdown)."""
-        if self._pool is not None:
-            self._pool.dispose()
+        """Close the pool's idle connections (tests, shutdown)."""
+        if self._engine.dialect.name == "postgresql":
+            self.pool().dispose()

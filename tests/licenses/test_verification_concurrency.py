@@ -143,7 +143,7 @@ def _pool(h):
 
     store = h.app.extensions["licenses"]["stores"].open(get_session)  # builds the pool on first use
     store.close()
-    return h.app.extensions["licenses"]["stores"]._pool
+    return h.app.extensions["licenses"]["stores"].pool()
 
 
 @pytest.mark.services
