@@ -92,10 +92,8 @@ class InlineWriter(Generic[Item, Result]):
     def submit(self, items: Sequence[Item]) -> Result:
         """:raise Problem: the request's refusal. :raise SQLAlchemyError: a database error."""
         if self.write_committed is not None:
-            try:
-                outcomes = self.write_committed([items])
-            except Exception:  # as GroupCommitter._commit: the session path says what is wrong
-                outcomes = None
+            outcomes = _offer(self.write_committed, [items], structlog.get_logger("xsn.group_commit"),
+                              "group_commit_failed")
             if outcomes is not None and outcomes[0] is not NOT_WRITTEN:
                 return _unwrap(outcomes[0])
         return _unwrap(write_alone(self.sessions, items, self.write_one))
@@ -211,15 +209,8 @@ class GroupCommitter(Generic[Item, Result]):
 
     def _commit(self, group: list[_Waiting]) -> None:
         if self.write_committed is not None:
-            try:
-                outcomes = self.write_committed([waiting.items for waiting in group])
-            except Exception as exc:
-                # One request's value the driver cannot send (or any other error) must not be
-                # every request's answer: the group takes the session path below, where a
-                # failing group is retried request by request (what the one statement may have
-                # committed before failing is recognised there: ids are idempotent).
-                self.log.warning(self.failed_event, requests=len(group), error=f"{type(exc).__name__}: {exc}"[:300])
-                outcomes = None
+            outcomes = _offer(self.write_committed, [waiting.items for waiting in group], self.log,
+                              self.failed_event)
             if outcomes is not None:
                 done, answers, left = [], [], []
                 for waiting, outcome in zip(group, outcomes, strict=True):
@@ -253,6 +244,18 @@ class GroupCommitter(Generic[Item, Result]):
             self.requests += len(group)
         for waiting, outcome in zip(group, outcomes, strict=True):
             waiting.answer(outcome)
+
+
+def _offer(write_committed: CommittedWriter, groups: list, log: Any, event: str) -> list | None:
+    """``write_committed(groups)``, or None when it raised: one request's value the driver cannot
+    send (or any other error) must not be every request's answer, so the group takes the session
+    path (one transaction, then request by request if that fails; what the one statement may have
+    committed before failing is recognised there: ids are idempotent)."""
+    try:
+        return write_committed(groups)
+    except Exception as exc:
+        log.warning(event, requests=len(groups), error=f"{type(exc).__name__}: {exc}"[:300])
+        return None
 
 
 def _unwrap(outcome: Any) -> Any:

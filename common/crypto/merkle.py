@@ -23,14 +23,10 @@ HashFn = Callable[[bytes], bytes]
 GetNode = Callable[[int, int], bytes]
 
 
-def _digest(algorithm: hashes.HashAlgorithm, data: bytes) -> bytes:
-    h = hashes.Hash(algorithm)
+def sha256(data: bytes) -> bytes:
+    h = hashes.Hash(hashes.SHA256())
     h.update(data)
     return h.finalize()
-
-
-def sha256(data: bytes) -> bytes:
-    return _digest(hashes.SHA256(), data)
 
 
 class ProofError(ValueError):
