@@ -40,7 +40,11 @@ VALUES = [
       "nested": {"z": "\u2028\t", "y": "\"q\"\n"}}, "utf8"),
     ({"day": date(2026, 12, 7), "at": datetime(2026, 12, 7, 3, 1, 41, 282473, tzinfo=UTC),
       "naive": datetime(2026, 1, 1, 8, 0),
-      "east": datetime(2026, 3, 1, 7, 59, 59, tzinfo=timezone(timedelta(hours=8)))},
+      "east": datetime(2026, 3, 1, 7, 59, 59, tzinfo=timezone(timedelta(hours=8))),
+      # the same instant in two zones, and the same day as a date: dates are rendered once each
+      # (json_provider's cache), each value still as Flask renders it
+      "again": [datetime(2026, 3, 1, 7, 59, 59, tzinfo=timezone(timedelta(hours=8))),
+                datetime(2026, 2, 28, 23, 59, 59, tzinfo=UTC), date(2026, 12, 7), date(2026, 12, 7)]},
      "utf8"),
     ({"amount": decimal.Decimal("12.50"), "id": uuid.UUID(int=5), "point": Point(1, date(2026, 1, 2)),
       "html": Html()}, "utf8"),
