@@ -10,6 +10,7 @@ action; ``xsn ledger check`` passes on the node's database.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -125,6 +126,34 @@ def test_a_forged_notification_through_the_gateway_is_refused(suite):
                                     "Wechatpay-Signature": "AAAA", "Wechatpay-Serial": "x",
                                     "X-Forwarded-For": "10.9.9.9"})
     assert answer.status_code == 500 and answer.json()["code"] == "FAIL"
+
+
+def test_ledger_transfers_refuse_unstorable_text_and_huge_integers_through_the_gateway(suite):
+    """What a client may send to the ledger through the gateway: text PostgreSQL cannot store
+    (NUL, an unpaired surrogate) is a 422 naming the field, a body Python's JSON refuses beyond
+    its syntax (a 5,000-digit integer) a 400; problem+json, nothing written, whatever
+    X-Forwarded-For it claims."""
+    url = f"{suite.base_url('gateway')}/payment/ledger/transfers"
+    finance = {**_token(suite, "xsn-admin", "payment:admin"), "X-Forwarded-For": "10.6.6.6"}
+    transfer = {"id": "e2e-unstorable", "debit_account_id": "channel_receivable:bank",
+                "credit_account_id": "payer_clearing", "amount": 1, "code": "payment"}
+    before = _balances(suite, finance)
+    for member, value in (("reference", "a\x00b"), ("id", "x\ud800")):
+        body = json.dumps({"transfers": [{**transfer, member: value}]})  # escaped: \\u0000, \\ud800
+        answer = requests.post(url, data=body, timeout=10, headers={**finance, "Content-Type": "application/json"})
+        assert answer.status_code == 422, answer.text
+        assert answer.headers["Content-Type"].startswith("application/problem+json")
+        assert member in answer.json()["errors"]["transfers"]["0"], answer.json()
+    huge = b'{"transfers": [{"amount": ' + b"1" * 5000 + b"}]}"
+    answer = requests.post(url, data=huge, timeout=10, headers={**finance, "Content-Type": "application/json"})
+    assert answer.status_code == 400 and answer.json()["code"] == "malformed_json", answer.text
+    assert _balances(suite, finance) == before  # nothing written
+
+
+def _balances(suite, finance: dict) -> dict:
+    accounts = requests.get(f"{suite.base_url('gateway')}/payment/ledger/accounts", headers=finance, timeout=10)
+    assert accounts.status_code == 200, accounts.text
+    return {a["id"]: a for a in accounts.json() if a["id"] in ("channel_receivable:bank", "payer_clearing")}
 
 
 def test_an_order_the_payer_walked_away_from_is_closed_and_the_notice_is_payable_again(suite):

@@ -152,6 +152,23 @@ def test_a_transfer_answer_is_what_the_documented_schema_dumps(client, tokens):
     assert [t["status"] for t in body["transfers"]] == ["posted", "pending"]
 
 
+def test_a_plain_transfer_body_takes_the_fast_path_and_any_other_the_schema(client, tokens, monkeypatch):
+    """payment.schemas.plain_transfer_batch, through common.web.arguments.arguments_or: a plain
+    body never reaches marshmallow; one with a member the fast path does not take does."""
+    from payment.schemas import TransferBatchSchema
+
+    loads: list = []
+    real = TransferBatchSchema.load
+    monkeypatch.setattr(TransferBatchSchema, "load", lambda self, *a, **k: loads.append(1) or real(self, *a, **k))
+    admin = tokens.bearer(sub="fin", scope="payment:admin", aud="xsn:payment", client_id="xsn-finance")
+    plain = {"id": "f1", "debit_account_id": "channel_receivable:bank", "credit_account_id": "payer_clearing",
+             "amount": 1, "code": "payment"}
+    assert client.post("/ledger/transfers", json={"transfers": [plain]}, headers=admin).status_code == 201
+    assert loads == []
+    refused = client.post("/ledger/transfers", json={"transfers": [{**plain, "extra": 1}]}, headers=admin)
+    assert refused.status_code == 422 and loads == [1]
+
+
 def current_json(app, value) -> bytes:
     with app.app_context():
         return app.json.response(value).data

@@ -159,8 +159,11 @@ def test_accounts_are_locked_in_code_point_order_as_python_sorts_them(ledger):
     from sqlalchemy import event
 
     from payment.ledger import one_statement, transfers
+    from tests.conftest import need
 
     engine = ledger.get_bind()
+    if engine.dialect.name != "postgresql":  # SQLite has no locking reads (it locks the database)
+        need("XSN_TEST_DATABASE_URL (PostgreSQL)")
     sent: list[str] = []
 
     def catch(conn, cursor, statement, parameters, context, executemany):
@@ -173,7 +176,6 @@ def test_accounts_are_locked_in_code_point_order_as_python_sorts_them(ledger):
     finally:
         event.remove(engine, "before_cursor_execute", catch)
     locking = [s for s in sent if "FOR NO KEY UPDATE" in s or "FOR UPDATE" in s]
-    if engine.dialect.name == "postgresql":  # SQLite has no locking reads (it locks the database)
-        assert locking, sent
-        assert all('ORDER BY ledger_accounts.id COLLATE "C" FOR NO KEY UPDATE' in s for s in locking), locking
-        assert 'ORDER BY a.id COLLATE "C"' in one_statement._WRITE_NEW
+    assert locking, sent
+    assert all('ORDER BY ledger_accounts.id COLLATE "C" FOR NO KEY UPDATE' in s for s in locking), locking
+    assert 'ORDER BY a.id COLLATE "C"' in one_statement._WRITE_NEW

@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import func, select
 
 from common.db import get_db
+from common.group_commit import _Waiting
 from payment.ledger.group_commit import GroupCommitter
 from payment.ledger.models import LedgerTransfer
 from payment.ledger.transfers import TransferSpec
@@ -39,12 +40,17 @@ def test_a_group_whose_one_statement_raises_is_answered_request_by_request(app, 
     open_test_accounts(session)
     session.commit()
 
+    offered: list[int] = []
+
     def unsendable(groups):
+        offered.append(len(groups))
         raise UnicodeEncodeError("utf-8", "\ud800", 0, 1, "surrogates not allowed")
 
     committer = GroupCommitter(get_db(app).session, write_committed=unsendable, committers=1)
-    results = [committer.submit([TransferSpec(f"g{i}", "channel_receivable:bank", "payer_clearing", 10, "payment")])
-               for i in range(3)]
-    assert all(result[0].created for result in results)
+    group = [_Waiting([TransferSpec(f"g{i}", "channel_receivable:bank", "payer_clearing", 10, "payment")])
+             for i in range(3)]
+    committer._commit(group)  # the committer thread's step, on one group of three as the queue gave it
+    assert offered == [3]  # the one statement was offered the whole group, and raised
+    assert all(waiting.outcome[0].created for waiting in group), [w.outcome for w in group]
     session.expire_all()
     assert session.scalar(select(func.count()).select_from(LedgerTransfer)) == 3
