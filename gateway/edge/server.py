@@ -4,8 +4,9 @@ In order: the gateway's own endpoints (``/livez``, ``/readyz``, ``/metrics``); t
 (421 unless configured); the request's framing (smuggling shapes, 400); the path (400 for
 traversal); the route (404); the token and scopes (401/403); the rate limit (429); the body,
 read whole within its timeout and limit (408/413); then the service over a pooled
-connection (502/503/504 when it fails). Every request through a route, and every error the
-gateway itself answers, leaves one audit record before its response completes.
+connection (502/503/504 when it fails; ``upstreams`` says what its circuit breaker counts).
+Every request through a route, and every error the gateway itself answers, leaves one audit
+record before its response completes.
 """
 
 from __future__ import annotations
@@ -170,10 +171,7 @@ class Gateway:
         response = await upstream.send(request.method, match.rest + (f"?{query}" if query else ""), out_headers,
                                        body, match.service.timeout_s)
         try:
-            return await self._relay(request, response, exchange, limit_headers, match.service.timeout_s)
-        except BaseException:
-            upstream.breaker.release()
-            raise
+            return await self._relay(request, upstream, response, exchange, limit_headers, match.service.timeout_s)
         finally:
             response.release()
 
@@ -252,7 +250,7 @@ class Gateway:
         exchange.bytes_in = size
         return b"".join(chunks)
 
-    async def _relay(self, request: web.BaseRequest, upstream: Response, exchange: Exchange,
+    async def _relay(self, request: web.BaseRequest, source: Upstream, upstream: Response, exchange: Exchange,
                      limit_headers: dict[str, str], timeout: float) -> web.StreamResponse:
         # Hop-by-hop and framing fields and the service's own CORS headers dropped in one pass.
         headers = response_headers(upstream.headers, upstream.connection_values,
@@ -271,6 +269,7 @@ class Gateway:
             try:
                 data = b"" if no_body else await upstream.read(timeout)
             except UpstreamError as exc:
+                source.broke_off(upstream)
                 raise UpstreamUnavailable(f"{exchange.upstream} broke off its answer") from exc
             exchange.bytes_out = len(data)
             await self._audit(exchange)
@@ -288,6 +287,7 @@ class Gateway:
                 exchange.bytes_out += len(chunk)
                 await response.write(chunk)
         except UpstreamError:
+            source.broke_off(upstream)
             exchange.status, exchange.outcome, exchange.reason = 502, "error", "upstream_broke_off"
             await self._audit(exchange)
             if request.transport is not None:

@@ -174,6 +174,7 @@ class Response:
         self._pool = pool
         self._connection: Connection | None = connection
         self.status = status
+        self.ticket = 0  # its request's circuit-breaker ticket (``upstreams.Upstream.send`` sets it)
         self.headers: list[tuple[str, str]] = []
         transfer_encoding = None
         lengths: set[str] = set()  # every Content-Length value ("5, 5" and two headers saying 5 are one)

@@ -1,10 +1,34 @@
 """Connections to the services: a pool of keep-alive connections per upstream
 (``upstream_http``), bounded retries of idempotent methods, and a circuit breaker per upstream.
 
-Breaker: after ``failures`` consecutive failures (no connection, timeout, or a 502/503/504
-from the service) the upstream is *open* and requests are answered 503 at once for
-``open_s`` seconds; then it is *half-open*: one request at a time goes through as a probe,
-and its success closes the breaker while its failure opens it again.
+What the breaker counts as a failure: what it is for, the service not being reachable. That is
+a transport failure: no connection, the connection reset or closed before the answer's head
+arrived, no head within the route's timeout, an answer that is not HTTP/1.x, a body that
+broke off; and a 502/503/504 that is *not* a problem document (``application/problem+json``),
+which is what a proxy or a dying server says when nothing behind it answers (Envoy's "gateway
+failure"). Every answer of the service itself, a 503 problem included, is a success: the
+service is reachable and has said what is wrong (a licences group commit that failed answers
+503 ``verification_write_failed`` to each of its ~6 requests at once, payment answers 503
+``database_busy`` under load; opening the circuit for them would turn one database hiccup into
+5 s of the whole service refused). nginx counts the same way by default (``max_fails`` counts
+what ``proxy_next_upstream`` names: ``error timeout``, not ``http_503``); so do resilience
+libraries, which count exceptions, not answers, unless told otherwise.
+
+One outage, one count: the requests in flight when a worker dies or a connection pool resets
+all fail together from one cause. A failure counts when its request was sent after the last
+counted failure was seen, or when it comes ``burst_s`` (0.1 s) or more after it; the rest of a
+burst does not (it says nothing the first did not). A dead service still opens the breaker
+after ``failures`` requests sent one after another (each fails at once), and a hung one within
+``(failures - 1) × burst_s`` of its first timeout, as its timeouts come one by one.
+
+After ``failures`` consecutive failures the upstream is *open*: requests are answered 503
+``upstream_circuit_open`` at once for ``open_s`` seconds; then it is *half-open*: one request
+at a time goes through as a probe, and its success closes the breaker while its failure opens
+it again. Retries (idempotent methods only, ``retries`` extra attempts) follow the same rule:
+a transport failure or a gateway failure is tried again, a service's own problem answer is
+passed on as it is (retrying a 503 ``database_busy`` would triple the load on the busy database).
+``/readyz`` shows each upstream's breaker state, its count of consecutive failures and the last
+``/livez`` probe.
 """
 
 from __future__ import annotations
@@ -17,26 +41,42 @@ from urllib.parse import urlsplit
 
 import structlog
 
+from common.errors import PROBLEM_MIME
 from gateway.edge.problems import CircuitOpen, UpstreamTimeout, UpstreamUnavailable
 from gateway.edge.upstream_http import Pool, Response, UpstreamError
 
 log = structlog.get_logger("xsn.gateway.upstreams")
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
-FAILURE_STATUSES = frozenset({502, 503, 504})
+GATEWAY_STATUSES = frozenset({502, 503, 504})
+
+
+def is_gateway_failure(response: Response) -> bool:
+    """A 502/503/504 without a problem document: not the service's own answer (see the module)."""
+    if response.status not in GATEWAY_STATUSES:
+        return False
+    return not any(value.partition(";")[0].strip().lower() == PROBLEM_MIME
+                   for value in response.header_values("Content-Type"))
 
 
 @dataclass
 class Breaker:
+    """Each request takes a ticket from :meth:`before` and hands it back with its verdict."""
+
     failures: int = 5
     open_s: float = 5.0
+    burst_s: float = 0.1
     clock: Callable[[], float] = time.monotonic
     consecutive: int = 0
     opened_at: float | None = None
     probing: bool = False
     state: str = field(default="closed")  # closed | open | half_open
+    # Counted failures so far; a request's ticket is the epoch it was sent in. Only the
+    # half-open probe holds the current epoch's ticket while the breaker is not closed.
+    epoch: int = 0
+    counted_at: float = float("-inf")  # when the last failure was counted
 
-    def before(self) -> None:
-        """:raise CircuitOpen: open, or half-open with a probe already in flight."""
+    def before(self) -> int:
+        """The request's ticket. :raise CircuitOpen: open, or half-open with a probe already in flight."""
         if self.state == "open":
             if self.clock() - (self.opened_at or 0.0) < self.open_s:
                 raise CircuitOpen("the service is failing; try again shortly", headers={"Retry-After": "5"})
@@ -45,21 +85,30 @@ class Breaker:
             if self.probing:
                 raise CircuitOpen("the service is failing; try again shortly", headers={"Retry-After": "5"})
             self.probing = True
+        return self.epoch
 
-    def success(self) -> None:
+    def success(self, ticket: int) -> None:
+        if self.state != "closed" and ticket != self.epoch:
+            return  # an answer to a request sent before the circuit opened: the probe decides
         self.consecutive, self.state, self.probing, self.opened_at = 0, "closed", False, None
 
-    def failure(self) -> None:
+    def failure(self, ticket: int) -> None:
+        now = self.clock()
+        if ticket != self.epoch and (self.state != "closed" or now - self.counted_at < self.burst_s):
+            return  # the rest of a burst already counted, or a request from before the circuit opened
+        self.epoch += 1
+        self.counted_at = now
         self.consecutive += 1
         self.probing = False
         if self.state == "half_open" or self.consecutive >= self.failures:
             if self.state != "open":
                 log.warning("circuit_opened", failures=self.consecutive)
-            self.state, self.opened_at = "open", self.clock()
+            self.state, self.opened_at = "open", now
 
-    def release(self) -> None:
+    def release(self, ticket: int) -> None:
         """A request that ended without a verdict (the client went away): free the probe slot."""
-        self.probing = False
+        if ticket == self.epoch:
+            self.probing = False
 
 
 class Upstream:
@@ -84,20 +133,26 @@ class Upstream:
     async def send(self, method: str, path_qs: str, headers: list[tuple[str, str]], body: bytes,
                    timeout_s: float) -> Response:
         """The service's response, head read, body not yet (the caller reads or streams it,
-        then ``release()``s it).
+        then ``release()``s it, and reports a body that broke off with :meth:`broke_off`).
 
         :raise CircuitOpen: the breaker is open. :raise UpstreamUnavailable: no connection
             (after retries for idempotent methods). :raise UpstreamTimeout: no answer in time.
         """
-        self.breaker.before()
+        ticket = self.breaker.before()
         try:
-            return await self._send(method, path_qs, headers, body, timeout_s)
+            response = await self._send(method, path_qs, headers, body, timeout_s, ticket)
         except BaseException:
-            self.breaker.release()  # cancelled or failed: a half-open probe slot must not stay taken
+            self.breaker.release(ticket)  # cancelled or failed: a half-open probe slot must not stay taken
             raise
+        response.ticket = ticket
+        return response
+
+    def broke_off(self, response: Response) -> None:
+        """The body of ``response`` broke off or timed out: a transport failure after all."""
+        self.breaker.failure(response.ticket)
 
     async def _send(self, method: str, path_qs: str, headers: list[tuple[str, str]], body: bytes,
-                    timeout_s: float) -> Response:
+                    timeout_s: float, ticket: int) -> Response:
         idempotent = method in IDEMPOTENT
         attempts = 1 + (self.retries if idempotent else 0)
         target = self.base_path + path_qs
@@ -106,7 +161,7 @@ class Upstream:
             try:
                 response = await self.pool.request(method, target, headers, body, timeout_s=timeout_s, fresh=fresh)
             except TimeoutError as exc:
-                self.breaker.failure()
+                self.breaker.failure(ticket)
                 raise UpstreamTimeout(f"{self.name} did not answer in time") from exc
             except UpstreamError as exc:
                 if exc.reused and not exc.answered and idempotent:
@@ -115,19 +170,19 @@ class Upstream:
                 if attempt + 1 < attempts and not exc.answered:
                     await asyncio.sleep(0.05 * (attempt + 1))
                     continue
-                self.breaker.failure()
+                self.breaker.failure(ticket)
                 log.warning("upstream_unavailable", upstream=self.name, error=str(exc)[:200])
                 raise UpstreamUnavailable(f"{self.name} is not reachable") from exc
-            if response.status in FAILURE_STATUSES and idempotent and attempt + 1 < attempts:
-                response.release()
-                await asyncio.sleep(0.05 * (attempt + 1))
-                continue
-            if response.status in FAILURE_STATUSES:
-                self.breaker.failure()
+            if is_gateway_failure(response):
+                if idempotent and attempt + 1 < attempts:
+                    response.release()
+                    await asyncio.sleep(0.05 * (attempt + 1))
+                    continue
+                self.breaker.failure(ticket)
             else:
-                self.breaker.success()
+                self.breaker.success(ticket)
             return response
-        self.breaker.failure()
+        self.breaker.failure(ticket)
         raise UpstreamUnavailable(f"{self.name} is not reachable")
 
     async def probe(self, timeout_s: float = 2.0) -> bool:
@@ -144,4 +199,4 @@ class Upstream:
         return self.healthy
 
     def health(self) -> dict:
-        return {"state": self.breaker.state, "healthy": self.healthy}
+        return {"state": self.breaker.state, "failures": self.breaker.consecutive, "healthy": self.healthy}

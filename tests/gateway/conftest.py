@@ -35,6 +35,17 @@ def echo_app() -> Flask:
             return {"status": "ok"}
         if path.startswith("status/"):
             return Response("{}", status=int(path.split("/")[1]), mimetype="application/json")
+        if path.startswith("problem/"):  # a service's own problem answer (503 database_busy)
+            status = int(path.split("/")[1])
+            return Response(json.dumps({"status": status, "code": "database_busy", "title": "Busy"}), status=status,
+                            mimetype="application/problem+json")
+        if path == "cut":  # a streamed body the service breaks off (werkzeug drops the connection)
+
+            def cut():
+                yield b"x" * 65536
+                raise RuntimeError("the service broke off its answer")
+
+            return Response(stream_with_context(cut()), mimetype="application/octet-stream")
         if path == "big":
             size = int(request.args.get("size", 1024 * 1024))
 

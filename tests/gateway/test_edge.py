@@ -353,6 +353,30 @@ def test_unreachable_upstream_is_502_and_the_circuit_opens(start_edge):
     assert ready["upstreams"]["seal"]["state"] == "closed"
 
 
+def test_a_burst_of_problem_answers_leaves_the_circuit_closed(start_edge):
+    """The service answers 503 problems to concurrent requests: it is reachable, the answers are
+    passed on as they are, and the next request is forwarded."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    edge = start_edge(GATEWAY_BREAKER_FAILURES=2)
+    token = edge.tokens.bearer(aud="xsn:seal")
+    with ThreadPoolExecutor(6) as pool:
+        answers = list(pool.map(lambda _: requests.get(f"{edge.url}/seal/problem/503", headers=token), range(6)))
+    assert {(a.status_code, a.json()["code"]) for a in answers} == {(503, "database_busy")}
+    assert requests.get(f"{edge.url}/seal/x", headers=token).status_code == 200
+    seal = requests.get(f"{edge.url}/readyz").json()["upstreams"]["seal"]
+    assert (seal["state"], seal["failures"]) == ("closed", 0)
+
+
+def test_a_body_the_service_breaks_off_counts_as_a_failure(start_edge):
+    edge = start_edge(GATEWAY_BREAKER_FAILURES=1)
+    token = edge.tokens.bearer(aud="xsn:seal")
+    with pytest.raises(requests.exceptions.ChunkedEncodingError):
+        requests.get(f"{edge.url}/seal/cut", headers=token).content  # noqa: B018 - read the body
+    opened = requests.get(f"{edge.url}/seal/x", headers=token)
+    assert opened.status_code == 503 and opened.json()["code"] == "upstream_circuit_open"
+
+
 def test_upstream_5xx_is_passed_on_and_audited_as_error(edge):
     response = requests.get(f"{edge.url}/seal/status/500", headers=edge.tokens.bearer(aud="xsn:seal"))
     assert response.status_code == 500

@@ -6,9 +6,9 @@ import asyncio
 
 import pytest
 
-from gateway.edge.problems import UpstreamUnavailable
+from gateway.edge.problems import CircuitOpen, UpstreamUnavailable
 from gateway.edge.upstream_http import Pool, UpstreamError
-from gateway.edge.upstreams import Upstream
+from gateway.edge.upstreams import Breaker, Upstream
 from tests.gateway.conftest import run_async
 
 
@@ -255,3 +255,106 @@ def test_a_trickling_head_times_out_in_total():
             await server.wait_closed()
 
     assert run_async(scenario()) < 1.0
+
+
+PROBLEM_503 = (b'HTTP/1.1 503 SERVICE UNAVAILABLE\r\nContent-Type: application/problem+json\r\nRetry-After: 1\r\n'
+               b'Content-Length: 48\r\n\r\n{"status": 503, "code": "database_busy", "x": 1}')
+HTML_503 = b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/html\r\nContent-Length: 10\r\n\r\nno backend"
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_a_service_that_answers_a_503_problem_is_reachable(method):
+    """A well-formed problem document is the service's own answer: passed on once (not retried:
+    a busy database would see every request three times), and the breaker stays closed."""
+    async def scenario():
+        server, port, received, _ = await _serve([PROBLEM_503] * 4)
+        upstream = Upstream("x", f"http://127.0.0.1:{port}", retries=2, breaker=Breaker(failures=2))
+        statuses = []
+        for _ in range(4):
+            response = await upstream.send(method, "/verify", [], b"{}" if method == "POST" else b"", 5)
+            assert await response.read(5) == PROBLEM_503.partition(b"\r\n\r\n")[2]
+            statuses.append(response.status)
+            response.release()
+        await upstream.close()
+        server.close()
+        return statuses, len(received), upstream.health()
+
+    statuses, sent, health = run_async(scenario())
+    assert statuses == [503] * 4
+    assert sent == 4
+    assert health["state"] == "closed" and health["failures"] == 0
+
+
+def test_a_503_that_is_not_a_problem_is_a_gateway_failure():
+    """What a proxy says when nothing behind it answers (no problem document): retried for an
+    idempotent method, then counted; two such requests open a breaker of ``failures=2``."""
+    async def scenario():
+        server, port, received, _ = await _serve([HTML_503] * 6)
+        upstream = Upstream("x", f"http://127.0.0.1:{port}", retries=2, breaker=Breaker(failures=2))
+        for _ in range(2):
+            response = await upstream.send("GET", "/", [], b"", 5)
+            await response.read(5)
+            response.release()
+        await upstream.close()
+        server.close()
+        return len(received), upstream.breaker.state
+
+    assert run_async(scenario()) == (6, "open")
+
+
+def test_a_burst_of_concurrent_problem_answers_keeps_the_breaker_closed():
+    """Six concurrent requests of one failed group commit, each told 503 at once."""
+    async def scenario():
+        arrived: list[asyncio.StreamWriter] = []
+        all_in = asyncio.Event()
+
+        async def group_commit(reader, writer):
+            await reader.readuntil(b"\r\n\r\n")
+            await reader.readexactly(2)
+            arrived.append(writer)
+            if len(arrived) == 6:
+                all_in.set()
+            await all_in.wait()
+            writer.write(PROBLEM_503)
+            await writer.drain()
+            writer.close()
+            await writer.wait_closed()
+            handled.append(writer)
+
+        handled: list[asyncio.StreamWriter] = []
+        server = await asyncio.start_server(group_commit, "127.0.0.1", 0)
+        upstream = Upstream("x", f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}",
+                            breaker=Breaker(failures=2))
+
+        async def one() -> int:
+            response = await upstream.send("POST", "/verify", [], b"{}", 5)
+            await response.read(5)
+            response.release()
+            return response.status
+
+        statuses = await asyncio.gather(*(one() for _ in range(6)))
+        await upstream.close()
+        server.close()
+        await server.wait_closed()
+        while len(handled) < 6:  # every server side closed before the loop ends
+            await asyncio.sleep(0.01)
+        return statuses, upstream.breaker.state
+
+    assert run_async(scenario()) == ([503] * 6, "closed")
+
+
+def test_a_dead_service_still_opens_the_breaker():
+    async def scenario():
+        server = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        server.close()
+        await server.wait_closed()  # nothing listens there now
+        upstream = Upstream("x", f"http://127.0.0.1:{port}", retries=0, breaker=Breaker(failures=2))
+        for _ in range(2):
+            with pytest.raises(UpstreamUnavailable):
+                await upstream.send("POST", "/", [], b"", 5)
+        with pytest.raises(CircuitOpen):
+            await upstream.send("POST", "/", [], b"", 5)
+        return upstream.health()
+
+    assert run_async(scenario())["state"] == "open"
