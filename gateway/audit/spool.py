@@ -24,20 +24,15 @@ the middle of a write leaves a torn frame at the end of the newest segment; reop
 finds the first frame whose length or CRC does not check and cuts the segment there. Nobody was
 told that record was kept: its request never got a response.
 
-Why the newest segment is filled with zeros ahead of its frames (``PREFILL_BYTES`` at a time,
-each fill fsynced): frames then overwrite blocks that are already allocated and written, so the
-file's size and extents do not change and ``fdatasync`` has only the data to flush, no journal
-commit. Measured on the bench machine's ext4 (2,000 syncs of a 300-byte record): 53-74 µs of the
-caller's CPU and 140-184 µs wall per appended ``fsync``, 30-34 µs and 81-93 µs per ``fdatasync``
-into zeros. A zero length ends the frames (no frame is empty); a cleanly closed spool cuts the
-zeros off, and reopening one cuts whatever follows the last whole frame, as before.
+The file itself (the newest segment: zeros filled ahead, ``fdatasync``, rotation, a torn tail cut
+on reopen, a failed write undone, a full disk) is :mod:`gateway.audit.spool_segment_writer`'s;
+this module accepts records, groups them and answers their callers.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import os
 import queue
 import threading
@@ -50,22 +45,11 @@ from typing import Any
 import structlog
 
 from common.errors import ServiceUnavailable
-from gateway.audit.spool_files import (
-    datasync,
-    decode_frames,
-    encode_frame,
-    fsync_dir,
-    lock_exclusively,
-    open_segment,
-    pwrite_all,
-    read_or_create_id,
-    segment_path,
-    segment_starts,
-)
+from gateway.audit.spool_files import encode_frame, lock_exclusively, read_or_create_id
+from gateway.audit.spool_segment_writer import SegmentWriter
 from gateway.audit.spool_state import SpoolState
 
 log = structlog.get_logger("xsn.gateway.audit.spool")
-PREFILL_BYTES = 1024 * 1024  # zeros written ahead of the frames at a time (module docstring): ~2,000 records
 
 
 class AuditUnavailable(ServiceUnavailable):
@@ -120,14 +104,10 @@ class AuditSpool:
         self._lock_fd = lock_exclusively(self.directory / "lock", "edge process")
         self.spool_id = read_or_create_id(self.directory)
         self.shared = SpoolState(self.directory)
-        self._state = threading.Lock()  # current segment, durable end (the sync thread writes them)
-        self._fd: int | None = None  # the newest segment, unbuffered: no bytes linger after a failed write
-        # Bytes of the newest segment known to be allocated and fsynced (frames, then zeros); the
-        # file may be longer (a fill that ran out of room wrote part of its zeros). The sync thread's.
-        self._filled = 0
-        self._segment_start, self._durable_end, self._moved_floor = self._recover()
-        self.shared.durable_end = self._durable_end
-        self._accepted_end = self._durable_end  # bytes accepted (pending included)
+        self.segments = SegmentWriter(self.directory, segment_bytes=self.segment_bytes)  # the sync thread writes
+        self._moved_floor = self.segments.oldest_start
+        self.shared.durable_end = self.segments.durable_end
+        self._accepted_end = self.segments.durable_end  # bytes accepted (pending included)
         self._pending: list[tuple[bytes, asyncio.Future[None]]] = []
         self._flushing = False
         # One thread does every write and fsync (in submission order) and wakes the loop itself
@@ -139,38 +119,7 @@ class AuditSpool:
         self._stopping = False
         self._syncer = threading.Thread(target=self._sync_forever, name="audit-spool", daemon=True)
         self._syncer.start()
-        self._broken = False
         self._closed = False
-        self.fsyncs = 0  # how many fsyncs the spool made (for the benchmark and tests)
-        self.records_synced = 0  # records those fsyncs covered (records per fsync = the group size)
-        self.fsync_seconds = 0.0  # wall time spent in write + fsync
-
-    def _recover(self) -> tuple[int, int, int]:
-        """Open the newest segment, cut a torn tail, make what a crashed process wrote durable.
-
-        Returns (newest segment's start, durable end, oldest segment's start).
-        """
-        starts = segment_starts(self.directory)
-        if not starts:
-            starts = [0]
-            segment_path(self.directory, 0).touch()
-            fsync_dir(self.directory)
-        last = segment_path(self.directory, starts[-1])
-        data = last.read_bytes()
-        _frames, used = decode_frames(data)
-        with open(last, "r+b") as handle:
-            if used < len(data):
-                if data.count(0, used) != len(data) - used:
-                    # A torn tail: the write that was under way when the process died. Its caller
-                    # was never released, so its response never completed; cut it off.
-                    log.warning("audit_spool_torn_tail", segment=last.name, dropped_bytes=len(data) - used)
-                handle.truncate(used)  # and the zeros filled ahead: filled again on the next write
-            # Whole frames a killed process wrote but never fsynced are still in the page cache:
-            # made durable now, before the writer may read them.
-            os.fsync(handle.fileno())
-        self._fd = open_segment(last)
-        self._filled = used
-        return starts[-1], starts[-1] + used, starts[0]
 
     # -- writing ------------------------------------------------------------------------------
 
@@ -181,13 +130,17 @@ class AuditSpool:
 
     @property
     def durable_end(self) -> int:
-        with self._state:
-            return self._durable_end
+        return self.segments.durable_end
+
+    @property
+    def fsyncs(self) -> int:
+        """How many fsyncs of records the spool made (for the benchmark and tests)."""
+        return self.segments.fsyncs
 
     def _accept(self, frame: bytes) -> None:
         if self._closed:
             raise AuditUnavailable("the audit spool is closed")
-        if self._broken:
+        if self.segments.broken:
             raise AuditUnavailable("the audit spool failed a write and must be reopened")
         if self._accepted_end + len(frame) - max(self.shared.moved, self._moved_floor) > self.max_backlog_bytes:
             raise AuditUnavailable("the audit spool is full: records are not reaching the database")
@@ -289,107 +242,14 @@ class AuditSpool:
             raise AuditUnavailable("the audit spool cannot be written") from exc
 
     def _write(self, frames: list[bytes]) -> None:
-        """The sync thread: write frames after the durable end, sync, publish the new durable end.
+        """The sync thread: the frames written and synced, then their end published to the writer.
 
-        On failure (:meth:`_undo`) a batch that reached the file is zeroed again and synced, so a
-        later write does not land after half a frame and a failed batch is not read back.
+        :raise OSError: see :meth:`SegmentWriter.write` (the file is left as it was).
         """
-        started = time.perf_counter()
-        data = b"".join(frames)
-        size = len(data)
-        with self._state:
-            start_end = self._durable_end
-            rotate = start_end - self._segment_start >= self.segment_bytes
-        offset = start_end - self._segment_start
-        reached = False  # whether any of the batch's bytes may be in the file
-        try:
-            if rotate:
-                self._rotate(start_end)
-                offset = 0
-            if offset + size > self._filled:
-                self._fill(offset + size)
-            reached = True
-            pwrite_all(self._fd, data, offset)
-            datasync(self._fd)  # the blocks were filled and fsynced before: only the data to flush
-        except OSError:
-            # A failed fill or rotation wrote none of the batch (a full disk is not a broken spool:
-            # the next batch tries again once there is room).
-            if reached:
-                self._undo(offset, size)
-            raise
-        self.fsyncs += 1
-        self.records_synced += len(frames)
-        self.fsync_seconds += time.perf_counter() - started
-        with self._state:
-            self._durable_end = start_end + size
-        self.shared.durable_end = start_end + size  # now the writer process may read them
-
-    def _undo(self, offset: int, size: int) -> None:
-        """After a batch at ``offset`` failed: none of its frames (its callers got 503) may be read
-        back, and the next batch goes to the same offset. Zeros over it, synced (its blocks were
-        filled: no room needed); failing that, a cut at ``offset`` (``ftruncate`` needs no room
-        either), durable by this fsync or else the next batch's fill (the frames could come back
-        only if power fails before). If even the cut fails the spool is broken: half a frame may
-        stay, nothing may follow it, and reopening the spool cuts it as a torn tail."""
-        try:
-            pwrite_all(self._fd, bytes(max(0, min(offset + size, self._filled) - offset)), offset)
-            datasync(self._fd)
-            return
-        except (OSError, ValueError, TypeError) as exc:
-            log.error("audit_spool_zeroing_failed", error=str(exc))
-        try:
-            os.ftruncate(self._fd, offset)
-        except (OSError, ValueError, TypeError) as exc:
-            log.error("audit_spool_broken", error=str(exc))
-            self._broken = True
-            return
-        self._filled = offset
-        with contextlib.suppress(OSError):
-            os.fsync(self._fd)
-
-    def _fill(self, needed: int) -> None:
-        """Zeros in the newest segment up to at least ``needed`` bytes (``PREFILL_BYTES`` more than
-        it has), fsynced: the file's new size and blocks are on disk before a frame lands in them.
-        A disk without room for the zeros ahead still takes the frames (only ``needed``), as
-        appending did. :raise OSError: not even that fits, or the fsync failed."""
-        end = max(needed, self._filled + PREFILL_BYTES)
-        try:
-            pwrite_all(self._fd, bytes(end - self._filled), self._filled)
-        except OSError as exc:
-            if exc.errno != errno.ENOSPC or end == needed:
-                raise
-            # Zeros the failed attempt wrote past ``needed`` may stay: harmless (a zero length ends
-            # the frames; the next fill writes over them, a reopen cuts them).
-            end = needed
-            pwrite_all(self._fd, bytes(end - self._filled), self._filled)
-        os.fsync(self._fd)
-        self._filled = end
-
-    def _trim(self, length: int) -> None:
-        """Cut the newest segment's zeros after its last frame (``length`` bytes), durably."""
-        # The file's size, not ``_filled``: a fill that ran out of room may have left zeros past it.
-        if os.fstat(self._fd).st_size > length:
-            os.ftruncate(self._fd, length)
-            os.fsync(self._fd)
-            self._filled = length
-
-    def _rotate(self, start: int) -> None:
-        """Seal the current segment (it is already fsynced; its zeros are cut) and start one at ``start``."""
-        self._trim(start - self._segment_start)
-        new_fd = open_segment(segment_path(self.directory, start))
-        try:
-            fsync_dir(self.directory)
-        except BaseException:
-            os.close(new_fd)  # the rotation is tried again with the next batch (the file reopened)
-            raise
-        os.close(self._fd)
-        self._fd, self._filled = new_fd, 0
-        with self._state:
-            self._segment_start = start
+        self.shared.durable_end = self.segments.write(frames)  # now the writer process may read them
 
     def stats(self) -> dict[str, Any]:
-        return {"fsyncs": self.fsyncs, "records_per_fsync": round(self.records_synced / max(1, self.fsyncs), 2),
-                "fsync_ms_mean": round(self.fsync_seconds * 1000 / max(1, self.fsyncs), 3)}
+        return self.segments.stats()
 
     def close(self) -> None:
         self._closed = True
@@ -398,10 +258,6 @@ class AuditSpool:
                 self._stopping = True
                 self._jobs.put(None)  # after every batch already handed over: they are written first
         self._syncer.join()
-        if self._fd is not None:
-            with contextlib.suppress(OSError):  # reopening the spool cuts the zeros as well
-                self._trim(self._durable_end - self._segment_start)
-            os.close(self._fd)
-            self._fd = None
+        self.segments.close()
         self.shared.close()
         os.close(self._lock_fd)

@@ -41,8 +41,8 @@ def _abandon(spool: AuditSpool) -> None:
     spool._stopping = True
     spool._jobs.put(None)
     spool._syncer.join()
-    os.close(spool._fd)
-    spool._fd = None
+    os.close(spool.segments.fd)
+    spool.segments.fd = None
     spool.shared.close()
     os.close(spool._lock_fd)
 
@@ -204,7 +204,7 @@ def test_a_killed_edge_leaves_zeros_after_its_frames_and_nothing_is_lost_or_warn
     end = spool.durable_end
     _abandon(spool)
     warnings = []
-    monkeypatch.setattr("gateway.audit.spool.log.warning", lambda event, **kw: warnings.append(event))
+    monkeypatch.setattr("gateway.audit.spool_segment_writer.log.warning", lambda event, **kw: warnings.append(event))
     reopened = AuditSpool(tmp_path)
     assert reopened.durable_end == end and warnings == []
     _write_many(reopened, 1)
@@ -235,7 +235,7 @@ def test_a_failed_batch_is_zeroed_and_never_read_back_after_a_restart(tmp_path, 
     with pytest.raises(AuditUnavailable):
         _write_many(spool, 5)  # written into the file, then the sync failed: these callers got 503
     monkeypatch.undo()
-    assert not spool._broken and spool.durable_end == end
+    assert not spool.segments.broken and spool.durable_end == end
     spool.write_sync(_record(9))  # at the same offset, over the first failed frame only
     _abandon(spool)  # no clean close: nothing cuts at the durable end, only the zeros keep r1..r4 out
     reopened = AuditSpool(tmp_path)
@@ -258,7 +258,7 @@ def test_a_failed_batch_whose_zeros_cannot_be_synced_is_cut_off(tmp_path, monkey
     with pytest.raises(AuditUnavailable):
         _write_many(spool, 5)
     monkeypatch.undo()
-    assert not spool._broken and segment.stat().st_size == end  # cut where the batch began
+    assert not spool.segments.broken and segment.stat().st_size == end  # cut where the batch began
     spool.write_sync(_record(9))
     _abandon(spool)
     reopened = AuditSpool(tmp_path)
@@ -285,7 +285,7 @@ def test_a_full_disk_refuses_records_until_space_comes_back(tmp_path, monkeypatc
     for _ in range(2):
         with pytest.raises(AuditUnavailable):
             _write_many(spool, 2)
-    assert not spool._broken
+    assert not spool.segments.broken
     full[0] = False  # space freed
     spool.write_sync(_record(9))
     monkeypatch.undo()
@@ -298,7 +298,7 @@ def test_a_full_disk_refuses_records_until_space_comes_back(tmp_path, monkeypatc
 
 
 def test_a_failed_rotation_refuses_the_batch_leaks_no_descriptor_and_is_tried_again(tmp_path, monkeypatch):
-    from gateway.audit import spool as spool_module
+    from gateway.audit import spool_segment_writer as spool_module
 
     spool = AuditSpool(tmp_path, segment_bytes=200)
     _write_many(spool, 3)  # past 200 bytes: the next batch starts a segment
