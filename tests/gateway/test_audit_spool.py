@@ -38,7 +38,7 @@ def _ids(reader: SpoolReader, position: int = 0) -> list[str]:
 
 def _abandon(spool: AuditSpool) -> None:
     """As if the edge were killed: no clean close, so the zeros (and whatever else) after its frames stay."""
-    spool._stopping = True
+    spool._closed = spool._stopping = True
     spool._jobs.put(None)
     spool._syncer.join()
     os.close(spool.segments.fd)
@@ -47,8 +47,55 @@ def _abandon(spool: AuditSpool) -> None:
     os.close(spool._lock_fd)
 
 
-def test_concurrent_records_share_fsyncs_and_come_back_in_order(tmp_path):
-    spool = AuditSpool(tmp_path)
+@pytest.fixture
+def spools(tmp_path):
+    """``spools(**options)``: an ``AuditSpool`` on ``tmp_path`` (a reopened one, too). Whatever a
+    test leaves open (an assertion failed half-way) is closed after it: no lock or thread leaks
+    into the next test."""
+    opened: list[AuditSpool] = []
+
+    def open_spool(**options) -> AuditSpool:
+        opened.append(AuditSpool(tmp_path, **options))
+        return opened[-1]
+
+    yield open_spool
+    for spool in opened:
+        if not spool._closed:
+            spool.close()
+
+
+@pytest.fixture
+def spool(spools) -> AuditSpool:
+    return spools()
+
+
+@pytest.fixture
+def read_ids(tmp_path):
+    """``read_ids()``: the request ids a fresh reader (as the writer process) finds from the start."""
+
+    def read() -> list[str]:
+        reader = SpoolReader(tmp_path)
+        try:
+            return _ids(reader)
+        finally:
+            reader.close()
+
+    return read
+
+
+@pytest.fixture
+def restart(spools, read_ids):
+    """``restart(spool)``: the edge killed (no clean close) and started again; the ids read back."""
+
+    def restart_(spool: AuditSpool) -> list[str]:
+        _abandon(spool)
+        spools()
+        return read_ids()
+
+    return restart_
+
+
+def test_concurrent_records_share_fsyncs_and_come_back_in_order(tmp_path, spool):
     _write_many(spool, 200)
     assert spool.fsyncs < 20  # 200 records arriving together: a handful of group commits
     assert spool.stats()["records_per_fsync"] >= 10
@@ -57,11 +104,9 @@ def test_concurrent_records_share_fsyncs_and_come_back_in_order(tmp_path):
     assert [r["request_id"] for r in records] == [f"r{i}" for i in range(200)]
     assert position == spool.durable_end == reader.durable_end
     reader.close()
-    spool.close()
 
 
-def test_the_reader_sees_only_what_the_edge_fsynced(tmp_path):
-    spool = AuditSpool(tmp_path)
+def test_the_reader_sees_only_what_the_edge_fsynced(tmp_path, spool):
     _write_many(spool, 2)
     reader = SpoolReader(tmp_path)
     segment = next(tmp_path.glob("*.seg"))
@@ -71,32 +116,25 @@ def test_the_reader_sees_only_what_the_edge_fsynced(tmp_path):
     assert [r["request_id"] for r in records] == ["r0", "r1"] and position == spool.durable_end
     assert reader.read(position) == ([], position)
     reader.close()
-    spool.close()
 
 
-def test_a_restarted_edge_keeps_what_its_predecessor_wrote(tmp_path):
-    spool = AuditSpool(tmp_path)
+def test_a_restarted_edge_keeps_what_its_predecessor_wrote(tmp_path, spool, spools, read_ids):
     _write_many(spool, 2)
     spool.close()
     segment = next(tmp_path.glob("*.seg"))
     with open(segment, "ab") as handle:  # a whole frame the killed process wrote but never fsynced
         handle.write(encode_frame(_record(2)))
-    reopened = AuditSpool(tmp_path)  # fsyncs it and publishes the new durable end
-    reader = SpoolReader(tmp_path)
-    assert _ids(reader) == ["r0", "r1", "r2"]
-    reader.close()
-    reopened.close()
+    spools()  # fsyncs it and publishes the new durable end
+    assert read_ids() == ["r0", "r1", "r2"]
 
 
-def test_max_batch_one_is_one_fsync_per_record(tmp_path):
-    spool = AuditSpool(tmp_path, max_batch=1)
+def test_max_batch_one_is_one_fsync_per_record(spools):
+    spool = spools(max_batch=1)
     _write_many(spool, 20)
     assert spool.fsyncs == 20
-    spool.close()
 
 
-def test_callers_are_released_only_after_their_fsync(tmp_path, monkeypatch):
-    spool = AuditSpool(tmp_path)
+def test_callers_are_released_only_after_their_fsync(monkeypatch, spool):
     synced: list[int] = []
     real_fdatasync = os.fdatasync
 
@@ -111,30 +149,24 @@ def test_callers_are_released_only_after_their_fsync(tmp_path, monkeypatch):
         return len(synced)
 
     assert run_async(main) >= 1
-    spool.close()
 
 
-def test_torn_tail_is_cut_on_reopen(tmp_path):
-    spool = AuditSpool(tmp_path)
+def test_torn_tail_is_cut_on_reopen(tmp_path, spool, spools, read_ids):
     _write_many(spool, 3)
     end = spool.durable_end
     spool.close()
     segment = next(tmp_path.glob("*.seg"))
     with open(segment, "ab") as handle:  # a crash half-way through writing the fourth frame
         handle.write(encode_frame(_record(3))[:HEADER.size + 5])
-    reopened = AuditSpool(tmp_path)
+    reopened = spools()
     assert reopened.durable_end == end
     assert segment.stat().st_size == end
-    reader = SpoolReader(tmp_path)
-    assert _ids(reader) == ["r0", "r1", "r2"]
+    assert read_ids() == ["r0", "r1", "r2"]
     _write_many(reopened, 1)  # appends after the cut, readable again
-    assert _ids(reader) == ["r0", "r1", "r2", "r0"]
-    reader.close()
-    reopened.close()
+    assert read_ids() == ["r0", "r1", "r2", "r0"]
 
 
-def test_bad_crc_in_the_tail_is_also_cut(tmp_path):
-    spool = AuditSpool(tmp_path)
+def test_bad_crc_in_the_tail_is_also_cut(tmp_path, spool, spools):
     _write_many(spool, 2)
     end = spool.durable_end
     spool.close()
@@ -143,14 +175,13 @@ def test_bad_crc_in_the_tail_is_also_cut(tmp_path):
     frame[-1] ^= 0xFF
     with open(segment, "ab") as handle:
         handle.write(bytes(frame))
-    reopened = AuditSpool(tmp_path)
+    reopened = spools()
     assert reopened.durable_end == end
-    reopened.close()
 
 
-def test_backlog_bound_refuses_with_audit_unavailable(tmp_path):
+def test_backlog_bound_refuses_with_audit_unavailable(tmp_path, spools):
     one = len(encode_frame(_record(0)))
-    spool = AuditSpool(tmp_path, max_backlog_bytes=3 * one)
+    spool = spools(max_backlog_bytes=3 * one)
     _write_many(spool, 3)
     with pytest.raises(AuditUnavailable) as caught:
         _write_many(spool, 1)
@@ -160,11 +191,9 @@ def test_backlog_bound_refuses_with_audit_unavailable(tmp_path):
     assert spool.backlog_bytes == 0
     _write_many(spool, 1)
     reader.close()
-    spool.close()
 
 
-def test_write_failure_refuses_and_recovers(tmp_path, monkeypatch):
-    spool = AuditSpool(tmp_path)
+def test_write_failure_refuses_and_recovers(monkeypatch, spool, read_ids):
     _write_many(spool, 1)
     end = spool.durable_end
 
@@ -178,14 +207,10 @@ def test_write_failure_refuses_and_recovers(tmp_path, monkeypatch):
     monkeypatch.undo()
     assert spool.durable_end == end and spool.backlog_bytes == end
     _write_many(spool, 1)
-    reader = SpoolReader(tmp_path)
-    assert _ids(reader) == ["r0", "r0"]
-    reader.close()
-    spool.close()
+    assert read_ids() == ["r0", "r0"]
 
 
-def test_frames_go_into_zeros_filled_ahead_and_a_clean_close_cuts_them(tmp_path):
-    spool = AuditSpool(tmp_path)
+def test_frames_go_into_zeros_filled_ahead_and_a_clean_close_cuts_them(tmp_path, spool):
     _write_many(spool, 3)
     segment = next(tmp_path.glob("*.seg"))
     assert segment.stat().st_size > spool.durable_end  # filled ahead: fdatasync flushes data only
@@ -198,19 +223,17 @@ def test_frames_go_into_zeros_filled_ahead_and_a_clean_close_cuts_them(tmp_path)
     reader.close()
 
 
-def test_a_killed_edge_leaves_zeros_after_its_frames_and_nothing_is_lost_or_warned(tmp_path, monkeypatch):
-    spool = AuditSpool(tmp_path)
+def test_a_killed_edge_leaves_zeros_after_its_frames_and_nothing_is_lost_or_warned(monkeypatch, spool, spools,
+                                                                                     read_ids):
     _write_many(spool, 3)
     end = spool.durable_end
     _abandon(spool)
     warnings = []
     monkeypatch.setattr("gateway.audit.spool_segment_writer.log.warning", lambda event, **kw: warnings.append(event))
-    reopened = AuditSpool(tmp_path)
+    reopened = spools()
     assert reopened.durable_end == end and warnings == []
     _write_many(reopened, 1)
-    reader = SpoolReader(tmp_path)
-    assert _ids(reader) == ["r0", "r1", "r2", "r0"]
-    reader.close()
+    assert read_ids() == ["r0", "r1", "r2", "r0"]
     reopened.close()
 
 
@@ -227,8 +250,7 @@ def _failing_once(error: int):
     return sync
 
 
-def test_a_failed_batch_is_zeroed_and_never_read_back_after_a_restart(tmp_path, monkeypatch):
-    spool = AuditSpool(tmp_path)
+def test_a_failed_batch_is_zeroed_and_never_read_back_after_a_restart(monkeypatch, spool, restart):
     _write_many(spool, 1)
     end = spool.durable_end
     monkeypatch.setattr(os, "fdatasync", _failing_once(errno.EIO))
@@ -237,16 +259,11 @@ def test_a_failed_batch_is_zeroed_and_never_read_back_after_a_restart(tmp_path, 
     monkeypatch.undo()
     assert not spool.segments.broken and spool.durable_end == end
     spool.write_sync(_record(9))  # at the same offset, over the first failed frame only
-    _abandon(spool)  # no clean close: nothing cuts at the durable end, only the zeros keep r1..r4 out
-    reopened = AuditSpool(tmp_path)
-    reader = SpoolReader(tmp_path)
-    assert _ids(reader) == ["r0", "r9"]
-    reader.close()
-    reopened.close()
+    # No clean close: nothing cuts at the durable end, only the zeros keep r1..r4 out.
+    assert restart(spool) == ["r0", "r9"]
 
 
-def test_a_failed_batch_whose_zeros_cannot_be_synced_is_cut_off(tmp_path, monkeypatch):
-    spool = AuditSpool(tmp_path)
+def test_a_failed_batch_whose_zeros_cannot_be_synced_is_cut_off(tmp_path, monkeypatch, spool, restart):
     _write_many(spool, 1)
     end = spool.durable_end
     segment = next(tmp_path.glob("*.seg"))
@@ -260,20 +277,15 @@ def test_a_failed_batch_whose_zeros_cannot_be_synced_is_cut_off(tmp_path, monkey
     monkeypatch.undo()
     assert not spool.segments.broken and segment.stat().st_size == end  # cut where the batch began
     spool.write_sync(_record(9))
-    _abandon(spool)
-    reopened = AuditSpool(tmp_path)
-    reader = SpoolReader(tmp_path)
-    assert _ids(reader) == ["r0", "r9"]
-    reader.close()
-    reopened.close()
+    assert restart(spool) == ["r0", "r9"]
 
 
 @pytest.mark.parametrize("segment_bytes", [16 * 1024 * 1024, 200], ids=["fill", "rotate"])
-def test_a_full_disk_refuses_records_until_space_comes_back(tmp_path, monkeypatch, segment_bytes):
-    spool = AuditSpool(tmp_path, segment_bytes=segment_bytes)
+def test_a_full_disk_refuses_records_until_space_comes_back(monkeypatch, segment_bytes, spools, restart):
+    spool = spools(segment_bytes=segment_bytes)
     _write_many(spool, 3)
     spool.close()  # cut at its frames: the next batch must grow the file
-    spool = AuditSpool(tmp_path, segment_bytes=segment_bytes)
+    spool = spools(segment_bytes=segment_bytes)
     real_pwrite, full = os.pwrite, [True]
 
     def full_disk(fd, data, offset):
@@ -289,18 +301,14 @@ def test_a_full_disk_refuses_records_until_space_comes_back(tmp_path, monkeypatc
     full[0] = False  # space freed
     spool.write_sync(_record(9))
     monkeypatch.undo()
-    _abandon(spool)
-    reopened = AuditSpool(tmp_path)
-    reader = SpoolReader(tmp_path)
-    assert _ids(reader) == ["r0", "r1", "r2", "r9"]  # exactly the acknowledged records
-    reader.close()
-    reopened.close()
+    assert restart(spool) == ["r0", "r1", "r2", "r9"]  # exactly the acknowledged records
 
 
-def test_a_failed_rotation_refuses_the_batch_leaks_no_descriptor_and_is_tried_again(tmp_path, monkeypatch):
+def test_a_failed_rotation_refuses_the_batch_leaks_no_descriptor_and_is_tried_again(tmp_path, monkeypatch, spools,
+                                                                                    read_ids):
     from gateway.audit import spool_segment_writer as spool_module
 
-    spool = AuditSpool(tmp_path, segment_bytes=200)
+    spool = spools(segment_bytes=200)
     _write_many(spool, 3)  # past 200 bytes: the next batch starts a segment
     real = spool_module.fsync_dir
     failing = [True]
@@ -326,13 +334,10 @@ def test_a_failed_rotation_refuses_the_batch_leaks_no_descriptor_and_is_tried_ag
     failing[0] = False
     spool.write_sync(_record(9))
     spool.close()
-    reader = SpoolReader(tmp_path)
-    assert _ids(reader) == ["r0", "r1", "r2", "r9"]
-    reader.close()
+    assert read_ids() == ["r0", "r1", "r2", "r9"]
 
 
-def test_a_callback_that_raises_does_not_stop_the_sync_thread(tmp_path):
-    spool = AuditSpool(tmp_path)
+def test_a_callback_that_raises_does_not_stop_the_sync_thread(spool):
 
     def raising(_error):
         raise RuntimeError("a bug in a caller's callback")
@@ -340,11 +345,9 @@ def test_a_callback_that_raises_does_not_stop_the_sync_thread(tmp_path):
     spool._submit([], raising)  # an empty batch: written, fsynced, then the callback raises
     spool.write_sync(_record(1))  # served after it: the thread went on
     assert spool._syncer.is_alive()
-    spool.close()
 
 
-def test_a_dead_sync_thread_refuses_records_instead_of_hanging(tmp_path):
-    spool = AuditSpool(tmp_path)
+def test_a_dead_sync_thread_refuses_records_instead_of_hanging(spool):
     _write_many(spool, 1)
     end = spool.durable_end
     spool._jobs.put(None)  # the thread ends as if it had died: nobody left to write
@@ -358,11 +361,9 @@ def test_a_dead_sync_thread_refuses_records_instead_of_hanging(tmp_path):
     with pytest.raises(AuditUnavailable):
         spool.write_sync(_record(3))
     assert spool.durable_end == end and spool.backlog_bytes == end  # nothing counted as accepted
-    spool.close()
 
 
-def test_closing_while_a_batch_is_in_flight_answers_it_and_refuses_the_rest(tmp_path):
-    spool = AuditSpool(tmp_path)
+def test_closing_while_a_batch_is_in_flight_answers_it_and_refuses_the_rest(spool, read_ids):
     write, entered, release = spool._write, threading.Event(), threading.Event()
 
     def held(frames):
@@ -391,13 +392,11 @@ def test_closing_while_a_batch_is_in_flight_answers_it_and_refuses_the_rest(tmp_
         await asyncio.wait_for(closing, 5)
 
     run_async(main)
-    reader = SpoolReader(tmp_path)
-    assert _ids(reader) == ["r1"]
-    reader.close()
+    assert read_ids() == ["r1"]
 
 
-def test_segments_rotate_and_release_deletes_consumed_ones(tmp_path):
-    spool = AuditSpool(tmp_path, segment_bytes=200)
+def test_segments_rotate_and_release_deletes_consumed_ones(tmp_path, spools):
+    spool = spools(segment_bytes=200)
     for _ in range(6):
         _write_many(spool, 2)
     segments = sorted(tmp_path.glob("*.seg"))
@@ -414,31 +413,27 @@ def test_segments_rotate_and_release_deletes_consumed_ones(tmp_path):
     _write_many(spool, 2)  # the edge goes on appending to the segment it kept
     assert len(reader.read(end)[0]) == 2
     reader.close()
-    spool.close()
 
 
-def test_one_process_per_spool(tmp_path):
-    spool = AuditSpool(tmp_path)
+def test_one_process_per_spool(spool, spools):
     with pytest.raises(RuntimeError, match="in use"):
-        AuditSpool(tmp_path)
+        spools()
     spool.close()
-    again = AuditSpool(tmp_path)
+    again = spools()
     assert again.spool_id == spool.spool_id
     again.close()
 
 
-def test_one_writer_per_spool_beside_its_edge(tmp_path):
+def test_one_writer_per_spool_beside_its_edge(tmp_path, spools):
     reader = SpoolReader(tmp_path)  # the writer may start before the edge: same spool id
-    spool = AuditSpool(tmp_path)
+    spool = spools()
     assert reader.spool_id == spool.spool_id
     with pytest.raises(RuntimeError, match="in use"):
         SpoolReader(tmp_path)
     reader.close()
-    spool.close()
 
 
-def test_damaged_frame_before_the_end_is_corruption(tmp_path):
-    spool = AuditSpool(tmp_path)
+def test_damaged_frame_before_the_end_is_corruption(tmp_path, spool):
     _write_many(spool, 3)
     segment = next(tmp_path.glob("*.seg"))
     data = bytearray(segment.read_bytes())
@@ -448,15 +443,12 @@ def test_damaged_frame_before_the_end_is_corruption(tmp_path):
     with pytest.raises(SpoolCorrupt):
         reader.read(0)
     reader.close()
-    spool.close()
 
 
-def test_non_json_record_is_a_caller_bug(tmp_path):
-    spool = AuditSpool(tmp_path)
+def test_non_json_record_is_a_caller_bug(spool):
     with pytest.raises(TypeError):
         run_async(lambda: spool.record({"latency_ms": float("nan")}))
     assert spool.backlog_bytes == 0
-    spool.close()
 
 
 @pytest.mark.parametrize("record", [{"when": object()}, {"nested": {"x": float("inf")}}, {"id": "\ud800"}])
@@ -465,8 +457,7 @@ def test_records_the_fast_encoder_does_not_take_are_judged_by_json(record):
         encode_frame(record)
 
 
-def test_flat_and_nested_records_read_back_the_same(tmp_path):
-    spool = AuditSpool(tmp_path)
+def test_flat_and_nested_records_read_back_the_same(tmp_path, spool):
     records = [{"request_id": "é-1", "latency_ms": 0.125, "acr": None, "ok": True, "big": 2**70},
                # integers at the edges of 64 bits (orjson writes them, and would read 2**70 as a float)
                {"request_id": "i-1", "u64": 2**64 - 1, "i64": -(2**63), "below": -(2**63) - 1, "e17": 10**17},
@@ -507,8 +498,8 @@ def _timed_writes(spool: AuditSpool) -> list[tuple[float, int]]:
     return writes
 
 
-def test_under_load_fsyncs_are_spaced_by_the_sync_interval(tmp_path):
-    spool = AuditSpool(tmp_path, sync_interval=0.05)
+def test_under_load_fsyncs_are_spaced_by_the_sync_interval(spools):
+    spool = spools(sync_interval=0.05)
     writes = _timed_writes(spool)
 
     async def caller(i):
@@ -526,8 +517,8 @@ def test_under_load_fsyncs_are_spaced_by_the_sync_interval(tmp_path):
     assert len(writes) <= 8  # 50 callers x 4: a few large groups, not one fsync per wake-up
 
 
-def test_a_lone_caller_does_not_wait_for_the_sync_interval(tmp_path):
-    spool = AuditSpool(tmp_path, sync_interval=5.0)
+def test_a_lone_caller_does_not_wait_for_the_sync_interval(spools):
+    spool = spools(sync_interval=5.0)
     writes = _timed_writes(spool)
     started = time.monotonic()
 
@@ -541,8 +532,7 @@ def test_a_lone_caller_does_not_wait_for_the_sync_interval(tmp_path):
     assert time.monotonic() - started < 5.0  # no record waited for the interval
 
 
-def test_a_disk_without_room_for_the_zeros_ahead_still_takes_the_frames(tmp_path, monkeypatch):
-    spool = AuditSpool(tmp_path)
+def test_a_disk_without_room_for_the_zeros_ahead_still_takes_the_frames(tmp_path, monkeypatch, spool, read_ids):
     real_pwrite = os.pwrite
 
     def small_disk(fd, data, offset):
@@ -556,14 +546,10 @@ def test_a_disk_without_room_for_the_zeros_ahead_still_takes_the_frames(tmp_path
     monkeypatch.undo()
     segment = next(tmp_path.glob("*.seg"))
     assert segment.stat().st_size == spool.durable_end  # no zeros ahead: each batch filled only what it needed
-    reader = SpoolReader(tmp_path)
-    assert _ids(reader) == ["r0", "r1", "r2", "r0", "r1"]
-    reader.close()
-    spool.close()
+    assert read_ids() == ["r0", "r1", "r2", "r0", "r1"]
 
 
-def test_zeros_a_fill_left_past_what_it_kept_are_cut_on_close(tmp_path, monkeypatch):
-    spool = AuditSpool(tmp_path)
+def test_zeros_a_fill_left_past_what_it_kept_are_cut_on_close(tmp_path, monkeypatch, spool):
     real_pwrite = os.pwrite
 
     def filling_up(fd, data, offset):
