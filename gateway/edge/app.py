@@ -106,9 +106,10 @@ class Edge:
             limiter = MemoryLimiter()
         limits = RateLimits(limiter, policies, enabled=bool(config.get("RATELIMIT_ENABLED", True)))
         upstreams = {}
+        sockets = dict(config.get("GATEWAY_UPSTREAM_SOCKETS") or {})
         for name in sorted(self.routes.upstreams()):
             upstream = Upstream(name, self.urls[name], connections=int(config["GATEWAY_UPSTREAM_CONNECTIONS"]),
-                                retries=int(config["GATEWAY_RETRIES"]),
+                                retries=int(config["GATEWAY_RETRIES"]), unix_socket=sockets.get(name),
                                 breaker=Breaker(failures=int(config["GATEWAY_BREAKER_FAILURES"]),
                                                 open_s=float(config["GATEWAY_BREAKER_OPEN"])))
             upstream.start()

@@ -270,12 +270,15 @@ class Response:
 
 
 class Pool:
-    """Keep-alive connections to one ``host:port``, at most ``size`` idle ones kept."""
+    """Keep-alive connections to one ``host:port``, at most ``size`` idle ones kept; with
+    ``unix_socket``, to the service's Unix domain socket at that path instead (``host:port``
+    is then only the ``Host`` the service is told)."""
 
-    def __init__(self, host: str, port: int, *, size: int = 256) -> None:
+    def __init__(self, host: str, port: int, *, size: int = 256, unix_socket: str | None = None) -> None:
         self.host = host
         self.port = port
         self.size = size
+        self.unix_socket = unix_socket
         self.idle: deque[Connection] = deque()
         self.host_header = f"{host}:{port}"
         self._resolved: tuple[float, int, tuple] | None = None
@@ -291,17 +294,22 @@ class Pool:
         sock = None
         try:
             async with asyncio.timeout(connect_timeout_s):
-                family, address = await self._address(loop)
-                sock = socket.socket(family, socket.SOCK_STREAM)
-                sock.setblocking(False)
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                await loop.sock_connect(sock, address)
+                if self.unix_socket is not None:
+                    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                    sock.setblocking(False)
+                    await loop.sock_connect(sock, self.unix_socket)
+                else:
+                    family, address = await self._address(loop)
+                    sock = socket.socket(family, socket.SOCK_STREAM)
+                    sock.setblocking(False)
+                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                    await loop.sock_connect(sock, address)
                 _transport, connection = await loop.create_connection(Connection, sock=sock)
         except BaseException as exc:
             if sock is not None:
                 sock.close()
             if isinstance(exc, OSError | TimeoutError):
-                raise UpstreamError(f"cannot connect to {self.host_header}: {exc!r}"[:200]) from exc
+                raise UpstreamError(f"cannot connect to {self.unix_socket or self.host_header}: {exc!r}"[:200]) from exc
             raise
         return connection
 

@@ -113,13 +113,13 @@ class Breaker:
 
 class Upstream:
     def __init__(self, name: str, base_url: str, *, connections: int = 256, retries: int = 2,
-                 breaker: Breaker | None = None) -> None:
+                 breaker: Breaker | None = None, unix_socket: str | None = None) -> None:
         self.name = name
         parts = urlsplit(base_url)
         if parts.scheme != "http" or not parts.hostname:
             raise ValueError(f"upstream {name}: only http://host:port URLs are supported, not {base_url!r}")
         self.base_path = parts.path.rstrip("/")
-        self.pool = Pool(parts.hostname, parts.port or 80, size=connections)
+        self.pool = Pool(parts.hostname, parts.port or 80, size=connections, unix_socket=unix_socket)
         self.retries = retries
         self.breaker = breaker or Breaker()
         self.healthy: bool | None = None  # last health probe; None before the first

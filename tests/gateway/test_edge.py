@@ -377,6 +377,28 @@ def test_a_body_the_service_breaks_off_counts_as_a_failure(start_edge):
     assert opened.status_code == 503 and opened.json()["code"] == "upstream_circuit_open"
 
 
+def test_an_upstream_on_a_unix_socket(start_edge, tmp_path):
+    """``GATEWAY_UPSTREAM_SOCKETS``: the edge reaches the service at its socket (nothing listens
+    at its URL's port), and tells it the URL's ``host:port`` as ``Host``."""
+    from werkzeug.serving import make_server
+
+    from tests.gateway.conftest import echo_app
+
+    path = str(tmp_path / "payment.sock")
+    server = make_server(f"unix://{path}", 0, echo_app(), threaded=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        edge = start_edge(GATEWAY_UPSTREAM_SOCKETS={"payment": path})
+        response = requests.get(f"{edge.url}/payment/x", headers=edge.tokens.bearer(aud="xsn:payment"))
+        assert response.status_code == 200
+        assert headers_of(response.json())["host"] == [edge.gateway.upstreams["payment"].pool.host_header]
+        assert requests.get(f"{edge.url}/licenses/x", headers=edge.tokens.bearer(aud="xsn:licenses")).status_code == 502
+    finally:
+        server.shutdown()
+        thread.join(5)
+
+
 def test_upstream_5xx_is_passed_on_and_audited_as_error(edge):
     response = requests.get(f"{edge.url}/seal/status/500", headers=edge.tokens.bearer(aud="xsn:seal"))
     assert response.status_code == 500

@@ -358,3 +358,34 @@ def test_a_dead_service_still_opens_the_breaker():
         return upstream.health()
 
     assert run_async(scenario())["state"] == "open"
+
+
+def test_a_pool_on_a_unix_socket(tmp_path):
+    """``unix_socket``: connections go to the path; ``host:port`` is only the ``Host`` sent."""
+    path = str(tmp_path / "service.sock")
+
+    async def scenario():
+        received: list[bytes] = []
+
+        async def handle(reader, writer):
+            received.append(await reader.readuntil(b"\r\n\r\n"))
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            await writer.drain()
+            writer.close()
+            await writer.wait_closed()
+
+        server = await asyncio.start_unix_server(handle, path)
+        pool = Pool("licenses.internal", 8003, unix_socket=path)
+        response = await pool.request("GET", "/x", [], b"", timeout_s=5)
+        body = await response.read(5)
+        response.release()
+        pool.close()
+        server.close()
+        await server.wait_closed()
+        missing = Pool("127.0.0.1", 1, unix_socket=str(tmp_path / "nobody.sock"))
+        with pytest.raises(UpstreamError, match="nobody.sock"):
+            await missing.request("GET", "/x", [], b"", timeout_s=5)
+        return body, received[0]
+
+    body, head = run_async(scenario())
+    assert body == b"ok" and b"Host: licenses.internal:8003\r\n" in head
