@@ -5,7 +5,7 @@ Run from the repository root::
 
     python -m bench.gateway [--seconds 5] [--connections 32] [--workers 2] [--idle 1000]
         [--rounds 2] [--upstream-threads 4] [--audit-sink audit|memory] [--setting KEY=VALUE]
-        [--profile edge.prof]
+        [--profile edge.prof] [--unix-socket]
 
 The upstream is a bare Flask app (``GET /item`` → small JSON) under gunicorn, 2 gthread
 workers × ``--upstream-threads`` (4; they keep connections alive; 0: sync workers, which close
@@ -31,6 +31,13 @@ and a normal request is timed while they are held. The last line is ``RESULT {js
 and ``idle_connections_held``. Targets (issue 10): ≥ 0.5, ≤ 3 ms, 1,000 with the normal
 request < 100 ms. A side figure, not a target: ``one_connection_added_p50_ms`` (and nginx's), the
 same difference over a single connection, where nothing queues: what one request pays for the hop.
+
+``--unix-socket`` adds a fourth front to every round, right after the gateway: the same gateway
+(route ``/benchu/item``) to a second upstream, the same app under gunicorn bound to a Unix
+domain socket the edge reaches through ``GATEWAY_UPSTREAM_SOCKETS`` (gthread workers sharing one
+listening socket: a Unix socket cannot be ``SO_REUSEPORT``); the result adds
+``unix_socket_edge_cpu_delta_ms`` and ``unix_socket_upstream_cpu_delta_ms`` (socket minus TCP,
+per request, median over rounds).
 """
 
 from __future__ import annotations
@@ -52,7 +59,7 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
-from bench._load import free_port, gunicorn, tree_cpu_seconds, wrk, wrk_version
+from bench._load import Server, free_port, gunicorn, tree_cpu_seconds, wrk, wrk_version
 from bench.result import print_result
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -63,6 +70,7 @@ upstream: bench
 routes:
   - {path: /item, methods: [GET], auth: token, scopes: ["bench:read"]}
 """
+SOCKET_ROUTE_FILE = ROUTE_FILE.replace("/bench\n", "/benchu\n").replace("upstream: bench\n", "upstream: benchu\n")
 
 
 def upstream_app():
@@ -153,9 +161,27 @@ http {{
 
 
 @contextlib.contextmanager
+def socket_upstream(work: Path, threads: int) -> Iterator[tuple[Server, str]]:
+    """The upstream app under gunicorn (2 gthread workers) on a Unix domain socket; yields it
+    (its URL: the loopback port it also binds, for readiness) and the socket's path."""
+    from common.ops.launcher import gunicorn_argv
+
+    port, path = free_port(), str(work / "upstream.sock")
+    argv = gunicorn_argv("bench.gateway:upstream_app()", port, 2, "xsn-bench-unix",
+                         ("--log-level", "warning", "--bind", f"unix:{path}"), threads=max(1, threads))
+    argv.remove("--reuse-port")  # SO_REUSEPORT on a Unix socket: EOPNOTSUPP
+    with _process(argv) as proc:
+        _wait(f"http://127.0.0.1:{port}/livez", proc=proc)
+        yield Server(f"http://127.0.0.1:{port}", proc.pid), path
+
+
+@contextlib.contextmanager
 def gateway(upstream: str, work: Path, workers: int, audit_sink: str = "audit", profile: Path | None = None,
-            settings: dict[str, str] | None = None) -> Iterator[tuple[str, dict, subprocess.Popen]]:
-    """The gateway in front of ``upstream``; yields its URL, the headers of a valid token, the process."""
+            settings: dict[str, str] | None = None,
+            socket_upstream: tuple[str, str] | None = None) -> Iterator[tuple[str, dict, subprocess.Popen]]:
+    """The gateway in front of ``upstream``; yields its URL, the headers of a valid token, the process.
+
+    ``socket_upstream``: (URL, socket path) of a second upstream, routed at ``/benchu``."""
     from tests.support.suite import TokenFactory
 
     port = free_port()
@@ -164,6 +190,8 @@ def gateway(upstream: str, work: Path, workers: int, audit_sink: str = "audit", 
     routes = work / "routes"
     routes.mkdir()
     (routes / "bench.yaml").write_text(ROUTE_FILE)
+    if socket_upstream is not None:
+        (routes / "benchu.yaml").write_text(SOCKET_ROUTE_FILE)
     var = work / "var"
     from common.ops.migrate import upgrade
 
@@ -172,6 +200,8 @@ def gateway(upstream: str, work: Path, workers: int, audit_sink: str = "audit", 
     upgrade("gateway", database_url)  # the audit log's tables
     urls = {name: upstream for name in ("identity", "licenses", "seal", "payment", "messaging")}
     urls.update(bench=upstream, gateway=f"http://127.0.0.1:{port}")
+    if socket_upstream is not None:
+        urls["benchu"] = socket_upstream[0]
     env = {k: v for k, v in os.environ.items() if not k.startswith("XSN_")}
     env.update(XSN_VAR_DIR=str(var), XSN_PUBLIC_BASE_URL=f"http://127.0.0.1:{port}", XSN_LOG_LEVEL="WARNING",
                XSN_SERVICE_URLS=json.dumps(urls), XSN_GATEWAY_ROUTES_DIR=str(routes),
@@ -179,6 +209,8 @@ def gateway(upstream: str, work: Path, workers: int, audit_sink: str = "audit", 
                XSN_GATEWAY_ADMIN_URL=upstream, XSN_DATABASE_URL=database_url, XSN_GATEWAY_AUDIT_SINK=audit_sink,
                XSN_KEK="00" * 16,
                XSN_GATEWAY_RATE_LIMITS=json.dumps({"default": {"rate": 10_000_000, "burst": 10_000_000}}))
+    if socket_upstream is not None:
+        env["XSN_GATEWAY_UPSTREAM_SOCKETS"] = json.dumps({"benchu": socket_upstream[1]})
     env.update({f"XSN_{key}": value for key, value in (settings or {}).items()})
     argv = [sys.executable, "-m", "gateway.edge", "--port", str(port), "--workers", str(workers)]
     if profile is not None:
@@ -196,7 +228,8 @@ def gateway(upstream: str, work: Path, workers: int, audit_sink: str = "audit", 
         url = f"http://127.0.0.1:{port}"
         _wait(url + "/readyz", proc=proc)
         proc.writer = writer
-        token = tokens.token(aud="xsn:bench", scope="bench:read", client_id="bench-client", lifetime=3600)
+        token = tokens.token(aud=["xsn:bench", "xsn:benchu"], scope="bench:read", client_id="bench-client",
+                             lifetime=3600)
         yield url, {"Authorization": f"Bearer {token}"}, proc
 
 
@@ -283,6 +316,8 @@ def main(argv: list[str] | None = None) -> None:
                              "which close each connection after one answer")
     parser.add_argument("--audit-sink", default="audit", choices=["audit", "memory"],
                         help="memory: audit records kept in a list, to measure what the durable log costs")
+    parser.add_argument("--unix-socket", action="store_true",
+                        help="also the gateway to an upstream on a Unix domain socket, after the gateway each round")
     args = parser.parse_args(argv)
     figures: dict = {"audit_sink": args.audit_sink, "settings": " ".join(args.setting) or "defaults",
                      "connections": args.connections,
@@ -294,11 +329,17 @@ def main(argv: list[str] | None = None) -> None:
         with gunicorn("bench.gateway:upstream_app()", workers=2, cwd=ROOT, ready_path="/livez",
                       threads=args.upstream_threads) as upstream, \
                 nginx(upstream.url, work) as (nginx_url, nginx_pid), \
+                (socket_upstream(work, args.upstream_threads) if args.unix_socket
+                 else contextlib.nullcontext((None, None))) as (unix_upstream, unix_path), \
                 gateway(upstream.url, work, args.workers, args.audit_sink, args.profile,
-                        dict(item.split("=", 1) for item in args.setting)) as (gw_url, auth, gw):
+                        dict(item.split("=", 1) for item in args.setting),
+                        (unix_upstream.url, unix_path) if unix_upstream else None) as (gw_url, auth, gw):
             _check(gw_url + "/bench/item", auth)
             targets = {"direct": (upstream.url + "/item", {}), "nginx": (nginx_url + "/item", {}),
                        "gateway": (gw_url + "/bench/item", auth)}
+            if unix_upstream is not None:
+                _check(gw_url + "/benchu/item", auth)
+                targets["gateway_unix"] = (gw_url + "/benchu/item", auth)
             best: dict[str, dict] = {}
             paired: list[dict[str, dict]] = []  # each round's three measurements, taken back to back
             for _round in range(args.rounds):
@@ -306,9 +347,10 @@ def main(argv: list[str] | None = None) -> None:
                 for name, (url, headers) in targets.items():
                     # CPU of the front's own processes (nginx; the edge and its audit writers) and of the upstream.
                     fronts = {"direct": [], "nginx": [nginx_pid],
-                              "gateway": [gw.pid] + ([gw.writer.pid] if gw.writer else [])}[name]
+                              "gateway": [gw.pid] + ([gw.writer.pid] if gw.writer else [])}[name.removesuffix("_unix")]
+                    serving = unix_upstream if name == "gateway_unix" else upstream
                     front_before = sum(tree_cpu_seconds(pid) for pid in fronts)
-                    upstream_before = upstream.cpu_seconds()
+                    upstream_before = serving.cpu_seconds()
                     writer_before = tree_cpu_seconds(gw.writer.pid) if gw.writer else 0.0
                     result = wrk(url, duration=args.seconds, connections=args.connections, headers=headers)
                     if not result.ok:
@@ -316,11 +358,11 @@ def main(argv: list[str] | None = None) -> None:
                     per = 1000 / max(1, result.requests)
                     entry = {"rps": round(result.requests_per_s), "p50_ms": round(result.p50_ms, 2),
                              "p99_ms": round(result.p99_ms, 2), "wrk_cpu_s": round(result.wrk_cpu_s, 2),
-                             "upstream_cpu_ms_per_request": round((upstream.cpu_seconds() - upstream_before) * per, 3)}
+                             "upstream_cpu_ms_per_request": round((serving.cpu_seconds() - upstream_before) * per, 3)}
                     if fronts:
                         entry["front_cpu_ms_per_request"] = round(
                             (sum(tree_cpu_seconds(pid) for pid in fronts) - front_before) * per, 3)
-                    if name == "gateway" and gw.writer:
+                    if name.startswith("gateway") and gw.writer:
                         entry["writer_cpu_ms_per_request"] = round(
                             (tree_cpu_seconds(gw.writer.pid) - writer_before) * per, 3)
                         # The edge processes alone (the front's figure includes the writers).
@@ -353,6 +395,14 @@ def main(argv: list[str] | None = None) -> None:
     figures["direct_ratio"] = _median([r["gateway"]["rps"] / r["direct"]["rps"] for r in paired], 3)
     figures["added_p50_ms"] = _median([r["gateway"]["p50_ms"] - r["direct"]["p50_ms"] for r in paired], 2)
     figures["nginx_added_p50_ms"] = _median([r["nginx"]["p50_ms"] - r["direct"]["p50_ms"] for r in paired], 2)
+    if args.unix_socket:
+        # The same edge and app, only the edge's hop to the app differs: per request, socket minus TCP.
+        for key, out in (("edge_cpu_ms_per_request", "unix_socket_edge_cpu_delta_ms"),
+                         ("front_cpu_ms_per_request", "unix_socket_front_cpu_delta_ms"),
+                         ("upstream_cpu_ms_per_request", "unix_socket_upstream_cpu_delta_ms"),
+                         ("p50_ms", "unix_socket_p50_delta_ms")):
+            if all(key in r["gateway"] for r in paired):
+                figures[out] = _median([r["gateway_unix"][key] - r["gateway"][key] for r in paired], 3)
     figures["one_connection_added_p50_ms"] = round(single["gateway"].p50_ms - single["direct"].p50_ms, 3)
     figures["one_connection_nginx_added_p50_ms"] = round(single["nginx"].p50_ms - single["direct"].p50_ms, 3)
     figures["idle_connections_held"] = idle["held"]
