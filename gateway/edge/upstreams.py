@@ -11,8 +11,9 @@ service is reachable and has said what is wrong (a licences group commit that fa
 503 ``verification_write_failed`` to each of its ~6 requests at once, payment answers 503
 ``database_busy`` under load; opening the circuit for them would turn one database hiccup into
 5 s of the whole service refused). nginx counts the same way by default (``max_fails`` counts
-what ``proxy_next_upstream`` names: ``error timeout``, not ``http_503``); so do resilience
-libraries, which count exceptions, not answers, unless told otherwise.
+what ``proxy_next_upstream`` names: ``error timeout``, not ``http_503``). Envoy's outlier
+detection and Polly's ``HandleTransientHttpError`` count 5xx answers, which cannot tell a
+service's deliberate 503 from a proxy's; here the problem document tells them apart.
 
 One outage, one count: the requests in flight when a worker dies or a connection pool resets
 all fail together from one cause. A failure counts when its request was sent after the last
