@@ -1,0 +1,38 @@
+"""The spool's segment writer on its own, without the spool's thread or loop: positions,
+zeros filled ahead, rotation, reopening."""
+
+from __future__ import annotations
+
+from gateway.audit.spool_files import decode_frames, encode_frame, segment_path, segment_starts
+from gateway.audit.spool_segment_writer import PREFILL_BYTES, SegmentWriter
+
+
+def _frames(*ids: str) -> list[bytes]:
+    return [encode_frame({"request_id": i, "status": 200}) for i in ids]
+
+
+def test_writes_return_the_global_durable_end_and_rotate_past_the_segment_size(tmp_path):
+    writer = SegmentWriter(tmp_path, segment_bytes=100)
+    first = writer.write(_frames("a", "b", "c"))  # past 100 bytes: the next write starts a segment
+    assert first == writer.durable_end == sum(map(len, _frames("a", "b", "c")))
+    assert segment_path(tmp_path, 0).stat().st_size == PREFILL_BYTES  # zeros ahead of the frames
+    second = writer.write(_frames("d"))
+    assert segment_starts(tmp_path) == [0, first]  # named by the global position of its first frame
+    assert segment_path(tmp_path, 0).stat().st_size == first  # sealed: its zeros cut
+    assert second == first + len(_frames("d")[0]) and writer.segment_start == first
+    assert (writer.fsyncs, writer.records_synced) == (2, 4)
+    writer.close()
+    frames, used = decode_frames(segment_path(tmp_path, first).read_bytes())
+    assert [f["request_id"] for f, _ in frames] == ["d"] and used == second - first
+
+
+def test_reopened_it_goes_on_after_the_last_frame(tmp_path):
+    writer = SegmentWriter(tmp_path, segment_bytes=1 << 20)
+    end = writer.write(_frames("a", "b"))
+    writer.close()
+    again = SegmentWriter(tmp_path, segment_bytes=1 << 20)
+    assert (again.durable_end, again.oldest_start, again.broken) == (end, 0, False)
+    again.write(_frames("c"))
+    again.close()
+    frames, _ = decode_frames(segment_path(tmp_path, 0).read_bytes())
+    assert [f["request_id"] for f, _ in frames] == ["a", "b", "c"]
