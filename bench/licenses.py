@@ -4,7 +4,7 @@ Run from the repository root (needs PostgreSQL and Debian's ``wrk``)::
 
     python -m bench.licenses [--postgres postgresql+psycopg://postgres@127.0.0.1:5432/postgres]
                              [--seconds 10] [--connections 32] [--workers 2] [--threads N] [--no-sqlite]
-                             [--verify-only]
+                             [--verify-only] [--hot-codes]
 
 The licences node runs as production runs it: on PostgreSQL (a fresh database
 ``xsn_bench_licenses_<pid>`` this run creates, migrates, seeds and drops; ``--postgres`` names the
@@ -21,7 +21,8 @@ one run measures:
 * online verification on the same server (``POST /verify``: token, authorisation with its
   conditional use count, licence status and validity, document digest, seal signature through
   the seal node's ``/verify`` with the node's cache, use record, commit) with ``wrk`` and the
-  same connections; the ratio of the two is ``verify_ratio`` (target ≥ 0.4). The accepted use
+  same connections, each wrk thread presenting its own share of the authorisation codes in turn
+  (four codes per connection); the ratio of the two is ``verify_ratio`` (target ≥ 0.4). The accepted use
   records in the database are counted afterwards (``use_records_ok``: at least one per answered
   verification). Beside the server's CPU per request, the CPU of the PostgreSQL backends serving
   the bench's database per verification (``database_cpu_ms_per_verify``, from ``/proc`` when the
@@ -88,15 +89,35 @@ from seal.seed import seed
 seed(seal.create_app())
 """
 
-# One authorisation code per request in turn (each wrk thread runs its own copy of the script).
+# The codes each verification presents: every wrk thread goes round its own share of them, one
+# code per request in turn (setup() numbers the threads; each thread runs its own copy of the
+# script). Windows seldom present one code at the same instant; when both threads went round the
+# same codes in step, every code was in flight twice at once, on both worker processes, whose
+# group statements then waited for each other's row locks and commits (``--hot-codes`` keeps that
+# load, for comparison). CODES_PER_CONNECTION codes per connection: a thread comes back to a
+# code after that many rounds of its connections, seldom while the code's last use is in flight.
+WRK_THREADS = 2
+CODES_PER_CONNECTION = 4
 VERIFY_LUA = """
 local codes = {CODES}
+local threads_started = 0
+function setup(thread)
+  threads_started = threads_started + 1
+  thread:set("xsn_thread", threads_started)
+end
+local share = math.floor(#codes / THREADS)
 local n = 0
 request = function()
   n = n + 1
-  return wrk.format(nil, nil, nil, '{"code": "' .. codes[n % #codes + 1] .. '"}')
+  local first = HOT and 0 or (xsn_thread - 1) * share
+  return wrk.format(nil, nil, nil, '{"code": "' .. codes[first + n % share + 1] .. '"}')
 end
 """
+
+
+def _code_count(args) -> int:
+    """How many licences (one authorisation each) the verifications go round."""
+    return args.connections if args.hot_codes else args.connections * CODES_PER_CONNECTION
 
 
 def _migrate(service: str, env: dict) -> None:
@@ -162,7 +183,8 @@ def _measure(env: dict, args, tokens: TokenFactory, codes: list[str]) -> dict:
     """``/livez`` then ``POST /verify`` on one licences server served like ``xsn run``'s."""
     window = tokens.token(sub=WINDOW, client_id=WINDOW, scope="licenses:verify", aud="xsn:licenses", lifetime=3600)
     headers = {"Authorization": f"Bearer {window}", "Content-Type": "application/json"}
-    lua = VERIFY_LUA.replace("CODES", ",".join(f'"{c}"' for c in codes))
+    lua = (VERIFY_LUA.replace("THREADS", str(1 if args.hot_codes else WRK_THREADS))
+           .replace("HOT", str(args.hot_codes).lower()).replace("CODES", ",".join(f'"{c}"' for c in codes)))
     db_url = env.get("XSN_LICENSES_DATABASE_URL")
     with gunicorn("licenses:create_app()", env=env, workers=args.workers, threads=args.licences_threads,
                   ready_path="/readyz") as server:
@@ -170,7 +192,8 @@ def _measure(env: dict, args, tokens: TokenFactory, codes: list[str]) -> dict:
         trivial = wrk(f"{server.url}/livez", duration=args.seconds, connections=args.connections)
         cpu_mid, busy_between = server.cpu_seconds(), machine_busy_seconds()
         db_before = database_cpu(db_url)
-        verify = wrk(f"{server.url}/verify", duration=args.seconds, connections=args.connections, method="POST",
+        verify = wrk(f"{server.url}/verify", duration=args.seconds, connections=args.connections,
+                     threads=WRK_THREADS, method="POST",
                      headers=headers, lua=lua)
         cpu_end, busy_end = server.cpu_seconds(), machine_busy_seconds()
         db_cpu = None if db_before is None else cpu_between(db_before, database_cpu(db_url))
@@ -221,6 +244,10 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None,
                         help="gthread threads per licences worker (default: what xsn run uses, "
                              "licenses.processes.GUNICORN_THREADS)")
+    parser.add_argument("--hot-codes", action="store_true",
+                        help="the verifications go round as many codes as connections, both wrk threads the same "
+                             "ones in step (every code in flight twice at once), as this bench did until "
+                             "2026-12-07: two windows presenting the same codes together")
     parser.add_argument("--bulk-rows", type=int, default=5000)
     parser.add_argument("--no-sqlite", action="store_true", help="skip the SQLite side figure")
     parser.add_argument("--verify-only", action="store_true",
@@ -291,9 +318,9 @@ def _run(args, tokens: TokenFactory, seal_url: str, env: dict, pg_env: dict, db_
     figures: dict = {}
     raw_before = None if args.verify_only else raw_sm2_rate(2.0)
     if not (args.no_sqlite or args.verify_only):
-        _app, sqlite_codes, _issuer, _holder = _prepare(env, tokens, seal_url, args.connections)
+        _app, sqlite_codes, _issuer, _holder = _prepare(env, tokens, seal_url, _code_count(args))
         figures["sqlite"] = _measure(env, args, tokens, sqlite_codes)
-    app, codes, issuer, holder = _prepare(pg_env, tokens, seal_url, args.connections)
+    app, codes, issuer, holder = _prepare(pg_env, tokens, seal_url, _code_count(args))
     sync_commit, fsync = _scalar(db_url, "SHOW synchronous_commit"), _scalar(db_url, "SHOW fsync")
     before = _scalar(db_url, ACCEPTED)
     pg = _measure(pg_env, args, tokens, codes)
@@ -312,7 +339,7 @@ def _run(args, tokens: TokenFactory, seal_url: str, env: dict, pg_env: dict, db_
         figures.update(_bulk(args, app, issuer, raw_before))
     figures.update({
         "workers": args.workers, "threads": args.licences_threads, "seal_threads": args.seal_threads,
-        "connections": args.connections,
+        "connections": args.connections, "codes": _code_count(args), "hot_codes": args.hot_codes,
         "wrk": wrk_version(),
         "loadavg": " ".join(f"{x:.2f}" for x in os.getloadavg()), "date": date.today().isoformat()})
     return figures
