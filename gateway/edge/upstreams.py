@@ -4,16 +4,15 @@
 What the breaker counts as a failure: what it is for, the service not being reachable. That is
 a transport failure: no connection, the connection reset or closed before the answer's head
 arrived, no head within the route's timeout, an answer that is not HTTP/1.x, a body that
-broke off; and a 502/503/504 that is *not* a problem document (``application/problem+json``),
-which is what a proxy or a dying server says when nothing behind it answers (Envoy's "gateway
-failure"). Every answer of the service itself, a 503 problem included, is a success: the
-service is reachable and has said what is wrong (a licences group commit that failed answers
-503 ``verification_write_failed`` to each of its ~6 requests at once, payment answers 503
-``database_busy`` under load; opening the circuit for them would turn one database hiccup into
-5 s of the whole service refused). nginx counts the same way by default (``max_fails`` counts
-what ``proxy_next_upstream`` names: ``error timeout``, not ``http_503``). Envoy's outlier
-detection and Polly's ``HandleTransientHttpError`` count 5xx answers, which cannot tell a
-service's deliberate 503 from a proxy's; here the problem document tells them apart.
+broke off. Every HTTP answer of the service is a success, whatever its status: the service is
+reachable and has said what is wrong (a licences group commit that failed answers 503
+``verification_write_failed`` to each of its ~6 requests at once, payment answers 503
+``database_busy`` under load, the console's login pages answer 502/503/504 HTML pages while
+identity's IdP is down; counting them would let anyone open the circuit for a whole service
+with a few GETs of a public page). Nothing between the edge and a service answers for it in
+this deployment, so an HTTP answer is always the service's own. nginx counts the same way by
+default (``max_fails`` counts what ``proxy_next_upstream`` names: ``error timeout``, not
+``http_503``).
 
 One outage, one count: the requests in flight when a worker dies or a connection pool resets
 all fail together from one cause. A failure counts when its request was sent after the last
@@ -25,13 +24,12 @@ after ``failures`` requests sent one after another (each fails at once), and a h
 After ``failures`` consecutive failures the upstream is *open*: requests are answered 503
 ``upstream_circuit_open`` at once for ``open_s`` seconds; then it is *half-open*: one request
 at a time goes through as a probe, and its success closes the breaker while its failure opens
-it again. Retries (idempotent methods only, ``retries`` extra attempts) follow the same rule:
-a transport failure or a gateway failure is tried again, a service's own problem answer is
-passed on as it is (retrying a 503 ``database_busy`` would triple the load on the busy database).
-``/readyz`` shows each upstream's breaker state, its count of consecutive failures and the last
-``/livez`` probe.
+it again. Retries (idempotent methods only, ``retries`` extra attempts): a transport failure is
+tried again, an HTTP answer is passed on as it is (retrying a 503 ``database_busy`` would
+triple the load on the busy database; retrying a login callback would burn its single-use
+state). ``/readyz`` shows each upstream's breaker state, its count of consecutive failures and
+the last ``/livez`` probe.
 """
-
 from __future__ import annotations
 
 import asyncio
@@ -42,21 +40,11 @@ from urllib.parse import urlsplit
 
 import structlog
 
-from common.errors import PROBLEM_MIME
 from gateway.edge.problems import CircuitOpen, UpstreamTimeout, UpstreamUnavailable
 from gateway.edge.upstream_http import Pool, Response, UpstreamError
 
 log = structlog.get_logger("xsn.gateway.upstreams")
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
-GATEWAY_STATUSES = frozenset({502, 503, 504})
-
-
-def is_gateway_failure(response: Response) -> bool:
-    """A 502/503/504 without a problem document: not the service's own answer (see the module)."""
-    if response.status not in GATEWAY_STATUSES:
-        return False
-    return not any(value.partition(";")[0].strip().lower() == PROBLEM_MIME
-                   for value in response.header_values("Content-Type"))
 
 
 @dataclass
@@ -174,14 +162,7 @@ class Upstream:
                 self.breaker.failure(ticket)
                 log.warning("upstream_unavailable", upstream=self.name, error=str(exc)[:200])
                 raise UpstreamUnavailable(f"{self.name} is not reachable") from exc
-            if is_gateway_failure(response):
-                if idempotent and attempt + 1 < attempts:
-                    response.release()
-                    await asyncio.sleep(0.05 * (attempt + 1))
-                    continue
-                self.breaker.failure(ticket)
-            else:
-                self.breaker.success(ticket)
+            self.breaker.success(ticket)  # any HTTP answer: the service is reachable (see the module)
             return response
         self.breaker.failure(ticket)
         raise UpstreamUnavailable(f"{self.name} is not reachable")

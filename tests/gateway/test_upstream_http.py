@@ -285,21 +285,25 @@ def test_a_service_that_answers_a_503_problem_is_reachable(method):
     assert health["state"] == "closed" and health["failures"] == 0
 
 
-def test_a_503_that_is_not_a_problem_is_a_gateway_failure():
-    """What a proxy says when nothing behind it answers (no problem document): retried for an
-    idempotent method, then counted; two such requests open a breaker of ``failures=2``."""
+@pytest.mark.parametrize("answer", [HTML_503, HTML_503.replace(b"503 Service Unavailable", b"502 Bad Gateway")],
+                         ids=["503", "502"])
+def test_an_html_5xx_page_is_the_services_answer(answer):
+    """A 5xx that is not a problem document (a console login page while the IdP is down) is the
+    service's answer all the same: passed on once, never retried, and the breaker stays closed."""
     async def scenario():
-        server, port, received, _ = await _serve([HTML_503] * 6)
+        server, port, received, _ = await _serve([answer] * 6)
         upstream = Upstream("x", f"http://127.0.0.1:{port}", retries=2, breaker=Breaker(failures=2))
-        for _ in range(2):
-            response = await upstream.send("GET", "/", [], b"", 5)
-            await response.read(5)
+        for _ in range(6):
+            response = await upstream.send("GET", "/console/login", [], b"", 5)
+            assert await response.read(5) == b"no backend"
             response.release()
         await upstream.close()
         server.close()
-        return len(received), upstream.breaker.state
+        return len(received), upstream.health()
 
-    assert run_async(scenario()) == (6, "open")
+    sent, health = run_async(scenario())
+    assert sent == 6
+    assert (health["state"], health["failures"]) == ("closed", 0)
 
 
 def test_a_burst_of_concurrent_problem_answers_keeps_the_breaker_closed():
