@@ -59,10 +59,11 @@ class Breaker:
     opened_at: float | None = None
     probing: bool = False
     state: str = field(default="closed")  # closed | open | half_open
-    # Counted failures so far; a request's ticket is the epoch it was sent in. Only the
-    # half-open probe holds the current epoch's ticket while the breaker is not closed.
+    # Counted failures and probe closings so far; a request's ticket is the epoch it was sent
+    # in. Only the half-open probe holds the current epoch's ticket while the breaker is not closed.
     epoch: int = 0
     counted_at: float = float("-inf")  # when the last failure was counted
+    closed_epoch: int = 0  # the epoch a probe last closed the breaker in: older tickets say nothing now
 
     def before(self) -> int:
         """The request's ticket. :raise CircuitOpen: open, or half-open with a probe already in flight."""
@@ -79,10 +80,17 @@ class Breaker:
     def success(self, ticket: int) -> None:
         if self.state != "closed" and ticket != self.epoch:
             return  # an answer to a request sent before the circuit opened: the probe decides
+        if self.state != "closed":
+            # The probe closes it: requests still in flight from before the circuit opened
+            # must not open it again with their failures (they were sent to the broken service).
+            self.epoch += 1
+            self.closed_epoch = self.epoch
         self.consecutive, self.state, self.probing, self.opened_at = 0, "closed", False, None
 
     def failure(self, ticket: int) -> None:
         now = self.clock()
+        if ticket < self.closed_epoch:
+            return  # sent before the probe that closed the breaker: already judged
         if ticket != self.epoch and (self.state != "closed" or now - self.counted_at < self.burst_s):
             return  # the rest of a burst already counted, or a request from before the circuit opened
         self.epoch += 1

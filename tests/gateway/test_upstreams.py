@@ -108,3 +108,17 @@ def test_an_answer_from_before_the_circuit_opened_does_not_close_it_or_free_the_
     assert breaker.state == "half_open"
     breaker.success(probe)
     assert breaker.state == "closed"
+
+
+def test_a_failure_from_before_the_circuit_opened_does_not_reopen_what_a_probe_closed():
+    clock = Clock()
+    breaker = Breaker(failures=1, open_s=1, clock=clock)
+    slow = breaker.before()  # in flight to the broken service when the breaker opens
+    _fail(breaker)
+    clock.now += 1
+    breaker.success(breaker.before())  # the probe: the service is back
+    assert breaker.state == "closed"
+    clock.now += 1  # long after any burst
+    breaker.failure(slow)  # the slow one times out at last
+    assert (breaker.state, breaker.consecutive) == ("closed", 0)
+    breaker.before()
