@@ -64,6 +64,7 @@ class Breaker:
     epoch: int = 0
     counted_at: float = float("-inf")  # when the last failure was counted
     closed_epoch: int = 0  # the epoch a probe last closed the breaker in: older tickets say nothing now
+    closer: int | None = None  # that probe's ticket, until its body has been read (or broke off)
 
     def before(self) -> int:
         """The request's ticket. :raise CircuitOpen: open, or half-open with a probe already in flight."""
@@ -83,24 +84,39 @@ class Breaker:
         if self.state != "closed":
             # The probe closes it: requests still in flight from before the circuit opened
             # must not open it again with their failures (they were sent to the broken service).
+            self.closer = ticket
             self.epoch += 1
             self.closed_epoch = self.epoch
         self.consecutive, self.state, self.probing, self.opened_at = 0, "closed", False, None
 
     def failure(self, ticket: int) -> None:
         now = self.clock()
+        if ticket == self.closer:
+            # The probe's verdict was taken at its answer's head; its body broke off after all:
+            # the service is not back, open the circuit again (unless something else already did).
+            self.closer = None
+            if self.state == "closed":
+                self.consecutive += 1
+                self._open(now)
+            return
         if ticket < self.closed_epoch:
             return  # sent before the probe that closed the breaker: already judged
         if ticket != self.epoch and (self.state != "closed" or now - self.counted_at < self.burst_s):
             return  # the rest of a burst already counted, or a request from before the circuit opened
+        self.consecutive += 1
+        if self.state == "half_open" or self.consecutive >= self.failures:
+            self._open(now)
+        else:
+            self.epoch += 1
+            self.counted_at = now
+
+    def _open(self, now: float) -> None:
         self.epoch += 1
         self.counted_at = now
-        self.consecutive += 1
         self.probing = False
-        if self.state == "half_open" or self.consecutive >= self.failures:
-            if self.state != "open":
-                log.warning("circuit_opened", failures=self.consecutive)
-            self.state, self.opened_at = "open", now
+        if self.state != "open":
+            log.warning("circuit_opened", failures=self.consecutive)
+        self.state, self.opened_at = "open", now
 
     def release(self, ticket: int) -> None:
         """A request that ended without a verdict (the client went away): free the probe slot."""

@@ -122,3 +122,24 @@ def test_a_failure_from_before_the_circuit_opened_does_not_reopen_what_a_probe_c
     breaker.failure(slow)  # the slow one times out at last
     assert (breaker.state, breaker.consecutive) == ("closed", 0)
     breaker.before()
+
+
+def test_a_probe_whose_body_breaks_off_opens_the_breaker_again():
+    """The probe's verdict is taken at its answer's head: a body that then breaks off reopens it."""
+    clock = Clock()
+    breaker = Breaker(failures=5, open_s=1, clock=clock)
+    for _ in range(5):
+        _fail(breaker)
+    clock.now += 1
+    probe = breaker.before()
+    breaker.success(probe)  # the head arrived
+    assert breaker.state == "closed"
+    breaker.failure(probe)  # then its body broke off (``Upstream.broke_off``)
+    assert breaker.state == "open"
+    with pytest.raises(CircuitOpen):
+        breaker.before()
+    clock.now += 1
+    probe = breaker.before()
+    breaker.success(probe)
+    breaker.failure(breaker.before())  # after the probe: an ordinary failure, counted once
+    assert (breaker.state, breaker.consecutive) == ("closed", 1)
