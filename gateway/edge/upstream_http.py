@@ -28,8 +28,9 @@ RESOLVE_TTL_S = 30.0  # a pooled connection idle longer than this is closed, not
 class UpstreamError(Exception):
     """The upstream could not be reached or broke HTTP; ``sent`` says whether it may have acted."""
 
-    def __init__(self, message: str, *, reused: bool = False, answered: bool = False) -> None:
+    def __init__(self, message: str, *, sent: bool = True, reused: bool = False, answered: bool = False) -> None:
         super().__init__(message)
+        self.sent = sent  # False: no connection was made, nothing went out
         self.reused = reused  # the request went out on a pooled connection
         self.answered = answered  # some of the response had arrived
 
@@ -309,7 +310,8 @@ class Pool:
             if sock is not None:
                 sock.close()
             if isinstance(exc, OSError | TimeoutError):
-                raise UpstreamError(f"cannot connect to {self.unix_socket or self.host_header}: {exc!r}"[:200]) from exc
+                raise UpstreamError(f"cannot connect to {self.unix_socket or self.host_header}: {exc!r}"[:200],
+                                    sent=False) from exc
             raise
         return connection
 

@@ -45,6 +45,7 @@ from gateway.edge.upstream_http import Pool, Response, UpstreamError
 
 log = structlog.get_logger("xsn.gateway.upstreams")
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+CONNECT_TIMEOUT_S = 2.0
 
 
 @dataclass
@@ -166,13 +167,21 @@ class Upstream:
 
     async def _send(self, method: str, path_qs: str, headers: list[tuple[str, str]], body: bytes,
                     timeout_s: float, ticket: int) -> Response:
+        # One deadline for every attempt: a hung service costs the client the route's timeout
+        # once, not once per retry.
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
         idempotent = method in IDEMPOTENT
-        attempts = 1 + (self.retries if idempotent else 0)
         target = self.base_path + path_qs
+        retried = 0
         fresh = False
-        for attempt in range(attempts + 1):
+        while True:
+            remaining = deadline - loop.time()
             try:
-                response = await self.pool.request(method, target, headers, body, timeout_s=timeout_s, fresh=fresh)
+                if remaining <= 0:
+                    raise TimeoutError
+                response = await self.pool.request(method, target, headers, body, timeout_s=remaining,
+                                                   connect_timeout_s=min(CONNECT_TIMEOUT_S, remaining), fresh=fresh)
             except TimeoutError as exc:
                 self.breaker.failure(ticket)
                 raise UpstreamTimeout(f"{self.name} did not answer in time") from exc
@@ -180,16 +189,17 @@ class Upstream:
                 if exc.reused and not exc.answered and idempotent:
                     fresh = True  # a pooled connection the service had closed: not a failure of the service
                     continue
-                if attempt + 1 < attempts and not exc.answered:
-                    await asyncio.sleep(0.05 * (attempt + 1))
+                if not exc.sent and idempotent and retried < self.retries:
+                    # Only a connection never made is tried again: a request that went out on a
+                    # fresh connection may be running still (a hung worker its server killed).
+                    retried += 1
+                    await asyncio.sleep(min(0.05 * retried, max(0.0, deadline - loop.time())))
                     continue
                 self.breaker.failure(ticket)
                 log.warning("upstream_unavailable", upstream=self.name, error=str(exc)[:200])
                 raise UpstreamUnavailable(f"{self.name} is not reachable") from exc
             self.breaker.success(ticket)  # any HTTP answer: the service is reachable (see the module)
             return response
-        self.breaker.failure(ticket)
-        raise UpstreamUnavailable(f"{self.name} is not reachable")
 
     async def probe(self, timeout_s: float = 2.0) -> bool:
         """``GET /livez`` of the service, for ``/readyz`` (not counted by the breaker)."""

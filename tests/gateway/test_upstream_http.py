@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from gateway.edge.problems import CircuitOpen, UpstreamUnavailable
+from gateway.edge.problems import CircuitOpen, UpstreamTimeout, UpstreamUnavailable
 from gateway.edge.upstream_http import Pool, UpstreamError
 from gateway.edge.upstreams import Breaker, Upstream
 from tests.gateway.conftest import run_async
@@ -393,3 +393,84 @@ def test_a_pool_on_a_unix_socket(tmp_path):
 
     body, head = run_async(scenario())
     assert body == b"ok" and b"Host: licenses.internal:8003\r\n" in head
+
+
+def test_a_request_on_a_fresh_connection_closed_before_its_answer_is_not_retried():
+    """A hung worker its server killed: the connection closes after the request went out and
+    before any answer. The request may have acted and would hang another worker: sent once."""
+    async def scenario():
+        server, port, received, _ = await _serve([b""] * 3, close_after=True)  # reads it, closes, no answer
+        upstream = Upstream("x", f"http://127.0.0.1:{port}", retries=2, breaker=Breaker(failures=5))
+        try:
+            with pytest.raises(UpstreamUnavailable):
+                await upstream.send("GET", "/slow", [], b"", 5)
+        finally:
+            await upstream.close()
+            server.close()
+        return len(received), upstream.breaker.consecutive
+
+    assert run_async(scenario()) == (1, 1)
+
+
+def test_a_refused_connection_is_retried_for_idempotent_methods():
+    async def scenario():
+        attempts = 0
+        upstream = Upstream("x", "http://127.0.0.1:1", retries=2, breaker=Breaker(failures=5))
+        original = upstream.pool._connection
+
+        async def counted(*args):
+            nonlocal attempts
+            attempts += 1
+            return await original(*args)
+
+        upstream.pool._connection = counted
+        with pytest.raises(UpstreamUnavailable):
+            await upstream.send("GET", "/", [], b"", 5)
+        await upstream.close()
+        return attempts, upstream.breaker.consecutive
+
+    assert run_async(scenario()) == (3, 1)
+
+
+def test_attempts_share_one_deadline():
+    """A pooled connection the service closes 0.3 s after the request (retried on a fresh one, as
+    the keep-alive race is), then a fresh one that hangs: the client waits the route's timeout
+    once in all, not once per attempt."""
+    async def scenario():
+        stop = asyncio.Event()
+        served = 0
+
+        async def handle(reader, writer):
+            nonlocal served
+            served += 1
+            first = served == 1
+            await reader.readuntil(b"\r\n\r\n")
+            if first:
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\na")
+                await writer.drain()
+                await reader.readuntil(b"\r\n\r\n")
+                await asyncio.sleep(0.3)
+            else:
+                await stop.wait()  # hung
+            writer.close()
+
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        upstream = Upstream("x", f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}", retries=2)
+        response = await upstream.send("GET", "/", [], b"", 5)
+        await response.read(5)
+        response.release()  # pooled
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        try:
+            with pytest.raises(UpstreamTimeout):
+                await upstream.send("GET", "/", [], b"", 0.6)
+            return loop.time() - started, served
+        finally:
+            stop.set()
+            await upstream.close()
+            server.close()
+            await server.wait_closed()
+
+    elapsed, served = run_async(scenario())
+    assert served == 2
+    assert elapsed < 0.85  # 0.6 s in all; 0.3 s + 0.6 s with a timeout per attempt
