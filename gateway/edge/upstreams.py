@@ -186,9 +186,15 @@ class Upstream:
                 self.breaker.failure(ticket)
                 raise UpstreamTimeout(f"{self.name} did not answer in time") from exc
             except UpstreamError as exc:
-                if exc.reused and not exc.answered and idempotent:
-                    fresh = True  # a pooled connection the service had closed: not a failure of the service
-                    continue
+                if exc.reused and not exc.answered:
+                    # A pooled connection the service had closed as it went out (the keep-alive
+                    # race): not a failure of the service. Tried again on a fresh connection if
+                    # idempotent; otherwise the client is told, and the ticket goes back uncounted
+                    # (``send`` releases it).
+                    if idempotent:
+                        fresh = True
+                        continue
+                    raise UpstreamUnavailable(f"{self.name} closed a kept-alive connection") from exc
                 if not exc.sent and idempotent and retried < self.retries:
                     # Only a connection never made is tried again: a request that went out on a
                     # fresh connection may be running still (a hung worker its server killed).

@@ -474,3 +474,37 @@ def test_attempts_share_one_deadline():
     elapsed, served = run_async(scenario())
     assert served == 2
     assert elapsed < 0.85  # 0.6 s in all; 0.3 s + 0.6 s with a timeout per attempt
+
+
+def test_a_post_on_a_pooled_connection_the_service_had_closed_is_not_a_failure():
+    """The keep-alive race for a method that is not retried: the service closes a kept-alive
+    connection as the POST goes out on it. The client is told (502), and the breaker counts
+    nothing: the service did not fail, it had closed an idle connection."""
+    async def scenario():
+        heads: list[bytes] = []
+
+        async def handle(reader, writer):
+            heads.append(await reader.readuntil(b"\r\n\r\n"))
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\na")
+            await writer.drain()
+            heads.append(await reader.readuntil(b"\r\n\r\n"))  # what its idle timer closes
+            writer.close()
+
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        upstream = Upstream("x", f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}",
+                            breaker=Breaker(failures=1))
+        first = await upstream.send("GET", "/", [], b"", 5)
+        await first.read(5)
+        first.release()  # pooled
+        try:
+            with pytest.raises(UpstreamUnavailable):
+                await upstream.send("POST", "/pay", [], b"{}", 5)
+        finally:
+            await upstream.close()
+            server.close()
+            await server.wait_closed()
+        return len(heads), upstream.health()
+
+    sent, health = run_async(scenario())
+    assert sent == 2  # once each: the POST is not tried again
+    assert (health["state"], health["failures"]) == ("closed", 0)
