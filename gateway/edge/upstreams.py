@@ -18,17 +18,27 @@ One outage, one count: the requests in flight when a worker dies or a connection
 all fail together from one cause. A failure counts when its request was sent after the last
 counted failure was seen, or when it comes ``burst_s`` (0.1 s) or more after it; the rest of a
 burst does not (it says nothing the first did not). A dead service still opens the breaker
-after ``failures`` requests sent one after another (each fails at once), and a hung one within
-``(failures - 1) × burst_s`` of its first timeout, as its timeouts come one by one.
+after ``failures`` requests sent one after another (each fails at once). A hung one opens it
+within ``(failures - 1) × burst_s`` of its first timeout only if its timeouts come at least
+every ``burst_s`` (requests sent that often); sparser ones each count anyway, so it opens after
+``failures`` of them. A request sent before the circuit opened says nothing once a probe has
+closed it; the probe's own verdict is taken at its answer's head, and if its body then breaks
+off the circuit opens again.
 
 After ``failures`` consecutive failures the upstream is *open*: requests are answered 503
 ``upstream_circuit_open`` at once for ``open_s`` seconds; then it is *half-open*: one request
 at a time goes through as a probe, and its success closes the breaker while its failure opens
-it again. Retries (idempotent methods only, ``retries`` extra attempts): a transport failure is
-tried again, an HTTP answer is passed on as it is (retrying a 503 ``database_busy`` would
-triple the load on the busy database; retrying a login callback would burn its single-use
-state). ``/readyz`` shows each upstream's breaker state, its count of consecutive failures and
-the last ``/livez`` probe.
+it again.
+
+Retries (idempotent methods only, ``retries`` extra attempts, all within the route's one
+timeout): only a connection that could not be made is tried again, and a request on a pooled
+connection the service had closed before answering (the keep-alive race) once more on a fresh
+one, uncounted whatever the method. Nothing else is: not a timeout, not a fresh connection
+closed after the request went out (a hung worker its server killed: the request may be running
+still), not an answer that is not HTTP, not a body broken off, and never an HTTP answer
+(retrying a 503 ``database_busy`` would triple the load on the busy database; retrying a login
+callback would burn its single-use state). ``/readyz`` shows each upstream's breaker state, its
+count of consecutive failures and the last ``/livez`` probe.
 """
 from __future__ import annotations
 
