@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import socket
+import struct
 
 import pytest
 
@@ -307,7 +309,8 @@ def test_an_html_5xx_page_is_the_services_answer(answer):
 
 
 def test_a_burst_of_concurrent_problem_answers_keeps_the_breaker_closed():
-    """Six concurrent requests of one failed group commit, each told 503 at once."""
+    """Six concurrent requests of one failed group commit, each told 503 at once: answers, so
+    no failure at all (a burst of real failures counting once: the reset test below)."""
     async def scenario():
         arrived: list[asyncio.StreamWriter] = []
         all_in = asyncio.Event()
@@ -508,3 +511,94 @@ def test_a_post_on_a_pooled_connection_the_service_had_closed_is_not_a_failure()
     sent, health = run_async(scenario())
     assert sent == 2  # once each: the POST is not tried again
     assert (health["state"], health["failures"]) == ("closed", 0)
+
+
+def _reset(writer: asyncio.StreamWriter) -> None:
+    """Close with an RST, as a worker that dies does to its connections."""
+    sock = writer.get_extra_info("socket")
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    writer.transport.abort()
+
+
+def test_connections_reset_together_count_once_through_upstream():
+    """Six requests in flight on the connections of one worker that dies, each reset: one
+    failure for the breaker (their tickets), not six (which would open it at ``failures=2``)."""
+    async def scenario():
+        arrived: list[asyncio.StreamWriter] = []
+        all_in = asyncio.Event()
+
+        async def dying_worker(reader, writer):
+            await reader.readuntil(b"\r\n\r\n")
+            arrived.append(writer)
+            if len(arrived) == 6:
+                all_in.set()
+            await all_in.wait()
+            _reset(writer)
+
+        server = await asyncio.start_server(dying_worker, "127.0.0.1", 0)
+        upstream = Upstream("x", f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}",
+                            retries=2, breaker=Breaker(failures=2))
+
+        async def one() -> None:
+            with pytest.raises(UpstreamUnavailable):
+                await upstream.send("GET", "/", [], b"", 5)
+
+        await asyncio.gather(*(one() for _ in range(6)))
+        await upstream.close()
+        server.close()
+        await server.wait_closed()
+        return len(arrived), upstream.health()
+
+    sent, health = run_async(scenario())
+    assert sent == 6  # each once: a reset after the request went out is not retried
+    assert (health["state"], health["failures"]) == ("closed", 1)
+
+
+def test_a_probe_cancelled_through_send_frees_the_probe_slot():
+    """The half-open probe's client goes away while it waits for the service: the next request
+    is let through as the probe (not refused for 5 s), and its answer closes the breaker."""
+    async def scenario():
+        seen: list[int] = []
+        probe_in = asyncio.Event()
+        stop = asyncio.Event()
+
+        async def handle(reader, writer):
+            await reader.readuntil(b"\r\n\r\n")
+            seen.append(len(seen))
+            if len(seen) == 1:
+                writer.close()  # a failure: the breaker opens
+            elif len(seen) == 2:
+                probe_in.set()
+                await stop.wait()  # the probe hangs
+                writer.close()
+            else:
+                writer.write(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n")
+                await writer.drain()
+                writer.close()
+
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        upstream = Upstream("x", f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}",
+                            retries=0, breaker=Breaker(failures=1, open_s=0.05))
+        try:
+            with pytest.raises(UpstreamUnavailable):
+                await upstream.send("GET", "/", [], b"", 5)
+            with pytest.raises(CircuitOpen):
+                await upstream.send("GET", "/", [], b"", 5)
+            await asyncio.sleep(0.06)
+            probe = asyncio.ensure_future(upstream.send("GET", "/", [], b"", 5))
+            await probe_in.wait()
+            with pytest.raises(CircuitOpen):
+                await upstream.send("GET", "/", [], b"", 5)  # one probe at a time
+            probe.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await probe
+            response = await upstream.send("GET", "/", [], b"", 5)
+            response.release()
+            return response.status, upstream.breaker.state
+        finally:
+            stop.set()
+            await upstream.close()
+            server.close()
+            await server.wait_closed()
+
+    assert run_async(scenario()) == (204, "closed")
