@@ -306,11 +306,11 @@ def test_a_full_disk_refuses_records_until_space_comes_back(monkeypatch, segment
 
 def test_a_failed_rotation_refuses_the_batch_leaks_no_descriptor_and_is_tried_again(tmp_path, monkeypatch, spools,
                                                                                     read_ids):
-    from gateway.audit import spool_segment_writer as spool_module
+    from gateway.audit import spool_segment_writer as segment_writer
 
     spool = spools(segment_bytes=200)
     _write_many(spool, 3)  # past 200 bytes: the next batch starts a segment
-    real = spool_module.fsync_dir
+    real = segment_writer.fsync_dir
     failing = [True]
 
     def fsync_dir(directory):
@@ -318,7 +318,8 @@ def test_a_failed_rotation_refuses_the_batch_leaks_no_descriptor_and_is_tried_ag
             raise OSError(errno.EIO, "Input/output error")
         return real(directory)
 
-    monkeypatch.setattr(spool_module, "fsync_dir", fsync_dir)
+    monkeypatch.setattr(segment_writer, "fsync_dir", fsync_dir)
+
     def segments_open() -> int:  # this spool's files only: other tests' objects may be collected meanwhile
         found = 0
         for fd in os.listdir("/proc/self/fd"):
