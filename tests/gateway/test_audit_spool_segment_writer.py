@@ -3,8 +3,8 @@ zeros filled ahead, rotation, reopening."""
 
 from __future__ import annotations
 
-from gateway.audit.spool_files import decode_frames, encode_frame, segment_path, segment_starts
-from gateway.audit.spool_segment_writer import PREFILL_BYTES, SegmentWriter
+from gateway.audit.spool.files import decode_frames, encode_frame, segment_path, segment_starts
+from gateway.audit.spool.segment_writer import PREFILL_BYTES, SegmentWriter
 
 
 def _frames(*ids: str) -> list[bytes]:

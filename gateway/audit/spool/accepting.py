@@ -7,13 +7,13 @@ covers every record that arrived while the previous fsync ran (group commit), wh
 commit per request would cost a transaction each.
 
 The edge process only appends (:class:`AuditSpool`); the writer is its own process
-(``python -m gateway.audit_writer``, reading through :mod:`gateway.audit.spool_reader`),
+(``python -m gateway.audit_writer``, reading through :mod:`gateway.audit.spool.reader`),
 so moving records into the database costs the edge nothing.
 
 On disk: a directory holding ``spool.id`` (a random id, so the writer can tell a new spool from
 the one its saved position belongs to), ``lock`` (``flock``: one edge process per spool),
 ``writer.lock`` (one writer process per spool), ``state`` (what the two tell each other:
-:mod:`gateway.audit.spool_state`) and segment files ``<start>.seg``, where ``<start>`` is the
+:mod:`gateway.audit.spool.state`) and segment files ``<start>.seg``, where ``<start>`` is the
 global byte position of the segment's first frame. A frame is ``>II`` (payload length, CRC-32
 of the payload) followed by the payload, compact JSON of one record. Positions are global byte
 offsets across segments, so "everything before position P has reached the database" is one
@@ -25,7 +25,7 @@ finds the first frame whose length or CRC does not check and cuts the segment th
 told that record was kept: its request never got a response.
 
 The file itself (the newest segment: zeros filled ahead, ``fdatasync``, rotation, a torn tail cut
-on reopen, a failed write undone, a full disk) is :mod:`gateway.audit.spool_segment_writer`'s;
+on reopen, a failed write undone, a full disk) is :mod:`gateway.audit.spool.segment_writer`'s;
 this module accepts records, groups them and answers their callers.
 """
 
@@ -45,9 +45,9 @@ from typing import Any
 import structlog
 
 from common.errors import ServiceUnavailable
-from gateway.audit.spool_files import encode_frame, lock_exclusively, read_or_create_id
-from gateway.audit.spool_segment_writer import SegmentWriter
-from gateway.audit.spool_state import SpoolState
+from gateway.audit.spool.files import encode_frame, lock_exclusively, read_or_create_id
+from gateway.audit.spool.segment_writer import SegmentWriter
+from gateway.audit.spool.state import SpoolState
 
 log = structlog.get_logger("xsn.gateway.audit.spool")
 

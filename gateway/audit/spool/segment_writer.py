@@ -27,7 +27,7 @@ from typing import Any
 
 import structlog
 
-from gateway.audit.spool_files import (
+from gateway.audit.spool.files import (
     datasync,
     decode_frames,
     fsync_dir,
