@@ -97,10 +97,14 @@ class SegmentWriter:
     def write(self, frames: list[bytes]) -> int:
         """Write frames after the durable end and sync them; returns the new durable end.
 
-        :raise OSError: the write, a fill, a rotation or the sync failed. A batch that reached
-            the file is zeroed again and synced (:meth:`_undo`), so a later write does not land
-            after half a frame and a failed batch is not read back.
+        :raise OSError: the writer is ``broken``, or the write, a fill, a rotation or the sync
+            failed. A batch that reached the file is zeroed again and synced (:meth:`_undo`), so
+            a later write does not land after half a frame and a failed batch is not read back.
         """
+        if self.broken:
+            # Batches accepted before the loop saw ``broken`` still reach here: written after half
+            # a frame, they would be acknowledged and then cut off with it on reopen.
+            raise OSError(errno.EIO, "the audit spool failed a write it could not undo; reopen it")
         started = time.perf_counter()
         data = b"".join(frames)
         size = len(data)
