@@ -96,7 +96,7 @@ class AuditSpool:
                  sync_interval: float = 0.0) -> None:
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
-        self.max_backlog_bytes, self.segment_bytes = int(max_backlog_bytes), int(segment_bytes)
+        self.max_backlog_bytes = int(max_backlog_bytes)
         self.group_window, self.max_batch = float(group_window), max(1, int(max_batch))
         self.sync_interval = float(sync_interval)
         self._last_sync = 0.0  # time.monotonic() when the last fsync started
@@ -104,7 +104,8 @@ class AuditSpool:
         self._lock_fd = lock_exclusively(self.directory / "lock", "edge process")
         self.spool_id = read_or_create_id(self.directory)
         self.shared = SpoolState(self.directory)
-        self.segments = SegmentWriter(self.directory, segment_bytes=self.segment_bytes)  # the sync thread writes
+        # The sync thread writes; the segment size is the writer's alone (read at each rotation).
+        self.segments = SegmentWriter(self.directory, segment_bytes=int(segment_bytes))
         self._moved_floor = self.segments.oldest_start
         self.shared.durable_end = self.segments.durable_end
         self._accepted_end = self.segments.durable_end  # bytes accepted (pending included)

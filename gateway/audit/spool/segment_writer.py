@@ -44,6 +44,11 @@ PREFILL_BYTES = 1024 * 1024  # zeros written ahead of the frames at a time (modu
 class SegmentWriter:
     """Writes into the newest segment of the spool in ``directory``.
 
+    Threads: the spool's sync thread makes every write; the event loop's thread reads
+    :attr:`durable_end` (under ``_state``) and ``broken`` (a plain bool the sync thread sets
+    once and never clears: a stale read lets a record be accepted whose batch :meth:`write` then
+    refuses), and runs :meth:`close` after the sync thread has been joined.
+
     ``broken``: a failed write could not be undone (half a frame may stay in the file): nothing
     may be written after it until the spool is reopened, which cuts it as a torn tail.
     """
