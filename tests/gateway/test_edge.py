@@ -519,3 +519,13 @@ def test_broken_chunked_body_after_the_head_is_never_forwarded(start_edge):
     status, _, body = parse_raw(answer)
     assert status in (400, 408) and json.loads(body)["code"] in ("malformed_request", "request_timeout")
     assert not [r for r in edge.sink.records if r["status"] == 200]
+
+
+@pytest.mark.parametrize(("sockets", "message"), [
+    ({"paymnet": "/run/xsn/payment.sock"}, "unknown upstreams: paymnet"),
+    ({"payment": "run/payment.sock"}, "must be absolute: payment='run/payment.sock'"),
+    ("/run/xsn/payment.sock", "must map upstream names"),
+], ids=["unknown-upstream", "relative-path", "not-a-mapping"])
+def test_bad_upstream_sockets_are_refused_at_startup(start_edge, sockets, message):
+    with pytest.raises(RuntimeError, match=message):
+        start_edge(GATEWAY_UPSTREAM_SOCKETS=sockets)
