@@ -209,10 +209,6 @@ class Response:
             self._keep_alive = False  # the body ends when the connection does
         self._done = False
 
-    def header_values(self, name: str) -> list[str]:
-        name = name.lower()
-        return [value for key, value in self.headers if key.lower() == name]
-
     async def iter_chunks(self, timeout_s: float) -> AsyncIterator[bytes]:
         """The body as it arrives. :raise UpstreamError: the upstream broke off or timed out."""
         connection = self._conn()
