@@ -159,8 +159,9 @@ class Upstream:
         """The service's response, head read, body not yet (the caller reads or streams it,
         then ``release()``s it, and reports a body that broke off with :meth:`broke_off`).
 
-        :raise CircuitOpen: the breaker is open. :raise UpstreamUnavailable: no connection
-            (after retries for idempotent methods). :raise UpstreamTimeout: no answer in time.
+        :raise CircuitOpen: the breaker is open. :raise UpstreamUnavailable: no connection, or
+            it closed before an answer or broke HTTP (what is tried again: see the module).
+            :raise UpstreamTimeout: no answer's head within ``timeout_s``, all attempts included.
         """
         ticket = self.breaker.before()
         try:
