@@ -79,7 +79,7 @@ def _writer(directory: Path, records: int, batch: int = 500) -> dict[str, float]
         await asyncio.gather(*(spool.record({**RECORD, "request_id": f"{i:032x}"}) for i in range(records)))
 
     asyncio.run(fill())
-    from gateway.audit.spool_reader import SpoolReader
+    from gateway.audit.spool.reader import SpoolReader
 
     database = Database(url)
     writer = AuditWriter(SpoolReader(directory / "spool"), database, batch=batch)

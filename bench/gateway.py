@@ -48,7 +48,6 @@ import json
 import os
 import resource
 import select
-import shutil
 import socket
 import statistics
 import subprocess
@@ -59,12 +58,11 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
-from bench._load import Server, free_port, gunicorn, tree_cpu_seconds, wrk, wrk_version
+from bench._gateway_processes import nginx, process, socket_upstream, wait_ready
+from bench._load import free_port, gunicorn, tree_cpu_seconds, wrk, wrk_version
 from bench.result import print_result
 
 ROOT = Path(__file__).resolve().parent.parent
-NGINX = os.environ.get("XSN_NGINX", "/usr/sbin/nginx")
-NGINX_HINT = "nginx is not installed: `apt-get install nginx-light` (Debian), or set XSN_NGINX to its path"
 ROUTE_FILE = """prefix: /bench
 upstream: bench
 routes:
@@ -88,91 +86,6 @@ def upstream_app():
         return {"status": "ok"}
 
     return app
-
-
-def _wait(url: str, timeout_s: float = 60.0, proc: subprocess.Popen | None = None) -> None:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=1) as response:  # noqa: S310 - loopback
-                if response.status == 200:
-                    return
-        except OSError:
-            pass
-        if (proc is not None and proc.poll() is not None) or time.monotonic() > deadline:
-            raise RuntimeError(f"{url} did not come up")
-        time.sleep(0.2)
-
-
-@contextlib.contextmanager
-def _process(argv: list[str], *, env: dict | None = None, log: Path | None = None) -> Iterator[subprocess.Popen]:
-    out = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115 - closed below
-    proc = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        yield proc
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, 15)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, 9)
-            proc.wait(5)
-        if log:
-            out.close()
-
-
-@contextlib.contextmanager
-def nginx(upstream: str, work: Path) -> Iterator[tuple[str, int]]:
-    if not shutil.which(NGINX) and not os.path.exists(NGINX):
-        raise SystemExit(NGINX_HINT)
-    port = free_port()
-    host_port = upstream.removeprefix("http://")
-    temp = work / "nginx"
-    temp.mkdir()
-    (temp / "nginx.conf").write_text(f"""
-worker_processes auto;
-pid {temp}/nginx.pid;
-error_log {temp}/error.log warn;
-events {{ worker_connections 8192; }}
-http {{
-  access_log off;
-  client_body_temp_path {temp}/body;
-  proxy_temp_path {temp}/proxy;
-  fastcgi_temp_path {temp}/fastcgi;
-  uwsgi_temp_path {temp}/uwsgi;
-  scgi_temp_path {temp}/scgi;
-  upstream app {{ server {host_port}; keepalive 64; }}
-  server {{
-    listen 127.0.0.1:{port};
-    location / {{
-      proxy_pass http://app;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-    }}
-  }}
-}}
-""")
-    argv = [NGINX, "-p", str(temp), "-e", f"{temp}/error.log", "-c", str(temp / "nginx.conf"), "-g", "daemon off;"]
-    with _process(argv) as proc:
-        url = f"http://127.0.0.1:{port}"
-        _wait(url + "/item", proc=proc)
-        yield url, proc.pid
-
-
-@contextlib.contextmanager
-def socket_upstream(work: Path, threads: int) -> Iterator[tuple[Server, str]]:
-    """The upstream app under gunicorn (2 gthread workers) on a Unix domain socket; yields it
-    (its URL: the loopback port it also binds, for readiness) and the socket's path."""
-    from common.ops.launcher import gunicorn_argv
-
-    port, path = free_port(), str(work / "upstream.sock")
-    argv = gunicorn_argv("bench.gateway:upstream_app()", port, 2, "xsn-bench-unix",
-                         ("--log-level", "warning", "--bind", f"unix:{path}"), threads=max(1, threads))
-    argv.remove("--reuse-port")  # SO_REUSEPORT on a Unix socket: EOPNOTSUPP
-    with _process(argv) as proc:
-        _wait(f"http://127.0.0.1:{port}/livez", proc=proc)
-        yield Server(f"http://127.0.0.1:{port}", proc.pid), path
 
 
 @contextlib.contextmanager
@@ -222,11 +135,11 @@ def gateway(upstream: str, work: Path, workers: int, audit_sink: str = "audit", 
                            f"p.runcall(main, sys.argv[1:]); p.dump_stats({str(profile)!r})"]
     # The audit writer processes (one per edge worker's spool), as `xsn run` starts them.
     writer_argv = [sys.executable, "-m", "gateway.audit_writer", "--workers", str(workers)]
-    with _process(argv, env=env, log=work / "gateway.log") as proc, \
-            (_process(writer_argv, env=env, log=work / "audit-writer.log") if audit_sink == "audit"
+    with process(argv, env=env, log=work / "gateway.log") as proc, \
+            (process(writer_argv, env=env, log=work / "audit-writer.log") if audit_sink == "audit"
              else contextlib.nullcontext()) as writer:
         url = f"http://127.0.0.1:{port}"
-        _wait(url + "/readyz", proc=proc)
+        wait_ready(url + "/readyz", proc=proc)
         proc.writer = writer
         token = tokens.token(aud=["xsn:bench", "xsn:benchu"], scope="bench:read", client_id="bench-client",
                              lifetime=3600)

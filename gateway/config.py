@@ -28,8 +28,9 @@ SETTINGS: dict[str, Any] = {
     # Upstreams (gateway.edge.upstreams).
     "GATEWAY_UPSTREAM_CONNECTIONS": 256,  # pooled keep-alive connections per upstream per process
     "GATEWAY_RETRIES": 2,  # extra attempts for idempotent methods
-    # upstream name -> the path of its Unix domain socket on this host, used instead of its URL's
-    # host:port (which stays the Host the service is told); unlisted upstreams: TCP.
+    # upstream name -> the absolute path of its Unix domain socket on this host, used instead of
+    # its URL's host:port (which stays the Host the service is told); unlisted upstreams: TCP.
+    # An unknown name or a relative path is refused at startup.
     "GATEWAY_UPSTREAM_SOCKETS": {},
     "GATEWAY_BREAKER_FAILURES": 5,  # consecutive failures that open an upstream's circuit
     "GATEWAY_BREAKER_OPEN": 5.0,  # seconds an open circuit refuses before a probe

@@ -30,7 +30,7 @@ from common.db import Database, utcnow
 from gateway.audit import checkpoints, log
 from gateway.audit.config import setting, spool_dir
 from gateway.audit.models import AuditSpoolState
-from gateway.audit.spool_reader import SpoolReader
+from gateway.audit.spool.reader import SpoolReader
 
 logger = structlog.get_logger("xsn.gateway.audit.writer")
 

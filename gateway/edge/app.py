@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import socket
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +59,28 @@ def jwks_fetcher(url: str, session: aiohttp.ClientSession):
     return fetch
 
 
+def upstream_sockets(value: Any, upstreams: set[str]) -> dict[str, str]:
+    """``GATEWAY_UPSTREAM_SOCKETS``: upstream name -> absolute path of its Unix domain socket.
+
+    :raise RuntimeError: not a mapping, an upstream no route names (a typo would silently leave
+        that service on TCP), or a path that is not absolute (it would depend on the edge's
+        working directory).
+    """
+    if not value:
+        return {}
+    if not isinstance(value, Mapping):
+        raise RuntimeError(f"GATEWAY_UPSTREAM_SOCKETS must map upstream names to socket paths, not {value!r}"[:200])
+    unknown = sorted(str(name) for name in value if name not in upstreams)
+    if unknown:
+        raise RuntimeError(f"GATEWAY_UPSTREAM_SOCKETS names unknown upstreams: {', '.join(unknown)} "
+                           f"(known: {', '.join(sorted(upstreams))})")
+    relative = sorted(f"{name}={path!r}" for name, path in value.items()
+                      if not isinstance(path, str) or not os.path.isabs(path))
+    if relative:
+        raise RuntimeError(f"GATEWAY_UPSTREAM_SOCKETS paths must be absolute: {', '.join(relative)}")
+    return dict(value)
+
+
 class Edge:
     """One process's gateway: the handler, its background tasks, its listening server."""
 
@@ -76,6 +100,7 @@ class Edge:
         missing = self.routes.upstreams() - set(urls)
         if missing:
             raise RuntimeError(f"no URL for upstreams: {', '.join(sorted(missing))}")
+        self.sockets = upstream_sockets(config.get("GATEWAY_UPSTREAM_SOCKETS"), self.routes.upstreams())
         self.boundary = Boundary.from_settings(
             config["PUBLIC_BASE_URL"], extra_hosts=_csv(config.get("GATEWAY_PUBLIC_HOSTS")), listen_port=listen_port,
             embedded=config.get("ENV") != "production", trusted_proxies=_csv(config.get("GATEWAY_TRUSTED_PROXIES")),
@@ -106,10 +131,9 @@ class Edge:
             limiter = MemoryLimiter()
         limits = RateLimits(limiter, policies, enabled=bool(config.get("RATELIMIT_ENABLED", True)))
         upstreams = {}
-        sockets = dict(config.get("GATEWAY_UPSTREAM_SOCKETS") or {})
         for name in sorted(self.routes.upstreams()):
             upstream = Upstream(name, self.urls[name], connections=int(config["GATEWAY_UPSTREAM_CONNECTIONS"]),
-                                retries=int(config["GATEWAY_RETRIES"]), unix_socket=sockets.get(name),
+                                retries=int(config["GATEWAY_RETRIES"]), unix_socket=self.sockets.get(name),
                                 breaker=Breaker(failures=int(config["GATEWAY_BREAKER_FAILURES"]),
                                                 open_s=float(config["GATEWAY_BREAKER_OPEN"])))
             upstream.start()

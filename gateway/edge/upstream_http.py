@@ -28,8 +28,9 @@ RESOLVE_TTL_S = 30.0  # a pooled connection idle longer than this is closed, not
 class UpstreamError(Exception):
     """The upstream could not be reached or broke HTTP; ``sent`` says whether it may have acted."""
 
-    def __init__(self, message: str, *, reused: bool = False, answered: bool = False) -> None:
+    def __init__(self, message: str, *, sent: bool = True, reused: bool = False, answered: bool = False) -> None:
         super().__init__(message)
+        self.sent = sent  # False: no connection was made, nothing went out
         self.reused = reused  # the request went out on a pooled connection
         self.answered = answered  # some of the response had arrived
 
@@ -208,10 +209,6 @@ class Response:
             self._keep_alive = False  # the body ends when the connection does
         self._done = False
 
-    def header_values(self, name: str) -> list[str]:
-        name = name.lower()
-        return [value for key, value in self.headers if key.lower() == name]
-
     async def iter_chunks(self, timeout_s: float) -> AsyncIterator[bytes]:
         """The body as it arrives. :raise UpstreamError: the upstream broke off or timed out."""
         connection = self._conn()
@@ -309,7 +306,8 @@ class Pool:
             if sock is not None:
                 sock.close()
             if isinstance(exc, OSError | TimeoutError):
-                raise UpstreamError(f"cannot connect to {self.unix_socket or self.host_header}: {exc!r}"[:200]) from exc
+                raise UpstreamError(f"cannot connect to {self.unix_socket or self.host_header}: {exc!r}"[:200],
+                                    sent=False) from exc
             raise
         return connection
 

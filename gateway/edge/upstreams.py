@@ -4,34 +4,42 @@
 What the breaker counts as a failure: what it is for, the service not being reachable. That is
 a transport failure: no connection, the connection reset or closed before the answer's head
 arrived, no head within the route's timeout, an answer that is not HTTP/1.x, a body that
-broke off; and a 502/503/504 that is *not* a problem document (``application/problem+json``),
-which is what a proxy or a dying server says when nothing behind it answers (Envoy's "gateway
-failure"). Every answer of the service itself, a 503 problem included, is a success: the
-service is reachable and has said what is wrong (a licences group commit that failed answers
-503 ``verification_write_failed`` to each of its ~6 requests at once, payment answers 503
-``database_busy`` under load; opening the circuit for them would turn one database hiccup into
-5 s of the whole service refused). nginx counts the same way by default (``max_fails`` counts
-what ``proxy_next_upstream`` names: ``error timeout``, not ``http_503``). Envoy's outlier
-detection and Polly's ``HandleTransientHttpError`` count 5xx answers, which cannot tell a
-service's deliberate 503 from a proxy's; here the problem document tells them apart.
+broke off. Every HTTP answer of the service is a success, whatever its status: the service is
+reachable and has said what is wrong (a licences group commit that failed answers 503
+``verification_write_failed`` to each of its ~6 requests at once, payment answers 503
+``database_busy`` under load, the console's login pages answer 502/503/504 HTML pages while
+identity's IdP is down; counting them would let anyone open the circuit for a whole service
+with a few GETs of a public page). Nothing between the edge and a service answers for it in
+this deployment, so an HTTP answer is always the service's own. nginx counts the same way by
+default (``max_fails`` counts what ``proxy_next_upstream`` names: ``error timeout``, not
+``http_503``).
 
 One outage, one count: the requests in flight when a worker dies or a connection pool resets
 all fail together from one cause. A failure counts when its request was sent after the last
 counted failure was seen, or when it comes ``burst_s`` (0.1 s) or more after it; the rest of a
 burst does not (it says nothing the first did not). A dead service still opens the breaker
-after ``failures`` requests sent one after another (each fails at once), and a hung one within
-``(failures - 1) × burst_s`` of its first timeout, as its timeouts come one by one.
+after ``failures`` requests sent one after another (each fails at once). A hung one opens it
+within ``(failures - 1) × burst_s`` of its first timeout only if its timeouts come at least
+every ``burst_s`` (requests sent that often); sparser ones each count anyway, so it opens after
+``failures`` of them. A request sent before the circuit opened says nothing once a probe has
+closed it; the probe's own verdict is taken at its answer's head, and if its body then breaks
+off the circuit opens again.
 
 After ``failures`` consecutive failures the upstream is *open*: requests are answered 503
 ``upstream_circuit_open`` at once for ``open_s`` seconds; then it is *half-open*: one request
 at a time goes through as a probe, and its success closes the breaker while its failure opens
-it again. Retries (idempotent methods only, ``retries`` extra attempts) follow the same rule:
-a transport failure or a gateway failure is tried again, a service's own problem answer is
-passed on as it is (retrying a 503 ``database_busy`` would triple the load on the busy database).
-``/readyz`` shows each upstream's breaker state, its count of consecutive failures and the last
-``/livez`` probe.
-"""
+it again.
 
+Retries (idempotent methods only, ``retries`` extra attempts, all within the route's one
+timeout): only a connection that could not be made is tried again, and a request on a pooled
+connection the service had closed before answering (the keep-alive race) once more on a fresh
+one, uncounted whatever the method. Nothing else is: not a timeout, not a fresh connection
+closed after the request went out (a hung worker its server killed: the request may be running
+still), not an answer that is not HTTP, not a body broken off, and never an HTTP answer
+(retrying a 503 ``database_busy`` would triple the load on the busy database; retrying a login
+callback would burn its single-use state). ``/readyz`` shows each upstream's breaker state, its
+count of consecutive failures and the last ``/livez`` probe.
+"""
 from __future__ import annotations
 
 import asyncio
@@ -42,21 +50,12 @@ from urllib.parse import urlsplit
 
 import structlog
 
-from common.errors import PROBLEM_MIME
 from gateway.edge.problems import CircuitOpen, UpstreamTimeout, UpstreamUnavailable
 from gateway.edge.upstream_http import Pool, Response, UpstreamError
 
 log = structlog.get_logger("xsn.gateway.upstreams")
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
-GATEWAY_STATUSES = frozenset({502, 503, 504})
-
-
-def is_gateway_failure(response: Response) -> bool:
-    """A 502/503/504 without a problem document: not the service's own answer (see the module)."""
-    if response.status not in GATEWAY_STATUSES:
-        return False
-    return not any(value.partition(";")[0].strip().lower() == PROBLEM_MIME
-                   for value in response.header_values("Content-Type"))
+CONNECT_TIMEOUT_S = 2.0
 
 
 @dataclass
@@ -71,10 +70,12 @@ class Breaker:
     opened_at: float | None = None
     probing: bool = False
     state: str = field(default="closed")  # closed | open | half_open
-    # Counted failures so far; a request's ticket is the epoch it was sent in. Only the
-    # half-open probe holds the current epoch's ticket while the breaker is not closed.
+    # Counted failures and probe closings so far; a request's ticket is the epoch it was sent
+    # in. Only the half-open probe holds the current epoch's ticket while the breaker is not closed.
     epoch: int = 0
     counted_at: float = float("-inf")  # when the last failure was counted
+    closed_epoch: int = 0  # the epoch a probe last closed the breaker in: older tickets say nothing now
+    closer: int | None = None  # that probe's ticket, until its body has been read (or broke off)
 
     def before(self) -> int:
         """The request's ticket. :raise CircuitOpen: open, or half-open with a probe already in flight."""
@@ -91,20 +92,42 @@ class Breaker:
     def success(self, ticket: int) -> None:
         if self.state != "closed" and ticket != self.epoch:
             return  # an answer to a request sent before the circuit opened: the probe decides
+        if self.state != "closed":
+            # The probe closes it: requests still in flight from before the circuit opened
+            # must not open it again with their failures (they were sent to the broken service).
+            self.closer = ticket
+            self.epoch += 1
+            self.closed_epoch = self.epoch
         self.consecutive, self.state, self.probing, self.opened_at = 0, "closed", False, None
 
     def failure(self, ticket: int) -> None:
         now = self.clock()
+        if ticket == self.closer:
+            # The probe's verdict was taken at its answer's head; its body broke off after all:
+            # the service is not back, open the circuit again (unless something else already did).
+            self.closer = None
+            if self.state == "closed":
+                self.consecutive += 1
+                self._open(now)
+            return
+        if ticket < self.closed_epoch:
+            return  # sent before the probe that closed the breaker: already judged
         if ticket != self.epoch and (self.state != "closed" or now - self.counted_at < self.burst_s):
             return  # the rest of a burst already counted, or a request from before the circuit opened
+        self.consecutive += 1
+        if self.state == "half_open" or self.consecutive >= self.failures:
+            self._open(now)
+        else:
+            self.epoch += 1
+            self.counted_at = now
+
+    def _open(self, now: float) -> None:
         self.epoch += 1
         self.counted_at = now
-        self.consecutive += 1
         self.probing = False
-        if self.state == "half_open" or self.consecutive >= self.failures:
-            if self.state != "open":
-                log.warning("circuit_opened", failures=self.consecutive)
-            self.state, self.opened_at = "open", now
+        if self.state != "open":
+            log.warning("circuit_opened", failures=self.consecutive)
+        self.state, self.opened_at = "open", now
 
     def release(self, ticket: int) -> None:
         """A request that ended without a verdict (the client went away): free the probe slot."""
@@ -136,8 +159,9 @@ class Upstream:
         """The service's response, head read, body not yet (the caller reads or streams it,
         then ``release()``s it, and reports a body that broke off with :meth:`broke_off`).
 
-        :raise CircuitOpen: the breaker is open. :raise UpstreamUnavailable: no connection
-            (after retries for idempotent methods). :raise UpstreamTimeout: no answer in time.
+        :raise CircuitOpen: the breaker is open. :raise UpstreamUnavailable: no connection, or
+            it closed before an answer or broke HTTP (what is tried again: see the module).
+            :raise UpstreamTimeout: no answer's head within ``timeout_s``, all attempts included.
         """
         ticket = self.breaker.before()
         try:
@@ -154,37 +178,45 @@ class Upstream:
 
     async def _send(self, method: str, path_qs: str, headers: list[tuple[str, str]], body: bytes,
                     timeout_s: float, ticket: int) -> Response:
+        # One deadline for every attempt: a hung service costs the client the route's timeout
+        # once, not once per retry.
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
         idempotent = method in IDEMPOTENT
-        attempts = 1 + (self.retries if idempotent else 0)
         target = self.base_path + path_qs
+        retried = 0
         fresh = False
-        for attempt in range(attempts + 1):
+        while True:
+            remaining = deadline - loop.time()
             try:
-                response = await self.pool.request(method, target, headers, body, timeout_s=timeout_s, fresh=fresh)
+                if remaining <= 0:
+                    raise TimeoutError
+                response = await self.pool.request(method, target, headers, body, timeout_s=remaining,
+                                                   connect_timeout_s=min(CONNECT_TIMEOUT_S, remaining), fresh=fresh)
             except TimeoutError as exc:
                 self.breaker.failure(ticket)
                 raise UpstreamTimeout(f"{self.name} did not answer in time") from exc
             except UpstreamError as exc:
-                if exc.reused and not exc.answered and idempotent:
-                    fresh = True  # a pooled connection the service had closed: not a failure of the service
-                    continue
-                if attempt + 1 < attempts and not exc.answered:
-                    await asyncio.sleep(0.05 * (attempt + 1))
+                if exc.reused and not exc.answered:
+                    # A pooled connection the service had closed as it went out (the keep-alive
+                    # race): not a failure of the service. Tried again on a fresh connection if
+                    # idempotent; otherwise the client is told, and the ticket goes back uncounted
+                    # (``send`` releases it).
+                    if idempotent:
+                        fresh = True
+                        continue
+                    raise UpstreamUnavailable(f"{self.name} closed a kept-alive connection") from exc
+                if not exc.sent and idempotent and retried < self.retries:
+                    # Only a connection never made is tried again: a request that went out on a
+                    # fresh connection may be running still (a hung worker its server killed).
+                    retried += 1
+                    await asyncio.sleep(min(0.05 * retried, max(0.0, deadline - loop.time())))
                     continue
                 self.breaker.failure(ticket)
                 log.warning("upstream_unavailable", upstream=self.name, error=str(exc)[:200])
                 raise UpstreamUnavailable(f"{self.name} is not reachable") from exc
-            if is_gateway_failure(response):
-                if idempotent and attempt + 1 < attempts:
-                    response.release()
-                    await asyncio.sleep(0.05 * (attempt + 1))
-                    continue
-                self.breaker.failure(ticket)
-            else:
-                self.breaker.success(ticket)
+            self.breaker.success(ticket)  # any HTTP answer: the service is reachable (see the module)
             return response
-        self.breaker.failure(ticket)
-        raise UpstreamUnavailable(f"{self.name} is not reachable")
 
     async def probe(self, timeout_s: float = 2.0) -> bool:
         """``GET /livez`` of the service, for ``/readyz`` (not counted by the breaker)."""

@@ -16,8 +16,8 @@ import time
 import pytest
 
 from gateway.audit.spool import AuditSpool, AuditUnavailable
-from gateway.audit.spool_files import HEADER, SpoolCorrupt, encode_frame
-from gateway.audit.spool_reader import SpoolReader
+from gateway.audit.spool.files import HEADER, SpoolCorrupt, encode_frame
+from gateway.audit.spool.reader import SpoolReader
 from tests.gateway.conftest import run_async
 
 
@@ -229,7 +229,7 @@ def test_a_killed_edge_leaves_zeros_after_its_frames_and_nothing_is_lost_or_warn
     end = spool.durable_end
     _abandon(spool)
     warnings = []
-    monkeypatch.setattr("gateway.audit.spool_segment_writer.log.warning", lambda event, **kw: warnings.append(event))
+    monkeypatch.setattr("gateway.audit.spool.segment_writer.log.warning", lambda event, **kw: warnings.append(event))
     reopened = spools()
     assert reopened.durable_end == end and warnings == []
     _write_many(reopened, 1)
@@ -306,11 +306,11 @@ def test_a_full_disk_refuses_records_until_space_comes_back(monkeypatch, segment
 
 def test_a_failed_rotation_refuses_the_batch_leaks_no_descriptor_and_is_tried_again(tmp_path, monkeypatch, spools,
                                                                                     read_ids):
-    from gateway.audit import spool_segment_writer as spool_module
+    from gateway.audit.spool import segment_writer
 
     spool = spools(segment_bytes=200)
     _write_many(spool, 3)  # past 200 bytes: the next batch starts a segment
-    real = spool_module.fsync_dir
+    real = segment_writer.fsync_dir
     failing = [True]
 
     def fsync_dir(directory):
@@ -318,7 +318,8 @@ def test_a_failed_rotation_refuses_the_batch_leaks_no_descriptor_and_is_tried_ag
             raise OSError(errno.EIO, "Input/output error")
         return real(directory)
 
-    monkeypatch.setattr(spool_module, "fsync_dir", fsync_dir)
+    monkeypatch.setattr(segment_writer, "fsync_dir", fsync_dir)
+
     def segments_open() -> int:  # this spool's files only: other tests' objects may be collected meanwhile
         found = 0
         for fd in os.listdir("/proc/self/fd"):

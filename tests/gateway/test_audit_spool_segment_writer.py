@@ -3,8 +3,12 @@ zeros filled ahead, rotation, reopening."""
 
 from __future__ import annotations
 
-from gateway.audit.spool_files import decode_frames, encode_frame, segment_path, segment_starts
-from gateway.audit.spool_segment_writer import PREFILL_BYTES, SegmentWriter
+import errno
+
+import pytest
+
+from gateway.audit.spool.files import decode_frames, encode_frame, segment_path, segment_starts
+from gateway.audit.spool.segment_writer import PREFILL_BYTES, SegmentWriter
 
 
 def _frames(*ids: str) -> list[bytes]:
@@ -36,3 +40,29 @@ def test_reopened_it_goes_on_after_the_last_frame(tmp_path):
     again.close()
     frames, _ = decode_frames(segment_path(tmp_path, 0).read_bytes())
     assert [f["request_id"] for f, _ in frames] == ["a", "b", "c"]
+
+
+def test_once_broken_it_writes_nothing_more(tmp_path, monkeypatch):
+    """A failed batch that could be neither zeroed nor cut leaves half a frame: a batch written
+    after it (one accepted before the loop saw ``broken``) would be acknowledged, then cut off
+    with the torn frame on reopen. It is refused instead, and the file is left as it was."""
+    from gateway.audit.spool import segment_writer
+
+    writer = SegmentWriter(tmp_path, segment_bytes=1 << 20)
+    end = writer.write(_frames("a"))
+
+    def fail(*_args):
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(segment_writer, "datasync", fail)
+    monkeypatch.setattr(segment_writer.os, "ftruncate", fail)
+    with pytest.raises(OSError):
+        writer.write(_frames("b"))
+    monkeypatch.undo()
+    assert writer.broken
+    before = segment_path(tmp_path, 0).read_bytes()
+    with pytest.raises(OSError, match="reopen"):
+        writer.write(_frames("c"))
+    assert writer.durable_end == end
+    assert segment_path(tmp_path, 0).read_bytes() == before
+    writer.close()

@@ -11,7 +11,7 @@ from common.db import get_db
 from gateway.audit import checkpoints, log
 from gateway.audit.models import AuditRecord, AuditSpoolState
 from gateway.audit.spool import AuditSpool, AuditUnavailable
-from gateway.audit.spool_reader import SpoolReader
+from gateway.audit.spool.reader import SpoolReader
 from gateway.audit.writer import AuditWriter, as_leaf, open_writer
 from tests.conftest import TEST_KEK
 from tests.gateway.conftest import run_async

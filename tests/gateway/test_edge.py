@@ -368,6 +368,37 @@ def test_a_burst_of_problem_answers_leaves_the_circuit_closed(start_edge):
     assert (seal["state"], seal["failures"]) == ("closed", 0)
 
 
+def test_html_503_pages_of_a_public_route_leave_the_circuit_closed(start_edge, tmp_path):
+    """A service's own HTML 503 page (the console login while identity's IdP is down) on a public
+    route: six GETs are each sent once and passed on, and cannot open the circuit for the service."""
+    from flask import Flask
+    from werkzeug.serving import make_server
+
+    sent: list[str] = []
+    app = Flask("console")
+
+    @app.route("/<path:path>")
+    def page(path: str):
+        sent.append(path)
+        return "<html><body>Sign-in is unavailable</body></html>", 503, {"Content-Type": "text/html"}
+
+    path = str(tmp_path / "identity.sock")
+    server = make_server(f"unix://{path}", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        edge = start_edge(GATEWAY_BREAKER_FAILURES=2, GATEWAY_RETRIES=2, GATEWAY_UPSTREAM_SOCKETS={"identity": path})
+        answers = [requests.get(f"{edge.url}/identity/.well-known/openid-configuration") for _ in range(6)]
+        assert [a.status_code for a in answers] == [503] * 6
+        assert "Sign-in is unavailable" in answers[0].text
+        assert sent.count(".well-known/openid-configuration") == 6  # besides the edge's /livez probes
+        identity = requests.get(f"{edge.url}/readyz").json()["upstreams"]["identity"]
+        assert (identity["state"], identity["failures"]) == ("closed", 0)
+    finally:
+        server.shutdown()
+        thread.join(5)
+
+
 def test_a_body_the_service_breaks_off_counts_as_a_failure(start_edge):
     edge = start_edge(GATEWAY_BREAKER_FAILURES=1)
     token = edge.tokens.bearer(aud="xsn:seal")
@@ -488,3 +519,13 @@ def test_broken_chunked_body_after_the_head_is_never_forwarded(start_edge):
     status, _, body = parse_raw(answer)
     assert status in (400, 408) and json.loads(body)["code"] in ("malformed_request", "request_timeout")
     assert not [r for r in edge.sink.records if r["status"] == 200]
+
+
+@pytest.mark.parametrize(("sockets", "message"), [
+    ({"paymnet": "/run/xsn/payment.sock"}, "unknown upstreams: paymnet"),
+    ({"payment": "run/payment.sock"}, "must be absolute: payment='run/payment.sock'"),
+    ("/run/xsn/payment.sock", "must map upstream names"),
+], ids=["unknown-upstream", "relative-path", "not-a-mapping"])
+def test_bad_upstream_sockets_are_refused_at_startup(start_edge, sockets, message):
+    with pytest.raises(RuntimeError, match=message):
+        start_edge(GATEWAY_UPSTREAM_SOCKETS=sockets)

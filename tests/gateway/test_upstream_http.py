@@ -1,4 +1,5 @@
-"""The upstream HTTP/1.1 client against scripted servers: framing, keep-alive, stale connections."""
+"""The upstream HTTP/1.1 client (``upstream_http``: ``Pool`` and ``Response``) against scripted
+servers: framing, keep-alive, flow control, timeouts, Unix sockets."""
 
 from __future__ import annotations
 
@@ -6,40 +7,15 @@ import asyncio
 
 import pytest
 
-from gateway.edge.problems import CircuitOpen, UpstreamUnavailable
+from gateway.edge.problems import UpstreamUnavailable
 from gateway.edge.upstream_http import Pool, UpstreamError
-from gateway.edge.upstreams import Breaker, Upstream
-from tests.gateway.conftest import run_async
-
-
-async def _serve(answers: list[bytes], *, close_after: bool = False):
-    """A server answering each request head with the next scripted bytes; records what it got."""
-    received: list[bytes] = []
-    connections = []
-
-    async def handle(reader, writer):
-        connections.append(writer)
-        while answers:
-            try:
-                head = await reader.readuntil(b"\r\n\r\n")
-            except asyncio.IncompleteReadError:
-                break
-            length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n")
-                           if line.lower().startswith(b"content-length:")), 0)
-            received.append(head + (await reader.readexactly(length) if length else b""))
-            writer.write(answers.pop(0))
-            await writer.drain()
-            if close_after:
-                break
-        writer.close()
-
-    server = await asyncio.start_server(handle, "127.0.0.1", 0)
-    return server, server.sockets[0].getsockname()[1], received, connections
+from gateway.edge.upstreams import Upstream
+from tests.gateway.conftest import run_async, serve_answers
 
 
 def test_content_length_chunked_and_close_delimited_bodies():
     async def scenario():
-        server, port, received, _ = await _serve([
+        server, port, received, _ = await serve_answers([
             b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-A: 1\r\n\r\nhello",
             b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3;ext=1\r\nabc\r\n2\r\nde\r\n0\r\nT: x\r\n\r\n",
             b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.0 201 Created\r\n\r\nuntil close",
@@ -65,7 +41,7 @@ def test_content_length_chunked_and_close_delimited_bodies():
 
 def test_keep_alive_connections_are_reused():
     async def scenario():
-        server, port, _, connections = await _serve([b"HTTP/1.1 204 No Content\r\n\r\n"] * 3)
+        server, port, _, connections = await serve_answers([b"HTTP/1.1 204 No Content\r\n\r\n"] * 3)
         pool = Pool("127.0.0.1", port)
         for _ in range(3):
             response = await pool.request("GET", "/", [], b"", timeout_s=5)
@@ -77,33 +53,10 @@ def test_keep_alive_connections_are_reused():
     assert run_async(scenario()) == 1
 
 
-def test_a_stale_pooled_connection_is_retried_for_idempotent_methods():
-    async def scenario():
-        server, port, _, connections = await _serve([b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\na"],
-                                                    close_after=True)
-        upstream = Upstream("x", f"http://127.0.0.1:{port}", retries=0)
-        first = await upstream.send("GET", "/", [], b"", 5)
-        await first.read(5)
-        first.release()  # pooled, but the server closes it
-        await asyncio.sleep(0.05)
-        server_answers = [b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nb"]
-        server2, port2, *_ = await _serve(server_answers)
-        upstream.pool.port, upstream.pool._resolved = port2, None  # same pool, the service restarted elsewhere
-        second = await upstream.send("GET", "/", [], b"", 5)
-        body = await second.read(5)
-        second.release()
-        await upstream.close()
-        server.close()
-        server2.close()
-        return body, upstream.breaker.state
-
-    assert run_async(scenario()) == (b"b", "closed")
-
-
 @pytest.mark.parametrize("answer", [b"SSH-2.0-OpenSSH\r\n\r\n", b"HTTP/1.1 200 OK\r\nBad Header\r\n\r\n", b""])
 def test_garbage_or_nothing_is_an_upstream_error(answer):
     async def scenario():
-        server, port, *_ = await _serve([answer], close_after=True)
+        server, port, *_ = await serve_answers([answer], close_after=True)
         try:
             await Pool("127.0.0.1", port).request("GET", "/", [], b"", timeout_s=5)
         finally:
@@ -118,7 +71,7 @@ def test_garbage_or_nothing_is_an_upstream_error(answer):
 def test_conflicting_or_invalid_content_lengths_are_refused(lengths):
     """RFC 9112 §6.3: framing two readers could take differently is an error, not last-wins."""
     async def scenario():
-        server, port, *_ = await _serve([b"HTTP/1.1 200 OK\r\n" + lengths + b"\r\n\r\nhello"])
+        server, port, *_ = await serve_answers([b"HTTP/1.1 200 OK\r\n" + lengths + b"\r\n\r\nhello"])
         upstream = Upstream("x", f"http://127.0.0.1:{port}", retries=0)
         try:
             await upstream.send("GET", "/", [], b"", 5)
@@ -133,7 +86,8 @@ def test_conflicting_or_invalid_content_lengths_are_refused(lengths):
 
 def test_repeated_equal_content_lengths_are_one():
     async def scenario():
-        server, port, *_ = await _serve([b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 5, 5\r\n\r\nhello"])
+        server, port, *_ = await serve_answers(
+            [b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 5, 5\r\n\r\nhello"])
         pool = Pool("127.0.0.1", port)
         response = await pool.request("GET", "/", [], b"", timeout_s=5)
         body = await response.read(5)
@@ -150,7 +104,7 @@ def test_repeated_equal_content_lengths_are_one():
                                         b"Connection: close, keep-alive"])
 def test_close_in_any_connection_header_closes(connection):
     async def scenario():
-        server, port, _, connections = await _serve(
+        server, port, _, connections = await serve_answers(
             [b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n" + connection + b"\r\n\r\na"] * 2)
         pool = Pool("127.0.0.1", port)
         for _ in range(2):
@@ -165,24 +119,9 @@ def test_close_in_any_connection_header_closes(connection):
     assert run_async(scenario()) == (2, 0)  # a new connection each time; none pooled
 
 
-def test_post_is_not_retried():
-    async def scenario():
-        server, port, received, _ = await _serve([b""], close_after=True)  # closes without answering
-        upstream = Upstream("x", f"http://127.0.0.1:{port}", retries=2)
-        try:
-            with pytest.raises(UpstreamUnavailable):
-                await upstream.send("POST", "/pay", [], b"{}", 5)
-        finally:
-            server.close()
-            await upstream.close()
-        return received
-
-    assert len(run_async(scenario())) == 1  # the service saw the payment request once
-
-
 def test_header_values_with_line_breaks_are_never_sent():
     async def scenario():
-        server, port, received, _ = await _serve([b"HTTP/1.1 204 No Content\r\n\r\n"])
+        server, port, received, _ = await serve_answers([b"HTTP/1.1 204 No Content\r\n\r\n"])
         pool = Pool("127.0.0.1", port)
         response = await pool.request("GET", "/", [("X-Evil", "a\r\nX-Injected: 1"), ("X-Ok", "1")], b"", timeout_s=5)
         response.release()
@@ -203,7 +142,7 @@ def test_a_large_body_is_not_buffered_whole_while_the_reader_is_slow():
     body = bytes(range(256)) * (size // 256)
 
     async def scenario():
-        server, port, _, _ = await _serve([b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % size + body])
+        server, port, _, _ = await serve_answers([b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % size + body])
         pool = Pool("127.0.0.1", port)
         response = await pool.request("GET", "/big", [], b"", timeout_s=5)
         connection = response._connection
@@ -255,109 +194,6 @@ def test_a_trickling_head_times_out_in_total():
             await server.wait_closed()
 
     assert run_async(scenario()) < 1.0
-
-
-PROBLEM_503 = (b'HTTP/1.1 503 SERVICE UNAVAILABLE\r\nContent-Type: application/problem+json\r\nRetry-After: 1\r\n'
-               b'Content-Length: 48\r\n\r\n{"status": 503, "code": "database_busy", "x": 1}')
-HTML_503 = b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/html\r\nContent-Length: 10\r\n\r\nno backend"
-
-
-@pytest.mark.parametrize("method", ["GET", "POST"])
-def test_a_service_that_answers_a_503_problem_is_reachable(method):
-    """A well-formed problem document is the service's own answer: passed on once (not retried:
-    a busy database would see every request three times), and the breaker stays closed."""
-    async def scenario():
-        server, port, received, _ = await _serve([PROBLEM_503] * 4)
-        upstream = Upstream("x", f"http://127.0.0.1:{port}", retries=2, breaker=Breaker(failures=2))
-        statuses = []
-        for _ in range(4):
-            response = await upstream.send(method, "/verify", [], b"{}" if method == "POST" else b"", 5)
-            assert await response.read(5) == PROBLEM_503.partition(b"\r\n\r\n")[2]
-            statuses.append(response.status)
-            response.release()
-        await upstream.close()
-        server.close()
-        return statuses, len(received), upstream.health()
-
-    statuses, sent, health = run_async(scenario())
-    assert statuses == [503] * 4
-    assert sent == 4
-    assert health["state"] == "closed" and health["failures"] == 0
-
-
-def test_a_503_that_is_not_a_problem_is_a_gateway_failure():
-    """What a proxy says when nothing behind it answers (no problem document): retried for an
-    idempotent method, then counted; two such requests open a breaker of ``failures=2``."""
-    async def scenario():
-        server, port, received, _ = await _serve([HTML_503] * 6)
-        upstream = Upstream("x", f"http://127.0.0.1:{port}", retries=2, breaker=Breaker(failures=2))
-        for _ in range(2):
-            response = await upstream.send("GET", "/", [], b"", 5)
-            await response.read(5)
-            response.release()
-        await upstream.close()
-        server.close()
-        return len(received), upstream.breaker.state
-
-    assert run_async(scenario()) == (6, "open")
-
-
-def test_a_burst_of_concurrent_problem_answers_keeps_the_breaker_closed():
-    """Six concurrent requests of one failed group commit, each told 503 at once."""
-    async def scenario():
-        arrived: list[asyncio.StreamWriter] = []
-        all_in = asyncio.Event()
-
-        async def group_commit(reader, writer):
-            await reader.readuntil(b"\r\n\r\n")
-            await reader.readexactly(2)
-            arrived.append(writer)
-            if len(arrived) == 6:
-                all_in.set()
-            await all_in.wait()
-            writer.write(PROBLEM_503)
-            await writer.drain()
-            writer.close()
-            await writer.wait_closed()
-            handled.append(writer)
-
-        handled: list[asyncio.StreamWriter] = []
-        server = await asyncio.start_server(group_commit, "127.0.0.1", 0)
-        upstream = Upstream("x", f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}",
-                            breaker=Breaker(failures=2))
-
-        async def one() -> int:
-            response = await upstream.send("POST", "/verify", [], b"{}", 5)
-            await response.read(5)
-            response.release()
-            return response.status
-
-        statuses = await asyncio.gather(*(one() for _ in range(6)))
-        await upstream.close()
-        server.close()
-        await server.wait_closed()
-        while len(handled) < 6:  # every server side closed before the loop ends
-            await asyncio.sleep(0.01)
-        return statuses, upstream.breaker.state
-
-    assert run_async(scenario()) == ([503] * 6, "closed")
-
-
-def test_a_dead_service_still_opens_the_breaker():
-    async def scenario():
-        server = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
-        port = server.sockets[0].getsockname()[1]
-        server.close()
-        await server.wait_closed()  # nothing listens there now
-        upstream = Upstream("x", f"http://127.0.0.1:{port}", retries=0, breaker=Breaker(failures=2))
-        for _ in range(2):
-            with pytest.raises(UpstreamUnavailable):
-                await upstream.send("POST", "/", [], b"", 5)
-        with pytest.raises(CircuitOpen):
-            await upstream.send("POST", "/", [], b"", 5)
-        return upstream.health()
-
-    assert run_async(scenario())["state"] == "open"
 
 
 def test_a_pool_on_a_unix_socket(tmp_path):

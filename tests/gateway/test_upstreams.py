@@ -108,3 +108,38 @@ def test_an_answer_from_before_the_circuit_opened_does_not_close_it_or_free_the_
     assert breaker.state == "half_open"
     breaker.success(probe)
     assert breaker.state == "closed"
+
+
+def test_a_failure_from_before_the_circuit_opened_does_not_reopen_what_a_probe_closed():
+    clock = Clock()
+    breaker = Breaker(failures=1, open_s=1, clock=clock)
+    slow = breaker.before()  # in flight to the broken service when the breaker opens
+    _fail(breaker)
+    clock.now += 1
+    breaker.success(breaker.before())  # the probe: the service is back
+    assert breaker.state == "closed"
+    clock.now += 1  # long after any burst
+    breaker.failure(slow)  # the slow one times out at last
+    assert (breaker.state, breaker.consecutive) == ("closed", 0)
+    breaker.before()
+
+
+def test_a_probe_whose_body_breaks_off_opens_the_breaker_again():
+    """The probe's verdict is taken at its answer's head: a body that then breaks off reopens it."""
+    clock = Clock()
+    breaker = Breaker(failures=5, open_s=1, clock=clock)
+    for _ in range(5):
+        _fail(breaker)
+    clock.now += 1
+    probe = breaker.before()
+    breaker.success(probe)  # the head arrived
+    assert breaker.state == "closed"
+    breaker.failure(probe)  # then its body broke off (``Upstream.broke_off``)
+    assert breaker.state == "open"
+    with pytest.raises(CircuitOpen):
+        breaker.before()
+    clock.now += 1
+    probe = breaker.before()
+    breaker.success(probe)
+    breaker.failure(breaker.before())  # after the probe: an ordinary failure, counted once
+    assert (breaker.state, breaker.consecutive) == ("closed", 1)

@@ -27,7 +27,7 @@ from typing import Any
 
 import structlog
 
-from gateway.audit.spool_files import (
+from gateway.audit.spool.files import (
     datasync,
     decode_frames,
     fsync_dir,
@@ -43,6 +43,11 @@ PREFILL_BYTES = 1024 * 1024  # zeros written ahead of the frames at a time (modu
 
 class SegmentWriter:
     """Writes into the newest segment of the spool in ``directory``.
+
+    Threads: the spool's sync thread makes every write; the event loop's thread reads
+    :attr:`durable_end` (under ``_state``) and ``broken`` (a plain bool the sync thread sets
+    once and never clears: a stale read lets a record be accepted whose batch :meth:`write` then
+    refuses), and runs :meth:`close` after the sync thread has been joined.
 
     ``broken``: a failed write could not be undone (half a frame may stay in the file): nothing
     may be written after it until the spool is reopened, which cuts it as a torn tail.
@@ -97,10 +102,14 @@ class SegmentWriter:
     def write(self, frames: list[bytes]) -> int:
         """Write frames after the durable end and sync them; returns the new durable end.
 
-        :raise OSError: the write, a fill, a rotation or the sync failed. A batch that reached
-            the file is zeroed again and synced (:meth:`_undo`), so a later write does not land
-            after half a frame and a failed batch is not read back.
+        :raise OSError: the writer is ``broken``, or the write, a fill, a rotation or the sync
+            failed. A batch that reached the file is zeroed again and synced (:meth:`_undo`), so
+            a later write does not land after half a frame and a failed batch is not read back.
         """
+        if self.broken:
+            # Batches accepted before the loop saw ``broken`` still reach here: written after half
+            # a frame, they would be acknowledged and then cut off with it on reopen.
+            raise OSError(errno.EIO, "the audit spool failed a write it could not undo; reopen it")
         started = time.perf_counter()
         data = b"".join(frames)
         size = len(data)

@@ -7,13 +7,13 @@ covers every record that arrived while the previous fsync ran (group commit), wh
 commit per request would cost a transaction each.
 
 The edge process only appends (:class:`AuditSpool`); the writer is its own process
-(``python -m gateway.audit_writer``, reading through :mod:`gateway.audit.spool_reader`),
+(``python -m gateway.audit_writer``, reading through :mod:`gateway.audit.spool.reader`),
 so moving records into the database costs the edge nothing.
 
 On disk: a directory holding ``spool.id`` (a random id, so the writer can tell a new spool from
 the one its saved position belongs to), ``lock`` (``flock``: one edge process per spool),
 ``writer.lock`` (one writer process per spool), ``state`` (what the two tell each other:
-:mod:`gateway.audit.spool_state`) and segment files ``<start>.seg``, where ``<start>`` is the
+:mod:`gateway.audit.spool.state`) and segment files ``<start>.seg``, where ``<start>`` is the
 global byte position of the segment's first frame. A frame is ``>II`` (payload length, CRC-32
 of the payload) followed by the payload, compact JSON of one record. Positions are global byte
 offsets across segments, so "everything before position P has reached the database" is one
@@ -25,7 +25,7 @@ finds the first frame whose length or CRC does not check and cuts the segment th
 told that record was kept: its request never got a response.
 
 The file itself (the newest segment: zeros filled ahead, ``fdatasync``, rotation, a torn tail cut
-on reopen, a failed write undone, a full disk) is :mod:`gateway.audit.spool_segment_writer`'s;
+on reopen, a failed write undone, a full disk) is :mod:`gateway.audit.spool.segment_writer`'s;
 this module accepts records, groups them and answers their callers.
 """
 
@@ -45,9 +45,9 @@ from typing import Any
 import structlog
 
 from common.errors import ServiceUnavailable
-from gateway.audit.spool_files import encode_frame, lock_exclusively, read_or_create_id
-from gateway.audit.spool_segment_writer import SegmentWriter
-from gateway.audit.spool_state import SpoolState
+from gateway.audit.spool.files import encode_frame, lock_exclusively, read_or_create_id
+from gateway.audit.spool.segment_writer import SegmentWriter
+from gateway.audit.spool.state import SpoolState
 
 log = structlog.get_logger("xsn.gateway.audit.spool")
 
@@ -96,7 +96,7 @@ class AuditSpool:
                  sync_interval: float = 0.0) -> None:
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
-        self.max_backlog_bytes, self.segment_bytes = int(max_backlog_bytes), int(segment_bytes)
+        self.max_backlog_bytes = int(max_backlog_bytes)
         self.group_window, self.max_batch = float(group_window), max(1, int(max_batch))
         self.sync_interval = float(sync_interval)
         self._last_sync = 0.0  # time.monotonic() when the last fsync started
@@ -104,7 +104,8 @@ class AuditSpool:
         self._lock_fd = lock_exclusively(self.directory / "lock", "edge process")
         self.spool_id = read_or_create_id(self.directory)
         self.shared = SpoolState(self.directory)
-        self.segments = SegmentWriter(self.directory, segment_bytes=self.segment_bytes)  # the sync thread writes
+        # The sync thread writes; the segment size is the writer's alone (read at each rotation).
+        self.segments = SegmentWriter(self.directory, segment_bytes=int(segment_bytes))
         self._moved_floor = self.segments.oldest_start
         self.shared.durable_end = self.segments.durable_end
         self._accepted_end = self.segments.durable_end  # bytes accepted (pending included)

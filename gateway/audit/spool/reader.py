@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from gateway.audit.spool_files import (
+from gateway.audit.spool.files import (
     MAX_FRAME,
     READ_BYTES_PER_RECORD,
     SpoolCorrupt,
@@ -24,7 +24,7 @@ from gateway.audit.spool_files import (
     segment_path,
     segment_starts,
 )
-from gateway.audit.spool_state import SpoolState
+from gateway.audit.spool.state import SpoolState
 
 
 class SpoolReader:

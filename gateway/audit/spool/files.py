@@ -1,10 +1,10 @@
 """The audit spool's files: frames and segments, written by the edge (:mod:`gateway.audit.spool`)
-and read by the writer (:mod:`gateway.audit.spool_reader`).
+and read by the writer (:mod:`gateway.audit.spool.reader`).
 
 A frame is ``>II`` (payload length, CRC-32 of the payload) followed by the payload, compact JSON
 of one record; a segment ``<start>.seg`` holds frames from global byte position ``<start>``. The
-newest segment may end in zeros (filled ahead of the frames, see :mod:`gateway.audit.spool`); a
-frame is never empty, so a zero length ends the frames.
+newest segment may end in zeros (filled ahead of the frames, see
+:mod:`gateway.audit.spool.segment_writer`); a frame is never empty, so a zero length ends the frames.
 """
 
 from __future__ import annotations
