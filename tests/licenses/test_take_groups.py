@@ -124,6 +124,43 @@ def test_takes_arriving_during_a_write_go_together_in_the_next_one_one_per_key(h
     assert (run.groups.groups, run.groups.items) == (3, 5)
 
 
+def test_the_next_leader_is_woken_before_the_followers_of_the_group_just_written(held, monkeypatch):
+    """The queue waits for the next leader's statement; the followers only for their answers."""
+    from licenses import take_groups
+
+    woken: list[tuple[str, int]] = []
+    real_wake = take_groups._Waiting.wake
+
+    def wake(self, state: int) -> None:
+        woken.append((self.item, state))
+        real_wake(self, state)
+
+    monkeypatch.setattr(take_groups._Waiting, "wake", wake)
+    gate = threading.Semaphore(0)  # one write let go per release
+
+    def gated(writer):
+        def write(context, items):
+            outcomes = writer(context, items)
+            assert gate.acquire(timeout=10), "never let go"
+            return outcomes
+        return write
+
+    run = held(gated)
+    run.writer.hold.set()  # the gate holds the writes from here on
+    run.queue(["b", "c"])
+    gate.release()  # t0's [a] returns: b leads [b, c]
+    deadline = time.monotonic() + 10
+    while len(run.writer.groups) < 2:
+        assert time.monotonic() < deadline, "the second group was never written"
+        time.sleep(0.001)
+    run.queue(["d"])  # queued while [b, c] is out
+    gate.release()
+    gate.release()
+    assert run.release() == {"a": "a!", "b": "b!", "c": "c!", "d": "d!"}
+    assert [items for _, items in run.writer.groups] == [["a"], ["b", "c"], ["d"]]
+    assert woken.index(("d", take_groups._LEAD)) < woken.index(("c", take_groups._ANSWERED))
+
+
 def test_a_group_is_at_most_max_items(held):
     run = held(max_items=2)
     run.queue(["b", "c", "d"])
