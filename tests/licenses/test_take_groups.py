@@ -47,10 +47,11 @@ def _start(groups: TakeGroups, context: str, item: str, results: dict) -> thread
     return thread
 
 
-def _queue(groups: TakeGroups, items: list[str], results: dict) -> list[threading.Thread]:
-    """Threads taking ``items``, started one at a time so that they queue in this order."""
+def _queue(groups: TakeGroups, items: list[str], results: dict, *, already: int = 0) -> list[threading.Thread]:
+    """Threads ``t<already + 1>``… taking ``items``, started one at a time so that they queue in
+    this order behind the ``already`` takes queued before them."""
     threads = []
-    for n, item in enumerate(items, 1):
+    for n, item in enumerate(items, already + 1):
         threads.append(_start(groups, f"t{n}", item, results))
         _queued(groups, n)
     return threads
@@ -63,6 +64,48 @@ def _queued(groups: TakeGroups, count: int) -> None:
         time.sleep(0.001)
 
 
+class Held:
+    """Takes queued behind a write held open: ``t0`` leads with ``a`` and its write waits until
+    :meth:`release`; :meth:`queue` starts ``t1``, ``t2``… behind it, in order."""
+
+    def __init__(self, write=None, **options) -> None:
+        self.writer = Writer()
+        self.writer.hold.clear()
+        self.groups = TakeGroups(write(self.writer) if write else self.writer, key, **options)
+        self.results: dict = {}
+        self.threads = [_start(self.groups, "t0", "a", self.results)]
+        assert self.writer.entered.wait(10)
+
+    def queue(self, items: list[str]) -> None:
+        for item in items:
+            waiting = len(self.groups._queue)
+            self.threads.append(_start(self.groups, f"t{len(self.threads)}", item, self.results))
+            _queued(self.groups, waiting + 1)
+
+    def release(self) -> dict:
+        """Let every write go; the results once every take's thread has ended."""
+        self.writer.hold.set()
+        for thread in self.threads:
+            thread.join(10)
+            assert not thread.is_alive()
+        return self.results
+
+
+@pytest.fixture
+def held():
+    """``held(**TakeGroups options)``: a :class:`Held`; its writes are let go after the test
+    whatever happened, so no thread is left waiting."""
+    made: list[Held] = []
+
+    def make(write=None, **options) -> Held:
+        made.append(Held(write, **options))
+        return made[-1]
+
+    yield make
+    for each in made:
+        each.writer.hold.set()
+
+
 def test_a_lone_take_is_written_at_once_by_its_own_thread():
     writer = Writer()
     groups = TakeGroups(writer, key)
@@ -71,94 +114,94 @@ def test_a_lone_take_is_written_at_once_by_its_own_thread():
     assert (groups.groups, groups.items) == (1, 1)
 
 
-def test_takes_arriving_during_a_write_go_together_in_the_next_one_one_per_key():
+def test_takes_arriving_during_a_write_go_together_in_the_next_one_one_per_key(held):
     """While one statement is out, the takes queue; the oldest leads the next group with every
     other key once, and a second take of a key waits for the group after."""
-    writer = Writer()
-    groups = TakeGroups(writer, key)
-    results: dict = {}
-    writer.hold.clear()
-    first = _start(groups, "t0", "a", results)
-    assert writer.entered.wait(10)
-    others = _queue(groups, ["b", "c", "b#2", "d"], results)
-    writer.hold.set()
-    for thread in [first, *others]:
-        thread.join(10)
-    assert results == {"a": "a!", "b": "b!", "c": "c!", "b#2": "b#2!", "d": "d!"}
-    assert writer.groups == [("t0", ["a"]), ("t1", ["b", "c", "d"]), ("t3", ["b#2"])]
-    assert (groups.groups, groups.items) == (3, 5)
+    run = held()
+    run.queue(["b", "c", "b#2", "d"])
+    assert run.release() == {"a": "a!", "b": "b!", "c": "c!", "b#2": "b#2!", "d": "d!"}
+    assert run.writer.groups == [("t0", ["a"]), ("t1", ["b", "c", "d"]), ("t3", ["b#2"])]
+    assert (run.groups.groups, run.groups.items) == (3, 5)
 
 
-def test_a_group_is_at_most_max_items():
-    writer = Writer()
-    groups = TakeGroups(writer, key, max_items=2)
-    results: dict = {}
-    writer.hold.clear()
-    first = _start(groups, "t0", "a", results)
-    assert writer.entered.wait(10)
-    others = _queue(groups, ["b", "c", "d"], results)
-    writer.hold.set()
-    for thread in [first, *others]:
-        thread.join(10)
-    assert [items for _context, items in writer.groups] == [["a"], ["b", "c"], ["d"]]
+def test_the_next_leader_is_woken_before_the_followers_of_the_group_just_written(held, monkeypatch):
+    """The queue waits for the next leader's statement; the followers only for their answers."""
+    from licenses import take_groups
+
+    woken: list[tuple[str, int]] = []
+    real_wake = take_groups._Waiting.wake
+
+    def wake(self, state: int) -> None:
+        woken.append((self.item, state))
+        real_wake(self, state)
+
+    monkeypatch.setattr(take_groups._Waiting, "wake", wake)
+    gate = threading.Semaphore(0)  # one write let go per release
+
+    def gated(writer):
+        def write(context, items):
+            outcomes = writer(context, items)
+            assert gate.acquire(timeout=10), "never let go"
+            return outcomes
+        return write
+
+    run = held(gated)
+    run.writer.hold.set()  # the gate holds the writes from here on
+    run.queue(["b", "c"])
+    gate.release()  # t0's [a] returns: b leads [b, c]
+    deadline = time.monotonic() + 10
+    while len(run.writer.groups) < 2:
+        assert time.monotonic() < deadline, "the second group was never written"
+        time.sleep(0.001)
+    run.queue(["d"])  # queued while [b, c] is out
+    gate.release()
+    gate.release()
+    assert run.release() == {"a": "a!", "b": "b!", "c": "c!", "d": "d!"}
+    assert [items for _, items in run.writer.groups] == [["a"], ["b", "c"], ["d"]]
+    assert woken.index(("d", take_groups._LEAD)) < woken.index(("c", take_groups._ANSWERED))
 
 
-def test_a_failed_write_fails_every_take_of_its_group_and_the_next_group_is_still_written():
-    writer = Writer()
-    groups = TakeGroups(writer, key)
-    results: dict = {}
-    writer.hold.clear()
-    first = _start(groups, "t0", "a", results)
-    assert writer.entered.wait(10)
-    others = _queue(groups, ["b", "c"], results)
-    writer.fail, writer.fail_group = RuntimeError("connection lost"), 1
-    writer.hold.set()
-    for thread in [first, *others]:
-        thread.join(10)
-    assert writer.groups[1] == ("t1", ["b", "c"])
+def test_a_group_is_at_most_max_items(held):
+    run = held(max_items=2)
+    run.queue(["b", "c", "d"])
+    run.release()
+    assert [items for _context, items in run.writer.groups] == [["a"], ["b", "c"], ["d"]]
+
+
+def test_a_failed_write_fails_every_take_of_its_group_and_the_next_group_is_still_written(held):
+    run = held()
+    run.queue(["b", "c"])
+    run.writer.fail, run.writer.fail_group = RuntimeError("connection lost"), 1
+    results = run.release()
+    assert run.writer.groups[1] == ("t1", ["b", "c"])
     assert results["a"] == "a!"
     # the leader's own request is told what its followers are (a 503), its error the cause
-    assert isinstance(results["b"], GroupWriteFailed) and results["b"].__cause__ is writer.fail
-    assert isinstance(results["c"], GroupWriteFailed) and results["c"].__cause__ is writer.fail
-    assert groups.run("t3", "d") == "d!"  # nobody kept the lead
-    assert groups._leading is False
+    assert isinstance(results["b"], GroupWriteFailed) and results["b"].__cause__ is run.writer.fail
+    assert isinstance(results["c"], GroupWriteFailed) and results["c"].__cause__ is run.writer.fail
+    assert run.groups.run("t3", "d") == "d!"  # nobody kept the lead
+    assert run.groups._leading is False
 
 
-def test_a_write_answering_the_wrong_number_of_outcomes_fails_the_group_and_wakes_everyone():
-    writer = Writer()
-    groups = TakeGroups(lambda context, items: writer(context, items)[:1], key)
-    results: dict = {}
-    writer.hold.clear()
-    first = _start(groups, "t0", "a", results)
-    assert writer.entered.wait(10)
-    others = _queue(groups, ["b", "c"], results)
-    writer.hold.set()
-    for thread in [first, *others]:
-        thread.join(10)
-        assert not thread.is_alive()
+def test_a_write_answering_the_wrong_number_of_outcomes_fails_the_group_and_wakes_everyone(held):
+    run = held(lambda writer: lambda context, items: writer(context, items)[:1])
+    run.queue(["b", "c"])
+    results = run.release()
     assert results["a"] == "a!"  # a group of one: one outcome
     assert isinstance(results["b"], GroupWriteFailed) and "2 takes got 1" in str(results["b"].__cause__)
     assert isinstance(results["c"], GroupWriteFailed)
 
 
-def test_a_take_no_write_came_for_leaves_the_queue_unwritten():
-    writer = Writer()
-    groups = TakeGroups(writer, key, wait_seconds=0.05)
-    results: dict = {}
-    writer.hold.clear()
-    first = _start(groups, "t0", "a", results)
-    assert writer.entered.wait(10)
-    late = _start(groups, "t1", "b", results)
+def test_a_take_no_write_came_for_leaves_the_queue_unwritten(held):
+    run = held(wait_seconds=0.05)
+    late = _start(run.groups, "t1", "b", run.results)
     late.join(10)
-    assert isinstance(results["b"], GroupWaitTimeout)
-    writer.hold.set()
-    first.join(10)
-    assert results["a"] == "a!"
-    assert writer.groups == [("t0", ["a"])]
+    assert isinstance(run.results["b"], GroupWaitTimeout)
+    assert run.release() == {"a": "a!", "b": run.results["b"]}
+    assert run.writer.groups == [("t0", ["a"])]
 
 
 @pytest.mark.services
-def test_known_codes_verified_at_once_are_each_taken_and_recorded_once(postgres_url, h):
+def test_known_codes_verified_at_once_are_each_taken_and_recorded_once(postgres_url, h, monkeypatch):
     """Sixteen windows verify known codes at once, several on the same authorisation: every use
     is counted and recorded once, whichever statement carried it, and an authorisation is never
     used beyond its count."""
@@ -173,6 +216,20 @@ def test_known_codes_verified_at_once_are_each_taken_and_recorded_once(postgres_
         assert h.client.post("/verify", json={"code": code}, headers=h.window).status_code == 200
     takes = h.app.extensions["licenses"]["stores"].takes
     before = takes.items
+    # The first statement is held until takes of two other codes queue behind it, so that the
+    # next one carries more than one take whatever the machine's timing.
+    sizes: list[int] = []
+    write = takes._write
+
+    def write_when_queued(store, items):
+        if not sizes:
+            deadline = time.monotonic() + 10
+            while len({waiting.key for waiting in takes._queue}) < 2 and time.monotonic() < deadline:
+                time.sleep(0.001)
+        sizes.append(len(items))
+        return write(store, items)
+
+    monkeypatch.setattr(takes, "_write", write_when_queued)
     barrier = threading.Barrier(16)
     answers: list[tuple[str, int, int | None]] = []
 
@@ -189,7 +246,8 @@ def test_known_codes_verified_at_once_are_each_taken_and_recorded_once(postgres_
         thread.join(60)
     for code in codes:  # four windows each, four uses left each: all answered, each use number once
         assert sorted(uses for c, status, uses in answers if c == code and status == 200) == [2, 3, 4, 5]
-    assert takes.items - before == 16
+    assert takes.items - before == 16 and sum(sizes) == 16
+    assert max(sizes) >= 2 and len(sizes) < 16, f"no statement carried two takes: {sizes}"
     with get_db(h.app).session() as session:
         for permit in permits:
             auth = session.scalars(select(Authorisation).where(Authorisation.licence_id == permit["id"])).one()
@@ -241,7 +299,7 @@ def test_a_take_interrupted_just_after_being_told_to_lead_passes_the_lead_on(mon
     b.start()
     _queued(groups, 1)
     monkeypatch.undo()
-    (c,) = _queue_more(groups, ["c"], results, already=1)
+    (c,) = _queue(groups, ["c"], results, already=1)
     writer.hold.set()
     for thread in (first, b, c):
         thread.join(10)
@@ -249,14 +307,6 @@ def test_a_take_interrupted_just_after_being_told_to_lead_passes_the_lead_on(mon
     assert interrupted and results == {"a": "a!", "c": "c!"}
     assert [items for _, items in writer.groups] == [["a"], ["c"]]
     assert groups._queue == [] and groups._leading is False
-
-
-def _queue_more(groups: TakeGroups, items: list[str], results: dict, *, already: int) -> list[threading.Thread]:
-    threads = []
-    for n, item in enumerate(items, already + 1):
-        threads.append(_start(groups, f"t{n}", item, results))
-        _queued(groups, n)
-    return threads
 
 
 class _InterruptedWakeup:
