@@ -4,7 +4,7 @@ Run from the repository root (needs PostgreSQL and Debian's ``wrk``)::
 
     python -m bench.licenses [--postgres postgresql+psycopg://postgres@127.0.0.1:5432/postgres]
                              [--seconds 10] [--connections 32] [--workers 2] [--threads N] [--no-sqlite]
-                             [--verify-only] [--hot-codes]
+                             [--verify-only] [--hot-codes] [--warmup-seconds 2]
 
 The licences node runs as production runs it: on PostgreSQL (a fresh database
 ``xsn_bench_licenses_<pid>`` this run creates, migrates, seeds and drops; ``--postgres`` names the
@@ -22,7 +22,9 @@ one run measures:
   conditional use count, licence status and validity, document digest, seal signature through
   the seal node's ``/verify`` with the node's cache, use record, commit) with ``wrk`` and the
   same connections, each wrk thread presenting its own share of the authorisation codes in turn
-  (four codes per connection); the ratio of the two is ``verify_ratio`` (target ≥ 0.4). The accepted use
+  (four codes per connection); the ratio of the two is ``verify_ratio`` (target ≥ 0.4). Each
+  endpoint is loaded for ``--warmup-seconds`` (2) unmeasured first, so both are measured as the
+  server runs once started (``--hot-codes --warmup-seconds 0`` measures as before 2026-12-07). The accepted use
   records in the database are counted afterwards (``use_records_ok``: at least one per answered
   verification). Beside the server's CPU per request, the CPU of the PostgreSQL backends serving
   the bench's database per verification (``database_cpu_ms_per_verify``, from ``/proc`` when the
@@ -188,6 +190,14 @@ def _measure(env: dict, args, tokens: TokenFactory, codes: list[str]) -> dict:
     db_url = env.get("XSN_LICENSES_DATABASE_URL")
     with gunicorn("licenses:create_app()", env=env, workers=args.workers, threads=args.licences_threads,
                   ready_path="/readyz") as server:
+        if args.warmup_seconds:
+            # Unmeasured, each endpoint: a worker's first verifications open its database
+            # connections, ask the seal node about each signature and go the whole way once per
+            # code; that start cost 0.8 s of an 8 s phase and made its p99 (docs/ARCHITECTURE.md,
+            # licences, eighth pass). What is measured is the server as it runs after its start.
+            wrk(f"{server.url}/livez", duration=args.warmup_seconds, connections=args.connections)
+            wrk(f"{server.url}/verify", duration=args.warmup_seconds, connections=args.connections,
+                threads=WRK_THREADS, method="POST", headers=headers, lua=lua)
         cpu_start, busy_start = server.cpu_seconds(), machine_busy_seconds()
         trivial = wrk(f"{server.url}/livez", duration=args.seconds, connections=args.connections)
         cpu_mid, busy_between = server.cpu_seconds(), machine_busy_seconds()
@@ -248,6 +258,9 @@ def main() -> None:
                         help="the verifications go round as many codes as connections, both wrk threads the same "
                              "ones in step (every code in flight twice at once), as this bench did until "
                              "2026-12-07: two windows presenting the same codes together")
+    parser.add_argument("--warmup-seconds", type=float, default=2.0,
+                        help="unmeasured load on each endpoint before its measurement (0: none, as this bench "
+                             "did until 2026-12-07)")
     parser.add_argument("--bulk-rows", type=int, default=5000)
     parser.add_argument("--no-sqlite", action="store_true", help="skip the SQLite side figure")
     parser.add_argument("--verify-only", action="store_true",
@@ -340,6 +353,7 @@ def _run(args, tokens: TokenFactory, seal_url: str, env: dict, pg_env: dict, db_
     figures.update({
         "workers": args.workers, "threads": args.licences_threads, "seal_threads": args.seal_threads,
         "connections": args.connections, "codes": _code_count(args), "hot_codes": args.hot_codes,
+        "warmup_s": args.warmup_seconds,
         "wrk": wrk_version(),
         "loadavg": " ".join(f"{x:.2f}" for x in os.getloadavg()), "date": date.today().isoformat()})
     return figures
