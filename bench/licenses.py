@@ -55,17 +55,15 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from datetime import date
 from pathlib import Path
 
 from sqlalchemy import create_engine, text
 
+from bench._licenses_side import bulk, offline, raw_sm2_rate
 from bench._load import cpu_between, database_cpu, drop_database, gunicorn, scratch_database, wrk, wrk_version
 from bench.result import print_result
-from common.crypto.gm import SM2PrivateKey
 from common.ops.launcher import THREADS, service_concurrency
-from licenses.seed import demo_food_bulk_csv
 from tests.support.suite import TokenFactory
 
 KEK = "00112233445566778899aabbccddeeff"
@@ -74,14 +72,7 @@ WINDOW = "bench-window"
 DATABASE = f"xsn_bench_licenses_{os.getpid()}"  # created and dropped by each run
 
 
-def raw_sm2_rate(seconds: float) -> float:
-    key = SM2PrivateKey.generate()
-    message = bytes(range(32))
-    count, start = 0, time.perf_counter()
-    while time.perf_counter() - start < seconds:
-        key.sign(message)
-        count += 1
-    return count / (time.perf_counter() - start)
+
 
 
 # The seal node's seed makes the departments' licence seals and grants them to xsn-licenses.
@@ -348,8 +339,8 @@ def _run(args, tokens: TokenFactory, seal_url: str, env: dict, pg_env: dict, db_
         "wrk_cpu_s_verify": round(verify.wrk_cpu_s, 2), "use_records_ok": uses_ok,
         "pg_synchronous_commit": sync_commit, "pg_fsync": fsync, **_sqlite_figures(figures.get("sqlite"))}
     if not args.verify_only:
-        figures.update(_offline(app, holder))
-        figures.update(_bulk(args, app, issuer, raw_before))
+        figures.update(offline(app, holder))
+        figures.update(bulk(args, app, issuer, raw_before))
     figures.update({
         "workers": args.workers, "threads": args.licences_threads, "seal_threads": args.seal_threads,
         "connections": args.connections, "codes": _code_count(args), "hot_codes": args.hot_codes,
@@ -357,68 +348,6 @@ def _run(args, tokens: TokenFactory, seal_url: str, env: dict, pg_env: dict, db_
         "wrk": wrk_version(),
         "loadavg": " ".join(f"{x:.2f}" for x in os.getloadavg()), "date": date.today().isoformat()})
     return figures
-
-
-def _offline(app, holder: dict) -> dict:
-    """One offline code, verified repeatedly against the node's lists in this thread."""
-    from licenses import offline_codes
-
-    client = app.test_client()
-    auth_id = client.get(f"/my/licences/{client.get('/my/licences', headers=holder).get_json()[0]['id']}"
-                         "/authorisations", headers=holder).get_json()[0]["id"]
-    code = client.post(f"/my/authorisations/{auth_id}/offline-code", headers=holder).get_json()["code"]
-    trust = offline_codes.TrustList.from_json(client.get("/offline/trust-list").get_json())
-    status = offline_codes.StatusList.from_json(client.get("/offline/status-list").get_json(), trust)
-    count, start, cpu_start = 0, time.perf_counter(), time.thread_time()
-    while time.perf_counter() - start < 3.0:
-        offline_codes.verify_code(code, trust, status)
-        count += 1
-    offline_rate = count / (time.perf_counter() - start)
-    # the thread's own CPU per verification: steadier than the rate when other work shares the cores
-    offline_cpu_us = 1e6 * (time.thread_time() - cpu_start) / count
-    return {"offline_verify_per_s": round(offline_rate, 1), "offline_cpu_us_per_verify": round(offline_cpu_us, 1)}
-
-
-def _bulk(args, app, issuer: dict, raw_before: float) -> dict:
-    """A bulk job of ``--bulk-rows`` rows uploaded, then run in this process."""
-    from common.db import get_db
-    from common.peers.seal_client import MemorySealClient, NoSealForIssuer, SealUnavailable
-    from licenses.bulk import jobs
-    from licenses.config import APPROVAL_BUREAU
-    from licenses.issuing import Deps
-    from licenses.models import BulkJob
-
-    node = app.extensions["licenses"]
-    client = app.test_client()
-    text_rows = demo_food_bulk_csv(args.bulk_rows)
-    started = time.perf_counter()
-    made = client.post("/bulk-jobs?type_code=food_business_license&format=csv", data=text_rows.encode(),
-                       headers=issuer, content_type="text/csv")
-    assert made.status_code == 201, made.get_json()
-    validate_s = time.perf_counter() - started
-    job_id = made.get_json()["id"]
-    bulk_seal = "seal node batch API"
-    seal = node["deps"].seal
-    try:
-        seal.sign_batch(seal.seal_for(APPROVAL_BUREAU[1], "license"), [("00" * 32, "probe")],
-                        idempotency_key=f"probe-{time.time()}")
-    except (NoSealForIssuer, SealUnavailable):
-        bulk_seal = "in-process (the seal node has no batch API yet)"
-        node["deps"] = Deps(cipher=node["deps"].cipher, seal=MemorySealClient())
-    started = time.perf_counter()
-    with app.app_context(), get_db(app).session() as session:
-        job = session.get(BulkJob, job_id)
-        while job.status in ("validated", "running"):
-            jobs.run_job(session, node["deps"], job, batch=int(app.config["LICENSES_BULK_BATCH"]), max_seconds=600,
-                         inflight=int(app.config["LICENSES_BULK_INFLIGHT"]))
-        issued = job.issued
-    issue_s = time.perf_counter() - started
-    get_db(app).engine.dispose()
-    raw = (raw_before + raw_sm2_rate(2.0)) / 2
-    bulk_rate = issued / issue_s
-    return {"bulk_issue_ratio": round(bulk_rate / raw, 4), "raw_sm2_sign_per_s": round(raw, 1),
-            "bulk_rows": args.bulk_rows, "bulk_issued": issued, "bulk_validate_s": round(validate_s, 2),
-            "bulk_issue_per_s": round(bulk_rate, 1), "bulk_seal": bulk_seal}
 
 
 def _sqlite_figures(sqlite: dict | None) -> dict:
