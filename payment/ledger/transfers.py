@@ -3,11 +3,13 @@
 Every function takes the session and leaves committing to its caller's use case, so a notice's
 state change and its postings commit together or not at all.
 
-Concurrency: a transfer first claims its id (INSERT; a concurrent twin blocks on the primary key
-and then sees the row), then moves the balances with ``UPDATE ... SET x = x + :amount`` in
-account-id order. The UPDATE takes the row lock on PostgreSQL (SQLite's single writer lock does
-the same), so two requests on the same account serialise instead of losing an update, and the
-fixed order means two transfers in opposite directions cannot deadlock. The account limits are
+Concurrency: every path locks a transfer's accounts in account-id order before it writes
+anything (the one statement, and the exact path's locking read, a single transfer's too), then
+claims its id (INSERT; a concurrent twin, which locked the same accounts first, has committed by
+then and is seen) and moves the balances with ``UPDATE ... SET x = x + :amount``. On PostgreSQL
+the row locks make two requests on the same account serialise instead of losing an update
+(SQLite's single writer lock does the same), and the one order means neither two transfers in
+opposite directions nor an id claimed on one path and inserted on the other can deadlock. The account limits are
 CHECK constraints (models.py), so the database itself refuses a balance that breaks one.
 """
 
@@ -40,7 +42,7 @@ from payment.ledger.rules import (
 )
 
 __all__ = ["AccountSpec", "LedgerError", "TransferConflict", "TransferRecord", "TransferResult", "TransferSpec",
-           "balance", "create_transfer", "create_transfers", "open_account"]
+           "balance", "create_transfer", "create_transfers", "lock_accounts", "open_account"]
 
 
 @dataclass(frozen=True)
@@ -153,11 +155,11 @@ def account_order(session: Session):
     return LedgerAccount.id
 
 
-def _lock_accounts(session: Session, account_ids: set[str]) -> dict[str, LedgerAccount]:
+def lock_accounts(session: Session, account_ids: set[str], *, all_exist: bool = True) -> dict[str, LedgerAccount]:
     """Lock the accounts in the one order the transfer writers lock in (:func:`account_order`)
-    and read their sums.
+    and read their sums (``all_exist=False``: those that exist).
 
-    :raise NotFound: an account is missing.
+    :raise NotFound: an account is missing (with ``all_exist``).
     """
     rows = session.scalars(select(LedgerAccount).where(LedgerAccount.id.in_(account_ids))
                            # NO KEY UPDATE, as the one statement: a transfer's INSERT takes KEY
@@ -167,7 +169,7 @@ def _lock_accounts(session: Session, account_ids: set[str]) -> dict[str, LedgerA
                            .execution_options(populate_existing=True))
     accounts = {row.id: row for row in rows}
     missing = sorted(account_ids - set(accounts))
-    if missing:
+    if missing and all_exist:
         raise NotFound(f"no ledger account {missing[0]}", code="account_not_found", account=missing[0])
     return accounts
 
@@ -221,11 +223,11 @@ def _create_new(session: Session, specs: Sequence[TransferSpec], batch_id: str |
             raise NotFound(f"no ledger account {outcome.missing[0]}", code="account_not_found",
                            account=outcome.missing[0])
         if outcome.broken:  # the accounts stay locked: the Python check finds the same transfer
-            _check_limits(_lock_accounts(session, {s.debit_account_id for s in specs} |
+            _check_limits(lock_accounts(session, {s.debit_account_id for s in specs} |
                                          {s.credit_account_id for s in specs}), specs)
         return None
     check_shapes(specs)
-    accounts = _lock_accounts(session, {s.debit_account_id for s in specs} | {s.credit_account_id for s in specs})
+    accounts = lock_accounts(session, {s.debit_account_id for s in specs} | {s.credit_account_id for s in specs})
     now = utcnow()
     rows = [_transfer_row(s, batch_id, now) for s in specs]
     session.execute(insert(LedgerTransfer), rows)  # first: a taken id means a replay, not a limit
@@ -234,10 +236,17 @@ def _create_new(session: Session, specs: Sequence[TransferSpec], batch_id: str |
 
 
 def _create_exact(session: Session, specs: Sequence[TransferSpec], batch_id: str | None) -> list[TransferResult]:
-    """One transfer at a time, each id claimed first: replays, conflicts, post and void."""
+    """One transfer at a time, each id claimed first: replays, conflicts, post and void.
+
+    The accounts are locked before any id is claimed, a single transfer's too, as the one
+    statement locks them before it inserts: a post that claimed its id first and then waited
+    for an account deadlocked with a statement holding that account and inserting the same id
+    (tests/payment/test_lock_order.py). A single transfer's missing account is left to the
+    steps below, whose answer for it (a conflict, a pending transfer's reason) comes first.
+    """
     results: list[TransferResult] = []
-    if len(specs) > 1:
-        _lock_accounts(session, {s.debit_account_id for s in specs} | {s.credit_account_id for s in specs})
+    lock_accounts(session, {s.debit_account_id for s in specs} | {s.credit_account_id for s in specs},
+                   all_exist=len(specs) > 1)
     for index, spec in enumerate(specs):
         try:
             results.append(_create_one(session, spec, batch_id))
