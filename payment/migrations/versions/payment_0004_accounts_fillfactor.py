@@ -7,7 +7,8 @@ just made some (it needs the page unpinned by other backends and the old version
 every snapshot), so it went to another page, found through the free-space map, which only VACUUM
 updates: with autovacuum off or behind, to a new page at the table's end, each time. Four
 writers: 13 -> 193 pages in 60 s (2.5% of updates not HOT); with fillfactor 10, 143 pages
-throughout and every update HOT.
+throughout and every update HOT. (A long transaction anywhere on the server still stops pruning
+and grows the table, whatever the fillfactor: see the docs.)
 
 PostgreSQL only; the rows already stored keep their pages until they next move (or a
 ``VACUUM FULL ledger_accounts`` at a quiet moment rewrites them at once). SQLite has no such
