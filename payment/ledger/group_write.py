@@ -46,7 +46,7 @@ from common.db import utcnow
 from common.errors import Problem
 from common.group_commit import NOT_WRITTEN, Outcome
 from payment.ledger import one_statement
-from payment.ledger.transfers import TransferSpec, create_transfers, lock_accounts
+from payment.ledger.transfers import TransferSpec, create_transfers, hold_accounts
 
 log = structlog.get_logger("xsn.payment.ledger")
 
@@ -64,8 +64,8 @@ def write_requests(session: Session, requests: Sequence[Sequence[TransferSpec]])
     :raise SQLAlchemyError: a database error; the transaction must be rolled back (no request
         was written).
     """
-    lock_accounts(session, {aid for specs in requests for spec in specs
-                            for aid in (spec.debit_account_id, spec.credit_account_id)}, all_exist=False)
+    hold_accounts(session, {aid for specs in requests for spec in specs
+                            for aid in (spec.debit_account_id, spec.credit_account_id)})
     outcomes: list[Outcome] = []
     for specs in requests:
         try:

@@ -42,7 +42,7 @@ from payment.ledger.rules import (
 )
 
 __all__ = ["AccountSpec", "LedgerError", "TransferConflict", "TransferRecord", "TransferResult", "TransferSpec",
-           "balance", "create_transfer", "create_transfers", "lock_accounts", "open_account"]
+           "balance", "create_transfer", "create_transfers", "hold_accounts", "open_account"]
 
 
 @dataclass(frozen=True)
@@ -155,11 +155,11 @@ def account_order(session: Session):
     return LedgerAccount.id
 
 
-def lock_accounts(session: Session, account_ids: set[str], *, all_exist: bool = True) -> dict[str, LedgerAccount]:
+def _lock_accounts(session: Session, account_ids: set[str]) -> dict[str, LedgerAccount]:
     """Lock the accounts in the one order the transfer writers lock in (:func:`account_order`)
-    and read their sums (``all_exist=False``: those that exist).
+    and read their sums.
 
-    :raise NotFound: an account is missing (with ``all_exist``).
+    :raise NotFound: an account is missing.
     """
     rows = session.scalars(select(LedgerAccount).where(LedgerAccount.id.in_(account_ids))
                            # NO KEY UPDATE, as the one statement: a transfer's INSERT takes KEY
@@ -169,9 +169,22 @@ def lock_accounts(session: Session, account_ids: set[str], *, all_exist: bool = 
                            .execution_options(populate_existing=True))
     accounts = {row.id: row for row in rows}
     missing = sorted(account_ids - set(accounts))
-    if missing and all_exist:
+    if missing:
         raise NotFound(f"no ledger account {missing[0]}", code="account_not_found", account=missing[0])
     return accounts
+
+
+def hold_accounts(session: Session, account_ids: set[str]) -> None:
+    """Lock those of the accounts that exist in the one order, before anything is written, and
+    read nothing: a Core statement, no rows loaded into the session (on a replay's path the ORM
+    read cost 0.5 ms more CPU per call). Only on PostgreSQL: SQLite's one writer lock
+    serialises the writers already."""
+    connection = session.connection()
+    if connection.dialect.name != "postgresql" or not account_ids:
+        return
+    table = LedgerAccount.__table__
+    connection.execute(select(table.c.id).where(table.c.id.in_(sorted(account_ids)))
+                       .order_by(table.c.id.collate("C")).with_for_update(key_share=True))
 
 
 def _check_limits(accounts: dict[str, LedgerAccount], specs: Sequence[TransferSpec]) -> dict[str, dict[str, int]]:
@@ -223,11 +236,11 @@ def _create_new(session: Session, specs: Sequence[TransferSpec], batch_id: str |
             raise NotFound(f"no ledger account {outcome.missing[0]}", code="account_not_found",
                            account=outcome.missing[0])
         if outcome.broken:  # the accounts stay locked: the Python check finds the same transfer
-            _check_limits(lock_accounts(session, {s.debit_account_id for s in specs} |
+            _check_limits(_lock_accounts(session, {s.debit_account_id for s in specs} |
                                          {s.credit_account_id for s in specs}), specs)
         return None
     check_shapes(specs)
-    accounts = lock_accounts(session, {s.debit_account_id for s in specs} | {s.credit_account_id for s in specs})
+    accounts = _lock_accounts(session, {s.debit_account_id for s in specs} | {s.credit_account_id for s in specs})
     now = utcnow()
     rows = [_transfer_row(s, batch_id, now) for s in specs]
     session.execute(insert(LedgerTransfer), rows)  # first: a taken id means a replay, not a limit
@@ -245,8 +258,11 @@ def _create_exact(session: Session, specs: Sequence[TransferSpec], batch_id: str
     steps below, whose answer for it (a conflict, a pending transfer's reason) comes first.
     """
     results: list[TransferResult] = []
-    lock_accounts(session, {s.debit_account_id for s in specs} | {s.credit_account_id for s in specs},
-                   all_exist=len(specs) > 1)
+    accounts = {s.debit_account_id for s in specs} | {s.credit_account_id for s in specs}
+    if len(specs) > 1:
+        _lock_accounts(session, accounts)
+    else:
+        hold_accounts(session, accounts)
     for index, spec in enumerate(specs):
         try:
             results.append(_create_one(session, spec, batch_id))
