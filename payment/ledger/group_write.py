@@ -64,8 +64,9 @@ def write_requests(session: Session, requests: Sequence[Sequence[TransferSpec]])
     :raise SQLAlchemyError: a database error; the transaction must be rolled back (no request
         was written).
     """
-    hold_accounts(session, {aid for specs in requests for spec in specs
-                            for aid in (spec.debit_account_id, spec.credit_account_id)})
+    if len(requests) > 1:  # one request locks its own in order
+        hold_accounts(session, {aid for specs in requests for spec in specs
+                                for aid in (spec.debit_account_id, spec.credit_account_id)})
     outcomes: list[Outcome] = []
     for specs in requests:
         try:

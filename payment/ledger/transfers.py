@@ -251,7 +251,7 @@ def _create_new(session: Session, specs: Sequence[TransferSpec], batch_id: str |
 def _create_exact(session: Session, specs: Sequence[TransferSpec], batch_id: str | None) -> list[TransferResult]:
     """One transfer at a time, each id claimed first: replays, conflicts, post and void.
 
-    The accounts are locked before any id is claimed, a single transfer's too, as the one
+    The accounts are locked before any id is claimed, a single post's or void's too, as the one
     statement locks them before it inserts: a post that claimed its id first and then waited
     for an account deadlocked with a statement holding that account and inserting the same id
     (tests/payment/test_lock_order.py). A single transfer's missing account is left to the
@@ -261,7 +261,10 @@ def _create_exact(session: Session, specs: Sequence[TransferSpec], batch_id: str
     accounts = {s.debit_account_id for s in specs} | {s.credit_account_id for s in specs}
     if len(specs) > 1:
         _lock_accounts(session, accounts)
-    else:
+    elif not one_statement.plainly_new(specs):
+        # A plainly new transfer comes here only when its id is taken and committed (the one
+        # statement saw it, or failed on it): its INSERT claims nothing and it moves nothing,
+        # so a replay costs no locking read.
         hold_accounts(session, accounts)
     for index, spec in enumerate(specs):
         try:
