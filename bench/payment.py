@@ -38,7 +38,10 @@ tps; targets ≥ 0.5 and ≥ 5; ``single_grouped_ratio`` beside them, not a targ
 (HTTP transfers/s ÷ /livez req/s at the last of ``--connections``, the median over ``--rounds``
 paired rounds; target ≥ 0.4; ``http_ratios`` has every count, ``http_cpu_ratio`` the server's
 CPU per /livez request ÷ per transfer request, ``http_db_cpu_ms`` the database's per transfer
-request) and ``ledger_check_ok``.
+request), the accounts table's pages before and after the HTTP phase and the share of its updates
+that were HOT (``accounts_pages_before``, ``accounts_pages_after``, ``accounts_hot_share``), and
+``ledger_check_ok``. ``--accounts-fillfactor 100`` (with ``--http-only``) stores the accounts as
+they were before migration payment_0004, for an A/B.
 """
 
 from __future__ import annotations
@@ -99,6 +102,34 @@ def _vacuum_analyze(engine) -> None:
 
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
         connection.execute(text("VACUUM ANALYZE ledger_accounts, ledger_transfers"))
+
+
+def _set_accounts_fillfactor(engine, fillfactor: int) -> None:
+    """Store the accounts at ``fillfactor`` (rewritten at once): ``--accounts-fillfactor 100``
+    measures the table as it was before migration payment_0004 gave it 10."""
+    from sqlalchemy import text
+
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        connection.execute(text(f"ALTER TABLE ledger_accounts SET (fillfactor = {int(fillfactor)})"))
+        connection.execute(text("VACUUM FULL ledger_accounts"))
+
+
+def accounts_pages(db_url: str) -> dict:
+    """The accounts table's pages and its updates so far, how many of them HOT (on the row's own
+    page, no new index entry): a few rows updated by every transfer must not grow the table
+    between vacuums (docs/ARCHITECTURE.md, payment, "Ledger accounts' pages"). The counters are
+    the statistics' (each backend reports its own within a second or when it ends)."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(db_url)
+    try:
+        with engine.connect() as connection:
+            pages, updates, hot = connection.execute(text(
+                "SELECT pg_relation_size('ledger_accounts') / current_setting('block_size')::int, n_tup_upd, "
+                "n_tup_hot_upd FROM pg_stat_user_tables WHERE relname = 'ledger_accounts'")).one()
+    finally:
+        engine.dispose()
+    return {"pages": pages, "updates": updates, "hot_updates": hot}
 
 
 def _run_threads(writer, clients: int, seconds: float, batch: int) -> float:
@@ -224,12 +255,28 @@ def http_only(args) -> None:
     engine = make_engine(db_url)
     with sessionmaker(engine, expire_on_commit=False)() as session:
         _open_accounts(session)
+    if args.accounts_fillfactor:
+        _set_accounts_fillfactor(engine, args.accounts_fillfactor)
     _vacuum_analyze(engine)
     engine.dispose()
     counts = [int(c) for c in args.connections.split(",")]
+    before = accounts_pages(db_url)
     runs = http_phase(db_url, args.seconds, counts, args.rounds)
     print_result({"mode": "http_only", "seconds": args.seconds, "rounds": args.rounds,
-                  **_report_http(runs, counts, args.rounds, args.seconds), "ledger_check_ok": _ledger_check(db_url)})
+                  **_report_http(runs, counts, args.rounds, args.seconds), **_report_pages(before, db_url),
+                  "ledger_check_ok": _ledger_check(db_url)})
+
+
+def _report_pages(before: dict, db_url: str) -> dict:
+    """Prints how the accounts table grew over the HTTP phase; returns its ``RESULT`` members."""
+    time.sleep(1)  # the server's backends have ended (statistics reported): a last moment to be counted
+    after = accounts_pages(db_url)
+    updates = after["updates"] - before["updates"]
+    hot = (after["hot_updates"] - before["hot_updates"]) / updates if updates else 1.0
+    print(f"ledger_accounts over the HTTP phase: {before['pages']} -> {after['pages']} pages, {updates:,} updates, "
+          f"{hot:.2%} HOT")
+    return {"accounts_pages_before": before["pages"], "accounts_pages_after": after["pages"],
+            "accounts_hot_share": round(hot, 4)}
 
 
 def _report_http(runs: list[HttpRun], counts: list[int], rounds: int, seconds: float) -> dict:
@@ -282,6 +329,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="HTTP rounds per connection count (median ratio)")
     parser.add_argument("--http-only", action="store_true",
                         help="only phase 4 (and the ledger check): no pgbench, no ledger API phases")
+    parser.add_argument("--accounts-fillfactor", type=int, choices=range(10, 101), metavar="10..100",
+                        help="with --http-only: store the accounts at this fillfactor (the migrations give 10)")
     args = parser.parse_args()
     if args.http_only:
         return http_only(args)
@@ -319,8 +368,9 @@ def main() -> None:
 
     counts = [int(c) for c in args.connections.split(",")]
     _vacuum_analyze(engine)  # after the phases above, before the servers prepare their statements
+    before = accounts_pages(db_url)
     runs = http_phase(db_url, args.seconds, counts, args.rounds)
-    http = _report_http(runs, counts, args.rounds, args.seconds)
+    http = {**_report_http(runs, counts, args.rounds, args.seconds), **_report_pages(before, db_url)}
     engine.dispose()
     print_result({"pgbench_tps": round(tps, 1), "single_per_s": round(single, 1), "batch_per_s": round(batch, 1),
                   "single_ratio": round(single / tps, 3), "single_grouped_per_s": round(grouped, 1),

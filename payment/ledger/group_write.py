@@ -46,7 +46,7 @@ from common.db import utcnow
 from common.errors import Problem
 from common.group_commit import NOT_WRITTEN, Outcome
 from payment.ledger import one_statement
-from payment.ledger.transfers import TransferSpec, create_transfers
+from payment.ledger.transfers import TransferSpec, create_transfers, hold_accounts
 
 log = structlog.get_logger("xsn.payment.ledger")
 
@@ -56,9 +56,17 @@ def write_requests(session: Session, requests: Sequence[Sequence[TransferSpec]])
     its own savepoint; commit is the caller's. A refused request leaves nothing behind and does
     not affect the others.
 
+    Every request's accounts are locked first, together, in the one order: each request locks
+    its own in order, but one after another they would not be (the first request's accounts held
+    while the next one's are taken), and a writer taking both sets in order could deadlock with
+    the group (tests/payment/test_lock_order.py).
+
     :raise SQLAlchemyError: a database error; the transaction must be rolled back (no request
         was written).
     """
+    if len(requests) > 1:  # one request locks its own in order
+        hold_accounts(session, {aid for specs in requests for spec in specs
+                                for aid in (spec.debit_account_id, spec.credit_account_id)})
     outcomes: list[Outcome] = []
     for specs in requests:
         try:

@@ -154,7 +154,7 @@ def test_accounts_are_locked_in_code_point_order_as_python_sorts_them(ledger):
     orders ids by code point (``COLLATE "C"``), as ``sorted`` does on the exact path, whatever the
     database's own collation (under en_US.utf8 ``payer:x`` and ``payer_clearing`` sort the other way
     round; CI's database is C.UTF-8, where the two agree anyway, so the statements sent are checked:
-    the session path's locking read (``_lock_accounts``), caught as it is sent, and the one
+    the session path's locking reads (``_lock_accounts``, ``hold_accounts``), caught as they are sent, and the one
     statement's text)."""
     from sqlalchemy import event
 
@@ -173,9 +173,11 @@ def test_accounts_are_locked_in_code_point_order_as_python_sorts_them(ledger):
     try:
         assert set(transfers._lock_accounts(ledger, {"bank", "clearing", "revenue"})) == {"bank", "clearing", "revenue"}
         ledger.rollback()
+        transfers.hold_accounts(ledger, {"bank", "clearing", "revenue"})  # the exact path's and a group's
+        ledger.rollback()
     finally:
         event.remove(engine, "before_cursor_execute", catch)
     locking = [s for s in sent if "FOR NO KEY UPDATE" in s or "FOR UPDATE" in s]
-    assert locking, sent
+    assert len(locking) == 2, sent
     assert all('ORDER BY ledger_accounts.id COLLATE "C" FOR NO KEY UPDATE' in s for s in locking), locking
     assert 'ORDER BY a.id COLLATE "C"' in one_statement._WRITE_NEW

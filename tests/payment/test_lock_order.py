@@ -1,0 +1,122 @@
+"""The ledger's lock order on PostgreSQL: every writer takes its accounts' row locks in the one
+order, all of them before it writes: the exact path (one transfer at a time: posts, voids,
+replays) before it claims an id, as the one statement does, and a group of requests written in
+one transaction before its first request. Otherwise each pair below deadlocked: one of them was
+killed after ``deadlock_timeout``."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
+
+from common.db import get_db, utcnow
+from payment.ledger import group_write, one_statement, transfers
+from payment.ledger.transfers import TransferSpec, create_transfers
+from tests.conftest import need
+from tests.payment.conftest import open_test_accounts
+
+
+@pytest.fixture
+def postgresql(app, session):
+    if get_db(app).engine.dialect.name != "postgresql":
+        need("XSN_TEST_DATABASE_URL (PostgreSQL): row locks are PostgreSQL's")
+    open_test_accounts(session)
+    create_transfers(session, [TransferSpec("q", "bank", "clearing", 10, "payment", kind="pending")])
+    session.commit()
+    return get_db(app)
+
+
+def _in_thread(work) -> tuple[threading.Thread, dict]:
+    """``work()`` started in a thread; the dict gets its result or what it raised."""
+    outcome: dict = {}
+
+    def run() -> None:
+        try:
+            outcome["value"] = work()
+        except Exception as exc:
+            outcome["value"] = exc
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread, outcome
+
+
+def _statement_meanwhile(db, specs, paused: threading.Thread, go_on: threading.Event):
+    """The one statement writing ``specs`` on a connection of its own while ``paused`` waits for
+    ``go_on``, which is set once the statement waits on a row lock; its results, or what it raised."""
+    with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        pid = connection.connection.driver_connection.info.backend_pid
+        thread, outcome = _in_thread(lambda: one_statement.write_new(connection, specs, now=utcnow()))
+        with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as watcher:
+            deadline = time.monotonic() + 30
+            while watcher.scalar(text("SELECT wait_event_type FROM pg_stat_activity WHERE pid = :pid"),
+                                 {"pid": pid}) != "Lock":
+                assert time.monotonic() < deadline, "the statement never waited on a row lock"
+                time.sleep(0.01)
+        go_on.set()
+        for waiting in (paused, thread):
+            waiting.join(30)
+        assert not (paused.is_alive() or thread.is_alive())
+    return outcome["value"]
+
+
+def _paused(original, pause_after, stop: threading.Event, go_on: threading.Event):
+    """``original`` that, for a call ``pause_after`` picks, sets ``stop`` and waits for ``go_on``."""
+
+    def pausing(session, specs):
+        result = original(session, specs)
+        if pause_after(specs):
+            stop.set()
+            assert go_on.wait(30)
+        return result
+
+    return pausing
+
+
+def _committed(db, write):
+    with db.session() as session:
+        result = write(session)
+        session.commit()
+        return result
+
+
+def test_a_post_and_the_one_statement_naming_its_id_do_not_deadlock(postgresql, monkeypatch):
+    """The post ``x`` stops after claiming its id (before resolving its pending transfer); the
+    one statement writing a new ``x`` between the same accounts starts meanwhile. Had the post
+    claimed ``x`` before locking its accounts, the statement would hold the accounts while
+    waiting for ``x``, the post wait for the accounts. Locked first, the statement waits for the
+    accounts, then finds ``x`` taken: an IntegrityError (its group then takes the session path,
+    which answers a conflict)."""
+    claimed, go_on = threading.Event(), threading.Event()
+    # _resolve_pending runs right after the post's INSERT: the pause point
+    monkeypatch.setattr(transfers, "_resolve_pending",
+                        _paused(transfers._resolve_pending, lambda spec: True, claimed, go_on))
+    post, posted = _in_thread(lambda: _committed(postgresql, lambda session: create_transfers(
+        session, [TransferSpec("x", "bank", "clearing", 10, "payment", kind="post", pending_id="q")])))
+    assert claimed.wait(30)
+    statement = _statement_meanwhile(postgresql, [TransferSpec("x", "bank", "clearing", 5, "payment")], post, go_on)
+    assert [r.created for r in posted["value"]] == [True], posted
+    assert isinstance(statement, IntegrityError), statement
+    assert "pk_ledger_transfers" in str(statement)
+
+
+def test_a_group_and_the_one_statement_do_not_deadlock(postgresql, monkeypatch):
+    """A group of two requests written in one transaction (the committer's session path) stops
+    after its first request (revenue -> clearing); the one statement moving bank -> revenue
+    starts meanwhile. Had the group locked each request's accounts as it came to it, it would
+    hold revenue and wait for bank (its second request, bank -> clearing), the statement hold
+    bank and wait for revenue."""
+    first_done, go_on = threading.Event(), threading.Event()
+    monkeypatch.setattr(group_write, "create_transfers",
+                        _paused(group_write.create_transfers, lambda specs: specs[0].id == "g1", first_done, go_on))
+    group, written = _in_thread(lambda: _committed(postgresql, lambda session: group_write.write_requests(
+        session, [[TransferSpec("g1", "revenue", "clearing", 1, "payment")],
+                  [TransferSpec("g2", "bank", "clearing", 1, "payment")]])))
+    assert first_done.wait(30)
+    statement = _statement_meanwhile(postgresql, [TransferSpec("s", "bank", "revenue", 1, "payment")], group, go_on)
+    assert [[r.created for r in outcome] for outcome in written["value"]] == [[True], [True]], written
+    assert [r.created for r in statement] == [True], statement
