@@ -13,7 +13,7 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
-from bench._load import Server, free_port
+from bench._load import Server, free_port, stop_group
 
 ROOT = Path(__file__).resolve().parent.parent
 NGINX = os.environ.get("XSN_NGINX", "/usr/sbin/nginx")
@@ -43,13 +43,7 @@ def process(argv: list[str], *, env: dict | None = None, log: Path | None = None
     try:
         yield proc
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, 15)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, 9)
-            proc.wait(5)
+        stop_group(proc)
         if log:
             out.close()
 

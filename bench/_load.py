@@ -33,6 +33,7 @@ import contextlib
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -254,13 +255,20 @@ def gunicorn(target: str, *, env: Mapping[str, str] | None = None, workers: int 
             time.sleep(0.2)
         yield Server(url, server.pid)
     finally:
+        stop_group(server)
+
+
+def stop_group(proc: subprocess.Popen, *, wait_s: float = 10.0) -> None:
+    """Stop a process started with ``start_new_session=True`` and everything it started: TERM to
+    its group, KILL after ``wait_s``; a group already gone is fine."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(wait_s)
+    except subprocess.TimeoutExpired:
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(server.pid, 15)
-        try:
-            server.wait(10)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, 9)
-            server.wait(5)
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(5)
 
 
 def scratch_database(url: str, name: str) -> str:

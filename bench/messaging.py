@@ -25,7 +25,6 @@ import json
 import logging
 import os
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -40,6 +39,7 @@ from celery import Celery
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
+from bench._load import stop_group
 from bench.result import print_result
 from messaging.smtp_sink import read_mailbox
 from tests.support.suite import TokenFactory, free_port
@@ -71,12 +71,7 @@ def spawn(argv: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
 
 def stop(proc: subprocess.Popen | None) -> None:
     if proc is not None and proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        stop_group(proc)
 
 
 def worker_argv(var: Path) -> list[str]:

@@ -55,7 +55,7 @@ import requests
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from bench._load import drop_database, scratch_database
+from bench._load import drop_database, scratch_database, stop_group
 from bench.result import print_result
 from bench.seal_log import measure_proof_growth
 from common.crypto import gm
@@ -258,8 +258,7 @@ def main() -> None:
         figures = _run(args, tokens, port, server.pid, scratch.backend_cpu if scratch else lambda: 0.0)
     finally:
         if server is not None:
-            os.killpg(server.pid, 15)
-            server.wait(10)
+            stop_group(server)
         if scratch is not None:
             scratch.drop()
 
