@@ -155,9 +155,11 @@ class TakeGroups(Generic[Item, Outcome]):
             # The next leader is woken before this group's followers: its statement is what every
             # queued take waits for, and a thread woken later queues behind the earlier ones for
             # the GIL (measured: the next statement went 1.2-2.4 ms after the hand-on instead of
-            # 1.8-4.1 ms, groups the same size; docs/ARCHITECTURE.md, licences, eighth pass).
-            handed_on = True
+            # 1.8-4.1 ms, groups the same size; docs/ARCHITECTURE.md, licences, eighth pass). End to
+            # end, with the cores saturated, it was within the noise (seven alternated pairs); it
+            # is kept for the idle core of a quiet machine, as the docs say, not measured yet.
             try:
+                handed_on = True  # inside the try: nothing between can skip the hand-on and the answers
                 self._hand_on()
             finally:
                 for waiting, outcome in zip(group[1:], outcomes[1:], strict=True):
