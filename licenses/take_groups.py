@@ -168,7 +168,10 @@ class TakeGroups(Generic[Item, Outcome]):
             return outcomes[0]
         finally:
             if not handed_on:
-                self._hand_on()
+                with self._lock:
+                    if me in self._queue:  # interrupted before it took its group: not a take to lead
+                        self._queue.remove(me)
+                    self._hand_on_locked()
 
     def _hand_on(self) -> None:
         with self._lock:

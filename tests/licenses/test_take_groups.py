@@ -309,6 +309,25 @@ def test_a_take_interrupted_just_after_being_told_to_lead_passes_the_lead_on(mon
     assert groups._queue == [] and groups._leading is False
 
 
+def test_a_leader_interrupted_before_it_took_its_group_leaves_the_queue_and_the_lead(monkeypatch):
+    """Still at the queue's head when interrupted: it is not handed the lead itself (a take
+    nobody would write, with every later one queued behind it)."""
+    writer = Writer()
+    groups = TakeGroups(writer, key, wait_seconds=1)
+    real = TakeGroups._take_group
+
+    def interrupted(self, me):
+        monkeypatch.setattr(TakeGroups, "_take_group", real)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(TakeGroups, "_take_group", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        groups.run("t1", "a")
+    assert groups._queue == [] and groups._leading is False
+    assert groups.run("t2", "b") == "b!"
+    assert [items for _, items in writer.groups] == [["b"]]
+
+
 class _InterruptedWakeup:
     """A take's wake-up lock whose waiter is interrupted (an asynchronous exception): at once, or
     (``after_wake``) only once it has really been woken."""
