@@ -200,6 +200,33 @@ def test_a_take_no_write_came_for_leaves_the_queue_unwritten(held):
     assert run.writer.groups == [("t0", ["a"])]
 
 
+def test_the_takes_of_a_statement_that_never_returns_fail_and_the_lead_goes_on(held):
+    """Its leader stuck in the write (or its thread dead): the group's other takes give up after
+    ``write_seconds`` (outcome unknown), the lead is taken back, and later takes are written."""
+    stuck = threading.Event()
+
+    def second_never_returns(writer):
+        def write(context, items):
+            outcomes = writer(context, items)
+            if len(writer.groups) == 2:
+                stuck.wait(10)  # within the test, never
+            return outcomes
+        return write
+
+    run = held(second_never_returns, wait_seconds=2, write_seconds=0.1)  # c gives up after both
+    run.queue(["b", "c"])
+    run.writer.hold.set()  # [a] returns; b leads [b, c], whose write hangs
+    c = run.threads[2]
+    c.join(10)
+    assert isinstance(run.results["c"], GroupWriteFailed)
+    assert run.groups._leading is False  # nobody queued: the next take leads
+    assert run.groups.run("t3", "d") == "d!"
+    stuck.set()  # b's statement returns late: it answers, and leaves the lead alone
+    assert run.release() == {"a": "a!", "b": "b!", "c": run.results["c"]}
+    assert [items for _, items in run.writer.groups] == [["a"], ["b", "c"], ["d"]]
+    assert run.groups._queue == [] and run.groups._leading is False
+
+
 @pytest.mark.services
 def test_known_codes_verified_at_once_are_each_taken_and_recorded_once(postgres_url, h, monkeypatch):
     """Sixteen windows verify known codes at once, several on the same authorisation: every use
