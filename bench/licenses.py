@@ -72,9 +72,6 @@ WINDOW = "bench-window"
 DATABASE = f"xsn_bench_licenses_{os.getpid()}"  # created and dropped by each run
 
 
-
-
-
 # The seal node's seed makes the departments' licence seals and grants them to xsn-licenses.
 SEAL_SETUP = """
 import seal
