@@ -174,7 +174,7 @@ def _measure(env: dict, args, tokens: TokenFactory, codes: list[str]) -> dict:
     """``/livez`` then ``POST /verify`` on one licences server served like ``xsn run``'s."""
     window = tokens.token(sub=WINDOW, client_id=WINDOW, scope="licenses:verify", aud="xsn:licenses", lifetime=3600)
     headers = {"Authorization": f"Bearer {window}", "Content-Type": "application/json"}
-    lua = (VERIFY_LUA.replace("THREADS", str(1 if args.hot_codes else WRK_THREADS))
+    lua = (VERIFY_LUA.replace("THREADS", str(1 if args.hot_codes else args.wrk_threads))
            .replace("HOT", str(args.hot_codes).lower()).replace("CODES", ",".join(f'"{c}"' for c in codes)))
     db_url = env.get("XSN_LICENSES_DATABASE_URL")
     with gunicorn("licenses:create_app()", env=env, workers=args.workers, threads=args.licences_threads,
@@ -185,15 +185,17 @@ def _measure(env: dict, args, tokens: TokenFactory, codes: list[str]) -> dict:
             # connections, ask the seal node about each signature and go the whole way once per
             # code; that start cost 0.8 s of an 8 s phase and made its p99 (docs/ARCHITECTURE.md,
             # licences, eighth pass). What is measured is the server as it runs after its start.
-            wrk(f"{server.url}/livez", duration=args.warmup_seconds, connections=args.connections)
+            wrk(f"{server.url}/livez", duration=args.warmup_seconds, connections=args.connections,
+                threads=args.wrk_threads)
             warmup = wrk(f"{server.url}/verify", duration=args.warmup_seconds, connections=args.connections,
-                         threads=WRK_THREADS, method="POST", headers=headers, lua=lua)
+                         threads=args.wrk_threads, method="POST", headers=headers, lua=lua)
         cpu_start, busy_start = server.cpu_seconds(), machine_busy_seconds()
-        trivial = wrk(f"{server.url}/livez", duration=args.seconds, connections=args.connections)
+        trivial = wrk(f"{server.url}/livez", duration=args.seconds, connections=args.connections,
+                      threads=args.wrk_threads)
         cpu_mid, busy_between = server.cpu_seconds(), machine_busy_seconds()
         db_before = database_cpu(db_url)
         verify = wrk(f"{server.url}/verify", duration=args.seconds, connections=args.connections,
-                     threads=WRK_THREADS, method="POST",
+                     threads=args.wrk_threads, method="POST",
                      headers=headers, lua=lua)
         cpu_end, busy_end = server.cpu_seconds(), machine_busy_seconds()
         db_cpu = None if db_before is None else cpu_between(db_before, database_cpu(db_url))
@@ -240,7 +242,8 @@ def main() -> None:
         "XSN_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"),
         help="a PostgreSQL server's URL (any database on it); the bench creates and drops its own there")
     parser.add_argument("--seconds", type=float, default=10.0)
-    parser.add_argument("--connections", type=int, default=32, help="wrk's keep-alive connections (2 wrk threads)")
+    parser.add_argument("--connections", type=int, default=32,
+                        help="wrk's keep-alive connections (2 wrk threads, 1 if 1 connection)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=None,
                         help="gthread threads per licences worker (default: what xsn run uses, "
@@ -257,6 +260,9 @@ def main() -> None:
     parser.add_argument("--verify-only", action="store_true",
                         help="only /livez and online verification on PostgreSQL (no SQLite, offline or bulk)")
     args = parser.parse_args()
+    # What wrk runs (it has no thread without a connection), and what the script shares the codes
+    # among: with more in the script than ran, the codes of the threads missing were never used.
+    args.wrk_threads = max(1, min(WRK_THREADS, args.connections))
     # as xsn run chooses: XSN_LICENSES_GUNICORN_THREADS, else licenses.processes.GUNICORN_THREADS
     args.licences_threads = args.threads or service_concurrency("licenses", dict(os.environ), args.workers, THREADS)[1]
     if not args.postgres.startswith("postgresql"):
@@ -287,7 +293,8 @@ def main() -> None:
         with contextlib.suppress(Exception):
             drop_database(args.postgres, DATABASE)
         shutil.rmtree(var, ignore_errors=True)
-    print(f"wrk: {figures['wrk']}, {args.connections} connections, 2 threads, {args.seconds:.0f} s a run; "
+    print(f"wrk: {figures['wrk']}, {args.connections} connections, {args.wrk_threads} threads, "
+          f"{args.seconds:.0f} s a run; "
           f"gunicorn {args.workers} gthread workers x {args.licences_threads} threads "
           f"(the seal node's: x {args.seal_threads})")
     if "raw_sm2_sign_per_s" in figures:
@@ -346,7 +353,8 @@ def _run(args, tokens: TokenFactory, seal_url: str, env: dict, pg_env: dict, db_
         figures.update(bulk(args, app, issuer, raw_before))
     figures.update({
         "workers": args.workers, "threads": args.licences_threads, "seal_threads": args.seal_threads,
-        "connections": args.connections, "codes": _code_count(args), "hot_codes": args.hot_codes,
+        "connections": args.connections, "wrk_threads": args.wrk_threads, "codes": _code_count(args),
+        "hot_codes": args.hot_codes,
         "warmup_s": args.warmup_seconds,
         "wrk": wrk_version(),
         "loadavg": " ".join(f"{x:.2f}" for x in os.getloadavg()), "date": date.today().isoformat()})
