@@ -252,14 +252,16 @@ def main() -> None:
                         help="the verifications go round as many codes as connections, both wrk threads the same "
                              "ones in step (every code in flight twice at once), as this bench did until "
                              "2026-12-07: two windows presenting the same codes together")
-    parser.add_argument("--warmup-seconds", type=float, default=2.0,
-                        help="unmeasured load on each endpoint before its measurement (0: none, as this bench "
-                             "did until 2026-12-07)")
+    parser.add_argument("--warmup-seconds", type=int, default=2,
+                        help="unmeasured load on each endpoint before its measurement, whole seconds as wrk runs "
+                             "them (0: none, as this bench did until 2026-12-07)")
     parser.add_argument("--bulk-rows", type=int, default=5000)
     parser.add_argument("--no-sqlite", action="store_true", help="skip the SQLite side figure")
     parser.add_argument("--verify-only", action="store_true",
                         help="only /livez and online verification on PostgreSQL (no SQLite, offline or bulk)")
     args = parser.parse_args()
+    if args.warmup_seconds < 0:
+        parser.error("--warmup-seconds must be 0 or more")
     # What wrk runs (it has no thread without a connection), and what the script shares the codes
     # among: with more in the script than ran, the codes of the threads missing were never used.
     args.wrk_threads = max(1, min(WRK_THREADS, args.connections))
