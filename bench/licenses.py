@@ -24,11 +24,12 @@ one run measures:
   same connections, each wrk thread presenting its own share of the authorisation codes in turn
   (four codes per connection); the ratio of the two is ``verify_ratio`` (target ≥ 0.4). Each
   endpoint is loaded for ``--warmup-seconds`` (2) unmeasured first, so both are measured as the
-  server runs once started (``--hot-codes --warmup-seconds 0`` measures as before 2026-12-07). The accepted use
-  records in the database are counted afterwards (``use_records_ok``: at least one per answered
-  verification). Beside the server's CPU per request, the CPU of the PostgreSQL backends serving
-  the bench's database per verification (``database_cpu_ms_per_verify``, from ``/proc`` when the
-  server is local): they share the cores with the server, which ``/livez`` never asks of them;
+  server runs once started (``--hot-codes --warmup-seconds 0`` measures as before 2026-12-07).
+  The accepted use records in the database are counted afterwards (``use_records_ok``: at least
+  one per answered verification, the warm-up's included). Beside the server's CPU per request,
+  the CPU of the PostgreSQL backends serving the bench's database per verification
+  (``database_cpu_ms_per_verify``, from ``/proc`` when the server is local): they share the
+  cores with the server, which ``/livez`` never asks of them;
 * unless ``--no-sqlite``, the same two measurements against a licences server of the same shape
   on SQLite (``PRAGMA synchronous=FULL``, the development default): ``verify_ratio_sqlite``, a
   side figure (SQLite commits one writer at a time, each waiting for its own disk sync);
@@ -70,9 +71,6 @@ KEK = "00112233445566778899aabbccddeeff"
 ISSUER_CLIENT = "xsn-licenses-demo-issuer"
 WINDOW = "bench-window"
 DATABASE = f"xsn_bench_licenses_{os.getpid()}"  # created and dropped by each run
-
-
-
 
 
 # The seal node's seed makes the departments' licence seals and grants them to xsn-licenses.
@@ -176,30 +174,34 @@ def _measure(env: dict, args, tokens: TokenFactory, codes: list[str]) -> dict:
     """``/livez`` then ``POST /verify`` on one licences server served like ``xsn run``'s."""
     window = tokens.token(sub=WINDOW, client_id=WINDOW, scope="licenses:verify", aud="xsn:licenses", lifetime=3600)
     headers = {"Authorization": f"Bearer {window}", "Content-Type": "application/json"}
-    lua = (VERIFY_LUA.replace("THREADS", str(1 if args.hot_codes else WRK_THREADS))
+    lua = (VERIFY_LUA.replace("THREADS", str(1 if args.hot_codes else args.wrk_threads))
            .replace("HOT", str(args.hot_codes).lower()).replace("CODES", ",".join(f'"{c}"' for c in codes)))
     db_url = env.get("XSN_LICENSES_DATABASE_URL")
     with gunicorn("licenses:create_app()", env=env, workers=args.workers, threads=args.licences_threads,
                   ready_path="/readyz") as server:
+        warmup = None
         if args.warmup_seconds:
             # Unmeasured, each endpoint: a worker's first verifications open its database
             # connections, ask the seal node about each signature and go the whole way once per
             # code; that start cost 0.8 s of an 8 s phase and made its p99 (docs/ARCHITECTURE.md,
             # licences, eighth pass). What is measured is the server as it runs after its start.
-            wrk(f"{server.url}/livez", duration=args.warmup_seconds, connections=args.connections)
-            wrk(f"{server.url}/verify", duration=args.warmup_seconds, connections=args.connections,
-                threads=WRK_THREADS, method="POST", headers=headers, lua=lua)
+            wrk(f"{server.url}/livez", duration=args.warmup_seconds, connections=args.connections,
+                threads=args.wrk_threads)
+            warmup = wrk(f"{server.url}/verify", duration=args.warmup_seconds, connections=args.connections,
+                         threads=args.wrk_threads, method="POST", headers=headers, lua=lua)
         cpu_start, busy_start = server.cpu_seconds(), machine_busy_seconds()
-        trivial = wrk(f"{server.url}/livez", duration=args.seconds, connections=args.connections)
+        trivial = wrk(f"{server.url}/livez", duration=args.seconds, connections=args.connections,
+                      threads=args.wrk_threads)
         cpu_mid, busy_between = server.cpu_seconds(), machine_busy_seconds()
         db_before = database_cpu(db_url)
         verify = wrk(f"{server.url}/verify", duration=args.seconds, connections=args.connections,
-                     threads=WRK_THREADS, method="POST",
+                     threads=args.wrk_threads, method="POST",
                      headers=headers, lua=lua)
         cpu_end, busy_end = server.cpu_seconds(), machine_busy_seconds()
         db_cpu = None if db_before is None else cpu_between(db_before, database_cpu(db_url))
     return {"database_cpu_ms_per_verify": None if db_cpu is None else _per_request(db_cpu, verify.requests),
-            "trivial": trivial, "verify": verify, "ratio": verify.requests_per_s / trivial.requests_per_s,
+            "trivial": trivial, "verify": verify, "warmup_verify": warmup,
+            "ratio": verify.requests_per_s / trivial.requests_per_s,
             "server_cpu_ms_per_livez": _per_request(cpu_mid - cpu_start, trivial.requests),
             "server_cpu_ms_per_verify": _per_request(cpu_end - cpu_mid, verify.requests),
             # cores: CPU seconds per second of the phase (the server's; the whole machine's, which
@@ -240,7 +242,8 @@ def main() -> None:
         "XSN_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"),
         help="a PostgreSQL server's URL (any database on it); the bench creates and drops its own there")
     parser.add_argument("--seconds", type=float, default=10.0)
-    parser.add_argument("--connections", type=int, default=32, help="wrk's keep-alive connections (2 wrk threads)")
+    parser.add_argument("--connections", type=int, default=32,
+                        help="wrk's keep-alive connections (2 wrk threads, 1 if 1 connection)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=None,
                         help="gthread threads per licences worker (default: what xsn run uses, "
@@ -249,14 +252,19 @@ def main() -> None:
                         help="the verifications go round as many codes as connections, both wrk threads the same "
                              "ones in step (every code in flight twice at once), as this bench did until "
                              "2026-12-07: two windows presenting the same codes together")
-    parser.add_argument("--warmup-seconds", type=float, default=2.0,
-                        help="unmeasured load on each endpoint before its measurement (0: none, as this bench "
-                             "did until 2026-12-07)")
+    parser.add_argument("--warmup-seconds", type=int, default=2,
+                        help="unmeasured load on each endpoint before its measurement, whole seconds as wrk runs "
+                             "them (0: none, as this bench did until 2026-12-07)")
     parser.add_argument("--bulk-rows", type=int, default=5000)
     parser.add_argument("--no-sqlite", action="store_true", help="skip the SQLite side figure")
     parser.add_argument("--verify-only", action="store_true",
                         help="only /livez and online verification on PostgreSQL (no SQLite, offline or bulk)")
     args = parser.parse_args()
+    if args.warmup_seconds < 0:
+        parser.error("--warmup-seconds must be 0 or more")
+    # What wrk runs (it has no thread without a connection), and what the script shares the codes
+    # among: with more in the script than ran, the codes of the threads missing were never used.
+    args.wrk_threads = max(1, min(WRK_THREADS, args.connections))
     # as xsn run chooses: XSN_LICENSES_GUNICORN_THREADS, else licenses.processes.GUNICORN_THREADS
     args.licences_threads = args.threads or service_concurrency("licenses", dict(os.environ), args.workers, THREADS)[1]
     if not args.postgres.startswith("postgresql"):
@@ -287,7 +295,8 @@ def main() -> None:
         with contextlib.suppress(Exception):
             drop_database(args.postgres, DATABASE)
         shutil.rmtree(var, ignore_errors=True)
-    print(f"wrk: {figures['wrk']}, {args.connections} connections, 2 threads, {args.seconds:.0f} s a run; "
+    print(f"wrk: {figures['wrk']}, {args.connections} connections, {args.wrk_threads} threads, "
+          f"{args.seconds:.0f} s a run; "
           f"gunicorn {args.workers} gthread workers x {args.licences_threads} threads "
           f"(the seal node's: x {args.seal_threads})")
     if "raw_sm2_sign_per_s" in figures:
@@ -328,7 +337,10 @@ def _run(args, tokens: TokenFactory, seal_url: str, env: dict, pg_env: dict, db_
     sync_commit, fsync = _scalar(db_url, "SHOW synchronous_commit"), _scalar(db_url, "SHOW fsync")
     before = _scalar(db_url, ACCEPTED)
     pg = _measure(pg_env, args, tokens, codes)
-    uses_ok = _scalar(db_url, ACCEPTED) - before >= pg["verify"].requests - pg["verify"].non2xx
+    # Every verification answered 2xx, the warm-up's too, recorded an accepted use (a request
+    # still in flight when wrk stopped may have recorded one more: at least, not equal).
+    answered = [w.requests - w.non2xx for w in (pg["verify"], pg["warmup_verify"]) if w is not None]
+    uses_ok = _scalar(db_url, ACCEPTED) - before >= sum(answered)
     trivial, verify = pg["trivial"], pg["verify"]
     figures = {
         "verify_ratio": round(pg["ratio"], 4), "trivial_per_s": round(trivial.requests_per_s, 1),
@@ -343,7 +355,8 @@ def _run(args, tokens: TokenFactory, seal_url: str, env: dict, pg_env: dict, db_
         figures.update(bulk(args, app, issuer, raw_before))
     figures.update({
         "workers": args.workers, "threads": args.licences_threads, "seal_threads": args.seal_threads,
-        "connections": args.connections, "codes": _code_count(args), "hot_codes": args.hot_codes,
+        "connections": args.connections, "wrk_threads": args.wrk_threads, "codes": _code_count(args),
+        "hot_codes": args.hot_codes,
         "warmup_s": args.warmup_seconds,
         "wrk": wrk_version(),
         "loadavg": " ".join(f"{x:.2f}" for x in os.getloadavg()), "date": date.today().isoformat()})

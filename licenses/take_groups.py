@@ -19,8 +19,11 @@ follower waits on a lock where it would have waited on its own statement's socke
 either way: no hand-off to a committer thread and back, which ``common.group_commit`` pays), a
 lone request writes at once, and groups grow with the load, as PostgreSQL's own group commit.
 
-Nothing is answered before the statement that holds it returned (committed). If the statement
-fails, every take of its group fails (its outcome may be unknown: nothing is sent again).
+Nothing is answered a success before the statement that holds it returned (committed). If the
+statement fails, every take of its group fails (its outcome may be unknown: nothing is sent
+again); so does a take whose statement has not returned ``write_seconds`` after its wait (its
+leader stuck or its thread dead), and the lead is taken back from that leader: two statements
+may then be out at once, as from two processes, and a key in both waits on its row lock.
 """
 
 from __future__ import annotations
@@ -41,6 +44,10 @@ MAX_ITEMS = 64
 # How long a take waits for a statement to carry it: as long as a DriverPool checkout may wait
 # (common.db_driver), so a verification gives up on the database after the same time either way.
 WAIT_SECONDS = 30.0
+# How long a take already in a group waits, beyond that, for the group's statement to return: no
+# statement timeout bounds it, and a leader whose thread died would otherwise hold its followers
+# (and the lead) for good. Generous: a statement that slow is the database's failure anyway.
+WRITE_WAIT_FACTOR = 4
 
 
 class GroupWriteFailed(ServiceUnavailable):
@@ -56,14 +63,25 @@ class GroupWaitTimeout(ServiceUnavailable):
     code, title = "database_busy", "No database write came free in time"
 
 
+class _Group:
+    """One statement's takes; ``lead_passed`` once its leader, or a follower that gave up on
+    it, has passed the lead on (exactly once, under the lock)."""
+
+    __slots__ = ("lead_passed",)
+
+    def __init__(self) -> None:
+        self.lead_passed = False
+
+
 class _Waiting:
     """One take and, once answered, its outcome. The wake-up is a bare lock, released once."""
 
-    __slots__ = ("item", "key", "state", "outcome", "error", "_ready")
+    __slots__ = ("item", "key", "state", "group", "outcome", "error", "_ready")
 
     def __init__(self, item: Any, key: Hashable) -> None:
         self.item, self.key = item, key
         self.state = _QUEUED
+        self.group: _Group | None = None
         self.outcome: Any = None
         self.error: BaseException | None = None
         self._ready = threading.Lock()
@@ -82,9 +100,11 @@ class TakeGroups(Generic[Item, Outcome]):
     nothing can be said of the group."""
 
     def __init__(self, write: Callable[[Any, Sequence[Item]], Sequence[Outcome]], key: Callable[[Item], Hashable],
-                 *, max_items: int = MAX_ITEMS, wait_seconds: float = WAIT_SECONDS) -> None:
+                 *, max_items: int = MAX_ITEMS, wait_seconds: float = WAIT_SECONDS,
+                 write_seconds: float | None = None) -> None:
         self._write, self._key = write, key
         self.max_items, self.wait_seconds = max_items, wait_seconds
+        self.write_seconds = WRITE_WAIT_FACTOR * wait_seconds if write_seconds is None else write_seconds
         self._lock = threading.Lock()
         self._queue: list[_Waiting] = []
         self._leading = False
@@ -95,7 +115,8 @@ class TakeGroups(Generic[Item, Outcome]):
         """Write ``item`` with whatever else is waiting; its outcome once the statement returned.
 
         :raise GroupWriteFailed: the statement of the group holding ``item`` failed (this
-            thread's or another's; the cause is its error).
+            thread's or another's; the cause is its error), or did not return within
+            ``write_seconds`` after the wait (its outcome unknown).
         :raise GroupWaitTimeout: ``item`` waited ``wait_seconds`` without being written.
         :raise: a :class:`~common.errors.Problem` (or a non-``Exception``) that ``write`` raised
             in this thread's own statement, as it was raised.
@@ -131,7 +152,18 @@ class TakeGroups(Generic[Item, Outcome]):
             if me.state == _QUEUED:  # still in the queue: leave it, nothing was written
                 self._queue.remove(me)
                 raise GroupWaitTimeout(f"no database write came free in {self.wait_seconds:g} s")
-        me._ready.acquire()  # in a group being written, or just told to lead: that comes now
+        # In a group being written (or just told to lead: that comes at once): its statement is
+        # out, but bounded all the same, in case the leader's thread died with it.
+        if me._ready.acquire(timeout=self.write_seconds):
+            return
+        with self._lock:
+            if me.state == _ANSWERED:  # answered between the timeout and the lock
+                return
+            # Its leader never answered: take the lead back from it (unless it passed it on), so
+            # later takes are written; if that leader ever returns it leaves the lead alone.
+            self._hand_on_from(me.group)
+        raise GroupWriteFailed(f"the statement of this verification's group did not return in "
+                               f"{self.wait_seconds + self.write_seconds:g} s")
 
     def _lead(self, context: Any, me: _Waiting) -> Outcome:
         handed_on = False
@@ -155,10 +187,13 @@ class TakeGroups(Generic[Item, Outcome]):
             # The next leader is woken before this group's followers: its statement is what every
             # queued take waits for, and a thread woken later queues behind the earlier ones for
             # the GIL (measured: the next statement went 1.2-2.4 ms after the hand-on instead of
-            # 1.8-4.1 ms, groups the same size; docs/ARCHITECTURE.md, licences, eighth pass).
-            handed_on = True
+            # 1.8-4.1 ms, groups the same size; docs/ARCHITECTURE.md, licences, eighth pass). End to
+            # end, with the cores saturated, it was within the noise (seven alternated pairs); it
+            # is kept for the idle core of a quiet machine, as the docs say, not measured yet.
             try:
-                self._hand_on()
+                handed_on = True  # inside the try: nothing between can skip the hand-on and the answers
+                with self._lock:
+                    self._hand_on_from(me.group)
             finally:
                 for waiting, outcome in zip(group[1:], outcomes[1:], strict=True):
                     waiting.outcome = outcome
@@ -166,11 +201,19 @@ class TakeGroups(Generic[Item, Outcome]):
             return outcomes[0]
         finally:
             if not handed_on:
-                self._hand_on()
+                with self._lock:
+                    if me in self._queue:  # interrupted before it took its group: not a take to lead
+                        self._queue.remove(me)
+                    self._hand_on_from(me.group)
 
-    def _hand_on(self) -> None:
-        with self._lock:
-            self._hand_on_locked()
+    def _hand_on_from(self, group: _Group | None) -> None:
+        """The lead on from ``group`` (``None``: its leader took none), unless a follower that
+        gave up on its statement passed it already; the caller holds the lock."""
+        if group is not None:
+            if group.lead_passed:
+                return
+            group.lead_passed = True
+        self._hand_on_locked()
 
     def _hand_on_locked(self) -> None:
         """The lead to the oldest take still queued, or to nobody (the next take leads); the
@@ -184,11 +227,12 @@ class TakeGroups(Generic[Item, Outcome]):
         """``me`` and the queued takes whose keys differ from each other and from its own, oldest
         first, taken off the queue (caller holds the lock)."""
         self._queue.remove(me)
+        me.group = _Group()
         group, keys, left = [me], {me.key}, []
         for waiting in self._queue:
             if len(group) < self.max_items and waiting.key not in keys:
                 keys.add(waiting.key)
-                waiting.state = _TAKEN
+                waiting.state, waiting.group = _TAKEN, me.group
                 group.append(waiting)
             else:
                 left.append(waiting)
