@@ -185,6 +185,9 @@ def hold_accounts(session: Session, account_ids: set[str]) -> None:
     connection = session.connection()
     if connection.dialect.name != "postgresql" or not account_ids:
         return
+    # A Core statement does not autoflush: without this, rows pending in the session would be
+    # written after the locks here, but before them on the ORM path (:func:`_lock_accounts`).
+    session.flush()
     table = LedgerAccount.__table__
     connection.execute(select(table.c.id).where(table.c.id.in_(sorted(account_ids)))
                        .order_by(table.c.id.collate("C")).with_for_update(key_share=True))
