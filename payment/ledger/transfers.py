@@ -268,9 +268,11 @@ def _create_exact(session: Session, specs: Sequence[TransferSpec], batch_id: str
     if len(specs) > 1:
         _lock_accounts(session, accounts)
     elif not one_statement.plainly_new(specs):
-        # A plainly new transfer comes here only when its id is taken and committed (the one
-        # statement saw it, or failed on it): its INSERT claims nothing and it moves nothing,
-        # so a replay costs no locking read.
+        # A plainly new single comes here when its id is taken (the one statement saw it or
+        # failed on it: committed by another transaction, or on SQLite possibly by our own
+        # uncommitted one), so its INSERT claims nothing and it moves nothing and a replay costs
+        # no locking read; or when _create_new found a broken limit that the Python check did not
+        # raise, and then its accounts are locked already.
         hold_accounts(session, accounts)
     for index, spec in enumerate(specs):
         try:
