@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import event
 
 from common.db import get_db
-from payment.ledger import transfers
+from payment.ledger import group_write, transfers
 from payment.ledger.models import LedgerAccount
 from payment.ledger.transfers import TransferSpec, create_transfers
 from tests.conftest import need
@@ -51,6 +51,37 @@ def _sent(session):
 
 def _locking_reads(sent) -> list:
     return [(statement, parameters) for statement, parameters in sent if LOCKING_READ in statement]
+
+
+@pytest.mark.parametrize(("spec", "reads"), [
+    (TransferSpec("new", "bank", "clearing", 10, "payment"), 0),  # plainly new: claims nothing, moves nothing
+    (TransferSpec("x", "bank", "clearing", 10, "payment", kind="post", pending_id="q"), 1),
+    (TransferSpec("v", "bank", "clearing", 10, "payment", kind="void", pending_id="r"), 1),
+], ids=["plainly new", "post", "void"])
+def test_a_replay_locks_its_accounts_unless_it_is_plainly_new(ledger, spec, reads):
+    with _sent(ledger) as sent:
+        assert [r.created for r in create_transfers(ledger, [spec])] == [False]
+    assert len(_locking_reads(sent)) == reads, sent
+
+
+def test_a_group_of_one_request_takes_no_group_wide_lock(ledger):
+    with _sent(ledger) as sent:
+        outcomes = group_write.write_requests(ledger, [[TransferSpec("g1", "revenue", "clearing", 1, "payment")]])
+    assert [[r.created for r in outcome] for outcome in outcomes] == [[True]]
+    assert _locking_reads(sent) == [], sent
+
+
+def test_a_group_of_two_requests_locks_every_account_once_first(ledger):
+    with _sent(ledger) as sent:
+        outcomes = group_write.write_requests(ledger, [[TransferSpec("g1", "revenue", "clearing", 1, "payment")],
+                                                       [TransferSpec("g2", "bank", "clearing", 1, "payment")]])
+    assert [[r.created for r in outcome] for outcome in outcomes] == [[True], [True]]
+    reads = _locking_reads(sent)
+    assert len(reads) == 1, sent
+    first_savepoint = next(i for i, (statement, _) in enumerate(sent) if statement.startswith("SAVEPOINT"))
+    assert sent.index(reads[0]) < first_savepoint, sent
+    assert sorted(reads[0][1].values() if isinstance(reads[0][1], dict) else reads[0][1]) == [
+        "bank", "clearing", "revenue"]
 
 
 def test_hold_accounts_writes_the_pending_rows_before_it_locks(ledger):

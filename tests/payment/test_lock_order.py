@@ -84,8 +84,9 @@ def _committed(db, write):
         return result
 
 
-def test_a_post_and_the_one_statement_naming_its_id_do_not_deadlock(postgresql, monkeypatch):
-    """The post ``x`` stops after claiming its id (before resolving its pending transfer); the
+@pytest.mark.parametrize("kind", ["post", "void"])
+def test_a_post_and_the_one_statement_naming_its_id_do_not_deadlock(postgresql, monkeypatch, kind):
+    """The post (or void) ``x`` stops after claiming its id (before resolving its pending transfer); the
     one statement writing a new ``x`` between the same accounts starts meanwhile. Had the post
     claimed ``x`` before locking its accounts, the statement would hold the accounts while
     waiting for ``x``, the post wait for the accounts. Locked first, the statement waits for the
@@ -96,7 +97,7 @@ def test_a_post_and_the_one_statement_naming_its_id_do_not_deadlock(postgresql, 
     monkeypatch.setattr(transfers, "_resolve_pending",
                         _paused(transfers._resolve_pending, lambda spec: True, claimed, go_on))
     post, posted = _in_thread(lambda: _committed(postgresql, lambda session: create_transfers(
-        session, [TransferSpec("x", "bank", "clearing", 10, "payment", kind="post", pending_id="q")])))
+        session, [TransferSpec("x", "bank", "clearing", 10, "payment", kind=kind, pending_id="q")])))
     assert claimed.wait(30)
     statement = _statement_meanwhile(postgresql, [TransferSpec("x", "bank", "clearing", 5, "payment")], post, go_on)
     assert [r.created for r in posted["value"]] == [True], posted
