@@ -1,6 +1,7 @@
 """The ledger accounts' pages (PostgreSQL): a balance update stays on its row's page (a HOT
-update) even when the accounts were written one after another onto full pages, so the table
-does not grow between vacuums (migration payment_0004; docs/ARCHITECTURE.md, payment)."""
+update) even when none of the versions it replaces can be pruned yet, which on pages filled to
+100% left it no room, so the table does not grow between vacuums (migration payment_0004;
+docs/ARCHITECTURE.md, payment)."""
 
 from __future__ import annotations
 
