@@ -332,6 +332,8 @@ def main() -> None:
     parser.add_argument("--accounts-fillfactor", type=int, choices=range(10, 101), metavar="10..100",
                         help="with --http-only: store the accounts at this fillfactor (the migrations give 10)")
     args = parser.parse_args()
+    if args.accounts_fillfactor is not None and not args.http_only:
+        parser.error("--accounts-fillfactor needs --http-only (the other phases use the migrations' accounts)")
     if args.http_only:
         return http_only(args)
 

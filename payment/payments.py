@@ -92,13 +92,18 @@ def confirm_payment(session: Session, order_id: str, *, channel: str, channel_tr
         states.transition(session, notice, "paid", actor=actor, reason=f"{channel} {channel_transaction_id}")
         receipt = receipts.issue_receipt(session, notice)  # sealed later by a task: payment never waits on it
         notify.notice_paid(session, notice, receipt)
+    elif was_closed:
+        # We closed the order and the notice has moved on (expired, cancelled, paid another
+        # way): nobody decides to keep this money, so it goes straight back to the payer. Two
+        # batches in one transaction: all three accounts are locked in the one order before the
+        # first, or the second would take refunds_payable:<channel> while holding suspense, which
+        # sorts after it (a cycle with any writer taking both in order).
+        postings.hold_returned_payment_accounts(session, order)
+        postings.post_unclaimed_payment(session, notice, order)
+        postings.post_returned_payment(session, notice, order)
+        order.status = "returned"
     else:
         postings.post_unclaimed_payment(session, notice, order)
-        if was_closed:
-            # We closed the order and the notice has moved on (expired, cancelled, paid another
-            # way): nobody decides to keep this money, so it goes straight back to the payer.
-            postings.post_returned_payment(session, notice, order)
-            order.status = "returned"
     session.flush()
     return Confirmation(order, posted=True)
 

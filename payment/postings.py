@@ -38,7 +38,7 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from payment.ledger.transfers import AccountSpec, TransferSpec, create_transfers, open_account
+from payment.ledger.transfers import AccountSpec, TransferSpec, create_transfers, hold_accounts, open_account
 from payment.models import Fee, Notice, PaymentOrder, Refund
 
 PAYER_CLEARING = "payer_clearing"
@@ -99,6 +99,13 @@ def post_unclaimed_payment(session: Session, notice: Notice, order: PaymentOrder
     create_transfers(session, [TransferSpec(f"pay:{order.id}", channel_receivable(order.channel), SUSPENSE,
                                             order.amount, "payment", reference=notice.id)],
                      batch_id=f"pay:{order.id}")
+
+
+def hold_returned_payment_accounts(session: Session, order: PaymentOrder) -> None:
+    """Lock the accounts of :func:`post_unclaimed_payment` and :func:`post_returned_payment`
+    together, in the one order, before the first of them writes (PostgreSQL; see
+    :func:`~payment.ledger.transfers.hold_accounts`)."""
+    hold_accounts(session, {channel_receivable(order.channel), SUSPENSE, refunds_payable(order.channel)})
 
 
 def post_returned_payment(session: Session, notice: Notice, order: PaymentOrder) -> None:

@@ -3,14 +3,17 @@
 Every function takes the session and leaves committing to its caller's use case, so a notice's
 state change and its postings commit together or not at all.
 
-Concurrency: every path locks a transfer's accounts in account-id order before it writes
-anything (the one statement, and the exact path's locking read, a single transfer's too), then
-claims its id (INSERT; a concurrent twin, which locked the same accounts first, has committed by
-then and is seen) and moves the balances with ``UPDATE ... SET x = x + :amount``. On PostgreSQL
-the row locks make two requests on the same account serialise instead of losing an update
-(SQLite's single writer lock does the same), and the one order means neither two transfers in
-opposite directions nor an id claimed on one path and inserted on the other can deadlock. The account limits are
-CHECK constraints (models.py), so the database itself refuses a balance that breaks one.
+Concurrency: every path that claims an id or moves a balance first locks the transfer's
+accounts in account-id order (the one statement; on the exact path a locking read, a single
+post's, void's or replay's too), then claims its id (INSERT) and moves the balances with
+``UPDATE ... SET x = x + :amount``. The exception is a plainly new single on the exact path,
+which takes no lock there (see :func:`_create_exact` for when it comes that way). A concurrent
+transfer with the same id is stopped by the primary key, whatever accounts it names: its INSERT
+waits for the first to end and then fails on the taken id. On PostgreSQL the row locks make
+two requests on the same account serialise instead of losing an update (SQLite's single writer
+lock does the same), and the one order means neither two transfers in opposite directions nor
+an id claimed on one path and inserted on the other can deadlock. The account limits are CHECK
+constraints (models.py), so the database itself refuses a balance that breaks one.
 """
 
 from __future__ import annotations
@@ -182,6 +185,9 @@ def hold_accounts(session: Session, account_ids: set[str]) -> None:
     connection = session.connection()
     if connection.dialect.name != "postgresql" or not account_ids:
         return
+    # A Core statement does not autoflush: without this, rows pending in the session would be
+    # written after the locks here, but before them on the ORM path (:func:`_lock_accounts`).
+    session.flush()
     table = LedgerAccount.__table__
     connection.execute(select(table.c.id).where(table.c.id.in_(sorted(account_ids)))
                        .order_by(table.c.id.collate("C")).with_for_update(key_share=True))
@@ -262,9 +268,11 @@ def _create_exact(session: Session, specs: Sequence[TransferSpec], batch_id: str
     if len(specs) > 1:
         _lock_accounts(session, accounts)
     elif not one_statement.plainly_new(specs):
-        # A plainly new transfer comes here only when its id is taken and committed (the one
-        # statement saw it, or failed on it): its INSERT claims nothing and it moves nothing,
-        # so a replay costs no locking read.
+        # A plainly new single comes here when its id is taken (the one statement saw it or
+        # failed on it: committed by another transaction, or on SQLite possibly by our own
+        # uncommitted one), so its INSERT claims nothing and it moves nothing and a replay costs
+        # no locking read; or when _create_new found a broken limit that the Python check did not
+        # raise, and then its accounts are locked already.
         hold_accounts(session, accounts)
     for index, spec in enumerate(specs):
         try:

@@ -51,17 +51,31 @@ def _statement_meanwhile(db, specs, paused: threading.Thread, go_on: threading.E
     with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
         pid = connection.connection.driver_connection.info.backend_pid
         thread, outcome = _in_thread(lambda: one_statement.write_new(connection, specs, now=utcnow()))
-        with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as watcher:
-            deadline = time.monotonic() + 30
-            while watcher.scalar(text("SELECT wait_event_type FROM pg_stat_activity WHERE pid = :pid"),
-                                 {"pid": pid}) != "Lock":
-                assert time.monotonic() < deadline, "the statement never waited on a row lock"
-                time.sleep(0.01)
-        go_on.set()
-        for waiting in (paused, thread):
-            waiting.join(30)
-        assert not (paused.is_alive() or thread.is_alive())
+        _release_once_waiting(db, pid, thread, paused, go_on)
     return outcome["value"]
+
+
+def _exact_meanwhile(db, specs, paused: threading.Thread, go_on: threading.Event):
+    """As :func:`_statement_meanwhile`, for ``create_transfers`` in a session of its own, committed."""
+    with db.session() as session:
+        pid = session.connection().connection.driver_connection.info.backend_pid
+        thread, outcome = _in_thread(lambda: (create_transfers(session, specs), session.commit())[0])
+        _release_once_waiting(db, pid, thread, paused, go_on)
+    return outcome["value"]
+
+
+def _release_once_waiting(db, pid: int, thread: threading.Thread, paused: threading.Thread,
+                          go_on: threading.Event) -> None:
+    with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as watcher:
+        deadline = time.monotonic() + 30
+        while watcher.scalar(text("SELECT wait_event_type FROM pg_stat_activity WHERE pid = :pid"),
+                             {"pid": pid}) != "Lock":
+            assert time.monotonic() < deadline, "the writer never waited on a row lock"
+            time.sleep(0.01)
+    go_on.set()
+    for waiting in (paused, thread):
+        waiting.join(30)
+    assert not (paused.is_alive() or thread.is_alive())
 
 
 def _paused(original, pause_after, stop: threading.Event, go_on: threading.Event):
@@ -84,8 +98,9 @@ def _committed(db, write):
         return result
 
 
-def test_a_post_and_the_one_statement_naming_its_id_do_not_deadlock(postgresql, monkeypatch):
-    """The post ``x`` stops after claiming its id (before resolving its pending transfer); the
+@pytest.mark.parametrize("kind", ["post", "void"])
+def test_a_post_and_the_one_statement_naming_its_id_do_not_deadlock(postgresql, monkeypatch, kind):
+    """The post (or void) ``x`` stops after claiming its id (before resolving its pending transfer); the
     one statement writing a new ``x`` between the same accounts starts meanwhile. Had the post
     claimed ``x`` before locking its accounts, the statement would hold the accounts while
     waiting for ``x``, the post wait for the accounts. Locked first, the statement waits for the
@@ -96,7 +111,7 @@ def test_a_post_and_the_one_statement_naming_its_id_do_not_deadlock(postgresql, 
     monkeypatch.setattr(transfers, "_resolve_pending",
                         _paused(transfers._resolve_pending, lambda spec: True, claimed, go_on))
     post, posted = _in_thread(lambda: _committed(postgresql, lambda session: create_transfers(
-        session, [TransferSpec("x", "bank", "clearing", 10, "payment", kind="post", pending_id="q")])))
+        session, [TransferSpec("x", "bank", "clearing", 10, "payment", kind=kind, pending_id="q")])))
     assert claimed.wait(30)
     statement = _statement_meanwhile(postgresql, [TransferSpec("x", "bank", "clearing", 5, "payment")], post, go_on)
     assert [r.created for r in posted["value"]] == [True], posted
@@ -120,3 +135,21 @@ def test_a_group_and_the_one_statement_do_not_deadlock(postgresql, monkeypatch):
     statement = _statement_meanwhile(postgresql, [TransferSpec("s", "bank", "revenue", 1, "payment")], group, go_on)
     assert [[r.created for r in outcome] for outcome in written["value"]] == [[True], [True]], written
     assert [r.created for r in statement] == [True], statement
+
+
+def test_a_group_and_the_exact_path_do_not_deadlock(postgresql, monkeypatch):
+    """As above, against the exact path: the post ``y`` of a pending bank -> revenue transfer
+    locks bank, then revenue, which the group's first request holds."""
+    _committed(postgresql, lambda session: create_transfers(
+        session, [TransferSpec("p", "bank", "revenue", 5, "payment", kind="pending")]))
+    first_done, go_on = threading.Event(), threading.Event()
+    monkeypatch.setattr(group_write, "create_transfers",
+                        _paused(group_write.create_transfers, lambda specs: specs[0].id == "g1", first_done, go_on))
+    group, written = _in_thread(lambda: _committed(postgresql, lambda session: group_write.write_requests(
+        session, [[TransferSpec("g1", "revenue", "clearing", 1, "payment")],
+                  [TransferSpec("g2", "bank", "clearing", 1, "payment")]])))
+    assert first_done.wait(30)
+    post = _exact_meanwhile(postgresql, [TransferSpec("y", "bank", "revenue", 5, "payment", kind="post",
+                                                      pending_id="p")], group, go_on)
+    assert [[r.created for r in outcome] for outcome in written["value"]] == [[True], [True]], written
+    assert [r.created for r in post] == [True], post

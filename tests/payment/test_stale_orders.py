@@ -12,12 +12,16 @@ import pytest
 from sqlalchemy import select
 
 from common.db import get_db, utcnow
-from payment import callbacks, payments, stale_orders
+from payment import callbacks, payments, postings, stale_orders
 from payment.channel_sim.keys import institution_keys
 from payment.channel_sim.notifications import SimOrder, notification
 from payment.ledger.checks import check_ledger
 from payment.ledger.models import LedgerAccount, LedgerTransfer
+from payment.ledger.transfers import TransferSpec
 from payment.models import ChannelCallback, Notice, NoticeEvent, PaymentOrder
+from payment.postings import SUSPENSE
+from tests.conftest import need
+from tests.payment.test_lock_order import _in_thread, _statement_meanwhile
 
 MCH, APP = "1900000109", "2021000000000001"
 
@@ -249,3 +253,43 @@ def test_a_sweep_and_a_callback_racing_post_the_money_once(app, session, opened,
         assert session.get(Notice, notice.id).paid_order_id == order.id
     assert _revenue(session) == 10 * 4550
     assert check_ledger(session).ok
+
+
+def test_a_returned_late_payment_and_the_one_statement_do_not_deadlock(session, app, opened, institution, adapter,
+                                                                       monkeypatch):
+    """The late payment of a closed order for an expired notice posts two batches in one
+    transaction (into suspense, then back out through refunds payable); it stops after the
+    first, and the one statement moving refunds_payable:wechat -> suspense starts meanwhile.
+    Had the payment locked each batch's accounts as it came to it, it would hold suspense and
+    wait for refunds_payable:wechat (which sorts before it), the statement hold that and wait
+    for suspense."""
+    db = get_db(app)
+    if db.engine.dialect.name != "postgresql":
+        need("XSN_TEST_DATABASE_URL (PostgreSQL): row locks are PostgreSQL's")
+    notice, order = opened()
+    _backdate_due(session, notice)
+    assert _sweep(session, app, institution) == {"expired": 1}
+    institution.pay(order)
+    headers, body = institution.signed(order.id)
+    first_done, go_on = threading.Event(), threading.Event()
+    original = postings.post_unclaimed_payment
+
+    def pausing(*args):
+        original(*args)
+        first_done.set()
+        assert go_on.wait(30)
+
+    monkeypatch.setattr(postings, "post_unclaimed_payment", pausing)
+
+    def callback():
+        with db.session() as own:
+            return callbacks.handle_callback(own, adapter, headers, body, now=time.time()).outcome
+
+    late, outcome = _in_thread(callback)
+    assert first_done.wait(30)
+    statement = _statement_meanwhile(db, [TransferSpec("s", "refunds_payable:wechat", SUSPENSE, 1, "adjustment")],
+                                     late, go_on)
+    assert outcome["value"] == "posted", outcome
+    assert not isinstance(statement, Exception), statement
+    session.expire_all()
+    assert session.get(PaymentOrder, order.id).status == "returned"

@@ -6,9 +6,10 @@ accounts' rows; on pages filled to 100% the new version found no room whenever p
 just made some (it needs the page unpinned by other backends and the old versions older than
 every snapshot), so it went to another page, found through the free-space map, which only VACUUM
 updates: with autovacuum off or behind, to a new page at the table's end, each time. Four
-writers: 13 -> 193 pages in 60 s (2.5% of updates not HOT); with fillfactor 10, 143 pages
-throughout and every update HOT. (A long transaction anywhere on the server still stops pruning
-and grows the table, whatever the fillfactor: see the docs.)
+writers, 1,000 accounts, 90 s: 13 -> 124 pages (0.63% of updates not HOT); with fillfactor 10,
+143 pages throughout and every update HOT (the docs give the probe and the other runs). (A long
+transaction anywhere on the server still stops pruning and grows the table, whatever the
+fillfactor: see the docs.)
 
 PostgreSQL only; the rows already stored keep their pages until they next move (or a
 ``VACUUM FULL ledger_accounts`` at a quiet moment rewrites them at once). SQLite has no such
