@@ -125,13 +125,7 @@ def test_a_group_and_the_one_statement_do_not_deadlock(postgresql, monkeypatch):
     starts meanwhile. Had the group locked each request's accounts as it came to it, it would
     hold revenue and wait for bank (its second request, bank -> clearing), the statement hold
     bank and wait for revenue."""
-    first_done, go_on = threading.Event(), threading.Event()
-    monkeypatch.setattr(group_write, "create_transfers",
-                        _paused(group_write.create_transfers, lambda specs: specs[0].id == "g1", first_done, go_on))
-    group, written = _in_thread(lambda: _committed(postgresql, lambda session: group_write.write_requests(
-        session, [[TransferSpec("g1", "revenue", "clearing", 1, "payment")],
-                  [TransferSpec("g2", "bank", "clearing", 1, "payment")]])))
-    assert first_done.wait(30)
+    group, written, go_on = _group_paused_after_its_first_request(postgresql, monkeypatch)
     statement = _statement_meanwhile(postgresql, [TransferSpec("s", "bank", "revenue", 1, "payment")], group, go_on)
     assert [[r.created for r in outcome] for outcome in written["value"]] == [[True], [True]], written
     assert [r.created for r in statement] == [True], statement
@@ -142,6 +136,17 @@ def test_a_group_and_the_exact_path_do_not_deadlock(postgresql, monkeypatch):
     locks bank, then revenue, which the group's first request holds."""
     _committed(postgresql, lambda session: create_transfers(
         session, [TransferSpec("p", "bank", "revenue", 5, "payment", kind="pending")]))
+    group, written, go_on = _group_paused_after_its_first_request(postgresql, monkeypatch)
+    post = _exact_meanwhile(postgresql, [TransferSpec("y", "bank", "revenue", 5, "payment", kind="post",
+                                                      pending_id="p")], group, go_on)
+    assert [[r.created for r in outcome] for outcome in written["value"]] == [[True], [True]], written
+    assert [r.created for r in post] == [True], post
+
+
+def _group_paused_after_its_first_request(postgresql, monkeypatch):
+    """A group of two requests (revenue -> clearing, then bank -> clearing) written in one
+    transaction on the session path, in a thread, held after its first request until ``go_on``
+    is set: ``(thread, its outcome holder, go_on)``."""
     first_done, go_on = threading.Event(), threading.Event()
     monkeypatch.setattr(group_write, "create_transfers",
                         _paused(group_write.create_transfers, lambda specs: specs[0].id == "g1", first_done, go_on))
@@ -149,7 +154,4 @@ def test_a_group_and_the_exact_path_do_not_deadlock(postgresql, monkeypatch):
         session, [[TransferSpec("g1", "revenue", "clearing", 1, "payment")],
                   [TransferSpec("g2", "bank", "clearing", 1, "payment")]])))
     assert first_done.wait(30)
-    post = _exact_meanwhile(postgresql, [TransferSpec("y", "bank", "revenue", 5, "payment", kind="post",
-                                                      pending_id="p")], group, go_on)
-    assert [[r.created for r in outcome] for outcome in written["value"]] == [[True], [True]], written
-    assert [r.created for r in post] == [True], post
+    return group, written, go_on
