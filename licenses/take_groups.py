@@ -166,7 +166,6 @@ class TakeGroups(Generic[Item, Outcome]):
                                f"{self.wait_seconds + self.write_seconds:g} s")
 
     def _lead(self, context: Any, me: _Waiting) -> Outcome:
-        handed_on = False
         try:
             with self._lock:
                 group = self._take_group(me)
@@ -191,7 +190,6 @@ class TakeGroups(Generic[Item, Outcome]):
             # end, with the cores saturated, it was within the noise (seven alternated pairs); it
             # is kept for the idle core of a quiet machine, as the docs say, not measured yet.
             try:
-                handed_on = True  # inside the try: nothing between can skip the hand-on and the answers
                 with self._lock:
                     self._hand_on_from(me.group)
             finally:
@@ -200,11 +198,12 @@ class TakeGroups(Generic[Item, Outcome]):
                     waiting.wake(_ANSWERED)
             return outcomes[0]
         finally:
-            if not handed_on:
-                with self._lock:
-                    if me in self._queue:  # interrupted before it took its group: not a take to lead
-                        self._queue.remove(me)
-                    self._hand_on_from(me.group)
+            # Always, whatever was interrupted where: a group's lead is passed on once
+            # (``lead_passed``), so after the hand-on above this does nothing.
+            with self._lock:
+                if me in self._queue:  # interrupted before it took its group: not a take to lead
+                    self._queue.remove(me)
+                self._hand_on_from(me.group)
 
     def _hand_on_from(self, group: _Group | None) -> None:
         """The lead on from ``group`` (``None``: its leader took none), unless a follower that

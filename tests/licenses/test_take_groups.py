@@ -229,6 +229,45 @@ def test_the_takes_of_a_statement_that_never_returns_fail_and_the_lead_goes_on(h
     assert run.groups._queue == [] and run.groups._leading is False
 
 
+
+def test_a_late_leader_leaves_the_lead_with_the_take_holding_it(held):
+    """After a follower gave up on a stuck statement and the lead went on, the stuck leader's
+    late return must not pass the lead a second time: ``d`` leads (its write held), ``e`` queues
+    behind it, and ``e`` still waits for ``d`` once ``b`` returned."""
+    stuck, gate = threading.Event(), threading.Event()
+
+    def with_stalls(writer):
+        def write(context, items):
+            outcomes = writer(context, items)
+            if len(writer.groups) == 2:
+                stuck.wait(10)  # [b, c] hangs
+            elif len(writer.groups) == 3:
+                gate.wait(10)  # [d] held while b returns
+            return outcomes
+        return write
+
+    run = held(with_stalls, wait_seconds=2, write_seconds=0.1)
+    run.queue(["b", "c"])
+    run.writer.hold.set()  # [a] returns; b leads [b, c], whose write hangs
+    run.threads[2].join(10)
+    assert isinstance(run.results["c"], GroupWriteFailed)
+    run.threads.append(_start(run.groups, "t3", "d", run.results))  # nobody leads: d does
+    deadline = time.monotonic() + 10
+    while len(run.writer.groups) < 3:
+        assert time.monotonic() < deadline, "d never wrote"
+        time.sleep(0.001)
+    run.queue(["e"])
+    stuck.set()  # b's statement returns late
+    run.threads[1].join(10)
+    time.sleep(0.05)  # a wrongly woken e would be writing by now
+    assert run.results["b"] == "b!"
+    assert [w.item for w in run.groups._queue] == ["e"] and run.groups._leading is True
+    assert len(run.writer.groups) == 3
+    gate.set()
+    results = run.release()
+    assert (results["d"], results["e"]) == ("d!", "e!")
+    assert [items for _, items in run.writer.groups] == [["a"], ["b", "c"], ["d"], ["e"]]
+
 @pytest.mark.services
 def test_known_codes_verified_at_once_are_each_taken_and_recorded_once(postgres_url, h, monkeypatch):
     """Sixteen windows verify known codes at once, several on the same authorisation: every use
