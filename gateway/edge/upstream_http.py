@@ -342,20 +342,25 @@ class Pool:
         if body or method in ("POST", "PUT", "PATCH"):
             lines.append(f"Content-Length: {len(body)}")
         head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", "replace")
+        interim = False  # a 100 Continue arrived
         try:
             connection.write(head + body if len(body) < 65536 else head)
             if len(body) >= 65536:
                 connection.write(body)
             raw = await connection.read_until(b"\r\n\r\n", timeout_s)
             while raw.startswith(b"HTTP/1.1 100") or raw.startswith(b"HTTP/1.0 100"):
+                interim = True
                 raw = await connection.read_until(b"\r\n\r\n", timeout_s)  # interim answers
         except TimeoutError:
             connection.close()
             raise
         except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError) as exc:
             connection.close()
+            # Any byte of an answer (a head cut short, an interim answer, a head over the
+            # limit) means the service took the request: not the keep-alive race.
+            answered = interim or bool(connection.buffer) or isinstance(exc, asyncio.LimitOverrunError)
             raise UpstreamError(f"{self.host_header} closed the connection: {exc!r}"[:200],
-                                reused=connection.reused) from exc
+                                reused=connection.reused, answered=answered) from exc
         except BaseException:  # cancelled (the client went away, the gateway stops)
             connection.close()
             raise

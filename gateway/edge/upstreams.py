@@ -32,8 +32,12 @@ it again.
 
 Retries (idempotent methods only, ``retries`` extra attempts, all within the route's one
 timeout): only a connection that could not be made is tried again, and a request on a pooled
-connection the service had closed before answering (the keep-alive race) once more on a fresh
-one, uncounted whatever the method. Nothing else is: not a timeout, not a fresh connection
+connection that closed before any byte of an answer arrived (the keep-alive race: the service
+had closed it as the request went out) once more on a fresh one, uncounted. RFC 9110 §9.2.2
+allows retrying an idempotent request when the connection closed before any response, and Go's
+net/http does the same; the cost, accepted: a service that died mid-request on a reused
+connection gets an idempotent request once more, within the same one deadline. A head cut
+short or over ``HEAD_LIMIT`` is an answer begun, never retried. Nothing else is: not a timeout, not a fresh connection
 closed after the request went out (a hung worker its server killed: the request may be running
 still), not an answer that is not HTTP, not a body broken off, and never an HTTP answer
 (retrying a 503 ``database_busy`` would triple the load on the busy database; retrying a login

@@ -365,3 +365,41 @@ def test_a_probe_cancelled_through_send_frees_the_probe_slot():
             await server.wait_closed()
 
     assert run_async(scenario()) == (204, "closed")
+
+
+@pytest.mark.parametrize("answer", [b"HTTP/1.1 200 OK\r\nContent-", b"HTTP/1.1 200 OK\r\nX: " + b"y" * 70000],
+                         ids=["head-cut-short", "head-over-limit"])
+def test_an_answer_begun_on_a_pooled_connection_is_not_retried(answer):
+    """Some of the answer arrived before the pooled connection broke: the service took the
+    request, so it is not the keep-alive race; sent once, and a failure for the breaker."""
+    async def scenario():
+        heads: list[bytes] = []
+
+        async def handle(reader, writer):
+            heads.append(await reader.readuntil(b"\r\n\r\n"))
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\na")
+            await writer.drain()
+            try:
+                heads.append(await reader.readuntil(b"\r\n\r\n"))
+            except asyncio.IncompleteReadError:
+                writer.close()
+                return
+            writer.write(answer)
+            await writer.drain()
+            writer.close()
+
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        upstream = Upstream("x", f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}", retries=2)
+        first = await upstream.send("GET", "/", [], b"", 5)
+        await first.read(5)
+        first.release()  # pooled
+        try:
+            with pytest.raises(UpstreamUnavailable):
+                await upstream.send("GET", "/", [], b"", 5)
+        finally:
+            await upstream.close()
+            server.close()
+            await server.wait_closed()
+        return len(heads), upstream.breaker.consecutive
+
+    assert run_async(scenario()) == (2, 1)
