@@ -195,6 +195,7 @@ class Upstream:
             try:
                 if remaining <= 0:
                     raise TimeoutError
+                # ``timeout_s`` runs from the call: connecting and any 100 Continue come out of it.
                 response = await self.pool.request(method, target, headers, body, timeout_s=remaining,
                                                    connect_timeout_s=min(CONNECT_TIMEOUT_S, remaining), fresh=fresh)
             except TimeoutError as exc:
