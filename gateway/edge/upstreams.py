@@ -23,7 +23,7 @@ within ``(failures - 1) × burst_s`` of its first timeout only if its timeouts c
 every ``burst_s`` (requests sent that often); sparser ones each count anyway, so it opens after
 ``failures`` of them. A request sent before the circuit opened says nothing once a probe has
 closed it; the probe's own verdict is taken at its answer's head, and if its body then breaks
-off the circuit opens again.
+off before any newer request has been answered, the circuit opens again.
 
 After ``failures`` consecutive failures the upstream is *open*: requests are answered 503
 ``upstream_circuit_open`` at once for ``open_s`` seconds; then it is *half-open*: one request
@@ -79,7 +79,9 @@ class Breaker:
     epoch: int = 0
     counted_at: float = float("-inf")  # when the last failure was counted
     closed_epoch: int = 0  # the epoch a probe last closed the breaker in: older tickets say nothing now
-    closer: int | None = None  # that probe's ticket, until its body has been read (or broke off)
+    # That probe's ticket, until its body broke off or a newer request was answered (the service
+    # is back then: a long stream of the probe's breaking off later is judged as any old ticket).
+    closer: int | None = None
 
     def before(self) -> int:
         """The request's ticket. :raise CircuitOpen: open, or half-open with a probe already in flight."""
@@ -96,6 +98,8 @@ class Breaker:
     def success(self, ticket: int) -> None:
         if self.state != "closed" and ticket != self.epoch:
             return  # an answer to a request sent before the circuit opened: the probe decides
+        if self.closer is not None and ticket > self.closer:
+            self.closer = None
         if self.state != "closed":
             # The probe closes it: requests still in flight from before the circuit opened
             # must not open it again with their failures (they were sent to the broken service).
