@@ -41,7 +41,8 @@ short or over ``HEAD_LIMIT`` is an answer begun, never retried. Nothing else is:
 closed after the request went out (a hung worker its server killed: the request may be running
 still), not an answer that is not HTTP, not a body broken off, and never an HTTP answer
 (retrying a 503 ``database_busy`` would triple the load on the busy database; retrying a login
-callback would burn its single-use state). ``/readyz`` shows each upstream's breaker state, its
+callback would burn its single-use state). A deadline spent between attempts (a backoff after
+refused connections) answers 502 as the last error would have, not 504: the service refused. ``/readyz`` shows each upstream's breaker state, its
 count of consecutive failures and the last ``/livez`` probe.
 """
 from __future__ import annotations
@@ -194,8 +195,16 @@ class Upstream:
         target = self.base_path + path_qs
         retried = 0
         fresh = False
+        last: UpstreamError | None = None  # the error the next attempt is retrying
         while True:
             remaining = deadline - loop.time()
+            if remaining <= 0 and last is not None:
+                # Out of time between attempts: the service refused (or closed a kept-alive
+                # connection) rather than hung, so 502 as that error alone would have been,
+                # counted only if it was (the keep-alive race is not).
+                if not last.reused or last.answered:
+                    self.breaker.failure(ticket)
+                raise UpstreamUnavailable(f"{self.name} is not reachable") from last
             try:
                 if remaining <= 0:
                     raise TimeoutError
@@ -212,13 +221,13 @@ class Upstream:
                     # idempotent; otherwise the client is told, and the ticket goes back uncounted
                     # (``send`` releases it).
                     if idempotent:
-                        fresh = True
+                        fresh, last = True, exc
                         continue
                     raise UpstreamUnavailable(f"{self.name} closed a kept-alive connection") from exc
                 if not exc.sent and idempotent and retried < self.retries:
                     # Only a connection never made is tried again: a request that went out on a
                     # fresh connection may be running still (a hung worker its server killed).
-                    retried += 1
+                    retried, last = retried + 1, exc
                     await asyncio.sleep(min(0.05 * retried, max(0.0, deadline - loop.time())))
                     continue
                 self.breaker.failure(ticket)

@@ -11,6 +11,7 @@ import struct
 import pytest
 
 from gateway.edge.problems import CircuitOpen, UpstreamTimeout, UpstreamUnavailable
+from gateway.edge.upstream_http import UpstreamError
 from gateway.edge.upstreams import Breaker, Upstream
 from tests.gateway.conftest import run_async, serve_answers
 
@@ -403,3 +404,40 @@ def test_an_answer_begun_on_a_pooled_connection_is_not_retried(answer):
         return len(heads), upstream.breaker.consecutive
 
     assert run_async(scenario()) == (2, 1)
+
+
+def test_a_deadline_spent_on_refused_connections_is_unreachable_not_a_timeout():
+    """Refused, then the backoff outlasts the route's timeout: the service refused rather than
+    hung, so 502 ``upstream_unavailable`` (counted), not 504."""
+    async def scenario():
+        upstream = Upstream("x", "http://127.0.0.1:1", retries=2, breaker=Breaker(failures=5))
+        try:
+            with pytest.raises(UpstreamUnavailable):
+                await upstream.send("GET", "/", [], b"", 0.03)
+        finally:
+            await upstream.close()
+        return upstream.breaker.consecutive
+
+    assert run_async(scenario()) == 1
+
+
+def test_a_deadline_spent_on_the_keep_alive_race_counts_nothing():
+    """The last attempt met the keep-alive race (uncounted) and the deadline is gone before the
+    next: 502, and still no failure for the breaker."""
+    async def scenario():
+        upstream = Upstream("x", "http://127.0.0.1:1", breaker=Breaker(failures=1))
+
+        async def race(*args, **kwargs):
+            await asyncio.sleep(0.05)  # longer than the route's timeout
+            raise UpstreamError("closed as the request went out", reused=True)
+
+        upstream.pool.request = race
+        try:
+            with pytest.raises(UpstreamUnavailable):
+                await upstream.send("GET", "/", [], b"", 0.03)
+        finally:
+            await upstream.close()
+        return upstream.health()
+
+    health = run_async(scenario())
+    assert (health["state"], health["failures"]) == ("closed", 0)
