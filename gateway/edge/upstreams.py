@@ -31,7 +31,8 @@ at a time goes through as a probe, and its success closes the breaker while its 
 it again.
 
 Retries (idempotent methods only, ``retries`` extra attempts, all within the route's one
-timeout): only a connection that could not be made is tried again, and a request on a pooled
+timeout; a POST is sent at most once, and not tried again even when no connection was made):
+only a connection that could not be made is tried again, and a request on a pooled
 connection that closed before any byte of an answer arrived (the keep-alive race: the service
 had closed it as the request went out) once more on a fresh one, uncounted. RFC 9110 §9.2.2
 allows retrying an idempotent request when the connection closed before any response, and Go's

@@ -77,6 +77,30 @@ def test_post_is_not_retried():
     assert len(run_async(scenario())) == 1  # the service saw the payment request once
 
 
+def test_a_post_that_finds_no_connection_is_not_tried_again():
+    """Retries are for idempotent methods only (the module's rule), even when nothing went out:
+    one connect attempt, and the failure is counted."""
+    async def scenario():
+        attempts = 0
+        upstream = Upstream("x", "http://127.0.0.1:1", retries=2, breaker=Breaker(failures=5))
+        original = upstream.pool._connection
+
+        async def counted(*args):
+            nonlocal attempts
+            attempts += 1
+            return await original(*args)
+
+        upstream.pool._connection = counted
+        try:
+            with pytest.raises(UpstreamUnavailable):
+                await upstream.send("POST", "/pay", [], b"{}", 5)
+        finally:
+            await upstream.close()
+        return attempts, upstream.breaker.consecutive
+
+    assert run_async(scenario()) == (1, 1)
+
+
 PROBLEM_503 = (b'HTTP/1.1 503 SERVICE UNAVAILABLE\r\nContent-Type: application/problem+json\r\nRetry-After: 1\r\n'
                b'Content-Length: 48\r\n\r\n{"status": 503, "code": "database_busy", "x": 1}')
 HTML_503 = b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/html\r\nContent-Length: 10\r\n\r\nno backend"
