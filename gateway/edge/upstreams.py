@@ -31,20 +31,21 @@ at a time goes through as a probe, and its success closes the breaker while its 
 it again.
 
 Retries (idempotent methods only, ``retries`` extra attempts, all within the route's one
-timeout; a POST is sent at most once, and not tried again even when no connection was made):
-only a connection that could not be made is tried again, and a request on a pooled
-connection that closed before any byte of an answer arrived (the keep-alive race: the service
-had closed it as the request went out) once more on a fresh one, uncounted. RFC 9110 §9.2.2
-allows retrying an idempotent request when the connection closed before any response, and Go's
-net/http does the same; the cost, accepted: a service that died mid-request on a reused
-connection gets an idempotent request once more, within the same one deadline. A head cut
-short or over ``HEAD_LIMIT`` is an answer begun, never retried. Nothing else is: not a timeout, not a fresh connection
-closed after the request went out (a hung worker its server killed: the request may be running
-still), not an answer that is not HTTP, not a body broken off, and never an HTTP answer
-(retrying a 503 ``database_busy`` would triple the load on the busy database; retrying a login
-callback would burn its single-use state). A deadline spent between attempts (a backoff after
-refused connections) answers 502 as the last error would have, not 504: the service refused. ``/readyz`` shows each upstream's breaker state, its
-count of consecutive failures and the last ``/livez`` probe.
+timeout; a POST is tried once, even when no connection was made): only a connection that could
+not be made is tried again, and a request on a pooled connection that closed before any byte of
+an answer arrived (the keep-alive race: the service had closed it as the request went out) once
+more on a fresh one, uncounted. RFC 9110 §9.2.2 allows retrying an idempotent request when the
+connection closed before any response, and Go's net/http does the same; the cost, accepted: a
+service that died mid-request on a reused connection gets an idempotent request once more,
+within the same one deadline. Nothing else is tried again: not a head cut short or over
+``HEAD_LIMIT`` (an answer begun), not a timeout, not a fresh connection closed after the request
+went out (a hung worker its server killed: the request may be running still), not an answer
+that is not HTTP, not a body broken off, and never an HTTP answer (retrying a 503
+``database_busy`` would triple the load on the busy database; retrying a login callback would
+burn its single-use state). A deadline spent between attempts (a backoff after refused
+connections) answers 502 as the last error would have, not 504: the service refused, it did not
+hang. ``/readyz`` shows each upstream's breaker state, its count of consecutive failures and the
+last ``/livez`` probe.
 """
 from __future__ import annotations
 
