@@ -334,28 +334,35 @@ class Pool:
         """Send one request and read the response head.
 
         :raise UpstreamError: no connection, the connection broke before the head arrived,
-            or the head is not HTTP/1.x. :raise TimeoutError: no head within ``timeout_s``.
+            or the head is not HTTP/1.x. :raise TimeoutError: no head within ``timeout_s``
+            (connecting and every interim answer included).
         """
-        connection = await self._connection(connect_timeout_s, fresh)
+        deadline = time.monotonic() + timeout_s
+        connection = await self._connection(min(connect_timeout_s, timeout_s), fresh)
         lines = [f"{method} {target} HTTP/1.1", f"Host: {self.host_header}"]
         lines += [f"{name}: {value}" for name, value in headers if "\r" not in value and "\n" not in value]
         if body or method in ("POST", "PUT", "PATCH"):
             lines.append(f"Content-Length: {len(body)}")
         head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", "replace")
+        interim = False  # a 100 Continue arrived
         try:
             connection.write(head + body if len(body) < 65536 else head)
             if len(body) >= 65536:
                 connection.write(body)
-            raw = await connection.read_until(b"\r\n\r\n", timeout_s)
+            raw = await connection.read_until(b"\r\n\r\n", deadline - time.monotonic())
             while raw.startswith(b"HTTP/1.1 100") or raw.startswith(b"HTTP/1.0 100"):
-                raw = await connection.read_until(b"\r\n\r\n", timeout_s)  # interim answers
+                interim = True
+                raw = await connection.read_until(b"\r\n\r\n", deadline - time.monotonic())  # interim answers
         except TimeoutError:
             connection.close()
             raise
         except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError) as exc:
             connection.close()
+            # Any byte of an answer (a head cut short, an interim answer, a head over the
+            # limit) means the service took the request: not the keep-alive race.
+            answered = interim or bool(connection.buffer) or isinstance(exc, asyncio.LimitOverrunError)
             raise UpstreamError(f"{self.host_header} closed the connection: {exc!r}"[:200],
-                                reused=connection.reused) from exc
+                                reused=connection.reused, answered=answered) from exc
         except BaseException:  # cancelled (the client went away, the gateway stops)
             connection.close()
             raise

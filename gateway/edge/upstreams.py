@@ -23,7 +23,7 @@ within ``(failures - 1) × burst_s`` of its first timeout only if its timeouts c
 every ``burst_s`` (requests sent that often); sparser ones each count anyway, so it opens after
 ``failures`` of them. A request sent before the circuit opened says nothing once a probe has
 closed it; the probe's own verdict is taken at its answer's head, and if its body then breaks
-off the circuit opens again.
+off before any newer request has been answered, the circuit opens again.
 
 After ``failures`` consecutive failures the upstream is *open*: requests are answered 503
 ``upstream_circuit_open`` at once for ``open_s`` seconds; then it is *half-open*: one request
@@ -31,14 +31,21 @@ at a time goes through as a probe, and its success closes the breaker while its 
 it again.
 
 Retries (idempotent methods only, ``retries`` extra attempts, all within the route's one
-timeout): only a connection that could not be made is tried again, and a request on a pooled
-connection the service had closed before answering (the keep-alive race) once more on a fresh
-one, uncounted whatever the method. Nothing else is: not a timeout, not a fresh connection
-closed after the request went out (a hung worker its server killed: the request may be running
-still), not an answer that is not HTTP, not a body broken off, and never an HTTP answer
-(retrying a 503 ``database_busy`` would triple the load on the busy database; retrying a login
-callback would burn its single-use state). ``/readyz`` shows each upstream's breaker state, its
-count of consecutive failures and the last ``/livez`` probe.
+timeout; a POST is tried once, even when no connection was made): only a connection that could
+not be made is tried again, and a request on a pooled connection that closed before any byte of
+an answer arrived (the keep-alive race: the service had closed it as the request went out) once
+more on a fresh one, uncounted. RFC 9110 §9.2.2 allows retrying an idempotent request when the
+connection closed before any response, and Go's net/http does the same; the cost, accepted: a
+service that died mid-request on a reused connection gets an idempotent request once more,
+within the same one deadline. Nothing else is tried again: not a head cut short or over
+``HEAD_LIMIT`` (an answer begun), not a timeout, not a fresh connection closed after the request
+went out (a hung worker its server killed: the request may be running still), not an answer
+that is not HTTP, not a body broken off, and never an HTTP answer (retrying a 503
+``database_busy`` would triple the load on the busy database; retrying a login callback would
+burn its single-use state). A deadline spent between attempts (a backoff after refused
+connections) answers 502 as the last error would have, not 504: the service refused, it did not
+hang. ``/readyz`` shows each upstream's breaker state, its count of consecutive failures and the
+last ``/livez`` probe.
 """
 from __future__ import annotations
 
@@ -75,7 +82,9 @@ class Breaker:
     epoch: int = 0
     counted_at: float = float("-inf")  # when the last failure was counted
     closed_epoch: int = 0  # the epoch a probe last closed the breaker in: older tickets say nothing now
-    closer: int | None = None  # that probe's ticket, until its body has been read (or broke off)
+    # That probe's ticket, until its body broke off or a newer request was answered (the service
+    # is back then: a long stream of the probe's breaking off later is judged as any old ticket).
+    closer: int | None = None
 
     def before(self) -> int:
         """The request's ticket. :raise CircuitOpen: open, or half-open with a probe already in flight."""
@@ -92,6 +101,8 @@ class Breaker:
     def success(self, ticket: int) -> None:
         if self.state != "closed" and ticket != self.epoch:
             return  # an answer to a request sent before the circuit opened: the probe decides
+        if self.closer is not None and ticket > self.closer:
+            self.closer = None
         if self.state != "closed":
             # The probe closes it: requests still in flight from before the circuit opened
             # must not open it again with their failures (they were sent to the broken service).
@@ -186,11 +197,20 @@ class Upstream:
         target = self.base_path + path_qs
         retried = 0
         fresh = False
+        last: UpstreamError | None = None  # the error the next attempt is retrying
         while True:
             remaining = deadline - loop.time()
+            if remaining <= 0 and last is not None:
+                # Out of time between attempts: the service refused (or closed a kept-alive
+                # connection) rather than hung, so 502 as that error alone would have been,
+                # counted only if it was (the keep-alive race is not).
+                if not last.reused or last.answered:
+                    self.breaker.failure(ticket)
+                raise UpstreamUnavailable(f"{self.name} is not reachable") from last
             try:
                 if remaining <= 0:
                     raise TimeoutError
+                # ``timeout_s`` runs from the call: connecting and any 100 Continue come out of it.
                 response = await self.pool.request(method, target, headers, body, timeout_s=remaining,
                                                    connect_timeout_s=min(CONNECT_TIMEOUT_S, remaining), fresh=fresh)
             except TimeoutError as exc:
@@ -203,13 +223,13 @@ class Upstream:
                     # idempotent; otherwise the client is told, and the ticket goes back uncounted
                     # (``send`` releases it).
                     if idempotent:
-                        fresh = True
+                        fresh, last = True, exc
                         continue
                     raise UpstreamUnavailable(f"{self.name} closed a kept-alive connection") from exc
                 if not exc.sent and idempotent and retried < self.retries:
                     # Only a connection never made is tried again: a request that went out on a
                     # fresh connection may be running still (a hung worker its server killed).
-                    retried += 1
+                    retried, last = retried + 1, exc
                     await asyncio.sleep(min(0.05 * retried, max(0.0, deadline - loop.time())))
                     continue
                 self.breaker.failure(ticket)

@@ -225,3 +225,45 @@ def test_a_pool_on_a_unix_socket(tmp_path):
 
     body, head = run_async(scenario())
     assert body == b"ok" and b"Host: licenses.internal:8003\r\n" in head
+
+
+@pytest.mark.parametrize("slow", ["connect", "interim"])
+def test_the_head_timeout_includes_connecting_and_interim_answers(slow):
+    """``timeout_s`` is one deadline from the call: a slow connect or a ``100 Continue`` sent
+    late does not give the head read the whole timeout again."""
+
+    async def scenario():
+        stop = asyncio.Event()
+
+        async def hang(reader, writer):
+            await reader.readuntil(b"\r\n\r\n")
+            if slow == "interim":
+                await asyncio.sleep(0.3)
+                writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+                await writer.drain()
+            await stop.wait()
+            writer.close()
+
+        server = await asyncio.start_server(hang, "127.0.0.1", 0)
+        pool = Pool("127.0.0.1", server.sockets[0].getsockname()[1])
+        if slow == "connect":
+            connect = pool._connection
+
+            async def slow_connect(*args):
+                await asyncio.sleep(0.3)
+                return await connect(*args)
+
+            pool._connection = slow_connect
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        try:
+            with pytest.raises(TimeoutError):
+                await pool.request("GET", "/", [], b"", timeout_s=0.6)
+            return loop.time() - started
+        finally:
+            stop.set()
+            pool.close()
+            server.close()
+            await server.wait_closed()
+
+    assert run_async(scenario()) < 0.85  # 0.6 s in all; 0.3 s + 0.6 s with the timeout restarted

@@ -11,31 +11,55 @@ import struct
 import pytest
 
 from gateway.edge.problems import CircuitOpen, UpstreamTimeout, UpstreamUnavailable
+from gateway.edge.upstream_http import UpstreamError
 from gateway.edge.upstreams import Breaker, Upstream
 from tests.gateway.conftest import run_async, serve_answers
 
 
 def test_a_stale_pooled_connection_is_retried_for_idempotent_methods():
+    """The keep-alive race itself: the service closes a pooled connection as the next GET
+    arrives on it, with no answer (so the pool cannot have seen it closed). The GET is sent once
+    more on a fresh connection, which answers; the breaker counts nothing."""
     async def scenario():
-        server, port, _, connections = await serve_answers([b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\na"],
-                                                    close_after=True)
-        upstream = Upstream("x", f"http://127.0.0.1:{port}", retries=0)
+        heads: list[list[bytes]] = []
+
+        async def handle(reader, writer):
+            seen: list[bytes] = []
+            heads.append(seen)
+            while True:
+                try:
+                    seen.append(await reader.readuntil(b"\r\n\r\n"))
+                except asyncio.IncompleteReadError:
+                    break
+                if len(heads) == 1 and len(seen) == 2:
+                    break  # its idle timer fires as the second request arrives: closed, no answer
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n" + (b"a" if len(heads) == 1 else b"b"))
+                await writer.drain()
+            writer.close()
+            await writer.wait_closed()
+            closed.append(writer)
+
+        closed: list[asyncio.StreamWriter] = []
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        upstream = Upstream("x", f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}", retries=0,
+                            breaker=Breaker(failures=1))
         first = await upstream.send("GET", "/", [], b"", 5)
-        await first.read(5)
-        first.release()  # pooled, but the server closes it
-        await asyncio.sleep(0.05)
-        server_answers = [b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nb"]
-        server2, port2, *_ = await serve_answers(server_answers)
-        upstream.pool.port, upstream.pool._resolved = port2, None  # same pool, the service restarted elsewhere
-        second = await upstream.send("GET", "/", [], b"", 5)
+        assert await first.read(5) == b"a"
+        first.release()  # pooled, still open
+        second = await upstream.send("GET", "/again", [], b"", 5)
         body = await second.read(5)
         second.release()
         await upstream.close()
         server.close()
-        server2.close()
-        return body, upstream.breaker.state
+        await server.wait_closed()
+        while len(closed) < 2:  # every server side closed before the loop ends
+            await asyncio.sleep(0.01)
+        return body, [[h.split(b" ")[1] for h in seen] for seen in heads], upstream.health()
 
-    assert run_async(scenario()) == (b"b", "closed")
+    body, heads, health = run_async(scenario())
+    assert body == b"b"  # from the fresh connection
+    assert heads == [[b"/", b"/again"], [b"/again"]]  # the service saw the GET twice, once per connection
+    assert (health["state"], health["failures"]) == ("closed", 0)
 
 
 def test_post_is_not_retried():
@@ -51,6 +75,30 @@ def test_post_is_not_retried():
         return received
 
     assert len(run_async(scenario())) == 1  # the service saw the payment request once
+
+
+def test_a_post_that_finds_no_connection_is_not_tried_again():
+    """Retries are for idempotent methods only (the module's rule), even when nothing went out:
+    one connect attempt, and the failure is counted."""
+    async def scenario():
+        attempts = 0
+        upstream = Upstream("x", "http://127.0.0.1:1", retries=2, breaker=Breaker(failures=5))
+        original = upstream.pool._connection
+
+        async def counted(*args):
+            nonlocal attempts
+            attempts += 1
+            return await original(*args)
+
+        upstream.pool._connection = counted
+        try:
+            with pytest.raises(UpstreamUnavailable):
+                await upstream.send("POST", "/pay", [], b"{}", 5)
+        finally:
+            await upstream.close()
+        return attempts, upstream.breaker.consecutive
+
+    assert run_async(scenario()) == (1, 1)
 
 
 PROBLEM_503 = (b'HTTP/1.1 503 SERVICE UNAVAILABLE\r\nContent-Type: application/problem+json\r\nRetry-After: 1\r\n'
@@ -365,3 +413,78 @@ def test_a_probe_cancelled_through_send_frees_the_probe_slot():
             await server.wait_closed()
 
     assert run_async(scenario()) == (204, "closed")
+
+
+@pytest.mark.parametrize("answer", [b"HTTP/1.1 200 OK\r\nContent-", b"HTTP/1.1 200 OK\r\nX: " + b"y" * 70000],
+                         ids=["head-cut-short", "head-over-limit"])
+def test_an_answer_begun_on_a_pooled_connection_is_not_retried(answer):
+    """Some of the answer arrived before the pooled connection broke: the service took the
+    request, so it is not the keep-alive race; sent once, and a failure for the breaker."""
+    async def scenario():
+        heads: list[bytes] = []
+
+        async def handle(reader, writer):
+            heads.append(await reader.readuntil(b"\r\n\r\n"))
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\na")
+            await writer.drain()
+            try:
+                heads.append(await reader.readuntil(b"\r\n\r\n"))
+            except asyncio.IncompleteReadError:
+                writer.close()
+                return
+            writer.write(answer)
+            await writer.drain()
+            writer.close()
+
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        upstream = Upstream("x", f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}", retries=2)
+        first = await upstream.send("GET", "/", [], b"", 5)
+        await first.read(5)
+        first.release()  # pooled
+        try:
+            with pytest.raises(UpstreamUnavailable):
+                await upstream.send("GET", "/", [], b"", 5)
+        finally:
+            await upstream.close()
+            server.close()
+            await server.wait_closed()
+        return len(heads), upstream.breaker.consecutive
+
+    assert run_async(scenario()) == (2, 1)
+
+
+def test_a_deadline_spent_on_refused_connections_is_unreachable_not_a_timeout():
+    """Refused, then the backoff outlasts the route's timeout: the service refused rather than
+    hung, so 502 ``upstream_unavailable`` (counted), not 504."""
+    async def scenario():
+        upstream = Upstream("x", "http://127.0.0.1:1", retries=2, breaker=Breaker(failures=5))
+        try:
+            with pytest.raises(UpstreamUnavailable):
+                await upstream.send("GET", "/", [], b"", 0.03)
+        finally:
+            await upstream.close()
+        return upstream.breaker.consecutive
+
+    assert run_async(scenario()) == 1
+
+
+def test_a_deadline_spent_on_the_keep_alive_race_counts_nothing():
+    """The last attempt met the keep-alive race (uncounted) and the deadline is gone before the
+    next: 502, and still no failure for the breaker."""
+    async def scenario():
+        upstream = Upstream("x", "http://127.0.0.1:1", breaker=Breaker(failures=1))
+
+        async def race(*args, **kwargs):
+            await asyncio.sleep(0.05)  # longer than the route's timeout
+            raise UpstreamError("closed as the request went out", reused=True)
+
+        upstream.pool.request = race
+        try:
+            with pytest.raises(UpstreamUnavailable):
+                await upstream.send("GET", "/", [], b"", 0.03)
+        finally:
+            await upstream.close()
+        return upstream.health()
+
+    health = run_async(scenario())
+    assert (health["state"], health["failures"]) == ("closed", 0)

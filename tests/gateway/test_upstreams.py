@@ -143,3 +143,20 @@ def test_a_probe_whose_body_breaks_off_opens_the_breaker_again():
     breaker.success(probe)
     breaker.failure(breaker.before())  # after the probe: an ordinary failure, counted once
     assert (breaker.state, breaker.consecutive) == ("closed", 1)
+
+
+def test_a_probe_body_breaking_off_after_a_newer_answer_does_not_reopen():
+    """A newer request answered after the probe closed the breaker: the service is back, so the
+    probe's long stream breaking off minutes later says nothing on its own."""
+    clock = Clock()
+    breaker = Breaker(failures=5, open_s=1, clock=clock)
+    for _ in range(5):
+        _fail(breaker)
+    clock.now += 1
+    probe = breaker.before()
+    breaker.success(probe)
+    breaker.success(breaker.before())  # a newer request answered
+    clock.now += 300
+    breaker.failure(probe)  # the probe's streamed body breaks off at last
+    assert (breaker.state, breaker.consecutive) == ("closed", 0)
+    breaker.before()
