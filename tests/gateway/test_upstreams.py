@@ -124,15 +124,22 @@ def test_a_failure_from_before_the_circuit_opened_does_not_reopen_what_a_probe_c
     breaker.before()
 
 
-def test_a_probe_whose_body_breaks_off_opens_the_breaker_again():
-    """The probe's verdict is taken at its answer's head: a body that then breaks off reopens it."""
+def _closed_by_a_probe():
+    """``(clock, breaker, probe)``: a breaker opened by five failures, then closed by ``probe``'s
+    answer head one ``open_s`` later."""
     clock = Clock()
     breaker = Breaker(failures=5, open_s=1, clock=clock)
     for _ in range(5):
         _fail(breaker)
     clock.now += 1
     probe = breaker.before()
-    breaker.success(probe)  # the head arrived
+    breaker.success(probe)
+    return clock, breaker, probe
+
+
+def test_a_probe_whose_body_breaks_off_opens_the_breaker_again():
+    """The probe's verdict is taken at its answer's head: a body that then breaks off reopens it."""
+    clock, breaker, probe = _closed_by_a_probe()  # closed at the probe's answer head
     assert breaker.state == "closed"
     breaker.failure(probe)  # then its body broke off (``Upstream.broke_off``)
     assert breaker.state == "open"
@@ -148,13 +155,7 @@ def test_a_probe_whose_body_breaks_off_opens_the_breaker_again():
 def test_a_probe_body_breaking_off_after_a_newer_answer_does_not_reopen():
     """A newer request answered after the probe closed the breaker: the service is back, so the
     probe's long stream breaking off minutes later says nothing on its own."""
-    clock = Clock()
-    breaker = Breaker(failures=5, open_s=1, clock=clock)
-    for _ in range(5):
-        _fail(breaker)
-    clock.now += 1
-    probe = breaker.before()
-    breaker.success(probe)
+    clock, breaker, probe = _closed_by_a_probe()
     breaker.success(breaker.before())  # a newer request answered
     clock.now += 300
     breaker.failure(probe)  # the probe's streamed body breaks off at last
