@@ -16,6 +16,23 @@ from gateway.edge.upstreams import Breaker, Upstream
 from tests.gateway.conftest import run_async, serve_answers
 
 
+async def _with_a_pooled_connection(handle, **options) -> tuple[asyncio.Server, Upstream, bytes]:
+    """``handle`` served on a loopback port, an ``Upstream`` to it (``options``) and one GET
+    answered and released, so that its connection is pooled: ``(server, upstream, first body)``."""
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    upstream = Upstream("x", f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}", **options)
+    first = await upstream.send("GET", "/", [], b"", 5)
+    body = await first.read(5)
+    first.release()  # pooled, still open
+    return server, upstream, body
+
+
+async def _close(server: asyncio.Server, upstream: Upstream) -> None:
+    await upstream.close()
+    server.close()
+    await server.wait_closed()
+
+
 def test_a_stale_pooled_connection_is_retried_for_idempotent_methods():
     """The keep-alive race itself: the service closes a pooled connection as the next GET
     arrives on it, with no answer (so the pool cannot have seen it closed). The GET is sent once
@@ -40,18 +57,12 @@ def test_a_stale_pooled_connection_is_retried_for_idempotent_methods():
             closed.append(writer)
 
         closed: list[asyncio.StreamWriter] = []
-        server = await asyncio.start_server(handle, "127.0.0.1", 0)
-        upstream = Upstream("x", f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}", retries=0,
-                            breaker=Breaker(failures=1))
-        first = await upstream.send("GET", "/", [], b"", 5)
-        assert await first.read(5) == b"a"
-        first.release()  # pooled, still open
+        server, upstream, first = await _with_a_pooled_connection(handle, retries=0, breaker=Breaker(failures=1))
+        assert first == b"a"
         second = await upstream.send("GET", "/again", [], b"", 5)
         body = await second.read(5)
         second.release()
-        await upstream.close()
-        server.close()
-        await server.wait_closed()
+        await _close(server, upstream)
         while len(closed) < 2:  # every server side closed before the loop ends
             await asyncio.sleep(0.01)
         return body, [[h.split(b" ")[1] for h in seen] for seen in heads], upstream.health()
@@ -286,19 +297,12 @@ def test_a_post_on_a_pooled_connection_the_service_had_closed_is_not_a_failure()
             heads.append(await reader.readuntil(b"\r\n\r\n"))  # what its idle timer closes
             writer.close()
 
-        server = await asyncio.start_server(handle, "127.0.0.1", 0)
-        upstream = Upstream("x", f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}",
-                            breaker=Breaker(failures=1))
-        first = await upstream.send("GET", "/", [], b"", 5)
-        await first.read(5)
-        first.release()  # pooled
+        server, upstream, _first = await _with_a_pooled_connection(handle, breaker=Breaker(failures=1))
         try:
             with pytest.raises(UpstreamUnavailable):
                 await upstream.send("POST", "/pay", [], b"{}", 5)
         finally:
-            await upstream.close()
-            server.close()
-            await server.wait_closed()
+            await _close(server, upstream)
         return len(heads), upstream.health()
 
     sent, health = run_async(scenario())
@@ -418,18 +422,12 @@ def test_an_answer_begun_on_a_pooled_connection_is_not_retried(answer):
             await writer.drain()
             writer.close()
 
-        server = await asyncio.start_server(handle, "127.0.0.1", 0)
-        upstream = Upstream("x", f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}", retries=2)
-        first = await upstream.send("GET", "/", [], b"", 5)
-        await first.read(5)
-        first.release()  # pooled
+        server, upstream, _first = await _with_a_pooled_connection(handle, retries=2)
         try:
             with pytest.raises(UpstreamUnavailable):
                 await upstream.send("GET", "/", [], b"", 5)
         finally:
-            await upstream.close()
-            server.close()
-            await server.wait_closed()
+            await _close(server, upstream)
         return len(heads), upstream.breaker.consecutive
 
     assert run_async(scenario()) == (2, 1)
