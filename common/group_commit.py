@@ -61,6 +61,7 @@ NOT_WRITTEN: Any = object()
 # (NOT_WRITTEN for a request it did not write), or None when it wrote nothing.
 CommittedWriter = Callable[[Sequence[Sequence[Any]]], "list[Outcome] | None"]
 
+log = structlog.get_logger("xsn.group_commit")
 COMMITTERS = 2
 MAX_GROUP_ITEMS = 2000  # keeps one group's statements well inside PostgreSQL's 65,535 parameters
 WAIT_SECONDS = 30.0
@@ -92,8 +93,7 @@ class InlineWriter(Generic[Item, Result]):
     def submit(self, items: Sequence[Item]) -> Result:
         """:raise Problem: the request's refusal. :raise SQLAlchemyError: a database error."""
         if self.write_committed is not None:
-            outcomes = _offer(self.write_committed, [items], structlog.get_logger("xsn.group_commit"),
-                              "group_commit_failed")
+            outcomes = _offer(self.write_committed, [items], log, "group_commit_failed")
             if outcomes is not None and outcomes[0] is not NOT_WRITTEN:
                 return _unwrap(outcomes[0])
         return _unwrap(write_alone(self.sessions, items, self.write_one))
@@ -151,7 +151,7 @@ class GroupCommitter(Generic[Item, Result]):
         self.write_committed = write_committed
         self.timeout, self.name, self.failed_event = timeout, name, failed_event
         self.committers, self.max_items, self.wait_seconds = committers, max_items, wait_seconds
-        self.log = logger or structlog.get_logger("xsn.group_commit")
+        self.log = logger or log
         self.groups = 0  # committed groups, and the requests they carried (for tests and logs)
         self.requests = 0
         self._lock = threading.Lock()
