@@ -139,11 +139,7 @@ def test_a_pooled_connection_the_server_closed_is_replaced_before_a_known_codes_
 
 
 def _pool(h):
-    from common.db import get_session
-
-    store = h.app.extensions["licenses"]["stores"].open(get_session)  # builds the pool on first use
-    store.close()
-    return h.app.extensions["licenses"]["stores"].pool()
+    return h.app.extensions["licenses"]["stores"].pool()  # built on first use
 
 
 @pytest.mark.services
