@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from bench._load import stop_group
 from tests.support.suite import TokenFactory, free_port
 
 pytestmark = pytest.mark.e2e
@@ -87,13 +88,7 @@ def _process(argv: list[str], env: dict[str, str], log: Path) -> Iterator[subpro
         try:
             yield proc
         finally:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(5)
+            stop_group(proc)
 
 
 def _wait(url: str, proc: subprocess.Popen, timeout_s: float = 30.0) -> None:

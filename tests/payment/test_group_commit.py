@@ -17,6 +17,7 @@ import requests
 from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 
+from bench._load import stop_group
 from common.db import Database, get_db
 from common.errors import NotFound, Problem
 from common.ops.launcher import gunicorn_argv
@@ -345,12 +346,7 @@ def served_ledger(databases, tokens, tmp_path):
         _wait_ready(base, server)
         yield base, server.pid, url
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(15)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait(5)
+        stop_group(server, wait_s=15)
 
 
 def _wait_ready(base: str, server=None) -> None:
