@@ -7,17 +7,16 @@ killed after ``deadlock_timeout``."""
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
-from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
-from common.db import get_db, utcnow
-from payment.ledger import group_write, one_statement, transfers
+from common.db import get_db
+from payment.ledger import group_write, transfers
 from payment.ledger.transfers import TransferSpec, create_transfers
 from tests.conftest import need
 from tests.payment.conftest import open_test_accounts
+from tests.payment.lock_waits import exact_meanwhile, in_thread, statement_meanwhile
 
 
 @pytest.fixture
@@ -28,54 +27,6 @@ def postgresql(app, session):
     create_transfers(session, [TransferSpec("q", "bank", "clearing", 10, "payment", kind="pending")])
     session.commit()
     return get_db(app)
-
-
-def _in_thread(work) -> tuple[threading.Thread, dict]:
-    """``work()`` started in a thread; the dict gets its result or what it raised."""
-    outcome: dict = {}
-
-    def run() -> None:
-        try:
-            outcome["value"] = work()
-        except Exception as exc:
-            outcome["value"] = exc
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    return thread, outcome
-
-
-def _statement_meanwhile(db, specs, paused: threading.Thread, go_on: threading.Event):
-    """The one statement writing ``specs`` on a connection of its own while ``paused`` waits for
-    ``go_on``, which is set once the statement waits on a row lock; its results, or what it raised."""
-    with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-        pid = connection.connection.driver_connection.info.backend_pid
-        thread, outcome = _in_thread(lambda: one_statement.write_new(connection, specs, now=utcnow()))
-        _release_once_waiting(db, pid, thread, paused, go_on)
-    return outcome["value"]
-
-
-def _exact_meanwhile(db, specs, paused: threading.Thread, go_on: threading.Event):
-    """As :func:`_statement_meanwhile`, for ``create_transfers`` in a session of its own, committed."""
-    with db.session() as session:
-        pid = session.connection().connection.driver_connection.info.backend_pid
-        thread, outcome = _in_thread(lambda: (create_transfers(session, specs), session.commit())[0])
-        _release_once_waiting(db, pid, thread, paused, go_on)
-    return outcome["value"]
-
-
-def _release_once_waiting(db, pid: int, thread: threading.Thread, paused: threading.Thread,
-                          go_on: threading.Event) -> None:
-    with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as watcher:
-        deadline = time.monotonic() + 30
-        while watcher.scalar(text("SELECT wait_event_type FROM pg_stat_activity WHERE pid = :pid"),
-                             {"pid": pid}) != "Lock":
-            assert time.monotonic() < deadline, "the writer never waited on a row lock"
-            time.sleep(0.01)
-    go_on.set()
-    for waiting in (paused, thread):
-        waiting.join(30)
-    assert not (paused.is_alive() or thread.is_alive())
 
 
 def _paused(original, pause_after, stop: threading.Event, go_on: threading.Event):
@@ -110,10 +61,10 @@ def test_a_post_and_the_one_statement_naming_its_id_do_not_deadlock(postgresql, 
     # _resolve_pending runs right after the post's INSERT: the pause point
     monkeypatch.setattr(transfers, "_resolve_pending",
                         _paused(transfers._resolve_pending, lambda spec: True, claimed, go_on))
-    post, posted = _in_thread(lambda: _committed(postgresql, lambda session: create_transfers(
+    post, posted = in_thread(lambda: _committed(postgresql, lambda session: create_transfers(
         session, [TransferSpec("x", "bank", "clearing", 10, "payment", kind=kind, pending_id="q")])))
     assert claimed.wait(30)
-    statement = _statement_meanwhile(postgresql, [TransferSpec("x", "bank", "clearing", 5, "payment")], post, go_on)
+    statement = statement_meanwhile(postgresql, [TransferSpec("x", "bank", "clearing", 5, "payment")], post, go_on)
     assert [r.created for r in posted["value"]] == [True], posted
     assert isinstance(statement, IntegrityError), statement
     assert "pk_ledger_transfers" in str(statement)
@@ -126,7 +77,7 @@ def test_a_group_and_the_one_statement_do_not_deadlock(postgresql, monkeypatch):
     hold revenue and wait for bank (its second request, bank -> clearing), the statement hold
     bank and wait for revenue."""
     group, written, go_on = _group_paused_after_its_first_request(postgresql, monkeypatch)
-    statement = _statement_meanwhile(postgresql, [TransferSpec("s", "bank", "revenue", 1, "payment")], group, go_on)
+    statement = statement_meanwhile(postgresql, [TransferSpec("s", "bank", "revenue", 1, "payment")], group, go_on)
     assert [[r.created for r in outcome] for outcome in written["value"]] == [[True], [True]], written
     assert [r.created for r in statement] == [True], statement
 
@@ -137,7 +88,7 @@ def test_a_group_and_the_exact_path_do_not_deadlock(postgresql, monkeypatch):
     _committed(postgresql, lambda session: create_transfers(
         session, [TransferSpec("p", "bank", "revenue", 5, "payment", kind="pending")]))
     group, written, go_on = _group_paused_after_its_first_request(postgresql, monkeypatch)
-    post = _exact_meanwhile(postgresql, [TransferSpec("y", "bank", "revenue", 5, "payment", kind="post",
+    post = exact_meanwhile(postgresql, [TransferSpec("y", "bank", "revenue", 5, "payment", kind="post",
                                                       pending_id="p")], group, go_on)
     assert [[r.created for r in outcome] for outcome in written["value"]] == [[True], [True]], written
     assert [r.created for r in post] == [True], post
@@ -150,7 +101,7 @@ def _group_paused_after_its_first_request(postgresql, monkeypatch):
     first_done, go_on = threading.Event(), threading.Event()
     monkeypatch.setattr(group_write, "create_transfers",
                         _paused(group_write.create_transfers, lambda specs: specs[0].id == "g1", first_done, go_on))
-    group, written = _in_thread(lambda: _committed(postgresql, lambda session: group_write.write_requests(
+    group, written = in_thread(lambda: _committed(postgresql, lambda session: group_write.write_requests(
         session, [[TransferSpec("g1", "revenue", "clearing", 1, "payment")],
                   [TransferSpec("g2", "bank", "clearing", 1, "payment")]])))
     assert first_done.wait(30)

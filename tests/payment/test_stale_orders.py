@@ -21,7 +21,7 @@ from payment.ledger.transfers import TransferSpec
 from payment.models import ChannelCallback, Notice, NoticeEvent, PaymentOrder
 from payment.postings import SUSPENSE
 from tests.conftest import need
-from tests.payment.test_lock_order import _in_thread, _statement_meanwhile
+from tests.payment.lock_waits import in_thread, statement_meanwhile
 
 MCH, APP = "1900000109", "2021000000000001"
 
@@ -285,9 +285,9 @@ def test_a_returned_late_payment_and_the_one_statement_do_not_deadlock(session, 
         with db.session() as own:
             return callbacks.handle_callback(own, adapter, headers, body, now=time.time()).outcome
 
-    late, outcome = _in_thread(callback)
+    late, outcome = in_thread(callback)
     assert first_done.wait(30)
-    statement = _statement_meanwhile(db, [TransferSpec("s", "refunds_payable:wechat", SUSPENSE, 1, "adjustment")],
+    statement = statement_meanwhile(db, [TransferSpec("s", "refunds_payable:wechat", SUSPENSE, 1, "adjustment")],
                                      late, go_on)
     assert outcome["value"] == "posted", outcome
     assert not isinstance(statement, Exception), statement

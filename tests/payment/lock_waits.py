@@ -1,0 +1,62 @@
+"""Two ledger writers on PostgreSQL, one held part-way, the other started meanwhile and let go
+once it waits on a row lock: what the lock-order tests (``test_lock_order``,
+``test_stale_orders``) are made of."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from sqlalchemy import text
+
+from common.db import utcnow
+from payment.ledger import one_statement
+from payment.ledger.transfers import create_transfers
+
+
+def in_thread(work) -> tuple[threading.Thread, dict]:
+    """``work()`` started in a thread; the dict gets its result or what it raised."""
+    outcome: dict = {}
+
+    def run() -> None:
+        try:
+            outcome["value"] = work()
+        except Exception as exc:
+            outcome["value"] = exc
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread, outcome
+
+
+def statement_meanwhile(db, specs, paused: threading.Thread, go_on: threading.Event):
+    """The one statement writing ``specs`` on a connection of its own while ``paused`` waits for
+    ``go_on``, which is set once the statement waits on a row lock; its results, or what it raised."""
+    with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        pid = connection.connection.driver_connection.info.backend_pid
+        thread, outcome = in_thread(lambda: one_statement.write_new(connection, specs, now=utcnow()))
+        release_once_waiting(db, pid, thread, paused, go_on)
+    return outcome["value"]
+
+
+def exact_meanwhile(db, specs, paused: threading.Thread, go_on: threading.Event):
+    """As :func:`statement_meanwhile`, for ``create_transfers`` in a session of its own, committed."""
+    with db.session() as session:
+        pid = session.connection().connection.driver_connection.info.backend_pid
+        thread, outcome = in_thread(lambda: (create_transfers(session, specs), session.commit())[0])
+        release_once_waiting(db, pid, thread, paused, go_on)
+    return outcome["value"]
+
+
+def release_once_waiting(db, pid: int, thread: threading.Thread, paused: threading.Thread,
+                          go_on: threading.Event) -> None:
+    with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as watcher:
+        deadline = time.monotonic() + 30
+        while watcher.scalar(text("SELECT wait_event_type FROM pg_stat_activity WHERE pid = :pid"),
+                             {"pid": pid}) != "Lock":
+            assert time.monotonic() < deadline, "the writer never waited on a row lock"
+            time.sleep(0.01)
+    go_on.set()
+    for waiting in (paused, thread):
+        waiting.join(30)
+    assert not (paused.is_alive() or thread.is_alive())
