@@ -1,17 +1,24 @@
-"""Two ledger writers on PostgreSQL, one held part-way, the other started meanwhile and let go
-once it waits on a row lock: what the lock-order tests (``test_lock_order``,
-``test_stale_orders``) are made of."""
+"""What the ledger's lock tests on PostgreSQL are made of: two writers, one held part-way and the
+other started meanwhile and let go once it waits on a row lock (``test_lock_order``,
+``test_stale_orders``), and the statements a session sends, with the session path's locking
+read (``test_ledger_locking``, ``test_ledger``)."""
 
 from __future__ import annotations
 
 import threading
 import time
+from contextlib import contextmanager
 
-from sqlalchemy import text
+from sqlalchemy import event, text
 
 from common.db import utcnow
 from payment.ledger import one_statement
 from payment.ledger.transfers import create_transfers
+
+# The session path's locking read of the accounts (``transfers._lock_accounts``,
+# ``transfers.hold_accounts``), as sent: the one statement's own lock reads differently.
+LOCKING_READ = 'ORDER BY ledger_accounts.id COLLATE "C" FOR NO KEY UPDATE'
+
 
 
 def in_thread(work) -> tuple[threading.Thread, dict]:
@@ -60,3 +67,19 @@ def release_once_waiting(db, pid: int, thread: threading.Thread, paused: threadi
     for waiting in (paused, thread):
         waiting.join(30)
     assert not (paused.is_alive() or thread.is_alive())
+
+
+@contextmanager
+def sent_statements(session):
+    """The statements ``session``'s engine sends meanwhile (rolled back afterwards)."""
+    engine, sent = session.get_bind(), []
+
+    def catch(conn, cursor, statement, parameters, context, executemany):
+        sent.append((statement, parameters))
+
+    event.listen(engine, "before_cursor_execute", catch)
+    try:
+        yield sent
+    finally:
+        event.remove(engine, "before_cursor_execute", catch)
+        session.rollback()

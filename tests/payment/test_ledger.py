@@ -156,28 +156,17 @@ def test_accounts_are_locked_in_code_point_order_as_python_sorts_them(ledger):
     round; CI's database is C.UTF-8, where the two agree anyway, so the statements sent are checked:
     the session path's locking reads (``_lock_accounts``, ``hold_accounts``), caught as they are sent, and the one
     statement's text)."""
-    from sqlalchemy import event
-
     from payment.ledger import one_statement, transfers
     from tests.conftest import need
+    from tests.payment.lock_waits import LOCKING_READ, sent_statements
 
-    engine = ledger.get_bind()
-    if engine.dialect.name != "postgresql":  # SQLite has no locking reads (it locks the database)
+    if ledger.get_bind().dialect.name != "postgresql":  # SQLite has no locking reads (it locks the database)
         need("XSN_TEST_DATABASE_URL (PostgreSQL)")
-    sent: list[str] = []
-
-    def catch(conn, cursor, statement, parameters, context, executemany):
-        sent.append(statement)
-
-    event.listen(engine, "before_cursor_execute", catch)
-    try:
+    with sent_statements(ledger) as sent:
         assert set(transfers._lock_accounts(ledger, {"bank", "clearing", "revenue"})) == {"bank", "clearing", "revenue"}
         ledger.rollback()
         transfers.hold_accounts(ledger, {"bank", "clearing", "revenue"})  # the exact path's and a group's
-        ledger.rollback()
-    finally:
-        event.remove(engine, "before_cursor_execute", catch)
-    locking = [s for s in sent if "FOR NO KEY UPDATE" in s or "FOR UPDATE" in s]
+    locking = [s for s, _ in sent if "FOR NO KEY UPDATE" in s or "FOR UPDATE" in s]
     assert len(locking) == 2, sent
-    assert all('ORDER BY ledger_accounts.id COLLATE "C" FOR NO KEY UPDATE' in s for s in locking), locking
+    assert all(LOCKING_READ in s for s in locking), locking
     assert 'ORDER BY a.id COLLATE "C"' in one_statement._WRITE_NEW

@@ -4,10 +4,7 @@
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-
 import pytest
-from sqlalchemy import event
 
 from common.db import get_db
 from payment.ledger import group_write, transfers
@@ -15,8 +12,7 @@ from payment.ledger.models import LedgerAccount
 from payment.ledger.transfers import TransferSpec, create_transfers
 from tests.conftest import need
 from tests.payment.conftest import open_test_accounts
-
-LOCKING_READ = 'ORDER BY ledger_accounts.id COLLATE "C" FOR NO KEY UPDATE'
+from tests.payment.lock_waits import LOCKING_READ, sent_statements
 
 
 @pytest.fixture
@@ -33,22 +29,6 @@ def ledger(app, session):
     return session
 
 
-@contextmanager
-def _sent(session):
-    """The statements ``session``'s engine sends meanwhile (rolled back afterwards)."""
-    engine, sent = session.get_bind(), []
-
-    def catch(conn, cursor, statement, parameters, context, executemany):
-        sent.append((statement, parameters))
-
-    event.listen(engine, "before_cursor_execute", catch)
-    try:
-        yield sent
-    finally:
-        event.remove(engine, "before_cursor_execute", catch)
-        session.rollback()
-
-
 def _locking_reads(sent) -> list:
     return [(statement, parameters) for statement, parameters in sent if LOCKING_READ in statement]
 
@@ -59,20 +39,20 @@ def _locking_reads(sent) -> list:
     (TransferSpec("v", "bank", "clearing", 10, "payment", kind="void", pending_id="r"), 1),
 ], ids=["plainly new", "post", "void"])
 def test_a_replay_locks_its_accounts_unless_it_is_plainly_new(ledger, spec, reads):
-    with _sent(ledger) as sent:
+    with sent_statements(ledger) as sent:
         assert [r.created for r in create_transfers(ledger, [spec])] == [False]
     assert len(_locking_reads(sent)) == reads, sent
 
 
 def test_a_group_of_one_request_takes_no_group_wide_lock(ledger):
-    with _sent(ledger) as sent:
+    with sent_statements(ledger) as sent:
         outcomes = group_write.write_requests(ledger, [[TransferSpec("g1", "revenue", "clearing", 1, "payment")]])
     assert [[r.created for r in outcome] for outcome in outcomes] == [[True]]
     assert _locking_reads(sent) == [], sent
 
 
 def test_a_group_of_two_requests_locks_every_account_once_first(ledger):
-    with _sent(ledger) as sent:
+    with sent_statements(ledger) as sent:
         outcomes = group_write.write_requests(ledger, [[TransferSpec("g1", "revenue", "clearing", 1, "payment")],
                                                        [TransferSpec("g2", "bank", "clearing", 1, "payment")]])
     assert [[r.created for r in outcome] for outcome in outcomes] == [[True], [True]]
@@ -89,7 +69,7 @@ def test_hold_accounts_writes_the_pending_rows_before_it_locks(ledger):
     ledger.add(LedgerAccount(id="late", kind="suspense", name="late", debits_must_not_exceed_credits=False,
                              credits_must_not_exceed_debits=False, debits_pending=0, debits_posted=0,
                              credits_pending=0, credits_posted=0))  # pending, not flushed
-    with _sent(ledger) as sent:
+    with sent_statements(ledger) as sent:
         transfers.hold_accounts(ledger, {"bank", "late"})
     statements = [statement for statement, _ in sent]
     inserted = next(i for i, s in enumerate(statements) if s.startswith("INSERT INTO ledger_accounts"))
