@@ -173,8 +173,8 @@ def test_a_reconnection_that_fails_gives_the_connections_place_back_once(postgre
     from common.db import get_session
 
     pool = _pool(h)
-    assert pool._open == 1
     store = h.app.extensions["licenses"]["stores"].open(get_session)
+    assert pool._open == 1  # the store took its connection when it was opened
 
     def down():
         raise psycopg.OperationalError("connection refused")
