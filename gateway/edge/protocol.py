@@ -8,18 +8,23 @@
   Transfer-Encoding, duplicate Content-Length, obs-fold, bad chunk sizes, oversized heads)
   answered as problem documents, 431 for heads too large, each audited.
 
-This leans on two of aiohttp's internals (``RequestHandler._make_error_handler`` and the
-handler's ``_current_request``/``_messages``); pyproject pins aiohttp below the next
-minor version, and tests/gateway/test_edge_protocol.py exercises each.
+- ``WholeResponse``: an answer whose body is all here, its head and body written at once.
+
+This leans on aiohttp's internals (``RequestHandler._make_error_handler``, the handler's
+``_current_request``/``_messages``, and what ``RequestHandler.finish_response`` asks of a
+response); pyproject pins aiohttp below the next minor version, and tests/gateway/test_edge.py
+and test_edge_whole_response.py exercise each.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
+from http import HTTPStatus
 from typing import Any
 
 from aiohttp import web
+from aiohttp.helpers import rfc822_formatted_time
 from aiohttp.http_exceptions import HttpProcessingError, LineTooLong
 from aiohttp.web_protocol import RequestHandler
 
@@ -110,6 +115,98 @@ class EdgeServer(web.Server):
         return len(self._connections)
 
 
+REASONS = {status.value: status.phrase for status in HTTPStatus}
+WRITE_JOINED = 16 * 1024  # bodies up to this size are copied after the head: one buffer, one send
+
+
+class WholeResponse:
+    """An answer whose body is all here (a service's answer read whole), as aiohttp's
+    ``RequestHandler`` takes a response: ``prepare`` writes head and body in one call,
+    ``write_eof`` has nothing left to do, ``keep_alive`` says whether the connection stays.
+
+    Why not ``web.Response``: its header multidict, five awaited steps and the payload writer
+    measured ~16 µs of CPU per forwarded request (a minimal aiohttp forwarder under wrk at 32
+    connections: 0.107 ms per request, 0.091 with this, medians of 6 alternated rounds). What
+    aiohttp adds is kept: ``Date`` when the service sent none, ``Content-Type:
+    application/octet-stream`` for a body without one, ``Connection`` as the request's version
+    and keep-alive ask, no ``Content-Length`` for 1xx/204/304, the request's own length for
+    ``HEAD`` (``head_length``), and a header with a line break refused (``ValueError``, as
+    aiohttp's writer refuses it: nothing is sent and the connection closes).
+    """
+
+    __slots__ = ("status", "headers", "body", "head_length", "_keep_alive", "_sent")
+
+    def __init__(self, status: int, headers: Iterable[tuple[str, str]], body: bytes | None, *,
+                 head_length: int | None = None) -> None:
+        self.status = status
+        self.headers = headers  # (name, value) pairs without framing fields (Content-Length, Connection)
+        self.body = body  # None: an answer without a body (HEAD, 1xx, 204, 304)
+        self.head_length = head_length
+        self._keep_alive: bool | None = None  # None: as the request asks
+        self._sent = False
+
+    @property
+    def keep_alive(self) -> bool | None:
+        return self._keep_alive
+
+    def force_close(self) -> None:
+        self._keep_alive = False
+
+    async def prepare(self, request: web.BaseRequest) -> None:
+        """:raise ConnectionResetError: the client is gone. :raise ValueError: a header with
+        a line break."""
+        if self._sent:
+            return
+        self._sent = True
+        transport = request.transport
+        if transport is None or transport.is_closing():
+            raise ConnectionResetError("the client closed the connection")
+        keep_alive = request.keep_alive if self._keep_alive is None else self._keep_alive
+        self._keep_alive = keep_alive
+        version = request.version
+        status = self.status
+        lines = [f"HTTP/{version.major}.{version.minor} {status} {REASONS.get(status, '')}"]
+        dated = typed = False
+        for name, value in self.headers:
+            lines.append(f"{name}: {value}")
+            lower = name.lower()
+            if lower == "date":
+                dated = True
+            elif lower == "content-type":
+                typed = True
+        body = self.body
+        if status in (204, 304) or 100 <= status < 200:
+            body = None
+        elif body is not None:
+            lines.append(f"Content-Length: {len(body)}")
+            if body and not typed:
+                lines.append("Content-Type: application/octet-stream")
+        elif self.head_length is not None and request.method == "HEAD":
+            lines.append(f"Content-Length: {self.head_length}")
+        if not dated:
+            lines.append(f"Date: {rfc822_formatted_time()}")
+        if keep_alive and version.minor == 0:
+            lines.append("Connection: keep-alive")
+        elif not keep_alive and version.minor == 1:
+            lines.append("Connection: close")
+        lines.append("\r\n")
+        head = "\r\n".join(lines)
+        # Each line ends with the one CR LF put there: a CR or LF inside a name or value would
+        # let a header start another (response splitting).
+        if head.count("\n") != len(lines) or head.count("\r") != len(lines):
+            raise ValueError("a response header holds a line break")
+        data = head.encode("utf-8")
+        if not body:
+            transport.write(data)
+        elif len(body) <= WRITE_JOINED:
+            transport.write(data + body)
+        else:
+            transport.writelines((data, body))
+
+    async def write_eof(self, data: bytes = b"") -> None:
+        pass  # written whole by ``prepare``
+
+
 def raw_problem_response(problem: EdgeProblem, body: bytes, headers: dict[str, str]) -> bytes:
     lines = [f"HTTP/1.1 {problem.status} {problem.title}"]
     lines += [f"{name}: {value}" for name, value in headers.items()]
@@ -117,7 +214,8 @@ def raw_problem_response(problem: EdgeProblem, body: bytes, headers: dict[str, s
     return "\r\n".join(lines).encode("latin-1") + body
 
 
-__all__ = ["EdgeProtocol", "EdgeServer", "HttpProcessingError", "parse_problem", "raw_problem_response"]
+__all__ = ["EdgeProtocol", "EdgeServer", "HttpProcessingError", "WholeResponse", "parse_problem",
+           "raw_problem_response"]
 
 
 def check_framing(headers) -> None:

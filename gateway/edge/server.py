@@ -47,7 +47,7 @@ from gateway.edge.problems import (
     problem_body,
     problem_headers,
 )
-from gateway.edge.protocol import check_framing, raw_problem_response
+from gateway.edge.protocol import WholeResponse, check_framing, raw_problem_response
 from gateway.edge.routing import FORWARDED_METHODS, Match, RouteTable, Service
 from gateway.edge.tokens import AccessTokens, bearer, check_scopes
 from gateway.edge.upstream_http import Response, UpstreamError
@@ -87,7 +87,7 @@ class Gateway:
         self._timed: dict[str, Any] = {}
 
     # -- the request path --------------------------------------------------------------------
-    async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
+    async def handle(self, request: web.BaseRequest) -> web.StreamResponse | WholeResponse:
         raw_path = request.raw_path.split("?", 1)[0]
         if raw_path in ("/livez", "/readyz", "/metrics") and request.method in ("GET", "HEAD"):
             return self._local(raw_path)
@@ -111,7 +111,7 @@ class Gateway:
             log.exception("gateway_internal_error", request_id=exchange.request_id)
             return await self._problem_response(request, exchange, InternalError("the gateway failed"))
 
-    async def _forward(self, request: web.BaseRequest, exchange: Exchange) -> web.StreamResponse:
+    async def _forward(self, request: web.BaseRequest, exchange: Exchange) -> web.StreamResponse | WholeResponse:
         headers = request.headers
         hosts = headers.getall("Host", [])
         if len(hosts) > 1:
@@ -251,7 +251,7 @@ class Gateway:
         return b"".join(chunks)
 
     async def _relay(self, request: web.BaseRequest, source: Upstream, upstream: Response, exchange: Exchange,
-                     limit_headers: dict[str, str], timeout: float) -> web.StreamResponse:
+                     limit_headers: dict[str, str], timeout: float) -> web.StreamResponse | WholeResponse:
         # Hop-by-hop and framing fields and the service's own CORS headers dropped in one pass.
         headers = response_headers(upstream.headers, upstream.connection_values,
                                    drop_prefix=cors.SERVICE_HEADERS_DROPPED)
@@ -273,10 +273,8 @@ class Gateway:
                 raise UpstreamUnavailable(f"{exchange.upstream} broke off its answer") from exc
             exchange.bytes_out = len(data)
             await self._audit(exchange)
-            response = web.Response(status=upstream.status, body=data if not no_body else None, headers=headers)
-            if no_body and length is not None and request.method == "HEAD":
-                response.headers["Content-Length"] = str(length)
-            return response
+            return WholeResponse(upstream.status, headers.items() if exchange.cors else headers,
+                                 None if no_body else data, head_length=length)
         # Large or unknown length: stream it, never holding it whole.
         response = web.StreamResponse(status=upstream.status, headers=headers)
         if length is not None:

@@ -1,0 +1,173 @@
+"""``protocol.WholeResponse``: a service's answer read whole, written as one head and body.
+
+It stands in for aiohttp's ``web.Response`` on the forwarding path, so what aiohttp wrote
+must still be written: framing, ``Date``, ``Connection`` as the request's version asks, no
+body or length where HTTP forbids them, and no header that could start another.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+from types import SimpleNamespace
+
+import pytest
+import requests
+from aiohttp.http import HttpVersion10, HttpVersion11
+
+from gateway.edge.protocol import WRITE_JOINED, WholeResponse
+from tests.gateway.conftest import parse_raw
+
+
+class Transport:
+    def __init__(self, closing: bool = False) -> None:
+        self.sent: list[bytes] = []
+        self.closing = closing
+
+    def is_closing(self) -> bool:
+        return self.closing
+
+    def write(self, data: bytes) -> None:
+        self.sent.append(bytes(data))
+
+    def writelines(self, parts) -> None:
+        self.sent.append(b"".join(parts))
+
+
+def _request(*, method: str = "GET", version=HttpVersion11, keep_alive: bool = True,
+             transport: Transport | None = None) -> SimpleNamespace:
+    return SimpleNamespace(method=method, version=version, keep_alive=keep_alive,
+                           transport=transport if transport is not None else Transport())
+
+
+def _written(response: WholeResponse, request: SimpleNamespace) -> tuple[str, list[str], bytes]:
+    asyncio.run(response.prepare(request))
+    asyncio.run(response.write_eof())
+    data = b"".join(request.transport.sent)
+    head, _, body = data.partition(b"\r\n\r\n")
+    status_line, *lines = head.decode("latin-1").split("\r\n")
+    return status_line, lines, body
+
+
+def _names(lines: list[str]) -> list[str]:
+    return [line.split(":", 1)[0].lower() for line in lines]
+
+
+def test_a_whole_answer_is_framed_by_its_length_and_keeps_the_connection():
+    response = WholeResponse(200, [("Content-Type", "application/json"), ("Date", "Mon, 07 Dec 2026 15:00:00 GMT"),
+                                   ("Set-Cookie", "a=1"), ("Set-Cookie", "b=2")], b'{"id": 1}')
+    request = _request()
+    status_line, lines, body = _written(response, request)
+    assert status_line == "HTTP/1.1 200 OK"
+    assert "Content-Length: 9" in lines and body == b'{"id": 1}'
+    assert lines.count("Set-Cookie: a=1") == 1 and lines.count("Set-Cookie: b=2") == 1
+    assert _names(lines).count("date") == 1  # the service's own, not a second one
+    assert "connection" not in _names(lines)  # HTTP/1.1 keeps the connection by default
+    assert response.keep_alive is True
+    assert len(request.transport.sent) == 1  # head and body in one write
+
+
+def test_date_and_content_type_are_added_when_the_service_sent_none():
+    _, lines, _ = _written(WholeResponse(200, [], b"x"), _request())
+    assert "Content-Type: application/octet-stream" in lines
+    assert _names(lines).count("date") == 1
+    _, empty, _ = _written(WholeResponse(200, [], b""), _request())
+    assert "Content-Length: 0" in empty and "content-type" not in _names(empty)
+
+
+def test_connection_as_the_request_asks():
+    _, lines, _ = _written(WholeResponse(200, [], b"x"), _request(keep_alive=False))
+    assert "Connection: close" in lines
+    status_line, lines, _ = _written(WholeResponse(200, [], b"x"), _request(version=HttpVersion10))
+    assert status_line == "HTTP/1.0 200 OK" and "Connection: keep-alive" in lines
+    _, lines, _ = _written(WholeResponse(200, [], b"x"), _request(version=HttpVersion10, keep_alive=False))
+    assert "connection" not in _names(lines)  # HTTP/1.0 closes by default
+
+
+def test_force_close_overrides_the_request():
+    response = WholeResponse(200, [], b"x")
+    response.force_close()
+    _, lines, _ = _written(response, _request())
+    assert "Connection: close" in lines and response.keep_alive is False
+
+
+@pytest.mark.parametrize("status", [204, 304, 101])
+def test_no_body_and_no_length_where_http_forbids_them(status):
+    status_line, lines, body = _written(WholeResponse(status, [], None, head_length=12), _request())
+    assert status_line.startswith(f"HTTP/1.1 {status} ")
+    assert "content-length" not in _names(lines) and body == b""
+
+
+def test_head_answers_carry_the_services_length_and_no_body():
+    _, lines, body = _written(WholeResponse(200, [], None, head_length=1234), _request(method="HEAD"))
+    assert "Content-Length: 1234" in lines and body == b""
+    _, lines, _ = _written(WholeResponse(200, [], None), _request(method="HEAD"))
+    assert "content-length" not in _names(lines)
+
+
+def test_an_unknown_status_has_an_empty_reason():
+    status_line, _, _ = _written(WholeResponse(599, [], b""), _request())
+    assert status_line == "HTTP/1.1 599 "
+
+
+@pytest.mark.parametrize("header", [("X-Split", "a\r\nSet-Cookie: evil=1"), ("X-Cr", "a\rb"), ("X-Lf", "a\nb"),
+                                    ("X-Bad\r\nName", "v")])
+def test_a_header_with_a_line_break_is_refused_and_nothing_is_sent(header):
+    request = _request()
+    with pytest.raises(ValueError, match="line break"):
+        asyncio.run(WholeResponse(200, [header], b"x").prepare(request))
+    assert request.transport.sent == []
+
+
+@pytest.mark.parametrize("transport", [None, Transport(closing=True)])
+def test_a_client_gone_is_a_connection_error(transport):
+    request = _request()
+    request.transport = transport
+    with pytest.raises(ConnectionResetError):
+        asyncio.run(WholeResponse(200, [], b"x").prepare(request))
+
+
+def test_prepared_once_and_large_bodies_unchanged():
+    body = bytes(range(256)) * (WRITE_JOINED // 256 + 3)
+    response = WholeResponse(200, [("Content-Type", "application/octet-stream")], body)
+    request = _request()
+    asyncio.run(response.prepare(request))
+    asyncio.run(response.prepare(request))
+    assert len(request.transport.sent) == 1
+    assert request.transport.sent[0].partition(b"\r\n\r\n")[2] == body
+
+
+# -- through a real edge ----------------------------------------------------------------------
+
+def _exchange(port: int, data: bytes) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(data)
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def test_an_http10_client_gets_an_http10_answer_and_the_connection_closes(start_edge):
+    edge = start_edge()
+    raw = (f"GET /seal/x HTTP/1.0\r\nHost: 127.0.0.1:{edge.port}\r\n"
+           f"Authorization: Bearer {edge.tokens.token(aud='xsn:seal')}\r\n\r\n").encode()
+    answer = _exchange(edge.port, raw)  # returns only once the edge closes the connection
+    assert answer.startswith(b"HTTP/1.0 200 OK\r\n")
+    status, headers, body = parse_raw(answer)
+    assert int(headers["content-length"]) == len(body) and json.loads(body)["path"] == "/x"
+    assert headers["date"] and headers["x-request-id"]
+
+
+def test_kept_alive_connection_carries_several_answers(start_edge):
+    edge = start_edge()
+    token = edge.tokens.bearer(aud="xsn:seal")
+    with requests.Session() as session:
+        answers = [session.get(f"{edge.url}/seal/n/{i}", headers=token) for i in range(3)]
+        got = session.get(f"{edge.url}/seal/livez")
+        head = session.head(f"{edge.url}/seal/livez")  # the same answer without its body
+    assert [a.json()["path"] for a in answers] == ["/n/0", "/n/1", "/n/2"]
+    assert head.status_code == 200 and head.content == b""
+    assert int(head.headers["Content-Length"]) == len(got.content) > 0
+    assert len({r["request_id"] for r in edge.records()}) == 5
