@@ -130,8 +130,9 @@ class WholeResponse:
     aiohttp adds is kept: ``Date`` when the service sent none, ``Content-Type:
     application/octet-stream`` for a body without one, ``Connection`` as the request's version
     and keep-alive ask, no ``Content-Length`` for 1xx/204/304, the request's own length for
-    ``HEAD`` (``head_length``), and a header with a line break refused (``ValueError``, as
-    aiohttp's writer refuses it: nothing is sent and the connection closes).
+    ``HEAD`` (``head_length``), a header with a line break refused (``ValueError``, as
+    aiohttp's writer refuses it: nothing is sent and the connection closes), and the wait for a
+    slow client to take what was written (the writer's ``drain``).
     """
 
     __slots__ = ("status", "headers", "body", "head_length", "_keep_alive", "_sent")
@@ -202,6 +203,9 @@ class WholeResponse:
             transport.write(data + body)
         else:
             transport.writelines((data, body))
+        # A client that does not read (pipelining requests for large answers) must not make the
+        # edge hold answer after answer: wait while the transport is over its high-water mark.
+        await request.writer.drain()
 
     async def write_eof(self, data: bytes = b"") -> None:
         pass  # written whole by ``prepare``

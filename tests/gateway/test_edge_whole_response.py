@@ -35,9 +35,17 @@ class Transport:
         self.sent.append(b"".join(parts))
 
 
+class Writer:
+    def __init__(self) -> None:
+        self.drained = 0
+
+    async def drain(self) -> None:
+        self.drained += 1
+
+
 def _request(*, method: str = "GET", version=HttpVersion11, keep_alive: bool = True,
              transport: Transport | None = None) -> SimpleNamespace:
-    return SimpleNamespace(method=method, version=version, keep_alive=keep_alive,
+    return SimpleNamespace(method=method, version=version, keep_alive=keep_alive, writer=Writer(),
                            transport=transport if transport is not None else Transport())
 
 
@@ -66,6 +74,7 @@ def test_a_whole_answer_is_framed_by_its_length_and_keeps_the_connection():
     assert "connection" not in _names(lines)  # HTTP/1.1 keeps the connection by default
     assert response.keep_alive is True
     assert len(request.transport.sent) == 1  # head and body in one write
+    assert request.writer.drained == 1  # and the wait for a slow client to take it
 
 
 def test_date_and_content_type_are_added_when_the_service_sent_none():
