@@ -303,7 +303,7 @@ class Gateway:
 
     # -- errors and audit ----------------------------------------------------------------------
     async def _problem_response(self, request: web.BaseRequest, exchange: Exchange,
-                                problem: EdgeProblem) -> web.StreamResponse:
+                                problem: EdgeProblem) -> WholeResponse:
         exchange.status, exchange.outcome, exchange.reason = problem.status, outcome_of(problem), problem.code
         try:
             await self._audit(exchange)
@@ -311,13 +311,16 @@ class Gateway:
             if problem.code != failed.code:
                 problem = failed
                 exchange.status, exchange.outcome, exchange.reason = problem.status, "error", problem.code
-        response = web.Response(status=problem.status, body=problem_body(problem, exchange.request_id),
-                                headers=problem_headers(problem))
-        response.headers["X-Request-ID"] = exchange.request_id
-        cors.add_headers(response.headers, exchange.cors)
+        headers = problem_headers(problem)
+        headers["X-Request-ID"] = exchange.request_id
+        pairs = headers.items()
+        if exchange.cors:
+            pairs = CIMultiDict(pairs)
+            cors.add_headers(pairs, exchange.cors)
+            pairs = pairs.items()
+        response = WholeResponse(problem.status, pairs, problem_body(problem, exchange.request_id))
         if problem.status in (400, 408, 413, 431) or problem.status >= 500 and problem.code == "internal_error":
             response.force_close()  # the rest of what the client sent cannot be trusted or is unread
-            response.headers["Connection"] = "close"
         return response
 
     async def _audit(self, exchange: Exchange) -> None:
@@ -339,7 +342,7 @@ class Gateway:
             log.error("audit_record_failed", request_id=exchange.request_id, error=str(exc)[:200])
             raise AuditUnavailable("the audit log cannot be written") from exc
 
-    async def parse_error_response(self, request: web.BaseRequest, problem: EdgeProblem) -> web.StreamResponse:
+    async def parse_error_response(self, request: web.BaseRequest, problem: EdgeProblem) -> WholeResponse:
         """For requests aiohttp could not parse (see ``protocol``)."""
         exchange = Exchange(request_id=new_request_id(), source=request.remote or "", method="-", path="-")
         response = await self._problem_response(request, exchange, problem)

@@ -7,7 +7,6 @@ body or length where HTTP forbids them, and no header that could start another.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import socket
 from types import SimpleNamespace
@@ -17,7 +16,7 @@ import requests
 from aiohttp.http import HttpVersion10, HttpVersion11
 
 from gateway.edge.protocol import WRITE_JOINED, WholeResponse
-from tests.gateway.conftest import parse_raw
+from tests.gateway.conftest import parse_raw, run_async
 
 
 class Transport:
@@ -50,8 +49,8 @@ def _request(*, method: str = "GET", version=HttpVersion11, keep_alive: bool = T
 
 
 def _written(response: WholeResponse, request: SimpleNamespace) -> tuple[str, list[str], bytes]:
-    asyncio.run(response.prepare(request))
-    asyncio.run(response.write_eof())
+    run_async(response.prepare(request))
+    run_async(response.write_eof())
     data = b"".join(request.transport.sent)
     head, _, body = data.partition(b"\r\n\r\n")
     status_line, *lines = head.decode("latin-1").split("\r\n")
@@ -91,7 +90,7 @@ def test_connection_as_the_request_asks():
     status_line, lines, _ = _written(WholeResponse(200, [], b"x"), _request(version=HttpVersion10))
     assert status_line == "HTTP/1.0 200 OK" and "Connection: keep-alive" in lines
     _, lines, _ = _written(WholeResponse(200, [], b"x"), _request(version=HttpVersion10, keep_alive=False))
-    assert "connection" not in _names(lines)  # HTTP/1.0 closes by default
+    assert "Connection: close" in lines  # HTTP/1.0's default, said all the same
 
 
 def test_force_close_overrides_the_request():
@@ -108,11 +107,15 @@ def test_no_body_and_no_length_where_http_forbids_them(status):
     assert "content-length" not in _names(lines) and body == b""
 
 
-def test_head_answers_carry_the_services_length_and_no_body():
+def test_head_answers_carry_their_length_and_no_body():
     _, lines, body = _written(WholeResponse(200, [], None, head_length=1234), _request(method="HEAD"))
     assert "Content-Length: 1234" in lines and body == b""
     _, lines, _ = _written(WholeResponse(200, [], None), _request(method="HEAD"))
     assert "content-length" not in _names(lines)
+    # A problem answered to a HEAD: the document's length, not the document.
+    _, lines, body = _written(WholeResponse(401, [("Content-Type", "application/problem+json")], b"{}" * 10),
+                              _request(method="HEAD"))
+    assert "Content-Length: 20" in lines and body == b""
 
 
 def test_an_unknown_status_has_an_empty_reason():
@@ -125,7 +128,7 @@ def test_an_unknown_status_has_an_empty_reason():
 def test_a_header_with_a_line_break_is_refused_and_nothing_is_sent(header):
     request = _request()
     with pytest.raises(ValueError, match="line break"):
-        asyncio.run(WholeResponse(200, [header], b"x").prepare(request))
+        run_async(WholeResponse(200, [header], b"x").prepare(request))
     assert request.transport.sent == []
 
 
@@ -134,15 +137,15 @@ def test_a_client_gone_is_a_connection_error(transport):
     request = _request()
     request.transport = transport
     with pytest.raises(ConnectionResetError):
-        asyncio.run(WholeResponse(200, [], b"x").prepare(request))
+        run_async(WholeResponse(200, [], b"x").prepare(request))
 
 
 def test_prepared_once_and_large_bodies_unchanged():
     body = bytes(range(256)) * (WRITE_JOINED // 256 + 3)
     response = WholeResponse(200, [("Content-Type", "application/octet-stream")], body)
     request = _request()
-    asyncio.run(response.prepare(request))
-    asyncio.run(response.prepare(request))
+    run_async(response.prepare(request))
+    run_async(response.prepare(request))
     assert len(request.transport.sent) == 1
     assert request.transport.sent[0].partition(b"\r\n\r\n")[2] == body
 
@@ -180,3 +183,41 @@ def test_kept_alive_connection_carries_several_answers(start_edge):
     assert head.status_code == 200 and head.content == b""
     assert int(head.headers["Content-Length"]) == len(got.content) > 0
     assert len({r["request_id"] for r in edge.records()}) == 5
+
+
+def test_problem_answers_are_whole_responses_with_their_headers(start_edge):
+    edge = start_edge()
+    raw = f"GET /seal/seals HTTP/1.1\r\nHost: 127.0.0.1:{edge.port}\r\nConnection: close\r\n\r\n".encode()
+    status, headers, body = parse_raw(_exchange(edge.port, raw))
+    assert status == 401 and json.loads(body)["code"] == "token_missing"
+    assert headers["www-authenticate"] == 'Bearer realm="xsn"' and headers["cache-control"] == "no-store"
+    assert headers["content-type"] == "application/problem+json" and int(headers["content-length"]) == len(body)
+    assert headers["x-request-id"] == json.loads(body)["request_id"] and headers["date"]
+    # A HEAD gets the same head without the document.
+    raw = f"HEAD /seal/seals HTTP/1.1\r\nHost: 127.0.0.1:{edge.port}\r\nConnection: close\r\n\r\n".encode()
+    status, head_headers, head_body = parse_raw(_exchange(edge.port, raw))
+    assert status == 401 and head_body == b""
+    assert int(head_headers["content-length"]) == int(headers["content-length"])
+
+
+def test_a_problem_leaves_the_connection_open_unless_the_request_cannot_be_trusted(start_edge):
+    edge = start_edge()
+    host = f"127.0.0.1:{edge.port}"
+    with socket.create_connection(("127.0.0.1", edge.port), timeout=5) as sock:
+        sock.sendall(f"GET /seal/seals HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+        answer = b""
+        while b"\r\n\r\n" not in answer:
+            answer += sock.recv(65536)
+        status, headers, body = parse_raw(answer)
+        while len(body) < int(headers["content-length"]):
+            body += sock.recv(65536)
+        assert status == 401 and "connection" not in headers
+        # The same connection carries the next request.
+        sock.sendall(f"GET /seal/livez HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+        rest = b""
+        while chunk := sock.recv(65536):
+            rest += chunk
+    assert parse_raw(rest)[0] == 200
+    raw = f"GET /seal/%2e%2e/x HTTP/1.1\r\nHost: 127.0.0.1:{edge.port}\r\n\r\n".encode()
+    status, headers, _ = parse_raw(_exchange(edge.port, raw))  # returns once the edge closes
+    assert status == 400 and headers["connection"] == "close"
