@@ -23,7 +23,8 @@ within ``(failures - 1) × burst_s`` of its first timeout only if its timeouts c
 every ``burst_s`` (requests sent that often); sparser ones each count anyway, so it opens after
 ``failures`` of them. A request sent before the circuit opened says nothing once a probe has
 closed it; the probe's own verdict is taken at its answer's head, and if its body then breaks
-off before any newer request has been answered, the circuit opens again.
+off before any newer request has been answered, the circuit opens again (once its body has
+arrived whole, the verdict is final).
 
 After ``failures`` consecutive failures the upstream is *open*: requests are answered 503
 ``upstream_circuit_open`` at once for ``open_s`` seconds; then it is *half-open*: one request
@@ -82,8 +83,9 @@ class Breaker:
     epoch: int = 0
     counted_at: float = float("-inf")  # when the last failure was counted
     closed_epoch: int = 0  # the epoch a probe last closed the breaker in: older tickets say nothing now
-    # That probe's ticket, until its body broke off or a newer request was answered (the service
-    # is back then: a long stream of the probe's breaking off later is judged as any old ticket).
+    # That probe's ticket, until its body arrived whole or broke off, or a newer request was
+    # answered (the service is back then: a long stream of the probe's breaking off later is
+    # judged as any old ticket).
     closer: int | None = None
 
     def before(self) -> int:
@@ -110,6 +112,12 @@ class Breaker:
             self.epoch += 1
             self.closed_epoch = self.epoch
         self.consecutive, self.state, self.probing, self.opened_at = 0, "closed", False, None
+
+    def body_read(self, ticket: int) -> None:
+        """The answer to ``ticket`` arrived whole: if it was the probe that closed the breaker,
+        its verdict is final (nothing said later may be taken for its body breaking off)."""
+        if ticket == self.closer:
+            self.closer = None
 
     def failure(self, ticket: int) -> None:
         now = self.clock()
@@ -168,7 +176,8 @@ class Upstream:
     async def send(self, method: str, path_qs: str, headers: list[tuple[str, str]], body: bytes,
                    timeout_s: float) -> Response:
         """The service's response, head read, body not yet (the caller reads or streams it,
-        then ``release()``s it, and reports a body that broke off with :meth:`broke_off`).
+        then ``release()``s it, and reports a body read whole with :meth:`body_read`, one that
+        broke off with :meth:`broke_off`).
 
         :raise CircuitOpen: the breaker is open. :raise UpstreamUnavailable: no connection, or
             it closed before an answer or broke HTTP (what is tried again: see the module).
@@ -182,6 +191,10 @@ class Upstream:
             raise
         response.ticket = ticket
         return response
+
+    def body_read(self, response: Response) -> None:
+        """The body of ``response`` was read whole (or it had none): the answer is complete."""
+        self.breaker.body_read(response.ticket)
 
     def broke_off(self, response: Response) -> None:
         """The body of ``response`` broke off or timed out: a transport failure after all."""
