@@ -333,11 +333,14 @@ class Pool:
                       timeout_s: float, connect_timeout_s: float = 2.0, fresh: bool = False) -> Response:
         """Send one request and read the response head.
 
-        :raise UpstreamError: no connection, the connection broke before the head arrived,
-            or the head is not HTTP/1.x. :raise TimeoutError: no head within ``timeout_s``
-            (connecting and every interim answer included).
+        :raise UpstreamError: no connection (none made within ``connect_timeout_s`` or
+            ``timeout_s``, whichever is shorter), the connection broke before the head
+            arrived, or the head is not HTTP/1.x. :raise TimeoutError: no head within
+            ``timeout_s`` (connecting and every interim answer included).
         """
         deadline = time.monotonic() + timeout_s
+        # Cut here, where ``timeout_s`` is defined to include connecting, so that no caller (a
+        # retry with little time left, the ``/livez`` probe) can let a connect outlast it.
         connection = await self._connection(min(connect_timeout_s, timeout_s), fresh)
         lines = [f"{method} {target} HTTP/1.1", f"Host: {self.host_header}"]
         lines += [f"{name}: {value}" for name, value in headers if "\r" not in value and "\n" not in value]

@@ -63,7 +63,7 @@ from gateway.edge.upstream_http import Pool, Response, UpstreamError
 
 log = structlog.get_logger("xsn.gateway.upstreams")
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
-CONNECT_TIMEOUT_S = 2.0
+CONNECT_TIMEOUT_S = 2.0  # per attempt: a service not accepting within it is tried again if time is left
 
 
 @dataclass
@@ -224,9 +224,10 @@ class Upstream:
             try:
                 if remaining <= 0:
                     raise TimeoutError
-                # ``timeout_s`` runs from the call: connecting and any 100 Continue come out of it.
+                # ``timeout_s`` runs from the call: connecting and any 100 Continue come out of it
+                # (the pool cuts the connect timeout to it).
                 response = await self.pool.request(method, target, headers, body, timeout_s=remaining,
-                                                   connect_timeout_s=min(CONNECT_TIMEOUT_S, remaining), fresh=fresh)
+                                                   connect_timeout_s=CONNECT_TIMEOUT_S, fresh=fresh)
             except TimeoutError as exc:
                 self.breaker.failure(ticket)
                 raise UpstreamTimeout(f"{self.name} did not answer in time") from exc
