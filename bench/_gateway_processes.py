@@ -1,6 +1,7 @@
 """The processes ``bench.gateway`` runs besides the gateway: a process group started and
-stopped, nginx as the plain reverse proxy it compares with, and (``--unix-socket``) the
-upstream app under gunicorn on a Unix domain socket."""
+stopped and its readiness (the gateway end-to-end tests start theirs with them too), nginx as
+the plain reverse proxy it compares with, and (``--unix-socket``) the upstream app under
+gunicorn on a Unix domain socket (``bench._load.gunicorn`` binds a loopback port only)."""
 
 from __future__ import annotations
 

@@ -8,27 +8,23 @@ opens it.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 import requests
 
-from bench._load import stop_group
+from bench._gateway_processes import process, wait_ready
 from tests.support.suite import TokenFactory, free_port
 
 pytestmark = pytest.mark.e2e
 
-ROOT = Path(__file__).resolve().parents[2]
 BURST = 6  # requests of one group commit
 FAILURES = 3  # the gateway's breaker threshold here: fewer than a burst
 # The stub service: POST /verify waits until a burst of BURST requests is in, then tells each
@@ -80,28 +76,6 @@ class Processes:
     stub: subprocess.Popen
 
 
-@contextlib.contextmanager
-def _process(argv: list[str], env: dict[str, str], log: Path) -> Iterator[subprocess.Popen]:
-    with open(log, "ab") as out:
-        proc = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True)
-        try:
-            yield proc
-        finally:
-            stop_group(proc)
-
-
-def _wait(url: str, proc: subprocess.Popen, timeout_s: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        with contextlib.suppress(requests.RequestException):
-            if requests.get(url, timeout=1).status_code == 200:
-                return
-        assert proc.poll() is None, f"{proc.args} exited with {proc.returncode}"
-        assert time.monotonic() < deadline, f"{url} did not come up"
-        time.sleep(0.1)
-
-
 @pytest.fixture
 def processes(tmp_path) -> Iterator[Processes]:
     stub_port, port = free_port(), free_port()
@@ -118,11 +92,11 @@ def processes(tmp_path) -> Iterator[Processes]:
                XSN_OAUTH_JWKS_URL=TokenFactory(issuer=issuer).write_jwks(tmp_path / "jwks.json"),
                XSN_GATEWAY_ADMIN_URL=stub_url, XSN_GATEWAY_AUDIT_SINK="memory",
                XSN_GATEWAY_BREAKER_FAILURES=str(FAILURES), XSN_GATEWAY_BREAKER_OPEN="30")
-    with _process([sys.executable, "-c", STUB, str(stub_port)], env, tmp_path / "stub.log") as stub, \
-            _process([sys.executable, "-m", "gateway.edge", "--port", str(port)], env,
-                     tmp_path / "gateway.log") as gateway:
-        _wait(f"{stub_url}/livez", stub)
-        _wait(f"{base}/readyz", gateway)
+    with process([sys.executable, "-c", STUB, str(stub_port)], env=env, log=tmp_path / "stub.log") as stub, \
+            process([sys.executable, "-m", "gateway.edge", "--port", str(port)], env=env,
+                    log=tmp_path / "gateway.log") as gateway:
+        wait_ready(f"{stub_url}/livez", proc=stub)
+        wait_ready(f"{base}/readyz", proc=gateway)
         yield Processes(base, stub)
 
 
