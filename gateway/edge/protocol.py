@@ -19,6 +19,7 @@ and test_edge_whole_response.py exercise each.
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Awaitable, Callable, Iterable
 from http import HTTPStatus
 from typing import Any
@@ -117,6 +118,9 @@ class EdgeServer(web.Server):
 
 REASONS = {status.value: status.phrase for status in HTTPStatus}
 WRITE_JOINED = 16 * 1024  # bodies up to this size are copied after the head: one buffer, one send
+# Control characters aiohttp's writer refused in a header ([\x00-\x08\x0a-\x1f\x7f]), less CR and
+# LF: those are counted instead, the head holding exactly the CR LFs ``prepare`` puts there.
+CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 class WholeResponse:
@@ -131,8 +135,9 @@ class WholeResponse:
     application/octet-stream`` for a body without one, ``Connection`` as the request's version
     and keep-alive ask (``close`` said in HTTP/1.0 too), no ``Content-Length`` for 1xx/204/304,
     for ``HEAD`` the length without the body (the service's, ``head_length``, or the body's),
-    a header with a line break refused (``ValueError``, as aiohttp's writer refuses it: nothing
-    is sent and the connection closes), and the wait for a slow client to take what was
+    a header holding a control character other than tab refused (CR, LF, NUL, ESC, DEL...:
+    ``ValueError``, as aiohttp's writer refuses it: nothing is sent and the connection closes),
+    and the wait for a slow client to take what was
     written (the writer's ``drain``).
     """
 
@@ -155,8 +160,8 @@ class WholeResponse:
         self._keep_alive = False
 
     async def prepare(self, request: web.BaseRequest) -> None:
-        """:raise ConnectionResetError: the client is gone. :raise ValueError: a header with
-        a line break."""
+        """:raise ConnectionResetError: the client is gone. :raise ValueError: a header holding
+        a line break or another control character (tab excepted)."""
         if self._sent:
             return
         self._sent = True
@@ -198,9 +203,10 @@ class WholeResponse:
         lines.append("\r\n")
         head = "\r\n".join(lines)
         # Each line ends with the one CR LF put there: a CR or LF inside a name or value would
-        # let a header start another (response splitting).
-        if head.count("\n") != len(lines) or head.count("\r") != len(lines):
-            raise ValueError("a response header holds a line break")
+        # let a header start another (response splitting); NUL, ESC, DEL... are refused as
+        # aiohttp refused them (a service's headers reach the client as it sent them).
+        if head.count("\n") != len(lines) or head.count("\r") != len(lines) or CONTROL.search(head):
+            raise ValueError("a response header holds a line break or another control character")
         data = head.encode("utf-8")
         if not body:
             transport.write(data)

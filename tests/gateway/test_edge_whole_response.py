@@ -120,16 +120,22 @@ def test_head_answers_carry_their_length_and_no_body():
     assert "Content-Length: 20" in lines and body == b""
 
 
+def test_a_tab_in_a_header_value_is_kept():
+    _, lines, _ = _written(WholeResponse(200, [("X-Tab", "a\tb")], b""), _request())
+    assert "X-Tab: a\tb" in lines
+
+
 def test_an_unknown_status_has_an_empty_reason():
     status_line, _, _ = _written(WholeResponse(599, [], b""), _request())
     assert status_line == "HTTP/1.1 599 "
 
 
 @pytest.mark.parametrize("header", [("X-Split", "a\r\nSet-Cookie: evil=1"), ("X-Cr", "a\rb"), ("X-Lf", "a\nb"),
-                                    ("X-Bad\r\nName", "v")])
-def test_a_header_with_a_line_break_is_refused_and_nothing_is_sent(header):
+                                    ("X-Bad\r\nName", "v"), ("X-Nul", "a\x00b"), ("X-Del", "a\x7fb"),
+                                    ("X-Esc", "a\x1bb"), ("X-Bad\x0bName", "v")])
+def test_a_header_with_a_control_character_is_refused_and_nothing_is_sent(header):
     request = _request()
-    with pytest.raises(ValueError, match="line break"):
+    with pytest.raises(ValueError, match="control character"):
         run_async(WholeResponse(200, [header], b"x").prepare(request))
     assert request.transport.sent == []
 
