@@ -180,16 +180,37 @@ def test_an_http10_client_gets_an_http10_answer_and_the_connection_closes(start_
     assert headers["date"] and headers["x-request-id"]
 
 
+def _answer(sock: socket.socket, *, head_only: bool = False) -> tuple[int, dict[str, str], bytes]:
+    """One answer read off a kept-alive connection, by its Content-Length (nothing after it is
+    read: the edge sends the next answer only when asked)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        assert chunk, "the edge closed the connection"
+        data += chunk
+    status, headers, body = parse_raw(data)
+    while not head_only and len(body) < int(headers["content-length"]):
+        chunk = sock.recv(65536)
+        assert chunk, "the edge closed the connection mid-body"
+        body += chunk
+    return status, headers, body
+
+
 def test_kept_alive_connection_carries_several_answers(start_edge):
     edge = start_edge()
-    token = edge.tokens.bearer(aud="xsn:seal")
-    with requests.Session() as session:
-        answers = [session.get(f"{edge.url}/seal/n/{i}", headers=token) for i in range(3)]
-        got = session.get(f"{edge.url}/seal/livez")
-        head = session.head(f"{edge.url}/seal/livez")  # the same answer without its body
-    assert [a.json()["path"] for a in answers] == ["/n/0", "/n/1", "/n/2"]
-    assert head.status_code == 200 and head.content == b""
-    assert int(head.headers["Content-Length"]) == len(got.content) > 0
+    auth = f"Host: 127.0.0.1:{edge.port}\r\nAuthorization: Bearer {edge.tokens.token(aud='xsn:seal')}\r\n"
+    answers = []
+    with socket.create_connection(("127.0.0.1", edge.port), timeout=5) as sock:
+        for request in [f"GET /seal/n/{i} HTTP/1.1\r\n{auth}\r\n" for i in range(3)] + [
+                f"GET /seal/livez HTTP/1.1\r\n{auth}\r\n", f"HEAD /seal/livez HTTP/1.1\r\n{auth}\r\n"]:
+            sock.sendall(request.encode())
+            answers.append(_answer(sock, head_only=request.startswith("HEAD")))
+    assert [status for status, _, _ in answers] == [200] * 5
+    assert all("connection" not in headers for _, headers, _ in answers)  # none said it would close
+    assert [json.loads(body)["path"] for _, _, body in answers[:3]] == ["/n/0", "/n/1", "/n/2"]
+    (_, got_headers, got), (_, head_headers, head_body) = answers[3:]
+    assert head_body == b""  # the same answer without its body
+    assert int(head_headers["content-length"]) == int(got_headers["content-length"]) == len(got) > 0
     assert len({r["request_id"] for r in edge.records()}) == 5
 
 
