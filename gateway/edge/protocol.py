@@ -32,7 +32,7 @@ from aiohttp.web_protocol import RequestHandler
 from gateway.edge.problems import EdgeProblem, HeadersTooLarge, MalformedRequest, Overloaded, RequestTimeout
 
 # (peer, problem) -> response for a request aiohttp could not parse; audited by the gateway.
-ErrorResponder = Callable[[web.BaseRequest, EdgeProblem], Awaitable[web.StreamResponse]]
+ErrorResponder = Callable[[web.BaseRequest, EdgeProblem], Awaitable["web.StreamResponse | WholeResponse"]]
 # (peer, problem) -> raw response bytes for a connection refused before any request.
 RawResponder = Callable[[str | None, EdgeProblem], bytes]
 
@@ -83,7 +83,7 @@ class EdgeProtocol(RequestHandler):
         super().connection_lost(exc)
 
     def _make_error_handler(self, err_info):  # aiohttp internal, see the module docstring
-        async def handler(request: web.BaseRequest) -> web.StreamResponse:
+        async def handler(request: web.BaseRequest) -> web.StreamResponse | WholeResponse:
             return await self._edge.error_responder(request, parse_problem(err_info.exc, err_info.message))
 
         return handler
