@@ -8,12 +8,16 @@
   Transfer-Encoding, duplicate Content-Length, obs-fold, bad chunk sizes, oversized heads)
   answered as problem documents, 431 for heads too large, each audited.
 
-- ``WholeResponse``: an answer whose body is all here, its head and body written at once.
+- ``WholeResponse``: an answer whose body is all here, its head and body written at once;
+- ``StreamedResponse``: aiohttp's streamed answer;
+- neither says ``Server: Python/3.x aiohttp/...`` as aiohttp's answers do (a front door does
+  not advertise its stack; a service's own ``Server`` passes as it sent it).
 
 This leans on aiohttp's internals (``RequestHandler._make_error_handler``, the handler's
-``_current_request``/``_messages``, and what ``RequestHandler.finish_response`` asks of a
-response); pyproject pins aiohttp below the next minor version, and tests/gateway/test_edge.py
-and test_edge_whole_response.py exercise each.
+``_current_request``/``_messages``, what ``RequestHandler.finish_response`` asks of a response,
+``StreamResponse._prepare_headers``); pyproject pins aiohttp below the next minor version, and
+tests/gateway/test_edge.py, test_edge_whole_response.py and test_edge_server_header.py
+exercise each.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from http import HTTPStatus
 from typing import Any
 
-from aiohttp import web
+from aiohttp import hdrs, web
 from aiohttp.helpers import rfc822_formatted_time
 from aiohttp.http_exceptions import HttpProcessingError, LineTooLong
 from aiohttp.web_protocol import RequestHandler
@@ -131,7 +135,8 @@ class WholeResponse:
     Why not ``web.Response``: its header multidict, five awaited steps and the payload writer
     measured ~16 µs of CPU per forwarded request (a minimal aiohttp forwarder under wrk at 32
     connections: 0.107 ms per request, 0.091 with this, medians of 6 alternated rounds). What
-    aiohttp adds is kept: ``Date`` when the service sent none, ``Content-Type:
+    aiohttp adds is kept but its ``Server`` (see the module docstring): ``Date`` when the
+    service sent none, ``Content-Type:
     application/octet-stream`` for a body without one, ``Connection`` as the request's version
     and keep-alive ask (``close`` said in HTTP/1.0 too), no ``Content-Length`` for 1xx/204/304,
     for ``HEAD`` the length without the body (the service's, ``head_length``, or the body's),
@@ -222,6 +227,17 @@ class WholeResponse:
         pass  # written whole by ``prepare``
 
 
+class StreamedResponse(web.StreamResponse):
+    """aiohttp's streamed answer without the ``Server`` header aiohttp adds when the headers
+    have none."""
+
+    async def _prepare_headers(self) -> None:  # aiohttp internal, see the module docstring
+        own = hdrs.SERVER in self.headers  # the service's, passed on
+        await super()._prepare_headers()
+        if not own:
+            self.headers.popall(hdrs.SERVER, None)
+
+
 def raw_problem_response(problem: EdgeProblem, body: bytes, headers: dict[str, str]) -> bytes:
     lines = [f"HTTP/1.1 {problem.status} {problem.title}"]
     lines += [f"{name}: {value}" for name, value in headers.items()]
@@ -229,8 +245,8 @@ def raw_problem_response(problem: EdgeProblem, body: bytes, headers: dict[str, s
     return "\r\n".join(lines).encode("latin-1") + body
 
 
-__all__ = ["EdgeProtocol", "EdgeServer", "HttpProcessingError", "WholeResponse", "parse_problem",
-           "raw_problem_response"]
+__all__ = ["EdgeProtocol", "EdgeServer", "HttpProcessingError", "StreamedResponse", "WholeResponse",
+           "parse_problem", "raw_problem_response"]
 
 
 def check_framing(headers) -> None:

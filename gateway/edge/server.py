@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import time
 from typing import Any
@@ -47,7 +48,7 @@ from gateway.edge.problems import (
     problem_body,
     problem_headers,
 )
-from gateway.edge.protocol import WholeResponse, check_framing, raw_problem_response
+from gateway.edge.protocol import StreamedResponse, WholeResponse, check_framing, raw_problem_response
 from gateway.edge.routing import FORWARDED_METHODS, Match, RouteTable, Service
 from gateway.edge.tokens import AccessTokens, bearer, check_scopes
 from gateway.edge.upstream_http import Response, UpstreamError
@@ -190,7 +191,7 @@ class Gateway:
             raise NoRoute("no service is routed at this path")
         return found[0]
 
-    async def _preflight(self, request: web.BaseRequest, exchange: Exchange, origin: str) -> web.StreamResponse | None:
+    async def _preflight(self, request: web.BaseRequest, exchange: Exchange, origin: str) -> WholeResponse | None:
         """A CORS preflight for a route with a CORS policy, answered here without a token (browsers
         send none); ``None``: the route has no policy, the request goes on as any ``OPTIONS``.
 
@@ -210,7 +211,7 @@ class Gateway:
             raise CorsRefused("this origin, method or header may not call this route")
         exchange.status, exchange.reason = 204, "cors_preflight"
         await self._audit(exchange)
-        return web.Response(status=204, headers={**answer, "X-Request-ID": exchange.request_id})
+        return WholeResponse(204, [*answer.items(), ("X-Request-ID", exchange.request_id)], None)
 
     async def _read_body(self, request: web.BaseRequest, match: Match, exchange: Exchange) -> bytes:
         """The whole body, before anything is forwarded (a slow client costs the service nothing).
@@ -277,7 +278,7 @@ class Gateway:
             return WholeResponse(upstream.status, headers.items() if exchange.cors else headers,
                                  None if no_body else data, head_length=length)
         # Large or unknown length: stream it, never holding it whole.
-        response = web.StreamResponse(status=upstream.status, headers=headers)
+        response = StreamedResponse(status=upstream.status, headers=headers)
         if length is not None:
             response.content_length = length
         await response.prepare(request)
@@ -388,16 +389,20 @@ class Gateway:
             return 503, body
         return 200, body
 
-    def _local(self, path: str) -> web.Response:
+    def _local(self, path: str) -> WholeResponse:
         if path == "/livez":
-            return web.json_response({"status": "ok"})
+            return _json_answer(200, {"status": "ok"})
         if path == "/readyz":
             status, body = self.readiness()
-            return web.json_response(body, status=status)
+            return _json_answer(status, body)
         registry = REGISTRY
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
             from prometheus_client import multiprocess
 
             registry = CollectorRegistry()
             multiprocess.MultiProcessCollector(registry)
-        return web.Response(body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
+        return WholeResponse(200, [("Content-Type", CONTENT_TYPE_LATEST)], generate_latest(registry))
+
+
+def _json_answer(status: int, body: Any) -> WholeResponse:
+    return WholeResponse(status, [("Content-Type", "application/json; charset=utf-8")], json.dumps(body).encode())
