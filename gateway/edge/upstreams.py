@@ -63,7 +63,9 @@ from gateway.edge.upstream_http import Pool, Response, UpstreamError
 
 log = structlog.get_logger("xsn.gateway.upstreams")
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
-CONNECT_TIMEOUT_S = 2.0  # per attempt: a service not accepting within it is tried again if time is left
+# Per attempt: a service not accepting within it is tried again if time is left and the method
+# is idempotent (a POST is tried once: see the module).
+CONNECT_TIMEOUT_S = 2.0
 
 
 @dataclass
