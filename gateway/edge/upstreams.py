@@ -117,7 +117,12 @@ class Breaker:
 
     def body_read(self, ticket: int) -> None:
         """The answer to ``ticket`` arrived whole: if it was the probe that closed the breaker,
-        its verdict is final (nothing said later may be taken for its body breaking off)."""
+        its verdict is final (nothing said later may be taken for its body breaking off).
+
+        Defensive, keeping the state tidy: no code reports a failure under a ticket once its
+        body is complete (``Upstream.broke_off`` is called only for a body that broke off), so
+        this changes no answer today; it keeps ``closer`` from outliving the probe's answer
+        should one ever do so."""
         if ticket == self.closer:
             self.closer = None
 

@@ -1,6 +1,11 @@
 """The half-open probe through the edge: its answer's head closes the breaker, and the ticket
 kept for a body that may still break off (``Breaker.closer``) lasts only until that body has
-arrived whole, read or streamed."""
+arrived whole, read or streamed.
+
+Clearing that ticket (``Breaker.body_read``) is defensive, keeping the breaker's state tidy: no
+code of the edge's reports a failure under a ticket whose body is complete, so no answer a
+client gets depends on it today. The tests below pin the state, and report such a failure by
+hand to show it would be ignored."""
 
 from __future__ import annotations
 
