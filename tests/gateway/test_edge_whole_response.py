@@ -177,7 +177,7 @@ def test_an_http10_client_gets_an_http10_answer_and_the_connection_closes(start_
     assert answer.startswith(b"HTTP/1.0 200 OK\r\n")
     status, headers, body = parse_raw(answer)
     assert int(headers["content-length"]) == len(body) and json.loads(body)["path"] == "/x"
-    assert headers["date"] and headers["x-request-id"]
+    assert headers["x-request-id"]  # the Date here is the service's own: the gateway's is tested above
 
 
 def _answer(sock: socket.socket, *, head_only: bool = False) -> tuple[int, dict[str, str], bytes]:
