@@ -125,6 +125,18 @@ def test_a_tab_in_a_header_value_is_kept():
     assert "X-Tab: a\tb" in lines
 
 
+def test_a_service_s_header_bytes_pass_unchanged():
+    # upstream_http decodes a service's head latin-1: each byte one character, written back as that byte.
+    _, lines, _ = _written(WholeResponse(200, [("X-Name", b"caf\xe9 \xff".decode("latin-1"))], b"x"), _request())
+    assert "X-Name: caf\xe9 \xff" in lines  # _written decodes latin-1: one byte each, not UTF-8's two
+
+
+def test_a_header_beyond_latin1_is_written_as_utf8():
+    request = _request()
+    run_async(WholeResponse(200, [("X-Gateway", "\u4e2d")], b"x").prepare(request))
+    assert b"X-Gateway: \xe4\xb8\xad\r\n" in request.transport.sent[0]  # as aiohttp's writer did
+
+
 def test_an_unknown_status_has_an_empty_reason():
     status_line, _, _ = _written(WholeResponse(599, [], b""), _request())
     assert status_line == "HTTP/1.1 599 "
@@ -167,6 +179,42 @@ def _exchange(port: int, data: bytes) -> bytes:
         while chunk := sock.recv(65536):
             chunks.append(chunk)
     return b"".join(chunks)
+
+
+def _serve_raw(path: str, answer: bytes) -> socket.socket:
+    """A service on a unix socket answering each request with ``answer`` and closing; closing
+    the returned listener stops it."""
+    listener = socket.socket(socket.AF_UNIX)
+    listener.bind(path)
+    listener.listen(8)
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:  # closed: the test is over
+                return
+            with conn:
+                conn.settimeout(5)
+                head = b""
+                while b"\r\n\r\n" not in head and (data := conn.recv(65536)):
+                    head += data
+                if head:
+                    conn.sendall(answer)
+
+    threading.Thread(target=serve, daemon=True).start()
+    return listener
+
+
+def test_a_service_s_header_bytes_reach_the_client_unchanged(start_edge, tmp_path):
+    path = str(tmp_path / "payment.sock")
+    with _serve_raw(path, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Name: caf\xe9\r\nConnection: close\r\n\r\nok"):
+        edge = start_edge(GATEWAY_UPSTREAM_SOCKETS={"payment": path})
+        raw = (f"GET /payment/x HTTP/1.1\r\nHost: 127.0.0.1:{edge.port}\r\nConnection: close\r\n"
+               f"Authorization: Bearer {edge.tokens.token(aud='xsn:payment')}\r\n\r\n").encode()
+        answer = _exchange(edge.port, raw)
+    assert answer.startswith(b"HTTP/1.1 200 OK\r\n") and answer.endswith(b"\r\n\r\nok")
+    assert b"\r\nX-Name: caf\xe9\r\n" in answer  # the byte the service sent, not UTF-8's c3 a9
 
 
 def test_an_http10_client_gets_an_http10_answer_and_the_connection_closes(start_edge):
