@@ -201,7 +201,7 @@ class BatchInsert:
         if not rows:
             return
         connection = session.connection()
-        if connection.dialect.name != "sqlite":
+        if connection.dialect.driver != "pysqlite":  # the standard library's sqlite3, whose errors are mapped below
             self.rows_insert.execute_many(session, rows)  # the Core INSERT when not on psycopg
             return
         sql, values_of, processors = self._sqlite or self._prepare_sqlite(connection.dialect)
