@@ -15,17 +15,14 @@ roots, proofs) is :mod:`common.merkle_log.store`, shared with the seal node's si
 from __future__ import annotations
 
 import math
-import operator
-import sqlite3
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import orjson
 import rfc8785
-from sqlalchemy import Table, func, insert, select
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from common.crypto import merkle
@@ -174,67 +171,10 @@ def row_values(record: Mapping[str, Any], index: int, canonical: bytes | None = 
 
 # -- appends --------------------------------------------------------------------------------
 
-class BatchInsert:
-    """An ``INSERT`` of a batch's rows (each with every column of ``table``), the cheapest way
-    each database takes it: on PostgreSQL :class:`common.merkle_log.driver.RowsInsert` (one
-    statement of column arrays, as the seal log's appends), on SQLite the ``sqlite3`` driver's
-    own ``executemany`` of tuples, elsewhere the Core ``INSERT``.
-
-    Why the SQLite path: SQLAlchemy's ``executemany`` builds and type-processes every row's
-    parameters in Python, which cost more than SQLite's own insert for the writer's rows
-    (measured per row: 3.0 against 1.4 µs for a node, ~10 against ~8 for a record with its six
-    indexes; a record moved writes one record row and two node rows on average). The values are
-    what SQLAlchemy would bind: the columns' own bind processors (here only ``time``'s, an aware
-    datetime written as SQLite's UTC text) run on them, and a driver error is raised as
-    SQLAlchemy raises it (``IntegrityError`` for a duplicate index), so callers see no difference.
-    On PostgreSQL the arrays replaced the Core ``INSERT``'s executemany: per record moved in
-    batches of 500, the writer process 53-62 -> 21-23 µs of CPU and its backend 29-33 -> 15-16.
-    """
-
-    def __init__(self, table: Table) -> None:
-        self.table = table
-        self.statement = insert(table)
-        self.rows_insert = RowsInsert(table)
-        self.columns = [column.key for column in table.c]
-        self._sqlite: tuple[str, operator.itemgetter, list[tuple[int, Any]]] | None = None
-
-    def execute(self, session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
-        """Insert ``rows`` in the session's transaction."""
-        if not rows:
-            return
-        connection = session.connection()
-        if connection.dialect.driver != "pysqlite":  # the standard library's sqlite3, whose errors are mapped below
-            self.rows_insert.execute_many(session, rows)  # the Core INSERT when not on psycopg
-            return
-        sql, values_of, processors = self._sqlite or self._prepare_sqlite(connection.dialect)
-        params = [values_of(row) for row in rows]
-        if processors:
-            params = [list(values) for values in params]
-            for values in params:
-                for position, process in processors:
-                    values[position] = process(values[position])
-        try:
-            # Under the session's transaction: the head's UPDATE began it on this very connection.
-            connection.connection.driver_connection.executemany(sql, params)
-        except sqlite3.Error as error:
-            raise DBAPIError.instance(sql, None, error, sqlite3.Error) from error
-
-    def _prepare_sqlite(self, dialect: Any) -> tuple[str, operator.itemgetter, list[tuple[int, Any]]]:
-        compiled = self.statement.compile(dialect=dialect)
-        names = list(compiled.positiontup or ())
-        if sorted(names) != sorted(self.columns):  # every column, once: the rows carry them all
-            raise RuntimeError(f"unexpected parameters {names} for {self.table.name}")
-        # The dialect's implementation of each type, as SQLAlchemy binds it (a TypeDecorator's own
-        # bind_processor is only its half: UTCDateTime's, not the SQLite DATETIME's text).
-        processors = [(position, process) for position, name in enumerate(names)
-                      if (process := self.table.c[name].type.dialect_impl(dialect).bind_processor(dialect))
-                      is not None]
-        self._sqlite = (str(compiled), operator.itemgetter(*names), processors)
-        return self._sqlite
-
-
-_INSERT_RECORDS = BatchInsert(AuditRecord.__table__)
-_INSERT_NODES = BatchInsert(AuditNode.__table__)
+# The writer's rows go to the driver (common.merkle_log.driver.RowsInsert, as the seal log's):
+# SQLAlchemy's per-row parameter building cost more than SQLite's own insert.
+_INSERT_RECORDS = RowsInsert(AuditRecord.__table__)
+_INSERT_NODES = RowsInsert(AuditNode.__table__)
 
 
 def frontier(size: int) -> list[tuple[int, int]]:
@@ -266,8 +206,8 @@ def append_records(session: Session, records: list[Mapping[str, Any]],
         start, new_nodes = STORE.append_nodes(session, [row["leaf_hash"] for row in rows])
     for offset, row in enumerate(rows):
         row["leaf_index"] = start + offset
-    _INSERT_RECORDS.execute(session, rows)
-    _INSERT_NODES.execute(session, new_nodes)
+    _INSERT_RECORDS.execute_many(session, rows)
+    _INSERT_NODES.execute_many(session, new_nodes)
     return [row["leaf_index"] for row in rows]
 
 

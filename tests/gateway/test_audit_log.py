@@ -11,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 
 from common.crypto import merkle
 from common.db import get_db
+from common.merkle_log.driver import RowsInsert
 from gateway.audit import log
 from gateway.audit.models import AuditNode, AuditRecord
 
@@ -102,12 +103,12 @@ def test_batch_inserts_store_what_the_core_insert_stores(make_app):
               (AuditNode.__table__, "node_index", {"level": 3, "node_index": 100, "hash": bytes(range(32))}))
     with get_db(app).session() as session:
         for table, key, row in tables:
-            log.BatchInsert(table).execute(session, [row, {**row, key: 102}])
+            RowsInsert(table).execute_many(session, [row, {**row, key: 102}])
             session.connection().execute(insert(table), [{**row, key: 101}])
             stored = session.connection().exec_driver_sql(
                 f"SELECT * FROM {table.name} WHERE {key} >= 100 ORDER BY {key}").mappings().all()  # noqa: S608
             assert [r[key] for r in stored] == [100, 101, 102]
             assert len({tuple(v for k, v in r.items() if k != key) for r in stored}) == 1
         with pytest.raises(IntegrityError):
-            log.BatchInsert(AuditNode.__table__).execute(session, [tables[1][2]])
+            RowsInsert(AuditNode.__table__).execute_many(session, [tables[1][2]])
         session.rollback()
