@@ -22,12 +22,12 @@ from typing import Any
 
 import orjson
 import rfc8785
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from common.crypto import merkle
 from common.errors import NotFound, Problem
-from common.merkle_log.driver import pipelined
+from common.merkle_log.driver import RowsInsert, pipelined
 from common.merkle_log.store import HASH, MerkleNodeStore, StoreProblems
 from common.merkle_log.store import HASH_SIZE as HASH_SIZE  # re-exported: verify reads it here
 from gateway.audit.models import HEAD_ID, AuditHead, AuditNode, AuditRecord
@@ -171,8 +171,10 @@ def row_values(record: Mapping[str, Any], index: int, canonical: bytes | None = 
 
 # -- appends --------------------------------------------------------------------------------
 
-_INSERT_RECORDS = insert(AuditRecord.__table__)
-_INSERT_NODES = insert(AuditNode.__table__)
+# The writer's rows go to the driver (common.merkle_log.driver.RowsInsert, as the seal log's):
+# SQLAlchemy's per-row parameter building cost more than SQLite's own insert.
+_INSERT_RECORDS = RowsInsert(AuditRecord.__table__)
+_INSERT_NODES = RowsInsert(AuditNode.__table__)
 
 
 def frontier(size: int) -> list[tuple[int, int]]:
@@ -204,9 +206,8 @@ def append_records(session: Session, records: list[Mapping[str, Any]],
         start, new_nodes = STORE.append_nodes(session, [row["leaf_hash"] for row in rows])
     for offset, row in enumerate(rows):
         row["leaf_index"] = start + offset
-    connection = session.connection()
-    connection.execute(_INSERT_RECORDS, rows)
-    connection.execute(_INSERT_NODES, new_nodes)
+    _INSERT_RECORDS.execute_many(session, rows)
+    _INSERT_NODES.execute_many(session, new_nodes)
     return [row["leaf_index"] for row in rows]
 
 

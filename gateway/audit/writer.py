@@ -23,7 +23,7 @@ from datetime import timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import select
+from sqlalchemy import bindparam, insert, select, update
 
 from common.crypto.keystore import load_kek
 from common.db import Database, utcnow
@@ -33,6 +33,11 @@ from gateway.audit.models import AuditSpoolState
 from gateway.audit.spool.reader import SpoolReader
 
 logger = structlog.get_logger("xsn.gateway.audit.writer")
+
+_STATE = AuditSpoolState.__table__
+_SAVED_POSITION = select(_STATE.c.position).where(_STATE.c.spool_id == bindparam("spool"))
+_INSERT_POSITION = insert(_STATE)
+_SAVE_POSITION = update(_STATE).where(_STATE.c.spool_id == bindparam("spool"))
 
 
 def as_leaf(record: Mapping[str, Any]) -> tuple[dict[str, Any], bytes]:
@@ -84,8 +89,10 @@ class AuditWriter:
             return 0
         self._known_position = None  # unknown until this pass commits (a failure must re-read it)
         with self.database.session() as session:
-            state = session.get(AuditSpoolState, self.spool.spool_id)
-            position = state.position if state is not None else self.spool.first_position()
+            # Core statements, not the ORM's get and flush: a pass's fixed cost (~0.4 ms) is what
+            # a small batch pays per record.
+            saved = session.execute(_SAVED_POSITION, {"spool": self.spool.spool_id}).scalar()
+            position = saved if saved is not None else self.spool.first_position()
             records, after = self.spool.read(position, max_records=self.batch)
             if not records:
                 self.spool.release(position)
@@ -93,10 +100,12 @@ class AuditWriter:
                 return 0
             leaves, canonical = zip(*(as_leaf(r) for r in records), strict=True)
             log.append_records(session, list(leaves), canonical=list(canonical))
-            if state is None:
-                session.add(AuditSpoolState(spool_id=self.spool.spool_id, position=after, updated_at=utcnow()))
+            if saved is None:
+                session.execute(_INSERT_POSITION, {"spool_id": self.spool.spool_id, "position": after,
+                                                   "updated_at": utcnow()})
             else:
-                state.position, state.updated_at = after, utcnow()
+                session.execute(_SAVE_POSITION, {"spool": self.spool.spool_id, "position": after,
+                                                 "updated_at": utcnow()})
             session.commit()
         self._known_position = after
         self.spool.release(after)

@@ -212,7 +212,8 @@ def test_append_nodes_with_a_pipelined_commit_stores_the_reference_tree(any_sess
 def test_rows_insert_keeps_every_value_nulls_and_large_bytes_included(any_session):
     """``RowsInsert``: one ``INSERT ... unnest`` of arrays on PostgreSQL (the ``bytea[]`` and
     ``text[]`` built by hand, or psycopg's own for a column holding a ``memoryview`` or
-    ``bytearray``), the Core insert on SQLite; the rows read back as given either way."""
+    ``bytearray``), ``sqlite3``'s own ``executemany`` on SQLite; the rows read back as given
+    either way."""
     from sqlalchemy import Column, Integer, LargeBinary, MetaData, String, Table
 
 
@@ -236,6 +237,22 @@ def test_rows_insert_keeps_every_value_nulls_and_large_bytes_included(any_sessio
     stored = [dict(row._mapping) for row in session.execute(table.select().order_by(table.c.n))]
     assert [{**row, "blob": bytes(row["blob"]), "other": row["other"] if row["other"] is None else bytes(row["other"])}
             for row in stored] == rows
+
+
+def test_rows_insert_of_one_column_and_a_duplicate_raise_as_sqlalchemy_does(any_session):
+    """A table of one column (its row's values still a tuple of one on SQLite), and a duplicate
+    key: ``IntegrityError`` on either database, as the Core ``INSERT`` raises it."""
+    from sqlalchemy import Column, Integer, MetaData, Table
+    from sqlalchemy.exc import IntegrityError
+
+    table = Table("t_one", MetaData(), Column("n", Integer, primary_key=True))
+    session = any_session
+    table.create(session.connection())
+    RowsInsert(table).execute_many(session, [{"n": 1}, {"n": 2}])
+    assert session.execute(table.select().order_by(table.c.n)).scalars().all() == [1, 2]
+    with pytest.raises(IntegrityError):
+        RowsInsert(table).execute_many(session, [{"n": 3}, {"n": 2}])
+    session.rollback()
 
 
 def test_rows_insert_leaves_text_to_psycopg_on_a_client_encoding_other_than_utf8(databases, postgres_url):

@@ -6,10 +6,14 @@ import pytest
 import rfc8785
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from sqlalchemy import insert
+from sqlalchemy.exc import IntegrityError
 
 from common.crypto import merkle
 from common.db import get_db
+from common.merkle_log.driver import RowsInsert
 from gateway.audit import log
+from gateway.audit.models import AuditNode, AuditRecord
 
 scalars = (st.none() | st.booleans() | st.text() | st.integers(min_value=-(2**60), max_value=2**60)
            | st.floats(allow_nan=False, allow_infinity=False))
@@ -85,3 +89,26 @@ def test_a_bad_record_writes_nothing(make_app):
         assert log.log_size(session) == 0  # refused before the head's advance, not only rolled back
         session.rollback()
         assert log.log_size(session) == 0
+
+
+def test_batch_inserts_store_what_the_core_insert_stores(make_app):
+    """The writer's rows go to the driver itself (SQLite: ``executemany`` of tuples, PostgreSQL:
+    one ``INSERT`` of column arrays): each row reads back, raw, as the Core ``INSERT`` stores it
+    (the time as SQLite's UTC text, say), and a duplicate index is SQLAlchemy's IntegrityError."""
+    app = make_app("gateway")
+    record = {"kind": "request", "time": "2026-12-01T18:00:00.123456+08:00", "request_id": "req-0001",
+              "client_id": "c", "subject": "张三", "method": "GET", "route": "/x/*", "status": 201,
+              "outcome": None, "latency_ms": 1.5}
+    tables = ((AuditRecord.__table__, "leaf_index", log.row_values(record, 100)),
+              (AuditNode.__table__, "node_index", {"level": 3, "node_index": 100, "hash": bytes(range(32))}))
+    with get_db(app).session() as session:
+        for table, key, row in tables:
+            RowsInsert(table).execute_many(session, [row, {**row, key: 102}])
+            session.connection().execute(insert(table), [{**row, key: 101}])
+            stored = session.connection().exec_driver_sql(
+                f"SELECT * FROM {table.name} WHERE {key} >= 100 ORDER BY {key}").mappings().all()  # noqa: S608
+            assert [r[key] for r in stored] == [100, 101, 102]
+            assert len({tuple(v for k, v in r.items() if k != key) for r in stored}) == 1
+        with pytest.raises(IntegrityError):
+            RowsInsert(AuditNode.__table__).execute_many(session, [tables[1][2]])
+        session.rollback()
