@@ -7,6 +7,7 @@ import dataclasses
 import decimal
 import uuid
 from datetime import UTC, date, datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
 
 import marshmallow as ma
 import pytest
@@ -28,6 +29,10 @@ class Point:
     when: date
 
 
+class Instant(datetime):
+    pass
+
+
 class Html:
     def __html__(self) -> str:
         return "<b>bold</b>"
@@ -46,6 +51,15 @@ VALUES = [
       "again": [datetime(2026, 3, 1, 7, 59, 59, tzinfo=timezone(timedelta(hours=8))),
                 datetime(2026, 2, 28, 23, 59, 59, tzinfo=UTC), date(2026, 12, 7), date(2026, 12, 7)]},
      "utf8"),
+    # instants are rendered by json_provider's own formatter: every weekday and month, a year
+    # below 1000, a zone that is not a fixed offset, a zero offset other than UTC's singleton,
+    # a subclass of datetime (Flask's path)
+    ({"days": [datetime(2026, 1, 5, tzinfo=UTC) + timedelta(days=d, hours=d) for d in range(7)],
+      "months": [datetime(2025, m, 28, 23, 59, 59, 999999) for m in range(1, 13)],
+      "early": datetime(7, 3, 4, 5, 6, 7, tzinfo=UTC),
+      "shanghai": datetime(2026, 1, 1, 0, 30, tzinfo=ZoneInfo("Asia/Shanghai")),
+      "zero": datetime(2026, 6, 30, 23, 0, tzinfo=timezone(timedelta(0), "Z")),
+      "sub": Instant(2026, 7, 1, 12, 0, tzinfo=UTC)}, "utf8"),
     ({"amount": decimal.Decimal("12.50"), "id": uuid.UUID(int=5), "point": Point(1, date(2026, 1, 2)),
       "html": Html()}, "utf8"),
     ({2: "int keys", 1: "sorted"}, "utf8"),
