@@ -17,7 +17,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from common.db import get_session
-from common.web.arguments import arguments_or
+from common.web.arguments import arguments_or, documented_by
 from common.web.auth import bearer_token, current_claims, require_token
 from common.web.ratelimit import get_limits
 
@@ -201,8 +201,7 @@ def plain_verify_request(body: object) -> dict | None:
 @verify_blp.route("/verify")
 class Verify(MethodView):
     @arguments_or(verify_blp, VerifyRequestSchema, plain_verify_request)
-    @verify_blp.response(200, VerifyResultSchema)
-    @verify_blp.doc(security=SECURITY)
+    @documented_by(verify_blp.response(200, VerifyResultSchema), verify_blp.doc(security=SECURITY))
     @require_token("licenses:verify")
     def post(self, body):
         """Verify an authorisation code: authorisation, licence status and validity, document, seal

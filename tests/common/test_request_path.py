@@ -101,6 +101,34 @@ class CountedSchema(ma.Schema):  # counts its instances
         super().__init__(*args, **kwargs)
 
 
+class NameSchema(ma.Schema):
+    name = ma.fields.String(required=True)
+
+
+def test_a_view_documented_by_flask_smorest_decorators_has_their_document_and_none_of_their_wrappers():
+    def spec_of(documented: bool) -> dict:
+        app = ServiceFlask(__name__)
+        app.config.update(API_TITLE="t", API_VERSION="1", OPENAPI_VERSION="3.1.0")
+        api = Api(app)
+        blp = Blueprint("answers", __name__)
+        decorators = (blp.response(200, NameSchema), blp.doc(security=[{"bearerAuth": []}]))
+
+        def answer():
+            return app.json.response({"name": "张三"})
+
+        if documented:
+            view = arguments.documented_by(*decorators)(answer)
+            assert view is answer  # called as it is
+        else:
+            view = decorators[0](decorators[1](answer))
+        blp.route("/answer")(view)
+        api.register_blueprint(blp)
+        assert app.test_client().get("/answer").json == {"name": "张三"}
+        return api.spec.to_dict()
+
+    assert spec_of(documented=True) == spec_of(documented=False)
+
+
 def test_importing_common_web_gives_every_services_blueprints_the_parser():
     # No install() here: importing a service's API module (which imports common.web first)
     # must be enough, before its routes are decorated.
