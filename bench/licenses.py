@@ -5,6 +5,7 @@ Run from the repository root (needs PostgreSQL and Debian's ``wrk``)::
     python -m bench.licenses [--postgres postgresql+psycopg://postgres@127.0.0.1:5432/postgres]
                              [--seconds 10] [--connections 32] [--workers 2] [--threads N] [--no-sqlite]
                              [--verify-only] [--hot-codes] [--warmup-seconds 2]
+                             [--trees DIR[,DIR...] --rounds 3]
 
 The licences node runs as production runs it: on PostgreSQL (a fresh database
 ``xsn_bench_licenses_<pid>`` this run creates, migrates, seeds and drops; ``--postgres`` names the
@@ -43,6 +44,15 @@ one run measures:
 ``--verify-only`` measures the PostgreSQL ``/livez`` and online verification only (no SQLite side
 figure, offline or bulk): the quick A/B of a change to the verification path.
 
+``--trees A,B`` (with ``--verify-only``) is that A/B in one command, alternated as a shared machine
+needs: the licences server is started from each tree in turn (its own checkout of the code, e.g.
+``git worktree add`` or ``git archive | tar -x``; it must use the same migrations), ``--rounds``
+times (A, B, A, B, ...), each start measured as above, all against one database, seal node and
+set of codes prepared by this tree. Each run prints a line, then each tree's medians; ``RESULT``
+has per tree, labelled A, B, ... in the order given, each figure's median and its rounds' values
+(``ab_A_server_cpu_ms_per_verify``, ``ab_A_server_cpu_ms_per_verify_runs``). When other work
+shares the cores, compare the server's CPU per verification, not the ratio.
+
 wrk and the services share the machine's cores (wrk's own CPU seconds are reported), so the
 figures are conservative. The last line is ``RESULT {json}``.
 """
@@ -53,6 +63,7 @@ import argparse
 import contextlib
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -170,15 +181,16 @@ def _scalar(db_url: str, query: str):
         engine.dispose()
 
 
-def _measure(env: dict, args, tokens: TokenFactory, codes: list[str]) -> dict:
-    """``/livez`` then ``POST /verify`` on one licences server served like ``xsn run``'s."""
+def _measure(env: dict, args, tokens: TokenFactory, codes: list[str], tree: str | None = None) -> dict:
+    """``/livez`` then ``POST /verify`` on one licences server served like ``xsn run``'s (its code
+    from ``tree``, a checkout's root, when given; else this one's)."""
     window = tokens.token(sub=WINDOW, client_id=WINDOW, scope="licenses:verify", aud="xsn:licenses", lifetime=3600)
     headers = {"Authorization": f"Bearer {window}", "Content-Type": "application/json"}
     lua = (VERIFY_LUA.replace("THREADS", str(1 if args.hot_codes else args.wrk_threads))
            .replace("HOT", str(args.hot_codes).lower()).replace("CODES", ",".join(f'"{c}"' for c in codes)))
     db_url = env.get("XSN_LICENSES_DATABASE_URL")
     with gunicorn("licenses:create_app()", env=env, workers=args.workers, threads=args.licences_threads,
-                  ready_path="/readyz") as server:
+                  ready_path="/readyz", cwd=tree) as server:
         warmup = None
         if args.warmup_seconds:
             # Unmeasured, each endpoint: a worker's first verifications open its database
@@ -259,9 +271,22 @@ def main() -> None:
     parser.add_argument("--no-sqlite", action="store_true", help="skip the SQLite side figure")
     parser.add_argument("--verify-only", action="store_true",
                         help="only /livez and online verification on PostgreSQL (no SQLite, offline or bulk)")
+    parser.add_argument("--trees", type=lambda text: [t for t in text.split(",") if t],
+                        help="with --verify-only: comma-separated checkouts whose licences servers are measured "
+                             "in turn, --rounds times, on one database and seal node (an alternated A/B)")
+    parser.add_argument("--rounds", type=int, default=3, help="with --trees: how many times each tree is measured")
     args = parser.parse_args()
     if args.warmup_seconds < 0:
         parser.error("--warmup-seconds must be 0 or more")
+    if args.trees is not None:
+        if not args.verify_only:
+            parser.error("--trees needs --verify-only")
+        if args.rounds < 1:
+            parser.error("--rounds must be 1 or more")
+        missing = [t for t in args.trees if not (Path(t) / "licenses" / "__init__.py").is_file()]
+        if missing or not args.trees:
+            parser.error(f"--trees: not checkouts of this repository: {', '.join(missing) or '(none given)'}")
+        args.trees = [str(Path(t).resolve()) for t in args.trees]
     # What wrk runs (it has no thread without a connection), and what the script shares the codes
     # among: with more in the script than ran, the codes of the threads missing were never used.
     args.wrk_threads = max(1, min(WRK_THREADS, args.connections))
@@ -295,6 +320,10 @@ def main() -> None:
         with contextlib.suppress(Exception):
             drop_database(args.postgres, DATABASE)
         shutil.rmtree(var, ignore_errors=True)
+    if "ab_runs" in figures:
+        _print_alternation(figures.pop("ab_runs"), figures["ab"])
+        print_result(figures)
+        return
     print(f"wrk: {figures['wrk']}, {args.connections} connections, {args.wrk_threads} threads, "
           f"{args.seconds:.0f} s a run; "
           f"gunicorn {args.workers} gthread workers x {args.licences_threads} threads "
@@ -335,21 +364,14 @@ def _run(args, tokens: TokenFactory, seal_url: str, env: dict, pg_env: dict, db_
         figures["sqlite"] = _measure(env, args, tokens, sqlite_codes)
     app, codes, issuer, holder = _prepare(pg_env, tokens, seal_url, _code_count(args))
     sync_commit, fsync = _scalar(db_url, "SHOW synchronous_commit"), _scalar(db_url, "SHOW fsync")
-    before = _scalar(db_url, ACCEPTED)
-    pg = _measure(pg_env, args, tokens, codes)
-    # Every verification answered 2xx, the warm-up's too, recorded an accepted use (a request
-    # still in flight when wrk stopped may have recorded one more: at least, not equal).
-    answered = [w.requests - w.non2xx for w in (pg["verify"], pg["warmup_verify"]) if w is not None]
-    uses_ok = _scalar(db_url, ACCEPTED) - before >= sum(answered)
-    trivial, verify = pg["trivial"], pg["verify"]
-    figures = {
-        "verify_ratio": round(pg["ratio"], 4), "trivial_per_s": round(trivial.requests_per_s, 1),
-        "verify_per_s": round(verify.requests_per_s, 1), "verify_non_2xx": verify.non2xx,
-        "verify_errors": verify.errors, "verify_p50_ms": verify.p50_ms, "verify_p99_ms": verify.p99_ms,
-        "trivial_p50_ms": trivial.p50_ms,
-        **{k: v for k, v in pg.items() if k.startswith(("server_", "machine_", "database_"))},
-        "wrk_cpu_s_verify": round(verify.wrk_cpu_s, 2), "use_records_ok": uses_ok,
-        "pg_synchronous_commit": sync_commit, "pg_fsync": fsync, **_sqlite_figures(figures.get("sqlite"))}
+    if args.trees:
+        runs = [{"tree": tree, "round": n, **_pg_figures(pg_env, args, tokens, codes, db_url, tree)}
+                for n in range(args.rounds) for tree in args.trees]
+        # the runs are printed one by one; RESULT is flat (bench.result): the summary per tree
+        figures = {"ab_runs": runs, "ab": _alternation(runs, args.trees)}
+    else:
+        figures = {**_pg_figures(pg_env, args, tokens, codes, db_url), **_sqlite_figures(figures.get("sqlite"))}
+    figures.update(pg_synchronous_commit=sync_commit, pg_fsync=fsync)
     if not args.verify_only:
         figures.update(offline(app, holder))
         figures.update(bulk(args, app, issuer, raw_before))
@@ -361,6 +383,66 @@ def _run(args, tokens: TokenFactory, seal_url: str, env: dict, pg_env: dict, db_
         "wrk": wrk_version(),
         "loadavg": " ".join(f"{x:.2f}" for x in os.getloadavg()), "date": date.today().isoformat()})
     return figures
+
+
+def _pg_figures(pg_env: dict, args, tokens: TokenFactory, codes: list[str], db_url: str,
+                tree: str | None = None) -> dict:
+    """One PostgreSQL server start measured (:func:`_measure`), as ``RESULT`` reports it."""
+    before = _scalar(db_url, ACCEPTED)
+    pg = _measure(pg_env, args, tokens, codes, tree)
+    # Every verification answered 2xx, the warm-up's too, recorded an accepted use (a request
+    # still in flight when wrk stopped may have recorded one more: at least, not equal).
+    answered = [w.requests - w.non2xx for w in (pg["verify"], pg["warmup_verify"]) if w is not None]
+    uses_ok = _scalar(db_url, ACCEPTED) - before >= sum(answered)
+    trivial, verify = pg["trivial"], pg["verify"]
+    return {
+        "verify_ratio": round(pg["ratio"], 4), "trivial_per_s": round(trivial.requests_per_s, 1),
+        "verify_per_s": round(verify.requests_per_s, 1), "verify_non_2xx": verify.non2xx,
+        "verify_errors": verify.errors, "verify_p50_ms": verify.p50_ms, "verify_p99_ms": verify.p99_ms,
+        "trivial_p50_ms": trivial.p50_ms,
+        **{k: v for k, v in pg.items() if k.startswith(("server_", "machine_", "database_"))},
+        "wrk_cpu_s_verify": round(verify.wrk_cpu_s, 2), "use_records_ok": uses_ok,
+        "loadavg_1min": round(os.getloadavg()[0], 2)}
+
+
+# What the alternation's summary gives per tree: the median of its rounds, and each round's value.
+AB_FIGURES = ("server_cpu_ms_per_verify", "server_cpu_ms_per_livez", "database_cpu_ms_per_verify", "verify_ratio",
+              "verify_per_s", "machine_cores_verify", "verify_p99_ms")
+
+
+def _tree_label(index: int) -> str:
+    return chr(ord("A") + index) if index < 26 else f"T{index}"
+
+
+def _alternation(runs: list[dict], trees: list[str]) -> dict:
+    """Per tree (labelled A, B, ... in the order given): each figure's median over its rounds and
+    the rounds' values in order (``ab_A_server_cpu_ms_per_verify``, ``..._runs``)."""
+    summary: dict = {}
+    for index, tree in enumerate(trees):
+        mine = [run for run in runs if run["tree"] == tree]
+        figures: dict = {"tree": tree, "use_records_ok": all(run["use_records_ok"] for run in mine),
+                         "non_2xx": sum(run["verify_non_2xx"] for run in mine)}
+        for name in AB_FIGURES:
+            values = [run[name] for run in mine]
+            if None not in values:
+                figures[name] = round(statistics.median(values), 4)
+                figures[f"{name}_runs"] = values
+        summary[_tree_label(index)] = figures
+    return summary
+
+
+def _print_alternation(runs: list[dict], summary: dict) -> None:
+    labels = {figures["tree"]: label for label, figures in summary.items()}
+    for run in runs:
+        print(f"round {run['round']} {labels[run['tree']]} ({run['tree']}): verify_ratio {run['verify_ratio']:.3f} "
+              f"({run['verify_per_s']:,.0f} against {run['trivial_per_s']:,.0f} req/s), server CPU "
+              f"{run['server_cpu_ms_per_verify']} ms/verify, {run['server_cpu_ms_per_livez']} ms/livez, "
+              f"database {run['database_cpu_ms_per_verify']} ms/verify; machine cores busy "
+              f"{run['machine_cores_livez']} / {run['machine_cores_verify']}; non-2xx {run['verify_non_2xx']}, "
+              f"use records ok {run['use_records_ok']}; load {run['loadavg_1min']}")
+    for label, figures in summary.items():
+        medians = ", ".join(f"{name} {figures[name]}" for name in AB_FIGURES if name in figures)
+        print(f"medians {label} ({figures['tree']}): {medians}; use records ok {figures['use_records_ok']}")
 
 
 def _sqlite_figures(sqlite: dict | None) -> dict:

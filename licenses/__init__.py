@@ -32,7 +32,8 @@ def _init(app: Flask, api: Api) -> None:
     def _deliver_after_response(response):
         # A change that wrote to the notification outbox is delivered once the response has
         # been sent (the caller does not wait for the hub); the sweeper in tasks.py retries.
-        if g.get("licenses_deliver") and response.status_code < 400:
+        # g's object, not the proxy (~8 k instructions an attribute): every request passes here
+        if g._get_current_object().get("licenses_deliver") and response.status_code < 400:
             response.call_on_close(lambda: deliver_notifications(app))
         return response
 

@@ -47,7 +47,8 @@ IDEMPOTENCY = {"in": "header", "name": "Idempotency-Key", "required": False,
 
 
 def node() -> dict[str, Any]:
-    return current_app.extensions["licenses"]
+    # the app, not the proxy: an attribute read through current_app costs ~8 k instructions
+    return current_app._get_current_object().extensions["licenses"]
 
 
 def deps() -> Deps:

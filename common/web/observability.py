@@ -70,7 +70,7 @@ def init_app(app: Flask, service: str) -> None:
     def _start() -> None:
         ctx = g._get_current_object()
         ctx.request_started = time.perf_counter()
-        incoming = request.environ.get(_REQUEST_ID_ENVIRON)
+        incoming = request._get_current_object().environ.get(_REQUEST_ID_ENVIRON)
         ctx.request_id = incoming if incoming and REQUEST_ID_RE.match(incoming) else new_request_id()
         # Under sync workers one thread serves request after request: start each one clean.
         clear_contextvars()

@@ -84,7 +84,7 @@ class RateLimits:
 
 
 def get_limits() -> RateLimits:
-    return current_app.extensions["xsn_ratelimits"]
+    return current_app._get_current_object().extensions["xsn_ratelimits"]
 
 
 def rate_limit(limit: str, key: Callable[[], str] | None = None, scope: str | None = None):

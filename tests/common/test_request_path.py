@@ -7,6 +7,7 @@ import dataclasses
 import decimal
 import uuid
 from datetime import UTC, date, datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
 
 import marshmallow as ma
 import pytest
@@ -28,6 +29,10 @@ class Point:
     when: date
 
 
+class Instant(datetime):
+    pass
+
+
 class Html:
     def __html__(self) -> str:
         return "<b>bold</b>"
@@ -46,6 +51,15 @@ VALUES = [
       "again": [datetime(2026, 3, 1, 7, 59, 59, tzinfo=timezone(timedelta(hours=8))),
                 datetime(2026, 2, 28, 23, 59, 59, tzinfo=UTC), date(2026, 12, 7), date(2026, 12, 7)]},
      "utf8"),
+    # instants are rendered by json_provider's own formatter: every weekday and month, a year
+    # below 1000, a zone that is not a fixed offset, a zero offset other than UTC's singleton,
+    # a subclass of datetime (Flask's path)
+    ({"days": [datetime(2026, 1, 5, tzinfo=UTC) + timedelta(days=d, hours=d) for d in range(7)],
+      "months": [datetime(2025, m, 28, 23, 59, 59, 999999) for m in range(1, 13)],
+      "early": datetime(7, 3, 4, 5, 6, 7, tzinfo=UTC),
+      "shanghai": datetime(2026, 1, 1, 0, 30, tzinfo=ZoneInfo("Asia/Shanghai")),
+      "zero": datetime(2026, 6, 30, 23, 0, tzinfo=timezone(timedelta(0), "Z")),
+      "sub": Instant(2026, 7, 1, 12, 0, tzinfo=UTC)}, "utf8"),
     ({"amount": decimal.Decimal("12.50"), "id": uuid.UUID(int=5), "point": Point(1, date(2026, 1, 2)),
       "html": Html()}, "utf8"),
     ({2: "int keys", 1: "sorted"}, "utf8"),
@@ -85,6 +99,34 @@ class CountedSchema(ma.Schema):  # counts its instances
     def __init__(self, *args, **kwargs) -> None:
         type(self).built += 1
         super().__init__(*args, **kwargs)
+
+
+class NameSchema(ma.Schema):
+    name = ma.fields.String(required=True)
+
+
+def test_a_view_documented_by_flask_smorest_decorators_has_their_document_and_none_of_their_wrappers():
+    def spec_of(documented: bool) -> dict:
+        app = ServiceFlask(__name__)
+        app.config.update(API_TITLE="t", API_VERSION="1", OPENAPI_VERSION="3.1.0")
+        api = Api(app)
+        blp = Blueprint("answers", __name__)
+        decorators = (blp.response(200, NameSchema), blp.doc(security=[{"bearerAuth": []}]))
+
+        def answer():
+            return app.json.response({"name": "张三"})
+
+        if documented:
+            view = arguments.documented_by(*decorators)(answer)
+            assert view is answer  # called as it is
+        else:
+            view = decorators[0](decorators[1](answer))
+        blp.route("/answer")(view)
+        api.register_blueprint(blp)
+        assert app.test_client().get("/answer").json == {"name": "张三"}
+        return api.spec.to_dict()
+
+    assert spec_of(documented=True) == spec_of(documented=False)
 
 
 def test_importing_common_web_gives_every_services_blueprints_the_parser():
