@@ -287,6 +287,8 @@ def main() -> None:
         if missing or not args.trees:
             parser.error(f"--trees: not checkouts of this repository: {', '.join(missing) or '(none given)'}")
         args.trees = [str(Path(t).resolve()) for t in args.trees]
+        if len(set(args.trees)) != len(args.trees):
+            parser.error("--trees: a tree given twice")
     # What wrk runs (it has no thread without a connection), and what the script shares the codes
     # among: with more in the script than ran, the codes of the threads missing were never used.
     args.wrk_threads = max(1, min(WRK_THREADS, args.connections))
@@ -365,8 +367,11 @@ def _run(args, tokens: TokenFactory, seal_url: str, env: dict, pg_env: dict, db_
     app, codes, issuer, holder = _prepare(pg_env, tokens, seal_url, _code_count(args))
     sync_commit, fsync = _scalar(db_url, "SHOW synchronous_commit"), _scalar(db_url, "SHOW fsync")
     if args.trees:
+        # Each round starts from the next tree (A B, B A, ...): every run adds use records to the
+        # one database, so a fixed order would always give the later tree the larger table.
+        order = [args.trees[n % len(args.trees):] + args.trees[:n % len(args.trees)] for n in range(args.rounds)]
         runs = [{"tree": tree, "round": n, **_pg_figures(pg_env, args, tokens, codes, db_url, tree)}
-                for n in range(args.rounds) for tree in args.trees]
+                for n in range(args.rounds) for tree in order[n]]
         # the runs are printed one by one; RESULT is flat (bench.result): the summary per tree
         figures = {"ab_runs": runs, "ab": _alternation(runs, args.trees)}
     else:

@@ -97,12 +97,21 @@ def documented_by(*decorators: Callable):
     untouched and ``blp.doc`` only calls the view, but each wrapper still costs a call, an
     ``ensure_sync`` and a ``current_app`` look-up per request (licences' ``/verify``: 29 k
     instructions). The OpenAPI document is the same, being built from ``_apidoc`` alone.
+
+    Only documenting decorators belong here (``response``, ``alt_response``, ``doc``): what
+    ``arguments``, ``etag`` or ``paginate`` do at request time would be dropped, so they are
+    refused; and a view that returned data instead of a ``Response`` would not be dumped.
+
+    :raise ValueError: a decorator that acts at request time was given.
     """
 
     def decorator(view):
         decorated = view
         for document in reversed(decorators):
             decorated = document(decorated)
+        acting = {"arguments", "etag", "pagination"} & set(getattr(decorated, "_apidoc", {}))
+        if acting:
+            raise ValueError(f"documented_by takes documentation only, not {', '.join(sorted(acting))}")
         view._apidoc = decorated._apidoc
         return view
 

@@ -129,6 +129,18 @@ def test_a_view_documented_by_flask_smorest_decorators_has_their_document_and_no
     assert spec_of(documented=True) == spec_of(documented=False)
 
 
+def test_documented_by_refuses_a_decorator_that_acts_at_request_time():
+    blp = Blueprint("acting", __name__)
+
+    def answer():
+        return None
+
+    with pytest.raises(ValueError, match="arguments"):
+        arguments.documented_by(blp.arguments(NameSchema), blp.doc(summary="s"))(answer)
+    with pytest.raises(ValueError, match="etag"):
+        arguments.documented_by(blp.etag)(answer)
+
+
 def test_importing_common_web_gives_every_services_blueprints_the_parser():
     # No install() here: importing a service's API module (which imports common.web first)
     # must be enough, before its routes are decorated.
