@@ -3,8 +3,11 @@ in-memory reference tree, checkpoint publishing, and the node/checkpoint tamper 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import pytest
-from sqlalchemy import create_engine, insert, text
+from sqlalchemy import Table, create_engine, event, insert, text
 from sqlalchemy.orm import Session
 
 from common.crypto import merkle
@@ -166,6 +169,25 @@ def test_self_check_passes_an_intact_log_and_finds_tampering(session, signer):
                      "node_unexpected"]
 
 
+@contextmanager
+def inserts_through_sqlalchemy(session: Session, table: Table) -> Iterator[list[str]]:
+    """The ``INSERT`` statements into ``table`` that went through SQLAlchemy inside the block (a
+    ``before_cursor_execute`` listener): none when ``RowsInsert`` sent its rows to the driver
+    itself (psycopg or ``sqlite3``), one when it fell back to the Core ``INSERT``."""
+    engine = session.get_bind()
+    seen: list[str] = []
+
+    def listener(_conn, _cursor, statement, _parameters, _context, _executemany) -> None:
+        if statement.lstrip().upper().startswith(f"INSERT INTO {table.name.upper()} "):
+            seen.append(statement)
+
+    event.listen(engine, "before_cursor_execute", listener)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", listener)
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def any_session(request):
     """A session on SQLite, or on a fresh PostgreSQL database of the suite's (``databases``,
@@ -225,14 +247,16 @@ def test_rows_insert_keeps_every_value_nulls_and_large_bytes_included(any_sessio
              "other": None if n == 2 else b""} for n in range(4)]
     insert_rows = RowsInsert(table)
     assert insert_rows.hand_built == [(1, "VARCHAR"), (2, "BYTEA"), (3, "BYTEA")]
-    insert_rows.execute_many(session, rows)
     # Bytes of another type than ``bytes`` in a column: that column goes as a list psycopg dumps,
     # beside the hand-built arrays of the others, in the same statement.
     mixed = [{"n": 4, "name": "m", "blob": memoryview(b"view"), "other": b"plain"},
              {"n": 5, "name": "b", "blob": b"bytes", "other": bytearray(b"array")}]
-    insert_rows.execute_many(session, mixed)
+    with inserts_through_sqlalchemy(session, table) as core_inserts:
+        insert_rows.execute_many(session, rows)
+        insert_rows.execute_many(session, mixed)
+        insert_rows.execute_many(session, [])
+    assert core_inserts == []  # the driver's own path ran, not the Core fallback
     rows += mixed
-    insert_rows.execute_many(session, [])
     session.commit()
     stored = [dict(row._mapping) for row in session.execute(table.select().order_by(table.c.n))]
     assert [{**row, "blob": bytes(row["blob"]), "other": row["other"] if row["other"] is None else bytes(row["other"])}
@@ -248,10 +272,12 @@ def test_rows_insert_of_one_column_and_a_duplicate_raise_as_sqlalchemy_does(any_
     table = Table("t_one", MetaData(), Column("n", Integer, primary_key=True))
     session = any_session
     table.create(session.connection())
-    RowsInsert(table).execute_many(session, [{"n": 1}, {"n": 2}])
-    assert session.execute(table.select().order_by(table.c.n)).scalars().all() == [1, 2]
-    with pytest.raises(IntegrityError):
-        RowsInsert(table).execute_many(session, [{"n": 3}, {"n": 2}])
+    with inserts_through_sqlalchemy(session, table) as core_inserts:
+        RowsInsert(table).execute_many(session, [{"n": 1}, {"n": 2}])
+        assert session.execute(table.select().order_by(table.c.n)).scalars().all() == [1, 2]
+        with pytest.raises(IntegrityError):
+            RowsInsert(table).execute_many(session, [{"n": 3}, {"n": 2}])
+    assert core_inserts == []  # raised by the driver's own path, mapped as SQLAlchemy maps it
     session.rollback()
 
 
