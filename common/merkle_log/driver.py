@@ -20,7 +20,6 @@ with the columns' bind processors run on the values.
 from __future__ import annotations
 
 import operator
-import sqlite3
 import struct
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -171,9 +170,9 @@ class RowsInsert:
     in Python, which cost more than SQLite's own insert for the audit writer's rows (measured per
     row: 3.0 against 1.4 µs for a node, ~10 against ~8 for a record with its six indexes). The
     values are what SQLAlchemy would bind: the columns' own bind processors (``UTCDateTime``'s,
-    an aware datetime written as SQLite's UTC text, say) run on them. Only on ``sqlite3``
-    (SQLAlchemy's ``pysqlite``), whose errors are mapped here; any other SQLite driver takes the
-    Core ``INSERT``.
+    an aware datetime written as SQLite's UTC text, say) run on them. Only on SQLAlchemy's
+    ``pysqlite`` dialect (``sqlite3``, or a module of its interface given as ``module=``), whose
+    DB-API errors are mapped here; any other SQLite driver takes the Core ``INSERT``.
     """
 
     def __init__(self, table: Table) -> None:
@@ -248,12 +247,15 @@ class _SQLiteInsert:
             for values in params:
                 for position, process in self.processors:
                     values[position] = process(values[position])
+        # The engine's own DB-API module's errors: an engine built with ``module=`` (pysqlite3,
+        # sqlean) is on the same dialect but raises its module's, not the standard library's.
+        dbapi_error = connection.dialect.loaded_dbapi.Error
         try:
             # On the session's own connection, under its transaction (sqlite3 begins one before
             # an INSERT if none is open; SQLAlchemy's commit or rollback ends it).
             connection.connection.driver_connection.executemany(self.sql, params)
-        except sqlite3.Error as error:
-            raise DBAPIError.instance(self.sql, None, error, sqlite3.Error) from error
+        except dbapi_error as error:
+            raise DBAPIError.instance(self.sql, None, error, dbapi_error) from error
 
 
 _HEADER = struct.Struct("!iiI")  # dimensions, has nulls, element type

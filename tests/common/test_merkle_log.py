@@ -306,3 +306,55 @@ def test_rows_insert_leaves_text_to_psycopg_on_a_client_encoding_other_than_utf8
             session.commit()
     finally:
         engine.dispose()
+
+
+class _OtherSQLiteConnection:
+    """A ``sqlite3`` connection whose ``executemany`` raises the errors of another DB-API module
+    (as pysqlite3 or sqlean, SQLite drivers of SQLAlchemy's ``pysqlite`` dialect, raise their own)."""
+
+    def __init__(self, connection, module) -> None:
+        object.__setattr__(self, "_connection", connection)
+        object.__setattr__(self, "_module", module)
+
+    def __getattr__(self, name):
+        return getattr(self._connection, name)
+
+    def __setattr__(self, name, value) -> None:
+        setattr(self._connection, name, value)
+
+    def executemany(self, sql, params):
+        import sqlite3
+
+        try:
+            return self._connection.executemany(sql, params)
+        except sqlite3.IntegrityError as error:
+            raise self._module.IntegrityError(*error.args) from None
+
+
+def test_rows_insert_maps_the_errors_of_the_engines_own_sqlite_module():
+    """An engine built with ``module=`` another SQLite driver: its errors (not the standard
+    library's ``sqlite3.Error``) are raised as SQLAlchemy raises them, ``IntegrityError`` here."""
+    import sqlite3
+    import types
+
+    from sqlalchemy import Column, Integer, MetaData
+    from sqlalchemy.exc import IntegrityError
+
+    module = types.ModuleType("other_sqlite")
+    module.__dict__.update({name: value for name, value in vars(sqlite3).items() if not name.startswith("__")})
+    module.Error = type("Error", (Exception,), {})
+    module.DatabaseError = type("DatabaseError", (module.Error,), {})
+    module.IntegrityError = type("IntegrityError", (module.DatabaseError,), {})
+    module.connect = lambda *args, **kwargs: _OtherSQLiteConnection(sqlite3.connect(*args, **kwargs), module)
+    table = Table("t_other", MetaData(), Column("n", Integer, primary_key=True))
+    engine = create_engine("sqlite://", module=module)
+    try:
+        with Session(engine) as session:
+            assert session.connection().dialect.driver == "pysqlite"
+            table.create(session.connection())
+            with pytest.raises(IntegrityError) as raised:
+                RowsInsert(table).execute_many(session, [{"n": 1}, {"n": 1}])
+            assert isinstance(raised.value.orig, module.IntegrityError)
+            session.rollback()
+    finally:
+        engine.dispose()
