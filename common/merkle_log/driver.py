@@ -241,21 +241,25 @@ class _SQLiteInsert:
         self.values_of = getter if len(names) > 1 else lambda row: (getter(row),)
 
     def execute(self, connection: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
-        params: list[Any] = [self.values_of(row) for row in rows]
-        if self.processors:
-            params = [list(values) for values in params]
-            for values in params:
-                for position, process in self.processors:
-                    values[position] = process(values[position])
         # The engine's own DB-API module's errors: an engine built with ``module=`` (pysqlite3,
         # sqlean) is on the same dialect but raises its module's, not the standard library's.
-        dbapi_error = connection.dialect.loaded_dbapi.Error
+        dialect = connection.dialect
+        dbapi_error = dialect.loaded_dbapi.Error
         try:
+            params: list[Any] = [self.values_of(row) for row in rows]
+            if self.processors:
+                params = [list(values) for values in params]
+                for values in params:
+                    for position, process in self.processors:
+                        values[position] = process(values[position])
             # On the session's own connection, under its transaction (sqlite3 begins one before
             # an INSERT if none is open; SQLAlchemy's commit or rollback ends it).
             connection.connection.driver_connection.executemany(self.sql, params)
-        except dbapi_error as error:
-            raise DBAPIError.instance(self.sql, None, error, dbapi_error) from error
+        except Exception as error:
+            # As SQLAlchemy maps an error of building or executing a statement: the driver's as
+            # its DBAPIError subclass (IntegrityError, say), any other (a bind processor refusing
+            # a value, a row without a column) as StatementError.
+            raise DBAPIError.instance(self.sql, None, error, dbapi_error, dialect=dialect) from error
 
 
 _HEADER = struct.Struct("!iiI")  # dimensions, has nulls, element type

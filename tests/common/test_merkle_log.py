@@ -358,3 +358,34 @@ def test_rows_insert_maps_the_errors_of_the_engines_own_sqlite_module():
             session.rollback()
     finally:
         engine.dispose()
+
+
+def test_rows_insert_raises_a_bind_processors_error_as_sqlalchemy_does():
+    """A column type refusing a value on SQLite: ``StatementError`` with the type's error as its
+    ``orig``, as the Core ``INSERT`` raises it, not the type's bare error."""
+    from sqlalchemy import Column, Integer, MetaData, TypeDecorator
+    from sqlalchemy.exc import StatementError
+
+    class Even(TypeDecorator):
+        impl = Integer
+        cache_ok = True
+
+        def process_bind_param(self, value, dialect):
+            if value % 2:
+                raise ValueError(f"{value} is odd")
+            return value
+
+    table = Table("t_even", MetaData(), Column("n", Even, primary_key=True))
+    engine = create_engine("sqlite://")
+    try:
+        with Session(engine) as session:
+            table.create(session.connection())
+            for run in (lambda rows: session.connection().execute(insert(table), rows),
+                        lambda rows: RowsInsert(table).execute_many(session, rows)):
+                with pytest.raises(StatementError) as raised:
+                    run([{"n": 2}, {"n": 3}])
+                assert isinstance(raised.value.orig, ValueError)
+                assert "3 is odd" in str(raised.value)
+            session.rollback()
+    finally:
+        engine.dispose()
