@@ -389,3 +389,29 @@ def test_rows_insert_raises_a_bind_processors_error_as_sqlalchemy_does():
             session.rollback()
     finally:
         engine.dispose()
+
+
+def test_rows_insert_runs_each_engines_own_bind_processors():
+    """Two SQLite engines: each one's rows go through its own dialect's bind processors (compiled
+    per dialect, not once from the first engine seen)."""
+    from sqlalchemy import Column, Integer, MetaData, String, TypeDecorator
+
+    class Tagged(TypeDecorator):
+        impl = String
+        cache_ok = True
+
+        def process_bind_param(self, value, dialect):
+            return f"{value}@{dialect.tag}"
+
+    table = Table("t_tagged", MetaData(), Column("n", Integer, primary_key=True), Column("name", Tagged))
+    insert_rows = RowsInsert(table)
+    for tag in ("first", "second"):
+        engine = create_engine("sqlite://")
+        engine.dialect.tag = tag
+        try:
+            with Session(engine) as session:
+                table.create(session.connection())
+                insert_rows.execute_many(session, [{"n": 1, "name": "x"}])
+                assert session.execute(text("SELECT name FROM t_tagged")).scalar() == f"x@{tag}"
+        finally:
+            engine.dispose()
