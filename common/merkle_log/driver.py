@@ -159,7 +159,8 @@ class RowsInsert:
     unnest(%b::bigint[], %b::text[])``, one fixed text (prepared per connection like the rest)
     whatever the number of rows; the column types still check lengths on assignment. Per audit
     record moved in batches of 500 it took the writer process 53-62 -> 21-23 µs of CPU and its
-    backend 29-33 -> 15-16 against the Core ``INSERT``'s executemany.
+    backend 29-33 -> 15-16 against the Core ``INSERT``'s executemany (15-18 over later runs:
+    ``AUDIT_WRITER_INTERVAL``'s figures, gateway/audit/config.py).
 
     Why not psycopg's binary ``COPY``: the signature writer sends these inserts inside
     :func:`pipelined`, with the log head's lock held, so that they and the ``COMMIT`` go in one
