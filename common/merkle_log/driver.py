@@ -152,6 +152,10 @@ class RowsInsert:
     ``INSERT`` with the rows. Same rows, same constraints either way, and a driver error is raised
     as SQLAlchemy raises it (``IntegrityError`` for a unique violation).
 
+    The driver paths send their statement past SQLAlchemy's execution: the engine's
+    ``before_cursor_execute``/``after_cursor_execute`` events are not run for it and ``echo``
+    does not log it (a listener that counts or inspects statements does not see these inserts).
+
     Why on PostgreSQL: psycopg's ``executemany`` binds, dumps and executes every row on its own,
     in Python (about a tenth of a batch signature's worker CPU for its entry, node and signature
     rows), and the backend runs one execution per row. Here each column goes as one array
@@ -195,7 +199,12 @@ class RowsInsert:
         self._sqlite: WeakKeyDictionary[Any, _SQLiteInsert] = WeakKeyDictionary()
 
     def execute_many(self, session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
-        """Insert ``rows`` (each with every column) in the session's transaction."""
+        """Insert ``rows`` (each with every column) in the session's transaction.
+
+        :raise IntegrityError: a row breaks a constraint (a duplicate key, say); other driver
+            errors as the matching ``DBAPIError``, a value a column's type refuses as
+            ``StatementError``, as SQLAlchemy raises them.
+        """
         if not rows:
             return
         connection = session.connection()
