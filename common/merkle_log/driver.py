@@ -20,11 +20,11 @@ with the columns' bind processors run on the values.
 from __future__ import annotations
 
 import operator
-import sqlite3
 import struct
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
+from weakref import WeakKeyDictionary
 
 import psycopg
 from psycopg import pq
@@ -152,6 +152,10 @@ class RowsInsert:
     ``INSERT`` with the rows. Same rows, same constraints either way, and a driver error is raised
     as SQLAlchemy raises it (``IntegrityError`` for a unique violation).
 
+    The driver paths send their statement past SQLAlchemy's execution: the engine's
+    ``before_cursor_execute``/``after_cursor_execute`` events are not run for it and ``echo``
+    does not log it (a listener that counts or inspects statements does not see these inserts).
+
     Why on PostgreSQL: psycopg's ``executemany`` binds, dumps and executes every row on its own,
     in Python (about a tenth of a batch signature's worker CPU for its entry, node and signature
     rows), and the backend runs one execution per row. Here each column goes as one array
@@ -159,7 +163,8 @@ class RowsInsert:
     unnest(%b::bigint[], %b::text[])``, one fixed text (prepared per connection like the rest)
     whatever the number of rows; the column types still check lengths on assignment. Per audit
     record moved in batches of 500 it took the writer process 53-62 -> 21-23 µs of CPU and its
-    backend 29-33 -> 15-16 against the Core ``INSERT``'s executemany.
+    backend 29-33 -> 15-16 against the Core ``INSERT``'s executemany (15-18 over later runs:
+    ``AUDIT_WRITER_INTERVAL``'s figures, gateway/audit/config.py).
 
     Why not psycopg's binary ``COPY``: the signature writer sends these inserts inside
     :func:`pipelined`, with the log head's lock held, so that they and the ``COMMIT`` go in one
@@ -171,9 +176,9 @@ class RowsInsert:
     in Python, which cost more than SQLite's own insert for the audit writer's rows (measured per
     row: 3.0 against 1.4 µs for a node, ~10 against ~8 for a record with its six indexes). The
     values are what SQLAlchemy would bind: the columns' own bind processors (``UTCDateTime``'s,
-    an aware datetime written as SQLite's UTC text, say) run on them. Only on ``sqlite3``
-    (SQLAlchemy's ``pysqlite``), whose errors are mapped here; any other SQLite driver takes the
-    Core ``INSERT``.
+    an aware datetime written as SQLite's UTC text, say) run on them. Only on SQLAlchemy's
+    ``pysqlite`` dialect (``sqlite3``, or a module of its interface given as ``module=``), whose
+    DB-API errors are mapped here; any other SQLite driver takes the Core ``INSERT``.
     """
 
     def __init__(self, table: Table) -> None:
@@ -188,10 +193,18 @@ class RowsInsert:
         names = ", ".join(quote.quote(column.name) for column in table.c)
         # Built from the table's own metadata (quoted names, compiled types): no input in it.
         self.sql = f"INSERT INTO {quote.format_table(table)} ({names}) SELECT * FROM unnest({arrays})"  # noqa: S608
-        self._sqlite: _SQLiteInsert | None = None  # compiled on the first SQLite use (its dialect's)
+        # The SQLite statement and bind processors of each dialect (an engine's), compiled on its
+        # first use: the processors are the dialect's own and may differ between engines. Weak, so
+        # a disposed engine's dialect is not kept; a look-up costs ~0.13 µs per batch.
+        self._sqlite: WeakKeyDictionary[Any, _SQLiteInsert] = WeakKeyDictionary()
 
     def execute_many(self, session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
-        """Insert ``rows`` (each with every column) in the session's transaction."""
+        """Insert ``rows`` (each with every column) in the session's transaction.
+
+        :raise IntegrityError: a row breaks a constraint (a duplicate key, say); other driver
+            errors as the matching ``DBAPIError``, a value a column's type refuses as
+            ``StatementError``, as SQLAlchemy raises them.
+        """
         if not rows:
             return
         connection = session.connection()
@@ -199,7 +212,8 @@ class RowsInsert:
         if driver == "psycopg":
             self._postgresql(connection.connection.driver_connection, rows)
         elif driver == "pysqlite":
-            (self._sqlite or self._prepare_sqlite(connection.dialect)).execute(connection, rows)
+            dialect = connection.dialect
+            (self._sqlite.get(dialect) or self._prepare_sqlite(dialect)).execute(connection, rows)
         else:
             connection.execute(self.statement, list(rows))
 
@@ -227,8 +241,8 @@ class RowsInsert:
         processors = [(position, process) for position, name in enumerate(names)
                       if (process := self.table.c[name].type.dialect_impl(dialect).bind_processor(dialect))
                       is not None]
-        self._sqlite = _SQLiteInsert(str(compiled), names, processors)
-        return self._sqlite
+        prepared = self._sqlite[dialect] = _SQLiteInsert(str(compiled), names, processors)
+        return prepared
 
 
 class _SQLiteInsert:
@@ -242,18 +256,25 @@ class _SQLiteInsert:
         self.values_of = getter if len(names) > 1 else lambda row: (getter(row),)
 
     def execute(self, connection: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
-        params: list[Any] = [self.values_of(row) for row in rows]
-        if self.processors:
-            params = [list(values) for values in params]
-            for values in params:
-                for position, process in self.processors:
-                    values[position] = process(values[position])
+        # The engine's own DB-API module's errors: an engine built with ``module=`` (pysqlite3,
+        # sqlean) is on the same dialect but raises its module's, not the standard library's.
+        dialect = connection.dialect
+        dbapi_error = dialect.loaded_dbapi.Error
         try:
+            params: list[Any] = [self.values_of(row) for row in rows]
+            if self.processors:
+                params = [list(values) for values in params]
+                for values in params:
+                    for position, process in self.processors:
+                        values[position] = process(values[position])
             # On the session's own connection, under its transaction (sqlite3 begins one before
             # an INSERT if none is open; SQLAlchemy's commit or rollback ends it).
             connection.connection.driver_connection.executemany(self.sql, params)
-        except sqlite3.Error as error:
-            raise DBAPIError.instance(self.sql, None, error, sqlite3.Error) from error
+        except Exception as error:
+            # As SQLAlchemy maps an error of building or executing a statement: the driver's as
+            # its DBAPIError subclass (IntegrityError, say), any other (a bind processor refusing
+            # a value, a row without a column) as StatementError.
+            raise DBAPIError.instance(self.sql, None, error, dbapi_error, dialect=dialect) from error
 
 
 _HEADER = struct.Struct("!iiI")  # dimensions, has nulls, element type

@@ -18,10 +18,14 @@ SETTINGS: dict[str, Any] = {
     "AUDIT_SPOOL_SYNC_INTERVAL_MS": 2.0,
     "AUDIT_WRITER_BATCH": 500,  # records per database transaction at most
     # Seconds the writer waits after a pass that found less than a batch. Longer = bigger batches,
-    # less writer CPU per record (measured 2026-12-07, the writer process's own CPU on SQLite /
-    # PostgreSQL, whose backend adds 168 / 53 / 20 / 18 µs: 236 / 287 µs at 5 records a transaction,
-    # 95 / 90 at 20, 41 / 31 at 100, 33 / 22 at 500); records reach the database within about this
-    # long. The backlog bound (AUDIT_SPOOL_MAX_BYTES) is what protects the edge, not this.
+    # less writer CPU per record. Measured 2026-12-07, CPU µs per record by records a transaction:
+    #   records a transaction         5    20   100   500
+    #   SQLite: writer process      236    95    41    33
+    #   PostgreSQL: writer process  287    90    31    21-23
+    #   PostgreSQL: its backend     168    53    20    15-18
+    # (at 500 on PostgreSQL, the range over these runs and RowsInsert's A/B runs,
+    # common/merkle_log/driver.py). Records reach the database within about this long. The
+    # backlog bound (AUDIT_SPOOL_MAX_BYTES) is what protects the edge, not this.
     "AUDIT_WRITER_INTERVAL": 0.5,
     "AUDIT_CHECKPOINT_INTERVAL": 5,  # seconds: a grown log gets a new signed checkpoint at most this stale
     "AUDIT_LOG_ORIGIN": "xsn.xian/gateway-audit-log",  # checkpoint origin and signed-note key name

@@ -37,7 +37,16 @@ logger = structlog.get_logger("xsn.gateway.audit.writer")
 _STATE = AuditSpoolState.__table__
 _SAVED_POSITION = select(_STATE.c.position).where(_STATE.c.spool_id == bindparam("spool"))
 _INSERT_POSITION = insert(_STATE)
-_SAVE_POSITION = update(_STATE).where(_STATE.c.spool_id == bindparam("spool"))
+# A compare-and-set: the pass saves its position only over the one it started from. A row gone
+# or moved meanwhile (another writer, an operator) matches nothing, and the pass is rolled back:
+# committing would leave the position unsaved and the next pass would append the same records
+# to the append-only log again.
+_SAVE_POSITION = update(_STATE).where(_STATE.c.spool_id == bindparam("spool"),
+                                      _STATE.c.position == bindparam("saved"))
+
+
+class SpoolPositionLost(RuntimeError):
+    """The spool's saved position changed or vanished during a pass (the pass is rolled back)."""
 
 
 def as_leaf(record: Mapping[str, Any]) -> tuple[dict[str, Any], bytes]:
@@ -104,8 +113,11 @@ class AuditWriter:
                 session.execute(_INSERT_POSITION, {"spool_id": self.spool.spool_id, "position": after,
                                                    "updated_at": utcnow()})
             else:
-                session.execute(_SAVE_POSITION, {"spool": self.spool.spool_id, "position": after,
-                                                 "updated_at": utcnow()})
+                saving = session.execute(_SAVE_POSITION, {"spool": self.spool.spool_id, "saved": saved,
+                                                          "position": after, "updated_at": utcnow()})
+                if saving.rowcount != 1:  # the session's block rolls the pass back
+                    raise SpoolPositionLost(f"spool {self.spool.spool_id}: position {saved} not found "
+                                            f"when saving {after} (rows matched: {saving.rowcount})")
             session.commit()
         self._known_position = after
         self.spool.release(after)

@@ -29,7 +29,8 @@ EVENT_FIELDS = ("type", "time", "seal_id", "seal_code", "org_code", "signer", "c
 INDEXED_FIELDS = ("seal_id", "seal_code", "org_code", "signer", "client_id", "document_digest",
                   "signature_digest", "request_id")
 
-# On PostgreSQL run as fixed driver text (every column given: no defaults to fill).
+# Run on the driver itself, on PostgreSQL (fixed text of column arrays) and on SQLite's sqlite3
+# (its own executemany): every column is given, so there are no defaults to fill.
 _INSERT_ENTRY = RowsInsert(LogEntry.__table__)
 _INSERT_NODES = RowsInsert(LogNode.__table__)
 

@@ -3,8 +3,11 @@ in-memory reference tree, checkpoint publishing, and the node/checkpoint tamper 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import pytest
-from sqlalchemy import create_engine, insert, text
+from sqlalchemy import Table, create_engine, event, insert, text
 from sqlalchemy.orm import Session
 
 from common.crypto import merkle
@@ -166,6 +169,25 @@ def test_self_check_passes_an_intact_log_and_finds_tampering(session, signer):
                      "node_unexpected"]
 
 
+@contextmanager
+def inserts_through_sqlalchemy(session: Session, table: Table) -> Iterator[list[str]]:
+    """The ``INSERT`` statements into ``table`` that went through SQLAlchemy inside the block (a
+    ``before_cursor_execute`` listener): none when ``RowsInsert`` sent its rows to the driver
+    itself (psycopg or ``sqlite3``), one when it fell back to the Core ``INSERT``."""
+    engine = session.get_bind()
+    seen: list[str] = []
+
+    def listener(_conn, _cursor, statement, _parameters, _context, _executemany) -> None:
+        if statement.lstrip().upper().startswith(f"INSERT INTO {table.name.upper()} "):
+            seen.append(statement)
+
+    event.listen(engine, "before_cursor_execute", listener)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", listener)
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def any_session(request):
     """A session on SQLite, or on a fresh PostgreSQL database of the suite's (``databases``,
@@ -225,14 +247,16 @@ def test_rows_insert_keeps_every_value_nulls_and_large_bytes_included(any_sessio
              "other": None if n == 2 else b""} for n in range(4)]
     insert_rows = RowsInsert(table)
     assert insert_rows.hand_built == [(1, "VARCHAR"), (2, "BYTEA"), (3, "BYTEA")]
-    insert_rows.execute_many(session, rows)
     # Bytes of another type than ``bytes`` in a column: that column goes as a list psycopg dumps,
     # beside the hand-built arrays of the others, in the same statement.
     mixed = [{"n": 4, "name": "m", "blob": memoryview(b"view"), "other": b"plain"},
              {"n": 5, "name": "b", "blob": b"bytes", "other": bytearray(b"array")}]
-    insert_rows.execute_many(session, mixed)
+    with inserts_through_sqlalchemy(session, table) as core_inserts:
+        insert_rows.execute_many(session, rows)
+        insert_rows.execute_many(session, mixed)
+        insert_rows.execute_many(session, [])
+    assert core_inserts == []  # the driver's own path ran, not the Core fallback
     rows += mixed
-    insert_rows.execute_many(session, [])
     session.commit()
     stored = [dict(row._mapping) for row in session.execute(table.select().order_by(table.c.n))]
     assert [{**row, "blob": bytes(row["blob"]), "other": row["other"] if row["other"] is None else bytes(row["other"])}
@@ -248,10 +272,12 @@ def test_rows_insert_of_one_column_and_a_duplicate_raise_as_sqlalchemy_does(any_
     table = Table("t_one", MetaData(), Column("n", Integer, primary_key=True))
     session = any_session
     table.create(session.connection())
-    RowsInsert(table).execute_many(session, [{"n": 1}, {"n": 2}])
-    assert session.execute(table.select().order_by(table.c.n)).scalars().all() == [1, 2]
-    with pytest.raises(IntegrityError):
-        RowsInsert(table).execute_many(session, [{"n": 3}, {"n": 2}])
+    with inserts_through_sqlalchemy(session, table) as core_inserts:
+        RowsInsert(table).execute_many(session, [{"n": 1}, {"n": 2}])
+        assert session.execute(table.select().order_by(table.c.n)).scalars().all() == [1, 2]
+        with pytest.raises(IntegrityError):
+            RowsInsert(table).execute_many(session, [{"n": 3}, {"n": 2}])
+    assert core_inserts == []  # raised by the driver's own path, mapped as SQLAlchemy maps it
     session.rollback()
 
 
@@ -280,3 +306,112 @@ def test_rows_insert_leaves_text_to_psycopg_on_a_client_encoding_other_than_utf8
             session.commit()
     finally:
         engine.dispose()
+
+
+class _OtherSQLiteConnection:
+    """A ``sqlite3`` connection whose ``executemany`` raises the errors of another DB-API module
+    (as pysqlite3 or sqlean, SQLite drivers of SQLAlchemy's ``pysqlite`` dialect, raise their own)."""
+
+    def __init__(self, connection, module) -> None:
+        object.__setattr__(self, "_connection", connection)
+        object.__setattr__(self, "_module", module)
+
+    def __getattr__(self, name):
+        return getattr(self._connection, name)
+
+    def __setattr__(self, name, value) -> None:
+        setattr(self._connection, name, value)
+
+    def executemany(self, sql, params):
+        import sqlite3
+
+        try:
+            return self._connection.executemany(sql, params)
+        except sqlite3.IntegrityError as error:
+            raise self._module.IntegrityError(*error.args) from None
+
+
+def test_rows_insert_maps_the_errors_of_the_engines_own_sqlite_module():
+    """An engine built with ``module=`` another SQLite driver: its errors (not the standard
+    library's ``sqlite3.Error``) are raised as SQLAlchemy raises them, ``IntegrityError`` here."""
+    import sqlite3
+    import types
+
+    from sqlalchemy import Column, Integer, MetaData
+    from sqlalchemy.exc import IntegrityError
+
+    module = types.ModuleType("other_sqlite")
+    module.__dict__.update({name: value for name, value in vars(sqlite3).items() if not name.startswith("__")})
+    module.Error = type("Error", (Exception,), {})
+    module.DatabaseError = type("DatabaseError", (module.Error,), {})
+    module.IntegrityError = type("IntegrityError", (module.DatabaseError,), {})
+    module.connect = lambda *args, **kwargs: _OtherSQLiteConnection(sqlite3.connect(*args, **kwargs), module)
+    table = Table("t_other", MetaData(), Column("n", Integer, primary_key=True))
+    engine = create_engine("sqlite://", module=module)
+    try:
+        with Session(engine) as session:
+            assert session.connection().dialect.driver == "pysqlite"
+            table.create(session.connection())
+            with pytest.raises(IntegrityError) as raised:
+                RowsInsert(table).execute_many(session, [{"n": 1}, {"n": 1}])
+            assert isinstance(raised.value.orig, module.IntegrityError)
+            session.rollback()
+    finally:
+        engine.dispose()
+
+
+def test_rows_insert_raises_a_bind_processors_error_as_sqlalchemy_does():
+    """A column type refusing a value on SQLite: ``StatementError`` with the type's error as its
+    ``orig``, as the Core ``INSERT`` raises it, not the type's bare error."""
+    from sqlalchemy import Column, Integer, MetaData, TypeDecorator
+    from sqlalchemy.exc import StatementError
+
+    class Even(TypeDecorator):
+        impl = Integer
+        cache_ok = True
+
+        def process_bind_param(self, value, dialect):
+            if value % 2:
+                raise ValueError(f"{value} is odd")
+            return value
+
+    table = Table("t_even", MetaData(), Column("n", Even, primary_key=True))
+    engine = create_engine("sqlite://")
+    try:
+        with Session(engine) as session:
+            table.create(session.connection())
+            for run in (lambda rows: session.connection().execute(insert(table), rows),
+                        lambda rows: RowsInsert(table).execute_many(session, rows)):
+                with pytest.raises(StatementError) as raised:
+                    run([{"n": 2}, {"n": 3}])
+                assert isinstance(raised.value.orig, ValueError)
+                assert "3 is odd" in str(raised.value)
+            session.rollback()
+    finally:
+        engine.dispose()
+
+
+def test_rows_insert_runs_each_engines_own_bind_processors():
+    """Two SQLite engines: each one's rows go through its own dialect's bind processors (compiled
+    per dialect, not once from the first engine seen)."""
+    from sqlalchemy import Column, Integer, MetaData, String, TypeDecorator
+
+    class Tagged(TypeDecorator):
+        impl = String
+        cache_ok = True
+
+        def process_bind_param(self, value, dialect):
+            return f"{value}@{dialect.tag}"
+
+    table = Table("t_tagged", MetaData(), Column("n", Integer, primary_key=True), Column("name", Tagged))
+    insert_rows = RowsInsert(table)
+    for tag in ("first", "second"):
+        engine = create_engine("sqlite://")
+        engine.dialect.tag = tag
+        try:
+            with Session(engine) as session:
+                table.create(session.connection())
+                insert_rows.execute_many(session, [{"n": 1, "name": "x"}])
+                assert session.execute(text("SELECT name FROM t_tagged")).scalar() == f"x@{tag}"
+        finally:
+            engine.dispose()

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import pytest
 import rfc8785
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sqlalchemy import insert
+from sqlalchemy import Table, event, insert
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from common.crypto import merkle
 from common.db import get_db
@@ -91,6 +95,26 @@ def test_a_bad_record_writes_nothing(make_app):
         assert log.log_size(session) == 0
 
 
+@contextmanager
+def inserts_through_sqlalchemy(session: Session, table: Table) -> Iterator[list[str]]:
+    """The ``INSERT`` statements into ``table`` that went through SQLAlchemy inside the block (a
+    ``before_cursor_execute`` listener): none when ``RowsInsert`` sent its rows to the driver
+    itself (psycopg or ``sqlite3``), one when it fell back to the Core ``INSERT``. The same
+    helper as tests/common/test_merkle_log.py's."""
+    engine = session.get_bind()
+    seen: list[str] = []
+
+    def listener(_conn, _cursor, statement, _parameters, _context, _executemany) -> None:
+        if statement.lstrip().upper().startswith(f"INSERT INTO {table.name.upper()} "):
+            seen.append(statement)
+
+    event.listen(engine, "before_cursor_execute", listener)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", listener)
+
+
 def test_batch_inserts_store_what_the_core_insert_stores(make_app):
     """The writer's rows go to the driver itself (SQLite: ``executemany`` of tuples, PostgreSQL:
     one ``INSERT`` of column arrays): each row reads back, raw, as the Core ``INSERT`` stores it
@@ -103,12 +127,15 @@ def test_batch_inserts_store_what_the_core_insert_stores(make_app):
               (AuditNode.__table__, "node_index", {"level": 3, "node_index": 100, "hash": bytes(range(32))}))
     with get_db(app).session() as session:
         for table, key, row in tables:
-            RowsInsert(table).execute_many(session, [row, {**row, key: 102}])
+            with inserts_through_sqlalchemy(session, table) as core_inserts:
+                RowsInsert(table).execute_many(session, [row, {**row, key: 102}])
+            assert core_inserts == []  # the driver's own path ran (on SQLite too), not the Core fallback
             session.connection().execute(insert(table), [{**row, key: 101}])
             stored = session.connection().exec_driver_sql(
                 f"SELECT * FROM {table.name} WHERE {key} >= 100 ORDER BY {key}").mappings().all()  # noqa: S608
             assert [r[key] for r in stored] == [100, 101, 102]
             assert len({tuple(v for k, v in r.items() if k != key) for r in stored}) == 1
-        with pytest.raises(IntegrityError):
+        with inserts_through_sqlalchemy(session, AuditNode.__table__) as core_inserts, pytest.raises(IntegrityError):
             RowsInsert(AuditNode.__table__).execute_many(session, [tables[1][2]])
+        assert core_inserts == []
         session.rollback()

@@ -12,7 +12,7 @@ from gateway.audit import checkpoints, log
 from gateway.audit.models import AuditRecord, AuditSpoolState
 from gateway.audit.spool import AuditSpool, AuditUnavailable
 from gateway.audit.spool.reader import SpoolReader
-from gateway.audit.writer import AuditWriter, as_leaf, open_writer
+from gateway.audit.writer import AuditWriter, SpoolPositionLost, as_leaf, open_writer
 from tests.conftest import TEST_KEK
 from tests.gateway.conftest import run_async
 
@@ -113,6 +113,39 @@ def test_crash_before_commit_moves_the_batch_again(app, tmp_path, monkeypatch):
     assert writer.drain() == 5
     assert count_records(app) == 5
     writer.spool.close()
+    spool.close()
+
+
+@pytest.mark.parametrize("meanwhile", ["deleted", "moved"])
+def test_a_saved_position_changed_during_a_pass_fails_it_and_appends_nothing(app, tmp_path, monkeypatch, meanwhile):
+    spool = AuditSpool(tmp_path / "spool")
+    spool_records(spool, [edge_record(i) for i in range(3)])
+    reader = SpoolReader(tmp_path / "spool")
+    writer = AuditWriter(reader, get_db(app))
+    assert writer.drain() == 3  # the position is saved
+    spool_records(spool, [edge_record(i) for i in range(3, 5)])
+    real_append = log.append_records
+
+    def change_the_row_then_append(session, records, **kwargs):
+        # Between the pass's read of the position and its save (same transaction: no lock waits).
+        state = AuditSpoolState.__table__
+        where = state.c.spool_id == reader.spool_id
+        if meanwhile == "deleted":
+            session.execute(state.delete().where(where))
+        else:
+            session.execute(state.update().where(where).values(position=state.c.position + 1))
+        real_append(session, records, **kwargs)
+
+    monkeypatch.setattr(log, "append_records", change_the_row_then_append)
+    with pytest.raises(SpoolPositionLost):
+        writer.move_once()
+    monkeypatch.undo()
+    assert count_records(app) == 3  # the pass was rolled back: nothing appended
+    with get_db(app).session() as session:
+        assert session.get(AuditSpoolState, reader.spool_id) is not None  # and the row restored
+    assert writer.drain() == 2
+    assert count_records(app) == 5
+    reader.close()
     spool.close()
 
 

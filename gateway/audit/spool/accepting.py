@@ -101,7 +101,8 @@ class AuditSpool:
         self.sync_interval = float(sync_interval)
         self._last_sync = 0.0  # time.monotonic() when the last fsync started
         self._last_batch = 0  # records it carried
-        self._waits = [0, 0]  # sync_interval waits made, of which gathered no record (stats)
+        self._sync_waits = 0  # sync_interval waits made (stats)
+        self._sync_waits_gathering_nobody = 0  # of them, those after which no record had joined
         self._lock_fd = lock_exclusively(self.directory / "lock", "edge process")
         self.spool_id = read_or_create_id(self.directory)
         self.shared = SpoolState(self.directory)
@@ -177,8 +178,8 @@ class AuditSpool:
                     if wait > 0:
                         waiting = len(self._pending)
                         await asyncio.sleep(wait)
-                        self._waits[0] += 1
-                        self._waits[1] += len(self._pending) == waiting
+                        self._sync_waits += 1
+                        self._sync_waits_gathering_nobody += len(self._pending) == waiting
                 self._last_sync = time.monotonic()
                 batch, self._pending = self._pending[:self.max_batch], self._pending[self.max_batch:]
                 self._last_batch = len(batch)
@@ -257,7 +258,8 @@ class AuditSpool:
         """For ``/readyz`` and the benchmark: the fsyncs, and how often the group commit waited
         for ``sync_interval`` and how often such a wait gathered no record (a wait that only
         added latency)."""
-        return {**self.segments.stats(), "sync_waits": self._waits[0], "sync_waits_gathering_nobody": self._waits[1]}
+        return {**self.segments.stats(), "sync_waits": self._sync_waits,
+                "sync_waits_gathering_nobody": self._sync_waits_gathering_nobody}
 
     def close(self) -> None:
         self._closed = True
