@@ -3,11 +3,8 @@ in-memory reference tree, checkpoint publishing, and the node/checkpoint tamper 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 import pytest
-from sqlalchemy import Table, create_engine, event, insert, text
+from sqlalchemy import Table, create_engine, insert, text
 from sqlalchemy.orm import Session
 
 from common.crypto import merkle
@@ -18,6 +15,7 @@ from common.merkle_log.driver import RowsInsert, pipelined
 from common.merkle_log.self_check import CheckReport, check_checkpoints, compare_nodes
 from common.merkle_log.store import HASH, MerkleNodeStore, StoreProblems
 from common.merkle_log.tables import HEAD_ID, CheckpointMixin, LogHeadMixin, MerkleNodeMixin
+from tests.support.sql_capture import inserts_through_sqlalchemy
 
 Base = make_base()
 
@@ -167,25 +165,6 @@ def test_self_check_passes_an_intact_log_and_finds_tampering(session, signer):
     codes = sorted(p["code"] for p in report.problems)
     assert codes == ["checkpoint_beyond_log", "checkpoint_key_unknown", "node_mismatch", "node_missing",
                      "node_unexpected"]
-
-
-@contextmanager
-def inserts_through_sqlalchemy(session: Session, table: Table) -> Iterator[list[str]]:
-    """The ``INSERT`` statements into ``table`` that went through SQLAlchemy inside the block (a
-    ``before_cursor_execute`` listener): none when ``RowsInsert`` sent its rows to the driver
-    itself (psycopg or ``sqlite3``), one when it fell back to the Core ``INSERT``."""
-    engine = session.get_bind()
-    seen: list[str] = []
-
-    def listener(_conn, _cursor, statement, _parameters, _context, _executemany) -> None:
-        if statement.lstrip().upper().startswith(f"INSERT INTO {table.name.upper()} "):
-            seen.append(statement)
-
-    event.listen(engine, "before_cursor_execute", listener)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", listener)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 import pytest
 import rfc8785
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sqlalchemy import Table, event, insert
+from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 
 from common.crypto import merkle
 from common.db import get_db
 from common.merkle_log.driver import RowsInsert
 from gateway.audit import log
 from gateway.audit.models import AuditNode, AuditRecord
+from tests.support.sql_capture import inserts_through_sqlalchemy
 
 scalars = (st.none() | st.booleans() | st.text() | st.integers(min_value=-(2**60), max_value=2**60)
            | st.floats(allow_nan=False, allow_infinity=False))
@@ -93,26 +90,6 @@ def test_a_bad_record_writes_nothing(make_app):
         assert log.log_size(session) == 0  # refused before the head's advance, not only rolled back
         session.rollback()
         assert log.log_size(session) == 0
-
-
-@contextmanager
-def inserts_through_sqlalchemy(session: Session, table: Table) -> Iterator[list[str]]:
-    """The ``INSERT`` statements into ``table`` that went through SQLAlchemy inside the block (a
-    ``before_cursor_execute`` listener): none when ``RowsInsert`` sent its rows to the driver
-    itself (psycopg or ``sqlite3``), one when it fell back to the Core ``INSERT``. The same
-    helper as tests/common/test_merkle_log.py's."""
-    engine = session.get_bind()
-    seen: list[str] = []
-
-    def listener(_conn, _cursor, statement, _parameters, _context, _executemany) -> None:
-        if statement.lstrip().upper().startswith(f"INSERT INTO {table.name.upper()} "):
-            seen.append(statement)
-
-    event.listen(engine, "before_cursor_execute", listener)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", listener)
 
 
 def test_batch_inserts_store_what_the_core_insert_stores(make_app):

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import shutil
 import socket
-import threading
 
 import pytest
 import requests
 
 from gateway.edge.routing import ROUTES_DIR
+from tests.support.raw_service import serve_raw
 
 APP = "https://app.xian.example"
 SEAL_ROUTES = f"""prefix: /seal
@@ -57,31 +57,11 @@ def test_forwarded_answers_carry_only_the_service_s_server_header(edge, path):
 
 def _serve_chunked_without_server(path: str) -> socket.socket:
     """A service on a unix socket answering each request with a chunked body (unknown length:
-    the edge streams it) and no ``Server`` header, which werkzeug always sends. Closing the
-    returned listener stops it."""
-    listener = socket.socket(socket.AF_UNIX)
-    listener.bind(path)
-    listener.listen(8)
+    the edge streams it) and no ``Server`` header, which werkzeug always sends."""
     chunk = b"x" * 65536
-    answer = (b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nTransfer-Encoding: chunked\r\n"
-              b"Connection: close\r\n\r\n" + b"%x\r\n%s\r\n" % (len(chunk), chunk) * 4 + b"0\r\n\r\n")
-
-    def serve() -> None:
-        while True:
-            try:
-                conn, _ = listener.accept()
-            except OSError:  # closed: the test is over
-                return
-            with conn:
-                conn.settimeout(5)
-                head = b""
-                while b"\r\n\r\n" not in head and (data := conn.recv(65536)):
-                    head += data
-                if head:
-                    conn.sendall(answer)
-
-    threading.Thread(target=serve, daemon=True).start()
-    return listener
+    head = (b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nTransfer-Encoding: chunked\r\n"
+            b"Connection: close\r\n\r\n")
+    return serve_raw(path, head + b"%x\r\n%s\r\n" % (len(chunk), chunk) * 4 + b"0\r\n\r\n")
 
 
 def test_a_streamed_answer_from_a_service_without_server_carries_none(start_edge, tmp_path):

@@ -19,6 +19,7 @@ from aiohttp.http import HttpVersion10, HttpVersion11
 
 from gateway.edge.protocol import WRITE_JOINED, WholeResponse
 from tests.gateway.conftest import parse_raw, run_async
+from tests.support.raw_service import serve_raw
 
 
 class Transport:
@@ -181,34 +182,9 @@ def _exchange(port: int, data: bytes) -> bytes:
     return b"".join(chunks)
 
 
-def _serve_raw(path: str, answer: bytes) -> socket.socket:
-    """A service on a unix socket answering each request with ``answer`` and closing; closing
-    the returned listener stops it."""
-    listener = socket.socket(socket.AF_UNIX)
-    listener.bind(path)
-    listener.listen(8)
-
-    def serve() -> None:
-        while True:
-            try:
-                conn, _ = listener.accept()
-            except OSError:  # closed: the test is over
-                return
-            with conn:
-                conn.settimeout(5)
-                head = b""
-                while b"\r\n\r\n" not in head and (data := conn.recv(65536)):
-                    head += data
-                if head:
-                    conn.sendall(answer)
-
-    threading.Thread(target=serve, daemon=True).start()
-    return listener
-
-
 def test_a_service_s_header_bytes_reach_the_client_unchanged(start_edge, tmp_path):
     path = str(tmp_path / "payment.sock")
-    with _serve_raw(path, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Name: caf\xe9\r\nConnection: close\r\n\r\nok"):
+    with serve_raw(path, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Name: caf\xe9\r\nConnection: close\r\n\r\nok"):
         edge = start_edge(GATEWAY_UPSTREAM_SOCKETS={"payment": path})
         raw = (f"GET /payment/x HTTP/1.1\r\nHost: 127.0.0.1:{edge.port}\r\nConnection: close\r\n"
                f"Authorization: Bearer {edge.tokens.token(aud='xsn:payment')}\r\n\r\n").encode()
