@@ -198,6 +198,20 @@ def tree_cpu_seconds(pid: int) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
+def machine_busy_seconds() -> float | None:
+    """CPU seconds all of the machine's cores have spent busy (not idle or waiting on I/O) since
+    boot, from ``/proc/stat``; ``None`` where it does not exist."""
+    try:
+        with open("/proc/stat") as handle:
+            ticks = [int(x) for x in handle.readline().split()[1:]]
+    except OSError:
+        return None
+    # user nice system idle iowait irq softirq steal: guest and guest_nice (after these) are
+    # already counted in user and nice.
+    ticks = ticks[:8]
+    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
+
+
 def bare_flask_app():
     """The floor every service is compared with: Flask alone, ``GET /livez`` -> ``{"status": "ok"}``."""
     from flask import Flask

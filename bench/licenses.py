@@ -63,7 +63,6 @@ import argparse
 import contextlib
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -73,7 +72,17 @@ from pathlib import Path
 from sqlalchemy import create_engine, text
 
 from bench._licenses_side import bulk, offline, raw_sm2_rate
-from bench._load import cpu_between, database_cpu, drop_database, gunicorn, scratch_database, wrk, wrk_version
+from bench._licenses_trees import alternation, print_alternation
+from bench._load import (
+    cpu_between,
+    database_cpu,
+    drop_database,
+    gunicorn,
+    machine_busy_seconds,
+    scratch_database,
+    wrk,
+    wrk_version,
+)
 from bench.result import print_result
 from common.ops.launcher import THREADS, service_concurrency
 from tests.support.suite import TokenFactory
@@ -224,20 +233,6 @@ def _measure(env: dict, args, tokens: TokenFactory, codes: list[str], tree: str 
             "machine_cores_verify": _cores(busy_between, busy_end, verify.duration_s)}
 
 
-def machine_busy_seconds() -> float | None:
-    """CPU seconds all of the machine's cores have spent busy (not idle or waiting on I/O) since
-    boot, from ``/proc/stat``; ``None`` where it does not exist."""
-    try:
-        with open("/proc/stat") as handle:
-            ticks = [int(x) for x in handle.readline().split()[1:]]
-    except OSError:
-        return None
-    # user nice system idle iowait irq softirq steal: guest and guest_nice (after these) are
-    # already counted in user and nice.
-    ticks = ticks[:8]
-    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
-
-
 def _cores(busy_start: float | None, busy_end: float | None, seconds: float) -> float | None:
     """The machine's busy cores over a phase; ``None`` without ``/proc/stat``."""
     return None if busy_start is None or busy_end is None else round((busy_end - busy_start) / seconds, 2)
@@ -323,7 +318,7 @@ def main() -> None:
             drop_database(args.postgres, DATABASE)
         shutil.rmtree(var, ignore_errors=True)
     if "ab_runs" in figures:
-        _print_alternation(figures.pop("ab_runs"), figures["ab"])
+        print_alternation(figures.pop("ab_runs"), figures["ab"])
         print_result(figures)
         return
     print(f"wrk: {figures['wrk']}, {args.connections} connections, {args.wrk_threads} threads, "
@@ -373,7 +368,7 @@ def _run(args, tokens: TokenFactory, seal_url: str, env: dict, pg_env: dict, db_
         runs = [{"tree": tree, "round": n, **_pg_figures(pg_env, args, tokens, codes, db_url, tree)}
                 for n in range(args.rounds) for tree in order[n]]
         # the runs are printed one by one; RESULT is flat (bench.result): the summary per tree
-        figures = {"ab_runs": runs, "ab": _alternation(runs, args.trees)}
+        figures = {"ab_runs": runs, "ab": alternation(runs, args.trees)}
     else:
         figures = {**_pg_figures(pg_env, args, tokens, codes, db_url), **_sqlite_figures(figures.get("sqlite"))}
     figures.update(pg_synchronous_commit=sync_commit, pg_fsync=fsync)
@@ -408,46 +403,6 @@ def _pg_figures(pg_env: dict, args, tokens: TokenFactory, codes: list[str], db_u
         **{k: v for k, v in pg.items() if k.startswith(("server_", "machine_", "database_"))},
         "wrk_cpu_s_verify": round(verify.wrk_cpu_s, 2), "use_records_ok": uses_ok,
         "loadavg_1min": round(os.getloadavg()[0], 2)}
-
-
-# What the alternation's summary gives per tree: the median of its rounds, and each round's value.
-AB_FIGURES = ("server_cpu_ms_per_verify", "server_cpu_ms_per_livez", "database_cpu_ms_per_verify", "verify_ratio",
-              "verify_per_s", "machine_cores_verify", "verify_p99_ms")
-
-
-def _tree_label(index: int) -> str:
-    return chr(ord("A") + index) if index < 26 else f"T{index}"
-
-
-def _alternation(runs: list[dict], trees: list[str]) -> dict:
-    """Per tree (labelled A, B, ... in the order given): each figure's median over its rounds and
-    the rounds' values in order (``ab_A_server_cpu_ms_per_verify``, ``..._runs``)."""
-    summary: dict = {}
-    for index, tree in enumerate(trees):
-        mine = [run for run in runs if run["tree"] == tree]
-        figures: dict = {"tree": tree, "use_records_ok": all(run["use_records_ok"] for run in mine),
-                         "non_2xx": sum(run["verify_non_2xx"] for run in mine)}
-        for name in AB_FIGURES:
-            values = [run[name] for run in mine]
-            if None not in values:
-                figures[name] = round(statistics.median(values), 4)
-                figures[f"{name}_runs"] = values
-        summary[_tree_label(index)] = figures
-    return summary
-
-
-def _print_alternation(runs: list[dict], summary: dict) -> None:
-    labels = {figures["tree"]: label for label, figures in summary.items()}
-    for run in runs:
-        print(f"round {run['round']} {labels[run['tree']]} ({run['tree']}): verify_ratio {run['verify_ratio']:.3f} "
-              f"({run['verify_per_s']:,.0f} against {run['trivial_per_s']:,.0f} req/s), server CPU "
-              f"{run['server_cpu_ms_per_verify']} ms/verify, {run['server_cpu_ms_per_livez']} ms/livez, "
-              f"database {run['database_cpu_ms_per_verify']} ms/verify; machine cores busy "
-              f"{run['machine_cores_livez']} / {run['machine_cores_verify']}; non-2xx {run['verify_non_2xx']}, "
-              f"use records ok {run['use_records_ok']}; load {run['loadavg_1min']}")
-    for label, figures in summary.items():
-        medians = ", ".join(f"{name} {figures[name]}" for name in AB_FIGURES if name in figures)
-        print(f"medians {label} ({figures['tree']}): {medians}; use records ok {figures['use_records_ok']}")
 
 
 def _sqlite_figures(sqlite: dict | None) -> dict:
