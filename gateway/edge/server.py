@@ -272,7 +272,6 @@ class Gateway:
             except UpstreamError as exc:
                 source.broke_off(upstream)
                 raise UpstreamUnavailable(f"{exchange.upstream} broke off its answer") from exc
-            source.body_read(upstream)
             exchange.bytes_out = len(data)
             await self._audit(exchange)
             return WholeResponse(upstream.status, headers.items() if exchange.cors else headers,
@@ -293,7 +292,6 @@ class Gateway:
             if request.transport is not None:
                 request.transport.abort()  # the client must not take a cut-off body for a whole one
             raise ConnectionResetError("upstream broke off mid-stream") from None
-        source.body_read(upstream)
         try:
             await self._audit(exchange)
         except AuditUnavailable:

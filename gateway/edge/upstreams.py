@@ -115,17 +115,6 @@ class Breaker:
             self.closed_epoch = self.epoch
         self.consecutive, self.state, self.probing, self.opened_at = 0, "closed", False, None
 
-    def body_read(self, ticket: int) -> None:
-        """The answer to ``ticket`` arrived whole: if it was the probe that closed the breaker,
-        its verdict is final (nothing said later may be taken for its body breaking off).
-
-        Defensive, keeping the state tidy: no code reports a failure under a ticket once its
-        body is complete (``Upstream.broke_off`` is called only for a body that broke off), so
-        this changes no answer today; it keeps ``closer`` from outliving the probe's answer
-        should one ever do so."""
-        if ticket == self.closer:
-            self.closer = None
-
     def failure(self, ticket: int) -> None:
         now = self.clock()
         if ticket == self.closer:
@@ -183,8 +172,7 @@ class Upstream:
     async def send(self, method: str, path_qs: str, headers: list[tuple[str, str]], body: bytes,
                    timeout_s: float) -> Response:
         """The service's response, head read, body not yet (the caller reads or streams it,
-        then ``release()``s it, and reports a body read whole with :meth:`body_read`, one that
-        broke off with :meth:`broke_off`).
+        then ``release()``s it, and reports a body that broke off with :meth:`broke_off`).
 
         :raise CircuitOpen: the breaker is open. :raise UpstreamUnavailable: no connection, or
             it closed before an answer or broke HTTP (what is tried again: see the module).
@@ -198,10 +186,6 @@ class Upstream:
             raise
         response.ticket = ticket
         return response
-
-    def body_read(self, response: Response) -> None:
-        """The body of ``response`` was read whole (or it had none): the answer is complete."""
-        self.breaker.body_read(response.ticket)
 
     def broke_off(self, response: Response) -> None:
         """The body of ``response`` broke off or timed out: a transport failure after all."""
