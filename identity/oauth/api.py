@@ -4,7 +4,6 @@ discovery, and the revocation feed. Each only translates HTTP; the rules are els
 from __future__ import annotations
 
 import hashlib
-from urllib.parse import parse_qsl
 
 from authlib.oauth2.rfc6749.grants.base import BaseGrant
 from flask import Blueprint, Response, current_app, g, json, jsonify, request
@@ -23,44 +22,22 @@ from identity.oauth.userinfo import UserinfoRefused, userinfo_claims
 bp = Blueprint("oauth", __name__)
 # What Authlib sends with every token response (JSON, no-store, no-cache).
 TOKEN_RESPONSE_HEADERS = BaseGrant.TOKEN_RESPONSE_HEADER
-URLENCODED = "application/x-www-form-urlencoded"
 
 
-def _token_form():
-    """The token request's form: what ``request.form`` would hold, for less.
-
-    A token request's body is urlencoded (RFC 6749 §3.2). For it werkzeug's form parsing reads
-    three limits from the configuration through the ``current_app`` proxy and builds a parser
-    around the stream: about 180 k of a token's 1.6 M instructions (callgrind), for one
-    ``parse_qsl``. Here that same ``parse_qsl`` (werkzeug's arguments) runs on the body as
-    ``get_data`` reads it, under the same ``MAX_CONTENT_LENGTH`` (413 above it), and a body that
-    is not UTF-8 is an empty form, as werkzeug's parser makes it. Any other content type gets
-    ``request.form`` itself. The body stays cached, so Authlib, which reads ``request.form`` for
-    the requests it answers, parses the same bytes.
-    """
-    if "form" in request.__dict__ or request.mimetype != URLENCODED:
-        return request.form
-    try:
-        items = parse_qsl(request.get_data().decode(), keep_blank_values=True, errors="werkzeug.url_quote")
-    except ValueError:  # werkzeug's parser is silent about a body it cannot decode
-        items = []
-    return request.parameter_storage_class(items)
-
-
-def _token_failure_keys(form) -> list[str]:
+def _token_failure_keys() -> list[str]:
     # Namespaced by deployment (its database): nodes sharing one Redis count separately.
     scope = current_app.extensions.get("identity_token_failure_scope")
     if scope is None:
         digest = hashlib.sha256(current_app.config["DATABASE_URL"].encode()).hexdigest()[:12]
         scope = current_app.extensions["identity_token_failure_scope"] = f"oauth-token-fail:{digest}"
     keys = [f"{scope}:ip:{request.remote_addr or 'unknown'}"]
-    client_id = form.get("client_id") or (request.authorization.username if request.authorization else None)
+    client_id = request.form.get("client_id") or (request.authorization.username if request.authorization else None)
     if client_id:
         keys.append(f"{scope}:client:{client_id[:64]}")
     return keys
 
 
-def _direct_client_credentials(form) -> Response | None:
+def _direct_client_credentials() -> Response | None:
     """A valid client-credentials request answered without Authlib's machinery (the same
     checks, the same body: :mod:`identity.oauth.client_credentials`); ``None`` for any other
     request, which Authlib answers. A query string sends the request to Authlib too (Authlib
@@ -68,6 +45,7 @@ def _direct_client_credentials(form) -> Response | None:
     if request.query_string:
         return None
     oauth = state()
+    form = request.form
     issued = client_credentials.issue(
         directory=oauth.clients, secret_key=oauth.secret_key, keys=oauth.keys, session=get_session,
         issuer=issuer(), authorization=request.headers.get("Authorization"), form=form,
@@ -86,12 +64,11 @@ def token_endpoint():
 
     limits = get_limits()
     limit = current_app.config["OAUTH_TOKEN_FAILURE_LIMIT"]
-    form = _token_form()
-    keys = _token_failure_keys(form)
+    keys = _token_failure_keys()
     if not all(limits.allows(key, limit) for key in keys):
         return oauth_error(429, "invalid_request", "Too many failed token requests; try again later.",
                            {"Retry-After": str(parse_limit(limit).get_expiry())})
-    response = _direct_client_credentials(form)
+    response = _direct_client_credentials()
     if response is None:
         response = state().server.create_token_response()
     if response.status_code in (400, 401):  # only failures count
