@@ -166,6 +166,7 @@ class TakeGroups(Generic[Item, Outcome]):
                                f"{self.wait_seconds + self.write_seconds:g} s")
 
     def _lead(self, context: Any, me: _Waiting) -> Outcome:
+        handed_on = False
         try:
             with self._lock:
                 group = self._take_group(me)
@@ -192,18 +193,21 @@ class TakeGroups(Generic[Item, Outcome]):
             try:
                 with self._lock:
                     self._hand_on_from(me.group)
+                handed_on = True
             finally:
                 for waiting, outcome in zip(group[1:], outcomes[1:], strict=True):
                     waiting.outcome = outcome
                     waiting.wake(_ANSWERED)
             return outcomes[0]
         finally:
-            # Always, whatever was interrupted where: a group's lead is passed on once
-            # (``lead_passed``), so after the hand-on above this does nothing.
-            with self._lock:
-                if me in self._queue:  # interrupted before it took its group: not a take to lead
-                    self._queue.remove(me)
-                self._hand_on_from(me.group)
+            # Whatever was interrupted where (an exception, a statement that failed): the lead is
+            # passed on here, once (``lead_passed``); a lead that ended with its hand-on skips
+            # the lock and the queue scan.
+            if not handed_on:
+                with self._lock:
+                    if me in self._queue:  # interrupted before it took its group: not a take to lead
+                        self._queue.remove(me)
+                    self._hand_on_from(me.group)
 
     def _hand_on_from(self, group: _Group | None) -> None:
         """The lead on from ``group`` (``None``: its leader took none), unless a follower that

@@ -102,8 +102,11 @@ def documented_by(*decorators: Callable):
     ``arguments``, ``etag`` or ``paginate`` do at request time would be dropped, so they are
     refused; and a view that returned data instead of a ``Response`` would not be dumped.
 
-    :raise ValueError: a decorator that acts at request time was given.
+    :raise ValueError: no decorator, or one that acts at request time, was given.
     """
+
+    if not decorators:
+        raise ValueError("documented_by needs the decorators that document the view")
 
     def decorator(view):
         decorated = view

@@ -139,6 +139,8 @@ def test_documented_by_refuses_a_decorator_that_acts_at_request_time():
         arguments.documented_by(blp.arguments(NameSchema), blp.doc(summary="s"))(answer)
     with pytest.raises(ValueError, match="etag"):
         arguments.documented_by(blp.etag)(answer)
+    with pytest.raises(ValueError, match="needs the decorators"):
+        arguments.documented_by()
 
 
 def test_importing_common_web_gives_every_services_blueprints_the_parser():
