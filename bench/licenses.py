@@ -47,11 +47,12 @@ figure, offline or bulk): the quick A/B of a change to the verification path.
 ``--trees A,B`` (with ``--verify-only``) is that A/B in one command, alternated as a shared machine
 needs: the licences server is started from each tree in turn (its own checkout of the code, e.g.
 ``git worktree add`` or ``git archive | tar -x``; it must use the same migrations), ``--rounds``
-times, each round starting from the next tree (A B, B A, ...), each start measured as above,
-all against one database, seal node and set of codes prepared by this tree. Each run prints a
-line, then each tree's medians; ``RESULT`` has per tree, labelled A, B, ... in the order given, each figure's median and its rounds' values
-(``ab_A_server_cpu_ms_per_verify``, ``ab_A_server_cpu_ms_per_verify_runs``). When other work
-shares the cores, compare the server's CPU per verification, not the ratio.
+times, each round starting from the next tree (A B, B A, ...), each start measured as above, all
+against one database, seal node and set of codes prepared by this tree. Each run prints a line,
+then each tree's medians; ``RESULT`` has per tree, labelled A, B, ... in the order given, each
+figure's median and its rounds' values (``ab_A_server_cpu_ms_per_verify``,
+``ab_A_server_cpu_ms_per_verify_runs``). When other work shares the cores, compare the server's CPU
+per verification, not the ratio.
 
 wrk and the services share the machine's cores (wrk's own CPU seconds are reported), so the
 figures are conservative. The last line is ``RESULT {json}``.
