@@ -16,7 +16,7 @@ import pytest
 import requests
 
 from identity.seed import DEMO_PEOPLE
-from tests.support.suite import client_token
+from tests.support.suite import client_token, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -105,10 +105,8 @@ def test_forged_host_cannot_steer_the_reset_link(suite):
     assert sent.status_code in (302, 303), sent.text[:300]
     # The link reaches the person as an SMS through the message hub: read what the carrier got.
     simulator = f"http://127.0.0.1:{suite.ports['sms-simulator']}/sim/messages"
-    deadline, texts = time.monotonic() + 60, []
-    while not texts and time.monotonic() < deadline:
-        texts = requests.get(simulator, params={"phone": person["mobile"]}, timeout=10).json()
-        time.sleep(0.5)
+    texts = wait_for(lambda: requests.get(simulator, params={"phone": person["mobile"]}, timeout=10).json(),
+                     60, "the reset SMS at the carrier simulator")
     assert len(texts) == 1, texts  # the forged-Host request sent nothing
     assert texts[0]["params"]["link"].startswith(f"{gateway}/identity/password/reset/"), texts
     assert "evil.example" not in json.dumps(texts)

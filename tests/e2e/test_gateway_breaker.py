@@ -20,8 +20,7 @@ from dataclasses import dataclass
 import pytest
 import requests
 
-from bench._gateway_processes import process, wait_ready
-from tests.support.suite import TokenFactory, free_port
+from tests.support.suite import TokenFactory, free_port, process, wait_ready
 
 pytestmark = pytest.mark.e2e
 

@@ -26,7 +26,7 @@ from common import demo_recipients
 from common.demo_recipients import QUIET_HOURS
 from common.values.times import CHINA
 from messaging.smtp_sink import read_mailbox
-from tests.support.suite import client_token, service_database
+from tests.support.suite import client_token, service_database, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 TEMPLATE = "SMS_XSN_APPOINTMENT_REMINDER"
@@ -50,16 +50,6 @@ def _window_end(kind: str, now: datetime) -> datetime:
     end = QUIET_HOURS[kind][1]
     local = now.astimezone(CHINA).replace(hour=end // 60, minute=end % 60, second=0, microsecond=0)
     return (local if local > now else local + timedelta(days=1)).astimezone(UTC)
-
-
-def _wait_for(check, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(1)
-    raise AssertionError(f"{what} did not happen within {timeout:.0f}s")
 
 
 def _send(gateway: str, body: dict, headers: dict) -> dict:
@@ -103,7 +93,7 @@ def test_a_templated_bulk_send_honours_preferences_and_quiet_hours(suite):
         assert job.status_code == 200, job.text
         return job.json() if job.json()["status"] != "running" else None
 
-    job = _wait_for(settled, timeout=240, what="the job leaving 'running'")
+    job = wait_for(settled, 240, "the job leaving 'running'", interval=1)
     by_kind = Counter(p.kind for p in people)
     free = "quiet_day" if held == "quiet_night" else "quiet_night"
     # SMS for everyone reachable by it and awake; in-app for those who turned SMS off; nothing for
@@ -163,8 +153,8 @@ def test_a_templated_bulk_send_honours_preferences_and_quiet_hours(suite):
         "channels": ["sms"], "recipients": [{"subject": sleeper.subject}]})
     assert urgent.status_code == 202, urgent.text
     assert urgent.json()["job_id"] is None  # one recipient: no job
-    _wait_for(lambda: requests.get(f"{simulator}/sim/messages", params={"phone": sleeper.mobile},
-                                   timeout=10).json(), timeout=60, what="the critical SMS at the carrier")
+    wait_for(lambda: requests.get(f"{simulator}/sim/messages", params={"phone": sleeper.mobile}, timeout=10).json(),
+             60, "the critical SMS at the carrier", interval=1)
     status = requests.get(f"{gateway}/messaging/messages/{urgent.json()['message_id']}", headers=auth,
                           timeout=30).json()
     assert status["recipients"][0]["next_attempt_at"] is None and status["recipients"][0]["reason"] is None
@@ -207,11 +197,11 @@ def test_a_bulk_send_by_subject_reaches_the_demo_recipients_by_e_mail(suite):
         assert job.status_code == 200, job.text
         return job.json() if job.json()["status"] != "running" else None
 
-    job = _wait_for(settled, timeout=240, what="the e-mail job leaving 'running'")
+    job = wait_for(settled, 240, "the e-mail job leaving 'running'", interval=1)
     awake = [p for p in people if p.kind != held]
     assert job["counts"] == {"delivered": len(awake), "queued": len(people) - len(awake)}, job
-    mail = _wait_for(lambda: (found := _mail_by_address(suite)) and sum(found.values()) >= len(awake) and found,
-                     timeout=60, what="every awake recipient's mail at the sink")
+    mail = wait_for(lambda: (found := _mail_by_address(suite)) and sum(found.values()) >= len(awake) and found,
+                    60, "every awake recipient's mail at the sink", interval=1)
     assert mail == Counter({p.email: 1 for p in awake})  # each once, nobody asleep, nothing else
     page = requests.get(f"{gateway}/messaging/messages/{accepted['message_id']}", headers=auth, timeout=30,
                         params={"offset": 0, "limit": 10}).json()["recipients"]

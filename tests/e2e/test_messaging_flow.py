@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import re
 import secrets
-import time
 from datetime import date, timedelta
 
 import pytest
@@ -22,7 +21,7 @@ import requests
 from common.values.codes import CitizenId, CreditCode
 from identity.seed import DEMO_PEOPLE
 from tests.support.console import CSRF_RE
-from tests.support.suite import client_token
+from tests.support.suite import client_token, wait_for
 
 pytestmark = pytest.mark.e2e
 ZHAO = next(p for p in DEMO_PEOPLE if p["name"] == "赵六")
@@ -50,16 +49,6 @@ def _post_form(session: requests.Session, url: str, data: dict, **kwargs) -> req
     assert page.status_code == 200, page.text[:300]
     return session.post(page.url, data={"csrf_token": CSRF_RE.search(page.text).group(1), **data}, timeout=30,
                         **kwargs)
-
-
-def _wait_for(check, timeout: float = 60.0, what: str = "it"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(0.5)
-    raise AssertionError(f"{what} did not happen within {timeout:.0f}s")
 
 
 def _subject(suite, id_number: str) -> str:
@@ -107,8 +96,8 @@ def test_password_reset_link_arrives_by_sms_and_resets_the_password(suite):
     asked = _post_form(stranger, f"{gateway}/identity/password/forgot", allow_redirects=False,
                        data={"id_number": id_number, "mobile": mobile})
     assert asked.status_code == 302, asked.text[:300]
-    sms = _wait_for(lambda: requests.get(f"{simulator}/sim/messages", params={"phone": mobile}, timeout=10).json(),
-                    what="the reset SMS at the carrier simulator")
+    sms = wait_for(lambda: requests.get(f"{simulator}/sim/messages", params={"phone": mobile}, timeout=10).json(),
+                   60, "the reset SMS at the carrier simulator")
     assert len(sms) == 1
     assert (sms[0]["sign_name"], sms[0]["template_code"]) == ("西安统一身份认证", "SMS_XSN_PASSWORD_RESET")
     link = sms[0]["params"]["link"]
@@ -147,7 +136,7 @@ def test_a_licence_and_a_payment_notice_reach_the_holders_inbox(suite):
         page = inbox.get(f"{gateway}/messaging/me/inbox", timeout=30).text
         return page if face_number in page and notice["payment_code"] in page else None
 
-    page = _wait_for(arrived, what="the licence and payment notifications in 赵六's inbox")
+    page = wait_for(arrived, 60, "the licence and payment notifications in 赵六's inbox")
     assert "电子证照已签发：食品经营许可证" in page and "缴费通知" in page
 
 

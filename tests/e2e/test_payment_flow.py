@@ -22,7 +22,7 @@ import pytest
 import requests
 
 from tests.support.console import CSRF_RE
-from tests.support.suite import client_token
+from tests.support.suite import client_token, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -56,16 +56,6 @@ def _pay_at_cashier(gateway: str, notice: dict, channel: str) -> str:
     return answer.headers["Location"]
 
 
-def _wait_for(check, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.3)
-    raise AssertionError("timed out")
-
-
 def test_pay_refund_and_reconcile_through_the_gateway(suite):
     gateway = suite.base_url("gateway")
     collector = _token(suite, "xsn-dept-market", "payment:collect")
@@ -86,7 +76,7 @@ def test_pay_refund_and_reconcile_through_the_gateway(suite):
         answer = requests.get(f"{gateway}/payment/notices/{notice['id']}", headers=collector, timeout=10)
         return answer.json()["status"] == "paid" and answer.json()
 
-    assert _wait_for(notice_paid)["paid_amount"] == 6000
+    assert wait_for(notice_paid, 30, "the notice paid", interval=0.3)["paid_amount"] == 6000
     time.sleep(2)  # let the duplicates arrive: they must change nothing
     assert received() - before == 6000
 
@@ -173,5 +163,6 @@ def test_an_order_the_payer_walked_away_from_is_closed_and_the_notice_is_payable
     assert late.status_code == 409 and late.json()["code"] == "ORDER_CLOSED"
     again = _pay_at_cashier(gateway, notice, "wechat")  # a new order, paid this time
     assert requests.post(f"{again}?redirect=0", timeout=10).status_code == 200
-    assert _wait_for(lambda: requests.get(f"{gateway}/payment/notices/{notice['id']}", headers=collector,
-                                          timeout=10).json()["status"] == "paid")
+    assert wait_for(lambda: requests.get(f"{gateway}/payment/notices/{notice['id']}", headers=collector,
+                                         timeout=10).json()["status"] == "paid",
+                    30, "the notice paid again", interval=0.3)

@@ -8,7 +8,6 @@ from __future__ import annotations
 import itertools
 import os
 import signal
-import subprocess
 import threading
 import time
 
@@ -17,7 +16,6 @@ import requests
 from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 
-from bench._load import stop_group
 from common.db import Database, get_db
 from common.errors import NotFound, Problem
 from common.ops.launcher import gunicorn_argv
@@ -35,7 +33,7 @@ from payment.ledger.transfers import (
 from payment.processes import GUNICORN_THREADS
 from tests.conftest import TEST_KEK
 from tests.payment.conftest import open_test_accounts
-from tests.support.suite import free_port
+from tests.support.suite import free_port, process, wait_ready
 
 
 @pytest.fixture
@@ -339,27 +337,10 @@ def served_ledger(databases, tokens, tmp_path):
                XSN_OAUTH_ISSUER=tokens.issuer, XSN_RATELIMIT_ENABLED="false")
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     argv = gunicorn_argv("payment:create_app()", port, 1, "xsn-payment-kill-test", threads=GUNICORN_THREADS)
-    server = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                              start_new_session=True)
     base = f"http://127.0.0.1:{port}"
-    try:
-        _wait_ready(base, server)
+    with process(argv, env=env, stop_wait_s=15) as server:
+        wait_ready(f"{base}/livez", 60, server, interval=0.1)
         yield base, server.pid, url
-    finally:
-        stop_group(server, wait_s=15)
-
-
-def _wait_ready(base: str, server=None) -> None:
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if requests.get(f"{base}/livez", timeout=1).status_code == 200:
-                return
-        except requests.RequestException:
-            pass
-        assert server is None or server.poll() is None, "gunicorn exited"
-        assert time.monotonic() < deadline, "the payment app did not start"
-        time.sleep(0.1)
 
 
 def test_killing_the_worker_mid_group_loses_nothing_it_acknowledged(served_ledger, tokens):
@@ -398,7 +379,7 @@ def test_killing_the_worker_mid_group_loses_nothing_it_acknowledged(served_ledge
         os.kill(worker, signal.SIGKILL)
     for thread in threads:
         thread.join(60)
-    _wait_ready(base)
+    wait_ready(f"{base}/livez", 60, interval=0.1)
     assert before_kill > 0 and len(acknowledged) > before_kill  # answered before the kill and after the restart
 
     for transfer_id, spec in attempted.items():  # the clients retry everything with the same ids

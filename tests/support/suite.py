@@ -1,23 +1,104 @@
-"""Test-harness helpers that are not fixtures: free ports, starting the real suite."""
+"""Test-harness helpers that are not fixtures: free ports, a real process started and stopped,
+waiting until something is so, starting the real suite."""
 
 from __future__ import annotations
 
 import contextlib
 import json
+import os
+import signal
 import socket
-from collections.abc import Iterator
+import subprocess
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import requests
 from sqlalchemy import Engine, create_engine
 
 from common.ops.launcher import Suite, all_default_ports
 
+ROOT = Path(__file__).resolve().parents[2]
+T = TypeVar("T")
+
 
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def wait_for(check: Callable[[], T], timeout: float, what: str = "it", interval: float = 0.5) -> T:
+    """``check()``'s first truthy answer, asked every ``interval`` seconds; an assertion ``check``
+    fails (a process it watches died) ends the wait at once.
+
+    :raise AssertionError: ``what`` did not happen within ``timeout`` seconds.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = check()
+        if found:
+            return found
+        time.sleep(interval)
+    raise AssertionError(f"{what} did not happen within {timeout:.0f}s")
+
+
+def wait_ready(url: str, timeout: float = 60.0, proc: subprocess.Popen | None = None,
+               interval: float = 0.2) -> None:
+    """Until ``url`` answers 200.
+
+    :raise RuntimeError: ``proc`` (the process that should answer) exits, or ``timeout`` passes.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=1) as response:  # noqa: S310 - loopback
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"{url} did not come up: its process exited with {proc.returncode}")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{url} did not come up within {timeout:.0f}s")
+        time.sleep(interval)
+
+
+def stop_group(proc: subprocess.Popen, *, wait_s: float = 10.0) -> None:
+    """Stop a process started with ``start_new_session=True`` and everything it started: TERM to
+    its group, KILL after ``wait_s``; a group already gone (a test killed it) is fine."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(wait_s)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        # a process stuck in the kernel may outlive even KILL for a while: the caller's own
+        # clean-up (dropping its scratch database) must still run
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(5)
+
+
+@contextlib.contextmanager
+def process(argv: list[str], *, env: dict[str, str] | None = None, log: Path | None = None,
+            stop_wait_s: float = 10.0) -> Iterator[subprocess.Popen]:
+    """``argv`` in a process group of its own, from the repository root, its output to ``log``
+    (or nowhere); the group stopped on exit (``stop_group``), whatever the test did, so a failed
+    test leaves no process behind."""
+    out = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115 - closed below
+    try:
+        proc = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+        try:
+            yield proc
+        finally:
+            stop_group(proc, wait_s=stop_wait_s)
+    finally:
+        if log:
+            out.close()
 
 
 def start_suite(var_dir: Path, env: dict[str, str] | None = None, workers: int = 1) -> Suite:
