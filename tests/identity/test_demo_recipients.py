@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-
-from sqlalchemy import event, func, select
+from sqlalchemy import func, select
 
 from common import demo_recipients
 from common.values.codes import CitizenId, MobileNumber
 from identity import accounts
 from identity.models import Person
 from identity.seed import DEMO_PEOPLE, seed_demo_recipients
+from tests.support.sql_capture import statements_sent, verbs
 
 
 def test_the_list_is_deterministic_valid_and_unique():
@@ -39,27 +38,11 @@ def test_seeded_people_are_found_by_id_number_and_mobile_without_a_password(seed
         assert [p.id for p in accounts.find_people_by_mobile(db, person.mobile)] == [person.subject]
 
 
-@contextmanager
-def statements(db):
-    """The SQL statements the session's engine runs meanwhile (an executemany counts once)."""
-    seen: list[str] = []
-    engine = db.get_bind()
-
-    def record(_conn, _cursor, statement, _parameters, _context, _executemany):
-        seen.append(statement.split(None, 1)[0].upper())
-
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
-
-
 def test_a_reseed_adds_nobody_and_keeps_a_hand_registered_id_number(seeded, db):
     before = db.scalar(select(func.count()).select_from(Person))
-    with statements(db) as reseed:
+    with statements_sent(db) as reseed:
         assert seed_demo_recipients(db) == 0
-    assert reseed == ["SELECT"] * 4  # two per 500 people, not one per person
+    assert verbs(reseed) == ["SELECT"] * 4  # two per 500 people, not one per person
     assert db.scalar(select(func.count()).select_from(Person)) == before
 
     # Someone registered a demo ID number by hand on a fresh database: they keep it.
@@ -68,9 +51,9 @@ def test_a_reseed_adds_nobody_and_keeps_a_hand_registered_id_number(seeded, db):
     mine = demo_recipients.recipients()[3]
     accounts.create_person(db, name="自己", id_number=mine.id_number, mobile="13500000000")
     db.commit()
-    with statements(db) as fresh:
+    with statements_sent(db) as fresh:
         assert seed_demo_recipients(db) == 999
-    assert fresh == ["SELECT"] * 4 + ["INSERT"]  # one multi-row INSERT for the 999
+    assert verbs(fresh) == ["SELECT"] * 4 + ["INSERT"]  # one multi-row INSERT for the 999
     assert accounts.find_person_by_id_number(db, mine.id_number).name == "自己"
     assert db.get(Person, mine.subject) is None
 

@@ -7,9 +7,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from common.crypto import merkle
-from common.db import get_db
 from seal.log import entries, errors, proofs
 from tests.seal.log.events import fill
+from tests.support.sql_capture import statements_sent
 
 
 @pytest.mark.slow
@@ -35,20 +35,11 @@ def test_proofs_match_the_reference_for_random_sizes(db):
     check()
 
 
-def test_proofs_read_a_bounded_number_of_rows(app, db):
+def test_proofs_read_a_bounded_number_of_rows(db):
     """O(log n) reads: one batched query per proof, whatever the size."""
     fill(db, 40)
-    from sqlalchemy import event as sa_event
-
-    statements = []
-    engine = get_db(app).engine
-    listener = lambda *args: statements.append(args[2])  # noqa: E731
-    sa_event.listen(engine, "before_cursor_execute", listener)
-    try:
+    with statements_sent(db, lambda statement: "log_nodes" in statement) as node_reads:
         proofs.inclusion_proof(db, 5, 40)
-    finally:
-        sa_event.remove(engine, "before_cursor_execute", listener)
-    node_reads = [s for s in statements if "log_nodes" in s]
     assert len(node_reads) == 1
 
 
