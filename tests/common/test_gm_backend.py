@@ -1,8 +1,10 @@
-"""Production refuses to sign on the pure-Python gmssl fallback unless it is asked for by name."""
+"""Choosing the GM backend: ``XSN_GM_BACKEND``, the fallback to the pure-Python gmssl when tongsuopy
+is missing (warned once), and production refusing to sign on it unless it is asked for by name."""
 
 from __future__ import annotations
 
 import pytest
+import structlog
 
 from common.crypto.gm import GMError, _backend, backend_name, check_backend, use_backend
 
@@ -61,3 +63,51 @@ def test_production_with_tongsuopy_starts():
 def test_a_production_app_refuses_to_start(no_tongsuopy, make_app):
     with pytest.raises(GMError, match="XSN_GM_BACKEND=gmssl"):
         make_app("payment", ENV="production", KEK="00" * 16, SECRET_KEY="s" * 32)
+
+
+def test_backend_forced_by_environment(monkeypatch):
+    monkeypatch.setenv("XSN_GM_BACKEND", "gmssl")
+    use_backend(None)
+    try:
+        assert backend_name() == "gmssl"
+        monkeypatch.setenv("XSN_GM_BACKEND", "tongsuopy")
+        use_backend(None)
+        assert backend_name() == "tongsuopy"
+        monkeypatch.setenv("XSN_GM_BACKEND", "openssl")
+        use_backend(None)
+        with pytest.raises(GMError) as info:
+            backend_name()
+        assert info.value.code == "gm_backend_unavailable"
+    finally:
+        monkeypatch.delenv("XSN_GM_BACKEND")
+        use_backend(None)
+    assert backend_name() == "tongsuopy"
+
+
+def test_gmssl_warning_is_logged_once(monkeypatch):
+    monkeypatch.setattr(_backend, "_gmssl_warned", False)
+    try:
+        with structlog.testing.capture_logs() as logs:
+            use_backend("gmssl")
+            use_backend("gmssl")
+    finally:
+        use_backend(None)
+    assert [entry["event"] for entry in logs] == ["gm_backend_gmssl"]
+    assert logs[0]["log_level"] == "warning"
+
+
+def test_fallback_to_gmssl_when_tongsuopy_missing(monkeypatch):
+    real_load = _backend._load
+
+    def load(name):
+        if name == "tongsuopy":
+            raise GMError("no wheel", code="gm_backend_unavailable")
+        return real_load(name)
+
+    monkeypatch.setattr(_backend, "_load", load)
+    monkeypatch.delenv("XSN_GM_BACKEND", raising=False)
+    use_backend(None)
+    try:
+        assert backend_name() == "gmssl"
+    finally:
+        use_backend(None)

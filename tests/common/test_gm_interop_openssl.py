@@ -10,7 +10,7 @@ import subprocess
 import pytest
 from asn1crypto import pem as asn1_pem
 
-from common.crypto.gm import InvalidSignature, SM2PrivateKey, SM2PublicKey, sm3, use_backend
+from common.crypto.gm import InvalidSignature, SM2PrivateKey, SM2PublicKey, sm3
 
 OPENSSL = shutil.which("openssl")
 DISTID = "distid:1234567812345678"
@@ -73,13 +73,6 @@ def openssl_sign(key_pem: bytes, message: bytes, tmp_path) -> bytes:
         DISTID,
     )
     return (tmp_path / "sig.der").read_bytes()
-
-
-@pytest.fixture(params=["tongsuopy", "gmssl"])
-def backend(request):
-    use_backend(request.param)
-    yield request.param
-    use_backend(None)
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,13 @@
+"""Fixtures of the tests of ``common``."""
+
+import pytest
+
+from common.crypto.gm import use_backend
+
+
+@pytest.fixture(params=["tongsuopy", "gmssl"])
+def backend(request):
+    """Each GM backend in turn (its name), chosen for the test and unset after."""
+    use_backend(request.param)
+    yield request.param
+    use_backend(None)
