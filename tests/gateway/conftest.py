@@ -86,6 +86,11 @@ class EdgeHandle:
     def gateway(self):
         return self.edge.gateway
 
+    @property
+    def host(self) -> str:
+        """The ``Host`` the edge serves as: ``127.0.0.1:<port>``."""
+        return f"127.0.0.1:{self.port}"
+
     def call(self, fn, *args):
         """Run ``fn(*args)`` on the edge's loop (for tests that poke its state) and return the result."""
         return asyncio.run_coroutine_threadsafe(_acall(fn, *args), self.loop).result(5)
@@ -184,6 +189,12 @@ def start_edge(tmp_path, echo_url):
         asyncio.run_coroutine_threadsafe(handle.edge.close(), handle.loop).result(10)
         handle.loop.call_soon_threadsafe(handle.loop.stop)
         handle.thread.join(10)
+
+
+@pytest.fixture
+def edge(start_edge) -> EdgeHandle:
+    """An edge as ``start_edge()`` makes it (modules that need another one define their own)."""
+    return start_edge()
 
 
 def headers_of(body: dict) -> dict[str, list[str]]:
