@@ -237,28 +237,3 @@ def run_async(coroutine):
 
     with ThreadPoolExecutor(max_workers=1) as pool:
         return pool.submit(lambda: asyncio.run(coroutine() if callable(coroutine) else coroutine)).result()
-
-
-async def serve_answers(answers: list[bytes], *, close_after: bool = False):
-    """A server answering each request head with the next scripted bytes; records what it got."""
-    received: list[bytes] = []
-    connections = []
-
-    async def handle(reader, writer):
-        connections.append(writer)
-        while answers:
-            try:
-                head = await reader.readuntil(b"\r\n\r\n")
-            except asyncio.IncompleteReadError:
-                break
-            length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n")
-                           if line.lower().startswith(b"content-length:")), 0)
-            received.append(head + (await reader.readexactly(length) if length else b""))
-            writer.write(answers.pop(0))
-            await writer.drain()
-            if close_after:
-                break
-        writer.close()
-
-    server = await asyncio.start_server(handle, "127.0.0.1", 0)
-    return server, server.sockets[0].getsockname()[1], received, connections

@@ -9,8 +9,8 @@ import pytest
 
 from gateway.edge.problems import UpstreamUnavailable
 from gateway.edge.upstream_http import Pool, UpstreamError
-from gateway.edge.upstreams import Upstream
-from tests.gateway.conftest import run_async, serve_answers
+from tests.gateway.conftest import run_async
+from tests.gateway.scripted_upstreams import answer_and_close, hang, serve_answers, serving, upstream_to
 
 
 def test_content_length_chunked_and_close_delimited_bodies():
@@ -72,7 +72,7 @@ def test_conflicting_or_invalid_content_lengths_are_refused(lengths):
     """RFC 9112 §6.3: framing two readers could take differently is an error, not last-wins."""
     async def scenario():
         server, port, *_ = await serve_answers([b"HTTP/1.1 200 OK\r\n" + lengths + b"\r\n\r\nhello"])
-        upstream = Upstream("x", f"http://127.0.0.1:{port}", retries=0)
+        upstream = upstream_to(port, retries=0)
         try:
             await upstream.send("GET", "/", [], b"", 5)
         finally:
@@ -180,18 +180,16 @@ def test_a_trickling_head_times_out_in_total():
             writer.close()
             done.set()
 
-        server = await asyncio.start_server(trickle, "127.0.0.1", 0)
-        pool = Pool("127.0.0.1", server.sockets[0].getsockname()[1])
-        started = asyncio.get_running_loop().time()
-        try:
-            with pytest.raises(TimeoutError):
-                await pool.request("GET", "/", [], b"", timeout_s=0.3)
-            return asyncio.get_running_loop().time() - started
-        finally:
-            stop.set()
-            await done.wait()
-            server.close()
-            await server.wait_closed()
+        async with serving(trickle) as port:
+            pool = Pool("127.0.0.1", port)
+            started = asyncio.get_running_loop().time()
+            try:
+                with pytest.raises(TimeoutError):
+                    await pool.request("GET", "/", [], b"", timeout_s=0.3)
+                return asyncio.get_running_loop().time() - started
+            finally:
+                stop.set()
+                await done.wait()
 
     assert run_async(scenario()) < 1.0
 
@@ -205,19 +203,14 @@ def test_a_pool_on_a_unix_socket(tmp_path):
 
         async def handle(reader, writer):
             received.append(await reader.readuntil(b"\r\n\r\n"))
-            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-            await writer.drain()
-            writer.close()
-            await writer.wait_closed()
+            await answer_and_close(writer, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
 
-        server = await asyncio.start_unix_server(handle, path)
-        pool = Pool("licenses.internal", 8003, unix_socket=path)
-        response = await pool.request("GET", "/x", [], b"", timeout_s=5)
-        body = await response.read(5)
-        response.release()
-        pool.close()
-        server.close()
-        await server.wait_closed()
+        async with serving(handle, unix_path=path):
+            pool = Pool("licenses.internal", 8003, unix_socket=path)
+            response = await pool.request("GET", "/x", [], b"", timeout_s=5)
+            body = await response.read(5)
+            response.release()
+            pool.close()
         missing = Pool("127.0.0.1", 1, unix_socket=str(tmp_path / "nobody.sock"))
         with pytest.raises(UpstreamError, match="nobody.sock"):
             await missing.request("GET", "/x", [], b"", timeout_s=5)
@@ -235,35 +228,32 @@ def test_the_head_timeout_includes_connecting_and_interim_answers(slow):
     async def scenario():
         stop = asyncio.Event()
 
-        async def hang(reader, writer):
+        async def hung(reader, writer):
             await reader.readuntil(b"\r\n\r\n")
             if slow == "interim":
                 await asyncio.sleep(0.3)
                 writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
                 await writer.drain()
-            await stop.wait()
-            writer.close()
+            await hang(writer, stop)
 
-        server = await asyncio.start_server(hang, "127.0.0.1", 0)
-        pool = Pool("127.0.0.1", server.sockets[0].getsockname()[1])
-        if slow == "connect":
-            connect = pool._connection
+        async with serving(hung) as port:
+            pool = Pool("127.0.0.1", port)
+            if slow == "connect":
+                connect = pool._connection
 
-            async def slow_connect(*args):
-                await asyncio.sleep(0.3)
-                return await connect(*args)
+                async def slow_connect(*args):
+                    await asyncio.sleep(0.3)
+                    return await connect(*args)
 
-            pool._connection = slow_connect
-        loop = asyncio.get_running_loop()
-        started = loop.time()
-        try:
-            with pytest.raises(TimeoutError):
-                await pool.request("GET", "/", [], b"", timeout_s=0.6)
-            return loop.time() - started
-        finally:
-            stop.set()
-            pool.close()
-            server.close()
-            await server.wait_closed()
+                pool._connection = slow_connect
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            try:
+                with pytest.raises(TimeoutError):
+                    await pool.request("GET", "/", [], b"", timeout_s=0.6)
+                return loop.time() - started
+            finally:
+                stop.set()
+                pool.close()
 
     assert run_async(scenario()) < 0.85  # 0.6 s in all; 0.3 s + 0.6 s with the timeout restarted
