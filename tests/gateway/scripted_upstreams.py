@@ -51,6 +51,27 @@ async def pooled_upstream(handle: Handler, **options) -> AsyncIterator[tuple[Ups
             await upstream.close()
 
 
+def answers_once_then(second: bytes, heads: list[bytes]) -> Handler:
+    """A handler answering a connection's first request ``OK_A`` (kept alive) and the next one on
+    it ``second`` (nothing: it closes, as a service's idle timer does), then closing; each request
+    head it read goes to ``heads``."""
+
+    async def handle(reader, writer):
+        heads.append(await reader.readuntil(b"\r\n\r\n"))
+        writer.write(OK_A)
+        await writer.drain()
+        try:
+            heads.append(await reader.readuntil(b"\r\n\r\n"))
+        except asyncio.IncompleteReadError:
+            writer.close()
+            return
+        writer.write(second)
+        await writer.drain()
+        writer.close()
+
+    return handle
+
+
 async def answer_and_close(writer: asyncio.StreamWriter, answer: bytes) -> None:
     writer.write(answer)
     await writer.drain()

@@ -12,7 +12,14 @@ from gateway.edge.problems import UpstreamTimeout, UpstreamUnavailable
 from gateway.edge.upstream_http import UpstreamError
 from gateway.edge.upstreams import Breaker
 from tests.gateway.conftest import run_async
-from tests.gateway.scripted_upstreams import OK_A, hang, pooled_upstream, serve_answers, upstream_to
+from tests.gateway.scripted_upstreams import (
+    OK_A,
+    answers_once_then,
+    hang,
+    pooled_upstream,
+    serve_answers,
+    upstream_to,
+)
 
 
 def test_a_stale_pooled_connection_is_retried_for_idempotent_methods():
@@ -118,15 +125,8 @@ def test_a_post_on_a_pooled_connection_the_service_had_closed_is_not_a_failure()
     nothing: the service did not fail, it had closed an idle connection."""
     async def scenario():
         heads: list[bytes] = []
-
-        async def handle(reader, writer):
-            heads.append(await reader.readuntil(b"\r\n\r\n"))
-            writer.write(OK_A)
-            await writer.drain()
-            heads.append(await reader.readuntil(b"\r\n\r\n"))  # what its idle timer closes
-            writer.close()
-
-        async with pooled_upstream(handle, breaker=Breaker(failures=1)) as (upstream, _first):
+        closes_as_the_post_arrives = answers_once_then(b"", heads)
+        async with pooled_upstream(closes_as_the_post_arrives, breaker=Breaker(failures=1)) as (upstream, _first):
             with pytest.raises(UpstreamUnavailable):
                 await upstream.send("POST", "/pay", [], b"{}", 5)
         return len(heads), upstream.health()
@@ -143,21 +143,7 @@ def test_an_answer_begun_on_a_pooled_connection_is_not_retried(answer):
     request, so it is not the keep-alive race; sent once, and a failure for the breaker."""
     async def scenario():
         heads: list[bytes] = []
-
-        async def handle(reader, writer):
-            heads.append(await reader.readuntil(b"\r\n\r\n"))
-            writer.write(OK_A)
-            await writer.drain()
-            try:
-                heads.append(await reader.readuntil(b"\r\n\r\n"))
-            except asyncio.IncompleteReadError:
-                writer.close()
-                return
-            writer.write(answer)
-            await writer.drain()
-            writer.close()
-
-        async with pooled_upstream(handle, retries=2) as (upstream, _first):
+        async with pooled_upstream(answers_once_then(answer, heads), retries=2) as (upstream, _first):
             with pytest.raises(UpstreamUnavailable):
                 await upstream.send("GET", "/", [], b"", 5)
         return len(heads), upstream.breaker.consecutive

@@ -9,7 +9,7 @@ from datetime import date
 import pytest
 
 from licenses.models import BulkJob, Licence
-from tests.licenses.bulk.uploads import residents_csv, upload
+from tests.licenses.bulk.job_steps import residents_csv, upload
 
 
 def test_rows_are_issued_from_their_values_checked_at_upload_starting_on_the_day_of_issue(h, app, node, monkeypatch):

@@ -13,7 +13,7 @@ import pytest
 
 from licenses.bulk import jobs
 from licenses.models import BulkJob, Licence
-from tests.licenses.bulk.uploads import open_job, residents_csv, upload
+from tests.licenses.bulk.job_steps import open_job, residents_csv, run_until_killed, upload
 
 
 def test_each_bulk_licence_is_sealed_recorded_and_its_known_holder_told(h, app, node):
@@ -104,10 +104,7 @@ def test_a_chunk_killed_after_signing_is_rebuilt_exactly_even_if_the_type_change
         return signatures
 
     monkeypatch.setattr(seal, "sign_batch", dies_after_the_first)
-    session, job = open_job(app, job_id)
-    with pytest.raises(KeyboardInterrupt):
-        jobs.run_job(session, node["deps"], job, batch=10, inflight=1)
-    session.close()
+    run_until_killed(app, node, job_id, batch=10, inflight=1)
     session, job = open_job(app, job_id)
     assert job.issued == 0 and len(job.chunks) == 2 and h.count(Licence) == 0  # two chunks were at the seal node
     before = {identifier for calls in sent.values() for _, identifier in calls[0][0]}
@@ -153,10 +150,7 @@ def _killed_after_signing(app, node, monkeypatch, job_id, batch=5):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(seal, "sign_batch", dies_once_signed)
-    session, job = open_job(app, job_id)
-    with pytest.raises(KeyboardInterrupt):
-        jobs.run_job(session, node["deps"], job, batch=batch, inflight=1)
-    session.close()
+    run_until_killed(app, node, job_id, batch=batch, inflight=1)
     monkeypatch.setattr(seal, "sign_batch", original)
     session, job = open_job(app, job_id)
     job.lease_until = utcnow() - timedelta(hours=1)

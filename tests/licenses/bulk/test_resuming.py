@@ -7,7 +7,7 @@ import pytest
 
 from licenses.bulk import jobs
 from licenses.models import BulkJob, Licence
-from tests.licenses.bulk.uploads import open_job, residents_csv, upload
+from tests.licenses.bulk.job_steps import open_job, residents_csv, run_until_killed, upload
 
 
 def test_a_crash_mid_job_resumes_without_issuing_twice(h, app, node):
@@ -51,10 +51,7 @@ def test_a_killed_runner_holds_the_job_until_its_lease_lapses_then_it_resumes(h,
         return calls[-1]
 
     monkeypatch.setattr(seal, "sign_batch", dies_after_signing)
-    session, job = open_job(app, job_id)
-    with pytest.raises(KeyboardInterrupt):
-        jobs.run_job(session, node["deps"], job, batch=10)
-    session.close()
+    run_until_killed(app, node, job_id, batch=10)
     monkeypatch.setattr(seal, "sign_batch", original)
     busy = h.client.post(f"/bulk-jobs/{job_id}/run", headers=h.police)
     assert busy.status_code == 409 and busy.get_json()["code"] == "bulk_job_running"
@@ -122,10 +119,7 @@ def test_with_two_batches_in_flight_a_killed_runner_resumes_without_issuing_or_s
         return signatures
 
     monkeypatch.setattr(seal, "sign_batch", dies_after_the_first)
-    session, job = open_job(app, job_id)
-    with pytest.raises(KeyboardInterrupt):
-        jobs.run_job(session, node["deps"], job, batch=10, inflight=2)
-    session.close()
+    run_until_killed(app, node, job_id, batch=10, inflight=2)
     monkeypatch.setattr(seal, "sign_batch", original)
     session, job = open_job(app, job_id)
     assert job.issued <= 10 and len(calls) >= 2

@@ -8,7 +8,7 @@ import io
 import json
 
 from licenses.models import BulkJob, Licence
-from tests.licenses.bulk.uploads import HEADER, residents_csv, upload
+from tests.licenses.bulk.job_steps import HEADER, residents_csv, upload
 
 
 def test_bad_rows_are_reported_and_the_rest_issued(h, node):

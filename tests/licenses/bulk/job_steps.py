@@ -1,5 +1,6 @@
-"""Bulk-job test data: a CSV of residence permits (bad rows where asked), its upload by the police
-system's client, and a job read in a session of its own (as another runner would)."""
+"""The steps the bulk-job tests take: a CSV of residence permits (bad rows where asked), its upload
+by the police system's client, the job read in a session of its own (as another runner would), and
+a run until the runner is killed."""
 
 from __future__ import annotations
 
@@ -7,7 +8,10 @@ import csv
 import io
 from datetime import date
 
+import pytest
+
 from common.values.codes import CitizenId
+from licenses.bulk import jobs
 from licenses.models import BulkJob
 
 HEADER = ["holder_code", "holder_name", "name", "sex", "birth_date", "id_number", "address"]
@@ -39,3 +43,12 @@ def open_job(app, job_id):
 
     session = get_db(app).sessionmaker()
     return session, session.get(BulkJob, job_id)
+
+
+def run_until_killed(app, node, job_id, **options) -> None:
+    """The job run (``options``: ``run_job``'s) in a session of its own until the runner is killed:
+    the caller's stand-in for the seal node raises ``KeyboardInterrupt``."""
+    session, job = open_job(app, job_id)
+    with pytest.raises(KeyboardInterrupt):
+        jobs.run_job(session, node["deps"], job, **options)
+    session.close()
