@@ -1,5 +1,5 @@
-"""The processes ``bench.gateway`` runs besides the gateway: a process group started and
-stopped and its readiness (the gateway end-to-end tests start theirs with them too), nginx as
+"""The processes ``bench.gateway`` runs besides the gateway (started, stopped and waited for
+with ``tests.support.suite``'s ``process`` and ``wait_ready``, as the end-to-end tests do): nginx as
 the plain reverse proxy it compares with, and (``--unix-socket``) the upstream app under
 gunicorn on a Unix domain socket (``bench._load.gunicorn`` binds a loopback port only)."""
 
@@ -8,45 +8,14 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import subprocess
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
-from bench._load import Server, free_port, stop_group
+from bench._load import Server
+from tests.support.suite import free_port, process, wait_ready
 
-ROOT = Path(__file__).resolve().parent.parent
 NGINX = os.environ.get("XSN_NGINX", "/usr/sbin/nginx")
 NGINX_HINT = "nginx is not installed: `apt-get install nginx-light` (Debian), or set XSN_NGINX to its path"
-
-
-def wait_ready(url: str, timeout_s: float = 60.0, proc: subprocess.Popen | None = None) -> None:
-    """Until ``url`` answers 200. :raise RuntimeError: ``proc`` exits, or ``timeout_s`` passes."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=1) as response:  # noqa: S310 - loopback
-                if response.status == 200:
-                    return
-        except OSError:
-            pass
-        if (proc is not None and proc.poll() is not None) or time.monotonic() > deadline:
-            raise RuntimeError(f"{url} did not come up")
-        time.sleep(0.2)
-
-
-@contextlib.contextmanager
-def process(argv: list[str], *, env: dict | None = None, log: Path | None = None) -> Iterator[subprocess.Popen]:
-    """``argv`` in a process group of its own (from the repository root), stopped (TERM, then KILL) on exit."""
-    out = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115 - closed below
-    proc = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        yield proc
-    finally:
-        stop_group(proc)
-        if log:
-            out.close()
 
 
 @contextlib.contextmanager

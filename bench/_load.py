@@ -33,8 +33,6 @@ import contextlib
 import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -45,6 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from common.ops.launcher import gunicorn_argv
+from tests.support.suite import free_port, stop_group
 
 INSTALL_HINT = ("wrk (the HTTP load generator) is not installed: `apt-get install wrk` on Debian/Ubuntu, "
                 "`brew install wrk` on macOS, or set XSN_WRK to its path")
@@ -173,12 +172,6 @@ def wrk(url: str, *, duration: float, connections: int, threads: int = 2, method
         wrk_cpu_s=usage.ru_utime + usage.ru_stime, requests=raw["requests"], duration_s=seconds)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def tree_cpu_seconds(pid: int) -> float:
     """CPU seconds (user + system) used so far by ``pid`` and its direct children (a gunicorn
     arbiter and its workers), from ``/proc``; 0 where ``/proc`` does not exist."""
@@ -270,22 +263,6 @@ def gunicorn(target: str, *, env: Mapping[str, str] | None = None, workers: int 
         yield Server(url, server.pid)
     finally:
         stop_group(server)
-
-
-def stop_group(proc: subprocess.Popen, *, wait_s: float = 10.0) -> None:
-    """Stop a process started with ``start_new_session=True`` and everything it started: TERM to
-    its group, KILL after ``wait_s``; a group already gone is fine."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(wait_s)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        # a process stuck in the kernel may outlive even KILL for a while: the caller's own
-        # clean-up (dropping its scratch database) must still run
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(5)
 
 
 def scratch_database(url: str, name: str) -> str:

@@ -58,9 +58,10 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
-from bench._gateway_processes import nginx, process, socket_upstream, wait_ready
-from bench._load import free_port, gunicorn, tree_cpu_seconds, wrk, wrk_version
+from bench._gateway_processes import nginx, socket_upstream
+from bench._load import gunicorn, tree_cpu_seconds, wrk, wrk_version
 from bench.result import print_result
+from tests.support.suite import free_port, process, wait_ready
 
 ROOT = Path(__file__).resolve().parent.parent
 ROUTE_FILE = """prefix: /bench

@@ -39,10 +39,9 @@ from celery import Celery
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
-from bench._load import stop_group
 from bench.result import print_result
 from messaging.smtp_sink import read_mailbox
-from tests.support.suite import TokenFactory, free_port
+from tests.support.suite import TokenFactory, free_port, stop_group
 
 KEK = "00112233445566778899aabbccddeeff"
 ROOT = Path(__file__).resolve().parents[1]

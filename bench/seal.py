@@ -55,12 +55,12 @@ import requests
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from bench._load import drop_database, scratch_database, stop_group
+from bench._load import drop_database, scratch_database
 from bench.result import print_result
 from bench.seal_log import measure_proof_growth
 from common.crypto import gm
 from common.ops.launcher import THREADS, gunicorn_argv, service_concurrency
-from tests.support.suite import TokenFactory, free_port
+from tests.support.suite import TokenFactory, free_port, stop_group
 
 KEK = "00112233445566778899aabbccddeeff"
 BATCH = 100

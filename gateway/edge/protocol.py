@@ -16,8 +16,8 @@
 This leans on aiohttp's internals (``RequestHandler._make_error_handler``, the handler's
 ``_current_request``/``_messages``, what ``RequestHandler.finish_response`` asks of a response,
 ``StreamResponse._prepare_headers``); pyproject pins aiohttp below the next minor version, and
-tests/gateway/test_edge.py, test_edge_whole_response.py and test_edge_server_header.py
-exercise each.
+tests/gateway/test_edge.py, test_edge_refusals.py, test_edge_limits.py,
+test_edge_whole_response.py and test_edge_server_header.py exercise each.
 """
 
 from __future__ import annotations
