@@ -9,10 +9,10 @@ layer and session were about half of a verification's CPU time, so this path spe
 driver directly (the statements are fixed text with positional parameters, which psycopg
 prepares on each connection after a few uses). A code that passed every check in the last
 minute (:attr:`Stores.verified`, per app) is verified in one round trip: the statement that takes
-the use also makes the database's checks and returns what the lookup would have read, and takes
-nothing when anything changed (:meth:`PostgresStore.take_known`); the takes of the process's
-concurrent verifications of such codes go in one statement and one commit
-(:attr:`Stores.takes`, :mod:`licenses.take_groups`).
+the use also makes the database's checks and returns the count of uses (the rows are the
+lookup's, kept with the code: :class:`Verified`), and takes nothing when anything changed
+(:meth:`PostgresStore.take_known`); the takes of the process's concurrent verifications of such
+codes go in one statement and one commit (:attr:`Stores.takes`, :mod:`licenses.take_groups`).
 
 :class:`SessionStore` (SQLite, development and most tests) does the same through Core
 statements on the request's session: lookup, conditional UPDATE, INSERT, commit.
@@ -210,9 +210,10 @@ class PostgresStore:
     def take_known(self, code: str, known: Verified, record: dict[str, Any], now: datetime,
                    today: date) -> tuple[Found, int] | None:
         """Take a use of a code verified before, and record it, in one committed statement, if
-        every check the database can make passes and the licence row is still the version
-        verified; ``(what the lookup would have read, uses after this one)``, or ``None`` with
-        nothing written. The caller has checked the document and the seal's verdict of ``known``.
+        every check the database can make passes and the licence and type rows are still the
+        versions verified; ``(what the lookup would have read, uses after this one)``: the rows of
+        ``known.found`` (the licence and type shared, only read), or ``None`` with nothing written.
+        The caller has checked the document and the seal's verdict of ``known``.
 
         A write is never sent twice (see :meth:`write_known`); one that breaks during it fails
         the request, and every request of its group."""
