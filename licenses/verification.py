@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any
 
 import structlog
@@ -178,8 +179,10 @@ def verify_code(store: Store, deps: Deps, verifier: Verifier, raw_code: str, *,
     auth, licence, licence_type = found
     uses = store.take(auth, record, now)
     if uses is not None and store.verified is not None and licence.row_version:
+        kept = SimpleNamespace(**{**vars(licence), "document_enc": None})  # its document is kept read
         store.verified.put(code, Verified(licence.id, licence.row_version, licence.document_sm3, licence.signature_b64,
-                                          signature_digest(licence.signature_b64), document, auth.audience))
+                                          signature_digest(licence.signature_b64), document, auth.audience,
+                                          (auth, kept, licence_type)))
     if uses is None:
         # The authorisation or the licence changed since it was read (another window took the
         # last use, the holder revoked it, the licence was revoked): judged again as it is now.

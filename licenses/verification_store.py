@@ -9,10 +9,10 @@ layer and session were about half of a verification's CPU time, so this path spe
 driver directly (the statements are fixed text with positional parameters, which psycopg
 prepares on each connection after a few uses). A code that passed every check in the last
 minute (:attr:`Stores.verified`, per app) is verified in one round trip: the statement that takes
-the use also makes the database's checks and returns what the lookup would have read, and takes
-nothing when anything changed (:meth:`PostgresStore.take_known`); the takes of the process's
-concurrent verifications of such codes go in one statement and one commit
-(:attr:`Stores.takes`, :mod:`licenses.take_groups`).
+the use also makes the database's checks and returns the count of uses (the rows are the
+lookup's, kept with the code: :class:`Verified`), and takes nothing when anything changed
+(:meth:`PostgresStore.take_known`); the takes of the process's concurrent verifications of such
+codes go in one statement and one commit (:attr:`Stores.takes`, :mod:`licenses.take_groups`).
 
 :class:`SessionStore` (SQLite, development and most tests) does the same through Core
 statements on the request's session: lookup, conditional UPDATE, INSERT, commit.
@@ -69,22 +69,25 @@ def _json_list(text: str) -> list[Any]:
 # -- PostgreSQL ----------------------------------------------------------------------------------
 # Fixed text with positional parameters (psycopg reorders named ones on every call). The
 # lookup's columns are in the order of AUTH_COLUMNS, LICENCE_COLUMNS, the type's two, then the
-# licence row's version.
+# licence row's version and the type row's.
 _PG_LOOKUP = """
 SELECT a.id, a.licence_id, a.fields, a.purpose, a.audience, a.expires_at, a.max_uses, a.uses, a.status,
        l.id, l.identifier, l.type_code, l.version, l.face_number, l.issuer_code, l.issuer_name, l.holder_kind,
        l.holder_name, l.holder_code_masked, l.valid_from, l.valid_until, l.status, l.document_enc, l.document_sm3,
-       l.signature_b64, l.issued_at, t.name, t.fields::text, l.xmin::text
+       l.signature_b64, l.issued_at, t.name, t.fields::text, l.xmin::text, t.xmin::text
 FROM authorisations a JOIN licences l ON l.id = a.licence_id JOIN licence_types t ON t.code = l.type_code
 WHERE a.code = %s"""
 # Codes whose licences were verified before (:class:`Verified`), several requests' at once
 # (:mod:`licenses.take_groups`): one statement takes each use and records it only while every
 # check the database can make still passes (the authorisation's state, time, count and audience;
-# the licence's status, validity and digest) and the licence row is the version verified
-# (``xmin``: any UPDATE of the row makes a new one), and returns, for each take it made, what the
-# lookup would have read but the document and signature. $1 the takes as a JSON array, each
-# [index, code, licence, its xmin, the audience verified before (the caller has checked it is one
-# of the window's names: the row must still name it), the signed digest, the record's verifier,
+# the licence's status, validity and digest), the licence row is the version verified and the
+# type row the version read then (``xmin``: any UPDATE of a row makes a new one), and returns,
+# for each take it made, only the uses after it: every other column the answer shows is the
+# lookup's, kept in :class:`Verified` (the licence's and the type's by their versions; the
+# authorisation's because none of them is ever updated but its status, which is checked: see
+# :class:`Verified`). $1 the takes as a JSON array, each [index, code, authorisation, licence,
+# its xmin, the type's xmin, the audience verified before (the caller has checked it is one of
+# the window's names: the row must still name it), the signed digest, the record's verifier,
 # client, organisation and request id, now, today]; $2 the valid status. The authorisations are
 # locked in id order before any is written, so two groups sharing codes wait for each other,
 # never deadlock. Its conditions must stay those of verification._decide / licence_checks: a
@@ -92,36 +95,30 @@ WHERE a.code = %s"""
 # logs an error).
 _PG_TAKE_KNOWN = """
 WITH b AS MATERIALIZED (
-    SELECT (e->>0)::int AS i, e->>1 AS code, e->>2 AS licence_id, (e->>3)::xid AS row_version, e->>4 AS audience,
-           e->>5 AS document_sm3, e->>6 AS verifier, e->>7 AS verifier_client, e->>8 AS verifier_org,
-           e->>9 AS request_id, (e->>10)::timestamptz AS now, (e->>11)::date AS today
+    SELECT (e->>0)::int AS i, e->>1 AS code, e->>2 AS auth_id, e->>3 AS licence_id, (e->>4)::xid AS row_version,
+           (e->>5)::xid AS type_version, e->>6 AS audience, e->>7 AS document_sm3, e->>8 AS verifier,
+           e->>9 AS verifier_client, e->>10 AS verifier_org, e->>11 AS request_id, (e->>12)::timestamptz AS now,
+           (e->>13)::date AS today
     FROM jsonb_array_elements(CAST(%s AS jsonb)) AS e),
 locked AS MATERIALIZED (
-    SELECT a.id, b.i FROM b JOIN authorisations a ON a.code = b.code ORDER BY a.id FOR NO KEY UPDATE OF a),
+    SELECT a.id, b.i FROM b JOIN authorisations a ON a.id = b.auth_id AND a.code = b.code
+    ORDER BY a.id FOR NO KEY UPDATE OF a),
 taken AS (
     UPDATE authorisations a SET uses = a.uses + 1
-    FROM locked k, b, licences l
+    FROM locked k, b, licences l, licence_types t
     WHERE a.id = k.id AND b.i = k.i AND l.id = a.licence_id AND l.id = b.licence_id AND l.xmin = b.row_version
+      AND t.code = l.type_code AND t.xmin = b.type_version
       AND a.status = 'active' AND a.uses < a.max_uses AND a.expires_at > b.now AND a.audience = b.audience
       AND l.status = %s AND l.document_sm3 = b.document_sm3 AND l.valid_from <= b.today
       AND (l.valid_until IS NULL OR l.valid_until >= b.today)
-    RETURNING b.i, a.id AS a_id, a.licence_id AS a_licence, a.fields::text AS a_fields, a.purpose AS a_purpose,
-              a.audience AS a_audience, a.expires_at AS a_expires, a.max_uses AS a_max, a.uses AS a_uses,
-              a.status AS a_status, l.id AS l_id, l.identifier, l.type_code, l.version, l.face_number,
-              l.issuer_code, l.issuer_name, l.holder_kind, l.holder_name, l.holder_code_masked, l.valid_from,
-              l.valid_until, l.status AS l_status, l.document_sm3, l.issued_at,
-              b.verifier, b.verifier_client, b.verifier_org, b.request_id, b.now),
+    RETURNING b.i, a.uses, a.id, a.licence_id, a.purpose, b.verifier, b.verifier_client, b.verifier_org,
+              b.request_id, b.now),
 recorded AS (
     INSERT INTO use_records (licence_id, authorisation_id, verifier, verifier_client, verifier_org, purpose,
                              outcome, reason, request_id, at)
-    SELECT a_licence, a_id, verifier, verifier_client, verifier_org, a_purpose, 'accepted', NULL, request_id, now
+    SELECT licence_id, id, verifier, verifier_client, verifier_org, purpose, 'accepted', NULL, request_id, now
     FROM taken)
-SELECT k.i, k.a_id, k.a_licence, k.a_fields, k.a_purpose, k.a_audience, k.a_expires, k.a_max, k.a_uses, k.a_status,
-       k.l_id, k.identifier, k.type_code, k.version, k.face_number, k.issuer_code, k.issuer_name, k.holder_kind,
-       k.holder_name, k.holder_code_masked, k.valid_from, k.valid_until, k.l_status, k.document_sm3, k.issued_at,
-       t.name, t.fields::text
-FROM taken k JOIN licence_types t ON t.code = k.type_code"""
-_KNOWN_LICENCE_COLUMNS = tuple(c for c in LICENCE_COLUMNS if c not in ("document_enc", "signature_b64"))
+SELECT i, uses FROM taken"""
 # $1 authorisation, $2 licence, $3 now, $4 the valid status, $5-$9 the record's verifier, client,
 # organisation, purpose and request id.
 _PG_TAKE = """
@@ -146,7 +143,17 @@ class Verified:
     """What a verification of a code that passed every check read: the licence row's version
     (``xmin``), the digest the seal signed, the signature and its own SM3 (the seal client's
     verdict key, computed once here rather than on every verification), the document read (its
-    SM3 and face), and the authorisation's audience. Kept by :attr:`Stores.verified`."""
+    SM3 and face), the authorisation's audience, and the lookup's rows (``found``: the licence
+    without its stored document; the authorisation as read, its ``uses`` then). Kept by
+    :attr:`Stores.verified`.
+
+    ``found`` stands for the rows in the answers of later verifications of the code
+    (:meth:`PostgresStore.take_known`), which take a use only while the licence and the type rows
+    are the versions read with it, so their columns are these. An authorisation's row is updated
+    only by a use taken (``uses``) and by its revocation (``status``, ``revoked_at``:
+    :func:`licenses.authorisations.revoke`), and the statement takes nothing from one that is not
+    ``active``: its other columns are the ones read. An UPDATE of any other of its columns must
+    forget the code here first, or be checked by that statement. Everything in it is only read."""
 
     licence_id: str
     row_version: str
@@ -155,6 +162,7 @@ class Verified:
     signature_sm3: str
     document: Any
     audience: str
+    found: Found
 
 
 def _take_key(take) -> str:
@@ -193,7 +201,7 @@ class PostgresStore:
         if row is None:
             return None
         auth, licence, licence_type = _found(row)
-        licence.row_version = row[28]
+        licence.row_version, licence_type.row_version = row[28], row[29]
         auth.expires_at = auth.expires_at.astimezone(UTC)
         if licence.issued_at is not None:
             licence.issued_at = licence.issued_at.astimezone(UTC)
@@ -202,9 +210,10 @@ class PostgresStore:
     def take_known(self, code: str, known: Verified, record: dict[str, Any], now: datetime,
                    today: date) -> tuple[Found, int] | None:
         """Take a use of a code verified before, and record it, in one committed statement, if
-        every check the database can make passes and the licence row is still the version
-        verified; ``(what the lookup would have read, uses after this one)``, or ``None`` with
-        nothing written. The caller has checked the document and the seal's verdict of ``known``.
+        every check the database can make passes and the licence and type rows are still the
+        versions verified; ``(what the lookup would have read, uses after this one)``: the rows of
+        ``known.found`` (the licence and type shared, only read), or ``None`` with nothing written.
+        The caller has checked the document and the seal's verdict of ``known``.
 
         A write is never sent twice (see :meth:`write_known`); one that breaks during it fails
         the request, and every request of its group."""
@@ -212,21 +221,16 @@ class PostgresStore:
         row = self.write_known([take])[0] if self._groups is None else self._groups.run(self, take)
         if row is None:
             return None
-        auth = SimpleNamespace(**dict(zip(AUTH_COLUMNS, row[1:10], strict=True)))
-        auth.fields = _json_list(auth.fields)
-        licence = SimpleNamespace(**dict(zip(_KNOWN_LICENCE_COLUMNS, row[10:25], strict=True)))
-        licence.signature_b64, licence.document_enc, licence.row_version = known.signature_b64, None, known.row_version
-        uses = auth.uses
-        auth.uses -= 1  # as the lookup would have read it before this use
-        auth.expires_at = auth.expires_at.astimezone(UTC)
-        if licence.issued_at is not None:
-            licence.issued_at = licence.issued_at.astimezone(UTC)
-        return (auth, licence, SimpleNamespace(name=row[25], fields=_json_list(row[26]))), uses
+        auth, licence, licence_type = known.found
+        uses = row[1]
+        auth = SimpleNamespace(**vars(auth))  # the cached one is shared: only this request's count differs
+        auth.uses = uses - 1  # as the lookup would have read it before this use
+        return (auth, licence, licence_type), uses
 
     def write_known(self, takes) -> list[tuple | None]:
         """Known codes' takes (``(code, known, record, now, today)``, distinct codes: one group of
         :class:`~licenses.take_groups.TakeGroups`) in one committed statement on this store's
-        connection: each take's row, or None (nothing written for it).
+        connection: each take's ``(index, uses after it)``, or None (nothing written for it).
 
         The connection is looked at just before the statement goes (the leader's, which may have
         waited in the queue since its request began): one the server closed meanwhile (the pool
@@ -237,8 +241,9 @@ class PostgresStore:
         if waiting.poll(0):
             self._reconnect()
         batch = orjson.dumps([
-            (i, code, known.licence_id, known.row_version, known.audience, known.document_sm3, record["verifier"],
-             record["verifier_client"], record["verifier_org"], record["request_id"], now, today)
+            (i, code, known.found[0].id, known.licence_id, known.row_version, known.found[2].row_version,
+             known.audience, known.document_sm3, record["verifier"], record["verifier_client"],
+             record["verifier_org"], record["request_id"], now, today)
             for i, (code, known, record, now, today) in enumerate(takes)])
         cursor = self._pooled.cursor
         cursor.execute(_PG_TAKE_KNOWN, (batch.decode(), VALID))

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from common.db import get_db
 from common.peers.seal_client import SealCheck
 from licenses import issuing, verification_store
-from licenses.models import Authorisation, Licence, UseRecord
+from licenses.models import Authorisation, Licence, LicenceType, UseRecord
 
 pytestmark = pytest.mark.services
 
@@ -118,6 +118,55 @@ def test_a_known_code_whose_licence_changed_is_verified_from_the_start(h, calls,
     else:
         assert response.status_code == 200 and response.get_json()["licence"]["issuer"]["name"] == "another name"
         assert _state(h, code) == (2, [("accepted", None)] * 2)
+
+
+def test_a_known_code_whose_licence_type_changed_is_verified_from_the_start(h, calls):
+    """The answer's type name and field labels are the lookup's: the statement takes a use only
+    while the type row is the version read then."""
+    permit = h.issue_residence().get_json()
+    code = h.authorise(permit["id"], max_uses=3).get_json()["code"]
+    assert _verify(h, code).status_code == 200
+    with get_db(h.app).session() as session:
+        licence_type = session.get(LicenceType, session.get(Licence, permit["id"]).type_code)
+        licence_type.name = "另一个名称"
+        session.commit()
+    calls.clear()
+    response = _verify(h, code)
+    assert calls["take_known"] == 1 and calls["lookup"] == 1  # the statement wrote nothing; then the full path
+    assert response.status_code == 200 and response.get_json()["licence"]["type_name"] == "另一个名称"
+    calls.clear()
+    again = _verify(h, code)
+    assert calls == {"take_known": 1} and again.get_json()["licence"]["type_name"] == "另一个名称"
+    assert _state(h, code) == (3, [("accepted", None)] * 3)
+
+
+def test_a_known_code_revoked_by_its_holder_takes_nothing(h, calls):
+    """Revocation is the one change of an authorisation's row besides its count; the statement
+    checks its status, so the cached columns of a row it takes from are the current ones."""
+    permit = h.issue_residence().get_json()
+    auth = h.authorise(permit["id"], max_uses=3).get_json()
+    assert _verify(h, auth["code"]).status_code == 200
+    assert h.client.delete(f"/my/authorisations/{auth['id']}", headers=h.holder("p-zhang")).status_code == 200
+    calls.clear()
+    refused = _verify(h, auth["code"])
+    assert refused.status_code == 410 and refused.get_json()["code"] == "authorisation_revoked"
+    assert calls["take_known"] == 1 and calls["lookup"] == 1
+    assert _state(h, auth["code"]) == (1, [("accepted", None), ("refused", "authorisation_revoked")])
+
+
+def test_a_known_codes_answers_keep_the_cached_rows_as_they_were_read(h, calls):
+    """Later answers take the authorisation's and the licence's columns from the cache; each
+    request gets its own count, and the cached rows are left as they were."""
+    permit = h.issue_residence().get_json()
+    code = h.authorise(permit["id"], max_uses=5).get_json()["code"]
+    first = _verify(h, code).get_json()
+    known = h.app.extensions["licenses"]["stores"].verified.get(code)
+    assert known.found[0].uses == 0 and known.found[1].document_enc is None
+    answers = [_verify(h, code).get_json() for _ in range(3)]
+    assert calls["take_known"] == 3 and known.found[0].uses == 0
+    assert [a["authorisation"]["uses"] for a in answers] == [2, 3, 4]
+    assert all(a["licence"] == first["licence"] and a["fields"] == first["fields"] for a in answers)
+    assert [a["checks"]["authorisation"]["detail"][:9] for a in answers] == ["2 of 5 us", "3 of 5 us", "4 of 5 us"]
 
 
 def test_a_known_code_is_judged_on_todays_date(h, calls, monkeypatch):
