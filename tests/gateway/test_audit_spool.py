@@ -515,14 +515,18 @@ def _timed_writes(spool: AuditSpool) -> list[tuple[float, int]]:
     it gets a core, so timing that would fail under load while the interval was kept.
     """
     writes: list[tuple[float, int]] = []
-    name = "_write_inline" if spool.sync_mode == "inline" else "_submit"
-    submit = getattr(spool, name)
 
-    def timed(frames, *done):
-        writes.append((spool._last_sync, len(frames)))
-        submit(frames, *done)
+    def timing(name: str) -> None:
+        hand_over = getattr(spool, name)
 
-    setattr(spool, name, timed)
+        def timed(frames, *done):
+            writes.append((spool._last_sync, len(frames)))
+            hand_over(frames, *done)
+
+        setattr(spool, name, timed)
+
+    timing("_submit")
+    timing("_write_inline")
     return writes
 
 

@@ -50,7 +50,11 @@ from gateway.audit.spool.segment_writer import SegmentWriter
 from gateway.audit.spool.state import SpoolState
 
 log = structlog.get_logger("xsn.gateway.audit.spool")
-SYNC_MODES = ("thread", "inline")  # who writes and syncs a batch: see AuditSpool
+SYNC_MODES = ("thread", "inline", "auto")  # who writes and syncs a batch: see AuditSpool
+# auto: inline while the recent syncs (a moving average, 1/8 per sync) took less than this wall
+# time, else the thread. Inline blocks the loop for the sync: fine for ~0.1 ms, not for the
+# 2-4 ms syncs of a busy disk, when requests of other connections could have gone on meanwhile.
+AUTO_INLINE_BELOW_S = 0.001
 
 
 class AuditUnavailable(ServiceUnavailable):
@@ -102,7 +106,8 @@ class AuditSpool:
     futex or self-pipe wake-ups, ~100 µs of CPU around a ~45 µs sync). ``inline``: the loop's
     thread writes and syncs the batch itself, in a callback scheduled after the records of the
     current loop iteration (so they share the sync), blocking the loop for the sync's wall time;
-    records whose events arrive meanwhile share the next one.
+    records whose events arrive meanwhile share the next one. ``auto``: inline while the recent
+    syncs were fast (:data:`AUTO_INLINE_BELOW_S`), the thread while they are slow.
     """
 
     def __init__(self, directory: str | os.PathLike[str], *, max_backlog_bytes: int = 64 * 1024 * 1024,
@@ -120,6 +125,8 @@ class AuditSpool:
         self._sync_waits = 0  # sync_interval waits made (stats)
         self._sync_waits_gathering_nobody = 0  # of them, those after which no record had joined
         self._waiting_with: int | None = None  # inline: records pending when an interval wait began
+        self._sync_wall = 0.0  # moving average of a batch's write and sync, seconds (auto mode)
+        self._inline_syncs = 0  # batches the loop's thread wrote (stats)
         self._lock_fd = lock_exclusively(self.directory / "lock", "edge process")
         self.spool_id = read_or_create_id(self.directory)
         self.shared = SpoolState(self.directory)
@@ -138,11 +145,11 @@ class AuditSpool:
         self._submitting = threading.Lock()
         self._stopping = False
         self.sync_mode = sync_mode
-        # Inline: the loop's flush, ``write_sync`` from a tool's thread and ``close`` (from a
-        # worker thread, see DurableAuditSink.close) take turns on the file.
+        # The sync thread, the loop's inline flush, ``write_sync`` from a tool's thread and
+        # ``close`` (from a worker thread, see DurableAuditSink.close) take turns on the file.
         self._writing = threading.Lock()
         self._syncer: threading.Thread | None = None
-        if sync_mode == "thread":
+        if sync_mode != "inline":
             self._syncer = threading.Thread(target=self._sync_forever, name="audit-spool", daemon=True)
             self._syncer.start()
         self._closed = False
@@ -185,16 +192,30 @@ class AuditSpool:
         self._pending.append((frame, future))
         if not self._flushing:
             self._flushing = True
-            if self._syncer is None:
-                self._schedule_inline(loop)
-            else:
-                loop.create_task(self._flush_loop())
+            self._start_flush(loop)
         await future
+
+    def _inline_now(self) -> bool:
+        return self._syncer is None or (self.sync_mode == "auto" and self._sync_wall < AUTO_INLINE_BELOW_S)
+
+    def _start_flush(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Inline: after this loop iteration's callbacks (``call_soon``), so the records they
+        produce share its sync; :meth:`_flush_inline` decides then whether to wait, as
+        :meth:`_flush_loop` does. Thread: the task that hands batches to it."""
+        if self._inline_now():
+            loop.call_soon(self._flush_inline, loop, False)
+        else:
+            loop.create_task(self._flush_loop())
 
     async def _flush_loop(self) -> None:
         loop = asyncio.get_running_loop()
+        handed_over = False
         try:
             while self._pending:
+                if self._inline_now():  # auto: the syncs are fast again
+                    handed_over = True
+                    self._start_flush(loop)
+                    break
                 if self.group_window > 0:
                     await asyncio.sleep(self.group_window)
                 elif self.sync_interval > 0 and self._last_batch > 1:
@@ -220,7 +241,8 @@ class AuditSpool:
                     continue
                 _release(batch)
         finally:
-            self._flushing = False
+            if not handed_over:
+                self._flushing = False
 
     def _refuse(self, batch: list[tuple[bytes, asyncio.Future[None]]], exc: Exception) -> None:
         """A batch's write failed: its bytes are no longer accepted and every caller hears of it."""
@@ -231,11 +253,6 @@ class AuditSpool:
                 future.set_exception(AuditUnavailable("the audit spool cannot be written"))
 
     # -- inline mode: the loop's thread syncs ---------------------------------------------------
-
-    def _schedule_inline(self, loop: asyncio.AbstractEventLoop) -> None:
-        """The next inline flush: after this loop iteration's callbacks (``call_soon``), so the
-        records they produce share its sync; it decides then whether to wait, as _flush_loop."""
-        loop.call_soon(self._flush_inline, loop, False)
 
     def _flush_inline(self, loop: asyncio.AbstractEventLoop, waited: bool) -> None:
         """One batch written and synced on the loop's thread (blocking it for the sync), then answered."""
@@ -256,6 +273,7 @@ class AuditSpool:
             self._last_sync = time.monotonic()
             batch, self._pending = self._pending[:self.max_batch], self._pending[self.max_batch:]
             self._last_batch = len(batch)
+            self._inline_syncs += 1
             try:
                 self._write_inline([frame for frame, _ in batch])
             except Exception as exc:  # every waiting caller must hear of it, as in _flush_loop
@@ -265,16 +283,13 @@ class AuditSpool:
         finally:
             # Whatever happened, records still pending get a flush: none may wait forever.
             if self._pending:
-                self._schedule_inline(loop)
+                self._start_flush(loop)
             else:
                 self._flushing = False
 
     def _write_inline(self, frames: list[bytes]) -> None:
         """:raise RuntimeError: the spool is closed. :raise OSError: as :meth:`_write`."""
-        with self._writing:
-            if self._stopping:
-                raise RuntimeError("the audit spool is closed")
-            self._write(frames)
+        self._write(frames, inline=True)
 
     def _submit(self, frames: list[bytes], done: Callable[[BaseException | None], None]) -> None:
         """Hand ``frames`` to the sync thread; ``done(error or None)`` is called there after the fsync.
@@ -324,32 +339,42 @@ class AuditSpool:
             self._accepted_end -= len(frame)
             raise AuditUnavailable("the audit spool cannot be written") from exc
 
-    def _write(self, frames: list[bytes]) -> None:
-        """The sync thread (inline: under ``_writing``): the frames written and synced, then their
-        end published to the writer.
+    def _write(self, frames: list[bytes], *, inline: bool = False) -> None:
+        """The frames written and synced, then their end published to the writer (the sync thread,
+        or the loop's thread when ``inline``).
 
         :raise OSError: see :meth:`SegmentWriter.write` (the file is left as it was).
+        :raise RuntimeError: ``inline`` and the spool is closed (the thread finishes what it was
+            handed before ``close``; the loop's thread may not write after it).
         """
-        self.shared.durable_end = self.segments.write(frames)  # now the writer process may read them
+        with self._writing:
+            if inline and self._stopping:
+                raise RuntimeError("the audit spool is closed")
+            started = time.perf_counter()
+            self.shared.durable_end = self.segments.write(frames)  # now the writer process may read them
+            # One sample counts at most twice the limit: a rare fill of zeros ahead (a 1 MiB write
+            # and fsync) moves the average by a quarter of the limit, while ~5 slow syncs in a
+            # row pass it (and ~6 fast ones come back under it).
+            took = min(time.perf_counter() - started, 2 * AUTO_INLINE_BELOW_S)
+            self._sync_wall += (took - self._sync_wall) * 0.125
 
     def stats(self) -> dict[str, Any]:
         """For ``/readyz`` and the benchmark: the fsyncs, and how often the group commit waited
         for ``sync_interval`` and how often such a wait gathered no record (a wait that only
         added latency)."""
-        return {**self.segments.stats(), "sync_mode": self.sync_mode, "sync_waits": self._sync_waits,
+        return {**self.segments.stats(), "sync_mode": self.sync_mode,
+                "inline_syncs": self._inline_syncs, "sync_wall_ms_recent": round(self._sync_wall * 1000, 3),
+                "sync_waits": self._sync_waits,
                 "sync_waits_gathering_nobody": self._sync_waits_gathering_nobody}
 
     def close(self) -> None:
         """Stop taking records; a batch being written is finished first, later ones are refused."""
         self._closed = True
-        if self._syncer is None:
-            with self._writing:  # after the write under way, if any
-                self._stopping = True
-        else:
-            with self._submitting:
-                if not self._stopping:
-                    self._stopping = True
-                    self._jobs.put(None)  # after every batch already handed over: they are written first
+        with self._writing, self._submitting:  # after the write under way, if any
+            stopped, self._stopping = self._stopping, True
+        if self._syncer is not None:
+            if not stopped:
+                self._jobs.put(None)  # after every batch already handed over: they are written first
             self._syncer.join()
         self.segments.close()
         self.shared.close()
