@@ -16,10 +16,6 @@ SETTINGS: dict[str, Any] = {
     # Under load (fsyncs carrying several records), at most one fsync per this many ms: bigger
     # groups, less CPU per record; a lone request still waits for nobody (0: off). See spool.py.
     "AUDIT_SPOOL_SYNC_INTERVAL_MS": 2.0,
-    # Who writes and syncs a group: "thread" (the spool's sync thread; the loop serves meanwhile)
-    # or "inline" (the event loop's thread, blocked for the sync; no hand-off) or "auto" (inline
-    # while the recent syncs took < 1 ms, else the thread). See gateway/audit/spool/accepting.py.
-    "AUDIT_SPOOL_SYNC_MODE": "thread",
     "AUDIT_WRITER_BATCH": 500,  # records per database transaction at most
     # Seconds the writer waits after a pass that found less than a batch. Longer = bigger batches,
     # less writer CPU per record. Measured 2026-12-07, CPU µs per record by records a transaction:

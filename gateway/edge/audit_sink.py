@@ -58,8 +58,7 @@ class DurableAuditSink:
                                 max_backlog_bytes=int(setting(config, "AUDIT_SPOOL_MAX_BYTES")),
                                 segment_bytes=int(setting(config, "AUDIT_SPOOL_SEGMENT_BYTES")),
                                 group_window=float(setting(config, "AUDIT_SPOOL_GROUP_WINDOW_MS")) / 1000,
-                                sync_interval=float(setting(config, "AUDIT_SPOOL_SYNC_INTERVAL_MS")) / 1000,
-                                sync_mode=str(setting(config, "AUDIT_SPOOL_SYNC_MODE")))
+                                sync_interval=float(setting(config, "AUDIT_SPOOL_SYNC_INTERVAL_MS")) / 1000)
 
     async def record(self, record: dict[str, Any]) -> None:
         await self.spool.record(record)  # AuditUnavailable: the edge answers 503
@@ -73,7 +72,7 @@ class DurableAuditSink:
                 "writer_age_s": writer["age_s"], **self.spool.stats()}
 
     async def close(self) -> None:
-        await asyncio.to_thread(self.spool.close)  # waits for the last fsync under way: off the loop
+        await asyncio.to_thread(self.spool.close)  # waits for the sync thread's last fsync: off the loop
 
 
 def load_sink(config: dict[str, Any], *, worker: str = "0") -> AuditSink:

@@ -1,9 +1,6 @@
 """The audit spool: group commit, torn-tail recovery, the backlog bound, segments and release.
 
 The edge appends (``AuditSpool``); the writer process reads and releases (``SpoolReader``).
-Tests through the ``spools`` fixture run in both sync modes (the spool's thread, the loop's own);
-what only the thread has is tested on ``thread_spool``, what only inline has in
-``test_audit_spool_inline.py``.
 """
 
 from __future__ import annotations
@@ -19,7 +16,6 @@ import time
 import pytest
 
 from gateway.audit.spool import AuditSpool, AuditUnavailable
-from gateway.audit.spool.accepting import SYNC_MODES
 from gateway.audit.spool.files import HEADER, SpoolCorrupt, encode_frame
 from gateway.audit.spool.reader import SpoolReader
 from tests.gateway.conftest import run_async
@@ -43,45 +39,26 @@ def _ids(reader: SpoolReader, position: int = 0) -> list[str]:
 def _abandon(spool: AuditSpool) -> None:
     """As if the edge were killed: no clean close, so the zeros (and whatever else) after its frames stay."""
     spool._closed = spool._stopping = True
-    if spool._syncer is not None:
-        spool._jobs.put(None)
-        spool._syncer.join()
+    spool._jobs.put(None)
+    spool._syncer.join()
     os.close(spool.segments.fd)
     spool.segments.fd = None
     spool.shared.close()
     os.close(spool._lock_fd)
 
 
-@pytest.fixture(params=SYNC_MODES)
-def sync_mode(request) -> str:
-    return request.param
+@pytest.fixture
+def spools(tmp_path):
+    """``spools(**options)``: an ``AuditSpool`` on ``tmp_path`` (a reopened one, too). Whatever a
+    test leaves open (an assertion failed half-way) is closed after it: no lock or thread leaks
+    into the next test."""
+    opened: list[AuditSpool] = []
 
-
-def _opener(tmp_path, opened: list[AuditSpool], **defaults):
     def open_spool(**options) -> AuditSpool:
-        opened.append(AuditSpool(tmp_path, **{**defaults, **options}))
+        opened.append(AuditSpool(tmp_path, **options))
         return opened[-1]
 
-    return open_spool
-
-
-@pytest.fixture
-def spools(tmp_path, sync_mode):
-    """``spools(**options)``: an ``AuditSpool`` on ``tmp_path`` (a reopened one, too), in each sync
-    mode. Whatever a test leaves open (an assertion failed half-way) is closed after it: no lock
-    or thread leaks into the next test."""
-    opened: list[AuditSpool] = []
-    yield _opener(tmp_path, opened, sync_mode=sync_mode)
-    for spool in opened:
-        if not spool._closed:
-            spool.close()
-
-
-@pytest.fixture
-def thread_spool(tmp_path):
-    """A spool with its sync thread, for what only that mode has."""
-    opened: list[AuditSpool] = []
-    yield _opener(tmp_path, opened, sync_mode="thread")()
+    yield open_spool
     for spool in opened:
         if not spool._closed:
             spool.close()
@@ -361,8 +338,7 @@ def test_a_failed_rotation_refuses_the_batch_leaks_no_descriptor_and_is_tried_ag
     assert read_ids() == ["r0", "r1", "r2", "r9"]
 
 
-def test_a_callback_that_raises_does_not_stop_the_sync_thread(thread_spool):
-    spool = thread_spool
+def test_a_callback_that_raises_does_not_stop_the_sync_thread(spool):
 
     def raising(_error):
         raise RuntimeError("a bug in a caller's callback")
@@ -372,8 +348,7 @@ def test_a_callback_that_raises_does_not_stop_the_sync_thread(thread_spool):
     assert spool._syncer.is_alive()
 
 
-def test_a_dead_sync_thread_refuses_records_instead_of_hanging(thread_spool):
-    spool = thread_spool
+def test_a_dead_sync_thread_refuses_records_instead_of_hanging(spool):
     _write_many(spool, 1)
     end = spool.durable_end
     spool._jobs.put(None)  # the thread ends as if it had died: nobody left to write
@@ -389,8 +364,7 @@ def test_a_dead_sync_thread_refuses_records_instead_of_hanging(thread_spool):
     assert spool.durable_end == end and spool.backlog_bytes == end  # nothing counted as accepted
 
 
-def test_closing_while_a_batch_is_in_flight_answers_it_and_refuses_the_rest(thread_spool, read_ids):
-    spool = thread_spool
+def test_closing_while_a_batch_is_in_flight_answers_it_and_refuses_the_rest(spool, read_ids):
     write, entered, release = spool._write, threading.Event(), threading.Event()
 
     def held(frames):
@@ -508,25 +482,20 @@ def test_flat_and_nested_records_read_back_the_same(tmp_path, spool):
 
 
 def _timed_writes(spool: AuditSpool) -> list[tuple[float, int]]:
-    """(start, records) of each batch the spool hands to its sync thread (inline: writes) from now on.
+    """(start, records) of each batch the spool hands to its sync thread from now on.
 
     The start is ``_last_sync``, read as the batch is submitted on the loop's thread: the time
     the interval is measured from. When the sync thread begins the write depends on how soon
     it gets a core, so timing that would fail under load while the interval was kept.
     """
     writes: list[tuple[float, int]] = []
+    submit = spool._submit
 
-    def timing(name: str) -> None:
-        hand_over = getattr(spool, name)
+    def timed(frames, done):
+        writes.append((spool._last_sync, len(frames)))
+        submit(frames, done)
 
-        def timed(frames, *done):
-            writes.append((spool._last_sync, len(frames)))
-            hand_over(frames, *done)
-
-        setattr(spool, name, timed)
-
-    timing("_submit")
-    timing("_write_inline")
+    spool._submit = timed
     return writes
 
 

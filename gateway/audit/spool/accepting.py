@@ -50,11 +50,6 @@ from gateway.audit.spool.segment_writer import SegmentWriter
 from gateway.audit.spool.state import SpoolState
 
 log = structlog.get_logger("xsn.gateway.audit.spool")
-SYNC_MODES = ("thread", "inline", "auto")  # who writes and syncs a batch: see AuditSpool
-# auto: inline while the recent syncs (a moving average, 1/8 per sync) took less than this wall
-# time, else the thread. Inline blocks the loop for the sync: fine for ~0.1 ms, not for the
-# 2-4 ms syncs of a busy disk, when requests of other connections could have gone on meanwhile.
-AUTO_INLINE_BELOW_S = 0.001
 
 
 class AuditUnavailable(ServiceUnavailable):
@@ -80,12 +75,6 @@ def _resolver(loop: asyncio.AbstractEventLoop, future: asyncio.Future[None]) -> 
     return done
 
 
-def _release(batch: list[tuple[bytes, asyncio.Future[None]]]) -> None:
-    for _frame, future in batch:
-        if not future.done():
-            future.set_result(None)
-
-
 class AuditSpool:
     """The edge's side of the spool: append with group commit, from asyncio (``await spool.record(r)``).
 
@@ -98,23 +87,13 @@ class AuditSpool:
     (load), at most one starts per this many seconds, so each carries more (an fsync costs
     70-120 µs of CPU here whatever it carries); once one carries a single record, the next
     starts at once again. ``max_batch``: records per fsync at most (1 gives fsync per record,
-    for comparison).
-
-    ``sync_mode``: who writes and syncs a batch. ``thread``: one thread of the spool's own, so
-    frames reach the file in the order they were accepted and the event loop keeps serving during
-    the sync; each batch costs a hand-off and a wake-up of the loop (5-6 context switches and
-    futex or self-pipe wake-ups, ~100 µs of CPU around a ~45 µs sync). ``inline``: the loop's
-    thread writes and syncs the batch itself, in a callback scheduled after the records of the
-    current loop iteration (so they share the sync), blocking the loop for the sync's wall time;
-    records whose events arrive meanwhile share the next one. ``auto``: inline while the recent
-    syncs were fast (:data:`AUTO_INLINE_BELOW_S`), the thread while they are slow.
+    for comparison). One thread does every write and fsync, so frames
+    reach the file in the order they were accepted, and the event loop keeps serving meanwhile.
     """
 
     def __init__(self, directory: str | os.PathLike[str], *, max_backlog_bytes: int = 64 * 1024 * 1024,
                  segment_bytes: int = 16 * 1024 * 1024, group_window: float = 0.0, max_batch: int = 512,
-                 sync_interval: float = 0.0, sync_mode: str = "thread") -> None:
-        if sync_mode not in SYNC_MODES:
-            raise ValueError(f"sync_mode must be one of {', '.join(SYNC_MODES)}, not {sync_mode!r}")
+                 sync_interval: float = 0.0) -> None:
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self.max_backlog_bytes = int(max_backlog_bytes)
@@ -124,9 +103,6 @@ class AuditSpool:
         self._last_batch = 0  # records it carried
         self._sync_waits = 0  # sync_interval waits made (stats)
         self._sync_waits_gathering_nobody = 0  # of them, those after which no record had joined
-        self._waiting_with: int | None = None  # inline: records pending when an interval wait began
-        self._sync_wall = 0.0  # moving average of a batch's write and sync, seconds (auto mode)
-        self._inline_syncs = 0  # batches the loop's thread wrote (stats)
         self._lock_fd = lock_exclusively(self.directory / "lock", "edge process")
         self.spool_id = read_or_create_id(self.directory)
         self.shared = SpoolState(self.directory)
@@ -144,14 +120,8 @@ class AuditSpool:
             queue.SimpleQueue()
         self._submitting = threading.Lock()
         self._stopping = False
-        self.sync_mode = sync_mode
-        # The sync thread, the loop's inline flush, ``write_sync`` from a tool's thread and
-        # ``close`` (from a worker thread, see DurableAuditSink.close) take turns on the file.
-        self._writing = threading.Lock()
-        self._syncer: threading.Thread | None = None
-        if sync_mode != "inline":
-            self._syncer = threading.Thread(target=self._sync_forever, name="audit-spool", daemon=True)
-            self._syncer.start()
+        self._syncer = threading.Thread(target=self._sync_forever, name="audit-spool", daemon=True)
+        self._syncer.start()
         self._closed = False
 
     # -- writing ------------------------------------------------------------------------------
@@ -192,30 +162,13 @@ class AuditSpool:
         self._pending.append((frame, future))
         if not self._flushing:
             self._flushing = True
-            self._start_flush(loop)
-        await future
-
-    def _inline_now(self) -> bool:
-        return self._syncer is None or (self.sync_mode == "auto" and self._sync_wall < AUTO_INLINE_BELOW_S)
-
-    def _start_flush(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Inline: after this loop iteration's callbacks (``call_soon``), so the records they
-        produce share its sync; :meth:`_flush_inline` decides then whether to wait, as
-        :meth:`_flush_loop` does. Thread: the task that hands batches to it."""
-        if self._inline_now():
-            loop.call_soon(self._flush_inline, loop, False)
-        else:
             loop.create_task(self._flush_loop())
+        await future
 
     async def _flush_loop(self) -> None:
         loop = asyncio.get_running_loop()
-        handed_over = False
         try:
             while self._pending:
-                if self._inline_now():  # auto: the syncs are fast again
-                    handed_over = True
-                    self._start_flush(loop)
-                    break
                 if self.group_window > 0:
                     await asyncio.sleep(self.group_window)
                 elif self.sync_interval > 0 and self._last_batch > 1:
@@ -237,59 +190,17 @@ class AuditSpool:
                 # Whatever failed (the disk, a closed spool), every waiting caller must hear of
                 # it: an unresolved future would hang its request forever.
                 except Exception as exc:
-                    self._refuse(batch, exc)
+                    self._accepted_end -= sum(len(frame) for frame, _ in batch)
+                    log.error("audit_spool_write_failed", error=str(exc), records=len(batch))
+                    for _frame, future in batch:
+                        if not future.done():
+                            future.set_exception(AuditUnavailable("the audit spool cannot be written"))
                     continue
-                _release(batch)
+                for _frame, future in batch:
+                    if not future.done():
+                        future.set_result(None)
         finally:
-            if not handed_over:
-                self._flushing = False
-
-    def _refuse(self, batch: list[tuple[bytes, asyncio.Future[None]]], exc: Exception) -> None:
-        """A batch's write failed: its bytes are no longer accepted and every caller hears of it."""
-        self._accepted_end -= sum(len(frame) for frame, _ in batch)
-        log.error("audit_spool_write_failed", error=str(exc), records=len(batch))
-        for _frame, future in batch:
-            if not future.done():
-                future.set_exception(AuditUnavailable("the audit spool cannot be written"))
-
-    # -- inline mode: the loop's thread syncs ---------------------------------------------------
-
-    def _flush_inline(self, loop: asyncio.AbstractEventLoop, waited: bool) -> None:
-        """One batch written and synced on the loop's thread (blocking it for the sync), then answered."""
-        if not waited:
-            delay = self.group_window
-            if delay <= 0 and self.sync_interval > 0 and self._last_batch > 1:
-                delay = self._last_sync + self.sync_interval - time.monotonic()  # as in _flush_loop
-                if delay > 0:
-                    self._waiting_with = len(self._pending)
-            if delay > 0:
-                loop.call_later(delay, self._flush_inline, loop, True)
-                return
-        try:
-            if self._waiting_with is not None:
-                self._sync_waits += 1
-                self._sync_waits_gathering_nobody += len(self._pending) == self._waiting_with
-                self._waiting_with = None
-            self._last_sync = time.monotonic()
-            batch, self._pending = self._pending[:self.max_batch], self._pending[self.max_batch:]
-            self._last_batch = len(batch)
-            self._inline_syncs += 1
-            try:
-                self._write_inline([frame for frame, _ in batch])
-            except Exception as exc:  # every waiting caller must hear of it, as in _flush_loop
-                self._refuse(batch, exc)
-            else:
-                _release(batch)
-        finally:
-            # Whatever happened, records still pending get a flush: none may wait forever.
-            if self._pending:
-                self._start_flush(loop)
-            else:
-                self._flushing = False
-
-    def _write_inline(self, frames: list[bytes]) -> None:
-        """:raise RuntimeError: the spool is closed. :raise OSError: as :meth:`_write`."""
-        self._write(frames, inline=True)
+            self._flushing = False
 
     def _submit(self, frames: list[bytes], done: Callable[[BaseException | None], None]) -> None:
         """Hand ``frames`` to the sync thread; ``done(error or None)`` is called there after the fsync.
@@ -300,7 +211,7 @@ class AuditSpool:
         with self._submitting:
             if self._stopping:
                 raise RuntimeError("the audit spool is closed")
-            if self._syncer is None or not self._syncer.is_alive():
+            if not self._syncer.is_alive():
                 raise RuntimeError("the audit spool's sync thread is not running")
             self._jobs.put((frames, done))
 
@@ -330,52 +241,33 @@ class AuditSpool:
         self._accept(frame)
         written: Future[None] = Future()
         try:
-            if self._syncer is None:
-                self._write_inline([frame])
-            else:
-                self._submit([frame], lambda exc: written.set_exception(exc) if exc else written.set_result(None))
-                written.result()
+            self._submit([frame], lambda exc: written.set_exception(exc) if exc else written.set_result(None))
+            written.result()
         except (OSError, RuntimeError, ValueError) as exc:  # disk, closed spool, closed file
             self._accepted_end -= len(frame)
             raise AuditUnavailable("the audit spool cannot be written") from exc
 
-    def _write(self, frames: list[bytes], *, inline: bool = False) -> None:
-        """The frames written and synced, then their end published to the writer (the sync thread,
-        or the loop's thread when ``inline``).
+    def _write(self, frames: list[bytes]) -> None:
+        """The sync thread: the frames written and synced, then their end published to the writer.
 
         :raise OSError: see :meth:`SegmentWriter.write` (the file is left as it was).
-        :raise RuntimeError: ``inline`` and the spool is closed (the thread finishes what it was
-            handed before ``close``; the loop's thread may not write after it).
         """
-        with self._writing:
-            if inline and self._stopping:
-                raise RuntimeError("the audit spool is closed")
-            started = time.perf_counter()
-            self.shared.durable_end = self.segments.write(frames)  # now the writer process may read them
-            # One sample counts at most twice the limit: a rare fill of zeros ahead (a 1 MiB write
-            # and fsync) moves the average by a quarter of the limit, while ~5 slow syncs in a
-            # row pass it (and ~6 fast ones come back under it).
-            took = min(time.perf_counter() - started, 2 * AUTO_INLINE_BELOW_S)
-            self._sync_wall += (took - self._sync_wall) * 0.125
+        self.shared.durable_end = self.segments.write(frames)  # now the writer process may read them
 
     def stats(self) -> dict[str, Any]:
         """For ``/readyz`` and the benchmark: the fsyncs, and how often the group commit waited
         for ``sync_interval`` and how often such a wait gathered no record (a wait that only
         added latency)."""
-        return {**self.segments.stats(), "sync_mode": self.sync_mode,
-                "inline_syncs": self._inline_syncs, "sync_wall_ms_recent": round(self._sync_wall * 1000, 3),
-                "sync_waits": self._sync_waits,
+        return {**self.segments.stats(), "sync_waits": self._sync_waits,
                 "sync_waits_gathering_nobody": self._sync_waits_gathering_nobody}
 
     def close(self) -> None:
-        """Stop taking records; a batch being written is finished first, later ones are refused."""
         self._closed = True
-        with self._writing, self._submitting:  # after the write under way, if any
-            stopped, self._stopping = self._stopping, True
-        if self._syncer is not None:
-            if not stopped:
+        with self._submitting:
+            if not self._stopping:
+                self._stopping = True
                 self._jobs.put(None)  # after every batch already handed over: they are written first
-            self._syncer.join()
+        self._syncer.join()
         self.segments.close()
         self.shared.close()
         os.close(self._lock_fd)
