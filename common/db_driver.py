@@ -1,8 +1,10 @@
-"""PostgreSQL's driver (psycopg) under SQLAlchemy, for hot paths that send their statements to
-it directly: a session's driver connection (:func:`driver_connection`, :func:`driver_for_rows`),
-the driver's errors as SQLAlchemy's (:func:`driver_errors`), and a pool of autocommit driver
-connections without pre-ping (:class:`DriverPool`; one per engine and process:
-:func:`engine_driver_pool`).
+"""The database drivers under SQLAlchemy, for hot paths that send their statements to them
+directly: which driver a session is on and its connection (:func:`driver_connection`,
+:func:`driver_for_rows`), the driver's errors as SQLAlchemy's (:func:`as_sqlalchemy_error`,
+:class:`driver_errors`), and a pool of autocommit psycopg connections without pre-ping
+(:class:`DriverPool`; one per engine and process: :func:`engine_driver_pool`). Every such path
+(the Merkle logs' statements and row inserts, the bulk licences' COPY, payment's one-statement
+writer) takes from here which driver a session is on and how that driver's errors are raised.
 
 Why such paths exist at all: SQLAlchemy's per-statement execution and its pool's checkout cost
 more CPU than the few fixed statements of a signature's write, a verification or a ledger
@@ -16,11 +18,12 @@ import contextlib
 import os
 import threading
 import weakref
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import event, make_url
+from sqlalchemy import Connection, event, make_url
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from common.errors import ServiceUnavailable
@@ -47,20 +50,60 @@ class Pooled:
         self.generation = generation
 
 
-@contextlib.contextmanager
-def driver_errors(sql: str, params: Any) -> Iterator[None]:
-    """An error of psycopg, raised by a statement sent to the driver itself (a hot path that
-    skips SQLAlchemy's execute), as SQLAlchemy would raise it (``IntegrityError`` for a unique
-    violation, and so on), so callers catch the same exceptions on either path. One mapping for
-    every such path (the Merkle log's driver statements, payment's one-statement writer).
-    No dialect is passed: it only adds the dialect's translation map, empty for psycopg."""
-    import psycopg  # here: a service on SQLite never needs the driver
-    from sqlalchemy.exc import DBAPIError
+# SQLAlchemy's names of the drivers the hot paths speak to (``dialect.driver``): PostgreSQL's
+# psycopg 3, and SQLite's dialect over ``sqlite3`` (or a module of its interface, ``module=``).
+PSYCOPG = "psycopg"
+PYSQLITE = "pysqlite"
 
-    try:
-        yield
-    except psycopg.Error as error:
-        raise DBAPIError.instance(sql, params, error, psycopg.Error) from error
+
+def as_sqlalchemy_error(error: BaseException, sql: str, params: Any, dialect: Any = None, *,
+                       every_error: bool = False) -> BaseException | None:
+    """``error``, raised by a driver a hot path called itself (past SQLAlchemy's execute), as
+    SQLAlchemy raises it (``IntegrityError`` for a unique violation, and so on; ``sql`` and
+    ``params`` in it as in SQLAlchemy's), so callers catch the same exceptions on either path; or
+    ``None`` when it is not the driver's: the caller's own error passes unchanged.
+
+    ``dialect``: the engine's, for a driver other than psycopg: its DB-API module's errors are the
+    driver's (an engine built with ``module=`` pysqlite3 raises that module's, not ``sqlite3``'s).
+    Without one, psycopg's (no dialect needed: it only adds its translation map, empty for
+    psycopg). ``every_error``: any other ``Exception`` is mapped too, as ``StatementError``, as
+    SQLAlchemy raises an error of building a statement's parameters (a bind processor refusing a
+    value): for code that runs nothing but the statement.
+    """
+    if dialect is None:
+        import psycopg  # here, on an error only: a service on SQLite never needs the driver
+
+        driver_error: type[Exception] = psycopg.Error
+    else:
+        driver_error = dialect.loaded_dbapi.Error
+    if isinstance(error, driver_error) or (every_error and isinstance(error, Exception)):
+        return DBAPIError.instance(sql, params, error, driver_error, dialect=dialect)
+    return None
+
+
+class driver_errors:  # lowercase: used as a function is, as contextlib.suppress
+    """Within: an error of psycopg raised as SQLAlchemy raises it (:func:`as_sqlalchemy_error`);
+    any other error passes unchanged (a block may hold the caller's own code:
+    :func:`common.merkle_log.driver.pipelined`).
+
+    A class, not a ``contextlib.contextmanager`` generator with its imports: a block costs ~5 k
+    instructions against ~36 k (callgrind), and each driver statement runs in one. Code that runs
+    nothing but its statement may catch the error itself and call :func:`as_sqlalchemy_error`:
+    a ``try`` costs nothing until it fails (``RowsInsert`` on SQLite does).
+    """
+
+    __slots__ = ("_params", "_sql")
+
+    def __init__(self, sql: str, params: Any) -> None:
+        self._sql, self._params = sql, params
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: Any, error: BaseException | None, traceback: Any) -> bool:
+        if error is not None and (mapped := as_sqlalchemy_error(error, self._sql, self._params)) is not None:
+            raise mapped from error
+        return False
 
 
 def driver_connection(session: Session) -> Any:
@@ -68,20 +111,27 @@ def driver_connection(session: Session) -> Any:
     when the session is not on PostgreSQL through psycopg: for a hot path that sends its
     statements to the driver itself."""
     connection = session.connection()
-    if connection.dialect.driver != "psycopg":
+    if connection.dialect.driver != PSYCOPG:
         return None
     return connection.connection.driver_connection
 
 
-def driver_for_rows(session: Session, statement: Any, rows: Sequence[Any]) -> Any:
-    """The driver connection to insert ``rows`` on, or ``None`` when there is nothing left to do:
-    no rows, or not on psycopg, where ``statement`` (a Core INSERT) has just run with them."""
+def driver_for_rows(session: Session, statement: Any, rows: Sequence[Any],
+                    drivers: tuple[str, ...] = (PSYCOPG,)) -> Connection | None:
+    """The session's connection (SQLAlchemy's, in the session's transaction, begun if it was
+    not) to insert ``rows`` on through its driver (``connection.connection.driver_connection``,
+    within :class:`driver_errors`), or ``None`` when there is nothing left to do: no rows, or a
+    driver not among ``drivers``, where ``statement`` (a Core INSERT) has just run with them.
+
+    :raise SQLAlchemyError: the Core INSERT failed.
+    """
     if not rows:
         return None
-    connection = driver_connection(session)
-    if connection is None:
-        session.connection().execute(statement, list(rows))
-    return connection
+    connection = session.connection()
+    if connection.dialect.driver in drivers:
+        return connection
+    connection.execute(statement, list(rows))
+    return None
 
 
 class DriverPool:

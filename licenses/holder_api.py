@@ -12,13 +12,14 @@ from __future__ import annotations
 import base64
 import io
 
-from flask import Response, current_app, g, url_for
+from flask import Response, current_app, url_for
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from common.db import get_session
 from common.web.arguments import arguments_or, documented_by
 from common.web.auth import bearer_token, current_claims, require_token
+from common.web.context import current_app_object, request_globals
 from common.web.ratelimit import get_limits
 
 from . import authorisations, issuing, offline_keys, verification
@@ -210,8 +211,7 @@ class Verify(MethodView):
         claims = current_claims()
         # Codes carry 50 bits, and guessing is also bounded per window.
         get_limits().check(f"licenses:verify:{claims.get('client_id')}:{claims.get('sub')}", "600/minute")
-        # The app and g themselves: an attribute read through their proxies costs ~8 k instructions.
-        app, state = current_app._get_current_object(), g._get_current_object()
+        app, state = current_app_object(), request_globals()
         store = node()["stores"].open(get_session)
         try:
             result = verification.verify_code(

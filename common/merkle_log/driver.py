@@ -36,7 +36,15 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import ClauseElement
 
-from common.db_driver import driver_connection, driver_errors, engine_driver_pool
+from common.db_driver import (
+    PSYCOPG,
+    PYSQLITE,
+    as_sqlalchemy_error,
+    driver_connection,
+    driver_errors,
+    driver_for_rows,
+    engine_driver_pool,
+)
 
 _DIALECT = psycopg_dialect()
 # Connections of an engine's read pool (:meth:`DriverStatement.first_alone`) in one process. A
@@ -44,6 +52,8 @@ _DIALECT = psycopg_dialect()
 # threads (``seal/processes.py``), so up to 8 of them may wait for a connection (30 s at most)
 # instead of opening another; a read is one short statement, so the wait is short.
 READ_POOL_SIZE = 8
+# The drivers :class:`RowsInsert` sends its rows to itself; any other takes the Core INSERT.
+_ROWS_DRIVERS = (PSYCOPG, PYSQLITE)
 
 
 @contextmanager
@@ -118,7 +128,7 @@ class DriverStatement:
         connection in autocommit. The session must not be in a transaction.
         """
         engine = session.get_bind()
-        if engine.dialect.driver != "psycopg":
+        if engine.dialect.driver != PSYCOPG:
             connection = session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
             return connection.execute(self.statement, params).first()
         readers = engine_driver_pool(engine, size=READ_POOL_SIZE)
@@ -178,7 +188,8 @@ class RowsInsert:
     values are what SQLAlchemy would bind: the columns' own bind processors (``UTCDateTime``'s,
     an aware datetime written as SQLite's UTC text, say) run on them. Only on SQLAlchemy's
     ``pysqlite`` dialect (``sqlite3``, or a module of its interface given as ``module=``), whose
-    DB-API errors are mapped here; any other SQLite driver takes the Core ``INSERT``.
+    DB-API errors ``common.db_driver.as_sqlalchemy_error`` maps; any other SQLite driver takes
+    the Core ``INSERT``. Which driver a session is on: ``common.db_driver.driver_for_rows``.
     """
 
     def __init__(self, table: Table) -> None:
@@ -205,17 +216,14 @@ class RowsInsert:
             errors as the matching ``DBAPIError``, a value a column's type refuses as
             ``StatementError``, as SQLAlchemy raises them.
         """
-        if not rows:
+        connection = driver_for_rows(session, self.statement, rows, _ROWS_DRIVERS)
+        if connection is None:  # no rows, or another driver: the Core INSERT has run
             return
-        connection = session.connection()
-        driver = connection.dialect.driver
-        if driver == "psycopg":
+        dialect = connection.dialect
+        if dialect.driver == PSYCOPG:
             self._postgresql(connection.connection.driver_connection, rows)
-        elif driver == "pysqlite":
-            dialect = connection.dialect
+        else:  # PYSQLITE
             (self._sqlite.get(dialect) or self._prepare_sqlite(dialect)).execute(connection, rows)
-        else:
-            connection.execute(self.statement, list(rows))
 
     def _postgresql(self, connection: psycopg.Connection, rows: Sequence[Mapping[str, Any]]) -> None:
         params: list[Any] = [[row[key] for row in rows] for key in self.columns]
@@ -256,10 +264,6 @@ class _SQLiteInsert:
         self.values_of = getter if len(names) > 1 else lambda row: (getter(row),)
 
     def execute(self, connection: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
-        # The engine's own DB-API module's errors: an engine built with ``module=`` (pysqlite3,
-        # sqlean) is on the same dialect but raises its module's, not the standard library's.
-        dialect = connection.dialect
-        dbapi_error = dialect.loaded_dbapi.Error
         try:
             params: list[Any] = [self.values_of(row) for row in rows]
             if self.processors:
@@ -271,10 +275,11 @@ class _SQLiteInsert:
             # an INSERT if none is open; SQLAlchemy's commit or rollback ends it).
             connection.connection.driver_connection.executemany(self.sql, params)
         except Exception as error:
-            # As SQLAlchemy maps an error of building or executing a statement: the driver's as
-            # its DBAPIError subclass (IntegrityError, say), any other (a bind processor refusing
-            # a value, a row without a column) as StatementError.
-            raise DBAPIError.instance(self.sql, None, error, dbapi_error, dialect=dialect) from error
+            # As the Core INSERT raises it: the engine's own DB-API module's errors (an engine
+            # built with ``module=`` pysqlite3 or sqlean raises its module's) as DBAPIError's
+            # subclasses, any other (a bind processor refusing a value, a row without a column)
+            # as StatementError. A try, not driver_errors' block: free until it fails.
+            raise as_sqlalchemy_error(error, self.sql, None, connection.dialect, every_error=True) from error
 
 
 _HEADER = struct.Struct("!iiI")  # dimensions, has nulls, element type

@@ -26,10 +26,11 @@ from collections.abc import Callable
 from typing import Any
 
 import marshmallow as ma
-from flask import request
 from flask_smorest import Blueprint
 from webargs.core import parse_json
 from webargs.flaskparser import FlaskParser, is_json_request
+
+from common.web.context import current_request
 
 
 class SchemaOnceParser(FlaskParser):
@@ -51,7 +52,7 @@ class SchemaOnceParser(FlaskParser):
 def _json_body() -> Any:
     """The request's JSON body as webargs would read it (its media-type test and its parser, so
     a body the fast path takes is one webargs would read the same), or None."""
-    req = request._get_current_object()  # one proxy look-up, not two (~8 k instructions each)
+    req = current_request()
     if not is_json_request(req):
         return None
     try:

@@ -10,7 +10,7 @@ from functools import wraps
 from typing import Any
 
 import structlog
-from flask import Flask, current_app, g, request
+from flask import Flask
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields
@@ -24,6 +24,7 @@ from common.crypto.access_tokens import (  # noqa: F401 - re-exported for the se
     http_jwks_fetcher,
     scopes_of,
 )
+from common.web.context import current_app_object, current_request, request_globals
 
 _bind_contextvars = structlog.contextvars.bind_contextvars
 
@@ -39,9 +40,7 @@ def resolved_settings(app: Flask) -> dict[str, str]:
 
 
 def get_verifier(app: Flask | None = None) -> TokenVerifier:
-    # the app itself, not the proxy: each attribute read through a LocalProxy costs ~8 k
-    # instructions (a failed normal look-up, then werkzeug's __getattr__; callgrind)
-    app = current_app._get_current_object() if app is None else app
+    app = current_app_object() if app is None else app
     verifier = app.extensions.get("xsn_token_verifier")
     if verifier is None:
         settings = resolved_settings(app)
@@ -53,8 +52,8 @@ def get_verifier(app: Flask | None = None) -> TokenVerifier:
 
 def bearer_token() -> str:
     """:raise InvalidToken: no ``Authorization: Bearer`` header."""
-    # request.headers["Authorization"], without the wrapper or the proxy's attribute look-up
-    header = request._get_current_object().environ.get("HTTP_AUTHORIZATION", "")
+    # request.headers["Authorization"], without the headers wrapper
+    header = current_request().environ.get("HTTP_AUTHORIZATION", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise InvalidToken("a bearer access token is required", code="token_missing")
@@ -67,7 +66,7 @@ def authenticate(*scopes: str) -> dict[str, Any]:
     :raise InvalidToken: 401. :raise InsufficientScope: 403.
     """
     claims = get_verifier().verify(bearer_token())
-    state = g._get_current_object()  # one proxy look-up, not five (every API call comes here)
+    state = request_globals()  # every API call comes here
     state.token_claims = claims
     state.client_id = client_id = claims.get("client_id")
     state.subject = subject = claims.get("sub")
@@ -94,7 +93,7 @@ def require_token(*scopes: str):
 
 
 def current_claims() -> dict[str, Any]:
-    return g._get_current_object().token_claims
+    return request_globals().token_claims
 
 
 blp = Blueprint("auth", __name__, url_prefix="/auth", description="Who the caller is, per its access token")

@@ -7,21 +7,16 @@ which holds the request's session) are.
 
 from __future__ import annotations
 
-from typing import Any
-
-from flask import Flask, current_app, g
+from flask import Flask
 
 from common import db
+from common.web.context import current_app_object, request_globals
 
 
 class FlaskScope:
-    def current_app(self) -> Any:
-        return current_app._get_current_object()
-
-    def state(self) -> Any:
-        # g's object, not the proxy: every request's teardown reads it (~8 k instructions a
-        # proxied attribute, callgrind)
-        return g._get_current_object()
+    # The objects, not the proxies (common.web.context): every request's teardown reads the state.
+    current_app = staticmethod(current_app_object)
+    state = staticmethod(request_globals)
 
 
 def init_app(app: Flask, url: str) -> db.Database:

@@ -11,7 +11,7 @@ import threading
 from collections.abc import Callable
 from typing import TypeVar
 
-from flask import current_app
+from common.web.context import current_app_object
 
 T = TypeVar("T")
 
@@ -20,10 +20,11 @@ _lock = threading.Lock()
 
 def app_singleton(key: str, build: Callable[[], T]) -> T:
     """``current_app.extensions[key]``, built by ``build()`` the first time (once, under a lock)."""
-    value = current_app.extensions.get(key)
+    extensions = current_app_object().extensions  # called per request by the services' writers
+    value = extensions.get(key)
     if value is None:
         with _lock:
-            value = current_app.extensions.get(key)
+            value = extensions.get(key)
             if value is None:
-                value = current_app.extensions[key] = build()
+                value = extensions[key] = build()
     return value

@@ -13,7 +13,7 @@ import os
 import time
 
 import structlog
-from flask import Flask, Response, g, request
+from flask import Flask, Response
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -25,6 +25,7 @@ from prometheus_client import (
 
 from common.http import REQUEST_ID_HEADER  # defined with the client that sends it
 from common.request_ids import REQUEST_ID_RE, new_request_id
+from common.web.context import current_request, request_globals
 from common.web.logging import log_access
 
 _REQUEST_ID_ENVIRON = "HTTP_" + REQUEST_ID_HEADER.upper().replace("-", "_")
@@ -68,9 +69,9 @@ def init_app(app: Flask, service: str) -> None:
 
     @app.before_request
     def _start() -> None:
-        ctx = g._get_current_object()
+        ctx = request_globals()
         ctx.request_started = time.perf_counter()
-        incoming = request._get_current_object().environ.get(_REQUEST_ID_ENVIRON)
+        incoming = current_request().environ.get(_REQUEST_ID_ENVIRON)
         ctx.request_id = incoming if incoming and REQUEST_ID_RE.match(incoming) else new_request_id()
         # Under sync workers one thread serves request after request: start each one clean.
         clear_contextvars()
@@ -78,8 +79,7 @@ def init_app(app: Flask, service: str) -> None:
 
     @app.after_request
     def _finish(response: Response) -> Response:
-        ctx = g._get_current_object()
-        req = request._get_current_object()
+        ctx, req = request_globals(), current_request()
         request_id = getattr(ctx, "request_id", None) or new_request_id()
         response.headers[REQUEST_ID_HEADER] = request_id
         route = req.url_rule.rule if req.url_rule else "<unmatched>"

@@ -14,13 +14,14 @@ from collections.abc import Callable
 from functools import wraps
 
 import structlog
-from flask import Flask, current_app, request
+from flask import Flask, request
 from limits import RateLimitItem, parse
 from limits.storage import storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 from prometheus_client import Counter
 
 from common.errors import Problem
+from common.web.context import current_app_object
 
 log = structlog.get_logger("xsn.ratelimit")
 STORAGE_FAILURES = Counter("xsn_ratelimit_storage_failures_total", "rate-limit checks let through on storage errors",
@@ -84,7 +85,7 @@ class RateLimits:
 
 
 def get_limits() -> RateLimits:
-    return current_app._get_current_object().extensions["xsn_ratelimits"]
+    return current_app_object().extensions["xsn_ratelimits"]
 
 
 def rate_limit(limit: str, key: Callable[[], str] | None = None, scope: str | None = None):

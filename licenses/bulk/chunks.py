@@ -180,7 +180,8 @@ def _insert(session: Session, table: Table, rows: list[dict[str, Any]]) -> None:
     if any(value.tzinfo is None for row in rows for value in row.values() if isinstance(value, datetime)):
         raise ValueError(f"naive datetime given for {table.name}; store aware UTC datetimes only")
     sql = f"COPY {table.name} ({', '.join(columns)}) FROM STDIN"
-    with driver_errors(sql, None), connection.cursor() as cursor, cursor.copy(sql) as copy:
+    driver = connection.connection.driver_connection  # psycopg's, under the session's transaction
+    with driver_errors(sql, None), driver.cursor() as cursor, cursor.copy(sql) as copy:
         for row in rows:
             copy.write_row([row[column] for column in columns])
 
