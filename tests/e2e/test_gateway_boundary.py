@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 import time
 from urllib.parse import urlsplit
 
@@ -16,6 +15,7 @@ import pytest
 import requests
 
 from identity.seed import DEMO_PEOPLE
+from tests.support.slow_clients import half_open_heads
 from tests.support.suite import client_token, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -49,19 +49,11 @@ def _csrf(session: requests.Session, url: str) -> str:
 def test_idle_half_open_connections_do_not_take_the_suite_offline(suite):
     """Finding 1: two connections that never finished their heads stalled every request."""
     gateway = urlsplit(suite.base_url("gateway"))
-    idle = []
-    try:
-        for _ in range(20):
-            sock = socket.create_connection((gateway.hostname, gateway.port), timeout=5)
-            sock.sendall(f"GET /identity/livez HTTP/1.1\r\nHost: {gateway.netloc}\r\nX-Partial: ".encode())
-            idle.append(sock)
+    with half_open_heads(gateway.hostname, gateway.port, gateway.netloc, "/identity/livez", 20):
         started = time.monotonic()
         response = requests.get(f"{suite.base_url('gateway')}/identity/livez", timeout=5)
         assert response.status_code == 200
         assert time.monotonic() - started < 1.0
-    finally:
-        for sock in idle:
-            sock.close()
 
 
 def test_forged_forwarded_for_does_not_defeat_the_login_limit(suite):

@@ -11,6 +11,7 @@ import pytest
 import requests
 
 from tests.gateway.conftest import parse_raw
+from tests.support.slow_clients import half_open_heads
 
 
 def test_oversized_head_is_431(edge):
@@ -90,19 +91,11 @@ def test_trickling_body_gets_408(start_edge):
 
 def test_idle_half_open_connections_do_not_block_others(edge):
     """Finding 1: two connections that never finish their heads took the old gateway offline."""
-    idle = []
-    try:
-        for _ in range(50):
-            sock = socket.create_connection(("127.0.0.1", edge.port), timeout=5)
-            sock.sendall(f"GET /seal/livez HTTP/1.1\r\nHost: {edge.host}\r\nX-Partial: ".encode())
-            idle.append(sock)
+    with half_open_heads("127.0.0.1", edge.port, edge.host, "/seal/livez", 50):
         started = time.monotonic()
         response = requests.get(f"{edge.url}/seal/livez", timeout=5)
         assert response.status_code == 200
         assert time.monotonic() - started < 1.0
-    finally:
-        for sock in idle:
-            sock.close()
 
 
 def test_too_many_connections_get_503(start_edge):
