@@ -201,13 +201,15 @@ def _verify_known(store: Store, deps: Deps, verifier: Verifier, code: str, known
     """A code whose licence passed every check lately, in one round trip: the document's digest
     and the seal's verdict (cached by the seal client as for any verification) are checked first
     on what that verification read; the statement then takes the use only if every other check
-    passes on the rows as they are and the licence row is still that version (so its document,
-    digest and signature are the ones just checked). ``None``, nothing written: something
-    changed, or the code is not for this verifier, and the caller verifies it from the start.
+    passes on the rows as they are, the licence and type rows are still the versions read (so the
+    licence's document, digest and signature are the ones just checked) and the authorisation's
+    shown columns are those read. ``None``, nothing written: something changed, or the code is
+    not for this verifier, and the caller verifies it from the start.
 
-    :raise VerificationRefused: the checks, made again on what the statement returned, refuse
-        what it accepted (a check missing from the statement: a bug, logged as an error). The
-        use it took stays taken and recorded; the refusal is recorded too and is the answer."""
+    :raise VerificationRefused: the checks, made again on the cached rows with the count, time
+        and date of this take, refuse what the statement accepted (a check of those missing from
+        the statement: a bug, logged as an error). The use it took stays taken and recorded; the
+        refusal is recorded too and is the answer."""
     # The audience is checked here against the one the statement requires the row to still have.
     # A verifier it is not for says nothing about the code: the entry stays for the one it is for
     # (forgetting it would let any window evict it), and the verification from the start refuses.

@@ -71,7 +71,7 @@ def _json_list(text: str) -> list[Any]:
 # lookup's columns are in the order of AUTH_COLUMNS, LICENCE_COLUMNS, the type's two, then the
 # licence row's version and the type row's.
 _PG_LOOKUP = """
-SELECT a.id, a.licence_id, a.fields, a.purpose, a.audience, a.expires_at, a.max_uses, a.uses, a.status,
+SELECT a.id, a.licence_id, a.fields::text, a.purpose, a.audience, a.expires_at, a.max_uses, a.uses, a.status,
        l.id, l.identifier, l.type_code, l.version, l.face_number, l.issuer_code, l.issuer_name, l.holder_kind,
        l.holder_name, l.holder_code_masked, l.valid_from, l.valid_until, l.status, l.document_enc, l.document_sm3,
        l.signature_b64, l.issued_at, t.name, t.fields::text, l.xmin::text, t.xmin::text
@@ -81,11 +81,11 @@ WHERE a.code = %s"""
 # (:mod:`licenses.take_groups`): one statement takes each use and records it only while every
 # check the database can make still passes (the authorisation's state, time, count and audience;
 # the licence's status, validity and digest), the licence row is the version verified and the
-# type row the version read then (``xmin``: any UPDATE of a row makes a new one), and returns,
-# for each take it made, only the uses after it: every other column the answer shows is the
-# lookup's, kept in :class:`Verified` (the licence's and the type's by their versions; the
-# authorisation's because none of them is ever updated but its status, which is checked: see
-# :class:`Verified`). $1 the takes as a JSON array, each [index, code, authorisation, licence,
+# type row the version read then (``xmin``: any UPDATE of a row makes a new one), the
+# authorisation's other columns the answer shows are those read (its ``xmin`` changes with every
+# use, so they are compared: fields, purpose, expiry, count), and returns, for each take it made,
+# only the uses after it: every other column the answer shows is the lookup's, kept in
+# :class:`Verified`. $1 the takes as a JSON array, each [index, code, authorisation, licence,
 # its xmin, the type's xmin, the audience verified before (the caller has checked it is one of
 # the window's names: the row must still name it), the signed digest, the record's verifier,
 # client, organisation and request id, now, today]; $2 the valid status. The authorisations are
@@ -98,7 +98,8 @@ WITH b AS MATERIALIZED (
     SELECT (e->>0)::int AS i, e->>1 AS code, e->>2 AS auth_id, e->>3 AS licence_id, (e->>4)::xid AS row_version,
            (e->>5)::xid AS type_version, e->>6 AS audience, e->>7 AS document_sm3, e->>8 AS verifier,
            e->>9 AS verifier_client, e->>10 AS verifier_org, e->>11 AS request_id, (e->>12)::timestamptz AS now,
-           (e->>13)::date AS today
+           (e->>13)::date AS today, e->>14 AS auth_fields, e->>15 AS purpose, (e->>16)::timestamptz AS expires_at,
+           (e->>17)::int AS max_uses
     FROM jsonb_array_elements(CAST(%s AS jsonb)) AS e),
 locked AS MATERIALIZED (
     SELECT a.id, b.i FROM b JOIN authorisations a ON a.id = b.auth_id AND a.code = b.code
@@ -109,6 +110,8 @@ taken AS (
     WHERE a.id = k.id AND b.i = k.i AND l.id = a.licence_id AND l.id = b.licence_id AND l.xmin = b.row_version
       AND t.code = l.type_code AND t.xmin = b.type_version
       AND a.status = 'active' AND a.uses < a.max_uses AND a.expires_at > b.now AND a.audience = b.audience
+      AND a.fields::text = b.auth_fields AND a.purpose = b.purpose AND a.expires_at = b.expires_at
+      AND a.max_uses = b.max_uses
       AND l.status = %s AND l.document_sm3 = b.document_sm3 AND l.valid_from <= b.today
       AND (l.valid_until IS NULL OR l.valid_until >= b.today)
     RETURNING b.i, a.uses, a.id, a.licence_id, a.purpose, b.verifier, b.verifier_client, b.verifier_org,
@@ -149,11 +152,10 @@ class Verified:
 
     ``found`` stands for the rows in the answers of later verifications of the code
     (:meth:`PostgresStore.take_known`), which take a use only while the licence and the type rows
-    are the versions read with it, so their columns are these. An authorisation's row is updated
-    only by a use taken (``uses``) and by its revocation (``status``, ``revoked_at``:
-    :func:`licenses.authorisations.revoke`), and the statement takes nothing from one that is not
-    ``active``: its other columns are the ones read. An UPDATE of any other of its columns must
-    forget the code here first, or be checked by that statement. Everything in it is only read."""
+    are the versions read with it and the authorisation's fields, purpose, expiry and count are
+    those read (its row changes with every use, so it has no version to compare), so their
+    columns are these. The cache is per process: nothing elsewhere can clear it, so a column the
+    answer shows that can change must be checked by that statement. Everything in it is only read."""
 
     licence_id: str
     row_version: str
@@ -201,6 +203,8 @@ class PostgresStore:
         if row is None:
             return None
         auth, licence, licence_type = _found(row)
+        # The text as stored, for the known-code statement to compare with the row (json has no =).
+        auth.fields_text, auth.fields = auth.fields, _json_list(auth.fields)
         licence.row_version, licence_type.row_version = row[28], row[29]
         auth.expires_at = auth.expires_at.astimezone(UTC)
         if licence.issued_at is not None:
@@ -243,7 +247,8 @@ class PostgresStore:
         batch = orjson.dumps([
             (i, code, known.found[0].id, known.licence_id, known.row_version, known.found[2].row_version,
              known.audience, known.document_sm3, record["verifier"], record["verifier_client"],
-             record["verifier_org"], record["request_id"], now, today)
+             record["verifier_org"], record["request_id"], now, today, (auth := known.found[0]).fields_text,
+             auth.purpose, auth.expires_at, auth.max_uses)
             for i, (code, known, record, now, today) in enumerate(takes)])
         cursor = self._pooled.cursor
         cursor.execute(_PG_TAKE_KNOWN, (batch.decode(), VALID))

@@ -154,6 +154,32 @@ def test_a_known_code_revoked_by_its_holder_takes_nothing(h, calls):
     assert _state(h, auth["code"]) == (1, [("accepted", None), ("refused", "authorisation_revoked")])
 
 
+@pytest.mark.parametrize("column, value, shown", [
+    ("fields", ["name"], lambda answer: sorted(answer["fields"]) == ["name"]),
+    ("purpose", "另一个事由", lambda answer: answer["purpose"] == "另一个事由"),
+    ("max_uses", 4, lambda answer: answer["authorisation"]["max_uses"] == 4),
+])
+def test_a_known_code_whose_authorisation_changed_is_verified_from_the_start(h, calls, column, value, shown):
+    """The cache is per process, so nothing can clear it when an authorisation's row changes
+    elsewhere (an admin tool, another worker): the statement takes a use only while the columns
+    the answer shows are the ones read, and a changed row goes through the full path."""
+    permit = h.issue_residence().get_json()
+    code = h.authorise(permit["id"], max_uses=3).get_json()["code"]
+    assert _verify(h, code).status_code == 200
+    with get_db(h.app).session() as session:
+        auth = session.scalar(select(Authorisation).where(Authorisation.code == code))
+        setattr(auth, column, value)
+        session.commit()
+    calls.clear()
+    response = _verify(h, code)
+    assert calls["take_known"] == 1 and calls["lookup"] == 1  # the statement wrote nothing; then the full path
+    assert response.status_code == 200 and shown(response.get_json())
+    calls.clear()
+    again = _verify(h, code)
+    assert calls == {"take_known": 1} and again.status_code == 200 and shown(again.get_json())
+    assert _state(h, code) == (3, [("accepted", None)] * 3)
+
+
 def test_a_known_codes_answers_keep_the_cached_rows_as_they_were_read(h, calls):
     """Later answers take the authorisation's and the licence's columns from the cache; each
     request gets its own count, and the cached rows are left as they were."""
