@@ -25,6 +25,11 @@ API (kept small and stable; the benchmarks of every service import it)::
 
 ``lua`` takes a wrk script of your own (e.g. a ``request()`` function); the helper appends
 its own ``done()`` to read the figures, so the script must not define ``done``.
+
+Processes are started, stopped and waited for with ``tests.support.suite``'s helpers (the ones
+the end-to-end tests use, as the benchmarks already take ``TokenFactory`` from there): the
+benchmarks run from a checkout, as ``python -m bench.<name>`` from its root, never from an
+installed package.
 """
 
 from __future__ import annotations

@@ -2,9 +2,10 @@
 directly: which driver a session is on and its connection (:func:`driver_connection`,
 :func:`driver_for_rows`), the driver's errors as SQLAlchemy's (:func:`as_sqlalchemy_error`,
 :class:`driver_errors`), and a pool of autocommit psycopg connections without pre-ping
-(:class:`DriverPool`; one per engine and process: :func:`engine_driver_pool`). Every such path
-(the Merkle logs' statements and row inserts, the bulk licences' COPY, payment's one-statement
-writer) takes from here which driver a session is on and how that driver's errors are raised.
+(:class:`DriverPool`; one per engine and process: :func:`engine_driver_pool`). The Merkle logs'
+statements and row inserts and the bulk licences' COPY take from here which driver a session is
+on; those and payment's one-statement writer (which still chooses its path by the dialect's
+name) take from here how that driver's errors are raised.
 
 Why such paths exist at all: SQLAlchemy's per-statement execution and its pool's checkout cost
 more CPU than the few fixed statements of a signature's write, a verification or a ledger

@@ -279,7 +279,10 @@ class _SQLiteInsert:
             # built with ``module=`` pysqlite3 or sqlean raises its module's) as DBAPIError's
             # subclasses, any other (a bind processor refusing a value, a row without a column)
             # as StatementError. A try, not driver_errors' block: free until it fails.
-            raise as_sqlalchemy_error(error, self.sql, None, connection.dialect, every_error=True) from error
+            mapped = as_sqlalchemy_error(error, self.sql, None, connection.dialect, every_error=True)
+            if mapped is None:  # not an Exception mapping covers: as it came
+                raise
+            raise mapped from error
 
 
 _HEADER = struct.Struct("!iiI")  # dimensions, has nulls, element type
