@@ -15,7 +15,7 @@ import pytest
 import requests
 
 from identity.seed import DEMO_PEOPLE
-from tests.support.slow_clients import half_open_heads
+from tests.support.half_open import half_open_heads
 from tests.support.suite import client_token, wait_for
 
 pytestmark = pytest.mark.e2e

@@ -11,7 +11,7 @@ import pytest
 import requests
 
 from tests.gateway.conftest import parse_raw
-from tests.support.slow_clients import half_open_heads
+from tests.support.half_open import half_open_heads
 
 
 def test_oversized_head_is_431(edge):
