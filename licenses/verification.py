@@ -180,9 +180,7 @@ def verify_code(store: Store, deps: Deps, verifier: Verifier, raw_code: str, *,
     uses = store.take(auth, record, now)
     if uses is not None and store.verified is not None and licence.row_version:
         kept = SimpleNamespace(**{**vars(licence), "document_enc": None})  # its document is kept read
-        store.verified.put(code, Verified(licence.id, licence.row_version, licence.document_sm3, licence.signature_b64,
-                                          signature_digest(licence.signature_b64), document, auth.audience,
-                                          (auth, kept, licence_type)))
+        store.verified.put(code, Verified(auth, kept, licence_type, signature_digest(licence.signature_b64), document))
     if uses is None:
         # The authorisation or the licence changed since it was read (another window took the
         # last use, the holder revoked it, the licence was revoked): judged again as it is now.

@@ -141,30 +141,43 @@ INSERT INTO use_records (licence_id, authorisation_id, verifier, verifier_client
 VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Verified:
-    """What a verification of a code that passed every check read: the licence row's version
-    (``xmin``), the digest the seal signed, the signature and its own SM3 (the seal client's
-    verdict key, computed once here rather than on every verification), the document read (its
-    SM3 and face), the authorisation's audience, and the lookup's rows (``found``: the licence
-    without its stored document; the authorisation as read, its ``uses`` then). Kept by
-    :attr:`Stores.verified`.
+    """What a verification of a code that passed every check read: the lookup's rows (the
+    authorisation as read, its ``uses`` then; the licence without its stored document, with its
+    row version ``xmin``; the type with its own), the document read (its SM3 and face) and the
+    signature's own SM3 (the seal client's verdict key, computed once here rather than on every
+    verification). Kept by :attr:`Stores.verified`; the licence's version, digest and signature
+    and the authorisation's audience are read off the rows.
 
-    ``found`` stands for the rows in the answers of later verifications of the code
+    The rows stand for those in the answers of later verifications of the code
     (:meth:`PostgresStore.take_known`), which take a use only while the licence and the type rows
     are the versions read with it and the authorisation's fields, purpose, expiry and count are
     those read (its row changes with every use, so it has no version to compare), so their
     columns are these. The cache is per process: nothing elsewhere can clear it, so a column the
     answer shows that can change must be checked by that statement. Everything in it is only read."""
 
-    licence_id: str
-    row_version: str
-    document_sm3: str
-    signature_b64: str
+    auth: SimpleNamespace
+    licence: SimpleNamespace
+    licence_type: SimpleNamespace
     signature_sm3: str
     document: Any
-    audience: str
-    found: Found
+
+    @property
+    def found(self) -> Found:
+        return self.auth, self.licence, self.licence_type
+
+    @property
+    def audience(self) -> str:
+        return self.auth.audience
+
+    @property
+    def document_sm3(self) -> str:
+        return self.licence.document_sm3
+
+    @property
+    def signature_b64(self) -> str:
+        return self.licence.signature_b64
 
 
 def _take_key(take) -> str:
@@ -245,10 +258,10 @@ class PostgresStore:
         if waiting.poll(0):
             self._reconnect()
         batch = orjson.dumps([
-            (i, code, known.found[0].id, known.licence_id, known.row_version, known.found[2].row_version,
-             known.audience, known.document_sm3, record["verifier"], record["verifier_client"],
-             record["verifier_org"], record["request_id"], now, today, (auth := known.found[0]).fields_text,
-             auth.purpose, auth.expires_at, auth.max_uses)
+            (i, code, (auth := known.auth).id, (licence := known.licence).id, licence.row_version,
+             known.licence_type.row_version, auth.audience, licence.document_sm3, record["verifier"],
+             record["verifier_client"], record["verifier_org"], record["request_id"], now, today,
+             auth.fields_text, auth.purpose, auth.expires_at, auth.max_uses)
             for i, (code, known, record, now, today) in enumerate(takes)])
         cursor = self._pooled.cursor
         cursor.execute(_PG_TAKE_KNOWN, (batch.decode(), VALID))
