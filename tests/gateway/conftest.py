@@ -13,6 +13,7 @@ import socket
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from flask import Flask, Response, request, stream_with_context
@@ -189,6 +190,22 @@ def start_edge(tmp_path, echo_url):
         asyncio.run_coroutine_threadsafe(handle.edge.close(), handle.loop).result(10)
         handle.loop.call_soon_threadsafe(handle.loop.stop)
         handle.thread.join(10)
+
+
+def route_files(tmp_path: Path, *, write: dict[str, str] | None = None, drop: tuple[str, ...] = ()) -> str:
+    """A copy of the gateway's route files with some replaced (``write``: file name -> YAML) or
+    removed (``drop``), for ``start_edge(GATEWAY_ROUTES_DIR=...)``; its path."""
+    import shutil
+
+    from gateway.edge.routing import ROUTES_DIR
+
+    routes = tmp_path / "routes"
+    shutil.copytree(ROUTES_DIR, routes)
+    for name, text in (write or {}).items():
+        (routes / name).write_text(text)
+    for name in drop:
+        (routes / name).unlink()
+    return str(routes)
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ import pytest
 import requests
 
 from gateway.edge.routing import RouteTableError, service_from_mapping
+from tests.gateway.conftest import route_files
 
 APP = "https://app.xian.example"
 SEAL_ROUTES = f"""prefix: /seal
@@ -22,14 +23,7 @@ routes:
 
 @pytest.fixture
 def edge(start_edge, tmp_path):
-    import shutil
-
-    from gateway.edge.routing import ROUTES_DIR
-
-    routes = tmp_path / "routes"
-    shutil.copytree(ROUTES_DIR, routes)
-    (routes / "seal.yaml").write_text(SEAL_ROUTES)
-    return start_edge(GATEWAY_ROUTES_DIR=str(routes))
+    return start_edge(GATEWAY_ROUTES_DIR=route_files(tmp_path, write={"seal.yaml": SEAL_ROUTES}))
 
 
 def _preflight(edge, path: str, origin: str, method: str = "POST", headers: str = "Authorization, Content-Type"):

@@ -10,7 +10,7 @@ import time
 import pytest
 import requests
 
-from tests.gateway.conftest import parse_raw
+from tests.gateway.conftest import parse_raw, route_files
 from tests.support.half_open import half_open_heads
 
 
@@ -28,14 +28,7 @@ def test_oversized_body_is_413_before_reading(edge):
 @pytest.fixture
 def edge_without_payment_routes(start_edge, tmp_path):
     """payment without a route file: only the default body limit and "any token" apply."""
-    import shutil
-
-    from gateway.edge.routing import ROUTES_DIR
-
-    routes = tmp_path / "routes"
-    shutil.copytree(ROUTES_DIR, routes)
-    (routes / "payment.yaml").unlink()
-    return start_edge(GATEWAY_MAX_BODY_BYTES=1000, GATEWAY_ROUTES_DIR=str(routes))
+    return start_edge(GATEWAY_MAX_BODY_BYTES=1000, GATEWAY_ROUTES_DIR=route_files(tmp_path, drop=("payment.yaml",)))
 
 
 def _chunks():

@@ -4,13 +4,12 @@ aiohttp/...`` unless told otherwise): a front door does not advertise its stack.
 
 from __future__ import annotations
 
-import shutil
 import socket
 
 import pytest
 import requests
 
-from gateway.edge.routing import ROUTES_DIR
+from tests.gateway.conftest import route_files
 from tests.support.raw_service import serve_raw
 
 APP = "https://app.xian.example"
@@ -26,10 +25,7 @@ routes:
 
 @pytest.fixture
 def edge(start_edge, tmp_path):
-    routes = tmp_path / "routes"
-    shutil.copytree(ROUTES_DIR, routes)
-    (routes / "seal.yaml").write_text(SEAL_ROUTES)
-    return start_edge(GATEWAY_ROUTES_DIR=str(routes))
+    return start_edge(GATEWAY_ROUTES_DIR=route_files(tmp_path, write={"seal.yaml": SEAL_ROUTES}))
 
 
 @pytest.mark.parametrize("method", ["GET", "HEAD"])
