@@ -192,6 +192,13 @@ def start_edge(tmp_path, echo_url):
         handle.thread.join(10)
 
 
+def seal_routes(*routes: str, origin: str = "https://app.xian.example") -> str:
+    """The seal service's route file with ``routes`` (YAML flow mappings) and a CORS policy for
+    ``origin``: for tests of the edge's answers on a seal route of their own."""
+    lines = "".join(f"  - {route}\n" for route in routes)
+    return f"prefix: /seal\nupstream: seal\naudience: xsn:seal\ncors: {{origins: [\"{origin}\"]}}\nroutes:\n{lines}"
+
+
 def route_files(tmp_path: Path, *, write: dict[str, str] | None = None, drop: tuple[str, ...] = ()) -> str:
     """A copy of the gateway's route files with some replaced (``write``: file name -> YAML) or
     removed (``drop``), for ``start_edge(GATEWAY_ROUTES_DIR=...)``; its path."""

@@ -7,18 +7,14 @@ import pytest
 import requests
 
 from gateway.edge.routing import RouteTableError, service_from_mapping
-from tests.gateway.conftest import route_files
+from tests.gateway.conftest import route_files, seal_routes
 
 APP = "https://app.xian.example"
-SEAL_ROUTES = f"""prefix: /seal
-upstream: seal
-audience: xsn:seal
-cors: {{origins: ["{APP}"]}}
-routes:
-  - {{path: /livez, methods: [GET], auth: public}}
-  - {{path: /seals/**, methods: [GET, POST], auth: token, scopes: ["seal:read"]}}
-  - {{path: /private, methods: [GET], auth: public, cors: {{origins: ["https://other.example"], credentials: true}}}}
-"""
+SEAL_ROUTES = seal_routes(
+    "{path: /livez, methods: [GET], auth: public}",
+    '{path: /seals/**, methods: [GET, POST], auth: token, scopes: ["seal:read"]}',
+    '{path: /private, methods: [GET], auth: public, cors: {origins: ["https://other.example"], credentials: true}}',
+    origin=APP)
 
 
 @pytest.fixture

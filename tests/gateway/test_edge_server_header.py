@@ -9,18 +9,12 @@ import socket
 import pytest
 import requests
 
-from tests.gateway.conftest import route_files
+from tests.gateway.conftest import route_files, seal_routes
 from tests.support.raw_service import serve_raw
 
 APP = "https://app.xian.example"
-SEAL_ROUTES = f"""prefix: /seal
-upstream: seal
-audience: xsn:seal
-cors: {{origins: ["{APP}"]}}
-routes:
-  - {{path: /big, methods: [GET], auth: public}}
-  - {{path: /x, methods: [GET], auth: public}}
-"""
+SEAL_ROUTES = seal_routes("{path: /big, methods: [GET], auth: public}", "{path: /x, methods: [GET], auth: public}",
+                          origin=APP)
 
 
 @pytest.fixture
