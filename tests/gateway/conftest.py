@@ -203,10 +203,11 @@ def route_files(tmp_path: Path, *, write: dict[str, str] | None = None, drop: tu
     """A copy of the gateway's route files with some replaced (``write``: file name -> YAML) or
     removed (``drop``), for ``start_edge(GATEWAY_ROUTES_DIR=...)``; its path."""
     import shutil
+    import tempfile
 
     from gateway.edge.routing import ROUTES_DIR
 
-    routes = tmp_path / "routes"
+    routes = Path(tempfile.mkdtemp(dir=tmp_path)) / "routes"  # a fresh copy on each call
     shutil.copytree(ROUTES_DIR, routes)
     for name, text in (write or {}).items():
         (routes / name).write_text(text)

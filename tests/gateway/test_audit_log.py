@@ -107,7 +107,9 @@ def test_batch_inserts_store_what_the_core_insert_stores(make_app):
             with inserts_through_sqlalchemy(session, table) as core_inserts:
                 RowsInsert(table).execute_many(session, [row, {**row, key: 102}])
             assert core_inserts == []  # the driver's own path ran (on SQLite too), not the Core fallback
-            session.connection().execute(insert(table), [{**row, key: 101}])
+            with inserts_through_sqlalchemy(session, table) as control:
+                session.connection().execute(insert(table), [{**row, key: 101}])
+            assert len(control) == 1  # the capture does see a Core INSERT into this table
             stored = session.connection().exec_driver_sql(
                 f"SELECT * FROM {table.name} WHERE {key} >= 100 ORDER BY {key}").mappings().all()  # noqa: S608
             assert [r[key] for r in stored] == [100, 101, 102]
