@@ -41,7 +41,7 @@ from werkzeug.wrappers import Request, Response
 
 from bench.result import print_result
 from messaging.smtp_sink import read_mailbox
-from tests.support.suite import TokenFactory, free_port, stop_group
+from tests.support.suite import TokenFactory, free_port, stop_group, wait_for
 
 KEK = "00112233445566778899aabbccddeeff"
 ROOT = Path(__file__).resolve().parents[1]
@@ -78,22 +78,14 @@ def worker_argv(var: Path) -> list[str]:
             "--concurrency", "2", "--beat", "--schedule", str(var / "beat"), "--hostname", f"bench-{os.getpid()}@%h"]
 
 
-def wait_until(check, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"timed out waiting for {what}")
-        time.sleep(0.02)
-
-
 def raw_rate(broker: Celery, queue: redis.Redis, env: dict[str, str], var: Path, count: int) -> tuple[float, object]:
     """Queue ``count`` no-ops with no worker running, start one, time the drain. Returns the rate and the worker."""
     for _ in range(count):
         broker.send_task("messaging.noop")
     worker = spawn(worker_argv(var), env, var / "worker.log")
-    wait_until(lambda: queue.llen("celery") < count, 60, "the worker to start")
+    wait_for(lambda: queue.llen("celery") < count, 60, "the worker to start", interval=0.02)
     start, left = time.perf_counter(), queue.llen("celery")
-    wait_until(lambda: queue.llen("celery") == 0, 120, "the no-ops to drain")
+    wait_for(lambda: queue.llen("celery") == 0, 120, "the no-ops to drain", interval=0.02)
     return left / (time.perf_counter() - start), worker  # the ones still queued at the start were timed
 
 
@@ -134,7 +126,7 @@ def main() -> None:
                             "--log-level", "warning", "--no-control-socket", "messaging:create_app()"],
                            env, var / "api.log"))
         api = f"http://127.0.0.1:{api_port}"
-        wait_until(lambda: _ok(f"{api}/livez"), 30, "the API")
+        wait_for(lambda: _ok(f"{api}/livez"), 30, "the API", interval=0.02)
         queue = redis.Redis.from_url(broker_url)
         broker = Celery("bench", broker=broker_url)
         rate, worker = raw_rate(broker, queue, env, var, args.noops)
@@ -145,7 +137,7 @@ def main() -> None:
         requests.post(f"{api}/webhooks", json={"url": receiver.url, "event_types": ["message.completed"]},
                       headers=headers, timeout=10).raise_for_status()
         figures = _run_e2e(api, headers, receiver, args)
-        wait_until(lambda: len(receiver.arrived) >= len(figures["sent"]), 300, "every completion event")
+        wait_for(lambda: len(receiver.arrived) >= len(figures["sent"]), 300, "every completion event", interval=0.02)
         end = max(receiver.arrived.values())
         # A group of one message's recipients is one SMTP transaction: count envelope recipients.
         mails = sum(len(str(m["X-Envelope-To"]).split(", ")) for m in read_mailbox(var / "mail"))

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 import requests
 from sqlalchemy import select
@@ -12,20 +10,10 @@ from common.db import get_db
 from messaging.models import Delivery
 from messaging.smtp_sink import read_mailbox
 from messaging.smtp_sink import start as start_sink
-from tests.support.suite import free_port
+from tests.support.suite import free_port, wait_for
 
 NOTICE = {"payment_code": "61010020261234", "amount_yuan": "120.00", "due_date": "2026-12-31",
           "department": "西安市交通运输局"}
-
-
-def wait_for(check, timeout: float = 10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("timed out")
 
 
 @pytest.fixture
@@ -55,7 +43,7 @@ def test_sms_is_sent_signed_and_its_receipt_marks_it_delivered(payment, hub_app,
     assert arrived[0]["template_code"] == "SMS_XSN_PAYMENT_NOTICE" and arrived[0]["sign_name"] == "西安公共支付"
     assert arrived[0]["params"] == NOTICE
     status = wait_for(lambda: (s := payment.get(f"/messages/{message_id}").get_json())["status"] == "completed"
-                      and s)
+                      and s, 10, "the message completed", interval=0.05)
     assert status["recipients"][0]["status"] == "delivered" and status["recipients"][0]["channel"] == "sms"
     assert delivery_rows(hub_app, message_id)[0].provider_id == arrived[0]["biz_id"]
 
@@ -68,7 +56,7 @@ def test_a_failed_receipt_falls_back_to_email(payment, hub_app, carrier):
                              "recipients": [{"phone": "13900005678"}]})
     message_id = response.get_json()["message_id"]
     status = wait_for(lambda: (s := payment.get(f"/messages/{message_id}").get_json())["status"] == "completed"
-                      and s)
+                      and s, 10, "the message completed", interval=0.05)
     assert status["recipients"][0]["status"] == "failed"
     assert "MOBILE_NOT_ON_SERVICE" in status["recipients"][0]["reason"]
     dead = payment.get("/dead-letters").get_json()
@@ -99,7 +87,7 @@ def test_email_goes_through_smtp_to_the_sink(payment, hub_app, tmp_path):
         response = payment.send({"template": "payment_notice", "variables": {**NOTICE, "department": "<b>交通局</b>"},
                                  "channels": ["email"], "recipients": [{"email": "Payer@Example.cn"}]})
         message_id = response.get_json()["message_id"]
-        mails = wait_for(lambda: read_mailbox(tmp_path / "mail"))
+        mails = wait_for(lambda: read_mailbox(tmp_path / "mail"), 10, "the mail", interval=0.05)
     finally:
         sink.stop()
     assert len(mails) == 1
@@ -131,7 +119,7 @@ def test_many_recipients_of_one_message_share_one_smtp_transaction(payment, hub_
                                  "recipients": [{"email": f"p{i}@example.cn"} for i in range(3)]})
         assert response.status_code == 202, response.get_json()
         message_id = response.get_json()["message_id"]
-        mails = wait_for(lambda: read_mailbox(tmp_path / "mail"))
+        mails = wait_for(lambda: read_mailbox(tmp_path / "mail"), 10, "the mail", interval=0.05)
     finally:
         sink.stop()
     assert len(mails) == 1
