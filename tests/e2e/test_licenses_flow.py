@@ -136,6 +136,19 @@ def test_issue_authorise_verify_online_and_offline_then_revoke(suite, browser, t
     assert refused.status_code == 403 and refused.json()["code"] == "wrong_audience", refused.text
     assert refused.headers["Content-Type"].startswith("application/problem+json") and "fields" not in refused.json()
 
+    # The holder withdraws an authorisation through the door (DELETE): a code verified once (on
+    # PostgreSQL now cached in the node) is refused from then on.
+    withdrawn = requests.post(f"{lic}/my/authorisations", headers=holder, timeout=10, json={
+        "licence_id": licence["id"], "fields": ["operator_name"], "purpose": "招投标资格审查",
+        "audience": WINDOW, "minutes": 10, "max_uses": 3})
+    assert withdrawn.status_code == 201, withdrawn.text
+    code = withdrawn.json()["code"]
+    assert requests.post(f"{lic}/verify", headers=window, json={"code": code}, timeout=30).status_code == 200
+    deleted = requests.delete(f"{lic}/my/authorisations/{withdrawn.json()['id']}", headers=holder, timeout=10)
+    assert deleted.status_code == 200, deleted.text
+    refused = requests.post(f"{lic}/verify", headers=window, json={"code": code}, timeout=30)
+    assert refused.status_code == 410 and refused.json()["code"] == "authorisation_revoked", refused.text
+
     offline = requests.post(f"{lic}/my/authorisations/{auth.json()['id']}/offline-code", headers=holder, timeout=10)
     assert offline.status_code == 201, offline.text
     trust, status = tmp_path / "trust.json", tmp_path / "status.json"
