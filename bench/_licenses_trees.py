@@ -10,10 +10,6 @@ AB_FIGURES = ("server_cpu_ms_per_verify", "server_cpu_ms_per_livez", "database_c
               "verify_per_s", "machine_cores_verify", "verify_p99_ms")
 
 
-def _tree_label(index: int) -> str:
-    return chr(ord("A") + index) if index < 26 else f"T{index}"
-
-
 def alternation(runs: list[dict], trees: list[str]) -> dict:
     """Per tree (labelled A, B, ... in the order given): each figure's median over its rounds and
     the rounds' values in order (``ab_A_server_cpu_ms_per_verify``, ``..._runs``)."""
@@ -27,7 +23,7 @@ def alternation(runs: list[dict], trees: list[str]) -> dict:
             if None not in values:
                 figures[name] = round(statistics.median(values), 4)
                 figures[f"{name}_runs"] = values
-        summary[_tree_label(index)] = figures
+        summary[chr(ord("A") + index)] = figures  # bench.licenses takes at most 26 trees
     return summary
 
 

@@ -285,6 +285,8 @@ def main() -> None:
         args.trees = [str(Path(t).resolve()) for t in args.trees]
         if len(set(args.trees)) != len(args.trees):
             parser.error("--trees: a tree given twice")
+        if len(args.trees) > 26:  # labelled A to Z in the summary
+            parser.error("--trees: at most 26 trees")
     # What wrk runs (it has no thread without a connection), and what the script shares the codes
     # among: with more in the script than ran, the codes of the threads missing were never used.
     args.wrk_threads = max(1, min(WRK_THREADS, args.connections))
