@@ -12,15 +12,17 @@ from __future__ import annotations
 
 import base64
 import io
+from datetime import datetime, timezone
 
 from flask import Blueprint, Flask, current_app, render_template, request
 
 from common.db import get_session
-from common.web.i18n import _
+from common.values.times import local_time
+from common.web.i18n import _, current_language
 from common.web.i18n import init_i18n as _init_i18n
 from common.web.pages import protect
 
-from . import offline_codes, offline_keys
+from . import catalogue, offline_codes, offline_keys
 from .i18n import CATALOG
 
 bp = protect(Blueprint("licenses_pages", __name__, template_folder="templates"))
@@ -42,6 +44,19 @@ def check_offline(text: str) -> tuple[offline_codes.OfflineResult | None, str | 
         return None, exc.code
 
 
+def field_labels(type_code: str) -> dict[str, str]:
+    """The catalogue's label of each field of ``type_code`` in the page's language: a code
+    carries field names only. Empty for a type this node does not know (the page then shows
+    the names)."""
+    try:
+        licence_type = catalogue.get_type(get_session(), type_code)
+    except catalogue.UnknownType:
+        return {}
+    english = current_language() == "en"
+    return {spec.name: spec.label_en if english and spec.label_en else spec.label
+            for spec in catalogue.field_specs(licence_type)}
+
+
 @bp.route("/check", methods=["GET", "POST"])
 def check():
     code = (request.form.get("code") or "").strip()
@@ -52,8 +67,11 @@ def check():
             result, refusal = check_offline(code)
         else:
             short = True
+    labels = field_labels(str(result.claims.get("t", ""))) if result else {}
+    expires = local_time(datetime.fromtimestamp(result.expires_at, timezone.utc), "%Y-%m-%d %H:%M:%S") if result else ""
     return render_template("licenses/check.html", code=code, result=result, refusal=refusal, short=short,
-                           refusal_text=_(f"refusal.{refusal}") if refusal else None)
+                           refusal_text=_(f"refusal.{refusal}") if refusal else None, labels=labels,
+                           expires=expires)
 
 
 def qr_data_uri(data: str) -> str:

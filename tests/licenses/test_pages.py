@@ -25,6 +25,17 @@ def test_check_page_verifies_an_offline_code(h):
     assert "Verify an electronic licence" in english
 
 
+def test_check_page_names_fields_and_checks_in_the_page_language(h):
+    _permit, code = _offline_code(h)
+    page = h.client.post("/check", data={"code": code, "csrf_token": _csrf(h.client)}).get_data(as_text=True)
+    # the catalogue's label, not the field's name in the code; each check named in Chinese
+    assert "<th>姓名</th><td>张三</td>" in page and "<th>name</th>" not in page
+    assert "签名: ✔" in page and "证照状态: ✔" in page and "（北京时间）" in page
+    english = h.client.post("/check?lang=en", data={"code": code, "csrf_token": _csrf(h.client, "/check?lang=en")})
+    english = english.get_data(as_text=True)
+    assert "<th>Name</th><td>张三</td>" in english and "Licence status: ✔" in english
+
+
 def test_check_page_refuses_after_revocation_and_tampering(h):
     permit, code = _offline_code(h)
     h.client.post(f"/licences/{permit['id']}/status", json={"action": "revoke", "reason": "迁出", "kind": "cancelled"},

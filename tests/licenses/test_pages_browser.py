@@ -20,7 +20,7 @@ def test_window_pastes_an_offline_code_and_sees_the_result(h, serve_app, browser
         page.click("button[type=submit]")
         result = page.locator("#result")
         assert "核验通过" in result.inner_text() and "居住证" in result.inner_text()
-        assert page.locator("#fields").inner_text().replace("\t", " ").strip() == "name 张三"
+        assert page.locator("#fields").inner_text().replace("\t", " ").strip() == "姓名 张三"
         page.fill("#code", code["code"][:-3] + "AAA")
         page.click("button[type=submit]")
         assert "核验未通过" in page.locator("#result").inner_text()
