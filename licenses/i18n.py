@@ -31,6 +31,7 @@ CATALOG: dict[str, dict[str, str]] = {
            "check.beijing": "（北京时间）", "check.check_signature": "签名",
            "check.check_expiry": "码有效期", "check.check_status": "证照状态",
            "show.title": "出示证照", "show.intro": "请窗口工作人员扫描下方二维码，或输入授权码。",
+           "show.intro_scan": "请窗口工作人员扫描下方二维码。",
            "show.code": "授权码", "show.none": "没有要出示的码。",
            **{f"refusal.{k}": v for k, v in _REFUSALS_ZH.items()}},
     "en": {**COMMON_CATALOG["en"],
@@ -47,6 +48,7 @@ CATALOG: dict[str, dict[str, str]] = {
            "check.beijing": "(Beijing time)", "check.check_signature": "Signature",
            "check.check_expiry": "Code expiry", "check.check_status": "Licence status",
            "show.title": "Show a licence", "show.intro": "Let the window scan this QR code or type the code.",
+           "show.intro_scan": "Let the window scan this QR code.",
            "show.code": "Code", "show.none": "Nothing to show.",
            **{f"refusal.{k}": v for k, v in _REFUSALS_EN.items()}},
 }

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 import pytest
 
 pytestmark = pytest.mark.browser
@@ -39,5 +41,23 @@ def test_holder_shows_the_qr(h, serve_app, browser):
         assert page.locator("#code").inner_text() == auth["code"]
         width = page.evaluate("document.getElementById('qr').naturalWidth")
         assert width > 100
+    finally:
+        page.close()
+
+
+def test_an_offline_code_qr_fits_its_card(h, serve_app, browser):
+    permit = h.issue_residence().get_json()
+    auth = h.authorise(permit["id"], fields=["name", "sex", "birth_date", "id_number", "address"]).get_json()
+    code = h.client.post(f"/my/authorisations/{auth['id']}/offline-code", headers=h.holder("p-zhang")).get_json()
+    page = browser.new_page(locale="zh-CN", viewport={"width": 1280, "height": 900})
+    try:
+        page.goto(f"{serve_app(h.app)}/show?" + urlencode({"code": code["code"]}))
+        qr, card = page.locator("#qr").bounding_box(), page.locator(".card").bounding_box()
+        inner = page.evaluate("(() => { const c = getComputedStyle(document.querySelector('.card'));"
+                              " return document.querySelector('.card').clientWidth - parseFloat(c.paddingLeft)"
+                              " - parseFloat(c.paddingRight); })()")
+        assert page.evaluate("document.getElementById('qr').naturalWidth") > inner  # drawn wider than the card
+        assert card["x"] <= qr["x"] and qr["x"] + qr["width"] <= card["x"] + card["width"] - 1
+        assert "输入授权码" not in page.locator(".card").inner_text()  # nothing to type: scan only
     finally:
         page.close()
