@@ -118,6 +118,17 @@ def test_the_cashier_page_finds_a_notice_in_chinese_and_english(client, collecto
     assert client.post("/cashier", data={"payment_code": "1", "payer_name": "x"}).status_code == 400  # no CSRF
 
 
+def test_the_english_cashier_page_has_no_chinese_punctuation(client, collector):
+    notice = client.post("/notices", json=BODY, headers=collector).get_json()
+    page = client.get("/cashier?lang=en")
+    found = client.post("/cashier?lang=en", data={"csrf_token": CSRF_RE.search(page.text).group(1),
+                                                  "payment_code": notice["payment_code"], "payer_name": "张三"})
+    assert "Collecting department: 西安市市场监督管理局" in found.text and "：" not in found.text
+    chinese = client.post("/cashier?lang=zh", data={"csrf_token": CSRF_RE.search(page.text).group(1),
+                                                    "payment_code": notice["payment_code"], "payer_name": "张三"})
+    assert "执收单位：西安市市场监督管理局" in chinese.text
+
+
 def test_the_payer_is_told_through_the_hub_after_the_response(client, collector, app):
     body = dict(BODY, payer_subject="person-zhangsan")
     response = client.post("/notices", json=body, headers=collector)

@@ -95,6 +95,7 @@ def test_the_receipt_page_shows_the_receipt_and_the_seals_verdict(client, sessio
     assert receipts.seal_pending(session, app.extensions["payment_sealer"]) == 1  # real SM2, in memory
     sealed = client.get(f"/cashier/receipt?{query}")
     assert sealed.status_code == 200 and 'data-valid="true"' in sealed.text and "营业执照副本补领工本费" in sealed.text
+    assert "合计：<strong>" in sealed.text and "应缴" not in sealed.text  # a receipt states what was paid
     other = f"{(int(receipt.check_code) + 1) % 10**6:06d}"
     wrong = client.get(f"/cashier/receipt?code={receipt.code}&number={receipt.number}&check_code={other}")
     assert wrong.status_code == 404 and "未找到" in wrong.text
