@@ -49,9 +49,12 @@ CATALOG = {
         "ga.results": "检索结果（共 {total} 条）", "ga.index": "序号", "ga.time": "时间（北京时间）",
         "ga.method": "方法",
         "ga.path": "路径", "ga.outcome": "结果", "ga.none": "没有匹配的记录。",
-        "ga.bad_query": "检索条件有误：{detail}",
+        "ga.bad_query": "检索条件有误，请检查：{detail}",
         "ga.seal_unavailable": "暂时无法读取签章日志：{detail}", "ga.seal_signer": "签章人",
         "ga.seal_code": "印章编码", "ga.prev": "上一页", "ga.next": "下一页",
+        "ga.page": "页码", "ga.list_sep": "、",
+        "ga.outcome_ok": "成功", "ga.outcome_denied": "拒绝访问", "ga.outcome_rejected": "请求无效",
+        "ga.outcome_error": "出错",
     },
     "en": {
         "ga.title": "Audit console", "ga.signed_in_as": "Signed in:", "ga.sign_out": "Sign out",
@@ -64,9 +67,12 @@ CATALOG = {
         "ga.results": "Results ({total} in all)", "ga.index": "Index", "ga.time": "Time (Beijing)",
         "ga.method": "Method",
         "ga.path": "Path", "ga.outcome": "Outcome", "ga.none": "No matching records.",
-        "ga.bad_query": "Invalid search: {detail}",
+        "ga.bad_query": "Invalid search; check: {detail}",
         "ga.seal_unavailable": "The signature log cannot be read right now: {detail}", "ga.seal_signer": "Signer",
         "ga.seal_code": "Seal code", "ga.prev": "Previous", "ga.next": "Next",
+        "ga.page": "Page", "ga.list_sep": ", ",
+        "ga.outcome_ok": "OK", "ga.outcome_denied": "Denied", "ga.outcome_rejected": "Invalid request",
+        "ga.outcome_error": "Error",
     },
 }
 
@@ -102,7 +108,9 @@ def _parse_search() -> tuple[dict, str | None]:
     raw["per_page"] = "20"
     errors = s.SearchArgs().validate(raw)
     if errors:
-        return {}, _("ga.bad_query", detail="; ".join(f"{k}: {' '.join(map(str, v))}" for k, v in errors.items()))
+        # The fields by their labels: the validator's own messages are English only.
+        names = _("ga.list_sep").join(_(f"ga.{name}") for name in errors)
+        return {}, _("ga.bad_query", detail=names)
     return s.SearchArgs().load(raw), None
 
 

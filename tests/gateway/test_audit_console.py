@@ -75,10 +75,12 @@ def test_auditor_finds_a_request_by_request_id_and_sees_the_seal_log(app, identi
     assert status == 200 and "检索结果（共 1 条）" in found
     assert "/licenses/licenses/3" in found and "edge-2" not in found
     assert "2026-12-01 11:00:03" in found  # 03:00:03 UTC, shown in Beijing time
+    assert '<td data-outcome="ok">成功</td>' in found  # the outcome in the page's language
     status, english = person.go(f"{GATEWAY}/gateway{CONSOLE}?request_id=edge-3&lang=en")
     assert "Results (1 in all)" in english and "Seal signature log" in english
-    status, bad = person.go(f"{GATEWAY}/gateway{CONSOLE}?status=abc&lang=zh")
-    assert status == 200 and "检索条件有误" in bad
+    assert '<td data-outcome="ok">OK</td>' in english
+    status, bad = person.go(f"{GATEWAY}/gateway{CONSOLE}?status=abc&since=yesterday&lang=zh")
+    assert status == 200 and "检索条件有误，请检查：起始时间、状态码" in bad and "Not a valid" not in bad
     with get_db(app).session() as session:
         views = [json.loads(r.leaf) for r in log.search(session, log.SearchQuery(kind="audit_query"))[0]]
     assert len(views) == 4 and {v["route"] for v in views} == {"audit:console.index"}
