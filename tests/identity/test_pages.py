@@ -194,6 +194,7 @@ def test_sessions_list_and_sign_out_everywhere(seeded, make_pages):
         assert device.login(CITIZEN["id_number"]).status_code == 302
     page = laptop.client.get("/account").get_data(as_text=True)
     assert page.count('class="session-row"') == 3
+    assert page.count("· 密码登录</span>") == 3 and "· pwd<" not in page  # how each signed in, in words
 
     response = laptop.post("/account/sessions/revoke-others", {}, token_from="/account")
     assert response.status_code == 302
