@@ -97,4 +97,5 @@ def init_app(app: Flask, service: str) -> None:
     @app.get("/metrics")
     def metrics() -> Response:
         data = generate_latest(_registry() if multiproc else registry)
-        return Response(data, mimetype=CONTENT_TYPE_LATEST)
+        # content_type, not mimetype: Flask would add a second '; charset=utf-8' to the exposition format's.
+        return Response(data, content_type=CONTENT_TYPE_LATEST)

@@ -8,6 +8,8 @@ import subprocess
 import sys
 import textwrap
 
+from prometheus_client import CONTENT_TYPE_LATEST
+
 from common.web.logging import render_json
 
 TEST_KEK = "00112233445566778899aabbccddeeff"
@@ -65,7 +67,9 @@ def test_metrics_count_each_route_once_per_request(make_app):
     for _ in range(3):
         client.get("/livez")
     client.post("/livez")
-    text = client.get("/metrics").get_data(as_text=True)
+    answer = client.get("/metrics")
+    assert answer.content_type == CONTENT_TYPE_LATEST  # one charset parameter, as Prometheus writes it
+    text = answer.get_data(as_text=True)
     assert 'xsn_http_requests_total{method="GET",route="/livez",service="seal",status="200"} 3.0' in text
     assert 'xsn_http_requests_total{method="POST",route="<unmatched>",service="seal",status="405"} 1.0' in text
     assert 'xsn_http_request_duration_seconds_count{method="GET",route="/livez",service="seal"} 3.0' in text
