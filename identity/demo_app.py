@@ -1,4 +1,4 @@
-"""A demo government app (西安政务 demo app) that logs citizens in through the identity node.
+"""A demo government app (西安政务演示应用) that logs citizens in through the identity node.
 
 It is the relying party a person uses to try flow 1 by hand after ``make run``
 (http://127.0.0.1:8765): authorization code + PKCE through the gateway, ID-token checks,

@@ -87,7 +87,7 @@ def _specs(public_base_url: str) -> list[clients.ClientSpec]:
               for client_id, (name, scopes, audiences) in DEMO_MACHINE_CLIENTS.items()]
     redirects = [f"http://127.0.0.1:{DEMO_APP_PORT}/callback", f"http://localhost:{DEMO_APP_PORT}/callback"]
     specs.append(clients.ClientSpec(
-        name="西安政务 demo app", client_id=DEMO_APP, client_type="public", redirect_uris=redirects,
+        name="西安政务演示应用", client_id=DEMO_APP, client_type="public", redirect_uris=redirects,
         post_logout_redirect_uris=[f"http://127.0.0.1:{DEMO_APP_PORT}/", f"http://localhost:{DEMO_APP_PORT}/"],
         grant_types=["authorization_code", "refresh_token"],
         # licenses:holder with idcard:full: the licences node finds what a person holds by ID number.
