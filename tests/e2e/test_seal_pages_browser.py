@@ -157,6 +157,9 @@ def test_auditor_signs_in_searches_the_log_and_sees_an_entry_s_proof_checked(sui
         steps = page.locator("tr.step").all_inner_texts()
         assert steps and all(step.startswith("✔") for step in steps), steps
         assert any("inclusion" in step for step in steps) and any("SES signature" in step for step in steps)
+        assert "叶子哈希" in page.inner_text("body")
+        # the checkpoint's signature line wraps inside its card instead of running past it
+        assert page.evaluate("[...document.querySelectorAll('pre')].every(p => p.scrollWidth <= p.clientWidth)")
         _screenshot(page, "seal-audit-entry")
     finally:
         context.close()
