@@ -25,6 +25,8 @@ API (kept small and stable; the benchmarks of every service import it)::
 
 ``lua`` takes a wrk script of your own (e.g. a ``request()`` function); the helper appends
 its own ``done()`` to read the figures, so the script must not define ``done``.
+``paced_lua(mean_ms)`` is such a script: each connection pauses a random think time before
+each request, so the load is offered at a rate rather than as fast as the server answers.
 
 Processes are started, stopped and waited for with ``tests.support.suite``'s helpers (the ones
 the end-to-end tests use, as the benchmarks already take ``TokenFactory`` from there): the
@@ -82,6 +84,32 @@ function request()
   return wrk.format()
 end
 """
+
+
+# wrk's delay() is called before each request of a connection and returns the milliseconds to
+# wait (whole milliseconds: wrk truncates). Exponential think times make the arrivals of many
+# connections a Poisson process, as independent clients' are; a fixed pause would keep the
+# connections in step, all sending at once, and measure the burst's queue instead. Each wrk
+# thread has its own Lua state, seeded from its own address so the threads do not repeat
+# each other's sequence.
+_PACED = """
+local mean_ms = MEAN
+function init(args)
+  math.randomseed(os.time() + tonumber(tostring({}):match("0x(%x+)") or "0", 16))
+end
+function delay()
+  return -mean_ms * math.log(1 - math.random())
+end
+"""
+
+
+def paced_lua(mean_ms: float) -> str:
+    """A wrk script whose connections each pause an exponential think time of mean ``mean_ms``
+    before every request: with ``c`` connections the offered rate is about ``c / (mean_ms +
+    latency)`` per millisecond, whatever the server could do."""
+    if mean_ms <= 0:
+        raise ValueError("mean_ms must be positive")
+    return _PACED.replace("MEAN", repr(float(mean_ms)))
 
 
 @dataclass(frozen=True)

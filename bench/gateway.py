@@ -32,6 +32,13 @@ and ``idle_connections_held``. Targets (issue 10): ≥ 0.5, ≤ 3 ms, 1,000 with
 request < 100 ms. A side figure, not a target: ``one_connection_added_p50_ms`` (and nginx's), the
 same difference over a single connection, where nothing queues: what one request pays for the hop.
 
+A second side figure, not a target: the same three fronts under an offered load below
+saturation (``--paced-fraction`` of the gateway's closed-loop rate, 0.5 by default; 0 skips it):
+the same connections, each pausing an exponential think time before each request
+(``bench._load.paced_lua``), so the requests arrive at about that rate whatever the front
+answers. ``paced_added_p50_ms`` is the gateway's p50 minus the direct one there: what a request
+pays when the machine has room, where ``added_p50_ms`` is mostly the queue of a saturated one.
+
 ``--unix-socket`` adds a fourth front to every round, right after the gateway: the same gateway
 (route ``/benchu/item``) to a second upstream, the same app under gunicorn bound to a Unix
 domain socket the edge reaches through ``GATEWAY_UPSTREAM_SOCKETS`` (gthread workers sharing one
@@ -59,7 +66,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from bench._gateway_processes import nginx, socket_upstream
-from bench._load import gunicorn, tree_cpu_seconds, wrk, wrk_version
+from bench._load import gunicorn, paced_lua, tree_cpu_seconds, wrk, wrk_version
 from bench.result import print_result
 from tests.support.suite import free_port, process, wait_ready
 
@@ -209,6 +216,28 @@ def _readyz_audit(url: str) -> dict | None:
         return None
 
 
+def _paced(targets: dict[str, tuple[str, dict]], paired: list[dict[str, dict]], args) -> dict:
+    """Each front at the same offered rate, a fraction of the gateway's closed-loop rate."""
+    rate = args.paced_fraction * statistics.median(r["gateway"]["rps"] for r in paired)
+    # Think time so that the connections together offer ``rate``: the latency (a few ms at most
+    # below saturation) makes the real rate slightly lower, the same for every front.
+    mean_ms = args.connections * 1000 / rate
+    out: dict = {"paced_offered_per_s": round(rate), "paced_think_ms": round(mean_ms, 2)}
+    for name, (url, headers) in targets.items():
+        result = wrk(url, duration=args.seconds, connections=args.connections, headers=headers,
+                     lua=paced_lua(mean_ms))
+        if not result.ok:
+            raise RuntimeError(f"paced {name}: {result}")
+        out[f"paced_{name}_rps"] = round(result.requests_per_s)
+        out[f"paced_{name}_p50_ms"] = round(result.p50_ms, 3)
+        out[f"paced_{name}_p99_ms"] = round(result.p99_ms, 3)
+        print(f"paced {name}: {result.requests_per_s:.0f} req/s, p50 {result.p50_ms:.3f} ms, "
+              f"p99 {result.p99_ms:.3f} ms", flush=True)
+    out["paced_added_p50_ms"] = round(out["paced_gateway_p50_ms"] - out["paced_direct_p50_ms"], 3)
+    out["paced_nginx_added_p50_ms"] = round(out["paced_nginx_p50_ms"] - out["paced_direct_p50_ms"], 3)
+    return out
+
+
 def _median(values: list[float], digits: int) -> float:
     return round(statistics.median(values), digits)
 
@@ -230,6 +259,8 @@ def main(argv: list[str] | None = None) -> None:
                              "which close each connection after one answer")
     parser.add_argument("--audit-sink", default="audit", choices=["audit", "memory"],
                         help="memory: audit records kept in a list, to measure what the durable log costs")
+    parser.add_argument("--paced-fraction", type=float, default=0.5,
+                        help="also offer each front this fraction of the gateway's closed-loop rate (0: skip)")
     parser.add_argument("--unix-socket", action="store_true",
                         help="also the gateway to an upstream on a Unix domain socket, after the gateway each round")
     args = parser.parse_args(argv)
@@ -296,6 +327,8 @@ def main(argv: list[str] | None = None) -> None:
                 raise RuntimeError(f"one connection: {failed}")
             print("one connection: " + ", ".join(f"{name} p50 {r.p50_ms:.3f} ms" for name, r in single.items()),
                   flush=True)
+            if args.paced_fraction > 0:
+                figures.update(_paced(targets, paired, args))
             figures["gateway_audit_log"] = _readyz_audit(gw_url)
             idle = idle_connections(gw_url, auth, args.idle)
             print(f"idle: {idle}", flush=True)

@@ -89,7 +89,9 @@ def defaults(service: str) -> dict[str, Any]:
         "OPENAPI_URL_PREFIX": "/",
         "OPENAPI_JSON_PATH": "openapi.json",
         "OPENAPI_SWAGGER_UI_PATH": "docs",
-        "OPENAPI_SWAGGER_UI_URL": "https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
+        # Swagger UI's assets from each service itself (common.web.page_headers), relative to the
+        # page (``<prefix>/docs``): they resolve under the gateway's prefix and without one.
+        "OPENAPI_SWAGGER_UI_URL": "docs/assets/",
     }
 
 

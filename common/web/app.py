@@ -18,7 +18,7 @@ from werkzeug.routing import IntegerConverter
 from common import config as cfg
 from common import db
 from common.crypto import gm
-from common.web import auth, database, i18n, observability, pages, problems, ratelimit
+from common.web import auth, database, i18n, observability, page_headers, pages, problems, ratelimit
 from common.web.json_provider import OrjsonProvider
 from common.web.logging import configure_logging
 from common.web.sessions import LazyCookieSessionInterface
@@ -98,6 +98,7 @@ def create_app(
     observability.init_app(app, service)
     ratelimit.init_app(app)
     pages.init_pages(app)
+    page_headers.init_app(app)
     i18n.init_i18n(app, {})
 
     api = problems.ProblemApi(app)

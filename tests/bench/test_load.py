@@ -8,7 +8,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from bench._load import lua_string, wrk
+from bench._load import lua_string, paced_lua, wrk
 
 pytestmark = pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed")
 
@@ -63,3 +63,19 @@ def test_responses_outside_2xx_are_counted(recorder):
 def test_lua_string_escapes_every_awkward_byte():
     assert lua_string('a"b\\c\n') == '"a\\034b\\092c\\010"'
     assert lua_string(b"\xe4") == '"\\228"'
+
+
+def test_paced_connections_offer_about_their_rate(recorder):
+    """4 connections pausing 50 ms on average offer ~80 requests/s (a few ms of latency each
+    lower it); unpaced, the same server answers many times that."""
+    url, _ = recorder
+    paced = wrk(url + "/ok", duration=2, connections=4, threads=2, method="POST", body=b"x", lua=paced_lua(50))
+    unpaced = wrk(url + "/ok", duration=1, connections=4, threads=2, method="POST", body=b"x")
+    assert paced.ok and unpaced.ok
+    assert 40 <= paced.requests_per_s <= 100
+    assert unpaced.requests_per_s > 3 * paced.requests_per_s
+
+
+def test_paced_lua_refuses_a_think_time_that_is_not_positive():
+    with pytest.raises(ValueError):
+        paced_lua(0)
