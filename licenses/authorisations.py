@@ -77,6 +77,11 @@ def holders_licence(session: Session, deps: Deps, holder: Holder, licence_id: st
     return row
 
 
+def usable(row: Licence) -> bool:
+    """Whether the licence may be authorised for use now (:func:`create` refuses it otherwise)."""
+    return row.status == VALID
+
+
 def own_holder(deps: Deps, row: Licence) -> dict[str, str]:
     """The licence's holder as its holder sees it: name and code unmasked. Masking
     (:func:`licenses.verification.licence_summary`) is for everyone else; this is only for a
@@ -88,7 +93,7 @@ def create(session: Session, deps: Deps, holder: Holder, licence_id: str, *, fie
            audience: str, minutes: int, max_uses: int, limits: Limits) -> Authorisation:
     """:raise LicenceNotFound: :raise LicenceNotUsable: :raise ValidationFailed:"""
     row = holders_licence(session, deps, holder, licence_id)
-    if row.status != VALID:
+    if not usable(row):
         raise LicenceNotUsable(f"a {row.status} licence cannot be authorised for use")
     names = {spec.name for spec in catalogue.field_specs(session.get(LicenceType, row.type_code))}
     errors: dict[str, list[str]] = {}

@@ -20,9 +20,10 @@ from common.web.console_login import console_required, make_console_login
 from common.web.i18n import _, current_language
 from common.web.pages import protect
 
-from . import authorisations, catalogue, holder_api
+from . import authorisations, holder_api
 from .holders import Holder
-from .models import VALID, LicenceType
+from .models import LicenceType
+from .pages import field_labels
 
 HOLDER_SCOPE = "licenses:holder"
 CONSOLE = "licenses_holder_login"
@@ -42,9 +43,7 @@ def _type_name(licence_type: LicenceType) -> str:
 
 def _field_labels(licence_type: LicenceType) -> list[tuple[str, str]]:
     """``(name, label)`` of the type's face fields in the catalogue's order and the page's language."""
-    english = current_language() == "en"
-    return [(spec.name, spec.label_en if english and spec.label_en else spec.label)
-            for spec in catalogue.field_specs(licence_type)]
+    return list(field_labels(licence_type.code).items())
 
 
 @bp.route("/")  # /me/ too: people type either
@@ -56,7 +55,8 @@ def licences():
     rows = authorisations.holders_licences(session, holder_api.deps(), _holder())
     types = {row.type_code: session.get(LicenceType, row.type_code) for row in rows}
     return render_template("licenses/holder/licences.html", licences=rows,
-                           type_names={code: _type_name(t) for code, t in types.items()})
+                           type_names={code: _type_name(t) for code, t in types.items()},
+                           usable={row.id for row in rows if authorisations.usable(row)})
 
 
 @bp.route("/licences/<licence_id>")
@@ -71,7 +71,7 @@ def licence(licence_id: str):
                            type_name=_type_name(licence_type), labels=_field_labels(licence_type),
                            uses=authorisations.use_records(session, row.id), granted=granted,
                            states={a.id: authorisations.state_of(a, now) for a in granted},
-                           usable=row.status == VALID)
+                           usable=authorisations.usable(row))
 
 
 @bp.route("/licences/<licence_id>/document")
@@ -95,10 +95,11 @@ def _whole_number(raw: str | None) -> int:
     return int(text) if text.isascii() and text.isdigit() and len(text) <= 9 else 0
 
 
-def _form_errors(errors: dict[str, list[str]], unknown_fields: bool) -> dict[str, str]:
-    """The domain's field errors (:func:`licenses.authorisations.create`) said in the page's language."""
+def _form_errors(errors: dict[str, list[str]], fields_chosen: bool) -> dict[str, str]:
+    """The domain's field errors (:func:`licenses.authorisations.create`) said in the page's
+    language: ``fields`` is refused when none is chosen, or when a chosen one is not the type's."""
     limits = holder_api.limits()
-    texts = {"fields": _("authorise.error.fields_unknown") if unknown_fields else _("authorise.error.fields"),
+    texts = {"fields": _("authorise.error.fields_unknown") if fields_chosen else _("authorise.error.fields"),
              "minutes": _("authorise.error.minutes", low=limits.min_minutes, high=limits.max_minutes),
              "max_uses": _("authorise.error.max_uses", high=limits.max_uses),
              "purpose": _("authorise.error.purpose"), "audience": _("authorise.error.audience")}
@@ -126,8 +127,7 @@ def authorise(licence_id: str):
                 audience=form["audience"], minutes=_whole_number(form["minutes"]),
                 max_uses=_whole_number(form["max_uses"]), limits=holder_api.limits())
         except ValidationFailed as exc:
-            known = {name for name, _label in _field_labels(licence_type)}
-            errors = _form_errors(exc.extra.get("errors", {}), bool(set(form["fields"]) - known))
+            errors = _form_errors(exc.extra.get("errors", {}), bool(form["fields"]))
             status = 400
         except authorisations.LicenceNotUsable:
             refusal, status = _("authorise.error.not_usable"), 409
