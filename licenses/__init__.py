@@ -13,12 +13,17 @@ from licenses.config import SETTINGS
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
-    return build_app("licenses", test_config, import_name=__name__, init=_init, settings=SETTINGS)
+    from common.web.console_login import SETTINGS as CONSOLE_SETTINGS
+
+    return build_app("licenses", test_config, import_name=__name__, init=_init,
+                     settings={**SETTINGS, **CONSOLE_SETTINGS})
 
 
 def _init(app: Flask, api: Api) -> None:
+    from common.web.console_login import init_console_login
     from licenses import api as licenses_api
-    from licenses import holder_api, pages
+    from licenses import holder_api, holder_pages, pages
+    from licenses.console_models import ConsoleLogin, ConsoleSession
     from licenses.peers import init_peers
 
     init_peers(app)
@@ -28,6 +33,8 @@ def _init(app: Flask, api: Api) -> None:
     api.register_blueprint(holder_api.holder_blp)
     api.register_blueprint(holder_api.verify_blp)
     pages.init_app(app)
+    init_console_login(app, ConsoleLogin, ConsoleSession)
+    holder_pages.init_app(app)
 
     @app.after_request
     def _deliver_after_response(response):

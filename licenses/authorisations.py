@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -20,7 +20,7 @@ from common.errors import NotFound, Problem, ValidationFailed
 
 from . import catalogue
 from .holders import Holder, holder_index
-from .issuing import Deps
+from .issuing import Deps, holder_code_of
 from .lifecycle import LicenceNotFound
 from .models import PENDING, VALID, Authorisation, Licence, LicenceType, UseRecord
 
@@ -77,11 +77,23 @@ def holders_licence(session: Session, deps: Deps, holder: Holder, licence_id: st
     return row
 
 
+def usable(row: Licence) -> bool:
+    """Whether the licence may be authorised for use now (:func:`create` refuses it otherwise)."""
+    return row.status == VALID
+
+
+def own_holder(deps: Deps, row: Licence) -> dict[str, str]:
+    """The licence's holder as its holder sees it: name and code unmasked. Masking
+    (:func:`licenses.verification.licence_summary`) is for everyone else; this is only for a
+    licence :func:`holders_licence` found to be the person's or their organisation's."""
+    return {"kind": row.holder_kind, "name": row.holder_name, "code": holder_code_of(deps, row)}
+
+
 def create(session: Session, deps: Deps, holder: Holder, licence_id: str, *, fields: list[str], purpose: str,
            audience: str, minutes: int, max_uses: int, limits: Limits) -> Authorisation:
     """:raise LicenceNotFound: :raise LicenceNotUsable: :raise ValidationFailed:"""
     row = holders_licence(session, deps, holder, licence_id)
-    if row.status != VALID:
+    if not usable(row):
         raise LicenceNotUsable(f"a {row.status} licence cannot be authorised for use")
     names = {spec.name for spec in catalogue.field_specs(session.get(LicenceType, row.type_code))}
     errors: dict[str, list[str]] = {}
@@ -109,6 +121,18 @@ def create(session: Session, deps: Deps, holder: Holder, licence_id: str, *, fie
 def list_for(session: Session, licence_id: str) -> list[Authorisation]:
     return list(session.scalars(select(Authorisation).where(Authorisation.licence_id == licence_id)
                                 .order_by(Authorisation.created_at.desc())))
+
+
+def state_of(auth: Authorisation, now: datetime) -> str:
+    """``active``, ``revoked``, ``expired`` or ``used_up`` (what the holder's pages show), in
+    the order online verification refuses them."""
+    if auth.status != "active":
+        return "revoked"
+    if auth.expires_at <= now:
+        return "expired"
+    if auth.uses >= auth.max_uses:
+        return "used_up"
+    return "active"
 
 
 def get_own(session: Session, deps: Deps, holder: Holder, authorisation_id: str) -> Authorisation:

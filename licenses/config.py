@@ -44,6 +44,9 @@ SETTINGS: dict[str, Any] = {
     # XSN_LICENSES_CLIENT_SECRET, or in the embedded setup from var/clients.json (identity's seed)
     "LICENSES_CLIENT_ID": "xsn-licenses",
     "LICENSES_CLIENT_SECRET": None,
+    # the holders' pages (licenses.holder_pages) sign people in through identity with this
+    # client (code + PKCE; its secret as every console's: XSN_CONSOLE_CLIENT_SECRET or clients.json)
+    "LICENSES_HOLDER_CLIENT_ID": "xsn-licenses-holder",
     # online verification's own PostgreSQL connections per worker process, at most (opened as
     # requests need them: one per request being verified, so as many as the worker's threads;
     # more threads than this wait for a connection). See verification_store.Stores. By default

@@ -44,10 +44,32 @@ SECURITY = [{"bearerAuth": []}]
 
 
 def holder() -> Holder:
-    claims = current_claims()
-    person = node()["directory"].resolve(str(claims["sub"]), bearer_token())
+    return resolve_holder(str(current_claims()["sub"]), bearer_token())
+
+
+def resolve_holder(sub: str, access_token: str) -> Holder:
+    """The person ``access_token`` was issued to, as a holder (the API's bearer token, or the
+    holders' pages' signed-in token). :raise NotAHolder: :raise DirectoryUnavailable:"""
+    person = node()["directory"].resolve(sub, access_token)
     issuing.link_holder(get_session(), deps().cipher, person.sub, person.codes())
     return person
+
+
+def own_licence_view(row) -> dict:
+    """:func:`~licenses.api.licence_view` for the licence's own holder: the holder unmasked."""
+    data = licence_view(row)
+    data["holder"] = authorisations.own_holder(deps(), row)
+    return data
+
+
+def document_download(row) -> Response:
+    return Response(issuing.document_of(deps(), row), mimetype="application/json", headers={
+        "Content-Disposition": f'attachment; filename="{row.face_number}.json"'})
+
+
+def signature_download(row) -> Response:
+    return Response(base64.b64decode(row.signature_b64 or ""), mimetype="application/octet-stream", headers={
+        "Content-Disposition": f'attachment; filename="{row.face_number}.ses"'})
 
 
 def limits() -> Limits:
@@ -80,7 +102,7 @@ class MyLicences(MethodView):
     @require_token("licenses:holder")
     def get(self):
         """The licences of the person and of the organisations they represent or act for."""
-        return [licence_view(r) for r in authorisations.holders_licences(get_session(), deps(), holder())]
+        return [own_licence_view(r) for r in authorisations.holders_licences(get_session(), deps(), holder())]
 
 
 @holder_blp.route("/licences/<licence_id>")
@@ -90,7 +112,7 @@ class MyLicence(MethodView):
     @require_token("licenses:holder")
     def get(self, licence_id):
         """One licence with its face (照面信息)."""
-        return licence_view(authorisations.holders_licence(get_session(), deps(), holder(), licence_id))
+        return own_licence_view(authorisations.holders_licence(get_session(), deps(), holder(), licence_id))
 
 
 @holder_blp.route("/licences/<licence_id>/document")
@@ -100,9 +122,7 @@ class MyDocument(MethodView):
     @require_token("licenses:holder")
     def get(self, licence_id):
         """The sealed canonical document (RFC 8785 JSON; its SM3 is the signature's dataHash)."""
-        row = authorisations.holders_licence(get_session(), deps(), holder(), licence_id)
-        return Response(issuing.document_of(deps(), row), mimetype="application/json", headers={
-            "Content-Disposition": f'attachment; filename="{row.face_number}.json"'})
+        return document_download(authorisations.holders_licence(get_session(), deps(), holder(), licence_id))
 
 
 @holder_blp.route("/licences/<licence_id>/signature")
@@ -112,9 +132,7 @@ class MySignature(MethodView):
     @require_token("licenses:holder")
     def get(self, licence_id):
         """The seal's DER ``SES_Signature`` (GB/T 38540) over the document."""
-        row = authorisations.holders_licence(get_session(), deps(), holder(), licence_id)
-        return Response(base64.b64decode(row.signature_b64 or ""), mimetype="application/octet-stream", headers={
-            "Content-Disposition": f'attachment; filename="{row.face_number}.ses"'})
+        return signature_download(authorisations.holders_licence(get_session(), deps(), holder(), licence_id))
 
 
 @holder_blp.route("/licences/<licence_id>/uses")

@@ -2,7 +2,8 @@
 
 Licence types (the catalogue), licences with their history, holders' authorisations of use,
 use records, bulk-issuance jobs, the notification outbox, counters and the key store's
-``signing_keys`` (the node's offline-code keys).
+``signing_keys`` (the node's offline-code keys); the holders' page sign-ins are in
+:mod:`licenses.console_models`, on the same metadata.
 
 Holder codes (citizen ID numbers, credit codes) are personal data: stored SM4-GCM encrypted
 with a keyed blind index (HMAC-SM3) for lookup and a masked copy for display
@@ -11,6 +12,7 @@ with a keyed blind index (HMAC-SM3) for lookup and a masked copy for display
 
 from __future__ import annotations
 
+import importlib
 import uuid
 from datetime import date, datetime
 from typing import Any
@@ -226,3 +228,6 @@ class BulkRow(Base):
     # ids, 32 hex), sent again under that key (licenses.bulk.chunks.legacy_batches). The current
     # runner keeps its chunks' frames in BulkJob.chunks and never sets it.
     batch: Mapped[str | None] = mapped_column(String(32), nullable=True)
+
+
+importlib.import_module("licenses.console_models")  # the holders' page sign-ins, same metadata

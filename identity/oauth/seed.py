@@ -64,6 +64,10 @@ SEAL_CONSOLE = "xsn-seal-console"
 SEAL_CONSOLE_PATHS = ("/seal/manage", "/seal/audit")
 # A person's own message inbox (messaging.pages), signed in like the seal consoles.
 MESSAGING_INBOX = "xsn-messaging-inbox"
+# A holder's own licences (licenses.holder_pages), signed in like the inbox. Not skip_consent: the
+# person agrees, once, that the licences node reads their ID number and organisations (idcard:full
+# org, through userinfo: the token's openid adds xsn:identity) to find what they hold.
+LICENSES_HOLDER = "xsn-licenses-holder"
 # The gateway's auditor console (gateway.audit.pages): the gateway's audit log and seal's signature log.
 GATEWAY_CONSOLE = "xsn-gateway-console"
 # Audit tooling (scripts, the CLI against a running node): a machine client reading the log.
@@ -107,6 +111,11 @@ def _specs(public_base_url: str) -> list[clients.ClientSpec]:
         redirect_uris=[f"{base}/messaging/me/callback"], post_logout_redirect_uris=[f"{base}/messaging/me/signed-out"],
         scopes=["openid", "profile", "messaging:inbox"], audiences=["xsn:messaging"], access_token_lifetime=900,
         skip_consent=True))
+    specs.append(clients.ClientSpec(
+        name="我的证照", client_id=LICENSES_HOLDER, grant_types=["authorization_code"],
+        redirect_uris=[f"{base}/licenses/me/callback"], post_logout_redirect_uris=[f"{base}/licenses/me/signed-out"],
+        scopes=["openid", "profile", "idcard:full", "org", "licenses:holder"], audiences=["xsn:licenses"],
+        access_token_lifetime=900))
     # The gateway's auditor console (gateway/audit/pages.py): people sign in, read the audit log.
     specs.append(clients.ClientSpec(
         name="统一审计控制台", client_id=GATEWAY_CONSOLE, grant_types=["authorization_code"],

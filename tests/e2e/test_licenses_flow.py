@@ -97,7 +97,8 @@ def test_issue_authorise_verify_online_and_offline_then_revoke(suite, browser, t
     holder = {"Authorization": f"Bearer {_person_token(suite, browser, ZHAO)}"}
     mine = requests.get(f"{lic}/my/licences", headers=holder, timeout=30)
     assert mine.status_code == 200, mine.text
-    assert [m["identifier"] for m in mine.json()] == [licence["identifier"]]
+    # The suite is shared: other tests issue to the same company (test_licenses_holder_browser.py).
+    assert licence["identifier"] in [m["identifier"] for m in mine.json()]
     document = requests.get(f"{lic}/my/licences/{licence['id']}/document", headers=holder, timeout=10).content
     signature = requests.get(f"{lic}/my/licences/{licence['id']}/signature", headers=holder, timeout=10).content
     check = requests.post(f"{gateway}/seal/verify", timeout=30, json={

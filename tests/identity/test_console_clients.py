@@ -77,13 +77,17 @@ def _client_token(app, client_id: str, **data) -> object:
 
 def test_clients_of_the_new_nodes_are_seeded(app):
     """messaging.md, licenses.md and audit.md: the clients and scopes those nodes rely on."""
-    from identity.oauth.seed import DEMO_APP, GATEWAY_CONSOLE, MESSAGING_INBOX
+    from identity.oauth.seed import DEMO_APP, GATEWAY_CONSOLE, LICENSES_HOLDER, MESSAGING_INBOX
 
     with app.app_context(), get_db(app).session() as session:
         inbox = session.get(OAuthClient, MESSAGING_INBOX)
         assert inbox.redirect_uris == [f"{PUBLIC}/messaging/me/callback"]
         assert inbox.post_logout_redirect_uris == [f"{PUBLIC}/messaging/me/signed-out"]
         assert inbox.scopes == ["messaging:inbox", "openid", "profile"] and inbox.audiences == ["xsn:messaging"]
+        holder = session.get(OAuthClient, LICENSES_HOLDER)
+        assert holder.redirect_uris == [f"{PUBLIC}/licenses/me/callback"] and not holder.skip_consent
+        assert holder.scopes == ["idcard:full", "licenses:holder", "openid", "org", "profile"]
+        assert holder.audiences == ["xsn:licenses"]
         console = session.get(OAuthClient, GATEWAY_CONSOLE)
         assert console.redirect_uris == [f"{PUBLIC}/gateway/audit/console/callback"]
         assert console.scopes == ["audit:read", "openid", "profile", "staff"] and console.audiences == ["xsn:gateway"]

@@ -197,7 +197,8 @@ def current_console_claims(name: str, required_scopes: tuple[str, ...] | list[st
     """The verified access-token claims of the person signed in to console ``name``.
 
     ``None`` when nobody is (or the token expired or no longer verifies: sign in again).
-    Sets ``g.console_user`` (``name``, ``sub``, ``console``) for the page header.
+    Sets ``g.console_user`` (``name``, ``sub``, ``console``) for the page header, and
+    ``g.console_access_token`` (the verified token) for views that act as the person.
 
     :raise ConsoleForbidden: signed in, but the token lacks a required scope (403 page).
     """
@@ -218,6 +219,9 @@ def current_console_claims(name: str, required_scopes: tuple[str, ...] | list[st
             session[COOKIE_HANDLES] = {k: v for k, v in session.get(COOKIE_HANDLES, {}).items() if k != name}
             return None
         g.console_user = {"name": row.name or row.subject, "sub": row.subject, "console": name}
+        # The token itself, for a page that calls a peer as the person (the licences node asks
+        # identity's userinfo who the holder is with it).
+        g.console_access_token = row.access_token
     g.console_claims = claims
     missing = set(required_scopes) - scopes_of(claims)
     if missing:
