@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from sqlalchemy import DateTime, MetaData, create_engine, event, text
+from sqlalchemy import Connection, DateTime, MetaData, create_engine, event, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 from sqlalchemy.types import TypeDecorator
@@ -132,9 +132,40 @@ def _sqlite_begin_before_savepoint(conn, _name) -> None:
     An autocommit connection (``isolation_level="AUTOCOMMIT"``, driver ``isolation_level``
     None) is left alone: there a savepoint is its own transaction by choice.
     """
+    _begin_immediate(conn)
+
+
+def _begin_immediate(conn: Connection) -> None:
+    """``BEGIN IMMEDIATE`` on a SQLite connection that is neither in a transaction already nor
+    autocommit (driver ``isolation_level`` None: there each statement is its own transaction)."""
     dbapi_connection = conn.connection.dbapi_connection
     if dbapi_connection.isolation_level is not None and not dbapi_connection.in_transaction:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def begin_write(session: Session) -> None:
+    """From here to the end of its transaction, ``session`` is a writer that decides on what it
+    reads: call it before the reads (``with_for_update``) that decide what a unit of work writes.
+
+    On PostgreSQL this does nothing: the caller's row locks (``SELECT ... FOR UPDATE``) make a
+    concurrent writer of the same rows wait, and a locking read sees the last commit. On SQLite
+    ``FOR UPDATE`` is dropped and Python's ``sqlite3`` runs reads outside any transaction (see
+    :func:`_sqlite_begin_before_savepoint`), so two units of work could both read a row as it was
+    and both act on it (an order confirmed twice by its notification and the query fallback).
+    Here the session's transaction begins now with ``BEGIN IMMEDIATE``: it holds SQLite's one
+    write lock (waited for under the busy timeout) before its first read, so what it reads is the
+    last commit and no other writer commits until it ends. A transaction already open holds that
+    lock already (the driver begins one only before a write, and a savepoint begins it with
+    ``BEGIN IMMEDIATE``), so nothing is sent then; nor on an autocommit connection.
+
+    Hold it briefly: every other writer of the database waits meanwhile, so no call to another
+    service (an institution, the seal node) between this and the commit. And no second session
+    of the same database written in the same thread before this one ends: it would wait for this
+    thread's own lock until the busy timeout.
+    """
+    connection = session.connection()
+    if connection.dialect.name == "sqlite":
+        _begin_immediate(connection)
 
 
 def make_engine(url: str, **kwargs) -> Engine:

@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from common.crypto.pii import PiiCipher, mask_id_number
-from common.db import utcnow
+from common.db import begin_write, utcnow
 from common.errors import Forbidden, NotFound, Problem, ValidationFailed
 from common.values.codes import CitizenId, CreditCode, InvalidCode, PaymentCode
 from payment import notify, states
@@ -190,6 +190,7 @@ def cancel_notice(session: Session, notice: Notice, *, actor: str, reason: str) 
     Re-read under the row lock: a payment confirmed since ``notice`` was loaded must win, not be
     overwritten by a stale "paying" turned "cancelled".
     """
+    begin_write(session)
     notice = session.get(Notice, notice.id, with_for_update=True, populate_existing=True)
     states.transition(session, notice, "cancelled", actor=actor, reason=reason)
 
@@ -200,6 +201,7 @@ def expire_due_notices(session: Session, today: date, *, limit: int = 1000) -> i
     Only ``created`` ones: a ``paying`` notice has an order in flight whose outcome the
     channel query settles first (a payment must never land on an expired notice unseen).
     """
+    begin_write(session)  # a notice paid meanwhile is not "created" any more, and stays paid
     due = session.scalars(select(Notice).where(Notice.status == "created", Notice.due_date < today)
                           .order_by(Notice.due_date).limit(limit).with_for_update(skip_locked=True))
     count = 0

@@ -3,7 +3,10 @@
 :func:`confirm_payment` is what a verified channel callback, a query-order fallback and a
 reconciliation decision all call. It locks the order row first, so duplicated, late and
 concurrent confirmations of one order serialise and only the first posts; the ledger's
-transfer ids (``pay:<order>``) would refuse a second posting anyway.
+transfer ids (``pay:<order>``) would refuse a second posting anyway. Every use case here that
+decides on what it reads begins with :func:`common.db.begin_write`: on SQLite ``FOR UPDATE``
+is dropped and reads run outside the transaction, so without it a notification and the query
+fallback both read the order open and both recorded a payment.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from common.db import utcnow
+from common.db import begin_write, utcnow
 from common.errors import Conflict, NotFound, Problem
 from common.values.times import CHINA
 from payment import notify, postings, receipts, states
@@ -42,6 +45,7 @@ def start_payment(session: Session, notice: Notice, channel: str, *, actor: str)
     """
     if channel not in CHANNELS:
         raise PaymentRefused(f"unknown channel {channel!r}", code="unknown_channel")
+    begin_write(session)
     notice = session.get(Notice, notice.id, with_for_update=True, populate_existing=True)
     if notice.status not in states.PAYABLE:
         raise states.InvalidTransition(f"a {notice.status} notice cannot be paid", status_now=notice.status)
@@ -66,6 +70,7 @@ def confirm_payment(session: Session, order_id: str, *, channel: str, channel_tr
     :raise NotFound: no such order (the callback is recorded as rejected by the caller).
     :raise PaymentRefused: channel or amount does not match the order (nothing is posted).
     """
+    begin_write(session)  # the order's status decides, and on SQLite FOR UPDATE alone locks nothing
     order = session.get(PaymentOrder, order_id, with_for_update=True, populate_existing=True)
     if order is None:
         raise NotFound(f"no order {order_id}", code="order_not_found")
@@ -109,7 +114,13 @@ def confirm_payment(session: Session, order_id: str, *, channel: str, channel_tr
 
 
 def close_order(session: Session, order: PaymentOrder, *, actor: str, reason: str) -> None:
-    """The payer gave up (or the channel closed the order): the notice is payable again."""
+    """The payer gave up (or the channel closed the order): the notice is payable again.
+
+    ``order`` was read after :func:`~common.db.begin_write`, under its row lock, in this
+    transaction (:func:`payment.stale_orders.close_stale_order`): its status decides here.
+
+    :raise Conflict: the order is not open.
+    """
     if order.status != "open":
         raise Conflict(f"the order is {order.status}", code="order_not_open")
     order.status = "closed"
@@ -153,6 +164,7 @@ def refund(session: Session, notice: Notice, amount: int, *, reason: str, idempo
     :raise PaymentRefused: the amount is not a positive integer or exceeds what is left.
     :raise InvalidTransition: the notice is not paid.
     """
+    begin_write(session)  # what is left to refund decides, and two refunds must not both see it
     notice = session.get(Notice, notice.id, with_for_update=True, populate_existing=True)
     earlier = session.scalar(select(Refund).where(Refund.notice_id == notice.id,
                                                   Refund.idempotency_key == idempotency_key))

@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from common.db import utcnow
+from common.db import begin_write, utcnow
 from common.errors import Conflict, NotFound, Problem
 from payment import callbacks
 from payment.channels.base import ChannelAdapter
@@ -106,28 +106,41 @@ def differences(session: Session, statement: Statement) -> list[ReconDifference]
                                 .order_by(ReconDifference.kind, ReconDifference.line)))
 
 
-def resolve(session: Session, difference_id: str, action: str, *, actor: str, reason: str,
-            adapter: ChannelAdapter, institution) -> ReconDifference:
-    """Resolve one difference by a recorded action.
+def _open_difference(session: Session, difference_id: str, action: str, *, lock: bool) -> ReconDifference:
+    """The difference, open and resolvable by ``action``; ``lock``: read under the write lock.
 
-    :raise NotFound: no such difference.
-    :raise Conflict: already resolved.
-    :raise ResolutionRefused: the action does not fit the difference, or the institution's
-        signed account does not confirm the payment (nothing is posted then).
+    :raise NotFound, Conflict, ResolutionRefused: as :func:`resolve`.
     """
-    diff = session.get(ReconDifference, difference_id, with_for_update=True)
+    if lock:
+        begin_write(session)
+    diff = session.get(ReconDifference, difference_id, with_for_update=lock, populate_existing=lock)
     if diff is None:
         raise NotFound(f"no difference {difference_id}", code="difference_not_found")
     if diff.status != "open":
         raise Conflict("the difference is already resolved", code="difference_resolved")
     if action not in RESOLUTIONS[diff.kind]:
         raise ResolutionRefused(f"a {diff.kind} difference is resolved by {' or '.join(RESOLUTIONS[diff.kind])}")
+    return diff
+
+
+def resolve(session: Session, difference_id: str, action: str, *, actor: str, reason: str,
+            adapter: ChannelAdapter, institution) -> ReconDifference:
+    """Resolve one difference by a recorded action.
+
+    :raise NotFound: no such difference.
+    :raise Conflict: already resolved (also by a concurrent resolution of the same difference).
+    :raise ResolutionRefused: the action does not fit the difference, or the institution's
+        signed account does not confirm the payment (nothing is posted then).
+    """
     if action == "post":
-        outcome = callbacks.resolve_by_query(session, adapter, institution, diff.order_id, now=time.time())
+        # Looked at first without a lock, and decided below under it: no lock is held across the
+        # call to the institution, and a payment posted twice by two resolutions is a duplicate.
+        order_id = _open_difference(session, difference_id, action, lock=False).order_id
+        outcome = callbacks.resolve_by_query(session, adapter, institution, order_id, now=time.time())
         if outcome is None or outcome.outcome == "rejected":
             raise ResolutionRefused("the institution's signed account does not confirm this payment",
                                     code="not_confirmed_by_channel")
-        diff = session.get(ReconDifference, difference_id, with_for_update=True, populate_existing=True)
+    diff = _open_difference(session, difference_id, action, lock=True)
     diff.status, diff.resolution, diff.resolved_by, diff.resolved_at, diff.reason = (
         "resolved", action, actor, utcnow(), reason)
     session.flush()

@@ -20,6 +20,7 @@ from datetime import date
 from sqlalchemy import select
 from sqlalchemy.orm import Session, aliased
 
+from common.db import begin_write
 from common.errors import Problem
 from payment import postings
 from payment.ledger.models import LedgerAccount, LedgerTransfer
@@ -79,6 +80,7 @@ def settle_day(session: Session, channel: str, day: date, *, today: date) -> lis
     # Lock the receivable before reading: a same-day refund committing across midnight locks it
     # too before deciding who funds it (payments._funded_by_treasury), so it is seen here or
     # decided after this settlement, as a refund from the treasury.
+    begin_write(session)
     session.get(LedgerAccount, postings.channel_receivable(channel), with_for_update=True)
     specs = [TransferSpec(f"settle:{day.isoformat()}:{channel}:{department}", postings.treasury_settlement(department),
                           postings.channel_receivable(channel), amount, "settlement")

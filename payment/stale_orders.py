@@ -27,6 +27,7 @@ import structlog
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from common.db import begin_write
 from common.errors import ServiceUnavailable
 from common.values.times import CHINA
 from payment import callbacks, payments, states
@@ -62,6 +63,7 @@ def close_stale_order(session: Session, adapter: ChannelAdapter, institution, or
             return "unresolved"
     if outcome is not None:
         return "unresolved" if outcome.outcome == "rejected" else "paid"
+    begin_write(session)  # a callback's confirmation either committed before this read or waits for it
     order = session.get(PaymentOrder, order_id, with_for_update=True, populate_existing=True)
     if order.status != "open":  # a callback posted it after our query: it stands
         session.rollback()

@@ -29,7 +29,7 @@ CREATE TABLE IF NOT EXISTS orders (
   PRIMARY KEY (channel, order_id));
 """
 
-PAY_PAGE = """<!doctype html><html lang="zh-CN"><meta charset="utf-8"><title>{{ channel }} 模拟支付</title>
+PAY_PAGE = """<!doctype html><html lang="zh-CN"><meta charset="utf-8"><title>{{ names[channel] }} 模拟支付</title>
 <body style="font-family:sans-serif;max-width:32rem;margin:3rem auto">
 <h1>{{ names[channel] }}（模拟）</h1>
 <p>商户订单号 <code>{{ order.order_id }}</code></p>

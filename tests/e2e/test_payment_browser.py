@@ -44,6 +44,7 @@ def test_a_citizen_pays_at_the_cashier_and_gets_a_sealed_e_receipt(suite, browse
         page.click("#pay-wechat")  # off to the institution's page (the simulator), as a real payer goes
         page.wait_for_url(f"{suite.base_url('channel-sim')}/wechat/pay/*")
         assert page.inner_text("#amount") == "¥60.00"
+        assert page.title() == "微信支付 模拟支付"  # the channel's name, not its id
         page.click("#pay")
         page.wait_for_url(f"{gateway}/payment/cashier/result/*")  # back at our result page
         for _ in range(30):  # the notification, or the result page's own query, confirms it
@@ -67,3 +68,9 @@ def test_a_citizen_pays_at_the_cashier_and_gets_a_sealed_e_receipt(suite, browse
         assert "张三" in shown and "60.00" in shown
     finally:
         page.close()
+    # The notification and the result page's query fallback both came: one of them posted it.
+    token = client_token(suite, "xsn-dept-market", scope="payment:collect", resource="xsn:payment")["access_token"]
+    events = requests.get(f"{gateway}/payment/notices/{notice['id']}/events", timeout=10,
+                          headers={"Authorization": f"Bearer {token}"}).json()
+    assert [(e["from_status"], e["to_status"]) for e in events] == [
+        (None, "created"), ("created", "paying"), ("paying", "paid")]

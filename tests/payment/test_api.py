@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
 
+from common.errors import ServiceUnavailable
 from payment.ledger.models import LedgerTransfer
 from payment.models import Notice
 from tests.support.console import CSRF_RE
@@ -212,3 +214,46 @@ def test_a_transfer_body_that_is_not_json_is_refused_as_before(client, tokens):
     assert utf16.status_code == 400 and utf16.get_json()["code"] == "malformed_json"  # webargs reads UTF-8 only
     form = client.post("/ledger/transfers", data={"transfers": "x"}, headers=admin)
     assert form.status_code == 422 and "transfers" in form.get_json()["errors"]
+
+
+def _error(answer) -> tuple[int, str | None, str]:
+    """The status, problem code (``data-code``) and text of an error page."""
+    found = re.search(r'id="error" data-code="([^"]*)"', answer.text)
+    return answer.status_code, found and found.group(1), answer.text
+
+
+def test_the_cashier_answers_a_browser_with_an_error_page_and_the_api_with_a_problem(client, collector):
+    unknown = client.get("/cashier/result/no-such-order")
+    assert unknown.mimetype == "text/html" and _error(unknown)[:2] == (404, "order_not_found")
+    assert "未找到该支付订单" in unknown.text and "请求编号" in unknown.text
+    api = client.get("/notices/no-such-notice", headers=collector)
+    assert api.status_code == 404 and api.mimetype == "application/problem+json"
+    expired = client.post("/cashier", data={"payment_code": "1", "payer_name": "x"})  # no CSRF token
+    assert expired.mimetype == "text/html" and _error(expired)[:2] == (400, "csrf_failed")
+    assert "页面已过期" in expired.text
+    english = client.get("/cashier/result/no-such-order?lang=en")  # remembered from here on (a cookie)
+    assert english.status_code == 404 and "No such payment order" in english.text and "未找到" not in english.text
+
+
+def test_a_refused_or_failed_payment_at_the_cashier_answers_an_error_page(client, collector, app):
+    notice = client.post("/notices", json=BODY, headers=collector).get_json()
+    token = CSRF_RE.search(client.get("/cashier").text).group(1)
+    form = {"csrf_token": token, "payment_code": notice["payment_code"], "payer_name": "张三"}
+    refused = client.post("/cashier/pay", data={**form, "channel": "paypal"})
+    assert _error(refused)[:2] == (422, "unknown_channel") and "请选择收银台提供的支付方式" in refused.text
+
+    class Down:
+        def open_order(self, *_args, **_kwargs):
+            raise ServiceUnavailable("the wechat channel is unreachable", code="channel_unavailable")
+
+    class Broken:
+        def open_order(self, *_args, **_kwargs):
+            raise RuntimeError("a bug")
+
+    app.extensions["payment_institution"] = Down()
+    down = client.post("/cashier/pay", data={**form, "channel": "wechat"})
+    assert _error(down)[:2] == (503, "channel_unavailable") and "支付机构暂时无法连接" in down.text
+    app.extensions["payment_institution"] = Broken()
+    broken = client.post("/cashier/pay?lang=en", data={**form, "channel": "wechat"})
+    assert _error(broken)[:2] == (500, "internal_error") and "could not be completed" in broken.text
+    assert "a bug" not in broken.text

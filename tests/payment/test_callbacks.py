@@ -3,6 +3,7 @@ anything unverifiable refused with the ledger exactly as before."""
 
 from __future__ import annotations
 
+import threading
 import time
 from datetime import UTC, datetime
 
@@ -124,3 +125,59 @@ def test_a_signed_notification_with_a_zoneless_time_or_an_overlong_id_is_refused
         assert answer.status_code == 500 and answer.get_json()["result"] == "FAIL"
     assert _outcomes(session) == [("bank", "rejected", "callback_malformed")] * 2
     assert _transfers(session) == 0
+
+
+def test_a_notification_and_the_query_fallback_at_once_post_once(app, session, keys, open_order):
+    """The cashier's result page asks the institution (the query fallback) while the institution's
+    notification arrives: each reads the order open, and only one may post. The notification is
+    held just after its read of the order until the fallback has read it too, or for a second
+    (the fallback is waiting for the notification's lock, as it should)."""
+    from sqlalchemy import event
+
+    from common.db import get_db
+    from payment.models import NoticeEvent
+    from tests.payment.lock_waits import in_thread
+
+    notice, order = open_order("bank")
+    signed = notification(keys, order, merchant_id=MCH, app_id=APP)
+    adapter, engine = app.extensions["payment_channels"]["bank"], get_db(app).engine
+    notifier_read, fallback_read = threading.Event(), threading.Event()
+    threads: dict[str, int] = {}
+
+    def after_read(_conn, _cursor, statement, _params, _context, _many) -> None:
+        if not statement.lstrip().upper().startswith("SELECT") or "FROM payment_orders" not in statement:
+            return
+        if threading.get_ident() == threads.get("fallback"):
+            fallback_read.set()
+        elif threading.get_ident() == threads.get("notification") and not notifier_read.is_set():
+            notifier_read.set()
+            fallback_read.wait(1.0)
+
+    class Institution:
+        def query(self, channel, order_id):
+            return signed.headers, signed.body
+
+    def notify():
+        threads["notification"] = threading.get_ident()
+        with app.app_context(), get_db(app).session() as own:
+            return callbacks.handle_callback(own, adapter, signed.headers, signed.body, now=time.time()).outcome
+
+    def fall_back():
+        threads["fallback"] = threading.get_ident()
+        notifier_read.wait(10)
+        with app.app_context(), get_db(app).session() as own:
+            return callbacks.resolve_by_query(own, adapter, Institution(), order.order_id, now=time.time()).outcome
+
+    event.listen(engine, "after_cursor_execute", after_read)
+    try:
+        (notifying, notified), (falling_back, fell_back) = in_thread(notify), in_thread(fall_back)
+        notifying.join(30)
+        falling_back.join(30)
+    finally:
+        event.remove(engine, "after_cursor_execute", after_read)
+    assert sorted([notified["value"], fell_back["value"]]) == ["duplicate", "posted"]
+    session.expire_all()
+    events = session.scalars(select(NoticeEvent.to_status).where(NoticeEvent.notice_id == notice.id)).all()
+    assert events.count("paid") == 1
+    assert [o for _c, o, _r in _outcomes(session)] in (["posted", "duplicate"], ["duplicate", "posted"])
+    assert _transfers(session) == 3 and check_ledger(session).ok

@@ -149,3 +149,15 @@ def test_the_wechat_summary_must_match_the_lines():
     lines[-1] = "`1,`2.00"  # the summary claims more than the lines hold
     with pytest.raises(MalformedStatement, match="summary"):
         parse_statement("wechat", ("\n".join(lines) + "\n").encode())
+
+
+@pytest.mark.parametrize(("channel", "name"), [("wechat", "微信支付"), ("alipay", "支付宝"), ("bank", "银行柜台")])
+def test_the_simulators_pay_page_is_titled_with_the_channels_name(tmp_path, channel, name):
+    from payment.channel_sim.app import create_sim_app
+
+    client = create_sim_app(tmp_path, merchant_id=MCH, app_id=APP).test_client()
+    opened = client.post(f"/{channel}/orders", json={"order_id": "o-1", "amount": 100,
+                                                     "notify_url": "http://127.0.0.1:9/notify"})
+    assert opened.status_code == 201
+    page = client.get(f"/{channel}/pay/o-1").get_data(as_text=True)
+    assert f"<title>{name} 模拟支付</title>" in page and f"<h1>{name}（模拟）</h1>" in page

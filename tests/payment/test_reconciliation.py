@@ -149,3 +149,32 @@ def test_a_day_without_payments_is_an_empty_statement_not_a_malformed_one():
     forged = data.replace(b"`0.00", b"`1.00")  # a total without lines is still refused
     with pytest.raises(MalformedStatement):
         parse_statement("wechat", forged)
+
+
+def test_a_difference_resolved_while_the_institution_was_asked_stays_as_the_first_resolution_left_it(
+        session, paid_orders, app):
+    """No lock is held across the query: another resolution may finish meanwhile, and then this
+    one is refused (the payment it posted was the same money, a duplicate of nothing new)."""
+    from common.db import get_db
+
+    statement = _import(session, paid_orders)
+    diff = next(d for d in reconciliation.differences(session, statement) if d.kind == "missing_here")
+    keys = institution_keys(app.config["VAR_DIR"])
+    adapter = app.extensions["payment_channels"]["wechat"]
+
+    class Institution:
+        def query(self, channel, order_id):
+            with get_db(app).session() as other:  # a second auditor acknowledges it meanwhile
+                reconciliation.resolve(other, diff.id, "acknowledge", actor="person:other", reason="已核实",
+                                       adapter=adapter, institution=None)
+                other.commit()
+            signed = notification(keys, paid_orders[2], merchant_id=MCH, app_id=APP)
+            return signed.headers, signed.body
+
+    with pytest.raises(Conflict):
+        reconciliation.resolve(session, diff.id, "post", actor="person:auditor", reason="补记", adapter=adapter,
+                               institution=Institution())
+    session.rollback()
+    kept = session.get(ReconDifference, diff.id, populate_existing=True)
+    assert (kept.resolution, kept.resolved_by) == ("acknowledge", "person:other")
+    assert check_ledger(session).ok
