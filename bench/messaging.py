@@ -36,12 +36,11 @@ from pathlib import Path
 import redis
 import requests
 from celery import Celery
-from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
 from bench.result import print_result
 from messaging.smtp_sink import read_mailbox
-from tests.support.suite import TokenFactory, free_port, stop_group, wait_for
+from tests.support.suite import Served, TokenFactory, free_port, stop_group, wait_for
 
 KEK = "00112233445566778899aabbccddeeff"
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,9 +51,8 @@ class Receiver:
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # a line per event would cost the run
         self.arrived: dict[str, float] = {}  # message id -> when its completion event came
         self.lock = threading.Lock()
-        self.server = make_server("127.0.0.1", free_port(), self.app, threaded=True)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
+        self.served = Served(self.app)
+        self.url = f"{self.served.url}/hook"
 
     def app(self, environ, start_response):
         body = json.loads(Request(environ).get_data())
@@ -145,7 +143,7 @@ def main() -> None:
         stop(worker)
         for proc in reversed(procs):
             stop(proc)
-        receiver.server.shutdown()
+        receiver.served.stop()
     sent = figures["sent"]
     total = args.requests * args.recipients
     e2e = total / (end - figures["start"])

@@ -23,14 +23,13 @@ import pytest
 import redis
 from celery import Celery
 from sqlalchemy import func, select
-from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
 from common.db import get_db
 from messaging.models import Message
 from messaging.smtp_sink import read_mailbox
 from messaging.smtp_sink import start as start_sink
-from tests.support.suite import free_port
+from tests.support.suite import Served, free_port
 
 pytestmark = [pytest.mark.services]
 ROOT = Path(__file__).resolve().parents[2]
@@ -73,9 +72,8 @@ class Receiver:
         self.failures, self.lock = failures, threading.Lock()
         self.acked: dict[str, bytes] = {}
         self.requests = 0
-        self.server = make_server("127.0.0.1", free_port(), self.app, threaded=True)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
+        self.served = Served(self.app)
+        self.url = f"{self.served.url}/hook"
 
     def app(self, environ, start_response):
         request = Request(environ)
@@ -167,7 +165,7 @@ def test_every_message_arrives_once_through_crashes_and_outages(redis_url, make_
         kill(worker)
         own_redis.stop()
         sink.stop()
-        receiver.server.shutdown()
+        receiver.served.stop()
     assert done == MESSAGES, f"{done} of {MESSAGES} completed; worker log:\n{log.read_text()[-3000:]}"
     payloads = [json.loads(body) for body in receiver.acked.values()]
     by_message: dict[str, int] = {}

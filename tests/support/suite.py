@@ -1,5 +1,5 @@
-"""Test-harness helpers that are not fixtures: free ports, a real process started and stopped,
-waiting until something is so, starting the real suite."""
+"""Test-harness helpers that are not fixtures: free ports, a WSGI app served in a thread, a real
+process started and stopped, waiting until something is so, starting the real suite."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import os
 import signal
 import socket
 import subprocess
+import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -28,6 +29,39 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+class Served:
+    """A WSGI app served over real HTTP by werkzeug's threaded server in a thread of this process:
+    on 127.0.0.1 at ``port`` (one the system picks, by default), or on the Unix socket at
+    ``unix_socket``; ``url`` is ``http://127.0.0.1:<port>`` or ``unix://<path>``. Stopped by
+    :meth:`stop` or at the end of a ``with`` block. The ``serve_app`` fixture is this per test.
+    """
+
+    def __init__(self, app: Callable, *, port: int = 0, unix_socket: str | Path | None = None) -> None:
+        from werkzeug.serving import make_server
+
+        if unix_socket is not None:
+            self.server = make_server(f"unix://{unix_socket}", 0, app, threaded=True)
+            self.url = f"unix://{unix_socket}"
+        else:
+            self.server = make_server("127.0.0.1", port, app, threaded=True)
+            self.url = f"http://127.0.0.1:{self.server.server_port}"
+        # A short poll interval: shutdown() waits for it.
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
+                                       daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(5)
+
+    def __enter__(self) -> Served:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
 
 
 def wait_for(check: Callable[[], T], timeout: float, what: str = "it", interval: float = 0.5) -> T:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import html
 import json
 import re
-import threading
 import time
 from urllib.parse import urljoin
 
@@ -17,7 +16,6 @@ import pytest
 import requests
 from joserfc import jwt
 from joserfc.jwk import KeySet
-from werkzeug.serving import make_server
 
 from common.db import get_db
 from tests.support.oauth import CSRF_RE, REDIRECT, pkce_pair, query, register
@@ -27,23 +25,7 @@ LI_ID = "610102198506154567"  # 李四, L2 in the demo data
 
 
 @pytest.fixture
-def serve():
-    servers = []
-
-    def start(app, port):
-        server = make_server("127.0.0.1", port, app, threaded=True)
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
-        thread.start()
-        servers.append((server, thread))
-
-    yield start
-    for server, thread in servers:
-        server.shutdown()
-        thread.join(5)
-
-
-@pytest.fixture
-def nodes(identity_app, serve):
+def nodes(identity_app, serve_app):
     """``build(seed_people)``: (provincial upstream URL, city node URL, city app, demo app id)."""
     from identity.seed import seed
 
@@ -64,8 +46,8 @@ def nodes(identity_app, serve):
                 seed(city)
         app_id, _ = register(city, client_type="public", skip_consent=True,
                              scopes=["openid", "profile", "idcard", "offline_access"])
-        serve(upstream, up_port)
-        serve(city, down_port)
+        serve_app(upstream, port=up_port)
+        serve_app(city, port=down_port)
         return up_url, down_url, city, app_id
 
     return build
