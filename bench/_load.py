@@ -41,14 +41,12 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from common.ops.launcher import gunicorn_argv
-from tests.support.suite import free_port, stop_group
+from tests.support.suite import ROOT, free_port, process, wait_ready
 
 INSTALL_HINT = ("wrk (the HTTP load generator) is not installed: `apt-get install wrk` on Debian/Ubuntu, "
                 "`brew install wrk` on macOS, or set XSN_WRK to its path")
@@ -250,24 +248,10 @@ def gunicorn(target: str, *, env: Mapping[str, str] | None = None, workers: int 
     else:
         argv = [sys.executable, "-m", "gunicorn", "--workers", str(workers), "--bind", f"127.0.0.1:{port}",
                 "--keep-alive", "30", "--log-level", "warning", "--no-control-socket", target]
-    server = subprocess.Popen(argv, env=dict(env if env is not None else os.environ), cwd=cwd,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            try:
-                with urllib.request.urlopen(url + ready_path, timeout=1) as response:  # noqa: S310 - loopback
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"{target} did not start (exit code {server.poll()})")
-            time.sleep(0.2)
+    with process(argv, env=env if env is not None else os.environ, cwd=cwd or ROOT) as server:
+        wait_ready(url + ready_path, timeout_s, proc=server)
         yield Server(url, server.pid)
-    finally:
-        stop_group(server)
 
 
 def scratch_database(url: str, name: str) -> str:

@@ -60,7 +60,7 @@ from bench.result import print_result
 from bench.seal_log import measure_proof_growth
 from common.crypto import gm
 from common.ops.launcher import THREADS, gunicorn_argv, service_concurrency
-from tests.support.suite import TokenFactory, free_port, stop_group
+from tests.support.suite import TokenFactory, free_port, process, wait_ready
 
 KEK = "00112233445566778899aabbccddeeff"
 BATCH = 100
@@ -244,7 +244,6 @@ def main() -> None:
     scratch = None if args.sqlite else ScratchPostgres(args.database_url)
     if scratch is not None:
         env["XSN_SEAL_DATABASE_URL"] = scratch.url
-    server = None
     try:
         subprocess.run([sys.executable, "-m", "common.ops.cli", "migrate", "seal"], env=env, check=True,
                        capture_output=True)
@@ -253,12 +252,10 @@ def main() -> None:
         port = free_port()
         # Served exactly as `xsn run` serves it (access log included, here thrown away).
         argv = gunicorn_argv("seal:create_app()", port, args.workers, "xsn-bench-seal", threads=args.threads)
-        server = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                  start_new_session=True)
-        figures = _run(args, tokens, port, server.pid, scratch.backend_cpu if scratch else lambda: 0.0)
+        with process(argv, env=env) as server:
+            wait_ready(f"http://127.0.0.1:{port}/readyz", 30, proc=server, interval=0.1)
+            figures = _run(args, tokens, port, server.pid, scratch.backend_cpu if scratch else lambda: 0.0)
     finally:
-        if server is not None:
-            stop_group(server)
         if scratch is not None:
             scratch.drop()
 
@@ -275,13 +272,6 @@ def _logged(base: str, auditor: dict[str, str], seal_id: str) -> int:
 
 def _run(args, tokens: TokenFactory, port: int, server_pid: int, database_cpu) -> dict:
     base = f"http://127.0.0.1:{port}"
-    for _ in range(300):
-        try:
-            if requests.get(f"{base}/readyz", timeout=1).status_code == 200:
-                break
-        except requests.RequestException:
-            pass
-        time.sleep(0.1)
     token = tokens.token(sub="bench", scope="seal:sign", client_id="xsn-licenses", lifetime=3600)
     headers = {"Authorization": f"Bearer {token}"}
     auditor = tokens.bearer(sub="bench-auditor", scope="audit:read", client_id="bench", lifetime=3600)

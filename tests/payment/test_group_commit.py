@@ -33,7 +33,7 @@ from payment.ledger.transfers import (
 from payment.processes import GUNICORN_THREADS
 from tests.conftest import TEST_KEK
 from tests.payment.conftest import open_test_accounts
-from tests.support.suite import free_port, process, wait_ready
+from tests.support.suite import free_port, process, wait_for, wait_ready
 
 
 @pytest.fixture
@@ -159,10 +159,7 @@ class HeldFirstGroup:
 
 
 def _queued(committer: GroupCommitter, count: int) -> None:
-    deadline = time.monotonic() + 30
-    while committer._queue.qsize() < count:
-        assert time.monotonic() < deadline, "the requests did not queue up"
-        time.sleep(0.01)
+    wait_for(lambda: committer._queue.qsize() >= count, 30, "the requests' queueing", interval=0.01)
 
 
 def test_concurrent_requests_share_a_commit_and_each_gets_its_own_answer(app, ledger):
@@ -259,9 +256,7 @@ def test_a_caller_waits_no_longer_than_its_limit(app, ledger):
         committer.submit([TransferSpec("slow", "bank", "clearing", 5, "payment")])
     assert raised.value.status == 503 and raised.value.code == "ledger_timeout"
     writer.release.set()
-    deadline = time.monotonic() + 30
-    while committer.groups == 0 and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_for(lambda: committer.groups, 30, "the slow group's commit", interval=0.01)
     # Written after all: the client's retry with the same id is answered as a replay.
     assert not committer.submit([TransferSpec("slow", "bank", "clearing", 5, "payment")])[0].created
 

@@ -21,6 +21,7 @@ from seal.models import Signature
 from seal.signature_writer import group_writer
 from tests.seal.domain import LICENSES
 from tests.seal.log.test_concurrency import check_log
+from tests.support.suite import wait_for
 
 
 def _sign_concurrently(app, kek, seal_id, writer, keys: list[str | None], digests: list[bytes]) -> list:
@@ -52,18 +53,12 @@ def _held_head(app):
 
 def _wait_taken(writer) -> None:
     """Until the committer has taken the one request submitted (and waits on the head lock)."""
-    deadline = time.monotonic() + 30
-    while writer._queue.qsize() or not writer._threads:
-        assert time.monotonic() < deadline, "nothing was submitted"
-        time.sleep(0.01)
+    wait_for(lambda: not writer._queue.qsize() and writer._threads, 30, "the committer's take", interval=0.01)
     time.sleep(0.2)  # the committer thread, just started, takes it from the queue
 
 
 def _wait_queued(writer, count: int) -> None:
-    deadline = time.monotonic() + 30
-    while writer._queue.qsize() < count:
-        assert time.monotonic() < deadline, "the requests did not queue"
-        time.sleep(0.01)
+    wait_for(lambda: writer._queue.qsize() >= count, 30, "the requests' queueing", interval=0.01)
 
 
 def test_signers_queued_behind_the_head_share_one_commit(app, kek, seal):
