@@ -46,6 +46,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from common.ops.launcher import gunicorn_argv
+from tests.support.proc_stat import cpu_seconds, cpu_seconds_of, stat_fields
 from tests.support.suite import ROOT, free_port, process, wait_ready
 
 INSTALL_HINT = ("wrk (the HTTP load generator) is not installed: `apt-get install wrk` on Debian/Ubuntu, "
@@ -178,20 +179,7 @@ def wrk(url: str, *, duration: float, connections: int, threads: int = 2, method
 def tree_cpu_seconds(pid: int) -> float:
     """CPU seconds (user + system) used so far by ``pid`` and its direct children (a gunicorn
     arbiter and its workers), from ``/proc``; 0 where ``/proc`` does not exist."""
-    total = 0
-    if not os.path.isdir("/proc"):
-        return 0.0
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as handle:
-                fields = handle.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(entry) == pid or int(fields[1]) == pid:
-            total += int(fields[11]) + int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK")
+    return cpu_seconds_of(lambda found, parent: pid in (found, parent))
 
 
 def machine_busy_seconds() -> float | None:
@@ -302,12 +290,10 @@ def database_cpu(db_url: str | None) -> dict[tuple[int, int], float] | None:
         engine.dispose()
     cpu = {}
     for pid in pids:
-        try:
-            with open(f"/proc/{pid}/stat") as handle:
-                fields = handle.read().rsplit(")", 1)[1].split()
-        except OSError:  # gone since, or not on this machine
+        fields = stat_fields(pid)
+        if fields is None:  # gone since, or not on this machine
             continue
-        cpu[(pid, int(fields[19]))] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        cpu[(pid, int(fields[19]))] = cpu_seconds(fields)  # 19: the process's start time
     return cpu if cpu or not pids else None
 
 

@@ -60,6 +60,7 @@ from bench.result import print_result
 from bench.seal_log import measure_proof_growth
 from common.crypto import gm
 from common.ops.launcher import THREADS, gunicorn_argv, service_concurrency
+from tests.support.proc_stat import cpu_seconds_of
 from tests.support.suite import TokenFactory, free_port, process, wait_ready
 
 KEK = "00112233445566778899aabbccddeeff"
@@ -135,25 +136,9 @@ def raw_sm2(seconds: float) -> tuple[float, float]:
     return count / (time.perf_counter() - start), (time.process_time() - cpu) / count * 1000
 
 
-def _proc_cpu(wanted) -> float:
-    """CPU seconds (user + system) of the processes ``wanted(pid, parent pid)`` picks."""
-    total = 0
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as handle:
-                fields = handle.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if wanted(int(entry), int(fields[1])):
-            total += int(fields[11]) + int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK")
-
-
 def _children_cpu(pid: int) -> float:
     """CPU seconds of the direct children of ``pid`` (the gunicorn workers)."""
-    return _proc_cpu(lambda _pid, parent: parent == pid)
+    return cpu_seconds_of(lambda _pid, parent: parent == pid)
 
 
 def _waited_children_cpu() -> float:
@@ -211,7 +196,7 @@ class ScratchPostgres:
         with self.admin.connect() as conn:
             pids = set(conn.execute(text("SELECT pid FROM pg_stat_activity WHERE datname = :name"),
                                     {"name": self.name}).scalars())
-        return _proc_cpu(lambda pid, _parent: pid in pids)
+        return cpu_seconds_of(lambda pid, _parent: pid in pids)
 
     def drop(self) -> None:
         self.admin.dispose()

@@ -71,6 +71,7 @@ def test_a_burst_of_kept_alive_connections_is_spread_over_the_workers(tmp_path):
     the connections stay while kept alive (docs/ARCHITECTURE.md "How a service is served")."""
     import http.client
 
+    from tests.support.proc_stat import children
     from tests.support.suite import free_port, process, wait_for
 
     (tmp_path / "pid_app.py").write_text(PID_APP)
@@ -80,7 +81,7 @@ def test_a_burst_of_kept_alive_connections_is_spread_over_the_workers(tmp_path):
 
         def started() -> bool:
             assert server.poll() is None, "gunicorn exited"
-            return len(_children(server.pid)) >= 2 and _listeners(port) > 0
+            return len(children(server.pid)) >= 2 and _listeners(port) > 0
 
         wait_for(started, 30, "gunicorn's start", interval=0.1)
         # the second worker binding its own
@@ -95,13 +96,6 @@ def test_a_burst_of_kept_alive_connections_is_spread_over_the_workers(tmp_path):
             answered_by.add(connection.getresponse().read())
             connection.close()
         assert len(answered_by) == 2  # all 16 on one of two sockets: probability 2 in 65,536
-
-
-def _children(pid: int) -> list[int]:
-    import subprocess
-
-    found = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True, check=False).stdout
-    return [int(word) for word in found.split()]
 
 
 def _listeners(port: int) -> int:

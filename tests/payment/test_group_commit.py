@@ -33,6 +33,7 @@ from payment.ledger.transfers import (
 from payment.processes import GUNICORN_THREADS
 from tests.conftest import TEST_KEK
 from tests.payment.conftest import open_test_accounts
+from tests.support.proc_stat import children
 from tests.support.suite import free_port, process, wait_for, wait_ready
 
 
@@ -302,19 +303,6 @@ def test_a_threaded_server_answers_each_request_through_the_committer(app, token
     _check_written(ledger)
 
 
-def _children(pid: int) -> list[int]:
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as handle:
-                    if int(handle.read().rsplit(")", 1)[1].split()[1]) == pid:
-                        found.append(int(entry))
-            except OSError:
-                continue
-    return found
-
-
 @pytest.fixture
 def served_ledger(databases, tokens, tmp_path):
     """The payment app under gunicorn as payment/processes.py serves it, one worker, on a fresh
@@ -370,7 +358,7 @@ def test_killing_the_worker_mid_group_loses_nothing_it_acknowledged(served_ledge
         thread.start()
     time.sleep(0.8)
     before_kill = len(acknowledged)
-    for worker in _children(master):
+    for worker in children(master):
         os.kill(worker, signal.SIGKILL)
     for thread in threads:
         thread.join(60)
