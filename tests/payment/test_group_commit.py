@@ -33,6 +33,7 @@ from payment.ledger.transfers import (
 from payment.processes import GUNICORN_THREADS
 from tests.conftest import TEST_KEK
 from tests.payment.conftest import open_test_accounts
+from tests.support.concurrency import in_threads
 from tests.support.proc_stat import children
 from tests.support.suite import free_port, process, wait_for, wait_ready
 
@@ -126,22 +127,13 @@ def test_a_database_error_rolls_the_whole_group_back(ledger, monkeypatch):
 
 def _concurrently(submit, requests):
     """Submit every request from its own thread at once; returns each one's outcome."""
-    outcomes: list = [None] * len(requests)
     barrier = threading.Barrier(len(requests))
 
-    def run(index: int) -> None:
+    def run(index: int):
         barrier.wait()
-        try:
-            outcomes[index] = submit(requests[index])
-        except Exception as exc:  # the answer under test
-            outcomes[index] = exc
+        return submit(requests[index])  # an exception raised is the answer under test
 
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(requests))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    return outcomes
+    return in_threads(run, len(requests))
 
 
 class HeldFirstGroup:

@@ -21,27 +21,19 @@ from seal.models import Signature
 from seal.signature_writer import group_writer
 from tests.seal.domain import LICENSES
 from tests.seal.log.test_concurrency import check_log
+from tests.support.concurrency import in_threads
 from tests.support.suite import wait_for
 
 
 def _sign_concurrently(app, kek, seal_id, writer, keys: list[str | None], digests: list[bytes]) -> list:
     """``signing.sign`` from one thread per request, each on its own session."""
-    results: list = [None] * len(keys)
 
-    def one(position: int) -> None:
+    def one(position: int):
         with get_db(app).session() as session:
-            try:
-                results[position] = signing.sign(session, kek, seal_id, actor=LICENSES, digest=digests[position],
-                                                  idempotency_key=keys[position], log=SIGNATURE_LOG, writer=writer)
-            except BaseException as exc:  # reported by the assertion below
-                results[position] = exc
+            return signing.sign(session, kek, seal_id, actor=LICENSES, digest=digests[position],
+                                idempotency_key=keys[position], log=SIGNATURE_LOG, writer=writer)
 
-    threads = [threading.Thread(target=one, args=(n,)) for n in range(len(keys))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    return results
+    return in_threads(one, len(keys))
 
 
 def _held_head(app):
