@@ -167,6 +167,15 @@ def make_app(databases, tmp_path) -> Callable:
 
 
 @pytest.fixture
+def tokens():
+    """Mints access tokens with a key of this test's (``TokenFactory``); ``tokens.install(app)``
+    makes an app trust them."""
+    from tests.support.suite import TokenFactory
+
+    return TokenFactory()
+
+
+@pytest.fixture
 def serve_app():
     """Serve a WSGI app over real HTTP in a thread until the test ends: ``url = serve_app(app)``
     on a free port, ``serve_app(app, port=port)`` on a chosen one, ``serve_app(app,

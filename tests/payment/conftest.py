@@ -10,15 +10,9 @@ from common.crypto.pii import PiiCipher
 from common.db import get_db
 from payment import notices
 from payment.seed import seed
-from tests.support.suite import TokenFactory
 
 DEPARTMENT_CLIENT = "xsn-dept-market"
 PERSON_ID = "11010519491231002X"
-
-
-@pytest.fixture
-def tokens() -> TokenFactory:
-    return TokenFactory()
 
 
 @pytest.fixture

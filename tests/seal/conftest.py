@@ -9,7 +9,6 @@ import pytest
 
 from common.crypto.gm import SM2PrivateKey
 from seal import ca, ses
-from tests.support.suite import TokenFactory
 
 
 def _valid_code() -> str:
@@ -20,11 +19,6 @@ def _valid_code() -> str:
 
 ORG_CODE = _valid_code()
 ORG_NAME = "西安市示范科技有限公司"
-
-
-@pytest.fixture
-def tokens() -> TokenFactory:
-    return TokenFactory()
 
 
 @pytest.fixture
