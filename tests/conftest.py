@@ -167,6 +167,12 @@ def make_app(databases, tmp_path) -> Callable:
 
 
 @pytest.fixture
+def client(app):
+    """The Flask test client of the ``app`` fixture of the test's directory."""
+    return app.test_client()
+
+
+@pytest.fixture
 def tokens():
     """Mints access tokens with a key of this test's (``TokenFactory``); ``tokens.install(app)``
     makes an app trust them."""

@@ -46,11 +46,6 @@ def app(make_app, tokens):
 
 
 @pytest.fixture
-def client(app):
-    return app.test_client()
-
-
-@pytest.fixture
 def node(app):
     return app.extensions["licenses"]
 

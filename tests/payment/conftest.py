@@ -1,4 +1,5 @@
-"""Fixtures of the payment tests: a seeded app, a token factory, a session, a notice maker."""
+"""Fixtures of the payment tests: a seeded app trusting tests/conftest.py's ``tokens``, a session, a notice
+maker."""
 
 from __future__ import annotations
 
@@ -21,11 +22,6 @@ def app(make_app, tokens):
     tokens.install(app)
     seed(app)
     return app
-
-
-@pytest.fixture
-def client(app):
-    return app.test_client()
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
-"""Fixtures of the seal tests: an app with a token factory, a seal with grants, key material."""
+"""Fixtures of the seal tests: an app trusting tests/conftest.py's ``tokens``, a seal with grants, key
+material."""
 
 from __future__ import annotations
 
@@ -26,11 +27,6 @@ def app(make_app, tokens):
     app = make_app("seal")
     tokens.install(app)
     return app
-
-
-@pytest.fixture
-def client(app):
-    return app.test_client()
 
 
 @pytest.fixture
