@@ -66,14 +66,19 @@ function done(summary, latency, requests)
 end
 """.replace("MARK", _MARK)
 
-# A value unique to each request for ``unique_header`` (e.g. Idempotency-Key): a random
-# prefix per run, the wrk thread's number (set by setup() in each thread's globals) and a counter.
-_UNIQUE = """
+# Lua for wrk: each thread's number (1, 2, ...) as the global ``xsn_thread`` in that thread, set
+# by setup() before it starts; for request() to make values no other thread makes.
+WRK_THREAD_NUMBER = """
 local threads_started = 0
 function setup(thread)
   threads_started = threads_started + 1
   thread:set("xsn_thread", threads_started)
 end
+"""
+
+# A value unique to each request for ``unique_header`` (e.g. Idempotency-Key): a random
+# prefix per run, the wrk thread's number (WRK_THREAD_NUMBER) and a counter.
+_UNIQUE = WRK_THREAD_NUMBER + """
 local counter = 0
 function request()
   counter = counter + 1

@@ -55,7 +55,7 @@ import requests
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from bench._load import drop_database, scratch_database
+from bench._load import WRK_THREAD_NUMBER, drop_database, scratch_database
 from bench.result import print_result
 from bench.seal_log import measure_proof_growth
 from common.crypto import gm
@@ -81,16 +81,11 @@ end
 """
 # Every request signs anew: a fresh Idempotency-Key and fresh digests (a run prefix, the wrk
 # thread's number, a counter). BATCH = 0 sends {"digest"}, otherwise {"items": [BATCH digests]}.
-SIGNING = """
+SIGNING = WRK_THREAD_NUMBER + """
 local prefix, path, batch = "PREFIX", "PATH", BATCHSIZE
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = "AUTH"
-local threads_started = 0
-function setup(thread)
-  threads_started = threads_started + 1
-  thread:set("xsn_thread", threads_started)
-end
 local counter = 0
 local function digest(n)
   return string.format('{"digest":"%s%08x%08x"}', prefix, xsn_thread or 0, n)
