@@ -43,14 +43,13 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from common.ops.launcher import gunicorn_argv
-from tests.support.suite import free_port, stop_group
+from tests.support.proc_stat import cpu_seconds, cpu_seconds_of, stat_fields
+from tests.support.suite import ROOT, free_port, process, wait_ready
 
 INSTALL_HINT = ("wrk (the HTTP load generator) is not installed: `apt-get install wrk` on Debian/Ubuntu, "
                 "`brew install wrk` on macOS, or set XSN_WRK to its path")
@@ -69,14 +68,19 @@ function done(summary, latency, requests)
 end
 """.replace("MARK", _MARK)
 
-# A value unique to each request for ``unique_header`` (e.g. Idempotency-Key): a random
-# prefix per run, the wrk thread's number (set by setup() in each thread's globals) and a counter.
-_UNIQUE = """
+# Lua for wrk: each thread's number (1, 2, ...) as the global ``xsn_thread`` in that thread, set
+# by setup() before it starts; for request() to make values no other thread makes.
+WRK_THREAD_NUMBER = """
 local threads_started = 0
 function setup(thread)
   threads_started = threads_started + 1
   thread:set("xsn_thread", threads_started)
 end
+"""
+
+# A value unique to each request for ``unique_header`` (e.g. Idempotency-Key): a random
+# prefix per run, the wrk thread's number (WRK_THREAD_NUMBER) and a counter.
+_UNIQUE = WRK_THREAD_NUMBER + """
 local counter = 0
 function request()
   counter = counter + 1
@@ -208,20 +212,7 @@ def wrk(url: str, *, duration: float, connections: int, threads: int = 2, method
 def tree_cpu_seconds(pid: int) -> float:
     """CPU seconds (user + system) used so far by ``pid`` and its direct children (a gunicorn
     arbiter and its workers), from ``/proc``; 0 where ``/proc`` does not exist."""
-    total = 0
-    if not os.path.isdir("/proc"):
-        return 0.0
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as handle:
-                fields = handle.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(entry) == pid or int(fields[1]) == pid:
-            total += int(fields[11]) + int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK")
+    return cpu_seconds_of(lambda found, parent: pid in (found, parent))
 
 
 def machine_busy_seconds() -> float | None:
@@ -278,24 +269,10 @@ def gunicorn(target: str, *, env: Mapping[str, str] | None = None, workers: int 
     else:
         argv = [sys.executable, "-m", "gunicorn", "--workers", str(workers), "--bind", f"127.0.0.1:{port}",
                 "--keep-alive", "30", "--log-level", "warning", "--no-control-socket", target]
-    server = subprocess.Popen(argv, env=dict(env if env is not None else os.environ), cwd=cwd,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            try:
-                with urllib.request.urlopen(url + ready_path, timeout=1) as response:  # noqa: S310 - loopback
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"{target} did not start (exit code {server.poll()})")
-            time.sleep(0.2)
+    with process(argv, env=env if env is not None else os.environ, cwd=cwd or ROOT) as server:
+        wait_ready(url + ready_path, timeout_s, proc=server)
         yield Server(url, server.pid)
-    finally:
-        stop_group(server)
 
 
 def scratch_database(url: str, name: str) -> str:
@@ -346,12 +323,10 @@ def database_cpu(db_url: str | None) -> dict[tuple[int, int], float] | None:
         engine.dispose()
     cpu = {}
     for pid in pids:
-        try:
-            with open(f"/proc/{pid}/stat") as handle:
-                fields = handle.read().rsplit(")", 1)[1].split()
-        except OSError:  # gone since, or not on this machine
+        fields = stat_fields(pid)
+        if fields is None:  # gone since, or not on this machine
             continue
-        cpu[(pid, int(fields[19]))] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        cpu[(pid, int(fields[19]))] = cpu_seconds(fields)  # 19: the process's start time
     return cpu if cpu or not pids else None
 
 

@@ -36,12 +36,11 @@ from pathlib import Path
 import redis
 import requests
 from celery import Celery
-from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
 from bench.result import print_result
 from messaging.smtp_sink import read_mailbox
-from tests.support.suite import TokenFactory, free_port, stop_group, wait_for
+from tests.support.suite import Served, TokenFactory, beat_worker_argv, free_port, spawn, stop_group, wait_for
 
 KEK = "00112233445566778899aabbccddeeff"
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,9 +51,8 @@ class Receiver:
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # a line per event would cost the run
         self.arrived: dict[str, float] = {}  # message id -> when its completion event came
         self.lock = threading.Lock()
-        self.server = make_server("127.0.0.1", free_port(), self.app, threaded=True)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
+        self.served = Served(self.app)
+        self.url = f"{self.served.url}/hook"
 
     def app(self, environ, start_response):
         body = json.loads(Request(environ).get_data())
@@ -63,26 +61,16 @@ class Receiver:
         return Response(status=204)(environ, start_response)
 
 
-def spawn(argv: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
-    with open(log, "ab") as out:
-        return subprocess.Popen(argv, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-
-
 def stop(proc: subprocess.Popen | None) -> None:
     if proc is not None and proc.poll() is None:
         stop_group(proc)
-
-
-def worker_argv(var: Path) -> list[str]:
-    return [sys.executable, "-m", "celery", "-A", "common.ops.tasks", "worker", "--loglevel", "WARNING",
-            "--concurrency", "2", "--beat", "--schedule", str(var / "beat"), "--hostname", f"bench-{os.getpid()}@%h"]
 
 
 def raw_rate(broker: Celery, queue: redis.Redis, env: dict[str, str], var: Path, count: int) -> tuple[float, object]:
     """Queue ``count`` no-ops with no worker running, start one, time the drain. Returns the rate and the worker."""
     for _ in range(count):
         broker.send_task("messaging.noop")
-    worker = spawn(worker_argv(var), env, var / "worker.log")
+    worker = spawn(beat_worker_argv(var, f"bench-{os.getpid()}@%h"), env=env, log=var / "worker.log")
     wait_for(lambda: queue.llen("celery") < count, 60, "the worker to start", interval=0.02)
     start, left = time.perf_counter(), queue.llen("celery")
     wait_for(lambda: queue.llen("celery") == 0, 120, "the no-ops to drain", interval=0.02)
@@ -115,16 +103,16 @@ def main() -> None:
     worker = None
     try:
         procs.append(spawn(["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "",
-                            "--appendonly", "no", "--dir", str(var)], env, var / "redis.log"))
+                            "--appendonly", "no", "--dir", str(var)], env=env, log=var / "redis.log"))
         subprocess.run([sys.executable, "-m", "common.ops.cli", "migrate", "messaging"], env=env, check=True,
                        capture_output=True, cwd=ROOT)
         seed = "import messaging, messaging.seed; app = messaging.create_app()\nmessaging.seed.seed(app)"
         subprocess.run([sys.executable, "-c", seed], env=env, check=True, capture_output=True, cwd=ROOT)
         procs.append(spawn([sys.executable, "-m", "messaging.smtp_sink", "--port", str(smtp_port),
-                            "--dir", str(var / "mail")], env, var / "sink.log"))
+                            "--dir", str(var / "mail")], env=env, log=var / "sink.log"))
         procs.append(spawn([sys.executable, "-m", "gunicorn", "--workers", "2", "--bind", f"127.0.0.1:{api_port}",
                             "--log-level", "warning", "--no-control-socket", "messaging:create_app()"],
-                           env, var / "api.log"))
+                           env=env, log=var / "api.log"))
         api = f"http://127.0.0.1:{api_port}"
         wait_for(lambda: _ok(f"{api}/livez"), 30, "the API", interval=0.02)
         queue = redis.Redis.from_url(broker_url)
@@ -145,7 +133,7 @@ def main() -> None:
         stop(worker)
         for proc in reversed(procs):
             stop(proc)
-        receiver.server.shutdown()
+        receiver.served.stop()
     sent = figures["sent"]
     total = args.requests * args.recipients
     e2e = total / (end - figures["start"])

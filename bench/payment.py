@@ -63,7 +63,7 @@ from pathlib import Path
 
 from sqlalchemy.orm import sessionmaker
 
-from bench._load import WrkResult, cpu_between, database_cpu, gunicorn, scratch_database, wrk
+from bench._load import WRK_THREAD_NUMBER, WrkResult, cpu_between, database_cpu, gunicorn, scratch_database, wrk
 from bench.result import print_result
 
 ACCOUNTS = 1000
@@ -162,13 +162,8 @@ def _run_threads(writer, clients: int, seconds: float, batch: int) -> float:
     return sum(done) / (time.monotonic() - began)
 
 
-TRANSFER_LUA = """
+TRANSFER_LUA = WRK_THREAD_NUMBER + """
 local counter = 0
-local threads_started = 0
-function setup(thread)
-  threads_started = threads_started + 1
-  thread:set("xsn_thread", threads_started)
-end
 function request()
   counter = counter + 1
   local a = math.random(0, 999)

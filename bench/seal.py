@@ -55,12 +55,13 @@ import requests
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from bench._load import drop_database, scratch_database
+from bench._load import WRK_THREAD_NUMBER, drop_database, scratch_database
 from bench.result import print_result
 from bench.seal_log import measure_proof_growth
 from common.crypto import gm
 from common.ops.launcher import THREADS, gunicorn_argv, service_concurrency
-from tests.support.suite import TokenFactory, free_port, stop_group
+from tests.support.proc_stat import cpu_seconds_of
+from tests.support.suite import TokenFactory, free_port, process, wait_ready
 
 KEK = "00112233445566778899aabbccddeeff"
 BATCH = 100
@@ -80,16 +81,11 @@ end
 """
 # Every request signs anew: a fresh Idempotency-Key and fresh digests (a run prefix, the wrk
 # thread's number, a counter). BATCH = 0 sends {"digest"}, otherwise {"items": [BATCH digests]}.
-SIGNING = """
+SIGNING = WRK_THREAD_NUMBER + """
 local prefix, path, batch = "PREFIX", "PATH", BATCHSIZE
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = "AUTH"
-local threads_started = 0
-function setup(thread)
-  threads_started = threads_started + 1
-  thread:set("xsn_thread", threads_started)
-end
 local counter = 0
 local function digest(n)
   return string.format('{"digest":"%s%08x%08x"}', prefix, xsn_thread or 0, n)
@@ -135,25 +131,9 @@ def raw_sm2(seconds: float) -> tuple[float, float]:
     return count / (time.perf_counter() - start), (time.process_time() - cpu) / count * 1000
 
 
-def _proc_cpu(wanted) -> float:
-    """CPU seconds (user + system) of the processes ``wanted(pid, parent pid)`` picks."""
-    total = 0
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as handle:
-                fields = handle.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if wanted(int(entry), int(fields[1])):
-            total += int(fields[11]) + int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK")
-
-
 def _children_cpu(pid: int) -> float:
     """CPU seconds of the direct children of ``pid`` (the gunicorn workers)."""
-    return _proc_cpu(lambda _pid, parent: parent == pid)
+    return cpu_seconds_of(lambda _pid, parent: parent == pid)
 
 
 def _waited_children_cpu() -> float:
@@ -211,7 +191,7 @@ class ScratchPostgres:
         with self.admin.connect() as conn:
             pids = set(conn.execute(text("SELECT pid FROM pg_stat_activity WHERE datname = :name"),
                                     {"name": self.name}).scalars())
-        return _proc_cpu(lambda pid, _parent: pid in pids)
+        return cpu_seconds_of(lambda pid, _parent: pid in pids)
 
     def drop(self) -> None:
         self.admin.dispose()
@@ -244,7 +224,6 @@ def main() -> None:
     scratch = None if args.sqlite else ScratchPostgres(args.database_url)
     if scratch is not None:
         env["XSN_SEAL_DATABASE_URL"] = scratch.url
-    server = None
     try:
         subprocess.run([sys.executable, "-m", "common.ops.cli", "migrate", "seal"], env=env, check=True,
                        capture_output=True)
@@ -253,12 +232,10 @@ def main() -> None:
         port = free_port()
         # Served exactly as `xsn run` serves it (access log included, here thrown away).
         argv = gunicorn_argv("seal:create_app()", port, args.workers, "xsn-bench-seal", threads=args.threads)
-        server = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                  start_new_session=True)
-        figures = _run(args, tokens, port, server.pid, scratch.backend_cpu if scratch else lambda: 0.0)
+        with process(argv, env=env) as server:
+            wait_ready(f"http://127.0.0.1:{port}/readyz", 30, proc=server, interval=0.1)
+            figures = _run(args, tokens, port, server.pid, scratch.backend_cpu if scratch else lambda: 0.0)
     finally:
-        if server is not None:
-            stop_group(server)
         if scratch is not None:
             scratch.drop()
 
@@ -275,13 +252,6 @@ def _logged(base: str, auditor: dict[str, str], seal_id: str) -> int:
 
 def _run(args, tokens: TokenFactory, port: int, server_pid: int, database_cpu) -> dict:
     base = f"http://127.0.0.1:{port}"
-    for _ in range(300):
-        try:
-            if requests.get(f"{base}/readyz", timeout=1).status_code == 200:
-                break
-        except requests.RequestException:
-            pass
-        time.sleep(0.1)
     token = tokens.token(sub="bench", scope="seal:sign", client_id="xsn-licenses", lifetime=3600)
     headers = {"Authorization": f"Bearer {token}"}
     auditor = tokens.bearer(sub="bench-auditor", scope="audit:read", client_id="bench", lifetime=3600)

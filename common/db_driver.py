@@ -4,8 +4,8 @@ directly: which driver a session is on and its connection (:func:`driver_connect
 :class:`driver_errors`), and a pool of autocommit psycopg connections without pre-ping
 (:class:`DriverPool`; one per engine and process: :func:`engine_driver_pool`). The Merkle logs'
 statements and row inserts and the bulk licences' COPY take from here which driver a session is
-on; those and payment's one-statement writer (which still chooses its path by the dialect's
-name) take from here how that driver's errors are raised.
+on, and so do payment's one-statement writers (``PSYCOPG``); all of them take from here how that
+driver's errors are raised.
 
 Why such paths exist at all: SQLAlchemy's per-statement execution and its pool's checkout cost
 more CPU than the few fixed statements of a signature's write, a verification or a ledger

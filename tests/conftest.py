@@ -11,6 +11,7 @@ instead of skipping.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import importlib
 import os
@@ -26,7 +27,6 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from common.ops.migrate import upgrade
-from tests.support.suite import free_port
 
 REQUIRE_SERVICES = os.environ.get("XSN_TEST_REQUIRE_SERVICES") == "1"
 # Apps built without an explicit VAR_DIR must not write into the checkout's var/.
@@ -167,26 +167,33 @@ def make_app(databases, tmp_path) -> Callable:
 
 
 @pytest.fixture
+def client(app):
+    """The Flask test client of the ``app`` fixture of the test's directory."""
+    return app.test_client()
+
+
+@pytest.fixture
+def tokens():
+    """Mints access tokens with a key of this test's (``TokenFactory``); ``tokens.install(app)``
+    makes an app trust them."""
+    from tests.support.suite import TokenFactory
+
+    return TokenFactory()
+
+
+@pytest.fixture
 def serve_app():
-    """Serve a Flask app over real HTTP on a free port in a thread: ``url = serve_app(app)``."""
-    import threading
+    """Serve a WSGI app over real HTTP in a thread until the test ends: ``url = serve_app(app)``
+    on a free port, ``serve_app(app, port=port)`` on a chosen one, ``serve_app(app,
+    unix_socket=path)`` on a Unix socket (``tests.support.suite.Served``)."""
+    from tests.support.suite import Served
 
-    from werkzeug.serving import make_server
+    with contextlib.ExitStack() as servers:
 
-    servers = []
+        def start(app, **where) -> str:
+            return servers.enter_context(Served(app, **where)).url
 
-    def start(app) -> str:
-        server = make_server("127.0.0.1", free_port(), app, threaded=True)
-        # A short poll interval: shutdown() waits for it, once per server at teardown.
-        thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-        thread.start()
-        servers.append((server, thread))
-        return f"http://127.0.0.1:{server.server_port}"
-
-    yield start
-    for server, thread in servers:
-        server.shutdown()
-        thread.join(5)
+        yield start
 
 
 @pytest.fixture(scope="session")

@@ -190,13 +190,11 @@ def test_metrics_add_up_every_gunicorn_worker(service):
 def test_gunicorn_config_makes_metrics_count_requests_of_all_workers(tmp_path):
     """Two real workers: /metrics, answered by one of them, counts the requests both served."""
     import os
-    import subprocess
     import sys
-    import time
 
     import requests
 
-    from tests.support.suite import free_port
+    from tests.support.suite import free_port, process, wait_for
 
     metrics_dir = tmp_path / "prometheus"
     metrics_dir.mkdir()
@@ -204,20 +202,19 @@ def test_gunicorn_config_makes_metrics_count_requests_of_all_workers(tmp_path):
     port = free_port()
     env = dict(os.environ, PROMETHEUS_MULTIPROC_DIR=str(metrics_dir), XSN_VAR_DIR=str(tmp_path / "var"),
                XSN_DATABASE_URL=f"sqlite:///{tmp_path / 'seal.db'}", XSN_LOG_LEVEL="WARNING")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "--config", str(ROOT / "deploy" / "gunicorn.conf.py"), "--workers", "2",
-         "--bind", f"127.0.0.1:{port}", "--no-control-socket", "seal:create_app()"],
-        env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    argv = [sys.executable, "-m", "gunicorn", "--config", str(ROOT / "deploy" / "gunicorn.conf.py"), "--workers",
+            "2", "--bind", f"127.0.0.1:{port}", "--no-control-socket", "seal:create_app()"]
     base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
+    with process(argv, env=env, stop_wait_s=20) as server:
+
+        def answers() -> bool:  # any answer: /readyz is not 200 on this unmigrated database, /livez is counted
+            assert server.poll() is None, "gunicorn exited"
             try:
-                requests.get(f"{base}/readyz", timeout=1)
-                break
+                return requests.get(f"{base}/readyz", timeout=1) is not None
             except requests.RequestException:
-                assert server.poll() is None and time.monotonic() < deadline, "gunicorn did not start"
-                time.sleep(0.2)
+                return False
+
+        wait_for(answers, 60, "gunicorn's first answer", interval=0.2)
         assert not (metrics_dir / "counter_999999.db").exists()  # emptied when the arbiter started
         sent = 0
         # Sync workers close each connection, so the kernel hands requests to both workers.
@@ -229,9 +226,6 @@ def test_gunicorn_config_makes_metrics_count_requests_of_all_workers(tmp_path):
         line = next(line for line in text.splitlines()
                     if line.startswith("xsn_http_requests_total{") and 'route="/livez"' in line)
         assert float(line.rsplit(" ", 1)[1]) == sent
-    finally:
-        os.killpg(server.pid, 15)
-        server.wait(20)
 
 
 @pytest.mark.parametrize("workers", [1, 2, 4])

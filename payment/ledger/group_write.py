@@ -43,6 +43,7 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.orm import Session
 
 from common.db import utcnow
+from common.db_driver import PSYCOPG
 from common.errors import Problem
 from common.group_commit import NOT_WRITTEN, Outcome
 from payment.ledger import one_statement
@@ -97,11 +98,11 @@ class OneStatementWriter:
         """Every request's results, committed, and ``NOT_WRITTEN`` for each request naming an id
         already taken when the others were written without it; None when nothing was written (a
         request is not plainly new, breaks a limit or names a missing account; every request
-        names a taken id; not PostgreSQL; a database error, after which the usual path finds
-        out what, if anything, was written).
+        names a taken id; not psycopg, whose own cursor the statement goes to; a database error,
+        after which the usual path finds out what, if anything, was written).
         """
         specs = [spec for request in requests for spec in request]
-        if self.engine.dialect.name != "postgresql" or not all(requests) or not one_statement.plainly_new(specs):
+        if self.engine.dialect.driver != PSYCOPG or not all(requests) or not one_statement.plainly_new(specs):
             return None
         outcome = self._write(requests, specs)
         if not isinstance(outcome, one_statement.Refusal):

@@ -27,6 +27,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from common.db import utcnow
+from common.db_driver import PSYCOPG
 from common.errors import NotFound, Problem
 from payment.ledger import one_statement
 from payment.ledger.models import ACCOUNT_KINDS, LedgerAccount, LedgerTransfer
@@ -152,7 +153,8 @@ def account_order(session: Session):
     ``sorted`` (:func:`_move`) does. On PostgreSQL a plain ``ORDER BY id`` follows the database's
     collation (en_US.utf8 in the image), which puts ``payer:x`` and ``payer_clearing`` the other
     way round: two transactions locking the same accounts in the two orders could deadlock.
-    SQLite compares code points already and locks the whole database anyway."""
+    SQLite compares code points already and locks the whole database anyway. (The database's
+    name decides here, not the driver's: the collation is in the SQL, whichever driver sends it.)"""
     if session.get_bind().dialect.name == "postgresql":
         return LedgerAccount.id.collate("C")
     return LedgerAccount.id
@@ -181,7 +183,8 @@ def hold_accounts(session: Session, account_ids: set[str]) -> None:
     """Lock those of the accounts that exist in the one order, before anything is written, and
     read nothing: a Core statement, no rows loaded into the session (on a replay's path the ORM
     read cost 0.5 ms more CPU per call). Only on PostgreSQL: SQLite's one writer lock
-    serialises the writers already."""
+    serialises the writers already. (The database's name decides, as in :func:`account_order`:
+    the locking read is SQL, whichever driver sends it.)"""
     connection = session.connection()
     if connection.dialect.name != "postgresql" or not account_ids:
         return
@@ -224,14 +227,16 @@ def _add_to_balances(session: Session, net: dict[str, dict[str, int]]) -> None:
 
 def _create_new(session: Session, specs: Sequence[TransferSpec], batch_id: str | None
                 ) -> list[TransferResult] | None:
-    """The common case: new single or pending transfers. On PostgreSQL one statement
-    (one_statement.py); elsewhere the accounts locked in order and checked in Python, all rows
-    in one INSERT, each account updated once. None: an id is taken (nothing was written).
+    """The common case: new single or pending transfers. On psycopg one statement
+    (one_statement.py: it goes to psycopg's own cursor, so the driver decides, not the
+    database); elsewhere (SQLite, or PostgreSQL through another driver) the accounts locked in
+    order and checked in Python, all rows in one INSERT, each account updated once. None: an id
+    is taken (nothing was written).
 
     :raise LedgerError, NotFound: as :func:`create_transfers`; nothing was written.
     :raise IntegrityError: an id was taken meanwhile (the caller rolls back to its savepoint).
     """
-    if session.connection().dialect.name == "postgresql":
+    if session.connection().dialect.driver == PSYCOPG:
         session.flush()  # a Core statement on the connection does not autoflush the session's changes
         outcome = one_statement.write_new(session.connection(), specs, now=utcnow(), batch_id=batch_id)
         if not isinstance(outcome, one_statement.Refusal):

@@ -3,41 +3,28 @@
 from __future__ import annotations
 
 import shutil
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from werkzeug.wrappers import Request
 
 from bench._load import lua_string, paced_lua, wrk
 
 pytestmark = pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed")
 
 
-class _Recorder(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+@pytest.fixture
+def recorder(serve_app):
+    """``(URL, what it received)``: a server that keeps each request's method, Idempotency-Key
+    and body, and answers 200 at ``/ok``, 404 elsewhere."""
     seen: list[tuple[str, str | None, bytes]] = []
 
-    def do_POST(self):  # noqa: N802 - http.server's naming
-        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        self.seen.append((self.command, self.headers.get("Idempotency-Key"), body))
-        status = 200 if self.path == "/ok" else 404
-        self.send_response(status)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
+    def app(environ, start_response):
+        request = Request(environ)
+        seen.append((request.method, request.headers.get("Idempotency-Key"), request.get_data()))
+        start_response("200 OK" if request.path == "/ok" else "404 Not Found", [("Content-Length", "0")])
+        return [b""]
 
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture
-def recorder():
-    _Recorder.seen = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", _Recorder.seen
-    server.shutdown()
-    server.server_close()
+    return serve_app(app), seen
 
 
 def test_post_bodies_and_unique_keys_arrive_intact(recorder):

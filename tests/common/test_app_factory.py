@@ -32,16 +32,6 @@ def test_openapi_document_is_generated(make_app, service):
     assert "/readyz" in spec["paths"]
 
 
-def test_metrics_count_requests_by_route_and_status(make_app):
-    client = make_app("seal").test_client()
-    client.get("/livez")
-    client.get("/nope")
-    text = client.get("/metrics").get_data(as_text=True)
-    assert 'xsn_http_requests_total{method="GET",route="/livez",service="seal",status="200"} 1.0' in text
-    assert 'route="<unmatched>",service="seal",status="404"} 1.0' in text
-    assert "xsn_http_request_duration_seconds_bucket" in text
-
-
 def test_request_id_is_echoed_or_generated(make_app):
     client = make_app("identity").test_client()
     echoed = client.get("/livez", headers={"X-Request-ID": "abc12345-req"})

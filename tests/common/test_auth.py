@@ -15,11 +15,6 @@ from tests.support.suite import TokenFactory
 
 
 @pytest.fixture
-def tokens():
-    return TokenFactory()
-
-
-@pytest.fixture
 def client(make_app, tokens):
     app = make_app("seal")
     tokens.install(app)

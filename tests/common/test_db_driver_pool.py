@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from common.db_driver import DriverPool, PoolTimeout
+from tests.support.suite import wait_for
 
 pytestmark = pytest.mark.services
 
@@ -41,10 +42,8 @@ def _blocked_waiter(pool) -> tuple[threading.Thread, list]:
     got: list = []
     waiter = threading.Thread(target=lambda: got.append(pool.get()))
     waiter.start()
-    deadline = time.monotonic() + 2
-    while not pool._free._waiters and time.monotonic() < deadline:  # CPython's Condition
-        time.sleep(0.005)
-    assert pool._free._waiters and waiter.is_alive() and got == []
+    wait_for(lambda: pool._free._waiters, 2, "the waiter's wait on the pool", interval=0.005)  # CPython's Condition
+    assert waiter.is_alive() and got == []
     return waiter, got
 
 

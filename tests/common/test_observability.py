@@ -62,17 +62,20 @@ def test_json_rendering_never_loses_a_line():
     assert json.loads(render_json(None, "info", {"event": "x", "big": 2**70}))["big"] == 2**70
 
 
-def test_metrics_count_each_route_once_per_request(make_app):
+def test_metrics_count_each_route_once_per_request_by_route_and_status(make_app):
     client = make_app("seal").test_client()
     for _ in range(3):
         client.get("/livez")
     client.post("/livez")
+    client.get("/nope")
     answer = client.get("/metrics")
     assert answer.content_type == CONTENT_TYPE_LATEST  # one charset parameter, as Prometheus writes it
     text = answer.get_data(as_text=True)
     assert 'xsn_http_requests_total{method="GET",route="/livez",service="seal",status="200"} 3.0' in text
     assert 'xsn_http_requests_total{method="POST",route="<unmatched>",service="seal",status="405"} 1.0' in text
+    assert 'xsn_http_requests_total{method="GET",route="<unmatched>",service="seal",status="404"} 1.0' in text
     assert 'xsn_http_request_duration_seconds_count{method="GET",route="/livez",service="seal"} 3.0' in text
+    assert 'xsn_http_request_duration_seconds_bucket{le="0.005",method="GET",route="/livez",service="seal"}' in text
 
 
 def test_the_direct_access_line_is_what_structlog_writes(tmp_path):

@@ -3,36 +3,33 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
-import time
 
 import pytest
 
 from common.ops.tasks import make_celery
+from tests.support.suite import process, wait_for
 
 
 def run_worker_until(marker, broker, send):
+    """Start a worker, ``send()`` a task, and wait until the task has written ``marker``.
+
+    :raise AssertionError: the worker died, or the marker was not written within 60 s.
+    """
     env = dict(os.environ, XSN_BROKER_URL=broker)
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "common.ops.tasks", "worker", "--pool", "solo",
-         "--concurrency", "1", "--loglevel", "WARNING", "--without-heartbeat", "--without-gossip",
-         "--without-mingle", "--hostname", f"t{os.getpid()}@%h"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
+    argv = [sys.executable, "-m", "celery", "-A", "common.ops.tasks", "worker", "--pool", "solo", "--concurrency",
+            "1", "--loglevel", "WARNING", "--without-heartbeat", "--without-gossip", "--without-mingle",
+            "--hostname", f"t{os.getpid()}@%h"]
+    # a warm shutdown takes seconds on a loaded machine: 30 s before it is killed
+    with process(argv, env=env, stop_wait_s=30) as worker:
         send()
-        deadline = time.monotonic() + 60
-        while not marker.exists() and time.monotonic() < deadline:
+
+        def written() -> bool:
             assert worker.poll() is None, "worker died"
-            time.sleep(0.2)
-        return marker.read_text() if marker.exists() else None
-    finally:
-        worker.terminate()  # a warm shutdown takes seconds on a loaded machine: wait, then insist
-        try:
-            worker.wait(30)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.wait(10)
+            return marker.exists()
+
+        wait_for(written, 60, "the task's marker", interval=0.2)
+        return marker.read_text()
 
 
 def test_worker_runs_task_over_sqlite_broker(tmp_path):

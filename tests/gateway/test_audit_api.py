@@ -8,7 +8,6 @@ import pytest
 
 from common.db import get_db
 from gateway.audit import evidence, log
-from tests.support.suite import TokenFactory
 
 
 def record(i: int, **extra) -> dict:
@@ -16,11 +15,6 @@ def record(i: int, **extra) -> dict:
             "client_id": "xsn-payment" if i % 2 else "xsn-licenses", "subject": f"person-{i % 3}", "method": "GET",
             "route": "/payment/notices/*" if i % 2 else "/licenses/licenses/*", "path": f"/x/{i}",
             "status": 404 if i % 4 == 0 else 200, "outcome": "ok", "upstream": "payment", **extra}
-
-
-@pytest.fixture
-def tokens() -> TokenFactory:
-    return TokenFactory()
 
 
 @pytest.fixture

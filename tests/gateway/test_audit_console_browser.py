@@ -13,13 +13,12 @@ import os
 
 import pytest
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
-from werkzeug.serving import make_server
 
 from common.db import get_db
 from gateway.audit import log
 from tests.gateway.conftest import console_client
 from tests.support.console import IDENTITY_TEST_CONFIG, WANG
-from tests.support.suite import free_port
+from tests.support.suite import Served, free_port
 
 pytestmark = [pytest.mark.browser]
 PASSWORD = "demo-password-1"  # noqa: S105 - the demo accounts' published password
@@ -28,8 +27,6 @@ PASSWORD = "demo-password-1"  # noqa: S105 - the demo accounts' published passwo
 @pytest.fixture
 def site(make_app):
     """``(base URL, gateway app)``: one HTTP server with the three apps under their prefixes."""
-    import threading
-
     from identity.seed import seed
     from seal.log import appends as seal_log
 
@@ -58,12 +55,8 @@ def site(make_app):
         session.commit()
     app = DispatcherMiddleware(lambda environ, start: (start("404 Not Found", []), [b""])[1],
                                {"/identity": identity, "/seal": seal, "/gateway": gateway})
-    server = make_server("127.0.0.1", port, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield base, gateway
-    server.shutdown()
-    thread.join(5)
+    with Served(app, port=port):
+        yield base, gateway
 
 
 def test_auditor_finds_a_request_by_its_request_id_in_chromium(site, browser):

@@ -22,6 +22,7 @@ from gateway.audit.writer import open_writer
 from gateway.edge.audit_sink import DurableAuditSink, MemoryAuditSink, load_sink
 from tests.conftest import TEST_KEK
 from tests.gateway.conftest import run_async
+from tests.support.suite import spawn, wait_for
 
 
 @pytest.fixture
@@ -51,25 +52,21 @@ def _durable_edge(start_edge, gateway_app, tmp_path):
                       AUDIT_SPOOL_DIR=str(tmp_path / "spool"))
 
 
-def _logged(app, request_id: str, wait: float = 10.0) -> AuditRecord | None:
-    deadline = time.monotonic() + wait
-    while time.monotonic() < deadline:
+def _logged(app, request_id: str, wait: float = 10.0) -> AuditRecord:
+    """:raise AssertionError: the request's record was not in the log within ``wait`` seconds."""
+
+    def find() -> AuditRecord | None:
         with get_db(app).session() as session:
             found = session.scalars(select(AuditRecord).where(AuditRecord.request_id == request_id)).first()
             if found is not None:
                 session.expunge(found)
-                return found
-        time.sleep(0.05)
-    return None
+            return found
+
+    return wait_for(find, wait, f"the audit record of {request_id}", interval=0.05)
 
 
-def _wait(condition, timeout: float = 45.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
+def _wait(condition, what: str) -> None:
+    wait_for(condition, 45.0, what, interval=0.05)
 
 
 def test_the_default_sink_is_the_durable_log():
@@ -86,11 +83,12 @@ def test_a_request_through_the_edge_lands_in_the_audit_log(start_edge, gateway_a
     response = requests.get(f"{edge.url}/seal/livez", timeout=5)
     assert response.status_code == 200
     found = _logged(gateway_app, response.headers["X-Request-ID"])
-    assert found is not None and found.status == 200 and found.kind == "request"
+    assert found.status == 200 and found.kind == "request"
     assert json.loads(found.leaf)["path"] == "/seal/livez"
     # The worker's own spool directory, named by its stable index.
     assert (tmp_path / "spool" / "0").is_dir()
-    assert _wait(lambda: requests.get(f"{edge.url}/readyz", timeout=5).json()["audit_log"]["moved"] >= 1)
+    _wait(lambda: requests.get(f"{edge.url}/readyz", timeout=5).json()["audit_log"]["moved"] >= 1,
+          "the writer's first move on /readyz")
     ready = requests.get(f"{edge.url}/readyz", timeout=5).json()
     assert ready["audit"] == "ok" and ready["audit_log"]["ready"] and ready["audit_log"]["writer_error"] is None
 
@@ -118,8 +116,7 @@ def _writer_process(gateway_app, spools) -> subprocess.Popen:
     env = {**os.environ, "XSN_GATEWAY_DATABASE_URL": gateway_app.config["DATABASE_URL"], "XSN_KEK": TEST_KEK,
            "XSN_AUDIT_SPOOL_DIR": str(spools), "XSN_AUDIT_WRITER_INTERVAL": "0.01",
            "XSN_VAR_DIR": str(spools.parent / "var"), "XSN_LOG_LEVEL": "WARNING"}
-    return subprocess.Popen([sys.executable, "-m", "gateway.audit_writer", "--workers", "2"], env=env,
-                            start_new_session=True)
+    return spawn([sys.executable, "-m", "gateway.audit_writer", "--workers", "2"], env=env)
 
 
 def test_a_killed_writer_process_loses_nothing(gateway_app, tmp_path):
@@ -143,7 +140,8 @@ def test_a_killed_writer_process_loses_nothing(gateway_app, tmp_path):
         spool(0, range(0, 20))
         spool(1, range(100, 110))
         # Each writer beats after committing what it moved: wait for both beats, not just the rows.
-        assert _wait(lambda: count() == 30 and all(e.shared.writer()["age_s"] is not None for e in edges))
+        _wait(lambda: count() == 30 and all(e.shared.writer()["age_s"] is not None for e in edges),
+              "30 rows and both writers' beats")
         os.killpg(writer.pid, signal.SIGKILL)  # no chance to drain or to save anything
         writer.wait(10)
         spool(0, range(20, 40))  # the edges go on spooling while no writer runs
@@ -152,7 +150,8 @@ def test_a_killed_writer_process_loses_nothing(gateway_app, tmp_path):
         time.sleep(0.5)
         assert count() == 30
         writer = _writer_process(gateway_app, spools)  # resumes from each spool's saved position
-        assert _wait(lambda: count() == 60 and edges[0].backlog_bytes == edges[1].backlog_bytes == 0)
+        _wait(lambda: count() == 60 and edges[0].backlog_bytes == edges[1].backlog_bytes == 0,
+              "60 rows and both spools drained")
         time.sleep(0.3)
         with get_db(gateway_app).session() as session:
             ids = session.scalars(select(AuditRecord.request_id).order_by(AuditRecord.leaf_index)).all()

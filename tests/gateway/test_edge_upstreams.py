@@ -4,8 +4,6 @@ an answer broken off, an upstream on a unix socket, bad socket settings refused 
 
 from __future__ import annotations
 
-import threading
-
 import pytest
 import requests
 
@@ -41,11 +39,10 @@ def test_a_burst_of_problem_answers_leaves_the_circuit_closed(start_edge):
     assert (seal["state"], seal["failures"]) == ("closed", 0)
 
 
-def test_html_503_pages_of_a_public_route_leave_the_circuit_closed(start_edge, tmp_path):
+def test_html_503_pages_of_a_public_route_leave_the_circuit_closed(start_edge, serve_app, tmp_path):
     """A service's own HTML 503 page (the console login while identity's IdP is down) on a public
     route: six GETs are each sent once and passed on, and cannot open the circuit for the service."""
     from flask import Flask
-    from werkzeug.serving import make_server
 
     sent: list[str] = []
     app = Flask("console")
@@ -56,20 +53,14 @@ def test_html_503_pages_of_a_public_route_leave_the_circuit_closed(start_edge, t
         return "<html><body>Sign-in is unavailable</body></html>", 503, {"Content-Type": "text/html"}
 
     path = str(tmp_path / "identity.sock")
-    server = make_server(f"unix://{path}", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        edge = start_edge(GATEWAY_BREAKER_FAILURES=2, GATEWAY_RETRIES=2, GATEWAY_UPSTREAM_SOCKETS={"identity": path})
-        answers = [requests.get(f"{edge.url}/identity/.well-known/openid-configuration") for _ in range(6)]
-        assert [a.status_code for a in answers] == [503] * 6
-        assert "Sign-in is unavailable" in answers[0].text
-        assert sent.count(".well-known/openid-configuration") == 6  # besides the edge's /livez probes
-        identity = requests.get(f"{edge.url}/readyz").json()["upstreams"]["identity"]
-        assert (identity["state"], identity["failures"]) == ("closed", 0)
-    finally:
-        server.shutdown()
-        thread.join(5)
+    serve_app(app, unix_socket=path)
+    edge = start_edge(GATEWAY_BREAKER_FAILURES=2, GATEWAY_RETRIES=2, GATEWAY_UPSTREAM_SOCKETS={"identity": path})
+    answers = [requests.get(f"{edge.url}/identity/.well-known/openid-configuration") for _ in range(6)]
+    assert [a.status_code for a in answers] == [503] * 6
+    assert "Sign-in is unavailable" in answers[0].text
+    assert sent.count(".well-known/openid-configuration") == 6  # besides the edge's /livez probes
+    identity = requests.get(f"{edge.url}/readyz").json()["upstreams"]["identity"]
+    assert (identity["state"], identity["failures"]) == ("closed", 0)
 
 
 def test_a_body_the_service_breaks_off_counts_as_a_failure(start_edge):
@@ -81,26 +72,18 @@ def test_a_body_the_service_breaks_off_counts_as_a_failure(start_edge):
     assert opened.status_code == 503 and opened.json()["code"] == "upstream_circuit_open"
 
 
-def test_an_upstream_on_a_unix_socket(start_edge, tmp_path):
+def test_an_upstream_on_a_unix_socket(start_edge, serve_app, tmp_path):
     """``GATEWAY_UPSTREAM_SOCKETS``: the edge reaches the service at its socket (nothing listens
     at its URL's port), and tells it the URL's ``host:port`` as ``Host``."""
-    from werkzeug.serving import make_server
-
     from tests.gateway.conftest import echo_app
 
     path = str(tmp_path / "payment.sock")
-    server = make_server(f"unix://{path}", 0, echo_app(), threaded=True)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        edge = start_edge(GATEWAY_UPSTREAM_SOCKETS={"payment": path})
-        response = requests.get(f"{edge.url}/payment/x", headers=edge.tokens.bearer(aud="xsn:payment"))
-        assert response.status_code == 200
-        assert headers_of(response.json())["host"] == [edge.gateway.upstreams["payment"].pool.host_header]
-        assert requests.get(f"{edge.url}/licenses/x", headers=edge.tokens.bearer(aud="xsn:licenses")).status_code == 502
-    finally:
-        server.shutdown()
-        thread.join(5)
+    serve_app(echo_app(), unix_socket=path)
+    edge = start_edge(GATEWAY_UPSTREAM_SOCKETS={"payment": path})
+    response = requests.get(f"{edge.url}/payment/x", headers=edge.tokens.bearer(aud="xsn:payment"))
+    assert response.status_code == 200
+    assert headers_of(response.json())["host"] == [edge.gateway.upstreams["payment"].pool.host_header]
+    assert requests.get(f"{edge.url}/licenses/x", headers=edge.tokens.bearer(aud="xsn:licenses")).status_code == 502
 
 
 @pytest.mark.parametrize(("sockets", "message"), [

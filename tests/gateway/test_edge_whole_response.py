@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import json
 import socket
-import threading
 import time
 from types import SimpleNamespace
 
@@ -276,12 +275,11 @@ def test_a_problem_leaves_the_connection_open_unless_the_request_cannot_be_trust
     assert status == 400 and headers["connection"] == "close"
 
 
-def test_a_client_that_does_not_read_holds_up_its_own_answers(start_edge, tmp_path):
+def test_a_client_that_does_not_read_holds_up_its_own_answers(start_edge, serve_app, tmp_path):
     """Pipelined requests for answers of 200 kB (read whole, so ``WholeResponse``) from a client
     that reads nothing: the edge waits for the client to take each answer (the writer's drain)
     instead of asking the service for all of them and holding them in memory."""
     from flask import Flask
-    from werkzeug.serving import make_server
 
     hits = []
     app = Flask("big")
@@ -292,31 +290,25 @@ def test_a_client_that_does_not_read_holds_up_its_own_answers(start_edge, tmp_pa
         return b"x" * 200_000, 200, {"Content-Type": "application/octet-stream"}
 
     path = str(tmp_path / "payment.sock")
-    server = make_server(f"unix://{path}", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
+    serve_app(app, unix_socket=path)
+    edge = start_edge(GATEWAY_UPSTREAM_SOCKETS={"payment": path})
+    token = edge.tokens.token(aud="xsn:payment")
+    request = (f"GET /payment/big HTTP/1.1\r\nHost: 127.0.0.1:{edge.port}\r\n"
+               f"Authorization: Bearer {token}\r\n\r\n").encode()
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)  # before connecting: a small window
     try:
-        edge = start_edge(GATEWAY_UPSTREAM_SOCKETS={"payment": path})
-        token = edge.tokens.token(aud="xsn:payment")
-        request = (f"GET /payment/big HTTP/1.1\r\nHost: 127.0.0.1:{edge.port}\r\n"
-                   f"Authorization: Bearer {token}\r\n\r\n").encode()
-        sock = socket.socket()
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)  # before connecting: a small window
-        try:
-            sock.connect(("127.0.0.1", edge.port))
-            # 30 MB of answers asked for. An edge that stops reading the client's requests is
-            # a stall too (what is asserted below is what the service was asked): a send that
-            # times out ends the wait instead of hanging the suite.
-            sock.settimeout(5.0)
-            with contextlib.suppress(TimeoutError):
-                sock.sendall(request * 150)
-            time.sleep(2.0)
-            stalled = hits.count("big")
-        finally:
-            sock.close()
-        # What the socket buffers hold (a few MB) is answered; the rest waits for the client
-        # (measured: 21 of 150 asked of the service with the drain, all 150 without it).
-        assert 0 < stalled < 100, stalled
+        sock.connect(("127.0.0.1", edge.port))
+        # 30 MB of answers asked for. An edge that stops reading the client's requests is
+        # a stall too (what is asserted below is what the service was asked): a send that
+        # times out ends the wait instead of hanging the suite.
+        sock.settimeout(5.0)
+        with contextlib.suppress(TimeoutError):
+            sock.sendall(request * 150)
+        time.sleep(2.0)
+        stalled = hits.count("big")
     finally:
-        server.shutdown()
-        thread.join(5)
+        sock.close()
+    # What the socket buffers hold (a few MB) is answered; the rest waits for the client
+    # (measured: 21 of 150 asked of the service with the drain, all 150 without it).
+    assert 0 < stalled < 100, stalled

@@ -82,11 +82,6 @@ def seeded(app):
     return app
 
 
-@pytest.fixture
-def client(app):
-    return app.test_client()
-
-
 def csrf_token(client, path: str = "/login") -> str:
     response = client.get(path)
     match = CSRF_RE.search(response.get_data(as_text=True))

@@ -29,11 +29,6 @@ WINDOW_CLIENT = "window-app"
 
 
 @pytest.fixture
-def tokens() -> TokenFactory:
-    return TokenFactory()
-
-
-@pytest.fixture
 def app(make_app, tokens):
     app = make_app("licenses", LICENSES_SEAL_CLIENT="memory", LICENSES_NOTIFIER="memory",
                    LICENSES_HOLDER_DIRECTORY="memory", RATELIMIT_ENABLED=False,
@@ -48,11 +43,6 @@ def app(make_app, tokens):
     })
     yield app
     app.extensions["licenses"]["stores"].dispose()  # online verification's own pool (PostgreSQL)
-
-
-@pytest.fixture
-def client(app):
-    return app.test_client()
 
 
 @pytest.fixture

@@ -37,11 +37,6 @@ class Caller:
 
 
 @pytest.fixture
-def tokens() -> TokenFactory:
-    return TokenFactory()
-
-
-@pytest.fixture
 def hub_app(make_app, tokens):
     from messaging.seed import seed
 

@@ -14,7 +14,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -23,17 +22,15 @@ import pytest
 import redis
 from celery import Celery
 from sqlalchemy import func, select
-from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
 from common.db import get_db
 from messaging.models import Message
 from messaging.smtp_sink import read_mailbox
 from messaging.smtp_sink import start as start_sink
-from tests.support.suite import free_port
+from tests.support.suite import Served, beat_worker_argv, free_port, spawn, stop_group, wait_for
 
 pytestmark = [pytest.mark.services]
-ROOT = Path(__file__).resolve().parents[2]
 MESSAGES = 60
 
 
@@ -48,22 +45,21 @@ class OwnRedis:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> None:
-        self.proc = subprocess.Popen(["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-                                      "--appendonly", "no", "--dir", str(self.directory)],
-                                     stdout=subprocess.DEVNULL, start_new_session=True)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                if redis.Redis.from_url(self.url).ping():
-                    return
-            except redis.ConnectionError:
-                time.sleep(0.05)
-        raise RuntimeError("redis-server did not start")
+        """:raise AssertionError: it did not answer within 10 s, or it exited."""
+        self.proc = spawn(["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+                           "--appendonly", "no", "--dir", str(self.directory)])
+        wait_for(self._answers, 10, "redis-server's start", interval=0.05)
+
+    def _answers(self) -> bool:
+        assert self.proc.poll() is None, f"redis-server exited with {self.proc.returncode}"
+        try:
+            return bool(redis.Redis.from_url(self.url).ping())
+        except redis.ConnectionError:
+            return False
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(10)
+            stop_group(self.proc)
 
 
 class Receiver:
@@ -73,9 +69,8 @@ class Receiver:
         self.failures, self.lock = failures, threading.Lock()
         self.acked: dict[str, bytes] = {}
         self.requests = 0
-        self.server = make_server("127.0.0.1", free_port(), self.app, threaded=True)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
+        self.served = Served(self.app)
+        self.url = f"{self.served.url}/hook"
 
     def app(self, environ, start_response):
         request = Request(environ)
@@ -88,11 +83,7 @@ class Receiver:
 
 
 def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen:
-    with open(log, "ab") as out:
-        return subprocess.Popen([sys.executable, "-m", "celery", "-A", "common.ops.tasks", "worker", "--loglevel",
-                                 "WARNING", "--concurrency", "2", "--beat", "--schedule", str(log.parent / "beat"),
-                                 "--hostname", f"ft-{os.getpid()}-{time.monotonic_ns()}@%h"],
-                                env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    return spawn(beat_worker_argv(log.parent, f"ft-{os.getpid()}-{time.monotonic_ns()}@%h"), env=env, log=log)
 
 
 def kill(proc: subprocess.Popen) -> None:
@@ -155,19 +146,19 @@ def test_every_message_arrives_once_through_crashes_and_outages(redis_url, make_
                 time.sleep(1.5)
                 own_redis.start()
             time.sleep(0.05)
-        deadline = time.monotonic() + 120
-        done = 0
-        while time.monotonic() < deadline:
+        def completed() -> int:
             with get_db(app).session() as session:
-                done = session.scalar(select(func.count()).where(Message.status == "completed"))
-            if done == MESSAGES and len(receiver.acked) >= MESSAGES:
-                break
-            time.sleep(0.5)
+                return session.scalar(select(func.count()).where(Message.status == "completed"))
+
+        with contextlib.suppress(AssertionError):  # the count and the worker's log below say what is missing
+            wait_for(lambda: completed() == MESSAGES and len(receiver.acked) >= MESSAGES, 120,
+                     "every message's delivery")
+        done = completed()
     finally:
         kill(worker)
         own_redis.stop()
         sink.stop()
-        receiver.server.shutdown()
+        receiver.served.stop()
     assert done == MESSAGES, f"{done} of {MESSAGES} completed; worker log:\n{log.read_text()[-3000:]}"
     payloads = [json.loads(body) for body in receiver.acked.values()]
     by_message: dict[str, int] = {}

@@ -3,13 +3,11 @@ retries, 410 and failure streaks, URL validation."""
 
 from __future__ import annotations
 
-import threading
 from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
-from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
 from common.db import get_db, utcnow
@@ -17,7 +15,7 @@ from messaging import delivery, events, wiring
 from messaging.channels import webhooks
 from messaging.dispatch import InlineDispatcher
 from messaging.models import WebhookEndpoint, WebhookEvent
-from tests.support.suite import free_port
+from tests.support.suite import Served
 
 ISSUED = {"licence_name": "营业执照", "face_number": "61010020260001", "issuer": "西安市市场监督管理局"}
 
@@ -28,9 +26,8 @@ class Receiver:
     def __init__(self) -> None:
         self.answers: list[int] = []
         self.received: list[tuple[dict, bytes]] = []
-        self.server = make_server("127.0.0.1", free_port(), self.app, threaded=True)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
+        self.served = Served(self.app)
+        self.url = f"{self.served.url}/hook"
 
     def app(self, environ, start_response):
         request = Request(environ)
@@ -43,7 +40,7 @@ class Receiver:
 def receiver():
     receiver = Receiver()
     yield receiver
-    receiver.server.shutdown()
+    receiver.served.stop()
 
 
 def register(caller, url, events=("message.completed",)):

@@ -70,25 +70,22 @@ def test_a_burst_of_kept_alive_connections_is_spread_over_the_workers(tmp_path):
     both workers. On gunicorn's one shared socket such a burst mostly went to one worker, where
     the connections stay while kept alive (docs/ARCHITECTURE.md "How a service is served")."""
     import http.client
-    import os
-    import signal
-    import subprocess
-    import time
 
-    from tests.support.suite import free_port
+    from tests.support.proc_stat import children
+    from tests.support.suite import free_port, process, wait_for
 
     (tmp_path / "pid_app.py").write_text(PID_APP)
     port = free_port()
     argv = gunicorn_argv("pid_app:app", port, 2, "xsn-spread-test", ("--chdir", str(tmp_path)))
-    server = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 30
-        while len(_children(server.pid)) < 2 or _listeners(port) == 0:
-            assert server.poll() is None and time.monotonic() < deadline, "gunicorn did not start"
-            time.sleep(0.1)
-        deadline = time.monotonic() + 10
-        while _listeners(port) < 2 and time.monotonic() < deadline:  # the second worker binding its own
-            time.sleep(0.1)
+    with process(argv, stop_wait_s=15) as server:
+
+        def started() -> bool:
+            assert server.poll() is None, "gunicorn exited"
+            return len(children(server.pid)) >= 2 and _listeners(port) > 0
+
+        wait_for(started, 30, "gunicorn's start", interval=0.1)
+        # the second worker binding its own
+        wait_for(lambda: _listeners(port) >= 2, 10, "a second listening socket", interval=0.1)
         assert _listeners(port) == 2  # one per worker, not the arbiter's one shared by both
         connections = [http.client.HTTPConnection("127.0.0.1", port, timeout=10) for _ in range(16)]
         for connection in connections:  # all open before the first request
@@ -99,16 +96,6 @@ def test_a_burst_of_kept_alive_connections_is_spread_over_the_workers(tmp_path):
             answered_by.add(connection.getresponse().read())
             connection.close()
         assert len(answered_by) == 2  # all 16 on one of two sockets: probability 2 in 65,536
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(15)
-
-
-def _children(pid: int) -> list[int]:
-    import subprocess
-
-    found = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True, check=False).stdout
-    return [int(word) for word in found.split()]
 
 
 def _listeners(port: int) -> int:

@@ -1,4 +1,5 @@
-"""Fixtures of the payment tests: a seeded app, a token factory, a session, a notice maker."""
+"""Fixtures of the payment tests: a seeded app trusting tests/conftest.py's ``tokens``, a session, a notice
+maker."""
 
 from __future__ import annotations
 
@@ -10,15 +11,9 @@ from common.crypto.pii import PiiCipher
 from common.db import get_db
 from payment import notices
 from payment.seed import seed
-from tests.support.suite import TokenFactory
 
 DEPARTMENT_CLIENT = "xsn-dept-market"
 PERSON_ID = "11010519491231002X"
-
-
-@pytest.fixture
-def tokens() -> TokenFactory:
-    return TokenFactory()
 
 
 @pytest.fixture
@@ -27,11 +22,6 @@ def app(make_app, tokens):
     tokens.install(app)
     seed(app)
     return app
-
-
-@pytest.fixture
-def client(app):
-    return app.test_client()
 
 
 @pytest.fixture

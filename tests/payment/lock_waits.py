@@ -6,7 +6,6 @@ read (``test_ledger_locking``, ``test_ledger``)."""
 from __future__ import annotations
 
 import threading
-import time
 from contextlib import contextmanager
 
 from sqlalchemy import event, text
@@ -14,6 +13,7 @@ from sqlalchemy import event, text
 from common.db import utcnow
 from payment.ledger import one_statement
 from payment.ledger.transfers import create_transfers
+from tests.support.suite import wait_for
 
 # The session path's locking read of the accounts (``transfers._lock_accounts``,
 # ``transfers.hold_accounts``), as sent: the one statement's own lock reads differently.
@@ -58,11 +58,8 @@ def exact_meanwhile(db, specs, paused: threading.Thread, go_on: threading.Event)
 def release_once_waiting(db, pid: int, thread: threading.Thread, paused: threading.Thread,
                           go_on: threading.Event) -> None:
     with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as watcher:
-        deadline = time.monotonic() + 30
-        while watcher.scalar(text("SELECT wait_event_type FROM pg_stat_activity WHERE pid = :pid"),
-                             {"pid": pid}) != "Lock":
-            assert time.monotonic() < deadline, "the writer never waited on a row lock"
-            time.sleep(0.01)
+        wait_for(lambda: watcher.scalar(text("SELECT wait_event_type FROM pg_stat_activity WHERE pid = :pid"),
+                                        {"pid": pid}) == "Lock", 30, "the writer's wait on a row lock", interval=0.01)
     go_on.set()
     for waiting in (paused, thread):
         waiting.join(30)

@@ -33,7 +33,9 @@ from payment.ledger.transfers import (
 from payment.processes import GUNICORN_THREADS
 from tests.conftest import TEST_KEK
 from tests.payment.conftest import open_test_accounts
-from tests.support.suite import free_port, process, wait_ready
+from tests.support.concurrency import in_threads
+from tests.support.proc_stat import children
+from tests.support.suite import free_port, process, wait_for, wait_ready
 
 
 @pytest.fixture
@@ -125,22 +127,13 @@ def test_a_database_error_rolls_the_whole_group_back(ledger, monkeypatch):
 
 def _concurrently(submit, requests):
     """Submit every request from its own thread at once; returns each one's outcome."""
-    outcomes: list = [None] * len(requests)
     barrier = threading.Barrier(len(requests))
 
-    def run(index: int) -> None:
+    def run(index: int):
         barrier.wait()
-        try:
-            outcomes[index] = submit(requests[index])
-        except Exception as exc:  # the answer under test
-            outcomes[index] = exc
+        return submit(requests[index])  # an exception raised is the answer under test
 
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(requests))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    return outcomes
+    return in_threads(run, len(requests))
 
 
 class HeldFirstGroup:
@@ -159,10 +152,7 @@ class HeldFirstGroup:
 
 
 def _queued(committer: GroupCommitter, count: int) -> None:
-    deadline = time.monotonic() + 30
-    while committer._queue.qsize() < count:
-        assert time.monotonic() < deadline, "the requests did not queue up"
-        time.sleep(0.01)
+    wait_for(lambda: committer._queue.qsize() >= count, 30, "the requests' queueing", interval=0.01)
 
 
 def test_concurrent_requests_share_a_commit_and_each_gets_its_own_answer(app, ledger):
@@ -259,9 +249,7 @@ def test_a_caller_waits_no_longer_than_its_limit(app, ledger):
         committer.submit([TransferSpec("slow", "bank", "clearing", 5, "payment")])
     assert raised.value.status == 503 and raised.value.code == "ledger_timeout"
     writer.release.set()
-    deadline = time.monotonic() + 30
-    while committer.groups == 0 and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_for(lambda: committer.groups, 30, "the slow group's commit", interval=0.01)
     # Written after all: the client's retry with the same id is answered as a replay.
     assert not committer.submit([TransferSpec("slow", "bank", "clearing", 5, "payment")])[0].created
 
@@ -305,19 +293,6 @@ def test_a_threaded_server_answers_each_request_through_the_committer(app, token
     # loser's group is retried one by one, so not every request is counted in a committed group).
     assert app.extensions["payment_ledger_committer"].groups >= 1 and "payment_ledger_inline" not in app.extensions
     _check_written(ledger)
-
-
-def _children(pid: int) -> list[int]:
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as handle:
-                    if int(handle.read().rsplit(")", 1)[1].split()[1]) == pid:
-                        found.append(int(entry))
-            except OSError:
-                continue
-    return found
 
 
 @pytest.fixture
@@ -375,7 +350,7 @@ def test_killing_the_worker_mid_group_loses_nothing_it_acknowledged(served_ledge
         thread.start()
     time.sleep(0.8)
     before_kill = len(acknowledged)
-    for worker in _children(master):
+    for worker in children(master):
         os.kill(worker, signal.SIGKILL)
     for thread in threads:
         thread.join(60)

@@ -16,12 +16,13 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from common.db import get_db, utcnow
+from common.db_driver import PSYCOPG
 from common.errors import Problem
 from common.group_commit import NOT_WRITTEN, _Waiting
 from payment.ledger import one_statement
 from payment.ledger.checks import check_ledger
 from payment.ledger.group_commit import GroupCommitter, InlineWriter
-from payment.ledger.group_write import OneStatementWriter
+from payment.ledger.group_write import OneStatementWriter, write_requests
 from payment.ledger.models import LedgerAccount, LedgerTransfer
 from payment.ledger.transfers import (
     LedgerError,
@@ -31,6 +32,7 @@ from payment.ledger.transfers import (
 )
 from tests.conftest import need
 from tests.payment.conftest import open_test_accounts
+from tests.support.sql_capture import statements_sent
 
 
 @pytest.fixture
@@ -217,6 +219,58 @@ def test_elsewhere_than_postgresql_the_one_statement_declines(app, ledger):
         pytest.skip("SQLite's side of the same test")
     assert OneStatementWriter(get_db(app).engine)([[TransferSpec("x", "bank", "clearing", 10, "payment")]]) is None
     assert _count(ledger) == 1
+
+
+@pytest.fixture
+def one_statements(monkeypatch) -> list[int]:
+    """How many transfers each call of the one statement (``one_statement.write_new``) was given."""
+    calls: list[int] = []
+    real_write_new = one_statement.write_new
+
+    def write_new(connection, specs, **kwargs):
+        calls.append(len(specs))
+        return real_write_new(connection, specs, **kwargs)
+
+    monkeypatch.setattr(one_statement, "write_new", write_new)
+    return calls
+
+
+def _new_transfers_through_both_writers(app, ledger) -> list[str]:
+    """A plainly new transfer through ``create_transfers`` and a group through the
+    OneStatementWriter (written on the session path when it declines), checked written once each;
+    the INSERTs into ledger_transfers that went through SQLAlchemy meanwhile."""
+    with statements_sent(ledger, lambda sql: sql.lstrip().upper().startswith("INSERT INTO LEDGER_TRANSFERS")) as sent:
+        assert [r.created for r in create_transfers(ledger, [X])] == [True]
+        ledger.commit()
+        group = [[TransferSpec("g", "bank", "clearing", 5, "payment")]]
+        outcomes = OneStatementWriter(get_db(app).engine)(group)
+        if outcomes is None:
+            outcomes = write_requests(ledger, group)
+            ledger.commit()
+    assert [[r.created for r in outcome] for outcome in outcomes] == [[True]]
+    assert _count(ledger) == 3 and _sums(ledger, "clearing")["credits_posted"] == 115
+    assert check_ledger(ledger).ok
+    return sent
+
+
+def test_the_driver_decides_the_one_statement_path(app, ledger, one_statements):
+    """The one statement goes to psycopg's own cursor: on psycopg both writers send it and no
+    INSERT of a transfer goes through SQLAlchemy; on SQLite neither sends it."""
+    sent = _new_transfers_through_both_writers(app, ledger)
+    if get_db(app).engine.dialect.driver == PSYCOPG:
+        assert one_statements == [1, 1] and sent == []
+    else:
+        assert one_statements == [] and len(sent) == 2
+
+
+def test_postgresql_through_another_driver_takes_the_session_path(app, postgresql, ledger, one_statements,
+                                                                  monkeypatch):
+    """The database's name is not what decides: PostgreSQL through a driver other than psycopg
+    (its name stands in for one here: no second PostgreSQL driver is installed) writes the same
+    transfers with SQLAlchemy's statements, its locking reads still PostgreSQL's."""
+    monkeypatch.setattr(postgresql.engine.dialect, "driver", "pg8000")
+    sent = _new_transfers_through_both_writers(app, ledger)
+    assert one_statements == [] and len(sent) == 2
 
 
 def test_concurrent_writers_never_overdraw_and_write_each_id_once(postgresql, ledger):

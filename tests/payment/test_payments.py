@@ -13,6 +13,7 @@ from payment import payments, states
 from payment.ledger.checks import check_ledger
 from payment.ledger.models import LedgerAccount, LedgerTransfer
 from payment.models import Notice, PaymentOrder
+from tests.support.concurrency import in_threads, raised
 
 NOW = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
 
@@ -134,25 +135,18 @@ def test_concurrent_duplicate_confirmations_post_once(app, issue, session, postg
     notice = issue()
     order = payments.start_payment(session, notice, "wechat", actor="payer")
     session.commit()
-    results, errors = [], []
     barrier = threading.Barrier(8)
 
-    def confirm():
+    def confirm(_index: int) -> bool:
         with app.app_context(), get_db(app).session() as own:
             barrier.wait()
-            try:
-                results.append(payments.confirm_payment(own, order.id, channel="wechat", channel_transaction_id="wx-1",
-                                                        amount=order.amount, paid_at=NOW, actor="callback").posted)
-                own.commit()
-            except Exception as exc:  # noqa: BLE001 - collected and asserted below
-                errors.append(exc)
+            posted = payments.confirm_payment(own, order.id, channel="wechat", channel_transaction_id="wx-1",
+                                              amount=order.amount, paid_at=NOW, actor="callback").posted
+            own.commit()
+            return posted
 
-    threads = [threading.Thread(target=confirm) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(30)
-    assert errors == [] and sorted(results) == [False] * 7 + [True]
+    results = in_threads(confirm, 8, timeout=30)
+    assert raised(results) == [] and sorted(results) == [False] * 7 + [True]
     session.expire_all()
     assert _transfers(session) == 3
     assert session.get(PaymentOrder, order.id).status == "paid"

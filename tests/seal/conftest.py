@@ -1,4 +1,5 @@
-"""Fixtures of the seal tests: an app with a token factory, a seal with grants, key material."""
+"""Fixtures of the seal tests: an app trusting tests/conftest.py's ``tokens``, a seal with grants, key
+material."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ import pytest
 
 from common.crypto.gm import SM2PrivateKey
 from seal import ca, ses
-from tests.support.suite import TokenFactory
 
 
 def _valid_code() -> str:
@@ -23,20 +23,10 @@ ORG_NAME = "西安市示范科技有限公司"
 
 
 @pytest.fixture
-def tokens() -> TokenFactory:
-    return TokenFactory()
-
-
-@pytest.fixture
 def app(make_app, tokens):
     app = make_app("seal")
     tokens.install(app)
     return app
-
-
-@pytest.fixture
-def client(app):
-    return app.test_client()
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ from common.db import get_db
 from seal import certificates
 from seal.log import keys
 from seal.models import Certificate, SigningKey
+from tests.support.concurrency import in_threads, raised
 
 
 def _race(app, work) -> list:
@@ -19,26 +20,17 @@ def _race(app, work) -> list:
     its transaction open a moment before committing, so the second arrives while the first has
     created but not yet committed."""
     barrier = threading.Barrier(2, timeout=20)
-    results: list = []
-    errors: list[BaseException] = []
 
-    def run() -> None:
-        try:
-            with get_db(app).session() as session:
-                barrier.wait()
-                result = work(session)
-                time.sleep(0.3)
-                session.commit()
-                results.append(result)
-        except BaseException as exc:  # noqa: BLE001 - reported below
-            errors.append(exc)
+    def run(_index: int):
+        with get_db(app).session() as session:
+            barrier.wait()
+            result = work(session)
+            time.sleep(0.3)
+            session.commit()
+            return result
 
-    threads = [threading.Thread(target=run) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    assert not errors, errors
+    results = in_threads(run, 2)
+    assert not raised(results), results
     return results
 
 

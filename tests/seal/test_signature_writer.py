@@ -21,26 +21,19 @@ from seal.models import Signature
 from seal.signature_writer import group_writer
 from tests.seal.domain import LICENSES
 from tests.seal.log.test_concurrency import check_log
+from tests.support.concurrency import in_threads
+from tests.support.suite import wait_for
 
 
 def _sign_concurrently(app, kek, seal_id, writer, keys: list[str | None], digests: list[bytes]) -> list:
     """``signing.sign`` from one thread per request, each on its own session."""
-    results: list = [None] * len(keys)
 
-    def one(position: int) -> None:
+    def one(position: int):
         with get_db(app).session() as session:
-            try:
-                results[position] = signing.sign(session, kek, seal_id, actor=LICENSES, digest=digests[position],
-                                                  idempotency_key=keys[position], log=SIGNATURE_LOG, writer=writer)
-            except BaseException as exc:  # reported by the assertion below
-                results[position] = exc
+            return signing.sign(session, kek, seal_id, actor=LICENSES, digest=digests[position],
+                                idempotency_key=keys[position], log=SIGNATURE_LOG, writer=writer)
 
-    threads = [threading.Thread(target=one, args=(n,)) for n in range(len(keys))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    return results
+    return in_threads(one, len(keys))
 
 
 def _held_head(app):
@@ -52,18 +45,12 @@ def _held_head(app):
 
 def _wait_taken(writer) -> None:
     """Until the committer has taken the one request submitted (and waits on the head lock)."""
-    deadline = time.monotonic() + 30
-    while writer._queue.qsize() or not writer._threads:
-        assert time.monotonic() < deadline, "nothing was submitted"
-        time.sleep(0.01)
+    wait_for(lambda: not writer._queue.qsize() and writer._threads, 30, "the committer's take", interval=0.01)
     time.sleep(0.2)  # the committer thread, just started, takes it from the queue
 
 
 def _wait_queued(writer, count: int) -> None:
-    deadline = time.monotonic() + 30
-    while writer._queue.qsize() < count:
-        assert time.monotonic() < deadline, "the requests did not queue"
-        time.sleep(0.01)
+    wait_for(lambda: writer._queue.qsize() >= count, 30, "the requests' queueing", interval=0.01)
 
 
 def test_signers_queued_behind_the_head_share_one_commit(app, kek, seal):

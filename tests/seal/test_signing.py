@@ -22,6 +22,7 @@ from tests.seal.domain import (
     sign,
     signature_count,
 )
+from tests.support.concurrency import in_threads, raised
 
 
 def test_signing_refused_unless_active_and_in_validity(db, kek, seal):
@@ -102,24 +103,15 @@ def test_concurrent_double_submit_signs_once(app, kek, seal, monkeypatch):
 
     monkeypatch.setattr(signing, "signing_material", material)
     database_log = app.extensions["seal_signature_log"]
-    results: list = []
-    errors: list[BaseException] = []
 
-    def submit() -> None:
-        try:
-            with get_db(app).session() as session:
-                result = signing.sign(session, kek, seal.id, actor=LICENSES, digest=DIGEST,
-                                      idempotency_key="double-submit", log=database_log)
-                results.append((result.signature.id, result.replayed))
-        except BaseException as exc:  # noqa: BLE001 - reported below
-            errors.append(exc)
+    def submit(_index: int) -> tuple[str, bool]:
+        with get_db(app).session() as session:
+            result = signing.sign(session, kek, seal.id, actor=LICENSES, digest=DIGEST,
+                                  idempotency_key="double-submit", log=database_log)
+            return result.signature.id, result.replayed
 
-    threads = [threading.Thread(target=submit) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    assert not errors, errors
+    results = in_threads(submit, 2)
+    assert not raised(results), results
     assert len(results) == 2 and results[0][0] == results[1][0]
     assert sorted(replayed for _, replayed in results) == [False, True]
     with get_db(app).session() as session:

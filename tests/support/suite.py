@@ -1,5 +1,5 @@
-"""Test-harness helpers that are not fixtures: free ports, a real process started and stopped,
-waiting until something is so, starting the real suite."""
+"""Test-harness helpers that are not fixtures: free ports, a WSGI app served in a thread, a real
+process started and stopped, waiting until something is so, starting the real suite."""
 
 from __future__ import annotations
 
@@ -9,9 +9,11 @@ import os
 import signal
 import socket
 import subprocess
+import sys
+import threading
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TypeVar
 
@@ -28,6 +30,39 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+class Served:
+    """A WSGI app served over real HTTP by werkzeug's threaded server in a thread of this process:
+    on 127.0.0.1 at ``port`` (one the system picks, by default), or on the Unix socket at
+    ``unix_socket``; ``url`` is ``http://127.0.0.1:<port>`` or ``unix://<path>``. Stopped by
+    :meth:`stop` or at the end of a ``with`` block. The ``serve_app`` fixture is this per test.
+    """
+
+    def __init__(self, app: Callable, *, port: int = 0, unix_socket: str | Path | None = None) -> None:
+        from werkzeug.serving import make_server
+
+        if unix_socket is not None:
+            self.server = make_server(f"unix://{unix_socket}", 0, app, threaded=True)
+            self.url = f"unix://{unix_socket}"
+        else:
+            self.server = make_server("127.0.0.1", port, app, threaded=True)
+            self.url = f"http://127.0.0.1:{self.server.server_port}"
+        # A short poll interval: shutdown() waits for it.
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
+                                       daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(5)
+
+    def __enter__(self) -> Served:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
 
 
 def wait_for(check: Callable[[], T], timeout: float, what: str = "it", interval: float = 0.5) -> T:
@@ -82,23 +117,38 @@ def stop_group(proc: subprocess.Popen, *, wait_s: float = 10.0) -> None:
             proc.wait(5)
 
 
-@contextlib.contextmanager
-def process(argv: list[str], *, env: dict[str, str] | None = None, log: Path | None = None,
-            stop_wait_s: float = 10.0) -> Iterator[subprocess.Popen]:
-    """``argv`` in a process group of its own, from the repository root, its output to ``log``
-    (or nowhere); the group stopped on exit (``stop_group``), whatever the test did, so a failed
-    test leaves no process behind."""
-    out = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115 - closed below
-    try:
-        proc = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
+def spawn(argv: list[str], *, env: Mapping[str, str] | None = None, log: Path | None = None,
+          cwd: str | Path = ROOT) -> subprocess.Popen:
+    """``argv`` started in a process group of its own, in ``cwd`` (the repository root), its
+    output appended to ``log`` (or nowhere). Stopping it is the caller's (``stop_group``): for a
+    process a test stops and starts again midway (a crash, an outage); otherwise use
+    :func:`process`."""
+    env = dict(env) if env is not None else None
+    if log is None:
+        return subprocess.Popen(argv, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
                                 start_new_session=True)
-        try:
-            yield proc
-        finally:
-            stop_group(proc, wait_s=stop_wait_s)
+    with open(log, "ab") as out:  # the child has its own copy of the descriptor
+        return subprocess.Popen(argv, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+
+
+@contextlib.contextmanager
+def process(argv: list[str], *, env: Mapping[str, str] | None = None, log: Path | None = None,
+            cwd: str | Path = ROOT, stop_wait_s: float = 10.0) -> Iterator[subprocess.Popen]:
+    """``argv`` as :func:`spawn` starts it; the group stopped on exit (``stop_group``), whatever
+    the test did, so a failed test leaves no process behind."""
+    proc = spawn(argv, env=env, log=log, cwd=cwd)
+    try:
+        yield proc
     finally:
-        if log:
-            out.close()
+        stop_group(proc, wait_s=stop_wait_s)
+
+
+def beat_worker_argv(var: Path, hostname: str) -> list[str]:
+    """A Celery worker of the suite's tasks with two processes and beat in it (its schedule file
+    in ``var``), as the messaging fault-tolerance test and bench.messaging run it."""
+    return [sys.executable, "-m", "celery", "-A", "common.ops.tasks", "worker", "--loglevel", "WARNING",
+            "--concurrency", "2", "--beat", "--schedule", str(var / "beat"), "--hostname", hostname]
 
 
 def start_suite(var_dir: Path, env: dict[str, str] | None = None, workers: int = 1) -> Suite:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import html
 import json
 import re
-import threading
 import time
 from urllib.parse import urljoin
 
@@ -17,7 +16,6 @@ import pytest
 import requests
 from joserfc import jwt
 from joserfc.jwk import KeySet
-from werkzeug.serving import make_server
 
 from common.db import get_db
 from tests.support.oauth import CSRF_RE, REDIRECT, pkce_pair, query, register
@@ -27,23 +25,7 @@ LI_ID = "610102198506154567"  # 李四, L2 in the demo data
 
 
 @pytest.fixture
-def serve():
-    servers = []
-
-    def start(app, port):
-        server = make_server("127.0.0.1", port, app, threaded=True)
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
-        thread.start()
-        servers.append((server, thread))
-
-    yield start
-    for server, thread in servers:
-        server.shutdown()
-        thread.join(5)
-
-
-@pytest.fixture
-def nodes(identity_app, serve):
+def nodes(identity_app, serve_app):
     """``build(seed_people)``: (provincial upstream URL, city node URL, city app, demo app id)."""
     from identity.seed import seed
 
@@ -64,8 +46,8 @@ def nodes(identity_app, serve):
                 seed(city)
         app_id, _ = register(city, client_type="public", skip_consent=True,
                              scopes=["openid", "profile", "idcard", "offline_access"])
-        serve(upstream, up_port)
-        serve(city, down_port)
+        serve_app(upstream, port=up_port)
+        serve_app(city, port=down_port)
         return up_url, down_url, city, app_id
 
     return build
@@ -176,17 +158,23 @@ def test_pending_federation_is_kept_server_side_not_in_the_cookie(nodes):
         assert secret not in json.dumps(cookie) and secret not in raw
 
 
-def test_replayed_state_is_refused(nodes):
-    from identity.oauth.kernel import digest
-    from identity.oauth.models import FederationPending
-
-    up_url, down_url, city, _ = nodes(seed_people=False)
-    http = requests.Session()
+def _back_at_the_callback(http: requests.Session, down_url: str) -> requests.Response:
+    """A federated login started at the city node and signed in at the province, stopped at the
+    redirect to the city's callback (``url``: the callback, not fetched)."""
     up_login = follow(http, f"{down_url}/federation/start?next=/account", stop_at="never")
     token = CSRF_RE.search(up_login.text).group(1)
     posted = http.post(up_login.url, data={"csrf_token": token, "login": LI_ID, "password": "demo-password-1"},
                        allow_redirects=False, timeout=10)
-    back = follow(http, urljoin(up_login.url, posted.headers["Location"]), stop_at=f"{down_url}/federation/callback")
+    return follow(http, urljoin(up_login.url, posted.headers["Location"]), stop_at=f"{down_url}/federation/callback")
+
+
+def test_replayed_state_is_refused(nodes):
+    from identity.oauth.kernel import digest
+    from identity.oauth.models import FederationPending
+
+    _, down_url, city, _ = nodes(seed_people=False)
+    http = requests.Session()
+    back = _back_at_the_callback(http, down_url)
     callback_url = back.url
     stolen = http.cookies.copy()  # the cookie as it was before the callback (holding the state)
     first = http.get(callback_url, allow_redirects=False, timeout=10)
@@ -205,13 +193,9 @@ def test_an_upstream_token_answer_without_an_id_token_is_a_refusal_page(nodes, m
     """Anything but 200 with a JSON object holding an id_token string ends on the 502 page, never a 500."""
     from common.http import ServiceClient
 
-    up_url, down_url, _, _ = nodes(seed_people=False)
+    _, down_url, _, _ = nodes(seed_people=False)
     http = requests.Session()
-    up_login = follow(http, f"{down_url}/federation/start?next=/account", stop_at="never")
-    token = CSRF_RE.search(up_login.text).group(1)
-    posted = http.post(up_login.url, data={"csrf_token": token, "login": LI_ID, "password": "demo-password-1"},
-                       allow_redirects=False, timeout=10)
-    back = follow(http, urljoin(up_login.url, posted.headers["Location"]), stop_at=f"{down_url}/federation/callback")
+    back = _back_at_the_callback(http, down_url)
     answer = requests.Response()
     answer.status_code, answer._content = status, body.encode()
     monkeypatch.setattr(ServiceClient, "post", lambda *args, **kwargs: answer)  # the node's call upstream only

@@ -9,8 +9,16 @@ import rfc8785
 from common.crypto import merkle
 from common.crypto.gm import SM2PrivateKey, sm3
 from seal.log import appends, checkpoints
+from tests.conftest import TEST_KEK
 
 ORIGIN = "xsn.test/seal-log"
+
+
+def cli_env(app, tmp_path) -> dict[str, str]:
+    """The environment under which ``xsn`` reaches the same database and key store as ``app``
+    (a log of origin ``ORIGIN``), with a var dir of its own under ``tmp_path``."""
+    return {"XSN_SEAL_DATABASE_URL": app.config["DATABASE_URL"], "XSN_KEK": TEST_KEK,
+            "XSN_VAR_DIR": str(tmp_path / "cli-var"), "XSN_SEAL_LOG_ORIGIN": ORIGIN}
 
 
 def event(i: int, **overrides) -> dict:

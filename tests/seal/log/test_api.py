@@ -14,8 +14,7 @@ from common.crypto.gm import SM2PublicKey, sm3
 from common.crypto.signed_note import compute_key_hint, verify_note
 from common.db import get_db
 from seal.log import appends
-
-ORIGIN = "xsn.test/seal-log"
+from tests.seal.log.events import ORIGIN
 
 
 def event(i: int) -> dict:

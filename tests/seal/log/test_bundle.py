@@ -20,10 +20,8 @@ from common.ops.cli import main
 from seal.log import appends
 from seal.log.models import AuditQuery
 from seal.log.service import LogSettings, publish
+from tests.seal.log.events import ORIGIN, cli_env
 from tests.support.suite import free_port
-
-ORIGIN = "xsn.test/seal-log"
-KEK = "00112233445566778899aabbccddeeff"
 
 
 @pytest.fixture
@@ -49,8 +47,7 @@ def app(make_app, tokens, material):
 @pytest.fixture
 def env(app, tmp_path):
     """``xsn`` with the database (for ``export``) and a fresh var dir; ``fetch`` needs neither."""
-    return {"XSN_SEAL_DATABASE_URL": app.config["DATABASE_URL"], "XSN_KEK": KEK,
-            "XSN_VAR_DIR": str(tmp_path / "cli-var"), "XSN_SEAL_LOG_ORIGIN": ORIGIN}
+    return cli_env(app, tmp_path)
 
 
 @pytest.fixture

@@ -16,10 +16,8 @@ from common.crypto.gm import sm3
 from common.db import get_db
 from common.ops.cli import main
 from seal.log import appends
+from tests.seal.log.events import ORIGIN, cli_env
 from tests.support.suite import TokenFactory
-
-ORIGIN = "xsn.test/seal-log"
-KEK = "00112233445566778899aabbccddeeff"
 
 
 @pytest.fixture
@@ -143,8 +141,7 @@ def test_self_check_reports_each_kind_of_tampering(app, material, name):
                                   "entry deleted", "node changed", "stored signature replaced"])
 def test_the_offline_verifier_reports_tampering(app, material, tmp_path, name):
     """An export taken after the tampering no longer verifies against the signed checkpoint."""
-    env = {"XSN_SEAL_DATABASE_URL": app.config["DATABASE_URL"], "XSN_KEK": KEK, "XSN_SEAL_LOG_ORIGIN": ORIGIN,
-           "XSN_VAR_DIR": str(tmp_path / "var")}
+    env = cli_env(app, tmp_path)
     runner = CliRunner()
     TAMPERING[name][0](app, material)
     export = runner.invoke(main, ["seal", "log", "export", "--tree-size", "10", "--out", str(tmp_path / "b.json"),
@@ -184,8 +181,7 @@ def test_a_signature_stored_once_is_checked_where_it_is_stored(make_app, tmp_pat
     sql(app, "UPDATE signatures SET signature_der = :der WHERE log_index = 1",
         der=base64.b64decode(signed[0].get_json()["signature_base64"]))
     assert "signature_digest_mismatch" in codes(self_check(app))
-    env = {"XSN_SEAL_DATABASE_URL": app.config["DATABASE_URL"], "XSN_KEK": KEK, "XSN_SEAL_LOG_ORIGIN": ORIGIN,
-           "XSN_VAR_DIR": str(tmp_path / "var")}
+    env = cli_env(app, tmp_path)
     runner = CliRunner()
     export = runner.invoke(main, ["seal", "log", "export", "--out", str(tmp_path / "b.json"),
                                   "--key-out", str(tmp_path / "k.pem")], env=env)

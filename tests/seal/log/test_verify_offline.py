@@ -17,9 +17,7 @@ from seal import ca
 from seal.log import appends
 from seal.log.service import LogSettings, signer_factory
 from seal.log.verify_offline import BundleError, verify_bundle
-
-ORIGIN = "xsn.test/seal-log"
-KEK = "00112233445566778899aabbccddeeff"
+from tests.seal.log.events import ORIGIN, cli_env
 
 
 @pytest.fixture
@@ -32,8 +30,7 @@ def app(make_app, tokens):
 @pytest.fixture
 def env(app, tmp_path):
     """The environment under which ``xsn`` reaches the same database and key store as ``app``."""
-    return {"XSN_SEAL_DATABASE_URL": app.config["DATABASE_URL"], "XSN_KEK": KEK,
-            "XSN_VAR_DIR": str(tmp_path / "cli-var"), "XSN_SEAL_LOG_ORIGIN": ORIGIN}
+    return cli_env(app, tmp_path)
 
 
 def signed_event(material, i: int, **overrides) -> dict:
