@@ -40,7 +40,6 @@ CATALOG = {
     "zh": {
         "audit.title": "签章日志审计控制台",
         "audit.sign_out": "退出",
-        "audit.signed_in_as": "已登录：",
         "audit.checkpoint": "最新检查点",
         "audit.leaf_hash": "叶子哈希",
         "audit.size": "树大小",
@@ -72,7 +71,6 @@ CATALOG = {
     "en": {
         "audit.title": "Signature log audit console",
         "audit.sign_out": "Sign out",
-        "audit.signed_in_as": "Signed in:",
         "audit.checkpoint": "Latest checkpoint",
         "audit.leaf_hash": "Leaf hash",
         "audit.size": "Tree size",
