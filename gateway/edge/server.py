@@ -340,7 +340,7 @@ class Gateway:
         except Exception as exc:
             AUDIT_FAILURES.inc()
             self.audit_down_until = time.monotonic() + AUDIT_PAUSE_S
-            log.error("audit_record_failed", request_id=exchange.request_id, error=str(exc)[:200])
+            log.error("audit_record_failed", request_id=exchange.request_id, error=f"{type(exc).__name__}: {exc}"[:200])
             raise AuditUnavailable("the audit log cannot be written") from exc
 
     async def parse_error_response(self, request: web.BaseRequest, problem: EdgeProblem) -> WholeResponse:
