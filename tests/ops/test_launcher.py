@@ -80,7 +80,8 @@ def test_a_burst_of_kept_alive_connections_is_spread_over_the_workers(tmp_path):
     (tmp_path / "pid_app.py").write_text(PID_APP)
     port = free_port()
     argv = gunicorn_argv("pid_app:app", port, 2, "xsn-spread-test", ("--chdir", str(tmp_path)))
-    server = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    with open(tmp_path / "gunicorn.log", "wb") as log:
+        server = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=log, start_new_session=True)
     try:
         deadline = time.monotonic() + 30
         while len(_children(server.pid)) < 2 or _listeners(port) == 0:
@@ -102,6 +103,10 @@ def test_a_burst_of_kept_alive_connections_is_spread_over_the_workers(tmp_path):
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(15)
+    # The arbiter itself holds no socket; its start-up line still says where the service listens
+    # (gunicorn alone wrote "Listening at:  (<pid>)"; common.ops.gunicorn_hooks).
+    assert f"Listening at: http://127.0.0.1:{port}, a SO_REUSEPORT socket per worker ({server.pid})" in \
+        (tmp_path / "gunicorn.log").read_text()
 
 
 def _children(pid: int) -> list[int]:
