@@ -156,7 +156,8 @@ def test_auditor_signs_in_searches_the_log_and_sees_an_entry_s_proof_checked(sui
         assert page.inner_text("#verdict") == "全部校验通过"
         steps = page.locator("tr.step").all_inner_texts()
         assert steps and all(step.startswith("✔") for step in steps), steps
-        assert any("inclusion" in step for step in steps) and any("SES signature" in step for step in steps)
+        assert any(f"条目 {index}：包含证明" in step for step in steps)  # in the page's language
+        assert any("GB/T 38540 各项校验均通过" in step for step in steps)
         assert "叶子哈希" in page.inner_text("body")
         # the checkpoint's signature line wraps inside its card instead of running past it
         assert page.evaluate("[...document.querySelectorAll('pre')].every(p => p.scrollWidth <= p.clientWidth)")
@@ -179,3 +180,4 @@ def test_a_citizen_without_the_roles_is_refused_with_the_403_page(suite, browser
         _screenshot(page, "seal-console-forbidden")
     finally:
         context.close()
+
