@@ -181,3 +181,18 @@ def test_a_citizen_without_the_roles_is_refused_with_the_403_page(suite, browser
     finally:
         context.close()
 
+
+def test_a_console_opened_on_another_loopback_name_signs_in_on_the_public_host(suite, browser):
+    """``make run`` also serves localhost:8000; the sign-in's callback is the configured
+    127.0.0.1:8000, so a flow begun on localhost lost its cookie (登录未完成). The gateway sends
+    the page to the public host first."""
+    gateway = suite.base_url("gateway")
+    context = browser.new_context(locale="zh-CN")
+    page = context.new_page()
+    try:
+        page.goto(gateway.replace("127.0.0.1", "localhost") + "/seal/audit/?lang=zh")
+        _sign_in_at_identity(page, WANG)
+        page.wait_for_url(f"{gateway}/seal/audit/?lang=zh")
+        assert page.inner_text("#signed-in-user") == "已登录： 王五"
+    finally:
+        context.close()
