@@ -204,10 +204,11 @@ def test_gunicorn_config_makes_metrics_count_requests_of_all_workers(tmp_path):
     port = free_port()
     env = dict(os.environ, PROMETHEUS_MULTIPROC_DIR=str(metrics_dir), XSN_VAR_DIR=str(tmp_path / "var"),
                XSN_DATABASE_URL=f"sqlite:///{tmp_path / 'seal.db'}", XSN_LOG_LEVEL="WARNING")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "--config", str(ROOT / "deploy" / "gunicorn.conf.py"), "--workers", "2",
-         "--bind", f"127.0.0.1:{port}", "--no-control-socket", "seal:create_app()"],
-        env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    with open(tmp_path / "gunicorn.log", "wb") as log:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "--config", str(ROOT / "deploy" / "gunicorn.conf.py"), "--workers",
+             "2", "--bind", f"127.0.0.1:{port}", "--no-control-socket", "seal:create_app()"],
+            env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -232,6 +233,9 @@ def test_gunicorn_config_makes_metrics_count_requests_of_all_workers(tmp_path):
     finally:
         os.killpg(server.pid, 15)
         server.wait(20)
+    # Two workers, a socket each: the arbiter's start-up line still names the address.
+    assert f"Listening at: http://127.0.0.1:{port}, a SO_REUSEPORT socket per worker" in \
+        (tmp_path / "gunicorn.log").read_text()
 
 
 @pytest.mark.parametrize("workers", [1, 2, 4])
@@ -239,6 +243,7 @@ def test_gunicorn_config_gives_each_worker_its_own_socket_only_when_there_are_tw
     """The rule of ``xsn run`` (common.ops.launcher.gunicorn_argv): SO_REUSEPORT sockets for two
     or more workers, the arbiter's socket for one; from ``--workers`` (set after the file, as
     gunicorn applies the command line), at start and again at a reload (which re-reads the file)."""
+    import logging
     import runpy
     from types import SimpleNamespace
 
@@ -252,7 +257,7 @@ def test_gunicorn_config_gives_each_worker_its_own_socket_only_when_there_are_tw
         if name in cfg.settings:
             cfg.set(name, value)
     cfg.set("workers", workers)
-    server = SimpleNamespace(cfg=cfg)
+    server = SimpleNamespace(cfg=cfg, log=SimpleNamespace(error_log=logging.getLogger("test.gunicorn.error")))
     cfg.on_starting(server)
     assert cfg.reuse_port is (workers > 1)
     assert ("--reuse-port" in gunicorn_argv("seal:create_app()", 8003, workers, "xsn-seal")) is cfg.reuse_port

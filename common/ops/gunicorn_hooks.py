@@ -1,5 +1,6 @@
 """gunicorn server hooks of the suite's services under ``xsn run`` (``--config
-python:common.ops.gunicorn_hooks``, common.ops.launcher.gunicorn_argv).
+python:common.ops.gunicorn_hooks``, common.ops.launcher.gunicorn_argv); the containers'
+``deploy/gunicorn.conf.py`` calls ``on_starting`` from its own.
 
 With ``--reuse-port`` the arbiter opens no socket (each worker binds its own), and gunicorn's
 start-up line reads ``Listening at:  (<pid>)``: the one line saying where a service listens
