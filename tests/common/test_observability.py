@@ -68,11 +68,14 @@ def test_probe_lines_are_debug_and_the_list_is_configurable(tmp_path):
         quieter = seal.create_app({"TESTING": True, "ACCESS_LOG_DEBUG_ROUTES": ["/info"]}).test_client()
         quieter.get("/livez")
         quieter.get("/info")
+        listed = seal.create_app({"TESTING": True, "ACCESS_LOG_DEBUG_ROUTES": "/info,/livez"}).test_client()
+        listed.get("/livez")  # as XSN_ACCESS_LOG_DEBUG_ROUTES=/info,/livez gives it (not JSON)
+        listed.get("/readyz")
     """)
     access = _access_lines(script, tmp_path, "DEBUG")
     assert [(line["path"], line["level"]) for line in access] == [
         ("/livez", "debug"), ("/info", "info"), ("/readyz", "debug"), ("/metrics", "debug"),
-        ("/livez", "info"), ("/info", "debug")]
+        ("/livez", "info"), ("/info", "debug"), ("/livez", "debug"), ("/readyz", "info")]
 
 
 def test_the_revocation_feed_polled_every_second_is_not_an_info_line(make_app):
