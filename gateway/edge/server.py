@@ -120,8 +120,7 @@ class Gateway:
             raise MalformedRequest("more than one Host header")
         self.boundary.check_host(hosts[0] if hosts else None)
         check_framing(headers)
-        moved = self.boundary.page_redirect(hosts[0], request.method, request.raw_path, headers.get("Accept", ""),
-                                            "Authorization" in headers)
+        moved = self.boundary.page_redirect(hosts[0], request.method, request.raw_path, headers)
         if moved is not None:
             check_path(exchange.path)  # what is not served here is not sent on either (400)
             exchange.status, exchange.reason = 307, "canonical_host"
