@@ -31,6 +31,9 @@ DEFAULT_PORTS = {
 }
 
 ENV_PREFIX = "XSN"
+# Routes called on a timer, not by people: probes (the edge's, a kubelet's) and scrapes. Their
+# access lines are DEBUG (common.web.observability); a service adds its polled routes.
+PROBE_ROUTES = ("/livez", "/readyz", "/metrics")
 
 
 def service_module_names(part: str) -> list[str]:
@@ -62,6 +65,7 @@ def defaults(service: str) -> dict[str, Any]:
         "KEK": None,  # hex SM4 key-encryption key; generated under var/ in the embedded setup
         "SECRET_KEY": None,  # session cookies; generated under var/ in the embedded setup
         "LOG_LEVEL": "INFO",
+        "ACCESS_LOG_DEBUG_ROUTES": list(PROBE_ROUTES),  # route rules whose access lines are DEBUG, not INFO
         # Access tokens: None means derived (issuer through the gateway, audience xsn:<service>,
         # JWKS from identity's internal URL); see common.web.auth.resolved_settings.
         "OAUTH_ISSUER": None,

@@ -46,6 +46,9 @@ on_reload = spread_connections
 
 def on_starting(server) -> None:
     spread_connections(server)
+    from common.ops import gunicorn_hooks  # the app's package, installed in the image
+
+    gunicorn_hooks.on_starting(server)  # the address in "Listening at:", which reuse_port leaves empty
     directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     if directory:
         os.makedirs(directory, exist_ok=True)

@@ -5,7 +5,11 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from common.config import PROBE_ROUTES
+
 SETTINGS: dict[str, Any] = {
+    # The gateway polls the revocation feed every second (GATEWAY_REVOCATION_POLL): DEBUG lines.
+    "ACCESS_LOG_DEBUG_ROUTES": [*PROBE_ROUTES, "/oauth/revocations"],
     # -- accounts and login --
     # argon2id parameters; None = argon2-cffi's defaults (RFC 9106 low-memory profile).
     # Tests set cheap values: a default hash costs ~50-200 ms.

@@ -205,7 +205,7 @@ def test_gunicorn_config_makes_metrics_count_requests_of_all_workers(tmp_path):
     argv = [sys.executable, "-m", "gunicorn", "--config", str(ROOT / "deploy" / "gunicorn.conf.py"), "--workers",
             "2", "--bind", f"127.0.0.1:{port}", "--no-control-socket", "seal:create_app()"]
     base = f"http://127.0.0.1:{port}"
-    with process(argv, env=env, stop_wait_s=20) as server:
+    with process(argv, env=env, stop_wait_s=20, log=tmp_path / "gunicorn.log") as server:
 
         def answers() -> bool:  # any answer: /readyz is not 200 on this unmigrated database, /livez is counted
             assert server.poll() is None, "gunicorn exited"
@@ -226,6 +226,9 @@ def test_gunicorn_config_makes_metrics_count_requests_of_all_workers(tmp_path):
         line = next(line for line in text.splitlines()
                     if line.startswith("xsn_http_requests_total{") and 'route="/livez"' in line)
         assert float(line.rsplit(" ", 1)[1]) == sent
+    # Two workers, a socket each: the arbiter's start-up line still names the address.
+    assert f"Listening at: http://127.0.0.1:{port}, a SO_REUSEPORT socket per worker" in \
+        (tmp_path / "gunicorn.log").read_text()
 
 
 @pytest.mark.parametrize("workers", [1, 2, 4])
@@ -233,6 +236,7 @@ def test_gunicorn_config_gives_each_worker_its_own_socket_only_when_there_are_tw
     """The rule of ``xsn run`` (common.ops.launcher.gunicorn_argv): SO_REUSEPORT sockets for two
     or more workers, the arbiter's socket for one; from ``--workers`` (set after the file, as
     gunicorn applies the command line), at start and again at a reload (which re-reads the file)."""
+    import logging
     import runpy
     from types import SimpleNamespace
 
@@ -246,7 +250,7 @@ def test_gunicorn_config_gives_each_worker_its_own_socket_only_when_there_are_tw
         if name in cfg.settings:
             cfg.set(name, value)
     cfg.set("workers", workers)
-    server = SimpleNamespace(cfg=cfg)
+    server = SimpleNamespace(cfg=cfg, log=SimpleNamespace(error_log=logging.getLogger("test.gunicorn.error")))
     cfg.on_starting(server)
     assert cfg.reuse_port is (workers > 1)
     assert ("--reuse-port" in gunicorn_argv("seal:create_app()", 8003, workers, "xsn-seal")) is cfg.reuse_port

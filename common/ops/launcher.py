@@ -100,7 +100,8 @@ class Suite:
             self._spawn(service, argv, service_env)
         # One worker with the beat scheduler embedded (-B): the periodic tasks (the seal log's
         # checkpoints) need exactly one scheduler, and one process is enough on a laptop.
-        # Deployments run beat as its own process (docker-compose.yml, deploy/k8s).
+        # Deployments run beat as its own process (docker-compose.yml, deploy/k8s). The embedded
+        # beat logs at WARNING (common.ops.tasks): its "Sending due task" every second buried the rest.
         self._spawn("worker", [sys.executable, "-m", "celery", "-A", "common.ops.tasks", "worker",
                                "--loglevel", "INFO", "--concurrency", "1", "--pool", "solo",
                                "--beat", "--schedule", str(self.var_dir / "run" / "celerybeat-schedule"),
@@ -169,13 +170,14 @@ def gunicorn_argv(target: str, port: int, workers: int, name: str, extra: list[s
     (docs/ARCHITECTURE.md "How a service is served"). The caller makes sure the port is free:
     a second instance of the same user would share it (``Suite.check_ports_free``). One worker
     has nobody to share with and keeps the arbiter's socket, which holds new connections while
-    a dead worker is replaced.
+    a dead worker is replaced. With ``--reuse-port`` gunicorn's start-up line names no socket:
+    ``common.ops.gunicorn_hooks`` fills in the address.
     """
     spread = ["--reuse-port"] if workers > 1 else []
     return [sys.executable, "-m", "gunicorn", "--workers", str(workers), "--worker-class", "gthread",
             "--threads", str(threads), "--keep-alive", "20", *spread, "--bind", f"127.0.0.1:{port}",
             "--graceful-timeout", "5", "--no-control-socket", "--error-logfile", "-",
-            "--name", name, *extra, target]
+            "--config", "python:common.ops.gunicorn_hooks", "--name", name, *extra, target]
 
 
 def service_concurrency(service: str, env: dict[str, str], workers: int, threads: int) -> tuple[int, int]:

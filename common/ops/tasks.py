@@ -9,10 +9,11 @@ transactional outbox in each service (row first, enqueue after).
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 import threading
 
-from celery import Celery
+from celery import Celery, signals
 from flask import Flask
 
 from common.config import layered, service_module_names, var_dir
@@ -45,6 +46,14 @@ def make_celery(name: str = "xsn", broker: str | None = None) -> Celery:
 
 
 celery_app = make_celery()
+
+
+@signals.beat_embedded_init.connect
+def _quiet_embedded_beat(**_kwargs) -> None:
+    """Beat embedded in a worker (``-B``) is ``xsn run``'s: its "Sending due task" line for the
+    message hub's relay every second (and the sweeps) made most of the run's log. WARNING keeps
+    what goes wrong. A deployment's own beat process keeps the level it is given."""
+    logging.getLogger("celery.beat").setLevel(logging.WARNING)
 
 
 @celery_app.task(name="xsn.ping")

@@ -64,6 +64,10 @@ def init_app(app: Flask, service: str) -> None:
                                        ["service", "method", "route", "status"], **kwargs))
     latency = _Children(Histogram("xsn_http_request_duration_seconds", "HTTP request latency",
                                   ["service", "method", "route"], **kwargs))
+    # Probes, scrapes and polls (a kubelet's or the edge's /livez every few seconds, the edge's
+    # revocation poll every second) would bury every other line at INFO: their lines are DEBUG.
+    quiet = app.config.get("ACCESS_LOG_DEBUG_ROUTES") or ()
+    quiet = frozenset(quiet.split(",") if isinstance(quiet, str) else quiet)  # XSN_...=/livez,/readyz too
     bind_contextvars = structlog.contextvars.bind_contextvars
     clear_contextvars = structlog.contextvars.clear_contextvars
 
@@ -87,11 +91,10 @@ def init_app(app: Flask, service: str) -> None:
         method, status = req.method, response.status_code
         requests_total[service, method, route, str(status)].inc()
         latency[service, method, route].observe(elapsed)
-        if route != "/metrics":
-            log_access(access_log, {"method": method, "path": req.path, "status": status,
-                                    "duration_ms": round(elapsed * 1000, 2),
-                                    "client_id": getattr(ctx, "client_id", None),
-                                    "subject": getattr(ctx, "subject", None)})
+        log_access(access_log, {"method": method, "path": req.path, "status": status,
+                                "duration_ms": round(elapsed * 1000, 2),
+                                "client_id": getattr(ctx, "client_id", None),
+                                "subject": getattr(ctx, "subject", None)}, debug=route in quiet)
         return response
 
     @app.get("/metrics")

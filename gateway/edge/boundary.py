@@ -73,6 +73,26 @@ class Boundary:
         if not host or _host_key(host, default_port) not in self.allowed_hosts:
             raise UnknownHost("this gateway does not serve that host")
 
+    def page_redirect(self, host: str, method: str, target: str, headers: Mapping[str, str]) -> str | None:
+        """Where a browser's page request on an allowed host other than the public base URL's
+        goes instead: the same ``target`` (path and query, as sent) there; ``None`` to serve it.
+
+        The services build absolute URLs (an OAuth callback, a console's sign-in) from the
+        public base URL (the gateway sets ``X-Forwarded-Host`` to it), never from the request,
+        so a console opened at ``localhost:8000`` sets its sign-in cookie on ``localhost`` and
+        is sent back to ``127.0.0.1:8000`` without it. Only GET/HEAD asking for HTML (``Accept``)
+        without a token (``Authorization``) in ``headers`` are moved (a page): API clients may
+        use any allowed name, and a redirect would drop their ``Authorization``. 307: not
+        cached, as the public URL is configuration.
+        """
+        if host == self.public_host or method not in ("GET", "HEAD") or "Authorization" in headers \
+                or "text/html" not in headers.get("Accept", ""):
+            return None  # the public host as written (most requests): nothing else looked at
+        default_port = 443 if self.public_scheme == "https" else 80
+        if _host_key(host, default_port) == _host_key(self.public_host, default_port):
+            return None
+        return f"{self.public_scheme}://{self.public_host}{target}"
+
     def _trusted(self, address: str) -> bool:
         try:
             ip = ipaddress.ip_address(address)

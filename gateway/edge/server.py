@@ -1,7 +1,8 @@
 """The request path of the gateway: one ``Gateway.handle`` per request.
 
 In order: the gateway's own endpoints (``/livez``, ``/readyz``, ``/metrics``); the ``Host``
-(421 unless configured); the request's framing (smuggling shapes, 400); the path (400 for
+(421 unless configured); the request's framing (smuggling shapes, 400); a browser's page on
+an allowed host other than the public base URL's (307 there, ``Boundary.page_redirect``); the path (400 for
 traversal); the route (404); the token and scopes (401/403); the rate limit (429); the body,
 read whole within its timeout and limit (408/413); then the service over a pooled
 connection (502/503/504 when it fails; ``upstreams`` says what its circuit breaker counts).
@@ -119,6 +120,12 @@ class Gateway:
             raise MalformedRequest("more than one Host header")
         self.boundary.check_host(hosts[0] if hosts else None)
         check_framing(headers)
+        moved = self.boundary.page_redirect(hosts[0], request.method, request.raw_path, headers)
+        if moved is not None:
+            check_path(exchange.path)  # what is not served here is not sent on either (400)
+            exchange.status, exchange.reason = 307, "canonical_host"
+            await self._audit(exchange)
+            return WholeResponse(307, [("Location", moved), ("X-Request-ID", exchange.request_id)], b"")
         match = self._resolved.get((exchange.path, request.method))
         service = match.service if match is not None else self._service(exchange.path, request.method)
         exchange.upstream = service.upstream
@@ -340,7 +347,7 @@ class Gateway:
         except Exception as exc:
             AUDIT_FAILURES.inc()
             self.audit_down_until = time.monotonic() + AUDIT_PAUSE_S
-            log.error("audit_record_failed", request_id=exchange.request_id, error=str(exc)[:200])
+            log.error("audit_record_failed", request_id=exchange.request_id, error=f"{type(exc).__name__}: {exc}"[:200])
             raise AuditUnavailable("the audit log cannot be written") from exc
 
     async def parse_error_response(self, request: web.BaseRequest, problem: EdgeProblem) -> WholeResponse:

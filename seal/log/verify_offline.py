@@ -37,14 +37,31 @@ class BundleError(ValueError):
     """The input is not a readable bundle, key or checkpoint (as opposed to failing a check)."""
 
 
+# Each kind of check and its English name (``entry <index>: `` before those of one entry).
+# The kind and the detail's ``code`` with its ``params`` let a page say them in its own language
+# (seal/log/pages.py); ``name`` and ``detail`` are the CLI's English.
+KINDS = {"checkpoint_signature": "checkpoint signature", "older_checkpoint_signature": "older checkpoint signature",
+         "leaf": "leaf", "leaf_hash": "leaf hash", "inclusion": "inclusion", "signature_digest": "signature digest",
+         "ses_signature": "SES signature", "range": "range", "full_range": "full range",
+         "consistency": "consistency"}
+
+
 @dataclass
 class Step:
-    name: str
+    kind: str
     ok: bool
     detail: str
+    entry: int | None = None
+    code: str = ""
+    params: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return KINDS[self.kind] if self.entry is None else f"entry {self.entry}: {KINDS[self.kind]}"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "ok": self.ok, "detail": self.detail}
+        return {"name": self.name, "ok": self.ok, "detail": self.detail, "kind": self.kind, "entry": self.entry,
+                "code": self.code, "params": self.params}
 
 
 @dataclass
@@ -55,8 +72,11 @@ class Report:
     def ok(self) -> bool:
         return bool(self.steps) and all(step.ok for step in self.steps)
 
-    def add(self, name: str, ok: bool, detail: str) -> bool:
-        self.steps.append(Step(name, ok, detail))
+    def add(self, kind: str, ok: bool, detail: str, *, entry: int | None = None, code: str = "",
+            **params: Any) -> bool:
+        """One check's result: ``kind`` (a key of ``KINDS``), the English ``detail``, and the
+        same as ``code`` and ``params`` for a translation."""
+        self.steps.append(Step(kind, ok, detail, entry, code, params))
         return ok
 
     def to_dict(self) -> dict[str, Any]:
@@ -116,7 +136,7 @@ def read_bundle(text: str | bytes) -> dict[str, Any]:
 # -- the checks -----------------------------------------------------------------------------
 
 
-def check_checkpoint(report: Report, note: str, key: SM2PublicKey, *, label: str = "checkpoint signature",
+def check_checkpoint(report: Report, note: str, key: SM2PublicKey, *, kind: str = "checkpoint_signature",
                      origin: str | None = None) -> Checkpoint | None:
     """Verify a checkpoint note's SM2 signature by the pinned key (key name = the note's origin)."""
     try:
@@ -124,10 +144,11 @@ def check_checkpoint(report: Report, note: str, key: SM2PublicKey, *, label: str
         name = origin or claimed.origin
         checkpoint = verify_note(note, name, key, key.to_der(), origin=name)
     except NoteError as exc:
-        report.add(label, False, f"rejected: {exc}")
+        report.add(kind, False, f"rejected: {exc}", code="rejected", error=str(exc))
         return None
-    report.add(label, True, f"signed by the pinned key: origin {checkpoint.origin}, size {checkpoint.size}, "
-               f"root {checkpoint.root_hash.hex()}")
+    report.add(kind, True, f"signed by the pinned key: origin {checkpoint.origin}, size {checkpoint.size}, "
+               f"root {checkpoint.root_hash.hex()}", code="signed", origin=checkpoint.origin, size=checkpoint.size,
+               root=checkpoint.root_hash.hex())
     return checkpoint
 
 
@@ -139,21 +160,24 @@ def check_entry(report: Report, entry: dict[str, Any], checkpoint: Checkpoint) -
         canonical = rfc8785.dumps(json.loads(leaf)) == leaf
     except (ValueError, TypeError, rfc8785.CanonicalizationError):
         canonical = False
-    if not report.add(f"entry {index}: leaf", canonical,
-                      "canonical JSON (RFC 8785)" if canonical else "the leaf is not canonical JSON"):
+    if not report.add("leaf", canonical, "canonical JSON (RFC 8785)" if canonical else "the leaf is not canonical JSON",
+                      entry=index, code="canonical" if canonical else "not_canonical"):
         return None
     leaf_hash = merkle.leaf_hash(leaf, hash_fn=HASH)
     if entry.get("leaf_hash") not in (None, leaf_hash.hex()):
-        report.add(f"entry {index}: leaf hash", False, "the stated leaf hash is not SM3(0x00 || leaf)")
+        report.add("leaf_hash", False, "the stated leaf hash is not SM3(0x00 || leaf)", entry=index,
+                   code="leaf_hash_mismatch")
         return None
     try:
         proof = _hex_hashes(entry.get("inclusion_proof", []), "the inclusion proof")
         merkle.verify_inclusion(leaf_hash, index, checkpoint.size, proof, checkpoint.root_hash, hash_fn=HASH)
     except (merkle.ProofError, BundleError) as exc:
-        report.add(f"entry {index}: inclusion", False, f"not included in the checkpoint: {exc}")
+        report.add("inclusion", False, f"not included in the checkpoint: {exc}", entry=index, code="not_included",
+                   error=str(exc))
         return leaf_hash
-    report.add(f"entry {index}: inclusion", True,
-               f"audit path of {len(proof)} hashes leads to the checkpoint root (size {checkpoint.size})")
+    report.add("inclusion", True,
+               f"audit path of {len(proof)} hashes leads to the checkpoint root (size {checkpoint.size})",
+               entry=index, code="included", hashes=len(proof), size=checkpoint.size)
     return leaf_hash
 
 
@@ -163,18 +187,20 @@ def check_ses(report: Report, entry: dict[str, Any], *, trusted_root_cert_der: b
     event = json.loads(entry["leaf"])
     encoded = entry.get("ses_signature")
     if not encoded:
-        report.add(f"entry {index}: SES signature", False, "the bundle carries no SES signature for this entry")
+        report.add("ses_signature", False, "the bundle carries no SES signature for this entry", entry=index,
+                   code="ses_missing")
         return
     try:
         der = base64.b64decode(encoded, validate=True)
     except (binascii.Error, ValueError):
-        report.add(f"entry {index}: SES signature", False, "the SES signature is not base64")
+        report.add("ses_signature", False, "the SES signature is not base64", entry=index, code="ses_not_base64")
         return
     if sm3(der).hex() != str(event.get("signature_digest", "")).lower():
-        report.add(f"entry {index}: signature digest", False,
-                   "SM3 of the SES signature differs from the logged signature_digest")
+        report.add("signature_digest", False, "SM3 of the SES signature differs from the logged signature_digest",
+                   entry=index, code="digest_differs")
         return
-    report.add(f"entry {index}: signature digest", True, "SM3 of the SES signature matches the logged digest")
+    report.add("signature_digest", True, "SM3 of the SES signature matches the logged digest", entry=index,
+               code="digest_matches")
     from seal.ses_verify import verify_ses_signature  # imported late: the log checks work without it
 
     try:
@@ -184,9 +210,10 @@ def check_ses(report: Report, entry: dict[str, Any], *, trusted_root_cert_der: b
     result = verify_ses_signature(der, digest, trusted_root_cert_der=trusted_root_cert_der)
     failed = [name for name, check in _checks(result) if not check]
     error = getattr(result, "error", None)
-    detail = ("all GB/T 38540 checks pass" if result.valid
-              else f"fails: {', '.join(failed) or (error or {}).get('detail') or 'invalid'}")
-    report.add(f"entry {index}: SES signature", bool(result.valid), detail)
+    reasons = ", ".join(failed) or (error or {}).get("detail") or "invalid"
+    detail = "all GB/T 38540 checks pass" if result.valid else f"fails: {reasons}"
+    report.add("ses_signature", bool(result.valid), detail, entry=index,
+               code="ses_valid" if result.valid else "ses_invalid", reasons=reasons)
 
 
 def _checks(result: Any) -> list[tuple[str, bool]]:
@@ -202,7 +229,8 @@ def check_claimed_range(report: Report, bundle: dict[str, Any], checkpoint: Chec
         return
     start, end = claimed.get("start"), claimed.get("end")
     if not isinstance(start, int) or not isinstance(end, int) or not 0 <= start <= end <= checkpoint.size:
-        report.add("range", False, f"the claimed range {claimed} is not within the checkpoint's tree")
+        report.add("range", False, f"the claimed range {claimed} is not within the checkpoint's tree",
+                   code="range_outside", claimed=str(claimed))
         return
     indexes = [e["index"] for e in bundle.get("entries", [])]
     missing = sorted(set(range(start, end)) - set(indexes))
@@ -211,7 +239,9 @@ def check_claimed_range(report: Report, bundle: dict[str, Any], checkpoint: Chec
     ok = not missing and not extra and not duplicated
     report.add("range", ok, f"entries [{start}, {end}) are all present, once each" if ok else
                f"entries [{start}, {end}): missing {missing[:10]}, unexpected {extra[:10]}"
-               + (", duplicated indexes" if duplicated else ""))
+               + (", duplicated indexes" if duplicated else ""),
+               code="range_complete" if ok else "range_incomplete", start=start, end=end,
+               missing=str(missing[:10]), extra=str(extra[:10]))
 
 
 def check_full_range(report: Report, leaf_hashes: dict[int, bytes], checkpoint: Checkpoint,
@@ -221,34 +251,39 @@ def check_full_range(report: Report, leaf_hashes: dict[int, bytes], checkpoint: 
         return False
     ordered = [leaf_hashes[i] for i in range(checkpoint.size)]
     ok = merkle.root_from_leaf_hashes(ordered, hash_fn=HASH) == checkpoint.root_hash
-    report.add("full range", ok, "the root recomputed from all entries matches the checkpoint" if ok
-               else "the root recomputed from all entries differs from the checkpoint")
+    report.add("full_range", ok, "the root recomputed from all entries matches the checkpoint" if ok
+               else "the root recomputed from all entries differs from the checkpoint",
+               code="root_matches" if ok else "root_differs")
     if older is not None and older.size <= checkpoint.size:
         ok_old = merkle.root_from_leaf_hashes(ordered[:older.size], hash_fn=HASH) == older.root_hash
         report.add("consistency", ok_old, f"the first {older.size} entries reproduce the older checkpoint's root"
-                   if ok_old else f"the first {older.size} entries do not reproduce the older checkpoint's root")
+                   if ok_old else f"the first {older.size} entries do not reproduce the older checkpoint's root",
+                   code="older_root_matches" if ok_old else "older_root_differs", size=older.size)
     return True
 
 
 def check_consistency(report: Report, older: Checkpoint, checkpoint: Checkpoint, bundle: dict[str, Any]) -> None:
     if older.size > checkpoint.size:
         report.add("consistency", False, f"the older checkpoint (size {older.size}) is larger than the "
-                   f"bundle's (size {checkpoint.size})")
+                   f"bundle's (size {checkpoint.size})", code="older_larger", older=older.size, size=checkpoint.size)
         return
     proofs = [p for p in bundle.get("consistency", []) if isinstance(p, dict)
               and p.get("first") == older.size and p.get("second") == checkpoint.size]
     if not proofs and older.size not in (0, checkpoint.size):
         report.add("consistency", False, f"the bundle has no consistency proof from size {older.size} "
-                   f"to {checkpoint.size} (export with --consistency-from {older.size})")
+                   f"to {checkpoint.size} (export with --consistency-from {older.size})", code="no_consistency_proof",
+                   older=older.size, size=checkpoint.size)
         return
     try:
         proof = _hex_hashes(proofs[0]["proof"], "the consistency proof") if proofs else []
         merkle.verify_consistency(older.size, checkpoint.size, older.root_hash, checkpoint.root_hash, proof,
                                   hash_fn=HASH)
     except (merkle.ProofError, BundleError) as exc:
-        report.add("consistency", False, f"the log is not an extension of the older checkpoint: {exc}")
+        report.add("consistency", False, f"the log is not an extension of the older checkpoint: {exc}",
+                   code="not_extension", error=str(exc))
         return
-    report.add("consistency", True, f"size {checkpoint.size} extends the older checkpoint of size {older.size}")
+    report.add("consistency", True, f"size {checkpoint.size} extends the older checkpoint of size {older.size}",
+               code="extends", older=older.size, size=checkpoint.size)
 
 
 def verify_bundle(bundle: dict[str, Any], pinned_key_pem: bytes | str, *, saved_checkpoint: str | None = None,
@@ -267,7 +302,7 @@ def verify_bundle(bundle: dict[str, Any], pinned_key_pem: bytes | str, *, saved_
         return report
     older = None
     if older_checkpoint is not None:
-        older = check_checkpoint(report, older_checkpoint, key, label="older checkpoint signature",
+        older = check_checkpoint(report, older_checkpoint, key, kind="older_checkpoint_signature",
                                  origin=checkpoint.origin)
     leaf_hashes: dict[int, bytes] = {}
     for entry in bundle.get("entries", []):

@@ -9,6 +9,7 @@ import sys
 import textwrap
 
 from prometheus_client import CONTENT_TYPE_LATEST
+from structlog.testing import capture_logs
 
 from common.web.logging import render_json
 
@@ -32,14 +33,11 @@ def test_each_request_writes_one_json_access_line_with_request_id_client_and_sub
         client.get("/test/as-client", headers={"X-Request-ID": "req-from-gateway-1"})
         client.get("/nope")
         client.get("/metrics")
+        client.get("/livez")
+        client.get("/readyz")
     """)
-    env = dict(os.environ, XSN_VAR_DIR=str(tmp_path), XSN_KEK=TEST_KEK, XSN_LOG_LEVEL="INFO",
-               XSN_DATABASE_URL=f"sqlite:///{tmp_path / 'seal.db'}")
-    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120,
-                          cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
-    assert done.returncode == 0, done.stderr
-    lines = [json.loads(line) for line in done.stderr.splitlines() if line.startswith("{")]
-    access = [line for line in lines if line.get("event") == "request"]
+    access = _access_lines(script, tmp_path, "INFO")
+    # Probes and scrapes are DEBUG (ACCESS_LOG_DEBUG_ROUTES): at INFO only the other requests.
     assert [(line["path"], line["status"]) for line in access] == [("/test/as-client", 200), ("/nope", 404)]
     first, second = access
     assert first["request_id"] == "req-from-gateway-1"
@@ -47,6 +45,45 @@ def test_each_request_writes_one_json_access_line_with_request_id_client_and_sub
     assert first["service"] == "seal" and first["level"] == "info" and first["method"] == "GET"
     assert first["timestamp"].endswith("Z") and isinstance(first["duration_ms"], float)
     assert len(second["request_id"]) == 32 and second["client_id"] is None  # generated; nothing bound from before
+
+
+def _access_lines(script: str, tmp_path, level: str) -> list[dict]:
+    """The access lines a fresh process running ``script`` writes at log level ``level``."""
+    env = dict(os.environ, XSN_VAR_DIR=str(tmp_path), XSN_KEK=TEST_KEK, XSN_LOG_LEVEL=level,
+               XSN_DATABASE_URL=f"sqlite:///{tmp_path / 'seal.db'}")
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120,
+                          cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
+    assert done.returncode == 0, done.stderr
+    lines = [json.loads(line) for line in done.stderr.splitlines() if line.startswith("{")]
+    return [line for line in lines if line.get("event") == "request"]
+
+
+def test_probe_lines_are_debug_and_the_list_is_configurable(tmp_path):
+    script = textwrap.dedent("""
+        import seal
+
+        client = seal.create_app({"TESTING": True, "PROXY_HOPS": 1}).test_client()
+        for path in ("/livez", "/info", "/readyz", "/metrics"):
+            client.get(path)
+        quieter = seal.create_app({"TESTING": True, "ACCESS_LOG_DEBUG_ROUTES": ["/info"]}).test_client()
+        quieter.get("/livez")
+        quieter.get("/info")
+        listed = seal.create_app({"TESTING": True, "ACCESS_LOG_DEBUG_ROUTES": "/info,/livez"}).test_client()
+        listed.get("/livez")  # as XSN_ACCESS_LOG_DEBUG_ROUTES=/info,/livez gives it (not JSON)
+        listed.get("/readyz")
+    """)
+    access = _access_lines(script, tmp_path, "DEBUG")
+    assert [(line["path"], line["level"]) for line in access] == [
+        ("/livez", "debug"), ("/info", "info"), ("/readyz", "debug"), ("/metrics", "debug"),
+        ("/livez", "info"), ("/info", "debug"), ("/livez", "debug"), ("/readyz", "info")]
+
+
+def test_the_revocation_feed_polled_every_second_is_not_an_info_line(make_app):
+    client = make_app("identity").test_client()
+    with capture_logs() as captured:
+        client.get("/oauth/revocations")  # the gateway's poll (here without its token: 401)
+        client.get("/info")
+    assert [(e["path"], e["log_level"]) for e in captured if e["event"] == "request"] == [("/info", "info")]
 
 
 def test_json_rendering_never_loses_a_line():

@@ -68,7 +68,7 @@ def test_sign_in_is_required(app):
 def test_auditor_finds_a_request_by_request_id_and_sees_the_seal_log(app, identity):
     person = browser(app, identity)
     status, page = person.sign_in(CONSOLE, WANG)
-    assert status == 200 and "统一审计控制台" in page
+    assert status == 200 and "统一审计控制台" in page and "已登录： 王五" in page  # the consoles' one wording
     assert "接入网关调用审计日志" in page and "电子印章签章日志" in page
     assert "seal-r2" in page and 'id="seal-tree-size">3<' in page  # read over seal's auditor API
     status, found = person.go(f"{GATEWAY}/gateway{CONSOLE}?request_id=edge-3")
@@ -77,7 +77,7 @@ def test_auditor_finds_a_request_by_request_id_and_sees_the_seal_log(app, identi
     assert "2026-12-01 11:00:03" in found  # 03:00:03 UTC, shown in Beijing time
     assert '<td data-outcome="ok">成功</td>' in found  # the outcome in the page's language
     status, english = person.go(f"{GATEWAY}/gateway{CONSOLE}?request_id=edge-3&lang=en")
-    assert "Results (1 in all)" in english and "Seal signature log" in english
+    assert "Results (1 in all)" in english and "Seal signature log" in english and "Signed in as 王五" in english
     assert '<td data-outcome="ok">OK</td>' in english
     status, bad = person.go(f"{GATEWAY}/gateway{CONSOLE}?status=abc&since=yesterday&lang=zh")
     assert status == 200 and "检索条件有误，请检查：起始时间、状态码" in bad and "Not a valid" not in bad

@@ -19,6 +19,23 @@ def test_hosts_configured_and_embedded_loopback():
             boundary.check_host(host)
 
 
+def test_pages_on_another_allowed_host_go_to_the_public_base_url():
+    boundary = Boundary.from_settings("https://gw.xa.gov.cn", extra_hosts=["api.xa.gov.cn"])
+    html = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+    assert boundary.page_redirect("api.xa.gov.cn", "GET", "/seal/manage?lang=en", html) == \
+        "https://gw.xa.gov.cn/seal/manage?lang=en"
+    assert boundary.page_redirect("API.xa.gov.cn:443", "HEAD", "/", html) == "https://gw.xa.gov.cn/"
+    for host in ("gw.xa.gov.cn", "GW.XA.gov.cn.", "gw.xa.gov.cn:443"):  # the public host, however written
+        assert boundary.page_redirect(host, "GET", "/seal/manage", html) is None
+    assert boundary.page_redirect("api.xa.gov.cn", "GET", "/x", {"Accept": "application/json"}) is None  # an API call
+    token = {**html, "Authorization": "Bearer x"}
+    assert boundary.page_redirect("api.xa.gov.cn", "GET", "/x", token) is None  # a token's
+    assert boundary.page_redirect("api.xa.gov.cn", "POST", "/x", html) is None  # a form's body would be lost
+    embedded = Boundary.from_settings("http://127.0.0.1:8000", listen_port=8000, embedded=True)
+    assert embedded.page_redirect("localhost:8000", "GET", "/gateway/audit/console/", html) == \
+        "http://127.0.0.1:8000/gateway/audit/console/"
+
+
 def test_production_serves_only_the_configured_hosts():
     boundary = Boundary.from_settings("https://gw.xa.gov.cn", listen_port=8000, embedded=False)
     with pytest.raises(UnknownHost):

@@ -63,6 +63,31 @@ def test_loopback_names_of_the_embedded_run_are_served(edge):
     assert requests.get(f"http://localhost:{edge.port}/seal/livez").status_code == 200
 
 
+def test_a_page_on_another_allowed_host_is_sent_to_the_public_base_url(edge):
+    # A console opened at localhost: its sign-in cookie would be set there, and identity sends it
+    # back to the configured callback on 127.0.0.1 without it (登录未完成).
+    page = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+    moved = requests.get(f"http://localhost:{edge.port}/seal/manage/login?next=%2Fseal%2Fmanage", headers=page,
+                         allow_redirects=False)
+    assert moved.status_code == 307 and moved.content == b""
+    assert moved.headers["Location"] == f"{edge.url}/seal/manage/login?next=%2Fseal%2Fmanage"
+    record = edge.records(moved.headers["X-Request-ID"])[0]
+    assert (record["status"], record["reason"], record["path"]) == (307, "canonical_host", "/seal/manage/login")
+    assert requests.head(f"http://localhost:{edge.port}/docs", headers=page,
+                         allow_redirects=False).headers["Location"] == f"{edge.url}/docs"
+    # Served where asked: the public host itself, API calls, a token's call, anything but GET/HEAD.
+    assert requests.get(f"{edge.url}/seal/manage", headers=page).json()["path"] == "/manage"
+    assert requests.get(f"http://localhost:{edge.port}/seal/livez").status_code == 200
+    token = edge.tokens.bearer(aud="xsn:seal")
+    assert requests.get(f"http://localhost:{edge.port}/seal/things", headers={**page, **token},
+                        allow_redirects=False).status_code == 200
+    assert requests.post(f"{edge.url}/seal/verify", headers={**page, "Host": f"[::1]:{edge.port}"}, data=b"{}",
+                         allow_redirects=False).status_code == 200
+    # A path the gateway refuses is refused on any host, not sent to the public one.
+    bad = requests.get(f"http://localhost:{edge.port}/seal/a/%2e%2e/b", headers=page, allow_redirects=False)
+    assert bad.status_code == 400
+
+
 def test_hop_by_hop_headers_are_stripped_both_ways(edge):
     raw = (f"GET /seal/echo HTTP/1.1\r\nHost: {edge.host}\r\nConnection: close, X-Drop-Me\r\nX-Drop-Me: 1\r\n"
            f"Keep-Alive: timeout=5\r\nTE: trailers\r\nUpgrade: h2c\r\nProxy-Authorization: Basic eA==\r\n"

@@ -7,6 +7,7 @@ import time
 
 import pytest
 from joserfc.jwk import ECKey
+from structlog.testing import capture_logs
 
 from gateway.edge.problems import MultipleAuthorization, ScopeProblem, TokenProblem
 from gateway.edge.tokens import AccessTokens, RevocationList, bearer, check_scopes
@@ -26,6 +27,8 @@ class Keys:
 
     async def __call__(self) -> dict:
         self.fetches += 1
+        if isinstance(self.fail, BaseException):
+            raise self.fail
         if self.fail:
             raise OSError("identity down")
         return self.documents[-1]
@@ -97,6 +100,19 @@ def test_failed_refresh_keeps_the_keys(factory):
     keys.fail = True
     clock.now += 400  # past the TTL: a refresh is tried and fails
     assert run_async(tokens.verify(factory.token(aud="xsn:seal"), "xsn:seal"))
+
+
+def test_a_failed_fetch_is_logged_with_its_exception_type(factory):
+    # A timeout's str() is empty: the line said error="" at start-up, while identity was starting.
+    keys = Keys(factory)
+    keys.fail = TimeoutError()
+    with capture_logs() as captured:
+        run_async(_tokens(keys).refresh())
+    assert [(e["event"], e["error"]) for e in captured] == [("jwks_fetch_failed", "TimeoutError: ")]
+    keys.fail = OSError("identity down")
+    with capture_logs() as captured:
+        run_async(_tokens(keys).refresh())
+    assert captured[0]["error"] == "OSError: identity down"
 
 
 def test_revoked_tokens_and_sessions(factory):

@@ -77,7 +77,7 @@ def test_a_burst_of_kept_alive_connections_is_spread_over_the_workers(tmp_path):
     (tmp_path / "pid_app.py").write_text(PID_APP)
     port = free_port()
     argv = gunicorn_argv("pid_app:app", port, 2, "xsn-spread-test", ("--chdir", str(tmp_path)))
-    with process(argv, stop_wait_s=15) as server:
+    with process(argv, stop_wait_s=15, log=tmp_path / "gunicorn.log") as server:
 
         def started() -> bool:
             assert server.poll() is None, "gunicorn exited"
@@ -96,6 +96,10 @@ def test_a_burst_of_kept_alive_connections_is_spread_over_the_workers(tmp_path):
             answered_by.add(connection.getresponse().read())
             connection.close()
         assert len(answered_by) == 2  # all 16 on one of two sockets: probability 2 in 65,536
+    # The arbiter itself holds no socket; its start-up line still says where the service listens
+    # (gunicorn alone wrote "Listening at:  (<pid>)"; common.ops.gunicorn_hooks).
+    assert f"Listening at: http://127.0.0.1:{port}, a SO_REUSEPORT socket per worker ({server.pid})" in \
+        (tmp_path / "gunicorn.log").read_text()
 
 
 def _listeners(port: int) -> int:

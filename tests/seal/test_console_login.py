@@ -23,7 +23,7 @@ def _rows(app, model):
 def test_staff_signs_in_with_identity_and_the_cookie_holds_no_token(gateway_browser, console_app):
     browser = gateway_browser()
     status, page = browser.sign_in("/manage", WANG)
-    assert status == 200 and "印章管理" in page and "王五" in page
+    assert status == 200 and "印章管理" in page and "已登录： 王五" in page  # the consoles' one wording
     assert browser.url == f"{GATEWAY}/seal/manage"
     authorize = next(u for u in browser.visited if "/oauth/authorize" in u)
     params = {k: v[0] for k, v in parse_qs(urlsplit(authorize).query).items()}
@@ -70,7 +70,8 @@ def test_auditors_sign_in_separately_with_a_token_of_their_own(gateway_browser, 
     browser = gateway_browser()
     browser.sign_in("/manage", WANG)
     status, page = browser.go(f"{GATEWAY}/seal/audit/")  # identity's login still lasts: no password asked
-    assert status == 200 and "签章日志审计控制台" in page and "王五" in page
+    assert status == 200 and "签章日志审计控制台" in page and "已登录： 王五" in page
+    assert "Signed in as 王五" in browser.go(f"{GATEWAY}/seal/audit/?lang=en")[1]
     assert not any("/login?" in u for u in browser.visited[-6:] if u.startswith(browser.identity_url))
     from common.web.auth import get_verifier
 

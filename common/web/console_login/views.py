@@ -40,7 +40,7 @@ COOKIE_HANDLES, COOKIE_PENDING = "xsn_console", "xsn_console_pending"
 
 CATALOG = {
     "zh": {
-        "console.signed_in_as": "当前用户",
+        "console.signed_in_as": "已登录：",
         "console.sign_out": "退出",
         "console.sign_in_again": "重新登录",
         "console.signed_out": "您已退出。",

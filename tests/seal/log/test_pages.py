@@ -81,11 +81,15 @@ def test_search_and_open_an_entry_with_its_proof_checked(app, browser):
     assert 'href="/seal/audit/entries/2"' not in html
     entry = browser.get("/audit/entries/3")
     assert "全部校验通过" in entry
-    for step in ("checkpoint signature", "entry 3: inclusion", "entry 3: signature digest", "entry 3: SES signature"):
+    for step in ("检查点签名", "条目 3：包含证明", "条目 3：签名摘要", "条目 3：SES 电子签章签名",
+                 "GB/T 38540 各项校验均通过", "SES 签名的 SM3 与日志记录的摘要一致"):
         assert step in entry
+    assert "checkpoint signature" not in entry and "matches the logged digest" not in entry
     assert entry.count("✘") == 0
     english = browser.get("/audit/entries/3?lang=en")
     assert "Every check passed" in english and "Inclusion proof" in english
+    for step in ("checkpoint signature", "entry 3: inclusion", "entry 3: SES signature", "all GB/T 38540 checks pass"):
+        assert step in english
 
 
 def test_a_tampered_entry_shows_the_failed_step(app, browser):
@@ -93,7 +97,24 @@ def test_a_tampered_entry_shows_the_failed_step(app, browser):
         conn.execute(text("UPDATE log_entries SET leaf = replace(leaf, 'r2', 'rX') WHERE leaf_index = 2"))
     html = browser.get("/audit/entries/2")
     assert "存在未通过的校验" in html
-    assert "✘" in html and "the stated leaf hash is not SM3(0x00 || leaf)" in html
+    assert "✘" in html and "条目 2：叶子哈希" in html and "所述叶子哈希不等于 SM3(0x00 || 叶子)" in html
+    assert "the stated leaf hash is not SM3(0x00 || leaf)" in browser.get("/audit/entries/2?lang=en")
+
+
+def test_every_step_and_detail_the_verifier_reports_is_in_both_languages():
+    import re
+    from pathlib import Path
+
+    from seal.log import pages, verify_offline
+
+    source = Path(verify_offline.__file__).read_text()
+    codes = set(re.findall(r'code="(\w+)"', source))
+    codes |= {c for pair in re.findall(r'code="(\w+)" if [\w.()]+ else "(\w+)"', source) for c in pair}
+    assert len(codes) >= 24, sorted(codes)  # the pattern still finds them
+    for language in ("zh", "en"):
+        catalogue = pages.CATALOG[language]
+        assert not [k for k in verify_offline.KINDS if f"audit.step.{k}" not in catalogue], language
+        assert not [c for c in codes if f"audit.detail.{c}" not in catalogue], language
 
 
 def test_bad_search_input_is_explained_and_console_views_are_audited(app, browser, identity):
