@@ -25,15 +25,26 @@ from common.web.sessions import LazyCookieSessionInterface
 
 
 class DatabaseIntConverter(IntegerConverter):
-    """``<int:...>`` in every service's routes: a non-negative integer a database can hold.
+    """``<int:...>`` in every service's routes: a non-negative integer an ``Integer`` column
+    (every row id) can hold; ``<bigint:...>`` (:class:`DatabaseBigIntConverter`) for a
+    ``BigInteger`` one (the append-only logs' leaf indices).
 
-    A path such as ``/log/entries/83275350671697018880`` names nothing, so it is a 404; left
-    to the database it was a 500 (SQLite cannot bind an integer beyond 64 bits).
+    A path such as ``/seals/s/grants/548699911742244224`` names nothing, so it is a 404; left
+    to the database it was a 500 (PostgreSQL refuses an integer parameter beyond 32 bits,
+    SQLite one beyond 64).
     """
 
+    default_max = db.INTEGER_MAX
+
     def __init__(self, map, *args, **kwargs) -> None:  # noqa: A002 - werkzeug's parameter name
-        kwargs.setdefault("max", db.BIGINT_MAX)
+        kwargs.setdefault("max", self.default_max)
         super().__init__(map, *args, **kwargs)
+
+
+class DatabaseBigIntConverter(DatabaseIntConverter):
+    """``<bigint:...>``: a non-negative integer a ``BigInteger`` column can hold."""
+
+    default_max = db.BIGINT_MAX
 
 
 class ServiceFlask(Flask):
@@ -80,6 +91,7 @@ def create_app(
     app = ServiceFlask(import_name or service, instance_relative_config=False)
     app.session_interface = LazyCookieSessionInterface()
     app.url_map.converters["int"] = DatabaseIntConverter  # before any route is added
+    app.url_map.converters["bigint"] = DatabaseBigIntConverter
     # Each service its own database, session secret and key-encryption key
     # (XSN_<SERVICE>_DATABASE_URL, _SECRET_KEY, _KEK), so a process holding several services'
     # settings (the worker, the migrate job) gives each app its own: resolved by the layering.
