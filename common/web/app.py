@@ -13,7 +13,7 @@ from flask import Flask
 from flask_smorest import Api
 from jinja2 import ChoiceLoader, PackageLoader
 from werkzeug.middleware.proxy_fix import ProxyFix
-from werkzeug.routing import IntegerConverter
+from werkzeug.routing import IntegerConverter, UnicodeConverter
 
 from common import config as cfg
 from common import db
@@ -45,6 +45,18 @@ class DatabaseBigIntConverter(DatabaseIntConverter):
     """``<bigint:...>``: a non-negative integer a ``BigInteger`` column can hold."""
 
     default_max = db.BIGINT_MAX
+
+
+class DatabaseTextConverter(UnicodeConverter):
+    """``<name>`` (the default converter) in every service's routes: a path segment without
+    U+0000. PostgreSQL cannot compare text with it (psycopg refuses the statement: a 500 for
+    ``/seals/a%00b``), SQLite can; such a path names nothing, so it is a 404. (The gateway
+    refuses control characters in paths already; this holds for callers that reach a service
+    directly.)"""
+
+    def __init__(self, map, *args, **kwargs) -> None:  # noqa: A002 - werkzeug's parameter name
+        super().__init__(map, *args, **kwargs)
+        self.regex = self.regex.replace("[^/]", r"[^/\x00]", 1)
 
 
 class ServiceFlask(Flask):
@@ -92,6 +104,7 @@ def create_app(
     app.session_interface = LazyCookieSessionInterface()
     app.url_map.converters["int"] = DatabaseIntConverter  # before any route is added
     app.url_map.converters["bigint"] = DatabaseBigIntConverter
+    app.url_map.converters["default"] = app.url_map.converters["string"] = DatabaseTextConverter
     # Each service its own database, session secret and key-encryption key
     # (XSN_<SERVICE>_DATABASE_URL, _SECRET_KEY, _KEK), so a process holding several services'
     # settings (the worker, the migrate job) gives each app its own: resolved by the layering.

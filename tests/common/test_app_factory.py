@@ -154,3 +154,17 @@ def test_a_log_index_is_a_64_bit_number(make_app):
     client = app.test_client()
     assert client.get(f"/log/entries/{2**40}", headers=headers).get_json()["code"] == "log_entry_not_found"
     assert client.get(f"/log/entries/{2**64}", headers=headers).get_json()["code"] == "not_found"  # routing's
+
+
+def test_a_path_segment_with_a_nul_character_names_nothing(make_app):
+    """PostgreSQL cannot compare text with U+0000: GET /seals/a%00b was a 500 there."""
+    from tests.support.suite import TokenFactory
+
+    tokens = TokenFactory()
+    app = make_app("seal")
+    tokens.install(app)
+    client = app.test_client()
+    answer = client.get("/seals/a%00b", headers=tokens.bearer(scope="seal:admin"))
+    assert (answer.status_code, answer.get_json()["code"]) == (404, "not_found")  # routing's
+    other = client.get("/seals/no-such-seal", headers=tokens.bearer(scope="seal:admin"))
+    assert other.get_json()["code"] == "seal_not_found"  # an ordinary segment still reaches the view
