@@ -68,6 +68,9 @@ def make_base() -> type[DeclarativeBase]:
 # The largest integer every database here holds (SQLite INTEGER, PostgreSQL bigint): numbers
 # from requests are bounded by it at the edge (path converter, schemas), or binding one fails.
 BIGINT_MAX = 2**63 - 1
+# The largest value of an ``Integer`` column (PostgreSQL integer, 32 bits): every row id here.
+# PostgreSQL refuses a larger parameter against such a column (a DataError, not "no row").
+INTEGER_MAX = 2**31 - 1
 
 
 class TimestampMixin:

@@ -28,6 +28,10 @@ worker_class = "gthread"
 threads = 4
 keepalive = 20
 timeout = 60
+# As long a request line as the gateway's edge accepts (GATEWAY_MAX_HEADER_BYTES, 8190; gunicorn
+# allows no more): with gunicorn's default 4094, a longer query got gunicorn's HTML 414 through
+# the gateway instead of a problem document (common.ops.launcher.MAX_REQUEST_LINE, the same).
+limit_request_line = 8190
 
 
 def spread_connections(server) -> None:

@@ -252,6 +252,8 @@ def set_type_status(session: Session, code: str, status: str) -> LicenceType:
 
 def get_type(session: Session, code: str) -> LicenceType:
     """By code or slug. :raise UnknownType:"""
+    if "\x00" in code:  # names no type, and PostgreSQL refuses to compare text with it (a 500)
+        raise UnknownType(f"no licence type {code!r}")
     row = session.get(LicenceType, code) if len(code) == 21 else None
     if row is None:
         row = session.scalars(select(LicenceType).where(LicenceType.slug == code)).first()

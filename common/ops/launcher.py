@@ -25,6 +25,10 @@ from common.http import ServiceClient
 # Start order: the gateway last, after what it routes to.
 START_ORDER = ("identity", "seal", "licenses", "payment", "messaging", "gateway")
 THREADS = 4  # gthread threads per gunicorn worker, as deploy/gunicorn.conf.py
+# The longest request line a service's gunicorn accepts: the gateway's edge accepts lines up to
+# GATEWAY_MAX_HEADER_BYTES (8190, also gunicorn's own ceiling) and forwards them shortened by its
+# prefix, so every line it lets through reaches the service (deploy/gunicorn.conf.py the same).
+MAX_REQUEST_LINE = 8190
 
 
 @dataclass
@@ -162,6 +166,10 @@ def gunicorn_argv(target: str, port: int, workers: int, name: str, extra: list[s
     against 0.46-0.56 ms per request measured through the suite); keep-alive longer than the
     edge keeps an idle pooled connection (15 s), so the service does not close one under it.
 
+    ``--limit-request-line``: as long a request line as the gateway's edge accepts
+    (``MAX_REQUEST_LINE``); with gunicorn's default of 4094 a line between the two got
+    gunicorn's HTML "414 URI Too Long" through the gateway instead of a problem document.
+
     ``--reuse-port``: each worker listens on its own ``SO_REUSEPORT`` socket and the kernel
     spreads new connections over them by their addresses. On the arbiter's one shared socket,
     whichever worker is awake accepts, and a burst of new connections (the edge's pool filling,
@@ -176,6 +184,7 @@ def gunicorn_argv(target: str, port: int, workers: int, name: str, extra: list[s
     spread = ["--reuse-port"] if workers > 1 else []
     return [sys.executable, "-m", "gunicorn", "--workers", str(workers), "--worker-class", "gthread",
             "--threads", str(threads), "--keep-alive", "20", *spread, "--bind", f"127.0.0.1:{port}",
+            "--limit-request-line", str(MAX_REQUEST_LINE),
             "--graceful-timeout", "5", "--no-control-socket", "--error-logfile", "-",
             "--config", "python:common.ops.gunicorn_hooks", "--name", name, *extra, target]
 

@@ -13,7 +13,7 @@ from flask import Flask
 from flask_smorest import Api
 from jinja2 import ChoiceLoader, PackageLoader
 from werkzeug.middleware.proxy_fix import ProxyFix
-from werkzeug.routing import IntegerConverter
+from werkzeug.routing import IntegerConverter, UnicodeConverter
 
 from common import config as cfg
 from common import db
@@ -25,15 +25,38 @@ from common.web.sessions import LazyCookieSessionInterface
 
 
 class DatabaseIntConverter(IntegerConverter):
-    """``<int:...>`` in every service's routes: a non-negative integer a database can hold.
+    """``<int:...>`` in every service's routes: a non-negative integer an ``Integer`` column
+    (every row id) can hold; ``<bigint:...>`` (:class:`DatabaseBigIntConverter`) for a
+    ``BigInteger`` one (the append-only logs' leaf indices).
 
-    A path such as ``/log/entries/83275350671697018880`` names nothing, so it is a 404; left
-    to the database it was a 500 (SQLite cannot bind an integer beyond 64 bits).
+    A path such as ``/seals/s/grants/548699911742244224`` names nothing, so it is a 404; left
+    to the database it was a 500 (PostgreSQL refuses an integer parameter beyond 32 bits,
+    SQLite one beyond 64).
     """
 
+    default_max = db.INTEGER_MAX
+
     def __init__(self, map, *args, **kwargs) -> None:  # noqa: A002 - werkzeug's parameter name
-        kwargs.setdefault("max", db.BIGINT_MAX)
+        kwargs.setdefault("max", self.default_max)
         super().__init__(map, *args, **kwargs)
+
+
+class DatabaseBigIntConverter(DatabaseIntConverter):
+    """``<bigint:...>``: a non-negative integer a ``BigInteger`` column can hold."""
+
+    default_max = db.BIGINT_MAX
+
+
+class DatabaseTextConverter(UnicodeConverter):
+    """``<name>`` (the default converter) in every service's routes: a path segment without
+    U+0000. PostgreSQL cannot compare text with it (psycopg refuses the statement: a 500 for
+    ``/seals/a%00b``), SQLite can; such a path names nothing, so it is a 404. (The gateway
+    refuses control characters in paths already; this holds for callers that reach a service
+    directly.)"""
+
+    def __init__(self, map, *args, **kwargs) -> None:  # noqa: A002 - werkzeug's parameter name
+        super().__init__(map, *args, **kwargs)
+        self.regex = self.regex.replace("[^/]", r"[^/\x00]", 1)
 
 
 class ServiceFlask(Flask):
@@ -80,6 +103,8 @@ def create_app(
     app = ServiceFlask(import_name or service, instance_relative_config=False)
     app.session_interface = LazyCookieSessionInterface()
     app.url_map.converters["int"] = DatabaseIntConverter  # before any route is added
+    app.url_map.converters["bigint"] = DatabaseBigIntConverter
+    app.url_map.converters["default"] = app.url_map.converters["string"] = DatabaseTextConverter
     # Each service its own database, session secret and key-encryption key
     # (XSN_<SERVICE>_DATABASE_URL, _SECRET_KEY, _KEK), so a process holding several services'
     # settings (the worker, the migrate job) gives each app its own: resolved by the layering.

@@ -39,6 +39,18 @@ class SchemaOnceParser(FlaskParser):
             argmap = argmap()  # once per route; webargs would build one per request
         return super().use_args(argmap, *args, **kwargs)
 
+    def _process_location_data(self, location_data: Any, schema: ma.Schema, req: Any, location: str,
+                               unknown: str | None, validators: Any) -> Any:
+        """As webargs, and no loaded text may carry a NUL character (422, with the fields that do):
+        PostgreSQL cannot store one (psycopg refuses the statement, a 500), SQLite would, so the
+        two backends would answer the same request differently; no field here means one."""
+        data = super()._process_location_data(location_data, schema, req, location, unknown, validators)
+        carrying = [name for name, value in data.items() if _has_nul(name) or _has_nul(value)] \
+            if isinstance(data, dict) else ([] if not _has_nul(data) else ["_schema"])
+        if carrying:
+            raise ma.ValidationError({name: ["must not contain the NUL character"] for name in carrying})
+        return data
+
     def load_json(self, req: Any, schema: ma.Schema) -> Any:
         """As webargs, and a body Python's ``json`` refuses otherwise than by a syntax error is
         malformed too (400), not a 500: an integer of more than 4,300 digits (``ValueError``),
@@ -47,6 +59,17 @@ class SchemaOnceParser(FlaskParser):
             return super().load_json(req, schema)
         except (ValueError, RecursionError) as exc:  # JSONDecodeError was handled above
             return self._handle_invalid_json_error(exc, req)
+
+
+def _has_nul(value: Any) -> bool:
+    """Whether a loaded value, or any text inside it (keys too), contains U+0000."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(key) or _has_nul(item) for key, item in value.items())
+    if isinstance(value, list | tuple | set | frozenset):
+        return any(_has_nul(item) for item in value)
+    return False
 
 
 def _json_body() -> Any:

@@ -123,7 +123,7 @@ class Records(MethodView):
                 "per_page": args["per_page"]}
 
 
-@blp.route("/records/<int:index>")
+@blp.route("/records/<bigint:index>")
 class RecordProof(MethodView):
     @require_token(AUDIT_SCOPE)
     @blp.doc(**AUTH_DOC)

@@ -41,11 +41,20 @@ ErrorResponder = Callable[[web.BaseRequest, EdgeProblem], Awaitable["web.StreamR
 RawResponder = Callable[[str | None, EdgeProblem], bytes]
 
 
+# The start of the line aiohttp found too long, when it is the request line: its C parser
+# quotes the request target ("/..." or an absolute URL), its Python parser the whole line
+# ("GET /..."); a header field's line starts with its name, which holds no "/" or space. (Only a
+# header value that itself starts with "/" reads as a request line here, and is answered 414.)
+_REQUEST_LINE = re.compile(rb"^(?:[A-Z]+ )?(?:/|https?://)", re.IGNORECASE)
+
+
 def parse_problem(exc: BaseException | None, message: str | None) -> EdgeProblem:
     text = str(message or getattr(exc, "message", "") or "malformed request")
     lower = text.lower()
     if isinstance(exc, LineTooLong) or "too many headers" in lower or ("header" in lower and "long" in lower):
-        if "status line" in lower or "request line" in lower:
+        line = exc.args[0] if isinstance(exc, LineTooLong) and exc.args else b""
+        if "status line" in lower or "request line" in lower or \
+                (isinstance(line, bytes | bytearray) and _REQUEST_LINE.match(line)):
             return MalformedRequest("the request line is too long", code="uri_too_long", status=414,
                                     title="URI too long")
         return HeadersTooLarge("the request head is too large")

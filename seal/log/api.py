@@ -88,7 +88,7 @@ class Entries(MethodView):
         return {"items": [entry_dict(e) for e in entries.entries_range(get_session(), args["start"], args["end"])]}
 
 
-@blp.route("/entries/<int:index>")
+@blp.route("/entries/<bigint:index>")
 class EntryProof(MethodView):
     @require_token(AUDIT_SCOPE)
     @blp.doc(**AUTH_DOC)

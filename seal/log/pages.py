@@ -232,7 +232,7 @@ def index():
                            form=request.args, error=error, fields=SEARCH_FIELDS)
 
 
-@bp.route("/entries/<int:index>")
+@bp.route("/entries/<bigint:index>")
 @auditor_required
 def entry(index: int):
     db_session = get_session()

@@ -103,3 +103,58 @@ def test_a_schema_ahead_of_the_code_stays_ready(make_app):
     assert app.test_client().get("/readyz").json == {"status": "ready"}
     assert schema_state("payment", {"payment_9999_from_the_future"}) == "ahead"
     assert schema_state("payment", set()) == "behind"
+
+
+# (service, method, path with {n} for the number, scope): every route with an integer in its path.
+INTEGER_PATHS = [
+    ("identity", "DELETE", "/api/v1/grants/{n}", "identity:admin"),
+    ("seal", "DELETE", "/seals/s-1/grants/{n}", "seal:admin"),
+    ("messaging", "GET", "/inbox/{n}", "messaging:inbox"),
+    ("messaging", "POST", "/inbox/{n}/read", "messaging:inbox"),
+    ("messaging", "DELETE", "/inbox/{n}", "messaging:inbox"),
+    ("messaging", "POST", "/dead-letters/{n}/replay", "messaging:send"),
+    ("messaging", "POST", "/apps/a/templates/c/versions/{n}/approve-sms", "messaging:admin"),
+]
+
+
+@pytest.mark.parametrize(("service", "method", "path", "scope"), INTEGER_PATHS)
+def test_an_id_beyond_an_integer_column_names_nothing(make_app, service, method, path, scope):
+    """Row ids are ``Integer`` columns: a larger number in the path is a 404 problem, not the
+    database's refusal (PostgreSQL: "integer out of range", a 500; the API fuzz sweep's finding)."""
+    from tests.support.suite import TokenFactory
+
+    tokens = TokenFactory()
+    app = make_app(service)
+    tokens.install(app)
+    headers = tokens.bearer(scope=scope, aud=f"xsn:{service}")
+    for number in (2**31, 2**40, 2**63 - 1):
+        response = app.test_client().open(path.format(n=number), method=method, headers=headers, json={})
+        assert (response.status_code, response.mimetype) == (404, "application/problem+json"), response.data
+
+
+def test_a_log_index_is_a_64_bit_number(make_app):
+    """The logs' leaf indices are ``BigInteger``: an index past 32 bits reaches the view (no such
+    entry), one past 64 bits names nothing at all."""
+    from tests.support.suite import TokenFactory
+
+    tokens = TokenFactory()
+    app = make_app("seal")
+    tokens.install(app)
+    headers = tokens.bearer(scope="audit:read")
+    client = app.test_client()
+    assert client.get(f"/log/entries/{2**40}", headers=headers).get_json()["code"] == "log_entry_not_found"
+    assert client.get(f"/log/entries/{2**64}", headers=headers).get_json()["code"] == "not_found"  # routing's
+
+
+def test_a_path_segment_with_a_nul_character_names_nothing(make_app):
+    """PostgreSQL cannot compare text with U+0000: GET /seals/a%00b was a 500 there."""
+    from tests.support.suite import TokenFactory
+
+    tokens = TokenFactory()
+    app = make_app("seal")
+    tokens.install(app)
+    client = app.test_client()
+    answer = client.get("/seals/a%00b", headers=tokens.bearer(scope="seal:admin"))
+    assert (answer.status_code, answer.get_json()["code"]) == (404, "not_found")  # routing's
+    other = client.get("/seals/no-such-seal", headers=tokens.bearer(scope="seal:admin"))
+    assert other.get_json()["code"] == "seal_not_found"  # an ordinary segment still reaches the view

@@ -181,6 +181,37 @@ def test_an_argument_schema_class_is_built_once_per_route_not_per_request():
     assert body["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Counted"}
 
 
+class TextSchema(ma.Schema):
+    name = ma.fields.String()
+    tags = ma.fields.List(ma.fields.String())
+    extra = ma.fields.Dict()
+
+
+def test_loaded_text_carrying_a_nul_character_is_refused_with_its_fields():
+    """Whatever the location and however deep (list items, mapping keys and values): 422."""
+    app = ServiceFlask(__name__)
+    app.config.update(API_TITLE="t", API_VERSION="1", OPENAPI_VERSION="3.1.0")
+    api = Api(app)
+    blp = Blueprint("texts", __name__)
+
+    @blp.route("/echo", methods=["POST"])
+    @blp.arguments(TextSchema, location="query", as_kwargs=True)
+    @blp.arguments(TextSchema)
+    def echo(body, **query):
+        return {"body": body, "query": query}
+
+    api.register_blueprint(blp)
+    client = app.test_client()
+    assert client.post("/echo?name=a", json={"name": "b", "tags": ["c"], "extra": {"d": "e"}}).status_code == 200
+    for body in ({"name": "a\x00"}, {"tags": ["ok", "\x00"]}, {"extra": {"\x00": 1}}, {"extra": {"k": ["\x00"]}}):
+        refused = client.post("/echo", json={"name": "fine", **body})
+        assert refused.status_code == 422, body
+        assert refused.json["errors"]["json"] == {next(iter(body)): ["must not contain the NUL character"]}
+    refused = client.post("/echo?name=a%00", json={})
+    assert refused.status_code == 422
+    assert refused.json["errors"]["query"] == {"name": ["must not contain the NUL character"]}
+
+
 @pytest.mark.parametrize(("value", "kept"), [
     ("req-from-gateway-1", True), ("a" * 128, True), ("abc.def:gh_ij-k", True),
     ("short", False), ("a" * 129, False), ("bad value; drop", False), ("abcdefgh\n", False), ("", False),

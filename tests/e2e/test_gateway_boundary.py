@@ -135,3 +135,15 @@ def test_revoked_token_is_refused_within_five_seconds(suite):
             return
         time.sleep(0.2)
     pytest.fail("the gateway still accepted a revoked token after 5 s")
+
+
+def test_a_long_query_reaches_the_service_and_a_longer_one_gets_the_edges_problem(suite):
+    """Every request line the edge accepts, the service's gunicorn accepts too: a 6,000-byte line
+    once got gunicorn's own HTML "414 URI Too Long" through the gateway (its default limit 4094).
+    Beyond the edge's limit the edge refuses it itself, as a problem."""
+    gateway = suite.base_url("gateway")
+    answer = requests.get(f"{gateway}/seal/info", params={"pad": "x" * 6000}, timeout=10)
+    assert answer.status_code == 200, answer.text[:200]
+    refused = requests.get(f"{gateway}/seal/info", params={"pad": "x" * 9000}, timeout=10)
+    assert (refused.status_code, refused.headers["Content-Type"]) == (414, "application/problem+json")
+    assert refused.json()["code"] == "uri_too_long"

@@ -114,3 +114,15 @@ def test_rate_limit_429_with_headers(start_edge):
     assert edge.records(limited.headers["X-Request-ID"])[0]["outcome"] == "denied"
     # Another client has its own bucket.
     assert requests.get(f"{edge.url}/seal/x", headers=edge.tokens.bearer(aud="xsn:seal", client_id="other")).ok
+
+
+def test_an_oversized_request_line_is_414(edge):
+    """aiohttp says "Got more than 8190 bytes" alike for the request line and a header field:
+    a request target that long is a URI too long (414), not a head too large (431)."""
+    raw = f"GET /seal/livez?pad={'a' * 9000} HTTP/1.1\r\nHost: {edge.host}\r\n\r\n".encode()
+    status, _, body = parse_raw(edge.raw(raw))
+    assert status == 414 and json.loads(body)["code"] == "uri_too_long"
+    absolute = f"GET http://{edge.host}/seal/livez?pad={'a' * 9000} HTTP/1.1\r\nHost: {edge.host}\r\n\r\n".encode()
+    assert parse_raw(edge.raw(absolute))[0] == 414
+    long_name = f"GET /seal/livez HTTP/1.1\r\nHost: {edge.host}\r\nX-{'b' * 9000}: 1\r\n\r\n".encode()
+    assert parse_raw(edge.raw(long_name))[0] == 431

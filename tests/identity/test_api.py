@@ -221,3 +221,10 @@ def test_openapi_documents_the_api(app):
     paths = app.test_client().get("/openapi.json").json["paths"]
     assert {"/api/v1/people/search", "/api/v1/people/lookup", "/api/v1/organisations",
             "/api/v1/me/sessions"} <= set(paths)
+
+
+def test_a_subject_with_a_nul_character_is_refused_not_looked_up(api):
+    """PostgreSQL cannot compare text with U+0000: the lookup was a 500 there (API fuzz sweep)."""
+    refused = api("POST", "/api/v1/people/lookup", scope="identity:people:read", json={"subjects": ["0", "a\x00b"]})
+    is_problem(refused, 422, "validation_failed")
+    assert refused.json["errors"] == {"subjects": ["must not contain the NUL character"]}

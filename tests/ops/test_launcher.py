@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from common.ops import launcher
@@ -20,6 +22,19 @@ def test_gunicorn_argv_defaults_to_four_threads_and_takes_others():
     assert _option(gunicorn_argv("seal:create_app()", 8002, 3, "xsn-seal", threads=8), "--threads") == "8"
     assert "--reuse-port" in argv  # a socket per worker (see the burst test below)
     assert "--reuse-port" not in gunicorn_argv("seal:create_app()", 8002, 1, "xsn-seal")  # one worker: the arbiter's
+
+
+def test_services_accept_every_request_line_the_gateways_edge_accepts():
+    """gunicorn's default (4094) is shorter than the edge's (8190): a line between them got
+    gunicorn's HTML 414 through the gateway instead of a problem document."""
+    import runpy
+
+    from gateway.config import SETTINGS
+
+    edge = SETTINGS["GATEWAY_MAX_HEADER_BYTES"]
+    assert _option(gunicorn_argv("seal:create_app()", 8002, 2, "xsn-seal"), "--limit-request-line") == str(edge)
+    deployed = runpy.run_path(str(Path(launcher.__file__).parents[2] / "deploy" / "gunicorn.conf.py"))
+    assert deployed["limit_request_line"] == edge
 
 
 def test_a_service_takes_the_suites_settings_unless_it_or_the_environment_says_otherwise(monkeypatch):

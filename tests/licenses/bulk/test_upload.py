@@ -70,3 +70,14 @@ def test_each_kind_of_bad_row_is_reported_with_its_line_and_code(h):
         (7, "invalid_holder"), (9, "duplicate_row"), (10, "unknown_licence_type"), (11, "type_mismatch")]
     assert "line 8" in job["errors"][5]["reason"]
     assert (job["invalid"], job["pending"]) == (8, 4)
+
+
+def test_a_nul_character_in_the_query_is_a_problem_not_a_database_error(h):
+    """PostgreSQL refuses text with U+0000: each of these was a 500 there (API fuzz sweep)."""
+    unknown = h.client.post("/bulk-jobs?type_code=residence%00permit", data=residents_csv(2), headers=h.police,
+                            content_type="text/csv")
+    assert (unknown.status_code, unknown.get_json()["code"]) == (404, "unknown_licence_type")
+    listed = h.client.get("/licences?status=%19%00P", headers=h.police)
+    assert listed.status_code == 422
+    assert listed.get_json()["errors"] == {"status": ["must not contain the NUL character"]}
+    assert h.count(BulkJob) == 0
