@@ -162,6 +162,10 @@ class Verified:
     licence_type: SimpleNamespace
     signature_sm3: str
     document: Any
+    # The answer's members that are the same for every accepted verification of the code (the
+    # purpose, the licence's summary, the authorised fields and their labels: functions of the
+    # rows above, which the statement keeps as they were), built once (verification._shown).
+    shown: dict[str, Any] | None = None
 
     @property
     def found(self) -> Found:
