@@ -178,9 +178,6 @@ def verify_code(store: Store, deps: Deps, verifier: Verifier, raw_code: str, *,
         raise refuse(found, refusal, checks)
     auth, licence, licence_type = found
     uses = store.take(auth, record, now)
-    if uses is not None and store.verified is not None and licence.row_version:
-        kept = SimpleNamespace(**{**vars(licence), "document_enc": None})  # its document is kept read
-        store.verified.put(code, Verified(auth, kept, licence_type, signature_digest(licence.signature_b64), document))
     if uses is None:
         # The authorisation or the licence changed since it was read (another window took the
         # last use, the holder revoked it, the licence was revoked): judged again as it is now.
@@ -189,7 +186,12 @@ def verify_code(store: Store, deps: Deps, verifier: Verifier, raw_code: str, *,
             raise refuse(None, ("authorisation_not_found", "no authorisation has this code"), {})
         checks, refusal, _ = _decide(deps, verifier, again, utcnow())
         raise refuse(again, refusal or ("authorisation_used_up", "the authorisation has no uses left"), checks)
-    return _answer(found, document, checks, uses)
+    shown = _shown(found, document)
+    if store.verified is not None and licence.row_version:
+        kept = SimpleNamespace(**{**vars(licence), "document_enc": None})  # its document is kept read
+        store.verified.put(code, Verified(auth, kept, licence_type, signature_digest(licence.signature_b64), document,
+                                          shown))
+    return _answer(shown, checks, auth, uses)
 
 
 def _verify_known(store: Store, deps: Deps, verifier: Verifier, code: str, known: Verified,
@@ -230,16 +232,22 @@ def _verify_known(store: Store, deps: Deps, verifier: Verifier, code: str, known
                   request_id=record["request_id"])
         store.verified.forget(code)
         raise refuse(found, refusal, checks)
-    return _answer(found, document, checks, uses)
+    # what the answer shows of the rows is the cached entry's: the statement took the use only
+    # while those rows were as read (the answer's members and their objects are only read)
+    return _answer(known.shown or _shown(found, document), checks, found[0], uses)
 
 
-def _answer(found: Found, document: StoredDocument, checks: dict[str, Any], uses: int) -> dict[str, Any]:
+def _shown(found: Found, document: StoredDocument) -> dict[str, Any]:
+    """The accepted answer's members that follow from the rows and the document alone."""
     auth, licence, licence_type = found
     face = document.fields
-    return {"valid": True, "checks": checks, "purpose": auth.purpose,
-            "licence": licence_summary(licence, licence_type),
+    return {"purpose": auth.purpose, "licence": licence_summary(licence, licence_type),
             "fields": {name: face[name] for name in auth.fields if name in face},
-            "labels": {spec["name"]: spec["label"] for spec in licence_type.fields if spec["name"] in auth.fields},
+            "labels": {spec["name"]: spec["label"] for spec in licence_type.fields if spec["name"] in auth.fields}}
+
+
+def _answer(shown: dict[str, Any], checks: dict[str, Any], auth, uses: int) -> dict[str, Any]:
+    return {"valid": True, "checks": checks, **shown,
             "authorisation": {"expires_at": auth.expires_at, "uses": uses, "max_uses": auth.max_uses}}
 
 

@@ -162,6 +162,10 @@ class Verified:
     licence_type: SimpleNamespace
     signature_sm3: str
     document: Any
+    # The answer's members that are the same for every accepted verification of the code (the
+    # purpose, the licence's summary, the authorised fields and their labels: functions of the
+    # rows above, which the statement keeps as they were), built once (verification._shown).
+    shown: dict[str, Any] | None = None
 
     @property
     def found(self) -> Found:
@@ -186,14 +190,26 @@ def _take_key(take) -> str:
 
 class PostgresStore:
     """One request's use of a connection of :class:`Stores`' pool (autocommit: each statement
-    commits, durably with ``synchronous_commit``, as it ends)."""
+    commits, durably with ``synchronous_commit``, as it ends), taken with its first statement."""
 
     def __init__(self, pool: DriverPool, verified: TtlCache[str, Verified] | None = None,
                  groups: TakeGroups | None = None) -> None:
         self._pool = pool
         self.verified = verified
         self._groups = groups
-        self._pooled: Pooled | None = pool.get()
+        self._pooled: Pooled | None = None
+
+    def _connection(self) -> Pooled:
+        """The pool's connection this store sends on, taken with its first statement: a known
+        code's take carried by another verification's group statement sends none, so most
+        verifications under load never check one out (the pool's lock, its condition and the
+        connection's status read on return: ~17 k instructions a follower at 16 threads,
+        callgrind; docs/ARCHITECTURE.md, licences, "What only a verification pays").
+
+        :raise common.db_driver.PoolTimeout: no connection came free in time (503)."""
+        if self._pooled is None:
+            self._pooled = self._pool.get()
+        return self._pooled
 
     def _reconnect(self) -> None:
         # Let go of the old connection first: if no new one can be had, close() has none to give back.
@@ -201,7 +217,7 @@ class PostgresStore:
         self._pooled = self._pool.replace(pooled)
 
     def _execute(self, statement: str, params: tuple):
-        cursor = self._pooled.cursor
+        cursor = self._connection().cursor
         cursor.execute(statement, params)
         return cursor.fetchone()
 
@@ -254,7 +270,7 @@ class PostgresStore:
         does not ping) has something to read, the server's goodbye or its end, and is replaced
         first, so the statement is sent once, on a live connection."""
         waiting = select_module.poll()
-        waiting.register(self._pooled.conn.fileno(), select_module.POLLIN)
+        waiting.register(self._connection().conn.fileno(), select_module.POLLIN)
         if waiting.poll(0):
             self._reconnect()
         batch = orjson.dumps([
@@ -279,7 +295,7 @@ class PostgresStore:
         return None if row is None else row[0]
 
     def refuse(self, record: dict[str, Any], now: datetime) -> None:
-        self._pooled.cursor.execute(_PG_RECORD, (record["licence_id"], record["auth_id"], record["verifier"],
+        self._connection().cursor.execute(_PG_RECORD, (record["licence_id"], record["auth_id"], record["verifier"],
                                                  record["verifier_client"], record["verifier_org"],
                                                  record["purpose"], "refused", record["reason"],
                                                  record["request_id"], now))
@@ -355,7 +371,8 @@ class Stores:
     (:meth:`PostgresStore.lookup`), or is seen before a known code's write
     (:meth:`PostgresStore.take_known`); a broken one is dropped when the store is closed.
 
-    Connection budget: a verification holds one connection of this pool while it runs, and a
+    Connection budget: a verification holds at most one connection of this pool, from its first
+    statement to its end (one whose take another's group statement carries holds none), and a
     worker runs at most its thread count of requests at once, so a pool as large as the
     worker's threads is never short; its connections are opened as verifications need them, so
     ``pool_size`` (``LICENSES_VERIFY_POOL_SIZE``, by default ``processes.GUNICORN_THREADS``, 16)

@@ -85,7 +85,7 @@ def _kill_the_pooled_connection(h) -> None:
     from common.db import get_session
 
     store = h.app.extensions["licenses"]["stores"].open(get_session)
-    pid = store._pooled.conn.info.backend_pid
+    pid = store._connection().conn.info.backend_pid
     store.close()
     with get_db(h.app).engine.connect() as conn:
         assert conn.execute(text("SELECT pg_terminate_backend(:pid, 10000)"), {"pid": pid}).scalar() is True
@@ -174,7 +174,9 @@ def test_a_reconnection_that_fails_gives_the_connections_place_back_once(postgre
 
     pool = _pool(h)
     store = h.app.extensions["licenses"]["stores"].open(get_session)
-    assert pool._open == 1  # the store took its connection when it was opened
+    assert pool._open == 0  # a store takes its connection with its first statement
+    store._connection()
+    assert pool._open == 1
 
     def down():
         raise psycopg.OperationalError("connection refused")
@@ -188,5 +190,69 @@ def test_a_reconnection_that_fails_gives_the_connections_place_back_once(postgre
     store.close()
     assert pool._open == 0 and pool._idle == []
     again = h.app.extensions["licenses"]["stores"].open(get_session)
+    again._connection()
     again.close()
     assert pool._open == 1
+
+
+@pytest.mark.services
+def test_a_known_codes_take_carried_by_another_verifications_statement_takes_no_connection(
+        postgres_url, h, monkeypatch):
+    """A verification of a known code whose take goes in another one's group statement never
+    checks out a connection of the pool: only a statement's sender (a group's leader, a lookup,
+    a refusal's record) does. Three known codes: C's statement is held while B's and A's takes
+    queue; B leads the next group and its statement carries A's."""
+    from common.db_driver import DriverPool
+    from licenses import verification_store
+
+    codes = {}
+    for name in "ABC":
+        permit = h.issue_residence().get_json()
+        codes[name] = h.authorise(permit["id"], max_uses=5).get_json()["code"]
+        assert h.client.post("/verify", json={"code": codes[name]}, headers=h.window).status_code == 200
+    takes = h.app.extensions["licenses"]["stores"].takes
+    takes.groups = takes.items = 0
+    held, release = threading.Event(), threading.Event()
+    write_known = verification_store.PostgresStore.write_known
+
+    def held_write(store, items):
+        if any(item[0] == codes["C"] for item in items):
+            held.set()
+            assert release.wait(30)
+        return write_known(store, items)
+
+    monkeypatch.setattr(takes, "_write", held_write)  # what the groups were given when built
+    checkouts: list[int] = []
+    get = DriverPool.get
+    monkeypatch.setattr(DriverPool, "get", lambda pool: checkouts.append(threading.get_ident()) or get(pool))
+    answers: dict[str, int] = {}
+    idents: dict[str, int] = {}
+
+    def window(name: str) -> None:
+        idents[name] = threading.get_ident()
+        answer = h.app.test_client().post("/verify", json={"code": codes[name]}, headers=h.window)
+        answers[name] = answer.status_code, answer.get_json()
+
+    def queued(count: int) -> bool:
+        for _ in range(3000):
+            if len(takes._queue) == count:
+                return True
+            threading.Event().wait(0.01)
+        return False
+
+    threads = {name: threading.Thread(target=window, args=(name,)) for name in "CBA"}
+    threads["C"].start()
+    assert held.wait(30), answers
+    threads["B"].start()
+    assert queued(1)
+    threads["A"].start()
+    assert queued(2)
+    release.set()
+    for thread in threads.values():
+        thread.join(60)
+    assert {name: answer[0] for name, answer in answers.items()} == {"A": 200, "B": 200, "C": 200}
+    assert takes.groups == 2 and takes.items == 3
+    assert idents["A"] not in checkouts and idents["B"] in checkouts and idents["C"] in checkouts
+    with get_db(h.app).session() as session:
+        for name in "ABC":
+            assert session.scalar(select(Authorisation.uses).where(Authorisation.code == codes[name])) == 2

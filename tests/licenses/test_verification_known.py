@@ -205,3 +205,26 @@ def test_a_known_code_is_judged_on_todays_date(h, calls, monkeypatch):
     response = _verify(h, code)
     assert response.status_code == 409 and response.get_json()["code"] == "licence_expired"
     assert calls["take_known"] == 1 and _state(h, code)[0] == 1
+
+
+def test_a_known_codes_answer_reuses_what_the_first_verification_showed(h, calls, monkeypatch):
+    """The purpose, licence summary, fields and labels are built once, by the verification that
+    read the rows, and kept with the code; later answers show them as they are (equal answers
+    but for the count), with the count and the checks of their own take."""
+    from licenses import verification
+
+    permit = h.issue_residence().get_json()
+    code = h.authorise(permit["id"], max_uses=3).get_json()["code"]
+    built = []
+    summary = verification.licence_summary
+    monkeypatch.setattr(verification, "licence_summary", lambda *args: built.append(1) or summary(*args))
+    first = _verify(h, code).get_json()
+    assert built == [1]
+    second, third = _verify(h, code).get_json(), _verify(h, code).get_json()
+    assert built == [1] and calls["take_known"] == 2
+    assert [a["authorisation"]["uses"] for a in (first, second, third)] == [1, 2, 3]
+    assert third["checks"]["authorisation"]["detail"].startswith("3 of 3 uses")
+    for answer in (first, second):
+        answer["authorisation"]["uses"] = 3
+        answer["checks"]["authorisation"]["detail"] = third["checks"]["authorisation"]["detail"]
+    assert first == second == third
