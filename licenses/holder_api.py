@@ -208,11 +208,11 @@ class MyOfflineCode(MethodView):
 
 def plain_verify_request(body: object) -> dict | None:
     """``body`` when :class:`~licenses.schemas.VerifyRequestSchema` accepts it as it is: a JSON
-    object whose only member is a ``code`` string within the schema's length bounds; ``None``
-    for anything else."""
+    object whose only member is a ``code`` string within the schema's length bounds and without
+    a NUL (which the parser refuses: PostgreSQL cannot hold one); ``None`` for anything else."""
     if type(body) is dict and len(body) == 1:
         code = body.get("code")
-        if type(code) is str and CODE_MIN <= len(code) <= CODE_MAX:
+        if type(code) is str and CODE_MIN <= len(code) <= CODE_MAX and "\x00" not in code:
             return body
     return None
 

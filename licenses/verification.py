@@ -241,14 +241,20 @@ def _shown(found: Found, document: StoredDocument) -> dict[str, Any]:
     """The accepted answer's members that follow from the rows and the document alone."""
     auth, licence, licence_type = found
     face = document.fields
-    return {"purpose": auth.purpose, "licence": licence_summary(licence, licence_type),
+    summary = licence_summary(licence, licence_type)
+    # Dates and instants as the licence API writes them (ISO 8601: a validity date is a date,
+    # not the midnight GMT an HTTP date would make of it); built once per code (``known.shown``).
+    for key in ("valid_from", "valid_until", "issued_at"):
+        if summary[key] is not None:
+            summary[key] = summary[key].isoformat()
+    return {"purpose": auth.purpose, "licence": summary,
             "fields": {name: face[name] for name in auth.fields if name in face},
             "labels": {spec["name"]: spec["label"] for spec in licence_type.fields if spec["name"] in auth.fields}}
 
 
 def _answer(shown: dict[str, Any], checks: dict[str, Any], auth, uses: int) -> dict[str, Any]:
     return {"valid": True, "checks": checks, **shown,
-            "authorisation": {"expires_at": auth.expires_at, "uses": uses, "max_uses": auth.max_uses}}
+            "authorisation": {"expires_at": auth.expires_at.isoformat(), "uses": uses, "max_uses": auth.max_uses}}
 
 
 def licence_summary(row: Licence, licence_type: LicenceType) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import select
@@ -53,6 +53,23 @@ def test_the_answer_is_what_the_documented_schema_dumps(h, permit):
     assert set(body) == {"valid", "checks", "purpose", "licence", "fields", "labels", "authorisation"}
     as_dumped = {**{k: v for k, v in body.items() if k != "fields"}, "face": body["fields"]}
     assert VerifyResultSchema().dump(as_dumped) == body
+
+
+def test_the_answer_writes_dates_as_the_licence_api_does(h, permit):
+    """ISO 8601, as ``GET /licences/<id>`` writes the same licence: a validity date is a date, not
+    the midnight GMT an HTTP date would make of it; the authorisation's expiry an instant in UTC."""
+    body = _verify(h, h.authorise(permit["id"]).get_json()["code"]).get_json()
+    valid_from = body["licence"]["valid_from"]  # ``permit`` is the issuance's answer: the licence API's
+    assert valid_from == permit["valid_from"] == date.fromisoformat(valid_from).isoformat()
+    assert datetime.fromisoformat(body["licence"]["issued_at"]).utcoffset() == timedelta(0)
+    expires = datetime.fromisoformat(body["authorisation"]["expires_at"])
+    assert expires.utcoffset() == timedelta(0) and expires > datetime.now(timezone.utc)
+
+
+def test_a_code_with_a_nul_is_refused_by_the_parser_not_the_database(h, permit):
+    response = _verify(h, "ABCDE\u000012345".encode().decode("unicode_escape"))
+    assert response.status_code == 422 and response.get_json()["code"] == "validation_failed"
+    assert h.count(UseRecord) == 0
 
 
 @pytest.mark.parametrize(("payload", "status", "code"), [
