@@ -49,13 +49,15 @@ def docs_asset(filename: str) -> Response:
 
 
 def _secure(response: Response) -> Response:
+    headers = response.headers
+    # Every answer: a browser must not take a download (a licence's document, a signature) or
+    # an asset for another type than it is sent as.
+    headers["X-Content-Type-Options"] = "nosniff"
     # The content type, not the endpoint, says what a browser will render: error pages and
-    # redirects' bodies included. A JSON answer is left as it is (one string test).
+    # redirects' bodies included.
     if response.content_type.startswith("text/html"):
-        headers = response.headers
         headers["Content-Security-Policy"] = DOCS_POLICY if request.endpoint == DOCS_ENDPOINT else PAGE_POLICY
         headers["X-Frame-Options"] = "DENY"
-        headers["X-Content-Type-Options"] = "nosniff"
         headers["Referrer-Policy"] = "same-origin"
     return response
 

@@ -1,5 +1,5 @@
-"""Pages carry the security headers (no framing, no script, no Referer to other sites); APIs are
-left alone; Swagger UI gets its own policy and its assets from the service, not a CDN."""
+"""Pages carry the security headers (no framing, no script, no Referer to other sites); every
+answer nosniff; Swagger UI gets its own policy and its assets from the service, not a CDN."""
 
 from __future__ import annotations
 
@@ -25,10 +25,11 @@ def test_identity_pages_cannot_be_framed_and_run_no_script(identity, path):
         assert response.headers[name] == value
 
 
-def test_json_answers_get_no_page_headers(identity):
+def test_json_answers_get_no_page_policy_but_nosniff(identity):
     response = identity.get("/livez")
     assert response.status_code == 200 and response.is_json
     assert "Content-Security-Policy" not in response.headers and "X-Frame-Options" not in response.headers
+    assert response.headers["X-Content-Type-Options"] == "nosniff"  # on every answer
 
 
 def test_swagger_ui_loads_its_assets_from_the_service_under_its_own_policy(identity):
