@@ -21,6 +21,7 @@ from datetime import time as dtime
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from common.db import begin_write, utcnow
@@ -57,13 +58,18 @@ def import_statement(session: Session, channel: str, day: date, data: bytes, *, 
         raise MalformedStatement("the statement's SHA-256 does not match the one the channel published",
                                  code="statement_digest_mismatch")
     lines = parse_statement(channel, data)
+    exists = Conflict(f"the {channel} statement of {day} is already imported", code="statement_exists")
+    begin_write(session)  # an upload and a fetch of the same day at once: the check sees the last commit
     if session.scalar(select(Statement.id).where(Statement.channel == channel, Statement.day == day)):
-        raise Conflict(f"the {channel} statement of {day} is already imported", code="statement_exists")
+        raise exists
     statement = Statement(channel=channel, day=day, sha256=digest, lines=len(lines),
                           total_amount=sum(x.amount for x in lines), matched=0, imported_by=actor,
                           imported_at=utcnow())
-    session.add(statement)
-    session.flush()
+    try:
+        with session.begin_nested():  # the savepoint keeps the caller's transaction usable
+            session.add(statement)
+    except IntegrityError as exc:  # PostgreSQL: the other import committed after our check
+        raise exists from exc
 
     start, end = day_bounds(day)
     paid_here = {o.id: o for o in session.scalars(select(PaymentOrder).where(

@@ -7,7 +7,7 @@ import hashlib
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from common.errors import Conflict
 from payment import payments, reconciliation, settlement
@@ -178,3 +178,36 @@ def test_a_difference_resolved_while_the_institution_was_asked_stays_as_the_firs
     kept = session.get(ReconDifference, diff.id, populate_existing=True)
     assert (kept.resolution, kept.resolved_by) == ("acknowledge", "person:other")
     assert check_ledger(session).ok
+
+
+def test_two_imports_of_the_same_day_at_once_give_one_statement_and_a_conflict(app, session, paid_orders):
+    """An upload and a fetch of the same day together: the second import waits for the first (the
+    write lock on SQLite, the unique index on PostgreSQL) and is refused 409, never a 500."""
+    import threading
+
+    from common.db import get_db
+    from payment.models import Statement
+
+    data, _type = statement_file("wechat", paid_orders[:2], merchant_id=MCH)
+    day = datetime.now(reconciliation.SHANGHAI).date()
+    reconciliation.import_statement(session, "wechat", day, data, actor="a", expected_sha256=None)
+    outcome: list[BaseException | None] = []
+
+    def second():
+        with app.app_context(), get_db(app).session() as own:
+            try:
+                reconciliation.import_statement(own, "wechat", day, data, actor="b", expected_sha256=None)
+                own.commit()
+                outcome.append(None)
+            except BaseException as exc:  # noqa: BLE001 - the outcome is what the test reads
+                own.rollback()
+                outcome.append(exc)
+
+    thread = threading.Thread(target=second)
+    thread.start()
+    thread.join(0.5)  # the second import now waits for the first's transaction
+    session.commit()
+    thread.join(30)
+    assert len(outcome) == 1 and isinstance(outcome[0], Conflict), outcome
+    assert outcome[0].code == "statement_exists"
+    assert session.scalar(select(func.count()).select_from(Statement).where(Statement.day == day)) == 1
