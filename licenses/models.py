@@ -12,7 +12,6 @@ with a keyed blind index (HMAC-SM3) for lookup and a masked copy for display
 
 from __future__ import annotations
 
-import importlib
 import uuid
 from datetime import date, datetime
 from typing import Any
@@ -230,4 +229,6 @@ class BulkRow(Base):
     batch: Mapped[str | None] = mapped_column(String(32), nullable=True)
 
 
-importlib.import_module("licenses.console_models")  # the holders' page sign-ins, same metadata
+# The holders' page sign-ins share this metadata (migrations and create_all see them); at the
+# end, as seal.models does, because licenses.console_models imports Base from here.
+import licenses.console_models  # noqa: E402, F401
