@@ -12,6 +12,7 @@ with a keyed blind index (HMAC-SM3) for lookup and a masked copy for display
 
 from __future__ import annotations
 
+import importlib
 import uuid
 from datetime import date, datetime
 from typing import Any
@@ -229,6 +230,4 @@ class BulkRow(Base):
     batch: Mapped[str | None] = mapped_column(String(32), nullable=True)
 
 
-# The holders' page sign-ins share this metadata (migrations and create_all see them); at the
-# end, as seal.models does, because licenses.console_models imports Base from here.
-import licenses.console_models  # noqa: E402, F401
+importlib.import_module("licenses.console_models")  # the holders' page sign-ins, same metadata
