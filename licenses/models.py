@@ -230,4 +230,8 @@ class BulkRow(Base):
     batch: Mapped[str | None] = mapped_column(String(32), nullable=True)
 
 
-importlib.import_module("licenses.console_models")  # the holders' page sign-ins, same metadata
+# The holders' page sign-ins share this metadata (create_all and the migrations' checks see
+# them). licenses.console_models takes Base from here, so a plain import would be a cycle (the
+# import contracts refuse one); loaded by name at the end, once Base exists. Seal avoids it
+# with Base in seal/base.py; moving licences' Base there is the clean fix, not done yet.
+importlib.import_module("licenses.console_models")
