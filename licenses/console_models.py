@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from common.web.console_login.models import ConsoleLoginMixin, ConsoleSessionMixin
-from licenses.models import Base
+from licenses.base import Base
 
 
 class ConsoleLogin(ConsoleLoginMixin, Base):

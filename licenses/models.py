@@ -12,7 +12,6 @@ with a keyed blind index (HMAC-SM3) for lookup and a masked copy for display
 
 from __future__ import annotations
 
-import importlib
 import uuid
 from datetime import date, datetime
 from typing import Any
@@ -21,10 +20,9 @@ from sqlalchemy import JSON, Date, ForeignKey, Index, Integer, String, Text, Uni
 from sqlalchemy.orm import Mapped, mapped_column
 
 from common.crypto.keystore import SigningKeyMixin
-from common.db import make_base, utcnow
+from common.db import utcnow
 from common.peers.outbox import NotificationOutboxMixin
-
-Base = make_base()
+from licenses.base import Base  # re-exported: the other modules take Base from here
 
 PERSON, ORGANISATION = "person", "organisation"
 HOLDER_KINDS = (PERSON, ORGANISATION)
@@ -231,7 +229,5 @@ class BulkRow(Base):
 
 
 # The holders' page sign-ins share this metadata (create_all and the migrations' checks see
-# them). licenses.console_models takes Base from here, so a plain import would be a cycle (the
-# import contracts refuse one); loaded by name at the end, once Base exists. Seal avoids it
-# with Base in seal/base.py; moving licences' Base there is the clean fix, not done yet.
-importlib.import_module("licenses.console_models")
+# them); at the end, as seal.models does.
+import licenses.console_models  # noqa: E402, F401
