@@ -12,12 +12,12 @@ from sqlalchemy import func, select
 from common.errors import Problem
 from seal import certificates, seals
 from seal.models import Certificate, Seal
-from tests.support.races import paused_after_check
 from tests.seal.domain import (
     ORG_CODE,
     ORG_NAME,
     expect_problem,
 )
+from tests.support.races import paused_after_check
 
 
 def test_create_seal(db, kek):
