@@ -33,3 +33,4 @@ def test_one_reset_link_used_twice_at_once_sets_one_password(seeded, db, monkeyp
     person = db.get(Person, person.id)
     assert accounts.verify_password(db, person, "First-Pass-2026!x")
     assert not accounts.verify_password(db, person, "Held-Pass-2026!x")
+
