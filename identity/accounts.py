@@ -20,7 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, lazyload
 
 from common.crypto.pii import PiiCipher, mask_email, mask_id_number, mask_mobile
-from common.db import utcnow
+from common.db import begin_write, utcnow
 from common.errors import Conflict, Problem
 from common.values.codes import CitizenId, InvalidCode, MobileNumber
 from common.values.email import parse_email as _parse_email
@@ -309,7 +309,16 @@ def check_lock(person: Person) -> None:
 
 
 def record_failure(session: Session, person: Person) -> None:
+    """Count a failed check against ``person`` and lock the account at the policy's limit (commit).
+
+    The count is read under the lock: wrong guesses sent in parallel each count (read unlocked,
+    each request added one to the same old count, and a guesser spreading guesses over
+    concurrent requests was never locked out).
+    """
     rules = policy(session)
+    session.flush()
+    begin_write(session)
+    session.refresh(person, with_for_update=True)
     if person.locked_until is not None and person.locked_until <= utcnow():
         person.locked_until = None
         person.failed_logins = 0

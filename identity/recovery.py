@@ -80,8 +80,15 @@ def reset_password(session: Session, token: str, new_password: str) -> Person:
     """
     row = check_reset_token(session, token)
     person = session.get(Person, row.person_id)
-    accounts.set_password(session, person, new_password)
-    row.used_at = utcnow()
+    accounts.set_password(session, person, new_password)  # hashed before the claim: no lock held meanwhile
+    # Used up in one conditional UPDATE: of two uses of one link at once (each having read it
+    # unused) exactly one sets its password; the other is refused and its password rolled back.
+    claimed = session.execute(update(PasswordReset).where(PasswordReset.id == row.id,
+                                                          PasswordReset.used_at.is_(None))
+                              .values(used_at=utcnow()).execution_options(synchronize_session=False)).rowcount
+    if claimed != 1:
+        session.rollback()
+        raise InvalidResetToken()
     revoke_all_login_sessions(session, person)
     session.commit()
     return person

@@ -6,8 +6,9 @@ Sign-in: the person signs in with their identity account (OpenID Connect through
 ``licenses:holder`` and is re-verified on every view. Who the person holds for is found as the
 API finds it (:func:`licenses.holder_api.resolve_holder`: identity's userinfo with the person's
 own token, so the token carries ``idcard:full org`` too). The views read and change licences
-and authorisations only through :mod:`licenses.authorisations`; a problem the domain raises is
-shown as a page in the person's language. Forms carry CSRF tokens; no JavaScript is needed.
+and authorisations only through :mod:`licenses.authorisations`; whatever fails in them is shown
+as an error page in the person's language (:func:`common.web.pages.html_errors`). Forms carry
+CSRF tokens; no JavaScript is needed.
 """
 
 from __future__ import annotations
@@ -15,10 +16,10 @@ from __future__ import annotations
 from flask import Blueprint, Flask, flash, g, redirect, render_template, request, url_for
 
 from common.db import get_session, utcnow
-from common.errors import Problem, ValidationFailed
+from common.errors import ValidationFailed
 from common.web.console_login import console_required, make_console_login
 from common.web.i18n import _, current_language
-from common.web.pages import protect
+from common.web.pages import html_errors, protect
 
 from . import authorisations, holder_api
 from .holders import Holder
@@ -27,7 +28,11 @@ from .pages import field_labels
 
 HOLDER_SCOPE = "licenses:holder"
 CONSOLE = "licenses_holder_login"
-bp = protect(Blueprint("holder_pages", __name__, url_prefix="/me", template_folder="templates"))
+# A problem's code -> what the error page tells the person (licenses/i18n.py); others: error.generic.
+PROBLEM_TEXTS = {code: f"holder.problem.{code}" for code in (
+    "licence_not_found", "authorisation_not_found", "not_a_holder", "identity_unavailable")}
+bp = html_errors(protect(Blueprint("holder_pages", __name__, url_prefix="/me", template_folder="templates")),
+                 back="holder_pages.licences", back_text="holder.back", texts=PROBLEM_TEXTS)
 holder_required = console_required(CONSOLE, HOLDER_SCOPE)
 # The form's defaults: one use within ten minutes, as at a window.
 DEFAULT_MINUTES, DEFAULT_USES = 10, 1
@@ -160,17 +165,6 @@ def revoke(authorisation_id: str):
     auth = authorisations.revoke(get_session(), holder_api.deps(), _holder(), authorisation_id)
     flash(_("authorisation.revoked_done", code=auth.code))
     return redirect(url_for("holder_pages.licence", licence_id=auth.licence_id))
-
-
-@bp.errorhandler(Problem)
-def _problem_page(exc: Problem):
-    """A problem the domain raised (someone else's licence, identity not releasing the ID
-    number, identity unreachable) as a page, not a problem document: a person reads it."""
-    get_session().rollback()
-    key = f"holder.problem.{exc.code}"
-    message = _(key)
-    return render_template("licenses/holder/problem.html", message=_("holder.problem.other") if message == key
-                           else message, code=exc.code), exc.status
 
 
 def init_app(app: Flask) -> None:

@@ -59,12 +59,11 @@ _HOLDER_ZH = {
     "authorise.error.purpose": "请填写用证事由（不超过 255 个字）。",
     "authorise.error.audience": "请填写核验方：窗口应用标识或单位统一社会信用代码（不超过 255 个字符）。",
     "authorise.error.not_usable": "该证照当前状态（已暂停、注销、过期或被替换）不能授权使用。",
-    "holder.problem.title": "无法完成", "holder.problem.licence_not_found": "没有找到这张证照，或它不属于您。",
+    "holder.problem.licence_not_found": "没有找到这张证照，或它不属于您。",
     "holder.problem.authorisation_not_found": "没有找到这项授权，或它不属于您。",
     "holder.problem.not_a_holder": ("统一身份认证未向本系统提供您的身份证号码，无法查询您的证照。"
                                     "请退出后重新登录并同意授权。"),
     "holder.problem.identity_unavailable": "统一身份认证暂时无法访问，请稍后重试。",
-    "holder.problem.other": "请求未能完成，请稍后重试。",
 }
 _HOLDER_EN = {
     "holder.brand": "My licences", "holder.title": "My licences", "holder.empty": "No licences yet.",
@@ -115,12 +114,11 @@ _HOLDER_EN = {
                                 "(at most 255 characters).",
     "authorise.error.not_usable": "The licence is suspended, revoked, expired or superseded: it cannot be authorised "
                                   "for use.",
-    "holder.problem.title": "Could not complete", "holder.problem.licence_not_found": "No such licence of yours.",
+    "holder.problem.licence_not_found": "No such licence of yours.",
     "holder.problem.authorisation_not_found": "No such authorisation of yours.",
     "holder.problem.not_a_holder": "The identity node did not give this site your ID number, so your licences "
                                    "cannot be found. Sign out, sign in again and allow it.",
     "holder.problem.identity_unavailable": "The identity node cannot be reached right now. Please try again later.",
-    "holder.problem.other": "The request could not be completed; please try again later.",
 }
 
 CATALOG: dict[str, dict[str, str]] = {

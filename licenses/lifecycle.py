@@ -13,9 +13,10 @@ from datetime import date, timedelta
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from common.db import utcnow
+from common.db import begin_write, utcnow
 from common.errors import NotFound, Problem, ValidationFailed
 
 from . import issuing, notifier
@@ -38,19 +39,31 @@ class InvalidTransition(Problem):
     status, code, title = 409, "invalid_status_change", "The licence cannot make this change in its state"
 
 
-def get_licence(session: Session, licence_id: str, *, visible: bool = True) -> Licence:
-    """By id or identifier; pending licences do not exist for callers. :raise LicenceNotFound:"""
-    row = session.get(Licence, licence_id)
+def get_licence(session: Session, licence_id: str, *, visible: bool = True, lock: bool = False) -> Licence:
+    """By id or identifier; pending licences do not exist for callers. :raise LicenceNotFound:
+
+    ``lock``: read for a change that its status decides, under the write lock
+    (:func:`common.db.begin_write`) and the row's lock, as last committed.
+    """
+    if lock:
+        begin_write(session)
+    row = session.get(Licence, licence_id, with_for_update=lock, populate_existing=lock)
     if row is None:
-        row = session.scalars(select(Licence).where(Licence.identifier == licence_id)).first()
+        query = select(Licence).where(Licence.identifier == licence_id)
+        if lock:
+            query = query.with_for_update().execution_options(populate_existing=True)
+        row = session.scalars(query).first()
     if row is None or (visible and row.status == PENDING):
         raise LicenceNotFound(f"no licence {licence_id}")
     return row
 
 
-def issued_by(session: Session, issuer: Issuer, licence_id: str) -> Licence:
-    """A licence of this department. :raise LicenceNotFound: (also for another department's)"""
-    row = get_licence(session, licence_id)
+def issued_by(session: Session, issuer: Issuer, licence_id: str, *, lock: bool = False) -> Licence:
+    """A licence of this department (``lock``: as :func:`get_licence`).
+
+    :raise LicenceNotFound: (also for another department's)
+    """
+    row = get_licence(session, licence_id, lock=lock)
     if row.issuer_code != issuer.code:
         raise LicenceNotFound(f"no licence {licence_id} of {issuer.code}")
     return row
@@ -71,7 +84,9 @@ def change_status(session: Session, issuer: Issuer, licence_id: str, action: str
     """
     if action not in TRANSITIONS:
         raise ValidationFailed(f"action is one of {', '.join(TRANSITIONS)}", errors={"action": ["unknown"]})
-    row = issued_by(session, issuer, licence_id)
+    # The status decides, so it is read under the lock: two changes at once (a resume and a
+    # revocation) would otherwise both pass the check, and a revoked licence could turn valid.
+    row = issued_by(session, issuer, licence_id, lock=True)
     allowed, target = TRANSITIONS[action]
     if row.status not in allowed:
         raise InvalidTransition(f"a {row.status} licence cannot {action}")
@@ -99,7 +114,8 @@ def amend(session: Session, deps: Deps, issuer: Issuer, licence_id: str, *, fiel
     """Issue the next version of a licence and supersede the old one; ``(new licence, replayed)``.
 
     ``fields`` are merged into the current face (a field set to ``None`` is removed).
-    :raise LicenceNotFound: :raise InvalidTransition: :raise Problem: as :func:`issuing.issue`.
+    :raise LicenceNotFound: :raise InvalidTransition: also when the licence was revoked or amended
+        while the new version was being sealed. :raise Problem: as :func:`issuing.issue`.
     """
     old = issued_by(session, issuer, licence_id)
     if not (reason or "").strip():
@@ -129,9 +145,24 @@ def amend(session: Session, deps: Deps, issuer: Issuer, licence_id: str, *, fiel
     new = done
     if new is None:
         new = issuing.new_pending(session, deps, issuer, checked, idempotency_key=idempotency_key, previous=old)
-        session.commit()
+        try:
+            session.commit()
+        except IntegrityError:
+            # The next version's identifier (or this key) is taken: another amendment of this
+            # licence began first; which one supersedes it is decided under the lock below.
+            session.rollback()
+            raise InvalidTransition("another amendment of this licence is under way") from None
     signature = deps.seal.sign(deps.seal.seal_for(issuer.code, licence_type.seal_kind), new.document_sm3,
                                idempotency_key=f"licence:{new.id}", property_info=new.identifier)
+    # Decided again under the lock, after the seal node's answer (no lock is held across that
+    # call): a revocation or another amendment committed meanwhile stands, and this new version
+    # stays pending (invisible; a retry with its key meets the same 409).
+    old = issued_by(session, issuer, old.id, lock=True)
+    new = session.get(Licence, new.id, with_for_update=True, populate_existing=True)
+    if new.status != PENDING:  # the same amendment (same key), finished by a concurrent retry
+        return new, True
+    if old.status not in (VALID, SUSPENDED):
+        raise InvalidTransition(f"a {old.status} licence cannot be amended")
     issuing.mark_sealed(session, new, signature, actor=issuer.actor, client_id=issuer.client_id, action="amend")
     _record(session, old, "supersede", SUPERSEDED, actor=issuer.actor, client_id=issuer.client_id,
             reason=f"{reason.strip()} → {new.identifier}")

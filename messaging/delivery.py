@@ -20,7 +20,7 @@ from typing import Protocol
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from common.db import utcnow
+from common.db import begin_write, utcnow
 from common.errors import Conflict, NotFound
 from messaging import digest, events, policy
 from messaging.channels import Channel, Outcome, Outgoing
@@ -310,7 +310,11 @@ def apply_receipt(session: Session, provider_id: str, success: bool, error: str 
     worker's commit of the send; the caller asks the carrier to push it again later.
     """
     now = now or utcnow()
-    delivery = session.scalars(select(Delivery).where(Delivery.provider_id == provider_id)).first()
+    # The delivery's status decides, so it is read under the lock: carriers repeat receipts, and
+    # two copies at once both read it "sent" and both finished the recipient.
+    begin_write(session)
+    delivery = session.scalars(select(Delivery).where(Delivery.provider_id == provider_id).with_for_update()
+                               .execution_options(populate_existing=True)).first()
     if delivery is None:
         return "unknown"
     if delivery.status not in ("sent", "dispatched"):

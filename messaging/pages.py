@@ -4,6 +4,8 @@ Sign-in: the person signs in with their identity account (OpenID Connect through
 :mod:`common.web.console_login`, client ``xsn-messaging-inbox``); the access token must carry
 ``messaging:inbox`` and is re-verified on every view. The views read and change the inbox only
 through :mod:`messaging.channels.inapp`. Forms carry CSRF tokens; no JavaScript is needed.
+Whatever fails in a view (someone else's item, an expired form, a bug) answers an error page
+(:func:`common.web.pages.html_errors`).
 """
 
 from __future__ import annotations
@@ -15,13 +17,15 @@ from flask import Blueprint, Flask, flash, g, redirect, render_template, url_for
 from common.db import get_session
 from common.web.console_login import console_required, make_console_login
 from common.web.i18n import _
-from common.web.pages import protect
+from common.web.pages import html_errors, protect
 from messaging.channels import inapp
 
 INBOX_SCOPE = "messaging:inbox"
 CONSOLE = "messaging_inbox_login"
 CHINA = timezone(timedelta(hours=8), "CST")
-bp = protect(Blueprint("inbox_pages", __name__, url_prefix="/me", template_folder="templates"))
+bp = html_errors(protect(Blueprint("inbox_pages", __name__, url_prefix="/me", template_folder="templates")),
+                 back="inbox_pages.inbox", back_text="inbox.back",
+                 texts={"inbox_item_not_found": "inbox.error.not_found", "csrf_failed": "inbox.error.csrf_failed"})
 inbox_required = console_required(CONSOLE, INBOX_SCOPE)
 
 

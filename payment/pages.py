@@ -13,30 +13,26 @@ in the payer's language, with the status, headers and log line the APIs' problem
 
 from __future__ import annotations
 
-import json
 import time
 
 from flask import Blueprint, current_app, g, redirect, render_template, request
-from flask_wtf.csrf import CSRFError
 from sqlalchemy import select
 
 from common.db import get_session
-from common.errors import NotFound, Problem
-from common.web.pages import CSRFFailed, protect
-from common.web.problems import handle_problem, handle_unexpected
+from common.errors import NotFound
+from common.web.pages import html_errors, protect
 from common.web.ratelimit import get_limits
 from payment import callbacks, notices, payments, receipts, states
 from payment.models import Notice, PaymentOrder, Receipt
 
-bp = protect(Blueprint("payment_pages", __name__, url_prefix="/cashier", template_folder="templates"))
 LOOKUP_LIMIT = "30/minute"
 # A problem's code -> what the error page tells the payer (payment/i18n.py); others: error.generic.
 ERROR_TEXTS = {"order_not_found": "error.order_not_found", "rate_limited": "error.rate_limited",
                "csrf_failed": "error.csrf_failed", "unknown_channel": "error.unknown_channel",
                "invalid_notice_state": "cashier.not_payable", "channel_unavailable": "error.channel_unavailable",
                "channel_refused_order": "error.channel_unavailable"}
-# Headers of the problem the page keeps: how long to wait, which methods a route takes.
-ERROR_HEADERS = ("Retry-After", "Allow")
+bp = html_errors(protect(Blueprint("payment_pages", __name__, url_prefix="/cashier", template_folder="templates")),
+                 back="payment_pages.cashier_form", back_text="error.back", texts=ERROR_TEXTS)
 
 
 def yuan(fen: int) -> str:
@@ -54,29 +50,6 @@ def _find(code: str, name: str) -> Notice | None:
 def _page(**context):
     return render_template("payment/cashier.html", yuan=yuan, channels=current_app.config["PAYMENT_CHANNELS"],
                            **context)
-
-
-def error_page(exc: Exception):
-    """The error page for anything a view here raised (or CSRF protection refused).
-
-    The problem is built by the APIs' own handlers (:mod:`common.web.problems`: the same code,
-    status, headers and logging, an unexpected error logged with its trace); only its body is
-    replaced by a page.
-    """
-    if isinstance(exc, CSRFError):
-        exc = CSRFFailed(exc.description)
-    answer = handle_problem(exc) if isinstance(exc, Problem) else handle_unexpected(exc)
-    problem = json.loads(answer.get_data())
-    headers = {name: answer.headers[name] for name in ERROR_HEADERS if name in answer.headers}
-    page = render_template("payment/error.html", problem=problem,
-                           message=ERROR_TEXTS.get(problem["code"], "error.generic"))
-    return page, problem["status"], headers
-
-
-bp.register_error_handler(Exception, error_page)
-# CSRFError separately: a handler for its status (400) comes before one for Exception, and the
-# app has one (common.web.pages) answering a problem document.
-bp.register_error_handler(CSRFError, error_page)
 
 
 @bp.get("")

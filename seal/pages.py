@@ -5,7 +5,8 @@ Sign-in: staff sign in with their identity account (OpenID Connect through the g
 re-verified on every page view, so an expired token means signing in again (silent while
 the identity login lasts) and a person without the role gets a 403 page. The views read and
 change data only through the domain modules (:mod:`seal.seals`, :mod:`seal.grants`). Forms
-carry CSRF tokens; the pages work without JavaScript.
+carry CSRF tokens; the pages work without JavaScript. Whatever fails in a view (an unknown seal,
+an expired form, a bug) answers an error page (:func:`common.web.pages.html_errors`).
 """
 
 from __future__ import annotations
@@ -19,14 +20,16 @@ from common.db import get_session, utcnow
 from common.errors import Problem
 from common.web.console_login import console_required, make_console_login
 from common.web.i18n import _
-from common.web.pages import protect
+from common.web.pages import html_errors, protect
 from seal import grants, seals
 from seal.config import CONSOLE_CLIENT_ID
 from seal.models import SEAL_STATUSES
 
 ADMIN_SCOPE = "seal:admin"
 CONSOLE = "seal_manage_login"
-bp = protect(Blueprint("seal_pages", __name__, url_prefix="/manage", template_folder="templates"))
+bp = html_errors(protect(Blueprint("seal_pages", __name__, url_prefix="/manage", template_folder="templates")),
+                 back="seal_pages.index", back_text="seal.back",
+                 texts={"seal_not_found": "seal.error.not_found", "csrf_failed": "seal.error.csrf_failed"})
 login_bp = make_console_login(CONSOLE, client_id=CONSOLE_CLIENT_ID, scopes=("openid", "profile", ADMIN_SCOPE),
                               on_success_endpoint="seal_pages.index", url_prefix="/manage",
                               base_template="seal/manage_base.html")

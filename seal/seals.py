@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, defer
 
 from common.crypto.gm import sm3
-from common.db import utcnow
+from common.db import begin_write, utcnow
 from common.errors import Conflict, NotFound, ValidationFailed
 from common.values.codes import CreditCode, InvalidCode
 from seal import ca, images, ses
@@ -164,7 +164,10 @@ def change_status(session: Session, seal_id: str, action: str, *, reason: str | 
     reason = (reason or "").strip() or None
     if action in ("suspend", "revoke") and not reason:
         raise ValidationFailed("a reason is required", code="reason_required", errors={"reason": ["required"]})
-    seal = session.scalars(select(Seal).where(Seal.id == seal_id).with_for_update()).first()
+    # The status decides: read as last committed, under the write lock on SQLite (where FOR
+    # UPDATE is dropped and a read runs before BEGIN) and the row's lock on PostgreSQL.
+    begin_write(session)
+    seal = session.get(Seal, seal_id, with_for_update=True, populate_existing=True)
     if seal is None:
         raise SealNotFound(f"no seal {seal_id}")
     allowed, target = _TRANSITIONS[action]
@@ -207,11 +210,17 @@ def replace_image(session: Session, kek: bytes, seal_id: str, image_png: bytes, 
     maker = maker_certificate(session, kek)
     cert = session.get(Certificate, seal.signer_serial)
     seal_type = SEAL_KINDS[seal.kind][0]
-    seal.eseal_der = ses.build_seal(maker_key=private_key(session, kek, maker.kid), maker_cert_der=maker.der,
-                                    es_id=seal.es_id, name=seal.name, signer_cert_der=cert.der,
-                                    picture_png=image_png, created=utcnow(), valid_start=seal.valid_start,
-                                    valid_end=seal.valid_end, seal_type=seal_type)
-    seal.eseal_sm3 = sm3(seal.eseal_der).hex()
+    eseal_der = ses.build_seal(maker_key=private_key(session, kek, maker.kid), maker_cert_der=maker.der,
+                               es_id=seal.es_id, name=seal.name, signer_cert_der=cert.der,
+                               picture_png=image_png, created=utcnow(), valid_start=seal.valid_start,
+                               valid_end=seal.valid_end, seal_type=seal_type)
+    # Checked again as last committed, under the lock: a revocation committed while the new seal
+    # was being built stands (the maker's first use commits, so no lock could be held across it).
+    begin_write(session)
+    seal = session.get(Seal, seal_id, with_for_update=True, populate_existing=True)
+    if seal.status == REVOKED:
+        raise InvalidTransition("a revoked seal cannot be changed")
+    seal.eseal_der, seal.eseal_sm3 = eseal_der, sm3(eseal_der).hex()
     seal.image_png, seal.image_width, seal.image_height, seal.image_generated = image_png, width, height, False
     record_event(session, seal, "image_replaced", actor=actor)
     session.commit()

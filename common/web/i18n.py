@@ -25,12 +25,18 @@ COMMON_CATALOG: dict[str, dict[str, str]] = {
         "site.switch_language": "English",
         "site.footer": "西安市数字政府 · 共性业务支撑节点",
         "error.generic": "请求未能完成，请稍后重试。",
+        "error.title": "无法完成请求",
+        "error.status": "状态码",
+        "error.request_id": "请求编号（咨询时请提供）：",
     },
     "en": {
         "site.name": "Xi'an Shared Business-Support Platform",
         "site.switch_language": "中文",
         "site.footer": "Xi'an digital government · shared business-support nodes",
         "error.generic": "The request could not be completed; please try again later.",
+        "error.title": "The request could not be completed",
+        "error.status": "Status",
+        "error.request_id": "Request id (quote it when asking for help): ",
     },
 }
 

@@ -5,17 +5,22 @@ Every service's templates can call ``local_time(value)`` (or ``value|local_time`
 
 CSRF is not checked by default (the JSON APIs authenticate with bearer tokens, which a
 browser does not attach by itself); every page blueprint with forms opts in through
-:func:`protect`.
+:func:`protect`. A page blueprint read by people opts into :func:`html_errors`: whatever fails
+in its views answers an error page (``pages/error.html``), not a problem document.
 """
 
 from __future__ import annotations
 
-from flask import Blueprint, Flask
+import json
+from collections.abc import Mapping
+
+from flask import Blueprint, Flask, current_app, render_template, url_for
 from flask_wtf.csrf import CSRFError, CSRFProtect
+from werkzeug.exceptions import HTTPException
 
 from common.errors import Problem
 from common.values.times import local_date, local_time
-from common.web.problems import handle_problem
+from common.web.problems import handle_problem, handle_unexpected
 
 csrf = CSRFProtect()
 
@@ -28,6 +33,61 @@ def protect(blueprint: Blueprint) -> Blueprint:
     """Require a valid CSRF token on every unsafe request to ``blueprint``'s views."""
     blueprint.before_request(csrf.protect)
     return blueprint
+
+
+# Headers of the problem an error page keeps: how long to wait, which methods a route takes.
+ERROR_HEADERS = ("Retry-After", "Allow")
+
+
+def html_errors(blueprint: Blueprint, *, back: str, back_text: str,
+                texts: Mapping[str, str] | None = None) -> Blueprint:
+    """Answer anything ``blueprint``'s views raise (or CSRF protection refuses) with an error
+    page in the reader's language: the status, a plain explanation, the request id and a link
+    back to the ``back`` endpoint, labelled with the ``back_text`` catalog key.
+
+    ``texts``: a problem code -> the catalog key explaining it; others get ``error.generic``.
+    The problem is built by the APIs' own handlers (:mod:`common.web.problems`: the same code,
+    status, ``Retry-After``/``Allow`` headers and logging, an unexpected error logged with its
+    trace and never shown); only its body is replaced by the page.
+    """
+    texts = dict(texts or {})
+
+    def error_page(exc: Exception):
+        own = _app_page_handler(exc)
+        if own is not None:
+            return own(exc)
+        if isinstance(exc, CSRFError):
+            exc = CSRFFailed(exc.description)
+        answer = handle_problem(exc) if isinstance(exc, Problem) else handle_unexpected(exc)
+        problem = json.loads(answer.get_data())
+        headers = {name: answer.headers[name] for name in ERROR_HEADERS if name in answer.headers}
+        page = render_template("pages/error.html", problem=problem,
+                               message=texts.get(problem["code"], "error.generic"),
+                               back_url=url_for(back), back_text=back_text)
+        return page, problem["status"], headers
+
+    blueprint.register_error_handler(Exception, error_page)
+    # CSRFError separately: a handler for its status (400) comes before one for Exception, and
+    # the app has one (init_pages) answering a problem document.
+    blueprint.register_error_handler(CSRFError, error_page)
+    return blueprint
+
+
+# The app's handlers for these answer problem documents (common.web.problems, init_pages).
+_PROBLEM_HANDLED = (Exception, Problem, HTTPException, CSRFError)
+
+
+def _app_page_handler(exc: Exception):
+    """The app's own handler of an exception it answers with a page of its own (the consoles'
+    403 and sign-in failures, :mod:`common.web.console_login`): a blueprint's handler of
+    ``Exception`` would otherwise come first in Flask's lookup."""
+    for cls in type(exc).__mro__:
+        if cls in _PROBLEM_HANDLED:
+            return None
+        handler = current_app.error_handler_spec[None][None].get(cls)
+        if handler is not None:
+            return handler
+    return None
 
 
 def init_pages(app: Flask) -> None:

@@ -20,7 +20,7 @@ from common.db import get_session
 from common.web.console_login import console_required, init_console_login, make_console_login
 from common.web.extensions import app_singleton
 from common.web.i18n import _, init_i18n
-from common.web.pages import protect
+from common.web.pages import html_errors, protect
 from gateway.audit import api, log
 from gateway.audit import schemas as s
 from gateway.audit.config import SETTINGS
@@ -30,8 +30,9 @@ from gateway.audit.spool import AuditUnavailable
 
 CONSOLE = "gateway_audit_login"
 CONSOLE_CLIENT_ID = "xsn-gateway-console"  # seeded by identity (identity/oauth/seed.py)
-bp = protect(Blueprint("gateway_audit_console", __name__, url_prefix="/audit/console",
-                       template_folder="templates"))
+bp = html_errors(protect(Blueprint("gateway_audit_console", __name__, url_prefix="/audit/console",
+                                   template_folder="templates")),
+                 back="gateway_audit_console.index", back_text="ga.back")
 login_bp = make_console_login(CONSOLE, client_id=CONSOLE_CLIENT_ID, scopes=("openid", "profile", api.AUDIT_SCOPE),
                               on_success_endpoint="gateway_audit_console.index", url_prefix="/audit/console",
                               base_template="gateway_audit/base.html")
@@ -52,7 +53,7 @@ CATALOG = {
         "ga.bad_query": "检索条件有误，请检查：{detail}",
         "ga.seal_unavailable": "暂时无法读取签章日志：{detail}", "ga.seal_signer": "签章人",
         "ga.seal_code": "印章编码", "ga.prev": "上一页", "ga.next": "下一页",
-        "ga.page": "页码", "ga.list_sep": "、",
+        "ga.page": "页码", "ga.list_sep": "、", "ga.back": "返回审计控制台",
         "ga.outcome_ok": "成功", "ga.outcome_denied": "拒绝访问", "ga.outcome_rejected": "请求无效",
         "ga.outcome_error": "出错",
     },
@@ -70,7 +71,7 @@ CATALOG = {
         "ga.bad_query": "Invalid search; check: {detail}",
         "ga.seal_unavailable": "The signature log cannot be read right now: {detail}", "ga.seal_signer": "Signer",
         "ga.seal_code": "Seal code", "ga.prev": "Previous", "ga.next": "Next",
-        "ga.page": "Page", "ga.list_sep": ", ",
+        "ga.page": "Page", "ga.list_sep": ", ", "ga.back": "Back to the audit console",
         "ga.outcome_ok": "OK", "ga.outcome_denied": "Denied", "ga.outcome_rejected": "Invalid request",
         "ga.outcome_error": "Error",
     },

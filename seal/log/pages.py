@@ -21,7 +21,7 @@ from common.errors import Problem
 from common.web.audit import audit_requests
 from common.web.console_login import console_required, make_console_login
 from common.web.i18n import _, init_i18n
-from common.web.pages import protect
+from common.web.pages import html_errors, protect
 from seal.config import CONSOLE_CLIENT_ID
 from seal.log import entries, verify_offline
 from seal.log.api import AUDIT_SCOPE, settings
@@ -29,7 +29,8 @@ from seal.log.audit_queries import AuditQueryStore
 from seal.log.schemas import SearchArgs
 from seal.log.service import checkpoint_dict, entry_dict, entry_with_proof, keys_document, latest
 
-bp = protect(Blueprint("seal_audit", __name__, url_prefix="/audit"))
+bp = html_errors(protect(Blueprint("seal_audit", __name__, url_prefix="/audit")), back="seal_audit.index",
+                 back_text="audit.back")
 CONSOLE = "seal_audit_login"
 login_bp = make_console_login(CONSOLE, client_id=CONSOLE_CLIENT_ID, scopes=("openid", "profile", AUDIT_SCOPE),
                               on_success_endpoint="seal_audit.index", url_prefix="/audit",

@@ -113,3 +113,16 @@ def test_a_stale_cached_seal_token_is_replaced(app, identity):
     credentials._tokens[(seal_log.AUDIENCE, seal_log.SCOPE)] = (time.monotonic() + 600, "not-a-token")
     status, page = browser(app, identity).sign_in(CONSOLE, WANG)
     assert status == 200 and "seal-r2" in page
+
+
+def test_a_failure_inside_the_page_is_an_error_page_not_a_problem_document(app, identity, monkeypatch):
+    person = browser(app, identity)
+    assert person.sign_in(CONSOLE, WANG)[0] == 200
+
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("a bug's own words")
+
+    monkeypatch.setattr(log, "search", broken)
+    status, page = person.go(f"{GATEWAY}/gateway{CONSOLE}?request_id=edge-3")
+    assert status == 500 and 'data-code="internal_error"' in page and "请求编号" in page
+    assert "返回审计控制台" in page and "a bug" not in page

@@ -221,3 +221,22 @@ def test_seed_is_idempotent_and_demo_passwords_work(seeded, db):
         person = accounts.authenticate(db, entry["id_number"], DEMO_PASSWORD)
         assert person.assurance_level == entry["level"]
         assert CitizenId.parse(entry["id_number"]).region_code.startswith("6101")
+
+
+def test_wrong_passwords_sent_at_once_each_count_toward_the_lock(seeded, db, monkeypatch):
+    """The first failure is held after its request loaded the person (count 0) while the second
+    completes: both count (the first used to write its stale count plus one)."""
+    from common.db import get_db
+    from identity.models import Person
+    from identity.seed import DEMO_PEOPLE
+    from tests.support.races import paused_after_check
+
+    person_id = accounts.find_person_by_id_number(db, DEMO_PEOPLE[0]["id_number"]).id
+
+    def fail():
+        with seeded.app_context(), get_db(seeded).session() as own:
+            accounts.record_failure(own, own.get(Person, person_id))
+
+    paused_after_check(monkeypatch, accounts, "policy", fail, fail, get_db(seeded).engine)
+    db.expire_all()
+    assert db.get(Person, person_id).failed_logins == 2

@@ -6,6 +6,7 @@ from datetime import timedelta
 
 from common.values.codes import LicenseIdentifier
 from licenses.models import Licence, LicenceEvent
+from tests.support.races import paused_after_check
 
 
 def _status(h, licence_id, action, **body):
@@ -117,3 +118,72 @@ def test_abandoned_pending_licences_are_purged_but_resumable_ones_kept(h, app, n
         assert purge_abandoned(session, older_than=timedelta(0)) == 1
     assert h.count(Licence) == 1
     assert h.issue_food(key="resumable").status_code == 201
+
+
+# -- two changes of one licence at once: the status is read under the lock -----------------------
+def _race(h, app, monkeypatch, owner, name, first, second):
+    """``first`` held where ``owner.name`` is first called, ``second`` run meanwhile; responses."""
+    from common.db import get_db
+
+    def post(path, body, headers=h.issuer):
+        return lambda: app.test_client().post(path, json=body, headers=headers)
+
+    return paused_after_check(monkeypatch, owner, name, post(*first), post(*second), get_db(app).engine)
+
+
+def _history(h, licence_id):
+    return [(e["action"], e["from_status"], e["to_status"])
+            for e in h.client.get(f"/licences/{licence_id}", headers=h.issuer).get_json()["history"]]
+
+
+def test_a_revocation_and_a_resumption_at_once_one_wins(h, app, monkeypatch):
+    from licenses import lifecycle
+
+    licence = h.issue_food().get_json()
+    _status(h, licence["id"], "suspend", reason="整改")
+    path = f"/licences/{licence['id']}/status"
+    revoked, resumed = _race(h, app, monkeypatch, lifecycle, "_record",
+                             (path, {"action": "revoke", "reason": "以欺骗手段取得", "kind": "withdrawn"}),
+                             (path, {"action": "resume"}))
+    assert revoked.status_code == 200 and revoked.get_json()["status"] == "revoked"
+    assert resumed.status_code == 409 and resumed.get_json()["code"] == "invalid_status_change"
+    assert _history(h, licence["id"]) == [("issue", "pending", "valid"), ("suspend", "valid", "suspended"),
+                                          ("revoke", "suspended", "revoked")]
+
+
+def test_a_resumption_racing_a_revocation_never_leaves_the_licence_valid(h, app, monkeypatch):
+    from licenses import lifecycle
+
+    licence = h.issue_food().get_json()
+    _status(h, licence["id"], "suspend", reason="整改")
+    path = f"/licences/{licence['id']}/status"
+    resumed, revoked = _race(h, app, monkeypatch, lifecycle, "_record", (path, {"action": "resume"}),
+                             (path, {"action": "revoke", "reason": "以欺骗手段取得", "kind": "withdrawn"}))
+    assert resumed.status_code == 200 and revoked.status_code == 200  # one after the other
+    assert h.client.get(f"/licences/{licence['id']}", headers=h.issuer).get_json()["status"] == "revoked"
+    assert _history(h, licence["id"])[-2:] == [("resume", "suspended", "valid"), ("revoke", "valid", "revoked")]
+
+
+def test_an_amendment_sealed_while_the_licence_is_revoked_supersedes_nothing(h, app, node, monkeypatch):
+    """The seal node is called with no lock held; the revocation committed meanwhile stands."""
+    licence = h.issue_food().get_json()
+    amended, revoked = _race(h, app, monkeypatch, node["deps"].seal, "sign",
+                             (f"/licences/{licence['id']}/amend", {"fields": {"premises": "新址"}, "reason": "变更"}),
+                             (f"/licences/{licence['id']}/status",
+                              {"action": "revoke", "reason": "以欺骗手段取得", "kind": "withdrawn"}))
+    assert revoked.status_code == 200
+    assert amended.status_code == 409 and amended.get_json()["code"] == "invalid_status_change"
+    assert h.client.get(f"/licences/{licence['id']}", headers=h.issuer).get_json()["status"] == "revoked"
+    assert [lic["status"] for lic in h.client.get("/licences", headers=h.issuer).get_json()] == ["revoked"]
+    assert _history(h, licence["id"])[-1] == ("revoke", "valid", "revoked")
+
+
+def test_two_amendments_at_once_make_one_new_version(h, app, node, monkeypatch):
+    licence = h.issue_food().get_json()
+    path = f"/licences/{licence['id']}/amend"
+    first, second = _race(h, app, monkeypatch, node["deps"].seal, "sign",
+                          (path, {"fields": {"premises": "新址一"}, "reason": "变更"}),
+                          (path, {"fields": {"premises": "新址二"}, "reason": "变更"}))
+    assert sorted([first.status_code, second.status_code]) == [201, 409]
+    assert sorted(lic["status"] for lic in h.client.get("/licences", headers=h.issuer).get_json()) == [
+        "superseded", "valid"]

@@ -172,7 +172,27 @@ def test_a_suspended_licence_cannot_be_authorised_and_posts_need_csrf(h):
         "minutes": "10", "max_uses": "1"})
     assert response.status_code == 409 and "不能授权使用" in response.get_data(as_text=True)
     no_csrf = browser.post(f"/me/licences/{permit['id']}/authorise", data={"fields": ["name"]})
-    assert no_csrf.status_code == 400 and no_csrf.get_json()["code"] == "csrf_failed"
+    assert no_csrf.status_code == 400 and no_csrf.mimetype == "text/html"  # a page, not a problem document
+    assert 'data-code="csrf_failed"' in no_csrf.get_data(as_text=True)
+
+
+def test_an_error_in_a_page_is_a_page_with_the_status_request_id_and_a_way_back(h, monkeypatch):
+    from licenses import authorisations
+
+    browser = signed_in(h, "p-zhang")
+    missing = browser.get("/me/licences/no-such-licence?lang=en")
+    body = missing.get_data(as_text=True)
+    assert missing.status_code == 404 and missing.mimetype == "text/html"
+    assert 'data-code="licence_not_found"' in body and "No such licence of yours." in body
+    assert missing.headers["X-Request-ID"] in body and "Back to my licences" in body
+
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("a bug's own words")
+
+    monkeypatch.setattr(authorisations, "holders_licences", broken)
+    failed = browser.get("/me/licences")
+    text = failed.get_data(as_text=True)
+    assert failed.status_code == 500 and 'data-code="internal_error"' in text and "a bug" not in text
 
 
 def test_another_holders_authorisation_cannot_be_seen_or_revoked(h):

@@ -234,3 +234,28 @@ def test_a_fallback_channel_waits_for_the_end_of_quiet_hours_unless_critical(hub
             assert sms.next_attempt_at == due, priority  # the SMS is not sent at 23:00
             assert (recipient.status, recipient.reason) == (
                 "queued", "quiet_hours" if priority == "normal" else None)
+
+
+def test_two_copies_of_a_receipt_at_once_apply_once(hub_app, licenses, monkeypatch):
+    """Carriers repeat receipts: the second copy, run while the first is held after its check,
+    is a duplicate (both used to read the delivery "sent" and both finished the recipient)."""
+    from sqlalchemy import update
+
+    from tests.support.races import paused_after_check
+
+    message_id = queued_message(hub_app, licenses, monkeypatch)
+    with get_db(hub_app).session() as session:
+        session.execute(update(Delivery).where(Delivery.message_id == message_id)
+                        .values(status="sent", provider_id="biz-race"))
+        session.commit()
+
+    def receipt():
+        with get_db(hub_app).session() as own:
+            return delivery.apply_receipt(own, "biz-race", True, None)
+
+    first, second = paused_after_check(monkeypatch, delivery, "_finish_recipient", receipt, receipt,
+                                       get_db(hub_app).engine)
+    assert (first, second) == ("applied", "duplicate")
+    with get_db(hub_app).session() as session:
+        assert session.scalars(select(Delivery.status).where(Delivery.message_id == message_id)).all() == [
+            "delivered"]

@@ -56,7 +56,14 @@ def test_someone_elses_item_is_not_found_and_strangers_are_sent_to_sign_in(hub_a
     li = signed_in(hub_app, tokens, "person-li")
     body = li.get("/me/inbox").get_data(as_text=True)
     assert "暂无消息" in body
-    assert li.post("/me/inbox/1/read", data={"csrf_token": csrf(body)}).status_code == 404
+    missing = li.post("/me/inbox/1/read?lang=en", data={"csrf_token": csrf(body)})
+    page = missing.get_data(as_text=True)
+    assert missing.status_code == 404 and missing.mimetype == "text/html"  # a page, not a problem document
+    assert 'data-code="inbox_item_not_found"' in page and "No such message in your inbox." in page
+    assert missing.headers["X-Request-ID"] in page and "Back to my messages" in page
+    expired = li.post("/me/inbox/1/delete", data={})
+    assert expired.status_code == 400 and 'data-code="csrf_failed"' in expired.get_data(as_text=True)
+    assert "The page has expired" in expired.get_data(as_text=True)  # English: remembered from above
     anonymous = hub_app.test_client().get("/me/inbox")
     assert anonymous.status_code == 302 and "/me/login" in anonymous.headers["Location"]
 

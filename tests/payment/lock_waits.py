@@ -13,27 +13,12 @@ from sqlalchemy import event, text
 from common.db import utcnow
 from payment.ledger import one_statement
 from payment.ledger.transfers import create_transfers
+from tests.support.races import in_thread
 from tests.support.suite import wait_for
 
 # The session path's locking read of the accounts (``transfers._lock_accounts``,
 # ``transfers.hold_accounts``), as sent: the one statement's own lock reads differently.
 LOCKING_READ = 'ORDER BY ledger_accounts.id COLLATE "C" FOR NO KEY UPDATE'
-
-
-
-def in_thread(work) -> tuple[threading.Thread, dict]:
-    """``work()`` started in a thread; the dict gets its result or what it raised."""
-    outcome: dict = {}
-
-    def run() -> None:
-        try:
-            outcome["value"] = work()
-        except Exception as exc:
-            outcome["value"] = exc
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    return thread, outcome
 
 
 def statement_meanwhile(db, specs, paused: threading.Thread, go_on: threading.Event):

@@ -59,6 +59,12 @@ def test_list_detail_and_suspend(staff, console_seal_id):
     assert "已暂停" in after and "年检" in after and staff.sub in after and "王五" in after
 
 
+def test_an_unknown_seal_is_an_error_page_not_a_problem_document(staff):
+    status, body = staff.browser.go(f"{GATEWAY}/seal/manage/seals/no-such-seal")
+    assert status == 404 and 'data-code="seal_not_found"' in body and "印章不存在" in body
+    assert "请求编号" in body and "返回列表" in body and '"type"' not in body
+
+
 def test_status_forms_explain_refusals(staff, console_seal_id):
     detail = staff.get(f"/manage/seals/{console_seal_id}?lang=zh")
     assert 'id="suspend-form"' in detail and 'id="revoke-form"' in detail and 'id="resume-form"' not in detail

@@ -17,6 +17,7 @@ from tests.seal.domain import (
     ORG_NAME,
     expect_problem,
 )
+from tests.support.races import paused_after_check
 
 
 def test_create_seal(db, kek):
@@ -93,3 +94,26 @@ def test_revoked_seal_picture_cannot_change(db, kek, seal):
 
     expect_problem("seal_status_conflict", 409, seals.replace_image, db, kek, seal.id,
              generate_seal_png(ORG_NAME, "合同专用章"), actor="a")
+
+
+def test_a_revocation_and_a_resumption_at_once_one_wins(app, db, seal, monkeypatch):
+    """The status is read under the lock (on SQLite too): the resumption waits for the revocation
+    and is refused, where both used to pass their check and the seal came back active."""
+    from common.db import get_db
+
+    seals.suspend_seal(db, seal.id, reason="整改", actor="admin-1")
+
+    def change(action, reason):
+        def run():
+            with get_db(app).session() as own:
+                return seals.change_status(own, seal.id, action, reason=reason, actor="admin-1").status
+        return run
+
+    revoked, resumed = paused_after_check(monkeypatch, seals, "record_event", change("revoke", "遗失"),
+                                          change("resume", None), get_db(app).engine)
+    assert revoked == "revoked"
+    assert isinstance(resumed, seals.InvalidTransition) and resumed.status == 409
+    db.expire_all()
+    assert db.get(Seal, seal.id).status == "revoked"
+    assert [(e.action, e.from_status, e.to_status) for e in seals.history(db, seal.id)][-2:] == [
+        ("suspend", "active", "suspended"), ("revoke", "suspended", "revoked")]

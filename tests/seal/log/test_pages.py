@@ -140,3 +140,15 @@ def test_sign_out(browser):
     assert status == 302 and "/identity/oauth/logout?" in location
     status, location, _ = browser.request("/audit/")
     assert status == 302 and location.startswith("/seal/audit/login")
+
+
+def test_a_failure_inside_a_page_is_an_error_page_not_a_problem_document(browser, monkeypatch):
+    from seal.log import pages
+
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("a bug's own words")
+
+    monkeypatch.setattr(pages, "latest", broken)
+    status, page = browser.browser.go(f"{GATEWAY}/seal/audit/")
+    assert status == 500 and 'data-code="internal_error"' in page and "请求编号" in page
+    assert "返回检索" in page and "a bug" not in page
