@@ -8,33 +8,21 @@ cookie's handle); who the person holds for comes from the in-memory holder direc
 
 from __future__ import annotations
 
-import hashlib
 import re
-from datetime import timedelta
 
 import pytest
 
-from common.db import get_db, utcnow
 from licenses.console_models import ConsoleSession
 from licenses.holder_pages import CONSOLE
-from tests.support.console import CSRF_RE
+from tests.support.console import CSRF_RE, signed_in_client
 
 SCOPE = "openid profile idcard:full org licenses:holder"
 
 
 def signed_in(h, sub: str, scope: str = SCOPE):
     """A browser whose holder session was made as the sign-in callback makes it."""
-    handle = f"handle-{sub}-{scope.count(' ')}"
     token = h.tokens.token(sub=sub, scope=scope, aud="xsn:licenses", client_id="xsn-licenses-holder")
-    with get_db(h.app).session() as session:
-        session.add(ConsoleSession(handle_hash=hashlib.sha256(handle.encode()).hexdigest(), console=CONSOLE,
-                                   subject=sub, name=sub, access_token=token, id_token="unused",
-                                   expires_at=utcnow() + timedelta(minutes=5)))
-        session.commit()
-    client = h.app.test_client()
-    with client.session_transaction() as cookie:
-        cookie["xsn_console"] = {CONSOLE: handle}
-    return client
+    return signed_in_client(h.app, ConsoleSession, CONSOLE, subject=sub, name=sub, access_token=token)
 
 
 def csrf(body: str) -> str:

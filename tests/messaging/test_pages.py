@@ -2,30 +2,19 @@
 
 from __future__ import annotations
 
-import hashlib
 import re
-from datetime import timedelta
 
-from common.db import get_db, utcnow
 from messaging.console_models import ConsoleSession
 from messaging.pages import CONSOLE
+from tests.support.console import signed_in_client
 
 ISSUED = {"licence_name": "营业执照", "face_number": "61010020260001", "issuer": "西安市市场监督管理局"}
 
 
 def signed_in(app, tokens, sub: str, scope: str = "openid profile messaging:inbox"):
     """A browser whose console session was made as the sign-in callback makes it."""
-    handle = f"handle-{sub}"
     token = tokens.token(sub=sub, scope=scope, aud="xsn:messaging", client_id="xsn-messaging-inbox")
-    with get_db(app).session() as session:
-        session.add(ConsoleSession(handle_hash=hashlib.sha256(handle.encode()).hexdigest(), console=CONSOLE,
-                                   subject=sub, name="张三", access_token=token, id_token="unused",
-                                   expires_at=utcnow() + timedelta(minutes=5)))
-        session.commit()
-    client = app.test_client()
-    with client.session_transaction() as cookie:
-        cookie["xsn_console"] = {CONSOLE: handle}
-    return client
+    return signed_in_client(app, ConsoleSession, CONSOLE, subject=sub, name="张三", access_token=token)
 
 
 def csrf(body: str) -> str:

@@ -11,6 +11,8 @@ from urllib.parse import parse_qs, urlsplit
 from sqlalchemy import select, update
 
 from common.db import get_db
+from common.web.console_login.models import open_token, seal_tokens
+from common.web.console_login.views import tokens_cipher
 from seal.console_models import ConsoleLogin, ConsoleSession
 from tests.support.console import GATEWAY, WANG, ZHANG
 
@@ -20,7 +22,32 @@ def _rows(app, model):
         return list(session.scalars(select(model)))
 
 
-def test_staff_signs_in_with_identity_and_the_cookie_holds_no_token(gateway_browser, console_app):
+def _issued(monkeypatch) -> list[dict]:
+    """The token responses identity gives the consoles from now on."""
+    from common.web import console_login
+
+    real, issued = console_login.flow.exchange, []
+
+    def exchange(*args):
+        issued.append(real(*args))
+        return issued[-1]
+
+    monkeypatch.setattr(console_login.flow, "exchange", exchange)
+    return issued
+
+
+def _store_plaintext(app) -> None:
+    """Every session row as the consoles wrote it before the tokens were encrypted."""
+    cipher = tokens_cipher(app)
+    with get_db(app).session() as session:
+        for row in session.scalars(select(ConsoleSession)):
+            row.access_token = open_token(cipher, row, "access_token")
+            row.id_token = open_token(cipher, row, "id_token")
+        session.commit()
+
+
+def test_staff_signs_in_with_identity_and_the_cookie_holds_no_token(gateway_browser, console_app, monkeypatch):
+    issued = _issued(monkeypatch)
     browser = gateway_browser()
     status, page = browser.sign_in("/manage", WANG)
     assert status == 200 and "印章管理" in page and "已登录： 王五" in page  # the consoles' one wording
@@ -39,6 +66,14 @@ def test_staff_signs_in_with_identity_and_the_cookie_holds_no_token(gateway_brow
     assert "eyJ" not in str(held)
     [row] = _rows(console_app, ConsoleSession)
     assert row.name == "王五" and row.console == "seal_manage_login"
+    # The database holds neither token, nor any part of one (a JWT's claims are its middle part).
+    [tokens] = issued
+    stored = " ".join(str(value) for value in vars(row).values())
+    for token in (tokens["access_token"], tokens["id_token"]):
+        assert not any(part in stored for part in token.split("."))
+    with console_app.app_context():
+        assert open_token(tokens_cipher(), row, "access_token") == tokens["access_token"]
+        assert open_token(tokens_cipher(), row, "id_token") == tokens["id_token"]
     assert _rows(console_app, ConsoleLogin) == []  # the flow in progress was used up
     assert browser.go(f"{GATEWAY}/seal/manage")[0] == 200  # no second trip to identity
     assert browser.visited[-1] == f"{GATEWAY}/seal/manage"
@@ -76,7 +111,7 @@ def test_auditors_sign_in_separately_with_a_token_of_their_own(gateway_browser, 
     from common.web.auth import get_verifier
 
     with console_app.app_context():
-        scopes = {row.console: get_verifier().verify(row.access_token)["scope"].split()
+        scopes = {row.console: get_verifier().verify(open_token(tokens_cipher(), row, "access_token"))["scope"].split()
                   for row in _rows(console_app, ConsoleSession)}
     assert "audit:read" in scopes["seal_audit_login"] and "seal:admin" not in scopes["seal_audit_login"]
     assert "seal:admin" in scopes["seal_manage_login"] and "audit:read" not in scopes["seal_manage_login"]
@@ -128,15 +163,54 @@ def test_id_token_nonce_and_audience_are_checked(gateway_browser, console_app, m
 def test_a_token_that_no_longer_verifies_means_signing_in_again(gateway_browser, console_app):
     browser = gateway_browser()
     browser.sign_in("/manage", WANG)
+    cipher = tokens_cipher(console_app)
     with get_db(console_app).session() as session:
         row = session.scalars(select(ConsoleSession)).one()
-        row.access_token = row.access_token[:-4] + ("AAAA" if not row.access_token.endswith("AAAA") else "BBBB")
+        token = open_token(cipher, row, "access_token")
+        altered = token[:-4] + ("AAAA" if not token.endswith("AAAA") else "BBBB")  # still opens, fails to verify
+        row.access_token = seal_tokens(cipher, row.handle_hash, access_token=altered, id_token="")["access_token"]
         session.commit()
     status, location, _ = browser.request("GET", f"{GATEWAY}/seal/manage/seals/x")
     assert status == 302 and location.startswith("/seal/manage/login?next=")
     assert _rows(console_app, ConsoleSession) == []
     assert browser.go(location)[0] in (200, 404)  # back through identity (still logged in there)
     assert browser.url == f"{GATEWAY}/seal/manage/seals/x"
+
+
+def test_a_session_stored_before_its_tokens_were_encrypted_means_signing_in_again(gateway_browser, console_app):
+    browser = gateway_browser()
+    browser.sign_in("/manage", WANG)
+    _store_plaintext(console_app)
+    status, location, _ = browser.request("GET", f"{GATEWAY}/seal/manage/seals/x")
+    assert status == 302 and location.startswith("/seal/manage/login?next=")  # not a 500, not signed in
+    assert _rows(console_app, ConsoleSession) == []
+    assert browser.go(location)[0] in (200, 404)  # back through identity (still logged in there)
+    assert browser.url == f"{GATEWAY}/seal/manage/seals/x"
+    assert len(_rows(console_app, ConsoleSession)) == 1
+
+    _, page = browser.go(f"{GATEWAY}/seal/manage")
+    _store_plaintext(console_app)  # no id_token_hint to give identity: the console's sign-out still ends
+    status, location, _ = browser.request("POST", f"{GATEWAY}/seal/manage/logout", {"csrf_token": browser.csrf(page)})
+    assert status == 302 and location == "/seal/manage/signed-out"
+    assert _rows(console_app, ConsoleSession) == []
+
+
+def test_a_sessions_tokens_do_not_open_in_another_row_or_under_another_services_key(gateway_browser, console_app):
+    from common.crypto.keystore import load_kek
+    from common.web.console_login.models import token_cipher
+
+    wang, zhang = gateway_browser(), gateway_browser()
+    wang.sign_in("/manage", WANG)
+    zhang.sign_in("/manage", ZHANG)  # signed in, without seal:admin
+    with get_db(console_app).session() as session:
+        admin, citizen = sorted(session.scalars(select(ConsoleSession)), key=lambda row: row.name != "王五")
+        assert admin.name == "王五" and citizen.name == "张三"
+        assert open_token(token_cipher(load_kek(console_app.config), "gateway"), admin, "access_token") is None
+        citizen.access_token, citizen.id_token = admin.access_token, admin.id_token  # the reader's own row
+        session.commit()
+    status, location, _ = zhang.request("GET", f"{GATEWAY}/seal/manage")
+    assert status == 302 and location.startswith("/seal/manage/login?next=")  # not signed in as 王五
+    assert wang.go(f"{GATEWAY}/seal/manage")[0] == 200
 
 
 def test_sign_out_ends_the_console_and_identity_login(gateway_browser, console_app):

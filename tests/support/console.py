@@ -8,10 +8,16 @@ served over HTTP (``serve_app``), whose public URL is :data:`GATEWAY` ``/identit
 
 from __future__ import annotations
 
+import hashlib
 import re
+from datetime import timedelta
 from urllib.parse import urljoin
 
 import requests
+
+from common.db import get_db, utcnow
+from common.web.console_login.models import seal_tokens
+from common.web.console_login.views import COOKIE_HANDLES, tokens_cipher
 
 GATEWAY = "http://127.0.0.1:18000"  # the gateway the tests play; nothing listens there
 IDENTITY_TEST_CONFIG = {"PASSWORD_HASH_TIME_COST": 1, "PASSWORD_HASH_MEMORY_COST": 8, "PASSWORD_HASH_PARALLELISM": 1,
@@ -75,3 +81,20 @@ class GatewayBrowser:
         if status != 200 or 'name="password"' not in body:
             raise AssertionError(f"expected identity's login page, got {status} at {self.url}")
         return self.go(self.url, "POST", {"csrf_token": self.csrf(body), "login": login, "password": password})
+
+
+def signed_in_client(app, session_model, console: str, *, subject: str, name: str, access_token: str):
+    """A test client signed in to ``console`` as the sign-in callback signs one in: a session row
+    (tokens encrypted under the app's KEK) and the cookie's handle."""
+    handle = f"handle-{console}-{subject}-{hashlib.sha256(access_token.encode()).hexdigest()[:8]}"
+    handle_hash = hashlib.sha256(handle.encode()).hexdigest()
+    with get_db(app).session() as session:
+        session.add(session_model(handle_hash=handle_hash, console=console, subject=subject, name=name,
+                                  **seal_tokens(tokens_cipher(app), handle_hash, access_token=access_token,
+                                                id_token="unused"),
+                                  expires_at=utcnow() + timedelta(minutes=5)))
+        session.commit()
+    client = app.test_client()
+    with client.session_transaction() as cookie:
+        cookie[COOKIE_HANDLES] = {console: handle}
+    return client

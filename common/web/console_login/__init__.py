@@ -4,7 +4,8 @@ A service's staff console (seal management, the auditor console, ...) is a confi
 OAuth client of identity. The browser signs in at identity through the gateway; the code is
 exchanged server-to-server at identity's internal URL with the client secret; the ID token
 (every check of :mod:`common.oidc_client`) and the access token (audience ``xsn:<service>``)
-are verified and kept server-side, the browser's cookie holding only a random handle.
+are verified and kept server-side (encrypted under the service's KEK), the browser's cookie
+holding only a random handle.
 
 - :mod:`.models`: the two tables a service registers (flows in progress, signed-in consoles).
 - :mod:`.flow`: identity as the OpenID provider; tokens obtained and checked.

@@ -2,8 +2,9 @@
 
 :func:`make_console_login` builds one console's blueprint: ``login`` starts the flow (state,
 nonce, PKCE verifier kept server-side), ``callback`` checks the state (single use) and hands
-the code to :mod:`common.web.console_login.flow`, then keeps the tokens server-side with a
-random handle in the cookie; ``logout`` ends the console sessions and identity's login
+the code to :mod:`common.web.console_login.flow`, then keeps the tokens server-side (encrypted
+under the service's KEK, :func:`~common.web.console_login.models.seal_tokens`) with a random
+handle in the cookie; ``logout`` ends the console sessions and identity's login
 (RP-initiated logout). Page views call :func:`current_console_claims` (or use
 :func:`console_required`): the access token is verified again on every view (fail closed)
 and its scopes checked; a person signed in without the scopes gets a 403 page, never a
@@ -20,11 +21,13 @@ from typing import Any
 import structlog
 from flask import Blueprint, Flask, current_app, g, redirect, render_template, request, session, url_for
 
+from common.crypto.keystore import load_kek
+from common.crypto.pii import PiiCipher
 from common.db import get_db, utcnow
 from common.web.auth import InvalidToken, get_verifier, scopes_of
 from common.web.console_login import flow
 from common.web.console_login.flow import Console, ConsoleForbidden, ConsoleLoginFailed
-from common.web.console_login.models import digest, purge_expired
+from common.web.console_login.models import digest, open_token, purge_expired, seal_tokens, token_cipher
 from common.web.i18n import _, init_i18n
 from common.web.pages import protect
 
@@ -75,6 +78,11 @@ CATALOG = {
 
 def _models(app: Flask | None = None):
     return (app or current_app).extensions["xsn_console_models"]
+
+
+def tokens_cipher(app: Flask | None = None) -> PiiCipher:
+    """The cipher the app's console tokens are stored under (:func:`init_console_login` made it)."""
+    return (app or current_app).extensions["xsn_console_tokens"]
 
 
 def _safe_next(value: str | None) -> str | None:
@@ -145,11 +153,12 @@ def make_console_login(name: str, *, client_id: str, scopes: list[str] | tuple[s
         tokens = flow.exchange(console, request.args.get("code", ""), row.code_verifier, _callback_url(name))
         id_claims, access_claims = flow.verify_tokens(console, tokens, row.nonce)
         handle = secrets.token_urlsafe(32)
+        sealed = seal_tokens(tokens_cipher(), digest(handle), access_token=tokens["access_token"],
+                             id_token=tokens["id_token"])
         with get_db().session() as db:
             db.add(session_model(
                 handle_hash=digest(handle), console=name, subject=str(access_claims["sub"]),
-                name=str(id_claims.get("name") or "")[:255] or None, access_token=tokens["access_token"],
-                id_token=tokens["id_token"],
+                name=str(id_claims.get("name") or "")[:255] or None, **sealed,
                 expires_at=datetime.fromtimestamp(access_claims["exp"], tz=utcnow().tzinfo)))
             db.commit()
         session[COOKIE_HANDLES] = {**session.get(COOKIE_HANDLES, {}), name: handle}
@@ -168,7 +177,9 @@ def make_console_login(name: str, *, client_id: str, scopes: list[str] | tuple[s
                 row = db.get(session_model, digest(handle))
                 if row is not None:
                     if console_name == name or id_token is None:
-                        id_token = row.id_token
+                        # A row that does not open (written before encryption) still ends here;
+                        # only identity's login is then left to the person.
+                        id_token = open_token(tokens_cipher(), row, "id_token") or id_token
                     db.delete(row)
             db.commit()
         if id_token is None:
@@ -193,10 +204,20 @@ def _callback_url(name: str) -> str:
 
 
 # -- page views ---------------------------------------------------------------------------------
+def _verified(token: str | None) -> dict[str, Any] | None:
+    if token is None:
+        return None
+    try:
+        return get_verifier().verify(token)
+    except InvalidToken:
+        return None
+
+
 def current_console_claims(name: str, required_scopes: tuple[str, ...] | list[str] = ()) -> dict[str, Any] | None:
     """The verified access-token claims of the person signed in to console ``name``.
 
-    ``None`` when nobody is (or the token expired or no longer verifies: sign in again).
+    ``None`` when nobody is (or the token expired, no longer verifies or does not decrypt:
+    sign in again).
     Sets ``g.console_user`` (``name``, ``sub``, ``console``) for the page header, and
     ``g.console_access_token`` (the verified token) for views that act as the person.
 
@@ -208,11 +229,11 @@ def current_console_claims(name: str, required_scopes: tuple[str, ...] | list[st
     _login, session_model = _models()
     with get_db().session() as db:
         row = db.get(session_model, digest(handle))
-        claims = None
+        claims = token = None
         if row is not None and row.console == name:
-            try:
-                claims = get_verifier().verify(row.access_token)
-            except InvalidToken:
+            token = open_token(tokens_cipher(), row, "access_token")
+            claims = _verified(token)
+            if claims is None:  # expired, altered, or a row that does not decrypt (older than its encryption)
                 db.delete(row)
                 db.commit()
         if claims is None:
@@ -221,7 +242,7 @@ def current_console_claims(name: str, required_scopes: tuple[str, ...] | list[st
         g.console_user = {"name": row.name or row.subject, "sub": row.subject, "console": name}
         # The token itself, for a page that calls a peer as the person (the licences node asks
         # identity's userinfo who the holder is with it).
-        g.console_access_token = row.access_token
+        g.console_access_token = token
     g.console_claims = claims
     missing = set(required_scopes) - scopes_of(claims)
     if missing:
@@ -255,6 +276,8 @@ def console_required(name: str, *scopes: str):
 def init_console_login(app: Flask, login_model, session_model) -> None:
     """Register the service's tables, the texts and the 403 / failure pages."""
     app.extensions["xsn_console_models"] = (login_model, session_model)
+    # Built at start: a production service without its KEK fails here, not at the first sign-in.
+    app.extensions["xsn_console_tokens"] = token_cipher(load_kek(app.config), app.config["SERVICE_NAME"])
     for key, value in SETTINGS.items():
         app.config.setdefault(key, value)
     init_i18n(app, CATALOG)
