@@ -164,6 +164,11 @@ def amend(session: Session, deps: Deps, issuer: Issuer, licence_id: str, *, fiel
     if old.status not in (VALID, SUSPENDED):
         raise InvalidTransition(f"a {old.status} licence cannot be amended")
     issuing.mark_sealed(session, new, signature, actor=issuer.actor, client_id=issuer.client_id, action="amend")
+    if old.status == SUSPENDED:
+        # Correcting a suspended licence's face does not lift its suspension: only a resumption
+        # does, so the new version is suspended too, for the same reason, recorded as its own step.
+        _record(session, new, "suspend", SUSPENDED, actor=issuer.actor, client_id=issuer.client_id,
+                reason=old.status_reason)
     _record(session, old, "supersede", SUPERSEDED, actor=issuer.actor, client_id=issuer.client_id,
             reason=f"{reason.strip()} → {new.identifier}")
     session.commit()

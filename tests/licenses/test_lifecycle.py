@@ -62,6 +62,19 @@ def test_amend_issues_the_next_version_and_supersedes_the_old(h, node):
     assert again.status_code == 409
 
 
+def test_amending_a_suspended_licence_keeps_the_new_version_suspended(h, node):
+    old = h.issue_food().get_json()
+    assert _status(h, old["id"], "suspend", reason="停业整顿").status_code == 200
+    response = h.client.post(f"/licences/{old['id']}/amend", headers=h.issuer,
+                             json={"fields": {"premises": "西安市雁塔区科技路2号"}, "reason": "经营场所变更"})
+    assert response.status_code == 201, response.get_json()
+    new = h.client.get(f"/licences/{response.get_json()['id']}", headers=h.issuer).get_json()
+    assert (new["status"], new["status_reason"]) == ("suspended", "停业整顿")
+    assert h.client.get(f"/licences/{old['id']}", headers=h.issuer).get_json()["status"] == "superseded"
+    # only a resumption lifts it
+    assert _status(h, new["id"], "resume", reason="整改完成").get_json()["status"] == "valid"
+
+
 def test_amend_with_bad_fields_changes_nothing(h):
     old = h.issue_food().get_json()
     response = h.client.post(f"/licences/{old['id']}/amend", headers=h.issuer,
