@@ -315,10 +315,11 @@ def apply_receipt(session: Session, provider_id: str, success: bool, error: str 
     begin_write(session)
     delivery = session.scalars(select(Delivery).where(Delivery.provider_id == provider_id).with_for_update()
                                .execution_options(populate_existing=True)).first()
-    if delivery is None:
-        return "unknown"
-    if delivery.status not in ("sent", "dispatched"):
-        return "duplicate"
+    if delivery is None or delivery.status not in ("sent", "dispatched"):
+        # Nothing to write: the lock taken above is let go now, not at the request's end (the
+        # caller goes on with other receipts and kicks the relay, which writes in its own session).
+        session.rollback()
+        return "unknown" if delivery is None else "duplicate"
     recipient = session.get(Recipient, delivery.recipient_id)
     message = session.get(Message, delivery.message_id)
     delivery.updated_at = recipient.updated_at = now

@@ -259,3 +259,23 @@ def test_two_copies_of_a_receipt_at_once_apply_once(hub_app, licenses, monkeypat
     with get_db(hub_app).session() as session:
         assert session.scalars(select(Delivery.status).where(Delivery.message_id == message_id)).all() == [
             "delivered"]
+
+
+def test_a_receipt_with_nothing_to_apply_lets_go_of_its_lock_at_once(hub_app, licenses, monkeypatch):
+    """The receipts view goes on after an unknown or repeated receipt (other reports, the relay's
+    kick, which writes in a session of its own in the same thread): that write must not wait for
+    a lock the receipt no longer needs (on SQLite the database's one write lock)."""
+    from sqlalchemy import update
+
+    message_id = queued_message(hub_app, licenses, monkeypatch)
+    with get_db(hub_app).session() as session:
+        session.execute(update(Delivery).where(Delivery.message_id == message_id)
+                        .values(status="delivered", provider_id="biz-done"))
+        session.commit()
+    with get_db(hub_app).session() as held:
+        assert delivery.apply_receipt(held, "biz-unknown", True, None) == "unknown"
+        assert delivery.apply_receipt(held, "biz-done", True, None) == "duplicate"
+        with get_db(hub_app).session() as other:  # the same thread, while ``held`` is still open
+            other.execute(update(Delivery).where(Delivery.message_id == message_id).values(attempt=7),
+                          execution_options={"synchronize_session": False})
+            other.commit()
