@@ -18,7 +18,7 @@ from werkzeug.routing import IntegerConverter, UnicodeConverter
 from common import config as cfg
 from common import db
 from common.crypto import gm
-from common.web import auth, database, i18n, observability, page_headers, pages, problems, ratelimit
+from common.web import arguments, auth, database, i18n, observability, page_headers, pages, problems, ratelimit
 from common.web.json_provider import OrjsonProvider
 from common.web.logging import configure_logging
 from common.web.sessions import LazyCookieSessionInterface
@@ -121,6 +121,7 @@ def create_app(
 
     database.init_app(app, app.config["DATABASE_URL"])
     observability.init_app(app, service)
+    app.before_request(arguments.refuse_nul_in_query_and_form)  # after the request id is set
     ratelimit.init_app(app)
     pages.init_pages(app)
     page_headers.init_app(app)

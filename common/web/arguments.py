@@ -32,6 +32,7 @@ from webargs.core import parse_json
 from webargs.flaskparser import FlaskParser, is_json_request
 from werkzeug.exceptions import ClientDisconnected
 
+from common.errors import ValidationFailed
 from common.web.context import current_request
 
 
@@ -72,6 +73,34 @@ def _has_nul(value: Any) -> bool:
     if isinstance(value, list | tuple | set | frozenset):
         return any(_has_nul(item) for item in value)
     return False
+
+
+_FORMS = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
+def refuse_nul_in_query_and_form() -> None:
+    """Before every request (``create_app``): what a view reads itself, not through the parser
+    (pages read ``request.args`` and ``request.form``), carries no NUL either: 422 as the parser
+    answers, never PostgreSQL's refusal (a 500). The query is looked at as sent (one substring
+    test: a NUL reaches it only as ``%00``); a form only when the request is one."""
+    req = current_request()
+    environ = req.environ
+    if "%00" in environ.get("QUERY_STRING", ""):
+        _refuse_nul(req.args)
+    content_type = environ.get("CONTENT_TYPE", "")
+    if content_type.startswith(_FORMS):
+        if content_type.startswith(_FORMS[0]):
+            # Kept: a view may still read the body as sent (a payment notification's signature
+            # covers it), and werkzeug parses the form from the kept bytes instead of the stream.
+            req.get_data()
+        _refuse_nul(req.form)
+
+
+def _refuse_nul(values: Any) -> None:
+    carrying = [name for name, value in values.items(multi=True) if "\x00" in name or "\x00" in value]
+    if carrying:
+        raise ValidationFailed("a NUL character is not accepted", errors={
+            name.replace("\x00", "\\x00"): ["must not contain the NUL character"] for name in carrying})
 
 
 def _json_body() -> Any:

@@ -240,3 +240,23 @@ def test_the_caller_lands_on_g_and_in_the_log_context(make_app):
     with app.test_request_context("/", headers={"Authorization": f"Basic {token}"}), pytest.raises(Exception) as none:
         authenticate()
     assert none.value.code == "token_missing"
+
+
+@pytest.mark.parametrize(("service", "method", "path", "form"), [
+    ("payment", "GET", "/cashier/receipt?code=AB%00CD", None),  # a page reading request.args
+    ("seal", "GET", "/manage/?org=91610000%00", None),
+    ("identity", "POST", "/login", {"username": "zhang\x00san", "password": "x"}),  # a form, before its CSRF check
+])
+def test_a_nul_in_a_query_or_form_a_view_reads_itself_is_refused(make_app, service, method, path, form):
+    client = make_app(service).test_client()
+    response = client.open(path, method=method, data=form)
+    assert response.status_code == 422, response.get_data(as_text=True)[:300]
+
+
+def test_a_query_without_a_nul_is_not_parsed_by_the_check(make_app, monkeypatch):
+    from werkzeug.wrappers import Request
+
+    parsed = []
+    monkeypatch.setattr(Request, "args", property(lambda self: parsed.append(1) or {}), raising=True)
+    assert make_app("seal").test_client().get("/livez?x=1").status_code == 200
+    assert parsed == []  # one substring test on the query as sent, nothing parsed
