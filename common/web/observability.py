@@ -67,7 +67,8 @@ def init_app(app: Flask, service: str) -> None:
     # Probes, scrapes and polls (a kubelet's or the edge's /livez every few seconds, the edge's
     # revocation poll every second) would bury every other line at INFO: their lines are DEBUG.
     quiet = app.config.get("ACCESS_LOG_DEBUG_ROUTES") or ()
-    quiet = frozenset(quiet.split(",") if isinstance(quiet, str) else quiet)  # XSN_...=/livez,/readyz too
+    # XSN_...=/livez,/readyz too (spaces after the commas are not part of a route)
+    quiet = frozenset(r.strip() for r in (quiet.split(",") if isinstance(quiet, str) else quiet) if r.strip())
     bind_contextvars = structlog.contextvars.bind_contextvars
     clear_contextvars = structlog.contextvars.clear_contextvars
 
