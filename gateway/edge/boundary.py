@@ -91,9 +91,10 @@ class Boundary:
         default_port = 443 if self.public_scheme == "https" else 80
         if _host_key(host, default_port) == _host_key(self.public_host, default_port):
             return None
-        if not target.startswith("/"):
+        if not target.startswith("/") or not target.isascii() or not target.isprintable():
             # An absolute-form target (``GET http://other/x``) or ``*``: appended to the public
-            # host it would make a malformed Location; it is served or refused as any request is.
+            # host it would make a malformed Location; raw non-ASCII or control characters could
+            # not be written into the header at all. Served or refused as any request is.
             return None
         return f"{self.public_scheme}://{self.public_host}{target}"
 
