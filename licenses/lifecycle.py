@@ -152,14 +152,17 @@ def amend(session: Session, deps: Deps, issuer: Issuer, licence_id: str, *, fiel
             # licence began first; which one supersedes it is decided under the lock below.
             session.rollback()
             raise InvalidTransition("another amendment of this licence is under way") from None
-    signature = deps.seal.sign(deps.seal.seal_for(issuer.code, licence_type.seal_kind), new.document_sm3,
-                               idempotency_key=f"licence:{new.id}", property_info=new.identifier)
+    seal = deps.seal.seal_for(issuer.code, licence_type.seal_kind)
+    old_id, new_id, document_sm3, identifier = old.id, new.id, new.document_sm3, new.identifier
+    session.rollback()  # nothing written since the commit: no transaction held across the seal node's call
+    signature = deps.seal.sign(seal, document_sm3, idempotency_key=f"licence:{new_id}", property_info=identifier)
     # Decided again under the lock, after the seal node's answer (no lock is held across that
     # call): a revocation or another amendment committed meanwhile stands, and this new version
     # stays pending (invisible; a retry with its key meets the same 409).
-    old = issued_by(session, issuer, old.id, lock=True)
-    new = session.get(Licence, new.id, with_for_update=True, populate_existing=True)
+    old = issued_by(session, issuer, old_id, lock=True)
+    new = session.get(Licence, new_id, with_for_update=True, populate_existing=True)
     if new.status != PENDING:  # the same amendment (same key), finished by a concurrent retry
+        session.rollback()  # the locks let go now, not when the answer has been rendered
         return new, True
     if old.status not in (VALID, SUSPENDED):
         raise InvalidTransition(f"a {old.status} licence cannot be amended")
