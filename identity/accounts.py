@@ -376,6 +376,13 @@ def authenticate(session: Session, login: str, password: str) -> Person:
         record_failure(session, person)
         check_lock(person)
         raise InvalidCredentials()
+    # Looked at again under the lock: wrong guesses sent beside this one may have locked the
+    # account while its password was being checked, and a right guess then must neither pass
+    # nor clear that lock (else the limit is the failures plus however many guesses are in flight).
+    session.flush()
+    begin_write(session)
+    session.refresh(person, with_for_update=True)
+    check_lock(person)
     person.failed_logins = 0
     person.locked_until = None
     session.commit()

@@ -129,6 +129,31 @@ def test_lockout_after_max_failures_and_unlock_after_the_window(db):
         assert person.failed_logins == 0 and person.locked_until is None
 
 
+def test_a_right_guess_in_flight_when_others_lock_the_account_is_refused_and_keeps_the_lock(app, db, monkeypatch):
+    """Wrong guesses sent beside a right one lock the account while its password is checked:
+    the right one is refused and does not clear that lock."""
+    from common.db import get_db
+    from identity.models import Person
+
+    person = make(db)
+    db.commit()
+    check = accounts.verify_password
+
+    def checked_while_others_lock(session, who, password):
+        right = check(session, who, password)
+        with app.app_context(), get_db(app).session() as other:  # the other guesses' requests
+            other.get(Person, who.id).locked_until = utcnow() + accounts.policy(other).lock_window
+            other.commit()
+        return right
+
+    monkeypatch.setattr(accounts, "verify_password", checked_while_others_lock)
+    with pytest.raises(accounts.AccountLocked):
+        accounts.authenticate(db, ID, "secret-pass-1")
+    db.rollback()
+    db.expire_all()
+    assert db.get(Person, person.id).locked_until is not None
+
+
 def test_a_success_resets_the_failure_count(db):
     make(db)
     max_failures = accounts.policy(db).max_failures
