@@ -124,8 +124,8 @@ def list_for(session: Session, licence_id: str) -> list[Authorisation]:
 
 
 def state_of(auth: Authorisation, now: datetime) -> str:
-    """``active``, ``revoked``, ``expired`` or ``used_up`` (what the holder's pages show), in
-    the order online verification refuses them."""
+    """``active``, ``revoked``, ``expired`` or ``used_up``: what the holder's pages show, and
+    what online verification refuses (:func:`licenses.verification._decide`), in this order."""
     if auth.status != "active":
         return "revoked"
     if auth.expires_at <= now:

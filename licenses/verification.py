@@ -24,7 +24,7 @@ from common.errors import Problem
 from common.peers.seal_client import signature_digest
 
 from . import issuing
-from .authorisations import normalise_code
+from .authorisations import normalise_code, state_of
 from .documents import StoredDocument
 from .issuing import Deps
 from .models import VALID, Licence, LicenceType
@@ -118,6 +118,11 @@ def licence_checks(deps: Deps, row: Licence, today, document: StoredDocument | N
     return checks, refusal
 
 
+_REFUSED = {"revoked": ("authorisation_revoked", "the holder revoked this authorisation"),
+            "expired": ("authorisation_expired", "the authorisation has expired"),
+            "used_up": ("authorisation_used_up", "the authorisation has no uses left")}
+
+
 def _decide(deps: Deps, verifier: Verifier, found: Found, now, *, known: Verified | None = None,
             seal=None, today=None) -> tuple[dict[str, Any], tuple[str, str] | None, StoredDocument | None]:
     """Every check of one authorisation and its licence: ``(checks, (refusal code, detail) or
@@ -125,14 +130,8 @@ def _decide(deps: Deps, verifier: Verifier, found: Found, now, *, known: Verifie
     seal's verdict and the day a verification of a known code was judged on."""
     auth, licence, _type = found
     checks: dict[str, Any] = {}
-    refusal = None
-    if auth.status != "active":
-        refusal = ("authorisation_revoked", "the holder revoked this authorisation")
-    elif auth.expires_at <= now:
-        refusal = ("authorisation_expired", "the authorisation has expired")
-    elif auth.uses >= auth.max_uses:
-        refusal = ("authorisation_used_up", "the authorisation has no uses left")
-    elif auth.audience not in verifier.names():
+    refusal = _REFUSED.get(state_of(auth, now))  # the states the holder's pages show, in one rule
+    if refusal is None and auth.audience not in verifier.names():
         refusal = ("wrong_audience", "this authorisation is for another organisation or window")
     checks["authorisation"] = {"ok": refusal is None, "detail": refusal[1] if refusal else
                                f"{auth.uses + 1} of {auth.max_uses} uses, until {auth.expires_at.isoformat()}"}
