@@ -35,6 +35,8 @@ from werkzeug.exceptions import ClientDisconnected
 from common.errors import ValidationFailed
 from common.web.context import current_request
 
+NUL_REFUSED = "must not contain the NUL character"
+
 
 class SchemaOnceParser(FlaskParser):
     def use_args(self, argmap: Any, *args: Any, **kwargs: Any):
@@ -51,7 +53,7 @@ class SchemaOnceParser(FlaskParser):
         carrying = [name for name, value in data.items() if _has_nul(name) or _has_nul(value)] \
             if isinstance(data, dict) else ([] if not _has_nul(data) else ["_schema"])
         if carrying:
-            raise ma.ValidationError({name: ["must not contain the NUL character"] for name in carrying})
+            raise ma.ValidationError({name: [NUL_REFUSED] for name in carrying})
         return data
 
     def load_json(self, req: Any, schema: ma.Schema) -> Any:
@@ -97,10 +99,10 @@ def refuse_nul_in_query_and_form() -> None:
 
 
 def _refuse_nul(values: Any) -> None:
-    carrying = [name for name, value in values.items(multi=True) if "\x00" in name or "\x00" in value]
+    carrying = [name for name, value in values.items(multi=True) if _has_nul(name) or _has_nul(value)]
     if carrying:
         raise ValidationFailed("a NUL character is not accepted", errors={
-            name.replace("\x00", "\\x00"): ["must not contain the NUL character"] for name in carrying})
+            name.replace("\x00", "\\x00"): [NUL_REFUSED] for name in carrying})
 
 
 def _json_body() -> Any:
