@@ -147,3 +147,33 @@ def test_a_long_query_reaches_the_service_and_a_longer_one_gets_the_edges_proble
     refused = requests.get(f"{gateway}/seal/info", params={"pad": "x" * 9000}, timeout=10)
     assert (refused.status_code, refused.headers["Content-Type"]) == (414, "application/problem+json")
     assert refused.json()["code"] == "uri_too_long"
+
+
+def test_pages_keep_their_security_headers_through_the_gateway(suite):
+    """What the services set on pages and answers (common.web.page_headers) reaches the browser
+    through the edge; the Swagger page has its own policy."""
+    from common.web.page_headers import DOCS_POLICY, PAGE_POLICY
+
+    gateway = suite.base_url("gateway")
+    for path in ("/identity/login", "/licenses/check", "/payment/cashier"):
+        page = requests.get(gateway + path, headers={"Accept": "text/html"}, timeout=10)
+        assert page.status_code == 200 and page.headers["Content-Type"].startswith("text/html"), path
+        assert (page.headers["Content-Security-Policy"], page.headers["X-Frame-Options"],
+                page.headers["X-Content-Type-Options"], page.headers["Referrer-Policy"]) == (
+            PAGE_POLICY, "DENY", "nosniff", "same-origin"), path
+    docs = requests.get(f"{gateway}/seal/docs", timeout=10)
+    assert docs.headers["Content-Security-Policy"] == DOCS_POLICY
+    answer = requests.get(f"{gateway}/seal/livez", timeout=10)
+    assert answer.headers["X-Content-Type-Options"] == "nosniff" and "Content-Security-Policy" not in answer.headers
+
+
+@pytest.mark.parametrize(("method", "path", "form"), [
+    ("GET", "/payment/cashier/receipt?code=AB%00CD", None),  # a page reading request.args itself
+    ("POST", "/identity/login", {"username": "zhang\x00san", "password": "x"}),  # a form, before its CSRF check
+])
+def test_a_nul_in_a_page_query_or_form_is_refused_through_the_gateway(suite, method, path, form):
+    """The edge passes ``%00`` in a query and a NUL in a form body on as sent: the service refuses
+    them before its view (422), never PostgreSQL's 500."""
+    answer = requests.request(method, suite.base_url("gateway") + path, data=form, timeout=10,
+                              allow_redirects=False)
+    assert answer.status_code == 422, answer.text[:300]
