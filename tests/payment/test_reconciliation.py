@@ -205,7 +205,8 @@ def test_two_imports_of_the_same_day_at_once_give_one_statement_and_a_conflict(a
 
     thread = threading.Thread(target=second)
     thread.start()
-    thread.join(0.5)  # the second import now waits for the first's transaction
+    thread.join(0.5)
+    assert thread.is_alive() and not outcome  # the second import waits for the first's transaction
     session.commit()
     thread.join(30)
     assert len(outcome) == 1 and isinstance(outcome[0], Conflict), outcome
