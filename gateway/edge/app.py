@@ -186,8 +186,11 @@ class Edge:
             raw_responder=self.gateway.raw_error, max_connections=int(config["GATEWAY_MAX_CONNECTIONS"]),
             header_timeout=float(config["GATEWAY_HEADER_TIMEOUT"]),
             keepalive_timeout=float(config["GATEWAY_IDLE_TIMEOUT"]),
+            # A header field one byte shorter than the request target: the limit a line exceeds
+            # then tells a URI too long (414) from a header too large (431), see parse_problem.
             max_line_size=int(config["GATEWAY_MAX_HEADER_BYTES"]),
-            max_field_size=int(config["GATEWAY_MAX_HEADER_BYTES"]), max_headers=int(config["GATEWAY_MAX_HEADERS"]),
+            max_field_size=int(config["GATEWAY_MAX_HEADER_BYTES"]) - 1,
+            max_headers=int(config["GATEWAY_MAX_HEADERS"]),
             access_log=None, auto_decompress=False, lingering_time=2.0)
         self.gateway.server = self.server
         return self.server

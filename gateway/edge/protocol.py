@@ -6,7 +6,8 @@
 - a limit on open connections (per process): beyond it a new connection gets 503;
 - parse errors (malformed requests, smuggling shapes such as Content-Length with
   Transfer-Encoding, duplicate Content-Length, obs-fold, bad chunk sizes, oversized heads)
-  answered as problem documents, 431 for heads too large, each audited.
+  answered as problem documents, 414 for a request target too long, 431 for a header field
+  too long or too many, each audited.
 
 - ``WholeResponse``: an answer whose body is all here, its head and body written at once;
 - ``StreamedResponse``: aiohttp's streamed answer;
@@ -41,22 +42,26 @@ ErrorResponder = Callable[[web.BaseRequest, EdgeProblem], Awaitable["web.StreamR
 RawResponder = Callable[[str | None, EdgeProblem], bytes]
 
 
-# The start of the line aiohttp found too long, when it is the request line: its C parser
-# quotes the request target ("/..." or an absolute URL), its Python parser the whole line
-# ("GET /..."); a header field's line starts with its name, which holds no "/" or space. (Only a
-# header value that itself starts with "/" reads as a request line here, and is answered 414.)
-_REQUEST_LINE = re.compile(rb"^(?:[A-Z]+ )?(?:/|https?://)", re.IGNORECASE)
+def parse_problem(exc: BaseException | None, message: str | None, *, request_line_limit: int) -> EdgeProblem:
+    """The problem for a request aiohttp could not parse. ``request_line_limit``: the parser's
+    ``max_line_size``, which must differ from its ``max_field_size`` (``EdgeServer`` sees to it).
 
-
-def parse_problem(exc: BaseException | None, message: str | None) -> EdgeProblem:
+    A line too long is told apart by the limit it exceeded, not by its text: aiohttp's C parser
+    quotes only the request target or only the header value (an over-long ``Referer: /...`` or
+    ``Origin: https://...`` reads like a request target), while it checks the target against
+    ``max_line_size`` and a header's name and value against ``max_field_size``. (aiohttp's pure
+    Python parser, used only without its C extension, checks an unfinished line of any kind
+    against ``max_line_size``; such a header would be answered 414 there.)
+    """
     text = str(message or getattr(exc, "message", "") or "malformed request")
     lower = text.lower()
-    if isinstance(exc, LineTooLong) or "too many headers" in lower or ("header" in lower and "long" in lower):
-        line = exc.args[0] if isinstance(exc, LineTooLong) and exc.args else b""
-        if "status line" in lower or "request line" in lower or \
-                (isinstance(line, bytes | bytearray) and _REQUEST_LINE.match(line)):
+    if isinstance(exc, LineTooLong):
+        limit = exc.args[1] if len(exc.args) > 1 else None
+        if limit == request_line_limit:
             return MalformedRequest("the request line is too long", code="uri_too_long", status=414,
                                     title="URI too long")
+        return HeadersTooLarge("the request head is too large")
+    if "too many headers" in lower or ("header" in lower and "long" in lower):
         return HeadersTooLarge("the request head is too large")
     # The parser's first line only: the rest quotes the client's bytes back.
     return MalformedRequest(f"the request could not be parsed: {text.splitlines()[0][:120]}")
@@ -97,15 +102,23 @@ class EdgeProtocol(RequestHandler):
 
     def _make_error_handler(self, err_info):  # aiohttp internal, see the module docstring
         async def handler(request: web.BaseRequest) -> web.StreamResponse | WholeResponse:
-            return await self._edge.error_responder(request, parse_problem(err_info.exc, err_info.message))
+            problem = parse_problem(err_info.exc, err_info.message, request_line_limit=self._edge.request_line_limit)
+            return await self._edge.error_responder(request, problem)
 
         return handler
 
 
 class EdgeServer(web.Server):
     def __init__(self, handler, *, error_responder: ErrorResponder, raw_responder: RawResponder,
-                 max_connections: int, header_timeout: float, **kwargs: Any) -> None:
-        super().__init__(handler, **kwargs)
+                 max_connections: int, header_timeout: float, max_line_size: int, max_field_size: int,
+                 **kwargs: Any) -> None:
+        """:raise ValueError: ``max_line_size`` equal to ``max_field_size``: a line too long would
+        no longer say whether it was the request line (414) or a header (431), see
+        ``parse_problem``."""
+        if max_line_size == max_field_size:
+            raise ValueError("max_line_size and max_field_size must differ: the one exceeded tells 414 from 431")
+        super().__init__(handler, max_line_size=max_line_size, max_field_size=max_field_size, **kwargs)
+        self.request_line_limit = max_line_size
         self.error_responder = error_responder
         self.raw_responder = raw_responder
         self.max_connections = max_connections
