@@ -12,7 +12,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from common.db import utcnow
@@ -110,7 +110,8 @@ def create(session: Session, deps: Deps, holder: Holder, licence_id: str, *, fie
         errors["audience"] = ["the verifying organisation's credit code or client id"]
     if errors:
         raise ValidationFailed("the authorisation is invalid", code="invalid_authorisation", errors=errors)
-    auth = Authorisation(code=new_code(), licence_id=row.id, granted_by=holder.sub, fields=sorted(set(fields)),
+    auth = Authorisation(code=new_code(), licence_id=row.id, granted_by=holder.sub, granted_by_name=holder.name,
+                         fields=sorted(set(fields)),
                          purpose=purpose.strip(), audience=audience.strip().upper() if len(audience.strip()) == 18
                          else audience.strip(), expires_at=utcnow() + timedelta(minutes=minutes), max_uses=max_uses)
     session.add(auth)
@@ -148,11 +149,22 @@ def get_own(session: Session, deps: Deps, holder: Holder, authorisation_id: str)
 
 
 def revoke(session: Session, deps: Deps, holder: Holder, authorisation_id: str) -> Authorisation:
-    """Idempotent: revoking a revoked authorisation changes nothing."""
+    """Idempotent: revoking a revoked authorisation changes nothing (who revoked it first stays).
+
+    Anyone who may act for the licence's holder may revoke, not only who granted it: an
+    organisation acts through any of its agents, and one must be able to stop a colleague's
+    grant (when the colleague leaves). Who did is recorded beside who granted.
+
+    :raise AuthorisationNotFound: also for another holder's.
+    """
     auth = get_own(session, deps, holder, authorisation_id)
     if auth.status != "revoked":
-        auth.status, auth.revoked_at = "revoked", utcnow()
+        # Only while still active: of two agents revoking at once, the first is recorded.
+        session.execute(update(Authorisation).where(Authorisation.id == auth.id, Authorisation.status != "revoked")
+                        .values(status="revoked", revoked_at=utcnow(), revoked_by=holder.sub,
+                                revoked_by_name=holder.name))
         session.commit()
+        session.refresh(auth)
     return auth
 
 

@@ -47,6 +47,7 @@ class Holder:
     sub: str
     id_number: str | None
     organisations: tuple[str, ...] = field(default=())
+    name: str | None = None  # userinfo's ``name`` (scope ``profile``): who granted or revoked, as pages show
 
     def codes(self) -> list[tuple[str, str]]:
         """``(holder kind, code)`` of everything this person may hold or act for."""
@@ -107,7 +108,9 @@ def holder_from_userinfo(sub: str, claims: dict) -> Holder:
     for org in claims.get("organisations") or []:
         if isinstance(org, dict) and org.get("role") in ORG_ROLES and CreditCode.is_valid(str(org.get("credit_code"))):
             orgs.append(CreditCode.parse(org["credit_code"]).value)
-    return Holder(sub=sub, id_number=id_number, organisations=tuple(orgs))
+    name = claims.get("name")
+    name = name.strip()[:255] if isinstance(name, str) else ""
+    return Holder(sub=sub, id_number=id_number, organisations=tuple(orgs), name=name or None)
 
 
 def parse_holder_code(kind: str, raw: object) -> str:

@@ -149,6 +149,9 @@ class Authorisation(Base):
     code: Mapped[str] = mapped_column(String(16), unique=True)  # short code typed at a window
     licence_id: Mapped[str] = mapped_column(ForeignKey("licences.id", ondelete="CASCADE"), index=True)
     granted_by: Mapped[str] = mapped_column(String(255))  # identity sub of the holder (or org agent)
+    # The names the holder's pages show (授权人, 撤销人): as identity gave them at the time, so
+    # an organisation's agents see which colleague granted or stopped a use.
+    granted_by_name: Mapped[str | None] = mapped_column(String(255), nullable=True)
     fields: Mapped[list[str]] = mapped_column(JSON)
     purpose: Mapped[str] = mapped_column(String(255))
     audience: Mapped[str] = mapped_column(String(255))  # credit code of the organisation, or a client id
@@ -158,6 +161,8 @@ class Authorisation(Base):
     status: Mapped[str] = mapped_column(String(16), default="active")  # active | revoked
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    revoked_by: Mapped[str | None] = mapped_column(String(255), nullable=True)  # identity sub
+    revoked_by_name: Mapped[str | None] = mapped_column(String(255), nullable=True)
 
 
 class UseRecord(Base):

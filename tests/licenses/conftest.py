@@ -38,8 +38,8 @@ def app(make_app, tokens):
     demo.seed(app)
     directory = app.extensions["licenses"]["directory"]
     directory.holders.update({
-        "p-zhang": Holder("p-zhang", ZHANG), "p-li": Holder("p-li", LI, (ORG,)),
-        "p-zhao": Holder("p-zhao", ZHAO, (ORG,)),
+        "p-zhang": Holder("p-zhang", ZHANG, name="张三"), "p-li": Holder("p-li", LI, (ORG,), name="李四"),
+        "p-zhao": Holder("p-zhao", ZHAO, (ORG,), name="赵六"),
     })
     yield app
     app.extensions["licenses"]["stores"].dispose()  # online verification's own pool (PostgreSQL)

@@ -11,7 +11,14 @@ def test_userinfo_gives_id_number_and_represented_organisations(h):
     holder = holder_from_userinfo("s1", {"sub": "s1", "id_number": h.ZHAO.lower(), "organisations": [
         {"credit_code": h.ORG, "role": "legal_representative"}, {"credit_code": h.BUREAU, "role": "member"},
         {"credit_code": "bad", "role": "agent"}]})
-    assert holder.id_number == h.ZHAO and holder.organisations == (h.ORG,)
+    assert holder.id_number == h.ZHAO and holder.organisations == (h.ORG,) and holder.name is None
+
+
+@pytest.mark.parametrize(("name", "kept"), [("赵六", "赵六"), ("  赵六 ", "赵六"), ("", None), (7, None),
+                                            ("名" * 300, "名" * 255)])
+def test_userinfo_gives_the_name_pages_show_for_who_granted_or_revoked(h, name, kept):
+    holder = holder_from_userinfo("s1", {"sub": "s1", "id_number": h.ZHAO, "name": name})
+    assert holder.name == kept
 
 
 @pytest.mark.parametrize("claims", [
