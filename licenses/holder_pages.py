@@ -9,6 +9,12 @@ own token, so the token carries ``idcard:full org`` too). The views read and cha
 and authorisations only through :mod:`licenses.authorisations`; whatever fails in them is shown
 as an error page in the person's language (:func:`common.web.pages.html_errors`). Forms carry
 CSRF tokens; no JavaScript is needed.
+
+An authorisation's code is a bearer secret (whoever has it is served at the window it names),
+so no URL carries it: its QR page is found by the authorisation's id, for the signed-in
+holder only, and the code drawn server-side (``/show?code=...`` put it in access logs,
+browser history and ``Referer``). Pages answer ``Cache-Control: no-store``: they hold live
+codes and unmasked personal data, which a shared computer's cache must not keep.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from common.web.pages import html_errors, protect
 from . import authorisations, holder_api
 from .holders import Holder
 from .models import LicenceType
-from .pages import field_labels
+from .pages import field_labels, qr_data_uri
 
 HOLDER_SCOPE = "licenses:holder"
 CONSOLE = "licenses_holder_login"
@@ -38,8 +44,23 @@ holder_required = console_required(CONSOLE, HOLDER_SCOPE)
 DEFAULT_MINUTES, DEFAULT_USES = 10, 1
 
 
+@bp.after_request
+def _not_stored(response):
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
 def _holder() -> Holder:
     return holder_api.resolve_holder(str(g.console_claims["sub"]), g.console_access_token)
+
+
+def _who(sub: str | None, name: str | None) -> str:
+    """Who granted or revoked, as the page says it: the name identity gave (the subject for
+    rows from before names were kept), marked when it is the signed-in person."""
+    if not sub:
+        return ""
+    label = name or sub
+    return _("holder.me", name=label) if sub == str(g.console_claims["sub"]) else label
 
 
 def _type_name(licence_type: LicenceType) -> str:
@@ -76,7 +97,7 @@ def licence(licence_id: str):
                            type_name=_type_name(licence_type), labels=_field_labels(licence_type),
                            uses=authorisations.use_records(session, row.id), granted=granted,
                            states={a.id: authorisations.state_of(a, now) for a in granted},
-                           usable=authorisations.usable(row))
+                           usable=authorisations.usable(row), who=_who)
 
 
 @bp.route("/licences/<licence_id>/document")
@@ -155,8 +176,17 @@ def authorisation(authorisation_id: str):
     return render_template("licenses/holder/authorisation.html", auth=auth, licence=row,
                            type_name=_type_name(licence_type),
                            field_names=[label for name, label in _field_labels(licence_type) if name in auth.fields],
-                           state=authorisations.state_of(auth, utcnow()),
-                           show_url=url_for("licenses_pages.show", code=auth.code))
+                           state=authorisations.state_of(auth, utcnow()), who=_who)
+
+
+@bp.route("/authorisations/<authorisation_id>/qr")
+@holder_required
+def show(authorisation_id: str):
+    """The code's QR for the window to scan (出示二维码), while the authorisation can be used."""
+    auth = authorisations.get_own(get_session(), holder_api.deps(), _holder(), authorisation_id)
+    state = authorisations.state_of(auth, utcnow())
+    return render_template("licenses/holder/show.html", auth=auth, state=state,
+                           qr=qr_data_uri(auth.code) if state == "active" else None)
 
 
 @bp.route("/authorisations/<authorisation_id>/revoke", methods=["POST"])

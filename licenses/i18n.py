@@ -44,6 +44,9 @@ _HOLDER_ZH = {
     "authorisation.revoke": "撤销授权", "authorisation.revoked_done": "授权 {code} 已撤销。",
     "authorisation.hint": "请向窗口工作人员出示二维码或告知授权码；窗口核验后，记录将出现在用证记录中。",
     "authorisation.licence": "证照", "authorisation.beijing": "（北京时间）",
+    "authorisation.granted_by": "授权人", "authorisation.revoked_by": "撤销人",
+    "authorisation.revoked_by_short": "（{name} 撤销）", "holder.me": "{name}（本人）",
+    "show.not_active": "该授权{state}，没有可出示的二维码。",
     "state.active": "有效", "state.revoked": "已撤销", "state.expired": "已过期", "state.used_up": "次数已用完",
     "authorise.title": "授权用证", "authorise.intro": "选择允许核验方查看的照面信息，并限定事由、核验方、时长和次数。",
     "authorise.fields": "允许查看的信息", "authorise.purpose": "用证事由",
@@ -93,6 +96,9 @@ _HOLDER_EN = {
     "authorisation.hint": "Show the QR code to the window or tell them the code; once they verify it, the use "
                           "appears in the licence's uses.",
     "authorisation.licence": "Licence", "authorisation.beijing": "(Beijing time)",
+    "authorisation.granted_by": "Granted by", "authorisation.revoked_by": "Revoked by",
+    "authorisation.revoked_by_short": "(by {name})", "holder.me": "{name} (you)",
+    "show.not_active": "This authorisation is {state}: there is no QR code to show.",
     "state.active": "Active", "state.revoked": "Revoked", "state.expired": "Expired", "state.used_up": "Used up",
     "authorise.title": "Authorise a use",
     "authorise.intro": "Choose the fields the verifier may see, and limit the purpose, the verifier, the time "

@@ -93,11 +93,14 @@ def test_holder_authorises_two_fields_the_window_verifies_the_use_shows_and_is_r
         page.wait_for_selector("#code")
         code = page.inner_text("#code").strip()
         assert len(code) == 10 and "经营者名称、经营项目" in page.inner_text("#auth-fields")
-        assert page.get_attribute("#show", "href").endswith(f"/licenses/show?code={code}")
+        authorisation = page.url.rsplit("/", 1)[1]
+        # The QR page is found by the authorisation's id: the code, a bearer secret, is in no URL.
+        assert page.get_attribute("#show", "href").endswith(f"/licenses/me/authorisations/{authorisation}/qr")
+        assert "赵六（本人）" in page.inner_text("#granted-by")
         _screenshot(page, "licenses-holder-authorisation")
-        page.click("#show")  # the existing QR page, through the gateway
+        page.click("#show")
         page.wait_for_selector("img#qr")
-        assert page.inner_text("#code") == code
+        assert page.inner_text("#code") == code and code not in page.url
 
         verified = requests.post(f"{lic}/verify", headers=window, json={"code": code}, timeout=30)
         assert verified.status_code == 200, verified.text
@@ -121,3 +124,4 @@ def test_holder_authorises_two_fields_the_window_verifies_the_use_shows_and_is_r
         assert page.locator("h1").inner_text() == "My licences"
     finally:
         context.close()
+

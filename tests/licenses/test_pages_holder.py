@@ -29,6 +29,14 @@ def csrf(body: str) -> str:
     return CSRF_RE.search(body).group(1)
 
 
+def _authorisation(h, authorisation_id: str):
+    from common.db import get_db
+    from licenses.models import Authorisation
+
+    with get_db(h.app).session() as session:
+        return session.get(Authorisation, authorisation_id)
+
+
 def page(browser, path: str) -> str:
     response = browser.get(path)
     assert response.status_code == 200, response.get_data(as_text=True)[:500]
@@ -98,7 +106,15 @@ def test_authorise_two_fields_then_the_code_its_qr_link_the_use_and_the_revocati
     assert response.status_code == 302
     body = page(browser, response.headers["Location"])
     code = re.search(r'<strong class="mono" id="code"[^>]*>([A-Z0-9]+)</strong>', body).group(1)
-    assert "授权已生成" in body and "姓名、居住地址" in body and f"/show?code={code}" in body
+    assert "授权已生成" in body and "姓名、居住地址" in body and '<td id="granted-by">张三（本人）</td>' in body
+    # The QR page is found by the authorisation's id: the code, a bearer secret, is in no URL.
+    show = re.search(r'id="show" href="([^"]+)"', body).group(1)
+    assert code not in show and "?" not in show
+    qr = browser.get(show)
+    shown = qr.get_data(as_text=True)
+    assert qr.status_code == 200 and qr.headers["Cache-Control"] == "no-store"
+    assert f'<strong class="mono" id="code">{code}</strong>' in shown and 'id="qr" src="data:image/png;base64,' in shown
+    assert re.search(r'href="[^"]*' + code, shown) is None  # nor on a link from it
     auth = h.client.get(f"/my/licences/{permit['id']}/authorisations", headers=h.holder("p-zhang")).get_json()[0]
     assert auth["code"] == code and auth["max_uses"] == 2 and auth["fields"] == ["address", "name"]
     assert (auth["expires_at"] and auth["purpose"] == "办理居住登记") and auth["audience"] == h.WINDOW_CLIENT
@@ -113,11 +129,14 @@ def test_authorise_two_fields_then_the_code_its_qr_link_the_use_and_the_revocati
     revoked = browser.post(f"/me/authorisations/{auth['id']}/revoke", data={"csrf_token": csrf(body)})
     assert revoked.status_code == 302 and revoked.headers["Location"].endswith(f"/me/licences/{permit['id']}")
     body = page(browser, f"/me/licences/{permit['id']}")
-    assert f"授权 {code} 已撤销" in body and '<td class="state">已撤销</td>' in body
+    assert f"授权 {code} 已撤销" in body and '<span class="state">已撤销</span>' in body
     refused = h.client.post("/verify", json={"code": code}, headers=h.window)
     assert refused.status_code == 410 and refused.get_json()["code"] == "authorisation_revoked"
     english = page(browser, f"/me/authorisations/{auth['id']}?lang=en")
     assert "Revoked" in english and "id=\"show\"" not in english
+    assert '<td id="revoked-by">张三 (you) <span class="muted">' in english
+    gone = page(browser, f"/me/authorisations/{auth['id']}/qr?lang=en")
+    assert "This authorisation is revoked: there is no QR code to show." in gone and code not in gone
 
 
 @pytest.mark.parametrize(("data", "field", "message"), [
@@ -190,6 +209,8 @@ def test_another_holders_authorisation_cannot_be_seen_or_revoked(h):
     body = page(li, "/me/licences")
     seen = li.get(f"/me/authorisations/{auth['id']}")
     assert seen.status_code == 404 and auth["code"] not in seen.get_data(as_text=True)
+    qr = li.get(f"/me/authorisations/{auth['id']}/qr")
+    assert qr.status_code == 404 and auth["code"] not in qr.get_data(as_text=True)
     revoked = li.post(f"/me/authorisations/{auth['id']}/revoke", data={"csrf_token": csrf(body)})
     assert revoked.status_code == 404
     mine = h.client.get(f"/my/licences/{permit['id']}/authorisations", headers=h.holder("p-zhang")).get_json()
@@ -201,3 +222,34 @@ def test_a_person_identity_does_not_release_an_id_number_for_gets_a_page_saying_
     body = response.get_data(as_text=True)
     assert response.status_code == 403 and "未向本系统提供您的身份证号码" in body
     assert response.headers["Content-Type"].startswith("text/html")
+
+
+def test_an_agent_revokes_a_colleagues_authorisation_and_the_pages_say_who_granted_and_who_revoked(h):
+    """The company acts through any of its agents: 赵六 may stop what 李四 granted (李四 left,
+    say); both are recorded and shown."""
+    food = h.issue_food().get_json()
+    auth = h.authorise(food["id"], sub="p-li", fields=["operator_name"]).get_json()
+    zhao = signed_in(h, "p-zhao")
+    body = page(zhao, f"/me/licences/{food['id']}")
+    assert re.search(rf'<tr data-authorisation="{auth["id"]}">.*?<td class="granted-by">李四</td>', body, re.S)
+    assert page(zhao, f"/me/licences/{food['id']}").count("（本人）") == 0  # 赵六 granted none of them
+    revoked = zhao.post(f"/me/authorisations/{auth['id']}/revoke", data={"csrf_token": csrf(body)})
+    assert revoked.status_code == 302
+    row = _authorisation(h, auth["id"])
+    assert (row.status, row.granted_by, row.revoked_by, row.revoked_by_name) == ("revoked", "p-li", "p-zhao", "赵六")
+    li = signed_in(h, "p-li")
+    assert re.search(r'<td class="granted-by">李四（本人）</td>\s*<td><span class="state">已撤销</span>\s*'
+                     r'<span class="muted revoked-by">（赵六 撤销）</span>', page(li, f"/me/licences/{food['id']}"))
+    mine = page(li, f"/me/authorisations/{auth['id']}")
+    assert '<td id="granted-by">李四（本人）</td>' in mine and '<td id="revoked-by">赵六 <span' in mine
+    # revoking again changes nothing: the first to revoke stays recorded
+    again = li.post(f"/me/authorisations/{auth['id']}/revoke", data={"csrf_token": csrf(mine)})
+    assert again.status_code == 302 and _authorisation(h, auth["id"]).revoked_by == "p-zhao"
+
+
+def test_the_holders_pages_are_not_stored(h):
+    """They hold live codes and unmasked personal data: a shared computer's cache keeps neither."""
+    permit = h.issue_residence().get_json()
+    browser = signed_in(h, "p-zhang")
+    for path in ("/me/licences", f"/me/licences/{permit['id']}", "/me/licences/no-such-licence"):
+        assert browser.get(path).headers["Cache-Control"] == "no-store", path
