@@ -125,3 +125,62 @@ def test_holder_authorises_two_fields_the_window_verifies_the_use_shows_and_is_r
     finally:
         context.close()
 
+
+def _authorise(page, lic: str, licence_id: str, purpose: str) -> tuple[str, str]:
+    """On the holder's pages: authorise the demo window for one field; ``(authorisation id, code)``."""
+    page.goto(f"{lic}/me/licences/{licence_id}/authorise")
+    page.check('input[name=fields][value="operator_name"]')
+    page.fill("#purpose", purpose)
+    page.fill("#audience", WINDOW)
+    page.click("#authorise-form button[type=submit]")
+    page.wait_for_selector("#code")
+    return page.url.rsplit("/", 1)[1], page.inner_text("#code").strip()
+
+
+def test_a_revoke_without_its_sessions_csrf_token_is_refused_and_revokes_nothing(suite, browser):
+    """Through the gateway, on the real processes: 赵六's revoke POST (his session cookie goes
+    with it, as a forged cross-site form's would) without a CSRF token, or with the token of
+    another session of his, is refused with the error page; the authorisation stays usable.
+    The other session's token is a real one: that session revokes with it."""
+    gateway = suite.base_url("gateway")
+    lic = f"{gateway}/licenses"
+    issued = requests.post(f"{lic}/licences", timeout=60,
+                           headers={**_bearer(suite, ISSUER, "licenses:issue"), "Idempotency-Key": "e2e-holder-csrf"},
+                           json={"type_code": "food_business_license", "holder_code": ORG,
+                                 "holder_name": "西安市示范科技有限公司",
+                                 "fields": {"operator_name": "西安市示范科技有限公司", "legal_representative": "赵六",
+                                            "address": "西安市雁塔区科技路1号", "premises": "西安市雁塔区科技路1号一层",
+                                            "business_type": "餐饮服务经营者", "business_scope": "热食类食品制售"}})
+    assert issued.status_code == 201, issued.text
+    licence = issued.json()
+    window = _bearer(suite, WINDOW, "licenses:verify")
+    mine, other = browser.new_context(locale="zh-CN"), browser.new_context(locale="zh-CN")
+    try:
+        page = mine.new_page()
+        page.goto(f"{lic}/me")
+        _sign_in(page, f"{lic}/me")
+        authorisation, code = _authorise(page, lic, licence["id"], "CSRF 检查")
+        second = other.new_page()
+        second.goto(f"{lic}/me")
+        _sign_in(second, f"{lic}/me")
+        second.goto(f"{lic}/me/authorisations/{authorisation}")
+        others_token = second.get_attribute("input[name=csrf_token]", "value")
+        own_token = page.get_attribute("input[name=csrf_token]", "value")
+        assert others_token and own_token and others_token != own_token
+
+        revoke = f"{lic}/me/authorisations/{authorisation}/revoke"
+        for form in ({}, {"csrf_token": others_token}):
+            refused = mine.request.post(revoke, form=form, max_redirects=0)
+            assert refused.status == 400 and 'data-code="csrf_failed"' in refused.text(), (form, refused.status)
+        page.goto(f"{lic}/me/authorisations/{authorisation}")
+        assert page.inner_text("#state") == "有效"
+        verified = requests.post(f"{lic}/verify", headers=window, json={"code": code}, timeout=30)
+        assert verified.status_code == 200, verified.text
+
+        done = other.request.post(revoke, form={"csrf_token": others_token}, max_redirects=0)
+        assert done.status == 302, done.status
+        refused = requests.post(f"{lic}/verify", headers=window, json={"code": code}, timeout=30)
+        assert refused.status_code == 410 and refused.json()["code"] == "authorisation_revoked", refused.text
+    finally:
+        mine.close()
+        other.close()
