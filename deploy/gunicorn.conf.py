@@ -12,6 +12,8 @@ from __future__ import annotations
 import glob
 import os
 
+from common.ops.launcher import upstream_header_limits  # the app's package, installed in the image
+
 # The heartbeat file of each worker: on tmpfs, so a slow or read-only disk cannot make the
 # arbiter think a busy worker hung.
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None  # noqa: S108 - tmpfs by design
@@ -32,6 +34,12 @@ timeout = 60
 # allows no more): with gunicorn's default 4094, a longer query got gunicorn's HTML 414 through
 # the gateway instead of a problem document (common.ops.launcher.MAX_REQUEST_LINE, the same).
 limit_request_line = 8190
+# Header fields: more, and longer, than the edge lets through (its GATEWAY_MAX_HEADERS and the
+# fields it adds; a name and a value each up to GATEWAY_MAX_HEADER_BYTES - 1, where gunicorn counts
+# the whole line): with gunicorn's defaults (100 fields, 8190 bytes a line) a request of 97-100
+# fields, or with a value of 8182-8189 bytes, passed the edge and got gunicorn's HTML 431. Computed
+# by the function `xsn run` uses, from the same XSN_GATEWAY_* settings, so the two cannot drift.
+limit_request_fields, limit_request_field_size = upstream_header_limits()
 
 
 def spread_connections(server) -> None:

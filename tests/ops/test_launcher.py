@@ -37,6 +37,74 @@ def test_services_accept_every_request_line_the_gateways_edge_accepts():
     assert deployed["limit_request_line"] == edge
 
 
+def _edge_forwarded_head(fields: list[tuple[str, str]]) -> bytes:
+    """The head the edge sends upstream for a request with ``fields`` (each client field it
+    forwards, then the ones it adds, written as gateway.edge.upstream_http writes them), for the
+    most it adds: a caller with every X-XSN-* header, and a body."""
+    from gateway.edge.boundary import Boundary, caller_headers, forwarding_headers, upstream_headers
+
+    boundary = Boundary.from_settings("https://xsn.example")
+    sent = upstream_headers(fields, [])
+    sent += forwarding_headers(client="203.0.113.7", boundary=boundary, prefix="/licenses", request_id="r" * 32)
+    sent += caller_headers({"client_id": "c", "sub": "s", "scope": "a b", "jti": "j", "acr": "2"})
+    lines = ["POST /x HTTP/1.1", "Host: 127.0.0.1:8003", *(f"{n}: {v}" for n, v in sent), "Content-Length: 0"]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+
+def _gunicorn_parses(argv: list[str], head: bytes) -> int:
+    """How many header fields gunicorn, configured by ``argv``'s limits, reads from ``head``.
+
+    :raise gunicorn.http.errors.LimitRequestHeaders: gunicorn would answer 431.
+    """
+    from gunicorn.config import Config
+    from gunicorn.http.parser import RequestParser
+
+    cfg = Config()
+    cfg.set("limit_request_fields", int(_option(argv, "--limit-request-fields")))
+    cfg.set("limit_request_field_size", int(_option(argv, "--limit-request-field_size")))
+    return len(next(iter(RequestParser(cfg, iter([head]), ("127.0.0.1", 1)))).headers)
+
+
+def test_services_accept_every_header_field_the_gateways_edge_lets_through():
+    """gunicorn's defaults (100 fields, 8190 bytes a line) were below the edge's: a request of
+    97-100 fields (the edge adds its own) or with a value of 8182-8189 bytes (gunicorn counts the
+    name too) passed the edge and got gunicorn's HTML 431 instead of reaching the service."""
+    import runpy
+
+    from gunicorn.http.errors import LimitRequestHeaders
+
+    from gateway.config import SETTINGS
+
+    # The defaults mirrored in common (it may not import the gateway) are the gateway's.
+    mirrored = (launcher.EDGE_MAX_HEADERS, launcher.EDGE_MAX_HEADER_BYTES)
+    assert mirrored == (SETTINGS["GATEWAY_MAX_HEADERS"], SETTINGS["GATEWAY_MAX_HEADER_BYTES"])
+    # The edge adds no more fields than counted (here: its most, to a request of one field).
+    assert _edge_forwarded_head([("Accept", "*/*")]).count(b"\r\n") - 3 <= launcher.EDGE_ADDED_HEADERS
+
+    argv = gunicorn_argv("seal:create_app()", 8002, 2, "xsn-seal")
+    most = SETTINGS["GATEWAY_MAX_HEADERS"]
+    longest = SETTINGS["GATEWAY_MAX_HEADER_BYTES"] - 1  # the edge's limit for a name, and for a value
+    many = [(f"X-Field-{i}", "v") for i in range(most - 1)]  # and Host, which the edge replaces
+    assert _gunicorn_parses(argv, _edge_forwarded_head(many)) >= most - 1
+    assert _gunicorn_parses(argv, _edge_forwarded_head([("N" * longest, "v" * longest)])) >= 1
+    assert _gunicorn_parses(argv, _edge_forwarded_head([("X-Long", "v" * 8182)])) >= 1
+    # Still a limit: one byte more than the edge lets through is refused.
+    with pytest.raises(LimitRequestHeaders):
+        _gunicorn_parses(argv, _edge_forwarded_head([("N" * longest, "v" * (longest + 1))]))
+
+    deployed = runpy.run_path(str(Path(launcher.__file__).parents[2] / "deploy" / "gunicorn.conf.py"))
+    assert (deployed["limit_request_fields"], deployed["limit_request_field_size"]) == (
+        int(_option(argv, "--limit-request-fields")), int(_option(argv, "--limit-request-field_size")))
+
+
+def test_the_header_limits_follow_the_gateways_settings_in_the_environment():
+    fields, size = launcher.upstream_header_limits({"XSN_GATEWAY_MAX_HEADERS": "200",
+                                                    "XSN_GATEWAY_MAX_HEADER_BYTES": "4096"})
+    assert fields == 200 + launcher.EDGE_ADDED_HEADERS + launcher.ADDED_HEADERS_MARGIN
+    assert size == 4095 + len(": ") + 4095 + len("\r\n")
+    assert launcher.upstream_header_limits({}) == launcher.upstream_header_limits({"XSN_GATEWAY_MAX_HEADERS": ""})
+
+
 def test_a_service_takes_the_suites_settings_unless_it_or_the_environment_says_otherwise(monkeypatch):
     from identity import processes
 
