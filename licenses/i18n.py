@@ -142,7 +142,7 @@ CATALOG: dict[str, dict[str, str]] = {
            "check.check_expiry": "码有效期", "check.check_status": "证照状态",
            "show.title": "出示证照", "show.intro": "请窗口工作人员扫描下方二维码，或输入授权码。",
            "show.intro_scan": "请窗口工作人员扫描下方二维码。",
-           "show.code": "授权码", "show.none": "没有要出示的码。",
+           "show.code": "授权码", "show.paste": "要出示的授权码或离线证照码", "show.submit": "生成二维码",
            **{f"refusal.{k}": v for k, v in _REFUSALS_ZH.items()}, **_HOLDER_ZH},
     "en": {**COMMON_CATALOG["en"],
            "check.title": "Verify an electronic licence",
@@ -159,6 +159,7 @@ CATALOG: dict[str, dict[str, str]] = {
            "check.check_expiry": "Code expiry", "check.check_status": "Licence status",
            "show.title": "Show a licence", "show.intro": "Let the window scan this QR code or type the code.",
            "show.intro_scan": "Let the window scan this QR code.",
-           "show.code": "Code", "show.none": "Nothing to show.",
+           "show.code": "Code", "show.paste": "The authorisation code or offline licence code to show",
+           "show.submit": "Show its QR code",
            **{f"refusal.{k}": v for k, v in _REFUSALS_EN.items()}, **_HOLDER_EN},
 }

@@ -4,8 +4,9 @@ The verification page checks an offline code (``XL1:…``) against this node's o
 and current status list, and shows the result with each check and the fields the holder put
 in the code. Short authorisation codes are verified by a window's system through ``POST
 /verify`` with its ``licenses:verify`` token (they are bound to that window), so the page
-says so instead of checking them anonymously. The QR page draws the code it is given and
-looks nothing up. Chinese by default, English with ``?lang=en``; no JavaScript needed.
+says so instead of checking them anonymously. The QR page draws the code it is posted (never
+one from its URL) and looks nothing up; both pages are ``Cache-Control: no-store``. Chinese by
+default, English with ``?lang=en``; no JavaScript needed.
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ from __future__ import annotations
 import base64
 import io
 from datetime import datetime, timezone
+from urllib.parse import urlencode
 
-from flask import Blueprint, Flask, current_app, render_template, request
+from flask import Blueprint, Flask, Response, current_app, redirect, render_template, request
 
 from common.db import get_session
 from common.values.times import local_time
@@ -57,8 +59,20 @@ def field_labels(type_code: str) -> dict[str, str]:
             for spec in catalogue.field_specs(licence_type)}
 
 
+def code_in_url() -> Response | None:
+    """A GET with ``?code=``: see other, the same page without it (other parameters kept), so
+    the code leaves the address bar, and the links the page would build from its URL (the
+    language switch repeats the query). ``None``: no code in the URL."""
+    if request.method != "GET" or "code" not in request.args:
+        return None
+    kept = [(k, v) for k, v in request.args.items(multi=True) if k != "code"]
+    return redirect(f"{request.script_root}{request.path}" + (f"?{urlencode(kept)}" if kept else ""), 303)
+
+
 @bp.route("/check", methods=["GET", "POST"])
 def check():
+    if (away := code_in_url()) is not None:
+        return away
     code = (request.form.get("code") or "").strip()
     result = refusal = None
     short = False
@@ -69,9 +83,9 @@ def check():
             short = True
     labels = field_labels(str(result.claims.get("t", ""))) if result else {}
     expires = local_time(datetime.fromtimestamp(result.expires_at, timezone.utc), "%Y-%m-%d %H:%M:%S") if result else ""
-    return render_template("licenses/check.html", code=code, result=result, refusal=refusal, short=short,
-                           refusal_text=_(f"refusal.{refusal}") if refusal else None, labels=labels,
-                           expires=expires)
+    return no_store(render_template("licenses/check.html", code=code, result=result, refusal=refusal, short=short,
+                                    refusal_text=_(f"refusal.{refusal}") if refusal else None, labels=labels,
+                                    expires=expires))
 
 
 def qr_data_uri(data: str) -> str:
@@ -85,8 +99,26 @@ def qr_data_uri(data: str) -> str:
 
 @bp.route("/show", methods=["GET", "POST"])
 def show():
-    code = (request.values.get("code") or "").strip()[: offline_codes.MAX_CODE_CHARS]
-    return render_template("licenses/show.html", code=code, qr=qr_data_uri(code) if code else None)
+    """GET: a form to paste a code into; POST: that code's QR.
+
+    The code comes from the POST body only: a live code in the URL (``/show?code=``) stays in
+    access logs, the browser's history and ``Referer``. A GET with ``?code=`` is sent on to the
+    empty form (``code_in_url``), not refused with 405: GET is this page's own method, and an old
+    link still lands where a code can be pasted; nothing is drawn from the URL. No QR this node
+    prints needs the URL: each encodes the bare code (``holder_api.png``; the holder's own page
+    draws it from the authorisation's id). The form keeps the blueprint's CSRF check, as the
+    check page does, though the page is public and shows only what it is sent: a forged POST
+    could only draw, in the victim's own browser, a QR of a code its sender already knows.
+    """
+    if (away := code_in_url()) is not None:
+        return away
+    code = (request.form.get("code") or "").strip()[: offline_codes.MAX_CODE_CHARS] if request.method == "POST" else ""
+    return no_store(render_template("licenses/show.html", code=code, qr=qr_data_uri(code) if code else None))
+
+
+def no_store(page: str) -> Response:
+    """A page that may hold a live code: kept by no cache, the browser's back-forward one included."""
+    return Response(page, mimetype="text/html", headers={"Cache-Control": "no-store"})
 
 
 def init_app(app: Flask) -> None:

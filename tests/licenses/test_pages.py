@@ -54,7 +54,32 @@ def test_check_page_explains_short_codes_and_needs_csrf(h):
     assert refused.status_code == 400 and refused.get_json()["code"] == "csrf_failed"
 
 
-def test_show_page_draws_the_code(h):
-    page = h.client.get("/show?code=ABCDEFGH23").get_data(as_text=True)
+def test_show_page_draws_the_code_it_is_posted(h):
+    answer = h.client.post("/show", data={"code": "ABCDEFGH23", "csrf_token": _csrf(h.client, "/show")})
+    page = answer.get_data(as_text=True)
     assert "出示证照" in page and "data:image/png;base64," in page and "ABCDEFGH23" in page
-    assert "没有要出示的码" in h.client.get("/show").get_data(as_text=True)
+    assert answer.headers["Cache-Control"] == "no-store"  # not kept by a cache or the back button
+    empty = h.client.get("/show")
+    assert 'name="code"' in empty.get_data(as_text=True) and "data:image/png" not in empty.get_data(as_text=True)
+    refused = h.client.post("/show", data={"code": "ABCDEFGH23"})
+    assert refused.status_code == 400 and refused.get_json()["code"] == "csrf_failed"
+
+
+def test_a_code_in_the_url_is_neither_drawn_nor_checked(h):
+    """A live code in a URL stays in access logs, history and Referer: the pages take it from
+    a POST body only. The GET is the empty form (the page's own GET), not a refusal."""
+    from urllib.parse import urlencode
+
+    _permit, code = _offline_code(h)
+    for page, query, rest in (("/show", {"code": "ABCDEFGH23"}, ""), ("/check", {"code": code}, ""),
+                              ("/show", {"code": code, "lang": "en"}, "?lang=en")):
+        answer = h.client.get(f"{page}?{urlencode(query)}")
+        # sent on without it: the code leaves the address bar and the links built from the URL
+        assert (answer.status_code, answer.headers["Location"]) == (303, page + rest)
+        answer = h.client.get(f"{page}?{urlencode(query)}", follow_redirects=True)
+        body = answer.get_data(as_text=True)
+        assert answer.status_code == 200 and 'name="code"' in body, page
+        assert "data:image/png" not in body and "ABCDEFGH23" not in body and code not in body, page
+        assert 'id="result"' not in body, page
+    checked = h.client.post("/check", data={"code": code, "csrf_token": _csrf(h.client)})
+    assert checked.headers["Cache-Control"] == "no-store" and 'id="result"' in checked.get_data(as_text=True)

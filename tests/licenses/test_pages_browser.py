@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlencode
-
 import pytest
 
 pytestmark = pytest.mark.browser
@@ -37,7 +35,9 @@ def test_holder_shows_the_qr(h, serve_app, browser):
     auth = h.authorise(permit["id"]).get_json()
     page = browser.new_page(locale="zh-CN")
     try:
-        page.goto(f"{serve_app(h.app)}/show?code={auth['code']}")
+        page.goto(f"{serve_app(h.app)}/show")
+        page.fill("#code", auth["code"])
+        page.click("button[type=submit]")
         assert page.locator("#code").inner_text() == auth["code"]
         width = page.evaluate("document.getElementById('qr').naturalWidth")
         assert width > 100
@@ -51,7 +51,9 @@ def test_an_offline_code_qr_fits_its_card(h, serve_app, browser):
     code = h.client.post(f"/my/authorisations/{auth['id']}/offline-code", headers=h.holder("p-zhang")).get_json()
     page = browser.new_page(locale="zh-CN", viewport={"width": 1280, "height": 900})
     try:
-        page.goto(f"{serve_app(h.app)}/show?" + urlencode({"code": code["code"]}))
+        page.goto(f"{serve_app(h.app)}/show")
+        page.fill("#code", code["code"])
+        page.click("button[type=submit]")
         qr, card = page.locator("#qr").bounding_box(), page.locator(".card").bounding_box()
         inner = page.evaluate("(() => { const c = getComputedStyle(document.querySelector('.card'));"
                               " return document.querySelector('.card').clientWidth - parseFloat(c.paddingLeft)"
