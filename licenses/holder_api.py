@@ -80,7 +80,8 @@ def limits() -> Limits:
 
 def authorisation_view(auth) -> dict:
     data = {c: getattr(auth, c) for c in ("id", "code", "licence_id", "purpose", "audience", "expires_at",
-                                          "max_uses", "uses", "status", "created_at", "revoked_at")}
+                                          "max_uses", "uses", "status", "created_at", "revoked_at", "granted_by",
+                                          "granted_by_name", "revoked_by", "revoked_by_name")}
     data["face"] = auth.fields
     data["qr_url"] = url_for("holder.AuthorisationQr", authorisation_id=auth.id)
     return data

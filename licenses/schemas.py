@@ -141,6 +141,14 @@ class AuthorisationSchema(Schema):
     status = mf.String()
     created_at = mf.DateTime()
     revoked_at = mf.DateTime(allow_none=True)
+    # An organisation acts through any of its agents, and any of them may revoke: its app shows
+    # which colleague granted a use and which stopped it, as the holder's pages do (授权人, 撤销人).
+    granted_by = mf.String(metadata={"description": "identity subject of who granted it (the holder or an agent)"})
+    granted_by_name = mf.String(allow_none=True, metadata={
+        "description": "their name as identity gave it when they granted; null for grants recorded before names were"})
+    revoked_by = mf.String(allow_none=True, metadata={"description": "identity subject of who revoked it; null while "
+                                                                     "active"})
+    revoked_by_name = mf.String(allow_none=True, metadata={"description": "their name as identity gave it then"})
     qr_url = mf.String()
 
 

@@ -55,6 +55,21 @@ def test_the_answer_is_what_the_documented_schema_dumps(h, permit):
     assert VerifyResultSchema().dump(as_dumped) == body
 
 
+def test_the_holder_api_says_who_granted_and_who_revoked_an_authorisation(h):
+    """An organisation's agents share its authorisations and any of them may revoke: its app is
+    told who granted each and who stopped it (subject and name), as the holder's pages are."""
+    food = h.issue_food().get_json()
+    granted = h.authorise(food["id"], sub="p-li", fields=["operator_name"]).get_json()
+    assert {k: granted[k] for k in ("granted_by", "granted_by_name", "revoked_by", "revoked_by_name")} == {
+        "granted_by": "p-li", "granted_by_name": "李四", "revoked_by": None, "revoked_by_name": None}
+    revoked = h.client.delete(f"/my/authorisations/{granted['id']}", headers=h.holder("p-zhao"))
+    assert revoked.status_code == 200
+    who = ("status", "granted_by", "granted_by_name", "revoked_by", "revoked_by_name")
+    assert tuple(revoked.get_json()[k] for k in who) == ("revoked", "p-li", "李四", "p-zhao", "赵六")
+    listed = h.client.get(f"/my/licences/{food['id']}/authorisations", headers=h.holder("p-li")).get_json()
+    assert [tuple(a[k] for k in who) for a in listed] == [("revoked", "p-li", "李四", "p-zhao", "赵六")]
+
+
 def test_the_answer_writes_dates_as_the_licence_api_does(h, permit):
     """ISO 8601, as ``GET /licences/<id>`` writes the same licence: a validity date is a date, not
     the midnight GMT an HTTP date would make of it; the authorisation's expiry an instant in UTC."""
