@@ -22,7 +22,9 @@ SETTINGS: dict[str, Any] = {
     "GATEWAY_BODY_TIMEOUT": 30.0,  # seconds to send a whole request body (408 after)
     "GATEWAY_IDLE_TIMEOUT": 60.0,  # seconds a keep-alive connection may wait for its next request
     "GATEWAY_MAX_CONNECTIONS": 10000,  # open connections per process (503 beyond)
-    "GATEWAY_MAX_HEADER_BYTES": 8190,  # request target (414 beyond); each header field one less (431 beyond)
+    # request target (414 beyond; at most 8190, the services' gunicorn's ceiling, checked at startup);
+    # each header field one less (431 beyond)
+    "GATEWAY_MAX_HEADER_BYTES": 8190,
     "GATEWAY_MAX_HEADERS": 100,  # header fields per request (431 beyond)
     "GATEWAY_MAX_BODY_BYTES": 1048576,  # default for routes that set none (413 beyond)
     # Upstreams (gateway.edge.upstreams).

@@ -110,7 +110,7 @@ class Suite:
             service_env = dict(env, PROMETHEUS_MULTIPROC_DIR=str(prom_dir))
             workers, threads = service_concurrency(service, env, self.workers, self.threads)
             argv = gunicorn_argv(f"{service}:create_app()", self.ports[service], workers, f"xsn-{service}",
-                                 threads=threads)
+                                 threads=threads, environ=env)
             if service == "gateway":  # the asyncio edge; it starts the gateway's Flask app behind itself
                 argv = [sys.executable, "-m", "gateway.edge", "--port", str(self.ports[service])]
             self._spawn(service, argv, service_env)
@@ -165,7 +165,7 @@ class Suite:
 
 
 def gunicorn_argv(target: str, port: int, workers: int, name: str, extra: list[str] | tuple[str, ...] = (),
-                  *, threads: int = THREADS) -> list[str]:
+                  *, threads: int = THREADS, environ: Mapping[str, str] | None = None) -> list[str]:
     """gunicorn for one app on loopback, ``workers`` gthread workers of ``threads`` threads
     (``extra``: the service's own options, before the app).
 
@@ -182,7 +182,8 @@ def gunicorn_argv(target: str, port: int, workers: int, name: str, extra: list[s
     (``MAX_REQUEST_LINE``); with gunicorn's default of 4094 a line between the two got
     gunicorn's HTML "414 URI Too Long" through the gateway instead of a problem document.
     ``--limit-request-fields`` and ``--limit-request-field_size``: likewise for header fields
-    (``upstream_header_limits``).
+    (``upstream_header_limits``, from ``environ``: the environment the suite gives its children,
+    where the edge reads its limits too; ``os.environ`` if None).
 
     ``--reuse-port``: each worker listens on its own ``SO_REUSEPORT`` socket and the kernel
     spreads new connections over them by their addresses. On the arbiter's one shared socket,
@@ -196,7 +197,7 @@ def gunicorn_argv(target: str, port: int, workers: int, name: str, extra: list[s
     ``common.ops.gunicorn_hooks`` fills in the address.
     """
     spread = ["--reuse-port"] if workers > 1 else []
-    fields, field_size = upstream_header_limits()
+    fields, field_size = upstream_header_limits(environ)
     return [sys.executable, "-m", "gunicorn", "--workers", str(workers), "--worker-class", "gthread",
             "--threads", str(threads), "--keep-alive", "20", *spread, "--bind", f"127.0.0.1:{port}",
             "--limit-request-line", str(MAX_REQUEST_LINE),

@@ -14,6 +14,7 @@ import aiohttp
 import structlog
 
 from common import config as cfg
+from common.ops.launcher import MAX_REQUEST_LINE  # the services' gunicorn request-line ceiling
 from gateway.config import load_config  # noqa: F401 - where the edge's callers find it
 from gateway.edge.audit_sink import AuditSink, load_sink
 from gateway.edge.boundary import Boundary
@@ -101,6 +102,11 @@ class Edge:
         if missing:
             raise RuntimeError(f"no URL for upstreams: {', '.join(sorted(missing))}")
         self.sockets = upstream_sockets(config.get("GATEWAY_UPSTREAM_SOCKETS"), self.routes.upstreams())
+        if int(config["GATEWAY_MAX_HEADER_BYTES"]) > MAX_REQUEST_LINE:
+            # The services' gunicorn takes no longer request line (its own ceiling): a longer
+            # target would pass the edge and get gunicorn's HTML 414 instead of a problem document.
+            raise RuntimeError(f"GATEWAY_MAX_HEADER_BYTES may be at most {MAX_REQUEST_LINE} "
+                               "(the longest request line the services' gunicorn takes)")
         self.boundary = Boundary.from_settings(
             config["PUBLIC_BASE_URL"], extra_hosts=_csv(config.get("GATEWAY_PUBLIC_HOSTS")), listen_port=listen_port,
             embedded=config.get("ENV") != "production", trusted_proxies=_csv(config.get("GATEWAY_TRUSTED_PROXIES")),

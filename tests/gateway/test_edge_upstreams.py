@@ -94,3 +94,9 @@ def test_an_upstream_on_a_unix_socket(start_edge, serve_app, tmp_path):
 def test_bad_upstream_sockets_are_refused_at_startup(start_edge, sockets, message):
     with pytest.raises(RuntimeError, match=message):
         start_edge(GATEWAY_UPSTREAM_SOCKETS=sockets)
+
+
+def test_a_header_limit_above_what_the_services_gunicorn_takes_is_refused_at_startup(start_edge):
+    # A request target between the two limits would pass the edge and get gunicorn's HTML 414.
+    with pytest.raises(RuntimeError, match="GATEWAY_MAX_HEADER_BYTES may be at most 8190"):
+        start_edge(GATEWAY_MAX_HEADER_BYTES=8191)

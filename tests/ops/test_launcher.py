@@ -190,3 +190,11 @@ def _listeners(port: int) -> int:
     with open("/proc/net/tcp") as handle:
         rows = [line.split() for line in handle.readlines()[1:]]
     return sum(1 for row in rows if row[1] == f"0100007F:{port:04X}" and row[3] == "0A")
+
+
+def test_the_suites_services_take_the_header_limits_from_the_environment_the_suite_gives_the_edge():
+    # The suite's children get Suite.child_env(), which may differ from the launcher's own
+    # os.environ: the services' limits must come from where the edge reads its own.
+    argv = gunicorn_argv("seal:create_app()", 8002, 2, "xsn-seal", environ={"XSN_GATEWAY_MAX_HEADERS": "200"})
+    assert _option(argv, "--limit-request-fields") == str(
+        200 + launcher.EDGE_ADDED_HEADERS + launcher.ADDED_HEADERS_MARGIN)
