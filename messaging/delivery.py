@@ -3,10 +3,13 @@
 The outbox rows are the truth. The relay claims due ``queued`` deliveries (``FOR UPDATE SKIP
 LOCKED`` on PostgreSQL, so several relays never claim the same row), marks them
 ``dispatched`` with the next attempt number, commits, and only then hands their ids to the
-workers in batches. A worker runs an attempt only if the row still says ``dispatched`` with
-that attempt number, so a duplicate or late task does nothing; a task lost with its worker is
-redelivered by the broker (``acks_late``, ``reject_on_worker_lost``) or, failing that, the
-sweeper puts the row back to ``queued`` once it is stuck past a deadline.
+workers in batches. A worker runs an attempt only if it claims it: one conditional UPDATE
+from ``dispatched`` with that attempt number to ``sending``, committed before anything is sent,
+so of two copies of one task (a broker redelivery, a retry beside a slow first run) exactly one
+sends and the other does nothing. A task lost with its worker before its claim is redelivered
+by the broker (``acks_late``, ``reject_on_worker_lost``); a row left ``dispatched`` or
+``sending`` (its worker died mid-send: whether the send went out is unknown) is put back to
+``queued`` by the sweeper once it is stuck past a deadline, as a new attempt.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from common.db import begin_write, utcnow
 from common.errors import Conflict, NotFound
 from messaging import digest, events, policy
 from messaging.channels import Channel, Outcome, Outgoing
+from messaging.claims import IN_FLIGHT, claim
 from messaging.events import jittered
 from messaging.models import App, Delivery, Message, Recipient, WebhookEvent
 
@@ -41,7 +45,7 @@ class DeliverySettings:
     retry_schedule: tuple[float, ...] = (5, 30, 120, 600, 1800)  # seconds after attempt 1, 2, ...
     webhook_schedule: tuple[float, ...] = (0, 5, 300, 1800, 7200, 18000, 36000, 36000)  # Svix
     batch_size: int = 100
-    stuck_after: float = 120.0  # a dispatched row older than this was lost with its worker
+    stuck_after: float = 120.0  # a dispatched or sending row older than this was lost with its worker
     webhook_disable_after: int = 100  # consecutive failures
 
 
@@ -90,12 +94,13 @@ def relay(session: Session, dispatcher: Dispatcher, settings: DeliverySettings, 
 
 
 def sweep(session: Session, settings: DeliverySettings, *, now: datetime | None = None) -> int:
-    """Put rows dispatched longer than ``stuck_after`` ago back to ``queued`` (commit)."""
+    """Put rows dispatched or claimed (``sending``) longer than ``stuck_after`` ago back to
+    ``queued`` (commit); a claim sets ``dispatched_at`` again, so that counts from the claim."""
     now = now or utcnow()
     deadline = now - timedelta(seconds=settings.stuck_after)
-    count = session.execute(update(Delivery).where(Delivery.status == "dispatched", Delivery.dispatched_at < deadline)
+    count = session.execute(update(Delivery).where(Delivery.status.in_(IN_FLIGHT), Delivery.dispatched_at < deadline)
                             .values(status="queued", next_attempt_at=now)).rowcount
-    count += session.execute(update(WebhookEvent).where(WebhookEvent.status == "dispatched",
+    count += session.execute(update(WebhookEvent).where(WebhookEvent.status.in_(IN_FLIGHT),
                                                         WebhookEvent.dispatched_at < deadline)
                              .values(status="queued", next_attempt_at=now)).rowcount
     session.commit()
@@ -116,20 +121,24 @@ def deliver_batch(session: Session, batch: list[tuple[int, int]], channels: dict
                   settings: DeliverySettings, *, now: Callable[[], datetime] = utcnow) -> dict[str, int]:
     """Run one attempt for each (delivery id, attempt); counts by outcome.
 
-    Reads first, then sends with no write transaction open (on SQLite a write holds the one
-    write lock, and the API must not wait for a batch of SMTP sends), then records the outcomes
-    in one transaction, or one per item on channels that ask for it (``commit_each``).
+    Reads first, claims each attempt and commits the claims, then sends with no write
+    transaction open (on SQLite a write holds the one write lock, and the API must not wait for
+    a batch of SMTP sends), then records the outcomes in one transaction, or one per item on
+    channels that ask for it (``commit_each``).
     """
     counts: dict[str, int] = {}
     try:
         loaded = _load(session, [delivery_id for delivery_id, _attempt in batch])  # noqa: F841 - held
+        begin_write(session)  # the claims below decide on the rows' latest state (SQLite)
         attempts = []
+        claimed_at = now()
         for delivery_id, attempt in batch:
-            prepared = _prepare(session, delivery_id, attempt)
+            prepared = _prepare(session, delivery_id, attempt, claimed_at)
             if prepared is None:
                 counts["skipped"] = counts.get("skipped", 0) + 1
             else:
                 attempts.append(prepared)
+        # Committed before anything is sent: a second copy of this task finds the rows claimed.
         session.commit()
         done = []
         batched = _send_batches(session, channels, attempts)
@@ -166,21 +175,11 @@ def _load(session: Session, ids: list[int]) -> list:
     return [*deliveries, *recipients.all(), *messages, *apps]
 
 
-def deliver_one(session: Session, delivery_id: int, attempt: int, channels: dict[str, Channel],
-                settings: DeliverySettings, *, now: datetime) -> str:
-    """One attempt (not committed). Returns the delivery's new status, or ``skipped``."""
-    prepared = _prepare(session, delivery_id, attempt)
-    if prepared is None:
-        return "skipped"
-    _record(session, prepared, _send(session, channels, prepared), settings, now)
-    settle(session, now)
-    return prepared.delivery.status
-
-
-def _prepare(session: Session, delivery_id: int, attempt: int) -> _Attempt | None:
-    delivery = session.get(Delivery, delivery_id)
-    if delivery is None or delivery.status != "dispatched" or delivery.attempt != attempt:
-        return None  # a duplicate or late task: the row has moved on
+def _prepare(session: Session, delivery_id: int, attempt: int, now: datetime) -> _Attempt | None:
+    """Claim the attempt and build what is sent (not committed); None if it is not ours to run."""
+    if not claim(session, Delivery, delivery_id, attempt, now):
+        return None
+    delivery = session.get(Delivery, delivery_id, populate_existing=True)  # as claimed, not as loaded
     recipient = session.get(Recipient, delivery.recipient_id)
     message = session.get(Message, delivery.message_id)
     app = session.get(App, message.app)
@@ -315,7 +314,7 @@ def apply_receipt(session: Session, provider_id: str, success: bool, error: str 
     begin_write(session)
     delivery = session.scalars(select(Delivery).where(Delivery.provider_id == provider_id).with_for_update()
                                .execution_options(populate_existing=True)).first()
-    if delivery is None or delivery.status not in ("sent", "dispatched"):
+    if delivery is None or delivery.status not in ("sent", *IN_FLIGHT):
         # Nothing to write: the lock taken above is let go now, not at the request's end (the
         # caller goes on with other receipts and kicks the relay, which writes in its own session).
         session.rollback()

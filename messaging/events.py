@@ -18,7 +18,8 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from common.db import utcnow
+from common.db import begin_write, utcnow
+from messaging.claims import claim
 from messaging.models import Message, Recipient, WebhookEndpoint, WebhookEvent
 
 
@@ -58,13 +59,23 @@ def jittered(seconds: float, rand: Callable[[], float] = random.random) -> timed
 
 def deliver_events(session: Session, batch: list[tuple[str, int]], post: Callable, settings, *,
                    now: Callable[[], datetime] = utcnow, rand=None) -> dict[str, int]:
-    """One attempt per (event id, attempt); ``post(endpoint, id, body, now) -> (status, error)`` (commit)."""
+    """One attempt per (event id, attempt); ``post(endpoint, id, body, now) -> (status, error)`` (commit).
+
+    The batch's attempts are claimed and the claims committed before anything is posted, so a
+    second copy of the task (a redelivery, a retry beside a slow first run) posts nothing.
+    """
     counts: dict[str, int] = {}
+    begin_write(session)  # the claims decide on the rows' latest state (SQLite)
+    claimed_at = now()
+    claimed = []
     for event_id, attempt in batch:
-        event = session.get(WebhookEvent, event_id)
-        if event is None or event.status != "dispatched" or event.attempt != attempt:
+        if claim(session, WebhookEvent, event_id, attempt, claimed_at):
+            claimed.append((event_id, attempt))
+        else:
             counts["skipped"] = counts.get("skipped", 0) + 1
-            continue
+    session.commit()
+    for event_id, attempt in claimed:
+        event = session.get(WebhookEvent, event_id, populate_existing=True)
         endpoint = session.get(WebhookEndpoint, event.endpoint_id)
         at = now()
         if not endpoint.enabled:
@@ -89,7 +100,8 @@ def deliver_events(session: Session, batch: list[tuple[str, int]], post: Callabl
                 else:
                     event.status = "failed"
         counts[event.status] = counts.get(event.status, 0) + 1
-    # One commit per batch: a crash repeats the batch's posts with their same webhook-ids,
-    # which receivers deduplicate by (that is what the id is for).
+    # One commit of the outcomes per batch: a worker lost meanwhile leaves its events "sending"
+    # and the sweeper queues them again; their repeated posts carry the same webhook-ids, which
+    # receivers deduplicate by (that is what the id is for).
     session.commit()
     return counts

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+import pytest
 from sqlalchemy import func, select
+from structlog.testing import capture_logs
 
 from common.db import get_db, utcnow
 from messaging import delivery, policy, wiring
+from messaging.channels import Outcome
 from messaging.channels.inapp import InboxChannel
 from messaging.models import Delivery, InboxItem, Message, Preference, QuietHours, Recipient
 
@@ -279,3 +282,76 @@ def test_a_receipt_with_nothing_to_apply_lets_go_of_its_lock_at_once(hub_app, li
             other.execute(update(Delivery).where(Delivery.message_id == message_id).values(attempt=7),
                           execution_options={"synchronize_session": False})
             other.commit()
+
+
+class CountingChannel:
+    """An SMS-like channel that cannot deduplicate: every call is one more message to the person."""
+
+    commit_each = True
+    name = "sms"
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[int, int]] = []
+
+    def send(self, session, item):
+        self.sent.append((item.delivery_id, item.attempt))
+        return Outcome("sent", provider_id=f"biz-{item.delivery_id}-{item.attempt}")
+
+    def close(self) -> None:
+        pass
+
+
+def test_two_copies_of_a_delivery_task_at_once_send_once(hub_app, licenses, monkeypatch):
+    """A broker redelivery (or a retry) of a task whose first run is slow: the copy run while
+    the first is held after its check does nothing (both used to pass the attempt check and
+    both sent the SMS)."""
+    from tests.support.races import paused_after_check
+
+    queued_message(hub_app, licenses, monkeypatch, channels=["sms"])
+    settings = wiring.delivery_settings(hub_app.config)
+    recorder = Recorder()
+    with get_db(hub_app).session() as session:
+        assert delivery.relay(session, recorder, settings) == 1
+    batch = recorder.batches[0]
+    channel = CountingChannel()
+
+    def task():
+        with get_db(hub_app).session() as own:
+            return delivery.deliver_batch(own, batch, {"sms": channel}, settings)
+
+    with capture_logs() as logs:
+        first, second = paused_after_check(monkeypatch, delivery, "_send", task, task, get_db(hub_app).engine)
+    assert (first, second) == ({"sent": 1}, {"skipped": 1})
+    assert channel.sent == batch
+    assert [(e["log_level"], e["reason"]) for e in logs if e["event"] == "attempt_not_claimed"] == [
+        ("info", "another copy of this task claimed it")]
+    with get_db(hub_app).session() as session:
+        assert [(d.status, d.attempt) for d in session.scalars(select(Delivery))] == [("sent", 1)]
+
+
+def test_a_delivery_lost_while_sending_is_swept_back_to_the_queue(hub_app, licenses, monkeypatch):
+    """A claimed attempt whose worker died mid-send is not redone by a redelivered task (it
+    cannot know whether the send went out): the sweeper re-queues it as a new attempt."""
+    queued_message(hub_app, licenses, monkeypatch, channels=["sms"])
+    settings = wiring.delivery_settings(hub_app.config)
+    recorder = Recorder()
+    with get_db(hub_app).session() as session:
+        delivery.relay(session, recorder, settings)
+    batch = recorder.batches[0]
+
+    def dies(session, channels, prepared):
+        raise SystemExit("the worker died mid-send")
+
+    monkeypatch.setattr(delivery, "_send", dies)
+    with get_db(hub_app).session() as session, pytest.raises(SystemExit):
+        delivery.deliver_batch(session, batch, {"sms": CountingChannel()}, settings)
+    monkeypatch.undo()
+    channel = CountingChannel()
+    with get_db(hub_app).session() as session:
+        assert delivery.deliver_batch(session, batch, {"sms": channel}, settings) == {"skipped": 1}
+        later = utcnow() + timedelta(seconds=settings.stuck_after + 1)
+        assert delivery.sweep(session, settings, now=later) == 1
+        retry = Recorder()
+        assert delivery.relay(session, retry, settings, now=later) == 1
+        assert delivery.deliver_batch(session, retry.batches[0], {"sms": channel}, settings) == {"sent": 1}
+    assert channel.sent == [(batch[0][0], 2)]

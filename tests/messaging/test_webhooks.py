@@ -161,3 +161,39 @@ def test_rotation_grace_ends():
     endpoint = WebhookEndpoint(secret=webhooks.new_secret(), previous_secret=webhooks.new_secret(),
                                previous_secret_until=utcnow() - timedelta(seconds=1))
     assert len(webhooks.signature_header(endpoint, "msg_1", 1, b"{}", utcnow()).split(" ")) == 1
+
+
+def test_two_copies_of_an_event_task_at_once_post_once(hub_app, monkeypatch):
+    """A redelivered (or retried) event task run while the first copy is held after its check
+    posts nothing (both used to pass the attempt check and both posted the event)."""
+    from tests.support.races import paused_after_check
+
+    settings = wiring.delivery_settings(hub_app.config)
+    with get_db(hub_app).session() as session:
+        webhooks.create_endpoint(session, "xsn-licenses", "http://127.0.0.1:9/x", ["*"], allow_private=True)
+        events.emit(session, "xsn-licenses", "message.completed", "k", {"n": 1})
+        session.commit()
+        event = session.scalars(select(WebhookEvent)).one()
+        event.status, event.attempt = "dispatched", 1
+        session.commit()
+        batch = [(event.id, 1)]
+
+    class Receiver:
+        def __init__(self) -> None:
+            self.posted: list[str] = []
+
+        def post(self, endpoint, event_id, body, at):
+            self.posted.append(event_id)
+            return 204, None
+
+    receiver = Receiver()
+
+    def task():
+        with get_db(hub_app).session() as own:
+            return events.deliver_events(own, batch, lambda *args: receiver.post(*args), settings)
+
+    first, second = paused_after_check(monkeypatch, receiver, "post", task, task, get_db(hub_app).engine)
+    assert (first, second) == ({"delivered": 1}, {"skipped": 1})
+    assert receiver.posted == [batch[0][0]]
+    with get_db(hub_app).session() as session:
+        assert session.scalars(select(WebhookEvent.status)).all() == ["delivered"]

@@ -1,0 +1,44 @@
+"""An attempt's claim: the one write that decides which copy of a worker's task sends.
+
+The relay hands (row id, attempt) pairs to the workers; a broker may deliver one task twice
+(``acks_late`` redelivers a task whose worker looked lost, and a retry can start beside a
+slow first run). Each copy claims its attempt before it calls the outside party, and only
+the copy whose claim changed the row sends.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import structlog
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from messaging.models import Delivery, WebhookEvent
+
+log = structlog.get_logger("xsn.messaging.claims")
+
+IN_FLIGHT = ("dispatched", "sending")  # handed to a worker; claimed by it and being sent
+
+
+def claim(session: Session, model: type[Delivery] | type[WebhookEvent], row_id: int | str, attempt: int,
+          now: datetime) -> bool:
+    """``dispatched`` with ``attempt`` -> ``sending`` (not committed); False if the row has moved on.
+
+    One conditional UPDATE, not a check read first and a write after: two copies of one task
+    would both pass the check and both send. On PostgreSQL the second copy's UPDATE waits for
+    the first's row lock and then matches nothing; on SQLite the caller holds the write lock
+    (``common.db.begin_write``). The caller commits before it sends. ``dispatched_at`` restarts,
+    so the sweeper counts a claimed row's time from its claim.
+    """
+    claimed = session.execute(update(model).where(model.id == row_id, model.status == "dispatched",
+                                                  model.attempt == attempt)
+                              .values(status="sending", dispatched_at=now)
+                              .execution_options(synchronize_session=False)).rowcount
+    if not claimed:
+        row = session.execute(select(model.status, model.attempt).where(model.id == row_id)).first()
+        reason = "no such row" if row is None else "another copy of this task claimed it" \
+            if (row.status, row.attempt) == ("sending", attempt) else "the row has moved on"
+        log.info("attempt_not_claimed", table=model.__tablename__, id=row_id, attempt=attempt, reason=reason,
+                 status=row and row.status, row_attempt=row and row.attempt)
+    return bool(claimed)
