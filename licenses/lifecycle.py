@@ -4,7 +4,9 @@ Only the issuing department changes a licence. Every change is a :class:`Licence
 who (token subject and client), when and why. An amendment is a new licence with the next
 identifier version (GB/T 36904 ``version``), sealed like a first issue; only once it is
 sealed is the old one marked ``superseded`` (same transaction), so a seal-node failure leaves
-the old licence valid and the new one pending and invisible.
+the old licence valid. The new one stays pending and invisible if a retry with its
+Idempotency-Key can resume it, and is discarded otherwise (it would block every further
+amendment until purged).
 """
 
 from __future__ import annotations
@@ -12,8 +14,9 @@ from __future__ import annotations
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+import structlog
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from common.db import begin_write, utcnow
@@ -23,6 +26,8 @@ from . import issuing, notifier
 from .issuers import Issuer
 from .issuing import Deps, IssueRequest
 from .models import EXPIRED, PENDING, REVOCATION_KINDS, REVOKED, SUPERSEDED, SUSPENDED, VALID, Licence, LicenceEvent
+
+log = structlog.get_logger("xsn.licenses.lifecycle")
 
 TRANSITIONS: dict[str, tuple[tuple[str, ...], str]] = {
     "suspend": ((VALID,), SUSPENDED),
@@ -152,10 +157,23 @@ def amend(session: Session, deps: Deps, issuer: Issuer, licence_id: str, *, fiel
             # licence began first; which one supersedes it is decided under the lock below.
             session.rollback()
             raise InvalidTransition("another amendment of this licence is under way") from None
-    seal = deps.seal.seal_for(issuer.code, licence_type.seal_kind)
-    old_id, new_id, document_sm3, identifier = old.id, new.id, new.document_sm3, new.identifier
+    seal_kind, old_id, new_id = licence_type.seal_kind, old.id, new.id
+    document_sm3, identifier, resumable = new.document_sm3, new.identifier, new.idempotency_key is not None
     session.rollback()  # nothing written since the commit: no transaction held across the seal node's call
-    signature = deps.seal.sign(seal, document_sm3, idempotency_key=f"licence:{new_id}", property_info=identifier)
+    try:
+        seal = deps.seal.seal_for(issuer.code, seal_kind)
+        signature = deps.seal.sign(seal, document_sm3, idempotency_key=f"licence:{new_id}",
+                                   property_info=identifier)
+    except Exception:
+        # A pending version holds the next identifier version, so while it is there every other
+        # amendment of the licence is refused (409). One made with an Idempotency-Key is kept:
+        # the retry with that key resumes it (the seal node answers a repeated key with the
+        # signature it gave, if it gave one) and gets the same licence. One made without a key
+        # can never be resumed, so it is discarded now rather than by purge_abandoned a day
+        # later; it was never visible, and nothing refers to it.
+        if not resumable:
+            _discard_pending(session, new_id)
+        raise
     # Decided again under the lock, after the seal node's answer (no lock is held across that
     # call): a revocation or another amendment committed meanwhile stands, and this new version
     # stays pending (invisible; a retry with its key meets the same 409).
@@ -176,6 +194,19 @@ def amend(session: Session, deps: Deps, issuer: Issuer, licence_id: str, *, fiel
             reason=f"{reason.strip()} → {new.identifier}")
     session.commit()
     return new, False
+
+
+def _discard_pending(session: Session, licence_id: str) -> None:
+    """Delete a pending licence no retry can resume (commit). A failure here is left to
+    :func:`purge_abandoned`: the caller is already answering the seal node's error."""
+    try:
+        session.rollback()
+        session.execute(delete(Licence).where(Licence.id == licence_id, Licence.status == PENDING,
+                                              Licence.idempotency_key.is_(None)))
+        session.commit()
+    except SQLAlchemyError:
+        session.rollback()
+        log.warning("pending_licence_not_discarded", licence_id=licence_id)
 
 
 def expire_due(session: Session, on: date | None = None) -> int:

@@ -97,6 +97,43 @@ def test_amend_when_the_seal_node_fails_keeps_the_old_licence_valid(h, node):
     assert h.count(Licence) == 2
 
 
+def test_an_amendment_whose_sealing_failed_does_not_block_the_next(h, node):
+    """Without an Idempotency-Key nothing can resume the failed attempt's pending version: it
+    is discarded when the sealing fails, so the next amendment takes the next version (it used
+    to get 409 until purge_abandoned ran a day later)."""
+    old = h.issue_food().get_json()
+    node["deps"].seal.fail_next = 1
+    body = {"fields": {"premises": "新址"}, "reason": "变更"}
+    response = h.client.post(f"/licences/{old['id']}/amend", headers=h.issuer, json=body)
+    assert response.status_code == 503 and response.get_json()["code"] == "seal_unavailable"
+    assert h.count(Licence) == 1
+    response = h.client.post(f"/licences/{old['id']}/amend", headers=h.issuer, json=body)
+    assert response.status_code == 201, response.get_json()
+    assert response.get_json()["version"] == 2 and response.get_json()["fields"]["premises"] == "新址"
+    assert h.client.get(f"/licences/{old['id']}", headers=h.issuer).get_json()["status"] == "superseded"
+    assert h.count(Licence) == 2
+
+
+def test_an_amendment_the_seal_node_refused_does_not_block_the_next(h, node, monkeypatch):
+    """A refusal (the seal suspended, say) is answered as it was, and leaves nothing behind."""
+    from common.peers.seal_client import NoSealForIssuer
+
+    old = h.issue_food().get_json()
+    seal = node["deps"].seal
+    sign = seal.sign
+
+    def refused_once(*args, **kwargs):
+        monkeypatch.setattr(seal, "sign", sign)
+        raise NoSealForIssuer("the seal is suspended")
+
+    monkeypatch.setattr(seal, "sign", refused_once)
+    body = {"fields": {"premises": "新址"}, "reason": "变更"}
+    refused = h.client.post(f"/licences/{old['id']}/amend", headers=h.issuer, json=body)
+    assert refused.get_json()["code"] == NoSealForIssuer.code
+    assert h.client.post(f"/licences/{old['id']}/amend", headers=h.issuer, json=body).status_code == 201
+    assert h.count(Licence) == 2
+
+
 def test_expiry_task_marks_licences_past_their_validity(h, app):
     from common.db import get_db
     from licenses.issuing import today
