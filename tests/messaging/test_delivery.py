@@ -166,6 +166,29 @@ def test_low_priority_messages_with_one_digest_key_arrive_as_one(hub_app, licens
     assert all(f"F{n}" in items[0]["body"] for n in range(3))
 
 
+def test_a_digest_lost_while_sending_is_swept_back_whole(hub_app, licenses, monkeypatch):
+    """The deliveries a digest took with it are claimed as its own (``sending``, the claim's
+    time): a worker lost mid-send leaves none of them stuck for the sweeper to miss."""
+    for n in range(3):
+        queued_message(hub_app, licenses, monkeypatch, priority="low", digest_key="daily",
+                       variables={**ISSUED, "face_number": f"F{n}"})
+    settings = wiring.delivery_settings(hub_app.config)
+    later = utcnow() + timedelta(seconds=601)
+    recorder = Recorder()
+    with get_db(hub_app).session() as session:
+        assert delivery.relay(session, recorder, settings, now=later, limit=1) == 1
+
+    def dies(session, channels, prepared):
+        raise SystemExit("the worker died mid-send")
+
+    monkeypatch.setattr(delivery, "_send", dies)
+    with get_db(hub_app).session() as session, pytest.raises(SystemExit):
+        delivery.deliver_batch(session, recorder.batches[0], {"inapp": InboxChannel()}, settings, now=lambda: later)
+    with get_db(hub_app).session() as session:
+        assert session.scalars(select(Delivery.status)).all() == ["sending"] * 3
+        assert delivery.sweep(session, settings, now=later + timedelta(seconds=settings.stuck_after + 1)) == 3
+
+
 def test_preferences_are_listed(hub_app, person):
     li = person("person-li")
     li.client.put("/inbox/preferences", json={"category": "transaction", "channel": "sms", "enabled": False},
