@@ -123,16 +123,22 @@ def deliver_batch(session: Session, batch: list[tuple[int, int]], channels: dict
 
     Reads first, claims each attempt and commits the claims, then sends with no write
     transaction open (on SQLite a write holds the one write lock, and the API must not wait for
-    a batch of SMTP sends), then records the outcomes in one transaction, or one per item on
-    channels that ask for it (``commit_each``).
+    a batch of SMTP sends), then records the outcomes in one transaction. Channels that commit
+    each item (``commit_each``, one send per item) have each item claimed just before its own
+    send and its outcome recorded just after it.
     """
     counts: dict[str, int] = {}
     try:
         loaded = _load(session, [delivery_id for delivery_id, _attempt in batch])  # noqa: F841 - held
+        # An item claimed only when its turn comes: one still waiting when the sweeper re-queues
+        # it (a slow carrier, a long batch) is skipped here, not sent beside the new attempt.
+        one_by_one = [(d, a) for d, a in batch if _one_by_one(channels, session.get(Delivery, d))]
         begin_write(session)  # the claims below decide on the rows' latest state (SQLite)
         attempts = []
         claimed_at = now()
         for delivery_id, attempt in batch:
+            if (delivery_id, attempt) in one_by_one:
+                continue
             prepared = _prepare(session, delivery_id, attempt, claimed_at)
             if prepared is None:
                 counts["skipped"] = counts.get("skipped", 0) + 1
@@ -154,12 +160,29 @@ def deliver_batch(session: Session, batch: list[tuple[int, int]], channels: dict
             _record(session, prepared, outcome, settings, now())
         settle(session, now())
         session.commit()
+        for delivery_id, attempt in one_by_one:
+            begin_write(session)
+            prepared = _prepare(session, delivery_id, attempt, now())
+            session.commit()
+            if prepared is None:
+                counts["skipped"] = counts.get("skipped", 0) + 1
+                continue
+            _record(session, prepared, _send(session, channels, prepared), settings, now())
+            settle(session, now())
+            session.commit()
+            attempts.append(prepared)
         for prepared in attempts:
             counts[prepared.delivery.status] = counts.get(prepared.delivery.status, 0) + 1
     finally:
         for channel in channels.values():
             channel.close()
     return counts
+
+
+def _one_by_one(channels: dict[str, Channel], delivery: Delivery | None) -> bool:
+    """Whether ``delivery``'s channel sends and commits one item at a time (SMS)."""
+    channel = channels.get(delivery.channel) if delivery is not None else None
+    return channel is not None and getattr(channel, "commit_each", True) and not hasattr(channel, "send_batch")
 
 
 def _load(session: Session, ids: list[int]) -> list:

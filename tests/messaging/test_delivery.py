@@ -313,8 +313,9 @@ class CountingChannel:
     commit_each = True
     name = "sms"
 
-    def __init__(self) -> None:
+    def __init__(self, commit_each: bool = True) -> None:
         self.sent: list[tuple[int, int]] = []
+        self.commit_each = commit_each
 
     def send(self, session, item):
         self.sent.append((item.delivery_id, item.attempt))
@@ -324,7 +325,8 @@ class CountingChannel:
         pass
 
 
-def test_two_copies_of_a_delivery_task_at_once_send_once(hub_app, licenses, monkeypatch):
+@pytest.mark.parametrize("commit_each", [True, False], ids=["claimed-one-by-one", "claimed-as-a-batch"])
+def test_two_copies_of_a_delivery_task_at_once_send_once(hub_app, licenses, monkeypatch, commit_each):
     """A broker redelivery (or a retry) of a task whose first run is slow: the copy run while
     the first is held after its check does nothing (both used to pass the attempt check and
     both sent the SMS)."""
@@ -336,7 +338,7 @@ def test_two_copies_of_a_delivery_task_at_once_send_once(hub_app, licenses, monk
     with get_db(hub_app).session() as session:
         assert delivery.relay(session, recorder, settings) == 1
     batch = recorder.batches[0]
-    channel = CountingChannel()
+    channel = CountingChannel(commit_each)
 
     def task():
         with get_db(hub_app).session() as own:
@@ -378,3 +380,40 @@ def test_a_delivery_lost_while_sending_is_swept_back_to_the_queue(hub_app, licen
         assert delivery.relay(session, retry, settings, now=later) == 1
         assert delivery.deliver_batch(session, retry.batches[0], {"sms": channel}, settings) == {"sent": 1}
     assert channel.sent == [(batch[0][0], 2)]
+
+
+def test_an_sms_still_waiting_its_turn_when_swept_is_not_sent_twice(hub_app, licenses, monkeypatch):
+    """A slow carrier makes a batch of SMS outlast ``stuck_after``: the sweeper re-queues what the
+    worker has not sent yet and the new attempt sends it. Each SMS is claimed only when its turn
+    comes, so the slow worker finds those rows moved on and skips them (claimed with the batch,
+    they were sent by both)."""
+    for _ in range(2):
+        queued_message(hub_app, licenses, monkeypatch, channels=["sms"])
+    settings = wiring.delivery_settings(hub_app.config)
+    recorder = Recorder()
+    with get_db(hub_app).session() as session:
+        assert delivery.relay(session, recorder, settings) == 2
+    (first, _), (second, _) = batch = recorder.batches[0]
+    later = utcnow() + timedelta(seconds=settings.stuck_after + 1)
+    retry = Recorder()
+    channel = CountingChannel()
+
+    meanwhile: dict = {}
+
+    class SlowCarrier(CountingChannel):
+        def send(self, session, item):
+            if item.delivery_id == first:  # meanwhile: the sweeper, the relay, another worker
+                with get_db(hub_app).session() as other:
+                    meanwhile["second"] = other.get(Delivery, second).status
+                    meanwhile["swept"] = delivery.sweep(other, settings, now=later)
+                    delivery.relay(other, retry, settings, now=later)
+                    for handed in retry.batches:
+                        delivery.deliver_batch(other, handed, {"sms": channel}, settings)
+            return channel.send(session, item)
+
+    with get_db(hub_app).session() as session:
+        # The first SMS is claimed at ``later``: it is being sent, not stuck.
+        counts = delivery.deliver_batch(session, batch, {"sms": SlowCarrier()}, settings, now=lambda: later)
+    assert meanwhile == {"second": "dispatched", "swept": 1}  # not claimed before its turn
+    assert counts == {"sent": 1, "skipped": 1}
+    assert sorted(channel.sent) == [(first, 1), (second, 2)]
