@@ -42,3 +42,29 @@ def claim(session: Session, model: type[Delivery] | type[WebhookEvent], row_id: 
         log.info("attempt_not_claimed", table=model.__tablename__, id=row_id, attempt=attempt, reason=reason,
                  status=row and row.status, row_attempt=row and row.attempt)
     return bool(claimed)
+
+
+def still_claimed(session: Session, model: type[Delivery] | type[WebhookEvent], row_id: int | str, attempt: int,
+                  outcome: str) -> bool:
+    """Whether the row is still ``sending`` with ``attempt``, checked and held (not committed);
+    False, with an INFO line saying why ``outcome`` is dropped, if the row has moved on.
+
+    A send can outlast ``stuck_after`` (an SMTP batch of 100, a slow carrier): the sweeper then
+    re-queues the row and a new attempt runs. The slow worker's outcome belongs to an attempt the
+    row no longer holds; written anyway, it overwrote the new attempt's state and finished the
+    recipient a second time. One conditional UPDATE that changes nothing, not a read: it takes
+    the row lock (PostgreSQL; on SQLite the write lock) until the caller commits the outcome, so
+    the sweeper cannot move the row between this check and that write.
+    """
+    held = session.execute(update(model).where(model.id == row_id, model.status == "sending",
+                                               model.attempt == attempt)
+                           .values(status=model.status)
+                           .execution_options(synchronize_session=False)).rowcount
+    if not held:
+        row = session.execute(select(model.status, model.attempt).where(model.id == row_id)).first()
+        reason = "no such row" if row is None else \
+            "the sweeper re-queued it (the send outlasted stuck_after)" if row.attempt == attempt else \
+            "a later attempt has it" if row.attempt > attempt else "the row has moved on"
+        log.info("outcome_dropped", table=model.__tablename__, id=row_id, attempt=attempt, outcome=outcome,
+                 reason=reason, status=row and row.status, row_attempt=row and row.attempt)
+    return bool(held)

@@ -27,7 +27,7 @@ from common.db import begin_write, utcnow
 from common.errors import Conflict, NotFound
 from messaging import digest, events, policy
 from messaging.channels import Channel, Outcome, Outgoing
-from messaging.claims import IN_FLIGHT, claim
+from messaging.claims import IN_FLIGHT, claim, still_claimed
 from messaging.events import jittered
 from messaging.models import App, Delivery, Message, Recipient, WebhookEvent
 
@@ -114,6 +114,7 @@ class _Attempt:
     recipient: Recipient
     message: Message
     members: list[tuple[Delivery, Recipient, Message]]  # digest companions sharing this send
+    member_attempts: list[int]  # the attempt each companion was claimed with
     item: Outgoing
 
 
@@ -125,7 +126,8 @@ def deliver_batch(session: Session, batch: list[tuple[int, int]], channels: dict
     transaction open (on SQLite a write holds the one write lock, and the API must not wait for
     a batch of SMTP sends), then records the outcomes in one transaction. Channels that commit
     each item (``commit_each``, one send per item) have each item claimed just before its own
-    send and its outcome recorded just after it.
+    send and its outcome recorded just after it. An outcome is recorded only while its row is
+    still ``sending`` with that attempt (:func:`_record`); one dropped is counted ``dropped``.
     """
     counts: dict[str, int] = {}
     try:
@@ -135,6 +137,7 @@ def deliver_batch(session: Session, batch: list[tuple[int, int]], channels: dict
         one_by_one = [(d, a) for d, a in batch if _one_by_one(channels, session.get(Delivery, d))]
         begin_write(session)  # the claims below decide on the rows' latest state (SQLite)
         attempts = []
+        dropped: set[int] = set()  # outcomes of attempts the rows no longer hold
         claimed_at = now()
         for delivery_id, attempt in batch:
             if (delivery_id, attempt) in one_by_one:
@@ -151,13 +154,13 @@ def deliver_batch(session: Session, batch: list[tuple[int, int]], channels: dict
         for prepared in attempts:
             outcome = batched.get(prepared.delivery.id) or _send(session, channels, prepared)
             if getattr(channels.get(prepared.delivery.channel), "commit_each", True):
-                _record(session, prepared, outcome, settings, now())
+                _record(session, prepared, outcome, settings, now(), dropped)
                 settle(session, now())
                 session.commit()
             else:
                 done.append((prepared, outcome))
         for prepared, outcome in done:
-            _record(session, prepared, outcome, settings, now())
+            _record(session, prepared, outcome, settings, now(), dropped)
         settle(session, now())
         session.commit()
         for delivery_id, attempt in one_by_one:
@@ -167,12 +170,13 @@ def deliver_batch(session: Session, batch: list[tuple[int, int]], channels: dict
             if prepared is None:
                 counts["skipped"] = counts.get("skipped", 0) + 1
                 continue
-            _record(session, prepared, _send(session, channels, prepared), settings, now())
+            _record(session, prepared, _send(session, channels, prepared), settings, now(), dropped)
             settle(session, now())
             session.commit()
             attempts.append(prepared)
         for prepared in attempts:
-            counts[prepared.delivery.status] = counts.get(prepared.delivery.status, 0) + 1
+            status = "dropped" if prepared.delivery.id in dropped else prepared.delivery.status
+            counts[status] = counts.get(status, 0) + 1
     finally:
         for channel in channels.values():
             channel.close()
@@ -213,7 +217,7 @@ def _prepare(session: Session, delivery_id: int, attempt: int, now: datetime) ->
     item = Outgoing(delivery_id=delivery.id, attempt=attempt, message_id=message.id, app=message.app,
                     category=message.category, subject=recipient.subject, phone=recipient.phone,
                     email=recipient.email, content=content, sign_name=app.sms_sign_name if app else "西安政务")
-    return _Attempt(delivery, recipient, message, members, item)
+    return _Attempt(delivery, recipient, message, members, [d.attempt for d in group], item)
 
 
 def _send_batches(session: Session, channels: dict[str, Channel], attempts: list[_Attempt]) -> dict[int, Outcome]:
@@ -237,9 +241,23 @@ def _send(session: Session, channels: dict[str, Channel], prepared: _Attempt) ->
 
 
 def _record(session: Session, prepared: _Attempt, outcome: Outcome, settings: DeliverySettings,
-            now: datetime) -> None:
-    apply_outcome(session, prepared.delivery, prepared.recipient, prepared.message, outcome, settings, now=now)
-    for member, member_recipient, member_message in prepared.members:
+            now: datetime, dropped: set[int]) -> None:
+    """Apply ``outcome`` to each row of the attempt that still holds it (not committed); the
+    delivery's id goes into ``dropped`` if its row does not.
+
+    Each row is checked and locked first (:func:`messaging.claims.still_claimed`), by the
+    attempt number the task was handed, not by the loaded row's: a send that outlasted
+    ``stuck_after`` finds its row re-queued, or sent again by a newer attempt, and its outcome
+    would otherwise overwrite that attempt's state and count the recipient off its message twice.
+    """
+    if still_claimed(session, Delivery, prepared.delivery.id, prepared.item.attempt, outcome.status):
+        apply_outcome(session, prepared.delivery, prepared.recipient, prepared.message, outcome, settings, now=now)
+    else:
+        dropped.add(prepared.delivery.id)
+    for (member, member_recipient, member_message), attempt in zip(prepared.members, prepared.member_attempts,
+                                                                   strict=True):
+        if not still_claimed(session, Delivery, member.id, attempt, outcome.status):
+            continue
         # The group shares the one send's fate; a retry puts every member back in the queue.
         if outcome.status == "delivered":
             member.provider_id = f"digest:{prepared.delivery.id}"

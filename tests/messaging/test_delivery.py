@@ -417,3 +417,47 @@ def test_an_sms_still_waiting_its_turn_when_swept_is_not_sent_twice(hub_app, lic
     assert meanwhile == {"second": "dispatched", "swept": 1}  # not claimed before its turn
     assert counts == {"sent": 1, "skipped": 1}
     assert sorted(channel.sent) == [(first, 1), (second, 2)]
+
+
+@pytest.mark.parametrize("commit_each", [True, False], ids=["recorded-one-by-one", "recorded-as-a-batch"])
+def test_a_send_that_outlasts_stuck_after_does_not_record_onto_the_new_attempt(hub_app, licenses, monkeypatch,
+                                                                              commit_each):
+    """A send slower than ``stuck_after`` (an SMTP batch of 100): meanwhile the sweeper re-queues
+    the row and a new attempt delivers it. The slow worker's outcome is dropped, logged; it used
+    to be written onto the row and counted the recipient off its message a second time."""
+    message_id = queued_message(hub_app, licenses, monkeypatch, channels=["sms"])
+    settings = wiring.delivery_settings(hub_app.config)
+    recorder, retry = Recorder(), Recorder()
+    with get_db(hub_app).session() as session:
+        assert delivery.relay(session, recorder, settings) == 1
+    batch = recorder.batches[0]
+    later = utcnow() + timedelta(seconds=settings.stuck_after + 1)
+    meanwhile: dict = {}
+
+    class Delivering(CountingChannel):
+        def send(self, session, item):
+            super().send(session, item)
+            return Outcome("delivered", provider_id=f"biz-{item.delivery_id}-{item.attempt}")
+
+    channel = Delivering(commit_each)
+
+    class Slow(Delivering):
+        def send(self, session, item):
+            with get_db(hub_app).session() as other:  # meanwhile: the sweeper, the relay, another worker
+                meanwhile["swept"] = delivery.sweep(other, settings, now=later)
+                delivery.relay(other, retry, settings, now=later)
+                meanwhile["retry"] = delivery.deliver_batch(other, retry.batches[0], {"sms": channel}, settings)
+            return channel.send(session, item)
+
+    with capture_logs() as logs, get_db(hub_app).session() as session:
+        counts = delivery.deliver_batch(session, batch, {"sms": Slow(commit_each)}, settings)
+    assert meanwhile == {"swept": 1, "retry": {"delivered": 1}}
+    assert channel.sent == [(batch[0][0], 2), (batch[0][0], 1)]
+    with get_db(hub_app).session() as session:
+        message = session.get(Message, message_id)
+        assert (message.status, message.pending_count) == ("completed", 0)  # was -1: counted twice
+        assert [(d.status, d.attempt, d.provider_id) for d in session.scalars(select(Delivery))] == [
+            ("delivered", 2, f"biz-{batch[0][0]}-2")]
+    assert counts == {"dropped": 1}
+    assert [(e["log_level"], e["attempt"], e["outcome"], e["reason"]) for e in logs
+            if e["event"] == "outcome_dropped"] == [("info", 1, "delivered", "a later attempt has it")]
