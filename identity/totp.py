@@ -13,7 +13,7 @@ import pyotp
 from sqlalchemy import or_, update
 from sqlalchemy.orm import Session
 
-from common.db import utcnow
+from common.db import begin_write, utcnow
 from identity.accounts import (
     TOTP,
     InvalidCredentials,
@@ -84,6 +84,14 @@ def verify_totp(session: Session, person: Person, code: str) -> None:
         record_failure(session, person)
         check_lock(person)
         raise InvalidTotp()
+    # Looked at again under the lock, as authenticate does for the password: wrong codes sent
+    # beside this one may have locked the account while its code was being checked, and a right
+    # code then must not pass that lock nor reset the count they left (else the limit is the
+    # failures plus however many guesses are in flight).
+    session.flush()
+    begin_write(session)
+    session.refresh(person, with_for_update=True)
+    check_lock(person)
     person.failed_logins = 0
     session.commit()
 

@@ -4,7 +4,11 @@ Only the issuing department changes a licence. Every change is a :class:`Licence
 who (token subject and client), when and why. An amendment is a new licence with the next
 identifier version (GB/T 36904 ``version``), sealed like a first issue; only once it is
 sealed is the old one marked ``superseded`` (same transaction), so a seal-node failure leaves
-the old licence valid and the new one pending and invisible.
+the old licence valid. The new one stays pending and invisible if a retry with its
+Idempotency-Key can resume it, and is discarded otherwise (it would block every further
+amendment until purged). A pending version left by a process killed while sealing is replaced
+by the next amendment once that sealing must have ended (:func:`sealing_bound`); a keyed one
+whose client never retried is purged once its key's retention is over.
 """
 
 from __future__ import annotations
@@ -12,8 +16,9 @@ from __future__ import annotations
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+import structlog
+from sqlalchemy import and_, delete, or_, select
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from common.db import begin_write, utcnow
@@ -23,6 +28,18 @@ from . import issuing, notifier
 from .issuers import Issuer
 from .issuing import Deps, IssueRequest
 from .models import EXPIRED, PENDING, REVOCATION_KINDS, REVOKED, SUPERSEDED, SUSPENDED, VALID, Licence, LicenceEvent
+
+log = structlog.get_logger("xsn.licenses.lifecycle")
+
+# How long a retry with an Idempotency-Key is promised the first request's outcome: the key
+# retention of the project's standard (docs STANDARDS.md §7, Stripe's: "kept >= 24 h"). Nothing
+# else in the node expires keys; this is what purge_abandoned holds a keyed pending amendment for.
+IDEMPOTENCY_KEY_RETENTION = timedelta(hours=24)
+
+# One sealing is at most a token, the granted seals (a GET, retried twice) and the signature:
+# five requests, each waiting up to the seal client's timeout to connect and as long to read,
+# so ten timeouts; two more for the back-off between retries and the process's own work.
+SEALING_TIMEOUTS = 12
 
 TRANSITIONS: dict[str, tuple[tuple[str, ...], str]] = {
     "suspend": ((VALID,), SUSPENDED),
@@ -142,7 +159,7 @@ def amend(session: Session, deps: Deps, issuer: Issuer, licence_id: str, *, fiel
     checked = issuing.check_request(session, issuer, req)
     licence_type = checked.licence_type
     deps.seal.seal_for(issuer.code, licence_type.seal_kind)
-    new = done
+    new, old_id = done, old.id
     if new is None:
         new = issuing.new_pending(session, deps, issuer, checked, idempotency_key=idempotency_key, previous=old)
         try:
@@ -150,17 +167,46 @@ def amend(session: Session, deps: Deps, issuer: Issuer, licence_id: str, *, fiel
         except IntegrityError:
             # The next version's identifier (or this key) is taken: another amendment of this
             # licence began first; which one supersedes it is decided under the lock below.
+            # Unless that one was left by a process killed while sealing it: replaced, under the
+            # lock its sealing would need to supersede anything.
             session.rollback()
-            raise InvalidTransition("another amendment of this licence is under way") from None
-    seal = deps.seal.seal_for(issuer.code, licence_type.seal_kind)
-    old_id, new_id, document_sm3, identifier = old.id, new.id, new.document_sm3, new.identifier
+            old = _replace_stale_pending(session, issuer, old_id, sealing_bound(deps))
+            if old is None:
+                raise InvalidTransition("another amendment of this licence is under way") from None
+            new = issuing.new_pending(session, deps, issuer, checked, idempotency_key=idempotency_key, previous=old)
+            try:
+                session.commit()
+            except IntegrityError:
+                session.rollback()
+                raise InvalidTransition("another amendment of this licence is under way") from None
+    seal_kind, old_id, new_id = licence_type.seal_kind, old.id, new.id
+    document_sm3, identifier, resumable = new.document_sm3, new.identifier, new.idempotency_key is not None
     session.rollback()  # nothing written since the commit: no transaction held across the seal node's call
-    signature = deps.seal.sign(seal, document_sm3, idempotency_key=f"licence:{new_id}", property_info=identifier)
+    try:
+        seal = deps.seal.seal_for(issuer.code, seal_kind)
+        signature = deps.seal.sign(seal, document_sm3, idempotency_key=f"licence:{new_id}",
+                                   property_info=identifier)
+    except Exception:
+        # A pending version holds the next identifier version, so while it is there every other
+        # amendment of the licence is refused (409). One made with an Idempotency-Key is kept:
+        # the retry with that key resumes it (the seal node answers a repeated key with the
+        # signature it gave, if it gave one) and gets the same licence. One made without a key
+        # can never be resumed, so it is discarded now rather than by purge_abandoned a day
+        # later; it was never visible, and nothing refers to it.
+        if not resumable:
+            _discard_pending(session, new_id)
+        raise
     # Decided again under the lock, after the seal node's answer (no lock is held across that
     # call): a revocation or another amendment committed meanwhile stands, and this new version
     # stays pending (invisible; a retry with its key meets the same 409).
     old = issued_by(session, issuer, old_id, lock=True)
     new = session.get(Licence, new_id, with_for_update=True, populate_existing=True)
+    if new is None:
+        # Replaced by a later amendment (its sealing outlasted sealing_bound), or purged after
+        # its key's retention: the signature just made names a version that will never exist.
+        session.rollback()
+        log.warning("amendment_replaced_while_sealing", licence_id=old_id, pending_id=new_id)
+        raise InvalidTransition("a later amendment replaced this one while it was being sealed")
     if new.status != PENDING:  # the same amendment (same key), finished by a concurrent retry
         session.rollback()  # the locks let go now, not when the answer has been rendered
         return new, True
@@ -178,6 +224,49 @@ def amend(session: Session, deps: Deps, issuer: Issuer, licence_id: str, *, fiel
     return new, False
 
 
+def sealing_bound(deps: Deps) -> timedelta:
+    """How long one sealing can last at most (:data:`SEALING_TIMEOUTS` of the seal client's
+    timeout): a keyless pending version older than this was left by a process killed while
+    sealing it (its sealing ended otherwise: in success, or in failure, which discards it)."""
+    return timedelta(seconds=SEALING_TIMEOUTS * deps.seal.timeout)
+
+
+def _replace_stale_pending(session: Session, issuer: Issuer, old_id: str, bound: timedelta) -> Licence | None:
+    """Under the old licence's lock, delete its keyless pending version older than ``bound``
+    (not committed: the caller writes its own in the same transaction, still under the lock);
+    the old licence, or None (the lock let go) if there is no such version. A keyed one is left
+    for its retry (and :func:`purge_abandoned`).
+
+    The lock is the one an amendment takes to supersede the old licence once sealed: a killed
+    sealing's process cannot come back past it, and if it was only slow it finds its version gone.
+    """
+    old = issued_by(session, issuer, old_id, lock=True)
+    replaced = session.scalars(select(Licence.id).where(
+        Licence.previous_id == old.id, Licence.status == PENDING, Licence.idempotency_key.is_(None),
+        Licence.created_at < utcnow() - bound)).all()
+    if not replaced:
+        session.rollback()
+        return None
+    session.execute(delete(Licence).where(Licence.id.in_(replaced), Licence.status == PENDING)
+                    .execution_options(synchronize_session=False))
+    log.info("stale_pending_version_replaced", licence_id=old.id, pending_ids=list(replaced),
+             older_than_seconds=bound.total_seconds())
+    return old
+
+
+def _discard_pending(session: Session, licence_id: str) -> None:
+    """Delete a pending licence no retry can resume (commit). A failure here is left to
+    :func:`purge_abandoned`: the caller is already answering the seal node's error."""
+    try:
+        session.rollback()
+        session.execute(delete(Licence).where(Licence.id == licence_id, Licence.status == PENDING,
+                                              Licence.idempotency_key.is_(None)))
+        session.commit()
+    except SQLAlchemyError:
+        session.rollback()
+        log.warning("pending_licence_not_discarded", licence_id=licence_id)
+
+
 def expire_due(session: Session, on: date | None = None) -> int:
     """Mark licences whose validity ended before ``on`` as expired; commits; how many."""
     on = on or issuing.today()
@@ -190,16 +279,27 @@ def expire_due(session: Session, on: date | None = None) -> int:
     return len(rows)
 
 
-def purge_abandoned(session: Session, older_than: timedelta = timedelta(days=1)) -> int:
-    """Delete pending licences that no retry can complete: made without an idempotency key (so
-    never resumed) and older than ``older_than``. Never visible, so nothing else refers to them
-    except a bulk row, which keeps its key and is therefore never purged. Commits; how many."""
-    rows = session.scalars(select(Licence).where(Licence.status == PENDING, Licence.idempotency_key.is_(None),
-                                                 Licence.created_at < utcnow() - older_than)).all()
-    for row in rows:
-        session.delete(row)
+def purge_abandoned(session: Session, older_than: timedelta = timedelta(days=1), *,
+                    keys_kept_for: timedelta = IDEMPOTENCY_KEY_RETENTION) -> int:
+    """Delete pending licences no retry will complete (commits; how many):
+
+    * made without an idempotency key (never resumed), older than ``older_than``;
+    * amendment versions made with one, older than ``keys_kept_for``: the key's promise is over,
+      and the version holds the licence's next identifier version, so every other amendment of
+      the licence was refused (409) for as long as its client did not retry.
+
+    Never visible, so nothing else refers to them. A keyed first issue is kept: it blocks
+    nothing, and a bulk job's rows are such (the job resumes them).
+
+    One conditional DELETE: a row sealed (made valid) since it was found is not deleted.
+    """
+    now = utcnow()
+    purged = session.execute(delete(Licence).where(Licence.status == PENDING, or_(
+        and_(Licence.idempotency_key.is_(None), Licence.created_at < now - older_than),
+        and_(Licence.idempotency_key.is_not(None), Licence.previous_id.is_not(None),
+             Licence.created_at < now - keys_kept_for))).execution_options(synchronize_session=False)).rowcount
     session.commit()
-    return len(rows)
+    return purged
 
 
 def history(session: Session, licence_id: str) -> list[LicenceEvent]:

@@ -33,7 +33,7 @@ def init_peers(app: Flask) -> None:
                                     client_secret_source(config, config["LICENSES_CLIENT_ID"],
                                                          "LICENSES_CLIENT_SECRET"), timeout=timeout)
     if config["LICENSES_SEAL_CLIENT"] == "memory":
-        seal = MemorySealClient()
+        seal = MemorySealClient(timeout=timeout)
     else:
         seal = HttpSealClient(ServiceClient(urls["seal"], timeout=timeout,
                                             token_provider=credentials.provider("xsn:seal", "seal:sign",

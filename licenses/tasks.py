@@ -4,7 +4,8 @@
 * ``licenses.deliver_notifications`` (every 30 s): the outbox sweeper, sending what the
   after-response delivery could not (hub down, process killed).
 * ``licenses.purge_abandoned`` (hourly): pending licences left by a seal-node failure of a
-  request without an idempotency key (no retry can complete them) are deleted after a day.
+  request without an idempotency key (no retry can complete them) are deleted after a day, a
+  keyed amendment's once its key's retention is over (``lifecycle.IDEMPOTENCY_KEY_RETENTION``).
 * ``licenses.resume_bulk_jobs`` (every 60 s): bulk jobs left running by a runner that was
   killed (its lease lapsed) or stopped (a ``/run`` call that reached its time limit and was not
   called again) are carried on to the end.

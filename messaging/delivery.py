@@ -3,10 +3,13 @@
 The outbox rows are the truth. The relay claims due ``queued`` deliveries (``FOR UPDATE SKIP
 LOCKED`` on PostgreSQL, so several relays never claim the same row), marks them
 ``dispatched`` with the next attempt number, commits, and only then hands their ids to the
-workers in batches. A worker runs an attempt only if the row still says ``dispatched`` with
-that attempt number, so a duplicate or late task does nothing; a task lost with its worker is
-redelivered by the broker (``acks_late``, ``reject_on_worker_lost``) or, failing that, the
-sweeper puts the row back to ``queued`` once it is stuck past a deadline.
+workers in batches. A worker runs an attempt only if it claims it: one conditional UPDATE
+from ``dispatched`` with that attempt number to ``sending``, committed before anything is sent,
+so of two copies of one task (a broker redelivery, a retry beside a slow first run) exactly one
+sends and the other does nothing. A task lost with its worker before its claim is redelivered
+by the broker (``acks_late``, ``reject_on_worker_lost``); a row left ``dispatched`` or
+``sending`` (its worker died mid-send: whether the send went out is unknown) is put back to
+``queued`` by the sweeper once it is stuck past a deadline, as a new attempt.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from common.db import begin_write, utcnow
 from common.errors import Conflict, NotFound
 from messaging import digest, events, policy
 from messaging.channels import Channel, Outcome, Outgoing
+from messaging.claims import IN_FLIGHT, claim, still_claimed
 from messaging.events import jittered
 from messaging.models import App, Delivery, Message, Recipient, WebhookEvent
 
@@ -41,7 +45,7 @@ class DeliverySettings:
     retry_schedule: tuple[float, ...] = (5, 30, 120, 600, 1800)  # seconds after attempt 1, 2, ...
     webhook_schedule: tuple[float, ...] = (0, 5, 300, 1800, 7200, 18000, 36000, 36000)  # Svix
     batch_size: int = 100
-    stuck_after: float = 120.0  # a dispatched row older than this was lost with its worker
+    stuck_after: float = 120.0  # a dispatched or sending row older than this was lost with its worker
     webhook_disable_after: int = 100  # consecutive failures
 
 
@@ -90,12 +94,13 @@ def relay(session: Session, dispatcher: Dispatcher, settings: DeliverySettings, 
 
 
 def sweep(session: Session, settings: DeliverySettings, *, now: datetime | None = None) -> int:
-    """Put rows dispatched longer than ``stuck_after`` ago back to ``queued`` (commit)."""
+    """Put rows dispatched or claimed (``sending``) longer than ``stuck_after`` ago back to
+    ``queued`` (commit); a claim sets ``dispatched_at`` again, so that counts from the claim."""
     now = now or utcnow()
     deadline = now - timedelta(seconds=settings.stuck_after)
-    count = session.execute(update(Delivery).where(Delivery.status == "dispatched", Delivery.dispatched_at < deadline)
+    count = session.execute(update(Delivery).where(Delivery.status.in_(IN_FLIGHT), Delivery.dispatched_at < deadline)
                             .values(status="queued", next_attempt_at=now)).rowcount
-    count += session.execute(update(WebhookEvent).where(WebhookEvent.status == "dispatched",
+    count += session.execute(update(WebhookEvent).where(WebhookEvent.status.in_(IN_FLIGHT),
                                                         WebhookEvent.dispatched_at < deadline)
                              .values(status="queued", next_attempt_at=now)).rowcount
     session.commit()
@@ -109,6 +114,7 @@ class _Attempt:
     recipient: Recipient
     message: Message
     members: list[tuple[Delivery, Recipient, Message]]  # digest companions sharing this send
+    member_attempts: list[int]  # the attempt each companion was claimed with
     item: Outgoing
 
 
@@ -116,41 +122,71 @@ def deliver_batch(session: Session, batch: list[tuple[int, int]], channels: dict
                   settings: DeliverySettings, *, now: Callable[[], datetime] = utcnow) -> dict[str, int]:
     """Run one attempt for each (delivery id, attempt); counts by outcome.
 
-    Reads first, then sends with no write transaction open (on SQLite a write holds the one
-    write lock, and the API must not wait for a batch of SMTP sends), then records the outcomes
-    in one transaction, or one per item on channels that ask for it (``commit_each``).
+    Reads first, claims each attempt and commits the claims, then sends with no write
+    transaction open (on SQLite a write holds the one write lock, and the API must not wait for
+    a batch of SMTP sends), then records the outcomes in one transaction. Channels that commit
+    each item (``commit_each``, one send per item) have each item claimed just before its own
+    send and its outcome recorded just after it. An outcome is recorded only while its row is
+    still ``sending`` with that attempt (:func:`_record`); one dropped is counted ``dropped``.
     """
     counts: dict[str, int] = {}
     try:
         loaded = _load(session, [delivery_id for delivery_id, _attempt in batch])  # noqa: F841 - held
+        # An item claimed only when its turn comes: one still waiting when the sweeper re-queues
+        # it (a slow carrier, a long batch) is skipped here, not sent beside the new attempt.
+        one_by_one = [(d, a) for d, a in batch if _one_by_one(channels, session.get(Delivery, d))]
+        begin_write(session)  # the claims below decide on the rows' latest state (SQLite)
         attempts = []
+        dropped: set[int] = set()  # outcomes of attempts the rows no longer hold
+        claimed_at = now()
         for delivery_id, attempt in batch:
-            prepared = _prepare(session, delivery_id, attempt)
+            if (delivery_id, attempt) in one_by_one:
+                continue
+            prepared = _prepare(session, delivery_id, attempt, claimed_at)
             if prepared is None:
                 counts["skipped"] = counts.get("skipped", 0) + 1
             else:
                 attempts.append(prepared)
+        # Committed before anything is sent: a second copy of this task finds the rows claimed.
         session.commit()
         done = []
         batched = _send_batches(session, channels, attempts)
         for prepared in attempts:
             outcome = batched.get(prepared.delivery.id) or _send(session, channels, prepared)
             if getattr(channels.get(prepared.delivery.channel), "commit_each", True):
-                _record(session, prepared, outcome, settings, now())
+                _record(session, prepared, outcome, settings, now(), dropped)
                 settle(session, now())
                 session.commit()
             else:
                 done.append((prepared, outcome))
         for prepared, outcome in done:
-            _record(session, prepared, outcome, settings, now())
+            _record(session, prepared, outcome, settings, now(), dropped)
         settle(session, now())
         session.commit()
+        for delivery_id, attempt in one_by_one:
+            begin_write(session)
+            prepared = _prepare(session, delivery_id, attempt, now())
+            session.commit()
+            if prepared is None:
+                counts["skipped"] = counts.get("skipped", 0) + 1
+                continue
+            _record(session, prepared, _send(session, channels, prepared), settings, now(), dropped)
+            settle(session, now())
+            session.commit()
+            attempts.append(prepared)
         for prepared in attempts:
-            counts[prepared.delivery.status] = counts.get(prepared.delivery.status, 0) + 1
+            status = "dropped" if prepared.delivery.id in dropped else prepared.delivery.status
+            counts[status] = counts.get(status, 0) + 1
     finally:
         for channel in channels.values():
             channel.close()
     return counts
+
+
+def _one_by_one(channels: dict[str, Channel], delivery: Delivery | None) -> bool:
+    """Whether ``delivery``'s channel sends and commits one item at a time (SMS)."""
+    channel = channels.get(delivery.channel) if delivery is not None else None
+    return channel is not None and getattr(channel, "commit_each", True) and not hasattr(channel, "send_batch")
 
 
 def _load(session: Session, ids: list[int]) -> list:
@@ -166,21 +202,11 @@ def _load(session: Session, ids: list[int]) -> list:
     return [*deliveries, *recipients.all(), *messages, *apps]
 
 
-def deliver_one(session: Session, delivery_id: int, attempt: int, channels: dict[str, Channel],
-                settings: DeliverySettings, *, now: datetime) -> str:
-    """One attempt (not committed). Returns the delivery's new status, or ``skipped``."""
-    prepared = _prepare(session, delivery_id, attempt)
-    if prepared is None:
-        return "skipped"
-    _record(session, prepared, _send(session, channels, prepared), settings, now)
-    settle(session, now)
-    return prepared.delivery.status
-
-
-def _prepare(session: Session, delivery_id: int, attempt: int) -> _Attempt | None:
-    delivery = session.get(Delivery, delivery_id)
-    if delivery is None or delivery.status != "dispatched" or delivery.attempt != attempt:
-        return None  # a duplicate or late task: the row has moved on
+def _prepare(session: Session, delivery_id: int, attempt: int, now: datetime) -> _Attempt | None:
+    """Claim the attempt and build what is sent (not committed); None if it is not ours to run."""
+    if not claim(session, Delivery, delivery_id, attempt, now):
+        return None
+    delivery = session.get(Delivery, delivery_id, populate_existing=True)  # as claimed, not as loaded
     recipient = session.get(Recipient, delivery.recipient_id)
     message = session.get(Message, delivery.message_id)
     app = session.get(App, message.app)
@@ -191,7 +217,7 @@ def _prepare(session: Session, delivery_id: int, attempt: int) -> _Attempt | Non
     item = Outgoing(delivery_id=delivery.id, attempt=attempt, message_id=message.id, app=message.app,
                     category=message.category, subject=recipient.subject, phone=recipient.phone,
                     email=recipient.email, content=content, sign_name=app.sms_sign_name if app else "西安政务")
-    return _Attempt(delivery, recipient, message, members, item)
+    return _Attempt(delivery, recipient, message, members, [d.attempt for d in group], item)
 
 
 def _send_batches(session: Session, channels: dict[str, Channel], attempts: list[_Attempt]) -> dict[int, Outcome]:
@@ -215,9 +241,23 @@ def _send(session: Session, channels: dict[str, Channel], prepared: _Attempt) ->
 
 
 def _record(session: Session, prepared: _Attempt, outcome: Outcome, settings: DeliverySettings,
-            now: datetime) -> None:
-    apply_outcome(session, prepared.delivery, prepared.recipient, prepared.message, outcome, settings, now=now)
-    for member, member_recipient, member_message in prepared.members:
+            now: datetime, dropped: set[int]) -> None:
+    """Apply ``outcome`` to each row of the attempt that still holds it (not committed); the
+    delivery's id goes into ``dropped`` if its row does not.
+
+    Each row is checked and locked first (:func:`messaging.claims.still_claimed`), by the
+    attempt number the task was handed, not by the loaded row's: a send that outlasted
+    ``stuck_after`` finds its row re-queued, or sent again by a newer attempt, and its outcome
+    would otherwise overwrite that attempt's state and count the recipient off its message twice.
+    """
+    if still_claimed(session, Delivery, prepared.delivery.id, prepared.item.attempt, outcome.status):
+        apply_outcome(session, prepared.delivery, prepared.recipient, prepared.message, outcome, settings, now=now)
+    else:
+        dropped.add(prepared.delivery.id)
+    for (member, member_recipient, member_message), attempt in zip(prepared.members, prepared.member_attempts,
+                                                                   strict=True):
+        if not still_claimed(session, Delivery, member.id, attempt, outcome.status):
+            continue
         # The group shares the one send's fate; a retry puts every member back in the queue.
         if outcome.status == "delivered":
             member.provider_id = f"digest:{prepared.delivery.id}"
@@ -315,7 +355,7 @@ def apply_receipt(session: Session, provider_id: str, success: bool, error: str 
     begin_write(session)
     delivery = session.scalars(select(Delivery).where(Delivery.provider_id == provider_id).with_for_update()
                                .execution_options(populate_existing=True)).first()
-    if delivery is None or delivery.status not in ("sent", "dispatched"):
+    if delivery is None or delivery.status not in ("sent", *IN_FLIGHT):
         # Nothing to write: the lock taken above is let go now, not at the request's end (the
         # caller goes on with other receipts and kicks the relay, which writes in its own session).
         session.rollback()

@@ -36,8 +36,12 @@ def take_group(session: Session, delivery: Delivery, message: Message, recipient
     if not candidates:
         return []
     # Only the rows this UPDATE changed (RETURNING) are ours: a concurrent relay may claim others.
+    # They are claimed as ``delivery`` is (``sending``, at its claim's time), not merely
+    # dispatched: no task names their attempt, and a worker lost mid-send must leave them for
+    # the sweeper, which goes by that time.
     taken = session.scalars(update(Delivery).where(Delivery.id.in_(candidates), Delivery.status == "queued")
-                            .values(status="dispatched", attempt=Delivery.attempt + 1)
+                            .values(status="sending", attempt=Delivery.attempt + 1,
+                                    dispatched_at=delivery.dispatched_at)
                             .returning(Delivery.id)).all()
     rows = [session.get(Delivery, i) for i in taken]
     for row in rows:

@@ -15,10 +15,11 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from common.db import utcnow
+from common.db import begin_write, utcnow
+from messaging.claims import claim, still_claimed
 from messaging.models import Message, Recipient, WebhookEndpoint, WebhookEvent
 
 
@@ -58,38 +59,84 @@ def jittered(seconds: float, rand: Callable[[], float] = random.random) -> timed
 
 def deliver_events(session: Session, batch: list[tuple[str, int]], post: Callable, settings, *,
                    now: Callable[[], datetime] = utcnow, rand=None) -> dict[str, int]:
-    """One attempt per (event id, attempt); ``post(endpoint, id, body, now) -> (status, error)`` (commit)."""
+    """One attempt per (event id, attempt); ``post(endpoint, id, body, now) -> (status, error)`` (commit).
+
+    The batch's attempts are claimed and the claims committed before anything is posted, so a
+    second copy of the task (a redelivery, a retry beside a slow first run) posts nothing. Each
+    post is made with no write transaction open and its outcome committed just after it: on
+    SQLite a write held across the next post (a slow receiver, up to its timeout) kept every
+    other writer of the hub waiting. An outcome the event's row no longer holds is dropped
+    (``dropped``; see :func:`messaging.claims.still_claimed`).
+    """
     counts: dict[str, int] = {}
+    begin_write(session)  # the claims decide on the rows' latest state (SQLite)
+    claimed_at = now()
+    claimed = []
     for event_id, attempt in batch:
-        event = session.get(WebhookEvent, event_id)
-        if event is None or event.status != "dispatched" or event.attempt != attempt:
-            counts["skipped"] = counts.get("skipped", 0) + 1
-            continue
-        endpoint = session.get(WebhookEndpoint, event.endpoint_id)
-        at = now()
-        if not endpoint.enabled:
-            event.status, event.last_error = "failed", "endpoint_disabled"
+        if claim(session, WebhookEvent, event_id, attempt, claimed_at):
+            claimed.append((event_id, attempt))
         else:
+            counts["skipped"] = counts.get("skipped", 0) + 1
+    session.commit()
+    for event_id, attempt in claimed:
+        event = session.get(WebhookEvent, event_id, populate_existing=True)
+        # As last committed: a concurrent batch may have disabled it (410, a failure streak).
+        endpoint = session.get(WebhookEndpoint, event.endpoint_id, populate_existing=True)
+        at = now()
+        posted, status, error = endpoint.enabled, None, "endpoint_disabled"
+        if posted:
             body = json.dumps(event.payload, ensure_ascii=False, separators=(",", ":")).encode()
             status, error = post(endpoint, event.id, body, at)
-            if status is not None and 200 <= status < 300:
-                event.status, event.last_error, endpoint.failure_streak = "delivered", None, 0
-            else:
-                event.last_error = error[:255]
-                endpoint.failure_streak += 1
-                if status == 410:
-                    endpoint.enabled, endpoint.disabled_reason = False, "the endpoint answered 410 Gone"
-                elif endpoint.failure_streak >= settings.webhook_disable_after:
-                    endpoint.enabled = False
-                    endpoint.disabled_reason = f"{endpoint.failure_streak} failures in a row"
-                if endpoint.enabled and attempt < len(settings.webhook_schedule):
-                    event.status = "queued"
-                    delay = settings.webhook_schedule[attempt]
-                    event.next_attempt_at = at + (jittered(delay, rand) if rand else jittered(delay))
-                else:
-                    event.status = "failed"
-        counts[event.status] = counts.get(event.status, 0) + 1
-    # One commit per batch: a crash repeats the batch's posts with their same webhook-ids,
-    # which receivers deduplicate by (that is what the id is for).
-    session.commit()
+        outcome = _record(session, event, attempt, endpoint.id, (posted, status, error), at, settings, rand)
+        session.commit()
+        counts[outcome] = counts.get(outcome, 0) + 1
+    # A worker lost before an outcome's commit leaves its event "sending" and the sweeper queues
+    # it again; the repeated post carries the same webhook-id, which receivers deduplicate by
+    # (that is what the id is for).
     return counts
+
+
+def _record(session: Session, event: WebhookEvent, attempt: int, endpoint_id: str,
+            answer: tuple[bool, int | None, str | None], at: datetime, settings, rand) -> str:
+    """Write one attempt's ``answer`` (posted?, HTTP status or None, error) on its endpoint and,
+    if its row still holds it, on its event (not committed); the event's new status, or ``dropped``.
+
+    The endpoint's failure streak is counted in the database (``failure_streak + 1 ... RETURNING``),
+    not in the loaded row: concurrent batches to one endpoint each read the same streak and
+    wrote it back one higher, losing counts, so a failing endpoint might never be disabled. The
+    post happened either way, so the endpoint's count holds it even when the event's outcome is
+    dropped.
+    """
+    posted, status, error = answer
+    delivered = status is not None and 200 <= status < 300
+    enabled = posted  # not posted: the endpoint was disabled
+    if delivered:
+        # Only an endpoint with a streak is written: a success elsewhere does not lock its row.
+        session.execute(update(WebhookEndpoint).where(WebhookEndpoint.id == endpoint_id,
+                                                      WebhookEndpoint.failure_streak != 0)
+                        .values(failure_streak=0).execution_options(synchronize_session=False))
+    elif posted:
+        streak, enabled = session.execute(
+            update(WebhookEndpoint).where(WebhookEndpoint.id == endpoint_id)
+            .values(failure_streak=WebhookEndpoint.failure_streak + 1)
+            .returning(WebhookEndpoint.failure_streak, WebhookEndpoint.enabled)
+            .execution_options(synchronize_session=False)).one()
+        if enabled and (status == 410 or streak >= settings.webhook_disable_after):
+            reason = "the endpoint answered 410 Gone" if status == 410 else f"{streak} failures in a row"
+            session.execute(update(WebhookEndpoint).where(WebhookEndpoint.id == endpoint_id)
+                            .values(enabled=False, disabled_reason=reason)
+                            .execution_options(synchronize_session=False))
+            enabled = False
+    if not still_claimed(session, WebhookEvent, event.id, attempt, "delivered" if delivered else (error or "")[:64]):
+        return "dropped"
+    if delivered:
+        event.status, event.last_error = "delivered", None
+    else:
+        event.last_error = (error or "")[:255]
+        if enabled and attempt < len(settings.webhook_schedule):
+            event.status = "queued"
+            delay = settings.webhook_schedule[attempt]
+            event.next_attempt_at = at + (jittered(delay, rand) if rand else jittered(delay))
+        else:
+            event.status = "failed"
+    return event.status

@@ -21,9 +21,10 @@ Base = make_base()
 CHANNELS = ("inapp", "sms", "email")
 PRIORITIES = ("low", "normal", "high", "critical")
 CATEGORIES = ("verification_code", "notice", "security", "transaction", "marketing_forbidden")
-# A delivery: queued (due at next_attempt_at) -> dispatched (handed to a worker) -> sent | delivered
-# | failed; "retrying" is queued again after a failed attempt. Final: delivered, failed, read.
-DELIVERY_STATUSES = ("queued", "dispatched", "sent", "delivered", "failed", "read", "suppressed")
+# A delivery: queued (due at next_attempt_at) -> dispatched (handed to a worker) -> sending (claimed
+# by one worker, see messaging.claims) -> sent | delivered | failed; "retrying" is queued again after
+# a failed attempt. Final: delivered, failed, read.
+DELIVERY_STATUSES = ("queued", "dispatched", "sending", "sent", "delivered", "failed", "read", "suppressed")
 FINAL = frozenset({"delivered", "failed", "read", "suppressed"})
 
 
@@ -198,7 +199,7 @@ class WebhookEvent(Base):
     dedupe_key: Mapped[str] = mapped_column(String(128))  # e.g. message id + event type
     event_type: Mapped[str] = mapped_column(String(64))
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
-    status: Mapped[str] = mapped_column(String(16), default="queued")  # queued|dispatched|delivered|failed
+    status: Mapped[str] = mapped_column(String(16), default="queued")  # queued|dispatched|sending|delivered|failed
     attempt: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
     dispatched_at: Mapped[datetime | None] = mapped_column(nullable=True)

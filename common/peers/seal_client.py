@@ -48,6 +48,8 @@ class SealCheck:
 
 
 class SealClient(Protocol):
+    timeout: float  # seconds one request to the seal node waits to connect, and for each read
+
     def seal_for(self, org_code: str, kind: str) -> str:
         """The id of a seal of ``org_code`` of ``kind`` granted to this node. :raise NoSealForIssuer:"""
 
@@ -85,6 +87,10 @@ class HttpSealClient:
         # A department's seal for a minute (a node is granted a handful); valid verdicts only.
         self._seals: TtlCache[tuple[str, str], str] = TtlCache(60.0, 1024)
         self._verified: TtlCache[tuple[str, str], SealCheck] = TtlCache(verify_cache_seconds, 10_000)
+
+    @property
+    def timeout(self) -> float:
+        return self.client.timeout
 
     def _call(self, method: str, path: str, *, public: bool = False, **kwargs) -> requests.Response:
         try:
@@ -155,7 +161,10 @@ class HttpSealClient:
 class MemorySealClient:
     """In-process seals: one SM2 key per (organisation, kind), created on first use."""
 
-    def __init__(self) -> None:
+    def __init__(self, timeout: float = 5.0) -> None:
+        # Nothing here waits; the timeout a node's HTTP client would have (its HTTP_TIMEOUT), for
+        # what callers derive from it.
+        self.timeout = timeout
         self.keys: dict[str, SM2PrivateKey] = {}
         self.signed: dict[str, SealSignature] = {}  # idempotency key -> signature
         self.fail_next = 0  # tests: this many signing calls fail as if the seal node were down

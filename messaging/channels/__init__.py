@@ -45,9 +45,10 @@ class Outcome:
 
 class Channel(Protocol):
     name: str
-    # Commit after each item (not once per batch): for a receiver that cannot deduplicate and
-    # where a repeat costs (SMS). Others commit per batch: a crash repeats at most one batch,
-    # which the inbox (unique delivery id) and mail readers (fixed Message-ID) absorb.
+    # Claim each item just before its send and commit its outcome just after (not once per
+    # batch): for a receiver that cannot deduplicate and where a repeat costs (SMS). Others
+    # commit per batch: a crash repeats at most one batch, which the inbox (unique delivery id)
+    # and mail readers (fixed Message-ID) absorb.
     commit_each: bool
 
     def send(self, session: Session, item: Outgoing) -> Outcome: ...

@@ -69,3 +69,32 @@ def test_wrong_totp_codes_lock_the_account(db):
         clock.tick(timedelta(seconds=30))
         with pytest.raises(accounts.AccountLocked):  # the right code does not help while locked
             totp.verify_totp(db, person, pyotp.TOTP(secret).now())
+
+
+def test_a_right_code_in_flight_when_others_lock_the_account_is_refused_and_keeps_the_lock(app, db, monkeypatch):
+    """Wrong codes sent beside a right one lock the account while its code is checked: the
+    right one is refused, and the lock and the count the wrong ones left stay as they are."""
+    from common.db import get_db
+
+    person = make(db)
+    secret = totp.new_totp_secret()
+    with freeze_time(utcnow()) as clock:
+        totp.enable_totp(db, person, secret, pyotp.TOTP(secret).now())
+        clock.tick(timedelta(seconds=30))
+        check = totp._totp_step
+
+        def checked_while_others_lock(secret, code):
+            step = check(secret, code)
+            with app.app_context(), get_db(app).session() as other:  # the other guesses' requests
+                row = other.get(Person, person.id)
+                row.locked_until, row.failed_logins = utcnow() + accounts.policy(other).lock_window, 2
+                other.commit()
+            return step
+
+        monkeypatch.setattr(totp, "_totp_step", checked_while_others_lock)
+        with pytest.raises(accounts.AccountLocked):
+            totp.verify_totp(db, person, pyotp.TOTP(secret).now())
+    db.rollback()
+    db.expire_all()
+    row = db.get(Person, person.id)
+    assert row.locked_until is not None and row.failed_logins == 2

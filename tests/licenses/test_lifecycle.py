@@ -97,6 +97,43 @@ def test_amend_when_the_seal_node_fails_keeps_the_old_licence_valid(h, node):
     assert h.count(Licence) == 2
 
 
+def test_an_amendment_whose_sealing_failed_does_not_block_the_next(h, node):
+    """Without an Idempotency-Key nothing can resume the failed attempt's pending version: it
+    is discarded when the sealing fails, so the next amendment takes the next version (it used
+    to get 409 until purge_abandoned ran a day later)."""
+    old = h.issue_food().get_json()
+    node["deps"].seal.fail_next = 1
+    body = {"fields": {"premises": "新址"}, "reason": "变更"}
+    response = h.client.post(f"/licences/{old['id']}/amend", headers=h.issuer, json=body)
+    assert response.status_code == 503 and response.get_json()["code"] == "seal_unavailable"
+    assert h.count(Licence) == 1
+    response = h.client.post(f"/licences/{old['id']}/amend", headers=h.issuer, json=body)
+    assert response.status_code == 201, response.get_json()
+    assert response.get_json()["version"] == 2 and response.get_json()["fields"]["premises"] == "新址"
+    assert h.client.get(f"/licences/{old['id']}", headers=h.issuer).get_json()["status"] == "superseded"
+    assert h.count(Licence) == 2
+
+
+def test_an_amendment_the_seal_node_refused_does_not_block_the_next(h, node, monkeypatch):
+    """A refusal (the seal suspended, say) is answered as it was, and leaves nothing behind."""
+    from common.peers.seal_client import NoSealForIssuer
+
+    old = h.issue_food().get_json()
+    seal = node["deps"].seal
+    sign = seal.sign
+
+    def refused_once(*args, **kwargs):
+        monkeypatch.setattr(seal, "sign", sign)
+        raise NoSealForIssuer("the seal is suspended")
+
+    monkeypatch.setattr(seal, "sign", refused_once)
+    body = {"fields": {"premises": "新址"}, "reason": "变更"}
+    refused = h.client.post(f"/licences/{old['id']}/amend", headers=h.issuer, json=body)
+    assert refused.get_json()["code"] == NoSealForIssuer.code
+    assert h.client.post(f"/licences/{old['id']}/amend", headers=h.issuer, json=body).status_code == 201
+    assert h.count(Licence) == 2
+
+
 def test_expiry_task_marks_licences_past_their_validity(h, app):
     from common.db import get_db
     from licenses.issuing import today
@@ -200,3 +237,115 @@ def test_two_amendments_at_once_make_one_new_version(h, app, node, monkeypatch):
     assert sorted([first.status_code, second.status_code]) == [201, 409]
     assert sorted(lic["status"] for lic in h.client.get("/licences", headers=h.issuer).get_json()) == [
         "superseded", "valid"]
+
+
+# -- pending versions nobody will finish: a process killed while sealing, a keyed client gone ------
+AMEND = {"fields": {"premises": "新址"}, "reason": "变更"}
+
+
+def _age_pending(app, by: timedelta) -> None:
+    """Make every pending licence ``by`` older (the clock moving on)."""
+    from sqlalchemy import select
+
+    from common.db import get_db
+
+    with get_db(app).session() as session:
+        for row in session.scalars(select(Licence).where(Licence.status == "pending")):
+            row.created_at -= by
+        session.commit()
+
+
+def test_a_version_left_by_a_process_killed_while_sealing_is_replaced_once_its_sealing_must_have_ended(
+        h, app, node, monkeypatch):
+    """A process killed while sealing an amendment leaves its keyless pending version (nothing
+    runs to discard it), which refused every further amendment (409) until purge_abandoned a day
+    later. Once no sealing can still be under way, the next amendment replaces it."""
+    import pytest
+
+    from licenses.lifecycle import sealing_bound
+
+    class Killed(BaseException):  # like SIGKILL: not an Exception, so amend cannot clean up
+        pass
+
+    old = h.issue_food().get_json()
+    seal = node["deps"].seal
+    sign = seal.sign
+
+    def killed(*args, **kwargs):
+        monkeypatch.setattr(seal, "sign", sign)
+        raise Killed()
+
+    monkeypatch.setattr(seal, "sign", killed)
+    path = f"/licences/{old['id']}/amend"
+    with pytest.raises(Killed):
+        h.client.post(path, headers=h.issuer, json=AMEND)
+    assert h.count(Licence) == 2  # the old licence and the pending version left behind
+    bound = sealing_bound(node["deps"])
+    assert bound > timedelta(seconds=seal.timeout)
+    _age_pending(app, bound - timedelta(seconds=5))  # its sealing might still be under way
+    busy = h.client.post(path, headers=h.issuer, json=AMEND)
+    assert busy.status_code == 409 and busy.get_json()["code"] == "invalid_status_change"
+    _age_pending(app, timedelta(seconds=6))
+    response = h.client.post(path, headers=h.issuer, json=AMEND)
+    assert response.status_code == 201, response.get_json()
+    assert response.get_json()["version"] == 2
+    assert h.client.get(f"/licences/{old['id']}", headers=h.issuer).get_json()["status"] == "superseded"
+    assert h.count(Licence) == 2
+
+
+def test_a_slow_sealing_whose_version_was_replaced_supersedes_nothing(h, app, node, monkeypatch):
+    """Not killed, only slower than the bound: the amendment that replaced its version stands,
+    and the slow one, back under the lock with its signature, finds its version gone (409)."""
+    from common.db import get_db
+    from licenses.lifecycle import sealing_bound
+
+    licence = h.issue_food().get_json()
+    path = f"/licences/{licence['id']}/amend"
+    slow_body = {"fields": {"premises": "新址一"}, "reason": "变更"}
+    later_body = {"fields": {"premises": "新址二"}, "reason": "变更"}
+
+    def slow():
+        return app.test_client().post(path, json=slow_body, headers=h.issuer)
+
+    def later():  # the slow one's sealing has outlasted the bound
+        _age_pending(app, sealing_bound(node["deps"]) + timedelta(seconds=1))
+        return app.test_client().post(path, json=later_body, headers=h.issuer)
+
+    slowed, replaced = paused_after_check(monkeypatch, node["deps"].seal, "sign", slow, later, get_db(app).engine)
+    assert replaced.status_code == 201, replaced.get_json()
+    assert slowed.status_code == 409 and slowed.get_json()["code"] == "invalid_status_change"
+    assert "replaced" in slowed.get_json()["detail"]
+    listed = [h.client.get(f"/licences/{lic['id']}", headers=h.issuer).get_json()
+              for lic in h.client.get("/licences", headers=h.issuer).get_json()]
+    assert sorted((lic["status"], lic["fields"]["premises"]) for lic in listed) == [
+        ("superseded", licence["fields"]["premises"]), ("valid", "新址二")]
+    assert h.count(Licence) == 2
+
+
+def test_a_keyed_amendment_never_retried_is_purged_once_its_key_is_no_longer_kept(h, app, node):
+    """A keyed pending amendment is kept for its retry, but a client that never retries used to
+    block the licence's amendments (409) for good: purge_abandoned never removed keyed rows.
+    It goes once the key's retention is over; a keyed first issue (a bulk job's rows are such)
+    blocks nothing and is kept."""
+    from common.db import get_db
+    from licenses.lifecycle import IDEMPOTENCY_KEY_RETENTION, purge_abandoned
+
+    old = h.issue_food().get_json()
+    path = f"/licences/{old['id']}/amend"
+    node["deps"].seal.fail_next = 2
+    failed = h.client.post(path, headers={**h.issuer, "Idempotency-Key": "amend-1"}, json=AMEND)
+    assert failed.status_code == 503
+    assert h.issue_food(key="first-issue").status_code == 503
+    assert h.client.post(path, headers=h.issuer, json=AMEND).status_code == 409
+    with get_db(app).session() as session:
+        assert purge_abandoned(session, older_than=timedelta(0)) == 0  # both keyed, both kept
+    _age_pending(app, IDEMPOTENCY_KEY_RETENTION - timedelta(minutes=1))
+    with get_db(app).session() as session:
+        assert purge_abandoned(session) == 0  # a retry may still come
+    _age_pending(app, timedelta(minutes=2))
+    with get_db(app).session() as session:
+        assert purge_abandoned(session) == 1
+    assert h.count(Licence) == 2  # the old licence and the pending first issue
+    response = h.client.post(path, headers=h.issuer, json=AMEND)
+    assert response.status_code == 201 and response.get_json()["version"] == 2
+    assert h.issue_food(key="first-issue").status_code == 201  # still resumable

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+import pytest
 from sqlalchemy import func, select
+from structlog.testing import capture_logs
 
 from common.db import get_db, utcnow
 from messaging import delivery, policy, wiring
+from messaging.channels import Outcome
 from messaging.channels.inapp import InboxChannel
 from messaging.models import Delivery, InboxItem, Message, Preference, QuietHours, Recipient
 
@@ -163,6 +166,29 @@ def test_low_priority_messages_with_one_digest_key_arrive_as_one(hub_app, licens
     assert all(f"F{n}" in items[0]["body"] for n in range(3))
 
 
+def test_a_digest_lost_while_sending_is_swept_back_whole(hub_app, licenses, monkeypatch):
+    """The deliveries a digest took with it are claimed as its own (``sending``, the claim's
+    time): a worker lost mid-send leaves none of them stuck for the sweeper to miss."""
+    for n in range(3):
+        queued_message(hub_app, licenses, monkeypatch, priority="low", digest_key="daily",
+                       variables={**ISSUED, "face_number": f"F{n}"})
+    settings = wiring.delivery_settings(hub_app.config)
+    later = utcnow() + timedelta(seconds=601)
+    recorder = Recorder()
+    with get_db(hub_app).session() as session:
+        assert delivery.relay(session, recorder, settings, now=later, limit=1) == 1
+
+    def dies(session, channels, prepared):
+        raise SystemExit("the worker died mid-send")
+
+    monkeypatch.setattr(delivery, "_send", dies)
+    with get_db(hub_app).session() as session, pytest.raises(SystemExit):
+        delivery.deliver_batch(session, recorder.batches[0], {"inapp": InboxChannel()}, settings, now=lambda: later)
+    with get_db(hub_app).session() as session:
+        assert session.scalars(select(Delivery.status)).all() == ["sending"] * 3
+        assert delivery.sweep(session, settings, now=later + timedelta(seconds=settings.stuck_after + 1)) == 3
+
+
 def test_preferences_are_listed(hub_app, person):
     li = person("person-li")
     li.client.put("/inbox/preferences", json={"category": "transaction", "channel": "sms", "enabled": False},
@@ -279,3 +305,159 @@ def test_a_receipt_with_nothing_to_apply_lets_go_of_its_lock_at_once(hub_app, li
             other.execute(update(Delivery).where(Delivery.message_id == message_id).values(attempt=7),
                           execution_options={"synchronize_session": False})
             other.commit()
+
+
+class CountingChannel:
+    """An SMS-like channel that cannot deduplicate: every call is one more message to the person."""
+
+    commit_each = True
+    name = "sms"
+
+    def __init__(self, commit_each: bool = True) -> None:
+        self.sent: list[tuple[int, int]] = []
+        self.commit_each = commit_each
+
+    def send(self, session, item):
+        self.sent.append((item.delivery_id, item.attempt))
+        return Outcome("sent", provider_id=f"biz-{item.delivery_id}-{item.attempt}")
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("commit_each", [True, False], ids=["claimed-one-by-one", "claimed-as-a-batch"])
+def test_two_copies_of_a_delivery_task_at_once_send_once(hub_app, licenses, monkeypatch, commit_each):
+    """A broker redelivery (or a retry) of a task whose first run is slow: the copy run while
+    the first is held after its check does nothing (both used to pass the attempt check and
+    both sent the SMS)."""
+    from tests.support.races import paused_after_check
+
+    queued_message(hub_app, licenses, monkeypatch, channels=["sms"])
+    settings = wiring.delivery_settings(hub_app.config)
+    recorder = Recorder()
+    with get_db(hub_app).session() as session:
+        assert delivery.relay(session, recorder, settings) == 1
+    batch = recorder.batches[0]
+    channel = CountingChannel(commit_each)
+
+    def task():
+        with get_db(hub_app).session() as own:
+            return delivery.deliver_batch(own, batch, {"sms": channel}, settings)
+
+    with capture_logs() as logs:
+        first, second = paused_after_check(monkeypatch, delivery, "_send", task, task, get_db(hub_app).engine)
+    assert (first, second) == ({"sent": 1}, {"skipped": 1})
+    assert channel.sent == batch
+    assert [(e["log_level"], e["reason"]) for e in logs if e["event"] == "attempt_not_claimed"] == [
+        ("info", "another copy of this task claimed it")]
+    with get_db(hub_app).session() as session:
+        assert [(d.status, d.attempt) for d in session.scalars(select(Delivery))] == [("sent", 1)]
+
+
+def test_a_delivery_lost_while_sending_is_swept_back_to_the_queue(hub_app, licenses, monkeypatch):
+    """A claimed attempt whose worker died mid-send is not redone by a redelivered task (it
+    cannot know whether the send went out): the sweeper re-queues it as a new attempt."""
+    queued_message(hub_app, licenses, monkeypatch, channels=["sms"])
+    settings = wiring.delivery_settings(hub_app.config)
+    recorder = Recorder()
+    with get_db(hub_app).session() as session:
+        delivery.relay(session, recorder, settings)
+    batch = recorder.batches[0]
+
+    def dies(session, channels, prepared):
+        raise SystemExit("the worker died mid-send")
+
+    monkeypatch.setattr(delivery, "_send", dies)
+    with get_db(hub_app).session() as session, pytest.raises(SystemExit):
+        delivery.deliver_batch(session, batch, {"sms": CountingChannel()}, settings)
+    monkeypatch.undo()
+    channel = CountingChannel()
+    with get_db(hub_app).session() as session:
+        assert delivery.deliver_batch(session, batch, {"sms": channel}, settings) == {"skipped": 1}
+        later = utcnow() + timedelta(seconds=settings.stuck_after + 1)
+        assert delivery.sweep(session, settings, now=later) == 1
+        retry = Recorder()
+        assert delivery.relay(session, retry, settings, now=later) == 1
+        assert delivery.deliver_batch(session, retry.batches[0], {"sms": channel}, settings) == {"sent": 1}
+    assert channel.sent == [(batch[0][0], 2)]
+
+
+def test_an_sms_still_waiting_its_turn_when_swept_is_not_sent_twice(hub_app, licenses, monkeypatch):
+    """A slow carrier makes a batch of SMS outlast ``stuck_after``: the sweeper re-queues what the
+    worker has not sent yet and the new attempt sends it. Each SMS is claimed only when its turn
+    comes, so the slow worker finds those rows moved on and skips them (claimed with the batch,
+    they were sent by both)."""
+    for _ in range(2):
+        queued_message(hub_app, licenses, monkeypatch, channels=["sms"])
+    settings = wiring.delivery_settings(hub_app.config)
+    recorder = Recorder()
+    with get_db(hub_app).session() as session:
+        assert delivery.relay(session, recorder, settings) == 2
+    (first, _), (second, _) = batch = recorder.batches[0]
+    later = utcnow() + timedelta(seconds=settings.stuck_after + 1)
+    retry = Recorder()
+    channel = CountingChannel()
+
+    meanwhile: dict = {}
+
+    class SlowCarrier(CountingChannel):
+        def send(self, session, item):
+            if item.delivery_id == first:  # meanwhile: the sweeper, the relay, another worker
+                with get_db(hub_app).session() as other:
+                    meanwhile["second"] = other.get(Delivery, second).status
+                    meanwhile["swept"] = delivery.sweep(other, settings, now=later)
+                    delivery.relay(other, retry, settings, now=later)
+                    for handed in retry.batches:
+                        delivery.deliver_batch(other, handed, {"sms": channel}, settings)
+            return channel.send(session, item)
+
+    with get_db(hub_app).session() as session:
+        # The first SMS is claimed at ``later``: it is being sent, not stuck.
+        counts = delivery.deliver_batch(session, batch, {"sms": SlowCarrier()}, settings, now=lambda: later)
+    assert meanwhile == {"second": "dispatched", "swept": 1}  # not claimed before its turn
+    assert counts == {"sent": 1, "skipped": 1}
+    assert sorted(channel.sent) == [(first, 1), (second, 2)]
+
+
+@pytest.mark.parametrize("commit_each", [True, False], ids=["recorded-one-by-one", "recorded-as-a-batch"])
+def test_a_send_that_outlasts_stuck_after_does_not_record_onto_the_new_attempt(hub_app, licenses, monkeypatch,
+                                                                              commit_each):
+    """A send slower than ``stuck_after`` (an SMTP batch of 100): meanwhile the sweeper re-queues
+    the row and a new attempt delivers it. The slow worker's outcome is dropped, logged; it used
+    to be written onto the row and counted the recipient off its message a second time."""
+    message_id = queued_message(hub_app, licenses, monkeypatch, channels=["sms"])
+    settings = wiring.delivery_settings(hub_app.config)
+    recorder, retry = Recorder(), Recorder()
+    with get_db(hub_app).session() as session:
+        assert delivery.relay(session, recorder, settings) == 1
+    batch = recorder.batches[0]
+    later = utcnow() + timedelta(seconds=settings.stuck_after + 1)
+    meanwhile: dict = {}
+
+    class Delivering(CountingChannel):
+        def send(self, session, item):
+            super().send(session, item)
+            return Outcome("delivered", provider_id=f"biz-{item.delivery_id}-{item.attempt}")
+
+    channel = Delivering(commit_each)
+
+    class Slow(Delivering):
+        def send(self, session, item):
+            with get_db(hub_app).session() as other:  # meanwhile: the sweeper, the relay, another worker
+                meanwhile["swept"] = delivery.sweep(other, settings, now=later)
+                delivery.relay(other, retry, settings, now=later)
+                meanwhile["retry"] = delivery.deliver_batch(other, retry.batches[0], {"sms": channel}, settings)
+            return channel.send(session, item)
+
+    with capture_logs() as logs, get_db(hub_app).session() as session:
+        counts = delivery.deliver_batch(session, batch, {"sms": Slow(commit_each)}, settings)
+    assert meanwhile == {"swept": 1, "retry": {"delivered": 1}}
+    assert channel.sent == [(batch[0][0], 2), (batch[0][0], 1)]
+    with get_db(hub_app).session() as session:
+        message = session.get(Message, message_id)
+        assert (message.status, message.pending_count) == ("completed", 0)  # was -1: counted twice
+        assert [(d.status, d.attempt, d.provider_id) for d in session.scalars(select(Delivery))] == [
+            ("delivered", 2, f"biz-{batch[0][0]}-2")]
+    assert counts == {"dropped": 1}
+    assert [(e["log_level"], e["attempt"], e["outcome"], e["reason"]) for e in logs
+            if e["event"] == "outcome_dropped"] == [("info", 1, "delivered", "a later attempt has it")]

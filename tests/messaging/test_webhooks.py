@@ -161,3 +161,120 @@ def test_rotation_grace_ends():
     endpoint = WebhookEndpoint(secret=webhooks.new_secret(), previous_secret=webhooks.new_secret(),
                                previous_secret_until=utcnow() - timedelta(seconds=1))
     assert len(webhooks.signature_header(endpoint, "msg_1", 1, b"{}", utcnow()).split(" ")) == 1
+
+
+def test_two_copies_of_an_event_task_at_once_post_once(hub_app, monkeypatch):
+    """A redelivered (or retried) event task run while the first copy is held after its check
+    posts nothing (both used to pass the attempt check and both posted the event)."""
+    from tests.support.races import paused_after_check
+
+    settings = wiring.delivery_settings(hub_app.config)
+    with get_db(hub_app).session() as session:
+        webhooks.create_endpoint(session, "xsn-licenses", "http://127.0.0.1:9/x", ["*"], allow_private=True)
+        events.emit(session, "xsn-licenses", "message.completed", "k", {"n": 1})
+        session.commit()
+        event = session.scalars(select(WebhookEvent)).one()
+        event.status, event.attempt = "dispatched", 1
+        session.commit()
+        batch = [(event.id, 1)]
+
+    class Receiver:
+        def __init__(self) -> None:
+            self.posted: list[str] = []
+
+        def post(self, endpoint, event_id, body, at):
+            self.posted.append(event_id)
+            return 204, None
+
+    receiver = Receiver()
+
+    def task():
+        with get_db(hub_app).session() as own:
+            return events.deliver_events(own, batch, lambda *args: receiver.post(*args), settings)
+
+    first, second = paused_after_check(monkeypatch, receiver, "post", task, task, get_db(hub_app).engine)
+    assert (first, second) == ({"delivered": 1}, {"skipped": 1})
+    assert receiver.posted == [batch[0][0]]
+    with get_db(hub_app).session() as session:
+        assert session.scalars(select(WebhookEvent.status)).all() == ["delivered"]
+
+
+def dispatched_events(hub_app, count: int) -> list[tuple[str, int]]:
+    """``count`` events to one endpoint, handed to workers as attempt 1 (the relay's state)."""
+    with get_db(hub_app).session() as session:
+        webhooks.create_endpoint(session, "xsn-licenses", "http://127.0.0.1:9/x", ["*"], allow_private=True)
+        for n in range(count):
+            events.emit(session, "xsn-licenses", "message.completed", f"k{n}", {"n": n})
+        session.commit()
+        rows = session.scalars(select(WebhookEvent).order_by(WebhookEvent.created_at, WebhookEvent.id)).all()
+        for row in rows:
+            row.status, row.attempt, row.dispatched_at = "dispatched", 1, utcnow()
+        session.commit()
+        return [(row.id, 1) for row in rows]
+
+
+def test_concurrent_batches_to_one_endpoint_count_every_failure(hub_app, monkeypatch):
+    """Two workers post batches to one failing endpoint at once. Each failure is counted in the
+    database; each worker used to write back the streak it had loaded plus one, so one failure
+    was lost and the endpoint, due to be disabled at the second, stayed enabled."""
+    from tests.support.races import paused_after_check
+
+    settings = wiring.delivery_settings(hub_app.config)
+    settings = type(settings)(**{**settings.__dict__, "webhook_disable_after": 2})
+    first_batch, second_batch = ([pair] for pair in dispatched_events(hub_app, 2))
+
+    class Failing:
+        def post(self, endpoint, event_id, body, at):
+            return 500, "HTTP 500"
+
+    receiver = Failing()
+
+    def task(batch):
+        with get_db(hub_app).session() as own:
+            return events.deliver_events(own, batch, lambda *args: receiver.post(*args), settings)
+
+    first, second = paused_after_check(monkeypatch, receiver, "post", lambda: task(first_batch),
+                                       lambda: task(second_batch), get_db(hub_app).engine)
+    with get_db(hub_app).session() as session:
+        endpoint = session.scalars(select(WebhookEndpoint)).one()
+        assert (endpoint.failure_streak, endpoint.enabled, endpoint.disabled_reason) == (
+            2, False, "2 failures in a row")
+    # The second batch's failure was the first counted: its event waits for a retry. The first
+    # batch's made two, disabled the endpoint, and so its event failed for good.
+    assert (first, second) == ({"failed": 1}, {"queued": 1})
+
+
+def test_an_event_post_that_outlasts_stuck_after_does_not_record_onto_the_new_attempt(hub_app):
+    """A post slower than ``stuck_after``: meanwhile the sweeper re-queues the event and a new
+    attempt delivers it. The slow post's failure is dropped; it used to put the delivered event
+    back in the queue, to be posted once more."""
+    settings = wiring.delivery_settings(hub_app.config)
+    (event_id, _), = batch = dispatched_events(hub_app, 1)
+    later = utcnow() + timedelta(seconds=settings.stuck_after + 1)
+
+    class Relayed:
+        def __init__(self) -> None:
+            self.batches: list = []
+
+        def deliveries(self, batch) -> None:
+            raise AssertionError("no delivery was queued")
+
+        def events(self, batch) -> None:
+            self.batches.append(batch)
+
+    retry, meanwhile = Relayed(), {}
+
+    def slow(endpoint, event_id, body, at):
+        with get_db(hub_app).session() as other:  # meanwhile: the sweeper, the relay, another worker
+            meanwhile["swept"] = delivery.sweep(other, settings, now=later)
+            delivery.relay(other, retry, settings, now=later)
+            meanwhile["retry"] = events.deliver_events(other, retry.batches[0], lambda *a: (204, None), settings)
+        return None, "timed out"
+
+    with get_db(hub_app).session() as session:
+        counts = events.deliver_events(session, batch, slow, settings)
+    assert meanwhile == {"swept": 1, "retry": {"delivered": 1}}
+    with get_db(hub_app).session() as session:
+        event = session.get(WebhookEvent, event_id)
+        assert (event.status, event.attempt, event.last_error) == ("delivered", 2, None)
+    assert counts == {"dropped": 1}
