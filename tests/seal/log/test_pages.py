@@ -105,9 +105,11 @@ def test_every_step_and_detail_the_verifier_reports_is_in_both_languages():
     import re
     from pathlib import Path
 
+    from common.merkle_log import offline
     from seal.log import pages, verify_offline
 
-    source = Path(verify_offline.__file__).read_text()
+    # The seal's own checks, and the checkpoint and consistency checks it shares with the gateway.
+    source = Path(verify_offline.__file__).read_text() + Path(offline.__file__).read_text()
     codes = set(re.findall(r'code="(\w+)"', source))
     codes |= {c for pair in re.findall(r'code="(\w+)" if [\w.()]+ else "(\w+)"', source) for c in pair}
     assert len(codes) >= 24, sorted(codes)  # the pattern still finds them
@@ -115,6 +117,20 @@ def test_every_step_and_detail_the_verifier_reports_is_in_both_languages():
         catalogue = pages.CATALOG[language]
         assert not [k for k in verify_offline.KINDS if f"audit.step.{k}" not in catalogue], language
         assert not [c for c in codes if f"audit.detail.{c}" not in catalogue], language
+
+
+def test_no_chinese_detail_carries_the_english_reason_a_check_failed_with():
+    import re
+
+    from seal.log import pages
+
+    # {error} and {reasons} are English (the exceptions' and the SES checks' own words); numbers,
+    # hashes and the claimed range are not words of any language.
+    english = {"error", "reasons"}
+    for language, leaks in (("zh", set()), ("en", english)):
+        found = {name for key, text in pages.CATALOG[language].items() if key.startswith("audit.detail.")
+                 for name in re.findall(r"{(\w+)}", text)} & english
+        assert found == leaks, language
 
 
 def test_bad_search_input_is_explained_and_console_views_are_audited(app, browser, identity):
