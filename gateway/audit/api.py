@@ -16,7 +16,7 @@ from flask_smorest import Blueprint
 
 from common.crypto.keystore import load_kek
 from common.db import get_db, get_session, utcnow
-from common.web.auth import require_token
+from common.web.auth import BEARER, require_token
 from common.web.problems import problem_response
 from gateway.audit import checkpoints, evidence, log
 from gateway.audit import schemas as s
@@ -30,7 +30,7 @@ blp = Blueprint("gateway_audit", __name__, url_prefix="/audit", description=(
     "subject, assurance level, source address, method, route, path, status, latency, bytes, outcome, "
     "upstream), in an RFC 9162 Merkle tree with SM3 and SM2-signed C2SP checkpoints. Every call needs "
     "scope audit:read and is itself recorded in the same log."))
-AUTH_DOC = {"security": [{"bearerAuth": []}]}
+AUTH_DOC = {"security": BEARER}
 
 
 # -- helpers shared with the console --------------------------------------------------------

@@ -13,7 +13,7 @@ from flask_smorest import Blueprint
 
 from common.db import get_db, get_session
 from common.web.audit import audit_requests
-from common.web.auth import require_token
+from common.web.auth import BEARER, require_token
 from seal.log import checkpoints, entries, proofs
 from seal.log import schemas as s
 from seal.log.audit_queries import AuditQueryStore, list_queries
@@ -37,7 +37,7 @@ blp = Blueprint("seal_log", __name__, url_prefix="/log", description=(
     "SEAL_LOG_CHECKPOINT_INTERVAL seconds (5) when the log grew, and on demand when a reader finds "
     "the newest one stale or a proof needs a newer one. Every call needs scope audit:read "
     "and is itself recorded in the audit query log."))
-AUTH_DOC = {"security": [{"bearerAuth": []}]}
+AUTH_DOC = {"security": BEARER}
 
 
 def settings() -> LogSettings:
