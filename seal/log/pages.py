@@ -40,7 +40,6 @@ SEARCH_FIELDS = ("seal_code", "org_code", "signer", "document_digest", "since", 
 CATALOG = {
     "zh": {
         "audit.title": "签章日志审计控制台",
-        "audit.sign_out": "退出",
         "audit.checkpoint": "最新检查点",
         "audit.leaf_hash": "叶子哈希",
         "audit.size": "树大小",
@@ -109,7 +108,6 @@ CATALOG = {
     },
     "en": {
         "audit.title": "Signature log audit console",
-        "audit.sign_out": "Sign out",
         "audit.checkpoint": "Latest checkpoint",
         "audit.leaf_hash": "Leaf hash",
         "audit.size": "Tree size",

@@ -151,6 +151,9 @@ def test_unknown_entry_goes_back_to_the_search(browser):
 
 def test_sign_out(browser):
     html = browser.get("/audit/")
+    # The consoles' shared frame (common/web/templates/console/base.html) and wording.
+    assert '<form method="post" action="/seal/audit/logout"' in html and ">退出</button>" in html
+    assert ">Sign out</button>" in browser.get("/audit/?lang=en")
     status, location, _ = browser.browser.request("POST", f"{GATEWAY}/seal/audit/logout",
                                                   {"csrf_token": browser.browser.csrf(html)})
     assert status == 302 and "/identity/oauth/logout?" in location
