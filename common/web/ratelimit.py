@@ -56,7 +56,7 @@ class RateLimits:
             return self.limiter.hit(item, key)
         except Exception as exc:  # fail-open by policy, but visibly
             STORAGE_FAILURES.inc()
-            log.warning("ratelimit_storage_failed", error=str(exc)[:200])
+            log.warning("ratelimit_storage_failed", error_type=type(exc).__name__)
             return True
 
     def allows(self, key: str, limit: str) -> bool:
@@ -69,7 +69,7 @@ class RateLimits:
             return self.limiter.test(item, key)
         except Exception as exc:  # fail-open by policy, but visibly
             STORAGE_FAILURES.inc()
-            log.warning("ratelimit_storage_failed", error=str(exc)[:200])
+            log.warning("ratelimit_storage_failed", error_type=type(exc).__name__)
             return True
 
     def check(self, key: str, limit: str) -> None:
@@ -81,7 +81,7 @@ class RateLimits:
         try:
             self.limiter.clear(self.item(limit), key)
         except Exception as exc:
-            log.warning("ratelimit_reset_failed", error=str(exc)[:200])
+            log.warning("ratelimit_reset_failed", error_type=type(exc).__name__)
 
 
 def get_limits() -> RateLimits:
