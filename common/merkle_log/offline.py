@@ -6,7 +6,9 @@ proofs (records with a range proof, entries with inclusion proofs) is each servi
 pieces here are what both check the same way: the pinned key, the checkpoint notes it signs,
 a leaf's canonical form and the consistency with an older checkpoint. Each check is one
 :class:`Step` of a :class:`Report`, in English (``detail``, for the CLIs) and as a ``code``
-with ``params`` a page words in its own language.
+with ``params`` a page words in its own language; a failed check's ``reason`` param is the
+stable code of its exception (``NoteError``, ``ProofError``, ``BundleError``), not its
+English message.
 """
 
 from __future__ import annotations
@@ -26,7 +28,15 @@ HASH = merkle.sm3
 
 
 class BundleError(ValueError):
-    """The input is not a readable bundle, key or checkpoint (as opposed to failing a check)."""
+    """The input is not a readable bundle, key or checkpoint (as opposed to failing a check).
+
+    ``reason``: a stable code, like :class:`~common.crypto.merkle.ProofError`'s, for a failed
+    step a page words in its own language (``not_hex``: a proof's hashes are not hex).
+    """
+
+    def __init__(self, message: str, *, reason: str = "unreadable") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 @dataclass
@@ -91,11 +101,11 @@ def load_json(text: str | bytes) -> Any:
 def hex_hashes(values: Any, what: str) -> list[bytes]:
     """:raise BundleError: ``values`` is not a list of hex strings."""
     if not isinstance(values, list):
-        raise BundleError(f"{what} must be a list of hex hashes")
+        raise BundleError(f"{what} must be a list of hex hashes", reason="not_hex")
     try:
         return [bytes.fromhex(v) for v in values]
     except (TypeError, ValueError):
-        raise BundleError(f"{what} contains something that is not hex") from None
+        raise BundleError(f"{what} contains something that is not hex", reason="not_hex") from None
 
 
 def is_canonical_object(leaf: bytes) -> bool:
@@ -118,7 +128,7 @@ def check_checkpoint(report: Report, note: str, key: SM2PublicKey, *, kind: str 
         name = origin or parse_note(note)[0].origin
         checkpoint = verify_note(note, name, key, key.to_der(), origin=name)
     except NoteError as exc:
-        report.add(kind, False, f"rejected: {exc}", code="rejected", error=str(exc))
+        report.add(kind, False, f"rejected: {exc}", code="rejected", reason=exc.reason)
         return None
     report.add(kind, True, f"signed by the pinned key: origin {checkpoint.origin}, size {checkpoint.size}, "
                f"root {checkpoint.root_hash.hex()}", code="signed", origin=checkpoint.origin, size=checkpoint.size,
@@ -145,7 +155,7 @@ def check_consistency(report: Report, older: Checkpoint, checkpoint: Checkpoint,
                                   hash_fn=HASH)
     except (merkle.ProofError, BundleError) as exc:
         report.add("consistency", False, f"the log is not an extension of the older checkpoint: {exc}",
-                   code="not_extension", error=str(exc))
+                   code="not_extension", reason=exc.reason)
         return
     report.add("consistency", True, f"size {checkpoint.size} extends the older checkpoint of size {older.size}",
                code="extends", older=older.size, size=checkpoint.size)

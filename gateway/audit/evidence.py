@@ -64,14 +64,14 @@ def root_from_range(start: int, size: int, leaf_hashes: Sequence[bytes], proof: 
     """The root a range of leaf hashes and its range proof lead to. :raise merkle.ProofError:"""
     end = start + len(leaf_hashes)
     if not 0 <= start < end <= size:
-        raise merkle.ProofError(f"range [{start}, {end}) is not within a tree of size {size}")
+        raise merkle.ProofError(f"range [{start}, {end}) is not within a tree of size {size}", reason="index_outside")
     hashes: Iterator[bytes] = iter(proof)
 
     def walk(lo: int, hi: int) -> bytes:
         if hi <= start or lo >= end:
             value = next(hashes, None)
             if value is None:
-                raise merkle.ProofError("the range proof is too short")
+                raise merkle.ProofError("the range proof is too short", reason="proof_too_short")
             return value
         if hi - lo == 1:
             return leaf_hashes[lo - start]
@@ -80,7 +80,7 @@ def root_from_range(start: int, size: int, leaf_hashes: Sequence[bytes], proof: 
 
     root = walk(0, size)
     if next(hashes, None) is not None:
-        raise merkle.ProofError("the range proof is too long")
+        raise merkle.ProofError("the range proof is too long", reason="proof_too_long")
     return root
 
 

@@ -97,7 +97,7 @@ def check_entry(report: Report, entry: dict[str, Any], checkpoint: Checkpoint) -
         merkle.verify_inclusion(leaf_hash, index, checkpoint.size, proof, checkpoint.root_hash, hash_fn=HASH)
     except (merkle.ProofError, BundleError) as exc:
         report.add("inclusion", False, f"not included in the checkpoint: {exc}", entry=index, code="not_included",
-                   error=str(exc))
+                   reason=exc.reason)
         return leaf_hash
     report.add("inclusion", True,
                f"audit path of {len(proof)} hashes leads to the checkpoint root (size {checkpoint.size})",
@@ -132,12 +132,15 @@ def check_ses(report: Report, entry: dict[str, Any], *, trusted_root_cert_der: b
     except ValueError:
         digest = None
     result = verify_ses_signature(der, digest, trusted_root_cert_der=trusted_root_cert_der)
+    # ``reasons``: the failed checks' names (seal.ses_verify.CHECK_NAMES) or, for a structure
+    # that does not parse, its SESFormatError code: stable codes a page words in its language.
     failed = [name for name, check in _checks(result) if not check]
-    error = getattr(result, "error", None)
-    reasons = ", ".join(failed) or (error or {}).get("detail") or "invalid"
-    detail = "all GB/T 38540 checks pass" if result.valid else f"fails: {reasons}"
+    error = getattr(result, "error", None) or {}
+    reasons = failed or [error.get("code") or "ses_malformed"]
+    english = ", ".join(failed) or error.get("detail") or "invalid"
+    detail = "all GB/T 38540 checks pass" if result.valid else f"fails: {english}"
     report.add("ses_signature", bool(result.valid), detail, entry=index,
-               code="ses_valid" if result.valid else "ses_invalid", reasons=reasons)
+               code="ses_valid" if result.valid else "ses_invalid", **({} if result.valid else {"reasons": reasons}))
 
 
 def _checks(result: Any) -> list[tuple[str, bool]]:
