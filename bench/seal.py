@@ -44,7 +44,6 @@ import base64
 import json
 import os
 import resource
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -52,22 +51,27 @@ import time
 from pathlib import Path
 
 import requests
-from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from bench._load import WRK_THREAD_NUMBER, drop_database, scratch_database
+from bench._load import (
+    WRK_THREAD_NUMBER,
+    cpu_between,
+    database_cpu,
+    drop_database,
+    scratch_database,
+    tree_cpu_seconds,
+    wrk_path,
+)
 from bench.result import print_result
 from bench.seal_log import measure_proof_growth
 from common.crypto import gm
 from common.ops.launcher import THREADS, gunicorn_argv, service_concurrency
-from tests.support.proc_stat import cpu_seconds_of
 from tests.support.suite import TokenFactory, free_port, process, wait_ready
 
 KEK = "00112233445566778899aabbccddeeff"
 BATCH = 100
 TARGETS = {"sign_ratio": 0.15, "batch_sign_ratio": 0.6, "proof_growth": 2.0}
 DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432"
-INSTALL_HINT = "wrk is not installed: `apt-get install wrk` (Debian/Ubuntu), or set XSN_WRK to its path"
 
 # wrk calls done() once, after every thread finished: its summary as one JSON line (durations in
 # microseconds; "status" errors are answers outside 2xx/3xx).
@@ -112,13 +116,6 @@ wrk.body = BODY
 """ + DONE
 
 
-def wrk_binary() -> str:
-    found = os.environ.get("XSN_WRK") or shutil.which("wrk")
-    if not found:
-        raise SystemExit(INSTALL_HINT)
-    return found
-
-
 def raw_sm2(seconds: float) -> tuple[float, float]:
     """SM2 signatures per second on one thread, and CPU milliseconds per signature."""
     key = gm.SM2PrivateKey.generate()
@@ -131,33 +128,29 @@ def raw_sm2(seconds: float) -> tuple[float, float]:
     return count / (time.perf_counter() - start), (time.process_time() - cpu) / count * 1000
 
 
-def _children_cpu(pid: int) -> float:
-    """CPU seconds of the direct children of ``pid`` (the gunicorn workers)."""
-    return cpu_seconds_of(lambda _pid, parent: parent == pid)
-
-
 def _waited_children_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
 
 
 def run_wrk(url: str, script: str, *, seconds: float, connections: int, threads: int, server_pid: int,
-            database_cpu=lambda: 0.0) -> dict:
-    """One wrk run: its summary, the CPU wrk used, the CPU of the server's workers and of the
-    database's backends serving them (``database_cpu``: CPU seconds so far)."""
+            db_url: str | None = None) -> dict:
+    """One wrk run: its summary, the CPU wrk used, the CPU of the server (its gunicorn arbiter and
+    workers) and of the database's backends serving them (``db_url``'s, when the server is on
+    this machine: :func:`bench._load.database_cpu`)."""
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as handle:
         handle.write(script)
-    db_cpu = database_cpu()
-    server_cpu, wrk_cpu, started = _children_cpu(server_pid), _waited_children_cpu(), time.perf_counter()
+    db_before = database_cpu(db_url)
+    server_cpu, wrk_cpu, started = tree_cpu_seconds(server_pid), _waited_children_cpu(), time.perf_counter()
     try:
-        out = subprocess.run([wrk_binary(), "-t", str(threads), "-c", str(connections), "-d", f"{seconds:g}s",
+        out = subprocess.run([wrk_path(), "-t", str(threads), "-c", str(connections), "-d", f"{seconds:g}s",
                               "--timeout", "30s", "-s", handle.name, url], capture_output=True, text=True,
                              check=True).stdout
     finally:
         os.unlink(handle.name)
     elapsed = time.perf_counter() - started
-    server_cpu, wrk_cpu = _children_cpu(server_pid) - server_cpu, _waited_children_cpu() - wrk_cpu
-    db_cpu = database_cpu() - db_cpu
+    server_cpu, wrk_cpu = tree_cpu_seconds(server_pid) - server_cpu, _waited_children_cpu() - wrk_cpu
+    db_cpu = 0.0 if db_before is None else cpu_between(db_before, database_cpu(db_url))
     line = next(line for line in out.splitlines() if line.startswith("XSN_WRK "))
     summary = json.loads(line.removeprefix("XSN_WRK "))
     ok = summary["requests"] - summary["status_errors"]
@@ -183,18 +176,8 @@ class ScratchPostgres:
             self.admin_url = self.admin_url.set(drivername="postgresql+psycopg")
         self.name = f"xsn_bench_seal_{os.urandom(4).hex()}"
         self.url = scratch_database(self.admin_url.render_as_string(hide_password=False), self.name)
-        self.admin = create_engine(self.admin_url, isolation_level="AUTOCOMMIT")  # reads backends' pids
-
-    def backend_cpu(self) -> float:
-        """CPU seconds so far of the server's backends connected to this database (when the
-        server runs on this machine: its processes are read from ``/proc``)."""
-        with self.admin.connect() as conn:
-            pids = set(conn.execute(text("SELECT pid FROM pg_stat_activity WHERE datname = :name"),
-                                    {"name": self.name}).scalars())
-        return cpu_seconds_of(lambda pid, _parent: pid in pids)
 
     def drop(self) -> None:
-        self.admin.dispose()
         drop_database(self.admin_url.render_as_string(hide_password=False), self.name)
 
 
@@ -214,7 +197,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=service_concurrency("seal", dict(os.environ), 2, THREADS)[1],
                         help="threads per gthread worker (default: as xsn run serves seal, %(default)s)")
     args = parser.parse_args()
-    wrk_binary()  # fail early, with the install hint
+    wrk_path()  # fail early, with the install hint
 
     var = Path(tempfile.mkdtemp(prefix="xsn-bench-seal-"))
     tokens = TokenFactory()
@@ -234,7 +217,7 @@ def main() -> None:
         argv = gunicorn_argv("seal:create_app()", port, args.workers, "xsn-bench-seal", threads=args.threads)
         with process(argv, env=env) as server:
             wait_ready(f"http://127.0.0.1:{port}/readyz", 30, proc=server, interval=0.1)
-            figures = _run(args, tokens, port, server.pid, scratch.backend_cpu if scratch else lambda: 0.0)
+            figures = _run(args, tokens, port, server.pid, scratch.url if scratch else None)
     finally:
         if scratch is not None:
             scratch.drop()
@@ -250,7 +233,7 @@ def _logged(base: str, auditor: dict[str, str], seal_id: str) -> int:
     return int(answer.json()["total"])
 
 
-def _run(args, tokens: TokenFactory, port: int, server_pid: int, database_cpu) -> dict:
+def _run(args, tokens: TokenFactory, port: int, server_pid: int, db_url: str | None) -> dict:
     base = f"http://127.0.0.1:{port}"
     token = tokens.token(sub="bench", scope="seal:sign", client_id="xsn-licenses", lifetime=3600)
     headers = {"Authorization": f"Bearer {token}"}
@@ -262,7 +245,7 @@ def _run(args, tokens: TokenFactory, port: int, server_pid: int, database_cpu) -
     def phase(path: str, batch: int, seconds: float, connections: int) -> dict:
         before = _logged(base, auditor, seal_id)
         result = run_wrk(base + path, signing_script(path, token, batch), seconds=seconds, connections=connections,
-                         threads=2, server_pid=server_pid, database_cpu=database_cpu)
+                         threads=2, server_pid=server_pid, db_url=db_url)
         result["signatures"] = result["ok"] * max(batch, 1)
         result["signatures_per_s"] = result["rate"] * max(batch, 1)
         result["log_growth"] = _logged(base, auditor, seal_id) - before
@@ -283,7 +266,7 @@ def _run(args, tokens: TokenFactory, port: int, server_pid: int, database_cpu) -
     assert requests.post(f"{base}/verify", data=body, headers={"Content-Type": "application/json"},
                          timeout=10).json()["valid"]
     verifying = run_wrk(f"{base}/verify", STATIC.replace("BODY", json.dumps(body)), seconds=args.seconds,
-                        connections=args.connections, threads=2, server_pid=server_pid, database_cpu=database_cpu)
+                        connections=args.connections, threads=2, server_pid=server_pid, db_url=db_url)
     return {"raw": max(raw_before, raw_after), "raw_before": raw_before, "raw_after": raw_after,
             "raw_cpu_ms": min(raw_cpu_before, raw_cpu_after), "sign": signing,
             "batch": batching, "verify": verifying,

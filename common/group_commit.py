@@ -229,7 +229,7 @@ class GroupCommitter(Generic[Item, Result]):
                 outcomes = self.write_group(session, [waiting.items for waiting in group])
                 session.commit()
         except Exception as exc:  # a database error: nothing of the group is acknowledged yet
-            self.log.warning(self.failed_event, requests=len(group), error=f"{type(exc).__name__}: {exc}"[:300])
+            self.log.warning(self.failed_event, requests=len(group), error_type=type(exc).__name__)
             for waiting in group:
                 try:
                     waiting.answer(write_alone(self.sessions, waiting.items, self.write_one))
@@ -254,7 +254,7 @@ def _offer(write_committed: CommittedWriter, groups: list, log: Any, event: str)
     try:
         return write_committed(groups)
     except Exception as exc:
-        log.warning(event, requests=len(groups), error=f"{type(exc).__name__}: {exc}"[:300])
+        log.warning(event, requests=len(groups), error_type=type(exc).__name__)
         return None
 
 

@@ -169,7 +169,7 @@ class OpenIDProvider:
             response.raise_for_status()
             return response.json()
         except (requests.RequestException, ValueError) as exc:
-            log.warning("oidc_provider_unreachable", url=url, error=f"{type(exc).__name__}: {exc}"[:200])
+            log.warning("oidc_provider_unreachable", url=url, error_type=type(exc).__name__)
             raise ProviderUnavailable(f"the identity provider is unreachable: {url}") from exc
 
     def metadata(self, *, refresh: bool = False) -> dict[str, Any]:
@@ -232,7 +232,7 @@ class OpenIDProvider:
         try:
             response = self.http.post(self.server_url(self.endpoint("token_endpoint")), **arguments)
         except requests.RequestException as exc:
-            log.warning("oidc_token_request_failed", error=f"{type(exc).__name__}: {exc}"[:200])
+            log.warning("oidc_token_request_failed", error_type=type(exc).__name__)
             raise ProviderUnavailable("the token endpoint cannot be reached") from exc
         try:
             body = response.json()

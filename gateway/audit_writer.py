@@ -44,7 +44,7 @@ def run_one(config: dict, worker: str) -> int:
     try:
         writer = open_writer(config, worker=worker)
     except RuntimeError as exc:  # another writer holds this spool
-        log.error("audit_writer_not_started", spool=worker, error=str(exc))
+        log.error("audit_writer_not_started", spool=worker, error_type=type(exc).__name__)
         return 1
     log.info("audit_writer_started", spool=str(writer.spool.directory), pid=os.getpid())
     try:

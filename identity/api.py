@@ -16,7 +16,7 @@ from flask_smorest import Blueprint
 
 from common.db import get_session
 from common.errors import Forbidden, NotFound
-from common.web.auth import current_claims, require_token, scopes_of
+from common.web.auth import BEARER, current_claims, require_token, scopes_of
 from identity import accounts, organisations
 from identity import claims as claim_rules
 from identity.models import Person
@@ -90,7 +90,7 @@ def _me() -> Person:
 
 
 def _doc(view):
-    view = blp.doc(security=[{"bearerAuth": []}])(view)
+    view = blp.doc(security=BEARER)(view)
     for status in ERRORS:
         view = blp.alt_response(status, description="problem+json")(view)
     return view

@@ -18,8 +18,8 @@ from flask_smorest import Blueprint
 from sqlalchemy import select
 
 from common.db import get_session
-from common.errors import ValidationFailed
-from common.web.auth import current_claims, require_token
+from common.web import idempotency
+from common.web.auth import BEARER, current_claims, require_token
 from common.web.context import current_app_object
 
 from . import catalogue, issuing, lifecycle
@@ -42,9 +42,6 @@ from .schemas import (
 types_blp = Blueprint("types", __name__, url_prefix="/types", description="The licence catalogue (证照目录)")
 issue_blp = Blueprint("licences", __name__, url_prefix="/licences", description="Issuing and lifecycle")
 bulk_blp = Blueprint("bulk", __name__, url_prefix="/bulk-jobs", description="Bulk issuance (批量发证)")
-SECURITY = [{"bearerAuth": []}]
-IDEMPOTENCY = {"in": "header", "name": "Idempotency-Key", "required": False,
-               "schema": {"type": "string", "maxLength": 255}}
 
 
 def node() -> dict[str, Any]:
@@ -89,13 +86,6 @@ def licence_view(row: Licence, *, face: bool = True, history: bool = False) -> d
     return data
 
 
-def _idempotency_key() -> str | None:
-    key = request.headers.get("Idempotency-Key")
-    if key is not None and not 1 <= len(key) <= 255:
-        raise ValidationFailed("Idempotency-Key is 1..255 characters", code="invalid_idempotency_key")
-    return key
-
-
 # -- catalogue ----------------------------------------------------------------------------------
 @types_blp.route("")
 class Types(MethodView):
@@ -106,7 +96,7 @@ class Types(MethodView):
 
     @types_blp.arguments(LicenceTypeSchema)
     @types_blp.response(201, LicenceTypeSchema)
-    @types_blp.doc(security=SECURITY)
+    @types_blp.doc(security=BEARER)
     @require_token("licenses:admin")
     def post(self, body):
         """Add a licence type."""
@@ -123,7 +113,7 @@ class TypeItem(MethodView):
 
     @types_blp.arguments(LicenceTypeUpdateSchema)
     @types_blp.response(200, LicenceTypeSchema)
-    @types_blp.doc(security=SECURITY)
+    @types_blp.doc(security=BEARER)
     @require_token("licenses:admin")
     def put(self, body, code):
         """Replace a type's definition (licences already issued keep theirs)."""
@@ -135,7 +125,7 @@ class TypeItem(MethodView):
 class TypeStatus(MethodView):
     @types_blp.arguments(TypeStatusSchema)
     @types_blp.response(200, LicenceTypeSchema)
-    @types_blp.doc(security=SECURITY)
+    @types_blp.doc(security=BEARER)
     @require_token("licenses:admin")
     def post(self, body, code):
         """Retire a type (no new licences) or bring it back."""
@@ -148,14 +138,14 @@ class Licences(MethodView):
     @issue_blp.arguments(IssueSchema)
     @issue_blp.response(201, LicenceSchema)
     @issue_blp.alt_response(200, schema=LicenceSchema, description="replay of an earlier request (Idempotency-Key)")
-    @issue_blp.doc(security=SECURITY, parameters=[IDEMPOTENCY])
+    @issue_blp.doc(security=BEARER, parameters=[idempotency.parameter()])
     @require_token("licenses:issue")
     def post(self, body):
         """Issue a licence: checked, sealed by the department's seal, then visible; the holder is told."""
         req = IssueRequest(type_code=body["type_code"], holder_code=body["holder_code"],
                            holder_name=body["holder_name"], fields=body["face"], valid_from=body.get("valid_from"),
                            valid_until=body.get("valid_until"), contact=body["notify"],
-                           idempotency_key=_idempotency_key())
+                           idempotency_key=idempotency.idempotency_key())
         row, replayed = issuing.issue(get_session(), deps(), issuer(body.get("issuer_code")), req)
         g.licenses_deliver = True
         if replayed:
@@ -164,7 +154,7 @@ class Licences(MethodView):
 
     @issue_blp.arguments(LicenceQuerySchema, location="query")
     @issue_blp.response(200, LicenceSchema(many=True))
-    @issue_blp.doc(security=SECURITY)
+    @issue_blp.doc(security=BEARER)
     @require_token("licenses:issue")
     def get(self, query):
         """The department's licences, newest first."""
@@ -181,7 +171,7 @@ class Licences(MethodView):
 @issue_blp.route("/<licence_id>")
 class LicenceItem(MethodView):
     @issue_blp.response(200, LicenceSchema)
-    @issue_blp.doc(security=SECURITY)
+    @issue_blp.doc(security=BEARER)
     @require_token("licenses:issue")
     def get(self, licence_id):
         """One of the department's licences, with its face and history."""
@@ -193,7 +183,7 @@ class LicenceItem(MethodView):
 class LicenceStatus(MethodView):
     @issue_blp.arguments(StatusChangeSchema)
     @issue_blp.response(200, LicenceSchema)
-    @issue_blp.doc(security=SECURITY)
+    @issue_blp.doc(security=BEARER)
     @require_token("licenses:issue")
     def post(self, body, licence_id):
         """Suspend, resume or revoke (注销 cancelled / 吊销 withdrawn) with a reason."""
@@ -208,14 +198,14 @@ class LicenceAmend(MethodView):
     @issue_blp.arguments(AmendSchema)
     @issue_blp.response(201, LicenceSchema)
     @issue_blp.alt_response(200, schema=LicenceSchema, description="replay of an earlier request (Idempotency-Key)")
-    @issue_blp.doc(security=SECURITY, parameters=[IDEMPOTENCY])
+    @issue_blp.doc(security=BEARER, parameters=[idempotency.parameter()])
     @require_token("licenses:issue")
     def post(self, body, licence_id):
         """Issue the next version (new identifier version, sealed) and supersede this one."""
         row, replayed = lifecycle.amend(get_session(), deps(), issuer(request.args.get("issuer_code")), licence_id,
                                         fields=body["face"], holder_name=body.get("holder_name"),
                                         valid_until=body.get("valid_until"), reason=body["reason"],
-                                        idempotency_key=_idempotency_key())
+                                        idempotency_key=idempotency.idempotency_key())
         g.licenses_deliver = True
         if replayed:
             return licence_view(row), 200, {"Idempotent-Replayed": "true"}
@@ -226,7 +216,7 @@ class LicenceAmend(MethodView):
 @bulk_blp.route("")
 class BulkJobs(MethodView):
     @bulk_blp.response(201, BulkJobSchema)
-    @bulk_blp.doc(security=SECURITY, parameters=[
+    @bulk_blp.doc(security=BEARER, parameters=[
         {"in": "query", "name": "type_code", "required": True, "schema": {"type": "string"}},
         {"in": "query", "name": "format", "schema": {"type": "string", "enum": ["csv", "jsonl"]}}])
     @require_token("licenses:issue")
@@ -244,7 +234,7 @@ class BulkJobs(MethodView):
 @bulk_blp.route("/<job_id>")
 class BulkJobItem(MethodView):
     @bulk_blp.response(200, BulkJobSchema)
-    @bulk_blp.doc(security=SECURITY)
+    @bulk_blp.doc(security=BEARER)
     @require_token("licenses:issue")
     def get(self, job_id):
         """Progress, counts and every bad row with its line and reason."""
@@ -255,7 +245,7 @@ class BulkJobItem(MethodView):
 @bulk_blp.route("/<job_id>/run")
 class BulkJobRun(MethodView):
     @bulk_blp.response(200, BulkJobSchema)
-    @bulk_blp.doc(security=SECURITY)
+    @bulk_blp.doc(security=BEARER)
     @require_token("licenses:issue")
     def post(self, job_id):
         """Issue the job's valid rows in sealed batches; call again until ``status`` is ``done``.

@@ -18,7 +18,7 @@ from flask_smorest import Blueprint
 
 from common.db import get_session
 from common.web.arguments import arguments_or, documented_by
-from common.web.auth import bearer_token, current_claims, require_token
+from common.web.auth import BEARER, bearer_token, current_claims, require_token
 from common.web.context import current_app_object, request_globals
 from common.web.ratelimit import get_limits
 
@@ -40,7 +40,6 @@ from .schemas import (
 
 holder_blp = Blueprint("holder", __name__, url_prefix="/my", description="Holders: licences, authorisations")
 verify_blp = Blueprint("verify", __name__, url_prefix="/", description="Verification (核验), online and offline")
-SECURITY = [{"bearerAuth": []}]
 
 
 def holder() -> Holder:
@@ -99,7 +98,7 @@ def png(data: str) -> Response:
 @holder_blp.route("/licences")
 class MyLicences(MethodView):
     @holder_blp.response(200, LicenceSchema(many=True))
-    @holder_blp.doc(security=SECURITY)
+    @holder_blp.doc(security=BEARER)
     @require_token("licenses:holder")
     def get(self):
         """The licences of the person and of the organisations they represent or act for."""
@@ -109,7 +108,7 @@ class MyLicences(MethodView):
 @holder_blp.route("/licences/<licence_id>")
 class MyLicence(MethodView):
     @holder_blp.response(200, LicenceSchema)
-    @holder_blp.doc(security=SECURITY)
+    @holder_blp.doc(security=BEARER)
     @require_token("licenses:holder")
     def get(self, licence_id):
         """One licence with its face (照面信息)."""
@@ -119,7 +118,7 @@ class MyLicence(MethodView):
 @holder_blp.route("/licences/<licence_id>/document")
 class MyDocument(MethodView):
     @holder_blp.response(200, content_type="application/json")
-    @holder_blp.doc(security=SECURITY)
+    @holder_blp.doc(security=BEARER)
     @require_token("licenses:holder")
     def get(self, licence_id):
         """The sealed canonical document (RFC 8785 JSON; its SM3 is the signature's dataHash)."""
@@ -129,7 +128,7 @@ class MyDocument(MethodView):
 @holder_blp.route("/licences/<licence_id>/signature")
 class MySignature(MethodView):
     @holder_blp.response(200, content_type="application/octet-stream")
-    @holder_blp.doc(security=SECURITY)
+    @holder_blp.doc(security=BEARER)
     @require_token("licenses:holder")
     def get(self, licence_id):
         """The seal's DER ``SES_Signature`` (GB/T 38540) over the document."""
@@ -139,7 +138,7 @@ class MySignature(MethodView):
 @holder_blp.route("/licences/<licence_id>/uses")
 class MyUses(MethodView):
     @holder_blp.response(200, UseRecordSchema(many=True))
-    @holder_blp.doc(security=SECURITY)
+    @holder_blp.doc(security=BEARER)
     @require_token("licenses:holder")
     def get(self, licence_id):
         """Every verification of the licence (用证记录): who, when, purpose, outcome."""
@@ -151,7 +150,7 @@ class MyUses(MethodView):
 @holder_blp.route("/licences/<licence_id>/authorisations")
 class MyLicenceAuthorisations(MethodView):
     @holder_blp.response(200, AuthorisationSchema(many=True))
-    @holder_blp.doc(security=SECURITY)
+    @holder_blp.doc(security=BEARER)
     @require_token("licenses:holder")
     def get(self, licence_id):
         session = get_session()
@@ -163,7 +162,7 @@ class MyLicenceAuthorisations(MethodView):
 class MyAuthorisations(MethodView):
     @holder_blp.arguments(AuthoriseSchema)
     @holder_blp.response(201, AuthorisationSchema)
-    @holder_blp.doc(security=SECURITY)
+    @holder_blp.doc(security=BEARER)
     @require_token("licenses:holder")
     def post(self, body):
         """Authorise one use: fields, purpose, audience, minutes, uses → a short code and a QR code."""
@@ -176,7 +175,7 @@ class MyAuthorisations(MethodView):
 @holder_blp.route("/authorisations/<authorisation_id>")
 class MyAuthorisation(MethodView):
     @holder_blp.response(200, AuthorisationSchema)
-    @holder_blp.doc(security=SECURITY)
+    @holder_blp.doc(security=BEARER)
     @require_token("licenses:holder")
     def delete(self, authorisation_id):
         """Revoke an authorisation (idempotent)."""
@@ -186,7 +185,7 @@ class MyAuthorisation(MethodView):
 @holder_blp.route("/authorisations/<authorisation_id>/qr.png")
 class AuthorisationQr(MethodView):
     @holder_blp.response(200, content_type="image/png")
-    @holder_blp.doc(security=SECURITY)
+    @holder_blp.doc(security=BEARER)
     @require_token("licenses:holder")
     def get(self, authorisation_id):
         """The authorisation's short code as a QR code."""
@@ -196,7 +195,7 @@ class AuthorisationQr(MethodView):
 @holder_blp.route("/authorisations/<authorisation_id>/offline-code")
 class MyOfflineCode(MethodView):
     @holder_blp.response(201, OfflineCodeSchema)
-    @holder_blp.doc(security=SECURITY)
+    @holder_blp.doc(security=BEARER)
     @require_token("licenses:holder")
     def post(self, authorisation_id):
         """A signed offline code (``XL1:…``) of what the authorisation allows, short-lived."""
@@ -221,7 +220,7 @@ def plain_verify_request(body: object) -> dict | None:
 @verify_blp.route("/verify")
 class Verify(MethodView):
     @arguments_or(verify_blp, VerifyRequestSchema, plain_verify_request)
-    @documented_by(verify_blp.response(200, VerifyResultSchema), verify_blp.doc(security=SECURITY))
+    @documented_by(verify_blp.response(200, VerifyResultSchema), verify_blp.doc(security=BEARER))
     @require_token("licenses:verify")
     def post(self, body):
         """Verify an authorisation code: authorisation, licence status and validity, document, seal

@@ -38,7 +38,7 @@ from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from common.db_driver import DriverPool, Pooled, engine_driver_pool
+from common.db_driver import PSYCOPG, DriverPool, Pooled, engine_driver_pool
 from common.ttl_cache import TtlCache
 
 from .models import VALID, Authorisation, Licence, LicenceType, UseRecord
@@ -364,7 +364,7 @@ class SessionStore:
 class Stores:
     """Where each verification of one app gets its store.
 
-    On PostgreSQL the engine's :class:`common.db_driver.DriverPool` (``engine_driver_pool``, built
+    On PostgreSQL through psycopg the engine's :class:`common.db_driver.DriverPool` (``engine_driver_pool``, built
     on first use, after a server's workers fork): autocommit psycopg connections without SQLAlchemy's pool and
     without the pre-ping every other checkout pays (a ``SELECT 1`` round trip per request). A
     connection the server closed meanwhile fails the lookup, which is tried again on a new one
@@ -392,7 +392,7 @@ class Stores:
     def open(self, session: Callable[[], Session]) -> PostgresStore | SessionStore:
         """The store for one verification; ``session`` gives the request's session (not opened
         on PostgreSQL). Close it after use."""
-        if self._engine.dialect.name != "postgresql":
+        if self._engine.dialect.driver != PSYCOPG:  # the store speaks psycopg itself
             return SessionStore(session())
         return PostgresStore(self.pool(), self.verified, self.takes)
 
@@ -403,5 +403,5 @@ class Stores:
 
     def dispose(self) -> None:
         """Close the pool's idle connections (tests, shutdown)."""
-        if self._engine.dialect.name == "postgresql":
+        if self._engine.dialect.driver == PSYCOPG:
             self.pool().dispose()

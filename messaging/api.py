@@ -17,7 +17,7 @@ from flask_smorest import Blueprint
 
 from common.db import get_session
 from common.errors import Unauthorized, ValidationFailed
-from common.web.auth import current_claims, require_token
+from common.web.auth import BEARER, current_claims, require_token
 from common.web.ratelimit import get_limits
 from messaging import catalogue, delivery, jobs, policy, sending, wiring
 from messaging.channels import inapp, sms, webhooks
@@ -43,7 +43,6 @@ from messaging.schemas import (
 )
 
 SEND, ADMIN, INBOX = "messaging:send", "messaging:admin", "messaging:inbox"
-SECURITY = [{"bearerAuth": []}]
 blp = Blueprint("messages", __name__, url_prefix="/", description="Sending and delivery status")
 inbox_blp = Blueprint("inbox", __name__, url_prefix="/inbox", description="A person's in-app inbox")
 hooks_blp = Blueprint("webhooks", __name__, url_prefix="/webhooks", description="The app's webhook endpoints")
@@ -78,7 +77,7 @@ class Messages(MethodView):
     @blp.arguments(SendSchema)
     @blp.response(202, AcceptedSchema)
     @blp.alt_response(200, schema=AcceptedSchema, description="replay of an earlier request (Idempotency-Key)")
-    @blp.doc(security=SECURITY, parameters=[{"in": "header", "name": "Idempotency-Key", "required": False,
+    @blp.doc(security=BEARER, parameters=[{"in": "header", "name": "Idempotency-Key", "required": False,
                                              "schema": {"type": "string", "maxLength": 255}}])
     def post(self, body):
         """Send a templated message to people (identity subjects) or raw addresses."""
@@ -99,7 +98,7 @@ class MessageStatus(MethodView):
     @require_token(SEND)
     @blp.arguments(PageSchema, location="query")
     @blp.response(200, MessageStatusSchema)
-    @blp.doc(security=SECURITY)
+    @blp.doc(security=BEARER)
     def get(self, page, message_id):
         """A message's status and its recipients' (paged by ``offset``/``limit``)."""
         return _message_view(sending.get_message(get_session(), _app(), message_id), page["offset"], page["limit"])
@@ -109,7 +108,7 @@ class MessageStatus(MethodView):
 class JobStatus(MethodView):
     @require_token(SEND)
     @blp.response(200, JobStatusSchema)
-    @blp.doc(security=SECURITY)
+    @blp.doc(security=BEARER)
     def get(self, job_id):
         """A bulk send's progress: running, waiting (only later deliveries left) or completed."""
         return jobs.job_status(get_session(), _app(), job_id)
@@ -120,7 +119,7 @@ class DeadLetters(MethodView):
     @require_token(SEND)
     @blp.arguments(PageSchema, location="query")
     @blp.response(200, DeadLetterSchema(many=True))
-    @blp.doc(security=SECURITY)
+    @blp.doc(security=BEARER)
     def get(self, page):
         """Deliveries that ran out of retries and channels (this app's)."""
         return delivery.dead_letters(get_session(), _app(), offset=page["offset"], limit=page["limit"])
@@ -130,7 +129,7 @@ class DeadLetters(MethodView):
 class Replay(MethodView):
     @require_token(SEND)
     @blp.response(202, DeadLetterSchema)
-    @blp.doc(security=SECURITY)
+    @blp.doc(security=BEARER)
     def post(self, delivery_id):
         """Queue a dead delivery once more."""
         row = delivery.replay(get_session(), _app(), delivery_id)
@@ -142,7 +141,7 @@ class Replay(MethodView):
 class Templates(MethodView):
     @require_token(SEND)
     @blp.response(200, TemplateSchema(many=True))
-    @blp.doc(security=SECURITY)
+    @blp.doc(security=BEARER)
     def get(self):
         """The app's templates, every version."""
         return catalogue.list_templates(get_session(), _app())
@@ -150,7 +149,7 @@ class Templates(MethodView):
     @require_token(SEND)
     @blp.arguments(TemplateCreateSchema)
     @blp.response(201, TemplateSchema)
-    @blp.doc(security=SECURITY)
+    @blp.doc(security=BEARER)
     def post(self, body):
         """A new version of a template (its SMS text then awaits approval)."""
         return catalogue.create_template(get_session(), _app(), body)
@@ -160,7 +159,7 @@ class Templates(MethodView):
 class ApproveSms(MethodView):
     @require_token(ADMIN)
     @blp.response(200, TemplateSchema)
-    @blp.doc(security=SECURITY)
+    @blp.doc(security=BEARER)
     def post(self, app, code, version):
         """Approve a template version's SMS text (operators)."""
         return catalogue.approve_sms(get_session(), app, code, version)
@@ -191,14 +190,14 @@ class SmsReceipts(MethodView):
 class Endpoints(MethodView):
     @require_token(SEND)
     @hooks_blp.response(200, EndpointSchema(many=True))
-    @hooks_blp.doc(security=SECURITY)
+    @hooks_blp.doc(security=BEARER)
     def get(self):
         return webhooks.list_endpoints(get_session(), _app())
 
     @require_token(SEND)
     @hooks_blp.arguments(EndpointCreateSchema)
     @hooks_blp.response(201, EndpointSecretSchema)
-    @hooks_blp.doc(security=SECURITY)
+    @hooks_blp.doc(security=BEARER)
     def post(self, body):
         """Register an endpoint for the app's events; the answer carries its whsec_ secret."""
         return webhooks.create_endpoint(get_session(), _app(), body["url"], body["event_types"],
@@ -209,7 +208,7 @@ class Endpoints(MethodView):
 class RotateSecret(MethodView):
     @require_token(SEND)
     @hooks_blp.response(200, EndpointSecretSchema)
-    @hooks_blp.doc(security=SECURITY)
+    @hooks_blp.doc(security=BEARER)
     def post(self, endpoint_id):
         """A new secret; the old one also signs for 24 hours."""
         session = get_session()
@@ -220,7 +219,7 @@ class RotateSecret(MethodView):
 class EnableEndpoint(MethodView):
     @require_token(SEND)
     @hooks_blp.response(200, EndpointSchema)
-    @hooks_blp.doc(security=SECURITY)
+    @hooks_blp.doc(security=BEARER)
     def post(self, endpoint_id):
         """Enable a disabled endpoint again (its failure streak starts over)."""
         session = get_session()
@@ -233,7 +232,7 @@ class Inbox(MethodView):
     @require_token(INBOX)
     @inbox_blp.arguments(InboxQuerySchema, location="query")
     @inbox_blp.response(200, InboxItemSchema(many=True))
-    @inbox_blp.doc(security=SECURITY)
+    @inbox_blp.doc(security=BEARER)
     def get(self, query):
         return inapp.list_items(get_session(), _me(), unread_only=query["unread"], offset=query["offset"],
                                 limit=query["limit"])
@@ -243,7 +242,7 @@ class Inbox(MethodView):
 class Unread(MethodView):
     @require_token(INBOX)
     @inbox_blp.response(200, UnreadSchema)
-    @inbox_blp.doc(security=SECURITY)
+    @inbox_blp.doc(security=BEARER)
     def get(self):
         return {"unread": inapp.unread_count(get_session(), _me())}
 
@@ -252,13 +251,13 @@ class Unread(MethodView):
 class InboxEntry(MethodView):
     @require_token(INBOX)
     @inbox_blp.response(200, InboxItemSchema)
-    @inbox_blp.doc(security=SECURITY)
+    @inbox_blp.doc(security=BEARER)
     def get(self, item_id):
         return inapp.get_item(get_session(), _me(), item_id)
 
     @require_token(INBOX)
     @inbox_blp.response(204)
-    @inbox_blp.doc(security=SECURITY)
+    @inbox_blp.doc(security=BEARER)
     def delete(self, item_id):
         inapp.delete_item(get_session(), _me(), item_id)
 
@@ -267,7 +266,7 @@ class InboxEntry(MethodView):
 class InboxRead(MethodView):
     @require_token(INBOX)
     @inbox_blp.response(200, InboxItemSchema)
-    @inbox_blp.doc(security=SECURITY)
+    @inbox_blp.doc(security=BEARER)
     def post(self, item_id):
         return inapp.mark_read(get_session(), _me(), item_id)
 
@@ -276,14 +275,14 @@ class InboxRead(MethodView):
 class Preferences(MethodView):
     @require_token(INBOX)
     @inbox_blp.response(200, PreferenceSchema(many=True))
-    @inbox_blp.doc(security=SECURITY)
+    @inbox_blp.doc(security=BEARER)
     def get(self):
         return policy.preferences(get_session(), _me())
 
     @require_token(INBOX)
     @inbox_blp.arguments(PreferenceSchema)
     @inbox_blp.response(200, PreferenceSchema)
-    @inbox_blp.doc(security=SECURITY)
+    @inbox_blp.doc(security=BEARER)
     def put(self, body):
         """Turn one category on one channel on or off (critical messages ignore it)."""
         return policy.set_preference(get_session(), _me(), body["category"], body["channel"], body["enabled"])
@@ -294,7 +293,7 @@ class Quiet(MethodView):
     @require_token(INBOX)
     @inbox_blp.arguments(QuietHoursSchema)
     @inbox_blp.response(200, QuietHoursSchema)
-    @inbox_blp.doc(security=SECURITY)
+    @inbox_blp.doc(security=BEARER)
     def put(self, body):
         """SMS and e-mail wait until the window ends (critical messages do not)."""
         policy.set_quiet_hours(get_session(), _me(), body.get("start"), body.get("end"))

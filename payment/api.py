@@ -21,9 +21,10 @@ from sqlalchemy import select
 from common.crypto.keystore import load_kek
 from common.crypto.pii import PiiCipher
 from common.db import get_db, get_session
-from common.errors import Forbidden, ValidationFailed
+from common.errors import Forbidden
+from common.web import idempotency
 from common.web.arguments import arguments_or
-from common.web.auth import current_claims, require_token
+from common.web.auth import BEARER, current_claims, require_token
 from common.web.extensions import app_singleton
 from common.web.ratelimit import rate_limit
 from payment import callbacks, notices, payments
@@ -46,9 +47,6 @@ from payment.schemas import (
     TransferBatchSchema,
     plain_transfer_batch,
 )
-
-SECURITY = [{"bearerAuth": []}]
-IDEMPOTENCY = {"in": "header", "name": "Idempotency-Key", "schema": {"type": "string", "maxLength": 255}}
 
 notices_blp = Blueprint("notices", __name__, url_prefix="/notices", description="Payment notices (缴款通知书)")
 ledger_blp = Blueprint("ledger", __name__, url_prefix="/ledger", description="The double-entry ledger")
@@ -76,15 +74,6 @@ def _department() -> tuple[str, str, str]:
     return department["code"], department["name"], f"client:{client_id}"
 
 
-def _idempotency_key(required: bool = False) -> str | None:
-    key = request.headers.get("Idempotency-Key")
-    if key is not None and not 1 <= len(key) <= 255:
-        raise ValidationFailed("Idempotency-Key is 1-255 characters", code="invalid_idempotency_key")
-    if required and not key:
-        raise ValidationFailed("this request needs an Idempotency-Key header", code="idempotency_key_required")
-    return key
-
-
 def _own_notice(notice_id: str):
     code, _name, _actor = _department()
     notice = notices.get_notice(get_session(), notice_id)
@@ -98,7 +87,7 @@ class Notices(MethodView):
     @notices_blp.arguments(NoticeCreateSchema)
     @notices_blp.response(201, NoticeSchema)
     @notices_blp.alt_response(200, schema=NoticeSchema, description="replay of an earlier request (Idempotency-Key)")
-    @notices_blp.doc(security=SECURITY, parameters=[IDEMPOTENCY])
+    @notices_blp.doc(security=BEARER, parameters=[idempotency.parameter()])
     @require_token("payment:collect")
     def post(self, body):
         """Issue a payment notice with a payment code (缴款码)."""
@@ -108,7 +97,7 @@ class Notices(MethodView):
         session = get_session()
         notice, created = notices.issue_notice(session, _cipher(), request_, department_code=code,
                                                department_name=name, actor=actor,
-                                               idempotency_key=_idempotency_key(), today=date.today())
+                                               idempotency_key=idempotency.idempotency_key(), today=date.today())
         session.commit()
         if not created:
             return notice, 200, {"Idempotent-Replayed": "true"}
@@ -119,7 +108,7 @@ class Notices(MethodView):
 @notices_blp.route("/<notice_id>")
 class NoticeItem(MethodView):
     @notices_blp.response(200, NoticeSchema)
-    @notices_blp.doc(security=SECURITY)
+    @notices_blp.doc(security=BEARER)
     @require_token("payment:collect")
     def get(self, notice_id):
         """One of the calling department's notices."""
@@ -129,7 +118,7 @@ class NoticeItem(MethodView):
 @notices_blp.route("/<notice_id>/events")
 class NoticeEvents(MethodView):
     @notices_blp.response(200, NoticeEventSchema(many=True))
-    @notices_blp.doc(security=SECURITY)
+    @notices_blp.doc(security=BEARER)
     @require_token("payment:collect")
     def get(self, notice_id):
         """Every state change of the notice: who, when, why."""
@@ -142,7 +131,7 @@ class NoticeEvents(MethodView):
 class NoticeCancel(MethodView):
     @notices_blp.arguments(CancelSchema)
     @notices_blp.response(200, NoticeSchema)
-    @notices_blp.doc(security=SECURITY)
+    @notices_blp.doc(security=BEARER)
     @require_token("payment:collect")
     def post(self, body, notice_id):
         """Cancel an unpaid notice."""
@@ -157,14 +146,15 @@ class NoticeRefunds(MethodView):
     @notices_blp.arguments(RefundCreateSchema)
     @notices_blp.response(201, RefundSchema)
     @notices_blp.alt_response(200, schema=RefundSchema, description="replay of an earlier request (Idempotency-Key)")
-    @notices_blp.doc(security=SECURITY, parameters=[dict(IDEMPOTENCY, required=True)])
+    @notices_blp.doc(security=BEARER, parameters=[idempotency.parameter(required=True)])
     @require_token("payment:collect")
     def post(self, body, notice_id):
         """Refund part or all of a paid notice (never more than was paid)."""
         notice = _own_notice(notice_id)
         session = get_session()
         refund, created = payments.refund(session, notice, body["amount"], reason=body["reason"],
-                                          idempotency_key=_idempotency_key(required=True), actor=_department()[2])
+                                          idempotency_key=idempotency.idempotency_key(required=True),
+                                          actor=_department()[2])
         session.commit()
         if not created:
             return refund, 200, {"Idempotent-Replayed": "true"}
@@ -184,7 +174,7 @@ class NoticeLookup(MethodView):
 @ledger_blp.route("/accounts")
 class Accounts(MethodView):
     @ledger_blp.response(200, AccountSchema(many=True))
-    @ledger_blp.doc(security=SECURITY)
+    @ledger_blp.doc(security=BEARER)
     @require_token("payment:admin")
     def get(self):
         """Every ledger account with its four running sums."""
@@ -195,7 +185,7 @@ class Accounts(MethodView):
 class Transfers(MethodView):
     @arguments_or(ledger_blp, TransferBatchSchema, plain_transfer_batch)
     @ledger_blp.response(201, TransferBatchResultSchema)
-    @ledger_blp.doc(security=SECURITY)
+    @ledger_blp.doc(security=BEARER)
     @require_token("payment:admin")
     def post(self, body):
         """Write transfers all-or-nothing; an id already written with the same fields is a replay."""

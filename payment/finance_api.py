@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from common.db import get_session
 from common.errors import NotFound, ValidationFailed
-from common.web.auth import current_claims, require_token
+from common.web.auth import BEARER, current_claims, require_token
 from common.web.ratelimit import rate_limit
 from payment import receipts, reconciliation, settlement
 from payment.models import Statement
@@ -29,7 +29,6 @@ from payment.schemas import (
     SettlementSchema,
 )
 
-SECURITY = [{"bearerAuth": []}]
 recon_blp = Blueprint("reconciliation", __name__, url_prefix="/reconciliation",
                       description="Daily reconciliation (对账) and settlement (清算)")
 receipts_blp = Blueprint("receipts", __name__, url_prefix="/receipts", description="Fiscal e-receipts (财政电子票据)")
@@ -56,7 +55,7 @@ def _report(session, statement: Statement) -> dict:
 @recon_blp.route("/<channel>/<day>")
 class ChannelDay(MethodView):
     @recon_blp.response(200, ReconReportSchema)
-    @recon_blp.doc(security=SECURITY)
+    @recon_blp.doc(security=BEARER)
     @require_token("payment:admin")
     def get(self, channel, day):
         """The day's reconciliation report for a channel: the statement and every difference."""
@@ -68,7 +67,7 @@ class ChannelDay(MethodView):
         return _report(session, statement)
 
     @recon_blp.response(201, ReconReportSchema)
-    @recon_blp.doc(security=SECURITY, parameters=[{"in": "header", "name": "X-Statement-SHA256",
+    @recon_blp.doc(security=BEARER, parameters=[{"in": "header", "name": "X-Statement-SHA256",
                                                    "schema": {"type": "string"}}],
                    requestBody={"content": {"application/octet-stream": {"schema": {"type": "string",
                                                                                    "format": "binary"}}}})
@@ -86,7 +85,7 @@ class ChannelDay(MethodView):
 @recon_blp.route("/<channel>/<day>/fetch")
 class ChannelDayFetch(MethodView):
     @recon_blp.response(201, ReconReportSchema)
-    @recon_blp.doc(security=SECURITY)
+    @recon_blp.doc(security=BEARER)
     @require_token("payment:admin")
     def post(self, channel, day):
         """Fetch the day's statement from the institution, check its published digest, and match it."""
@@ -106,7 +105,7 @@ class ChannelDayFetch(MethodView):
 class Resolve(MethodView):
     @recon_blp.arguments(ResolveSchema)
     @recon_blp.response(200, DifferenceSchema)
-    @recon_blp.doc(security=SECURITY)
+    @recon_blp.doc(security=BEARER)
     @require_token("payment:admin")
     def post(self, body, difference_id):
         """Resolve a difference by a recorded action (``post`` after the institution confirms, or
@@ -127,7 +126,7 @@ class Resolve(MethodView):
 @recon_blp.route("/<channel>/<day>/settle")
 class Settle(MethodView):
     @recon_blp.response(201, SettlementSchema(many=True))
-    @recon_blp.doc(security=SECURITY)
+    @recon_blp.doc(security=BEARER)
     @require_token("payment:admin")
     def post(self, channel, day):
         """Settle the day's collections through a channel to each department's treasury account."""

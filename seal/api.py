@@ -24,7 +24,7 @@ from common.crypto.gm import sm3
 from common.crypto.keystore import load_kek
 from common.db import get_db, get_session
 from common.errors import NotFound
-from common.web.auth import current_claims, require_token, scopes_of
+from common.web.auth import BEARER, current_claims, require_token, scopes_of
 from common.web.extensions import app_singleton
 from seal import certificates, grants, seals, signing, verification
 from seal.asn1 import MAX_DER_SIZE
@@ -53,7 +53,6 @@ from seal.uploads import DocumentTooLarge, decode_base64
 blp = Blueprint("seals", __name__, url_prefix="/seals", description="Electronic seals (电子印章)")
 sign_blp = Blueprint("signing", __name__, url_prefix="/", description="Signing and verification (GB/T 38540)")
 ca_blp = Blueprint("ca", __name__, url_prefix="/ca", description="The node CA: seal maker and signer certificates")
-SECURITY = [{"bearerAuth": []}]
 
 
 def _kek() -> bytes:
@@ -92,7 +91,7 @@ def _png(value: str) -> bytes:
 class Seals(MethodView):
     @blp.arguments(SealQuerySchema, location="query")
     @blp.response(200, SealSchema(many=True))
-    @blp.doc(security=SECURITY)
+    @blp.doc(security=BEARER)
     @require_token("seal:admin")
     def get(self, query):
         """List seals (by organisation, by status), with usage counts."""
@@ -103,7 +102,7 @@ class Seals(MethodView):
 
     @blp.arguments(SealCreateSchema)
     @blp.response(201, SealSchema)
-    @blp.doc(security=SECURITY)
+    @blp.doc(security=BEARER)
     @require_token("seal:admin")
     def post(self, body):
         """Register a seal: SM2 key, signer certificate, picture, SESeal signed by the maker."""
@@ -117,7 +116,7 @@ class Seals(MethodView):
 @blp.route("/granted")
 class GrantedSeals(MethodView):
     @blp.response(200, SealSchema(many=True))
-    @blp.doc(security=SECURITY)
+    @blp.doc(security=BEARER)
     @require_token("seal:sign")
     def get(self):
         """The seals the caller may sign with (granted to its client_id or its subject)."""
@@ -127,7 +126,7 @@ class GrantedSeals(MethodView):
 @blp.route("/<seal_id>")
 class SealItem(MethodView):
     @blp.response(200, SealSchema)
-    @blp.doc(security=SECURITY)
+    @blp.doc(security=BEARER)
     @require_token("seal:admin")
     def get(self, seal_id):
         session = get_session()
@@ -139,7 +138,7 @@ class SealItem(MethodView):
 class SealStatus(MethodView):
     @blp.arguments(StatusChangeSchema)
     @blp.response(200, SealSchema)
-    @blp.doc(security=SECURITY)
+    @blp.doc(security=BEARER)
     @require_token("seal:admin")
     def post(self, body, seal_id):
         """Suspend, resume or revoke (revocation is final and revokes the signer certificate)."""
@@ -151,7 +150,7 @@ class SealStatus(MethodView):
 @blp.route("/<seal_id>/history")
 class SealHistory(MethodView):
     @blp.response(200, SealEventSchema(many=True))
-    @blp.doc(security=SECURITY)
+    @blp.doc(security=BEARER)
     @require_token("seal:admin")
     def get(self, seal_id):
         session = get_session()
@@ -170,7 +169,7 @@ class SealImage(MethodView):
 
     @blp.arguments(ImageSchema)
     @blp.response(200, SealSchema)
-    @blp.doc(security=SECURITY)
+    @blp.doc(security=BEARER)
     @require_token("seal:admin")
     def put(self, body, seal_id):
         """Replace the picture (PNG only, ≤ 256 KiB, 100–1000 px); the SESeal is re-made."""
@@ -191,7 +190,7 @@ class SealDer(MethodView):
 @blp.route("/<seal_id>/grants")
 class SealGrants(MethodView):
     @blp.response(200, GrantSchema(many=True))
-    @blp.doc(security=SECURITY)
+    @blp.doc(security=BEARER)
     @require_token("seal:admin")
     def get(self, seal_id):
         session = get_session()
@@ -200,7 +199,7 @@ class SealGrants(MethodView):
 
     @blp.arguments(GrantCreateSchema)
     @blp.response(201, GrantSchema)
-    @blp.doc(security=SECURITY)
+    @blp.doc(security=BEARER)
     @require_token("seal:admin")
     def post(self, body, seal_id):
         """Allow an OAuth client or a staff subject to sign with this seal."""
@@ -210,7 +209,7 @@ class SealGrants(MethodView):
 @blp.route("/<seal_id>/grants/<int:grant_id>")
 class SealGrant(MethodView):
     @blp.response(204)
-    @blp.doc(security=SECURITY)
+    @blp.doc(security=BEARER)
     @require_token("seal:admin")
     def delete(self, seal_id, grant_id):
         grants.remove_grant(get_session(), seal_id, grant_id, actor=_actor().sub)
@@ -267,7 +266,7 @@ class SealSign(MethodView):
     @blp.arguments(SignRequestSchema)
     @blp.response(201, SignResponseSchema)
     @blp.alt_response(200, schema=SignResponseSchema, description="replay of an earlier request (Idempotency-Key)")
-    @blp.doc(security=SECURITY, parameters=[{"in": "header", "name": "Idempotency-Key", "required": False,
+    @blp.doc(security=BEARER, parameters=[{"in": "header", "name": "Idempotency-Key", "required": False,
                                               "schema": {"type": "string", "maxLength": 255}}])
     @require_token("seal:sign")
     def post(self, body, seal_id):
@@ -290,7 +289,7 @@ class SealSignBatch(MethodView):
     @blp.response(201, SignBatchResponseSchema)
     @blp.alt_response(200, schema=SignBatchResponseSchema,
                       description="replay of an earlier batch (Idempotency-Key): the same signatures")
-    @blp.doc(security=SECURITY, parameters=[{"in": "header", "name": "Idempotency-Key", "required": False,
+    @blp.doc(security=BEARER, parameters=[{"in": "header", "name": "Idempotency-Key", "required": False,
                                               "schema": {"type": "string", "maxLength": 255}}])
     @require_token("seal:sign")
     def post(self, body, seal_id):
@@ -316,7 +315,7 @@ class SealSignBatch(MethodView):
 @sign_blp.route("/signatures/<signature_id>")
 class SignatureItem(MethodView):
     @sign_blp.response(200, SignResponseSchema)
-    @sign_blp.doc(security=SECURITY)
+    @sign_blp.doc(security=BEARER)
     @require_token("seal:sign")
     def get(self, signature_id):
         """A signature this caller made (same client or subject)."""

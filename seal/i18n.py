@@ -5,7 +5,6 @@ from __future__ import annotations
 CATALOG = {
     "zh": {
         "seal.title": "电子印章管理",
-        "seal.sign_out": "退出",
         "seal.filter": "按统一社会信用代码筛选",
         "seal.filter_button": "筛选",
         "seal.list": "印章列表（共 {total} 枚）",
@@ -85,7 +84,6 @@ CATALOG = {
     },
     "en": {
         "seal.title": "Electronic seal management",
-        "seal.sign_out": "Sign out",
         "seal.filter": "Filter by unified social credit code",
         "seal.filter_button": "Filter",
         "seal.list": "Seals ({total})",

@@ -83,7 +83,7 @@ class JWKSCache:
                 try:
                     self._refresh()
                 except Exception as exc:  # network, JSON or key errors alike
-                    logger.warning("jwks_fetch_failed", error=f"{type(exc).__name__}: {exc}"[:200])
+                    logger.warning("jwks_fetch_failed", error_type=type(exc).__name__)
                     if self._fetched_at is None:
                         raise ServiceUnavailable("the token signing keys cannot be fetched",
                                                  code="token_keys_unavailable") from exc

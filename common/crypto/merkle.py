@@ -30,7 +30,12 @@ def sha256(data: bytes) -> bytes:
 
 
 class ProofError(ValueError):
-    """A Merkle proof did not verify; the message says which check failed."""
+    """A Merkle proof did not verify; the message says which check failed, in English for logs
+    and CLIs, and ``reason`` as a stable code a page words in its own language."""
+
+    def __init__(self, message: str, *, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 def leaf_hash(entry: bytes, *, hash_fn: HashFn = sm3) -> bytes:
@@ -133,7 +138,7 @@ def consistency_proof(size1: int, size2: int, get_node: GetNode, *, hash_fn: Has
 def _check_lengths(hashes_: Sequence[bytes], size: int) -> None:
     for h in hashes_:
         if not isinstance(h, bytes) or len(h) != size:
-            raise ProofError(f"leaf, root and proof elements must be {size}-byte hashes")
+            raise ProofError(f"leaf, root and proof elements must be {size}-byte hashes", reason="bad_hash_length")
 
 
 def verify_inclusion(leaf: bytes, index: int, size: int, proof: Sequence[bytes], root: bytes,
@@ -144,12 +149,12 @@ def verify_inclusion(leaf: bytes, index: int, size: int, proof: Sequence[bytes],
     :raise ProofError: with the reason the proof does not verify.
     """
     if not 0 <= index < size:
-        raise ProofError(f"leaf index {index} is outside a tree of size {size}")
+        raise ProofError(f"leaf index {index} is outside a tree of size {size}", reason="index_outside")
     _check_lengths([leaf, root, *proof], len(hash_fn(b"")))
     fn, sn, r = index, size - 1, leaf
     for p in proof:
         if sn == 0:
-            raise ProofError("inclusion proof is longer than the path to the root")
+            raise ProofError("inclusion proof is longer than the path to the root", reason="proof_too_long")
         if fn & 1 or fn == sn:
             r = node_hash(p, r, hash_fn=hash_fn)
             while fn and not fn & 1:
@@ -158,9 +163,9 @@ def verify_inclusion(leaf: bytes, index: int, size: int, proof: Sequence[bytes],
             r = node_hash(r, p, hash_fn=hash_fn)
         fn, sn = fn >> 1, sn >> 1
     if sn != 0:
-        raise ProofError("inclusion proof is shorter than the path to the root")
+        raise ProofError("inclusion proof is shorter than the path to the root", reason="proof_too_short")
     if r != root:
-        raise ProofError("inclusion proof does not lead to the expected root")
+        raise ProofError("inclusion proof does not lead to the expected root", reason="root_mismatch")
 
 
 def verify_consistency(size1: int, size2: int, root1: bytes, root2: bytes, proof: Sequence[bytes],
@@ -172,16 +177,16 @@ def verify_consistency(size1: int, size2: int, root1: bytes, root2: bytes, proof
     :raise ProofError: with the reason the proof does not verify.
     """
     if not 0 <= size1 <= size2:
-        raise ProofError(f"size {size1} cannot be a prefix of size {size2}")
+        raise ProofError(f"size {size1} cannot be a prefix of size {size2}", reason="sizes_out_of_order")
     _check_lengths([root1, root2, *proof], len(hash_fn(b"")))
     if size1 == 0 or size1 == size2:
         if proof:
-            raise ProofError("consistency proof must be empty for these sizes")
+            raise ProofError("consistency proof must be empty for these sizes", reason="proof_too_long")
         if size1 == size2 and root1 != root2:
-            raise ProofError("roots differ for trees of the same size")
+            raise ProofError("roots differ for trees of the same size", reason="root_mismatch")
         return
     if not proof:
-        raise ProofError("consistency proof is empty")
+        raise ProofError("consistency proof is empty", reason="proof_too_short")
     path = list(proof)
     if size1 & (size1 - 1) == 0:
         path.insert(0, root1)  # the old tree is a perfect subtree, so the proof omits it
@@ -191,7 +196,7 @@ def verify_consistency(size1: int, size2: int, root1: bytes, root2: bytes, proof
     fr = sr = path[0]
     for c in path[1:]:
         if sn == 0:
-            raise ProofError("consistency proof is longer than needed")
+            raise ProofError("consistency proof is longer than needed", reason="proof_too_long")
         if fn & 1 or fn == sn:
             fr = node_hash(c, fr, hash_fn=hash_fn)
             sr = node_hash(c, sr, hash_fn=hash_fn)
@@ -201,11 +206,11 @@ def verify_consistency(size1: int, size2: int, root1: bytes, root2: bytes, proof
             sr = node_hash(sr, c, hash_fn=hash_fn)
         fn, sn = fn >> 1, sn >> 1
     if sn != 0:
-        raise ProofError("consistency proof is shorter than needed")
+        raise ProofError("consistency proof is shorter than needed", reason="proof_too_short")
     if fr != root1:
-        raise ProofError("consistency proof does not reproduce the old root")
+        raise ProofError("consistency proof does not reproduce the old root", reason="old_root_mismatch")
     if sr != root2:
-        raise ProofError("consistency proof does not reproduce the new root")
+        raise ProofError("consistency proof does not reproduce the new root", reason="root_mismatch")
 
 
 class MemoryTree:

@@ -1,15 +1,18 @@
-"""The leaf-independent half of a stored log's tamper check: nodes and checkpoints.
+"""A stored log's tamper check, but for what a leaf holds: leaves, nodes and checkpoints.
 
-A service recomputes its leaves (what a leaf holds is its own business) into a
-``common.crypto.merkle.MemoryTree``; these functions then compare that tree with the stored
-nodes and with every signed checkpoint, recording problems on the service's report. Reads the
-whole node and checkpoint tables: O(n).
+A service reads its leaf rows in index order and checks what each holds (its own business)
+with :func:`check_stored_leaf`; :func:`rebuild_tree` puts the recomputed leaf hashes into a
+``common.crypto.merkle.MemoryTree``, reporting missing and surplus rows; the other functions
+then compare that tree with the stored nodes and with every signed checkpoint, recording
+problems on the service's report. Reads the whole log: O(n).
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -17,10 +20,11 @@ from sqlalchemy.orm import Session
 from common.crypto import merkle
 from common.crypto.gm import SM2PublicKey
 from common.crypto.signed_note import Checkpoint, NoteError, verify_note
-from common.merkle_log.store import HASH
+from common.merkle_log.store import HASH, HASH_SIZE
 
 # key id -> (public key, origin) of every log key, active or retired.
 Verifiers = dict[str, tuple[SM2PublicKey, str]]
+T = TypeVar("T")
 
 
 @dataclass
@@ -38,6 +42,75 @@ class CheckReport:
 
     def add(self, code: str, detail: str, **where: Any) -> None:
         self.problems.append({"code": code, "detail": detail, **where})
+
+
+@dataclass(frozen=True)
+class LeafWords:
+    """How a service's report speaks of its leaf rows: the problem codes' ``prefix`` (``record``,
+    ``entry``), a row's ``noun``, what a leaf is canonical JSON ``of``, and the details of a
+    ``missing`` row and of one ``beyond`` the committed size."""
+
+    prefix: str
+    noun: str
+    of: str
+    missing: str
+    beyond: str
+
+
+def check_stored_leaf(report: CheckReport, index: int, leaf: str, stored_hash: bytes, words: LeafWords,
+                      canonical: Callable[[dict[str, Any]], bytes], read: Callable[[dict[str, Any]], T]) -> tuple[
+                          bytes, T | None]:
+    """The leaf hash recomputed from a stored leaf, and ``read`` of the object it holds.
+
+    Reports ``leaf_hash_mismatch`` when the stored hash differs, and ``leaf_not_canonical``
+    (returning None for the object) when the leaf is not ``canonical`` JSON of an object or
+    ``read`` refuses it (``ValueError``, ``TypeError``).
+    """
+    recomputed = merkle.leaf_hash(leaf.encode(), hash_fn=HASH)
+    if bytes(stored_hash) != recomputed:
+        report.add("leaf_hash_mismatch", f"the stored leaf hash is not the hash of the stored {words.noun}",
+                   index=index)
+    try:
+        value = json.loads(leaf)
+        if not isinstance(value, dict) or canonical(value) != leaf.encode():
+            raise ValueError("not canonical")
+        return recomputed, read(value)
+    except (ValueError, TypeError):
+        report.add("leaf_not_canonical", f"the stored {words.noun} is not canonical JSON of {words.of}", index=index)
+        return recomputed, None
+
+
+def rebuild_tree(report: CheckReport, rows: Iterable[Any], check: Callable[[Any], bytes], words: LeafWords, *,
+                 known: Mapping[int, bytes] | None = None) -> tuple[merkle.MemoryTree, int]:
+    """The tree of the first ``report.size`` leaves from ``rows`` (with a ``leaf_index``, in its
+    order), and how many rows there were.
+
+    ``check(row)`` checks a row and returns its recomputed leaf hash. An index with no row takes
+    its hash from ``known`` (leaves whose rows were removed on purpose) or else is reported
+    ``<prefix>_missing`` and takes a zero hash, keeping later positions aligned; a row at or
+    beyond the size is reported ``<prefix>_beyond_head``.
+    """
+    known = known or {}
+    tree = merkle.MemoryTree(hash_fn=HASH)
+    count = 0
+
+    def fill_to(index: int) -> None:
+        while tree.size < index:
+            if tree.size in known:
+                tree.append_leaf_hash(known[tree.size])
+            else:
+                report.add(f"{words.prefix}_missing", words.missing, index=tree.size)
+                tree.append_leaf_hash(bytes(HASH_SIZE))
+
+    for row in rows:
+        count += 1
+        if row.leaf_index >= report.size:
+            report.add(f"{words.prefix}_beyond_head", words.beyond, index=row.leaf_index)
+            continue
+        fill_to(row.leaf_index)
+        tree.append_leaf_hash(check(row))
+    fill_to(report.size)
+    return tree, count
 
 
 def compare_nodes(session: Session, report: CheckReport, node_model: Any, tree: merkle.MemoryTree) -> None:

@@ -28,6 +28,11 @@ from common.web.context import current_app_object, current_request, request_glob
 
 _bind_contextvars = structlog.contextvars.bind_contextvars
 
+# The OpenAPI security scheme of a bearer access token (registered by :func:`init_app`), and the
+# requirement every route that needs one documents: ``blp.doc(security=BEARER)``.
+BEARER_SCHEME = "bearerAuth"
+BEARER = [{BEARER_SCHEME: []}]
+
 
 # -- Flask integration ----------------------------------------------------------------------
 def resolved_settings(app: Flask) -> dict[str, str]:
@@ -111,12 +116,12 @@ class WhoAmISchema(Schema):
 class WhoAmI(MethodView):
     @blp.response(200, WhoAmISchema)
     @blp.alt_response(401, description="no or invalid access token")
-    @blp.doc(security=[{"bearerAuth": []}])
+    @blp.doc(security=BEARER)
     def get(self):
         """The verified claims of the caller's access token (any scope)."""
         return authenticate()
 
 
 def init_app(app: Flask, api) -> None:
-    api.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})
+    api.spec.components.security_scheme(BEARER_SCHEME, {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})
     api.register_blueprint(blp)

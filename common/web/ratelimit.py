@@ -49,27 +49,22 @@ class RateLimits:
 
     def hit(self, key: str, limit: str) -> bool:
         """Count one event under ``key``; False when the limit is exceeded."""
-        if not self.enabled:
-            return True
-        item = self.item(limit)  # a malformed limit is a bug, not a storage failure: raise
-        try:
-            return self.limiter.hit(item, key)
-        except Exception as exc:  # fail-open by policy, but visibly
-            STORAGE_FAILURES.inc()
-            log.warning("ratelimit_storage_failed", error=str(exc)[:200])
-            return True
+        return self._fail_open(self.limiter.hit, key, limit)
 
     def allows(self, key: str, limit: str) -> bool:
         """Whether one more event under ``key`` would be within ``limit``, without counting it
         (for limits on failures, counted only once the outcome is known). Fail-open like hit()."""
+        return self._fail_open(self.limiter.test, key, limit)
+
+    def _fail_open(self, ask: Callable[[RateLimitItem, str], bool], key: str, limit: str) -> bool:
         if not self.enabled:
             return True
-        item = self.item(limit)
+        item = self.item(limit)  # a malformed limit is a bug, not a storage failure: raise
         try:
-            return self.limiter.test(item, key)
+            return ask(item, key)
         except Exception as exc:  # fail-open by policy, but visibly
             STORAGE_FAILURES.inc()
-            log.warning("ratelimit_storage_failed", error=str(exc)[:200])
+            log.warning("ratelimit_storage_failed", error_type=type(exc).__name__)
             return True
 
     def check(self, key: str, limit: str) -> None:
@@ -81,7 +76,7 @@ class RateLimits:
         try:
             self.limiter.clear(self.item(limit), key)
         except Exception as exc:
-            log.warning("ratelimit_reset_failed", error=str(exc)[:200])
+            log.warning("ratelimit_reset_failed", error_type=type(exc).__name__)
 
 
 def get_limits() -> RateLimits:

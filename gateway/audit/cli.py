@@ -77,23 +77,14 @@ def verify_command(bundle_path: Path | None, key_path: Path | None, older_path: 
 
 
 def _verify_bundle(bundle_path: Path, key_path: Path | None, older: str | None, as_json: bool) -> None:
-    from gateway.audit.evidence import BundleError, read_bundle, verify_bundle
+    from common.merkle_log.cli import verify_and_exit
+    from gateway.audit.evidence import read_bundle, verify_bundle
 
     if key_path is None:
         click.echo("error: --bundle needs --key (the log key pinned out of band)", err=True)
         sys.exit(2)
-    try:
-        report = verify_bundle(read_bundle(bundle_path.read_bytes()), key_path.read_bytes(), older_checkpoint=older)
-    except (BundleError, UnicodeDecodeError) as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
-    if as_json:
-        click.echo(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
-    else:
-        for step in report.steps:
-            click.echo(f"{'OK  ' if step['ok'] else 'FAIL'} {step['name']}: {step['detail']}")
-        click.echo("VERIFIED" if report.ok else "VERIFICATION FAILED")
-    sys.exit(0 if report.ok else 1)
+    verify_and_exit(lambda: verify_bundle(read_bundle(bundle_path.read_bytes()), key_path.read_bytes(),
+                                          older_checkpoint=older), as_json=as_json)
 
 
 @audit.command("export")

@@ -19,26 +19,18 @@ no database (``xsn audit verify --bundle``).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
-import rfc8785
 from sqlalchemy.orm import Session
 
 from common.crypto import merkle
-from common.crypto.gm import GMError, SM2PublicKey
-from common.crypto.signed_note import Checkpoint, NoteError, parse_note, verify_note
+from common.merkle_log import offline
+from common.merkle_log.offline import BundleError, load_public_key
 from gateway.audit import checkpoints, log
 
 BUNDLE_FORMAT = "xsn-gateway-audit-bundle/1"
 HASH = merkle.sm3
-
-
-class BundleError(ValueError):
-    """The input is not a readable bundle, key or checkpoint (as opposed to failing a check)."""
-
 
 # -- range proofs ---------------------------------------------------------------------------
 
@@ -72,14 +64,14 @@ def root_from_range(start: int, size: int, leaf_hashes: Sequence[bytes], proof: 
     """The root a range of leaf hashes and its range proof lead to. :raise merkle.ProofError:"""
     end = start + len(leaf_hashes)
     if not 0 <= start < end <= size:
-        raise merkle.ProofError(f"range [{start}, {end}) is not within a tree of size {size}")
+        raise merkle.ProofError(f"range [{start}, {end}) is not within a tree of size {size}", reason="index_outside")
     hashes: Iterator[bytes] = iter(proof)
 
     def walk(lo: int, hi: int) -> bytes:
         if hi <= start or lo >= end:
             value = next(hashes, None)
             if value is None:
-                raise merkle.ProofError("the range proof is too short")
+                raise merkle.ProofError("the range proof is too short", reason="proof_too_short")
             return value
         if hi - lo == 1:
             return leaf_hashes[lo - start]
@@ -88,7 +80,7 @@ def root_from_range(start: int, size: int, leaf_hashes: Sequence[bytes], proof: 
 
     root = walk(0, size)
     if next(hashes, None) is not None:
-        raise merkle.ProofError("the range proof is too long")
+        raise merkle.ProofError("the range proof is too long", reason="proof_too_long")
     return root
 
 
@@ -139,38 +131,26 @@ def export(session: Session, *, kek: bytes, origin: str, start: int = 0, end: in
                     consistency_from=consistency_from)
 
 
-# -- offline verification -------------------------------------------------------------------
+# -- offline verification (the checks both logs share: common.merkle_log.offline) ----------
+
+# Each kind of check and its English name; a record's own check is named ``record <index>``.
+KINDS = {"checkpoint_signature": "checkpoint signature", "older_checkpoint_signature": "older checkpoint signature",
+         "range": "range", "record": "record", "range_proof": "range proof", "consistency": "consistency"}
 
 
-@dataclass
-class Report:
-    steps: list[dict[str, Any]] = field(default_factory=list)
+class Report(offline.Report):
+    """The steps of :func:`verify_bundle`; as JSON each step is its name, verdict and detail."""
 
-    @property
-    def ok(self) -> bool:
-        return bool(self.steps) and all(step["ok"] for step in self.steps)
-
-    def add(self, name: str, ok: bool, detail: str) -> bool:
-        self.steps.append({"name": name, "ok": ok, "detail": detail})
-        return ok
+    def __init__(self) -> None:
+        super().__init__(KINDS, entry_name="{name} {entry}")
 
     def to_dict(self) -> dict[str, Any]:
-        return {"ok": self.ok, "steps": self.steps}
-
-
-def load_public_key(pem: bytes | str) -> SM2PublicKey:
-    try:
-        return SM2PublicKey.from_pem(pem.encode() if isinstance(pem, str) else pem)
-    except (GMError, ValueError) as exc:
-        raise BundleError(f"the pinned log key is not an SM2 public key PEM: {exc}") from None
+        return {"ok": self.ok, "steps": [{"name": s.name, "ok": s.ok, "detail": s.detail} for s in self.steps]}
 
 
 def read_bundle(text: str | bytes) -> dict[str, Any]:
     """:raise BundleError: not JSON, or not this format."""
-    try:
-        data = json.loads(text)
-    except ValueError as exc:
-        raise BundleError(f"the bundle is not JSON: {exc}") from None
+    data = offline.load_json(text)
     if not isinstance(data, dict) or data.get("format") != BUNDLE_FORMAT:
         raise BundleError(f"not an audit-log bundle (want format {BUNDLE_FORMAT!r})")
     if not isinstance(data.get("checkpoint"), str) or not isinstance(data.get("records"), list) \
@@ -183,31 +163,12 @@ def read_bundle(text: str | bytes) -> dict[str, Any]:
     return data
 
 
-def _hashes(values: Any) -> list[bytes]:
-    try:
-        return [bytes.fromhex(v) for v in values]
-    except (TypeError, ValueError):
-        raise BundleError("a proof holds something that is not hex") from None
-
-
-def check_note(report: Report, note: str, key: SM2PublicKey, label: str,
-               origin: str | None = None) -> Checkpoint | None:
-    try:
-        name = origin or parse_note(note)[0].origin
-        checkpoint = verify_note(note, name, key, key.to_der(), origin=name)
-    except NoteError as exc:
-        report.add(label, False, f"rejected: {exc}")
-        return None
-    report.add(label, True, f"signed by the pinned key: size {checkpoint.size}, root {checkpoint.root_hash.hex()}")
-    return checkpoint
-
-
 def verify_bundle(bundle: dict[str, Any], pinned_key_pem: bytes | str, *,
                   older_checkpoint: str | None = None) -> Report:
     """Every check the bundle allows, each reported. :raise BundleError: unreadable input."""
     key = load_public_key(pinned_key_pem)
     report = Report()
-    checkpoint = check_note(report, bundle["checkpoint"], key, "checkpoint signature")
+    checkpoint = offline.check_checkpoint(report, bundle["checkpoint"], key)
     if checkpoint is None:
         return report
     start, end = bundle["range"].get("start"), bundle["range"].get("end")
@@ -219,39 +180,21 @@ def verify_bundle(bundle: dict[str, Any], pinned_key_pem: bytes | str, *,
     leaf_hashes = []
     for record in bundle["records"]:
         leaf = record["leaf"].encode()
-        try:
-            canonical = isinstance(json.loads(leaf), dict) and rfc8785.dumps(json.loads(leaf)) == leaf
-        except (ValueError, TypeError, rfc8785.CanonicalizationError):
-            canonical = False
-        if not canonical:
-            report.add(f"record {record['index']}", False, "the leaf is not canonical JSON (RFC 8785)")
+        if not offline.is_canonical_object(leaf):
+            report.add("record", False, "the leaf is not canonical JSON (RFC 8785)", entry=record["index"])
         leaf_hashes.append(merkle.leaf_hash(leaf, hash_fn=HASH))
     try:
-        root = root_from_range(start, checkpoint.size, leaf_hashes, _hashes(bundle.get("range_proof", [])))
+        proof = offline.hex_hashes(bundle.get("range_proof", []), "the range proof")
+        root = root_from_range(start, checkpoint.size, leaf_hashes, proof)
         ok = root == checkpoint.root_hash
-        report.add("range proof", ok, f"the {len(leaf_hashes)} records and the range proof rebuild the checkpoint's "
+        report.add("range_proof", ok, f"the {len(leaf_hashes)} records and the range proof rebuild the checkpoint's "
                    f"root (size {checkpoint.size})" if ok else "the records do not rebuild the checkpoint's root: "
                    "a record was changed, removed or added")
     except merkle.ProofError as exc:
-        report.add("range proof", False, str(exc))
+        report.add("range_proof", False, str(exc))
     if older_checkpoint is not None:
-        older = check_note(report, older_checkpoint, key, "older checkpoint signature", checkpoint.origin)
+        older = offline.check_checkpoint(report, older_checkpoint, key, kind="older_checkpoint_signature",
+                                         origin=checkpoint.origin)
         if older is not None:
-            check_consistency(report, older, checkpoint, bundle)
+            offline.check_consistency(report, older, checkpoint, bundle)
     return report
-
-
-def check_consistency(report: Report, older: Checkpoint, checkpoint: Checkpoint, bundle: dict[str, Any]) -> None:
-    proofs = [p for p in bundle.get("consistency", []) if isinstance(p, dict)
-              and p.get("first") == older.size and p.get("second") == checkpoint.size]
-    if not proofs and older.size not in (0, checkpoint.size):
-        report.add("consistency", False, f"the bundle has no consistency proof from size {older.size} "
-                   f"(export with --consistency-from {older.size})")
-        return
-    try:
-        merkle.verify_consistency(older.size, checkpoint.size, older.root_hash, checkpoint.root_hash,
-                                  _hashes(proofs[0]["proof"]) if proofs else [], hash_fn=HASH)
-    except merkle.ProofError as exc:
-        report.add("consistency", False, f"the log is not an extension of the older checkpoint: {exc}")
-        return
-    report.add("consistency", True, f"size {checkpoint.size} extends the older checkpoint of size {older.size}")

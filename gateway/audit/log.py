@@ -29,7 +29,6 @@ from common.crypto import merkle
 from common.errors import NotFound, Problem
 from common.merkle_log.driver import RowsInsert, pipelined
 from common.merkle_log.store import HASH, MerkleNodeStore, StoreProblems
-from common.merkle_log.store import HASH_SIZE as HASH_SIZE  # re-exported: verify reads it here
 from gateway.audit.models import HEAD_ID, AuditHead, AuditNode, AuditRecord
 
 KINDS = ("request", "audit_query")

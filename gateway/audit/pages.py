@@ -41,7 +41,7 @@ FIELDS = ("request_id", "client_id", "subject", "route", "status", "since", "unt
 
 CATALOG = {
     "zh": {
-        "ga.title": "统一审计控制台", "ga.sign_out": "退出",
+        "ga.title": "统一审计控制台",
         "ga.gateway_log": "接入网关调用审计日志", "ga.seal_log": "电子印章签章日志",
         "ga.checkpoint": "最新签名检查点", "ga.size": "记录数", "ga.root": "根哈希",
         "ga.search": "检索", "ga.find_note": "按请求编号可直接找到一次调用。检索基于索引；每条记录的证明见导出。",
@@ -58,7 +58,7 @@ CATALOG = {
         "ga.outcome_error": "出错",
     },
     "en": {
-        "ga.title": "Audit console", "ga.sign_out": "Sign out",
+        "ga.title": "Audit console",
         "ga.gateway_log": "Gateway call audit log", "ga.seal_log": "Seal signature log",
         "ga.checkpoint": "Latest signed checkpoint", "ga.size": "Records", "ga.root": "Root hash",
         "ga.search": "Search", "ga.find_note": "A request id finds one call directly. Search is an index; "

@@ -7,12 +7,12 @@ edit shows up as a leaf-hash mismatch, a missing or unexpected record, a node mi
 the editor rewrote the nodes too, as checkpoints whose signed roots the log no longer has.
 Records pruned after archiving count by their stored leaf hashes (level-0 nodes), and every
 pruned index must be covered by an archive row. The records are the audit log's own; the
-node and checkpoint checks are :mod:`common.merkle_log.self_check`, shared with the seal log.
+leaf-row walk and the node and checkpoint checks are :mod:`common.merkle_log.self_check`, shared
+with the seal log.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from common.crypto import merkle
 from common.crypto.gm import SM2PublicKey
 from common.crypto.signed_note import Checkpoint, NoteError, parse_note
-from common.merkle_log.self_check import CheckReport, check_checkpoints, compare_nodes, verify_checkpoint_note
+from common.merkle_log import self_check
 from gateway.audit import log
 from gateway.audit.models import AuditArchive, AuditCheckpoint, AuditNode, AuditRecord
 
@@ -31,7 +31,7 @@ HASH = log.HASH
 
 
 @dataclass
-class VerifyReport(CheckReport):
+class VerifyReport(self_check.CheckReport):
     records_checked: int = 0
     notes: list[str] = field(default_factory=list)
 
@@ -41,22 +41,18 @@ class VerifyReport(CheckReport):
                 "problems": self.problems, "notes": self.notes}
 
 
+WORDS = self_check.LeafWords(prefix="record", noun="record", of="a record", missing="an audit record is missing",
+                             beyond="a record exists beyond the committed log size")
+
+
 def _check_record(report: VerifyReport, row: AuditRecord) -> bytes:
     index = row.leaf_index
-    recomputed = merkle.leaf_hash(row.leaf.encode(), hash_fn=HASH)
-    if bytes(row.leaf_hash) != recomputed:
-        report.add("leaf_hash_mismatch", "the stored leaf hash is not the hash of the stored record", index=index)
-    try:
-        record = json.loads(row.leaf)
-        if not isinstance(record, dict) or rfc8785.dumps(record) != row.leaf.encode():
-            raise ValueError("not canonical")
-        expected = log.row_values(record, index)
-    except (ValueError, TypeError, log.BadRecord):
-        report.add("leaf_not_canonical", "the stored record is not canonical JSON of a record", index=index)
-        return recomputed
-    for name in (*log.INDEXED_FIELDS, "kind", "time"):
-        if expected[name] != getattr(row, name):
-            report.add("column_mismatch", f"the search column {name} differs from the record", index=index)
+    recomputed, expected = self_check.check_stored_leaf(report, index, row.leaf, row.leaf_hash, WORDS,
+                                                        rfc8785.dumps, lambda record: log.row_values(record, index))
+    if expected is not None:
+        for name in (*log.INDEXED_FIELDS, "kind", "time"):
+            if expected[name] != getattr(row, name):
+                report.add("column_mismatch", f"the search column {name} differs from the record", index=index)
     return recomputed
 
 
@@ -81,33 +77,14 @@ def verify_log(session: Session, verifiers: dict[str, tuple[SM2PublicKey, str]],
     """
     report = VerifyReport(size=log.log_size(session))
     pruned = log.pruned_below(session)
-    tree = merkle.MemoryTree(hash_fn=HASH)
     pruned_hashes = _pruned_leaf_hashes(session, report, pruned) if pruned else {}
-    expected = 0
+    rows = session.scalars(select(AuditRecord).order_by(AuditRecord.leaf_index)).yield_per(1000)
+    tree, report.records_checked = self_check.rebuild_tree(report, rows, lambda row: _check_record(report, row),
+                                                           WORDS, known=pruned_hashes)
 
-    def fill_to(index: int) -> None:
-        nonlocal expected
-        while expected < index:
-            if expected in pruned_hashes:
-                tree.append_leaf_hash(pruned_hashes[expected])
-            else:
-                report.add("record_missing", "an audit record is missing", index=expected)
-                tree.append_leaf_hash(bytes(log.HASH_SIZE))  # keep positions aligned
-            expected += 1
+    self_check.compare_nodes(session, report, AuditNode, tree)
 
-    for row in session.scalars(select(AuditRecord).order_by(AuditRecord.leaf_index)).yield_per(1000):
-        report.records_checked += 1
-        if row.leaf_index >= report.size:
-            report.add("record_beyond_head", "a record exists beyond the committed log size", index=row.leaf_index)
-            continue
-        fill_to(row.leaf_index)
-        tree.append_leaf_hash(_check_record(report, row))
-        expected += 1
-    fill_to(report.size)
-
-    compare_nodes(session, report, AuditNode, tree)
-
-    newest = check_checkpoints(session, report, AuditCheckpoint, tree, verifiers)
+    newest = self_check.check_checkpoints(session, report, AuditCheckpoint, tree, verifiers)
     if older_note is not None:
         check_older(report, tree, older_note, verifiers, newest)
     return report
@@ -121,7 +98,7 @@ def check_older(report: VerifyReport, tree: merkle.MemoryTree, note: str,
     except NoteError as exc:
         report.add("older_checkpoint_unreadable", str(exc))
         return
-    older = verify_checkpoint_note(report, note, None, verifiers, None)
+    older = self_check.verify_checkpoint_note(report, note, None, verifiers, None)
     if older is None:
         return
     if older.size > tree.size:

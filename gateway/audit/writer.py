@@ -158,13 +158,13 @@ class AuditWriter:
                 wait = 0.0 if moved >= self.batch else self.interval
             except Exception as exc:  # the writer must outlive a database outage; the bound shows it
                 self.last_error = f"{exc.__class__.__name__}: {exc}"[:300]
-                logger.error("audit_writer_failed", error=self.last_error)
+                logger.error("audit_writer_failed", error_type=type(exc).__name__)
                 wait = 1.0
             self.spool.shared.beat(self.moved, self.last_error)
         try:
             self.drain()
         except Exception as exc:  # shutting down: what is left stays in the spool for next time
-            logger.error("audit_writer_final_drain_failed", error=str(exc)[:300])
+            logger.error("audit_writer_final_drain_failed", error_type=type(exc).__name__)
 
     def start(self) -> AuditWriter:
         """Run in a thread (tests and tools; the shipped writer runs :meth:`run` in its own process)."""

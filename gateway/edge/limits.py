@@ -138,7 +138,7 @@ class RedisLimiter:
             now = time.monotonic()
             if now - self._last_log > 1.0:
                 self._last_log = now
-                log.warning("ratelimit_storage_failed", error=f"{type(exc).__name__}: {exc}"[:200])
+                log.warning("ratelimit_storage_failed", error_type=type(exc).__name__)
             return Decision(allowed=True, limit=policy.burst, remaining=policy.burst, reset_s=0, retry_after_s=0)
         return _decide(int(milli) / 1000.0, policy, bool(int(allowed)))
 

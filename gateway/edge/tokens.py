@@ -94,7 +94,7 @@ class AccessTokens:
                 cache.get("")  # imports the keys now: a malformed document is a failed fetch
                 kids = frozenset(k.get("kid") for k in document.get("keys", []) if isinstance(k, dict) and k.get("kid"))
             except Exception as exc:  # network, JSON, key errors alike: keep the old keys
-                log.warning("jwks_fetch_failed", error=f"{type(exc).__name__}: {exc}"[:200])
+                log.warning("jwks_fetch_failed", error_type=type(exc).__name__)
                 return
             self._document, self.kids, self._fetched_at = document, kids, now
             self._jwks = cache

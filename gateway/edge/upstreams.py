@@ -239,7 +239,7 @@ class Upstream:
                     await asyncio.sleep(min(0.05 * retried, max(0.0, deadline - time.monotonic())))
                     continue
                 self.breaker.failure(ticket)
-                log.warning("upstream_unavailable", upstream=self.name, error=f"{type(exc).__name__}: {exc}"[:200])
+                log.warning("upstream_unavailable", upstream=self.name, error_type=type(exc).__name__)
                 raise UpstreamUnavailable(f"{self.name} is not reachable") from exc
             self.breaker.success(ticket)  # any HTTP answer: the service is reachable (see the module)
             return response

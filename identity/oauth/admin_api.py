@@ -7,7 +7,7 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
 from common.db import get_session
-from common.web.auth import require_token
+from common.web.auth import BEARER, require_token
 from identity.oauth import clients
 from identity.oauth.context import state
 
@@ -17,7 +17,7 @@ blp = Blueprint("oauth_admin", __name__, url_prefix="/admin/clients",
 
 def _admin(view):
     """Bearer token with scope ``identity:admin``, documented as such."""
-    return blp.doc(security=[{"bearerAuth": []}])(require_token("identity:admin")(view))
+    return blp.doc(security=BEARER)(require_token("identity:admin")(view))
 
 
 class ClientInSchema(Schema):

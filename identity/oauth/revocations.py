@@ -123,7 +123,7 @@ def redis_publisher(url: str) -> Callable[[list[dict[str, Any]]], None]:
             for item in items:
                 client.publish(CHANNEL, json.dumps(item, separators=(",", ":")))
         except redis.RedisError as exc:
-            logger.warning("revocation_publish_failed", error=str(exc)[:200], items=len(items))
+            logger.warning("revocation_publish_failed", error_type=type(exc).__name__, items=len(items))
 
     return publish
 

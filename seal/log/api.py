@@ -13,7 +13,7 @@ from flask_smorest import Blueprint
 
 from common.db import get_db, get_session
 from common.web.audit import audit_requests
-from common.web.auth import require_token
+from common.web.auditor_api import add_consistency_view, auditor_view
 from seal.log import checkpoints, entries, proofs
 from seal.log import schemas as s
 from seal.log.audit_queries import AuditQueryStore, list_queries
@@ -37,7 +37,8 @@ blp = Blueprint("seal_log", __name__, url_prefix="/log", description=(
     "SEAL_LOG_CHECKPOINT_INTERVAL seconds (5) when the log grew, and on demand when a reader finds "
     "the newest one stale or a proof needs a newer one. Every call needs scope audit:read "
     "and is itself recorded in the audit query log."))
-AUTH_DOC = {"security": [{"bearerAuth": []}]}
+# Every view: a token with audit:read, the bearer requirement documented.
+auditor = auditor_view(blp, AUDIT_SCOPE)
 
 
 def settings() -> LogSettings:
@@ -57,8 +58,7 @@ audit_requests(blp, lambda: AuditQueryStore(get_db()))
 
 @blp.route("/checkpoint")
 class LatestCheckpoint(MethodView):
-    @require_token(AUDIT_SCOPE)
-    @blp.doc(**AUTH_DOC)
+    @auditor
     @blp.response(200, s.CheckpointSchema)
     def get(self):
         """The latest signed checkpoint (re-signed first if the log grew and it is stale)."""
@@ -67,8 +67,7 @@ class LatestCheckpoint(MethodView):
 
 @blp.route("/checkpoints")
 class Checkpoints(MethodView):
-    @require_token(AUDIT_SCOPE)
-    @blp.doc(**AUTH_DOC)
+    @auditor
     @blp.arguments(s.PageArgs, location="query")
     @blp.response(200, s.CheckpointPageSchema)
     def get(self, args):
@@ -79,8 +78,7 @@ class Checkpoints(MethodView):
 
 @blp.route("/entries")
 class Entries(MethodView):
-    @require_token(AUDIT_SCOPE)
-    @blp.doc(**AUTH_DOC)
+    @auditor
     @blp.arguments(s.RangeArgs, location="query")
     @blp.response(200, s.EntryListSchema)
     def get(self, args):
@@ -90,8 +88,7 @@ class Entries(MethodView):
 
 @blp.route("/entries/<bigint:index>")
 class EntryProof(MethodView):
-    @require_token(AUDIT_SCOPE)
-    @blp.doc(**AUTH_DOC)
+    @auditor
     @blp.arguments(s.TreeSizeArgs, location="query")
     @blp.response(200, s.EntryProofSchema)
     def get(self, args, index):
@@ -101,8 +98,7 @@ class EntryProof(MethodView):
 
 @blp.route("/proof/inclusion")
 class InclusionByHash(MethodView):
-    @require_token(AUDIT_SCOPE)
-    @blp.doc(**AUTH_DOC)
+    @auditor
     @blp.arguments(s.LeafHashArgs, location="query")
     @blp.response(200, s.InclusionSchema)
     def get(self, args):
@@ -113,24 +109,15 @@ class InclusionByHash(MethodView):
         return {"leaf_index": entry.leaf_index, **inclusion(session, entry.leaf_index, checkpoint)}
 
 
-@blp.route("/proof/consistency")
-class Consistency(MethodView):
-    @require_token(AUDIT_SCOPE)
-    @blp.doc(**AUTH_DOC)
-    @blp.arguments(s.ConsistencyArgs, location="query")
-    @blp.response(200, s.ConsistencySchema)
-    def get(self, args):
-        """Consistency proof that the tree of size ``second`` extends the tree of size ``first``."""
-        session = get_session()
-        second = args["second"] if "second" in args else latest(session, settings()).tree_size
-        proof = proofs.consistency_proof(session, args["first"], second)
-        return {"first": args["first"], "second": second, "proof": [h.hex() for h in proof]}
+Consistency = add_consistency_view(
+    blp, AUDIT_SCOPE, arguments=s.ConsistencyArgs, response=s.ConsistencySchema,
+    latest_size=lambda session: latest(session, settings()).tree_size, proof=proofs.consistency_proof,
+    doc="Consistency proof that the tree of size ``second`` extends the tree of size ``first``.")
 
 
 @blp.route("/search")
 class Search(MethodView):
-    @require_token(AUDIT_SCOPE)
-    @blp.doc(**AUTH_DOC)
+    @auditor
     @blp.arguments(s.SearchArgs, location="query")
     @blp.response(200, s.EntryPageSchema)
     def get(self, args):
@@ -150,8 +137,7 @@ class Search(MethodView):
 
 @blp.route("/keys")
 class Keys(MethodView):
-    @require_token(AUDIT_SCOPE)
-    @blp.doc(**AUTH_DOC)
+    @auditor
     @blp.response(200, s.LogKeysSchema)
     def get(self):
         """The log's public keys (active and retired), PEM with their signed-note key hints."""
@@ -162,8 +148,7 @@ class Keys(MethodView):
 
 @blp.route("/self-check")
 class SelfCheck(MethodView):
-    @require_token(AUDIT_SCOPE)
-    @blp.doc(**AUTH_DOC)
+    @auditor
     @blp.response(200, s.SelfCheckSchema)
     def get(self):
         """Recompute every leaf and node from the stored entries and check every checkpoint.
@@ -177,8 +162,7 @@ class SelfCheck(MethodView):
 
 @blp.route("/audit-queries")
 class AuditQueries(MethodView):
-    @require_token(AUDIT_SCOPE)
-    @blp.doc(**AUTH_DOC)
+    @auditor
     @blp.arguments(s.PageArgs, location="query")
     @blp.response(200, s.AuditQueryPageSchema)
     def get(self, args):

@@ -17,9 +17,10 @@ from pathlib import Path
 import click
 from sqlalchemy.orm import Session
 
+from common.merkle_log.cli import verify_and_exit
 from common.web.app import service_session
 from seal.log.service import LogSettings, publish, run_self_check
-from seal.log.verify_offline import BundleError, read_bundle, verify_bundle
+from seal.log.verify_offline import BundleError, Report, read_bundle, verify_bundle
 
 
 @click.group("log")
@@ -130,24 +131,16 @@ def fetch_command(url: str, token_file: Path | None, out: Path, start: int, end:
 def verify_command(bundle_path: Path, key_path: Path, checkpoint_path: Path | None, older_path: Path | None,
                    trusted_root: Path | None, no_signatures: bool, as_json: bool) -> None:
     """Verify log evidence offline. Exit 0: every check passed; 1: a check failed; 2: unreadable input."""
-    try:
-        bundle = read_bundle(bundle_path.read_bytes())
-        root_der = _read_cert(trusted_root) if trusted_root else None
-        report = verify_bundle(
-            bundle, key_path.read_bytes(),
+
+    def check() -> Report:
+        return verify_bundle(
+            read_bundle(bundle_path.read_bytes()), key_path.read_bytes(),
             saved_checkpoint=checkpoint_path.read_text(encoding="utf-8") if checkpoint_path else None,
             older_checkpoint=older_path.read_text(encoding="utf-8") if older_path else None,
-            check_signatures=not no_signatures, trusted_root_cert_der=root_der)
-    except (BundleError, UnicodeDecodeError) as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
-    if as_json:
-        click.echo(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
-    else:
-        for step in report.steps:
-            click.echo(f"{'OK  ' if step.ok else 'FAIL'} {step.name}: {step.detail}")
-        click.echo("VERIFIED" if report.ok else "VERIFICATION FAILED")
-    sys.exit(0 if report.ok else 1)
+            check_signatures=not no_signatures,
+            trusted_root_cert_der=_read_cert(trusted_root) if trusted_root else None)
+
+    verify_and_exit(check, as_json=as_json)
 
 
 def _read_cert(path: Path) -> bytes:

@@ -40,7 +40,6 @@ SEARCH_FIELDS = ("seal_code", "org_code", "signer", "document_digest", "since", 
 CATALOG = {
     "zh": {
         "audit.title": "签章日志审计控制台",
-        "audit.sign_out": "退出",
         "audit.checkpoint": "最新检查点",
         "audit.leaf_hash": "叶子哈希",
         "audit.size": "树大小",
@@ -69,6 +68,8 @@ CATALOG = {
         "audit.back": "返回检索",
         "audit.bad_query": "检索条件有误：{detail}",
         # The verification steps (seal.log.verify_offline: each step's kind, its detail's code).
+        # A failed check's {reason} / {reasons} are stable codes, each worded below
+        # (audit.reason.*), so no English message is set inside a Chinese sentence.
         "audit.step.entry": "条目 {index}：{kind}",
         "audit.step.checkpoint_signature": "检查点签名",
         "audit.step.older_checkpoint_signature": "较早检查点签名",
@@ -80,19 +81,19 @@ CATALOG = {
         "audit.step.range": "范围",
         "audit.step.full_range": "完整范围",
         "audit.step.consistency": "一致性",
-        "audit.detail.rejected": "未通过：{error}",
+        "audit.detail.rejected": "未通过：{reason}",
         "audit.detail.signed": "由固定的日志公钥签名：来源 {origin}，树大小 {size}，根哈希 {root}",
         "audit.detail.canonical": "规范化 JSON（RFC 8785）",
         "audit.detail.not_canonical": "叶子不是规范化 JSON",
         "audit.detail.leaf_hash_mismatch": "所述叶子哈希不等于 SM3(0x00 || 叶子)",
-        "audit.detail.not_included": "未包含在检查点中：{error}",
+        "audit.detail.not_included": "未包含在检查点中：{reason}",
         "audit.detail.included": "{hashes} 个哈希组成的审计路径通向检查点的根（树大小 {size}）",
         "audit.detail.ses_missing": "证据中没有此条目的 SES 签名",
         "audit.detail.ses_not_base64": "SES 签名不是 base64 编码",
         "audit.detail.digest_differs": "SES 签名的 SM3 与日志记录的 signature_digest 不符",
         "audit.detail.digest_matches": "SES 签名的 SM3 与日志记录的摘要一致",
         "audit.detail.ses_valid": "GB/T 38540 各项校验均通过",
-        "audit.detail.ses_invalid": "未通过：{reasons}",
+        "audit.detail.ses_invalid": "未通过 GB/T 38540 校验：{reasons}",
         "audit.detail.range_outside": "所称范围 {claimed} 不在检查点的树内",
         "audit.detail.range_complete": "条目 [{start}, {end}) 均在，且各出现一次",
         "audit.detail.range_incomplete": "条目 [{start}, {end})：缺少 {missing}，多出 {extra}",
@@ -102,12 +103,57 @@ CATALOG = {
         "audit.detail.older_root_differs": "前 {size} 个条目未能重现较早检查点的根",
         "audit.detail.older_larger": "较早检查点（树大小 {older}）大于证据中的检查点（树大小 {size}）",
         "audit.detail.no_consistency_proof": "证据中没有从树大小 {older} 到 {size} 的一致性证明",
-        "audit.detail.not_extension": "日志不是较早检查点的延续：{error}",
+        "audit.detail.not_extension": "日志不是较早检查点的延续：{reason}",
         "audit.detail.extends": "树大小 {size} 是树大小 {older} 的较早检查点的延续",
+        # Why a check failed: common.crypto.signed_note.NoteError and common.crypto.merkle.ProofError
+        # reasons, common.merkle_log.offline.BundleError's, and the SES checks' (seal.ses_verify
+        # CHECK_NAMES, or the SESFormatError code of a signature that does not parse).
+        "audit.reason_separator": "；",
+        "audit.reason.malformed_control_character": "检查点含有控制字符",
+        "audit.reason.malformed_key_name": "密钥名称格式不正确",
+        "audit.reason.malformed_checkpoint_line": "检查点的来源行或扩展行格式不正确",
+        "audit.reason.malformed_tree_size": "树大小不是规范的非负十进制整数",
+        "audit.reason.malformed_root_hash": "根哈希的长度不正确",
+        "audit.reason.malformed_newline": "检查点的行未以换行符正确结束",
+        "audit.reason.malformed_too_few_lines": "检查点缺少来源、树大小或根哈希行",
+        "audit.reason.malformed_base64": "根哈希或签名不是规范的 base64 编码",
+        "audit.reason.malformed_utf8": "检查点不是有效的 UTF-8 文本",
+        "audit.reason.malformed_no_blank_line": "签名行之前缺少空行",
+        "audit.reason.malformed_no_signatures": "检查点没有签名行",
+        "audit.reason.malformed_signature_line": "签名行格式不正确",
+        "audit.reason.too_large": "检查点过大或签名过多",
+        "audit.reason.no_signature_by_key": "没有固定的日志公钥所作的签名",
+        "audit.reason.signature_invalid": "固定的日志公钥所作的签名验证失败",
+        "audit.reason.origin_mismatch": "检查点的来源与证据中检查点的来源不同",
+        "audit.reason.index_outside": "条目序号不在检查点的树内",
+        "audit.reason.bad_hash_length": "哈希的长度不正确",
+        "audit.reason.proof_too_long": "证明比所需的长",
+        "audit.reason.proof_too_short": "证明比所需的短",
+        "audit.reason.root_mismatch": "证明不能通向检查点的根",
+        "audit.reason.old_root_mismatch": "证明不能重现较早检查点的根",
+        "audit.reason.sizes_out_of_order": "较早的树大小大于较新的树大小",
+        "audit.reason.not_hex": "证明中的哈希不是十六进制",
+        "audit.reason.unreadable": "证据无法读取",
+        "audit.reason.signature": "SM2 签名验证失败",
+        "audit.reason.signer_in_seal": "签章人证书不在印章的证书列表中",
+        "audit.reason.seal": "印章无效（制章者签名、有效期或状态）",
+        "audit.reason.signer_certificate": "签章人证书无效（签发者、有效期或吊销状态）",
+        "audit.reason.document_digest": "签名中的 dataHash 与文档摘要不符",
+        "audit.reason.der_truncated": "DER 数据不完整",
+        "audit.reason.der_wrong_tag": "DER 标签不符",
+        "audit.reason.der_not_canonical": "不是规范的 DER 编码",
+        "audit.reason.der_oversized": "DER 数据过长",
+        "audit.reason.der_trailing_data": "DER 数据之后有多余的字节",
+        "audit.reason.ses_malformed": "电子签章结构格式不正确",
+        "audit.reason.ses_wrong_header": "印章头标识不是 ES",
+        "audit.reason.ses_wrong_version": "印章版本不是 GB/T 38540 的第 4 版",
+        "audit.reason.ses_wrong_oid": "签名算法不是 SM2 与 SM3",
+        "audit.reason.cert_malformed": "证书格式不正确",
+        "audit.reason.cert_wrong_oid": "证书的算法不是 SM2 与 SM3",
+        "audit.reason.cert_wrong_curve": "证书的公钥不在 SM2 曲线上",
     },
     "en": {
         "audit.title": "Signature log audit console",
-        "audit.sign_out": "Sign out",
         "audit.checkpoint": "Latest checkpoint",
         "audit.leaf_hash": "Leaf hash",
         "audit.size": "Tree size",
@@ -146,12 +192,12 @@ CATALOG = {
         "audit.step.range": "range",
         "audit.step.full_range": "full range",
         "audit.step.consistency": "consistency",
-        "audit.detail.rejected": "rejected: {error}",
+        "audit.detail.rejected": "rejected: {reason}",
         "audit.detail.signed": "signed by the pinned key: origin {origin}, size {size}, root {root}",
         "audit.detail.canonical": "canonical JSON (RFC 8785)",
         "audit.detail.not_canonical": "the leaf is not canonical JSON",
         "audit.detail.leaf_hash_mismatch": "the stated leaf hash is not SM3(0x00 || leaf)",
-        "audit.detail.not_included": "not included in the checkpoint: {error}",
+        "audit.detail.not_included": "not included in the checkpoint: {reason}",
         "audit.detail.included": "audit path of {hashes} hashes leads to the checkpoint root (size {size})",
         "audit.detail.ses_missing": "the bundle carries no SES signature for this entry",
         "audit.detail.ses_not_base64": "the SES signature is not base64",
@@ -168,8 +214,51 @@ CATALOG = {
         "audit.detail.older_root_differs": "the first {size} entries do not reproduce the older checkpoint's root",
         "audit.detail.older_larger": "the older checkpoint (size {older}) is larger than the bundle's (size {size})",
         "audit.detail.no_consistency_proof": "the bundle has no consistency proof from size {older} to {size}",
-        "audit.detail.not_extension": "the log is not an extension of the older checkpoint: {error}",
+        "audit.detail.not_extension": "the log is not an extension of the older checkpoint: {reason}",
         "audit.detail.extends": "size {size} extends the older checkpoint of size {older}",
+        "audit.reason_separator": "; ",
+        "audit.reason.malformed_control_character": "the checkpoint contains a control character",
+        "audit.reason.malformed_key_name": "a key name is malformed",
+        "audit.reason.malformed_checkpoint_line": "an origin or extension line of the checkpoint is malformed",
+        "audit.reason.malformed_tree_size": "the tree size is not a canonical non-negative decimal",
+        "audit.reason.malformed_root_hash": "the root hash has the wrong length",
+        "audit.reason.malformed_newline": "a line of the checkpoint does not end with a newline as it should",
+        "audit.reason.malformed_too_few_lines": "the checkpoint lacks its origin, size or root hash line",
+        "audit.reason.malformed_base64": "the root hash or a signature is not canonical base64",
+        "audit.reason.malformed_utf8": "the checkpoint is not UTF-8 text",
+        "audit.reason.malformed_no_blank_line": "no blank line before the signatures",
+        "audit.reason.malformed_no_signatures": "the checkpoint has no signature lines",
+        "audit.reason.malformed_signature_line": "a signature line is malformed",
+        "audit.reason.too_large": "the checkpoint is too large or has too many signatures",
+        "audit.reason.no_signature_by_key": "no signature by the pinned log key",
+        "audit.reason.signature_invalid": "the signature by the pinned log key does not verify",
+        "audit.reason.origin_mismatch": "the checkpoint's origin differs from the bundle checkpoint's",
+        "audit.reason.index_outside": "the entry's index is outside the checkpoint's tree",
+        "audit.reason.bad_hash_length": "a hash has the wrong length",
+        "audit.reason.proof_too_long": "the proof is longer than needed",
+        "audit.reason.proof_too_short": "the proof is shorter than needed",
+        "audit.reason.root_mismatch": "the proof does not lead to the checkpoint's root",
+        "audit.reason.old_root_mismatch": "the proof does not reproduce the older checkpoint's root",
+        "audit.reason.sizes_out_of_order": "the older tree size is larger than the newer",
+        "audit.reason.not_hex": "a hash of the proof is not hex",
+        "audit.reason.unreadable": "the evidence cannot be read",
+        "audit.reason.signature": "the SM2 signature does not verify",
+        "audit.reason.signer_in_seal": "the signer certificate is not in the seal's certificate list",
+        "audit.reason.seal": "the seal is not valid (maker signature, validity or status)",
+        "audit.reason.signer_certificate": "the signer certificate is not valid (issuer, validity or revocation)",
+        "audit.reason.document_digest": "the signature's dataHash differs from the document digest",
+        "audit.reason.der_truncated": "the DER is truncated",
+        "audit.reason.der_wrong_tag": "a DER tag is not the expected one",
+        "audit.reason.der_not_canonical": "not canonical DER",
+        "audit.reason.der_oversized": "the DER is too long",
+        "audit.reason.der_trailing_data": "bytes follow the end of the DER",
+        "audit.reason.ses_malformed": "the electronic seal structure is malformed",
+        "audit.reason.ses_wrong_header": "the seal header is not ES",
+        "audit.reason.ses_wrong_version": "the seal version is not 4 (GB/T 38540)",
+        "audit.reason.ses_wrong_oid": "the signature algorithm is not SM2 with SM3",
+        "audit.reason.cert_malformed": "a certificate is malformed",
+        "audit.reason.cert_wrong_oid": "a certificate's algorithm is not SM2 with SM3",
+        "audit.reason.cert_wrong_curve": "a certificate's key is not on the SM2 curve",
     },
 }
 
@@ -249,6 +338,23 @@ def entry(index: int):
     report = verify_offline.verify_bundle(bundle, key["public_key_pem"])
     return render_template("seal/audit_entry.html", bundle=bundle, report=report.to_dict(),
                            event_json=json.dumps(bundle["entry"]["event"], ensure_ascii=False, indent=2))
+
+
+@bp.app_template_global("audit_step_detail")
+def step_detail(step: dict) -> str:
+    """A verification step's detail in the page's language (``step``: a ``Step.to_dict()``).
+
+    A failed check's ``reason`` and ``reasons`` are codes, worded here too: the English
+    message of the exception behind them is the CLI's (``detail``), not the page's.
+    """
+    if not step.get("code"):
+        return step["detail"]
+    params = dict(step["params"])
+    if "reason" in params:
+        params["reason"] = _(f"audit.reason.{params['reason']}")
+    if "reasons" in params:
+        params["reasons"] = _("audit.reason_separator").join(_(f"audit.reason.{code}") for code in params["reasons"])
+    return _(f"audit.detail.{step['code']}", **params)
 
 
 def init_pages(app: Flask) -> None:

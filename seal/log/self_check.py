@@ -4,25 +4,30 @@ Reports changed, deleted and inserted entries and nodes, search columns that dif
 leaves, stored signatures that do not hash to their leaf's digest, ``sign`` entries whose
 signature is not stored, and checkpoints whose roots,
 signatures or mutual consistency fail. Reads the whole log: O(n). The entries are the seal log's
-own; the node and checkpoint checks are :mod:`common.merkle_log.self_check`.
+own; the leaf-row walk and the node and checkpoint checks are :mod:`common.merkle_log.self_check`.
 """
 
 from __future__ import annotations
 
 import base64
-import json
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from common.crypto import merkle
 from common.crypto.gm import SM2PublicKey, sm3
-from common.merkle_log.self_check import CheckReport, check_checkpoints, compare_nodes
+from common.merkle_log.self_check import (
+    CheckReport,
+    LeafWords,
+    check_checkpoints,
+    check_stored_leaf,
+    compare_nodes,
+    rebuild_tree,
+)
 from seal.log.appends import INDEXED_FIELDS, canonical_leaf, str_or_none
 from seal.log.models import LogCheckpoint, LogEntry, LogNode
-from seal.log.tree import HASH, HASH_SIZE, log_size
+from seal.log.tree import log_size
 
 
 @dataclass
@@ -35,18 +40,16 @@ class SelfCheckReport(CheckReport):
                 "problems": self.problems}
 
 
+WORDS = LeafWords(prefix="entry", noun="leaf", of="an event", missing="a log entry is missing",
+                  beyond="an entry exists beyond the committed log size")
+
+
 def _check_entry(report: SelfCheckReport, entry: LogEntry) -> bytes:
     """Check one stored entry against its own leaf; returns the recomputed leaf hash."""
     index = entry.leaf_index
-    recomputed = merkle.leaf_hash(entry.leaf.encode(), hash_fn=HASH)
-    if bytes(entry.leaf_hash) != recomputed:
-        report.add("leaf_hash_mismatch", "the stored leaf hash is not the hash of the stored leaf", index=index)
-    try:
-        event = json.loads(entry.leaf)
-        if not isinstance(event, dict) or canonical_leaf(event) != entry.leaf.encode():
-            raise ValueError("not canonical")
-    except (ValueError, TypeError):
-        report.add("leaf_not_canonical", "the stored leaf is not canonical JSON of an event", index=index)
+    recomputed, event = check_stored_leaf(report, index, entry.leaf, entry.leaf_hash, WORDS, canonical_leaf,
+                                          lambda event: event)
+    if event is None:
         return recomputed
     for name in INDEXED_FIELDS:
         if str_or_none(event.get(name)) != getattr(entry, name):
@@ -73,23 +76,8 @@ def self_check(session: Session, verifiers: dict[str, tuple[SM2PublicKey, str]])
     signature rows, checkpoints whose roots, signatures or mutual consistency fail. Reads the whole log: O(n).
     """
     report = SelfCheckReport(size=log_size(session))
-    tree = merkle.MemoryTree(hash_fn=HASH)
-    expected = 0
-    for entry in session.scalars(select(LogEntry).order_by(LogEntry.leaf_index)).yield_per(1000):
-        report.entries_checked += 1
-        if entry.leaf_index >= report.size:
-            report.add("entry_beyond_head", "an entry exists beyond the committed log size", index=entry.leaf_index)
-            continue
-        while expected < entry.leaf_index:
-            report.add("entry_missing", "a log entry is missing", index=expected)
-            tree.append_leaf_hash(bytes(HASH_SIZE))  # keep positions aligned for later checks
-            expected += 1
-        tree.append_leaf_hash(_check_entry(report, entry))
-        expected += 1
-    while expected < report.size:
-        report.add("entry_missing", "a log entry is missing", index=expected)
-        tree.append_leaf_hash(bytes(HASH_SIZE))
-        expected += 1
+    rows = session.scalars(select(LogEntry).order_by(LogEntry.leaf_index)).yield_per(1000)
+    tree, report.entries_checked = rebuild_tree(report, rows, lambda entry: _check_entry(report, entry), WORDS)
 
     compare_nodes(session, report, LogNode, tree)
     check_checkpoints(session, report, LogCheckpoint, tree, verifiers)

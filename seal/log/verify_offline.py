@@ -20,21 +20,16 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from dataclasses import dataclass, field
 from typing import Any
 
-import rfc8785
-
 from common.crypto import merkle
-from common.crypto.gm import GMError, SM2PublicKey, sm3
-from common.crypto.signed_note import Checkpoint, NoteError, parse_note, verify_note
+from common.crypto.gm import sm3
+from common.crypto.signed_note import Checkpoint
+from common.merkle_log import offline
+from common.merkle_log.offline import BundleError, hex_hashes, load_public_key
 
 BUNDLE_FORMAT = "xsn-seal-log-bundle/1"
 HASH = merkle.sm3
-
-
-class BundleError(ValueError):
-    """The input is not a readable bundle, key or checkpoint (as opposed to failing a check)."""
 
 
 # Each kind of check and its English name (``entry <index>: `` before those of one entry).
@@ -46,62 +41,12 @@ KINDS = {"checkpoint_signature": "checkpoint signature", "older_checkpoint_signa
          "consistency": "consistency"}
 
 
-@dataclass
-class Step:
-    kind: str
-    ok: bool
-    detail: str
-    entry: int | None = None
-    code: str = ""
-    params: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def name(self) -> str:
-        return KINDS[self.kind] if self.entry is None else f"entry {self.entry}: {KINDS[self.kind]}"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "ok": self.ok, "detail": self.detail, "kind": self.kind, "entry": self.entry,
-                "code": self.code, "params": self.params}
-
-
-@dataclass
-class Report:
-    steps: list[Step] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return bool(self.steps) and all(step.ok for step in self.steps)
-
-    def add(self, kind: str, ok: bool, detail: str, *, entry: int | None = None, code: str = "",
-            **params: Any) -> bool:
-        """One check's result: ``kind`` (a key of ``KINDS``), the English ``detail``, and the
-        same as ``code`` and ``params`` for a translation."""
-        self.steps.append(Step(kind, ok, detail, entry, code, params))
-        return ok
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"ok": self.ok, "steps": [step.to_dict() for step in self.steps]}
+class Report(offline.Report):
+    def __init__(self) -> None:
+        super().__init__(KINDS)
 
 
 # -- parsing inputs -------------------------------------------------------------------------
-
-
-def load_public_key(pem: bytes | str) -> SM2PublicKey:
-    """:raise BundleError: not an SM2 public key in PEM."""
-    data = pem.encode() if isinstance(pem, str) else pem
-    try:
-        return SM2PublicKey.from_pem(data)
-    except (GMError, ValueError) as exc:
-        raise BundleError(f"the pinned log key is not an SM2 public key PEM: {exc}") from None
-
-
-def _hex_hashes(values: Any, what: str) -> list[bytes]:
-    if not isinstance(values, list):
-        raise BundleError(f"{what} must be a list of hex hashes")
-    try:
-        return [bytes.fromhex(v) for v in values]
-    except (TypeError, ValueError):
-        raise BundleError(f"{what} contains something that is not hex") from None
 
 
 def normalise_bundle(data: Any) -> dict[str, Any]:
@@ -127,39 +72,18 @@ def normalise_bundle(data: Any) -> dict[str, Any]:
 
 
 def read_bundle(text: str | bytes) -> dict[str, Any]:
-    try:
-        return normalise_bundle(json.loads(text))
-    except json.JSONDecodeError as exc:
-        raise BundleError(f"the bundle is not JSON: {exc}") from None
+    """:raise BundleError: not JSON, or not a bundle."""
+    return normalise_bundle(offline.load_json(text))
 
 
 # -- the checks -----------------------------------------------------------------------------
-
-
-def check_checkpoint(report: Report, note: str, key: SM2PublicKey, *, kind: str = "checkpoint_signature",
-                     origin: str | None = None) -> Checkpoint | None:
-    """Verify a checkpoint note's SM2 signature by the pinned key (key name = the note's origin)."""
-    try:
-        claimed, _sigs = parse_note(note)
-        name = origin or claimed.origin
-        checkpoint = verify_note(note, name, key, key.to_der(), origin=name)
-    except NoteError as exc:
-        report.add(kind, False, f"rejected: {exc}", code="rejected", error=str(exc))
-        return None
-    report.add(kind, True, f"signed by the pinned key: origin {checkpoint.origin}, size {checkpoint.size}, "
-               f"root {checkpoint.root_hash.hex()}", code="signed", origin=checkpoint.origin, size=checkpoint.size,
-               root=checkpoint.root_hash.hex())
-    return checkpoint
 
 
 def check_entry(report: Report, entry: dict[str, Any], checkpoint: Checkpoint) -> bytes | None:
     """Leaf canonical form, leaf hash and inclusion proof of one entry; returns its leaf hash."""
     index = entry["index"]
     leaf = entry["leaf"].encode()
-    try:
-        canonical = rfc8785.dumps(json.loads(leaf)) == leaf
-    except (ValueError, TypeError, rfc8785.CanonicalizationError):
-        canonical = False
+    canonical = offline.is_canonical_object(leaf)
     if not report.add("leaf", canonical, "canonical JSON (RFC 8785)" if canonical else "the leaf is not canonical JSON",
                       entry=index, code="canonical" if canonical else "not_canonical"):
         return None
@@ -169,11 +93,11 @@ def check_entry(report: Report, entry: dict[str, Any], checkpoint: Checkpoint) -
                    code="leaf_hash_mismatch")
         return None
     try:
-        proof = _hex_hashes(entry.get("inclusion_proof", []), "the inclusion proof")
+        proof = hex_hashes(entry.get("inclusion_proof", []), "the inclusion proof")
         merkle.verify_inclusion(leaf_hash, index, checkpoint.size, proof, checkpoint.root_hash, hash_fn=HASH)
     except (merkle.ProofError, BundleError) as exc:
         report.add("inclusion", False, f"not included in the checkpoint: {exc}", entry=index, code="not_included",
-                   error=str(exc))
+                   reason=exc.reason)
         return leaf_hash
     report.add("inclusion", True,
                f"audit path of {len(proof)} hashes leads to the checkpoint root (size {checkpoint.size})",
@@ -208,12 +132,15 @@ def check_ses(report: Report, entry: dict[str, Any], *, trusted_root_cert_der: b
     except ValueError:
         digest = None
     result = verify_ses_signature(der, digest, trusted_root_cert_der=trusted_root_cert_der)
+    # ``reasons``: the failed checks' names (seal.ses_verify.CHECK_NAMES) or, for a structure
+    # that does not parse, its SESFormatError code: stable codes a page words in its language.
     failed = [name for name, check in _checks(result) if not check]
-    error = getattr(result, "error", None)
-    reasons = ", ".join(failed) or (error or {}).get("detail") or "invalid"
-    detail = "all GB/T 38540 checks pass" if result.valid else f"fails: {reasons}"
+    error = getattr(result, "error", None) or {}
+    reasons = failed or [error.get("code") or "ses_malformed"]
+    english = ", ".join(failed) or error.get("detail") or "invalid"
+    detail = "all GB/T 38540 checks pass" if result.valid else f"fails: {english}"
     report.add("ses_signature", bool(result.valid), detail, entry=index,
-               code="ses_valid" if result.valid else "ses_invalid", reasons=reasons)
+               code="ses_valid" if result.valid else "ses_invalid", **({} if result.valid else {"reasons": reasons}))
 
 
 def _checks(result: Any) -> list[tuple[str, bool]]:
@@ -262,30 +189,6 @@ def check_full_range(report: Report, leaf_hashes: dict[int, bytes], checkpoint: 
     return True
 
 
-def check_consistency(report: Report, older: Checkpoint, checkpoint: Checkpoint, bundle: dict[str, Any]) -> None:
-    if older.size > checkpoint.size:
-        report.add("consistency", False, f"the older checkpoint (size {older.size}) is larger than the "
-                   f"bundle's (size {checkpoint.size})", code="older_larger", older=older.size, size=checkpoint.size)
-        return
-    proofs = [p for p in bundle.get("consistency", []) if isinstance(p, dict)
-              and p.get("first") == older.size and p.get("second") == checkpoint.size]
-    if not proofs and older.size not in (0, checkpoint.size):
-        report.add("consistency", False, f"the bundle has no consistency proof from size {older.size} "
-                   f"to {checkpoint.size} (export with --consistency-from {older.size})", code="no_consistency_proof",
-                   older=older.size, size=checkpoint.size)
-        return
-    try:
-        proof = _hex_hashes(proofs[0]["proof"], "the consistency proof") if proofs else []
-        merkle.verify_consistency(older.size, checkpoint.size, older.root_hash, checkpoint.root_hash, proof,
-                                  hash_fn=HASH)
-    except (merkle.ProofError, BundleError) as exc:
-        report.add("consistency", False, f"the log is not an extension of the older checkpoint: {exc}",
-                   code="not_extension", error=str(exc))
-        return
-    report.add("consistency", True, f"size {checkpoint.size} extends the older checkpoint of size {older.size}",
-               code="extends", older=older.size, size=checkpoint.size)
-
-
 def verify_bundle(bundle: dict[str, Any], pinned_key_pem: bytes | str, *, saved_checkpoint: str | None = None,
                   older_checkpoint: str | None = None, check_signatures: bool = True,
                   trusted_root_cert_der: bytes | None = None) -> Report:
@@ -297,13 +200,13 @@ def verify_bundle(bundle: dict[str, Any], pinned_key_pem: bytes | str, *, saved_
     bundle = normalise_bundle(bundle)
     key = load_public_key(pinned_key_pem)
     report = Report()
-    checkpoint = check_checkpoint(report, saved_checkpoint or bundle["checkpoint"], key)
+    checkpoint = offline.check_checkpoint(report, saved_checkpoint or bundle["checkpoint"], key)
     if checkpoint is None:
         return report
     older = None
     if older_checkpoint is not None:
-        older = check_checkpoint(report, older_checkpoint, key, kind="older_checkpoint_signature",
-                                 origin=checkpoint.origin)
+        older = offline.check_checkpoint(report, older_checkpoint, key, kind="older_checkpoint_signature",
+                                         origin=checkpoint.origin)
     leaf_hashes: dict[int, bytes] = {}
     for entry in bundle.get("entries", []):
         leaf_hash = check_entry(report, entry, checkpoint)
@@ -314,5 +217,5 @@ def verify_bundle(bundle: dict[str, Any], pinned_key_pem: bytes | str, *, saved_
     check_claimed_range(report, bundle, checkpoint)
     full = check_full_range(report, leaf_hashes, checkpoint, older) if leaf_hashes else False
     if older is not None and not full:
-        check_consistency(report, older, checkpoint, bundle)
+        offline.check_consistency(report, older, checkpoint, bundle)
     return report

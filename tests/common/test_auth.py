@@ -213,3 +213,16 @@ def test_a_verified_token_skips_only_the_signature_check_while_its_key_stays(tok
         with pytest.raises(access_tokens.InvalidToken):
             verifier.verify(elsewhere)
     assert len(checks) == before + 2
+
+
+def test_a_failed_jwks_fetch_is_logged_by_its_exception_type_not_its_message():
+    from structlog.testing import capture_logs
+
+    def fetch():
+        raise OSError("https://svc:s3cret@identity/jwks.json refused")
+
+    verifier = TokenVerifier(issuer="i", audience="a", jwks=JWKSCache(fetch))
+    with capture_logs() as captured, pytest.raises(ServiceUnavailable):
+        verifier.verify(TokenFactory(issuer="i").token(aud="a"))
+    assert [(e["event"], e["error_type"]) for e in captured] == [("jwks_fetch_failed", "OSError")]
+    assert "s3cret" not in repr(captured)

@@ -58,3 +58,21 @@ def test_the_inline_writer_takes_none_as_a_result_too():
     assert InlineWriter(_sessions, write_one, lambda requests: [None]).submit(["a"]) is None
     assert InlineWriter(_sessions, write_one, lambda requests: [NOT_WRITTEN]).submit(["b"]) == "alone"
     assert session_writes == [["b"]]
+
+
+def test_a_failed_write_is_logged_by_its_exception_type_not_its_message():
+    # A database error's message quotes the row's values (an ID number, a name); the log keeps
+    # the type, which says what went wrong without them.
+    from structlog.testing import capture_logs
+
+    def refuse(*_args):
+        raise ValueError("duplicate key value (id_number)=(610102199001011234)")
+
+    committer = GroupCommitter(_sessions, write_group=refuse, write_one=lambda _session, items: "alone",
+                               timeout=TimeoutError, write_committed=refuse)
+    group = [_Waiting(["a"])]
+    with capture_logs() as captured:
+        committer._commit(group)
+    assert group[0].outcome == "alone"
+    assert [(e["event"], e["error_type"]) for e in captured] == [(committer.failed_event, "ValueError")] * 2
+    assert "610102199001011234" not in repr(captured)

@@ -289,10 +289,16 @@ def test_discovery_naming_another_issuer_is_refused(serve_app):
 
 
 def test_an_unreachable_provider_is_unavailable():
+    from structlog.testing import capture_logs
+
     rp = OpenIDProvider(f"http://127.0.0.1:{free_port()}", timeout=1)
-    with pytest.raises(ProviderUnavailable) as caught:
+    with capture_logs() as captured, pytest.raises(ProviderUnavailable) as caught:
         rp.authorization_request(CLIENT)
     assert caught.value.status == 503 and caught.value.code == "oidc_provider_unavailable"
+    # The exception's type, not its message (the project's convention: a message may quote a
+    # URL with its query or credentials); the path asked for is its own field.
+    assert [(e["event"], e["error_type"], "error" in e) for e in captured] == [
+        ("oidc_provider_unreachable", "ConnectionError", False)]
 
 
 def test_discovery_is_cached(provider):

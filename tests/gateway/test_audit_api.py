@@ -120,3 +120,21 @@ def test_consistency_proof(app, auditor):
     assert latest["tree_size"] >= first["tree_size"] + 5
     merkle.verify_consistency(first["tree_size"], proof["second"], bytes.fromhex(first["root_hash"]),
                               bytes.fromhex(latest["root_hash"]), [bytes.fromhex(h) for h in proof["proof"]])
+
+
+def test_every_auditor_view_needs_the_scope_and_the_consistency_view_refuses_sizes_out_of_order(app, auditor,
+                                                                                              tokens):
+    client = app.test_client()
+    views = [rule.rule.replace("<bigint:index>", "1") for rule in app.url_map.iter_rules()
+             if rule.endpoint.startswith("gateway_audit.")]
+    assert "/audit/proof/consistency" in views and len(views) >= 6
+    wrong_scope = tokens.bearer(sub="p", scope="seal:read", aud="xsn:gateway", client_id="xsn-x")
+    assert {view: client.get(view).status_code for view in views} == dict.fromkeys(views, 401)
+    assert {view: client.get(view, headers=wrong_scope).status_code for view in views} == dict.fromkeys(views, 403)
+    # (Every query is appended to the log itself: the latest size grows with each request.)
+    for query in ("first=100000", "first=3&second=2"):
+        refused = client.get(f"/audit/proof/consistency?{query}", headers=auditor)
+        assert refused.status_code == 400 and refused.get_json()["code"] == "audit_range_invalid", query
+    with get_db(app).session() as session:
+        [last] = log.search(session, log.SearchQuery(kind="audit_query"), per_page=1)[0]
+    assert json.loads(last.leaf)["route"] == "audit:Consistency"

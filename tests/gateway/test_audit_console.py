@@ -78,6 +78,9 @@ def test_auditor_finds_a_request_by_request_id_and_sees_the_seal_log(app, identi
     assert '<td data-outcome="ok">成功</td>' in found  # the outcome in the page's language
     status, english = person.go(f"{GATEWAY}/gateway{CONSOLE}?request_id=edge-3&lang=en")
     assert "Results (1 in all)" in english and "Seal signature log" in english and "Signed in as 王五" in english
+    # The consoles' shared frame (common/web/templates/console/base.html): sign-out in both languages.
+    assert '<form method="post" action="/gateway/audit/console/logout"' in page and ">退出</button>" in page
+    assert ">Sign out</button>" in english
     assert '<td data-outcome="ok">OK</td>' in english
     status, bad = person.go(f"{GATEWAY}/gateway{CONSOLE}?status=abc&since=yesterday&lang=zh")
     assert status == 200 and "检索条件有误，请检查：起始时间、状态码" in bad and "Not a valid" not in bad

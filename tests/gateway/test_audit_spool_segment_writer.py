@@ -66,3 +66,28 @@ def test_once_broken_it_writes_nothing_more(tmp_path, monkeypatch):
     assert writer.durable_end == end
     assert segment_path(tmp_path, 0).read_bytes() == before
     writer.close()
+
+
+def test_a_failed_undo_logs_the_disk_error_s_errno_and_strerror_not_its_message(tmp_path, monkeypatch):
+    # What the operator must mend (ENOSPC, EIO) is kept as its own fields; the message, which
+    # may name a file or carry anything else, is not logged (the project's error_type convention).
+    from structlog.testing import capture_logs
+
+    from gateway.audit.spool import segment_writer
+
+    writer = SegmentWriter(tmp_path, segment_bytes=1 << 20)
+    writer.write(_frames("a"))
+
+    def full(*_args):
+        raise OSError(errno.ENOSPC, "No space left on device", "/srv/spool/secret-name")
+
+    monkeypatch.setattr(segment_writer, "datasync", full)
+    monkeypatch.setattr(segment_writer.os, "ftruncate", full)
+    with capture_logs() as captured, pytest.raises(OSError):
+        writer.write(_frames("b"))
+    monkeypatch.undo()
+    assert [(e["event"], e["error_type"], e["errno"], e["strerror"]) for e in captured] == [
+        ("audit_spool_zeroing_failed", "OSError", errno.ENOSPC, "No space left on device"),
+        ("audit_spool_broken", "OSError", errno.ENOSPC, "No space left on device")]
+    assert "secret-name" not in repr(captured)
+    writer.close()

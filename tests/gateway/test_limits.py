@@ -55,10 +55,16 @@ def test_redis_down_fails_open_and_is_counted():
         finally:
             await client.aclose()
 
+    from structlog.testing import capture_logs
+
     before = STORAGE_FAILURES._value.get()
-    decision = run_async(scenario())
+    with capture_logs() as captured:
+        decision = run_async(scenario())
     assert decision.allowed
     assert STORAGE_FAILURES._value.get() == before + 1
+    # The type only (the project's convention): a Redis error's message may carry its URL.
+    assert [(e["event"], sorted(e)) for e in captured] == [
+        ("ratelimit_storage_failed", ["error_type", "event", "log_level"])]
 
 
 @pytest.mark.services

@@ -13,7 +13,7 @@ from sqlalchemy import event, text
 from common.db import utcnow
 from payment.ledger import one_statement
 from payment.ledger.transfers import create_transfers
-from tests.support.races import in_thread
+from tests.support.concurrency import in_thread
 from tests.support.suite import wait_for
 
 # The session path's locking read of the accounts (``transfers._lock_accounts``,

@@ -9,20 +9,7 @@ import time
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
-
-def in_thread(work) -> tuple[threading.Thread, dict]:
-    """``work()`` started in a thread; the dict gets its result or what it raised."""
-    outcome: dict = {}
-
-    def run() -> None:
-        try:
-            outcome["value"] = work()
-        except Exception as exc:  # noqa: BLE001 - handed to the caller
-            outcome["value"] = exc
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    return thread, outcome
+from tests.support.concurrency import in_thread
 
 
 def paused_after_check(monkeypatch, owner, name: str, first, second, engine: Engine) -> tuple:

@@ -118,6 +118,6 @@ def verify_tokens(console: Console, tokens: dict[str, Any], nonce: str) -> tuple
         if access.get("sub") != claims["sub"] or access.get("client_id") != console.client_id:
             raise InvalidIDToken("the access token is for someone or something else", ["sub"])
     except (OIDCError, InvalidToken, KeyError, TypeError) as exc:
-        log.warning("console_token_rejected", console=console.name, error=str(exc)[:200])
+        log.warning("console_token_rejected", console=console.name, error_type=type(exc).__name__)
         raise ConsoleLoginFailed(console.name, "console.failed.token", 502) from exc
     return claims, access

@@ -191,7 +191,11 @@ class AuditSpool:
                 # it: an unresolved future would hang its request forever.
                 except Exception as exc:
                     self._accepted_end -= sum(len(frame) for frame, _ in batch)
-                    log.error("audit_spool_write_failed", error=str(exc), records=len(batch))
+                    # A disk error's errno and strerror (ENOSPC, EIO) are what the operator
+                    # needs and hold no record's content; other messages are left out.
+                    log.error("audit_spool_write_failed", error_type=type(exc).__name__,
+                              errno=getattr(exc, "errno", None), strerror=getattr(exc, "strerror", None),
+                              records=len(batch))
                     for _frame, future in batch:
                         if not future.done():
                             future.set_exception(AuditUnavailable("the audit spool cannot be written"))
@@ -229,8 +233,7 @@ class AuditSpool:
             try:
                 done(error)
             except Exception as exc:  # logged; the thread goes on to the next batch
-                log.error("audit_spool_callback_failed", error=f"{type(exc).__name__}: {exc}"[:300],
-                          records=len(frames))
+                log.error("audit_spool_callback_failed", error_type=type(exc).__name__, records=len(frames))
 
     def write_sync(self, record: Mapping[str, Any]) -> None:
         """Blocking append with its own fsync (tools and tests; the edge uses :meth:`record`).

@@ -151,12 +151,16 @@ class SegmentWriter:
             pwrite_all(self.fd, bytes(max(0, min(offset + size, self.filled) - offset)), offset)
             datasync(self.fd)
             return
+        # A disk error's errno and strerror (ENOSPC, EIO) say what the operator must mend and
+        # hold no record's content; the message may name the spool's file, and is left out.
         except (OSError, ValueError, TypeError) as exc:
-            log.error("audit_spool_zeroing_failed", error=str(exc))
+            log.error("audit_spool_zeroing_failed", error_type=type(exc).__name__, errno=getattr(exc, "errno", None),
+                      strerror=getattr(exc, "strerror", None))
         try:
             os.ftruncate(self.fd, offset)
         except (OSError, ValueError, TypeError) as exc:
-            log.error("audit_spool_broken", error=str(exc))
+            log.error("audit_spool_broken", error_type=type(exc).__name__, errno=getattr(exc, "errno", None),
+                      strerror=getattr(exc, "strerror", None))
             self.broken = True
             return
         self.filled = offset

@@ -189,3 +189,19 @@ def test_items_reach_redis(app, redis_url):
         session.commit()
     message = pubsub.get_message(timeout=5)
     assert message and json.loads(message["data"])["jti"] == "via-redis"
+
+
+def test_a_failed_publish_is_logged_by_its_exception_type_not_its_message(monkeypatch):
+    import redis
+    from structlog.testing import capture_logs
+
+    def refuse(*_args):
+        raise redis.ConnectionError("redis://:s3cret@cache:6379 refused")
+
+    monkeypatch.setattr(redis.Redis, "publish", refuse)
+    publish = revocations.redis_publisher("redis://127.0.0.1:1/0")
+    with capture_logs() as captured:
+        publish([{"jti": "t1"}])
+    assert [(e["event"], e["error_type"], e["items"]) for e in captured] == [
+        ("revocation_publish_failed", "ConnectionError", 1)]
+    assert "s3cret" not in repr(captured)

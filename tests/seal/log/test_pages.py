@@ -105,9 +105,11 @@ def test_every_step_and_detail_the_verifier_reports_is_in_both_languages():
     import re
     from pathlib import Path
 
+    from common.merkle_log import offline
     from seal.log import pages, verify_offline
 
-    source = Path(verify_offline.__file__).read_text()
+    # The seal's own checks, and the checkpoint and consistency checks it shares with the gateway.
+    source = Path(verify_offline.__file__).read_text() + Path(offline.__file__).read_text()
     codes = set(re.findall(r'code="(\w+)"', source))
     codes |= {c for pair in re.findall(r'code="(\w+)" if [\w.()]+ else "(\w+)"', source) for c in pair}
     assert len(codes) >= 24, sorted(codes)  # the pattern still finds them
@@ -115,6 +117,113 @@ def test_every_step_and_detail_the_verifier_reports_is_in_both_languages():
         catalogue = pages.CATALOG[language]
         assert not [k for k in verify_offline.KINDS if f"audit.step.{k}" not in catalogue], language
         assert not [c for c in codes if f"audit.detail.{c}" not in catalogue], language
+
+
+# A Latin word, a space or punctuation, another Latin word: an English phrase. Chinese details
+# may name SM2, SES, DER, GB/T 38540 or dataHash, never say a sentence in English.
+ENGLISH_PHRASE = r"[A-Za-z]{2,}[ ,:;']+[A-Za-z]{2,}"
+
+
+def _step_rows(html: str) -> list[str]:
+    import re
+
+    return [re.sub(r"<[^>]+>", " ", row) for row in re.findall(r'<tr class="step">(.*?)</tr>', html, re.S)]
+
+
+def test_every_reason_a_check_can_fail_with_is_worded_in_both_languages():
+    import re
+    from pathlib import Path
+
+    from common.crypto import merkle, signed_note
+    from common.merkle_log import offline
+    from seal import asn1, ca, ses, ses_verify
+    from seal.log import pages
+
+    # Every reason code the note, proof and bundle checks raise, every SESFormatError code and
+    # every SES check's name (the reasons of ses_invalid).
+    source = "".join(Path(m.__file__).read_text() for m in (signed_note, merkle, offline))
+    reasons = set(re.findall(r'reason="(\w+)"', source))
+    assert len(reasons) >= 20, sorted(reasons)  # the pattern still finds them
+    ses_codes = set(re.findall(r'code="(\w+)"', "".join(Path(m.__file__).read_text() for m in (asn1, ca, ses))))
+    assert {"der_truncated", "ses_wrong_header", "cert_malformed"} <= ses_codes | {"cert_malformed"}
+    codes = reasons | ses_codes | {"cert_malformed", "unreadable"} | set(ses_verify.CHECK_NAMES)
+    for language in ("zh", "en"):
+        catalogue = pages.CATALOG[language]
+        assert not [c for c in codes if f"audit.reason.{c}" not in catalogue], language
+    chinese = [text for key, text in pages.CATALOG["zh"].items() if key.startswith(("audit.detail.", "audit.reason."))]
+    assert not [text for text in chinese if re.search(ENGLISH_PHRASE, text)]
+
+
+def _tampered_entry(monkeypatch, change):
+    from seal.log import pages, service
+
+    def entry_with_proof(*args, **kwargs):
+        bundle = service.entry_with_proof(*args, **kwargs)
+        change(bundle)
+        return bundle
+
+    monkeypatch.setattr(pages, "entry_with_proof", entry_with_proof)
+
+
+def _forged_note(bundle):
+    note = bundle["checkpoint"]["note"]
+    lines = note.split("\n")
+    lines[1] = str(int(lines[1]) + 1)  # the size: the signature no longer covers the body
+    bundle["checkpoint"]["note"] = "\n".join(lines)
+
+
+def _wrong_proof(bundle):
+    bundle["inclusion_proof"][0] = "00" * 32
+
+
+@pytest.mark.parametrize(("change", "chinese", "english"), [
+    (_forged_note, "未通过：固定的日志公钥所作的签名验证失败",
+     "rejected: the signature by the pinned log key does not verify"),
+    (_wrong_proof, "未包含在检查点中：证明不能通向检查点的根",
+     "not included in the checkpoint: the proof does not lead to the checkpoint's root"),
+])
+def test_a_failed_check_says_why_in_the_page_s_language(browser, monkeypatch, change, chinese, english):
+    import re
+
+    _tampered_entry(monkeypatch, change)
+    html = browser.get("/audit/entries/3")
+    assert "存在未通过的校验" in html and chinese in html
+    rows = _step_rows(html)
+    assert rows and not [row for row in rows if re.search(ENGLISH_PHRASE, row)]
+    assert english in browser.get("/audit/entries/3?lang=en").replace("&#39;", "'")
+
+
+def test_a_signature_over_another_document_says_why_in_chinese(app, browser, material):
+    import re
+
+    with get_db(app).session() as session:
+        appends.append_event(session, {
+            "type": "sign", "time": "2026-08-01T02:00:09Z", "seal_id": "s1", "seal_code": "6101260200000001",
+            "org_code": "91610113MA6TXX0010", "signer": "svc-licenses", "client_id": "xsn-licenses",
+            "document_digest": sm3(b"another document").hex(), "signature_digest": sm3(material.signature_der).hex(),
+            "request_id": "r9"}, ses_der=material.signature_der)
+        session.commit()
+    html = browser.get("/audit/entries/4")
+    assert "未通过 GB/T 38540 校验：签名中的 dataHash 与文档摘要不符" in html
+    assert not [row for row in _step_rows(html) if re.search(ENGLISH_PHRASE, row)]
+    assert "fails: the signature's dataHash differs from the document digest" in browser.get(
+        "/audit/entries/4?lang=en").replace("&#39;", "'")
+
+
+def test_a_broken_consistency_proof_says_why_in_chinese(app):
+    from common.merkle_log.offline import Report, Step
+    from seal.log import pages
+
+    # The console checks no older checkpoint; the offline page words the step all the same.
+    report = Report({"consistency": "consistency"})
+    report.add("consistency", False, "the log is not an extension of the older checkpoint: consistency proof is "
+               "shorter than needed", code="not_extension", reason="proof_too_short")
+    [step] = [Step.to_dict(s) for s in report.steps]
+    with app.test_request_context("/audit/?lang=zh"):
+        assert pages.step_detail(step) == "日志不是较早检查点的延续：证明比所需的短"
+    with app.test_request_context("/audit/?lang=en"):
+        assert pages.step_detail(step) == "the log is not an extension of the older checkpoint: the proof is " \
+                                          "shorter than needed"
 
 
 def test_bad_search_input_is_explained_and_console_views_are_audited(app, browser, identity):
@@ -135,6 +244,9 @@ def test_unknown_entry_goes_back_to_the_search(browser):
 
 def test_sign_out(browser):
     html = browser.get("/audit/")
+    # The consoles' shared frame (common/web/templates/console/base.html) and wording.
+    assert '<form method="post" action="/seal/audit/logout"' in html and ">退出</button>" in html
+    assert ">Sign out</button>" in browser.get("/audit/?lang=en")
     status, location, _ = browser.browser.request("POST", f"{GATEWAY}/seal/audit/logout",
                                                   {"csrf_token": browser.browser.csrf(html)})
     assert status == 302 and "/identity/oauth/logout?" in location

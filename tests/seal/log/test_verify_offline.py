@@ -254,3 +254,20 @@ def test_signatures_made_through_the_api_are_logged_and_verify_offline(app, clie
     result = run(env, "verify", "--bundle", tmp_path / "entry.json", "--key", tmp_path / "log.pem",
                  "--trusted-root", tmp_path / "other.der")
     assert result.exit_code == 1 and "FAIL entry 1: SES signature" in result.output
+
+
+def test_a_leaf_that_is_canonical_json_but_not_an_event_fails_its_step_without_a_crash():
+    # "[]" is canonical JSON; it was accepted as a leaf, and checking its SES signature then
+    # read it as an object (AttributeError: a traceback instead of a report).
+    from common.crypto import merkle
+
+    key = SM2PrivateKey.generate()
+    leaf = "[]"
+    root = merkle.root_from_leaf_hashes([merkle.leaf_hash(leaf.encode(), hash_fn=merkle.sm3)], hash_fn=merkle.sm3)
+    note = sign_note(Checkpoint(ORIGIN, 1, root).body(), ORIGIN, key, key.public_key().to_der())
+    bundle = {"format": "xsn-seal-log-bundle/1", "checkpoint": note, "consistency": [],
+              "entries": [{"index": 0, "leaf": leaf, "inclusion_proof": [],
+                           "ses_signature": base64.b64encode(b"not an SES signature").decode()}]}
+    report = verify_bundle(bundle, key.public_key().to_pem())
+    assert not report.ok
+    assert [(s.name, s.ok, s.code) for s in report.steps][1:] == [("entry 0: leaf", False, "not_canonical")]
