@@ -19,7 +19,8 @@ NGINX_HINT = "nginx is not installed: `apt-get install nginx-light` (Debian), or
 
 
 @contextlib.contextmanager
-def nginx(upstream: str, work: Path) -> Iterator[tuple[str, int]]:
+def nginx(upstream: str, work: Path, workers: int | None = None) -> Iterator[tuple[str, int]]:
+    """nginx as a plain reverse proxy of ``upstream``; ``workers`` processes (``None``: one per core)."""
     if not shutil.which(NGINX) and not os.path.exists(NGINX):
         raise SystemExit(NGINX_HINT)
     port = free_port()
@@ -27,7 +28,7 @@ def nginx(upstream: str, work: Path) -> Iterator[tuple[str, int]]:
     temp = work / "nginx"
     temp.mkdir()
     (temp / "nginx.conf").write_text(f"""
-worker_processes auto;
+worker_processes {workers or 'auto'};
 pid {temp}/nginx.pid;
 error_log {temp}/error.log warn;
 events {{ worker_connections 8192; }}

@@ -66,7 +66,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from bench._gateway_processes import nginx, socket_upstream
-from bench._load import gunicorn, paced_lua, tree_cpu_seconds, wrk, wrk_version
+from bench._load import gunicorn, machine_busy_seconds, paced_lua, tree_cpu_seconds, wrk, wrk_version
 from bench.result import print_result
 from tests.support.suite import free_port, process, wait_ready
 
@@ -248,6 +248,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="gateway processes")
+    parser.add_argument("--nginx-workers", type=int, default=None,
+                        help="nginx worker processes (default: one per core)")
     parser.add_argument("--idle", type=int, default=1000)
     parser.add_argument("--setting", action="append", default=[], metavar="KEY=VALUE",
                         help="a gateway setting for the edge and its writers (XSN_KEY=VALUE), e.g. "
@@ -266,14 +268,15 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     figures: dict = {"audit_sink": args.audit_sink, "settings": " ".join(args.setting) or "defaults",
                      "connections": args.connections,
-                     "gateway_workers": args.workers, "cores": os.cpu_count(),
+                     "gateway_workers": args.workers, "nginx_workers": args.nginx_workers or os.cpu_count(),
+                     "cores": os.cpu_count(),
                      "upstream": f"gunicorn 2 x gthread {args.upstream_threads} threads" if args.upstream_threads
                      else "gunicorn 2 sync workers", "load_generator": f"wrk ({wrk_version()}), 2 threads"}
     with tempfile.TemporaryDirectory(prefix="xsn-bench-gw-") as tmp:
         work = Path(tmp)
         with gunicorn("bench.gateway:upstream_app()", workers=2, cwd=ROOT, ready_path="/livez",
                       threads=args.upstream_threads) as upstream, \
-                nginx(upstream.url, work) as (nginx_url, nginx_pid), \
+                nginx(upstream.url, work, args.nginx_workers) as (nginx_url, nginx_pid), \
                 (socket_upstream(work, args.upstream_threads) if args.unix_socket
                  else contextlib.nullcontext((None, None))) as (unix_upstream, unix_path), \
                 gateway(upstream.url, work, args.workers, args.audit_sink, args.profile,
@@ -297,6 +300,7 @@ def main(argv: list[str] | None = None) -> None:
                     front_before = sum(tree_cpu_seconds(pid) for pid in fronts)
                     upstream_before = serving.cpu_seconds()
                     writer_before = tree_cpu_seconds(gw.writer.pid) if gw.writer else 0.0
+                    busy_before, started = machine_busy_seconds(), time.monotonic()
                     result = wrk(url, duration=args.seconds, connections=args.connections, headers=headers)
                     if not result.ok:
                         raise RuntimeError(f"{name}: {result}")
@@ -304,6 +308,11 @@ def main(argv: list[str] | None = None) -> None:
                     entry = {"rps": round(result.requests_per_s), "p50_ms": round(result.p50_ms, 2),
                              "p99_ms": round(result.p99_ms, 2), "wrk_cpu_s": round(result.wrk_cpu_s, 2),
                              "upstream_cpu_ms_per_request": round((serving.cpu_seconds() - upstream_before) * per, 3)}
+                    busy_after, elapsed = machine_busy_seconds(), time.monotonic() - started
+                    if busy_before is not None and busy_after is not None:
+                        # Cores the whole machine kept busy: below the core count, the front's
+                        # latency is not all queueing for CPU (e.g. waits for the audit's fsync).
+                        entry["machine_cores_busy"] = round((busy_after - busy_before) / elapsed, 2)
                     if fronts:
                         entry["front_cpu_ms_per_request"] = round(
                             (sum(tree_cpu_seconds(pid) for pid in fronts) - front_before) * per, 3)
