@@ -14,21 +14,9 @@ from messaging import delivery, policy, wiring
 from messaging.channels import Outcome
 from messaging.channels.inapp import InboxChannel
 from messaging.models import Delivery, InboxItem, Message, Preference, QuietHours, Recipient
+from tests.messaging.fakes import Recorder
 
 ISSUED = {"licence_name": "营业执照", "face_number": "61010020260001", "issuer": "西安市市场监督管理局"}
-
-
-class Recorder:
-    """A dispatcher that only records what it was handed (a worker that has not run yet)."""
-
-    def __init__(self) -> None:
-        self.batches: list = []
-
-    def deliveries(self, batch) -> None:
-        self.batches.append(batch)
-
-    def events(self, batch) -> None:
-        pass
 
 
 def queued_message(app, caller, monkeypatch, **extra):
