@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
+import structlog
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
@@ -30,6 +31,8 @@ from messaging.channels import Channel, Outcome, Outgoing
 from messaging.claims import IN_FLIGHT, claim, still_claimed
 from messaging.events import jittered
 from messaging.models import App, Delivery, Message, Recipient, WebhookEvent
+
+log = structlog.get_logger("xsn.messaging.delivery")
 
 
 class Dispatcher(Protocol):
@@ -125,16 +128,18 @@ def deliver_batch(session: Session, batch: list[tuple[int, int]], channels: dict
     Reads first, claims each attempt and commits the claims, then sends with no write
     transaction open (on SQLite a write holds the one write lock, and the API must not wait for
     a batch of SMTP sends), then records the outcomes in one transaction. Channels that commit
-    each item (``commit_each``, one send per item) have each item claimed just before its own
-    send and its outcome recorded just after it. An outcome is recorded only while its row is
-    still ``sending`` with that attempt (:func:`_record`); one dropped is counted ``dropped``.
+    each item (``commit_each``, one send per item: :func:`_one_by_one`) have each item claimed
+    just before its own send and its outcome recorded just after it; an item whose claim or
+    record raises is rolled back, logged and counted ``error``, and the batch goes on (its row
+    waits for the sweeper). An outcome is recorded only while its row is still ``sending`` with
+    that attempt (:func:`_record`); one dropped is counted ``dropped``.
     """
     counts: dict[str, int] = {}
     try:
         loaded = _load(session, [delivery_id for delivery_id, _attempt in batch])  # noqa: F841 - held
         # An item claimed only when its turn comes: one still waiting when the sweeper re-queues
         # it (a slow carrier, a long batch) is skipped here, not sent beside the new attempt.
-        one_by_one = [(d, a) for d, a in batch if _one_by_one(channels, session.get(Delivery, d))]
+        one_by_one = {(d, a) for d, a in batch if _one_by_one(channels, session.get(Delivery, d))}
         begin_write(session)  # the claims below decide on the rows' latest state (SQLite)
         attempts = []
         dropped: set[int] = set()  # outcomes of attempts the rows no longer hold
@@ -149,31 +154,29 @@ def deliver_batch(session: Session, batch: list[tuple[int, int]], channels: dict
                 attempts.append(prepared)
         # Committed before anything is sent: a second copy of this task finds the rows claimed.
         session.commit()
-        done = []
         batched = _send_batches(session, channels, attempts)
-        for prepared in attempts:
-            outcome = batched.get(prepared.delivery.id) or _send(session, channels, prepared)
-            if getattr(channels.get(prepared.delivery.channel), "commit_each", True):
-                _record(session, prepared, outcome, settings, now(), dropped)
-                settle(session, now())
-                session.commit()
-            else:
-                done.append((prepared, outcome))
-        for prepared, outcome in done:
+        outcomes = [(prepared, batched.get(prepared.delivery.id) or _send(session, channels, prepared))
+                    for prepared in attempts]
+        for prepared, outcome in outcomes:
             _record(session, prepared, outcome, settings, now(), dropped)
         settle(session, now())
         session.commit()
-        for delivery_id, attempt in one_by_one:
-            begin_write(session)
-            prepared = _prepare(session, delivery_id, attempt, now())
-            session.commit()
+        for delivery_id, attempt in batch:
+            if (delivery_id, attempt) not in one_by_one:
+                continue
+            try:
+                prepared = _claim_send_record(session, channels, delivery_id, attempt, settings, now, dropped)
+            except Exception as exc:  # one item's bug must not leave the rest dispatched until swept
+                session.rollback()
+                session.info.pop("xsn_finished", None)  # counts of the rolled-back outcome
+                # The type, not the message: a driver's message can carry the phone number.
+                log.error("delivery_item_failed", id=delivery_id, attempt=attempt, error_type=type(exc).__name__)
+                counts["error"] = counts.get("error", 0) + 1
+                continue
             if prepared is None:
                 counts["skipped"] = counts.get("skipped", 0) + 1
-                continue
-            _record(session, prepared, _send(session, channels, prepared), settings, now(), dropped)
-            settle(session, now())
-            session.commit()
-            attempts.append(prepared)
+            else:
+                attempts.append(prepared)
         for prepared in attempts:
             status = "dropped" if prepared.delivery.id in dropped else prepared.delivery.status
             counts[status] = counts.get(status, 0) + 1
@@ -181,6 +184,20 @@ def deliver_batch(session: Session, batch: list[tuple[int, int]], channels: dict
         for channel in channels.values():
             channel.close()
     return counts
+
+
+def _claim_send_record(session: Session, channels: dict[str, Channel], delivery_id: int, attempt: int,
+                       settings: DeliverySettings, now: Callable[[], datetime], dropped: set[int]) -> _Attempt | None:
+    """One item of a channel that sends one at a time (commit): claimed just before its send, its
+    outcome recorded just after it; None if it was not ours to run."""
+    begin_write(session)
+    prepared = _prepare(session, delivery_id, attempt, now())
+    session.commit()
+    if prepared is not None:
+        _record(session, prepared, _send(session, channels, prepared), settings, now(), dropped)
+        settle(session, now())
+        session.commit()
+    return prepared
 
 
 def _one_by_one(channels: dict[str, Channel], delivery: Delivery | None) -> bool:

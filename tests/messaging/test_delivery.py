@@ -355,10 +355,9 @@ def test_a_delivery_lost_while_sending_is_swept_back_to_the_queue(hub_app, licen
     def dies(session, channels, prepared):
         raise SystemExit("the worker died mid-send")
 
-    monkeypatch.setattr(delivery, "_send", dies)
-    with get_db(hub_app).session() as session, pytest.raises(SystemExit):
+    with monkeypatch.context() as patched, get_db(hub_app).session() as session, pytest.raises(SystemExit):
+        patched.setattr(delivery, "_send", dies)
         delivery.deliver_batch(session, batch, {"sms": CountingChannel()}, settings)
-    monkeypatch.undo()
     channel = CountingChannel()
     with get_db(hub_app).session() as session:
         assert delivery.deliver_batch(session, batch, {"sms": channel}, settings) == {"skipped": 1}
@@ -449,3 +448,35 @@ def test_a_send_that_outlasts_stuck_after_does_not_record_onto_the_new_attempt(h
     assert counts == {"dropped": 1}
     assert [(e["log_level"], e["attempt"], e["outcome"], e["reason"]) for e in logs
             if e["event"] == "outcome_dropped"] == [("info", 1, "delivered", "a later attempt has it")]
+
+
+def test_an_sms_whose_outcome_cannot_be_recorded_does_not_stop_the_batch(hub_app, licenses, monkeypatch):
+    """Recording the first SMS's outcome raises (a bug, a lost connection): it is rolled back and
+    logged by type, and the next SMS is still sent; the exception used to end the batch, and the
+    rest waited out ``stuck_after`` as ``dispatched``."""
+    for _ in range(2):
+        queued_message(hub_app, licenses, monkeypatch, channels=["sms"])
+    settings = wiring.delivery_settings(hub_app.config)
+    recorder = Recorder()
+    with get_db(hub_app).session() as session:
+        assert delivery.relay(session, recorder, settings) == 2
+    (first, _), (second, _) = batch = recorder.batches[0]
+    record = delivery._record
+
+    def breaks_on_first(session, prepared, *args):
+        if prepared.delivery.id == first:
+            raise RuntimeError("lost connection to 13800001234")
+        return record(session, prepared, *args)
+
+    monkeypatch.setattr(delivery, "_record", breaks_on_first)
+    channel = CountingChannel()
+    with capture_logs() as logs, get_db(hub_app).session() as session:
+        counts = delivery.deliver_batch(session, batch, {"sms": channel}, settings)
+    assert counts == {"error": 1, "sent": 1}
+    assert channel.sent == batch
+    failed = [e for e in logs if e["event"] == "delivery_item_failed"]
+    assert [(e["id"], e["error_type"]) for e in failed] == [(first, "RuntimeError")]
+    assert "13800001234" not in repr(failed)
+    with get_db(hub_app).session() as session:
+        # The first waits for the sweeper in ``sending`` (whether it went out is unknown).
+        assert {d.id: d.status for d in session.scalars(select(Delivery))} == {first: "sending", second: "sent"}
