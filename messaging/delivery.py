@@ -1,4 +1,7 @@
-"""Delivery you can trust: relay, attempts, retries, fallback, receipts, sweeper, dead letters.
+"""Delivery you can trust: relay, attempts, retries, fallback, sweeper.
+
+A carrier's receipts are in :mod:`messaging.receipts`, dead letters and their replay in
+:mod:`messaging.dead_letters`.
 
 The outbox rows are the truth. The relay claims due ``queued`` deliveries (``FOR UPDATE SKIP
 LOCKED`` on PostgreSQL, so several relays never claim the same row), marks them
@@ -25,7 +28,6 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from common.db import begin_write, utcnow
-from common.errors import Conflict, NotFound
 from messaging import digest, events, policy
 from messaging.channels import Channel, Outcome, Outgoing
 from messaging.claims import IN_FLIGHT, claim, still_claimed
@@ -289,7 +291,7 @@ def apply_outcome(session: Session, delivery: Delivery, recipient: Recipient, me
     if outcome.status == "delivered":
         delivery.status = "delivered"
         recipient.channel = delivery.channel
-        _finish_recipient(session, message, recipient, "delivered", None, now)
+        finish_recipient(session, message, recipient, "delivered", None, now)
     elif outcome.status == "sent":
         delivery.status = recipient.status = "sent"
         recipient.channel, recipient.reason = delivery.channel, None
@@ -319,10 +321,10 @@ def fail_delivery(session: Session, delivery: Delivery, recipient: Recipient, me
         recipient.status, recipient.reason = "queued", "quiet_hours" if due > now else None
         return
     delivery.dead = True
-    _finish_recipient(session, message, recipient, "failed", reason[:255], now)
+    finish_recipient(session, message, recipient, "failed", reason[:255], now)
 
 
-def _finish_recipient(session: Session, message: Message, recipient: Recipient, status: str, reason: str | None,
+def finish_recipient(session: Session, message: Message, recipient: Recipient, status: str, reason: str | None,
                       now: datetime) -> None:
     """Make the recipient final; the message's countdown is settled at the next :func:`settle`."""
     recipient.status, recipient.reason = status, reason
@@ -355,71 +357,6 @@ def settle(session: Session, now: datetime) -> None:
         message = session.get(Message, message_id)
         if message is not None:
             session.expire(message)
-
-
-# -- receipts ---------------------------------------------------------------------------------------
-def apply_receipt(session: Session, provider_id: str, success: bool, error: str | None, *,
-                  now: datetime | None = None) -> str:
-    """A channel's delivery receipt (e.g. an SMS report) for the attempt it names (commit).
-
-    Returns ``applied``, ``duplicate`` (the delivery is past ``sent``: receipts repeat) or
-    ``unknown``: no delivery has that id yet, which happens when the receipt overtakes the
-    worker's commit of the send; the caller asks the carrier to push it again later.
-    """
-    now = now or utcnow()
-    # The delivery's status decides, so it is read under the lock: carriers repeat receipts, and
-    # two copies at once both read it "sent" and both finished the recipient.
-    begin_write(session)
-    delivery = session.scalars(select(Delivery).where(Delivery.provider_id == provider_id).with_for_update()
-                               .execution_options(populate_existing=True)).first()
-    if delivery is None or delivery.status not in ("sent", *IN_FLIGHT):
-        # Nothing to write: the lock taken above is let go now, not at the request's end (the
-        # caller goes on with other receipts and kicks the relay, which writes in its own session).
-        session.rollback()
-        return "unknown" if delivery is None else "duplicate"
-    recipient = session.get(Recipient, delivery.recipient_id)
-    message = session.get(Message, delivery.message_id)
-    delivery.updated_at = recipient.updated_at = now
-    if success:
-        delivery.status = "delivered"
-        _finish_recipient(session, message, recipient, "delivered", None, now)
-    else:
-        fail_delivery(session, delivery, recipient, message, error or "receipt_failed", now)
-    settle(session, now)
-    session.commit()
-    return "applied"
-
-
-# -- dead letters -----------------------------------------------------------------------------------
-class NotDeadLetter(Conflict):
-    code, title = "not_dead_letter", "The delivery is not on the dead-letter list"
-
-
-def dead_letters(session: Session, app: str, *, offset: int = 0, limit: int = 100) -> list[Delivery]:
-    return list(session.scalars(select(Delivery).join(Message, Message.id == Delivery.message_id)
-                                .where(Delivery.dead.is_(True), Message.app == app)
-                                .order_by(Delivery.id.desc()).offset(offset).limit(limit)))
-
-
-def replay(session: Session, app: str, delivery_id: int, *, now: datetime | None = None) -> Delivery:
-    """Queue a dead delivery once more, with the next attempt number (commit).
-
-    :raise NotFound: not this app's delivery. :raise NotDeadLetter:
-    """
-    now = now or utcnow()
-    delivery = session.get(Delivery, delivery_id)
-    message = session.get(Message, delivery.message_id) if delivery else None
-    if delivery is None or message.app != app:
-        raise NotFound("no such delivery", code="delivery_not_found")
-    if not delivery.dead:
-        raise NotDeadLetter()
-    recipient = session.get(Recipient, delivery.recipient_id)
-    delivery.dead, delivery.status, delivery.next_attempt_at, delivery.updated_at = False, "queued", now, now
-    recipient.status, recipient.reason, recipient.updated_at = "queued", None, now
-    session.execute(update(Message).where(Message.id == message.id)
-                    .values(pending_count=Message.pending_count + 1, status="queued", completed_at=None))
-    session.commit()
-    return delivery
 
 
 def new_id(prefix: str) -> str:

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from structlog.testing import capture_logs
 
 from common.db import get_db, utcnow
-from messaging import delivery, policy, wiring
+from messaging import delivery, policy, receipts, wiring
 from messaging.channels import Outcome
 from messaging.channels.inapp import InboxChannel
 from messaging.models import Delivery, InboxItem, Message, Preference, QuietHours, Recipient
@@ -265,9 +265,9 @@ def test_two_copies_of_a_receipt_at_once_apply_once(hub_app, licenses, monkeypat
 
     def receipt():
         with get_db(hub_app).session() as own:
-            return delivery.apply_receipt(own, "biz-race", True, None)
+            return receipts.apply_receipt(own, "biz-race", True, None)
 
-    first, second = paused_after_check(monkeypatch, delivery, "_finish_recipient", receipt, receipt,
+    first, second = paused_after_check(monkeypatch, receipts, "finish_recipient", receipt, receipt,
                                        get_db(hub_app).engine)
     assert (first, second) == ("applied", "duplicate")
     with get_db(hub_app).session() as session:
@@ -287,8 +287,8 @@ def test_a_receipt_with_nothing_to_apply_lets_go_of_its_lock_at_once(hub_app, li
                         .values(status="delivered", provider_id="biz-done"))
         session.commit()
     with get_db(hub_app).session() as held:
-        assert delivery.apply_receipt(held, "biz-unknown", True, None) == "unknown"
-        assert delivery.apply_receipt(held, "biz-done", True, None) == "duplicate"
+        assert receipts.apply_receipt(held, "biz-unknown", True, None) == "unknown"
+        assert receipts.apply_receipt(held, "biz-done", True, None) == "duplicate"
         with get_db(hub_app).session() as other:  # the same thread, while ``held`` is still open
             other.execute(update(Delivery).where(Delivery.message_id == message_id).values(attempt=7),
                           execution_options={"synchronize_session": False})
