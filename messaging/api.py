@@ -17,6 +17,7 @@ from flask_smorest import Blueprint
 
 from common.db import get_session
 from common.errors import Unauthorized, ValidationFailed
+from common.web import idempotency
 from common.web.auth import BEARER, current_claims, require_token
 from common.web.ratelimit import get_limits
 from messaging import catalogue, dead_letters, jobs, policy, receipts, sending, wiring
@@ -77,13 +78,12 @@ class Messages(MethodView):
     @blp.arguments(SendSchema)
     @blp.response(202, AcceptedSchema)
     @blp.alt_response(200, schema=AcceptedSchema, description="replay of an earlier request (Idempotency-Key)")
-    @blp.doc(security=BEARER, parameters=[{"in": "header", "name": "Idempotency-Key", "required": False,
-                                             "schema": {"type": "string", "maxLength": 255}}])
+    @blp.doc(security=BEARER, parameters=[idempotency.parameter()])
     def post(self, body):
         """Send a templated message to people (identity subjects) or raw addresses."""
         hub = _hub()
         accepted = sending.accept_message(get_session(), client_id=_app(), body=body,
-                                          idempotency_key=request.headers.get("Idempotency-Key"),
+                                          idempotency_key=idempotency.idempotency_key(),
                                           directory=hub.directory, limiter=get_limits(), limits=hub.limits)
         message = accepted.message
         payload = {"message_id": message.id, "status": "queued", "job_id": message.job_id}
