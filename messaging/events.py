@@ -15,12 +15,15 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
+import structlog
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from common.db import begin_write, utcnow
 from messaging.claims import claim, still_claimed
 from messaging.models import Message, Recipient, WebhookEndpoint, WebhookEvent
+
+log = structlog.get_logger("xsn.messaging.events")
 
 
 def emit(session: Session, app: str, event_type: str, dedupe_key: str, data: dict[str, Any], *,
@@ -69,10 +72,17 @@ def deliver_events(session: Session, batch: list[tuple[str, int]], post: Callabl
     with no transaction open (PostgreSQL: no session idle in transaction for the receiver's
     timeout; SQLite: no write lock held) and its outcome committed just after it. An outcome the
     event's row no longer holds is dropped (``dropped``; see :func:`messaging.claims.still_claimed`).
+    An event whose claim or record raises is rolled back, logged by error type and counted
+    ``error``; the batch goes on and the sweeper re-queues that one.
     """
     counts: dict[str, int] = {}
     for event_id, attempt in batch:
-        outcome = _attempt(session, event_id, attempt, post, settings, now, rand)
+        try:
+            outcome = _attempt(session, event_id, attempt, post, settings, now, rand)
+        except Exception as exc:  # one event's bug must not leave the rest dispatched until swept
+            session.rollback()
+            log.error("webhook_event_failed", id=event_id, attempt=attempt, error_type=type(exc).__name__)
+            outcome = "error"
         counts[outcome] = counts.get(outcome, 0) + 1
     # A worker lost before an outcome's commit leaves its event "sending" and the sweeper queues
     # it again; the repeated post carries the same webhook-id, which receivers deduplicate by

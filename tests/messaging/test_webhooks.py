@@ -8,6 +8,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import delete, select
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+from structlog.testing import capture_logs
 from werkzeug.wrappers import Request, Response
 
 from common.db import get_db, utcnow
@@ -333,3 +334,27 @@ def test_an_endpoint_deleted_mid_batch_does_not_stop_the_batch(hub_app):
     with get_db(hub_app).session() as session:
         assert [(e.id, e.status) for e in session.scalars(select(WebhookEvent))] == [
             (event_id, "delivered") for event_id, _ in batch if event_id not in deleted]
+
+
+def test_an_event_whose_outcome_cannot_be_recorded_does_not_stop_the_batch(hub_app, monkeypatch):
+    """Recording the first event's outcome raises: it is rolled back and logged by type, and the
+    next event is still posted (the exception used to end the batch)."""
+    settings = wiring.delivery_settings(hub_app.config)
+    (first, _), (second, _) = batch = dispatched_events(hub_app, 2)
+    record = events._record
+
+    def breaks_on_first(session, event, *args):
+        if event.id == first:
+            raise RuntimeError("database went away")
+        return record(session, event, *args)
+
+    monkeypatch.setattr(events, "_record", breaks_on_first)
+    poster = Poster()
+    with capture_logs() as logs, get_db(hub_app).session() as session:
+        counts = events.deliver_events(session, batch, poster.post, settings)
+    assert counts == {"error": 1, "delivered": 1} and poster.posted == [first, second]
+    assert [(e["id"], e["error_type"]) for e in logs if e["event"] == "webhook_event_failed"] == [
+        (first, "RuntimeError")]
+    with get_db(hub_app).session() as session:
+        assert {e.id: e.status for e in session.scalars(select(WebhookEvent))} == {first: "sending",
+                                                                                 second: "delivered"}
