@@ -17,9 +17,10 @@ from flask_smorest import Blueprint
 
 from common.db import get_session
 from common.errors import Unauthorized, ValidationFailed
+from common.web import idempotency
 from common.web.auth import BEARER, current_claims, require_token
 from common.web.ratelimit import get_limits
-from messaging import catalogue, delivery, jobs, policy, sending, wiring
+from messaging import catalogue, dead_letters, jobs, policy, receipts, sending, wiring
 from messaging.channels import inapp, sms, webhooks
 from messaging.models import Template
 from messaging.schemas import (
@@ -77,13 +78,12 @@ class Messages(MethodView):
     @blp.arguments(SendSchema)
     @blp.response(202, AcceptedSchema)
     @blp.alt_response(200, schema=AcceptedSchema, description="replay of an earlier request (Idempotency-Key)")
-    @blp.doc(security=BEARER, parameters=[{"in": "header", "name": "Idempotency-Key", "required": False,
-                                             "schema": {"type": "string", "maxLength": 255}}])
+    @blp.doc(security=BEARER, parameters=[idempotency.parameter()])
     def post(self, body):
         """Send a templated message to people (identity subjects) or raw addresses."""
         hub = _hub()
         accepted = sending.accept_message(get_session(), client_id=_app(), body=body,
-                                          idempotency_key=request.headers.get("Idempotency-Key"),
+                                          idempotency_key=idempotency.idempotency_key(),
                                           directory=hub.directory, limiter=get_limits(), limits=hub.limits)
         message = accepted.message
         payload = {"message_id": message.id, "status": "queued", "job_id": message.job_id}
@@ -122,7 +122,7 @@ class DeadLetters(MethodView):
     @blp.doc(security=BEARER)
     def get(self, page):
         """Deliveries that ran out of retries and channels (this app's)."""
-        return delivery.dead_letters(get_session(), _app(), offset=page["offset"], limit=page["limit"])
+        return dead_letters.for_app(get_session(), _app(), offset=page["offset"], limit=page["limit"])
 
 
 @blp.route("/dead-letters/<int:delivery_id>/replay")
@@ -132,7 +132,7 @@ class Replay(MethodView):
     @blp.doc(security=BEARER)
     def post(self, delivery_id):
         """Queue a dead delivery once more."""
-        row = delivery.replay(get_session(), _app(), delivery_id)
+        row = dead_letters.replay(get_session(), _app(), delivery_id)
         _hub().kick()
         return row
 
@@ -178,7 +178,7 @@ class SmsReceipts(MethodView):
         except ValueError as exc:
             raise ValidationFailed(str(exc), code="invalid_receipts") from exc
         session = get_session()
-        results = [delivery.apply_receipt(session, biz_id, success, error) for biz_id, success, error in reports]
+        results = [receipts.apply_receipt(session, biz_id, success, error) for biz_id, success, error in reports]
         _hub().kick()
         if "unknown" in results:  # the carrier pushes the report again later (1, 5, 10 minutes)
             return {"code": 1, "msg": "部分回执未匹配，请稍后重推 / unknown BizId, push again later"}

@@ -37,10 +37,8 @@ def claim(session: Session, model: type[Delivery] | type[WebhookEvent], row_id: 
                               .execution_options(synchronize_session=False)).rowcount
     if not claimed:
         row = session.execute(select(model.status, model.attempt).where(model.id == row_id)).first()
-        reason = "no such row" if row is None else "another copy of this task claimed it" \
-            if (row.status, row.attempt) == ("sending", attempt) else "the row has moved on"
-        log.info("attempt_not_claimed", table=model.__tablename__, id=row_id, attempt=attempt, reason=reason,
-                 status=row and row.status, row_attempt=row and row.attempt)
+        log.info("attempt_not_claimed", table=model.__tablename__, id=row_id, attempt=attempt,
+                 reason=_why_not_claimed(row, attempt), status=row and row.status, row_attempt=row and row.attempt)
     return bool(claimed)
 
 
@@ -62,9 +60,26 @@ def still_claimed(session: Session, model: type[Delivery] | type[WebhookEvent], 
                            .execution_options(synchronize_session=False)).rowcount
     if not held:
         row = session.execute(select(model.status, model.attempt).where(model.id == row_id)).first()
-        reason = "no such row" if row is None else \
-            "the sweeper re-queued it (the send outlasted stuck_after)" if row.attempt == attempt else \
-            "a later attempt has it" if row.attempt > attempt else "the row has moved on"
         log.info("outcome_dropped", table=model.__tablename__, id=row_id, attempt=attempt, outcome=outcome,
-                 reason=reason, status=row and row.status, row_attempt=row and row.attempt)
+                 reason=_why_dropped(row, attempt), status=row and row.status, row_attempt=row and row.attempt)
     return bool(held)
+
+
+def _why_not_claimed(row, attempt: int) -> str:
+    """Why a claim of ``attempt`` changed nothing, from the row's (status, attempt) or None."""
+    if row is None:
+        return "no such row"
+    if (row.status, row.attempt) == ("sending", attempt):
+        return "another copy of this task claimed it"
+    return "the row has moved on"
+
+
+def _why_dropped(row, attempt: int) -> str:
+    """Why the row no longer holds ``attempt``'s outcome, from its (status, attempt) or None."""
+    if row is None:
+        return "no such row"
+    if row.attempt == attempt:
+        return "the sweeper re-queued it (the send outlasted stuck_after)"
+    if row.attempt > attempt:
+        return "a later attempt has it"
+    return "the row has moved on"

@@ -1,4 +1,7 @@
-"""Delivery you can trust: relay, attempts, retries, fallback, receipts, sweeper, dead letters.
+"""Delivery you can trust: relay, attempts, retries, fallback, sweeper.
+
+A carrier's receipts are in :mod:`messaging.receipts`, dead letters and their replay in
+:mod:`messaging.dead_letters`.
 
 The outbox rows are the truth. The relay claims due ``queued`` deliveries (``FOR UPDATE SKIP
 LOCKED`` on PostgreSQL, so several relays never claim the same row), marks them
@@ -20,16 +23,18 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
+import structlog
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from common.db import begin_write, utcnow
-from common.errors import Conflict, NotFound
 from messaging import digest, events, policy
 from messaging.channels import Channel, Outcome, Outgoing
 from messaging.claims import IN_FLIGHT, claim, still_claimed
 from messaging.events import jittered
 from messaging.models import App, Delivery, Message, Recipient, WebhookEvent
+
+log = structlog.get_logger("xsn.messaging.delivery")
 
 
 class Dispatcher(Protocol):
@@ -125,16 +130,18 @@ def deliver_batch(session: Session, batch: list[tuple[int, int]], channels: dict
     Reads first, claims each attempt and commits the claims, then sends with no write
     transaction open (on SQLite a write holds the one write lock, and the API must not wait for
     a batch of SMTP sends), then records the outcomes in one transaction. Channels that commit
-    each item (``commit_each``, one send per item) have each item claimed just before its own
-    send and its outcome recorded just after it. An outcome is recorded only while its row is
-    still ``sending`` with that attempt (:func:`_record`); one dropped is counted ``dropped``.
+    each item (``commit_each``, one send per item: :func:`_one_by_one`) have each item claimed
+    just before its own send and its outcome recorded just after it; an item whose claim or
+    record raises is rolled back, logged and counted ``error``, and the batch goes on (its row
+    waits for the sweeper). An outcome is recorded only while its row is still ``sending`` with
+    that attempt (:func:`_record`); one dropped is counted ``dropped``.
     """
     counts: dict[str, int] = {}
     try:
         loaded = _load(session, [delivery_id for delivery_id, _attempt in batch])  # noqa: F841 - held
         # An item claimed only when its turn comes: one still waiting when the sweeper re-queues
         # it (a slow carrier, a long batch) is skipped here, not sent beside the new attempt.
-        one_by_one = [(d, a) for d, a in batch if _one_by_one(channels, session.get(Delivery, d))]
+        one_by_one = {(d, a) for d, a in batch if _one_by_one(channels, session.get(Delivery, d))}
         begin_write(session)  # the claims below decide on the rows' latest state (SQLite)
         attempts = []
         dropped: set[int] = set()  # outcomes of attempts the rows no longer hold
@@ -149,31 +156,29 @@ def deliver_batch(session: Session, batch: list[tuple[int, int]], channels: dict
                 attempts.append(prepared)
         # Committed before anything is sent: a second copy of this task finds the rows claimed.
         session.commit()
-        done = []
         batched = _send_batches(session, channels, attempts)
-        for prepared in attempts:
-            outcome = batched.get(prepared.delivery.id) or _send(session, channels, prepared)
-            if getattr(channels.get(prepared.delivery.channel), "commit_each", True):
-                _record(session, prepared, outcome, settings, now(), dropped)
-                settle(session, now())
-                session.commit()
-            else:
-                done.append((prepared, outcome))
-        for prepared, outcome in done:
+        outcomes = [(prepared, batched.get(prepared.delivery.id) or _send(session, channels, prepared))
+                    for prepared in attempts]
+        for prepared, outcome in outcomes:
             _record(session, prepared, outcome, settings, now(), dropped)
         settle(session, now())
         session.commit()
-        for delivery_id, attempt in one_by_one:
-            begin_write(session)
-            prepared = _prepare(session, delivery_id, attempt, now())
-            session.commit()
+        for delivery_id, attempt in batch:
+            if (delivery_id, attempt) not in one_by_one:
+                continue
+            try:
+                prepared = _claim_send_record(session, channels, delivery_id, attempt, settings, now, dropped)
+            except Exception as exc:  # one item's bug must not leave the rest dispatched until swept
+                session.rollback()
+                session.info.pop("xsn_finished", None)  # counts of the rolled-back outcome
+                # The type, not the message: a driver's message can carry the phone number.
+                log.error("delivery_item_failed", id=delivery_id, attempt=attempt, error_type=type(exc).__name__)
+                counts["error"] = counts.get("error", 0) + 1
+                continue
             if prepared is None:
                 counts["skipped"] = counts.get("skipped", 0) + 1
-                continue
-            _record(session, prepared, _send(session, channels, prepared), settings, now(), dropped)
-            settle(session, now())
-            session.commit()
-            attempts.append(prepared)
+            else:
+                attempts.append(prepared)
         for prepared in attempts:
             status = "dropped" if prepared.delivery.id in dropped else prepared.delivery.status
             counts[status] = counts.get(status, 0) + 1
@@ -181,6 +186,20 @@ def deliver_batch(session: Session, batch: list[tuple[int, int]], channels: dict
         for channel in channels.values():
             channel.close()
     return counts
+
+
+def _claim_send_record(session: Session, channels: dict[str, Channel], delivery_id: int, attempt: int,
+                       settings: DeliverySettings, now: Callable[[], datetime], dropped: set[int]) -> _Attempt | None:
+    """One item of a channel that sends one at a time (commit): claimed just before its send, its
+    outcome recorded just after it; None if it was not ours to run."""
+    begin_write(session)
+    prepared = _prepare(session, delivery_id, attempt, now())
+    session.commit()
+    if prepared is not None:
+        _record(session, prepared, _send(session, channels, prepared), settings, now(), dropped)
+        settle(session, now())
+        session.commit()
+    return prepared
 
 
 def _one_by_one(channels: dict[str, Channel], delivery: Delivery | None) -> bool:
@@ -272,7 +291,7 @@ def apply_outcome(session: Session, delivery: Delivery, recipient: Recipient, me
     if outcome.status == "delivered":
         delivery.status = "delivered"
         recipient.channel = delivery.channel
-        _finish_recipient(session, message, recipient, "delivered", None, now)
+        finish_recipient(session, message, recipient, "delivered", None, now)
     elif outcome.status == "sent":
         delivery.status = recipient.status = "sent"
         recipient.channel, recipient.reason = delivery.channel, None
@@ -302,10 +321,10 @@ def fail_delivery(session: Session, delivery: Delivery, recipient: Recipient, me
         recipient.status, recipient.reason = "queued", "quiet_hours" if due > now else None
         return
     delivery.dead = True
-    _finish_recipient(session, message, recipient, "failed", reason[:255], now)
+    finish_recipient(session, message, recipient, "failed", reason[:255], now)
 
 
-def _finish_recipient(session: Session, message: Message, recipient: Recipient, status: str, reason: str | None,
+def finish_recipient(session: Session, message: Message, recipient: Recipient, status: str, reason: str | None,
                       now: datetime) -> None:
     """Make the recipient final; the message's countdown is settled at the next :func:`settle`."""
     recipient.status, recipient.reason = status, reason
@@ -338,71 +357,6 @@ def settle(session: Session, now: datetime) -> None:
         message = session.get(Message, message_id)
         if message is not None:
             session.expire(message)
-
-
-# -- receipts ---------------------------------------------------------------------------------------
-def apply_receipt(session: Session, provider_id: str, success: bool, error: str | None, *,
-                  now: datetime | None = None) -> str:
-    """A channel's delivery receipt (e.g. an SMS report) for the attempt it names (commit).
-
-    Returns ``applied``, ``duplicate`` (the delivery is past ``sent``: receipts repeat) or
-    ``unknown``: no delivery has that id yet, which happens when the receipt overtakes the
-    worker's commit of the send; the caller asks the carrier to push it again later.
-    """
-    now = now or utcnow()
-    # The delivery's status decides, so it is read under the lock: carriers repeat receipts, and
-    # two copies at once both read it "sent" and both finished the recipient.
-    begin_write(session)
-    delivery = session.scalars(select(Delivery).where(Delivery.provider_id == provider_id).with_for_update()
-                               .execution_options(populate_existing=True)).first()
-    if delivery is None or delivery.status not in ("sent", *IN_FLIGHT):
-        # Nothing to write: the lock taken above is let go now, not at the request's end (the
-        # caller goes on with other receipts and kicks the relay, which writes in its own session).
-        session.rollback()
-        return "unknown" if delivery is None else "duplicate"
-    recipient = session.get(Recipient, delivery.recipient_id)
-    message = session.get(Message, delivery.message_id)
-    delivery.updated_at = recipient.updated_at = now
-    if success:
-        delivery.status = "delivered"
-        _finish_recipient(session, message, recipient, "delivered", None, now)
-    else:
-        fail_delivery(session, delivery, recipient, message, error or "receipt_failed", now)
-    settle(session, now)
-    session.commit()
-    return "applied"
-
-
-# -- dead letters -----------------------------------------------------------------------------------
-class NotDeadLetter(Conflict):
-    code, title = "not_dead_letter", "The delivery is not on the dead-letter list"
-
-
-def dead_letters(session: Session, app: str, *, offset: int = 0, limit: int = 100) -> list[Delivery]:
-    return list(session.scalars(select(Delivery).join(Message, Message.id == Delivery.message_id)
-                                .where(Delivery.dead.is_(True), Message.app == app)
-                                .order_by(Delivery.id.desc()).offset(offset).limit(limit)))
-
-
-def replay(session: Session, app: str, delivery_id: int, *, now: datetime | None = None) -> Delivery:
-    """Queue a dead delivery once more, with the next attempt number (commit).
-
-    :raise NotFound: not this app's delivery. :raise NotDeadLetter:
-    """
-    now = now or utcnow()
-    delivery = session.get(Delivery, delivery_id)
-    message = session.get(Message, delivery.message_id) if delivery else None
-    if delivery is None or message.app != app:
-        raise NotFound("no such delivery", code="delivery_not_found")
-    if not delivery.dead:
-        raise NotDeadLetter()
-    recipient = session.get(Recipient, delivery.recipient_id)
-    delivery.dead, delivery.status, delivery.next_attempt_at, delivery.updated_at = False, "queued", now, now
-    recipient.status, recipient.reason, recipient.updated_at = "queued", None, now
-    session.execute(update(Message).where(Message.id == message.id)
-                    .values(pending_count=Message.pending_count + 1, status="queued", completed_at=None))
-    session.commit()
-    return delivery
 
 
 def new_id(prefix: str) -> str:

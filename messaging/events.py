@@ -15,12 +15,15 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
+import structlog
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from common.db import begin_write, utcnow
 from messaging.claims import claim, still_claimed
 from messaging.models import Message, Recipient, WebhookEndpoint, WebhookEvent
+
+log = structlog.get_logger("xsn.messaging.events")
 
 
 def emit(session: Session, app: str, event_type: str, dedupe_key: str, data: dict[str, Any], *,
@@ -61,39 +64,51 @@ def deliver_events(session: Session, batch: list[tuple[str, int]], post: Callabl
                    now: Callable[[], datetime] = utcnow, rand=None) -> dict[str, int]:
     """One attempt per (event id, attempt); ``post(endpoint, id, body, now) -> (status, error)`` (commit).
 
-    The batch's attempts are claimed and the claims committed before anything is posted, so a
-    second copy of the task (a redelivery, a retry beside a slow first run) posts nothing. Each
-    post is made with no write transaction open and its outcome committed just after it: on
-    SQLite a write held across the next post (a slow receiver, up to its timeout) kept every
-    other writer of the hub waiting. An outcome the event's row no longer holds is dropped
-    (``dropped``; see :func:`messaging.claims.still_claimed`).
+    Each event is claimed just before its own post, not the batch at once: a batch of 100 to a
+    slow receiver outlasts ``stuck_after``, the sweeper re-queues the events still waiting, and
+    a claim made long before would let this worker post them beside the new attempt (and count
+    the endpoint's failure twice). A second copy of the task (a redelivery, a retry beside a
+    slow first run) finds each event claimed and posts nothing (``skipped``). Each post is made
+    with no transaction open (PostgreSQL: no session idle in transaction for the receiver's
+    timeout; SQLite: no write lock held) and its outcome committed just after it. An outcome the
+    event's row no longer holds is dropped (``dropped``; see :func:`messaging.claims.still_claimed`).
+    An event whose claim or record raises is rolled back, logged by error type and counted
+    ``error``; the batch goes on and the sweeper re-queues that one.
     """
     counts: dict[str, int] = {}
-    begin_write(session)  # the claims decide on the rows' latest state (SQLite)
-    claimed_at = now()
-    claimed = []
     for event_id, attempt in batch:
-        if claim(session, WebhookEvent, event_id, attempt, claimed_at):
-            claimed.append((event_id, attempt))
-        else:
-            counts["skipped"] = counts.get("skipped", 0) + 1
-    session.commit()
-    for event_id, attempt in claimed:
-        event = session.get(WebhookEvent, event_id, populate_existing=True)
-        # As last committed: a concurrent batch may have disabled it (410, a failure streak).
-        endpoint = session.get(WebhookEndpoint, event.endpoint_id, populate_existing=True)
-        at = now()
-        posted, status, error = endpoint.enabled, None, "endpoint_disabled"
-        if posted:
-            body = json.dumps(event.payload, ensure_ascii=False, separators=(",", ":")).encode()
-            status, error = post(endpoint, event.id, body, at)
-        outcome = _record(session, event, attempt, endpoint.id, (posted, status, error), at, settings, rand)
-        session.commit()
+        try:
+            outcome = _attempt(session, event_id, attempt, post, settings, now, rand)
+        except Exception as exc:  # one event's bug must not leave the rest dispatched until swept
+            session.rollback()
+            log.error("webhook_event_failed", id=event_id, attempt=attempt, error_type=type(exc).__name__)
+            outcome = "error"
         counts[outcome] = counts.get(outcome, 0) + 1
     # A worker lost before an outcome's commit leaves its event "sending" and the sweeper queues
     # it again; the repeated post carries the same webhook-id, which receivers deduplicate by
     # (that is what the id is for).
     return counts
+
+
+def _attempt(session: Session, event_id: str, attempt: int, post: Callable, settings,
+             now: Callable[[], datetime], rand) -> str:
+    """Claim, post and record one event's attempt (commit); its new status, ``skipped`` or ``dropped``."""
+    begin_write(session)  # the claim decides on the row's latest state (SQLite)
+    if not claim(session, WebhookEvent, event_id, attempt, now()):
+        session.rollback()
+        return "skipped"
+    event = session.get(WebhookEvent, event_id, populate_existing=True)
+    # As last committed: a concurrent batch may have disabled it (410, a failure streak).
+    endpoint = session.get(WebhookEndpoint, event.endpoint_id, populate_existing=True)
+    session.commit()  # the claim, and the reads' transaction ends before the post
+    at = now()
+    posted, status, error = endpoint is not None and endpoint.enabled, None, "endpoint_disabled"
+    if posted:
+        body = json.dumps(event.payload, ensure_ascii=False, separators=(",", ":")).encode()
+        status, error = post(endpoint, event.id, body, at)
+    outcome = _record(session, event, attempt, event.endpoint_id, (posted, status, error), at, settings, rand)
+    session.commit()
+    return outcome
 
 
 def _record(session: Session, event: WebhookEvent, attempt: int, endpoint_id: str,
@@ -116,11 +131,13 @@ def _record(session: Session, event: WebhookEvent, attempt: int, endpoint_id: st
                                                       WebhookEndpoint.failure_streak != 0)
                         .values(failure_streak=0).execution_options(synchronize_session=False))
     elif posted:
-        streak, enabled = session.execute(
+        # ``first``: the endpoint may have been deleted meanwhile; no row counts as disabled.
+        row = session.execute(
             update(WebhookEndpoint).where(WebhookEndpoint.id == endpoint_id)
             .values(failure_streak=WebhookEndpoint.failure_streak + 1)
             .returning(WebhookEndpoint.failure_streak, WebhookEndpoint.enabled)
-            .execution_options(synchronize_session=False)).one()
+            .execution_options(synchronize_session=False)).first()
+        streak, enabled = row if row is not None else (0, False)
         if enabled and (status == 410 or streak >= settings.webhook_disable_after):
             reason = "the endpoint answered 410 Gone" if status == 410 else f"{streak} failures in a row"
             session.execute(update(WebhookEndpoint).where(WebhookEndpoint.id == endpoint_id)

@@ -137,3 +137,12 @@ def test_bad_receipts_are_refused(hub_app):
     headers = {"X-XSN-Receipt-Token": receipt_token(hub_app.config)}
     response = client.post("/receipts/sms", json={"biz_id": 1}, headers=headers)
     assert response.status_code == 422 and response.get_json()["code"] == "invalid_receipts"
+
+
+@pytest.mark.parametrize("key", ["", "k" * 256], ids=["empty", "too-long"])
+def test_a_malformed_idempotency_key_is_refused_with_the_common_code(licenses, hub_app, key):
+    body = {"template": "licence_issued", "variables": ISSUED, "recipients": [{"subject": "person-li"}]}
+    response = licenses.client.post("/messages", json=body, headers=licenses.headers(**{"Idempotency-Key": key}))
+    assert response.status_code == 422 and response.headers["Content-Type"] == "application/problem+json"
+    assert response.get_json()["code"] == "invalid_idempotency_key"
+    assert nothing_written(hub_app)

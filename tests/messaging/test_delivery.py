@@ -10,25 +10,13 @@ from sqlalchemy import func, select
 from structlog.testing import capture_logs
 
 from common.db import get_db, utcnow
-from messaging import delivery, policy, wiring
+from messaging import delivery, policy, receipts, wiring
 from messaging.channels import Outcome
 from messaging.channels.inapp import InboxChannel
 from messaging.models import Delivery, InboxItem, Message, Preference, QuietHours, Recipient
+from tests.messaging.fakes import Recorder
 
 ISSUED = {"licence_name": "营业执照", "face_number": "61010020260001", "issuer": "西安市市场监督管理局"}
-
-
-class Recorder:
-    """A dispatcher that only records what it was handed (a worker that has not run yet)."""
-
-    def __init__(self) -> None:
-        self.batches: list = []
-
-    def deliveries(self, batch) -> None:
-        self.batches.append(batch)
-
-    def events(self, batch) -> None:
-        pass
 
 
 def queued_message(app, caller, monkeypatch, **extra):
@@ -277,9 +265,9 @@ def test_two_copies_of_a_receipt_at_once_apply_once(hub_app, licenses, monkeypat
 
     def receipt():
         with get_db(hub_app).session() as own:
-            return delivery.apply_receipt(own, "biz-race", True, None)
+            return receipts.apply_receipt(own, "biz-race", True, None)
 
-    first, second = paused_after_check(monkeypatch, delivery, "_finish_recipient", receipt, receipt,
+    first, second = paused_after_check(monkeypatch, receipts, "finish_recipient", receipt, receipt,
                                        get_db(hub_app).engine)
     assert (first, second) == ("applied", "duplicate")
     with get_db(hub_app).session() as session:
@@ -299,8 +287,8 @@ def test_a_receipt_with_nothing_to_apply_lets_go_of_its_lock_at_once(hub_app, li
                         .values(status="delivered", provider_id="biz-done"))
         session.commit()
     with get_db(hub_app).session() as held:
-        assert delivery.apply_receipt(held, "biz-unknown", True, None) == "unknown"
-        assert delivery.apply_receipt(held, "biz-done", True, None) == "duplicate"
+        assert receipts.apply_receipt(held, "biz-unknown", True, None) == "unknown"
+        assert receipts.apply_receipt(held, "biz-done", True, None) == "duplicate"
         with get_db(hub_app).session() as other:  # the same thread, while ``held`` is still open
             other.execute(update(Delivery).where(Delivery.message_id == message_id).values(attempt=7),
                           execution_options={"synchronize_session": False})
@@ -367,10 +355,9 @@ def test_a_delivery_lost_while_sending_is_swept_back_to_the_queue(hub_app, licen
     def dies(session, channels, prepared):
         raise SystemExit("the worker died mid-send")
 
-    monkeypatch.setattr(delivery, "_send", dies)
-    with get_db(hub_app).session() as session, pytest.raises(SystemExit):
+    with monkeypatch.context() as patched, get_db(hub_app).session() as session, pytest.raises(SystemExit):
+        patched.setattr(delivery, "_send", dies)
         delivery.deliver_batch(session, batch, {"sms": CountingChannel()}, settings)
-    monkeypatch.undo()
     channel = CountingChannel()
     with get_db(hub_app).session() as session:
         assert delivery.deliver_batch(session, batch, {"sms": channel}, settings) == {"skipped": 1}
@@ -461,3 +448,35 @@ def test_a_send_that_outlasts_stuck_after_does_not_record_onto_the_new_attempt(h
     assert counts == {"dropped": 1}
     assert [(e["log_level"], e["attempt"], e["outcome"], e["reason"]) for e in logs
             if e["event"] == "outcome_dropped"] == [("info", 1, "delivered", "a later attempt has it")]
+
+
+def test_an_sms_whose_outcome_cannot_be_recorded_does_not_stop_the_batch(hub_app, licenses, monkeypatch):
+    """Recording the first SMS's outcome raises (a bug, a lost connection): it is rolled back and
+    logged by type, and the next SMS is still sent; the exception used to end the batch, and the
+    rest waited out ``stuck_after`` as ``dispatched``."""
+    for _ in range(2):
+        queued_message(hub_app, licenses, monkeypatch, channels=["sms"])
+    settings = wiring.delivery_settings(hub_app.config)
+    recorder = Recorder()
+    with get_db(hub_app).session() as session:
+        assert delivery.relay(session, recorder, settings) == 2
+    (first, _), (second, _) = batch = recorder.batches[0]
+    record = delivery._record
+
+    def breaks_on_first(session, prepared, *args):
+        if prepared.delivery.id == first:
+            raise RuntimeError("lost connection to 13800001234")
+        return record(session, prepared, *args)
+
+    monkeypatch.setattr(delivery, "_record", breaks_on_first)
+    channel = CountingChannel()
+    with capture_logs() as logs, get_db(hub_app).session() as session:
+        counts = delivery.deliver_batch(session, batch, {"sms": channel}, settings)
+    assert counts == {"error": 1, "sent": 1}
+    assert channel.sent == batch
+    failed = [e for e in logs if e["event"] == "delivery_item_failed"]
+    assert [(e["id"], e["error_type"]) for e in failed] == [(first, "RuntimeError")]
+    assert "13800001234" not in repr(failed)
+    with get_db(hub_app).session() as session:
+        # The first waits for the sweeper in ``sending`` (whether it went out is unknown).
+        assert {d.id: d.status for d in session.scalars(select(Delivery))} == {first: "sending", second: "sent"}

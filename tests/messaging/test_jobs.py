@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 
 from common.db import get_db, utcnow
 from messaging import delivery, jobs, wiring
-from tests.messaging.test_delivery import Recorder
+from tests.messaging.fakes import Recorder
 
 NOTICE = {"payment_code": "6101", "amount_yuan": "50.00", "due_date": "2026-12-31", "department": "西安市交通局"}
 PHONES = [{"phone": f"1380000{i:04d}"} for i in range(150)]

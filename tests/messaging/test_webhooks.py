@@ -6,8 +6,9 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+from structlog.testing import capture_logs
 from werkzeug.wrappers import Request, Response
 
 from common.db import get_db, utcnow
@@ -15,6 +16,7 @@ from messaging import delivery, events, wiring
 from messaging.channels import webhooks
 from messaging.dispatch import InlineDispatcher
 from messaging.models import WebhookEndpoint, WebhookEvent
+from tests.messaging.fakes import Recorder
 from tests.support.suite import Served
 
 ISSUED = {"licence_name": "营业执照", "face_number": "61010020260001", "issuer": "西安市市场监督管理局"}
@@ -163,46 +165,12 @@ def test_rotation_grace_ends():
     assert len(webhooks.signature_header(endpoint, "msg_1", 1, b"{}", utcnow()).split(" ")) == 1
 
 
-def test_two_copies_of_an_event_task_at_once_post_once(hub_app, monkeypatch):
-    """A redelivered (or retried) event task run while the first copy is held after its check
-    posts nothing (both used to pass the attempt check and both posted the event)."""
-    from tests.support.races import paused_after_check
-
-    settings = wiring.delivery_settings(hub_app.config)
+def dispatched_events(hub_app, count: int, endpoints: int = 1) -> list[tuple[str, int]]:
+    """``count`` events to each of ``endpoints`` endpoints, handed to workers as attempt 1 (the
+    relay's state)."""
     with get_db(hub_app).session() as session:
-        webhooks.create_endpoint(session, "xsn-licenses", "http://127.0.0.1:9/x", ["*"], allow_private=True)
-        events.emit(session, "xsn-licenses", "message.completed", "k", {"n": 1})
-        session.commit()
-        event = session.scalars(select(WebhookEvent)).one()
-        event.status, event.attempt = "dispatched", 1
-        session.commit()
-        batch = [(event.id, 1)]
-
-    class Receiver:
-        def __init__(self) -> None:
-            self.posted: list[str] = []
-
-        def post(self, endpoint, event_id, body, at):
-            self.posted.append(event_id)
-            return 204, None
-
-    receiver = Receiver()
-
-    def task():
-        with get_db(hub_app).session() as own:
-            return events.deliver_events(own, batch, lambda *args: receiver.post(*args), settings)
-
-    first, second = paused_after_check(monkeypatch, receiver, "post", task, task, get_db(hub_app).engine)
-    assert (first, second) == ({"delivered": 1}, {"skipped": 1})
-    assert receiver.posted == [batch[0][0]]
-    with get_db(hub_app).session() as session:
-        assert session.scalars(select(WebhookEvent.status)).all() == ["delivered"]
-
-
-def dispatched_events(hub_app, count: int) -> list[tuple[str, int]]:
-    """``count`` events to one endpoint, handed to workers as attempt 1 (the relay's state)."""
-    with get_db(hub_app).session() as session:
-        webhooks.create_endpoint(session, "xsn-licenses", "http://127.0.0.1:9/x", ["*"], allow_private=True)
+        for n in range(endpoints):
+            webhooks.create_endpoint(session, "xsn-licenses", f"http://127.0.0.1:9/x{n}", ["*"], allow_private=True)
         for n in range(count):
             events.emit(session, "xsn-licenses", "message.completed", f"k{n}", {"n": n})
         session.commit()
@@ -211,6 +179,37 @@ def dispatched_events(hub_app, count: int) -> list[tuple[str, int]]:
             row.status, row.attempt, row.dispatched_at = "dispatched", 1, utcnow()
         session.commit()
         return [(row.id, 1) for row in rows]
+
+
+class Poster:
+    """A receiver called in-process (``post``): keeps the ids posted, answers ``answer``."""
+
+    def __init__(self, answer: tuple[int | None, str | None] = (204, None)) -> None:
+        self.answer, self.posted = answer, []
+
+    def post(self, endpoint, event_id, body, at):
+        self.posted.append(event_id)
+        return self.answer
+
+
+def test_two_copies_of_an_event_task_at_once_post_once(hub_app, monkeypatch):
+    """A redelivered (or retried) event task run while the first copy is held after its check
+    posts nothing (both used to pass the attempt check and both posted the event)."""
+    from tests.support.races import paused_after_check
+
+    settings = wiring.delivery_settings(hub_app.config)
+    batch = dispatched_events(hub_app, 1)
+    poster = Poster()
+
+    def task():
+        with get_db(hub_app).session() as own:
+            return events.deliver_events(own, batch, lambda *args: poster.post(*args), settings)
+
+    first, second = paused_after_check(monkeypatch, poster, "post", task, task, get_db(hub_app).engine)
+    assert (first, second) == ({"delivered": 1}, {"skipped": 1})
+    assert poster.posted == [batch[0][0]]
+    with get_db(hub_app).session() as session:
+        assert session.scalars(select(WebhookEvent.status)).all() == ["delivered"]
 
 
 def test_concurrent_batches_to_one_endpoint_count_every_failure(hub_app, monkeypatch):
@@ -223,11 +222,7 @@ def test_concurrent_batches_to_one_endpoint_count_every_failure(hub_app, monkeyp
     settings = type(settings)(**{**settings.__dict__, "webhook_disable_after": 2})
     first_batch, second_batch = ([pair] for pair in dispatched_events(hub_app, 2))
 
-    class Failing:
-        def post(self, endpoint, event_id, body, at):
-            return 500, "HTTP 500"
-
-    receiver = Failing()
+    receiver = Poster((500, "HTTP 500"))
 
     def task(batch):
         with get_db(hub_app).session() as own:
@@ -252,29 +247,114 @@ def test_an_event_post_that_outlasts_stuck_after_does_not_record_onto_the_new_at
     (event_id, _), = batch = dispatched_events(hub_app, 1)
     later = utcnow() + timedelta(seconds=settings.stuck_after + 1)
 
-    class Relayed:
-        def __init__(self) -> None:
-            self.batches: list = []
-
-        def deliveries(self, batch) -> None:
-            raise AssertionError("no delivery was queued")
-
-        def events(self, batch) -> None:
-            self.batches.append(batch)
-
-    retry, meanwhile = Relayed(), {}
+    retry, meanwhile = Recorder(), {}
 
     def slow(endpoint, event_id, body, at):
         with get_db(hub_app).session() as other:  # meanwhile: the sweeper, the relay, another worker
             meanwhile["swept"] = delivery.sweep(other, settings, now=later)
             delivery.relay(other, retry, settings, now=later)
-            meanwhile["retry"] = events.deliver_events(other, retry.batches[0], lambda *a: (204, None), settings)
+            meanwhile["retry"] = events.deliver_events(other, retry.event_batches[0], lambda *a: (204, None),
+                                                       settings)
         return None, "timed out"
 
     with get_db(hub_app).session() as session:
         counts = events.deliver_events(session, batch, slow, settings)
-    assert meanwhile == {"swept": 1, "retry": {"delivered": 1}}
+    assert meanwhile == {"swept": 1, "retry": {"delivered": 1}} and retry.batches == []
     with get_db(hub_app).session() as session:
         event = session.get(WebhookEvent, event_id)
         assert (event.status, event.attempt, event.last_error) == ("delivered", 2, None)
     assert counts == {"dropped": 1}
+
+
+def test_events_waiting_behind_a_slow_post_when_swept_are_not_posted_twice(hub_app):
+    """A batch to a slow receiver outlasts ``stuck_after``: the sweeper re-queues the events this
+    worker has not posted yet and a new attempt posts them. Each event is claimed only when its
+    turn comes, so the slow worker skips them (claimed with the batch, both posted them, and the
+    endpoint's failure streak counted each failure twice)."""
+    settings = wiring.delivery_settings(hub_app.config)
+    (first, _), (second, _) = batch = dispatched_events(hub_app, 2)
+    later = utcnow() + timedelta(seconds=settings.stuck_after + 1)
+    retry, again, meanwhile = Recorder(), Poster(), {}
+
+    def slow(endpoint, event_id, body, at):
+        if event_id == first:
+            with get_db(hub_app).session() as other:  # meanwhile: the sweeper, the relay, another worker
+                meanwhile["second"] = other.get(WebhookEvent, second).status
+                meanwhile["swept"] = delivery.sweep(other, settings, now=later)
+                delivery.relay(other, retry, settings, now=later)
+                meanwhile["retry"] = events.deliver_events(other, retry.event_batches[0], again.post, settings)
+        return 204, None
+
+    posted = Poster()
+    with get_db(hub_app).session() as session:
+        # The first event is claimed at ``later``: it is being posted, not stuck.
+        counts = events.deliver_events(session, batch, lambda *args: (posted.post(*args), slow(*args))[1], settings,
+                                       now=lambda: later)
+    assert meanwhile == {"second": "dispatched", "swept": 1, "retry": {"delivered": 1}}
+    assert (posted.posted, again.posted) == ([first], [second])
+    assert counts == {"delivered": 1, "skipped": 1}
+
+
+def test_no_transaction_is_open_while_an_event_is_posted(hub_app):
+    """On PostgreSQL a transaction open across the post leaves the session idle in transaction
+    for up to the receiver's timeout; the re-reads before the post used to open one."""
+    settings = wiring.delivery_settings(hub_app.config)
+    batch = dispatched_events(hub_app, 2)
+    open_during_post = []
+    with get_db(hub_app).session() as session:
+        def post(endpoint, event_id, body, at):
+            open_during_post.append(session.in_transaction())
+            return 204, None
+
+        assert events.deliver_events(session, batch, post, settings) == {"delivered": 2}
+    assert open_during_post == [False, False]
+
+
+def test_an_endpoint_deleted_mid_batch_does_not_stop_the_batch(hub_app):
+    """An endpoint (and its events) deleted while one of its events is posted: the failure's
+    streak update finds no row; it used to raise, and the rest of the batch waited out
+    ``stuck_after`` in ``sending``."""
+    settings = wiring.delivery_settings(hub_app.config)
+    batch = dispatched_events(hub_app, 1, endpoints=2)
+    deleted = []
+
+    def post(endpoint, event_id, body, at):
+        if not deleted:
+            with get_db(hub_app).session() as other:  # meanwhile: an operator removes the endpoint
+                other.execute(delete(WebhookEvent).where(WebhookEvent.endpoint_id == endpoint.id))
+                other.execute(delete(WebhookEndpoint).where(WebhookEndpoint.id == endpoint.id))
+                other.commit()
+            deleted.append(event_id)
+            return 500, "HTTP 500"
+        return 204, None
+
+    with get_db(hub_app).session() as session:
+        counts = events.deliver_events(session, batch, post, settings)
+    assert counts == {"dropped": 1, "delivered": 1}
+    with get_db(hub_app).session() as session:
+        assert [(e.id, e.status) for e in session.scalars(select(WebhookEvent))] == [
+            (event_id, "delivered") for event_id, _ in batch if event_id not in deleted]
+
+
+def test_an_event_whose_outcome_cannot_be_recorded_does_not_stop_the_batch(hub_app, monkeypatch):
+    """Recording the first event's outcome raises: it is rolled back and logged by type, and the
+    next event is still posted (the exception used to end the batch)."""
+    settings = wiring.delivery_settings(hub_app.config)
+    (first, _), (second, _) = batch = dispatched_events(hub_app, 2)
+    record = events._record
+
+    def breaks_on_first(session, event, *args):
+        if event.id == first:
+            raise RuntimeError("database went away")
+        return record(session, event, *args)
+
+    monkeypatch.setattr(events, "_record", breaks_on_first)
+    poster = Poster()
+    with capture_logs() as logs, get_db(hub_app).session() as session:
+        counts = events.deliver_events(session, batch, poster.post, settings)
+    assert counts == {"error": 1, "delivered": 1} and poster.posted == [first, second]
+    assert [(e["id"], e["error_type"]) for e in logs if e["event"] == "webhook_event_failed"] == [
+        (first, "RuntimeError")]
+    with get_db(hub_app).session() as session:
+        assert {e.id: e.status for e in session.scalars(select(WebhookEvent))} == {first: "sending",
+                                                                                 second: "delivered"}
