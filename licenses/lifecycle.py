@@ -195,10 +195,13 @@ def amend(session: Session, deps: Deps, issuer: Issuer, licence_id: str, *, fiel
         # later; it was never visible, and nothing refers to it.
         if not resumable:
             _discard_pending(session, new_id)
+            # A timeout after the seal node signed leaves a signature (in its log, under this
+            # property_info) for a version that will never exist: the ids let an auditor match it.
+            log.warning("pending_licence_discarded", licence_id=old_id, pending_id=new_id, identifier=identifier)
         raise
     # Decided again under the lock, after the seal node's answer (no lock is held across that
     # call): a revocation or another amendment committed meanwhile stands, and this new version
-    # stays pending (invisible; a retry with its key meets the same 409).
+    # is never sealed (a keyed one stays pending, invisible, and its retry meets the same 409).
     old = issued_by(session, issuer, old_id, lock=True)
     new = session.get(Licence, new_id, with_for_update=True, populate_existing=True)
     if new is None:
@@ -211,6 +214,13 @@ def amend(session: Session, deps: Deps, issuer: Issuer, licence_id: str, *, fiel
         session.rollback()  # the locks let go now, not when the answer has been rendered
         return new, True
     if old.status not in (VALID, SUSPENDED):
+        # Revoked or superseded meanwhile: this version can never be sealed. The locks go at
+        # once, and a keyless version, which no retry can resume, is discarded like any other
+        # that failed (a keyed one stays: its retry meets the same 409 and learns the outcome).
+        session.rollback()
+        if not resumable:
+            _discard_pending(session, new_id)
+            log.warning("pending_licence_discarded", licence_id=old_id, pending_id=new_id, identifier=identifier)
         raise InvalidTransition(f"a {old.status} licence cannot be amended")
     issuing.mark_sealed(session, new, signature, actor=issuer.actor, client_id=issuer.client_id, action="amend")
     if old.status == SUSPENDED:
@@ -239,8 +249,15 @@ def _replace_stale_pending(session: Session, issuer: Issuer, old_id: str, bound:
 
     The lock is the one an amendment takes to supersede the old licence once sealed: a killed
     sealing's process cannot come back past it, and if it was only slow it finds its version gone.
+
+    :raise InvalidTransition: the licence is no longer valid or suspended (the lock let go).
     """
     old = issued_by(session, issuer, old_id, lock=True)
+    if old.status not in (VALID, SUSPENDED):
+        # Revoked (or amended) since the caller's first look: writing a version now would only
+        # spend a signature at the seal node on a licence that can no longer change.
+        session.rollback()
+        raise InvalidTransition(f"a {old.status} licence cannot be amended")
     replaced = session.scalars(select(Licence.id).where(
         Licence.previous_id == old.id, Licence.status == PENDING, Licence.idempotency_key.is_(None),
         Licence.created_at < utcnow() - bound)).all()

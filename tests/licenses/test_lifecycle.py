@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from common.db import begin_write, get_db
 from common.values.codes import LicenseIdentifier
 from licenses.models import Licence, LicenceEvent
 from tests.support.races import paused_after_check
@@ -226,6 +227,41 @@ def test_an_amendment_sealed_while_the_licence_is_revoked_supersedes_nothing(h, 
     assert h.client.get(f"/licences/{licence['id']}", headers=h.issuer).get_json()["status"] == "revoked"
     assert [lic["status"] for lic in h.client.get("/licences", headers=h.issuer).get_json()] == ["revoked"]
     assert _history(h, licence["id"])[-1] == ("revoke", "valid", "revoked")
+    # the keyless version (no retry can resume it) is discarded, and no lock is left held
+    assert h.count(Licence) == 1
+    with get_db(app).session() as session:
+        begin_write(session)  # another writer is not kept waiting
+        session.rollback()
+
+
+def test_a_keyed_amendment_sealed_while_the_licence_is_revoked_stays_for_its_retry(h, app, node, monkeypatch):
+    licence = h.issue_food().get_json()
+    path = f"/licences/{licence['id']}/amend"
+    keyed = {**h.issuer, "Idempotency-Key": "amend-1"}
+    amended, revoked = _race(h, app, monkeypatch, node["deps"].seal, "sign", (path, AMEND, keyed),
+                             (f"/licences/{licence['id']}/status",
+                              {"action": "revoke", "reason": "以欺骗手段取得", "kind": "withdrawn"}))
+    assert revoked.status_code == 200 and amended.status_code == 409
+    assert h.count(Licence) == 2  # kept: its retry learns the same outcome
+    retry = h.client.post(path, headers=keyed, json=AMEND)
+    assert retry.status_code == 409 and retry.get_json()["code"] == "invalid_status_change"
+
+
+def test_a_failed_keyless_sealing_is_logged_with_what_an_orphan_signature_names(h, node):
+    """A timeout after the seal node signed leaves a signature in its log for a version that is
+    discarded here: the discard names the pending id and identifier to match it by."""
+    from structlog.testing import capture_logs
+
+    old = h.issue_food().get_json()
+    node["deps"].seal.fail_next = 1
+    with capture_logs() as captured:
+        response = h.client.post(f"/licences/{old['id']}/amend", headers=h.issuer, json=AMEND)
+    assert response.status_code == 503
+    discarded = [e for e in captured if e["event"] == "pending_licence_discarded"]
+    assert len(discarded) == 1 and discarded[0]["licence_id"] == old["id"]
+    identifier = LicenseIdentifier(discarded[0]["identifier"])
+    assert identifier.serial == LicenseIdentifier(old["identifier"]).serial and identifier.version == 2
+    assert discarded[0]["pending_id"] and discarded[0]["pending_id"] != old["id"]
 
 
 def test_two_amendments_at_once_make_one_new_version(h, app, node, monkeypatch):
@@ -291,6 +327,39 @@ def test_a_version_left_by_a_process_killed_while_sealing_is_replaced_once_its_s
     assert response.get_json()["version"] == 2
     assert h.client.get(f"/licences/{old['id']}", headers=h.issuer).get_json()["status"] == "superseded"
     assert h.count(Licence) == 2
+
+
+def test_a_stale_version_is_not_replaced_for_a_licence_revoked_meanwhile(h, app, node, monkeypatch):
+    """Revoked between the amendment's first look and the lock under which it replaces a stale
+    version: refused there, before a new version is written or a signature spent on it."""
+    import pytest
+
+    from licenses import lifecycle
+
+    class Killed(BaseException):
+        pass
+
+    old = h.issue_food().get_json()
+    seal = node["deps"].seal
+    sign = seal.sign
+
+    def killed(*args, **kwargs):
+        monkeypatch.setattr(seal, "sign", sign)
+        raise Killed()
+
+    monkeypatch.setattr(seal, "sign", killed)
+    path = f"/licences/{old['id']}/amend"
+    with pytest.raises(Killed):
+        h.client.post(path, headers=h.issuer, json=AMEND)
+    _age_pending(app, lifecycle.sealing_bound(node["deps"]) + timedelta(seconds=1))
+    signed = len(seal.signed)
+    amended, revoked = _race(h, app, monkeypatch, lifecycle, "_replace_stale_pending", (path, AMEND),
+                             (f"/licences/{old['id']}/status",
+                              {"action": "revoke", "reason": "以欺骗手段取得", "kind": "withdrawn"}))
+    assert revoked.status_code == 200
+    assert amended.status_code == 409 and amended.get_json()["code"] == "invalid_status_change"
+    assert len(seal.signed) == signed  # no signature spent on a version that could never be sealed
+    assert h.count(Licence) == 2  # the revoked licence and the stale version, left to purge_abandoned
 
 
 def test_a_slow_sealing_whose_version_was_replaced_supersedes_nothing(h, app, node, monkeypatch):
