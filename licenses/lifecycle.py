@@ -36,10 +36,18 @@ log = structlog.get_logger("xsn.licenses.lifecycle")
 # else in the node expires keys; this is what purge_abandoned holds a keyed pending amendment for.
 IDEMPOTENCY_KEY_RETENTION = timedelta(hours=24)
 
-# One sealing is at most a token, the granted seals (a GET, retried twice) and the signature:
-# five requests, each waiting up to the seal client's timeout to connect and as long to read,
-# so ten timeouts; two more for the back-off between retries and the process's own work.
-SEALING_TIMEOUTS = 12
+# What one sealing (after its pending version is written) may wait for, as sealing_bound counts
+# it: two calls of the seal node (the granted seals, usually cached, and the signature), each
+# after a client-credentials token (up to two token requests: a refused scope is asked again
+# with its fallback, and those are plain requests, never retried), each call sent up to
+# 1 + HTTP_RETRIES times (a GET on errors and 502/503/504; a POST on connection errors), with a
+# wait before each retry of at most HTTP_RETRY_AFTER_MAX (a Retry-After) or common.http's
+# back-off (0.2 s doubling from the second retry). requests' timeout is per step: a request
+# waits up to it to connect and up to it again for each read of the answer, so it is two
+# timeouts for one read, and no bound at all for a peer that trickles its answer.
+# SEALING_BOUND_FLOOR covers that, and the process's own work: never less than five minutes.
+SEAL_CALLS, TOKEN_REQUESTS_PER_CALL, BACKOFF_FACTOR, BACKOFF_MAX = 2, 2, 0.2, 120.0
+SEALING_BOUND_FLOOR = timedelta(minutes=5)
 
 TRANSITIONS: dict[str, tuple[tuple[str, ...], str]] = {
     "suspend": ((VALID,), SUSPENDED),
@@ -235,10 +243,16 @@ def amend(session: Session, deps: Deps, issuer: Issuer, licence_id: str, *, fiel
 
 
 def sealing_bound(deps: Deps) -> timedelta:
-    """How long one sealing can last at most (:data:`SEALING_TIMEOUTS` of the seal client's
-    timeout): a keyless pending version older than this was left by a process killed while
-    sealing it (its sealing ended otherwise: in success, or in failure, which discards it)."""
-    return timedelta(seconds=SEALING_TIMEOUTS * deps.seal.timeout)
+    """How long one sealing can last at most: a keyless pending version older than this was left
+    by a process killed while sealing it (its sealing ended otherwise: in success, or in failure,
+    which discards it). Derived from the seal client's timeout and retry settings (see
+    :data:`SEAL_CALLS`), and at least :data:`SEALING_BOUND_FLOOR`."""
+    retries, timeout = max(0, deps.seal_retries), deps.seal.timeout
+    requests_per_call = TOKEN_REQUESTS_PER_CALL + 1 + retries
+    waits = sum(max(deps.seal_retry_after_max, 0.0 if n == 1 else min(BACKOFF_MAX, BACKOFF_FACTOR * 2 ** (n - 1)))
+                for n in range(1, retries + 1))
+    derived = SEAL_CALLS * (requests_per_call * 2 * timeout + waits)
+    return max(SEALING_BOUND_FLOOR, timedelta(seconds=derived))
 
 
 def _replace_stale_pending(session: Session, issuer: Issuer, old_id: str, bound: timedelta) -> Licence | None:

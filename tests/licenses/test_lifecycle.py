@@ -317,7 +317,7 @@ def test_a_version_left_by_a_process_killed_while_sealing_is_replaced_once_its_s
         h.client.post(path, headers=h.issuer, json=AMEND)
     assert h.count(Licence) == 2  # the old licence and the pending version left behind
     bound = sealing_bound(node["deps"])
-    assert bound > timedelta(seconds=seal.timeout)
+    assert bound == timedelta(minutes=5)  # the floor, for the default settings (see the test below)
     _age_pending(app, bound - timedelta(seconds=5))  # its sealing might still be under way
     busy = h.client.post(path, headers=h.issuer, json=AMEND)
     assert busy.status_code == 409 and busy.get_json()["code"] == "invalid_status_change"
@@ -360,6 +360,28 @@ def test_a_stale_version_is_not_replaced_for_a_licence_revoked_meanwhile(h, app,
     assert amended.status_code == 409 and amended.get_json()["code"] == "invalid_status_change"
     assert len(seal.signed) == signed  # no signature spent on a version that could never be sealed
     assert h.count(Licence) == 2  # the revoked licence and the stale version, left to purge_abandoned
+
+
+def test_the_sealing_bound_follows_the_seal_clients_timeout_and_retries(make_app):
+    """Counted by hand: two seal-node calls, each after up to two token requests and sent up to
+    1 + HTTP_RETRIES times, every request two timeouts (connect, then one read), and a wait before
+    each retry of at most HTTP_RETRY_AFTER_MAX (above the back-off); at least five minutes."""
+    from common.peers.seal_client import MemorySealClient
+    from licenses.issuing import Deps
+    from licenses.lifecycle import sealing_bound
+
+    app = make_app("licenses", LICENSES_SEAL_CLIENT="http")
+    deps = app.extensions["licenses"]["deps"]
+    assert (deps.seal.timeout, deps.seal_retries, deps.seal_retry_after_max) == (5.0, 2, 2.0)  # the defaults
+    assert sealing_bound(deps) == timedelta(seconds=300)  # 2 * (5 * 2 * 5 s + 2 * 2 s) = 108 s < the floor
+    app = make_app("licenses", LICENSES_SEAL_CLIENT="http", HTTP_TIMEOUT=30, HTTP_RETRIES=3,
+                   HTTP_RETRY_AFTER_MAX=10)
+    deps = app.extensions["licenses"]["deps"]
+    assert deps.seal.client.session.get_adapter("http://seal").max_retries.total == 3  # what the bound assumes
+    assert sealing_bound(deps) == timedelta(seconds=2 * (6 * 2 * 30 + 3 * 10))  # 780 s
+    # a long back-off outgrows a short Retry-After cap: 0, 0.4, 0.8, 1.6, 3.2 s before retries 1..5
+    deps = Deps(cipher=deps.cipher, seal=MemorySealClient(timeout=30), seal_retries=5, seal_retry_after_max=1.0)
+    assert sealing_bound(deps) == timedelta(seconds=2 * (8 * 2 * 30 + 1 + 1 + 1 + 1.6 + 3.2))
 
 
 def test_a_slow_sealing_whose_version_was_replaced_supersedes_nothing(h, app, node, monkeypatch):
