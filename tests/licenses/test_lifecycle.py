@@ -130,7 +130,7 @@ def test_an_amendment_the_seal_node_refused_does_not_block_the_next(h, node, mon
     monkeypatch.setattr(seal, "sign", refused_once)
     body = {"fields": {"premises": "新址"}, "reason": "变更"}
     refused = h.client.post(f"/licences/{old['id']}/amend", headers=h.issuer, json=body)
-    assert refused.get_json()["code"] == NoSealForIssuer.code
+    assert refused.status_code == 409 and refused.get_json()["code"] == NoSealForIssuer.code
     assert h.client.post(f"/licences/{old['id']}/amend", headers=h.issuer, json=body).status_code == 201
     assert h.count(Licence) == 2
 
@@ -411,6 +411,28 @@ def test_a_slow_sealing_whose_version_was_replaced_supersedes_nothing(h, app, no
     assert sorted((lic["status"], lic["fields"]["premises"]) for lic in listed) == [
         ("superseded", licence["fields"]["premises"]), ("valid", "新址二")]
     assert h.count(Licence) == 2
+
+
+def test_a_keyed_version_older_than_the_sealing_bound_is_kept_for_its_retry(h, app, node):
+    """Only a keyless version is replaced once its sealing must have ended: a keyed one is its
+    client's until the key's retention is over, so a keyless amendment meanwhile gets 409, and
+    the retry with the key still completes it."""
+    from licenses.lifecycle import IDEMPOTENCY_KEY_RETENTION, sealing_bound
+
+    old = h.issue_food().get_json()
+    path = f"/licences/{old['id']}/amend"
+    keyed = {**h.issuer, "Idempotency-Key": "amend-1"}
+    node["deps"].seal.fail_next = 1
+    assert h.client.post(path, headers=keyed, json=AMEND).status_code == 503
+    by = sealing_bound(node["deps"]) + timedelta(hours=1)
+    assert by < IDEMPOTENCY_KEY_RETENTION
+    _age_pending(app, by)
+    busy = h.client.post(path, headers=h.issuer, json={**AMEND, "fields": {"premises": "别处"}})
+    assert busy.status_code == 409 and busy.get_json()["code"] == "invalid_status_change"
+    assert h.count(Licence) == 2
+    retry = h.client.post(path, headers=keyed, json=AMEND)
+    assert retry.status_code == 201 and retry.get_json()["version"] == 2
+    assert retry.get_json()["fields"]["premises"] == "新址"
 
 
 def test_a_keyed_amendment_never_retried_is_purged_once_its_key_is_no_longer_kept(h, app, node):
