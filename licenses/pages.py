@@ -88,10 +88,19 @@ def check():
                            refusal_text=_(f"refusal.{refusal}") if refusal else None, labels=labels, expires=expires)
 
 
-def qr_data_uri(data: str) -> str:
-    import qrcode
+class TooLongForQr(ValueError):
+    """More than a QR code holds at error correction M (3,391 alphanumeric characters, fewer bytes)."""
 
-    image = qrcode.make(data, error_correction=qrcode.constants.ERROR_CORRECT_M, box_size=5, border=2)
+
+def qr_data_uri(data: str) -> str:
+    """:raise TooLongForQr:"""
+    import qrcode
+    from qrcode.exceptions import DataOverflowError
+
+    try:
+        image = qrcode.make(data, error_correction=qrcode.constants.ERROR_CORRECT_M, box_size=5, border=2)
+    except (ValueError, DataOverflowError) as exc:  # past version 40: ValueError, or qrcode's own
+        raise TooLongForQr(f"{len(data)} characters do not fit a QR code") from exc
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
@@ -113,7 +122,11 @@ def show():
     if (away := code_in_url()) is not None:
         return away
     code = (request.form.get("code") or "").strip()[: offline_codes.MAX_CODE_CHARS] if request.method == "POST" else ""
-    return render_template("licenses/show.html", code=code, qr=qr_data_uri(code) if code else None)
+    try:
+        qr = qr_data_uri(code) if code else None
+    except TooLongForQr:  # pasted text no QR code holds: said on the form, not a 500
+        return render_template("licenses/show.html", code="", qr=None, too_long=True), 422
+    return render_template("licenses/show.html", code=code, qr=qr)
 
 
 def init_app(app: Flask) -> None:

@@ -101,3 +101,13 @@ def test_an_over_long_posted_code_is_cut_before_it_is_drawn(h, monkeypatch):
     code = "A" * offline_codes.MAX_CODE_CHARS
     answer = h.client.post("/show", data={"code": code + "BCD", "csrf_token": _csrf(h.client, "/show")})
     assert answer.status_code == 200 and drawn == [code]
+
+
+def test_text_too_long_for_a_qr_code_is_said_on_the_form_not_a_500(h):
+    """MAX_CODE_CHARS (4,096) is more than a QR code holds at the page's error correction (M)."""
+    for text in ("A" * 4000, "a" * 3000):  # alphanumeric, and bytes
+        answer = h.client.post("/show", data={"code": text, "csrf_token": _csrf(h.client, "/show")})
+        body = answer.get_data(as_text=True)
+        assert answer.status_code == 422 and 'id="too-long"' in body and "无法生成二维码" in body
+        assert 'name="code"' in body and "data:image/png" not in body and text not in body
+        assert answer.headers["Cache-Control"] == "no-store"
