@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from common.db import begin_write, utcnow
 from identity.accounts import (
     TOTP,
+    AccountLocked,
     InvalidCredentials,
     InvalidTotp,
     check_lock,
@@ -91,7 +92,13 @@ def verify_totp(session: Session, person: Person, code: str) -> None:
     session.flush()
     begin_write(session)
     session.refresh(person, with_for_update=True)
-    check_lock(person)
+    try:
+        check_lock(person)
+    except AccountLocked:
+        # The write lock (SQLite's one, or the row's) goes now, not when the request is torn
+        # down after its refusal has been rendered: every other writer waits for it meanwhile.
+        session.rollback()
+        raise
     person.failed_logins = 0
     session.commit()
 

@@ -79,8 +79,14 @@ def limits() -> Limits:
 
 def authorisation_view(auth) -> dict:
     data = {c: getattr(auth, c) for c in ("id", "code", "licence_id", "purpose", "audience", "expires_at",
-                                          "max_uses", "uses", "status", "created_at", "revoked_at", "granted_by",
-                                          "granted_by_name", "revoked_by", "revoked_by_name")}
+                                          "max_uses", "uses", "status", "created_at", "revoked_at",
+                                          "granted_by_name", "revoked_by_name")}
+    # Every app acting for the organisation reads this: it gets colleagues' names, not their
+    # identity subjects (a stable identifier of each person, which no page needs: a name, and
+    # whether it was the caller, say 授权人/撤销人 as the holder's pages do). Data minimisation.
+    me = str(current_claims()["sub"])
+    data["granted_by_me"] = auth.granted_by == me
+    data["revoked_by_me"] = auth.revoked_by is not None and auth.revoked_by == me
     data["face"] = auth.fields
     data["qr_url"] = url_for("holder.AuthorisationQr", authorisation_id=auth.id)
     return data

@@ -25,7 +25,7 @@ from common.db import get_session, utcnow
 from common.errors import ValidationFailed
 from common.web.console_login import console_required, make_console_login
 from common.web.i18n import _, current_language
-from common.web.pages import html_errors, protect
+from common.web.pages import html_errors, not_stored, protect
 
 from . import authorisations, holder_api
 from .holders import Holder
@@ -37,17 +37,12 @@ CONSOLE = "licenses_holder_login"
 # A problem's code -> what the error page tells the person (licenses/i18n.py); others: error.generic.
 PROBLEM_TEXTS = {code: f"holder.problem.{code}" for code in (
     "licence_not_found", "authorisation_not_found", "not_a_holder", "identity_unavailable")}
-bp = html_errors(protect(Blueprint("holder_pages", __name__, url_prefix="/me", template_folder="templates")),
-                 back="holder_pages.licences", back_text="holder.back", texts=PROBLEM_TEXTS)
+# Every holder page shows a person's licences or a live code: kept by no cache.
+bp = not_stored(html_errors(protect(Blueprint("holder_pages", __name__, url_prefix="/me", template_folder="templates")),
+                            back="holder_pages.licences", back_text="holder.back", texts=PROBLEM_TEXTS))
 holder_required = console_required(CONSOLE, HOLDER_SCOPE)
 # The form's defaults: one use within ten minutes, as at a window.
 DEFAULT_MINUTES, DEFAULT_USES = 10, 1
-
-
-@bp.after_request
-def _not_stored(response):
-    response.headers["Cache-Control"] = "no-store"
-    return response
 
 
 def _holder() -> Holder:

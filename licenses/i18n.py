@@ -143,6 +143,7 @@ CATALOG: dict[str, dict[str, str]] = {
            "show.title": "出示证照", "show.intro": "请窗口工作人员扫描下方二维码，或输入授权码。",
            "show.intro_scan": "请窗口工作人员扫描下方二维码。",
            "show.code": "授权码", "show.paste": "要出示的授权码或离线证照码", "show.submit": "生成二维码",
+           "show.too_long": "内容过长，无法生成二维码：请粘贴授权码或离线证照码本身。",
            **{f"refusal.{k}": v for k, v in _REFUSALS_ZH.items()}, **_HOLDER_ZH},
     "en": {**COMMON_CATALOG["en"],
            "check.title": "Verify an electronic licence",
@@ -161,5 +162,6 @@ CATALOG: dict[str, dict[str, str]] = {
            "show.intro_scan": "Let the window scan this QR code.",
            "show.code": "Code", "show.paste": "The authorisation code or offline licence code to show",
            "show.submit": "Show its QR code",
+           "show.too_long": "Too long for a QR code: paste the authorisation code or offline licence code itself.",
            **{f"refusal.{k}": v for k, v in _REFUSALS_EN.items()}, **_HOLDER_EN},
 }

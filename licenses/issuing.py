@@ -37,6 +37,7 @@ from common.crypto.gm import sm3
 from common.crypto.pii import PiiCipher
 from common.db import utcnow
 from common.errors import Problem, ValidationFailed
+from common.http import RETRY_AFTER_MAX
 from common.peers.seal_client import SealClient
 from common.values.codes import InvalidCode, LicenseIdentifier, LicenseIdentifiers
 
@@ -64,6 +65,10 @@ class Deps:
     cipher: PiiCipher
     seal: SealClient
     documents: DocumentCache = field(default_factory=DocumentCache)  # online verification's reads
+    # The seal client's HTTP_RETRIES and HTTP_RETRY_AFTER_MAX (its timeout is ``seal.timeout``):
+    # how long one sealing can last is derived from them (lifecycle.sealing_bound).
+    seal_retries: int = 2
+    seal_retry_after_max: float = RETRY_AFTER_MAX
 
 
 @dataclass

@@ -36,10 +36,18 @@ log = structlog.get_logger("xsn.licenses.lifecycle")
 # else in the node expires keys; this is what purge_abandoned holds a keyed pending amendment for.
 IDEMPOTENCY_KEY_RETENTION = timedelta(hours=24)
 
-# One sealing is at most a token, the granted seals (a GET, retried twice) and the signature:
-# five requests, each waiting up to the seal client's timeout to connect and as long to read,
-# so ten timeouts; two more for the back-off between retries and the process's own work.
-SEALING_TIMEOUTS = 12
+# What one sealing (after its pending version is written) may wait for, as sealing_bound counts
+# it: two calls of the seal node (the granted seals, usually cached, and the signature), each
+# after a client-credentials token (up to two token requests: a refused scope is asked again
+# with its fallback, and those are plain requests, never retried), each call sent up to
+# 1 + HTTP_RETRIES times (a GET on errors and 502/503/504; a POST on connection errors), with a
+# wait before each retry of at most HTTP_RETRY_AFTER_MAX (a Retry-After) or common.http's
+# back-off (0.2 s doubling from the second retry). requests' timeout is per step: a request
+# waits up to it to connect and up to it again for each read of the answer, so it is two
+# timeouts for one read, and no bound at all for a peer that trickles its answer.
+# SEALING_BOUND_FLOOR covers that, and the process's own work: never less than five minutes.
+SEAL_CALLS, TOKEN_REQUESTS_PER_CALL, BACKOFF_FACTOR, BACKOFF_MAX = 2, 2, 0.2, 120.0
+SEALING_BOUND_FLOOR = timedelta(minutes=5)
 
 TRANSITIONS: dict[str, tuple[tuple[str, ...], str]] = {
     "suspend": ((VALID,), SUSPENDED),
@@ -195,10 +203,13 @@ def amend(session: Session, deps: Deps, issuer: Issuer, licence_id: str, *, fiel
         # later; it was never visible, and nothing refers to it.
         if not resumable:
             _discard_pending(session, new_id)
+            # A timeout after the seal node signed leaves a signature (in its log, under this
+            # property_info) for a version that will never exist: the ids let an auditor match it.
+            log.warning("pending_licence_discarded", licence_id=old_id, pending_id=new_id, identifier=identifier)
         raise
     # Decided again under the lock, after the seal node's answer (no lock is held across that
     # call): a revocation or another amendment committed meanwhile stands, and this new version
-    # stays pending (invisible; a retry with its key meets the same 409).
+    # is never sealed (a keyed one stays pending, invisible, and its retry meets the same 409).
     old = issued_by(session, issuer, old_id, lock=True)
     new = session.get(Licence, new_id, with_for_update=True, populate_existing=True)
     if new is None:
@@ -211,6 +222,13 @@ def amend(session: Session, deps: Deps, issuer: Issuer, licence_id: str, *, fiel
         session.rollback()  # the locks let go now, not when the answer has been rendered
         return new, True
     if old.status not in (VALID, SUSPENDED):
+        # Revoked or superseded meanwhile: this version can never be sealed. The locks go at
+        # once, and a keyless version, which no retry can resume, is discarded like any other
+        # that failed (a keyed one stays: its retry meets the same 409 and learns the outcome).
+        session.rollback()
+        if not resumable:
+            _discard_pending(session, new_id)
+            log.warning("pending_licence_discarded", licence_id=old_id, pending_id=new_id, identifier=identifier)
         raise InvalidTransition(f"a {old.status} licence cannot be amended")
     issuing.mark_sealed(session, new, signature, actor=issuer.actor, client_id=issuer.client_id, action="amend")
     if old.status == SUSPENDED:
@@ -225,10 +243,16 @@ def amend(session: Session, deps: Deps, issuer: Issuer, licence_id: str, *, fiel
 
 
 def sealing_bound(deps: Deps) -> timedelta:
-    """How long one sealing can last at most (:data:`SEALING_TIMEOUTS` of the seal client's
-    timeout): a keyless pending version older than this was left by a process killed while
-    sealing it (its sealing ended otherwise: in success, or in failure, which discards it)."""
-    return timedelta(seconds=SEALING_TIMEOUTS * deps.seal.timeout)
+    """How long one sealing can last at most: a keyless pending version older than this was left
+    by a process killed while sealing it (its sealing ended otherwise: in success, or in failure,
+    which discards it). Derived from the seal client's timeout and retry settings (see
+    :data:`SEAL_CALLS`), and at least :data:`SEALING_BOUND_FLOOR`."""
+    retries, timeout = max(0, deps.seal_retries), deps.seal.timeout
+    requests_per_call = TOKEN_REQUESTS_PER_CALL + 1 + retries
+    waits = sum(max(deps.seal_retry_after_max, 0.0 if n == 1 else min(BACKOFF_MAX, BACKOFF_FACTOR * 2 ** (n - 1)))
+                for n in range(1, retries + 1))
+    derived = SEAL_CALLS * (requests_per_call * 2 * timeout + waits)
+    return max(SEALING_BOUND_FLOOR, timedelta(seconds=derived))
 
 
 def _replace_stale_pending(session: Session, issuer: Issuer, old_id: str, bound: timedelta) -> Licence | None:
@@ -239,8 +263,15 @@ def _replace_stale_pending(session: Session, issuer: Issuer, old_id: str, bound:
 
     The lock is the one an amendment takes to supersede the old licence once sealed: a killed
     sealing's process cannot come back past it, and if it was only slow it finds its version gone.
+
+    :raise InvalidTransition: the licence is no longer valid or suspended (the lock let go).
     """
     old = issued_by(session, issuer, old_id, lock=True)
+    if old.status not in (VALID, SUSPENDED):
+        # Revoked (or amended) since the caller's first look: writing a version now would only
+        # spend a signature at the seal node on a licence that can no longer change.
+        session.rollback()
+        raise InvalidTransition(f"a {old.status} licence cannot be amended")
     replaced = session.scalars(select(Licence.id).where(
         Licence.previous_id == old.id, Licence.status == PENDING, Licence.idempotency_key.is_(None),
         Licence.created_at < utcnow() - bound)).all()

@@ -22,12 +22,13 @@ from common.db import get_session
 from common.values.times import local_time
 from common.web.i18n import _, current_language
 from common.web.i18n import init_i18n as _init_i18n
-from common.web.pages import protect
+from common.web.pages import not_stored, protect
 
 from . import catalogue, offline_codes, offline_keys
 from .i18n import CATALOG
 
-bp = protect(Blueprint("licenses_pages", __name__, template_folder="templates"))
+# Both pages may show a live code: kept by no cache.
+bp = not_stored(protect(Blueprint("licenses_pages", __name__, template_folder="templates")))
 
 
 def _issuer() -> str:
@@ -83,15 +84,23 @@ def check():
             short = True
     labels = field_labels(str(result.claims.get("t", ""))) if result else {}
     expires = local_time(datetime.fromtimestamp(result.expires_at, timezone.utc), "%Y-%m-%d %H:%M:%S") if result else ""
-    return no_store(render_template("licenses/check.html", code=code, result=result, refusal=refusal, short=short,
-                                    refusal_text=_(f"refusal.{refusal}") if refusal else None, labels=labels,
-                                    expires=expires))
+    return render_template("licenses/check.html", code=code, result=result, refusal=refusal, short=short,
+                           refusal_text=_(f"refusal.{refusal}") if refusal else None, labels=labels, expires=expires)
+
+
+class TooLongForQr(ValueError):
+    """More than a QR code holds at error correction M (3,391 alphanumeric characters, fewer bytes)."""
 
 
 def qr_data_uri(data: str) -> str:
+    """:raise TooLongForQr:"""
     import qrcode
+    from qrcode.exceptions import DataOverflowError
 
-    image = qrcode.make(data, error_correction=qrcode.constants.ERROR_CORRECT_M, box_size=5, border=2)
+    try:
+        image = qrcode.make(data, error_correction=qrcode.constants.ERROR_CORRECT_M, box_size=5, border=2)
+    except (ValueError, DataOverflowError) as exc:  # past version 40: ValueError, or qrcode's own
+        raise TooLongForQr(f"{len(data)} characters do not fit a QR code") from exc
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
@@ -113,12 +122,11 @@ def show():
     if (away := code_in_url()) is not None:
         return away
     code = (request.form.get("code") or "").strip()[: offline_codes.MAX_CODE_CHARS] if request.method == "POST" else ""
-    return no_store(render_template("licenses/show.html", code=code, qr=qr_data_uri(code) if code else None))
-
-
-def no_store(page: str) -> Response:
-    """A page that may hold a live code: kept by no cache, the browser's back-forward one included."""
-    return Response(page, mimetype="text/html", headers={"Cache-Control": "no-store"})
+    try:
+        qr = qr_data_uri(code) if code else None
+    except TooLongForQr:  # pasted text no QR code holds: said on the form, not a 500
+        return render_template("licenses/show.html", code="", qr=None, too_long=True), 422
+    return render_template("licenses/show.html", code=code, qr=qr)
 
 
 def init_app(app: Flask) -> None:

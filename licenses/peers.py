@@ -12,7 +12,7 @@ from flask import Flask
 from common.crypto.keystore import load_kek
 from common.crypto.pii import PiiCipher
 from common.db import get_db
-from common.http import ServiceClient
+from common.http import RETRY_AFTER_MAX, ServiceClient
 from common.peers.credentials import ClientCredentials, client_secret_source
 from common.peers.notifier import HubNotifier, MemoryNotifier, NotifyFailed
 from common.peers.seal_client import HttpSealClient, MemorySealClient, SealUnavailable
@@ -35,10 +35,11 @@ def init_peers(app: Flask) -> None:
     if config["LICENSES_SEAL_CLIENT"] == "memory":
         seal = MemorySealClient(timeout=timeout)
     else:
-        seal = HttpSealClient(ServiceClient(urls["seal"], timeout=timeout,
-                                            token_provider=credentials.provider("xsn:seal", "seal:sign",
-                                                                                unavailable=SealUnavailable)),
-                              public=ServiceClient(urls["seal"], timeout=timeout),
+        # From the configuration (HTTP_TIMEOUT, HTTP_RETRIES, HTTP_RETRY_AFTER_MAX), as Deps says
+        # to lifecycle.sealing_bound: the bound holds only if the client does what it assumes.
+        seal = HttpSealClient(ServiceClient.from_config(urls["seal"], config, token_provider=credentials.provider(
+                                  "xsn:seal", "seal:sign", unavailable=SealUnavailable)),
+                              public=ServiceClient.from_config(urls["seal"], config),
                               verify_cache_seconds=float(config["LICENSES_SEAL_VERIFY_CACHE_SECONDS"]))
     if config["LICENSES_NOTIFIER"] == "memory":
         notifier = MemoryNotifier()
@@ -49,7 +50,10 @@ def init_peers(app: Flask) -> None:
         directory = MemoryHolderDirectory()
     else:
         directory = IdentityHolderDirectory(ServiceClient(urls["identity"], timeout=timeout))
-    app.extensions["licenses"] = {"deps": Deps(cipher=PiiCipher.from_kek(kek, "licenses"), seal=seal),
+    app.extensions["licenses"] = {"deps": Deps(cipher=PiiCipher.from_kek(kek, "licenses"), seal=seal,
+                                                   seal_retries=int(config.get("HTTP_RETRIES", 2)),
+                                                   seal_retry_after_max=float(config.get("HTTP_RETRY_AFTER_MAX",
+                                                                                         RETRY_AFTER_MAX))),
                                   "kek": kek, "notifier": notifier, "directory": directory,
                                   "stores": Stores(get_db(app).engine,
                                                    pool_size=int(config["LICENSES_VERIFY_POOL_SIZE"]),

@@ -143,12 +143,15 @@ class AuthorisationSchema(Schema):
     revoked_at = mf.DateTime(allow_none=True)
     # An organisation acts through any of its agents, and any of them may revoke: its app shows
     # which colleague granted a use and which stopped it, as the holder's pages do (授权人, 撤销人).
-    granted_by = mf.String(metadata={"description": "identity subject of who granted it (the holder or an agent)"})
+    # Names and "was it me" only: every app acting for the organisation reads this, and none
+    # needs the colleagues' identity subjects (stable identifiers of people).
     granted_by_name = mf.String(allow_none=True, metadata={
-        "description": "their name as identity gave it when they granted; null for grants recorded before names were"})
-    revoked_by = mf.String(allow_none=True, metadata={"description": "identity subject of who revoked it; null while "
-                                                                     "active"})
-    revoked_by_name = mf.String(allow_none=True, metadata={"description": "their name as identity gave it then"})
+        "description": "who granted it (the holder or an agent), their name as identity gave it when they granted; "
+                       "null for grants recorded before names were"})
+    granted_by_me = mf.Boolean(metadata={"description": "whether the caller granted it"})
+    revoked_by_name = mf.String(allow_none=True, metadata={"description": "who revoked it, their name as identity "
+                                                                          "gave it then; null while active"})
+    revoked_by_me = mf.Boolean(metadata={"description": "whether the caller revoked it"})
     qr_url = mf.String()
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from common.db import begin_write, get_db
 from common.values.codes import LicenseIdentifier
 from licenses.models import Licence, LicenceEvent
 from tests.support.races import paused_after_check
@@ -129,7 +130,7 @@ def test_an_amendment_the_seal_node_refused_does_not_block_the_next(h, node, mon
     monkeypatch.setattr(seal, "sign", refused_once)
     body = {"fields": {"premises": "新址"}, "reason": "变更"}
     refused = h.client.post(f"/licences/{old['id']}/amend", headers=h.issuer, json=body)
-    assert refused.get_json()["code"] == NoSealForIssuer.code
+    assert refused.status_code == 409 and refused.get_json()["code"] == NoSealForIssuer.code
     assert h.client.post(f"/licences/{old['id']}/amend", headers=h.issuer, json=body).status_code == 201
     assert h.count(Licence) == 2
 
@@ -226,6 +227,41 @@ def test_an_amendment_sealed_while_the_licence_is_revoked_supersedes_nothing(h, 
     assert h.client.get(f"/licences/{licence['id']}", headers=h.issuer).get_json()["status"] == "revoked"
     assert [lic["status"] for lic in h.client.get("/licences", headers=h.issuer).get_json()] == ["revoked"]
     assert _history(h, licence["id"])[-1] == ("revoke", "valid", "revoked")
+    # the keyless version (no retry can resume it) is discarded, and no lock is left held
+    assert h.count(Licence) == 1
+    with get_db(app).session() as session:
+        begin_write(session)  # another writer is not kept waiting
+        session.rollback()
+
+
+def test_a_keyed_amendment_sealed_while_the_licence_is_revoked_stays_for_its_retry(h, app, node, monkeypatch):
+    licence = h.issue_food().get_json()
+    path = f"/licences/{licence['id']}/amend"
+    keyed = {**h.issuer, "Idempotency-Key": "amend-1"}
+    amended, revoked = _race(h, app, monkeypatch, node["deps"].seal, "sign", (path, AMEND, keyed),
+                             (f"/licences/{licence['id']}/status",
+                              {"action": "revoke", "reason": "以欺骗手段取得", "kind": "withdrawn"}))
+    assert revoked.status_code == 200 and amended.status_code == 409
+    assert h.count(Licence) == 2  # kept: its retry learns the same outcome
+    retry = h.client.post(path, headers=keyed, json=AMEND)
+    assert retry.status_code == 409 and retry.get_json()["code"] == "invalid_status_change"
+
+
+def test_a_failed_keyless_sealing_is_logged_with_what_an_orphan_signature_names(h, node):
+    """A timeout after the seal node signed leaves a signature in its log for a version that is
+    discarded here: the discard names the pending id and identifier to match it by."""
+    from structlog.testing import capture_logs
+
+    old = h.issue_food().get_json()
+    node["deps"].seal.fail_next = 1
+    with capture_logs() as captured:
+        response = h.client.post(f"/licences/{old['id']}/amend", headers=h.issuer, json=AMEND)
+    assert response.status_code == 503
+    discarded = [e for e in captured if e["event"] == "pending_licence_discarded"]
+    assert len(discarded) == 1 and discarded[0]["licence_id"] == old["id"]
+    identifier = LicenseIdentifier(discarded[0]["identifier"])
+    assert identifier.serial == LicenseIdentifier(old["identifier"]).serial and identifier.version == 2
+    assert discarded[0]["pending_id"] and discarded[0]["pending_id"] != old["id"]
 
 
 def test_two_amendments_at_once_make_one_new_version(h, app, node, monkeypatch):
@@ -281,7 +317,7 @@ def test_a_version_left_by_a_process_killed_while_sealing_is_replaced_once_its_s
         h.client.post(path, headers=h.issuer, json=AMEND)
     assert h.count(Licence) == 2  # the old licence and the pending version left behind
     bound = sealing_bound(node["deps"])
-    assert bound > timedelta(seconds=seal.timeout)
+    assert bound == timedelta(minutes=5)  # the floor, for the default settings (see the test below)
     _age_pending(app, bound - timedelta(seconds=5))  # its sealing might still be under way
     busy = h.client.post(path, headers=h.issuer, json=AMEND)
     assert busy.status_code == 409 and busy.get_json()["code"] == "invalid_status_change"
@@ -291,6 +327,61 @@ def test_a_version_left_by_a_process_killed_while_sealing_is_replaced_once_its_s
     assert response.get_json()["version"] == 2
     assert h.client.get(f"/licences/{old['id']}", headers=h.issuer).get_json()["status"] == "superseded"
     assert h.count(Licence) == 2
+
+
+def test_a_stale_version_is_not_replaced_for_a_licence_revoked_meanwhile(h, app, node, monkeypatch):
+    """Revoked between the amendment's first look and the lock under which it replaces a stale
+    version: refused there, before a new version is written or a signature spent on it."""
+    import pytest
+
+    from licenses import lifecycle
+
+    class Killed(BaseException):
+        pass
+
+    old = h.issue_food().get_json()
+    seal = node["deps"].seal
+    sign = seal.sign
+
+    def killed(*args, **kwargs):
+        monkeypatch.setattr(seal, "sign", sign)
+        raise Killed()
+
+    monkeypatch.setattr(seal, "sign", killed)
+    path = f"/licences/{old['id']}/amend"
+    with pytest.raises(Killed):
+        h.client.post(path, headers=h.issuer, json=AMEND)
+    _age_pending(app, lifecycle.sealing_bound(node["deps"]) + timedelta(seconds=1))
+    signed = len(seal.signed)
+    amended, revoked = _race(h, app, monkeypatch, lifecycle, "_replace_stale_pending", (path, AMEND),
+                             (f"/licences/{old['id']}/status",
+                              {"action": "revoke", "reason": "以欺骗手段取得", "kind": "withdrawn"}))
+    assert revoked.status_code == 200
+    assert amended.status_code == 409 and amended.get_json()["code"] == "invalid_status_change"
+    assert len(seal.signed) == signed  # no signature spent on a version that could never be sealed
+    assert h.count(Licence) == 2  # the revoked licence and the stale version, left to purge_abandoned
+
+
+def test_the_sealing_bound_follows_the_seal_clients_timeout_and_retries(make_app):
+    """Counted by hand: two seal-node calls, each after up to two token requests and sent up to
+    1 + HTTP_RETRIES times, every request two timeouts (connect, then one read), and a wait before
+    each retry of at most HTTP_RETRY_AFTER_MAX (above the back-off); at least five minutes."""
+    from common.peers.seal_client import MemorySealClient
+    from licenses.issuing import Deps
+    from licenses.lifecycle import sealing_bound
+
+    app = make_app("licenses", LICENSES_SEAL_CLIENT="http")
+    deps = app.extensions["licenses"]["deps"]
+    assert (deps.seal.timeout, deps.seal_retries, deps.seal_retry_after_max) == (5.0, 2, 2.0)  # the defaults
+    assert sealing_bound(deps) == timedelta(seconds=300)  # 2 * (5 * 2 * 5 s + 2 * 2 s) = 108 s < the floor
+    app = make_app("licenses", LICENSES_SEAL_CLIENT="http", HTTP_TIMEOUT=30, HTTP_RETRIES=3,
+                   HTTP_RETRY_AFTER_MAX=10)
+    deps = app.extensions["licenses"]["deps"]
+    assert deps.seal.client.session.get_adapter("http://seal").max_retries.total == 3  # what the bound assumes
+    assert sealing_bound(deps) == timedelta(seconds=2 * (6 * 2 * 30 + 3 * 10))  # 780 s
+    # a long back-off outgrows a short Retry-After cap: 0, 0.4, 0.8, 1.6, 3.2 s before retries 1..5
+    deps = Deps(cipher=deps.cipher, seal=MemorySealClient(timeout=30), seal_retries=5, seal_retry_after_max=1.0)
+    assert sealing_bound(deps) == timedelta(seconds=2 * (8 * 2 * 30 + 1 + 1 + 1 + 1.6 + 3.2))
 
 
 def test_a_slow_sealing_whose_version_was_replaced_supersedes_nothing(h, app, node, monkeypatch):
@@ -320,6 +411,28 @@ def test_a_slow_sealing_whose_version_was_replaced_supersedes_nothing(h, app, no
     assert sorted((lic["status"], lic["fields"]["premises"]) for lic in listed) == [
         ("superseded", licence["fields"]["premises"]), ("valid", "新址二")]
     assert h.count(Licence) == 2
+
+
+def test_a_keyed_version_older_than_the_sealing_bound_is_kept_for_its_retry(h, app, node):
+    """Only a keyless version is replaced once its sealing must have ended: a keyed one is its
+    client's until the key's retention is over, so a keyless amendment meanwhile gets 409, and
+    the retry with the key still completes it."""
+    from licenses.lifecycle import IDEMPOTENCY_KEY_RETENTION, sealing_bound
+
+    old = h.issue_food().get_json()
+    path = f"/licences/{old['id']}/amend"
+    keyed = {**h.issuer, "Idempotency-Key": "amend-1"}
+    node["deps"].seal.fail_next = 1
+    assert h.client.post(path, headers=keyed, json=AMEND).status_code == 503
+    by = sealing_bound(node["deps"]) + timedelta(hours=1)
+    assert by < IDEMPOTENCY_KEY_RETENTION
+    _age_pending(app, by)
+    busy = h.client.post(path, headers=h.issuer, json={**AMEND, "fields": {"premises": "别处"}})
+    assert busy.status_code == 409 and busy.get_json()["code"] == "invalid_status_change"
+    assert h.count(Licence) == 2
+    retry = h.client.post(path, headers=keyed, json=AMEND)
+    assert retry.status_code == 201 and retry.get_json()["version"] == 2
+    assert retry.get_json()["fields"]["premises"] == "新址"
 
 
 def test_a_keyed_amendment_never_retried_is_purged_once_its_key_is_no_longer_kept(h, app, node):

@@ -76,6 +76,7 @@ def test_a_code_in_the_url_is_neither_drawn_nor_checked(h):
         answer = h.client.get(f"{page}?{urlencode(query)}")
         # sent on without it: the code leaves the address bar and the links built from the URL
         assert (answer.status_code, answer.headers["Location"]) == (303, page + rest)
+        assert answer.headers["Cache-Control"] == "no-store"  # a URL with a code: no cache keeps its answer
         answer = h.client.get(f"{page}?{urlencode(query)}", follow_redirects=True)
         body = answer.get_data(as_text=True)
         assert answer.status_code == 200 and 'name="code"' in body, page
@@ -83,3 +84,30 @@ def test_a_code_in_the_url_is_neither_drawn_nor_checked(h):
         assert 'id="result"' not in body, page
     checked = h.client.post("/check", data={"code": code, "csrf_token": _csrf(h.client)})
     assert checked.headers["Cache-Control"] == "no-store" and 'id="result"' in checked.get_data(as_text=True)
+    # a POST takes the code from its body only: one in its URL is neither drawn nor checked
+    drawn = h.client.post("/show?code=ABCDEFGH23", data={"csrf_token": _csrf(h.client, "/show")})
+    body = drawn.get_data(as_text=True)
+    assert drawn.status_code == 200 and "data:image/png" not in body and 'id="code"' not in body.split("<form")[0]
+    checked = h.client.post(f"/check?{urlencode({'code': code})}", data={"csrf_token": _csrf(h.client)})
+    body = checked.get_data(as_text=True)
+    assert checked.status_code == 200 and 'id="result"' not in body
+
+
+def test_an_over_long_posted_code_is_cut_before_it_is_drawn(h, monkeypatch):
+    from licenses import offline_codes, pages
+
+    drawn = []
+    monkeypatch.setattr(pages, "qr_data_uri", lambda data: drawn.append(data) or "data:image/png;base64,")
+    code = "A" * offline_codes.MAX_CODE_CHARS
+    answer = h.client.post("/show", data={"code": code + "BCD", "csrf_token": _csrf(h.client, "/show")})
+    assert answer.status_code == 200 and drawn == [code]
+
+
+def test_text_too_long_for_a_qr_code_is_said_on_the_form_not_a_500(h):
+    """MAX_CODE_CHARS (4,096) is more than a QR code holds at the page's error correction (M)."""
+    for text in ("A" * 4000, "a" * 3000):  # alphanumeric, and bytes
+        answer = h.client.post("/show", data={"code": text, "csrf_token": _csrf(h.client, "/show")})
+        body = answer.get_data(as_text=True)
+        assert answer.status_code == 422 and 'id="too-long"' in body and "无法生成二维码" in body
+        assert 'name="code"' in body and "data:image/png" not in body and text not in body
+        assert answer.headers["Cache-Control"] == "no-store"

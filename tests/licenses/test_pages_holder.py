@@ -247,9 +247,34 @@ def test_an_agent_revokes_a_colleagues_authorisation_and_the_pages_say_who_grant
     assert again.status_code == 302 and _authorisation(h, auth["id"]).revoked_by == "p-zhao"
 
 
-def test_the_holders_pages_are_not_stored(h):
+# Every holder route (its error pages too), as (method, path); {licence}, {auth}: the ids.
+HOLDER_ROUTES = [
+    ("GET", "/me"), ("GET", "/me/"), ("GET", "/me/licences"), ("GET", "/me/licences/{licence}"),
+    ("GET", "/me/licences/no-such-licence"), ("GET", "/me/licences/{licence}/document"),
+    ("GET", "/me/licences/{licence}/signature"), ("GET", "/me/licences/{licence}/authorise"),
+    ("POST", "/me/licences/{licence}/authorise"), ("GET", "/me/authorisations/{auth}"),
+    ("GET", "/me/authorisations/{auth}/qr"), ("POST", "/me/authorisations/{auth}/revoke"),
+]
+
+
+@pytest.mark.parametrize(("method", "path"), HOLDER_ROUTES)
+def test_the_holders_pages_are_not_stored(h, method, path):
     """They hold live codes and unmasked personal data: a shared computer's cache keeps neither."""
     permit = h.issue_residence().get_json()
+    auth = h.authorise(permit["id"]).get_json()
     browser = signed_in(h, "p-zhang")
-    for path in ("/me/licences", f"/me/licences/{permit['id']}", "/me/licences/no-such-licence"):
-        assert browser.get(path).headers["Cache-Control"] == "no-store", path
+    path = path.format(licence=permit["id"], auth=auth["id"])
+    if method == "GET":
+        response = browser.get(path)
+    else:  # a form's answer, sent as the page would (an empty authorise form: its error page)
+        response = browser.post(path, data={"csrf_token": csrf(page(browser, "/me/licences"))})
+    assert response.status_code < 500, path
+    assert response.headers["Cache-Control"] == "no-store", path
+
+
+def test_the_no_store_list_names_every_holder_route(h):
+    rules = {(method, rule.rule) for rule in h.app.url_map.iter_rules() if rule.endpoint.startswith("holder_pages.")
+             for method in rule.methods - {"HEAD", "OPTIONS"}}
+    listed = {(method, path.replace("{licence}", "<licence_id>").replace("{auth}", "<authorisation_id>"))
+              for method, path in HOLDER_ROUTES if "no-such" not in path}
+    assert rules == listed  # a route added later is added to the list above

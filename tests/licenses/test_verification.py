@@ -57,17 +57,20 @@ def test_the_answer_is_what_the_documented_schema_dumps(h, permit):
 
 def test_the_holder_api_says_who_granted_and_who_revoked_an_authorisation(h):
     """An organisation's agents share its authorisations and any of them may revoke: its app is
-    told who granted each and who stopped it (subject and name), as the holder's pages are."""
+    told who granted each and who stopped it, as the holder's pages are: by name, and whether it
+    was the caller. Never the colleagues' identity subjects (data minimisation)."""
     food = h.issue_food().get_json()
     granted = h.authorise(food["id"], sub="p-li", fields=["operator_name"]).get_json()
-    assert {k: granted[k] for k in ("granted_by", "granted_by_name", "revoked_by", "revoked_by_name")} == {
-        "granted_by": "p-li", "granted_by_name": "李四", "revoked_by": None, "revoked_by_name": None}
+    who = ("status", "granted_by_name", "granted_by_me", "revoked_by_name", "revoked_by_me")
+    assert tuple(granted[k] for k in who) == ("active", "李四", True, None, False)
     revoked = h.client.delete(f"/my/authorisations/{granted['id']}", headers=h.holder("p-zhao"))
     assert revoked.status_code == 200
-    who = ("status", "granted_by", "granted_by_name", "revoked_by", "revoked_by_name")
-    assert tuple(revoked.get_json()[k] for k in who) == ("revoked", "p-li", "李四", "p-zhao", "赵六")
+    assert tuple(revoked.get_json()[k] for k in who) == ("revoked", "李四", False, "赵六", True)
     listed = h.client.get(f"/my/licences/{food['id']}/authorisations", headers=h.holder("p-li")).get_json()
-    assert [tuple(a[k] for k in who) for a in listed] == [("revoked", "p-li", "李四", "p-zhao", "赵六")]
+    assert [tuple(a[k] for k in who) for a in listed] == [("revoked", "李四", True, "赵六", False)]
+    for body in (granted, revoked.get_json(), *listed):
+        assert "granted_by" not in body and "revoked_by" not in body
+        assert "p-li" not in str(body) and "p-zhao" not in str(body)
 
 
 def test_the_answer_writes_dates_as_the_licence_api_does(h, permit):
