@@ -1,5 +1,5 @@
 """Every header field the gateway's edge lets through reaches the service behind it: gunicorn's
-own limits are above the edge's (common.ops.launcher.upstream_header_limits). With gunicorn's
+own limits are above the edge's (common.ops.http_limits.upstream_header_limits). With gunicorn's
 defaults, 97-100 fields (the edge adds its own) or a value of 8182-8189 bytes (gunicorn counts
 the name too) passed the edge and came back as gunicorn's HTML 431, not a problem document."""
 
