@@ -21,8 +21,8 @@ run it measures:
   unless ``--skip-proofs``).
 
 wrk shares the machine with the server, so each phase prints the CPU seconds wrk used, the CPU
-of the gunicorn workers and of the PostgreSQL backends serving them per signature, and how busy
-the machine was. Only 2xx answers count, and
+of the seal's gunicorn processes (the arbiter and its workers) and of the PostgreSQL backends
+serving them per signature, and how busy the machine was. Only 2xx answers count, and
 the signatures counted are checked against the growth of the signature log.
 
 The log keeps its durability on either database: every signature and its log entry are
@@ -34,7 +34,8 @@ The last line is ``RESULT {json}`` with ``sign_ratio`` (single signatures ÷ raw
 ``batch_sign_ratio`` (batch signatures ÷ raw SM2 signing) and ``proof_growth`` (proof time at
 10^6 ÷ at 10^3, or null with ``--skip-proofs``). Targets: 0.15, 0.6, 2.
 
-The wrk driver is written here because the shared one (``bench._load``) was not on main yet.
+wrk is driven by ``bench._load.wrk`` (the signing phases' Lua script passed as ``lua=``), as the
+other benchmarks drive it.
 """
 
 from __future__ import annotations
@@ -43,7 +44,6 @@ import argparse
 import base64
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -60,6 +60,7 @@ from bench._load import (
     drop_database,
     scratch_database,
     tree_cpu_seconds,
+    wrk,
     wrk_path,
 )
 from bench.result import print_result
@@ -73,16 +74,6 @@ BATCH = 100
 TARGETS = {"sign_ratio": 0.15, "batch_sign_ratio": 0.6, "proof_growth": 2.0}
 DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432"
 
-# wrk calls done() once, after every thread finished: its summary as one JSON line (durations in
-# microseconds; "status" errors are answers outside 2xx/3xx).
-DONE = """
-function done(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format('XSN_WRK {"requests": %d, "duration_us": %d, "p50_us": %d, "p99_us": %d, '
-    .. '"socket_errors": %d, "status_errors": %d}\\n', summary.requests, summary.duration,
-    latency:percentile(50), latency:percentile(99), e.connect + e.read + e.write + e.timeout, e.status))
-end
-"""
 # Every request signs anew: a fresh Idempotency-Key and fresh digests (a run prefix, the wrk
 # thread's number, a counter). BATCH = 0 sends {"digest"}, otherwise {"items": [BATCH digests]}.
 SIGNING = WRK_THREAD_NUMBER + """
@@ -107,13 +98,7 @@ function request()
   end
   return wrk.format(nil, path, nil, body)
 end
-""" + DONE
-# The same body every time (verification changes nothing).
-STATIC = """
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-wrk.body = BODY
-""" + DONE
+"""
 
 
 def raw_sm2(seconds: float) -> tuple[float, float]:
@@ -128,37 +113,23 @@ def raw_sm2(seconds: float) -> tuple[float, float]:
     return count / (time.perf_counter() - start), (time.process_time() - cpu) / count * 1000
 
 
-def _waited_children_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
-def run_wrk(url: str, script: str, *, seconds: float, connections: int, threads: int, server_pid: int,
-            db_url: str | None = None) -> dict:
-    """One wrk run: its summary, the CPU wrk used, the CPU of the server (its gunicorn arbiter and
-    workers) and of the database's backends serving them (``db_url``'s, when the server is on
-    this machine: :func:`bench._load.database_cpu`)."""
-    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as handle:
-        handle.write(script)
+def run_wrk(url: str, *, seconds: float, connections: int, threads: int, server_pid: int,
+            db_url: str | None = None, **request) -> dict:
+    """One wrk run (``bench._load.wrk``; ``request``: its ``lua=`` script, or ``method=``,
+    ``body=``, ``headers=``): its summary, the CPU wrk used, the CPU of the server (its gunicorn
+    arbiter and workers: ``tree_cpu_seconds``) and of the database's backends serving them
+    (``db_url``'s, when the server is on this machine: :func:`bench._load.database_cpu`)."""
     db_before = database_cpu(db_url)
-    server_cpu, wrk_cpu, started = tree_cpu_seconds(server_pid), _waited_children_cpu(), time.perf_counter()
-    try:
-        out = subprocess.run([wrk_path(), "-t", str(threads), "-c", str(connections), "-d", f"{seconds:g}s",
-                              "--timeout", "30s", "-s", handle.name, url], capture_output=True, text=True,
-                             check=True).stdout
-    finally:
-        os.unlink(handle.name)
+    server_cpu, started = tree_cpu_seconds(server_pid), time.perf_counter()
+    result = wrk(url, duration=seconds, connections=connections, threads=threads, timeout_s=30, **request)
     elapsed = time.perf_counter() - started
-    server_cpu, wrk_cpu = tree_cpu_seconds(server_pid) - server_cpu, _waited_children_cpu() - wrk_cpu
+    server_cpu = tree_cpu_seconds(server_pid) - server_cpu
     db_cpu = 0.0 if db_before is None else cpu_between(db_before, database_cpu(db_url))
-    line = next(line for line in out.splitlines() if line.startswith("XSN_WRK "))
-    summary = json.loads(line.removeprefix("XSN_WRK "))
-    ok = summary["requests"] - summary["status_errors"]
-    duration = summary["duration_us"] / 1e6
-    return {"rate": ok / duration, "ok": ok, "errors": summary["status_errors"] + summary["socket_errors"],
-            "duration_s": duration, "p50_ms": summary["p50_us"] / 1000, "p99_ms": summary["p99_us"] / 1000,
-            "server_cpu_s": server_cpu, "wrk_cpu_s": wrk_cpu, "db_cpu_s": db_cpu,
-            "cpu_busy": (server_cpu + wrk_cpu + db_cpu) / (elapsed * (os.cpu_count() or 1))}
+    ok = result.requests - result.non2xx
+    return {"rate": ok / result.duration_s, "ok": ok, "errors": result.non2xx + result.errors,
+            "duration_s": result.duration_s, "p50_ms": result.p50_ms, "p99_ms": result.p99_ms,
+            "server_cpu_s": server_cpu, "wrk_cpu_s": result.wrk_cpu_s, "db_cpu_s": db_cpu,
+            "cpu_busy": (server_cpu + result.wrk_cpu_s + db_cpu) / (elapsed * (os.cpu_count() or 1))}
 
 
 def signing_script(path: str, token: str, batch: int) -> str:
@@ -244,8 +215,8 @@ def _run(args, tokens: TokenFactory, port: int, server_pid: int, db_url: str | N
 
     def phase(path: str, batch: int, seconds: float, connections: int) -> dict:
         before = _logged(base, auditor, seal_id)
-        result = run_wrk(base + path, signing_script(path, token, batch), seconds=seconds, connections=connections,
-                         threads=2, server_pid=server_pid, db_url=db_url)
+        result = run_wrk(base + path, lua=signing_script(path, token, batch), seconds=seconds,
+                         connections=connections, threads=2, server_pid=server_pid, db_url=db_url)
         result["signatures"] = result["ok"] * max(batch, 1)
         result["signatures_per_s"] = result["rate"] * max(batch, 1)
         result["log_growth"] = _logged(base, auditor, seal_id) - before
@@ -265,8 +236,10 @@ def _run(args, tokens: TokenFactory, port: int, server_pid: int, db_url: str | N
     body = json.dumps({"signature_base64": sample["signature_base64"], "digest": "11" * 32})
     assert requests.post(f"{base}/verify", data=body, headers={"Content-Type": "application/json"},
                          timeout=10).json()["valid"]
-    verifying = run_wrk(f"{base}/verify", STATIC.replace("BODY", json.dumps(body)), seconds=args.seconds,
-                        connections=args.connections, threads=2, server_pid=server_pid, db_url=db_url)
+    # The same body every time (verification changes nothing).
+    verifying = run_wrk(f"{base}/verify", method="POST", body=body, headers={"Content-Type": "application/json"},
+                        seconds=args.seconds, connections=args.connections, threads=2, server_pid=server_pid,
+                        db_url=db_url)
     return {"raw": max(raw_before, raw_after), "raw_before": raw_before, "raw_after": raw_after,
             "raw_cpu_ms": min(raw_cpu_before, raw_cpu_after), "sign": signing,
             "batch": batching, "verify": verifying,
@@ -303,16 +276,17 @@ def _report(args, figures: dict, proofs: dict | None) -> None:
     sign_ratio = signing["signatures_per_s"] / raw
     batch_ratio = batching["signatures_per_s"] / raw
     # What the ratios would be if the server had every core to itself: SM2 CPU per raw signature
-    # over the CPU per signature of the workers and the database backends serving them (the
+    # over the CPU per signature of the server (gunicorn's arbiter and workers, counted since
+    # 53ae702; workers only before) and the database backends serving them (the
     # database shares the cores on this machine). On a shared machine the wall-clock ratios above
     # depend on what else runs; these do not (they include nothing of wrk's own CPU, nor the
     # database's background writers).
     sign_cpu, batch_cpu = (per_unit_ms(phase, "server_cpu_s") + per_unit_ms(phase, "db_cpu_s")
                            for phase in (signing, batching))
     cpu_ratios = {"sign": figures["raw_cpu_ms"] / sign_cpu, "batch": figures["raw_cpu_ms"] / batch_cpu}
-    print(f"raw SM2 CPU per signature: {figures['raw_cpu_ms']:.3f} ms; CPU-bound ratios (raw CPU / workers' + "
-          f"database CPU per signature: {sign_cpu:.3f} and {batch_cpu:.3f} ms): single {cpu_ratios['sign']:.3f}, "
-          f"batch {cpu_ratios['batch']:.3f}")
+    print(f"raw SM2 CPU per signature: {figures['raw_cpu_ms']:.3f} ms; CPU-bound ratios (raw CPU / server's "
+          f"(arbiter + workers) + database CPU per signature: {sign_cpu:.3f} and {batch_cpu:.3f} ms): "
+          f"single {cpu_ratios['sign']:.3f}, batch {cpu_ratios['batch']:.3f}")
     # With the machine to itself, its cores would sign this many times the one-thread raw rate
     # (a projection from CPU accounting, not the measured target figure; it assumes the workers
     # and the database can keep every core busy).

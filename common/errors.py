@@ -8,9 +8,28 @@ documents on the wire.
 
 from __future__ import annotations
 
+import traceback
 from typing import Any
 
 PROBLEM_MIME = "application/problem+json"
+
+
+def traceback_without_messages(exc: BaseException) -> str:
+    """``exc``'s traceback (and its causes' and contexts'), each exception named by its type
+    only: where an unexpected error happened is what the operator needs; its message may quote
+    a URL's credentials, a key or a row's values and is never logged (docs/ARCHITECTURE.md)."""
+    parts: list[str] = []
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        frames = "".join(traceback.format_list(traceback.extract_tb(current.__traceback__)))
+        parts.append(f"Traceback (most recent call last):\n{frames}{type(current).__name__}\n")
+        cause = current.__cause__ or (None if current.__suppress_context__ else current.__context__)
+        if cause is not None:
+            parts.append("\nwhich was raised from (or while handling):\n\n")
+        current = cause
+    return "".join(parts).rstrip("\n")
 
 
 def problem_type(code: str) -> str:

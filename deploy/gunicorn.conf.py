@@ -12,7 +12,7 @@ from __future__ import annotations
 import glob
 import os
 
-from common.ops.launcher import upstream_header_limits  # the app's package, installed in the image
+from common.ops.http_limits import MAX_REQUEST_LINE, upstream_header_limits  # the app's package, in the image
 
 # The heartbeat file of each worker: on tmpfs, so a slow or read-only disk cannot make the
 # arbiter think a busy worker hung.
@@ -32,8 +32,8 @@ keepalive = 20
 timeout = 60
 # As long a request line as the gateway's edge accepts (GATEWAY_MAX_HEADER_BYTES, 8190; gunicorn
 # allows no more): with gunicorn's default 4094, a longer query got gunicorn's HTML 414 through
-# the gateway instead of a problem document (common.ops.launcher.MAX_REQUEST_LINE, the same).
-limit_request_line = 8190
+# the gateway instead of a problem document (common.ops.http_limits, as `xsn run`).
+limit_request_line = MAX_REQUEST_LINE
 # Header fields: more, and longer, than the edge lets through (its GATEWAY_MAX_HEADERS and the
 # fields it adds; a name and a value each up to GATEWAY_MAX_HEADER_BYTES - 1, where gunicorn counts
 # the whole line): with gunicorn's defaults (100 fields, 8190 bytes a line) a request of 97-100

@@ -435,3 +435,22 @@ def test_only_the_gateway_is_reachable_from_outside():
     labelled = {d["spec"]["template"]["metadata"]["labels"]["app"] for d in [*k8s("Deployment").values(),
                                                                            *k8s("StatefulSet").values()]}
     assert labelled - excluded  # the policy selects the services' pods
+
+
+LIMITS = ("XSN_GATEWAY_MAX_HEADERS", "XSN_GATEWAY_MAX_HEADER_BYTES")
+
+
+def test_every_container_reads_the_edge_s_header_limits_from_the_shared_settings():
+    """Each service's gunicorn.conf.py derives its header limits from the edge's (common.ops.http_limits):
+    set in one service's environment only, the gateway's edge and the services would part ways and
+    a request the edge lets through could get gunicorn's HTML 431."""
+    compose = {name: spec.get("environment", {}) for name, spec in XSN_COMPOSE.items()}
+    assert {name: tuple(env.get(key) for key in LIMITS) for name, env in compose.items()} == dict.fromkeys(
+        compose, tuple(COMPOSE["x-env"][key] for key in LIMITS))
+    config = k8s("ConfigMap")["xsn-config"]["data"]
+    assert all(config[key] == COMPOSE["x-env"][key] for key in LIMITS)
+    for name, pod in pod_specs().items():
+        for container in pod["containers"]:
+            refs = [ref["configMapRef"]["name"] for ref in container.get("envFrom", []) if "configMapRef" in ref]
+            overridden = {item["name"] for item in container.get("env", [])} & set(LIMITS)
+            assert refs == ["xsn-config"] and not overridden, name

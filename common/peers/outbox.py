@@ -65,7 +65,8 @@ def deliver_pending(session: Session, model: type, notifier: Notifier, *, limit:
             if row.attempts >= MAX_ATTEMPTS:
                 row.status = "failed"
             session.commit()
-            log.warning("notification_not_sent", notification=row.id, attempts=row.attempts, error=row.last_error)
+            log.warning("notification_not_sent", notification=row.id, attempts=row.attempts,
+                        error_type=type(exc).__name__)
             continue
         row.status, row.sent_at = "sent", utcnow()
         session.commit()

@@ -2,8 +2,9 @@
 
 Every view of them needs a token with the auditor's scope and documents the bearer requirement
 (:func:`auditor_view`); both serve the same consistency proof between two tree sizes
-(:func:`add_consistency_view`). Each log keeps its own schemas, wording and store: the helpers
-take them as arguments, so each log's OpenAPI document stays what it was.
+(:func:`add_consistency_view`), with one query schema (:class:`ConsistencyArgs`) and so one
+answer to sizes out of order. Each log keeps its own response schema, wording and store: the
+helpers take them as arguments, so each log's OpenAPI document stays what it was.
 """
 
 from __future__ import annotations
@@ -13,10 +14,10 @@ from typing import Any
 
 from flask.views import MethodView
 from flask_smorest import Blueprint
-from marshmallow import Schema
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 from sqlalchemy.orm import Session
 
-from common.db import get_session
+from common.db import BIGINT_MAX, get_session
 from common.web.auth import BEARER, require_token
 
 
@@ -30,7 +31,22 @@ def auditor_view(blp: Blueprint, scope: str) -> Callable:
     return decorate
 
 
-def add_consistency_view(blp: Blueprint, scope: str, *, arguments: type[Schema], response: type[Schema],
+class ConsistencyArgs(Schema):
+    """Both logs' consistency-proof query. ``second`` below ``first`` is refused here, from the
+    query alone (422 ``validation_failed``, naming ``second``), before any store is asked; sizes
+    beyond the tree are the store's to refuse (the log's own 400 range problem)."""
+
+    first = fields.Integer(required=True, validate=validate.Range(min=0, max=BIGINT_MAX))
+    second = fields.Integer(validate=validate.Range(min=0, max=BIGINT_MAX),
+                            metadata={"description": "default: the latest checkpoint's size"})
+
+    @validates_schema
+    def _ordered(self, data, **_kwargs):
+        if "second" in data and data["second"] < data["first"]:
+            raise ValidationError("second must not be smaller than first", "second")
+
+
+def add_consistency_view(blp: Blueprint, scope: str, *, response: type[Schema],
                          latest_size: Callable[[Session], int],
                          proof: Callable[[Session, int, int], list[bytes]], doc: str) -> type[MethodView]:
     """``GET <blp>/proof/consistency?first=&second=``: the proof that the tree of size ``second``
@@ -51,6 +67,6 @@ def add_consistency_view(blp: Blueprint, scope: str, *, arguments: type[Schema],
     # blueprint reads it for the OpenAPI document.
     Consistency.get.__doc__ = doc
     Consistency.get = auditor_view(blp, scope)(  # type: ignore[method-assign]
-        blp.arguments(arguments, location="query")(blp.response(200, response)(Consistency.get)))
+        blp.arguments(ConsistencyArgs, location="query")(blp.response(200, response)(Consistency.get)))
     blp.route("/proof/consistency")(Consistency)
     return Consistency

@@ -18,7 +18,7 @@ from flask_smorest import Api
 from flask_smorest.utils import prepare_response
 from werkzeug.exceptions import HTTPException
 
-from common.errors import PROBLEM_MIME, Problem, problem_type
+from common.errors import PROBLEM_MIME, Problem, problem_type, traceback_without_messages
 
 log = structlog.get_logger("xsn.errors")
 
@@ -115,7 +115,8 @@ def handle_problem(exc: Problem) -> Response:
 def handle_unexpected(exc: Exception) -> Response:
     if isinstance(exc, HTTPException):
         return handle_http_exception(exc)
-    log.exception("unhandled_exception", error_type=type(exc).__name__)
+    # Where it happened, each exception named by its type: never the message (docs/ARCHITECTURE.md).
+    log.error("unhandled_exception", error_type=type(exc).__name__, traceback=traceback_without_messages(exc))
     return problem_response({
         "type": problem_type("internal_error"),
         "title": "Internal Server Error",

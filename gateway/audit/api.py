@@ -161,7 +161,7 @@ class Export(MethodView):
 
 
 Consistency = add_consistency_view(
-    blp, AUDIT_SCOPE, arguments=s.ConsistencyArgs, response=s.ConsistencySchema,
+    blp, AUDIT_SCOPE, response=s.ConsistencySchema,
     latest_size=lambda session: latest(session).tree_size, proof=log.consistency_proof,
     doc="Proof that the tree of size ``second`` extends the tree of size ``first``.")
 

@@ -87,11 +87,6 @@ class TreeSizeArgs(Schema):
     tree_size = fields.Integer(validate=SIZE)
 
 
-class ConsistencyArgs(Schema):
-    first = fields.Integer(required=True, validate=INDEX)
-    second = fields.Integer(validate=INDEX, metadata={"description": "default: the latest checkpoint's size"})
-
-
 class ConsistencySchema(Schema):
     first = fields.Integer(required=True)
     second = fields.Integer(required=True)

@@ -76,6 +76,16 @@ def as_leaf(record: Mapping[str, Any]) -> tuple[dict[str, Any], bytes]:
         return leaf, log.canonical_leaf(leaf)
 
 
+def error_summary(exc: BaseException) -> str:
+    """What ``/readyz`` shows of a failed pass: the exception's type, never its message (a
+    database error's quotes the host, the user and the SQL); a disk error adds its errno and
+    strerror (ENOSPC, EIO: what the operator must mend, naming no file), as the spool's logs do."""
+    summary = type(exc).__name__
+    if isinstance(exc, OSError) and exc.errno is not None:
+        summary += f" errno={exc.errno} ({exc.strerror})"
+    return summary
+
+
 class AuditWriter:
     def __init__(self, spool: SpoolReader, database: Database, *, batch: int = 500, interval: float = 0.05,
                  kek: bytes | None = None, origin: str = "xsn.xian/gateway-audit-log",
@@ -157,7 +167,7 @@ class AuditWriter:
                 self.last_error = None
                 wait = 0.0 if moved >= self.batch else self.interval
             except Exception as exc:  # the writer must outlive a database outage; the bound shows it
-                self.last_error = f"{exc.__class__.__name__}: {exc}"[:300]
+                self.last_error = error_summary(exc)
                 logger.error("audit_writer_failed", error_type=type(exc).__name__)
                 wait = 1.0
             self.spool.shared.beat(self.moved, self.last_error)

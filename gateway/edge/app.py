@@ -14,7 +14,7 @@ import aiohttp
 import structlog
 
 from common import config as cfg
-from common.ops.launcher import MAX_REQUEST_LINE  # the services' gunicorn request-line ceiling
+from common.ops.http_limits import MAX_REQUEST_LINE  # the services' gunicorn request-line ceiling
 from gateway.config import load_config  # noqa: F401 - where the edge's callers find it
 from gateway.edge.audit_sink import AuditSink, load_sink
 from gateway.edge.boundary import Boundary

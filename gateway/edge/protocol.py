@@ -29,9 +29,10 @@ from collections.abc import Awaitable, Callable, Iterable
 from http import HTTPStatus
 from typing import Any
 
-from aiohttp import hdrs, web
+from aiohttp import hdrs, web, web_protocol
 from aiohttp.helpers import rfc822_formatted_time
 from aiohttp.http_exceptions import HttpProcessingError, LineTooLong
+from aiohttp.http_parser import HttpRequestParserPy
 from aiohttp.web_protocol import RequestHandler
 
 from gateway.edge.problems import EdgeProblem, HeadersTooLarge, MalformedRequest, Overloaded, RequestTimeout
@@ -42,22 +43,55 @@ ErrorResponder = Callable[[web.BaseRequest, EdgeProblem], Awaitable["web.StreamR
 RawResponder = Callable[[str | None, EdgeProblem], bytes]
 
 
-def parse_problem(exc: BaseException | None, message: str | None, *, request_line_limit: int) -> EdgeProblem:
+# The parser the edge's protocol uses: aiohttp's C one (llhttp), or its pure Python one where the
+# C extension is missing or AIOHTTP_NO_EXTENSIONS is set. They quote a line too long differently.
+PURE_PYTHON_PARSER = web_protocol.HttpRequestParser is HttpRequestParserPy
+# A header field's line as the pure Python parser quotes it: its name, then a colon (a request
+# line starts with its method and a space; a method is a token, with no colon).
+_HEADER_LINE = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+:")
+
+
+def exceeded_limit(exc: LineTooLong) -> int | None:
+    """The limit ``exc`` says was exceeded; None if it names none (``LineTooLong``'s default is
+    the text ``"Unknown"``, and aiohttp's parsers pass the int they checked, which nothing pins)."""
+    try:
+        return int(exc.args[1])
+    except (IndexError, TypeError, ValueError):
+        return None
+
+
+def is_request_line(exc: LineTooLong, request_line_limit: int, *, pure_python: bool = PURE_PYTHON_PARSER) -> bool:
+    """Whether the line too long is the request line (else a header field, or a line aiohttp
+    does not say). A request's lines are checked against two limits (aiohttp 3.14): the C
+    parser checks only the request target against ``max_line_size`` (``cb_on_url``; a header's
+    name and value against ``max_field_size``); the pure Python parser checks a finished first
+    line against ``max_line_size`` but also a line still unfinished at the end of what has
+    arrived, of any kind, and quotes it from its start: a header's is told by its ``name:``.
+    Chunk-size lines are checked against ``max_line_size`` too, but a body's errors go to the
+    handler reading it, never here."""
+    if exceeded_limit(exc) != request_line_limit:
+        return False
+    if not pure_python:
+        return True
+    quoted = exc.args[0] if exc.args else b""
+    if isinstance(quoted, str):
+        quoted = quoted.encode("latin-1", "replace")
+    return not _HEADER_LINE.match(quoted)
+
+
+def parse_problem(exc: BaseException | None, message: str | None, *, request_line_limit: int,
+                  pure_python: bool = PURE_PYTHON_PARSER) -> EdgeProblem:
     """The problem for a request aiohttp could not parse. ``request_line_limit``: the parser's
     ``max_line_size``, which must differ from its ``max_field_size`` (``EdgeServer`` sees to it).
 
-    A line too long is told apart by the limit it exceeded, not by its text: aiohttp's C parser
-    quotes only the request target or only the header value (an over-long ``Referer: /...`` or
-    ``Origin: https://...`` reads like a request target), while it checks the target against
-    ``max_line_size`` and a header's name and value against ``max_field_size``. (aiohttp's pure
-    Python parser, used only without its C extension, checks an unfinished line of any kind
-    against ``max_line_size``; such a header would be answered 414 there.)
+    A line too long is told apart by the limit it exceeded (:func:`is_request_line`), not by its
+    text alone: aiohttp's C parser quotes only the request target or only the header value (an
+    over-long ``Referer: /...`` or ``Origin: https://...`` reads like a request target).
     """
     text = str(message or getattr(exc, "message", "") or "malformed request")
     lower = text.lower()
     if isinstance(exc, LineTooLong):
-        limit = exc.args[1] if len(exc.args) > 1 else None
-        if limit == request_line_limit:
+        if is_request_line(exc, request_line_limit, pure_python=pure_python):
             return MalformedRequest("the request line is too long", code="uri_too_long", status=414,
                                     title="URI too long")
         return HeadersTooLarge("the request head is too large")

@@ -117,7 +117,7 @@ class RevocationFeed:
                 now = time.monotonic()
                 if now - self._last_warning > 30:
                     self._last_warning = now
-                    log.warning("revocation_poll_failed", error=f"{type(exc).__name__}: {exc}"[:200])
+                    log.warning("revocation_poll_failed", error_type=type(exc).__name__)
             await asyncio.sleep(self.interval)
 
 
@@ -143,7 +143,7 @@ async def subscribe_forever(revocations: RevocationList, redis_url: str) -> None
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            log.warning("revocation_subscription_failed", error=f"{type(exc).__name__}: {exc}"[:200])
+            log.warning("revocation_subscription_failed", error_type=type(exc).__name__)
             await asyncio.sleep(1.0)
         finally:
             await client.aclose()

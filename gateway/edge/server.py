@@ -26,6 +26,7 @@ from aiohttp.web_protocol import RequestPayloadError
 from multidict import CIMultiDict
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
 
+from common.errors import traceback_without_messages
 from common.request_ids import REQUEST_ID_RE, new_request_id
 from gateway.edge import cors
 from gateway.edge.audit_sink import AuditSink
@@ -109,8 +110,9 @@ class Gateway:
             raise
         except HTTPException:
             raise
-        except Exception:
-            log.exception("gateway_internal_error", request_id=exchange.request_id)
+        except Exception as exc:
+            log.error("gateway_internal_error", request_id=exchange.request_id, error_type=type(exc).__name__,
+                      traceback=traceback_without_messages(exc))
             return await self._problem_response(request, exchange, InternalError("the gateway failed"))
 
     async def _forward(self, request: web.BaseRequest, exchange: Exchange) -> web.StreamResponse | WholeResponse:
@@ -347,7 +349,7 @@ class Gateway:
         except Exception as exc:
             AUDIT_FAILURES.inc()
             self.audit_down_until = time.monotonic() + AUDIT_PAUSE_S
-            log.error("audit_record_failed", request_id=exchange.request_id, error=f"{type(exc).__name__}: {exc}"[:200])
+            log.error("audit_record_failed", request_id=exchange.request_id, error_type=type(exc).__name__)
             raise AuditUnavailable("the audit log cannot be written") from exc
 
     async def parse_error_response(self, request: web.BaseRequest, problem: EdgeProblem) -> WholeResponse:

@@ -39,7 +39,7 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from common.db import utcnow
-from common.errors import Conflict, NotFound, Problem, ValidationFailed
+from common.errors import Conflict, NotFound, Problem, ValidationFailed, traceback_without_messages
 
 from .. import catalogue, issuing
 from ..issuers import Issuer, check_issuer
@@ -234,9 +234,10 @@ def resume_abandoned(session: Session, deps: Deps, *, batch: int, lease_seconds:
         except Problem as exc:  # busy (another runner), or the seal node down: the next sweep
             log.warning("bulk job %s left for the next sweep: %s: %s", job.id, exc.code, exc.detail)
             continue
-        except Exception:
+        except Exception as exc:
             session.rollback()
-            log.exception("bulk job %s could not be resumed", job.id)
+            log.error("bulk job %s could not be resumed: %s\n%s", job.id, type(exc).__name__,
+                      traceback_without_messages(exc))
             continue
         if job.status == "failed":
             log.error("bulk job %s failed: %s", job.id, job.last_error)

@@ -135,8 +135,7 @@ class OneStatementWriter:
         except Exception as exc:  # a database error, or a value the driver cannot send at all
             # (UnicodeEncodeError for an unpaired surrogate is not the driver's error class):
             # the connection's state is unknown either way, so it is closed, not given back
-            log.warning("ledger_one_statement_failed", requests=len(requests),
-                        error=f"{type(exc).__name__}: {exc}"[:300])
+            log.warning("ledger_one_statement_failed", requests=len(requests), error_type=type(exc).__name__)
             connection.invalidate()
             connection.close()
             return None

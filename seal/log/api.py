@@ -110,7 +110,7 @@ class InclusionByHash(MethodView):
 
 
 Consistency = add_consistency_view(
-    blp, AUDIT_SCOPE, arguments=s.ConsistencyArgs, response=s.ConsistencySchema,
+    blp, AUDIT_SCOPE, response=s.ConsistencySchema,
     latest_size=lambda session: latest(session, settings()).tree_size, proof=proofs.consistency_proof,
     doc="Consistency proof that the tree of size ``second`` extends the tree of size ``first``.")
 

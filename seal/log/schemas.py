@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import Schema, ValidationError, fields, validate
 
 from common.db import BIGINT_MAX
 
@@ -46,17 +46,6 @@ class TreeSizeArgs(Schema):
 
 class LeafHashArgs(TreeSizeArgs):
     leaf_hash = HexHash(required=True, metadata={"description": "SM3 leaf hash, H(0x00 || leaf), in hex"})
-
-
-class ConsistencyArgs(Schema):
-    first = fields.Integer(required=True, validate=INDEX)
-    second = fields.Integer(validate=INDEX,
-                            metadata={"description": "default: the latest checkpoint's size"})
-
-    @validates_schema
-    def _ordered(self, data, **_kwargs):
-        if "second" in data and data["second"] < data["first"]:
-            raise ValidationError("second must not be smaller than first", "second")
 
 
 class SearchArgs(PageArgs):

@@ -37,7 +37,8 @@ def probe_blueprint() -> Blueprint:
     @blp.route("/boom")
     class Boom(MethodView):
         def get(self):
-            raise RuntimeError("secret internals /etc/passwd")
+            internals = "/etc/" + "passwd"  # the logged frames quote this line's source, not its values
+            raise RuntimeError(f"secret internals {internals}")
 
     return blp
 
@@ -105,7 +106,36 @@ def test_domain_problem_keeps_its_code_and_members(client):
 
 
 def test_unexpected_exception_hides_internals(client):
-    response = client.get("/probe/boom")
+    from structlog.testing import capture_logs
+
+    with capture_logs() as captured:
+        response = client.get("/probe/boom")
     body = assert_problem(response, 500, "internal_error")
     assert "passwd" not in response.get_data(as_text=True)
     assert body["request_id"] == response.headers["X-Request-ID"]
+    # Logged by its type and its frames, not its message (no exc_info: its traceback ends in it).
+    [logged] = [e for e in captured if e["event"] == "unhandled_exception"]
+    assert logged["error_type"] == "RuntimeError" and "in get" in logged["traceback"]
+    assert "passwd" not in repr(captured) and "exc_info" not in logged
+
+
+def test_a_traceback_without_messages_names_each_exception_of_the_chain_by_its_type():
+    from common.errors import traceback_without_messages
+
+    secret = "pass" + "word=s3cret"  # the frames quote the source lines, not the values
+
+    def lookup():
+        return {}[secret]
+
+    def load():
+        try:
+            lookup()
+        except KeyError as exc:
+            raise RuntimeError(secret) from exc
+
+    try:
+        load()
+    except RuntimeError as exc:
+        text = traceback_without_messages(exc)
+    assert "s3cret" not in text
+    assert text.index("in load") < text.index("\nRuntimeError") < text.index("in lookup") < text.index("\nKeyError")

@@ -228,3 +228,47 @@ def test_a_writer_that_cannot_reach_the_database_says_so(app, tmp_path):
     writer.spool.close()
     spool.close()
     assert report["error"] and backlog > 0
+
+
+def test_readyz_shows_a_failed_pass_s_error_type_not_its_message(app, tmp_path):
+    from common.db import Database
+
+    spool = AuditSpool(tmp_path / "spool")
+    spool_records(spool, [edge_record(0)])
+    broken = Database(f"sqlite:///{tmp_path / 'missing' / 'nowhere.db'}")
+    writer = AuditWriter(SpoolReader(tmp_path / "spool"), broken, interval=0.01).start()
+    import time
+
+    deadline = time.monotonic() + 10
+    while spool.shared.writer()["error"] is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    report = spool.shared.writer()
+    writer.stop()
+    writer.spool.close()
+    spool.close()
+    assert report["error"] == "OperationalError"  # not "(sqlite3.OperationalError) unable to open ..."
+
+
+def test_a_disk_error_is_shown_with_its_errno_and_strerror_not_its_file(tmp_path, monkeypatch):
+    import errno
+    import os
+    import threading
+
+    from common.db import Database
+
+    spool = AuditSpool(tmp_path / "spool")
+    writer = AuditWriter(SpoolReader(tmp_path / "spool"), Database(f"sqlite:///{tmp_path / 'log.db'}"),
+                         interval=0.01)
+    stop = threading.Event()
+
+    def full_disk():
+        stop.set()  # one pass
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), "/srv/secret/segment-0001")
+
+    monkeypatch.setattr(writer, "move_once", full_disk)
+    monkeypatch.setattr(writer, "drain", lambda: None)
+    writer.run(stop)
+    report = spool.shared.writer()
+    writer.spool.close()
+    spool.close()
+    assert report["error"] == f"OSError errno={errno.ENOSPC} ({os.strerror(errno.ENOSPC)})"

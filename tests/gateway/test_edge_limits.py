@@ -3,6 +3,7 @@ bodies that trickle, half-open and too many connections, the rate limit."""
 
 from __future__ import annotations
 
+import http.client
 import json
 import socket
 import time
@@ -140,7 +141,7 @@ def test_an_oversized_header_is_431_whatever_its_value_looks_like(edge, name, va
     assert status == 431 and json.loads(body)["code"] == "headers_too_large"
 
 
-def test_the_limits_between_414_and_431(edge):
+def test_the_limits_between_414_and_431(edge, monkeypatch):
     """The request target may be 8190 bytes, a header field 8189 (the limit exceeded is what
     tells 414 from 431); a name too long and more header fields than allowed are 431 too."""
     limit = edge.edge.config["GATEWAY_MAX_HEADER_BYTES"]
@@ -158,9 +159,12 @@ def test_the_limits_between_414_and_431(edge):
     assert answer("/seal/livez", f"X-Pad: {'a' * limit}") == (431, "headers_too_large")
     assert answer("/seal/livez", f"X-{'n' * limit}: 1") == (431, "headers_too_large")  # the name alone
     many = edge.edge.config["GATEWAY_MAX_HEADERS"]
-    # With Host, as many fields as allowed pass the edge (the echo app, like gunicorn, takes
-    # 100 at most and the edge adds its forwarding headers: it refuses them itself, in HTML).
-    assert answer("/seal/livez", *(f"X-H{i}: 1" for i in range(many - 1)))[1] != "headers_too_large"
+    # With Host, as many fields as allowed pass the edge and reach the upstream. The echo app's
+    # server (http.server, in this process) takes 100 at most, like gunicorn's default, and the
+    # edge adds its forwarding headers: raised here as the services' gunicorn is raised
+    # (common.ops.http_limits.upstream_header_limits).
+    monkeypatch.setattr(http.client, "_MAXHEADERS", many + 32)
+    assert answer("/seal/livez", *(f"X-H{i}: 1" for i in range(many - 1))) == (200, "")
     assert answer("/seal/livez", *(f"X-H{i}: 1" for i in range(many))) == (431, "headers_too_large")
 
 

@@ -36,3 +36,23 @@ def test_hub_notifier_speaks_the_contract(serve_app):
     with pytest.raises(NotifyFailed):
         HubNotifier(ServiceClient("http://127.0.0.1:9", retries=0, timeout=1)).send("x", {}, recipients,
                                                                                     idempotency_key="n-3")
+
+
+def test_an_unsent_notification_is_logged_by_its_type_not_its_message(app):
+    from structlog.testing import capture_logs
+
+    from common.db import get_db
+    from common.peers import outbox
+
+    class Refusing:
+        def send(self, template, variables, recipients, *, idempotency_key):
+            raise NotifyFailed("hub at https://licenses:s3cret@hub.internal answered 503")
+
+    from licenses.models import Notification as model
+    with get_db(app).session() as session:
+        outbox.enqueue(session, model, "licence_issued", {"n": 1}, [{"channel": "email", "address": "a@example.cn"}])
+        session.commit()
+        with capture_logs() as captured:
+            assert outbox.deliver_pending(session, model, Refusing()) == 0
+    assert [(e["event"], e["error_type"]) for e in captured] == [("notification_not_sent", "NotifyFailed")]
+    assert "s3cret" not in repr(captured)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from common.ops import launcher
+from common.ops import http_limits, launcher
 from common.ops.launcher import THREADS, Suite, gunicorn_argv, service_concurrency
 
 
@@ -76,10 +76,10 @@ def test_services_accept_every_header_field_the_gateways_edge_lets_through():
     from gateway.config import SETTINGS
 
     # The defaults mirrored in common (it may not import the gateway) are the gateway's.
-    mirrored = (launcher.EDGE_MAX_HEADERS, launcher.EDGE_MAX_HEADER_BYTES)
+    mirrored = (http_limits.EDGE_MAX_HEADERS, http_limits.EDGE_MAX_HEADER_BYTES)
     assert mirrored == (SETTINGS["GATEWAY_MAX_HEADERS"], SETTINGS["GATEWAY_MAX_HEADER_BYTES"])
     # The edge adds no more fields than counted (here: its most, to a request of one field).
-    assert _edge_forwarded_head([("Accept", "*/*")]).count(b"\r\n") - 3 <= launcher.EDGE_ADDED_HEADERS
+    assert _edge_forwarded_head([("Accept", "*/*")]).count(b"\r\n") - 3 <= http_limits.EDGE_ADDED_HEADERS
 
     argv = gunicorn_argv("seal:create_app()", 8002, 2, "xsn-seal")
     most = SETTINGS["GATEWAY_MAX_HEADERS"]
@@ -98,11 +98,11 @@ def test_services_accept_every_header_field_the_gateways_edge_lets_through():
 
 
 def test_the_header_limits_follow_the_gateways_settings_in_the_environment():
-    fields, size = launcher.upstream_header_limits({"XSN_GATEWAY_MAX_HEADERS": "200",
+    fields, size = http_limits.upstream_header_limits({"XSN_GATEWAY_MAX_HEADERS": "200",
                                                     "XSN_GATEWAY_MAX_HEADER_BYTES": "4096"})
-    assert fields == 200 + launcher.EDGE_ADDED_HEADERS + launcher.ADDED_HEADERS_MARGIN
+    assert fields == 200 + http_limits.EDGE_ADDED_HEADERS + http_limits.ADDED_HEADERS_MARGIN
     assert size == 4095 + len(": ") + 4095 + len("\r\n")
-    assert launcher.upstream_header_limits({}) == launcher.upstream_header_limits({"XSN_GATEWAY_MAX_HEADERS": ""})
+    assert http_limits.upstream_header_limits({}) == http_limits.upstream_header_limits({"XSN_GATEWAY_MAX_HEADERS": ""})
 
 
 def test_a_service_takes_the_suites_settings_unless_it_or_the_environment_says_otherwise(monkeypatch):
@@ -197,4 +197,17 @@ def test_the_suites_services_take_the_header_limits_from_the_environment_the_sui
     # os.environ: the services' limits must come from where the edge reads its own.
     argv = gunicorn_argv("seal:create_app()", 8002, 2, "xsn-seal", environ={"XSN_GATEWAY_MAX_HEADERS": "200"})
     assert _option(argv, "--limit-request-fields") == str(
-        200 + launcher.EDGE_ADDED_HEADERS + launcher.ADDED_HEADERS_MARGIN)
+        200 + http_limits.EDGE_ADDED_HEADERS + http_limits.ADDED_HEADERS_MARGIN)
+
+
+def test_the_edge_and_gunicorn_s_config_read_the_limits_without_the_process_launcher():
+    # The edge and deploy/gunicorn.conf.py need four numbers, not the module that starts
+    # processes (subprocess, signal, requests): both import common.ops.http_limits.
+    import subprocess
+    import sys
+
+    code = ("import sys, runpy, gateway.edge.app; runpy.run_path('deploy/gunicorn.conf.py'); "
+            "print('common.ops.launcher' in sys.modules)")
+    imported = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                              cwd=Path(__file__).resolve().parents[2])
+    assert imported.stdout.strip() == "False", imported.stderr

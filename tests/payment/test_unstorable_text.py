@@ -54,3 +54,21 @@ def test_a_group_whose_one_statement_raises_is_answered_request_by_request(app, 
     assert all(waiting.outcome[0].created for waiting in group), [w.outcome for w in group]
     session.expire_all()
     assert session.scalar(select(func.count()).select_from(LedgerTransfer)) == 3
+
+
+def test_a_failed_one_statement_is_logged_by_its_type_not_its_message(monkeypatch):
+    from sqlalchemy import create_engine
+    from structlog.testing import capture_logs
+
+    from payment.ledger import group_write
+
+    def failing(connection, specs, *, now):
+        raise RuntimeError("INSERT INTO ledger_transfers ... password=s3cret")  # a driver error quotes SQL
+
+    monkeypatch.setattr(group_write.one_statement, "write_new", failing)
+    writer = group_write.OneStatementWriter(create_engine("sqlite://"))
+    with capture_logs() as captured:
+        assert writer._write([[TransferSpec("g0", "channel_receivable:bank", "payer_clearing", 10, "payment")]]) is None
+    writer.close()
+    assert [(e["event"], e["error_type"]) for e in captured] == [("ledger_one_statement_failed", "RuntimeError")]
+    assert "s3cret" not in repr(captured)

@@ -241,3 +241,29 @@ def test_a_job_whose_department_has_no_usable_seal_yet_stays_resumable(h, app, n
     seal.refuse.discard(issuer)
     ran = h.client.post(f"/bulk-jobs/{job_id}/run", headers=h.police).get_json()
     assert (ran["status"], ran["issued"]) == ("done", 6)
+
+
+def test_a_job_that_breaks_while_resumed_is_logged_with_its_frames_not_its_message(h, app, node, monkeypatch,
+                                                                                     caplog):
+    import logging
+    from datetime import timedelta
+
+    from common.db import utcnow
+
+    job_id = upload(h, residents_csv(3)).get_json()["id"]
+    session, job = open_job(app, job_id)
+    job.status, job.lease_until = "running", utcnow() - timedelta(hours=1)
+    session.commit()
+
+    secret = "s3" + "cret"  # the frames quote the raising line's source, not the message's values
+
+    def breaks(*args, **kwargs):
+        raise RuntimeError(f"connection to postgresql://licenses:{secret}@db.internal failed")
+
+    monkeypatch.setattr(jobs, "run_job", breaks)
+    with caplog.at_level(logging.ERROR, logger=jobs.log.name):
+        assert jobs.resume_abandoned(session, node["deps"], batch=10, lease_seconds=60) == 0
+    session.close()
+    [logged] = [r for r in caplog.records if "could not be resumed" in r.getMessage()]
+    assert "RuntimeError" in logged.getMessage() and "in breaks" in logged.getMessage()
+    assert "s3cret" not in logged.getMessage() and logged.exc_info is None
