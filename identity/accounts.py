@@ -382,7 +382,13 @@ def authenticate(session: Session, login: str, password: str) -> Person:
     session.flush()
     begin_write(session)
     session.refresh(person, with_for_update=True)
-    check_lock(person)
+    try:
+        check_lock(person)
+    except AccountLocked:
+        # The write lock (SQLite's one, or the row's) goes now, not when the request is torn
+        # down after its refusal has been rendered: every other writer waits for it meanwhile.
+        session.rollback()
+        raise
     person.failed_logins = 0
     person.locked_until = None
     session.commit()

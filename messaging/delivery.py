@@ -17,7 +17,6 @@ by the broker (``acks_late``, ``reject_on_worker_lost``); a row left ``dispatche
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -358,6 +357,3 @@ def settle(session: Session, now: datetime) -> None:
         if message is not None:
             session.expire(message)
 
-
-def new_id(prefix: str) -> str:
-    return f"{prefix}_{uuid.uuid4().hex}"

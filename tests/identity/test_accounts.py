@@ -15,6 +15,7 @@ from identity import accounts, organisations
 from identity import claims as claim_rules
 from identity.models import AssuranceEvent, Person
 from identity.seed import DEMO_ORGANISATION, DEMO_PASSWORD, DEMO_PEOPLE
+from tests.identity.locks import another_writer_is_not_blocked
 
 ID = CitizenId.build("610113", date(1992, 5, 17), 88).value
 MOBILE = "13812345678"
@@ -149,6 +150,7 @@ def test_a_right_guess_in_flight_when_others_lock_the_account_is_refused_and_kee
     monkeypatch.setattr(accounts, "verify_password", checked_while_others_lock)
     with pytest.raises(accounts.AccountLocked):
         accounts.authenticate(db, ID, "secret-pass-1")
+    another_writer_is_not_blocked(app, person.id)  # the refusal let its write lock go
     db.rollback()
     db.expire_all()
     assert db.get(Person, person.id).locked_until is not None

@@ -11,6 +11,7 @@ from freezegun import freeze_time
 from common.db import utcnow
 from identity import accounts, totp
 from identity.models import Person
+from tests.identity.locks import another_writer_is_not_blocked
 from tests.identity.test_accounts import make
 
 
@@ -94,27 +95,8 @@ def test_a_right_code_in_flight_when_others_lock_the_account_is_refused_and_keep
         monkeypatch.setattr(totp, "_totp_step", checked_while_others_lock)
         with pytest.raises(accounts.AccountLocked):
             totp.verify_totp(db, person, pyotp.TOTP(secret).now())
-    _another_writer_is_not_blocked(app, person.id)  # the refusal let its write lock go
+    another_writer_is_not_blocked(app, person.id)  # the refusal let its write lock go
     db.rollback()
     db.expire_all()
     row = db.get(Person, person.id)
     assert row.locked_until is not None and row.failed_logins == 2
-
-
-def _another_writer_is_not_blocked(app, person_id) -> None:
-    """Another session writes the person's row at once (a lock left held fails it in 0.2 s)."""
-    from sqlalchemy import text
-
-    from common.db import begin_write, get_db
-
-    with app.app_context(), get_db(app).session() as other:
-        sqlite = other.get_bind().dialect.name == "sqlite"
-        other.execute(text("PRAGMA busy_timeout=200" if sqlite else "SET LOCAL lock_timeout = '200ms'"))
-        try:
-            begin_write(other)
-            other.get(Person, person_id, with_for_update=True).failed_logins = 2
-            other.commit()
-        finally:
-            other.rollback()
-            if sqlite:  # the pooled connection keeps its pragma
-                other.execute(text("PRAGMA busy_timeout=10000"))
