@@ -376,9 +376,22 @@ def authenticate(session: Session, login: str, password: str) -> Person:
         record_failure(session, person)
         check_lock(person)
         raise InvalidCredentials()
-    # Looked at again under the lock: wrong guesses sent beside this one may have locked the
-    # account while its password was being checked, and a right guess then must neither pass
-    # nor clear that lock (else the limit is the failures plus however many guesses are in flight).
+    check_lock_under_write(session, person)
+    person.failed_logins = 0
+    person.locked_until = None
+    session.commit()
+    return person
+
+
+def check_lock_under_write(session: Session, person: Person) -> None:
+    """Before a right guess (password or TOTP code) clears the failure count: the person's row
+    read again under the write lock, and refused if locked. Wrong guesses sent beside this one
+    may have locked the account while it was being checked, and a right guess then must neither
+    pass nor clear that lock (else the limit is the failures plus however many guesses are in
+    flight).
+
+    :raise AccountLocked: locked meanwhile; the write lock is let go first.
+    """
     session.flush()
     begin_write(session)
     session.refresh(person, with_for_update=True)
@@ -389,10 +402,6 @@ def authenticate(session: Session, login: str, password: str) -> Person:
         # down after its refusal has been rendered: every other writer waits for it meanwhile.
         session.rollback()
         raise
-    person.failed_logins = 0
-    person.locked_until = None
-    session.commit()
-    return person
 
 
 def change_password(session: Session, person: Person, old: str, new: str) -> None:

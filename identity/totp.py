@@ -13,13 +13,13 @@ import pyotp
 from sqlalchemy import or_, update
 from sqlalchemy.orm import Session
 
-from common.db import begin_write, utcnow
+from common.db import utcnow
 from identity.accounts import (
     TOTP,
-    AccountLocked,
     InvalidCredentials,
     InvalidTotp,
     check_lock,
+    check_lock_under_write,
     masked_id_number,
     masked_mobile,
     policy,
@@ -85,20 +85,7 @@ def verify_totp(session: Session, person: Person, code: str) -> None:
         record_failure(session, person)
         check_lock(person)
         raise InvalidTotp()
-    # Looked at again under the lock, as authenticate does for the password: wrong codes sent
-    # beside this one may have locked the account while its code was being checked, and a right
-    # code then must not pass that lock nor reset the count they left (else the limit is the
-    # failures plus however many guesses are in flight).
-    session.flush()
-    begin_write(session)
-    session.refresh(person, with_for_update=True)
-    try:
-        check_lock(person)
-    except AccountLocked:
-        # The write lock (SQLite's one, or the row's) goes now, not when the request is torn
-        # down after its refusal has been rendered: every other writer waits for it meanwhile.
-        session.rollback()
-        raise
+    check_lock_under_write(session, person)  # as authenticate does for the password
     person.failed_logins = 0
     session.commit()
 
